@@ -1,0 +1,670 @@
+//===- KilnShapeInference.cpp - Result types of kiln ops ------------------===//
+//
+// inferReturnTypes for every op whose result follows from its operands. The
+// generated verifiers compare these against the declared types, so the
+// messages here are the ones people see for malformed shapes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+
+#include "mlir/IR/TypeUtilities.h"
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallSet.h"
+
+using namespace mlir;
+using namespace mlir::kiln;
+
+namespace {
+using Loc = std::optional<Location>;
+using Types = SmallVectorImpl<Type>;
+
+RankedTensorType tensorOf(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+/// Formats a dimension size for messages.
+std::string dimString(int64_t dim) {
+  return ShapedType::isDynamic(dim) ? "?" : std::to_string(dim);
+}
+
+/// True unless both sizes are static and differ.
+bool dimsMatch(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
+}
+
+/// The more static of two compatible sizes.
+int64_t mergeDims(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) ? b : a;
+}
+
+LogicalResult expectSameElementType(Loc loc, StringRef what, Type a, Type b) {
+  if (getElementTypeOrSelf(a) == getElementTypeOrSelf(b))
+    return success();
+  return emitOptionalError(loc, "expected ", what, " to have element type ",
+                           getElementTypeOrSelf(a), ", found ",
+                           getElementTypeOrSelf(b));
+}
+
+LogicalResult expectDim(Loc loc, StringRef what, int64_t found,
+                        int64_t expected) {
+  if (dimsMatch(found, expected))
+    return success();
+  return emitOptionalError(loc, "expected ", what, " to be ",
+                           dimString(expected), ", found ", dimString(found));
+}
+
+/// A 1-D `[size]` vector operand.
+LogicalResult expectVector(Loc loc, StringRef what, Value value,
+                           int64_t size) {
+  if (!value)
+    return success();
+  auto type = tensorOf(value);
+  if (type.getRank() != 1 || !dimsMatch(type.getDimSize(0), size))
+    return emitOptionalError(loc, "expected ", what, " of shape [",
+                             dimString(size), "], found [",
+                             formatShape(type.getShape()), "]");
+  return success();
+}
+
+RankedTensorType scalarLike(RankedTensorType type) {
+  return RankedTensorType::get({}, type.getElementType());
+}
+
+/// Result type of a loss with `reduction` over per-element shape `shape`.
+Type lossType(LossReduction reduction, ArrayRef<int64_t> shape,
+              Type elementType) {
+  if (reduction == LossReduction::none)
+    return RankedTensorType::get(shape, elementType);
+  return RankedTensorType::get({}, elementType);
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Primitives
+//===----------------------------------------------------------------------===//
+
+LogicalResult CompareOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                          Adaptor adaptor, Types &types) {
+  SmallVector<Type> broadcast;
+  if (failed(inferBroadcastElementwiseType(loc, adaptor.getLhs().getType(),
+                                           adaptor.getRhs().getType(),
+                                           broadcast)))
+    return failure();
+  types.push_back(cast<RankedTensorType>(broadcast[0])
+                      .clone(IntegerType::get(context, 1)));
+  return success();
+}
+
+LogicalResult SelectOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                         Adaptor adaptor, Types &types) {
+  auto cond = tensorOf(adaptor.getCondition());
+  auto onTrue = tensorOf(adaptor.getOnTrue());
+  auto onFalse = tensorOf(adaptor.getOnFalse());
+  SmallVector<Type> values;
+  if (failed(inferBroadcastElementwiseType(loc, onTrue, onFalse, values)))
+    return failure();
+  SmallVector<int64_t> shape;
+  if (failed(broadcastShapes(
+          loc, cond.getShape(),
+          cast<RankedTensorType>(values[0]).getShape(), shape)))
+    return failure();
+  types.push_back(RankedTensorType::get(shape, onTrue.getElementType()));
+  return success();
+}
+
+LogicalResult MatmulOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                         Adaptor adaptor, Types &types) {
+  auto lhs = tensorOf(adaptor.getLhs());
+  auto rhs = tensorOf(adaptor.getRhs());
+  if (lhs.getRank() < 2 || rhs.getRank() < 2)
+    return emitOptionalError(loc, "expected operands of rank >= 2, found ",
+                             lhs.getRank(), " and ", rhs.getRank());
+  if (failed(expectSameElementType(loc, "rhs", lhs, rhs)))
+    return failure();
+  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
+  int64_t m = l[l.size() - 2], lk = l[l.size() - 1];
+  if (adaptor.getTransposeLhs())
+    std::swap(m, lk);
+  int64_t rk = r[r.size() - 2], n = r[r.size() - 1];
+  if (adaptor.getTransposeRhs())
+    std::swap(rk, n);
+  if (!dimsMatch(lk, rk))
+    return emitOptionalError(
+        loc, "contraction dimensions differ: lhs ", formatShape(l),
+        adaptor.getTransposeLhs() ? " (transposed)" : "", " has K = ",
+        dimString(lk), ", rhs ", formatShape(r),
+        adaptor.getTransposeRhs() ? " (transposed)" : "", " has K = ",
+        dimString(rk));
+  SmallVector<int64_t> batch;
+  if (failed(broadcastShapes(loc, l.drop_back(2), r.drop_back(2), batch)))
+    return failure();
+  batch.push_back(m);
+  batch.push_back(n);
+  types.push_back(RankedTensorType::get(batch, lhs.getElementType()));
+  return success();
+}
+
+LogicalResult ReduceOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                         Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  llvm::SmallSet<int64_t, 4> axes;
+  for (int64_t axis : adaptor.getAxes()) {
+    if (axis < 0 || axis >= input.getRank())
+      return emitOptionalError(loc, "axis ", axis,
+                               " is out of range for rank ", input.getRank());
+    if (!axes.insert(axis).second)
+      return emitOptionalError(loc, "axis ", axis, " is listed twice");
+  }
+  if (adaptor.getAxes().empty())
+    return emitOptionalError(loc, "expected at least one axis to reduce");
+  SmallVector<int64_t> shape;
+  for (int64_t i = 0; i < input.getRank(); ++i) {
+    if (!axes.contains(i))
+      shape.push_back(input.getDimSize(i));
+    else if (adaptor.getKeepdim())
+      shape.push_back(1);
+  }
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+LogicalResult TransposeOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                            Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  ArrayRef<int64_t> perm = adaptor.getPermutation();
+  if (static_cast<int64_t>(perm.size()) != input.getRank())
+    return emitOptionalError(loc, "expected a permutation of ",
+                             input.getRank(), " dims, found ", perm.size());
+  SmallVector<bool> seen(perm.size(), false);
+  SmallVector<int64_t> shape;
+  for (int64_t p : perm) {
+    if (p < 0 || p >= input.getRank() || seen[p])
+      return emitOptionalError(loc, "expected a permutation of [0, ",
+                               input.getRank(), "), found [",
+                               llvm::join(llvm::map_range(perm, [](int64_t v) {
+                                            return std::to_string(v);
+                                          }),
+                                          ", "),
+                               "]");
+    seen[p] = true;
+    shape.push_back(input.getDimSize(p));
+  }
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+LogicalResult SliceOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                        Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  int64_t axis = adaptor.getAxis(), start = adaptor.getStart(),
+          end = adaptor.getEnd(), step = adaptor.getStep();
+  if (axis < 0 || axis >= input.getRank())
+    return emitOptionalError(loc, "axis ", axis, " is out of range for rank ",
+                             input.getRank());
+  if (step < 1)
+    return emitOptionalError(loc, "expected step >= 1, found ", step);
+  if (start < 0 || start > end)
+    return emitOptionalError(loc, "expected 0 <= start <= end, found [",
+                             start, " : ", end, "]");
+  int64_t size = input.getDimSize(axis);
+  if (!ShapedType::isDynamic(size) && end > size)
+    return emitOptionalError(loc, "slice end ", end,
+                             " is past the end of axis ", axis, " of size ",
+                             size);
+  SmallVector<int64_t> shape(input.getShape());
+  shape[axis] = (end - start + step - 1) / step;
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+LogicalResult ConcatOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                         Adaptor adaptor, Types &types) {
+  if (adaptor.getInputs().empty())
+    return emitOptionalError(loc, "expected at least one input");
+  auto first = tensorOf(adaptor.getInputs()[0]);
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= first.getRank())
+    return emitOptionalError(loc, "axis ", axis, " is out of range for rank ",
+                             first.getRank());
+  SmallVector<int64_t> shape(first.getShape());
+  for (auto [index, value] : llvm::enumerate(adaptor.getInputs().drop_front())) {
+    auto type = tensorOf(value);
+    if (type.getElementType() != first.getElementType() ||
+        type.getRank() != first.getRank())
+      return emitOptionalError(loc, "input ", index + 1, " is ", type,
+                               ", expected rank ", first.getRank(),
+                               " and element type ", first.getElementType());
+    for (int64_t d = 0; d < first.getRank(); ++d) {
+      if (d == axis) {
+        shape[d] = ShapedType::isDynamic(shape[d]) ||
+                           type.isDynamicDim(d)
+                       ? ShapedType::kDynamic
+                       : shape[d] + type.getDimSize(d);
+        continue;
+      }
+      if (!dimsMatch(shape[d], type.getDimSize(d)))
+        return emitOptionalError(loc, "input ", index + 1, " has dimension ",
+                                 d, " of size ", dimString(type.getDimSize(d)),
+                                 ", expected ", dimString(shape[d]));
+      shape[d] = mergeDims(shape[d], type.getDimSize(d));
+    }
+  }
+  types.push_back(RankedTensorType::get(shape, first.getElementType()));
+  return success();
+}
+
+LogicalResult PadOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                      Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  ArrayRef<int64_t> low = adaptor.getLow(), high = adaptor.getHigh();
+  if (static_cast<int64_t>(low.size()) != input.getRank() ||
+      static_cast<int64_t>(high.size()) != input.getRank())
+    return emitOptionalError(loc, "expected ", input.getRank(),
+                             " low and high paddings, found ", low.size(),
+                             " and ", high.size());
+  SmallVector<int64_t> shape;
+  for (int64_t d = 0; d < input.getRank(); ++d) {
+    if (low[d] < 0 || high[d] < 0)
+      return emitOptionalError(loc, "expected non-negative padding, found ",
+                               low[d], " and ", high[d], " on dimension ", d);
+    int64_t size = input.getDimSize(d);
+    shape.push_back(ShapedType::isDynamic(size) ? size
+                                                : size + low[d] + high[d]);
+  }
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+LogicalResult GatherOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                         Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  auto indices = tensorOf(adaptor.getIndices());
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= input.getRank())
+    return emitOptionalError(loc, "axis ", axis, " is out of range for rank ",
+                             input.getRank());
+  SmallVector<int64_t> shape(input.getShape().take_front(axis));
+  llvm::append_range(shape, indices.getShape());
+  llvm::append_range(shape, input.getShape().drop_front(axis + 1));
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Composites
+//===----------------------------------------------------------------------===//
+
+LogicalResult SoftmaxOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                          Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  if (failed(normalizeAxis(loc, adaptor.getAxis(), input.getRank())))
+    return failure();
+  types.push_back(input);
+  return success();
+}
+
+LogicalResult LogSoftmaxOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                             Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  if (failed(normalizeAxis(loc, adaptor.getAxis(), input.getRank())))
+    return failure();
+  types.push_back(input);
+  return success();
+}
+
+/// Checks the `[D]` weight/bias of a last-dimension normalization.
+static LogicalResult inferNormType(Loc loc, RankedTensorType input,
+                                   Value weight, Value bias, Types &types) {
+  if (input.getRank() < 1)
+    return emitOptionalError(loc, "expected an input of rank >= 1");
+  int64_t dim = input.getShape().back();
+  if (failed(expectVector(loc, "weight", weight, dim)) ||
+      failed(expectVector(loc, "bias", bias, dim)))
+    return failure();
+  for (Value v : {weight, bias})
+    if (v && failed(expectSameElementType(loc, "weight and bias", input,
+                                          v.getType())))
+      return failure();
+  types.push_back(input);
+  return success();
+}
+
+LogicalResult LayerNormOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                            Adaptor adaptor, Types &types) {
+  return inferNormType(loc, tensorOf(adaptor.getInput()), adaptor.getWeight(),
+                       adaptor.getBias(), types);
+}
+
+LogicalResult RMSNormOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                          Adaptor adaptor, Types &types) {
+  return inferNormType(loc, tensorOf(adaptor.getInput()), adaptor.getWeight(),
+                       Value(), types);
+}
+
+LogicalResult GeluOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                       Adaptor adaptor, Types &types) {
+  types.push_back(adaptor.getInput().getType());
+  return success();
+}
+
+LogicalResult SiluOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                       Adaptor adaptor, Types &types) {
+  types.push_back(adaptor.getInput().getType());
+  return success();
+}
+
+LogicalResult LinearOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                         Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  auto weight = tensorOf(adaptor.getWeight());
+  if (input.getRank() < 1)
+    return emitOptionalError(loc, "expected an input of rank >= 1");
+  if (failed(expectSameElementType(loc, "weight", input, weight)))
+    return failure();
+  int64_t in = weight.getDimSize(1), out = weight.getDimSize(0);
+  if (adaptor.getWeightInOut())
+    std::swap(in, out);
+  if (!dimsMatch(input.getShape().back(), in))
+    return emitOptionalError(
+        loc, "input features ", dimString(input.getShape().back()),
+        " do not match weight ", formatShape(weight.getShape()),
+        adaptor.getWeightInOut() ? " ([in, out])" : " ([out, in])",
+        " which expects ", dimString(in));
+  if (failed(expectVector(loc, "bias", adaptor.getBias(), out)))
+    return failure();
+  SmallVector<int64_t> shape(input.getShape().drop_back());
+  shape.push_back(out);
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                            Adaptor adaptor, Types &types) {
+  auto table = tensorOf(adaptor.getTable());
+  auto ids = tensorOf(adaptor.getIds());
+  SmallVector<int64_t> shape(ids.getShape());
+  shape.push_back(table.getDimSize(1));
+  types.push_back(RankedTensorType::get(shape, table.getElementType()));
+  return success();
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                            Adaptor adaptor, Types &types) {
+  auto q = tensorOf(adaptor.getQuery());
+  auto k = tensorOf(adaptor.getKey());
+  auto v = tensorOf(adaptor.getValue());
+  if (failed(expectSameElementType(loc, "key", q, k)) ||
+      failed(expectSameElementType(loc, "value", q, v)))
+    return failure();
+  if (failed(expectDim(loc, "key batch", k.getDimSize(0), q.getDimSize(0))) ||
+      failed(expectDim(loc, "value batch", v.getDimSize(0), q.getDimSize(0))) ||
+      failed(expectDim(loc, "key head dim", k.getDimSize(3), q.getDimSize(3))) ||
+      failed(expectDim(loc, "value heads", v.getDimSize(1), k.getDimSize(1))) ||
+      failed(expectDim(loc, "value length", v.getDimSize(2), k.getDimSize(2))))
+    return failure();
+  int64_t heads = q.getDimSize(1), kvHeads = k.getDimSize(1);
+  if (!ShapedType::isDynamic(heads) && !ShapedType::isDynamic(kvHeads) &&
+      (kvHeads == 0 || heads % kvHeads != 0))
+    return emitOptionalError(loc, "query heads (", heads,
+                             ") must be a multiple of key/value heads (",
+                             kvHeads, ")");
+  SmallVector<int64_t> shape = {q.getDimSize(0), heads, q.getDimSize(2),
+                                v.getDimSize(3)};
+  if (Value mask = adaptor.getMask()) {
+    auto maskType = tensorOf(mask);
+    SmallVector<int64_t> scores = {q.getDimSize(0), heads, q.getDimSize(2),
+                                   k.getDimSize(2)};
+    SmallVector<int64_t> merged;
+    if (maskType.getRank() > 4 ||
+        failed(broadcastShapes(loc, maskType.getShape(), scores, merged)))
+      return emitOptionalError(loc, "mask ", formatShape(maskType.getShape()),
+                               " does not broadcast to the scores ",
+                               formatShape(scores));
+  }
+  types.push_back(RankedTensorType::get(shape, q.getElementType()));
+  return success();
+}
+
+LogicalResult RopeOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                       Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  int64_t dim = input.getDimSize(3);
+  if (!ShapedType::isDynamic(dim) && dim % 2 != 0)
+    return emitOptionalError(loc, "expected an even head dim, found ", dim);
+  if (ShapedType::isDynamic(dim))
+    return emitOptionalError(loc, "expected a static head dim");
+  if (Value positions = adaptor.getPositions()) {
+    auto type = tensorOf(positions);
+    int64_t seq = input.getDimSize(2);
+    bool ok = (type.getRank() == 1 && dimsMatch(type.getDimSize(0), seq)) ||
+              (type.getRank() == 2 && dimsMatch(type.getDimSize(1), seq) &&
+               dimsMatch(type.getDimSize(0), input.getDimSize(0)));
+    if (!ok)
+      return emitOptionalError(loc, "expected positions of shape [",
+                               dimString(seq), "] or [",
+                               dimString(input.getDimSize(0)), ", ",
+                               dimString(seq), "], found [",
+                               formatShape(type.getShape()), "]");
+  }
+  types.push_back(input);
+  return success();
+}
+
+/// Output size of a convolution or pooling window along one dimension.
+static int64_t windowOutputSize(int64_t size, int64_t kernel, int64_t stride,
+                                int64_t pad, int64_t dilation) {
+  if (ShapedType::isDynamic(size))
+    return ShapedType::kDynamic;
+  return (size + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+}
+
+static LogicalResult checkPair(Loc loc, StringRef what, ArrayRef<int64_t> v,
+                               int64_t minimum) {
+  if (v.size() != 2)
+    return emitOptionalError(loc, "expected 2 values for ", what, ", found ",
+                             v.size());
+  for (int64_t x : v)
+    if (x < minimum)
+      return emitOptionalError(loc, "expected ", what, " >= ", minimum,
+                               ", found ", x);
+  return success();
+}
+
+LogicalResult Conv2dOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                         Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  auto weight = tensorOf(adaptor.getWeight());
+  if (failed(checkPair(loc, "stride", adaptor.getStride(), 1)) ||
+      failed(checkPair(loc, "padding", adaptor.getPadding(), 0)) ||
+      failed(checkPair(loc, "dilation", adaptor.getDilation(), 1)))
+    return failure();
+  if (failed(expectSameElementType(loc, "weight", input, weight)))
+    return failure();
+  if (!weight.hasStaticShape() || input.isDynamicDim(1) ||
+      input.isDynamicDim(2) || input.isDynamicDim(3))
+    return emitOptionalError(loc, "expected static channel and spatial "
+                                  "dims and a static weight, found input ",
+                             input, " and weight ", weight);
+  int64_t groups = adaptor.getGroups();
+  int64_t channels = input.getDimSize(1), outChannels = weight.getDimSize(0);
+  if (groups < 1 || channels % groups != 0 || outChannels % groups != 0)
+    return emitOptionalError(loc, "groups ", groups,
+                             " must divide input channels ", channels,
+                             " and output channels ", outChannels);
+  if (weight.getDimSize(1) != channels / groups)
+    return emitOptionalError(loc, "expected weight dimension 1 to be ",
+                             channels / groups, " (channels / groups), found ",
+                             weight.getDimSize(1));
+  if (failed(expectVector(loc, "bias", adaptor.getBias(), outChannels)))
+    return failure();
+  SmallVector<int64_t> shape = {input.getDimSize(0), outChannels};
+  for (int d = 0; d < 2; ++d) {
+    int64_t out = windowOutputSize(input.getDimSize(2 + d),
+                                   weight.getDimSize(2 + d),
+                                   adaptor.getStride()[d],
+                                   adaptor.getPadding()[d],
+                                   adaptor.getDilation()[d]);
+    if (out < 1)
+      return emitOptionalError(loc, "the kernel does not fit: spatial "
+                                    "dimension ",
+                               d, " would have size ", out);
+    shape.push_back(out);
+  }
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+static LogicalResult inferPoolType(Loc loc, RankedTensorType input,
+                                   ArrayRef<int64_t> kernel,
+                                   ArrayRef<int64_t> stride,
+                                   ArrayRef<int64_t> padding, Types &types) {
+  if (failed(checkPair(loc, "kernel", kernel, 1)) ||
+      failed(checkPair(loc, "stride", stride, 1)) ||
+      failed(checkPair(loc, "padding", padding, 0)))
+    return failure();
+  if (input.isDynamicDim(2) || input.isDynamicDim(3))
+    return emitOptionalError(loc, "expected static spatial dims, found ",
+                             input);
+  SmallVector<int64_t> shape = {input.getDimSize(0), input.getDimSize(1)};
+  for (int d = 0; d < 2; ++d) {
+    if (padding[d] * 2 > kernel[d])
+      return emitOptionalError(loc, "padding ", padding[d],
+                               " must be at most half the kernel ", kernel[d]);
+    int64_t out = windowOutputSize(input.getDimSize(2 + d), kernel[d],
+                                   stride[d], padding[d], 1);
+    if (out < 1)
+      return emitOptionalError(loc, "the window does not fit: spatial "
+                                    "dimension ",
+                               d, " would have size ", out);
+    shape.push_back(out);
+  }
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
+  return success();
+}
+
+LogicalResult MaxPool2dOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                            Adaptor adaptor, Types &types) {
+  return inferPoolType(loc, tensorOf(adaptor.getInput()), adaptor.getKernel(),
+                       adaptor.getStride(), adaptor.getPadding(), types);
+}
+
+LogicalResult AvgPool2dOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                            Adaptor adaptor, Types &types) {
+  return inferPoolType(loc, tensorOf(adaptor.getInput()), adaptor.getKernel(),
+                       adaptor.getStride(), adaptor.getPadding(), types);
+}
+
+/// Checks the shapes of a recurrent cell with `gates` gates.
+static LogicalResult checkRecurrentCell(Loc loc, int64_t gates, Value input,
+                                        Value hidden, Value wIh, Value wHh,
+                                        Value bIh, Value bHh) {
+  auto x = tensorOf(input), h = tensorOf(hidden);
+  auto wi = tensorOf(wIh), wh = tensorOf(wHh);
+  int64_t hiddenSize = h.getDimSize(1);
+  if (ShapedType::isDynamic(hiddenSize))
+    return emitOptionalError(loc, "expected a static hidden size");
+  int64_t rows = gates * hiddenSize;
+  std::string giH = std::to_string(gates) + "H";
+  if (failed(expectDim(loc, "hidden batch", h.getDimSize(0), x.getDimSize(0))) ||
+      failed(expectDim(loc, "w_ih rows (" + giH + ")", wi.getDimSize(0), rows)) ||
+      failed(expectDim(loc, "w_ih columns (input size)", wi.getDimSize(1),
+                       x.getDimSize(1))) ||
+      failed(expectDim(loc, "w_hh rows (" + giH + ")", wh.getDimSize(0), rows)) ||
+      failed(expectDim(loc, "w_hh columns (hidden size)", wh.getDimSize(1),
+                       hiddenSize)) ||
+      failed(expectVector(loc, "b_ih", bIh, rows)) ||
+      failed(expectVector(loc, "b_hh", bHh, rows)))
+    return failure();
+  for (Value v : {hidden, wIh, wHh, bIh, bHh})
+    if (failed(expectSameElementType(loc, "every operand", x, v.getType())))
+      return failure();
+  return success();
+}
+
+LogicalResult GRUCellOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                          Adaptor adaptor, Types &types) {
+  if (failed(checkRecurrentCell(loc, 3, adaptor.getInput(),
+                                adaptor.getHidden(), adaptor.getWIh(),
+                                adaptor.getWHh(), adaptor.getBIh(),
+                                adaptor.getBHh())))
+    return failure();
+  types.push_back(adaptor.getHidden().getType());
+  return success();
+}
+
+LogicalResult LSTMCellOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                           Adaptor adaptor, Types &types) {
+  if (failed(checkRecurrentCell(loc, 4, adaptor.getInput(),
+                                adaptor.getHidden(), adaptor.getWIh(),
+                                adaptor.getWHh(), adaptor.getBIh(),
+                                adaptor.getBHh())))
+    return failure();
+  auto h = tensorOf(adaptor.getHidden()), c = tensorOf(adaptor.getCell());
+  if (h != c)
+    return emitOptionalError(loc, "expected cell state of type ", h,
+                             ", found ", c);
+  types.push_back(h);
+  types.push_back(h);
+  return success();
+}
+
+LogicalResult DropoutOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                          Adaptor adaptor, Types &types) {
+  double p = adaptor.getP().convertToDouble();
+  if (!(p >= 0.0 && p < 1.0))
+    return emitOptionalError(loc, "expected 0 <= p < 1, found ", p);
+  types.push_back(adaptor.getInput().getType());
+  return success();
+}
+
+LogicalResult CrossEntropyOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                               Adaptor adaptor, Types &types) {
+  auto logits = tensorOf(adaptor.getLogits());
+  auto target = tensorOf(adaptor.getTarget());
+  if (logits.getRank() < 1 || target.getRank() != logits.getRank() - 1)
+    return emitOptionalError(loc, "expected target of rank ",
+                             logits.getRank() - 1, " for logits ",
+                             formatShape(logits.getShape()), ", found ",
+                             formatShape(target.getShape()));
+  for (int64_t d = 0; d < target.getRank(); ++d)
+    if (failed(expectDim(loc, "target dimension " + std::to_string(d),
+                         target.getDimSize(d), logits.getDimSize(d))))
+      return failure();
+  if (adaptor.getReduction() == LossReduction::batchmean)
+    return emitOptionalError(loc, "reduction 'batchmean' is only for kl_div");
+  types.push_back(lossType(adaptor.getReduction(), target.getShape(),
+                           logits.getElementType()));
+  return success();
+}
+
+LogicalResult MSEOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                      Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  auto target = tensorOf(adaptor.getTarget());
+  if (failed(verifyCompatibleShape(input, target)) ||
+      input.getElementType() != target.getElementType())
+    return emitOptionalError(loc, "expected target of type ", input,
+                             ", found ", target);
+  if (adaptor.getReduction() == LossReduction::batchmean)
+    return emitOptionalError(loc, "reduction 'batchmean' is only for kl_div");
+  types.push_back(lossType(adaptor.getReduction(), input.getShape(),
+                           input.getElementType()));
+  return success();
+}
+
+LogicalResult KLDivOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                        Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  auto target = tensorOf(adaptor.getTarget());
+  if (failed(verifyCompatibleShape(input, target)) ||
+      input.getElementType() != target.getElementType())
+    return emitOptionalError(loc, "expected target of type ", input,
+                             ", found ", target);
+  if (adaptor.getReduction() == LossReduction::batchmean &&
+      input.getRank() < 1)
+    return emitOptionalError(loc, "'batchmean' needs an input of rank >= 1");
+  types.push_back(lossType(adaptor.getReduction(), input.getShape(),
+                           input.getElementType()));
+  return success();
+}
