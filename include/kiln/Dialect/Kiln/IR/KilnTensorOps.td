@@ -282,8 +282,7 @@ def Kiln_GatherOp : Kiln_InferredOp<"gather",
   let description = [{
     NumPy `take`: the result is `input.shape[:axis] + indices.shape +
     input.shape[axis+1:]`, element `input[..., indices[j...], ...]`. An
-    index outside `[0, size)` is undefined behaviour for the backends; the
-    interpreter and checked builds report it.
+    index outside `[0, size)` is undefined behaviour.
 
     ```mlir
     %0 = kiln.gather %table[%ids] axis = 0 : (tensor<50257x768xf32>, tensor<?x?xi64>) -> tensor<?x?x768xf32>

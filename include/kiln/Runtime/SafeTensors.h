@@ -1,0 +1,80 @@
+//===- SafeTensors.h - Reading and writing safetensors files ----*- C++ -*-===//
+//
+// safetensors is Kiln's weight and checkpoint format: an 8-byte
+// little-endian header length, a JSON header mapping each tensor name to
+// {dtype, shape, data_offsets} (plus optional "__metadata__" strings), then
+// the packed tensor bytes. Files are memory-mapped for reading and written
+// atomically (temporary file, fsync, rename), so a crash never leaves a
+// half-written file under the final name.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_RUNTIME_SAFETENSORS_H
+#define KILN_RUNTIME_SAFETENSORS_H
+
+#include "kiln/Runtime/Status.h"
+#include "kiln/Runtime/Tensor.h"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln::runtime {
+
+/// One tensor's entry in a safetensors header.
+struct SafeTensorInfo {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  size_t begin = 0; ///< Offset in the data section.
+  size_t end = 0;
+};
+
+/// A validated, memory-mapped safetensors file.
+class SafeTensorsFile {
+public:
+  /// Maps and validates `path`: header size and JSON, dtypes, shapes against
+  /// byte extents, offsets inside the data section and not overlapping.
+  static Expected<SafeTensorsFile> open(const std::string &path);
+
+  SafeTensorsFile(SafeTensorsFile &&) noexcept;
+  SafeTensorsFile &operator=(SafeTensorsFile &&) noexcept;
+  ~SafeTensorsFile();
+
+  const std::string &path() const { return path_; }
+  /// Tensors in file order.
+  const std::vector<SafeTensorInfo> &tensors() const { return tensors_; }
+  const std::map<std::string, std::string> &metadata() const {
+    return metadata_;
+  }
+  /// The entry named `name`, or null.
+  const SafeTensorInfo *find(const std::string &name) const;
+  /// A view of the tensor's bytes inside the mapping.
+  TensorView view(const SafeTensorInfo &info) const;
+
+private:
+  SafeTensorsFile() = default;
+  std::string path_;
+  void *mapping_ = nullptr;
+  size_t mappingSize_ = 0;
+  const unsigned char *data_ = nullptr;
+  std::vector<SafeTensorInfo> tensors_;
+  std::map<std::string, size_t> index_;
+  std::map<std::string, std::string> metadata_;
+};
+
+/// A named tensor to write.
+struct NamedTensor {
+  std::string name;
+  TensorView view;
+};
+
+/// Writes `tensors` (in the given order) to `path` atomically.
+Status writeSafeTensors(const std::string &path,
+                        const std::vector<NamedTensor> &tensors,
+                        const std::map<std::string, std::string> &metadata = {});
+
+} // namespace kiln::runtime
+
+#endif // KILN_RUNTIME_SAFETENSORS_H

@@ -1,0 +1,50 @@
+//===- Tensor.h - Element types and tensor views of the runtime -*- C++ -*-===//
+//
+// The element types artifacts, safetensors and npy files use, and a
+// non-owning view of a dense row-major tensor.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_RUNTIME_TENSOR_H
+#define KILN_RUNTIME_TENSOR_H
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::runtime {
+
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool };
+
+/// Bytes per element.
+size_t dtypeSize(DType dtype);
+/// The safetensors name: "F32", "BF16", "I64", "BOOL", ...
+const char *dtypeName(DType dtype);
+/// Parses a safetensors dtype name.
+std::optional<DType> parseDTypeName(const std::string &name);
+/// The little-endian numpy descr: "<f4", "<i8", "|b1", ... (none for bf16).
+std::optional<std::string> dtypeNumpyDescr(DType dtype);
+/// Parses a numpy descr ("<f4", "|u1", ...); big-endian is not supported.
+std::optional<DType> parseNumpyDescr(const std::string &descr);
+
+/// Product of the dims (1 for a scalar).
+int64_t numElements(const std::vector<int64_t> &shape);
+/// "[2, 3, 768]" for messages.
+std::string formatShape(const std::vector<int64_t> &shape);
+
+/// A dense row-major tensor someone else owns.
+struct TensorView {
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const void *data = nullptr;
+
+  size_t byteSize() const {
+    return static_cast<size_t>(numElements(shape)) * dtypeSize(dtype);
+  }
+};
+
+} // namespace kiln::runtime
+
+#endif // KILN_RUNTIME_TENSOR_H

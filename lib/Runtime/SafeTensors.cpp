@@ -1,0 +1,237 @@
+//===- SafeTensors.cpp - safetensors reader and writer --------------------===//
+//
+// Validation is strict because weight files come from elsewhere: every
+// problem is reported with the file and tensor it concerns, and nothing is
+// read outside the mapping.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Runtime/SafeTensors.h"
+#include "kiln/Runtime/File.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <limits>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace kiln::runtime {
+
+namespace {
+/// Headers larger than this are rejected as corrupt (the reference
+/// implementation uses the same bound).
+constexpr uint64_t kMaxHeaderSize = 100u * 1000 * 1000;
+
+Status corrupt(const std::string &path, const std::string &what) {
+  return Status::error("'" + path + "' is not a valid safetensors file: " +
+                       what);
+}
+} // namespace
+
+SafeTensorsFile::SafeTensorsFile(SafeTensorsFile &&other) noexcept {
+  *this = std::move(other);
+}
+
+SafeTensorsFile &SafeTensorsFile::operator=(SafeTensorsFile &&other) noexcept {
+  if (this == &other)
+    return *this;
+  if (mapping_)
+    ::munmap(mapping_, mappingSize_);
+  path_ = std::move(other.path_);
+  mapping_ = other.mapping_;
+  mappingSize_ = other.mappingSize_;
+  data_ = other.data_;
+  tensors_ = std::move(other.tensors_);
+  index_ = std::move(other.index_);
+  metadata_ = std::move(other.metadata_);
+  other.mapping_ = nullptr;
+  other.mappingSize_ = 0;
+  other.data_ = nullptr;
+  return *this;
+}
+
+SafeTensorsFile::~SafeTensorsFile() {
+  if (mapping_)
+    ::munmap(mapping_, mappingSize_);
+}
+
+const SafeTensorInfo *SafeTensorsFile::find(const std::string &name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors_[it->second];
+}
+
+TensorView SafeTensorsFile::view(const SafeTensorInfo &info) const {
+  return {info.dtype, info.shape, data_ + info.begin};
+}
+
+Expected<SafeTensorsFile> SafeTensorsFile::open(const std::string &path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0)
+    return Status::error("cannot open '" + path + "': " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return Status::error("cannot stat '" + path + "': " + std::strerror(errno));
+  }
+  size_t size = static_cast<size_t>(st.st_size);
+  if (size < 8) {
+    ::close(fd);
+    return corrupt(path, "it has " + std::to_string(size) +
+                             " bytes, fewer than the 8-byte header length");
+  }
+  void *mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (mapping == MAP_FAILED)
+    return Status::error("cannot map '" + path + "': " + std::strerror(errno));
+
+  SafeTensorsFile file;
+  file.path_ = path;
+  file.mapping_ = mapping;
+  file.mappingSize_ = size;
+  const auto *bytes = static_cast<const unsigned char *>(mapping);
+
+  uint64_t headerSize = 0;
+  for (int i = 7; i >= 0; --i)
+    headerSize = (headerSize << 8) | bytes[i];
+  if (headerSize > kMaxHeaderSize || headerSize > size - 8)
+    return corrupt(path, "the header length " + std::to_string(headerSize) +
+                             " does not fit in the file of " +
+                             std::to_string(size) + " bytes");
+  const char *headerBegin = reinterpret_cast<const char *>(bytes + 8);
+  nlohmann::json header = nlohmann::json::parse(
+      headerBegin, headerBegin + headerSize, nullptr, /*allow_exceptions=*/false);
+  if (header.is_discarded() || !header.is_object())
+    return corrupt(path, "the header is not a JSON object");
+
+  file.data_ = bytes + 8 + headerSize;
+  size_t dataSize = size - 8 - headerSize;
+
+  for (auto &[name, value] : header.items()) {
+    if (name == "__metadata__") {
+      if (!value.is_object())
+        return corrupt(path, "__metadata__ is not an object");
+      for (auto &[key, text] : value.items()) {
+        if (!text.is_string())
+          return corrupt(path, "__metadata__ value of '" + key +
+                                   "' is not a string");
+        file.metadata_[key] = text.get<std::string>();
+      }
+      continue;
+    }
+    auto where = "tensor '" + name + "': ";
+    if (!value.is_object() || !value.contains("dtype") ||
+        !value.contains("shape") || !value.contains("data_offsets"))
+      return corrupt(path, where + "expected {dtype, shape, data_offsets}");
+    const auto &dtypeJson = value["dtype"];
+    std::optional<DType> dtype =
+        dtypeJson.is_string() ? parseDTypeName(dtypeJson.get<std::string>())
+                              : std::nullopt;
+    if (!dtype)
+      return corrupt(path, where + "unknown dtype " + dtypeJson.dump());
+    SafeTensorInfo info;
+    info.name = name;
+    info.dtype = *dtype;
+    const auto &shape = value["shape"];
+    if (!shape.is_array())
+      return corrupt(path, where + "shape is not an array");
+    uint64_t elements = 1;
+    for (const auto &dim : shape) {
+      if (!dim.is_number_unsigned())
+        return corrupt(path, where + "shape " + shape.dump() +
+                                 " has a non-integer or negative dim");
+      uint64_t d = dim.get<uint64_t>();
+      if (d != 0 && elements > std::numeric_limits<uint64_t>::max() / d / 8)
+        return corrupt(path, where + "shape " + shape.dump() + " overflows");
+      elements *= d;
+      info.shape.push_back(static_cast<int64_t>(d));
+    }
+    const auto &offsets = value["data_offsets"];
+    if (!offsets.is_array() || offsets.size() != 2 ||
+        !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+      return corrupt(path, where + "data_offsets is not [begin, end]");
+    uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
+    if (begin > end || end > dataSize)
+      return corrupt(path, where + "data_offsets [" + std::to_string(begin) +
+                               ", " + std::to_string(end) +
+                               "] fall outside the data section of " +
+                               std::to_string(dataSize) +
+                               " bytes (is the file truncated?)");
+    uint64_t expected = elements * dtypeSize(info.dtype);
+    if (end - begin != expected)
+      return corrupt(path, where + "shape " + formatShape(info.shape) +
+                               " of " + dtypeName(info.dtype) + " needs " +
+                               std::to_string(expected) + " bytes, found " +
+                               std::to_string(end - begin));
+    info.begin = begin;
+    info.end = end;
+    if (!file.index_.emplace(name, file.tensors_.size()).second)
+      return corrupt(path, where + "appears twice");
+    file.tensors_.push_back(std::move(info));
+  }
+
+  // Tensors must not overlap.
+  std::vector<const SafeTensorInfo *> sorted;
+  for (const auto &info : file.tensors_)
+    sorted.push_back(&info);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto *a, auto *b) { return a->begin < b->begin; });
+  for (size_t i = 1; i < sorted.size(); ++i)
+    if (sorted[i]->begin < sorted[i - 1]->end)
+      return corrupt(path, "tensors '" + sorted[i - 1]->name + "' and '" +
+                               sorted[i]->name + "' overlap");
+  return file;
+}
+
+Status writeSafeTensors(const std::string &path,
+                        const std::vector<NamedTensor> &tensors,
+                        const std::map<std::string, std::string> &metadata) {
+  // nlohmann::ordered_json keeps the tensors in the order given.
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) {
+    nlohmann::ordered_json meta = nlohmann::ordered_json::object();
+    for (const auto &[key, value] : metadata)
+      meta[key] = value;
+    header["__metadata__"] = meta;
+  }
+  size_t offset = 0;
+  for (const NamedTensor &tensor : tensors) {
+    if (tensor.name.empty() || tensor.name == "__metadata__")
+      return Status::error("cannot write '" + path + "': invalid tensor name '" +
+                           tensor.name + "'");
+    if (header.contains(tensor.name))
+      return Status::error("cannot write '" + path + "': tensor '" +
+                           tensor.name + "' is given twice");
+    size_t bytes = tensor.view.byteSize();
+    header[tensor.name] = {{"dtype", dtypeName(tensor.view.dtype)},
+                           {"shape", tensor.view.shape},
+                           {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  // Pad the header with spaces so the data section is 8-byte aligned.
+  while ((8 + text.size()) % 8 != 0)
+    text.push_back(' ');
+  return writeFileAtomically(path, [&](int fd) -> Status {
+    unsigned char length[8];
+    uint64_t n = text.size();
+    for (int i = 0; i < 8; ++i)
+      length[i] = static_cast<unsigned char>(n >> (8 * i));
+    if (Status s = writeAll(fd, length, 8, path); !s)
+      return s;
+    if (Status s = writeAll(fd, text.data(), text.size(), path); !s)
+      return s;
+    for (const NamedTensor &tensor : tensors)
+      if (Status s = writeAll(fd, tensor.view.data, tensor.view.byteSize(),
+                              path);
+          !s)
+        return s;
+    return Status::ok();
+  });
+}
+
+} // namespace kiln::runtime

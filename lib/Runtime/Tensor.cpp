@@ -1,0 +1,88 @@
+//===- Tensor.cpp - Element type tables -----------------------------------===//
+//
+// Names and sizes of the runtime's element types in the safetensors and
+// numpy vocabularies.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Runtime/Tensor.h"
+
+#include <sstream>
+
+namespace kiln::runtime {
+
+namespace {
+struct DTypeEntry {
+  DType dtype;
+  size_t size;
+  const char *name;
+  const char *numpy; // little-endian descr, null when numpy has none
+};
+
+constexpr DTypeEntry kDTypes[] = {
+    {DType::F64, 8, "F64", "<f8"},   {DType::F32, 4, "F32", "<f4"},
+    {DType::F16, 2, "F16", "<f2"},   {DType::BF16, 2, "BF16", nullptr},
+    {DType::I64, 8, "I64", "<i8"},   {DType::I32, 4, "I32", "<i4"},
+    {DType::I16, 2, "I16", "<i2"},   {DType::I8, 1, "I8", "|i1"},
+    {DType::U8, 1, "U8", "|u1"},     {DType::Bool, 1, "BOOL", "|b1"},
+};
+
+const DTypeEntry &entry(DType dtype) {
+  for (const DTypeEntry &e : kDTypes)
+    if (e.dtype == dtype)
+      return e;
+  return kDTypes[1];
+}
+} // namespace
+
+size_t dtypeSize(DType dtype) { return entry(dtype).size; }
+
+const char *dtypeName(DType dtype) { return entry(dtype).name; }
+
+std::optional<DType> parseDTypeName(const std::string &name) {
+  for (const DTypeEntry &e : kDTypes)
+    if (name == e.name)
+      return e.dtype;
+  return std::nullopt;
+}
+
+std::optional<std::string> dtypeNumpyDescr(DType dtype) {
+  const char *descr = entry(dtype).numpy;
+  if (!descr)
+    return std::nullopt;
+  return std::string(descr);
+}
+
+std::optional<DType> parseNumpyDescr(const std::string &descr) {
+  if (descr.size() < 2)
+    return std::nullopt;
+  // Single-byte types may be written with any byte-order mark.
+  std::string normalized = descr;
+  if (descr.size() == 3 && descr[2] == '1' &&
+      (descr[0] == '<' || descr[0] == '>' || descr[0] == '='))
+    normalized[0] = '|';
+  if (descr[0] == '=')
+    normalized[0] = '<'; // native order; Kiln runs on little-endian hosts
+  for (const DTypeEntry &e : kDTypes)
+    if (e.numpy && normalized == e.numpy)
+      return e.dtype;
+  return std::nullopt;
+}
+
+int64_t numElements(const std::vector<int64_t> &shape) {
+  int64_t count = 1;
+  for (int64_t dim : shape)
+    count *= dim;
+  return count;
+}
+
+std::string formatShape(const std::vector<int64_t> &shape) {
+  std::ostringstream os;
+  os << '[';
+  for (size_t i = 0; i < shape.size(); ++i)
+    os << (i ? ", " : "") << shape[i];
+  os << ']';
+  return os.str();
+}
+
+} // namespace kiln::runtime

@@ -1,0 +1,122 @@
+//===- SafeTensorsTest.cpp - safetensors reading and writing --------------===//
+//
+// Round trips, a file laid out by hand as the format specifies, and every
+// kind of corruption the reader must name.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Runtime/SafeTensors.h"
+#include "TestFiles.h"
+
+#include <cstring>
+
+using namespace kiln::runtime;
+using kiln::runtime::testing::ScratchDirTest;
+
+namespace {
+
+using SafeTensorsTest = ScratchDirTest;
+
+/// A file with the given JSON header and data bytes.
+std::string makeFile(const std::string &header, const std::string &data) {
+  std::string bytes(8, '\0');
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i)
+    bytes[i] = static_cast<char>(n >> (8 * i));
+  return bytes + header + data;
+}
+
+TEST_F(SafeTensorsTest, RoundTripsTensorsAndMetadata) {
+  std::vector<float> w = {1, 2, 3, 4, 5, 6};
+  std::vector<int64_t> ids = {7, 8};
+  ASSERT_TRUE(writeSafeTensors(path("w.safetensors"),
+                               {{"h.0.attn.weight", {DType::F32, {2, 3}, w.data()}},
+                                {"ids", {DType::I64, {2}, ids.data()}}},
+                               {{"format", "pt"}}));
+  Expected<SafeTensorsFile> file = SafeTensorsFile::open(path("w.safetensors"));
+  ASSERT_TRUE(file) << file.message();
+  ASSERT_EQ(file->tensors().size(), 2u);
+  EXPECT_EQ(file->tensors()[0].name, "h.0.attn.weight");
+  EXPECT_EQ(file->metadata().at("format"), "pt");
+  const SafeTensorInfo *info = file->find("h.0.attn.weight");
+  ASSERT_NE(info, nullptr);
+  EXPECT_EQ(info->shape, (std::vector<int64_t>{2, 3}));
+  TensorView view = file->view(*info);
+  EXPECT_EQ(std::memcmp(view.data, w.data(), 24), 0);
+  EXPECT_EQ(reinterpret_cast<const int64_t *>(file->view(*file->find("ids")).data)[1], 8);
+  EXPECT_EQ(file->find("absent"), nullptr);
+  // The data section starts 8-byte aligned.
+  std::string bytes = readBytes("w.safetensors");
+  uint64_t headerSize = 0;
+  for (int i = 7; i >= 0; --i)
+    headerSize = headerSize << 8 | static_cast<unsigned char>(bytes[i]);
+  EXPECT_EQ((8 + headerSize) % 8, 0u);
+}
+
+TEST_F(SafeTensorsTest, ReadsAHandLaidOutFile) {
+  std::string data(8, '\0');
+  float values[2] = {0.5f, -4.0f};
+  std::memcpy(data.data(), values, 8);
+  writeBytes("hand.safetensors",
+             makeFile(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                      data));
+  Expected<SafeTensorsFile> file = SafeTensorsFile::open(path("hand.safetensors"));
+  ASSERT_TRUE(file) << file.message();
+  EXPECT_EQ(static_cast<const float *>(file->view(file->tensors()[0]).data)[1], -4.0f);
+}
+
+TEST_F(SafeTensorsTest, NamesEveryCorruption) {
+  auto expectError = [&](const std::string &name, const std::string &bytes,
+                         const std::string &needle) {
+    writeBytes(name, bytes);
+    Expected<SafeTensorsFile> file = SafeTensorsFile::open(path(name));
+    ASSERT_FALSE(file) << name << " was accepted";
+    EXPECT_NE(file.message().find(needle), std::string::npos) << file.message();
+    EXPECT_NE(file.message().find(name), std::string::npos) << file.message();
+  };
+  std::string eight(8, '\0');
+  expectError("short.safetensors", "abc", "fewer than the 8-byte");
+  expectError("hugeheader.safetensors", std::string("\xff\xff\xff\xff\0\0\0\0", 8) + "{}",
+              "does not fit");
+  expectError("json.safetensors", makeFile("{not json", ""), "not a JSON object");
+  expectError("fields.safetensors", makeFile(R"({"x":{"dtype":"F32"}})", ""),
+              "expected {dtype, shape, data_offsets}");
+  expectError("dtype.safetensors",
+              makeFile(R"({"x":{"dtype":"F99","shape":[1],"data_offsets":[0,4]}})", eight),
+              "unknown dtype");
+  expectError("truncated.safetensors",
+              makeFile(R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", eight),
+              "truncated");
+  expectError("extent.safetensors",
+              makeFile(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", eight),
+              "needs 12 bytes");
+  expectError("negative.safetensors",
+              makeFile(R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", eight),
+              "non-integer or negative");
+  expectError("overlap.safetensors",
+              makeFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                       R"("b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})",
+                       eight),
+              "overlap");
+  Expected<SafeTensorsFile> missing = SafeTensorsFile::open(path("none.safetensors"));
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.message().find("cannot open"), std::string::npos);
+}
+
+TEST_F(SafeTensorsTest, FailedWriteLeavesThePreviousFile) {
+  float v = 1;
+  ASSERT_TRUE(writeSafeTensors(path("ckpt.safetensors"), {{"a", {DType::F32, {1}, &v}}}));
+  std::string before = readBytes("ckpt.safetensors");
+  // A duplicate name fails before anything is renamed over the file.
+  Status status = writeSafeTensors(path("ckpt.safetensors"),
+                                   {{"a", {DType::F32, {1}, &v}},
+                                    {"a", {DType::F32, {1}, &v}}});
+  ASSERT_FALSE(status);
+  EXPECT_EQ(readBytes("ckpt.safetensors"), before);
+  // Writing into a missing directory reports it.
+  Status nodir = writeSafeTensors(path("no/such/dir.safetensors"), {{"a", {DType::F32, {1}, &v}}});
+  ASSERT_FALSE(nodir);
+  EXPECT_NE(nodir.message().find("temporary file"), std::string::npos);
+}
+
+} // namespace
