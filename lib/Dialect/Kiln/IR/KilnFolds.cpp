@@ -66,8 +66,10 @@ OpFoldResult DivOp::fold(FoldAdaptor adaptor) {
 }
 
 OpFoldResult NegOp::fold(FoldAdaptor adaptor) {
+  // A generic-form neg may refine a `?`; only fold when no type changes.
   if (auto inner = getInput().getDefiningOp<NegOp>())
-    return inner.getInput();
+    if (inner.getInput().getType() == getType())
+      return inner.getInput();
   return {};
 }
 
@@ -124,7 +126,11 @@ void ReshapeOp::getCanonicalizationPatterns(RewritePatternSet &patterns,
 //===----------------------------------------------------------------------===//
 
 OpFoldResult TransposeOp::fold(FoldAdaptor adaptor) {
-  if (llvm::equal(getPermutation(), llvm::seq<int64_t>(0, getPermutation().size())))
+  // The result may refine a `?` of the input; then the value is the same but
+  // the type is not, and folding would break the users' types.
+  if (getInput().getType() == getType() &&
+      llvm::equal(getPermutation(),
+                  llvm::seq<int64_t>(0, getPermutation().size())))
     return getInput();
   return {};
 }

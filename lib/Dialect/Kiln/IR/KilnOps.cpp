@@ -126,7 +126,8 @@ FailureOr<int64_t> mlir::kiln::normalizeAxis(std::optional<Location> loc,
 /// Checks that `dynamicSizes` has one value per dynamic dimension of `type`.
 static LogicalResult verifyDynamicSizes(Operation *op, ShapedType type,
                                         ValueRange dynamicSizes) {
-  if (static_cast<int64_t>(dynamicSizes.size()) != type.getNumDynamicDims())
+  if (static_cast<int64_t>(dynamicSizes.size()) !=
+      static_cast<int64_t>(type.getNumDynamicDims()))
     return op->emitOpError("expected ")
            << type.getNumDynamicDims()
            << " dynamic size operand(s), one per '?' in " << type
@@ -195,8 +196,10 @@ LogicalResult IotaOp::verify() {
   auto type = getResult().getType();
   if (failed(verifyDynamicSizes(*this, type, getDynamicSizes())))
     return failure();
-  if (getDim() < 0 || getDim() >= type.getRank())
-    return emitOpError("dim ") << getDim() << " is out of range for rank "
+  // I64Attr's accessor returns the value as uint64_t; compare it signed.
+  int64_t dim = static_cast<int64_t>(getDim());
+  if (dim < 0 || dim >= type.getRank())
+    return emitOpError("dim ") << dim << " is out of range for rank "
                                << type.getRank();
   return success();
 }

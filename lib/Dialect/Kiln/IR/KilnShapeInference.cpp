@@ -417,7 +417,8 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *context, Loc loc,
                                    k.getDimSize(2)};
     SmallVector<int64_t> merged;
     if (maskType.getRank() > 4 ||
-        failed(broadcastShapes(loc, maskType.getShape(), scores, merged)))
+        failed(broadcastShapes(std::nullopt, maskType.getShape(), scores,
+                               merged)))
       return emitOptionalError(loc, "mask ", formatShape(maskType.getShape()),
                                " does not broadcast to the scores ",
                                formatShape(scores));
@@ -445,7 +446,10 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *context, Loc loc,
                                dimString(seq), "] or [",
                                dimString(input.getDimSize(0)), ", ",
                                dimString(seq), "], found [",
-                               formatShape(type.getShape()), "]");
+                               llvm::join(llvm::map_range(type.getShape(),
+                                                          dimString),
+                                          ", "),
+                               "]");
   }
   types.push_back(input);
   return success();

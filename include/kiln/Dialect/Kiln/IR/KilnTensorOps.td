@@ -83,10 +83,6 @@ def Kiln_ConstantOp : Kiln_Op<"constant", [Pure, ConstantLike,
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "attr-dict $value";
   let hasFolder = 1;
-  let builders = [OpBuilder<(ins "::mlir::TypedAttr":$value), [{
-    build($_builder, $_state, value.getType(),
-          ::llvm::cast<::mlir::ElementsAttr>(value));
-  }]>];
 }
 
 def Kiln_IotaOp : Kiln_Op<"iota", [Pure,
@@ -263,8 +259,8 @@ def Kiln_BroadcastToOp : Kiln_Op<"broadcast_to", [Pure,
     given as `index` operands, one per `?`.
 
     ```mlir
-    %0 = kiln.broadcast_to %bias () : (tensor<768xf32>) -> tensor<4x768xf32>
-    %1 = kiln.broadcast_to %x (%b) : (tensor<1x768xf32>) -> tensor<?x768xf32>
+    %0 = kiln.broadcast_to %bias () : tensor<768xf32> -> tensor<4x768xf32>
+    %1 = kiln.broadcast_to %x (%b) : tensor<1x768xf32> -> tensor<?x768xf32>
     ```
   }];
   let arguments = (ins Kiln_Tensor:$input, Variadic<Index>:$dynamic_sizes);

@@ -9,8 +9,7 @@
 
 include "mlir/Pass/PassBase.td"
 
-def KilnDecomposePass : InterfacePass<"kiln-decompose",
-                                      "mlir::FunctionOpInterface"> {
+def KilnDecomposePass : Pass<"kiln-decompose", "mlir::func::FuncOp"> {
   let summary = "Rewrites composite ops into kiln primitives";
   let description = [{
     Replaces every op implementing `DecomposableOpInterface` (softmax,
@@ -65,6 +64,33 @@ def KilnCostReportPass : Pass<"kiln-cost-report", "mlir::ModuleOp"> {
     Option<"function", "function", "std::string", "\"\"",
            "Report only this function (default: all)">
   ];
+}
+
+def KilnExternalizeParametersPass
+    : Pass<"kiln-externalize-parameters", "mlir::ModuleOp"> {
+  let summary = "Turns parameter reads into function arguments";
+  let description = [{
+    Code generation passes weights in as buffers. This pass appends one
+    argument per parameter a function reads (in the module's parameter
+    order), tags it with `kiln.parameter = "name"`, replaces the
+    `kiln.read_param`s by it and erases the `kiln.parameter` declarations.
+    The compiler records the parameter table (for the artifact manifest)
+    before running it.
+
+    ```mlir
+    // before
+    kiln.parameter @w : tensor<4x4xf32> init zeros
+    func.func @forward(%x: tensor<4xf32>) -> tensor<4xf32> {
+      %w = kiln.read_param @w : tensor<4x4xf32>
+      ...
+    // after
+    func.func @forward(%x: tensor<4xf32>,
+                       %w: tensor<4x4xf32> {kiln.parameter = "w"}) -> tensor<4xf32>
+    ```
+
+    A function that reads parameters must not be called from another
+    function (entry points are not nested).
+  }];
 }
 
 #endif // KILN_TRANSFORMS_PASSES_TD

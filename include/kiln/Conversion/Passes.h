@@ -1,0 +1,33 @@
+//===- Passes.h - Conversions out of the kiln dialect -----------*- C++ -*-===//
+//
+// Declares the conversion passes and the pattern populators they use.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_CONVERSION_PASSES_H
+#define KILN_CONVERSION_PASSES_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir {
+class RewritePatternSet;
+namespace kiln {
+
+/// Patterns lowering every kiln primitive to linalg/tensor/arith/math.
+void populateKilnToLinalgPatterns(RewritePatternSet &patterns);
+
+#define GEN_PASS_DECL
+#include "kiln/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "kiln/Conversion/Passes.h.inc"
+
+} // namespace kiln
+} // namespace mlir
+
+#endif // KILN_CONVERSION_PASSES_H

@@ -1,0 +1,52 @@
+//===- ModelBuilder.h - Model configs to kiln IR ----------------*- C++ -*-===//
+//
+// Builds kiln IR for well-known model families from Hugging Face style
+// configs (the `config.json` a checkpoint ships with). Parameters are named
+// exactly as in the family's torch `state_dict`, so weights load by name.
+// The families: `gpt2` (GPT2LMHeadModel), `llama` (LlamaForCausalLM),
+// `bert` (BertModel with pooler) and `transformer` (torch.nn.Transformer
+// with embeddings, positional encoding and a generator).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_MODELS_MODELBUILDER_H
+#define KILN_MODELS_MODELBUILDER_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/JSON.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace mlir::kiln {
+
+/// Shapes of the entry point's inputs. A size of `ShapedType::kDynamic` (or
+/// 0) leaves the dimension dynamic (`?`) in the built graph.
+struct BuildOptions {
+  int64_t batch = ShapedType::kDynamic;
+  int64_t seq = ShapedType::kDynamic;
+};
+
+/// Builds the module for `config`; its `model_type` key selects the family.
+/// The module holds the `kiln.parameter`s and a `func.func @forward`, and has
+/// been verified. Unknown model types, missing or ill-typed keys and
+/// inconsistent sizes are errors whose message names the key.
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildModel(MLIRContext &context, const llvm::json::Object &config,
+           const BuildOptions &options = {});
+
+/// Reads and parses a JSON config file; fails with the path in the message
+/// when the file is missing, is not JSON, or is not a JSON object.
+llvm::Expected<llvm::json::Object> loadModelConfig(llvm::StringRef path);
+
+/// The model types `buildModel` knows, for help texts and messages.
+std::vector<llvm::StringRef> getSupportedModelTypes();
+
+} // namespace mlir::kiln
+
+#endif // KILN_MODELS_MODELBUILDER_H

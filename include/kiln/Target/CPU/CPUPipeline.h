@@ -1,0 +1,39 @@
+//===- CPUPipeline.h - kiln IR to the LLVM dialect for CPUs -----*- C++ -*-===//
+//
+// The pass pipeline kiln-compile runs for `--target cpu`, also registered as
+// `kiln-opt --kiln-cpu-pipeline` so a lit test can reproduce any step.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TARGET_CPU_CPUPIPELINE_H
+#define KILN_TARGET_CPU_CPUPIPELINE_H
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir {
+class DialectRegistry;
+namespace kiln {
+
+struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
+  PassOptions::ListOption<std::string> keepComposites{
+      *this, "keep",
+      llvm::cl::desc("Composite ops to keep whole (none are kept by the "
+                     "CPU backend yet)")};
+};
+
+/// kiln IR (with parameters) -> LLVM dialect: decompose, convert to linalg,
+/// externalize parameters, fuse elementwise ops, bufferize, lower to loops
+/// and to LLVM. Entry functions get C interfaces (`_mlir_ciface_<name>`).
+void buildKilnCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
+
+/// Registers `kiln-cpu-pipeline`.
+void registerKilnCPUPipeline();
+
+/// The upstream dialects and interfaces the CPU pipeline needs.
+void registerKilnCPUDialects(DialectRegistry &registry);
+
+} // namespace kiln
+} // namespace mlir
+
+#endif // KILN_TARGET_CPU_CPUPIPELINE_H

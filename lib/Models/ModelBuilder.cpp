@@ -1,0 +1,389 @@
+//===- ModelBuilder.cpp - Model configs to kiln IR ------------------------===//
+//
+// The entry points (`buildModel`, `loadModelConfig`), the dispatch on
+// `model_type`, and the config reader and graph builder the families share.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ModelBuilderSupport.h"
+
+#include "kiln/Dialect/Kiln/IR/KilnDialect.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
+
+using namespace mlir;
+using namespace mlir::kiln;
+using namespace mlir::kiln::models;
+
+//===----------------------------------------------------------------------===//
+// ConfigReader
+//===----------------------------------------------------------------------===//
+
+static StringRef jsonKindName(const llvm::json::Value &value) {
+  switch (value.kind()) {
+  case llvm::json::Value::Null:
+    return "null";
+  case llvm::json::Value::Boolean:
+    return "a boolean";
+  case llvm::json::Value::Number:
+    return "a number";
+  case llvm::json::Value::String:
+    return "a string";
+  case llvm::json::Value::Array:
+    return "an array";
+  case llvm::json::Value::Object:
+    return "an object";
+  }
+  return "a value";
+}
+
+void ConfigReader::fail(const llvm::Twine &message) {
+  if (!error)
+    error = (family + " config: " + message).str();
+}
+
+void ConfigReader::failType(StringRef key, StringRef expected,
+                            const llvm::json::Value &found) {
+  fail("key '" + key + "' must be " + expected + ", found " +
+       jsonKindName(found));
+}
+
+const llvm::json::Value *ConfigReader::lookup(StringRef key, bool required) {
+  const llvm::json::Value *value = config.get(key);
+  if (!value && required)
+    fail("missing required key '" + key + "'");
+  return value;
+}
+
+int64_t ConfigReader::getInt(StringRef key, int64_t min) {
+  const llvm::json::Value *value = lookup(key, /*required=*/true);
+  if (!value)
+    return min;
+  std::optional<int64_t> number = value->getAsInteger();
+  if (!number) {
+    failType(key, "an integer", *value);
+    return min;
+  }
+  if (*number < min) {
+    fail(llvm::formatv("key '{0}' must be at least {1}, found {2}", key, min,
+                       *number));
+    return min;
+  }
+  return *number;
+}
+
+int64_t ConfigReader::getInt(StringRef key, int64_t defaultValue, int64_t min) {
+  if (!config.get(key) || config.get(key)->kind() == llvm::json::Value::Null)
+    return defaultValue;
+  return getInt(key, min);
+}
+
+double ConfigReader::getPositiveNumber(StringRef key) {
+  const llvm::json::Value *value = lookup(key, /*required=*/true);
+  if (!value)
+    return 1.0;
+  std::optional<double> number = value->getAsNumber();
+  if (!number) {
+    failType(key, "a number", *value);
+    return 1.0;
+  }
+  if (!(*number > 0)) {
+    fail(llvm::formatv("key '{0}' must be positive, found {1}", key, *number));
+    return 1.0;
+  }
+  return *number;
+}
+
+double ConfigReader::getPositiveNumber(StringRef key, double defaultValue) {
+  if (!config.get(key) || config.get(key)->kind() == llvm::json::Value::Null)
+    return defaultValue;
+  return getPositiveNumber(key);
+}
+
+bool ConfigReader::getBool(StringRef key, bool defaultValue) {
+  const llvm::json::Value *value = config.get(key);
+  if (!value || value->kind() == llvm::json::Value::Null)
+    return defaultValue;
+  std::optional<bool> flag = value->getAsBoolean();
+  if (!flag) {
+    failType(key, "a boolean", *value);
+    return defaultValue;
+  }
+  return *flag;
+}
+
+std::string ConfigReader::getString(StringRef key, StringRef defaultValue) {
+  const llvm::json::Value *value = config.get(key);
+  if (!value || value->kind() == llvm::json::Value::Null)
+    return defaultValue.str();
+  std::optional<StringRef> text = value->getAsString();
+  if (!text) {
+    failType(key, "a string", *value);
+    return defaultValue.str();
+  }
+  return text->str();
+}
+
+void ConfigReader::requireDivisible(StringRef dividendKey, int64_t dividend,
+                                    StringRef divisorKey, int64_t divisor) {
+  if (failed() || divisor <= 0 || dividend % divisor == 0)
+    return;
+  fail(llvm::formatv("key '{0}' ({1}) must be a multiple of '{2}' ({3})",
+                     dividendKey, dividend, divisorKey, divisor));
+}
+
+llvm::Error ConfigReader::takeError() {
+  if (!error)
+    return llvm::Error::success();
+  std::string message = std::move(*error);
+  error.reset();
+  return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+llvm::Expected<InputShape>
+mlir::kiln::models::resolveInputShape(const BuildOptions &options,
+                                      StringRef family, StringRef maxKey,
+                                      int64_t maxPositions) {
+  InputShape shape{dynamicIfUnset(options.batch), dynamicIfUnset(options.seq)};
+  if (!ShapedType::isDynamic(shape.seq) && shape.seq > maxPositions)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        llvm::formatv("{0}: sequence length {1} exceeds '{2}' ({3})", family,
+                      shape.seq, maxKey, maxPositions));
+  return shape;
+}
+
+//===----------------------------------------------------------------------===//
+// GraphBuilder
+//===----------------------------------------------------------------------===//
+
+GraphBuilder::GraphBuilder(MLIRContext &context, StringRef modelName)
+    : context(context), builder(&context),
+      loc(NameLoc::get(StringAttr::get(&context, modelName))),
+      f32(Float32Type::get(&context)) {
+  module = ModuleOp::create(loc);
+  builder.setInsertionPointToEnd(module->getBody());
+}
+
+func::FuncOp GraphBuilder::beginFunction(StringRef name, TypeRange inputs,
+                                         TypeRange results) {
+  builder.setInsertionPointToEnd(module->getBody());
+  auto func = func::FuncOp::create(builder, loc, name,
+                                   builder.getFunctionType(inputs, results));
+  Block *entry = func.addEntryBlock();
+  builder.setInsertionPointToStart(entry);
+  return func;
+}
+
+void GraphBuilder::endFunction(ValueRange results) {
+  func::ReturnOp::create(builder, loc, results);
+}
+
+Value GraphBuilder::declare(StringRef name, ArrayRef<int64_t> shape,
+                            InitKind init, std::optional<double> std,
+                            std::optional<double> bound) {
+  auto type = RankedTensorType::get(shape, f32);
+  assert(!SymbolTable::lookupSymbolIn(*module, name) &&
+         "parameter declared twice");
+  {
+    // Parameters go before the first function, in declaration order.
+    OpBuilder::InsertionGuard guard(builder);
+    auto funcs = module->getOps<func::FuncOp>();
+    if (funcs.empty())
+      builder.setInsertionPointToEnd(module->getBody());
+    else
+      builder.setInsertionPoint(*funcs.begin());
+    FloatAttr stdAttr = std ? builder.getF64FloatAttr(*std) : FloatAttr();
+    FloatAttr low = bound ? builder.getF64FloatAttr(-*bound) : FloatAttr();
+    FloatAttr high = bound ? builder.getF64FloatAttr(*bound) : FloatAttr();
+    ParameterOp::create(builder, loc, name, type, init, stdAttr, low, high,
+                        /*trainable=*/true);
+  }
+  return ReadParamOp::create(builder, loc, type, name);
+}
+
+Value GraphBuilder::normalParam(StringRef name, ArrayRef<int64_t> shape,
+                                double std) {
+  return declare(name, shape, InitKind::normal, std);
+}
+
+Value GraphBuilder::zerosParam(StringRef name, ArrayRef<int64_t> shape) {
+  return declare(name, shape, InitKind::zeros, std::nullopt);
+}
+
+Value GraphBuilder::onesParam(StringRef name, ArrayRef<int64_t> shape) {
+  return declare(name, shape, InitKind::ones, std::nullopt);
+}
+
+Value GraphBuilder::uniformParam(StringRef name, ArrayRef<int64_t> shape,
+                                 double bound) {
+  return declare(name, shape, InitKind::uniform, std::nullopt, bound);
+}
+
+Value GraphBuilder::linear(Value x, StringRef prefix, int64_t in, int64_t out,
+                           bool bias, double std) {
+  Value weight = normalParam((prefix + ".weight").str(), {out, in}, std);
+  Value b = bias ? zerosParam((prefix + ".bias").str(), {out}) : Value();
+  return LinearOp::create(builder, loc, x, weight, b, /*weight_in_out=*/false);
+}
+
+Value GraphBuilder::conv1d(Value x, StringRef prefix, int64_t in, int64_t out,
+                           double std) {
+  Value weight = normalParam((prefix + ".weight").str(), {in, out}, std);
+  Value b = zerosParam((prefix + ".bias").str(), {out});
+  return LinearOp::create(builder, loc, x, weight, b, /*weight_in_out=*/true);
+}
+
+Value GraphBuilder::layerNorm(Value x, StringRef prefix, int64_t dim,
+                              double eps) {
+  Value weight = onesParam((prefix + ".weight").str(), {dim});
+  Value bias = zerosParam((prefix + ".bias").str(), {dim});
+  return LayerNormOp::create(builder, loc, x, weight, bias,
+                             builder.getF64FloatAttr(eps));
+}
+
+Value GraphBuilder::reshape(Value x, ArrayRef<int64_t> shape) {
+  auto type = cast<RankedTensorType>(x.getType());
+  return ReshapeOp::create(
+      builder, loc, RankedTensorType::get(shape, type.getElementType()), x);
+}
+
+Value GraphBuilder::transpose(Value x, ArrayRef<int64_t> permutation) {
+  return TransposeOp::create(builder, loc, x, permutation);
+}
+
+Value GraphBuilder::splitHeads(Value x, int64_t heads, int64_t headDim) {
+  ArrayRef<int64_t> shape = shapeOf(x);
+  Value split = reshape(x, {shape[0], shape[1], heads, headDim});
+  return transpose(split, {0, 2, 1, 3});
+}
+
+Value GraphBuilder::mergeHeads(Value x) {
+  Value swapped = transpose(x, {0, 2, 1, 3});
+  ArrayRef<int64_t> shape = shapeOf(swapped);
+  return reshape(swapped, {shape[0], shape[1], shape[2] * shape[3]});
+}
+
+Value GraphBuilder::positions(Value like, int64_t dim) {
+  int64_t size = shapeOf(like)[dim];
+  auto type = RankedTensorType::get({size}, builder.getI64Type());
+  SmallVector<Value> dynamicSizes;
+  if (ShapedType::isDynamic(size))
+    dynamicSizes.push_back(tensor::DimOp::create(builder, loc, like, dim));
+  return IotaOp::create(builder, loc, type, dynamicSizes, /*dim=*/0);
+}
+
+Value GraphBuilder::scalar(double value) {
+  auto type = RankedTensorType::get({}, f32);
+  return ConstantOp::create(
+      builder, loc, type,
+      DenseElementsAttr::get(type, static_cast<float>(value)));
+}
+
+//===----------------------------------------------------------------------===//
+// Entry points
+//===----------------------------------------------------------------------===//
+
+namespace {
+using FamilyBuilder = llvm::Expected<OwningOpRef<ModuleOp>> (*)(
+    MLIRContext &, const llvm::json::Object &, const BuildOptions &);
+
+struct Family {
+  StringRef modelType;
+  FamilyBuilder build;
+};
+
+const Family kFamilies[] = {
+    {"gpt2", buildGPT2},
+    {"llama", buildLlama},
+    {"bert", buildBert},
+    {"transformer", buildTransformer},
+};
+} // namespace
+
+std::vector<StringRef> mlir::kiln::getSupportedModelTypes() {
+  std::vector<StringRef> types;
+  for (const Family &family : kFamilies)
+    types.push_back(family.modelType);
+  return types;
+}
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+mlir::kiln::buildModel(MLIRContext &context, const llvm::json::Object &config,
+                       const BuildOptions &options) {
+  std::string supported = llvm::join(getSupportedModelTypes(), ", ");
+  const llvm::json::Value *typeValue = config.get("model_type");
+  if (!typeValue)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "config: missing required key 'model_type' (one of: " + supported +
+            ")");
+  std::optional<StringRef> modelType = typeValue->getAsString();
+  if (!modelType)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "config: key 'model_type' must be a string");
+  if ((options.batch < 0 && !ShapedType::isDynamic(options.batch)) ||
+      (options.seq < 0 && !ShapedType::isDynamic(options.seq)))
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "batch and sequence sizes must be positive "
+                                   "(or 0 / unset for dynamic)");
+
+  const Family *family = nullptr;
+  for (const Family &candidate : kFamilies)
+    if (candidate.modelType == *modelType)
+      family = &candidate;
+  if (!family)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "config: unknown model_type '" + *modelType +
+                                       "' (supported: " + supported + ")");
+
+  context.getOrLoadDialect<KilnDialect>();
+  context.getOrLoadDialect<func::FuncDialect>();
+  context.getOrLoadDialect<tensor::TensorDialect>();
+  context.getOrLoadDialect<arith::ArithDialect>();
+
+  auto module = family->build(context, config, options);
+  if (!module)
+    return module.takeError();
+
+  // A builder bug must surface as an error, not as a broken module.
+  std::string diagnostics;
+  {
+    llvm::raw_string_ostream os(diagnostics);
+    ScopedDiagnosticHandler handler(&context, [&](Diagnostic &diag) {
+      os << diag.str() << "\n";
+      return success();
+    });
+    if (failed(verify(**module)))
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     "internal error: the " + *modelType +
+                                         " module does not verify:\n" +
+                                         diagnostics);
+  }
+  return module;
+}
+
+llvm::Expected<llvm::json::Object> mlir::kiln::loadModelConfig(StringRef path) {
+  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
+  if (!buffer)
+    return llvm::createStringError(buffer.getError(),
+                                   "cannot read config '" + path +
+                                       "': " + buffer.getError().message());
+  auto value = llvm::json::parse((*buffer)->getBuffer());
+  if (!value)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "config '" + path + "' is not valid JSON: " +
+                                       llvm::toString(value.takeError()));
+  llvm::json::Object *object = value->getAsObject();
+  if (!object)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   "config '" + path +
+                                       "' must be a JSON object");
+  return std::move(*object);
+}

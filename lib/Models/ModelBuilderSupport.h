@@ -1,0 +1,178 @@
+//===- ModelBuilderSupport.h - Shared pieces of the model builders -*- C++
+//-*-===//
+//
+// What every model family needs: reading typed config keys with errors that
+// name the key, declaring state-dict-named parameters, and the few tensor
+// idioms (linear layers, splitting heads) that every Transformer repeats.
+// Private to lib/Models.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_LIB_MODELS_MODELBUILDERSUPPORT_H
+#define KILN_LIB_MODELS_MODELBUILDERSUPPORT_H
+
+#include "kiln/Models/ModelBuilder.h"
+
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "llvm/ADT/SmallVector.h"
+
+#include <optional>
+#include <string>
+
+namespace mlir::kiln::models {
+
+//===----------------------------------------------------------------------===//
+// Config reading
+//===----------------------------------------------------------------------===//
+
+/// Reads keys of one family's config. The first problem is recorded and
+/// reported by `takeError`; later reads return defaults so a builder can read
+/// every key and check once.
+class ConfigReader {
+public:
+  ConfigReader(const llvm::json::Object &config, llvm::StringRef family)
+      : config(config), family(family.str()) {}
+
+  /// A required integer key, at least `min`.
+  int64_t getInt(llvm::StringRef key, int64_t min = 1);
+  /// An optional integer key, at least `min` when present.
+  int64_t getInt(llvm::StringRef key, int64_t defaultValue, int64_t min);
+  /// A required number key (integers are accepted), greater than 0.
+  double getPositiveNumber(llvm::StringRef key);
+  /// An optional number key, greater than 0 when present.
+  double getPositiveNumber(llvm::StringRef key, double defaultValue);
+  /// An optional boolean key.
+  bool getBool(llvm::StringRef key, bool defaultValue);
+  /// An optional string key.
+  std::string getString(llvm::StringRef key, llvm::StringRef defaultValue);
+
+  /// Records an error (unless one is recorded already).
+  void fail(const llvm::Twine &message);
+  /// Records an error unless `dividend % divisor == 0`.
+  void requireDivisible(llvm::StringRef dividendKey, int64_t dividend,
+                        llvm::StringRef divisorKey, int64_t divisor);
+  bool failed() const { return error.has_value(); }
+  llvm::Error takeError();
+
+  const std::string &getFamily() const { return family; }
+
+private:
+  const llvm::json::Value *lookup(llvm::StringRef key, bool required);
+  void failType(llvm::StringRef key, llvm::StringRef expected,
+                const llvm::json::Value &found);
+
+  const llvm::json::Object &config;
+  std::string family;
+  std::optional<std::string> error;
+};
+
+/// Resolves the options' batch and sequence sizes (0 means dynamic) and
+/// checks the sequence against the model's position limit.
+struct InputShape {
+  int64_t batch;
+  int64_t seq;
+};
+llvm::Expected<InputShape> resolveInputShape(const BuildOptions &options,
+                                             llvm::StringRef family,
+                                             llvm::StringRef maxKey,
+                                             int64_t maxPositions);
+
+//===----------------------------------------------------------------------===//
+// Graph building
+//===----------------------------------------------------------------------===//
+
+/// Builds one module: parameters at module level, ops in the current
+/// function. Every op gets the same location, which names the model.
+class GraphBuilder {
+public:
+  GraphBuilder(MLIRContext &context, llvm::StringRef modelName);
+
+  ModuleOp getModule() { return *module; }
+  OwningOpRef<ModuleOp> takeModule() { return std::move(module); }
+  OpBuilder &getBuilder() { return builder; }
+  Location getLoc() const { return loc; }
+
+  /// Creates `func.func @name(inputs) -> results` and moves the insertion
+  /// point into its body. Returns the entry block arguments.
+  func::FuncOp beginFunction(llvm::StringRef name, TypeRange inputs,
+                             TypeRange results);
+  /// Adds the `func.return`.
+  void endFunction(ValueRange results);
+
+  /// Declares a trainable parameter and returns its read inside the current
+  /// function. Parameters keep declaration order, before the functions.
+  Value normalParam(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
+                    double std);
+  Value zerosParam(llvm::StringRef name, llvm::ArrayRef<int64_t> shape);
+  Value onesParam(llvm::StringRef name, llvm::ArrayRef<int64_t> shape);
+  /// Uniform in `[-bound, bound)`.
+  Value uniformParam(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
+                     double bound);
+
+  /// `x·Wᵀ + b` with `W` `[out, in]` (torch.nn.Linear) named `prefix.weight`
+  /// and, with `bias`, `prefix.bias`.
+  Value linear(Value x, llvm::StringRef prefix, int64_t in, int64_t out,
+               bool bias, double std);
+  /// GPT-2's Conv1D: `W` is `[in, out]`, always with a bias.
+  Value conv1d(Value x, llvm::StringRef prefix, int64_t in, int64_t out,
+               double std);
+  /// torch.nn.LayerNorm named `prefix.weight` / `prefix.bias`.
+  Value layerNorm(Value x, llvm::StringRef prefix, int64_t dim, double eps);
+
+  /// `[B, S, heads·headDim]` -> `[B, heads, S, headDim]`.
+  Value splitHeads(Value x, int64_t heads, int64_t headDim);
+  /// `[B, heads, S, headDim]` -> `[B, S, heads·headDim]`.
+  Value mergeHeads(Value x);
+
+  Value reshape(Value x, llvm::ArrayRef<int64_t> shape);
+  Value transpose(Value x, llvm::ArrayRef<int64_t> permutation);
+  /// `0, 1, ..., n-1` as `tensor<n x i64>`, where `n` is dimension `dim` of
+  /// `like` (dynamic when that dimension is).
+  Value positions(Value like, int64_t dim);
+  /// A rank-0 f32 constant.
+  Value scalar(double value);
+
+  static llvm::ArrayRef<int64_t> shapeOf(Value v) {
+    return llvm::cast<RankedTensorType>(v.getType()).getShape();
+  }
+
+private:
+  Value declare(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
+                InitKind init, std::optional<double> std = std::nullopt,
+                std::optional<double> bound = std::nullopt);
+
+  MLIRContext &context;
+  OwningOpRef<ModuleOp> module;
+  OpBuilder builder;
+  Location loc;
+  Block::iterator paramInsertPoint;
+  Type f32;
+};
+
+/// Turns `ShapedType::kDynamic` or 0 into `ShapedType::kDynamic`.
+inline int64_t dynamicIfUnset(int64_t size) {
+  return size <= 0 ? ShapedType::kDynamic : size;
+}
+
+//===----------------------------------------------------------------------===//
+// Families
+//===----------------------------------------------------------------------===//
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildGPT2(MLIRContext &context, const llvm::json::Object &config,
+          const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildLlama(MLIRContext &context, const llvm::json::Object &config,
+           const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildBert(MLIRContext &context, const llvm::json::Object &config,
+          const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildTransformer(MLIRContext &context, const llvm::json::Object &config,
+                 const BuildOptions &options);
+
+} // namespace mlir::kiln::models
+
+#endif // KILN_LIB_MODELS_MODELBUILDERSUPPORT_H

@@ -1,0 +1,126 @@
+//===- gpt2.cpp - GPT-2 (Hugging Face GPT2LMHeadModel) --------------------===//
+//
+// GPT-2 as Hugging Face's GPT2LMHeadModel computes it: token plus learned
+// position embeddings, pre-norm blocks of causal self-attention and a
+// 4x MLP with the tanh GELU ("gelu_new"), a final LayerNorm, and logits
+// from the token embedding (the LM head is tied to `transformer.wte`).
+// Linear layers are Conv1D, whose weights are stored `[in, out]`.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ModelBuilderSupport.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::kiln;
+using namespace mlir::kiln::models;
+
+namespace {
+struct GPT2Config {
+  int64_t vocab, positions, embd, layers, heads, inner;
+  double eps, initStd;
+  GeluApproximation gelu;
+};
+
+llvm::Expected<GPT2Config> readConfig(const llvm::json::Object &json) {
+  ConfigReader reader(json, "gpt2");
+  GPT2Config c;
+  c.vocab = reader.getInt("vocab_size");
+  c.positions = reader.getInt("n_positions");
+  c.embd = reader.getInt("n_embd");
+  c.layers = reader.getInt("n_layer", /*min=*/0);
+  c.heads = reader.getInt("n_head");
+  c.inner = reader.getInt("n_inner", 4 * c.embd, /*min=*/1);
+  c.eps = reader.getPositiveNumber("layer_norm_epsilon", 1e-5);
+  c.initStd = reader.getPositiveNumber("initializer_range", 0.02);
+  std::string activation = reader.getString("activation_function", "gelu_new");
+  if (activation == "gelu_new" || activation == "gelu_pytorch_tanh" ||
+      activation == "gelu_fast")
+    c.gelu = GeluApproximation::tanh;
+  else if (activation == "gelu")
+    c.gelu = GeluApproximation::erf;
+  else
+    reader.fail("key 'activation_function' must be 'gelu_new', "
+                "'gelu_pytorch_tanh' or 'gelu', found '" +
+                activation + "'");
+  reader.requireDivisible("n_embd", c.embd, "n_head", c.heads);
+  if (llvm::Error error = reader.takeError())
+    return std::move(error);
+  return c;
+}
+} // namespace
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+mlir::kiln::models::buildGPT2(MLIRContext &context,
+                              const llvm::json::Object &json,
+                              const BuildOptions &options) {
+  auto config = readConfig(json);
+  if (!config)
+    return config.takeError();
+  const GPT2Config &c = *config;
+  auto shape = resolveInputShape(options, "gpt2", "n_positions", c.positions);
+  if (!shape)
+    return shape.takeError();
+
+  GraphBuilder g(context, "gpt2");
+  OpBuilder &b = g.getBuilder();
+  Location loc = g.getLoc();
+  Type f32 = b.getF32Type();
+  auto idsType =
+      RankedTensorType::get({shape->batch, shape->seq}, b.getI64Type());
+  auto logitsType =
+      RankedTensorType::get({shape->batch, shape->seq, c.vocab}, f32);
+  func::FuncOp forward = g.beginFunction("forward", {idsType}, {logitsType});
+  Value ids = forward.getArgument(0);
+
+  // HF scales the residual projections' init by 1/sqrt(2·n_layer).
+  double projStd = c.initStd / std::sqrt(2.0 * std::max<int64_t>(c.layers, 1));
+  int64_t headDim = c.embd / c.heads;
+
+  Value wte =
+      g.normalParam("transformer.wte.weight", {c.vocab, c.embd}, c.initStd);
+  Value wpe =
+      g.normalParam("transformer.wpe.weight", {c.positions, c.embd}, c.initStd);
+  Value tokens = EmbeddingOp::create(b, loc, wte, ids);
+  Value positions =
+      EmbeddingOp::create(b, loc, wpe, g.positions(ids, /*dim=*/1));
+  Value h = AddOp::create(b, loc, tokens, positions);
+
+  for (int64_t i = 0; i < c.layers; ++i) {
+    std::string p = llvm::formatv("transformer.h.{0}", i).str();
+
+    // Causal self-attention.
+    Value x = g.layerNorm(h, p + ".ln_1", c.embd, c.eps);
+    Value qkv = g.conv1d(x, p + ".attn.c_attn", c.embd, 3 * c.embd, c.initStd);
+    Value q = SliceOp::create(b, loc, qkv, 2, 0, c.embd);
+    Value k = SliceOp::create(b, loc, qkv, 2, c.embd, 2 * c.embd);
+    Value v = SliceOp::create(b, loc, qkv, 2, 2 * c.embd, 3 * c.embd);
+    // Named locals keep the ops in q, k, v order.
+    Value qh = g.splitHeads(q, c.heads, headDim);
+    Value kh = g.splitHeads(k, c.heads, headDim);
+    Value vh = g.splitHeads(v, c.heads, headDim);
+    Value attn = AttentionOp::create(b, loc, qh, kh, vh,
+                                     /*mask=*/Value(), /*causal=*/true,
+                                     /*scale=*/FloatAttr());
+    Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", c.embd,
+                          c.embd, projStd);
+    h = AddOp::create(b, loc, h, proj);
+
+    // MLP.
+    x = g.layerNorm(h, p + ".ln_2", c.embd, c.eps);
+    x = g.conv1d(x, p + ".mlp.c_fc", c.embd, c.inner, c.initStd);
+    x = GeluOp::create(b, loc, x, c.gelu);
+    x = g.conv1d(x, p + ".mlp.c_proj", c.inner, c.embd, projStd);
+    h = AddOp::create(b, loc, h, x);
+  }
+
+  h = g.layerNorm(h, "transformer.ln_f", c.embd, c.eps);
+  // lm_head is tied: logits = h · wteᵀ.
+  Value logits = MatmulOp::create(b, loc, h, wte, /*transpose_lhs=*/false,
+                                  /*transpose_rhs=*/true);
+  g.endFunction(logits);
+  return g.takeModule();
+}

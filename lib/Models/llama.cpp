@@ -1,0 +1,145 @@
+//===- llama.cpp - LLaMA (Hugging Face LlamaForCausalLM) ------------------===//
+//
+// LLaMA as Hugging Face's LlamaForCausalLM computes it: token embeddings,
+// pre-norm blocks with RMSNorm, rotary position embeddings on queries and
+// keys, grouped-query causal attention and a SwiGLU MLP, a final RMSNorm and
+// an untied `lm_head` (tied to the embeddings with `tie_word_embeddings`).
+// Linear weights are torch.nn.Linear `[out, in]`.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ModelBuilderSupport.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+using namespace mlir;
+using namespace mlir::kiln;
+using namespace mlir::kiln::models;
+
+namespace {
+struct LlamaConfig {
+  int64_t vocab, hidden, intermediate, layers, heads, kvHeads, headDim,
+      maxPositions;
+  double eps, theta, initStd;
+  bool tied, attentionBias, mlpBias;
+};
+
+llvm::Expected<LlamaConfig> readConfig(const llvm::json::Object &json) {
+  ConfigReader reader(json, "llama");
+  LlamaConfig c;
+  c.vocab = reader.getInt("vocab_size");
+  c.hidden = reader.getInt("hidden_size");
+  c.intermediate = reader.getInt("intermediate_size");
+  c.layers = reader.getInt("num_hidden_layers", /*min=*/0);
+  c.heads = reader.getInt("num_attention_heads");
+  c.kvHeads = reader.getInt("num_key_value_heads", c.heads, /*min=*/1);
+  c.maxPositions = reader.getInt("max_position_embeddings", 2048, 1);
+  c.eps = reader.getPositiveNumber("rms_norm_eps", 1e-6);
+  c.theta = reader.getPositiveNumber("rope_theta", 10000.0);
+  c.initStd = reader.getPositiveNumber("initializer_range", 0.02);
+  c.tied = reader.getBool("tie_word_embeddings", false);
+  c.attentionBias = reader.getBool("attention_bias", false);
+  c.mlpBias = reader.getBool("mlp_bias", false);
+  std::string act = reader.getString("hidden_act", "silu");
+  if (act != "silu")
+    reader.fail("key 'hidden_act' must be 'silu', found '" + act + "'");
+  if (const llvm::json::Value *scaling = json.get("rope_scaling"))
+    if (scaling->kind() != llvm::json::Value::Null)
+      reader.fail("key 'rope_scaling' is not supported (expected null)");
+  if (json.get("head_dim") &&
+      json.get("head_dim")->kind() != llvm::json::Value::Null) {
+    c.headDim = reader.getInt("head_dim");
+  } else {
+    reader.requireDivisible("hidden_size", c.hidden, "num_attention_heads",
+                            c.heads);
+    c.headDim = c.heads > 0 ? c.hidden / c.heads : 1;
+  }
+  if (!reader.failed() && c.headDim % 2 != 0)
+    reader.fail(llvm::formatv("the head dimension ({0}) must be even for "
+                              "rotary embeddings",
+                              c.headDim));
+  reader.requireDivisible("num_attention_heads", c.heads, "num_key_value_heads",
+                          c.kvHeads);
+  if (llvm::Error error = reader.takeError())
+    return std::move(error);
+  return c;
+}
+} // namespace
+
+llvm::Expected<OwningOpRef<ModuleOp>>
+mlir::kiln::models::buildLlama(MLIRContext &context,
+                               const llvm::json::Object &json,
+                               const BuildOptions &options) {
+  auto config = readConfig(json);
+  if (!config)
+    return config.takeError();
+  const LlamaConfig &c = *config;
+  auto shape = resolveInputShape(options, "llama", "max_position_embeddings",
+                                 c.maxPositions);
+  if (!shape)
+    return shape.takeError();
+
+  GraphBuilder g(context, "llama");
+  OpBuilder &b = g.getBuilder();
+  Location loc = g.getLoc();
+  auto idsType =
+      RankedTensorType::get({shape->batch, shape->seq}, b.getI64Type());
+  auto logitsType = RankedTensorType::get({shape->batch, shape->seq, c.vocab},
+                                          b.getF32Type());
+  func::FuncOp forward = g.beginFunction("forward", {idsType}, {logitsType});
+  Value ids = forward.getArgument(0);
+
+  auto rmsNorm = [&](Value x, const std::string &name) -> Value {
+    Value weight = g.onesParam(name, {c.hidden});
+    return RMSNormOp::create(b, loc, x, weight, b.getF64FloatAttr(c.eps));
+  };
+  FloatAttr theta = b.getF64FloatAttr(c.theta);
+
+  Value embed = g.normalParam("model.embed_tokens.weight", {c.vocab, c.hidden},
+                              c.initStd);
+  Value h = EmbeddingOp::create(b, loc, embed, ids);
+
+  int64_t qDim = c.heads * c.headDim, kvDim = c.kvHeads * c.headDim;
+  for (int64_t i = 0; i < c.layers; ++i) {
+    std::string p = llvm::formatv("model.layers.{0}", i).str();
+
+    // Grouped-query causal self-attention with RoPE.
+    Value x = rmsNorm(h, p + ".input_layernorm.weight");
+    Value q = g.linear(x, p + ".self_attn.q_proj", c.hidden, qDim,
+                       c.attentionBias, c.initStd);
+    Value k = g.linear(x, p + ".self_attn.k_proj", c.hidden, kvDim,
+                       c.attentionBias, c.initStd);
+    Value v = g.linear(x, p + ".self_attn.v_proj", c.hidden, kvDim,
+                       c.attentionBias, c.initStd);
+    q = RopeOp::create(b, loc, g.splitHeads(q, c.heads, c.headDim),
+                       /*positions=*/Value(), theta);
+    k = RopeOp::create(b, loc, g.splitHeads(k, c.kvHeads, c.headDim),
+                       /*positions=*/Value(), theta);
+    v = g.splitHeads(v, c.kvHeads, c.headDim);
+    Value attn = AttentionOp::create(b, loc, q, k, v, /*mask=*/Value(),
+                                     /*causal=*/true, /*scale=*/FloatAttr());
+    Value o = g.linear(g.mergeHeads(attn), p + ".self_attn.o_proj", qDim,
+                       c.hidden, c.attentionBias, c.initStd);
+    h = AddOp::create(b, loc, h, o);
+
+    // SwiGLU MLP: down(silu(gate(x)) * up(x)).
+    x = rmsNorm(h, p + ".post_attention_layernorm.weight");
+    Value gate = g.linear(x, p + ".mlp.gate_proj", c.hidden, c.intermediate,
+                          c.mlpBias, c.initStd);
+    Value up = g.linear(x, p + ".mlp.up_proj", c.hidden, c.intermediate,
+                        c.mlpBias, c.initStd);
+    x = MulOp::create(b, loc, SiluOp::create(b, loc, gate), up);
+    x = g.linear(x, p + ".mlp.down_proj", c.intermediate, c.hidden, c.mlpBias,
+                 c.initStd);
+    h = AddOp::create(b, loc, h, x);
+  }
+
+  h = rmsNorm(h, "model.norm.weight");
+  Value logits = c.tied ? Value(MatmulOp::create(b, loc, h, embed,
+                                                 /*transpose_lhs=*/false,
+                                                 /*transpose_rhs=*/true))
+                        : g.linear(h, "lm_head", c.hidden, c.vocab,
+                                   /*bias=*/false, c.initStd);
+  g.endFunction(logits);
+  return g.takeModule();
+}

@@ -1,0 +1,226 @@
+// RUN: kiln-opt %s --convert-kiln-to-linalg --split-input-file | FileCheck %s
+// RUN: kiln-opt %s --convert-kiln-to-linalg --split-input-file | kiln-opt --split-input-file --verify-each > /dev/null
+
+// Matmul with a broadcast 2-D weight: a contraction generic over
+// (batch, m, n, k) on a zero-filled accumulator.
+// CHECK-DAG: #[[$LHS:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+// CHECK-DAG: #[[$RHS:.*]] = affine_map<(d0, d1, d2, d3) -> (d3, d2)>
+// CHECK-DAG: #[[$OUT:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-LABEL: func @matmul_batched
+// CHECK: %[[DIM:.*]] = tensor.dim %arg0, %c0
+// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[DIM]]) : tensor<?x8x16xf32>
+// CHECK: %[[ACC:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[EMPTY]]
+// CHECK: linalg.generic {indexing_maps = [#[[$LHS]], #[[$RHS]], #[[$OUT]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+// CHECK-SAME: outs(%[[ACC]]
+// CHECK: arith.mulf
+// CHECK: arith.addf
+func.func @matmul_batched(%x: tensor<?x8x32xf32>, %w: tensor<32x16xf32>) -> tensor<?x8x16xf32> {
+  %0 = kiln.matmul %x, %w : (tensor<?x8x32xf32>, tensor<32x16xf32>) -> tensor<?x8x16xf32>
+  return %0 : tensor<?x8x16xf32>
+}
+
+// -----
+
+// transpose_rhs swaps the rhs map.
+// CHECK-DAG: #[[$RHST:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+// CHECK-LABEL: func @matmul_transposed
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[$RHST]], #{{.*}}]
+func.func @matmul_transposed(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>) -> tensor<1x2x8x8xf32> {
+  %0 = kiln.matmul %q, %k transpose_rhs : (tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x8x8xf32>
+  return %0 : tensor<1x2x8x8xf32>
+}
+
+// -----
+
+// Broadcasting binary op: the bias reads only the last dim.
+// CHECK-DAG: #[[$ID:.*]] = affine_map<(d0, d1) -> (d0, d1)>
+// CHECK-DAG: #[[$BIAS:.*]] = affine_map<(d0, d1) -> (d1)>
+// CHECK-LABEL: func @add_bias
+// CHECK: linalg.generic {indexing_maps = [#[[$ID]], #[[$BIAS]], #[[$ID]]]
+// CHECK: arith.addf
+func.func @add_bias(%x: tensor<?x16xf32>, %b: tensor<16xf32>) -> tensor<?x16xf32> {
+  %0 = kiln.add %x, %b : (tensor<?x16xf32>, tensor<16xf32>) -> tensor<?x16xf32>
+  return %0 : tensor<?x16xf32>
+}
+
+// -----
+
+// A size-1 dim stretches through a constant index.
+// CHECK-DAG: #[[$STRETCH:.*]] = affine_map<(d0, d1) -> (d0, 0)>
+// CHECK-LABEL: func @sub_stretch
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[$STRETCH]], #{{.*}}]
+// CHECK: arith.subf
+func.func @sub_stretch(%x: tensor<4x16xf32>, %m: tensor<4x1xf32>) -> tensor<4x16xf32> {
+  %0 = kiln.sub %x, %m : (tensor<4x16xf32>, tensor<4x1xf32>) -> tensor<4x16xf32>
+  return %0 : tensor<4x16xf32>
+}
+
+// -----
+
+// Integer ops use the integer arith ops.
+// CHECK-LABEL: func @int_ops
+// CHECK: arith.muli
+// CHECK: arith.divsi
+// CHECK: arith.maxsi
+// CHECK: arith.cmpi slt
+func.func @int_ops(%a: tensor<4xi64>, %b: tensor<4xi64>) -> (tensor<4xi64>, tensor<4xi64>, tensor<4xi64>, tensor<4xi1>) {
+  %0 = kiln.mul %a, %b : (tensor<4xi64>, tensor<4xi64>) -> tensor<4xi64>
+  %1 = kiln.div %a, %b : (tensor<4xi64>, tensor<4xi64>) -> tensor<4xi64>
+  %2 = kiln.max %a, %b : (tensor<4xi64>, tensor<4xi64>) -> tensor<4xi64>
+  %3 = kiln.compare lt, %a, %b : (tensor<4xi64>, tensor<4xi64>) -> tensor<4xi1>
+  return %0, %1, %2, %3 : tensor<4xi64>, tensor<4xi64>, tensor<4xi64>, tensor<4xi1>
+}
+
+// -----
+
+// Unary ops map to math/arith; sigmoid and relu are expanded.
+// CHECK-LABEL: func @unary
+// CHECK: math.exp
+// CHECK: math.log
+// CHECK: math.tanh
+// CHECK: math.erf
+// CHECK: math.sqrt
+// CHECK: math.rsqrt
+// CHECK: arith.negf
+// CHECK: arith.divf
+// CHECK: arith.maximumf
+// CHECK: math.sin
+// CHECK: math.cos
+// CHECK: math.absf
+// CHECK: arith.negf
+func.func @unary(%x: tensor<8xf32>) -> tensor<8xf32> {
+  %0 = kiln.exp %x : tensor<8xf32>
+  %1 = kiln.log %0 : tensor<8xf32>
+  %2 = kiln.tanh %1 : tensor<8xf32>
+  %3 = kiln.erf %2 : tensor<8xf32>
+  %4 = kiln.sqrt %3 : tensor<8xf32>
+  %5 = kiln.rsqrt %4 : tensor<8xf32>
+  %6 = kiln.sigmoid %5 : tensor<8xf32>
+  %7 = kiln.relu %6 : tensor<8xf32>
+  %8 = kiln.sin %7 : tensor<8xf32>
+  %9 = kiln.cos %8 : tensor<8xf32>
+  %10 = kiln.abs %9 : tensor<8xf32>
+  %11 = kiln.neg %10 : tensor<8xf32>
+  return %11 : tensor<8xf32>
+}
+
+// -----
+
+// Reductions: mean divides by the reduced size; keepdim re-expands;
+// max starts from -inf.
+// CHECK-LABEL: func @reduce_mean_keepdim
+// CHECK: linalg.fill
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]
+// CHECK: arith.addf
+// CHECK: arith.sitofp
+// CHECK: arith.divf
+// CHECK: tensor.expand_shape {{.*}} {{\[}}[0, 1]] output_shape [%{{.*}}, 1] : tensor<?xf32> into tensor<?x1xf32>
+func.func @reduce_mean_keepdim(%x: tensor<?x16xf32>) -> tensor<?x1xf32> {
+  %0 = kiln.reduce mean %x axes = [1] keepdim : (tensor<?x16xf32>) -> tensor<?x1xf32>
+  return %0 : tensor<?x1xf32>
+}
+
+// CHECK-LABEL: func @reduce_max_all
+// CHECK: arith.constant 0xFF800000 : f32
+// CHECK: linalg.generic {{.*}} iterator_types = ["reduction", "reduction"]
+// CHECK: arith.maximumf
+// CHECK-NOT: tensor.expand_shape
+func.func @reduce_max_all(%x: tensor<4x16xf32>) -> tensor<f32> {
+  %0 = kiln.reduce max %x axes = [0, 1] : (tensor<4x16xf32>) -> tensor<f32>
+  return %0 : tensor<f32>
+}
+
+// -----
+
+// Shape ops become upstream tensor/linalg ops.
+// CHECK-LABEL: func @shapes
+// CHECK: linalg.transpose {{.*}} permutation = [2, 0, 1]
+// CHECK: tensor.from_elements %c3, %c8 : tensor<2xindex>
+// CHECK: tensor.reshape
+// CHECK: tensor.extract_slice %arg0[0, 0, 1] [2, 3, 2] [1, 1, 2]
+// CHECK: tensor.concat dim(2)
+// CHECK: tensor.pad
+func.func @shapes(%x: tensor<2x3x4xf32>) -> (tensor<4x2x3xf32>, tensor<3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x6xf32>) {
+  %0 = kiln.transpose %x permutation = [2, 0, 1] : (tensor<2x3x4xf32>) -> tensor<4x2x3xf32>
+  %1 = kiln.reshape %x : tensor<2x3x4xf32> -> tensor<3x8xf32>
+  %2 = kiln.slice %x axis = 2 [1 : 4 : 2] : (tensor<2x3x4xf32>) -> tensor<2x3x2xf32>
+  %3 = kiln.concat %2, %2 axis = 2 : (tensor<2x3x2xf32>, tensor<2x3x2xf32>) -> tensor<2x3x4xf32>
+  %4 = kiln.pad %x low = [0, 0, 1] high = [0, 0, 1] value = 0.0 : (tensor<2x3x4xf32>) -> tensor<2x3x6xf32>
+  return %0, %1, %3, %4 : tensor<4x2x3xf32>, tensor<3x8xf32>, tensor<2x3x4xf32>, tensor<2x3x6xf32>
+}
+
+// -----
+
+// Dynamic reshape carries the dynamic dim through tensor.dim.
+// CHECK-LABEL: func @reshape_dynamic
+// CHECK: %[[D:.*]] = tensor.dim %arg0, %c0
+// CHECK: tensor.from_elements %[[D]], %c4, %c2 : tensor<3xindex>
+func.func @reshape_dynamic(%x: tensor<?x8xf32>) -> tensor<?x4x2xf32> {
+  %0 = kiln.reshape %x : tensor<?x8xf32> -> tensor<?x4x2xf32>
+  return %0 : tensor<?x4x2xf32>
+}
+
+// -----
+
+// Gather extracts from the table at the index read from the ids.
+// CHECK-LABEL: func @gather
+// CHECK: linalg.generic {{.*}} ins(%arg1 : tensor<?x?xi64>)
+// CHECK: %[[COL:.*]] = linalg.index 2
+// CHECK: %[[ROW:.*]] = arith.index_cast %in : i64 to index
+// CHECK: tensor.extract %arg0[%[[ROW]], %[[COL]]] : tensor<10x4xf32>
+func.func @gather(%t: tensor<10x4xf32>, %ids: tensor<?x?xi64>) -> tensor<?x?x4xf32> {
+  %0 = kiln.gather %t[%ids] axis = 0 : (tensor<10x4xf32>, tensor<?x?xi64>) -> tensor<?x?x4xf32>
+  return %0 : tensor<?x?x4xf32>
+}
+
+// -----
+
+// Generators compute from linalg.index.
+// CHECK-LABEL: func @generators
+// CHECK: linalg.index 1
+// CHECK: arith.index_cast
+// CHECK: arith.subi
+// CHECK: arith.cmpi sle
+// CHECK: arith.cmpi ne
+// CHECK: arith.select %{{.*}}, %cst{{.*}}, %cst{{.*}} : f32
+// CHECK: tensor.extract %arg1[] : tensor<i64>
+// CHECK: arith.shrui
+// CHECK: arith.uitofp
+func.func @generators(%ids: tensor<?x?xi64>, %seed: tensor<i64>, %n: index) -> (tensor<3x5xi64>, tensor<?x?xi1>, tensor<?x1x1x?xf32>, tensor<2x3xf32>) {
+  %0 = kiln.iota () dim = 1 : tensor<3x5xi64>
+  %1 = kiln.causal_mask (%n, %n) : tensor<?x?xi1>
+  %2 = kiln.padding_mask %ids : tensor<?x?xi64> -> tensor<?x1x1x?xf32>
+  %3 = kiln.random_uniform %seed () : (tensor<i64>) -> tensor<2x3xf32>
+  return %0, %1, %2, %3 : tensor<3x5xi64>, tensor<?x?xi1>, tensor<?x1x1x?xf32>, tensor<2x3xf32>
+}
+
+// -----
+
+// Casts pick the arith conversion for the element types.
+// CHECK-LABEL: func @casts
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK: arith.extui %{{.*}} : i1 to i64
+// CHECK: arith.sitofp %{{.*}} : i64 to f32
+// CHECK: arith.fptosi %{{.*}} : f32 to i32
+func.func @casts(%x: tensor<4xf32>, %m: tensor<4xi1>, %i: tensor<4xi64>) -> (tensor<4xbf16>, tensor<4xi64>, tensor<4xf32>, tensor<4xi32>) {
+  %0 = kiln.cast %x : tensor<4xf32> -> tensor<4xbf16>
+  %1 = kiln.cast %m : tensor<4xi1> -> tensor<4xi64>
+  %2 = kiln.cast %i : tensor<4xi64> -> tensor<4xf32>
+  %3 = kiln.cast %x : tensor<4xf32> -> tensor<4xi32>
+  return %0, %1, %2, %3 : tensor<4xbf16>, tensor<4xi64>, tensor<4xf32>, tensor<4xi32>
+}
+
+// -----
+
+// Select and broadcast_to.
+// CHECK-LABEL: func @select_broadcast
+// CHECK: arith.select
+// CHECK: linalg.generic {{.*}} ins(%arg1 : tensor<4xf32>) outs(%{{.*}} : tensor<3x4xf32>)
+// CHECK-NEXT: ^bb0(%[[IN:.*]]: f32, %{{.*}}: f32):
+// CHECK-NEXT: linalg.yield %[[IN]]
+func.func @select_broadcast(%c: tensor<3x4xi1>, %x: tensor<4xf32>) -> (tensor<3x4xf32>, tensor<3x4xf32>) {
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  %0 = kiln.select %c, %x, %zero : (tensor<3x4xi1>, tensor<4xf32>, tensor<f32>) -> tensor<3x4xf32>
+  %1 = kiln.broadcast_to %x () : tensor<4xf32> -> tensor<3x4xf32>
+  return %0, %1 : tensor<3x4xf32>, tensor<3x4xf32>
+}
