@@ -181,6 +181,17 @@ func::FuncOp GraphBuilder::beginFunction(StringRef name, TypeRange inputs,
   return func;
 }
 
+void GraphBuilder::nameEntryPoint(func::FuncOp func,
+                                  ArrayRef<StringRef> inputs,
+                                  ArrayRef<StringRef> results) {
+  assert(inputs.size() == func.getNumArguments() &&
+         results.size() == func.getNumResults() && "one name per value");
+  for (auto [index, name] : llvm::enumerate(inputs))
+    func.setArgAttr(index, "kiln.name", builder.getStringAttr(name));
+  for (auto [index, name] : llvm::enumerate(results))
+    func.setResultAttr(index, "kiln.name", builder.getStringAttr(name));
+}
+
 void GraphBuilder::endFunction(ValueRange results) {
   func::ReturnOp::create(builder, loc, results);
 }

@@ -98,6 +98,11 @@ public:
   /// point into its body. Returns the entry block arguments.
   func::FuncOp beginFunction(llvm::StringRef name, TypeRange inputs,
                              TypeRange results);
+  /// Names the entry point's inputs and results (`kiln.name` argument and
+  /// result attributes): the names `kiln run --input NAME=FILE` and the
+  /// artifact manifest use.
+  void nameEntryPoint(func::FuncOp func, llvm::ArrayRef<llvm::StringRef> inputs,
+                      llvm::ArrayRef<llvm::StringRef> results);
   /// Adds the `func.return`.
   void endFunction(ValueRange results);
 

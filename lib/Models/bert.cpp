@@ -78,6 +78,8 @@ mlir::kiln::models::buildBert(MLIRContext &context,
   auto pooledType = RankedTensorType::get({B, c.hidden}, f32);
   func::FuncOp forward = g.beginFunction("forward", {idsType, idsType, idsType},
                                          {hiddenType, pooledType});
+  g.nameEntryPoint(forward, {"input_ids", "token_type_ids", "attention_mask"},
+                   {"last_hidden_state", "pooler_output"});
   Value ids = forward.getArgument(0);
   Value tokenTypes = forward.getArgument(1);
   Value attentionMask = forward.getArgument(2);

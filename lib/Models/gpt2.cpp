@@ -74,6 +74,7 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
   auto logitsType =
       RankedTensorType::get({shape->batch, shape->seq, c.vocab}, f32);
   func::FuncOp forward = g.beginFunction("forward", {idsType}, {logitsType});
+  g.nameEntryPoint(forward, {"input_ids"}, {"logits"});
   Value ids = forward.getArgument(0);
 
   // HF scales the residual projections' init by 1/sqrt(2·n_layer).

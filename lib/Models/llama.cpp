@@ -87,6 +87,7 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
   auto logitsType = RankedTensorType::get({shape->batch, shape->seq, c.vocab},
                                           b.getF32Type());
   func::FuncOp forward = g.beginFunction("forward", {idsType}, {logitsType});
+  g.nameEntryPoint(forward, {"input_ids"}, {"logits"});
   Value ids = forward.getArgument(0);
 
   auto rmsNorm = [&](Value x, const std::string &name) -> Value {

@@ -40,11 +40,13 @@ struct TransformerConfig {
 llvm::Expected<TransformerConfig> readConfig(const llvm::json::Object &json) {
   ConfigReader reader(json, "transformer");
   TransformerConfig c;
-  c.dModel = reader.getInt("d_model");
-  c.heads = reader.getInt("nhead");
-  c.encoderLayers = reader.getInt("num_encoder_layers", /*min=*/0);
-  c.decoderLayers = reader.getInt("num_decoder_layers", /*min=*/0);
-  c.feedforward = reader.getInt("dim_feedforward");
+  // Defaults are torch.nn.Transformer's (those of "Attention Is All You
+  // Need"); only the vocabularies have none.
+  c.dModel = reader.getInt("d_model", 512, /*min=*/1);
+  c.heads = reader.getInt("nhead", 8, /*min=*/1);
+  c.encoderLayers = reader.getInt("num_encoder_layers", 6, /*min=*/0);
+  c.decoderLayers = reader.getInt("num_decoder_layers", 6, /*min=*/0);
+  c.feedforward = reader.getInt("dim_feedforward", 2048, /*min=*/1);
   c.srcVocab = reader.getInt("src_vocab_size");
   c.tgtVocab = reader.getInt("tgt_vocab_size");
   c.maxLen = reader.getInt("max_len", 5000, /*min=*/1);
@@ -249,6 +251,7 @@ mlir::kiln::models::buildTransformer(MLIRContext &context,
       {shape->batch, shape->seq, c.tgtVocab}, b.getF32Type());
   func::FuncOp forward =
       g.beginFunction("forward", {idsType, idsType}, {logitsType});
+  g.nameEntryPoint(forward, {"src_ids", "tgt_ids"}, {"logits"});
   TransformerBuilder t(g, c);
 
   Value memory =

@@ -14,7 +14,7 @@
 // CHECK:       kiln.parameter @transformer.ln_f.bias : tensor<64xf32>
 // CHECK-NOT:   lm_head
 // CHECK-LABEL: func.func @forward(
-// CHECK-SAME:    %[[IDS:.*]]: tensor<?x?xi64>) -> tensor<?x?x1000xf32>
+// CHECK-SAME:    %[[IDS:[^:]*]]: tensor<?x?xi64> {kiln.name = "input_ids"}) -> (tensor<?x?x1000xf32> {kiln.name = "logits"})
 // CHECK:         %[[WTE:.*]] = kiln.read_param @transformer.wte.weight
 // CHECK:         kiln.embedding %[[WTE]], %[[IDS]]
 // CHECK:         %[[S:.*]] = tensor.dim %[[IDS]], %{{.*}} : tensor<?x?xi64>
@@ -25,7 +25,7 @@
 // CHECK:         %[[LOGITS:.*]] = kiln.matmul %{{.*}}, %[[WTE]] transpose_rhs : (tensor<?x?x64xf32>, tensor<1000x64xf32>) -> tensor<?x?x1000xf32>
 // CHECK:         return %[[LOGITS]]
 
-// STATIC-LABEL: func.func @forward(%{{.*}}: tensor<2x16xi64>) -> tensor<2x16x1000xf32>
+// STATIC-LABEL: func.func @forward(%{{.*}}: tensor<2x16xi64> {kiln.name = "input_ids"}) -> (tensor<2x16x1000xf32> {kiln.name = "logits"})
 // STATIC:         kiln.iota() dim = 0 : tensor<16xi64>
 
 // ROUNDTRIP: func.func @forward
