@@ -6,6 +6,14 @@
 // RUN: kiln-opt %s '--kiln-cost-report=function=small' | FileCheck %s --check-prefix=IR
 // RUN: not kiln-opt %s '--kiln-cost-report=function=nope' -o /dev/null 2>&1 | FileCheck %s --check-prefix=ERR
 // RUN: not kiln-opt %s '--kiln-cost-report=peak-gflops=0' -o /dev/null 2>&1 | FileCheck %s --check-prefix=ERR-OPTS
+// RUN: kiln-opt %s '--kiln-cost-report=output-file=%t.report title=tiny-model' -o /dev/null | count 0
+// RUN: FileCheck %s --check-prefix=FILE < %t.report
+// RUN: not kiln-opt %s '--kiln-cost-report=output-file=%t.missing/dir/report' -o /dev/null 2>&1 | FileCheck %s --check-prefix=ERR-FILE
+
+// output-file= writes the report there (stdout stays empty); title= names it.
+// FILE: Kiln cost report - tiny-model
+// FILE-NEXT: parameters  38,609,680 in 3 tensors
+// ERR-FILE: error: kiln-cost-report: {{.*}}
 
 // Defaults: 520 GFLOP/s, 60 GB/s, 65 W, 0.30 per kWh, 10^6 calls, `?` = 1.
 

@@ -2,9 +2,11 @@
 
 Until the artifact runtime exists, the test vehicle is upstream mlir-runner:
 the function is lowered with `kiln-opt --kiln-cpu-pipeline`, a `main` embeds
-the inputs as constants, calls the function and prints every result with the
-MLIR runner utilities, and the printed values are parsed back. It is slow
-for big tensors and meant for op-level numerics only.
+the inputs as constants, calls the function (not inlined) and prints every
+result with the MLIR runner utilities, and the printed values are parsed
+back. f32 results are printed as their bit patterns (i32), so they come back
+bit-exact rather than rounded to the printer's 6 digits. It is slow for big
+tensors and meant for op-level numerics only.
 """
 
 import os
@@ -35,7 +37,9 @@ def _dense(array):
     if array.dtype == np.bool_:
         flat = ["true" if v else "false" for v in array.reshape(-1)]
     elif array.dtype == np.float32:
-        flat = [np.format_float_scientific(np.float32(v), unique=True) for v in array.reshape(-1)]
+        # Non-finite values have no decimal spelling in MLIR; use the bits.
+        flat = [np.format_float_scientific(np.float32(v), unique=True) if np.isfinite(v)
+                else "0x%08X" % np.array(v, np.float32).view(np.uint32) for v in array.reshape(-1)]
     else:
         flat = [str(int(v)) for v in array.reshape(-1)]
 
@@ -53,7 +57,8 @@ def run(source, func, inputs, outputs):
     """Runs `func` defined in kiln IR `source`.
 
     inputs: list of numpy arrays (float32, int64, int32, bool), passed in order.
-    outputs: list of (shape, dtype) of the results; dynamic dims in the
+    outputs: list of (shape, dtype) of the results (f32, i64, i32 or i1 ->
+    float32, int64, int32, bool); f32 results come back bit-exact; dynamic dims in the
     function signature are fine, the shapes here are the concrete ones.
     Returns the list of result arrays.
     """
@@ -77,19 +82,38 @@ def run(source, func, inputs, outputs):
     ret = re.search(r"func\.func @" + re.escape(func) + r"\(.*?\)\s*->\s*(\(.*?\)|tensor<[^>]*>)\s*(attributes\s*\{[^}]*\}\s*)?\{", source, re.S)
     ret_types = re.findall(r"tensor<[^>]*>", ret.group(1))
     results = ", ".join(f"%r{i}" for i in range(len(ret_types)))
-    lines.append(f"  {results} = call @{func}({', '.join(call_args)}) : ({', '.join(declared)}) -> ({', '.join(ret_types)})")
+    # no_inline keeps the kiln function a real function with run-time
+    # arguments: the dynamic dims stay dynamic and nothing is folded against
+    # the constant inputs.
+    lines.append(f"  {results} = call @{func}({', '.join(call_args)}) {{no_inline}} : ({', '.join(declared)}) -> ({', '.join(ret_types)})")
     printers = set()
     for i, (t, (shape, dtype)) in enumerate(zip(ret_types, outputs)):
-        elem = re.search(r"x?(\w+)>$", t).group(1)
+        elem = re.search(r"(?:<|x)([a-z]\w*)>$", t).group(1)
         concrete = tensor_type(shape, elem)
-        if concrete != t:
-            lines.append(f"  %s{i} = tensor.cast %r{i} : {t} to {concrete}")
-        else:
-            lines.append(f"  %s{i} = tensor.cast %r{i} : {t} to {t}")
-        printer = {"f32": "printMemrefF32", "i64": "printMemrefI64", "i32": "printMemrefI32"}[elem]
-        printers.add((printer, elem))
-        lines.append(f"  %u{i} = tensor.cast %s{i} : {concrete} to tensor<*x{elem}>")
-        lines.append(f"  call @{printer}(%u{i}) : (tensor<*x{elem}>) -> ()")
+        lines.append(f"  %s{i} = tensor.cast %r{i} : {t} to {concrete}")
+        value, printed = f"%s{i}", elem
+        # Floats are printed as their bits (the printer shows only ~6
+        # significant digits) and i1 widened to i64, elementwise.
+        convert = {"f32": ("i32", "arith.bitcast"), "i1": ("i64", "arith.extui")}.get(elem)
+        if convert:
+            printed, op = convert
+            wide = tensor_type(shape, printed)
+            ids = ", ".join(f"d{k}" for k in range(len(shape)))
+            amap = f"affine_map<({ids}) -> ({ids})>"
+            iters = ", ".join('"parallel"' for _ in shape)
+            lines.append(f"  %e{i} = tensor.empty() : {wide}")
+            lines.append(f"  %w{i} = linalg.generic {{indexing_maps = [{amap}, {amap}], "
+                         f"iterator_types = [{iters}]}} ins(%s{i} : {concrete}) outs(%e{i} : {wide}) {{")
+            lines.append(f"  ^bb0(%x{i}: {elem}, %o{i}: {printed}):")
+            lines.append(f"    %y{i} = {op} %x{i} : {elem} to {printed}")
+            lines.append(f"    linalg.yield %y{i} : {printed}")
+            lines.append(f"  }} -> {wide}")
+            value = f"%w{i}"
+            concrete = wide
+        printer = {"i64": "printMemrefI64", "i32": "printMemrefI32"}[printed]
+        printers.add((printer, printed))
+        lines.append(f"  %u{i} = tensor.cast {value} : {concrete} to tensor<*x{printed}>")
+        lines.append(f"  call @{printer}(%u{i}) : (tensor<*x{printed}>) -> ()")
     main = "\n".join(f"func.func private @{p}(tensor<*x{e}>)" for p, e in sorted(printers))
     main += "\nfunc.func @main() {\n" + "\n".join(lines) + "\n  return\n}\n"
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,9 +132,14 @@ def run(source, func, inputs, outputs):
     arrays = []
     for chunk, (shape, dtype) in zip(chunks, outputs):
         data = chunk.split("data =", 1)[1]
-        numbers = re.findall(r"[-+]?(?:nan|inf|\d+\.?\d*(?:[eE][-+]?\d+)?)", data)
-        values = np.array([float(v) for v in numbers], dtype=np.float64)
-        arrays.append(values.astype(dtype).reshape(shape))
+        numbers = [int(v) for v in re.findall(r"[-+]?\d+", data)]
+        if np.dtype(dtype) == np.float32:
+            values = np.array(numbers, dtype=np.int64).astype(np.int32).view(np.float32)
+        elif np.dtype(dtype) == np.bool_:
+            values = np.array(numbers, dtype=np.int64) != 0
+        else:
+            values = np.array(numbers, dtype=np.int64).astype(dtype)
+        arrays.append(values.reshape(shape))
     if len(arrays) != len(outputs):
         raise RuntimeError("expected %d results, parsed %d:\n%s" % (len(outputs), len(arrays), ran.stdout))
     return arrays

@@ -6,7 +6,12 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kiln/Compiler/Compiler.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
+#include "kiln/Target/CPU/CPUPipeline.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 #include "kiln/Models/ModelBuilder.h"
 
@@ -21,7 +26,10 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Transforms/Passes.h"
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
@@ -31,13 +39,11 @@
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
-#include <unistd.h>
-
 using namespace mlir;
 namespace cl = llvm::cl;
 
 namespace {
-enum class EmitKind { Kiln, Decomposed, Cost };
+enum class EmitKind { Kiln, Decomposed, Cost, Summary, LLVM };
 
 cl::OptionCategory category("kiln-compile options");
 
@@ -55,7 +61,11 @@ cl::opt<EmitKind> emit(
                    "(kiln-decompose, canonicalize, cse)"),
         clEnumValN(EmitKind::Cost, "cost",
                    "the cost report (kiln-cost-report): parameters, FLOPs, "
-                   "bytes, roofline time")),
+                   "bytes, roofline time"),
+        clEnumValN(EmitKind::Summary, "summary",
+                   "a short summary: parameters, entry points, op counts"),
+        clEnumValN(EmitKind::LLVM, "llvm",
+                   "the optimized LLVM IR the CPU backend generates")),
     cl::cat(category));
 
 cl::opt<int64_t> batch("batch",
@@ -67,7 +77,28 @@ cl::opt<int64_t> seq("seq",
                               "(default: dynamic; 128 with --emit=cost)"),
                      cl::init(0), cl::cat(category));
 
-cl::opt<std::string> outputPath("o", cl::desc("Output file (default: stdout)"),
+cl::opt<std::string> target(
+    "target",
+    cl::desc("Build an artifact for this target (cpu) in the -o directory "
+             "instead of printing"),
+    cl::value_desc("cpu"), cl::init(""), cl::cat(category));
+cl::opt<std::string> weightsPath(
+    "weights",
+    cl::desc("Weights (safetensors) for the artifact, checked by name, "
+             "shape and dtype (default: initialize from the init rules)"),
+    cl::value_desc("file.safetensors"), cl::init(""), cl::cat(category));
+cl::opt<uint64_t> seed("seed",
+                       cl::desc("Seed of the init rules (default 0)"),
+                       cl::init(0), cl::cat(category));
+cl::opt<std::string> cpu(
+    "cpu",
+    cl::desc("CPU to generate code for: native (default), x86-64-v3, "
+             "x86-64-v4"),
+    cl::init("native"), cl::cat(category));
+cl::opt<bool> verbose("v", cl::desc("Print progress while building an artifact"),
+                      cl::init(false), cl::cat(category));
+
+cl::opt<std::string> outputPath("o", cl::desc("Output file, or the artifact directory with --target (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
                                 cl::cat(category));
 
@@ -100,6 +131,12 @@ the family) or a kiln IR file (.mlir) and prints:
   --emit=kiln        the graph as built (or parsed), verified
   --emit=decomposed  the graph after kiln-decompose, canonicalize and cse
   --emit=cost        the kiln-cost-report of the graph
+  --emit=summary     parameter count, entry point signatures, op counts
+  --emit=llvm        the optimized LLVM IR of the CPU backend
+
+With --target cpu -o NAME.kiln it writes an artifact instead: module.so,
+manifest.json and weights.safetensors (from --weights, or initialized from
+the init rules with --seed); see docs/artifacts.md.
 
 For configs, --batch and --seq fix the input shapes (0 means dynamic, `?`).
 Unset, they are dynamic, except with --emit=cost, where they default to
@@ -108,6 +145,7 @@ For .mlir inputs, --batch and --seq are ignored; dynamic dimensions count as
 --dynamic-dim-size in the cost report.
 
 Examples:
+  kiln-compile models/gpt2-tiny.json --target cpu -o /tmp/gpt2-tiny.kiln
   kiln-compile models/gpt2-small.json --emit=kiln --batch 1 --seq 1024
   kiln-compile models/bert-base.json --emit=cost --seq 512 --json
   kiln-compile models/mlp.mlir --emit=decomposed -o mlp.decomposed.mlir
@@ -170,6 +208,58 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
   }
   return std::move(module);
 }
+/// Digits grouped in threes.
+std::string withCommas(int64_t value) {
+  std::string digits = std::to_string(value), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0)
+      out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+/// Parameters, entry points and op counts, for people skimming a model.
+void printSummary(ModuleOp module, llvm::raw_ostream &os) {
+  int64_t tensors = 0, elements = 0, trainable = 0;
+  llvm::MapVector<Type, int64_t> elementsByType;
+  for (auto param : module.getOps<kiln::ParameterOp>()) {
+    auto type = param.getTensorType();
+    ++tensors;
+    elements += type.getNumElements();
+    elementsByType[type.getElementType()] += type.getNumElements();
+    if (param.getTrainable())
+      trainable += type.getNumElements();
+  }
+  os << "parameters   " << withCommas(elements) << " in " << tensors
+     << " tensors (" << withCommas(trainable) << " trainable)";
+  for (auto [type, count] : elementsByType)
+    os << "; " << type << " " << withCommas(count);
+  os << "\n";
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (func.isExternal())
+      continue;
+    os << "entry        @" << func.getSymName() << "(";
+    llvm::interleaveComma(func.getArgumentTypes(), os);
+    os << ") -> (";
+    llvm::interleaveComma(func.getResultTypes(), os);
+    os << ")\n";
+    llvm::MapVector<StringRef, int64_t> counts;
+    int64_t total = 0;
+    func.walk([&](Operation *op) {
+      if (op == func.getOperation() || isa<func::ReturnOp>(op))
+        return;
+      ++counts[op->getName().getStringRef()];
+      ++total;
+    });
+    auto sorted = counts.takeVector();
+    llvm::stable_sort(sorted, [](auto &a, auto &b) { return a.second > b.second; });
+    os << "  ops        " << total << ":";
+    for (auto &[name, count] : sorted)
+      os << " " << name << " " << count;
+    os << "\n";
+  }
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -196,6 +286,73 @@ int main(int argc, char **argv) {
     return 1;
   if (failed(verify(**module)))
     return fail("'" + inputPath + "' does not verify");
+
+  if (!target.empty()) {
+    if (target != "cpu")
+      return fail("unknown --target '" + target + "' (expected cpu)");
+    if (emit.getNumOccurrences())
+      return fail("--emit and --target are exclusive: --target writes an "
+                  "artifact");
+    if (outputPath == "-")
+      return fail("--target needs -o NAME.kiln, the artifact directory");
+    kiln::CompileOptions options;
+    options.cpu.cpu = cpu;
+    options.seed = seed;
+    if (!weightsPath.empty())
+      options.weightsPath = weightsPath.getValue();
+    options.sourcePath = inputPath;
+    if (auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(inputPath))
+      options.sourceSHA256 = kiln::sha256Hex((*buffer)->getBuffer());
+    auto sizeJson = [](const cl::opt<int64_t> &option) -> llvm::json::Value {
+      if (option.getNumOccurrences() && option > 0)
+        return option.getValue();
+      return nullptr;
+    };
+    options.recordedOptions = llvm::json::Object{
+        {"batch", sizeJson(batch)}, {"seq", sizeJson(seq)}, {"cpu", cpu}};
+    options.verbose = verbose;
+    if (llvm::Error error =
+            kiln::compileArtifact(**module, options, outputPath))
+      return fail(llvm::toString(std::move(error)));
+    return 0;
+  }
+
+  if (emit == EmitKind::LLVM) {
+    DialectRegistry cpuRegistry;
+    kiln::registerKilnCPUDialects(cpuRegistry);
+    context.appendDialectRegistry(cpuRegistry);
+    context.loadAllAvailableDialects();
+    PassManager pm(&context);
+    kiln::buildKilnCPUPipeline(pm, kiln::CPUPipelineOptions());
+    if (failed(pm.run(**module)))
+      return fail("lowering '" + inputPath + "' to LLVM failed");
+    kiln::addArtifactEntryPoints(**module);
+    llvm::LLVMContext llvmContext;
+    kiln::CPUTargetOptions targetOptions;
+    targetOptions.cpu = cpu;
+    auto llvmModule =
+        kiln::translateAndOptimize(**module, llvmContext, targetOptions, nullptr);
+    if (!llvmModule)
+      return fail(llvm::toString(llvmModule.takeError()));
+    std::string message;
+    auto output = openOutputFile(outputPath, &message);
+    if (!output)
+      return fail(message);
+    (*llvmModule)->print(output->os(), nullptr);
+    output->keep();
+    return 0;
+  }
+
+  if (emit == EmitKind::Summary) {
+    std::string message;
+    auto output = openOutputFile(outputPath, &message);
+    if (!output)
+      return fail(message);
+    output->os() << inputPath << "\n";
+    printSummary(**module, output->os());
+    output->keep();
+    return 0;
+  }
 
   if (emit != EmitKind::Cost) {
     std::string message;
@@ -226,30 +383,14 @@ int main(int argc, char **argv) {
   options.dynamicDimSize = dynamicDimSize;
   options.json = json;
   options.perOp = perOp;
-  pm.addPass(kiln::createKilnCostReportPass(options));
-
-  // The pass prints to stdout; send stdout to the output file meanwhile.
-  llvm::outs().flush();
-  int savedStdout = -1;
-  if (outputPath != "-") {
-    int fd;
-    if (std::error_code ec = llvm::sys::fs::openFileForWrite(outputPath, fd))
-      return fail("cannot open '" + outputPath + "': " + ec.message());
-    savedStdout = ::dup(STDOUT_FILENO);
-    ::dup2(fd, STDOUT_FILENO);
-    ::close(fd);
-  }
   if (!json && llvm::sys::path::extension(inputPath) == ".json")
-    llvm::outs() << "# " << inputPath << ": batch "
-                 << formatSize(getInputSize(batch, 1)) << ", seq "
-                 << formatSize(getInputSize(seq, 128))
-                 << " (set with --batch / --seq)\n";
+    options.title = inputPath + ": batch " +
+                    formatSize(getInputSize(batch, 1)) + ", seq " +
+                    formatSize(getInputSize(seq, 128)) +
+                    " (set with --batch / --seq)";
+  options.outputFile = outputPath;
+  pm.addPass(kiln::createKilnCostReportPass(options));
   LogicalResult result = pm.run(**module);
-  llvm::outs().flush();
-  if (savedStdout >= 0) {
-    ::dup2(savedStdout, STDOUT_FILENO);
-    ::close(savedStdout);
-  }
   if (failed(result))
     return fail("the cost report for '" + inputPath + "' failed");
   return 0;

@@ -54,6 +54,10 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(createCSEPass());
 
   // Tensor level.
+  // Entry points that call other parameter-reading functions (a loss
+  // calling forward) are flattened, so every parameter read sits in the
+  // function whose arguments will carry it.
+  pm.addPass(createInlinerPass());
   pm.addPass(createConvertKilnToLinalgPass());
   pm.addPass(createKilnExternalizeParametersPass());
   pm.addPass(createCanonicalizerPass());
@@ -69,6 +73,8 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   bufferization::buildBufferDeallocationPipeline(pm);
+  // Results that alias an argument or a constant are returned as clones.
+  pm.addPass(createConvertBufferizationToMemRefPass());
 
   // LLVM.
   pm.addPass(std::make_unique<EmitCInterfacesPass>());

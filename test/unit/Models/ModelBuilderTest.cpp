@@ -222,6 +222,19 @@ TEST_F(ModelBuilderTest, TransformerBaseMatchesTorch) {
             "(tensor<?x?xi64>, tensor<?x?xi64>) -> tensor<?x?x32000xf32>");
 }
 
+TEST_F(ModelBuilderTest, TransformerDefaultsAreTorchs) {
+  // Only the vocabularies are required; the rest defaults to
+  // torch.nn.Transformer() (d_model 512, 8 heads, 6+6 layers, ff 2048).
+  llvm::json::Object config{{"model_type", "transformer"},
+                            {"src_vocab_size", 100},
+                            {"tgt_vocab_size", 120}};
+  auto module = buildModel(context, config);
+  ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
+  EXPECT_EQ(countParams(**module, {"encoder.", "decoder."}), 44140544);
+  EXPECT_EQ(shapeOf(**module, "decoder.layers.5.linear2.weight"),
+            Shape({512, 2048}));
+}
+
 TEST_F(ModelBuilderTest, TransformerStaticAndMaxLen) {
   auto module = buildShipped("transformer-tiny", BuildOptions{2, 64});
   ASSERT_TRUE(module);

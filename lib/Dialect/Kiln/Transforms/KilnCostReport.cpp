@@ -14,6 +14,8 @@
 #include "llvm/ADT/MapVector.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
 namespace mlir::kiln {
@@ -98,7 +100,10 @@ struct KilnCostReportPass
     llvm::json::Array functionsJson;
     std::string text;
     llvm::raw_string_ostream os(text);
-    os << "Kiln cost report\n";
+    os << "Kiln cost report";
+    if (!title.empty())
+      os << " - " << title;
+    os << "\n";
     os << llvm::formatv("  parameters  {0} in {1} tensors ({2} trainable), "
                         "{3}\n",
                         withCommas(paramCount), paramTensors,
@@ -121,6 +126,16 @@ struct KilnCostReportPass
       return signalPassFailure();
     }
 
+    std::string error;
+    std::unique_ptr<llvm::ToolOutputFile> file;
+    if (outputFile != "-") {
+      file = openOutputFile(outputFile, &error);
+      if (!file) {
+        module.emitError("kiln-cost-report: ") << error;
+        return signalPassFailure();
+      }
+    }
+    llvm::raw_ostream &out = file ? file->os() : llvm::outs();
     if (json) {
       llvm::json::Object root{
           {"parameters", llvm::json::Object{{"count", paramCount},
@@ -136,13 +151,17 @@ struct KilnCostReportPass
                               {"dynamic_dim_size",
                                dynamicDimSize.getValue()}}},
           {"functions", std::move(functionsJson)}};
-      llvm::outs() << llvm::formatv("{0:2}",
+      if (!title.empty())
+        root["title"] = title.getValue();
+      out << llvm::formatv("{0:2}",
                                     llvm::json::Value(std::move(root)))
                    << "\n";
     } else {
-      llvm::outs() << text;
+      out << text;
     }
-    llvm::outs().flush();
+    out.flush();
+    if (file)
+      file->keep();
     markAllAnalysesPreserved();
   }
 

@@ -41,7 +41,7 @@ def KilnCostReportPass : Pass<"kiln-cost-report", "mlir::ModuleOp"> {
     and estimates the time of one call on a roofline
     (`max(FLOPs / peak, bytes / bandwidth)` per op), then energy and money
     for `calls` calls at `watts` and `price-per-kwh`. Prints a text table to
-    stdout, or JSON with `json`. The IR is left unchanged.
+    stdout (or `output-file`), or JSON with `json`. The IR is left unchanged.
 
     Dynamic dimensions count as `dynamic-dim-size`.
   }];
@@ -62,7 +62,11 @@ def KilnCostReportPass : Pass<"kiln-cost-report", "mlir::ModuleOp"> {
     Option<"perOp", "per-op", "bool", "false",
            "List every op instead of totals per op kind">,
     Option<"function", "function", "std::string", "\"\"",
-           "Report only this function (default: all)">
+           "Report only this function (default: all)">,
+    Option<"outputFile", "output-file", "std::string", "\"-\"",
+           "Write the report to this file (default: stdout)">,
+    Option<"title", "title", "std::string", "\"\"",
+           "A line naming what is reported (model, input sizes)">
   ];
 }
 

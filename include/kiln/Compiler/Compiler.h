@@ -1,0 +1,53 @@
+//===- Compiler.h - kiln IR to ahead-of-time artifacts ----------*- C++ -*-===//
+//
+// The compiler API: turns a verified kiln module into an artifact directory
+// (module.so, manifest.json, weights.safetensors, see docs/artifacts.md).
+// kiln-compile and, later, the training driver call it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_COMPILER_COMPILER_H
+#define KILN_COMPILER_COMPILER_H
+
+#include "kiln/Target/CPU/ObjectEmission.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/JSON.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace mlir::kiln {
+
+struct CompileOptions {
+  /// Only "cpu" today.
+  std::string target = "cpu";
+  CPUTargetOptions cpu;
+  /// A safetensors file with every parameter, checked by name, shape and
+  /// dtype; when absent, parameters are initialized from their init rules.
+  std::optional<std::string> weightsPath;
+  /// Seed of the init rules. Each parameter's stream depends only on the
+  /// seed and its name, so adding a parameter does not change the others.
+  uint64_t seed = 0;
+  /// What the artifact was built from, for the manifest.
+  std::string sourcePath;
+  std::string sourceSHA256;
+  /// Extra compile options recorded in the manifest (batch, seq, ...).
+  llvm::json::Object recordedOptions;
+  /// Progress lines on stderr.
+  bool verbose = false;
+};
+
+/// Compiles `module` (kiln IR with parameters; it is not modified) into the
+/// artifact directory `outputDir`, replacing any previous one atomically.
+llvm::Error compileArtifact(ModuleOp module, const CompileOptions &options,
+                            llvm::StringRef outputDir);
+
+/// The hex SHA-256 of `data`.
+std::string sha256Hex(llvm::StringRef data);
+
+} // namespace mlir::kiln
+
+#endif // KILN_COMPILER_COMPILER_H

@@ -1,0 +1,65 @@
+//===- ObjectEmission.h - LLVM dialect to a shared object -------*- C++ -*-===//
+//
+// The last steps of the CPU backend: translate the LLVM-dialect module to
+// LLVM IR, optimize it for the chosen CPU, emit an object file and link it
+// into the artifact's module.so.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TARGET_CPU_OBJECTEMISSION_H
+#define KILN_TARGET_CPU_OBJECTEMISSION_H
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/Support/Error.h"
+
+#include <memory>
+#include <string>
+
+namespace llvm {
+class LLVMContext;
+class Module;
+} // namespace llvm
+
+namespace mlir::kiln {
+
+struct CPUTargetOptions {
+  /// "native" (this machine's CPU and features), or an LLVM CPU name such
+  /// as "x86-64-v3" or "x86-64-v4".
+  std::string cpu = "native";
+  /// LLVM optimization level, 0-3.
+  unsigned optLevel = 3;
+};
+
+/// The resolved CPU name and target triple (for the manifest).
+struct CPUTargetInfo {
+  std::string cpu;
+  std::string triple;
+  std::string features;
+};
+
+/// Translates `module` (LLVM dialect, as kiln-cpu-pipeline leaves it) to an
+/// optimized LLVM IR module for the target.
+llvm::Expected<std::unique_ptr<llvm::Module>>
+translateAndOptimize(ModuleOp module, llvm::LLVMContext &llvmContext,
+                     const CPUTargetOptions &options, CPUTargetInfo *info);
+
+/// Emits `llvmModule` as an object file at `objectPath`.
+llvm::Error emitObjectFile(llvm::Module &llvmModule,
+                           const CPUTargetOptions &options,
+                           llvm::StringRef objectPath);
+
+/// Links an object file into a shared library with the system C compiler
+/// driver (`cc`), against libm.
+llvm::Error linkSharedLibrary(llvm::StringRef objectPath,
+                              llvm::StringRef libraryPath);
+
+/// Adds, for every `_mlir_ciface_<E>` function, the artifact ABI's
+/// `void kiln_entry_<E>(void **args)` and `int kiln_abi_version()`.
+void addArtifactEntryPoints(ModuleOp module);
+
+/// The ABI version module.so exports and the runtime checks.
+constexpr int kArtifactABIVersion = 1;
+
+} // namespace mlir::kiln
+
+#endif // KILN_TARGET_CPU_OBJECTEMISSION_H

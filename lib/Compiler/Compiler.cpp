@@ -1,0 +1,466 @@
+//===- Compiler.cpp - kiln IR to ahead-of-time artifacts ------------------===//
+//
+// Records what the runtime needs to know (entry points, parameter table)
+// from the kiln module, lowers a clone of it with the CPU pipeline, emits
+// module.so, writes the weights, and writes manifest.json last, all in a
+// temporary directory that then replaces the output directory.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Compiler/Compiler.h"
+
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "kiln/Runtime/File.h"
+#include "kiln/Runtime/SafeTensors.h"
+#include "kiln/Target/CPU/CPUPipeline.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstring>
+#include <random>
+#include <unistd.h>
+
+using namespace mlir;
+using namespace mlir::kiln;
+namespace rt = ::kiln::runtime;
+namespace json = llvm::json;
+
+std::string mlir::kiln::sha256Hex(llvm::StringRef data) {
+  auto hash = llvm::SHA256::hash(llvm::arrayRefFromStringRef(data));
+  return llvm::toHex(hash, /*LowerCase=*/true);
+}
+
+namespace {
+
+llvm::Error error(const llvm::Twine &message) {
+  return llvm::createStringError(message.str());
+}
+
+/// The safetensors name of an element type.
+std::optional<rt::DType> dtypeOf(Type type) {
+  if (auto quantized = dyn_cast<quant::QuantizedType>(type))
+    type = quantized.getStorageType();
+  if (type.isF32())
+    return rt::DType::F32;
+  if (type.isF16())
+    return rt::DType::F16;
+  if (type.isBF16())
+    return rt::DType::BF16;
+  if (type.isInteger(64))
+    return rt::DType::I64;
+  if (type.isInteger(32))
+    return rt::DType::I32;
+  if (type.isInteger(8))
+    return rt::DType::I8;
+  if (type.isInteger(1))
+    return rt::DType::Bool;
+  return std::nullopt;
+}
+
+json::Array shapeJson(ArrayRef<int64_t> shape) {
+  json::Array out;
+  for (int64_t dim : shape)
+    out.push_back(ShapedType::isDynamic(dim) ? int64_t(-1) : dim);
+  return out;
+}
+
+struct ParameterInfo {
+  mutable ParameterOp op;
+  rt::DType dtype;
+  std::vector<int64_t> shape;
+  size_t bytes = 0;
+  size_t offset = 0;
+};
+
+/// The spec of one input or output of an entry point.
+llvm::Expected<json::Object> valueSpec(StringRef name, Type type) {
+  auto tensor = dyn_cast<RankedTensorType>(type);
+  if (!tensor)
+    return error("entry point value '" + name + "' is not a ranked tensor");
+  auto dtype = dtypeOf(tensor.getElementType());
+  if (!dtype)
+    return error("entry point value '" + name + "' has unsupported element "
+                 "type " + llvm::formatv("{0}", tensor.getElementType()).str());
+  return json::Object{{"name", name.str()},
+                      {"dtype", rt::dtypeName(*dtype)},
+                      {"shape", shapeJson(tensor.getShape())}};
+}
+
+/// Entry points of the kiln module: every public function with a body.
+llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
+  json::Array entries;
+  CostOptions costOptions;
+  for (auto func : module.getOps<func::FuncOp>()) {
+    if (func.isExternal() || !func.isPublic())
+      continue;
+    json::Object entry{{"name", func.getSymName().str()},
+                       {"symbol", ("kiln_entry_" + func.getSymName()).str()}};
+    json::Array inputs, outputs;
+    bool allStatic = true;
+    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+      auto name = func.getArgAttrOfType<StringAttr>(i, "kiln.name");
+      std::string text = name ? name.str() : "arg" + std::to_string(i);
+      auto spec = valueSpec(text, func.getArgument(i).getType());
+      if (!spec)
+        return spec.takeError();
+      if (auto t = dyn_cast<RankedTensorType>(func.getArgument(i).getType()))
+        allStatic &= t.hasStaticShape();
+      inputs.push_back(std::move(*spec));
+    }
+    for (unsigned i = 0; i < func.getNumResults(); ++i) {
+      auto name = func.getResultAttrOfType<StringAttr>(i, "kiln.name");
+      std::string text = name ? name.str() : "result" + std::to_string(i);
+      auto spec = valueSpec(text, func.getResultTypes()[i]);
+      if (!spec)
+        return spec.takeError();
+      outputs.push_back(std::move(*spec));
+    }
+    OpCost cost;
+    func.walk([&](CostOpInterface op) { cost += op.getCost(costOptions); });
+    entry["inputs"] = std::move(inputs);
+    entry["outputs"] = std::move(outputs);
+    entry["cost"] = json::Object{{"flops", cost.flops},
+                                 {"bytes", cost.bytes()},
+                                 {"static", allStatic}};
+    entries.push_back(std::move(entry));
+  }
+  if (entries.empty())
+    return error("the module has no public function with a body to compile "
+                 "as an entry point");
+  return entries;
+}
+
+//===----------------------------------------------------------------------===//
+// Weights
+//===----------------------------------------------------------------------===//
+
+uint64_t nameHash(StringRef name) {
+  uint64_t hash = 1469598103934665603ULL; // FNV-1a
+  for (unsigned char c : name)
+    hash = (hash ^ c) * 1099511628211ULL;
+  return hash;
+}
+
+uint16_t floatToBF16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  if ((bits & 0x7fffffff) > 0x7f800000)
+    return 0x7fc0; // NaN
+  uint32_t rounding = 0x7fff + ((bits >> 16) & 1);
+  return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+
+uint16_t floatToF16(float value) {
+  _Float16 half = static_cast<_Float16>(value);
+  uint16_t bits;
+  std::memcpy(&bits, &half, 2);
+  return bits;
+}
+
+/// Fills `out` with the parameter's init rule.
+llvm::Error initialize(const ParameterInfo &param, uint64_t seed,
+                       std::vector<unsigned char> &out) {
+  size_t count = out.size() / rt::dtypeSize(param.dtype);
+  InitKind kind = param.op.getInit();
+  std::mt19937_64 rng(seed ^ nameHash(param.op.getSymName()));
+  auto sample = [&]() -> float {
+    switch (kind) {
+    case InitKind::zeros:
+      return 0.0f;
+    case InitKind::ones:
+      return 1.0f;
+    case InitKind::normal: {
+      std::normal_distribution<float> normal(
+          0.0f, static_cast<float>(param.op.getStd()->convertToDouble()));
+      return normal(rng);
+    }
+    case InitKind::uniform: {
+      std::uniform_real_distribution<float> uniform(
+          static_cast<float>(param.op.getLow()->convertToDouble()),
+          static_cast<float>(param.op.getHigh()->convertToDouble()));
+      return uniform(rng);
+    }
+    }
+    return 0.0f;
+  };
+  bool random = kind == InitKind::normal || kind == InitKind::uniform;
+  for (size_t i = 0; i < count; ++i) {
+    float value = sample();
+    switch (param.dtype) {
+    case rt::DType::F32:
+      std::memcpy(out.data() + 4 * i, &value, 4);
+      break;
+    case rt::DType::BF16: {
+      uint16_t bits = floatToBF16(value);
+      std::memcpy(out.data() + 2 * i, &bits, 2);
+      break;
+    }
+    case rt::DType::F16: {
+      uint16_t bits = floatToF16(value);
+      std::memcpy(out.data() + 2 * i, &bits, 2);
+      break;
+    }
+    default: {
+      if (random)
+        return error("parameter '" + param.op.getSymName() +
+                     "': a random init rule needs a float type, found " +
+                     rt::dtypeName(param.dtype));
+      int64_t integer = static_cast<int64_t>(value);
+      std::memcpy(out.data() + rt::dtypeSize(param.dtype) * i, &integer,
+                  rt::dtypeSize(param.dtype));
+    }
+    }
+  }
+  return llvm::Error::success();
+}
+
+/// Writes weights.safetensors: copied from the given file (checked by
+/// name, dtype and shape) or initialized.
+llvm::Error writeWeights(std::vector<ParameterInfo> &params,
+                         const CompileOptions &options, StringRef path) {
+  std::vector<std::vector<unsigned char>> storage;
+  std::vector<rt::NamedTensor> tensors;
+  std::optional<rt::SafeTensorsFile> source;
+  if (options.weightsPath) {
+    auto file = rt::SafeTensorsFile::open(*options.weightsPath);
+    if (!file)
+      return error(file.message());
+    source.emplace(file.take());
+    llvm::StringSet<> wanted;
+    for (const ParameterInfo &param : params)
+      wanted.insert(param.op.getSymName());
+    std::vector<std::string> extra;
+    for (const auto &info : source->tensors())
+      if (!wanted.contains(info.name))
+        extra.push_back(info.name);
+    if (!extra.empty())
+      return error("'" + *options.weightsPath + "' has " +
+                   std::to_string(extra.size()) +
+                   " tensor(s) the model does not declare, e.g. '" +
+                   extra.front() + "'");
+  }
+  storage.reserve(params.size());
+  for (ParameterInfo &param : params) {
+    StringRef name = param.op.getSymName();
+    if (source) {
+      const rt::SafeTensorInfo *info = source->find(name.str());
+      if (!info)
+        return error("'" + *options.weightsPath + "' has no tensor '" + name +
+                     "'");
+      if (info->dtype != param.dtype || info->shape != param.shape)
+        return error("'" + *options.weightsPath + "': tensor '" + name +
+                     "' is " + rt::dtypeName(info->dtype) + " " +
+                     rt::formatShape(info->shape) + ", the model expects " +
+                     rt::dtypeName(param.dtype) + " " +
+                     rt::formatShape(param.shape));
+      tensors.push_back({name.str(), source->view(*info)});
+      continue;
+    }
+    storage.emplace_back(param.bytes);
+    if (llvm::Error err = initialize(param, options.seed, storage.back()))
+      return err;
+    tensors.push_back(
+        {name.str(), {param.dtype, param.shape, storage.back().data()}});
+  }
+  rt::Status status = rt::writeSafeTensors(path.str(), tensors,
+                                           {{"format", "pt"}});
+  if (!status)
+    return error(status.message());
+  return llvm::Error::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Directory handling
+//===----------------------------------------------------------------------===//
+
+/// Replaces `target` by the complete directory `staged`.
+llvm::Error publishDirectory(StringRef staged, StringRef target) {
+  std::string old;
+  if (llvm::sys::fs::exists(target)) {
+    if (!llvm::sys::fs::is_directory(target))
+      return error("'" + target + "' exists and is not a directory");
+    old = (target + ".old." + std::to_string(::getpid())).str();
+    if (std::error_code ec = llvm::sys::fs::rename(target, old))
+      return error("cannot move the previous '" + target +
+                   "' aside: " + ec.message());
+  }
+  if (std::error_code ec = llvm::sys::fs::rename(staged, target))
+    return error("cannot rename '" + staged + "' to '" + target +
+                 "': " + ec.message());
+  if (!old.empty())
+    llvm::sys::fs::remove_directories(old);
+  return llvm::Error::success();
+}
+} // namespace
+
+llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
+                                        const CompileOptions &options,
+                                        StringRef outputDir) {
+  if (options.target != "cpu")
+    return error("target '" + options.target +
+                 "' is not supported yet (expected cpu)");
+  auto log = [&](const llvm::Twine &message) {
+    if (options.verbose)
+      llvm::errs() << "kiln-compile: " << message << "\n";
+  };
+
+  // What the runtime needs, read from the kiln module.
+  std::vector<ParameterInfo> params;
+  size_t offset = 0;
+  for (auto param : module.getOps<ParameterOp>()) {
+    ParameterInfo info;
+    info.op = param;
+    auto dtype = dtypeOf(param.getTensorType().getElementType());
+    if (!dtype)
+      return error("parameter '" + param.getSymName() +
+                   "' has an element type artifacts cannot store yet");
+    info.dtype = *dtype;
+    info.shape.assign(param.getTensorType().getShape().begin(),
+                      param.getTensorType().getShape().end());
+    info.bytes = rt::numElements(info.shape) * rt::dtypeSize(info.dtype);
+    info.offset = offset;
+    offset += info.bytes;
+    params.push_back(info);
+  }
+  auto entries = describeEntryPoints(module);
+  if (!entries)
+    return entries.takeError();
+
+  llvm::StringRef parent = llvm::sys::path::parent_path(outputDir);
+  if (!parent.empty() && !llvm::sys::fs::is_directory(parent))
+    return error("cannot write '" + outputDir + "': directory '" + parent +
+                 "' does not exist");
+
+  // Staging directory next to the output, so the final rename is atomic.
+  llvm::SmallString<256> staged(outputDir);
+  staged += ".tmp-%%%%%%";
+  llvm::SmallString<256> stagedPath;
+  llvm::sys::fs::createUniquePath(staged, stagedPath, /*MakeAbsolute=*/false);
+  if (std::error_code ec = llvm::sys::fs::create_directories(stagedPath))
+    return error("cannot create '" + stagedPath + "': " + ec.message());
+  auto cleanup = llvm::make_scope_exit(
+      [&] { llvm::sys::fs::remove_directories(stagedPath); });
+  auto inStaged = [&](StringRef name) {
+    llvm::SmallString<256> path(stagedPath);
+    llvm::sys::path::append(path, name);
+    return std::string(path);
+  };
+
+  // Lower a clone to the LLVM dialect.
+  log("lowering to LLVM (kiln-cpu-pipeline)");
+  OwningOpRef<ModuleOp> lowered = module.clone();
+  MLIRContext *context = module.getContext();
+  DialectRegistry registry;
+  registerKilnCPUDialects(registry);
+  context->appendDialectRegistry(registry);
+  context->loadAllAvailableDialects();
+  PassManager pm(context);
+  buildKilnCPUPipeline(pm, CPUPipelineOptions());
+  if (failed(pm.run(*lowered)))
+    return error("lowering to LLVM failed (see the diagnostics above)");
+  addArtifactEntryPoints(*lowered);
+
+  // Each entry point's parameters, in argument order, from the C
+  // interfaces' kiln.parameter tags.
+  for (json::Value &value : *entries) {
+    json::Object &entry = *value.getAsObject();
+    std::string name = entry.getString("name")->str();
+    auto iface =
+        lowered->lookupSymbol<LLVM::LLVMFuncOp>("_mlir_ciface_" + name);
+    if (!iface)
+      return error("entry point '" + name + "' has no C interface after "
+                   "lowering");
+    json::Array used;
+    for (unsigned i = 0; i < iface.getNumArguments(); ++i)
+      if (auto tag = iface.getArgAttrOfType<StringAttr>(i, "kiln.parameter"))
+        used.push_back(tag.str());
+    entry["parameters"] = std::move(used);
+  }
+
+  log("generating code for cpu '" + options.cpu.cpu + "'");
+  llvm::LLVMContext llvmContext;
+  CPUTargetInfo targetInfo;
+  auto llvmModule =
+      translateAndOptimize(*lowered, llvmContext, options.cpu, &targetInfo);
+  if (!llvmModule)
+    return llvmModule.takeError();
+  std::string object = inStaged("module.o");
+  if (llvm::Error err = emitObjectFile(**llvmModule, options.cpu, object))
+    return err;
+  log("linking module.so");
+  if (llvm::Error err = linkSharedLibrary(object, inStaged("module.so")))
+    return err;
+  llvm::sys::fs::remove(object);
+
+  log(options.weightsPath ? "copying weights from " + *options.weightsPath
+                          : llvm::Twine("initializing weights (seed ") +
+                                llvm::Twine(options.seed) + ")");
+  if (llvm::Error err =
+          writeWeights(params, options, inStaged("weights.safetensors")))
+    return err;
+
+  json::Array paramsJson;
+  for (const ParameterInfo &param : params) {
+    json::Object init{{"kind", stringifyInitKind(param.op.getInit())}};
+    if (auto std = param.op.getStd())
+      init["std"] = std->convertToDouble();
+    if (auto low = param.op.getLow())
+      init["low"] = low->convertToDouble();
+    if (auto high = param.op.getHigh())
+      init["high"] = high->convertToDouble();
+    json::Array shape;
+    for (int64_t dim : param.shape)
+      shape.push_back(dim);
+    paramsJson.push_back(json::Object{
+        {"name", param.op.getSymName().str()},
+        {"dtype", rt::dtypeName(param.dtype)},
+        {"shape", std::move(shape)},
+        {"offset", static_cast<int64_t>(param.offset)},
+        {"size", static_cast<int64_t>(param.bytes)},
+        {"trainable", param.op.getTrainable()},
+        {"init", std::move(init)}});
+  }
+  json::Object compileOptions = options.recordedOptions;
+  compileOptions["seed"] = static_cast<int64_t>(options.seed);
+  compileOptions["weights"] =
+      options.weightsPath ? json::Value(*options.weightsPath) : json::Value(nullptr);
+  json::Object manifest{
+      {"format", "kiln-artifact"},
+      {"format_version", 1},
+      {"target", "cpu"},
+      {"target_options", json::Object{{"cpu", targetInfo.cpu},
+                                      {"triple", targetInfo.triple}}},
+      {"source", json::Object{{"path", options.sourcePath},
+                              {"sha256", options.sourceSHA256}}},
+      {"compile_options", std::move(compileOptions)},
+      {"module", "module.so"},
+      {"weights", "weights.safetensors"},
+      {"parameters", std::move(paramsJson)},
+      {"entry_points", std::move(*entries)}};
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::formatv("{0:2}", json::Value(std::move(manifest))) << "\n";
+  rt::Status status = rt::writeFileAtomically(
+      inStaged("manifest.json"), [&](int fd) {
+        return rt::writeAll(fd, text.data(), text.size(), "manifest.json");
+      });
+  if (!status)
+    return error(status.message());
+
+  if (llvm::Error err = publishDirectory(stagedPath, outputDir))
+    return err;
+  cleanup.release();
+  log("wrote " + outputDir);
+  return llvm::Error::success();
+}

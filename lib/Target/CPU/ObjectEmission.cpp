@@ -1,0 +1,221 @@
+//===- ObjectEmission.cpp - LLVM dialect to a shared object ---------------===//
+//
+// Entry-point wrappers, LLVM IR translation, optimization for the chosen
+// CPU, object emission, and linking with the system compiler driver.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Target/CPU/ObjectEmission.h"
+
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Target/TargetOptions.h"
+#include "llvm/TargetParser/Host.h"
+#include "llvm/TargetParser/X86TargetParser.h"
+
+using namespace mlir;
+using namespace mlir::kiln;
+
+static constexpr llvm::StringLiteral kCInterfacePrefix = "_mlir_ciface_";
+
+void mlir::kiln::addArtifactEntryPoints(ModuleOp module) {
+  MLIRContext *ctx = module.getContext();
+  OpBuilder builder(ctx);
+  builder.setInsertionPointToEnd(module.getBody());
+  Location loc = module.getLoc();
+  auto ptrType = LLVM::LLVMPointerType::get(ctx);
+  auto voidType = LLVM::LLVMVoidType::get(ctx);
+  auto i32Type = builder.getI32Type();
+
+  SmallVector<LLVM::LLVMFuncOp> interfaces;
+  for (auto func : module.getOps<LLVM::LLVMFuncOp>())
+    if (func.getName().starts_with(kCInterfacePrefix) && !func.isExternal())
+      interfaces.push_back(func);
+
+  for (LLVM::LLVMFuncOp callee : interfaces) {
+    StringRef entry = callee.getName().drop_front(kCInterfacePrefix.size());
+    // void kiln_entry_E(void **args): args[0] -> results, args[1..] ->
+    // input and parameter descriptors, forwarded as the C interface's
+    // pointer arguments.
+    auto wrapper = LLVM::LLVMFuncOp::create(
+        builder, loc, ("kiln_entry_" + entry).str(),
+        LLVM::LLVMFunctionType::get(voidType, {ptrType}));
+    OpBuilder::InsertionGuard guard(builder);
+    Block *body = wrapper.addEntryBlock(builder);
+    builder.setInsertionPointToStart(body);
+    Value args = body->getArgument(0);
+    auto calleeType = callee.getFunctionType();
+    SmallVector<Value> operands;
+    // The C interface takes the result pointer first when the function has
+    // results; the runtime always reserves args[0] for it.
+    auto original = module.lookupSymbol<LLVM::LLVMFuncOp>(entry);
+    bool returnsValues =
+        original && !isa<LLVM::LLVMVoidType>(
+                        original.getFunctionType().getReturnType());
+    unsigned firstSlot = returnsValues ? 0 : 1;
+    for (unsigned i = 0; i < calleeType.getNumParams(); ++i) {
+      Value index = LLVM::ConstantOp::create(
+          builder, loc, builder.getI64Type(),
+          builder.getI64IntegerAttr(firstSlot + i));
+      Value slot = LLVM::GEPOp::create(builder, loc, ptrType, ptrType, args,
+                                       ValueRange{index});
+      operands.push_back(LLVM::LoadOp::create(builder, loc, ptrType, slot));
+    }
+    LLVM::CallOp::create(builder, loc, callee, operands);
+    LLVM::ReturnOp::create(builder, loc, ValueRange{});
+  }
+
+  auto version = LLVM::LLVMFuncOp::create(
+      builder, loc, "kiln_abi_version", LLVM::LLVMFunctionType::get(i32Type, {}));
+  Block *body = version.addEntryBlock(builder);
+  builder.setInsertionPointToStart(body);
+  Value one = LLVM::ConstantOp::create(
+      builder, loc, i32Type, builder.getI32IntegerAttr(kArtifactABIVersion));
+  LLVM::ReturnOp::create(builder, loc, one);
+}
+
+namespace {
+struct ResolvedTarget {
+  std::string triple, cpu, features;
+  const llvm::Target *target = nullptr;
+};
+
+llvm::Expected<ResolvedTarget> resolveTarget(const CPUTargetOptions &options) {
+  static bool initialized = [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    return true;
+  }();
+  (void)initialized;
+  ResolvedTarget resolved;
+  resolved.triple = llvm::sys::getDefaultTargetTriple();
+  std::string error;
+  resolved.target =
+      llvm::TargetRegistry::lookupTarget(llvm::Triple(resolved.triple), error);
+  if (!resolved.target)
+    return llvm::createStringError("no LLVM target for '" + resolved.triple +
+                                   "': " + error);
+  if (options.cpu == "native") {
+    resolved.cpu = llvm::sys::getHostCPUName().str();
+    llvm::SmallVector<std::string> features;
+    for (const auto &feature : llvm::sys::getHostCPUFeatures())
+      features.push_back((feature.second ? "+" : "-") + feature.first().str());
+    llvm::sort(features);
+    resolved.features = llvm::join(features, ",");
+  } else {
+    // Refuse unknown names here; LLVM would only warn and ignore them.
+    if (llvm::Triple(resolved.triple).isX86() &&
+        llvm::X86::parseArchX86(options.cpu) == llvm::X86::CK_None)
+      return llvm::createStringError(
+          "unknown --cpu '" + options.cpu +
+          "' (expected native, x86-64-v3, x86-64-v4 or another x86 CPU "
+          "name such as znver4)");
+    resolved.cpu = options.cpu;
+  }
+  return resolved;
+}
+
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+createTargetMachine(const CPUTargetOptions &options, ResolvedTarget *out) {
+  auto resolved = resolveTarget(options);
+  if (!resolved)
+    return resolved.takeError();
+  llvm::TargetOptions targetOptions;
+  llvm::CodeGenOptLevel level = options.optLevel >= 3 ? llvm::CodeGenOptLevel::Aggressive
+                                : options.optLevel == 0 ? llvm::CodeGenOptLevel::None
+                                                        : llvm::CodeGenOptLevel::Default;
+  std::unique_ptr<llvm::TargetMachine> machine(
+      resolved->target->createTargetMachine(
+          llvm::Triple(resolved->triple), resolved->cpu, resolved->features,
+          targetOptions, llvm::Reloc::PIC_, std::nullopt, level));
+  if (!machine)
+    return llvm::createStringError("cannot create a target machine for cpu '" +
+                                   resolved->cpu + "'");
+  if (out)
+    *out = *resolved;
+  return machine;
+}
+} // namespace
+
+llvm::Expected<std::unique_ptr<llvm::Module>>
+mlir::kiln::translateAndOptimize(ModuleOp module, llvm::LLVMContext &llvmContext,
+                                 const CPUTargetOptions &options,
+                                 CPUTargetInfo *info) {
+  DialectRegistry registry;
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  module.getContext()->appendDialectRegistry(registry);
+
+  ResolvedTarget resolved;
+  auto machine = createTargetMachine(options, &resolved);
+  if (!machine)
+    return machine.takeError();
+  std::unique_ptr<llvm::Module> llvmModule =
+      translateModuleToLLVMIR(module, llvmContext, "kiln");
+  if (!llvmModule)
+    return llvm::createStringError("translation to LLVM IR failed");
+  llvmModule->setDataLayout((*machine)->createDataLayout());
+  llvmModule->setTargetTriple(llvm::Triple(resolved.triple));
+  auto optimize = makeOptimizingTransformer(options.optLevel, /*sizeLevel=*/0,
+                                            machine->get());
+  if (llvm::Error error = optimize(llvmModule.get()))
+    return std::move(error);
+  if (info)
+    *info = {resolved.cpu, resolved.triple, resolved.features};
+  return llvmModule;
+}
+
+llvm::Error mlir::kiln::emitObjectFile(llvm::Module &llvmModule,
+                                       const CPUTargetOptions &options,
+                                       llvm::StringRef objectPath) {
+  auto machine = createTargetMachine(options, nullptr);
+  if (!machine)
+    return machine.takeError();
+  std::error_code ec;
+  llvm::raw_fd_ostream os(objectPath, ec, llvm::sys::fs::OF_None);
+  if (ec)
+    return llvm::createStringError("cannot write '" + objectPath +
+                                   "': " + ec.message());
+  llvm::legacy::PassManager pm;
+  if ((*machine)->addPassesToEmitFile(pm, os, nullptr,
+                                      llvm::CodeGenFileType::ObjectFile))
+    return llvm::createStringError("the target cannot emit object files");
+  pm.run(llvmModule);
+  os.flush();
+  if (os.has_error())
+    return llvm::createStringError("writing '" + objectPath + "' failed");
+  return llvm::Error::success();
+}
+
+llvm::Error mlir::kiln::linkSharedLibrary(llvm::StringRef objectPath,
+                                          llvm::StringRef libraryPath) {
+  auto cc = llvm::sys::findProgramByName("cc");
+  if (!cc)
+    return llvm::createStringError(
+        "no C compiler driver 'cc' on PATH to link module.so (install gcc)");
+  llvm::SmallVector<llvm::StringRef> args = {*cc, "-shared", "-o", libraryPath,
+                                             objectPath, "-lm"};
+  std::string error;
+  std::optional<llvm::StringRef> redirects[] = {std::nullopt, std::nullopt,
+                                                std::nullopt};
+  int status = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, redirects,
+                                         0, 0, &error);
+  if (status != 0)
+    return llvm::createStringError("linking '" + libraryPath + "' with '" +
+                                   *cc + "' failed" +
+                                   (error.empty() ? "" : ": " + error));
+  return llvm::Error::success();
+}

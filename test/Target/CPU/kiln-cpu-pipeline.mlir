@@ -1,0 +1,21 @@
+// RUN: kiln-opt %models/mlp.mlir --kiln-cpu-pipeline | FileCheck %s
+// RUN: kiln-opt %s --kiln-cpu-pipeline | FileCheck %s --check-prefix=SMALL
+// RUN: kiln-opt %s --kiln-cpu-pipeline | mlir-translate --mlir-to-llvmir | FileCheck %s --check-prefix=LLVMIR
+
+// The hand-written MLP lowers completely: the loss calling forward is
+// inlined, parameters become tagged memref arguments, and every entry point
+// gets a C interface for the runtime.
+// CHECK-NOT: kiln.
+// CHECK-DAG: llvm.func @malloc
+// CHECK-DAG: llvm.func @_mlir_ciface_forward({{.*}}{kiln.parameter = "fc1.weight"}
+// CHECK-DAG: llvm.func @_mlir_ciface_loss({{.*}}{kiln.parameter = "fc2.bias"}
+
+// SMALL-LABEL: llvm.func @_mlir_ciface_f
+// LLVMIR: define void @_mlir_ciface_f(
+kiln.parameter @scale : tensor<3xf32> init ones
+func.func @f(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
+  %s = kiln.read_param @scale : tensor<3xf32>
+  %0 = kiln.mul %x, %s : (tensor<2x3xf32>, tensor<3xf32>) -> tensor<2x3xf32>
+  %1 = kiln.softmax %0 axis = -1 : (tensor<2x3xf32>) -> tensor<2x3xf32>
+  return %1 : tensor<2x3xf32>
+}

@@ -1,0 +1,77 @@
+"""Helpers for end-to-end tests of whole artifacts.
+
+Compile with `kiln-compile --target cpu`, run with `kiln run`, and read and
+write the files in between (safetensors weights, .npy inputs and outputs).
+Tool paths come from the environment (KILN_COMPILE, KILN), as CTest sets
+them; the defaults look on PATH.
+"""
+
+import json
+import os
+import struct
+import subprocess
+
+import numpy as np
+
+KILN_COMPILE = os.environ.get("KILN_COMPILE", "kiln-compile")
+KILN = os.environ.get("KILN", "kiln")
+MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models")
+
+_ST_DTYPES = {np.dtype("float32"): "F32", np.dtype("int64"): "I64",
+              np.dtype("int32"): "I32", np.dtype("float16"): "F16"}
+
+
+def save_safetensors(tensors, path):
+    """Writes {name: np.ndarray} in the safetensors format."""
+    header, blobs, offset = {}, [], 0
+    for name, array in tensors.items():
+        array = np.ascontiguousarray(array)
+        data = array.tobytes()
+        header[name] = {"dtype": _ST_DTYPES[array.dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    text = json.dumps(header).encode()
+    text += b" " * ((8 - (8 + len(text)) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        for blob in blobs:
+            f.write(blob)
+
+
+def compile_artifact(model, out_dir, weights=None, extra=()):
+    args = [KILN_COMPILE, model, "--target", "cpu", "-o", out_dir]
+    if weights:
+        args += ["--weights", weights]
+    args += list(extra)
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError("kiln-compile failed:\n" + result.stderr)
+    with open(os.path.join(out_dir, "manifest.json")) as f:
+        return json.load(f)
+
+
+def run_artifact(artifact, inputs, work_dir, entry="forward"):
+    """Runs `entry` with {name: np.ndarray}; returns {output name: array}."""
+    args = [KILN, "run", artifact, "--entry", entry, "--output-dir", os.path.join(work_dir, "out")]
+    for name, array in inputs.items():
+        path = os.path.join(work_dir, name + ".npy")
+        np.save(path, array)
+        args += ["--input", f"{name}={path}"]
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError("kiln run failed:\n" + result.stderr)
+    with open(os.path.join(artifact, "manifest.json")) as f:
+        manifest = json.load(f)
+    spec = next(e for e in manifest["entry_points"] if e["name"] == entry)
+    return {o["name"]: np.load(os.path.join(work_dir, "out", o["name"] + ".npy")) for o in spec["outputs"]}
+
+
+def report(name, actual, expected):
+    """Max abs and relative error, printed for the log and returned."""
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    max_abs = float(diff.max())
+    rel = float((diff / (np.abs(expected) + 1e-6)).max())
+    print(f"{name}: max abs error {max_abs:.3e}, max rel error {rel:.3e} over {actual.size} values")
+    return max_abs, rel
