@@ -317,7 +317,7 @@ struct CompareOpPattern : OpConversionPattern<CompareOp> {
         {adaptor.getLhs(), adaptor.getRhs()},
         [&](OpBuilder &b, Location loc, ValueRange args) -> Value {
           if (floating) {
-            arith::CmpFPredicate p;
+            arith::CmpFPredicate p = arith::CmpFPredicate::OEQ;
             switch (predicate) {
             case ComparePredicate::eq: p = arith::CmpFPredicate::OEQ; break;
             case ComparePredicate::ne: p = arith::CmpFPredicate::UNE; break;
@@ -328,7 +328,7 @@ struct CompareOpPattern : OpConversionPattern<CompareOp> {
             }
             return arith::CmpFOp::create(b, loc, p, args[0], args[1]);
           }
-          arith::CmpIPredicate p;
+          arith::CmpIPredicate p = arith::CmpIPredicate::eq;
           switch (predicate) {
           case ComparePredicate::eq: p = arith::CmpIPredicate::eq; break;
           case ComparePredicate::ne: p = arith::CmpIPredicate::ne; break;

@@ -67,10 +67,6 @@ LogicalResult expectVector(Loc loc, StringRef what, Value value,
   return success();
 }
 
-RankedTensorType scalarLike(RankedTensorType type) {
-  return RankedTensorType::get({}, type.getElementType());
-}
-
 /// Result type of a loss with `reduction` over per-element shape `shape`.
 Type lossType(LossReduction reduction, ArrayRef<int64_t> shape,
               Type elementType) {
