@@ -8,37 +8,17 @@ them; the defaults look on PATH.
 
 import json
 import os
-import struct
 import subprocess
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
+from kiln.io import load_safetensors, save_safetensors  # noqa: E402,F401
 
 KILN_COMPILE = os.environ.get("KILN_COMPILE", "kiln-compile")
 KILN = os.environ.get("KILN", "kiln")
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models")
-
-_ST_DTYPES = {np.dtype("float32"): "F32", np.dtype("int64"): "I64",
-              np.dtype("int32"): "I32", np.dtype("float16"): "F16"}
-
-
-def save_safetensors(tensors, path):
-    """Writes {name: np.ndarray} in the safetensors format."""
-    header, blobs, offset = {}, [], 0
-    for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
-        data = array.tobytes()
-        header[name] = {"dtype": _ST_DTYPES[array.dtype], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * ((8 - (8 + len(text)) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)))
-        f.write(text)
-        for blob in blobs:
-            f.write(blob)
-
 
 def compile_artifact(model, out_dir, weights=None, extra=()):
     args = [KILN_COMPILE, model, "--target", "cpu", "-o", out_dir]

@@ -17,7 +17,9 @@
 #include "llvm/IR/Module.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
+#include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
@@ -206,8 +208,19 @@ llvm::Error mlir::kiln::linkSharedLibrary(llvm::StringRef objectPath,
   if (!cc)
     return llvm::createStringError(
         "no C compiler driver 'cc' on PATH to link module.so (install gcc)");
-  llvm::SmallVector<llvm::StringRef> args = {*cc, "-shared", "-o", libraryPath,
-                                             objectPath, "-lm"};
+  // The support library sits in ../lib next to the compiler's binary.
+  std::string executable = llvm::sys::fs::getMainExecutable(
+      nullptr, reinterpret_cast<void *>(&linkSharedLibrary));
+  llvm::SmallString<256> support(llvm::sys::path::parent_path(executable));
+  llvm::sys::path::append(support, "..", "lib", "libkiln_module_support.a");
+  if (!llvm::sys::fs::exists(support))
+    return llvm::createStringError("the module support library is missing: '" +
+                                   support + "'");
+  llvm::SmallVector<llvm::StringRef> args = {
+      *cc, "-shared", "-o", libraryPath, objectPath, support, "-lm",
+      // Every undefined symbol must be resolved now, not when the runtime
+      // loads the module.
+      "-Wl,--no-undefined"};
   std::string error;
   std::optional<llvm::StringRef> redirects[] = {std::nullopt, std::nullopt,
                                                 std::nullopt};

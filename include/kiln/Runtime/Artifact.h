@@ -1,0 +1,132 @@
+//===- Artifact.h - Loading and running Kiln artifacts ----------*- C++ -*-===//
+//
+// An Artifact is an opened artifact directory (docs/artifacts.md): its
+// validated manifest, its module.so loaded and its entry points resolved,
+// and its weights.safetensors mapped and checked against the manifest's
+// parameter table. run() calls an entry point on named inputs, passing the
+// parameters straight from the mapping, and hands back the results as
+// OwnedTensors.
+//
+// Nothing here links LLVM or MLIR: an artifact plus libkiln_runtime is a
+// deployment.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_RUNTIME_ARTIFACT_H
+#define KILN_RUNTIME_ARTIFACT_H
+
+#include "kiln/Runtime/Manifest.h"
+#include "kiln/Runtime/SafeTensors.h"
+#include "kiln/Runtime/Status.h"
+#include "kiln/Runtime/Tensor.h"
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln::runtime {
+
+/// A dense row-major tensor that owns (or shares ownership of) its storage.
+/// Results of Artifact::run are OwnedTensors whose storage is the buffer the
+/// module malloc'ed; it is freed when the last tensor using it goes away.
+class OwnedTensor {
+public:
+  OwnedTensor() = default;
+  /// A tensor at `data`, kept alive by `owner` (whose deleter frees it).
+  OwnedTensor(DType dtype, std::vector<int64_t> shape, void *data,
+              std::shared_ptr<void> owner)
+      : dtype_(dtype), shape_(std::move(shape)), data_(data),
+        owner_(std::move(owner)) {}
+  /// A fresh uninitialized tensor (malloc'ed, 64-byte aligned).
+  static OwnedTensor allocate(DType dtype, std::vector<int64_t> shape);
+
+  OwnedTensor(OwnedTensor &&) = default;
+  OwnedTensor &operator=(OwnedTensor &&) = default;
+  OwnedTensor(const OwnedTensor &) = delete;
+  OwnedTensor &operator=(const OwnedTensor &) = delete;
+
+  DType dtype() const { return dtype_; }
+  const std::vector<int64_t> &shape() const { return shape_; }
+  size_t rank() const { return shape_.size(); }
+  int64_t numElements() const { return kiln::runtime::numElements(shape_); }
+  size_t byteSize() const {
+    return static_cast<size_t>(numElements()) * dtypeSize(dtype_);
+  }
+  void *data() { return data_; }
+  const void *data() const { return data_; }
+  template <typename T> const T *as() const {
+    return static_cast<const T *>(data_);
+  }
+  TensorView view() const { return {dtype_, shape_, data_}; }
+
+private:
+  DType dtype_ = DType::F32;
+  std::vector<int64_t> shape_;
+  void *data_ = nullptr;
+  std::shared_ptr<void> owner_;
+};
+
+/// An opened artifact directory. Not copyable or movable (callers hold it by
+/// unique_ptr); run() is const and keeps no per-call state, so it may be
+/// called from several threads when the module itself is reentrant (the CPU
+/// modules kiln-compile emits are).
+class Artifact {
+public:
+  /// Opens `dir`: reads and validates manifest.json (format "kiln-artifact",
+  /// format_version 1, a target this runtime runs), loads the module and
+  /// checks its ABI version and entry symbols, maps the weights and checks
+  /// them against the parameter table (name, dtype, shape, extent).
+  static Expected<std::unique_ptr<Artifact>> open(const std::string &dir);
+
+  ~Artifact();
+  Artifact(const Artifact &) = delete;
+  Artifact &operator=(const Artifact &) = delete;
+
+  const std::string &dir() const { return dir_; }
+  const Manifest &manifest() const { return manifest_; }
+  const std::vector<EntryPointSpec> &entryPoints() const {
+    return manifest_.entryPoints;
+  }
+  const std::vector<ParameterSpec> &parameters() const {
+    return manifest_.parameters;
+  }
+  const EntryPointSpec *findEntryPoint(const std::string &name) const {
+    return manifest_.findEntryPoint(name);
+  }
+  /// The mapped weights; null when the artifact has no parameters and no
+  /// weights file.
+  const SafeTensorsFile *weights() const {
+    return weights_ ? &*weights_ : nullptr;
+  }
+  /// A view of parameter `name` (as the module receives it), if it exists.
+  std::optional<TensorView> parameter(const std::string &name) const;
+
+  /// Runs entry point `entry`. Every declared input must be given exactly
+  /// once, by name, with the declared dtype and rank, its static dims equal
+  /// and its dynamic dims at least 1. Returns the outputs in manifest order
+  /// (EntryPointSpec::outputs names them), row-major.
+  Expected<std::vector<OwnedTensor>>
+  run(const std::string &entry, const std::vector<NamedTensor> &inputs) const;
+
+  /// The loaded code of one target (module.so for cpu). Opaque here.
+  class Module;
+
+private:
+  Artifact() = default;
+
+  std::string dir_;
+  Manifest manifest_;
+  std::optional<SafeTensorsFile> weights_;
+  std::unique_ptr<Module> module_;
+  /// Per manifest parameter: the pointer the module receives (into the
+  /// mapping, or into alignedCopies_ when the mapping was misaligned).
+  std::vector<const void *> parameterData_;
+  std::vector<std::shared_ptr<void>> alignedCopies_;
+  /// Per entry point: indices of its parameters in manifest_.parameters.
+  std::vector<std::vector<size_t>> entryParameters_;
+};
+
+} // namespace kiln::runtime
+
+#endif // KILN_RUNTIME_ARTIFACT_H

@@ -1,0 +1,479 @@
+//===- Artifact.cpp - Loading and running Kiln artifacts ------------------===//
+//
+// open() validates everything it can before the first call: a bad artifact
+// fails there with a message naming the file and the tensor, not in run().
+// run() marshals MLIR ranked memref descriptors (docs/artifacts.md) for the
+// inputs and parameters, calls kiln_entry_<E>(void **args), and adopts the
+// results the module malloc'ed.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Runtime/Artifact.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <map>
+#include <set>
+#include <sys/stat.h>
+
+namespace kiln::runtime {
+
+namespace {
+/// Alignment of buffers the runtime allocates (results it copies, inputs
+/// and parameters it realigns): enough for any vector unit.
+constexpr size_t kAlignment = 64;
+
+std::shared_ptr<void> alignedBuffer(size_t bytes) {
+  size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void *data = std::aligned_alloc(kAlignment, rounded ? rounded : kAlignment);
+  return std::shared_ptr<void>(data, std::free);
+}
+
+bool isAligned(const void *data, DType dtype) {
+  return reinterpret_cast<uintptr_t>(data) % dtypeSize(dtype) == 0;
+}
+
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::string quotedList(const std::vector<std::string> &names) {
+  std::string text;
+  for (const std::string &name : names)
+    text += (text.empty() ? "'" : ", '") + name + "'";
+  return text;
+}
+
+std::string specNames(const std::vector<TensorSpec> &specs) {
+  std::string text;
+  for (const TensorSpec &spec : specs)
+    text += (text.empty() ? "" : ", ") + spec.name;
+  return text.empty() ? "none" : text;
+}
+
+std::string describe(DType dtype, const std::vector<int64_t> &shape) {
+  return std::string(dtypeName(dtype)) + " " + formatSpecShape(shape);
+}
+
+/// Copies a strided tensor of `rank` dims to a contiguous row-major buffer.
+void stridedCopy(const unsigned char *src, unsigned char *dst,
+                 const int64_t *sizes, const int64_t *strides, size_t rank,
+                 size_t elementSize) {
+  if (rank == 0) {
+    std::memcpy(dst, src, elementSize);
+    return;
+  }
+  int64_t inner = 1;
+  for (size_t d = 1; d < rank; ++d)
+    inner *= sizes[d];
+  for (int64_t i = 0; i < sizes[0]; ++i)
+    stridedCopy(src + i * strides[0] * static_cast<int64_t>(elementSize),
+                dst + i * inner * static_cast<int64_t>(elementSize), sizes + 1,
+                strides + 1, rank - 1, elementSize);
+}
+
+/// The words of a ranked memref descriptor for a contiguous tensor.
+void appendDescriptor(std::vector<int64_t> &words, const void *data,
+                      const std::vector<int64_t> &shape) {
+  int64_t pointer = static_cast<int64_t>(reinterpret_cast<uintptr_t>(data));
+  words.push_back(pointer); // allocated
+  words.push_back(pointer); // aligned
+  words.push_back(0);       // offset
+  for (int64_t d : shape)
+    words.push_back(d);
+  int64_t stride = 1;
+  std::vector<int64_t> strides(shape.size());
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = stride;
+    stride *= shape[i];
+  }
+  words.insert(words.end(), strides.begin(), strides.end());
+}
+
+size_t descriptorWords(size_t rank) { return 3 + 2 * rank; }
+} // namespace
+
+OwnedTensor OwnedTensor::allocate(DType dtype, std::vector<int64_t> shape) {
+  size_t bytes =
+      static_cast<size_t>(kiln::runtime::numElements(shape)) * dtypeSize(dtype);
+  std::shared_ptr<void> buffer = alignedBuffer(bytes);
+  void *data = buffer.get();
+  return OwnedTensor(dtype, std::move(shape), data, std::move(buffer));
+}
+
+//===----------------------------------------------------------------------===//
+// Target modules
+//===----------------------------------------------------------------------===//
+
+/// The loaded code of an artifact. One subclass per target; the cpu one is a
+/// dlopen'ed module.so whose entry points take host memref descriptors. A
+/// cuda target would load its host-side module the same way and differ in
+/// where buffers live.
+class Artifact::Module {
+public:
+  virtual ~Module() = default;
+  /// Calls entry point `index` (manifest order) with the packed arguments.
+  virtual void call(size_t index, void **args) const = 0;
+  /// True when `address` lies inside the module's own image (a constant
+  /// global), which must never be freed.
+  virtual bool containsAddress(const void *address) const = 0;
+};
+
+namespace {
+using EntryFunction = void (*)(void **);
+using AbiVersionFunction = int (*)();
+
+class CpuModule final : public Artifact::Module {
+public:
+  static Expected<std::unique_ptr<Artifact::Module>>
+  load(const std::string &path, const Manifest &manifest) {
+    if (!exists(path))
+      return Status::error("cannot load '" + path + "': " +
+                           std::strerror(errno));
+    std::unique_ptr<CpuModule> module(new CpuModule);
+    ::dlerror();
+    module->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!module->handle_) {
+      const char *why = ::dlerror();
+      return Status::error("cannot load '" + path + "': " +
+                           (why ? why : "dlopen failed"));
+    }
+    ::dlerror();
+    auto abiVersion = reinterpret_cast<AbiVersionFunction>(
+        ::dlsym(module->handle_, "kiln_abi_version"));
+    if (!abiVersion)
+      return Status::error("'" + path +
+                           "' is not a Kiln module: it does not export "
+                           "kiln_abi_version");
+    int version = abiVersion();
+    if (version != kModuleAbiVersion)
+      return Status::error("'" + path + "' has module ABI version " +
+                           std::to_string(version) + ", this runtime calls " +
+                           std::to_string(kModuleAbiVersion) +
+                           " (recompile the model with a matching "
+                           "kiln-compile)");
+    for (const EntryPointSpec &entry : manifest.entryPoints) {
+      ::dlerror();
+      void *symbol = ::dlsym(module->handle_, entry.symbol.c_str());
+      if (!symbol)
+        return Status::error("'" + path + "' has no symbol '" + entry.symbol +
+                             "' for entry point '" + entry.name + "'");
+      module->entries_.push_back(reinterpret_cast<EntryFunction>(symbol));
+    }
+    return std::unique_ptr<Artifact::Module>(std::move(module));
+  }
+
+  ~CpuModule() override {
+    if (handle_)
+      ::dlclose(handle_);
+  }
+
+  void call(size_t index, void **args) const override { entries_[index](args); }
+
+  bool containsAddress(const void *address) const override {
+    Dl_info info;
+    // Any loaded image, not just ours: a module may hand back a global of a
+    // library it links. Heap memory is in none.
+    return ::dladdr(address, &info) != 0 && info.dli_fbase != nullptr;
+  }
+
+private:
+  CpuModule() = default;
+  void *handle_ = nullptr;
+  std::vector<EntryFunction> entries_;
+};
+
+Expected<std::unique_ptr<Artifact::Module>>
+loadModule(TargetKind target, const std::string &path,
+           const Manifest &manifest) {
+  switch (target) {
+  case TargetKind::CPU:
+    return CpuModule::load(path, manifest);
+  }
+  return Status::error("cannot load '" + path + "': unknown target");
+}
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Artifact::open
+//===----------------------------------------------------------------------===//
+
+Artifact::~Artifact() = default;
+
+Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0)
+    return Status::error("cannot open artifact '" + dir +
+                         "': " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return Status::error("'" + dir +
+                         "' is not a Kiln artifact: it is not a directory");
+  std::string manifestPath = dir + "/manifest.json";
+  if (!exists(manifestPath))
+    return Status::error("'" + dir +
+                         "' is not a Kiln artifact: it has no manifest.json "
+                         "(an artifact is complete only once manifest.json "
+                         "is written)");
+
+  std::unique_ptr<Artifact> artifact(new Artifact);
+  artifact->dir_ = dir;
+  Expected<Manifest> manifest = Manifest::read(manifestPath);
+  if (!manifest)
+    return manifest.status();
+  artifact->manifest_ = manifest.take();
+  const Manifest &m = artifact->manifest_;
+
+  // Weights first: they need no code to run.
+  std::string weightsPath = dir + "/" + m.weights;
+  if (!m.parameters.empty() || exists(weightsPath)) {
+    Expected<SafeTensorsFile> weights = SafeTensorsFile::open(weightsPath);
+    if (!weights)
+      return weights.status();
+    artifact->weights_.emplace(weights.take());
+  }
+  const SafeTensorsFile *weights = artifact->weights();
+  for (const ParameterSpec &param : m.parameters) {
+    const SafeTensorInfo *info = weights->find(param.name);
+    if (!info)
+      return Status::error("'" + weightsPath + "' has no tensor '" +
+                           param.name + "', a parameter in manifest.json");
+    if (info->dtype != param.dtype || info->shape != param.shape)
+      return Status::error("parameter '" + param.name + "' is " +
+                           describe(param.dtype, param.shape) +
+                           " in manifest.json but " +
+                           describe(info->dtype, info->shape) + " in '" +
+                           weightsPath + "'");
+    if ((param.offset && *param.offset != info->begin) ||
+        (param.size && *param.size != info->end - info->begin))
+      return Status::error(
+          "parameter '" + param.name + "' lies at bytes [" +
+          std::to_string(info->begin) + ", " + std::to_string(info->end) +
+          ") of the data in '" + weightsPath +
+          "', but manifest.json says offset " +
+          (param.offset ? std::to_string(*param.offset) : "?") + ", size " +
+          (param.size ? std::to_string(*param.size) : "?"));
+    TensorView view = weights->view(*info);
+    if (!isAligned(view.data, view.dtype)) {
+      std::shared_ptr<void> copy = alignedBuffer(view.byteSize());
+      std::memcpy(copy.get(), view.data, view.byteSize());
+      view.data = copy.get();
+      artifact->alignedCopies_.push_back(std::move(copy));
+    }
+    artifact->parameterData_.push_back(view.data);
+  }
+  if (weights)
+    for (const SafeTensorInfo &info : weights->tensors())
+      if (!m.findParameter(info.name))
+        return Status::error("'" + weightsPath + "' has tensor '" + info.name +
+                             "', which is not a parameter in manifest.json");
+
+  for (const EntryPointSpec &entry : m.entryPoints) {
+    std::vector<size_t> indices;
+    for (const std::string &name : entry.parameters)
+      indices.push_back(
+          static_cast<size_t>(m.findParameter(name) - m.parameters.data()));
+    artifact->entryParameters_.push_back(std::move(indices));
+  }
+
+  Expected<std::unique_ptr<Module>> module =
+      loadModule(m.target, dir + "/" + m.module, m);
+  if (!module)
+    return module.status();
+  artifact->module_ = module.take();
+  return artifact;
+}
+
+std::optional<TensorView> Artifact::parameter(const std::string &name) const {
+  const ParameterSpec *param = manifest_.findParameter(name);
+  if (!param)
+    return std::nullopt;
+  size_t index = static_cast<size_t>(param - manifest_.parameters.data());
+  return TensorView{param->dtype, param->shape, parameterData_[index]};
+}
+
+//===----------------------------------------------------------------------===//
+// Artifact::run
+//===----------------------------------------------------------------------===//
+
+Expected<std::vector<OwnedTensor>>
+Artifact::run(const std::string &entryName,
+              const std::vector<NamedTensor> &inputs) const {
+  const EntryPointSpec *entry = manifest_.findEntryPoint(entryName);
+  if (!entry)
+    return Status::error("unknown entry point '" + entryName +
+                         "'; the artifact has: " +
+                         manifest_.entryPointNames());
+  size_t entryIndex =
+      static_cast<size_t>(entry - manifest_.entryPoints.data());
+  std::string where = "entry point '" + entry->name + "'";
+
+  // Match the given inputs to the declared ones by name.
+  std::vector<const TensorView *> given(entry->inputs.size(), nullptr);
+  std::vector<std::string> unknown;
+  for (const NamedTensor &input : inputs) {
+    const TensorSpec *spec = entry->findInput(input.name);
+    if (!spec) {
+      unknown.push_back(input.name);
+      continue;
+    }
+    size_t index = static_cast<size_t>(spec - entry->inputs.data());
+    if (given[index])
+      return Status::error(where + ": input '" + input.name +
+                           "' is given more than once");
+    given[index] = &input.view;
+  }
+  if (!unknown.empty())
+    return Status::error(where + " has no input" +
+                         (unknown.size() > 1 ? "s " : " ") +
+                         quotedList(unknown) +
+                         " (its inputs: " + specNames(entry->inputs) + ")");
+  std::vector<std::string> missing;
+  for (size_t i = 0; i < given.size(); ++i)
+    if (!given[i])
+      missing.push_back(entry->inputs[i].name);
+  if (!missing.empty())
+    return Status::error(where + ": missing input" +
+                         (missing.size() > 1 ? "s " : " ") +
+                         quotedList(missing) + " (its inputs: " +
+                         specNames(entry->inputs) + ")");
+
+  // Check them against their specs and build their descriptors.
+  std::vector<std::vector<int64_t>> descriptors;
+  std::vector<std::shared_ptr<void>> realigned;
+  std::vector<std::pair<const unsigned char *, size_t>> borrowed;
+  for (size_t i = 0; i < given.size(); ++i) {
+    const TensorSpec &spec = entry->inputs[i];
+    const TensorView &view = *given[i];
+    std::string what = where + ": input '" + spec.name + "'";
+    if (view.dtype != spec.dtype)
+      return Status::error(what + " is " + dtypeName(view.dtype) +
+                           ", expected " + dtypeName(spec.dtype));
+    if (view.shape.size() != spec.shape.size())
+      return Status::error(what + " has rank " +
+                           std::to_string(view.shape.size()) + " (shape " +
+                           formatShape(view.shape) + "), expected rank " +
+                           std::to_string(spec.shape.size()) + " (shape " +
+                           formatSpecShape(spec.shape) + ")");
+    for (size_t d = 0; d < spec.shape.size(); ++d) {
+      if (spec.shape[d] == kDynamicDim ? view.shape[d] < 1
+                                       : view.shape[d] != spec.shape[d])
+        return Status::error(
+            what + " has shape " + formatShape(view.shape) + ", expected " +
+            formatSpecShape(spec.shape) + " (dim " + std::to_string(d) +
+            (spec.shape[d] == kDynamicDim
+                 ? " is dynamic and must be at least 1)"
+                 : " must be " + std::to_string(spec.shape[d]) + ")"));
+    }
+    const void *data = view.data;
+    if (!data && view.byteSize() != 0)
+      return Status::error(what + " has no data");
+    if (data && !isAligned(data, view.dtype)) {
+      std::shared_ptr<void> copy = alignedBuffer(view.byteSize());
+      std::memcpy(copy.get(), data, view.byteSize());
+      data = copy.get();
+      realigned.push_back(std::move(copy));
+    }
+    // Results pointing into inputs (the caller's or a realigned copy) are
+    // copied, never freed.
+    borrowed.emplace_back(static_cast<const unsigned char *>(view.data),
+                          view.byteSize());
+    if (data != view.data)
+      borrowed.emplace_back(static_cast<const unsigned char *>(data),
+                            view.byteSize());
+    descriptors.emplace_back();
+    appendDescriptor(descriptors.back(), data, view.shape);
+  }
+  for (size_t index : entryParameters_[entryIndex]) {
+    const ParameterSpec &param = manifest_.parameters[index];
+    borrowed.emplace_back(
+        static_cast<const unsigned char *>(parameterData_[index]),
+        static_cast<size_t>(numElements(param.shape)) *
+            dtypeSize(param.dtype));
+    descriptors.emplace_back();
+    appendDescriptor(descriptors.back(), parameterData_[index], param.shape);
+  }
+
+  // The results: one descriptor per output, laid out one after another.
+  size_t resultWords = 0;
+  for (const TensorSpec &spec : entry->outputs)
+    resultWords += descriptorWords(spec.rank());
+  std::vector<int64_t> results(resultWords ? resultWords : 1, 0);
+
+  std::vector<void *> args;
+  args.push_back(results.data());
+  for (std::vector<int64_t> &descriptor : descriptors)
+    args.push_back(descriptor.data());
+  module_->call(entryIndex, args.data());
+
+  // Adopt every result buffer first, so that an error below still frees
+  // them all (several results may share one buffer: it is freed once).
+  std::map<void *, std::shared_ptr<void>> owners;
+  auto isBorrowed = [&](const void *pointer) {
+    auto *p = static_cast<const unsigned char *>(pointer);
+    for (auto &[begin, size] : borrowed)
+      if (p >= begin && p < begin + size)
+        return true;
+    return module_->containsAddress(pointer);
+  };
+  size_t at = 0;
+  for (const TensorSpec &spec : entry->outputs) {
+    void *allocated = reinterpret_cast<void *>(results[at]);
+    at += descriptorWords(spec.rank());
+    if (allocated && !owners.count(allocated))
+      owners[allocated] = isBorrowed(allocated)
+                              ? std::shared_ptr<void>()
+                              : std::shared_ptr<void>(allocated, std::free);
+  }
+
+  std::vector<OwnedTensor> outputs;
+  at = 0;
+  for (const TensorSpec &spec : entry->outputs) {
+    const int64_t *words = &results[at];
+    at += descriptorWords(spec.rank());
+    void *allocated = reinterpret_cast<void *>(words[0]);
+    auto *aligned = reinterpret_cast<unsigned char *>(words[1]);
+    int64_t offset = words[2];
+    const int64_t *sizes = words + 3;
+    const int64_t *strides = words + 3 + spec.rank();
+    std::vector<int64_t> shape(sizes, sizes + spec.rank());
+    std::string what = where + " returned output '" + spec.name + "'";
+    for (size_t d = 0; d < spec.rank(); ++d)
+      if (sizes[d] < 0 ||
+          (spec.shape[d] != kDynamicDim && sizes[d] != spec.shape[d]))
+        return Status::error(what + " of shape " + formatShape(shape) +
+                             ", the manifest declares " +
+                             formatSpecShape(spec.shape));
+    size_t elementSize = dtypeSize(spec.dtype);
+    int64_t elements = numElements(shape);
+    if (elements == 0) {
+      outputs.push_back(OwnedTensor::allocate(spec.dtype, shape));
+      continue;
+    }
+    if (!aligned)
+      return Status::error(what + " with no data (a null pointer)");
+    unsigned char *data = aligned + offset * static_cast<int64_t>(elementSize);
+    bool rowMajor = true;
+    int64_t expected = 1;
+    for (size_t d = spec.rank(); d-- > 0;) {
+      if (sizes[d] != 1 && strides[d] != expected)
+        rowMajor = false;
+      expected *= sizes[d];
+    }
+    std::shared_ptr<void> owner = allocated ? owners[allocated] : nullptr;
+    if (rowMajor && owner) {
+      outputs.emplace_back(spec.dtype, std::move(shape), data, owner);
+      continue;
+    }
+    // Strided, or memory the module does not hand over: copy.
+    OwnedTensor copy = OwnedTensor::allocate(spec.dtype, shape);
+    stridedCopy(data, static_cast<unsigned char *>(copy.data()), sizes,
+                strides, spec.rank(), elementSize);
+    outputs.push_back(std::move(copy));
+  }
+  return outputs;
+}
+
+} // namespace kiln::runtime

@@ -1,0 +1,380 @@
+//===- Manifest.cpp - Parsing and validating manifest.json ----------------===//
+//
+// nlohmann::json runs in its non-throwing mode here (the project builds
+// without exceptions), so every value's type is checked before get<>().
+// Unknown keys are ignored so later compilers can add information; missing
+// or ill-typed required keys are errors naming the key.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Runtime/Manifest.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace kiln::runtime {
+
+using nlohmann::json;
+
+bool TensorSpec::isStatic() const {
+  for (int64_t d : shape)
+    if (d == kDynamicDim)
+      return false;
+  return true;
+}
+
+std::string formatSpecShape(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i)
+      text += ", ";
+    text += shape[i] == kDynamicDim ? "?" : std::to_string(shape[i]);
+  }
+  return text + "]";
+}
+
+const TensorSpec *EntryPointSpec::findInput(const std::string &name) const {
+  for (const TensorSpec &spec : inputs)
+    if (spec.name == name)
+      return &spec;
+  return nullptr;
+}
+
+const TensorSpec *EntryPointSpec::findOutput(const std::string &name) const {
+  for (const TensorSpec &spec : outputs)
+    if (spec.name == name)
+      return &spec;
+  return nullptr;
+}
+
+bool EntryPointSpec::hasStaticInputs() const {
+  for (const TensorSpec &spec : inputs)
+    if (!spec.isStatic())
+      return false;
+  return true;
+}
+
+namespace {
+struct TargetEntry {
+  TargetKind kind;
+  const char *name;
+};
+constexpr TargetEntry kTargets[] = {{TargetKind::CPU, "cpu"}};
+} // namespace
+
+const char *targetName(TargetKind target) {
+  for (const TargetEntry &t : kTargets)
+    if (t.kind == target)
+      return t.name;
+  return "?";
+}
+
+std::optional<TargetKind> parseTargetName(const std::string &name) {
+  for (const TargetEntry &t : kTargets)
+    if (name == t.name)
+      return t.kind;
+  return std::nullopt;
+}
+
+std::string supportedTargetNames() {
+  std::string names;
+  for (const TargetEntry &t : kTargets)
+    names += (names.empty() ? "" : ", ") + std::string(t.name);
+  return names;
+}
+
+const ParameterSpec *Manifest::findParameter(const std::string &name) const {
+  for (const ParameterSpec &spec : parameters)
+    if (spec.name == name)
+      return &spec;
+  return nullptr;
+}
+
+const EntryPointSpec *
+Manifest::findEntryPoint(const std::string &name) const {
+  for (const EntryPointSpec &spec : entryPoints)
+    if (spec.name == name)
+      return &spec;
+  return nullptr;
+}
+
+std::string Manifest::entryPointNames() const {
+  std::string names;
+  for (const EntryPointSpec &spec : entryPoints)
+    names += (names.empty() ? "" : ", ") + spec.name;
+  return names.empty() ? "none" : names;
+}
+
+namespace {
+
+/// Builds messages "'<path>' is not a valid artifact manifest: <where>: ...".
+class Parser {
+public:
+  explicit Parser(const std::string &path) : path_(path) {}
+
+  Status error(const std::string &where, const std::string &what) const {
+    return Status::error("'" + path_ + "' is not a valid artifact manifest: " +
+                         (where.empty() ? "" : where + ": ") + what);
+  }
+
+  Status string(const json &object, const char *key, const std::string &where,
+                std::string &out, bool required = true) const {
+    auto it = object.find(key);
+    if (it == object.end()) {
+      if (required)
+        return error(where, std::string("missing \"") + key + "\"");
+      return Status::ok();
+    }
+    if (!it->is_string())
+      return error(where, std::string("\"") + key + "\" is not a string");
+    out = it->get<std::string>();
+    return Status::ok();
+  }
+
+  Status dtype(const json &object, const std::string &where,
+               DType &out) const {
+    std::string name;
+    if (Status s = string(object, "dtype", where, name); !s)
+      return s;
+    std::optional<DType> dtype = parseDTypeName(name);
+    if (!dtype)
+      return error(where, "unknown dtype '" + name + "'");
+    out = *dtype;
+    return Status::ok();
+  }
+
+  Status shape(const json &object, const std::string &where, bool allowDynamic,
+               std::vector<int64_t> &out) const {
+    auto it = object.find("shape");
+    if (it == object.end())
+      return error(where, "missing \"shape\"");
+    if (!it->is_array())
+      return error(where, "\"shape\" is not an array");
+    for (const json &dim : *it) {
+      if (!dim.is_number_integer())
+        return error(where, "shape " + it->dump() + " has a non-integer dim");
+      int64_t d = dim.get<int64_t>();
+      if (d < 0 && !(allowDynamic && d == kDynamicDim))
+        return error(where, "shape " + it->dump() +
+                                (allowDynamic ? " has a dim below -1"
+                                              : " is not static"));
+      out.push_back(d);
+    }
+    return Status::ok();
+  }
+
+  Status tensorSpecs(const json &entry, const char *key,
+                     const std::string &where,
+                     std::vector<TensorSpec> &out) const {
+    auto it = entry.find(key);
+    if (it == entry.end())
+      return error(where, std::string("missing \"") + key + "\"");
+    if (!it->is_array())
+      return error(where, std::string("\"") + key + "\" is not an array");
+    std::set<std::string> seen;
+    for (const json &item : *it) {
+      std::string itemWhere = where + " " + key + "[" +
+                              std::to_string(out.size()) + "]";
+      if (!item.is_object())
+        return error(itemWhere, "not an object");
+      TensorSpec spec;
+      if (Status s = string(item, "name", itemWhere, spec.name); !s)
+        return s;
+      std::string singular(key, std::strlen(key) - 1); // "input", "output"
+      itemWhere = where + " " + singular + " '" + spec.name + "'";
+      if (!seen.insert(spec.name).second)
+        return error(itemWhere, "the name appears twice");
+      if (Status s = dtype(item, itemWhere, spec.dtype); !s)
+        return s;
+      if (Status s = shape(item, itemWhere, /*allowDynamic=*/true, spec.shape);
+          !s)
+        return s;
+      out.push_back(std::move(spec));
+    }
+    return Status::ok();
+  }
+
+  /// Flattens an informational object to key -> value text.
+  static void flatten(const json &object, std::map<std::string, std::string> &out) {
+    if (!object.is_object())
+      return;
+    for (auto &[key, value] : object.items())
+      out[key] = value.is_string() ? value.get<std::string>() : value.dump();
+  }
+
+  /// A file name inside the artifact directory.
+  Status fileName(const json &root, const char *key, std::string &out) const {
+    if (Status s = string(root, key, "", out, /*required=*/false); !s)
+      return s;
+    if (out.empty() || out.find('/') != std::string::npos || out == "." ||
+        out == "..")
+      return error("", std::string("\"") + key + "\" must name a file in the "
+                                                 "artifact directory, not '" +
+                           out + "'");
+    return Status::ok();
+  }
+
+private:
+  const std::string &path_;
+};
+
+} // namespace
+
+Expected<Manifest> Manifest::parse(const std::string &text,
+                                   const std::string &path) {
+  Parser p(path);
+  json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded())
+    return p.error("", "it is not valid JSON");
+  if (!root.is_object())
+    return p.error("", "it is not a JSON object");
+
+  Manifest manifest;
+  std::string format;
+  if (Status s = p.string(root, "format", "", format); !s)
+    return s;
+  if (format != "kiln-artifact")
+    return p.error("", "\"format\" is '" + format +
+                           "', expected 'kiln-artifact'");
+  auto version = root.find("format_version");
+  if (version == root.end())
+    return p.error("", "missing \"format_version\"");
+  if (!version->is_number_integer())
+    return p.error("", "\"format_version\" is not an integer");
+  if (version->get<int64_t>() != kManifestFormatVersion)
+    return Status::error("'" + path + "': artifact format version " +
+                         std::to_string(version->get<int64_t>()) +
+                         ", this runtime reads " +
+                         std::to_string(kManifestFormatVersion) +
+                         " (recompile the model with a matching kiln-compile)");
+  manifest.formatVersion = kManifestFormatVersion;
+
+  std::string target;
+  if (Status s = p.string(root, "target", "", target); !s)
+    return s;
+  std::optional<TargetKind> kind = parseTargetName(target);
+  if (!kind)
+    return Status::error("'" + path + "': artifact target '" + target +
+                         "' is not supported by this runtime (it runs: " +
+                         supportedTargetNames() + ")");
+  manifest.target = *kind;
+
+  if (auto it = root.find("target_options"); it != root.end())
+    Parser::flatten(*it, manifest.targetOptions);
+  if (auto it = root.find("compile_options"); it != root.end())
+    Parser::flatten(*it, manifest.compileOptions);
+  if (auto it = root.find("source"); it != root.end())
+    Parser::flatten(*it, manifest.source);
+  if (Status s = p.fileName(root, "module", manifest.module); !s)
+    return s;
+  if (Status s = p.fileName(root, "weights", manifest.weights); !s)
+    return s;
+
+  // Parameters.
+  auto params = root.find("parameters");
+  if (params != root.end()) {
+    if (!params->is_array())
+      return p.error("", "\"parameters\" is not an array");
+    for (const json &item : *params) {
+      std::string where =
+          "parameters[" + std::to_string(manifest.parameters.size()) + "]";
+      if (!item.is_object())
+        return p.error(where, "not an object");
+      ParameterSpec spec;
+      if (Status s = p.string(item, "name", where, spec.name); !s)
+        return s;
+      where = "parameter '" + spec.name + "'";
+      if (manifest.findParameter(spec.name))
+        return p.error(where, "the name appears twice");
+      if (Status s = p.dtype(item, where, spec.dtype); !s)
+        return s;
+      if (Status s = p.shape(item, where, /*allowDynamic=*/false, spec.shape);
+          !s)
+        return s;
+      for (const char *key : {"offset", "size"}) {
+        auto it = item.find(key);
+        if (it == item.end())
+          continue;
+        if (!it->is_number_unsigned())
+          return p.error(where, std::string("\"") + key +
+                                    "\" is not a non-negative integer");
+        (std::string(key) == "offset" ? spec.offset : spec.size) =
+            it->get<uint64_t>();
+      }
+      if (auto it = item.find("trainable"); it != item.end()) {
+        if (!it->is_boolean())
+          return p.error(where, "\"trainable\" is not a boolean");
+        spec.trainable = it->get<bool>();
+      }
+      manifest.parameters.push_back(std::move(spec));
+    }
+  }
+
+  // Entry points.
+  auto entries = root.find("entry_points");
+  if (entries == root.end())
+    return p.error("", "missing \"entry_points\"");
+  if (!entries->is_array())
+    return p.error("", "\"entry_points\" is not an array");
+  for (const json &item : *entries) {
+    std::string where =
+        "entry_points[" + std::to_string(manifest.entryPoints.size()) + "]";
+    if (!item.is_object())
+      return p.error(where, "not an object");
+    EntryPointSpec spec;
+    if (Status s = p.string(item, "name", where, spec.name); !s)
+      return s;
+    where = "entry point '" + spec.name + "'";
+    if (manifest.findEntryPoint(spec.name))
+      return p.error(where, "the name appears twice");
+    spec.symbol = "kiln_entry_" + spec.name;
+    if (Status s = p.string(item, "symbol", where, spec.symbol,
+                            /*required=*/false);
+        !s)
+      return s;
+    if (Status s = p.tensorSpecs(item, "inputs", where, spec.inputs); !s)
+      return s;
+    if (Status s = p.tensorSpecs(item, "outputs", where, spec.outputs); !s)
+      return s;
+    if (auto it = item.find("parameters"); it != item.end()) {
+      if (!it->is_array())
+        return p.error(where, "\"parameters\" is not an array");
+      for (const json &name : *it) {
+        if (!name.is_string())
+          return p.error(where, "\"parameters\" has a non-string name");
+        std::string text = name.get<std::string>();
+        if (!manifest.findParameter(text))
+          return p.error(where, "it receives parameter '" + text +
+                                    "', which is not in the parameter table");
+        spec.parameters.push_back(std::move(text));
+      }
+    }
+    if (auto it = item.find("cost"); it != item.end() && it->is_object()) {
+      auto flops = it->find("flops");
+      if (flops != it->end() && flops->is_number() &&
+          flops->get<double>() >= 0)
+        spec.flops = flops->get<double>();
+    }
+    manifest.entryPoints.push_back(std::move(spec));
+  }
+  return manifest;
+}
+
+Expected<Manifest> Manifest::read(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Status::error("cannot open '" + path + "': " +
+                         std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    return Status::error("cannot read '" + path + "'");
+  return parse(text.str(), path);
+}
+
+} // namespace kiln::runtime

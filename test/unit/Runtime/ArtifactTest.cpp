@@ -1,0 +1,371 @@
+//===- ArtifactTest.cpp - Opening and running artifacts -------------------===//
+//
+// A real module.so built from hand-written C (ArtifactFixture.h) is opened
+// and run; then every way an artifact or a call can be wrong must fail with
+// a message naming the problem.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Runtime/Artifact.h"
+#include "ArtifactFixture.h"
+
+#include <cstring>
+
+using namespace kiln::runtime;
+using kiln::runtime::testing::ArtifactFixture;
+
+namespace {
+
+class ArtifactTest : public ArtifactFixture {
+protected:
+  std::unique_ptr<Artifact> openOk() {
+    Expected<std::unique_ptr<Artifact>> artifact = Artifact::open(artifactDir());
+    EXPECT_TRUE(artifact) << artifact.message();
+    return artifact ? artifact.take() : nullptr;
+  }
+  /// Opens and expects an error containing every needle.
+  void expectOpenError(const std::vector<std::string> &needles) {
+    Expected<std::unique_ptr<Artifact>> artifact = Artifact::open(artifactDir());
+    ASSERT_FALSE(artifact) << "the artifact opened";
+    for (const std::string &needle : needles)
+      EXPECT_NE(artifact.message().find(needle), std::string::npos)
+          << "'" << needle << "' not in: " << artifact.message();
+  }
+  void expectRunError(const Artifact &artifact, const std::string &entry,
+                      const std::vector<NamedTensor> &inputs,
+                      const std::vector<std::string> &needles) {
+    Expected<std::vector<OwnedTensor>> outputs = artifact.run(entry, inputs);
+    ASSERT_FALSE(outputs) << "the call succeeded";
+    for (const std::string &needle : needles)
+      EXPECT_NE(outputs.message().find(needle), std::string::npos)
+          << "'" << needle << "' not in: " << outputs.message();
+  }
+
+  std::vector<float> x = {1, 2, 3, 4, -1, 0, 1, 2, 5, 5, 5, 5};
+  TensorView xView{DType::F32, {3, 4}, x.data()};
+};
+
+float expectedForward(const std::vector<float> &x, size_t k) {
+  return x[k] * kiln::runtime::testing::kWeights[k % 4] + 1;
+}
+
+TEST_F(ArtifactTest, OpensAndExposesTheManifest) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  EXPECT_EQ(artifact->manifest().target, TargetKind::CPU);
+  EXPECT_EQ(artifact->manifest().targetOptions.at("cpu"), "x86-64-v3");
+  EXPECT_EQ(artifact->manifest().compileOptions.at("batch"), "null");
+  ASSERT_EQ(artifact->parameters().size(), 1u);
+  EXPECT_TRUE(artifact->parameters()[0].trainable);
+  const EntryPointSpec *forward = artifact->findEntryPoint("forward");
+  ASSERT_NE(forward, nullptr);
+  EXPECT_EQ(forward->symbol, "kiln_entry_forward");
+  ASSERT_EQ(forward->inputs.size(), 1u);
+  EXPECT_EQ(forward->inputs[0].shape, (std::vector<int64_t>{-1, 4}));
+  EXPECT_FALSE(forward->hasStaticInputs());
+  EXPECT_EQ(forward->flops, 8.0);
+  EXPECT_EQ(formatSpecShape(forward->inputs[0].shape), "[?, 4]");
+  std::optional<TensorView> w = artifact->parameter("w");
+  ASSERT_TRUE(w);
+  EXPECT_EQ(static_cast<const float *>(w->data)[3], -1.0f);
+  EXPECT_FALSE(artifact->parameter("v"));
+}
+
+TEST_F(ArtifactTest, RunsForwardWithAParameterFromTheWeights) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  for (int64_t rows : {3, 1, 2}) {
+    TensorView view{DType::F32, {rows, 4}, x.data()};
+    Expected<std::vector<OwnedTensor>> outputs =
+        artifact->run("forward", {{"x", view}});
+    ASSERT_TRUE(outputs) << outputs.message();
+    ASSERT_EQ(outputs->size(), 1u);
+    const OwnedTensor &y = (*outputs)[0];
+    EXPECT_EQ(y.dtype(), DType::F32);
+    EXPECT_EQ(y.shape(), (std::vector<int64_t>{rows, 4}));
+    for (size_t k = 0; k < static_cast<size_t>(rows * 4); ++k)
+      EXPECT_EQ(y.as<float>()[k], expectedForward(x, k)) << k;
+  }
+}
+
+TEST_F(ArtifactTest, RunsAnEntryPointWithTwoResults) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  Expected<std::vector<OwnedTensor>> outputs =
+      artifact->run("stats", {{"x", xView}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  ASSERT_EQ(outputs->size(), 2u);
+  const OwnedTensor &rowsum = (*outputs)[0];
+  const OwnedTensor &rows = (*outputs)[1];
+  EXPECT_EQ(rowsum.shape(), (std::vector<int64_t>{3}));
+  EXPECT_EQ(rowsum.as<float>()[0], 0.5f + 2 + 6 - 4);
+  EXPECT_EQ(rowsum.as<float>()[1], -0.5f + 0 + 2 - 2);
+  EXPECT_EQ(rowsum.as<float>()[2], 2.5f + 5 + 10 - 5);
+  EXPECT_EQ(rows.dtype(), DType::I64);
+  EXPECT_EQ(rows.rank(), 0u);
+  EXPECT_EQ(*rows.as<int64_t>(), 3);
+}
+
+TEST_F(ArtifactTest, CopiesStridedResultsToRowMajor) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  Expected<std::vector<OwnedTensor>> outputs =
+      artifact->run("transposed", {{"x", xView}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  const OwnedTensor &y = (*outputs)[0];
+  EXPECT_EQ(y.shape(), (std::vector<int64_t>{3, 4}));
+  for (size_t k = 0; k < 12; ++k)
+    EXPECT_EQ(y.as<float>()[k], 10 * x[k]) << k;
+}
+
+TEST_F(ArtifactTest, CopiesAndNeverFreesAResultInTheModuleImage) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  for (int i = 0; i < 2; ++i) {
+    Expected<std::vector<OwnedTensor>> outputs = artifact->run("constant", {});
+    ASSERT_TRUE(outputs) << outputs.message();
+    EXPECT_EQ((*outputs)[0].as<float>()[3], 4.0f);
+  }
+}
+
+TEST_F(ArtifactTest, ResultsSharingABufferFreeItOnceAndOutliveTheArtifact) {
+  writeArtifact();
+  std::vector<OwnedTensor> kept;
+  {
+    std::unique_ptr<Artifact> artifact = openOk();
+    ASSERT_TRUE(artifact);
+    Expected<std::vector<OwnedTensor>> outputs =
+        artifact->run("alias", {{"x", xView}});
+    ASSERT_TRUE(outputs) << outputs.message();
+    EXPECT_EQ((*outputs)[0].data(), (*outputs)[1].data());
+    kept = outputs.take();
+  }
+  EXPECT_EQ(kept[1].as<float>()[11], 6.0f);
+  kept.erase(kept.begin());
+  EXPECT_EQ(kept[0].as<float>()[0], 2.0f);
+}
+
+TEST_F(ArtifactTest, RealignsAMisalignedInput) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  std::vector<unsigned char> bytes(x.size() * 4 + 1);
+  std::memcpy(bytes.data() + 1, x.data(), x.size() * 4);
+  Expected<std::vector<OwnedTensor>> outputs = artifact->run(
+      "forward", {{"x", {DType::F32, {3, 4}, bytes.data() + 1}}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  EXPECT_EQ((*outputs)[0].as<float>()[5], expectedForward(x, 5));
+}
+
+TEST_F(ArtifactTest, CopiesAndNeverFreesAResultThatIsAnInput) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  Expected<std::vector<OwnedTensor>> outputs =
+      artifact->run("identity", {{"x", xView}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  EXPECT_NE((*outputs)[0].data(), x.data());
+  EXPECT_EQ((*outputs)[0].as<float>()[11], 5.0f);
+  // The same through a realigned copy of a misaligned input.
+  std::vector<unsigned char> bytes(x.size() * 4 + 1);
+  std::memcpy(bytes.data() + 1, x.data(), x.size() * 4);
+  outputs = artifact->run("identity",
+                          {{"x", {DType::F32, {3, 4}, bytes.data() + 1}}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  EXPECT_EQ((*outputs)[0].as<float>()[4], -1.0f);
+}
+
+//===----------------------------------------------------------------------===//
+// Errors of open()
+//===----------------------------------------------------------------------===//
+
+TEST_F(ArtifactTest, RejectsAMissingDirectoryAndManifest) {
+  expectOpenError({"cannot open artifact", "model.kiln", "No such file"});
+  (void)std::system(("mkdir -p '" + artifactDir() + "'").c_str());
+  expectOpenError({"is not a Kiln artifact", "no manifest.json"});
+  std::ofstream(artifactDir() + "/manifest.json") << "{not json";
+  expectOpenError({"manifest.json' is not a valid artifact manifest",
+                   "not valid JSON"});
+}
+
+TEST_F(ArtifactTest, RejectsAnotherFormatOrVersion) {
+  json manifest = defaultManifest();
+  manifest["format_version"] = 2;
+  writeArtifact(manifest);
+  expectOpenError({"artifact format version 2, this runtime reads 1"});
+  manifest["format_version"] = "1";
+  writeArtifact(manifest);
+  expectOpenError({"\"format_version\" is not an integer"});
+  manifest = defaultManifest();
+  manifest["format"] = "onnx";
+  writeArtifact(manifest);
+  expectOpenError({"\"format\" is 'onnx', expected 'kiln-artifact'"});
+}
+
+TEST_F(ArtifactTest, RejectsAnUnsupportedTarget) {
+  json manifest = defaultManifest();
+  manifest["target"] = "cuda";
+  writeArtifact(manifest);
+  expectOpenError({"artifact target 'cuda' is not supported by this runtime",
+                   "(it runs: cpu)"});
+}
+
+TEST_F(ArtifactTest, RejectsMalformedManifestEntries) {
+  json manifest = defaultManifest();
+  manifest["entry_points"][0]["inputs"][0]["dtype"] = "F33";
+  writeArtifact(manifest);
+  expectOpenError({"entry point 'forward' input 'x': unknown dtype 'F33'"});
+  manifest = defaultManifest();
+  manifest["entry_points"][0]["outputs"][0]["shape"] = {-2, 4};
+  writeArtifact(manifest);
+  expectOpenError({"entry point 'forward' output 'y'", "dim below -1"});
+  manifest = defaultManifest();
+  manifest["parameters"][0]["shape"] = {-1};
+  writeArtifact(manifest);
+  expectOpenError({"parameter 'w'", "is not static"});
+  manifest = defaultManifest();
+  manifest["entry_points"][0]["parameters"] = {"v"};
+  writeArtifact(manifest);
+  expectOpenError({"entry point 'forward'", "parameter 'v'",
+                   "not in the parameter table"});
+  manifest = defaultManifest();
+  manifest["entry_points"][1]["name"] = "forward";
+  writeArtifact(manifest);
+  expectOpenError({"entry point 'forward'", "appears twice"});
+  manifest = defaultManifest();
+  manifest["module"] = "../module.so";
+  writeArtifact(manifest);
+  expectOpenError({"\"module\" must name a file in the artifact directory"});
+  manifest = defaultManifest();
+  manifest.erase("entry_points");
+  writeArtifact(manifest);
+  expectOpenError({"missing \"entry_points\""});
+}
+
+TEST_F(ArtifactTest, RejectsAMissingOrUnloadableModule) {
+  writeArtifact();
+  std::remove((artifactDir() + "/module.so").c_str());
+  expectOpenError({"cannot load", "module.so", "No such file"});
+  writeBytes("model.kiln/module.so", "not an ELF file");
+  expectOpenError({"cannot load", "module.so", "file too short"});
+}
+
+TEST_F(ArtifactTest, RejectsAModuleOfAnotherAbiOrWithoutTheAbiSymbol) {
+  writeArtifact(defaultManifest(), {{"w", {DType::F32, {4}, kiln::runtime::testing::kWeights.data()}}},
+                "-DABI_VERSION=2");
+  expectOpenError({"module.so' has module ABI version 2, this runtime calls 1"});
+  ASSERT_TRUE(compileModule(artifactDir(), "int kiln_entry_forward;", ""));
+  expectOpenError({"module.so' is not a Kiln module",
+                   "does not export kiln_abi_version"});
+}
+
+TEST_F(ArtifactTest, RejectsAMissingEntrySymbol) {
+  writeArtifact(defaultManifest(),
+                {{"w", {DType::F32, {4}, kiln::runtime::testing::kWeights.data()}}},
+                "-DABI_VERSION=1 -DNO_EXTRA_ENTRIES");
+  expectOpenError({"module.so' has no symbol 'kiln_entry_stats' for entry "
+                   "point 'stats'"});
+  json manifest = defaultManifest();
+  manifest["entry_points"] = {manifest["entry_points"][0]};
+  manifest["entry_points"][0]["symbol"] = "forward_v2";
+  writeArtifact(manifest);
+  expectOpenError({"has no symbol 'forward_v2' for entry point 'forward'"});
+}
+
+TEST_F(ArtifactTest, RejectsWeightsThatDisagreeWithTheParameterTable) {
+  std::vector<float> w5 = {1, 2, 3, 4, 5};
+  std::vector<double> w64 = {1, 2, 3, 4};
+  std::vector<float> extra = {7};
+  writeArtifact(defaultManifest(), {});
+  expectOpenError({"weights.safetensors' has no tensor 'w', a parameter in "
+                   "manifest.json"});
+  writeArtifact(defaultManifest(), {{"w", {DType::F32, {5}, w5.data()}}});
+  expectOpenError({"parameter 'w' is F32 [4] in manifest.json but F32 [5] in",
+                   "weights.safetensors"});
+  writeArtifact(defaultManifest(), {{"w", {DType::F32, {2, 2}, w5.data()}}});
+  expectOpenError({"parameter 'w' is F32 [4] in manifest.json but F32 [2, 2]"});
+  writeArtifact(defaultManifest(), {{"w", {DType::F64, {4}, w64.data()}}});
+  expectOpenError({"parameter 'w' is F32 [4] in manifest.json but F64 [4]"});
+  writeArtifact(defaultManifest(),
+                {{"w", {DType::F32, {4}, w5.data()}},
+                 {"extra", {DType::F32, {1}, extra.data()}}});
+  expectOpenError({"has tensor 'extra', which is not a parameter in "
+                   "manifest.json"});
+  json manifest = defaultManifest();
+  manifest["parameters"][0]["size"] = 12;
+  writeArtifact(manifest);
+  expectOpenError({"parameter 'w' lies at bytes [0, 16)",
+                   "manifest.json says offset 0, size 12"});
+}
+
+TEST_F(ArtifactTest, RejectsCorruptOrMissingWeights) {
+  writeArtifact();
+  writeBytes("model.kiln/weights.safetensors", "junk");
+  expectOpenError({"weights.safetensors' is not a valid safetensors file",
+                   "fewer than the 8-byte"});
+  std::remove((artifactDir() + "/weights.safetensors").c_str());
+  expectOpenError({"cannot open", "weights.safetensors", "No such file"});
+}
+
+//===----------------------------------------------------------------------===//
+// Errors of run()
+//===----------------------------------------------------------------------===//
+
+TEST_F(ArtifactTest, RejectsAnUnknownEntryPoint) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  expectRunError(*artifact, "backward", {{"x", xView}},
+                 {"unknown entry point 'backward'; the artifact has: forward, "
+                  "stats, transposed, constant, alias, badshape, identity"});
+}
+
+TEST_F(ArtifactTest, RejectsUnknownMissingAndRepeatedInputs) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  expectRunError(*artifact, "forward", {{"x", xView}, {"z", xView}, {"q", xView}},
+                 {"entry point 'forward' has no inputs 'z', 'q' (its inputs: x)"});
+  expectRunError(*artifact, "forward", {},
+                 {"entry point 'forward': missing input 'x' (its inputs: x)"});
+  expectRunError(*artifact, "forward", {{"x", xView}, {"x", xView}},
+                 {"input 'x' is given more than once"});
+  expectRunError(*artifact, "constant", {{"x", xView}},
+                 {"entry point 'constant' has no input 'x' (its inputs: none)"});
+}
+
+TEST_F(ArtifactTest, RejectsInputsOfTheWrongDTypeRankOrShape) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  std::vector<int64_t> ids(12);
+  expectRunError(*artifact, "forward", {{"x", {DType::I64, {3, 4}, ids.data()}}},
+                 {"entry point 'forward': input 'x' is I64, expected F32"});
+  expectRunError(*artifact, "forward", {{"x", {DType::F32, {12}, x.data()}}},
+                 {"input 'x' has rank 1 (shape [12]), expected rank 2 (shape "
+                  "[?, 4])"});
+  expectRunError(*artifact, "forward", {{"x", {DType::F32, {4, 3}, x.data()}}},
+                 {"input 'x' has shape [4, 3], expected [?, 4] (dim 1 must be "
+                  "4)"});
+  expectRunError(*artifact, "forward", {{"x", {DType::F32, {0, 4}, x.data()}}},
+                 {"input 'x' has shape [0, 4], expected [?, 4] (dim 0 is "
+                  "dynamic and must be at least 1)"});
+  expectRunError(*artifact, "forward", {{"x", {DType::F32, {3, 4}, nullptr}}},
+                 {"input 'x' has no data"});
+}
+
+TEST_F(ArtifactTest, RejectsAResultOfTheWrongShape) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  expectRunError(*artifact, "badshape", {{"x", xView}},
+                 {"entry point 'badshape' returned output 'y' of shape [3, 3], "
+                  "the manifest declares [?, 4]"});
+}
+
+} // namespace
