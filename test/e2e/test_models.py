@@ -1,10 +1,18 @@
 """Whole models, compiled to artifacts and run with `kiln run`, against
 PyTorch with the same weights (written to safetensors and loaded by name).
 
-Tolerances (fp32): logits within atol 1e-4 + rtol 1e-4 of the reference.
-The kiln CPU backend accumulates matmuls in a different order from
-OpenBLAS, so bit equality is not expected; 1e-4 is about 1000 ulp at the
-logits' magnitude and far below any real bug.
+Models: gpt2-tiny, transformer-tiny (against torch.nn.Transformer itself),
+bert-tiny (HF BertModel, with padding) and llama-tiny (HF LlamaForCausalLM,
+grouped-query attention); plus `kiln run` rejecting inputs of the wrong
+dtype or rank with a clear message.
+
+Tolerances (fp32): every output within atol 1e-4 + rtol 1e-4 of the
+reference (ATOL, RTOL below, the same for all models). The kiln CPU backend
+accumulates matmuls and reductions in a different order from OpenBLAS, so
+bit equality is not expected; 1e-4 is about 1000 ulp at the outputs'
+magnitude (they are O(1): LayerNorm/RMSNorm outputs, logits of weights with
+std 0.05) and far below any real bug. Measured errors are ~1e-6 (printed by
+report()).
 """
 
 import json
@@ -80,6 +88,293 @@ class GPT2Tiny(unittest.TestCase):
                 self.assertEqual(logits.shape, expected.shape)
                 report(f"gpt2-tiny logits [{batch}x{seq}]", logits, expected)
                 np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
+
+
+def load_config(name):
+    path = os.path.join(MODELS, name)
+    with open(path) as f:
+        return path, json.load(f)
+
+
+def parameter_names(manifest):
+    return {p["name"] for p in manifest["parameters"]}
+
+
+# --------------------------------------------------------------------------
+# transformer-tiny against torch.nn.Transformer itself.
+
+
+def sinusoidal_encoding(length, d):
+    """pe[p, 2i] = sin(p / 10000^(2i/d)), pe[p, 2i+1] = cos(...) (the paper)."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    pe = torch.zeros(length, d)
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe
+
+
+def transformer_module(cfg, seed):
+    """torch.nn.Transformer with the config's sizes and random weights: its
+    own init, then norms perturbed around 1 and every bias made nonzero
+    (nn.Transformer zeroes the attention biases) so that no term is trivial."""
+    torch.manual_seed(seed)
+    model = torch.nn.Transformer(
+        d_model=cfg["d_model"], nhead=cfg["nhead"],
+        num_encoder_layers=cfg["num_encoder_layers"], num_decoder_layers=cfg["num_decoder_layers"],
+        dim_feedforward=cfg["dim_feedforward"], dropout=0.0,
+        activation=cfg.get("activation", "relu"), layer_norm_eps=cfg.get("layer_norm_eps", 1e-5),
+        batch_first=True, norm_first=cfg.get("norm_first", False))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name and name.endswith(".weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def transformer_weights(model, cfg, seed):
+    weights = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(seed)
+    d = cfg["d_model"]
+    normal = lambda *shape: (0.1 * rng.standard_normal(shape)).astype(np.float32)
+    weights["src_embed.weight"] = normal(cfg["src_vocab_size"], d)
+    weights["tgt_embed.weight"] = normal(cfg["tgt_vocab_size"], d)
+    weights["generator.weight"] = normal(cfg["tgt_vocab_size"], d)
+    weights["generator.bias"] = normal(cfg["tgt_vocab_size"])
+    return weights
+
+
+def transformer_reference(model, w, src_ids, tgt_ids, cfg):
+    """The translation model around nn.Transformer: scaled embeddings plus
+    sinusoidal encoding, causal target self-attention (no padding masks),
+    then the generator."""
+    d = cfg["d_model"]
+    t = lambda name: torch.from_numpy(w[name])
+
+    def embed(table, ids):
+        s = ids.shape[1]
+        return t(table)[torch.from_numpy(ids)] * math.sqrt(d) + sinusoidal_encoding(s, d)
+
+    tgt_mask = model.generate_square_subsequent_mask(tgt_ids.shape[1])
+    with torch.no_grad():
+        out = model(embed("src_embed.weight", src_ids), embed("tgt_embed.weight", tgt_ids), tgt_mask=tgt_mask)
+        return torch.nn.functional.linear(out, t("generator.weight"), t("generator.bias")).numpy()
+
+
+class TransformerTiny(unittest.TestCase):
+    def test_logits_match_torch_nn_transformer(self):
+        config_path, cfg = load_config("transformer-tiny.json")
+        model = transformer_module(cfg, seed=2)
+        weights = transformer_weights(model, cfg, seed=2)
+        with tempfile.TemporaryDirectory() as tmp:
+            save_safetensors(weights, os.path.join(tmp, "w.safetensors"))
+            artifact = os.path.join(tmp, "transformer.kiln")
+            manifest = compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"))
+            # The builder's names are exactly the torch state-dict names plus
+            # the embeddings and the generator.
+            self.assertEqual(parameter_names(manifest), set(weights))
+            # Dynamic dims: the source and target lengths are independent.
+            for batch, src_len, tgt_len in ((1, 1, 1), (2, 7, 7), (2, 9, 4), (3, 3, 11)):
+                rng = np.random.default_rng(batch * 1000 + src_len * 10 + tgt_len)
+                src = rng.integers(0, cfg["src_vocab_size"], (batch, src_len)).astype(np.int64)
+                tgt = rng.integers(0, cfg["tgt_vocab_size"], (batch, tgt_len)).astype(np.int64)
+                logits = run_artifact(artifact, {"src_ids": src, "tgt_ids": tgt}, tmp)["logits"]
+                expected = transformer_reference(model, weights, src, tgt, cfg)
+                self.assertEqual(logits.shape, expected.shape)
+                report(f"transformer-tiny logits [{batch}x{src_len} -> {batch}x{tgt_len}]", logits, expected)
+                np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
+
+
+# --------------------------------------------------------------------------
+# bert-tiny against HF BertModel (written with torch ops).
+
+
+def bert_reference(w, ids, token_types, attention_mask, cfg):
+    """BertModel forward with the pooler (HF layouts, eval mode)."""
+    d, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    hd = d // heads
+    eps = cfg["layer_norm_eps"]
+    t = lambda name: torch.from_numpy(w[name])
+    linear = lambda x, p: torch.nn.functional.linear(x, t(p + ".weight"), t(p + ".bias"))
+    norm = lambda x, p: torch.nn.functional.layer_norm(x, (d,), t(p + ".weight"), t(p + ".bias"), eps)
+    b, s = ids.shape
+    x = (t("embeddings.word_embeddings.weight")[torch.from_numpy(ids)]
+         + t("embeddings.token_type_embeddings.weight")[torch.from_numpy(token_types)]
+         + t("embeddings.position_embeddings.weight")[:s])
+    x = norm(x, "embeddings.LayerNorm")
+    # get_extended_attention_mask: [B, 1, 1, S], (1 - mask) * finfo.min.
+    mask = (1.0 - torch.from_numpy(attention_mask).float()[:, None, None, :]) * torch.finfo(torch.float32).min
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{i}."
+        split = lambda z: z.view(b, s, heads, hd).transpose(1, 2)
+        q = split(linear(x, p + "attention.self.query"))
+        k = split(linear(x, p + "attention.self.key"))
+        v = split(linear(x, p + "attention.self.value"))
+        att = ((q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask).softmax(-1)
+        y = (att @ v).transpose(1, 2).reshape(b, s, d)
+        x = norm(linear(y, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+        h = torch.nn.functional.gelu(linear(x, p + "intermediate.dense"))  # erf GELU
+        x = norm(linear(h, p + "output.dense") + x, p + "output.LayerNorm")
+    pooled = torch.tanh(linear(x[:, 0], "pooler.dense"))
+    return x.numpy(), pooled.numpy()
+
+
+def random_weights_by_rule(manifest, seed, is_norm, std=0.05):
+    """N(0, std²) for every parameter, 1 + 0.1·N(0, 1) for norm gains."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for p in manifest["parameters"]:
+        shape = tuple(p["shape"])
+        if is_norm(p["name"]):
+            weights[p["name"]] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+        else:
+            weights[p["name"]] = (std * rng.standard_normal(shape)).astype(np.float32)
+    return weights
+
+
+class BertTiny(unittest.TestCase):
+    def test_outputs_match_torch_reference_with_padding(self):
+        config_path, cfg = load_config("bert-tiny.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            first = compile_artifact(config_path, os.path.join(tmp, "init.kiln"))
+            # std 0.1 makes erf and tanh GELU differ by ~8e-4 here (0.05: 1e-4).
+            weights = random_weights_by_rule(first, seed=3, is_norm=lambda n: n.endswith("LayerNorm.weight"), std=0.1)
+            save_safetensors(weights, os.path.join(tmp, "w.safetensors"))
+            artifact = os.path.join(tmp, "bert.kiln")
+            compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"))
+            # Lengths per row: full rows, and rows padded at the end.
+            for lengths, seq in (((1,), 1), ((5, 3), 5), ((13, 1, 8), 13)):
+                batch = len(lengths)
+                rng = np.random.default_rng(batch * 100 + seq)
+                ids = rng.integers(0, cfg["vocab_size"], (batch, seq)).astype(np.int64)
+                token_types = rng.integers(0, cfg["type_vocab_size"], (batch, seq)).astype(np.int64)
+                attention_mask = (np.arange(seq)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+                ids[attention_mask == 0] = 0  # [PAD]
+                out = run_artifact(artifact, {"input_ids": ids, "token_type_ids": token_types,
+                                              "attention_mask": attention_mask}, tmp)
+                hidden, pooled = bert_reference(weights, ids, token_types, attention_mask, cfg)
+                for name, expected in (("last_hidden_state", hidden), ("pooler_output", pooled)):
+                    self.assertEqual(out[name].shape, expected.shape)
+                    report(f"bert-tiny {name} [{batch}x{seq}, lengths {lengths}]", out[name], expected)
+                    np.testing.assert_allclose(out[name], expected, rtol=RTOL, atol=ATOL)
+
+
+# --------------------------------------------------------------------------
+# llama-tiny against HF LlamaForCausalLM (written with torch ops).
+
+
+def llama_reference(w, ids, cfg):
+    """LlamaForCausalLM forward: RMSNorm, rotate-half RoPE, grouped-query
+    causal attention (repeat_kv), SwiGLU, final norm, lm_head."""
+    d, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    kv_heads = cfg.get("num_key_value_heads", heads)
+    hd = cfg.get("head_dim") or d // heads
+    eps, theta = cfg["rms_norm_eps"], cfg.get("rope_theta", 10000.0)
+    t = lambda name: torch.from_numpy(w[name])
+    linear = lambda x, name: x @ t(name).T
+
+    def rms_norm(x, name):
+        return t(name) * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+    def rotate_half(x):
+        x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+        return torch.cat((-x2, x1), dim=-1)
+
+    b, s = ids.shape
+    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    freqs = torch.outer(torch.arange(s, dtype=torch.float32), inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    mask = torch.tril(torch.ones(s, s, dtype=torch.bool))
+    x = t("model.embed_tokens.weight")[torch.from_numpy(ids)]
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        h = rms_norm(x, p + "input_layernorm.weight")
+        q = linear(h, p + "self_attn.q_proj.weight").view(b, s, heads, hd).transpose(1, 2)
+        k = linear(h, p + "self_attn.k_proj.weight").view(b, s, kv_heads, hd).transpose(1, 2)
+        v = linear(h, p + "self_attn.v_proj.weight").view(b, s, kv_heads, hd).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        # repeat_kv: query head j reads kv head j // (heads / kv_heads).
+        k = k.repeat_interleave(heads // kv_heads, dim=1)
+        v = v.repeat_interleave(heads // kv_heads, dim=1)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
+        att = att.masked_fill(~mask, torch.finfo(att.dtype).min).softmax(-1)
+        y = (att @ v).transpose(1, 2).reshape(b, s, heads * hd)
+        x = x + linear(y, p + "self_attn.o_proj.weight")
+        h = rms_norm(x, p + "post_attention_layernorm.weight")
+        gate = torch.nn.functional.silu(linear(h, p + "mlp.gate_proj.weight"))
+        x = x + linear(gate * linear(h, p + "mlp.up_proj.weight"), p + "mlp.down_proj.weight")
+    x = rms_norm(x, "model.norm.weight")
+    head = "model.embed_tokens.weight" if cfg.get("tie_word_embeddings", False) else "lm_head.weight"
+    return linear(x, head).numpy()
+
+
+class LlamaTiny(unittest.TestCase):
+    def test_logits_match_torch_reference(self):
+        config_path, cfg = load_config("llama-tiny.json")
+        # The config is grouped-query (2 kv heads for 4 query heads), untied.
+        self.assertLess(cfg["num_key_value_heads"], cfg["num_attention_heads"])
+        with tempfile.TemporaryDirectory() as tmp:
+            first = compile_artifact(config_path, os.path.join(tmp, "init.kiln"))
+            self.assertEqual("lm_head.weight" in parameter_names(first), not cfg.get("tie_word_embeddings", False))
+            weights = random_weights_by_rule(first, seed=4, is_norm=lambda n: n.endswith("norm.weight"))
+            save_safetensors(weights, os.path.join(tmp, "w.safetensors"))
+            artifact = os.path.join(tmp, "llama.kiln")
+            compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"))
+            for batch, seq in ((1, 1), (2, 9), (3, 24)):
+                ids = np.random.default_rng(batch * 100 + seq).integers(0, cfg["vocab_size"], (batch, seq)).astype(np.int64)
+                logits = run_artifact(artifact, {"input_ids": ids}, tmp)["logits"]
+                expected = llama_reference(weights, ids, cfg)
+                self.assertEqual(logits.shape, expected.shape)
+                report(f"llama-tiny logits [{batch}x{seq}]", logits, expected)
+                np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
+
+
+# --------------------------------------------------------------------------
+# `kiln run` rejects inputs that do not match the entry point.
+
+
+class RunRejectsBadInputs(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.artifact = os.path.join(cls.tmp.name, "gpt2.kiln")
+        compile_artifact(os.path.join(MODELS, "gpt2-tiny.json"), cls.artifact)
+        cls.static = os.path.join(cls.tmp.name, "gpt2-static.kiln")
+        compile_artifact(os.path.join(MODELS, "gpt2-tiny.json"), cls.static, extra=["--batch", "1", "--seq", "4"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def run_fails(self, artifact, array, *needles):
+        with self.assertRaises(RuntimeError) as caught:
+            run_artifact(artifact, {"input_ids": array}, self.tmp.name)
+        message = str(caught.exception)
+        self.assertIn("kiln: error:", message)
+        self.assertIn("input 'input_ids'", message)
+        for needle in needles:
+            self.assertIn(needle, message)
+        # One line, no crash dump.
+        self.assertEqual(len(message.strip().splitlines()), 2, message)
+
+    def test_wrong_dtype(self):
+        self.run_fails(self.artifact, np.zeros((1, 4), np.float32), "is F32, expected I64")
+        self.run_fails(self.artifact, np.zeros((1, 4), np.int32), "is I32, expected I64")
+
+    def test_wrong_rank(self):
+        self.run_fails(self.artifact, np.zeros((4,), np.int64), "has rank 1", "expected rank 2")
+        self.run_fails(self.artifact, np.zeros((1, 4, 1), np.int64), "has rank 3", "expected rank 2")
+
+    def test_wrong_static_size(self):
+        self.run_fails(self.static, np.zeros((1, 5), np.int64), "[1, 5]", "[1, 4]")
+
+    def test_good_input_still_runs(self):
+        out = run_artifact(self.static, {"input_ids": np.zeros((1, 4), np.int64)}, self.tmp.name)
+        self.assertEqual(out["logits"].shape, (1, 4, 1000))
 
 
 if __name__ == "__main__":

@@ -431,12 +431,36 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
     Location loc = op.getLoc();
     MLIRContext *ctx = rewriter.getContext();
     Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
+    bool transposeRhs = op.getTransposeRhs();
+    if (transposeRhs) {
+      // A transposed rhs ([..., N, K]) is copied to [..., K, N] first: the
+      // copy is O(N·K) against the product's O(M·N·K), and it lets the
+      // product use the layout below.
+      auto type = tensorType(rhs);
+      SmallVector<int64_t> perm =
+          llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
+      std::swap(perm[type.getRank() - 1], perm[type.getRank() - 2]);
+      SmallVector<OpFoldResult> sizes =
+          tensor::getMixedSizes(rewriter, loc, rhs);
+      std::swap(sizes[type.getRank() - 1], sizes[type.getRank() - 2]);
+      Value init =
+          tensor::EmptyOp::create(rewriter, loc, sizes, type.getElementType());
+      rhs = linalg::TransposeOp::create(rewriter, loc, rhs, init, perm)
+                .getResult()[0];
+      transposeRhs = false;
+    }
     auto lhsType = tensorType(lhs), rhsType = tensorType(rhs);
     auto resultType = op.getType();
     int64_t rank = resultType.getRank();
     int64_t batchRank = rank - 2;
-    // Iteration space: batch dims, m, n, k.
-    int64_t m = batchRank, n = batchRank + 1, k = batchRank + 2;
+    // Iteration space: batch dims, m, k, n. With n innermost the inner
+    // loop walks rows of the rhs and of the result contiguously, which the
+    // loop vectorizer turns into vector FMAs (k innermost would be a
+    // floating-point reduction it may not reorder).
+    bool kBeforeN = true;
+    int64_t m = batchRank;
+    int64_t k = kBeforeN ? batchRank + 1 : batchRank + 2;
+    int64_t n = kBeforeN ? batchRank + 2 : batchRank + 1;
     auto operandMap = [&](RankedTensorType type, bool transposed,
                           bool isLhs) {
       SmallVector<AffineExpr> exprs;
@@ -457,15 +481,19 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
       return AffineMap::get(rank + 1, 0, exprs, ctx);
     };
     SmallVector<AffineExpr> outExprs;
-    for (int64_t d = 0; d < rank; ++d)
+    for (int64_t d = 0; d < batchRank; ++d)
       outExprs.push_back(getAffineDimExpr(d, ctx));
+    outExprs.push_back(getAffineDimExpr(m, ctx));
+    outExprs.push_back(getAffineDimExpr(n, ctx));
     SmallVector<AffineMap> maps = {
         operandMap(lhsType, op.getTransposeLhs(), true),
-        operandMap(rhsType, op.getTransposeRhs(), false),
+        operandMap(rhsType, transposeRhs, false),
         AffineMap::get(rank + 1, 0, outExprs, ctx)};
-    SmallVector<utils::IteratorType> iterators(rank,
+    SmallVector<utils::IteratorType> iterators(rank + 1,
                                                utils::IteratorType::parallel);
-    iterators.push_back(utils::IteratorType::reduction);
+    iterators[k] = utils::IteratorType::reduction;
+    // Result dims (not iteration dims) of m and n.
+    int64_t resultM = batchRank, resultN = batchRank + 1;
 
     // Result sizes: batch dims broadcast from both, m from lhs, n from rhs.
     SmallVector<OpFoldResult> sizes;
@@ -475,14 +503,13 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
         continue;
       }
       Value size;
-      if (d == m) {
+      if (d == resultM) {
         size = tensor::DimOp::create(rewriter, loc, lhs,
                                      lhsType.getRank() -
                                          (op.getTransposeLhs() ? 1 : 2));
-      } else if (d == n) {
+      } else if (d == resultN) {
         size = tensor::DimOp::create(rewriter, loc, rhs,
-                                     rhsType.getRank() -
-                                         (op.getTransposeRhs() ? 2 : 1));
+                                     rhsType.getRank() - 1);
       } else {
         for (auto [value, type] : {std::pair(lhs, lhsType),
                                    std::pair(rhs, rhsType)}) {
@@ -823,14 +850,23 @@ struct GatherOpPattern : OpConversionPattern<GatherOp> {
       indexExprs.push_back(getAffineDimExpr(axis + d, ctx));
     AffineMap indexMap =
         AffineMap::get(resultType.getRank(), 0, indexExprs, ctx);
+    // Out-of-range indices (a token id past the vocabulary) are clamped to
+    // the nearest row: reading outside the table would crash the process.
+    Value zero = indexConstant(rewriter, loc, 0);
+    Value last = arith::SubIOp::create(
+        rewriter, loc, tensor::DimOp::create(rewriter, loc, input, axis),
+        indexConstant(rewriter, loc, 1));
     Value result = buildIndexed(
         rewriter, loc, resultType, sizes, {indices}, {indexMap},
         [&](OpBuilder &b, Location l, ValueRange ivs, ValueRange args) {
           SmallVector<Value> coords;
           for (int64_t d = 0; d < axis; ++d)
             coords.push_back(ivs[d]);
-          coords.push_back(arith::IndexCastOp::create(b, l, b.getIndexType(),
-                                                      args[0]));
+          Value index =
+              arith::IndexCastOp::create(b, l, b.getIndexType(), args[0]);
+          index = arith::MaxSIOp::create(
+              b, l, arith::MinSIOp::create(b, l, index, last), zero);
+          coords.push_back(index);
           for (int64_t d = axis + 1; d < inputType.getRank(); ++d)
             coords.push_back(ivs[d - 1 + indexRank]);
           return tensor::ExtractOp::create(b, l, input, coords);

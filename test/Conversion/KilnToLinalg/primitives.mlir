@@ -2,15 +2,16 @@
 // RUN: kiln-opt %s --convert-kiln-to-linalg --split-input-file | kiln-opt --split-input-file --verify-each > /dev/null
 
 // Matmul with a broadcast 2-D weight: a contraction generic over
-// (batch, m, n, k) on a zero-filled accumulator.
-// CHECK-DAG: #[[$LHS:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
-// CHECK-DAG: #[[$RHS:.*]] = affine_map<(d0, d1, d2, d3) -> (d3, d2)>
-// CHECK-DAG: #[[$OUT:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// (batch, m, k, n) on a zero-filled accumulator; n innermost walks rows of
+// the weight and the result contiguously.
+// CHECK-DAG: #[[$LHS:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-DAG: #[[$RHS:.*]] = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
+// CHECK-DAG: #[[$OUT:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
 // CHECK-LABEL: func @matmul_batched
 // CHECK: %[[DIM:.*]] = tensor.dim %arg0, %c0
 // CHECK: %[[EMPTY:.*]] = tensor.empty(%[[DIM]]) : tensor<?x8x16xf32>
 // CHECK: %[[ACC:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[EMPTY]]
-// CHECK: linalg.generic {indexing_maps = [#[[$LHS]], #[[$RHS]], #[[$OUT]]], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+// CHECK: linalg.generic {indexing_maps = [#[[$LHS]], #[[$RHS]], #[[$OUT]]], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
 // CHECK-SAME: outs(%[[ACC]]
 // CHECK: arith.mulf
 // CHECK: arith.addf
@@ -21,10 +22,12 @@ func.func @matmul_batched(%x: tensor<?x8x32xf32>, %w: tensor<32x16xf32>) -> tens
 
 // -----
 
-// transpose_rhs swaps the rhs map.
-// CHECK-DAG: #[[$RHST:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+// transpose_rhs copies the rhs to [..., K, N] first, then uses the same
+// (batch, m, k, n) contraction.
+// CHECK-DAG: #[[$RHSK:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
 // CHECK-LABEL: func @matmul_transposed
-// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[$RHST]], #{{.*}}]
+// CHECK: %[[KT:.*]] = linalg.transpose ins(%arg1 : tensor<1x2x8x4xf32>) outs(%{{.*}} : tensor<1x2x4x8xf32>) permutation = [0, 1, 3, 2]
+// CHECK: linalg.generic {indexing_maps = [#{{.*}}, #[[$RHSK]], #{{.*}}], iterator_types = ["parallel", "parallel", "parallel", "reduction", "parallel"]} ins(%arg0, %[[KT]] :
 func.func @matmul_transposed(%q: tensor<1x2x8x4xf32>, %k: tensor<1x2x8x4xf32>) -> tensor<1x2x8x8xf32> {
   %0 = kiln.matmul %q, %k transpose_rhs : (tensor<1x2x8x4xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x8x8xf32>
   return %0 : tensor<1x2x8x8xf32>
@@ -162,11 +165,14 @@ func.func @reshape_dynamic(%x: tensor<?x8xf32>) -> tensor<?x4x2xf32> {
 
 // -----
 
-// Gather extracts from the table at the index read from the ids.
+// Gather extracts from the table at the index read from the ids, clamped
+// to the table.
 // CHECK-LABEL: func @gather
 // CHECK: linalg.generic {{.*}} ins(%arg1 : tensor<?x?xi64>)
 // CHECK: %[[COL:.*]] = linalg.index 2
-// CHECK: %[[ROW:.*]] = arith.index_cast %in : i64 to index
+// CHECK: %[[ID:.*]] = arith.index_cast %in : i64 to index
+// CHECK: %[[LOW:.*]] = arith.minsi %[[ID]], %{{.*}} : index
+// CHECK: %[[ROW:.*]] = arith.maxsi %[[LOW]], %{{.*}} : index
 // CHECK: tensor.extract %arg0[%[[ROW]], %[[COL]]] : tensor<10x4xf32>
 func.func @gather(%t: tensor<10x4xf32>, %ids: tensor<?x?xi64>) -> tensor<?x?x4xf32> {
   %0 = kiln.gather %t[%ids] axis = 0 : (tensor<10x4xf32>, tensor<?x?xi64>) -> tensor<?x?x4xf32>

@@ -277,8 +277,9 @@ def Kiln_GatherOp : Kiln_InferredOp<"gather",
   let summary = "selects slices of a tensor by integer indices";
   let description = [{
     NumPy `take`: the result is `input.shape[:axis] + indices.shape +
-    input.shape[axis+1:]`, element `input[..., indices[j...], ...]`. An
-    index outside `[0, size)` is undefined behaviour.
+    input.shape[axis+1:]`, element `input[..., indices[j...], ...]`. The
+    CPU backend clamps an index outside `[0, size)` to the nearest valid
+    one, so a bad token id never reads outside the table.
 
     ```mlir
     %0 = kiln.gather %table[%ids] axis = 0 : (tensor<50257x768xf32>, tensor<?x?xi64>) -> tensor<?x?x768xf32>
