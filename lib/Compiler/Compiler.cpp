@@ -29,6 +29,7 @@
 
 #include <cstring>
 #include <random>
+#include <thread>
 #include <unistd.h>
 
 using namespace mlir;
@@ -357,6 +358,23 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     return std::string(path);
   };
 
+  // Weights are independent of code generation: write them meanwhile on a
+  // second thread (initializing GPT-2 small's 124M values takes seconds).
+  log(options.weightsPath ? "copying weights from " + *options.weightsPath
+                          : llvm::Twine("initializing weights (seed ") +
+                                llvm::Twine(options.seed) + ")");
+  std::optional<std::string> weightsError;
+  std::string weightsPath = inStaged("weights.safetensors");
+  std::thread weightsWriter([&] {
+    if (llvm::Error err = writeWeights(params, options, weightsPath))
+      weightsError = llvm::toString(std::move(err));
+  });
+  // Every return below must join the writer first.
+  auto joinWriter = llvm::make_scope_exit([&] {
+    if (weightsWriter.joinable())
+      weightsWriter.join();
+  });
+
   // Lower a clone to the LLVM dialect.
   log("lowering to LLVM (kiln-cpu-pipeline)");
   OwningOpRef<ModuleOp> lowered = module.clone();
@@ -403,12 +421,10 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     return err;
   llvm::sys::fs::remove(object);
 
-  log(options.weightsPath ? "copying weights from " + *options.weightsPath
-                          : llvm::Twine("initializing weights (seed ") +
-                                llvm::Twine(options.seed) + ")");
-  if (llvm::Error err =
-          writeWeights(params, options, inStaged("weights.safetensors")))
-    return err;
+  // The weights were written by the thread started above.
+  weightsWriter.join();
+  if (weightsError)
+    return error(*weightsError);
 
   json::Array paramsJson;
   for (const ParameterInfo &param : params) {
