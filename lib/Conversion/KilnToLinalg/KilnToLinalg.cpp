@@ -269,29 +269,10 @@ Value buildAbs(OpBuilder &b, Location loc, Value x) {
     return math::AbsFOp::create(b, loc, x);
   return math::AbsIOp::create(b, loc, x);
 }
-Value buildExp(OpBuilder &b, Location loc, Value x) {
-  return math::ExpOp::create(b, loc, x);
-}
-Value buildLog(OpBuilder &b, Location loc, Value x) {
-  return math::LogOp::create(b, loc, x);
-}
-Value buildTanh(OpBuilder &b, Location loc, Value x) {
-  return math::TanhOp::create(b, loc, x);
-}
-Value buildErf(OpBuilder &b, Location loc, Value x) {
-  return math::ErfOp::create(b, loc, x);
-}
-Value buildSin(OpBuilder &b, Location loc, Value x) {
-  return math::SinOp::create(b, loc, x);
-}
-Value buildCos(OpBuilder &b, Location loc, Value x) {
-  return math::CosOp::create(b, loc, x);
-}
-Value buildSqrt(OpBuilder &b, Location loc, Value x) {
-  return math::SqrtOp::create(b, loc, x);
-}
-Value buildRsqrt(OpBuilder &b, Location loc, Value x) {
-  return math::RsqrtOp::create(b, loc, x);
+/// Unary ops with a one-to-one math dialect counterpart.
+template <typename MathOp>
+Value buildMathOp(OpBuilder &b, Location loc, Value x) {
+  return MathOp::create(b, loc, x);
 }
 Value buildSigmoid(OpBuilder &b, Location loc, Value x) {
   // 1 / (1 + exp(-x))
@@ -1076,14 +1057,14 @@ void mlir::kiln::populateKilnToLinalgPatterns(RewritePatternSet &patterns) {
                RandomUniformOpPattern>(ctx);
   patterns.add<UnaryPattern<NegOp>>(ctx, buildNeg);
   patterns.add<UnaryPattern<AbsOp>>(ctx, buildAbs);
-  patterns.add<UnaryPattern<ExpOp>>(ctx, buildExp);
-  patterns.add<UnaryPattern<LogOp>>(ctx, buildLog);
-  patterns.add<UnaryPattern<TanhOp>>(ctx, buildTanh);
-  patterns.add<UnaryPattern<ErfOp>>(ctx, buildErf);
-  patterns.add<UnaryPattern<SinOp>>(ctx, buildSin);
-  patterns.add<UnaryPattern<CosOp>>(ctx, buildCos);
-  patterns.add<UnaryPattern<SqrtOp>>(ctx, buildSqrt);
-  patterns.add<UnaryPattern<RsqrtOp>>(ctx, buildRsqrt);
+  patterns.add<UnaryPattern<ExpOp>>(ctx, buildMathOp<math::ExpOp>);
+  patterns.add<UnaryPattern<LogOp>>(ctx, buildMathOp<math::LogOp>);
+  patterns.add<UnaryPattern<TanhOp>>(ctx, buildMathOp<math::TanhOp>);
+  patterns.add<UnaryPattern<ErfOp>>(ctx, buildMathOp<math::ErfOp>);
+  patterns.add<UnaryPattern<SinOp>>(ctx, buildMathOp<math::SinOp>);
+  patterns.add<UnaryPattern<CosOp>>(ctx, buildMathOp<math::CosOp>);
+  patterns.add<UnaryPattern<SqrtOp>>(ctx, buildMathOp<math::SqrtOp>);
+  patterns.add<UnaryPattern<RsqrtOp>>(ctx, buildMathOp<math::RsqrtOp>);
   patterns.add<UnaryPattern<SigmoidOp>>(ctx, buildSigmoid);
   patterns.add<UnaryPattern<ReluOp>>(ctx, buildRelu);
 }

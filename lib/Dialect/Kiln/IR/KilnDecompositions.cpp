@@ -766,25 +766,28 @@ FailureOr<SmallVector<Value>> CrossEntropyOp::decompose(OpBuilder &builder) {
   return SmallVector<Value>{matchType(builder, loc, result, getType())};
 }
 
+namespace {
+/// `none` keeps the per-element losses; `sum` and `mean` reduce all of
+/// them (`batchmean` is handled by the op that allows it).
+Value reduceLoss(OpBuilder &builder, Location loc, LossReduction reduction,
+                 Value losses) {
+  if (reduction == LossReduction::none)
+    return losses;
+  return reduceAll(builder, loc,
+                   reduction == LossReduction::sum ? ReduceKind::sum
+                                                   : ReduceKind::mean,
+                   losses);
+}
+} // namespace
+
 // mse = reduce((input - target)^2) with mean, sum or none.
 FailureOr<SmallVector<Value>> MSEOp::decompose(OpBuilder &builder) {
   Location loc = getLoc();
   Value diff = SubOp::create(builder, loc, getInput(), getTarget());
   Value squares = MulOp::create(builder, loc, diff, diff);
-  Value result;
-  switch (getReduction()) {
-  case LossReduction::none:
-    result = squares;
-    break;
-  case LossReduction::sum:
-    result = reduceAll(builder, loc, ReduceKind::sum, squares);
-    break;
-  case LossReduction::mean:
-    result = reduceAll(builder, loc, ReduceKind::mean, squares);
-    break;
-  case LossReduction::batchmean:
+  if (getReduction() == LossReduction::batchmean)
     return emitOpError("reduction 'batchmean' is only for kl_div");
-  }
+  Value result = reduceLoss(builder, loc, getReduction(), squares);
   return SmallVector<Value>{matchType(builder, loc, result, getType())};
 }
 
@@ -810,24 +813,14 @@ FailureOr<SmallVector<Value>> KLDivOp::decompose(OpBuilder &builder) {
     pointwise = SelectOp::create(builder, loc, isZero, zero, terms);
   }
   Value result;
-  switch (getReduction()) {
-  case LossReduction::none:
-    result = pointwise;
-    break;
-  case LossReduction::sum:
-    result = reduceAll(builder, loc, ReduceKind::sum, pointwise);
-    break;
-  case LossReduction::mean:
-    result = reduceAll(builder, loc, ReduceKind::mean, pointwise);
-    break;
-  case LossReduction::batchmean: {
+  if (getReduction() == LossReduction::batchmean) {
     if (tensorType(input).getRank() < 1)
       return emitOpError("'batchmean' needs an input of rank >= 1");
     Value total = reduceAll(builder, loc, ReduceKind::sum, pointwise);
     result = DivOp::create(builder, loc, total,
                            sizeAsFloat(builder, loc, input, 0, et));
-    break;
-  }
+  } else {
+    result = reduceLoss(builder, loc, getReduction(), pointwise);
   }
   return SmallVector<Value>{matchType(builder, loc, result, getType())};
 }
