@@ -115,6 +115,13 @@ llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
       auto spec = valueSpec(text, func.getArgument(i).getType());
       if (!spec)
         return spec.takeError();
+      if (auto max = func.getArgAttrOfType<DenseI64ArrayAttr>(
+              i, "kiln.max_shape")) {
+        json::Array maxShape;
+        for (int64_t dim : max.asArrayRef())
+          maxShape.push_back(dim);
+        (*spec)["max_shape"] = std::move(maxShape);
+      }
       if (auto t = dyn_cast<RankedTensorType>(func.getArgument(i).getType()))
         allStatic &= t.hasStaticShape();
       inputs.push_back(std::move(*spec));

@@ -192,6 +192,16 @@ void GraphBuilder::nameEntryPoint(func::FuncOp func,
     func.setResultAttr(index, "kiln.name", builder.getStringAttr(name));
 }
 
+void GraphBuilder::limitSequence(func::FuncOp func, int64_t maxSeq) {
+  for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+    auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());
+    if (!type || type.getRank() != 2 || !type.isDynamicDim(1))
+      continue;
+    func.setArgAttr(i, "kiln.max_shape",
+                    builder.getDenseI64ArrayAttr({-1, maxSeq}));
+  }
+}
+
 void GraphBuilder::endFunction(ValueRange results) {
   func::ReturnOp::create(builder, loc, results);
 }

@@ -103,6 +103,10 @@ public:
   /// artifact manifest use.
   void nameEntryPoint(func::FuncOp func, llvm::ArrayRef<llvm::StringRef> inputs,
                       llvm::ArrayRef<llvm::StringRef> results);
+  /// Records the longest sequence the model takes (`kiln.max_shape` on each
+  /// `[batch, seq]` input with a dynamic seq), so the runtime refuses longer
+  /// inputs instead of reading past the position table.
+  void limitSequence(func::FuncOp func, int64_t maxSeq);
   /// Adds the `func.return`.
   void endFunction(ValueRange results);
 

@@ -80,6 +80,7 @@ mlir::kiln::models::buildBert(MLIRContext &context,
                                          {hiddenType, pooledType});
   g.nameEntryPoint(forward, {"input_ids", "token_type_ids", "attention_mask"},
                    {"last_hidden_state", "pooler_output"});
+  g.limitSequence(forward, c.maxPositions);
   Value ids = forward.getArgument(0);
   Value tokenTypes = forward.getArgument(1);
   Value attentionMask = forward.getArgument(2);

@@ -75,6 +75,7 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
       RankedTensorType::get({shape->batch, shape->seq, c.vocab}, f32);
   func::FuncOp forward = g.beginFunction("forward", {idsType}, {logitsType});
   g.nameEntryPoint(forward, {"input_ids"}, {"logits"});
+  g.limitSequence(forward, c.positions);
   Value ids = forward.getArgument(0);
 
   // HF scales the residual projections' init by 1/sqrt(2·n_layer).

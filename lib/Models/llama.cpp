@@ -88,6 +88,7 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
                                           b.getF32Type());
   func::FuncOp forward = g.beginFunction("forward", {idsType}, {logitsType});
   g.nameEntryPoint(forward, {"input_ids"}, {"logits"});
+  g.limitSequence(forward, c.maxPositions);
   Value ids = forward.getArgument(0);
 
   auto rmsNorm = [&](Value x, const std::string &name) -> Value {

@@ -252,6 +252,7 @@ mlir::kiln::models::buildTransformer(MLIRContext &context,
   func::FuncOp forward =
       g.beginFunction("forward", {idsType, idsType}, {logitsType});
   g.nameEntryPoint(forward, {"src_ids", "tgt_ids"}, {"logits"});
+  g.limitSequence(forward, c.maxLen);
   TransformerBuilder t(g, c);
 
   Value memory =

@@ -366,6 +366,12 @@ Artifact::run(const std::string &entryName,
             (spec.shape[d] == kDynamicDim
                  ? " is dynamic and must be at least 1)"
                  : " must be " + std::to_string(spec.shape[d]) + ")"));
+      if (d < spec.maxShape.size() && spec.maxShape[d] > 0 &&
+          view.shape[d] > spec.maxShape[d])
+        return Status::error(what + " has shape " + formatShape(view.shape) +
+                             ": dim " + std::to_string(d) + " is at most " +
+                             std::to_string(spec.maxShape[d]) +
+                             " for this model");
     }
     const void *data = view.data;
     if (!data && view.byteSize() != 0)

@@ -194,6 +194,18 @@ public:
       if (Status s = shape(item, itemWhere, /*allowDynamic=*/true, spec.shape);
           !s)
         return s;
+      if (auto max = item.find("max_shape"); max != item.end()) {
+        if (!max->is_array() || max->size() != spec.shape.size())
+          return error(itemWhere, "\"max_shape\" is not an array of rank " +
+                                      std::to_string(spec.shape.size()));
+        for (const json &dim : *max) {
+          if (!dim.is_number_integer() || dim.get<int64_t>() < -1 ||
+              dim.get<int64_t>() == 0)
+            return error(itemWhere, "\"max_shape\" " + max->dump() +
+                                        " has a dim that is not -1 or >= 1");
+          spec.maxShape.push_back(dim.get<int64_t>());
+        }
+      }
       out.push_back(std::move(spec));
     }
     return Status::ok();

@@ -19,7 +19,7 @@
 // CHECK:       kiln.parameter @pooler.dense.weight : tensor<64x64xf32>
 // CHECK-NEXT:  kiln.parameter @pooler.dense.bias : tensor<64xf32>
 // CHECK-LABEL: func.func @forward(
-// CHECK-SAME:    %[[IDS:[^:]*]]: tensor<?x?xi64> {kiln.name = "input_ids"}, %[[TYPES:[^:]*]]: tensor<?x?xi64> {kiln.name = "token_type_ids"}, %[[MASK:[^:]*]]: tensor<?x?xi64> {kiln.name = "attention_mask"}) -> (tensor<?x?x64xf32> {kiln.name = "last_hidden_state"}, tensor<?x64xf32> {kiln.name = "pooler_output"})
+// CHECK-SAME:    %[[IDS:[^:]*]]: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, {{[0-9]+}}>, kiln.name = "input_ids"}, %[[TYPES:[^:]*]]: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, {{[0-9]+}}>, kiln.name = "token_type_ids"}, %[[MASK:[^:]*]]: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, {{[0-9]+}}>, kiln.name = "attention_mask"}) -> (tensor<?x?x64xf32> {kiln.name = "last_hidden_state"}, tensor<?x64xf32> {kiln.name = "pooler_output"})
 // CHECK:         %[[ADD:.*]] = kiln.padding_mask %[[MASK]] : tensor<?x?xi64> -> tensor<?x1x1x?xf32>
 // CHECK:         kiln.attention %{{.*}}, %{{.*}}, %{{.*}} mask %[[ADD]] : (tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x4x?x16xf32>, tensor<?x1x1x?xf32>) -> tensor<?x4x?x16xf32>
 // CHECK:         kiln.gelu %{{.*}} approximate = erf

@@ -14,7 +14,7 @@
 // CHECK:       kiln.parameter @transformer.ln_f.bias : tensor<64xf32>
 // CHECK-NOT:   lm_head
 // CHECK-LABEL: func.func @forward(
-// CHECK-SAME:    %[[IDS:[^:]*]]: tensor<?x?xi64> {kiln.name = "input_ids"}) -> (tensor<?x?x1000xf32> {kiln.name = "logits"})
+// CHECK-SAME:    %[[IDS:[^:]*]]: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, {{[0-9]+}}>, kiln.name = "input_ids"}) -> (tensor<?x?x1000xf32> {kiln.name = "logits"})
 // CHECK:         %[[WTE:.*]] = kiln.read_param @transformer.wte.weight
 // CHECK:         kiln.embedding %[[WTE]], %[[IDS]]
 // CHECK:         %[[S:.*]] = tensor.dim %[[IDS]], %{{.*}} : tensor<?x?xi64>

@@ -15,7 +15,7 @@
 // CHECK:       kiln.parameter @model.layers.1.post_attention_layernorm.weight : tensor<64xf32> init ones
 // CHECK:       kiln.parameter @model.norm.weight : tensor<64xf32> init ones
 // CHECK:       kiln.parameter @lm_head.weight : tensor<1000x64xf32>
-// CHECK-LABEL: func.func @forward(%{{.*}}: tensor<?x?xi64> {kiln.name = "input_ids"}) -> (tensor<?x?x1000xf32> {kiln.name = "logits"})
+// CHECK-LABEL: func.func @forward(%{{.*}}: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, {{[0-9]+}}>, kiln.name = "input_ids"}) -> (tensor<?x?x1000xf32> {kiln.name = "logits"})
 // CHECK:         kiln.rms_norm %{{.*}}, %{{.*}} eps = 9.9999999999999995E-7
 // CHECK:         %[[Q:.*]] = kiln.rope %{{.*}} theta = 1.000000e+04 : (tensor<?x4x?x16xf32>) -> tensor<?x4x?x16xf32>
 // CHECK:         %[[K:.*]] = kiln.rope %{{.*}} theta = 1.000000e+04 : (tensor<?x2x?x16xf32>) -> tensor<?x2x?x16xf32>

@@ -19,7 +19,7 @@
 // CHECK:       kiln.parameter @decoder.norm.bias : tensor<32xf32>
 // CHECK:       kiln.parameter @generator.weight : tensor<120x32xf32>
 // CHECK-NEXT:  kiln.parameter @generator.bias : tensor<120xf32>
-// CHECK-LABEL: func.func @forward(%{{.*}}: tensor<?x?xi64> {kiln.name = "src_ids"}, %{{.*}}: tensor<?x?xi64> {kiln.name = "tgt_ids"}) -> (tensor<?x?x120xf32> {kiln.name = "logits"})
+// CHECK-LABEL: func.func @forward(%{{.*}}: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, {{[0-9]+}}>, kiln.name = "src_ids"}, %{{.*}}: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, {{[0-9]+}}>, kiln.name = "tgt_ids"}) -> (tensor<?x?x120xf32> {kiln.name = "logits"})
 // Positional encoding: sin on even, cos on odd dimensions, interleaved.
 // CHECK:         %[[ANGLE:.*]] = kiln.mul %{{.*}} : (tensor<?x1xf32>, tensor<16xf32>) -> tensor<?x16xf32>
 // CHECK:         kiln.sin %[[ANGLE]]

@@ -37,6 +37,9 @@ struct TensorSpec {
   DType dtype = DType::F32;
   /// Dims; kDynamicDim for a dynamic one.
   std::vector<int64_t> shape;
+  /// Inputs only, optional: the largest size of each dim (-1: no limit),
+  /// from the manifest's "max_shape".
+  std::vector<int64_t> maxShape;
 
   size_t rank() const { return shape.size(); }
   bool isStatic() const;

@@ -359,6 +359,30 @@ TEST_F(ArtifactTest, RejectsInputsOfTheWrongDTypeRankOrShape) {
                  {"input 'x' has no data"});
 }
 
+TEST_F(ArtifactTest, EnforcesMaxShape) {
+  json manifest = defaultManifest();
+  manifest["entry_points"][0]["inputs"][0]["max_shape"] = {2, -1};
+  writeArtifact(manifest);
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  std::vector<float> values(12, 1.0f);
+  expectRunError(*artifact, "forward",
+                 {{"x", {DType::F32, {3, 4}, values.data()}}},
+                 {"input 'x' has shape [3, 4]: dim 0 is at most 2 for this "
+                  "model"});
+  auto ok = artifact->run("forward", {{"x", {DType::F32, {2, 4}, values.data()}}});
+  EXPECT_TRUE(ok) << (ok ? "" : ok.message());
+
+  manifest = defaultManifest();
+  manifest["entry_points"][0]["inputs"][0]["max_shape"] = {0, -1};
+  writeArtifact(manifest);
+  expectOpenError({"input 'x'", "\"max_shape\"", "not -1 or >= 1"});
+  manifest = defaultManifest();
+  manifest["entry_points"][0]["inputs"][0]["max_shape"] = {-1};
+  writeArtifact(manifest);
+  expectOpenError({"input 'x'", "\"max_shape\" is not an array of rank 2"});
+}
+
 TEST_F(ArtifactTest, RejectsAResultOfTheWrongShape) {
   writeArtifact();
   std::unique_ptr<Artifact> artifact = openOk();
