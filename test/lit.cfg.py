@@ -31,7 +31,7 @@ llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.kiln_tools_dir, config.llvm_tools_dir]
-tools = ["kiln-opt", "kiln-compile", "FileCheck", "not", "split-file", "llvm-nm", "mlir-translate"]
+tools = ["kiln-opt", "kiln-compile", "FileCheck", "not", "split-file", "llvm-nm", "llvm-readelf", "mlir-translate"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # The driver is `%kiln`: a bare `kiln` would also match inside options

@@ -424,7 +424,16 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   if (llvm::Error err = emitObjectFile(**llvmModule, options.cpu, object))
     return err;
   log("linking module.so");
-  if (llvm::Error err = linkSharedLibrary(object, inStaged("module.so")))
+  // The OpenMP runtime travels with the artifact, so it runs where only
+  // libc and libstdc++ are installed.
+  std::string openmp = inStaged("libomp.so.5");
+  if (std::error_code ec =
+          llvm::sys::fs::copy_file(getOpenMPRuntimePath(), openmp))
+    return error("cannot copy the OpenMP runtime '" + getOpenMPRuntimePath() +
+                 "' into the artifact: " + ec.message() +
+                 " (install libomp-22-dev)");
+  if (llvm::Error err =
+          linkSharedLibrary(object, inStaged("module.so"), {openmp}))
     return err;
   llvm::sys::fs::remove(object);
 

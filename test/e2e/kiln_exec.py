@@ -123,7 +123,7 @@ def run(source, func, inputs, outputs):
         lowered = subprocess.run([KILN_OPT, path, "--kiln-cpu-pipeline"], capture_output=True, text=True)
         if lowered.returncode != 0:
             raise RuntimeError("kiln-opt failed:\n" + lowered.stderr)
-        libs = ",".join(f"{LLVM}/lib/{l}" for l in ("libmlir_runner_utils.so", "libmlir_c_runner_utils.so"))
+        libs = ",".join(f"{LLVM}/lib/{l}" for l in ("libmlir_runner_utils.so", "libmlir_c_runner_utils.so", "libomp.so"))
         ran = subprocess.run([f"{LLVM}/bin/mlir-runner", "-e", "main", "-entry-point-result=void",
                               f"-shared-libs={libs}"], input=lowered.stdout, capture_output=True, text=True)
         if ran.returncode != 0:

@@ -17,6 +17,9 @@
 #include "mlir/Dialect/Bufferization/Transforms/OneShotAnalysis.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/Passes.h"
 #include "mlir/Dialect/MemRef/Transforms/Passes.h"
@@ -40,6 +43,70 @@ struct EmitCInterfacesPass
       if (!func.isExternal() && func.isPublic())
         func->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
                       UnitAttr::get(&getContext()));
+  }
+};
+/// Rewrites every scf.parallel nested in another loop into scf.for loops,
+/// so that only the outermost parallel loop of a nest becomes a parallel
+/// region (one fork/join per nest, not one per outer iteration).
+struct SequentializeInnerParallelPass
+    : PassWrapper<SequentializeInnerParallelPass,
+                  OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SequentializeInnerParallelPass)
+  StringRef getArgument() const final {
+    return "kiln-sequentialize-inner-parallel";
+  }
+  void runOnOperation() final {
+    SmallVector<scf::ParallelOp> inner;
+    getOperation().walk([&](scf::ParallelOp op) {
+      if (op->getParentOfType<scf::ParallelOp>() ||
+          op->getParentOfType<scf::ForOp>())
+        inner.push_back(op);
+    });
+    for (scf::ParallelOp op : inner) {
+      if (!op.getInitVals().empty()) {
+        op.emitOpError("parallel reduction loops are not expected here");
+        return signalPassFailure();
+      }
+      OpBuilder builder(op);
+      Location loc = op.getLoc();
+      IRMapping mapping;
+      Block *innermost = nullptr;
+      for (auto [lb, ub, step, iv] :
+           llvm::zip(op.getLowerBound(), op.getUpperBound(), op.getStep(),
+                     op.getInductionVars())) {
+        auto loop = scf::ForOp::create(builder, loc, lb, ub, step);
+        mapping.map(iv, loop.getInductionVar());
+        builder.setInsertionPointToStart(loop.getBody());
+        innermost = loop.getBody();
+      }
+      (void)innermost;
+      for (Operation &nested : op.getBody()->without_terminator())
+        builder.clone(nested, mapping);
+      op.erase();
+    }
+  }
+};
+/// Replaces memref.alloca_scope by its body. convert-scf-to-openmp wraps
+/// each parallel loop body in one, but its region must stay a single block,
+/// which scf-to-cf then breaks. Kiln's bufferized code allocates on the
+/// heap, so the scope bounds no stack growth worth keeping.
+struct InlineAllocaScopesPass
+    : PassWrapper<InlineAllocaScopesPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(InlineAllocaScopesPass)
+  StringRef getArgument() const final { return "kiln-inline-alloca-scopes"; }
+  void runOnOperation() final {
+    SmallVector<memref::AllocaScopeOp> scopes;
+    getOperation().walk([&](memref::AllocaScopeOp op) { scopes.push_back(op); });
+    for (memref::AllocaScopeOp scope : llvm::reverse(scopes)) {
+      Block &body = scope.getBodyRegion().front();
+      auto yield = cast<memref::AllocaScopeReturnOp>(body.getTerminator());
+      SmallVector<Value> results(yield.getResults());
+      yield.erase();
+      scope->getBlock()->getOperations().splice(
+          Block::iterator(scope), body.getOperations());
+      scope.replaceAllUsesWith(results);
+      scope.erase();
+    }
   }
 };
 } // namespace
@@ -71,7 +138,10 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   bufferize.functionBoundaryTypeConversion =
       bufferization::LayoutMapOption::IdentityLayoutMap;
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
-  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // Parallel dimensions become scf.parallel; only the outermost parallel
+  // loop of each nest runs on threads (OpenMP), inner ones stay sequential.
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<SequentializeInnerParallelPass>());
   bufferization::buildBufferDeallocationPipeline(pm);
   // Results that alias an argument or a constant are returned as clones.
   pm.addPass(createConvertBufferizationToMemRefPass());
@@ -80,6 +150,8 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(std::make_unique<EmitCInterfacesPass>());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
+  pm.addPass(createConvertSCFToOpenMPPass());
+  pm.addPass(std::make_unique<InlineAllocaScopesPass>());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
@@ -87,6 +159,7 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
+  pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }

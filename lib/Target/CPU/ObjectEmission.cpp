@@ -12,6 +12,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
@@ -159,6 +160,7 @@ mlir::kiln::translateAndOptimize(ModuleOp module, llvm::LLVMContext &llvmContext
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
+  registerOpenMPDialectTranslation(registry);
   module.getContext()->appendDialectRegistry(registry);
 
   ResolvedTarget resolved;
@@ -202,8 +204,13 @@ llvm::Error mlir::kiln::emitObjectFile(llvm::Module &llvmModule,
   return llvm::Error::success();
 }
 
-llvm::Error mlir::kiln::linkSharedLibrary(llvm::StringRef objectPath,
-                                          llvm::StringRef libraryPath) {
+std::string mlir::kiln::getOpenMPRuntimePath() {
+  return KILN_LLVM_LIBRARY_DIR "/libomp.so.5";
+}
+
+llvm::Error mlir::kiln::linkSharedLibrary(
+    llvm::StringRef objectPath, llvm::StringRef libraryPath,
+    llvm::ArrayRef<std::string> sharedLibraries) {
   auto cc = llvm::sys::findProgramByName("cc");
   if (!cc)
     return llvm::createStringError(
@@ -217,10 +224,13 @@ llvm::Error mlir::kiln::linkSharedLibrary(llvm::StringRef objectPath,
     return llvm::createStringError("the module support library is missing: '" +
                                    support + "'");
   llvm::SmallVector<llvm::StringRef> args = {
-      *cc, "-shared", "-o", libraryPath, objectPath, support, "-lm",
-      // Every undefined symbol must be resolved now, not when the runtime
-      // loads the module.
-      "-Wl,--no-undefined"};
+      *cc, "-shared", "-o", libraryPath, objectPath, support};
+  for (const std::string &library : sharedLibraries)
+    args.push_back(library);
+  args.append({"-lm", "-Wl,-rpath,$ORIGIN",
+               // Every undefined symbol must be resolved now, not when the
+               // runtime loads the module.
+               "-Wl,--no-undefined"});
   std::string error;
   std::optional<llvm::StringRef> redirects[] = {std::nullopt, std::nullopt,
                                                 std::nullopt};

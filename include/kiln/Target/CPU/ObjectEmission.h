@@ -49,9 +49,15 @@ llvm::Error emitObjectFile(llvm::Module &llvmModule,
                            llvm::StringRef objectPath);
 
 /// Links an object file into a shared library with the system C compiler
-/// driver (`cc`), against libm.
+/// driver (`cc`), against libm, the module support library and
+/// `sharedLibraries` (found at run time next to the library: RPATH $ORIGIN).
 llvm::Error linkSharedLibrary(llvm::StringRef objectPath,
-                              llvm::StringRef libraryPath);
+                              llvm::StringRef libraryPath,
+                              llvm::ArrayRef<std::string> sharedLibraries = {});
+
+/// The OpenMP runtime generated code uses for its parallel loops; artifacts
+/// carry a copy of it (it needs only libc).
+std::string getOpenMPRuntimePath();
 
 /// Adds, for every `_mlir_ciface_<E>` function, the artifact ABI's
 /// `void kiln_entry_<E>(void **args)` and `int kiln_abi_version()`.
