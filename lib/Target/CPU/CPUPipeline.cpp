@@ -19,6 +19,9 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Conversion/VectorToSCF/VectorToSCF.h"
+#include "mlir/Dialect/Vector/Transforms/Passes.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/Passes.h"
@@ -128,7 +131,15 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(createConvertKilnToLinalgPass());
   pm.addPass(createKilnExternalizeParametersPass());
   pm.addPass(createCanonicalizerPass());
-  pm.addNestedPass<func::FuncOp>(createLinalgElementwiseOpFusionPass());
+  pm.addNestedPass<func::FuncOp>(createFuseElementwiseWithoutRecomputationPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  // Register tiles for matmuls.
+  pm.addNestedPass<func::FuncOp>(createTileAndVectorizeContractionsPass());
+  // Masks become masked transfers here: later passes (buffer deallocation)
+  // would insert ops into vector.mask regions, which hold exactly one op.
+  pm.addNestedPass<func::FuncOp>(vector::createLowerVectorMaskPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
@@ -140,11 +151,19 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
   // Parallel dimensions become scf.parallel; only the outermost parallel
   // loop of each nest runs on threads (OpenMP), inner ones stay sequential.
+  pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(std::make_unique<SequentializeInnerParallelPass>());
   bufferization::buildBufferDeallocationPipeline(pm);
   // Results that alias an argument or a constant are returned as clones.
   pm.addPass(createConvertBufferizationToMemRefPass());
+
+  // Vectors: masks to selects/masked transfers, n-D transfers to loops of
+  // 1-D ones; contractions become outer products (FMAs) in vector-to-llvm.
+  VectorTransferToSCFOptions transfers;
+  transfers.enableFullUnroll();
+  pm.addNestedPass<func::FuncOp>(createConvertVectorToSCFPass(transfers));
+  pm.addPass(createCanonicalizerPass());
 
   // LLVM.
   pm.addPass(std::make_unique<EmitCInterfacesPass>());
@@ -159,12 +178,21 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.vectorContractLowering =
+      vector::VectorContractLowering::OuterProduct;
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertOpenMPToLLVMPass());
+  pm.addPass(createUBToLLVMConversionPass());
   pm.addPass(createConvertFuncToLLVMPass());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 
 void mlir::kiln::registerKilnCPUPipeline() {
+  PassRegistration<SequentializeInnerParallelPass>();
+  PassRegistration<InlineAllocaScopesPass>();
+  registerPass([] { return createTileAndVectorizeContractionsPass(); });
+  registerPass([] { return createFuseElementwiseWithoutRecomputationPass(); });
   PassPipelineRegistration<CPUPipelineOptions>(
       "kiln-cpu-pipeline",
       "Lowers kiln IR to the LLVM dialect for the CPU (what kiln-compile "

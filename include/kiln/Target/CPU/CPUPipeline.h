@@ -27,6 +27,14 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 /// and to LLVM. Entry functions get C interfaces (`_mlir_ciface_<name>`).
 void buildKilnCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
+/// Register-tiles and vectorizes kiln's (batch, m, k, n) f32 contractions
+/// (TileAndVectorize.cpp).
+std::unique_ptr<Pass> createTileAndVectorizeContractionsPass();
+
+/// linalg elementwise fusion restricted to consumers that read each fused
+/// value once (no recomputation inside contractions).
+std::unique_ptr<Pass> createFuseElementwiseWithoutRecomputationPass();
+
 /// Registers `kiln-cpu-pipeline`.
 void registerKilnCPUPipeline();
 

@@ -1,0 +1,31 @@
+// RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions --split-input-file | FileCheck %s
+
+// An f32 matmul: column panels of 32 in parallel, rows of 8 (the partial
+// last row tile peeled), k innermost, each full tile vectorized.
+// CHECK-LABEL: func @matmul
+// CHECK: scf.forall (%{{.*}}) = (0) to (64) step (32)
+// CHECK: scf.for %{{.*}} = %c0 to %c16 step %c1
+// CHECK: vector.transfer_read {{.*}} : tensor<8x1xf32>, vector<8x1x32xf32>
+// CHECK: vector.transfer_read {{.*}} : tensor<1x32xf32>, vector<8x1x32xf32>
+// CHECK: vector.multi_reduction <add>, %{{.*}}, %{{.*}} [1] : vector<8x1x32xf32> to vector<8x32xf32>
+// CHECK: vector.transfer_write {{.*}} : vector<8x32xf32>, tensor<8x32xf32>
+// The peeled rows 8..11 stay a scalar linalg tile.
+// CHECK: scf.for
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<4x1xf32>, tensor<1x32xf32>)
+// CHECK: scf.forall.in_parallel
+func.func @matmul(%a: tensor<12x16xf32>, %b: tensor<16x64xf32>) -> tensor<12x64xf32> {
+  %c = kiln.matmul %a, %b : (tensor<12x16xf32>, tensor<16x64xf32>) -> tensor<12x64xf32>
+  return %c : tensor<12x64xf32>
+}
+
+// -----
+
+// Integer matmuls are left to the plain loops.
+// CHECK-LABEL: func @integer_matmul
+// CHECK-NOT: scf.forall
+// CHECK-NOT: vector.
+// CHECK: linalg.generic
+func.func @integer_matmul(%a: tensor<12x16xi64>, %b: tensor<16x64xi64>) -> tensor<12x64xi64> {
+  %c = kiln.matmul %a, %b : (tensor<12x16xi64>, tensor<16x64xi64>) -> tensor<12x64xi64>
+  return %c : tensor<12x64xi64>
+}
