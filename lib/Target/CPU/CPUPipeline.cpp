@@ -17,7 +17,9 @@
 #include "mlir/Dialect/Bufferization/Transforms/OneShotAnalysis.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Conversion/VectorToSCF/VectorToSCF.h"
@@ -112,6 +114,28 @@ struct InlineAllocaScopesPass
     }
   }
 };
+/// Replaces exp, tanh and erf by polynomial approximations (about 1e-7
+/// relative error in f32) made of plain arithmetic, so the loops around
+/// them vectorize instead of calling libm for every element.
+struct ApproximateMathPass
+    : PassWrapper<ApproximateMathPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ApproximateMathPass)
+  StringRef getArgument() const final { return "kiln-approximate-math"; }
+  StringRef getDescription() const final {
+    return "Polynomial approximations of exp, tanh and erf";
+  }
+  void runOnOperation() final {
+    RewritePatternSet patterns(&getContext());
+    populateMathPolynomialApproximationPatterns(
+        patterns, [](StringRef name) {
+          // Names are given with or without the dialect prefix.
+          name.consume_front("math.");
+          return name == "exp" || name == "tanh" || name == "erf";
+        });
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
 } // namespace
 
 void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
@@ -172,6 +196,7 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(createConvertSCFToOpenMPPass());
   pm.addPass(std::make_unique<InlineAllocaScopesPass>());
   pm.addPass(createSCFToControlFlowPass());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<ApproximateMathPass>());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
@@ -193,6 +218,7 @@ void mlir::kiln::registerKilnCPUPipeline() {
   PassRegistration<InlineAllocaScopesPass>();
   registerPass([] { return createTileAndVectorizeContractionsPass(); });
   registerPass([] { return createFuseElementwiseWithoutRecomputationPass(); });
+  PassRegistration<ApproximateMathPass>();
   PassPipelineRegistration<CPUPipelineOptions>(
       "kiln-cpu-pipeline",
       "Lowers kiln IR to the LLVM dialect for the CPU (what kiln-compile "

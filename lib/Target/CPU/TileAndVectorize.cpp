@@ -34,6 +34,7 @@ namespace {
 constexpr int64_t kTileM = 8;
 constexpr int64_t kTileN = 32;
 
+
 struct TileAndVectorizeContractionsPass
     : PassWrapper<TileAndVectorizeContractionsPass,
                   OperationPass<func::FuncOp>> {
@@ -148,11 +149,16 @@ struct TileAndVectorizeContractionsPass
         continue;
       rewriter.replaceOp(tile, vectorized->replacements);
     }
-    // The accumulator tile lives in registers across the k loops.
-    getOperation().walk([&](scf::ForOp loop) {
-      hoistLoopInvariantSubsets(rewriter,
-                                cast<LoopLikeOpInterface>(loop.getOperation()));
-    });
+    // The accumulator tile lives in registers across the k loops: move the
+    // invariant constants (indices, padding) out first, then the
+    // read/write pair of the accumulator becomes a loop-carried vector.
+    SmallVector<scf::ForOp> forLoops;
+    getOperation().walk([&](scf::ForOp loop) { forLoops.push_back(loop); });
+    for (scf::ForOp loop : forLoops) {
+      auto likeLoop = cast<LoopLikeOpInterface>(loop.getOperation());
+      moveLoopInvariantCode(likeLoop);
+      hoistLoopInvariantSubsets(rewriter, likeLoop);
+    }
   }
 };
 /// Elementwise fusion that never recomputes: a producer is fused into a

@@ -4,10 +4,14 @@
 // last row tile peeled), k innermost, each full tile vectorized.
 // CHECK-LABEL: func @matmul
 // CHECK: scf.forall (%{{.*}}) = (0) to (64) step (32)
-// CHECK: scf.for %{{.*}} = %c0 to %c16 step %c1
+// The accumulator is read once, carried in registers through the k loop,
+// and written once.
+// CHECK: vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
+// CHECK: scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args({{.*}}, %[[ACC:.*]] = %{{.*}}) -> ({{.*}}, vector<8x32xf32>)
 // CHECK: vector.transfer_read {{.*}} : tensor<8x1xf32>, vector<8x1x32xf32>
 // CHECK: vector.transfer_read {{.*}} : tensor<1x32xf32>, vector<8x1x32xf32>
-// CHECK: vector.multi_reduction <add>, %{{.*}}, %{{.*}} [1] : vector<8x1x32xf32> to vector<8x32xf32>
+// CHECK: %[[SUM:.*]] = vector.multi_reduction <add>, %{{.*}}, %[[ACC]] [1] : vector<8x1x32xf32> to vector<8x32xf32>
+// CHECK: scf.yield {{.*}}, %[[SUM]] : {{.*}}, vector<8x32xf32>
 // CHECK: vector.transfer_write {{.*}} : vector<8x32xf32>, tensor<8x32xf32>
 // The peeled rows 8..11 stay a scalar linalg tile.
 // CHECK: scf.for
