@@ -22,6 +22,7 @@
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Transforms/LoopInvariantCodeMotionUtils.h"
@@ -148,6 +149,13 @@ struct TileAndVectorizeContractionsPass
       if (failed(vectorized))
         continue;
       rewriter.replaceOp(tile, vectorized->replacements);
+    }
+    // Masked transfers (partial column panels) become transfers with a mask
+    // operand, which the subset hoisting below understands.
+    {
+      RewritePatternSet masks(&getContext());
+      vector::populateVectorMaskLoweringPatternsForSideEffectingOps(masks);
+      (void)applyPatternsGreedily(getOperation(), std::move(masks));
     }
     // The accumulator tile lives in registers across the k loops: move the
     // invariant constants (indices, padding) out first, then the
