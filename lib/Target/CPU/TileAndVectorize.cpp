@@ -34,6 +34,8 @@ namespace {
 // registers for the rhs row and the broadcast lhs element.
 constexpr int64_t kTileM = 8;
 constexpr int64_t kTileN = 32;
+// Transposes are copied in square blocks of this size (one zmm per row).
+constexpr int64_t kTransposeBlock = 16;
 
 
 struct TileAndVectorizeContractionsPass
@@ -118,6 +120,48 @@ struct TileAndVectorizeContractionsPass
           (void)scf::peelForLoopAndSimplifyBounds(rewriter, mLoop, partial);
         }
       tiles->tiledOps.front()->setAttr(marker, rewriter.getUnitAttr());
+    }
+
+    // Transposes (the [N, K] -> [K, N] copies of transposed matmul
+    // operands) in parallel 16x16 blocks, each vectorized: read 16 rows,
+    // transpose in registers, write 16 rows. A scalar copy misses the
+    // cache on every strided read.
+    SmallVector<linalg::TransposeOp> transposes;
+    getOperation().walk([&](linalg::TransposeOp op) {
+      ArrayRef<int64_t> perm = op.getPermutation();
+      int64_t rank = perm.size();
+      bool swapsLastTwo = rank >= 2 && perm[rank - 1] == rank - 2 &&
+                          perm[rank - 2] == rank - 1;
+      for (int64_t d = 0; d + 2 < rank; ++d)
+        swapsLastTwo &= perm[d] == d;
+      if (swapsLastTwo &&
+          getElementTypeOrSelf(op.getInit().getType()).isF32())
+        transposes.push_back(op);
+    });
+    for (linalg::TransposeOp op : transposes) {
+      int64_t rank = op.getPermutation().size();
+      SmallVector<OpFoldResult> blocks(rank, rewriter.getIndexAttr(1));
+      blocks[rank - 1] = rewriter.getIndexAttr(kTransposeBlock);
+      blocks[rank - 2] = rewriter.getIndexAttr(kTransposeBlock);
+      scf::SCFTilingOptions options;
+      options.setTileSizes(blocks).setLoopType(
+          scf::SCFTilingOptions::LoopType::ForallOp);
+      rewriter.setInsertionPoint(op);
+      FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(
+          rewriter, cast<TilingInterface>(op.getOperation()), options);
+      if (failed(tiled))
+        continue;
+      rewriter.replaceOp(op, tiled->replacements);
+      Operation *block = tiled->tiledOps.front();
+      SmallVector<int64_t> vectorSizes(rank, 1);
+      vectorSizes[rank - 1] = kTransposeBlock;
+      vectorSizes[rank - 2] = kTransposeBlock;
+      SmallVector<bool> scalableDims(rank, false);
+      rewriter.setInsertionPoint(block);
+      FailureOr<linalg::VectorizationResult> vectorized =
+          linalg::vectorize(rewriter, block, vectorSizes, scalableDims);
+      if (succeeded(vectorized))
+        rewriter.replaceOp(block, vectorized->replacements);
     }
 
     // Fold the tile sizes that peeling made constant into static types.

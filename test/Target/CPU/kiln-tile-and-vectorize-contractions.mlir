@@ -33,3 +33,28 @@ func.func @integer_matmul(%a: tensor<12x16xi64>, %b: tensor<16x64xi64>) -> tenso
   %c = kiln.matmul %a, %b : (tensor<12x16xi64>, tensor<16x64xi64>) -> tensor<12x64xi64>
   return %c : tensor<12x64xi64>
 }
+
+// -----
+
+// A transpose of the last two dims is copied in parallel 16x16 blocks,
+// each transposed in registers.
+// CHECK-DAG: #[[$SWAP:.*]] = affine_map<(d0, d1) -> (d1, d0)>
+// CHECK-LABEL: func @transpose_blocks
+// CHECK: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (40, 24) step (16, 16)
+// CHECK: vector.transfer_read {{.*}} {in_bounds = [true, true], permutation_map = #[[$SWAP]]} : tensor<?x?xf32>, vector<16x16xf32>
+// CHECK: vector.transfer_write {{.*}} : vector<16x16xf32>, tensor<?x?xf32>
+func.func @transpose_blocks(%x: tensor<24x40xf32>) -> tensor<40x24xf32> {
+  %0 = kiln.transpose %x permutation = [1, 0] : (tensor<24x40xf32>) -> tensor<40x24xf32>
+  return %0 : tensor<40x24xf32>
+}
+
+// -----
+
+// Other permutations keep the plain lowering.
+// CHECK-LABEL: func @transpose_other
+// CHECK-NOT: scf.forall
+// CHECK: linalg.transpose
+func.func @transpose_other(%x: tensor<2x3x4xf32>) -> tensor<4x2x3xf32> {
+  %0 = kiln.transpose %x permutation = [2, 0, 1] : (tensor<2x3x4xf32>) -> tensor<4x2x3xf32>
+  return %0 : tensor<4x2x3xf32>
+}
