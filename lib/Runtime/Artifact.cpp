@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <map>
 #include <set>
 #include <sys/stat.h>
@@ -203,7 +204,23 @@ loadModule(TargetKind target, const std::string &path,
 
 Artifact::~Artifact() = default;
 
+/// Generated code allocates its results and large temporaries with
+/// malloc on every call. glibc serves blocks over 128 KiB by mmap and
+/// returns them with munmap, so every call faulted fresh pages in (about a
+/// tenth of a GPT-2 forward). Keeping such blocks in the heap lets the
+/// next call reuse them. Applied once per process, when the first artifact
+/// is opened.
+static void keepLargeAllocationsInTheHeap() {
+  static const bool applied = [] {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    return true;
+  }();
+  (void)applied;
+}
+
 Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
+  keepLargeAllocationsInTheHeap();
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0)
     return Status::error("cannot open artifact '" + dir +
