@@ -18,6 +18,7 @@
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -99,8 +100,27 @@ struct TileAndVectorizeContractionsPass
         continue;
       rewriter.replaceOp(op, panels->replacements);
 
+      // Pack the panel's rhs columns into a contiguous [K, kTileN] buffer
+      // once per panel: the register tiles then walk it row after row
+      // instead of touching a different page for every k of a wide rhs.
+      auto panelOp = cast<linalg::GenericOp>(panels->tiledOps.front());
+      {
+        OpOperand &rhs = panelOp->getOpOperand(1);
+        rewriter.setInsertionPoint(panelOp);
+        Location loc = panelOp.getLoc();
+        auto rhsType = cast<RankedTensorType>(rhs.get().getType());
+        SmallVector<OpFoldResult> sizes =
+            tensor::getMixedSizes(rewriter, loc, rhs.get());
+        Value empty = tensor::EmptyOp::create(rewriter, loc, sizes,
+                                              rhsType.getElementType());
+        Value packed =
+            linalg::CopyOp::create(rewriter, loc, rhs.get(), empty)
+                .getResult(0);
+        rewriter.modifyOpInPlace(panelOp, [&] { rhs.set(packed); });
+      }
+
       // Inside a panel: kTileM rows at a time, k innermost.
-      auto panel = cast<TilingInterface>(panels->tiledOps.front());
+      auto panel = cast<TilingInterface>(panelOp.getOperation());
       SmallVector<OpFoldResult> inner(loops, rewriter.getIndexAttr(0));
       inner[m] = rewriter.getIndexAttr(kTileM);
       inner[k] = rewriter.getIndexAttr(1);

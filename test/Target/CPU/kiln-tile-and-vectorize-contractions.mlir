@@ -4,10 +4,13 @@
 // last row tile peeled), k innermost, each full tile vectorized.
 // CHECK-LABEL: func @matmul
 // CHECK: scf.forall (%{{.*}}) = (0) to (64) step (32)
+// The panel's rhs columns are packed into a contiguous buffer first.
+// CHECK: %[[PANEL:.*]] = linalg.copy ins(%{{.*}} : tensor<16x32xf32>) outs(%{{.*}} : tensor<16x32xf32>)
 // The accumulator is read once, carried in registers through the k loop,
 // and written once.
 // CHECK: vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
 // CHECK: scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args({{.*}}, %[[ACC:.*]] = %{{.*}}) -> ({{.*}}, vector<8x32xf32>)
+// CHECK: tensor.extract_slice %[[PANEL]]
 // CHECK: vector.transfer_read {{.*}} : tensor<8x1xf32>, vector<8x1x32xf32>
 // CHECK: vector.transfer_read {{.*}} : tensor<1x32xf32>, vector<8x1x32xf32>
 // CHECK: %[[SUM:.*]] = vector.multi_reduction <add>, %{{.*}}, %[[ACC]] [1] : vector<8x1x32xf32> to vector<8x32xf32>
