@@ -187,6 +187,33 @@ class TransformerTiny(unittest.TestCase):
                 np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
 
 
+class TransformerBase(unittest.TestCase):
+    """The original encoder-decoder at its defaults (d_model 512, 8 heads,
+    6+6 layers, ff 2048, 32000-token vocabularies) against
+    torch.nn.Transformer itself: one compile (about half a minute) and one
+    small batch."""
+
+    def test_logits_match_torch_nn_transformer(self):
+        config_path, cfg = load_config("transformer-base.json")
+        model = transformer_module(cfg, seed=3)
+        weights = transformer_weights(model, cfg, seed=3)
+        with tempfile.TemporaryDirectory() as tmp:
+            save_safetensors(weights, os.path.join(tmp, "w.safetensors"))
+            artifact = os.path.join(tmp, "transformer-base.kiln")
+            manifest = compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"))
+            self.assertEqual(parameter_names(manifest), set(weights))
+            torch_part = sum(p.numel() for p in model.parameters())
+            self.assertEqual(torch_part, 44140544)
+            rng = np.random.default_rng(7)
+            src = rng.integers(0, cfg["src_vocab_size"], (2, 9)).astype(np.int64)
+            tgt = rng.integers(0, cfg["tgt_vocab_size"], (2, 5)).astype(np.int64)
+            logits = run_artifact(artifact, {"src_ids": src, "tgt_ids": tgt}, tmp)["logits"]
+            expected = transformer_reference(model, weights, src, tgt, cfg)
+            self.assertEqual(logits.shape, expected.shape)
+            report("transformer-base logits [2x9 -> 2x5]", logits, expected)
+            np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
+
+
 # --------------------------------------------------------------------------
 # bert-tiny against HF BertModel (written with torch ops).
 
