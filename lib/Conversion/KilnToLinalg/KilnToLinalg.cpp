@@ -412,8 +412,7 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
     Location loc = op.getLoc();
     MLIRContext *ctx = rewriter.getContext();
     Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
-    bool transposeRhs = op.getTransposeRhs();
-    if (transposeRhs) {
+    if (op.getTransposeRhs()) {
       // A transposed rhs ([..., N, K]) is copied to [..., K, N] first: the
       // copy is O(N·K) against the product's O(M·N·K), and it lets the
       // product use the layout below.
@@ -428,7 +427,6 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
           tensor::EmptyOp::create(rewriter, loc, sizes, type.getElementType());
       rhs = linalg::TransposeOp::create(rewriter, loc, rhs, init, perm)
                 .getResult()[0];
-      transposeRhs = false;
     }
     auto lhsType = tensorType(lhs), rhsType = tensorType(rhs);
     auto resultType = op.getType();
@@ -438,10 +436,7 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
     // loop walks rows of the rhs and of the result contiguously, which the
     // loop vectorizer turns into vector FMAs (k innermost would be a
     // floating-point reduction it may not reorder).
-    bool kBeforeN = true;
-    int64_t m = batchRank;
-    int64_t k = kBeforeN ? batchRank + 1 : batchRank + 2;
-    int64_t n = kBeforeN ? batchRank + 2 : batchRank + 1;
+    int64_t m = batchRank, k = batchRank + 1, n = batchRank + 2;
     auto operandMap = [&](RankedTensorType type, bool transposed,
                           bool isLhs) {
       SmallVector<AffineExpr> exprs;
@@ -468,7 +463,7 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
     outExprs.push_back(getAffineDimExpr(n, ctx));
     SmallVector<AffineMap> maps = {
         operandMap(lhsType, op.getTransposeLhs(), true),
-        operandMap(rhsType, transposeRhs, false),
+        operandMap(rhsType, /*transposed=*/false, false),
         AffineMap::get(rank + 1, 0, outExprs, ctx)};
     SmallVector<utils::IteratorType> iterators(rank + 1,
                                                utils::IteratorType::parallel);

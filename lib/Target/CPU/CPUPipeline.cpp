@@ -75,16 +75,13 @@ struct SequentializeInnerParallelPass
       OpBuilder builder(op);
       Location loc = op.getLoc();
       IRMapping mapping;
-      Block *innermost = nullptr;
       for (auto [lb, ub, step, iv] :
            llvm::zip(op.getLowerBound(), op.getUpperBound(), op.getStep(),
                      op.getInductionVars())) {
         auto loop = scf::ForOp::create(builder, loc, lb, ub, step);
         mapping.map(iv, loop.getInductionVar());
         builder.setInsertionPointToStart(loop.getBody());
-        innermost = loop.getBody();
       }
-      (void)innermost;
       for (Operation &nested : op.getBody()->without_terminator())
         builder.clone(nested, mapping);
       op.erase();

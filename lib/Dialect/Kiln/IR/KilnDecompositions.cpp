@@ -253,10 +253,10 @@ Value padSpatial(OpBuilder &b, Location loc, Value x, ArrayRef<int64_t> padding,
   return PadOp::create(b, loc, x, pads, pads, APFloat(value));
 }
 
-/// Output spatial size of a window op.
-int64_t windowOut(int64_t size, int64_t kernel, int64_t stride, int64_t pad,
-                  int64_t dilation) {
-  return (size + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+/// Output spatial sizes of a window op: its verified result type already
+/// holds them (shape inference requires static spatial dims).
+SmallVector<int64_t> windowOutputSizes(Value result) {
+  return llvm::to_vector(tensorType(result).getShape().drop_front(2));
 }
 
 /// Reduces the KH·KW taps of a pooling window with `combine`.
@@ -546,9 +546,7 @@ FailureOr<SmallVector<Value>> Conv2dOp::decompose(OpBuilder &builder) {
   int64_t groups = getGroups();
   ArrayRef<int64_t> stride = getStride(), padding = getPadding(),
                     dilation = getDilation();
-  SmallVector<int64_t> outSize = {
-      windowOut(xType.getDimSize(2), kh, stride[0], padding[0], dilation[0]),
-      windowOut(xType.getDimSize(3), kw, stride[1], padding[1], dilation[1])};
+  SmallVector<int64_t> outSize = windowOutputSizes(getResult());
   int64_t taps = kh * kw, spatial = outSize[0] * outSize[1];
   int64_t groupChannels = channels / groups, groupOut = outChannels / groups;
 
@@ -596,9 +594,7 @@ FailureOr<SmallVector<Value>> MaxPool2dOp::decompose(OpBuilder &builder) {
   auto xType = tensorType(x);
   ArrayRef<int64_t> kernel = getKernel(), stride = getStride(),
                     padding = getPadding();
-  SmallVector<int64_t> outSize = {
-      windowOut(xType.getDimSize(2), kernel[0], stride[0], padding[0], 1),
-      windowOut(xType.getDimSize(3), kernel[1], stride[1], padding[1], 1)};
+  SmallVector<int64_t> outSize = windowOutputSizes(getResult());
   double lowest = lowestFinite(xType.getElementType()).convertToDouble();
   Value padded = padSpatial(builder, loc, x, padding, lowest);
   Value result = poolTaps<MaxOp>(builder, loc, padded, kernel, outSize, stride);
@@ -614,9 +610,7 @@ FailureOr<SmallVector<Value>> AvgPool2dOp::decompose(OpBuilder &builder) {
   auto xType = tensorType(x);
   ArrayRef<int64_t> kernel = getKernel(), stride = getStride(),
                     padding = getPadding();
-  SmallVector<int64_t> outSize = {
-      windowOut(xType.getDimSize(2), kernel[0], stride[0], padding[0], 1),
-      windowOut(xType.getDimSize(3), kernel[1], stride[1], padding[1], 1)};
+  SmallVector<int64_t> outSize = windowOutputSizes(getResult());
   Value padded = padSpatial(builder, loc, x, padding, 0.0);
   Value sum = poolTaps<AddOp>(builder, loc, padded, kernel, outSize, stride);
   Value count = floatConst(builder, loc, xType.getElementType(),
