@@ -357,7 +357,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   llvm::sys::fs::createUniquePath(staged, stagedPath, /*MakeAbsolute=*/false);
   if (std::error_code ec = llvm::sys::fs::create_directories(stagedPath))
     return error("cannot create '" + stagedPath + "': " + ec.message());
-  auto cleanup = llvm::make_scope_exit(
+  llvm::scope_exit cleanup(
       [&] { llvm::sys::fs::remove_directories(stagedPath); });
   auto inStaged = [&](StringRef name) {
     llvm::SmallString<256> path(stagedPath);
@@ -377,7 +377,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       weightsError = llvm::toString(std::move(err));
   });
   // Every return below must join the writer first.
-  auto joinWriter = llvm::make_scope_exit([&] {
+  llvm::scope_exit joinWriter([&] {
     if (weightsWriter.joinable())
       weightsWriter.join();
   });
@@ -385,16 +385,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   // Lower a clone to the LLVM dialect.
   log("lowering to LLVM (kiln-cpu-pipeline)");
   OwningOpRef<ModuleOp> lowered = module.clone();
-  MLIRContext *context = module.getContext();
-  DialectRegistry registry;
-  registerKilnCPUDialects(registry);
-  context->appendDialectRegistry(registry);
-  context->loadAllAvailableDialects();
-  PassManager pm(context);
-  buildKilnCPUPipeline(pm, CPUPipelineOptions());
-  if (failed(pm.run(*lowered)))
+  if (failed(lowerToArtifactLLVM(*lowered)))
     return error("lowering to LLVM failed (see the diagnostics above)");
-  addArtifactEntryPoints(*lowered);
 
   // Each entry point's parameters, in argument order, from the C
   // interfaces' kiln.parameter tags.

@@ -318,15 +318,8 @@ int main(int argc, char **argv) {
   }
 
   if (emit == EmitKind::LLVM) {
-    DialectRegistry cpuRegistry;
-    kiln::registerKilnCPUDialects(cpuRegistry);
-    context.appendDialectRegistry(cpuRegistry);
-    context.loadAllAvailableDialects();
-    PassManager pm(&context);
-    kiln::buildKilnCPUPipeline(pm, kiln::CPUPipelineOptions());
-    if (failed(pm.run(**module)))
+    if (failed(kiln::lowerToArtifactLLVM(**module)))
       return fail("lowering '" + inputPath + "' to LLVM failed");
-    kiln::addArtifactEntryPoints(**module);
     llvm::LLVMContext llvmContext;
     kiln::CPUTargetOptions targetOptions;
     targetOptions.cpu = cpu;

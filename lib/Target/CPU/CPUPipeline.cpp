@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Target/CPU/CPUPipeline.h"
+#include "kiln/Target/CPU/ObjectEmission.h"
 
 #include "kiln/Conversion/Passes.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
@@ -228,4 +229,18 @@ void mlir::kiln::registerKilnCPUPipeline() {
 void mlir::kiln::registerKilnCPUDialects(DialectRegistry &registry) {
   registerAllDialects(registry);
   registerAllExtensions(registry);
+}
+
+LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module) {
+  MLIRContext *context = module.getContext();
+  DialectRegistry registry;
+  registerKilnCPUDialects(registry);
+  context->appendDialectRegistry(registry);
+  context->loadAllAvailableDialects();
+  PassManager pm(context);
+  buildKilnCPUPipeline(pm, CPUPipelineOptions());
+  if (failed(pm.run(module)))
+    return failure();
+  addArtifactEntryPoints(module);
+  return success();
 }

@@ -8,6 +8,7 @@
 #ifndef KILN_TARGET_CPU_CPUPIPELINE_H
 #define KILN_TARGET_CPU_CPUPIPELINE_H
 
+#include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
 
@@ -40,6 +41,11 @@ void registerKilnCPUPipeline();
 
 /// The upstream dialects and interfaces the CPU pipeline needs.
 void registerKilnCPUDialects(DialectRegistry &registry);
+
+/// Lowers `module` in place to the LLVM dialect as an artifact's code:
+/// loads the dialects the pipeline needs into its context, runs
+/// kiln-cpu-pipeline and adds the artifact ABI's entry points.
+LogicalResult lowerToArtifactLLVM(ModuleOp module);
 
 } // namespace kiln
 } // namespace mlir
