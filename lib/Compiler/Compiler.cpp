@@ -10,6 +10,8 @@
 #include "kiln/Compiler/Compiler.h"
 
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "kiln/Dialect/Kiln/Transforms/Passes.h"
+#include "kiln/Models/ModelBuilder.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Runtime/SafeTensors.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
@@ -17,6 +19,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/IR/LLVMContext.h"
@@ -78,6 +81,9 @@ json::Array shapeJson(ArrayRef<int64_t> shape) {
 
 struct ParameterInfo {
   mutable ParameterOp op;
+  /// Optimizer state: zero at the start, allocated by the runtime, not in
+  /// weights.safetensors.
+  bool state = false;
   rt::DType dtype;
   std::vector<int64_t> shape;
   size_t bytes = 0;
@@ -134,6 +140,10 @@ llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
         return spec.takeError();
       outputs.push_back(std::move(*spec));
     }
+    json::Array writes;
+    func.walk([&](WriteParamOp write) { writes.push_back(write.getName().str()); });
+    if (!writes.empty())
+      entry["writes_parameters"] = std::move(writes);
     OpCost cost;
     func.walk([&](CostOpInterface op) { cost += op.getCost(costOptions); });
     entry["inputs"] = std::move(inputs);
@@ -247,7 +257,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
     source.emplace(file.take());
     llvm::StringSet<> wanted;
     for (const ParameterInfo &param : params)
-      wanted.insert(param.op.getSymName());
+      if (!param.state)
+        wanted.insert(param.op.getSymName());
     std::vector<std::string> extra;
     for (const auto &info : source->tensors())
       if (!wanted.contains(info.name))
@@ -260,6 +271,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
   }
   storage.reserve(params.size());
   for (ParameterInfo &param : params) {
+    if (param.state)
+      continue;
     StringRef name = param.op.getSymName();
     if (source) {
       const rt::SafeTensorInfo *info = source->find(name.str());
@@ -312,6 +325,37 @@ llvm::Error publishDirectory(StringRef staged, StringRef target) {
 }
 } // namespace
 
+llvm::Error
+mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
+                                     const TrainingOptions &options) {
+  if (options.optimizer != "adamw" && options.optimizer != "sgd")
+    return error("unknown optimizer '" + options.optimizer +
+                 "' (expected adamw or sgd)");
+  if (llvm::Error err = addLanguageModelLoss(module))
+    return err;
+  // Inlining needs the func dialect's inliner extension.
+  DialectRegistry registry;
+  registerKilnCPUDialects(registry);
+  module.getContext()->appendDialectRegistry(registry);
+  module.getContext()->loadAllAvailableDialects();
+  PassManager pm(module.getContext());
+  KilnOptimizerPassOptions pass;
+  pass.optimizer = options.optimizer;
+  pass.beta1 = options.beta1;
+  pass.beta2 = options.beta2;
+  pass.epsilon = options.epsilon;
+  pass.weightDecay = options.weightDecay;
+  pass.decayMinRank = options.decayMinRank;
+  pass.momentum = options.momentum;
+  pass.maxGradNorm = options.maxGradNorm;
+  pm.addPass(createKilnOptimizerPass(pass));
+  pm.addPass(createInlinerPass());
+  if (failed(pm.run(module)))
+    return error("building the training graph failed (see the diagnostics "
+                 "above)");
+  return llvm::Error::success();
+}
+
 llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                                         const CompileOptions &options,
                                         StringRef outputDir) {
@@ -337,8 +381,14 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     info.shape.assign(param.getTensorType().getShape().begin(),
                       param.getTensorType().getShape().end());
     info.bytes = rt::numElements(info.shape) * rt::dtypeSize(info.dtype);
-    info.offset = offset;
-    offset += info.bytes;
+    info.state = param->hasAttr("kiln.optimizer_state");
+    if (info.state && param.getInit() != InitKind::zeros)
+      return error("optimizer state '" + param.getSymName() +
+                   "' must be 'init zeros'");
+    if (!info.state) {
+      info.offset = offset;
+      offset += info.bytes;
+    }
     params.push_back(info);
   }
   auto entries = describeEntryPoints(module);
@@ -446,14 +496,18 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     json::Array shape;
     for (int64_t dim : param.shape)
       shape.push_back(dim);
-    paramsJson.push_back(json::Object{
-        {"name", param.op.getSymName().str()},
-        {"dtype", rt::dtypeName(param.dtype)},
-        {"shape", std::move(shape)},
-        {"offset", static_cast<int64_t>(param.offset)},
-        {"size", static_cast<int64_t>(param.bytes)},
-        {"trainable", param.op.getTrainable()},
-        {"init", std::move(init)}});
+    json::Object entry{{"name", param.op.getSymName().str()},
+                       {"dtype", rt::dtypeName(param.dtype)},
+                       {"shape", std::move(shape)},
+                       {"trainable", param.op.getTrainable()},
+                       {"init", std::move(init)}};
+    if (param.state) {
+      entry["state"] = true;
+    } else {
+      entry["offset"] = static_cast<int64_t>(param.offset);
+      entry["size"] = static_cast<int64_t>(param.bytes);
+    }
+    paramsJson.push_back(std::move(entry));
   }
   json::Object compileOptions = options.recordedOptions;
   compileOptions["seed"] = static_cast<int64_t>(options.seed);

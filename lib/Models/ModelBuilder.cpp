@@ -408,3 +408,66 @@ llvm::Expected<llvm::json::Object> mlir::kiln::loadModelConfig(StringRef path) {
                                        "' must be a JSON object");
   return std::move(*object);
 }
+
+//===----------------------------------------------------------------------===//
+// Training objectives
+//===----------------------------------------------------------------------===//
+
+llvm::Error mlir::kiln::addLanguageModelLoss(ModuleOp module) {
+  auto fail = [](const llvm::Twine &message) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   message.str());
+  };
+  if (module.lookupSymbol("loss"))
+    return llvm::Error::success();
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!forward || forward.isExternal())
+    return fail("the model has no 'forward' function to build a training "
+                "loss on (or give the module a 'loss' function)");
+  auto logits = forward.getNumResults() == 1
+                    ? dyn_cast<RankedTensorType>(forward.getResultTypes()[0])
+                    : RankedTensorType();
+  if (!logits || logits.getRank() < 2 ||
+      !isa<FloatType>(logits.getElementType()))
+    return fail("'forward' must return one float logits tensor [..., vocab] "
+                "for the language-model loss; found " +
+                llvm::formatv("{0}", forward.getFunctionType()).str() +
+                " (give the module a 'loss' function instead)");
+
+  OpBuilder builder(module.getContext());
+  builder.setInsertionPointAfter(forward);
+  Location loc = forward.getLoc();
+  auto targetsType = RankedTensorType::get(logits.getShape().drop_back(),
+                                           builder.getI64Type());
+  SmallVector<Type> inputs(forward.getArgumentTypes());
+  inputs.push_back(targetsType);
+  auto loss = func::FuncOp::create(
+      builder, loc, "loss",
+      builder.getFunctionType(inputs,
+                              RankedTensorType::get({}, logits.getElementType())));
+  unsigned targetsIndex = forward.getNumArguments();
+  for (unsigned i = 0; i < targetsIndex; ++i)
+    loss.setArgAttrs(i, forward.getArgAttrDict(i));
+  loss.setArgAttr(targetsIndex, "kiln.name", builder.getStringAttr("targets"));
+  // The targets take the max shape of an input of the same rank (the ids).
+  for (unsigned i = 0; i < targetsIndex; ++i) {
+    auto type = dyn_cast<RankedTensorType>(forward.getArgumentTypes()[i]);
+    auto max = forward.getArgAttrOfType<DenseI64ArrayAttr>(i, "kiln.max_shape");
+    if (type && max && type.getRank() == targetsType.getRank()) {
+      loss.setArgAttr(targetsIndex, "kiln.max_shape", max);
+      break;
+    }
+  }
+  loss.setResultAttr(0, "kiln.name", builder.getStringAttr("loss"));
+  Block *body = loss.addEntryBlock();
+  builder.setInsertionPointToStart(body);
+  auto call = func::CallOp::create(builder, loc, forward,
+                                   body->getArguments().drop_back());
+  Value value = CrossEntropyOp::create(
+      builder, loc, call.getResult(0), body->getArguments().back(),
+      /*ignore_index=*/-100, LossReduction::mean);
+  func::ReturnOp::create(builder, loc, value);
+  if (failed(verify(loss)))
+    return fail("the language-model loss does not verify");
+  return llvm::Error::success();
+}

@@ -252,7 +252,19 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
     artifact->weights_.emplace(weights.take());
   }
   const SafeTensorsFile *weights = artifact->weights();
+  for (const EntryPointSpec &entry : m.entryPoints)
+    artifact->writable_ |= !entry.writesParameters.empty();
   for (const ParameterSpec &param : m.parameters) {
+    if (param.state) {
+      // Optimizer state starts at zero and never comes from the weights.
+      size_t bytes =
+          static_cast<size_t>(numElements(param.shape)) * dtypeSize(param.dtype);
+      std::shared_ptr<void> zeros = alignedBuffer(bytes);
+      std::memset(zeros.get(), 0, bytes);
+      artifact->parameterData_.push_back(zeros.get());
+      artifact->alignedCopies_.push_back(std::move(zeros));
+      continue;
+    }
     const SafeTensorInfo *info = weights->find(param.name);
     if (!info)
       return Status::error("'" + weightsPath + "' has no tensor '" +
@@ -273,13 +285,15 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
           (param.offset ? std::to_string(*param.offset) : "?") + ", size " +
           (param.size ? std::to_string(*param.size) : "?"));
     TensorView view = weights->view(*info);
-    if (!isAligned(view.data, view.dtype)) {
+    void *data = const_cast<void *>(view.data);
+    // The mapping is read-only: training artifacts get private copies.
+    if (artifact->writable_ || !isAligned(view.data, view.dtype)) {
       std::shared_ptr<void> copy = alignedBuffer(view.byteSize());
       std::memcpy(copy.get(), view.data, view.byteSize());
-      view.data = copy.get();
+      data = copy.get();
       artifact->alignedCopies_.push_back(std::move(copy));
     }
-    artifact->parameterData_.push_back(view.data);
+    artifact->parameterData_.push_back(data);
   }
   if (weights)
     for (const SafeTensorInfo &info : weights->tensors())
@@ -309,6 +323,60 @@ std::optional<TensorView> Artifact::parameter(const std::string &name) const {
     return std::nullopt;
   size_t index = static_cast<size_t>(param - manifest_.parameters.data());
   return TensorView{param->dtype, param->shape, parameterData_[index]};
+}
+
+//===----------------------------------------------------------------------===//
+// Saving and loading parameters
+//===----------------------------------------------------------------------===//
+
+Status
+Artifact::saveParameters(const std::string &path,
+                         const std::map<std::string, std::string> &metadata)
+    const {
+  std::vector<NamedTensor> tensors;
+  for (size_t i = 0; i < manifest_.parameters.size(); ++i) {
+    const ParameterSpec &param = manifest_.parameters[i];
+    tensors.push_back(
+        {param.name, TensorView{param.dtype, param.shape, parameterData_[i]}});
+  }
+  return writeSafeTensors(path, tensors, metadata);
+}
+
+Status Artifact::loadParameters(const std::string &path, bool requireAll) {
+  if (!writable_)
+    return Status::error("'" + dir_ + "' has no entry point that updates "
+                         "parameters; loading parameters needs a training "
+                         "artifact (kiln-compile --mode train)");
+  Expected<SafeTensorsFile> file = SafeTensorsFile::open(path);
+  if (!file)
+    return file.status();
+  // Check everything before copying anything: a bad file changes nothing.
+  std::vector<std::pair<size_t, const SafeTensorInfo *>> copies;
+  for (const SafeTensorInfo &info : file->tensors()) {
+    const ParameterSpec *param = manifest_.findParameter(info.name);
+    if (!param)
+      return Status::error("'" + path + "' has tensor '" + info.name +
+                           "', which is not a parameter of '" + dir_ + "'");
+    if (info.dtype != param->dtype || info.shape != param->shape)
+      return Status::error("'" + path + "': tensor '" + info.name + "' is " +
+                           describe(info.dtype, info.shape) +
+                           ", the artifact's parameter is " +
+                           describe(param->dtype, param->shape));
+    copies.emplace_back(
+        static_cast<size_t>(param - manifest_.parameters.data()), &info);
+  }
+  if (requireAll)
+    for (const ParameterSpec &param : manifest_.parameters)
+      if (!file->find(param.name))
+        return Status::error("'" + path + "' has no tensor '" + param.name +
+                             "' (" + (param.state ? "optimizer state"
+                                                  : "a model parameter") +
+                             " of '" + dir_ + "')");
+  for (auto [index, info] : copies) {
+    TensorView view = file->view(*info);
+    std::memcpy(parameterData_[index], view.data, view.byteSize());
+  }
+  return Status::ok();
 }
 
 //===----------------------------------------------------------------------===//

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -323,6 +324,11 @@ Expected<Manifest> Manifest::parse(const std::string &text,
           return p.error(where, "\"trainable\" is not a boolean");
         spec.trainable = it->get<bool>();
       }
+      if (auto it = item.find("state"); it != item.end()) {
+        if (!it->is_boolean())
+          return p.error(where, "\"state\" is not a boolean");
+        spec.state = it->get<bool>();
+      }
       manifest.parameters.push_back(std::move(spec));
     }
   }
@@ -364,6 +370,18 @@ Expected<Manifest> Manifest::parse(const std::string &text,
           return p.error(where, "it receives parameter '" + text +
                                     "', which is not in the parameter table");
         spec.parameters.push_back(std::move(text));
+      }
+    }
+    if (auto it = item.find("writes_parameters"); it != item.end()) {
+      if (!it->is_array())
+        return p.error(where, "\"writes_parameters\" is not an array");
+      for (const json &name : *it) {
+        if (!name.is_string() ||
+            std::find(spec.parameters.begin(), spec.parameters.end(),
+                      name.get<std::string>()) == spec.parameters.end())
+          return p.error(where, "\"writes_parameters\" names a parameter "
+                                "it does not receive");
+        spec.writesParameters.push_back(name.get<std::string>());
       }
     }
     if (auto it = item.find("cost"); it != item.end() && it->is_object()) {

@@ -39,3 +39,33 @@ func.func @outer(%x: tensor<4xf32>) -> tensor<4xf32> {
   %0 = call @inner(%x) : (tensor<4xf32>) -> tensor<4xf32>
   return %0 : tensor<4xf32>
 }
+
+// -----
+
+// A write becomes a store into the parameter's argument; the parameter is
+// an argument even when it is only written.
+// CHECK-LABEL: func.func @step
+// CHECK-SAME: (%[[X:.*]]: tensor<4xf32>, %[[W:.*]]: tensor<4xf32> {kiln.parameter = "w"}, %[[C:.*]]: tensor<f32> {kiln.parameter = "count"})
+// CHECK: %[[NEW:.*]] = kiln.sub %[[W]], %[[X]]
+// CHECK: kiln.store_param %[[NEW]] to %[[W]] : tensor<4xf32>
+// CHECK: kiln.store_param %{{.*}} to %[[C]] : tensor<f32>
+kiln.parameter @w : tensor<4xf32> init zeros trainable
+kiln.parameter @count : tensor<f32> init zeros
+func.func @step(%x: tensor<4xf32>) {
+  %w = kiln.read_param @w : tensor<4xf32>
+  %new = kiln.sub %w, %x : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  kiln.write_param @w, %new : tensor<4xf32>
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  kiln.write_param @count, %zero : tensor<f32>
+  return
+}
+
+// -----
+
+kiln.parameter @w : tensor<4xf32> init zeros trainable
+func.func @read_after_write(%x: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{'kiln.write_param' op is followed by a read of 'w' in the same function; reads after writes are not supported}}
+  kiln.write_param @w, %x : tensor<4xf32>
+  %w = kiln.read_param @w : tensor<4xf32>
+  return %w : tensor<4xf32>
+}

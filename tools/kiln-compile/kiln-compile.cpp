@@ -124,6 +124,37 @@ cl::opt<int64_t> dynamicDimSize(
              "(--emit=cost; mainly for .mlir inputs)"),
     cl::init(1), cl::cat(category));
 
+enum class Mode { Inference, Train };
+cl::opt<Mode> mode(
+    "mode", cl::desc("What the graph is for"), cl::init(Mode::Inference),
+    cl::values(clEnumValN(Mode::Inference, "inference",
+                          "forward only (default)"),
+               clEnumValN(Mode::Train, "train",
+                          "also train_step(inputs, targets, lr) -> (loss, "
+                          "grad_norm), updating the parameters in place, "
+                          "and eval_step(inputs, targets) -> loss")),
+    cl::cat(category));
+cl::opt<std::string> optimizerName(
+    "optimizer", cl::desc("Optimizer of --mode train: adamw (default) or sgd"),
+    cl::init("adamw"), cl::cat(category));
+cl::opt<double> weightDecay(
+    "weight-decay",
+    cl::desc("Weight decay of --mode train (default 0.01; AdamW: decoupled, "
+             "SGD: added to the gradient), on parameters of rank >= 2"),
+    cl::init(0.01), cl::cat(category));
+cl::opt<double> beta1("beta1", cl::desc("AdamW beta1 (default 0.9)"),
+                      cl::init(0.9), cl::cat(category));
+cl::opt<double> beta2("beta2", cl::desc("AdamW beta2 (default 0.999)"),
+                      cl::init(0.999), cl::cat(category));
+cl::opt<double> adamEps("adam-eps", cl::desc("AdamW epsilon (default 1e-8)"),
+                        cl::init(1e-8), cl::cat(category));
+cl::opt<double> momentum("momentum",
+                         cl::desc("SGD momentum (default 0.9; 0: none)"),
+                         cl::init(0.9), cl::cat(category));
+cl::opt<double> maxGradNorm(
+    "max-grad-norm",
+    cl::desc("Clip gradients to this global L2 norm (default 1.0; 0: off)"),
+    cl::init(1.0), cl::cat(category));
 const char *overview = R"(Kiln compiler driver
 
 Reads a model config (.json, Hugging Face style keys; "model_type" selects
@@ -138,6 +169,9 @@ With --target cpu -o NAME.kiln it writes an artifact instead: module.so,
 manifest.json and weights.safetensors (from --weights, or initialized from
 the init rules with --seed); see docs/artifacts.md.
 
+With --mode train the graph also gets a next-token cross-entropy loss (or
+the module's own @loss), its gradient (kiln-autodiff) and an optimizer step
+(kiln-optimizer): entry points train_step and eval_step beside forward.
 For configs, --batch and --seq fix the input shapes (0 means dynamic, `?`).
 Unset, they are dynamic, except with --emit=cost, where they default to
 batch 1 and seq 128 (the report's first line says which were used).
@@ -146,6 +180,8 @@ For .mlir inputs, --batch and --seq are ignored; dynamic dimensions count as
 
 Examples:
   kiln-compile models/gpt2-tiny.json --target cpu -o /tmp/gpt2-tiny.kiln
+  kiln-compile models/gpt2-tiny.json --mode train --optimizer adamw \
+      --batch 8 --seq 64 --target cpu -o /tmp/gpt2-tiny-train.kiln
   kiln-compile models/gpt2-small.json --emit=kiln --batch 1 --seq 1024
   kiln-compile models/bert-base.json --emit=cost --seq 512 --json
   kiln-compile models/mlp.mlir --emit=decomposed -o mlp.decomposed.mlir
@@ -286,6 +322,23 @@ int main(int argc, char **argv) {
     return 1;
   if (failed(verify(**module)))
     return fail("'" + inputPath + "' does not verify");
+  if (mode == Mode::Train) {
+    kiln::TrainingOptions training;
+    training.optimizer = optimizerName;
+    training.weightDecay = weightDecay;
+    training.beta1 = beta1;
+    training.beta2 = beta2;
+    training.epsilon = adamEps;
+    training.momentum = momentum;
+    training.maxGradNorm = maxGradNorm;
+    if (llvm::Error error = kiln::buildTrainingEntryPoints(**module, training))
+      return fail(inputPath + ": " + llvm::toString(std::move(error)));
+  } else {
+    for (const char *name : {"optimizer", "weight-decay", "beta1", "beta2",
+                             "adam-eps", "momentum", "max-grad-norm"})
+      if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
+        return fail(std::string("--") + name + " needs --mode train");
+  }
 
   if (!target.empty()) {
     if (target != "cpu")
@@ -309,7 +362,17 @@ int main(int argc, char **argv) {
       return nullptr;
     };
     options.recordedOptions = llvm::json::Object{
-        {"batch", sizeJson(batch)}, {"seq", sizeJson(seq)}, {"cpu", cpu}};
+        {"batch", sizeJson(batch)}, {"seq", sizeJson(seq)}, {"cpu", cpu},
+        {"mode", mode == Mode::Train ? "train" : "inference"}};
+    if (mode == Mode::Train)
+      options.recordedOptions["training"] = llvm::json::Object{
+          {"optimizer", optimizerName.getValue()},
+          {"weight_decay", weightDecay.getValue()},
+          {"beta1", beta1.getValue()},
+          {"beta2", beta2.getValue()},
+          {"eps", adamEps.getValue()},
+          {"momentum", momentum.getValue()},
+          {"max_grad_norm", maxGradNorm.getValue()}};
     options.verbose = verbose;
     if (llvm::Error error =
             kiln::compileArtifact(**module, options, outputPath))

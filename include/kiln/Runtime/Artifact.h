@@ -20,6 +20,7 @@
 #include "kiln/Runtime/Status.h"
 #include "kiln/Runtime/Tensor.h"
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -102,7 +103,24 @@ public:
   /// A view of parameter `name` (as the module receives it), if it exists.
   std::optional<TensorView> parameter(const std::string &name) const;
 
-  /// Runs entry point `entry`. Every declared input must be given exactly
+  /// True when an entry point updates parameters in place (a training
+  /// artifact). Its parameters then live in private, writable memory, and
+  /// optimizer state starts at zero.
+  bool writesParameters() const { return writable_; }
+  /// Writes every parameter, optimizer state included, to a safetensors
+  /// file (atomically) with `metadata`: a checkpoint of the training state.
+  Status saveParameters(const std::string &path,
+                        const std::map<std::string, std::string> &metadata =
+                            {}) const;
+  /// Copies the tensors of a safetensors file (a checkpoint, or weights)
+  /// into the parameters of the same names, checking dtype and shape. A
+  /// tensor the artifact does not have is an error; with `requireAll`, so is
+  /// a parameter the file lacks. Needs writesParameters().
+  Status loadParameters(const std::string &path, bool requireAll);
+
+  /// Runs entry point `entry`; one that writes parameters updates this
+  /// artifact's parameter storage (do not run such entry points
+  /// concurrently). Every declared input must be given exactly
   /// once, by name, with the declared dtype and rank, its static dims equal
   /// and its dynamic dims at least 1. Returns the outputs in manifest order
   /// (EntryPointSpec::outputs names them), row-major.
@@ -120,8 +138,10 @@ private:
   std::optional<SafeTensorsFile> weights_;
   std::unique_ptr<Module> module_;
   /// Per manifest parameter: the pointer the module receives (into the
-  /// mapping, or into alignedCopies_ when the mapping was misaligned).
-  std::vector<const void *> parameterData_;
+  /// mapping, or into alignedCopies_ when the mapping was misaligned or the
+  /// artifact writes parameters).
+  std::vector<void *> parameterData_;
+  bool writable_ = false;
   std::vector<std::shared_ptr<void>> alignedCopies_;
   /// Per entry point: indices of its parameters in manifest_.parameters.
   std::vector<std::vector<size_t>> entryParameters_;

@@ -58,6 +58,9 @@ struct ParameterSpec {
   std::optional<uint64_t> offset;
   std::optional<uint64_t> size;
   bool trainable = false;
+  /// Optimizer state (`"state": true`): not in the weights file; the
+  /// runtime starts it at zero.
+  bool state = false;
 };
 
 struct EntryPointSpec {
@@ -67,6 +70,8 @@ struct EntryPointSpec {
   std::vector<TensorSpec> outputs;
   /// Names of the parameters it receives after the inputs, in order.
   std::vector<std::string> parameters;
+  /// Names of the parameters it updates in place (train_step).
+  std::vector<std::string> writesParameters;
   /// "cost": {"flops": F} when the compiler estimated it.
   std::optional<double> flops;
 

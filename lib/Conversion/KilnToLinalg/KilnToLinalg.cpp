@@ -14,6 +14,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/PatternMatch.h"
@@ -852,6 +853,56 @@ struct GatherOpPattern : OpConversionPattern<GatherOp> {
   }
 };
 
+/// A sequential loop nest over the updates (repeated indices accumulate, so
+/// it cannot be a parallel generic), carrying the result tensor: one scalar
+/// read-add-write per update element. Bufferized, it updates the input's
+/// buffer in place.
+struct ScatterAddOpPattern : OpConversionPattern<ScatterAddOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ScatterAddOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    Value input = adaptor.getInput(), indices = adaptor.getIndices(),
+          updates = adaptor.getUpdates();
+    auto inputType = tensorType(input);
+    int64_t axis = op.getAxis();
+    int64_t indexRank = tensorType(indices).getRank();
+    int64_t updatesRank = tensorType(updates).getRank();
+    bool isFloat = isa<FloatType>(inputType.getElementType());
+    Value zero = indexConstant(rewriter, loc, 0);
+    Value one = indexConstant(rewriter, loc, 1);
+    Value last = arith::SubIOp::create(
+        rewriter, loc, tensor::DimOp::create(rewriter, loc, input, axis), one);
+    SmallVector<Value> lbs(updatesRank, zero), steps(updatesRank, one), ubs;
+    for (int64_t d = 0; d < updatesRank; ++d)
+      ubs.push_back(tensor::DimOp::create(rewriter, loc, updates, d));
+    scf::LoopNest nest = scf::buildLoopNest(
+        rewriter, loc, lbs, ubs, steps, ValueRange{input},
+        [&](OpBuilder &b, Location l, ValueRange ivs,
+            ValueRange acc) -> scf::ValueVector {
+          Value index = tensor::ExtractOp::create(
+              b, l, indices, ivs.slice(axis, indexRank));
+          index = arith::IndexCastOp::create(b, l, b.getIndexType(), index);
+          // Clamped like gather: never write outside the tensor.
+          index = arith::MaxSIOp::create(
+              b, l, arith::MinSIOp::create(b, l, index, last), zero);
+          SmallVector<Value> coords(ivs.take_front(axis));
+          coords.push_back(index);
+          llvm::append_range(coords, ivs.drop_front(axis + indexRank));
+          Value update = tensor::ExtractOp::create(b, l, updates, ivs);
+          Value current = tensor::ExtractOp::create(b, l, acc[0], coords);
+          Value sum = isFloat ? Value(arith::AddFOp::create(b, l, current,
+                                                            update))
+                              : Value(arith::AddIOp::create(b, l, current,
+                                                            update));
+          return {tensor::InsertOp::create(b, l, sum, acc[0], coords)};
+        });
+    rewriter.replaceOp(op, nest.results.empty() ? input : nest.results[0]);
+    return success();
+  }
+};
+
 //===----------------------------------------------------------------------===//
 // Generators
 //===----------------------------------------------------------------------===//
@@ -1024,9 +1075,9 @@ struct ConvertKilnToLinalgPass
     ConversionTarget target(getContext());
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,
                            arith::ArithDialect, math::MathDialect,
-                           func::FuncDialect>();
+                           func::FuncDialect, scf::SCFDialect>();
     target.addIllegalDialect<KilnDialect>();
-    target.addLegalOp<ParameterOp, ReadParamOp>();
+    target.addLegalOp<ParameterOp, ReadParamOp, WriteParamOp>();
     RewritePatternSet patterns(&getContext());
     populateKilnToLinalgPatterns(patterns);
     if (failed(applyPartialConversion(module, target, std::move(patterns))))
@@ -1047,7 +1098,8 @@ void mlir::kiln::populateKilnToLinalgPatterns(RewritePatternSet &patterns) {
                PowPattern, CompareOpPattern, SelectOpPattern, CastOpPattern,
                MatmulOpPattern, ReduceOpPattern, TransposeOpPattern,
                ReshapeOpPattern, SliceOpPattern, ConcatOpPattern, PadOpPattern,
-               BroadcastToOpPattern, GatherOpPattern, ConstantOpPattern,
+               BroadcastToOpPattern, GatherOpPattern, ScatterAddOpPattern,
+               ConstantOpPattern,
                IotaOpPattern, CausalMaskOpPattern, PaddingMaskOpPattern,
                RandomUniformOpPattern>(ctx);
   patterns.add<UnaryPattern<NegOp>>(ctx, buildNeg);

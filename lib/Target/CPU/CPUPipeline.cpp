@@ -11,9 +11,11 @@
 #include "kiln/Target/CPU/ObjectEmission.h"
 
 #include "kiln/Conversion/Passes.h"
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/OneShotAnalysis.h"
 #include "mlir/Dialect/Bufferization/Transforms/Passes.h"
@@ -86,6 +88,48 @@ struct SequentializeInnerParallelPass
       for (Operation &nested : op.getBody()->without_terminator())
         builder.clone(nested, mapping);
       op.erase();
+    }
+  }
+};
+/// Turns each kiln.store_param into bufferization.materialize_in_destination
+/// of the value into its parameter argument, marked writable; every other
+/// argument is marked read-only (the runtime maps inference weights
+/// read-only). Runs right before empty-tensor elimination and bufferization:
+/// a canonicalization in between would erase the unused materializations.
+struct LowerParameterStoresPass
+    : PassWrapper<LowerParameterStoresPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LowerParameterStoresPass)
+  StringRef getArgument() const final { return "kiln-lower-parameter-stores"; }
+  StringRef getDescription() const final {
+    return "kiln.store_param to bufferization.materialize_in_destination";
+  }
+  void runOnOperation() final {
+    MLIRContext *context = &getContext();
+    StringRef writable = bufferization::BufferizationDialect::kWritableAttrName;
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      llvm::SmallDenseSet<unsigned> stored;
+      SmallVector<kiln::StoreParamOp> stores;
+      func.walk([&](kiln::StoreParamOp store) { stores.push_back(store); });
+      for (kiln::StoreParamOp store : stores) {
+        auto arg = cast<BlockArgument>(store.getDest());
+        if (!stored.insert(arg.getArgNumber()).second) {
+          store.emitOpError("stores a parameter a second time");
+          return signalPassFailure();
+        }
+        // At the end of the function: values read after the store (the
+        // step count the bias corrections use) must not see the buffer
+        // being written under them.
+        OpBuilder builder(store->getBlock()->getTerminator());
+        bufferization::MaterializeInDestinationOp::create(
+            builder, store.getLoc(), store.getValue(), store.getDest());
+        store.erase();
+      }
+      for (unsigned i = 0; i < func.getNumArguments(); ++i)
+        if (isa<TensorType>(func.getArgument(i).getType()))
+          func.setArgAttr(i, writable,
+                          BoolAttr::get(context, stored.contains(i)));
     }
   }
 };
@@ -165,7 +209,9 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
-  // Buffers.
+  // Buffers. Parameter updates are computed in the parameters' buffers.
+  pm.addPass(std::make_unique<LowerParameterStoresPass>());
+  pm.addPass(bufferization::createEmptyTensorEliminationPass());
   bufferization::OneShotBufferizePassOptions bufferize;
   bufferize.bufferizeFunctionBoundaries = true;
   bufferize.functionBoundaryTypeConversion =
@@ -216,6 +262,7 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
 void mlir::kiln::registerKilnCPUPipeline() {
   PassRegistration<SequentializeInnerParallelPass>();
   PassRegistration<InlineAllocaScopesPass>();
+  PassRegistration<LowerParameterStoresPass>();
   registerPass([] { return createTileAndVectorizeContractionsPass(); });
   registerPass([] { return createFuseElementwiseWithoutRecomputationPass(); });
   PassRegistration<ApproximateMathPass>();

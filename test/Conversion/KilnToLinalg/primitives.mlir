@@ -230,3 +230,23 @@ func.func @select_broadcast(%c: tensor<3x4xi1>, %x: tensor<4xf32>) -> (tensor<3x
   %1 = kiln.broadcast_to %x () : tensor<4xf32> -> tensor<3x4xf32>
   return %0, %1 : tensor<3x4xf32>, tensor<3x4xf32>
 }
+
+// -----
+
+// scatter_add: a sequential loop nest over the updates carrying the result,
+// clamping each index like gather, adding into the selected element.
+// CHECK-LABEL: func.func @scatter_add
+// CHECK: %[[R:.*]] = scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[ACC:.*]] = %{{.*}}) -> (tensor<10x4xf32>)
+// CHECK:   scf.for %{{.*}} iter_args(%[[ACC2:.*]] = %[[ACC]])
+// CHECK:     %[[I:.*]] = tensor.extract %{{.*}} : tensor<?xi64>
+// CHECK:     arith.index_cast %[[I]]
+// CHECK:     arith.minsi
+// CHECK:     arith.maxsi
+// CHECK:     %[[OLD:.*]] = tensor.extract %[[ACC2]]
+// CHECK:     %[[SUM:.*]] = arith.addf %[[OLD]], %{{.*}} : f32
+// CHECK:     tensor.insert %[[SUM]] into %[[ACC2]]
+// CHECK: return %[[R]]
+func.func @scatter_add(%t: tensor<10x4xf32>, %ids: tensor<?xi64>, %u: tensor<?x4xf32>) -> tensor<10x4xf32> {
+  %0 = kiln.scatter_add %t[%ids], %u axis = 0 : (tensor<10x4xf32>, tensor<?xi64>, tensor<?x4xf32>) -> tensor<10x4xf32>
+  return %0 : tensor<10x4xf32>
+}

@@ -1196,3 +1196,46 @@ func.func @kl_div_batchmean_scalar(%a: tensor<f32>) {
   %0 = "kiln.kl_div"(%a, %a) {reduction = 3 : i32} : (tensor<f32>, tensor<f32>) -> tensor<f32>
   return
 }
+
+// -----
+
+func.func @write_unknown(%v: tensor<4xf32>) {
+  // expected-error @+1 {{'kiln.write_param' op refers to 'missing', which is not a kiln.parameter in this module}}
+  kiln.write_param @missing, %v : tensor<4xf32>
+  return
+}
+
+// -----
+
+kiln.parameter @p : tensor<4xf32> init zeros
+func.func @write_type(%v: tensor<2x2xf32>) {
+  // expected-error @+1 {{'kiln.write_param' op value type 'tensor<2x2xf32>' does not match parameter 'p' of type 'tensor<4xf32>'}}
+  kiln.write_param @p, %v : tensor<2x2xf32>
+  return
+}
+
+// -----
+
+func.func @store_not_parameter_argument(%v: tensor<4xf32>, %d: tensor<4xf32>) {
+  // expected-error @+1 {{'kiln.store_param' op expected the destination to be a function argument with a 'kiln.parameter' attribute}}
+  kiln.store_param %v to %d : tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @scatter_add_shape(%t: tensor<10x4xf32>, %ids: tensor<3xi64>, %u: tensor<3x5xf32>) {
+  // expected-error @+2 {{expected updates of shape 'tensor<3x4xf32>' (input dims around the axis, indices dims at it), found 'tensor<3x5xf32>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = kiln.scatter_add %t[%ids], %u axis = 0 : (tensor<10x4xf32>, tensor<3xi64>, tensor<3x5xf32>) -> tensor<10x4xf32>
+  return
+}
+
+// -----
+
+func.func @scatter_add_axis(%t: tensor<10x4xf32>, %ids: tensor<3xi64>, %u: tensor<3x4xf32>) {
+  // expected-error @+2 {{axis 2 is out of range for rank 2}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = kiln.scatter_add %t[%ids], %u axis = 2 : (tensor<10x4xf32>, tensor<3xi64>, tensor<3x4xf32>) -> tensor<10x4xf32>
+  return
+}

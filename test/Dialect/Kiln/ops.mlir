@@ -411,3 +411,15 @@ func.func @training(%x: tensor<?x?x768xf32>, %seed: tensor<i64>, %logits: tensor
   return
 }
 
+
+// CHECK-LABEL: func.func @training_ops(
+// CHECK-SAME: %[[ARG0:[a-z0-9_]+]]: tensor<4xf32>, %[[ARG1:[a-z0-9_]+]]: tensor<10x4xf32>, %[[ARG2:[a-z0-9_]+]]: tensor<?x3xi64>, %[[ARG3:[a-z0-9_]+]]: tensor<?x3x4xf32>)
+kiln.parameter @"opt.w" : tensor<4xf32> init zeros trainable
+func.func @training_ops(%v: tensor<4xf32>, %table: tensor<10x4xf32>, %ids: tensor<?x3xi64>, %g: tensor<?x3x4xf32>) {
+// CHECK: kiln.write_param @opt.w, %[[ARG0]] : tensor<4xf32>
+  kiln.write_param @"opt.w", %v : tensor<4xf32>
+// CHECK: %[[V0:[a-z0-9_]+]] = kiln.scatter_add %[[ARG1]][%[[ARG2]]], %[[ARG3]] axis = 0 : (tensor<10x4xf32>, tensor<?x3xi64>, tensor<?x3x4xf32>) -> tensor<10x4xf32>
+  %0 = kiln.scatter_add %table[%ids], %g axis = 0 : (tensor<10x4xf32>, tensor<?x3xi64>, tensor<?x3x4xf32>) -> tensor<10x4xf32>
+// CHECK: return
+  return
+}

@@ -14,6 +14,10 @@
 //   alias       a = x + 1 and b, a view of the same buffer
 //   badshape    y returned as [n, 3] though declared [?, 4]
 //   identity    y = x, returned as x's own descriptor (against the spec)
+//   train       updates w -= 0.25 * x[0] and the state m += 1 in place;
+//               loss = sum(w) after the update (F32 [])
+// (trainingManifest() declares m as optimizer state and train as writing
+// both.)
 //
 //===----------------------------------------------------------------------===//
 
@@ -118,6 +122,18 @@ void kiln_entry_badshape(void **args) {
 void kiln_entry_identity(void **args) {
   *(M2 *)args[0] = *(const M2 *)args[1];
 }
+
+void kiln_entry_train(void **args) {
+  M0F *loss = args[0]; const M2 *x = args[1]; M1 *w = args[2]; M1 *m = args[3];
+  float *sum = malloc(sizeof(float));
+  *sum = 0;
+  for (int64_t j = 0; j < 4; ++j) {
+    w->aligned[w->offset + j * w->strides[0]] -= 0.25f * at2(x, 0, j);
+    m->aligned[m->offset + j * m->strides[0]] += 1;
+    *sum += at1(w, j);
+  }
+  loss->allocated = loss->aligned = sum; loss->offset = 0;
+}
 #endif
 )";
 
@@ -178,6 +194,24 @@ protected:
                            {"size", 16},
                            {"trainable", true}}})},
             {"entry_points", entries}};
+  }
+
+  /// The default manifest plus optimizer state `m` (F32 [4], not in the
+  /// weights) and the entry point `train`, which writes `w` and `m`.
+  static json trainingManifest() {
+    json manifest = defaultManifest();
+    manifest["parameters"].push_back({{"name", "m"},
+                                      {"dtype", "F32"},
+                                      {"shape", {4}},
+                                      {"trainable", false},
+                                      {"state", true}});
+    manifest["entry_points"].push_back(
+        {{"name", "train"},
+         {"inputs", json::array({tensorSpec("x", "F32", {-1, 4})})},
+         {"outputs", json::array({tensorSpec("loss", "F32", {})})},
+         {"parameters", json::array({"w", "m"})},
+         {"writes_parameters", json::array({"w", "m"})}});
+    return manifest;
   }
 
   /// Compiles `source` with `defines` into dir()/module.so; true on success.

@@ -392,4 +392,117 @@ TEST_F(ArtifactTest, RejectsAResultOfTheWrongShape) {
                   "the manifest declares [?, 4]"});
 }
 
+//===----------------------------------------------------------------------===//
+// Training artifacts: parameters updated in place, state, checkpoints
+//===----------------------------------------------------------------------===//
+
+std::vector<float> valuesOf(const Artifact &artifact, const std::string &name) {
+  std::optional<TensorView> view = artifact.parameter(name);
+  if (!view)
+    return {};
+  const float *data = static_cast<const float *>(view->data);
+  return std::vector<float>(data, data + 4);
+}
+
+TEST_F(ArtifactTest, TrainingEntryUpdatesParametersAndZeroInitializedState) {
+  writeArtifact(trainingManifest());
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  EXPECT_TRUE(artifact->writesParameters());
+  EXPECT_TRUE(artifact->parameters()[1].state);
+  EXPECT_EQ(valuesOf(*artifact, "m"), (std::vector<float>{0, 0, 0, 0}));
+  for (int step = 1; step <= 2; ++step) {
+    Expected<std::vector<OwnedTensor>> outputs =
+        artifact->run("train", {{"x", xView}});
+    ASSERT_TRUE(outputs) << outputs.message();
+    std::vector<float> w = valuesOf(*artifact, "w");
+    float sum = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      EXPECT_EQ(w[j], kiln::runtime::testing::kWeights[j] - 0.25f * step * x[j]);
+      sum += w[j];
+    }
+    EXPECT_EQ(*(*outputs)[0].as<float>(), sum);
+    EXPECT_EQ(valuesOf(*artifact, "m"),
+              std::vector<float>(4, static_cast<float>(step)));
+  }
+  // forward sees the updated weights.
+  Expected<std::vector<OwnedTensor>> y = artifact->run("forward", {{"x", xView}});
+  ASSERT_TRUE(y) << y.message();
+  EXPECT_EQ((*y)[0].as<float>()[0], x[0] * valuesOf(*artifact, "w")[0] + 1);
+}
+
+TEST_F(ArtifactTest, SavesAndLoadsParametersWithState) {
+  writeArtifact(trainingManifest());
+  std::string checkpoint = path("step2.safetensors");
+  std::vector<float> trainedW;
+  {
+    std::unique_ptr<Artifact> artifact = openOk();
+    ASSERT_TRUE(artifact);
+    for (int step = 0; step < 2; ++step)
+      ASSERT_TRUE(artifact->run("train", {{"x", xView}}));
+    trainedW = valuesOf(*artifact, "w");
+    Status saved = artifact->saveParameters(checkpoint, {{"step", "2"}});
+    ASSERT_TRUE(saved) << saved.message();
+  }
+  Expected<SafeTensorsFile> file = SafeTensorsFile::open(checkpoint);
+  ASSERT_TRUE(file) << file.message();
+  EXPECT_TRUE(file->find("w") && file->find("m"));
+  EXPECT_EQ(file->metadata().at("step"), "2");
+
+  std::unique_ptr<Artifact> fresh = openOk();
+  ASSERT_TRUE(fresh);
+  EXPECT_NE(valuesOf(*fresh, "w"), trainedW);
+  Status loaded = fresh->loadParameters(checkpoint, /*requireAll=*/true);
+  ASSERT_TRUE(loaded) << loaded.message();
+  EXPECT_EQ(valuesOf(*fresh, "w"), trainedW);
+  EXPECT_EQ(valuesOf(*fresh, "m"), std::vector<float>(4, 2.0f));
+}
+
+TEST_F(ArtifactTest, RejectsBadCheckpointsWithoutChangingAnything) {
+  writeArtifact(trainingManifest());
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  std::vector<float> before = valuesOf(*artifact, "w");
+  auto expectLoadError = [&](const std::vector<NamedTensor> &tensors,
+                             bool requireAll, const std::string &needle) {
+    std::string file = path("bad.safetensors");
+    ASSERT_TRUE(writeSafeTensors(file, tensors));
+    Status status = artifact->loadParameters(file, requireAll);
+    ASSERT_FALSE(status) << "loaded";
+    EXPECT_NE(status.message().find(needle), std::string::npos)
+        << status.message();
+    EXPECT_EQ(valuesOf(*artifact, "w"), before);
+  };
+  std::vector<float> four = {9, 9, 9, 9}, two = {9, 9};
+  expectLoadError({{"w", {DType::F32, {4}, four.data()}}}, true,
+                  "has no tensor 'm' (optimizer state of");
+  expectLoadError({{"w", {DType::F32, {2}, two.data()}}}, false,
+                  "tensor 'w' is F32 [2], the artifact's parameter is F32 [4]");
+  expectLoadError({{"w", {DType::F32, {4}, four.data()}},
+                   {"v", {DType::F32, {4}, four.data()}}},
+                  false, "has tensor 'v', which is not a parameter");
+  std::ofstream(path("junk.safetensors")) << "not a safetensors file";
+  EXPECT_FALSE(artifact->loadParameters(path("junk.safetensors"), false));
+  EXPECT_EQ(valuesOf(*artifact, "w"), before);
+}
+
+TEST_F(ArtifactTest, InferenceArtifactsRefuseToLoadParameters) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  EXPECT_FALSE(artifact->writesParameters());
+  Status status = artifact->loadParameters(path("any.safetensors"), false);
+  ASSERT_FALSE(status);
+  EXPECT_NE(status.message().find("kiln-compile --mode train"),
+            std::string::npos)
+      << status.message();
+}
+
+TEST_F(ArtifactTest, RejectsWritesOfParametersAnEntryDoesNotReceive) {
+  json manifest = trainingManifest();
+  manifest["entry_points"].back()["writes_parameters"] = {"w", "zzz"};
+  writeArtifact(manifest);
+  expectOpenError({"writes_parameters", "does not receive"});
+}
+
 } // namespace

@@ -50,7 +50,7 @@ TEST_F(KilnToolTest, RunWritesOneNpyPerOutput) {
             0)
       << output;
   EXPECT_NE(output.find("rowsum: F32 [2] -> "), std::string::npos) << output;
-  EXPECT_NE(output.find("rows: I64 [] -> "), std::string::npos) << output;
+  EXPECT_NE(output.find("rows: I64 [] = 2 -> "), std::string::npos) << output;
   Expected<NpyArray> rowsum = readNpy(path("out/nested/rowsum.npy"));
   ASSERT_TRUE(rowsum) << rowsum.message();
   EXPECT_EQ(rowsum->shape, (std::vector<int64_t>{2}));
@@ -173,6 +173,37 @@ TEST_F(KilnToolTest, ErrorsAreOneLine) {
             std::string::npos)
       << output;
   EXPECT_EQ(output.find('\n', output.find("kiln: error:")), output.size() - 1);
+}
+
+TEST_F(KilnToolTest, RunRepeatsTrainingStepsAndSavesAndLoadsParameters) {
+  writeArtifact(trainingManifest());
+  writeX("x.npy", DType::F32, {2, 4});
+  std::string run = "run '" + artifactDir() + "' --entry train --input x=" +
+                    path("x.npy");
+  ASSERT_EQ(kiln(run + " --repeat 3 --save-parameters " + path("ck.safetensors")),
+            0)
+      << output;
+  // Each call prints its loss; the parameters change between calls.
+  EXPECT_NE(output.find("[1] loss: F32 [] = "), std::string::npos) << output;
+  EXPECT_NE(output.find("[3] loss: F32 [] = "), std::string::npos) << output;
+  EXPECT_NE(output.find("parameters -> "), std::string::npos) << output;
+  std::string threeSteps = output;
+  // Resuming from the checkpoint continues where the run stopped.
+  ASSERT_EQ(kiln(run + " --load-parameters " + path("ck.safetensors")), 0)
+      << output;
+  std::string resumedLoss = output.substr(output.find("loss: F32 [] = "));
+  ASSERT_EQ(kiln(run + " --repeat 4"), 0) << output;
+  EXPECT_NE(output.find("[4] " + resumedLoss), std::string::npos)
+      << output << " vs " << resumedLoss;
+  EXPECT_EQ(threeSteps.find("[4]"), std::string::npos);
+}
+
+TEST_F(KilnToolTest, RunRefusesToSaveParametersOfAnInferenceArtifact) {
+  writeArtifact();
+  writeX("x.npy", DType::F32, {2, 4});
+  expectError("run '" + artifactDir() + "' --input x=" + path("x.npy") +
+                  " --save-parameters " + path("p.safetensors"),
+              "--save-parameters needs a training artifact");
 }
 
 } // namespace

@@ -127,6 +127,17 @@ OpCost GatherOp::getCost(const CostOptions &options) {
   return cost;
 }
 
+OpCost ScatterAddOp::getCost(const CostOptions &options) {
+  // One add per update element; reads the updates, the indices and the
+  // touched rows, writes the touched rows (in place of the input).
+  OpCost cost;
+  double updates = getTensorBytes(getUpdates().getType(), options);
+  cost.flops = elements(getUpdates(), options);
+  cost.bytesRead = 2 * updates + getTensorBytes(getIndices().getType(), options);
+  cost.bytesWritten = updates;
+  return cost;
+}
+
 //===----------------------------------------------------------------------===//
 // Composites. FLOPs are those of the decomposition, counted in closed form.
 //===----------------------------------------------------------------------===//

@@ -8,6 +8,8 @@
 
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 
+#include "mlir/Interfaces/FunctionInterfaces.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -185,6 +187,35 @@ ReadParamOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
     return emitOpError("result type ")
            << getType() << " does not match parameter '" << getName()
            << "' of type " << param.getType();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// WriteParamOp, StoreParamOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+WriteParamOp::verifySymbolUses(SymbolTableCollection &symbolTable) {
+  auto param =
+      symbolTable.lookupNearestSymbolFrom<ParameterOp>(*this, getNameAttr());
+  if (!param)
+    return emitOpError("refers to '")
+           << getName() << "', which is not a kiln.parameter in this module";
+  if (param.getType() != getValue().getType())
+    return emitOpError("value type ")
+           << getValue().getType() << " does not match parameter '"
+           << getName() << "' of type " << param.getType();
+  return success();
+}
+
+LogicalResult StoreParamOp::verify() {
+  auto arg = dyn_cast<BlockArgument>(getDest());
+  auto func = arg ? dyn_cast<FunctionOpInterface>(arg.getOwner()->getParentOp())
+                  : FunctionOpInterface();
+  if (!func || arg.getOwner() != &func.getFunctionBody().front() ||
+      !func.getArgAttr(arg.getArgNumber(), "kiln.parameter"))
+    return emitOpError("expected the destination to be a function argument "
+                       "with a 'kiln.parameter' attribute");
   return success();
 }
 

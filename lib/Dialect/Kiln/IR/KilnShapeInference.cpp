@@ -287,6 +287,32 @@ LogicalResult GatherOp::inferReturnTypes(MLIRContext *context, Loc loc,
   return success();
 }
 
+LogicalResult ScatterAddOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                             Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  auto indices = tensorOf(adaptor.getIndices());
+  auto updates = tensorOf(adaptor.getUpdates());
+  int64_t axis = adaptor.getAxis();
+  if (axis < 0 || axis >= input.getRank())
+    return emitOptionalError(loc, "axis ", axis, " is out of range for rank ",
+                             input.getRank());
+  if (failed(expectSameElementType(loc, "updates", input, updates)))
+    return failure();
+  SmallVector<int64_t> expected(input.getShape().take_front(axis));
+  llvm::append_range(expected, indices.getShape());
+  llvm::append_range(expected, input.getShape().drop_front(axis + 1));
+  bool matches = updates.getRank() == static_cast<int64_t>(expected.size());
+  for (int64_t i = 0; matches && i < updates.getRank(); ++i)
+    matches = dimsMatch(updates.getDimSize(i), expected[i]);
+  if (!matches)
+    return emitOptionalError(
+        loc, "expected updates of shape ",
+        RankedTensorType::get(expected, input.getElementType()),
+        " (input dims around the axis, indices dims at it), found ", updates);
+  types.push_back(input);
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Composites
 //===----------------------------------------------------------------------===//

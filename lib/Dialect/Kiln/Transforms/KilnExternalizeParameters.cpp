@@ -34,8 +34,10 @@ struct KilnExternalizeParametersPass
       if (func.isExternal())
         continue;
       SmallVector<ReadParamOp> reads;
+      SmallVector<WriteParamOp> writes;
       func.walk([&](ReadParamOp read) { reads.push_back(read); });
-      if (reads.empty())
+      func.walk([&](WriteParamOp write) { writes.push_back(write); });
+      if (reads.empty() && writes.empty())
         continue;
       if (SymbolTable::symbolKnownUseEmpty(func, module) == false) {
         func.emitError("function '")
@@ -47,6 +49,8 @@ struct KilnExternalizeParametersPass
       llvm::SmallSetVector<StringRef, 16> used;
       for (ReadParamOp read : reads)
         used.insert(read.getName());
+      for (WriteParamOp write : writes)
+        used.insert(write.getName());
       Block &entry = func.getBody().front();
       llvm::StringMap<Value> arguments;
       for (auto &[name, param] : parameters) {
@@ -67,6 +71,27 @@ struct KilnExternalizeParametersPass
       for (ReadParamOp read : reads) {
         read.replaceAllUsesWith(arguments[read.getName()]);
         read.erase();
+      }
+      // A write becomes a store into the argument's buffer. Reads were
+      // ordered before writes by their memory effects, and a value read
+      // after a write (none in the graphs Kiln builds) would now see the
+      // old value, so that is rejected.
+      for (WriteParamOp write : writes) {
+        Value arg = arguments[write.getName()];
+        for (Operation *user : arg.getUsers()) {
+          Operation *ancestor = write->getBlock()->findAncestorOpInBlock(*user);
+          if (ancestor && !isa<StoreParamOp>(user) &&
+              write->isBeforeInBlock(ancestor)) {
+            write.emitOpError("is followed by a read of '")
+                << write.getName()
+                << "' in the same function; reads after writes are not "
+                   "supported";
+            return signalPassFailure();
+          }
+        }
+        OpBuilder builder(write);
+        StoreParamOp::create(builder, write.getLoc(), write.getValue(), arg);
+        write.erase();
       }
     }
     for (auto &[name, param] : parameters)

@@ -123,7 +123,8 @@ class Kiln_InferredOp<string mnemonic, list<Trait> traits = []>
   }] # kilnExtraClassDefinition;
 }
 
-/// A composite op: it decomposes into primitives.
+/// A composite op: it decomposes into primitives. Autodiff differentiates
+/// its decomposition unless it also states a gradient rule.
 class Kiln_CompositeOp<string mnemonic, list<Trait> traits = []>
     : Kiln_InferredOp<mnemonic, !listconcat(traits, [
           DeclareOpInterfaceMethods<Kiln_DecomposableOpInterface>,
@@ -135,7 +136,8 @@ class Kiln_UnaryElementwiseOp<string mnemonic, string flops,
                               list<Trait> traits = []>
     : Kiln_InferredOp<mnemonic, !listconcat(traits, [
           Elementwise,
-          DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>])> {
+          DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+          DeclareOpInterfaceMethods<Kiln_GradientOpInterface>])> {
   let arguments = (ins operandType:$input);
   let results = (outs operandType:$result);
   let assemblyFormat = "$input attr-dict `:` type($input)";
@@ -159,7 +161,8 @@ class Kiln_BinaryElementwiseOp<string mnemonic, string flops,
                                Type operandType = Kiln_NumericTensor,
                                list<Trait> traits = []>
     : Kiln_InferredOp<mnemonic, !listconcat(traits, [
-          DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>])> {
+          DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+          DeclareOpInterfaceMethods<Kiln_GradientOpInterface>])> {
   let arguments = (ins operandType:$lhs, operandType:$rhs);
   let results = (outs operandType:$result);
   let assemblyFormat =

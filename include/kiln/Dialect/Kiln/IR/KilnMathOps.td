@@ -242,7 +242,8 @@ def Kiln_CompareOp : Kiln_InferredOp<"compare", [
 }
 
 def Kiln_SelectOp : Kiln_InferredOp<"select", [
-    DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "elementwise choice between two tensors";
   let description = [{
     `condition ? on_true : on_false`, all three broadcast together.
@@ -261,7 +262,8 @@ def Kiln_SelectOp : Kiln_InferredOp<"select", [
 }
 
 def Kiln_CastOp : Kiln_Op<"cast", [Pure, Elementwise,
-    DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "elementwise element type conversion";
   let description = [{
     Converts each element to the result's element type: floats round to
@@ -284,7 +286,8 @@ def Kiln_CastOp : Kiln_Op<"cast", [Pure, Elementwise,
 //===----------------------------------------------------------------------===//
 
 def Kiln_MatmulOp : Kiln_InferredOp<"matmul",
-    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "batched matrix product with optional transposes";
   let description = [{
     `lhs` is `[..., M, K]` (or `[..., K, M]` with `transpose_lhs`), `rhs` is
@@ -309,7 +312,8 @@ def Kiln_MatmulOp : Kiln_InferredOp<"matmul",
 }
 
 def Kiln_ReduceOp : Kiln_InferredOp<"reduce",
-    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "reduction over a set of axes";
   let description = [{
     Combines the elements along `axes` with `kind` (sum, mean, max, min).

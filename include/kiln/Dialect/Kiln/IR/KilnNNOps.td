@@ -10,7 +10,8 @@
 
 include "kiln/Dialect/Kiln/IR/KilnBase.td"
 
-def Kiln_SoftmaxOp : Kiln_CompositeOp<"softmax"> {
+def Kiln_SoftmaxOp : Kiln_CompositeOp<"softmax",
+    [DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "softmax along an axis";
   let description = [{
     `exp(x - max(x)) / sum(exp(x - max(x)))` along `axis` (negative counts
@@ -27,7 +28,8 @@ def Kiln_SoftmaxOp : Kiln_CompositeOp<"softmax"> {
   }];
 }
 
-def Kiln_LogSoftmaxOp : Kiln_CompositeOp<"log_softmax"> {
+def Kiln_LogSoftmaxOp : Kiln_CompositeOp<"log_softmax",
+    [DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "log of softmax along an axis";
   let description = [{
     `x - max(x) - log(sum(exp(x - max(x))))` along `axis`.
@@ -44,7 +46,8 @@ def Kiln_LogSoftmaxOp : Kiln_CompositeOp<"log_softmax"> {
 }
 
 def Kiln_LayerNormOp : Kiln_CompositeOp<"layer_norm",
-    [AttrSizedOperandSegments]> {
+    [AttrSizedOperandSegments,
+     DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "layer normalization over the last dimension";
   let description = [{
     `(x - mean) / sqrt(var + eps) * weight + bias` over the last dimension,

@@ -49,13 +49,14 @@ def Kiln_ParameterOp : Kiln_Op<"parameter", [Symbol]> {
   }];
 }
 
-def Kiln_ReadParamOp : Kiln_Op<"read_param", [Pure,
+def Kiln_ReadParamOp : Kiln_Op<"read_param", [MemoryEffects<[MemRead]>,
     DeclareOpInterfaceMethods<SymbolUserOpInterface>,
     DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
   let summary = "reads a model parameter";
   let description = [{
     The current value of the `kiln.parameter` named `name`; the result type
-    is the parameter's type.
+    is the parameter's type. It reads the parameter's storage, so it stays
+    ordered with `kiln.write_param` (a read after a write sees the new value).
 
     ```mlir
     %w = kiln.read_param @"transformer.wte.weight" : tensor<50257x768xf32>
@@ -64,6 +65,42 @@ def Kiln_ReadParamOp : Kiln_Op<"read_param", [Pure,
   let arguments = (ins FlatSymbolRefAttr:$name);
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = "$name attr-dict `:` type($result)";
+}
+
+def Kiln_WriteParamOp : Kiln_Op<"write_param", [MemoryEffects<[MemWrite]>,
+    DeclareOpInterfaceMethods<SymbolUserOpInterface>]> {
+  let summary = "overwrites a model parameter";
+  let description = [{
+    Stores `value` as the new value of the `kiln.parameter` named `name`;
+    the value's type is the parameter's type. Optimizer updates are written
+    this way: the runtime's parameter buffers are updated in place when the
+    entry point returns.
+
+    ```mlir
+    kiln.write_param @"transformer.ln_f.bias", %new : tensor<768xf32>
+    ```
+  }];
+  let arguments = (ins FlatSymbolRefAttr:$name, Kiln_Tensor:$value);
+  let assemblyFormat = "$name `,` $value attr-dict `:` type($value)";
+}
+
+def Kiln_StoreParamOp : Kiln_Op<"store_param", [MemoryEffects<[MemWrite]>,
+    AllTypesMatch<["value", "dest"]>]> {
+  let summary = "writes a value into the argument carrying a parameter";
+  let description = [{
+    The form `kiln-externalize-parameters` gives `kiln.write_param`: `dest`
+    is the function argument that carries the parameter (it has the
+    `kiln.parameter` argument attribute). The CPU pipeline turns it into
+    `bufferization.materialize_in_destination` just before bufferization,
+    so the new value is computed in the parameter's own buffer.
+
+    ```mlir
+    kiln.store_param %new to %arg3 : tensor<768xf32>
+    ```
+  }];
+  let arguments = (ins Kiln_Tensor:$value, Kiln_Tensor:$dest);
+  let assemblyFormat = "$value `to` $dest attr-dict `:` type($value)";
+  let hasVerifier = 1;
 }
 
 //===----------------------------------------------------------------------===//
@@ -149,7 +186,8 @@ def Kiln_PaddingMaskOp : Kiln_Op<"padding_mask", [Pure,
 //===----------------------------------------------------------------------===//
 
 def Kiln_ReshapeOp : Kiln_Op<"reshape", [Pure,
-    DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "same elements, new shape";
   let description = [{
     Reinterprets the elements (row-major order) with the result's shape.
@@ -170,7 +208,8 @@ def Kiln_ReshapeOp : Kiln_Op<"reshape", [Pure,
 }
 
 def Kiln_TransposeOp : Kiln_InferredOp<"transpose",
-    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "permutes dimensions";
   let description = [{
     Result dimension `i` is input dimension `permutation[i]`.
@@ -190,7 +229,8 @@ def Kiln_TransposeOp : Kiln_InferredOp<"transpose",
 }
 
 def Kiln_SliceOp : Kiln_InferredOp<"slice",
-    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "strided range along one axis";
   let description = [{
     Keeps indices `start, start + step, ...` below `end` along `axis`; the
@@ -212,7 +252,8 @@ def Kiln_SliceOp : Kiln_InferredOp<"slice",
 }
 
 def Kiln_ConcatOp : Kiln_InferredOp<"concat",
-    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "joins tensors along an axis";
   let description = [{
     All inputs have the same rank and element type and agree on every
@@ -231,7 +272,8 @@ def Kiln_ConcatOp : Kiln_InferredOp<"concat",
 }
 
 def Kiln_PadOp : Kiln_InferredOp<"pad",
-    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "pads every dimension with a constant";
   let description = [{
     Adds `low[i]` elements before and `high[i]` after dimension `i`, filled
@@ -251,7 +293,8 @@ def Kiln_PadOp : Kiln_InferredOp<"pad",
 }
 
 def Kiln_BroadcastToOp : Kiln_Op<"broadcast_to", [Pure,
-    DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "NumPy broadcast to an explicit shape";
   let description = [{
     Stretches size-1 dimensions and prepends leading ones to reach the
@@ -273,7 +316,8 @@ def Kiln_BroadcastToOp : Kiln_Op<"broadcast_to", [Pure,
 }
 
 def Kiln_GatherOp : Kiln_InferredOp<"gather",
-    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+    DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "selects slices of a tensor by integer indices";
   let description = [{
     NumPy `take`: the result is `input.shape[:axis] + indices.shape +
@@ -290,6 +334,31 @@ def Kiln_GatherOp : Kiln_InferredOp<"gather",
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = [{
     $input `[` $indices `]` `axis` `=` $axis attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Kiln_ScatterAddOp : Kiln_InferredOp<"scatter_add",
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
+     DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
+  let summary = "adds slices into a tensor at integer indices";
+  let description = [{
+    The adjoint of `kiln.gather` (torch `index_add`): the result is `input`
+    with `updates[..., j..., ...]` added to `input[..., indices[j...], ...]`
+    for every index position `j`; repeated indices accumulate. `updates` is
+    `input.shape[:axis] + indices.shape + input.shape[axis+1:]`. Like
+    gather, the CPU backend clamps an index outside `[0, size)`. It is the
+    gradient of an embedding lookup.
+
+    ```mlir
+    %0 = kiln.scatter_add %zeros[%ids], %grad axis = 0 : (tensor<50257x768xf32>, tensor<?x?xi64>, tensor<?x?x768xf32>) -> tensor<50257x768xf32>
+    ```
+  }];
+  let arguments = (ins Kiln_NumericTensor:$input, Kiln_IndexTensor:$indices,
+                       Kiln_NumericTensor:$updates, I64Attr:$axis);
+  let results = (outs Kiln_NumericTensor:$result);
+  let assemblyFormat = [{
+    $input `[` $indices `]` `,` $updates `axis` `=` $axis attr-dict `:`
     functional-type(operands, results)
   }];
 }

@@ -48,7 +48,8 @@ def Kiln_DropoutOp : Kiln_CompositeOp<"dropout"> {
   }];
 }
 
-def Kiln_CrossEntropyOp : Kiln_CompositeOp<"cross_entropy"> {
+def Kiln_CrossEntropyOp : Kiln_CompositeOp<"cross_entropy",
+    [DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "softmax cross-entropy against integer class targets";
   let description = [{
     `logits` `[..., C]`, `target` `[...]` (integer). Per element the loss is

@@ -92,9 +92,91 @@ def KilnExternalizeParametersPass
                        %w: tensor<4x4xf32> {kiln.parameter = "w"}) -> tensor<4xf32>
     ```
 
-    A function that reads parameters must not be called from another
-    function (entry points are not nested).
+    A `kiln.write_param` becomes `kiln.store_param` into the argument (the
+    CPU pipeline computes the new value in that argument's buffer). A
+    function that reads parameters must not be called from another
+    function (entry points are not nested), and must not read a parameter
+    after writing it.
   }];
+}
+
+def KilnAutodiffPass : Pass<"kiln-autodiff", "mlir::ModuleOp"> {
+  let summary = "Builds the gradient function of a scalar loss";
+  let description = [{
+    Reverse-mode differentiation. From `function` (one rank-0 float result,
+    the loss) it builds `<function>_grad` with the same arguments, returning
+    the loss and then the gradient of every trainable `kiln.parameter` the
+    loss reads, in module order (with `wrt-inputs`, then the gradient of
+    every float argument). The rules are each op's `GradientOpInterface`;
+    composites without one are decomposed first, calls are inlined. An op on
+    the path from a parameter to the loss without a rule is an error naming
+    it.
+
+    ```
+    kiln-opt --kiln-autodiff='function=loss' model.mlir
+    ```
+
+    The gradient function carries `kiln.gradient_parameters` (the
+    parameters, in result order) and `kiln.name` result attributes
+    (`loss`, `grad:<name>`).
+  }];
+  let options = [
+    Option<"function", "function", "std::string", "\"loss\"",
+           "The loss function to differentiate">,
+    Option<"resultName", "result", "std::string", "\"\"",
+           "Name of the gradient function (default: <function>_grad)">,
+    Option<"wrtInputs", "wrt-inputs", "bool", "false",
+           "Also return gradients of the float arguments">
+  ];
+  let dependentDialects = ["::mlir::kiln::KilnDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
+def KilnOptimizerPass : Pass<"kiln-optimizer", "mlir::ModuleOp"> {
+  let summary = "Builds train_step and eval_step from a loss function";
+  let description = [{
+    Appends the optimizer update to the loss's gradient (built by
+    `kiln-autodiff` unless `<function>_grad` exists) as a public entry
+    `train_step(inputs..., lr: tensor<f32>) -> (loss, grad_norm)` that
+    updates the parameters and the optimizer state in place
+    (`kiln.write_param`), and `eval_step(inputs...) -> loss`. The loss and
+    gradient functions become private.
+
+    - Gradients are clipped to a global L2 norm of `max-grad-norm` (0: no
+      clipping) as torch.nn.utils.clip_grad_norm_ does; `grad_norm` is the
+      norm before clipping.
+    - `adamw` (torch.optim.AdamW): state `<param>/adam_m`, `<param>/adam_v`
+      and the step count `optimizer/step`, all `init zeros`; decoupled
+      weight decay, bias correction.
+    - `sgd` (torch.optim.SGD): `<param>/momentum` when `momentum` > 0;
+      weight decay is added to the gradient.
+    - Weight decay applies to parameters of rank >= `decay-min-rank`
+      (default 2: matrices and embeddings, not biases or norm scales).
+
+    ```
+    kiln-opt --kiln-optimizer='optimizer=adamw weight-decay=0.1' model.mlir
+    ```
+  }];
+  let options = [
+    Option<"optimizer", "optimizer", "std::string", "\"adamw\"",
+           "adamw or sgd">,
+    Option<"function", "function", "std::string", "\"loss\"",
+           "The loss function">,
+    Option<"beta1", "beta1", "double", "0.9", "AdamW β1">,
+    Option<"beta2", "beta2", "double", "0.999", "AdamW β2">,
+    Option<"epsilon", "epsilon", "double", "1e-8", "AdamW ε">,
+    Option<"weightDecay", "weight-decay", "double", "0.01",
+           "Weight decay (AdamW: decoupled; SGD: added to the gradient)">,
+    Option<"decayMinRank", "decay-min-rank", "int64_t", "2",
+           "Decay only parameters of at least this rank">,
+    Option<"momentum", "momentum", "double", "0.9", "SGD momentum (0: none)">,
+    Option<"maxGradNorm", "max-grad-norm", "double", "1.0",
+           "Clip gradients to this global L2 norm (0: no clipping)">
+  ];
+  let dependentDialects = ["::mlir::kiln::KilnDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::arith::ArithDialect"];
 }
 
 #endif // KILN_TRANSFORMS_PASSES_TD
