@@ -8,7 +8,11 @@
 #include "kiln/Runtime/SafeTensors.h"
 #include "TestFiles.h"
 
+#include <algorithm>
+#include <csignal>
 #include <cstring>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace kiln::runtime;
 using kiln::runtime::testing::ScratchDirTest;
@@ -117,6 +121,44 @@ TEST_F(SafeTensorsTest, FailedWriteLeavesThePreviousFile) {
   Status nodir = writeSafeTensors(path("no/such/dir.safetensors"), {{"a", {DType::F32, {1}, &v}}});
   ASSERT_FALSE(nodir);
   EXPECT_NE(nodir.message().find("temporary file"), std::string::npos);
+}
+
+// A process killed while it writes a file (a checkpoint) must leave the
+// previous complete file in place: writes go to a temporary file that is
+// renamed over the old one only when complete. The writer is SIGKILLed at
+// several moments; each time the file must open and hold one whole version.
+TEST_F(SafeTensorsTest, AWriterKilledMidWriteLeavesAWholeFile) {
+  std::string file = path("checkpoint.safetensors");
+  const size_t count = size_t(1) << 23; // 32 MiB: writes take a while.
+  std::vector<float> values(count, 1.0f);
+  ASSERT_TRUE(writeSafeTensors(file, {{"w", {DType::F32, {int64_t(count)}, values.data()}}}));
+  for (int delayMs : {5, 40, 120}) {
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      for (float version = 2;; ++version) {
+        std::fill(values.begin(), values.end(), version);
+        (void)writeSafeTensors(
+            file, {{"w", {DType::F32, {int64_t(count)}, values.data()}}});
+      }
+    }
+    ::usleep(static_cast<useconds_t>(delayMs) * 1000);
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    Expected<SafeTensorsFile> read = SafeTensorsFile::open(file);
+    ASSERT_TRUE(read) << read.message();
+    const SafeTensorInfo *info = read->find("w");
+    ASSERT_NE(info, nullptr);
+    TensorView view = read->view(*info);
+    const float *data = static_cast<const float *>(view.data);
+    ASSERT_EQ(view.shape, (std::vector<int64_t>{int64_t(count)}));
+    float version = data[0];
+    EXPECT_GE(version, 1.0f);
+    EXPECT_EQ(data[count - 1], version) << "a torn file after " << delayMs << " ms";
+    EXPECT_EQ(data[count / 2], version);
+  }
 }
 
 } // namespace

@@ -1,0 +1,75 @@
+//===- Pretrain.h - The kiln pretrain loop ----------------------*- C++ -*-===//
+//
+// Pretraining a language model from a training artifact (kiln-compile
+// --mode train): tokenizer and token files in the run directory, batches
+// from a resumable sampler, the learning rate from a schedule, train_step
+// and eval_step calls, metrics as JSON lines, atomic checkpoints of every
+// parameter and optimizer state with the step and sampler state in their
+// metadata, and the loss plot at the end. `--resume` continues a run with
+// exactly the losses an uninterrupted run gives.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TRAIN_PRETRAIN_H
+#define KILN_TRAIN_PRETRAIN_H
+
+#include "kiln/Runtime/Status.h"
+#include "kiln/Train/Schedule.h"
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace kiln::train {
+
+struct PretrainOptions {
+  /// The training artifact (entry points train_step and eval_step).
+  std::string artifact;
+  /// A text file or a directory of them; empty: defaultCorpusPath().
+  std::string data;
+  /// The run directory (created when missing).
+  std::string runDir;
+  /// Optimizer steps in all (a resumed run continues up to this count).
+  int64_t steps = 1000;
+  /// Batch and sequence length; 0 takes the artifact's static sizes.
+  int64_t batch = 0, seq = 0;
+  /// Peak learning rate, warmup, decay (totalSteps is set to `steps`).
+  ScheduleOptions schedule;
+  uint64_t seed = 0;
+  /// Continue the run in runDir from its checkpoint.
+  bool resume = false;
+  /// Evaluate every this many steps (and at the end); 0: only at the end.
+  int64_t evalEvery = 100;
+  int64_t evalBatches = 8;
+  /// Checkpoint every this many steps (and at the end); 0: only at the end.
+  int64_t checkpointEvery = 500;
+  /// A SentencePiece model to use; empty: train one on the corpus, with
+  /// `vocabSize` pieces (0: the model's vocabulary size).
+  std::string tokenizer;
+  int vocabSize = 0;
+  double valFraction = 0.05;
+  /// The machine's FMA peak for MFU, and its power draw for energy.
+  double peakGflops = 520.0;
+  double watts = 65.0;
+  /// Progress on `log` (stderr): a live line on a terminal, one line per
+  /// `logEvery` steps otherwise.
+  int64_t logEvery = 10;
+};
+
+/// Runs (or resumes) a pretraining run; errors name the problem: a missing
+/// corpus, an empty one, a batch larger than the data, an artifact without
+/// train_step, a run directory that already holds a run (without --resume).
+runtime::Status pretrain(PretrainOptions options, std::FILE *log);
+
+/// The files of a run directory.
+std::string checkpointPath(const std::string &runDir);
+std::string runConfigPath(const std::string &runDir);
+std::string tokenizerModelPath(const std::string &runDir);
+std::string lossPlotPath(const std::string &runDir);
+
+/// Writes runDir/loss.png from runDir/metrics.jsonl.
+runtime::Status plotRun(const std::string &runDir, std::string *pngPath);
+
+} // namespace kiln::train
+
+#endif // KILN_TRAIN_PRETRAIN_H

@@ -1,0 +1,666 @@
+//===- Pretrain.cpp - The kiln pretrain loop ------------------------------===//
+//
+// Everything a run needs lives in its directory: run.json (the options, so
+// --resume needs nothing else), the tokenizer, the token files,
+// metrics.jsonl, checkpoint.safetensors (parameters, optimizer state, and
+// the step and sampler state as metadata, written atomically) and loss.png.
+// A step's batch and learning rate depend only on the step number and the
+// sampler state, and the compiled step is deterministic, so a resumed run
+// repeats an uninterrupted one bit for bit.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Train/Pretrain.h"
+
+#include "kiln/Runtime/Artifact.h"
+#include "kiln/Runtime/File.h"
+#include "kiln/Runtime/SafeTensors.h"
+#include "kiln/Train/Corpus.h"
+#include "kiln/Train/Metrics.h"
+#include "kiln/Train/Plot.h"
+#include "kiln/Train/TokenData.h"
+#include "kiln/Train/Tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <sys/stat.h>
+
+using namespace kiln::train;
+using kiln::runtime::Artifact;
+using kiln::runtime::DType;
+using kiln::runtime::EntryPointSpec;
+using kiln::runtime::NamedTensor;
+using kiln::runtime::OwnedTensor;
+using kiln::runtime::TensorSpec;
+using kiln::runtime::TensorView;
+using json = nlohmann::json;
+namespace runtime = kiln::runtime;
+
+namespace {
+
+constexpr char kCheckpointFormat[] = "kiln-checkpoint";
+
+bool exists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+Status makeDirectories(const std::string &dir) {
+  size_t at = 0;
+  while (at != std::string::npos) {
+    at = dir.find('/', at + 1);
+    std::string prefix = dir.substr(0, at);
+    if (prefix.empty())
+      continue;
+    if (::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST)
+      return Status::error("cannot create directory '" + prefix +
+                           "': " + std::strerror(errno));
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::error("'" + dir + "' is not a directory");
+  return Status::ok();
+}
+
+Status writeText(const std::string &path, const std::string &text) {
+  return kiln::runtime::writeFileAtomically(path, [&](int fd) {
+    return kiln::runtime::writeAll(fd, text.data(), text.size(), path);
+  });
+}
+
+Expected<std::string> readText(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Status::error("cannot open '" + path + "': " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+//===----------------------------------------------------------------------===//
+// run.json
+//===----------------------------------------------------------------------===//
+
+json optionsJson(const PretrainOptions &o) {
+  return {{"artifact", o.artifact},
+          {"data", o.data},
+          {"steps", o.steps},
+          {"batch", o.batch},
+          {"seq", o.seq},
+          {"lr", o.schedule.lr},
+          {"min_lr", effectiveMinLr(o.schedule)},
+          {"warmup", o.schedule.warmupSteps},
+          {"schedule", scheduleKindName(o.schedule.kind)},
+          {"seed", o.seed},
+          {"eval_every", o.evalEvery},
+          {"eval_batches", o.evalBatches},
+          {"checkpoint_every", o.checkpointEvery},
+          {"tokenizer", o.tokenizer},
+          {"vocab_size", o.vocabSize},
+          {"val_fraction", o.valFraction}};
+}
+
+/// Reads the options a run was started with; `steps`, `logEvery`,
+/// `peakGflops` and `watts` stay as given.
+Status restoreOptions(PretrainOptions &o) {
+  std::string path = runConfigPath(o.runDir);
+  Expected<std::string> text = readText(path);
+  if (!text)
+    return Status::error("cannot resume '" + o.runDir +
+                         "': it has no run.json (" + text.message() + ")");
+  json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  auto bad = [&](const char *key) {
+    return Status::error("'" + path + "' is not a Kiln run file: key '" + key +
+                         "' is missing or has the wrong type");
+  };
+  if (!j.is_object())
+    return Status::error("'" + path + "' is not a Kiln run file (not JSON)");
+  auto str = [&](const char *key, std::string &out) {
+    if (!j.contains(key) || !j[key].is_string())
+      return false;
+    out = j[key].get<std::string>();
+    return true;
+  };
+  auto integer = [&](const char *key, auto &out) {
+    if (!j.contains(key) || !j[key].is_number_integer())
+      return false;
+    out = j[key].get<std::decay_t<decltype(out)>>();
+    return true;
+  };
+  auto number = [&](const char *key, double &out) {
+    if (!j.contains(key) || !j[key].is_number())
+      return false;
+    out = j[key].get<double>();
+    return true;
+  };
+  std::string kind;
+  double minLr = 0;
+  int64_t recordedSteps = 0;
+  if (!str("artifact", o.artifact))
+    return bad("artifact");
+  if (!str("data", o.data))
+    return bad("data");
+  if (!integer("steps", recordedSteps))
+    return bad("steps");
+  if (!integer("batch", o.batch) || !integer("seq", o.seq))
+    return bad("batch");
+  if (!number("lr", o.schedule.lr) || !number("min_lr", minLr))
+    return bad("lr");
+  if (!integer("warmup", o.schedule.warmupSteps))
+    return bad("warmup");
+  if (!str("schedule", kind))
+    return bad("schedule");
+  if (!integer("seed", o.seed))
+    return bad("seed");
+  if (!integer("eval_every", o.evalEvery) ||
+      !integer("eval_batches", o.evalBatches) ||
+      !integer("checkpoint_every", o.checkpointEvery))
+    return bad("eval_every");
+  if (!str("tokenizer", o.tokenizer) || !integer("vocab_size", o.vocabSize) ||
+      !number("val_fraction", o.valFraction))
+    return bad("tokenizer");
+  Expected<ScheduleKind> parsed = parseScheduleKind(kind);
+  if (!parsed)
+    return parsed.status();
+  o.schedule.kind = *parsed;
+  o.schedule.minLr = minLr;
+  if (o.steps <= 0)
+    o.steps = recordedSteps;
+  return Status::ok();
+}
+
+//===----------------------------------------------------------------------===//
+// The artifact's training interface
+//===----------------------------------------------------------------------===//
+
+struct TrainingInterface {
+  const EntryPointSpec *train = nullptr;
+  const EntryPointSpec *eval = nullptr;
+  int64_t batch = 0, seq = 0, vocab = 0;
+};
+
+/// Resolves `size` against a spec dim: static dims win (a different request
+/// is an error), dynamic ones take the request (which must be given).
+Status resolveDim(const TensorSpec &spec, size_t dim, const char *option,
+                  int64_t &size) {
+  int64_t declared = spec.shape[dim];
+  if (declared != runtime::kDynamicDim) {
+    if (size != 0 && size != declared)
+      return Status::error("the artifact's train_step takes " + spec.name +
+                           " of shape " + runtime::formatSpecShape(spec.shape) +
+                           ": " + option + " must be " +
+                           std::to_string(declared) + ", not " +
+                           std::to_string(size));
+    size = declared;
+    return Status::ok();
+  }
+  if (size <= 0)
+    return Status::error(std::string("the artifact's train_step has a dynamic ") +
+                         option + " dimension; give " + option);
+  if (dim < spec.maxShape.size() && spec.maxShape[dim] > 0 &&
+      size > spec.maxShape[dim])
+    return Status::error(std::string(option) + " " + std::to_string(size) +
+                         " is more than the model's maximum of " +
+                         std::to_string(spec.maxShape[dim]));
+  return Status::ok();
+}
+
+Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
+                                              int64_t batch, int64_t seq) {
+  TrainingInterface t;
+  t.train = artifact.findEntryPoint("train_step");
+  t.eval = artifact.findEntryPoint("eval_step");
+  if (!t.train || !t.eval)
+    return Status::error("'" + artifact.dir() +
+                         "' is not a training artifact: it has no train_step "
+                         "and eval_step (it has: " +
+                         artifact.manifest().entryPointNames() +
+                         "); compile it with kiln-compile --mode train");
+  const TensorSpec *ids = t.train->findInput("input_ids");
+  const TensorSpec *targets = t.train->findInput("targets");
+  const TensorSpec *lr = t.train->findInput("lr");
+  if (!ids || !targets || !lr || ids->rank() != 2 ||
+      !t.train->findOutput("loss") || !t.train->findOutput("grad_norm"))
+    return Status::error("'" + artifact.dir() +
+                         "': train_step must take input_ids [batch, seq], "
+                         "targets and lr and return loss and grad_norm, as "
+                         "kiln-compile --mode train builds it for language "
+                         "models");
+  if (Status s = resolveDim(*ids, 0, "--batch", batch); !s)
+    return s;
+  if (Status s = resolveDim(*ids, 1, "--seq", seq); !s)
+    return s;
+  t.batch = batch;
+  t.seq = seq;
+  const EntryPointSpec *forward = artifact.findEntryPoint("forward");
+  const TensorSpec *logits =
+      forward && !forward->outputs.empty() ? &forward->outputs[0] : nullptr;
+  if (!logits || logits->shape.empty() ||
+      logits->shape.back() == runtime::kDynamicDim)
+    return Status::error("'" + artifact.dir() +
+                         "': cannot tell the vocabulary size (forward's first "
+                         "output should be logits [..., vocab])");
+  t.vocab = logits->shape.back();
+  return t;
+}
+
+//===----------------------------------------------------------------------===//
+// The loop
+//===----------------------------------------------------------------------===//
+
+class Run {
+public:
+  Run(PretrainOptions options, std::FILE *log)
+      : o(std::move(options)), log(log) {}
+  Status run();
+
+private:
+  Status prepareData(const TrainingInterface &t);
+  Expected<double> evaluate();
+  Status checkpoint(int64_t step);
+  Status resumeFromCheckpoint(int64_t &step);
+  void say(const std::string &line) {
+    if (log) {
+      if (progressShown)
+        std::fputc('\n', log);
+      progressShown = false;
+      std::fprintf(log, "%s\n", line.c_str());
+      std::fflush(log);
+    }
+  }
+
+  PretrainOptions o;
+  std::FILE *log;
+  bool progressShown = false;
+  std::unique_ptr<Artifact> artifact;
+  std::optional<Tokenizer> tokenizer;
+  std::shared_ptr<const TokenFile> trainTokens, valTokens;
+  std::optional<BatchSampler> sampler;
+  std::vector<Batch> evalSet;
+  double unigramLoss = 0;
+};
+
+/// Cross-entropy of the add-one unigram distribution of the training tokens
+/// on the held-out tokens: the loss a model that ignores context gets.
+double unigramCrossEntropy(const TokenFile &train, const TokenFile &val,
+                           int64_t vocab) {
+  std::vector<double> counts(static_cast<size_t>(vocab), 1.0);
+  for (int64_t i = 0; i < train.size(); ++i)
+    counts[static_cast<size_t>(train[i])] += 1.0;
+  double total = static_cast<double>(train.size() + vocab);
+  double loss = 0;
+  for (int64_t i = 0; i < val.size(); ++i)
+    loss -= std::log(counts[static_cast<size_t>(val[i])] / total);
+  return val.size() ? loss / static_cast<double>(val.size()) : 0.0;
+}
+
+Status Run::prepareData(const TrainingInterface &t) {
+  std::optional<std::string> corpus;
+  auto loadCorpus = [&]() -> Status {
+    if (corpus)
+      return Status::ok();
+    std::string path = o.data.empty() ? defaultCorpusPath() : o.data;
+    if (!exists(path))
+      return Status::error("no training data at '" + path + "'" +
+                           (o.data.empty()
+                                ? " (the default corpus; install Debian's "
+                                  "'fortunes' package or give --data)"
+                                : ""));
+    Expected<std::string> text = readCorpus(path);
+    if (!text)
+      return text.status();
+    corpus = text.take();
+    return Status::ok();
+  };
+
+  // The tokenizer: given, kept from this run, or trained on the corpus.
+  std::string modelPath =
+      o.tokenizer.empty() ? tokenizerModelPath(o.runDir) : o.tokenizer;
+  if (exists(modelPath)) {
+    Expected<Tokenizer> loaded = Tokenizer::load(modelPath);
+    if (!loaded)
+      return loaded.status();
+    tokenizer.emplace(loaded.take());
+  } else if (!o.tokenizer.empty()) {
+    return Status::error("no tokenizer model at '" + o.tokenizer + "'");
+  } else {
+    if (Status s = loadCorpus(); !s)
+      return s;
+    int vocab = o.vocabSize > 0 ? o.vocabSize : static_cast<int>(t.vocab);
+    say("training a " + std::to_string(vocab) +
+        "-piece SentencePiece tokenizer on " +
+        std::to_string(corpus->size()) + " bytes of text");
+    std::string prefix = modelPath.substr(0, modelPath.size() - 6);
+    Expected<Tokenizer> trained =
+        Tokenizer::train(*corpus, prefix, vocab, o.seed);
+    if (!trained)
+      return trained.status();
+    tokenizer.emplace(trained.take());
+  }
+  if (tokenizer->vocabSize() > t.vocab)
+    return Status::error("the tokenizer has " +
+                         std::to_string(tokenizer->vocabSize()) +
+                         " pieces but the model's vocabulary has only " +
+                         std::to_string(t.vocab));
+
+  // The token files, made once per run.
+  std::string trainPath = trainTokensPath(o.runDir);
+  std::string valPath = valTokensPath(o.runDir);
+  if (!exists(trainPath) || !exists(valPath)) {
+    if (Status s = loadCorpus(); !s)
+      return s;
+    TokenDataOptions options;
+    options.valFraction = o.valFraction;
+    options.minValTokens = t.batch * t.seq + 1;
+    Expected<TokenDataSummary> summary =
+        writeTokenData(o.runDir, *corpus, *tokenizer, options);
+    if (!summary)
+      return summary.status();
+    say("tokenized: " + std::to_string(summary->trainTokens) +
+        " training and " + std::to_string(summary->valTokens) +
+        " held-out tokens from " + std::to_string(summary->documents) +
+        " documents");
+  }
+  Expected<TokenFile> trainFile = TokenFile::open(trainPath);
+  if (!trainFile)
+    return trainFile.status();
+  Expected<TokenFile> valFile = TokenFile::open(valPath);
+  if (!valFile)
+    return valFile.status();
+  if (trainFile->vocabSize() != tokenizer->vocabSize() ||
+      valFile->vocabSize() != tokenizer->vocabSize())
+    return Status::error("the token files in '" + o.runDir +
+                         "' were made with another tokenizer (vocabulary " +
+                         std::to_string(trainFile->vocabSize()) + ", not " +
+                         std::to_string(tokenizer->vocabSize()) + ")");
+  trainTokens = std::make_shared<const TokenFile>(trainFile.take());
+  valTokens = std::make_shared<const TokenFile>(valFile.take());
+
+  Expected<BatchSampler> created =
+      BatchSampler::create(trainTokens, t.batch, t.seq, o.seed);
+  if (!created)
+    return Status::error("training data: " + created.message());
+  sampler.emplace(created.take());
+  Expected<BatchSampler> held =
+      BatchSampler::create(valTokens, t.batch, t.seq, o.seed);
+  if (!held)
+    return Status::error("held-out data: " + held.message());
+  evalSet = held->evalBatches(std::max<int64_t>(1, o.evalBatches));
+  unigramLoss = unigramCrossEntropy(*trainTokens, *valTokens, t.vocab);
+  return Status::ok();
+}
+
+float scalarOf(const OwnedTensor &tensor) { return *tensor.as<float>(); }
+
+std::vector<NamedTensor> batchInputs(const Batch &batch) {
+  std::vector<int64_t> shape = {batch.batch, batch.seq};
+  return {{"input_ids", TensorView{DType::I64, shape, batch.inputs.data()}},
+          {"targets", TensorView{DType::I64, shape, batch.targets.data()}}};
+}
+
+Expected<double> Run::evaluate() {
+  double total = 0;
+  for (const Batch &batch : evalSet) {
+    auto outputs = artifact->run("eval_step", batchInputs(batch));
+    if (!outputs)
+      return outputs.status();
+    total += scalarOf((*outputs)[0]);
+  }
+  return total / static_cast<double>(evalSet.size());
+}
+
+Status Run::checkpoint(int64_t step) {
+  std::map<std::string, std::string> metadata = {
+      {"format", kCheckpointFormat},
+      {"step", std::to_string(step)},
+      {"sampler", sampler->saveState()},
+      {"seed", std::to_string(o.seed)}};
+  return artifact->saveParameters(checkpointPath(o.runDir), metadata);
+}
+
+Status Run::resumeFromCheckpoint(int64_t &step) {
+  std::string path = checkpointPath(o.runDir);
+  if (!exists(path))
+    return Status::error("cannot resume '" + o.runDir +
+                         "': it has no checkpoint.safetensors yet");
+  Expected<runtime::SafeTensorsFile> file = runtime::SafeTensorsFile::open(path);
+  if (!file)
+    return file.status();
+  const auto &meta = file->metadata();
+  auto format = meta.find("format");
+  auto at = meta.find("step");
+  auto state = meta.find("sampler");
+  if (format == meta.end() || format->second != kCheckpointFormat ||
+      at == meta.end() || state == meta.end())
+    return Status::error("'" + path + "' is not a Kiln checkpoint (its "
+                         "metadata lacks format, step or sampler)");
+  char *end = nullptr;
+  step = std::strtoll(at->second.c_str(), &end, 10);
+  if (*end != '\0' || step < 0)
+    return Status::error("'" + path + "': bad step '" + at->second + "'");
+  if (Status s = sampler->restoreState(state->second); !s)
+    return Status::error("'" + path + "': " + s.message());
+  if (Status s = artifact->loadParameters(path, /*requireAll=*/true); !s)
+    return s;
+  return truncateMetrics(metricsPath(o.runDir), step);
+}
+
+Status Run::run() {
+  if (o.runDir.empty())
+    return Status::error("no run directory (--out RUN_DIR)");
+  if (o.resume) {
+    if (Status s = restoreOptions(o); !s)
+      return s;
+  } else if (exists(checkpointPath(o.runDir)) ||
+             exists(metricsPath(o.runDir))) {
+    return Status::error("'" + o.runDir +
+                         "' already holds a run; pass --resume to continue "
+                         "it, or choose another --out");
+  }
+  if (o.steps <= 0)
+    return Status::error("--steps must be at least 1");
+  if (o.evalBatches < 1 || o.evalEvery < 0 || o.checkpointEvery < 0 ||
+      o.logEvery < 1)
+    return Status::error("--eval-batches and --log-every must be at least 1; "
+                         "--eval-every and --checkpoint-every at least 0");
+  o.schedule.totalSteps = o.steps;
+  if (Status s = validateSchedule(o.schedule); !s)
+    return s;
+  if (Status s = makeDirectories(o.runDir); !s)
+    return s;
+
+  Expected<std::unique_ptr<Artifact>> opened = Artifact::open(o.artifact);
+  if (!opened)
+    return opened.status();
+  artifact = opened.take();
+  Expected<TrainingInterface> t = trainingInterface(*artifact, o.batch, o.seq);
+  if (!t)
+    return t.status();
+  o.batch = t->batch;
+  o.seq = t->seq;
+  if (Status s = prepareData(*t); !s)
+    return s;
+  if (!o.resume)
+    if (Status s = writeText(runConfigPath(o.runDir), optionsJson(o).dump(2) + "\n");
+        !s)
+      return s;
+
+  int64_t step = 0;
+  if (o.resume) {
+    if (Status s = resumeFromCheckpoint(step); !s)
+      return s;
+    say("resuming '" + o.runDir + "' at step " + std::to_string(step));
+  }
+  Expected<MetricsWriter> metrics = MetricsWriter::open(metricsPath(o.runDir));
+  if (!metrics)
+    return metrics.status();
+
+  const double tokensPerStep = static_cast<double>(t->batch * t->seq);
+  std::optional<double> flopsPerStep;
+  if (t->train->flops && t->train->hasStaticInputs())
+    flopsPerStep = *t->train->flops;
+  say("pretraining '" + o.artifact + "': " + std::to_string(o.steps) +
+      " steps of batch " + std::to_string(t->batch) + " x seq " +
+      std::to_string(t->seq) + ", lr " + std::to_string(o.schedule.lr) + " (" +
+      scheduleKindName(o.schedule.kind) + ", warmup " +
+      std::to_string(o.schedule.warmupSteps) + ")");
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "unigram baseline: eval loss %.4f (perplexity %.1f)",
+                unigramLoss, std::exp(unigramLoss));
+  say(line);
+
+  std::optional<double> lastEval;
+  if (step == 0) {
+    Expected<double> initial = evaluate();
+    if (!initial)
+      return initial.status();
+    lastEval = *initial;
+    MetricsRow row;
+    row.set("step", int64_t(0))
+        .set("eval_loss", *initial)
+        .set("eval_ppl", std::exp(*initial))
+        .set("unigram_loss", unigramLoss)
+        .set("train_tokens", trainTokens->size())
+        .set("val_tokens", valTokens->size());
+    if (Status s = metrics->write(row); !s)
+      return s;
+  }
+
+  double trainSeconds = 0;
+  auto started = std::chrono::steady_clock::now();
+  int64_t firstStep = step;
+  bool terminal = log && isTerminal(log);
+  while (step < o.steps) {
+    double lr = learningRate(step, o.schedule);
+    Batch batch = sampler->next();
+    std::vector<NamedTensor> inputs = batchInputs(batch);
+    float lrValue = static_cast<float>(lr);
+    inputs.push_back({"lr", TensorView{DType::F32, {}, &lrValue}});
+    auto begin = std::chrono::steady_clock::now();
+    auto outputs = artifact->run("train_step", inputs);
+    auto finish = std::chrono::steady_clock::now();
+    if (!outputs)
+      return outputs.status();
+    ++step;
+    double seconds = std::chrono::duration<double>(finish - begin).count();
+    trainSeconds += seconds;
+    double loss = scalarOf((*outputs)[0]);
+    double gradNorm = scalarOf((*outputs)[1]);
+    if (!std::isfinite(loss))
+      return Status::error("the loss is " + std::to_string(loss) +
+                           " at step " + std::to_string(step) +
+                           "; try a lower --lr (the last checkpoint is "
+                           "unaffected)");
+
+    MetricsRow row;
+    row.set("step", step)
+        .set("loss", loss)
+        .set("lr", lr)
+        .set("grad_norm", gradNorm)
+        .set("tokens_per_s", tokensPerStep / seconds)
+        .set("step_ms", seconds * 1e3);
+    double mfu = 0;
+    if (flopsPerStep) {
+      mfu = *flopsPerStep / seconds / (o.peakGflops * 1e9);
+      row.set("mfu", mfu);
+    }
+    row.set("energy_j", trainSeconds * o.watts);
+    bool evalNow = step == o.steps || (o.evalEvery && step % o.evalEvery == 0);
+    if (evalNow) {
+      Expected<double> evalLoss = evaluate();
+      if (!evalLoss)
+        return evalLoss.status();
+      lastEval = *evalLoss;
+      row.set("eval_loss", *evalLoss).set("eval_ppl", std::exp(*evalLoss));
+    }
+    if (Status s = metrics->write(row); !s)
+      return s;
+    if (step == o.steps || (o.checkpointEvery && step % o.checkpointEvery == 0))
+      if (Status s = checkpoint(step); !s)
+        return s;
+
+    if (log && (terminal || step % o.logEvery == 0 || step == o.steps ||
+                evalNow)) {
+      ProgressLine progress;
+      progress.step = step;
+      progress.totalSteps = o.steps;
+      progress.loss = loss;
+      progress.evalLoss = lastEval;
+      progress.lr = lr;
+      progress.tokensPerSecond = tokensPerStep / seconds;
+      if (flopsPerStep)
+        progress.mfu = mfu;
+      double elapsed = std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
+      progress.etaSeconds = elapsed / static_cast<double>(step - firstStep) *
+                            static_cast<double>(o.steps - step);
+      if (terminal) {
+        printProgressInPlace(log, progress.format());
+        progressShown = true;
+      } else {
+        printProgressLine(log, progress.format());
+      }
+    }
+  }
+
+  std::string png;
+  if (Status s = plotRun(o.runDir, &png); !s)
+    return s;
+  if (lastEval) {
+    std::snprintf(line, sizeof line,
+                  "done: eval loss %.4f (perplexity %.1f); unigram baseline "
+                  "%.4f (perplexity %.1f)",
+                  *lastEval, std::exp(*lastEval), unigramLoss,
+                  std::exp(unigramLoss));
+    say(line);
+  }
+  say("checkpoint: " + checkpointPath(o.runDir));
+  say("metrics: " + metricsPath(o.runDir));
+  say("loss plot: " + png);
+  return Status::ok();
+}
+
+} // namespace
+
+std::string kiln::train::checkpointPath(const std::string &runDir) {
+  return runDir + "/checkpoint.safetensors";
+}
+std::string kiln::train::runConfigPath(const std::string &runDir) {
+  return runDir + "/run.json";
+}
+std::string kiln::train::tokenizerModelPath(const std::string &runDir) {
+  return runDir + "/tokenizer.model";
+}
+std::string kiln::train::lossPlotPath(const std::string &runDir) {
+  return runDir + "/loss.png";
+}
+
+Status kiln::train::plotRun(const std::string &runDir, std::string *pngPath) {
+  Expected<std::vector<MetricsRow>> rows = readMetrics(metricsPath(runDir));
+  if (!rows)
+    return rows.status();
+  std::vector<PlotSeries> series = lossSeriesFromMetrics(*rows);
+  if (series.empty())
+    return Status::error("'" + metricsPath(runDir) +
+                         "' has no losses to plot yet");
+  PlotOptions options;
+  options.title = "loss of " + runDir;
+  std::string path = lossPlotPath(runDir);
+  if (Status s = writeLossPlot(path, series, options); !s)
+    return s;
+  if (pngPath)
+    *pngPath = path;
+  return Status::ok();
+}
+
+Status kiln::train::pretrain(PretrainOptions options, std::FILE *log) {
+  return Run(std::move(options), log).run();
+}
