@@ -205,15 +205,17 @@ loadModule(TargetKind target, const std::string &path,
 Artifact::~Artifact() = default;
 
 /// Generated code allocates its results and large temporaries with
-/// malloc on every call. glibc serves blocks over 128 KiB by mmap and
-/// returns them with munmap, so every call faulted fresh pages in (about a
-/// tenth of a GPT-2 forward). Keeping such blocks in the heap lets the
-/// next call reuse them. Applied once per process, when the first artifact
-/// is opened.
+/// malloc on every call. glibc serves big blocks by mmap and returns them
+/// with munmap, and trims the heap when much is free at its top, so every
+/// call faulted fresh pages in (a tenth of a GPT-2 forward, more of a
+/// training step, whose gigabyte of temporaries is freed at once).
+/// M_MMAP_THRESHOLD cannot exceed 32 MiB, so mmap is turned off
+/// altogether and trimming too: the heap keeps its pages for the next
+/// call. Applied once per process, when the first artifact is opened.
 static void keepLargeAllocationsInTheHeap() {
   static const bool applied = [] {
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, -1);
     return true;
   }();
   (void)applied;

@@ -413,22 +413,27 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
     Location loc = op.getLoc();
     MLIRContext *ctx = rewriter.getContext();
     Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
-    if (op.getTransposeRhs()) {
-      // A transposed rhs ([..., N, K]) is copied to [..., K, N] first: the
-      // copy is O(N·K) against the product's O(M·N·K), and it lets the
-      // product use the layout below.
-      auto type = tensorType(rhs);
+    // A transposed operand ([..., N, K] rhs, [..., K, M] lhs) is copied to
+    // the plain layout first: the copy is O(N·K) (or O(M·K)) against the
+    // product's O(M·N·K), and it lets every product use the one layout the
+    // CPU backend register-tiles with fused multiply-adds.
+    auto transposeLastTwo = [&](Value value) -> Value {
+      auto type = tensorType(value);
       SmallVector<int64_t> perm =
           llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
       std::swap(perm[type.getRank() - 1], perm[type.getRank() - 2]);
       SmallVector<OpFoldResult> sizes =
-          tensor::getMixedSizes(rewriter, loc, rhs);
+          tensor::getMixedSizes(rewriter, loc, value);
       std::swap(sizes[type.getRank() - 1], sizes[type.getRank() - 2]);
       Value init =
           tensor::EmptyOp::create(rewriter, loc, sizes, type.getElementType());
-      rhs = linalg::TransposeOp::create(rewriter, loc, rhs, init, perm)
-                .getResult()[0];
-    }
+      return linalg::TransposeOp::create(rewriter, loc, value, init, perm)
+          .getResult()[0];
+    };
+    if (op.getTransposeRhs())
+      rhs = transposeLastTwo(rhs);
+    if (op.getTransposeLhs())
+      lhs = transposeLastTwo(lhs);
     auto lhsType = tensorType(lhs), rhsType = tensorType(rhs);
     auto resultType = op.getType();
     int64_t rank = resultType.getRank();
@@ -463,7 +468,7 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
     outExprs.push_back(getAffineDimExpr(m, ctx));
     outExprs.push_back(getAffineDimExpr(n, ctx));
     SmallVector<AffineMap> maps = {
-        operandMap(lhsType, op.getTransposeLhs(), true),
+        operandMap(lhsType, /*transposed=*/false, true),
         operandMap(rhsType, /*transposed=*/false, false),
         AffineMap::get(rank + 1, 0, outExprs, ctx)};
     SmallVector<utils::IteratorType> iterators(rank + 1,
@@ -481,9 +486,7 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
       }
       Value size;
       if (d == resultM) {
-        size = tensor::DimOp::create(rewriter, loc, lhs,
-                                     lhsType.getRank() -
-                                         (op.getTransposeLhs() ? 1 : 2));
+        size = tensor::DimOp::create(rewriter, loc, lhs, lhsType.getRank() - 2);
       } else if (d == resultN) {
         size = tensor::DimOp::create(rewriter, loc, rhs,
                                      rhsType.getRank() - 1);

@@ -126,10 +126,74 @@ struct LowerParameterStoresPass
             builder, store.getLoc(), store.getValue(), store.getDest());
         store.erase();
       }
-      for (unsigned i = 0; i < func.getNumArguments(); ++i)
-        if (isa<TensorType>(func.getArgument(i).getType()))
-          func.setArgAttr(i, writable,
-                          BoolAttr::get(context, stored.contains(i)));
+      // The runtime passes every argument in its own buffer (inputs may
+      // share one only when nothing writes them): telling LLVM lets it
+      // vectorize loops that read some arguments and write others, such as
+      // an optimizer update, without runtime alias checks.
+      for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+        if (!isa<TensorType>(func.getArgument(i).getType()))
+          continue;
+        func.setArgAttr(i, writable, BoolAttr::get(context, stored.contains(i)));
+        if (func.isPublic())
+          func.setArgAttr(i, LLVM::LLVMDialect::getNoAliasAttrName(),
+                          UnitAttr::get(context));
+      }
+    }
+  }
+};
+/// func-to-llvm unpacks each memref argument into pointers and sizes and
+/// drops its `llvm.noalias`. These two passes carry it over: the first
+/// records, per function, the positions of the aligned data pointers of
+/// the noalias memref arguments in the unpacked signature; the second, after
+/// func-to-llvm, marks those llvm.func arguments noalias.
+constexpr llvm::StringLiteral kNoAliasPositions = "kiln.noalias_positions";
+struct RecordNoAliasArgumentsPass
+    : PassWrapper<RecordNoAliasArgumentsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(RecordNoAliasArgumentsPass)
+  StringRef getArgument() const final { return "kiln-record-noalias-arguments"; }
+  void runOnOperation() final {
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      if (func.isExternal())
+        continue;
+      SmallVector<int32_t> positions;
+      int32_t position = 0;
+      for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+        Type type = func.getArgumentTypes()[i];
+        if (isa<UnrankedMemRefType>(type)) {
+          position += 2; // rank, descriptor pointer
+          continue;
+        }
+        auto memref = dyn_cast<MemRefType>(type);
+        if (!memref) {
+          ++position;
+          continue;
+        }
+        if (func.getArgAttr(i, LLVM::LLVMDialect::getNoAliasAttrName()))
+          positions.push_back(position + 1);
+        position += 3 + 2 * static_cast<int32_t>(memref.getRank());
+      }
+      if (!positions.empty())
+        func->setAttr(kNoAliasPositions,
+                      DenseI32ArrayAttr::get(&getContext(), positions));
+    }
+  }
+};
+struct ApplyNoAliasArgumentsPass
+    : PassWrapper<ApplyNoAliasArgumentsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ApplyNoAliasArgumentsPass)
+  StringRef getArgument() const final { return "kiln-apply-noalias-arguments"; }
+  void runOnOperation() final {
+    UnitAttr unit = UnitAttr::get(&getContext());
+    for (auto func : getOperation().getOps<LLVM::LLVMFuncOp>()) {
+      auto positions = func->getAttrOfType<DenseI32ArrayAttr>(kNoAliasPositions);
+      if (!positions)
+        continue;
+      func->removeAttr(kNoAliasPositions);
+      for (int32_t position : positions.asArrayRef())
+        if (position < static_cast<int32_t>(func.getNumArguments()) &&
+            isa<LLVM::LLVMPointerType>(func.getArgumentTypes()[position]))
+          func.setArgAttr(position, LLVM::LLVMDialect::getNoAliasAttrName(),
+                          unit);
     }
   }
 };
@@ -235,6 +299,9 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
 
   // LLVM.
   pm.addPass(std::make_unique<EmitCInterfacesPass>());
+  // Before any conversion touches the signatures (openmp-to-llvm converts
+  // functions too).
+  pm.addPass(std::make_unique<RecordNoAliasArgumentsPass>());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createLowerAffinePass());
   pm.addPass(createConvertSCFToOpenMPPass());
@@ -256,6 +323,7 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createUBToLLVMConversionPass());
   pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(std::make_unique<ApplyNoAliasArgumentsPass>());
   pm.addPass(createReconcileUnrealizedCastsPass());
 }
 

@@ -7,8 +7,11 @@
 // gets a C interface for the runtime.
 // CHECK-NOT: kiln.
 // CHECK-DAG: llvm.func @malloc
-// CHECK-DAG: llvm.func @_mlir_ciface_forward({{.*}}{kiln.parameter = "fc1.weight"}
-// CHECK-DAG: llvm.func @_mlir_ciface_loss({{.*}}{kiln.parameter = "fc2.bias"}
+// CHECK-DAG: llvm.func @_mlir_ciface_forward({{.*}}{kiln.parameter = "fc1.weight", llvm.noalias}
+// CHECK-DAG: llvm.func @_mlir_ciface_loss({{.*}}{kiln.parameter = "fc2.bias", llvm.noalias}
+// The unpacked data pointers of the arguments are noalias (the runtime
+// passes each in its own buffer), the allocated pointers are not.
+// CHECK-DAG: llvm.func @forward(%{{[a-z0-9]+}}: !llvm.ptr, %{{[a-z0-9]+}}: !llvm.ptr {llvm.noalias}, %{{[a-z0-9]+}}: i64
 
 // SMALL-LABEL: llvm.func @_mlir_ciface_f
 // LLVMIR: define void @_mlir_ciface_f(
