@@ -78,7 +78,29 @@ struct TileAndVectorizeContractionsPass
     });
     IRRewriter rewriter(&getContext());
     StringAttr marker = rewriter.getStringAttr("kiln.register_tile");
+    // A static column count that is not a multiple of the panel width is
+    // split into the full panels and the rest, so that only the last panel
+    // runs masked tiles (a 50257-column LM head otherwise ran every panel
+    // with masks and spilled accumulators, at half speed).
+    SmallVector<linalg::GenericOp> work;
     for (linalg::GenericOp op : contractions) {
+      int64_t columns = op.getStaticLoopRanges().back();
+      if (ShapedType::isDynamic(columns) || columns <= kTileN ||
+          columns % kTileN == 0) {
+        work.push_back(op);
+        continue;
+      }
+      rewriter.setInsertionPoint(op);
+      auto [full, rest] = linalg::splitOp(
+          rewriter, cast<TilingInterface>(op.getOperation()),
+          op.getNumLoops() - 1,
+          rewriter.getIndexAttr(columns - columns % kTileN));
+      for (TilingInterface part : {full, rest})
+        if (auto generic = dyn_cast_or_null<linalg::GenericOp>(
+                part ? part.getOperation() : nullptr))
+          work.push_back(generic);
+    }
+    for (linalg::GenericOp op : work) {
       int64_t loops = op.getNumLoops();
       int64_t m = loops - 3, k = loops - 2, n = loops - 1;
 

@@ -180,13 +180,17 @@ struct KilnOptimizerPass
     }
     Value norm = squares ? Value(SqrtOp::create(b, loc, squares))
                          : u.constant(0.0);
-    if (maxGradNorm > 0 && !grads.empty()) {
-      Value coef = MinOp::create(
+    // The clipping scale is folded into the per-parameter updates below
+    // (a scalar there) rather than applied to every gradient: no clipped
+    // copy of the gradients is materialized.
+    Value coef;
+    if (maxGradNorm > 0 && !grads.empty())
+      coef = MinOp::create(
           b, loc, u.constant(1.0),
           u.div(u.constant(maxGradNorm), u.add(norm, u.constant(1e-6))));
-      for (Value &g : grads)
-        g = u.mul(g, coef);
-    }
+    auto scaled = [&](double factor) -> Value {
+      return coef ? u.mul(u.constant(factor), coef) : u.constant(factor);
+    };
 
     // Bias corrections of the step about to be taken (AdamW).
     Value correction1, correction2Sqrt;
@@ -211,10 +215,14 @@ struct KilnOptimizerPass
       if (optimizer == "adamw") {
         std::string mName = (name + "/adam_m").str();
         std::string vName = (name + "/adam_v").str();
+        // m = β1·m + (1-β1)·c·g, v = β2·v + (1-β2)·c²·g² with c the clipping
+        // scale.
+        Value vScale = coef ? u.mul(scaled(1.0 - beta2), coef)
+                            : u.constant(1.0 - beta2);
         Value m = u.add(u.mul(u.constant(beta1), u.readState(mName, type)),
-                        u.mul(u.constant(1.0 - beta1), g));
+                        u.mul(scaled(1.0 - beta1), g));
         Value v = u.add(u.mul(u.constant(beta2), u.readState(vName, type)),
-                        u.mul(u.constant(1.0 - beta2), u.mul(g, g)));
+                        u.mul(vScale, u.mul(g, g)));
         // torch.optim.AdamW: p *= 1 - lr·wd; p -= lr/bc1 · m / (√v/√bc2 + ε).
         Value decayed =
             decay != 0.0
@@ -228,7 +236,9 @@ struct KilnOptimizerPass
         u.write(vName, v);
       } else {
         // torch.optim.SGD: d = g + wd·p; buf = μ·buf + d; p -= lr·buf.
-        Value d = decay != 0.0 ? u.add(g, u.mul(u.constant(decay), p)) : g;
+        Value clipped = coef ? u.mul(coef, g) : g;
+        Value d = decay != 0.0 ? u.add(clipped, u.mul(u.constant(decay), p))
+                               : clipped;
         if (momentum > 0) {
           std::string bufName = (name + "/momentum").str();
           d = u.add(u.mul(u.constant(momentum), u.readState(bufName, type)), d);
