@@ -258,9 +258,15 @@ std::string withCommas(int64_t value) {
 /// Parameters, entry points and op counts, for people skimming a model.
 void printSummary(ModuleOp module, llvm::raw_ostream &os) {
   int64_t tensors = 0, elements = 0, trainable = 0;
+  int64_t stateTensors = 0, stateElements = 0;
   llvm::MapVector<Type, int64_t> elementsByType;
   for (auto param : module.getOps<kiln::ParameterOp>()) {
     auto type = param.getTensorType();
+    if (param->hasAttr("kiln.optimizer_state")) {
+      ++stateTensors;
+      stateElements += type.getNumElements();
+      continue;
+    }
     ++tensors;
     elements += type.getNumElements();
     elementsByType[type.getElementType()] += type.getNumElements();
@@ -272,6 +278,9 @@ void printSummary(ModuleOp module, llvm::raw_ostream &os) {
   for (auto [type, count] : elementsByType)
     os << "; " << type << " " << withCommas(count);
   os << "\n";
+  if (stateTensors)
+    os << "state        " << withCommas(stateElements) << " in "
+       << stateTensors << " optimizer state tensors\n";
   for (auto func : module.getOps<func::FuncOp>()) {
     if (func.isExternal())
       continue;

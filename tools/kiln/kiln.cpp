@@ -562,19 +562,29 @@ int infoCommand(int argc, char **argv) {
   if (!m.compileOptions.empty())
     std::printf("compile options: %s\n", joinOptions(m.compileOptions).c_str());
   std::printf("module: %s\n", m.module.c_str());
-  uint64_t elements = 0, bytes = 0;
+  uint64_t elements = 0, bytes = 0, stateElements = 0;
+  size_t states = 0;
   for (const ParameterSpec &p : m.parameters) {
+    if (p.state) {
+      ++states;
+      stateElements += static_cast<uint64_t>(numElements(p.shape));
+      continue;
+    }
     elements += static_cast<uint64_t>(numElements(p.shape));
     bytes += static_cast<uint64_t>(numElements(p.shape)) * dtypeSize(p.dtype);
   }
   std::printf("weights: %s (%zu parameters, %llu elements, %llu bytes)\n",
-              m.weights.c_str(), m.parameters.size(),
+              m.weights.c_str(), m.parameters.size() - states,
               static_cast<unsigned long long>(elements),
               static_cast<unsigned long long>(bytes));
+  if (states)
+    std::printf("optimizer state: %zu tensors, %llu elements (zero at the "
+                "start, not in the weights file)\n",
+                states, static_cast<unsigned long long>(stateElements));
   for (const ParameterSpec &p : m.parameters)
     std::printf("  %s %s %s%s\n", p.name.c_str(), dtypeName(p.dtype),
                 formatShape(p.shape).c_str(),
-                p.trainable ? " trainable" : "");
+                p.state ? " state" : (p.trainable ? " trainable" : ""));
   std::printf("entry points: %zu\n", m.entryPoints.size());
   for (const EntryPointSpec &e : m.entryPoints) {
     std::printf("  %s (symbol %s)\n", e.name.c_str(), e.symbol.c_str());
