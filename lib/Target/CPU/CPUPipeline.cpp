@@ -27,6 +27,7 @@
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Conversion/VectorToSCF/VectorToSCF.h"
 #include "mlir/Dialect/Vector/Transforms/Passes.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/Passes.h"
@@ -89,7 +90,59 @@ struct SequentializeInnerParallelPass
         builder.clone(nested, mapping);
       op.erase();
     }
+
+    // OpenMP collapses a multi-dimensional parallel loop into one loop
+    // whose body recomputes every index by division, which LLVM cannot
+    // vectorize. When the outer dims alone give the threads enough work,
+    // the innermost dim becomes a plain sequential loop: contiguous, so it
+    // vectorizes (an AdamW update over a weight matrix ran scalar).
+    SmallVector<scf::ParallelOp> outer;
+    getOperation().walk([&](scf::ParallelOp op) {
+      if (op.getNumLoops() > 1 && op.getInitVals().empty() &&
+          !op->getParentOfType<scf::ParallelOp>())
+        outer.push_back(op);
+    });
+    for (scf::ParallelOp op : outer) {
+      // The accessors return SmallVectors: keep them alive.
+      SmallVector<Value> lbVec(op.getLowerBound()), ubVec(op.getUpperBound()),
+          stepVec(op.getStep()), ivVec(op.getInductionVars());
+      ValueRange lbs(lbVec), ubs(ubVec), steps(stepVec);
+      int64_t outerTrips = 1;
+      bool known = true;
+      for (auto [lb, ub, step] :
+           llvm::zip(lbs.drop_back(), ubs.drop_back(), steps.drop_back())) {
+        std::optional<int64_t> l = getConstantIntValue(lb),
+                               u = getConstantIntValue(ub),
+                               s = getConstantIntValue(step);
+        if (!l || !u || !s || *s <= 0) {
+          known = false;
+          break;
+        }
+        outerTrips *= (*u - *l + *s - 1) / *s;
+      }
+      if (known && outerTrips < kMinOuterTrips)
+        continue;
+      OpBuilder builder(op);
+      Location loc = op.getLoc();
+      auto parallel = scf::ParallelOp::create(
+          builder, loc, lbs.drop_back(), ubs.drop_back(), steps.drop_back());
+      builder.setInsertionPointToStart(parallel.getBody());
+      auto loop = scf::ForOp::create(builder, loc, lbs.back(), ubs.back(),
+                                     steps.back());
+      IRMapping mapping;
+      ValueRange ivs(ivVec);
+      for (auto [from, to] :
+           llvm::zip(ivs.drop_back(), ValueRange(parallel.getInductionVars())))
+        mapping.map(from, to);
+      mapping.map(ivs.back(), loop.getInductionVar());
+      builder.setInsertionPointToStart(loop.getBody());
+      for (Operation &nested : op.getBody()->without_terminator())
+        builder.clone(nested, mapping);
+      op.erase();
+    }
   }
+  /// Outer iterations below which a loop keeps all its dims parallel.
+  static constexpr int64_t kMinOuterTrips = 8;
 };
 /// Turns each kiln.store_param into bufferization.materialize_in_destination
 /// of the value into its parameter argument, marked writable; every other
