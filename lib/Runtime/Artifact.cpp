@@ -10,6 +10,8 @@
 
 #include "kiln/Runtime/Artifact.h"
 
+#include "kiln/Runtime/File.h"
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -34,11 +36,6 @@ std::shared_ptr<void> alignedBuffer(size_t bytes) {
 
 bool isAligned(const void *data, DType dtype) {
   return reinterpret_cast<uintptr_t>(data) % dtypeSize(dtype) == 0;
-}
-
-bool exists(const std::string &path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
 }
 
 std::string quotedList(const std::vector<std::string> &names) {
@@ -131,7 +128,7 @@ class CpuModule final : public Artifact::Module {
 public:
   static Expected<std::unique_ptr<Artifact::Module>>
   load(const std::string &path, const Manifest &manifest) {
-    if (!exists(path))
+    if (!pathExists(path))
       return Status::error("cannot load '" + path + "': " +
                            std::strerror(errno));
     std::unique_ptr<CpuModule> module(new CpuModule);
@@ -231,7 +228,7 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
     return Status::error("'" + dir +
                          "' is not a Kiln artifact: it is not a directory");
   std::string manifestPath = dir + "/manifest.json";
-  if (!exists(manifestPath))
+  if (!pathExists(manifestPath))
     return Status::error("'" + dir +
                          "' is not a Kiln artifact: it has no manifest.json "
                          "(an artifact is complete only once manifest.json "
@@ -247,7 +244,7 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
 
   // Weights first: they need no code to run.
   std::string weightsPath = dir + "/" + m.weights;
-  if (!m.parameters.empty() || exists(weightsPath)) {
+  if (!m.parameters.empty() || pathExists(weightsPath)) {
     Expected<SafeTensorsFile> weights = SafeTensorsFile::open(weightsPath);
     if (!weights)
       return weights.status();

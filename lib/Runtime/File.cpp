@@ -1,6 +1,6 @@
-//===- File.cpp - Atomic file writes --------------------------------------===//
+//===- File.cpp - File helpers and atomic writes --------------------------===//
 //
-// Temporary file, fsync, rename, fsync of the directory.
+// Atomic writes: temporary file, fsync, rename, fsync of the directory.
 //
 //===----------------------------------------------------------------------===//
 
@@ -9,8 +9,12 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
+#include <iterator>
 #include <string>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <utility>
 #include <unistd.h>
 
 namespace kiln::runtime {
@@ -78,6 +82,85 @@ Status writeFileAtomically(const std::string &path,
     ::fsync(dir);
     ::close(dir);
   }
+  return Status::ok();
+}
+
+Expected<std::string> readFile(const std::string &path,
+                               const std::string &what) {
+  std::string named = (what.empty() ? "" : what + " ") + "'" + path + "'";
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Status::error("cannot open " + named + ": " + errnoText());
+  std::string bytes((std::istreambuf_iterator<char>(in)),
+                    std::istreambuf_iterator<char>());
+  if (in.bad())
+    return Status::error("cannot read " + named);
+  return bytes;
+}
+
+Expected<MappedFile> MappedFile::open(const std::string &path,
+                                      const std::string &what) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0)
+    return Status::error("cannot open " + (what.empty() ? "" : what + " ") +
+                         "'" + path + "': " + errnoText());
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    Status error = Status::error("cannot stat '" + path + "': " + errnoText());
+    ::close(fd);
+    return error;
+  }
+  MappedFile file;
+  file.size_ = static_cast<size_t>(st.st_size);
+  if (file.size_ > 0) {
+    void *mapping = ::mmap(nullptr, file.size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (mapping == MAP_FAILED) {
+      Status error = Status::error("cannot map '" + path + "': " + errnoText());
+      ::close(fd);
+      return error;
+    }
+    file.mapping_ = mapping;
+  }
+  ::close(fd);
+  return file;
+}
+
+MappedFile::MappedFile(MappedFile &&other) noexcept { *this = std::move(other); }
+
+MappedFile &MappedFile::operator=(MappedFile &&other) noexcept {
+  if (this != &other) {
+    if (mapping_)
+      ::munmap(mapping_, size_);
+    mapping_ = std::exchange(other.mapping_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+  }
+  return *this;
+}
+
+MappedFile::~MappedFile() {
+  if (mapping_)
+    ::munmap(mapping_, size_);
+}
+
+bool pathExists(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+Status makeDirectories(const std::string &dir) {
+  size_t at = 0;
+  while (at != std::string::npos) {
+    at = dir.find('/', at + 1);
+    std::string prefix = dir.substr(0, at);
+    if (prefix.empty())
+      continue;
+    if (::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST)
+      return Status::error("cannot create directory '" + prefix +
+                           "': " + errnoText());
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::error("'" + dir + "' is not a directory");
   return Status::ok();
 }
 

@@ -9,6 +9,8 @@
 
 #include "kiln/Runtime/Manifest.h"
 
+#include "kiln/Runtime/File.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
@@ -396,15 +398,10 @@ Expected<Manifest> Manifest::parse(const std::string &text,
 }
 
 Expected<Manifest> Manifest::read(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::error("cannot open '" + path + "': " +
-                         std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad())
-    return Status::error("cannot read '" + path + "'");
-  return parse(text.str(), path);
+  Expected<std::string> text = readFile(path);
+  if (!text)
+    return text.status();
+  return parse(*text, path);
 }
 
 } // namespace kiln::runtime

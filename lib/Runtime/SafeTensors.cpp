@@ -14,9 +14,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 #include <fcntl.h>
 #include <limits>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,25 +40,16 @@ SafeTensorsFile::SafeTensorsFile(SafeTensorsFile &&other) noexcept {
 SafeTensorsFile &SafeTensorsFile::operator=(SafeTensorsFile &&other) noexcept {
   if (this == &other)
     return *this;
-  if (mapping_)
-    ::munmap(mapping_, mappingSize_);
   path_ = std::move(other.path_);
-  mapping_ = other.mapping_;
-  mappingSize_ = other.mappingSize_;
-  data_ = other.data_;
+  mapping_ = std::move(other.mapping_);
+  data_ = std::exchange(other.data_, nullptr);
   tensors_ = std::move(other.tensors_);
   index_ = std::move(other.index_);
   metadata_ = std::move(other.metadata_);
-  other.mapping_ = nullptr;
-  other.mappingSize_ = 0;
-  other.data_ = nullptr;
   return *this;
 }
 
-SafeTensorsFile::~SafeTensorsFile() {
-  if (mapping_)
-    ::munmap(mapping_, mappingSize_);
-}
+SafeTensorsFile::~SafeTensorsFile() = default;
 
 const SafeTensorInfo *SafeTensorsFile::find(const std::string &name) const {
   auto it = index_.find(name);
@@ -70,30 +61,18 @@ TensorView SafeTensorsFile::view(const SafeTensorInfo &info) const {
 }
 
 Expected<SafeTensorsFile> SafeTensorsFile::open(const std::string &path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0)
-    return Status::error("cannot open '" + path + "': " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return Status::error("cannot stat '" + path + "': " + std::strerror(errno));
-  }
-  size_t size = static_cast<size_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
+  Expected<MappedFile> mapped = MappedFile::open(path);
+  if (!mapped)
+    return mapped.status();
+  size_t size = mapped->size();
+  if (size < 8)
     return corrupt(path, "it has " + std::to_string(size) +
                              " bytes, fewer than the 8-byte header length");
-  }
-  void *mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (mapping == MAP_FAILED)
-    return Status::error("cannot map '" + path + "': " + std::strerror(errno));
 
   SafeTensorsFile file;
   file.path_ = path;
-  file.mapping_ = mapping;
-  file.mappingSize_ = size;
-  const auto *bytes = static_cast<const unsigned char *>(mapping);
+  file.mapping_ = mapped.take();
+  const unsigned char *bytes = file.mapping_.data();
 
   uint64_t headerSize = 0;
   for (int i = 7; i >= 0; --i)

@@ -9,6 +9,8 @@
 
 #include "kiln/Train/Corpus.h"
 
+#include "kiln/Runtime/File.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -30,17 +32,6 @@ struct CorpusFile {
   std::string bytes;
 };
 
-Expected<std::string> readWholeFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::error("cannot open '" + path + "': " + std::strerror(errno));
-  std::string bytes((std::istreambuf_iterator<char>(in)),
-                    std::istreambuf_iterator<char>());
-  if (in.bad())
-    return Status::error("cannot read '" + path + "'");
-  return bytes;
-}
-
 bool isHidden(const fs::path &path) {
   std::string name = path.filename().string();
   return !name.empty() && name[0] == '.';
@@ -54,7 +45,7 @@ Expected<std::vector<CorpusFile>> collectCorpusFiles(const std::string &path) {
     return Status::error("corpus '" + path + "' does not exist");
 
   if (fs::is_regular_file(status)) {
-    Expected<std::string> bytes = readWholeFile(path);
+    Expected<std::string> bytes = runtime::readFile(path);
     if (!bytes)
       return bytes.status();
     if (!isUtf8Text(*bytes))
@@ -96,7 +87,7 @@ Expected<std::vector<CorpusFile>> collectCorpusFiles(const std::string &path) {
       continue;
     if (!seen.insert({st.st_dev, st.st_ino}).second)
       continue;
-    Expected<std::string> bytes = readWholeFile(candidate);
+    Expected<std::string> bytes = runtime::readFile(candidate);
     if (!bytes)
       return bytes.status();
     if (!isUtf8Text(*bytes))

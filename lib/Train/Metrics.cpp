@@ -28,18 +28,6 @@ namespace {
 
 std::string errnoText() { return std::strerror(errno); }
 
-Expected<std::string> readWholeFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::error("cannot open metrics file '" + path +
-                         "': " + errnoText());
-  std::string bytes((std::istreambuf_iterator<char>(in)),
-                    std::istreambuf_iterator<char>());
-  if (in.bad())
-    return Status::error("cannot read metrics file '" + path + "'");
-  return bytes;
-}
-
 /// The complete lines of `text`: each ends with '\n' (not included); a
 /// trailing piece without one is torn and left out.
 std::vector<std::string_view> completeLines(std::string_view text) {
@@ -225,7 +213,7 @@ Status MetricsWriter::write(const MetricsRow &row) {
 }
 
 Expected<std::vector<MetricsRow>> readMetrics(const std::string &path) {
-  Expected<std::string> text = readWholeFile(path);
+  Expected<std::string> text = runtime::readFile(path, "metrics file");
   if (!text)
     return text.status();
   std::vector<MetricsRow> rows;
@@ -246,7 +234,7 @@ Status truncateMetrics(const std::string &path, int64_t maxStep) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0 && errno == ENOENT)
     return Status::ok();
-  Expected<std::string> text = readWholeFile(path);
+  Expected<std::string> text = runtime::readFile(path, "metrics file");
   if (!text)
     return text.status();
   std::string kept;

@@ -46,41 +46,10 @@ namespace {
 
 constexpr char kCheckpointFormat[] = "kiln-checkpoint";
 
-bool exists(const std::string &path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
-
-Status makeDirectories(const std::string &dir) {
-  size_t at = 0;
-  while (at != std::string::npos) {
-    at = dir.find('/', at + 1);
-    std::string prefix = dir.substr(0, at);
-    if (prefix.empty())
-      continue;
-    if (::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST)
-      return Status::error("cannot create directory '" + prefix +
-                           "': " + std::strerror(errno));
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return Status::error("'" + dir + "' is not a directory");
-  return Status::ok();
-}
-
 Status writeText(const std::string &path, const std::string &text) {
   return kiln::runtime::writeFileAtomically(path, [&](int fd) {
     return kiln::runtime::writeAll(fd, text.data(), text.size(), path);
   });
-}
-
-Expected<std::string> readText(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::error("cannot open '" + path + "': " + std::strerror(errno));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 //===----------------------------------------------------------------------===//
@@ -110,7 +79,7 @@ json optionsJson(const PretrainOptions &o) {
 /// `peakGflops` and `watts` stay as given.
 Status restoreOptions(PretrainOptions &o) {
   std::string path = runConfigPath(o.runDir);
-  Expected<std::string> text = readText(path);
+  Expected<std::string> text = runtime::readFile(path);
   if (!text)
     return Status::error("cannot resume '" + o.runDir +
                          "': it has no run.json (" + text.message() + ")");
@@ -306,7 +275,7 @@ Status Run::prepareData(const TrainingInterface &t) {
     if (corpus)
       return Status::ok();
     std::string path = o.data.empty() ? defaultCorpusPath() : o.data;
-    if (!exists(path))
+    if (!runtime::pathExists(path))
       return Status::error("no training data at '" + path + "'" +
                            (o.data.empty()
                                 ? " (the default corpus; install Debian's "
@@ -322,7 +291,7 @@ Status Run::prepareData(const TrainingInterface &t) {
   // The tokenizer: given, kept from this run, or trained on the corpus.
   std::string modelPath =
       o.tokenizer.empty() ? tokenizerModelPath(o.runDir) : o.tokenizer;
-  if (exists(modelPath)) {
+  if (runtime::pathExists(modelPath)) {
     Expected<Tokenizer> loaded = Tokenizer::load(modelPath);
     if (!loaded)
       return loaded.status();
@@ -352,7 +321,7 @@ Status Run::prepareData(const TrainingInterface &t) {
   // The token files, made once per run.
   std::string trainPath = trainTokensPath(o.runDir);
   std::string valPath = valTokensPath(o.runDir);
-  if (!exists(trainPath) || !exists(valPath)) {
+  if (!runtime::pathExists(trainPath) || !runtime::pathExists(valPath)) {
     if (Status s = loadCorpus(); !s)
       return s;
     TokenDataOptions options;
@@ -426,7 +395,7 @@ Status Run::checkpoint(int64_t step) {
 
 Status Run::resumeFromCheckpoint(int64_t &step) {
   std::string path = checkpointPath(o.runDir);
-  if (!exists(path))
+  if (!runtime::pathExists(path))
     return Status::error("cannot resume '" + o.runDir +
                          "': it has no checkpoint.safetensors yet");
   Expected<runtime::SafeTensorsFile> file = runtime::SafeTensorsFile::open(path);
@@ -457,8 +426,8 @@ Status Run::run() {
   if (o.resume) {
     if (Status s = restoreOptions(o); !s)
       return s;
-  } else if (exists(checkpointPath(o.runDir)) ||
-             exists(metricsPath(o.runDir))) {
+  } else if (runtime::pathExists(checkpointPath(o.runDir)) ||
+             runtime::pathExists(metricsPath(o.runDir))) {
     return Status::error("'" + o.runDir +
                          "' already holds a run; pass --resume to continue "
                          "it, or choose another --out");
@@ -472,7 +441,7 @@ Status Run::run() {
   o.schedule.totalSteps = o.steps;
   if (Status s = validateSchedule(o.schedule); !s)
     return s;
-  if (Status s = makeDirectories(o.runDir); !s)
+  if (Status s = runtime::makeDirectories(o.runDir); !s)
     return s;
 
   Expected<std::unique_ptr<Artifact>> opened = Artifact::open(o.artifact);

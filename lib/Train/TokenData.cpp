@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Train/TokenData.h"
+#include "Random.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Train/Corpus.h"
 #include "kiln/Train/Tokenizer.h"
@@ -17,9 +18,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <sstream>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <thread>
+#include <utility>
 #include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -47,17 +48,6 @@ uint64_t readLE(const unsigned char *bytes, int size) {
 void appendLE(std::string &out, uint64_t value, int size) {
   for (int i = 0; i < size; ++i)
     out.push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
-}
-
-/// A uniform integer in [0, bound) by rejection; the same with every
-/// standard library, unlike std::uniform_int_distribution.
-uint64_t uniformBelow(std::mt19937_64 &rng, uint64_t bound) {
-  uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-  uint64_t value;
-  do {
-    value = rng();
-  } while (value >= limit);
-  return value % bound;
 }
 
 std::string shape(int64_t batch, int64_t seq) {
@@ -113,54 +103,32 @@ TokenFile::TokenFile(TokenFile &&other) noexcept { *this = std::move(other); }
 TokenFile &TokenFile::operator=(TokenFile &&other) noexcept {
   if (this == &other)
     return *this;
-  if (mapping_)
-    ::munmap(mapping_, mappingSize_);
   path_ = std::move(other.path_);
-  mapping_ = other.mapping_;
-  mappingSize_ = other.mappingSize_;
-  ids_ = other.ids_;
-  count_ = other.count_;
+  mapping_ = std::move(other.mapping_);
+  ids_ = std::exchange(other.ids_, nullptr);
+  count_ = std::exchange(other.count_, 0);
   vocabSize_ = other.vocabSize_;
   width_ = other.width_;
-  other.mapping_ = nullptr;
-  other.mappingSize_ = 0;
-  other.ids_ = nullptr;
-  other.count_ = 0;
   return *this;
 }
 
-TokenFile::~TokenFile() {
-  if (mapping_)
-    ::munmap(mapping_, mappingSize_);
-}
+TokenFile::~TokenFile() = default;
 
 Expected<TokenFile> TokenFile::open(const std::string &path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0)
-    return Status::error("cannot open token file '" + path +
-                         "': " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return Status::error("cannot stat '" + path + "': " + std::strerror(errno));
-  }
-  size_t size = static_cast<size_t>(st.st_size);
-  if (size < kTokenFileHeaderSize) {
-    ::close(fd);
+  Expected<runtime::MappedFile> mapped =
+      runtime::MappedFile::open(path, "token file");
+  if (!mapped)
+    return mapped.status();
+  size_t size = mapped->size();
+  if (size < kTokenFileHeaderSize)
     return corruptTokenFile(
         path, "it has " + std::to_string(size) + " bytes, fewer than the " +
                   std::to_string(kTokenFileHeaderSize) + "-byte header");
-  }
-  void *mapping = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (mapping == MAP_FAILED)
-    return Status::error("cannot map '" + path + "': " + std::strerror(errno));
 
   TokenFile file;
   file.path_ = path;
-  file.mapping_ = mapping;
-  file.mappingSize_ = size;
-  const auto *bytes = static_cast<const unsigned char *>(mapping);
+  file.mapping_ = mapped.take();
+  const unsigned char *bytes = file.mapping_.data();
 
   if (std::memcmp(bytes, kTokenFileMagic, 8) != 0)
     return corruptTokenFile(path, "the magic is not \"KILNTOK1\"");
@@ -366,7 +334,8 @@ Batch BatchSampler::next() {
   batch.targets.resize(static_cast<size_t>(batch_ * seq_));
   uint64_t starts = static_cast<uint64_t>(data_->size() - seq_);
   for (int64_t row = 0; row < batch_; ++row)
-    fillRow(row, static_cast<int64_t>(uniformBelow(rng_, starts)), batch);
+    fillRow(row, static_cast<int64_t>(detail::uniformBelow(rng_, starts)),
+            batch);
   ++drawn_;
   return batch;
 }

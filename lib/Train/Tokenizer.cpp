@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Train/Tokenizer.h"
+#include "Random.h"
 #include "kiln/Runtime/File.h"
 
 #include <sentencepiece_processor.h>
@@ -56,17 +57,6 @@ size_t utf8PrefixLength(std::string_view line, size_t limit) {
   return length;
 }
 
-/// A uniform integer in [0, bound) from `rng`, by rejection, so the result
-/// is the same with every standard library.
-uint64_t uniformBelow(std::mt19937_64 &rng, uint64_t bound) {
-  uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
-  uint64_t value;
-  do {
-    value = rng();
-  } while (value >= limit);
-  return value % bound;
-}
-
 /// The training sentences of `text`: its non-empty lines, cut to
 /// kMaxTokenizerLineBytes, and sampled down to kMaxTokenizerTrainingLines
 /// (keeping their order) when there are more.
@@ -92,7 +82,8 @@ std::vector<std::string> trainingLines(std::string_view text, uint64_t seed) {
     // the text's order.
     std::mt19937_64 rng(seed);
     for (size_t i = 0; i < static_cast<size_t>(kMaxTokenizerTrainingLines); ++i)
-      std::swap(chosen[i], chosen[i + uniformBelow(rng, chosen.size() - i)]);
+      std::swap(chosen[i],
+                chosen[i + detail::uniformBelow(rng, chosen.size() - i)]);
     chosen.resize(kMaxTokenizerTrainingLines);
     std::sort(chosen.begin(), chosen.end());
   }
@@ -105,18 +96,6 @@ std::vector<std::string> trainingLines(std::string_view text, uint64_t seed) {
 
 std::string spmMessage(const sentencepiece::util::Status &status) {
   return status.ToString();
-}
-
-Expected<std::string> readModelFile(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::error("cannot open tokenizer model '" + path +
-                         "': " + std::strerror(errno));
-  std::string bytes((std::istreambuf_iterator<char>(in)),
-                    std::istreambuf_iterator<char>());
-  if (in.bad())
-    return Status::error("cannot read tokenizer model '" + path + "'");
-  return bytes;
 }
 
 /// The `.vocab` file SentencePiece itself would write: "piece\tscore".
@@ -148,7 +127,7 @@ Tokenizer &Tokenizer::operator=(Tokenizer &&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Expected<Tokenizer> Tokenizer::load(const std::string &modelPath) {
-  Expected<std::string> bytes = readModelFile(modelPath);
+  Expected<std::string> bytes = runtime::readFile(modelPath, "tokenizer model");
   if (!bytes)
     return bytes.status();
   Tokenizer tokenizer;

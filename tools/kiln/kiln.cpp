@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Runtime/Artifact.h"
+#include "kiln/Runtime/File.h"
 #include "kiln/Runtime/Npy.h"
 #include "kiln/Train/Corpus.h"
 #include "kiln/Train/Generate.h"
@@ -354,22 +355,6 @@ std::vector<OwnedTensor> runOnce(const Artifact &artifact,
   return outputs.take();
 }
 
-void makeDirectories(const std::string &dir) {
-  std::string prefix;
-  size_t at = 0;
-  while (at != std::string::npos) {
-    at = dir.find('/', at + 1);
-    prefix = dir.substr(0, at);
-    if (prefix.empty())
-      continue;
-    if (::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST)
-      fail("cannot create directory '" + prefix + "': " + std::strerror(errno));
-  }
-  struct stat st;
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    fail("'" + dir + "' is not a directory");
-}
-
 /// An output name as a file name: '/' and leading dots would escape DIR.
 std::string fileNameFor(std::string name) {
   std::replace(name.begin(), name.end(), '/', '_');
@@ -417,7 +402,8 @@ int runCommand(int argc, char **argv) {
   std::vector<NpyArray> arrays;
   std::vector<NamedTensor> inputs = readInputs(entry, options.inputs, arrays);
   if (!options.outputDir.empty())
-    makeDirectories(options.outputDir);
+    if (Status s = makeDirectories(options.outputDir); !s)
+      fail(s.message());
   for (int64_t call = 0; call < options.repeat; ++call) {
     std::vector<OwnedTensor> outputs = runOnce(*artifact, entry, inputs);
     bool last = call + 1 == options.repeat;

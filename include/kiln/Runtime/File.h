@@ -1,6 +1,7 @@
-//===- File.h - Atomic file writes ------------------------------*- C++ -*-===//
+//===- File.h - File helpers and atomic writes ------------------*- C++ -*-===//
 //
-// Every file the runtime and driver write (weights, checkpoints, outputs)
+// Reading whole files, making directories, and atomic writes. Every file
+// the runtime and driver write (weights, checkpoints, outputs)
 // goes through writeFileAtomically: the bytes go to a temporary file in the
 // same directory, are fsync'ed, and the file is renamed over the target, and
 // the directory is fsync'ed. A crash leaves either the old file or the new
@@ -26,6 +27,41 @@ Status writeFileAtomically(const std::string &path,
 /// Writes all of `size` bytes to `fd`, retrying short writes.
 Status writeAll(int fd, const void *data, size_t size,
                 const std::string &pathForMessages);
+
+/// The whole contents of `path`. `what` names the file in messages:
+/// "cannot open <what> '<path>': <reason>".
+Expected<std::string> readFile(const std::string &path,
+                               const std::string &what = "");
+
+/// A whole file mapped read-only, unmapped when destroyed. Move-only. An
+/// empty file has no mapping (data() is null, size() 0).
+class MappedFile {
+public:
+  /// Maps `path`; `what` names the file in messages, as readFile.
+  static Expected<MappedFile> open(const std::string &path,
+                                   const std::string &what = "");
+  MappedFile() = default;
+  MappedFile(MappedFile &&other) noexcept;
+  MappedFile &operator=(MappedFile &&other) noexcept;
+  MappedFile(const MappedFile &) = delete;
+  MappedFile &operator=(const MappedFile &) = delete;
+  ~MappedFile();
+  const unsigned char *data() const {
+    return static_cast<const unsigned char *>(mapping_);
+  }
+  size_t size() const { return size_; }
+
+private:
+  void *mapping_ = nullptr;
+  size_t size_ = 0;
+};
+
+/// Whether anything (file, directory, ...) exists at `path`.
+bool pathExists(const std::string &path);
+
+/// Creates directory `dir` and its missing parents; an error when a part of
+/// it cannot be created or `dir` is not a directory.
+Status makeDirectories(const std::string &dir);
 
 } // namespace kiln::runtime
 

@@ -12,6 +12,7 @@
 #ifndef KILN_RUNTIME_SAFETENSORS_H
 #define KILN_RUNTIME_SAFETENSORS_H
 
+#include "kiln/Runtime/File.h"
 #include "kiln/Runtime/Status.h"
 #include "kiln/Runtime/Tensor.h"
 
@@ -56,8 +57,7 @@ public:
 private:
   SafeTensorsFile() = default;
   std::string path_;
-  void *mapping_ = nullptr;
-  size_t mappingSize_ = 0;
+  MappedFile mapping_;
   const unsigned char *data_ = nullptr;
   std::vector<SafeTensorInfo> tensors_;
   std::map<std::string, size_t> index_;

@@ -20,6 +20,7 @@
 #ifndef KILN_TRAIN_TOKENDATA_H
 #define KILN_TRAIN_TOKENDATA_H
 
+#include "kiln/Runtime/File.h"
 #include "kiln/Runtime/Status.h"
 
 #include <cstdint>
@@ -81,8 +82,7 @@ public:
 private:
   TokenFile() = default;
   std::string path_;
-  void *mapping_ = nullptr;
-  size_t mappingSize_ = 0;
+  runtime::MappedFile mapping_;
   const unsigned char *ids_ = nullptr;
   int64_t count_ = 0;
   int64_t vocabSize_ = 0;

@@ -1,63 +1,22 @@
 //===- TrainTestFiles.h - Scratch files for training tests ------*- C++ -*-===//
 //
-// A per-test temporary directory, helpers to write and read raw bytes, and a
-// deterministic generator of English-like text for training tokenizers.
+// The shared per-test scratch directory, and a deterministic generator of
+// English-like text for training tokenizers.
 //
 //===----------------------------------------------------------------------===//
 
 #ifndef KILN_TEST_UNIT_TRAIN_TRAINTESTFILES_H
 #define KILN_TEST_UNIT_TRAIN_TRAINTESTFILES_H
 
-#include <gtest/gtest.h>
+#include "../ScratchDirTest.h"
 
-#include <algorithm>
 #include <cstdint>
-#include <cstdlib>
-#include <dirent.h>
-#include <fstream>
 #include <random>
 #include <string>
-#include <vector>
 
 namespace kiln::train::testing {
 
-class ScratchDirTest : public ::testing::Test {
-protected:
-  void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "kiln-train-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir = pattern;
-  }
-  void TearDown() override {
-    std::string command = "rm -rf '" + dir + "'";
-    (void)std::system(command.c_str());
-  }
-  std::string path(const std::string &name) const { return dir + "/" + name; }
-  void writeBytes(const std::string &name, const std::string &bytes) const {
-    std::ofstream out(path(name), std::ios::binary);
-    out << bytes;
-  }
-  std::string readBytes(const std::string &name) const {
-    std::ifstream in(path(name), std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  /// The names in the scratch directory, sorted, without "." and "..".
-  std::vector<std::string> listDir() const {
-    std::vector<std::string> names;
-    if (DIR *d = ::opendir(dir.c_str())) {
-      while (dirent *entry = ::readdir(d)) {
-        std::string name = entry->d_name;
-        if (name != "." && name != "..")
-          names.push_back(name);
-      }
-      ::closedir(d);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
-  std::string dir;
-};
+using ScratchDirTest = kiln::testing::ScratchDirTest;
 
 /// About `bytes` bytes of English-like prose: sentences of common words in
 /// paragraphs separated by blank lines, the same for the same seed.
