@@ -27,6 +27,13 @@ config.substitutions.append(("%PYTHON", python))
 if shutil.which("nvidia-smi") and os.path.exists("/dev/nvidia0"):
     config.available_features.add("cuda")
 
+# A `ptxas` feature when the CUDA toolkit is installed: generated PTX is
+# assembled with it (no GPU needed).
+cuda_toolkit = os.environ.get("KILN_CUDA_TOOLKIT", "/usr/local/cuda")
+if os.access(os.path.join(cuda_toolkit, "bin", "ptxas"), os.X_OK):
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", os.path.join(cuda_toolkit, "bin", "ptxas")))
+
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 

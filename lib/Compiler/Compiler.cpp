@@ -15,6 +15,7 @@
 #include "kiln/Runtime/File.h"
 #include "kiln/Runtime/SafeTensors.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
+#include "kiln/Target/CUDA/CUDAPipeline.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -26,7 +27,9 @@
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -356,12 +359,100 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
   return llvm::Error::success();
 }
 
+namespace {
+llvm::Error cudaPipelineOptions(const CUDATargetOptions &options,
+                                CUDAPipelineOptions &pipeline) {
+  StringRef arch = options.arch;
+  unsigned number = 0;
+  if (!arch.consume_front("sm_") || arch.getAsInteger(10, number) ||
+      number < 70)
+    return error("unknown --cuda-arch '" + options.arch +
+                 "' (expected sm_70 or later, such as sm_80 or sm_90)");
+  pipeline.arch = options.arch;
+  pipeline.toolkit = options.toolkit;
+  if (options.image == "ptx")
+    pipeline.image = "isa";
+  else if (options.image == "cubin")
+    pipeline.image = "bin";
+  else if (options.image == "fatbin")
+    pipeline.image = "fatbin";
+  else
+    return error("unknown --cuda-image '" + options.image +
+                 "' (expected ptx, cubin or fatbin)");
+  if (options.image != "ptx" &&
+      !llvm::sys::fs::can_execute(options.toolkit + "/bin/ptxas"))
+    return error("--cuda-image " + options.image + " needs the CUDA toolkit's "
+                 "ptxas, and '" + options.toolkit + "/bin/ptxas' is missing "
+                 "(set --cuda-toolkit, or embed PTX with --cuda-image ptx)");
+  return llvm::Error::success();
+}
+} // namespace
+
+llvm::Expected<std::vector<std::pair<std::string, std::string>>>
+mlir::kiln::generatePTX(ModuleOp module, const CUDATargetOptions &options) {
+  CUDATargetOptions ptxOptions = options;
+  ptxOptions.image = "ptx";
+  CUDAPipelineOptions pipeline;
+  if (llvm::Error err = cudaPipelineOptions(ptxOptions, pipeline))
+    return std::move(err);
+  OwningOpRef<ModuleOp> lowered = module.clone();
+  if (failed(lowerToCUDAArtifactLLVM(*lowered, pipeline)))
+    return error("lowering for cuda failed (see the diagnostics above)");
+  std::vector<std::pair<std::string, std::string>> result;
+  for (auto &[name, text] : getEmbeddedPTX(*lowered))
+    result.emplace_back(name, text);
+  return result;
+}
+
+llvm::Error mlir::kiln::checkPTXWithPtxas(
+    const std::vector<std::pair<std::string, std::string>> &ptx,
+    const CUDATargetOptions &options, bool &checked) {
+  std::string ptxas = options.toolkit + "/bin/ptxas";
+  checked = llvm::sys::fs::can_execute(ptxas);
+  if (!checked)
+    return llvm::Error::success();
+  llvm::SmallString<128> dir;
+  if (std::error_code ec =
+          llvm::sys::fs::createUniqueDirectory("kiln-ptxas", dir))
+    return error("cannot create a temporary directory for ptxas: " +
+                 ec.message());
+  llvm::scope_exit cleanup([&] { llvm::sys::fs::remove_directories(dir); });
+  std::string input = (dir + "/kernel.ptx").str();
+  std::string output = (dir + "/kernel.cubin").str();
+  std::string log = (dir + "/ptxas.log").str();
+  for (const auto &[name, text] : ptx) {
+    std::error_code ec;
+    {
+      llvm::raw_fd_ostream os(input, ec);
+      if (ec)
+        return error("cannot write '" + input + "': " + ec.message());
+      os << text;
+    }
+    llvm::SmallVector<llvm::StringRef> args = {
+        ptxas, "-arch", options.arch, "-o", output, input};
+    std::optional<llvm::StringRef> redirects[] = {std::nullopt, log, log};
+    std::string message;
+    int status = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt,
+                                           redirects, 0, 0, &message);
+    if (status != 0) {
+      std::string diagnostics;
+      if (auto buffer = llvm::MemoryBuffer::getFile(log))
+        diagnostics = (*buffer)->getBuffer().trim().str();
+      return error("ptxas rejects the PTX of kernel module '" + name +
+                   "' for " + options.arch + ": " +
+                   (diagnostics.empty() ? message : diagnostics));
+    }
+  }
+  return llvm::Error::success();
+}
+
 llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                                         const CompileOptions &options,
                                         StringRef outputDir) {
-  if (options.target != "cpu")
-    return error("target '" + options.target +
-                 "' is not supported yet (expected cpu)");
+  bool cuda = options.target == "cuda";
+  if (options.target != "cpu" && !cuda)
+    return error("unknown target '" + options.target +
+                 "' (expected cpu or cuda)");
   auto log = [&](const llvm::Twine &message) {
     if (options.verbose)
       llvm::errs() << "kiln-compile: " << message << "\n";
@@ -433,10 +524,30 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   });
 
   // Lower a clone to the LLVM dialect.
-  log("lowering to LLVM (kiln-cpu-pipeline)");
+  log(cuda ? "lowering to host code and PTX kernels (kiln-cuda-pipeline, " +
+                 options.cuda.arch + ")"
+           : llvm::Twine("lowering to LLVM (kiln-cpu-pipeline)"));
   OwningOpRef<ModuleOp> lowered = module.clone();
-  if (failed(lowerToArtifactLLVM(*lowered)))
+  if (cuda) {
+    CUDAPipelineOptions pipeline;
+    if (llvm::Error err = cudaPipelineOptions(options.cuda, pipeline))
+      return err;
+    if (failed(lowerToCUDAArtifactLLVM(*lowered, pipeline)))
+      return error("lowering for cuda failed (see the diagnostics above)");
+    if (options.cuda.image == "ptx") {
+      bool checked = false;
+      std::vector<std::pair<std::string, std::string>> ptx;
+      for (auto &[name, text] : getEmbeddedPTX(*lowered))
+        ptx.emplace_back(name, text);
+      if (llvm::Error err = checkPTXWithPtxas(ptx, options.cuda, checked))
+        return err;
+      log(checked ? llvm::Twine(ptx.size()) + " kernels assemble with ptxas"
+                  : llvm::Twine("no ptxas in '") + options.cuda.toolkit +
+                        "': the PTX was not checked");
+    }
+  } else if (failed(lowerToArtifactLLVM(*lowered))) {
     return error("lowering to LLVM failed (see the diagnostics above)");
+  }
 
   // Each entry point's parameters, in argument order, from the C
   // interfaces' kiln.parameter tags.
@@ -455,7 +566,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     entry["parameters"] = std::move(used);
   }
 
-  log("generating code for cpu '" + options.cpu.cpu + "'");
+  log("generating " + llvm::Twine(cuda ? "host " : "") + "code for cpu '" +
+      options.cpu.cpu + "'");
   llvm::LLVMContext llvmContext;
   CPUTargetInfo targetInfo;
   auto llvmModule =
@@ -466,17 +578,26 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   if (llvm::Error err = emitObjectFile(**llvmModule, options.cpu, object))
     return err;
   log("linking module.so");
-  // The OpenMP runtime travels with the artifact, so it runs where only
-  // libc and libstdc++ are installed.
-  std::string openmp = inStaged("libomp.so.5");
-  if (std::error_code ec =
-          llvm::sys::fs::copy_file(getOpenMPRuntimePath(), openmp))
-    return error("cannot copy the OpenMP runtime '" + getOpenMPRuntimePath() +
-                 "' into the artifact: " + ec.message() +
-                 " (install libomp-22-dev)");
-  if (llvm::Error err =
-          linkSharedLibrary(object, inStaged("module.so"), {openmp}))
-    return err;
+  if (cuda) {
+    // Host code needs only libc: the runtime provides the GPU services
+    // through the table kiln_gpu_bind installs (GpuApi.h).
+    if (llvm::Error err = linkSharedLibrary(
+            object, inStaged("module.so"), {},
+            {"libkiln_module_support.a", "libkiln_gpu_module_support.a"}))
+      return err;
+  } else {
+    // The OpenMP runtime travels with the artifact, so it runs where only
+    // libc and libstdc++ are installed.
+    std::string openmp = inStaged("libomp.so.5");
+    if (std::error_code ec =
+            llvm::sys::fs::copy_file(getOpenMPRuntimePath(), openmp))
+      return error("cannot copy the OpenMP runtime '" +
+                   getOpenMPRuntimePath() + "' into the artifact: " +
+                   ec.message() + " (install libomp-22-dev)");
+    if (llvm::Error err =
+            linkSharedLibrary(object, inStaged("module.so"), {openmp}))
+      return err;
+  }
   llvm::sys::fs::remove(object);
 
   // The weights were written by the thread started above.
@@ -516,9 +637,15 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   json::Object manifest{
       {"format", "kiln-artifact"},
       {"format_version", 1},
-      {"target", "cpu"},
-      {"target_options", json::Object{{"cpu", targetInfo.cpu},
-                                      {"triple", targetInfo.triple}}},
+      {"target", cuda ? "cuda" : "cpu"},
+      {"target_options",
+       cuda ? json::Object{{"cuda_arch", options.cuda.arch},
+                           {"image", options.cuda.image},
+                           {"ptx_version", "8.0"},
+                           {"host_cpu", targetInfo.cpu},
+                           {"triple", targetInfo.triple}}
+            : json::Object{{"cpu", targetInfo.cpu},
+                           {"triple", targetInfo.triple}}},
       {"source", json::Object{{"path", options.sourcePath},
                               {"sha256", options.sourceSHA256}}},
       {"compile_options", std::move(compileOptions)},

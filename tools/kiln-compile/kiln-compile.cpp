@@ -43,7 +43,7 @@ using namespace mlir;
 namespace cl = llvm::cl;
 
 namespace {
-enum class EmitKind { Kiln, Decomposed, Cost, Summary, LLVM };
+enum class EmitKind { Kiln, Decomposed, Cost, Summary, LLVM, PTX };
 
 cl::OptionCategory category("kiln-compile options");
 
@@ -65,7 +65,10 @@ cl::opt<EmitKind> emit(
         clEnumValN(EmitKind::Summary, "summary",
                    "a short summary: parameters, entry points, op counts"),
         clEnumValN(EmitKind::LLVM, "llvm",
-                   "the optimized LLVM IR the CPU backend generates")),
+                   "the optimized LLVM IR the CPU backend generates"),
+        clEnumValN(EmitKind::PTX, "ptx",
+                   "the PTX of every kernel the CUDA backend generates "
+                   "(for --cuda-arch)")),
     cl::cat(category));
 
 cl::opt<int64_t> batch("batch",
@@ -79,9 +82,25 @@ cl::opt<int64_t> seq("seq",
 
 cl::opt<std::string> target(
     "target",
-    cl::desc("Build an artifact for this target (cpu) in the -o directory "
-             "instead of printing"),
-    cl::value_desc("cpu"), cl::init(""), cl::cat(category));
+    cl::desc("Build an artifact for this target (cpu or cuda) in the -o "
+             "directory instead of printing"),
+    cl::value_desc("cpu|cuda"), cl::init(""), cl::cat(category));
+cl::opt<std::string> cudaArch(
+    "cuda-arch",
+    cl::desc("GPU architecture of --target cuda and --emit=ptx: sm_90 "
+             "(default, H100/H200), sm_80 (A100), ..."),
+    cl::init("sm_90"), cl::cat(category));
+cl::opt<std::string> cudaImage(
+    "cuda-image",
+    cl::desc("Kernels embedded in a cuda module.so: ptx (default; the "
+             "driver compiles them at load), cubin or fatbin (need ptxas "
+             "here and a driver as new as the toolkit there)"),
+    cl::init("ptx"), cl::cat(category));
+cl::opt<std::string> cudaToolkit(
+    "cuda-toolkit",
+    cl::desc("CUDA toolkit directory; its ptxas checks every kernel "
+             "(default /usr/local/cuda)"),
+    cl::init("/usr/local/cuda"), cl::cat(category));
 cl::opt<std::string> weightsPath(
     "weights",
     cl::desc("Weights (safetensors) for the artifact, checked by name, "
@@ -92,8 +111,9 @@ cl::opt<uint64_t> seed("seed",
                        cl::init(0), cl::cat(category));
 cl::opt<std::string> cpu(
     "cpu",
-    cl::desc("CPU to generate code for: native (default), x86-64-v3, "
-             "x86-64-v4"),
+    cl::desc("CPU to generate code for: native (default for --target cpu), "
+             "x86-64-v3, x86-64-v4; the host code of --target cuda defaults "
+             "to x86-64, for any GPU machine"),
     cl::init("native"), cl::cat(category));
 cl::opt<bool> verbose("v", cl::desc("Print progress while building an artifact"),
                       cl::init(false), cl::cat(category));
@@ -164,10 +184,14 @@ the family) or a kiln IR file (.mlir) and prints:
   --emit=cost        the kiln-cost-report of the graph
   --emit=summary     parameter count, entry point signatures, op counts
   --emit=llvm        the optimized LLVM IR of the CPU backend
+  --emit=ptx         the PTX kernels of the CUDA backend (--cuda-arch)
 
 With --target cpu -o NAME.kiln it writes an artifact instead: module.so,
 manifest.json and weights.safetensors (from --weights, or initialized from
-the init rules with --seed); see docs/artifacts.md.
+the init rules with --seed); see docs/artifacts.md. With --target cuda the
+artifact's module.so launches PTX kernels (--cuda-arch) through the CUDA
+driver the runtime loads; the toolkit's ptxas checks every kernel when it
+is installed (docs/cuda.md).
 
 With --mode train the graph also gets a next-token cross-entropy loss (or
 the module's own @loss), its gradient (kiln-autodiff) and an optimizer step
@@ -182,6 +206,9 @@ Examples:
   kiln-compile models/gpt2-tiny.json --target cpu -o /tmp/gpt2-tiny.kiln
   kiln-compile models/gpt2-tiny.json --mode train --optimizer adamw \
       --batch 8 --seq 64 --target cpu -o /tmp/gpt2-tiny-train.kiln
+  kiln-compile models/gpt2-tiny.json --target cuda --cuda-arch sm_90 \
+      -o /tmp/gpt2-tiny-cuda.kiln
+  kiln-compile models/gpt2-tiny.json --emit=ptx --cuda-arch sm_80
   kiln-compile models/gpt2-small.json --emit=kiln --batch 1 --seq 1024
   kiln-compile models/bert-base.json --emit=cost --seq 512 --json
   kiln-compile models/mlp.mlir --emit=decomposed -o mlp.decomposed.mlir
@@ -350,15 +377,27 @@ int main(int argc, char **argv) {
   }
 
   if (!target.empty()) {
-    if (target != "cpu")
-      return fail("unknown --target '" + target + "' (expected cpu)");
+    if (target != "cpu" && target != "cuda")
+      return fail("unknown --target '" + target + "' (expected cpu or cuda)");
     if (emit.getNumOccurrences())
       return fail("--emit and --target are exclusive: --target writes an "
                   "artifact");
     if (outputPath == "-")
       return fail("--target needs -o NAME.kiln, the artifact directory");
     kiln::CompileOptions options;
+    options.target = target;
     options.cpu.cpu = cpu;
+    if (target == "cuda") {
+      if (!cpu.getNumOccurrences())
+        options.cpu.cpu = "x86-64";
+      options.cuda.arch = cudaArch;
+      options.cuda.image = cudaImage;
+      options.cuda.toolkit = cudaToolkit;
+    } else {
+      for (const char *name : {"cuda-arch", "cuda-image", "cuda-toolkit"})
+        if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
+          return fail(std::string("--") + name + " needs --target cuda");
+    }
     options.seed = seed;
     if (!weightsPath.empty())
       options.weightsPath = weightsPath.getValue();
@@ -371,7 +410,8 @@ int main(int argc, char **argv) {
       return nullptr;
     };
     options.recordedOptions = llvm::json::Object{
-        {"batch", sizeJson(batch)}, {"seq", sizeJson(seq)}, {"cpu", cpu},
+        {"batch", sizeJson(batch)}, {"seq", sizeJson(seq)},
+        {"cpu", options.cpu.cpu},
         {"mode", mode == Mode::Train ? "train" : "inference"}};
     if (mode == Mode::Train)
       options.recordedOptions["training"] = llvm::json::Object{
@@ -386,6 +426,23 @@ int main(int argc, char **argv) {
     if (llvm::Error error =
             kiln::compileArtifact(**module, options, outputPath))
       return fail(llvm::toString(std::move(error)));
+    return 0;
+  }
+
+  if (emit == EmitKind::PTX) {
+    kiln::CUDATargetOptions cuda;
+    cuda.arch = cudaArch;
+    cuda.toolkit = cudaToolkit;
+    auto ptx = kiln::generatePTX(**module, cuda);
+    if (!ptx)
+      return fail(llvm::toString(ptx.takeError()));
+    std::string message;
+    auto output = openOutputFile(outputPath, &message);
+    if (!output)
+      return fail(message);
+    for (const auto &[name, text] : *ptx)
+      output->os() << "// kernel module " << name << "\n" << text << "\n";
+    output->keep();
     return 0;
   }
 

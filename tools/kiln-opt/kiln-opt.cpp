@@ -10,6 +10,7 @@
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
+#include "kiln/Target/CUDA/CUDAPipeline.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -32,6 +33,8 @@ int main(int argc, char **argv) {
   mlir::kiln::registerKilnConversionPasses();
   mlir::kiln::registerKilnCPUPipeline();
   mlir::kiln::registerKilnCPUDialects(registry);
+  mlir::kiln::registerKilnCUDAPipeline();
+  mlir::kiln::registerKilnCUDADialects(registry);
   return mlir::asMainReturnCode(mlir::MlirOptMain(
       argc, argv, "Kiln optimizer: kiln IR in, transformed kiln IR out\n",
       registry));

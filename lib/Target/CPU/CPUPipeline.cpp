@@ -297,11 +297,11 @@ struct ApproximateMathPass
 };
 } // namespace
 
-void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
-                                      const CPUPipelineOptions &options) {
+void mlir::kiln::buildKilnToLinalgStages(OpPassManager &pm,
+                                         ArrayRef<std::string> keep) {
   // Graph level.
   KilnDecomposePassOptions decompose;
-  decompose.keep = llvm::to_vector(options.keepComposites);
+  decompose.keep = llvm::to_vector(keep);
   pm.addNestedPass<func::FuncOp>(createKilnDecomposePass(decompose));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
@@ -317,6 +317,34 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createFuseElementwiseWithoutRecomputationPass());
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+}
+
+void mlir::kiln::buildKilnBufferizeStages(OpPassManager &pm) {
+  // Parameter updates are computed in the parameters' buffers.
+  pm.addPass(std::make_unique<LowerParameterStoresPass>());
+  pm.addPass(bufferization::createEmptyTensorEliminationPass());
+  bufferization::OneShotBufferizePassOptions bufferize;
+  bufferize.bufferizeFunctionBoundaries = true;
+  bufferize.functionBoundaryTypeConversion =
+      bufferization::LayoutMapOption::IdentityLayoutMap;
+  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+}
+
+std::unique_ptr<Pass> mlir::kiln::createEmitCInterfacesPass() {
+  return std::make_unique<EmitCInterfacesPass>();
+}
+
+std::unique_ptr<Pass> mlir::kiln::createSequentializeInnerParallelPass() {
+  return std::make_unique<SequentializeInnerParallelPass>();
+}
+
+std::unique_ptr<Pass> mlir::kiln::createApproximateMathPass() {
+  return std::make_unique<ApproximateMathPass>();
+}
+
+void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
+                                      const CPUPipelineOptions &options) {
+  buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites));
 
   // Register tiles for matmuls.
   pm.addNestedPass<func::FuncOp>(createTileAndVectorizeContractionsPass());
@@ -326,14 +354,8 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
 
-  // Buffers. Parameter updates are computed in the parameters' buffers.
-  pm.addPass(std::make_unique<LowerParameterStoresPass>());
-  pm.addPass(bufferization::createEmptyTensorEliminationPass());
-  bufferization::OneShotBufferizePassOptions bufferize;
-  bufferize.bufferizeFunctionBoundaries = true;
-  bufferize.functionBoundaryTypeConversion =
-      bufferization::LayoutMapOption::IdentityLayoutMap;
-  pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
+  // Buffers.
+  buildKilnBufferizeStages(pm);
   // Parallel dimensions become scf.parallel; only the outermost parallel
   // loop of each nest runs on threads (OpenMP), inner ones stay sequential.
   pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());

@@ -210,21 +210,28 @@ std::string mlir::kiln::getOpenMPRuntimePath() {
 
 llvm::Error mlir::kiln::linkSharedLibrary(
     llvm::StringRef objectPath, llvm::StringRef libraryPath,
-    llvm::ArrayRef<std::string> sharedLibraries) {
+    llvm::ArrayRef<std::string> sharedLibraries,
+    llvm::ArrayRef<std::string> supportLibraries) {
   auto cc = llvm::sys::findProgramByName("cc");
   if (!cc)
     return llvm::createStringError(
         "no C compiler driver 'cc' on PATH to link module.so (install gcc)");
-  // The support library sits in ../lib next to the compiler's binary.
+  // The support libraries sit in ../lib next to the compiler's binary.
   std::string executable = llvm::sys::fs::getMainExecutable(
       nullptr, reinterpret_cast<void *>(&linkSharedLibrary));
-  llvm::SmallString<256> support(llvm::sys::path::parent_path(executable));
-  llvm::sys::path::append(support, "..", "lib", "libkiln_module_support.a");
-  if (!llvm::sys::fs::exists(support))
-    return llvm::createStringError("the module support library is missing: '" +
-                                   support + "'");
-  llvm::SmallVector<llvm::StringRef> args = {
-      *cc, "-shared", "-o", libraryPath, objectPath, support};
+  llvm::SmallVector<std::string> supports;
+  for (const std::string &name : supportLibraries) {
+    llvm::SmallString<256> support(llvm::sys::path::parent_path(executable));
+    llvm::sys::path::append(support, "..", "lib", name);
+    if (!llvm::sys::fs::exists(support))
+      return llvm::createStringError("a module support library is missing: '" +
+                                     support + "'");
+    supports.push_back(std::string(support));
+  }
+  llvm::SmallVector<llvm::StringRef> args = {*cc, "-shared", "-o", libraryPath,
+                                             objectPath};
+  for (const std::string &support : supports)
+    args.push_back(support);
   for (const std::string &library : sharedLibraries)
     args.push_back(library);
   args.append({"-lm", "-Wl,-rpath,$ORIGIN",

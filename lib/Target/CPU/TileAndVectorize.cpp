@@ -53,27 +53,10 @@ struct TileAndVectorizeContractionsPass
     registry.insert<scf::SCFDialect, vector::VectorDialect>();
   }
 
-  /// The iteration dims of a kiln matmul contraction: (batch..., m, k, n)
-  /// with k the only reduction, f32 operands, a mul-add body and maps that
-  /// are projected permutations.
-  static bool isKilnContraction(linalg::GenericOp op) {
-    if (op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
-        !linalg::isaContractionOpInterface(op))
-      return false;
-    auto iterators = op.getIteratorTypesArray();
-    int64_t loops = iterators.size();
-    if (loops < 3 || iterators[loops - 2] != utils::IteratorType::reduction)
-      return false;
-    for (int64_t i = 0; i < loops; ++i)
-      if (i != loops - 2 && iterators[i] != utils::IteratorType::parallel)
-        return false;
-    return getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32();
-  }
-
   void runOnOperation() final {
     SmallVector<linalg::GenericOp> contractions;
     getOperation().walk([&](linalg::GenericOp op) {
-      if (isKilnContraction(op))
+      if (kiln::isKilnContraction(op))
         contractions.push_back(op);
     });
     IRRewriter rewriter(&getContext());
@@ -299,4 +282,19 @@ std::unique_ptr<Pass> mlir::kiln::createFuseElementwiseWithoutRecomputationPass(
 
 std::unique_ptr<Pass> mlir::kiln::createTileAndVectorizeContractionsPass() {
   return std::make_unique<TileAndVectorizeContractionsPass>();
+}
+
+bool mlir::kiln::isKilnContraction(Operation *operation) {
+  auto op = dyn_cast<linalg::GenericOp>(operation);
+  if (!op || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
+      !linalg::isaContractionOpInterface(op))
+    return false;
+  auto iterators = op.getIteratorTypesArray();
+  int64_t loops = iterators.size();
+  if (loops < 3 || iterators[loops - 2] != utils::IteratorType::reduction)
+    return false;
+  for (int64_t i = 0; i < loops; ++i)
+    if (i != loops - 2 && iterators[i] != utils::IteratorType::parallel)
+      return false;
+  return getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32();
 }

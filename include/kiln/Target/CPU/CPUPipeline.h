@@ -28,6 +28,29 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 /// and to LLVM. Entry functions get C interfaces (`_mlir_ciface_<name>`).
 void buildKilnCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
+/// The target-independent front of every backend: kiln-decompose (keeping
+/// the `keep` composites), inlining, convert-kiln-to-linalg, externalized
+/// parameters and elementwise fusion.
+void buildKilnToLinalgStages(OpPassManager &pm, ArrayRef<std::string> keep);
+
+/// Parameter stores to in-place writes, empty-tensor elimination and
+/// one-shot bufferization with identity layouts at function boundaries.
+void buildKilnBufferizeStages(OpPassManager &pm);
+
+/// Marks public functions for `_mlir_ciface_` wrappers (the artifact ABI).
+std::unique_ptr<Pass> createEmitCInterfacesPass();
+
+/// Rewrites scf.parallel loops nested in other loops into scf.for loops.
+std::unique_ptr<Pass> createSequentializeInnerParallelPass();
+
+/// Polynomial approximations of exp, tanh and erf.
+std::unique_ptr<Pass> createApproximateMathPass();
+
+/// True for the matmul contractions convert-kiln-to-linalg emits: a
+/// linalg.generic over (batch..., m, k, n) with k the only reduction, a
+/// mul-add body and f32 operands.
+bool isKilnContraction(Operation *op);
+
 /// Register-tiles and vectorizes kiln's (batch, m, k, n) f32 contractions
 /// (TileAndVectorize.cpp).
 std::unique_ptr<Pass> createTileAndVectorizeContractionsPass();

@@ -49,11 +49,14 @@ llvm::Error emitObjectFile(llvm::Module &llvmModule,
                            llvm::StringRef objectPath);
 
 /// Links an object file into a shared library with the system C compiler
-/// driver (`cc`), against libm, the module support library and
-/// `sharedLibraries` (found at run time next to the library: RPATH $ORIGIN).
-llvm::Error linkSharedLibrary(llvm::StringRef objectPath,
-                              llvm::StringRef libraryPath,
-                              llvm::ArrayRef<std::string> sharedLibraries = {});
+/// driver (`cc`), against libm, the static `supportLibraries` (found in
+/// ../lib next to the compiler's binary) and `sharedLibraries` (found at
+/// run time next to the library: RPATH $ORIGIN).
+llvm::Error linkSharedLibrary(
+    llvm::StringRef objectPath, llvm::StringRef libraryPath,
+    llvm::ArrayRef<std::string> sharedLibraries = {},
+    llvm::ArrayRef<std::string> supportLibraries = {
+        "libkiln_module_support.a"});
 
 /// The OpenMP runtime generated code uses for its parallel loops; artifacts
 /// carry a copy of it (it needs only libc).

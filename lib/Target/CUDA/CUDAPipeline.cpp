@@ -1,0 +1,641 @@
+//===- CUDAPipeline.cpp - kiln IR to host code and PTX kernels ------------===//
+//
+// The first CUDA pipeline is the correctness baseline, as the CPU one once
+// was: after the shared front (kiln -> linalg -> buffers),
+//   - f32 matmul contractions call cuBLASLt through the runtime
+//     (kiln_gpu_gemm, GpuApi.h), looping on the host over all batch dims
+//     but the last, which is cuBLASLt's strided batch;
+//   - every other loop nest becomes one kernel: copies are linalg ops too,
+//     reductions are moved innermost (a thread per output element walks
+//     them), the parallel dims are collapsed into one and tiled by the
+//     block size (blocks x threads); loop nests without a parallel dim run
+//     in a one-thread kernel;
+//   - host allocations become device allocations (gpu.alloc), so that the
+//     host code never touches device memory (checked: a load or store left
+//     on the host is an error).
+// Fused reductions (softmax, layer_norm) with warp shuffles, attention and
+// bf16 come next; see docs/performance.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Target/CUDA/CUDAPipeline.h"
+
+#include "kiln/Target/CPU/CPUPipeline.h"
+#include "kiln/Target/CPU/ObjectEmission.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/Transforms/Passes.h"
+#include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/ParallelLoopMapper.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/LLVMIR/Transforms/OptimizeForNVVM.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SCF/Transforms/Passes.h"
+#include "mlir/Dialect/SCF/Transforms/Transforms.h"
+#include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Pass/Pass.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+using namespace mlir::kiln;
+
+namespace {
+
+constexpr llvm::StringLiteral kGemmFunction = "kiln_gpu_gemm";
+
+/// True when `op` is nested in a loop or launch that will run on the GPU.
+bool isInDeviceCode(Operation *op) {
+  return op->getParentOfType<gpu::LaunchOp>() ||
+         op->getParentOfType<gpu::GPUFuncOp>();
+}
+
+//===----------------------------------------------------------------------===//
+// Matmuls to library calls
+//===----------------------------------------------------------------------===//
+
+/// Rewrites each f32 (batch..., m, k, n) contraction on buffers into calls
+/// of kiln_gpu_gemm: one call per index of the batch dims but the last,
+/// which becomes the call's strided batch. An operand whose layout cuBLASLt
+/// cannot take (no unit stride along either of its matrix dims, or strides
+/// unknown at compile time) leaves the op to the generated kernels.
+struct MatmulsToLibraryCallsPass
+    : PassWrapper<MatmulsToLibraryCallsPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MatmulsToLibraryCallsPass)
+  StringRef getArgument() const final { return "kiln-gpu-matmuls-to-library"; }
+  StringRef getDescription() const final {
+    return "f32 matmul contractions on buffers to kiln_gpu_gemm calls";
+  }
+  void getDependentDialects(DialectRegistry &registry) const final {
+    registry.insert<scf::SCFDialect, memref::MemRefDialect,
+                    arith::ArithDialect, func::FuncDialect>();
+  }
+
+  /// How one operand enters the call: its memref, the positions of its two
+  /// matrix dims in the memref and whether it is stored transposed.
+  struct Operand {
+    Value memref;
+    AffineMap map;
+    int64_t rowPos = -1, colPos = -1; // memref dims of (m,k), (k,n) or (m,n)
+    bool transposed = false;
+  };
+
+  /// Finds where loop dims `row` and `col` sit in `map` and picks the
+  /// layout: unit stride along `col` (plain) or along `row` (transposed).
+  static std::optional<Operand> classify(Value memref, AffineMap map,
+                                         unsigned row, unsigned col) {
+    auto type = dyn_cast<MemRefType>(memref.getType());
+    if (!type)
+      return std::nullopt;
+    Operand operand{memref, map};
+    for (unsigned p = 0; p < map.getNumResults(); ++p) {
+      if (map.getResult(p) == getAffineDimExpr(row, map.getContext()))
+        operand.rowPos = p;
+      if (map.getResult(p) == getAffineDimExpr(col, map.getContext()))
+        operand.colPos = p;
+    }
+    if (operand.rowPos < 0 || operand.colPos < 0)
+      return std::nullopt;
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    if (failed(type.getStridesAndOffset(strides, offset)))
+      return std::nullopt;
+    if (strides[operand.colPos] == 1)
+      return operand;
+    if (strides[operand.rowPos] == 1) {
+      operand.transposed = true;
+      return operand;
+    }
+    return std::nullopt;
+  }
+
+  void runOnOperation() final {
+    ModuleOp module = getOperation();
+    SmallVector<linalg::GenericOp> contractions;
+    module.walk([&](linalg::GenericOp op) {
+      if (op.hasPureBufferSemantics() && isKilnContraction(op))
+        contractions.push_back(op);
+    });
+    if (contractions.empty())
+      return;
+    MLIRContext *ctx = &getContext();
+    OpBuilder builder(ctx);
+    Type i32 = builder.getI32Type(), i64 = builder.getI64Type(),
+         f32 = builder.getF32Type();
+    if (!module.lookupSymbol<func::FuncOp>(kGemmFunction)) {
+      builder.setInsertionPointToEnd(module.getBody());
+      SmallVector<Type> args = {i32, i32, i32, i64, i64, i64, i64,
+                                i64, i64, i64, i64, i64, i64, i64,
+                                i64, i64, f32, f32};
+      auto decl = func::FuncOp::create(builder, module.getLoc(), kGemmFunction,
+                                       builder.getFunctionType(args, {}));
+      decl.setPrivate();
+    }
+    for (linalg::GenericOp op : contractions)
+      rewrite(op);
+  }
+
+  void rewrite(linalg::GenericOp op) {
+    unsigned loops = op.getNumLoops();
+    unsigned batch = loops - 3, m = loops - 3, k = loops - 2, n = loops - 1;
+    auto maps = op.getIndexingMapsArray();
+    auto a = classify(op.getDpsInputs()[0], maps[0], m, k);
+    auto b = classify(op.getDpsInputs()[1], maps[1], k, n);
+    auto c = classify(op.getDpsInits()[0], maps[2], m, n);
+    // The result must be written row-major (cuBLASLt's transposed output
+    // is not offered through kiln_gpu_gemm).
+    if (!a || !b || !c || c->transposed)
+      return;
+
+    OpBuilder builder(op);
+    Location loc = op.getLoc();
+    auto index = [&](int64_t v) {
+      return arith::ConstantIndexOp::create(builder, loc, v).getResult();
+    };
+    auto toI64 = [&](Value v) {
+      return arith::IndexCastOp::create(builder, loc, builder.getI64Type(), v)
+          .getResult();
+    };
+    struct Meta {
+      Value aligned, offset;
+      SmallVector<Value> sizes, strides;
+    };
+    auto metadata = [&](Operand &operand) {
+      auto meta =
+          memref::ExtractStridedMetadataOp::create(builder, loc, operand.memref);
+      Meta result;
+      result.aligned = memref::ExtractAlignedPointerAsIndexOp::create(
+          builder, loc, meta.getBaseBuffer());
+      result.offset = meta.getOffset();
+      result.sizes.assign(meta.getSizes().begin(), meta.getSizes().end());
+      result.strides.assign(meta.getStrides().begin(), meta.getStrides().end());
+      return result;
+    };
+    Meta ma = metadata(*a), mb = metadata(*b), mc = metadata(*c);
+    // The stride of loop dim `d` in an operand (0 when the operand does not
+    // vary along it: broadcast).
+    auto loopStride = [&](Operand &operand, Meta &meta, unsigned d) -> Value {
+      for (unsigned p = 0; p < operand.map.getNumResults(); ++p)
+        if (operand.map.getResult(p) == getAffineDimExpr(d, op.getContext()))
+          return meta.strides[p];
+      return index(0);
+    };
+    auto leading = [&](Operand &operand, Meta &meta) {
+      // Row stride of the stored matrix: along the row dim when plain,
+      // along the column dim when stored transposed.
+      return meta.strides[operand.transposed ? operand.colPos : operand.rowPos];
+    };
+    Value sizeM = mc.sizes[c->rowPos], sizeN = mc.sizes[c->colPos];
+    Value sizeK = ma.sizes[a->colPos];
+    Value batchCount = index(1);
+    Value strideA = index(0), strideB = index(0), strideC = index(0);
+    if (batch > 0) {
+      unsigned last = batch - 1;
+      batchCount = mc.sizes[c->map.getDimPosition(last)];
+      strideA = loopStride(*a, ma, last);
+      strideB = loopStride(*b, mb, last);
+      strideC = loopStride(*c, mc, last);
+    }
+
+    // Host loops over the outer batch dims.
+    SmallVector<Value> ivs;
+    for (unsigned d = 0; d + 1 < batch; ++d) {
+      auto loop = scf::ForOp::create(builder, loc, index(0),
+                                     mc.sizes[c->map.getDimPosition(d)],
+                                     index(1));
+      builder.setInsertionPoint(loop.getBody()->getTerminator());
+      ivs.push_back(loop.getInductionVar());
+    }
+    auto pointer = [&](Operand &operand, Meta &meta) {
+      Value offset = meta.offset;
+      for (unsigned d = 0; d < ivs.size(); ++d)
+        offset = arith::AddIOp::create(
+            builder, loc, offset,
+            arith::MulIOp::create(builder, loc, ivs[d],
+                                  loopStride(operand, meta, d)));
+      Value bytes = arith::MulIOp::create(builder, loc, offset, index(4));
+      return toI64(arith::AddIOp::create(builder, loc, meta.aligned, bytes));
+    };
+    auto i32 = [&](int64_t v) {
+      return arith::ConstantIntOp::create(builder, loc, builder.getI32Type(), v)
+          .getResult();
+    };
+    Value one = arith::ConstantFloatOp::create(
+        builder, loc, builder.getF32Type(), APFloat(1.0f));
+    // The generic accumulates into its output (initialized by a fill
+    // before it), so beta is 1.
+    SmallVector<Value> args = {i32(0), // KILN_GPU_F32
+                               i32(a->transposed),
+                               i32(b->transposed),
+                               toI64(batchCount),
+                               toI64(sizeM),
+                               toI64(sizeN),
+                               toI64(sizeK),
+                               pointer(*a, ma),
+                               toI64(leading(*a, ma)),
+                               toI64(strideA),
+                               pointer(*b, mb),
+                               toI64(leading(*b, mb)),
+                               toI64(strideB),
+                               pointer(*c, mc),
+                               toI64(leading(*c, mc)),
+                               toI64(strideC),
+                               one,
+                               one};
+    func::CallOp::create(builder, loc, kGemmFunction, TypeRange{}, args);
+    op.erase();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Loop nests to kernels
+//===----------------------------------------------------------------------===//
+
+bool touchesMemory(Operation *op) {
+  WalkResult result = op->walk([](Operation *nested) {
+    if (isa<memref::LoadOp, memref::StoreOp, memref::CopyOp>(nested) ||
+        isa<linalg::LinalgOp>(nested))
+      return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  return result.wasInterrupted();
+}
+
+/// Prepares buffers-level code for the loop mapping: memref.copy becomes a
+/// linalg.copy (a kernel like any other loop nest), generic ops get their
+/// reduction dims innermost (a thread per output element walks them), and
+/// work without a parallel dim (full reductions, 0-d ops, the sequential
+/// loops of scatter_add) is wrapped in a one-iteration scf.parallel, so
+/// that it too runs on the GPU.
+struct PrepareLoopsForGPUPass
+    : PassWrapper<PrepareLoopsForGPUPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(PrepareLoopsForGPUPass)
+  StringRef getArgument() const final { return "kiln-gpu-prepare-loops"; }
+  StringRef getDescription() const final {
+    return "Copies to linalg, reductions innermost, sequential work wrapped "
+           "in single-iteration parallel loops";
+  }
+  void getDependentDialects(DialectRegistry &registry) const final {
+    registry.insert<scf::SCFDialect, linalg::LinalgDialect>();
+  }
+  void runOnOperation() final {
+    func::FuncOp func = getOperation();
+    IRRewriter rewriter(&getContext());
+
+    SmallVector<memref::CopyOp> copies;
+    func.walk([&](memref::CopyOp copy) { copies.push_back(copy); });
+    for (memref::CopyOp copy : copies) {
+      rewriter.setInsertionPoint(copy);
+      linalg::CopyOp::create(rewriter, copy.getLoc(), copy.getSource(),
+                             copy.getTarget());
+      rewriter.eraseOp(copy);
+    }
+
+    SmallVector<linalg::GenericOp> generics;
+    func.walk([&](linalg::GenericOp op) { generics.push_back(op); });
+    for (linalg::GenericOp op : generics) {
+      auto iterators = op.getIteratorTypesArray();
+      SmallVector<unsigned> order;
+      for (unsigned i = 0; i < iterators.size(); ++i)
+        if (iterators[i] == utils::IteratorType::parallel)
+          order.push_back(i);
+      for (unsigned i = 0; i < iterators.size(); ++i)
+        if (iterators[i] != utils::IteratorType::parallel)
+          order.push_back(i);
+      if (llvm::is_sorted(order))
+        continue;
+      rewriter.setInsertionPoint(op);
+      if (failed(linalg::interchangeGenericOp(rewriter, op, order)))
+        op.emitWarning("could not move the reduction dims innermost");
+    }
+
+    // Work to wrap: linalg ops without a parallel dim, and top-level loops
+    // that read or write memory.
+    SmallVector<Operation *> sequential;
+    func.walk([&](Operation *op) {
+      if (op->getParentOfType<scf::ParallelOp>())
+        return;
+      if (auto linalgOp = dyn_cast<linalg::LinalgOp>(op)) {
+        if (linalgOp.getNumParallelLoops() == 0)
+          sequential.push_back(op);
+        return;
+      }
+      if (isa<scf::ForOp, scf::WhileOp, scf::IfOp>(op) &&
+          op->getParentOp() == func && touchesMemory(op)) {
+        if (op->getNumResults() != 0) {
+          op->emitOpError("a host loop with results that touches memory "
+                          "cannot be moved to the GPU");
+          return signalPassFailure();
+        }
+        sequential.push_back(op);
+      }
+    });
+    for (Operation *op : sequential) {
+      rewriter.setInsertionPoint(op);
+      Location loc = op->getLoc();
+      Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+      Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+      auto wrapper = scf::ParallelOp::create(rewriter, loc, ValueRange{zero},
+                                             ValueRange{one}, ValueRange{one});
+      op->moveBefore(wrapper.getBody()->getTerminator());
+    }
+  }
+};
+
+/// Maps every outermost scf.parallel of the host code onto the GPU: its
+/// dims are collapsed into one, tiled by the block size and mapped to
+/// blocks (x) and threads (x). Inner parallel loops must already be
+/// sequential.
+struct MapParallelLoopsPass
+    : PassWrapper<MapParallelLoopsPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MapParallelLoopsPass)
+  MapParallelLoopsPass() = default;
+  MapParallelLoopsPass(const MapParallelLoopsPass &other)
+      : PassWrapper(other) {}
+  explicit MapParallelLoopsPass(int64_t blockSize) { this->blockSize = blockSize; }
+  StringRef getArgument() const final { return "kiln-gpu-map-parallel-loops"; }
+  StringRef getDescription() const final {
+    return "Collapses, tiles and maps outermost parallel loops to GPU "
+           "blocks and threads";
+  }
+  void getDependentDialects(DialectRegistry &registry) const final {
+    registry.insert<gpu::GPUDialect, affine::AffineDialect>();
+  }
+  Option<int64_t> blockSize{*this, "block-size",
+                            llvm::cl::desc("Threads per block"),
+                            llvm::cl::init(256)};
+
+  static SmallVector<scf::ParallelOp> outermost(func::FuncOp func) {
+    SmallVector<scf::ParallelOp> loops;
+    func.walk([&](scf::ParallelOp op) {
+      if (!op->getParentOfType<scf::ParallelOp>())
+        loops.push_back(op);
+    });
+    return loops;
+  }
+
+  void runOnOperation() final {
+    func::FuncOp func = getOperation();
+    IRRewriter rewriter(&getContext());
+    for (scf::ParallelOp op : outermost(func)) {
+      if (!op.getInitVals().empty()) {
+        op.emitOpError("parallel reductions are not mapped to the GPU yet");
+        return signalPassFailure();
+      }
+      unsigned dims = op.getNumLoops();
+      if (dims < 2)
+        continue;
+      std::vector<unsigned> all(dims);
+      std::iota(all.begin(), all.end(), 0);
+      rewriter.setInsertionPoint(op);
+      collapseParallelLoops(rewriter, op, {all});
+    }
+    MLIRContext *ctx = &getContext();
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(1, ctx);
+    auto mapping = [&](gpu::Processor processor) {
+      return gpu::ParallelLoopDimMappingAttr::get(ctx, processor, identity,
+                                                  identity);
+    };
+    for (scf::ParallelOp op : outermost(func)) {
+      auto [blocks, threads] =
+          scf::tileParallelLoop(op, {blockSize}, /*noMinMaxBounds=*/true);
+      if (failed(gpu::setMappingAttr(blocks, {mapping(gpu::Processor::BlockX)})) ||
+          failed(gpu::setMappingAttr(threads,
+                                     {mapping(gpu::Processor::ThreadX)})))
+        return signalPassFailure();
+    }
+  }
+};
+
+/// A small host buffer that only the host reads: the shape operand of a
+/// dynamic memref.reshape, filled with stores before it.
+bool isHostShapeBuffer(Value buffer) {
+  if (!buffer || !isa_and_nonnull<memref::AllocOp, memref::AllocaOp>(
+                     buffer.getDefiningOp()))
+    return false;
+  return llvm::all_of(buffer.getUsers(), [&](Operation *user) {
+    if (isInDeviceCode(user))
+      return false;
+    if (auto reshape = dyn_cast<memref::ReshapeOp>(user))
+      return reshape.getShape() == buffer && reshape.getSource() != buffer;
+    return isa<memref::StoreOp, memref::LoadOp, memref::DeallocOp>(user);
+  });
+}
+
+/// Host allocations become device allocations, constants are copied to
+/// device memory where they are used, and nothing else on the host may
+/// touch memory: every pointer the host code holds is a device pointer.
+struct DeviceMemoryPass
+    : PassWrapper<DeviceMemoryPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(DeviceMemoryPass)
+  StringRef getArgument() const final { return "kiln-gpu-device-memory"; }
+  StringRef getDescription() const final {
+    return "Host allocations to gpu.alloc; no host access to device memory";
+  }
+  void getDependentDialects(DialectRegistry &registry) const final {
+    registry.insert<gpu::GPUDialect>();
+  }
+  void runOnOperation() final {
+    func::FuncOp func = getOperation();
+    IRRewriter rewriter(&getContext());
+    SmallVector<Operation *> work;
+    func.walk([&](Operation *op) {
+      if (!isInDeviceCode(op))
+        work.push_back(op);
+    });
+    for (Operation *op : work) {
+      Location loc = op->getLoc();
+      rewriter.setInsertionPoint(op);
+      auto memrefOperand = [](Operation *op) -> Value {
+        if (auto load = dyn_cast<memref::LoadOp>(op))
+          return load.getMemRef();
+        if (auto store = dyn_cast<memref::StoreOp>(op))
+          return store.getMemRef();
+        if (auto dealloc = dyn_cast<memref::DeallocOp>(op))
+          return dealloc.getMemref();
+        return op->getNumResults() == 1 ? op->getResult(0) : Value();
+      };
+      if (isa<memref::AllocOp, memref::AllocaOp, memref::LoadOp,
+              memref::StoreOp, memref::DeallocOp>(op) &&
+          isHostShapeBuffer(memrefOperand(op)))
+        continue;
+      if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
+        auto device = gpu::AllocOp::create(
+            rewriter, loc, alloc.getType(), Type(), ValueRange{},
+            alloc.getDynamicSizes(), alloc.getSymbolOperands());
+        rewriter.replaceOp(alloc, device.getMemref());
+      } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
+        gpu::DeallocOp::create(rewriter, loc, Type(), ValueRange{},
+                               dealloc.getMemref());
+        rewriter.eraseOp(dealloc);
+      } else if (auto global = dyn_cast<memref::GetGlobalOp>(op)) {
+        // The global lives in module.so's (host) data: each use gets a
+        // device copy.
+        auto type = global.getType();
+        if (!type.hasStaticShape()) {
+          op->emitOpError("a dynamically shaped constant cannot be copied "
+                          "to the GPU");
+          return signalPassFailure();
+        }
+        rewriter.setInsertionPointAfter(global);
+        auto device = gpu::AllocOp::create(rewriter, loc, type, Type(),
+                                           ValueRange{}, ValueRange{},
+                                           ValueRange{});
+        rewriter.replaceAllUsesExcept(global, device.getMemref(),
+                                      device.getOperation());
+        gpu::MemcpyOp::create(rewriter, loc, Type(), ValueRange{},
+                              device.getMemref(), global);
+      } else if (isa<memref::AllocaOp, memref::LoadOp, memref::StoreOp,
+                     memref::CopyOp, linalg::LinalgOp>(op)) {
+        op->emitOpError("would run on the host and touch device memory; the "
+                        "CUDA pipeline maps every access to a kernel");
+        return signalPassFailure();
+      }
+    }
+  }
+};
+
+} // namespace
+
+void mlir::kiln::buildKilnCUDAKernelPipeline(
+    OpPassManager &pm, const CUDAPipelineOptions &options) {
+  buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites));
+  buildKilnBufferizeStages(pm);
+  bufferization::buildBufferDeallocationPipeline(pm);
+  pm.addPass(createConvertBufferizationToMemRefPass());
+  pm.addPass(createCanonicalizerPass());
+
+  if (options.libraryMatmuls)
+    pm.addPass(std::make_unique<MatmulsToLibraryCallsPass>());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<PrepareLoopsForGPUPass>());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
+  pm.addNestedPass<func::FuncOp>(createSequentializeInnerParallelPass());
+  pm.addNestedPass<func::FuncOp>(
+      std::make_unique<MapParallelLoopsPass>(options.blockSize));
+  pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<DeviceMemoryPass>());
+  // exp, tanh and erf as the CPU backend computes them (no libdevice).
+  pm.addNestedPass<func::FuncOp>(createApproximateMathPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createGpuKernelOutliningPass());
+}
+
+void mlir::kiln::buildKilnCUDAPipeline(OpPassManager &pm,
+                                       const CUDAPipelineOptions &options) {
+  buildKilnCUDAKernelPipeline(pm, options);
+
+  // Common lowering (host and kernels), as upstream's
+  // gpu-lower-to-nvvm-pipeline does it.
+  pm.addPass(createEmitCInterfacesPass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertNVVMToLLVMPass());
+  pm.addPass(createConvertFuncToLLVMPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  GpuNVVMAttachTargetOptions target;
+  target.chip = options.arch;
+  target.features = options.ptxVersion;
+  target.optLevel = 3;
+  pm.addPass(createGpuNVVMAttachTarget(target));
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createArithToLLVMConversionPass());
+  pm.addPass(createConvertIndexToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+
+  // Kernels.
+  pm.addNestedPass<gpu::GPUModuleOp>(createStripDebugInfoPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
+  pm.addNestedPass<gpu::GPUModuleOp>(LLVM::createNVVMOptimizeForTargetPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCanonicalizerPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
+  pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
+
+  // Host.
+  pm.addPass(createGpuToLLVMConversionPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = options.image;
+  binary.toolkitPath = options.toolkit;
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+  pm.addPass(createConvertMathToLLVMPass());
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+void mlir::kiln::registerKilnCUDAPipeline() {
+  PassRegistration<MatmulsToLibraryCallsPass>();
+  PassRegistration<PrepareLoopsForGPUPass>();
+  PassRegistration<MapParallelLoopsPass>();
+  PassRegistration<DeviceMemoryPass>();
+  PassPipelineRegistration<CUDAPipelineOptions>(
+      "kiln-cuda-pipeline",
+      "Lowers kiln IR to LLVM-dialect host code with embedded NVVM kernels "
+      "(what kiln-compile --target cuda runs)",
+      buildKilnCUDAPipeline);
+  PassPipelineRegistration<CUDAPipelineOptions>(
+      "kiln-cuda-kernel-pipeline",
+      "The CUDA pipeline up to kernel outlining (host code launching "
+      "gpu.func kernels, before LLVM/NVVM lowering)",
+      buildKilnCUDAKernelPipeline);
+}
+
+void mlir::kiln::registerKilnCUDADialects(DialectRegistry &registry) {
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  registerGPUDialectTranslation(registry);
+  registerNVVMDialectTranslation(registry);
+  gpu::registerOffloadingLLVMTranslationInterfaceExternalModels(registry);
+}
+
+LogicalResult
+mlir::kiln::lowerToCUDAArtifactLLVM(ModuleOp module,
+                                    const CUDAPipelineOptions &options) {
+  MLIRContext *context = module.getContext();
+  DialectRegistry registry;
+  registerKilnCUDADialects(registry);
+  context->appendDialectRegistry(registry);
+  context->loadAllAvailableDialects();
+  PassManager pm(context);
+  buildKilnCUDAPipeline(pm, options);
+  if (failed(pm.run(module)))
+    return failure();
+  addArtifactEntryPoints(module);
+  return success();
+}
+
+SmallVector<std::pair<std::string, std::string>>
+mlir::kiln::getEmbeddedPTX(ModuleOp module) {
+  SmallVector<std::pair<std::string, std::string>> result;
+  for (auto binary : module.getOps<gpu::BinaryOp>())
+    for (Attribute attr : binary.getObjects()) {
+      auto object = dyn_cast<gpu::ObjectAttr>(attr);
+      if (object && object.getFormat() == gpu::CompilationTarget::Assembly)
+        result.emplace_back(binary.getSymName().str(),
+                            object.getObject().str());
+    }
+  return result;
+}
