@@ -10,6 +10,7 @@
 
 #include "kiln/Runtime/Artifact.h"
 
+#include "ArtifactModule.h"
 #include "kiln/Runtime/File.h"
 
 #include <cerrno>
@@ -18,6 +19,7 @@
 #include <dlfcn.h>
 #include <malloc.h>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sys/stat.h>
 
@@ -103,93 +105,138 @@ OwnedTensor OwnedTensor::allocate(DType dtype, std::vector<int64_t> shape) {
 }
 
 //===----------------------------------------------------------------------===//
-// Target modules
+// Host memory: the defaults of Artifact::Module
 //===----------------------------------------------------------------------===//
 
-/// The loaded code of an artifact. One subclass per target; the cpu one is a
-/// dlopen'ed module.so whose entry points take host memref descriptors. A
-/// cuda target would load its host-side module the same way and differ in
-/// where buffers live.
-class Artifact::Module {
-public:
-  virtual ~Module() = default;
-  /// Calls entry point `index` (manifest order) with the packed arguments.
-  virtual void call(size_t index, void **args) const = 0;
-  /// True when `address` lies inside the module's own image (a constant
-  /// global), which must never be freed.
-  virtual bool containsAddress(const void *address) const = 0;
-};
+Expected<std::shared_ptr<void>> Artifact::Module::allocate(size_t bytes) const {
+  return alignedBuffer(bytes);
+}
+
+Status Artifact::Module::copyIn(void *destination, const void *hostSource,
+                                size_t bytes) const {
+  std::memcpy(destination, hostSource, bytes);
+  return Status::ok();
+}
+
+Status Artifact::Module::copyOut(void *hostDestination, const void *source,
+                                 size_t bytes) const {
+  std::memcpy(hostDestination, source, bytes);
+  return Status::ok();
+}
+
+Status Artifact::Module::fillZero(void *destination, size_t bytes) const {
+  std::memset(destination, 0, bytes);
+  return Status::ok();
+}
+
+std::shared_ptr<void> Artifact::Module::adoptResult(void *allocated) const {
+  return std::shared_ptr<void>(allocated, std::free);
+}
+
+//===----------------------------------------------------------------------===//
+// ModuleLibrary
+//===----------------------------------------------------------------------===//
 
 namespace {
-using EntryFunction = void (*)(void **);
 using AbiVersionFunction = int (*)();
+} // namespace
 
+Expected<std::unique_ptr<ModuleLibrary>>
+ModuleLibrary::open(const std::string &path, const Manifest &manifest) {
+  if (!pathExists(path))
+    return Status::error("cannot load '" + path + "': " +
+                         std::strerror(errno));
+  std::unique_ptr<ModuleLibrary> library(new ModuleLibrary);
+  library->path_ = path;
+  ::dlerror();
+  library->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!library->handle_) {
+    const char *why = ::dlerror();
+    return Status::error("cannot load '" + path + "': " +
+                         (why ? why : "dlopen failed"));
+  }
+  ::dlerror();
+  auto abiVersion = reinterpret_cast<AbiVersionFunction>(
+      ::dlsym(library->handle_, "kiln_abi_version"));
+  if (!abiVersion)
+    return Status::error("'" + path +
+                         "' is not a Kiln module: it does not export "
+                         "kiln_abi_version");
+  int version = abiVersion();
+  if (version != kModuleAbiVersion)
+    return Status::error("'" + path + "' has module ABI version " +
+                         std::to_string(version) + ", this runtime calls " +
+                         std::to_string(kModuleAbiVersion) +
+                         " (recompile the model with a matching "
+                         "kiln-compile)");
+  for (const EntryPointSpec &entry : manifest.entryPoints) {
+    void *symbol = library->symbol(entry.symbol.c_str());
+    if (!symbol)
+      return Status::error("'" + path + "' has no symbol '" + entry.symbol +
+                           "' for entry point '" + entry.name + "'");
+    library->entries_.push_back(reinterpret_cast<EntryFunction>(symbol));
+  }
+  return library;
+}
+
+ModuleLibrary::~ModuleLibrary() {
+  if (handle_)
+    ::dlclose(handle_);
+}
+
+void *ModuleLibrary::symbol(const char *name) const {
+  ::dlerror();
+  return ::dlsym(handle_, name);
+}
+
+bool ModuleLibrary::isInLoadedImage(const void *address) {
+  Dl_info info;
+  // Heap memory (and device memory) is in no image.
+  return ::dladdr(address, &info) != 0 && info.dli_fbase != nullptr;
+}
+
+//===----------------------------------------------------------------------===//
+// The cpu target
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// A module.so whose entry points take host memref descriptors; all memory
+/// is host memory (the defaults of Artifact::Module).
 class CpuModule final : public Artifact::Module {
 public:
   static Expected<std::unique_ptr<Artifact::Module>>
   load(const std::string &path, const Manifest &manifest) {
-    if (!pathExists(path))
-      return Status::error("cannot load '" + path + "': " +
-                           std::strerror(errno));
+    Expected<std::unique_ptr<ModuleLibrary>> library =
+        ModuleLibrary::open(path, manifest);
+    if (!library)
+      return library.status();
     std::unique_ptr<CpuModule> module(new CpuModule);
-    ::dlerror();
-    module->handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!module->handle_) {
-      const char *why = ::dlerror();
-      return Status::error("cannot load '" + path + "': " +
-                           (why ? why : "dlopen failed"));
-    }
-    ::dlerror();
-    auto abiVersion = reinterpret_cast<AbiVersionFunction>(
-        ::dlsym(module->handle_, "kiln_abi_version"));
-    if (!abiVersion)
-      return Status::error("'" + path +
-                           "' is not a Kiln module: it does not export "
-                           "kiln_abi_version");
-    int version = abiVersion();
-    if (version != kModuleAbiVersion)
-      return Status::error("'" + path + "' has module ABI version " +
-                           std::to_string(version) + ", this runtime calls " +
-                           std::to_string(kModuleAbiVersion) +
-                           " (recompile the model with a matching "
-                           "kiln-compile)");
-    for (const EntryPointSpec &entry : manifest.entryPoints) {
-      ::dlerror();
-      void *symbol = ::dlsym(module->handle_, entry.symbol.c_str());
-      if (!symbol)
-        return Status::error("'" + path + "' has no symbol '" + entry.symbol +
-                             "' for entry point '" + entry.name + "'");
-      module->entries_.push_back(reinterpret_cast<EntryFunction>(symbol));
-    }
+    module->library_ = library.take();
     return std::unique_ptr<Artifact::Module>(std::move(module));
   }
 
-  ~CpuModule() override {
-    if (handle_)
-      ::dlclose(handle_);
+  Status call(size_t index, void **args) const override {
+    library_->entry(index)(args);
+    return Status::ok();
   }
 
-  void call(size_t index, void **args) const override { entries_[index](args); }
-
   bool containsAddress(const void *address) const override {
-    Dl_info info;
-    // Any loaded image, not just ours: a module may hand back a global of a
-    // library it links. Heap memory is in none.
-    return ::dladdr(address, &info) != 0 && info.dli_fbase != nullptr;
+    return ModuleLibrary::isInLoadedImage(address);
   }
 
 private:
   CpuModule() = default;
-  void *handle_ = nullptr;
-  std::vector<EntryFunction> entries_;
+  std::unique_ptr<ModuleLibrary> library_;
 };
 
 Expected<std::unique_ptr<Artifact::Module>>
-loadModule(TargetKind target, const std::string &path,
+loadModule(TargetKind target, const std::string &dir, const std::string &path,
            const Manifest &manifest) {
   switch (target) {
   case TargetKind::CPU:
     return CpuModule::load(path, manifest);
+  case TargetKind::CUDA:
+    return loadCudaModule(dir, path, manifest);
   }
   return Status::error("cannot load '" + path + "': unknown target");
 }
@@ -253,15 +300,13 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
   const SafeTensorsFile *weights = artifact->weights();
   for (const EntryPointSpec &entry : m.entryPoints)
     artifact->writable_ |= !entry.writesParameters.empty();
+  // Check every parameter against the weights before loading any code.
+  // sources[i]: where parameter i's initial value lies in the mapping
+  // (null for optimizer state, which starts at zero).
+  std::vector<const void *> sources;
   for (const ParameterSpec &param : m.parameters) {
     if (param.state) {
-      // Optimizer state starts at zero and never comes from the weights.
-      size_t bytes =
-          static_cast<size_t>(numElements(param.shape)) * dtypeSize(param.dtype);
-      std::shared_ptr<void> zeros = alignedBuffer(bytes);
-      std::memset(zeros.get(), 0, bytes);
-      artifact->parameterData_.push_back(zeros.get());
-      artifact->alignedCopies_.push_back(std::move(zeros));
+      sources.push_back(nullptr);
       continue;
     }
     const SafeTensorInfo *info = weights->find(param.name);
@@ -283,16 +328,7 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
           "', but manifest.json says offset " +
           (param.offset ? std::to_string(*param.offset) : "?") + ", size " +
           (param.size ? std::to_string(*param.size) : "?"));
-    TensorView view = weights->view(*info);
-    void *data = const_cast<void *>(view.data);
-    // The mapping is read-only: training artifacts get private copies.
-    if (artifact->writable_ || !isAligned(view.data, view.dtype)) {
-      std::shared_ptr<void> copy = alignedBuffer(view.byteSize());
-      std::memcpy(copy.get(), view.data, view.byteSize());
-      data = copy.get();
-      artifact->alignedCopies_.push_back(std::move(copy));
-    }
-    artifact->parameterData_.push_back(data);
+    sources.push_back(weights->view(*info).data);
   }
   if (weights)
     for (const SafeTensorInfo &info : weights->tensors())
@@ -309,10 +345,37 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
   }
 
   Expected<std::unique_ptr<Module>> module =
-      loadModule(m.target, dir + "/" + m.module, m);
+      loadModule(m.target, dir, dir + "/" + m.module, m);
   if (!module)
     return module.status();
   artifact->module_ = module.take();
+  const Module &code = *artifact->module_;
+
+  // Place the parameters in the module's memory. A host module reads them
+  // straight from the (read-only) mapping unless it writes them or they
+  // are misaligned there.
+  for (size_t i = 0; i < m.parameters.size(); ++i) {
+    const ParameterSpec &param = m.parameters[i];
+    size_t bytes =
+        static_cast<size_t>(numElements(param.shape)) * dtypeSize(param.dtype);
+    const void *source = sources[i];
+    if (source && !code.isDevice() && !artifact->writable_ &&
+        isAligned(source, param.dtype)) {
+      artifact->parameterData_.push_back(const_cast<void *>(source));
+      continue;
+    }
+    Expected<std::shared_ptr<void>> buffer = code.allocate(bytes);
+    if (!buffer)
+      return Status::error("parameter '" + param.name + "': " +
+                           buffer.message());
+    Status placed = source ? code.copyIn(buffer->get(), source, bytes)
+                           : code.fillZero(buffer->get(), bytes);
+    if (!placed)
+      return Status::error("parameter '" + param.name + "': " +
+                           placed.message());
+    artifact->parameterData_.push_back(buffer->get());
+    artifact->parameterBuffers_.push_back(buffer.take());
+  }
   return artifact;
 }
 
@@ -321,7 +384,28 @@ std::optional<TensorView> Artifact::parameter(const std::string &name) const {
   if (!param)
     return std::nullopt;
   size_t index = static_cast<size_t>(param - manifest_.parameters.data());
-  return TensorView{param->dtype, param->shape, parameterData_[index]};
+  if (!module_->isDevice())
+    return TensorView{param->dtype, param->shape, parameterData_[index]};
+  Expected<OwnedTensor> copy = readParameter(name);
+  if (!copy)
+    return std::nullopt;
+  std::lock_guard<std::mutex> lock(hostCopiesMutex_);
+  OwnedTensor &slot = hostCopies_[index];
+  slot = copy.take();
+  return slot.view();
+}
+
+Expected<OwnedTensor> Artifact::readParameter(const std::string &name) const {
+  const ParameterSpec *param = manifest_.findParameter(name);
+  if (!param)
+    return Status::error("'" + dir_ + "' has no parameter '" + name + "'");
+  size_t index = static_cast<size_t>(param - manifest_.parameters.data());
+  OwnedTensor copy = OwnedTensor::allocate(param->dtype, param->shape);
+  if (Status s = module_->copyOut(copy.data(), parameterData_[index],
+                                  copy.byteSize());
+      !s)
+    return Status::error("reading parameter '" + name + "': " + s.message());
+  return copy;
 }
 
 //===----------------------------------------------------------------------===//
@@ -333,10 +417,19 @@ Artifact::saveParameters(const std::string &path,
                          const std::map<std::string, std::string> &metadata)
     const {
   std::vector<NamedTensor> tensors;
+  // Device parameters are read back to the host first.
+  std::vector<OwnedTensor> hostCopies;
   for (size_t i = 0; i < manifest_.parameters.size(); ++i) {
     const ParameterSpec &param = manifest_.parameters[i];
-    tensors.push_back(
-        {param.name, TensorView{param.dtype, param.shape, parameterData_[i]}});
+    const void *data = parameterData_[i];
+    if (module_->isDevice()) {
+      Expected<OwnedTensor> copy = readParameter(param.name);
+      if (!copy)
+        return copy.status();
+      hostCopies.push_back(copy.take());
+      data = hostCopies.back().data();
+    }
+    tensors.push_back({param.name, TensorView{param.dtype, param.shape, data}});
   }
   return writeSafeTensors(path, tensors, metadata);
 }
@@ -373,7 +466,11 @@ Status Artifact::loadParameters(const std::string &path, bool requireAll) {
                              " of '" + dir_ + "')");
   for (auto [index, info] : copies) {
     TensorView view = file->view(*info);
-    std::memcpy(parameterData_[index], view.data, view.byteSize());
+    if (Status s =
+            module_->copyIn(parameterData_[index], view.data, view.byteSize());
+        !s)
+      return Status::error("'" + path + "': copying tensor '" + info->name +
+                           "' into the artifact: " + s.message());
   }
   return Status::ok();
 }
@@ -460,11 +557,17 @@ Artifact::run(const std::string &entryName,
     const void *data = view.data;
     if (!data && view.byteSize() != 0)
       return Status::error(what + " has no data");
-    if (data && !isAligned(data, view.dtype)) {
-      std::shared_ptr<void> copy = alignedBuffer(view.byteSize());
-      std::memcpy(copy.get(), data, view.byteSize());
-      data = copy.get();
-      realigned.push_back(std::move(copy));
+    // Device modules get a device copy; host ones a copy only when the
+    // caller's data is misaligned.
+    if (data && (module_->isDevice() || !isAligned(data, view.dtype))) {
+      Expected<std::shared_ptr<void>> copy =
+          module_->allocate(view.byteSize());
+      if (!copy)
+        return Status::error(what + ": " + copy.message());
+      if (Status s = module_->copyIn(copy->get(), data, view.byteSize()); !s)
+        return Status::error(what + ": " + s.message());
+      data = copy->get();
+      realigned.push_back(copy.take());
     }
     // Results pointing into inputs (the caller's or a realigned copy) are
     // copied, never freed.
@@ -496,7 +599,7 @@ Artifact::run(const std::string &entryName,
   args.push_back(results.data());
   for (std::vector<int64_t> &descriptor : descriptors)
     args.push_back(descriptor.data());
-  module_->call(entryIndex, args.data());
+  Status called = module_->call(entryIndex, args.data());
 
   // Adopt every result buffer first, so that an error below still frees
   // them all (several results may share one buffer: it is freed once).
@@ -515,8 +618,10 @@ Artifact::run(const std::string &entryName,
     if (allocated && !owners.count(allocated))
       owners[allocated] = isBorrowed(allocated)
                               ? std::shared_ptr<void>()
-                              : std::shared_ptr<void>(allocated, std::free);
+                              : module_->adoptResult(allocated);
   }
+  if (!called)
+    return Status::error(where + ": " + called.message());
 
   std::vector<OwnedTensor> outputs;
   at = 0;
@@ -553,14 +658,36 @@ Artifact::run(const std::string &entryName,
       expected *= sizes[d];
     }
     std::shared_ptr<void> owner = allocated ? owners[allocated] : nullptr;
-    if (rowMajor && owner) {
+    if (rowMajor && owner && !module_->isDevice()) {
       outputs.emplace_back(spec.dtype, std::move(shape), data, owner);
       continue;
     }
-    // Strided, or memory the module does not hand over: copy.
+    // Strided, memory the module does not hand over, or device memory:
+    // copy.
     OwnedTensor copy = OwnedTensor::allocate(spec.dtype, shape);
-    stridedCopy(data, static_cast<unsigned char *>(copy.data()), sizes,
-                strides, spec.rank(), elementSize);
+    if (!module_->isDevice()) {
+      stridedCopy(data, static_cast<unsigned char *>(copy.data()), sizes,
+                  strides, spec.rank(), elementSize);
+    } else if (rowMajor) {
+      if (Status s = module_->copyOut(copy.data(), data, copy.byteSize()); !s)
+        return Status::error(what + ": " + s.message());
+    } else {
+      // Bring the elements' whole span to the host, then gather them.
+      int64_t low = 0, high = 0;
+      for (size_t d = 0; d < spec.rank(); ++d)
+        (strides[d] < 0 ? low : high) += (sizes[d] - 1) * strides[d];
+      size_t spanBytes = static_cast<size_t>(high - low + 1) * elementSize;
+      std::shared_ptr<void> span = alignedBuffer(spanBytes);
+      if (Status s = module_->copyOut(
+              span.get(), data + low * static_cast<int64_t>(elementSize),
+              spanBytes);
+          !s)
+        return Status::error(what + ": " + s.message());
+      stridedCopy(static_cast<unsigned char *>(span.get()) -
+                      low * static_cast<int64_t>(elementSize),
+                  static_cast<unsigned char *>(copy.data()), sizes, strides,
+                  spec.rank(), elementSize);
+    }
     outputs.push_back(std::move(copy));
   }
   return outputs;

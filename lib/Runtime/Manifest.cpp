@@ -67,7 +67,8 @@ struct TargetEntry {
   TargetKind kind;
   const char *name;
 };
-constexpr TargetEntry kTargets[] = {{TargetKind::CPU, "cpu"}};
+constexpr TargetEntry kTargets[] = {{TargetKind::CPU, "cpu"},
+                                    {TargetKind::CUDA, "cuda"}};
 } // namespace
 
 const char *targetName(TargetKind target) {

@@ -4,8 +4,8 @@
 // validated manifest, its module.so loaded and its entry points resolved,
 // and its weights.safetensors mapped and checked against the manifest's
 // parameter table. run() calls an entry point on named inputs, passing the
-// parameters straight from the mapping, and hands back the results as
-// OwnedTensors.
+// parameters straight from the mapping (cpu) or from device memory (cuda),
+// and hands back the results as host OwnedTensors.
 //
 // Nothing here links LLVM or MLIR: an artifact plus libkiln_runtime is a
 // deployment.
@@ -22,6 +22,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,7 +72,8 @@ private:
 /// An opened artifact directory. Not copyable or movable (callers hold it by
 /// unique_ptr); run() is const and keeps no per-call state, so it may be
 /// called from several threads when the module itself is reentrant (the CPU
-/// modules kiln-compile emits are).
+/// modules kiln-compile emits are; calls of CUDA artifacts are serialized
+/// per process, as they share one stream).
 class Artifact {
 public:
   /// Opens `dir`: reads and validates manifest.json (format "kiln-artifact",
@@ -100,8 +102,15 @@ public:
   const SafeTensorsFile *weights() const {
     return weights_ ? &*weights_ : nullptr;
   }
-  /// A view of parameter `name` (as the module receives it), if it exists.
+  /// A host view of parameter `name`, if it exists. For a cpu artifact it
+  /// is the memory the module reads (later runs that update parameters show
+  /// through it). For a cuda artifact, whose parameters live in device
+  /// memory, it is a host snapshot taken by this call, kept by the artifact
+  /// and overwritten by the next parameter() call for the same name; it is
+  /// nullopt also when the copy fails (readParameter() says why).
   std::optional<TensorView> parameter(const std::string &name) const;
+  /// A host copy of parameter `name`, for any target.
+  Expected<OwnedTensor> readParameter(const std::string &name) const;
 
   /// True when an entry point updates parameters in place (a training
   /// artifact). Its parameters then live in private, writable memory, and
@@ -127,7 +136,8 @@ public:
   Expected<std::vector<OwnedTensor>>
   run(const std::string &entry, const std::vector<NamedTensor> &inputs) const;
 
-  /// The loaded code of one target (module.so for cpu). Opaque here.
+  /// The loaded code of one target (module.so, bound to the CUDA driver
+  /// for cuda). Opaque here.
   class Module;
 
 private:
@@ -138,11 +148,15 @@ private:
   std::optional<SafeTensorsFile> weights_;
   std::unique_ptr<Module> module_;
   /// Per manifest parameter: the pointer the module receives (into the
-  /// mapping, or into alignedCopies_ when the mapping was misaligned or the
-  /// artifact writes parameters).
+  /// mapping, or into parameterBuffers_ when the mapping was misaligned,
+  /// the artifact writes parameters or the module's memory is a device's).
   std::vector<void *> parameterData_;
   bool writable_ = false;
-  std::vector<std::shared_ptr<void>> alignedCopies_;
+  /// Parameter storage allocated by the module (host or device memory).
+  std::vector<std::shared_ptr<void>> parameterBuffers_;
+  /// Host snapshots parameter() hands out for a device module.
+  mutable std::mutex hostCopiesMutex_;
+  mutable std::map<size_t, OwnedTensor> hostCopies_;
   /// Per entry point: indices of its parameters in manifest_.parameters.
   std::vector<std::vector<size_t>> entryParameters_;
 };

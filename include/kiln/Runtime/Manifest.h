@@ -81,12 +81,14 @@ struct EntryPointSpec {
   bool hasStaticInputs() const;
 };
 
-/// The targets this runtime knows how to load. Adding one ("cuda") means a
-/// new value here and a loader in Artifact.cpp.
-enum class TargetKind { CPU };
+/// The targets this runtime knows how to load. Adding one means a new value
+/// here and a loader in Artifact.cpp. A cuda artifact's target_options say
+/// which GPUs it runs on: "cuda_arch" ("sm_80", "sm_90", ...) and "image"
+/// ("ptx" or "fatbin"); see docs/artifacts.md.
+enum class TargetKind { CPU, CUDA };
 const char *targetName(TargetKind target);
 std::optional<TargetKind> parseTargetName(const std::string &name);
-/// "cpu" (comma-separated if several) for messages.
+/// "cpu, cuda" for messages.
 std::string supportedTargetNames();
 
 struct Manifest {

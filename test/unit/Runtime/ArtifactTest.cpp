@@ -209,10 +209,10 @@ TEST_F(ArtifactTest, RejectsAnotherFormatOrVersion) {
 
 TEST_F(ArtifactTest, RejectsAnUnsupportedTarget) {
   json manifest = defaultManifest();
-  manifest["target"] = "cuda";
+  manifest["target"] = "rocm";
   writeArtifact(manifest);
-  expectOpenError({"artifact target 'cuda' is not supported by this runtime",
-                   "(it runs: cpu)"});
+  expectOpenError({"artifact target 'rocm' is not supported by this runtime",
+                   "(it runs: cpu, cuda)"});
 }
 
 TEST_F(ArtifactTest, RejectsMalformedManifestEntries) {

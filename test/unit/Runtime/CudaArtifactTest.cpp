@@ -1,0 +1,571 @@
+//===- CudaArtifactTest.cpp - Running cuda artifacts without a GPU --------===//
+//
+// A hand-written CUDA module.so (CudaTestModule.c, linked with
+// kiln_gpu_module_support) runs on a fake CUDA driver and a fake cuBLASLt
+// that work on host memory (FakeCuda.cpp, FakeCublasLt.cpp), loaded by the
+// runtime through KILN_CUDA_DRIVER and KILN_CUBLASLT. Checked: results,
+// parameters living in (fake) device memory and read back, the row-major
+// gemm mapping against a naive reference, and every error path.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Runtime/Artifact.h"
+#include "TestFiles.h"
+#include "kiln/Runtime/File.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <dlfcn.h>
+#include <fstream>
+
+using namespace kiln::runtime;
+using json = nlohmann::json;
+
+namespace {
+
+const std::vector<float> kW = {0.5f, 1.0f, 2.0f, -1.0f};
+
+class CudaArtifactTest : public kiln::runtime::testing::ScratchDirTest {
+protected:
+  void SetUp() override {
+    ScratchDirTest::SetUp();
+    for (const char *name : kKnobs)
+      ::unsetenv(name);
+    ::setenv("KILN_CUDA_DRIVER", KILN_FAKE_CUDA, 1);
+    ::setenv("KILN_CUBLASLT", KILN_FAKE_CUBLASLT, 1);
+    fake_ = ::dlopen(KILN_FAKE_CUDA, RTLD_NOW | RTLD_LOCAL);
+    fakeLt_ = ::dlopen(KILN_FAKE_CUBLASLT, RTLD_NOW | RTLD_LOCAL);
+    ASSERT_TRUE(fake_ && fakeLt_) << ::dlerror();
+  }
+  void TearDown() override {
+    for (const char *name : kKnobs)
+      ::unsetenv(name);
+    ::unsetenv("KILN_CUDA_DRIVER");
+    ::unsetenv("KILN_CUBLASLT");
+    ScratchDirTest::TearDown();
+  }
+
+  /// A counter the fake driver or cuBLASLt exports.
+  int64_t fakeCount(const char *name) const {
+    void *symbol = ::dlsym(fake_, name);
+    if (!symbol)
+      symbol = ::dlsym(fakeLt_, name);
+    EXPECT_NE(symbol, nullptr) << name;
+    return symbol ? reinterpret_cast<int64_t (*)()>(symbol)() : -1;
+  }
+  bool onFakeDevice(const void *pointer) const {
+    auto isDevice = reinterpret_cast<int (*)(const void *)>(
+        ::dlsym(fake_, "fake_cuda_is_device_pointer"));
+    return isDevice && isDevice(pointer);
+  }
+
+  std::string artifactDir() const { return path("model.kiln"); }
+
+  static json spec(const std::string &name, std::vector<int64_t> shape) {
+    return {{"name", name}, {"dtype", "F32"}, {"shape", shape}};
+  }
+  static json entry(const std::string &name, json inputs, json outputs,
+                    json parameters = json::array()) {
+    return {{"name", name},
+            {"inputs", inputs},
+            {"outputs", outputs},
+            {"parameters", parameters}};
+  }
+  /// The manifest of CudaTestModule.c.
+  static json manifest() {
+    json x = spec("x", {-1});
+    json train = entry("train", {spec("x", {4})}, {spec("m", {4})},
+                       {"w", "m"});
+    train["writes_parameters"] = {"w", "m"};
+    return {
+        {"format", "kiln-artifact"},
+        {"format_version", 1},
+        {"target", "cuda"},
+        {"target_options", {{"cuda_arch", "sm_90"}, {"image", "fatbin"}}},
+        {"parameters",
+         json::array({{{"name", "w"},
+                       {"dtype", "F32"},
+                       {"shape", {4}},
+                       {"offset", 0},
+                       {"size", 16},
+                       {"trainable", true}},
+                      {{"name", "m"},
+                       {"dtype", "F32"},
+                       {"shape", {4}},
+                       {"state", true}}})},
+        {"entry_points",
+         json::array(
+             {entry("forward", {x}, {spec("y", {-1}), spec("v", {4})},
+                    {"w"}),
+              entry("alias", {x},
+                    {spec("a", {-1}), spec("b", {-1}), spec("c", {-1}),
+                     spec("d", {4})},
+                    {"w"}),
+              entry("transposed", {spec("x", {-1, 4})},
+                    {spec("y", {-1, 4})}),
+              train,
+              entry("gemm", {spec("a", {-1}), spec("b", {-1}),
+                             spec("c", {-1})},
+                    {spec("out", {-1})}),
+              entry("missing_kernel", json::array(), {spec("y", {4})}),
+              entry("jit_error", json::array(), {spec("y", {4})})})}};
+  }
+
+  /// Compiles CudaTestModule.c into `output`, linked with
+  /// kiln_gpu_module_support; true on success.
+  static bool compileModule(const std::string &output) {
+    std::string command = "cc -shared -fPIC -O1 -o '" + output + "' '" +
+                          KILN_TEST_CUDA_MODULE_SOURCE + "' '" +
+                          KILN_GPU_MODULE_SUPPORT + "'";
+    return std::system(command.c_str()) == 0;
+  }
+
+  void writeArtifact(const json &m = manifest()) const {
+    std::string dir = artifactDir();
+    ASSERT_EQ(std::system(("mkdir -p '" + dir + "'").c_str()), 0);
+    if (!pathExists(dir + "/module.so")) {
+      ASSERT_TRUE(compileModule(dir + "/module.so"));
+    }
+    ASSERT_TRUE(writeSafeTensors(dir + "/weights.safetensors",
+                                 {{"w", {DType::F32, {4}, kW.data()}}}));
+    std::ofstream(dir + "/manifest.json") << m.dump(2);
+  }
+
+  std::unique_ptr<Artifact> openOk() const {
+    Expected<std::unique_ptr<Artifact>> artifact =
+        Artifact::open(artifactDir());
+    EXPECT_TRUE(artifact) << artifact.message();
+    return artifact ? artifact.take() : nullptr;
+  }
+  void expectOpenError(const std::vector<std::string> &needles) const {
+    Expected<std::unique_ptr<Artifact>> artifact =
+        Artifact::open(artifactDir());
+    ASSERT_FALSE(artifact) << "the artifact opened";
+    for (const std::string &needle : needles)
+      EXPECT_NE(artifact.message().find(needle), std::string::npos)
+          << "'" << needle << "' not in: " << artifact.message();
+  }
+  static void expectRunError(const Artifact &artifact,
+                             const std::string &entryName,
+                             const std::vector<NamedTensor> &inputs,
+                             const std::vector<std::string> &needles) {
+    Expected<std::vector<OwnedTensor>> outputs =
+        artifact.run(entryName, inputs);
+    ASSERT_FALSE(outputs) << "the call succeeded";
+    for (const std::string &needle : needles)
+      EXPECT_NE(outputs.message().find(needle), std::string::npos)
+          << "'" << needle << "' not in: " << outputs.message();
+  }
+  static std::vector<float> values(const OwnedTensor &t) {
+    return std::vector<float>(t.as<float>(), t.as<float>() + t.numElements());
+  }
+  static std::vector<float> values(const TensorView &t) {
+    auto *p = static_cast<const float *>(t.data);
+    return std::vector<float>(p, p + numElements(t.shape));
+  }
+
+  static constexpr const char *kKnobs[] = {
+      "FAKE_CUDA_FAIL", "FAKE_CUDA_CC",   "FAKE_CUDA_DEVICES",
+      "KILN_CUDA_DEVICE", "KILN_CUDA_TF32", "FAKE_CUBLASLT_FAIL"};
+  void *fake_ = nullptr;
+  void *fakeLt_ = nullptr;
+};
+
+TEST_F(CudaArtifactTest, RunsKernelsOnDeviceCopiesOfInputsAndParameters) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  EXPECT_EQ(artifact->manifest().target, TargetKind::CUDA);
+  EXPECT_STREQ(targetName(artifact->manifest().target), "cuda");
+  // w and m, nothing else.
+  EXPECT_EQ(fakeCount("fake_cuda_live_allocations"), 2);
+  int64_t launches = fakeCount("fake_cuda_launches");
+
+  std::vector<float> x = {1, 2, 3, 4, 5};
+  Expected<std::vector<OwnedTensor>> outputs =
+      artifact->run("forward", {{"x", {DType::F32, {5}, x.data()}}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  ASSERT_EQ(outputs->size(), 2u);
+  EXPECT_EQ((*outputs)[0].shape(), std::vector<int64_t>{5});
+  EXPECT_EQ(values((*outputs)[0]), (std::vector<float>{2, 3, 4, 5, 6}));
+  EXPECT_EQ(values((*outputs)[1]), (std::vector<float>{1.5f, 2, 3, 0}));
+  // Results are host memory; the device buffers are freed.
+  EXPECT_FALSE(onFakeDevice((*outputs)[0].data()));
+  EXPECT_EQ(fakeCount("fake_cuda_launches"), launches + 2);
+  EXPECT_EQ(fakeCount("fake_cuda_live_allocations"), 2);
+  EXPECT_EQ(fakeCount("fake_cuda_bad_frees"), 0);
+  // The caller's input is untouched.
+  EXPECT_EQ(x, (std::vector<float>{1, 2, 3, 4, 5}));
+
+  // No gemm, so no cuBLASLt was needed.
+  artifact.reset();
+  EXPECT_EQ(fakeCount("fake_cuda_live_allocations"), 0);
+  EXPECT_EQ(fakeCount("fake_cuda_primary_retains"), 0);
+  EXPECT_EQ(fakeCount("fake_cuda_modules_unloaded"),
+            fakeCount("fake_cuda_modules_loaded"));
+}
+
+TEST_F(CudaArtifactTest, ResultsAliasingInputsAndParametersAreCopiedNotFreed) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  std::vector<float> x = {7, 8, 9};
+  Expected<std::vector<OwnedTensor>> outputs =
+      artifact->run("alias", {{"x", {DType::F32, {3}, x.data()}}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  EXPECT_EQ(values((*outputs)[0]), (std::vector<float>{8, 9, 10}));
+  EXPECT_EQ(values((*outputs)[1]), (std::vector<float>{8, 9, 10}));
+  EXPECT_EQ(values((*outputs)[2]), x);
+  EXPECT_EQ(values((*outputs)[3]), kW);
+  // The shared buffer freed once, x's device copy freed, w kept.
+  EXPECT_EQ(fakeCount("fake_cuda_bad_frees"), 0);
+  EXPECT_EQ(fakeCount("fake_cuda_live_allocations"), 2);
+  Expected<std::vector<OwnedTensor>> again =
+      artifact->run("forward", {{"x", {DType::F32, {3}, x.data()}}});
+  ASSERT_TRUE(again) << again.message();
+  EXPECT_EQ(values((*again)[1]), (std::vector<float>{1.5f, 2, 3, 0}));
+}
+
+TEST_F(CudaArtifactTest, CopiesStridedDeviceResultsOut) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  std::vector<float> x = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  Expected<std::vector<OwnedTensor>> outputs =
+      artifact->run("transposed", {{"x", {DType::F32, {3, 4}, x.data()}}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  EXPECT_EQ((*outputs)[0].shape(), (std::vector<int64_t>{3, 4}));
+  EXPECT_EQ(values((*outputs)[0]), x);
+  EXPECT_EQ(fakeCount("fake_cuda_live_allocations"), 2);
+}
+
+TEST_F(CudaArtifactTest, ParametersLiveOnTheDeviceAndAreReadBack) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  ASSERT_TRUE(artifact->writesParameters());
+  std::optional<TensorView> w = artifact->parameter("w");
+  ASSERT_TRUE(w);
+  EXPECT_FALSE(onFakeDevice(w->data)); // a host snapshot
+  EXPECT_EQ(values(*w), kW);
+  EXPECT_EQ(values(*artifact->parameter("m")),
+            (std::vector<float>{0, 0, 0, 0})); // zeroed on the device
+  EXPECT_FALSE(artifact->parameter("nope"));
+  EXPECT_FALSE(artifact->readParameter("nope"));
+
+  // train adds 1 to w and m in place, on the device.
+  std::vector<float> x(4, 0);
+  for (int step = 1; step <= 2; ++step) {
+    Expected<std::vector<OwnedTensor>> m =
+        artifact->run("train", {{"x", {DType::F32, {4}, x.data()}}});
+    ASSERT_TRUE(m) << m.message();
+    EXPECT_EQ(values((*m)[0]), std::vector<float>(4, float(step)));
+  }
+  Expected<OwnedTensor> trained = artifact->readParameter("w");
+  ASSERT_TRUE(trained) << trained.message();
+  EXPECT_EQ(values(*trained), (std::vector<float>{2.5f, 3, 4, 1}));
+  EXPECT_EQ(values(*artifact->parameter("w")),
+            (std::vector<float>{2.5f, 3, 4, 1}));
+
+  // A checkpoint holds the device values.
+  std::string checkpoint = path("checkpoint.safetensors");
+  ASSERT_TRUE(artifact->saveParameters(checkpoint, {{"step", "2"}}));
+  {
+    Expected<SafeTensorsFile> file = SafeTensorsFile::open(checkpoint);
+    ASSERT_TRUE(file) << file.message();
+    EXPECT_EQ(values(file->view(*file->find("w"))),
+              (std::vector<float>{2.5f, 3, 4, 1}));
+    EXPECT_EQ(values(file->view(*file->find("m"))), std::vector<float>(4, 2));
+  }
+
+  // Loading copies to the device: the next forward sees it.
+  std::vector<float> loaded = {10, 20, 30, 40};
+  std::string weights = path("loaded.safetensors");
+  ASSERT_TRUE(writeSafeTensors(weights, {{"w", {DType::F32, {4},
+                                                loaded.data()}}}));
+  Status status = artifact->loadParameters(weights, false);
+  ASSERT_TRUE(status) << status.message();
+  Expected<std::vector<OwnedTensor>> forward =
+      artifact->run("forward", {{"x", {DType::F32, {1}, x.data()}}});
+  ASSERT_TRUE(forward) << forward.message();
+  EXPECT_EQ(values((*forward)[1]), (std::vector<float>{11, 21, 31, 41}));
+  EXPECT_EQ(values(*artifact->parameter("m")), std::vector<float>(4, 2));
+}
+
+TEST_F(CudaArtifactTest, NoDriverIsAClearOpenError) {
+  writeArtifact();
+  ::setenv("KILN_CUDA_DRIVER", "/nonexistent/libcuda.so.1", 1);
+  expectOpenError({"model.kiln' is a cuda artifact (sm_90) but no CUDA "
+                   "driver was found: /nonexistent/libcuda.so.1",
+                   "a CUDA artifact needs an NVIDIA GPU and its driver; "
+                   "compile with --target cpu for this machine"});
+}
+
+TEST_F(CudaArtifactTest, NoDeviceOrAFailingInitIsAClearOpenError) {
+  writeArtifact();
+  ::setenv("FAKE_CUDA_DEVICES", "0", 1);
+  expectOpenError({"is a cuda artifact (sm_90) but", "reports no CUDA device"});
+  ::unsetenv("FAKE_CUDA_DEVICES");
+  ::setenv("FAKE_CUDA_FAIL", "cuInit=3", 1);
+  expectOpenError({"failed to initialize: cuInit: CUDA_ERROR_NOT_INITIALIZED: "
+                   "initialization error"});
+  ::unsetenv("FAKE_CUDA_FAIL");
+  ::setenv("KILN_CUDA_DEVICE", "1", 1);
+  expectOpenError({"KILN_CUDA_DEVICE is '1', but the CUDA devices are 0 to 0"});
+  ::setenv("KILN_CUDA_DEVICE", "0", 1);
+  EXPECT_TRUE(openOk());
+}
+
+TEST_F(CudaArtifactTest, ChecksTheComputeCapability) {
+  json m = manifest();
+  writeArtifact(m);
+  ::setenv("FAKE_CUDA_CC", "80", 1);
+  expectOpenError({"is a cuda artifact for sm_90 (fatbin", "but CUDA device 0 "
+                   "(Fake GPU 0) has compute capability 8.0"});
+  // A binary runs only within its major version; PTX on anything newer.
+  m["target_options"] = {{"cuda_arch", "sm_80"}, {"image", "fatbin"}};
+  writeArtifact(m);
+  ::setenv("FAKE_CUDA_CC", "90", 1);
+  expectOpenError({"for sm_80 (fatbin, needs compute capability 8.x",
+                   "has compute capability 9.0"});
+  m["target_options"] = {{"cuda_arch", "sm_80"}, {"image", "ptx"}};
+  writeArtifact(m);
+  EXPECT_TRUE(openOk());
+  m["target_options"] = {{"cuda_arch", "sm_100"}, {"image", "ptx"}};
+  writeArtifact(m);
+  expectOpenError({"for sm_100 (ptx, needs compute capability 10.0 or newer"});
+
+  m["target_options"] = {{"cuda_arch", "volta"}};
+  writeArtifact(m);
+  expectOpenError({"target_options.cuda_arch is 'volta'"});
+  m["target_options"] = {{"cuda_arch", "sm_90"}, {"image", "cubin"}};
+  writeArtifact(m);
+  expectOpenError({"target_options.image is 'cubin'"});
+  m["target_options"] = json::object();
+  writeArtifact(m);
+  expectOpenError({"a cuda artifact needs target_options.cuda_arch"});
+}
+
+TEST_F(CudaArtifactTest, AFailingLaunchIsReportedByRunAndStopsTheCall) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  int64_t launches = fakeCount("fake_cuda_launches");
+  ::setenv("FAKE_CUDA_FAIL", "cuLaunchKernel", 1);
+  std::vector<float> x = {1, 2};
+  expectRunError(*artifact, "forward", {{"x", {DType::F32, {2}, x.data()}}},
+                 {"entry point 'forward': "
+                  "cuLaunchKernel(kiln_fake_add_one_f32): "
+                  "CUDA_ERROR_INVALID_VALUE: invalid argument"});
+  // The second launch of the call was not attempted; nothing leaked.
+  EXPECT_EQ(fakeCount("fake_cuda_launches"), launches + 1);
+  EXPECT_EQ(fakeCount("fake_cuda_live_allocations"), 2);
+  EXPECT_EQ(fakeCount("fake_cuda_bad_frees"), 0);
+
+  // The failure belongs to that call only.
+  ::unsetenv("FAKE_CUDA_FAIL");
+  Expected<std::vector<OwnedTensor>> outputs =
+      artifact->run("forward", {{"x", {DType::F32, {2}, x.data()}}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  EXPECT_EQ(values((*outputs)[0]), (std::vector<float>{2, 3}));
+
+  ::setenv("FAKE_CUDA_FAIL", "cuStreamSynchronize=719", 1);
+  expectRunError(*artifact, "forward", {{"x", {DType::F32, {2}, x.data()}}},
+                 {"cuStreamSynchronize: CUDA_ERROR_LAUNCH_FAILED: "
+                  "unspecified launch failure"});
+  ::setenv("FAKE_CUDA_FAIL", "cuMemAlloc=2", 1);
+  expectRunError(*artifact, "forward", {{"x", {DType::F32, {2}, x.data()}}},
+                 {"input 'x': cuMemAlloc(8 bytes): CUDA_ERROR_OUT_OF_MEMORY"});
+}
+
+TEST_F(CudaArtifactTest, KernelLookupAndJitFailuresNameTheKernelAndTheLog) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  expectRunError(*artifact, "missing_kernel", {},
+                 {"cuModuleGetFunction(kiln_missing_kernel): "
+                  "CUDA_ERROR_NOT_FOUND: named symbol not found"});
+  expectRunError(*artifact, "jit_error", {},
+                 {"cuModuleLoadDataEx(", "-byte PTX): CUDA_ERROR_INVALID_PTX",
+                  "JIT log: ptxas fatal   : fake syntax error at line 1"});
+  EXPECT_EQ(fakeCount("fake_cuda_live_allocations"), 2);
+}
+
+//===----------------------------------------------------------------------===//
+// kiln_gpu_gemm through cuBLASLt
+//===----------------------------------------------------------------------===//
+
+struct GemmCase {
+  int transA, transB;
+  int64_t batch, m, n, k;
+  bool broadcastA, broadcastB;
+  float alpha, beta;
+};
+
+/// Runs entry point gemm on random data and compares with a naive row-major
+/// product.
+void checkGemm(const Artifact &artifact, void *module, const GemmCase &g) {
+  SCOPED_TRACE(::testing::Message()
+               << "transA " << g.transA << " transB " << g.transB << " batch "
+               << g.batch << " m " << g.m << " n " << g.n << " k " << g.k
+               << " broadcast " << g.broadcastA << g.broadcastB);
+  // Row strides with padding, so that ld != the logical width.
+  int64_t aRows = g.transA ? g.k : g.m, aCols = g.transA ? g.m : g.k;
+  int64_t bRows = g.transB ? g.n : g.k, bCols = g.transB ? g.k : g.n;
+  int64_t lda = aCols + 1, ldb = bCols + 2, ldc = g.n + 3;
+  int64_t strideA = g.broadcastA ? 0 : aRows * lda;
+  int64_t strideB = g.broadcastB ? 0 : bRows * ldb;
+  int64_t strideC = g.m * ldc;
+  std::vector<float> a((g.broadcastA ? 1 : g.batch) * aRows * lda);
+  std::vector<float> b((g.broadcastB ? 1 : g.batch) * bRows * ldb);
+  std::vector<float> c(g.batch * strideC);
+  uint32_t seed = 1;
+  auto next = [&] {
+    seed = seed * 1664525u + 1013904223u;
+    return static_cast<float>((seed >> 9) % 17) - 8;
+  };
+  for (float &v : a)
+    v = next();
+  for (float &v : b)
+    v = next();
+  for (float &v : c)
+    v = next();
+
+  auto setGemm = reinterpret_cast<void (*)(
+      int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+      int64_t, int64_t, int64_t, int64_t, float, float)>(
+      ::dlsym(module, "kiln_test_set_gemm"));
+  ASSERT_NE(setGemm, nullptr);
+  setGemm(g.transA, g.transB, g.batch, g.m, g.n, g.k, lda, strideA, ldb,
+          strideB, ldc, strideC, g.alpha, g.beta);
+  Expected<std::vector<OwnedTensor>> outputs = artifact.run(
+      "gemm",
+      {{"a", {DType::F32, {static_cast<int64_t>(a.size())}, a.data()}},
+       {"b", {DType::F32, {static_cast<int64_t>(b.size())}, b.data()}},
+       {"c", {DType::F32, {static_cast<int64_t>(c.size())}, c.data()}}});
+  ASSERT_TRUE(outputs) << outputs.message();
+  const float *result = (*outputs)[0].as<float>();
+  for (int64_t i = 0; i < g.batch; ++i)
+    for (int64_t r = 0; r < g.m; ++r)
+      for (int64_t col = 0; col < ldc; ++col) {
+        float expected = c[i * strideC + r * ldc + col];
+        if (col < g.n) {
+          float sum = 0;
+          for (int64_t p = 0; p < g.k; ++p) {
+            float x = g.transA ? a[i * strideA + p * lda + r]
+                               : a[i * strideA + r * lda + p];
+            float y = g.transB ? b[i * strideB + col * ldb + p]
+                               : b[i * strideB + p * ldb + col];
+            sum += x * y;
+          }
+          expected = g.alpha * sum + g.beta * expected;
+        }
+        // Small integers: exact in f32 whatever the summation order.
+        ASSERT_EQ(result[i * strideC + r * ldc + col], expected)
+            << "batch " << i << " row " << r << " col " << col;
+      }
+}
+
+TEST_F(CudaArtifactTest, GemmMapsRowMajorOntoColumnMajorCublasLt) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  void *module = ::dlopen((artifactDir() + "/module.so").c_str(),
+                          RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(module, nullptr);
+  int64_t matmuls = fakeCount("fake_cublaslt_matmuls");
+  int cases = 0;
+  for (int transA : {0, 1})
+    for (int transB : {0, 1}) {
+      checkGemm(*artifact, module, {transA, transB, 1, 3, 5, 7, false, false,
+                                    1, 0});
+      checkGemm(*artifact, module, {transA, transB, 3, 5, 2, 3, false, false,
+                                    2, 1});
+      checkGemm(*artifact, module, {transA, transB, 2, 1, 4, 5, true, false,
+                                    1, 0.5f});
+      checkGemm(*artifact, module, {transA, transB, 3, 4, 1, 2, false, true,
+                                    -1, 0});
+      cases += 4;
+    }
+  EXPECT_EQ(fakeCount("fake_cublaslt_matmuls"), matmuls + cases);
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_compute_type"), 68); // exact f32
+  ::dlclose(module);
+  // cuBLASLt's workspace goes with the driver, and the driver with the
+  // last artifact.
+  artifact.reset();
+  EXPECT_EQ(fakeCount("fake_cuda_live_allocations"), 0);
+  EXPECT_EQ(fakeCount("fake_cuda_primary_retains"), 0);
+}
+
+TEST_F(CudaArtifactTest, Tf32IsOptIn) {
+  ::setenv("KILN_CUDA_TF32", "1", 1);
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  void *module = ::dlopen((artifactDir() + "/module.so").c_str(),
+                          RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(module, nullptr);
+  checkGemm(*artifact, module, {0, 0, 1, 2, 2, 2, false, false, 1, 0});
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_compute_type"), 77);
+  ::dlclose(module);
+}
+
+TEST_F(CudaArtifactTest, CublasLtFailuresAreClearRunErrors) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  void *module = ::dlopen((artifactDir() + "/module.so").c_str(),
+                          RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(module, nullptr);
+  auto setGemm = reinterpret_cast<void (*)(
+      int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+      int64_t, int64_t, int64_t, int64_t, float, float)>(
+      ::dlsym(module, "kiln_test_set_gemm"));
+  ASSERT_NE(setGemm, nullptr);
+  setGemm(0, 0, 1, 2, 2, 2, 2, 4, 2, 4, 2, 4, 1, 0);
+  std::vector<float> four(4, 1);
+  std::vector<NamedTensor> inputs = {{"a", {DType::F32, {4}, four.data()}},
+                                     {"b", {DType::F32, {4}, four.data()}},
+                                     {"c", {DType::F32, {4}, four.data()}}};
+  ::setenv("KILN_CUBLASLT", "/nonexistent/libcublasLt.so.13", 1);
+  expectRunError(*artifact, "gemm", inputs,
+                 {"entry point 'gemm': cuBLASLt not found (tried "
+                  "/nonexistent/libcublasLt.so.13",
+                  "set KILN_CUBLASLT=/path/libcublasLt.so.N"});
+  EXPECT_EQ(fakeCount("fake_cuda_live_allocations"), 2);
+  ::setenv("KILN_CUBLASLT", KILN_FAKE_CUBLASLT, 1);
+  ::setenv("FAKE_CUBLASLT_FAIL", "cublasLtMatmul", 1);
+  expectRunError(*artifact, "gemm", inputs,
+                 {"kiln_gpu_gemm(f32, batch 1, m 2, n 2, k 2): "
+                  "cublasLtMatmul: CUBLAS_STATUS_NOT_SUPPORTED"});
+  ::unsetenv("FAKE_CUBLASLT_FAIL");
+  Expected<std::vector<OwnedTensor>> outputs = artifact->run("gemm", inputs);
+  ASSERT_TRUE(outputs) << outputs.message();
+  EXPECT_EQ(values((*outputs)[0]), std::vector<float>(4, 2));
+  // A row stride below the row length is refused by cuBLASLt's layout.
+  setGemm(0, 0, 1, 2, 2, 2, 1, 4, 2, 4, 2, 4, 1, 0);
+  expectRunError(*artifact, "gemm", inputs,
+                 {"cublasLtMatrixLayoutCreate(A): "
+                  "CUBLAS_STATUS_INVALID_VALUE"});
+  ::dlclose(module);
+}
+
+TEST_F(CudaArtifactTest, AModuleCalledWithoutTheRuntimeSaysSo) {
+  writeArtifact();
+  std::string copy = path("unbound.so");
+  ASSERT_TRUE(compileModule(copy));
+  EXPECT_DEATH(
+      {
+        void *module = ::dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
+        auto entry = reinterpret_cast<void (*)(void **)>(
+            ::dlsym(module, "kiln_entry_missing_kernel"));
+        char results[64];
+        void *args[] = {results};
+        entry(args);
+      },
+      "mgpuMemAlloc was called before kiln_gpu_bind");
+}
+
+} // namespace

@@ -1,0 +1,227 @@
+//===- FakeCublasLt.cpp - cuBLASLt matmuls on the host, for runtime tests -===//
+//
+// libkiln_fake_cublaslt.so exports the subset of the cuBLASLt API
+// libkiln_runtime calls and computes what cuBLASLt documents, column-major:
+//   D[i] = alpha * op(A[i]) * op(B[i]) + beta * C[i]
+// with op(A) m x k (A stored m x k, or k x m under CUBLAS_OP_T, leading
+// dimension ld >= rows), batches CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT apart by
+// STRIDED_BATCH_OFFSET elements, and C not read when beta is 0. Inconsistent
+// layouts fail with CUBLAS_STATUS_INVALID_VALUE, as the real library's do.
+// Only f32 data is computed (the runtime's row-major mapping does not depend
+// on the type). FAKE_CUBLASLT_FAIL=<function> makes that function fail with
+// CUBLAS_STATUS_NOT_SUPPORTED.
+//
+//===----------------------------------------------------------------------===//
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+using Status = int;
+constexpr Status kSuccess = 0, kInvalidValue = 7, kNotSupported = 15;
+
+struct Desc {
+  int compute, scale;
+  int32_t transA = 0, transB = 0;
+};
+struct Layout {
+  int type;
+  uint64_t rows, cols;
+  int64_t ld;
+  int32_t batch = 1;
+  int64_t stride = 0;
+};
+struct Algo {
+  uint64_t data[8];
+};
+struct Heuristic {
+  Algo algo;
+  size_t workspaceSize;
+  Status state;
+  float wavesCount;
+  int reserved[4];
+};
+
+int gHandle;
+int64_t gMatmuls = 0;
+int gLastCompute = -1;
+
+bool failing(const char *name) {
+  const char *fail = std::getenv("FAKE_CUBLASLT_FAIL");
+  return fail && std::strcmp(fail, name) == 0;
+}
+
+/// Element (i, j) of a column-major matrix.
+float &at(float *base, int64_t ld, int64_t i, int64_t j) {
+  return base[i + j * ld];
+}
+} // namespace
+
+extern "C" {
+
+int64_t fake_cublaslt_matmuls() { return gMatmuls; }
+int64_t fake_cublaslt_last_compute_type() { return gLastCompute; }
+
+Status cublasLtCreate(void **handle) {
+  *handle = &gHandle;
+  return kSuccess;
+}
+Status cublasLtDestroy(void *handle) {
+  return handle == &gHandle ? kSuccess : kInvalidValue;
+}
+const char *cublasLtGetStatusName(Status status) {
+  switch (status) {
+  case kSuccess:
+    return "CUBLAS_STATUS_SUCCESS";
+  case kInvalidValue:
+    return "CUBLAS_STATUS_INVALID_VALUE";
+  case kNotSupported:
+    return "CUBLAS_STATUS_NOT_SUPPORTED";
+  }
+  return "CUBLAS_STATUS_UNKNOWN";
+}
+const char *cublasLtGetStatusString(Status status) {
+  switch (status) {
+  case kSuccess:
+    return "success";
+  case kInvalidValue:
+    return "an invalid value was used as an argument";
+  case kNotSupported:
+    return "the functionality requested is not supported";
+  }
+  return "unknown status";
+}
+
+Status cublasLtMatmulDescCreate(Desc **desc, int compute, int scale) {
+  if (compute != 68 && compute != 77)
+    return kNotSupported;
+  *desc = new Desc{compute, scale};
+  return kSuccess;
+}
+Status cublasLtMatmulDescDestroy(Desc *desc) {
+  delete desc;
+  return kSuccess;
+}
+Status cublasLtMatmulDescSetAttribute(Desc *desc, int attribute,
+                                      const void *value, size_t bytes) {
+  if (bytes != sizeof(int32_t))
+    return kInvalidValue;
+  int32_t op;
+  std::memcpy(&op, value, sizeof(op));
+  if (op != 0 && op != 1)
+    return kInvalidValue;
+  if (attribute == 3)
+    desc->transA = op;
+  else if (attribute == 4)
+    desc->transB = op;
+  else
+    return kInvalidValue;
+  return kSuccess;
+}
+
+Status cublasLtMatrixLayoutCreate(Layout **layout, int type, uint64_t rows,
+                                  uint64_t cols, int64_t ld) {
+  if (ld < static_cast<int64_t>(rows) || ld < 1)
+    return kInvalidValue;
+  *layout = new Layout{type, rows, cols, ld};
+  return kSuccess;
+}
+Status cublasLtMatrixLayoutDestroy(Layout *layout) {
+  delete layout;
+  return kSuccess;
+}
+Status cublasLtMatrixLayoutSetAttribute(Layout *layout, int attribute,
+                                        const void *value, size_t bytes) {
+  if (attribute == 5 && bytes == sizeof(int32_t)) {
+    std::memcpy(&layout->batch, value, bytes);
+    return layout->batch >= 1 ? kSuccess : kInvalidValue;
+  }
+  if (attribute == 6 && bytes == sizeof(int64_t)) {
+    std::memcpy(&layout->stride, value, bytes);
+    return kSuccess;
+  }
+  return kInvalidValue;
+}
+
+Status cublasLtMatmulPreferenceCreate(void **preference) {
+  *preference = new int(0);
+  return kSuccess;
+}
+Status cublasLtMatmulPreferenceDestroy(void *preference) {
+  delete static_cast<int *>(preference);
+  return kSuccess;
+}
+Status cublasLtMatmulPreferenceSetAttribute(void *, int attribute,
+                                            const void *, size_t bytes) {
+  if (attribute == 1)
+    return bytes == sizeof(uint64_t) ? kSuccess : kInvalidValue;
+  if (attribute >= 5 && attribute <= 8)
+    return bytes == sizeof(uint32_t) ? kSuccess : kInvalidValue;
+  return kInvalidValue;
+}
+
+Status cublasLtMatmulAlgoGetHeuristic(void *handle, Desc *desc, Layout *a,
+                                      Layout *b, Layout *c, Layout *d, void *,
+                                      int requested, Heuristic *results,
+                                      int *returned) {
+  if (failing("cublasLtMatmulAlgoGetHeuristic"))
+    return kNotSupported;
+  if (handle != &gHandle || !desc || !a || !b || !c || !d || requested < 1)
+    return kInvalidValue;
+  std::memset(results, 0, sizeof(Heuristic));
+  results[0].algo.data[0] = 42;
+  *returned = 1;
+  return kSuccess;
+}
+
+Status cublasLtMatmul(void *handle, Desc *desc, const float *alpha,
+                      const float *a, Layout *la, const float *b, Layout *lb,
+                      const float *beta, const float *c, Layout *lc, float *d,
+                      Layout *ld, const Algo *algo, void *workspace,
+                      size_t workspaceBytes, void *stream) {
+  (void)workspace;
+  (void)workspaceBytes;
+  (void)stream;
+  if (failing("cublasLtMatmul"))
+    return kNotSupported;
+  if (handle != &gHandle || !algo || algo->data[0] != 42)
+    return kInvalidValue;
+  if (la->type != 0 || lb->type != 0 || lc->type != 0 || ld->type != 0)
+    return kNotSupported;
+  int64_t m = static_cast<int64_t>(ld->rows), n = static_cast<int64_t>(ld->cols);
+  int64_t k = static_cast<int64_t>(desc->transA ? la->rows : la->cols);
+  // op(A) is m x k, op(B) k x n, C m x n; all batch counts equal.
+  if (static_cast<int64_t>(desc->transA ? la->cols : la->rows) != m ||
+      static_cast<int64_t>(desc->transB ? lb->cols : lb->rows) != k ||
+      static_cast<int64_t>(desc->transB ? lb->rows : lb->cols) != n ||
+      lc->rows != ld->rows || lc->cols != ld->cols ||
+      la->batch != ld->batch || lb->batch != ld->batch ||
+      lc->batch != ld->batch)
+    return kInvalidValue;
+  ++gMatmuls;
+  gLastCompute = desc->compute;
+  for (int32_t batch = 0; batch < ld->batch; ++batch) {
+    auto *A = const_cast<float *>(a) + batch * la->stride;
+    auto *B = const_cast<float *>(b) + batch * lb->stride;
+    auto *C = const_cast<float *>(c) + batch * lc->stride;
+    float *D = d + batch * ld->stride;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double sum = 0;
+        for (int64_t p = 0; p < k; ++p)
+          sum += double(desc->transA ? at(A, la->ld, p, i)
+                                     : at(A, la->ld, i, p)) *
+                 double(desc->transB ? at(B, lb->ld, j, p)
+                                     : at(B, lb->ld, p, j));
+        float result = *alpha * static_cast<float>(sum);
+        if (*beta != 0)
+          result += *beta * at(C, lc->ld, i, j);
+        at(D, ld->ld, i, j) = result;
+      }
+  }
+  return kSuccess;
+}
+
+} // extern "C"
