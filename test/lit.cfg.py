@@ -34,6 +34,12 @@ if os.access(os.path.join(cuda_toolkit, "bin", "ptxas"), os.X_OK):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", os.path.join(cuda_toolkit, "bin", "ptxas")))
 
+# The fake CUDA driver and cuBLASLt of the runtime tests run the host side
+# of CUDA artifacts here (kernels are looked up, not executed).
+fake_dir = os.path.join(config.kiln_obj_root, "test", "unit", "Runtime")
+config.substitutions.append(("%fake_cuda", os.path.join(fake_dir, "libkiln_fake_cuda.so")))
+config.substitutions.append(("%fake_cublaslt", os.path.join(fake_dir, "libkiln_fake_cublaslt.so")))
+
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 

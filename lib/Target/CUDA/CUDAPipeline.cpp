@@ -463,6 +463,7 @@ struct DeviceMemoryPass
       if (!isInDeviceCode(op))
         work.push_back(op);
     });
+    SmallVector<Value> constantCopies;
     for (Operation *op : work) {
       Location loc = op->getLoc();
       rewriter.setInsertionPoint(op);
@@ -479,14 +480,27 @@ struct DeviceMemoryPass
               memref::StoreOp, memref::DeallocOp>(op) &&
           isHostShapeBuffer(memrefOperand(op)))
         continue;
+      // gpu-to-llvm lowers these ops in their async form only: each gets
+      // a stream of its own (gpu.wait async) and waits for it after.
+      Type token = gpu::AsyncTokenType::get(&getContext());
+      auto stream = [&]() {
+        return gpu::WaitOp::create(rewriter, loc, token, ValueRange{})
+            .getAsyncToken();
+      };
+      auto wait = [&](Value done) {
+        gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{done});
+      };
       if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
         auto device = gpu::AllocOp::create(
-            rewriter, loc, alloc.getType(), Type(), ValueRange{},
+            rewriter, loc, alloc.getType(), token, ValueRange{stream()},
             alloc.getDynamicSizes(), alloc.getSymbolOperands());
+        wait(device.getAsyncToken());
         rewriter.replaceOp(alloc, device.getMemref());
       } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
-        gpu::DeallocOp::create(rewriter, loc, Type(), ValueRange{},
-                               dealloc.getMemref());
+        auto done = gpu::DeallocOp::create(rewriter, loc, token,
+                                           ValueRange{stream()},
+                                           dealloc.getMemref());
+        wait(done.getAsyncToken());
         rewriter.eraseOp(dealloc);
       } else if (auto global = dyn_cast<memref::GetGlobalOp>(op)) {
         // The global lives in module.so's (host) data: each use gets a
@@ -498,13 +512,18 @@ struct DeviceMemoryPass
           return signalPassFailure();
         }
         rewriter.setInsertionPointAfter(global);
-        auto device = gpu::AllocOp::create(rewriter, loc, type, Type(),
-                                           ValueRange{}, ValueRange{},
+        auto device = gpu::AllocOp::create(rewriter, loc, type, token,
+                                           ValueRange{stream()}, ValueRange{},
                                            ValueRange{});
         rewriter.replaceAllUsesExcept(global, device.getMemref(),
                                       device.getOperation());
-        gpu::MemcpyOp::create(rewriter, loc, Type(), ValueRange{},
-                              device.getMemref(), global);
+        auto copied = gpu::MemcpyOp::create(
+            rewriter, loc, token, ValueRange{device.getAsyncToken()},
+            device.getMemref(), global);
+        wait(copied.getAsyncToken());
+        // Freed when the function returns (results never alias constants:
+        // bufferization returns clones of them).
+        constantCopies.push_back(device.getMemref());
       } else if (isa<memref::AllocaOp, memref::LoadOp, memref::StoreOp,
                      memref::CopyOp, linalg::LinalgOp>(op)) {
         op->emitOpError("would run on the host and touch device memory; the "
@@ -512,6 +531,19 @@ struct DeviceMemoryPass
         return signalPassFailure();
       }
     }
+    Type token = gpu::AsyncTokenType::get(&getContext());
+    func.walk([&](func::ReturnOp ret) {
+      rewriter.setInsertionPoint(ret);
+      for (Value copy : constantCopies) {
+        Value stream =
+            gpu::WaitOp::create(rewriter, ret.getLoc(), token, ValueRange{})
+                .getAsyncToken();
+        auto done = gpu::DeallocOp::create(rewriter, ret.getLoc(), token,
+                                           ValueRange{stream}, copy);
+        gpu::WaitOp::create(rewriter, ret.getLoc(), Type(),
+                            ValueRange{done.getAsyncToken()});
+      }
+    });
   }
 };
 
@@ -571,7 +603,9 @@ void mlir::kiln::buildKilnCUDAPipeline(OpPassManager &pm,
   pm.addNestedPass<gpu::GPUModuleOp>(createCSEPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createReconcileUnrealizedCastsPass());
 
-  // Host.
+  // Host. Memref ops gpu-to-llvm leaves alone (the dynamic reshapes'
+  // shape buffers) go first.
+  pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createGpuToLLVMConversionPass());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = options.image;

@@ -2,7 +2,8 @@
 // RUN: kiln-opt %s --kiln-cuda-kernel-pipeline="library-matmuls=false" | FileCheck %s --check-prefix=NOLIB
 // RUN: kiln-opt %s --kiln-cuda-pipeline | FileCheck %s --check-prefix=LLVM
 
-// Host code keeps only device allocations, launches and library calls:
+// Host code keeps only device allocations, launches and library calls
+// (allocations in the async form gpu-to-llvm lowers, each waited for):
 // every loop nest is a kernel of 256-thread blocks, matmuls call cuBLASLt
 // through kiln_gpu_gemm, and nothing on the host touches memory.
 // CHECK-LABEL: func.func @f(
@@ -11,7 +12,7 @@
 // CHECK-NOT: memref.store
 // CHECK-NOT: linalg.
 // The transposed rhs of the attention scores is copied by a kernel first.
-// CHECK: %[[KT:.*]] = gpu.alloc () : memref<2x4x16x8xf32>
+// CHECK: %[[KT:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] () : memref<2x4x16x8xf32>
 // CHECK: gpu.launch_func @f_kernel::@f_kernel blocks in (%{{.*}}) threads in (%c256, %c1, %c1)
 // Batch dim 0 is a host loop, batch dim 1 (4 heads) the call's strided
 // batch: m = 8, n = 8, k = 16, plain layouts, leading dims 16, 8, 8.
@@ -19,12 +20,12 @@
 // CHECK: call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c0_i32, %c4_i64, %c8_i64, %c8_i64, %c16_i64, %{{.*}}, %c16_i64, %c128_i64, %{{.*}}, %c8_i64, %c128_i64, %{{.*}}, %c8_i64, %c64_i64, %cst{{.*}}, %cst{{.*}})
 // The dynamic-row matmul: one call, m from the runtime size.
 // CHECK: %[[DIM:.*]] = memref.dim %arg2, %c0 : memref<?x17xf32>
-// CHECK: gpu.alloc (%[[DIM]]) : memref<?x3xf32>
+// CHECK: gpu.alloc async [%{{.*}}] (%[[DIM]]) : memref<?x3xf32>
 // CHECK: %[[BLOCKS:.*]] = affine.apply #map()[%[[DIM]]]
 // CHECK: gpu.launch_func @{{.*}} blocks in (%[[BLOCKS]], %c1, %c1) threads in (%c256, %c1, %c1)
 // CHECK: call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c0_i32, %c1_i64, %{{.*}}, %c3_i64, %c17_i64, %{{.*}}, %c17_i64, %c0_i64, %{{.*}}, %c3_i64, %c0_i64, %{{.*}}, %c3_i64, %c0_i64,
 // The full mean has no parallel dim: a one-block kernel.
-// CHECK: %[[MEAN:.*]] = gpu.alloc () : memref<f32>
+// CHECK: %[[MEAN:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] () : memref<f32>
 // CHECK: gpu.launch_func @{{.*}} blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1) args({{.*}}%[[MEAN]] : memref<f32>)
 // CHECK: gpu.dealloc
 // CHECK: return

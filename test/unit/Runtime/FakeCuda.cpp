@@ -84,6 +84,25 @@ constexpr ErrorText kErrors[] = {
 };
 } // namespace
 
+namespace {
+/// With FAKE_CUDA_REPORT set, one line of counts on stderr when the library
+/// is unloaded (when the runtime releases the driver, or at exit), so tools
+/// run on the fake driver can be checked for leaks and bad frees.
+struct ExitReport {
+  ~ExitReport() {
+    if (!std::getenv("FAKE_CUDA_REPORT"))
+      return;
+    std::fprintf(stderr,
+                 "fake-cuda: %lld launches, %lld modules loaded, %lld "
+                 "unloaded, %zu live allocations, %lld bad frees\n",
+                 static_cast<long long>(gLaunches),
+                 static_cast<long long>(gModulesLoaded),
+                 static_cast<long long>(gModulesUnloaded), gAllocations.size(),
+                 static_cast<long long>(gBadFrees));
+  }
+} gExitReport;
+} // namespace
+
 #define FAIL_IF_ASKED(call)                                                    \
   if (CUresult code = injected(call))                                          \
   return code
