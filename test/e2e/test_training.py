@@ -53,7 +53,7 @@ def gpt2_forward(t, ids, cfg):
     eps = cfg.get("layer_norm_epsilon", 1e-5)
     b, s = ids.shape
     x = t["transformer.wte.weight"][ids] + t["transformer.wpe.weight"][:s]
-    mask = torch.tril(torch.ones(s, s, dtype=torch.bool))
+    mask = torch.tril(torch.ones(s, s, dtype=torch.bool, device=ids.device))
     for i in range(cfg["n_layer"]):
         p = f"transformer.h.{i}."
         h = F.layer_norm(x, (d,), t[p + "ln_1.weight"], t[p + "ln_1.bias"], eps)

@@ -1,0 +1,539 @@
+#!/usr/bin/env python3
+"""The GPU check: Kiln's CUDA artifacts against PyTorch on the GPU.
+
+Two halves, so that artifacts built on a machine without a GPU (and with
+LLVM, MLIR and the CUDA toolkit) run on one with a GPU (and only PyTorch,
+numpy and the driver):
+
+  gpu_check.py prepare --bundle DIR [--arch sm_90] [--kiln-compile PATH]
+      writes DIR/ops.mlir and compiles DIR/artifacts/*.kiln for --target cuda:
+      ops (one entry point per op case), gpt2-tiny (forward), gpt2-tiny-train
+      (train_step, AdamW) and gpt2-small (forward; its 498 MB of weights are
+      left out and written on the GPU machine).
+
+  gpu_check.py run --bundle DIR [--report FILE] [--kiln PATH]
+      on the GPU machine: every op case, gpt2-tiny's logits and three
+      train_steps against PyTorch on the same GPU, then the benchmark
+      (gpt2-small forward, batch 1 x seq 128, against PyTorch eager);
+      writes a short Markdown report and exits non-zero if any check fails.
+      Without a GPU it prints "skipped: no GPU" and exits 0.
+
+Numerics are fp32 on both sides with TF32 off in PyTorch (Kiln's cuBLASLt
+calls use CUBLAS_COMPUTE_32F unless KILN_CUDA_TF32=1). Tolerances:
+elementwise ops and reductions RTOL 2e-5 / ATOL 1e-5 (the CPU suite's);
+matmuls and whole models RTOL 1e-4 / ATOL 1e-4 (different summation
+orders over up to 3072 products); training as test/e2e/test_training.py
+states it, with the parameter tolerance widened to ATOL 1e-5 because the
+GPU reduction order differs from torch's too.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "test", "e2e"))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+from kiln.io import load_safetensors, save_safetensors  # noqa: E402
+
+MODELS = os.path.join(ROOT, "models")
+
+
+def ty(shape, elem="f32"):
+    dims = "x".join("?" if d is None else str(d) for d in shape)
+    return f"tensor<{dims}x{elem}>" if len(shape) else f"tensor<{elem}>"
+
+
+#===----------------------------------------------------------------------===#
+# Op cases: kiln IR, inputs, and the torch computation they must match
+#===----------------------------------------------------------------------===#
+
+ELEMENTWISE = (2e-5, 1e-5)
+CONTRACTION = (1e-4, 1e-4)
+
+
+class Case:
+    def __init__(self, name, args, body, results, inputs, reference, tol=ELEMENTWISE):
+        self.name, self.args, self.body, self.results = name, args, body, results
+        self.inputs, self.reference, self.tol = inputs, reference, tol
+
+    def mlir(self):
+        sig = ", ".join(f"%{n}: {t}" for n, t in self.args)
+        rtypes = ", ".join(t for _, t in self.results)
+        rvals = ", ".join(f"%{v}" for v, _ in self.results)
+        body = "\n".join("  " + line for line in self.body)
+        return (f"func.func @{self.name}({sig}) -> ({rtypes}) {{\n{body}\n"
+                f"  return {rvals} : {rtypes}\n}}\n")
+
+
+def randn(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def cases():
+    import torch
+    import torch.nn.functional as F
+
+    t2, t17, t129 = ty((129, 17)), ty((17,)), ty((3, 129))
+    dyn = ty((None, 17))
+    return [
+        Case("add_broadcast", [("a", t2), ("b", t17)],
+             [f"%0 = kiln.add %a, %b : ({t2}, {t17}) -> {t2}"], [("0", t2)],
+             lambda r: [randn(r, 129, 17), randn(r, 17)], lambda a, b: [a + b]),
+        Case("arith_dynamic", [("x", dyn), ("y", dyn)],
+             [f"%0 = kiln.sub %x, %y : ({dyn}, {dyn}) -> {dyn}",
+              f"%1 = kiln.mul %x, %y : ({dyn}, {dyn}) -> {dyn}",
+              f"%2 = kiln.div %x, %y : ({dyn}, {dyn}) -> {dyn}"],
+             [("0", dyn), ("1", dyn), ("2", dyn)],
+             lambda r: [randn(r, 3, 17), randn(r, 3, 17) + 4.0],
+             lambda x, y: [x - y, x * y, x / y]),
+        Case("unary", [("x", t129)],
+             [f"%0 = kiln.exp %x : {t129}", f"%1 = kiln.tanh %x : {t129}",
+              f"%2 = kiln.relu %x : {t129}"],
+             [("0", t129), ("1", t129), ("2", t129)],
+             lambda r: [randn(r, 3, 129, scale=3.0)],
+             lambda x: [torch.exp(x), torch.tanh(x), torch.relu(x)]),
+        Case("gelu", [("x", t129)],
+             [f"%0 = kiln.gelu %x approximate = tanh : {t129}",
+              f"%1 = kiln.gelu %x approximate = erf : {t129}"],
+             [("0", t129), ("1", t129)], lambda r: [randn(r, 3, 129, scale=3.0)],
+             lambda x: [F.gelu(x, approximate="tanh"), F.gelu(x)]),
+        Case("softmax", [("x", ty((2, 3, 129)))],
+             [f"%0 = kiln.softmax %x axis = -1 : ({ty((2, 3, 129))}) -> {ty((2, 3, 129))}"],
+             [("0", ty((2, 3, 129)))], lambda r: [randn(r, 2, 3, 129, scale=4.0)],
+             lambda x: [torch.softmax(x, -1)]),
+        Case("layer_norm", [("x", ty((17, 129))), ("w", ty((129,))), ("b", ty((129,)))],
+             [f"%0 = kiln.layer_norm %x weight %w bias %b eps = 1.000000e-05 : "
+              f"({ty((17, 129))}, {ty((129,))}, {ty((129,))}) -> {ty((17, 129))}"],
+             [("0", ty((17, 129)))],
+             lambda r: [randn(r, 17, 129, scale=2.0) + 1.0, randn(r, 129), randn(r, 129)],
+             lambda x, w, b: [F.layer_norm(x, (129,), w, b, 1e-5)], tol=(1e-4, 2e-5)),
+        Case("reductions", [("x", t129)],
+             [f"%0 = kiln.reduce sum %x axes = [1] : ({t129}) -> {ty((3,))}",
+              f"%1 = kiln.reduce mean %x axes = [0, 1] : ({t129}) -> {ty(())}",
+              f"%2 = kiln.reduce max %x axes = [0] : ({t129}) -> {ty((129,))}"],
+             [("0", ty((3,))), ("1", ty(())), ("2", ty((129,)))],
+             lambda r: [randn(r, 3, 129)],
+             lambda x: [x.sum(1), x.mean(), x.amax(0)], tol=(1e-4, 1e-5)),
+        Case("matmul", [("a", ty((129, 17))), ("b", ty((17, 33)))],
+             [f"%0 = kiln.matmul %a, %b : ({ty((129, 17))}, {ty((17, 33))}) -> {ty((129, 33))}"],
+             [("0", ty((129, 33)))], lambda r: [randn(r, 129, 17), randn(r, 17, 33)],
+             lambda a, b: [a @ b], tol=CONTRACTION),
+        Case("matmul_dynamic", [("a", ty((None, 17))), ("b", ty((17, 33)))],
+             [f"%0 = kiln.matmul %a, %b : ({ty((None, 17))}, {ty((17, 33))}) -> {ty((None, 33))}"],
+             [("0", ty((None, 33)))], lambda r: [randn(r, 1, 17), randn(r, 17, 33)],
+             lambda a, b: [a @ b], tol=CONTRACTION),
+        Case("matmul_batched_transposed",
+             [("q", ty((2, 3, 17, 16))), ("k", ty((2, 3, 9, 16)))],
+             [f"%0 = kiln.matmul %q, %k transpose_rhs : ({ty((2, 3, 17, 16))}, "
+              f"{ty((2, 3, 9, 16))}) -> {ty((2, 3, 17, 9))}"],
+             [("0", ty((2, 3, 17, 9)))],
+             lambda r: [randn(r, 2, 3, 17, 16), randn(r, 2, 3, 9, 16)],
+             lambda q, k: [q @ k.transpose(-1, -2)], tol=CONTRACTION),
+        Case("matmul_broadcast", [("a", ty((3, 17, 16))), ("b", ty((16, 5)))],
+             [f"%0 = kiln.matmul %a, %b : ({ty((3, 17, 16))}, {ty((16, 5))}) -> {ty((3, 17, 5))}"],
+             [("0", ty((3, 17, 5)))], lambda r: [randn(r, 3, 17, 16), randn(r, 16, 5)],
+             lambda a, b: [a @ b], tol=CONTRACTION),
+        Case("matmul_transposed_lhs", [("a", ty((16, 17))), ("b", ty((16, 5)))],
+             [f"%0 = kiln.matmul %a, %b transpose_lhs : ({ty((16, 17))}, {ty((16, 5))}) -> {ty((17, 5))}"],
+             [("0", ty((17, 5)))], lambda r: [randn(r, 16, 17), randn(r, 16, 5)],
+             lambda a, b: [a.T @ b], tol=CONTRACTION),
+        Case("embedding", [("t", ty((1000, 64))), ("i", ty((2, 17), "i64"))],
+             [f"%0 = kiln.embedding %t, %i : ({ty((1000, 64))}, {ty((2, 17), 'i64')}) -> {ty((2, 17, 64))}"],
+             [("0", ty((2, 17, 64)))],
+             lambda r: [randn(r, 1000, 64), r.integers(0, 1000, (2, 17)).astype(np.int64)],
+             lambda t, i: [t[i]], tol=(0.0, 0.0)),
+        Case("shapes", [("x", ty((3, 4, 5))), ("a", ty((2, 3))), ("b", ty((2, 5))),
+                        ("y", ty((5, 17)))],
+             [f"%0 = kiln.transpose %x permutation = [2, 0, 1] : ({ty((3, 4, 5))}) -> {ty((5, 3, 4))}",
+              f"%1 = kiln.concat %a, %b axis = 1 : ({ty((2, 3))}, {ty((2, 5))}) -> {ty((2, 8))}",
+              f"%2 = kiln.slice %y axis = 1 [1 : 17 : 3] : ({ty((5, 17))}) -> {ty((5, 6))}"],
+             [("0", ty((5, 3, 4))), ("1", ty((2, 8))), ("2", ty((5, 6)))],
+             lambda r: [randn(r, 3, 4, 5), randn(r, 2, 3), randn(r, 2, 5), randn(r, 5, 17)],
+             lambda x, a, b, y: [x.permute(2, 0, 1), torch.cat([a, b], 1), y[:, 1:17:3]],
+             tol=(0.0, 0.0)),
+        Case("select_cast", [("x", ty((None, 129))), ("n", ty((7,), "i64"))],
+             ["%z = kiln.constant dense<0.000000e+00> : tensor<f32>",
+              f"%m = kiln.compare gt, %x, %z : ({ty((None, 129))}, tensor<f32>) -> {ty((None, 129), 'i1')}",
+              f"%0 = kiln.select %m, %x, %z : ({ty((None, 129), 'i1')}, {ty((None, 129))}, tensor<f32>) -> {ty((None, 129))}",
+              f"%1 = kiln.cast %n : {ty((7,), 'i64')} -> {ty((7,))}"],
+             [("0", ty((None, 129))), ("1", ty((7,)))],
+             lambda r: [randn(r, 4, 129), r.integers(-50, 50, (7,)).astype(np.int64)],
+             lambda x, n: [torch.where(x > 0, x, torch.zeros_like(x)), n.float()], tol=(0.0, 0.0)),
+        Case("cross_entropy", [("l", ty((None, None, 33))), ("t", ty((None, None), "i64"))],
+             [f"%0 = kiln.cross_entropy %l, %t reduction = mean : ({ty((None, None, 33))}, "
+              f"{ty((None, None), 'i64')}) -> tensor<f32>"],
+             [("0", ty(()))],
+             lambda r: [randn(r, 2, 17, 33, scale=3.0), r.integers(0, 33, (2, 17)).astype(np.int64)],
+             lambda l, t: [F.cross_entropy(l.reshape(-1, 33), t.reshape(-1))], tol=(1e-5, 1e-5)),
+    ]
+
+
+#===----------------------------------------------------------------------===#
+# Prepare (on the machine with the compiler)
+#===----------------------------------------------------------------------===#
+
+def compile_artifact(kiln_compile, source, out, arch, extra=()):
+    """arch "cpu" compiles for the CPU instead: the harness check (below)."""
+    target = ["--target", "cpu"] if arch == "cpu" else ["--target", "cuda", "--cuda-arch", arch]
+    args = [kiln_compile, source, "-o", out] + target + list(extra)
+    started = time.time()
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"gpu-check: compiling {source} failed:\n{done.stderr}")
+    print(f"  {os.path.basename(out)}: {time.time() - started:.1f} s")
+
+
+def prepare(args):
+    bundle = os.path.abspath(args.bundle)
+    artifacts = os.path.join(bundle, "artifacts")
+    os.makedirs(artifacts, exist_ok=True)
+    ops = os.path.join(bundle, "ops.mlir")
+    with open(ops, "w") as f:
+        f.write("// Generated by test/gpu/gpu_check.py prepare: one entry point per op case.\n")
+        for case in cases():
+            f.write(case.mlir())
+    print(f"compiling for {args.arch} into {artifacts}")
+    compile_artifact(args.kiln_compile, ops, os.path.join(artifacts, "ops.kiln"), args.arch)
+    compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
+                     os.path.join(artifacts, "gpt2-tiny.kiln"), args.arch)
+    compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
+                     os.path.join(artifacts, "gpt2-tiny-train.kiln"), args.arch,
+                     ["--mode", "train", "--batch", str(TRAIN_BATCH), "--seq", str(TRAIN_SEQ),
+                      "--weight-decay", "0.1"])
+    small = os.path.join(artifacts, "gpt2-small.kiln")
+    compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-small.json"), small, args.arch)
+    # 498 MB of weights do not travel: the run writes random ones.
+    os.remove(os.path.join(small, "weights.safetensors"))
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(bundle) for f in fs)
+    print(f"bundle {bundle}: {total / 2**20:.1f} MiB")
+
+
+#===----------------------------------------------------------------------===#
+# Run (on the GPU machine)
+#===----------------------------------------------------------------------===#
+
+TRAIN_BATCH, TRAIN_SEQ, TRAIN_LR, TRAIN_STEPS = 2, 16, 1e-3, 3
+
+
+class Checker:
+    def __init__(self, kiln, work):
+        self.kiln, self.work = kiln, work
+        self.lines, self.failures = [], 0
+
+    def record(self, ok, line):
+        self.failures += 0 if ok else 1
+        mark = "ok  " if ok else "FAIL"
+        print(f"[{mark}] {line}", flush=True)
+        self.lines.append(f"| {'ok' if ok else '**FAIL**'} | {line} |")
+
+    def run(self, artifact, entry, inputs, extra=()):
+        """Runs `entry` with [(name, array)]; returns the output arrays in
+        manifest order and the tool's stdout."""
+        out = tempfile.mkdtemp(dir=self.work)
+        argv = [self.kiln, "run", artifact, "--entry", entry, "--output-dir", out] + list(extra)
+        for name, array in inputs:
+            path = os.path.join(out, f"in-{name}.npy")
+            np.save(path, array)
+            argv += ["--input", f"{name}={path}"]
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip())
+        with open(os.path.join(artifact, "manifest.json")) as f:
+            manifest = json.load(f)
+        spec = next(e for e in manifest["entry_points"] if e["name"] == entry)
+        if "--repeat" in extra:
+            return [], done.stdout
+        return [np.load(os.path.join(out, o["name"] + ".npy")) for o in spec["outputs"]], done.stdout
+
+
+def compare(actual, expected, rtol, atol):
+    expected = expected.detach().cpu().numpy() if hasattr(expected, "detach") else np.asarray(expected)
+    if actual.shape != expected.shape:
+        return False, f"shape {actual.shape} != {expected.shape}"
+    diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    worst = float(diff.max()) if diff.size else 0.0
+    ok = bool(np.all(diff <= atol + rtol * np.abs(expected.astype(np.float64))))
+    return ok, f"max abs error {worst:.2e}"
+
+
+def check_ops(checker, bundle, device):
+    import torch
+    artifact = os.path.join(bundle, "artifacts", "ops.kiln")
+    with open(os.path.join(artifact, "manifest.json")) as f:
+        manifest = json.load(f)
+    for case in cases():
+        spec = next(e for e in manifest["entry_points"] if e["name"] == case.name)
+        rng = np.random.default_rng(zlib.crc32(case.name.encode()))
+        arrays = case.inputs(rng)
+        try:
+            outputs, _ = checker.run(artifact, case.name,
+                                     [(i["name"], a) for i, a in zip(spec["inputs"], arrays)])
+        except RuntimeError as error:
+            checker.record(False, f"op {case.name}: kiln run failed: {error}")
+            continue
+        expected = case.reference(*[torch.from_numpy(a).to(device) for a in arrays])
+        notes, ok = [], True
+        for index, (actual, reference) in enumerate(zip(outputs, expected)):
+            good, note = compare(actual, reference, *case.tol)
+            ok &= good
+            notes.append(f"#{index} {note}")
+        checker.record(ok, f"op {case.name} ({', '.join(notes)}; rtol {case.tol[0]}, atol {case.tol[1]})")
+
+
+def write_weights(artifact, weights):
+    """Replaces the artifact's weights with `weights`, in manifest order, so
+    the offsets in manifest.json still hold."""
+    with open(os.path.join(artifact, "manifest.json")) as f:
+        manifest = json.load(f)
+    ordered = {p["name"]: weights[p["name"]] for p in manifest["parameters"] if not p.get("state")}
+    save_safetensors(ordered, os.path.join(artifact, "weights.safetensors"))
+    return manifest
+
+
+def check_gpt2_tiny(checker, bundle, device):
+    import torch
+    from test_training import gpt2_forward, model_weights
+    artifact = os.path.join(bundle, "artifacts", "gpt2-tiny.kiln")
+    with open(os.path.join(MODELS, "gpt2-tiny.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(artifact, "manifest.json")) as f:
+        weights = model_weights(json.load(f), seed=1)
+    write_weights(artifact, weights)
+    t = {k: torch.from_numpy(v).to(device) for k, v in weights.items()}
+    for batch, seq in ((1, 1), (2, 17), (3, 64)):
+        ids = np.random.default_rng(batch * 100 + seq).integers(0, cfg["vocab_size"], (batch, seq))
+        ids = ids.astype(np.int64)
+        try:
+            (logits,), _ = checker.run(artifact, "forward", [("input_ids", ids)])
+        except RuntimeError as error:
+            checker.record(False, f"gpt2-tiny logits [{batch}x{seq}]: kiln run failed: {error}")
+            continue
+        with torch.no_grad():
+            expected = gpt2_forward(t, torch.from_numpy(ids).to(device), cfg)
+        ok, note = compare(logits, expected, *CONTRACTION)
+        checker.record(ok, f"gpt2-tiny logits [{batch}x{seq}] ({note})")
+
+
+def check_gpt2_tiny_train(checker, bundle, device):
+    import torch
+    import torch.nn.functional as F
+    from test_training import gpt2_forward, model_weights
+    artifact = os.path.join(bundle, "artifacts", "gpt2-tiny-train.kiln")
+    with open(os.path.join(MODELS, "gpt2-tiny.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(artifact, "manifest.json")) as f:
+        weights = model_weights(json.load(f), seed=3)
+    write_weights(artifact, weights)
+    tokens = np.random.default_rng(7).integers(0, cfg["vocab_size"], (TRAIN_BATCH, TRAIN_SEQ + 1))
+    inputs = [("input_ids", tokens[:, :-1].astype(np.int64)),
+              ("targets", tokens[:, 1:].astype(np.int64)),
+              ("lr", np.array(TRAIN_LR, dtype=np.float32))]
+    checkpoint = os.path.join(checker.work, "after.safetensors")
+    try:
+        _, stdout = checker.run(artifact, "train_step", inputs,
+                                ["--repeat", str(TRAIN_STEPS), "--save-parameters", checkpoint])
+    except RuntimeError as error:
+        checker.record(False, f"gpt2-tiny train_step: kiln run failed: {error}")
+        return
+    import re
+    got = {"loss": [], "grad_norm": []}
+    for name, value in re.findall(r"\] (loss|grad_norm): F32 \[\] = (\S+)", stdout):
+        got[name].append(float(value))
+    state = load_safetensors(checkpoint)
+
+    params = {k: torch.tensor(v, device=device, requires_grad=True) for k, v in weights.items()}
+    opt = torch.optim.AdamW([{"params": [p for p in params.values() if p.dim() >= 2], "weight_decay": 0.1},
+                             {"params": [p for p in params.values() if p.dim() < 2], "weight_decay": 0.0}],
+                            lr=TRAIN_LR, betas=(0.9, 0.999), eps=1e-8)
+    ids = torch.from_numpy(inputs[0][1]).to(device)
+    targets = torch.from_numpy(inputs[1][1]).to(device)
+    losses, norms = [], []
+    for _ in range(TRAIN_STEPS):
+        opt.zero_grad()
+        loss = F.cross_entropy(gpt2_forward(params, ids, cfg).reshape(-1, cfg["vocab_size"]),
+                               targets.reshape(-1))
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)))
+        opt.step()
+        losses.append(float(loss))
+    ok = (len(got["loss"]) == TRAIN_STEPS and np.allclose(got["loss"], losses, rtol=1e-5)
+          and np.allclose(got["grad_norm"], norms, rtol=1e-4))
+    checker.record(ok, f"gpt2-tiny train_step x{TRAIN_STEPS}: losses kiln {got['loss']} torch "
+                       f"{[round(x, 6) for x in losses]}, grad norms kiln {got['grad_norm']} "
+                       f"torch {[round(x, 6) for x in norms]} (rtol 1e-5, 1e-4)")
+    worst, bad = 0.0, []
+    for name, p in params.items():
+        # Zero-gradient elements (the key bias) hold rounding noise that
+        # Adam amplifies up to lr * 0.1 per step (test_training.py).
+        v = opt.state[p]["exp_avg_sq"].detach().cpu().numpy()
+        noise = (np.sqrt(v) < 1e-8) & (v > 0)
+        expected = p.detach().cpu().numpy()
+        diff = np.abs(state[name] - expected)
+        limit = np.where(noise, TRAIN_STEPS * TRAIN_LR * 0.1, 1e-5 + 1e-4 * np.abs(expected))
+        worst = max(worst, float(np.where(noise, 0, diff).max()))
+        if np.any(diff > limit):
+            bad.append(name)
+    checker.record(not bad, f"gpt2-tiny parameters after {TRAIN_STEPS} AdamW steps (largest "
+                            f"difference {worst:.2e}; atol 1e-5 + rtol 1e-4)"
+                            + (f": differ in {', '.join(bad[:5])}" if bad else ""))
+
+
+def bench_gpt2_small(checker, bundle, device, iters, peak_tflops, synchronize):
+    """gpt2-small forward at batch 1 x seq 128: kiln bench against PyTorch
+    eager (fp32, TF32 off) with the same random weights."""
+    import torch
+    from test_training import gpt2_forward
+    artifact = os.path.join(bundle, "artifacts", "gpt2-small.kiln")
+    with open(os.path.join(MODELS, "gpt2-small.json")) as f:
+        cfg = json.load(f)
+    with open(os.path.join(artifact, "manifest.json")) as f:
+        manifest = json.load(f)
+    rng = np.random.default_rng(5)
+    weights = {}
+    for p in manifest["parameters"]:
+        shape = tuple(p["shape"])
+        scale = 0.02 if len(shape) > 1 else 0.0
+        base = 1.0 if p["name"].endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")) else 0.0
+        weights[p["name"]] = (base + scale * rng.standard_normal(shape)).astype(np.float32)
+    write_weights(artifact, weights)
+    batch, seq = 1, 128
+    ids = rng.integers(0, cfg["vocab_size"], (batch, seq)).astype(np.int64)
+    ids_path = os.path.join(checker.work, "small-ids.npy")
+    np.save(ids_path, ids)
+    done = subprocess.run([checker.kiln, "bench", artifact, "--input", f"input_ids={ids_path}",
+                           "--iters", str(iters)], capture_output=True, text=True)
+    if done.returncode != 0:
+        checker.record(False, f"gpt2-small forward bench: kiln bench failed: {done.stderr.strip()}")
+        return None
+    import re
+    match = re.search(r"p50[ =:]+([0-9.]+)", done.stdout)
+    kiln_ms = float(match.group(1)) if match else float("nan")
+
+    t = {k: torch.from_numpy(v).to(device) for k, v in weights.items()}
+    x = torch.from_numpy(ids).to(device)
+    times = []
+    with torch.no_grad():
+        for i in range(iters + 3):
+            synchronize()
+            started = time.perf_counter()
+            gpt2_forward(t, x, cfg)
+            synchronize()
+            if i >= 3:
+                times.append((time.perf_counter() - started) * 1e3)
+    torch_ms = float(np.median(times))
+    # The manifest's cost is for dynamic shapes; count the forward directly
+    # (matmuls: 2 flops per multiply-add).
+    n, d, v, layers = seq, cfg["n_embd"], cfg["vocab_size"], cfg["n_layer"]
+    flops = 2 * n * (layers * (12 * d * d) + d * v) + layers * 4 * n * n * d
+    kiln_tflops = flops / (kiln_ms * 1e-3) / 1e12
+    torch_tflops = flops / (torch_ms * 1e-3) / 1e12
+    line = (f"gpt2-small forward 1x128: Kiln {kiln_ms:.2f} ms, PyTorch eager {torch_ms:.2f} ms, "
+            f"Kiln/PyTorch speed-up {torch_ms / kiln_ms:.2f}x; {flops / 1e9:.1f} GFLOP per call: "
+            f"Kiln {kiln_tflops:.2f} TFLOP/s ({100 * kiln_tflops / peak_tflops:.1f}% of the "
+            f"{peak_tflops:g} TFLOP/s fp32 peak), PyTorch {torch_tflops:.2f} TFLOP/s "
+            f"({100 * torch_tflops / peak_tflops:.1f}%)")
+    checker.record(True, line)
+    return kiln_ms, torch_ms
+
+
+def gpu_available():
+    try:
+        import torch
+    except ImportError:
+        return False, "torch is not importable"
+    if not torch.cuda.is_available():
+        return False, "torch sees no CUDA device"
+    return True, torch.cuda.get_device_name(0)
+
+
+def run(args):
+    if args.device == "cpu":
+        # The harness itself, on CPU artifacts (prepare --arch cpu) against
+        # torch on the CPU: how this script is tested without a GPU.
+        what = "CPU (harness check)"
+    else:
+        ok, what = gpu_available()
+        if not ok:
+            print(f"skipped: no GPU ({what})")
+            return 0
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    device = torch.device(args.device)
+    synchronize = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    bundle = os.path.abspath(args.bundle)
+    started = time.time()
+    work = tempfile.mkdtemp(prefix="kiln-gpu-check-")
+    checker = Checker(args.kiln, work)
+    if args.device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        what += (f" (compute capability {props.major}.{props.minor}, "
+                 f"{props.total_memory / 2**30:.0f} GiB)")
+    header = [
+        "# Kiln GPU check",
+        "",
+        f"- device: {what}",
+        f"- PyTorch {torch.__version__} (CUDA {torch.version.cuda}), numpy {np.__version__}, "
+        f"Python {platform.python_version()}",
+        f"- bundle: {bundle}",
+        "",
+        "| result | check |",
+        "| --- | --- |",
+    ]
+    for step in (check_ops, check_gpt2_tiny, check_gpt2_tiny_train):
+        try:
+            step(checker, bundle, device)
+        except Exception as error:  # a broken step must not hide the others
+            checker.record(False, f"{step.__name__}: {type(error).__name__}: {error}")
+    if not args.no_bench:
+        try:
+            bench_gpt2_small(checker, bundle, device, args.iters, args.peak_tflops, synchronize)
+        except Exception as error:
+            checker.record(False, f"bench_gpt2_small: {type(error).__name__}: {error}")
+    summary = (f"{len(checker.lines) - checker.failures} passed, {checker.failures} failed "
+               f"in {time.time() - started:.0f} s")
+    report = "\n".join(header + checker.lines + ["", summary, ""])
+    if args.report:
+        with open(args.report, "w") as f:
+            f.write(report)
+        print(f"report: {args.report}")
+    print(summary)
+    shutil.rmtree(work, ignore_errors=True)
+    return 1 if checker.failures else 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("prepare", help="compile the artifacts (needs kiln-compile)")
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--arch", default="sm_90",
+                   help="sm_80, sm_90, ...; cpu compiles CPU artifacts for the harness check")
+    p.add_argument("--kiln-compile", default=os.environ.get("KILN_COMPILE", "kiln-compile"))
+    r = sub.add_parser("run", help="check the artifacts on the GPU (needs torch with CUDA)")
+    r.add_argument("--bundle", required=True)
+    r.add_argument("--kiln", default=os.environ.get("KILN", "kiln"))
+    r.add_argument("--report", default="")
+    r.add_argument("--iters", type=int, default=20)
+    r.add_argument("--peak-tflops", type=float, default=67.0,
+                   help="fp32 (non-tensor-core) peak of the GPU for the MFU column (H200: 67)")
+    r.add_argument("--no-bench", action="store_true")
+    r.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                   help="cpu: check the harness on artifacts prepared with --arch cpu")
+    args = parser.parse_args()
+    return prepare(args) if args.command == "prepare" else run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
