@@ -90,6 +90,20 @@ constexpr CUjit_option CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
     (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,   \
      unsigned, CUstream, void **, void **))
 
+/// Stream-ordered allocation (drivers of CUDA 11.2 and later). Optional: a
+/// driver without them gets cuMemAlloc/cuMemFree.
+using CUmemoryPool = struct CUmemPoolHandle_st *;
+// CUmemPool_attribute
+constexpr int CU_MEMPOOL_ATTR_RELEASE_THRESHOLD = 4;
+#define KILN_CUDA_OPTIONAL_DRIVER_FUNCTIONS(X)                                 \
+  X(memAllocAsync, "cuMemAllocAsync", CUresult,                                \
+    (CUdeviceptr *, size_t, CUstream))                                         \
+  X(memFreeAsync, "cuMemFreeAsync", CUresult, (CUdeviceptr, CUstream))         \
+  X(deviceGetDefaultMemPool, "cuDeviceGetDefaultMemPool", CUresult,            \
+    (CUmemoryPool *, CUdevice))                                                \
+  X(memPoolSetAttribute, "cuMemPoolSetAttribute", CUresult,                    \
+    (CUmemoryPool, int, void *))
+
 //===----------------------------------------------------------------------===//
 // cuBLASLt (cublasLt.h, cublas_api.h, library_types.h)
 //===----------------------------------------------------------------------===//

@@ -68,6 +68,7 @@ struct DriverFunctions {
 #define KILN_DECLARE(member, symbol, result, parameters)                       \
   result(*member) parameters = nullptr;
   KILN_CUDA_DRIVER_FUNCTIONS(KILN_DECLARE)
+  KILN_CUDA_OPTIONAL_DRIVER_FUNCTIONS(KILN_DECLARE)
 };
 
 struct CublasLtFunctions {
@@ -91,6 +92,11 @@ bool resolveDriver(void *library, DriverFunctions &functions,
                    std::string &missing) {
   bool ok = true;
   KILN_CUDA_DRIVER_FUNCTIONS(KILN_RESOLVE)
+#define KILN_RESOLVE_OPTIONAL(member, symbol, result, parameters)              \
+  functions.member =                                                           \
+      reinterpret_cast<result(*) parameters>(::dlsym(library, symbol));
+  KILN_CUDA_OPTIONAL_DRIVER_FUNCTIONS(KILN_RESOLVE_OPTIONAL)
+#undef KILN_RESOLVE_OPTIONAL
   return ok;
 }
 
@@ -133,6 +139,14 @@ public:
   CUstream stream = nullptr;
   CudaArch capability;
   std::string deviceName;
+  /// Module temporaries and results come from cuMemAllocAsync's default
+  /// pool (and go back with cuMemFreeAsync) when the driver has it.
+  bool streamOrderedAllocation = false;
+  /// Frees a pointer the module allocated (through the table).
+  CUresult releaseModuleMemory(CUdeviceptr pointer) {
+    return streamOrderedAllocation ? cu.memFreeAsync(pointer, stream)
+                                   : cu.memFree(pointer);
+  }
   /// Serializes entry-point calls of all cuda artifacts: they share the
   /// stream, and a module.so opened twice shares its bound table.
   std::mutex callMutex;
@@ -256,6 +270,18 @@ Expected<std::shared_ptr<CudaDriver>> CudaDriver::acquire() {
   if (Status s = d.check(d.cu.streamCreate(&stream, 0), "cuStreamCreate"); !s)
     return s;
   driver->stream = stream;
+  // Temporaries come from the device's default pool, in stream order: an
+  // entry point's hundreds of allocations then cost no synchronization,
+  // and the pool keeps its memory between calls (no release threshold).
+  if (d.cu.memAllocAsync && d.cu.memFreeAsync && d.cu.deviceGetDefaultMemPool &&
+      d.cu.memPoolSetAttribute && !std::getenv("KILN_CUDA_SYNC_ALLOC")) {
+    CUmemoryPool pool = nullptr;
+    uint64_t keepAll = UINT64_MAX;
+    driver->streamOrderedAllocation =
+        d.cu.deviceGetDefaultMemPool(&pool, driver->device) == 0 &&
+        d.cu.memPoolSetAttribute(pool, CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                                 &keepAll) == 0;
+  }
   current = driver;
   return driver;
 }
@@ -723,12 +749,25 @@ void launch(void *context, void *function, int64_t gridX, int64_t gridY,
                 call);
 }
 
-void synchronize(void *context) {
-  GpuSession &session = GpuSession::of(context);
+void synchronizeStream(GpuSession &session) {
   if (session.failed())
     return;
   session.check(session.driver->cu.streamSynchronize(session.driver->stream),
                 "cuStreamSynchronize");
+}
+
+/// What generated code asks for after each launch, allocation and copy.
+/// Everything of a call runs in order on the one stream and the host code
+/// never reads device memory (the CUDA pipeline checks it), so these waits
+/// are skipped: the call synchronizes once, when it returns. KILN_CUDA_SYNC=1
+/// makes each of them wait, so that a failing kernel is named exactly.
+void synchronize(void *context) {
+  static const bool everyOperation = [] {
+    const char *sync = std::getenv("KILN_CUDA_SYNC");
+    return sync && *sync && std::string(sync) != "0";
+  }();
+  if (everyOperation)
+    synchronizeStream(GpuSession::of(context));
 }
 
 void *allocate(void *context, uint64_t bytes) {
@@ -736,7 +775,15 @@ void *allocate(void *context, uint64_t bytes) {
   if (session.failed())
     return nullptr;
   CUdeviceptr pointer = 0;
-  if (!session.check(session.driver->cu.memAlloc(&pointer, bytes ? bytes : 1),
+  CudaDriver &driver = *session.driver;
+  if (driver.streamOrderedAllocation) {
+    if (!session.check(driver.cu.memAllocAsync(&pointer, bytes ? bytes : 1,
+                                               driver.stream),
+                       "cuMemAllocAsync(" + std::to_string(bytes) + " bytes)"))
+      return nullptr;
+    return reinterpret_cast<void *>(pointer);
+  }
+  if (!session.check(driver.cu.memAlloc(&pointer, bytes ? bytes : 1),
                      "cuMemAlloc(" + std::to_string(bytes) + " bytes)"))
     return nullptr;
   return reinterpret_cast<void *>(pointer);
@@ -748,9 +795,11 @@ void deallocate(void *context, void *pointer) {
   GpuSession &session = GpuSession::of(context);
   if (!pointer)
     return;
-  CUresult result = session.driver->cu.memFree(devicePointer(pointer));
+  CudaDriver &driver = *session.driver;
+  CUresult result = driver.releaseModuleMemory(devicePointer(pointer));
   if (!session.failed())
-    session.check(result, "cuMemFree");
+    session.check(result, driver.streamOrderedAllocation ? "cuMemFreeAsync"
+                                                         : "cuMemFree");
 }
 
 void copy(void *context, void *destination, const void *source,
@@ -914,7 +963,7 @@ Status CudaModule::call(size_t index, void **args) const {
   session_->failure.reset();
   library_->entry(index)(args);
   // Kernels run asynchronously: their failures surface here.
-  synchronize(session_.get());
+  synchronizeStream(*session_);
   std::optional<std::string> failure = std::move(session_->failure);
   session_->failure.reset();
   if (failure)
@@ -973,7 +1022,7 @@ std::shared_ptr<void> CudaModule::adoptResult(void *allocated) const {
   std::shared_ptr<CudaDriver> driver = driver_;
   return std::shared_ptr<void>(allocated, [driver](void *p) {
     (void)driver->makeCurrent();
-    driver->cu.memFree(devicePointer(p));
+    driver->releaseModuleMemory(devicePointer(p));
   });
 }
 

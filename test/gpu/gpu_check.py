@@ -211,6 +211,8 @@ def prepare(args):
                      os.path.join(artifacts, "gpt2-tiny-train.kiln"), args.arch,
                      ["--mode", "train", "--batch", str(TRAIN_BATCH), "--seq", str(TRAIN_SEQ),
                       "--weight-decay", "0.1"])
+    if args.no_bench:
+        return
     small = os.path.join(artifacts, "gpt2-small.kiln")
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-small.json"), small, args.arch)
     # 498 MB of weights do not travel: the run writes random ones.
@@ -521,6 +523,7 @@ def main():
     p.add_argument("--arch", default="sm_90",
                    help="sm_80, sm_90, ...; cpu compiles CPU artifacts for the harness check")
     p.add_argument("--kiln-compile", default=os.environ.get("KILN_COMPILE", "kiln-compile"))
+    p.add_argument("--no-bench", action="store_true", help="leave out the benchmark's artifact")
     r = sub.add_parser("run", help="check the artifacts on the GPU (needs torch with CUDA)")
     r.add_argument("--bundle", required=True)
     r.add_argument("--kiln", default=os.environ.get("KILN", "kiln"))
