@@ -40,11 +40,13 @@ fake_dir = os.path.join(config.kiln_obj_root, "test", "unit", "Runtime")
 config.substitutions.append(("%fake_cuda", os.path.join(fake_dir, "libkiln_fake_cuda.so")))
 config.substitutions.append(("%fake_cublaslt", os.path.join(fake_dir, "libkiln_fake_cublaslt.so")))
 
+config.substitutions.append(("%llvm_lib_dir", os.path.join(os.path.dirname(config.llvm_tools_dir), "lib")))
+
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 
 tool_dirs = [config.kiln_tools_dir, config.llvm_tools_dir]
-tools = ["kiln-opt", "kiln-compile", "FileCheck", "not", "split-file", "llvm-nm", "llvm-readelf", "mlir-translate"]
+tools = ["kiln-opt", "kiln-compile", "FileCheck", "not", "split-file", "llvm-nm", "llvm-readelf", "mlir-translate", "mlir-runner"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 # The driver is `%kiln`: a bare `kiln` would also match inside options

@@ -45,6 +45,8 @@
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/IR/IRMapping.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -264,6 +266,197 @@ struct MatmulsToLibraryCallsPass
                                one};
     func::CallOp::create(builder, loc, kGemmFunction, TypeRange{}, args);
     op.erase();
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Full reductions in parallel
+//===----------------------------------------------------------------------===//
+
+/// Splits each linalg.generic without a parallel dim (a sum of squares over
+/// a whole parameter for the gradient norm, a mean loss) whose reduction
+/// has a recognizable combiner (`out = combine(out, f(inputs))`) into
+///   1. a parallel loop over `chunks` partial results: thread p folds
+///      elements p, p + chunks, p + 2 chunks, ... of the linearized
+///      iteration space (neighbouring threads read neighbouring elements),
+///      starting from the combiner's neutral element;
+///   2. a generic folding the partials into the output, which is split
+///      again while it is longer than kSerialReduction.
+/// Without this the whole reduction ran in one GPU thread.
+constexpr int64_t kSerialReduction = 1024;
+
+struct SplitFullReductionsPass
+    : PassWrapper<SplitFullReductionsPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SplitFullReductionsPass)
+  StringRef getArgument() const final { return "kiln-gpu-split-reductions"; }
+  StringRef getDescription() const final {
+    return "Full reductions on buffers to parallel partial results and a "
+           "final fold";
+  }
+  void getDependentDialects(DialectRegistry &registry) const final {
+    registry.insert<scf::SCFDialect, affine::AffineDialect,
+                    memref::MemRefDialect, linalg::LinalgDialect>();
+  }
+
+  /// The combiner of a single-result reduction body: the op yielding the
+  /// result, one of whose operands is the output block argument (used only
+  /// there) and that has a neutral element.
+  static Operation *combinerOf(linalg::GenericOp op) {
+    Block &body = op.getRegion().front();
+    auto yield = cast<linalg::YieldOp>(body.getTerminator());
+    if (yield.getNumOperands() != 1)
+      return nullptr;
+    Operation *combiner = yield.getOperand(0).getDefiningOp();
+    BlockArgument out = body.getArguments().back();
+    if (!combiner || combiner->getBlock() != &body ||
+        combiner->getNumOperands() != 2 || combiner->getNumResults() != 1 ||
+        !out.hasOneUse() || out.getUses().begin()->getOwner() != combiner ||
+        !isa<arith::ArithDialect>(combiner->getDialect()) ||
+        !arith::getNeutralElement(combiner))
+      return nullptr;
+    return combiner;
+  }
+
+  /// Total iteration count, when static.
+  static std::optional<int64_t> staticTotal(linalg::GenericOp op) {
+    int64_t total = 1;
+    for (int64_t size : op.getStaticLoopRanges()) {
+      if (ShapedType::isDynamic(size))
+        return std::nullopt;
+      total *= size;
+    }
+    return total;
+  }
+
+  static bool isCandidate(linalg::GenericOp op) {
+    if (!op.hasPureBufferSemantics() || op.getNumParallelLoops() != 0 ||
+        op.getNumLoops() == 0 || op.getNumDpsInits() != 1 || !combinerOf(op))
+      return false;
+    // The output is one element: its map has no dims.
+    AffineMap outMap = op.getIndexingMapsArray().back();
+    if (!llvm::all_of(outMap.getResults(),
+                      [](AffineExpr e) { return isa<AffineConstantExpr>(e); }))
+      return false;
+    std::optional<int64_t> total = staticTotal(op);
+    return !total || *total > kSerialReduction;
+  }
+
+  void runOnOperation() final {
+    IRRewriter rewriter(&getContext());
+    for (;;) {
+      SmallVector<linalg::GenericOp> work;
+      getOperation().walk([&](linalg::GenericOp op) {
+        if (isCandidate(op) && !op->getParentOfType<scf::ParallelOp>())
+          work.push_back(op);
+      });
+      if (work.empty())
+        return;
+      for (linalg::GenericOp op : work)
+        split(rewriter, op);
+    }
+  }
+
+  void split(IRRewriter &rewriter, linalg::GenericOp op) {
+    Location loc = op.getLoc();
+    rewriter.setInsertionPoint(op);
+    Operation *combiner = combinerOf(op);
+    Value output = op.getDpsInits()[0];
+    Type element = getElementTypeOrSelf(output.getType());
+    std::optional<int64_t> total = staticTotal(op);
+    // Enough partial results to fill the GPU (256 blocks of 256 threads)
+    // with at least 16 elements each, a power of two.
+    int64_t chunks = 65536;
+    if (total)
+      while (chunks > kSerialReduction && chunks * 16 > *total)
+        chunks /= 2;
+    auto index = [&](int64_t v) {
+      return arith::ConstantIndexOp::create(rewriter, loc, v).getResult();
+    };
+
+    SmallVector<Range, 4> ranges =
+        cast<linalg::LinalgOp>(op.getOperation()).createLoopRanges(rewriter, loc);
+    SmallVector<OpFoldResult> basis;
+    Value count = index(1);
+    for (Range &range : ranges) {
+      basis.push_back(range.size);
+      count = arith::MulIOp::create(
+          rewriter, loc, count,
+          getValueOrCreateConstantIndexOp(rewriter, loc, range.size));
+    }
+    auto partialType = MemRefType::get({chunks}, element);
+    Value partial = memref::AllocOp::create(rewriter, loc, partialType);
+
+    // Stage 1: chunk p folds elements p, p + chunks, ...
+    Value zero = index(0), one = index(1), step = index(chunks);
+    auto loop = scf::ParallelOp::create(rewriter, loc, ValueRange{zero},
+                                        ValueRange{step}, ValueRange{one});
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPoint(loop.getBody()->getTerminator());
+      Value p = loop.getInductionVars()[0];
+      Value neutral = arith::ConstantOp::create(
+          rewriter, loc, *arith::getNeutralElement(combiner));
+      auto fold = scf::ForOp::create(rewriter, loc, p, count, step,
+                                     ValueRange{neutral});
+      rewriter.setInsertionPointToStart(fold.getBody());
+      Value linear = fold.getInductionVar();
+      SmallVector<Value> ivs;
+      if (ranges.size() == 1) {
+        ivs.push_back(linear);
+      } else {
+        auto split = affine::AffineDelinearizeIndexOp::create(
+            rewriter, loc, linear, basis, /*hasOuterBound=*/true);
+        ivs.assign(split.getResults().begin(), split.getResults().end());
+      }
+      IRMapping mapping;
+      Block &body = op.getRegion().front();
+      for (OpOperand *input : op.getDpsInputOperands()) {
+        AffineMap map = op.getMatchingIndexingMap(input);
+        BlockArgument arg = body.getArgument(input->getOperandNumber());
+        if (!isa<MemRefType>(input->get().getType())) {
+          mapping.map(arg, input->get());
+          continue;
+        }
+        SmallVector<Value> indices;
+        for (AffineExpr expr : map.getResults())
+          indices.push_back(affine::AffineApplyOp::create(
+              rewriter, loc, AffineMap::get(map.getNumDims(), 0, expr), ivs));
+        mapping.map(arg, memref::LoadOp::create(rewriter, loc, input->get(),
+                                                indices));
+      }
+      mapping.map(body.getArguments().back(), fold.getRegionIterArgs()[0]);
+      for (Operation &nested : body.without_terminator())
+        rewriter.clone(nested, mapping);
+      Value next = mapping.lookup(combiner->getResult(0));
+      scf::YieldOp::create(rewriter, loc, next);
+      rewriter.setInsertionPointAfter(fold);
+      memref::StoreOp::create(rewriter, loc, fold.getResult(0), partial,
+                              ValueRange{p});
+    }
+
+    // Stage 2: fold the partials into the output (split again if long).
+    MLIRContext *ctx = rewriter.getContext();
+    AffineMap outMap = op.getIndexingMapsArray().back();
+    SmallVector<AffineMap> maps = {
+        AffineMap::getMultiDimIdentityMap(1, ctx),
+        AffineMap::get(1, 0, outMap.getResults(), ctx)};
+    unsigned lhsIndex =
+        combiner->getOperand(0) == op.getRegion().front().getArguments().back()
+            ? 0
+            : 1;
+    linalg::GenericOp::create(
+        rewriter, loc, ValueRange{partial}, ValueRange{output}, maps,
+        {utils::IteratorType::reduction},
+        [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
+          // args: partial element, output element.
+          IRMapping combine;
+          combine.map(combiner->getOperand(lhsIndex), args[1]);
+          combine.map(combiner->getOperand(1 - lhsIndex), args[0]);
+          Operation *folded = b.clone(*combiner, combine);
+          linalg::YieldOp::create(b, nestedLoc, folded->getResult(0));
+        });
+    memref::DeallocOp::create(rewriter, loc, partial);
+    rewriter.eraseOp(op);
   }
 };
 
@@ -559,6 +752,7 @@ void mlir::kiln::buildKilnCUDAKernelPipeline(
 
   if (options.libraryMatmuls)
     pm.addPass(std::make_unique<MatmulsToLibraryCallsPass>());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<SplitFullReductionsPass>());
   pm.addNestedPass<func::FuncOp>(std::make_unique<PrepareLoopsForGPUPass>());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(createSequentializeInnerParallelPass());
@@ -619,6 +813,7 @@ void mlir::kiln::buildKilnCUDAPipeline(OpPassManager &pm,
 
 void mlir::kiln::registerKilnCUDAPipeline() {
   PassRegistration<MatmulsToLibraryCallsPass>();
+  PassRegistration<SplitFullReductionsPass>();
   PassRegistration<PrepareLoopsForGPUPass>();
   PassRegistration<MapParallelLoopsPass>();
   PassRegistration<DeviceMemoryPass>();
