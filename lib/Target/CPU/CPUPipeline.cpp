@@ -61,12 +61,28 @@ struct SequentializeInnerParallelPass
     : PassWrapper<SequentializeInnerParallelPass,
                   OperationPass<func::FuncOp>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(SequentializeInnerParallelPass)
+  SequentializeInnerParallelPass() = default;
+  SequentializeInnerParallelPass(const SequentializeInnerParallelPass &other)
+      : PassWrapper(other) {}
+  explicit SequentializeInnerParallelPass(bool splitOuterLoops) {
+    this->splitOuterLoops = splitOuterLoops;
+  }
   StringRef getArgument() const final {
     return "kiln-sequentialize-inner-parallel";
   }
+  Option<bool> splitOuterLoops{
+      *this, "split-outer-loops",
+      llvm::cl::desc("Also walk the innermost dim of multi-dimensional "
+                     "outermost loops sequentially (for OpenMP; a GPU maps "
+                     "all their dims to threads)"),
+      llvm::cl::init(true)};
   void runOnOperation() final {
     SmallVector<scf::ParallelOp> inner;
     getOperation().walk([&](scf::ParallelOp op) {
+      // Loops a backend maps to threads of one block itself keep their
+      // parallelism (the CUDA pipeline's row reductions).
+      if (op->hasAttr(kKeepParallelAttr))
+        return;
       if (op->getParentOfType<scf::ParallelOp>() ||
           op->getParentOfType<scf::ForOp>())
         inner.push_back(op);
@@ -91,6 +107,8 @@ struct SequentializeInnerParallelPass
       op.erase();
     }
 
+    if (!splitOuterLoops)
+      return;
     // OpenMP collapses a multi-dimensional parallel loop into one loop
     // whose body recomputes every index by division, which LLVM cannot
     // vectorize. When the outer dims alone give the threads enough work,
@@ -334,8 +352,9 @@ std::unique_ptr<Pass> mlir::kiln::createEmitCInterfacesPass() {
   return std::make_unique<EmitCInterfacesPass>();
 }
 
-std::unique_ptr<Pass> mlir::kiln::createSequentializeInnerParallelPass() {
-  return std::make_unique<SequentializeInnerParallelPass>();
+std::unique_ptr<Pass>
+mlir::kiln::createSequentializeInnerParallelPass(bool splitOuterLoops) {
+  return std::make_unique<SequentializeInnerParallelPass>(splitOuterLoops);
 }
 
 std::unique_ptr<Pass> mlir::kiln::createApproximateMathPass() {

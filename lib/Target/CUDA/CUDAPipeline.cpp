@@ -57,6 +57,7 @@
 #include "mlir/Target/LLVMIR/Dialect/GPU/GPUToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/NVVM/NVVMToLLVMIRTranslation.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/Passes.h"
 
 using namespace mlir;
@@ -269,6 +270,65 @@ struct MatmulsToLibraryCallsPass
   }
 };
 
+/// The combiner of a single-result reduction body: the op yielding the
+/// result, one of whose operands is the output block argument (used only
+/// there) and that has a neutral element.
+Operation *reductionCombiner(linalg::GenericOp op) {
+  Block &body = op.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  if (yield.getNumOperands() != 1)
+    return nullptr;
+  Operation *combiner = yield.getOperand(0).getDefiningOp();
+  BlockArgument out = body.getArguments().back();
+  if (!combiner || combiner->getBlock() != &body ||
+      combiner->getNumOperands() != 2 || combiner->getNumResults() != 1 ||
+      !out.hasOneUse() || out.getUses().begin()->getOwner() != combiner ||
+      !isa<arith::ArithDialect>(combiner->getDialect()) ||
+      !arith::getNeutralElement(combiner))
+    return nullptr;
+  return combiner;
+}
+
+/// Emits, at the rewriter's insertion point, one step of `op`'s reduction
+/// at loop indices `ivs`: loads the inputs there and applies the body with
+/// `accumulator` as the output value; returns the combined value.
+Value emitReductionStep(RewriterBase &rewriter, linalg::GenericOp op,
+                        ValueRange ivs, Value accumulator) {
+  Location loc = op.getLoc();
+  IRMapping mapping;
+  Block &body = op.getRegion().front();
+  for (OpOperand *input : op.getDpsInputOperands()) {
+    BlockArgument arg = body.getArgument(input->getOperandNumber());
+    if (!isa<MemRefType>(input->get().getType())) {
+      mapping.map(arg, input->get());
+      continue;
+    }
+    AffineMap map = op.getMatchingIndexingMap(input);
+    SmallVector<Value> indices;
+    for (AffineExpr expr : map.getResults())
+      indices.push_back(affine::AffineApplyOp::create(
+          rewriter, loc, AffineMap::get(map.getNumDims(), 0, expr), ivs));
+    mapping.map(arg,
+                memref::LoadOp::create(rewriter, loc, input->get(), indices));
+  }
+  mapping.map(body.getArguments().back(), accumulator);
+  for (Operation &nested : body.without_terminator())
+    rewriter.clone(nested, mapping);
+  return mapping.lookup(reductionCombiner(op)->getResult(0));
+}
+
+/// `combiner` applied to (accumulated, value) in the operand order of the
+/// original body (the output argument's side gets `accumulated`).
+Value emitCombine(OpBuilder &builder, linalg::GenericOp op, Operation *combiner,
+                  Value accumulated, Value value) {
+  bool outFirst =
+      combiner->getOperand(0) == op.getRegion().front().getArguments().back();
+  IRMapping mapping;
+  mapping.map(combiner->getOperand(outFirst ? 0 : 1), accumulated);
+  mapping.map(combiner->getOperand(outFirst ? 1 : 0), value);
+  return builder.clone(*combiner, mapping)->getResult(0);
+}
+
 //===----------------------------------------------------------------------===//
 // Full reductions in parallel
 //===----------------------------------------------------------------------===//
@@ -298,25 +358,6 @@ struct SplitFullReductionsPass
                     memref::MemRefDialect, linalg::LinalgDialect>();
   }
 
-  /// The combiner of a single-result reduction body: the op yielding the
-  /// result, one of whose operands is the output block argument (used only
-  /// there) and that has a neutral element.
-  static Operation *combinerOf(linalg::GenericOp op) {
-    Block &body = op.getRegion().front();
-    auto yield = cast<linalg::YieldOp>(body.getTerminator());
-    if (yield.getNumOperands() != 1)
-      return nullptr;
-    Operation *combiner = yield.getOperand(0).getDefiningOp();
-    BlockArgument out = body.getArguments().back();
-    if (!combiner || combiner->getBlock() != &body ||
-        combiner->getNumOperands() != 2 || combiner->getNumResults() != 1 ||
-        !out.hasOneUse() || out.getUses().begin()->getOwner() != combiner ||
-        !isa<arith::ArithDialect>(combiner->getDialect()) ||
-        !arith::getNeutralElement(combiner))
-      return nullptr;
-    return combiner;
-  }
-
   /// Total iteration count, when static.
   static std::optional<int64_t> staticTotal(linalg::GenericOp op) {
     int64_t total = 1;
@@ -330,7 +371,7 @@ struct SplitFullReductionsPass
 
   static bool isCandidate(linalg::GenericOp op) {
     if (!op.hasPureBufferSemantics() || op.getNumParallelLoops() != 0 ||
-        op.getNumLoops() == 0 || op.getNumDpsInits() != 1 || !combinerOf(op))
+        op.getNumLoops() == 0 || op.getNumDpsInits() != 1 || !reductionCombiner(op))
       return false;
     // The output is one element: its map has no dims.
     AffineMap outMap = op.getIndexingMapsArray().back();
@@ -359,7 +400,7 @@ struct SplitFullReductionsPass
   void split(IRRewriter &rewriter, linalg::GenericOp op) {
     Location loc = op.getLoc();
     rewriter.setInsertionPoint(op);
-    Operation *combiner = combinerOf(op);
+    Operation *combiner = reductionCombiner(op);
     Value output = op.getDpsInits()[0];
     Type element = getElementTypeOrSelf(output.getType());
     std::optional<int64_t> total = staticTotal(op);
@@ -408,26 +449,8 @@ struct SplitFullReductionsPass
             rewriter, loc, linear, basis, /*hasOuterBound=*/true);
         ivs.assign(split.getResults().begin(), split.getResults().end());
       }
-      IRMapping mapping;
-      Block &body = op.getRegion().front();
-      for (OpOperand *input : op.getDpsInputOperands()) {
-        AffineMap map = op.getMatchingIndexingMap(input);
-        BlockArgument arg = body.getArgument(input->getOperandNumber());
-        if (!isa<MemRefType>(input->get().getType())) {
-          mapping.map(arg, input->get());
-          continue;
-        }
-        SmallVector<Value> indices;
-        for (AffineExpr expr : map.getResults())
-          indices.push_back(affine::AffineApplyOp::create(
-              rewriter, loc, AffineMap::get(map.getNumDims(), 0, expr), ivs));
-        mapping.map(arg, memref::LoadOp::create(rewriter, loc, input->get(),
-                                                indices));
-      }
-      mapping.map(body.getArguments().back(), fold.getRegionIterArgs()[0]);
-      for (Operation &nested : body.without_terminator())
-        rewriter.clone(nested, mapping);
-      Value next = mapping.lookup(combiner->getResult(0));
+      Value next =
+          emitReductionStep(rewriter, op, ivs, fold.getRegionIterArgs()[0]);
       scf::YieldOp::create(rewriter, loc, next);
       rewriter.setInsertionPointAfter(fold);
       memref::StoreOp::create(rewriter, loc, fold.getResult(0), partial,
@@ -440,22 +463,182 @@ struct SplitFullReductionsPass
     SmallVector<AffineMap> maps = {
         AffineMap::getMultiDimIdentityMap(1, ctx),
         AffineMap::get(1, 0, outMap.getResults(), ctx)};
-    unsigned lhsIndex =
-        combiner->getOperand(0) == op.getRegion().front().getArguments().back()
-            ? 0
-            : 1;
     linalg::GenericOp::create(
         rewriter, loc, ValueRange{partial}, ValueRange{output}, maps,
         {utils::IteratorType::reduction},
         [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
           // args: partial element, output element.
-          IRMapping combine;
-          combine.map(combiner->getOperand(lhsIndex), args[1]);
-          combine.map(combiner->getOperand(1 - lhsIndex), args[0]);
-          Operation *folded = b.clone(*combiner, combine);
-          linalg::YieldOp::create(b, nestedLoc, folded->getResult(0));
+          linalg::YieldOp::create(
+              b, nestedLoc, emitCombine(b, op, combiner, args[1], args[0]));
         });
     memref::DeallocOp::create(rewriter, loc, partial);
+    rewriter.eraseOp(op);
+  }
+};
+
+//===----------------------------------------------------------------------===//
+// Row reductions: a block of threads per output element
+//===----------------------------------------------------------------------===//
+
+/// Attribute of an scf.parallel whose iterations each get a whole block
+/// (kiln-gpu-map-parallel-loops maps it to blocks without tiling it).
+constexpr llvm::StringLiteral kBlockPerIterationAttr =
+    "kiln.gpu_block_per_iteration";
+constexpr int64_t kBlockReductionThreads = 256;
+constexpr int64_t kMinBlockReduction = 64;
+
+/// A generic with parallel dims and then a long reduction along the
+/// contiguous dim of its first input (softmax and layer-norm statistics,
+/// the log-sum-exp of a loss over the vocabulary) becomes a loop over the
+/// output elements, each run by a block: its threads fold strided slices
+/// of the row (neighbouring threads read neighbouring elements) and
+/// combine them with an scf.reduce, which becomes gpu.all_reduce (warp
+/// shuffles and shared memory). A thread per output element walked the
+/// whole row, and a few hundred rows kept most of the GPU idle.
+struct BlockReductionsPass
+    : PassWrapper<BlockReductionsPass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(BlockReductionsPass)
+  StringRef getArgument() const final { return "kiln-gpu-block-reductions"; }
+  StringRef getDescription() const final {
+    return "Long reductions along contiguous rows to a block of threads per "
+           "output element";
+  }
+  void getDependentDialects(DialectRegistry &registry) const final {
+    registry.insert<scf::SCFDialect, affine::AffineDialect,
+                    memref::MemRefDialect>();
+  }
+
+  static bool isCandidate(linalg::GenericOp op) {
+    if (!op.hasPureBufferSemantics() || op.getNumDpsInits() != 1 ||
+        op.getNumDpsInputs() < 1 || !reductionCombiner(op))
+      return false;
+    unsigned loops = op.getNumLoops(), parallel = op.getNumParallelLoops();
+    if (parallel == 0 || parallel == loops)
+      return false;
+    auto iterators = op.getIteratorTypesArray();
+    for (unsigned i = 0; i < loops; ++i)
+      if ((i < parallel) != (iterators[i] == utils::IteratorType::parallel))
+        return false;
+    // The first input walks its contiguous dim with the innermost loop.
+    OpOperand *first = op.getDpsInputOperand(0);
+    auto type = dyn_cast<MemRefType>(first->get().getType());
+    AffineMap map = op.getMatchingIndexingMap(first);
+    if (!type || map.getNumResults() == 0 ||
+        map.getResults().back() !=
+            getAffineDimExpr(loops - 1, op.getContext()))
+      return false;
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    if (failed(type.getStridesAndOffset(strides, offset)) ||
+        strides.back() != 1)
+      return false;
+    int64_t extent = 1;
+    for (int64_t size : ArrayRef<int64_t>(op.getStaticLoopRanges()).drop_front(parallel)) {
+      if (ShapedType::isDynamic(size))
+        return true;
+      extent *= size;
+    }
+    return extent >= kMinBlockReduction;
+  }
+
+  void runOnOperation() final {
+    SmallVector<linalg::GenericOp> work;
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (isCandidate(op) && !op->getParentOfType<scf::ParallelOp>())
+        work.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (linalg::GenericOp op : work)
+      rewrite(rewriter, op);
+  }
+
+  void rewrite(IRRewriter &rewriter, linalg::GenericOp op) {
+    Location loc = op.getLoc();
+    rewriter.setInsertionPoint(op);
+    Operation *combiner = reductionCombiner(op);
+    unsigned loops = op.getNumLoops(), parallel = op.getNumParallelLoops();
+    auto index = [&](int64_t v) {
+      return arith::ConstantIndexOp::create(rewriter, loc, v).getResult();
+    };
+    SmallVector<Range, 4> ranges =
+        cast<linalg::LinalgOp>(op.getOperation()).createLoopRanges(rewriter,
+                                                                   loc);
+    SmallVector<Value> lbs, ubs, steps;
+    for (unsigned d = 0; d < parallel; ++d) {
+      lbs.push_back(index(0));
+      ubs.push_back(getValueOrCreateConstantIndexOp(rewriter, loc,
+                                                    ranges[d].size));
+      steps.push_back(index(1));
+    }
+    SmallVector<OpFoldResult> basis;
+    Value count = index(1);
+    for (unsigned d = parallel; d < loops; ++d) {
+      basis.push_back(ranges[d].size);
+      count = arith::MulIOp::create(
+          rewriter, loc, count,
+          getValueOrCreateConstantIndexOp(rewriter, loc, ranges[d].size));
+    }
+    Value threads = index(kBlockReductionThreads);
+    Value output = op.getDpsInits()[0];
+    AffineMap outMap = op.getIndexingMapsArray().back();
+
+    auto rows = scf::ParallelOp::create(rewriter, loc, lbs, ubs, steps);
+    rows->setAttr(kBlockPerIterationAttr, rewriter.getUnitAttr());
+    rewriter.setInsertionPoint(rows.getBody()->getTerminator());
+    SmallVector<Value> ivs(rows.getInductionVars());
+    for (unsigned d = parallel; d < loops; ++d)
+      ivs.push_back(index(0)); // the output map does not use them
+    SmallVector<Value> outIndices;
+    for (AffineExpr expr : outMap.getResults())
+      outIndices.push_back(affine::AffineApplyOp::create(
+          rewriter, loc, AffineMap::get(loops, 0, expr), ivs));
+    Value init = memref::LoadOp::create(rewriter, loc, output, outIndices);
+    Value neutral = arith::ConstantOp::create(
+        rewriter, loc, *arith::getNeutralElement(combiner));
+
+    auto lanes = scf::ParallelOp::create(rewriter, loc, ValueRange{index(0)},
+                                         ValueRange{threads},
+                                         ValueRange{index(1)},
+                                         ValueRange{neutral});
+    lanes->setAttr(kKeepParallelAttr, rewriter.getUnitAttr());
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      Block *body = lanes.getBody();
+      if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>())
+        rewriter.eraseOp(&body->back());
+      rewriter.setInsertionPointToEnd(body);
+      Value lane = lanes.getInductionVars()[0];
+      auto fold = scf::ForOp::create(rewriter, loc, lane, count, threads,
+                                     ValueRange{neutral});
+      rewriter.setInsertionPointToStart(fold.getBody());
+      SmallVector<Value> all(rows.getInductionVars());
+      Value linear = fold.getInductionVar();
+      if (loops - parallel == 1) {
+        all.push_back(linear);
+      } else {
+        auto split = affine::AffineDelinearizeIndexOp::create(
+            rewriter, loc, linear, basis, /*hasOuterBound=*/true);
+        all.append(split.getResults().begin(), split.getResults().end());
+      }
+      Value next =
+          emitReductionStep(rewriter, op, all, fold.getRegionIterArgs()[0]);
+      scf::YieldOp::create(rewriter, loc, next);
+      rewriter.setInsertionPointAfter(fold);
+      auto reduce =
+          scf::ReduceOp::create(rewriter, loc, ValueRange{fold.getResult(0)});
+      Region &region = reduce.getReductions()[0];
+      Block *block = region.empty() ? rewriter.createBlock(&region) : &region.front();
+      Type type = neutral.getType();
+      if (block->getNumArguments() == 0)
+        block->addArguments({type, type}, {loc, loc});
+      rewriter.setInsertionPointToEnd(block);
+      Value combined = emitCombine(rewriter, op, combiner, block->getArgument(0),
+                                   block->getArgument(1));
+      scf::ReduceReturnOp::create(rewriter, loc, combined);
+    }
+    rewriter.setInsertionPointAfter(lanes);
+    Value result = emitCombine(rewriter, op, combiner, init, lanes.getResult(0));
+    memref::StoreOp::create(rewriter, loc, result, output, outIndices);
     rewriter.eraseOp(op);
   }
 };
@@ -600,8 +783,18 @@ struct MapParallelLoopsPass
         continue;
       std::vector<unsigned> all(dims);
       std::iota(all.begin(), all.end(), 0);
+      bool blockPerIteration = op->hasAttr(kBlockPerIterationAttr);
+      Operation *next = op->getNextNode();
       rewriter.setInsertionPoint(op);
       collapseParallelLoops(rewriter, op, {all});
+      // The collapsed loop replaces `op` right where it was.
+      auto collapsed = dyn_cast_or_null<scf::ParallelOp>(next->getPrevNode());
+      if (!collapsed) {
+        func.emitOpError("lost a parallel loop while collapsing it");
+        return signalPassFailure();
+      }
+      if (blockPerIteration)
+        collapsed->setAttr(kBlockPerIterationAttr, rewriter.getUnitAttr());
     }
     MLIRContext *ctx = &getContext();
     AffineMap identity = AffineMap::getMultiDimIdentityMap(1, ctx);
@@ -610,6 +803,22 @@ struct MapParallelLoopsPass
                                                   identity);
     };
     for (scf::ParallelOp op : outermost(func)) {
+      if (op->hasAttr(kBlockPerIterationAttr)) {
+        // A block per iteration; its threads are the inner lanes loop.
+        scf::ParallelOp lanes;
+        for (Operation &nested : op.getBody()->without_terminator())
+          if (auto inner = dyn_cast<scf::ParallelOp>(nested))
+            lanes = inner;
+        if (!lanes || failed(gpu::setMappingAttr(
+                          op, {mapping(gpu::Processor::BlockX)})) ||
+            failed(gpu::setMappingAttr(lanes,
+                                       {mapping(gpu::Processor::ThreadX)}))) {
+          op.emitOpError("a block-per-iteration loop needs one inner "
+                         "parallel loop of lanes");
+          return signalPassFailure();
+        }
+        continue;
+      }
       auto [blocks, threads] =
           scf::tileParallelLoop(op, {blockSize}, /*noMinMaxBounds=*/true);
       if (failed(gpu::setMappingAttr(blocks, {mapping(gpu::Processor::BlockX)})) ||
@@ -617,6 +826,23 @@ struct MapParallelLoopsPass
                                      {mapping(gpu::Processor::ThreadX)})))
         return signalPassFailure();
     }
+  }
+};
+
+/// gpu.all_reduce (from the row reductions' scf.reduce) to shuffles,
+/// shared memory and barriers, inside the outlined kernels.
+struct LowerAllReducePass
+    : PassWrapper<LowerAllReducePass, OperationPass<gpu::GPUModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LowerAllReducePass)
+  StringRef getArgument() const final { return "kiln-gpu-lower-all-reduce"; }
+  StringRef getDescription() const final {
+    return "gpu.all_reduce to shuffles and shared memory";
+  }
+  void runOnOperation() final {
+    RewritePatternSet patterns(&getContext());
+    populateGpuAllReducePatterns(patterns);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
   }
 };
 
@@ -754,8 +980,10 @@ void mlir::kiln::buildKilnCUDAKernelPipeline(
     pm.addPass(std::make_unique<MatmulsToLibraryCallsPass>());
   pm.addNestedPass<func::FuncOp>(std::make_unique<SplitFullReductionsPass>());
   pm.addNestedPass<func::FuncOp>(std::make_unique<PrepareLoopsForGPUPass>());
+  pm.addNestedPass<func::FuncOp>(std::make_unique<BlockReductionsPass>());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
-  pm.addNestedPass<func::FuncOp>(createSequentializeInnerParallelPass());
+  pm.addNestedPass<func::FuncOp>(
+      createSequentializeInnerParallelPass(/*splitOuterLoops=*/false));
   pm.addNestedPass<func::FuncOp>(
       std::make_unique<MapParallelLoopsPass>(options.blockSize));
   pm.addNestedPass<func::FuncOp>(createConvertParallelLoopToGpuPass());
@@ -790,6 +1018,7 @@ void mlir::kiln::buildKilnCUDAPipeline(OpPassManager &pm,
   pm.addPass(createCSEPass());
 
   // Kernels.
+  pm.addNestedPass<gpu::GPUModuleOp>(std::make_unique<LowerAllReducePass>());
   pm.addNestedPass<gpu::GPUModuleOp>(createStripDebugInfoPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
   pm.addNestedPass<gpu::GPUModuleOp>(LLVM::createNVVMOptimizeForTargetPass());
@@ -815,6 +1044,8 @@ void mlir::kiln::registerKilnCUDAPipeline() {
   PassRegistration<MatmulsToLibraryCallsPass>();
   PassRegistration<SplitFullReductionsPass>();
   PassRegistration<PrepareLoopsForGPUPass>();
+  PassRegistration<BlockReductionsPass>();
+  PassRegistration<LowerAllReducePass>();
   PassRegistration<MapParallelLoopsPass>();
   PassRegistration<DeviceMemoryPass>();
   PassPipelineRegistration<CUDAPipelineOptions>(

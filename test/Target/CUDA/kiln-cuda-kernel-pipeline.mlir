@@ -21,7 +21,9 @@
 // The dynamic-row matmul: one call, m from the runtime size.
 // CHECK: %[[DIM:.*]] = memref.dim %arg2, %c0 : memref<?x17xf32>
 // CHECK: gpu.alloc async [%{{.*}}] (%[[DIM]]) : memref<?x3xf32>
-// CHECK: %[[BLOCKS:.*]] = affine.apply #map()[%[[DIM]]]
+// Its dims are collapsed into one loop of dim * 3 elements.
+// CHECK: %[[N:.*]] = arith.muli %[[DIM]], %c3 : index
+// CHECK: %[[BLOCKS:.*]] = affine.apply #map()[%[[N]]]
 // CHECK: gpu.launch_func @{{.*}} blocks in (%[[BLOCKS]], %c1, %c1) threads in (%c256, %c1, %c1)
 // CHECK: call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c0_i32, %c1_i64, %{{.*}}, %c3_i64, %c17_i64, %{{.*}}, %c17_i64, %c0_i64, %{{.*}}, %c3_i64, %c0_i64, %{{.*}}, %c3_i64, %c0_i64,
 // The full mean has no parallel dim: a one-block kernel.

@@ -40,8 +40,12 @@ void buildKilnBufferizeStages(OpPassManager &pm);
 /// Marks public functions for `_mlir_ciface_` wrappers (the artifact ABI).
 std::unique_ptr<Pass> createEmitCInterfacesPass();
 
-/// Rewrites scf.parallel loops nested in other loops into scf.for loops.
-std::unique_ptr<Pass> createSequentializeInnerParallelPass();
+/// Rewrites scf.parallel loops nested in other loops into scf.for loops,
+/// except those marked with kKeepParallelAttr.
+constexpr llvm::StringLiteral kKeepParallelAttr = "kiln.keep_parallel";
+/// With `splitOuterLoops`, the innermost dim of a multi-dimensional
+/// outermost loop becomes sequential too (for OpenMP).
+std::unique_ptr<Pass> createSequentializeInnerParallelPass(bool splitOuterLoops = true);
 
 /// Polynomial approximations of exp, tanh and erf.
 std::unique_ptr<Pass> createApproximateMathPass();
