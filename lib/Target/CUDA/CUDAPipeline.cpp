@@ -47,6 +47,7 @@
 #include "mlir/Dialect/SCF/Utils/Utils.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
@@ -158,6 +159,28 @@ struct MatmulsToLibraryCallsPass
       rewrite(op);
   }
 
+  /// The linalg.fill of zero into `output` that directly precedes `op`
+  /// in its block, with no other use of `output` in between, if any.
+  static linalg::FillOp zeroFillBefore(linalg::GenericOp op, Value output) {
+    for (Operation *prev = op->getPrevNode(); prev;
+         prev = prev->getPrevNode()) {
+      if (auto fill = dyn_cast<linalg::FillOp>(prev)) {
+        if (fill.getDpsInits()[0] != output)
+          continue;
+        if (!fill.hasPureBufferSemantics() ||
+            !matchPattern(fill.getDpsInputs()[0], m_AnyZeroFloat()))
+          return nullptr;
+        return fill;
+      }
+      // Any other op touching the output (or anything we cannot see
+      // through) ends the search.
+      if (llvm::is_contained(prev->getOperands(), output) ||
+          prev->getNumRegions() != 0)
+        return nullptr;
+    }
+    return nullptr;
+  }
+
   void rewrite(linalg::GenericOp op) {
     unsigned loops = op.getNumLoops();
     unsigned batch = loops - 3, m = loops - 3, k = loops - 2, n = loops - 1;
@@ -169,6 +192,8 @@ struct MatmulsToLibraryCallsPass
     // is not offered through kiln_gpu_gemm).
     if (!a || !b || !c || c->transposed)
       return;
+    // Before any op is added in front of `op`.
+    linalg::FillOp zeroFill = zeroFillBefore(op, c->memref);
 
     OpBuilder builder(op);
     Location loc = op.getLoc();
@@ -245,8 +270,15 @@ struct MatmulsToLibraryCallsPass
     };
     Value one = arith::ConstantFloatOp::create(
         builder, loc, builder.getF32Type(), APFloat(1.0f));
-    // The generic accumulates into its output (initialized by a fill
-    // before it), so beta is 1.
+    // The generic accumulates into its output. When that output was just
+    // zero-filled, the fill goes and the product overwrites (beta 0);
+    // otherwise it accumulates (beta 1).
+    Value beta = one;
+    if (zeroFill) {
+      beta = arith::ConstantFloatOp::create(builder, loc, builder.getF32Type(),
+                                            APFloat(0.0f));
+      zeroFill.erase();
+    }
     SmallVector<Value> args = {i32(0), // KILN_GPU_F32
                                i32(a->transposed),
                                i32(b->transposed),
@@ -264,7 +296,7 @@ struct MatmulsToLibraryCallsPass
                                toI64(leading(*c, mc)),
                                toI64(strideC),
                                one,
-                               one};
+                               beta};
     func::CallOp::create(builder, loc, kGemmFunction, TypeRange{}, args);
     op.erase();
   }

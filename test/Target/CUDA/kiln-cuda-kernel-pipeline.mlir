@@ -1,6 +1,12 @@
 // RUN: kiln-opt %s --kiln-cuda-kernel-pipeline | FileCheck %s
 // RUN: kiln-opt %s --kiln-cuda-kernel-pipeline="library-matmuls=false" | FileCheck %s --check-prefix=NOLIB
 // RUN: kiln-opt %s --kiln-cuda-pipeline | FileCheck %s --check-prefix=LLVM
+// RUN: kiln-opt %s --kiln-cuda-kernel-pipeline | FileCheck %s --check-prefix=BETA
+
+// Both products overwrite their zero-filled outputs: beta is 0.
+// BETA: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// BETA: call @kiln_gpu_gemm({{.*}}, %[[ZERO]]) :
+// BETA: call @kiln_gpu_gemm({{.*}}, %[[ZERO]]) :
 
 // Host code keeps only device allocations, launches and library calls
 // (allocations in the async form gpu-to-llvm lowers, each waited for):
@@ -18,14 +24,16 @@
 // batch: m = 8, n = 8, k = 16, plain layouts, leading dims 16, 8, 8.
 // CHECK: scf.for
 // CHECK: call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c0_i32, %c4_i64, %c8_i64, %c8_i64, %c16_i64, %{{.*}}, %c16_i64, %c128_i64, %{{.*}}, %c8_i64, %c128_i64, %{{.*}}, %c8_i64, %c64_i64, %cst{{.*}}, %cst{{.*}})
-// The dynamic-row matmul: one call, m from the runtime size.
+// The dynamic-row matmul: one call, m from the runtime size; the output's
+// zero fill is dropped for beta = 0 (the last argument).
 // CHECK: %[[DIM:.*]] = memref.dim %arg2, %c0 : memref<?x17xf32>
 // CHECK: gpu.alloc async [%{{.*}}] (%[[DIM]]) : memref<?x3xf32>
-// Its dims are collapsed into one loop of dim * 3 elements.
+// CHECK-NOT: gpu.launch_func
+// CHECK: call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c0_i32, %c1_i64, %{{.*}}, %c3_i64, %c17_i64, %{{.*}}, %c17_i64, %c0_i64, %{{.*}}, %c3_i64, %c0_i64, %{{.*}}, %c3_i64, %c0_i64, %[[ONE:.*]], %[[ZERO:.*]]) :
+// The relu is one loop over dim * 3 elements.
 // CHECK: %[[N:.*]] = arith.muli %[[DIM]], %c3 : index
 // CHECK: %[[BLOCKS:.*]] = affine.apply #map()[%[[N]]]
 // CHECK: gpu.launch_func @{{.*}} blocks in (%[[BLOCKS]], %c1, %c1) threads in (%c256, %c1, %c1)
-// CHECK: call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c0_i32, %c1_i64, %{{.*}}, %c3_i64, %c17_i64, %{{.*}}, %c17_i64, %c0_i64, %{{.*}}, %c3_i64, %c0_i64, %{{.*}}, %c3_i64, %c0_i64,
 // The full mean has no parallel dim: a one-block kernel.
 // CHECK: %[[MEAN:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] () : memref<f32>
 // CHECK: gpu.launch_func @{{.*}} blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1) args({{.*}}%[[MEAN]] : memref<f32>)
