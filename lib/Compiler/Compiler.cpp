@@ -9,6 +9,8 @@
 
 #include "kiln/Compiler/Compiler.h"
 
+#include "kiln/Compiler/CostModel.h"
+
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 #include "kiln/Models/ModelBuilder.h"
@@ -33,6 +35,7 @@
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -107,6 +110,36 @@ llvm::Expected<json::Object> valueSpec(StringRef name, Type type) {
                       {"shape", shapeJson(tensor.getShape())}};
 }
 
+json::Array costTermsJson(const std::vector<CostTerm> &terms) {
+  json::Array out;
+  for (const CostTerm &term : terms) {
+    json::Array exponents;
+    for (unsigned e : term.exponents)
+      exponents.push_back(static_cast<int64_t>(e));
+    out.push_back(json::Array{term.coefficient, std::move(exponents)});
+  }
+  return out;
+}
+
+/// The manifest's "cost_model" (docs/artifacts.md).
+json::Object costModelJson(func::FuncOp func, const CostModel &model) {
+  json::Array symbols;
+  for (const CostSymbol &symbol : model.symbols) {
+    json::Array dims;
+    for (const InputDim &dim : symbol.dims) {
+      auto name = func.getArgAttrOfType<StringAttr>(dim.input, "kiln.name");
+      dims.push_back(json::Object{
+          {"input", name ? name.str() : "arg" + std::to_string(dim.input)},
+          {"axis", static_cast<int64_t>(dim.axis)}});
+    }
+    symbols.push_back(json::Object{{"name", symbol.name},
+                                   {"dims", std::move(dims)}});
+  }
+  return json::Object{{"symbols", std::move(symbols)},
+                      {"flops", costTermsJson(model.flops)},
+                      {"bytes", costTermsJson(model.bytes)}};
+}
+
 /// Entry points of the kiln module: every public function with a body.
 llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
   json::Array entries;
@@ -154,6 +187,13 @@ llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
     entry["cost"] = json::Object{{"flops", cost.flops},
                                  {"bytes", cost.bytes()},
                                  {"static", allStatic}};
+    if (!allStatic) {
+      auto model = fitCostModel(func);
+      if (model)
+        entry["cost_model"] = costModelJson(func, *model);
+      else
+        entry["cost_model_note"] = llvm::toString(model.takeError());
+    }
     entries.push_back(std::move(entry));
   }
   if (entries.empty())
@@ -482,9 +522,16 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     }
     params.push_back(info);
   }
+  auto describeStart = std::chrono::steady_clock::now();
   auto entries = describeEntryPoints(module);
   if (!entries)
     return entries.takeError();
+  log(llvm::formatv("described {0} entry point(s), with their costs, in "
+                    "{1:f1} ms",
+                    entries->size(),
+                    std::chrono::duration<double, std::milli>(
+                        std::chrono::steady_clock::now() - describeStart)
+                        .count()));
 
   llvm::StringRef parent = llvm::sys::path::parent_path(outputDir);
   if (!parent.empty() && !llvm::sys::fs::is_directory(parent))

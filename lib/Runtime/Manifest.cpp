@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <algorithm>
 #include <fstream>
@@ -60,6 +61,50 @@ bool EntryPointSpec::hasStaticInputs() const {
     if (!spec.isStatic())
       return false;
   return true;
+}
+
+namespace {
+double evaluateTerms(const std::vector<CostTerm> &terms,
+                     const std::vector<double> &sizes) {
+  double total = 0;
+  for (const CostTerm &term : terms) {
+    double value = term.coefficient;
+    for (size_t i = 0; i < sizes.size(); ++i)
+      for (unsigned e = 0; e < term.exponents[i]; ++e)
+        value *= sizes[i];
+    total += value;
+  }
+  return total;
+}
+} // namespace
+
+std::optional<Cost> EntryPointSpec::costFor(
+    const std::vector<std::vector<int64_t>> &inputShapes) const {
+  if (inputShapes.size() != inputs.size())
+    return std::nullopt;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputShapes[i].size() != inputs[i].rank())
+      return std::nullopt;
+  if (hasStaticInputs()) {
+    if (!flops)
+      return std::nullopt;
+    return Cost{*flops, bytes.value_or(0)};
+  }
+  if (!costModel)
+    return std::nullopt;
+  std::vector<double> sizes;
+  for (const CostSymbol &symbol : costModel->symbols) {
+    std::optional<int64_t> size;
+    for (const auto &[input, axis] : symbol.dims) {
+      int64_t dim = inputShapes[input][axis];
+      if (dim < 0 || (size && *size != dim))
+        return std::nullopt;
+      size = dim;
+    }
+    sizes.push_back(static_cast<double>(*size));
+  }
+  return Cost{evaluateTerms(costModel->flops, sizes),
+              evaluateTerms(costModel->bytes, sizes)};
 }
 
 namespace {
@@ -235,6 +280,79 @@ public:
     return Status::ok();
   }
 
+  /// "cost_model" of `entry` (whose inputs are parsed): every symbol names
+  /// dynamic dims of its inputs, every term has one exponent per symbol.
+  Status costModel(const json &value, const std::string &entryWhere,
+                   const EntryPointSpec &entry, CostModel &out) const {
+    std::string where = entryWhere + ": \"cost_model\"";
+    if (!value.is_object())
+      return error(where, "not an object");
+    auto symbols = value.find("symbols");
+    if (symbols == value.end() || !symbols->is_array() || symbols->empty())
+      return error(where, "\"symbols\" is missing or not a non-empty array");
+    for (const json &item : *symbols) {
+      std::string at =
+          where + ": symbols[" + std::to_string(out.symbols.size()) + "]";
+      if (!item.is_object())
+        return error(at, "not an object");
+      CostSymbol symbol;
+      if (Status s = string(item, "name", at, symbol.name); !s)
+        return s;
+      auto dims = item.find("dims");
+      if (dims == item.end() || !dims->is_array() || dims->empty())
+        return error(at, "\"dims\" is missing or not a non-empty array");
+      for (const json &dim : *dims) {
+        std::string input;
+        if (!dim.is_object())
+          return error(at, "a dim is not an object");
+        if (Status s = string(dim, "input", at, input); !s)
+          return s;
+        auto axis = dim.find("axis");
+        if (axis == dim.end() || !axis->is_number_unsigned())
+          return error(at, "a dim's \"axis\" is missing or not a "
+                           "non-negative integer");
+        const TensorSpec *spec = entry.findInput(input);
+        if (!spec)
+          return error(at, "input '" + input + "' is not an input of the "
+                           "entry point");
+        size_t index = static_cast<size_t>(spec - entry.inputs.data());
+        uint64_t a = axis->get<uint64_t>();
+        if (a >= spec->rank() || spec->shape[a] != kDynamicDim)
+          return error(at, "dim " + std::to_string(a) + " of input '" +
+                               input + "' is not a dynamic dim");
+        symbol.dims.push_back({index, static_cast<size_t>(a)});
+      }
+      out.symbols.push_back(std::move(symbol));
+    }
+    for (const char *key : {"flops", "bytes"}) {
+      std::string at = where + ": \"" + key + "\"";
+      auto terms = value.find(key);
+      if (terms == value.end() || !terms->is_array())
+        return error(at, "missing or not an array");
+      std::vector<CostTerm> &into =
+          std::string(key) == "flops" ? out.flops : out.bytes;
+      for (const json &term : *terms) {
+        if (!term.is_array() || term.size() != 2 || !term[0].is_number() ||
+            !term[1].is_array() || term[1].size() != out.symbols.size())
+          return error(at, "a term is not [coefficient, [one exponent per "
+                           "symbol]]");
+        CostTerm parsed;
+        parsed.coefficient = term[0].get<double>();
+        if (!std::isfinite(parsed.coefficient))
+          return error(at, "a coefficient is not finite");
+        for (const json &exponent : term[1]) {
+          if (!exponent.is_number_unsigned() ||
+              exponent.get<uint64_t>() > 16)
+            return error(at, "an exponent is not an integer in [0, 16]");
+          parsed.exponents.push_back(
+              static_cast<unsigned>(exponent.get<uint64_t>()));
+        }
+        into.push_back(std::move(parsed));
+      }
+    }
+    return Status::ok();
+  }
+
 private:
   const std::string &path_;
 };
@@ -388,11 +506,24 @@ Expected<Manifest> Manifest::parse(const std::string &text,
       }
     }
     if (auto it = item.find("cost"); it != item.end() && it->is_object()) {
-      auto flops = it->find("flops");
-      if (flops != it->end() && flops->is_number() &&
-          flops->get<double>() >= 0)
-        spec.flops = flops->get<double>();
+      for (const char *key : {"flops", "bytes"}) {
+        auto value = it->find(key);
+        if (value != it->end() && value->is_number() &&
+            value->get<double>() >= 0)
+          (std::string(key) == "flops" ? spec.flops : spec.bytes) =
+              value->get<double>();
+      }
     }
+    if (auto it = item.find("cost_model"); it != item.end()) {
+      CostModel model;
+      if (Status s = p.costModel(*it, where, spec, model); !s)
+        return s;
+      spec.costModel = std::move(model);
+    }
+    if (Status s = p.string(item, "cost_model_note", where,
+                            spec.costModelNote, /*required=*/false);
+        !s)
+      return s;
     manifest.entryPoints.push_back(std::move(spec));
   }
   return manifest;

@@ -40,7 +40,7 @@ COMMANDS:
   run    NAME.kiln --input NAME=FILE.npy ... [--output-dir DIR]
          Runs an entry point and writes one DIR/<output>.npy per output.
   bench  NAME.kiln --input NAME=FILE.npy ... [--warmup N] [--iters N]
-         Times an entry point: latency percentiles, tokens/s, GFLOP/s.
+         Times an entry point: latency percentiles, tokens/s, GFLOP/s, GB/s.
   info   NAME.kiln
          Prints the manifest: target, parameters, entry points.
   pretrain NAME.kiln --out RUN_DIR [--data FILE_OR_DIR] [--steps N] ...
@@ -86,8 +86,10 @@ const char kBenchUsage[] =
 Runs an entry point N times after some warm-up calls and prints the latency
 (p50, p90, p99, min, mean, in ms); tokens/s when the first input is an
 integer [batch, seq] (or [seq]) tensor, counting batch*seq tokens per call;
-and GFLOP/s when the manifest gives the entry point's cost in flops and its
-inputs have static shapes. Throughputs use the p50 latency.
+and GFLOP/s and GB/s from the entry point's cost in the manifest: its
+"cost" for static input shapes, its "cost_model" evaluated at the inputs'
+shapes for dynamic ones (GB/s counts the compiler's unfused estimate of the
+bytes moved). Throughputs use the p50 latency.
 
 OPTIONS:
   --entry NAME          entry point to run (default: forward, or the only one)
@@ -503,13 +505,41 @@ int benchCommand(int argc, char **argv) {
                 "seq] tensor)\n");
   }
 
-  if (!entry.flops)
+  // GFLOP/s and GB/s: the static cost, or the cost model at these shapes.
+  std::vector<std::vector<int64_t>> shapes;
+  for (const TensorSpec &spec : entry.inputs)
+    for (const NamedTensor &input : inputs)
+      if (input.name == spec.name)
+        shapes.push_back(input.view.shape);
+  std::optional<Cost> cost = entry.costFor(shapes);
+  if (cost) {
+    std::string source;
+    if (!entry.hasStaticInputs()) {
+      source = ", cost model at ";
+      for (size_t i = 0; i < entry.costModel->symbols.size(); ++i) {
+        const CostSymbol &symbol = entry.costModel->symbols[i];
+        const auto &[input, axis] = symbol.dims.front();
+        source += (i ? ", " : "") + symbol.name + "=" +
+                  std::to_string(shapes[input][axis]);
+      }
+    }
+    std::printf("GFLOP/s: %.3f (%.6g flops per call%s)\n",
+                cost->flops / (p50 / 1000.0) / 1e9, cost->flops,
+                source.c_str());
+    // Manifests of older compilers give flops only.
+    if (cost->bytes > 0)
+      std::printf("GB/s: %.3f (%.6g bytes per call, unfused estimate)\n",
+                  cost->bytes / (p50 / 1000.0) / 1e9, cost->bytes);
+  } else if (!entry.flops && !entry.costModel) {
     std::printf("GFLOP/s: n/a (the manifest gives no cost)\n");
-  else if (!entry.hasStaticInputs())
-    std::printf("GFLOP/s: n/a (dynamic shapes)\n");
-  else
-    std::printf("GFLOP/s: %.3f (%.6g flops per call)\n",
-                *entry.flops / (p50 / 1000.0) / 1e9, *entry.flops);
+  } else if (!entry.costModel) {
+    std::printf("GFLOP/s: n/a (dynamic shapes and no cost model%s%s)\n",
+                entry.costModelNote.empty() ? "" : ": ",
+                entry.costModelNote.c_str());
+  } else {
+    std::printf("GFLOP/s: n/a (the input shapes give different sizes to "
+                "dims the cost model ties)\n");
+  }
   return 0;
 }
 
@@ -526,6 +556,30 @@ std::string describeSpecs(const std::vector<TensorSpec> &specs) {
     text += (text.empty() ? "" : ", ") + spec.name + " " +
             dtypeName(spec.dtype) + " " + formatSpecShape(spec.shape);
   return text.empty() ? "none" : text;
+}
+
+/// "332416*B*S + 568*B*S^2" with the symbols' names.
+std::string formatPolynomial(const CostModel &model,
+                             const std::vector<CostTerm> &terms) {
+  std::string text;
+  for (const CostTerm &term : terms) {
+    char coefficient[32];
+    std::snprintf(coefficient, sizeof(coefficient), "%.10g",
+                  std::abs(term.coefficient));
+    if (!text.empty())
+      text += term.coefficient < 0 ? " - " : " + ";
+    else if (term.coefficient < 0)
+      text += "-";
+    text += coefficient;
+    for (size_t i = 0; i < term.exponents.size(); ++i) {
+      if (!term.exponents[i])
+        continue;
+      text += "*" + model.symbols[i].name;
+      if (term.exponents[i] > 1)
+        text += "^" + std::to_string(term.exponents[i]);
+    }
+  }
+  return text.empty() ? "0" : text;
 }
 
 int infoCommand(int argc, char **argv) {
@@ -580,6 +634,14 @@ int infoCommand(int argc, char **argv) {
     if (e.flops)
       std::printf("    cost: %.6g flops%s\n", *e.flops,
                   e.hasStaticInputs() ? "" : " (inputs have dynamic dims)");
+    if (e.costModel) {
+      std::printf("    cost model: flops = %s\n",
+                  formatPolynomial(*e.costModel, e.costModel->flops).c_str());
+      std::printf("                bytes = %s\n",
+                  formatPolynomial(*e.costModel, e.costModel->bytes).c_str());
+    } else if (!e.costModelNote.empty()) {
+      std::printf("    no cost model: %s\n", e.costModelNote.c_str());
+    }
   }
   std::fflush(stdout);
   (void)openArtifact(options.artifact);

@@ -63,6 +63,34 @@ struct ParameterSpec {
   bool state = false;
 };
 
+/// FLOPs and bytes moved by one call of an entry point.
+struct Cost {
+  double flops = 0;
+  double bytes = 0;
+};
+
+/// One dynamic size of an entry point's cost model: input dims that take
+/// the same value.
+struct CostSymbol {
+  std::string name;
+  /// (index into EntryPointSpec::inputs, axis); never empty.
+  std::vector<std::pair<size_t, size_t>> dims;
+};
+
+/// coefficient * prod(size[i] ^ exponents[i]), one exponent per symbol.
+struct CostTerm {
+  double coefficient = 0;
+  std::vector<unsigned> exponents;
+};
+
+/// The manifest's "cost_model" (docs/artifacts.md): an entry point's cost
+/// as polynomials in its dynamic input sizes.
+struct CostModel {
+  std::vector<CostSymbol> symbols;
+  std::vector<CostTerm> flops;
+  std::vector<CostTerm> bytes;
+};
+
 struct EntryPointSpec {
   std::string name;
   std::string symbol; ///< "kiln_entry_<name>" unless the manifest says.
@@ -72,13 +100,26 @@ struct EntryPointSpec {
   std::vector<std::string> parameters;
   /// Names of the parameters it updates in place (train_step).
   std::vector<std::string> writesParameters;
-  /// "cost": {"flops": F} when the compiler estimated it.
+  /// "cost": {"flops": F, "bytes": B} when the compiler estimated it. With
+  /// dynamic inputs, every dynamic dim counts as 1 here: see costFor.
   std::optional<double> flops;
+  std::optional<double> bytes;
+  /// "cost_model" for entry points with dynamic inputs, when the compiler
+  /// fitted one; else "cost_model_note" may say why not.
+  std::optional<CostModel> costModel;
+  std::string costModelNote;
 
   const TensorSpec *findInput(const std::string &name) const;
   const TensorSpec *findOutput(const std::string &name) const;
   /// True when no input has a dynamic dim.
   bool hasStaticInputs() const;
+  /// The cost of one call with inputs of these shapes (one per input, in the
+  /// order of `inputs`): the static "cost" when the inputs are static, else
+  /// the cost model evaluated at the shapes' sizes. Nothing when the
+  /// manifest gives neither, or the shapes do not fit the inputs' ranks or
+  /// give different sizes to dims the model ties together.
+  std::optional<Cost> costFor(
+      const std::vector<std::vector<int64_t>> &inputShapes) const;
 };
 
 /// The targets this runtime knows how to load. Adding one means a new value

@@ -82,7 +82,8 @@ TEST_F(KilnToolTest, BenchAndInfo) {
   EXPECT_NE(output.find(" p90 "), std::string::npos) << output;
   EXPECT_NE(output.find(" p99 "), std::string::npos) << output;
   EXPECT_NE(output.find("tokens/s: n/a"), std::string::npos) << output;
-  EXPECT_NE(output.find("GFLOP/s: n/a (dynamic shapes)"), std::string::npos)
+  EXPECT_NE(output.find("GFLOP/s: n/a (dynamic shapes and no cost model)"),
+            std::string::npos)
       << output;
 
   ASSERT_EQ(kiln("info '" + artifactDir() + "'"), 0) << output;
@@ -114,6 +115,34 @@ TEST_F(KilnToolTest, BenchReportsTokensAndGflopsForStaticIntInputs) {
       << output;
   EXPECT_NE(output.find("GFLOP/s: "), std::string::npos) << output;
   EXPECT_EQ(output.find("n/a"), std::string::npos) << output;
+}
+
+TEST_F(KilnToolTest, BenchEvaluatesTheCostModelAtDynamicShapes) {
+  json manifest = defaultManifest();
+  // forward's x is [?, 4]: 8 flops per row plus 3, 32 bytes per row.
+  manifest["entry_points"][0]["cost_model"] = {
+      {"symbols",
+       {{{"name", "x.0"}, {"dims", {{{"input", "x"}, {"axis", 0}}}}}}},
+      {"flops", {{8, {1}}, {3, {0}}}},
+      {"bytes", {{32, {1}}}}};
+  writeArtifact(manifest);
+  writeX("x.npy", DType::F32, {5, 4});
+  ASSERT_EQ(kiln("bench '" + artifactDir() + "' --input x=" + path("x.npy") +
+                 " --iters 3"),
+            0)
+      << output;
+  EXPECT_NE(output.find("(43 flops per call, cost model at x.0=5)"),
+            std::string::npos)
+      << output;
+  EXPECT_NE(output.find("GB/s: "), std::string::npos) << output;
+  EXPECT_NE(output.find("(160 bytes per call, unfused estimate)"),
+            std::string::npos)
+      << output;
+
+  ASSERT_EQ(kiln("info '" + artifactDir() + "'"), 0) << output;
+  EXPECT_NE(output.find("cost model: flops = 8*x.0 + 3"), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("bytes = 32*x.0"), std::string::npos) << output;
 }
 
 TEST_F(KilnToolTest, HelpTexts) {

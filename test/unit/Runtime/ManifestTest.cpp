@@ -1,0 +1,174 @@
+//===- ManifestTest.cpp - Parsing manifest.json: the cost model -----------===//
+//
+// The "cost_model" of an entry point (docs/artifacts.md): parsed into
+// EntryPointSpec::costModel, evaluated by costFor at input shapes, and
+// rejected with a message naming the field when malformed.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Runtime/Manifest.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+using namespace kiln::runtime;
+using json = nlohmann::json;
+
+namespace {
+
+/// A manifest whose entry point takes input_ids and targets [?, ?] and
+/// lr [], with a cost model in batch B and sequence S tied across both.
+json manifestWithModel() {
+  auto spec = [](const std::string &name, std::vector<int64_t> shape) {
+    return json{{"name", name}, {"dtype", "I64"}, {"shape", shape}};
+  };
+  json model = {
+      {"symbols",
+       {{{"name", "input_ids.0"},
+         {"dims",
+          {{{"input", "input_ids"}, {"axis", 0}},
+           {{"input", "targets"}, {"axis", 0}}}}},
+        {{"name", "input_ids.1"},
+         {"dims",
+          {{{"input", "input_ids"}, {"axis", 1}},
+           {{"input", "targets"}, {"axis", 1}}}}}}},
+      // 100*B*S + 2*B*S^2 + 7
+      {"flops", {{7, {0, 0}}, {100, {1, 1}}, {2, {1, 2}}}},
+      // 1000 + 16*B*S
+      {"bytes", {{1000, {0, 0}}, {16, {1, 1}}}}};
+  json entry = {{"name", "train_step"},
+                {"inputs",
+                 {spec("input_ids", {-1, -1}), spec("targets", {-1, -1}),
+                  {{"name", "lr"}, {"dtype", "F32"}, {"shape", json::array()}}}},
+                {"outputs", json::array()},
+                {"cost", {{"flops", 109}, {"bytes", 1016}, {"static", false}}},
+                {"cost_model", model}};
+  return {{"format", "kiln-artifact"},
+          {"format_version", 1},
+          {"target", "cpu"},
+          {"entry_points", {entry}}};
+}
+
+Expected<Manifest> parse(const json &manifest) {
+  return Manifest::parse(manifest.dump(), "m.json");
+}
+
+TEST(ManifestTest, ParsesAndEvaluatesTheCostModel) {
+  Expected<Manifest> m = parse(manifestWithModel());
+  ASSERT_TRUE(m) << m.message();
+  const EntryPointSpec &entry = m->entryPoints[0];
+  ASSERT_TRUE(entry.costModel);
+  ASSERT_EQ(entry.costModel->symbols.size(), 2u);
+  EXPECT_EQ(entry.costModel->symbols[1].name, "input_ids.1");
+  EXPECT_EQ(entry.costModel->symbols[1].dims.size(), 2u);
+  EXPECT_EQ(entry.costModel->symbols[1].dims[1],
+            (std::pair<size_t, size_t>{1, 1}));
+  EXPECT_EQ(entry.bytes, 1016);
+
+  std::optional<Cost> cost = entry.costFor({{2, 7}, {2, 7}, {}});
+  ASSERT_TRUE(cost);
+  EXPECT_EQ(cost->flops, 100.0 * 2 * 7 + 2.0 * 2 * 7 * 7 + 7);
+  EXPECT_EQ(cost->bytes, 1000.0 + 16 * 2 * 7);
+  cost = entry.costFor({{1, 1024}, {1, 1024}, {}});
+  ASSERT_TRUE(cost);
+  EXPECT_EQ(cost->flops, 100.0 * 1024 + 2.0 * 1024 * 1024 + 7);
+}
+
+TEST(ManifestTest, CostForNeedsShapesTheModelAccepts) {
+  Expected<Manifest> m = parse(manifestWithModel());
+  ASSERT_TRUE(m) << m.message();
+  const EntryPointSpec &entry = m->entryPoints[0];
+  // Tied dims with different sizes, a missing input, a wrong rank.
+  EXPECT_FALSE(entry.costFor({{2, 7}, {2, 8}, {}}));
+  EXPECT_FALSE(entry.costFor({{2, 7}, {2, 7}}));
+  EXPECT_FALSE(entry.costFor({{2, 7}, {2, 7, 1}, {}}));
+}
+
+TEST(ManifestTest, StaticInputsUseTheStaticCost) {
+  json manifest = manifestWithModel();
+  json &entry = manifest["entry_points"][0];
+  entry["inputs"][0]["shape"] = {2, 7};
+  entry["inputs"][1]["shape"] = {2, 7};
+  entry.erase("cost_model");
+  Expected<Manifest> m = parse(manifest);
+  ASSERT_TRUE(m) << m.message();
+  std::optional<Cost> cost = m->entryPoints[0].costFor({{2, 7}, {2, 7}, {}});
+  ASSERT_TRUE(cost);
+  EXPECT_EQ(cost->flops, 109);
+  EXPECT_EQ(cost->bytes, 1016);
+}
+
+TEST(ManifestTest, WithoutAModelDynamicShapesHaveNoCost) {
+  json manifest = manifestWithModel();
+  json &entry = manifest["entry_points"][0];
+  entry.erase("cost_model");
+  entry["cost_model_note"] = "cannot refine the result shape of 'func.call'";
+  Expected<Manifest> m = parse(manifest);
+  ASSERT_TRUE(m) << m.message();
+  EXPECT_FALSE(m->entryPoints[0].costModel);
+  EXPECT_EQ(m->entryPoints[0].costModelNote,
+            "cannot refine the result shape of 'func.call'");
+  EXPECT_FALSE(m->entryPoints[0].costFor({{2, 7}, {2, 7}, {}}));
+}
+
+/// Each malformation of "cost_model" is an error naming the field.
+TEST(ManifestTest, RejectsMalformedCostModels) {
+  struct Case {
+    const char *what;
+    std::function<void(json &)> edit;
+    const char *message;
+  };
+  const std::vector<Case> cases = {
+      {"not an object", [](json &m) { m = 3; }, "\"cost_model\": not an object"},
+      {"no symbols", [](json &m) { m.erase("symbols"); },
+       "\"symbols\" is missing or not a non-empty array"},
+      {"symbol without name", [](json &m) { m["symbols"][0].erase("name"); },
+       "symbols[0]: missing \"name\""},
+      {"empty dims", [](json &m) { m["symbols"][1]["dims"] = json::array(); },
+       "symbols[1]: \"dims\" is missing or not a non-empty array"},
+      {"unknown input",
+       [](json &m) { m["symbols"][0]["dims"][1]["input"] = "labels"; },
+       "input 'labels' is not an input of the entry point"},
+      {"negative axis",
+       [](json &m) { m["symbols"][0]["dims"][0]["axis"] = -1; },
+       "\"axis\" is missing or not a non-negative integer"},
+      {"axis out of range",
+       [](json &m) { m["symbols"][0]["dims"][0]["axis"] = 2; },
+       "dim 2 of input 'input_ids' is not a dynamic dim"},
+      {"static dim", [](json &m) { m["symbols"][0]["dims"][0]["input"] = "lr"; },
+       "dim 0 of input 'lr' is not a dynamic dim"},
+      {"no bytes", [](json &m) { m.erase("bytes"); },
+       "\"bytes\": missing or not an array"},
+      {"term not a pair", [](json &m) { m["flops"][0] = {7}; },
+       "\"flops\": a term is not [coefficient, [one exponent per symbol]]"},
+      {"too few exponents", [](json &m) { m["bytes"][1] = {16, {1}}; },
+       "\"bytes\": a term is not [coefficient, [one exponent per symbol]]"},
+      {"string coefficient", [](json &m) { m["flops"][1][0] = "100"; },
+       "a term is not [coefficient, [one exponent per symbol]]"},
+      {"fractional exponent", [](json &m) { m["flops"][1][1] = {1, 0.5}; },
+       "an exponent is not an integer in [0, 16]"},
+      {"huge exponent", [](json &m) { m["flops"][1][1] = {1, 99}; },
+       "an exponent is not an integer in [0, 16]"},
+  };
+  for (const Case &c : cases) {
+    json manifest = manifestWithModel();
+    c.edit(manifest["entry_points"][0]["cost_model"]);
+    Expected<Manifest> m = parse(manifest);
+    ASSERT_FALSE(m) << c.what;
+    EXPECT_NE(m.message().find("'m.json' is not a valid artifact manifest: "
+                               "entry point 'train_step': \"cost_model\""),
+              std::string::npos)
+        << c.what << ": " << m.message();
+    EXPECT_NE(m.message().find(c.message), std::string::npos)
+        << c.what << ": " << m.message();
+  }
+  json manifest = manifestWithModel();
+  manifest["entry_points"][0]["cost_model_note"] = 5;
+  Expected<Manifest> m = parse(manifest);
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.message().find("\"cost_model_note\" is not a string"),
+            std::string::npos)
+      << m.message();
+}
+
+} // namespace
