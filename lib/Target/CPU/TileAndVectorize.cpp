@@ -284,7 +284,7 @@ std::unique_ptr<Pass> mlir::kiln::createTileAndVectorizeContractionsPass() {
   return std::make_unique<TileAndVectorizeContractionsPass>();
 }
 
-bool mlir::kiln::isKilnContraction(Operation *operation) {
+bool mlir::kiln::isKilnContraction(Operation *operation, bool requireF32) {
   auto op = dyn_cast<linalg::GenericOp>(operation);
   if (!op || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
       !linalg::isaContractionOpInterface(op))
@@ -296,5 +296,6 @@ bool mlir::kiln::isKilnContraction(Operation *operation) {
   for (int64_t i = 0; i < loops; ++i)
     if (i != loops - 2 && iterators[i] != utils::IteratorType::parallel)
       return false;
-  return getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32();
+  return !requireF32 ||
+         getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32();
 }

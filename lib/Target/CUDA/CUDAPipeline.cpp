@@ -133,11 +133,28 @@ struct MatmulsToLibraryCallsPass
     return std::nullopt;
   }
 
+  /// The KILN_GPU_* type of a contraction whose operands all have one
+  /// element type cuBLASLt takes (f32, f16, bf16; f32 accumulation).
+  static std::optional<int32_t> gemmType(linalg::GenericOp op) {
+    Type type = getElementTypeOrSelf(op.getDpsInits()[0].getType());
+    for (Value input : op.getDpsInputs())
+      if (getElementTypeOrSelf(input.getType()) != type)
+        return std::nullopt;
+    if (type.isF32())
+      return 0;
+    if (type.isF16())
+      return 1;
+    if (type.isBF16())
+      return 2;
+    return std::nullopt;
+  }
+
   void runOnOperation() final {
     ModuleOp module = getOperation();
     SmallVector<linalg::GenericOp> contractions;
     module.walk([&](linalg::GenericOp op) {
-      if (op.hasPureBufferSemantics() && isKilnContraction(op))
+      if (op.hasPureBufferSemantics() &&
+          isKilnContraction(op, /*requireF32=*/false) && gemmType(op))
         contractions.push_back(op);
     });
     if (contractions.empty())
@@ -194,6 +211,8 @@ struct MatmulsToLibraryCallsPass
       return;
     // Before any op is added in front of `op`.
     linalg::FillOp zeroFill = zeroFillBefore(op, c->memref);
+    int32_t dtype = *gemmType(op);
+    int64_t elementBytes = dtype == 0 ? 4 : 2;
 
     OpBuilder builder(op);
     Location loc = op.getLoc();
@@ -261,7 +280,8 @@ struct MatmulsToLibraryCallsPass
             builder, loc, offset,
             arith::MulIOp::create(builder, loc, ivs[d],
                                   loopStride(operand, meta, d)));
-      Value bytes = arith::MulIOp::create(builder, loc, offset, index(4));
+      Value bytes =
+          arith::MulIOp::create(builder, loc, offset, index(elementBytes));
       return toI64(arith::AddIOp::create(builder, loc, meta.aligned, bytes));
     };
     auto i32 = [&](int64_t v) {
@@ -279,7 +299,7 @@ struct MatmulsToLibraryCallsPass
                                             APFloat(0.0f));
       zeroFill.erase();
     }
-    SmallVector<Value> args = {i32(0), // KILN_GPU_F32
+    SmallVector<Value> args = {i32(dtype), // KILN_GPU_F32, F16 or BF16
                                i32(a->transposed),
                                i32(b->transposed),
                                toI64(batchCount),
@@ -543,6 +563,11 @@ struct BlockReductionsPass
   static bool isCandidate(linalg::GenericOp op) {
     if (!op.hasPureBufferSemantics() || op.getNumDpsInits() != 1 ||
         op.getNumDpsInputs() < 1 || !reductionCombiner(op))
+      return false;
+    // Warp shuffles move 32-bit values (f16/bf16 rows keep a thread each
+    // until their reductions accumulate in f32).
+    Type accumulator = reductionCombiner(op)->getResult(0).getType();
+    if (!accumulator.isIntOrFloat() || accumulator.getIntOrFloatBitWidth() != 32)
       return false;
     unsigned loops = op.getNumLoops(), parallel = op.getNumParallelLoops();
     if (parallel == 0 || parallel == loops)

@@ -52,8 +52,8 @@ std::unique_ptr<Pass> createApproximateMathPass();
 
 /// True for the matmul contractions convert-kiln-to-linalg emits: a
 /// linalg.generic over (batch..., m, k, n) with k the only reduction, a
-/// mul-add body and f32 operands.
-bool isKilnContraction(Operation *op);
+/// mul-add body and (with `requireF32`) an f32 result.
+bool isKilnContraction(Operation *op, bool requireF32 = true);
 
 /// Register-tiles and vectorizes kiln's (batch, m, k, n) f32 contractions
 /// (TileAndVectorize.cpp).
