@@ -419,15 +419,8 @@ std::vector<CostTerm> interpolate(const std::vector<Exponents> &set,
 
 double evaluatePolynomial(const std::vector<CostTerm> &terms,
                           ArrayRef<int64_t> sizes) {
-  double total = 0;
-  for (const CostTerm &term : terms) {
-    double value = term.coefficient;
-    for (size_t i = 0; i < sizes.size(); ++i)
-      for (unsigned e = 0; e < term.exponents[i]; ++e)
-        value *= static_cast<double>(sizes[i]);
-    total += value;
-  }
-  return total;
+  return ::kiln::runtime::evaluateCostTerms(
+      terms, std::vector<double>(sizes.begin(), sizes.end()));
 }
 
 bool agrees(double fitted, double exact) {

@@ -63,9 +63,8 @@ bool EntryPointSpec::hasStaticInputs() const {
   return true;
 }
 
-namespace {
-double evaluateTerms(const std::vector<CostTerm> &terms,
-                     const std::vector<double> &sizes) {
+double evaluateCostTerms(const std::vector<CostTerm> &terms,
+                         const std::vector<double> &sizes) {
   double total = 0;
   for (const CostTerm &term : terms) {
     double value = term.coefficient;
@@ -76,7 +75,6 @@ double evaluateTerms(const std::vector<CostTerm> &terms,
   }
   return total;
 }
-} // namespace
 
 std::optional<Cost> EntryPointSpec::costFor(
     const std::vector<std::vector<int64_t>> &inputShapes) const {
@@ -103,8 +101,8 @@ std::optional<Cost> EntryPointSpec::costFor(
     }
     sizes.push_back(static_cast<double>(*size));
   }
-  return Cost{evaluateTerms(costModel->flops, sizes),
-              evaluateTerms(costModel->bytes, sizes)};
+  return Cost{evaluateCostTerms(costModel->flops, sizes),
+              evaluateCostTerms(costModel->bytes, sizes)};
 }
 
 namespace {

@@ -303,15 +303,23 @@ def write_weights(artifact, weights):
     return manifest
 
 
-def check_gpt2_tiny(checker, bundle, device):
-    import torch
-    from test_training import gpt2_forward, model_weights
-    artifact = os.path.join(bundle, "artifacts", "gpt2-tiny.kiln")
+def gpt2_tiny_artifact(bundle, name, seed):
+    """The bundle's artifact `name` with test_training's random weights
+    (`seed`) written into it; returns (artifact, config, weights)."""
+    from test_training import model_weights
+    artifact = os.path.join(bundle, "artifacts", name)
     with open(os.path.join(MODELS, "gpt2-tiny.json")) as f:
         cfg = json.load(f)
     with open(os.path.join(artifact, "manifest.json")) as f:
-        weights = model_weights(json.load(f), seed=1)
+        weights = model_weights(json.load(f), seed=seed)
     write_weights(artifact, weights)
+    return artifact, cfg, weights
+
+
+def check_gpt2_tiny(checker, bundle, device):
+    import torch
+    from test_training import gpt2_forward
+    artifact, cfg, weights = gpt2_tiny_artifact(bundle, "gpt2-tiny.kiln", seed=1)
     t = {k: torch.from_numpy(v).to(device) for k, v in weights.items()}
     for batch, seq in ((1, 1), (2, 17), (3, 64)):
         ids = np.random.default_rng(batch * 100 + seq).integers(0, cfg["vocab_size"], (batch, seq))
@@ -330,13 +338,8 @@ def check_gpt2_tiny(checker, bundle, device):
 def check_gpt2_tiny_train(checker, bundle, device):
     import torch
     import torch.nn.functional as F
-    from test_training import gpt2_forward, model_weights
-    artifact = os.path.join(bundle, "artifacts", "gpt2-tiny-train.kiln")
-    with open(os.path.join(MODELS, "gpt2-tiny.json")) as f:
-        cfg = json.load(f)
-    with open(os.path.join(artifact, "manifest.json")) as f:
-        weights = model_weights(json.load(f), seed=3)
-    write_weights(artifact, weights)
+    from test_training import gpt2_forward
+    artifact, cfg, weights = gpt2_tiny_artifact(bundle, "gpt2-tiny-train.kiln", seed=3)
     tokens = np.random.default_rng(7).integers(0, cfg["vocab_size"], (TRAIN_BATCH, TRAIN_SEQ + 1))
     inputs = [("input_ids", tokens[:, :-1].astype(np.int64)),
               ("targets", tokens[:, 1:].astype(np.int64)),

@@ -14,6 +14,7 @@
 #define KILN_COMPILER_COSTMODEL_H
 
 #include "kiln/Dialect/Kiln/IR/KilnInterfaces.h"
+#include "kiln/Runtime/Manifest.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/Support/Error.h"
@@ -38,11 +39,9 @@ struct CostSymbol {
   std::vector<InputDim> dims;
 };
 
-/// coefficient * prod(symbol_i ^ exponents[i]).
-struct CostTerm {
-  double coefficient = 0;
-  std::vector<unsigned> exponents;
-};
+/// coefficient * prod(symbol_i ^ exponents[i]): the runtime's term, which
+/// evaluates the manifest's polynomials.
+using CostTerm = ::kiln::runtime::CostTerm;
 
 struct CostModel {
   std::vector<CostSymbol> symbols;

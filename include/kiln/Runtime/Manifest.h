@@ -83,6 +83,11 @@ struct CostTerm {
   std::vector<unsigned> exponents;
 };
 
+/// The sum of `terms` at `sizes` (one per symbol). The compiler fits the
+/// terms with the same evaluation.
+double evaluateCostTerms(const std::vector<CostTerm> &terms,
+                         const std::vector<double> &sizes);
+
 /// The manifest's "cost_model" (docs/artifacts.md): an entry point's cost
 /// as polynomials in its dynamic input sizes.
 struct CostModel {
