@@ -12,7 +12,10 @@ the fraction of the FMA peak (--peak, default 520 GFLOP/s: 2 Zen 5 cores,
 fp32).
 
   bench/matmul.py [--build build] [--shapes 512,1024,128x768x2304 ...]
-                  [--max-kiln-seconds S]
+                  [--iters N] [--min-gflop G] [--max-kiln-seconds S]
+
+Both sides get the same warm-up and number of timed calls: at least
+--iters, and enough for --min-gflop of work.
 
 Shapes whose estimated Kiln time per call exceeds --max-kiln-seconds
 (measured throughput of the previous shapes) are reported as skipped.
@@ -20,6 +23,7 @@ Shapes whose estimated Kiln time per call exceeds --max-kiln-seconds
 
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -32,11 +36,11 @@ DEFAULT_SHAPES = ["512", "1024", "2048", "4096", "128x768x2304", "128x768x3072",
 
 PEER = r"""
 import sys, time, numpy as np
-m, n, k, iters = map(int, sys.argv[1:5])
+m, n, k, iters, warmup = map(int, sys.argv[1:6])
 rng = np.random.default_rng(0)
 a = rng.standard_normal((m, k), dtype=np.float32)
 b = rng.standard_normal((k, n), dtype=np.float32)
-for _ in range(2):
+for _ in range(warmup):
     a @ b
 times = []
 for _ in range(iters):
@@ -50,7 +54,7 @@ def parse_shape(text):
     return (parts[0],) * 3 if len(parts) == 1 else tuple(parts)
 
 
-def kiln_matmul(build, m, n, k, tmp, iters):
+def kiln_matmul(build, m, n, k, tmp, iters, warmup):
     src = os.path.join(tmp, f"mm_{m}_{n}_{k}.mlir")
     with open(src, "w") as f:
         f.write(f"""func.func @forward(%a: tensor<{m}x{k}xf32> {{kiln.name = "a"}}, %b: tensor<{k}x{n}xf32> {{kiln.name = "b"}}) -> (tensor<{m}x{n}xf32> {{kiln.name = "c"}}) {{
@@ -65,16 +69,16 @@ def kiln_matmul(build, m, n, k, tmp, iters):
     np.save(os.path.join(tmp, "b.npy"), rng.standard_normal((k, n), dtype=np.float32))
     out = subprocess.run([os.path.join(build, "bin", "kiln"), "bench", art,
                           "--input", f"a={tmp}/a.npy", "--input", f"b={tmp}/b.npy",
-                          "--warmup", "1", "--iters", str(iters)],
+                          "--warmup", str(warmup), "--iters", str(iters)],
                          check=True, capture_output=True, text=True).stdout
     p50 = float(re.search(r"p50[^0-9]*([0-9.]+)", out).group(1))
     return p50 / 1e3
 
 
-def peer_matmul(m, n, k, iters):
+def peer_matmul(m, n, k, iters, warmup):
     env = {key: value for key, value in os.environ.items()
            if key not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    out = subprocess.run(["/usr/bin/python3", "-c", PEER, str(m), str(n), str(k), str(iters)],
+    out = subprocess.run(["/usr/bin/python3", "-c", PEER, str(m), str(n), str(k), str(iters), str(warmup)],
                          env=env, check=True, capture_output=True, text=True).stdout
     return float(out)
 
@@ -84,7 +88,12 @@ def main():
     parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
     parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES))
     parser.add_argument("--peak", type=float, default=520.0)
-    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--iters", type=int, default=5,
+                        help="at least this many timed calls per side")
+    parser.add_argument("--min-gflop", type=float, default=20.0,
+                        help="more timed calls for small shapes, until each side "
+                             "does this much work (a 0.6 ms 512^3 product timed 10 "
+                             "times measured warm-up, not throughput)")
     parser.add_argument("--max-kiln-seconds", type=float, default=20.0)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
@@ -96,12 +105,14 @@ def main():
         for text in args.shapes.split(","):
             m, n, k = parse_shape(text)
             flops = 2.0 * m * n * k
-            peer = peer_matmul(m, n, k, max(args.iters, 5))
+            iters = max(args.iters, 5, math.ceil(args.min_gflop * 1e9 / flops))
+            warmup = max(3, iters // 10)
+            peer = peer_matmul(m, n, k, iters, warmup)
             peer_rate = flops / peer / 1e9
             if kiln_rate and flops / (kiln_rate * 1e9) > args.max_kiln_seconds:
                 kiln = None
             else:
-                kiln = kiln_matmul(args.build, m, n, k, tmp, args.iters)
+                kiln = kiln_matmul(args.build, m, n, k, tmp, iters, warmup)
                 kiln_rate = flops / kiln / 1e9
             name = f"{m}x{n}x{k}"
             if kiln is None:
