@@ -37,6 +37,10 @@ constexpr int64_t kTileM = 8;
 constexpr int64_t kTileN = 32;
 // Transposes are copied in square blocks of this size (one zmm per row).
 constexpr int64_t kTransposeBlock = 16;
+// Row blocking of big lhs operands (below): the L3 cache the cores share,
+// and the lhs block each thread keeps there.
+constexpr int64_t kL3Bytes = 32 << 20;
+constexpr int64_t kLhsBlockBytes = 8 << 20;
 
 
 struct TileAndVectorizeContractionsPass
@@ -95,6 +99,21 @@ struct TileAndVectorizeContractionsPass
       for (int64_t d = 0; d < m; ++d)
         outer[d] = rewriter.getIndexAttr(1);
       outer[n] = rewriter.getIndexAttr(kTileN);
+      // An lhs too big for the L3 cache would be streamed from memory once
+      // per panel: the rows are blocked too, so that a thread walks all
+      // panels of one row block (its lhs block stays in L3) before the
+      // next.
+      {
+        SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+        int64_t rows = ranges[m], depth = ranges[k];
+        if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(depth) &&
+            4 * rows * depth > kL3Bytes / 2) {
+          int64_t block = kLhsBlockBytes / (4 * depth);
+          block = std::max<int64_t>(kTileM, block / kTileM * kTileM);
+          if (block < rows)
+            outer[m] = rewriter.getIndexAttr(block);
+        }
+      }
       scf::SCFTilingOptions forallOptions;
       forallOptions.setTileSizes(outer).setLoopType(
           scf::SCFTilingOptions::LoopType::ForallOp);

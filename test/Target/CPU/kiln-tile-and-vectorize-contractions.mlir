@@ -76,3 +76,25 @@ func.func @ragged_columns(%a: tensor<64x96xf32>, %b: tensor<96x100xf32>) -> tens
   %0 = kiln.matmul %a, %b : (tensor<64x96xf32>, tensor<96x100xf32>) -> tensor<64x100xf32>
   return %0 : tensor<64x100xf32>
 }
+
+// -----
+
+// An lhs bigger than half the L3 cache (here 4096 x 4096 f32, 64 MB) is
+// blocked by rows too: each parallel task takes 512 rows (8 MB of lhs,
+// which stays in L3 while its thread walks the panels) by 32 columns.
+// CHECK-LABEL: func @big_lhs
+// CHECK: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (4096, 64) step (512, 32)
+func.func @big_lhs(%a: tensor<4096x4096xf32>, %b: tensor<4096x64xf32>) -> tensor<4096x64xf32> {
+  %0 = kiln.matmul %a, %b : (tensor<4096x4096xf32>, tensor<4096x64xf32>) -> tensor<4096x64xf32>
+  return %0 : tensor<4096x64xf32>
+}
+
+// -----
+
+// At half the L3 (2048 x 2048, 16 MB) rows stay whole.
+// CHECK-LABEL: func @fitting_lhs
+// CHECK: scf.forall (%{{.*}}) = (0) to (64) step (32)
+func.func @fitting_lhs(%a: tensor<2048x2048xf32>, %b: tensor<2048x64xf32>) -> tensor<2048x64xf32> {
+  %0 = kiln.matmul %a, %b : (tensor<2048x2048xf32>, tensor<2048x64xf32>) -> tensor<2048x64xf32>
+  return %0 : tensor<2048x64xf32>
+}
