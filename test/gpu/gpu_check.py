@@ -452,6 +452,24 @@ def bench_gpt2_small(checker, bundle, device, iters, peak_tflops, synchronize):
     return kiln_ms, torch_ms
 
 
+def find_cublaslt():
+    """PyTorch's own cuBLASLt (pip wheels keep it in nvidia/cublas/lib, some
+    builds in torch/lib), for machines where it is not on the loader's
+    path; None when there is none to find."""
+    import glob
+    import site
+    import torch
+    roots = [os.path.dirname(torch.__file__)] + site.getsitepackages()
+    patterns = ["lib/libcublasLt.so*", "nvidia/cublas/lib/libcublasLt.so*",
+                "nvidia/cu*/lib/libcublasLt.so*"]
+    for root in roots:
+        for pattern in patterns:
+            found = sorted(glob.glob(os.path.join(root, pattern)))
+            if found:
+                return found[-1]
+    return None
+
+
 def gpu_available():
     try:
         import torch
@@ -473,6 +491,10 @@ def run(args):
             print(f"skipped: no GPU ({what})")
             return 0
     import torch
+    if args.device == "cuda" and not os.environ.get("KILN_CUBLASLT"):
+        cublaslt = find_cublaslt()
+        if cublaslt:
+            os.environ["KILN_CUBLASLT"] = cublaslt
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     device = torch.device(args.device)
@@ -492,6 +514,7 @@ def run(args):
         f"- PyTorch {torch.__version__} (CUDA {torch.version.cuda}), numpy {np.__version__}, "
         f"Python {platform.python_version()}",
         f"- bundle: {bundle}",
+        f"- cuBLASLt: {os.environ.get('KILN_CUBLASLT') or 'the loader path (libcublasLt.so.13/.12)'}",
         "",
         "| result | check |",
         "| --- | --- |",
