@@ -431,9 +431,14 @@ Status CublasLt::check(cublasStatus_t status, const std::string &call) const {
 /// (no transpose), and stored n x k it is column-major k x n, transposed.
 Expected<CublasLt::Plan> CublasLt::makePlan(const KilnGpuGemm &g,
                                             const std::string &what) {
-  int dataType = g.dtype == KILN_GPU_F16    ? CUDA_R_16F
-                 : g.dtype == KILN_GPU_BF16 ? CUDA_R_16BF
-                                            : CUDA_R_32F;
+  int dataType = (g.dtype == KILN_GPU_F16 || g.dtype == KILN_GPU_F16_F32)
+                     ? CUDA_R_16F
+                 : (g.dtype == KILN_GPU_BF16 || g.dtype == KILN_GPU_BF16_F32)
+                     ? CUDA_R_16BF
+                     : CUDA_R_32F;
+  int resultType = (g.dtype == KILN_GPU_F16_F32 || g.dtype == KILN_GPU_BF16_F32)
+                       ? CUDA_R_32F
+                       : dataType;
   int compute = (tf32_ && g.dtype == KILN_GPU_F32)
                     ? CUBLAS_COMPUTE_32F_FAST_TF32
                     : CUBLAS_COMPUTE_32F;
@@ -464,7 +469,8 @@ Expected<CublasLt::Plan> CublasLt::makePlan(const KilnGpuGemm &g,
   auto layout = [&](cublasLtMatrixLayout_t &result, int64_t rows,
                     int64_t cols, int64_t ld, int64_t stride,
                     const char *name) -> Status {
-    if (Status s = check(lt_.matrixLayoutCreate(&result, dataType,
+    int type = std::string(name) == "C" ? resultType : dataType;
+    if (Status s = check(lt_.matrixLayoutCreate(&result, type,
                                                 static_cast<uint64_t>(rows),
                                                 static_cast<uint64_t>(cols),
                                                 ld),
@@ -540,7 +546,10 @@ Status CublasLt::gemm(CudaDriver &driver, const KilnGpuGemm &g) {
   std::string what = "kiln_gpu_gemm(" +
                      std::string(g.dtype == KILN_GPU_F16    ? "f16"
                                  : g.dtype == KILN_GPU_BF16 ? "bf16"
-                                                            : "f32") +
+                                 : g.dtype == KILN_GPU_F16_F32
+                                     ? "f16 -> f32"
+                                 : g.dtype == KILN_GPU_BF16_F32 ? "bf16 -> f32"
+                                                                : "f32") +
                      ", batch " + std::to_string(g.batch) + ", m " +
                      std::to_string(g.m) + ", n " + std::to_string(g.n) +
                      ", k " + std::to_string(g.k) + ")";
@@ -576,8 +585,7 @@ Expected<CublasLt *> CudaDriver::cublasLt() {
 }
 
 Status CudaDriver::gemm(const KilnGpuGemm &g) {
-  if (g.dtype != KILN_GPU_F32 && g.dtype != KILN_GPU_F16 &&
-      g.dtype != KILN_GPU_BF16)
+  if (g.dtype < KILN_GPU_F32 || g.dtype > KILN_GPU_BF16_F32)
     return Status::error("kiln_gpu_gemm: unknown dtype " +
                          std::to_string(g.dtype));
   if ((g.transA != 0 && g.transA != 1) || (g.transB != 0 && g.transB != 1) ||

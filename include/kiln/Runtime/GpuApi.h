@@ -38,12 +38,16 @@ enum {
   KILN_GPU_IMAGE_BINARY = 1, /* a cubin or fatbin of `size` bytes       */
 };
 
-/* Element types of kiln_gpu_gemm operands (the result has the same type;
- * products accumulate in f32). */
+/* Element types of kiln_gpu_gemm operands (products accumulate in f32).
+ * The first three give the result the operands' type; the last two write
+ * an f32 result from f16 or bf16 operands (the f32 accumulator kiln's
+ * narrow matmuls keep before rounding). */
 enum {
   KILN_GPU_F32 = 0,
   KILN_GPU_F16 = 1,
   KILN_GPU_BF16 = 2,
+  KILN_GPU_F16_F32 = 3,
+  KILN_GPU_BF16_F32 = 4,
 };
 
 /* A batched, row-major matrix product:

@@ -503,18 +503,30 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
       sizes.push_back(size ? OpFoldResult(size) : rewriter.getIndexAttr(1));
     }
     Type elementType = resultType.getElementType();
-    Value empty = tensor::EmptyOp::create(rewriter, loc, sizes, elementType);
-    Value zero = scalarConstant(rewriter, loc, elementType, 0);
+    // f16 and bf16 products accumulate in f32 (as cuBLAS and PyTorch do);
+    // the sum is rounded to the result type once, at the end.
+    bool narrow = elementType.isF16() || elementType.isBF16();
+    Type accumulatorType = narrow ? rewriter.getF32Type() : elementType;
+    auto accumulatorTensor = RankedTensorType::get(
+        resultType.getShape(), accumulatorType);
+    Value empty =
+        tensor::EmptyOp::create(rewriter, loc, sizes, accumulatorType);
+    Value zero = scalarConstant(rewriter, loc, accumulatorType, 0);
     Value init =
         linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
     bool floating = isFloat(elementType);
     auto generic = linalg::GenericOp::create(
-        rewriter, loc, TypeRange{resultType}, ValueRange{lhs, rhs},
+        rewriter, loc, TypeRange{accumulatorTensor}, ValueRange{lhs, rhs},
         ValueRange{init}, maps, iterators,
         [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
           Value product, sum;
           if (floating) {
-            product = arith::MulFOp::create(b, nestedLoc, args[0], args[1]);
+            Value x = args[0], y = args[1];
+            if (narrow) {
+              x = arith::ExtFOp::create(b, nestedLoc, accumulatorType, x);
+              y = arith::ExtFOp::create(b, nestedLoc, accumulatorType, y);
+            }
+            product = arith::MulFOp::create(b, nestedLoc, x, y);
             sum = arith::AddFOp::create(b, nestedLoc, args[2], product);
           } else {
             product = arith::MulIOp::create(b, nestedLoc, args[0], args[1]);
@@ -522,7 +534,27 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
           }
           linalg::YieldOp::create(b, nestedLoc, sum);
         });
-    rewriter.replaceOp(op, generic.getResult(0));
+    Value result = generic.getResult(0);
+    if (narrow) {
+      Value rounded =
+          tensor::EmptyOp::create(rewriter, loc, sizes, elementType);
+      AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, ctx);
+      result = linalg::GenericOp::create(
+                   rewriter, loc, TypeRange{resultType}, ValueRange{result},
+                   ValueRange{rounded},
+                   SmallVector<AffineMap>{identity, identity},
+                   SmallVector<utils::IteratorType>(
+                       rank, utils::IteratorType::parallel),
+                   [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
+                     linalg::YieldOp::create(
+                         b, nestedLoc,
+                         arith::TruncFOp::create(b, nestedLoc, elementType,
+                                                 args[0])
+                             .getResult());
+                   })
+                   .getResult(0);
+    }
+    rewriter.replaceOp(op, result);
     return success();
   }
 };

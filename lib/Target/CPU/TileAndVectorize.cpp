@@ -315,6 +315,10 @@ bool mlir::kiln::isKilnContraction(Operation *operation, bool requireF32) {
   for (int64_t i = 0; i < loops; ++i)
     if (i != loops - 2 && iterators[i] != utils::IteratorType::parallel)
       return false;
-  return !requireF32 ||
-         getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32();
+  if (!requireF32)
+    return true;
+  for (Value operand : op->getOperands())
+    if (!getElementTypeOrSelf(operand.getType()).isF32())
+      return false;
+  return true;
 }

@@ -133,19 +133,27 @@ struct MatmulsToLibraryCallsPass
     return std::nullopt;
   }
 
-  /// The KILN_GPU_* type of a contraction whose operands all have one
-  /// element type cuBLASLt takes (f32, f16, bf16; f32 accumulation).
+  /// The KILN_GPU_* type of a contraction cuBLASLt takes: both inputs of
+  /// one type (f32, f16, bf16), the result of that type or f32 (kiln's
+  /// narrow matmuls accumulate in f32 and round afterwards).
   static std::optional<int32_t> gemmType(linalg::GenericOp op) {
-    Type type = getElementTypeOrSelf(op.getDpsInits()[0].getType());
-    for (Value input : op.getDpsInputs())
-      if (getElementTypeOrSelf(input.getType()) != type)
-        return std::nullopt;
-    if (type.isF32())
-      return 0;
-    if (type.isF16())
-      return 1;
-    if (type.isBF16())
-      return 2;
+    Type result = getElementTypeOrSelf(op.getDpsInits()[0].getType());
+    Type input = getElementTypeOrSelf(op.getDpsInputs()[0].getType());
+    if (getElementTypeOrSelf(op.getDpsInputs()[1].getType()) != input)
+      return std::nullopt;
+    if (result == input) {
+      if (input.isF32())
+        return 0;
+      if (input.isF16())
+        return 1;
+      if (input.isBF16())
+        return 2;
+    } else if (result.isF32()) {
+      if (input.isF16())
+        return 3;
+      if (input.isBF16())
+        return 4;
+    }
     return std::nullopt;
   }
 
@@ -212,7 +220,6 @@ struct MatmulsToLibraryCallsPass
     // Before any op is added in front of `op`.
     linalg::FillOp zeroFill = zeroFillBefore(op, c->memref);
     int32_t dtype = *gemmType(op);
-    int64_t elementBytes = dtype == 0 ? 4 : 2;
 
     OpBuilder builder(op);
     Location loc = op.getLoc();
@@ -280,6 +287,9 @@ struct MatmulsToLibraryCallsPass
             builder, loc, offset,
             arith::MulIOp::create(builder, loc, ivs[d],
                                   loopStride(operand, meta, d)));
+      int64_t elementBytes =
+          getElementTypeOrSelf(operand.memref.getType()).getIntOrFloatBitWidth() /
+          8;
       Value bytes =
           arith::MulIOp::create(builder, loc, offset, index(elementBytes));
       return toI64(arith::AddIOp::create(builder, loc, meta.aligned, bytes));

@@ -250,3 +250,20 @@ func.func @scatter_add(%t: tensor<10x4xf32>, %ids: tensor<?xi64>, %u: tensor<?x4
   %0 = kiln.scatter_add %t[%ids], %u axis = 0 : (tensor<10x4xf32>, tensor<?xi64>, tensor<?x4xf32>) -> tensor<10x4xf32>
   return %0 : tensor<10x4xf32>
 }
+
+// -----
+
+// bf16 (and f16) products accumulate in f32 and are rounded once at the end.
+// CHECK-LABEL: func @matmul_bf16
+// CHECK: %[[ACC:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<3x4xf32>)
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<3x2xbf16>, tensor<2x4xbf16>) outs(%[[ACC]] : tensor<3x4xf32>)
+// CHECK:   arith.extf %{{.*}} : bf16 to f32
+// CHECK:   arith.extf %{{.*}} : bf16 to f32
+// CHECK:   arith.mulf %{{.*}}, %{{.*}} : f32
+// CHECK:   arith.addf %{{.*}}, %{{.*}} : f32
+// CHECK: linalg.generic {{.*}} ins(%[[SUM]] : tensor<3x4xf32>) outs(%{{.*}} : tensor<3x4xbf16>)
+// CHECK:   arith.truncf %{{.*}} : f32 to bf16
+func.func @matmul_bf16(%x: tensor<3x2xbf16>, %w: tensor<2x4xbf16>) -> tensor<3x4xbf16> {
+  %h = kiln.matmul %x, %w : (tensor<3x2xbf16>, tensor<2x4xbf16>) -> tensor<3x4xbf16>
+  return %h : tensor<3x4xbf16>
+}

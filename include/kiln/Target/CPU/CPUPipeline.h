@@ -52,7 +52,7 @@ std::unique_ptr<Pass> createApproximateMathPass();
 
 /// True for the matmul contractions convert-kiln-to-linalg emits: a
 /// linalg.generic over (batch..., m, k, n) with k the only reduction, a
-/// mul-add body and (with `requireF32`) an f32 result.
+/// mul-add body and (with `requireF32`) f32 operands and result.
 bool isKilnContraction(Operation *op, bool requireF32 = true);
 
 /// Register-tiles and vectorizes kiln's (batch, m, k, n) f32 contractions
