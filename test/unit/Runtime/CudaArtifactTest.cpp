@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Runtime/Artifact.h"
+#include "kiln/Runtime/GpuApi.h"
 #include "TestFiles.h"
 #include "kiln/Runtime/File.h"
 
@@ -54,6 +55,12 @@ protected:
       symbol = ::dlsym(fakeLt_, name);
     EXPECT_NE(symbol, nullptr) << name;
     return symbol ? reinterpret_cast<int64_t (*)()>(symbol)() : -1;
+  }
+  /// A counter of the fake cuBLASLt that takes an index.
+  int64_t fakeCount(const char *name, int64_t index) const {
+    void *symbol = ::dlsym(fakeLt_, name);
+    EXPECT_NE(symbol, nullptr) << name;
+    return symbol ? reinterpret_cast<int64_t (*)(int64_t)>(symbol)(index) : -1;
   }
   bool onFakeDevice(const void *pointer) const {
     auto isDevice = reinterpret_cast<int (*)(const void *)>(
@@ -549,6 +556,53 @@ TEST_F(CudaArtifactTest, CublasLtFailuresAreClearRunErrors) {
   expectRunError(*artifact, "gemm", inputs,
                  {"cublasLtMatrixLayoutCreate(A): "
                   "CUBLAS_STATUS_INVALID_VALUE"});
+  ::dlclose(module);
+}
+
+TEST_F(CudaArtifactTest, NarrowGemmsWriteAnF32Result) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  void *module = ::dlopen((artifactDir() + "/module.so").c_str(),
+                          RTLD_NOW | RTLD_NOLOAD);
+  ASSERT_NE(module, nullptr);
+  auto setGemm = reinterpret_cast<void (*)(
+      int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+      int64_t, int64_t, int64_t, int64_t, float, float)>(
+      ::dlsym(module, "kiln_test_set_gemm"));
+  auto setType =
+      reinterpret_cast<void (*)(int32_t)>(::dlsym(module, "kiln_test_set_gemm_dtype"));
+  ASSERT_NE(setGemm, nullptr);
+  ASSERT_NE(setType, nullptr);
+  setGemm(0, 0, 1, 2, 2, 2, 2, 4, 2, 4, 2, 4, 1, 0);
+  std::vector<float> four(4, 1);
+  std::vector<NamedTensor> inputs = {{"a", {DType::F32, {4}, four.data()}},
+                                     {"b", {DType::F32, {4}, four.data()}},
+                                     {"c", {DType::F32, {4}, four.data()}}};
+  // The fake computes f32 only: it records the layouts' types and refuses.
+  constexpr int64_t kR32F = 0, kR16F = 2, kR16BF = 14; // library_types.h
+  struct Case {
+    int32_t dtype;
+    const char *name;
+    int64_t operands, result;
+  };
+  for (Case c : {Case{KILN_GPU_BF16_F32, "bf16 -> f32", kR16BF, kR32F},
+                 Case{KILN_GPU_F16_F32, "f16 -> f32", kR16F, kR32F},
+                 Case{KILN_GPU_BF16, "bf16", kR16BF, kR16BF}}) {
+    setType(c.dtype);
+    expectRunError(*artifact, "gemm", inputs,
+                   {std::string("kiln_gpu_gemm(") + c.name + ", batch 1",
+                    "cublasLtMatmul: CUBLAS_STATUS_NOT_SUPPORTED"});
+    for (int64_t which = 0; which < 2; ++which)
+      EXPECT_EQ(fakeCount("fake_cublaslt_last_type", which), c.operands)
+          << c.name << " operand " << which;
+    for (int64_t which = 2; which < 4; ++which)
+      EXPECT_EQ(fakeCount("fake_cublaslt_last_type", which), c.result)
+          << c.name << " result layout " << which;
+  }
+  setType(7);
+  expectRunError(*artifact, "gemm", inputs, {"kiln_gpu_gemm: unknown dtype 7"});
+  setType(KILN_GPU_F32);
   ::dlclose(module);
 }
 

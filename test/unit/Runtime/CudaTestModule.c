@@ -141,7 +141,7 @@ void kiln_entry_train(void **args) {
 
 /* kiln_gpu_gemm's arguments but the pointers, set by the test. */
 static struct {
-  int32_t transA, transB;
+  int32_t dtype, transA, transB;
   int64_t batch, m, n, k, lda, strideA, ldb, strideB, ldc, strideC;
   float alpha, beta;
 } gGemm;
@@ -167,13 +167,15 @@ void kiln_test_set_gemm(int32_t transA, int32_t transB, int64_t batch,
   gGemm.beta = beta;
 }
 
+void kiln_test_set_gemm_dtype(int32_t dtype) { gGemm.dtype = dtype; }
+
 void kiln_entry_gemm(void **args) {
   M1 *out = args[0];
   const M1 *a = args[1], *b = args[2], *c = args[3];
   int64_t size = c->sizes[0];
   float *result = mgpuMemAlloc(size * sizeof(float), NULL, false);
   mgpuMemcpy(result, c->aligned + c->offset, size * sizeof(float), NULL);
-  kiln_gpu_gemm(0, gGemm.transA, gGemm.transB, gGemm.batch, gGemm.m, gGemm.n,
+  kiln_gpu_gemm(gGemm.dtype, gGemm.transA, gGemm.transB, gGemm.batch, gGemm.m, gGemm.n,
                 gGemm.k, a->aligned + a->offset, gGemm.lda, gGemm.strideA,
                 b->aligned + b->offset, gGemm.ldb, gGemm.strideB, result,
                 gGemm.ldc, gGemm.strideC, gGemm.alpha, gGemm.beta);

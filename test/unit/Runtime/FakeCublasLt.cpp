@@ -47,6 +47,9 @@ struct Heuristic {
 int gHandle;
 int64_t gMatmuls = 0;
 int gLastCompute = -1;
+// cudaDataType of A, B, C and D of the last cublasLtMatmul call (as
+// cuBLASLt's A/B, i.e. after the runtime's row-major swap).
+int gLastTypes[4] = {-1, -1, -1, -1};
 
 bool failing(const char *name) {
   const char *fail = std::getenv("FAKE_CUBLASLT_FAIL");
@@ -63,6 +66,9 @@ extern "C" {
 
 int64_t fake_cublaslt_matmuls() { return gMatmuls; }
 int64_t fake_cublaslt_last_compute_type() { return gLastCompute; }
+int64_t fake_cublaslt_last_type(int64_t which) {
+  return which >= 0 && which < 4 ? gLastTypes[which] : -1;
+}
 
 Status cublasLtCreate(void **handle) {
   *handle = &gHandle;
@@ -188,6 +194,11 @@ Status cublasLtMatmul(void *handle, Desc *desc, const float *alpha,
     return kNotSupported;
   if (handle != &gHandle || !algo || algo->data[0] != 42)
     return kInvalidValue;
+  gLastTypes[0] = la->type;
+  gLastTypes[1] = lb->type;
+  gLastTypes[2] = lc->type;
+  gLastTypes[3] = ld->type;
+  // Only f32 is computed here; other types are recorded and refused.
   if (la->type != 0 || lb->type != 0 || lc->type != 0 || ld->type != 0)
     return kNotSupported;
   int64_t m = static_cast<int64_t>(ld->rows), n = static_cast<int64_t>(ld->cols);
