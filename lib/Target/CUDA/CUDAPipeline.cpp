@@ -20,6 +20,7 @@
 
 #include "kiln/Target/CUDA/CUDAPipeline.h"
 
+#include "kiln/Runtime/GpuApi.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
 #include "kiln/Target/CPU/ObjectEmission.h"
 
@@ -78,7 +79,8 @@ bool isInDeviceCode(Operation *op) {
 // Matmuls to library calls
 //===----------------------------------------------------------------------===//
 
-/// Rewrites each f32 (batch..., m, k, n) contraction on buffers into calls
+/// Rewrites each f32, f16 or bf16 (batch..., m, k, n) contraction on
+/// buffers into calls
 /// of kiln_gpu_gemm: one call per index of the batch dims but the last,
 /// which becomes the call's strided batch. An operand whose layout cuBLASLt
 /// cannot take (no unit stride along either of its matrix dims, or strides
@@ -88,7 +90,8 @@ struct MatmulsToLibraryCallsPass
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MatmulsToLibraryCallsPass)
   StringRef getArgument() const final { return "kiln-gpu-matmuls-to-library"; }
   StringRef getDescription() const final {
-    return "f32 matmul contractions on buffers to kiln_gpu_gemm calls";
+    return "f32/f16/bf16 matmul contractions on buffers to kiln_gpu_gemm "
+           "calls";
   }
   void getDependentDialects(DialectRegistry &registry) const final {
     registry.insert<scf::SCFDialect, memref::MemRefDialect,
@@ -143,16 +146,16 @@ struct MatmulsToLibraryCallsPass
       return std::nullopt;
     if (result == input) {
       if (input.isF32())
-        return 0;
+        return KILN_GPU_F32;
       if (input.isF16())
-        return 1;
+        return KILN_GPU_F16;
       if (input.isBF16())
-        return 2;
+        return KILN_GPU_BF16;
     } else if (result.isF32()) {
       if (input.isF16())
-        return 3;
+        return KILN_GPU_F16_F32;
       if (input.isBF16())
-        return 4;
+        return KILN_GPU_BF16_F32;
     }
     return std::nullopt;
   }
@@ -309,7 +312,7 @@ struct MatmulsToLibraryCallsPass
                                             APFloat(0.0f));
       zeroFill.erase();
     }
-    SmallVector<Value> args = {i32(dtype), // KILN_GPU_F32, F16 or BF16
+    SmallVector<Value> args = {i32(dtype), // a KILN_GPU_* type
                                i32(a->transposed),
                                i32(b->transposed),
                                toI64(batchCount),
@@ -389,6 +392,47 @@ Value emitCombine(OpBuilder &builder, linalg::GenericOp op, Operation *combiner,
   mapping.map(combiner->getOperand(outFirst ? 0 : 1), accumulated);
   mapping.map(combiner->getOperand(outFirst ? 1 : 0), value);
   return builder.clone(*combiner, mapping)->getResult(0);
+}
+
+/// The trip count of `ranges` walked as one linear index, and their sizes
+/// as the basis that delinearizes it.
+std::pair<Value, SmallVector<OpFoldResult>>
+linearExtent(RewriterBase &rewriter, Location loc, ArrayRef<Range> ranges) {
+  SmallVector<OpFoldResult> basis;
+  Value count = arith::ConstantIndexOp::create(rewriter, loc, 1);
+  for (const Range &range : ranges) {
+    basis.push_back(range.size);
+    count = arith::MulIOp::create(
+        rewriter, loc, count,
+        getValueOrCreateConstantIndexOp(rewriter, loc, range.size));
+  }
+  return {count, basis};
+}
+
+/// Emits a loop folding `op`'s reduction over the linear indices start,
+/// start + step, ... below `count` of its trailing loop dims (delinearized
+/// by `basis`; `leading` gives the loop dims before them), from `neutral`.
+/// Returns the folded value, with the insertion point after the loop.
+Value emitStridedFold(RewriterBase &rewriter, linalg::GenericOp op,
+                      ValueRange leading, Value start, Value count, Value step,
+                      ArrayRef<OpFoldResult> basis, Value neutral) {
+  Location loc = op.getLoc();
+  auto fold = scf::ForOp::create(rewriter, loc, start, count, step,
+                                 ValueRange{neutral});
+  rewriter.setInsertionPointToStart(fold.getBody());
+  SmallVector<Value> ivs(leading);
+  Value linear = fold.getInductionVar();
+  if (basis.size() == 1) {
+    ivs.push_back(linear);
+  } else {
+    auto split = affine::AffineDelinearizeIndexOp::create(
+        rewriter, loc, linear, basis, /*hasOuterBound=*/true);
+    ivs.append(split.getResults().begin(), split.getResults().end());
+  }
+  Value next = emitReductionStep(rewriter, op, ivs, fold.getRegionIterArgs()[0]);
+  scf::YieldOp::create(rewriter, loc, next);
+  rewriter.setInsertionPointAfter(fold);
+  return fold.getResult(0);
 }
 
 //===----------------------------------------------------------------------===//
@@ -478,14 +522,7 @@ struct SplitFullReductionsPass
 
     SmallVector<Range, 4> ranges =
         cast<linalg::LinalgOp>(op.getOperation()).createLoopRanges(rewriter, loc);
-    SmallVector<OpFoldResult> basis;
-    Value count = index(1);
-    for (Range &range : ranges) {
-      basis.push_back(range.size);
-      count = arith::MulIOp::create(
-          rewriter, loc, count,
-          getValueOrCreateConstantIndexOp(rewriter, loc, range.size));
-    }
+    auto [count, basis] = linearExtent(rewriter, loc, ranges);
     auto partialType = MemRefType::get({chunks}, element);
     Value partial = memref::AllocOp::create(rewriter, loc, partialType);
 
@@ -499,24 +536,9 @@ struct SplitFullReductionsPass
       Value p = loop.getInductionVars()[0];
       Value neutral = arith::ConstantOp::create(
           rewriter, loc, *arith::getNeutralElement(combiner));
-      auto fold = scf::ForOp::create(rewriter, loc, p, count, step,
-                                     ValueRange{neutral});
-      rewriter.setInsertionPointToStart(fold.getBody());
-      Value linear = fold.getInductionVar();
-      SmallVector<Value> ivs;
-      if (ranges.size() == 1) {
-        ivs.push_back(linear);
-      } else {
-        auto split = affine::AffineDelinearizeIndexOp::create(
-            rewriter, loc, linear, basis, /*hasOuterBound=*/true);
-        ivs.assign(split.getResults().begin(), split.getResults().end());
-      }
-      Value next =
-          emitReductionStep(rewriter, op, ivs, fold.getRegionIterArgs()[0]);
-      scf::YieldOp::create(rewriter, loc, next);
-      rewriter.setInsertionPointAfter(fold);
-      memref::StoreOp::create(rewriter, loc, fold.getResult(0), partial,
-                              ValueRange{p});
+      Value folded = emitStridedFold(rewriter, op, ValueRange{}, p, count,
+                                     step, basis, neutral);
+      memref::StoreOp::create(rewriter, loc, folded, partial, ValueRange{p});
     }
 
     // Stage 2: fold the partials into the output (split again if long).
@@ -637,14 +659,8 @@ struct BlockReductionsPass
                                                     ranges[d].size));
       steps.push_back(index(1));
     }
-    SmallVector<OpFoldResult> basis;
-    Value count = index(1);
-    for (unsigned d = parallel; d < loops; ++d) {
-      basis.push_back(ranges[d].size);
-      count = arith::MulIOp::create(
-          rewriter, loc, count,
-          getValueOrCreateConstantIndexOp(rewriter, loc, ranges[d].size));
-    }
+    auto [count, basis] =
+        linearExtent(rewriter, loc, ArrayRef<Range>(ranges).drop_front(parallel));
     Value threads = index(kBlockReductionThreads);
     Value output = op.getDpsInits()[0];
     AffineMap outMap = op.getIndexingMapsArray().back();
@@ -674,25 +690,10 @@ struct BlockReductionsPass
       if (!body->empty() && body->back().hasTrait<OpTrait::IsTerminator>())
         rewriter.eraseOp(&body->back());
       rewriter.setInsertionPointToEnd(body);
-      Value lane = lanes.getInductionVars()[0];
-      auto fold = scf::ForOp::create(rewriter, loc, lane, count, threads,
-                                     ValueRange{neutral});
-      rewriter.setInsertionPointToStart(fold.getBody());
-      SmallVector<Value> all(rows.getInductionVars());
-      Value linear = fold.getInductionVar();
-      if (loops - parallel == 1) {
-        all.push_back(linear);
-      } else {
-        auto split = affine::AffineDelinearizeIndexOp::create(
-            rewriter, loc, linear, basis, /*hasOuterBound=*/true);
-        all.append(split.getResults().begin(), split.getResults().end());
-      }
-      Value next =
-          emitReductionStep(rewriter, op, all, fold.getRegionIterArgs()[0]);
-      scf::YieldOp::create(rewriter, loc, next);
-      rewriter.setInsertionPointAfter(fold);
-      auto reduce =
-          scf::ReduceOp::create(rewriter, loc, ValueRange{fold.getResult(0)});
+      Value folded = emitStridedFold(
+          rewriter, op, rows.getInductionVars(), lanes.getInductionVars()[0],
+          count, threads, basis, neutral);
+      auto reduce = scf::ReduceOp::create(rewriter, loc, ValueRange{folded});
       Region &region = reduce.getReductions()[0];
       Block *block = region.empty() ? rewriter.createBlock(&region) : &region.front();
       Type type = neutral.getType();

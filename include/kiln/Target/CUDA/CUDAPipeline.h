@@ -44,8 +44,8 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::init(256)};
   PassOptions::Option<bool> libraryMatmuls{
       *this, "library-matmuls",
-      llvm::cl::desc("f32 matmuls call cuBLASLt (kiln_gpu_gemm) instead of "
-                     "generated kernels"),
+      llvm::cl::desc("f32, f16 and bf16 matmuls call cuBLASLt "
+                     "(kiln_gpu_gemm) instead of generated kernels"),
       llvm::cl::init(true)};
   PassOptions::ListOption<std::string> keepComposites{
       *this, "keep",
