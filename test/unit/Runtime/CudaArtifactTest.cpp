@@ -28,6 +28,16 @@ namespace {
 
 const std::vector<float> kW = {0.5f, 1.0f, 2.0f, -1.0f};
 
+/// The test module's kiln_test_set_gemm: kiln_gpu_gemm's arguments but
+/// the type and the pointers, for the `gemm` entry point.
+using SetGemmFunction = void (*)(int32_t, int32_t, int64_t, int64_t, int64_t,
+                                 int64_t, int64_t, int64_t, int64_t, int64_t,
+                                 int64_t, int64_t, float, float);
+SetGemmFunction gemmSetter(void *module) {
+  return reinterpret_cast<SetGemmFunction>(
+      ::dlsym(module, "kiln_test_set_gemm"));
+}
+
 class CudaArtifactTest : public kiln::runtime::testing::ScratchDirTest {
 protected:
   void SetUp() override {
@@ -69,6 +79,20 @@ protected:
   }
 
   std::string artifactDir() const { return path("model.kiln"); }
+
+  /// The artifact's module.so as the open artifact loaded it (the test
+  /// module exports setters of what its entry points do); dlclose it.
+  void *loadedModule() const {
+    return ::dlopen((artifactDir() + "/module.so").c_str(),
+                    RTLD_NOW | RTLD_NOLOAD);
+  }
+  /// The `gemm` entry point's inputs a, b and c, each four ones.
+  static std::vector<NamedTensor> fourOnes() {
+    static const std::vector<float> ones(4, 1);
+    return {{"a", {DType::F32, {4}, ones.data()}},
+            {"b", {DType::F32, {4}, ones.data()}},
+            {"c", {DType::F32, {4}, ones.data()}}};
+  }
 
   static json spec(const std::string &name, std::vector<int64_t> shape) {
     return {{"name", name}, {"dtype", "F32"}, {"shape", shape}};
@@ -440,10 +464,7 @@ void checkGemm(const Artifact &artifact, void *module, const GemmCase &g) {
   for (float &v : c)
     v = next();
 
-  auto setGemm = reinterpret_cast<void (*)(
-      int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-      int64_t, int64_t, int64_t, int64_t, float, float)>(
-      ::dlsym(module, "kiln_test_set_gemm"));
+  auto setGemm = gemmSetter(module);
   ASSERT_NE(setGemm, nullptr);
   setGemm(g.transA, g.transB, g.batch, g.m, g.n, g.k, lda, strideA, ldb,
           strideB, ldc, strideC, g.alpha, g.beta);
@@ -479,8 +500,7 @@ TEST_F(CudaArtifactTest, GemmMapsRowMajorOntoColumnMajorCublasLt) {
   writeArtifact();
   std::unique_ptr<Artifact> artifact = openOk();
   ASSERT_TRUE(artifact);
-  void *module = ::dlopen((artifactDir() + "/module.so").c_str(),
-                          RTLD_NOW | RTLD_NOLOAD);
+  void *module = loadedModule();
   ASSERT_NE(module, nullptr);
   int64_t matmuls = fakeCount("fake_cublaslt_matmuls");
   int cases = 0;
@@ -511,8 +531,7 @@ TEST_F(CudaArtifactTest, Tf32IsOptIn) {
   writeArtifact();
   std::unique_ptr<Artifact> artifact = openOk();
   ASSERT_TRUE(artifact);
-  void *module = ::dlopen((artifactDir() + "/module.so").c_str(),
-                          RTLD_NOW | RTLD_NOLOAD);
+  void *module = loadedModule();
   ASSERT_NE(module, nullptr);
   checkGemm(*artifact, module, {0, 0, 1, 2, 2, 2, false, false, 1, 0});
   EXPECT_EQ(fakeCount("fake_cublaslt_last_compute_type"), 77);
@@ -523,19 +542,12 @@ TEST_F(CudaArtifactTest, CublasLtFailuresAreClearRunErrors) {
   writeArtifact();
   std::unique_ptr<Artifact> artifact = openOk();
   ASSERT_TRUE(artifact);
-  void *module = ::dlopen((artifactDir() + "/module.so").c_str(),
-                          RTLD_NOW | RTLD_NOLOAD);
+  void *module = loadedModule();
   ASSERT_NE(module, nullptr);
-  auto setGemm = reinterpret_cast<void (*)(
-      int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-      int64_t, int64_t, int64_t, int64_t, float, float)>(
-      ::dlsym(module, "kiln_test_set_gemm"));
+  auto setGemm = gemmSetter(module);
   ASSERT_NE(setGemm, nullptr);
   setGemm(0, 0, 1, 2, 2, 2, 2, 4, 2, 4, 2, 4, 1, 0);
-  std::vector<float> four(4, 1);
-  std::vector<NamedTensor> inputs = {{"a", {DType::F32, {4}, four.data()}},
-                                     {"b", {DType::F32, {4}, four.data()}},
-                                     {"c", {DType::F32, {4}, four.data()}}};
+  std::vector<NamedTensor> inputs = fourOnes();
   ::setenv("KILN_CUBLASLT", "/nonexistent/libcublasLt.so.13", 1);
   expectRunError(*artifact, "gemm", inputs,
                  {"entry point 'gemm': cuBLASLt not found (tried "
@@ -563,22 +575,15 @@ TEST_F(CudaArtifactTest, NarrowGemmsWriteAnF32Result) {
   writeArtifact();
   std::unique_ptr<Artifact> artifact = openOk();
   ASSERT_TRUE(artifact);
-  void *module = ::dlopen((artifactDir() + "/module.so").c_str(),
-                          RTLD_NOW | RTLD_NOLOAD);
+  void *module = loadedModule();
   ASSERT_NE(module, nullptr);
-  auto setGemm = reinterpret_cast<void (*)(
-      int32_t, int32_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-      int64_t, int64_t, int64_t, int64_t, float, float)>(
-      ::dlsym(module, "kiln_test_set_gemm"));
+  auto setGemm = gemmSetter(module);
   auto setType =
       reinterpret_cast<void (*)(int32_t)>(::dlsym(module, "kiln_test_set_gemm_dtype"));
   ASSERT_NE(setGemm, nullptr);
   ASSERT_NE(setType, nullptr);
   setGemm(0, 0, 1, 2, 2, 2, 2, 4, 2, 4, 2, 4, 1, 0);
-  std::vector<float> four(4, 1);
-  std::vector<NamedTensor> inputs = {{"a", {DType::F32, {4}, four.data()}},
-                                     {"b", {DType::F32, {4}, four.data()}},
-                                     {"c", {DType::F32, {4}, four.data()}}};
+  std::vector<NamedTensor> inputs = fourOnes();
   // The fake computes f32 only: it records the layouts' types and refuses.
   constexpr int64_t kR32F = 0, kR16F = 2, kR16BF = 14; // library_types.h
   struct Case {
