@@ -428,7 +428,7 @@ llvm::Error cudaPipelineOptions(const CUDATargetOptions &options,
 }
 } // namespace
 
-llvm::Expected<std::vector<std::pair<std::string, std::string>>>
+llvm::Expected<std::vector<KernelPTX>>
 mlir::kiln::generatePTX(ModuleOp module, const CUDATargetOptions &options) {
   CUDATargetOptions ptxOptions = options;
   ptxOptions.image = "ptx";
@@ -438,14 +438,11 @@ mlir::kiln::generatePTX(ModuleOp module, const CUDATargetOptions &options) {
   OwningOpRef<ModuleOp> lowered = module.clone();
   if (failed(lowerToCUDAArtifactLLVM(*lowered, pipeline)))
     return error("lowering for cuda failed (see the diagnostics above)");
-  std::vector<std::pair<std::string, std::string>> result;
-  for (auto &[name, text] : getEmbeddedPTX(*lowered))
-    result.emplace_back(name, text);
-  return result;
+  return getEmbeddedPTX(*lowered);
 }
 
 llvm::Error mlir::kiln::checkPTXWithPtxas(
-    const std::vector<std::pair<std::string, std::string>> &ptx,
+    ArrayRef<KernelPTX> ptx,
     const CUDATargetOptions &options, bool &checked) {
   std::string ptxas = options.toolkit + "/bin/ptxas";
   checked = llvm::sys::fs::can_execute(ptxas);
@@ -583,9 +580,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       return error("lowering for cuda failed (see the diagnostics above)");
     if (options.cuda.image == "ptx") {
       bool checked = false;
-      std::vector<std::pair<std::string, std::string>> ptx;
-      for (auto &[name, text] : getEmbeddedPTX(*lowered))
-        ptx.emplace_back(name, text);
+      std::vector<KernelPTX> ptx = getEmbeddedPTX(*lowered);
       if (llvm::Error err = checkPTXWithPtxas(ptx, options.cuda, checked))
         return err;
       log(checked ? llvm::Twine(ptx.size()) + " kernels assemble with ptxas"

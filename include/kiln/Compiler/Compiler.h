@@ -10,6 +10,7 @@
 #define KILN_COMPILER_COMPILER_H
 
 #include "kiln/Target/CPU/ObjectEmission.h"
+#include "kiln/Target/CUDA/CUDAPipeline.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -83,14 +84,14 @@ llvm::Error compileArtifact(ModuleOp module, const CompileOptions &options,
 
 /// The PTX of every kernel of `module` (kiln IR; not modified) as the CUDA
 /// backend generates it, one (kernel module name, PTX) pair per kernel.
-llvm::Expected<std::vector<std::pair<std::string, std::string>>>
+llvm::Expected<std::vector<KernelPTX>>
 generatePTX(ModuleOp module, const CUDATargetOptions &options);
 
 /// Assembles each PTX text with the toolkit's ptxas for `options.arch`;
 /// an error carries ptxas's message. Sets `checked` to false (and succeeds)
 /// when there is no ptxas in the toolkit.
 llvm::Error
-checkPTXWithPtxas(const std::vector<std::pair<std::string, std::string>> &ptx,
+checkPTXWithPtxas(ArrayRef<KernelPTX> ptx,
                   const CUDATargetOptions &options, bool &checked);
 
 /// The hex SHA-256 of `data`.

@@ -1155,9 +1155,8 @@ mlir::kiln::lowerToCUDAArtifactLLVM(ModuleOp module,
   return success();
 }
 
-SmallVector<std::pair<std::string, std::string>>
-mlir::kiln::getEmbeddedPTX(ModuleOp module) {
-  SmallVector<std::pair<std::string, std::string>> result;
+std::vector<KernelPTX> mlir::kiln::getEmbeddedPTX(ModuleOp module) {
+  std::vector<KernelPTX> result;
   for (auto binary : module.getOps<gpu::BinaryOp>())
     for (Attribute attr : binary.getObjects()) {
       auto object = dyn_cast<gpu::ObjectAttr>(attr);

@@ -16,6 +16,10 @@
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace mlir {
 class DialectRegistry;
 namespace kiln {
@@ -74,9 +78,11 @@ void registerKilnCUDADialects(DialectRegistry &registry);
 LogicalResult lowerToCUDAArtifactLLVM(ModuleOp module,
                                       const CUDAPipelineOptions &options);
 
-/// The PTX of every kernel module of a lowered module (image 'isa'), as
-/// (gpu.module name, PTX text) pairs.
-SmallVector<std::pair<std::string, std::string>> getEmbeddedPTX(ModuleOp module);
+/// A kernel module's PTX: (gpu.module name, PTX text).
+using KernelPTX = std::pair<std::string, std::string>;
+
+/// The PTX of every kernel module of a lowered module (image 'isa').
+std::vector<KernelPTX> getEmbeddedPTX(ModuleOp module);
 
 } // namespace kiln
 } // namespace mlir
