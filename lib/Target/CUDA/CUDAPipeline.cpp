@@ -929,6 +929,36 @@ bool isHostShapeBuffer(Value buffer) {
   });
 }
 
+/// The memref a host op reads, writes or frees (or its single result).
+Value memrefOperand(Operation *op) {
+  if (auto load = dyn_cast<memref::LoadOp>(op))
+    return load.getMemRef();
+  if (auto store = dyn_cast<memref::StoreOp>(op))
+    return store.getMemRef();
+  if (auto dealloc = dyn_cast<memref::DeallocOp>(op))
+    return dealloc.getMemref();
+  return op->getNumResults() == 1 ? op->getResult(0) : Value();
+}
+
+/// gpu-to-llvm lowers gpu.alloc, gpu.dealloc and gpu.memcpy in their async
+/// form only: each gets a stream of its own (gpu.wait async), and the host
+/// waits for it after (the runtime's single stream keeps them in order).
+Value newStream(OpBuilder &builder, Location loc) {
+  return gpu::WaitOp::create(builder, loc,
+                             gpu::AsyncTokenType::get(builder.getContext()),
+                             ValueRange{})
+      .getAsyncToken();
+}
+void waitFor(OpBuilder &builder, Location loc, Value token) {
+  gpu::WaitOp::create(builder, loc, Type(), ValueRange{token});
+}
+void emitDeviceDealloc(OpBuilder &builder, Location loc, Value memref) {
+  auto done = gpu::DeallocOp::create(
+      builder, loc, gpu::AsyncTokenType::get(builder.getContext()),
+      ValueRange{newStream(builder, loc)}, memref);
+  waitFor(builder, loc, done.getAsyncToken());
+}
+
 /// Host allocations become device allocations, constants are copied to
 /// device memory where they are used, and nothing else on the host may
 /// touch memory: every pointer the host code holds is a device pointer.
@@ -951,43 +981,23 @@ struct DeviceMemoryPass
         work.push_back(op);
     });
     SmallVector<Value> constantCopies;
+    Type token = gpu::AsyncTokenType::get(&getContext());
     for (Operation *op : work) {
       Location loc = op->getLoc();
       rewriter.setInsertionPoint(op);
-      auto memrefOperand = [](Operation *op) -> Value {
-        if (auto load = dyn_cast<memref::LoadOp>(op))
-          return load.getMemRef();
-        if (auto store = dyn_cast<memref::StoreOp>(op))
-          return store.getMemRef();
-        if (auto dealloc = dyn_cast<memref::DeallocOp>(op))
-          return dealloc.getMemref();
-        return op->getNumResults() == 1 ? op->getResult(0) : Value();
-      };
       if (isa<memref::AllocOp, memref::AllocaOp, memref::LoadOp,
               memref::StoreOp, memref::DeallocOp>(op) &&
           isHostShapeBuffer(memrefOperand(op)))
         continue;
-      // gpu-to-llvm lowers these ops in their async form only: each gets
-      // a stream of its own (gpu.wait async) and waits for it after.
-      Type token = gpu::AsyncTokenType::get(&getContext());
-      auto stream = [&]() {
-        return gpu::WaitOp::create(rewriter, loc, token, ValueRange{})
-            .getAsyncToken();
-      };
-      auto wait = [&](Value done) {
-        gpu::WaitOp::create(rewriter, loc, Type(), ValueRange{done});
-      };
       if (auto alloc = dyn_cast<memref::AllocOp>(op)) {
         auto device = gpu::AllocOp::create(
-            rewriter, loc, alloc.getType(), token, ValueRange{stream()},
-            alloc.getDynamicSizes(), alloc.getSymbolOperands());
-        wait(device.getAsyncToken());
+            rewriter, loc, alloc.getType(), token,
+            ValueRange{newStream(rewriter, loc)}, alloc.getDynamicSizes(),
+            alloc.getSymbolOperands());
+        waitFor(rewriter, loc, device.getAsyncToken());
         rewriter.replaceOp(alloc, device.getMemref());
       } else if (auto dealloc = dyn_cast<memref::DeallocOp>(op)) {
-        auto done = gpu::DeallocOp::create(rewriter, loc, token,
-                                           ValueRange{stream()},
-                                           dealloc.getMemref());
-        wait(done.getAsyncToken());
+        emitDeviceDealloc(rewriter, loc, dealloc.getMemref());
         rewriter.eraseOp(dealloc);
       } else if (auto global = dyn_cast<memref::GetGlobalOp>(op)) {
         // The global lives in module.so's (host) data: each use gets a
@@ -999,15 +1009,15 @@ struct DeviceMemoryPass
           return signalPassFailure();
         }
         rewriter.setInsertionPointAfter(global);
-        auto device = gpu::AllocOp::create(rewriter, loc, type, token,
-                                           ValueRange{stream()}, ValueRange{},
-                                           ValueRange{});
+        auto device = gpu::AllocOp::create(
+            rewriter, loc, type, token, ValueRange{newStream(rewriter, loc)},
+            ValueRange{}, ValueRange{});
         rewriter.replaceAllUsesExcept(global, device.getMemref(),
                                       device.getOperation());
         auto copied = gpu::MemcpyOp::create(
             rewriter, loc, token, ValueRange{device.getAsyncToken()},
             device.getMemref(), global);
-        wait(copied.getAsyncToken());
+        waitFor(rewriter, loc, copied.getAsyncToken());
         // Freed when the function returns (results never alias constants:
         // bufferization returns clones of them).
         constantCopies.push_back(device.getMemref());
@@ -1018,18 +1028,10 @@ struct DeviceMemoryPass
         return signalPassFailure();
       }
     }
-    Type token = gpu::AsyncTokenType::get(&getContext());
     func.walk([&](func::ReturnOp ret) {
       rewriter.setInsertionPoint(ret);
-      for (Value copy : constantCopies) {
-        Value stream =
-            gpu::WaitOp::create(rewriter, ret.getLoc(), token, ValueRange{})
-                .getAsyncToken();
-        auto done = gpu::DeallocOp::create(rewriter, ret.getLoc(), token,
-                                           ValueRange{stream}, copy);
-        gpu::WaitOp::create(rewriter, ret.getLoc(), Type(),
-                            ValueRange{done.getAsyncToken()});
-      }
+      for (Value copy : constantCopies)
+        emitDeviceDealloc(rewriter, ret.getLoc(), copy);
     });
   }
 };
