@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -314,7 +315,6 @@ def write_weights(artifact, weights):
         manifest = json.load(f)
     ordered = {p["name"]: weights[p["name"]] for p in manifest["parameters"] if not p.get("state")}
     save_safetensors(ordered, os.path.join(artifact, "weights.safetensors"))
-    return manifest
 
 
 def gpt2_tiny_artifact(bundle, name, seed):
@@ -365,7 +365,6 @@ def check_gpt2_tiny_train(checker, bundle, device):
     except RuntimeError as error:
         checker.record(False, f"gpt2-tiny train_step: kiln run failed: {error}")
         return
-    import re
     got = {"loss": [], "grad_norm": []}
     for name, value in re.findall(r"\] (loss|grad_norm): F32 \[\] = (\S+)", stdout):
         got[name].append(float(value))
@@ -435,7 +434,6 @@ def bench_gpt2_small(checker, bundle, device, iters, peak_tflops, synchronize):
     if done.returncode != 0:
         checker.record(False, f"gpt2-small forward bench: kiln bench failed: {done.stderr.strip()}")
         return None
-    import re
     match = re.search(r"p50[ =:]+([0-9.]+)", done.stdout)
     kiln_ms = float(match.group(1)) if match else float("nan")
 
