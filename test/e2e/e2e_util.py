@@ -36,10 +36,10 @@ def i64(x):
     return np.array(x, dtype=np.int64)
 
 
-def run(source, func, inputs, outputs):
+def run(source, func, inputs, outputs, pipeline="--kiln-cpu-pipeline"):
     """kiln_exec.run with a readable failure that includes the source."""
     try:
-        return kiln_exec.run(source, func, list(inputs), list(outputs))
+        return kiln_exec.run(source, func, list(inputs), list(outputs), pipeline)
     except RuntimeError as e:
         raise AssertionError(f"{e}\n--- source ---\n{source}") from None
 

@@ -53,13 +53,14 @@ def _dense(array):
     return f"dense<{body}> : {tensor_type(array.shape, elem)}"
 
 
-def run(source, func, inputs, outputs):
+def run(source, func, inputs, outputs, pipeline="--kiln-cpu-pipeline"):
     """Runs `func` defined in kiln IR `source`.
 
     inputs: list of numpy arrays (float32, int64, int32, bool), passed in order.
     outputs: list of (shape, dtype) of the results (f32, i64, i32 or i1 ->
     float32, int64, int32, bool); f32 results come back bit-exact; dynamic dims in the
     function signature are fine, the shapes here are the concrete ones.
+    pipeline: the kiln-opt lowering (e.g. with keep=kiln.attention).
     Returns the list of result arrays.
     """
     arg_types = []
@@ -120,7 +121,7 @@ def run(source, func, inputs, outputs):
         path = os.path.join(tmp, "prog.mlir")
         with open(path, "w") as f:
             f.write(source + "\n" + main)
-        lowered = subprocess.run([KILN_OPT, path, "--kiln-cpu-pipeline"], capture_output=True, text=True)
+        lowered = subprocess.run([KILN_OPT, path, pipeline], capture_output=True, text=True)
         if lowered.returncode != 0:
             raise RuntimeError("kiln-opt failed:\n" + lowered.stderr)
         libs = ",".join(f"{LLVM}/lib/{l}" for l in ("libmlir_runner_utils.so", "libmlir_c_runner_utils.so", "libomp.so"))

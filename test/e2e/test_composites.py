@@ -239,11 +239,15 @@ def attention_ref(q, k, v, mask=None, causal=False, scale=None):
     if causal:
         sq, sk = s.shape[-2], s.shape[-1]
         keep = torch.ones(sq, sk, dtype=torch.bool).tril(diagonal=sk - sq)
-        s = s.masked_fill(~keep, float("-inf"))
+        # The lowest float, as kiln (and Hugging Face) mask: a row that sees
+        # no key averages them all instead of becoming NaN.
+        s = s.masked_fill(~keep, torch.finfo(torch.float32).min)
     return torch.softmax(s, -1) @ v
 
 
 class Attention(KilnTestCase):
+    PIPELINE = "--kiln-cpu-pipeline"
+
     def check(self, qs, ks, vs, sig_q=None, sig_k=None, sig_v=None, mask_shape=None, causal=False,
               scale=None, mask=None):
         q, k, v = self.randn(*qs), self.randn(*ks), self.randn(*vs)
@@ -267,7 +271,7 @@ class Attention(KilnTestCase):
             attrs += f" scale = {scale:e}"
         src = func("f", args, [f"%0 = kiln.attention %q, %k, %v{attrs} : ({types}) -> {ty(sig_r)}"],
                    [("0", ty(sig_r))])
-        (o,) = run(src, "f", inputs, [(rs, np.float32)])
+        (o,) = run(src, "f", inputs, [(rs, np.float32)], self.PIPELINE)
         self.close(o, attention_ref(q, k, v, mask, causal, scale), RTOL, ATOL)
 
     def test_plain(self):
@@ -309,6 +313,108 @@ class Attention(KilnTestCase):
         self.check((2, 4, 3, 8), (2, 2, 5, 8), (2, 2, 5, 8),
                    sig_q=(None, 4, None, 8), sig_k=(None, 2, None, 8), sig_v=(None, 2, None, 8),
                    causal=True)
+
+
+class FusedAttention(Attention):
+    """The same cases through the fused (flash-attention style) lowering,
+    kept whole by the pipeline and lowered by convert-kiln-attention; plus
+    its gradient op, kiln.attention_grad, against torch.autograd, and bf16.
+    Same tolerances: the fused loop sums in another order (online softmax)
+    but in f32."""
+    PIPELINE = "--kiln-cpu-pipeline=keep=kiln.attention"
+
+    def test_causal_more_queries(self):
+        # Queries > keys: the first rows see no key; the decomposition (and
+        # so the fused lowering) averages every key for them.
+        self.check((1, 2, 6, 4), (1, 2, 3, 4), (1, 2, 3, 4), causal=True)
+
+    def check_grad(self, qs, ks, vs, mask_shape=None, causal=False, scale=None, mask=None,
+                   sig=None):
+        q, k, v = self.randn(*qs), self.randn(*ks), self.randn(*vs)
+        rs = qs[:3] + (vs[3],)
+        g = self.randn(*rs)
+        sig = sig or (qs, ks, vs, rs)
+        names = ["q", "k", "v", "g"]
+        args = [(n, ty(t)) for n, t in zip(names, sig)]
+        inputs = [q, k, v, g]
+        types = ", ".join(ty(t) for t in sig)
+        attrs = ""
+        if mask_shape is not None:
+            if mask is None:
+                mask = self.randn(*mask_shape)
+            args.append(("m", ty(mask_shape)))
+            inputs.append(mask)
+            types += f", {ty(mask_shape)}"
+            attrs += " mask %m"
+        if causal:
+            attrs += " causal"
+        if scale is not None:
+            attrs += f" scale = {scale:e}"
+        results = f"{ty(sig[0])}, {ty(sig[1])}, {ty(sig[2])}"
+        src = func("f", args,
+                   [f"%0:3 = kiln.attention_grad %q, %k, %v, %g{attrs} : ({types}) -> ({results})"],
+                   [("0#0", ty(sig[0])), ("0#1", ty(sig[1])), ("0#2", ty(sig[2]))])
+        dq, dk, dv = run(src, "f", inputs, [(qs, np.float32), (ks, np.float32), (vs, np.float32)],
+                         self.PIPELINE)
+        tq, tk, tv = (T(a).clone().requires_grad_() for a in (q, k, v))
+        rep = qs[1] // ks[1]
+        kk, vv = tk.repeat_interleave(rep, dim=1), tv.repeat_interleave(rep, dim=1)
+        sc = 1.0 / math.sqrt(qs[-1]) if scale is None else scale
+        sco = tq @ kk.transpose(-1, -2) * sc
+        if mask is not None:
+            sco = sco + T(mask)
+        if causal:
+            sq, sk = sco.shape[-2], sco.shape[-1]
+            keep = torch.ones(sq, sk, dtype=torch.bool).tril(diagonal=sk - sq)
+            lowest = torch.finfo(torch.float32).min
+            sco = torch.where(keep, sco, torch.full_like(sco, lowest))
+        (torch.softmax(sco, -1) @ vv).backward(T(g))
+        for name, got, want in (("dq", dq, tq.grad), ("dk", dk, tk.grad), ("dv", dv, tv.grad)):
+            self.close(got, want, 1e-4, 1e-5, msg=name)
+
+    def test_grad_plain(self):
+        self.check_grad((2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 8))
+
+    def test_grad_value_dim_differs(self):
+        self.check_grad((1, 2, 3, 4), (1, 2, 5, 4), (1, 2, 5, 6))
+
+    def test_grad_causal(self):
+        self.check_grad((2, 2, 5, 8), (2, 2, 5, 8), (2, 2, 5, 8), causal=True)
+
+    def test_grad_causal_more_keys(self):
+        self.check_grad((1, 2, 3, 4), (1, 2, 7, 4), (1, 2, 7, 4), causal=True)
+
+    def test_grad_causal_more_queries(self):
+        self.check_grad((1, 2, 6, 4), (1, 2, 3, 4), (1, 2, 3, 4), causal=True)
+
+    def test_grad_mask_grouped_query(self):
+        self.check_grad((2, 4, 3, 8), (2, 2, 6, 8), (2, 2, 6, 8), mask_shape=(2, 1, 1, 6))
+
+    def test_grad_single_kv_head_scale(self):
+        self.check_grad((1, 6, 4, 4), (1, 1, 6, 4), (1, 1, 6, 4), causal=True, scale=0.3)
+
+    def test_grad_dynamic(self):
+        self.check_grad((2, 4, 3, 8), (2, 2, 5, 8), (2, 2, 5, 8), causal=True,
+                        sig=((None, 4, None, 8), (None, 2, None, 8), (None, 2, None, 8),
+                             (None, 4, None, 8)))
+
+    def test_bf16(self):
+        # f32 inputs rounded to bf16 in the function; the reference sees the
+        # same rounded inputs in f32. The fused loop computes in f32 and
+        # rounds the result once: within 2 bf16 ulps (2**-7 relative).
+        qs, ks = (2, 2, 5, 16), (2, 2, 9, 16)
+        q, k, v = self.randn(*qs), self.randn(*ks), self.randn(*ks)
+        bf = lambda a: T(a).to(torch.bfloat16).to(torch.float32).numpy()
+        f, b = ty(qs), ty(qs, "bf16")
+        fk, bk = ty(ks), ty(ks, "bf16")
+        body = [f"%q16 = kiln.cast %q : {f} -> {b}",
+                f"%k16 = kiln.cast %k : {fk} -> {bk}",
+                f"%v16 = kiln.cast %v : {fk} -> {bk}",
+                f"%a = kiln.attention %q16, %k16, %v16 causal : ({b}, {bk}, {bk}) -> {b}",
+                f"%0 = kiln.cast %a : {b} -> {f}"]
+        src = func("f", [("q", f), ("k", fk), ("v", fk)], body, [("0", f)])
+        (o,) = run(src, "f", [q, k, v], [(qs, np.float32)], self.PIPELINE)
+        self.close(o, attention_ref(bf(q), bf(k), bf(v), causal=True), 2 ** -7, 2 ** -7)
 
 
 def rope_ref(x, positions=None, theta=10000.0):

@@ -33,4 +33,31 @@ def ConvertKilnToLinalgPass : Pass<"convert-kiln-to-linalg", "mlir::ModuleOp"> {
                            "::mlir::scf::SCFDialect"];
 }
 
+def ConvertKilnAttentionPass : Pass<"convert-kiln-attention", "mlir::ModuleOp"> {
+  let summary = "Lowers kiln.attention and kiln.attention_grad to fused loop nests";
+  let description = [{
+    Flash-attention style lowering of the attention ops a pipeline keeps
+    whole (`keep=kiln.attention`). The forward is one `scf.forall` over
+    (batch, head, query row); each row visits its keys once with an online
+    softmax whose running max, sum and accumulator live in vector registers,
+    so the score matrix is never stored. `kiln.attention_grad` becomes two
+    such loops: per query row (recomputing the softmax statistics, then dq)
+    and per key row (dk and dv, summed over the query heads that share the
+    key/value head). Causal rows stop at their last visible key. Arithmetic
+    is f32 for every element type, rounded once when a row is written.
+
+    ```
+    kiln-opt --kiln-decompose='keep=kiln.attention' --convert-kiln-attention model.mlir
+    ```
+
+    Head dims must be static (and head counts, for grouped-query
+    attention); otherwise the op is an error that says to decompose it.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::math::MathDialect"];
+}
+
 #endif // KILN_CONVERSION_PASSES_TD

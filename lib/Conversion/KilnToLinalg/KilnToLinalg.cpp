@@ -1106,6 +1106,13 @@ struct ConvertKilnToLinalgPass
     });
     if (composite.wasInterrupted())
       return signalPassFailure();
+    WalkResult fused = module.walk([](AttentionGradOp op) {
+      op->emitOpError("has no linalg lowering; run convert-kiln-attention "
+                      "before convert-kiln-to-linalg");
+      return WalkResult::interrupt();
+    });
+    if (fused.wasInterrupted())
+      return signalPassFailure();
 
     ConversionTarget target(getContext());
     target.addLegalDialect<linalg::LinalgDialect, tensor::TensorDialect,

@@ -329,6 +329,8 @@ void mlir::kiln::buildKilnToLinalgStages(OpPassManager &pm,
   // calling forward) are flattened, so every parameter read sits in the
   // function whose arguments will carry it.
   pm.addPass(createInlinerPass());
+  // Kept attention ops become fused loop nests; the rest becomes linalg.
+  pm.addPass(createConvertKilnAttentionPass());
   pm.addPass(createConvertKilnToLinalgPass());
   pm.addPass(createKilnExternalizeParametersPass());
   pm.addPass(createCanonicalizerPass());

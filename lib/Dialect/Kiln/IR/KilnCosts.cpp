@@ -205,6 +205,22 @@ OpCost AttentionOp::getCost(const CostOptions &options) {
   return withFlops(*this, options, flops);
 }
 
+OpCost AttentionGradOp::getCost(const CostOptions &options) {
+  auto q = getQuery().getType();
+  double b = dimSize(q, 0, options), h = dimSize(q, 1, options),
+         sq = dimSize(q, 2, options), d = dimSize(q, 3, options);
+  double sk = dimSize(getKey().getType(), 2, options);
+  double dv = dimSize(getValue().getType(), 3, options);
+  double pairs = b * h * sq * sk;
+  // What the fused lowering executes per (query, key) pair: the forward row
+  // again (q·k, p·v and the online softmax), then per query row q·k, g·v
+  // and dS·k, and per key row q·k, g·v, p·g and dS·q.
+  double forward = 2 * d + 2 * dv + 8;
+  double queryRows = 2 * d + 2 * dv + 2 * d + 4;
+  double keyRows = 2 * d + 2 * dv + 2 * dv + 2 * d + 4;
+  return withFlops(*this, options, pairs * (forward + queryRows + keyRows));
+}
+
 OpCost RopeOp::getCost(const CostOptions &options) {
   // x·cos + rotate_half(x)·sin: 3 per element, plus the angle tables.
   return estimateElementwiseCost(*this, options, 3);

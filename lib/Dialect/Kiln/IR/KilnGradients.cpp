@@ -715,3 +715,21 @@ Gradients CrossEntropyOp::buildGradient(OpBuilder &b, ValueRange grads) {
       b, loc, SubOp::create(b, loc, probs, onehot), perClass);
   return SmallVector<Value>{matchType(b, loc, dLogits, logitsType), Value()};
 }
+
+// The fused rule: kiln.attention_grad recomputes the softmax statistics and
+// returns the query, key and value gradients; the mask gets none (autodiff
+// keeps attention whole only when its mask does not depend on anything being
+// differentiated).
+Gradients AttentionOp::buildGradient(OpBuilder &b, ValueRange grads) {
+  Value g = grads[0];
+  SmallVector<Value> result(getNumOperands());
+  if (!g)
+    return result;
+  auto grad = AttentionGradOp::create(b, getLoc(), getQuery(), getKey(),
+                                      getValue(), g, getMask(), getCausal(),
+                                      getScaleAttr());
+  result[0] = grad.getQueryGrad();
+  result[1] = grad.getKeyGrad();
+  result[2] = grad.getValueGrad();
+  return result;
+}

@@ -411,11 +411,14 @@ LogicalResult EmbeddingOp::inferReturnTypes(MLIRContext *context, Loc loc,
   return success();
 }
 
-LogicalResult AttentionOp::inferReturnTypes(MLIRContext *context, Loc loc,
-                                            Adaptor adaptor, Types &types) {
-  auto q = tensorOf(adaptor.getQuery());
-  auto k = tensorOf(adaptor.getKey());
-  auto v = tensorOf(adaptor.getValue());
+/// The result type of attention over `query`, `key`, `value` and the
+/// optional `mask` (shared by kiln.attention and kiln.attention_grad).
+static FailureOr<RankedTensorType> inferAttentionType(Loc loc, Value query,
+                                                      Value key, Value value,
+                                                      Value mask) {
+  auto q = tensorOf(query);
+  auto k = tensorOf(key);
+  auto v = tensorOf(value);
   if (failed(expectSameElementType(loc, "key", q, k)) ||
       failed(expectSameElementType(loc, "value", q, v)))
     return failure();
@@ -433,19 +436,51 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *context, Loc loc,
                              kvHeads, ")");
   SmallVector<int64_t> shape = {q.getDimSize(0), heads, q.getDimSize(2),
                                 v.getDimSize(3)};
-  if (Value mask = adaptor.getMask()) {
+  if (mask) {
     auto maskType = tensorOf(mask);
     SmallVector<int64_t> scores = {q.getDimSize(0), heads, q.getDimSize(2),
                                    k.getDimSize(2)};
     SmallVector<int64_t> merged;
     if (maskType.getRank() > 4 ||
         failed(broadcastShapes(std::nullopt, maskType.getShape(), scores,
-                               merged)))
-      return emitOptionalError(loc, "mask ", formatShape(maskType.getShape()),
-                               " does not broadcast to the scores ",
-                               formatShape(scores));
+                               merged))) {
+      (void)emitOptionalError(loc, "mask ", formatShape(maskType.getShape()),
+                              " does not broadcast to the scores ",
+                              formatShape(scores));
+      return failure();
+    }
   }
-  types.push_back(RankedTensorType::get(shape, q.getElementType()));
+  return RankedTensorType::get(shape, q.getElementType());
+}
+
+LogicalResult AttentionOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                            Adaptor adaptor, Types &types) {
+  FailureOr<RankedTensorType> result =
+      inferAttentionType(loc, adaptor.getQuery(), adaptor.getKey(),
+                         adaptor.getValue(), adaptor.getMask());
+  if (failed(result))
+    return failure();
+  types.push_back(*result);
+  return success();
+}
+
+LogicalResult AttentionGradOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                                Adaptor adaptor,
+                                                Types &types) {
+  FailureOr<RankedTensorType> result =
+      inferAttentionType(loc, adaptor.getQuery(), adaptor.getKey(),
+                         adaptor.getValue(), adaptor.getMask());
+  if (failed(result))
+    return failure();
+  auto grad = tensorOf(adaptor.getGrad());
+  if (grad.getElementType() != result->getElementType() ||
+      failed(verifyCompatibleShape(grad.getShape(), result->getShape())))
+    return emitOptionalError(loc, "grad ", grad,
+                             " must have the attention result's type ",
+                             *result);
+  types.push_back(adaptor.getQuery().getType());
+  types.push_back(adaptor.getKey().getType());
+  types.push_back(adaptor.getValue().getType());
   return success();
 }
 

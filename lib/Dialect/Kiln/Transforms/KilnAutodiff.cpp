@@ -23,6 +23,7 @@
 #include "mlir/Transforms/RegionUtils.h"
 #include "llvm/ADT/DenseSet.h"
 #include "llvm/ADT/MapVector.h"
+#include "llvm/ADT/StringSet.h"
 
 namespace mlir::kiln {
 #define GEN_PASS_DEF_KILNAUTODIFFPASS
@@ -78,16 +79,49 @@ LogicalResult inlineCalls(func::FuncOp func) {
   return func.emitOpError("has calls nested more than 64 deep");
 }
 
-/// Replaces composites that have no gradient rule by their decompositions
-/// until none is left.
-LogicalResult decomposeWithoutRules(func::FuncOp func) {
+/// Whether `value` may depend on something being differentiated: a float
+/// function argument or a parameter read.
+bool mayBeActive(Value value) {
+  SmallVector<Value> worklist = {value};
+  llvm::DenseSet<Value> seen;
+  while (!worklist.empty()) {
+    Value current = worklist.pop_back_val();
+    if (!seen.insert(current).second)
+      continue;
+    Operation *def = current.getDefiningOp();
+    if (!def)
+      return isFloatTensorType(current.getType());
+    if (isa<ReadParamOp>(def))
+      return true;
+    llvm::append_range(worklist, def->getOperands());
+  }
+  return false;
+}
+
+/// Whether the gradient rule of `op` is used rather than its decomposition's:
+/// composites with a rule keep it, except those whose rule builds a fused op
+/// (kiln.attention), which need to be named in `keep` (and, for attention,
+/// to have a mask that is not differentiated).
+bool usesOwnRule(Operation *op, const llvm::StringSet<> &keep) {
+  if (!isa<GradientOpInterface>(op))
+    return false;
+  if (auto attention = dyn_cast<AttentionOp>(op))
+    return keep.contains(op->getName().getStringRef()) &&
+           (!attention.getMask() || !mayBeActive(attention.getMask()));
+  return true;
+}
+
+/// Replaces composites whose rule is not used by their decompositions until
+/// none is left.
+LogicalResult decomposeWithoutRules(func::FuncOp func,
+                                    const llvm::StringSet<> &keep) {
   IRRewriter rewriter(func.getContext());
   bool changed = true;
   while (changed) {
     changed = false;
     SmallVector<DecomposableOpInterface> worklist;
     func.walk([&](DecomposableOpInterface op) {
-      if (!isa<GradientOpInterface>(op.getOperation()))
+      if (!usesOwnRule(op, keep))
         worklist.push_back(op);
     });
     for (DecomposableOpInterface op : worklist) {
@@ -151,7 +185,17 @@ mlir::kiln::buildGradientFunction(func::FuncOp loss,
     grad.erase();
     return failure();
   };
-  if (failed(inlineCalls(grad)) || failed(decomposeWithoutRules(grad)))
+  llvm::StringSet<> keep;
+  for (const std::string &name : options.keep) {
+    if (!RegisteredOperationName::lookup(name, loss->getContext())) {
+      grad.erase();
+      return loss.emitOpError("cannot keep unknown op '")
+             << name << "' whole in the gradient (expected names like "
+             << "kiln.attention)";
+    }
+    keep.insert(name);
+  }
+  if (failed(inlineCalls(grad)) || failed(decomposeWithoutRules(grad, keep)))
     return fail();
   if (!grad.getBody().hasOneBlock()) {
     grad.emitOpError("has control flow; autodiff needs a single block");
@@ -344,6 +388,7 @@ struct KilnAutodiffPass
     GradientFunctionOptions gradientOptions;
     gradientOptions.name = resultName;
     gradientOptions.withRespectToInputs = wrtInputs;
+    gradientOptions.keep = llvm::to_vector(keep);
     if (failed(buildGradientFunction(loss, gradientOptions)))
       signalPassFailure();
   }

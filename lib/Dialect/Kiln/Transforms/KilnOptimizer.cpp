@@ -114,7 +114,10 @@ struct KilnOptimizerPass
     std::string gradName = (loss.getSymName() + "_grad").str();
     auto grad = module.lookupSymbol<func::FuncOp>(gradName);
     if (!grad) {
-      FailureOr<func::FuncOp> built = buildGradientFunction(loss);
+      GradientFunctionOptions gradientOptions;
+      gradientOptions.keep = llvm::to_vector(keep);
+      FailureOr<func::FuncOp> built =
+          buildGradientFunction(loss, gradientOptions);
       if (failed(built))
         return signalPassFailure();
       grad = *built;

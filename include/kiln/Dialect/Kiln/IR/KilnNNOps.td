@@ -161,7 +161,8 @@ def Kiln_EmbeddingOp : Kiln_CompositeOp<"embedding"> {
   }];
 }
 
-def Kiln_AttentionOp : Kiln_CompositeOp<"attention"> {
+def Kiln_AttentionOp : Kiln_CompositeOp<"attention",
+    [DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "scaled dot-product attention, multi-head and grouped-query";
   let description = [{
     `softmax(q·kᵀ·scale + mask) · v` per head. `query` is `[B, H, Sq, D]`,
@@ -171,6 +172,12 @@ def Kiln_AttentionOp : Kiln_CompositeOp<"attention"> {
     `[B, H, Sq, Sk]`. `causal` hides keys after the query (aligned so the
     last query sees every key, see `kiln.causal_mask`). `scale` defaults to
     `1/√D`. The result is `[B, H, Sq, Dv]`.
+
+    Kept whole (`keep=kiln.attention`), it is lowered by
+    `convert-kiln-attention` to one fused loop nest that never materializes
+    the score matrix, and its gradient rule is `kiln.attention_grad`; the
+    gradient rule is only used when autodiff is asked to keep the op (its
+    `keep` option), otherwise the decomposition is differentiated.
 
     ```mlir
     %0 = kiln.attention %q, %k, %v causal : (tensor<?x12x?x64xf32>, tensor<?x12x?x64xf32>, tensor<?x12x?x64xf32>) -> tensor<?x12x?x64xf32>
@@ -184,6 +191,39 @@ def Kiln_AttentionOp : Kiln_CompositeOp<"attention"> {
   let results = (outs 4DTensorOf<[Kiln_FloatElement]>:$result);
   let assemblyFormat = [{
     $query `,` $key `,` $value (`mask` $mask^)? (`causal` $causal^)?
+    (`scale` `=` $scale^)? attr-dict `:` functional-type(operands, results)
+  }];
+}
+
+def Kiln_AttentionGradOp : Kiln_InferredOp<"attention_grad",
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+  let summary = "gradient of kiln.attention with respect to query, key and value";
+  let description = [{
+    The reverse-mode derivative of `kiln.attention` with the same operands
+    and attributes, given `grad` (the gradient of the attention result,
+    `[B, H, Sq, Dv]`): the gradients of `query`, `key` and `value`, shaped
+    like them. Grouped-query key/value gradients are summed over the query
+    heads that share them. The mask is not differentiated. The forward
+    softmax statistics are recomputed, flash-attention style, so nothing
+    from the forward pass needs to be kept; `convert-kiln-attention` lowers
+    it to two fused loop nests (one per query row for the query gradient,
+    one per key row for the key and value gradients).
+
+    ```mlir
+    %dq, %dk, %dv = kiln.attention_grad %q, %k, %v, %g causal : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>) -> (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>)
+    ```
+  }];
+  let arguments = (ins 4DTensorOf<[Kiln_FloatElement]>:$query,
+                       4DTensorOf<[Kiln_FloatElement]>:$key,
+                       4DTensorOf<[Kiln_FloatElement]>:$value,
+                       4DTensorOf<[Kiln_FloatElement]>:$grad,
+                       Optional<Kiln_FloatTensor>:$mask,
+                       UnitAttr:$causal, OptionalAttr<F64Attr>:$scale);
+  let results = (outs 4DTensorOf<[Kiln_FloatElement]>:$query_grad,
+                      4DTensorOf<[Kiln_FloatElement]>:$key_grad,
+                      4DTensorOf<[Kiln_FloatElement]>:$value_grad);
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $grad (`mask` $mask^)? (`causal` $causal^)?
     (`scale` `=` $scale^)? attr-dict `:` functional-type(operands, results)
   }];
 }

@@ -21,6 +21,11 @@ struct GradientFunctionOptions {
   std::string name;
   /// Also differentiate with respect to the float arguments.
   bool withRespectToInputs = false;
+  /// Composites whose gradient rule builds a fused op that only a backend
+  /// keeping them whole can lower (kiln.attention, whose rule is
+  /// kiln.attention_grad). They are differentiated through their own rule
+  /// when named here, through their decomposition otherwise.
+  llvm::SmallVector<std::string> keep;
 };
 
 /// Builds, next to `loss` (a function with one rank-0 float result), a

@@ -126,7 +126,10 @@ def KilnAutodiffPass : Pass<"kiln-autodiff", "mlir::ModuleOp"> {
     Option<"resultName", "result", "std::string", "\"\"",
            "Name of the gradient function (default: <function>_grad)">,
     Option<"wrtInputs", "wrt-inputs", "bool", "false",
-           "Also return gradients of the float arguments">
+           "Also return gradients of the float arguments">,
+    ListOption<"keep", "keep", "std::string",
+               "Composites differentiated by their fused rule (kiln.attention: "
+               "kiln.attention_grad) for a pipeline that keeps them whole">
   ];
   let dependentDialects = ["::mlir::kiln::KilnDialect",
                            "::mlir::tensor::TensorDialect",
@@ -172,7 +175,10 @@ def KilnOptimizerPass : Pass<"kiln-optimizer", "mlir::ModuleOp"> {
            "Decay only parameters of at least this rank">,
     Option<"momentum", "momentum", "double", "0.9", "SGD momentum (0: none)">,
     Option<"maxGradNorm", "max-grad-norm", "double", "1.0",
-           "Clip gradients to this global L2 norm (0: no clipping)">
+           "Clip gradients to this global L2 norm (0: no clipping)">,
+    ListOption<"keep", "keep", "std::string",
+               "Composites differentiated by their fused rule (as "
+               "kiln-autodiff's keep), when the gradient is built here">
   ];
   let dependentDialects = ["::mlir::kiln::KilnDialect",
                            "::mlir::tensor::TensorDialect",

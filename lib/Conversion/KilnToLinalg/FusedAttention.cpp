@@ -1,0 +1,548 @@
+//===- FusedAttention.cpp - kiln.attention as fused loop nests ------------===//
+//
+// Flash-attention style lowering of kiln.attention and kiln.attention_grad.
+// The forward is one parallel loop over (batch, head, query row); each
+// iteration walks the visible keys once with an online softmax (running
+// max m, running sum l, accumulator rescaled by exp(m_old - m_new)) held in
+// registers as vectors of the head dim, so the [Sq, Sk] score matrix never
+// exists in memory. The gradient recomputes the statistics the same way:
+//
+//   per query row i:  m_i, l_i, o_i as above; δ_i = g_i·o_i;
+//                     p_ij = exp(s_ij - m_i)/l_i, ds_ij = p_ij (g_i·v_j - δ_i),
+//                     dq_i = scale Σ_j ds_ij k_j
+//   per key row j:    dv_j = Σ_i p_ij g_i,  dk_j = scale Σ_i ds_ij q_i
+//
+// (the key-row loop reads m, 1/l and δ that the query-row loop stored), so
+// neither pass needs atomics. Everything is computed in f32 whatever the
+// element type; results are rounded once. The loops are scf.forall over
+// tensors, which bufferize in place; the CPU backend runs the outer loop on
+// threads and the CUDA backend gives each row a GPU thread.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Conversion/Passes.h"
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/PatternMatch.h"
+
+#include <cmath>
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_CONVERTKILNATTENTIONPASS
+#include "kiln/Conversion/Passes.h.inc"
+} // namespace mlir::kiln
+
+using namespace mlir;
+using namespace mlir::kiln;
+
+namespace {
+
+RankedTensorType tensorType(Value value) {
+  return cast<RankedTensorType>(value.getType());
+}
+
+Value index(OpBuilder &b, Location loc, int64_t value) {
+  return arith::ConstantIndexOp::create(b, loc, value);
+}
+
+Value f32Const(OpBuilder &b, Location loc, double value) {
+  return arith::ConstantOp::create(b, loc, b.getF32Type(),
+                                   b.getF32FloatAttr(static_cast<float>(value)));
+}
+
+Value dim(OpBuilder &b, Location loc, Value tensor, int64_t i) {
+  auto type = tensorType(tensor);
+  if (!type.isDynamicDim(i))
+    return index(b, loc, type.getDimSize(i));
+  return tensor::DimOp::create(b, loc, tensor, i);
+}
+
+/// Converts a scalar or vector of a narrower float type to f32.
+Value toF32(OpBuilder &b, Location loc, Value value) {
+  Type type = value.getType();
+  Type element = getElementTypeOrSelf(type);
+  if (element.isF32())
+    return value;
+  Type target = b.getF32Type();
+  if (auto vector = dyn_cast<VectorType>(type))
+    target = vector.clone(target);
+  return arith::ExtFOp::create(b, loc, target, value);
+}
+
+/// Rounds an f32 vector to `element`.
+Value fromF32(OpBuilder &b, Location loc, Value value, Type element) {
+  if (element.isF32())
+    return value;
+  return arith::TruncFOp::create(
+      b, loc, cast<VectorType>(value.getType()).clone(element), value);
+}
+
+/// Everything the row computations of one attention op share: operands,
+/// sizes and the constants of the online softmax.
+struct AttentionProblem {
+  Location loc;
+  Value query, key, value, mask;
+  bool causal;
+  Type element;
+  int64_t headDim, valueDim;
+  // Index values, computed once outside the loops.
+  Value batch, heads, kvHeads, queryLength, keyLength;
+  // Query heads per key/value head.
+  Value group;
+  Value scale;
+  VectorType headVector, valueVector;
+
+  AttentionProblem(Location loc) : loc(loc) {}
+
+  /// Reads row `row` of head `head` of a [B, H, S, D] tensor as f32.
+  Value readRow(OpBuilder &b, Value tensor, Value batchIndex, Value head,
+                Value row) const {
+    auto type = tensorType(tensor);
+    auto vectorType =
+        VectorType::get({type.getDimSize(3)}, type.getElementType());
+    Value zero = index(b, loc, 0);
+    Value padding = arith::ConstantOp::create(
+        b, loc, type.getElementType(),
+        b.getFloatAttr(type.getElementType(), 0.0));
+    Value read = vector::TransferReadOp::create(
+        b, loc, vectorType, tensor, ValueRange{batchIndex, head, row, zero},
+        padding, ArrayRef<bool>{true});
+    return toF32(b, loc, read);
+  }
+
+  /// The key/value head that query head `head` reads.
+  Value kvHead(OpBuilder &b, Value head) const {
+    return arith::DivUIOp::create(b, loc, head, group);
+  }
+
+  /// The first key a query row can see under the causal mask minus one,
+  /// i.e. key j is visible from row i when j < i + keyLength - queryLength
+  /// + 1. Returned as that bound (may be <= 0 or > keyLength).
+  Value visibleEnd(OpBuilder &b, Value row) const {
+    Value shifted = arith::AddIOp::create(
+        b, loc, row, arith::SubIOp::create(b, loc, keyLength, queryLength));
+    return arith::AddIOp::create(b, loc, shifted, index(b, loc, 1));
+  }
+
+  /// The number of keys row `row` visits: all of them without a causal
+  /// mask; under it the visible ones, or all of them (every one masked,
+  /// which the softmax turns into a uniform average, as the decomposition
+  /// does) when none is visible.
+  Value keyCount(OpBuilder &b, Value row) const {
+    if (!causal)
+      return keyLength;
+    Value end = visibleEnd(b, row);
+    Value positive = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt,
+                                           end, index(b, loc, 0));
+    Value clamped = arith::MinSIOp::create(b, loc, end, keyLength);
+    return arith::SelectOp::create(b, loc, positive, clamped, keyLength);
+  }
+
+  /// Whether key `keyIndex` is visible from `row` (true without causal).
+  Value visible(OpBuilder &b, Value row, Value keyIndex) const {
+    if (!causal)
+      return arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, keyIndex,
+                                 visibleEnd(b, row));
+  }
+
+  /// The score of (row, key): the scaled query row (already multiplied by
+  /// `scale`) dotted with the key row, plus the mask, replaced by the lowest
+  /// f32 where the causal mask hides the key.
+  Value score(OpBuilder &b, Value scaledQuery, Value keyRow, Value batchIndex,
+              Value head, Value row, Value keyIndex) const {
+    Value product = arith::MulFOp::create(b, loc, scaledQuery, keyRow);
+    Value s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                          product,
+                                          arith::FastMathFlags::reassoc);
+    if (mask) {
+      auto maskType = tensorType(mask);
+      int64_t rank = maskType.getRank();
+      Value ivs[4] = {batchIndex, head, row, keyIndex};
+      SmallVector<int64_t> scoreShape = {
+          tensorType(query).getDimSize(0), tensorType(query).getDimSize(1),
+          tensorType(query).getDimSize(2), tensorType(key).getDimSize(2)};
+      SmallVector<Value> indices;
+      for (int64_t i = 0; i < rank; ++i) {
+        int64_t scoreDim = 4 - rank + i;
+        bool broadcast = maskType.getDimSize(i) == 1 &&
+                         scoreShape[scoreDim] != 1;
+        indices.push_back(broadcast ? index(b, loc, 0) : ivs[scoreDim]);
+      }
+      Value maskValue = tensor::ExtractOp::create(b, loc, mask, indices);
+      s = arith::AddFOp::create(b, loc, s, toF32(b, loc, maskValue));
+    }
+    if (causal)
+      s = arith::SelectOp::create(b, loc, visible(b, row, keyIndex), s,
+                                  lowest(b));
+    return s;
+  }
+
+  Value lowest(OpBuilder &b) const {
+    return f32Const(b, loc, -std::numeric_limits<float>::max());
+  }
+
+  Value splat(OpBuilder &b, VectorType type, Value scalar) const {
+    return vector::BroadcastOp::create(b, loc, type, scalar);
+  }
+
+  Value dot(OpBuilder &b, Value lhs, Value rhs) const {
+    return vector::ReductionOp::create(
+        b, loc, vector::CombiningKind::ADD,
+        arith::MulFOp::create(b, loc, lhs, rhs), arith::FastMathFlags::reassoc);
+  }
+
+  /// The scaled query row of (batch, head, row).
+  Value scaledQueryRow(OpBuilder &b, Value batchIndex, Value head,
+                       Value row) const {
+    Value q = readRow(b, query, batchIndex, head, row);
+    return arith::MulFOp::create(b, loc, q, splat(b, headVector, scale));
+  }
+
+  /// The online softmax over the keys of one query row: returns the row
+  /// max m, the sum l of exp(s - m) and the unnormalized Σ exp(s - m) v.
+  std::array<Value, 3> forwardRow(OpBuilder &b, Value batchIndex, Value head,
+                                  Value row, Value scaledQuery) const {
+    Value kvh = kvHead(b, head);
+    Value zeros = arith::ConstantOp::create(
+        b, loc, valueVector, DenseElementsAttr::get(valueVector, 0.0f));
+    auto loop = scf::ForOp::create(
+        b, loc, index(b, loc, 0), keyCount(b, row), index(b, loc, 1),
+        ValueRange{lowest(b), f32Const(b, loc, 0.0), zeros},
+        [&](OpBuilder &nb, Location, Value j, ValueRange state) {
+          Value m = state[0], l = state[1], acc = state[2];
+          Value keyRow = readRow(nb, key, batchIndex, kvh, j);
+          Value s = score(nb, scaledQuery, keyRow, batchIndex, head, row, j);
+          Value newMax = arith::MaximumFOp::create(nb, loc, m, s);
+          Value alpha = math::ExpOp::create(
+              nb, loc, arith::SubFOp::create(nb, loc, m, newMax));
+          Value p = math::ExpOp::create(
+              nb, loc, arith::SubFOp::create(nb, loc, s, newMax));
+          Value newSum = arith::AddFOp::create(
+              nb, loc, arith::MulFOp::create(nb, loc, l, alpha), p);
+          Value valueRow = readRow(nb, value, batchIndex, kvh, j);
+          Value scaled = arith::MulFOp::create(nb, loc, acc,
+                                               splat(nb, valueVector, alpha));
+          Value newAcc = vector::FMAOp::create(
+              nb, loc, splat(nb, valueVector, p), valueRow, scaled);
+          scf::YieldOp::create(nb, loc, ValueRange{newMax, newSum, newAcc});
+        });
+    return {loop.getResult(0), loop.getResult(1), loop.getResult(2)};
+  }
+};
+
+/// Fills `problem` from an attention op's operands; fails (with an error on
+/// `op`) for shapes the fused lowering does not handle.
+LogicalResult initProblem(OpBuilder &b, Operation *op, AttentionProblem &p,
+                          Value query, Value key, Value value, Value mask,
+                          bool causal, std::optional<APFloat> scale) {
+  Location loc = op->getLoc();
+  p.query = query;
+  p.key = key;
+  p.value = value;
+  p.mask = mask;
+  p.causal = causal;
+  auto qType = tensorType(query), kType = tensorType(key),
+       vType = tensorType(value);
+  p.element = qType.getElementType();
+  p.headDim = qType.getDimSize(3);
+  p.valueDim = vType.getDimSize(3);
+  if (ShapedType::isDynamic(p.headDim) || ShapedType::isDynamic(p.valueDim))
+    return op->emitOpError("needs static head dims for the fused lowering, "
+                           "found query ")
+           << qType << " and value " << vType
+           << " (leave kiln.attention out of keep= to decompose it)";
+  int64_t heads = qType.getDimSize(1), kvHeads = kType.getDimSize(1);
+  if (kvHeads != 1 && heads != kvHeads &&
+      (ShapedType::isDynamic(heads) || ShapedType::isDynamic(kvHeads)))
+    return op->emitOpError("needs static head counts for grouped-query "
+                           "attention, found query ")
+           << qType << " and key " << kType;
+  p.batch = dim(b, loc, query, 0);
+  p.heads = dim(b, loc, query, 1);
+  p.kvHeads = dim(b, loc, key, 1);
+  p.queryLength = dim(b, loc, query, 2);
+  p.keyLength = dim(b, loc, key, 2);
+  p.group = arith::DivUIOp::create(b, loc, p.heads, p.kvHeads);
+  double s = scale ? scale->convertToDouble()
+                   : 1.0 / std::sqrt(static_cast<double>(p.headDim));
+  p.scale = f32Const(b, loc, s);
+  p.headVector = VectorType::get({p.headDim}, b.getF32Type());
+  p.valueVector = VectorType::get({p.valueDim}, b.getF32Type());
+  return success();
+}
+
+/// An empty tensor shaped like `like` (dynamic sizes from it), of `element`.
+Value emptyLike(OpBuilder &b, Location loc, Value like, Type element) {
+  auto type = tensorType(like);
+  SmallVector<Value> sizes;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    if (type.isDynamicDim(i))
+      sizes.push_back(tensor::DimOp::create(b, loc, like, i));
+  return tensor::EmptyOp::create(b, loc, type.getShape(), element, sizes);
+}
+
+/// An empty f32 [B, H, Sq] tensor for per-row statistics.
+Value emptyRowStats(OpBuilder &b, Location loc, Value query) {
+  auto type = tensorType(query);
+  SmallVector<Value> sizes;
+  for (int64_t i = 0; i < 3; ++i)
+    if (type.isDynamicDim(i))
+      sizes.push_back(tensor::DimOp::create(b, loc, query, i));
+  return tensor::EmptyOp::create(b, loc, type.getShape().take_front(3),
+                                 b.getF32Type(), sizes);
+}
+
+/// Writes the f32 vector `row` (rounded to the tensor's element type) as
+/// row (i0, i1, i2) of the forall's shared output `out`.
+void writeRow(OpBuilder &b, Location loc, scf::ForallOp forall, Value out,
+              ValueRange position, Value row) {
+  auto type = tensorType(out);
+  int64_t width = type.getDimSize(3);
+  OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
+  SmallVector<OpFoldResult> offsets = {position[0], position[1], position[2],
+                                       zero};
+  SmallVector<OpFoldResult> sizes = {one, one, one, b.getIndexAttr(width)};
+  SmallVector<OpFoldResult> strides(4, one);
+  auto sliceType = RankedTensorType::get({width}, type.getElementType());
+  Value slice = tensor::ExtractSliceOp::create(b, loc, sliceType, out, offsets,
+                                               sizes, strides);
+  Value rounded = fromF32(b, loc, row, type.getElementType());
+  Value written =
+      vector::TransferWriteOp::create(b, loc, rounded, slice,
+                                      ValueRange{index(b, loc, 0)},
+                                      ArrayRef<bool>{true})
+          .getResult();
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(forall.getTerminator().getBody());
+  tensor::ParallelInsertSliceOp::create(b, loc, written, out, offsets, sizes,
+                                        strides);
+}
+
+/// Writes the f32 scalar `value` at (i0, i1, i2) of the [B, H, Sq] shared
+/// output `out`.
+void writeScalar(OpBuilder &b, Location loc, scf::ForallOp forall, Value out,
+                 ValueRange position, Value value) {
+  OpFoldResult one = b.getIndexAttr(1);
+  SmallVector<OpFoldResult> offsets = {position[0], position[1], position[2]};
+  SmallVector<OpFoldResult> sizes(3, one), strides(3, one);
+  auto sliceType = RankedTensorType::get({1}, b.getF32Type());
+  Value slice = tensor::ExtractSliceOp::create(b, loc, sliceType, out, offsets,
+                                               sizes, strides);
+  Value written = tensor::InsertOp::create(b, loc, value, slice,
+                                           ValueRange{index(b, loc, 0)});
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(forall.getTerminator().getBody());
+  tensor::ParallelInsertSliceOp::create(b, loc, written, out, offsets, sizes,
+                                        strides);
+}
+
+/// An scf.forall over `bounds` with `outputs`; the builder is left at the
+/// start of its body. Returns the op; its induction variables and shared
+/// outputs are the body's arguments.
+scf::ForallOp beginForall(OpBuilder &b, Location loc, ValueRange bounds,
+                          ValueRange outputs) {
+  SmallVector<OpFoldResult> ubs(bounds.begin(), bounds.end());
+  auto forall = scf::ForallOp::create(b, loc, ubs, outputs, std::nullopt);
+  b.setInsertionPointToStart(forall.getBody());
+  return forall;
+}
+
+LogicalResult lowerAttention(IRRewriter &rewriter, AttentionOp op) {
+  Location loc = op.getLoc();
+  rewriter.setInsertionPoint(op);
+  AttentionProblem p(loc);
+  if (failed(initProblem(rewriter, op, p, op.getQuery(), op.getKey(),
+                         op.getValue(), op.getMask(), op.getCausal(),
+                         op.getScale())))
+    return failure();
+  // [B, H, Sq] from the query, the static value dim.
+  auto resultType = tensorType(op.getResult());
+  SmallVector<Value> sizes;
+  for (int64_t i = 0; i < 3; ++i)
+    if (resultType.isDynamicDim(i))
+      sizes.push_back(dim(rewriter, loc, op.getQuery(), i));
+  Value init = tensor::EmptyOp::create(rewriter, loc, resultType.getShape(),
+                                       p.element, sizes);
+  OpBuilder::InsertionGuard guard(rewriter);
+  scf::ForallOp forall = beginForall(
+      rewriter, loc, {p.batch, p.heads, p.queryLength}, {init});
+  SmallVector<Value> ivs = forall.getInductionVars();
+  Value out = forall.getRegionIterArgs()[0];
+  Value q = p.scaledQueryRow(rewriter, ivs[0], ivs[1], ivs[2]);
+  auto [m, l, acc] = p.forwardRow(rewriter, ivs[0], ivs[1], ivs[2], q);
+  (void)m;
+  Value row = arith::DivFOp::create(rewriter, loc, acc,
+                                    p.splat(rewriter, p.valueVector, l));
+  writeRow(rewriter, loc, forall, out, ivs, row);
+  rewriter.replaceOp(op, forall.getResults());
+  return success();
+}
+
+LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op) {
+  Location loc = op.getLoc();
+  rewriter.setInsertionPoint(op);
+  AttentionProblem p(loc);
+  if (failed(initProblem(rewriter, op, p, op.getQuery(), op.getKey(),
+                         op.getValue(), op.getMask(), op.getCausal(),
+                         op.getScale())))
+    return failure();
+  Value grad = op.getGrad();
+
+  // Query rows: dq, and the statistics the key rows need.
+  Value dqInit = emptyLike(rewriter, loc, op.getQuery(), p.element);
+  Value maxInit = emptyRowStats(rewriter, loc, op.getQuery());
+  scf::ForallOp queryRows;
+  {
+    OpBuilder::InsertionGuard guard(rewriter);
+    queryRows = beginForall(rewriter, loc, {p.batch, p.heads, p.queryLength},
+                            {dqInit, maxInit, maxInit, maxInit});
+    SmallVector<Value> ivs = queryRows.getInductionVars();
+    ValueRange outs = queryRows.getRegionIterArgs();
+    Value b = ivs[0], h = ivs[1], i = ivs[2];
+    Value q = p.scaledQueryRow(rewriter, b, h, i);
+    auto [m, l, acc] = p.forwardRow(rewriter, b, h, i, q);
+    Value inverseSum =
+        arith::DivFOp::create(rewriter, loc, f32Const(rewriter, loc, 1.0), l);
+    Value o = arith::MulFOp::create(
+        rewriter, loc, acc, p.splat(rewriter, p.valueVector, inverseSum));
+    Value g = p.readRow(rewriter, grad, b, h, i);
+    Value delta = p.dot(rewriter, g, o);
+    Value kvh = p.kvHead(rewriter, h);
+    Value zeros = arith::ConstantOp::create(
+        rewriter, loc, p.headVector,
+        DenseElementsAttr::get(p.headVector, 0.0f));
+    auto loop = scf::ForOp::create(
+        rewriter, loc, index(rewriter, loc, 0), p.keyCount(rewriter, i),
+        index(rewriter, loc, 1), ValueRange{zeros},
+        [&](OpBuilder &nb, Location, Value j, ValueRange state) {
+          Value keyRow = p.readRow(nb, p.key, b, kvh, j);
+          Value s = p.score(nb, q, keyRow, b, h, i, j);
+          Value prob = arith::MulFOp::create(
+              nb, loc,
+              math::ExpOp::create(nb, loc, arith::SubFOp::create(nb, loc, s, m)),
+              inverseSum);
+          Value valueRow = p.readRow(nb, p.value, b, kvh, j);
+          Value dp = p.dot(nb, g, valueRow);
+          Value ds = arith::MulFOp::create(
+              nb, loc, prob, arith::SubFOp::create(nb, loc, dp, delta));
+          if (p.causal)
+            ds = arith::SelectOp::create(nb, loc, p.visible(nb, i, j), ds,
+                                         f32Const(nb, loc, 0.0));
+          Value next = vector::FMAOp::create(
+              nb, loc, p.splat(nb, p.headVector, ds), keyRow, state[0]);
+          scf::YieldOp::create(nb, loc, next);
+        });
+    Value dq = arith::MulFOp::create(rewriter, loc, loop.getResult(0),
+                                     p.splat(rewriter, p.headVector, p.scale));
+    writeRow(rewriter, loc, queryRows, outs[0], ivs, dq);
+    writeScalar(rewriter, loc, queryRows, outs[1], ivs, m);
+    writeScalar(rewriter, loc, queryRows, outs[2], ivs, inverseSum);
+    writeScalar(rewriter, loc, queryRows, outs[3], ivs, delta);
+  }
+  Value rowMax = queryRows.getResult(1), rowInverseSum = queryRows.getResult(2),
+        rowDelta = queryRows.getResult(3);
+
+  // Key rows: dk and dv, summed over the query heads sharing the key head.
+  Value dkInit = emptyLike(rewriter, loc, op.getKey(), p.element);
+  Value dvInit = emptyLike(rewriter, loc, op.getValue(), p.element);
+  scf::ForallOp keyRows;
+  {
+    OpBuilder::InsertionGuard guard(rewriter);
+    keyRows = beginForall(rewriter, loc, {p.batch, p.kvHeads, p.keyLength},
+                          {dkInit, dvInit});
+    SmallVector<Value> ivs = keyRows.getInductionVars();
+    ValueRange outs = keyRows.getRegionIterArgs();
+    Value b = ivs[0], kvh = ivs[1], j = ivs[2];
+    Value keyRow = p.readRow(rewriter, p.key, b, kvh, j);
+    Value valueRow = p.readRow(rewriter, p.value, b, kvh, j);
+    // Under the causal mask, rows before the first that sees key j
+    // contribute nothing, unless some rows see no key at all (more queries
+    // than keys): those average every key and reach every dv.
+    Value first = index(rewriter, loc, 0);
+    if (p.causal) {
+      Value lastHidden = arith::SubIOp::create(
+          rewriter, loc, arith::AddIOp::create(rewriter, loc, j, p.queryLength),
+          p.keyLength);
+      Value noneHidden = arith::CmpIOp::create(
+          rewriter, loc, arith::CmpIPredicate::sle, p.queryLength, p.keyLength);
+      Value clamped = arith::MaxSIOp::create(rewriter, loc, lastHidden, first);
+      first = arith::SelectOp::create(rewriter, loc, noneHidden, clamped, first);
+    }
+    Value zerosK = arith::ConstantOp::create(
+        rewriter, loc, p.headVector,
+        DenseElementsAttr::get(p.headVector, 0.0f));
+    Value zerosV = arith::ConstantOp::create(
+        rewriter, loc, p.valueVector,
+        DenseElementsAttr::get(p.valueVector, 0.0f));
+    Value headBase = arith::MulIOp::create(rewriter, loc, kvh, p.group);
+    auto heads = scf::ForOp::create(
+        rewriter, loc, index(rewriter, loc, 0), p.group,
+        index(rewriter, loc, 1), ValueRange{zerosK, zerosV},
+        [&](OpBuilder &hb, Location, Value g, ValueRange headState) {
+          Value h = arith::AddIOp::create(hb, loc, headBase, g);
+          auto rows = scf::ForOp::create(
+              hb, loc, first, p.queryLength, index(hb, loc, 1), headState,
+              [&](OpBuilder &nb, Location, Value i, ValueRange state) {
+                Value q = p.scaledQueryRow(nb, b, h, i);
+                Value s = p.score(nb, q, keyRow, b, h, i, j);
+                SmallVector<Value> at = {b, h, i};
+                Value m = tensor::ExtractOp::create(nb, loc, rowMax, at);
+                Value inverseSum =
+                    tensor::ExtractOp::create(nb, loc, rowInverseSum, at);
+                Value delta = tensor::ExtractOp::create(nb, loc, rowDelta, at);
+                Value prob = arith::MulFOp::create(
+                    nb, loc,
+                    math::ExpOp::create(nb, loc,
+                                        arith::SubFOp::create(nb, loc, s, m)),
+                    inverseSum);
+                Value gradRow = p.readRow(nb, grad, b, h, i);
+                Value dv = vector::FMAOp::create(
+                    nb, loc, p.splat(nb, p.valueVector, prob), gradRow,
+                    state[1]);
+                Value dp = p.dot(nb, gradRow, valueRow);
+                Value ds = arith::MulFOp::create(
+                    nb, loc, prob, arith::SubFOp::create(nb, loc, dp, delta));
+                if (p.causal)
+                  ds = arith::SelectOp::create(nb, loc, p.visible(nb, i, j),
+                                               ds, f32Const(nb, loc, 0.0));
+                Value dk = vector::FMAOp::create(
+                    nb, loc, p.splat(nb, p.headVector, ds), q, state[0]);
+                scf::YieldOp::create(nb, loc, ValueRange{dk, dv});
+              });
+          scf::YieldOp::create(hb, loc, rows.getResults());
+        });
+    writeRow(rewriter, loc, keyRows, outs[0], ivs, heads.getResult(0));
+    writeRow(rewriter, loc, keyRows, outs[1], ivs, heads.getResult(1));
+  }
+  rewriter.replaceOp(op, {queryRows.getResult(0), keyRows.getResult(0),
+                          keyRows.getResult(1)});
+  return success();
+}
+
+struct ConvertKilnAttentionPass
+    : kiln::impl::ConvertKilnAttentionPassBase<ConvertKilnAttentionPass> {
+  void runOnOperation() final {
+    IRRewriter rewriter(&getContext());
+    SmallVector<Operation *> ops;
+    getOperation()->walk([&](Operation *op) {
+      if (isa<AttentionOp, AttentionGradOp>(op))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      LogicalResult lowered =
+          isa<AttentionOp>(op)
+              ? lowerAttention(rewriter, cast<AttentionOp>(op))
+              : lowerAttentionGrad(rewriter, cast<AttentionGradOp>(op));
+      if (failed(lowered))
+        return signalPassFailure();
+    }
+  }
+};
+
+} // namespace
