@@ -391,6 +391,7 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
   pass.decayMinRank = options.decayMinRank;
   pass.momentum = options.momentum;
   pass.maxGradNorm = options.maxGradNorm;
+  pass.keep = llvm::to_vector(options.keep);
   pm.addPass(createKilnOptimizerPass(pass));
   pm.addPass(createInlinerPass());
   if (failed(pm.run(module)))
@@ -429,12 +430,14 @@ llvm::Error cudaPipelineOptions(const CUDATargetOptions &options,
 } // namespace
 
 llvm::Expected<std::vector<KernelPTX>>
-mlir::kiln::generatePTX(ModuleOp module, const CUDATargetOptions &options) {
+mlir::kiln::generatePTX(ModuleOp module, const CUDATargetOptions &options,
+                        ArrayRef<std::string> keep) {
   CUDATargetOptions ptxOptions = options;
   ptxOptions.image = "ptx";
   CUDAPipelineOptions pipeline;
   if (llvm::Error err = cudaPipelineOptions(ptxOptions, pipeline))
     return std::move(err);
+  pipeline.keepComposites = llvm::to_vector(keep);
   OwningOpRef<ModuleOp> lowered = module.clone();
   if (failed(lowerToCUDAArtifactLLVM(*lowered, pipeline)))
     return error("lowering for cuda failed (see the diagnostics above)");
@@ -576,6 +579,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     CUDAPipelineOptions pipeline;
     if (llvm::Error err = cudaPipelineOptions(options.cuda, pipeline))
       return err;
+    pipeline.keepComposites = llvm::to_vector(options.keep);
     if (failed(lowerToCUDAArtifactLLVM(*lowered, pipeline)))
       return error("lowering for cuda failed (see the diagnostics above)");
     if (options.cuda.image == "ptx") {
@@ -587,7 +591,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                   : llvm::Twine("no ptxas in '") + options.cuda.toolkit +
                         "': the PTX was not checked");
     }
-  } else if (failed(lowerToArtifactLLVM(*lowered))) {
+  } else if (failed(lowerToArtifactLLVM(*lowered, options.keep))) {
     return error("lowering to LLVM failed (see the diagnostics above)");
   }
 

@@ -69,6 +69,8 @@ def random_weights(manifest, seed):
 
 
 class GPT2Tiny(unittest.TestCase):
+    EXTRA = []
+
     def test_logits_match_torch_reference(self):
         config_path = os.path.join(MODELS, "gpt2-tiny.json")
         with open(config_path) as f:
@@ -76,11 +78,12 @@ class GPT2Tiny(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             # First compile with init rules to learn the parameter table,
             # then with random weights written by name.
-            first = compile_artifact(config_path, os.path.join(tmp, "init.kiln"))
+            first = compile_artifact(config_path, os.path.join(tmp, "init.kiln"), extra=self.EXTRA)
             weights = random_weights(first, seed=1)
             save_safetensors(weights, os.path.join(tmp, "w.safetensors"))
             artifact = os.path.join(tmp, "gpt2.kiln")
-            compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"))
+            compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"),
+                             extra=self.EXTRA)
             for batch, seq in ((1, 1), (2, 17), (3, 33)):
                 ids = np.random.default_rng(batch * 100 + seq).integers(0, cfg["vocab_size"], (batch, seq)).astype(np.int64)
                 logits = run_artifact(artifact, {"input_ids": ids}, tmp)["logits"]
@@ -339,18 +342,26 @@ def llama_reference(w, ids, cfg):
     return linear(x, head).numpy()
 
 
+class GPT2TinyFusedAttention(GPT2Tiny):
+    """The same check with attention lowered by convert-kiln-attention."""
+    EXTRA = ["--attention", "fused"]
+
+
 class LlamaTiny(unittest.TestCase):
+    EXTRA = []
+
     def test_logits_match_torch_reference(self):
         config_path, cfg = load_config("llama-tiny.json")
         # The config is grouped-query (2 kv heads for 4 query heads), untied.
         self.assertLess(cfg["num_key_value_heads"], cfg["num_attention_heads"])
         with tempfile.TemporaryDirectory() as tmp:
-            first = compile_artifact(config_path, os.path.join(tmp, "init.kiln"))
+            first = compile_artifact(config_path, os.path.join(tmp, "init.kiln"), extra=self.EXTRA)
             self.assertEqual("lm_head.weight" in parameter_names(first), not cfg.get("tie_word_embeddings", False))
             weights = random_weights_by_rule(first, seed=4, is_norm=lambda n: n.endswith("norm.weight"))
             save_safetensors(weights, os.path.join(tmp, "w.safetensors"))
             artifact = os.path.join(tmp, "llama.kiln")
-            compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"))
+            compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"),
+                             extra=self.EXTRA)
             for batch, seq in ((1, 1), (2, 9), (3, 24)):
                 ids = np.random.default_rng(batch * 100 + seq).integers(0, cfg["vocab_size"], (batch, seq)).astype(np.int64)
                 logits = run_artifact(artifact, {"input_ids": ids}, tmp)["logits"]
@@ -358,6 +369,11 @@ class LlamaTiny(unittest.TestCase):
                 self.assertEqual(logits.shape, expected.shape)
                 report(f"llama-tiny logits [{batch}x{seq}]", logits, expected)
                 np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
+
+
+class LlamaTinyFusedAttention(LlamaTiny):
+    """Grouped-query attention through the fused lowering."""
+    EXTRA = ["--attention", "fused"]
 
 
 # --------------------------------------------------------------------------

@@ -103,6 +103,7 @@ def run_train_steps(artifact, inputs, steps, work, checkpoint):
 
 class GPT2TinyTrainStep(unittest.TestCase):
     BATCH, SEQ, LR, STEPS = 2, 16, 1e-3, 3
+    EXTRA = []
 
     def train(self, optimizer, extra=()):
         config = os.path.join(MODELS, "gpt2-tiny.json")
@@ -110,7 +111,7 @@ class GPT2TinyTrainStep(unittest.TestCase):
             cfg = json.load(f)
         with tempfile.TemporaryDirectory() as tmp:
             flags = ["--mode", "train", "--optimizer", optimizer, "--batch", str(self.BATCH),
-                     "--seq", str(self.SEQ)] + list(extra)
+                     "--seq", str(self.SEQ)] + list(extra) + self.EXTRA
             first = compile_artifact(config, os.path.join(tmp, "init.kiln"), extra=flags)
             weights = model_weights(first, seed=3)
             save_safetensors(weights, os.path.join(tmp, "w.safetensors"))
@@ -201,6 +202,13 @@ class GPT2TinyTrainStep(unittest.TestCase):
             self.check_tensor(name, state[name], p, worst)
             self.check_tensor(name + "/momentum", state[name + "/momentum"],
                               opt.state[p]["momentum_buffer"], worst)
+
+
+class GPT2TinyTrainStepFusedAttention(GPT2TinyTrainStep):
+    """AdamW steps with attention fused forward and backward
+    (kiln.attention_grad), against the same torch reference and tolerances."""
+    EXTRA = ["--attention", "fused"]
+    test_sgd_momentum = None   # the optimizer is not what differs here
 
 
 if __name__ == "__main__":

@@ -115,6 +115,14 @@ cl::opt<std::string> cpu(
              "x86-64-v3, x86-64-v4; the host code of --target cuda defaults "
              "to x86-64, for any GPU machine"),
     cl::init("native"), cl::cat(category));
+cl::opt<std::string> attention(
+    "attention",
+    cl::desc("How kiln.attention is lowered: fused (one flash-attention "
+             "style loop nest per op, no score matrix in memory, and the "
+             "fused kiln.attention_grad in training; the default for "
+             "--target cuda and --emit=ptx) or decomposed (batched matmuls "
+             "and a softmax; the default for the CPU)"),
+    cl::value_desc("fused|decomposed"), cl::cat(category));
 cl::opt<bool> verbose("v", cl::desc("Print progress while building an artifact"),
                       cl::init(false), cl::cat(category));
 
@@ -347,6 +355,17 @@ int main(int argc, char **argv) {
   if (dynamicDimSize < 0)
     return fail("--dynamic-dim-size must be non-negative");
 
+  bool cudaCode = target == "cuda" || emit == EmitKind::PTX;
+  std::string attentionMode = attention.getNumOccurrences()
+                                  ? attention.getValue()
+                                  : (cudaCode ? "fused" : "decomposed");
+  if (attentionMode != "fused" && attentionMode != "decomposed")
+    return fail("unknown --attention '" + attentionMode +
+                "' (expected fused or decomposed)");
+  std::vector<std::string> keep;
+  if (attentionMode == "fused")
+    keep.push_back("kiln.attention");
+
   DialectRegistry registry;
   registry.insert<kiln::KilnDialect, func::FuncDialect, tensor::TensorDialect,
                   arith::ArithDialect, quant::QuantDialect>();
@@ -367,6 +386,7 @@ int main(int argc, char **argv) {
     training.epsilon = adamEps;
     training.momentum = momentum;
     training.maxGradNorm = maxGradNorm;
+    training.keep = keep;
     if (llvm::Error error = kiln::buildTrainingEntryPoints(**module, training))
       return fail(inputPath + ": " + llvm::toString(std::move(error)));
   } else {
@@ -412,6 +432,7 @@ int main(int argc, char **argv) {
     options.recordedOptions = llvm::json::Object{
         {"batch", sizeJson(batch)}, {"seq", sizeJson(seq)},
         {"cpu", options.cpu.cpu},
+        {"attention", attentionMode},
         {"mode", mode == Mode::Train ? "train" : "inference"}};
     if (mode == Mode::Train)
       options.recordedOptions["training"] = llvm::json::Object{
@@ -422,6 +443,7 @@ int main(int argc, char **argv) {
           {"eps", adamEps.getValue()},
           {"momentum", momentum.getValue()},
           {"max_grad_norm", maxGradNorm.getValue()}};
+    options.keep = keep;
     options.verbose = verbose;
     if (llvm::Error error =
             kiln::compileArtifact(**module, options, outputPath))
@@ -433,7 +455,7 @@ int main(int argc, char **argv) {
     kiln::CUDATargetOptions cuda;
     cuda.arch = cudaArch;
     cuda.toolkit = cudaToolkit;
-    auto ptx = kiln::generatePTX(**module, cuda);
+    auto ptx = kiln::generatePTX(**module, cuda, keep);
     if (!ptx)
       return fail(llvm::toString(ptx.takeError()));
     std::string message;
@@ -447,7 +469,7 @@ int main(int argc, char **argv) {
   }
 
   if (emit == EmitKind::LLVM) {
-    if (failed(kiln::lowerToArtifactLLVM(**module)))
+    if (failed(kiln::lowerToArtifactLLVM(**module, keep)))
       return fail("lowering '" + inputPath + "' to LLVM failed");
     llvm::LLVMContext llvmContext;
     kiln::CPUTargetOptions targetOptions;

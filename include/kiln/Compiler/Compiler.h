@@ -52,6 +52,9 @@ struct CompileOptions {
   std::string sourceSHA256;
   /// Extra compile options recorded in the manifest (batch, seq, ...).
   llvm::json::Object recordedOptions;
+  /// Composite ops lowered whole by fused kernels rather than decomposed
+  /// (kiln.attention: flash-attention style, see convert-kiln-attention).
+  std::vector<std::string> keep;
   /// Progress lines on stderr.
   bool verbose = false;
 };
@@ -66,6 +69,10 @@ struct TrainingOptions {
   double momentum = 0.9;
   /// Global-norm clipping; 0 disables it.
   double maxGradNorm = 1.0;
+  /// Composites differentiated through their fused gradient rule
+  /// (kiln.attention -> kiln.attention_grad); must match the compile
+  /// options' `keep`, which lowers those ops.
+  std::vector<std::string> keep;
 };
 
 /// Turns an inference module into a training one: adds the language-model
@@ -83,9 +90,11 @@ llvm::Error compileArtifact(ModuleOp module, const CompileOptions &options,
                             llvm::StringRef outputDir);
 
 /// The PTX of every kernel of `module` (kiln IR; not modified) as the CUDA
-/// backend generates it, one (kernel module name, PTX) pair per kernel.
+/// backend generates it, one (kernel module name, PTX) pair per kernel;
+/// `keep` as CompileOptions::keep.
 llvm::Expected<std::vector<KernelPTX>>
-generatePTX(ModuleOp module, const CUDATargetOptions &options);
+generatePTX(ModuleOp module, const CUDATargetOptions &options,
+            ArrayRef<std::string> keep = {});
 
 /// Assembles each PTX text with the toolkit's ptxas for `options.arch`;
 /// an error carries ptxas's message. Sets `checked` to false (and succeeds)

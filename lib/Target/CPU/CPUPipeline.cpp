@@ -442,14 +442,17 @@ void mlir::kiln::registerKilnCPUDialects(DialectRegistry &registry) {
   registerAllExtensions(registry);
 }
 
-LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module) {
+LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
+                                              ArrayRef<std::string> keep) {
   MLIRContext *context = module.getContext();
   DialectRegistry registry;
   registerKilnCPUDialects(registry);
   context->appendDialectRegistry(registry);
   context->loadAllAvailableDialects();
   PassManager pm(context);
-  buildKilnCPUPipeline(pm, CPUPipelineOptions());
+  CPUPipelineOptions options;
+  options.keepComposites = llvm::to_vector(keep);
+  buildKilnCPUPipeline(pm, options);
   if (failed(pm.run(module)))
     return failure();
   addArtifactEntryPoints(module);

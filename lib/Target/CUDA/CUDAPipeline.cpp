@@ -46,6 +46,7 @@
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/Utils/Utils.h"
+#include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
 #include "mlir/IR/IRMapping.h"
 #include "mlir/IR/Matchers.h"
@@ -914,6 +915,26 @@ struct LowerAllReducePass
   }
 };
 
+/// In-bounds 1-D vector transfers (fused attention's row reads and writes)
+/// to vector.load/store, which the NVVM lowering turns into plain loads.
+struct LowerVectorTransfersPass
+    : PassWrapper<LowerVectorTransfersPass, OperationPass<gpu::GPUModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LowerVectorTransfersPass)
+  StringRef getArgument() const final {
+    return "kiln-gpu-lower-vector-transfers";
+  }
+  StringRef getDescription() const final {
+    return "In-bounds vector transfers to vector.load and vector.store";
+  }
+  void runOnOperation() final {
+    RewritePatternSet patterns(&getContext());
+    vector::populateVectorTransferLoweringPatterns(patterns,
+                                                   /*maxTransferRank=*/1);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
 /// A small host buffer that only the host reads: the shape operand of a
 /// dynamic memref.reshape, filled with stores before it.
 bool isHostShapeBuffer(Value buffer) {
@@ -1042,6 +1063,8 @@ void mlir::kiln::buildKilnCUDAKernelPipeline(
     OpPassManager &pm, const CUDAPipelineOptions &options) {
   buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites));
   buildKilnBufferizeStages(pm);
+  // Fused attention's row loops (scf.forall) join the other parallel loops.
+  pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());
   bufferization::buildBufferDeallocationPipeline(pm);
   pm.addPass(createConvertBufferizationToMemRefPass());
   pm.addPass(createCanonicalizerPass());
@@ -1089,6 +1112,8 @@ void mlir::kiln::buildKilnCUDAPipeline(OpPassManager &pm,
 
   // Kernels.
   pm.addNestedPass<gpu::GPUModuleOp>(std::make_unique<LowerAllReducePass>());
+  pm.addNestedPass<gpu::GPUModuleOp>(
+      std::make_unique<LowerVectorTransfersPass>());
   pm.addNestedPass<gpu::GPUModuleOp>(createStripDebugInfoPass());
   pm.addNestedPass<gpu::GPUModuleOp>(createConvertGpuOpsToNVVMOps());
   pm.addNestedPass<gpu::GPUModuleOp>(LLVM::createNVVMOptimizeForTargetPass());
@@ -1116,6 +1141,7 @@ void mlir::kiln::registerKilnCUDAPipeline() {
   PassRegistration<PrepareLoopsForGPUPass>();
   PassRegistration<BlockReductionsPass>();
   PassRegistration<LowerAllReducePass>();
+  PassRegistration<LowerVectorTransfersPass>();
   PassRegistration<MapParallelLoopsPass>();
   PassRegistration<DeviceMemoryPass>();
   PassPipelineRegistration<CUDAPipelineOptions>(

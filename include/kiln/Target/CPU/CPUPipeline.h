@@ -71,8 +71,10 @@ void registerKilnCPUDialects(DialectRegistry &registry);
 
 /// Lowers `module` in place to the LLVM dialect as an artifact's code:
 /// loads the dialects the pipeline needs into its context, runs
-/// kiln-cpu-pipeline and adds the artifact ABI's entry points.
-LogicalResult lowerToArtifactLLVM(ModuleOp module);
+/// kiln-cpu-pipeline (keeping the `keep` composites whole) and adds the
+/// artifact ABI's entry points.
+LogicalResult lowerToArtifactLLVM(ModuleOp module,
+                                  ArrayRef<std::string> keep = {});
 
 } // namespace kiln
 } // namespace mlir

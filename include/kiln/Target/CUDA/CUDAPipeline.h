@@ -53,7 +53,9 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       llvm::cl::init(true)};
   PassOptions::ListOption<std::string> keepComposites{
       *this, "keep",
-      llvm::cl::desc("Composite ops to keep whole (none yet)")};
+      llvm::cl::desc("Composite ops to keep whole (kiln.attention: fused "
+                     "flash-attention style kernels, see "
+                     "convert-kiln-attention)")};
 };
 
 /// kiln IR (with parameters) -> LLVM-dialect host code plus gpu.binary.
