@@ -81,6 +81,25 @@ def randn(rng, *shape, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
+def attention_reference(q, k, v):
+    """Causal grouped-query attention as kiln defines it (hidden keys get the
+    lowest float; the last query sees every key)."""
+    import torch
+    rep = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+    s = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5
+    sq, sk = s.shape[-2], s.shape[-1]
+    keep = torch.ones(sq, sk, dtype=torch.bool, device=s.device).tril(diagonal=sk - sq)
+    s = s.masked_fill(~keep, torch.finfo(s.dtype).min)
+    return torch.softmax(s, -1) @ v
+
+
+def attention_gradients(q, k, v, g):
+    q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    attention_reference(q, k, v).backward(g)
+    return [q.grad, k.grad, v.grad]
+
+
 def cases():
     import torch
     import torch.nn.functional as F
@@ -185,6 +204,24 @@ def cases():
              lambda r: [randn(r, 17, 64), randn(r, 64, 33), randn(r, 33)],
              lambda a, b, c: [(a.bfloat16() @ b.bfloat16() + c.bfloat16()).float()],
              tol=(3e-2, 3e-2)),
+        # Fused (flash-attention style) attention, grouped-query and causal
+        # with more keys than queries, and its gradient op.
+        Case("attention_fused", [("q", ty((2, 4, 33, 64))), ("k", ty((2, 2, 40, 64))),
+                                 ("v", ty((2, 2, 40, 64)))],
+             [f"%0 = kiln.attention %q, %k, %v causal : ({ty((2, 4, 33, 64))}, "
+              f"{ty((2, 2, 40, 64))}, {ty((2, 2, 40, 64))}) -> {ty((2, 4, 33, 64))}"],
+             [("0", ty((2, 4, 33, 64)))],
+             lambda r: [randn(r, 2, 4, 33, 64), randn(r, 2, 2, 40, 64), randn(r, 2, 2, 40, 64)],
+             lambda q, k, v: [attention_reference(q, k, v)], tol=CONTRACTION),
+        Case("attention_grad", [("q", ty((1, 4, 17, 32))), ("k", ty((1, 2, 23, 32))),
+                                ("v", ty((1, 2, 23, 32))), ("g", ty((1, 4, 17, 32)))],
+             [f"%0:3 = kiln.attention_grad %q, %k, %v, %g causal : ({ty((1, 4, 17, 32))}, "
+              f"{ty((1, 2, 23, 32))}, {ty((1, 2, 23, 32))}, {ty((1, 4, 17, 32))}) -> "
+              f"({ty((1, 4, 17, 32))}, {ty((1, 2, 23, 32))}, {ty((1, 2, 23, 32))})"],
+             [("0#0", ty((1, 4, 17, 32))), ("0#1", ty((1, 2, 23, 32))), ("0#2", ty((1, 2, 23, 32)))],
+             lambda r: [randn(r, 1, 4, 17, 32), randn(r, 1, 2, 23, 32), randn(r, 1, 2, 23, 32),
+                        randn(r, 1, 4, 17, 32)],
+             attention_gradients, tol=CONTRACTION),
         Case("cross_entropy", [("l", ty((None, None, 33))), ("t", ty((None, None), "i64"))],
              [f"%0 = kiln.cross_entropy %l, %t reduction = mean : ({ty((None, None, 33))}, "
               f"{ty((None, None), 'i64')}) -> tensor<f32>"],
@@ -219,7 +256,9 @@ def prepare(args):
         for case in cases():
             f.write(case.mlir())
     print(f"compiling for {args.arch} into {artifacts}")
-    compile_artifact(args.kiln_compile, ops, os.path.join(artifacts, "ops.kiln"), args.arch)
+    # The CPU harness runs the same fused attention lowering as CUDA.
+    compile_artifact(args.kiln_compile, ops, os.path.join(artifacts, "ops.kiln"), args.arch,
+                     ["--attention", "fused"])
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
                      os.path.join(artifacts, "gpt2-tiny.kiln"), args.arch)
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
