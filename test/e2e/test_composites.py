@@ -328,6 +328,17 @@ class FusedAttention(Attention):
         # so the fused lowering) averages every key for them.
         self.check((1, 2, 6, 4), (1, 2, 3, 4), (1, 2, 3, 4), causal=True)
 
+    def test_key_blocks(self):
+        # 37 keys: two blocks of 16 and a tail of 5 per row (causal rows
+        # stop anywhere in between), with a mask read per key.
+        self.check((1, 2, 37, 8), (1, 2, 37, 8), (1, 2, 37, 8), mask_shape=(1, 1, 37, 37),
+                   causal=True)
+
+    def test_key_blocks_grouped_padding(self):
+        m = np.zeros((2, 1, 1, 40), np.float32)
+        m[0, ..., 33:] = np.finfo(np.float32).min
+        self.check((2, 4, 5, 16), (2, 2, 40, 16), (2, 2, 40, 24), mask_shape=(2, 1, 1, 40), mask=m)
+
     def check_grad(self, qs, ks, vs, mask_shape=None, causal=False, scale=None, mask=None,
                    sig=None):
         q, k, v = self.randn(*qs), self.randn(*ks), self.randn(*vs)

@@ -82,6 +82,9 @@ Value fromF32(OpBuilder &b, Location loc, Value value, Type element) {
       b, loc, cast<VectorType>(value.getType()).clone(element), value);
 }
 
+/// Keys per step of a row's online softmax.
+constexpr int64_t kKeyBlock = 16;
+
 /// Everything the row computations of one attention op share: operands,
 /// sizes and the constants of the online softmax.
 struct AttentionProblem {
@@ -206,14 +209,59 @@ struct AttentionProblem {
 
   /// The online softmax over the keys of one query row: returns the row
   /// max m, the sum l of exp(s - m) and the unnormalized Σ exp(s - m) v.
+  /// Keys go in blocks of kKeyBlock: their scores are independent dot
+  /// products, the max and the rescaling happen once per block and the
+  /// exponentials are one vector op, which keeps the row's loop-carried
+  /// chain short; the remaining keys go one by one.
   std::array<Value, 3> forwardRow(OpBuilder &b, Value batchIndex, Value head,
                                   Value row, Value scaledQuery) const {
     Value kvh = kvHead(b, head);
     Value zeros = arith::ConstantOp::create(
         b, loc, valueVector, DenseElementsAttr::get(valueVector, 0.0f));
-    auto loop = scf::ForOp::create(
-        b, loc, index(b, loc, 0), keyCount(b, row), index(b, loc, 1),
+    Value count = keyCount(b, row);
+    Value block = index(b, loc, kKeyBlock);
+    Value blocked = arith::MulIOp::create(
+        b, loc, arith::DivUIOp::create(b, loc, count, block), block);
+    auto scoreVector = VectorType::get({kKeyBlock}, b.getF32Type());
+    auto blocks = scf::ForOp::create(
+        b, loc, index(b, loc, 0), blocked, block,
         ValueRange{lowest(b), f32Const(b, loc, 0.0), zeros},
+        [&](OpBuilder &nb, Location, Value first, ValueRange state) {
+          Value m = state[0], l = state[1], acc = state[2];
+          Value scores = arith::ConstantOp::create(
+              nb, loc, scoreVector, DenseElementsAttr::get(scoreVector, 0.0f));
+          for (int64_t t = 0; t < kKeyBlock; ++t) {
+            Value j = arith::AddIOp::create(nb, loc, first, index(nb, loc, t));
+            Value keyRow = readRow(nb, key, batchIndex, kvh, j);
+            Value s = score(nb, scaledQuery, keyRow, batchIndex, head, row, j);
+            scores = vector::InsertOp::create(nb, loc, s, scores, t);
+          }
+          Value blockMax = vector::ReductionOp::create(
+              nb, loc, vector::CombiningKind::MAXIMUMF, scores);
+          Value newMax = arith::MaximumFOp::create(nb, loc, m, blockMax);
+          Value alpha = math::ExpOp::create(
+              nb, loc, arith::SubFOp::create(nb, loc, m, newMax));
+          Value p = math::ExpOp::create(
+              nb, loc,
+              arith::SubFOp::create(nb, loc, scores,
+                                    splat(nb, scoreVector, newMax)));
+          Value newSum = arith::AddFOp::create(
+              nb, loc, arith::MulFOp::create(nb, loc, l, alpha),
+              vector::ReductionOp::create(nb, loc, vector::CombiningKind::ADD,
+                                          p, arith::FastMathFlags::reassoc));
+          Value newAcc = arith::MulFOp::create(nb, loc, acc,
+                                               splat(nb, valueVector, alpha));
+          for (int64_t t = 0; t < kKeyBlock; ++t) {
+            Value j = arith::AddIOp::create(nb, loc, first, index(nb, loc, t));
+            Value valueRow = readRow(nb, value, batchIndex, kvh, j);
+            Value pt = vector::ExtractOp::create(nb, loc, p, t);
+            newAcc = vector::FMAOp::create(nb, loc, splat(nb, valueVector, pt),
+                                           valueRow, newAcc);
+          }
+          scf::YieldOp::create(nb, loc, ValueRange{newMax, newSum, newAcc});
+        });
+    auto rest = scf::ForOp::create(
+        b, loc, blocked, count, index(b, loc, 1), blocks.getResults(),
         [&](OpBuilder &nb, Location, Value j, ValueRange state) {
           Value m = state[0], l = state[1], acc = state[2];
           Value keyRow = readRow(nb, key, batchIndex, kvh, j);
@@ -232,7 +280,7 @@ struct AttentionProblem {
               nb, loc, splat(nb, valueVector, p), valueRow, scaled);
           scf::YieldOp::create(nb, loc, ValueRange{newMax, newSum, newAcc});
         });
-    return {loop.getResult(0), loop.getResult(1), loop.getResult(2)};
+    return {rest.getResult(0), rest.getResult(1), rest.getResult(2)};
   }
 };
 

@@ -15,13 +15,21 @@
 // Grouped-query: query head h reads key/value head h / 2.
 // CHECK:   %[[KVH:.*]] = arith.divui %[[h]], %c2
 // CHECK:   %[[END:.*]] = arith.select
-// CHECK:   %[[ROW:.*]]:3 = scf.for %[[j:.*]] = %c0 to %[[END]] step %c1 iter_args({{.*}}) -> (f32, f32, vector<16xf32>)
+// Blocks of 16 keys: 16 independent scores, one max, one vector exp.
+// CHECK:   %[[NB:.*]] = arith.divui %[[END]], %c16
+// CHECK:   %[[BLOCKED:.*]] = arith.muli %[[NB]], %c16
+// CHECK:   %[[BLOCKS:.*]]:3 = scf.for %[[j:.*]] = %c0 to %[[BLOCKED]] step %c16 iter_args({{.*}}) -> (f32, f32, vector<16xf32>)
 // CHECK:     vector.transfer_read %arg1[%[[b]], %[[KVH]], %[[j]], %c0]
 // CHECK:     vector.reduction <add>, %{{.*}} fastmath<reassoc> : vector<8xf32> into f32
-// CHECK:     arith.maximumf
-// CHECK:     math.exp
-// CHECK:     math.exp
+// CHECK:     %[[S:.*]] = vector.from_elements {{.*}} : vector<16xf32>
+// CHECK:     vector.reduction <maximumf>, %[[S]]
+// CHECK:     math.exp %{{.*}} : f32
+// CHECK:     math.exp %{{.*}} : vector<16xf32>
 // CHECK:     vector.transfer_read %arg2[%[[b]], %[[KVH]], %[[j]], %c0]
+// CHECK:     vector.fma {{.*}} : vector<16xf32>
+// The remaining keys one by one.
+// CHECK:   %[[ROW:.*]]:3 = scf.for %{{.*}} = %[[BLOCKED]] to %[[END]] step %c1 iter_args(%{{.*}} = %[[BLOCKS]]#0, %{{.*}} = %[[BLOCKS]]#1, %{{.*}} = %[[BLOCKS]]#2)
+// CHECK:     arith.maximumf
 // CHECK:     vector.fma {{.*}} : vector<16xf32>
 // CHECK:   arith.divf %[[ROW]]#2
 // CHECK:   arith.truncf {{.*}} : vector<16xf32> to vector<16xbf16>
