@@ -14,6 +14,7 @@
 #include "mlir/IR/SymbolTable.h"
 #include "mlir/IR/Verifier.h"
 #include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
 
@@ -163,10 +164,12 @@ mlir::kiln::models::resolveInputShape(const BuildOptions &options,
 // GraphBuilder
 //===----------------------------------------------------------------------===//
 
-GraphBuilder::GraphBuilder(MLIRContext &context, StringRef modelName)
+GraphBuilder::GraphBuilder(MLIRContext &context, StringRef modelName,
+                           ComputeType compute)
     : context(context), builder(&context),
       loc(NameLoc::get(StringAttr::get(&context, modelName))),
-      f32(Float32Type::get(&context)) {
+      f32(Float32Type::get(&context)),
+      computeType(getComputeElementType(context, compute)) {
   module = ModuleOp::create(loc);
   builder.setInsertionPointToEnd(module->getBody());
 }
@@ -203,8 +206,26 @@ void GraphBuilder::limitSequence(func::FuncOp func, int64_t maxSeq) {
 }
 
 void GraphBuilder::endFunction(ValueRange results) {
-  func::ReturnOp::create(builder, loc, results);
+  SmallVector<Value> outputs;
+  for (Value result : results)
+    outputs.push_back(toF32(result));
+  func::ReturnOp::create(builder, loc, outputs);
 }
+
+static Value castElements(OpBuilder &builder, Location loc, Value x,
+                          Type elementType) {
+  auto type = cast<RankedTensorType>(x.getType());
+  if (!isa<FloatType>(type.getElementType()) ||
+      type.getElementType() == elementType)
+    return x;
+  return CastOp::create(builder, loc, type.clone(elementType), x);
+}
+
+Value GraphBuilder::toCompute(Value x) {
+  return castElements(builder, loc, x, computeType);
+}
+
+Value GraphBuilder::toF32(Value x) { return castElements(builder, loc, x, f32); }
 
 Value GraphBuilder::declare(StringRef name, ArrayRef<int64_t> shape,
                             InitKind init, std::optional<double> std,
@@ -226,7 +247,7 @@ Value GraphBuilder::declare(StringRef name, ArrayRef<int64_t> shape,
     ParameterOp::create(builder, loc, name, type, init, stdAttr, low, high,
                         /*trainable=*/true);
   }
-  return ReadParamOp::create(builder, loc, type, name);
+  return toCompute(ReadParamOp::create(builder, loc, type, name));
 }
 
 Value GraphBuilder::normalParam(StringRef name, ArrayRef<int64_t> shape,
@@ -300,16 +321,49 @@ Value GraphBuilder::positions(Value like, int64_t dim) {
   return IotaOp::create(builder, loc, type, dynamicSizes, /*dim=*/0);
 }
 
-Value GraphBuilder::scalar(double value) {
-  auto type = RankedTensorType::get({}, f32);
+Value GraphBuilder::scalar(double value, Type elementType) {
+  auto type = RankedTensorType::get({}, elementType ? elementType : f32);
   return ConstantOp::create(
       builder, loc, type,
-      DenseElementsAttr::get(type, static_cast<float>(value)));
+      DenseElementsAttr::get(
+          type, Attribute(FloatAttr::get(type.getElementType(), value))));
 }
-
 //===----------------------------------------------------------------------===//
 // Entry points
 //===----------------------------------------------------------------------===//
+
+std::optional<ComputeType> mlir::kiln::parseComputeType(StringRef name) {
+  return llvm::StringSwitch<std::optional<ComputeType>>(name)
+      .Case("f32", ComputeType::f32)
+      .Case("bf16", ComputeType::bf16)
+      .Case("f16", ComputeType::f16)
+      .Default(std::nullopt);
+}
+
+StringRef mlir::kiln::getComputeTypeName(ComputeType type) {
+  switch (type) {
+  case ComputeType::f32:
+    return "f32";
+  case ComputeType::bf16:
+    return "bf16";
+  case ComputeType::f16:
+    return "f16";
+  }
+  llvm_unreachable("unknown compute type");
+}
+
+FloatType mlir::kiln::getComputeElementType(MLIRContext &context,
+                                            ComputeType type) {
+  switch (type) {
+  case ComputeType::f32:
+    return Float32Type::get(&context);
+  case ComputeType::bf16:
+    return BFloat16Type::get(&context);
+  case ComputeType::f16:
+    return Float16Type::get(&context);
+  }
+  llvm_unreachable("unknown compute type");
+}
 
 namespace {
 using FamilyBuilder = llvm::Expected<OwningOpRef<ModuleOp>> (*)(

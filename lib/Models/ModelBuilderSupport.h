@@ -85,9 +85,14 @@ llvm::Expected<InputShape> resolveInputShape(const BuildOptions &options,
 
 /// Builds one module: parameters at module level, ops in the current
 /// function. Every op gets the same location, which names the model.
+///
+/// Mixed precision lives here, so the families need not repeat it:
+/// parameters are always declared f32 (master weights), each read is cast to
+/// the compute type, and `endFunction` casts float results back to f32.
 class GraphBuilder {
 public:
-  GraphBuilder(MLIRContext &context, llvm::StringRef modelName);
+  GraphBuilder(MLIRContext &context, llvm::StringRef modelName,
+               ComputeType compute = ComputeType::f32);
 
   ModuleOp getModule() { return *module; }
   OwningOpRef<ModuleOp> takeModule() { return std::move(module); }
@@ -107,11 +112,21 @@ public:
   /// `[batch, seq]` input with a dynamic seq), so the runtime refuses longer
   /// inputs instead of reading past the position table.
   void limitSequence(func::FuncOp func, int64_t maxSeq);
-  /// Adds the `func.return`.
+  /// Adds the `func.return`; float results are cast to f32 first, so the
+  /// entry point's outputs (and a loss built on them) are f32 whatever the
+  /// compute type.
   void endFunction(ValueRange results);
 
-  /// Declares a trainable parameter and returns its read inside the current
-  /// function. Parameters keep declaration order, before the functions.
+  /// The element type activations have (f32, bf16 or f16).
+  Type getComputeType() const { return computeType; }
+  /// `x` with the compute type as element type (`kiln.cast` when it differs).
+  Value toCompute(Value x);
+  /// `x` with f32 elements (`kiln.cast` when it differs).
+  Value toF32(Value x);
+
+  /// Declares a trainable f32 parameter and returns its read inside the
+  /// current function, cast to the compute type. Parameters keep declaration
+  /// order, before the functions.
   Value normalParam(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
                     double std);
   Value zerosParam(llvm::StringRef name, llvm::ArrayRef<int64_t> shape);
@@ -140,8 +155,8 @@ public:
   /// `0, 1, ..., n-1` as `tensor<n x i64>`, where `n` is dimension `dim` of
   /// `like` (dynamic when that dimension is).
   Value positions(Value like, int64_t dim);
-  /// A rank-0 f32 constant.
-  Value scalar(double value);
+  /// A rank-0 constant, f32 unless `elementType` is given.
+  Value scalar(double value, Type elementType = {});
 
   static llvm::ArrayRef<int64_t> shapeOf(Value v) {
     return llvm::cast<RankedTensorType>(v.getType()).getShape();
@@ -158,6 +173,7 @@ private:
   Location loc;
   Block::iterator paramInsertPoint;
   Type f32;
+  Type computeType;
 };
 
 /// Turns `ShapedType::kDynamic` or 0 into `ShapedType::kDynamic`.

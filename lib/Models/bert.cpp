@@ -68,7 +68,7 @@ mlir::kiln::models::buildBert(MLIRContext &context,
   if (!shape)
     return shape.takeError();
 
-  GraphBuilder g(context, "bert");
+  GraphBuilder g(context, "bert", options.compute);
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
   Type f32 = b.getF32Type();
@@ -100,9 +100,11 @@ mlir::kiln::models::buildBert(MLIRContext &context,
       EmbeddingOp::create(b, loc, positionTable, g.positions(ids, 1)));
   h = g.layerNorm(h, "embeddings.LayerNorm", c.hidden, c.eps);
 
-  // Additive mask [B, 1, 1, S]: 0 for tokens, the lowest float for padding.
+  // Additive mask [B, 1, 1, S]: 0 for tokens, the lowest float (of the
+  // compute type) for padding.
   Value mask = PaddingMaskOp::create(
-      b, loc, RankedTensorType::get({B, 1, 1, S}, f32), attentionMask);
+      b, loc, RankedTensorType::get({B, 1, 1, S}, g.getComputeType()),
+      attentionMask);
 
   int64_t headDim = c.hidden / c.heads;
   for (int64_t i = 0; i < c.layers; ++i) {

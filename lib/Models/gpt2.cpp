@@ -65,7 +65,7 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
   if (!shape)
     return shape.takeError();
 
-  GraphBuilder g(context, "gpt2");
+  GraphBuilder g(context, "gpt2", options.compute);
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
   Type f32 = b.getF32Type();

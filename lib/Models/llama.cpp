@@ -79,7 +79,7 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
   if (!shape)
     return shape.takeError();
 
-  GraphBuilder g(context, "llama");
+  GraphBuilder g(context, "llama", options.compute);
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
   auto idsType =

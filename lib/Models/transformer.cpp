@@ -142,8 +142,10 @@ Value TransformerBuilder::embed(Value ids, StringRef tableName, int64_t vocab) {
   Value table = g.uniformParam(tableName, {vocab, c.dModel},
                                xavierBound(vocab, c.dModel));
   Value x = EmbeddingOp::create(b, loc, table, ids);
-  x = MulOp::create(b, loc, x, g.scalar(std::sqrt(double(c.dModel))));
-  return AddOp::create(b, loc, x, positionalEncoding(ids));
+  x = MulOp::create(
+      b, loc, x, g.scalar(std::sqrt(double(c.dModel)), g.getComputeType()));
+  // The encoding is computed in f32 and rounded once to the compute type.
+  return AddOp::create(b, loc, x, g.toCompute(positionalEncoding(ids)));
 }
 
 Value TransformerBuilder::multiheadAttention(Value x, Value memory, bool causal,
@@ -242,7 +244,7 @@ mlir::kiln::models::buildTransformer(MLIRContext &context,
   if (!shape)
     return shape.takeError();
 
-  GraphBuilder g(context, "transformer");
+  GraphBuilder g(context, "transformer", options.compute);
   OpBuilder &b = g.getBuilder();
   // Source and target share the batch and sequence options.
   auto idsType =

@@ -42,11 +42,14 @@ func.func @softmax_static(%x: tensor<2x8xf32>) -> tensor<2x8xf32> {
   return %0 : tensor<2x8xf32>
 }
 
+// bf16 and f16 softmaxes are computed in f32 and rounded once.
 // CHECK-LABEL: func.func @softmax_dynamic
-// CHECK: kiln.reduce max %{{.*}} axes = [1] keepdim : (tensor<?x?x16xbf16>) -> tensor<?x1x16xbf16>
-// CHECK: kiln.exp %{{.*}} : tensor<?x?x16xbf16>
-// CHECK: kiln.reduce sum %{{.*}} axes = [1] keepdim
-// CHECK: kiln.div {{.*}} -> tensor<?x?x16xbf16>
+// CHECK: kiln.cast %{{.*}} : tensor<?x?x16xbf16> -> tensor<?x?x16xf32>
+// CHECK: kiln.reduce max %{{.*}} axes = [1] keepdim : (tensor<?x?x16xf32>) -> tensor<?x1x16xf32>
+// CHECK: kiln.exp %{{.*}} : tensor<?x?x16xf32>
+// CHECK: kiln.reduce sum %{{.*}} axes = [1] keepdim : (tensor<?x?x16xf32>) -> tensor<?x1x16xf32>
+// CHECK: %[[DIV:.*]] = kiln.div {{.*}} -> tensor<?x?x16xf32>
+// CHECK: kiln.cast %[[DIV]] : tensor<?x?x16xf32> -> tensor<?x?x16xbf16>
 // CHECK-NOT: kiln.softmax
 // CHECK: return
 func.func @softmax_dynamic(%x: tensor<?x?x16xbf16>) -> tensor<?x?x16xbf16> {
@@ -70,9 +73,11 @@ func.func @log_softmax_static(%x: tensor<4x10xf32>) -> tensor<4x10xf32> {
 }
 
 // CHECK-LABEL: func.func @log_softmax_dynamic
-// CHECK: kiln.reduce max %{{.*}} axes = [0] keepdim : (tensor<?x?xf16>) -> tensor<1x?xf16>
-// CHECK: kiln.log %{{.*}} : tensor<1x?xf16>
-// CHECK: kiln.sub {{.*}} -> tensor<?x?xf16>
+// CHECK: kiln.cast %{{.*}} : tensor<?x?xf16> -> tensor<?x?xf32>
+// CHECK: kiln.reduce max %{{.*}} axes = [0] keepdim : (tensor<?x?xf32>) -> tensor<1x?xf32>
+// CHECK: kiln.log %{{.*}} : tensor<1x?xf32>
+// CHECK: %[[SUB:.*]] = kiln.sub {{.*}} -> tensor<?x?xf32>
+// CHECK: kiln.cast %[[SUB]] : tensor<?x?xf32> -> tensor<?x?xf16>
 // CHECK-NOT: kiln.log_softmax
 // CHECK: return
 func.func @log_softmax_dynamic(%x: tensor<?x?xf16>) -> tensor<?x?xf16> {
@@ -100,11 +105,14 @@ func.func @layer_norm_affine(%x: tensor<?x?x768xf32>, %g: tensor<768xf32>, %b: t
   return %0 : tensor<?x?x768xf32>
 }
 
+// A bf16 layer_norm normalizes in f32 and rounds once.
 // CHECK-LABEL: func.func @layer_norm_plain
-// CHECK: kiln.reduce mean
-// CHECK: kiln.constant dense<{{.*}}> : tensor<bf16>
-// CHECK: %[[INV:.*]] = kiln.rsqrt %{{.*}} : tensor<4x1xbf16>
-// CHECK: %[[R:.*]] = kiln.mul %{{.*}}, %[[INV]] : (tensor<4x8xbf16>, tensor<4x1xbf16>) -> tensor<4x8xbf16>
+// CHECK: kiln.cast %{{.*}} : tensor<4x8xbf16> -> tensor<4x8xf32>
+// CHECK: kiln.reduce mean {{.*}} : (tensor<4x8xf32>) -> tensor<4x1xf32>
+// CHECK: kiln.constant dense<{{.*}}> : tensor<f32>
+// CHECK: %[[INV:.*]] = kiln.rsqrt %{{.*}} : tensor<4x1xf32>
+// CHECK: %[[N:.*]] = kiln.mul %{{.*}}, %[[INV]] : (tensor<4x8xf32>, tensor<4x1xf32>) -> tensor<4x8xf32>
+// CHECK: %[[R:.*]] = kiln.cast %[[N]] : tensor<4x8xf32> -> tensor<4x8xbf16>
 // CHECK-NOT: kiln.layer_norm
 // CHECK: return %[[R]]
 func.func @layer_norm_plain(%x: tensor<4x8xbf16>) -> tensor<4x8xbf16> {
@@ -114,13 +122,16 @@ func.func @layer_norm_plain(%x: tensor<4x8xbf16>) -> tensor<4x8xbf16> {
 
 // rms_norm = x * rsqrt(mean(x^2) + eps) * w.
 // CHECK-LABEL: func.func @rms_norm_static
+// (f16: normalized in f32, rounded, then scaled, as Hugging Face's LlamaRMSNorm)
 // CHECK-SAME: (%[[X:[a-z0-9_]+]]: tensor<2x3x64xf16>, %[[G:[a-z0-9_]+]]: tensor<64xf16>)
-// CHECK: %[[SQ:.*]] = kiln.mul %[[X]], %[[X]]
-// CHECK: %[[MS:.*]] = kiln.reduce mean %[[SQ]] axes = [2] keepdim : (tensor<2x3x64xf16>) -> tensor<2x3x1xf16>
-// CHECK: %[[EPS:.*]] = kiln.constant dense<{{.*}}> : tensor<f16>
+// CHECK: %[[XW:.*]] = kiln.cast %[[X]] : tensor<2x3x64xf16> -> tensor<2x3x64xf32>
+// CHECK: %[[SQ:.*]] = kiln.mul %[[XW]], %[[XW]]
+// CHECK: %[[MS:.*]] = kiln.reduce mean %[[SQ]] axes = [2] keepdim : (tensor<2x3x64xf32>) -> tensor<2x3x1xf32>
+// CHECK: %[[EPS:.*]] = kiln.constant dense<{{.*}}> : tensor<f32>
 // CHECK: %[[A:.*]] = kiln.add %[[MS]], %[[EPS]]
 // CHECK: %[[INV:.*]] = kiln.rsqrt %[[A]]
-// CHECK: %[[N:.*]] = kiln.mul %[[X]], %[[INV]]
+// CHECK: %[[NW:.*]] = kiln.mul %[[XW]], %[[INV]]
+// CHECK: %[[N:.*]] = kiln.cast %[[NW]] : tensor<2x3x64xf32> -> tensor<2x3x64xf16>
 // CHECK: %[[R:.*]] = kiln.mul %[[N]], %[[G]]
 // CHECK-NOT: kiln.rms_norm
 // CHECK: return %[[R]]
@@ -158,15 +169,18 @@ func.func @gelu_erf(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
   return %0 : tensor<4x8xf32>
 }
 
-// gelu (tanh) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+// gelu (tanh) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); bf16 in f32,
+// rounded once.
 // CHECK-LABEL: func.func @gelu_tanh
-// CHECK-SAME: (%[[X:[a-z0-9_]+]]: tensor<?x?x3072xbf16>)
+// CHECK-SAME: (%[[XN:[a-z0-9_]+]]: tensor<?x?x3072xbf16>)
+// CHECK: %[[X:.*]] = kiln.cast %[[XN]] : tensor<?x?x3072xbf16> -> tensor<?x?x3072xf32>
 // CHECK: %[[X2:.*]] = kiln.mul %[[X]], %[[X]]
 // CHECK: %[[X3:.*]] = kiln.mul %[[X2]], %[[X]]
-// CHECK: kiln.constant dense<4.467770e-02> : tensor<bf16>
-// CHECK: kiln.constant dense<7.968750e-01> : tensor<bf16>
-// CHECK: kiln.tanh %{{.*}} : tensor<?x?x3072xbf16>
-// CHECK: kiln.constant dense<5.000000e-01> : tensor<bf16>
+// CHECK: kiln.constant dense<4.471500e-02> : tensor<f32>
+// CHECK: kiln.constant dense<0.797884583> : tensor<f32>
+// CHECK: kiln.tanh %{{.*}} : tensor<?x?x3072xf32>
+// CHECK: kiln.constant dense<5.000000e-01> : tensor<f32>
+// CHECK: kiln.cast %{{.*}} : tensor<?x?x3072xf32> -> tensor<?x?x3072xbf16>
 // CHECK-NOT: kiln.erf
 // CHECK-NOT: kiln.gelu
 // CHECK: return
@@ -281,8 +295,10 @@ func.func @attention_mha_mask(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x8x16xf32>
 // CHECK: %[[CM:.*]] = kiln.causal_mask(%[[SQ]], %[[SK]]) : tensor<?x?xi1>
 // CHECK: %[[LOW:.*]] = kiln.constant dense<-3.389530e+38> : tensor<bf16>
 // CHECK: %[[SEL:.*]] = kiln.select %[[CM]], %[[SS]], %[[LOW]] : (tensor<?x?xi1>, tensor<?x8x?x?xbf16>, tensor<bf16>) -> tensor<?x8x?x?xbf16>
-// CHECK: kiln.reduce max %[[SEL]] axes = [3] keepdim
-// CHECK: %[[P:.*]] = kiln.div
+// CHECK: %[[SELW:.*]] = kiln.cast %[[SEL]] : tensor<?x8x?x?xbf16> -> tensor<?x8x?x?xf32>
+// CHECK: kiln.reduce max %[[SELW]] axes = [3] keepdim
+// CHECK: %[[PW:.*]] = kiln.div
+// CHECK: %[[P:.*]] = kiln.cast %[[PW]] : tensor<?x8x?x?xf32> -> tensor<?x8x?x?xbf16>
 // CHECK: %[[R:.*]] = kiln.matmul %[[P]], %[[VR]] : (tensor<?x8x?x?xbf16>, tensor<?x8x?x64xbf16>) -> tensor<?x8x?x64xbf16>
 // CHECK-NOT: kiln.attention
 // CHECK: return %[[R]]

@@ -80,6 +80,13 @@ cl::opt<int64_t> seq("seq",
                               "(default: dynamic; 128 with --emit=cost)"),
                      cl::init(0), cl::cat(category));
 
+cl::opt<std::string> dtype(
+    "dtype",
+    cl::desc("Compute type of a model config: f32 (default), bf16 or f16 "
+             "(mixed precision: f32 parameters cast to it where used, f32 "
+             "logits and loss)"),
+    cl::init("f32"), cl::cat(category));
+
 cl::opt<std::string> target(
     "target",
     cl::desc("Build an artifact for this target (cpu or cuda) in the -o "
@@ -204,7 +211,9 @@ is installed (docs/cuda.md).
 With --mode train the graph also gets a next-token cross-entropy loss (or
 the module's own @loss), its gradient (kiln-autodiff) and an optimizer step
 (kiln-optimizer): entry points train_step and eval_step beside forward.
-For configs, --batch and --seq fix the input shapes (0 means dynamic, `?`).
+For configs, --batch and --seq fix the input shapes (0 means dynamic, `?`)
+and --dtype bf16|f16 builds a mixed-precision graph: f32 parameters (and
+optimizer state), activations in bf16/f16, f32 logits and loss.
 Unset, they are dynamic, except with --emit=cost, where they default to
 batch 1 and seq 128 (the report's first line says which were used).
 For .mlir inputs, --batch and --seq are ignored; dynamic dimensions count as
@@ -214,6 +223,8 @@ Examples:
   kiln-compile models/gpt2-tiny.json --target cpu -o /tmp/gpt2-tiny.kiln
   kiln-compile models/gpt2-tiny.json --mode train --optimizer adamw \
       --batch 8 --seq 64 --target cpu -o /tmp/gpt2-tiny-train.kiln
+  kiln-compile models/gpt2-tiny.json --mode train --dtype bf16 \
+      --batch 8 --seq 64 --target cpu -o /tmp/gpt2-tiny-bf16-train.kiln
   kiln-compile models/gpt2-tiny.json --target cuda --cuda-arch sm_90 \
       -o /tmp/gpt2-tiny-cuda.kiln
   kiln-compile models/gpt2-tiny.json --emit=ptx --cuda-arch sm_80
@@ -254,6 +265,7 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     kiln::BuildOptions options;
     options.batch = getInputSize(batch, /*costDefault=*/1);
     options.seq = getInputSize(seq, /*costDefault=*/128);
+    options.compute = *kiln::parseComputeType(dtype);
     auto module = kiln::buildModel(context, *config, options);
     if (!module) {
       fail(inputPath + ": " + llvm::toString(module.takeError()));
@@ -262,6 +274,11 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     return std::move(*module);
   }
 
+  if (dtype.getNumOccurrences()) {
+    fail("--dtype applies to model configs (.json); the element types of '" +
+         inputPath + "' are written in its IR");
+    return failure();
+  }
   std::string message;
   auto file = openInputFile(inputPath, &message);
   if (!file) {
@@ -354,6 +371,9 @@ int main(int argc, char **argv) {
     return fail("--peak-gflops and --bandwidth-gbs must be positive");
   if (dynamicDimSize < 0)
     return fail("--dynamic-dim-size must be non-negative");
+  if (!kiln::parseComputeType(dtype))
+    return fail("unknown --dtype '" + dtype +
+                "' (expected f32, bf16 or f16)");
 
   bool cudaCode = target == "cuda" || emit == EmitKind::PTX;
   std::string attentionMode = attention.getNumOccurrences()
@@ -434,6 +454,9 @@ int main(int argc, char **argv) {
         {"cpu", options.cpu.cpu},
         {"attention", attentionMode},
         {"mode", mode == Mode::Train ? "train" : "inference"}};
+    // The compute type of a built model; .mlir inputs carry their own.
+    if (llvm::sys::path::extension(inputPath) == ".json")
+      options.recordedOptions["dtype"] = dtype.getValue();
     if (mode == Mode::Train)
       options.recordedOptions["training"] = llvm::json::Object{
           {"optimizer", optimizerName.getValue()},

@@ -21,20 +21,35 @@
 #include "llvm/Support/JSON.h"
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace mlir::kiln {
 
-/// Shapes of the entry point's inputs. A size of `ShapedType::kDynamic` (or
-/// 0) leaves the dimension dynamic (`?`) in the built graph.
+/// The element type a model computes in. With `bf16` or `f16` (mixed
+/// precision) the parameters stay f32 master weights: each parameter read is
+/// cast to the compute type where it is used, activations are in the compute
+/// type, and the entry point's float outputs are cast back to f32.
+enum class ComputeType { f32, bf16, f16 };
+
+/// `"f32"`, `"bf16"`, `"f16"`; std::nullopt for anything else.
+std::optional<ComputeType> parseComputeType(llvm::StringRef name);
+llvm::StringRef getComputeTypeName(ComputeType type);
+/// The MLIR float type of `type`.
+FloatType getComputeElementType(MLIRContext &context, ComputeType type);
+
+/// Shapes of the entry point's inputs and the compute type. A size of
+/// `ShapedType::kDynamic` (or 0) leaves the dimension dynamic (`?`) in the
+/// built graph.
 struct BuildOptions {
   int64_t batch = ShapedType::kDynamic;
   int64_t seq = ShapedType::kDynamic;
+  ComputeType compute = ComputeType::f32;
 };
 
 /// Builds the module for `config`; its `model_type` key selects the family.
-/// The module holds the `kiln.parameter`s and a `func.func @forward`, and has
-/// been verified. Unknown model types, missing or ill-typed keys and
+/// The module holds the `kiln.parameter`s (always f32) and a `func.func
+/// @forward` (float results always f32), and has been verified. Unknown model types, missing or ill-typed keys and
 /// inconsistent sizes are errors whose message names the key.
 llvm::Expected<OwningOpRef<ModuleOp>>
 buildModel(MLIRContext &context, const llvm::json::Object &config,

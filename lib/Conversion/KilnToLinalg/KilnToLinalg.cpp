@@ -592,12 +592,19 @@ struct ReduceOpPattern : OpConversionPattern<ReduceOp> {
               : OpFoldResult(rewriter.getIndexAttr(inputType.getDimSize(d))));
       outExprs.push_back(getAffineDimExpr(d, ctx));
     }
+    ReduceKind kind = op.getKind();
+    // f16 and bf16 sums accumulate in f32 (as PyTorch does) and are rounded
+    // to the element type once, after the mean's division.
+    bool widen = (elementType.isF16() || elementType.isBF16()) &&
+                 (kind == ReduceKind::sum || kind == ReduceKind::mean);
+    Type accumulatorType = widen ? rewriter.getF32Type() : elementType;
     auto keptType = RankedTensorType::get(keptShape, elementType);
+    auto accumulatorKeptType = RankedTensorType::get(keptShape, accumulatorType);
     Value identity;
-    switch (op.getKind()) {
+    switch (kind) {
     case ReduceKind::sum:
     case ReduceKind::mean:
-      identity = scalarConstant(rewriter, loc, elementType, 0);
+      identity = scalarConstant(rewriter, loc, accumulatorType, 0);
       break;
     case ReduceKind::max:
       identity = floating
@@ -624,18 +631,20 @@ struct ReduceOpPattern : OpConversionPattern<ReduceOp> {
                      : highestConstant(rewriter, loc, elementType);
       break;
     }
-    Value empty = tensor::EmptyOp::create(rewriter, loc, keptSizes, elementType);
+    Value empty =
+        tensor::EmptyOp::create(rewriter, loc, keptSizes, accumulatorType);
     Value init =
         linalg::FillOp::create(rewriter, loc, identity, empty).getResult(0);
     SmallVector<AffineMap> maps = {
         AffineMap::getMultiDimIdentityMap(rank, ctx),
         AffineMap::get(rank, 0, outExprs, ctx)};
-    ReduceKind kind = op.getKind();
     auto generic = linalg::GenericOp::create(
-        rewriter, loc, TypeRange{keptType}, ValueRange{input},
+        rewriter, loc, TypeRange{accumulatorKeptType}, ValueRange{input},
         ValueRange{init}, maps, iterators,
         [&](OpBuilder &b, Location l, ValueRange args) {
           Value x = args[0], acc = args[1], out;
+          if (widen)
+            x = arith::ExtFOp::create(b, l, accumulatorType, x);
           switch (kind) {
           case ReduceKind::sum:
           case ReduceKind::mean:
@@ -662,15 +671,21 @@ struct ReduceOpPattern : OpConversionPattern<ReduceOp> {
         count = arith::MulIOp::create(
             rewriter, loc, count,
             tensor::DimOp::create(rewriter, loc, input, axis));
-      Value countScalar = castIndexTo(rewriter, loc, count, elementType);
+      Value countScalar = castIndexTo(rewriter, loc, count, accumulatorType);
       result = buildElementwise(
-          rewriter, loc, keptType, {result},
+          rewriter, loc, accumulatorKeptType, {result},
           [&](OpBuilder &b, Location l, ValueRange args) -> Value {
             if (floating)
               return arith::DivFOp::create(b, l, args[0], countScalar);
             return arith::DivSIOp::create(b, l, args[0], countScalar);
           });
     }
+    if (widen)
+      result = buildElementwise(
+          rewriter, loc, keptType, {result},
+          [&](OpBuilder &b, Location l, ValueRange args) -> Value {
+            return arith::TruncFOp::create(b, l, elementType, args[0]);
+          });
     if (op.getKeepdim()) {
       // Re-insert the reduced axes as size-1 dims.
       SmallVector<ReassociationIndices> reassociation;

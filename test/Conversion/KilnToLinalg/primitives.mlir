@@ -267,3 +267,25 @@ func.func @matmul_bf16(%x: tensor<3x2xbf16>, %w: tensor<2x4xbf16>) -> tensor<3x4
   %h = kiln.matmul %x, %w : (tensor<3x2xbf16>, tensor<2x4xbf16>) -> tensor<3x4xbf16>
   return %h : tensor<3x4xbf16>
 }
+
+// -----
+
+// bf16 sums and means accumulate in f32, divide in f32 and round once; max
+// needs no wider accumulator and stays bf16.
+// CHECK-LABEL: func @reduce_bf16
+// CHECK: %[[ACC:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<3xf32>)
+// CHECK: %[[SUM:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<3x8xbf16>) outs(%[[ACC]] : tensor<3xf32>)
+// CHECK:   arith.extf %{{.*}} : bf16 to f32
+// CHECK:   arith.addf %{{.*}}, %{{.*}} : f32
+// CHECK: %[[MEAN:.*]] = linalg.generic {{.*}} ins(%[[SUM]] : tensor<3xf32>) outs(%{{.*}} : tensor<3xf32>)
+// CHECK:   arith.divf %{{.*}}, %{{.*}} : f32
+// CHECK: linalg.generic {{.*}} ins(%[[MEAN]] : tensor<3xf32>) outs(%{{.*}} : tensor<3xbf16>)
+// CHECK:   arith.truncf %{{.*}} : f32 to bf16
+// CHECK: linalg.fill ins(%{{.*}} : bf16) outs(%{{.*}} : tensor<3xbf16>)
+// CHECK: linalg.generic {{.*}} ins(%{{.*}} : tensor<3x8xbf16>) outs(%{{.*}} : tensor<3xbf16>)
+// CHECK:   arith.maximumf %{{.*}}, %{{.*}} : bf16
+func.func @reduce_bf16(%x: tensor<3x8xbf16>) -> (tensor<3xbf16>, tensor<3xbf16>) {
+  %0 = kiln.reduce mean %x axes = [1] : (tensor<3x8xbf16>) -> tensor<3xbf16>
+  %1 = kiln.reduce max %x axes = [1] : (tensor<3x8xbf16>) -> tensor<3xbf16>
+  return %0, %1 : tensor<3xbf16>, tensor<3xbf16>
+}

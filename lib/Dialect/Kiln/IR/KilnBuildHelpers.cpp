@@ -158,20 +158,35 @@ Value sizeAsFloat(OpBuilder &b, Location loc, Value value, int64_t dim,
 }
 
 /// exp(x - max(x)) / sum(exp(x - max(x))) along `axis`.
+bool isNarrowFloat(Type elementType) {
+  return elementType.isBF16() || elementType.isF16();
+}
+
+Value widenNarrowFloat(OpBuilder &b, Location loc, Value value) {
+  if (!isNarrowFloat(tensorType(value).getElementType()))
+    return value;
+  return convert(b, loc, value, b.getF32Type());
+}
+
 Value buildSoftmax(OpBuilder &b, Location loc, Value x, int64_t axis) {
-  Value max = reduce(b, loc, ReduceKind::max, x, {axis}, /*keepdim=*/true);
-  Value shifted = SubOp::create(b, loc, x, max);
+  Type et = tensorType(x).getElementType();
+  Value wide = widenNarrowFloat(b, loc, x);
+  Value max = reduce(b, loc, ReduceKind::max, wide, {axis}, /*keepdim=*/true);
+  Value shifted = SubOp::create(b, loc, wide, max);
   Value exp = ExpOp::create(b, loc, shifted);
   Value sum = reduce(b, loc, ReduceKind::sum, exp, {axis}, /*keepdim=*/true);
-  return DivOp::create(b, loc, exp, sum);
+  return convert(b, loc, DivOp::create(b, loc, exp, sum), et);
 }
 
 /// x - max(x) - log(sum(exp(x - max(x)))) along `axis`.
 Value buildLogSoftmax(OpBuilder &b, Location loc, Value x, int64_t axis) {
-  Value max = reduce(b, loc, ReduceKind::max, x, {axis}, /*keepdim=*/true);
-  Value shifted = SubOp::create(b, loc, x, max);
+  Type et = tensorType(x).getElementType();
+  Value wide = widenNarrowFloat(b, loc, x);
+  Value max = reduce(b, loc, ReduceKind::max, wide, {axis}, /*keepdim=*/true);
+  Value shifted = SubOp::create(b, loc, wide, max);
   Value exp = ExpOp::create(b, loc, shifted);
   Value sum = reduce(b, loc, ReduceKind::sum, exp, {axis}, /*keepdim=*/true);
-  return SubOp::create(b, loc, shifted, LogOp::create(b, loc, sum));
+  return convert(
+      b, loc, SubOp::create(b, loc, shifted, LogOp::create(b, loc, sum)), et);
 }
 } // namespace mlir::kiln::detail

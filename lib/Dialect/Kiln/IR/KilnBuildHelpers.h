@@ -69,9 +69,19 @@ Value convert(OpBuilder &b, Location loc, Value value, Type elementType);
 Value sizeAsFloat(OpBuilder &b, Location loc, Value value, int64_t dim,
                   Type elementType);
 
-/// exp(x - max(x)) / sum(exp(x - max(x))) along `axis`.
+/// bf16 and f16: element types whose normalizations, softmaxes and
+/// activations Kiln computes in f32 and rounds once (as PyTorch's kernels
+/// do), so that sums and rsqrt do not round at every step.
+bool isNarrowFloat(Type elementType);
+/// `value` converted to f32 when its element type is a narrow float;
+/// otherwise `value` itself.
+Value widenNarrowFloat(OpBuilder &b, Location loc, Value value);
+
+/// exp(x - max(x)) / sum(exp(x - max(x))) along `axis`; narrow floats are
+/// computed in f32 and rounded once.
 Value buildSoftmax(OpBuilder &b, Location loc, Value x, int64_t axis);
-/// x - max(x) - log(sum(exp(x - max(x)))) along `axis`.
+/// x - max(x) - log(sum(exp(x - max(x)))) along `axis`; narrow floats are
+/// computed in f32 and rounded once.
 Value buildLogSoftmax(OpBuilder &b, Location loc, Value x, int64_t axis);
 
 } // namespace mlir::kiln::detail

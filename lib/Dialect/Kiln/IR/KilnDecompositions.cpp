@@ -148,10 +148,11 @@ FailureOr<SmallVector<Value>> LogSoftmaxOp::decompose(OpBuilder &builder) {
 }
 
 // layer_norm(x) = (x - mean) * rsqrt(mean((x - mean)^2) + eps) * w + b over
-// the last dim.
+// the last dim. Narrow floats are normalized in f32 and rounded once at the
+// end, as PyTorch's kernel does.
 FailureOr<SmallVector<Value>> LayerNormOp::decompose(OpBuilder &builder) {
   Location loc = getLoc();
-  Value x = getInput();
+  Value x = widenNarrowFloat(builder, loc, getInput());
   auto type = tensorType(x);
   int64_t last = type.getRank() - 1;
   Type et = type.getElementType();
@@ -164,16 +165,21 @@ FailureOr<SmallVector<Value>> LayerNormOp::decompose(OpBuilder &builder) {
       RsqrtOp::create(builder, loc, AddOp::create(builder, loc, var, eps));
   Value result = MulOp::create(builder, loc, centered, inv);
   if (Value weight = getWeight())
-    result = MulOp::create(builder, loc, result, weight);
+    result = MulOp::create(builder, loc, result,
+                           widenNarrowFloat(builder, loc, weight));
   if (Value bias = getBias())
-    result = AddOp::create(builder, loc, result, bias);
+    result = AddOp::create(builder, loc, result,
+                           widenNarrowFloat(builder, loc, bias));
+  result = convert(builder, loc, result, getType().getElementType());
   return SmallVector<Value>{matchType(builder, loc, result, getType())};
 }
 
-// rms_norm(x) = x * rsqrt(mean(x^2) + eps) * w over the last dim.
+// rms_norm(x) = x * rsqrt(mean(x^2) + eps) * w over the last dim. Narrow
+// floats are normalized in f32 and rounded before the scale, as Hugging
+// Face's LlamaRMSNorm does.
 FailureOr<SmallVector<Value>> RMSNormOp::decompose(OpBuilder &builder) {
   Location loc = getLoc();
-  Value x = getInput();
+  Value x = widenNarrowFloat(builder, loc, getInput());
   auto type = tensorType(x);
   int64_t last = type.getRank() - 1;
   Value squares = MulOp::create(builder, loc, x, x);
@@ -182,16 +188,17 @@ FailureOr<SmallVector<Value>> RMSNormOp::decompose(OpBuilder &builder) {
                          getEps().convertToDouble());
   Value inv =
       RsqrtOp::create(builder, loc, AddOp::create(builder, loc, meanSq, eps));
-  Value normed = MulOp::create(builder, loc, x, inv);
+  Value normed = convert(builder, loc, MulOp::create(builder, loc, x, inv),
+                         tensorType(getInput()).getElementType());
   Value result = MulOp::create(builder, loc, normed, getWeight());
   return SmallVector<Value>{matchType(builder, loc, result, getType())};
 }
 
 // gelu(x) = 0.5·x·(1 + erf(x/√2)), or 0.5·x·(1 + tanh(√(2/π)·(x +
-// 0.044715·x³))).
+// 0.044715·x³))); narrow floats in f32, rounded once.
 FailureOr<SmallVector<Value>> GeluOp::decompose(OpBuilder &builder) {
   Location loc = getLoc();
-  Value x = getInput();
+  Value x = widenNarrowFloat(builder, loc, getInput());
   Type et = tensorType(x).getElementType();
   Value inner;
   if (getApproximate() == GeluApproximation::erf) {
@@ -215,16 +222,19 @@ FailureOr<SmallVector<Value>> GeluOp::decompose(OpBuilder &builder) {
       AddOp::create(builder, loc, inner, floatConst(builder, loc, et, 1.0));
   Value half =
       MulOp::create(builder, loc, x, floatConst(builder, loc, et, 0.5));
-  Value result = MulOp::create(builder, loc, half, onePlus);
+  Value result = convert(builder, loc, MulOp::create(builder, loc, half, onePlus),
+                         getType().getElementType());
   return SmallVector<Value>{matchType(builder, loc, result, getType())};
 }
 
-// silu(x) = x · sigmoid(x).
+// silu(x) = x · sigmoid(x); narrow floats in f32, rounded once.
 FailureOr<SmallVector<Value>> SiluOp::decompose(OpBuilder &builder) {
   Location loc = getLoc();
-  Value x = getInput();
+  Value x = widenNarrowFloat(builder, loc, getInput());
   Value result =
-      MulOp::create(builder, loc, x, SigmoidOp::create(builder, loc, x));
+      convert(builder, loc,
+              MulOp::create(builder, loc, x, SigmoidOp::create(builder, loc, x)),
+              getType().getElementType());
   return SmallVector<Value>{matchType(builder, loc, result, getType())};
 }
 

@@ -589,49 +589,55 @@ Gradients ScatterAddOp::buildGradient(OpBuilder &b, ValueRange grads) {
 // Composites with their own rules
 //===----------------------------------------------------------------------===//
 
-// d softmax = y·(g - Σ g·y) along the axis.
+// d softmax = y·(g - Σ g·y) along the axis (narrow floats in f32).
 Gradients SoftmaxOp::buildGradient(OpBuilder &b, ValueRange grads) {
   Value g = grads[0];
   if (!g)
     return SmallVector<Value>{Value()};
   Location loc = getLoc();
-  Value y = getResult();
+  Value y = widenNarrowFloat(b, loc, getResult());
+  g = widenNarrowFloat(b, loc, g);
   FailureOr<int64_t> axis =
       normalizeAxis(loc, getAxis(), tensorType(y).getRank());
   if (failed(axis))
     return failure();
   Value dot = reduce(b, loc, ReduceKind::sum, MulOp::create(b, loc, g, y),
                      {*axis}, /*keepdim=*/true);
-  return SmallVector<Value>{
-      MulOp::create(b, loc, y, SubOp::create(b, loc, g, dot))};
+  Value dx = MulOp::create(b, loc, y, SubOp::create(b, loc, g, dot));
+  return SmallVector<Value>{convert(b, loc, dx, elementTypeOf(getInput()))};
 }
 
-// d log_softmax = g - exp(y)·Σ g along the axis.
+// d log_softmax = g - exp(y)·Σ g along the axis (narrow floats in f32).
 Gradients LogSoftmaxOp::buildGradient(OpBuilder &b, ValueRange grads) {
   Value g = grads[0];
   if (!g)
     return SmallVector<Value>{Value()};
   Location loc = getLoc();
-  Value y = getResult();
+  Value y = widenNarrowFloat(b, loc, getResult());
+  g = widenNarrowFloat(b, loc, g);
   FailureOr<int64_t> axis =
       normalizeAxis(loc, getAxis(), tensorType(y).getRank());
   if (failed(axis))
     return failure();
   Value total = reduce(b, loc, ReduceKind::sum, g, {*axis}, /*keepdim=*/true);
-  return SmallVector<Value>{SubOp::create(
-      b, loc, g, MulOp::create(b, loc, ExpOp::create(b, loc, y), total))};
+  Value dx = SubOp::create(
+      b, loc, g, MulOp::create(b, loc, ExpOp::create(b, loc, y), total));
+  return SmallVector<Value>{convert(b, loc, dx, elementTypeOf(getInput()))};
 }
 
 // With x̂ = (x - μ)·r, r = 1/√(σ² + ε) and ĝ = g·w:
 //   dx = r·(ĝ - mean(ĝ) - x̂·mean(ĝ·x̂)), dw = Σ g·x̂, db = Σ g
-// (sums over every dim but the last).
+// (sums over every dim but the last). Narrow floats are computed in f32 and
+// each gradient rounded once to its operand's type.
 Gradients LayerNormOp::buildGradient(OpBuilder &b, ValueRange grads) {
   Value g = grads[0];
   SmallVector<Value> result(getNumOperands());
   if (!g)
     return result;
   Location loc = getLoc();
-  Value x = getInput();
+  Value x = widenNarrowFloat(b, loc, getInput());
+  g = widenNarrowFloat(b, loc, g);
+  Value weight = getWeight() ? widenNarrowFloat(b, loc, getWeight()) : Value();
   auto type = tensorType(x);
   int64_t last = type.getRank() - 1;
   Value mean = reduce(b, loc, ReduceKind::mean, x, {last}, true);
@@ -641,19 +647,23 @@ Gradients LayerNormOp::buildGradient(OpBuilder &b, ValueRange grads) {
   Value eps = scalar(b, loc, x, getEps().convertToDouble());
   Value inv = RsqrtOp::create(b, loc, AddOp::create(b, loc, var, eps));
   Value xhat = MulOp::create(b, loc, centered, inv);
-  Value ghat = getWeight() ? Value(MulOp::create(b, loc, g, getWeight())) : g;
+  Value ghat = weight ? Value(MulOp::create(b, loc, g, weight)) : g;
   Value meanG = reduce(b, loc, ReduceKind::mean, ghat, {last}, true);
   Value meanGX = reduce(b, loc, ReduceKind::mean,
                         MulOp::create(b, loc, ghat, xhat), {last}, true);
   Value inner = SubOp::create(b, loc, SubOp::create(b, loc, ghat, meanG),
                               MulOp::create(b, loc, xhat, meanGX));
   unsigned next = 0;
-  result[next++] = matchType(b, loc, MulOp::create(b, loc, inv, inner), type);
+  Value dx = MulOp::create(b, loc, inv, inner);
+  result[next++] = matchType(
+      b, loc, convert(b, loc, dx, elementTypeOf(getInput())),
+      getInput().getType());
   SmallVector<int64_t> leading = llvm::to_vector(llvm::seq<int64_t>(0, last));
   auto overRows = [&](Value v, Value like) -> Value {
     Value summed =
         leading.empty() ? v : reduce(b, loc, ReduceKind::sum, v, leading, false);
-    return matchType(b, loc, summed, like.getType());
+    return matchType(b, loc, convert(b, loc, summed, elementTypeOf(like)),
+                     like.getType());
   };
   if (getWeight())
     result[next++] = overRows(MulOp::create(b, loc, g, xhat), getWeight());
