@@ -213,6 +213,19 @@ def cases():
              [("0", ty((2, 4, 33, 64)))],
              lambda r: [randn(r, 2, 4, 33, 64), randn(r, 2, 2, 40, 64), randn(r, 2, 2, 40, 64)],
              lambda q, k, v: [attention_reference(q, k, v)], tol=CONTRACTION),
+        # bf16 operands, f32 arithmetic in the kernel, one rounding: within
+        # 2 bf16 ulps of the f32 result on the rounded inputs.
+        Case("attention_bf16", [("q", ty((2, 2, 33, 64))), ("k", ty((2, 2, 33, 64))),
+                                ("v", ty((2, 2, 33, 64)))],
+             [f"%{n}b = kiln.cast %{n} : {ty((2, 2, 33, 64))} -> {ty((2, 2, 33, 64), 'bf16')}"
+              for n in "qkv"] +
+             [f"%a = kiln.attention %qb, %kb, %vb causal : ({ty((2, 2, 33, 64), 'bf16')}, "
+              f"{ty((2, 2, 33, 64), 'bf16')}, {ty((2, 2, 33, 64), 'bf16')}) -> {ty((2, 2, 33, 64), 'bf16')}",
+              f"%0 = kiln.cast %a : {ty((2, 2, 33, 64), 'bf16')} -> {ty((2, 2, 33, 64))}"],
+             [("0", ty((2, 2, 33, 64)))],
+             lambda r: [randn(r, 2, 2, 33, 64) for _ in range(3)],
+             lambda q, k, v: [attention_reference(*(t.bfloat16().float() for t in (q, k, v)))],
+             tol=(2 ** -7, 2 ** -7)),
         Case("attention_grad", [("q", ty((1, 4, 17, 32))), ("k", ty((1, 2, 23, 32))),
                                 ("v", ty((1, 2, 23, 32))), ("g", ty((1, 4, 17, 32)))],
              [f"%0:3 = kiln.attention_grad %q, %k, %v, %g causal : ({ty((1, 4, 17, 32))}, "
@@ -265,6 +278,16 @@ def prepare(args):
                      os.path.join(artifacts, "gpt2-tiny-train.kiln"), args.arch,
                      ["--mode", "train", "--batch", str(TRAIN_BATCH), "--seq", str(TRAIN_SEQ),
                       "--weight-decay", "0.1"])
+    # Mixed precision (f32 masters, bf16 compute). Attention is decomposed
+    # so that it rounds where the torch reference (test_mixed_precision's
+    # gpt2_mixed) rounds; the fused bf16 kernel is the op case above.
+    bf16 = ["--dtype", "bf16", "--attention", "decomposed"]
+    compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
+                     os.path.join(artifacts, "gpt2-tiny-bf16.kiln"), args.arch, bf16)
+    compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
+                     os.path.join(artifacts, "gpt2-tiny-bf16-train.kiln"), args.arch,
+                     bf16 + ["--mode", "train", "--batch", str(TRAIN_BATCH), "--seq", str(TRAIN_SEQ),
+                             "--weight-decay", "0.1"])
     if args.no_bench:
         return
     small = os.path.join(artifacts, "gpt2-small.kiln")
@@ -450,6 +473,89 @@ def check_gpt2_tiny_train(checker, bundle, device):
                             + (f": differ in {', '.join(bad[:5])}" if bad else ""))
 
 
+def check_gpt2_tiny_bf16(checker, bundle, device):
+    """bf16 logits against torch doing the same mixed precision on the
+    device, with test_mixed_precision's tolerances (max abs 7.8e-3 = one
+    bf16 ulp in [1, 2), mean abs 1e-4)."""
+    import torch
+    from test_mixed_precision import LOGITS_ATOL, LOGITS_MEAN_ATOL, gpt2_mixed
+    artifact, cfg, weights = gpt2_tiny_artifact(bundle, "gpt2-tiny-bf16.kiln", seed=1)
+    t = {k: torch.from_numpy(v).to(device) for k, v in weights.items()}
+    for batch, seq in ((1, 1), (2, 17), (3, 64)):
+        ids = np.random.default_rng(batch * 100 + seq).integers(0, cfg["vocab_size"], (batch, seq))
+        ids = ids.astype(np.int64)
+        try:
+            (logits,), _ = checker.run(artifact, "forward", [("input_ids", ids)])
+        except RuntimeError as error:
+            checker.record(False, f"gpt2-tiny bf16 logits [{batch}x{seq}]: kiln run failed: {error}")
+            continue
+        with torch.no_grad():
+            expected = gpt2_mixed(t, torch.from_numpy(ids).to(device), cfg, torch.bfloat16)
+        expected = expected.cpu().numpy()
+        mean = float(np.abs(logits - expected).mean()) if logits.shape == expected.shape else float("inf")
+        ok, note = compare(logits, expected, 0.0, LOGITS_ATOL)
+        checker.record(ok and mean < LOGITS_MEAN_ATOL,
+                       f"gpt2-tiny bf16 logits [{batch}x{seq}] ({note}, mean {mean:.2e}; "
+                       f"atol {LOGITS_ATOL}, mean {LOGITS_MEAN_ATOL})")
+
+
+def check_gpt2_tiny_bf16_train(checker, bundle, device):
+    """3 mixed-precision AdamW steps against torch's (f32 masters, bf16
+    forward and backward, f32 update) with test_mixed_precision's
+    tolerances: losses rtol 1e-4, grad norms 3e-3, at most 2% of the update
+    elements off by more than 1e-4."""
+    import torch
+    import torch.nn.functional as F
+    from test_mixed_precision import (LOSS_RTOL, NORM_RTOL, UPDATE_ATOL, UPDATE_OUTLIERS,
+                                      gpt2_mixed)
+    artifact, cfg, weights = gpt2_tiny_artifact(bundle, "gpt2-tiny-bf16-train.kiln", seed=3)
+    tokens = np.random.default_rng(7).integers(0, cfg["vocab_size"], (TRAIN_BATCH, TRAIN_SEQ + 1))
+    inputs = [("input_ids", tokens[:, :-1].astype(np.int64)),
+              ("targets", tokens[:, 1:].astype(np.int64)),
+              ("lr", np.array(TRAIN_LR, dtype=np.float32))]
+    checkpoint = os.path.join(checker.work, "after-bf16.safetensors")
+    try:
+        _, stdout = checker.run(artifact, "train_step", inputs,
+                                ["--repeat", str(TRAIN_STEPS), "--save-parameters", checkpoint])
+    except RuntimeError as error:
+        checker.record(False, f"gpt2-tiny bf16 train_step: kiln run failed: {error}")
+        return
+    got = {"loss": [], "grad_norm": []}
+    for name, value in re.findall(r"\] (loss|grad_norm): F32 \[\] = (\S+)", stdout):
+        got[name].append(float(value))
+    state = load_safetensors(checkpoint)
+    params = {k: torch.tensor(v, device=device, requires_grad=True) for k, v in weights.items()}
+    opt = torch.optim.AdamW([{"params": [p for p in params.values() if p.dim() >= 2], "weight_decay": 0.1},
+                             {"params": [p for p in params.values() if p.dim() < 2], "weight_decay": 0.0}],
+                            lr=TRAIN_LR, betas=(0.9, 0.999), eps=1e-8)
+    ids = torch.from_numpy(inputs[0][1]).to(device)
+    targets = torch.from_numpy(inputs[1][1]).to(device)
+    losses, norms = [], []
+    for _ in range(TRAIN_STEPS):
+        opt.zero_grad()
+        logits = gpt2_mixed(params, ids, cfg, torch.bfloat16)
+        loss = F.cross_entropy(logits.reshape(-1, cfg["vocab_size"]), targets.reshape(-1))
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)))
+        opt.step()
+        losses.append(float(loss))
+    ok = (len(got["loss"]) == TRAIN_STEPS and np.allclose(got["loss"], losses, rtol=LOSS_RTOL, atol=0)
+          and np.allclose(got["grad_norm"], norms, rtol=NORM_RTOL, atol=0))
+    checker.record(ok, f"gpt2-tiny bf16 train_step x{TRAIN_STEPS}: losses kiln {got['loss']} torch "
+                       f"{[round(x, 6) for x in losses]}, grad norms kiln {got['grad_norm']} "
+                       f"torch {[round(x, 6) for x in norms]} (rtol {LOSS_RTOL}, {NORM_RTOL})")
+    names = sorted(weights)
+    kiln_update = np.concatenate([(state[n] - weights[n]).ravel() for n in names])
+    torch_update = np.concatenate([(params[n].detach().cpu().numpy() - weights[n]).ravel()
+                                   for n in names])
+    outliers = float(np.mean(np.abs(kiln_update - torch_update) > UPDATE_ATOL))
+    f32 = all(state[n].dtype == np.float32 and state[n + "/adam_m"].dtype == np.float32 for n in names)
+    checker.record(outliers < UPDATE_OUTLIERS and f32,
+                   f"gpt2-tiny bf16 update after {TRAIN_STEPS} steps: {outliers:.2%} of elements off "
+                   f"by more than {UPDATE_ATOL} (at most {UPDATE_OUTLIERS:.0%}); f32 masters and "
+                   f"state: {f32}")
+
+
 def bench_gpt2_small(checker, bundle, device, iters, peak_tflops, synchronize):
     """gpt2-small forward at batch 1 x seq 128: kiln bench against PyTorch
     eager (fp32, TF32 off) with the same random weights."""
@@ -574,7 +680,8 @@ def run(args):
         "| result | check |",
         "| --- | --- |",
     ]
-    for step in (check_ops, check_gpt2_tiny, check_gpt2_tiny_train):
+    for step in (check_ops, check_gpt2_tiny, check_gpt2_tiny_train, check_gpt2_tiny_bf16,
+                 check_gpt2_tiny_bf16_train):
         try:
             step(checker, bundle, device)
         except Exception as error:  # a broken step must not hide the others
