@@ -64,11 +64,14 @@ def layer_norm_f32(x, w, b, eps):
     return F.layer_norm(x.float(), (d,), w.float(), b.float(), eps).to(x.dtype)
 
 
-def gpt2_mixed(params, ids, cfg, dtype):
+def gpt2_mixed(params, ids, cfg, dtype, fused_attention=False):
     """GPT2LMHeadModel's logits (f32) from f32 master `params`, computed in
     `dtype`: each parameter is cast once (the tied wte serves both the
     embedding and the LM head), layer_norm/gelu/softmax run in f32 and round
-    once, linear layers are a matmul then a bias add."""
+    once, linear layers are a matmul then a bias add. Attention rounds its
+    scores and probabilities like the decomposition, or, with
+    `fused_attention`, is computed in f32 and rounded once (kiln-compile
+    --attention fused)."""
     t = {k: v.to(dtype) for k, v in params.items()}
     d, heads = cfg["n_embd"], cfg["n_head"]
     hd = d // heads
@@ -90,9 +93,14 @@ def gpt2_mixed(params, ids, cfg, dtype):
         h = layer_norm_f32(x, t[p + "ln_1.weight"], t[p + "ln_1.bias"], eps)
         q, k, v = linear(h, p + "attn.c_attn").split(d, dim=-1)
         q, k, v = (z.view(b, s, heads, hd).transpose(1, 2) for z in (q, k, v))
-        att = mm(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
-        att = att.float().masked_fill(~mask, float("-inf")).softmax(-1).to(dtype)
-        y = mm(att, v).transpose(1, 2).reshape(b, s, d)
+        if fused_attention:
+            att = (q.float() @ k.float().transpose(-1, -2)) * (1.0 / math.sqrt(hd))
+            att = att.masked_fill(~mask, float("-inf")).softmax(-1)
+            y = (att @ v.float()).to(dtype).transpose(1, 2).reshape(b, s, d)
+        else:
+            att = mm(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
+            att = att.float().masked_fill(~mask, float("-inf")).softmax(-1).to(dtype)
+            y = mm(att, v).transpose(1, 2).reshape(b, s, d)
         x = x + linear(y, p + "attn.c_proj")
         h = layer_norm_f32(x, t[p + "ln_2.weight"], t[p + "ln_2.bias"], eps)
         h = F.gelu(linear(h, p + "mlp.c_fc").float(), approximate="tanh").to(dtype)
@@ -114,10 +122,12 @@ def load_config():
 
 
 class GPT2TinyBF16Forward(unittest.TestCase):
+    ATTENTION = "fused"
+
     def test_logits_match_torch_mixed_precision(self):
         config, cfg = load_config()
         with tempfile.TemporaryDirectory() as tmp:
-            first = compile_artifact(config, os.path.join(tmp, "init.kiln"), extra=["--dtype", "bf16"])
+            first = compile_artifact(config, os.path.join(tmp, "init.kiln"), extra=self.flags())
             self.assertEqual(first["compile_options"]["dtype"], "bf16")
             # The master weights stay f32 in the artifact.
             self.assertEqual({p["dtype"] for p in first["parameters"]}, {"F32"})
@@ -125,14 +135,15 @@ class GPT2TinyBF16Forward(unittest.TestCase):
             save_safetensors(weights, os.path.join(tmp, "w.safetensors"))
             artifact = os.path.join(tmp, "gpt2-bf16.kiln")
             compile_artifact(config, artifact, weights=os.path.join(tmp, "w.safetensors"),
-                             extra=["--dtype", "bf16"])
+                             extra=self.flags())
             params = {k: torch.from_numpy(v) for k, v in weights.items()}
             for batch, seq in ((1, 1), (2, 17), (3, 33)):
                 ids = np.random.default_rng(batch * 100 + seq).integers(
                     0, cfg["vocab_size"], (batch, seq)).astype(np.int64)
                 logits = run_artifact(artifact, {"input_ids": ids}, tmp)["logits"]
                 self.assertEqual(logits.dtype, np.float32)
-                expected = gpt2_mixed(params, torch.from_numpy(ids), cfg, torch.bfloat16).numpy()
+                expected = gpt2_mixed(params, torch.from_numpy(ids), cfg, torch.bfloat16,
+                                      self.ATTENTION == "fused").numpy()
                 f32 = gpt2_mixed(params, torch.from_numpy(ids), cfg, torch.float32).numpy()
                 self.assertEqual(logits.shape, expected.shape)
                 report(f"gpt2-tiny bf16 logits [{batch}x{seq}] vs torch bf16", logits, expected)
@@ -145,8 +156,17 @@ class GPT2TinyBF16Forward(unittest.TestCase):
                 self.assertGreater(float(np.abs(logits - f32).max()), 1e-3)
 
 
+    def flags(self):
+        return ["--dtype", "bf16", "--attention", self.ATTENTION]
+
+
+class GPT2TinyBF16ForwardDecomposedAttention(GPT2TinyBF16Forward):
+    ATTENTION = "decomposed"
+
+
 class GPT2TinyBF16TrainStep(unittest.TestCase):
     BATCH, SEQ, LR, STEPS, WD = 2, 16, 1e-3, 3, 0.1
+    ATTENTION = "fused"
 
     def torch_steps(self, cfg, weights, inputs, bf16_masters=False):
         """STEPS AdamW steps with f32 master parameters, bf16 forward and
@@ -167,7 +187,7 @@ class GPT2TinyBF16TrainStep(unittest.TestCase):
                     for p in params.values():
                         p.copy_(p.to(torch.bfloat16).float())
             opt.zero_grad()
-            logits = gpt2_mixed(params, ids, cfg, torch.bfloat16)
+            logits = gpt2_mixed(params, ids, cfg, torch.bfloat16, self.ATTENTION == "fused")
             loss = F.cross_entropy(logits.reshape(-1, cfg["vocab_size"]), targets.reshape(-1))
             loss.backward()
             for p in params.values():
@@ -184,7 +204,8 @@ class GPT2TinyBF16TrainStep(unittest.TestCase):
     def test_adamw_three_steps(self):
         config, cfg = load_config()
         flags = ["--mode", "train", "--optimizer", "adamw", "--weight-decay", str(self.WD),
-                 "--batch", str(self.BATCH), "--seq", str(self.SEQ), "--dtype", "bf16"]
+                 "--batch", str(self.BATCH), "--seq", str(self.SEQ), "--dtype", "bf16",
+                 "--attention", self.ATTENTION]
         with tempfile.TemporaryDirectory() as tmp:
             first = compile_artifact(config, os.path.join(tmp, "init.kiln"), extra=flags)
             weights = model_weights(first, seed=3)
@@ -246,6 +267,10 @@ class GPT2TinyBF16TrainStep(unittest.TestCase):
         self.assertLess(v_error, STATE_REL_TOL)
         self.assertGreater(bf16_error, UPDATE_REL_TOL)
         self.assertGreater(kiln_vs_bf16, UPDATE_REL_TOL)
+
+
+class GPT2TinyBF16TrainStepDecomposedAttention(GPT2TinyBF16TrainStep):
+    ATTENTION = "decomposed"
 
 
 if __name__ == "__main__":

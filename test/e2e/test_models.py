@@ -342,9 +342,10 @@ def llama_reference(w, ids, cfg):
     return linear(x, head).numpy()
 
 
-class GPT2TinyFusedAttention(GPT2Tiny):
-    """The same check with attention lowered by convert-kiln-attention."""
-    EXTRA = ["--attention", "fused"]
+class GPT2TinyDecomposedAttention(GPT2Tiny):
+    """The same check with attention decomposed (matmuls and a softmax)
+    instead of the default fused lowering."""
+    EXTRA = ["--attention", "decomposed"]
 
 
 class LlamaTiny(unittest.TestCase):
@@ -371,9 +372,10 @@ class LlamaTiny(unittest.TestCase):
                 np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
 
 
-class LlamaTinyFusedAttention(LlamaTiny):
-    """Grouped-query attention through the fused lowering."""
-    EXTRA = ["--attention", "fused"]
+class LlamaTinyDecomposedAttention(LlamaTiny):
+    """Grouped-query attention through the decomposition (repeated kv
+    heads) instead of the default fused lowering."""
+    EXTRA = ["--attention", "decomposed"]
 
 
 # --------------------------------------------------------------------------

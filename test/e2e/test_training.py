@@ -204,10 +204,11 @@ class GPT2TinyTrainStep(unittest.TestCase):
                               opt.state[p]["momentum_buffer"], worst)
 
 
-class GPT2TinyTrainStepFusedAttention(GPT2TinyTrainStep):
-    """AdamW steps with attention fused forward and backward
-    (kiln.attention_grad), against the same torch reference and tolerances."""
-    EXTRA = ["--attention", "fused"]
+class GPT2TinyTrainStepDecomposedAttention(GPT2TinyTrainStep):
+    """AdamW steps with attention differentiated through its decomposition
+    instead of the default fused kiln.attention_grad, against the same torch
+    reference and tolerances."""
+    EXTRA = ["--attention", "decomposed"]
     test_sgd_momentum = None   # the optimizer is not what differs here
 
 

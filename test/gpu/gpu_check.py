@@ -269,19 +269,17 @@ def prepare(args):
         for case in cases():
             f.write(case.mlir())
     print(f"compiling for {args.arch} into {artifacts}")
-    # The CPU harness runs the same fused attention lowering as CUDA.
-    compile_artifact(args.kiln_compile, ops, os.path.join(artifacts, "ops.kiln"), args.arch,
-                     ["--attention", "fused"])
+    compile_artifact(args.kiln_compile, ops, os.path.join(artifacts, "ops.kiln"), args.arch)
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
                      os.path.join(artifacts, "gpt2-tiny.kiln"), args.arch)
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
                      os.path.join(artifacts, "gpt2-tiny-train.kiln"), args.arch,
                      ["--mode", "train", "--batch", str(TRAIN_BATCH), "--seq", str(TRAIN_SEQ),
                       "--weight-decay", "0.1"])
-    # Mixed precision (f32 masters, bf16 compute). Attention is decomposed
-    # so that it rounds where the torch reference (test_mixed_precision's
-    # gpt2_mixed) rounds; the fused bf16 kernel is the op case above.
-    bf16 = ["--dtype", "bf16", "--attention", "decomposed"]
+    # Mixed precision (f32 masters, bf16 compute), fused attention (the
+    # default): test_mixed_precision's gpt2_mixed with fused_attention
+    # rounds where it does.
+    bf16 = ["--dtype", "bf16"]
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
                      os.path.join(artifacts, "gpt2-tiny-bf16.kiln"), args.arch, bf16)
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
@@ -490,7 +488,8 @@ def check_gpt2_tiny_bf16(checker, bundle, device):
             checker.record(False, f"gpt2-tiny bf16 logits [{batch}x{seq}]: kiln run failed: {error}")
             continue
         with torch.no_grad():
-            expected = gpt2_mixed(t, torch.from_numpy(ids).to(device), cfg, torch.bfloat16)
+            expected = gpt2_mixed(t, torch.from_numpy(ids).to(device), cfg, torch.bfloat16,
+                                  fused_attention=True)
         expected = expected.cpu().numpy()
         mean = float(np.abs(logits - expected).mean()) if logits.shape == expected.shape else float("inf")
         ok, note = compare(logits, expected, 0.0, LOGITS_ATOL)
@@ -533,7 +532,7 @@ def check_gpt2_tiny_bf16_train(checker, bundle, device):
     losses, norms = [], []
     for _ in range(TRAIN_STEPS):
         opt.zero_grad()
-        logits = gpt2_mixed(params, ids, cfg, torch.bfloat16)
+        logits = gpt2_mixed(params, ids, cfg, torch.bfloat16, fused_attention=True)
         loss = F.cross_entropy(logits.reshape(-1, cfg["vocab_size"]), targets.reshape(-1))
         loss.backward()
         norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)))

@@ -124,12 +124,11 @@ cl::opt<std::string> cpu(
     cl::init("native"), cl::cat(category));
 cl::opt<std::string> attention(
     "attention",
-    cl::desc("How kiln.attention is lowered: fused (one flash-attention "
-             "style loop nest per op, no score matrix in memory, and the "
-             "fused kiln.attention_grad in training; the default for "
-             "--target cuda and --emit=ptx) or decomposed (batched matmuls "
-             "and a softmax; the default for the CPU)"),
-    cl::value_desc("fused|decomposed"), cl::cat(category));
+    cl::desc("How kiln.attention is lowered: fused (the default: one "
+             "flash-attention style loop nest per op, no score matrix in "
+             "memory, and the fused kiln.attention_grad in training) or "
+             "decomposed (batched matmuls and a softmax over the scores)"),
+    cl::value_desc("fused|decomposed"), cl::init("fused"), cl::cat(category));
 cl::opt<bool> verbose("v", cl::desc("Print progress while building an artifact"),
                       cl::init(false), cl::cat(category));
 
@@ -375,10 +374,7 @@ int main(int argc, char **argv) {
     return fail("unknown --dtype '" + dtype +
                 "' (expected f32, bf16 or f16)");
 
-  bool cudaCode = target == "cuda" || emit == EmitKind::PTX;
-  std::string attentionMode = attention.getNumOccurrences()
-                                  ? attention.getValue()
-                                  : (cudaCode ? "fused" : "decomposed");
+  std::string attentionMode = attention;
   if (attentionMode != "fused" && attentionMode != "decomposed")
     return fail("unknown --attention '" + attentionMode +
                 "' (expected fused or decomposed)");
