@@ -57,6 +57,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--peak", type=float, default=520.0)
+    parser.add_argument("--attention", default="fused", choices=["fused", "decomposed"],
+                        help="kiln-compile --attention (default fused)")
     args = parser.parse_args()
     config = os.path.join(HERE, "..", "models", "gpt2-small.json")
     with open(config) as f:
@@ -65,7 +67,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         art = os.path.join(tmp, "gpt2.kiln")
         subprocess.run([os.path.join(bin_dir, "kiln-compile"), config, "--target", "cpu", "-o", art,
-                        "--batch", str(args.batch), "--seq", str(args.seq)], check=True)
+                        "--batch", str(args.batch), "--seq", str(args.seq),
+                        "--attention", args.attention], check=True)
         manifest = json.load(open(os.path.join(art, "manifest.json")))
         rng = np.random.default_rng(0)
         weights = {}
@@ -76,7 +79,8 @@ def main():
         wpath = os.path.join(tmp, "w.safetensors")
         save_safetensors(weights, wpath)
         subprocess.run([os.path.join(bin_dir, "kiln-compile"), config, "--target", "cpu", "-o", art,
-                        "--batch", str(args.batch), "--seq", str(args.seq), "--weights", wpath], check=True)
+                        "--batch", str(args.batch), "--seq", str(args.seq),
+                        "--attention", args.attention, "--weights", wpath], check=True)
         ids = rng.integers(0, cfg["vocab_size"], (args.batch, args.seq)).astype(np.int64)
         np.save(os.path.join(tmp, "ids.npy"), ids)
 
