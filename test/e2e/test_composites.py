@@ -404,6 +404,15 @@ class FusedAttention(Attention):
     def test_grad_single_kv_head_scale(self):
         self.check_grad((1, 6, 4, 4), (1, 1, 6, 4), (1, 1, 6, 4), causal=True, scale=0.3)
 
+    def test_grad_blocks(self):
+        # 37 query rows and keys: blocks of 16 and tails in both the
+        # query-row and the key-row loops, causal with a mask.
+        self.check_grad((1, 2, 37, 8), (1, 2, 37, 8), (1, 2, 37, 8), mask_shape=(1, 1, 37, 37),
+                        causal=True)
+
+    def test_grad_blocks_grouped_more_queries(self):
+        self.check_grad((2, 4, 40, 16), (2, 2, 21, 16), (2, 2, 21, 8), causal=True)
+
     def test_grad_dynamic(self):
         self.check_grad((2, 4, 3, 8), (2, 2, 5, 8), (2, 2, 5, 8), causal=True,
                         sig=((None, 4, None, 8), (None, 2, None, 8), (None, 2, None, 8),

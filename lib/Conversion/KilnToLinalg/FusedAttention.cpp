@@ -85,6 +85,45 @@ Value fromF32(OpBuilder &b, Location loc, Value value, Type element) {
 /// Keys per step of a row's online softmax.
 constexpr int64_t kKeyBlock = 16;
 
+/// The body of a blocked loop: given the first index of a step and the
+/// number of indices it covers (a compile-time width), the state in, the
+/// state out.
+using BlockBody = function_ref<SmallVector<Value>(
+    OpBuilder &, Value first, int64_t width, ValueRange state)>;
+
+/// `for (i = lo; i + kKeyBlock <= hi; i += kKeyBlock) body(i, kKeyBlock)`
+/// and then `for (; i < hi; ++i) body(i, 1)`, threading `init` through
+/// both; returns the final state. Blocks give a row's keys (or a key's
+/// rows) independent dot products and one vector exp per step.
+SmallVector<Value> blockedLoop(OpBuilder &b, Location loc, Value lo, Value hi,
+                               ValueRange init, BlockBody body) {
+  Value block = index(b, loc, kKeyBlock);
+  Value span = arith::SubIOp::create(b, loc, hi, lo);
+  Value blockedEnd = arith::AddIOp::create(
+      b, loc, lo,
+      arith::MulIOp::create(b, loc,
+                            arith::DivSIOp::create(b, loc, span, block),
+                            block));
+  auto build = [&](Value from, Value to, Value step, int64_t width,
+                   ValueRange state) {
+    auto loop = scf::ForOp::create(
+        b, loc, from, to, step, state,
+        [&](OpBuilder &nb, Location, Value first, ValueRange inner) {
+          scf::YieldOp::create(nb, loc, body(nb, first, width, inner));
+        });
+    return SmallVector<Value>(loop.getResults());
+  };
+  SmallVector<Value> state = build(lo, blockedEnd, block, kKeyBlock, init);
+  return build(blockedEnd, hi, index(b, loc, 1), 1, state);
+}
+
+/// `value`'s elements as a vector (one element: a vector<1>).
+Value gather(OpBuilder &b, Location loc, ArrayRef<Value> scalars) {
+  auto type = VectorType::get({static_cast<int64_t>(scalars.size())},
+                              scalars.front().getType());
+  return vector::FromElementsOp::create(b, loc, type, scalars);
+}
+
 /// Everything the row computations of one attention op share: operands,
 /// sizes and the constants of the online softmax.
 struct AttentionProblem {
@@ -200,6 +239,25 @@ struct AttentionProblem {
         arith::MulFOp::create(b, loc, lhs, rhs), arith::FastMathFlags::reassoc);
   }
 
+  /// exp(s - m) / l elementwise, from the stored max m and 1/l.
+  Value probabilities(OpBuilder &b, Value scores, Value maxes,
+                      Value inverseSums) const {
+    Value shifted = arith::SubFOp::create(b, loc, scores, maxes);
+    return arith::MulFOp::create(b, loc, math::ExpOp::create(b, loc, shifted),
+                                 inverseSums);
+  }
+
+  /// ds = p (dp - δ) for one query row's block of keys (m, 1/l and δ
+  /// scalars of the row).
+  Value scoreGradients(OpBuilder &b, Value scores, Value m, Value inverseSum,
+                       Value dps, Value delta) const {
+    auto type = cast<VectorType>(scores.getType());
+    Value prob = probabilities(b, scores, splat(b, type, m),
+                               splat(b, type, inverseSum));
+    return arith::MulFOp::create(
+        b, loc, prob, arith::SubFOp::create(b, loc, dps, splat(b, type, delta)));
+  }
+
   /// The scaled query row of (batch, head, row).
   Value scaledQueryRow(OpBuilder &b, Value batchIndex, Value head,
                        Value row) const {
@@ -209,78 +267,53 @@ struct AttentionProblem {
 
   /// The online softmax over the keys of one query row: returns the row
   /// max m, the sum l of exp(s - m) and the unnormalized Σ exp(s - m) v.
-  /// Keys go in blocks of kKeyBlock: their scores are independent dot
+  /// Each step takes a block of keys: their scores are independent dot
   /// products, the max and the rescaling happen once per block and the
   /// exponentials are one vector op, which keeps the row's loop-carried
-  /// chain short; the remaining keys go one by one.
+  /// chain short.
   std::array<Value, 3> forwardRow(OpBuilder &b, Value batchIndex, Value head,
                                   Value row, Value scaledQuery) const {
     Value kvh = kvHead(b, head);
     Value zeros = arith::ConstantOp::create(
         b, loc, valueVector, DenseElementsAttr::get(valueVector, 0.0f));
-    Value count = keyCount(b, row);
-    Value block = index(b, loc, kKeyBlock);
-    Value blocked = arith::MulIOp::create(
-        b, loc, arith::DivUIOp::create(b, loc, count, block), block);
-    auto scoreVector = VectorType::get({kKeyBlock}, b.getF32Type());
-    auto blocks = scf::ForOp::create(
-        b, loc, index(b, loc, 0), blocked, block,
+    SmallVector<Value> state = blockedLoop(
+        b, loc, index(b, loc, 0), keyCount(b, row),
         ValueRange{lowest(b), f32Const(b, loc, 0.0), zeros},
-        [&](OpBuilder &nb, Location, Value first, ValueRange state) {
-          Value m = state[0], l = state[1], acc = state[2];
-          Value scores = arith::ConstantOp::create(
-              nb, loc, scoreVector, DenseElementsAttr::get(scoreVector, 0.0f));
-          for (int64_t t = 0; t < kKeyBlock; ++t) {
+        [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
+          Value m = in[0], l = in[1], acc = in[2];
+          SmallVector<Value> keys, scores;
+          for (int64_t t = 0; t < width; ++t) {
             Value j = arith::AddIOp::create(nb, loc, first, index(nb, loc, t));
+            keys.push_back(j);
             Value keyRow = readRow(nb, key, batchIndex, kvh, j);
-            Value s = score(nb, scaledQuery, keyRow, batchIndex, head, row, j);
-            scores = vector::InsertOp::create(nb, loc, s, scores, t);
+            scores.push_back(
+                score(nb, scaledQuery, keyRow, batchIndex, head, row, j));
           }
+          Value s = gather(nb, loc, scores);
+          auto vectorType = cast<VectorType>(s.getType());
           Value blockMax = vector::ReductionOp::create(
-              nb, loc, vector::CombiningKind::MAXIMUMF, scores);
+              nb, loc, vector::CombiningKind::MAXIMUMF, s);
           Value newMax = arith::MaximumFOp::create(nb, loc, m, blockMax);
           Value alpha = math::ExpOp::create(
               nb, loc, arith::SubFOp::create(nb, loc, m, newMax));
           Value p = math::ExpOp::create(
               nb, loc,
-              arith::SubFOp::create(nb, loc, scores,
-                                    splat(nb, scoreVector, newMax)));
+              arith::SubFOp::create(nb, loc, s, splat(nb, vectorType, newMax)));
           Value newSum = arith::AddFOp::create(
               nb, loc, arith::MulFOp::create(nb, loc, l, alpha),
               vector::ReductionOp::create(nb, loc, vector::CombiningKind::ADD,
                                           p, arith::FastMathFlags::reassoc));
           Value newAcc = arith::MulFOp::create(nb, loc, acc,
                                                splat(nb, valueVector, alpha));
-          for (int64_t t = 0; t < kKeyBlock; ++t) {
-            Value j = arith::AddIOp::create(nb, loc, first, index(nb, loc, t));
-            Value valueRow = readRow(nb, value, batchIndex, kvh, j);
+          for (int64_t t = 0; t < width; ++t) {
+            Value valueRow = readRow(nb, value, batchIndex, kvh, keys[t]);
             Value pt = vector::ExtractOp::create(nb, loc, p, t);
             newAcc = vector::FMAOp::create(nb, loc, splat(nb, valueVector, pt),
                                            valueRow, newAcc);
           }
-          scf::YieldOp::create(nb, loc, ValueRange{newMax, newSum, newAcc});
+          return SmallVector<Value>{newMax, newSum, newAcc};
         });
-    auto rest = scf::ForOp::create(
-        b, loc, blocked, count, index(b, loc, 1), blocks.getResults(),
-        [&](OpBuilder &nb, Location, Value j, ValueRange state) {
-          Value m = state[0], l = state[1], acc = state[2];
-          Value keyRow = readRow(nb, key, batchIndex, kvh, j);
-          Value s = score(nb, scaledQuery, keyRow, batchIndex, head, row, j);
-          Value newMax = arith::MaximumFOp::create(nb, loc, m, s);
-          Value alpha = math::ExpOp::create(
-              nb, loc, arith::SubFOp::create(nb, loc, m, newMax));
-          Value p = math::ExpOp::create(
-              nb, loc, arith::SubFOp::create(nb, loc, s, newMax));
-          Value newSum = arith::AddFOp::create(
-              nb, loc, arith::MulFOp::create(nb, loc, l, alpha), p);
-          Value valueRow = readRow(nb, value, batchIndex, kvh, j);
-          Value scaled = arith::MulFOp::create(nb, loc, acc,
-                                               splat(nb, valueVector, alpha));
-          Value newAcc = vector::FMAOp::create(
-              nb, loc, splat(nb, valueVector, p), valueRow, scaled);
-          scf::YieldOp::create(nb, loc, ValueRange{newMax, newSum, newAcc});
-        });
-    return {rest.getResult(0), rest.getResult(1), rest.getResult(2)};
+    return {state[0], state[1], state[2]};
   }
 };
 
@@ -465,28 +498,33 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op) {
     Value zeros = arith::ConstantOp::create(
         rewriter, loc, p.headVector,
         DenseElementsAttr::get(p.headVector, 0.0f));
-    auto loop = scf::ForOp::create(
+    // Keys in blocks: p = exp(s - m)/l and ds = p (g·v - δ) as vectors.
+    SmallVector<Value> dqSum = blockedLoop(
         rewriter, loc, index(rewriter, loc, 0), p.keyCount(rewriter, i),
-        index(rewriter, loc, 1), ValueRange{zeros},
-        [&](OpBuilder &nb, Location, Value j, ValueRange state) {
-          Value keyRow = p.readRow(nb, p.key, b, kvh, j);
-          Value s = p.score(nb, q, keyRow, b, h, i, j);
-          Value prob = arith::MulFOp::create(
-              nb, loc,
-              math::ExpOp::create(nb, loc, arith::SubFOp::create(nb, loc, s, m)),
-              inverseSum);
-          Value valueRow = p.readRow(nb, p.value, b, kvh, j);
-          Value dp = p.dot(nb, g, valueRow);
-          Value ds = arith::MulFOp::create(
-              nb, loc, prob, arith::SubFOp::create(nb, loc, dp, delta));
-          if (p.causal)
-            ds = arith::SelectOp::create(nb, loc, p.visible(nb, i, j), ds,
-                                         f32Const(nb, loc, 0.0));
-          Value next = vector::FMAOp::create(
-              nb, loc, p.splat(nb, p.headVector, ds), keyRow, state[0]);
-          scf::YieldOp::create(nb, loc, next);
+        ValueRange{zeros},
+        [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
+          SmallVector<Value> keys, keyRows, scores, dps;
+          for (int64_t t = 0; t < width; ++t) {
+            Value j = arith::AddIOp::create(nb, loc, first, index(nb, loc, t));
+            keys.push_back(j);
+            keyRows.push_back(p.readRow(nb, p.key, b, kvh, j));
+            scores.push_back(p.score(nb, q, keyRows.back(), b, h, i, j));
+            dps.push_back(p.dot(nb, g, p.readRow(nb, p.value, b, kvh, j)));
+          }
+          Value ds = p.scoreGradients(nb, gather(nb, loc, scores), m,
+                                      inverseSum, gather(nb, loc, dps), delta);
+          Value dq = in[0];
+          for (int64_t t = 0; t < width; ++t) {
+            Value dst = vector::ExtractOp::create(nb, loc, ds, t);
+            if (p.causal)
+              dst = arith::SelectOp::create(nb, loc, p.visible(nb, i, keys[t]),
+                                            dst, f32Const(nb, loc, 0.0));
+            dq = vector::FMAOp::create(nb, loc, p.splat(nb, p.headVector, dst),
+                                       keyRows[t], dq);
+          }
+          return SmallVector<Value>{dq};
         });
-    Value dq = arith::MulFOp::create(rewriter, loc, loop.getResult(0),
+    Value dq = arith::MulFOp::create(rewriter, loc, dqSum[0],
                                      p.splat(rewriter, p.headVector, p.scale));
     writeRow(rewriter, loc, queryRows, outs[0], ivs, dq);
     writeScalar(rewriter, loc, queryRows, outs[1], ivs, m);
@@ -534,36 +572,54 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op) {
         index(rewriter, loc, 1), ValueRange{zerosK, zerosV},
         [&](OpBuilder &hb, Location, Value g, ValueRange headState) {
           Value h = arith::AddIOp::create(hb, loc, headBase, g);
-          auto rows = scf::ForOp::create(
-              hb, loc, first, p.queryLength, index(hb, loc, 1), headState,
-              [&](OpBuilder &nb, Location, Value i, ValueRange state) {
-                Value q = p.scaledQueryRow(nb, b, h, i);
-                Value s = p.score(nb, q, keyRow, b, h, i, j);
-                SmallVector<Value> at = {b, h, i};
-                Value m = tensor::ExtractOp::create(nb, loc, rowMax, at);
-                Value inverseSum =
-                    tensor::ExtractOp::create(nb, loc, rowInverseSum, at);
-                Value delta = tensor::ExtractOp::create(nb, loc, rowDelta, at);
-                Value prob = arith::MulFOp::create(
-                    nb, loc,
-                    math::ExpOp::create(nb, loc,
-                                        arith::SubFOp::create(nb, loc, s, m)),
-                    inverseSum);
-                Value gradRow = p.readRow(nb, grad, b, h, i);
-                Value dv = vector::FMAOp::create(
-                    nb, loc, p.splat(nb, p.valueVector, prob), gradRow,
-                    state[1]);
-                Value dp = p.dot(nb, gradRow, valueRow);
+          // Query rows in blocks: their probabilities and score
+          // gradients as vectors, from the statistics the rows stored.
+          SmallVector<Value> rows = blockedLoop(
+              hb, loc, first, p.queryLength, headState,
+              [&](OpBuilder &nb, Value firstRow, int64_t width,
+                  ValueRange in) {
+                SmallVector<Value> rowIndices, queries, gradRows, scores, maxes,
+                    inverseSums, deltas, dps;
+                for (int64_t t = 0; t < width; ++t) {
+                  Value i = arith::AddIOp::create(nb, loc, firstRow,
+                                                  index(nb, loc, t));
+                  rowIndices.push_back(i);
+                  queries.push_back(p.scaledQueryRow(nb, b, h, i));
+                  scores.push_back(
+                      p.score(nb, queries.back(), keyRow, b, h, i, j));
+                  SmallVector<Value> at = {b, h, i};
+                  maxes.push_back(tensor::ExtractOp::create(nb, loc, rowMax, at));
+                  inverseSums.push_back(
+                      tensor::ExtractOp::create(nb, loc, rowInverseSum, at));
+                  deltas.push_back(
+                      tensor::ExtractOp::create(nb, loc, rowDelta, at));
+                  gradRows.push_back(p.readRow(nb, grad, b, h, i));
+                  dps.push_back(p.dot(nb, gradRows.back(), valueRow));
+                }
+                Value prob = p.probabilities(nb, gather(nb, loc, scores),
+                                             gather(nb, loc, maxes),
+                                             gather(nb, loc, inverseSums));
+                Value deltaVector = gather(nb, loc, deltas);
                 Value ds = arith::MulFOp::create(
-                    nb, loc, prob, arith::SubFOp::create(nb, loc, dp, delta));
-                if (p.causal)
-                  ds = arith::SelectOp::create(nb, loc, p.visible(nb, i, j),
-                                               ds, f32Const(nb, loc, 0.0));
-                Value dk = vector::FMAOp::create(
-                    nb, loc, p.splat(nb, p.headVector, ds), q, state[0]);
-                scf::YieldOp::create(nb, loc, ValueRange{dk, dv});
+                    nb, loc, prob,
+                    arith::SubFOp::create(nb, loc, gather(nb, loc, dps),
+                                          deltaVector));
+                Value dk = in[0], dv = in[1];
+                for (int64_t t = 0; t < width; ++t) {
+                  Value pt = vector::ExtractOp::create(nb, loc, prob, t);
+                  dv = vector::FMAOp::create(
+                      nb, loc, p.splat(nb, p.valueVector, pt), gradRows[t], dv);
+                  Value dst = vector::ExtractOp::create(nb, loc, ds, t);
+                  if (p.causal)
+                    dst = arith::SelectOp::create(
+                        nb, loc, p.visible(nb, rowIndices[t], j), dst,
+                        f32Const(nb, loc, 0.0));
+                  dk = vector::FMAOp::create(
+                      nb, loc, p.splat(nb, p.headVector, dst), queries[t], dk);
+                }
+                return SmallVector<Value>{dk, dv};
               });
-          scf::YieldOp::create(hb, loc, rows.getResults());
+          scf::YieldOp::create(hb, loc, rows);
         });
     writeRow(rewriter, loc, keyRows, outs[0], ivs, heads.getResult(0));
     writeRow(rewriter, loc, keyRows, outs[1], ivs, heads.getResult(1));

@@ -16,7 +16,7 @@
 // CHECK:   %[[KVH:.*]] = arith.divui %[[h]], %c2
 // CHECK:   %[[END:.*]] = arith.select
 // Blocks of 16 keys: 16 independent scores, one max, one vector exp.
-// CHECK:   %[[NB:.*]] = arith.divui %[[END]], %c16
+// CHECK:   %[[NB:.*]] = arith.divsi %[[END]], %c16
 // CHECK:   %[[BLOCKED:.*]] = arith.muli %[[NB]], %c16
 // CHECK:   %[[BLOCKS:.*]]:3 = scf.for %[[j:.*]] = %c0 to %[[BLOCKED]] step %c16 iter_args({{.*}}) -> (f32, f32, vector<16xf32>)
 // CHECK:     vector.transfer_read %arg1[%[[b]], %[[KVH]], %[[j]], %c0]
