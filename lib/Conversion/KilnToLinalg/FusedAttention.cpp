@@ -82,8 +82,6 @@ Value fromF32(OpBuilder &b, Location loc, Value value, Type element) {
       b, loc, cast<VectorType>(value.getType()).clone(element), value);
 }
 
-/// Keys per step of a row's online softmax.
-constexpr int64_t kKeyBlock = 16;
 
 /// The body of a blocked loop: given the first index of a step and the
 /// number of indices it covers (a compile-time width), the state in, the
@@ -91,13 +89,14 @@ constexpr int64_t kKeyBlock = 16;
 using BlockBody = function_ref<SmallVector<Value>(
     OpBuilder &, Value first, int64_t width, ValueRange state)>;
 
-/// `for (i = lo; i + kKeyBlock <= hi; i += kKeyBlock) body(i, kKeyBlock)`
-/// and then `for (; i < hi; ++i) body(i, 1)`, threading `init` through
+/// `for (i = lo; i + width <= hi; i += width) body(i, width)` and then
+/// `for (; i < hi; ++i) body(i, 1)`, threading `init` through
 /// both; returns the final state. Blocks give a row's keys (or a key's
 /// rows) independent dot products and one vector exp per step.
-SmallVector<Value> blockedLoop(OpBuilder &b, Location loc, Value lo, Value hi,
-                               ValueRange init, BlockBody body) {
-  Value block = index(b, loc, kKeyBlock);
+SmallVector<Value> blockedLoop(OpBuilder &b, Location loc, int64_t width,
+                               Value lo, Value hi, ValueRange init,
+                               BlockBody body) {
+  Value block = index(b, loc, width);
   Value span = arith::SubIOp::create(b, loc, hi, lo);
   Value blockedEnd = arith::AddIOp::create(
       b, loc, lo,
@@ -113,7 +112,9 @@ SmallVector<Value> blockedLoop(OpBuilder &b, Location loc, Value lo, Value hi,
         });
     return SmallVector<Value>(loop.getResults());
   };
-  SmallVector<Value> state = build(lo, blockedEnd, block, kKeyBlock, init);
+  if (width == 1)
+    return build(lo, hi, block, 1, init);
+  SmallVector<Value> state = build(lo, blockedEnd, block, width, init);
   return build(blockedEnd, hi, index(b, loc, 1), 1, state);
 }
 
@@ -138,8 +139,11 @@ struct AttentionProblem {
   Value group;
   Value scale;
   VectorType headVector, valueVector;
+  // Keys (or query rows) per step of the blocked loops.
+  int64_t blockWidth;
 
-  AttentionProblem(Location loc) : loc(loc) {}
+  AttentionProblem(Location loc, int64_t blockWidth)
+      : loc(loc), blockWidth(blockWidth) {}
 
   /// Reads row `row` of head `head` of a [B, H, S, D] tensor as f32.
   Value readRow(OpBuilder &b, Value tensor, Value batchIndex, Value head,
@@ -277,7 +281,7 @@ struct AttentionProblem {
     Value zeros = arith::ConstantOp::create(
         b, loc, valueVector, DenseElementsAttr::get(valueVector, 0.0f));
     SmallVector<Value> state = blockedLoop(
-        b, loc, index(b, loc, 0), keyCount(b, row),
+        b, loc, blockWidth, index(b, loc, 0), keyCount(b, row),
         ValueRange{lowest(b), f32Const(b, loc, 0.0), zeros},
         [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
           Value m = in[0], l = in[1], acc = in[2];
@@ -434,10 +438,11 @@ scf::ForallOp beginForall(OpBuilder &b, Location loc, ValueRange bounds,
   return forall;
 }
 
-LogicalResult lowerAttention(IRRewriter &rewriter, AttentionOp op) {
+LogicalResult lowerAttention(IRRewriter &rewriter, AttentionOp op,
+                             int64_t blockWidth) {
   Location loc = op.getLoc();
   rewriter.setInsertionPoint(op);
-  AttentionProblem p(loc);
+  AttentionProblem p(loc, blockWidth);
   if (failed(initProblem(rewriter, op, p, op.getQuery(), op.getKey(),
                          op.getValue(), op.getMask(), op.getCausal(),
                          op.getScale())))
@@ -465,10 +470,11 @@ LogicalResult lowerAttention(IRRewriter &rewriter, AttentionOp op) {
   return success();
 }
 
-LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op) {
+LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
+                                 int64_t blockWidth) {
   Location loc = op.getLoc();
   rewriter.setInsertionPoint(op);
-  AttentionProblem p(loc);
+  AttentionProblem p(loc, blockWidth);
   if (failed(initProblem(rewriter, op, p, op.getQuery(), op.getKey(),
                          op.getValue(), op.getMask(), op.getCausal(),
                          op.getScale())))
@@ -500,7 +506,7 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op) {
         DenseElementsAttr::get(p.headVector, 0.0f));
     // Keys in blocks: p = exp(s - m)/l and ds = p (g·v - δ) as vectors.
     SmallVector<Value> dqSum = blockedLoop(
-        rewriter, loc, index(rewriter, loc, 0), p.keyCount(rewriter, i),
+        rewriter, loc, p.blockWidth, index(rewriter, loc, 0), p.keyCount(rewriter, i),
         ValueRange{zeros},
         [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
           SmallVector<Value> keys, keyRows, scores, dps;
@@ -575,7 +581,7 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op) {
           // Query rows in blocks: their probabilities and score
           // gradients as vectors, from the statistics the rows stored.
           SmallVector<Value> rows = blockedLoop(
-              hb, loc, first, p.queryLength, headState,
+              hb, loc, p.blockWidth, first, p.queryLength, headState,
               [&](OpBuilder &nb, Value firstRow, int64_t width,
                   ValueRange in) {
                 SmallVector<Value> rowIndices, queries, gradRows, scores, maxes,
@@ -631,7 +637,15 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op) {
 
 struct ConvertKilnAttentionPass
     : kiln::impl::ConvertKilnAttentionPassBase<ConvertKilnAttentionPass> {
+  using ConvertKilnAttentionPassBase::ConvertKilnAttentionPassBase;
+
   void runOnOperation() final {
+    if (block < 1) {
+      getOperation()->emitError("convert-kiln-attention: block must be at "
+                                "least 1, found ")
+          << block;
+      return signalPassFailure();
+    }
     IRRewriter rewriter(&getContext());
     SmallVector<Operation *> ops;
     getOperation()->walk([&](Operation *op) {
@@ -641,8 +655,8 @@ struct ConvertKilnAttentionPass
     for (Operation *op : ops) {
       LogicalResult lowered =
           isa<AttentionOp>(op)
-              ? lowerAttention(rewriter, cast<AttentionOp>(op))
-              : lowerAttentionGrad(rewriter, cast<AttentionGradOp>(op));
+              ? lowerAttention(rewriter, cast<AttentionOp>(op), block)
+              : lowerAttentionGrad(rewriter, cast<AttentionGradOp>(op), block);
       if (failed(lowered))
         return signalPassFailure();
     }

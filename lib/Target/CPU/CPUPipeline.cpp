@@ -316,7 +316,8 @@ struct ApproximateMathPass
 } // namespace
 
 void mlir::kiln::buildKilnToLinalgStages(OpPassManager &pm,
-                                         ArrayRef<std::string> keep) {
+                                         ArrayRef<std::string> keep,
+                                         int64_t attentionBlock) {
   // Graph level.
   KilnDecomposePassOptions decompose;
   decompose.keep = llvm::to_vector(keep);
@@ -330,7 +331,9 @@ void mlir::kiln::buildKilnToLinalgStages(OpPassManager &pm,
   // function whose arguments will carry it.
   pm.addPass(createInlinerPass());
   // Kept attention ops become fused loop nests; the rest becomes linalg.
-  pm.addPass(createConvertKilnAttentionPass());
+  ConvertKilnAttentionPassOptions attention;
+  attention.block = attentionBlock;
+  pm.addPass(createConvertKilnAttentionPass(attention));
   pm.addPass(createConvertKilnToLinalgPass());
   pm.addPass(createKilnExternalizeParametersPass());
   pm.addPass(createCanonicalizerPass());

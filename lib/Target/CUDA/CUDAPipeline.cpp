@@ -1061,7 +1061,8 @@ struct DeviceMemoryPass
 
 void mlir::kiln::buildKilnCUDAKernelPipeline(
     OpPassManager &pm, const CUDAPipelineOptions &options) {
-  buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites));
+  buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites),
+                          options.attentionBlock);
   buildKilnBufferizeStages(pm);
   // Fused attention's row loops (scf.forall) join the other parallel loops.
   pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());

@@ -29,9 +29,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 void buildKilnCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
 /// The target-independent front of every backend: kiln-decompose (keeping
-/// the `keep` composites), inlining, convert-kiln-to-linalg, externalized
+/// the `keep` composites), inlining, convert-kiln-attention (`block` keys
+/// per step: `attentionBlock`), convert-kiln-to-linalg, externalized
 /// parameters and elementwise fusion.
-void buildKilnToLinalgStages(OpPassManager &pm, ArrayRef<std::string> keep);
+void buildKilnToLinalgStages(OpPassManager &pm, ArrayRef<std::string> keep,
+                             int64_t attentionBlock = 16);
 
 /// Parameter stores to in-place writes, empty-tensor elimination and
 /// one-shot bufferization with identity layouts at function boundaries.
