@@ -227,8 +227,9 @@ class Embedding(KilnTestCase):
 
 def attention_ref(q, k, v, mask=None, causal=False, scale=None):
     """softmax(q k^T * scale + mask) v with grouped-query heads (manual:
-    torch 1.13 has no F.scaled_dot_product_attention)."""
-    q, k, v = T(q), T(k), T(v)
+    torch 1.13 has no F.scaled_dot_product_attention). Arrays or tensors
+    (which autograd follows)."""
+    q, k, v = (x if torch.is_tensor(x) else T(x) for x in (q, k, v))
     rep = q.shape[1] // k.shape[1]
     k = k.repeat_interleave(rep, dim=1)
     v = v.repeat_interleave(rep, dim=1)
@@ -248,27 +249,34 @@ def attention_ref(q, k, v, mask=None, causal=False, scale=None):
 class Attention(KilnTestCase):
     PIPELINE = "--kiln-cpu-pipeline"
 
-    def check(self, qs, ks, vs, sig_q=None, sig_k=None, sig_v=None, mask_shape=None, causal=False,
-              scale=None, mask=None):
-        q, k, v = self.randn(*qs), self.randn(*ks), self.randn(*vs)
-        sig_q, sig_k, sig_v = sig_q or qs, sig_k or ks, sig_v or vs
-        rs = qs[:3] + (vs[3],)
-        sig_r = sig_q[:3] + (sig_v[3],)
-        args = [("q", ty(sig_q)), ("k", ty(sig_k)), ("v", ty(sig_v))]
-        inputs = [q, k, v]
-        types = f"{ty(sig_q)}, {ty(sig_k)}, {ty(sig_v)}"
+    def operands(self, named, mask_shape, mask, causal, scale):
+        """(arguments, operand types, attribute text, mask) of an attention
+        op over the `named` [(ssa name, signature shape)] operands, then
+        the optional mask (random unless given) and the attributes."""
+        args = [(n, ty(sig)) for n, sig in named]
+        types = ", ".join(t for _, t in args)
         attrs = ""
         if mask_shape is not None:
             if mask is None:
                 mask = self.randn(*mask_shape)
             args.append(("m", ty(mask_shape)))
-            inputs.append(mask)
             types += f", {ty(mask_shape)}"
             attrs += " mask %m"
         if causal:
             attrs += " causal"
         if scale is not None:
             attrs += f" scale = {scale:e}"
+        return args, types, attrs, mask
+
+    def check(self, qs, ks, vs, sig_q=None, sig_k=None, sig_v=None, mask_shape=None, causal=False,
+              scale=None, mask=None):
+        q, k, v = self.randn(*qs), self.randn(*ks), self.randn(*vs)
+        sig_q, sig_k, sig_v = sig_q or qs, sig_k or ks, sig_v or vs
+        rs = qs[:3] + (vs[3],)
+        sig_r = sig_q[:3] + (sig_v[3],)
+        args, types, attrs, mask = self.operands(
+            [("q", sig_q), ("k", sig_k), ("v", sig_v)], mask_shape, mask, causal, scale)
+        inputs = [q, k, v] + ([mask] if mask is not None else [])
         src = func("f", args, [f"%0 = kiln.attention %q, %k, %v{attrs} : ({types}) -> {ty(sig_r)}"],
                    [("0", ty(sig_r))])
         (o,) = run(src, "f", inputs, [(rs, np.float32)], self.PIPELINE)
@@ -345,22 +353,9 @@ class FusedAttention(Attention):
         rs = qs[:3] + (vs[3],)
         g = self.randn(*rs)
         sig = sig or (qs, ks, vs, rs)
-        names = ["q", "k", "v", "g"]
-        args = [(n, ty(t)) for n, t in zip(names, sig)]
-        inputs = [q, k, v, g]
-        types = ", ".join(ty(t) for t in sig)
-        attrs = ""
-        if mask_shape is not None:
-            if mask is None:
-                mask = self.randn(*mask_shape)
-            args.append(("m", ty(mask_shape)))
-            inputs.append(mask)
-            types += f", {ty(mask_shape)}"
-            attrs += " mask %m"
-        if causal:
-            attrs += " causal"
-        if scale is not None:
-            attrs += f" scale = {scale:e}"
+        args, types, attrs, mask = self.operands(list(zip("qkvg", sig)), mask_shape, mask,
+                                                 causal, scale)
+        inputs = [q, k, v, g] + ([mask] if mask is not None else [])
         results = f"{ty(sig[0])}, {ty(sig[1])}, {ty(sig[2])}"
         src = func("f", args,
                    [f"%0:3 = kiln.attention_grad %q, %k, %v, %g{attrs} : ({types}) -> ({results})"],
@@ -368,18 +363,7 @@ class FusedAttention(Attention):
         dq, dk, dv = run(src, "f", inputs, [(qs, np.float32), (ks, np.float32), (vs, np.float32)],
                          self.PIPELINE)
         tq, tk, tv = (T(a).clone().requires_grad_() for a in (q, k, v))
-        rep = qs[1] // ks[1]
-        kk, vv = tk.repeat_interleave(rep, dim=1), tv.repeat_interleave(rep, dim=1)
-        sc = 1.0 / math.sqrt(qs[-1]) if scale is None else scale
-        sco = tq @ kk.transpose(-1, -2) * sc
-        if mask is not None:
-            sco = sco + T(mask)
-        if causal:
-            sq, sk = sco.shape[-2], sco.shape[-1]
-            keep = torch.ones(sq, sk, dtype=torch.bool).tril(diagonal=sk - sq)
-            lowest = torch.finfo(torch.float32).min
-            sco = torch.where(keep, sco, torch.full_like(sco, lowest))
-        (torch.softmax(sco, -1) @ vv).backward(T(g))
+        attention_ref(tq, tk, tv, mask, causal, scale).backward(T(g))
         for name, got, want in (("dq", dq, tq.grad), ("dk", dk, tk.grad), ("dv", dv, tv.grad)):
             self.close(got, want, 1e-4, 1e-5, msg=name)
 

@@ -413,27 +413,30 @@ def check_gpt2_tiny(checker, bundle, device):
         checker.record(ok, f"gpt2-tiny logits [{batch}x{seq}] ({note})")
 
 
-def check_gpt2_tiny_train(checker, bundle, device):
+def train_both(checker, bundle, device, name, forward):
+    """TRAIN_STEPS AdamW train_steps of the bundle's artifact `name` (with
+    test_training's seed-3 weights) and of torch, `forward(params, ids,
+    cfg)` giving the logits, on the same batch. Returns (weights, kiln's
+    losses and norms, kiln's saved state, torch's params, optimizer, losses
+    and norms), or None after recording a failed run."""
     import torch
     import torch.nn.functional as F
-    from test_training import gpt2_forward
-    artifact, cfg, weights = gpt2_tiny_artifact(bundle, "gpt2-tiny-train.kiln", seed=3)
+    artifact, cfg, weights = gpt2_tiny_artifact(bundle, name, seed=3)
+    label = os.path.splitext(name)[0].replace("-train", "") + " train_step"
     tokens = np.random.default_rng(7).integers(0, cfg["vocab_size"], (TRAIN_BATCH, TRAIN_SEQ + 1))
     inputs = [("input_ids", tokens[:, :-1].astype(np.int64)),
               ("targets", tokens[:, 1:].astype(np.int64)),
               ("lr", np.array(TRAIN_LR, dtype=np.float32))]
-    checkpoint = os.path.join(checker.work, "after.safetensors")
+    checkpoint = os.path.join(checker.work, f"after-{name}.safetensors")
     try:
         _, stdout = checker.run(artifact, "train_step", inputs,
                                 ["--repeat", str(TRAIN_STEPS), "--save-parameters", checkpoint])
     except RuntimeError as error:
-        checker.record(False, f"gpt2-tiny train_step: kiln run failed: {error}")
-        return
+        checker.record(False, f"{label}: kiln run failed: {error}")
+        return None
     got = {"loss": [], "grad_norm": []}
-    for name, value in re.findall(r"\] (loss|grad_norm): F32 \[\] = (\S+)", stdout):
-        got[name].append(float(value))
-    state = load_safetensors(checkpoint)
-
+    for key, value in re.findall(r"\] (loss|grad_norm): F32 \[\] = (\S+)", stdout):
+        got[key].append(float(value))
     params = {k: torch.tensor(v, device=device, requires_grad=True) for k, v in weights.items()}
     opt = torch.optim.AdamW([{"params": [p for p in params.values() if p.dim() >= 2], "weight_decay": 0.1},
                              {"params": [p for p in params.values() if p.dim() < 2], "weight_decay": 0.0}],
@@ -443,12 +446,21 @@ def check_gpt2_tiny_train(checker, bundle, device):
     losses, norms = [], []
     for _ in range(TRAIN_STEPS):
         opt.zero_grad()
-        loss = F.cross_entropy(gpt2_forward(params, ids, cfg).reshape(-1, cfg["vocab_size"]),
+        loss = F.cross_entropy(forward(params, ids, cfg).reshape(-1, cfg["vocab_size"]),
                                targets.reshape(-1))
         loss.backward()
         norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)))
         opt.step()
         losses.append(float(loss))
+    return weights, got, load_safetensors(checkpoint), params, opt, losses, norms
+
+
+def check_gpt2_tiny_train(checker, bundle, device):
+    from test_training import gpt2_forward
+    trained = train_both(checker, bundle, device, "gpt2-tiny-train.kiln", gpt2_forward)
+    if trained is None:
+        return
+    weights, got, state, params, opt, losses, norms = trained
     ok = (len(got["loss"]) == TRAIN_STEPS and np.allclose(got["loss"], losses, rtol=1e-5)
           and np.allclose(got["grad_norm"], norms, rtol=1e-4))
     checker.record(ok, f"gpt2-tiny train_step x{TRAIN_STEPS}: losses kiln {got['loss']} torch "
@@ -504,40 +516,13 @@ def check_gpt2_tiny_bf16_train(checker, bundle, device):
     tolerances: losses rtol 1e-4, grad norms 3e-3, at most 2% of the update
     elements off by more than 1e-4."""
     import torch
-    import torch.nn.functional as F
     from test_mixed_precision import (LOSS_RTOL, NORM_RTOL, UPDATE_ATOL, UPDATE_OUTLIERS,
                                       gpt2_mixed)
-    artifact, cfg, weights = gpt2_tiny_artifact(bundle, "gpt2-tiny-bf16-train.kiln", seed=3)
-    tokens = np.random.default_rng(7).integers(0, cfg["vocab_size"], (TRAIN_BATCH, TRAIN_SEQ + 1))
-    inputs = [("input_ids", tokens[:, :-1].astype(np.int64)),
-              ("targets", tokens[:, 1:].astype(np.int64)),
-              ("lr", np.array(TRAIN_LR, dtype=np.float32))]
-    checkpoint = os.path.join(checker.work, "after-bf16.safetensors")
-    try:
-        _, stdout = checker.run(artifact, "train_step", inputs,
-                                ["--repeat", str(TRAIN_STEPS), "--save-parameters", checkpoint])
-    except RuntimeError as error:
-        checker.record(False, f"gpt2-tiny bf16 train_step: kiln run failed: {error}")
+    trained = train_both(checker, bundle, device, "gpt2-tiny-bf16-train.kiln",
+                         lambda p, i, c: gpt2_mixed(p, i, c, torch.bfloat16, fused_attention=True))
+    if trained is None:
         return
-    got = {"loss": [], "grad_norm": []}
-    for name, value in re.findall(r"\] (loss|grad_norm): F32 \[\] = (\S+)", stdout):
-        got[name].append(float(value))
-    state = load_safetensors(checkpoint)
-    params = {k: torch.tensor(v, device=device, requires_grad=True) for k, v in weights.items()}
-    opt = torch.optim.AdamW([{"params": [p for p in params.values() if p.dim() >= 2], "weight_decay": 0.1},
-                             {"params": [p for p in params.values() if p.dim() < 2], "weight_decay": 0.0}],
-                            lr=TRAIN_LR, betas=(0.9, 0.999), eps=1e-8)
-    ids = torch.from_numpy(inputs[0][1]).to(device)
-    targets = torch.from_numpy(inputs[1][1]).to(device)
-    losses, norms = [], []
-    for _ in range(TRAIN_STEPS):
-        opt.zero_grad()
-        logits = gpt2_mixed(params, ids, cfg, torch.bfloat16, fused_attention=True)
-        loss = F.cross_entropy(logits.reshape(-1, cfg["vocab_size"]), targets.reshape(-1))
-        loss.backward()
-        norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)))
-        opt.step()
-        losses.append(float(loss))
+    weights, got, state, params, _, losses, norms = trained
     ok = (len(got["loss"]) == TRAIN_STEPS and np.allclose(got["loss"], losses, rtol=LOSS_RTOL, atol=0)
           and np.allclose(got["grad_norm"], norms, rtol=NORM_RTOL, atol=0))
     checker.record(ok, f"gpt2-tiny bf16 train_step x{TRAIN_STEPS}: losses kiln {got['loss']} torch "

@@ -362,6 +362,20 @@ LogicalResult initProblem(OpBuilder &b, Operation *op, AttentionProblem &p,
   return success();
 }
 
+/// The problem of kiln.attention or kiln.attention_grad (same operands and
+/// attributes), with the rewriter placed before `op`.
+template <typename OpTy>
+FailureOr<AttentionProblem> problemOf(IRRewriter &rewriter, OpTy op,
+                                      int64_t blockWidth) {
+  rewriter.setInsertionPoint(op);
+  AttentionProblem p(op.getLoc(), blockWidth);
+  if (failed(initProblem(rewriter, op, p, op.getQuery(), op.getKey(),
+                         op.getValue(), op.getMask(), op.getCausal(),
+                         op.getScale())))
+    return failure();
+  return p;
+}
+
 /// An empty tensor shaped like `like` (dynamic sizes from it), of `element`.
 Value emptyLike(OpBuilder &b, Location loc, Value like, Type element) {
   auto type = tensorType(like);
@@ -441,12 +455,10 @@ scf::ForallOp beginForall(OpBuilder &b, Location loc, ValueRange bounds,
 LogicalResult lowerAttention(IRRewriter &rewriter, AttentionOp op,
                              int64_t blockWidth) {
   Location loc = op.getLoc();
-  rewriter.setInsertionPoint(op);
-  AttentionProblem p(loc, blockWidth);
-  if (failed(initProblem(rewriter, op, p, op.getQuery(), op.getKey(),
-                         op.getValue(), op.getMask(), op.getCausal(),
-                         op.getScale())))
+  FailureOr<AttentionProblem> problem = problemOf(rewriter, op, blockWidth);
+  if (failed(problem))
     return failure();
+  const AttentionProblem &p = *problem;
   // [B, H, Sq] from the query, the static value dim.
   auto resultType = tensorType(op.getResult());
   SmallVector<Value> sizes;
@@ -473,12 +485,10 @@ LogicalResult lowerAttention(IRRewriter &rewriter, AttentionOp op,
 LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
                                  int64_t blockWidth) {
   Location loc = op.getLoc();
-  rewriter.setInsertionPoint(op);
-  AttentionProblem p(loc, blockWidth);
-  if (failed(initProblem(rewriter, op, p, op.getQuery(), op.getKey(),
-                         op.getValue(), op.getMask(), op.getCausal(),
-                         op.getScale())))
+  FailureOr<AttentionProblem> problem = problemOf(rewriter, op, blockWidth);
+  if (failed(problem))
     return failure();
+  const AttentionProblem &p = *problem;
   Value grad = op.getGrad();
 
   // Query rows: dq, and the statistics the key rows need.
