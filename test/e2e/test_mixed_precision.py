@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from kiln_artifacts import MODELS, compile_artifact, load_safetensors, report, run_artifact, save_safetensors
-from test_training import model_weights, run_train_steps
+from test_training import model_weights, run_train_steps, train_inputs
 
 LOGITS_ATOL = 2 ** -7          # one bf16 ulp in [1, 2)
 LOGITS_MEAN_ATOL = 1e-4
@@ -216,10 +216,7 @@ class GPT2TinyBF16TrainStep(unittest.TestCase):
             self.assertEqual(manifest["compile_options"]["dtype"], "bf16")
             # Master weights and optimizer state are f32.
             self.assertEqual({p["dtype"] for p in manifest["parameters"]}, {"F32"})
-            tokens = np.random.default_rng(7).integers(0, cfg["vocab_size"], (self.BATCH, self.SEQ + 1))
-            inputs = {"input_ids": tokens[:, :-1].astype(np.int64),
-                      "targets": tokens[:, 1:].astype(np.int64),
-                      "lr": np.array(self.LR, dtype=np.float32)}
+            inputs = train_inputs(cfg, self.BATCH, self.SEQ, self.LR)
             checkpoint = os.path.join(tmp, "after.safetensors")
             got = run_train_steps(artifact, inputs, self.STEPS, tmp, checkpoint)
             state = load_safetensors(checkpoint)

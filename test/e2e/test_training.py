@@ -85,6 +85,15 @@ def model_weights(manifest, seed):
     return weights
 
 
+def train_inputs(cfg, batch, seq, lr):
+    """train_step's inputs: a random [batch, seq + 1] token window split
+    into input_ids and next-token targets, and the learning rate."""
+    tokens = np.random.default_rng(7).integers(0, cfg["vocab_size"], (batch, seq + 1))
+    return {"input_ids": tokens[:, :-1].astype(np.int64),
+            "targets": tokens[:, 1:].astype(np.int64),
+            "lr": np.array(lr, dtype=np.float32)}
+
+
 def run_train_steps(artifact, inputs, steps, work, checkpoint):
     args = [KILN, "run", artifact, "--entry", "train_step", "--repeat", str(steps),
             "--save-parameters", checkpoint]
@@ -120,10 +129,7 @@ class GPT2TinyTrainStep(unittest.TestCase):
                                         extra=flags)
             names = [e["name"] for e in manifest["entry_points"]]
             self.assertEqual(sorted(names), ["eval_step", "forward", "train_step"])
-            tokens = np.random.default_rng(7).integers(0, cfg["vocab_size"], (self.BATCH, self.SEQ + 1))
-            inputs = {"input_ids": tokens[:, :-1].astype(np.int64),
-                      "targets": tokens[:, 1:].astype(np.int64),
-                      "lr": np.array(self.LR, dtype=np.float32)}
+            inputs = train_inputs(cfg, self.BATCH, self.SEQ, self.LR)
             checkpoint = os.path.join(tmp, "after.safetensors")
             got = run_train_steps(artifact, inputs, self.STEPS, tmp, checkpoint)
             state = load_safetensors(checkpoint)
