@@ -48,3 +48,20 @@ func.func @loss(%x: tensor<1x2x4x8xf32> {kiln.name = "x"}) -> tensor<f32> {
   %l = kiln.reduce mean %a axes = [0, 1, 2, 3] : (tensor<1x2x4x8xf32>) -> tensor<f32>
   return %l : tensor<f32>
 }
+
+// -----
+
+// A dynamic head dim has no fused lowering: decomposed even when kept.
+
+// FUSED-LABEL: func.func @loss_grad
+// FUSED-NOT: kiln.attention_grad
+// FUSED: kiln.exp
+kiln.parameter @w : tensor<1x2x4x3xf32> init normal std = 1.000000e-01 trainable
+func.func @loss(%x: tensor<1x2x4x?xf32> {kiln.name = "x"}) -> tensor<f32> {
+  %w = kiln.read_param @w : tensor<1x2x4x3xf32>
+  %t = kiln.reduce sum %w axes = [0, 1, 2, 3] : (tensor<1x2x4x3xf32>) -> tensor<f32>
+  %y = kiln.mul %x, %t : (tensor<1x2x4x?xf32>, tensor<f32>) -> tensor<1x2x4x?xf32>
+  %a = kiln.attention %y, %y, %y : (tensor<1x2x4x?xf32>, tensor<1x2x4x?xf32>, tensor<1x2x4x?xf32>) -> tensor<1x2x4x?xf32>
+  %l = kiln.reduce sum %a axes = [0, 1, 2, 3] : (tensor<1x2x4x?xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}

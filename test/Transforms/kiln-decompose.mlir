@@ -22,6 +22,10 @@
 // KEEP-LABEL: func.func @attention_gqa_causal
 // KEEP: kiln.attention {{.*}} causal
 // KEEP-NOT: kiln.causal_mask
+// A dynamic head dim has no fused lowering: decomposed even when kept.
+// KEEP-LABEL: func.func @attention_dynamic_dim
+// KEEP-NOT: kiln.attention
+// KEEP: kiln.matmul
 // KEEP-LABEL: func.func @rope_default
 // KEEP-NOT: kiln.rope
 // KEEP: kiln.cos

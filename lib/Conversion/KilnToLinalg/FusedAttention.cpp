@@ -341,7 +341,8 @@ LogicalResult initProblem(OpBuilder &b, Operation *op, AttentionProblem &p,
     return op->emitOpError("needs static head dims for the fused lowering, "
                            "found query ")
            << qType << " and value " << vType
-           << " (leave kiln.attention out of keep= to decompose it)";
+           << " (decompose it: kiln-compile --attention decomposed, or "
+              "kiln.attention left out of keep=)";
   int64_t heads = qType.getDimSize(1), kvHeads = kType.getDimSize(1);
   if (kvHeads != 1 && heads != kvHeads &&
       (ShapedType::isDynamic(heads) || ShapedType::isDynamic(kvHeads)))

@@ -107,6 +107,7 @@ bool usesOwnRule(Operation *op, const llvm::StringSet<> &keep) {
     return false;
   if (auto attention = dyn_cast<AttentionOp>(op))
     return keep.contains(op->getName().getStringRef()) &&
+           attention.hasFusedLowering() &&
            (!attention.getMask() || !mayBeActive(attention.getMask()));
   return true;
 }

@@ -17,7 +17,8 @@ def KilnDecomposePass : Pass<"kiln-decompose", "mlir::func::FuncOp"> {
     (matmul, elementwise math, reductions, shape ops). Decompositions may
     produce further composites (attention produces softmax); those are
     decomposed in turn. Ops named in `keep` stay whole, for backends with
-    fused kernels for them.
+    fused kernels for them; a kept `kiln.attention` the fused lowering
+    cannot take (a dynamic head dim) is decomposed all the same.
 
     ```
     kiln-opt --kiln-decompose='keep=kiln.attention,kiln.layer_norm' model.mlir
