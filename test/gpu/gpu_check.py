@@ -94,6 +94,31 @@ def attention_reference(q, k, v):
     return torch.softmax(s, -1) @ v
 
 
+def rope_reference(x, theta=10000.0):
+    """Hugging Face LLaMA's rotary embedding (rotate_half form)."""
+    import torch
+    d, s = x.shape[-1], x.shape[-2]
+    inv = 1.0 / (theta ** (torch.arange(0, d, 2, device=x.device).float() / d))
+    freqs = torch.arange(s, device=x.device).float()[:, None] * inv
+    emb = torch.cat((freqs, freqs), -1)
+    rotated = torch.cat((-x[..., d // 2:], x[..., : d // 2]), -1)
+    return x * emb.cos() + rotated * emb.sin()
+
+
+def recurrent_reference(x, h, c, gw, gu, gb, gc, lw, lu, lb, lc):
+    """torch.nn.GRUCell and LSTMCell with the given weights."""
+    import torch
+    gru = torch.nn.GRUCell(x.shape[1], h.shape[1]).to(x.device)
+    lstm = torch.nn.LSTMCell(x.shape[1], h.shape[1]).to(x.device)
+    with torch.no_grad():
+        for module, tensors in ((gru, (gw, gu, gb, gc)), (lstm, (lw, lu, lb, lc))):
+            for param, value in zip((module.weight_ih, module.weight_hh, module.bias_ih,
+                                     module.bias_hh), tensors):
+                param.copy_(value)
+        h2, c2 = lstm(x, (h, c))
+        return [gru(x, h), h2, c2]
+
+
 def attention_gradients(q, k, v, g):
     q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
     attention_reference(q, k, v).backward(g)
@@ -235,6 +260,107 @@ def cases():
              lambda r: [randn(r, 1, 4, 17, 32), randn(r, 1, 2, 23, 32), randn(r, 1, 2, 23, 32),
                         randn(r, 1, 4, 17, 32)],
              attention_gradients, tol=CONTRACTION),
+        # The remaining primitives and composites, so every op runs once.
+        Case("binary_more", [("a", t129), ("b", t129)],
+             [f"%0 = kiln.max %a, %b : ({t129}, {t129}) -> {t129}",
+              f"%1 = kiln.min %a, %b : ({t129}, {t129}) -> {t129}",
+              f"%p = kiln.abs %a : {t129}",
+              f"%2 = kiln.pow %p, %b : ({t129}, {t129}) -> {t129}"],
+             [("0", t129), ("1", t129), ("2", t129)],
+             lambda r: [randn(r, 3, 129), randn(r, 3, 129, scale=0.5)],
+             lambda a, b: [torch.maximum(a, b), torch.minimum(a, b), a.abs() ** b],
+             tol=(1e-4, 1e-5)),
+        Case("unary_more", [("x", t129)],
+             [f"%a = kiln.abs %x : {t129}", f"%0 = kiln.neg %x : {t129}",
+              f"%1 = kiln.log %a : {t129}", f"%2 = kiln.erf %x : {t129}",
+              f"%3 = kiln.sin %x : {t129}", f"%4 = kiln.cos %x : {t129}",
+              f"%5 = kiln.sqrt %a : {t129}", f"%6 = kiln.rsqrt %a : {t129}",
+              f"%7 = kiln.sigmoid %x : {t129}", f"%8 = kiln.silu %x : {t129}"],
+             [(str(i), t129) for i in range(9)],
+             lambda r: [randn(r, 3, 129, scale=2.0) + 0.01],
+             lambda x: [-x, x.abs().log(), torch.erf(x), x.sin(), x.cos(), x.abs().sqrt(),
+                        x.abs().rsqrt(), torch.sigmoid(x), F.silu(x)],
+             tol=(1e-4, 1e-5)),
+        Case("norms", [("x", ty((4, 96))), ("w", ty((96,)))],
+             [f"%0 = kiln.rms_norm %x, %w eps = 1.000000e-06 : ({ty((4, 96))}, {ty((96,))}) -> {ty((4, 96))}",
+              f"%1 = kiln.log_softmax %x axis = -1 : ({ty((4, 96))}) -> {ty((4, 96))}"],
+             [("0", ty((4, 96))), ("1", ty((4, 96)))],
+             lambda r: [randn(r, 4, 96), 1.0 + randn(r, 96, scale=0.1)],
+             lambda x, w: [x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w,
+                           torch.log_softmax(x, -1)], tol=(1e-4, 1e-5)),
+        Case("linear_rope", [("x", ty((2, 7, 16))), ("w", ty((24, 16))), ("b", ty((24,))),
+                             ("h", ty((1, 2, 7, 8)))],
+             [f"%0 = kiln.linear %x, %w bias %b : ({ty((2, 7, 16))}, {ty((24, 16))}, {ty((24,))}) -> {ty((2, 7, 24))}",
+              f"%1 = kiln.rope %h theta = 1.000000e+04 : ({ty((1, 2, 7, 8))}) -> {ty((1, 2, 7, 8))}"],
+             [("0", ty((2, 7, 24))), ("1", ty((1, 2, 7, 8)))],
+             lambda r: [randn(r, 2, 7, 16), randn(r, 24, 16), randn(r, 24), randn(r, 1, 2, 7, 8)],
+             lambda x, w, b, h: [F.linear(x, w, b), rope_reference(h)], tol=CONTRACTION),
+        Case("conv_pool", [("x", ty((2, 3, 12, 12))), ("w", ty((5, 3, 3, 3))), ("b", ty((5,)))],
+             [f"%c = kiln.conv2d %x, %w bias %b stride = [1, 1] padding = [1, 1] dilation = [1, 1] "
+              f"groups = 1 : ({ty((2, 3, 12, 12))}, {ty((5, 3, 3, 3))}, {ty((5,))}) -> {ty((2, 5, 12, 12))}",
+              f"%0 = kiln.max_pool2d %c kernel = [2, 2] stride = [2, 2] padding = [0, 0] : "
+              f"({ty((2, 5, 12, 12))}) -> {ty((2, 5, 6, 6))}",
+              f"%1 = kiln.avg_pool2d %c kernel = [3, 3] stride = [2, 2] padding = [1, 1] : "
+              f"({ty((2, 5, 12, 12))}) -> {ty((2, 5, 6, 6))}"],
+             [("0", ty((2, 5, 6, 6))), ("1", ty((2, 5, 6, 6)))],
+             lambda r: [randn(r, 2, 3, 12, 12), randn(r, 5, 3, 3, 3), randn(r, 5)],
+             lambda x, w, b: [F.max_pool2d(F.conv2d(x, w, b, padding=1), 2),
+                              F.avg_pool2d(F.conv2d(x, w, b, padding=1), 3, 2, 1)],
+             tol=CONTRACTION),
+        Case("recurrent", [("x", ty((3, 5))), ("h", ty((3, 4))), ("c", ty((3, 4))),
+                           ("gw", ty((12, 5))), ("gu", ty((12, 4))), ("gb", ty((12,))), ("gc", ty((12,))),
+                           ("lw", ty((16, 5))), ("lu", ty((16, 4))), ("lb", ty((16,))), ("lc", ty((16,)))],
+             [f"%0 = kiln.gru_cell %x, %h, %gw, %gu, %gb, %gc : ({ty((3, 5))}, {ty((3, 4))}, "
+              f"{ty((12, 5))}, {ty((12, 4))}, {ty((12,))}, {ty((12,))}) -> {ty((3, 4))}",
+              f"%1, %2 = kiln.lstm_cell %x, %h, %c, %lw, %lu, %lb, %lc : ({ty((3, 5))}, {ty((3, 4))}, "
+              f"{ty((3, 4))}, {ty((16, 5))}, {ty((16, 4))}, {ty((16,))}, {ty((16,))}) -> "
+              f"({ty((3, 4))}, {ty((3, 4))})"],
+             [("0", ty((3, 4))), ("1", ty((3, 4))), ("2", ty((3, 4)))],
+             lambda r: [randn(r, 3, 5), randn(r, 3, 4), randn(r, 3, 4),
+                        randn(r, 12, 5), randn(r, 12, 4), randn(r, 12), randn(r, 12),
+                        randn(r, 16, 5), randn(r, 16, 4), randn(r, 16), randn(r, 16)],
+             recurrent_reference, tol=CONTRACTION),
+        Case("index_ops", [("t", ty((7, 4))), ("i", ty((2, 3), "i64")), ("x", ty((3, 5))),
+                           ("u", ty((3, 4))), ("n", ty((4,), "i64"))],
+             [f"%0 = kiln.gather %t[%i] axis = 0 : ({ty((7, 4))}, {ty((2, 3), 'i64')}) -> {ty((2, 3, 4))}",
+              f"%1 = kiln.scatter_add %x[%n], %u axis = 1 : ({ty((3, 5))}, {ty((4,), 'i64')}, "
+              f"{ty((3, 4))}) -> {ty((3, 5))}",
+              f"%io = kiln.iota () dim = 1 : {ty((3, 4), 'i64')}",
+              f"%ic = kiln.cast %io : {ty((3, 4), 'i64')} -> {ty((3, 4))}",
+              f"%2 = kiln.pad %u low = [1, 0] high = [0, 2] value = 1.500000e+00 : ({ty((3, 4))}) -> {ty((4, 6))}",
+              f"%r = kiln.reshape %x : {ty((3, 5))} -> {ty((15,))}",
+              f"%3 = kiln.broadcast_to %r () : {ty((15,))} -> {ty((2, 15))}"],
+             [("0", ty((2, 3, 4))), ("1", ty((3, 5))), ("ic", ty((3, 4))), ("2", ty((4, 6))),
+              ("3", ty((2, 15)))],
+             lambda r: [randn(r, 7, 4), r.integers(0, 7, (2, 3)).astype(np.int64), randn(r, 3, 5),
+                        randn(r, 3, 4), np.array([4, 0, 4, 2], np.int64)],
+             lambda t, i, x, u, n: [t[i], x.index_add(1, n, u),
+                                    torch.arange(4, device=x.device).float().expand(3, 4),
+                                    F.pad(u, (0, 2, 1, 0), value=1.5), x.reshape(15).expand(2, 15)],
+             tol=(1e-6, 1e-6)),
+        Case("masks", [("ids", ty((2, 5), "i64"))],
+             [f"%0 = kiln.padding_mask %ids : {ty((2, 5), 'i64')} -> {ty((2, 1, 1, 5))}",
+              f"%m = kiln.causal_mask () : {ty((3, 5), 'i1')}",
+              "%z = kiln.constant dense<0.000000e+00> : tensor<f32>",
+              "%o = kiln.constant dense<1.000000e+00> : tensor<f32>",
+              f"%1 = kiln.select %m, %o, %z : ({ty((3, 5), 'i1')}, tensor<f32>, tensor<f32>) -> {ty((3, 5))}"],
+             [("0", ty((2, 1, 1, 5))), ("1", ty((3, 5)))],
+             lambda r: [np.array([[1, 2, 3, 0, 0], [4, 5, 0, 0, 0]], np.int64)],
+             lambda ids: [torch.where(ids != 0, 0.0, torch.finfo(torch.float32).min)
+                          .float()[:, None, None, :],
+                          torch.ones(3, 5, device=ids.device).tril(diagonal=2)],
+             tol=(0.0, 0.0)),
+        Case("losses", [("a", ty((4, 9))), ("b", ty((4, 9)))],
+             [f"%0 = kiln.mse %a, %b reduction = mean : ({ty((4, 9))}, {ty((4, 9))}) -> tensor<f32>",
+              f"%i = kiln.log_softmax %a axis = -1 : ({ty((4, 9))}) -> {ty((4, 9))}",
+              f"%t = kiln.softmax %b axis = -1 : ({ty((4, 9))}) -> {ty((4, 9))}",
+              f"%1 = kiln.kl_div %i, %t reduction = batchmean : ({ty((4, 9))}, {ty((4, 9))}) -> tensor<f32>"],
+             [("0", ty(())), ("1", ty(()))],
+             lambda r: [randn(r, 4, 9), randn(r, 4, 9)],
+             lambda a, b: [F.mse_loss(a, b),
+                           F.kl_div(torch.log_softmax(a, -1), torch.softmax(b, -1),
+                                    reduction="batchmean")],
+             tol=(1e-5, 1e-6)),
         Case("cross_entropy", [("l", ty((None, None, 33))), ("t", ty((None, None), "i64"))],
              [f"%0 = kiln.cross_entropy %l, %t reduction = mean : ({ty((None, None, 33))}, "
               f"{ty((None, None), 'i64')}) -> tensor<f32>"],
