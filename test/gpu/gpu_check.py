@@ -119,6 +119,26 @@ def recurrent_reference(x, h, c, gw, gu, gb, gc, lw, lu, lb, lc):
         return [gru(x, h), h2, c2]
 
 
+def random_reference(seed, x):
+    """kiln.random_uniform (element i: the top 24 bits of
+    mix64(mix64(seed) + i), scaled to [0, 1)) and dropout p = 0.3 on it
+    (kept where u >= p, scaled by 1 / (1 - p)), in numpy uint64."""
+    def mix64(z):
+        z = z ^ (z >> np.uint64(30))
+        z = z * np.uint64(0xbf58476d1ce4e5b9)
+        z = z ^ (z >> np.uint64(27))
+        z = z * np.uint64(0x94d049bb133111eb)
+        return z ^ (z >> np.uint64(31))
+
+    x = x.cpu().numpy()
+    with np.errstate(over="ignore"):
+        key = mix64(np.array(int(seed.cpu()), np.int64).astype(np.uint64))
+        bits = mix64(key + np.arange(x.size, dtype=np.uint64))
+    u = ((bits >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)).reshape(x.shape)
+    kept = np.where(u >= np.float32(0.3), x * np.float32(1.0 / 0.7), np.float32(0.0))
+    return [u, kept.astype(np.float32)]
+
+
 def attention_gradients(q, k, v, g):
     q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
     attention_reference(q, k, v).backward(g)
@@ -361,6 +381,14 @@ def cases():
                            F.kl_div(torch.log_softmax(a, -1), torch.softmax(b, -1),
                                     reduction="batchmean")],
              tol=(1e-5, 1e-6)),
+        # The counter-based generator must give the same bits everywhere:
+        # against a numpy copy of it (exact), and dropout built on it.
+        Case("random", [("s", ty((), "i64")), ("x", ty((33, 65)))],
+             [f"%0 = kiln.random_uniform %s () : ({ty((), 'i64')}) -> {ty((33, 65))}",
+              f"%1 = kiln.dropout %x, %s p = 3.000000e-01 : ({ty((33, 65))}, {ty((), 'i64')}) -> {ty((33, 65))}"],
+             [("0", ty((33, 65))), ("1", ty((33, 65)))],
+             lambda r: [np.array(1234567, np.int64), randn(r, 33, 65)],
+             random_reference, tol=(2.4e-7, 0.0)),
         Case("cross_entropy", [("l", ty((None, None, 33))), ("t", ty((None, None), "i64"))],
              [f"%0 = kiln.cross_entropy %l, %t reduction = mean : ({ty((None, None, 33))}, "
               f"{ty((None, None), 'i64')}) -> tensor<f32>"],
