@@ -1070,15 +1070,18 @@ struct RandomUniformOpPattern : OpConversionPattern<RandomUniformOp> {
     auto type = op.getType();
     SmallVector<OpFoldResult> sizes =
         generatorSizes(rewriter, type, adaptor.getDynamicSizes());
-    Value seed = tensor::ExtractOp::create(rewriter, loc, adaptor.getSeed(),
-                                           ValueRange{});
     SmallVector<Value> sizeValues;
     for (OpFoldResult size : sizes)
       sizeValues.push_back(getValueOrCreateConstantIndexOp(rewriter, loc, size));
     Type elementType = type.getElementType();
+    // The seed is an input of the generic (read in its body), so no
+    // backend reads it outside the loop (on CUDA that would be the host).
+    AffineMap seedMap = AffineMap::get(type.getRank(), 0, {}, op.getContext());
     Value result = buildIndexed(
-        rewriter, loc, type, sizes, {}, {},
-        [&](OpBuilder &b, Location l, ValueRange ivs, ValueRange) -> Value {
+        rewriter, loc, type, sizes, ValueRange{adaptor.getSeed()}, {seedMap},
+        [&](OpBuilder &b, Location l, ValueRange ivs,
+            ValueRange inputs) -> Value {
+          Value seed = inputs[0];
           // Row-major linear index, then mix(seed_key + index): the value
           // at index i depends only on (seed, i).
           Value linear = indexConstant(b, l, 0);
