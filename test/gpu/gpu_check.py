@@ -442,6 +442,13 @@ def prepare(args):
                              "--weight-decay", "0.1"])
     if args.no_bench:
         return
+    # The attention goal's shape: bf16, sequence 4096, head dim 128 (inputs
+    # and output f32 in the signature, since .npy has no bf16).
+    attention = os.path.join(bundle, "attention-bench.mlir")
+    with open(attention, "w") as f:
+        f.write(attention_bench_mlir())
+    compile_artifact(args.kiln_compile, attention, os.path.join(artifacts, "attention-4096.kiln"),
+                     args.arch)
     small = os.path.join(artifacts, "gpt2-small.kiln")
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-small.json"), small, args.arch)
     # 498 MB of weights do not travel: the run writes random ones.
@@ -694,6 +701,62 @@ def check_gpt2_tiny_bf16_train(checker, bundle, device):
                    f"state: {f32}")
 
 
+ATTENTION_BENCH = (1, 16, 4096, 128)   # batch, heads, sequence, head dim
+
+
+def attention_bench_mlir():
+    f, b = ty(ATTENTION_BENCH), ty(ATTENTION_BENCH, "bf16")
+    names = ", ".join(f'%{n}: {f} {{kiln.name = "{n}"}}' for n in "qkv")
+    return (f"func.func @forward({names}) -> ({f} {{kiln.name = \"o\"}}) {{\n"
+            + "".join(f"  %{n}b = kiln.cast %{n} : {f} -> {b}\n" for n in "qkv")
+            + f"  %a = kiln.attention %qb, %kb, %vb : ({b}, {b}, {b}) -> {b}\n"
+            + f"  %o = kiln.cast %a : {b} -> {f}\n  return %o : {f}\n}}\n")
+
+
+def bench_attention(checker, bundle, device, iters, peak_bf16_tflops, synchronize):
+    """The issue's attention goal: bf16 forward at sequence 4096, head dim
+    128 (16 heads, no mask), kiln bench (which also counts the four f32<->bf16
+    casts the signature needs, ~0.1% of the work) against PyTorch's
+    scaled_dot_product_attention in bf16, as a fraction of the dense bf16
+    peak. 4·B·H·S²·D FLOPs per call."""
+    import torch
+    import torch.nn.functional as F
+    artifact = os.path.join(bundle, "artifacts", "attention-4096.kiln")
+    rng = np.random.default_rng(11)
+    arrays = [randn(rng, *ATTENTION_BENCH) for _ in range(3)]
+    argv = [checker.kiln, "bench", artifact, "--iters", str(iters)]
+    for name, array in zip("qkv", arrays):
+        path = os.path.join(checker.work, f"attention-{name}.npy")
+        np.save(path, array)
+        argv += ["--input", f"{name}={path}"]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        checker.record(False, f"attention bench: kiln bench failed: {done.stderr.strip()}")
+        return
+    match = re.search(r"p50[ =:]+([0-9.]+)", done.stdout)
+    kiln_ms = float(match.group(1)) if match else float("nan")
+    q, k, v = (torch.from_numpy(a).to(device).to(torch.bfloat16) for a in arrays)
+    times = []
+    with torch.no_grad():
+        for i in range(iters + 3):
+            synchronize()
+            started = time.perf_counter()
+            F.scaled_dot_product_attention(q, k, v)
+            synchronize()
+            if i >= 3:
+                times.append((time.perf_counter() - started) * 1e3)
+    torch_ms = float(np.median(times))
+    b, h, s, d = ATTENTION_BENCH
+    flops = 4 * b * h * s * s * d
+    kiln_tflops = flops / (kiln_ms * 1e-3) / 1e12
+    torch_tflops = flops / (torch_ms * 1e-3) / 1e12
+    checker.record(True, f"attention bf16 {b}x{h}x{s}x{d}: Kiln {kiln_ms:.2f} ms "
+                         f"({kiln_tflops:.1f} TFLOP/s, {100 * kiln_tflops / peak_bf16_tflops:.1f}% "
+                         f"of the {peak_bf16_tflops:g} TFLOP/s bf16 peak; goal 50%), PyTorch SDPA "
+                         f"{torch_ms:.2f} ms ({torch_tflops:.1f} TFLOP/s), Kiln/PyTorch "
+                         f"{torch_ms / kiln_ms:.2f}x")
+
+
 def bench_gpt2_small(checker, bundle, device, iters, peak_tflops, synchronize):
     """gpt2-small forward at batch 1 x seq 128: kiln bench against PyTorch
     eager (fp32, TF32 off) with the same random weights."""
@@ -829,6 +892,11 @@ def run(args):
             bench_gpt2_small(checker, bundle, device, args.iters, args.peak_tflops, synchronize)
         except Exception as error:
             checker.record(False, f"bench_gpt2_small: {type(error).__name__}: {error}")
+        try:
+            bench_attention(checker, bundle, device, args.iters, args.peak_bf16_tflops,
+                            synchronize)
+        except Exception as error:
+            checker.record(False, f"bench_attention: {type(error).__name__}: {error}")
     summary = (f"{len(checker.lines) - checker.failures} passed, {checker.failures} failed "
                f"in {time.time() - started:.0f} s")
     report = "\n".join(header + checker.lines + ["", summary, ""])
@@ -857,6 +925,8 @@ def main():
     r.add_argument("--iters", type=int, default=20)
     r.add_argument("--peak-tflops", type=float, default=67.0,
                    help="fp32 (non-tensor-core) peak of the GPU for the MFU column (H200: 67)")
+    r.add_argument("--peak-bf16-tflops", type=float, default=989.0,
+                   help="dense bf16 tensor-core peak for the attention goal (H200: 989)")
     r.add_argument("--no-bench", action="store_true")
     r.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="cpu: check the harness on artifacts prepared with --arch cpu")
