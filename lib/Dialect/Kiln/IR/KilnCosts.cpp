@@ -190,13 +190,27 @@ OpCost EmbeddingOp::getCost(const CostOptions &options) {
   return cost;
 }
 
+namespace {
+/// The sizes attention's cost depends on: (query, key) pairs per call, and
+/// the query/key and value head dims.
+struct AttentionSizes {
+  double pairs, d, dv;
+};
+
+AttentionSizes attentionSizes(Value query, Value key, Value value,
+                              const CostOptions &options) {
+  auto q = cast<RankedTensorType>(query.getType());
+  double sk = dimSize(cast<RankedTensorType>(key.getType()), 2, options);
+  return {dimSize(q, 0, options) * dimSize(q, 1, options) *
+              dimSize(q, 2, options) * sk,
+          dimSize(q, 3, options),
+          dimSize(cast<RankedTensorType>(value.getType()), 3, options)};
+}
+} // namespace
+
 OpCost AttentionOp::getCost(const CostOptions &options) {
-  auto q = getQuery().getType();
-  double b = dimSize(q, 0, options), h = dimSize(q, 1, options),
-         sq = dimSize(q, 2, options), d = dimSize(q, 3, options);
-  double sk = dimSize(getKey().getType(), 2, options);
-  double dv = dimSize(getValue().getType(), 3, options);
-  double scores = b * h * sq * sk;
+  auto [scores, d, dv] =
+      attentionSizes(getQuery(), getKey(), getValue(), options);
   // q·kᵀ, scale, (mask), softmax, ·v. Causal masking is counted at full
   // size: the decomposition computes every score.
   double flops = 2 * scores * d + scores + 5 * scores + 2 * scores * dv;
@@ -206,12 +220,8 @@ OpCost AttentionOp::getCost(const CostOptions &options) {
 }
 
 OpCost AttentionGradOp::getCost(const CostOptions &options) {
-  auto q = getQuery().getType();
-  double b = dimSize(q, 0, options), h = dimSize(q, 1, options),
-         sq = dimSize(q, 2, options), d = dimSize(q, 3, options);
-  double sk = dimSize(getKey().getType(), 2, options);
-  double dv = dimSize(getValue().getType(), 3, options);
-  double pairs = b * h * sq * sk;
+  auto [pairs, d, dv] =
+      attentionSizes(getQuery(), getKey(), getValue(), options);
   // What the fused lowering executes per (query, key) pair: the forward row
   // again (q·k, p·v and the online softmax), then per query row q·k, g·v
   // and dS·k, and per key row q·k, g·v, p·g and dS·q.
