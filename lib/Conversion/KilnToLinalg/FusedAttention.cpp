@@ -24,6 +24,7 @@
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -51,15 +52,8 @@ Value index(OpBuilder &b, Location loc, int64_t value) {
 }
 
 Value f32Const(OpBuilder &b, Location loc, double value) {
-  return arith::ConstantOp::create(b, loc, b.getF32Type(),
-                                   b.getF32FloatAttr(static_cast<float>(value)));
-}
-
-Value dim(OpBuilder &b, Location loc, Value tensor, int64_t i) {
-  auto type = tensorType(tensor);
-  if (!type.isDynamicDim(i))
-    return index(b, loc, type.getDimSize(i));
-  return tensor::DimOp::create(b, loc, tensor, i);
+  return arith::ConstantOp::create(
+      b, loc, b.getF32Type(), b.getF32FloatAttr(static_cast<float>(value)));
 }
 
 /// Converts a scalar or vector of a narrower float type to f32.
@@ -82,7 +76,6 @@ Value fromF32(OpBuilder &b, Location loc, Value value, Type element) {
       b, loc, cast<VectorType>(value.getType()).clone(element), value);
 }
 
-
 /// The body of a blocked loop: given the first index of a step and the
 /// number of indices it covers (a compile-time width), the state in, the
 /// state out.
@@ -97,12 +90,6 @@ SmallVector<Value> blockedLoop(OpBuilder &b, Location loc, int64_t width,
                                Value lo, Value hi, ValueRange init,
                                BlockBody body) {
   Value block = index(b, loc, width);
-  Value span = arith::SubIOp::create(b, loc, hi, lo);
-  Value blockedEnd = arith::AddIOp::create(
-      b, loc, lo,
-      arith::MulIOp::create(b, loc,
-                            arith::DivSIOp::create(b, loc, span, block),
-                            block));
   auto build = [&](Value from, Value to, Value step, int64_t width,
                    ValueRange state) {
     auto loop = scf::ForOp::create(
@@ -114,11 +101,16 @@ SmallVector<Value> blockedLoop(OpBuilder &b, Location loc, int64_t width,
   };
   if (width == 1)
     return build(lo, hi, block, 1, init);
+  Value span = arith::SubIOp::create(b, loc, hi, lo);
+  Value blockedEnd = arith::AddIOp::create(
+      b, loc, lo,
+      arith::MulIOp::create(b, loc, arith::DivSIOp::create(b, loc, span, block),
+                            block));
   SmallVector<Value> state = build(lo, blockedEnd, block, width, init);
   return build(blockedEnd, hi, index(b, loc, 1), 1, state);
 }
 
-/// `value`'s elements as a vector (one element: a vector<1>).
+/// `scalars` as a vector (one scalar: a vector<1>).
 Value gather(OpBuilder &b, Location loc, ArrayRef<Value> scalars) {
   auto type = VectorType::get({static_cast<int64_t>(scalars.size())},
                               scalars.front().getType());
@@ -152,9 +144,9 @@ struct AttentionProblem {
     auto vectorType =
         VectorType::get({type.getDimSize(3)}, type.getElementType());
     Value zero = index(b, loc, 0);
-    Value padding = arith::ConstantOp::create(
-        b, loc, type.getElementType(),
-        b.getFloatAttr(type.getElementType(), 0.0));
+    Value padding =
+        arith::ConstantOp::create(b, loc, type.getElementType(),
+                                  b.getFloatAttr(type.getElementType(), 0.0));
     Value read = vector::TransferReadOp::create(
         b, loc, vectorType, tensor, ValueRange{batchIndex, head, row, zero},
         padding, ArrayRef<bool>{true});
@@ -166,9 +158,9 @@ struct AttentionProblem {
     return arith::DivUIOp::create(b, loc, head, group);
   }
 
-  /// The first key a query row can see under the causal mask minus one,
-  /// i.e. key j is visible from row i when j < i + keyLength - queryLength
-  /// + 1. Returned as that bound (may be <= 0 or > keyLength).
+  /// One past the last key query row `row` sees under the causal mask: key
+  /// j is visible when j < row + keyLength - queryLength + 1 (the bound may
+  /// be <= 0 or > keyLength).
   Value visibleEnd(OpBuilder &b, Value row) const {
     Value shifted = arith::AddIOp::create(
         b, loc, row, arith::SubIOp::create(b, loc, keyLength, queryLength));
@@ -189,12 +181,15 @@ struct AttentionProblem {
     return arith::SelectOp::create(b, loc, positive, clamped, keyLength);
   }
 
-  /// Whether key `keyIndex` is visible from `row` (true without causal).
-  Value visible(OpBuilder &b, Value row, Value keyIndex) const {
+  /// `value` where key `keyIndex` is visible from `row`, `hidden` where
+  /// the causal mask hides it (`value` itself without a causal mask).
+  Value hideCausal(OpBuilder &b, Value value, Value row, Value keyIndex,
+                   Value hidden) const {
     if (!causal)
-      return arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
-    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, keyIndex,
-                                 visibleEnd(b, row));
+      return value;
+    Value visible = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt,
+                                          keyIndex, visibleEnd(b, row));
+    return arith::SelectOp::create(b, loc, visible, value, hidden);
   }
 
   /// The score of (row, key): the scaled query row (already multiplied by
@@ -202,10 +197,7 @@ struct AttentionProblem {
   /// f32 where the causal mask hides the key.
   Value score(OpBuilder &b, Value scaledQuery, Value keyRow, Value batchIndex,
               Value head, Value row, Value keyIndex) const {
-    Value product = arith::MulFOp::create(b, loc, scaledQuery, keyRow);
-    Value s = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                          product,
-                                          arith::FastMathFlags::reassoc);
+    Value s = dot(b, scaledQuery, keyRow);
     if (mask) {
       auto maskType = tensorType(mask);
       int64_t rank = maskType.getRank();
@@ -216,17 +208,14 @@ struct AttentionProblem {
       SmallVector<Value> indices;
       for (int64_t i = 0; i < rank; ++i) {
         int64_t scoreDim = 4 - rank + i;
-        bool broadcast = maskType.getDimSize(i) == 1 &&
-                         scoreShape[scoreDim] != 1;
+        bool broadcast =
+            maskType.getDimSize(i) == 1 && scoreShape[scoreDim] != 1;
         indices.push_back(broadcast ? index(b, loc, 0) : ivs[scoreDim]);
       }
       Value maskValue = tensor::ExtractOp::create(b, loc, mask, indices);
       s = arith::AddFOp::create(b, loc, s, toF32(b, loc, maskValue));
     }
-    if (causal)
-      s = arith::SelectOp::create(b, loc, visible(b, row, keyIndex), s,
-                                  lowest(b));
-    return s;
+    return hideCausal(b, s, row, keyIndex, lowest(b));
   }
 
   Value lowest(OpBuilder &b) const {
@@ -237,10 +226,19 @@ struct AttentionProblem {
     return vector::BroadcastOp::create(b, loc, type, scalar);
   }
 
+  /// Σ of a vector's lanes, in any order.
+  Value sum(OpBuilder &b, Value vector) const {
+    return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                       vector, arith::FastMathFlags::reassoc);
+  }
+
   Value dot(OpBuilder &b, Value lhs, Value rhs) const {
-    return vector::ReductionOp::create(
-        b, loc, vector::CombiningKind::ADD,
-        arith::MulFOp::create(b, loc, lhs, rhs), arith::FastMathFlags::reassoc);
+    return sum(b, arith::MulFOp::create(b, loc, lhs, rhs));
+  }
+
+  Value zeros(OpBuilder &b, VectorType type) const {
+    return arith::ConstantOp::create(b, loc, type,
+                                     DenseElementsAttr::get(type, 0.0f));
   }
 
   /// exp(s - m) / l elementwise, from the stored max m and 1/l.
@@ -256,10 +254,11 @@ struct AttentionProblem {
   Value scoreGradients(OpBuilder &b, Value scores, Value m, Value inverseSum,
                        Value dps, Value delta) const {
     auto type = cast<VectorType>(scores.getType());
-    Value prob = probabilities(b, scores, splat(b, type, m),
-                               splat(b, type, inverseSum));
+    Value prob =
+        probabilities(b, scores, splat(b, type, m), splat(b, type, inverseSum));
     return arith::MulFOp::create(
-        b, loc, prob, arith::SubFOp::create(b, loc, dps, splat(b, type, delta)));
+        b, loc, prob,
+        arith::SubFOp::create(b, loc, dps, splat(b, type, delta)));
   }
 
   /// The scaled query row of (batch, head, row).
@@ -278,11 +277,9 @@ struct AttentionProblem {
   std::array<Value, 3> forwardRow(OpBuilder &b, Value batchIndex, Value head,
                                   Value row, Value scaledQuery) const {
     Value kvh = kvHead(b, head);
-    Value zeros = arith::ConstantOp::create(
-        b, loc, valueVector, DenseElementsAttr::get(valueVector, 0.0f));
     SmallVector<Value> state = blockedLoop(
         b, loc, blockWidth, index(b, loc, 0), keyCount(b, row),
-        ValueRange{lowest(b), f32Const(b, loc, 0.0), zeros},
+        ValueRange{lowest(b), f32Const(b, loc, 0.0), zeros(b, valueVector)},
         [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
           Value m = in[0], l = in[1], acc = in[2];
           SmallVector<Value> keys, scores;
@@ -304,9 +301,7 @@ struct AttentionProblem {
               nb, loc,
               arith::SubFOp::create(nb, loc, s, splat(nb, vectorType, newMax)));
           Value newSum = arith::AddFOp::create(
-              nb, loc, arith::MulFOp::create(nb, loc, l, alpha),
-              vector::ReductionOp::create(nb, loc, vector::CombiningKind::ADD,
-                                          p, arith::FastMathFlags::reassoc));
+              nb, loc, arith::MulFOp::create(nb, loc, l, alpha), sum(nb, p));
           Value newAcc = arith::MulFOp::create(nb, loc, acc,
                                                splat(nb, valueVector, alpha));
           for (int64_t t = 0; t < width; ++t) {
@@ -337,23 +332,22 @@ LogicalResult initProblem(OpBuilder &b, Operation *op, AttentionProblem &p,
   p.element = qType.getElementType();
   p.headDim = qType.getDimSize(3);
   p.valueDim = vType.getDimSize(3);
-  if (ShapedType::isDynamic(p.headDim) || ShapedType::isDynamic(p.valueDim))
-    return op->emitOpError("needs static head dims for the fused lowering, "
-                           "found query ")
-           << qType << " and value " << vType
-           << " (decompose it: kiln-compile --attention decomposed, or "
-              "kiln.attention left out of keep=)";
-  int64_t heads = qType.getDimSize(1), kvHeads = kType.getDimSize(1);
-  if (kvHeads != 1 && heads != kvHeads &&
-      (ShapedType::isDynamic(heads) || ShapedType::isDynamic(kvHeads)))
+  if (!AttentionOp::hasFusedLowering(qType, kType, vType)) {
+    if (ShapedType::isDynamic(p.headDim) || ShapedType::isDynamic(p.valueDim))
+      return op->emitOpError("needs static head dims for the fused lowering, "
+                             "found query ")
+             << qType << " and value " << vType
+             << " (decompose it: kiln-compile --attention decomposed, or "
+                "kiln.attention left out of keep=)";
     return op->emitOpError("needs static head counts for grouped-query "
                            "attention, found query ")
            << qType << " and key " << kType;
-  p.batch = dim(b, loc, query, 0);
-  p.heads = dim(b, loc, query, 1);
-  p.kvHeads = dim(b, loc, key, 1);
-  p.queryLength = dim(b, loc, query, 2);
-  p.keyLength = dim(b, loc, key, 2);
+  }
+  p.batch = linalg::createOrFoldDimOp(b, loc, query, 0);
+  p.heads = linalg::createOrFoldDimOp(b, loc, query, 1);
+  p.kvHeads = linalg::createOrFoldDimOp(b, loc, key, 1);
+  p.queryLength = linalg::createOrFoldDimOp(b, loc, query, 2);
+  p.keyLength = linalg::createOrFoldDimOp(b, loc, key, 2);
   p.group = arith::DivUIOp::create(b, loc, p.heads, p.kvHeads);
   double s = scale ? scale->convertToDouble()
                    : 1.0 / std::sqrt(static_cast<double>(p.headDim));
@@ -377,25 +371,32 @@ FailureOr<AttentionProblem> problemOf(IRRewriter &rewriter, OpTy op,
   return p;
 }
 
-/// An empty tensor shaped like `like` (dynamic sizes from it), of `element`.
-Value emptyLike(OpBuilder &b, Location loc, Value like, Type element) {
-  auto type = tensorType(like);
+/// An empty tensor of `shape` and `element` whose dynamic dim i has the
+/// size of `like`'s dim i.
+Value emptyFrom(OpBuilder &b, Location loc, Value like, ArrayRef<int64_t> shape,
+                Type element) {
   SmallVector<Value> sizes;
-  for (int64_t i = 0; i < type.getRank(); ++i)
-    if (type.isDynamicDim(i))
+  for (auto [i, size] : llvm::enumerate(shape))
+    if (ShapedType::isDynamic(size))
       sizes.push_back(tensor::DimOp::create(b, loc, like, i));
-  return tensor::EmptyOp::create(b, loc, type.getShape(), element, sizes);
+  return tensor::EmptyOp::create(b, loc, shape, element, sizes);
 }
 
-/// An empty f32 [B, H, Sq] tensor for per-row statistics.
-Value emptyRowStats(OpBuilder &b, Location loc, Value query) {
-  auto type = tensorType(query);
-  SmallVector<Value> sizes;
-  for (int64_t i = 0; i < 3; ++i)
-    if (type.isDynamicDim(i))
-      sizes.push_back(tensor::DimOp::create(b, loc, query, i));
-  return tensor::EmptyOp::create(b, loc, type.getShape().take_front(3),
-                                 b.getF32Type(), sizes);
+/// An empty tensor shaped like `like`, of `element`.
+Value emptyLike(OpBuilder &b, Location loc, Value like, Type element) {
+  return emptyFrom(b, loc, like, tensorType(like).getShape(), element);
+}
+
+/// Inserts `written` into the forall's shared output `out` at the slice
+/// (`offsets`, `sizes`, `strides`), in its terminator.
+void insertInParallel(OpBuilder &b, Location loc, scf::ForallOp forall,
+                      Value written, Value out, ArrayRef<OpFoldResult> offsets,
+                      ArrayRef<OpFoldResult> sizes,
+                      ArrayRef<OpFoldResult> strides) {
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToEnd(forall.getTerminator().getBody());
+  tensor::ParallelInsertSliceOp::create(b, loc, written, out, offsets, sizes,
+                                        strides);
 }
 
 /// Writes the f32 vector `row` (rounded to the tensor's element type) as
@@ -413,15 +414,11 @@ void writeRow(OpBuilder &b, Location loc, scf::ForallOp forall, Value out,
   Value slice = tensor::ExtractSliceOp::create(b, loc, sliceType, out, offsets,
                                                sizes, strides);
   Value rounded = fromF32(b, loc, row, type.getElementType());
-  Value written =
-      vector::TransferWriteOp::create(b, loc, rounded, slice,
-                                      ValueRange{index(b, loc, 0)},
-                                      ArrayRef<bool>{true})
-          .getResult();
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToEnd(forall.getTerminator().getBody());
-  tensor::ParallelInsertSliceOp::create(b, loc, written, out, offsets, sizes,
-                                        strides);
+  Value written = vector::TransferWriteOp::create(b, loc, rounded, slice,
+                                                  ValueRange{index(b, loc, 0)},
+                                                  ArrayRef<bool>{true})
+                      .getResult();
+  insertInParallel(b, loc, forall, written, out, offsets, sizes, strides);
 }
 
 /// Writes the f32 scalar `value` at (i0, i1, i2) of the [B, H, Sq] shared
@@ -436,10 +433,7 @@ void writeScalar(OpBuilder &b, Location loc, scf::ForallOp forall, Value out,
                                                sizes, strides);
   Value written = tensor::InsertOp::create(b, loc, value, slice,
                                            ValueRange{index(b, loc, 0)});
-  OpBuilder::InsertionGuard guard(b);
-  b.setInsertionPointToEnd(forall.getTerminator().getBody());
-  tensor::ParallelInsertSliceOp::create(b, loc, written, out, offsets, sizes,
-                                        strides);
+  insertInParallel(b, loc, forall, written, out, offsets, sizes, strides);
 }
 
 /// An scf.forall over `bounds` with `outputs`; the builder is left at the
@@ -461,16 +455,11 @@ LogicalResult lowerAttention(IRRewriter &rewriter, AttentionOp op,
     return failure();
   const AttentionProblem &p = *problem;
   // [B, H, Sq] from the query, the static value dim.
-  auto resultType = tensorType(op.getResult());
-  SmallVector<Value> sizes;
-  for (int64_t i = 0; i < 3; ++i)
-    if (resultType.isDynamicDim(i))
-      sizes.push_back(dim(rewriter, loc, op.getQuery(), i));
-  Value init = tensor::EmptyOp::create(rewriter, loc, resultType.getShape(),
-                                       p.element, sizes);
+  Value init = emptyFrom(rewriter, loc, op.getQuery(),
+                         tensorType(op.getResult()).getShape(), p.element);
   OpBuilder::InsertionGuard guard(rewriter);
-  scf::ForallOp forall = beginForall(
-      rewriter, loc, {p.batch, p.heads, p.queryLength}, {init});
+  scf::ForallOp forall =
+      beginForall(rewriter, loc, {p.batch, p.heads, p.queryLength}, {init});
   SmallVector<Value> ivs = forall.getInductionVars();
   Value out = forall.getRegionIterArgs()[0];
   Value q = p.scaledQueryRow(rewriter, ivs[0], ivs[1], ivs[2]);
@@ -494,7 +483,10 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
 
   // Query rows: dq, and the statistics the key rows need.
   Value dqInit = emptyLike(rewriter, loc, op.getQuery(), p.element);
-  Value maxInit = emptyRowStats(rewriter, loc, op.getQuery());
+  // The per-row statistics, f32 [B, H, Sq].
+  Value maxInit = emptyFrom(rewriter, loc, op.getQuery(),
+                            tensorType(op.getQuery()).getShape().take_front(3),
+                            rewriter.getF32Type());
   scf::ForallOp queryRows;
   {
     OpBuilder::InsertionGuard guard(rewriter);
@@ -512,13 +504,10 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
     Value g = p.readRow(rewriter, grad, b, h, i);
     Value delta = p.dot(rewriter, g, o);
     Value kvh = p.kvHead(rewriter, h);
-    Value zeros = arith::ConstantOp::create(
-        rewriter, loc, p.headVector,
-        DenseElementsAttr::get(p.headVector, 0.0f));
     // Keys in blocks: p = exp(s - m)/l and ds = p (g·v - δ) as vectors.
     SmallVector<Value> dqSum = blockedLoop(
-        rewriter, loc, p.blockWidth, index(rewriter, loc, 0), p.keyCount(rewriter, i),
-        ValueRange{zeros},
+        rewriter, loc, p.blockWidth, index(rewriter, loc, 0),
+        p.keyCount(rewriter, i), ValueRange{p.zeros(rewriter, p.headVector)},
         [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
           SmallVector<Value> keys, keyRows, scores, dps;
           for (int64_t t = 0; t < width; ++t) {
@@ -532,10 +521,9 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
                                       inverseSum, gather(nb, loc, dps), delta);
           Value dq = in[0];
           for (int64_t t = 0; t < width; ++t) {
-            Value dst = vector::ExtractOp::create(nb, loc, ds, t);
-            if (p.causal)
-              dst = arith::SelectOp::create(nb, loc, p.visible(nb, i, keys[t]),
-                                            dst, f32Const(nb, loc, 0.0));
+            Value dst =
+                p.hideCausal(nb, vector::ExtractOp::create(nb, loc, ds, t), i,
+                             keys[t], f32Const(nb, loc, 0.0));
             dq = vector::FMAOp::create(nb, loc, p.splat(nb, p.headVector, dst),
                                        keyRows[t], dq);
           }
@@ -575,26 +563,22 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
       Value noneHidden = arith::CmpIOp::create(
           rewriter, loc, arith::CmpIPredicate::sle, p.queryLength, p.keyLength);
       Value clamped = arith::MaxSIOp::create(rewriter, loc, lastHidden, first);
-      first = arith::SelectOp::create(rewriter, loc, noneHidden, clamped, first);
+      first =
+          arith::SelectOp::create(rewriter, loc, noneHidden, clamped, first);
     }
-    Value zerosK = arith::ConstantOp::create(
-        rewriter, loc, p.headVector,
-        DenseElementsAttr::get(p.headVector, 0.0f));
-    Value zerosV = arith::ConstantOp::create(
-        rewriter, loc, p.valueVector,
-        DenseElementsAttr::get(p.valueVector, 0.0f));
     Value headBase = arith::MulIOp::create(rewriter, loc, kvh, p.group);
     auto heads = scf::ForOp::create(
         rewriter, loc, index(rewriter, loc, 0), p.group,
-        index(rewriter, loc, 1), ValueRange{zerosK, zerosV},
+        index(rewriter, loc, 1),
+        ValueRange{p.zeros(rewriter, p.headVector),
+                   p.zeros(rewriter, p.valueVector)},
         [&](OpBuilder &hb, Location, Value g, ValueRange headState) {
           Value h = arith::AddIOp::create(hb, loc, headBase, g);
           // Query rows in blocks: their probabilities and score
           // gradients as vectors, from the statistics the rows stored.
           SmallVector<Value> rows = blockedLoop(
               hb, loc, p.blockWidth, first, p.queryLength, headState,
-              [&](OpBuilder &nb, Value firstRow, int64_t width,
-                  ValueRange in) {
+              [&](OpBuilder &nb, Value firstRow, int64_t width, ValueRange in) {
                 SmallVector<Value> rowIndices, queries, gradRows, scores, maxes,
                     inverseSums, deltas, dps;
                 for (int64_t t = 0; t < width; ++t) {
@@ -605,7 +589,8 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
                   scores.push_back(
                       p.score(nb, queries.back(), keyRow, b, h, i, j));
                   SmallVector<Value> at = {b, h, i};
-                  maxes.push_back(tensor::ExtractOp::create(nb, loc, rowMax, at));
+                  maxes.push_back(
+                      tensor::ExtractOp::create(nb, loc, rowMax, at));
                   inverseSums.push_back(
                       tensor::ExtractOp::create(nb, loc, rowInverseSum, at));
                   deltas.push_back(
@@ -626,11 +611,9 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
                   Value pt = vector::ExtractOp::create(nb, loc, prob, t);
                   dv = vector::FMAOp::create(
                       nb, loc, p.splat(nb, p.valueVector, pt), gradRows[t], dv);
-                  Value dst = vector::ExtractOp::create(nb, loc, ds, t);
-                  if (p.causal)
-                    dst = arith::SelectOp::create(
-                        nb, loc, p.visible(nb, rowIndices[t], j), dst,
-                        f32Const(nb, loc, 0.0));
+                  Value dst = p.hideCausal(
+                      nb, vector::ExtractOp::create(nb, loc, ds, t),
+                      rowIndices[t], j, f32Const(nb, loc, 0.0));
                   dk = vector::FMAOp::create(
                       nb, loc, p.splat(nb, p.headVector, dst), queries[t], dk);
                 }
@@ -641,8 +624,8 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
     writeRow(rewriter, loc, keyRows, outs[0], ivs, heads.getResult(0));
     writeRow(rewriter, loc, keyRows, outs[1], ivs, heads.getResult(1));
   }
-  rewriter.replaceOp(op, {queryRows.getResult(0), keyRows.getResult(0),
-                          keyRows.getResult(1)});
+  rewriter.replaceOp(
+      op, {queryRows.getResult(0), keyRows.getResult(0), keyRows.getResult(1)});
   return success();
 }
 

@@ -198,6 +198,10 @@ def Kiln_AttentionOp : Kiln_CompositeOp<"attention",
     /// and static head counts for grouped-query attention. kiln-decompose
     /// and autodiff decompose a kept attention that cannot be fused.
     bool hasFusedLowering();
+    /// The same, for operands of these types (also kiln.attention_grad's).
+    static bool hasFusedLowering(::mlir::RankedTensorType query,
+                                 ::mlir::RankedTensorType key,
+                                 ::mlir::RankedTensorType value);
   }];
 }
 
