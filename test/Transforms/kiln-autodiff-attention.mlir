@@ -65,3 +65,21 @@ func.func @loss(%x: tensor<1x2x4x?xf32> {kiln.name = "x"}) -> tensor<f32> {
   %l = kiln.reduce sum %a axes = [0, 1, 2, 3] : (tensor<1x2x4x?xf32>) -> tensor<f32>
   return %l : tensor<f32>
 }
+
+// -----
+
+// The learned part of a mask is found behind an integer argument too (the
+// padding mask of the ids is not differentiated, the bias added to it is).
+
+// FUSED-LABEL: func.func @loss_grad
+// FUSED-NOT: kiln.attention_grad
+// FUSED: kiln.exp
+kiln.parameter @bias : tensor<1x1x1x4xf32> init zeros trainable
+func.func @loss(%x: tensor<2x1x4x8xf32> {kiln.name = "x"}, %ids: tensor<2x4xi64> {kiln.name = "ids"}) -> tensor<f32> {
+  %b = kiln.read_param @bias : tensor<1x1x1x4xf32>
+  %p = kiln.padding_mask %ids : tensor<2x4xi64> -> tensor<2x1x1x4xf32>
+  %m = kiln.add %b, %p : (tensor<1x1x1x4xf32>, tensor<2x1x1x4xf32>) -> tensor<2x1x1x4xf32>
+  %a = kiln.attention %x, %x, %x mask %m : (tensor<2x1x4x8xf32>, tensor<2x1x4x8xf32>, tensor<2x1x4x8xf32>, tensor<2x1x1x4xf32>) -> tensor<2x1x4x8xf32>
+  %l = kiln.reduce mean %a axes = [0, 1, 2, 3] : (tensor<2x1x4x8xf32>) -> tensor<f32>
+  return %l : tensor<f32>
+}

@@ -89,8 +89,13 @@ bool mayBeActive(Value value) {
     if (!seen.insert(current).second)
       continue;
     Operation *def = current.getDefiningOp();
-    if (!def)
-      return isFloatTensorType(current.getType());
+    if (!def) {
+      // An integer argument (token ids) is not differentiated; keep looking
+      // at the other operands.
+      if (isFloatTensorType(current.getType()))
+        return true;
+      continue;
+    }
     if (isa<ReadParamOp>(def))
       return true;
     llvm::append_range(worklist, def->getOperands());
