@@ -15,6 +15,7 @@
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 
 #include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Arith/Transforms/Passes.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/Dialect/Bufferization/Pipelines/Passes.h"
 #include "mlir/Dialect/Bufferization/Transforms/OneShotAnalysis.h"
@@ -22,6 +23,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Math/Transforms/Passes.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Transforms/DialectConversion.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/SCF/Transforms/Passes.h"
@@ -313,6 +315,52 @@ struct ApproximateMathPass
       signalPassFailure();
   }
 };
+
+/// Computes bf16 arithmetic in f32, rounding after every op, and rounds f32
+/// to bf16 (and widens bf16) with integer arithmetic. LLVM lowers bf16
+/// arithmetic and `fptrunc float to bfloat` to calls of `__truncsfbf2` on
+/// CPUs without AVX512-BF16, and libgcc before GCC 13 (Debian 12's) has no
+/// such function, so a bf16 module would not link on those machines. The
+/// conversions round to nearest even and keep NaNs quiet, as the hardware
+/// instruction does. Upstream's emulation marks the conversions it inserts
+/// `contract`, which lets a fold drop the rounding between two ops
+/// (extf(truncf(x)) -> x); bf16 arithmetic rounds every result, so the flag
+/// is cleared before anything folds.
+struct LowerBF16Pass
+    : PassWrapper<LowerBF16Pass, OperationPass<func::FuncOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(LowerBF16Pass)
+  StringRef getArgument() const final { return "kiln-lower-bf16"; }
+  StringRef getDescription() const final {
+    return "bf16 arithmetic in f32 rounded per op, bf16 conversions as "
+           "integer arithmetic (no libcalls)";
+  }
+  void runOnOperation() final {
+    MLIRContext *context = &getContext();
+    TypeConverter converter;
+    Type bf16 = BFloat16Type::get(context);
+    arith::populateEmulateUnsupportedFloatsConversions(
+        converter, {bf16}, Float32Type::get(context));
+    RewritePatternSet emulation(context);
+    arith::populateEmulateUnsupportedFloatsPatterns(emulation, converter);
+    ConversionTarget target(*context);
+    arith::populateEmulateUnsupportedFloatsLegality(target, converter);
+    if (failed(applyPartialConversion(getOperation(), target,
+                                      std::move(emulation))))
+      return signalPassFailure();
+
+    auto none =
+        arith::FastMathFlagsAttr::get(context, arith::FastMathFlags::none);
+    getOperation().walk([&](Operation *op) {
+      if (isa<arith::ExtFOp, arith::TruncFOp>(op))
+        op->setAttr("fastmath", none);
+    });
+
+    RewritePatternSet expansion(context);
+    arith::populateExpandBFloat16Patterns(expansion);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(expansion))))
+      signalPassFailure();
+  }
+};
 } // namespace
 
 void mlir::kiln::buildKilnToLinalgStages(OpPassManager &pm,
@@ -407,6 +455,8 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(std::make_unique<InlineAllocaScopesPass>());
   pm.addPass(createSCFToControlFlowPass());
   pm.addNestedPass<func::FuncOp>(std::make_unique<ApproximateMathPass>());
+  // No bf16 arithmetic or conversion reaches LLVM (see the pass).
+  pm.addNestedPass<func::FuncOp>(std::make_unique<LowerBF16Pass>());
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(createConvertMathToLibmPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
@@ -428,6 +478,7 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
 
 void mlir::kiln::registerKilnCPUPipeline() {
   PassRegistration<SequentializeInnerParallelPass>();
+  PassRegistration<LowerBF16Pass>();
   PassRegistration<InlineAllocaScopesPass>();
   PassRegistration<LowerParameterStoresPass>();
   registerPass([] { return createTileAndVectorizeContractionsPass(); });

@@ -22,3 +22,18 @@ func.func @f(%x: tensor<2x3xf32>) -> tensor<2x3xf32> {
   %1 = kiln.softmax %0 axis = -1 : (tensor<2x3xf32>) -> tensor<2x3xf32>
   return %1 : tensor<2x3xf32>
 }
+
+// bf16 arithmetic and conversions reach LLVM as f32 arithmetic and integer
+// rounding: no bfloat operation is left for the backend to turn into a
+// __truncsfbf2 call (which Debian 12's libgcc lacks).
+// LLVMIR-LABEL: define {{.*}} @g(
+// LLVMIR-NOT: fadd bfloat
+// LLVMIR-NOT: fadd <{{[0-9]+}} x bfloat>
+// LLVMIR-NOT: fptrunc {{.*}} bfloat
+// LLVMIR-NOT: fpext bfloat
+// LLVMIR: ret
+func.func @g(%x: tensor<4x16xbf16>, %y: tensor<4x16xf32>) -> tensor<4x16xbf16> {
+  %0 = kiln.cast %y : tensor<4x16xf32> -> tensor<4x16xbf16>
+  %1 = kiln.add %x, %0 : (tensor<4x16xbf16>, tensor<4x16xbf16>) -> tensor<4x16xbf16>
+  return %1 : tensor<4x16xbf16>
+}
