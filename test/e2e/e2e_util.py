@@ -68,7 +68,10 @@ class KilnTestCase(unittest.TestCase):
         expected = np.asarray(expected.detach().numpy() if hasattr(expected, "detach") else expected)
         actual = np.asarray(actual)
         self.assertEqual(actual.shape, expected.shape, msg)
-        np.testing.assert_array_equal(actual, expected, err_msg=msg)
+        # A float64 reference rounded once to float32 is the correctly
+        # rounded float32 result of +, -, *, / and sqrt, so exactness holds.
+        np.testing.assert_array_equal(actual, expected.astype(actual.dtype, copy=False),
+                                      err_msg=msg)
 
 
 def func(name, args, body, results):

@@ -33,8 +33,9 @@ from e2e_util import KilnTestCase, f32, func, i64, run, ty
 try:
     import torch
     import torch.nn.functional as F
+    from oracle import oracle
 except ImportError:  # KilnTestCase skips every test
-    torch = F = None
+    torch = F = oracle = None
 
 RTOL, ATOL = 1e-5, 1e-5
 ROPE_ATOL = 1e-5
@@ -42,7 +43,8 @@ DROPOUT_RTOL = 2.4e-7   # 2**-22: one ulp
 
 
 def T(a):
-    return torch.from_numpy(np.asarray(a))
+    """The reference's view of an input: float64 for floats (oracle.py)."""
+    return oracle(a)
 
 
 def conc(shape, sizes):
@@ -568,7 +570,7 @@ class RNNCells(KilnTestCase):
     def test_gru_cell(self):
         torch.manual_seed(0)
         I, H = 5, 7
-        cell = torch.nn.GRUCell(I, H)
+        cell = torch.nn.GRUCell(I, H).double()   # the oracle runs in float64
         for n, sig_n in [(3, 3), (1, None)]:
             x, h = self.randn(n, I), self.randn(n, H)
             w = [p.detach().numpy().astype(np.float32) for p in
@@ -585,7 +587,7 @@ class RNNCells(KilnTestCase):
     def test_lstm_cell(self):
         torch.manual_seed(1)
         I, H = 6, 4
-        cell = torch.nn.LSTMCell(I, H)
+        cell = torch.nn.LSTMCell(I, H).double()
         for n, sig_n in [(3, 3), (2, None)]:
             x, h, c = self.randn(n, I), self.randn(n, H), self.randn(n, H)
             w = [p.detach().numpy().astype(np.float32) for p in
@@ -683,6 +685,25 @@ class CrossEntropy(KilnTestCase):
         self.close(m, F.cross_entropy(tl, tt), RTOL, ATOL, msg="mean")
         self.close(n, F.cross_entropy(tl, tt, reduction="none").reshape(2, 3), RTOL, ATOL, msg="none")
 
+
+    def test_out_of_range_targets_give_nan(self):
+        """A target outside [0, C) that is not ignore_index (torch raises):
+        its element's loss is NaN, so mean and sum are too; the other
+        elements and ignored ones are unaffected. Static and dynamic C."""
+        C = 5
+        logits = self.randn(4, C)
+        target = i64([1, C, -100, -3])
+        for sig in [(4, C), (None, None)]:
+            sl, st = ty(sig), ty(sig[:1], "i64")
+            src = func("f", [("l", sl), ("t", st)],
+                       [f"%m = kiln.cross_entropy %l, %t reduction = mean : ({sl}, {st}) -> tensor<f32>",
+                        f"%n = kiln.cross_entropy %l, %t reduction = none : ({sl}, {st}) -> {ty(sig[:1])}"],
+                       [("m", "tensor<f32>"), ("n", ty(sig[:1]))])
+            m, n = run(src, "f", [logits, target], [((), np.float32), ((4,), np.float32)])
+            self.assertTrue(np.isnan(m), f"{sig}: mean {m}")
+            self.assertEqual(list(np.isnan(n)), [False, True, False, True], f"{sig}: {n}")
+            self.close(n[0], F.cross_entropy(T(logits)[:1], T(target)[:1]), RTOL, ATOL)
+            self.assertEqual(n[2], 0.0)
 
     def test_unbatched(self):
         # logits [C], target [] (a scalar class index).

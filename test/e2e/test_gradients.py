@@ -7,10 +7,12 @@ and compares the loss and the gradient of every float input (W's included)
 with torch.autograd on the same inputs. Composites without their own rule
 (gelu, attention, conv2d, ...) are checked through their decompositions.
 
-Tolerances (fp32): RTOL = 1e-4, ATOL = 2e-5. Kiln and torch sum in
-different orders, and kiln's exp/tanh/erf are polynomial approximations
-(~1e-7 relative), so gradients that are sums of many terms differ by a few
-ulps of their largest term.
+torch.autograd computes in float64 (oracle.py) from the same float32
+inputs, so the verdict does not depend on torch's BLAS or SIMD kernels.
+Tolerances (fp32): RTOL = 1e-4, ATOL = 2e-5. Kiln sums in float32, and
+kiln's exp/tanh/erf are polynomial approximations (~1e-7 relative), so
+gradients that are sums of many terms are off by a few ulps of their
+largest term.
 
 Run with Debian's python (it has torch):
   KILN_OPT=build/bin/kiln-opt /usr/bin/python3 -m unittest \
@@ -29,8 +31,9 @@ from e2e_util import KilnTestCase, f32, i64, run, ty
 try:
     import torch
     import torch.nn.functional as F
+    from oracle import oracle
 except ImportError:  # KilnTestCase skips every test
-    torch = F = None
+    torch = F = oracle = None
 
 RTOL, ATOL = 1e-4, 2e-5
 KILN_OPT = os.environ.get("KILN_OPT", "kiln-opt")
@@ -42,6 +45,20 @@ def _elem(array):
 
 
 class GradientCase(KilnTestCase):
+    def differentiate(self, src):
+        """`src` through kiln-autodiff (wrt inputs), as text kiln_exec.run
+        takes (without the module around it)."""
+        differentiated = subprocess.run(
+            [KILN_OPT, "--kiln-autodiff=wrt-inputs=true"], input=src,
+            capture_output=True, text=True)
+        if differentiated.returncode != 0:
+            raise AssertionError("kiln-autodiff failed:\n" + differentiated.stderr + "\n" + src)
+        # kiln_exec appends a main next to the functions: unwrap the module.
+        text = differentiated.stdout.strip()
+        if text.startswith("module {"):
+            text = text[len("module {"):text.rindex("}")]
+        return text
+
     def check(self, inputs, body, out_shape, ref, sigs=None, out_sig=None,
               rtol=RTOL, atol=ATOL):
         """inputs: list of (name, array); body: op lines defining %out from
@@ -66,32 +83,24 @@ class GradientCase(KilnTestCase):
         src = (f"func.func @loss({', '.join(args)}) -> tensor<f32> {{\n"
                + "\n".join("  " + l for l in lines)
                + "\n  return %loss : tensor<f32>\n}\n")
-        differentiated = subprocess.run(
-            [KILN_OPT, "--kiln-autodiff=wrt-inputs=true"], input=src,
-            capture_output=True, text=True)
-        if differentiated.returncode != 0:
-            raise AssertionError("kiln-autodiff failed:\n" + differentiated.stderr + "\n" + src)
-        # kiln_exec appends a main next to the functions: unwrap the module.
-        text = differentiated.stdout.strip()
-        if text.startswith("module {"):
-            text = text[len("module {"):text.rindex("}")]
+        text = self.differentiate(src)
         floats = [a for a in arrays if a.dtype == np.float32] + [weight]
         outs = run(text, "loss_grad", arrays + [weight],
                    [((), np.float32)] + [(a.shape, np.float32) for a in floats])
 
         tensors = []
         for a in arrays:
-            t = torch.from_numpy(a.copy())
-            if a.dtype == np.float32:
+            t = oracle(a.copy())
+            if t.is_floating_point():
                 t.requires_grad_(True)
             tensors.append(t)
-        w = torch.from_numpy(weight).requires_grad_(True)
+        w = oracle(weight).requires_grad_(True)
         out = ref(*tensors)
         loss = (out * w).sum()
         if not len(out_shape):
             loss = loss * 2
         loss.backward()
-        expected = [t.grad for t in tensors if t.dtype == torch.float32] + [w.grad]
+        expected = [t.grad for t in tensors if t.is_floating_point()] + [w.grad]
         self.close(outs[0], loss, rtol, atol, msg="loss")
         float_names = [n for n, a in inputs if a.dtype == np.float32] + ["weight"]
         for name, got, want in zip(float_names, outs[1:], expected):
@@ -353,6 +362,26 @@ class Composites(GradientCase):
         body = [f"%out = kiln.kl_div %x, %p reduction = batchmean : ({ty(x.shape)}, {ty(p.shape)}) -> tensor<f32>"]
         self.check([("x", logp), ("p", p)], body, (),
                    lambda x, p: F.kl_div(x, p, reduction="batchmean"))
+
+    def test_cross_entropy_out_of_range_targets(self):
+        """torch raises for a target outside [0, C); kiln's loss and the
+        gradient of that row are NaN, ignored rows get 0, valid rows match
+        torch on the valid rows alone."""
+        logits = self.randn(4, 7, scale=2.0)
+        target = i64([2, 7, -100, 5])
+        lt, tt = ty(logits.shape), ty(target.shape, "i64")
+        src = (f"func.func @loss(%l: {lt}, %t: {tt}) -> tensor<f32> {{\n"
+               f"  %out = kiln.cross_entropy %l, %t reduction = sum : ({lt}, {tt}) -> tensor<f32>\n"
+               f"  return %out : tensor<f32>\n}}\n")
+        loss, grad = run(self.differentiate(src), "loss_grad", [logits, target],
+                         [((), np.float32), (logits.shape, np.float32)])
+        self.assertTrue(np.isnan(loss))
+        self.assertEqual([bool(np.isnan(row).any()) for row in grad], [False, True, False, False])
+        self.assertTrue(np.isnan(grad[1]).all())
+        self.assertEqual(np.abs(grad[2]).max(), 0.0)
+        l = oracle(logits[[0, 3]]).requires_grad_(True)
+        F.cross_entropy(l, oracle(target[[0, 3]]), reduction="sum").backward()
+        self.close(grad[[0, 3]], l.grad, RTOL, ATOL)
 
     def test_conv_pool_rnn(self):
         x, w, b = self.randn(2, 3, 7, 6), self.randn(4, 3, 3, 2), self.randn(4)

@@ -6,15 +6,17 @@ bert-tiny (HF BertModel, with padding) and llama-tiny (HF LlamaForCausalLM,
 grouped-query attention); plus `kiln run` rejecting inputs of the wrong
 dtype or rank with a clear message.
 
+The references compute in float64 (oracle.py) from the same float32
+weights, so the verdict does not depend on the BLAS torch links.
 Tolerances (fp32): every output within atol 1e-4 + rtol 1e-4 of the
-reference (ATOL, RTOL below, the same for all models). The kiln CPU backend
-accumulates matmuls and reductions in a different order from OpenBLAS, so
-bit equality is not expected; 1e-4 is about 1000 ulp at the outputs'
-magnitude (they are O(1): LayerNorm/RMSNorm outputs, logits of weights with
-std 0.05) and far below any real bug. Measured errors are ~1e-6 (printed by
-report()).
+reference (ATOL, RTOL below, the same for all models). Kiln computes in
+float32, so bit equality is not expected; 1e-4 is about 1000 ulp at the
+outputs' magnitude (they are O(1): LayerNorm/RMSNorm outputs, logits of
+weights with std 0.05) and far below any real bug. Measured errors are
+~1e-6 (printed by report()).
 """
 
+import copy
 import json
 import math
 import os
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from kiln_artifacts import MODELS, compile_artifact, report, run_artifact, save_safetensors
+from oracle import oracle
 
 ATOL = 1e-4
 RTOL = 1e-4
@@ -35,7 +38,7 @@ def gpt2_reference(w, ids, cfg):
     d, heads = cfg["n_embd"], cfg["n_head"]
     hd = d // heads
     eps = cfg.get("layer_norm_epsilon", 1e-5)
-    t = lambda name: torch.from_numpy(w[name])
+    t = lambda name: oracle(w[name])
     b, s = ids.shape
     x = t("transformer.wte.weight")[torch.from_numpy(ids)] + t("transformer.wpe.weight")[:s]
     mask = torch.tril(torch.ones(s, s, dtype=torch.bool))
@@ -109,9 +112,9 @@ def parameter_names(manifest):
 
 def sinusoidal_encoding(length, d):
     """pe[p, 2i] = sin(p / 10000^(2i/d)), pe[p, 2i+1] = cos(...) (the paper)."""
-    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
-    div_term = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
-    pe = torch.zeros(length, d)
+    position = torch.arange(length, dtype=torch.float64).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, d, 2, dtype=torch.float64) * (-math.log(10000.0) / d))
+    pe = torch.zeros(length, d, dtype=torch.float64)
     pe[:, 0::2] = torch.sin(position * div_term)
     pe[:, 1::2] = torch.cos(position * div_term)
     return pe
@@ -154,13 +157,14 @@ def transformer_reference(model, w, src_ids, tgt_ids, cfg):
     sinusoidal encoding, causal target self-attention (no padding masks),
     then the generator."""
     d = cfg["d_model"]
-    t = lambda name: torch.from_numpy(w[name])
+    t = lambda name: oracle(w[name])
 
     def embed(table, ids):
         s = ids.shape[1]
         return t(table)[torch.from_numpy(ids)] * math.sqrt(d) + sinusoidal_encoding(s, d)
 
-    tgt_mask = model.generate_square_subsequent_mask(tgt_ids.shape[1])
+    model = copy.deepcopy(model).double()
+    tgt_mask = model.generate_square_subsequent_mask(tgt_ids.shape[1]).double()
     with torch.no_grad():
         out = model(embed("src_embed.weight", src_ids), embed("tgt_embed.weight", tgt_ids), tgt_mask=tgt_mask)
         return torch.nn.functional.linear(out, t("generator.weight"), t("generator.bias")).numpy()
@@ -226,7 +230,7 @@ def bert_reference(w, ids, token_types, attention_mask, cfg):
     d, heads = cfg["hidden_size"], cfg["num_attention_heads"]
     hd = d // heads
     eps = cfg["layer_norm_eps"]
-    t = lambda name: torch.from_numpy(w[name])
+    t = lambda name: oracle(w[name])
     linear = lambda x, p: torch.nn.functional.linear(x, t(p + ".weight"), t(p + ".bias"))
     norm = lambda x, p: torch.nn.functional.layer_norm(x, (d,), t(p + ".weight"), t(p + ".bias"), eps)
     b, s = ids.shape
@@ -235,7 +239,7 @@ def bert_reference(w, ids, token_types, attention_mask, cfg):
          + t("embeddings.position_embeddings.weight")[:s])
     x = norm(x, "embeddings.LayerNorm")
     # get_extended_attention_mask: [B, 1, 1, S], (1 - mask) * finfo.min.
-    mask = (1.0 - torch.from_numpy(attention_mask).float()[:, None, None, :]) * torch.finfo(torch.float32).min
+    mask = (1.0 - oracle(attention_mask.astype(np.float32))[:, None, None, :]) * torch.finfo(torch.float32).min
     for i in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{i}."
         split = lambda z: z.view(b, s, heads, hd).transpose(1, 2)
@@ -302,7 +306,7 @@ def llama_reference(w, ids, cfg):
     kv_heads = cfg.get("num_key_value_heads", heads)
     hd = cfg.get("head_dim") or d // heads
     eps, theta = cfg["rms_norm_eps"], cfg.get("rope_theta", 10000.0)
-    t = lambda name: torch.from_numpy(w[name])
+    t = lambda name: oracle(w[name])
     linear = lambda x, name: x @ t(name).T
 
     def rms_norm(x, name):
@@ -313,8 +317,8 @@ def llama_reference(w, ids, cfg):
         return torch.cat((-x2, x1), dim=-1)
 
     b, s = ids.shape
-    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
-    freqs = torch.outer(torch.arange(s, dtype=torch.float32), inv_freq)
+    inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    freqs = torch.outer(torch.arange(s, dtype=torch.float64), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     cos, sin = emb.cos(), emb.sin()
     mask = torch.tril(torch.ones(s, s, dtype=torch.bool))

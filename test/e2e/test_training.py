@@ -13,17 +13,32 @@ torch.nn.utils.clip_grad_norm_:
 Weight decay applies to parameters of rank >= 2 in both (kiln-optimizer's
 default decay-min-rank; torch gets two param groups).
 
-Tolerances (fp32): losses RTOL 1e-5, gradient norms RTOL 5e-5 (a sum of
-~500k squares in a different order); parameters and
-state ATOL 2e-6 + RTOL 1e-4. The forward/backward pass agrees to ~1e-6
-(different summation orders); Adam divides by √v, which amplifies the
-relative error of a gradient element into its update, but with lr 1e-3 an
-update's error stays ~lr·1e-4 where the gradient is not ~0. Where it is
-mathematically 0 (the key bias: q·b_k is the same for every key, so softmax
-ignores it) both sides hold rounding noise g ~ 1e-10, and Adam's update
-lr·m/(√v + ε) ≈ lr·g/ε can differ by up to lr·0.1 per step. Those elements
-(√v below NOISE_SQRT_V in torch's state) get ATOL STEPS·lr·0.1 instead, and
-must be under 1% of all parameters, so a broken gradient cannot hide there.
+The reference runs in float64 (oracle.py) from the same float32 weights,
+so the verdict does not depend on the BLAS the oracle's torch links (it
+did: one Adam update out of 12,288 moved past a fixed tolerance between
+Debian's reference BLAS and OpenBLAS).
+
+Tolerances: Kiln computes in float32, the reference is exact by comparison.
+Losses RTOL 1e-5; gradient norms RTOL 5e-5 (a sum of ~500k squares).
+Parameters and state: ATOL 2e-6 + RTOL 1e-4, plus, for AdamW's parameters,
+the error a float32 gradient can cause through Adam. Kiln's gradient of a
+tensor T at step t is taken to be off by up to eps_T = GRAD_ULPS · 2^-24 ·
+max|g_T| (rounding in sums of many terms, in ulps of the tensor's largest
+element), and Adam's update lr·m̂/(√v̂ + ε) moves by about
+lr·eps_T / (√v̂ + ε) per unit of gradient error (m̂ and √v̂ change together,
+which at most doubles that), capped at 2·lr, the most one update can change
+by. Summed over the steps this is small wherever the gradient is well above
+its rounding noise, and up to ~lr per step where the gradient is rounding
+noise itself (the key bias: q·b_k is the same for every key, so softmax
+ignores it and its true gradient is 0). Elements with no gradient at all
+(v = 0: a position no token used) are exact on both sides. GRAD_ULPS = 32
+is set from measurement: on gpt2-tiny the worst parameter error is 6% of
+its bound (AMD EPYC Zen 3, 2026-12), margin for other CPUs' kernels.
+Elements whose bound admits an error of more than a tenth of their whole
+update (STEPS·lr) could hide a wrong gradient, so they must be under 1% of
+all parameters (measured: 130 of 172,288, the key biases). SGD is linear in
+the gradient, so its error stays ~lr·eps_T and the fixed tolerance covers
+it.
 """
 
 import json
@@ -39,11 +54,13 @@ import torch
 import torch.nn.functional as F
 
 from kiln_artifacts import KILN, MODELS, compile_artifact, load_safetensors, report, save_safetensors
+from oracle import oracle
 
 LOSS_RTOL = 1e-5
 NORM_RTOL = 5e-5
 PARAM_ATOL, PARAM_RTOL = 2e-6, 1e-4
-NOISE_SQRT_V = 1e-8
+GRAD_ULPS = 32        # float32 gradient error, in ulps of the tensor's largest element
+F32_ULP = 2.0 ** -24
 
 
 def gpt2_forward(t, ids, cfg):
@@ -136,22 +153,36 @@ class GPT2TinyTrainStep(unittest.TestCase):
         return cfg, weights, inputs, got, state
 
     def torch_reference(self, cfg, weights, inputs, make_optimizer):
-        params = {k: torch.tensor(v, requires_grad=True) for k, v in weights.items()}
+        """STEPS optimizer steps in float64. Also returns, per parameter, the
+        bound on how far a float32 gradient can move it through Adam (see the
+        module comment; zero for optimizers without per-element scaling)."""
+        params = {k: oracle(v).requires_grad_(True) for k, v in weights.items()}
         decay = [p for p in params.values() if p.dim() >= 2]
         no_decay = [p for p in params.values() if p.dim() < 2]
         opt = make_optimizer(decay, no_decay)
         ids = torch.from_numpy(inputs["input_ids"])
         targets = torch.from_numpy(inputs["targets"])
         losses, norms = [], []
-        for _ in range(self.STEPS):
+        sensitivity = {k: torch.zeros_like(p) for k, p in params.items()}
+        for step in range(1, self.STEPS + 1):
             opt.zero_grad()
             logits = gpt2_forward(params, ids, cfg)
             loss = F.cross_entropy(logits.reshape(-1, cfg["vocab_size"]), targets.reshape(-1))
             loss.backward()
             norms.append(float(torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)))
+            noise = {k: GRAD_ULPS * F32_ULP * float(p.grad.abs().max()) for k, p in params.items()}
             opt.step()
             losses.append(float(loss))
-        return params, opt, losses, norms
+            if not isinstance(opt, torch.optim.AdamW):
+                continue
+            for k, p in params.items():
+                group = next(g for g in opt.param_groups if any(q is p for q in g["params"]))
+                lr, (_, beta2), eps = group["lr"], group["betas"], group["eps"]
+                v = opt.state[p]["exp_avg_sq"]
+                sqrt_v_hat = (v / (1 - beta2 ** step)).sqrt()
+                bound = torch.clamp(2 * lr * noise[k] / (sqrt_v_hat + eps), max=2 * lr)
+                sensitivity[k] += torch.where(v > 0, bound, torch.zeros_like(bound))
+        return params, opt, losses, norms, sensitivity
 
     def compare(self, got, losses, norms):
         self.assertEqual(len(got["loss"]), self.STEPS)
@@ -170,34 +201,38 @@ class GPT2TinyTrainStep(unittest.TestCase):
 
     def test_adamw_three_steps(self):
         cfg, weights, inputs, got, state = self.train("adamw", ["--weight-decay", "0.1"])
-        params, opt, losses, norms = self.torch_reference(
+        params, opt, losses, norms, sensitivity = self.torch_reference(
             cfg, weights, inputs,
             lambda d, n: torch.optim.AdamW([{"params": d, "weight_decay": 0.1},
                                             {"params": n, "weight_decay": 0.0}],
                                            lr=self.LR, betas=(0.9, 0.999), eps=1e-8))
         self.compare(got, losses, norms)
         worst = []
-        noise, total = 0, 0
+        loosened, total, worst_ratio = 0, 0, (0.0, "")
         for name, p in params.items():
-            v = opt.state[p]["exp_avg_sq"]
-            # v == 0 (a position row no token used) is exact on both sides.
-            degenerate = ((v.sqrt() < NOISE_SQRT_V) & (v > 0)).numpy()
-            noise += int(degenerate.sum())
-            total += degenerate.size
-            actual, expected = state[name], p.detach().numpy()
-            np.testing.assert_allclose(actual[degenerate], expected[degenerate],
-                                       atol=self.STEPS * self.LR * 0.1, err_msg=name + " (zero gradient)")
-            self.check_tensor(name, np.where(degenerate, expected, actual), p, worst)
+            expected = p.detach().numpy()
+            fixed = PARAM_ATOL + PARAM_RTOL * np.abs(expected)
+            bound = fixed + sensitivity[name].numpy()
+            loosened += int((sensitivity[name].numpy() > 0.1 * self.STEPS * self.LR).sum())
+            total += expected.size
+            error = np.abs(state[name] - expected)
+            ratio = float((error / bound).max())
+            worst_ratio = max(worst_ratio, (ratio, name))
+            self.assertTrue(ratio <= 1.0,
+                            f"{name}: error {float(error.max()):.3e} is {ratio:.2f} times its bound "
+                            f"(fixed + Adam's sensitivity to float32 gradients)")
             self.check_tensor(name + "/adam_m", state[name + "/adam_m"], opt.state[p]["exp_avg"], worst)
             self.check_tensor(name + "/adam_v", state[name + "/adam_v"], opt.state[p]["exp_avg_sq"], worst)
         self.assertEqual(float(state["optimizer/step"]), float(self.STEPS))
-        print(f"{noise} of {total} parameters have a gradient of rounding noise")
-        self.assertLess(noise, total // 100)
-        print("largest parameter/state differences:", sorted(worst, reverse=True)[:3])
+        print(f"{loosened} of {total} parameters have a gradient near its rounding noise "
+              f"(a bound over a tenth of their update); "
+              f"worst parameter error/bound {worst_ratio[0]:.3f} ({worst_ratio[1]})")
+        self.assertLess(loosened, total // 100)
+        print("largest state differences:", sorted(worst, reverse=True)[:3])
 
     def test_sgd_momentum(self):
         cfg, weights, inputs, got, state = self.train("sgd", ["--momentum", "0.9", "--weight-decay", "0.01"])
-        params, opt, losses, norms = self.torch_reference(
+        params, opt, losses, norms, _ = self.torch_reference(
             cfg, weights, inputs,
             lambda d, n: torch.optim.SGD([{"params": d, "weight_decay": 0.01},
                                           {"params": n, "weight_decay": 0.0}],
