@@ -8,6 +8,8 @@
 #include "ModelBuilderSupport.h"
 
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
+#include "kiln/Runtime/File.h"
+#include "kiln/Runtime/JsonLimits.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Diagnostics.h"
@@ -445,12 +447,19 @@ mlir::kiln::buildModel(MLIRContext &context, const llvm::json::Object &config,
 }
 
 llvm::Expected<llvm::json::Object> mlir::kiln::loadModelConfig(StringRef path) {
-  auto buffer = llvm::MemoryBuffer::getFile(path, /*IsText=*/true);
-  if (!buffer)
-    return llvm::createStringError(buffer.getError(),
-                                   "cannot read config '" + path +
-                                       "': " + buffer.getError().message());
-  auto value = llvm::json::parse((*buffer)->getBuffer());
+  // A regular file only (a FIFO would block), nested no deeper than any
+  // config needs (llvm::json parses recursively).
+  ::kiln::runtime::Expected<std::string> text =
+      ::kiln::runtime::readFile(path.str(), "config");
+  if (!text)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   text.message());
+  if (::kiln::runtime::Status s = ::kiln::runtime::checkJsonNesting(
+          *text, "config '" + path.str() + "'");
+      !s)
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   s.message());
+  auto value = llvm::json::parse(*text);
   if (!value)
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    "config '" + path + "' is not valid JSON: " +

@@ -143,9 +143,8 @@ using AbiVersionFunction = int (*)();
 
 Expected<std::unique_ptr<ModuleLibrary>>
 ModuleLibrary::open(const std::string &path, const Manifest &manifest) {
-  if (!pathExists(path))
-    return Status::error("cannot load '" + path + "': " +
-                         std::strerror(errno));
+  if (Status s = checkRegularFile(path, "module"); !s)
+    return s;
   std::unique_ptr<ModuleLibrary> library(new ModuleLibrary);
   library->path_ = path;
   ::dlerror();

@@ -8,13 +8,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <dirent.h>
 #include <fcntl.h>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <utility>
+#include <vector>
 #include <unistd.h>
 
 namespace kiln::runtime {
@@ -85,25 +85,90 @@ Status writeFileAtomically(const std::string &path,
   return Status::ok();
 }
 
+namespace {
+std::string describeFile(const std::string &path, const std::string &what) {
+  return (what.empty() ? "" : what + " ") + "'" + path + "'";
+}
+
+const char *fileKind(mode_t mode) {
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISFIFO(mode))
+    return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode))
+    return "a device";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  return "not a regular file";
+}
+} // namespace
+
+Expected<int> openRegularFile(const std::string &path, const std::string &what) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return Status::error("cannot open " + describeFile(path, what) + ": " +
+                         errnoText());
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    Status error = Status::error("cannot stat " + describeFile(path, what) +
+                                 ": " + errnoText());
+    ::close(fd);
+    return error;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::error(describeFile(path, what) + " is " +
+                         fileKind(st.st_mode) + ", not a regular file");
+  }
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags >= 0)
+    ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+Status checkRegularFile(const std::string &path, const std::string &what) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    return Status::error("cannot open " + describeFile(path, what) + ": " +
+                         errnoText());
+  if (!S_ISREG(st.st_mode))
+    return Status::error(describeFile(path, what) + " is " +
+                         fileKind(st.st_mode) + ", not a regular file");
+  return Status::ok();
+}
+
 Expected<std::string> readFile(const std::string &path,
                                const std::string &what) {
-  std::string named = (what.empty() ? "" : what + " ") + "'" + path + "'";
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return Status::error("cannot open " + named + ": " + errnoText());
-  std::string bytes((std::istreambuf_iterator<char>(in)),
-                    std::istreambuf_iterator<char>());
-  if (in.bad())
-    return Status::error("cannot read " + named);
+  Expected<int> opened = openRegularFile(path, what);
+  if (!opened)
+    return opened.status();
+  int fd = *opened;
+  std::string bytes;
+  char buffer[1 << 16];
+  while (true) {
+    ssize_t got = ::read(fd, buffer, sizeof buffer);
+    if (got < 0) {
+      if (errno == EINTR)
+        continue;
+      Status error = Status::error("cannot read " + describeFile(path, what) +
+                                   ": " + errnoText());
+      ::close(fd);
+      return error;
+    }
+    if (got == 0)
+      break;
+    bytes.append(buffer, static_cast<size_t>(got));
+  }
+  ::close(fd);
   return bytes;
 }
 
 Expected<MappedFile> MappedFile::open(const std::string &path,
                                       const std::string &what) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0)
-    return Status::error("cannot open " + (what.empty() ? "" : what + " ") +
-                         "'" + path + "': " + errnoText());
+  Expected<int> opened = openRegularFile(path, what);
+  if (!opened)
+    return opened.status();
+  int fd = *opened;
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     Status error = Status::error("cannot stat '" + path + "': " + errnoText());
@@ -140,6 +205,24 @@ MappedFile &MappedFile::operator=(MappedFile &&other) noexcept {
 MappedFile::~MappedFile() {
   if (mapping_)
     ::munmap(mapping_, size_);
+}
+
+void removeStaleTemporaries(const std::string &path) {
+  std::string directory = parentDirectory(path);
+  std::string prefix = path.substr(path.find_last_of('/') + 1) + ".tmp.";
+  DIR *dir = ::opendir(directory.c_str());
+  if (!dir)
+    return;
+  std::vector<std::string> stale;
+  while (const struct dirent *entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    // mkstemp's suffix: exactly six characters after the prefix.
+    if (name.size() == prefix.size() + 6 && name.compare(0, prefix.size(), prefix) == 0)
+      stale.push_back(directory + "/" + name);
+  }
+  ::closedir(dir);
+  for (const std::string &file : stale)
+    ::unlink(file.c_str());
 }
 
 bool pathExists(const std::string &path) {

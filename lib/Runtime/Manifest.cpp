@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Runtime/Manifest.h"
+#include "kiln/Runtime/JsonLimits.h"
 
 #include "kiln/Runtime/File.h"
 
@@ -360,6 +361,8 @@ private:
 Expected<Manifest> Manifest::parse(const std::string &text,
                                    const std::string &path) {
   Parser p(path);
+  if (Status s = checkJsonNesting(text, "manifest '" + path + "'"); !s)
+    return s;
   json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded())
     return p.error("", "it is not valid JSON");

@@ -81,6 +81,8 @@ private:
 } // namespace
 
 Expected<NpyArray> readNpy(const std::string &path) {
+  if (Status s = checkRegularFile(path); !s)
+    return s;
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return Status::error("cannot open '" + path + "': " + std::strerror(errno));

@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Runtime/SafeTensors.h"
+#include "kiln/Runtime/JsonLimits.h"
 #include "kiln/Runtime/File.h"
 
 #include <nlohmann/json.hpp>
@@ -82,6 +83,10 @@ Expected<SafeTensorsFile> SafeTensorsFile::open(const std::string &path) {
                              " does not fit in the file of " +
                              std::to_string(size) + " bytes");
   const char *headerBegin = reinterpret_cast<const char *>(bytes + 8);
+  if (Status s = checkJsonNesting(std::string_view(headerBegin, headerSize),
+                                  "the header");
+      !s)
+    return corrupt(path, s.message());
   nlohmann::json header = nlohmann::json::parse(
       headerBegin, headerBegin + headerSize, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded() || !header.is_object())

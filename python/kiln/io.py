@@ -25,7 +25,11 @@ def save_safetensors(tensors, path, metadata=None):
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
+        # np.ascontiguousarray would make a 0-d array 1-d (shape [1]), and
+        # a checkpoint written so would no longer load.
+        array = np.asarray(array)
+        if not array.flags.c_contiguous:
+            array = array.copy(order="C")
         if array.dtype not in _FROM_NUMPY:
             raise ValueError(f"tensor '{name}': dtype {array.dtype} has no safetensors name")
         data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()

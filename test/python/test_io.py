@@ -16,7 +16,9 @@ class SafeTensorsIO(unittest.TestCase):
         tensors = {"h.0.w": np.arange(12, dtype=np.float32).reshape(3, 4),
                    "ids": np.array([1, -2], dtype=np.int64),
                    "scalar": np.array(2.5, dtype=np.float16),
-                   "mask": np.array([True, False])}
+                   "mask": np.array([True, False]),
+                   "step": np.array(3.0, dtype=np.float32),
+                   "strided": np.arange(12, dtype=np.int32).reshape(3, 4)[:, ::2]}
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "w.safetensors")
             save_safetensors(tensors, path, metadata={"format": "pt"})
@@ -27,6 +29,7 @@ class SafeTensorsIO(unittest.TestCase):
             self.assertEqual(list(back), list(tensors))
             for name, array in tensors.items():
                 self.assertEqual(back[name].dtype, array.dtype)
+                self.assertEqual(back[name].shape, array.shape, name)
                 np.testing.assert_array_equal(back[name], array)
             self.assertEqual(os.listdir(tmp), ["w.safetensors"])
 

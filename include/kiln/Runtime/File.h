@@ -28,6 +28,18 @@ Status writeFileAtomically(const std::string &path,
 Status writeAll(int fd, const void *data, size_t size,
                 const std::string &pathForMessages);
 
+/// Opens `path` for reading as a file descriptor, refusing anything but a
+/// regular file: a FIFO, a device or a directory given as weights or input
+/// would block or read forever. The open itself does not block (O_NONBLOCK,
+/// cleared once the file is known to be regular). `what` names the file in
+/// messages, as readFile.
+Expected<int> openRegularFile(const std::string &path,
+                              const std::string &what = "");
+
+/// The same refusal for a path handed to a loader that opens it itself
+/// (dlopen, SentencePiece): an error unless `path` is a regular file.
+Status checkRegularFile(const std::string &path, const std::string &what = "");
+
 /// The whole contents of `path`. `what` names the file in messages:
 /// "cannot open <what> '<path>': <reason>".
 Expected<std::string> readFile(const std::string &path,
@@ -55,6 +67,12 @@ private:
   void *mapping_ = nullptr;
   size_t size_ = 0;
 };
+
+/// Removes what interrupted atomic writes of `path` left behind (the
+/// temporary files writeFileAtomically names `path.tmp.XXXXXX`): a process
+/// killed while writing, or a full disk, leaves them, up to the size of the
+/// file. Only call it where no other process writes `path`.
+void removeStaleTemporaries(const std::string &path);
 
 /// Whether anything (file, directory, ...) exists at `path`.
 bool pathExists(const std::string &path);

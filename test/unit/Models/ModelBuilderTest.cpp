@@ -16,6 +16,8 @@
 
 #include "gtest/gtest.h"
 
+#include <cstdio>
+#include <fstream>
 #include <optional>
 #include <string>
 
@@ -347,7 +349,24 @@ TEST_F(ModelBuilderTest, SequenceLongerThanPositions) {
 TEST_F(ModelBuilderTest, LoadConfigErrors) {
   auto missing = loadModelConfig("/nonexistent/kiln/config.json");
   ASSERT_FALSE(bool(missing));
-  EXPECT_NE(llvm::toString(missing.takeError()).find("cannot read config"),
+  EXPECT_NE(llvm::toString(missing.takeError()).find("cannot open config"),
+            std::string::npos);
+  // A directory is refused by kind, and deep nesting before llvm::json's
+  // recursive parser sees it.
+  auto directory = loadModelConfig("/tmp");
+  ASSERT_FALSE(bool(directory));
+  EXPECT_NE(llvm::toString(directory.takeError()).find("is a directory"),
+            std::string::npos);
+  std::string path = ::testing::TempDir() + "kiln-deep-config.json";
+  {
+    std::ofstream out(path);
+    out << "{\"model_type\": \"gpt2\", \"x\": " << std::string(200000, '[')
+        << std::string(200000, ']') << "}";
+  }
+  auto deep = loadModelConfig(path);
+  std::remove(path.c_str());
+  ASSERT_FALSE(bool(deep));
+  EXPECT_NE(llvm::toString(deep.takeError()).find("more than 64 levels deep"),
             std::string::npos);
 }
 

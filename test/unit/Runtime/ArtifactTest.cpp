@@ -250,7 +250,7 @@ TEST_F(ArtifactTest, RejectsMalformedManifestEntries) {
 TEST_F(ArtifactTest, RejectsAMissingOrUnloadableModule) {
   writeArtifact();
   std::remove((artifactDir() + "/module.so").c_str());
-  expectOpenError({"cannot load", "module.so", "No such file"});
+  expectOpenError({"cannot open module", "module.so", "No such file"});
   writeBytes("model.kiln/module.so", "not an ELF file");
   expectOpenError({"cannot load", "module.so", "file too short"});
 }

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kiln/Runtime/JsonLimits.h"
 #include "kiln/Runtime/Manifest.h"
 
 #include <gtest/gtest.h>
@@ -51,6 +52,21 @@ json manifestWithModel() {
 
 Expected<Manifest> parse(const json &manifest) {
   return Manifest::parse(manifest.dump(), "m.json");
+}
+
+TEST(ManifestTest, RefusesDeepNestingBeforeParsing) {
+  std::string deep = R"({"format": "kiln-artifact", "x": )" +
+                     std::string(1000000, '{') + std::string(1000000, '}') + "}";
+  Expected<Manifest> m = Manifest::parse(deep, "m.json");
+  ASSERT_FALSE(m);
+  EXPECT_NE(m.message().find("manifest 'm.json' nests JSON arrays and objects "
+                             "more than 64 levels deep"),
+            std::string::npos)
+      << m.message();
+  // Brackets inside strings are text, not nesting.
+  EXPECT_TRUE(checkJsonNesting(R"({"a": "[[[[[[[[\"{{{{"})", "t", 2));
+  EXPECT_FALSE(checkJsonNesting("[[[", "t", 2));
+  EXPECT_TRUE(checkJsonNesting("[[]]", "t", 2));
 }
 
 TEST(ManifestTest, ParsesAndEvaluatesTheCostModel) {

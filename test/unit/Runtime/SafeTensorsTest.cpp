@@ -102,6 +102,11 @@ TEST_F(SafeTensorsTest, NamesEveryCorruption) {
                        R"("b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})",
                        eight),
               "overlap");
+  // A million levels of nesting in the metadata: refused before parsing
+  // (walking such a value recursively overflowed the stack).
+  std::string deep = R"({"__metadata__":{"x":)" + std::string(1000000, '[') +
+                     std::string(1000000, ']') + "}}";
+  expectError("deep.safetensors", makeFile(deep, ""), "more than 64 levels deep");
   Expected<SafeTensorsFile> missing = SafeTensorsFile::open(path("none.safetensors"));
   ASSERT_FALSE(missing);
   EXPECT_NE(missing.message().find("cannot open"), std::string::npos);
