@@ -565,7 +565,8 @@ func.func @dropout_zero(%x: tensor<4x8xbf16>, %seed: tensor<i64>) -> tensor<4x8x
 }
 
 // cross_entropy = -log_softmax(logits)[target] via a one-hot (iota == target),
-// 0 where target == ignore_index; mean divides by the count of kept targets.
+// 0 where target == ignore_index, NaN where another target is outside
+// [0, C); mean divides by the count of kept targets.
 // CHECK-LABEL: func.func @cross_entropy_mean
 // CHECK-SAME: (%[[L:[a-z0-9_]+]]: tensor<?x?x10xf32>, %[[T:[a-z0-9_]+]]: tensor<?x?xi64>)
 // CHECK: kiln.reduce max %[[L]] axes = [2] keepdim
@@ -580,7 +581,13 @@ func.func @dropout_zero(%x: tensor<4x8xbf16>, %seed: tensor<i64>) -> tensor<4x8x
 // CHECK: %[[NLL:.*]] = kiln.neg %[[TL]]
 // CHECK: %[[IGN:.*]] = kiln.constant dense<-100> : tensor<i64>
 // CHECK: %[[KEPT:.*]] = kiln.compare ne, %[[T]], %[[IGN]]
-// CHECK: %[[LOSS:.*]] = kiln.select %[[KEPT]], %[[NLL]], %[[ZERO]]
+// CHECK: %[[NAN:.*]] = kiln.constant dense<0x7FC00000> : tensor<f32>
+// CHECK: %[[GE:.*]] = kiln.compare ge, %[[T]], %{{.*}}
+// CHECK: %[[C10:.*]] = kiln.constant dense<10> : tensor<i64>
+// CHECK: %[[LT:.*]] = kiln.compare lt, %[[T]], %[[C10]]
+// CHECK: %[[IN:.*]] = kiln.select %[[GE]], %[[LT]], %[[GE]]
+// CHECK: %[[CHECKED:.*]] = kiln.select %[[IN]], %[[NLL]], %[[NAN]]
+// CHECK: %[[LOSS:.*]] = kiln.select %[[KEPT]], %[[CHECKED]], %[[ZERO]]
 // CHECK: %[[TOT:.*]] = kiln.reduce sum %[[LOSS]] axes = [0, 1] : (tensor<?x?xf32>) -> tensor<f32>
 // CHECK: %[[KF:.*]] = kiln.cast %[[KEPT]] : tensor<?x?xi1> -> tensor<?x?xf32>
 // CHECK: %[[CNT:.*]] = kiln.reduce sum %[[KF]] axes = [0, 1]
@@ -593,15 +600,17 @@ func.func @cross_entropy_mean(%l: tensor<?x?x10xf32>, %t: tensor<?x?xi64>) -> te
   return %0 : tensor<f32>
 }
 
-// A dynamic class count sizes the iota from the logits.
+// A dynamic class count sizes the iota from the logits, and the range check
+// compares the targets with it in f32.
 // CHECK-LABEL: func.func @cross_entropy_sum
 // CHECK-SAME: (%[[L:[a-z0-9_]+]]: tensor<4x?xf32>, %[[T:[a-z0-9_]+]]: tensor<4xi32>)
 // CHECK: %[[C:.*]] = tensor.dim %[[L]], %{{.*}} : tensor<4x?xf32>
 // CHECK: kiln.iota(%[[C]]) dim = 0 : tensor<?xi32>
 // CHECK: kiln.constant dense<0> : tensor<i32>
 // CHECK: kiln.compare ne, %[[T]]
+// CHECK: %[[TF:.*]] = kiln.cast %[[T]] : tensor<4xi32> -> tensor<4xf32>
+// CHECK: kiln.compare lt, %[[TF]], %{{.*}} : (tensor<4xf32>, tensor<f32>) -> tensor<4xi1>
 // CHECK: %[[R:.*]] = kiln.reduce sum %{{.*}} axes = [0] : (tensor<4xf32>) -> tensor<f32>
-// CHECK-NOT: kiln.cast
 // CHECK-NOT: kiln.cross_entropy
 // CHECK: return %[[R]]
 func.func @cross_entropy_sum(%l: tensor<4x?xf32>, %t: tensor<4xi32>) -> tensor<f32> {
@@ -611,6 +620,7 @@ func.func @cross_entropy_sum(%l: tensor<4x?xf32>, %t: tensor<4xi32>) -> tensor<f
 
 // CHECK-LABEL: func.func @cross_entropy_none
 // CHECK: kiln.iota() dim = 0 : tensor<5xi64>
+// CHECK: kiln.select %{{.*}}, %{{.*}}, %{{.*}} : (tensor<4xi1>, tensor<4xbf16>, tensor<bf16>) -> tensor<4xbf16>
 // CHECK: %[[R:.*]] = kiln.select %{{.*}}, %{{.*}}, %{{.*}} : (tensor<4xi1>, tensor<4xbf16>, tensor<bf16>) -> tensor<4xbf16>
 // CHECK-NOT: kiln.cross_entropy
 // CHECK: return %[[R]] : tensor<4xbf16>

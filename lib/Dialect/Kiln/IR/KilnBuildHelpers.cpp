@@ -157,6 +157,28 @@ Value sizeAsFloat(OpBuilder &b, Location loc, Value value, int64_t dim,
   return reduce(b, loc, ReduceKind::sum, ones, {0}, /*keepdim=*/false);
 }
 
+Value targetInRange(OpBuilder &b, Location loc, Value target, Value logits) {
+  auto logitsType = tensorType(logits);
+  int64_t classAxis = logitsType.getRank() - 1;
+  int64_t classes = logitsType.getDimSize(classAxis);
+  Type it = tensorType(target).getElementType();
+  Value atLeastZero = CompareOp::create(b, loc, ComparePredicate::ge, target,
+                                        intConst(b, loc, it, 0));
+  Value belowClasses;
+  if (!ShapedType::isDynamic(classes)) {
+    belowClasses = CompareOp::create(b, loc, ComparePredicate::lt, target,
+                                     intConst(b, loc, it, classes));
+  } else {
+    // Compared in f32: exact for fewer than 2^24 classes.
+    Type f32 = b.getF32Type();
+    belowClasses =
+        CompareOp::create(b, loc, ComparePredicate::lt, convert(b, loc, target, f32),
+                          sizeAsFloat(b, loc, logits, classAxis, f32));
+  }
+  // Both: the second where the first holds, else the first (false).
+  return SelectOp::create(b, loc, atLeastZero, belowClasses, atLeastZero);
+}
+
 /// exp(x - max(x)) / sum(exp(x - max(x))) along `axis`.
 bool isNarrowFloat(Type elementType) {
   return elementType.isBF16() || elementType.isF16();

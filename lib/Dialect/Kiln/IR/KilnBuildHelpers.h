@@ -69,6 +69,12 @@ Value convert(OpBuilder &b, Location loc, Value value, Type elementType);
 Value sizeAsFloat(OpBuilder &b, Location loc, Value value, int64_t dim,
                   Type elementType);
 
+/// Where an integer class `target` lies in [0, C), C the size of `logits`'
+/// last axis (an i1 tensor shaped like `target`). cross_entropy gives a NaN
+/// loss and gradient for a target outside it that is not ignore_index: a
+/// compiled step cannot raise as PyTorch does, and a NaN stops the driver.
+Value targetInRange(OpBuilder &b, Location loc, Value target, Value logits);
+
 /// bf16 and f16: element types whose normalizations, softmaxes and
 /// activations Kiln computes in f32 and rounds once (as PyTorch's kernels
 /// do), so that sums and rsqrt do not round at every step.

@@ -566,7 +566,8 @@ FailureOr<SmallVector<Value>> DropoutOp::decompose(OpBuilder &builder) {
 }
 
 // cross_entropy: loss = select(target != ignore, -sum(onehot(target) ·
-// log_softmax(logits)), 0), mean divides by the count of kept targets.
+// log_softmax(logits)), 0), mean divides by the count of kept targets; a
+// kept target outside [0, C) gives NaN (targetInRange).
 FailureOr<SmallVector<Value>> CrossEntropyOp::decompose(OpBuilder &builder) {
   Location loc = getLoc();
   Value logits = getLogits(), target = getTarget();
@@ -595,7 +596,10 @@ FailureOr<SmallVector<Value>> CrossEntropyOp::decompose(OpBuilder &builder) {
   Value nll = NegOp::create(builder, loc, targetLogProb);
   Value kept = CompareOp::create(builder, loc, ComparePredicate::ne, target,
                                  intConst(builder, loc, it, getIgnoreIndex()));
-  Value loss = SelectOp::create(builder, loc, kept, nll, zero);
+  Value checked = SelectOp::create(builder, loc,
+                                   targetInRange(builder, loc, target, logits),
+                                   nll, floatConst(builder, loc, et, NAN));
+  Value loss = SelectOp::create(builder, loc, kept, checked, zero);
 
   Value result;
   switch (getReduction()) {

@@ -16,6 +16,7 @@
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
+#include <cmath>
 #include <numeric>
 
 using namespace mlir;
@@ -674,7 +675,8 @@ Gradients LayerNormOp::buildGradient(OpBuilder &b, ValueRange grads) {
 
 // d logits = (softmax(logits) - onehot(target))·w, w the per-element weight
 // of the reduction (the result gradient, divided by the kept count for
-// mean, 0 where the target is ignore_index).
+// mean, 0 where the target is ignore_index, NaN where it is outside the
+// classes, as the loss).
 Gradients CrossEntropyOp::buildGradient(OpBuilder &b, ValueRange grads) {
   Value g = grads[0];
   if (!g)
@@ -699,11 +701,9 @@ Gradients CrossEntropyOp::buildGradient(OpBuilder &b, ValueRange grads) {
       CompareOp::create(b, loc, ComparePredicate::eq,
                         reshape(b, loc, target, expandedShape), classes),
       et);
-  Value kept = convert(
-      b, loc,
-      CompareOp::create(b, loc, ComparePredicate::ne, target,
-                        intConst(b, loc, it, getIgnoreIndex())),
-      et);
+  Value keptMask = CompareOp::create(b, loc, ComparePredicate::ne, target,
+                                     intConst(b, loc, it, getIgnoreIndex()));
+  Value kept = convert(b, loc, keptMask, et);
   Value weight;
   switch (getReduction()) {
   case LossReduction::none:
@@ -718,6 +718,12 @@ Gradients CrossEntropyOp::buildGradient(OpBuilder &b, ValueRange grads) {
   case LossReduction::batchmean:
     return emitOpError("reduction 'batchmean' is only for kl_div");
   }
+  // NaN where a kept target is out of range; ignored ones keep their 0.
+  Value ignored = CompareOp::create(b, loc, ComparePredicate::eq, target,
+                                    intConst(b, loc, it, getIgnoreIndex()));
+  Value valid = SelectOp::create(
+      b, loc, keptMask, targetInRange(b, loc, target, logits), ignored);
+  weight = SelectOp::create(b, loc, valid, weight, floatConst(b, loc, et, NAN));
   SmallVector<int64_t> weightShape(tensorType(weight).getShape());
   weightShape.push_back(1);
   Value perClass = reshape(b, loc, weight, weightShape);

@@ -57,6 +57,10 @@ def Kiln_CrossEntropyOp : Kiln_CompositeOp<"cross_entropy",
     `ignore_index` (default -100) contribute nothing. `mean` (default)
     divides by the number of elements not ignored, `sum` adds, `none` keeps
     the `[...]` tensor (0 where ignored), as torch.nn.functional.cross_entropy.
+    A target that is neither `ignore_index` nor a class in `[0, C)` makes
+    its element's loss and its logits' gradient NaN (so the reduced loss is
+    NaN too): PyTorch raises there, and a compiled step cannot, so the value
+    says it, and `kiln pretrain` stops on it.
 
     ```mlir
     %0 = kiln.cross_entropy %logits, %labels reduction = mean : (tensor<?x?x50257xf32>, tensor<?x?xi64>) -> tensor<f32>
