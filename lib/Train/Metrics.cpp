@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Train/Metrics.h"
+#include "kiln/Runtime/JsonLimits.h"
 #include "kiln/Runtime/File.h"
 
 #include <nlohmann/json.hpp>
@@ -115,6 +116,8 @@ std::string formatMetricsLine(const MetricsRow &row) {
 
 Expected<MetricsRow> parseMetricsLine(const std::string &line,
                                       const std::string &where) {
+  if (Status s = runtime::checkJsonNesting(line, where); !s)
+    return s;
   Json object = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (object.is_discarded() || !object.is_object())
     return Status::error(where + " is not a JSON object");
@@ -306,7 +309,8 @@ std::string ProgressLine::format() const {
   if (loss)
     add("loss " + fixed(*loss, 3));
   if (evalLoss)
-    add("eval " + fixed(*evalLoss, 2));
+    add("eval " + fixed(*evalLoss, 2) +
+        (evalStep == step ? "" : " @" + std::to_string(evalStep)));
   if (lr) {
     char text[32];
     std::snprintf(text, sizeof(text), "%.2e", *lr);

@@ -14,6 +14,7 @@
 
 #include "kiln/Runtime/Artifact.h"
 #include "kiln/Runtime/File.h"
+#include "kiln/Runtime/JsonLimits.h"
 #include "kiln/Runtime/SafeTensors.h"
 #include "kiln/Train/Corpus.h"
 #include "kiln/Train/Metrics.h"
@@ -23,8 +24,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <optional>
@@ -75,14 +78,69 @@ json optionsJson(const PretrainOptions &o) {
           {"val_fraction", o.valFraction}};
 }
 
+/// Whether two spellings of a path name the same file ("run/../a.kiln" and
+/// "a.kiln"); paths that do not resolve compare as text.
+bool samePath(const std::string &a, const std::string &b) {
+  if (a == b)
+    return true;
+  char *ra = ::realpath(a.c_str(), nullptr);
+  char *rb = ::realpath(b.c_str(), nullptr);
+  bool same = ra && rb && std::strcmp(ra, rb) == 0;
+  std::free(ra);
+  std::free(rb);
+  return same;
+}
+
+/// A run.json value as the command line would spell it.
+std::string describeSetting(const json &value) {
+  return value.is_string() ? "'" + value.get<std::string>() + "'" : value.dump();
+}
+
+/// Checks the settings the resuming command line gave (`given`, the keys in
+/// `o.givenSettings`) against the run's recorded ones (`recorded`): equal
+/// values are accepted, so the original command plus --resume works; a real
+/// change is refused with both values.
+Status checkGivenSettings(const PretrainOptions &o, const json &given,
+                          const json &recorded, const std::string &path) {
+  for (const std::string &key : o.givenSettings) {
+    const json &now = given.at(key);
+    const json &then = recorded.at(key);
+    bool same;
+    if (key == "artifact" || key == "data" || key == "tokenizer") {
+      auto resolved = [&](const json &v) {
+        std::string text = v.get<std::string>();
+        return key == "data" && text.empty() ? defaultCorpusPath() : text;
+      };
+      same = samePath(resolved(now), resolved(then));
+    } else if (now.is_number() && then.is_number()) {
+      same = now.get<double>() == then.get<double>();
+    } else {
+      same = now == then;
+    }
+    if (!same) {
+      std::string flag = key == "artifact" ? "the artifact" : "--" + key;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      return Status::error(
+          "cannot resume '" + o.runDir + "' with " + flag + " " +
+          describeSetting(now) + ": the run was started with " +
+          describeSetting(then) + " (" + path +
+          "); only --steps may change when resuming");
+    }
+  }
+  return Status::ok();
+}
+
 /// Reads the options a run was started with; `steps`, `logEvery`,
-/// `peakGflops` and `watts` stay as given.
+/// `peakGflops` and `watts` stay as given. Settings the command line gave
+/// must match the recorded ones.
 Status restoreOptions(PretrainOptions &o) {
   std::string path = runConfigPath(o.runDir);
   Expected<std::string> text = runtime::readFile(path);
   if (!text)
     return Status::error("cannot resume '" + o.runDir +
                          "': it has no run.json (" + text.message() + ")");
+  if (Status s = runtime::checkJsonNesting(*text, "'" + path + "'"); !s)
+    return s;
   json j = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   auto bad = [&](const char *key) {
     return Status::error("'" + path + "' is not a Kiln run file: key '" + key +
@@ -90,6 +148,7 @@ Status restoreOptions(PretrainOptions &o) {
   };
   if (!j.is_object())
     return Status::error("'" + path + "' is not a Kiln run file (not JSON)");
+  const json given = optionsJson(o);
   auto str = [&](const char *key, std::string &out) {
     if (!j.contains(key) || !j[key].is_string())
       return false;
@@ -141,7 +200,8 @@ Status restoreOptions(PretrainOptions &o) {
   o.schedule.minLr = minLr;
   if (o.steps <= 0)
     o.steps = recordedSteps;
-  return Status::ok();
+  // Every key was read above, so `j` holds each one with its type.
+  return checkGivenSettings(o, given, j, path);
 }
 
 //===----------------------------------------------------------------------===//
@@ -384,7 +444,52 @@ Expected<double> Run::evaluate() {
   return total / static_cast<double>(evalSet.size());
 }
 
+/// The error for a loss, gradient norm or eval loss that is not finite.
+Status notFinite(const std::string &what, double value, int64_t step) {
+  return Status::error("the " + what + " is " + std::to_string(value) +
+                       " at step " + std::to_string(step) +
+                       "; try a lower --lr (the last checkpoint is "
+                       "unaffected)");
+}
+
+/// Counts the non-finite elements of a float tensor (f32, bf16, f16);
+/// other dtypes have none.
+int64_t countNonFinite(const OwnedTensor &tensor) {
+  int64_t n = tensor.numElements(), bad = 0;
+  switch (tensor.dtype()) {
+  case DType::F32: {
+    const float *v = tensor.as<float>();
+    for (int64_t i = 0; i < n; ++i)
+      bad += !std::isfinite(v[i]);
+    break;
+  }
+  case DType::BF16:
+  case DType::F16: {
+    // All exponent bits set: infinity or NaN.
+    uint16_t exponent = tensor.dtype() == DType::BF16 ? 0x7f80 : 0x7c00;
+    const uint16_t *v = tensor.as<uint16_t>();
+    for (int64_t i = 0; i < n; ++i)
+      bad += (v[i] & exponent) == exponent;
+    break;
+  }
+  default:
+    break;
+  }
+  return bad;
+}
+
 Status Run::checkpoint(int64_t step) {
+  // A checkpoint is the last good state: never write a non-finite one.
+  for (const runtime::ParameterSpec &p : artifact->parameters()) {
+    Expected<OwnedTensor> value = artifact->readParameter(p.name);
+    if (!value)
+      return value.status();
+    if (int64_t bad = countNonFinite(*value))
+      return Status::error(
+          "step " + std::to_string(step) + ": " + std::to_string(bad) +
+          " element(s) of '" + p.name + "' are not finite; the checkpoint "
+          "was not written (the last one is unaffected); try a lower --lr");
+  }
   std::map<std::string, std::string> metadata = {
       {"format", kCheckpointFormat},
       {"step", std::to_string(step)},
@@ -395,9 +500,13 @@ Status Run::checkpoint(int64_t step) {
 
 Status Run::resumeFromCheckpoint(int64_t &step) {
   std::string path = checkpointPath(o.runDir);
-  if (!runtime::pathExists(path))
-    return Status::error("cannot resume '" + o.runDir +
-                         "': it has no checkpoint.safetensors yet");
+  if (!runtime::pathExists(path)) {
+    // Stopped before its first checkpoint: start over, from what run.json,
+    // the tokenizer and the token files already hold.
+    say("'" + o.runDir + "' has no checkpoint yet: starting from step 0");
+    step = 0;
+    return truncateMetrics(metricsPath(o.runDir), -1);
+  }
   Expected<runtime::SafeTensorsFile> file = runtime::SafeTensorsFile::open(path);
   if (!file)
     return file.status();
@@ -441,8 +550,19 @@ Status Run::run() {
   o.schedule.totalSteps = o.steps;
   if (Status s = validateSchedule(o.schedule); !s)
     return s;
+  for (double lr : {o.schedule.lr, effectiveMinLr(o.schedule)})
+    if (!std::isfinite(static_cast<float>(lr)))
+      return Status::error("the learning rate " + std::to_string(lr) +
+                           " is not finite as float32, the type train_step "
+                           "takes it in");
   if (Status s = runtime::makeDirectories(o.runDir); !s)
     return s;
+  // What a kill or a full disk left of interrupted atomic writes.
+  for (const std::string &file :
+       {checkpointPath(o.runDir), metricsPath(o.runDir), runConfigPath(o.runDir),
+        lossPlotPath(o.runDir), trainTokensPath(o.runDir), valTokensPath(o.runDir),
+        tokenizerModelPath(o.runDir)})
+    runtime::removeStaleTemporaries(file);
 
   Expected<std::unique_ptr<Artifact>> opened = Artifact::open(o.artifact);
   if (!opened)
@@ -486,10 +606,13 @@ Status Run::run() {
   say(line);
 
   std::optional<double> lastEval;
+  int64_t lastEvalStep = 0;
   if (step == 0) {
     Expected<double> initial = evaluate();
     if (!initial)
       return initial.status();
+    if (!std::isfinite(*initial))
+      return notFinite("eval loss", *initial, 0);
     lastEval = *initial;
     MetricsRow row;
     row.set("step", int64_t(0))
@@ -522,11 +645,12 @@ Status Run::run() {
     trainSeconds += seconds;
     double loss = scalarOf((*outputs)[0]);
     double gradNorm = scalarOf((*outputs)[1]);
+    // The step updated the parameters in place, so a non-finite loss or
+    // gradient ends the run here, before anything is checkpointed.
     if (!std::isfinite(loss))
-      return Status::error("the loss is " + std::to_string(loss) +
-                           " at step " + std::to_string(step) +
-                           "; try a lower --lr (the last checkpoint is "
-                           "unaffected)");
+      return notFinite("loss", loss, step);
+    if (!std::isfinite(gradNorm))
+      return notFinite("gradient norm", gradNorm, step);
 
     MetricsRow row;
     row.set("step", step)
@@ -546,7 +670,10 @@ Status Run::run() {
       Expected<double> evalLoss = evaluate();
       if (!evalLoss)
         return evalLoss.status();
+      if (!std::isfinite(*evalLoss))
+        return notFinite("eval loss", *evalLoss, step);
       lastEval = *evalLoss;
+      lastEvalStep = step;
       row.set("eval_loss", *evalLoss).set("eval_ppl", std::exp(*evalLoss));
     }
     if (Status s = metrics->write(row); !s)
@@ -562,6 +689,7 @@ Status Run::run() {
       progress.totalSteps = o.steps;
       progress.loss = loss;
       progress.evalLoss = lastEval;
+      progress.evalStep = lastEvalStep;
       progress.lr = lr;
       progress.tokensPerSecond = tokensPerStep / seconds;
       if (flopsPerStep)

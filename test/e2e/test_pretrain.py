@@ -18,13 +18,22 @@ resume check holds wherever that is.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
 import unittest
 
-from kiln_artifacts import KILN, MODELS, compile_artifact
+import numpy as np
+
+from kiln_artifacts import KILN, MODELS, compile_artifact, load_safetensors, save_safetensors
+
+
+def safetensors_metadata(path):
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        return json.loads(f.read(length)).get("__metadata__", {})
 
 FORTUNES = "/usr/share/games/fortunes"
 STEPS = 200
@@ -116,7 +125,8 @@ class Pretrain(unittest.TestCase):
             process.send_signal(signal.SIGKILL)
         process.wait()
         self.assertEqual(process.returncode, -signal.SIGKILL, "the run ended before the kill")
-        resumed = kiln("pretrain", "--resume", "--out", run_dir)
+        # The natural way to resume: the original command plus --resume.
+        resumed = kiln(*self.pretrain_args(run_dir), "--resume")
         self.assertEqual(resumed.returncode, 0, resumed.stderr)
         self.assertIn("resuming", resumed.stderr)
         print(resumed.stderr.splitlines()[0])
@@ -127,7 +137,76 @@ class Pretrain(unittest.TestCase):
             for key in ("loss", "grad_norm", "lr", "eval_loss"):
                 self.assertEqual(got[step].get(key), want[step].get(key), f"step {step} {key}")
 
-    def test_generate(self):
+    def test_run_killed_before_its_first_checkpoint_resumes_from_step_0(self):
+        """A run with no checkpoint yet resumes from step 0 (it used to be
+        stuck: --resume wanted a checkpoint, a restart saw the metrics) and
+        removes the temporary files interrupted writes left."""
+        reference, _ = self.uninterrupted()
+        run_dir = os.path.join(self.tmp.name, "early")
+        args = self.pretrain_args(run_dir)
+        args[args.index("--checkpoint-every") + 1] = "0"   # only at the end
+        process = subprocess.Popen([KILN, *args], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        metrics = os.path.join(run_dir, "metrics.jsonl")
+        while process.poll() is None and not os.path.exists(metrics):
+            time.sleep(0.01)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.assertEqual(process.returncode, -signal.SIGKILL, "the run ended before the kill")
+        self.assertFalse(os.path.exists(os.path.join(run_dir, "checkpoint.safetensors")))
+        stale = os.path.join(run_dir, "checkpoint.safetensors.tmp.Ab12Cd")
+        with open(stale, "wb") as f:
+            f.write(b"\0" * 4096)
+        resumed = kiln(*args, "--resume")
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertIn("no checkpoint yet: starting from step 0", resumed.stderr)
+        self.assertFalse(os.path.exists(stale))
+        got = {r["step"]: r for r in read_metrics(run_dir)}
+        want = {r["step"]: r for r in read_metrics(reference)}
+        self.assertEqual(sorted(got), sorted(want))
+        for step in want:
+            for key in ("loss", "grad_norm", "eval_loss"):
+                self.assertEqual(got[step].get(key), want[step].get(key), f"step {step} {key}")
+
+    def short_run(self, name, steps, *extra):
+        run_dir = os.path.join(self.tmp.name, name)
+        done = kiln("pretrain", self.train, "--out", run_dir, "--data", self.corpus,
+                    "--steps", str(steps), "--eval-batches", "1", "--eval-every", "0",
+                    "--checkpoint-every", "1", *extra)
+        return run_dir, done
+
+    def test_non_finite_values_stop_the_run_before_a_checkpoint(self):
+        """A NaN or inf never reaches a checkpoint, and the run exits 1
+        naming the step and what went non-finite."""
+        # An lr that is finite as a double but not as the f32 train_step takes.
+        _, done = self.short_run("huge-lr", 2, "--lr", "1e39")
+        self.assert_error(done, "not finite as float32")
+        # An lr that makes the parameters explode: step 1's update is finite
+        # (and checkpointed), step 2's forward overflows.
+        run_dir, done = self.short_run("explodes", 4, "--lr", "1e30")
+        self.assert_error(done, "at step 2; try a lower --lr")
+        state = load_safetensors(os.path.join(run_dir, "checkpoint.safetensors"))
+        for name, array in state.items():
+            self.assertTrue(np.isfinite(array).all(), name)
+        # NaN injected into the optimizer state: the next update makes a
+        # parameter NaN, and its checkpoint is refused.
+        run_dir, done = self.short_run("injected", 2)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        path = os.path.join(run_dir, "checkpoint.safetensors")
+        metadata = safetensors_metadata(path)
+        state = load_safetensors(path)
+        name = next(n for n in state if n.endswith("/adam_v") and state[n].ndim == 2)
+        state[name][0, 0] = np.nan
+        save_safetensors(state, path, metadata=metadata)
+        before = open(path, "rb").read()
+        resumed = kiln("pretrain", "--resume", "--out", run_dir, "--steps", "4")
+        param = name[: -len("/adam_v")]
+        # The parameter or its adam_v, whichever the checkpoint lists first.
+        self.assert_error(resumed, f"step 3: 1 element(s) of '{param}")
+        self.assertIn("the checkpoint was not written", resumed.stderr)
+        self.assertEqual(open(path, "rb").read(), before, "the checkpoint changed")
+
         run_dir, _ = self.uninterrupted()
         args = ["generate", self.train, "--run", run_dir, "--prompt", "The cat",
                 "--max-tokens", "20", "--seed", "3"]
@@ -169,8 +248,46 @@ class Pretrain(unittest.TestCase):
         self.assert_error(kiln(*self.pretrain_args(run_dir)), "already holds a run")
         self.assert_error(kiln("pretrain", "--resume", "--out", os.path.join(root, "nothing")),
                           "has no run.json")
+        # A changed setting names the old and the new value.
         self.assert_error(kiln("pretrain", "--resume", "--out", run_dir, "--lr", "1"),
-                          "cannot change when resuming")
+                          "with --lr 1.0: the run was started with 0.005")
+        self.assert_error(kiln(*self.pretrain_args(run_dir), "--resume", "--data", small),
+                          f"with --data '{small}': the run was started with '{self.corpus}'")
+        self.assert_error(kiln(*self.pretrain_args(run_dir), "--resume", "--eval-every", "7"),
+                          "with --eval-every 7: the run was started with 50")
+
+    def test_resume_accepts_the_same_settings(self):
+        """A finished run resumed with its own settings (the artifact spelled
+        another way) and with none but --out resumes at its last step."""
+        reference, _ = self.uninterrupted()
+        for i, extra in enumerate(([], None)):
+            run_dir = os.path.join(self.tmp.name, f"again{i}")
+            shutil.copytree(reference, run_dir)
+            if extra is None:
+                args = ["pretrain", "--resume", "--out", run_dir]
+            else:
+                args = self.pretrain_args(run_dir) + ["--resume"]
+                args[1] = os.path.join(os.path.dirname(self.train), ".", os.path.basename(self.train))
+            done = kiln(*args)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            self.assertIn(f"resuming '{run_dir}' at step {STEPS}", done.stderr)
+
+    def test_progress_names_the_step_of_an_old_eval(self):
+        """The progress column shows when the eval loss was measured unless
+        it was measured at the line's own step (issue: step 0's value read as
+        current)."""
+        _, log = self.uninterrupted()
+        lines = [l for l in log.splitlines() if l.startswith("step ")]
+        self.assertTrue(lines, log)
+        for line in lines:
+            step = int(line.split()[1].split("/")[0])
+            eval_part = [p for p in line.split(" | ") if p.startswith("eval ")]
+            if not eval_part:
+                continue
+            if step % 50 == 0:
+                self.assertNotIn("@", eval_part[0], line)
+            else:
+                self.assertIn(f"@{step // 50 * 50}", eval_part[0], line)
 
 
 if __name__ == "__main__":

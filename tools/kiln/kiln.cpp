@@ -101,7 +101,7 @@ OPTIONS:
 
 const char kPretrainUsage[] =
     R"(USAGE: kiln pretrain NAME.kiln --out RUN_DIR [options]
-       kiln pretrain --resume --out RUN_DIR [--steps N]
+       kiln pretrain --resume --out RUN_DIR [--steps N] [NAME.kiln options]
 
 Pretrains a language model from a training artifact (kiln-compile --mode
 train) on a text corpus. Trains a SentencePiece tokenizer on the corpus
@@ -112,8 +112,10 @@ object per step: loss, lr, grad_norm, tokens/s, MFU, energy; eval loss and
 perplexity every --eval-every steps), RUN_DIR/checkpoint.safetensors every
 --checkpoint-every steps and at the end (atomically), and RUN_DIR/loss.png.
 --resume continues the run in RUN_DIR from its checkpoint with exactly the
-losses an uninterrupted run gives (the other options come from
-RUN_DIR/run.json; --steps may extend it).
+losses an uninterrupted run gives: the options come from RUN_DIR/run.json,
+so the original command line plus --resume works; an option given with a
+different value than the run was started with is refused (--steps may
+change, to extend the run).
 
 OPTIONS:
   --out RUN_DIR           the run directory (required)
@@ -674,52 +676,50 @@ int pretrainCommand(int argc, char **argv) {
   if (!o.values.count("--out"))
     fail("'kiln pretrain' needs --out RUN_DIR; see 'kiln pretrain --help'");
   p.runDir = o.values["--out"];
-  if (p.resume) {
-    // The run's own options come from RUN_DIR/run.json.
-    for (const std::string &name : settings)
-      if (o.values.count(name))
-        fail(name + " cannot change when resuming (the run keeps the options "
-             "in " + kiln::train::runConfigPath(p.runDir) + ")");
-    if (!o.artifact.empty())
-      fail("--resume takes the artifact from " +
-           kiln::train::runConfigPath(p.runDir) + "; do not name one");
-    p.steps = o.values.count("--steps")
-                  ? parseCount("--steps", o.values["--steps"], 1)
-                  : 0;
-  } else {
-    if (o.artifact.empty())
-      fail("'kiln pretrain' needs a training artifact (NAME.kiln); see 'kiln "
-           "pretrain --help'");
-    p.artifact = o.artifact;
-    auto count = [&](const char *name, int64_t fallback, int64_t minimum) {
-      return o.values.count(name) ? parseCount(name, o.values[name], minimum)
-                                  : fallback;
-    };
-    p.data = o.values.count("--data") ? o.values["--data"] : "";
-    p.steps = count("--steps", 1000, 1);
-    p.batch = count("--batch", 0, 1);
-    p.seq = count("--seq", 0, 1);
-    p.schedule.warmupSteps = count("--warmup", 0, 0);
-    p.seed = static_cast<uint64_t>(count("--seed", 0, 0));
-    p.evalEvery = count("--eval-every", 100, 0);
-    p.evalBatches = count("--eval-batches", 8, 1);
-    p.checkpointEvery = count("--checkpoint-every", 500, 0);
-    p.vocabSize = static_cast<int>(count("--vocab-size", 0, 1));
-    if (o.values.count("--lr"))
-      p.schedule.lr = parseNumber("--lr", o.values["--lr"]);
-    if (o.values.count("--min-lr"))
-      p.schedule.minLr = parseNumber("--min-lr", o.values["--min-lr"]);
-    if (o.values.count("--schedule")) {
-      auto kind = kiln::train::parseScheduleKind(o.values["--schedule"]);
-      if (!kind)
-        fail(kind.message());
-      p.schedule.kind = *kind;
+  if (o.artifact.empty() && !p.resume)
+    fail("'kiln pretrain' needs a training artifact (NAME.kiln); see 'kiln "
+         "pretrain --help'");
+  p.artifact = o.artifact;
+  // The run's settings are parsed the same way in both modes: a resumed run
+  // takes them from RUN_DIR/run.json and checks the ones given here against
+  // it, so the original command plus --resume works.
+  if (!o.artifact.empty())
+    p.givenSettings.push_back("artifact");
+  for (const std::string &name : settings)
+    if (o.values.count(name)) {
+      std::string key = name.substr(2);
+      std::replace(key.begin(), key.end(), '-', '_');
+      p.givenSettings.push_back(key);
     }
-    if (o.values.count("--tokenizer"))
-      p.tokenizer = o.values["--tokenizer"];
-    if (o.values.count("--val-fraction"))
-      p.valFraction = parseNumber("--val-fraction", o.values["--val-fraction"]);
+  auto count = [&](const char *name, int64_t fallback, int64_t minimum) {
+    return o.values.count(name) ? parseCount(name, o.values[name], minimum)
+                                : fallback;
+  };
+  p.data = o.values.count("--data") ? o.values["--data"] : "";
+  // 0 on --resume: continue up to the recorded count.
+  p.steps = count("--steps", p.resume ? 0 : 1000, 1);
+  p.batch = count("--batch", 0, 1);
+  p.seq = count("--seq", 0, 1);
+  p.schedule.warmupSteps = count("--warmup", 0, 0);
+  p.seed = static_cast<uint64_t>(count("--seed", 0, 0));
+  p.evalEvery = count("--eval-every", 100, 0);
+  p.evalBatches = count("--eval-batches", 8, 1);
+  p.checkpointEvery = count("--checkpoint-every", 500, 0);
+  p.vocabSize = static_cast<int>(count("--vocab-size", 0, 1));
+  if (o.values.count("--lr"))
+    p.schedule.lr = parseNumber("--lr", o.values["--lr"]);
+  if (o.values.count("--min-lr"))
+    p.schedule.minLr = parseNumber("--min-lr", o.values["--min-lr"]);
+  if (o.values.count("--schedule")) {
+    auto kind = kiln::train::parseScheduleKind(o.values["--schedule"]);
+    if (!kind)
+      fail(kind.message());
+    p.schedule.kind = *kind;
   }
+  if (o.values.count("--tokenizer"))
+    p.tokenizer = o.values["--tokenizer"];
+  if (o.values.count("--val-fraction"))
+    p.valFraction = parseNumber("--val-fraction", o.values["--val-fraction"]);
   if (o.values.count("--peak-gflops"))
     p.peakGflops = parseNumber("--peak-gflops", o.values["--peak-gflops"]);
   if (o.values.count("--watts"))

@@ -129,6 +129,9 @@ struct ProgressLine {
   int64_t totalSteps = 0;
   std::optional<double> loss;
   std::optional<double> evalLoss;
+  /// The step `evalLoss` was measured at; when it is not `step`, the column
+  /// says so ("eval 3.50 @100"), so an old value is not read as current.
+  int64_t evalStep = 0;
   std::optional<double> lr;
   std::optional<double> tokensPerSecond;
   /// Model FLOPs utilization as a fraction (0.31 shows as "31%").
@@ -136,7 +139,8 @@ struct ProgressLine {
   std::optional<double> etaSeconds;
 
   /// "step 120/1000 | loss 3.412 | eval 3.50 | lr 3.00e-04 | 12.3k tok/s |
-  /// MFU 31% | ETA 4m12s".
+  /// MFU 31% | ETA 4m12s"; "eval 3.50 @100" at a step after the one the
+  /// evaluation ran at.
   std::string format() const;
 };
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace kiln::train {
 
@@ -38,6 +39,10 @@ struct PretrainOptions {
   uint64_t seed = 0;
   /// Continue the run in runDir from its checkpoint.
   bool resume = false;
+  /// The run.json keys ("artifact", "data", "lr", ...) that the command line
+  /// set. On resume each must equal the value recorded when the run started
+  /// (the same command plus --resume is accepted); the others are restored.
+  std::vector<std::string> givenSettings;
   /// Evaluate every this many steps (and at the end); 0: only at the end.
   int64_t evalEvery = 100;
   int64_t evalBatches = 8;

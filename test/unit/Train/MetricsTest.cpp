@@ -175,6 +175,7 @@ TEST(ProgressLineTest, FormatsTheLiveLine) {
   line.totalSteps = 1000;
   line.loss = 3.41234;
   line.evalLoss = 3.5;
+  line.evalStep = 120;
   line.tokensPerSecond = 12345;
   line.mfu = 0.3114;
   line.etaSeconds = 252;
@@ -183,6 +184,10 @@ TEST(ProgressLineTest, FormatsTheLiveLine) {
   line.lr = 3e-4;
   line.mfu = 0.034;
   EXPECT_EQ(line.format(), "step 120/1000 | loss 3.412 | eval 3.50 | lr "
+                           "3.00e-04 | 12.3k tok/s | MFU 3.4% | ETA 4m12s");
+  // An evaluation from an earlier step says which step it is from.
+  line.evalStep = 100;
+  EXPECT_EQ(line.format(), "step 120/1000 | loss 3.412 | eval 3.50 @100 | lr "
                            "3.00e-04 | 12.3k tok/s | MFU 3.4% | ETA 4m12s");
 
   ProgressLine bare;
