@@ -295,6 +295,14 @@ class Matmul(KilnTestCase):
         self.close(self.mm((3, 17), (17, 5), (3, 5), a, b, shape_r=(3, 5)),
                    T(a) @ T(b), SUM_RTOL, SUM_ATOL)
 
+    def test_zero_sized(self):
+        # K = 0 gives zeros, M = 0 an empty result (the CPU tiling divided
+        # by the empty loop and crashed).
+        a, b = f32(np.zeros((2, 0))), f32(np.zeros((0, 3)))
+        self.equal(self.mm((2, 0), (0, 3), (2, 3), a, b, shape_r=(2, 3)), np.zeros((2, 3), np.float32))
+        a, b = f32(np.zeros((0, 4))), self.randn(4, 3)
+        self.equal(self.mm((0, 4), (4, 3), (0, 3), a, b, shape_r=(0, 3)), np.zeros((0, 3), np.float32))
+
     def test_long_k(self):
         a, b = self.randn(2, 129), self.randn(129, 3)
         self.close(self.mm((2, 129), (129, 3), (2, 3), a, b, shape_r=(2, 3)),

@@ -59,8 +59,14 @@ struct TileAndVectorizeContractionsPass
 
   void runOnOperation() final {
     SmallVector<linalg::GenericOp> contractions;
+    // A loop of static size 0 (a matmul with M, N or K of 0, legal IR) has
+    // no tiles: upstream tiling divides by it. Its plain loops run zero
+    // times (K = 0 leaves the zero-filled result), so it stays as it is.
+    auto hasEmptyLoop = [](linalg::LinalgOp op) {
+      return llvm::is_contained(op.getStaticLoopRanges(), 0);
+    };
     getOperation().walk([&](linalg::GenericOp op) {
-      if (kiln::isKilnContraction(op))
+      if (kiln::isKilnContraction(op) && !hasEmptyLoop(op))
         contractions.push_back(op);
     });
     IRRewriter rewriter(&getContext());
@@ -179,7 +185,8 @@ struct TileAndVectorizeContractionsPass
       for (int64_t d = 0; d + 2 < rank; ++d)
         swapsLastTwo &= perm[d] == d;
       if (swapsLastTwo &&
-          getElementTypeOrSelf(op.getInit().getType()).isF32())
+          getElementTypeOrSelf(op.getInit().getType()).isF32() &&
+          !hasEmptyLoop(op))
         transposes.push_back(op);
     });
     for (linalg::TransposeOp op : transposes) {

@@ -98,3 +98,17 @@ func.func @fitting_lhs(%a: tensor<2048x2048xf32>, %b: tensor<2048x64xf32>) -> te
   %0 = kiln.matmul %a, %b : (tensor<2048x2048xf32>, tensor<2048x64xf32>) -> tensor<2048x64xf32>
   return %0 : tensor<2048x64xf32>
 }
+
+// -----
+
+// A contraction with an empty loop (K = 0 here; M or N alike) is left
+// untiled: upstream tiling divides by the loop size and crashed. Its loops
+// run zero times, leaving the zero-filled result.
+// CHECK-LABEL: func @empty_k
+// CHECK-NOT: scf.forall
+// CHECK: linalg.generic
+// CHECK-NOT: kiln.register_tile
+func.func @empty_k(%a: tensor<2x0xf32>, %b: tensor<0x3xf32>) -> tensor<2x3xf32> {
+  %0 = kiln.matmul %a, %b : (tensor<2x0xf32>, tensor<0x3xf32>) -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
