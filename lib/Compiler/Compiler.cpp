@@ -349,6 +349,27 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
 //===----------------------------------------------------------------------===//
 
 /// Replaces `target` by the complete directory `staged`.
+/// "1.5 GB", "768.0 GB", "12 MB": sizes for messages.
+std::string formatBytes(uint64_t bytes) {
+  const char *units[] = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1000 && unit < 6) {
+    value /= 1000;
+    ++unit;
+  }
+  return unit == 0 ? std::to_string(bytes) + " B"
+                   : llvm::formatv("{0:f1} {1}", value, units[unit]).str();
+}
+
+/// The machine's physical memory (0 when it cannot be told).
+uint64_t physicalMemoryBytes() {
+  long pages = ::sysconf(_SC_PHYS_PAGES), pageSize = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && pageSize > 0
+             ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(pageSize)
+             : 0;
+}
+
 llvm::Error publishDirectory(StringRef staged, StringRef target) {
   std::string old;
   if (llvm::sys::fs::exists(target)) {
@@ -501,6 +522,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   // What the runtime needs, read from the kiln module.
   std::vector<ParameterInfo> params;
   size_t offset = 0;
+  uint64_t stateBytes = 0;
   for (auto param : module.getOps<ParameterOp>()) {
     ParameterInfo info;
     info.op = param;
@@ -511,7 +533,15 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     info.dtype = *dtype;
     info.shape.assign(param.getTensorType().getShape().begin(),
                       param.getTensorType().getShape().end());
-    info.bytes = rt::numElements(info.shape) * rt::dtypeSize(info.dtype);
+    // Sizes from a config or hand-written IR: checked before anything is
+    // allocated for them.
+    std::optional<uint64_t> bytes = rt::checkedByteSize(info.shape, info.dtype);
+    if (!bytes || *bytes > static_cast<uint64_t>(INT64_MAX) - offset -
+                               stateBytes)
+      return error("parameter '" + param.getSymName() + "' of shape " +
+                   rt::formatShape(info.shape) +
+                   " is too large: its size does not fit in 64 bits");
+    info.bytes = *bytes;
     info.state = param->hasAttr("kiln.optimizer_state");
     if (info.state && param.getInit() != InitKind::zeros)
       return error("optimizer state '" + param.getSymName() +
@@ -519,9 +549,20 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     if (!info.state) {
       info.offset = offset;
       offset += info.bytes;
+    } else {
+      stateBytes += info.bytes;
     }
     params.push_back(info);
   }
+  // kiln-compile holds the weights in memory to initialize and write them,
+  // and a training run holds the optimizer state too: refuse, with the
+  // sizes, what this machine cannot hold rather than swap or be killed.
+  if (uint64_t memory = physicalMemoryBytes();
+      memory && offset + stateBytes > memory)
+    return error("the parameters need " + formatBytes(offset + stateBytes) +
+                 " (weights " + formatBytes(offset) + ", optimizer state " +
+                 formatBytes(stateBytes) + "), more than this machine's " +
+                 formatBytes(memory) + " of memory");
   auto describeStart = std::chrono::steady_clock::now();
   auto entries = describeEntryPoints(module);
   if (!entries)

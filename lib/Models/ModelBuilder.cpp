@@ -65,6 +65,20 @@ const llvm::json::Value *ConfigReader::lookup(StringRef key, bool required) {
 }
 
 int64_t ConfigReader::getInt(StringRef key, int64_t min) {
+  return getBoundedInt(key, min, kMaxConfigSize);
+}
+
+int64_t ConfigReader::getLayerCount(StringRef key) {
+  return getBoundedInt(key, 0, kMaxConfigLayers);
+}
+
+int64_t ConfigReader::getLayerCount(StringRef key, int64_t defaultValue) {
+  if (!config.get(key) || config.get(key)->kind() == llvm::json::Value::Null)
+    return defaultValue;
+  return getLayerCount(key);
+}
+
+int64_t ConfigReader::getBoundedInt(StringRef key, int64_t min, int64_t max) {
   const llvm::json::Value *value = lookup(key, /*required=*/true);
   if (!value)
     return min;
@@ -76,6 +90,11 @@ int64_t ConfigReader::getInt(StringRef key, int64_t min) {
   if (*number < min) {
     fail(llvm::formatv("key '{0}' must be at least {1}, found {2}", key, min,
                        *number));
+    return min;
+  }
+  if (*number > max) {
+    fail(llvm::formatv("key '{0}' is {1}, more than Kiln's limit of {2}", key,
+                       *number, max));
     return min;
   }
   return *number;

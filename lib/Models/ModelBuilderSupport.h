@@ -27,6 +27,15 @@ namespace mlir::kiln::models {
 // Config reading
 //===----------------------------------------------------------------------===//
 
+/// The largest size (width, vocabulary, positions, heads) a config may give:
+/// products of two or three of them stay far inside int64, and every real
+/// model is far inside it (GPT-3's width is 12288, Llama 3's vocabulary
+/// 128256).
+constexpr int64_t kMaxConfigSize = int64_t(1) << 24;
+/// The most layers a config may give (the largest published models have
+/// under 200).
+constexpr int64_t kMaxConfigLayers = 4096;
+
 /// Reads keys of one family's config. The first problem is recorded and
 /// reported by `takeError`; later reads return defaults so a builder can read
 /// every key and check once.
@@ -35,10 +44,14 @@ public:
   ConfigReader(const llvm::json::Object &config, llvm::StringRef family)
       : config(config), family(family.str()) {}
 
-  /// A required integer key, at least `min`.
+  /// A required integer key, at least `min` and at most kMaxConfigSize.
   int64_t getInt(llvm::StringRef key, int64_t min = 1);
   /// An optional integer key, at least `min` when present.
   int64_t getInt(llvm::StringRef key, int64_t defaultValue, int64_t min);
+  /// A layer count: like getInt with a minimum of 0 and kMaxConfigLayers at
+  /// most (a count in the billions would build for ever).
+  int64_t getLayerCount(llvm::StringRef key);
+  int64_t getLayerCount(llvm::StringRef key, int64_t defaultValue);
   /// A required number key (integers are accepted), greater than 0.
   double getPositiveNumber(llvm::StringRef key);
   /// An optional number key, greater than 0 when present.
@@ -60,6 +73,7 @@ public:
 
 private:
   const llvm::json::Value *lookup(llvm::StringRef key, bool required);
+  int64_t getBoundedInt(llvm::StringRef key, int64_t min, int64_t max);
   void failType(llvm::StringRef key, llvm::StringRef expected,
                 const llvm::json::Value &found);
 

@@ -27,7 +27,7 @@ llvm::Expected<BertConfig> readConfig(const llvm::json::Object &json) {
   BertConfig c;
   c.vocab = reader.getInt("vocab_size");
   c.hidden = reader.getInt("hidden_size");
-  c.layers = reader.getInt("num_hidden_layers", /*min=*/0);
+  c.layers = reader.getLayerCount("num_hidden_layers");
   c.heads = reader.getInt("num_attention_heads");
   c.intermediate = reader.getInt("intermediate_size");
   c.maxPositions = reader.getInt("max_position_embeddings");

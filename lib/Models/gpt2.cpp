@@ -31,7 +31,7 @@ llvm::Expected<GPT2Config> readConfig(const llvm::json::Object &json) {
   c.vocab = reader.getInt("vocab_size");
   c.positions = reader.getInt("n_positions");
   c.embd = reader.getInt("n_embd");
-  c.layers = reader.getInt("n_layer", /*min=*/0);
+  c.layers = reader.getLayerCount("n_layer");
   c.heads = reader.getInt("n_head");
   c.inner = reader.getInt("n_inner", 4 * c.embd, /*min=*/1);
   c.eps = reader.getPositiveNumber("layer_norm_epsilon", 1e-5);

@@ -30,7 +30,7 @@ llvm::Expected<LlamaConfig> readConfig(const llvm::json::Object &json) {
   c.vocab = reader.getInt("vocab_size");
   c.hidden = reader.getInt("hidden_size");
   c.intermediate = reader.getInt("intermediate_size");
-  c.layers = reader.getInt("num_hidden_layers", /*min=*/0);
+  c.layers = reader.getLayerCount("num_hidden_layers");
   c.heads = reader.getInt("num_attention_heads");
   c.kvHeads = reader.getInt("num_key_value_heads", c.heads, /*min=*/1);
   c.maxPositions = reader.getInt("max_position_embeddings", 2048, 1);

@@ -44,8 +44,8 @@ llvm::Expected<TransformerConfig> readConfig(const llvm::json::Object &json) {
   // Need"); only the vocabularies have none.
   c.dModel = reader.getInt("d_model", 512, /*min=*/1);
   c.heads = reader.getInt("nhead", 8, /*min=*/1);
-  c.encoderLayers = reader.getInt("num_encoder_layers", 6, /*min=*/0);
-  c.decoderLayers = reader.getInt("num_decoder_layers", 6, /*min=*/0);
+  c.encoderLayers = reader.getLayerCount("num_encoder_layers", 6);
+  c.decoderLayers = reader.getLayerCount("num_decoder_layers", 6);
   c.feedforward = reader.getInt("dim_feedforward", 2048, /*min=*/1);
   c.srcVocab = reader.getInt("src_vocab_size");
   c.tgtVocab = reader.getInt("tgt_vocab_size");

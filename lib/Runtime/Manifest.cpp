@@ -213,6 +213,9 @@ public:
                                               : " is not static"));
       out.push_back(d);
     }
+    // Sizes derive from the shape later: it must fit (even as f64 elements).
+    if (!checkedByteSize(out, DType::F64, /*dynamicAsOne=*/true))
+      return error(where, "shape " + it->dump() + " overflows");
     return Status::ok();
   }
 

@@ -170,14 +170,10 @@ Expected<NpyArray> readNpy(const std::string &path) {
   NpyArray array;
   array.dtype = *dtype;
   array.shape = *shape;
-  uint64_t elements = 1;
-  for (int64_t dim : array.shape) {
-    if (dim != 0 && elements > std::numeric_limits<uint64_t>::max() / 8 /
-                                   static_cast<uint64_t>(dim))
-      return badNpy(path, "shape " + formatShape(array.shape) + " overflows");
-    elements *= static_cast<uint64_t>(dim);
-  }
-  uint64_t payload = elements * dtypeSize(array.dtype);
+  std::optional<uint64_t> bytes = checkedByteSize(array.shape, array.dtype);
+  if (!bytes)
+    return badNpy(path, "shape " + formatShape(array.shape) + " overflows");
+  uint64_t payload = *bytes;
   uint64_t available = static_cast<uint64_t>(fileSize) - prefixSize - headerLength;
   if (payload != available)
     return badNpy(path, "shape " + formatShape(array.shape) + " of " +

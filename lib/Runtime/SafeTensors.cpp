@@ -123,17 +123,18 @@ Expected<SafeTensorsFile> SafeTensorsFile::open(const std::string &path) {
     const auto &shape = value["shape"];
     if (!shape.is_array())
       return corrupt(path, where + "shape is not an array");
-    uint64_t elements = 1;
     for (const auto &dim : shape) {
       if (!dim.is_number_unsigned())
         return corrupt(path, where + "shape " + shape.dump() +
                                  " has a non-integer or negative dim");
       uint64_t d = dim.get<uint64_t>();
-      if (d != 0 && elements > std::numeric_limits<uint64_t>::max() / d / 8)
+      if (d > static_cast<uint64_t>(INT64_MAX))
         return corrupt(path, where + "shape " + shape.dump() + " overflows");
-      elements *= d;
       info.shape.push_back(static_cast<int64_t>(d));
     }
+    std::optional<uint64_t> bytes = checkedByteSize(info.shape, info.dtype);
+    if (!bytes)
+      return corrupt(path, where + "shape " + shape.dump() + " overflows");
     const auto &offsets = value["data_offsets"];
     if (!offsets.is_array() || offsets.size() != 2 ||
         !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
@@ -145,7 +146,7 @@ Expected<SafeTensorsFile> SafeTensorsFile::open(const std::string &path) {
                                "] fall outside the data section of " +
                                std::to_string(dataSize) +
                                " bytes (is the file truncated?)");
-    uint64_t expected = elements * dtypeSize(info.dtype);
+    uint64_t expected = *bytes;
     if (end - begin != expected)
       return corrupt(path, where + "shape " + formatShape(info.shape) +
                                " of " + dtypeName(info.dtype) + " needs " +

@@ -7,6 +7,7 @@
 
 #include "kiln/Runtime/Tensor.h"
 
+#include <cstdint>
 #include <sstream>
 
 namespace kiln::runtime {
@@ -67,6 +68,23 @@ std::optional<DType> parseNumpyDescr(const std::string &descr) {
     if (e.numpy && normalized == e.numpy)
       return e.dtype;
   return std::nullopt;
+}
+
+std::optional<uint64_t> checkedByteSize(const std::vector<int64_t> &shape,
+                                        DType dtype, bool dynamicAsOne) {
+  constexpr uint64_t kLimit = static_cast<uint64_t>(INT64_MAX);
+  uint64_t bytes = dtypeSize(dtype);
+  for (int64_t dim : shape) {
+    if (dim == -1 && dynamicAsOne)
+      continue;
+    if (dim < 0)
+      return std::nullopt;
+    uint64_t d = static_cast<uint64_t>(dim);
+    if (d != 0 && bytes > kLimit / d)
+      return std::nullopt;
+    bytes *= d;
+  }
+  return bytes;
 }
 
 int64_t numElements(const std::vector<int64_t> &shape) {

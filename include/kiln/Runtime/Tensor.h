@@ -29,8 +29,14 @@ std::optional<std::string> dtypeNumpyDescr(DType dtype);
 /// Parses a numpy descr ("<f4", "|u1", ...); big-endian is not supported.
 std::optional<DType> parseNumpyDescr(const std::string &descr);
 
-/// Product of the dims (1 for a scalar).
+/// Product of the dims (1 for a scalar). Only for shapes already known to
+/// fit (checkedByteSize on everything read from a file or a config).
 int64_t numElements(const std::vector<int64_t> &shape);
+/// The bytes a tensor of `shape` and `dtype` takes; nullopt when a dim is
+/// negative or the bytes do not fit in int64. Dims of -1 (dynamic) count
+/// as 1 when `dynamicAsOne`, so the static part of a spec can be checked.
+std::optional<uint64_t> checkedByteSize(const std::vector<int64_t> &shape,
+                                        DType dtype, bool dynamicAsOne = false);
 /// "[2, 3, 768]" for messages.
 std::string formatShape(const std::vector<int64_t> &shape);
 

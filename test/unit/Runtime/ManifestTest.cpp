@@ -69,6 +69,23 @@ TEST(ManifestTest, RefusesDeepNestingBeforeParsing) {
   EXPECT_TRUE(checkJsonNesting("[[]]", "t", 2));
 }
 
+TEST(ManifestTest, RefusesShapesWhoseSizeOverflows) {
+  // An edited manifest used to turn such a shape into a wrapped-around size
+  // (and heap corruption when buffers were allocated from it).
+  json m = manifestWithModel();
+  m["entry_points"][0]["inputs"][0]["shape"] = {-1, int64_t(1) << 40, int64_t(1) << 40};
+  Expected<Manifest> input = parse(m);
+  ASSERT_FALSE(input);
+  EXPECT_NE(input.message().find("overflows"), std::string::npos) << input.message();
+
+  EXPECT_EQ(checkedByteSize({2, 3}, DType::F32), 24u);
+  EXPECT_EQ(checkedByteSize({}, DType::BF16), 2u);
+  EXPECT_EQ(checkedByteSize({0, int64_t(1) << 62}, DType::F64), 0u);
+  EXPECT_FALSE(checkedByteSize({int64_t(1) << 31, int64_t(1) << 31}, DType::F64));
+  EXPECT_FALSE(checkedByteSize({-1, 4}, DType::F32));
+  EXPECT_EQ(checkedByteSize({-1, 4}, DType::F32, /*dynamicAsOne=*/true), 16u);
+}
+
 TEST(ManifestTest, ParsesAndEvaluatesTheCostModel) {
   Expected<Manifest> m = parse(manifestWithModel());
   ASSERT_TRUE(m) << m.message();
