@@ -454,11 +454,11 @@ Status notFinite(const std::string &what, double value, int64_t step) {
 
 /// Counts the non-finite elements of a float tensor (f32, bf16, f16);
 /// other dtypes have none.
-int64_t countNonFinite(const OwnedTensor &tensor) {
-  int64_t n = tensor.numElements(), bad = 0;
-  switch (tensor.dtype()) {
+int64_t countNonFinite(const TensorView &tensor) {
+  int64_t n = runtime::numElements(tensor.shape), bad = 0;
+  switch (tensor.dtype) {
   case DType::F32: {
-    const float *v = tensor.as<float>();
+    const float *v = static_cast<const float *>(tensor.data);
     for (int64_t i = 0; i < n; ++i)
       bad += !std::isfinite(v[i]);
     break;
@@ -466,8 +466,8 @@ int64_t countNonFinite(const OwnedTensor &tensor) {
   case DType::BF16:
   case DType::F16: {
     // All exponent bits set: infinity or NaN.
-    uint16_t exponent = tensor.dtype() == DType::BF16 ? 0x7f80 : 0x7c00;
-    const uint16_t *v = tensor.as<uint16_t>();
+    uint16_t exponent = tensor.dtype == DType::BF16 ? 0x7f80 : 0x7c00;
+    const uint16_t *v = static_cast<const uint16_t *>(tensor.data);
     for (int64_t i = 0; i < n; ++i)
       bad += (v[i] & exponent) == exponent;
     break;
@@ -480,10 +480,15 @@ int64_t countNonFinite(const OwnedTensor &tensor) {
 
 Status Run::checkpoint(int64_t step) {
   // A checkpoint is the last good state: never write a non-finite one.
+  // (parameter() is the module's own memory on the CPU, a host snapshot of
+  // device memory on CUDA.)
   for (const runtime::ParameterSpec &p : artifact->parameters()) {
-    Expected<OwnedTensor> value = artifact->readParameter(p.name);
-    if (!value)
-      return value.status();
+    std::optional<TensorView> value = artifact->parameter(p.name);
+    if (!value) {
+      Expected<OwnedTensor> copy = artifact->readParameter(p.name);
+      return copy ? Status::error("cannot read parameter '" + p.name + "'")
+                  : copy.status();
+    }
     if (int64_t bad = countNonFinite(*value))
       return Status::error(
           "step " + std::to_string(step) + ": " + std::to_string(bad) +
