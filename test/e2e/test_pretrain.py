@@ -113,29 +113,37 @@ class Pretrain(unittest.TestCase):
                      "checkpoint.safetensors"):
             self.assertTrue(os.path.exists(os.path.join(run_dir, name)), name)
 
-    def test_killed_run_resumes_bitwise(self):
-        reference, _ = self.uninterrupted()
-        run_dir = os.path.join(self.tmp.name, "killed")
-        process = subprocess.Popen([KILN, *self.pretrain_args(run_dir)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        checkpoint = os.path.join(run_dir, "checkpoint.safetensors")
-        while process.poll() is None and not os.path.exists(checkpoint):
+    def kill_once_written(self, args, path):
+        """Starts `kiln ARGS` and SIGKILLs it as soon as `path` exists."""
+        process = subprocess.Popen([KILN, *args], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        while process.poll() is None and not os.path.exists(path):
             time.sleep(0.01)
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         process.wait()
         self.assertEqual(process.returncode, -signal.SIGKILL, "the run ended before the kill")
+
+    def assert_same_metrics(self, run_dir, reference, keys):
+        """The same steps, and bit-equal `keys` at each, as the reference run."""
+        got = {r["step"]: r for r in read_metrics(run_dir)}
+        want = {r["step"]: r for r in read_metrics(reference)}
+        self.assertEqual(sorted(got), sorted(want))
+        for step in want:
+            for key in keys:
+                self.assertEqual(got[step].get(key), want[step].get(key), f"step {step} {key}")
+
+    def test_killed_run_resumes_bitwise(self):
+        reference, _ = self.uninterrupted()
+        run_dir = os.path.join(self.tmp.name, "killed")
+        self.kill_once_written(self.pretrain_args(run_dir),
+                               os.path.join(run_dir, "checkpoint.safetensors"))
         # The natural way to resume: the original command plus --resume.
         resumed = kiln(*self.pretrain_args(run_dir), "--resume")
         self.assertEqual(resumed.returncode, 0, resumed.stderr)
         self.assertIn("resuming", resumed.stderr)
         print(resumed.stderr.splitlines()[0])
-        got = {r["step"]: r for r in read_metrics(run_dir)}
-        want = {r["step"]: r for r in read_metrics(reference)}
-        self.assertEqual(sorted(got), sorted(want))
-        for step in want:
-            for key in ("loss", "grad_norm", "lr", "eval_loss"):
-                self.assertEqual(got[step].get(key), want[step].get(key), f"step {step} {key}")
+        self.assert_same_metrics(run_dir, reference, ("loss", "grad_norm", "lr", "eval_loss"))
 
     def test_run_killed_before_its_first_checkpoint_resumes_from_step_0(self):
         """A run with no checkpoint yet resumes from step 0 (it used to be
@@ -145,15 +153,7 @@ class Pretrain(unittest.TestCase):
         run_dir = os.path.join(self.tmp.name, "early")
         args = self.pretrain_args(run_dir)
         args[args.index("--checkpoint-every") + 1] = "0"   # only at the end
-        process = subprocess.Popen([KILN, *args], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
-        metrics = os.path.join(run_dir, "metrics.jsonl")
-        while process.poll() is None and not os.path.exists(metrics):
-            time.sleep(0.01)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-        process.wait()
-        self.assertEqual(process.returncode, -signal.SIGKILL, "the run ended before the kill")
+        self.kill_once_written(args, os.path.join(run_dir, "metrics.jsonl"))
         self.assertFalse(os.path.exists(os.path.join(run_dir, "checkpoint.safetensors")))
         stale = os.path.join(run_dir, "checkpoint.safetensors.tmp.Ab12Cd")
         with open(stale, "wb") as f:
@@ -162,12 +162,7 @@ class Pretrain(unittest.TestCase):
         self.assertEqual(resumed.returncode, 0, resumed.stderr)
         self.assertIn("no checkpoint yet: starting from step 0", resumed.stderr)
         self.assertFalse(os.path.exists(stale))
-        got = {r["step"]: r for r in read_metrics(run_dir)}
-        want = {r["step"]: r for r in read_metrics(reference)}
-        self.assertEqual(sorted(got), sorted(want))
-        for step in want:
-            for key in ("loss", "grad_norm", "eval_loss"):
-                self.assertEqual(got[step].get(key), want[step].get(key), f"step {step} {key}")
+        self.assert_same_metrics(run_dir, reference, ("loss", "grad_norm", "eval_loss"))
 
     def short_run(self, name, steps, *extra):
         run_dir = os.path.join(self.tmp.name, name)
