@@ -484,10 +484,14 @@ Status Run::checkpoint(int64_t step) {
   // device memory on CUDA.)
   for (const runtime::ParameterSpec &p : artifact->parameters()) {
     std::optional<TensorView> value = artifact->parameter(p.name);
+    std::optional<OwnedTensor> copy;
     if (!value) {
-      Expected<OwnedTensor> copy = artifact->readParameter(p.name);
-      return copy ? Status::error("cannot read parameter '" + p.name + "'")
-                  : copy.status();
+      // parameter() says nothing of why; readParameter() does.
+      Expected<OwnedTensor> read = artifact->readParameter(p.name);
+      if (!read)
+        return read.status();
+      copy.emplace(read.take());
+      value = copy->view();
     }
     if (int64_t bad = countNonFinite(*value))
       return Status::error(
