@@ -33,11 +33,13 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SHA256.h"
+#include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
 #include <cstring>
 #include <random>
+#include <set>
 #include <thread>
 #include <unistd.h>
 
@@ -286,49 +288,215 @@ llvm::Error initialize(const ParameterInfo &param, uint64_t seed,
   return llvm::Error::success();
 }
 
-/// Writes weights.safetensors: copied from the given file (checked by
-/// name, dtype and shape) or initialized.
+bool isFloat(rt::DType dtype) {
+  return dtype == rt::DType::F64 || dtype == rt::DType::F32 ||
+         dtype == rt::DType::F16 || dtype == rt::DType::BF16;
+}
+
+double loadFloat(rt::DType dtype, const unsigned char *p) {
+  switch (dtype) {
+  case rt::DType::F64: {
+    double value;
+    std::memcpy(&value, p, 8);
+    return value;
+  }
+  case rt::DType::F32: {
+    float value;
+    std::memcpy(&value, p, 4);
+    return value;
+  }
+  case rt::DType::F16: {
+    _Float16 value;
+    std::memcpy(&value, p, 2);
+    return static_cast<double>(value);
+  }
+  case rt::DType::BF16: {
+    uint32_t bits = uint32_t(p[0] | (p[1] << 8)) << 16;
+    float value;
+    std::memcpy(&value, &bits, 4);
+    return value;
+  }
+  default:
+    llvm_unreachable("not a float dtype");
+  }
+}
+
+void storeFloat(rt::DType dtype, double value, unsigned char *p) {
+  switch (dtype) {
+  case rt::DType::F64:
+    std::memcpy(p, &value, 8);
+    return;
+  case rt::DType::F32: {
+    float narrow = static_cast<float>(value);
+    std::memcpy(p, &narrow, 4);
+    return;
+  }
+  case rt::DType::F16: {
+    _Float16 narrow = static_cast<_Float16>(value);
+    std::memcpy(p, &narrow, 2);
+    return;
+  }
+  case rt::DType::BF16: {
+    // bf16(f32(value)): one rounding from f32, as torch's .to(bfloat16).
+    uint16_t bits = floatToBF16(static_cast<float>(value));
+    std::memcpy(p, &bits, 2);
+    return;
+  }
+  default:
+    llvm_unreachable("not a float dtype");
+  }
+}
+
+/// Where each parameter's values come from in a checkpoint, decided before
+/// anything is compiled so a mismatch is reported at once.
+///
+/// Names are the model's state-dict names; a checkpoint saved from a
+/// family's base or task class differs by one leading component
+/// (`GPT2Model` has no `transformer.`, `BertForSequenceClassification` adds
+/// `bert.`), so the one renaming that finds the most parameters is used.
+/// Tensors the model does not use are reported as a warning; a missing
+/// parameter, a shape mismatch or a non-float to float mismatch is an error.
+/// Float tensors of another width (bf16, f16, f64) are cast to the
+/// parameter's dtype when copied.
+struct WeightPlan {
+  rt::WeightFiles files;
+  /// Per parameter (null for optimizer state).
+  std::vector<const rt::SafeTensorInfo *> sources;
+  /// How names were mapped, for the log ("" when as they are).
+  std::string renaming;
+  std::vector<std::string> unused;
+  std::set<std::string> castFrom;
+};
+
+llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
+                                       const std::string &weightsPath) {
+  auto opened = rt::WeightFiles::open(weightsPath);
+  if (!opened)
+    return error(opened.message());
+  WeightPlan plan{opened.take(), {}, "", {}, {}};
+  const rt::WeightFiles &files = plan.files;
+
+  // A renaming maps a parameter name to the name to look up: add a leading
+  // component (the file has `bert.X` for the model's `X`) or strip one (the
+  // file has `X` for the model's `transformer.X`).
+  struct Renaming {
+    std::string add, strip;
+    std::string apply(StringRef name) const {
+      if (!strip.empty())
+        return name.starts_with(strip) ? name.drop_front(strip.size()).str()
+                                       : name.str();
+      return add + name.str();
+    }
+  };
+  auto leading = [](StringRef name) -> std::string {
+    size_t dot = name.find('.');
+    return dot == StringRef::npos ? "" : name.take_front(dot + 1).str();
+  };
+  std::vector<Renaming> candidates{{}};
+  std::set<std::string> seen;
+  for (const rt::SafeTensorInfo *info : files.tensors())
+    if (std::string prefix = leading(info->name);
+        !prefix.empty() && seen.insert("+" + prefix).second)
+      candidates.push_back({prefix, ""});
+  for (const ParameterInfo &param : params)
+    if (std::string prefix = leading(param.op.getSymName());
+        !param.state && !prefix.empty() && seen.insert("-" + prefix).second)
+      candidates.push_back({"", prefix});
+
+  auto lookup = [&](const Renaming &r, StringRef name) {
+    const rt::SafeTensorInfo *info = files.find(r.apply(name));
+    return info ? info : files.find(name.str());
+  };
+  const Renaming *best = &candidates.front();
+  size_t bestFound = 0;
+  for (const Renaming &r : candidates) {
+    size_t found = 0;
+    for (const ParameterInfo &param : params)
+      found += !param.state && lookup(r, param.op.getSymName());
+    if (found > bestFound) {
+      best = &r;
+      bestFound = found;
+    }
+  }
+  if (!best->add.empty())
+    plan.renaming = "the checkpoint's names have the prefix '" + best->add + "'";
+  else if (!best->strip.empty())
+    plan.renaming = "the checkpoint's names lack the prefix '" + best->strip + "'";
+
+  std::set<const rt::SafeTensorInfo *> used;
+  std::vector<std::string> missing;
+  for (const ParameterInfo &param : params) {
+    if (param.state) {
+      plan.sources.push_back(nullptr);
+      continue;
+    }
+    StringRef name = param.op.getSymName();
+    const rt::SafeTensorInfo *info = lookup(*best, name);
+    plan.sources.push_back(info);
+    if (!info) {
+      missing.push_back(name.str());
+      continue;
+    }
+    used.insert(info);
+    std::string where = info->name == name ? "'" + name.str() + "'"
+                                           : "'" + info->name + "' (for '" +
+                                                 name.str() + "')";
+    if (info->shape != param.shape ||
+        (info->dtype != param.dtype &&
+         !(isFloat(info->dtype) && isFloat(param.dtype))))
+      return error(files.description() + ": tensor " + where + " is " +
+                   rt::dtypeName(info->dtype) + " " +
+                   rt::formatShape(info->shape) + ", the model expects " +
+                   rt::dtypeName(param.dtype) + " " +
+                   rt::formatShape(param.shape));
+    if (info->dtype != param.dtype)
+      plan.castFrom.insert(rt::dtypeName(info->dtype));
+  }
+  if (!missing.empty()) {
+    std::string list;
+    for (size_t i = 0; i < missing.size() && i < 3; ++i)
+      list += (i ? ", '" : "'") + missing[i] + "'";
+    if (missing.size() > 3)
+      list += " and " + std::to_string(missing.size() - 3) + " more";
+    return error(files.description() + " has no tensor for " +
+                 std::to_string(missing.size()) + " of the model's " +
+                 "parameters: " + list +
+                 (plan.renaming.empty() ? "" : " (" + plan.renaming + ")"));
+  }
+  for (const rt::SafeTensorInfo *info : files.tensors())
+    if (!used.count(info))
+      plan.unused.push_back(info->name);
+  return plan;
+}
+
+/// Writes weights.safetensors: copied from the planned checkpoint tensors
+/// (cast where the dtypes differ) or initialized.
 llvm::Error writeWeights(std::vector<ParameterInfo> &params,
-                         const CompileOptions &options, StringRef path) {
+                         const CompileOptions &options,
+                         const WeightPlan *plan, StringRef path) {
   std::vector<std::vector<unsigned char>> storage;
   std::vector<rt::NamedTensor> tensors;
-  std::optional<rt::SafeTensorsFile> source;
-  if (options.weightsPath) {
-    auto file = rt::SafeTensorsFile::open(*options.weightsPath);
-    if (!file)
-      return error(file.message());
-    source.emplace(file.take());
-    llvm::StringSet<> wanted;
-    for (const ParameterInfo &param : params)
-      if (!param.state)
-        wanted.insert(param.op.getSymName());
-    std::vector<std::string> extra;
-    for (const auto &info : source->tensors())
-      if (!wanted.contains(info.name))
-        extra.push_back(info.name);
-    if (!extra.empty())
-      return error("'" + *options.weightsPath + "' has " +
-                   std::to_string(extra.size()) +
-                   " tensor(s) the model does not declare, e.g. '" +
-                   extra.front() + "'");
-  }
   storage.reserve(params.size());
-  for (ParameterInfo &param : params) {
+  for (auto [index, param] : llvm::enumerate(params)) {
     if (param.state)
       continue;
     StringRef name = param.op.getSymName();
-    if (source) {
-      const rt::SafeTensorInfo *info = source->find(name.str());
-      if (!info)
-        return error("'" + *options.weightsPath + "' has no tensor '" + name +
-                     "'");
-      if (info->dtype != param.dtype || info->shape != param.shape)
-        return error("'" + *options.weightsPath + "': tensor '" + name +
-                     "' is " + rt::dtypeName(info->dtype) + " " +
-                     rt::formatShape(info->shape) + ", the model expects " +
-                     rt::dtypeName(param.dtype) + " " +
-                     rt::formatShape(param.shape));
-      tensors.push_back({name.str(), source->view(*info)});
+    if (plan) {
+      const rt::SafeTensorInfo &info = *plan->sources[index];
+      rt::TensorView source = plan->files.view(info);
+      if (info.dtype == param.dtype) {
+        tensors.push_back({name.str(), source});
+        continue;
+      }
+      storage.emplace_back(param.bytes);
+      size_t count = param.bytes / rt::dtypeSize(param.dtype);
+      const auto *in = static_cast<const unsigned char *>(source.data);
+      for (size_t i = 0; i < count; ++i)
+        storeFloat(param.dtype,
+                   loadFloat(info.dtype, in + i * rt::dtypeSize(info.dtype)),
+                   storage.back().data() + i * rt::dtypeSize(param.dtype));
+      tensors.push_back(
+          {name.str(), {param.dtype, param.shape, storage.back().data()}});
       continue;
     }
     storage.emplace_back(param.bytes);
@@ -596,13 +764,40 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
 
   // Weights are independent of code generation: write them meanwhile on a
   // second thread (initializing GPT-2 small's 124M values takes seconds).
-  log(options.weightsPath ? "copying weights from " + *options.weightsPath
-                          : llvm::Twine("initializing weights (seed ") +
-                                llvm::Twine(options.seed) + ")");
+  std::optional<WeightPlan> plan;
+  if (options.weightsPath) {
+    auto planned = planWeights(params, *options.weightsPath);
+    if (!planned)
+      return planned.takeError();
+    plan.emplace(std::move(*planned));
+    std::string how;
+    if (!plan->renaming.empty())
+      how += "; " + plan->renaming;
+    if (!plan->castFrom.empty()) {
+      how += "; cast to the parameters' dtype from";
+      for (const std::string &dtype : plan->castFrom)
+        how += " " + dtype;
+    }
+    log("copying weights from " + plan->files.description() + how);
+    if (!plan->unused.empty()) {
+      std::string list;
+      for (size_t i = 0; i < plan->unused.size() && i < 5; ++i)
+        list += (i ? ", '" : "'") + plan->unused[i] + "'";
+      if (plan->unused.size() > 5)
+        list += " and " + std::to_string(plan->unused.size() - 5) + " more";
+      llvm::WithColor::warning(llvm::errs(), "kiln-compile")
+          << plan->files.description() << " has "
+          << plan->unused.size()
+          << " tensor(s) the model does not use, ignored: " << list << "\n";
+    }
+  } else {
+    log("initializing weights (seed " + llvm::Twine(options.seed) + ")");
+  }
   std::optional<std::string> weightsError;
   std::string weightsPath = inStaged("weights.safetensors");
   std::thread weightsWriter([&] {
-    if (llvm::Error err = writeWeights(params, options, weightsPath))
+    if (llvm::Error err = writeWeights(params, options,
+                                       plan ? &*plan : nullptr, weightsPath))
       weightsError = llvm::toString(std::move(err));
   });
   // Every return below must join the writer first.

@@ -19,6 +19,7 @@
 #include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/WithColor.h"
 
 using namespace mlir;
 using namespace mlir::kiln;
@@ -57,8 +58,20 @@ void ConfigReader::failType(StringRef key, StringRef expected,
        jsonKindName(found));
 }
 
+const llvm::json::Value *ConfigReader::find(StringRef key) {
+  readKeys.insert(key);
+  return config.get(key);
+}
+
+bool ConfigReader::isSet(StringRef key) { return getValue(key) != nullptr; }
+
+const llvm::json::Value *ConfigReader::getValue(StringRef key) {
+  const llvm::json::Value *value = find(key);
+  return value && value->kind() != llvm::json::Value::Null ? value : nullptr;
+}
+
 const llvm::json::Value *ConfigReader::lookup(StringRef key, bool required) {
-  const llvm::json::Value *value = config.get(key);
+  const llvm::json::Value *value = find(key);
   if (!value && required)
     fail("missing required key '" + key + "'");
   return value;
@@ -73,7 +86,7 @@ int64_t ConfigReader::getLayerCount(StringRef key) {
 }
 
 int64_t ConfigReader::getLayerCount(StringRef key, int64_t defaultValue) {
-  if (!config.get(key) || config.get(key)->kind() == llvm::json::Value::Null)
+  if (!find(key) || find(key)->kind() == llvm::json::Value::Null)
     return defaultValue;
   return getLayerCount(key);
 }
@@ -101,7 +114,7 @@ int64_t ConfigReader::getBoundedInt(StringRef key, int64_t min, int64_t max) {
 }
 
 int64_t ConfigReader::getInt(StringRef key, int64_t defaultValue, int64_t min) {
-  if (!config.get(key) || config.get(key)->kind() == llvm::json::Value::Null)
+  if (!find(key) || find(key)->kind() == llvm::json::Value::Null)
     return defaultValue;
   return getInt(key, min);
 }
@@ -123,13 +136,13 @@ double ConfigReader::getPositiveNumber(StringRef key) {
 }
 
 double ConfigReader::getPositiveNumber(StringRef key, double defaultValue) {
-  if (!config.get(key) || config.get(key)->kind() == llvm::json::Value::Null)
+  if (!find(key) || find(key)->kind() == llvm::json::Value::Null)
     return defaultValue;
   return getPositiveNumber(key);
 }
 
 bool ConfigReader::getBool(StringRef key, bool defaultValue) {
-  const llvm::json::Value *value = config.get(key);
+  const llvm::json::Value *value = find(key);
   if (!value || value->kind() == llvm::json::Value::Null)
     return defaultValue;
   std::optional<bool> flag = value->getAsBoolean();
@@ -141,7 +154,7 @@ bool ConfigReader::getBool(StringRef key, bool defaultValue) {
 }
 
 std::string ConfigReader::getString(StringRef key, StringRef defaultValue) {
-  const llvm::json::Value *value = config.get(key);
+  const llvm::json::Value *value = find(key);
   if (!value || value->kind() == llvm::json::Value::Null)
     return defaultValue.str();
   std::optional<StringRef> text = value->getAsString();
@@ -150,6 +163,18 @@ std::string ConfigReader::getString(StringRef key, StringRef defaultValue) {
     return defaultValue.str();
   }
   return text->str();
+}
+
+Activation ConfigReader::getActivation(StringRef key,
+                                       StringRef defaultValue) {
+  std::string name = getString(key, defaultValue);
+  std::optional<Activation> act = parseActivation(name);
+  if (!act) {
+    fail("key '" + key + "' is '" + name + "'; Kiln builds " +
+         getActivationNames());
+    return Activation::Linear;
+  }
+  return *act;
 }
 
 void ConfigReader::requireDivisible(StringRef dividendKey, int64_t dividend,
@@ -161,11 +186,44 @@ void ConfigReader::requireDivisible(StringRef dividendKey, int64_t dividend,
 }
 
 llvm::Error ConfigReader::takeError() {
+  if (!error) {
+    // A key the table calls honoured that the builder never looked at would
+    // be silently ignored: a bug in the builder or the table.
+    std::vector<ConfigKeyInfo> keys = getConfigKeys(family);
+    for (const auto &entry : config) {
+      const ConfigKeyInfo *key = findConfigKey(keys, entry.first);
+      if (key && key->use == ConfigKeyUse::Honoured &&
+          entry.first != "model_type" && !readKeys.contains(entry.first))
+        fail("internal error: key '" + StringRef(entry.first) +
+             "' is listed as honoured but the builder does not read it");
+    }
+  }
   if (!error)
     return llvm::Error::success();
   std::string message = std::move(*error);
   error.reset();
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
+}
+
+StringRef mlir::kiln::models::getActivationNames() {
+  return "gelu, gelu_python, gelu_new, gelu_pytorch_tanh, gelu_fast, "
+         "gelu_accurate, quick_gelu, relu, relu2, silu, swish, sigmoid, tanh "
+         "and linear";
+}
+
+std::optional<Activation> mlir::kiln::models::parseActivation(StringRef name) {
+  return llvm::StringSwitch<std::optional<Activation>>(name)
+      .Cases({"gelu", "gelu_python"}, Activation::GeluErf)
+      .Cases({"gelu_new", "gelu_pytorch_tanh", "gelu_fast", "gelu_accurate"},
+             Activation::GeluTanh)
+      .Case("quick_gelu", Activation::QuickGelu)
+      .Case("relu", Activation::Relu)
+      .Case("relu2", Activation::Relu2)
+      .Cases({"silu", "swish"}, Activation::Silu)
+      .Case("sigmoid", Activation::Sigmoid)
+      .Case("tanh", Activation::Tanh)
+      .Case("linear", Activation::Linear)
+      .Default(std::nullopt);
 }
 
 llvm::Expected<InputShape>
@@ -244,6 +302,35 @@ static Value castElements(OpBuilder &builder, Location loc, Value x,
 
 Value GraphBuilder::toCompute(Value x) {
   return castElements(builder, loc, x, computeType);
+}
+
+Value GraphBuilder::activation(Value x, Activation act) {
+  switch (act) {
+  case Activation::GeluErf:
+    return GeluOp::create(builder, loc, x, GeluApproximation::erf);
+  case Activation::GeluTanh:
+    return GeluOp::create(builder, loc, x, GeluApproximation::tanh);
+  case Activation::QuickGelu: {
+    Type element = cast<RankedTensorType>(x.getType()).getElementType();
+    Value scaled = MulOp::create(builder, loc, x, scalar(1.702, element));
+    return MulOp::create(builder, loc, x, SigmoidOp::create(builder, loc, scaled));
+  }
+  case Activation::Relu:
+    return ReluOp::create(builder, loc, x);
+  case Activation::Relu2: {
+    Value r = ReluOp::create(builder, loc, x);
+    return MulOp::create(builder, loc, r, r);
+  }
+  case Activation::Silu:
+    return SiluOp::create(builder, loc, x);
+  case Activation::Sigmoid:
+    return SigmoidOp::create(builder, loc, x);
+  case Activation::Tanh:
+    return TanhOp::create(builder, loc, x);
+  case Activation::Linear:
+    return x;
+  }
+  llvm_unreachable("unknown activation");
 }
 
 Value GraphBuilder::toF32(Value x) { return castElements(builder, loc, x, f32); }
@@ -403,6 +490,10 @@ const Family kFamilies[] = {
 };
 } // namespace
 
+void BuildOptions::defaultWarningHandler(const std::string &message) {
+  llvm::WithColor::warning(llvm::errs()) << message << "\n";
+}
+
 std::vector<StringRef> mlir::kiln::getSupportedModelTypes() {
   std::vector<StringRef> types;
   for (const Family &family : kFamilies)
@@ -444,7 +535,13 @@ mlir::kiln::buildModel(MLIRContext &context, const llvm::json::Object &config,
   context.getOrLoadDialect<tensor::TensorDialect>();
   context.getOrLoadDialect<arith::ArithDialect>();
 
-  auto module = family->build(context, config, options);
+  auto resolved = resolveConfigAliases(config, family->modelType);
+  if (!resolved)
+    return resolved.takeError();
+  if (llvm::Error error =
+          checkConfigKeys(*resolved, family->modelType, options))
+    return std::move(error);
+  auto module = family->build(context, *resolved, options);
   if (!module)
     return module.takeError();
 

@@ -17,6 +17,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "llvm/ADT/SmallVector.h"
+#include "llvm/ADT/StringSet.h"
 
 #include <optional>
 #include <string>
@@ -36,13 +37,58 @@ constexpr int64_t kMaxConfigSize = int64_t(1) << 24;
 /// under 200).
 constexpr int64_t kMaxConfigLayers = 4096;
 
+/// An activation of Hugging Face's ACT2FN that Kiln builds.
+enum class Activation {
+  GeluErf,   ///< gelu, gelu_python
+  GeluTanh,  ///< gelu_new, gelu_pytorch_tanh, gelu_fast, gelu_accurate
+  QuickGelu, ///< quick_gelu: x·sigmoid(1.702·x)
+  Relu,      ///< relu
+  Relu2,     ///< relu2: relu(x)²
+  Silu,      ///< silu, swish
+  Sigmoid,   ///< sigmoid
+  Tanh,      ///< tanh
+  Linear,    ///< linear: the identity
+};
+
+/// The ACT2FN names `parseActivation` accepts, for messages and docs.
+llvm::StringRef getActivationNames();
+/// The activation an ACT2FN name gives, or std::nullopt.
+std::optional<Activation> parseActivation(llvm::StringRef name);
+
+/// The entry named `name` in `keys`, or null.
+const ConfigKeyInfo *findConfigKey(llvm::ArrayRef<ConfigKeyInfo> keys,
+                                   llvm::StringRef name);
+
+/// `config` with another name of a key (a transformers `attribute_map`
+/// entry, e.g. gpt2's `hidden_size` for `n_embd`) renamed to the key; an
+/// error when both are given with different values.
+llvm::Expected<llvm::json::Object>
+resolveConfigAliases(const llvm::json::Object &config,
+                     llvm::StringRef modelType);
+
+/// Checks `config` against the family's key table before it is built: a
+/// DefaultOnly key with another value, or (with `options.training`) a nonzero
+/// dropout rate, is an error naming the key; a key no table lists is a
+/// warning.
+llvm::Error checkConfigKeys(const llvm::json::Object &config,
+                            llvm::StringRef modelType,
+                            const BuildOptions &options);
+
 /// Reads keys of one family's config. The first problem is recorded and
 /// reported by `takeError`; later reads return defaults so a builder can read
-/// every key and check once.
+/// every key and check once. `takeError` also checks the reader against the
+/// family's key table: a key the config sets and the table calls honoured
+/// must have been read.
 class ConfigReader {
 public:
   ConfigReader(const llvm::json::Object &config, llvm::StringRef family)
       : config(config), family(family.str()) {}
+
+  /// Whether the key is present and not null (and marks it read).
+  bool isSet(llvm::StringRef key);
+  /// The raw value of an optional key, or null when absent or null (and
+  /// marks it read).
+  const llvm::json::Value *getValue(llvm::StringRef key);
 
   /// A required integer key, at least `min` and at most kMaxConfigSize.
   int64_t getInt(llvm::StringRef key, int64_t min = 1);
@@ -60,6 +106,8 @@ public:
   bool getBool(llvm::StringRef key, bool defaultValue);
   /// An optional string key.
   std::string getString(llvm::StringRef key, llvm::StringRef defaultValue);
+  /// An optional activation key (an ACT2FN name).
+  Activation getActivation(llvm::StringRef key, llvm::StringRef defaultValue);
 
   /// Records an error (unless one is recorded already).
   void fail(const llvm::Twine &message);
@@ -72,6 +120,8 @@ public:
   const std::string &getFamily() const { return family; }
 
 private:
+  /// `config.get(key)`, marking the key read.
+  const llvm::json::Value *find(llvm::StringRef key);
   const llvm::json::Value *lookup(llvm::StringRef key, bool required);
   int64_t getBoundedInt(llvm::StringRef key, int64_t min, int64_t max);
   void failType(llvm::StringRef key, llvm::StringRef expected,
@@ -80,6 +130,7 @@ private:
   const llvm::json::Object &config;
   std::string family;
   std::optional<std::string> error;
+  llvm::StringSet<> readKeys;
 };
 
 /// Resolves the options' batch and sequence sizes (0 means dynamic) and
@@ -158,6 +209,9 @@ public:
                double std);
   /// torch.nn.LayerNorm named `prefix.weight` / `prefix.bias`.
   Value layerNorm(Value x, llvm::StringRef prefix, int64_t dim, double eps);
+
+  /// `act(x)`.
+  Value activation(Value x, Activation act);
 
   /// `[B, S, heads·headDim]` -> `[B, heads, S, headDim]`.
   Value splitHeads(Value x, int64_t heads, int64_t headDim);

@@ -19,7 +19,7 @@ namespace {
 struct BertConfig {
   int64_t vocab, hidden, layers, heads, intermediate, maxPositions, typeVocab;
   double eps, initStd;
-  GeluApproximation gelu;
+  Activation activation;
 };
 
 llvm::Expected<BertConfig> readConfig(const llvm::json::Object &json) {
@@ -34,19 +34,7 @@ llvm::Expected<BertConfig> readConfig(const llvm::json::Object &json) {
   c.typeVocab = reader.getInt("type_vocab_size", 2, /*min=*/1);
   c.eps = reader.getPositiveNumber("layer_norm_eps", 1e-12);
   c.initStd = reader.getPositiveNumber("initializer_range", 0.02);
-  std::string act = reader.getString("hidden_act", "gelu");
-  if (act == "gelu")
-    c.gelu = GeluApproximation::erf;
-  else if (act == "gelu_new" || act == "gelu_pytorch_tanh")
-    c.gelu = GeluApproximation::tanh;
-  else
-    reader.fail("key 'hidden_act' must be 'gelu' or 'gelu_new', found '" + act +
-                "'");
-  std::string positions =
-      reader.getString("position_embedding_type", "absolute");
-  if (positions != "absolute")
-    reader.fail("key 'position_embedding_type' must be 'absolute', found '" +
-                positions + "'");
+  c.activation = reader.getActivation("hidden_act", "gelu");
   reader.requireDivisible("hidden_size", c.hidden, "num_attention_heads",
                           c.heads);
   if (llvm::Error error = reader.takeError())
@@ -126,7 +114,7 @@ mlir::kiln::models::buildBert(MLIRContext &context,
 
     Value x = g.linear(h, p + ".intermediate.dense", c.hidden, c.intermediate,
                        true, c.initStd);
-    x = GeluOp::create(b, loc, x, c.gelu);
+    x = g.activation(x, c.activation);
     x = g.linear(x, p + ".output.dense", c.intermediate, c.hidden, true,
                  c.initStd);
     h = g.layerNorm(AddOp::create(b, loc, x, h), p + ".output.LayerNorm",

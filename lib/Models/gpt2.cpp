@@ -3,7 +3,8 @@
 // GPT-2 as Hugging Face's GPT2LMHeadModel computes it: token plus learned
 // position embeddings, pre-norm blocks of causal self-attention and a
 // 4x MLP with the tanh GELU ("gelu_new"), a final LayerNorm, and logits
-// from the token embedding (the LM head is tied to `transformer.wte`).
+// from the token embedding (the LM head is tied to `transformer.wte`) or,
+// with `tie_word_embeddings: false`, from `lm_head.weight`.
 // Linear layers are Conv1D, whose weights are stored `[in, out]`.
 //
 //===----------------------------------------------------------------------===//
@@ -22,10 +23,12 @@ namespace {
 struct GPT2Config {
   int64_t vocab, positions, embd, layers, heads, inner;
   double eps, initStd;
-  GeluApproximation gelu;
+  Activation activation;
+  bool tied, scaleAttention, scaleByInverseLayer;
 };
 
-llvm::Expected<GPT2Config> readConfig(const llvm::json::Object &json) {
+llvm::Expected<GPT2Config> readConfig(const llvm::json::Object &json,
+                                      const BuildOptions &options) {
   ConfigReader reader(json, "gpt2");
   GPT2Config c;
   c.vocab = reader.getInt("vocab_size");
@@ -36,16 +39,17 @@ llvm::Expected<GPT2Config> readConfig(const llvm::json::Object &json) {
   c.inner = reader.getInt("n_inner", 4 * c.embd, /*min=*/1);
   c.eps = reader.getPositiveNumber("layer_norm_epsilon", 1e-5);
   c.initStd = reader.getPositiveNumber("initializer_range", 0.02);
-  std::string activation = reader.getString("activation_function", "gelu_new");
-  if (activation == "gelu_new" || activation == "gelu_pytorch_tanh" ||
-      activation == "gelu_fast")
-    c.gelu = GeluApproximation::tanh;
-  else if (activation == "gelu")
-    c.gelu = GeluApproximation::erf;
-  else
-    reader.fail("key 'activation_function' must be 'gelu_new', "
-                "'gelu_pytorch_tanh' or 'gelu', found '" +
-                activation + "'");
+  c.activation = reader.getActivation("activation_function", "gelu_new");
+  c.tied = reader.getBool("tie_word_embeddings", true);
+  c.scaleAttention = reader.getBool("scale_attn_weights", true);
+  c.scaleByInverseLayer =
+      reader.getBool("scale_attn_by_inverse_layer_idx", false);
+  // HF computes the scores and softmax in f32 with this key; Kiln's f32
+  // attention already does, its bf16/f16 attention does not.
+  if (reader.getBool("reorder_and_upcast_attn", false) &&
+      options.compute != ComputeType::f32)
+    reader.fail("key 'reorder_and_upcast_attn' is true, which needs f32 "
+                "attention scores; build it with --dtype f32");
   reader.requireDivisible("n_embd", c.embd, "n_head", c.heads);
   if (llvm::Error error = reader.takeError())
     return std::move(error);
@@ -57,7 +61,7 @@ llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::kiln::models::buildGPT2(MLIRContext &context,
                               const llvm::json::Object &json,
                               const BuildOptions &options) {
-  auto config = readConfig(json);
+  auto config = readConfig(json, options);
   if (!config)
     return config.takeError();
   const GPT2Config &c = *config;
@@ -104,9 +108,17 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
     Value qh = g.splitHeads(q, c.heads, headDim);
     Value kh = g.splitHeads(k, c.heads, headDim);
     Value vh = g.splitHeads(v, c.heads, headDim);
+    // HF: scores / √head_dim (scale_attn_weights), then / (i + 1)
+    // (scale_attn_by_inverse_layer_idx).
+    FloatAttr scale;
+    if (!c.scaleAttention || c.scaleByInverseLayer) {
+      double s = c.scaleAttention ? 1.0 / std::sqrt(double(headDim)) : 1.0;
+      if (c.scaleByInverseLayer)
+        s /= double(i + 1);
+      scale = b.getF64FloatAttr(s);
+    }
     Value attn = AttentionOp::create(b, loc, qh, kh, vh,
-                                     /*mask=*/Value(), /*causal=*/true,
-                                     /*scale=*/FloatAttr());
+                                     /*mask=*/Value(), /*causal=*/true, scale);
     Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", c.embd,
                           c.embd, projStd);
     h = AddOp::create(b, loc, h, proj);
@@ -114,15 +126,18 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
     // MLP.
     x = g.layerNorm(h, p + ".ln_2", c.embd, c.eps);
     x = g.conv1d(x, p + ".mlp.c_fc", c.embd, c.inner, c.initStd);
-    x = GeluOp::create(b, loc, x, c.gelu);
+    x = g.activation(x, c.activation);
     x = g.conv1d(x, p + ".mlp.c_proj", c.inner, c.embd, projStd);
     h = AddOp::create(b, loc, h, x);
   }
 
   h = g.layerNorm(h, "transformer.ln_f", c.embd, c.eps);
-  // lm_head is tied: logits = h · wteᵀ.
-  Value logits = MatmulOp::create(b, loc, h, wte, /*transpose_lhs=*/false,
-                                  /*transpose_rhs=*/true);
+  // A tied lm_head: logits = h · wteᵀ.
+  Value logits = c.tied ? Value(MatmulOp::create(b, loc, h, wte,
+                                                 /*transpose_lhs=*/false,
+                                                 /*transpose_rhs=*/true))
+                        : g.linear(h, "lm_head", c.embd, c.vocab,
+                                   /*bias=*/false, c.initStd);
   g.endFunction(logits);
   return g.takeModule();
 }

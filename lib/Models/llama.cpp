@@ -22,6 +22,7 @@ struct LlamaConfig {
       maxPositions;
   double eps, theta, initStd;
   bool tied, attentionBias, mlpBias;
+  Activation activation;
 };
 
 llvm::Expected<LlamaConfig> readConfig(const llvm::json::Object &json) {
@@ -40,14 +41,8 @@ llvm::Expected<LlamaConfig> readConfig(const llvm::json::Object &json) {
   c.tied = reader.getBool("tie_word_embeddings", false);
   c.attentionBias = reader.getBool("attention_bias", false);
   c.mlpBias = reader.getBool("mlp_bias", false);
-  std::string act = reader.getString("hidden_act", "silu");
-  if (act != "silu")
-    reader.fail("key 'hidden_act' must be 'silu', found '" + act + "'");
-  if (const llvm::json::Value *scaling = json.get("rope_scaling"))
-    if (scaling->kind() != llvm::json::Value::Null)
-      reader.fail("key 'rope_scaling' is not supported (expected null)");
-  if (json.get("head_dim") &&
-      json.get("head_dim")->kind() != llvm::json::Value::Null) {
+  c.activation = reader.getActivation("hidden_act", "silu");
+  if (reader.isSet("head_dim")) {
     c.headDim = reader.getInt("head_dim");
   } else {
     reader.requireDivisible("hidden_size", c.hidden, "num_attention_heads",
@@ -60,6 +55,25 @@ llvm::Expected<LlamaConfig> readConfig(const llvm::json::Object &json) {
                               c.headDim));
   reader.requireDivisible("num_attention_heads", c.heads, "num_key_value_heads",
                           c.kvHeads);
+  // HF's pretraining_tp > 1 computes each projection in slices of
+  // size/tp, the same function when every size divides (it drops the
+  // remainder otherwise, e.g. the last logits of an odd vocabulary).
+  int64_t tp = reader.getInt("pretraining_tp", 1, /*min=*/1);
+  if (tp > 1) {
+    reader.requireDivisible("vocab_size", c.vocab, "pretraining_tp", tp);
+    reader.requireDivisible("hidden_size", c.hidden, "pretraining_tp", tp);
+    reader.requireDivisible("intermediate_size", c.intermediate,
+                            "pretraining_tp", tp);
+    reader.requireDivisible("num_attention_heads·head_dim",
+                            c.heads * c.headDim, "pretraining_tp", tp);
+    reader.requireDivisible("num_key_value_heads·head_dim",
+                            c.kvHeads * c.headDim, "pretraining_tp", tp);
+    // Its sliced projections are bias-free.
+    if (c.attentionBias || c.mlpBias)
+      reader.fail("key 'pretraining_tp' > 1 with 'attention_bias' or "
+                  "'mlp_bias': transformers then computes without the "
+                  "biases; build it with pretraining_tp 1");
+  }
   if (llvm::Error error = reader.takeError())
     return std::move(error);
   return c;
@@ -124,13 +138,13 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
                        c.hidden, c.attentionBias, c.initStd);
     h = AddOp::create(b, loc, h, o);
 
-    // SwiGLU MLP: down(silu(gate(x)) * up(x)).
+    // Gated MLP: down(act(gate(x)) * up(x)), SwiGLU with the default silu.
     x = rmsNorm(h, p + ".post_attention_layernorm.weight");
     Value gate = g.linear(x, p + ".mlp.gate_proj", c.hidden, c.intermediate,
                           c.mlpBias, c.initStd);
     Value up = g.linear(x, p + ".mlp.up_proj", c.hidden, c.intermediate,
                         c.mlpBias, c.initStd);
-    x = MulOp::create(b, loc, SiluOp::create(b, loc, gate), up);
+    x = MulOp::create(b, loc, g.activation(gate, c.activation), up);
     x = g.linear(x, p + ".mlp.down_proj", c.intermediate, c.hidden, c.mlpBias,
                  c.initStd);
     h = AddOp::create(b, loc, h, x);

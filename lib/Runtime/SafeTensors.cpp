@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -217,6 +218,143 @@ Status writeSafeTensors(const std::string &path,
         return s;
     return Status::ok();
   });
+}
+
+} // namespace kiln::runtime
+
+//===----------------------------------------------------------------------===//
+// WeightFiles
+//===----------------------------------------------------------------------===//
+
+namespace kiln::runtime {
+
+namespace {
+constexpr const char *kSingleFile = "model.safetensors";
+constexpr const char *kIndexFile = "model.safetensors.index.json";
+/// Real indexes are a few hundred kB (one line per tensor).
+constexpr size_t kMaxIndexSize = 64u << 20;
+
+bool endsWith(const std::string &text, const std::string &suffix) {
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string directoryOf(const std::string &path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+Status badIndex(const std::string &path, const std::string &what) {
+  return Status::error("'" + path + "' is not a valid sharded checkpoint "
+                       "index: " + what);
+}
+} // namespace
+
+bool WeightFiles::isDirectory(const std::string &path) {
+  struct stat info;
+  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+const SafeTensorInfo *WeightFiles::find(const std::string &name) const {
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : it->second.second;
+}
+
+TensorView WeightFiles::view(const SafeTensorInfo &info) const {
+  auto it = index_.find(info.name);
+  assert(it != index_.end() && it->second.second == &info &&
+         "tensor of another WeightFiles");
+  return files_[it->second.first].view(info);
+}
+
+Expected<WeightFiles> WeightFiles::open(const std::string &given) {
+  std::string path = given;
+  if (isDirectory(given)) {
+    std::string dir = given;
+    while (dir.size() > 1 && dir.back() == '/')
+      dir.pop_back();
+    if (pathExists(dir + "/" + kSingleFile))
+      path = dir + "/" + kSingleFile;
+    else if (pathExists(dir + "/" + kIndexFile))
+      path = dir + "/" + kIndexFile;
+    else
+      return Status::error(
+          "'" + given + "' has neither " + kSingleFile + " nor " + kIndexFile +
+          " (Kiln reads safetensors checkpoints; save with "
+          "save_pretrained(..., safe_serialization=True))");
+  }
+
+  WeightFiles weights;
+  if (!endsWith(path, ".json")) {
+    Expected<SafeTensorsFile> file = SafeTensorsFile::open(path);
+    if (!file)
+      return file.status();
+    weights.description_ = "'" + path + "'";
+    weights.files_.push_back(file.take());
+  } else {
+    Expected<std::string> text = readFile(path, "checkpoint index");
+    if (!text)
+      return text.status();
+    if (text->size() > kMaxIndexSize)
+      return badIndex(path, "it is larger than " +
+                                std::to_string(kMaxIndexSize >> 20) + " MiB");
+    if (Status s = checkJsonNesting(*text, "the index"); !s)
+      return badIndex(path, s.message());
+    nlohmann::json index =
+        nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (index.is_discarded() || !index.is_object())
+      return badIndex(path, "it is not a JSON object");
+    auto map = index.find("weight_map");
+    if (map == index.end() || !map->is_object() || map->empty())
+      return badIndex(path, "it has no 'weight_map' object naming the shards");
+    // Shards in order of first mention; each must be a plain file name
+    // beside the index (an index must not reach elsewhere).
+    std::vector<std::string> shardNames;
+    std::map<std::string, size_t> shardOf;
+    for (auto it = map->begin(); it != map->end(); ++it) {
+      if (!it.value().is_string())
+        return badIndex(path, "the shard of '" + it.key() +
+                                  "' is not a string");
+      std::string shard = it.value().get<std::string>();
+      if (shard.empty() || shard.find('/') != std::string::npos ||
+          shard == "." || shard == "..")
+        return badIndex(path, "shard '" + shard + "' of '" + it.key() +
+                                  "' is not a file name in the index's "
+                                  "directory");
+      if (!shardOf.count(shard)) {
+        shardOf[shard] = shardNames.size();
+        shardNames.push_back(shard);
+      }
+    }
+    std::string dir = directoryOf(path);
+    for (const std::string &shard : shardNames) {
+      Expected<SafeTensorsFile> file = SafeTensorsFile::open(dir + "/" + shard);
+      if (!file)
+        return file.status();
+      weights.files_.push_back(file.take());
+    }
+    for (auto it = map->begin(); it != map->end(); ++it) {
+      const SafeTensorsFile &file =
+          weights.files_[shardOf[it.value().get<std::string>()]];
+      if (!file.find(it.key()))
+        return badIndex(path, "it places '" + it.key() + "' in '" +
+                                  file.path() + "', which has no such tensor");
+    }
+    weights.description_ = "'" + path + "' (" +
+                           std::to_string(shardNames.size()) + " shard" +
+                           (shardNames.size() == 1 ? "" : "s") + ")";
+  }
+
+  for (size_t f = 0; f < weights.files_.size(); ++f)
+    for (const SafeTensorInfo &info : weights.files_[f].tensors()) {
+      auto [it, inserted] = weights.index_.try_emplace(info.name, f, &info);
+      if (!inserted)
+        return Status::error("tensor '" + info.name + "' is in both '" +
+                             weights.files_[it->second.first].path() +
+                             "' and '" + weights.files_[f].path() + "'");
+      weights.tensors_.push_back(&info);
+    }
+  return weights;
 }
 
 } // namespace kiln::runtime

@@ -11,8 +11,14 @@ KILN_PACKAGES=(
   cmake ninja-build ccache g++ git
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools libomp-22-dev
   libgtest-dev nlohmann-json3-dev libsentencepiece-dev fortunes
-  python3 python3-numpy python3-torch
+  python3 python3-numpy python3-torch python3-venv
 )
+
+# The Hugging Face fidelity suite (test/e2e/hf_models.py) runs transformers,
+# pinned to a version that works with Debian's torch, from a venv over the
+# system Python (so torch and numpy stay Debian's).
+KILN_TRANSFORMERS_VERSION=4.44.2
+KILN_HF_VENV="${KILN_HF_VENV:-$KILN_BUILD/hf-venv}"
 
 kiln_log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -33,6 +39,18 @@ kiln_install_deps() {
     $sudo apt-get update -q
     $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
+}
+
+kiln_install_hf_python() {
+  local python="$KILN_HF_VENV/bin/python3"
+  if [[ -x $python ]] && "$python" -c "import transformers, sys; \
+sys.exit(transformers.__version__ != '$KILN_TRANSFORMERS_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  kiln_log "installing transformers $KILN_TRANSFORMERS_VERSION in $KILN_HF_VENV"
+  /usr/bin/python3 -m venv --system-site-packages "$KILN_HF_VENV"
+  "$python" -m pip install -q --disable-pip-version-check \
+    "transformers==$KILN_TRANSFORMERS_VERSION"
 }
 
 kiln_build() {

@@ -28,7 +28,7 @@
 // LAYERS: error: {{.*}}layers.json: gpt2 config: key 'n_layer' is 2000000000, more than Kiln's limit of 4096
 // OVERFLOW: error: {{.*}}overflow.json: gpt2 config: key 'n_embd' is 4611686018427387904, more than Kiln's limit of 16777216
 // HUGE: error: the parameters need {{[0-9.]+}} PB (weights {{[0-9.]+}} PB, optimizer state 0 B), more than this machine's {{.*}} of memory
-// DIRECTORY: error: config '{{.*}}dir.json' is a directory, not a regular file
+// DIRECTORY: error: '{{.*}}dir.json' is a directory without a config.json
 
 //--- malformed.json
 {"model_type": "gpt2", "n_embd": 64,

@@ -47,8 +47,9 @@ enum class EmitKind { Kiln, Decomposed, Cost, Summary, LLVM, PTX };
 
 cl::OptionCategory category("kiln-compile options");
 
-cl::opt<std::string> inputPath(cl::Positional, cl::Required,
-                               cl::desc("<model config .json | kiln IR .mlir>"),
+cl::opt<std::string> inputPath(cl::Positional,
+                               cl::desc("<model config .json | save_pretrained "
+                                        "directory | kiln IR .mlir>"),
                                cl::cat(category));
 
 cl::opt<EmitKind> emit(
@@ -110,9 +111,13 @@ cl::opt<std::string> cudaToolkit(
     cl::init("/usr/local/cuda"), cl::cat(category));
 cl::opt<std::string> weightsPath(
     "weights",
-    cl::desc("Weights (safetensors) for the artifact, checked by name, "
-             "shape and dtype (default: initialize from the init rules)"),
-    cl::value_desc("file.safetensors"), cl::init(""), cl::cat(category));
+    cl::desc("Weights for the artifact: a safetensors file, a sharded "
+             "checkpoint's model.safetensors.index.json, or a save_pretrained "
+             "directory; matched by name (a base or task class's prefix is "
+             "mapped) and shape, floats cast to the parameters' dtype "
+             "(default: a directory input's own weights, else initialize "
+             "from the init rules)"),
+    cl::value_desc("path"), cl::init(""), cl::cat(category));
 cl::opt<uint64_t> seed("seed",
                        cl::desc("Seed of the init rules (default 0)"),
                        cl::init(0), cl::cat(category));
@@ -189,10 +194,16 @@ cl::opt<double> maxGradNorm(
     "max-grad-norm",
     cl::desc("Clip gradients to this global L2 norm (default 1.0; 0: off)"),
     cl::init(1.0), cl::cat(category));
+cl::opt<bool> configKeys(
+    "config-keys",
+    cl::desc("Print what each model family does with each config key "
+             "(Markdown; docs/reference/ModelConfigKeys.md) and exit"),
+    cl::init(false), cl::cat(category));
 const char *overview = R"(Kiln compiler driver
 
 Reads a model config (.json, Hugging Face style keys; "model_type" selects
-the family) or a kiln IR file (.mlir) and prints:
+the family; a save_pretrained directory gives its config.json and weights)
+or a kiln IR file (.mlir) and prints:
   --emit=kiln        the graph as built (or parsed), verified
   --emit=decomposed  the graph after kiln-decompose, canonicalize and cse
   --emit=cost        the kiln-cost-report of the graph
@@ -220,6 +231,8 @@ For .mlir inputs, --batch and --seq are ignored; dynamic dimensions count as
 
 Examples:
   kiln-compile models/gpt2-tiny.json --target cpu -o /tmp/gpt2-tiny.kiln
+  kiln-compile ./my-llama --target cpu -o /tmp/my-llama.kiln
+  kiln-compile --config-keys
   kiln-compile models/gpt2-tiny.json --mode train --optimizer adamw \
       --batch 8 --seq 64 --target cpu -o /tmp/gpt2-tiny-train.kiln
   kiln-compile models/gpt2-tiny.json --mode train --dtype bf16 \
@@ -265,6 +278,7 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     options.batch = getInputSize(batch, /*costDefault=*/1);
     options.seq = getInputSize(seq, /*costDefault=*/128);
     options.compute = *kiln::parseComputeType(dtype);
+    options.training = mode == Mode::Train;
     auto module = kiln::buildModel(context, *config, options);
     if (!module) {
       fail(inputPath + ": " + llvm::toString(module.takeError()));
@@ -362,6 +376,38 @@ int main(int argc, char **argv) {
   llvm::InitLLVM initLLVM(argc, argv);
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv, overview);
+
+  if (configKeys) {
+    std::string message;
+    auto output = openOutputFile(outputPath, &message);
+    if (!output)
+      return fail(message);
+    kiln::printConfigKeyReference(output->os());
+    output->keep();
+    return 0;
+  }
+  if (inputPath.empty())
+    return fail("no input: give a model config (.json), a save_pretrained "
+                "directory or kiln IR (.mlir); see --help");
+  // A save_pretrained directory: its config.json, and its weights unless
+  // --weights names others.
+  if (llvm::sys::fs::is_directory(inputPath)) {
+    std::string dir = inputPath;
+    llvm::SmallString<256> config(dir);
+    llvm::sys::path::append(config, "config.json");
+    if (!llvm::sys::fs::exists(config))
+      return fail("'" + dir + "' is a directory without a config.json");
+    inputPath.setValue(std::string(config));
+    if (weightsPath.empty()) {
+      for (const char *name :
+           {"model.safetensors", "model.safetensors.index.json"}) {
+        llvm::SmallString<256> weights(dir);
+        llvm::sys::path::append(weights, name);
+        if (llvm::sys::fs::exists(weights))
+          weightsPath.setValue(dir);
+      }
+    }
+  }
 
   if (batch < 0 || seq < 0)
     return fail("--batch and --seq must be positive (or 0 for dynamic)");

@@ -19,9 +19,12 @@
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace mlir::kiln {
@@ -45,7 +48,45 @@ struct BuildOptions {
   int64_t batch = ShapedType::kDynamic;
   int64_t seq = ShapedType::kDynamic;
   ComputeType compute = ComputeType::f32;
+  /// The module will be trained: config keys that change only training
+  /// (dropout rates) must then be honoured or refused too.
+  bool training = false;
+  /// Receives warnings (config keys no table lists). By default they are
+  /// printed to stderr.
+  std::function<void(const std::string &)> warn = defaultWarningHandler;
+
+  static void defaultWarningHandler(const std::string &message);
 };
+
+/// What a family does with one config key (docs/reference/ModelConfigKeys.md).
+enum class ConfigKeyUse {
+  /// The model is built as the key says.
+  Honoured,
+  /// Cannot change the outputs or gradients of the entry points (generation
+  /// settings, token ids, bookkeeping, heads Kiln does not build).
+  Inert,
+  /// Only `defaultValue` (or null) is built; any other value is an error.
+  DefaultOnly,
+  /// A dropout rate: the graphs compute without dropout, so any rate is
+  /// accepted for inference and a nonzero one refused for training.
+  Dropout,
+};
+
+struct ConfigKeyInfo {
+  llvm::StringRef name;
+  ConfigKeyUse use;
+  /// JSON text of the only value a DefaultOnly key may have.
+  llvm::StringRef defaultValue;
+  llvm::StringRef note;
+};
+
+/// Every key `modelType` knows (for the Hugging Face families, the common
+/// PretrainedConfig attributes included), sorted by name; empty for an
+/// unknown model type.
+std::vector<ConfigKeyInfo> getConfigKeys(llvm::StringRef modelType);
+
+/// Prints the key tables of every family as Markdown.
+void printConfigKeyReference(llvm::raw_ostream &os);
 
 /// Builds the module for `config`; its `model_type` key selects the family.
 /// The module holds the `kiln.parameter`s (always f32) and a `func.func

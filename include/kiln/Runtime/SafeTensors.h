@@ -64,6 +64,43 @@ private:
   std::map<std::string, std::string> metadata_;
 };
 
+/// The tensors of a weight checkpoint as Hugging Face's `save_pretrained`
+/// writes it, read as one set: a safetensors file, a sharded checkpoint's
+/// index (`model.safetensors.index.json`, whose `weight_map` names the shard
+/// of each tensor), or a directory holding `model.safetensors` or that
+/// index. Shards are validated as SafeTensorsFile::open does, must lie in
+/// the index's directory, must hold the tensors the index gives them, and
+/// must not share a tensor name.
+class WeightFiles {
+public:
+  static Expected<WeightFiles> open(const std::string &path);
+
+  WeightFiles(WeightFiles &&) noexcept = default;
+  WeightFiles &operator=(WeightFiles &&) noexcept = default;
+
+  /// What was read, for messages: the file, or the index and its shard
+  /// count.
+  const std::string &description() const { return description_; }
+  /// Every tensor, shard by shard in file order.
+  const std::vector<const SafeTensorInfo *> &tensors() const {
+    return tensors_;
+  }
+  const SafeTensorInfo *find(const std::string &name) const;
+  /// A view of the tensor's bytes inside its shard's mapping.
+  TensorView view(const SafeTensorInfo &info) const;
+
+  /// Whether `path` names a directory (a `save_pretrained` output).
+  static bool isDirectory(const std::string &path);
+
+private:
+  WeightFiles() = default;
+  std::string description_;
+  std::vector<SafeTensorsFile> files_;
+  std::vector<const SafeTensorInfo *> tensors_;
+  /// name -> (shard, tensor).
+  std::map<std::string, std::pair<size_t, const SafeTensorInfo *>> index_;
+};
+
 /// A named tensor to write.
 struct NamedTensor {
   std::string name;

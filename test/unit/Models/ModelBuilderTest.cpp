@@ -16,6 +16,7 @@
 
 #include "gtest/gtest.h"
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -338,6 +339,112 @@ TEST_F(ModelBuilderTest, InconsistentSizes) {
       {"num_hidden_layers", 1},  {"num_attention_heads", 4},
       {"num_key_value_heads", 3}};
   EXPECT_NE(buildError(llama).find("'num_key_value_heads'"), std::string::npos);
+}
+
+//===----------------------------------------------------------------------===//
+// Config key tables
+//===----------------------------------------------------------------------===//
+
+TEST_F(ModelBuilderTest, DefaultOnlyKeyWithOtherValueIsRefused) {
+  llvm::json::Object config = gpt2Tiny();
+  config["add_cross_attention"] = true;
+  EXPECT_EQ(buildError(config),
+            "gpt2 config: key 'add_cross_attention' is true, but Kiln supports "
+            "only false (cross-attention layers are not built)");
+  // The default itself, and null, build.
+  config["add_cross_attention"] = false;
+  config["pruned_heads"] = llvm::json::Object{};
+  config["cross_attention_hidden_size"] = nullptr;
+  EXPECT_EQ(buildError(config), "");
+  config["pruned_heads"] = llvm::json::Object{{"0", llvm::json::Array{1}}};
+  EXPECT_NE(buildError(config).find("key 'pruned_heads'"), std::string::npos);
+
+  llvm::json::Object bert{{"model_type", "bert"},
+                          {"vocab_size", 10},
+                          {"hidden_size", 8},
+                          {"num_hidden_layers", 1},
+                          {"num_attention_heads", 2},
+                          {"intermediate_size", 16},
+                          {"max_position_embeddings", 8},
+                          {"position_embedding_type", "relative_key"}};
+  EXPECT_NE(buildError(bert).find("key 'position_embedding_type' is "
+                                  "\"relative_key\", but Kiln supports only "
+                                  "\"absolute\""),
+            std::string::npos);
+  bert["position_embedding_type"] = "absolute";
+  bert["is_decoder"] = true;
+  EXPECT_NE(buildError(bert).find("key 'is_decoder' is true"),
+            std::string::npos);
+}
+
+TEST_F(ModelBuilderTest, DropoutIsRefusedOnlyForTraining) {
+  llvm::json::Object config = gpt2Tiny();
+  config["resid_pdrop"] = 0.1;
+  EXPECT_EQ(buildError(config), "");
+  BuildOptions training;
+  training.training = true;
+  EXPECT_EQ(buildError(config, training),
+            "gpt2 config: key 'resid_pdrop' is 0.1, but Kiln trains without "
+            "dropout; set it to 0 to train this model without dropout");
+  config["resid_pdrop"] = 0;
+  EXPECT_EQ(buildError(config, training), "");
+  config["attn_pdrop"] = 1.5;
+  EXPECT_NE(buildError(config).find("'attn_pdrop' must be a dropout rate"),
+            std::string::npos);
+}
+
+TEST_F(ModelBuilderTest, UnknownKeyIsWarnedAbout) {
+  llvm::json::Object config = gpt2Tiny();
+  config["n_experts"] = 8;
+  config["use_cache"] = true; // Known, no effect: no warning.
+  std::vector<std::string> warnings;
+  BuildOptions options;
+  options.warn = [&](const std::string &message) {
+    warnings.push_back(message);
+  };
+  EXPECT_EQ(buildError(config, options), "");
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_EQ(warnings[0], "gpt2 config: key 'n_experts' is not one Kiln knows "
+                         "for gpt2; it is ignored");
+}
+
+TEST_F(ModelBuilderTest, EveryFamilyHasAKeyTable) {
+  for (llvm::StringRef type : getSupportedModelTypes()) {
+    std::vector<ConfigKeyInfo> keys = getConfigKeys(type);
+    EXPECT_FALSE(keys.empty()) << type.str();
+    for (const ConfigKeyInfo &key : keys)
+      if (key.use == ConfigKeyUse::DefaultOnly) {
+        auto value = llvm::json::parse(key.defaultValue);
+        EXPECT_TRUE(bool(value)) << type.str() << " " << key.name.str();
+        if (!value)
+          llvm::consumeError(value.takeError());
+      }
+  }
+  EXPECT_TRUE(getConfigKeys("gpt5").empty());
+}
+
+TEST_F(ModelBuilderTest, GPT2UntiedHeadAndAttentionScaling) {
+  llvm::json::Object config = gpt2Tiny();
+  config["tie_word_embeddings"] = false;
+  config["scale_attn_by_inverse_layer_idx"] = true;
+  config["n_layer"] = 2;
+  auto module = build(config);
+  ASSERT_TRUE(module);
+  EXPECT_EQ(shapeOf(*module, "lm_head.weight"), Shape({100, 16}));
+  std::vector<double> scales;
+  module->walk([&](AttentionOp op) {
+    scales.push_back(op.getScale() ? op.getScale()->convertToDouble() : 0.0);
+  });
+  ASSERT_EQ(scales.size(), 2u);
+  EXPECT_DOUBLE_EQ(scales[0], 1.0 / std::sqrt(8.0));
+  EXPECT_DOUBLE_EQ(scales[1], 1.0 / std::sqrt(8.0) / 2.0);
+
+  config["reorder_and_upcast_attn"] = true;
+  EXPECT_EQ(buildError(config), "");
+  BuildOptions bf16;
+  bf16.compute = ComputeType::bf16;
+  EXPECT_NE(buildError(config, bf16).find("'reorder_and_upcast_attn'"),
+            std::string::npos);
 }
 
 TEST_F(ModelBuilderTest, SequenceLongerThanPositions) {
