@@ -153,7 +153,10 @@ const ConfigKeyInfo kLlamaKeys[] = {
     {"max_position_embeddings", Use::Honoured, "", "the longest sequence"},
     {"rms_norm_eps", Use::Honoured, "", ""},
     {"rope_theta", Use::Honoured, "", ""},
-    {"rope_scaling", Use::DefaultOnly, "null", "RoPE scaling is not built yet"},
+    {"rope_scaling", Use::Honoured, "",
+     "rope_type default, linear, dynamic (no change up to "
+     "max_position_embeddings, the longest sequence Kiln takes) or llama3; "
+     "yarn and longrope are refused"},
     {"attention_bias", Use::Honoured, "", ""},
     {"mlp_bias", Use::Honoured, "", ""},
     {"initializer_range", Use::Honoured, "", "initialization without --weights"},

@@ -274,6 +274,46 @@ void GraphBuilder::nameEntryPoint(func::FuncOp func,
     func.setResultAttr(index, "kiln.name", builder.getStringAttr(name));
 }
 
+CausalLMInputs GraphBuilder::beginCausalLM(const BuildOptions &options,
+                                           int64_t batch, int64_t seq,
+                                           int64_t vocab, int64_t maxSeq) {
+  auto idsType = RankedTensorType::get({batch, seq}, builder.getI64Type());
+  SmallVector<Type> inputs{idsType};
+  SmallVector<StringRef> names{"input_ids"};
+  if (options.attentionMask) {
+    inputs.push_back(idsType);
+    names.push_back("attention_mask");
+  }
+  if (options.positionIds) {
+    inputs.push_back(idsType);
+    names.push_back("position_ids");
+  }
+  auto logitsType = RankedTensorType::get({batch, seq, vocab}, f32);
+  func::FuncOp forward = beginFunction("forward", inputs, {logitsType});
+  nameEntryPoint(forward, names, {"logits"});
+  limitSequence(forward, maxSeq);
+  CausalLMInputs result;
+  result.ids = forward.getArgument(0);
+  unsigned next = 1;
+  if (options.attentionMask)
+    result.mask = PaddingMaskOp::create(
+        builder, loc, RankedTensorType::get({batch, 1, 1, seq}, computeType),
+        forward.getArgument(next++));
+  if (options.positionIds)
+    result.positions = forward.getArgument(next++);
+  return result;
+}
+
+llvm::Error mlir::kiln::models::refuseCausalLMInputs(const BuildOptions &options,
+                                                     StringRef family) {
+  if (!options.attentionMask && !options.positionIds)
+    return llvm::Error::success();
+  return llvm::createStringError(
+      llvm::inconvertibleErrorCode(),
+      family + ": an optional attention_mask or position_ids input is for "
+               "the causal LMs (gpt2, llama)");
+}
+
 void GraphBuilder::limitSequence(func::FuncOp func, int64_t maxSeq) {
   for (unsigned i = 0; i < func.getNumArguments(); ++i) {
     auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());

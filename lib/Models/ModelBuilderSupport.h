@@ -133,6 +133,20 @@ private:
   llvm::StringSet<> readKeys;
 };
 
+/// The inputs of a causal LM's `forward`: `input_ids`, then the optional
+/// `attention_mask` and `position_ids` the options ask for.
+struct CausalLMInputs {
+  Value ids;
+  /// The additive mask `[B, 1, 1, S]` in the compute type, or null.
+  Value mask;
+  /// `[B, S]` positions, or null for `0..S-1`.
+  Value positions;
+};
+
+/// Refuses BuildOptions that only causal LMs take (for bert, transformer).
+llvm::Error refuseCausalLMInputs(const BuildOptions &options,
+                                 llvm::StringRef family);
+
 /// Resolves the options' batch and sequence sizes (0 means dynamic) and
 /// checks the sequence against the model's position limit.
 struct InputShape {
@@ -173,6 +187,11 @@ public:
   /// artifact manifest use.
   void nameEntryPoint(func::FuncOp func, llvm::ArrayRef<llvm::StringRef> inputs,
                       llvm::ArrayRef<llvm::StringRef> results);
+  /// Creates a causal LM's `forward(input_ids[, attention_mask]
+  /// [, position_ids]) -> logits` (all i64 `[batch, seq]`, names set, the
+  /// sequence limited to `maxSeq`) and returns its inputs.
+  CausalLMInputs beginCausalLM(const BuildOptions &options, int64_t batch,
+                               int64_t seq, int64_t vocab, int64_t maxSeq);
   /// Records the longest sequence the model takes (`kiln.max_shape` on each
   /// `[batch, seq]` input with a dynamic seq), so the runtime refuses longer
   /// inputs instead of reading past the position table.

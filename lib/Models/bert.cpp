@@ -47,6 +47,8 @@ llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::kiln::models::buildBert(MLIRContext &context,
                               const llvm::json::Object &json,
                               const BuildOptions &options) {
+  if (llvm::Error error = refuseCausalLMInputs(options, "bert"))
+    return std::move(error);
   auto config = readConfig(json);
   if (!config)
     return config.takeError();

@@ -72,15 +72,9 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
   GraphBuilder g(context, "gpt2", options.compute);
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
-  Type f32 = b.getF32Type();
-  auto idsType =
-      RankedTensorType::get({shape->batch, shape->seq}, b.getI64Type());
-  auto logitsType =
-      RankedTensorType::get({shape->batch, shape->seq, c.vocab}, f32);
-  func::FuncOp forward = g.beginFunction("forward", {idsType}, {logitsType});
-  g.nameEntryPoint(forward, {"input_ids"}, {"logits"});
-  g.limitSequence(forward, c.positions);
-  Value ids = forward.getArgument(0);
+  CausalLMInputs in = g.beginCausalLM(options, shape->batch, shape->seq,
+                                      c.vocab, c.positions);
+  Value ids = in.ids;
 
   // HF scales the residual projections' init by 1/sqrt(2·n_layer).
   double projStd = c.initStd / std::sqrt(2.0 * std::max<int64_t>(c.layers, 1));
@@ -91,8 +85,8 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
   Value wpe =
       g.normalParam("transformer.wpe.weight", {c.positions, c.embd}, c.initStd);
   Value tokens = EmbeddingOp::create(b, loc, wte, ids);
-  Value positions =
-      EmbeddingOp::create(b, loc, wpe, g.positions(ids, /*dim=*/1));
+  Value positions = EmbeddingOp::create(
+      b, loc, wpe, in.positions ? in.positions : g.positions(ids, /*dim=*/1));
   Value h = AddOp::create(b, loc, tokens, positions);
 
   for (int64_t i = 0; i < c.layers; ++i) {
@@ -118,7 +112,7 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
       scale = b.getF64FloatAttr(s);
     }
     Value attn = AttentionOp::create(b, loc, qh, kh, vh,
-                                     /*mask=*/Value(), /*causal=*/true, scale);
+                                     in.mask, /*causal=*/true, scale);
     Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", c.embd,
                           c.embd, projStd);
     h = AddOp::create(b, loc, h, proj);

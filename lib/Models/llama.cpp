@@ -12,6 +12,9 @@
 
 #include "llvm/Support/FormatVariadic.h"
 
+#include <cmath>
+#include <vector>
+
 using namespace mlir;
 using namespace mlir::kiln;
 using namespace mlir::kiln::models;
@@ -23,7 +26,100 @@ struct LlamaConfig {
   double eps, theta, initStd;
   bool tied, attentionBias, mlpBias;
   Activation activation;
+  /// RoPE frequencies of `rope_scaling`; empty for theta's own.
+  std::vector<double> invFreq;
 };
+
+/// The frequencies of unscaled RoPE: 1 / theta^(2i / D).
+std::vector<double> ropeFrequencies(double theta, int64_t headDim) {
+  std::vector<double> inv;
+  for (int64_t i = 0; i < headDim / 2; ++i)
+    inv.push_back(1.0 / std::pow(theta, double(2 * i) / double(headDim)));
+  return inv;
+}
+
+/// Reads `rope_scaling` as transformers 4.44's ROPE_INIT_FUNCTIONS do:
+/// "default"; "linear" (frequencies / factor); "dynamic" (NTK scaling, which
+/// changes nothing up to max_position_embeddings, the longest sequence Kiln
+/// takes); "llama3" (Llama 3.1's per-wavelength blend). The others (yarn,
+/// longrope) are refused, as are keys a type does not have.
+void readRopeScaling(ConfigReader &reader, LlamaConfig &c) {
+  const llvm::json::Value *value = reader.getValue("rope_scaling");
+  if (!value)
+    return;
+  const llvm::json::Object *scaling = value->getAsObject();
+  if (!scaling) {
+    reader.fail("key 'rope_scaling' must be an object or null");
+    return;
+  }
+  std::optional<llvm::StringRef> type;
+  for (llvm::StringRef key : {"rope_type", "type"})
+    if (const llvm::json::Value *v = scaling->get(key))
+      type = v->getAsString();
+  if (!type) {
+    reader.fail("key 'rope_scaling' needs a string 'rope_type'");
+    return;
+  }
+  llvm::SmallVector<llvm::StringRef> allowed{"rope_type", "type"};
+  auto number = [&](llvm::StringRef key, bool required,
+                    double defaultValue) -> double {
+    allowed.push_back(key);
+    const llvm::json::Value *v = scaling->get(key);
+    if (!v || v->kind() == llvm::json::Value::Null) {
+      if (required)
+        reader.fail("key 'rope_scaling' of type '" + *type + "' needs '" +
+                    key + "'");
+      return defaultValue;
+    }
+    std::optional<double> x = v->getAsNumber();
+    if (!x || !(*x > 0) || !std::isfinite(*x)) {
+      reader.fail("key 'rope_scaling': '" + key +
+                  "' must be a positive number");
+      return defaultValue;
+    }
+    return *x;
+  };
+
+  std::vector<double> inv = ropeFrequencies(c.theta, c.headDim);
+  if (*type == "default") {
+  } else if (*type == "linear" || *type == "dynamic") {
+    double factor = number("factor", /*required=*/true, 1.0);
+    if (!reader.failed() && factor < 1)
+      reader.fail("key 'rope_scaling': 'factor' must be at least 1");
+    if (*type == "linear")
+      for (double &f : inv)
+        f /= factor;
+  } else if (*type == "llama3") {
+    double factor = number("factor", true, 1.0);
+    double low = number("low_freq_factor", true, 1.0);
+    double high = number("high_freq_factor", true, 2.0);
+    double context = number("original_max_position_embeddings", true, 1.0);
+    if (!reader.failed() && high <= low)
+      reader.fail("key 'rope_scaling': 'high_freq_factor' must exceed "
+                  "'low_freq_factor'");
+    double lowWavelen = context / low, highWavelen = context / high;
+    for (double &f : inv) {
+      double wavelen = 2 * M_PI / f;
+      if (wavelen > lowWavelen) {
+        f /= factor;
+      } else if (wavelen >= highWavelen) {
+        double smooth = (context / wavelen - low) / (high - low);
+        f = (1 - smooth) * f / factor + smooth * f;
+      }
+    }
+  } else {
+    reader.fail("key 'rope_scaling' has type '" + *type +
+                "'; Kiln builds default, linear, dynamic and llama3");
+    return;
+  }
+  for (const auto &entry : *scaling)
+    if (!llvm::is_contained(allowed, llvm::StringRef(entry.first)))
+      reader.fail("key 'rope_scaling' of type '" + *type + "' has '" +
+                  llvm::StringRef(entry.first) +
+                  "', which Kiln does not build");
+  if (*type == "linear" || *type == "llama3")
+    c.invFreq = std::move(inv);
+}
 
 llvm::Expected<LlamaConfig> readConfig(const llvm::json::Object &json) {
   ConfigReader reader(json, "llama");
@@ -55,6 +151,8 @@ llvm::Expected<LlamaConfig> readConfig(const llvm::json::Object &json) {
                               c.headDim));
   reader.requireDivisible("num_attention_heads", c.heads, "num_key_value_heads",
                           c.kvHeads);
+  if (!reader.failed())
+    readRopeScaling(reader, c);
   // HF's pretraining_tp > 1 computes each projection in slices of
   // size/tp, the same function when every size divides (it drops the
   // remainder otherwise, e.g. the last logits of an odd vocabulary).
@@ -96,20 +194,18 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
   GraphBuilder g(context, "llama", options.compute);
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
-  auto idsType =
-      RankedTensorType::get({shape->batch, shape->seq}, b.getI64Type());
-  auto logitsType = RankedTensorType::get({shape->batch, shape->seq, c.vocab},
-                                          b.getF32Type());
-  func::FuncOp forward = g.beginFunction("forward", {idsType}, {logitsType});
-  g.nameEntryPoint(forward, {"input_ids"}, {"logits"});
-  g.limitSequence(forward, c.maxPositions);
-  Value ids = forward.getArgument(0);
+  CausalLMInputs in = g.beginCausalLM(options, shape->batch, shape->seq,
+                                      c.vocab, c.maxPositions);
+  Value ids = in.ids;
 
   auto rmsNorm = [&](Value x, const std::string &name) -> Value {
     Value weight = g.onesParam(name, {c.hidden});
     return RMSNormOp::create(b, loc, x, weight, b.getF64FloatAttr(c.eps));
   };
   FloatAttr theta = b.getF64FloatAttr(c.theta);
+  DenseF64ArrayAttr invFreq =
+      c.invFreq.empty() ? DenseF64ArrayAttr()
+                        : b.getDenseF64ArrayAttr(c.invFreq);
 
   Value embed = g.normalParam("model.embed_tokens.weight", {c.vocab, c.hidden},
                               c.initStd);
@@ -128,11 +224,11 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
     Value v = g.linear(x, p + ".self_attn.v_proj", c.hidden, kvDim,
                        c.attentionBias, c.initStd);
     q = RopeOp::create(b, loc, g.splitHeads(q, c.heads, c.headDim),
-                       /*positions=*/Value(), theta);
+                       in.positions, theta, invFreq);
     k = RopeOp::create(b, loc, g.splitHeads(k, c.kvHeads, c.headDim),
-                       /*positions=*/Value(), theta);
+                       in.positions, theta, invFreq);
     v = g.splitHeads(v, c.kvHeads, c.headDim);
-    Value attn = AttentionOp::create(b, loc, q, k, v, /*mask=*/Value(),
+    Value attn = AttentionOp::create(b, loc, q, k, v, in.mask,
                                      /*causal=*/true, /*scale=*/FloatAttr());
     Value o = g.linear(g.mergeHeads(attn), p + ".self_attn.o_proj", qDim,
                        c.hidden, c.attentionBias, c.initStd);

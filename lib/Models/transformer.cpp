@@ -236,6 +236,8 @@ llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::kiln::models::buildTransformer(MLIRContext &context,
                                      const llvm::json::Object &json,
                                      const BuildOptions &options) {
+  if (llvm::Error error = refuseCausalLMInputs(options, "transformer"))
+    return std::move(error);
   auto config = readConfig(json);
   if (!config)
     return config.takeError();

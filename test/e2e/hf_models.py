@@ -194,6 +194,76 @@ class HuggingFaceCase(unittest.TestCase):
         return stderr
 
 
+def padded_batch(vocab, b, s, seed, left):
+    """ids, attention_mask and position_ids of a padded batch (row 0 full),
+    positions as transformers' generate computes them."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, vocab, (b, s)).astype(np.int64)
+    lengths = [s] + [int(rng.integers(1, s + 1)) for _ in range(b - 1)]
+    keep = np.arange(s)[None, :] < np.array(lengths)[:, None]
+    if left:
+        keep = keep[:, ::-1]
+    mask = np.ascontiguousarray(keep).astype(np.int64)
+    positions = np.maximum(np.cumsum(mask, axis=1) - 1, 0).astype(np.int64)
+    return ids, mask, positions
+
+
+class PaddedBatches:
+    """Mixin: forward with attention_mask (and position_ids) against the
+    model's own, left and right padded, compared where the mask is 1 (the
+    reference in float32, see below)."""
+
+    def check_padded(self, model, label):
+        model.eval()
+        directory = self.path("hf")
+        model.save_pretrained(directory, safe_serialization=True)
+        compile_dir(directory, self.path("masked.kiln"), ["--attention-mask"])
+        compile_dir(directory, self.path("positioned.kiln"), ["--attention-mask", "--position-ids"])
+        # float32: in float64 transformers 4.44's llama mask arithmetic
+        # overflows (finfo.min + finfo.min) and left-padded rows come out
+        # NaN; float32 is where it is meant to run.
+        reference = copy.deepcopy(model).float().eval()
+        vocab = model.config.vocab_size
+        for b, s in ((2, 7), (3, 16)):
+            for left in (False, True):
+                ids, mask, positions = padded_batch(vocab, b, s, b * 13 + s, left)
+                side = "left" if left else "right"
+                with torch.no_grad():
+                    expected = reference(input_ids=torch.from_numpy(ids),
+                                         attention_mask=torch.from_numpy(mask),
+                                         position_ids=torch.from_numpy(positions)).logits.numpy()
+                    plain = reference(input_ids=torch.from_numpy(ids),
+                                      attention_mask=torch.from_numpy(mask)).logits.numpy()
+                keep = mask.astype(bool)
+                out = run(self.path("positioned.kiln"), {"input_ids": ids, "attention_mask": mask,
+                                                         "position_ids": positions}, self.tmp.name)
+                self.assert_close(f"{label} {side}-padded, position_ids [{b}x{s}]",
+                                  out["logits"][keep], expected[keep])
+                out = run(self.path("masked.kiln"), {"input_ids": ids, "attention_mask": mask},
+                          self.tmp.name)
+                self.assert_close(f"{label} {side}-padded [{b}x{s}]", out["logits"][keep],
+                                  plain[keep])
+                if left:
+                    # The mask matters: without it, padding changes the rest.
+                    with torch.no_grad():
+                        unmasked = reference(input_ids=torch.from_numpy(ids)).logits.numpy()
+                    self.assertGreater(np.abs(unmasked[keep] - plain[keep]).max(), 1e-2)
+        # Arbitrary positions (RoPE is blind to a shift of a whole row, so
+        # left padding alone does not show that llama reads them).
+        ids, mask, _ = padded_batch(vocab, 2, 9, 5, left=True)
+        positions = np.random.default_rng(6).integers(0, 30, (2, 9)).astype(np.int64)
+        with torch.no_grad():
+            expected = reference(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                                 position_ids=torch.from_numpy(positions)).logits.numpy()
+            default = reference(input_ids=torch.from_numpy(ids),
+                                attention_mask=torch.from_numpy(mask)).logits.numpy()
+        keep = mask.astype(bool)
+        self.assertGreater(np.abs(expected[keep] - default[keep]).max(), 1e-2)
+        out = run(self.path("positioned.kiln"), {"input_ids": ids, "attention_mask": mask,
+                                                 "position_ids": positions}, self.tmp.name)
+        self.assert_close(f"{label} random position_ids [2x9]", out["logits"][keep], expected[keep])
+
+
 # --------------------------------------------------------------------------
 # The key tables against the pinned transformers.
 
@@ -269,7 +339,10 @@ def gpt2(**overrides):
     return scramble(GPT2LMHeadModel(GPT2Config(**config)), seed=1, hidden=config["n_embd"])
 
 
-class GPT2(HuggingFaceCase):
+class GPT2(HuggingFaceCase, PaddedBatches):
+    def test_attention_mask_and_position_ids(self):
+        self.check_padded(gpt2(), "gpt2")
+
     def test_default(self):
         self.check_causal_lm(gpt2(), "gpt2")
 
@@ -343,7 +416,32 @@ def llama(**overrides):
     return scramble(LlamaForCausalLM(LlamaConfig(**config)), seed=2, hidden=config["hidden_size"])
 
 
-class Llama(HuggingFaceCase):
+class Llama(HuggingFaceCase, PaddedBatches):
+    def test_attention_mask_and_position_ids(self):
+        self.check_padded(llama(), "llama")
+
+    def test_rope_scaling(self):
+        """linear and llama3 change the frequencies (llama3's three bands
+        all occur: head dim 8, theta 100, original context 40, so
+        wavelengths 6.3 < 10, 10 < 19.9 < 40, 62.8 and 198.7 > 40); dynamic
+        changes nothing up to max_position_embeddings."""
+        cases = {
+            "linear": {"rope_type": "linear", "factor": 4.0},
+            "dynamic": {"rope_type": "dynamic", "factor": 2.0},
+            "llama3": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                       "high_freq_factor": 4.0, "original_max_position_embeddings": 40},
+        }
+        for name, scaling in cases.items():
+            with self.subTest(rope_scaling=name):
+                self.check_causal_lm(llama(rope_scaling=scaling, rope_theta=100.0),
+                                     f"llama rope {name}", sizes=((2, 16),))
+        config = llama().config
+        config.rope_scaling = {"rope_type": "yarn", "factor": 4.0}
+        config.save_pretrained(self.path("yarn"))
+        result = subprocess.run([KILN_COMPILE, self.path("yarn"), "--emit=summary"],
+                                capture_output=True, text=True)
+        self.assertIn("key 'rope_scaling' has type 'yarn'", result.stderr)
+
     def test_default(self):
         self.check_causal_lm(llama(), "llama")
 

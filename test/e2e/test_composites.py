@@ -423,11 +423,14 @@ class FusedAttention(Attention):
         self.close(o, attention_ref(bf(q), bf(k), bf(v), causal=True), 2 ** -7, 2 ** -7)
 
 
-def rope_ref(x, positions=None, theta=10000.0):
+def rope_ref(x, positions=None, theta=10000.0, inv_freq=None):
     """Hugging Face LLaMA: rotary embedding with rotate_half."""
     x = T(x)
     B, H, S, D = x.shape
-    inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2).float() / D))
+    if inv_freq is None:
+        inv_freq = 1.0 / (theta ** (torch.arange(0, D, 2).float() / D))
+    else:
+        inv_freq = torch.tensor(inv_freq, dtype=torch.float32)
     pos = torch.arange(S) if positions is None else T(positions)
     freqs = pos[..., None].float() * inv_freq          # [S, D/2] or [B, S, D/2]
     emb = torch.cat((freqs, freqs), dim=-1)
@@ -466,6 +469,19 @@ class Rope(KilnTestCase):
         o0, o1 = run(src, "f", [x, p1, p2], [((2, 2, 4, 16), np.float32)] * 2)
         self.close(o0, rope_ref(x, p1, 1e4), RTOL, ROPE_ATOL, msg="[S] positions")
         self.close(o1, rope_ref(x, p2.astype(np.int64), 5e5), RTOL, ROPE_ATOL, msg="[B,S] positions")
+
+    def test_given_frequencies(self):
+        """inv_freq replaces theta's frequencies (scaled RoPE)."""
+        x = self.randn(2, 2, 5, 8)
+        freqs = [0.7, 0.05, 0.003, 0.0001]
+        sx = ty((2, 2, 5, 8))
+        src = func("f", [("x", sx), ("p", ty((5,), "i64"))],
+                   [f"%0 = kiln.rope %x positions %p theta = 1.000000e+04 inv_freq = "
+                    f"[{', '.join(repr(f) for f in freqs)}] : ({sx}, {ty((5,), 'i64')}) -> {sx}"],
+                   [("0", sx)])
+        p = i64([0, 3, 9, 40, 200])
+        (o,) = run(src, "f", [x, p], [((2, 2, 5, 8), np.float32)])
+        self.close(o, rope_ref(x, p, inv_freq=freqs), RTOL, ROPE_ATOL)
 
 
 def conv_out(n, k, s, p, d):

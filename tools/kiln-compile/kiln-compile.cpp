@@ -194,6 +194,16 @@ cl::opt<double> maxGradNorm(
     "max-grad-norm",
     cl::desc("Clip gradients to this global L2 norm (default 1.0; 0: off)"),
     cl::init(1.0), cl::cat(category));
+cl::opt<bool> attentionMaskInput(
+    "attention-mask",
+    cl::desc("gpt2, llama: forward also takes attention_mask (i64 [B, S], "
+             "0 = padding, as in transformers) after input_ids"),
+    cl::init(false), cl::cat(category));
+cl::opt<bool> positionIdsInput(
+    "position-ids",
+    cl::desc("gpt2, llama: forward also takes position_ids (i64 [B, S]; "
+             "default 0..S-1), last"),
+    cl::init(false), cl::cat(category));
 cl::opt<bool> configKeys(
     "config-keys",
     cl::desc("Print what each model family does with each config key "
@@ -279,6 +289,8 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     options.seq = getInputSize(seq, /*costDefault=*/128);
     options.compute = *kiln::parseComputeType(dtype);
     options.training = mode == Mode::Train;
+    options.attentionMask = attentionMaskInput;
+    options.positionIds = positionIdsInput;
     auto module = kiln::buildModel(context, *config, options);
     if (!module) {
       fail(inputPath + ": " + llvm::toString(module.takeError()));
@@ -287,6 +299,10 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     return std::move(*module);
   }
 
+  if (attentionMaskInput || positionIdsInput) {
+    fail("--attention-mask and --position-ids apply to model configs (.json)");
+    return failure();
+  }
   if (dtype.getNumOccurrences()) {
     fail("--dtype applies to model configs (.json); the element types of '" +
          inputPath + "' are written in its IR");

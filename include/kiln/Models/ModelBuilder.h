@@ -48,6 +48,14 @@ struct BuildOptions {
   int64_t batch = ShapedType::kDynamic;
   int64_t seq = ShapedType::kDynamic;
   ComputeType compute = ComputeType::f32;
+  /// Causal LMs (gpt2, llama): `forward` also takes `attention_mask`
+  /// (i64 `[B, S]`, nonzero for a real token; keys where it is 0 are hidden,
+  /// as transformers' `attention_mask`), after `input_ids`.
+  bool attentionMask = false;
+  /// Causal LMs: `forward` also takes `position_ids` (i64 `[B, S]`) instead
+  /// of positions `0..S-1`, last (for left-padded batches:
+  /// `cumsum(attention_mask) - 1`, as transformers' `generate` computes).
+  bool positionIds = false;
   /// The module will be trained: config keys that change only training
   /// (dropout rates) must then be honoured or refused too.
   bool training = false;

@@ -840,6 +840,24 @@ func.func @rope_positions(%x: tensor<2x2x4x8xf32>, %p: tensor<5xi64>) {
 
 // -----
 
+func.func @rope_inv_freq_count(%x: tensor<2x2x4x8xf32>) {
+  // expected-error @+2 {{expected 4 inv_freq values (head dim / 2), found 3}}
+  // expected-error @+1 {{'kiln.rope' op failed to infer returned types}}
+  %0 = kiln.rope %x theta = 1.0e+04 inv_freq = [1.0, 0.5, 0.25] : (tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return
+}
+
+// -----
+
+func.func @rope_inv_freq_negative(%x: tensor<2x2x4x4xf32>) {
+  // expected-error @+2 {{expected positive finite inv_freq values, found -1.0}}
+  // expected-error @+1 {{'kiln.rope' op failed to infer returned types}}
+  %0 = kiln.rope %x theta = 1.0e+04 inv_freq = [1.0, -1.0] : (tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  return
+}
+
+// -----
+
 func.func @rope_positions_batch(%x: tensor<2x2x4x8xf32>, %p: tensor<3x4xi64>) {
   // expected-error @+2 {{expected positions of shape [4] or [2, 4], found [3, 4]}}
   // expected-error @+1 {{'kiln.rope' op failed to infer returned types}}

@@ -350,6 +350,8 @@ func.func @rope(%q: tensor<?x8x?x64xf32>, %x: tensor<2x4x16x32xbf16>, %p1: tenso
   %1 = kiln.rope %x positions %p1 theta = 5.000000e+05 : (tensor<2x4x16x32xbf16>, tensor<16xi64>) -> tensor<2x4x16x32xbf16>
 // CHECK: %[[V2:[a-z0-9_]+]] = kiln.rope %[[ARG1]] positions %[[ARG3]] theta = 1.000000e+04 : (tensor<2x4x16x32xbf16>, tensor<2x16xi32>) -> tensor<2x4x16x32xbf16>
   %2 = kiln.rope %x positions %p2 theta = 1.000000e+04 : (tensor<2x4x16x32xbf16>, tensor<2x16xi32>) -> tensor<2x4x16x32xbf16>
+// CHECK: kiln.rope %[[ARG1]] theta = 1.000000e+04 inv_freq = [1.000000e+00, 2.500000e-01, {{.*}}] : (tensor<2x4x16x32xbf16>) -> tensor<2x4x16x32xbf16>
+  %3 = kiln.rope %x theta = 1.000000e+04 inv_freq = [1.0, 0.25, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.01] : (tensor<2x4x16x32xbf16>) -> tensor<2x4x16x32xbf16>
 // CHECK: return
   return
 }

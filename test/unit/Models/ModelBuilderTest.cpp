@@ -447,6 +447,96 @@ TEST_F(ModelBuilderTest, GPT2UntiedHeadAndAttentionScaling) {
             std::string::npos);
 }
 
+TEST_F(ModelBuilderTest, CausalLMOptionalInputs) {
+  BuildOptions options;
+  options.attentionMask = true;
+  auto module = build(gpt2Tiny(), options);
+  ASSERT_TRUE(module);
+  EXPECT_EQ(forwardType(*module),
+            "(tensor<?x?xi64>, tensor<?x?xi64>) -> tensor<?x?x100xf32>");
+  int masked = 0;
+  module->walk([&](AttentionOp op) { masked += op.getMask() != nullptr; });
+  EXPECT_EQ(masked, 1);
+
+  options.positionIds = true;
+  llvm::json::Object llama{{"model_type", "llama"},  {"vocab_size", 10},
+                           {"hidden_size", 16},      {"intermediate_size", 32},
+                           {"num_hidden_layers", 1}, {"num_attention_heads", 2}};
+  module = build(llama, options);
+  ASSERT_TRUE(module);
+  auto forward = module->lookupSymbol<func::FuncOp>("forward");
+  ASSERT_EQ(forward.getNumArguments(), 3u);
+  EXPECT_EQ(forward.getArgAttrOfType<StringAttr>(2, "kiln.name").getValue(),
+            "position_ids");
+  module->walk([&](RopeOp op) {
+    EXPECT_EQ(op.getPositions(), forward.getArgument(2));
+  });
+
+  llvm::json::Object bert{{"model_type", "bert"},
+                          {"vocab_size", 10},
+                          {"hidden_size", 8},
+                          {"num_hidden_layers", 1},
+                          {"num_attention_heads", 2},
+                          {"intermediate_size", 16},
+                          {"max_position_embeddings", 8}};
+  EXPECT_NE(buildError(bert, options).find("for the causal LMs"),
+            std::string::npos);
+}
+
+TEST_F(ModelBuilderTest, LlamaRopeScaling) {
+  llvm::json::Object llama{{"model_type", "llama"},  {"vocab_size", 10},
+                           {"hidden_size", 16},      {"intermediate_size", 32},
+                           {"num_hidden_layers", 1}, {"num_attention_heads", 2},
+                           {"rope_theta", 100.0}};
+  auto frequencies = [&](const llvm::json::Object &config) {
+    std::vector<double> result;
+    auto module = build(config);
+    if (module)
+      module->walk([&](RopeOp op) {
+        if (auto f = op.getInvFreq())
+          result.assign(f->begin(), f->end());
+      });
+    return result;
+  };
+  // Head dim 8: unscaled frequencies 100^(-i/4).
+  EXPECT_TRUE(frequencies(llama).empty());
+  llama["rope_scaling"] = llvm::json::Object{{"rope_type", "linear"},
+                                             {"factor", 2.0}};
+  std::vector<double> linear = frequencies(llama);
+  ASSERT_EQ(linear.size(), 4u);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_DOUBLE_EQ(linear[i], std::pow(100.0, -i / 4.0) / 2.0);
+  // llama3, original context 20: wavelengths 2π·100^(i/4) = 6.3, 19.9,
+  // 62.8, 198.7; high band < 20/4 = 5 (none), low band > 20 (the last
+  // two, divided by 8), the rest blended.
+  llama["rope_scaling"] = llvm::json::Object{
+      {"rope_type", "llama3"},     {"factor", 8.0},
+      {"low_freq_factor", 1.0},    {"high_freq_factor", 4.0},
+      {"original_max_position_embeddings", 20}};
+  std::vector<double> llama3 = frequencies(llama);
+  ASSERT_EQ(llama3.size(), 4u);
+  for (int i = 0; i < 2; ++i) {
+    double f = std::pow(100.0, -i / 4.0);
+    double smooth = (20 / (2 * M_PI / f) - 1) / 3;
+    EXPECT_DOUBLE_EQ(llama3[i], (1 - smooth) * f / 8 + smooth * f);
+  }
+  EXPECT_DOUBLE_EQ(llama3[2], std::pow(100.0, -0.5) / 8);
+  EXPECT_DOUBLE_EQ(llama3[3], std::pow(100.0, -0.75) / 8);
+
+  llama["rope_scaling"] = llvm::json::Object{{"rope_type", "dynamic"},
+                                             {"factor", 2.0}};
+  EXPECT_TRUE(frequencies(llama).empty());
+  llama["rope_scaling"] = llvm::json::Object{{"rope_type", "yarn"},
+                                             {"factor", 2.0}};
+  EXPECT_NE(buildError(llama).find("has type 'yarn'"), std::string::npos);
+  llama["rope_scaling"] = llvm::json::Object{
+      {"rope_type", "linear"}, {"factor", 2.0}, {"attention_factor", 1.5}};
+  EXPECT_NE(buildError(llama).find("has 'attention_factor'"),
+            std::string::npos);
+  llama["rope_scaling"] = llvm::json::Object{{"type", "linear"}};
+  EXPECT_NE(buildError(llama).find("needs 'factor'"), std::string::npos);
+}
+
 TEST_F(ModelBuilderTest, SequenceLongerThanPositions) {
   EXPECT_NE(buildError(gpt2Tiny(), BuildOptions{1, 33}).find("'n_positions'"),
             std::string::npos);

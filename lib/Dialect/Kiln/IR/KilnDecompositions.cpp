@@ -338,12 +338,20 @@ FailureOr<SmallVector<Value>> RopeOp::decompose(OpBuilder &builder) {
   int64_t half = dim / 2;
   Type f32 = builder.getF32Type();
 
-  // inv_freq as Hugging Face computes it: 1 / theta^(2i / D), in f32.
+  // inv_freq as given, or as Hugging Face computes it: 1 / theta^(2i / D),
+  // in f32.
   double theta = getTheta().convertToDouble();
   SmallVector<float> invFreq;
-  for (int64_t i = 0; i < half; ++i)
-    invFreq.push_back(static_cast<float>(
-        1.0 / std::pow(theta, static_cast<double>(2 * i) / dim)));
+  if (std::optional<ArrayRef<double>> given = getInvFreq()) {
+    if (static_cast<int64_t>(given->size()) != half)
+      return emitOpError("expected ") << half << " inv_freq values";
+    for (double f : *given)
+      invFreq.push_back(static_cast<float>(f));
+  } else {
+    for (int64_t i = 0; i < half; ++i)
+      invFreq.push_back(static_cast<float>(
+          1.0 / std::pow(theta, static_cast<double>(2 * i) / dim)));
+  }
   Value inv =
       makeConst(builder, loc,
                 DenseElementsAttr::get(RankedTensorType::get({half}, f32),

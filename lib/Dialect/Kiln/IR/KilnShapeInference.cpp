@@ -12,6 +12,8 @@
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallSet.h"
 
+#include <cmath>
+
 using namespace mlir;
 using namespace mlir::kiln;
 
@@ -492,6 +494,17 @@ LogicalResult RopeOp::inferReturnTypes(MLIRContext *context, Loc loc,
     return emitOptionalError(loc, "expected an even head dim, found ", dim);
   if (ShapedType::isDynamic(dim))
     return emitOptionalError(loc, "expected a static head dim");
+  if (std::optional<ArrayRef<double>> invFreq = adaptor.getInvFreq()) {
+    if (static_cast<int64_t>(invFreq->size()) != dim / 2)
+      return emitOptionalError(loc, "expected ", dim / 2,
+                               " inv_freq values (head dim / 2), found ",
+                               invFreq->size());
+    for (double f : *invFreq)
+      if (!(f > 0) || !std::isfinite(f))
+        return emitOptionalError(loc, "expected positive finite inv_freq "
+                                      "values, found ",
+                                 f);
+  }
   if (Value positions = adaptor.getPositions()) {
     auto type = tensorOf(positions);
     int64_t seq = input.getDimSize(2);

@@ -246,18 +246,23 @@ def Kiln_RopeOp : Kiln_CompositeOp<"rope"> {
     `x·cos + rotate_half(x)·sin` where `rotate_half(x) = [-x2, x1]` for the
     two halves of the last dimension (the Hugging Face LLaMA form).
     Positions are `0..S-1` unless `positions` (`[S]` or `[B, S]`, integer)
-    is given.
+    is given. `inv_freq`, when given (D/2 positive values), replaces the
+    frequencies `theta` gives: scaled RoPE (linear, Llama 3) is the
+    unscaled one with other frequencies.
 
     ```mlir
     %0 = kiln.rope %q theta = 1.000000e+04 : (tensor<?x8x?x64xf32>) -> tensor<?x8x?x64xf32>
+    %1 = kiln.rope %k theta = 1.000000e+04 inv_freq = [1.0, 0.25] : (tensor<?x8x?x4xf32>) -> tensor<?x8x?x4xf32>
     ```
   }];
   let arguments = (ins 4DTensorOf<[Kiln_FloatElement]>:$input,
                        Optional<Kiln_IndexTensor>:$positions,
-                       DefaultValuedAttr<F64Attr, "10000.0">:$theta);
+                       DefaultValuedAttr<F64Attr, "10000.0">:$theta,
+                       OptionalAttr<DenseF64ArrayAttr>:$inv_freq);
   let results = (outs 4DTensorOf<[Kiln_FloatElement]>:$result);
   let assemblyFormat = [{
-    $input (`positions` $positions^)? `theta` `=` $theta attr-dict `:`
+    $input (`positions` $positions^)? `theta` `=` $theta
+    (`inv_freq` `=` $inv_freq^)? attr-dict `:`
     functional-type(operands, results)
   }];
 }
