@@ -188,6 +188,35 @@ const ConfigKeyInfo kBertKeys[] = {
     {"attention_probs_dropout_prob", Use::Dropout, "", ""},
 };
 
+const ConfigKeyInfo kMarianKeys[] = {
+    {"vocab_size", Use::Honoured, "", ""},
+    {"decoder_vocab_size", Use::Honoured, "",
+     "null or vocab_size (one shared vocabulary)"},
+    {"d_model", Use::Honoured, "", ""},
+    {"encoder_layers", Use::Honoured, "", ""},
+    {"decoder_layers", Use::Honoured, "", ""},
+    {"encoder_attention_heads", Use::Honoured, "", ""},
+    {"decoder_attention_heads", Use::Honoured, "", ""},
+    {"encoder_ffn_dim", Use::Honoured, "", ""},
+    {"decoder_ffn_dim", Use::Honoured, "", ""},
+    {"max_position_embeddings", Use::Honoured, "", "the longest sequence"},
+    {"activation_function", Use::Honoured, "", "an activation (see above)"},
+    {"scale_embedding", Use::Honoured, "", "true: embeddings · √d_model"},
+    {"init_std", Use::Honoured, "", "initialization without --weights"},
+    {"tie_word_embeddings", Use::Honoured, "",
+     "false: `lm_head.weight` is a parameter of its own"},
+    {"share_encoder_decoder_embeddings", Use::DefaultOnly, "true",
+     "separate encoder and decoder embeddings are not built"},
+    {"is_encoder_decoder", Use::Inert, "", "Marian is an encoder-decoder"},
+    {"num_hidden_layers", Use::Inert, "",
+     "set by transformers to encoder_layers; not read by its model"},
+    {"dropout", Use::Dropout, "", ""},
+    {"attention_dropout", Use::Dropout, "", ""},
+    {"activation_dropout", Use::Dropout, "", ""},
+    {"encoder_layerdrop", Use::Dropout, "", "a layer dropout rate"},
+    {"decoder_layerdrop", Use::Dropout, "", "a layer dropout rate"},
+};
+
 /// Kiln's own encoder-decoder config (torch.nn.Transformer's arguments).
 const ConfigKeyInfo kTransformerKeys[] = {
     {"model_type", Use::Honoured, "", "selects the family"},
@@ -217,6 +246,11 @@ const KeyAlias kGPT2Aliases[] = {
     {"num_hidden_layers", "n_layer"},
 };
 
+const KeyAlias kMarianAliases[] = {
+    {"hidden_size", "d_model"},
+    {"num_attention_heads", "encoder_attention_heads"},
+};
+
 struct FamilyKeys {
   StringRef modelType;
   ArrayRef<ConfigKeyInfo> own;
@@ -229,6 +263,7 @@ const FamilyKeys kFamilyKeys[] = {
     {"llama", kLlamaKeys, true, {}},
     {"bert", kBertKeys, true, {}},
     {"transformer", kTransformerKeys, false, {}},
+    {"marian", kMarianKeys, true, kMarianAliases},
 };
 
 const FamilyKeys *findFamily(StringRef modelType) {

@@ -527,6 +527,7 @@ const Family kFamilies[] = {
     {"llama", buildLlama},
     {"bert", buildBert},
     {"transformer", buildTransformer},
+    {"marian", buildMarian},
 };
 } // namespace
 

@@ -284,6 +284,9 @@ buildBert(MLIRContext &context, const llvm::json::Object &config,
 llvm::Expected<OwningOpRef<ModuleOp>>
 buildTransformer(MLIRContext &context, const llvm::json::Object &config,
                  const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildMarian(MLIRContext &context, const llvm::json::Object &config,
+            const BuildOptions &options);
 
 } // namespace mlir::kiln::models
 

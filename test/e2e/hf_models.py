@@ -44,7 +44,8 @@ import torch
 try:
     import transformers
     from transformers import (BertConfig, BertForSequenceClassification, BertModel, GPT2Config,
-                              GPT2LMHeadModel, GPT2Model, LlamaConfig, LlamaForCausalLM)
+                              GPT2LMHeadModel, GPT2Model, LlamaConfig, LlamaForCausalLM,
+                              MarianConfig, MarianMTModel)
 except ImportError as e:  # pragma: no cover - reported as a failure, not a skip
     raise SystemExit(f"hf_models.py needs transformers (pip install transformers==4.44.2 "
                      f"in a venv over Debian's python3; scripts/test does this): {e}")
@@ -61,6 +62,7 @@ FAMILIES = {
     "gpt2": GPT2Config,
     "llama": LlamaConfig,
     "bert": BertConfig,
+    "marian": MarianConfig,
 }
 
 
@@ -103,6 +105,8 @@ def scramble(model, seed, hidden):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
+            if "embed_positions" in name:
+                continue  # Marian's sinusoidal table: computed, not saved.
             if p.dim() >= 2 and "embed" in name or name.endswith(("wte.weight", "wpe.weight")):
                 p.copy_(torch.randn(p.shape, generator=g))
             elif p.dim() >= 2:
@@ -289,7 +293,11 @@ class KeyTables(unittest.TestCase):
                               num_hidden_layers=1, num_attention_heads=2),
                 "bert": dict(vocab_size=50, hidden_size=8, num_hidden_layers=1,
                              num_attention_heads=2, intermediate_size=16,
-                             max_position_embeddings=16)}
+                             max_position_embeddings=16),
+                "marian": dict(vocab_size=50, d_model=8, encoder_layers=1, decoder_layers=1,
+                               encoder_attention_heads=2, decoder_attention_heads=2,
+                               encoder_ffn_dim=16, decoder_ffn_dim=16,
+                               max_position_embeddings=16)}
         with tempfile.TemporaryDirectory() as tmp:
             checked = 0
             for family, table in key_uses().items():
@@ -525,6 +533,74 @@ class Bert(HuggingFaceCase):
         stderr = self.check_bert(task.bert, "bert from BertForSequenceClassification", save=task)
         self.assertIn("warning", stderr)
         self.assertIn("'classifier.weight'", stderr)
+
+
+# --------------------------------------------------------------------------
+# marian: MarianMTModel, the original Transformer
+
+
+def marian(**overrides):
+    config = dict(vocab_size=61, d_model=32, encoder_layers=2, decoder_layers=2,
+                  encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=48,
+                  decoder_ffn_dim=40, max_position_embeddings=40, pad_token_id=60,
+                  decoder_start_token_id=60, attn_implementation="eager")
+    config.update(overrides)
+    # Post-norm layers with unit-scale inputs: a larger gain than the
+    # pre-norm families need for peaked attention.
+    return scramble(MarianMTModel(MarianConfig(**config)), seed=4, hidden=config["d_model"] // 4)
+
+
+class Marian(HuggingFaceCase):
+    def check_marian(self, model, label):
+        model.eval()
+        directory = self.path("hf")
+        model.save_pretrained(directory, safe_serialization=True)
+        compile_dir(directory, self.path("m.kiln"))
+        # float32: transformers 4.44's Marian builds its causal mask with
+        # float32 limits and fails in float64.
+        reference = copy.deepcopy(model).float().eval()
+        vocab = model.config.vocab_size
+        for b, s, t in ((1, 1, 1), (2, 7, 5), (3, 16, 11)):
+            ids, mask, _ = padded_batch(vocab, b, s, b * 7 + s, left=False)
+            rng = np.random.default_rng(b * 5 + t)
+            decoder_ids = rng.integers(0, vocab, (b, t)).astype(np.int64)
+            out = run(self.path("m.kiln"), {"input_ids": ids, "attention_mask": mask,
+                                            "decoder_input_ids": decoder_ids},
+                      self.tmp.name)["logits"]
+            with torch.no_grad():
+                expected = reference(input_ids=torch.from_numpy(ids),
+                                     attention_mask=torch.from_numpy(mask),
+                                     decoder_input_ids=torch.from_numpy(decoder_ids)).logits.numpy()
+            self.assert_close(f"{label} logits [{b}x{s} -> {t}]", out, expected)
+            if b > 1 and mask.min() == 0:
+                with torch.no_grad():
+                    unmasked = reference(input_ids=torch.from_numpy(ids),
+                                         decoder_input_ids=torch.from_numpy(decoder_ids)).logits
+                self.assertGreater(np.abs(unmasked.numpy() - expected).max(), 1e-2)
+        ids = torch.from_numpy(np.random.default_rng(9).integers(0, vocab, (2, 16)))
+        with torch.no_grad():
+            att = reference(input_ids=ids, decoder_input_ids=ids, output_attentions=True)
+        # Encoder attention sees all 16 keys: uniform is 1/16.
+        peaks = [a.max(-1).values.mean().item() for a in att.encoder_attentions]
+        self.assertGreater(np.mean(peaks), 3 / 16, f"{label}: attention is close to uniform")
+
+    def test_default(self):
+        self.check_marian(marian(), "marian")
+
+    def test_opus_mt_keys(self):
+        """As the OPUS-MT checkpoints are configured: scaled embeddings,
+        swish; and an untied head."""
+        self.check_marian(marian(scale_embedding=True, activation_function="swish"),
+                          "marian scale_embedding, swish")
+        model = marian(tie_word_embeddings=False)
+        self.assertFalse(torch.equal(model.lm_head.weight, model.model.shared.weight))
+        self.check_marian(model, "marian untied")
+
+    def test_final_logits_bias_is_loaded(self):
+        model = marian()
+        with torch.no_grad():
+            model.final_logits_bias.copy_(torch.randn(model.final_logits_bias.shape))
+        self.check_marian(model, "marian final_logits_bias")
 
 
 if __name__ == "__main__":

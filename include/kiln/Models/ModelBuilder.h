@@ -4,8 +4,9 @@
 // configs (the `config.json` a checkpoint ships with). Parameters are named
 // exactly as in the family's torch `state_dict`, so weights load by name.
 // The families: `gpt2` (GPT2LMHeadModel), `llama` (LlamaForCausalLM),
-// `bert` (BertModel with pooler) and `transformer` (torch.nn.Transformer
-// with embeddings, positional encoding and a generator).
+// `bert` (BertModel with pooler), `marian` (MarianMTModel) and
+// `transformer` (torch.nn.Transformer with embeddings, positional encoding
+// and a generator).
 //
 //===----------------------------------------------------------------------===//
 
