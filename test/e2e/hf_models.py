@@ -119,6 +119,17 @@ def scramble(model, seed, hidden):
     return model
 
 
+def rounded(model, dtype):
+    """(the model in `dtype`, the same model with its parameters rounded to
+    `dtype` and back): what save_pretrained writes, and the reference for
+    it. Only the parameters are rounded; `.to(dtype)` would also round
+    buffers (RoPE's inv_freq) that are not in the checkpoint."""
+    low = copy.deepcopy(model).to(dtype)
+    reference = copy.deepcopy(model)
+    reference.load_state_dict({k: v.float() for k, v in low.state_dict().items()})
+    return low, reference
+
+
 def compile_dir(path, out, extra=()):
     result = subprocess.run([KILN_COMPILE, path, "--target", "cpu", "-o", out, *extra],
                             capture_output=True, text=True)
@@ -393,10 +404,9 @@ class GPT2(HuggingFaceCase, PaddedBatches):
         for dtype in (torch.bfloat16, torch.float16):
             with self.subTest(dtype=str(dtype)):
                 model = gpt2()
-                low = copy.deepcopy(model).to(dtype)
                 # The reference: the rounded weights, computed in float64.
-                rounded = copy.deepcopy(low).float()
-                self.check_causal_lm(model, f"gpt2 {dtype}", save=low, compare_model=rounded,
+                low, reference = rounded(model, dtype)
+                self.check_causal_lm(model, f"gpt2 {dtype}", save=low, compare_model=reference,
                                      sizes=((2, 7),))
         model = gpt2()
         directory = self.path("sharded")
@@ -466,6 +476,12 @@ class Llama(HuggingFaceCase, PaddedBatches):
             with self.subTest(act=act):
                 self.check_causal_lm(llama(hidden_act=act, num_hidden_layers=1), f"llama {act}",
                                      sizes=((2, 7),))
+
+    def test_bf16_checkpoint(self):
+        """Most real Llama checkpoints are bf16: cast to f32 when compiled."""
+        model = llama()
+        low, reference = rounded(model, torch.bfloat16)
+        self.check_causal_lm(model, "llama bf16", save=low, compare_model=reference, sizes=((2, 7),))
 
     def test_pretraining_tp(self):
         """Sliced projections: the same function where the sizes divide
