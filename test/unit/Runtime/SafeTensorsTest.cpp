@@ -166,4 +166,90 @@ TEST_F(SafeTensorsTest, AWriterKilledMidWriteLeavesAWholeFile) {
   }
 }
 
+//===----------------------------------------------------------------------===//
+// WeightFiles: one file, a sharded index, a save_pretrained directory
+//===----------------------------------------------------------------------===//
+
+class WeightFilesTest : public ScratchDirTest {
+protected:
+  void writeShards() {
+    float a[2] = {1, 2}, b[3] = {3, 4, 5};
+    ASSERT_TRUE(writeSafeTensors(path("model-00001-of-00002.safetensors"),
+                                 {{"a", {DType::F32, {2}, a}}}));
+    ASSERT_TRUE(writeSafeTensors(path("model-00002-of-00002.safetensors"),
+                                 {{"b", {DType::F32, {3}, b}}}));
+  }
+  void writeIndex(const std::string &map) {
+    writeBytes("model.safetensors.index.json",
+               "{\"metadata\": {\"total_size\": 20}, \"weight_map\": " + map +
+                   "}");
+  }
+  std::string openError(const std::string &which) {
+    Expected<WeightFiles> files = WeightFiles::open(which);
+    return files ? "" : files.message();
+  }
+};
+
+TEST_F(WeightFilesTest, ReadsOneFileAShardedIndexOrADirectory) {
+  float a[2] = {1, 2};
+  ASSERT_TRUE(writeSafeTensors(path("model.safetensors"),
+                               {{"a", {DType::F32, {2}, a}}}));
+  for (const std::string &given : {path("model.safetensors"), dir, dir + "/"}) {
+    Expected<WeightFiles> files = WeightFiles::open(given);
+    ASSERT_TRUE(files) << files.message();
+    ASSERT_EQ(files->tensors().size(), 1u);
+    const SafeTensorInfo *info = files->find("a");
+    ASSERT_NE(info, nullptr);
+    EXPECT_EQ(static_cast<const float *>(files->view(*info).data)[1], 2.0f);
+    EXPECT_EQ(files->description(), "'" + path("model.safetensors") + "'");
+  }
+}
+
+TEST_F(WeightFilesTest, ReadsShardsThroughTheIndex) {
+  writeShards();
+  writeIndex("{\"a\": \"model-00001-of-00002.safetensors\", "
+             "\"b\": \"model-00002-of-00002.safetensors\"}");
+  // The directory prefers model.safetensors; there is none, so the index.
+  Expected<WeightFiles> files = WeightFiles::open(dir);
+  ASSERT_TRUE(files) << files.message();
+  EXPECT_EQ(files->description(),
+            "'" + path("model.safetensors.index.json") + "' (2 shards)");
+  ASSERT_EQ(files->tensors().size(), 2u);
+  const SafeTensorInfo *b = files->find("b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(static_cast<const float *>(files->view(*b).data)[2], 5.0f);
+  EXPECT_EQ(files->find("c"), nullptr);
+}
+
+TEST_F(WeightFilesTest, NamesEveryBadIndex) {
+  writeShards();
+  EXPECT_NE(openError(dir).find("has neither model.safetensors nor "
+                                "model.safetensors.index.json"),
+            std::string::npos);
+  std::string index = path("model.safetensors.index.json");
+  writeIndex("{\"a\": \"../model-00001-of-00002.safetensors\"}");
+  EXPECT_NE(openError(index).find("is not a file name in the index's "
+                                  "directory"),
+            std::string::npos);
+  writeIndex("{\"a\": 3}");
+  EXPECT_NE(openError(index).find("the shard of 'a' is not a string"),
+            std::string::npos);
+  writeIndex("{}");
+  EXPECT_NE(openError(index).find("no 'weight_map'"), std::string::npos);
+  writeIndex("{\"b\": \"model-00001-of-00002.safetensors\"}");
+  EXPECT_NE(openError(index).find("places 'b' in"), std::string::npos);
+  writeIndex("{\"a\": \"missing.safetensors\"}");
+  EXPECT_NE(openError(index).find("missing.safetensors"), std::string::npos);
+  writeBytes("model.safetensors.index.json", "[1, 2");
+  EXPECT_NE(openError(index).find("is not a JSON object"), std::string::npos);
+  // One tensor name in two shards.
+  float a[2] = {1, 2};
+  ASSERT_TRUE(writeSafeTensors(
+      path("other.safetensors"),
+      {{"a", {DType::F32, {2}, a}}, {"c", {DType::F32, {2}, a}}}));
+  writeIndex("{\"a\": \"model-00001-of-00002.safetensors\", "
+             "\"c\": \"other.safetensors\"}");
+  EXPECT_NE(openError(index).find("tensor 'a' is in both"), std::string::npos);
+}
+
 } // namespace
