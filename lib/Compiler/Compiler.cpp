@@ -14,6 +14,7 @@
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 #include "kiln/Models/ModelBuilder.h"
+#include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Runtime/SafeTensors.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
@@ -592,23 +593,27 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
 namespace {
 llvm::Error cudaPipelineOptions(const CUDATargetOptions &options,
                                 CUDAPipelineOptions &pipeline) {
-  StringRef arch = options.arch;
-  unsigned number = 0;
-  if (!arch.consume_front("sm_") || arch.getAsInteger(10, number) ||
-      number < 70)
+  // The runtime's parsers: what the compiler accepts, the runtime loads.
+  if (!rt::parseCudaArch(options.arch))
     return error("unknown --cuda-arch '" + options.arch +
-                 "' (expected sm_70 or later, such as sm_80 or sm_90)");
+                 "' (expected sm_70 or later, such as sm_80, sm_90 or sm_90a)");
   pipeline.arch = options.arch;
   pipeline.toolkit = options.toolkit;
-  if (options.image == "ptx")
+  std::optional<rt::CudaImage> image = rt::parseCudaImage(options.image);
+  if (!image)
+    return error("unknown --cuda-image '" + options.image + "' (expected " +
+                 rt::cudaImageNames() + ")");
+  switch (*image) {
+  case rt::CudaImage::Ptx:
     pipeline.image = "isa";
-  else if (options.image == "cubin")
+    break;
+  case rt::CudaImage::Cubin:
     pipeline.image = "bin";
-  else if (options.image == "fatbin")
+    break;
+  case rt::CudaImage::Fatbin:
     pipeline.image = "fatbin";
-  else
-    return error("unknown --cuda-image '" + options.image +
-                 "' (expected ptx, cubin or fatbin)");
+    break;
+  }
   if (options.image != "ptx" &&
       !llvm::sys::fs::can_execute(options.toolkit + "/bin/ptxas"))
     return error("--cuda-image " + options.image + " needs the CUDA toolkit's "

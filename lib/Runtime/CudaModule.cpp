@@ -18,6 +18,7 @@
 #include "ArtifactModule.h"
 #include "CudaDriver.h"
 
+#include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/GpuApi.h"
 
 #include <climits>
@@ -34,31 +35,6 @@ namespace kiln::runtime {
 using namespace cuda;
 
 namespace {
-
-//===----------------------------------------------------------------------===//
-// Target options
-//===----------------------------------------------------------------------===//
-
-/// "sm_90" -> {9, 0}; "sm_100a" -> {10, 0}. Letters after the number
-/// (arch-specific variants) do not change the capability compared.
-struct CudaArch {
-  int major = 0, minor = 0;
-};
-
-std::optional<CudaArch> parseCudaArch(const std::string &text) {
-  if (text.rfind("sm_", 0) != 0)
-    return std::nullopt;
-  size_t end = 3;
-  while (end < text.size() && text[end] >= '0' && text[end] <= '9')
-    ++end;
-  if (end - 3 < 2 || end - 3 > 3)
-    return std::nullopt;
-  for (size_t i = end; i < text.size(); ++i)
-    if (text[i] < 'a' || text[i] > 'z')
-      return std::nullopt;
-  int number = std::atoi(text.substr(3, end - 3).c_str());
-  return CudaArch{number / 10, number % 10};
-}
 
 //===----------------------------------------------------------------------===//
 // The driver
@@ -1057,36 +1033,27 @@ loadCudaModule(const std::string &dir, const std::string &path,
   if (!arch)
     return Status::error("'" + manifestPath + "': target_options.cuda_arch "
                          "is '" + archText +
-                         "', expected sm_<major><minor> such as \"sm_90\"");
-  std::string image = option("image");
-  if (image.empty())
-    image = "ptx";
-  if (image != "ptx" && image != "fatbin")
+                         "', expected sm_<major><minor>[a] (sm_70 or later) "
+                         "such as \"sm_90\"");
+  std::string imageText = option("image");
+  if (imageText.empty())
+    imageText = "ptx";
+  std::optional<CudaImage> image = parseCudaImage(imageText);
+  if (!image)
     return Status::error("'" + manifestPath + "': target_options.image is '" +
-                         image + "', expected \"ptx\" or \"fatbin\"");
+                         imageText + "', expected " + cudaImageNames());
 
   Expected<std::shared_ptr<CudaDriver>> driver = CudaDriver::acquire();
   if (!driver)
     return Status::error("'" + dir + "' is a cuda artifact (" + archText +
                          ") but " + driver.message());
   const CudaDriver &d = **driver;
-  // PTX is JIT-compiled for any newer device; a binary runs only within
-  // its major version.
-  int needed = arch->major * 10 + arch->minor;
-  int have = d.capability.major * 10 + d.capability.minor;
-  bool runs = image == "ptx" ? have >= needed
-                             : d.capability.major == arch->major &&
-                                   d.capability.minor >= arch->minor;
-  if (!runs)
+  std::string needs;
+  if (!cudaImageRuns(*arch, *image, d.capability.major, d.capability.minor,
+                     &needs))
     return Status::error(
-        "'" + dir + "' is a cuda artifact for " + archText + " (" + image +
-        ", needs compute capability " +
-        (image == "ptx" ? std::to_string(arch->major) + "." +
-                              std::to_string(arch->minor) + " or newer"
-                        : std::to_string(arch->major) + ".x, at least " +
-                              std::to_string(arch->major) + "." +
-                              std::to_string(arch->minor)) +
-        ") but CUDA device " + std::to_string(d.ordinal) +
+        "'" + dir + "' is a cuda artifact for " + archText + " (" + imageText +
+        ", needs " + needs + ") but CUDA device " + std::to_string(d.ordinal) +
         (d.deviceName.empty() ? "" : " (" + d.deviceName + ")") +
         " has compute capability " + std::to_string(d.capability.major) +
         "." + std::to_string(d.capability.minor) +

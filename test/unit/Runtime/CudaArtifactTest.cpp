@@ -10,6 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Runtime/Artifact.h"
+#include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/GpuApi.h"
 #include "TestFiles.h"
 #include "kiln/Runtime/File.h"
@@ -371,12 +372,50 @@ TEST_F(CudaArtifactTest, ChecksTheComputeCapability) {
   m["target_options"] = {{"cuda_arch", "volta"}};
   writeArtifact(m);
   expectOpenError({"target_options.cuda_arch is 'volta'"});
+  // kiln-compile --cuda-image cubin artifacts load (cubin: the major
+  // version's rule); an arch-specific sm_90a one only on 9.0 itself.
   m["target_options"] = {{"cuda_arch", "sm_90"}, {"image", "cubin"}};
   writeArtifact(m);
-  expectOpenError({"target_options.image is 'cubin'"});
+  EXPECT_TRUE(openOk());
+  m["target_options"] = {{"cuda_arch", "sm_90a"}, {"image", "ptx"}};
+  writeArtifact(m);
+  EXPECT_TRUE(openOk());
+  ::setenv("FAKE_CUDA_CC", "100", 1);
+  expectOpenError({"for sm_90a (ptx, needs compute capability 9.0 exactly)"});
+  ::setenv("FAKE_CUDA_CC", "90", 1);
+  m["target_options"] = {{"cuda_arch", "sm_90"}, {"image", "elf"}};
+  writeArtifact(m);
+  expectOpenError({"target_options.image is 'elf', expected ptx, cubin or "
+                   "fatbin"});
+  m["target_options"] = {{"cuda_arch", "sm_90x"}};
+  writeArtifact(m);
+  expectOpenError({"target_options.cuda_arch is 'sm_90x'"});
   m["target_options"] = json::object();
   writeArtifact(m);
   expectOpenError({"a cuda artifact needs target_options.cuda_arch"});
+}
+
+TEST(CudaTargetTest, ArchitecturesAndImagesAsCompilerAndRuntimeAgree) {
+  for (const char *good : {"sm_70", "sm_80", "sm_90", "sm_90a", "sm_100",
+                           "sm_100a", "sm_120"}) {
+    std::optional<CudaArch> arch = parseCudaArch(good);
+    ASSERT_TRUE(arch) << good;
+    EXPECT_EQ(arch->name(), good);
+  }
+  for (const char *bad : {"sm_60", "sm_9", "sm_090", "sm_90b", "sm_90aa",
+                          "sm_1000", "compute_90", "sm_", ""})
+    EXPECT_FALSE(parseCudaArch(bad)) << bad;
+  for (CudaImage image : {CudaImage::Ptx, CudaImage::Cubin, CudaImage::Fatbin})
+    EXPECT_EQ(parseCudaImage(cudaImageName(image)), image);
+  EXPECT_FALSE(parseCudaImage("isa"));
+
+  CudaArch sm80 = *parseCudaArch("sm_80"), sm90a = *parseCudaArch("sm_90a");
+  EXPECT_TRUE(cudaImageRuns(sm80, CudaImage::Ptx, 9, 0));
+  EXPECT_FALSE(cudaImageRuns(sm80, CudaImage::Cubin, 9, 0));
+  EXPECT_TRUE(cudaImageRuns(sm80, CudaImage::Cubin, 8, 6));
+  EXPECT_FALSE(cudaImageRuns(sm80, CudaImage::Fatbin, 7, 5));
+  EXPECT_TRUE(cudaImageRuns(sm90a, CudaImage::Cubin, 9, 0));
+  EXPECT_FALSE(cudaImageRuns(sm90a, CudaImage::Ptx, 10, 0));
 }
 
 TEST_F(CudaArtifactTest, AFailingLaunchIsReportedByRunAndStopsTheCall) {

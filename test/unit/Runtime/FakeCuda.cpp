@@ -319,10 +319,35 @@ CUresult cuMemsetD16Async(unsigned long long dst, unsigned short value,
 // Modules and launches
 //===----------------------------------------------------------------------===//
 
+/// The bytes of a module image, which, as for the real driver, has no
+/// length: PTX ends at its NUL, a cubin (64-bit ELF) with its section
+/// header table, a fatbin with the size its header gives.
+std::string imageBytes(const void *image) {
+  const auto *bytes = static_cast<const unsigned char *>(image);
+  auto read = [&](size_t offset, size_t size) {
+    uint64_t value = 0;
+    for (size_t i = 0; i < size; ++i)
+      value |= uint64_t(bytes[offset + i]) << (8 * i);
+    return value;
+  };
+  if (std::memcmp(bytes, "\x7f" "ELF", 4) == 0) {
+    uint64_t sectionHeaders = read(0x28, 8);
+    uint64_t entrySize = read(0x3a, 2), count = read(0x3c, 2);
+    return std::string(reinterpret_cast<const char *>(bytes),
+                       sectionHeaders + entrySize * count);
+  }
+  if (read(0, 4) == 0xba55ed50) {
+    uint64_t headerSize = read(6, 2), fatSize = read(8, 8);
+    return std::string(reinterpret_cast<const char *>(bytes),
+                       headerSize + fatSize);
+  }
+  return static_cast<const char *>(image);
+}
+
 CUresult cuModuleLoadData(void **module, const void *image) {
   FAIL_IF_ASKED("cuModuleLoadData");
   ++gModulesLoaded;
-  *module = new FakeModule{static_cast<const char *>(image)};
+  *module = new FakeModule{imageBytes(image)};
   return 0;
 }
 
