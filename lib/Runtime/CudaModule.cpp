@@ -1062,4 +1062,9 @@ loadCudaModule(const std::string &dir, const std::string &path,
   return CudaModule::load(driver.take(), path, manifest);
 }
 
+Status cudaDeviceStatus() {
+  Expected<std::shared_ptr<CudaDriver>> driver = CudaDriver::acquire();
+  return driver ? Status::ok() : driver.status();
+}
+
 } // namespace kiln::runtime

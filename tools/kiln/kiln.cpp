@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Runtime/Artifact.h"
+#include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Runtime/Npy.h"
 #include "kiln/Train/Corpus.h"
@@ -646,6 +647,15 @@ int infoCommand(int argc, char **argv) {
     }
   }
   std::fflush(stdout);
+  // The description needs only the manifest; loading a CUDA artifact needs
+  // a driver and a device, so where there are none it is not tried.
+  if (m.target == TargetKind::CUDA) {
+    if (Status s = cudaDeviceStatus(); !s) {
+      std::printf("loads: not checked on this machine: %s\n",
+                  s.message().c_str());
+      return 0;
+    }
+  }
   (void)openArtifact(options.artifact);
   std::printf("loads: ok\n");
   return 0;

@@ -10,6 +10,8 @@
 #ifndef KILN_RUNTIME_CUDATARGET_H
 #define KILN_RUNTIME_CUDATARGET_H
 
+#include "kiln/Runtime/Status.h"
+
 #include <optional>
 #include <string>
 
@@ -50,6 +52,11 @@ const char *cudaImageNames();
 /// capability 9.0 or newer").
 bool cudaImageRuns(const CudaArch &arch, CudaImage image, int major,
                    int minor, std::string *needs = nullptr);
+
+/// Whether this process can run CUDA artifacts: the driver loads (libcuda,
+/// or KILN_CUDA_DRIVER), initializes and reports the device to use. The
+/// error says why not, as Artifact::open would.
+Status cudaDeviceStatus();
 
 } // namespace kiln::runtime
 
