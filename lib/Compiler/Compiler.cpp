@@ -16,6 +16,7 @@
 #include "kiln/Models/ModelBuilder.h"
 #include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/File.h"
+#include "kiln/Runtime/Manifest.h"
 #include "kiln/Runtime/SafeTensors.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
 #include "kiln/Target/CUDA/CUDAPipeline.h"
@@ -27,6 +28,8 @@
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Constants.h"
+#include "llvm/IR/GlobalVariable.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -861,37 +864,6 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       translateAndOptimize(*lowered, llvmContext, options.cpu, &targetInfo);
   if (!llvmModule)
     return llvmModule.takeError();
-  std::string object = inStaged("module.o");
-  if (llvm::Error err = emitObjectFile(**llvmModule, options.cpu, object))
-    return err;
-  log("linking module.so");
-  if (cuda) {
-    // Host code needs only libc: the runtime provides the GPU services
-    // through the table kiln_gpu_bind installs (GpuApi.h).
-    if (llvm::Error err = linkSharedLibrary(
-            object, inStaged("module.so"), {},
-            {"libkiln_module_support.a", "libkiln_gpu_module_support.a"}))
-      return err;
-  } else {
-    // The OpenMP runtime travels with the artifact, so it runs where only
-    // libc and libstdc++ are installed.
-    std::string openmp = inStaged("libomp.so.5");
-    if (std::error_code ec =
-            llvm::sys::fs::copy_file(getOpenMPRuntimePath(), openmp))
-      return error("cannot copy the OpenMP runtime '" +
-                   getOpenMPRuntimePath() + "' into the artifact: " +
-                   ec.message() + " (install libomp-22-dev)");
-    if (llvm::Error err =
-            linkSharedLibrary(object, inStaged("module.so"), {openmp}))
-      return err;
-  }
-  llvm::sys::fs::remove(object);
-
-  // The weights were written by the thread started above.
-  weightsWriter.join();
-  if (weightsError)
-    return error(*weightsError);
-
   json::Array paramsJson;
   for (const ParameterInfo &param : params) {
     json::Object init{{"kind", stringifyInitKind(param.op.getInit())}};
@@ -943,6 +915,56 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   std::string text;
   llvm::raw_string_ostream os(text);
   os << llvm::formatv("{0:2}", json::Value(std::move(manifest))) << "\n";
+  // module.so carries what it was compiled against (moduleSignature of
+  // this very manifest, as the runtime parses it), and the runtime refuses
+  // a manifest that does not match it.
+  auto parsed = rt::Manifest::parse(text, "the manifest being written");
+  if (!parsed)
+    return error("internal error: the manifest does not parse: " +
+                 parsed.message());
+  static_assert(kArtifactABIVersion == rt::kModuleAbiVersion,
+                "the compiler and the runtime disagree on the module ABI");
+  std::string signature = rt::moduleSignature(*parsed);
+  {
+    llvm::Module &m = **llvmModule;
+    llvm::Constant *bytes =
+        llvm::ConstantDataArray::getString(m.getContext(), signature);
+    auto *global = new llvm::GlobalVariable(
+        m, bytes->getType(), /*isConstant=*/true,
+        llvm::GlobalValue::ExternalLinkage, bytes, "kiln_module_signature");
+    global->setVisibility(llvm::GlobalValue::DefaultVisibility);
+  }
+  std::string object = inStaged("module.o");
+  if (llvm::Error err = emitObjectFile(**llvmModule, options.cpu, object))
+    return err;
+  log("linking module.so");
+  if (cuda) {
+    // Host code needs only libc: the runtime provides the GPU services
+    // through the table kiln_gpu_bind installs (GpuApi.h).
+    if (llvm::Error err = linkSharedLibrary(
+            object, inStaged("module.so"), {},
+            {"libkiln_module_support.a", "libkiln_gpu_module_support.a"}))
+      return err;
+  } else {
+    // The OpenMP runtime travels with the artifact, so it runs where only
+    // libc and libstdc++ are installed.
+    std::string openmp = inStaged("libomp.so.5");
+    if (std::error_code ec =
+            llvm::sys::fs::copy_file(getOpenMPRuntimePath(), openmp))
+      return error("cannot copy the OpenMP runtime '" +
+                   getOpenMPRuntimePath() + "' into the artifact: " +
+                   ec.message() + " (install libomp-22-dev)");
+    if (llvm::Error err =
+            linkSharedLibrary(object, inStaged("module.so"), {openmp}))
+      return err;
+  }
+  llvm::sys::fs::remove(object);
+
+  // The weights were written by the thread started above.
+  weightsWriter.join();
+  if (weightsError)
+    return error(*weightsError);
+
   rt::Status status = rt::writeFileAtomically(
       inStaged("manifest.json"), [&](int fd) {
         return rt::writeAll(fd, text.data(), text.size(), "manifest.json");

@@ -168,6 +168,20 @@ ModuleLibrary::open(const std::string &path, const Manifest &manifest) {
                          std::to_string(kModuleAbiVersion) +
                          " (recompile the model with a matching "
                          "kiln-compile)");
+  // The module's own record of the manifest it was built with.
+  const char *signature =
+      static_cast<const char *>(library->symbol("kiln_module_signature"));
+  if (!signature)
+    return Status::error("'" + path +
+                         "' has no kiln_module_signature (recompile the "
+                         "model with this kiln-compile)");
+  std::string difference =
+      firstSignatureDifference(moduleSignature(manifest), signature);
+  if (!difference.empty())
+    return Status::error("'" + path + "' was not built for this manifest (" +
+                         difference +
+                         "): the manifest was edited or module.so comes "
+                         "from another artifact; recompile the model");
   for (const EntryPointSpec &entry : manifest.entryPoints) {
     void *symbol = library->symbol(entry.symbol.c_str());
     if (!symbol)

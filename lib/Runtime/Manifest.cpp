@@ -540,4 +540,69 @@ Expected<Manifest> Manifest::read(const std::string &path) {
   return parse(*text, path);
 }
 
+namespace {
+std::string signatureShape(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    text += (i ? "," : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+std::string signatureSpec(const char *kind, const TensorSpec &spec) {
+  std::string line = std::string("  ") + kind + " " + spec.name + " " +
+                     dtypeName(spec.dtype) + " " + signatureShape(spec.shape);
+  if (!spec.maxShape.empty())
+    line += " max " + signatureShape(spec.maxShape);
+  return line + "\n";
+}
+
+std::vector<std::string> splitLines(const std::string &text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos)
+      end = text.size();
+    lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return lines;
+}
+} // namespace
+
+std::string moduleSignature(const Manifest &manifest) {
+  std::string text = "kiln module signature\n";
+  text += "abi " + std::to_string(kModuleAbiVersion) + "\n";
+  text += std::string("target ") + targetName(manifest.target) + "\n";
+  for (const ParameterSpec &p : manifest.parameters)
+    text += "parameter " + p.name + " " + dtypeName(p.dtype) + " " +
+            signatureShape(p.shape) + (p.state ? " state" : "") + "\n";
+  for (const EntryPointSpec &e : manifest.entryPoints) {
+    text += "entry " + e.name + " symbol " + e.symbol + "\n";
+    for (const TensorSpec &spec : e.inputs)
+      text += signatureSpec("input", spec);
+    for (const TensorSpec &spec : e.outputs)
+      text += signatureSpec("output", spec);
+    for (const std::string &p : e.parameters)
+      text += "  takes " + p + "\n";
+    for (const std::string &p : e.writesParameters)
+      text += "  writes " + p + "\n";
+  }
+  return text;
+}
+
+std::string firstSignatureDifference(const std::string &expected,
+                                     const std::string &actual) {
+  if (expected == actual)
+    return "";
+  std::vector<std::string> a = splitLines(expected), b = splitLines(actual);
+  for (size_t i = 0; i < std::max(a.size(), b.size()); ++i) {
+    std::string x = i < a.size() ? "'" + a[i] + "'" : "(nothing)";
+    std::string y = i < b.size() ? "'" + b[i] + "'" : "(nothing)";
+    if (x != y)
+      return "manifest: " + x + ", module.so: " + y;
+  }
+  return "the signatures differ";
+}
+
 } // namespace kiln::runtime

@@ -26,7 +26,7 @@ namespace kiln::runtime {
 /// The manifest format version this runtime reads.
 constexpr int kManifestFormatVersion = 1;
 /// The module.so ABI version (kiln_abi_version()) this runtime calls.
-constexpr int kModuleAbiVersion = 1;
+constexpr int kModuleAbiVersion = 2;
 
 /// A shape dim of -1 in a manifest is dynamic.
 constexpr int64_t kDynamicDim = -1;
@@ -162,6 +162,23 @@ struct Manifest {
   /// Reads and parses `path`.
   static Expected<Manifest> read(const std::string &path);
 };
+
+/// What a module.so's compiled code assumes of its manifest, as text, one
+/// fact per line: the module ABI version; the target; each parameter's
+/// name, dtype, shape and kind, in order; each entry point's name, symbol,
+/// inputs and outputs (name, dtype, shape, max shape), the parameters it
+/// takes, in order, and those it writes. kiln-compile embeds it in module.so
+/// as the exported string `kiln_module_signature`; Artifact::open refuses a
+/// module whose signature differs from its manifest's, naming the first
+/// differing line, so an edited manifest or a module.so from another
+/// artifact cannot call compiled code with buffers it does not expect.
+std::string moduleSignature(const Manifest &manifest);
+
+/// The first line where `expected` (from the manifest) and `actual` (from
+/// module.so) differ, as "manifest: <line>, module.so: <line>"; empty when
+/// they are equal.
+std::string firstSignatureDifference(const std::string &expected,
+                                     const std::string &actual);
 
 } // namespace kiln::runtime
 

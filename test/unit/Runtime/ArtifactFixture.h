@@ -25,6 +25,7 @@
 #define KILN_TEST_UNIT_RUNTIME_ARTIFACTFIXTURE_H
 
 #include "TestFiles.h"
+#include "kiln/Runtime/Manifest.h"
 #include "kiln/Runtime/SafeTensors.h"
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,28 @@
 #include <map>
 
 namespace kiln::runtime::testing {
+
+/// `kiln_module_signature` as a C definition of the signature of a
+/// manifest (what kiln-compile embeds in module.so); empty when the
+/// manifest does not parse (opening it fails before the module is looked
+/// at).
+struct ArtifactFixtureSignature {
+  static std::string definition(const nlohmann::json &manifest) {
+    Expected<Manifest> parsed = Manifest::parse(manifest.dump(2), "fixture");
+    if (!parsed)
+      return "";
+    std::string escaped;
+    for (char c : moduleSignature(*parsed)) {
+      if (c == '\n')
+        escaped += "\\n";
+      else if (c == '"' || c == '\\')
+        escaped += std::string("\\") + c;
+      else
+        escaped += c;
+    }
+    return "\nconst char kiln_module_signature[] = \"" + escaped + "\";\n";
+  }
+};
 
 inline const char *kModuleSource = R"(
 #include <stdint.h>
@@ -214,9 +237,13 @@ protected:
     return manifest;
   }
 
+  static std::string signatureDefinition(const json &manifest) {
+    return ArtifactFixtureSignature::definition(manifest);
+  }
+
   /// Compiles `source` with `defines` into dir()/module.so; true on success.
   bool compileModule(const std::string &dir, const std::string &source,
-                     const std::string &defines = "-DABI_VERSION=1") const {
+                     const std::string &defines = "-DABI_VERSION=2") const {
     std::string c = dir + "/module.c";
     {
       std::ofstream out(c);
@@ -230,13 +257,19 @@ protected:
   }
 
   /// Writes a complete artifact: module, weights, then manifest (last).
+  /// The module is built for `manifest` (its kiln_module_signature), as
+  /// kiln-compile would; `signedFor` builds it for another manifest.
   void writeArtifact(const json &manifest = defaultManifest(),
                      const std::vector<NamedTensor> &weights =
                          {{"w", {DType::F32, {4}, kWeights.data()}}},
-                     const std::string &defines = "-DABI_VERSION=1") const {
+                     const std::string &defines = "-DABI_VERSION=2",
+                     const json *signedFor = nullptr) const {
     std::string dir = artifactDir();
     (void)std::system(("mkdir -p '" + dir + "'").c_str());
-    ASSERT_TRUE(compileModule(dir, kModuleSource, defines));
+    ASSERT_TRUE(compileModule(
+        dir,
+        kModuleSource + signatureDefinition(signedFor ? *signedFor : manifest),
+        defines));
     ASSERT_TRUE(writeSafeTensors(dir + "/weights.safetensors", weights));
     std::ofstream(dir + "/manifest.json") << manifest.dump(2);
   }

@@ -9,6 +9,8 @@
 #include "kiln/Runtime/Artifact.h"
 #include "ArtifactFixture.h"
 
+#include <functional>
+
 #include <cstring>
 
 using namespace kiln::runtime;
@@ -257,17 +259,74 @@ TEST_F(ArtifactTest, RejectsAMissingOrUnloadableModule) {
 
 TEST_F(ArtifactTest, RejectsAModuleOfAnotherAbiOrWithoutTheAbiSymbol) {
   writeArtifact(defaultManifest(), {{"w", {DType::F32, {4}, kiln::runtime::testing::kWeights.data()}}},
-                "-DABI_VERSION=2");
-  expectOpenError({"module.so' has module ABI version 2, this runtime calls 1"});
+                "-DABI_VERSION=1");
+  expectOpenError({"module.so' has module ABI version 1, this runtime calls 2"});
   ASSERT_TRUE(compileModule(artifactDir(), "int kiln_entry_forward;", ""));
   expectOpenError({"module.so' is not a Kiln module",
                    "does not export kiln_abi_version"});
 }
 
+TEST_F(ArtifactTest, RefusesAManifestTheModuleWasNotBuiltFor) {
+  // Each edit a careless or hostile user might make, against a module
+  // built for the original manifest: one line naming the first difference.
+  struct Edit {
+    const char *what;
+    std::function<void(json &)> apply;
+    const char *needle;
+  };
+  std::vector<Edit> edits = {
+      {"input rank",
+       [](json &m) { m["entry_points"][0]["inputs"][0]["shape"] = {-1}; },
+       "manifest: '  input x F32 [-1]', module.so: '  input x F32 [-1,4]'"},
+      {"input dtype",
+       [](json &m) { m["entry_points"][0]["inputs"][0]["dtype"] = "F64"; },
+       "manifest: '  input x F64 [-1,4]'"},
+      {"output static dim",
+       [](json &m) { m["entry_points"][0]["outputs"][0]["shape"] = {-1, 8}; },
+       "'  output y F32 [-1,8]'"},
+      {"parameter shape",
+       [](json &m) {
+         m["parameters"][0]["shape"] = {2};
+         m["parameters"][0]["size"] = 8;
+       },
+       "manifest: 'parameter w F32 [2]', module.so: 'parameter w F32 [4]'"},
+      {"an entry's parameters",
+       [](json &m) { m["entry_points"][2]["parameters"] = {"w"}; },
+       "module.so: 'entry constant symbol kiln_entry_constant'"},
+      {"symbol",
+       [](json &m) { m["entry_points"][1]["symbol"] = "kiln_entry_forward"; },
+       "'entry stats symbol kiln_entry_forward'"},
+      {"a dropped entry point",
+       [](json &m) { m["entry_points"].erase(6); },
+       "manifest: (nothing), module.so: 'entry identity symbol "
+       "kiln_entry_identity'"},
+  };
+  json original = defaultManifest();
+  for (const Edit &edit : edits) {
+    SCOPED_TRACE(edit.what);
+    json edited = original;
+    edit.apply(edited);
+    writeArtifact(edited, {{"w", {DType::F32, {4}, kiln::runtime::testing::kWeights.data()}}},
+                  "-DABI_VERSION=2", &original);
+    if (edited["parameters"][0]["shape"] == json({2}))
+      writeArtifact(edited, {{"w", {DType::F32, {2}, kiln::runtime::testing::kWeights.data()}}},
+                    "-DABI_VERSION=2", &original);
+    expectOpenError({"module.so' was not built for this manifest", edit.needle,
+                     "recompile the model"});
+  }
+  // The module of another artifact: no signature at all, or another one.
+  ASSERT_TRUE(compileModule(artifactDir(),
+                            std::string(kiln::runtime::testing::kModuleSource),
+                            "-DABI_VERSION=2"));
+  expectOpenError({"has no kiln_module_signature"});
+  writeArtifact();
+  EXPECT_TRUE(openOk());
+}
+
 TEST_F(ArtifactTest, RejectsAMissingEntrySymbol) {
   writeArtifact(defaultManifest(),
                 {{"w", {DType::F32, {4}, kiln::runtime::testing::kWeights.data()}}},
-                "-DABI_VERSION=1 -DNO_EXTRA_ENTRIES");
+                "-DABI_VERSION=2 -DNO_EXTRA_ENTRIES");
   expectOpenError({"module.so' has no symbol 'kiln_entry_stats' for entry "
                    "point 'stats'"});
   json manifest = defaultManifest();

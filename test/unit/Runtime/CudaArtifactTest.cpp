@@ -12,6 +12,7 @@
 #include "kiln/Runtime/Artifact.h"
 #include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/GpuApi.h"
+#include "ArtifactFixture.h"
 #include "TestFiles.h"
 #include "kiln/Runtime/File.h"
 
@@ -51,6 +52,9 @@ protected:
     fakeLt_ = ::dlopen(KILN_FAKE_CUBLASLT, RTLD_NOW | RTLD_LOCAL);
     ASSERT_TRUE(fake_ && fakeLt_) << ::dlerror();
   }
+  /// The signature module.so was last built with.
+  mutable std::string builtFor;
+
   void TearDown() override {
     for (const char *name : kKnobs)
       ::unsetenv(name);
@@ -147,18 +151,30 @@ protected:
 
   /// Compiles CudaTestModule.c into `output`, linked with
   /// kiln_gpu_module_support; true on success.
-  static bool compileModule(const std::string &output) {
+  /// With kiln_module_signature for `m`, as kiln-compile embeds it.
+  static bool compileModule(const std::string &output, const json &m) {
+    std::string signature = output + ".signature.c";
+    {
+      std::ofstream out(signature);
+      out << kiln::runtime::testing::ArtifactFixtureSignature::definition(m);
+    }
     std::string command = "cc -shared -fPIC -O1 -o '" + output + "' '" +
-                          KILN_TEST_CUDA_MODULE_SOURCE + "' '" +
-                          KILN_GPU_MODULE_SUPPORT + "'";
-    return std::system(command.c_str()) == 0;
+                          KILN_TEST_CUDA_MODULE_SOURCE + "' '" + signature +
+                          "' '" + KILN_GPU_MODULE_SUPPORT + "'";
+    bool ok = std::system(command.c_str()) == 0;
+    std::remove(signature.c_str());
+    return ok;
   }
 
+  /// The module is rebuilt when the manifest's signature changes.
   void writeArtifact(const json &m = manifest()) const {
     std::string dir = artifactDir();
     ASSERT_EQ(std::system(("mkdir -p '" + dir + "'").c_str()), 0);
-    if (!pathExists(dir + "/module.so")) {
-      ASSERT_TRUE(compileModule(dir + "/module.so"));
+    std::string signature =
+        kiln::runtime::testing::ArtifactFixtureSignature::definition(m);
+    if (!pathExists(dir + "/module.so") || signature != builtFor) {
+      ASSERT_TRUE(compileModule(dir + "/module.so", m));
+      builtFor = signature;
     }
     ASSERT_TRUE(writeSafeTensors(dir + "/weights.safetensors",
                                  {{"w", {DType::F32, {4}, kW.data()}}}));
@@ -653,7 +669,7 @@ TEST_F(CudaArtifactTest, NarrowGemmsWriteAnF32Result) {
 TEST_F(CudaArtifactTest, AModuleCalledWithoutTheRuntimeSaysSo) {
   writeArtifact();
   std::string copy = path("unbound.so");
-  ASSERT_TRUE(compileModule(copy));
+  ASSERT_TRUE(compileModule(copy, manifest()));
   EXPECT_DEATH(
       {
         void *module = ::dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);

@@ -63,7 +63,7 @@ __attribute__((destructor)) static void unregisterImages(void) {
   mgpuModuleUnload(gBadPtx);
 }
 
-int kiln_abi_version(void) { return 1; }
+int kiln_abi_version(void) { return 2; }
 
 static void set1(M1 *m, float *buffer, int64_t n) {
   m->allocated = m->aligned = buffer;

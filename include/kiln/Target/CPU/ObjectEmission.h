@@ -67,7 +67,9 @@ std::string getOpenMPRuntimePath();
 void addArtifactEntryPoints(ModuleOp module);
 
 /// The ABI version module.so exports and the runtime checks.
-constexpr int kArtifactABIVersion = 1;
+/// Equal to the runtime's kModuleAbiVersion (checked where both are seen,
+/// in lib/Compiler/Compiler.cpp).
+constexpr int kArtifactABIVersion = 2;
 
 } // namespace mlir::kiln
 
