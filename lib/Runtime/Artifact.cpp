@@ -143,7 +143,7 @@ using AbiVersionFunction = int (*)();
 
 Expected<std::unique_ptr<ModuleLibrary>>
 ModuleLibrary::open(const std::string &path, const Manifest &manifest) {
-  if (Status s = checkRegularFile(path, "module"); !s)
+  if (Status s = checkSharedObject(path, "module"); !s)
     return s;
   std::unique_ptr<ModuleLibrary> library(new ModuleLibrary);
   library->path_ = path;

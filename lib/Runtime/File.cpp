@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <string>
 #include <sys/mman.h>
@@ -102,6 +103,67 @@ const char *fileKind(mode_t mode) {
   return "not a regular file";
 }
 } // namespace
+
+Status checkSharedObject(const std::string &path, const std::string &what) {
+  Expected<MappedFile> file = MappedFile::open(path, what);
+  if (!file)
+    return file.status();
+  const unsigned char *data = file->data();
+  uint64_t size = file->size();
+  auto bad = [&](const std::string &why) {
+    return Status::error(describeFile(path, what) +
+                         " is not a loadable shared object: " + why);
+  };
+  Elf64_Ehdr header;
+  if (size < sizeof header || std::memcmp(data, ELFMAG, SELFMAG) != 0)
+    return bad("it is not an ELF file");
+  std::memcpy(&header, data, sizeof header);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  constexpr unsigned char kByteOrder = ELFDATA2LSB;
+#else
+  constexpr unsigned char kByteOrder = ELFDATA2MSB;
+#endif
+#if defined(__x86_64__)
+  constexpr uint16_t kMachine = EM_X86_64;
+#elif defined(__aarch64__)
+  constexpr uint16_t kMachine = EM_AARCH64;
+#else
+#error "checkSharedObject: name this architecture's ELF machine"
+#endif
+  if (header.e_ident[EI_CLASS] != ELFCLASS64 ||
+      header.e_ident[EI_DATA] != kByteOrder || header.e_machine != kMachine)
+    return bad("it was built for another architecture");
+  if (header.e_type != ET_DYN)
+    return bad("it is an ELF file, but not a shared object");
+  // Each table lies inside the file (products of 16-bit counts and sizes
+  // cannot overflow 64 bits; the offsets are compared before adding).
+  auto tableFits = [&](uint64_t offset, uint64_t count, uint64_t entrySize) {
+    return offset <= size && count * entrySize <= size - offset;
+  };
+  if (header.e_phentsize != sizeof(Elf64_Phdr) || header.e_phnum == 0 ||
+      !tableFits(header.e_phoff, header.e_phnum, header.e_phentsize))
+    return bad("its program headers are missing or lie past the end of the "
+               "file (truncated?)");
+  if (header.e_shnum != 0 &&
+      (header.e_shentsize != sizeof(Elf64_Shdr) ||
+       !tableFits(header.e_shoff, header.e_shnum, header.e_shentsize)))
+    return bad("its section headers lie past the end of the file "
+               "(truncated?)");
+  for (uint16_t i = 0; i < header.e_phnum; ++i) {
+    Elf64_Phdr segment;
+    std::memcpy(&segment, data + header.e_phoff + uint64_t(i) * sizeof segment,
+                sizeof segment);
+    if (segment.p_type != PT_LOAD && segment.p_type != PT_DYNAMIC)
+      continue;
+    if (segment.p_offset > size || segment.p_filesz > size - segment.p_offset)
+      return bad("segment " + std::to_string(i) + " needs bytes [" +
+                 std::to_string(segment.p_offset) + ", " +
+                 std::to_string(segment.p_offset + segment.p_filesz) +
+                 ") of a " + std::to_string(size) +
+                 "-byte file (truncated?)");
+  }
+  return Status::ok();
+}
 
 Expected<int> openRegularFile(const std::string &path, const std::string &what) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);

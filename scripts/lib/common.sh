@@ -63,3 +63,29 @@ kiln_build() {
   kiln_log "building"
   cmake --build "$KILN_BUILD"
 }
+
+# The sanitizer build (scripts/sanitize, scripts/fuzz): clang-22 with
+# AddressSanitizer, UndefinedBehaviorSanitizer and libFuzzer's coverage
+# instrumentation in every Kiln library and tool, in build-san/. LLVM and
+# MLIR themselves are Debian's (not instrumented). -O1, as LLVM's sanitizer
+# builds use.
+KILN_SAN_BUILD="${KILN_SAN_BUILD:-$KILN_ROOT/build-san}"
+KILN_SAN_PACKAGES=(clang-22 libclang-rt-22-dev)
+
+kiln_build_sanitized() {
+  if [[ ! -f "$KILN_SAN_BUILD/build.ninja" ]]; then
+    kiln_log "configuring the sanitizer build in $KILN_SAN_BUILD"
+    cmake -S "$KILN_ROOT" -B "$KILN_SAN_BUILD" -G Ninja \
+      -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_C_FLAGS_RELEASE="-O1 -DNDEBUG" \
+      -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG" \
+      -DCMAKE_C_COMPILER="$KILN_LLVM/bin/clang" \
+      -DCMAKE_CXX_COMPILER="$KILN_LLVM/bin/clang++" \
+      -DLLVM_USE_SANITIZER="Address;Undefined" \
+      -DLLVM_UBSAN_FLAGS="-fsanitize=undefined -fno-sanitize=vptr,function -fno-sanitize-recover=all" \
+      -DLLVM_USE_SANITIZE_COVERAGE=ON \
+      -DMLIR_DIR="$KILN_LLVM/lib/cmake/mlir"
+  fi
+  kiln_log "building${*:+ $*} (sanitizers)"
+  cmake --build "$KILN_SAN_BUILD" ${1:+--target "$@"}
+}

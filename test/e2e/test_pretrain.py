@@ -145,6 +145,106 @@ class Pretrain(unittest.TestCase):
         print(resumed.stderr.splitlines()[0])
         self.assert_same_metrics(run_dir, reference, ("loss", "grad_norm", "lr", "eval_loss"))
 
+    def test_run_killed_while_writing_a_checkpoint_resumes_bitwise(self):
+        """SIGKILL while a checkpoint's temporary file is being written: the
+        last complete checkpoint stays as it was, and the resumed run gives
+        the uninterrupted run's metrics bit for bit."""
+        reference, _ = self.uninterrupted()
+        run_dir = os.path.join(self.tmp.name, "killed-writing")
+        os.makedirs(run_dir)
+        process = subprocess.Popen([KILN, *self.pretrain_args(run_dir)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        temporary = None
+        # Polled without sleeping: a write takes a few milliseconds.
+        while process.poll() is None and temporary is None:
+            temporary = next((n for n in os.listdir(run_dir)
+                              if n.startswith("checkpoint.safetensors.tmp.")), None)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+        self.assertEqual(process.returncode, -signal.SIGKILL,
+                         "the run ended before a checkpoint write was seen")
+        # A checkpoint before the interrupted one loads; the next run removes
+        # the temporary file (if the kill landed before the rename).
+        if os.path.exists(os.path.join(run_dir, "checkpoint.safetensors")):
+            load_safetensors(os.path.join(run_dir, "checkpoint.safetensors"))
+        resumed = kiln(*self.pretrain_args(run_dir), "--resume")
+        self.assertEqual(resumed.returncode, 0, resumed.stderr)
+        self.assertFalse([n for n in os.listdir(run_dir) if ".tmp." in n])
+        self.assert_same_metrics(run_dir, reference, ("loss", "grad_norm", "lr", "eval_loss"))
+
+    def test_full_disk_stops_the_run_and_keeps_the_last_checkpoint(self):
+        """Out of disk during a checkpoint write: the run exits 1 naming the
+        file and the cause, the previous checkpoint is intact, no temporary
+        file is left, and with space again the run resumes to the same
+        metrics as a run that never ran out. The disk is a size-limited
+        tmpfs in a private mount namespace (unshare)."""
+        # How much one checkpoint and the rest of a run directory take.
+        sized, done = self.short_run("sized", 1)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        checkpoint = os.path.getsize(os.path.join(sized, "checkpoint.safetensors"))
+        names = os.listdir(sized)
+        total = sum(os.path.getsize(os.path.join(sized, n)) for n in names)
+        # The files a run writes before its second checkpoint: all but the
+        # loss plot, written at the end.
+        before = total - os.path.getsize(os.path.join(sized, "loss.png"))
+        # Room for those (tmpfs gives each file whole pages) and half a
+        # checkpoint more: not for a second checkpoint beside the first (an
+        # atomic write needs both at once).
+        size_kb = (before + checkpoint // 2) // 1024 + 4 * len(names)
+        reference, done = self.short_run("roomy", 4)
+        self.assertEqual(done.returncode, 0, done.stderr)
+
+        out = os.path.join(self.tmp.name, "full-disk")
+        disk = os.path.join(out, "disk")
+        os.makedirs(disk)
+        run = os.path.join(disk, "run")
+        args = ["pretrain", self.train, "--out", run, "--data", self.corpus,
+                "--steps", "4", "--eval-batches", "1", "--eval-every", "0",
+                "--checkpoint-every", "1"]
+        quote = lambda words: " ".join("'" + w.replace("'", "'\\''") + "'" for w in words)
+        script = f"""
+set -u
+mount -t tmpfs -o size={size_kb}k kiln-full-disk {disk} || exit 77
+{quote([KILN, *args])} 2> {out}/full.err
+echo $? > {out}/full.rc
+ls -a {run} > {out}/full.ls
+cp {run}/checkpoint.safetensors {out}/kept.safetensors
+mount -o remount,size={4 * (total + checkpoint) // 1024}k {disk}
+{quote([KILN, *args, "--resume"])} 2> {out}/resumed.err
+echo $? > {out}/resumed.rc
+cp {run}/metrics.jsonl {out}/metrics.jsonl
+"""
+        unshare = ["unshare", "--mount"] if os.geteuid() == 0 else \
+            ["unshare", "--user", "--map-root-user", "--mount"]
+        if shutil.which("unshare") is None:
+            self.skipTest("unshare (util-linux) is not installed")
+        namespace = subprocess.run([*unshare, "sh", "-c", script],
+                                   capture_output=True, text=True)
+        if namespace.returncode == 77 or not os.path.exists(os.path.join(out, "full.rc")):
+            self.skipTest("cannot mount a size-limited tmpfs here: "
+                          + (namespace.stderr.strip() or "unshare failed"))
+        self.assertEqual(namespace.returncode, 0, namespace.stderr)
+        def read(name):
+            with open(os.path.join(out, name)) as f:
+                return f.read()
+
+        self.assertEqual(read("full.rc").strip(), "1", read("full.err"))
+        last = read("full.err").strip().splitlines()[-1]
+        self.assertTrue(last.startswith("kiln: error: "), read("full.err"))
+        self.assertIn("No space left on device", last)
+        self.assertIn("checkpoint.safetensors", last)
+        self.assertNotIn(".tmp.", read("full.ls"), "a temporary file was left")
+        # The checkpoint kept is step 1's, whole (the resumed run below
+        # reproduces steps 2-4 from it bit for bit).
+        kept = os.path.join(out, "kept.safetensors")
+        self.assertEqual(safetensors_metadata(kept).get("step"), "1")
+        for name, array in load_safetensors(kept).items():
+            self.assertTrue(np.isfinite(array).all(), name)
+
+        self.assertEqual(read("resumed.rc").strip(), "0", read("resumed.err"))
+        self.assert_same_metrics(out, reference, ("loss", "grad_norm", "lr"))
+
     def test_run_killed_before_its_first_checkpoint_resumes_from_step_0(self):
         """A run with no checkpoint yet resumes from step 0 (it used to be
         stuck: --resume wanted a checkpoint, a restart saw the metrics) and

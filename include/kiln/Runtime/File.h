@@ -40,6 +40,13 @@ Expected<int> openRegularFile(const std::string &path,
 /// (dlopen, SentencePiece): an error unless `path` is a regular file.
 Status checkRegularFile(const std::string &path, const std::string &what = "");
 
+/// Before dlopen: an error unless `path` is a regular file holding a whole
+/// ELF shared object for this machine (64-bit, this byte order and
+/// architecture), every program and section header and every segment's file
+/// bytes inside the file. dlopen maps segments past the end of a truncated
+/// file, and touching them raises SIGBUS instead of an error.
+Status checkSharedObject(const std::string &path, const std::string &what = "");
+
 /// The whole contents of `path`. `what` names the file in messages:
 /// "cannot open <what> '<path>': <reason>".
 Expected<std::string> readFile(const std::string &path,

@@ -623,7 +623,8 @@ struct BlockReductionsPass
         strides.back() != 1)
       return false;
     int64_t extent = 1;
-    for (int64_t size : ArrayRef<int64_t>(op.getStaticLoopRanges()).drop_front(parallel)) {
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    for (int64_t size : ArrayRef<int64_t>(ranges).drop_front(parallel)) {
       if (ShapedType::isDynamic(size))
         return true;
       extent *= size;

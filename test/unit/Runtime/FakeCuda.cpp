@@ -20,17 +20,22 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace {
 using CUresult = int;
 
-struct FakeModule {
-  std::string image;
-};
 struct FakeFunction {
   std::string name;
+};
+/// Owns its functions, as a real module does: a function used after its
+/// module is unloaded is a use after free (reported by the sanitizer build).
+struct FakeModule {
+  std::string image;
+  std::vector<std::unique_ptr<FakeFunction>> functions;
 };
 
 std::mutex gMutex;
@@ -384,7 +389,8 @@ CUresult cuModuleGetFunction(void **function, void *module,
   auto *m = static_cast<FakeModule *>(module);
   if (m->image.find(name) == std::string::npos)
     return 500; // CUDA_ERROR_NOT_FOUND
-  *function = new FakeFunction{name}; // leaked, as a real one lives on
+  m->functions.push_back(std::make_unique<FakeFunction>(FakeFunction{name}));
+  *function = m->functions.back().get();
   return 0;
 }
 

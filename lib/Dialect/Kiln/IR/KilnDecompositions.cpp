@@ -604,9 +604,9 @@ FailureOr<SmallVector<Value>> CrossEntropyOp::decompose(OpBuilder &builder) {
   Value nll = NegOp::create(builder, loc, targetLogProb);
   Value kept = CompareOp::create(builder, loc, ComparePredicate::ne, target,
                                  intConst(builder, loc, it, getIgnoreIndex()));
-  Value checked = SelectOp::create(builder, loc,
-                                   targetInRange(builder, loc, target, logits),
-                                   nll, floatConst(builder, loc, et, NAN));
+  Value nan = floatConst(builder, loc, et, NAN);
+  Value inRange = targetInRange(builder, loc, target, logits);
+  Value checked = SelectOp::create(builder, loc, inRange, nll, nan);
   Value loss = SelectOp::create(builder, loc, kept, checked, zero);
 
   Value result;

@@ -1,0 +1,1 @@
+kiln.parameter @p : tensor<?x4xf32> init zeros

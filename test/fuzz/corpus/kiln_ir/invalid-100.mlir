@@ -1,0 +1,4 @@
+func.func @rope_positions_batch(%x: tensor<2x2x4x8xf32>, %p: tensor<3x4xi64>) {
+  %0 = "kiln.rope"(%x, %p) {theta = 1.0e+04 : f64} : (tensor<2x2x4x8xf32>, tensor<3x4xi64>) -> tensor<2x2x4x8xf32>
+  return
+}

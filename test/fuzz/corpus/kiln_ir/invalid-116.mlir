@@ -1,0 +1,4 @@
+func.func @max_pool_fit(%x: tensor<1x3x2x8xf32>) {
+  %0 = "kiln.max_pool2d"(%x) {kernel = array<i64: 3, 2>, stride = array<i64: 1, 1>, padding = array<i64: 0, 0>} : (tensor<1x3x2x8xf32>) -> tensor<1x3x1x7xf32>
+  return
+}

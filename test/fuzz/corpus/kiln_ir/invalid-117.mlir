@@ -1,0 +1,4 @@
+func.func @gru_hidden_dynamic(%x: tensor<2x4xf32>, %h: tensor<2x?xf32>, %wi: tensor<24x4xf32>, %wh: tensor<24x8xf32>, %b: tensor<24xf32>) {
+  %0 = "kiln.gru_cell"(%x, %h, %wi, %wh, %b, %b) : (tensor<2x4xf32>, tensor<2x?xf32>, tensor<24x4xf32>, tensor<24x8xf32>, tensor<24xf32>, tensor<24xf32>) -> tensor<2x?xf32>
+  return
+}

@@ -1,0 +1,4 @@
+func.func @cross_entropy_rank(%l: tensor<4x10xf32>, %t: tensor<4x10xi64>) {
+  %0 = "kiln.cross_entropy"(%l, %t) : (tensor<4x10xf32>, tensor<4x10xi64>) -> tensor<f32>
+  return
+}

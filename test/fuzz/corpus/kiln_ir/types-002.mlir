@@ -1,0 +1,1 @@
+kiln.parameter @p : tensor<4xf64> init zeros
