@@ -14,6 +14,7 @@
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 #include "kiln/Models/ModelBuilder.h"
+#include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Runtime/Manifest.h"
@@ -154,7 +155,7 @@ llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
     if (func.isExternal() || !func.isPublic())
       continue;
     json::Object entry{{"name", func.getSymName().str()},
-                       {"symbol", ("kiln_entry_" + func.getSymName()).str()}};
+                       {"symbol", (KILN_ENTRY_PREFIX + func.getSymName()).str()}};
     json::Array inputs, outputs;
     bool allStatic = true;
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
@@ -802,7 +803,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     log("initializing weights (seed " + llvm::Twine(options.seed) + ")");
   }
   std::optional<std::string> weightsError;
-  std::string weightsPath = inStaged("weights.safetensors");
+  std::string weightsPath = inStaged(KILN_WEIGHTS_FILE);
   std::thread weightsWriter([&] {
     if (llvm::Error err = writeWeights(params, options,
                                        plan ? &*plan : nullptr, weightsPath))
@@ -894,8 +895,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   compileOptions["weights"] =
       options.weightsPath ? json::Value(*options.weightsPath) : json::Value(nullptr);
   json::Object manifest{
-      {"format", "kiln-artifact"},
-      {"format_version", 1},
+      {"format", KILN_ARTIFACT_FORMAT},
+      {"format_version", KILN_ARTIFACT_FORMAT_VERSION},
       {"target", cuda ? "cuda" : "cpu"},
       {"target_options",
        cuda ? json::Object{{"cuda_arch", options.cuda.arch},
@@ -908,8 +909,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       {"source", json::Object{{"path", options.sourcePath},
                               {"sha256", options.sourceSHA256}}},
       {"compile_options", std::move(compileOptions)},
-      {"module", "module.so"},
-      {"weights", "weights.safetensors"},
+      {"module", KILN_MODULE_FILE},
+      {"weights", KILN_WEIGHTS_FILE},
       {"parameters", std::move(paramsJson)},
       {"entry_points", std::move(*entries)}};
   std::string text;
@@ -922,8 +923,6 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   if (!parsed)
     return error("internal error: the manifest does not parse: " +
                  parsed.message());
-  static_assert(kArtifactABIVersion == rt::kModuleAbiVersion,
-                "the compiler and the runtime disagree on the module ABI");
   std::string signature = rt::moduleSignature(*parsed);
   {
     llvm::Module &m = **llvmModule;
@@ -931,7 +930,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
         llvm::ConstantDataArray::getString(m.getContext(), signature);
     auto *global = new llvm::GlobalVariable(
         m, bytes->getType(), /*isConstant=*/true,
-        llvm::GlobalValue::ExternalLinkage, bytes, "kiln_module_signature");
+        llvm::GlobalValue::ExternalLinkage, bytes,
+        KILN_MODULE_SIGNATURE_SYMBOL);
     global->setVisibility(llvm::GlobalValue::DefaultVisibility);
   }
   std::string object = inStaged("module.o");
@@ -942,7 +942,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     // Host code needs only libc: the runtime provides the GPU services
     // through the table kiln_gpu_bind installs (GpuApi.h).
     if (llvm::Error err = linkSharedLibrary(
-            object, inStaged("module.so"), {},
+            object, inStaged(KILN_MODULE_FILE), {},
             {"libkiln_module_support.a", "libkiln_gpu_module_support.a"}))
       return err;
   } else {
@@ -955,7 +955,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                    getOpenMPRuntimePath() + "' into the artifact: " +
                    ec.message() + " (install libomp-22-dev)");
     if (llvm::Error err =
-            linkSharedLibrary(object, inStaged("module.so"), {openmp}))
+            linkSharedLibrary(object, inStaged(KILN_MODULE_FILE), {openmp}))
       return err;
   }
   llvm::sys::fs::remove(object);
@@ -966,8 +966,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     return error(*weightsError);
 
   rt::Status status = rt::writeFileAtomically(
-      inStaged("manifest.json"), [&](int fd) {
-        return rt::writeAll(fd, text.data(), text.size(), "manifest.json");
+      inStaged(KILN_MANIFEST_FILE), [&](int fd) {
+        return rt::writeAll(fd, text.data(), text.size(), KILN_MANIFEST_FILE);
       });
   if (!status)
     return error(status.message());

@@ -11,6 +11,7 @@
 #include "kiln/Runtime/Artifact.h"
 
 #include "ArtifactModule.h"
+#include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/File.h"
 
 #include <cerrno>
@@ -93,7 +94,7 @@ void appendDescriptor(std::vector<int64_t> &words, const void *data,
   words.insert(words.end(), strides.begin(), strides.end());
 }
 
-size_t descriptorWords(size_t rank) { return 3 + 2 * rank; }
+size_t descriptorWords(size_t rank) { return KILN_DESCRIPTOR_WORDS(rank); }
 } // namespace
 
 OwnedTensor OwnedTensor::allocate(DType dtype, std::vector<int64_t> shape) {
@@ -156,11 +157,11 @@ ModuleLibrary::open(const std::string &path, const Manifest &manifest) {
   }
   ::dlerror();
   auto abiVersion = reinterpret_cast<AbiVersionFunction>(
-      ::dlsym(library->handle_, "kiln_abi_version"));
+      ::dlsym(library->handle_, KILN_ABI_VERSION_SYMBOL));
   if (!abiVersion)
     return Status::error("'" + path +
-                         "' is not a Kiln module: it does not export "
-                         "kiln_abi_version");
+                         "' is not a Kiln module: it does not export " +
+                         KILN_ABI_VERSION_SYMBOL);
   int version = abiVersion();
   if (version != kModuleAbiVersion)
     return Status::error("'" + path + "' has module ABI version " +
@@ -170,7 +171,7 @@ ModuleLibrary::open(const std::string &path, const Manifest &manifest) {
                          "kiln-compile)");
   // The module's own record of the manifest it was built with.
   const char *signature =
-      static_cast<const char *>(library->symbol("kiln_module_signature"));
+      static_cast<const char *>(library->symbol(KILN_MODULE_SIGNATURE_SYMBOL));
   if (!signature)
     return Status::error("'" + path +
                          "' has no kiln_module_signature (recompile the "
@@ -287,7 +288,7 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
   if (!S_ISDIR(st.st_mode))
     return Status::error("'" + dir +
                          "' is not a Kiln artifact: it is not a directory");
-  std::string manifestPath = dir + "/manifest.json";
+  std::string manifestPath = dir + "/" KILN_MANIFEST_FILE;
   if (!pathExists(manifestPath))
     return Status::error("'" + dir +
                          "' is not a Kiln artifact: it has no manifest.json "

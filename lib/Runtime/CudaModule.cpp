@@ -18,6 +18,7 @@
 #include "ArtifactModule.h"
 #include "CudaDriver.h"
 
+#include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/GpuApi.h"
 
@@ -1019,7 +1020,7 @@ std::shared_ptr<void> CudaModule::adoptResult(void *allocated) const {
 Expected<std::unique_ptr<Artifact::Module>>
 loadCudaModule(const std::string &dir, const std::string &path,
                const Manifest &manifest) {
-  std::string manifestPath = dir + "/manifest.json";
+  std::string manifestPath = dir + "/" KILN_MANIFEST_FILE;
   auto option = [&](const char *name) -> std::string {
     auto it = manifest.targetOptions.find(name);
     return it == manifest.targetOptions.end() ? "" : it->second;

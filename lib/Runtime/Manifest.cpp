@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Runtime/Manifest.h"
+#include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/JsonLimits.h"
 
 #include "kiln/Runtime/File.h"
@@ -376,7 +377,7 @@ Expected<Manifest> Manifest::parse(const std::string &text,
   std::string format;
   if (Status s = p.string(root, "format", "", format); !s)
     return s;
-  if (format != "kiln-artifact")
+  if (format != KILN_ARTIFACT_FORMAT)
     return p.error("", "\"format\" is '" + format +
                            "', expected 'kiln-artifact'");
   auto version = root.find("format_version");
@@ -475,7 +476,7 @@ Expected<Manifest> Manifest::parse(const std::string &text,
     where = "entry point '" + spec.name + "'";
     if (manifest.findEntryPoint(spec.name))
       return p.error(where, "the name appears twice");
-    spec.symbol = "kiln_entry_" + spec.name;
+    spec.symbol = KILN_ENTRY_PREFIX + spec.name;
     if (Status s = p.string(item, "symbol", where, spec.symbol,
                             /*required=*/false);
         !s)

@@ -13,6 +13,7 @@
 #include "kiln/Train/Pretrain.h"
 
 #include "kiln/Runtime/Artifact.h"
+#include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Runtime/JsonLimits.h"
 #include "kiln/Runtime/SafeTensors.h"
@@ -243,8 +244,8 @@ Status resolveDim(const TensorSpec &spec, size_t dim, const char *option,
 Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
                                               int64_t batch, int64_t seq) {
   TrainingInterface t;
-  t.train = artifact.findEntryPoint("train_step");
-  t.eval = artifact.findEntryPoint("eval_step");
+  t.train = artifact.findEntryPoint(KILN_ENTRY_TRAIN_STEP);
+  t.eval = artifact.findEntryPoint(KILN_ENTRY_EVAL_STEP);
   if (!t.train || !t.eval)
     return Status::error("'" + artifact.dir() +
                          "' is not a training artifact: it has no train_step "
@@ -436,7 +437,7 @@ std::vector<NamedTensor> batchInputs(const Batch &batch) {
 Expected<double> Run::evaluate() {
   double total = 0;
   for (const Batch &batch : evalSet) {
-    auto outputs = artifact->run("eval_step", batchInputs(batch));
+    auto outputs = artifact->run(KILN_ENTRY_EVAL_STEP, batchInputs(batch));
     if (!outputs)
       return outputs.status();
     total += scalarOf((*outputs)[0]);
@@ -645,7 +646,7 @@ Status Run::run() {
     float lrValue = static_cast<float>(lr);
     inputs.push_back({"lr", TensorView{DType::F32, {}, &lrValue}});
     auto begin = std::chrono::steady_clock::now();
-    auto outputs = artifact->run("train_step", inputs);
+    auto outputs = artifact->run(KILN_ENTRY_TRAIN_STEP, inputs);
     auto finish = std::chrono::steady_clock::now();
     if (!outputs)
       return outputs.status();

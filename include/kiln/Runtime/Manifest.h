@@ -12,6 +12,7 @@
 #ifndef KILN_RUNTIME_MANIFEST_H
 #define KILN_RUNTIME_MANIFEST_H
 
+#include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/Status.h"
 #include "kiln/Runtime/Tensor.h"
 
@@ -24,9 +25,9 @@
 namespace kiln::runtime {
 
 /// The manifest format version this runtime reads.
-constexpr int kManifestFormatVersion = 1;
+constexpr int kManifestFormatVersion = KILN_ARTIFACT_FORMAT_VERSION;
 /// The module.so ABI version (kiln_abi_version()) this runtime calls.
-constexpr int kModuleAbiVersion = 2;
+constexpr int kModuleAbiVersion = KILN_MODULE_ABI_VERSION;
 
 /// A shape dim of -1 in a manifest is dynamic.
 constexpr int64_t kDynamicDim = -1;
@@ -146,8 +147,8 @@ struct Manifest {
   std::map<std::string, std::string> compileOptions;
   std::map<std::string, std::string> source;
   /// File names inside the artifact directory.
-  std::string module = "module.so";
-  std::string weights = "weights.safetensors";
+  std::string module = KILN_MODULE_FILE;
+  std::string weights = KILN_WEIGHTS_FILE;
   std::vector<ParameterSpec> parameters;
   std::vector<EntryPointSpec> entryPoints;
 

@@ -7,6 +7,8 @@
 
 #include "kiln/Target/CPU/ObjectEmission.h"
 
+#include "kiln/Runtime/ArtifactAbi.h"
+
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/Builders.h"
@@ -54,7 +56,7 @@ void mlir::kiln::addArtifactEntryPoints(ModuleOp module) {
     // input and parameter descriptors, forwarded as the C interface's
     // pointer arguments.
     auto wrapper = LLVM::LLVMFuncOp::create(
-        builder, loc, ("kiln_entry_" + entry).str(),
+        builder, loc, (KILN_ENTRY_PREFIX + entry).str(),
         LLVM::LLVMFunctionType::get(voidType, {ptrType}));
     OpBuilder::InsertionGuard guard(builder);
     Block *body = wrapper.addEntryBlock(builder);
@@ -82,11 +84,12 @@ void mlir::kiln::addArtifactEntryPoints(ModuleOp module) {
   }
 
   auto version = LLVM::LLVMFuncOp::create(
-      builder, loc, "kiln_abi_version", LLVM::LLVMFunctionType::get(i32Type, {}));
+      builder, loc, KILN_ABI_VERSION_SYMBOL,
+      LLVM::LLVMFunctionType::get(i32Type, {}));
   Block *body = version.addEntryBlock(builder);
   builder.setInsertionPointToStart(body);
   Value one = LLVM::ConstantOp::create(
-      builder, loc, i32Type, builder.getI32IntegerAttr(kArtifactABIVersion));
+      builder, loc, i32Type, builder.getI32IntegerAttr(KILN_MODULE_ABI_VERSION));
   LLVM::ReturnOp::create(builder, loc, one);
 }
 

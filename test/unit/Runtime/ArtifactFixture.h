@@ -25,6 +25,7 @@
 #define KILN_TEST_UNIT_RUNTIME_ARTIFACTFIXTURE_H
 
 #include "TestFiles.h"
+#include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/Manifest.h"
 #include "kiln/Runtime/SafeTensors.h"
 
@@ -33,6 +34,10 @@
 #include <map>
 
 namespace kiln::runtime::testing {
+
+/// The compiler flag that makes a test module report this runtime's ABI.
+inline const std::string kAbiDefine =
+    "-DABI_VERSION=" + std::to_string(KILN_MODULE_ABI_VERSION);
 
 /// `kiln_module_signature` as a C definition of the signature of a
 /// manifest (what kiln-compile embeds in module.so); empty when the
@@ -243,7 +248,7 @@ protected:
 
   /// Compiles `source` with `defines` into dir()/module.so; true on success.
   bool compileModule(const std::string &dir, const std::string &source,
-                     const std::string &defines = "-DABI_VERSION=2") const {
+                     const std::string &defines = kAbiDefine) const {
     std::string c = dir + "/module.c";
     {
       std::ofstream out(c);
@@ -262,7 +267,7 @@ protected:
   void writeArtifact(const json &manifest = defaultManifest(),
                      const std::vector<NamedTensor> &weights =
                          {{"w", {DType::F32, {4}, kWeights.data()}}},
-                     const std::string &defines = "-DABI_VERSION=2",
+                     const std::string &defines = kAbiDefine,
                      const json *signedFor = nullptr) const {
     std::string dir = artifactDir();
     (void)std::system(("mkdir -p '" + dir + "'").c_str());

@@ -15,6 +15,7 @@
 
 using namespace kiln::runtime;
 using kiln::runtime::testing::ArtifactFixture;
+using kiln::runtime::testing::kAbiDefine;
 
 namespace {
 
@@ -254,12 +255,27 @@ TEST_F(ArtifactTest, RejectsAMissingOrUnloadableModule) {
   std::remove((artifactDir() + "/module.so").c_str());
   expectOpenError({"cannot open module", "module.so", "No such file"});
   writeBytes("model.kiln/module.so", "not an ELF file");
-  expectOpenError({"cannot load", "module.so", "file too short"});
+  expectOpenError({"module.so' is not a loadable shared object",
+                   "it is not an ELF file"});
+  // A truncated module would raise SIGBUS inside dlopen: its headers and
+  // segments are checked against the file's size first.
+  writeArtifact();
+  std::string module = readBytes("model.kiln/module.so");
+  writeBytes("model.kiln/module.so", module.substr(0, module.size() / 2));
+  expectOpenError({"module.so' is not a loadable shared object", "truncated?"});
+  writeBytes("model.kiln/module.so", module.substr(0, 200));
+  expectOpenError({"module.so' is not a loadable shared object", "truncated?"});
+  // An object file is ELF, but not a shared object.
+  std::string object = module;
+  object[16] = 1; // e_type = ET_REL
+  object[17] = 0;
+  writeBytes("model.kiln/module.so", object);
+  expectOpenError({"not a shared object"});
 }
 
 TEST_F(ArtifactTest, RejectsAModuleOfAnotherAbiOrWithoutTheAbiSymbol) {
   writeArtifact(defaultManifest(), {{"w", {DType::F32, {4}, kiln::runtime::testing::kWeights.data()}}},
-                "-DABI_VERSION=1");
+                "-DABI_VERSION=" + std::to_string(KILN_MODULE_ABI_VERSION - 1));
   expectOpenError({"module.so' has module ABI version 1, this runtime calls 2"});
   ASSERT_TRUE(compileModule(artifactDir(), "int kiln_entry_forward;", ""));
   expectOpenError({"module.so' is not a Kiln module",
@@ -307,17 +323,17 @@ TEST_F(ArtifactTest, RefusesAManifestTheModuleWasNotBuiltFor) {
     json edited = original;
     edit.apply(edited);
     writeArtifact(edited, {{"w", {DType::F32, {4}, kiln::runtime::testing::kWeights.data()}}},
-                  "-DABI_VERSION=2", &original);
+                  kAbiDefine, &original);
     if (edited["parameters"][0]["shape"] == json({2}))
       writeArtifact(edited, {{"w", {DType::F32, {2}, kiln::runtime::testing::kWeights.data()}}},
-                    "-DABI_VERSION=2", &original);
+                    kAbiDefine, &original);
     expectOpenError({"module.so' was not built for this manifest", edit.needle,
                      "recompile the model"});
   }
   // The module of another artifact: no signature at all, or another one.
   ASSERT_TRUE(compileModule(artifactDir(),
                             std::string(kiln::runtime::testing::kModuleSource),
-                            "-DABI_VERSION=2"));
+                            kAbiDefine));
   expectOpenError({"has no kiln_module_signature"});
   writeArtifact();
   EXPECT_TRUE(openOk());
@@ -326,7 +342,7 @@ TEST_F(ArtifactTest, RefusesAManifestTheModuleWasNotBuiltFor) {
 TEST_F(ArtifactTest, RejectsAMissingEntrySymbol) {
   writeArtifact(defaultManifest(),
                 {{"w", {DType::F32, {4}, kiln::runtime::testing::kWeights.data()}}},
-                "-DABI_VERSION=2 -DNO_EXTRA_ENTRIES");
+                kAbiDefine + " -DNO_EXTRA_ENTRIES");
   expectOpenError({"module.so' has no symbol 'kiln_entry_stats' for entry "
                    "point 'stats'"});
   json manifest = defaultManifest();

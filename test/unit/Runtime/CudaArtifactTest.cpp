@@ -158,7 +158,8 @@ protected:
       std::ofstream out(signature);
       out << kiln::runtime::testing::ArtifactFixtureSignature::definition(m);
     }
-    std::string command = "cc -shared -fPIC -O1 -o '" + output + "' '" +
+    std::string command = "cc -shared -fPIC -O1 -I'" KILN_INCLUDE_DIR "' -o '" +
+                          output + "' '" +
                           KILN_TEST_CUDA_MODULE_SOURCE + "' '" + signature +
                           "' '" + KILN_GPU_MODULE_SUPPORT + "'";
     bool ok = std::system(command.c_str()) == 0;

@@ -19,6 +19,8 @@
 //
 //===----------------------------------------------------------------------===*/
 
+#include "kiln/Runtime/ArtifactAbi.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,7 +65,7 @@ __attribute__((destructor)) static void unregisterImages(void) {
   mgpuModuleUnload(gBadPtx);
 }
 
-int kiln_abi_version(void) { return 2; }
+int kiln_abi_version(void) { return KILN_MODULE_ABI_VERSION; }
 
 static void set1(M1 *m, float *buffer, int64_t n) {
   m->allocated = m->aligned = buffer;

@@ -66,11 +66,6 @@ std::string getOpenMPRuntimePath();
 /// `void kiln_entry_<E>(void **args)` and `int kiln_abi_version()`.
 void addArtifactEntryPoints(ModuleOp module);
 
-/// The ABI version module.so exports and the runtime checks.
-/// Equal to the runtime's kModuleAbiVersion (checked where both are seen,
-/// in lib/Compiler/Compiler.cpp).
-constexpr int kArtifactABIVersion = 2;
-
 } // namespace mlir::kiln
 
 #endif // KILN_TARGET_CPU_OBJECTEMISSION_H

@@ -13,6 +13,7 @@
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Autodiff.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
+#include "kiln/Runtime/ArtifactAbi.h"
 
 #include "mlir/IR/SymbolTable.h"
 
@@ -105,7 +106,7 @@ struct KilnOptimizerPass
           << function << "' (set function=<name>)";
       return signalPassFailure();
     }
-    for (StringRef entry : {"train_step", "eval_step"})
+    for (StringRef entry : {KILN_ENTRY_TRAIN_STEP, KILN_ENTRY_EVAL_STEP})
       if (module.lookupSymbol(entry)) {
         module.emitError("kiln-optimizer: the module already has '")
             << entry << "'";
@@ -154,7 +155,7 @@ struct KilnOptimizerPass
     inputs.push_back(scalarType);
     Type lossType = loss.getResultTypes()[0];
     auto step = func::FuncOp::create(
-        b, loc, "train_step",
+        b, loc, KILN_ENTRY_TRAIN_STEP,
         b.getFunctionType(inputs, {lossType, scalarType}));
     for (unsigned i = 0; i < loss.getNumArguments(); ++i)
       step.setArgAttrs(i, loss.getArgAttrDict(i));
@@ -258,7 +259,7 @@ struct KilnOptimizerPass
   void buildEvalStep(ModuleOp module, func::FuncOp loss) {
     OpBuilder b(module.getContext());
     b.setInsertionPointToEnd(module.getBody());
-    auto eval = func::FuncOp::create(b, loss.getLoc(), "eval_step",
+    auto eval = func::FuncOp::create(b, loss.getLoc(), KILN_ENTRY_EVAL_STEP,
                                      loss.getFunctionType());
     for (unsigned i = 0; i < loss.getNumArguments(); ++i)
       eval.setArgAttrs(i, loss.getArgAttrDict(i));
