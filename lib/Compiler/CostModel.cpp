@@ -443,7 +443,7 @@ std::vector<CostSymbol> chooseSymbols(func::FuncOp func) {
     for (int64_t axis = 0; axis < type.getRank(); ++axis) {
       if (!type.isDynamicDim(axis))
         continue;
-      InputDim dim{i, static_cast<unsigned>(axis)};
+      InputDim dim{i, static_cast<size_t>(axis)};
       auto [it, inserted] = byAxis.try_emplace(dim.axis, symbols.size());
       if (inserted)
         symbols.push_back(
@@ -490,7 +490,7 @@ llvm::Expected<CostModel> fitWith(func::FuncOp func,
   model.flops = interpolate(set, flops);
   model.bytes = interpolate(set, bytes);
   for (size_t c = 0; c < checks.size(); ++c) {
-    OpCost fitted = model.evaluate(checks[c]);
+    OpCost fitted = evaluateCostModel(model, checks[c]);
     if (!agrees(fitted.flops, exact[c].flops) ||
         !agrees(fitted.bytes(), exact[c].bytes()))
       return costError(llvm::formatv(
@@ -505,11 +505,12 @@ llvm::Expected<CostModel> fitWith(func::FuncOp func,
 
 } // namespace
 
-OpCost CostModel::evaluate(ArrayRef<int64_t> sizes) const {
+OpCost mlir::kiln::evaluateCostModel(const CostModel &model,
+                                     ArrayRef<int64_t> sizes) {
   OpCost cost;
-  cost.flops = evaluatePolynomial(flops, sizes);
+  cost.flops = evaluatePolynomial(model.flops, sizes);
   // The model keeps total bytes only.
-  cost.bytesRead = evaluatePolynomial(bytes, sizes);
+  cost.bytesRead = evaluatePolynomial(model.bytes, sizes);
   return cost;
 }
 

@@ -25,32 +25,15 @@
 
 namespace mlir::kiln {
 
-/// One input dimension: argument `input`, axis `axis`.
-struct InputDim {
-  unsigned input = 0;
-  unsigned axis = 0;
-};
+// The cost model is the manifest's (include/kiln/Runtime/Manifest.h): one
+// type on both sides, which the compiler fills and the runtime evaluates.
+using ::kiln::runtime::CostModel;
+using ::kiln::runtime::CostSymbol;
+using ::kiln::runtime::CostTerm;
+using ::kiln::runtime::InputDim;
 
-/// A dynamic size of an entry point: one or more dynamic input dims that
-/// take the same value (dims the graph ties together share a symbol).
-struct CostSymbol {
-  /// "<input>.<axis>" of its first dim.
-  std::string name;
-  std::vector<InputDim> dims;
-};
-
-/// coefficient * prod(symbol_i ^ exponents[i]): the runtime's term, which
-/// evaluates the manifest's polynomials.
-using CostTerm = ::kiln::runtime::CostTerm;
-
-struct CostModel {
-  std::vector<CostSymbol> symbols;
-  std::vector<CostTerm> flops;
-  std::vector<CostTerm> bytes;
-
-  /// The polynomials at `sizes` (one per symbol).
-  OpCost evaluate(ArrayRef<int64_t> sizes) const;
-};
+/// The polynomials of `model` at `sizes` (one per symbol).
+OpCost evaluateCostModel(const CostModel &model, ArrayRef<int64_t> sizes);
 
 /// The cost of one call of `func` with the dims of each symbol set to the
 /// matching entry of `sizes`. `func` is left as it was. Fails, with the

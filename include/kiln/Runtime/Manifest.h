@@ -70,12 +70,24 @@ struct Cost {
   double bytes = 0;
 };
 
+/// One dim of an entry point's inputs: `axis` of input `input` (an index
+/// into EntryPointSpec::inputs, or the function's argument number in the
+/// compiler, which are the same).
+struct InputDim {
+  size_t input = 0;
+  size_t axis = 0;
+  bool operator==(const InputDim &other) const {
+    return input == other.input && axis == other.axis;
+  }
+};
+
 /// One dynamic size of an entry point's cost model: input dims that take
-/// the same value.
+/// the same value (dims the graph ties together share a symbol).
 struct CostSymbol {
+  /// "<input>.<axis>" of its first dim.
   std::string name;
-  /// (index into EntryPointSpec::inputs, axis); never empty.
-  std::vector<std::pair<size_t, size_t>> dims;
+  /// Never empty.
+  std::vector<InputDim> dims;
 };
 
 /// coefficient * prod(size[i] ^ exponents[i]), one exponent per symbol.
@@ -90,7 +102,9 @@ double evaluateCostTerms(const std::vector<CostTerm> &terms,
                          const std::vector<double> &sizes);
 
 /// The manifest's "cost_model" (docs/artifacts.md): an entry point's cost
-/// as polynomials in its dynamic input sizes.
+/// as polynomials in its dynamic input sizes. The compiler fits it
+/// (fitCostModel in include/kiln/Compiler/CostModel.h) and the runtime
+/// evaluates it (EntryPointSpec::costFor).
 struct CostModel {
   std::vector<CostSymbol> symbols;
   std::vector<CostTerm> flops;

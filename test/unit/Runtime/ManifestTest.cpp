@@ -94,8 +94,7 @@ TEST(ManifestTest, ParsesAndEvaluatesTheCostModel) {
   ASSERT_EQ(entry.costModel->symbols.size(), 2u);
   EXPECT_EQ(entry.costModel->symbols[1].name, "input_ids.1");
   EXPECT_EQ(entry.costModel->symbols[1].dims.size(), 2u);
-  EXPECT_EQ(entry.costModel->symbols[1].dims[1],
-            (std::pair<size_t, size_t>{1, 1}));
+  EXPECT_EQ(entry.costModel->symbols[1].dims[1], (InputDim{1, 1}));
   EXPECT_EQ(entry.bytes, 1016);
 
   std::optional<Cost> cost = entry.costFor({{2, 7}, {2, 7}, {}});
