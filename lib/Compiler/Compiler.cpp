@@ -134,7 +134,7 @@ json::Object costModelJson(func::FuncOp func, const CostModel &model) {
   for (const CostSymbol &symbol : model.symbols) {
     json::Array dims;
     for (const InputDim &dim : symbol.dims) {
-      auto name = func.getArgAttrOfType<StringAttr>(dim.input, "kiln.name");
+      auto name = func.getArgAttrOfType<StringAttr>(dim.input, attrs::kName);
       dims.push_back(json::Object{
           {"input", name ? name.str() : "arg" + std::to_string(dim.input)},
           {"axis", static_cast<int64_t>(dim.axis)}});
@@ -159,13 +159,13 @@ llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
     json::Array inputs, outputs;
     bool allStatic = true;
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
-      auto name = func.getArgAttrOfType<StringAttr>(i, "kiln.name");
+      auto name = func.getArgAttrOfType<StringAttr>(i, attrs::kName);
       std::string text = name ? name.str() : "arg" + std::to_string(i);
       auto spec = valueSpec(text, func.getArgument(i).getType());
       if (!spec)
         return spec.takeError();
       if (auto max = func.getArgAttrOfType<DenseI64ArrayAttr>(
-              i, "kiln.max_shape")) {
+              i, attrs::kMaxShape)) {
         json::Array maxShape;
         for (int64_t dim : max.asArrayRef())
           maxShape.push_back(dim);
@@ -176,7 +176,7 @@ llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
       inputs.push_back(std::move(*spec));
     }
     for (unsigned i = 0; i < func.getNumResults(); ++i) {
-      auto name = func.getResultAttrOfType<StringAttr>(i, "kiln.name");
+      auto name = func.getResultAttrOfType<StringAttr>(i, attrs::kName);
       std::string text = name ? name.str() : "result" + std::to_string(i);
       auto spec = valueSpec(text, func.getResultTypes()[i]);
       if (!spec)
@@ -719,7 +719,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                    rt::formatShape(info.shape) +
                    " is too large: its size does not fit in 64 bits");
     info.bytes = *bytes;
-    info.state = param->hasAttr("kiln.optimizer_state");
+    info.state = param->hasAttr(attrs::kOptimizerState);
     if (info.state && param.getInit() != InitKind::zeros)
       return error("optimizer state '" + param.getSymName() +
                    "' must be 'init zeros'");
@@ -852,7 +852,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                    "lowering");
     json::Array used;
     for (unsigned i = 0; i < iface.getNumArguments(); ++i)
-      if (auto tag = iface.getArgAttrOfType<StringAttr>(i, "kiln.parameter"))
+      if (auto tag = iface.getArgAttrOfType<StringAttr>(i, attrs::kParameter))
         used.push_back(tag.str());
     entry["parameters"] = std::move(used);
   }

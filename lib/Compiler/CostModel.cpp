@@ -428,7 +428,7 @@ bool agrees(double fitted, double exact) {
 }
 
 std::string inputName(func::FuncOp func, unsigned input) {
-  auto name = func.getArgAttrOfType<StringAttr>(input, "kiln.name");
+  auto name = func.getArgAttrOfType<StringAttr>(input, attrs::kName);
   return name ? name.str() : "arg" + std::to_string(input);
 }
 
@@ -539,7 +539,7 @@ llvm::Expected<OpCost> mlir::kiln::evaluateCostAt(func::FuncOp func,
         return costError("symbol '" + symbol.name +
                        "' names a dim that is not dynamic");
       if (auto max = func.getArgAttrOfType<DenseI64ArrayAttr>(
-              dim.input, "kiln.max_shape")) {
+              dim.input, attrs::kMaxShape)) {
         if (dim.axis < max.size() && max[dim.axis] >= 0 &&
             size > max[dim.axis])
           return costError(llvm::formatv(

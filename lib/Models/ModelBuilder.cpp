@@ -269,9 +269,9 @@ void GraphBuilder::nameEntryPoint(func::FuncOp func,
   assert(inputs.size() == func.getNumArguments() &&
          results.size() == func.getNumResults() && "one name per value");
   for (auto [index, name] : llvm::enumerate(inputs))
-    func.setArgAttr(index, "kiln.name", builder.getStringAttr(name));
+    func.setArgAttr(index, attrs::kName, builder.getStringAttr(name));
   for (auto [index, name] : llvm::enumerate(results))
-    func.setResultAttr(index, "kiln.name", builder.getStringAttr(name));
+    func.setResultAttr(index, attrs::kName, builder.getStringAttr(name));
 }
 
 CausalLMInputs GraphBuilder::beginCausalLM(const BuildOptions &options,
@@ -319,7 +319,7 @@ void GraphBuilder::limitSequence(func::FuncOp func, int64_t maxSeq) {
     auto type = dyn_cast<RankedTensorType>(func.getArgument(i).getType());
     if (!type || type.getRank() != 2 || !type.isDynamicDim(1))
       continue;
-    func.setArgAttr(i, "kiln.max_shape",
+    func.setArgAttr(i, attrs::kMaxShape,
                     builder.getDenseI64ArrayAttr({-1, maxSeq}));
   }
 }
@@ -668,17 +668,17 @@ llvm::Error mlir::kiln::addLanguageModelLoss(ModuleOp module) {
   unsigned targetsIndex = forward.getNumArguments();
   for (unsigned i = 0; i < targetsIndex; ++i)
     loss.setArgAttrs(i, forward.getArgAttrDict(i));
-  loss.setArgAttr(targetsIndex, "kiln.name", builder.getStringAttr("targets"));
+  loss.setArgAttr(targetsIndex, attrs::kName, builder.getStringAttr("targets"));
   // The targets take the max shape of an input of the same rank (the ids).
   for (unsigned i = 0; i < targetsIndex; ++i) {
     auto type = dyn_cast<RankedTensorType>(forward.getArgumentTypes()[i]);
-    auto max = forward.getArgAttrOfType<DenseI64ArrayAttr>(i, "kiln.max_shape");
+    auto max = forward.getArgAttrOfType<DenseI64ArrayAttr>(i, attrs::kMaxShape);
     if (type && max && type.getRank() == targetsType.getRank()) {
-      loss.setArgAttr(targetsIndex, "kiln.max_shape", max);
+      loss.setArgAttr(targetsIndex, attrs::kMaxShape, max);
       break;
     }
   }
-  loss.setResultAttr(0, "kiln.name", builder.getStringAttr("loss"));
+  loss.setResultAttr(0, attrs::kName, builder.getStringAttr("loss"));
   Block *body = loss.addEntryBlock();
   builder.setInsertionPointToStart(body);
   auto call = func::CallOp::create(builder, loc, forward,

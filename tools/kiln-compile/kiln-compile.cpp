@@ -343,7 +343,7 @@ void printSummary(ModuleOp module, llvm::raw_ostream &os) {
   llvm::MapVector<Type, int64_t> elementsByType;
   for (auto param : module.getOps<kiln::ParameterOp>()) {
     auto type = param.getTensorType();
-    if (param->hasAttr("kiln.optimizer_state")) {
+    if (param->hasAttr(kiln::attrs::kOptimizerState)) {
       ++stateTensors;
       stateElements += type.getNumElements();
       continue;

@@ -213,7 +213,7 @@ LogicalResult StoreParamOp::verify() {
   auto func = arg ? dyn_cast<FunctionOpInterface>(arg.getOwner()->getParentOp())
                   : FunctionOpInterface();
   if (!func || arg.getOwner() != &func.getFunctionBody().front() ||
-      !func.getArgAttr(arg.getArgNumber(), "kiln.parameter"))
+      !func.getArgAttr(arg.getArgNumber(), attrs::kParameter))
     return emitOpError("expected the destination to be a function argument "
                        "with a 'kiln.parameter' attribute");
   return success();

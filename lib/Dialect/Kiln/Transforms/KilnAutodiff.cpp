@@ -357,7 +357,7 @@ mlir::kiln::buildGradientFunction(func::FuncOp loss,
       results.push_back(gradient);
       std::string argName = "arg" + std::to_string(arg.getArgNumber());
       if (auto named =
-              grad.getArgAttrOfType<StringAttr>(arg.getArgNumber(), "kiln.name"))
+              grad.getArgAttrOfType<StringAttr>(arg.getArgNumber(), attrs::kName))
         argName = named.str();
       resultNames.push_back(builder.getStringAttr("grad:" + argName));
     }
@@ -369,9 +369,9 @@ mlir::kiln::buildGradientFunction(func::FuncOp loss,
   SmallVector<DictionaryAttr> resultAttrs;
   for (Attribute resultName : resultNames)
     resultAttrs.push_back(builder.getDictionaryAttr(
-        builder.getNamedAttr("kiln.name", resultName)));
+        builder.getNamedAttr(attrs::kName, resultName)));
   grad.setAllResultAttrs(resultAttrs);
-  grad->setAttr("kiln.gradient_parameters", builder.getArrayAttr(paramRefs));
+  grad->setAttr(attrs::kGradientParameters, builder.getArrayAttr(paramRefs));
   // Forward values nothing uses any more (the rules recompute some) go.
   IRRewriter rewriter(grad.getContext());
   (void)runRegionDCE(rewriter, grad->getRegions());

@@ -62,7 +62,7 @@ struct KilnExternalizeParametersPass
                 DictionaryAttr::get(
                     &getContext(),
                     {NamedAttribute(StringAttr::get(&getContext(),
-                                                    "kiln.parameter"),
+                                                    attrs::kParameter),
                                     StringAttr::get(&getContext(), name))}),
                 param.getLoc())))
           return signalPassFailure();

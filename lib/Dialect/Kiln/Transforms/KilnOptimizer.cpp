@@ -62,7 +62,7 @@ public:
                                        /*std=*/FloatAttr(), /*low=*/FloatAttr(),
                                        /*high=*/FloatAttr(),
                                        /*trainable=*/false);
-      param->setAttr("kiln.optimizer_state", b.getUnitAttr());
+      param->setAttr(attrs::kOptimizerState, b.getUnitAttr());
     }
     return readParam(name, type);
   }
@@ -123,7 +123,7 @@ struct KilnOptimizerPass
         return signalPassFailure();
       grad = *built;
     }
-    auto paramRefs = grad->getAttrOfType<ArrayAttr>("kiln.gradient_parameters");
+    auto paramRefs = grad->getAttrOfType<ArrayAttr>(attrs::kGradientParameters);
     if (!paramRefs) {
       grad.emitOpError("lacks 'kiln.gradient_parameters'; build it with "
                        "kiln-autodiff");
@@ -161,11 +161,11 @@ struct KilnOptimizerPass
       step.setArgAttrs(i, loss.getArgAttrDict(i));
     step.setArgAttrs(loss.getNumArguments(),
                      b.getDictionaryAttr(b.getNamedAttr(
-                         "kiln.name", b.getStringAttr("lr"))));
+                         attrs::kName, b.getStringAttr("lr"))));
     step.setResultAttrs(0, b.getDictionaryAttr(b.getNamedAttr(
-                               "kiln.name", b.getStringAttr("loss"))));
+                               attrs::kName, b.getStringAttr("loss"))));
     step.setResultAttrs(1, b.getDictionaryAttr(b.getNamedAttr(
-                               "kiln.name", b.getStringAttr("grad_norm"))));
+                               attrs::kName, b.getStringAttr("grad_norm"))));
     Block *body = step.addEntryBlock();
     b.setInsertionPointToStart(body);
     UpdateBuilder u(b, module, loc);
@@ -264,7 +264,7 @@ struct KilnOptimizerPass
     for (unsigned i = 0; i < loss.getNumArguments(); ++i)
       eval.setArgAttrs(i, loss.getArgAttrDict(i));
     eval.setResultAttrs(0, b.getDictionaryAttr(b.getNamedAttr(
-                               "kiln.name", b.getStringAttr("loss"))));
+                               attrs::kName, b.getStringAttr("loss"))));
     Block *body = eval.addEntryBlock();
     b.setInsertionPointToStart(body);
     auto call = func::CallOp::create(b, loss.getLoc(), loss,

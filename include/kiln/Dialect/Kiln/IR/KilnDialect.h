@@ -13,4 +13,30 @@
 
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h.inc"
 
+namespace mlir::kiln {
+
+/// The discardable `kiln.*` attributes that pass information between the
+/// model builders, the kiln passes and the compiler, declared once
+/// (docs/writing-kiln-ir.md). Attributes private to one pass are declared in
+/// that pass's file.
+namespace attrs {
+/// StringAttr on entry-point arguments and results: the tensor's name in the
+/// manifest ("input_ids", "logits", "loss").
+constexpr llvm::StringLiteral kName = "kiln.name";
+/// DenseI64ArrayAttr on entry-point arguments: the largest size of each dim
+/// (-1: no limit), the manifest's "max_shape".
+constexpr llvm::StringLiteral kMaxShape = "kiln.max_shape";
+/// StringAttr on arguments that carry a parameter after
+/// kiln-externalize-parameters: the parameter's name.
+constexpr llvm::StringLiteral kParameter = "kiln.parameter";
+/// UnitAttr on a kiln.parameter that is optimizer state (kiln-optimizer):
+/// not in the weights file, zero at the start.
+constexpr llvm::StringLiteral kOptimizerState = "kiln.optimizer_state";
+/// ArrayAttr of parameter symbols on a gradient function (kiln-autodiff):
+/// the parameters its extra results are the gradients of, in order.
+constexpr llvm::StringLiteral kGradientParameters = "kiln.gradient_parameters";
+} // namespace attrs
+
+} // namespace mlir::kiln
+
 #endif // KILN_DIALECT_KILN_IR_KILNDIALECT_H
