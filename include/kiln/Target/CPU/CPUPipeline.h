@@ -19,8 +19,8 @@ namespace kiln {
 struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
   PassOptions::ListOption<std::string> keepComposites{
       *this, "keep",
-      llvm::cl::desc("Composite ops to keep whole (none are kept by the "
-                     "CPU backend yet)")};
+      llvm::cl::desc("Composite ops to keep whole (kiln.attention: the "
+                     "fused attention loop nest, see convert-kiln-attention)")};
 };
 
 /// kiln IR (with parameters) -> LLVM dialect: decompose, convert to linalg,

@@ -1,0 +1,90 @@
+//===- Driver.h - What the kiln driver's commands share ------------*- C++ -*-===//
+//
+// The `kiln` driver (kiln.cpp dispatches; one file per command: Run.cpp,
+// Bench.cpp, Info.cpp, Train.cpp for pretrain, plot and generate) parses its
+// command line by hand, as it links no LLVM. Every error is one line
+// "kiln: error: ..." and exit status 1 (fail).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TOOLS_KILN_DRIVER_H
+#define KILN_TOOLS_KILN_DRIVER_H
+
+#include "kiln/Runtime/Artifact.h"
+#include "kiln/Runtime/Npy.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace kiln::driver {
+
+using namespace kiln::runtime;
+
+/// Prints "kiln: error: MESSAGE" (one line) and exits with status 1.
+[[noreturn]] void fail(const std::string &message);
+
+/// The parsed command line of one command.
+struct Options {
+  std::string artifact;
+  std::string entry;
+  std::vector<std::string> inputs; ///< NAME=FILE or FILE
+  std::string outputDir;
+  std::string loadParameters, saveParameters;
+  int64_t repeat = 1;
+  /// Every other value option, by name ("--steps" -> "100").
+  std::map<std::string, std::string> values;
+  std::vector<std::string> flags;
+  bool has(const std::string &name) const;
+  int64_t warmup = 3;
+  int64_t iters = 20;
+};
+
+/// `text` as an integer of at least `minimum`, or fail naming `option`.
+int64_t parseCount(const std::string &option, const std::string &text,
+                   int64_t minimum);
+
+/// Parses argv[first..] for `command`; `allowed` lists its value options,
+/// `booleans` its flags; --help prints `usage` and exits.
+Options parseOptions(const std::string &command, int argc, char **argv,
+                     int first, const std::vector<std::string> &allowed,
+                     const char *usage,
+                     const std::vector<std::string> &booleans = {},
+                     bool artifactRequired = true);
+
+/// Artifact::open, or fail with its message.
+std::unique_ptr<Artifact> openArtifact(const std::string &dir);
+
+/// The entry point `requested`, else `forward`, else the only one.
+const EntryPointSpec &chooseEntry(const Artifact &artifact,
+                                  const std::string &requested);
+
+/// Reads the --input files. The arrays own the bytes the views point to.
+std::vector<NamedTensor> readInputs(const EntryPointSpec &entry,
+                                    const std::vector<std::string> &specs,
+                                    std::vector<NpyArray> &arrays);
+
+/// Runs `entry` once, or fails with the run's message.
+std::vector<OwnedTensor> runOnce(const Artifact &artifact,
+                                 const EntryPointSpec &entry,
+                                 const std::vector<NamedTensor> &inputs);
+
+/// An output name as a file name: '/' and leading dots would escape DIR.
+std::string fileNameFor(std::string name);
+
+/// The value of a one-element tensor, with enough digits to round-trip.
+std::string formatScalar(const OwnedTensor &tensor);
+
+// The commands: argv[1] is the command's name.
+int runCommand(int argc, char **argv);
+int benchCommand(int argc, char **argv);
+int infoCommand(int argc, char **argv);
+int pretrainCommand(int argc, char **argv);
+int plotCommand(int argc, char **argv);
+int generateCommand(int argc, char **argv);
+
+} // namespace kiln::driver
+
+#endif // KILN_TOOLS_KILN_DRIVER_H

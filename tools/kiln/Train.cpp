@@ -1,0 +1,252 @@
+//===- Train.cpp - kiln pretrain, plot and generate ----------------------===//
+//
+// The commands over libkiln_train: pretrain, plot and generate.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Driver.h"
+
+#include "kiln/Train/Corpus.h"
+#include "kiln/Train/Generate.h"
+#include "kiln/Train/Pretrain.h"
+#include "kiln/Train/Tokenizer.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+namespace kiln::driver {
+
+namespace {
+
+const char kPretrainUsage[] =
+    R"(USAGE: kiln pretrain NAME.kiln --out RUN_DIR [options]
+       kiln pretrain --resume --out RUN_DIR [--steps N] [NAME.kiln options]
+
+Pretrains a language model from a training artifact (kiln-compile --mode
+train) on a text corpus. Trains a SentencePiece tokenizer on the corpus
+(unless --tokenizer is given), tokenizes it once into RUN_DIR, holds out the
+last --val-fraction for evaluation, and runs --steps optimizer steps with the
+learning rate from the schedule. Writes RUN_DIR/metrics.jsonl (one JSON
+object per step: loss, lr, grad_norm, tokens/s, MFU, energy; eval loss and
+perplexity every --eval-every steps), RUN_DIR/checkpoint.safetensors every
+--checkpoint-every steps and at the end (atomically), and RUN_DIR/loss.png.
+--resume continues the run in RUN_DIR from its checkpoint with exactly the
+losses an uninterrupted run gives: the options come from RUN_DIR/run.json,
+so the original command line plus --resume works; an option given with a
+different value than the run was started with is refused (--steps may
+change, to extend the run).
+
+OPTIONS:
+  --out RUN_DIR           the run directory (required)
+  --data FILE_OR_DIR      text file or directory of them (default: Debian's
+                          fortunes, /usr/share/games/fortunes)
+  --steps N               optimizer steps (default 1000)
+  --batch B, --seq T      batch and sequence length (default: the artifact's)
+  --lr LR                 peak learning rate (default 3e-4)
+  --min-lr LR             where the decay ends (default lr/10 for cosine, 0
+                          for linear)
+  --warmup N              linear warmup steps (default 0)
+  --schedule KIND         cosine (default), linear or constant
+  --seed S                data order and tokenizer seed (default 0)
+  --eval-every N          steps between evaluations (default 100; 0: end)
+  --eval-batches N        held-out batches per evaluation (default 8)
+  --checkpoint-every N    steps between checkpoints (default 500; 0: end)
+  --tokenizer MODEL       a SentencePiece model to use instead of training one
+  --vocab-size N          pieces of the trained tokenizer (default: the
+                          model's vocabulary)
+  --val-fraction F        held-out share of the tokens (default 0.05)
+  --peak-gflops G         the machine's FMA peak, for MFU (default 520: 2 Zen 5
+                          cores, fp32)
+  --watts W               power draw, for the energy estimate (default 65)
+  --log-every N           progress line every N steps when not on a terminal
+                          (default 10)
+  --resume                continue the run in --out
+  -h, --help              this text
+)";
+
+const char kPlotUsage[] =
+    R"(USAGE: kiln plot RUN_DIR
+
+Draws the train and eval loss curves of a pretraining run (its
+metrics.jsonl) into RUN_DIR/loss.png and prints the path.
+
+OPTIONS:
+  -h, --help            this text
+)";
+
+const char kGenerateUsage[] =
+    R"(USAGE: kiln generate NAME.kiln --prompt TEXT [--run RUN_DIR] [options]
+
+Samples a continuation of TEXT from a language-model artifact: its forward
+is run on the context and the next token drawn from the last position's
+logits, one token at a time. With --run, the tokenizer and the trained
+parameters come from a pretraining run directory.
+
+OPTIONS:
+  --prompt TEXT         the text to continue (required)
+  --run RUN_DIR         use RUN_DIR/tokenizer.model and
+                        RUN_DIR/checkpoint.safetensors
+  --tokenizer MODEL     a SentencePiece model (instead of --run)
+  --checkpoint FILE     parameters to load (training artifacts)
+  --max-tokens N        tokens to generate (default 100)
+  --temperature T       0 is greedy (default 0.8)
+  --top-k K             sample among the K most likely tokens (default 40;
+                        0: all)
+  --top-p P             and within probability mass P (default 0.95)
+  --samples N           independent samples (default 1)
+  --seed S              sampling seed (default 0)
+  -h, --help            this text
+)";
+
+double parseNumber(const std::string &option, const std::string &text) {
+  char *end = nullptr;
+  errno = 0;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(value))
+    fail("option " + option + " needs a number, not '" + text + "'");
+  return value;
+}
+
+} // namespace
+
+int pretrainCommand(int argc, char **argv) {
+  const std::vector<std::string> settings = {
+      "--data",       "--batch",        "--seq",          "--lr",
+      "--min-lr",     "--warmup",       "--schedule",     "--seed",
+      "--eval-every", "--eval-batches", "--checkpoint-every", "--tokenizer",
+      "--vocab-size", "--val-fraction"};
+  std::vector<std::string> allowed = {"--out", "--steps", "--peak-gflops",
+                                      "--watts", "--log-every"};
+  allowed.insert(allowed.end(), settings.begin(), settings.end());
+  Options o = parseOptions("pretrain", argc, argv, 2, allowed, kPretrainUsage,
+                           {"--resume"}, /*artifactRequired=*/false);
+  kiln::train::PretrainOptions p;
+  p.resume = o.has("--resume");
+  if (!o.values.count("--out"))
+    fail("'kiln pretrain' needs --out RUN_DIR; see 'kiln pretrain --help'");
+  p.runDir = o.values["--out"];
+  if (o.artifact.empty() && !p.resume)
+    fail("'kiln pretrain' needs a training artifact (NAME.kiln); see 'kiln "
+         "pretrain --help'");
+  p.artifact = o.artifact;
+  // The run's settings are parsed the same way in both modes: a resumed run
+  // takes them from RUN_DIR/run.json and checks the ones given here against
+  // it, so the original command plus --resume works.
+  if (!o.artifact.empty())
+    p.givenSettings.push_back("artifact");
+  for (const std::string &name : settings)
+    if (o.values.count(name)) {
+      std::string key = name.substr(2);
+      std::replace(key.begin(), key.end(), '-', '_');
+      p.givenSettings.push_back(key);
+    }
+  auto count = [&](const char *name, int64_t fallback, int64_t minimum) {
+    return o.values.count(name) ? parseCount(name, o.values[name], minimum)
+                                : fallback;
+  };
+  p.data = o.values.count("--data") ? o.values["--data"] : "";
+  // 0 on --resume: continue up to the recorded count.
+  p.steps = count("--steps", p.resume ? 0 : 1000, 1);
+  p.batch = count("--batch", 0, 1);
+  p.seq = count("--seq", 0, 1);
+  p.schedule.warmupSteps = count("--warmup", 0, 0);
+  p.seed = static_cast<uint64_t>(count("--seed", 0, 0));
+  p.evalEvery = count("--eval-every", 100, 0);
+  p.evalBatches = count("--eval-batches", 8, 1);
+  p.checkpointEvery = count("--checkpoint-every", 500, 0);
+  p.vocabSize = static_cast<int>(count("--vocab-size", 0, 1));
+  if (o.values.count("--lr"))
+    p.schedule.lr = parseNumber("--lr", o.values["--lr"]);
+  if (o.values.count("--min-lr"))
+    p.schedule.minLr = parseNumber("--min-lr", o.values["--min-lr"]);
+  if (o.values.count("--schedule")) {
+    auto kind = kiln::train::parseScheduleKind(o.values["--schedule"]);
+    if (!kind)
+      fail(kind.message());
+    p.schedule.kind = *kind;
+  }
+  if (o.values.count("--tokenizer"))
+    p.tokenizer = o.values["--tokenizer"];
+  if (o.values.count("--val-fraction"))
+    p.valFraction = parseNumber("--val-fraction", o.values["--val-fraction"]);
+  if (o.values.count("--peak-gflops"))
+    p.peakGflops = parseNumber("--peak-gflops", o.values["--peak-gflops"]);
+  if (o.values.count("--watts"))
+    p.watts = parseNumber("--watts", o.values["--watts"]);
+  if (o.values.count("--log-every"))
+    p.logEvery = parseCount("--log-every", o.values["--log-every"], 1);
+  if (p.peakGflops <= 0 || p.watts < 0)
+    fail("--peak-gflops must be positive and --watts non-negative");
+  if (Status s = kiln::train::pretrain(p, stderr); !s)
+    fail(s.message());
+  return 0;
+}
+
+int plotCommand(int argc, char **argv) {
+  Options o = parseOptions("plot", argc, argv, 2, {}, kPlotUsage);
+  std::string png;
+  if (Status s = kiln::train::plotRun(o.artifact, &png); !s)
+    fail(s.message());
+  std::printf("%s\n", png.c_str());
+  return 0;
+}
+
+int generateCommand(int argc, char **argv) {
+  Options o = parseOptions(
+      "generate", argc, argv, 2,
+      {"--prompt", "--run", "--tokenizer", "--checkpoint", "--max-tokens",
+       "--temperature", "--top-k", "--top-p", "--samples", "--seed"},
+      kGenerateUsage);
+  if (!o.values.count("--prompt"))
+    fail("'kiln generate' needs --prompt TEXT; see 'kiln generate --help'");
+  std::string tokenizerPath, checkpoint;
+  if (o.values.count("--run")) {
+    tokenizerPath = kiln::train::tokenizerModelPath(o.values["--run"]);
+    checkpoint = kiln::train::checkpointPath(o.values["--run"]);
+  }
+  if (o.values.count("--tokenizer"))
+    tokenizerPath = o.values["--tokenizer"];
+  if (o.values.count("--checkpoint"))
+    checkpoint = o.values["--checkpoint"];
+  if (tokenizerPath.empty())
+    fail("'kiln generate' needs a tokenizer: --run RUN_DIR or --tokenizer "
+         "MODEL");
+  Expected<kiln::train::Tokenizer> tokenizer =
+      kiln::train::Tokenizer::load(tokenizerPath);
+  if (!tokenizer)
+    fail(tokenizer.message());
+  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  if (!checkpoint.empty())
+    if (Status s = artifact->loadParameters(checkpoint, /*requireAll=*/false);
+        !s)
+      fail(s.message());
+  kiln::train::GenerateOptions g;
+  g.prompt = o.values["--prompt"];
+  if (o.values.count("--max-tokens"))
+    g.maxTokens = parseCount("--max-tokens", o.values["--max-tokens"], 0);
+  if (o.values.count("--temperature"))
+    g.sampling.temperature =
+        parseNumber("--temperature", o.values["--temperature"]);
+  if (o.values.count("--top-k"))
+    g.sampling.topK = parseCount("--top-k", o.values["--top-k"], 0);
+  if (o.values.count("--top-p"))
+    g.sampling.topP = parseNumber("--top-p", o.values["--top-p"]);
+  int64_t samples =
+      o.values.count("--samples") ? parseCount("--samples", o.values["--samples"], 1) : 1;
+  uint64_t seed = o.values.count("--seed")
+                      ? static_cast<uint64_t>(parseCount("--seed", o.values["--seed"], 0))
+                      : 0;
+  for (int64_t i = 0; i < samples; ++i) {
+    g.seed = seed + static_cast<uint64_t>(i);
+    Expected<std::string> text = kiln::train::generateText(*artifact, *tokenizer, g);
+    if (!text)
+      fail(text.message());
+    if (samples > 1)
+      std::printf("--- sample %lld\n", static_cast<long long>(i + 1));
+    std::printf("%s\n", text->c_str());
+  }
+  return 0;
+}
+
+} // namespace kiln::driver
