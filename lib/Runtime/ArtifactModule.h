@@ -4,7 +4,7 @@
 // and allocate, fill and copy the memory the module's code works on (host
 // memory for cpu, device memory for cuda). ModuleLibrary is the part every
 // target shares: module.so dlopen'ed, its ABI version checked and its entry
-// symbols resolved. Private to libkiln_runtime.
+// symbols resolved (CpuModule.cpp). Private to libkiln_runtime.
 //
 //===----------------------------------------------------------------------===//
 
@@ -81,6 +81,18 @@ private:
   void *handle_ = nullptr;
   std::vector<EntryFunction> entries_;
 };
+
+/// Alignment of buffers the runtime allocates (results it copies, inputs
+/// and parameters it realigns): enough for any vector unit.
+constexpr size_t kBufferAlignment = 64;
+
+/// `bytes` of host memory aligned to kBufferAlignment (a buffer even for 0
+/// bytes), freed with its last owner.
+std::shared_ptr<void> alignedBuffer(size_t bytes);
+
+/// Loads a cpu artifact's module.so (CpuModule.cpp).
+Expected<std::unique_ptr<Artifact::Module>>
+loadCpuModule(const std::string &path, const Manifest &manifest);
 
 /// Loads a cuda artifact's module.so (CudaModule.cpp): the CUDA driver, a
 /// device that can run `manifest`'s target_options, then the module, bound
