@@ -1058,6 +1058,80 @@ struct DeviceMemoryPass
   }
 };
 
+//===----------------------------------------------------------------------===//
+// One kernel module per artifact
+//===----------------------------------------------------------------------===//
+
+/// Name of the gpu.module that holds every kernel of an artifact.
+constexpr llvm::StringLiteral kKernelModuleName = "kiln_kernels";
+
+/// gpu-kernel-outlining makes one gpu.module per kernel (each holding a
+/// gpu.func named after the function it came from, so the kernel names
+/// repeat across modules). This moves every kernel into one module, each
+/// named after the module it came from (unique: they were top-level
+/// symbols), and points the launches at them: an artifact's kernels become
+/// one PTX module (`kiln-compile --emit=ptx` prints a module ptxas accepts
+/// as it is, and the runtime loads one image).
+struct MergeKernelModulesPass
+    : public PassWrapper<MergeKernelModulesPass, OperationPass<ModuleOp>> {
+  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(MergeKernelModulesPass)
+  StringRef getArgument() const final {
+    return "kiln-gpu-merge-kernel-modules";
+  }
+  StringRef getDescription() const final {
+    return "Moves every outlined kernel into one gpu.module (@kiln_kernels), "
+           "each kernel named after its former module";
+  }
+
+  void runOnOperation() final {
+    ModuleOp module = getOperation();
+    SmallVector<gpu::GPUModuleOp> kernelModules;
+    for (auto kernelModule : module.getOps<gpu::GPUModuleOp>()) {
+      // Only what gpu-kernel-outlining makes: a module of one gpu.func.
+      Block *body = kernelModule.getBody();
+      if (body->empty() || !isa<gpu::GPUFuncOp>(body->front()) ||
+          std::next(body->begin()) != body->end())
+        return;
+      kernelModules.push_back(kernelModule);
+    }
+    if (kernelModules.size() < 2)
+      return;
+    SymbolTable symbols(module);
+    if (symbols.lookup(kKernelModuleName)) {
+      module.emitError() << "a symbol is already named '" << kKernelModuleName
+                         << "'";
+      return signalPassFailure();
+    }
+    OpBuilder builder(kernelModules.front());
+    auto merged = gpu::GPUModuleOp::create(builder, module.getLoc(),
+                                           kKernelModuleName);
+    // The container's symbol, then each kernel's new name.
+    symbols.insert(merged);
+    llvm::DenseMap<StringAttr, StringAttr> kernelOf;
+    Block *body = merged.getBody();
+    for (gpu::GPUModuleOp kernelModule : kernelModules) {
+      auto kernel = cast<gpu::GPUFuncOp>(kernelModule.getBody()->front());
+      kernel->moveBefore(body, body->end());
+      SymbolTable::setSymbolName(kernel, kernelModule.getSymNameAttr());
+      kernelOf[kernelModule.getSymNameAttr()] = kernelModule.getSymNameAttr();
+    }
+    WalkResult result = module.walk([&](gpu::LaunchFuncOp launch) {
+      auto it = kernelOf.find(launch.getKernelModuleName());
+      if (it == kernelOf.end()) {
+        launch.emitOpError("launches a kernel of no outlined module");
+        return WalkResult::interrupt();
+      }
+      launch.setKernelAttr(SymbolRefAttr::get(
+          merged.getSymNameAttr(), {FlatSymbolRefAttr::get(it->second)}));
+      return WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      return signalPassFailure();
+    for (gpu::GPUModuleOp kernelModule : kernelModules)
+      kernelModule.erase();
+  }
+};
+
 } // namespace
 
 void mlir::kiln::buildKilnCUDAKernelPipeline(
@@ -1088,6 +1162,7 @@ void mlir::kiln::buildKilnCUDAKernelPipeline(
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
   pm.addPass(createGpuKernelOutliningPass());
+  pm.addPass(std::make_unique<MergeKernelModulesPass>());
 }
 
 void mlir::kiln::buildKilnCUDAPipeline(OpPassManager &pm,
@@ -1146,6 +1221,7 @@ void mlir::kiln::registerKilnCUDAPipeline() {
   PassRegistration<LowerVectorTransfersPass>();
   PassRegistration<MapParallelLoopsPass>();
   PassRegistration<DeviceMemoryPass>();
+  PassRegistration<MergeKernelModulesPass>();
   PassPipelineRegistration<CUDAPipelineOptions>(
       "kiln-cuda-pipeline",
       "Lowers kiln IR to LLVM-dialect host code with embedded NVVM kernels "

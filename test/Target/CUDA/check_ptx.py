@@ -1,8 +1,10 @@
-"""Assembles every kernel of a `kiln-compile --emit=ptx` listing with ptxas.
+"""Assembles a `kiln-compile --emit=ptx` listing with ptxas.
 
 Usage: check_ptx.py PTXAS ARCH LISTING.ptx
-Prints one line per listing ("N kernels assemble for ARCH") or the first
-rejected kernel with ptxas's message, and exits non-zero on any failure.
+The listing is one PTX module holding every kernel (as the artifact embeds
+it); ptxas must accept the file as it is, and then each module the listing
+names. Prints "N kernels assemble for ARCH (M module(s))" or the first
+rejection with ptxas's message, and exits non-zero on any failure.
 """
 import os
 import re
@@ -20,6 +22,13 @@ def main():
         print(f"{listing}: no kernels")
         return 1
     with tempfile.TemporaryDirectory() as tmp:
+        # The listing as it is.
+        result = subprocess.run(
+            [ptxas, "-arch", arch, "-o", os.path.join(tmp, "all.cubin"), listing],
+            capture_output=True, text=True)
+        if result.returncode != 0:
+            print(f"{listing}: ptxas rejects the listing for {arch}:\n{result.stderr}")
+            return 1
         source = os.path.join(tmp, "kernel.ptx")
         for name, ptx in kernels:
             if f".target {arch}" not in ptx:
@@ -33,7 +42,8 @@ def main():
             if result.returncode != 0:
                 print(f"{name}: ptxas rejects it for {arch}:\n{result.stderr}")
                 return 1
-    print(f"{len(kernels)} kernels assemble for {arch}")
+    entries = sum(len(re.findall(r"^\.visible \.entry ", ptx, flags=re.M)) for _, ptx in kernels)
+    print(f"{entries} kernels assemble for {arch} ({len(kernels)} module(s))")
     return 0
 
 

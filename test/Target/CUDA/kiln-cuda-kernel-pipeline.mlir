@@ -19,7 +19,7 @@
 // CHECK-NOT: linalg.
 // The transposed rhs of the attention scores is copied by a kernel first.
 // CHECK: %[[KT:.*]], %{{.*}} = gpu.alloc async [%{{.*}}] () : memref<2x4x16x8xf32>
-// CHECK: gpu.launch_func @f_kernel::@f_kernel blocks in (%{{.*}}) threads in (%c256, %c1, %c1)
+// CHECK: gpu.launch_func @kiln_kernels::@f_kernel blocks in (%{{.*}}) threads in (%c256, %c1, %c1)
 // Batch dim 0 is a host loop, batch dim 1 (4 heads) the call's strided
 // batch: m = 8, n = 8, k = 16, plain layouts, leading dims 16, 8, 8.
 // CHECK: scf.for
@@ -39,7 +39,13 @@
 // CHECK: gpu.launch_func @{{.*}} blocks in (%c1, %c1, %c1) threads in (%c256, %c1, %c1) args({{.*}}%[[MEAN]] : memref<f32>)
 // CHECK: gpu.dealloc
 // CHECK: return
+// Every kernel in one module, named after the module outlining made for it.
+// CHECK: gpu.module @kiln_kernels
+// CHECK: gpu.func @f_kernel(
+// CHECK: gpu.func @f_kernel_0(
+// CHECK-NOT: gpu.module
 // CHECK: func.func private @kiln_gpu_gemm(i32, i32, i32, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, f32, f32)
+// CHECK-NOT: gpu.module
 
 // Without the library, matmuls are kernels too.
 // NOLIB-NOT: kiln_gpu_gemm
@@ -48,8 +54,8 @@
 // code is the LLVM dialect with a C interface for the runtime.
 // LLVM-DAG: llvm.func @_mlir_ciface_f(
 // LLVM-DAG: llvm.func @kiln_gpu_gemm(i32, i32, i32, i64
-// LLVM-DAG: gpu.binary @f_kernel [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">, {{.*}}assembly = "{{.*}}.target sm_90
-// LLVM-DAG: gpu.launch_func @f_kernel_9::@f_kernel
+// LLVM-DAG: gpu.binary @kiln_kernels [#gpu.object<#nvvm.target<O = 3, chip = "sm_90", features = "+ptx80">, {{.*}}assembly = "{{.*}}.target sm_90
+// LLVM-DAG: gpu.launch_func @kiln_kernels::@f_kernel_9
 
 func.func @f(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %x: tensor<?x17xf32>, %w: tensor<17x3xf32>) -> (tensor<2x4x8x8xf32>, tensor<?x3xf32>, tensor<f32>) {
   %s = kiln.matmul %q, %k transpose_rhs : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x8xf32>
