@@ -8,6 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "FuzzContext.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -27,20 +28,11 @@ using namespace mlir;
 
 namespace {
 
-/// A context per 500 inputs (see fuzz_model_config.cpp).
+/// A context renewed every 500 inputs (FuzzContext.h).
 MLIRContext &freshContext() {
-  static std::unique_ptr<MLIRContext> context;
-  static int uses = 0;
-  if (!context || ++uses % 500 == 0) {
-    DialectRegistry registry;
-    registry.insert<kiln::KilnDialect, func::FuncDialect,
-                    tensor::TensorDialect, arith::ArithDialect,
-                    quant::QuantDialect>();
-    context = std::make_unique<MLIRContext>(
-        registry, MLIRContext::Threading::DISABLED);
-    context->loadAllAvailableDialects();
-  }
-  return *context;
+  return kiln::fuzz::freshContext<
+      kiln::KilnDialect, func::FuncDialect, tensor::TensorDialect,
+      arith::ArithDialect, quant::QuantDialect>();
 }
 
 std::string print(ModuleOp module) {

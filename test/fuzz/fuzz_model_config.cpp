@@ -9,6 +9,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "FuzzContext.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 #include "kiln/Models/ModelBuilder.h"
 
@@ -28,20 +29,11 @@ using namespace mlir;
 
 namespace {
 
-/// A context per 500 inputs: types and attributes are uniqued for the life
-/// of a context, so one context for a long run would only grow.
+/// A context renewed every 500 inputs (FuzzContext.h).
 MLIRContext &freshContext() {
-  static std::unique_ptr<MLIRContext> context;
-  static int uses = 0;
-  if (!context || ++uses % 500 == 0) {
-    DialectRegistry registry;
-    registry.insert<kiln::KilnDialect, func::FuncDialect,
-                    tensor::TensorDialect, arith::ArithDialect>();
-    context = std::make_unique<MLIRContext>(
-        registry, MLIRContext::Threading::DISABLED);
-    context->loadAllAvailableDialects();
-  }
-  return *context;
+  return kiln::fuzz::freshContext<
+      kiln::KilnDialect, func::FuncDialect, tensor::TensorDialect,
+      arith::ArithDialect>();
 }
 
 void check(MLIRContext &context, const llvm::json::Object &config,
