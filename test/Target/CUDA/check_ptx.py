@@ -22,12 +22,17 @@ def main():
         print(f"{listing}: no kernels")
         return 1
     with tempfile.TemporaryDirectory() as tmp:
+        def rejection(source):
+            """ptxas's message when it rejects `source`, else None."""
+            result = subprocess.run(
+                [ptxas, "-arch", arch, "-o", os.path.join(tmp, "out.cubin"), source],
+                capture_output=True, text=True)
+            return result.stderr if result.returncode != 0 else None
+
         # The listing as it is.
-        result = subprocess.run(
-            [ptxas, "-arch", arch, "-o", os.path.join(tmp, "all.cubin"), listing],
-            capture_output=True, text=True)
-        if result.returncode != 0:
-            print(f"{listing}: ptxas rejects the listing for {arch}:\n{result.stderr}")
+        message = rejection(listing)
+        if message is not None:
+            print(f"{listing}: ptxas rejects the listing for {arch}:\n{message}")
             return 1
         source = os.path.join(tmp, "kernel.ptx")
         for name, ptx in kernels:
@@ -36,11 +41,9 @@ def main():
                 return 1
             with open(source, "w") as f:
                 f.write(ptx)
-            result = subprocess.run(
-                [ptxas, "-arch", arch, "-o", os.path.join(tmp, "kernel.cubin"), source],
-                capture_output=True, text=True)
-            if result.returncode != 0:
-                print(f"{name}: ptxas rejects it for {arch}:\n{result.stderr}")
+            message = rejection(source)
+            if message is not None:
+                print(f"{name}: ptxas rejects it for {arch}:\n{message}")
                 return 1
     entries = sum(len(re.findall(r"^\.visible \.entry ", ptx, flags=re.M)) for _, ptx in kernels)
     print(f"{entries} kernels assemble for {arch} ({len(kernels)} module(s))")
