@@ -85,10 +85,11 @@ std::optional<rt::DType> dtypeOf(Type type) {
   return std::nullopt;
 }
 
-json::Array shapeJson(ArrayRef<int64_t> shape) {
-  json::Array out;
+/// A shape as the manifest writes it: -1 for a dynamic dim.
+std::vector<int64_t> manifestShape(ArrayRef<int64_t> shape) {
+  std::vector<int64_t> out;
   for (int64_t dim : shape)
-    out.push_back(ShapedType::isDynamic(dim) ? int64_t(-1) : dim);
+    out.push_back(ShapedType::isDynamic(dim) ? rt::kDynamicDim : dim);
   return out;
 }
 
@@ -104,7 +105,7 @@ struct ParameterInfo {
 };
 
 /// The spec of one input or output of an entry point.
-llvm::Expected<json::Object> valueSpec(StringRef name, Type type) {
+llvm::Expected<rt::TensorSpec> valueSpec(StringRef name, Type type) {
   auto tensor = dyn_cast<RankedTensorType>(type);
   if (!tensor)
     return error("entry point value '" + name + "' is not a ranked tensor");
@@ -112,52 +113,25 @@ llvm::Expected<json::Object> valueSpec(StringRef name, Type type) {
   if (!dtype)
     return error("entry point value '" + name + "' has unsupported element "
                  "type " + llvm::formatv("{0}", tensor.getElementType()).str());
-  return json::Object{{"name", name.str()},
-                      {"dtype", rt::dtypeName(*dtype)},
-                      {"shape", shapeJson(tensor.getShape())}};
-}
-
-json::Array costTermsJson(const std::vector<CostTerm> &terms) {
-  json::Array out;
-  for (const CostTerm &term : terms) {
-    json::Array exponents;
-    for (unsigned e : term.exponents)
-      exponents.push_back(static_cast<int64_t>(e));
-    out.push_back(json::Array{term.coefficient, std::move(exponents)});
-  }
-  return out;
-}
-
-/// The manifest's "cost_model" (docs/artifacts.md).
-json::Object costModelJson(func::FuncOp func, const CostModel &model) {
-  json::Array symbols;
-  for (const CostSymbol &symbol : model.symbols) {
-    json::Array dims;
-    for (const InputDim &dim : symbol.dims) {
-      auto name = func.getArgAttrOfType<StringAttr>(dim.input, attrs::kName);
-      dims.push_back(json::Object{
-          {"input", name ? name.str() : "arg" + std::to_string(dim.input)},
-          {"axis", static_cast<int64_t>(dim.axis)}});
-    }
-    symbols.push_back(json::Object{{"name", symbol.name},
-                                   {"dims", std::move(dims)}});
-  }
-  return json::Object{{"symbols", std::move(symbols)},
-                      {"flops", costTermsJson(model.flops)},
-                      {"bytes", costTermsJson(model.bytes)}};
+  rt::TensorSpec spec;
+  spec.name = name.str();
+  spec.dtype = *dtype;
+  spec.shape = manifestShape(tensor.getShape());
+  return spec;
 }
 
 /// Entry points of the kiln module: every public function with a body.
-llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
-  json::Array entries;
+/// Their parameters are filled in after lowering (see compileArtifact).
+llvm::Expected<std::vector<rt::EntryPointSpec>>
+describeEntryPoints(ModuleOp module) {
+  std::vector<rt::EntryPointSpec> entries;
   CostOptions costOptions;
   for (auto func : module.getOps<func::FuncOp>()) {
     if (func.isExternal() || !func.isPublic())
       continue;
-    json::Object entry{{"name", func.getSymName().str()},
-                       {"symbol", (KILN_ENTRY_PREFIX + func.getSymName()).str()}};
-    json::Array inputs, outputs;
-    bool allStatic = true;
+    rt::EntryPointSpec entry;
+    entry.name = func.getSymName().str();
+    entry.symbol = KILN_ENTRY_PREFIX + entry.name;
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {
       auto name = func.getArgAttrOfType<StringAttr>(i, attrs::kName);
       std::string text = name ? name.str() : "arg" + std::to_string(i);
@@ -165,15 +139,10 @@ llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
       if (!spec)
         return spec.takeError();
       if (auto max = func.getArgAttrOfType<DenseI64ArrayAttr>(
-              i, attrs::kMaxShape)) {
-        json::Array maxShape;
-        for (int64_t dim : max.asArrayRef())
-          maxShape.push_back(dim);
-        (*spec)["max_shape"] = std::move(maxShape);
-      }
-      if (auto t = dyn_cast<RankedTensorType>(func.getArgument(i).getType()))
-        allStatic &= t.hasStaticShape();
-      inputs.push_back(std::move(*spec));
+              i, attrs::kMaxShape))
+        spec->maxShape.assign(max.asArrayRef().begin(),
+                              max.asArrayRef().end());
+      entry.inputs.push_back(std::move(*spec));
     }
     for (unsigned i = 0; i < func.getNumResults(); ++i) {
       auto name = func.getResultAttrOfType<StringAttr>(i, attrs::kName);
@@ -181,25 +150,21 @@ llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
       auto spec = valueSpec(text, func.getResultTypes()[i]);
       if (!spec)
         return spec.takeError();
-      outputs.push_back(std::move(*spec));
+      entry.outputs.push_back(std::move(*spec));
     }
-    json::Array writes;
-    func.walk([&](WriteParamOp write) { writes.push_back(write.getName().str()); });
-    if (!writes.empty())
-      entry["writes_parameters"] = std::move(writes);
+    func.walk([&](WriteParamOp write) {
+      entry.writesParameters.push_back(write.getName().str());
+    });
     OpCost cost;
     func.walk([&](CostOpInterface op) { cost += op.getCost(costOptions); });
-    entry["inputs"] = std::move(inputs);
-    entry["outputs"] = std::move(outputs);
-    entry["cost"] = json::Object{{"flops", cost.flops},
-                                 {"bytes", cost.bytes()},
-                                 {"static", allStatic}};
-    if (!allStatic) {
+    entry.flops = cost.flops;
+    entry.bytes = cost.bytes();
+    if (!entry.hasStaticInputs()) {
       auto model = fitCostModel(func);
       if (model)
-        entry["cost_model"] = costModelJson(func, *model);
+        entry.costModel = std::move(*model);
       else
-        entry["cost_model_note"] = llvm::toString(model.takeError());
+        entry.costModelNote = llvm::toString(model.takeError());
     }
     entries.push_back(std::move(entry));
   }
@@ -207,6 +172,20 @@ llvm::Expected<json::Array> describeEntryPoints(ModuleOp module) {
     return error("the module has no public function with a body to compile "
                  "as an entry point");
   return entries;
+}
+
+/// compile_options and the like as the manifest keeps them: strings as
+/// they are, other values as their JSON text.
+rt::OptionMap optionMap(const json::Object &object) {
+  rt::OptionMap out;
+  for (const auto &[key, value] : object) {
+    if (auto text = value.getAsString())
+      out[key.str()] = rt::OptionValue::string(text->str());
+    else
+      out[key.str()] =
+          rt::OptionValue::json(llvm::formatv("{0}", value).str());
+  }
+  return out;
 }
 
 //===----------------------------------------------------------------------===//
@@ -842,19 +821,15 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
 
   // Each entry point's parameters, in argument order, from the C
   // interfaces' kiln.parameter tags.
-  for (json::Value &value : *entries) {
-    json::Object &entry = *value.getAsObject();
-    std::string name = entry.getString("name")->str();
+  for (rt::EntryPointSpec &entry : *entries) {
     auto iface =
-        lowered->lookupSymbol<LLVM::LLVMFuncOp>("_mlir_ciface_" + name);
+        lowered->lookupSymbol<LLVM::LLVMFuncOp>("_mlir_ciface_" + entry.name);
     if (!iface)
-      return error("entry point '" + name + "' has no C interface after "
-                   "lowering");
-    json::Array used;
+      return error("entry point '" + entry.name + "' has no C interface "
+                   "after lowering");
     for (unsigned i = 0; i < iface.getNumArguments(); ++i)
       if (auto tag = iface.getArgAttrOfType<StringAttr>(i, attrs::kParameter))
-        used.push_back(tag.str());
-    entry["parameters"] = std::move(used);
+        entry.parameters.push_back(tag.str());
   }
 
   log("generating " + llvm::Twine(cuda ? "host " : "") + "code for cpu '" +
@@ -865,57 +840,52 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       translateAndOptimize(*lowered, llvmContext, options.cpu, &targetInfo);
   if (!llvmModule)
     return llvmModule.takeError();
-  json::Array paramsJson;
+  rt::Manifest manifest;
+  manifest.target = cuda ? rt::TargetKind::CUDA : rt::TargetKind::CPU;
   for (const ParameterInfo &param : params) {
-    json::Object init{{"kind", stringifyInitKind(param.op.getInit())}};
-    if (auto std = param.op.getStd())
-      init["std"] = std->convertToDouble();
-    if (auto low = param.op.getLow())
-      init["low"] = low->convertToDouble();
-    if (auto high = param.op.getHigh())
-      init["high"] = high->convertToDouble();
-    json::Array shape;
-    for (int64_t dim : param.shape)
-      shape.push_back(dim);
-    json::Object entry{{"name", param.op.getSymName().str()},
-                       {"dtype", rt::dtypeName(param.dtype)},
-                       {"shape", std::move(shape)},
-                       {"trainable", param.op.getTrainable()},
-                       {"init", std::move(init)}};
-    if (param.state) {
-      entry["state"] = true;
-    } else {
-      entry["offset"] = static_cast<int64_t>(param.offset);
-      entry["size"] = static_cast<int64_t>(param.bytes);
+    rt::ParameterSpec spec;
+    spec.name = param.op.getSymName().str();
+    spec.dtype = param.dtype;
+    spec.shape = param.shape;
+    spec.trainable = param.op.getTrainable();
+    spec.state = param.state;
+    if (!param.state) {
+      spec.offset = param.offset;
+      spec.size = param.bytes;
     }
-    paramsJson.push_back(std::move(entry));
+    rt::InitSpec init;
+    init.kind = stringifyInitKind(param.op.getInit()).str();
+    if (auto std = param.op.getStd())
+      init.std = std->convertToDouble();
+    if (auto low = param.op.getLow())
+      init.low = low->convertToDouble();
+    if (auto high = param.op.getHigh())
+      init.high = high->convertToDouble();
+    spec.init = std::move(init);
+    manifest.parameters.push_back(std::move(spec));
   }
+  manifest.entryPoints = std::move(*entries);
+  manifest.targetOptions =
+      cuda ? rt::OptionMap{{"cuda_arch",
+                            rt::OptionValue::string(options.cuda.arch)},
+                           {"image", rt::OptionValue::string(options.cuda.image)},
+                           {"ptx_version", rt::OptionValue::string("8.0")},
+                           {"host_cpu", rt::OptionValue::string(targetInfo.cpu)},
+                           {"triple", rt::OptionValue::string(targetInfo.triple)}}
+           : rt::OptionMap{{"cpu", rt::OptionValue::string(targetInfo.cpu)},
+                           {"triple",
+                            rt::OptionValue::string(targetInfo.triple)}};
+  manifest.source = {{"path", rt::OptionValue::string(options.sourcePath)},
+                     {"sha256", rt::OptionValue::string(options.sourceSHA256)}};
   json::Object compileOptions = options.recordedOptions;
   compileOptions["seed"] = static_cast<int64_t>(options.seed);
   compileOptions["weights"] =
       options.weightsPath ? json::Value(*options.weightsPath) : json::Value(nullptr);
-  json::Object manifest{
-      {"format", KILN_ARTIFACT_FORMAT},
-      {"format_version", KILN_ARTIFACT_FORMAT_VERSION},
-      {"target", cuda ? "cuda" : "cpu"},
-      {"target_options",
-       cuda ? json::Object{{"cuda_arch", options.cuda.arch},
-                           {"image", options.cuda.image},
-                           {"ptx_version", "8.0"},
-                           {"host_cpu", targetInfo.cpu},
-                           {"triple", targetInfo.triple}}
-            : json::Object{{"cpu", targetInfo.cpu},
-                           {"triple", targetInfo.triple}}},
-      {"source", json::Object{{"path", options.sourcePath},
-                              {"sha256", options.sourceSHA256}}},
-      {"compile_options", std::move(compileOptions)},
-      {"module", KILN_MODULE_FILE},
-      {"weights", KILN_WEIGHTS_FILE},
-      {"parameters", std::move(paramsJson)},
-      {"entry_points", std::move(*entries)}};
-  std::string text;
-  llvm::raw_string_ostream os(text);
-  os << llvm::formatv("{0:2}", json::Value(std::move(manifest))) << "\n";
+  manifest.compileOptions = optionMap(compileOptions);
+  rt::Expected<std::string> serialized = manifest.serialize();
+  if (!serialized)
+    return error("internal error: " + serialized.message());
+  const std::string &text = *serialized;
   // module.so carries what it was compiled against (moduleSignature of
   // this very manifest, as the runtime parses it), and the runtime refuses
   // a manifest that does not match it.

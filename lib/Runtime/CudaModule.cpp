@@ -1023,7 +1023,9 @@ loadCudaModule(const std::string &dir, const std::string &path,
   std::string manifestPath = dir + "/" KILN_MANIFEST_FILE;
   auto option = [&](const char *name) -> std::string {
     auto it = manifest.targetOptions.find(name);
-    return it == manifest.targetOptions.end() ? "" : it->second;
+    return it == manifest.targetOptions.end() || !it->second.isString
+               ? ""
+               : it->second.text;
   };
   std::string archText = option("cuda_arch");
   if (archText.empty())

@@ -263,12 +263,38 @@ public:
     return Status::ok();
   }
 
-  /// Flattens an informational object to key -> value text.
-  static void flatten(const json &object, std::map<std::string, std::string> &out) {
-    if (!object.is_object())
-      return;
-    for (auto &[key, value] : object.items())
-      out[key] = value.is_string() ? value.get<std::string>() : value.dump();
+  /// An informational object, one level deep.
+  Status options(const json &root, const char *key, OptionMap &out) const {
+    auto it = root.find(key);
+    if (it == root.end())
+      return Status::ok();
+    if (!it->is_object())
+      return error("", std::string("\"") + key + "\" is not an object");
+    for (auto &[name, value] : it->items())
+      out[name] = value.is_string() ? OptionValue::string(value.get<std::string>())
+                                    : OptionValue::json(value.dump());
+    return Status::ok();
+  }
+
+  /// A parameter's "init" object.
+  Status init(const json &value, const std::string &where,
+              InitSpec &out) const {
+    if (!value.is_object())
+      return error(where, "\"init\" is not an object");
+    if (Status s = string(value, "kind", where + ": \"init\"", out.kind); !s)
+      return s;
+    for (const char *key : {"std", "low", "high"}) {
+      auto it = value.find(key);
+      if (it == value.end())
+        continue;
+      if (!it->is_number() || !std::isfinite(it->get<double>()))
+        return error(where, std::string("\"init\": \"") + key +
+                                "\" is not a finite number");
+      std::string k(key);
+      (k == "std" ? out.std : k == "low" ? out.low : out.high) =
+          it->get<double>();
+    }
+    return Status::ok();
   }
 
   /// A file name inside the artifact directory.
@@ -403,12 +429,13 @@ Expected<Manifest> Manifest::parse(const std::string &text,
                          supportedTargetNames() + ")");
   manifest.target = *kind;
 
-  if (auto it = root.find("target_options"); it != root.end())
-    Parser::flatten(*it, manifest.targetOptions);
-  if (auto it = root.find("compile_options"); it != root.end())
-    Parser::flatten(*it, manifest.compileOptions);
-  if (auto it = root.find("source"); it != root.end())
-    Parser::flatten(*it, manifest.source);
+  if (Status s = p.options(root, "target_options", manifest.targetOptions); !s)
+    return s;
+  if (Status s = p.options(root, "compile_options", manifest.compileOptions);
+      !s)
+    return s;
+  if (Status s = p.options(root, "source", manifest.source); !s)
+    return s;
   if (Status s = p.fileName(root, "module", manifest.module); !s)
     return s;
   if (Status s = p.fileName(root, "weights", manifest.weights); !s)
@@ -454,6 +481,12 @@ Expected<Manifest> Manifest::parse(const std::string &text,
         if (!it->is_boolean())
           return p.error(where, "\"state\" is not a boolean");
         spec.state = it->get<bool>();
+      }
+      if (auto it = item.find("init"); it != item.end()) {
+        InitSpec init;
+        if (Status s = p.init(*it, where, init); !s)
+          return s;
+        spec.init = std::move(init);
       }
       manifest.parameters.push_back(std::move(spec));
     }
@@ -539,6 +572,187 @@ Expected<Manifest> Manifest::read(const std::string &path) {
   if (!text)
     return text.status();
   return parse(*text, path);
+}
+
+//===----------------------------------------------------------------------===//
+// Writing
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+Status writeError(const std::string &what) {
+  return Status::error("cannot write the manifest: " + what);
+}
+
+json shapeJson(const std::vector<int64_t> &shape) {
+  json out = json::array();
+  for (int64_t dim : shape)
+    out.push_back(dim);
+  return out;
+}
+
+Status finite(double value, const std::string &what) {
+  if (!std::isfinite(value))
+    return writeError(what + " is not finite");
+  return Status::ok();
+}
+
+Expected<json> optionsJson(const OptionMap &options, const char *key) {
+  json out = json::object();
+  for (const auto &[name, value] : options) {
+    if (value.isString) {
+      out[name] = value.text;
+      continue;
+    }
+    json parsed = json::parse(value.text, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded())
+      return writeError(std::string(key) + "." + name + " is not JSON: " +
+                        value.text);
+    out[name] = std::move(parsed);
+  }
+  return out;
+}
+
+json tensorSpecJson(const TensorSpec &spec) {
+  json out = {{"name", spec.name},
+              {"dtype", dtypeName(spec.dtype)},
+              {"shape", shapeJson(spec.shape)}};
+  if (!spec.maxShape.empty())
+    out["max_shape"] = shapeJson(spec.maxShape);
+  return out;
+}
+
+Expected<json> costTermsJson(const std::vector<CostTerm> &terms,
+                             size_t symbols, const std::string &where) {
+  json out = json::array();
+  for (const CostTerm &term : terms) {
+    if (Status s = finite(term.coefficient, where + " coefficient"); !s)
+      return s;
+    if (term.exponents.size() != symbols)
+      return writeError(where + ": a term has " +
+                        std::to_string(term.exponents.size()) +
+                        " exponents for " + std::to_string(symbols) +
+                        " symbols");
+    out.push_back(json::array({term.coefficient, term.exponents}));
+  }
+  return out;
+}
+
+Expected<json> costModelJson(const EntryPointSpec &entry) {
+  const CostModel &model = *entry.costModel;
+  std::string where = "entry point '" + entry.name + "': the cost model";
+  json symbols = json::array();
+  for (const CostSymbol &symbol : model.symbols) {
+    json dims = json::array();
+    for (const InputDim &dim : symbol.dims) {
+      if (dim.input >= entry.inputs.size() ||
+          dim.axis >= entry.inputs[dim.input].rank())
+        return writeError(where + ": symbol '" + symbol.name +
+                          "' names a dim the inputs do not have");
+      dims.push_back({{"input", entry.inputs[dim.input].name},
+                      {"axis", dim.axis}});
+    }
+    symbols.push_back({{"name", symbol.name}, {"dims", std::move(dims)}});
+  }
+  Expected<json> flops = costTermsJson(model.flops, model.symbols.size(), where);
+  if (!flops)
+    return flops.status();
+  Expected<json> bytes = costTermsJson(model.bytes, model.symbols.size(), where);
+  if (!bytes)
+    return bytes.status();
+  return json{{"symbols", std::move(symbols)},
+              {"flops", std::move(*flops)},
+              {"bytes", std::move(*bytes)}};
+}
+
+} // namespace
+
+Expected<std::string> Manifest::serialize() const {
+  json root = {{"format", KILN_ARTIFACT_FORMAT},
+               {"format_version", formatVersion},
+               {"target", targetName(target)},
+               {"module", module},
+               {"weights", weights}};
+  for (auto [key, options] :
+       {std::pair{"target_options", &targetOptions},
+        std::pair{"compile_options", &compileOptions},
+        std::pair{"source", &source}}) {
+    Expected<json> value = optionsJson(*options, key);
+    if (!value)
+      return value.status();
+    root[key] = std::move(*value);
+  }
+
+  json params = json::array();
+  for (const ParameterSpec &p : parameters) {
+    json entry = {{"name", p.name},
+                  {"dtype", dtypeName(p.dtype)},
+                  {"shape", shapeJson(p.shape)},
+                  {"trainable", p.trainable}};
+    if (p.state)
+      entry["state"] = true;
+    if (p.offset)
+      entry["offset"] = *p.offset;
+    if (p.size)
+      entry["size"] = *p.size;
+    if (p.init) {
+      json init = {{"kind", p.init->kind}};
+      for (auto [key, value] : {std::pair{"std", p.init->std},
+                                std::pair{"low", p.init->low},
+                                std::pair{"high", p.init->high}}) {
+        if (!value)
+          continue;
+        if (Status s = finite(*value, "parameter '" + p.name + "' init " + key);
+            !s)
+          return s;
+        init[key] = *value;
+      }
+      entry["init"] = std::move(init);
+    }
+    params.push_back(std::move(entry));
+  }
+  root["parameters"] = std::move(params);
+
+  json entries = json::array();
+  for (const EntryPointSpec &e : entryPoints) {
+    json entry = {{"name", e.name}, {"symbol", e.symbol},
+                  {"inputs", json::array()}, {"outputs", json::array()},
+                  {"parameters", e.parameters}};
+    for (const TensorSpec &spec : e.inputs)
+      entry["inputs"].push_back(tensorSpecJson(spec));
+    for (const TensorSpec &spec : e.outputs)
+      entry["outputs"].push_back(tensorSpecJson(spec));
+    if (!e.writesParameters.empty())
+      entry["writes_parameters"] = e.writesParameters;
+    if (e.flops || e.bytes) {
+      json cost = {{"static", e.hasStaticInputs()}};
+      for (auto [key, value] :
+           {std::pair{"flops", e.flops}, std::pair{"bytes", e.bytes}}) {
+        if (!value)
+          continue;
+        if (Status s = finite(*value, "entry point '" + e.name + "' " + key);
+            !s)
+          return s;
+        cost[key] = *value;
+      }
+      entry["cost"] = std::move(cost);
+    }
+    if (e.costModel) {
+      Expected<json> model = costModelJson(e);
+      if (!model)
+        return model.status();
+      entry["cost_model"] = std::move(*model);
+    }
+    if (!e.costModelNote.empty())
+      entry["cost_model_note"] = e.costModelNote;
+    entries.push_back(std::move(entry));
+  }
+  root["entry_points"] = std::move(entries);
+  // Names come from IR the user wrote: bytes that are not UTF-8 become
+  // U+FFFD rather than aborting (no exceptions in this build).
+  return root.dump(2, ' ', /*ensure_ascii=*/false,
+                   json::error_handler_t::replace) +
+         "\n";
 }
 
 namespace {

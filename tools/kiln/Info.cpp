@@ -28,10 +28,10 @@ OPTIONS:
   -h, --help            this text
 )";
 
-std::string joinOptions(const std::map<std::string, std::string> &options) {
+std::string joinOptions(const OptionMap &options) {
   std::string text;
   for (const auto &[key, value] : options)
-    text += (text.empty() ? "" : ", ") + key + "=" + value;
+    text += (text.empty() ? "" : ", ") + key + "=" + value.text;
   return text;
 }
 

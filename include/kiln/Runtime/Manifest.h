@@ -4,8 +4,9 @@
 // manifest.json: its target, its parameters (name, dtype, shape, where they
 // lie in weights.safetensors) and its entry points (symbol, named inputs and
 // outputs with dtypes and shapes, the parameters each receives). This is the
-// parsed, validated form. It knows nothing of module.so or the weights; see
-// Artifact.h for loading them.
+// parsed, validated form, and the one the compiler fills and serializes, so
+// both sides of the contract share one reader and one writer. It knows
+// nothing of module.so or the weights; see Artifact.h for loading them.
 //
 //===----------------------------------------------------------------------===//
 
@@ -49,6 +50,17 @@ struct TensorSpec {
 /// "[?, 4]" for messages and listings.
 std::string formatSpecShape(const std::vector<int64_t> &shape);
 
+/// How a parameter is initialized when no weights are given: the kiln
+/// dialect's init rule ("zeros", "ones", "normal" with `std`, "uniform"
+/// with `low`/`high`). Informational for the runtime: kiln-compile applies
+/// it when it writes the weights.
+struct InitSpec {
+  std::string kind;
+  std::optional<double> std;
+  std::optional<double> low;
+  std::optional<double> high;
+};
+
 /// One entry of the manifest's parameter table.
 struct ParameterSpec {
   std::string name;
@@ -62,6 +74,8 @@ struct ParameterSpec {
   /// Optimizer state (`"state": true`): not in the weights file; the
   /// runtime starts it at zero.
   bool state = false;
+  /// "init", when the manifest says.
+  std::optional<InitSpec> init;
 };
 
 /// FLOPs and bytes moved by one call of an entry point.
@@ -152,14 +166,30 @@ std::optional<TargetKind> parseTargetName(const std::string &name);
 /// "cpu, cuda" for messages.
 std::string supportedTargetNames();
 
+/// One value of an informational object of the manifest (target_options,
+/// compile_options, source): a string, or any other JSON value kept as its
+/// JSON text, so a string "3" and a number 3 stay apart.
+struct OptionValue {
+  bool isString = true;
+  /// The string itself, or the JSON text of the value.
+  std::string text;
+
+  static OptionValue string(std::string value) { return {true, std::move(value)}; }
+  static OptionValue json(std::string text) { return {false, std::move(text)}; }
+  bool operator==(const OptionValue &other) const {
+    return isString == other.isString && text == other.text;
+  }
+};
+using OptionMap = std::map<std::string, OptionValue>;
+
 struct Manifest {
   int formatVersion = kManifestFormatVersion;
   TargetKind target = TargetKind::CPU;
-  /// Informational objects, flattened to key -> JSON text of the value
-  /// (strings without their quotes).
-  std::map<std::string, std::string> targetOptions;
-  std::map<std::string, std::string> compileOptions;
-  std::map<std::string, std::string> source;
+  /// Informational objects, one level deep (a nested object is one JSON
+  /// value). target_options of a cuda artifact are read by its loader.
+  OptionMap targetOptions;
+  OptionMap compileOptions;
+  OptionMap source;
   /// File names inside the artifact directory.
   std::string module = KILN_MODULE_FILE;
   std::string weights = KILN_WEIGHTS_FILE;
@@ -176,6 +206,12 @@ struct Manifest {
                                   const std::string &path);
   /// Reads and parses `path`.
   static Expected<Manifest> read(const std::string &path);
+
+  /// The manifest as JSON text, two-space indented, with a final newline:
+  /// what kiln-compile writes. parse() of it gives this manifest back.
+  /// Fails on what the format cannot carry (an option's JSON text that is
+  /// not JSON, a non-finite number, a cost model dim naming no input).
+  Expected<std::string> serialize() const;
 };
 
 /// What a module.so's compiled code assumes of its manifest, as text, one

@@ -57,8 +57,10 @@ TEST_F(ArtifactTest, OpensAndExposesTheManifest) {
   std::unique_ptr<Artifact> artifact = openOk();
   ASSERT_TRUE(artifact);
   EXPECT_EQ(artifact->manifest().target, TargetKind::CPU);
-  EXPECT_EQ(artifact->manifest().targetOptions.at("cpu"), "x86-64-v3");
-  EXPECT_EQ(artifact->manifest().compileOptions.at("batch"), "null");
+  EXPECT_EQ(artifact->manifest().targetOptions.at("cpu"),
+            OptionValue::string("x86-64-v3"));
+  EXPECT_EQ(artifact->manifest().compileOptions.at("batch"),
+            OptionValue::json("null"));
   ASSERT_EQ(artifact->parameters().size(), 1u);
   EXPECT_TRUE(artifact->parameters()[0].trainable);
   const EntryPointSpec *forward = artifact->findEntryPoint("forward");

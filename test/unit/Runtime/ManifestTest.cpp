@@ -10,6 +10,8 @@
 #include "kiln/Runtime/Manifest.h"
 
 #include <gtest/gtest.h>
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 using namespace kiln::runtime;
@@ -204,3 +206,189 @@ TEST(ManifestTest, RejectsMalformedCostModels) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// serialize(): the writer kiln-compile uses
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// A manifest with every field the format has set to a value other than
+/// its default.
+Manifest fullManifest() {
+  Expected<Manifest> parsed = parse(manifestWithModel());
+  EXPECT_TRUE(parsed) << parsed.message();
+  Manifest m = *parsed;
+  m.target = TargetKind::CUDA;
+  m.targetOptions = {{"cuda_arch", OptionValue::string("sm_90a")},
+                     {"image", OptionValue::string("cubin")},
+                     {"count", OptionValue::string("3")}};
+  m.compileOptions = {{"batch", OptionValue::json("null")},
+                      {"seq", OptionValue::json("128")},
+                      {"training", OptionValue::json(R"({"beta1":0.9})")},
+                      {"dtype", OptionValue::string("bf16")}};
+  m.source = {{"path", OptionValue::string("models/x.json")}};
+  m.module = "m.so";
+  m.weights = "w.safetensors";
+  ParameterSpec w;
+  w.name = "w";
+  w.dtype = DType::BF16;
+  w.shape = {4, 8};
+  w.offset = 64;
+  w.size = 64;
+  w.trainable = true;
+  w.init = InitSpec{"uniform", std::nullopt, -0.5, 0.25};
+  ParameterSpec state;
+  state.name = "w.adam_m";
+  state.shape = {4, 8};
+  state.state = true;
+  state.init = InitSpec{"zeros", std::nullopt, std::nullopt, std::nullopt};
+  m.parameters = {w, state};
+  EntryPointSpec &entry = m.entryPoints[0];
+  entry.symbol = "custom_symbol";
+  entry.inputs[0].maxShape = {-1, 1024};
+  entry.parameters = {"w", "w.adam_m"};
+  entry.writesParameters = {"w.adam_m"};
+  entry.flops = 0.1; // not an integer: must survive the text form exactly
+  EntryPointSpec other;
+  other.name = "forward";
+  other.symbol = "kiln_entry_forward";
+  other.outputs = {TensorSpec{"y", DType::F32, {2}, {}}};
+  other.costModelNote = "no fit: \"quoted\" reason";
+  m.entryPoints.push_back(other);
+  return m;
+}
+
+void expectSameSpecs(const std::vector<TensorSpec> &a,
+                     const std::vector<TensorSpec> &b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].name, b[i].name);
+    EXPECT_EQ(a[i].dtype, b[i].dtype);
+    EXPECT_EQ(a[i].shape, b[i].shape);
+    EXPECT_EQ(a[i].maxShape, b[i].maxShape);
+  }
+}
+
+} // namespace
+
+TEST(ManifestTest, SerializeRoundTripsEveryField) {
+  Manifest m = fullManifest();
+  Expected<std::string> text = m.serialize();
+  ASSERT_TRUE(text) << text.message();
+  EXPECT_EQ(text->back(), '\n');
+  Expected<Manifest> back = Manifest::parse(*text, "written.json");
+  ASSERT_TRUE(back) << back.message() << "\n" << *text;
+
+  EXPECT_EQ(back->target, TargetKind::CUDA);
+  EXPECT_EQ(back->targetOptions, m.targetOptions);
+  EXPECT_EQ(back->compileOptions, m.compileOptions);
+  EXPECT_EQ(back->source, m.source);
+  // A string that looks like a number stays a string, a number a number.
+  EXPECT_TRUE(back->targetOptions.at("count").isString);
+  EXPECT_FALSE(back->compileOptions.at("seq").isString);
+  EXPECT_EQ(back->module, "m.so");
+  EXPECT_EQ(back->weights, "w.safetensors");
+
+  ASSERT_EQ(back->parameters.size(), 2u);
+  const ParameterSpec &w = back->parameters[0];
+  EXPECT_EQ(w.dtype, DType::BF16);
+  EXPECT_EQ(w.shape, (std::vector<int64_t>{4, 8}));
+  EXPECT_EQ(w.offset, 64u);
+  EXPECT_EQ(w.size, 64u);
+  EXPECT_TRUE(w.trainable);
+  EXPECT_FALSE(w.state);
+  ASSERT_TRUE(w.init);
+  EXPECT_EQ(w.init->kind, "uniform");
+  EXPECT_FALSE(w.init->std);
+  EXPECT_EQ(w.init->low, -0.5);
+  EXPECT_EQ(w.init->high, 0.25);
+  const ParameterSpec &state = back->parameters[1];
+  EXPECT_TRUE(state.state);
+  EXPECT_FALSE(state.offset);
+  EXPECT_FALSE(state.trainable);
+  EXPECT_EQ(state.init->kind, "zeros");
+
+  ASSERT_EQ(back->entryPoints.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const EntryPointSpec &a = m.entryPoints[i], &b = back->entryPoints[i];
+    EXPECT_EQ(a.name, b.name);
+    EXPECT_EQ(a.symbol, b.symbol);
+    expectSameSpecs(a.inputs, b.inputs);
+    expectSameSpecs(a.outputs, b.outputs);
+    EXPECT_EQ(a.parameters, b.parameters);
+    EXPECT_EQ(a.writesParameters, b.writesParameters);
+    EXPECT_EQ(a.flops, b.flops);
+    EXPECT_EQ(a.bytes, b.bytes);
+    EXPECT_EQ(a.costModelNote, b.costModelNote);
+    ASSERT_EQ(a.costModel.has_value(), b.costModel.has_value());
+    if (!a.costModel)
+      continue;
+    ASSERT_EQ(a.costModel->symbols.size(), b.costModel->symbols.size());
+    for (size_t s = 0; s < a.costModel->symbols.size(); ++s) {
+      EXPECT_EQ(a.costModel->symbols[s].name, b.costModel->symbols[s].name);
+      EXPECT_EQ(a.costModel->symbols[s].dims, b.costModel->symbols[s].dims);
+    }
+    EXPECT_EQ(b.costFor({{2, 7}, {2, 7}, {}})->flops,
+              a.costFor({{2, 7}, {2, 7}, {}})->flops);
+  }
+  // The signature module.so embeds is the same from either form.
+  EXPECT_EQ(moduleSignature(*back), moduleSignature(m));
+  // And writing what was read gives the same text.
+  Expected<std::string> again = back->serialize();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, *text);
+}
+
+TEST(ManifestTest, SerializeRefusesWhatTheFormatCannotCarry) {
+  auto refusal = [](const Manifest &m) {
+    Expected<std::string> text = m.serialize();
+    return text ? std::string("(written)") : text.message();
+  };
+  Manifest m = fullManifest();
+  m.compileOptions["bad"] = OptionValue::json("{not json");
+  EXPECT_NE(refusal(m).find("compile_options.bad is not JSON"),
+            std::string::npos)
+      << refusal(m);
+
+  m = fullManifest();
+  m.entryPoints[0].flops = std::numeric_limits<double>::infinity();
+  EXPECT_NE(refusal(m).find("entry point 'train_step' flops is not finite"),
+            std::string::npos)
+      << refusal(m);
+
+  m = fullManifest();
+  m.parameters[0].init->std = std::nan("");
+  EXPECT_NE(refusal(m).find("init std is not finite"), std::string::npos)
+      << refusal(m);
+
+  m = fullManifest();
+  m.entryPoints[0].costModel->symbols[0].dims[0].input = 9;
+  EXPECT_NE(refusal(m).find("names a dim the inputs do not have"),
+            std::string::npos)
+      << refusal(m);
+
+  m = fullManifest();
+  m.entryPoints[0].costModel->flops[0].exponents.push_back(1);
+  EXPECT_NE(refusal(m).find("exponents for 2 symbols"), std::string::npos)
+      << refusal(m);
+}
+
+TEST(ManifestTest, ParseChecksInitAndOptionObjects) {
+  json m = manifestWithModel();
+  m["parameters"] = {{{"name", "w"}, {"dtype", "F32"}, {"shape", {2}},
+                      {"init", {{"kind", "normal"}, {"std", "big"}}}}};
+  Expected<Manifest> bad = parse(m);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.message().find("parameter 'w': \"init\": \"std\" is not a "
+                               "finite number"),
+            std::string::npos)
+      << bad.message();
+  m = manifestWithModel();
+  m["target_options"] = "sm_90";
+  bad = parse(m);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.message().find("\"target_options\" is not an object"),
+            std::string::npos)
+      << bad.message();
+}
