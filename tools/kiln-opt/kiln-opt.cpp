@@ -10,6 +10,7 @@
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
+#include "kiln/Target/Common/Passes.h"
 #include "kiln/Target/CUDA/CUDAPipeline.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::kiln::registerKilnPasses();
   mlir::kiln::registerKilnConversionPasses();
+  mlir::kiln::registerKilnTargetCommonPasses();
   mlir::kiln::registerKilnCPUPipeline();
   mlir::kiln::registerKilnCPUDialects(registry);
   mlir::kiln::registerKilnCUDAPipeline();

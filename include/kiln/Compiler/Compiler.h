@@ -9,7 +9,7 @@
 #ifndef KILN_COMPILER_COMPILER_H
 #define KILN_COMPILER_COMPILER_H
 
-#include "kiln/Target/CPU/ObjectEmission.h"
+#include "kiln/Target/Common/ObjectEmission.h"
 #include "kiln/Target/CUDA/CUDAPipeline.h"
 
 #include "mlir/IR/BuiltinOps.h"

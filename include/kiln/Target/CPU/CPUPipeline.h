@@ -1,7 +1,8 @@
 //===- CPUPipeline.h - kiln IR to the LLVM dialect for CPUs -----*- C++ -*-===//
 //
 // The pass pipeline kiln-compile runs for `--target cpu`, also registered as
-// `kiln-opt --kiln-cpu-pipeline` so a lit test can reproduce any step.
+// `kiln-opt --kiln-cpu-pipeline` so a lit test can reproduce any step. Its
+// passes are in Passes.td here and in Target/Common/Passes.td.
 //
 //===----------------------------------------------------------------------===//
 
@@ -11,6 +12,8 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
+
+#include <string>
 
 namespace mlir {
 class DialectRegistry;
@@ -28,45 +31,12 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
 /// and to LLVM. Entry functions get C interfaces (`_mlir_ciface_<name>`).
 void buildKilnCPUPipeline(OpPassManager &pm, const CPUPipelineOptions &options);
 
-/// The target-independent front of every backend: kiln-decompose (keeping
-/// the `keep` composites), inlining, convert-kiln-attention (`block` keys
-/// per step: `attentionBlock`), convert-kiln-to-linalg, externalized
-/// parameters and elementwise fusion.
-void buildKilnToLinalgStages(OpPassManager &pm, ArrayRef<std::string> keep,
-                             int64_t attentionBlock = 16);
-
-/// Parameter stores to in-place writes, empty-tensor elimination and
-/// one-shot bufferization with identity layouts at function boundaries.
-void buildKilnBufferizeStages(OpPassManager &pm);
-
-/// Marks public functions for `_mlir_ciface_` wrappers (the artifact ABI).
-std::unique_ptr<Pass> createEmitCInterfacesPass();
-
-/// Rewrites scf.parallel loops nested in other loops into scf.for loops,
-/// except those marked with kKeepParallelAttr.
-constexpr llvm::StringLiteral kKeepParallelAttr = "kiln.keep_parallel";
-/// With `splitOuterLoops`, the innermost dim of a multi-dimensional
-/// outermost loop becomes sequential too (for OpenMP).
-std::unique_ptr<Pass> createSequentializeInnerParallelPass(bool splitOuterLoops = true);
-
-/// Polynomial approximations of exp, tanh and erf.
-std::unique_ptr<Pass> createApproximateMathPass();
-
-/// True for the matmul contractions convert-kiln-to-linalg emits: a
-/// linalg.generic over (batch..., m, k, n) with k the only reduction, a
-/// mul-add body and (with `requireF32`) f32 operands and result.
-bool isKilnContraction(Operation *op, bool requireF32 = true);
-
-/// Register-tiles and vectorizes kiln's (batch, m, k, n) f32 contractions
-/// (TileAndVectorize.cpp).
-std::unique_ptr<Pass> createTileAndVectorizeContractionsPass();
-
-/// linalg elementwise fusion restricted to consumers that read each fused
-/// value once (no recomputation inside contractions).
-std::unique_ptr<Pass> createFuseElementwiseWithoutRecomputationPass();
-
-/// Registers `kiln-cpu-pipeline`.
+/// Registers `kiln-cpu-pipeline` and the CPU passes (Passes.td).
 void registerKilnCPUPipeline();
+
+/// The OpenMP runtime generated code uses for its parallel loops; artifacts
+/// carry a copy of it (it needs only libc).
+std::string getOpenMPRuntimePath();
 
 /// The upstream dialects and interfaces the CPU pipeline needs.
 void registerKilnCPUDialects(DialectRegistry &registry);

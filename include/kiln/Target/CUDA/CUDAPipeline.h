@@ -29,8 +29,9 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
       *this, "arch", llvm::cl::desc("GPU architecture (sm_80, sm_90, ...)"),
       llvm::cl::init("sm_90")};
   PassOptions::Option<std::string> ptxVersion{
-      *this, "ptx", llvm::cl::desc("PTX ISA version feature (+ptx80 is "
-                                   "understood by CUDA 12.0 and later drivers)"),
+      *this, "ptx",
+      llvm::cl::desc("PTX ISA version feature (+ptx80 is "
+                     "understood by CUDA 12.0 and later drivers)"),
       llvm::cl::init("+ptx80")};
   PassOptions::Option<std::string> image{
       *this, "image",
@@ -67,7 +68,8 @@ struct CUDAPipelineOptions : public PassPipelineOptions<CUDAPipelineOptions> {
 };
 
 /// kiln IR (with parameters) -> LLVM-dialect host code plus gpu.binary.
-void buildKilnCUDAPipeline(OpPassManager &pm, const CUDAPipelineOptions &options);
+void buildKilnCUDAPipeline(OpPassManager &pm,
+                           const CUDAPipelineOptions &options);
 
 /// The same up to (and including) outlining: host code on memrefs that
 /// launches gpu.func kernels, before any lowering to LLVM/NVVM. Lit tests

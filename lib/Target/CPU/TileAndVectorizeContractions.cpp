@@ -1,4 +1,4 @@
-//===- TileAndVectorize.cpp - Register tiles for contractions -------------===//
+//===- TileAndVectorizeContractions.cpp - Register tiles for matmuls ------===//
 //
 // The matmul contractions convert-kiln-to-linalg emits iterate over
 // (batch..., m, k, n). This pass splits the columns into panels of kTileN
@@ -11,22 +11,28 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "kiln/Target/CPU/CPUPipeline.h"
+#include "kiln/Target/CPU/Passes.h"
+#include "kiln/Target/Common/Pipelines.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/Pass.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/LoopInvariantCodeMotionUtils.h"
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_TILEANDVECTORIZECONTRACTIONSPASS
+#include "kiln/Target/CPU/Passes.h.inc"
+} // namespace mlir::kiln
 
 using namespace mlir;
 
@@ -42,20 +48,9 @@ constexpr int64_t kTransposeBlock = 16;
 constexpr int64_t kL3Bytes = 32 << 20;
 constexpr int64_t kLhsBlockBytes = 8 << 20;
 
-
 struct TileAndVectorizeContractionsPass
-    : PassWrapper<TileAndVectorizeContractionsPass,
-                  OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(TileAndVectorizeContractionsPass)
-  StringRef getArgument() const final {
-    return "kiln-tile-and-vectorize-contractions";
-  }
-  StringRef getDescription() const final {
-    return "Register-tiles and vectorizes (batch, m, k, n) contractions";
-  }
-  void getDependentDialects(DialectRegistry &registry) const final {
-    registry.insert<scf::SCFDialect, vector::VectorDialect>();
-  }
+    : kiln::impl::TileAndVectorizeContractionsPassBase<
+          TileAndVectorizeContractionsPass> {
 
   void runOnOperation() final {
     SmallVector<linalg::GenericOp> contractions;
@@ -84,10 +79,10 @@ struct TileAndVectorizeContractionsPass
         continue;
       }
       rewriter.setInsertionPoint(op);
-      auto [full, rest] = linalg::splitOp(
-          rewriter, cast<TilingInterface>(op.getOperation()),
-          op.getNumLoops() - 1,
-          rewriter.getIndexAttr(columns - columns % kTileN));
+      auto [full, rest] =
+          linalg::splitOp(rewriter, cast<TilingInterface>(op.getOperation()),
+                          op.getNumLoops() - 1,
+                          rewriter.getIndexAttr(columns - columns % kTileN));
       for (TilingInterface part : {full, rest})
         if (auto generic = dyn_cast_or_null<linalg::GenericOp>(
                 part ? part.getOperation() : nullptr))
@@ -143,9 +138,8 @@ struct TileAndVectorizeContractionsPass
             tensor::getMixedSizes(rewriter, loc, rhs.get());
         Value empty = tensor::EmptyOp::create(rewriter, loc, sizes,
                                               rhsType.getElementType());
-        Value packed =
-            linalg::CopyOp::create(rewriter, loc, rhs.get(), empty)
-                .getResult(0);
+        Value packed = linalg::CopyOp::create(rewriter, loc, rhs.get(), empty)
+                           .getResult(0);
         rewriter.modifyOpInPlace(panelOp, [&] { rhs.set(packed); });
       }
 
@@ -180,8 +174,8 @@ struct TileAndVectorizeContractionsPass
     getOperation().walk([&](linalg::TransposeOp op) {
       ArrayRef<int64_t> perm = op.getPermutation();
       int64_t rank = perm.size();
-      bool swapsLastTwo = rank >= 2 && perm[rank - 1] == rank - 2 &&
-                          perm[rank - 2] == rank - 1;
+      bool swapsLastTwo =
+          rank >= 2 && perm[rank - 1] == rank - 2 && perm[rank - 2] == rank - 1;
       for (int64_t d = 0; d + 2 < rank; ++d)
         swapsLastTwo &= perm[d] == d;
       if (swapsLastTwo &&
@@ -219,8 +213,7 @@ struct TileAndVectorizeContractionsPass
     RewritePatternSet cleanup(&getContext());
     for (Dialect *dialect : getContext().getLoadedDialects())
       dialect->getCanonicalizationPatterns(cleanup);
-    for (RegisteredOperationName name :
-         getContext().getRegisteredOperations())
+    for (RegisteredOperationName name : getContext().getRegisteredOperations())
       name.getCanonicalizationPatterns(cleanup, &getContext());
     (void)applyPatternsGreedily(getOperation(), std::move(cleanup));
 
@@ -264,68 +257,4 @@ struct TileAndVectorizeContractionsPass
     }
   }
 };
-/// Elementwise fusion that never recomputes: a producer is fused into a
-/// consumer only when the consumer reads each of its values once (the
-/// operand's indexing map is a permutation of all the consumer's loops).
-/// Upstream's default also fuses into contractions, where a layer_norm
-/// feeding a matmul would be recomputed for every output column.
-struct FuseElementwiseWithoutRecomputationPass
-    : PassWrapper<FuseElementwiseWithoutRecomputationPass,
-                  OperationPass<func::FuncOp>> {
-  MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(
-      FuseElementwiseWithoutRecomputationPass)
-  StringRef getArgument() const final {
-    return "kiln-fuse-elementwise";
-  }
-  StringRef getDescription() const final {
-    return "Fuses elementwise producers into consumers that read each "
-           "produced value once";
-  }
-  void runOnOperation() final {
-    MLIRContext *context = &getContext();
-    RewritePatternSet patterns(context);
-    linalg::populateElementwiseOpsFusionPatterns(
-        patterns, [](OpOperand *fused) {
-          Operation *producer = fused->get().getDefiningOp();
-          auto consumer = dyn_cast<linalg::LinalgOp>(fused->getOwner());
-          if (!producer || !consumer || !producer->hasOneUse())
-            return false;
-          AffineMap map = consumer.getMatchingIndexingMap(fused);
-          return map.isPermutation();
-        });
-    linalg::GenericOp::getCanonicalizationPatterns(patterns, context);
-    context->getLoadedDialect<linalg::LinalgDialect>()
-        ->getCanonicalizationPatterns(patterns);
-    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
-      signalPassFailure();
-  }
-};
 } // namespace
-
-std::unique_ptr<Pass> mlir::kiln::createFuseElementwiseWithoutRecomputationPass() {
-  return std::make_unique<FuseElementwiseWithoutRecomputationPass>();
-}
-
-std::unique_ptr<Pass> mlir::kiln::createTileAndVectorizeContractionsPass() {
-  return std::make_unique<TileAndVectorizeContractionsPass>();
-}
-
-bool mlir::kiln::isKilnContraction(Operation *operation, bool requireF32) {
-  auto op = dyn_cast<linalg::GenericOp>(operation);
-  if (!op || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||
-      !linalg::isaContractionOpInterface(op))
-    return false;
-  auto iterators = op.getIteratorTypesArray();
-  int64_t loops = iterators.size();
-  if (loops < 3 || iterators[loops - 2] != utils::IteratorType::reduction)
-    return false;
-  for (int64_t i = 0; i < loops; ++i)
-    if (i != loops - 2 && iterators[i] != utils::IteratorType::parallel)
-      return false;
-  if (!requireF32)
-    return true;
-  for (Value operand : op->getOperands())
-    if (!getElementTypeOrSelf(operand.getType()).isF32())
-      return false;
-  return true;
-}

@@ -1,13 +1,14 @@
 //===- ObjectEmission.h - LLVM dialect to a shared object -------*- C++ -*-===//
 //
-// The last steps of the CPU backend: translate the LLVM-dialect module to
-// LLVM IR, optimize it for the chosen CPU, emit an object file and link it
-// into the artifact's module.so.
+// The last steps of every backend: translate the LLVM-dialect module (all
+// of the CPU backend's code, the CUDA backend's host code) to LLVM IR,
+// optimize it for the chosen CPU, emit an object file and link it into the
+// artifact's module.so; and the artifact ABI's entry points.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef KILN_TARGET_CPU_OBJECTEMISSION_H
-#define KILN_TARGET_CPU_OBJECTEMISSION_H
+#ifndef KILN_TARGET_COMMON_OBJECTEMISSION_H
+#define KILN_TARGET_COMMON_OBJECTEMISSION_H
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
@@ -52,15 +53,11 @@ llvm::Error emitObjectFile(llvm::Module &llvmModule,
 /// driver (`cc`), against libm, the static `supportLibraries` (found in
 /// ../lib next to the compiler's binary) and `sharedLibraries` (found at
 /// run time next to the library: RPATH $ORIGIN).
-llvm::Error linkSharedLibrary(
-    llvm::StringRef objectPath, llvm::StringRef libraryPath,
-    llvm::ArrayRef<std::string> sharedLibraries = {},
-    llvm::ArrayRef<std::string> supportLibraries = {
-        "libkiln_module_support.a"});
-
-/// The OpenMP runtime generated code uses for its parallel loops; artifacts
-/// carry a copy of it (it needs only libc).
-std::string getOpenMPRuntimePath();
+llvm::Error linkSharedLibrary(llvm::StringRef objectPath,
+                              llvm::StringRef libraryPath,
+                              llvm::ArrayRef<std::string> sharedLibraries = {},
+                              llvm::ArrayRef<std::string> supportLibraries = {
+                                  "libkiln_module_support.a"});
 
 /// Adds, for every `_mlir_ciface_<E>` function, the artifact ABI's
 /// `void kiln_entry_<E>(void **args)` and `int kiln_abi_version()`.
@@ -68,4 +65,4 @@ void addArtifactEntryPoints(ModuleOp module);
 
 } // namespace mlir::kiln
 
-#endif // KILN_TARGET_CPU_OBJECTEMISSION_H
+#endif // KILN_TARGET_COMMON_OBJECTEMISSION_H

@@ -5,7 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "kiln/Target/CPU/ObjectEmission.h"
+#include "kiln/Target/Common/ObjectEmission.h"
 
 #include "kiln/Runtime/ArtifactAbi.h"
 
@@ -16,11 +16,11 @@
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/SmallString.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/MC/TargetRegistry.h"
-#include "llvm/ADT/SmallString.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
@@ -68,13 +68,13 @@ void mlir::kiln::addArtifactEntryPoints(ModuleOp module) {
     // results; the runtime always reserves args[0] for it.
     auto original = module.lookupSymbol<LLVM::LLVMFuncOp>(entry);
     bool returnsValues =
-        original && !isa<LLVM::LLVMVoidType>(
-                        original.getFunctionType().getReturnType());
+        original &&
+        !isa<LLVM::LLVMVoidType>(original.getFunctionType().getReturnType());
     unsigned firstSlot = returnsValues ? 0 : 1;
     for (unsigned i = 0; i < calleeType.getNumParams(); ++i) {
-      Value index = LLVM::ConstantOp::create(
-          builder, loc, builder.getI64Type(),
-          builder.getI64IntegerAttr(firstSlot + i));
+      Value index =
+          LLVM::ConstantOp::create(builder, loc, builder.getI64Type(),
+                                   builder.getI64IntegerAttr(firstSlot + i));
       Value slot = LLVM::GEPOp::create(builder, loc, ptrType, ptrType, args,
                                        ValueRange{index});
       operands.push_back(LLVM::LoadOp::create(builder, loc, ptrType, slot));
@@ -83,13 +83,14 @@ void mlir::kiln::addArtifactEntryPoints(ModuleOp module) {
     LLVM::ReturnOp::create(builder, loc, ValueRange{});
   }
 
-  auto version = LLVM::LLVMFuncOp::create(
-      builder, loc, KILN_ABI_VERSION_SYMBOL,
-      LLVM::LLVMFunctionType::get(i32Type, {}));
+  auto version =
+      LLVM::LLVMFuncOp::create(builder, loc, KILN_ABI_VERSION_SYMBOL,
+                               LLVM::LLVMFunctionType::get(i32Type, {}));
   Block *body = version.addEntryBlock(builder);
   builder.setInsertionPointToStart(body);
   Value one = LLVM::ConstantOp::create(
-      builder, loc, i32Type, builder.getI32IntegerAttr(KILN_MODULE_ABI_VERSION));
+      builder, loc, i32Type,
+      builder.getI32IntegerAttr(KILN_MODULE_ABI_VERSION));
   LLVM::ReturnOp::create(builder, loc, one);
 }
 
@@ -140,9 +141,10 @@ createTargetMachine(const CPUTargetOptions &options, ResolvedTarget *out) {
   if (!resolved)
     return resolved.takeError();
   llvm::TargetOptions targetOptions;
-  llvm::CodeGenOptLevel level = options.optLevel >= 3 ? llvm::CodeGenOptLevel::Aggressive
-                                : options.optLevel == 0 ? llvm::CodeGenOptLevel::None
-                                                        : llvm::CodeGenOptLevel::Default;
+  llvm::CodeGenOptLevel level =
+      options.optLevel >= 3   ? llvm::CodeGenOptLevel::Aggressive
+      : options.optLevel == 0 ? llvm::CodeGenOptLevel::None
+                              : llvm::CodeGenOptLevel::Default;
   std::unique_ptr<llvm::TargetMachine> machine(
       resolved->target->createTargetMachine(
           llvm::Triple(resolved->triple), resolved->cpu, resolved->features,
@@ -156,10 +158,9 @@ createTargetMachine(const CPUTargetOptions &options, ResolvedTarget *out) {
 }
 } // namespace
 
-llvm::Expected<std::unique_ptr<llvm::Module>>
-mlir::kiln::translateAndOptimize(ModuleOp module, llvm::LLVMContext &llvmContext,
-                                 const CPUTargetOptions &options,
-                                 CPUTargetInfo *info) {
+llvm::Expected<std::unique_ptr<llvm::Module>> mlir::kiln::translateAndOptimize(
+    ModuleOp module, llvm::LLVMContext &llvmContext,
+    const CPUTargetOptions &options, CPUTargetInfo *info) {
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
@@ -207,14 +208,11 @@ llvm::Error mlir::kiln::emitObjectFile(llvm::Module &llvmModule,
   return llvm::Error::success();
 }
 
-std::string mlir::kiln::getOpenMPRuntimePath() {
-  return KILN_LLVM_LIBRARY_DIR "/libomp.so.5";
-}
-
-llvm::Error mlir::kiln::linkSharedLibrary(
-    llvm::StringRef objectPath, llvm::StringRef libraryPath,
-    llvm::ArrayRef<std::string> sharedLibraries,
-    llvm::ArrayRef<std::string> supportLibraries) {
+llvm::Error
+mlir::kiln::linkSharedLibrary(llvm::StringRef objectPath,
+                              llvm::StringRef libraryPath,
+                              llvm::ArrayRef<std::string> sharedLibraries,
+                              llvm::ArrayRef<std::string> supportLibraries) {
   auto cc = llvm::sys::findProgramByName("cc");
   if (!cc)
     return llvm::createStringError(
@@ -244,8 +242,8 @@ llvm::Error mlir::kiln::linkSharedLibrary(
   std::string error;
   std::optional<llvm::StringRef> redirects[] = {std::nullopt, std::nullopt,
                                                 std::nullopt};
-  int status = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, redirects,
-                                         0, 0, &error);
+  int status = llvm::sys::ExecuteAndWait(*cc, args, std::nullopt, redirects, 0,
+                                         0, &error);
   if (status != 0)
     return llvm::createStringError("linking '" + libraryPath + "' with '" +
                                    *cc + "' failed" +

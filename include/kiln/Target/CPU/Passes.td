@@ -1,0 +1,93 @@
+//===- Passes.td - Passes of the CPU backend ---------------*- tablegen -*-===//
+//
+// The passes only the CPU pipeline (kiln-cpu-pipeline) runs: register tiles
+// for matmuls, bf16 without libcalls, and what OpenMP and LLVM's alias
+// analysis need. The target-neutral ones are in Target/Common/Passes.td.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TARGET_CPU_PASSES_TD
+#define KILN_TARGET_CPU_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def TileAndVectorizeContractionsPass
+    : Pass<"kiln-tile-and-vectorize-contractions", "mlir::func::FuncOp"> {
+  let summary = "Register-tiles and vectorizes (batch, m, k, n) contractions";
+  let description = [{
+    The f32 matmul contractions convert-kiln-to-linalg emits iterate over
+    (batch..., m, k, n). This pass splits the columns into panels run in
+    parallel (`scf.forall`), walks each panel in register tiles of 8 x 32
+    outputs with the k loop innermost, vectorizes each tile (masked where a
+    dimension is not a multiple of the tile; the last partial row tile is
+    peeled), and hoists the accumulator out of the k loop, so each step of
+    k is 8 broadcasts of the lhs and 16 fused multiply-adds on registers.
+    Transposed operands are copied in 16 x 16 blocks; big lhs operands are
+    blocked by rows to stay in the last-level cache. A contraction with a
+    loop of size 0 is left as it is.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
+def LowerBF16Pass : Pass<"kiln-lower-bf16", "mlir::func::FuncOp"> {
+  let summary = "Computes bf16 arithmetic in f32 rounded per op, bf16 "
+                "conversions as integer arithmetic (no libcalls)";
+  let description = [{
+    Computes bf16 arithmetic in f32, rounding after every op, and rounds
+    f32 to bf16 (and widens bf16) with integer arithmetic. LLVM lowers bf16
+    arithmetic and `fptrunc float to bfloat` to calls of `__truncsfbf2` on
+    CPUs without AVX512-BF16, and libgcc before GCC 13 (Debian 12's) has no
+    such function, so a bf16 module would not link on those machines. The
+    conversions round to nearest even and keep NaNs quiet, as the hardware
+    instruction does. Upstream's emulation marks the conversions it inserts
+    `contract`, which lets a fold drop the rounding between two ops
+    (extf(truncf(x)) -> x); bf16 arithmetic rounds every result, so the
+    flag is cleared before anything folds.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect"];
+}
+
+def InlineAllocaScopesPass
+    : Pass<"kiln-inline-alloca-scopes", "mlir::ModuleOp"> {
+  let summary = "Replaces memref.alloca_scope by its body";
+  let description = [{
+    convert-scf-to-openmp wraps each parallel loop body in a
+    `memref.alloca_scope`, whose region must stay a single block, which
+    scf-to-cf then breaks. Kiln's bufferized code allocates on the heap, so
+    the scope bounds no stack growth worth keeping: the body replaces it.
+  }];
+}
+
+def RecordNoAliasArgumentsPass
+    : Pass<"kiln-record-noalias-arguments", "mlir::ModuleOp"> {
+  let summary = "Records where noalias memref arguments land in the "
+                "unpacked LLVM signature";
+  let description = [{
+    func-to-llvm unpacks each memref argument into pointers and sizes and
+    drops its `llvm.noalias`. This pass records, per function with a body,
+    the positions of the aligned data pointers of its `llvm.noalias` memref
+    arguments in the unpacked signature, as `kiln.noalias_positions`;
+    `kiln-apply-noalias-arguments` marks those `llvm.func` arguments
+    `noalias` after func-to-llvm. Runs before any conversion touches the
+    signatures.
+  }];
+}
+
+def ApplyNoAliasArgumentsPass
+    : Pass<"kiln-apply-noalias-arguments", "mlir::ModuleOp"> {
+  let summary = "Marks the recorded llvm.func pointer arguments noalias";
+  let description = [{
+    The second half of `kiln-record-noalias-arguments`: every `llvm.func`
+    with `kiln.noalias_positions` gets `llvm.noalias` on those arguments
+    that are pointers, and the attribute is removed. The positions count
+    the unpacked signature, so the `_mlir_ciface_` wrappers func-to-llvm
+    copies the attribute to (one descriptor pointer per memref) only lose
+    it. LLVM then vectorizes
+    loops that read some arguments and write others (an optimizer update)
+    without runtime alias checks.
+  }];
+}
+
+#endif // KILN_TARGET_CPU_PASSES_TD

@@ -1,0 +1,100 @@
+//===- Passes.td - Lowering passes every backend runs ------*- tablegen -*-===//
+//
+// The target-neutral part of code generation: the tensor-level fusion, the
+// parameter-store lowering before bufferization, loop shaping, math
+// approximation and the artifact ABI's C interfaces. The CPU and CUDA
+// pipelines both run them (docs/design.md, "Layers").
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TARGET_COMMON_PASSES_TD
+#define KILN_TARGET_COMMON_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def FuseElementwiseWithoutRecomputationPass
+    : Pass<"kiln-fuse-elementwise", "mlir::func::FuncOp"> {
+  let summary = "Fuses elementwise producers into consumers that read each "
+                "produced value once";
+  let description = [{
+    linalg elementwise fusion that never recomputes: a producer is fused
+    into a consumer only when it has one use and the consumer reads each of
+    its values once (the operand's indexing map is a permutation of all the
+    consumer's loops). Upstream's default also fuses into contractions,
+    where a layer_norm feeding a matmul would be recomputed for every
+    output column.
+  }];
+  let dependentDialects = ["::mlir::linalg::LinalgDialect"];
+}
+
+def LowerParameterStoresPass
+    : Pass<"kiln-lower-parameter-stores", "mlir::ModuleOp"> {
+  let summary = "Lowers kiln.store_param to "
+                "bufferization.materialize_in_destination";
+  let description = [{
+    Turns each `kiln.store_param` into a
+    `bufferization.materialize_in_destination` of the value into its
+    parameter argument, at the end of the function, so parameter updates
+    are computed in the parameters' own buffers. The written arguments are
+    marked `bufferization.writable = true`, every other tensor argument
+    `false` (the runtime maps inference weights read-only), and the tensor
+    arguments of public functions `llvm.noalias` (the runtime passes every
+    argument in its own buffer). Runs right before empty-tensor
+    elimination and bufferization: a canonicalization in between would
+    erase the unused materializations. A function that stores one
+    parameter twice is an error.
+  }];
+  let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
+                           "::mlir::LLVM::LLVMDialect"];
+}
+
+def SequentializeInnerParallelPass
+    : Pass<"kiln-sequentialize-inner-parallel", "mlir::func::FuncOp"> {
+  let summary = "Rewrites scf.parallel loops nested in other loops into "
+                "scf.for loops";
+  let description = [{
+    Only the outermost parallel loop of a nest becomes a parallel region
+    (one fork/join per nest, not one per outer iteration): nested
+    `scf.parallel` loops without reductions become `scf.for` nests, except
+    those marked `kiln.keep_parallel` (loops a backend maps to the threads
+    of one block itself). A nested parallel loop with reductions is an
+    error.
+
+    With `split-outer-loops` (the CPU default), the innermost dim of a
+    multi-dimensional outermost loop with at least 8 outer iterations
+    becomes a sequential loop too: OpenMP collapses the dims into one loop
+    that recomputes every index by division, which LLVM cannot vectorize.
+  }];
+  let options = [
+    Option<"splitOuterLoops", "split-outer-loops", "bool", "true",
+           "Also walk the innermost dim of multi-dimensional outermost "
+           "loops sequentially (for OpenMP; a GPU maps all their dims to "
+           "threads)">
+  ];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
+def ApproximateMathPass : Pass<"kiln-approximate-math", "mlir::func::FuncOp"> {
+  let summary = "Polynomial approximations of exp, tanh and erf";
+  let description = [{
+    Replaces `math.exp`, `math.tanh` and `math.erf` by upstream's polynomial
+    approximations (about 1e-7 relative error in f32) made of plain
+    arithmetic, so the loops around them vectorize instead of calling libm
+    for every element, and GPU kernels compute them as the CPU does
+    (no libdevice).
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
+def EmitCInterfacesPass : Pass<"kiln-emit-c-interfaces", "mlir::ModuleOp"> {
+  let summary = "Marks entry points for `_mlir_ciface_` wrappers";
+  let description = [{
+    Sets `llvm.emit_c_interface` on every public function with a body, so
+    func-to-llvm emits `_mlir_ciface_<name>` wrappers taking memref
+    descriptors by pointer: the artifact ABI's entry points
+    (`kiln_entry_<name>`, docs/artifacts.md) call them.
+  }];
+}
+
+#endif // KILN_TARGET_COMMON_PASSES_TD

@@ -1,0 +1,36 @@
+//===- Pipelines.h - The stages every backend's pipeline shares -*- C++ -*-===//
+//
+// kiln IR -> linalg on tensors -> buffers: the target-neutral front of the
+// CPU and CUDA pipelines (docs/design.md, "Layers").
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TARGET_COMMON_PIPELINES_H
+#define KILN_TARGET_COMMON_PIPELINES_H
+
+#include "mlir/IR/Operation.h"
+#include "mlir/Pass/PassManager.h"
+
+#include <string>
+
+namespace mlir::kiln {
+
+/// kiln-decompose (keeping the `keep` composites), inlining,
+/// convert-kiln-attention (`attentionBlock` keys per step),
+/// convert-kiln-to-linalg, externalized parameters and elementwise fusion.
+void buildKilnToLinalgStages(OpPassManager &pm, ArrayRef<std::string> keep,
+                             int64_t attentionBlock = 16);
+
+/// Parameter stores to in-place writes, empty-tensor elimination and
+/// one-shot bufferization with identity layouts at function boundaries.
+void buildKilnBufferizeStages(OpPassManager &pm);
+
+/// True for the matmul contractions convert-kiln-to-linalg emits: a
+/// linalg.generic over (batch..., m, k, n) with k the only reduction, a
+/// mul-add body and (with `requireF32`) f32 operands and result. Both
+/// backends give them to their matmul kernels.
+bool isKilnContraction(Operation *op, bool requireF32 = true);
+
+} // namespace mlir::kiln
+
+#endif // KILN_TARGET_COMMON_PIPELINES_H

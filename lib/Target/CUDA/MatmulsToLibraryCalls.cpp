@@ -1,0 +1,270 @@
+//===- MatmulsToLibraryCalls.cpp - matmuls to cuBLASLt calls --------------===//
+//
+// f32, f16 and bf16 contractions on buffers become kiln_gpu_gemm calls
+// (cuBLASLt through the runtime; see Passes.td).
+//
+//===----------------------------------------------------------------------===//
+
+#include "Utils.h"
+#include "kiln/Target/CUDA/Passes.h"
+
+#include "kiln/Runtime/GpuApi.h"
+#include "kiln/Target/Common/Pipelines.h"
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_MATMULSTOLIBRARYCALLSPASS
+#include "kiln/Target/CUDA/Passes.h.inc"
+} // namespace mlir::kiln
+
+using namespace mlir;
+using namespace mlir::kiln;
+using namespace mlir::kiln::cuda;
+
+namespace {
+
+constexpr llvm::StringLiteral kGemmFunction = "kiln_gpu_gemm";
+
+/// Rewrites each f32, f16 or bf16 (batch..., m, k, n) contraction on
+/// buffers into calls
+/// of kiln_gpu_gemm: one call per index of the batch dims but the last,
+/// which becomes the call's strided batch. An operand whose layout cuBLASLt
+/// cannot take (no unit stride along either of its matrix dims, or strides
+/// unknown at compile time) leaves the op to the generated kernels.
+struct MatmulsToLibraryCallsPass
+    : kiln::impl::MatmulsToLibraryCallsPassBase<MatmulsToLibraryCallsPass> {
+  /// How one operand enters the call: its memref, the positions of its two
+  /// matrix dims in the memref and whether it is stored transposed.
+  struct Operand {
+    Value memref;
+    AffineMap map;
+    int64_t rowPos = -1, colPos = -1; // memref dims of (m,k), (k,n) or (m,n)
+    bool transposed = false;
+  };
+
+  /// Finds where loop dims `row` and `col` sit in `map` and picks the
+  /// layout: unit stride along `col` (plain) or along `row` (transposed).
+  static std::optional<Operand> classify(Value memref, AffineMap map,
+                                         unsigned row, unsigned col) {
+    auto type = dyn_cast<MemRefType>(memref.getType());
+    if (!type)
+      return std::nullopt;
+    Operand operand{memref, map};
+    for (unsigned p = 0; p < map.getNumResults(); ++p) {
+      if (map.getResult(p) == getAffineDimExpr(row, map.getContext()))
+        operand.rowPos = p;
+      if (map.getResult(p) == getAffineDimExpr(col, map.getContext()))
+        operand.colPos = p;
+    }
+    if (operand.rowPos < 0 || operand.colPos < 0)
+      return std::nullopt;
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    if (failed(type.getStridesAndOffset(strides, offset)))
+      return std::nullopt;
+    if (strides[operand.colPos] == 1)
+      return operand;
+    if (strides[operand.rowPos] == 1) {
+      operand.transposed = true;
+      return operand;
+    }
+    return std::nullopt;
+  }
+
+  /// The KILN_GPU_* type of a contraction cuBLASLt takes: both inputs of
+  /// one type (f32, f16, bf16), the result of that type or f32 (kiln's
+  /// narrow matmuls accumulate in f32 and round afterwards).
+  static std::optional<int32_t> gemmType(linalg::GenericOp op) {
+    Type result = getElementTypeOrSelf(op.getDpsInits()[0].getType());
+    Type input = getElementTypeOrSelf(op.getDpsInputs()[0].getType());
+    if (getElementTypeOrSelf(op.getDpsInputs()[1].getType()) != input)
+      return std::nullopt;
+    if (result == input) {
+      if (input.isF32())
+        return KILN_GPU_F32;
+      if (input.isF16())
+        return KILN_GPU_F16;
+      if (input.isBF16())
+        return KILN_GPU_BF16;
+    } else if (result.isF32()) {
+      if (input.isF16())
+        return KILN_GPU_F16_F32;
+      if (input.isBF16())
+        return KILN_GPU_BF16_F32;
+    }
+    return std::nullopt;
+  }
+
+  void runOnOperation() final {
+    ModuleOp module = getOperation();
+    SmallVector<linalg::GenericOp> contractions;
+    module.walk([&](linalg::GenericOp op) {
+      if (op.hasPureBufferSemantics() &&
+          isKilnContraction(op, /*requireF32=*/false) && gemmType(op))
+        contractions.push_back(op);
+    });
+    if (contractions.empty())
+      return;
+    MLIRContext *ctx = &getContext();
+    OpBuilder builder(ctx);
+    Type i32 = builder.getI32Type(), i64 = builder.getI64Type(),
+         f32 = builder.getF32Type();
+    if (!module.lookupSymbol<func::FuncOp>(kGemmFunction)) {
+      builder.setInsertionPointToEnd(module.getBody());
+      SmallVector<Type> args = {i32, i32, i32, i64, i64, i64, i64, i64, i64,
+                                i64, i64, i64, i64, i64, i64, i64, f32, f32};
+      auto decl = func::FuncOp::create(builder, module.getLoc(), kGemmFunction,
+                                       builder.getFunctionType(args, {}));
+      decl.setPrivate();
+    }
+    for (linalg::GenericOp op : contractions)
+      rewrite(op);
+  }
+
+  /// The linalg.fill of zero into `output` that directly precedes `op`
+  /// in its block, with no other use of `output` in between, if any.
+  static linalg::FillOp zeroFillBefore(linalg::GenericOp op, Value output) {
+    for (Operation *prev = op->getPrevNode(); prev;
+         prev = prev->getPrevNode()) {
+      if (auto fill = dyn_cast<linalg::FillOp>(prev)) {
+        if (fill.getDpsInits()[0] != output)
+          continue;
+        if (!fill.hasPureBufferSemantics() ||
+            !matchPattern(fill.getDpsInputs()[0], m_AnyZeroFloat()))
+          return nullptr;
+        return fill;
+      }
+      // Any other op touching the output (or anything we cannot see
+      // through) ends the search.
+      if (llvm::is_contained(prev->getOperands(), output) ||
+          prev->getNumRegions() != 0)
+        return nullptr;
+    }
+    return nullptr;
+  }
+
+  void rewrite(linalg::GenericOp op) {
+    unsigned loops = op.getNumLoops();
+    unsigned batch = loops - 3, m = loops - 3, k = loops - 2, n = loops - 1;
+    auto maps = op.getIndexingMapsArray();
+    auto a = classify(op.getDpsInputs()[0], maps[0], m, k);
+    auto b = classify(op.getDpsInputs()[1], maps[1], k, n);
+    auto c = classify(op.getDpsInits()[0], maps[2], m, n);
+    // The result must be written row-major (cuBLASLt's transposed output
+    // is not offered through kiln_gpu_gemm).
+    if (!a || !b || !c || c->transposed)
+      return;
+    // Before any op is added in front of `op`.
+    linalg::FillOp zeroFill = zeroFillBefore(op, c->memref);
+    int32_t dtype = *gemmType(op);
+
+    OpBuilder builder(op);
+    Location loc = op.getLoc();
+    auto index = [&](int64_t v) {
+      return arith::ConstantIndexOp::create(builder, loc, v).getResult();
+    };
+    auto toI64 = [&](Value v) {
+      return arith::IndexCastOp::create(builder, loc, builder.getI64Type(), v)
+          .getResult();
+    };
+    struct Meta {
+      Value aligned, offset;
+      SmallVector<Value> sizes, strides;
+    };
+    auto metadata = [&](Operand &operand) {
+      auto meta = memref::ExtractStridedMetadataOp::create(builder, loc,
+                                                           operand.memref);
+      Meta result;
+      result.aligned = memref::ExtractAlignedPointerAsIndexOp::create(
+          builder, loc, meta.getBaseBuffer());
+      result.offset = meta.getOffset();
+      result.sizes.assign(meta.getSizes().begin(), meta.getSizes().end());
+      result.strides.assign(meta.getStrides().begin(), meta.getStrides().end());
+      return result;
+    };
+    Meta ma = metadata(*a), mb = metadata(*b), mc = metadata(*c);
+    // The stride of loop dim `d` in an operand (0 when the operand does not
+    // vary along it: broadcast).
+    auto loopStride = [&](Operand &operand, Meta &meta, unsigned d) -> Value {
+      for (unsigned p = 0; p < operand.map.getNumResults(); ++p)
+        if (operand.map.getResult(p) == getAffineDimExpr(d, op.getContext()))
+          return meta.strides[p];
+      return index(0);
+    };
+    auto leading = [&](Operand &operand, Meta &meta) {
+      // Row stride of the stored matrix: along the row dim when plain,
+      // along the column dim when stored transposed.
+      return meta.strides[operand.transposed ? operand.colPos : operand.rowPos];
+    };
+    Value sizeM = mc.sizes[c->rowPos], sizeN = mc.sizes[c->colPos];
+    Value sizeK = ma.sizes[a->colPos];
+    Value batchCount = index(1);
+    Value strideA = index(0), strideB = index(0), strideC = index(0);
+    if (batch > 0) {
+      unsigned last = batch - 1;
+      batchCount = mc.sizes[c->map.getDimPosition(last)];
+      strideA = loopStride(*a, ma, last);
+      strideB = loopStride(*b, mb, last);
+      strideC = loopStride(*c, mc, last);
+    }
+
+    // Host loops over the outer batch dims.
+    SmallVector<Value> ivs;
+    for (unsigned d = 0; d + 1 < batch; ++d) {
+      auto loop = scf::ForOp::create(
+          builder, loc, index(0), mc.sizes[c->map.getDimPosition(d)], index(1));
+      builder.setInsertionPoint(loop.getBody()->getTerminator());
+      ivs.push_back(loop.getInductionVar());
+    }
+    auto pointer = [&](Operand &operand, Meta &meta) {
+      Value offset = meta.offset;
+      for (unsigned d = 0; d < ivs.size(); ++d)
+        offset = arith::AddIOp::create(
+            builder, loc, offset,
+            arith::MulIOp::create(builder, loc, ivs[d],
+                                  loopStride(operand, meta, d)));
+      int64_t elementBytes = getElementTypeOrSelf(operand.memref.getType())
+                                 .getIntOrFloatBitWidth() /
+                             8;
+      Value bytes =
+          arith::MulIOp::create(builder, loc, offset, index(elementBytes));
+      return toI64(arith::AddIOp::create(builder, loc, meta.aligned, bytes));
+    };
+    auto i32 = [&](int64_t v) {
+      return arith::ConstantIntOp::create(builder, loc, builder.getI32Type(), v)
+          .getResult();
+    };
+    Value one = arith::ConstantFloatOp::create(
+        builder, loc, builder.getF32Type(), APFloat(1.0f));
+    // The generic accumulates into its output. When that output was just
+    // zero-filled, the fill goes and the product overwrites (beta 0);
+    // otherwise it accumulates (beta 1).
+    Value beta = one;
+    if (zeroFill) {
+      beta = arith::ConstantFloatOp::create(builder, loc, builder.getF32Type(),
+                                            APFloat(0.0f));
+      zeroFill.erase();
+    }
+    SmallVector<Value> args = {i32(dtype), // a KILN_GPU_* type
+                               i32(a->transposed),
+                               i32(b->transposed),
+                               toI64(batchCount),
+                               toI64(sizeM),
+                               toI64(sizeN),
+                               toI64(sizeK),
+                               pointer(*a, ma),
+                               toI64(leading(*a, ma)),
+                               toI64(strideA),
+                               pointer(*b, mb),
+                               toI64(leading(*b, mb)),
+                               toI64(strideB),
+                               pointer(*c, mc),
+                               toI64(leading(*c, mc)),
+                               toI64(strideC),
+                               one,
+                               beta};
+    func::CallOp::create(builder, loc, kGemmFunction, TypeRange{}, args);
+    op.erase();
+  }
+};
+
+} // namespace

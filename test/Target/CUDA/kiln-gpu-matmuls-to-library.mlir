@@ -1,0 +1,331 @@
+// RUN: kiln-opt %s --split-input-file --kiln-gpu-matmuls-to-library --canonicalize | FileCheck %s
+
+// kiln-gpu-matmuls-to-library rewrites each (batch..., m, k, n) contraction
+// on buffers whose operands cuBLASLt can take (f32, f16 or bf16 inputs of
+// one type, an f32 or same-type result; a unit stride along one matrix dim
+// of each input, along n for the output) into calls of
+//   kiln_gpu_gemm(dtype, transA, transB, batch, m, n, k,
+//                 a, lda, strideA, b, ldb, strideB, c, ldc, strideC,
+//                 alpha, beta)
+// with host loops over every batch dim but the last, which is the call's
+// strided batch. Pointers are the aligned pointer plus the offset in bytes,
+// leading dims and batch strides are in elements (GpuApi.h). A zero fill of
+// the output right before the contraction is dropped and beta is 0;
+// otherwise beta is 1 (the generic accumulates). The test holds it to each
+// argument (the IR is canonicalized so that static sizes and strides are
+// constants), to one declaration of kiln_gpu_gemm, and to leaving alone
+// what cuBLASLt cannot take.
+
+// A plain matmul: m = 8, n = 4, k = 16; the strided lhs and output give
+// leading dims 32 and 10 distinct from the sizes, and the output's offset
+// of 3 elements is 12 bytes past its aligned pointer.
+// CHECK-LABEL: func.func @plain(
+// CHECK-SAME: %[[X:[^:]*]]: memref<8x16xf32, strided<[32, 1]>>, %[[W:[^:]*]]: memref<16x4xf32>, %[[Y:[^:]*]]: memref<8x4xf32, strided<[10, 1], offset: 3>>)
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG: %[[XBASE:[^,]*]], %{{.*}} = memref.extract_strided_metadata %[[X]]
+// CHECK-DAG: %[[XPTR:.*]] = memref.extract_aligned_pointer_as_index %[[XBASE]]
+// CHECK-DAG: %[[WBASE:[^,]*]], %{{.*}} = memref.extract_strided_metadata %[[W]]
+// CHECK-DAG: %[[WPTR:.*]] = memref.extract_aligned_pointer_as_index %[[WBASE]]
+// CHECK-DAG: %[[YBASE:[^,]*]], %{{.*}} = memref.extract_strided_metadata %[[Y]]
+// CHECK-DAG: %[[YPTR:.*]] = memref.extract_aligned_pointer_as_index %[[YBASE]]
+// CHECK-DAG: %[[A:.*]] = arith.index_cast %[[XPTR]] : index to i64
+// CHECK-DAG: %[[B:.*]] = arith.index_cast %[[WPTR]] : index to i64
+// CHECK-DAG: %[[YOFF:.*]] = arith.addi %[[YPTR]], %c12 : index
+// CHECK-DAG: %[[C:.*]] = arith.index_cast %[[YOFF]] : index to i64
+// CHECK-NOT: linalg.fill
+// CHECK: call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c0_i32, %c1_i64, %c8_i64, %c4_i64, %c16_i64, %[[A]], %c32_i64, %c0_i64, %[[B]], %c4_i64, %c0_i64, %[[C]], %c10_i64, %c0_i64, %[[ONE]], %[[ZERO]]) : (i32, i32, i32, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, f32, f32) -> ()
+// CHECK-NOT: linalg.generic
+// CHECK: return
+#a = affine_map<(m, k, n) -> (m, k)>
+#b = affine_map<(m, k, n) -> (k, n)>
+#bt = affine_map<(m, k, n) -> (n, k)>
+#c = affine_map<(m, k, n) -> (m, n)>
+func.func @plain(%x: memref<8x16xf32, strided<[32, 1]>>, %w: memref<16x4xf32>, %y: memref<8x4xf32, strided<[10, 1], offset: 3>>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<8x4xf32, strided<[10, 1], offset: 3>>)
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xf32, strided<[32, 1]>>, memref<16x4xf32>) outs(%y : memref<8x4xf32, strided<[10, 1], offset: 3>>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// The rhs stored n x k (unit stride along k): transB = 1, ldb = 16. The
+// rows are dynamic: m is the output's runtime size. Nothing zero-fills
+// the output, so the product accumulates: beta = 1.
+// CHECK-LABEL: func.func @transposed_rhs_accumulate(
+// CHECK-SAME: %{{[^:]*}}: memref<?x16xf32>, %{{[^:]*}}: memref<4x16xf32>, %[[Y:[^:]*]]: memref<?x4xf32>)
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-DAG: %{{[^,]*}}, %{{[^,]*}}, %[[YSIZES:[^:]*]]:2, %{{.*}}:2 = memref.extract_strided_metadata %[[Y]]
+// CHECK-DAG: %[[M:.*]] = arith.index_cast %[[YSIZES]]#0 : index to i64
+// CHECK: call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c1_i32, %c1_i64, %[[M]], %c4_i64, %c16_i64, %{{.*}}, %c16_i64, %c0_i64, %{{.*}}, %c16_i64, %c0_i64, %{{.*}}, %c4_i64, %c0_i64, %[[ONE]], %[[ONE]])
+func.func @transposed_rhs_accumulate(%x: memref<?x16xf32>, %w: memref<4x16xf32>, %y: memref<?x4xf32>) {
+  linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<?x16xf32>, memref<4x16xf32>) outs(%y : memref<?x4xf32>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// The lhs stored k x m (unit stride along m): transA = 1, lda = 8; f16
+// in and out is dtype 1 (KILN_GPU_F16), and the lhs's offset of 5
+// elements is 10 bytes.
+// CHECK-LABEL: func.func @transposed_lhs_f16(
+// CHECK-DAG: %[[XPTR:.*]] = memref.extract_aligned_pointer_as_index
+// CHECK-DAG: %[[XOFF:.*]] = arith.addi %[[XPTR]], %c10 : index
+// CHECK-DAG: %[[A:.*]] = arith.index_cast %[[XOFF]] : index to i64
+// CHECK: call @kiln_gpu_gemm(%c1_i32, %c1_i32, %c0_i32, %c1_i64, %c8_i64, %c4_i64, %c16_i64, %[[A]], %c8_i64, %c0_i64, %{{.*}}, %c4_i64, %c0_i64, %{{.*}}, %c4_i64, %c0_i64,
+#at = affine_map<(m, k, n) -> (k, m)>
+func.func @transposed_lhs_f16(%x: memref<16x8xf16, strided<[8, 1], offset: 5>>, %w: memref<16x4xf16>, %y: memref<8x4xf16>) {
+  linalg.generic {indexing_maps = [#at, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<16x8xf16, strided<[8, 1], offset: 5>>, memref<16x4xf16>) outs(%y : memref<8x4xf16>) {
+  ^bb0(%u: f16, %v: f16, %acc: f16):
+    %p = arith.mulf %u, %v : f16
+    %s = arith.addf %acc, %p : f16
+    linalg.yield %s : f16
+  }
+  return
+}
+
+// Two batch dims (2 x 3): the first is a host loop whose index moves each
+// pointer by that dim's stride in bytes (x: 384 elements = 1536 bytes,
+// w: 192 = 768, y: 96 = 384), the second is the call's batch of 3 with
+// strides 128, 64 and 32 elements. The zero fill goes: beta = 0.
+// CHECK-LABEL: func.func @batched(
+// CHECK-SAME: %[[X:[^:]*]]: memref<2x3x8x16xf32>, %[[W:[^:]*]]: memref<2x3x16x4xf32>, %[[Y:[^:]*]]: memref<2x3x8x4xf32>)
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG: %[[XBASE:[^,]*]], %{{.*}} = memref.extract_strided_metadata %[[X]]
+// CHECK-DAG: %[[XPTR:.*]] = memref.extract_aligned_pointer_as_index %[[XBASE]]
+// CHECK-DAG: %[[WBASE:[^,]*]], %{{.*}} = memref.extract_strided_metadata %[[W]]
+// CHECK-DAG: %[[WPTR:.*]] = memref.extract_aligned_pointer_as_index %[[WBASE]]
+// CHECK-DAG: %[[YBASE:[^,]*]], %{{.*}} = memref.extract_strided_metadata %[[Y]]
+// CHECK-DAG: %[[YPTR:.*]] = memref.extract_aligned_pointer_as_index %[[YBASE]]
+// CHECK-NOT: linalg.fill
+// CHECK: scf.for %[[I:.*]] = %c0 to %c2 step %c1 {
+// CHECK-DAG:   %[[XB:.*]] = arith.muli %[[I]], %c1536 : index
+// CHECK-DAG:   %[[XA:.*]] = arith.addi %[[XPTR]], %[[XB]] : index
+// CHECK-DAG:   %[[A:.*]] = arith.index_cast %[[XA]] : index to i64
+// CHECK-DAG:   %[[WB:.*]] = arith.muli %[[I]], %c768 : index
+// CHECK-DAG:   %[[WA:.*]] = arith.addi %[[WPTR]], %[[WB]] : index
+// CHECK-DAG:   %[[B:.*]] = arith.index_cast %[[WA]] : index to i64
+// CHECK-DAG:   %[[YB:.*]] = arith.muli %[[I]], %c384 : index
+// CHECK-DAG:   %[[YA:.*]] = arith.addi %[[YPTR]], %[[YB]] : index
+// CHECK-DAG:   %[[C:.*]] = arith.index_cast %[[YA]] : index to i64
+// CHECK:   func.call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c0_i32, %c3_i64, %c8_i64, %c4_i64, %c16_i64, %[[A]], %c16_i64, %c128_i64, %[[B]], %c4_i64, %c64_i64, %[[C]], %c4_i64, %c32_i64, %[[ONE]], %[[ZERO]])
+// CHECK-NEXT: }
+// CHECK-NEXT: return
+#a4 = affine_map<(b0, b1, m, k, n) -> (b0, b1, m, k)>
+#b4 = affine_map<(b0, b1, m, k, n) -> (b0, b1, k, n)>
+#c4 = affine_map<(b0, b1, m, k, n) -> (b0, b1, m, n)>
+func.func @batched(%x: memref<2x3x8x16xf32>, %w: memref<2x3x16x4xf32>, %y: memref<2x3x8x4xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<2x3x8x4xf32>)
+  linalg.generic {indexing_maps = [#a4, #b4, #c4], iterator_types = ["parallel", "parallel", "parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<2x3x8x16xf32>, memref<2x3x16x4xf32>) outs(%y : memref<2x3x8x4xf32>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// A rhs without the batch dim is broadcast (strideB = 0); bf16 inputs
+// with an f32 result are dtype 4 (KILN_GPU_BF16_F32).
+// CHECK-LABEL: func.func @broadcast_bf16_f32(
+// CHECK-NOT: scf.for
+// CHECK: call @kiln_gpu_gemm(%c4_i32, %c0_i32, %c0_i32, %c5_i64, %c8_i64, %c4_i64, %c16_i64, %{{.*}}, %c16_i64, %c128_i64, %{{.*}}, %c4_i64, %c0_i64, %{{.*}}, %c4_i64, %c32_i64,
+#a3 = affine_map<(b, m, k, n) -> (b, m, k)>
+#b3 = affine_map<(b, m, k, n) -> (k, n)>
+#c3 = affine_map<(b, m, k, n) -> (b, m, n)>
+func.func @broadcast_bf16_f32(%x: memref<5x8x16xbf16>, %w: memref<16x4xbf16>, %y: memref<5x8x4xf32>) {
+  linalg.generic {indexing_maps = [#a3, #b3, #c3], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<5x8x16xbf16>, memref<16x4xbf16>) outs(%y : memref<5x8x4xf32>) {
+  ^bb0(%u: bf16, %v: bf16, %acc: f32):
+    %ue = arith.extf %u : bf16 to f32
+    %ve = arith.extf %v : bf16 to f32
+    %p = arith.mulf %ue, %ve : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// A fill that is not zero, or a zero fill whose value something reads
+// before the contraction, stays, and the product accumulates: beta = 1.
+// CHECK-LABEL: func.func @fills_kept(
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-DAG: %[[TWO:.*]] = arith.constant 2.000000e+00 : f32
+// CHECK: linalg.fill ins(%[[TWO]] : f32)
+// CHECK: call @kiln_gpu_gemm({{.*}}, %[[ONE]], %[[ONE]])
+// CHECK: linalg.fill
+// CHECK: linalg.copy
+// CHECK: call @kiln_gpu_gemm({{.*}}, %[[ONE]], %[[ONE]])
+// One declaration for all the calls of the module, at its end.
+// CHECK: func.func private @kiln_gpu_gemm(i32, i32, i32, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, f32, f32)
+// CHECK-NOT: @kiln_gpu_gemm(
+func.func @fills_kept(%x: memref<8x16xf32>, %w: memref<16x4xf32>, %y: memref<8x4xf32>, %z: memref<8x4xf32>) {
+  %two = arith.constant 2.0 : f32
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%two : f32) outs(%y : memref<8x4xf32>)
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xf32>, memref<16x4xf32>) outs(%y : memref<8x4xf32>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  linalg.fill ins(%zero : f32) outs(%y : memref<8x4xf32>)
+  linalg.copy ins(%y : memref<8x4xf32>) outs(%z : memref<8x4xf32>)
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xf32>, memref<16x4xf32>) outs(%y : memref<8x4xf32>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// Layouts cuBLASLt cannot take stay generics for the kernels: an input
+// without a unit stride along either matrix dim, an input whose unit
+// stride is not known at compile time, and an output stored transposed.
+// CHECK-LABEL: func.func @no_unit_stride(
+// CHECK-NOT: call
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : memref<8x16xf32, strided<[32, 2]>>, memref<16x4xf32>) outs(%{{.*}} : memref<8x4xf32>)
+// CHECK-NOT: call
+// CHECK-LABEL: func.func @dynamic_strides(
+// CHECK-NOT: call
+// CHECK: linalg.generic
+// CHECK-NOT: call
+// CHECK-LABEL: func.func @transposed_output(
+// CHECK-NOT: call
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : memref<4x8xf32>)
+// CHECK-NOT: call
+// CHECK: return
+#a = affine_map<(m, k, n) -> (m, k)>
+#b = affine_map<(m, k, n) -> (k, n)>
+#c = affine_map<(m, k, n) -> (m, n)>
+#ct = affine_map<(m, k, n) -> (n, m)>
+func.func @no_unit_stride(%x: memref<8x16xf32, strided<[32, 2]>>, %w: memref<16x4xf32>, %y: memref<8x4xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xf32, strided<[32, 2]>>, memref<16x4xf32>) outs(%y : memref<8x4xf32>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @dynamic_strides(%x: memref<8x16xf32>, %w: memref<16x4xf32, strided<[?, ?]>>, %y: memref<8x4xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xf32>, memref<16x4xf32, strided<[?, ?]>>) outs(%y : memref<8x4xf32>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @transposed_output(%x: memref<8x16xf32>, %w: memref<16x4xf32>, %y: memref<4x8xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #ct], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xf32>, memref<16x4xf32>) outs(%y : memref<4x8xf32>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// Element types cuBLASLt is not asked for (f64; inputs of two types; an
+// integer matmul) and contractions on tensors are left alone, and with
+// nothing to rewrite no declaration is added.
+// CHECK-LABEL: func.func @f64(
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : memref<8x16xf64>, memref<16x4xf64>)
+// CHECK-LABEL: func.func @mixed_inputs(
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : memref<8x16xf16>, memref<16x4xf32>)
+// CHECK-LABEL: func.func @i32(
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : memref<8x16xi32>, memref<16x4xi32>)
+// CHECK-LABEL: func.func @on_tensors(
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<8x16xf32>, tensor<16x4xf32>)
+// CHECK-NOT: kiln_gpu_gemm
+#a = affine_map<(m, k, n) -> (m, k)>
+#b = affine_map<(m, k, n) -> (k, n)>
+#c = affine_map<(m, k, n) -> (m, n)>
+func.func @f64(%x: memref<8x16xf64>, %w: memref<16x4xf64>, %y: memref<8x4xf64>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xf64>, memref<16x4xf64>) outs(%y : memref<8x4xf64>) {
+  ^bb0(%u: f64, %v: f64, %acc: f64):
+    %p = arith.mulf %u, %v : f64
+    %s = arith.addf %acc, %p : f64
+    linalg.yield %s : f64
+  }
+  return
+}
+func.func @mixed_inputs(%x: memref<8x16xf16>, %w: memref<16x4xf32>, %y: memref<8x4xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xf16>, memref<16x4xf32>) outs(%y : memref<8x4xf32>) {
+  ^bb0(%u: f16, %v: f32, %acc: f32):
+    %ue = arith.extf %u : f16 to f32
+    %p = arith.mulf %ue, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @i32(%x: memref<8x16xi32>, %w: memref<16x4xi32>, %y: memref<8x4xi32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xi32>, memref<16x4xi32>) outs(%y : memref<8x4xi32>) {
+  ^bb0(%u: i32, %v: i32, %acc: i32):
+    %p = arith.muli %u, %v : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  }
+  return
+}
+func.func @on_tensors(%x: tensor<8x16xf32>, %w: tensor<16x4xf32>, %y: tensor<8x4xf32>) -> tensor<8x4xf32> {
+  %r = linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : tensor<8x16xf32>, tensor<16x4xf32>) outs(%y : tensor<8x4xf32>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  } -> tensor<8x4xf32>
+  return %r : tensor<8x4xf32>
+}
+
+// -----
+
+// A module that already declares kiln_gpu_gemm keeps its one declaration
+// (where it was: no second one is added at the end).
+// CHECK-LABEL: func.func @declared(
+// CHECK: call @kiln_gpu_gemm(
+// CHECK: func.func private @kiln_gpu_gemm(
+// CHECK-NOT: @kiln_gpu_gemm
+#a = affine_map<(m, k, n) -> (m, k)>
+#b = affine_map<(m, k, n) -> (k, n)>
+#c = affine_map<(m, k, n) -> (m, n)>
+func.func @declared(%x: memref<8x16xf32>, %w: memref<16x4xf32>, %y: memref<8x4xf32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<8x16xf32>, memref<16x4xf32>) outs(%y : memref<8x4xf32>) {
+  ^bb0(%u: f32, %v: f32, %acc: f32):
+    %p = arith.mulf %u, %v : f32
+    %s = arith.addf %acc, %p : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func private @kiln_gpu_gemm(i32, i32, i32, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, f32, f32)
