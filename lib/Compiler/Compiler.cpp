@@ -15,13 +15,11 @@
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 #include "kiln/Models/ModelBuilder.h"
 #include "kiln/Runtime/ArtifactAbi.h"
-#include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Runtime/Manifest.h"
 #include "kiln/Runtime/SafeTensors.h"
-#include "kiln/Target/CPU/CPUPipeline.h"
-#include "kiln/Target/CUDA/CUDAPipeline.h"
 
+#include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Pass/PassManager.h"
@@ -551,7 +549,7 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
     return err;
   // Inlining needs the func dialect's inliner extension.
   DialectRegistry registry;
-  registerKilnCPUDialects(registry);
+  func::registerInlinerExtension(registry);
   module.getContext()->appendDialectRegistry(registry);
   module.getContext()->loadAllAvailableDialects();
   PassManager pm(module.getContext());
@@ -573,103 +571,17 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
   return llvm::Error::success();
 }
 
-namespace {
-llvm::Error cudaPipelineOptions(const CUDATargetOptions &options,
-                                CUDAPipelineOptions &pipeline) {
-  // The runtime's parsers: what the compiler accepts, the runtime loads.
-  if (!rt::parseCudaArch(options.arch))
-    return error("unknown --cuda-arch '" + options.arch +
-                 "' (expected sm_70 or later, such as sm_80, sm_90 or sm_90a)");
-  pipeline.arch = options.arch;
-  pipeline.toolkit = options.toolkit;
-  std::optional<rt::CudaImage> image = rt::parseCudaImage(options.image);
-  if (!image)
-    return error("unknown --cuda-image '" + options.image + "' (expected " +
-                 rt::cudaImageNames() + ")");
-  switch (*image) {
-  case rt::CudaImage::Ptx:
-    pipeline.image = "isa";
-    break;
-  case rt::CudaImage::Cubin:
-    pipeline.image = "bin";
-    break;
-  case rt::CudaImage::Fatbin:
-    pipeline.image = "fatbin";
-    break;
-  }
-  if (options.image != "ptx" &&
-      !llvm::sys::fs::can_execute(options.toolkit + "/bin/ptxas"))
-    return error("--cuda-image " + options.image + " needs the CUDA toolkit's "
-                 "ptxas, and '" + options.toolkit + "/bin/ptxas' is missing "
-                 "(set --cuda-toolkit, or embed PTX with --cuda-image ptx)");
-  return llvm::Error::success();
-}
-} // namespace
-
-llvm::Expected<std::vector<KernelPTX>>
-mlir::kiln::generatePTX(ModuleOp module, const CUDATargetOptions &options,
-                        ArrayRef<std::string> keep) {
-  CUDATargetOptions ptxOptions = options;
-  ptxOptions.image = "ptx";
-  CUDAPipelineOptions pipeline;
-  if (llvm::Error err = cudaPipelineOptions(ptxOptions, pipeline))
-    return std::move(err);
-  pipeline.keepComposites = llvm::to_vector(keep);
-  OwningOpRef<ModuleOp> lowered = module.clone();
-  if (failed(lowerToCUDAArtifactLLVM(*lowered, pipeline)))
-    return error("lowering for cuda failed (see the diagnostics above)");
-  return getEmbeddedPTX(*lowered);
-}
-
-llvm::Error mlir::kiln::checkPTXWithPtxas(
-    ArrayRef<KernelPTX> ptx,
-    const CUDATargetOptions &options, bool &checked) {
-  std::string ptxas = options.toolkit + "/bin/ptxas";
-  checked = llvm::sys::fs::can_execute(ptxas);
-  if (!checked)
-    return llvm::Error::success();
-  llvm::SmallString<128> dir;
-  if (std::error_code ec =
-          llvm::sys::fs::createUniqueDirectory("kiln-ptxas", dir))
-    return error("cannot create a temporary directory for ptxas: " +
-                 ec.message());
-  llvm::scope_exit cleanup([&] { llvm::sys::fs::remove_directories(dir); });
-  std::string input = (dir + "/kernel.ptx").str();
-  std::string output = (dir + "/kernel.cubin").str();
-  std::string log = (dir + "/ptxas.log").str();
-  for (const auto &[name, text] : ptx) {
-    std::error_code ec;
-    {
-      llvm::raw_fd_ostream os(input, ec);
-      if (ec)
-        return error("cannot write '" + input + "': " + ec.message());
-      os << text;
-    }
-    llvm::SmallVector<llvm::StringRef> args = {
-        ptxas, "-arch", options.arch, "-o", output, input};
-    std::optional<llvm::StringRef> redirects[] = {std::nullopt, log, log};
-    std::string message;
-    int status = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt,
-                                           redirects, 0, 0, &message);
-    if (status != 0) {
-      std::string diagnostics;
-      if (auto buffer = llvm::MemoryBuffer::getFile(log))
-        diagnostics = (*buffer)->getBuffer().trim().str();
-      return error("ptxas rejects the PTX of kernel module '" + name +
-                   "' for " + options.arch + ": " +
-                   (diagnostics.empty() ? message : diagnostics));
-    }
-  }
-  return llvm::Error::success();
-}
-
 llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                                         const CompileOptions &options,
                                         StringRef outputDir) {
-  bool cuda = options.target == "cuda";
-  if (options.target != "cpu" && !cuda)
-    return error("unknown target '" + options.target +
-                 "' (expected cpu or cuda)");
+  if (!options.target)
+    return error("internal error: compileArtifact needs a target backend");
+  const TargetBackend &target = *options.target;
+  std::optional<rt::TargetKind> targetKind =
+      rt::parseTargetName(target.name().str());
+  if (!targetKind)
+    return error("target '" + target.name() + "' is not one the runtime "
+                 "loads (it runs: " + rt::supportedTargetNames() + ")");
   auto log = [&](const llvm::Twine &message) {
     if (options.verbose)
       llvm::errs() << "kiln-compile: " << message << "\n";
@@ -795,29 +707,9 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   });
 
   // Lower a clone to the LLVM dialect.
-  log(cuda ? "lowering to host code and PTX kernels (kiln-cuda-pipeline, " +
-                 options.cuda.arch + ")"
-           : llvm::Twine("lowering to LLVM (kiln-cpu-pipeline)"));
   OwningOpRef<ModuleOp> lowered = module.clone();
-  if (cuda) {
-    CUDAPipelineOptions pipeline;
-    if (llvm::Error err = cudaPipelineOptions(options.cuda, pipeline))
-      return err;
-    pipeline.keepComposites = llvm::to_vector(options.keep);
-    if (failed(lowerToCUDAArtifactLLVM(*lowered, pipeline)))
-      return error("lowering for cuda failed (see the diagnostics above)");
-    if (options.cuda.image == "ptx") {
-      bool checked = false;
-      std::vector<KernelPTX> ptx = getEmbeddedPTX(*lowered);
-      if (llvm::Error err = checkPTXWithPtxas(ptx, options.cuda, checked))
-        return err;
-      log(checked ? llvm::Twine(ptx.size()) + " kernels assemble with ptxas"
-                  : llvm::Twine("no ptxas in '") + options.cuda.toolkit +
-                        "': the PTX was not checked");
-    }
-  } else if (failed(lowerToArtifactLLVM(*lowered, options.keep))) {
-    return error("lowering to LLVM failed (see the diagnostics above)");
-  }
+  if (llvm::Error err = target.lower(*lowered, options.keep, log))
+    return err;
 
   // Each entry point's parameters, in argument order, from the C
   // interfaces' kiln.parameter tags.
@@ -832,16 +724,16 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
         entry.parameters.push_back(tag.str());
   }
 
-  log("generating " + llvm::Twine(cuda ? "host " : "") + "code for cpu '" +
-      options.cpu.cpu + "'");
+  log("generating " + llvm::Twine(*targetKind == rt::TargetKind::CPU ? "" : "host ") +
+      "code for cpu '" + target.host().cpu + "'");
   llvm::LLVMContext llvmContext;
   CPUTargetInfo targetInfo;
   auto llvmModule =
-      translateAndOptimize(*lowered, llvmContext, options.cpu, &targetInfo);
+      translateAndOptimize(*lowered, llvmContext, target.host(), &targetInfo);
   if (!llvmModule)
     return llvmModule.takeError();
   rt::Manifest manifest;
-  manifest.target = cuda ? rt::TargetKind::CUDA : rt::TargetKind::CPU;
+  manifest.target = *targetKind;
   for (const ParameterInfo &param : params) {
     rt::ParameterSpec spec;
     spec.name = param.op.getSymName().str();
@@ -865,16 +757,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     manifest.parameters.push_back(std::move(spec));
   }
   manifest.entryPoints = std::move(*entries);
-  manifest.targetOptions =
-      cuda ? rt::OptionMap{{"cuda_arch",
-                            rt::OptionValue::string(options.cuda.arch)},
-                           {"image", rt::OptionValue::string(options.cuda.image)},
-                           {"ptx_version", rt::OptionValue::string("8.0")},
-                           {"host_cpu", rt::OptionValue::string(targetInfo.cpu)},
-                           {"triple", rt::OptionValue::string(targetInfo.triple)}}
-           : rt::OptionMap{{"cpu", rt::OptionValue::string(targetInfo.cpu)},
-                           {"triple",
-                            rt::OptionValue::string(targetInfo.triple)}};
+  for (const auto &[key, value] : target.manifestOptions(targetInfo))
+    manifest.targetOptions[key] = rt::OptionValue::string(value);
   manifest.source = {{"path", rt::OptionValue::string(options.sourcePath)},
                      {"sha256", rt::OptionValue::string(options.sourceSHA256)}};
   json::Object compileOptions = options.recordedOptions;
@@ -905,29 +789,11 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     global->setVisibility(llvm::GlobalValue::DefaultVisibility);
   }
   std::string object = inStaged("module.o");
-  if (llvm::Error err = emitObjectFile(**llvmModule, options.cpu, object))
+  if (llvm::Error err = emitObjectFile(**llvmModule, target.host(), object))
     return err;
   log("linking module.so");
-  if (cuda) {
-    // Host code needs only libc: the runtime provides the GPU services
-    // through the table kiln_gpu_bind installs (GpuApi.h).
-    if (llvm::Error err = linkSharedLibrary(
-            object, inStaged(KILN_MODULE_FILE), {},
-            {"libkiln_module_support.a", "libkiln_gpu_module_support.a"}))
-      return err;
-  } else {
-    // The OpenMP runtime travels with the artifact, so it runs where only
-    // libc and libstdc++ are installed.
-    std::string openmp = inStaged("libomp.so.5");
-    if (std::error_code ec =
-            llvm::sys::fs::copy_file(getOpenMPRuntimePath(), openmp))
-      return error("cannot copy the OpenMP runtime '" +
-                   getOpenMPRuntimePath() + "' into the artifact: " +
-                   ec.message() + " (install libomp-22-dev)");
-    if (llvm::Error err =
-            linkSharedLibrary(object, inStaged(KILN_MODULE_FILE), {openmp}))
-      return err;
-  }
+  if (llvm::Error err = target.package(object, stagedPath))
+    return err;
   llvm::sys::fs::remove(object);
 
   // The weights were written by the thread started above.

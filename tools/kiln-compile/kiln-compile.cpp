@@ -9,6 +9,8 @@
 #include "kiln/Compiler/Compiler.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
+#include "kiln/Target/CPU/CPUTarget.h"
+#include "kiln/Target/CUDA/CUDATarget.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -88,11 +90,19 @@ cl::opt<std::string> dtype(
              "logits and loss)"),
     cl::init("f32"), cl::cat(category));
 
-cl::opt<std::string> target(
+/// The backends an artifact can be built for (TargetBackend.h).
+enum class TargetKind { CPU, CUDA };
+cl::opt<TargetKind> target(
     "target",
-    cl::desc("Build an artifact for this target (cpu or cuda) in the -o "
-             "directory instead of printing"),
-    cl::value_desc("cpu|cuda"), cl::init(""), cl::cat(category));
+    cl::desc("Build an artifact for this target in the -o directory instead "
+             "of printing"),
+    cl::values(clEnumValN(TargetKind::CPU, "cpu",
+                          "this machine's CPU (or --cpu): code through "
+                          "kiln-cpu-pipeline, OpenMP threads"),
+               clEnumValN(TargetKind::CUDA, "cuda",
+                          "NVIDIA GPUs (--cuda-arch): host code plus "
+                          "kernels through kiln-cuda-pipeline")),
+    cl::cat(category));
 cl::opt<std::string> cudaArch(
     "cuda-arch",
     cl::desc("GPU architecture of --target cuda and --emit=ptx: sm_90 "
@@ -474,27 +484,36 @@ int main(int argc, char **argv) {
         return fail(std::string("--") + name + " needs --mode train");
   }
 
-  if (!target.empty()) {
-    if (target != "cpu" && target != "cuda")
-      return fail("unknown --target '" + target + "' (expected cpu or cuda)");
+  if (target.getNumOccurrences()) {
     if (emit.getNumOccurrences())
       return fail("--emit and --target are exclusive: --target writes an "
                   "artifact");
     if (outputPath == "-")
       return fail("--target needs -o NAME.kiln, the artifact directory");
     kiln::CompileOptions options;
-    options.target = target;
-    options.cpu.cpu = cpu;
-    if (target == "cuda") {
-      if (!cpu.getNumOccurrences())
-        options.cpu.cpu = "x86-64";
-      options.cuda.arch = cudaArch;
-      options.cuda.image = cudaImage;
-      options.cuda.toolkit = cudaToolkit;
-    } else {
+    kiln::CPUTargetOptions host;
+    host.cpu = cpu;
+    switch (target) {
+    case TargetKind::CPU:
       for (const char *name : {"cuda-arch", "cuda-image", "cuda-toolkit"})
         if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
           return fail(std::string("--") + name + " needs --target cuda");
+      options.target = kiln::createCPUTarget(host);
+      break;
+    case TargetKind::CUDA: {
+      // The host code of a GPU artifact runs on any x86-64 GPU machine.
+      if (!cpu.getNumOccurrences())
+        host.cpu = "x86-64";
+      kiln::CUDATargetOptions cuda;
+      cuda.arch = cudaArch;
+      cuda.image = cudaImage;
+      cuda.toolkit = cudaToolkit;
+      auto backend = kiln::createCUDATarget(cuda, host);
+      if (!backend)
+        return fail(llvm::toString(backend.takeError()));
+      options.target = std::move(*backend);
+      break;
+    }
     }
     options.seed = seed;
     if (!weightsPath.empty())
@@ -509,7 +528,7 @@ int main(int argc, char **argv) {
     };
     options.recordedOptions = llvm::json::Object{
         {"batch", sizeJson(batch)}, {"seq", sizeJson(seq)},
-        {"cpu", options.cpu.cpu},
+        {"cpu", host.cpu},
         {"attention", attentionMode},
         {"mode", mode == Mode::Train ? "train" : "inference"}};
     // The compute type of a built model; .mlir inputs carry their own.

@@ -9,38 +9,22 @@
 #ifndef KILN_COMPILER_COMPILER_H
 #define KILN_COMPILER_COMPILER_H
 
-#include "kiln/Target/Common/ObjectEmission.h"
-#include "kiln/Target/CUDA/CUDAPipeline.h"
+#include "kiln/Target/Common/TargetBackend.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
 namespace mlir::kiln {
 
-/// Options of `--target cuda`.
-struct CUDATargetOptions {
-  /// The GPU architecture the kernels are compiled for (sm_80, sm_90, ...).
-  std::string arch = "sm_90";
-  /// What module.so embeds: "ptx" (compiled by the driver when the artifact
-  /// is loaded, any driver of CUDA 12.0 or later), "cubin" or "fatbin"
-  /// (cubin and PTX; both need the toolkit's ptxas and fatbinary here and
-  /// a driver at least as new as that toolkit there).
-  std::string image = "ptx";
-  /// The CUDA toolkit: its ptxas checks every kernel when present.
-  std::string toolkit = "/usr/local/cuda";
-};
-
 struct CompileOptions {
-  /// "cpu" or "cuda".
-  std::string target = "cpu";
-  /// The CPU of the generated code (cpu) or of the host code (cuda).
-  CPUTargetOptions cpu;
-  CUDATargetOptions cuda;
+  /// The backend (createCPUTarget, createCUDATarget); required.
+  std::shared_ptr<const TargetBackend> target;
   /// A safetensors file with every parameter, checked by name, shape and
   /// dtype; when absent, parameters are initialized from their init rules.
   std::optional<std::string> weightsPath;
@@ -88,20 +72,6 @@ llvm::Error buildTrainingEntryPoints(ModuleOp module,
 /// artifact directory `outputDir`, replacing any previous one atomically.
 llvm::Error compileArtifact(ModuleOp module, const CompileOptions &options,
                             llvm::StringRef outputDir);
-
-/// The PTX of every kernel of `module` (kiln IR; not modified) as the CUDA
-/// backend generates it, one (kernel module name, PTX) pair per kernel;
-/// `keep` as CompileOptions::keep.
-llvm::Expected<std::vector<KernelPTX>>
-generatePTX(ModuleOp module, const CUDATargetOptions &options,
-            ArrayRef<std::string> keep = {});
-
-/// Assembles each PTX text with the toolkit's ptxas for `options.arch`;
-/// an error carries ptxas's message. Sets `checked` to false (and succeeds)
-/// when there is no ptxas in the toolkit.
-llvm::Error
-checkPTXWithPtxas(ArrayRef<KernelPTX> ptx,
-                  const CUDATargetOptions &options, bool &checked);
 
 /// The hex SHA-256 of `data`.
 std::string sha256Hex(llvm::StringRef data);

@@ -1,0 +1,61 @@
+//===- TargetBackend.h - What the compiler asks of a backend ----*- C++ -*-===//
+//
+// compileArtifact (lib/Compiler) is target-neutral: it reads the kiln
+// module, writes the weights and the manifest, and asks the backend chosen
+// with `kiln-compile --target` to lower a clone of the module, to name its
+// target options, and to package module.so. Each backend implements this
+// once (Target/CPU/CPUTarget.h, Target/CUDA/CUDATarget.h); a new target is
+// a new implementation and a new `--target` value, not a new branch in the
+// compiler.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TARGET_COMMON_TARGETBACKEND_H
+#define KILN_TARGET_COMMON_TARGETBACKEND_H
+
+#include "kiln/Target/Common/ObjectEmission.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
+#include "llvm/Support/Error.h"
+
+#include <map>
+#include <string>
+
+namespace mlir::kiln {
+
+/// Progress lines of a long step ("lowering ...").
+using ProgressLog = llvm::function_ref<void(const llvm::Twine &)>;
+
+class TargetBackend {
+public:
+  virtual ~TargetBackend();
+
+  /// The manifest's "target" ("cpu", "cuda"): what the runtime loads it as.
+  virtual llvm::StringRef name() const = 0;
+
+  /// The CPU the generated host code (all of a CPU artifact's code) is for.
+  virtual const CPUTargetOptions &host() const = 0;
+
+  /// Lowers `module` (kiln IR; a clone the compiler owns) in place to the
+  /// LLVM dialect, with the artifact ABI's entry points, ready for
+  /// translateAndOptimize. `keep`: composite ops lowered whole by fused
+  /// kernels rather than decomposed. Checks what the backend can check of
+  /// its output (the CUDA backend runs ptxas on its PTX).
+  virtual llvm::Error lower(ModuleOp module, ArrayRef<std::string> keep,
+                            ProgressLog log) const = 0;
+
+  /// The manifest's "target_options", given the host target the object
+  /// code was generated for: every value a string.
+  virtual std::map<std::string, std::string>
+  manifestOptions(const CPUTargetInfo &host) const = 0;
+
+  /// Links `objectPath` into `directory`/module.so, with whatever must
+  /// travel with it in `directory` (the CPU backend's OpenMP runtime).
+  virtual llvm::Error package(llvm::StringRef objectPath,
+                              llvm::StringRef directory) const = 0;
+};
+
+} // namespace mlir::kiln
+
+#endif // KILN_TARGET_COMMON_TARGETBACKEND_H

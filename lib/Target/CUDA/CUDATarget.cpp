@@ -1,0 +1,187 @@
+//===- CUDATarget.cpp - The CUDA backend as the compiler sees it ----------===//
+//
+// Option checks with the runtime's parsers, kiln-cuda-pipeline, ptxas on
+// the PTX, and a module.so of host code linked with the GPU support code.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Target/CUDA/CUDATarget.h"
+
+#include "kiln/Runtime/ArtifactAbi.h"
+#include "kiln/Runtime/CudaTarget.h"
+
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+using namespace mlir::kiln;
+namespace rt = ::kiln::runtime;
+
+namespace {
+llvm::Error error(const llvm::Twine &message) {
+  return llvm::createStringError(message.str());
+}
+
+llvm::Error cudaPipelineOptions(const CUDATargetOptions &options,
+                                CUDAPipelineOptions &pipeline) {
+  // The runtime's parsers: what the compiler accepts, the runtime loads.
+  if (!rt::parseCudaArch(options.arch))
+    return error("unknown --cuda-arch '" + options.arch +
+                 "' (expected sm_70 or later, such as sm_80, sm_90 or sm_90a)");
+  pipeline.arch = options.arch;
+  pipeline.toolkit = options.toolkit;
+  std::optional<rt::CudaImage> image = rt::parseCudaImage(options.image);
+  if (!image)
+    return error("unknown --cuda-image '" + options.image + "' (expected " +
+                 rt::cudaImageNames() + ")");
+  switch (*image) {
+  case rt::CudaImage::Ptx:
+    pipeline.image = "isa";
+    break;
+  case rt::CudaImage::Cubin:
+    pipeline.image = "bin";
+    break;
+  case rt::CudaImage::Fatbin:
+    pipeline.image = "fatbin";
+    break;
+  }
+  if (options.image != "ptx" &&
+      !llvm::sys::fs::can_execute(options.toolkit + "/bin/ptxas"))
+    return error("--cuda-image " + options.image + " needs the CUDA toolkit's "
+                 "ptxas, and '" + options.toolkit + "/bin/ptxas' is missing "
+                 "(set --cuda-toolkit, or embed PTX with --cuda-image ptx)");
+  return llvm::Error::success();
+}
+
+class CUDATarget final : public TargetBackend {
+public:
+  /// `image`: gpu-module-to-binary's name of options.image.
+  CUDATarget(const CUDATargetOptions &options, const CPUTargetOptions &host,
+             std::string image)
+      : options_(options), host_(host), image_(std::move(image)) {}
+
+  llvm::StringRef name() const override { return "cuda"; }
+  const CPUTargetOptions &host() const override { return host_; }
+
+  llvm::Error lower(ModuleOp module, ArrayRef<std::string> keep,
+                    ProgressLog log) const override {
+    log("lowering to host code and PTX kernels (kiln-cuda-pipeline, " +
+        options_.arch + ")");
+    CUDAPipelineOptions pipeline;
+    pipeline.arch = options_.arch;
+    pipeline.image = image_;
+    pipeline.toolkit = options_.toolkit;
+    pipeline.keepComposites = llvm::to_vector(keep);
+    if (failed(lowerToCUDAArtifactLLVM(module, pipeline)))
+      return error("lowering for cuda failed (see the diagnostics above)");
+    if (options_.image == "ptx") {
+      bool checked = false;
+      std::vector<KernelPTX> ptx = getEmbeddedPTX(module);
+      if (llvm::Error err = checkPTXWithPtxas(ptx, options_, checked))
+        return err;
+      log(checked ? llvm::Twine(ptx.size()) + " PTX module(s) assemble with "
+                                              "ptxas"
+                  : llvm::Twine("no ptxas in '") + options_.toolkit +
+                        "': the PTX was not checked");
+    }
+    return llvm::Error::success();
+  }
+
+  std::map<std::string, std::string>
+  manifestOptions(const CPUTargetInfo &info) const override {
+    return {{"cuda_arch", options_.arch},
+            {"image", options_.image},
+            {"ptx_version", "8.0"},
+            {"host_cpu", info.cpu},
+            {"triple", info.triple}};
+  }
+
+  llvm::Error package(llvm::StringRef objectPath,
+                      llvm::StringRef directory) const override {
+    // Host code needs only libc: the runtime provides the GPU services
+    // through the table kiln_gpu_bind installs (GpuApi.h).
+    llvm::SmallString<256> library(directory);
+    llvm::sys::path::append(library, KILN_MODULE_FILE);
+    return linkSharedLibrary(
+        objectPath, library, {},
+        {"libkiln_module_support.a", "libkiln_gpu_module_support.a"});
+  }
+
+private:
+  CUDATargetOptions options_;
+  CPUTargetOptions host_;
+  std::string image_;
+};
+} // namespace
+
+llvm::Expected<std::unique_ptr<TargetBackend>>
+mlir::kiln::createCUDATarget(const CUDATargetOptions &options,
+                             const CPUTargetOptions &host) {
+  CUDAPipelineOptions pipeline;
+  if (llvm::Error err = cudaPipelineOptions(options, pipeline))
+    return std::move(err);
+  return std::make_unique<CUDATarget>(options, host,
+                                      pipeline.image.getValue());
+}
+
+llvm::Expected<std::vector<KernelPTX>>
+mlir::kiln::generatePTX(ModuleOp module, const CUDATargetOptions &options,
+                        ArrayRef<std::string> keep) {
+  CUDATargetOptions ptxOptions = options;
+  ptxOptions.image = "ptx";
+  CUDAPipelineOptions pipeline;
+  if (llvm::Error err = cudaPipelineOptions(ptxOptions, pipeline))
+    return std::move(err);
+  pipeline.keepComposites = llvm::to_vector(keep);
+  OwningOpRef<ModuleOp> lowered = module.clone();
+  if (failed(lowerToCUDAArtifactLLVM(*lowered, pipeline)))
+    return error("lowering for cuda failed (see the diagnostics above)");
+  return getEmbeddedPTX(*lowered);
+}
+
+llvm::Error mlir::kiln::checkPTXWithPtxas(
+    ArrayRef<KernelPTX> ptx,
+    const CUDATargetOptions &options, bool &checked) {
+  std::string ptxas = options.toolkit + "/bin/ptxas";
+  checked = llvm::sys::fs::can_execute(ptxas);
+  if (!checked)
+    return llvm::Error::success();
+  llvm::SmallString<128> dir;
+  if (std::error_code ec =
+          llvm::sys::fs::createUniqueDirectory("kiln-ptxas", dir))
+    return error("cannot create a temporary directory for ptxas: " +
+                 ec.message());
+  llvm::scope_exit cleanup([&] { llvm::sys::fs::remove_directories(dir); });
+  std::string input = (dir + "/kernel.ptx").str();
+  std::string output = (dir + "/kernel.cubin").str();
+  std::string log = (dir + "/ptxas.log").str();
+  for (const auto &[name, text] : ptx) {
+    std::error_code ec;
+    {
+      llvm::raw_fd_ostream os(input, ec);
+      if (ec)
+        return error("cannot write '" + input + "': " + ec.message());
+      os << text;
+    }
+    llvm::SmallVector<llvm::StringRef> args = {
+        ptxas, "-arch", options.arch, "-o", output, input};
+    std::optional<llvm::StringRef> redirects[] = {std::nullopt, log, log};
+    std::string message;
+    int status = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt,
+                                           redirects, 0, 0, &message);
+    if (status != 0) {
+      std::string diagnostics;
+      if (auto buffer = llvm::MemoryBuffer::getFile(log))
+        diagnostics = (*buffer)->getBuffer().trim().str();
+      return error("ptxas rejects the PTX of kernel module '" + name +
+                   "' for " + options.arch + ": " +
+                   (diagnostics.empty() ? message : diagnostics));
+    }
+  }
+  return llvm::Error::success();
+}
+
