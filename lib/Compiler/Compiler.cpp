@@ -12,18 +12,13 @@
 #include "kiln/Compiler/CostModel.h"
 
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
-#include "kiln/Dialect/Kiln/Transforms/Passes.h"
-#include "kiln/Models/ModelBuilder.h"
 #include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Runtime/Manifest.h"
 #include "kiln/Runtime/SafeTensors.h"
 
-#include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
-#include "mlir/Pass/PassManager.h"
-#include "mlir/Transforms/Passes.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/IR/LLVMContext.h"
@@ -539,37 +534,6 @@ llvm::Error publishDirectory(StringRef staged, StringRef target) {
 }
 } // namespace
 
-llvm::Error
-mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
-                                     const TrainingOptions &options) {
-  if (options.optimizer != "adamw" && options.optimizer != "sgd")
-    return error("unknown optimizer '" + options.optimizer +
-                 "' (expected adamw or sgd)");
-  if (llvm::Error err = addLanguageModelLoss(module))
-    return err;
-  // Inlining needs the func dialect's inliner extension.
-  DialectRegistry registry;
-  func::registerInlinerExtension(registry);
-  module.getContext()->appendDialectRegistry(registry);
-  module.getContext()->loadAllAvailableDialects();
-  PassManager pm(module.getContext());
-  KilnOptimizerPassOptions pass;
-  pass.optimizer = options.optimizer;
-  pass.beta1 = options.beta1;
-  pass.beta2 = options.beta2;
-  pass.epsilon = options.epsilon;
-  pass.weightDecay = options.weightDecay;
-  pass.decayMinRank = options.decayMinRank;
-  pass.momentum = options.momentum;
-  pass.maxGradNorm = options.maxGradNorm;
-  pass.keep = llvm::to_vector(options.keep);
-  pm.addPass(createKilnOptimizerPass(pass));
-  pm.addPass(createInlinerPass());
-  if (failed(pm.run(module)))
-    return error("building the training graph failed (see the diagnostics "
-                 "above)");
-  return llvm::Error::success();
-}
 
 llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                                         const CompileOptions &options,

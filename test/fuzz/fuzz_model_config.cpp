@@ -11,6 +11,7 @@
 
 #include "FuzzContext.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
+#include "kiln/Compiler/TrainingGraph.h"
 #include "kiln/Models/ModelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"

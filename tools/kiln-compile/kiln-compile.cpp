@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Compiler/Compiler.h"
+#include "kiln/Compiler/TrainingGraph.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
 #include "kiln/Target/CPU/CPUTarget.h"

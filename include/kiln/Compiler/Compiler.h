@@ -43,31 +43,6 @@ struct CompileOptions {
   bool verbose = false;
 };
 
-/// How `buildTrainingEntryPoints` trains (kiln-optimizer's options).
-struct TrainingOptions {
-  /// "adamw" or "sgd".
-  std::string optimizer = "adamw";
-  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;
-  double weightDecay = 0.01;
-  int64_t decayMinRank = 2;
-  double momentum = 0.9;
-  /// Global-norm clipping; 0 disables it.
-  double maxGradNorm = 1.0;
-  /// Composites differentiated through their fused gradient rule
-  /// (kiln.attention -> kiln.attention_grad); must match the compile
-  /// options' `keep`, which lowers those ops.
-  std::vector<std::string> keep;
-};
-
-/// Turns an inference module into a training one: adds the language-model
-/// loss when the module has no `@loss` (see addLanguageModelLoss), then
-/// `train_step(inputs..., targets, lr) -> (loss, grad_norm)` and
-/// `eval_step(inputs..., targets) -> loss` (kiln-autodiff and
-/// kiln-optimizer), and inlines the helpers, so the module's entry points
-/// are `forward`, `train_step` and `eval_step`.
-llvm::Error buildTrainingEntryPoints(ModuleOp module,
-                                     const TrainingOptions &options);
-
 /// Compiles `module` (kiln IR with parameters; it is not modified) into the
 /// artifact directory `outputDir`, replacing any previous one atomically.
 llvm::Error compileArtifact(ModuleOp module, const CompileOptions &options,

@@ -105,14 +105,6 @@ llvm::Expected<OwningOpRef<ModuleOp>>
 buildModel(MLIRContext &context, const llvm::json::Object &config,
            const BuildOptions &options = {});
 
-/// Adds `func.func @loss(<forward's inputs>, targets) -> tensor<f32>`, the
-/// mean next-token cross-entropy of `forward`'s logits `[..., vocab]`
-/// against integer `targets` (logits' shape without the vocab dim; -100 is
-/// ignored, as in torch). Fails, naming the problem, when there is no
-/// `forward` or it does not return exactly one float logits tensor. A module
-/// that already has `@loss` is left unchanged.
-llvm::Error addLanguageModelLoss(ModuleOp module);
-
 /// Reads and parses a JSON config file; fails with the path in the message
 /// when the file is missing, is not JSON, or is not a JSON object.
 llvm::Expected<llvm::json::Object> loadModelConfig(llvm::StringRef path);
