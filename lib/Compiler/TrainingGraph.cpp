@@ -7,6 +7,7 @@
 
 #include "kiln/Compiler/TrainingGraph.h"
 
+#include "kiln/Conversion/Passes.h"
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 
@@ -96,6 +97,9 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
   // Inlining needs the func dialect's inliner extension.
   DialectRegistry registry;
   func::registerInlinerExtension(registry);
+  // A kept attention the fused kernels cannot take is differentiated
+  // through its decomposition (Decomposition.h).
+  registerKilnToLinalgInterfaces(registry);
   module.getContext()->appendDialectRegistry(registry);
   module.getContext()->loadAllAvailableDialects();
   PassManager pm(module.getContext());

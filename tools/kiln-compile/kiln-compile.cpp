@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Compiler/Compiler.h"
+#include "kiln/Conversion/Passes.h"
 #include "kiln/Compiler/TrainingGraph.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
@@ -458,6 +459,9 @@ int main(int argc, char **argv) {
   DialectRegistry registry;
   registry.insert<kiln::KilnDialect, func::FuncDialect, tensor::TensorDialect,
                   arith::ArithDialect, quant::QuantDialect>();
+  // Which kept composites the fused kernels take: training graphs are built
+  // (kiln-autodiff) before any pipeline runs.
+  kiln::registerKilnToLinalgInterfaces(registry);
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
 

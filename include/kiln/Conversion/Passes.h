@@ -17,11 +17,24 @@
 #include "mlir/Pass/Pass.h"
 
 namespace mlir {
+class DialectRegistry;
 class RewritePatternSet;
 namespace kiln {
 
 /// Patterns lowering every kiln primitive to linalg/tensor/arith/math.
 void populateKilnToLinalgPatterns(RewritePatternSet &patterns);
+
+/// Whether convert-kiln-attention's fused loop nests take attention (or
+/// its gradient) with operands of these types: static head dims, and
+/// static head counts for grouped-query attention.
+bool canLowerAttentionFused(RankedTensorType query, RankedTensorType key,
+                            RankedTensorType value);
+
+/// Attaches the fused kernels' KilnLoweringInterface to the kiln dialect,
+/// so kiln-decompose and kiln-autodiff decompose a kept composite these
+/// lowerings cannot take (Dialect/Kiln/Transforms/Decomposition.h). Every
+/// pipeline that keeps composites registers it.
+void registerKilnToLinalgInterfaces(DialectRegistry &registry);
 
 #define GEN_PASS_DECL
 #include "kiln/Conversion/Passes.h.inc"

@@ -21,7 +21,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Conversion/Passes.h"
+#include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "kiln/Dialect/Kiln/Transforms/Decomposition.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -332,7 +334,7 @@ LogicalResult initProblem(OpBuilder &b, Operation *op, AttentionProblem &p,
   p.element = qType.getElementType();
   p.headDim = qType.getDimSize(3);
   p.valueDim = vType.getDimSize(3);
-  if (!AttentionOp::hasFusedLowering(qType, kType, vType)) {
+  if (!canLowerAttentionFused(qType, kType, vType)) {
     if (ShapedType::isDynamic(p.headDim) || ShapedType::isDynamic(p.valueDim))
       return op->emitOpError("needs static head dims for the fused lowering, "
                              "found query ")
@@ -658,3 +660,36 @@ struct ConvertKilnAttentionPass
 };
 
 } // namespace
+
+bool mlir::kiln::canLowerAttentionFused(RankedTensorType q, RankedTensorType k,
+                                        RankedTensorType v) {
+  if (q.getRank() != 4 || k.getRank() != 4 || v.getRank() != 4 ||
+      q.isDynamicDim(3) || v.isDynamicDim(3))
+    return false;
+  int64_t heads = q.getDimSize(1), kvHeads = k.getDimSize(1);
+  return kvHeads == 1 || heads == kvHeads ||
+         (!ShapedType::isDynamic(heads) && !ShapedType::isDynamic(kvHeads));
+}
+
+namespace {
+/// What the fused kernels of this library take: kiln.attention with the
+/// shapes canLowerAttentionFused accepts. Every other composite a `keep`
+/// list names stays whole as named.
+struct FusedKernelsLowering : public KilnLoweringInterface {
+  using KilnLoweringInterface::KilnLoweringInterface;
+  bool canLowerWhole(Operation *op) const final {
+    auto attention = dyn_cast<AttentionOp>(op);
+    if (!attention)
+      return true;
+    return canLowerAttentionFused(tensorType(attention.getQuery()),
+                                  tensorType(attention.getKey()),
+                                  tensorType(attention.getValue()));
+  }
+};
+} // namespace
+
+void mlir::kiln::registerKilnToLinalgInterfaces(DialectRegistry &registry) {
+  registry.addExtension(+[](MLIRContext *, KilnDialect *dialect) {
+    dialect->addInterfaces<FusedKernelsLowering>();
+  });
+}

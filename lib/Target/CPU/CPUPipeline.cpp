@@ -9,6 +9,7 @@
 
 #include "kiln/Target/CPU/CPUPipeline.h"
 #include "kiln/Target/CPU/Passes.h"
+#include "kiln/Conversion/Passes.h"
 #include "kiln/Target/Common/ObjectEmission.h"
 #include "kiln/Target/Common/Passes.h"
 #include "kiln/Target/Common/Pipelines.h"
@@ -106,6 +107,8 @@ std::string mlir::kiln::getOpenMPRuntimePath() {
 void mlir::kiln::registerKilnCPUDialects(DialectRegistry &registry) {
   registerAllDialects(registry);
   registerAllExtensions(registry);
+  // The fused kernels' decomposition policy (Decomposition.h).
+  registerKilnToLinalgInterfaces(registry);
 }
 
 LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,

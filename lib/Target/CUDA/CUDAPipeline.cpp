@@ -26,6 +26,7 @@
 #include "kiln/Target/CUDA/CUDAPipeline.h"
 #include "kiln/Target/CUDA/Passes.h"
 
+#include "kiln/Conversion/Passes.h"
 #include "kiln/Target/Common/ObjectEmission.h"
 #include "kiln/Target/Common/Passes.h"
 #include "kiln/Target/Common/Pipelines.h"
@@ -147,6 +148,8 @@ void mlir::kiln::registerKilnCUDAPipeline() {
 void mlir::kiln::registerKilnCUDADialects(DialectRegistry &registry) {
   registerAllDialects(registry);
   registerAllExtensions(registry);
+  // The fused kernels' decomposition policy (Decomposition.h).
+  registerKilnToLinalgInterfaces(registry);
   NVVM::registerNVVMTargetInterfaceExternalModels(registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);

@@ -260,20 +260,6 @@ FailureOr<SmallVector<Value>> EmbeddingOp::decompose(OpBuilder &builder) {
 
 // attention = softmax(select(causal, q·kᵀ·scale + mask, lowest)) · v, with
 // kv heads repeated H/Hkv times for grouped-query attention.
-bool AttentionOp::hasFusedLowering() {
-  return hasFusedLowering(tensorType(getQuery()), tensorType(getKey()),
-                          tensorType(getValue()));
-}
-
-bool AttentionOp::hasFusedLowering(RankedTensorType q, RankedTensorType k,
-                                   RankedTensorType v) {
-  if (q.isDynamicDim(3) || v.isDynamicDim(3))
-    return false;
-  int64_t heads = q.getDimSize(1), kvHeads = k.getDimSize(1);
-  return kvHeads == 1 || heads == kvHeads ||
-         (!ShapedType::isDynamic(heads) && !ShapedType::isDynamic(kvHeads));
-}
-
 FailureOr<SmallVector<Value>> AttentionOp::decompose(OpBuilder &builder) {
   Location loc = getLoc();
   Value q = getQuery(), k = getKey(), v = getValue();

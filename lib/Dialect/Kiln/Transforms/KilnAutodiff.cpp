@@ -13,6 +13,7 @@
 
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Autodiff.h"
+#include "kiln/Dialect/Kiln/Transforms/Decomposition.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -105,14 +106,14 @@ bool mayBeActive(Value value) {
 
 /// Whether the gradient rule of `op` is used rather than its decomposition's:
 /// composites with a rule keep it, except those whose rule builds a fused op
-/// (kiln.attention), which need to be named in `keep` (and, for attention,
-/// to have a mask that is not differentiated).
+/// (kiln.attention), which must be kept whole (Decomposition.h: named in
+/// `keep` and taken by the backend's fused lowering) and, for attention,
+/// have a mask that is not differentiated.
 bool usesOwnRule(Operation *op, const llvm::StringSet<> &keep) {
   if (!isa<GradientOpInterface>(op))
     return false;
   if (auto attention = dyn_cast<AttentionOp>(op))
-    return keep.contains(op->getName().getStringRef()) &&
-           attention.hasFusedLowering() &&
+    return isKeptWhole(op, keep) &&
            (!attention.getMask() || !mayBeActive(attention.getMask()));
   return true;
 }
@@ -121,25 +122,8 @@ bool usesOwnRule(Operation *op, const llvm::StringSet<> &keep) {
 /// none is left.
 LogicalResult decomposeWithoutRules(func::FuncOp func,
                                     const llvm::StringSet<> &keep) {
-  IRRewriter rewriter(func.getContext());
-  bool changed = true;
-  while (changed) {
-    changed = false;
-    SmallVector<DecomposableOpInterface> worklist;
-    func.walk([&](DecomposableOpInterface op) {
-      if (!usesOwnRule(op, keep))
-        worklist.push_back(op);
-    });
-    for (DecomposableOpInterface op : worklist) {
-      rewriter.setInsertionPoint(op);
-      FailureOr<SmallVector<Value>> replacements = op.decompose(rewriter);
-      if (failed(replacements))
-        return failure();
-      rewriter.replaceOp(op, *replacements);
-      changed = true;
-    }
-  }
-  return success();
+  return decomposeComposites(
+      func, [&](Operation *op) { return !usesOwnRule(op, keep); });
 }
 
 /// Accumulated gradients of the active values.

@@ -193,16 +193,6 @@ def Kiln_AttentionOp : Kiln_CompositeOp<"attention",
     $query `,` $key `,` $value (`mask` $mask^)? (`causal` $causal^)?
     (`scale` `=` $scale^)? attr-dict `:` functional-type(operands, results)
   }];
-  let extraClassDeclaration = [{
-    /// Whether convert-kiln-attention can lower this op: static head dims,
-    /// and static head counts for grouped-query attention. kiln-decompose
-    /// and autodiff decompose a kept attention that cannot be fused.
-    bool hasFusedLowering();
-    /// The same, for operands of these types (also kiln.attention_grad's).
-    static bool hasFusedLowering(::mlir::RankedTensorType query,
-                                 ::mlir::RankedTensorType key,
-                                 ::mlir::RankedTensorType value);
-  }];
 }
 
 def Kiln_AttentionGradOp : Kiln_InferredOp<"attention_grad",
