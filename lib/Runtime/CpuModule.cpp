@@ -4,7 +4,7 @@
 // dlopen'ed, its ABI version and signature compared with the manifest, its
 // entry symbols resolved), the host-memory defaults of Artifact::Module, and
 // the cpu target, whose module.so works on host memory. The cuda target is
-// CudaModule.cpp.
+// CudaModule.cpp (with CudaDriver.cpp, CudaGpuApi.cpp and CublasLt.cpp).
 //
 //===----------------------------------------------------------------------===//
 

@@ -1,4 +1,4 @@
-//===- CudaDriver.h - The CUDA driver and cuBLASLt API subset (private) -*- C++ -*-===//
+//===- CudaDriver.h - CUDA driver and cuBLASLt APIs (private) ---*- C++ -*-===//
 //
 // libkiln_runtime loads the CUDA driver (libcuda.so.1) and cuBLASLt with
 // dlopen at run time and never includes the toolkit's headers, so it builds
@@ -7,13 +7,25 @@
 // from the CUDA 13 toolkit headers named beside each group; they are part
 // of the drivers' stable ABI.
 //
+// It also declares CudaDriver, the process's driver, device, context and
+// stream (CudaDriver.cpp), which cuBLASLt (CublasLt.cpp), the GPU API table
+// (CudaGpuApi.cpp) and the cuda module (CudaModule.cpp) share. Private to
+// libkiln_runtime.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef KILN_LIB_RUNTIME_CUDADRIVER_H
 #define KILN_LIB_RUNTIME_CUDADRIVER_H
 
+#include "kiln/Runtime/CudaTarget.h"
+#include "kiln/Runtime/GpuApi.h"
+#include "kiln/Runtime/Status.h"
+
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
 
 namespace kiln::runtime::cuda {
 
@@ -195,6 +207,97 @@ constexpr int CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES = 8;
      cublasLtMatrixLayout_t, void *d, cublasLtMatrixLayout_t,                  \
      const cublasLtMatmulAlgo_t *, void *workspace, size_t workspaceBytes,     \
      CUstream))
+
+//===----------------------------------------------------------------------===//
+// Function tables
+//===----------------------------------------------------------------------===//
+
+/// X(member, symbol, return, parameters) for the lists above, in a struct:
+/// a member pointing to the function, null until resolved.
+#define KILN_CUDA_DECLARE(member, symbol, result, parameters)                  \
+  result(*member) parameters = nullptr;
+
+/// X(member, symbol, return, parameters) for the lists above, in a function
+/// with `void *library` (from dlopen; the caller includes <dlfcn.h>), a
+/// struct `functions` of KILN_CUDA_DECLARE members, `bool ok` and
+/// `std::string missing`: looks the function up. The first one absent sets
+/// `ok` false and `missing` to its symbol; those after it are skipped.
+#define KILN_CUDA_RESOLVE(member, symbol, result, parameters)                  \
+  if (ok) {                                                                    \
+    functions.member =                                                         \
+        reinterpret_cast<result(*) parameters>(::dlsym(library, symbol));      \
+    if (!functions.member) {                                                   \
+      ok = false;                                                              \
+      missing = symbol;                                                        \
+    }                                                                          \
+  }
+
+/// The driver's functions, resolved (CudaDriver.cpp).
+struct DriverFunctions {
+  KILN_CUDA_DRIVER_FUNCTIONS(KILN_CUDA_DECLARE)
+  KILN_CUDA_OPTIONAL_DRIVER_FUNCTIONS(KILN_CUDA_DECLARE)
+};
+
+//===----------------------------------------------------------------------===//
+// The process's driver (CudaDriver.cpp)
+//===----------------------------------------------------------------------===//
+
+/// A device address as a pointer, as the driver takes it.
+inline CUdeviceptr devicePointer(const void *pointer) {
+  return static_cast<CUdeviceptr>(reinterpret_cast<uintptr_t>(pointer));
+}
+
+class CublasLt;
+
+/// The process's CUDA driver, device, primary context and stream. Shared by
+/// every cuda artifact (and kept alive by their device buffers); released
+/// when the last goes. The driver library itself stays loaded.
+class CudaDriver : public std::enable_shared_from_this<CudaDriver> {
+public:
+  /// The process's driver, loading it on first use.
+  static Expected<std::shared_ptr<CudaDriver>> acquire();
+  ~CudaDriver();
+
+  DriverFunctions cu;
+  CUdevice device = 0;
+  int ordinal = 0;
+  CUcontext context = nullptr;
+  CUstream stream = nullptr;
+  CudaArch capability;
+  std::string deviceName;
+  /// Module temporaries and results come from cuMemAllocAsync's default
+  /// pool (and go back with cuMemFreeAsync) when the driver has it.
+  bool streamOrderedAllocation = false;
+  /// Frees a pointer the module allocated (through the table).
+  CUresult releaseModuleMemory(CUdeviceptr pointer) {
+    return streamOrderedAllocation ? cu.memFreeAsync(pointer, stream)
+                                   : cu.memFree(pointer);
+  }
+  /// Serializes entry-point calls of all cuda artifacts: they share the
+  /// stream, and a module.so opened twice shares its bound table.
+  std::mutex callMutex;
+
+  /// "CUDA_ERROR_INVALID_VALUE: invalid argument".
+  std::string describe(CUresult result) const;
+  /// Ok, or "<call>: <describe(result)>".
+  Status check(CUresult result, const std::string &call) const;
+  /// Makes the context current on the calling thread.
+  Status makeCurrent() const {
+    return check(cu.ctxSetCurrent(context), "cuCtxSetCurrent");
+  }
+  /// Device memory, freed (through this driver) with its last owner.
+  Expected<std::shared_ptr<void>> allocate(size_t bytes);
+  /// A row-major matrix product on the stream (cuBLASLt, loaded on first
+  /// use; CublasLt.cpp).
+  Status gemm(const KilnGpuGemm &gemm);
+
+private:
+  CudaDriver() = default;
+  Expected<CublasLt *> cublasLt();
+
+  std::mutex cublasLtMutex_;
+  std::unique_ptr<CublasLt> cublasLt_;
+};
 
 } // namespace kiln::runtime::cuda
 
