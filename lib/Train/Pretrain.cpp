@@ -19,7 +19,6 @@
 #include "kiln/Runtime/SafeTensors.h"
 #include "kiln/Train/Corpus.h"
 #include "kiln/Train/Metrics.h"
-#include "kiln/Train/Plot.h"
 #include "kiln/Train/TokenData.h"
 #include "kiln/Train/Tokenizer.h"
 
@@ -748,24 +747,6 @@ std::string kiln::train::tokenizerModelPath(const std::string &runDir) {
 }
 std::string kiln::train::lossPlotPath(const std::string &runDir) {
   return runDir + "/loss.png";
-}
-
-Status kiln::train::plotRun(const std::string &runDir, std::string *pngPath) {
-  Expected<std::vector<MetricsRow>> rows = readMetrics(metricsPath(runDir));
-  if (!rows)
-    return rows.status();
-  std::vector<PlotSeries> series = lossSeriesFromMetrics(*rows);
-  if (series.empty())
-    return Status::error("'" + metricsPath(runDir) +
-                         "' has no losses to plot yet");
-  PlotOptions options;
-  options.title = "loss of " + runDir;
-  std::string path = lossPlotPath(runDir);
-  if (Status s = writeLossPlot(path, series, options); !s)
-    return s;
-  if (pngPath)
-    *pngPath = path;
-  return Status::ok();
 }
 
 Status kiln::train::pretrain(PretrainOptions options, std::FILE *log) {

@@ -72,7 +72,8 @@ std::string runConfigPath(const std::string &runDir);
 std::string tokenizerModelPath(const std::string &runDir);
 std::string lossPlotPath(const std::string &runDir);
 
-/// Writes runDir/loss.png from runDir/metrics.jsonl.
+/// Writes runDir/loss.png from runDir/metrics.jsonl (LossPlot.cpp; the
+/// drawing is libkiln_plot's).
 runtime::Status plotRun(const std::string &runDir, std::string *pngPath);
 
 } // namespace kiln::train

@@ -1,32 +1,24 @@
-//===- Png.cpp - RGB images and a dependency-free PNG writer --------------===//
+//===- Png.cpp - RGB images and a PNG writer ------------------------------===//
 //
-// Stored deflate blocks carry at most 65,535 bytes each; the scanlines
-// (a filter byte, then the row's pixels) are cut into as many as needed.
+// The scanlines (a filter byte, then the row's pixels) go through zlib's
+// compress2, whose output is the zlib stream an IDAT holds: header, deflate
+// blocks, Adler-32. Filter 0 keeps the encoder simple: a plot is mostly
+// runs of one colour, and on a typical 800x500 loss plot deflate alone
+// gives 8.9 KB where the best filter (Up on every row) gives 7.1 KB. Chunk
+// CRCs are zlib's CRC-32 too.
 //
 //===----------------------------------------------------------------------===//
 
-#include "kiln/Train/Png.h"
+#include "kiln/Plot/Png.h"
 #include "kiln/Runtime/File.h"
 
-#include <algorithm>
-#include <array>
+#include <zlib.h>
 
-namespace kiln::train {
+#include <algorithm>
+
+namespace kiln::plot {
 
 namespace {
-
-constexpr size_t kMaxStoredBlock = 65535;
-
-std::array<uint32_t, 256> makeCrcTable() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t n = 0; n < 256; ++n) {
-    uint32_t c = n;
-    for (int k = 0; k < 8; ++k)
-      c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[n] = c;
-  }
-  return table;
-}
 
 void appendBE32(std::string &out, uint32_t value) {
   for (int shift = 24; shift >= 0; shift -= 8)
@@ -39,7 +31,9 @@ void appendChunk(std::string &png, const char type[4],
   size_t typeAt = png.size();
   png.append(type, 4);
   png += data;
-  appendBE32(png, crc32(png.data() + typeAt, 4 + data.size()));
+  uLong crc = ::crc32_z(0, reinterpret_cast<const Bytef *>(png.data() + typeAt),
+                        4 + data.size());
+  appendBE32(png, static_cast<uint32_t>(crc));
 }
 
 } // namespace
@@ -74,35 +68,7 @@ void RgbImage::fill(int x0, int y0, int x1, int y1, Rgb colour) {
       set(x, y, colour);
 }
 
-uint32_t crc32(const void *data, size_t size, uint32_t crc) {
-  static const std::array<uint32_t, 256> table = makeCrcTable();
-  const auto *bytes = static_cast<const uint8_t *>(data);
-  crc = ~crc;
-  for (size_t i = 0; i < size; ++i)
-    crc = table[(crc ^ bytes[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
-}
-
-uint32_t adler32(const void *data, size_t size, uint32_t adler) {
-  constexpr uint32_t kModulus = 65521;
-  const auto *bytes = static_cast<const uint8_t *>(data);
-  uint32_t a = adler & 0xFFFF, b = adler >> 16;
-  while (size > 0) {
-    // 5552 bytes is the most that cannot overflow b before the modulo.
-    size_t run = std::min<size_t>(size, 5552);
-    for (size_t i = 0; i < run; ++i) {
-      a += bytes[i];
-      b += a;
-    }
-    a %= kModulus;
-    b %= kModulus;
-    bytes += run;
-    size -= run;
-  }
-  return (b << 16) | a;
-}
-
-std::string encodePng(const RgbImage &image) {
+Expected<std::string> encodePng(const RgbImage &image) {
   // The filtered image: each row is a filter-type byte (0, none) and pixels.
   size_t rowBytes = static_cast<size_t>(image.width()) * 3;
   std::string raw;
@@ -114,22 +80,17 @@ std::string encodePng(const RgbImage &image) {
                rowBytes);
   }
 
-  // zlib: CMF 0x78 (deflate, 32K window), FLG 0x01 (no dictionary, fastest;
-  // 0x7801 is a multiple of 31), stored blocks, Adler-32 big-endian.
-  std::string zlib = {'\x78', '\x01'};
-  size_t offset = 0;
-  do {
-    size_t length = std::min(kMaxStoredBlock, raw.size() - offset);
-    bool last = offset + length == raw.size();
-    zlib.push_back(last ? '\x01' : '\x00'); // BFINAL, BTYPE = 00 (stored).
-    zlib.push_back(static_cast<char>(length & 0xFF));
-    zlib.push_back(static_cast<char>(length >> 8));
-    zlib.push_back(static_cast<char>(~length & 0xFF));
-    zlib.push_back(static_cast<char>((~length >> 8) & 0xFF));
-    zlib.append(raw, offset, length);
-    offset += length;
-  } while (offset < raw.size());
-  appendBE32(zlib, adler32(raw.data(), raw.size()));
+  // A zlib stream (RFC 1950), as PNG requires.
+  uLongf zlibSize = compressBound(raw.size());
+  std::string zlib(zlibSize, '\0');
+  int result = compress2(reinterpret_cast<Bytef *>(zlib.data()), &zlibSize,
+                         reinterpret_cast<const Bytef *>(raw.data()),
+                         raw.size(), Z_BEST_COMPRESSION);
+  if (result != Z_OK)
+    return Status::error("cannot compress a " + std::to_string(image.width()) +
+                         "x" + std::to_string(image.height()) +
+                         " PNG image: zlib error " + std::to_string(result));
+  zlib.resize(zlibSize);
 
   std::string header;
   appendBE32(header, static_cast<uint32_t>(image.width()));
@@ -148,10 +109,12 @@ std::string encodePng(const RgbImage &image) {
 }
 
 Status writePng(const std::string &path, const RgbImage &image) {
-  std::string png = encodePng(image);
+  Expected<std::string> png = encodePng(image);
+  if (!png)
+    return Status::error("'" + path + "': " + png.status().message());
   return runtime::writeFileAtomically(path, [&](int fd) {
-    return runtime::writeAll(fd, png.data(), png.size(), path);
+    return runtime::writeAll(fd, png->data(), png->size(), path);
   });
 }
 
-} // namespace kiln::train
+} // namespace kiln::plot

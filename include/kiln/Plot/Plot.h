@@ -1,25 +1,26 @@
 //===- Plot.h - Loss curves as a PNG ----------------------------*- C++ -*-===//
 //
-// `kiln pretrain` and `kiln plot` draw the loss curves of a run to a PNG
-// with no plotting library: a white canvas, a framed plot area with light
-// grid lines, tick marks and numeric labels at round values on both axes,
-// axis titles, an optional title, and a legend naming each series in its
-// colour. Text uses a small built-in 5x7 bitmap font (ASCII letters,
-// digits and common punctuation), drawn at twice its size.
+// Line plots drawn to a PNG with no plotting library, for the loss curves
+// of `kiln pretrain` and `kiln plot` (libkiln_train turns a run's metrics
+// into series; this library knows nothing of training). A white canvas, a
+// framed plot area with light grid lines, tick marks and numeric labels at
+// round values on both axes, axis titles, an optional title, and a legend
+// naming each series in its colour. Text uses a small built-in 5x7 bitmap
+// font (ASCII letters, digits and common punctuation), drawn at twice its
+// size.
 //
 //===----------------------------------------------------------------------===//
 
-#ifndef KILN_TRAIN_PLOT_H
-#define KILN_TRAIN_PLOT_H
+#ifndef KILN_PLOT_PLOT_H
+#define KILN_PLOT_PLOT_H
 
+#include "kiln/Plot/Png.h"
 #include "kiln/Runtime/Status.h"
-#include "kiln/Train/Metrics.h"
-#include "kiln/Train/Png.h"
 
 #include <string>
 #include <vector>
 
-namespace kiln::train {
+namespace kiln::plot {
 
 using runtime::Expected;
 using runtime::Status;
@@ -58,11 +59,6 @@ Status writeLossPlot(const std::string &pngPath,
                      const std::vector<PlotSeries> &series,
                      const PlotOptions &options);
 
-/// The "train loss" (key "loss") and "eval loss" (key "eval_loss") series of
-/// metrics rows, against their "step"; a series with no points is left out.
-std::vector<PlotSeries>
-lossSeriesFromMetrics(const std::vector<MetricsRow> &rows);
+} // namespace kiln::plot
 
-} // namespace kiln::train
-
-#endif // KILN_TRAIN_PLOT_H
+#endif // KILN_PLOT_PLOT_H

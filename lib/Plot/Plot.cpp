@@ -8,7 +8,7 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "kiln/Train/Plot.h"
+#include "kiln/Plot/Plot.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,7 +16,7 @@
 #include <cstring>
 #include <limits>
 
-namespace kiln::train {
+namespace kiln::plot {
 
 namespace {
 
@@ -510,29 +510,4 @@ Status writeLossPlot(const std::string &pngPath,
   return writePng(pngPath, *image);
 }
 
-std::vector<PlotSeries>
-lossSeriesFromMetrics(const std::vector<MetricsRow> &rows) {
-  PlotSeries train{"train loss", {}, {}};
-  PlotSeries eval{"eval loss", {}, {}};
-  for (const MetricsRow &row : rows) {
-    std::optional<double> step = row.number("step");
-    if (!step)
-      continue;
-    if (std::optional<double> loss = row.number("loss")) {
-      train.x.push_back(*step);
-      train.y.push_back(*loss);
-    }
-    if (std::optional<double> loss = row.number("eval_loss")) {
-      eval.x.push_back(*step);
-      eval.y.push_back(*loss);
-    }
-  }
-  std::vector<PlotSeries> series;
-  if (!train.x.empty())
-    series.push_back(std::move(train));
-  if (!eval.x.empty())
-    series.push_back(std::move(eval));
-  return series;
-}
-
-} // namespace kiln::train
+} // namespace kiln::plot
