@@ -21,6 +21,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Conversion/Passes.h"
+#include "Utils.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Decomposition.h"
@@ -42,16 +43,9 @@ namespace mlir::kiln {
 
 using namespace mlir;
 using namespace mlir::kiln;
+using namespace mlir::kiln::to_linalg;
 
 namespace {
-
-RankedTensorType tensorType(Value value) {
-  return cast<RankedTensorType>(value.getType());
-}
-
-Value index(OpBuilder &b, Location loc, int64_t value) {
-  return arith::ConstantIndexOp::create(b, loc, value);
-}
 
 Value f32Const(OpBuilder &b, Location loc, double value) {
   return arith::ConstantOp::create(
@@ -91,7 +85,7 @@ using BlockBody = function_ref<SmallVector<Value>(
 SmallVector<Value> blockedLoop(OpBuilder &b, Location loc, int64_t width,
                                Value lo, Value hi, ValueRange init,
                                BlockBody body) {
-  Value block = index(b, loc, width);
+  Value block = indexConstant(b, loc, width);
   auto build = [&](Value from, Value to, Value step, int64_t width,
                    ValueRange state) {
     auto loop = scf::ForOp::create(
@@ -109,7 +103,7 @@ SmallVector<Value> blockedLoop(OpBuilder &b, Location loc, int64_t width,
       arith::MulIOp::create(b, loc, arith::DivSIOp::create(b, loc, span, block),
                             block));
   SmallVector<Value> state = build(lo, blockedEnd, block, width, init);
-  return build(blockedEnd, hi, index(b, loc, 1), 1, state);
+  return build(blockedEnd, hi, indexConstant(b, loc, 1), 1, state);
 }
 
 /// `scalars` as a vector (one scalar: a vector<1>).
@@ -145,7 +139,7 @@ struct AttentionProblem {
     auto type = tensorType(tensor);
     auto vectorType =
         VectorType::get({type.getDimSize(3)}, type.getElementType());
-    Value zero = index(b, loc, 0);
+    Value zero = indexConstant(b, loc, 0);
     Value padding =
         arith::ConstantOp::create(b, loc, type.getElementType(),
                                   b.getFloatAttr(type.getElementType(), 0.0));
@@ -166,7 +160,7 @@ struct AttentionProblem {
   Value visibleEnd(OpBuilder &b, Value row) const {
     Value shifted = arith::AddIOp::create(
         b, loc, row, arith::SubIOp::create(b, loc, keyLength, queryLength));
-    return arith::AddIOp::create(b, loc, shifted, index(b, loc, 1));
+    return arith::AddIOp::create(b, loc, shifted, indexConstant(b, loc, 1));
   }
 
   /// The number of keys row `row` visits: all of them without a causal
@@ -178,7 +172,7 @@ struct AttentionProblem {
       return keyLength;
     Value end = visibleEnd(b, row);
     Value positive = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt,
-                                           end, index(b, loc, 0));
+                                           end, indexConstant(b, loc, 0));
     Value clamped = arith::MinSIOp::create(b, loc, end, keyLength);
     return arith::SelectOp::create(b, loc, positive, clamped, keyLength);
   }
@@ -212,7 +206,7 @@ struct AttentionProblem {
         int64_t scoreDim = 4 - rank + i;
         bool broadcast =
             maskType.getDimSize(i) == 1 && scoreShape[scoreDim] != 1;
-        indices.push_back(broadcast ? index(b, loc, 0) : ivs[scoreDim]);
+        indices.push_back(broadcast ? indexConstant(b, loc, 0) : ivs[scoreDim]);
       }
       Value maskValue = tensor::ExtractOp::create(b, loc, mask, indices);
       s = arith::AddFOp::create(b, loc, s, toF32(b, loc, maskValue));
@@ -280,13 +274,13 @@ struct AttentionProblem {
                                   Value row, Value scaledQuery) const {
     Value kvh = kvHead(b, head);
     SmallVector<Value> state = blockedLoop(
-        b, loc, blockWidth, index(b, loc, 0), keyCount(b, row),
+        b, loc, blockWidth, indexConstant(b, loc, 0), keyCount(b, row),
         ValueRange{lowest(b), f32Const(b, loc, 0.0), zeros(b, valueVector)},
         [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
           Value m = in[0], l = in[1], acc = in[2];
           SmallVector<Value> keys, scores;
           for (int64_t t = 0; t < width; ++t) {
-            Value j = arith::AddIOp::create(nb, loc, first, index(nb, loc, t));
+            Value j = arith::AddIOp::create(nb, loc, first, indexConstant(nb, loc, t));
             keys.push_back(j);
             Value keyRow = readRow(nb, key, batchIndex, kvh, j);
             scores.push_back(
@@ -417,7 +411,7 @@ void writeRow(OpBuilder &b, Location loc, scf::ForallOp forall, Value out,
                                                sizes, strides);
   Value rounded = fromF32(b, loc, row, type.getElementType());
   Value written = vector::TransferWriteOp::create(b, loc, rounded, slice,
-                                                  ValueRange{index(b, loc, 0)},
+                                                  ValueRange{indexConstant(b, loc, 0)},
                                                   ArrayRef<bool>{true})
                       .getResult();
   insertInParallel(b, loc, forall, written, out, offsets, sizes, strides);
@@ -434,7 +428,7 @@ void writeScalar(OpBuilder &b, Location loc, scf::ForallOp forall, Value out,
   Value slice = tensor::ExtractSliceOp::create(b, loc, sliceType, out, offsets,
                                                sizes, strides);
   Value written = tensor::InsertOp::create(b, loc, value, slice,
-                                           ValueRange{index(b, loc, 0)});
+                                           ValueRange{indexConstant(b, loc, 0)});
   insertInParallel(b, loc, forall, written, out, offsets, sizes, strides);
 }
 
@@ -508,12 +502,12 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
     Value kvh = p.kvHead(rewriter, h);
     // Keys in blocks: p = exp(s - m)/l and ds = p (g·v - δ) as vectors.
     SmallVector<Value> dqSum = blockedLoop(
-        rewriter, loc, p.blockWidth, index(rewriter, loc, 0),
+        rewriter, loc, p.blockWidth, indexConstant(rewriter, loc, 0),
         p.keyCount(rewriter, i), ValueRange{p.zeros(rewriter, p.headVector)},
         [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
           SmallVector<Value> keys, keyRows, scores, dps;
           for (int64_t t = 0; t < width; ++t) {
-            Value j = arith::AddIOp::create(nb, loc, first, index(nb, loc, t));
+            Value j = arith::AddIOp::create(nb, loc, first, indexConstant(nb, loc, t));
             keys.push_back(j);
             keyRows.push_back(p.readRow(nb, p.key, b, kvh, j));
             scores.push_back(p.score(nb, q, keyRows.back(), b, h, i, j));
@@ -557,7 +551,7 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
     // Under the causal mask, rows before the first that sees key j
     // contribute nothing, unless some rows see no key at all (more queries
     // than keys): those average every key and reach every dv.
-    Value first = index(rewriter, loc, 0);
+    Value first = indexConstant(rewriter, loc, 0);
     if (p.causal) {
       Value lastHidden = arith::SubIOp::create(
           rewriter, loc, arith::AddIOp::create(rewriter, loc, j, p.queryLength),
@@ -570,8 +564,8 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
     }
     Value headBase = arith::MulIOp::create(rewriter, loc, kvh, p.group);
     auto heads = scf::ForOp::create(
-        rewriter, loc, index(rewriter, loc, 0), p.group,
-        index(rewriter, loc, 1),
+        rewriter, loc, indexConstant(rewriter, loc, 0), p.group,
+        indexConstant(rewriter, loc, 1),
         ValueRange{p.zeros(rewriter, p.headVector),
                    p.zeros(rewriter, p.valueVector)},
         [&](OpBuilder &hb, Location, Value g, ValueRange headState) {
@@ -585,7 +579,7 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
                     inverseSums, deltas, dps;
                 for (int64_t t = 0; t < width; ++t) {
                   Value i = arith::AddIOp::create(nb, loc, firstRow,
-                                                  index(nb, loc, t));
+                                                  indexConstant(nb, loc, t));
                   rowIndices.push_back(i);
                   queries.push_back(p.scaledQueryRow(nb, b, h, i));
                   scores.push_back(

@@ -1,0 +1,263 @@
+//===- Shape.cpp - kiln shape and data movement to linalg -----------------===//
+//
+// Transpose, reshape, slice, concat, pad, broadcast_to, gather and
+// scatter_add: linalg, tensor and scf at the tensor level.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Utils.h"
+
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+#include "mlir/Dialect/Arith/Utils/Utils.h"
+#include "mlir/Transforms/DialectConversion.h"
+
+using namespace mlir;
+using namespace mlir::kiln;
+using namespace mlir::kiln::to_linalg;
+
+namespace {
+
+struct TransposeOpPattern : OpConversionPattern<TransposeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(TransposeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    Value input = adaptor.getInput();
+    SmallVector<OpFoldResult> inputSizes =
+        tensor::getMixedSizes(rewriter, loc, input);
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t p : op.getPermutation())
+      sizes.push_back(inputSizes[p]);
+    Value init = tensor::EmptyOp::create(rewriter, loc, sizes,
+                                         op.getType().getElementType());
+    auto transpose = linalg::TransposeOp::create(rewriter, loc, input, init,
+                                                 op.getPermutation());
+    rewriter.replaceOp(op, transpose.getResult());
+    return success();
+  }
+};
+
+struct ReshapeOpPattern : OpConversionPattern<ReshapeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ReshapeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    Value input = adaptor.getInput();
+    auto inputType = tensorType(input);
+    auto resultType = op.getType();
+    // The k-th dynamic result dim takes the size of the k-th dynamic input
+    // dim (the verifier guarantees equal counts).
+    SmallVector<Value> dynamicInputSizes;
+    for (int64_t d = 0; d < inputType.getRank(); ++d)
+      if (inputType.isDynamicDim(d))
+        dynamicInputSizes.push_back(
+            tensor::DimOp::create(rewriter, loc, input, d));
+    SmallVector<Value> shape;
+    unsigned next = 0;
+    for (int64_t dim : resultType.getShape())
+      shape.push_back(ShapedType::isDynamic(dim)
+                          ? dynamicInputSizes[next++]
+                          : indexConstant(rewriter, loc, dim));
+    Value shapeTensor = tensor::FromElementsOp::create(
+        rewriter, loc,
+        RankedTensorType::get({resultType.getRank()}, rewriter.getIndexType()),
+        shape);
+    rewriter.replaceOpWithNewOp<tensor::ReshapeOp>(op, resultType, input,
+                                                   shapeTensor);
+    return success();
+  }
+};
+
+struct SliceOpPattern : OpConversionPattern<SliceOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(SliceOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    Value input = adaptor.getInput();
+    int64_t rank = tensorType(input).getRank();
+    SmallVector<OpFoldResult> offsets(rank, rewriter.getIndexAttr(0));
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, input);
+    SmallVector<OpFoldResult> strides(rank, rewriter.getIndexAttr(1));
+    int64_t axis = op.getAxis();
+    offsets[axis] = rewriter.getIndexAttr(op.getStart());
+    sizes[axis] = rewriter.getIndexAttr(op.getType().getDimSize(axis));
+    strides[axis] = rewriter.getIndexAttr(op.getStep());
+    rewriter.replaceOpWithNewOp<tensor::ExtractSliceOp>(
+        op, op.getType(), input, offsets, sizes, strides);
+    return success();
+  }
+};
+
+struct ConcatOpPattern : OpConversionPattern<ConcatOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ConcatOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    rewriter.replaceOpWithNewOp<tensor::ConcatOp>(
+        op, op.getType(), op.getAxis(), adaptor.getInputs());
+    return success();
+  }
+};
+
+struct PadOpPattern : OpConversionPattern<PadOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(PadOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    Type elementType = op.getType().getElementType();
+    Value value = scalarConstant(rewriter, loc, elementType,
+                                 op.getValue().convertToDouble());
+    SmallVector<OpFoldResult> low, high;
+    for (int64_t v : op.getLow())
+      low.push_back(rewriter.getIndexAttr(v));
+    for (int64_t v : op.getHigh())
+      high.push_back(rewriter.getIndexAttr(v));
+    auto pad = tensor::PadOp::create(rewriter, loc, op.getType(),
+                                     adaptor.getInput(), low, high, value);
+    rewriter.replaceOp(op, pad.getResult());
+    return success();
+  }
+};
+
+struct BroadcastToOpPattern : OpConversionPattern<BroadcastToOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(BroadcastToOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    auto resultType = op.getType();
+    SmallVector<OpFoldResult> sizes =
+        generatorSizes(rewriter, resultType, adaptor.getDynamicSizes());
+    Value init = tensor::EmptyOp::create(rewriter, loc, sizes,
+                                         resultType.getElementType());
+    MLIRContext *ctx = rewriter.getContext();
+    SmallVector<AffineMap> maps = {
+        broadcastMap(ctx, tensorType(adaptor.getInput()), resultType),
+        AffineMap::getMultiDimIdentityMap(resultType.getRank(), ctx)};
+    SmallVector<utils::IteratorType> iterators(resultType.getRank(),
+                                               utils::IteratorType::parallel);
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{resultType}, ValueRange{adaptor.getInput()},
+        ValueRange{init}, maps, iterators,
+        [](OpBuilder &b, Location l, ValueRange args) {
+          linalg::YieldOp::create(b, l, args[0]);
+        });
+    rewriter.replaceOp(op, generic.getResult(0));
+    return success();
+  }
+};
+
+struct GatherOpPattern : OpConversionPattern<GatherOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(GatherOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value input = adaptor.getInput(), indices = adaptor.getIndices();
+    auto inputType = tensorType(input), indicesType = tensorType(indices);
+    auto resultType = op.getType();
+    int64_t axis = op.getAxis();
+    int64_t indexRank = indicesType.getRank();
+    // result = input[:axis] ++ indices ++ input[axis+1:]
+    SmallVector<OpFoldResult> sizes;
+    for (int64_t d = 0; d < axis; ++d)
+      sizes.push_back(tensor::getMixedSize(rewriter, loc, input, d));
+    for (int64_t d = 0; d < indexRank; ++d)
+      sizes.push_back(tensor::getMixedSize(rewriter, loc, indices, d));
+    for (int64_t d = axis + 1; d < inputType.getRank(); ++d)
+      sizes.push_back(tensor::getMixedSize(rewriter, loc, input, d));
+    SmallVector<AffineExpr> indexExprs;
+    for (int64_t d = 0; d < indexRank; ++d)
+      indexExprs.push_back(getAffineDimExpr(axis + d, ctx));
+    AffineMap indexMap =
+        AffineMap::get(resultType.getRank(), 0, indexExprs, ctx);
+    // Out-of-range indices (a token id past the vocabulary) are clamped to
+    // the nearest row: reading outside the table would crash the process.
+    Value zero = indexConstant(rewriter, loc, 0);
+    Value last = arith::SubIOp::create(
+        rewriter, loc, tensor::DimOp::create(rewriter, loc, input, axis),
+        indexConstant(rewriter, loc, 1));
+    Value result = buildIndexed(
+        rewriter, loc, resultType, sizes, {indices}, {indexMap},
+        [&](OpBuilder &b, Location l, ValueRange ivs, ValueRange args) {
+          SmallVector<Value> coords;
+          for (int64_t d = 0; d < axis; ++d)
+            coords.push_back(ivs[d]);
+          Value index =
+              arith::IndexCastOp::create(b, l, b.getIndexType(), args[0]);
+          index = arith::MaxSIOp::create(
+              b, l, arith::MinSIOp::create(b, l, index, last), zero);
+          coords.push_back(index);
+          for (int64_t d = axis + 1; d < inputType.getRank(); ++d)
+            coords.push_back(ivs[d - 1 + indexRank]);
+          return tensor::ExtractOp::create(b, l, input, coords);
+        });
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+/// A sequential loop nest over the updates (repeated indices accumulate, so
+/// it cannot be a parallel generic), carrying the result tensor: one scalar
+/// read-add-write per update element. Bufferized, it updates the input's
+/// buffer in place.
+struct ScatterAddOpPattern : OpConversionPattern<ScatterAddOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ScatterAddOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    Value input = adaptor.getInput(), indices = adaptor.getIndices(),
+          updates = adaptor.getUpdates();
+    auto inputType = tensorType(input);
+    int64_t axis = op.getAxis();
+    int64_t indexRank = tensorType(indices).getRank();
+    int64_t updatesRank = tensorType(updates).getRank();
+    bool isFloat = isa<FloatType>(inputType.getElementType());
+    Value zero = indexConstant(rewriter, loc, 0);
+    Value one = indexConstant(rewriter, loc, 1);
+    Value last = arith::SubIOp::create(
+        rewriter, loc, tensor::DimOp::create(rewriter, loc, input, axis), one);
+    SmallVector<Value> lbs(updatesRank, zero), steps(updatesRank, one), ubs;
+    for (int64_t d = 0; d < updatesRank; ++d)
+      ubs.push_back(tensor::DimOp::create(rewriter, loc, updates, d));
+    scf::LoopNest nest = scf::buildLoopNest(
+        rewriter, loc, lbs, ubs, steps, ValueRange{input},
+        [&](OpBuilder &b, Location l, ValueRange ivs,
+            ValueRange acc) -> scf::ValueVector {
+          Value index = tensor::ExtractOp::create(b, l, indices,
+                                                  ivs.slice(axis, indexRank));
+          index = arith::IndexCastOp::create(b, l, b.getIndexType(), index);
+          // Clamped like gather: never write outside the tensor.
+          index = arith::MaxSIOp::create(
+              b, l, arith::MinSIOp::create(b, l, index, last), zero);
+          SmallVector<Value> coords(ivs.take_front(axis));
+          coords.push_back(index);
+          llvm::append_range(coords, ivs.drop_front(axis + indexRank));
+          Value update = tensor::ExtractOp::create(b, l, updates, ivs);
+          Value current = tensor::ExtractOp::create(b, l, acc[0], coords);
+          Value sum = isFloat
+                          ? Value(arith::AddFOp::create(b, l, current, update))
+                          : Value(arith::AddIOp::create(b, l, current, update));
+          return {tensor::InsertOp::create(b, l, sum, acc[0], coords)};
+        });
+    rewriter.replaceOp(op, nest.results.empty() ? input : nest.results[0]);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::kiln::to_linalg::populateShapePatterns(RewritePatternSet &patterns) {
+  patterns.add<TransposeOpPattern, ReshapeOpPattern, SliceOpPattern,
+               ConcatOpPattern, PadOpPattern, BroadcastToOpPattern,
+               GatherOpPattern, ScatterAddOpPattern>(patterns.getContext());
+}
