@@ -172,17 +172,20 @@ Status CudaModule::fillZero(void *destination, size_t bytes) const {
     return s;
   const DriverFunctions &cu = driver_->cu;
   CUresult result;
+  const char *call;
   if (bytes % 4 == 0) {
     result = cu.memsetD32Async(devicePointer(destination), 0, bytes / 4,
                                driver_->stream);
+    call = "cuMemsetD32Async";
   } else if (bytes % 2 == 0) {
     result = cu.memsetD16Async(devicePointer(destination), 0, bytes / 2,
                                driver_->stream);
+    call = "cuMemsetD16Async";
   } else {
     std::string zeros(bytes, '\0');
     return copyIn(destination, zeros.data(), bytes);
   }
-  if (Status s = driver_->check(result, "cuMemsetAsync"); !s)
+  if (Status s = driver_->check(result, call); !s)
     return s;
   return driver_->check(cu.streamSynchronize(driver_->stream),
                         "cuStreamSynchronize");

@@ -153,6 +153,16 @@ struct MatmulsToLibraryCallsPass
     // is not offered through kiln_gpu_gemm).
     if (!a || !b || !c || c->transposed)
       return;
+    // Where each batch loop dim sits in the output (the output of a
+    // contraction has every parallel dim, in any order).
+    SmallVector<unsigned> outputPos;
+    for (unsigned d = 0; d < batch; ++d) {
+      std::optional<unsigned> pos = c->map.getResultPosition(
+          getAffineDimExpr(d, op.getContext()));
+      if (!pos)
+        return;
+      outputPos.push_back(*pos);
+    }
     // Before any op is added in front of `op`.
     linalg::FillOp zeroFill = zeroFillBefore(op, c->memref);
     int32_t dtype = *gemmType(op);
@@ -201,7 +211,7 @@ struct MatmulsToLibraryCallsPass
     Value strideA = index(0), strideB = index(0), strideC = index(0);
     if (batch > 0) {
       unsigned last = batch - 1;
-      batchCount = mc.sizes[c->map.getDimPosition(last)];
+      batchCount = mc.sizes[outputPos[last]];
       strideA = loopStride(*a, ma, last);
       strideB = loopStride(*b, mb, last);
       strideC = loopStride(*c, mc, last);
@@ -211,7 +221,7 @@ struct MatmulsToLibraryCallsPass
     SmallVector<Value> ivs;
     for (unsigned d = 0; d + 1 < batch; ++d) {
       auto loop = scf::ForOp::create(
-          builder, loc, index(0), mc.sizes[c->map.getDimPosition(d)], index(1));
+          builder, loc, index(0), mc.sizes[outputPos[d]], index(1));
       builder.setInsertionPoint(loop.getBody()->getTerminator());
       ivs.push_back(loop.getInductionVar());
     }

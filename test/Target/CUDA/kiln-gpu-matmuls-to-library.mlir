@@ -329,3 +329,31 @@ func.func @declared(%x: memref<8x16xf32>, %w: memref<16x4xf32>, %y: memref<8x4xf
   return
 }
 func.func private @kiln_gpu_gemm(i32, i32, i32, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, f32, f32)
+
+// -----
+
+// An output that stores the batch dims permuted, (b1, m, b0, n): the batch
+// count and the host loop's bound are the sizes of the loop dims b1 (2)
+// and b0 (3) wherever they sit in the output (they were read from the
+// output dims at the loop dims' indices: a batch of 4 and a loop to 2).
+// ldc is m's stride (3 * 6 = 18), strideC b1's (4 * 3 * 6 = 72).
+// CHECK-LABEL: func.func @permuted_batch_output(
+// CHECK: scf.for %[[B0:.*]] = %c0 to %c3 step %c1 {
+// CHECK: call @kiln_gpu_gemm(%c0_i32, %c0_i32, %c0_i32, %c2_i64, %c4_i64, %c6_i64, %c5_i64, %{{.*}}, %c5_i64, %c20_i64, %{{.*}}, %c6_i64, %c30_i64, %{{.*}}, %c18_i64, %c72_i64,
+#pa = affine_map<(b0, b1, m, k, n) -> (b0, b1, m, k)>
+#pb = affine_map<(b0, b1, m, k, n) -> (b0, b1, k, n)>
+#pc = affine_map<(b0, b1, m, k, n) -> (b1, m, b0, n)>
+func.func @permuted_batch_output(%x: memref<3x2x4x5xf32>, %w: memref<3x2x5x6xf32>,
+                                 %y: memref<2x4x3x6xf32>) {
+  linalg.generic {indexing_maps = [#pa, #pb, #pc],
+                  iterator_types = ["parallel", "parallel", "parallel",
+                                    "reduction", "parallel"]}
+      ins(%x, %w : memref<3x2x4x5xf32>, memref<3x2x5x6xf32>)
+      outs(%y : memref<2x4x3x6xf32>) {
+  ^bb0(%p: f32, %q: f32, %r: f32):
+    %0 = arith.mulf %p, %q : f32
+    %1 = arith.addf %r, %0 : f32
+    linalg.yield %1 : f32
+  }
+  return
+}
