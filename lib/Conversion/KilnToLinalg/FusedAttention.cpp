@@ -250,11 +250,12 @@ struct AttentionProblem {
   Value scoreGradients(OpBuilder &b, Value scores, Value m, Value inverseSum,
                        Value dps, Value delta) const {
     auto type = cast<VectorType>(scores.getType());
-    Value prob =
-        probabilities(b, scores, splat(b, type, m), splat(b, type, inverseSum));
-    return arith::MulFOp::create(
-        b, loc, prob,
-        arith::SubFOp::create(b, loc, dps, splat(b, type, delta)));
+    Value maxes = splat(b, type, m);
+    Value inverseSums = splat(b, type, inverseSum);
+    Value prob = probabilities(b, scores, maxes, inverseSums);
+    Value deltas = splat(b, type, delta);
+    Value centered = arith::SubFOp::create(b, loc, dps, deltas);
+    return arith::MulFOp::create(b, loc, prob, centered);
   }
 
   /// The scaled query row of (batch, head, row).
@@ -273,9 +274,14 @@ struct AttentionProblem {
   std::array<Value, 3> forwardRow(OpBuilder &b, Value batchIndex, Value head,
                                   Value row, Value scaledQuery) const {
     Value kvh = kvHead(b, head);
+    Value firstKey = indexConstant(b, loc, 0);
+    Value keyEnd = keyCount(b, row);
+    Value initialMax = lowest(b);
+    Value initialSum = f32Const(b, loc, 0.0);
+    Value initialAcc = zeros(b, valueVector);
     SmallVector<Value> state = blockedLoop(
-        b, loc, blockWidth, indexConstant(b, loc, 0), keyCount(b, row),
-        ValueRange{lowest(b), f32Const(b, loc, 0.0), zeros(b, valueVector)},
+        b, loc, blockWidth, firstKey, keyEnd,
+        ValueRange{initialMax, initialSum, initialAcc},
         [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
           Value m = in[0], l = in[1], acc = in[2];
           SmallVector<Value> keys, scores;
@@ -296,8 +302,9 @@ struct AttentionProblem {
           Value p = math::ExpOp::create(
               nb, loc,
               arith::SubFOp::create(nb, loc, s, splat(nb, vectorType, newMax)));
-          Value newSum = arith::AddFOp::create(
-              nb, loc, arith::MulFOp::create(nb, loc, l, alpha), sum(nb, p));
+          Value rescaledSum = arith::MulFOp::create(nb, loc, l, alpha);
+          Value blockSum = sum(nb, p);
+          Value newSum = arith::AddFOp::create(nb, loc, rescaledSum, blockSum);
           Value newAcc = arith::MulFOp::create(nb, loc, acc,
                                                splat(nb, valueVector, alpha));
           for (int64_t t = 0; t < width; ++t) {
@@ -501,9 +508,11 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
     Value delta = p.dot(rewriter, g, o);
     Value kvh = p.kvHead(rewriter, h);
     // Keys in blocks: p = exp(s - m)/l and ds = p (g·v - δ) as vectors.
+    Value firstKey = indexConstant(rewriter, loc, 0);
+    Value keyEnd = p.keyCount(rewriter, i);
+    Value dqZeros = p.zeros(rewriter, p.headVector);
     SmallVector<Value> dqSum = blockedLoop(
-        rewriter, loc, p.blockWidth, indexConstant(rewriter, loc, 0),
-        p.keyCount(rewriter, i), ValueRange{p.zeros(rewriter, p.headVector)},
+        rewriter, loc, p.blockWidth, firstKey, keyEnd, ValueRange{dqZeros},
         [&](OpBuilder &nb, Value first, int64_t width, ValueRange in) {
           SmallVector<Value> keys, keyRows, scores, dps;
           for (int64_t t = 0; t < width; ++t) {
@@ -513,13 +522,15 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
             scores.push_back(p.score(nb, q, keyRows.back(), b, h, i, j));
             dps.push_back(p.dot(nb, g, p.readRow(nb, p.value, b, kvh, j)));
           }
-          Value ds = p.scoreGradients(nb, gather(nb, loc, scores), m,
-                                      inverseSum, gather(nb, loc, dps), delta);
+          Value scoreVector = gather(nb, loc, scores);
+          Value dpVector = gather(nb, loc, dps);
+          Value ds = p.scoreGradients(nb, scoreVector, m, inverseSum, dpVector,
+                                      delta);
           Value dq = in[0];
           for (int64_t t = 0; t < width; ++t) {
-            Value dst =
-                p.hideCausal(nb, vector::ExtractOp::create(nb, loc, ds, t), i,
-                             keys[t], f32Const(nb, loc, 0.0));
+            Value dsLane = vector::ExtractOp::create(nb, loc, ds, t);
+            Value zero = f32Const(nb, loc, 0.0);
+            Value dst = p.hideCausal(nb, dsLane, i, keys[t], zero);
             dq = vector::FMAOp::create(nb, loc, p.splat(nb, p.headVector, dst),
                                        keyRows[t], dq);
           }
@@ -563,11 +574,13 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
           arith::SelectOp::create(rewriter, loc, noneHidden, clamped, first);
     }
     Value headBase = arith::MulIOp::create(rewriter, loc, kvh, p.group);
+    Value firstHead = indexConstant(rewriter, loc, 0);
+    Value headStep = indexConstant(rewriter, loc, 1);
+    Value dkZeros = p.zeros(rewriter, p.headVector);
+    Value dvZeros = p.zeros(rewriter, p.valueVector);
     auto heads = scf::ForOp::create(
-        rewriter, loc, indexConstant(rewriter, loc, 0), p.group,
-        indexConstant(rewriter, loc, 1),
-        ValueRange{p.zeros(rewriter, p.headVector),
-                   p.zeros(rewriter, p.valueVector)},
+        rewriter, loc, firstHead, p.group, headStep,
+        ValueRange{dkZeros, dvZeros},
         [&](OpBuilder &hb, Location, Value g, ValueRange headState) {
           Value h = arith::AddIOp::create(hb, loc, headBase, g);
           // Query rows in blocks: their probabilities and score
@@ -594,22 +607,25 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
                   gradRows.push_back(p.readRow(nb, grad, b, h, i));
                   dps.push_back(p.dot(nb, gradRows.back(), valueRow));
                 }
-                Value prob = p.probabilities(nb, gather(nb, loc, scores),
-                                             gather(nb, loc, maxes),
-                                             gather(nb, loc, inverseSums));
+                Value scoreVector = gather(nb, loc, scores);
+                Value maxVector = gather(nb, loc, maxes);
+                Value inverseSumVector = gather(nb, loc, inverseSums);
+                Value prob = p.probabilities(nb, scoreVector, maxVector,
+                                             inverseSumVector);
                 Value deltaVector = gather(nb, loc, deltas);
-                Value ds = arith::MulFOp::create(
-                    nb, loc, prob,
-                    arith::SubFOp::create(nb, loc, gather(nb, loc, dps),
-                                          deltaVector));
+                Value dpVector = gather(nb, loc, dps);
+                Value centered =
+                    arith::SubFOp::create(nb, loc, dpVector, deltaVector);
+                Value ds = arith::MulFOp::create(nb, loc, prob, centered);
                 Value dk = in[0], dv = in[1];
                 for (int64_t t = 0; t < width; ++t) {
                   Value pt = vector::ExtractOp::create(nb, loc, prob, t);
                   dv = vector::FMAOp::create(
                       nb, loc, p.splat(nb, p.valueVector, pt), gradRows[t], dv);
-                  Value dst = p.hideCausal(
-                      nb, vector::ExtractOp::create(nb, loc, ds, t),
-                      rowIndices[t], j, f32Const(nb, loc, 0.0));
+                  Value dsLane = vector::ExtractOp::create(nb, loc, ds, t);
+                  Value zero = f32Const(nb, loc, 0.0);
+                  Value dst =
+                      p.hideCausal(nb, dsLane, rowIndices[t], j, zero);
                   dk = vector::FMAOp::create(
                       nb, loc, p.splat(nb, p.headVector, dst), queries[t], dk);
                 }

@@ -182,9 +182,9 @@ struct GatherOpPattern : OpConversionPattern<GatherOp> {
     // Out-of-range indices (a token id past the vocabulary) are clamped to
     // the nearest row: reading outside the table would crash the process.
     Value zero = indexConstant(rewriter, loc, 0);
-    Value last = arith::SubIOp::create(
-        rewriter, loc, tensor::DimOp::create(rewriter, loc, input, axis),
-        indexConstant(rewriter, loc, 1));
+    Value axisSize = tensor::DimOp::create(rewriter, loc, input, axis);
+    Value one = indexConstant(rewriter, loc, 1);
+    Value last = arith::SubIOp::create(rewriter, loc, axisSize, one);
     Value result = buildIndexed(
         rewriter, loc, resultType, sizes, {indices}, {indexMap},
         [&](OpBuilder &b, Location l, ValueRange ivs, ValueRange args) {

@@ -652,8 +652,9 @@ Gradients LayerNormOp::buildGradient(OpBuilder &b, ValueRange grads) {
   Value meanG = reduce(b, loc, ReduceKind::mean, ghat, {last}, true);
   Value meanGX = reduce(b, loc, ReduceKind::mean,
                         MulOp::create(b, loc, ghat, xhat), {last}, true);
-  Value inner = SubOp::create(b, loc, SubOp::create(b, loc, ghat, meanG),
-                              MulOp::create(b, loc, xhat, meanGX));
+  Value ghatCentered = SubOp::create(b, loc, ghat, meanG);
+  Value projected = MulOp::create(b, loc, xhat, meanGX);
+  Value inner = SubOp::create(b, loc, ghatCentered, projected);
   unsigned next = 0;
   Value dx = MulOp::create(b, loc, inv, inner);
   result[next++] = matchType(
