@@ -37,6 +37,14 @@ struct LowerParameterStoresPass
       SmallVector<kiln::StoreParamOp> stores;
       func.walk([&](kiln::StoreParamOp store) { stores.push_back(store); });
       for (kiln::StoreParamOp store : stores) {
+        // The update is placed at the end of the function; inside a region
+        // (an scf.if) it would land at the end of that region instead, and
+        // reads after it would see a half-written buffer.
+        if (store->getParentOp() != func) {
+          store.emitOpError("stores a parameter inside a region; parameter "
+                            "updates must be at the function's top level");
+          return signalPassFailure();
+        }
         auto arg = cast<BlockArgument>(store.getDest());
         if (!stored.insert(arg.getArgNumber()).second) {
           store.emitOpError("stores a parameter a second time");

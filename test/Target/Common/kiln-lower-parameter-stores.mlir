@@ -114,3 +114,15 @@ func.func @stored_twice(%x: tensor<4xf32>, %w: tensor<4xf32> {kiln.parameter = "
   kiln.store_param %x to %w : tensor<4xf32>
   return
 }
+
+// -----
+
+// A store inside a region would be materialized at the end of that region,
+// not of the function: refused.
+func.func @stored_in_region(%x: tensor<4xf32>, %w: tensor<4xf32> {kiln.parameter = "w"}, %c: i1) {
+  scf.if %c {
+    // expected-error @+1 {{'kiln.store_param' op stores a parameter inside a region; parameter updates must be at the function's top level}}
+    kiln.store_param %x to %w : tensor<4xf32>
+  }
+  return
+}

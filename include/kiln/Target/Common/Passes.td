@@ -42,7 +42,8 @@ def LowerParameterStoresPass
     argument in its own buffer). Runs right before empty-tensor
     elimination and bufferization: a canonicalization in between would
     erase the unused materializations. A function that stores one
-    parameter twice is an error.
+    parameter twice, or stores one inside a region (an `scf.if`), is an
+    error.
   }];
   let dependentDialects = ["::mlir::bufferization::BufferizationDialect",
                            "::mlir::LLVM::LLVMDialect"];
