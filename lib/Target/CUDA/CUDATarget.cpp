@@ -26,43 +26,56 @@ llvm::Error error(const llvm::Twine &message) {
   return llvm::createStringError(message.str());
 }
 
-llvm::Error cudaPipelineOptions(const CUDATargetOptions &options,
-                                CUDAPipelineOptions &pipeline) {
-  // The runtime's parsers: what the compiler accepts, the runtime loads.
+/// Checks `options` with the runtime's parsers (what the compiler accepts,
+/// the runtime loads) and returns gpu-module-to-binary's name of the image.
+llvm::Expected<std::string>
+checkedBinaryFormat(const CUDATargetOptions &options) {
   if (!rt::parseCudaArch(options.arch))
     return error("unknown --cuda-arch '" + options.arch +
                  "' (expected sm_70 or later, such as sm_80, sm_90 or sm_90a)");
-  pipeline.arch = options.arch;
-  pipeline.toolkit = options.toolkit;
   std::optional<rt::CudaImage> image = rt::parseCudaImage(options.image);
   if (!image)
     return error("unknown --cuda-image '" + options.image + "' (expected " +
                  rt::cudaImageNames() + ")");
+  if (*image != rt::CudaImage::Ptx &&
+      !llvm::sys::fs::can_execute(options.toolkit + "/bin/ptxas"))
+    return error("--cuda-image " + options.image +
+                 " needs the CUDA toolkit's "
+                 "ptxas, and '" +
+                 options.toolkit +
+                 "/bin/ptxas' is missing "
+                 "(set --cuda-toolkit, or embed PTX with --cuda-image ptx)");
   switch (*image) {
   case rt::CudaImage::Ptx:
-    pipeline.image = "isa";
-    break;
+    return std::string("isa");
   case rt::CudaImage::Cubin:
-    pipeline.image = "bin";
-    break;
+    return std::string("bin");
   case rt::CudaImage::Fatbin:
-    pipeline.image = "fatbin";
-    break;
+    return std::string("fatbin");
   }
-  if (options.image != "ptx" &&
-      !llvm::sys::fs::can_execute(options.toolkit + "/bin/ptxas"))
-    return error("--cuda-image " + options.image + " needs the CUDA toolkit's "
-                 "ptxas, and '" + options.toolkit + "/bin/ptxas' is missing "
-                 "(set --cuda-toolkit, or embed PTX with --cuda-image ptx)");
+  llvm_unreachable("every image kind is handled");
+}
+
+/// Lowers `module` in place with kiln-cuda-pipeline for `options`, whose
+/// image is gpu-module-to-binary's `format`.
+llvm::Error lowerForCUDA(ModuleOp module, const CUDATargetOptions &options,
+                         llvm::StringRef format, ArrayRef<std::string> keep) {
+  CUDAPipelineOptions pipeline;
+  pipeline.arch = options.arch;
+  pipeline.image = format.str();
+  pipeline.toolkit = options.toolkit;
+  pipeline.keepComposites = llvm::to_vector(keep);
+  if (failed(lowerToCUDAArtifactLLVM(module, pipeline)))
+    return error("lowering for cuda failed (see the diagnostics above)");
   return llvm::Error::success();
 }
 
 class CUDATarget final : public TargetBackend {
 public:
-  /// `image`: gpu-module-to-binary's name of options.image.
+  /// `format`: gpu-module-to-binary's name of options.image.
   CUDATarget(const CUDATargetOptions &options, const CPUTargetOptions &host,
-             std::string image)
-      : options_(options), host_(host), image_(std::move(image)) {}
+             std::string format)
+      : options_(options), host_(host), format_(std::move(format)) {}
 
   llvm::StringRef name() const override { return "cuda"; }
   const CPUTargetOptions &host() const override { return host_; }
@@ -71,13 +84,8 @@ public:
                     ProgressLog log) const override {
     log("lowering to host code and PTX kernels (kiln-cuda-pipeline, " +
         options_.arch + ")");
-    CUDAPipelineOptions pipeline;
-    pipeline.arch = options_.arch;
-    pipeline.image = image_;
-    pipeline.toolkit = options_.toolkit;
-    pipeline.keepComposites = llvm::to_vector(keep);
-    if (failed(lowerToCUDAArtifactLLVM(module, pipeline)))
-      return error("lowering for cuda failed (see the diagnostics above)");
+    if (llvm::Error err = lowerForCUDA(module, options_, format_, keep))
+      return err;
     if (options_.image == "ptx") {
       bool checked = false;
       std::vector<KernelPTX> ptx = getEmbeddedPTX(module);
@@ -114,18 +122,17 @@ public:
 private:
   CUDATargetOptions options_;
   CPUTargetOptions host_;
-  std::string image_;
+  std::string format_;
 };
 } // namespace
 
 llvm::Expected<std::unique_ptr<TargetBackend>>
 mlir::kiln::createCUDATarget(const CUDATargetOptions &options,
                              const CPUTargetOptions &host) {
-  CUDAPipelineOptions pipeline;
-  if (llvm::Error err = cudaPipelineOptions(options, pipeline))
-    return std::move(err);
-  return std::make_unique<CUDATarget>(options, host,
-                                      pipeline.image.getValue());
+  llvm::Expected<std::string> format = checkedBinaryFormat(options);
+  if (!format)
+    return format.takeError();
+  return std::make_unique<CUDATarget>(options, host, std::move(*format));
 }
 
 llvm::Expected<std::vector<KernelPTX>>
@@ -133,19 +140,18 @@ mlir::kiln::generatePTX(ModuleOp module, const CUDATargetOptions &options,
                         ArrayRef<std::string> keep) {
   CUDATargetOptions ptxOptions = options;
   ptxOptions.image = "ptx";
-  CUDAPipelineOptions pipeline;
-  if (llvm::Error err = cudaPipelineOptions(ptxOptions, pipeline))
-    return std::move(err);
-  pipeline.keepComposites = llvm::to_vector(keep);
+  llvm::Expected<std::string> format = checkedBinaryFormat(ptxOptions);
+  if (!format)
+    return format.takeError();
   OwningOpRef<ModuleOp> lowered = module.clone();
-  if (failed(lowerToCUDAArtifactLLVM(*lowered, pipeline)))
-    return error("lowering for cuda failed (see the diagnostics above)");
+  if (llvm::Error err = lowerForCUDA(*lowered, ptxOptions, *format, keep))
+    return std::move(err);
   return getEmbeddedPTX(*lowered);
 }
 
-llvm::Error mlir::kiln::checkPTXWithPtxas(
-    ArrayRef<KernelPTX> ptx,
-    const CUDATargetOptions &options, bool &checked) {
+llvm::Error mlir::kiln::checkPTXWithPtxas(ArrayRef<KernelPTX> ptx,
+                                          const CUDATargetOptions &options,
+                                          bool &checked) {
   std::string ptxas = options.toolkit + "/bin/ptxas";
   checked = llvm::sys::fs::can_execute(ptxas);
   if (!checked)
@@ -167,12 +173,12 @@ llvm::Error mlir::kiln::checkPTXWithPtxas(
         return error("cannot write '" + input + "': " + ec.message());
       os << text;
     }
-    llvm::SmallVector<llvm::StringRef> args = {
-        ptxas, "-arch", options.arch, "-o", output, input};
+    llvm::SmallVector<llvm::StringRef> args = {ptxas, "-arch", options.arch,
+                                               "-o",  output,  input};
     std::optional<llvm::StringRef> redirects[] = {std::nullopt, log, log};
     std::string message;
-    int status = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt,
-                                           redirects, 0, 0, &message);
+    int status = llvm::sys::ExecuteAndWait(ptxas, args, std::nullopt, redirects,
+                                           0, 0, &message);
     if (status != 0) {
       std::string diagnostics;
       if (auto buffer = llvm::MemoryBuffer::getFile(log))
@@ -184,4 +190,3 @@ llvm::Error mlir::kiln::checkPTXWithPtxas(
   }
   return llvm::Error::success();
 }
-
