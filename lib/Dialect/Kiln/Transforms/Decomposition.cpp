@@ -15,13 +15,14 @@ using namespace mlir;
 using namespace mlir::kiln;
 
 FailureOr<llvm::StringSet<>> mlir::kiln::parseKeepList(
-    Operation *anchor, ArrayRef<std::string> keep, StringRef who) {
+    MLIRContext *context, ArrayRef<std::string> keep,
+    llvm::function_ref<void(StringRef)> emitUnknown) {
   llvm::StringSet<> kept;
   for (const std::string &name : keep) {
-    if (!RegisteredOperationName::lookup(name, anchor->getContext()))
-      return anchor->emitError(who)
-             << ": unknown op '" << name
-             << "' in keep= (expected names like kiln.attention)";
+    if (!RegisteredOperationName::lookup(name, context)) {
+      emitUnknown(name);
+      return failure();
+    }
     kept.insert(name);
   }
   return kept;

@@ -175,17 +175,14 @@ mlir::kiln::buildGradientFunction(func::FuncOp loss,
     grad.erase();
     return failure();
   };
-  llvm::StringSet<> keep;
-  for (const std::string &name : options.keep) {
-    if (!RegisteredOperationName::lookup(name, loss->getContext())) {
-      grad.erase();
-      return loss.emitOpError("cannot keep unknown op '")
-             << name << "' whole in the gradient (expected names like "
-             << "kiln.attention)";
-    }
-    keep.insert(name);
-  }
-  if (failed(inlineCalls(grad)) || failed(decomposeWithoutRules(grad, keep)))
+  FailureOr<llvm::StringSet<>> keep =
+      parseKeepList(loss->getContext(), options.keep, [&](StringRef name) {
+        loss.emitOpError("cannot keep unknown op '")
+            << name << "' whole in the gradient (expected names like "
+            << "kiln.attention)";
+      });
+  if (failed(keep) || failed(inlineCalls(grad)) ||
+      failed(decomposeWithoutRules(grad, *keep)))
     return fail();
   if (!grad.getBody().hasOneBlock()) {
     grad.emitOpError("has control flow; autodiff needs a single block");

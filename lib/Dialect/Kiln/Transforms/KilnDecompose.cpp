@@ -26,7 +26,10 @@ struct KilnDecomposePass
 
   void runOnOperation() final {
     FailureOr<llvm::StringSet<>> kept =
-        parseKeepList(getOperation(), keep, "kiln-decompose");
+        parseKeepList(&getContext(), keep, [&](StringRef name) {
+          getOperation()->emitError("kiln-decompose: unknown op '")
+              << name << "' in keep= (expected names like kiln.attention)";
+        });
     if (failed(kept))
       return signalPassFailure();
     // A kept composite the backend's fused lowering cannot take (an

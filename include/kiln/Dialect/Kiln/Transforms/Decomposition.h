@@ -36,11 +36,12 @@ public:
   virtual bool canLowerWhole(Operation *op) const = 0;
 };
 
-/// The `keep` op names, each checked to be a registered op; an error on
-/// `anchor` names an unknown one (`who`: the pass, for the message).
-FailureOr<llvm::StringSet<>> parseKeepList(Operation *anchor,
-                                           ArrayRef<std::string> keep,
-                                           StringRef who);
+/// The `keep` op names as a set, each checked to be a registered op in
+/// `context`; for the first that is not, returns failure after
+/// `emitUnknown(name)` has reported it (each pass words its own message).
+FailureOr<llvm::StringSet<>>
+parseKeepList(MLIRContext *context, ArrayRef<std::string> keep,
+              llvm::function_ref<void(StringRef)> emitUnknown);
 
 /// Whether the composite `op` stays whole: its name is in `keep` and the
 /// backend's KilnLoweringInterface, when one is attached, takes it.
