@@ -23,6 +23,8 @@ import tempfile
 
 import numpy as np
 
+import machine
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 sys.path.insert(0, os.path.join(HERE, "..", "test", "e2e"))
@@ -56,10 +58,14 @@ def main():
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=5)
-    parser.add_argument("--peak", type=float, default=520.0)
+    parser.add_argument("--peak", type=float, default=None,
+                        help="fp32 FMA peak in GFLOP/s for the %% columns (default: measured, bench/machine.py)")
     parser.add_argument("--attention", default="fused", choices=["fused", "decomposed"],
                         help="kiln-compile --attention (default fused)")
     args = parser.parse_args()
+    machine_line, args.peak = machine.describe(args.threads, args.peak)
+    print(machine_line, flush=True)
+    args.peak = args.peak or float("nan")
     config = os.path.join(HERE, "..", "models", "gpt2-small.json")
     with open(config) as f:
         cfg = json.load(f)

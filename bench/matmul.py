@@ -8,11 +8,12 @@ For each shape M x N x K, the benchmark compiles a kiln function
 environment has OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed (this machine
 pins OpenBLAS to slower kernels through them; the peer runs unpinned, Kiln
 is not affected by them). It prints GFLOP/s, the ratio Kiln / OpenBLAS, and
-the fraction of the FMA peak (--peak, default 520 GFLOP/s: 2 Zen 5 cores,
-fp32).
+the fraction of the fp32 FMA peak (--peak; by default measured on all
+cores by bench/machine.py, which also names the CPU).
 
   bench/matmul.py [--build build] [--shapes 512,1024,128x768x2304 ...]
                   [--iters N] [--min-gflop G] [--max-kiln-seconds S]
+                  [--compile-flag=--matmul-tile=8x32 ...]
 
 Both sides get the same warm-up and number of timed calls: at least
 --iters, and enough for --min-gflop of work.
@@ -31,6 +32,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+import machine
 
 DEFAULT_SHAPES = ["512", "1024", "2048", "4096", "128x768x2304", "128x768x3072", "128x3072x768"]
 
@@ -54,7 +57,7 @@ def parse_shape(text):
     return (parts[0],) * 3 if len(parts) == 1 else tuple(parts)
 
 
-def kiln_matmul(build, m, n, k, tmp, iters, warmup):
+def kiln_matmul(build, m, n, k, tmp, iters, warmup, flags=()):
     src = os.path.join(tmp, f"mm_{m}_{n}_{k}.mlir")
     with open(src, "w") as f:
         f.write(f"""func.func @forward(%a: tensor<{m}x{k}xf32> {{kiln.name = "a"}}, %b: tensor<{k}x{n}xf32> {{kiln.name = "b"}}) -> (tensor<{m}x{n}xf32> {{kiln.name = "c"}}) {{
@@ -63,7 +66,7 @@ def kiln_matmul(build, m, n, k, tmp, iters, warmup):
 }}
 """)
     art = os.path.join(tmp, f"mm_{m}_{n}_{k}.kiln")
-    subprocess.run([os.path.join(build, "bin", "kiln-compile"), src, "--target", "cpu", "-o", art], check=True)
+    subprocess.run([os.path.join(build, "bin", "kiln-compile"), src, "--target", "cpu", "-o", art, *flags], check=True)
     rng = np.random.default_rng(0)
     np.save(os.path.join(tmp, "a.npy"), rng.standard_normal((m, k), dtype=np.float32))
     np.save(os.path.join(tmp, "b.npy"), rng.standard_normal((k, n), dtype=np.float32))
@@ -87,7 +90,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
     parser.add_argument("--shapes", default=",".join(DEFAULT_SHAPES))
-    parser.add_argument("--peak", type=float, default=520.0)
+    parser.add_argument("--peak", type=float, default=None,
+                        help="fp32 FMA peak in GFLOP/s for the %% columns (default: measured, bench/machine.py)")
     parser.add_argument("--iters", type=int, default=5,
                         help="at least this many timed calls per side")
     parser.add_argument("--min-gflop", type=float, default=20.0,
@@ -96,7 +100,12 @@ def main():
                              "times measured warm-up, not throughput)")
     parser.add_argument("--max-kiln-seconds", type=float, default=20.0)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--compile-flag", action="append", default=[],
+                        help="an extra kiln-compile flag, such as --matmul-tile=6x16 (repeatable)")
     args = parser.parse_args()
+    machine_line, args.peak = machine.describe(os.cpu_count(), args.peak)
+    print(machine_line, flush=True)
+    args.peak = args.peak or float("nan")
 
     rows = []
     kiln_rate = None
@@ -112,7 +121,7 @@ def main():
             if kiln_rate and flops / (kiln_rate * 1e9) > args.max_kiln_seconds:
                 kiln = None
             else:
-                kiln = kiln_matmul(args.build, m, n, k, tmp, iters, warmup)
+                kiln = kiln_matmul(args.build, m, n, k, tmp, iters, warmup, args.compile_flag)
                 kiln_rate = flops / kiln / 1e9
             name = f"{m}x{n}x{k}"
             if kiln is None:

@@ -550,6 +550,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     if (options.verbose)
       llvm::errs() << "kiln-compile: " << message << "\n";
   };
+  TimingScope noTiming;
+  TimingScope &timing = options.timing ? *options.timing : noTiming;
 
   // What the runtime needs, read from the kiln module.
   std::vector<ParameterInfo> params;
@@ -596,9 +598,11 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                  formatBytes(stateBytes) + "), more than this machine's " +
                  formatBytes(memory) + " of memory");
   auto describeStart = std::chrono::steady_clock::now();
+  TimingScope describing = timing.nest("describe entry points and costs");
   auto entries = describeEntryPoints(module);
   if (!entries)
     return entries.takeError();
+  describing.stop();
   log(llvm::formatv("described {0} entry point(s), with their costs, in "
                     "{1:f1} ms",
                     entries->size(),
@@ -672,8 +676,11 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
 
   // Lower a clone to the LLVM dialect.
   OwningOpRef<ModuleOp> lowered = module.clone();
-  if (llvm::Error err = target.lower(*lowered, options.keep, log))
-    return err;
+  {
+    TimingScope lowering = timing.nest("lower to the LLVM dialect");
+    if (llvm::Error err = target.lower(*lowered, options.keep, log, lowering))
+      return err;
+  }
 
   // Each entry point's parameters, in argument order, from the C
   // interfaces' kiln.parameter tags.
@@ -692,8 +699,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       "code for cpu '" + target.host().cpu + "'");
   llvm::LLVMContext llvmContext;
   CPUTargetInfo targetInfo;
-  auto llvmModule =
-      translateAndOptimize(*lowered, llvmContext, target.host(), &targetInfo);
+  auto llvmModule = translateToLLVMIR(*lowered, llvmContext, target.host(),
+                                      &targetInfo, &timing);
   if (!llvmModule)
     return llvmModule.takeError();
   rt::Manifest manifest;
@@ -752,16 +759,23 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
         KILN_MODULE_SIGNATURE_SYMBOL);
     global->setVisibility(llvm::GlobalValue::DefaultVisibility);
   }
-  std::string object = inStaged("module.o");
-  if (llvm::Error err = emitObjectFile(**llvmModule, target.host(), object))
-    return err;
+  auto objects = emitObjectFiles(std::move(*llvmModule), target.host(),
+                                 inStaged("module"), /*jobs=*/0, &timing);
+  if (!objects)
+    return objects.takeError();
   log("linking module.so");
-  if (llvm::Error err = target.package(object, stagedPath))
+  TimingScope linking = timing.nest("link module.so");
+  if (llvm::Error err = target.package(*objects, stagedPath))
     return err;
-  llvm::sys::fs::remove(object);
+  linking.stop();
+  for (const std::string &object : *objects)
+    llvm::sys::fs::remove(object);
 
-  // The weights were written by the thread started above.
+  // The weights were written by the thread started above; this is only
+  // the time left waiting for it.
+  TimingScope waiting = timing.nest("wait for the weights writer");
   weightsWriter.join();
+  waiting.stop();
   if (weightsError)
     return error(*weightsError);
 

@@ -29,6 +29,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Support/Timing.h"
 #include "mlir/Transforms/Passes.h"
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "llvm/ADT/MapVector.h"
@@ -139,6 +140,12 @@ cl::opt<std::string> cpu(
              "x86-64-v3, x86-64-v4; the host code of --target cuda defaults "
              "to x86-64, for any GPU machine"),
     cl::init("native"), cl::cat(category));
+cl::opt<std::string> matmulTile(
+    "matmul-tile",
+    cl::desc("Register tile of the CPU matmuls, ROWSxCOLUMNS (default: "
+             "chosen for --cpu, 8x32 with AVX-512, 6x16 with AVX2; recorded "
+             "in the manifest's target_options)"),
+    cl::value_desc("MxN"), cl::init(""), cl::cat(category));
 cl::opt<std::string> attention(
     "attention",
     cl::desc("How kiln.attention is lowered: fused (the default: one "
@@ -148,6 +155,12 @@ cl::opt<std::string> attention(
     cl::value_desc("fused|decomposed"), cl::init("fused"), cl::cat(category));
 cl::opt<bool> verbose("v", cl::desc("Print progress while building an artifact"),
                       cl::init(false), cl::cat(category));
+cl::opt<bool> timing(
+    "timing",
+    cl::desc("Print where the compile time went on stderr, as a tree: "
+             "building the model and the training graph, each pass of the "
+             "lowering, LLVM's optimization and code generation, linking"),
+    cl::init(false), cl::cat(category));
 
 cl::opt<std::string> outputPath("o", cl::desc("Output file, or the artifact directory with --target (default: stdout)"),
                                 cl::value_desc("file"), cl::init("-"),
@@ -465,9 +478,17 @@ int main(int argc, char **argv) {
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
 
+  // Reported when the manager goes out of scope, after everything below.
+  DefaultTimingManager timingManager;
+  timingManager.setEnabled(timing);
+  timingManager.setDisplayMode(DefaultTimingManager::DisplayMode::Tree);
+  TimingScope rootTiming = timingManager.getRootScope();
+
+  TimingScope loading = rootTiming.nest("read or build the model");
   auto module = loadInput(context);
   if (failed(module))
     return 1;
+  loading.stop();
   if (failed(verify(**module)))
     return fail("'" + inputPath + "' does not verify");
   if (mode == Mode::Train) {
@@ -480,6 +501,7 @@ int main(int argc, char **argv) {
     training.momentum = momentum;
     training.maxGradNorm = maxGradNorm;
     training.keep = keep;
+    TimingScope graph = rootTiming.nest("build the training graph");
     if (llvm::Error error = kiln::buildTrainingEntryPoints(**module, training))
       return fail(inputPath + ": " + llvm::toString(std::move(error)));
   } else {
@@ -499,13 +521,20 @@ int main(int argc, char **argv) {
     kiln::CPUTargetOptions host;
     host.cpu = cpu;
     switch (target) {
-    case TargetKind::CPU:
+    case TargetKind::CPU: {
       for (const char *name : {"cuda-arch", "cuda-image", "cuda-toolkit"})
         if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
           return fail(std::string("--") + name + " needs --target cuda");
-      options.target = kiln::createCPUTarget(host);
+      auto backend = kiln::createCPUTarget(host, matmulTile);
+      if (!backend)
+        return fail(llvm::toString(backend.takeError()));
+      options.target = std::move(*backend);
       break;
+    }
     case TargetKind::CUDA: {
+      if (matmulTile.getNumOccurrences())
+        return fail("--matmul-tile needs --target cpu (the CUDA backend's "
+                    "matmuls run on cuBLASLt)");
       // The host code of a GPU artifact runs on any x86-64 GPU machine.
       if (!cpu.getNumOccurrences())
         host.cpu = "x86-64";
@@ -550,6 +579,8 @@ int main(int argc, char **argv) {
           {"max_grad_norm", maxGradNorm.getValue()}};
     options.keep = keep;
     options.verbose = verbose;
+    TimingScope artifact = rootTiming.nest("compile the artifact");
+    options.timing = &artifact;
     if (llvm::Error error =
             kiln::compileArtifact(**module, options, outputPath))
       return fail(llvm::toString(std::move(error)));
@@ -574,11 +605,17 @@ int main(int argc, char **argv) {
   }
 
   if (emit == EmitKind::LLVM) {
-    if (failed(kiln::lowerToArtifactLLVM(**module, keep)))
-      return fail("lowering '" + inputPath + "' to LLVM failed");
-    llvm::LLVMContext llvmContext;
     kiln::CPUTargetOptions targetOptions;
     targetOptions.cpu = cpu;
+    auto kernels = kiln::selectCPUKernelConfig(targetOptions);
+    if (!kernels)
+      return fail(llvm::toString(kernels.takeError()));
+    if (!matmulTile.empty())
+      if (llvm::Error error = kiln::overrideMatmulTile(*kernels, matmulTile))
+        return fail(llvm::toString(std::move(error)));
+    if (failed(kiln::lowerToArtifactLLVM(**module, keep, *kernels)))
+      return fail("lowering '" + inputPath + "' to LLVM failed");
+    llvm::LLVMContext llvmContext;
     auto llvmModule =
         kiln::translateAndOptimize(**module, llvmContext, targetOptions, nullptr);
     if (!llvmModule)

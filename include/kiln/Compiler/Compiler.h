@@ -41,6 +41,10 @@ struct CompileOptions {
   std::vector<std::string> keep;
   /// Progress lines on stderr.
   bool verbose = false;
+  /// Where each phase's time is recorded (`kiln-compile --timing`): the
+  /// entry points' costs, every pass of the lowering, LLVM's translation,
+  /// optimization and code generation, linking, and the weights.
+  TimingScope *timing = nullptr;
 };
 
 /// Compiles `module` (kiln IR with parameters; it is not modified) into the

@@ -34,7 +34,11 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites));
 
   // Register tiles for matmuls.
-  pm.addNestedPass<func::FuncOp>(createTileAndVectorizeContractionsPass());
+  TileAndVectorizeContractionsPassOptions tiles;
+  tiles.tileM = options.tileM;
+  tiles.tileN = options.tileN;
+  tiles.l3Bytes = options.l3Bytes;
+  pm.addNestedPass<func::FuncOp>(createTileAndVectorizeContractionsPass(tiles));
   // Masks become masked transfers here: later passes (buffer deallocation)
   // would insert ops into vector.mask regions, which hold exactly one op.
   pm.addNestedPass<func::FuncOp>(vector::createLowerVectorMaskPass());
@@ -112,7 +116,9 @@ void mlir::kiln::registerKilnCPUDialects(DialectRegistry &registry) {
 }
 
 LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
-                                              ArrayRef<std::string> keep) {
+                                              ArrayRef<std::string> keep,
+                                              const CPUKernelConfig &kernels,
+                                              TimingScope *timing) {
   MLIRContext *context = module.getContext();
   DialectRegistry registry;
   registerKilnCPUDialects(registry);
@@ -121,7 +127,15 @@ LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
   PassManager pm(context);
   CPUPipelineOptions options;
   options.keepComposites = llvm::to_vector(keep);
+  options.tileM = kernels.tileM;
+  options.tileN = kernels.tileN;
+  options.l3Bytes = kernels.l3Bytes;
   buildKilnCPUPipeline(pm, options);
+  std::optional<TimingScope> passes;
+  if (timing) {
+    passes.emplace(timing->nest("kiln-cpu-pipeline"));
+    pm.enableTiming(*passes);
+  }
   if (failed(pm.run(module)))
     return failure();
   addArtifactEntryPoints(module);

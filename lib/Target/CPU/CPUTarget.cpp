@@ -20,15 +20,17 @@ using namespace mlir::kiln;
 namespace {
 class CPUTarget final : public TargetBackend {
 public:
-  explicit CPUTarget(const CPUTargetOptions &host) : host_(host) {}
+  CPUTarget(const CPUTargetOptions &host, const CPUKernelConfig &kernels)
+      : host_(host), kernels_(kernels) {}
 
   llvm::StringRef name() const override { return "cpu"; }
   const CPUTargetOptions &host() const override { return host_; }
 
   llvm::Error lower(ModuleOp module, ArrayRef<std::string> keep,
-                    ProgressLog log) const override {
-    log("lowering to LLVM (kiln-cpu-pipeline)");
-    if (failed(lowerToArtifactLLVM(module, keep)))
+                    ProgressLog log, TimingScope &timing) const override {
+    log("lowering to LLVM (kiln-cpu-pipeline; " + kernels_.isa + ", " +
+        kernels_.tile() + " matmul tiles)");
+    if (failed(lowerToArtifactLLVM(module, keep, kernels_, &timing)))
       return llvm::createStringError(
           "lowering to LLVM failed (see the diagnostics above)");
     return llvm::Error::success();
@@ -36,10 +38,13 @@ public:
 
   std::map<std::string, std::string>
   manifestOptions(const CPUTargetInfo &info) const override {
-    return {{"cpu", info.cpu}, {"triple", info.triple}};
+    std::map<std::string, std::string> options = kernels_.manifestOptions();
+    options["cpu"] = info.cpu;
+    options["triple"] = info.triple;
+    return options;
   }
 
-  llvm::Error package(llvm::StringRef objectPath,
+  llvm::Error package(llvm::ArrayRef<std::string> objects,
                       llvm::StringRef directory) const override {
     // The OpenMP runtime travels with the artifact.
     llvm::SmallString<256> openmp(directory);
@@ -51,15 +56,23 @@ public:
           "' into the artifact: " + ec.message() + " (install libomp-22-dev)");
     llvm::SmallString<256> library(directory);
     llvm::sys::path::append(library, KILN_MODULE_FILE);
-    return linkSharedLibrary(objectPath, library, {std::string(openmp)});
+    return linkSharedLibrary(objects, library, {std::string(openmp)});
   }
 
 private:
   CPUTargetOptions host_;
+  CPUKernelConfig kernels_;
 };
 } // namespace
 
-std::unique_ptr<TargetBackend>
-mlir::kiln::createCPUTarget(const CPUTargetOptions &host) {
-  return std::make_unique<CPUTarget>(host);
+llvm::Expected<std::unique_ptr<TargetBackend>>
+mlir::kiln::createCPUTarget(const CPUTargetOptions &host,
+                            llvm::StringRef matmulTile) {
+  auto kernels = selectCPUKernelConfig(host);
+  if (!kernels)
+    return kernels.takeError();
+  if (!matmulTile.empty())
+    if (llvm::Error error = overrideMatmulTile(*kernels, matmulTile))
+      return std::move(error);
+  return std::make_unique<CPUTarget>(host, *kernels);
 }

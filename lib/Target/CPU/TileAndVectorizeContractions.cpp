@@ -1,13 +1,15 @@
 //===- TileAndVectorizeContractions.cpp - Register tiles for matmuls ------===//
 //
 // The matmul contractions convert-kiln-to-linalg emits iterate over
-// (batch..., m, k, n). This pass splits the columns into panels of kTileN
+// (batch..., m, k, n). This pass splits the columns into panels of tileN
 // run in parallel (scf.forall), walks each panel in register tiles of
-// kTileM x kTileN outputs with the k loop innermost, vectorizes each tile
+// tileM x tileN outputs with the k loop innermost, vectorizes each tile
 // (masked where a dimension is not a multiple of the tile; the last
 // partial row tile is peeled), and hoists the accumulator out of the k
-// loop, so each step of k is kTileM broadcasts of the lhs and
-// kTileM x kTileN / 16 fused multiply-adds on registers.
+// loop, so each step of k is tileM broadcasts of the lhs and
+// tileM x tileN / lanes fused multiply-adds on registers. The tile sizes
+// and the cache size are options; kiln-compile picks them for the target
+// CPU (CPUKernelConfig.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -24,6 +26,7 @@
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
+#include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -37,22 +40,29 @@ namespace mlir::kiln {
 using namespace mlir;
 
 namespace {
-// 8 rows x 32 columns of f32: 16 zmm accumulators on AVX-512, leaving
-// registers for the rhs row and the broadcast lhs element.
-constexpr int64_t kTileM = 8;
-constexpr int64_t kTileN = 32;
 // Transposes are copied in square blocks of this size (one zmm per row).
 constexpr int64_t kTransposeBlock = 16;
-// Row blocking of big lhs operands (below): the L3 cache the cores share,
-// and the lhs block each thread keeps there.
-constexpr int64_t kL3Bytes = 32 << 20;
-constexpr int64_t kLhsBlockBytes = 8 << 20;
 
 struct TileAndVectorizeContractionsPass
     : kiln::impl::TileAndVectorizeContractionsPassBase<
           TileAndVectorizeContractionsPass> {
 
+  using Base::Base;
+
   void runOnOperation() final {
+    if (tileM < 1 || tileN < 1 || l3Bytes < 1) {
+      getOperation().emitError()
+          << "kiln-tile-and-vectorize-contractions: tile-m, tile-n and "
+             "l3-bytes must be positive (got "
+          << static_cast<int64_t>(tileM) << ", "
+          << static_cast<int64_t>(tileN) << ", "
+          << static_cast<int64_t>(l3Bytes) << ")";
+      return signalPassFailure();
+    }
+    const int64_t tileRows = tileM, tileCols = tileN;
+    // Row blocking of big lhs operands (below): each thread keeps a
+    // quarter of the shared last-level cache.
+    const int64_t lhsBlockBytes = l3Bytes / 4;
     SmallVector<linalg::GenericOp> contractions;
     // A loop of static size 0 (a matmul with M, N or K of 0, legal IR) has
     // no tiles: upstream tiling divides by it. Its plain loops run zero
@@ -73,8 +83,8 @@ struct TileAndVectorizeContractionsPass
     SmallVector<linalg::GenericOp> work;
     for (linalg::GenericOp op : contractions) {
       int64_t columns = op.getStaticLoopRanges().back();
-      if (ShapedType::isDynamic(columns) || columns <= kTileN ||
-          columns % kTileN == 0) {
+      if (ShapedType::isDynamic(columns) || columns <= tileCols ||
+          columns % tileCols == 0) {
         work.push_back(op);
         continue;
       }
@@ -82,7 +92,7 @@ struct TileAndVectorizeContractionsPass
       auto [full, rest] =
           linalg::splitOp(rewriter, cast<TilingInterface>(op.getOperation()),
                           op.getNumLoops() - 1,
-                          rewriter.getIndexAttr(columns - columns % kTileN));
+                          rewriter.getIndexAttr(columns - columns % tileCols));
       for (TilingInterface part : {full, rest})
         if (auto generic = dyn_cast_or_null<linalg::GenericOp>(
                 part ? part.getOperation() : nullptr))
@@ -92,14 +102,14 @@ struct TileAndVectorizeContractionsPass
       int64_t loops = op.getNumLoops();
       int64_t m = loops - 3, k = loops - 2, n = loops - 1;
 
-      // Column panels of kTileN (and batch elements) are spread over
+      // Column panels of tileCols (and batch elements) are spread over
       // threads: scf.forall becomes an OpenMP parallel loop after
-      // bufferization. A thread keeps its [K, kTileN] rhs panel in cache
+      // bufferization. A thread keeps its [K, tileCols] rhs panel in cache
       // while it walks all rows of the lhs.
       SmallVector<OpFoldResult> outer(loops, rewriter.getIndexAttr(0));
       for (int64_t d = 0; d < m; ++d)
         outer[d] = rewriter.getIndexAttr(1);
-      outer[n] = rewriter.getIndexAttr(kTileN);
+      outer[n] = rewriter.getIndexAttr(tileCols);
       // An lhs too big for the L3 cache would be streamed from memory once
       // per panel: the rows are blocked too, so that a thread walks all
       // panels of one row block (its lhs block stays in L3) before the
@@ -108,9 +118,9 @@ struct TileAndVectorizeContractionsPass
         SmallVector<int64_t> ranges = op.getStaticLoopRanges();
         int64_t rows = ranges[m], depth = ranges[k];
         if (!ShapedType::isDynamic(rows) && !ShapedType::isDynamic(depth) &&
-            4 * rows * depth > kL3Bytes / 2) {
-          int64_t block = kLhsBlockBytes / (4 * depth);
-          block = std::max<int64_t>(kTileM, block / kTileM * kTileM);
+            4 * rows * depth > l3Bytes / 2) {
+          int64_t block = lhsBlockBytes / (4 * depth);
+          block = std::max<int64_t>(tileRows, block / tileRows * tileRows);
           if (block < rows)
             outer[m] = rewriter.getIndexAttr(block);
         }
@@ -125,7 +135,7 @@ struct TileAndVectorizeContractionsPass
         continue;
       rewriter.replaceOp(op, panels->replacements);
 
-      // Pack the panel's rhs columns into a contiguous [K, kTileN] buffer
+      // Pack the panel's rhs columns into a contiguous [K, tileCols] buffer
       // once per panel: the register tiles then walk it row after row
       // instead of touching a different page for every k of a wide rhs.
       auto panelOp = cast<linalg::GenericOp>(panels->tiledOps.front());
@@ -143,10 +153,10 @@ struct TileAndVectorizeContractionsPass
         rewriter.modifyOpInPlace(panelOp, [&] { rhs.set(packed); });
       }
 
-      // Inside a panel: kTileM rows at a time, k innermost.
+      // Inside a panel: tileRows rows at a time, k innermost.
       auto panel = cast<TilingInterface>(panelOp.getOperation());
       SmallVector<OpFoldResult> inner(loops, rewriter.getIndexAttr(0));
-      inner[m] = rewriter.getIndexAttr(kTileM);
+      inner[m] = rewriter.getIndexAttr(tileRows);
       inner[k] = rewriter.getIndexAttr(1);
       scf::SCFTilingOptions forOptions;
       forOptions.setTileSizes(inner);
@@ -164,6 +174,59 @@ struct TileAndVectorizeContractionsPass
           (void)scf::peelForLoopAndSimplifyBounds(rewriter, mLoop, partial);
         }
       tiles->tiledOps.front()->setAttr(marker, rewriter.getUnitAttr());
+    }
+
+    // Fold the tile sizes that peeling made constant into static types.
+    RewritePatternSet cleanup(&getContext());
+    for (Dialect *dialect : getContext().getLoadedDialects())
+      dialect->getCanonicalizationPatterns(cleanup);
+    for (RegisteredOperationName name : getContext().getRegisteredOperations())
+      name.getCanonicalizationPatterns(cleanup, &getContext());
+    (void)applyPatternsGreedily(getOperation(), std::move(cleanup));
+
+    SmallVector<linalg::GenericOp> marked;
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (op->hasAttr(marker))
+        marked.push_back(op);
+    });
+    for (linalg::GenericOp tile : marked) {
+      tile->removeAttr(marker);
+      int64_t loops = tile.getNumLoops();
+      SmallVector<int64_t> vectorSizes(loops, 1);
+      vectorSizes[loops - 3] = tileRows;
+      vectorSizes[loops - 1] = tileCols;
+      // Spelled out: an empty list builds vector types that differ from the
+      // ones the verifiers infer (all dims explicitly fixed-size).
+      SmallVector<bool> scalableDims(loops, false);
+      rewriter.setInsertionPoint(tile);
+      FailureOr<linalg::VectorizationResult> vectorized =
+          linalg::vectorize(rewriter, tile, vectorSizes, scalableDims);
+      if (failed(vectorized))
+        continue;
+      rewriter.replaceOp(tile, vectorized->replacements);
+    }
+    // Masked transfers (partial column panels) become transfers with a mask
+    // operand, which the subset hoisting below understands. A tile's
+    // multiply and its reduction over k become one vector.contract, which
+    // lowers to outer products of fused multiply-adds: as a separate mulf
+    // and addf, LLVM keeps them apart (no fp contraction), which costs half
+    // the peak on cores where adds share the FMA ports (Intel's).
+    {
+      RewritePatternSet patterns(&getContext());
+      vector::populateVectorMaskLoweringPatternsForSideEffectingOps(patterns);
+      vector::populateVectorTransferPermutationMapLoweringPatterns(patterns);
+      vector::populateVectorReductionToContractPatterns(patterns);
+      (void)applyPatternsGreedily(getOperation(), std::move(patterns));
+    }
+    // The accumulator tile lives in registers across the k loops: move the
+    // invariant constants (indices, padding) out first, then the
+    // read/write pair of the accumulator becomes a loop-carried vector.
+    SmallVector<scf::ForOp> forLoops;
+    getOperation().walk([&](scf::ForOp loop) { forLoops.push_back(loop); });
+    for (scf::ForOp loop : forLoops) {
+      auto likeLoop = cast<LoopLikeOpInterface>(loop.getOperation());
+      moveLoopInvariantCode(likeLoop);
+      hoistLoopInvariantSubsets(rewriter, likeLoop);
     }
 
     // Transposes (the [N, K] -> [K, N] copies of transposed matmul
@@ -208,52 +271,13 @@ struct TileAndVectorizeContractionsPass
       if (succeeded(vectorized))
         rewriter.replaceOp(block, vectorized->replacements);
     }
-
-    // Fold the tile sizes that peeling made constant into static types.
-    RewritePatternSet cleanup(&getContext());
-    for (Dialect *dialect : getContext().getLoadedDialects())
-      dialect->getCanonicalizationPatterns(cleanup);
-    for (RegisteredOperationName name : getContext().getRegisteredOperations())
-      name.getCanonicalizationPatterns(cleanup, &getContext());
-    (void)applyPatternsGreedily(getOperation(), std::move(cleanup));
-
-    SmallVector<linalg::GenericOp> marked;
-    getOperation().walk([&](linalg::GenericOp op) {
-      if (op->hasAttr(marker))
-        marked.push_back(op);
-    });
-    for (linalg::GenericOp tile : marked) {
-      tile->removeAttr(marker);
-      int64_t loops = tile.getNumLoops();
-      SmallVector<int64_t> vectorSizes(loops, 1);
-      vectorSizes[loops - 3] = kTileM;
-      vectorSizes[loops - 1] = kTileN;
-      // Spelled out: an empty list builds vector types that differ from the
-      // ones the verifiers infer (all dims explicitly fixed-size).
-      SmallVector<bool> scalableDims(loops, false);
-      rewriter.setInsertionPoint(tile);
-      FailureOr<linalg::VectorizationResult> vectorized =
-          linalg::vectorize(rewriter, tile, vectorSizes, scalableDims);
-      if (failed(vectorized))
-        continue;
-      rewriter.replaceOp(tile, vectorized->replacements);
-    }
-    // Masked transfers (partial column panels) become transfers with a mask
-    // operand, which the subset hoisting below understands.
+    // Their masks (ragged edges) become masked transfers too. (After the
+    // contraction patterns above, which would split the transposing reads
+    // into reads and vector.transpose.)
     {
       RewritePatternSet masks(&getContext());
       vector::populateVectorMaskLoweringPatternsForSideEffectingOps(masks);
       (void)applyPatternsGreedily(getOperation(), std::move(masks));
-    }
-    // The accumulator tile lives in registers across the k loops: move the
-    // invariant constants (indices, padding) out first, then the
-    // read/write pair of the accumulator becomes a loop-carried vector.
-    SmallVector<scf::ForOp> forLoops;
-    getOperation().walk([&](scf::ForOp loop) { forLoops.push_back(loop); });
-    for (scf::ForOp loop : forLoops) {
-      auto likeLoop = cast<LoopLikeOpInterface>(loop.getOperation());
-      moveLoopInvariantCode(likeLoop);
-      hoistLoopInvariantSubsets(rewriter, likeLoop);
     }
   }
 };

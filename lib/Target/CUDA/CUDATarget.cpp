@@ -81,12 +81,15 @@ public:
   const CPUTargetOptions &host() const override { return host_; }
 
   llvm::Error lower(ModuleOp module, ArrayRef<std::string> keep,
-                    ProgressLog log) const override {
+                    ProgressLog log, TimingScope &timing) const override {
     log("lowering to host code and PTX kernels (kiln-cuda-pipeline, " +
         options_.arch + ")");
+    TimingScope pipeline = timing.nest("kiln-cuda-pipeline");
     if (llvm::Error err = lowerForCUDA(module, options_, format_, keep))
       return err;
+    pipeline.stop();
     if (options_.image == "ptx") {
+      TimingScope ptxas = timing.nest("ptxas");
       bool checked = false;
       std::vector<KernelPTX> ptx = getEmbeddedPTX(module);
       if (llvm::Error err = checkPTXWithPtxas(ptx, options_, checked))
@@ -108,14 +111,14 @@ public:
             {"triple", info.triple}};
   }
 
-  llvm::Error package(llvm::StringRef objectPath,
+  llvm::Error package(llvm::ArrayRef<std::string> objects,
                       llvm::StringRef directory) const override {
     // Host code needs only libc: the runtime provides the GPU services
     // through the table kiln_gpu_bind installs (GpuApi.h).
     llvm::SmallString<256> library(directory);
     llvm::sys::path::append(library, KILN_MODULE_FILE);
     return linkSharedLibrary(
-        objectPath, library, {},
+        objects, library, {},
         {"libkiln_module_support.a", "libkiln_gpu_module_support.a"});
   }
 

@@ -17,6 +17,9 @@
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
 #include "llvm/ADT/SmallString.h"
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
+#include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
 #include "llvm/MC/MCSubtargetInfo.h"
@@ -30,6 +33,12 @@
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/X86TargetParser.h"
+#include "llvm/Transforms/Utils/SplitModule.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <optional>
+#include <thread>
 
 using namespace mlir;
 using namespace mlir::kiln;
@@ -134,9 +143,11 @@ llvm::Expected<ResolvedTarget> resolveTarget(const CPUTargetOptions &options) {
   }
   return resolved;
 }
+} // namespace
 
 llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
-createTargetMachine(const CPUTargetOptions &options, ResolvedTarget *out) {
+mlir::kiln::createCPUTargetMachine(const CPUTargetOptions &options,
+                                  CPUTargetInfo *out) {
   auto resolved = resolveTarget(options);
   if (!resolved)
     return resolved.takeError();
@@ -153,43 +164,138 @@ createTargetMachine(const CPUTargetOptions &options, ResolvedTarget *out) {
     return llvm::createStringError("cannot create a target machine for cpu '" +
                                    resolved->cpu + "'");
   if (out)
-    *out = *resolved;
+    *out = {resolved->cpu, resolved->triple, resolved->features};
   return machine;
 }
-} // namespace
 
-llvm::Expected<std::unique_ptr<llvm::Module>> mlir::kiln::translateAndOptimize(
+llvm::Expected<std::unique_ptr<llvm::Module>> mlir::kiln::translateToLLVMIR(
     ModuleOp module, llvm::LLVMContext &llvmContext,
-    const CPUTargetOptions &options, CPUTargetInfo *info) {
+    const CPUTargetOptions &options, CPUTargetInfo *info,
+    TimingScope *timing) {
+  TimingScope none;
+  TimingScope &parent = timing ? *timing : none;
   DialectRegistry registry;
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   registerOpenMPDialectTranslation(registry);
   module.getContext()->appendDialectRegistry(registry);
 
-  ResolvedTarget resolved;
-  auto machine = createTargetMachine(options, &resolved);
+  CPUTargetInfo resolved;
+  auto machine = createCPUTargetMachine(options, &resolved);
   if (!machine)
     return machine.takeError();
+  TimingScope translating = parent.nest("translate to LLVM IR");
   std::unique_ptr<llvm::Module> llvmModule =
       translateModuleToLLVMIR(module, llvmContext, "kiln");
+  translating.stop();
   if (!llvmModule)
     return llvm::createStringError("translation to LLVM IR failed");
   llvmModule->setDataLayout((*machine)->createDataLayout());
   llvmModule->setTargetTriple(llvm::Triple(resolved.triple));
-  auto optimize = makeOptimizingTransformer(options.optLevel, /*sizeLevel=*/0,
-                                            machine->get());
-  if (llvm::Error error = optimize(llvmModule.get()))
-    return std::move(error);
   if (info)
-    *info = {resolved.cpu, resolved.triple, resolved.features};
+    *info = resolved;
   return llvmModule;
+}
+
+namespace {
+llvm::Error optimize(llvm::Module &llvmModule, const CPUTargetOptions &options,
+                     llvm::TargetMachine &machine) {
+  auto transformer =
+      makeOptimizingTransformer(options.optLevel, /*sizeLevel=*/0, &machine);
+  return transformer(&llvmModule);
+}
+} // namespace
+
+llvm::Expected<std::unique_ptr<llvm::Module>> mlir::kiln::translateAndOptimize(
+    ModuleOp module, llvm::LLVMContext &llvmContext,
+    const CPUTargetOptions &options, CPUTargetInfo *info,
+    TimingScope *timing) {
+  auto llvmModule =
+      translateToLLVMIR(module, llvmContext, options, info, timing);
+  if (!llvmModule)
+    return llvmModule.takeError();
+  auto machine = createCPUTargetMachine(options, nullptr);
+  if (!machine)
+    return machine.takeError();
+  TimingScope none;
+  TimingScope optimizing = (timing ? *timing : none).nest("optimize LLVM IR");
+  if (llvm::Error error = optimize(**llvmModule, options, **machine))
+    return std::move(error);
+  return llvmModule;
+}
+
+llvm::Expected<std::vector<std::string>> mlir::kiln::emitObjectFiles(
+    std::unique_ptr<llvm::Module> llvmModule, const CPUTargetOptions &options,
+    llvm::StringRef objectPrefix, unsigned jobs, TimingScope *timing) {
+  TimingScope none;
+  TimingScope &parent = timing ? *timing : none;
+  if (jobs == 0) {
+    jobs = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
+    // KILN_CODEGEN_JOBS=N overrides (1: the whole module in one piece).
+    if (const char *text = std::getenv("KILN_CODEGEN_JOBS"))
+      if (unsigned value = 0;
+          !llvm::StringRef(text).getAsInteger(10, value) && value > 0)
+        jobs = std::min(value, 64u);
+  }
+  // Partitions travel to their threads as bitcode: an LLVMContext (and
+  // everything in it) belongs to one thread.
+  std::vector<llvm::SmallVector<char, 0>> partitions;
+  {
+    TimingScope splitting = parent.nest("split into partitions");
+    auto keep = [&](std::unique_ptr<llvm::Module> part) {
+      llvm::SmallVector<char, 0> bitcode;
+      llvm::raw_svector_ostream os(bitcode);
+      llvm::WriteBitcodeToFile(*part, os);
+      partitions.push_back(std::move(bitcode));
+    };
+    if (jobs == 1)
+      keep(std::move(llvmModule));
+    else
+      // Local symbols become hidden globals so that a function and the
+      // OpenMP regions outlined from it can land in different partitions
+      // (with PreserveLocals they would all stay together).
+      llvm::SplitModule(*llvmModule, jobs, keep, /*PreserveLocals=*/false,
+                        /*RoundRobin=*/true);
+  }
+  TimingScope work =
+      parent.nest("optimize and generate machine code (" +
+                  std::to_string(partitions.size()) + " threads)");
+  std::vector<std::string> objects(partitions.size());
+  std::vector<std::optional<std::string>> errors(partitions.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < partitions.size(); ++i) {
+    objects[i] = (objectPrefix + "." + llvm::Twine(i) + ".o").str();
+    threads.emplace_back([&, i] {
+      llvm::LLVMContext context;
+      auto part = llvm::parseBitcodeFile(
+          llvm::MemoryBufferRef(
+              llvm::StringRef(partitions[i].data(), partitions[i].size()),
+              "partition"),
+          context);
+      llvm::Error error = part.takeError();
+      if (!error) {
+        auto machine = createCPUTargetMachine(options, nullptr);
+        if (!machine)
+          error = machine.takeError();
+        else if (!(error = optimize(**part, options, **machine)))
+          error = emitObjectFile(**part, options, objects[i]);
+      }
+      if (error)
+        errors[i] = llvm::toString(std::move(error));
+    });
+  }
+  for (std::thread &thread : threads)
+    thread.join();
+  for (const std::optional<std::string> &error : errors)
+    if (error)
+      return llvm::createStringError(*error);
+  return objects;
 }
 
 llvm::Error mlir::kiln::emitObjectFile(llvm::Module &llvmModule,
                                        const CPUTargetOptions &options,
                                        llvm::StringRef objectPath) {
-  auto machine = createTargetMachine(options, nullptr);
+  auto machine = createCPUTargetMachine(options, nullptr);
   if (!machine)
     return machine.takeError();
   std::error_code ec;
@@ -209,7 +315,7 @@ llvm::Error mlir::kiln::emitObjectFile(llvm::Module &llvmModule,
 }
 
 llvm::Error
-mlir::kiln::linkSharedLibrary(llvm::StringRef objectPath,
+mlir::kiln::linkSharedLibrary(llvm::ArrayRef<std::string> objects,
                               llvm::StringRef libraryPath,
                               llvm::ArrayRef<std::string> sharedLibraries,
                               llvm::ArrayRef<std::string> supportLibraries) {
@@ -229,13 +335,20 @@ mlir::kiln::linkSharedLibrary(llvm::StringRef objectPath,
                                      support + "'");
     supports.push_back(std::string(support));
   }
-  llvm::SmallVector<llvm::StringRef> args = {*cc, "-shared", "-o", libraryPath,
-                                             objectPath};
+  llvm::SmallVector<llvm::StringRef> args = {*cc, "-shared", "-o",
+                                             libraryPath};
+  for (const std::string &object : objects)
+    args.push_back(object);
   for (const std::string &support : supports)
     args.push_back(support);
   for (const std::string &library : sharedLibraries)
     args.push_back(library);
   args.append({"-lm", "-Wl,-rpath,$ORIGIN",
+               // Calls between the module's own functions bind to them, not
+               // to a same-named symbol loaded earlier: an entry point
+               // named `random` or `log` called from its C interface in
+               // another partition went to libc's.
+               "-Wl,-Bsymbolic",
                // Every undefined symbol must be resolved now, not when the
                // runtime loads the module.
                "-Wl,--no-undefined"});

@@ -1,4 +1,14 @@
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions --split-input-file | FileCheck %s
+// RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=6 tile-n=16" --split-input-file | FileCheck %s --check-prefix=AVX2
+// RUN: not kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=0" --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+
+// The tiles kiln-compile picks for AVX2 (16 ymm registers): panels of 16
+// columns, 6 x 16 accumulators.
+// AVX2-LABEL: func @matmul
+// AVX2: scf.forall (%{{.*}}) = (0) to (64) step (16)
+// AVX2: scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args({{.*}}) -> ({{.*}}, vector<6x16xf32>)
+// AVX2: vector.contract {{.*}} : vector<6x1xf32>, vector<1x16xf32> into vector<6x16xf32>
+// BAD: tile-m, tile-n and l3-bytes must be positive (got 0, 32, 33554432)
 
 // An f32 matmul: column panels of 32 in parallel, rows of 8 (the partial
 // last row tile peeled), k innermost, each full tile vectorized.
@@ -11,9 +21,12 @@
 // CHECK: vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
 // CHECK: scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args({{.*}}, %[[ACC:.*]] = %{{.*}}) -> ({{.*}}, vector<8x32xf32>)
 // CHECK: tensor.extract_slice %[[PANEL]]
-// CHECK: vector.transfer_read {{.*}} : tensor<8x1xf32>, vector<8x1x32xf32>
-// CHECK: vector.transfer_read {{.*}} : tensor<1x32xf32>, vector<8x1x32xf32>
-// CHECK: %[[SUM:.*]] = vector.multi_reduction <add>, %{{.*}}, %[[ACC]] [1] : vector<8x1x32xf32> to vector<8x32xf32>
+// Each step of k is one outer product (a column of the lhs times a row of
+// the rhs, fused multiply-adds once lowered), not a multiply and a
+// reduction.
+// CHECK: %[[LHS:.*]] = vector.transfer_read {{.*}} : tensor<8x1xf32>, vector<8x1xf32>
+// CHECK: %[[RHS:.*]] = vector.transfer_read {{.*}} : tensor<1x32xf32>, vector<1x32xf32>
+// CHECK: %[[SUM:.*]] = vector.contract {indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}], iterator_types = ["parallel", "reduction", "parallel"], kind = #vector.kind<add>} %[[LHS]], %[[RHS]], %[[ACC]] : vector<8x1xf32>, vector<1x32xf32> into vector<8x32xf32>
 // CHECK: scf.yield {{.*}}, %[[SUM]] : {{.*}}, vector<8x32xf32>
 // CHECK: vector.transfer_write {{.*}} : vector<8x32xf32>, tensor<8x32xf32>
 // The peeled rows 8..11 stay a scalar linalg tile.

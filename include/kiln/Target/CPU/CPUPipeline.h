@@ -9,9 +9,12 @@
 #ifndef KILN_TARGET_CPU_CPUPIPELINE_H
 #define KILN_TARGET_CPU_CPUPIPELINE_H
 
+#include "kiln/Target/CPU/CPUKernelConfig.h"
+
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassOptions.h"
+#include "mlir/Support/Timing.h"
 
 #include <string>
 
@@ -24,6 +27,17 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "keep",
       llvm::cl::desc("Composite ops to keep whole (kiln.attention: the "
                      "fused attention loop nest, see convert-kiln-attention)")};
+  PassOptions::Option<int64_t> tileM{
+      *this, "tile-m", llvm::cl::desc("Matmul register tile rows"),
+      llvm::cl::init(8)};
+  PassOptions::Option<int64_t> tileN{
+      *this, "tile-n",
+      llvm::cl::desc("Matmul register tile columns (and panel width)"),
+      llvm::cl::init(32)};
+  PassOptions::Option<int64_t> l3Bytes{
+      *this, "l3-bytes",
+      llvm::cl::desc("Shared last-level cache size, for row blocking"),
+      llvm::cl::init(32 << 20)};
 };
 
 /// kiln IR (with parameters) -> LLVM dialect: decompose, convert to linalg,
@@ -43,10 +57,12 @@ void registerKilnCPUDialects(DialectRegistry &registry);
 
 /// Lowers `module` in place to the LLVM dialect as an artifact's code:
 /// loads the dialects the pipeline needs into its context, runs
-/// kiln-cpu-pipeline (keeping the `keep` composites whole) and adds the
-/// artifact ABI's entry points.
-LogicalResult lowerToArtifactLLVM(ModuleOp module,
-                                  ArrayRef<std::string> keep = {});
+/// kiln-cpu-pipeline (keeping the `keep` composites whole, kernels shaped
+/// by `kernels`) and adds the artifact ABI's entry points. With `timing`,
+/// each pass's time is recorded under it.
+LogicalResult lowerToArtifactLLVM(ModuleOp module, ArrayRef<std::string> keep,
+                                  const CPUKernelConfig &kernels,
+                                  TimingScope *timing = nullptr);
 
 } // namespace kiln
 } // namespace mlir

@@ -1,7 +1,8 @@
 //===- CPUTarget.h - The CPU backend as the compiler sees it ----*- C++ -*-===//
 //
 // `kiln-compile --target cpu`: kiln-cpu-pipeline, code for `host.cpu`, and
-// a module.so that carries the OpenMP runtime it needs.
+// a module.so that carries the OpenMP runtime it needs. The kernels are
+// shaped for that CPU (CPUKernelConfig.h).
 //
 //===----------------------------------------------------------------------===//
 
@@ -14,7 +15,11 @@
 
 namespace mlir::kiln {
 
-std::unique_ptr<TargetBackend> createCPUTarget(const CPUTargetOptions &host);
+/// The CPU backend for `host`, its kernels shaped for that CPU
+/// (selectCPUKernelConfig); `matmulTile` ("MxN"), when not empty, replaces
+/// the chosen register tile. Fails on an unknown CPU or a malformed tile.
+llvm::Expected<std::unique_ptr<TargetBackend>>
+createCPUTarget(const CPUTargetOptions &host, llvm::StringRef matmulTile = {});
 
 } // namespace mlir::kiln
 

@@ -18,14 +18,29 @@ def TileAndVectorizeContractionsPass
     The f32 matmul contractions convert-kiln-to-linalg emits iterate over
     (batch..., m, k, n). This pass splits the columns into panels run in
     parallel (`scf.forall`), walks each panel in register tiles of 8 x 32
-    outputs with the k loop innermost, vectorizes each tile (masked where a
-    dimension is not a multiple of the tile; the last partial row tile is
-    peeled), and hoists the accumulator out of the k loop, so each step of
-    k is 8 broadcasts of the lhs and 16 fused multiply-adds on registers.
-    Transposed operands are copied in 16 x 16 blocks; big lhs operands are
-    blocked by rows to stay in the last-level cache. A contraction with a
-    loop of size 0 is left as it is.
+    outputs (by default; `tile-m` x `tile-n`) with the k loop innermost,
+    vectorizes each tile (masked where a dimension is not a multiple of the
+    tile; the last partial row tile is peeled), and hoists the accumulator
+    out of the k loop, so each step of k is 8 broadcasts of the lhs and 16
+    fused multiply-adds on registers (AVX-512). Transposed operands are
+    copied in 16 x 16 blocks; big lhs operands are blocked by rows to stay
+    in the last-level cache (`l3-bytes`). A contraction with a loop of size
+    0 is left as it is.
+
+    kiln-compile chooses the options for the target CPU (its vector width,
+    register count and caches; see docs/performance.md) and records them in
+    the manifest's target_options: 8 x 32 on AVX-512, 6 x 16 on AVX2.
   }];
+  let options = [
+    Option<"tileM", "tile-m", "int64_t", /*default=*/"8",
+           "Rows of a register tile (lhs broadcasts per step of k)">,
+    Option<"tileN", "tile-n", "int64_t", /*default=*/"32",
+           "Columns of a register tile and of a parallel panel (a multiple "
+           "of the vector width)">,
+    Option<"l3Bytes", "l3-bytes", "int64_t", /*default=*/"33554432",
+           "Last-level cache the cores share: an lhs bigger than half of "
+           "it is blocked by rows">,
+  ];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::vector::VectorDialect",
                            "::mlir::tensor::TensorDialect"];

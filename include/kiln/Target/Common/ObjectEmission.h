@@ -11,14 +11,17 @@
 #define KILN_TARGET_COMMON_OBJECTEMISSION_H
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/Support/Error.h"
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace llvm {
 class LLVMContext;
 class Module;
+class TargetMachine;
 } // namespace llvm
 
 namespace mlir::kiln {
@@ -38,22 +41,49 @@ struct CPUTargetInfo {
   std::string features;
 };
 
+/// The LLVM target machine for `options` (the host's triple; "native"
+/// resolved to this machine's CPU name and features), and what it resolved
+/// to in `info`. An unknown CPU name is an error.
+llvm::Expected<std::unique_ptr<llvm::TargetMachine>>
+createCPUTargetMachine(const CPUTargetOptions &options,
+                       CPUTargetInfo *info = nullptr);
+
 /// Translates `module` (LLVM dialect, as kiln-cpu-pipeline leaves it) to an
-/// optimized LLVM IR module for the target.
+/// LLVM IR module for the target (data layout and triple set, not yet
+/// optimized), and resolves the target into `info`.
+llvm::Expected<std::unique_ptr<llvm::Module>>
+translateToLLVMIR(ModuleOp module, llvm::LLVMContext &llvmContext,
+                  const CPUTargetOptions &options, CPUTargetInfo *info,
+                  TimingScope *timing = nullptr);
+
+/// Optimizes `llvmModule` and emits it as object files in parallel: it is
+/// split by function into up to `jobs` partitions (0: one per core, at most
+/// 8; llvm::SplitModule, local symbols made hidden globals), each optimized
+/// at options.optLevel and compiled in its own thread and LLVM context.
+/// Returns the object files written, `objectPrefix`.N.o.
+llvm::Expected<std::vector<std::string>>
+emitObjectFiles(std::unique_ptr<llvm::Module> llvmModule,
+                const CPUTargetOptions &options, llvm::StringRef objectPrefix,
+                unsigned jobs = 0, TimingScope *timing = nullptr);
+
+/// translateToLLVMIR, then the whole module optimized in one piece (what
+/// `kiln-compile --emit=llvm` prints). With `timing`, the translation and
+/// the optimization are timed under it.
 llvm::Expected<std::unique_ptr<llvm::Module>>
 translateAndOptimize(ModuleOp module, llvm::LLVMContext &llvmContext,
-                     const CPUTargetOptions &options, CPUTargetInfo *info);
+                     const CPUTargetOptions &options, CPUTargetInfo *info,
+                     TimingScope *timing = nullptr);
 
 /// Emits `llvmModule` as an object file at `objectPath`.
 llvm::Error emitObjectFile(llvm::Module &llvmModule,
                            const CPUTargetOptions &options,
                            llvm::StringRef objectPath);
 
-/// Links an object file into a shared library with the system C compiler
+/// Links object files into a shared library with the system C compiler
 /// driver (`cc`), against libm, the static `supportLibraries` (found in
 /// ../lib next to the compiler's binary) and `sharedLibraries` (found at
 /// run time next to the library: RPATH $ORIGIN).
-llvm::Error linkSharedLibrary(llvm::StringRef objectPath,
+llvm::Error linkSharedLibrary(llvm::ArrayRef<std::string> objects,
                               llvm::StringRef libraryPath,
                               llvm::ArrayRef<std::string> sharedLibraries = {},
                               llvm::ArrayRef<std::string> supportLibraries = {

@@ -16,6 +16,7 @@
 #include "kiln/Target/Common/ObjectEmission.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Support/Timing.h"
 #include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/Support/Error.h"
 
@@ -39,20 +40,22 @@ public:
 
   /// Lowers `module` (kiln IR; a clone the compiler owns) in place to the
   /// LLVM dialect, with the artifact ABI's entry points, ready for
-  /// translateAndOptimize. `keep`: composite ops lowered whole by fused
+  /// translateToLLVMIR. `keep`: composite ops lowered whole by fused
   /// kernels rather than decomposed. Checks what the backend can check of
-  /// its output (the CUDA backend runs ptxas on its PTX).
+  /// its output (the CUDA backend runs ptxas on its PTX). `timing`
+  /// receives the time of each pass (`kiln-compile --timing`).
   virtual llvm::Error lower(ModuleOp module, ArrayRef<std::string> keep,
-                            ProgressLog log) const = 0;
+                            ProgressLog log, TimingScope &timing) const = 0;
 
   /// The manifest's "target_options", given the host target the object
   /// code was generated for: every value a string.
   virtual std::map<std::string, std::string>
   manifestOptions(const CPUTargetInfo &host) const = 0;
 
-  /// Links `objectPath` into `directory`/module.so, with whatever must
-  /// travel with it in `directory` (the CPU backend's OpenMP runtime).
-  virtual llvm::Error package(llvm::StringRef objectPath,
+  /// Links the object files (emitObjectFiles' partitions) into
+  /// `directory`/module.so, with whatever must travel with it in
+  /// `directory` (the CPU backend's OpenMP runtime).
+  virtual llvm::Error package(llvm::ArrayRef<std::string> objects,
                               llvm::StringRef directory) const = 0;
 };
 

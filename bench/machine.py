@@ -1,0 +1,112 @@
+"""What a benchmark ran on: the CPU model and its measured fp32 FMA peak.
+
+Every benchmark in bench/ prints `describe(threads)` first, so that a figure
+always comes with the machine it was measured on, and uses `fma_peak()` for
+the "% of peak" columns unless --peak gives one.
+
+The peak is measured, not looked up: a C loop of 12 independent chains of
+vector FMAs per thread (enough to cover the FMA latency on two ports), at the
+widest vector width the compiler's -march=native offers, compiled with the
+system C compiler and run on `threads` threads (OpenMP), best of 5 rounds
+(about a second). It is measured on every run, beside the benchmark: a busy
+machine lowers it, and the benchmark with it.
+"""
+
+import os
+import subprocess
+import tempfile
+
+_SOURCE = r"""
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#if defined(__AVX512F__)
+#define LANES 16
+#elif defined(__AVX__)
+#define LANES 8
+#else
+#define LANES 4
+#endif
+typedef float vec __attribute__((vector_size(LANES * 4)));
+#define CHAINS 12
+#define ALL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+int main(int argc, char **argv) {
+  long iters = atol(argv[1]);
+  int threads = atoi(argv[2]);
+  double best = 0;
+  for (int round = 0; round < 5; ++round) {
+    float sink = 0;
+    double start = omp_get_wtime();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+    {
+      vec x, y;
+      for (int l = 0; l < LANES; ++l) { x[l] = 1.0f + 1e-7f * l; y[l] = 1e-7f; }
+#define DECLARE(c) vec a##c = x * (float)(c + 1);
+      ALL(DECLARE)
+      for (long i = 0; i < iters; ++i) {
+#define STEP(c) a##c = a##c * x + y;
+        ALL(STEP)
+        __asm__ volatile("" : : : "memory");
+      }
+#define SUM(c) for (int l = 0; l < LANES; ++l) sink += a##c[l];
+      ALL(SUM)
+    }
+    double seconds = omp_get_wtime() - start;
+    double rate = 2.0 * LANES * CHAINS * iters * threads / seconds / 1e9;
+    if (rate > best) best = rate;
+    if (sink == 12345.0f) puts("");
+  }
+  printf("%f %d\n", best, LANES);
+  return 0;
+}
+"""
+
+
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo (and whether it has AVX-512
+    and AMX), e.g. "AMD EPYC 9B45 (AVX-512)"."""
+    model, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model == "unknown CPU":
+                    model = value.strip()
+                elif key == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
+           else "SSE")
+    if "amx_tile" in flags:
+        isa += ", AMX"
+    return f"{model} ({isa})"
+
+
+def fma_peak(threads):
+    """Measured fp32 FMA GFLOP/s of `threads` cores; None if no C compiler."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "fma.c")
+        exe = os.path.join(tmp, "fma")
+        with open(src, "w") as f:
+            f.write(_SOURCE)
+        try:
+            subprocess.run(["cc", "-O2", "-march=native", "-ffp-contract=fast",
+                            "-fopenmp", src, "-o", exe],
+                           check=True, capture_output=True)
+            out = subprocess.run([exe, "50000000", str(threads)], check=True,
+                                 capture_output=True, text=True).stdout.split()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    return float(out[0])
+
+
+def describe(threads, peak=None):
+    """One line naming the machine and the peak the % columns use."""
+    measured = fma_peak(threads) if peak is None else peak
+    how = "given with --peak" if peak is not None else "measured"
+    text = f"machine: {cpu_model()}, {threads} thread(s)"
+    if measured:
+        text += f", fp32 FMA peak {measured:.0f} GFLOP/s ({how})"
+    return text, measured

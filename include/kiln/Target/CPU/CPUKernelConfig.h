@@ -1,0 +1,59 @@
+//===- CPUKernelConfig.h - Kernel shapes chosen for the target CPU -*- C++ -*-===//
+//
+// What the CPU pipeline's kernels are shaped by: the register tile of the
+// matmuls (sized so that its accumulators fit the vector register file
+// with room for the rhs row and the broadcast lhs element) and the cache
+// sizes that blocking keeps operands within. kiln-compile picks one for the
+// CPU it generates code for and records it in the manifest's
+// target_options, so that an artifact says which kernels it carries.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TARGET_CPU_CPUKERNELCONFIG_H
+#define KILN_TARGET_CPU_CPUKERNELCONFIG_H
+
+#include "kiln/Target/Common/ObjectEmission.h"
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace mlir::kiln {
+
+struct CPUKernelConfig {
+  /// The widest vector the generated code uses ("avx512", "avx2", "sse").
+  std::string isa = "avx512";
+  int64_t vectorBits = 512;
+  int64_t vectorRegisters = 32;
+  /// The matmul register tile: rows (lhs broadcasts per step of k) and
+  /// columns (a multiple of the f32 lanes; also the parallel panel width).
+  int64_t tileM = 8, tileN = 32;
+  /// Per-core L2 and shared L3, in bytes.
+  int64_t l2Bytes = 1 << 20;
+  int64_t l3Bytes = 32 << 20;
+  /// Where the cache sizes came from ("this machine" or "defaults").
+  std::string cacheSource = "defaults";
+
+  /// "MxN".
+  std::string tile() const;
+  /// The manifest's target_options entries for this configuration.
+  std::map<std::string, std::string> manifestOptions() const;
+};
+
+/// The configuration for `host`: vector width and register count from the
+/// CPU's features (an AVX-512 CPU gets 8 x 32 tiles of zmm accumulators, an
+/// AVX2 one 6 x 16 of ymm, others 6 x 8 of xmm), the cache sizes of this
+/// machine when host.cpu is "native" (sysfs), defaults otherwise. An
+/// unknown CPU name is an error.
+llvm::Expected<CPUKernelConfig>
+selectCPUKernelConfig(const CPUTargetOptions &host);
+
+/// Applies a `--matmul-tile MxN` override (1 <= M <= 32, 1 <= N <= 256).
+llvm::Error overrideMatmulTile(CPUKernelConfig &config, llvm::StringRef tile);
+
+} // namespace mlir::kiln
+
+#endif // KILN_TARGET_CPU_CPUKERNELCONFIG_H

@@ -1,0 +1,117 @@
+//===- CPUKernelConfig.cpp - Kernel shapes chosen for the target CPU ------===//
+
+#include "kiln/Target/CPU/CPUKernelConfig.h"
+
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Target/TargetMachine.h"
+
+#include <optional>
+
+using namespace mlir;
+using namespace mlir::kiln;
+
+namespace {
+/// The size in bytes of this machine's unified or data cache of `level`
+/// (sysfs: "32K", "1024K", "32M"), if the kernel reports one.
+std::optional<int64_t> hostCacheBytes(int level) {
+  for (int index = 0; index < 8; ++index) {
+    std::string dir =
+        "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(index);
+    // Read as a stream: sysfs reports a size of a page for every file.
+    auto read = [&](const char *name) -> std::string {
+      auto buffer = llvm::MemoryBuffer::getFileAsStream(dir + "/" + name);
+      return buffer ? (*buffer)->getBuffer().trim().str() : std::string();
+    };
+    std::string levelText = read("level");
+    if (levelText.empty())
+      break;
+    if (levelText != std::to_string(level) || read("type") == "Instruction")
+      continue;
+    llvm::StringRef size = llvm::StringRef(read("size"));
+    int64_t scale = 1;
+    if (size.consume_back("K"))
+      scale = 1 << 10;
+    else if (size.consume_back("M"))
+      scale = 1 << 20;
+    int64_t value = 0;
+    if (size.getAsInteger(10, value) || value <= 0)
+      return std::nullopt;
+    return value * scale;
+  }
+  return std::nullopt;
+}
+} // namespace
+
+std::string CPUKernelConfig::tile() const {
+  return std::to_string(tileM) + "x" + std::to_string(tileN);
+}
+
+std::map<std::string, std::string> CPUKernelConfig::manifestOptions() const {
+  return {{"vector_isa", isa},
+          {"vector_bits", std::to_string(vectorBits)},
+          {"matmul_tile", tile()},
+          {"l2_bytes", std::to_string(l2Bytes)},
+          {"l3_bytes", std::to_string(l3Bytes)},
+          {"cache_sizes_from", cacheSource}};
+}
+
+llvm::Expected<CPUKernelConfig>
+mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
+  auto machine = createCPUTargetMachine(host);
+  if (!machine)
+    return machine.takeError();
+  const llvm::MCSubtargetInfo *subtarget = (*machine)->getMCSubtargetInfo();
+  auto has = [&](llvm::StringRef feature) {
+    return subtarget->checkFeatures(("+" + feature).str());
+  };
+  CPUKernelConfig config;
+  if (has("avx512f")) {
+    // 32 zmm: 8 x 2 accumulators, the rhs row, the broadcast.
+    config.isa = "avx512";
+    config.vectorBits = 512;
+    config.vectorRegisters = 32;
+    config.tileM = 8;
+    config.tileN = 32;
+  } else if (has("avx2") && has("fma")) {
+    // 16 ymm: 6 x 2 accumulators, two rhs vectors, the broadcast (the
+    // shape of BLIS's and OpenBLAS's Haswell sgemm kernels).
+    config.isa = "avx2";
+    config.vectorBits = 256;
+    config.vectorRegisters = 16;
+    config.tileM = 6;
+    config.tileN = 16;
+  } else {
+    // 16 xmm, no FMA.
+    config.isa = "sse";
+    config.vectorBits = 128;
+    config.vectorRegisters = 16;
+    config.tileM = 6;
+    config.tileN = 8;
+  }
+  if (host.cpu == "native") {
+    std::optional<int64_t> l2 = hostCacheBytes(2), l3 = hostCacheBytes(3);
+    if (l2)
+      config.l2Bytes = *l2;
+    if (l3)
+      config.l3Bytes = *l3;
+    if (l2 || l3)
+      config.cacheSource = "this machine";
+  }
+  return config;
+}
+
+llvm::Error mlir::kiln::overrideMatmulTile(CPUKernelConfig &config,
+                                           llvm::StringRef tile) {
+  auto [rowsText, colsText] = tile.split('x');
+  int64_t rows = 0, cols = 0;
+  if (rowsText.getAsInteger(10, rows) || colsText.getAsInteger(10, cols) ||
+      rows < 1 || rows > 32 || cols < 1 || cols > 256)
+    return llvm::createStringError(
+        "--matmul-tile '" + tile +
+        "': expected ROWSxCOLUMNS with 1 <= ROWS <= 32 and 1 <= COLUMNS <= "
+        "256, such as 6x16");
+  config.tileM = rows;
+  config.tileN = cols;
+  return llvm::Error::success();
+}
