@@ -43,6 +43,68 @@ namespace {
 // Transposes are copied in square blocks of this size (one zmm per row).
 constexpr int64_t kTransposeBlock = 16;
 
+/// Whether `perm` swaps the last two dims and keeps the others in place.
+bool swapsLastTwo(ArrayRef<int64_t> perm) {
+  int64_t rank = perm.size();
+  bool swaps =
+      rank >= 2 && perm[rank - 1] == rank - 2 && perm[rank - 2] == rank - 1;
+  for (int64_t d = 0; d + 2 < rank; ++d)
+    swaps &= perm[d] == d;
+  return swaps;
+}
+
+/// `map` with its last two results swapped.
+AffineMap swapLastTwoResults(AffineMap map) {
+  SmallVector<AffineExpr> exprs(map.getResults());
+  std::swap(exprs[exprs.size() - 2], exprs.back());
+  return AffineMap::get(map.getNumDims(), map.getNumSymbols(), exprs,
+                        map.getContext());
+}
+
+/// Whether the contraction reads its rhs as [..., n, k] (a transposed rhs
+/// read in place, see readTransposedOperandInPlace) rather than [..., k, n].
+bool readsRhsTransposed(linalg::GenericOp op) {
+  AffineMap map = op.getMatchingIndexingMap(&op->getOpOperand(1));
+  int64_t loops = op.getNumLoops(), results = map.getNumResults();
+  return results >= 2 && map.getResult(results - 2) ==
+                             getAffineDimExpr(loops - 1, op.getContext()) &&
+         map.getResult(results - 1) ==
+             getAffineDimExpr(loops - 2, op.getContext());
+}
+
+/// A contraction operand that is a transpose of the last two dims (kiln's
+/// lowering copies a transposed lhs [..., K, M] or rhs [..., N, K] to the
+/// plain layout) reads the transpose's input instead, through an indexing
+/// map with its last two results swapped. For the rhs the panel packing
+/// below transposes each panel's [tileN, K] rows as it packs them; the lhs
+/// tiles read their [1, tileM] rows directly. Either way the transposed
+/// copy of the whole operand is gone: for GPT-2's tied LM head, the 154 MB
+/// embedding table on every forward, and the 100 MB logits gradient in the
+/// weight gradient gᵀ·h of every training step.
+void readTransposedOperandInPlace(RewriterBase &rewriter, linalg::GenericOp op,
+                                  unsigned operand) {
+  OpOperand &use = op->getOpOperand(operand);
+  auto transpose = use.get().getDefiningOp<linalg::TransposeOp>();
+  if (!transpose || !swapsLastTwo(transpose.getPermutation()))
+    return;
+  AffineMap map = op.getMatchingIndexingMap(&use);
+  int64_t loops = op.getNumLoops(), results = map.getNumResults();
+  // (m, k) for the lhs, (k, n) for the rhs.
+  int64_t outer = operand == 0 ? loops - 3 : loops - 2;
+  if (results < 2 ||
+      map.getResult(results - 2) != rewriter.getAffineDimExpr(outer) ||
+      map.getResult(results - 1) != rewriter.getAffineDimExpr(outer + 1))
+    return;
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  maps[operand] = swapLastTwoResults(map);
+  rewriter.modifyOpInPlace(op, [&] {
+    use.set(transpose.getInput());
+    op.setIndexingMapsAttr(rewriter.getAffineMapArrayAttr(maps));
+  });
+  if (transpose->use_empty())
+    rewriter.eraseOp(transpose);
+}
+
 struct TileAndVectorizeContractionsPass
     : kiln::impl::TileAndVectorizeContractionsPassBase<
           TileAndVectorizeContractionsPass> {
@@ -76,6 +138,9 @@ struct TileAndVectorizeContractionsPass
     });
     IRRewriter rewriter(&getContext());
     StringAttr marker = rewriter.getStringAttr("kiln.register_tile");
+    for (linalg::GenericOp op : contractions)
+      for (unsigned operand : {0u, 1u})
+        readTransposedOperandInPlace(rewriter, op, operand);
     // A static column count that is not a multiple of the panel width is
     // split into the full panels and the rest, so that only the last panel
     // runs masked tiles (a 50257-column LM head otherwise ran every panel
@@ -146,10 +211,30 @@ struct TileAndVectorizeContractionsPass
         auto rhsType = cast<RankedTensorType>(rhs.get().getType());
         SmallVector<OpFoldResult> sizes =
             tensor::getMixedSizes(rewriter, loc, rhs.get());
+        bool transposed = readsRhsTransposed(panelOp);
+        if (transposed)
+          std::swap(sizes[sizes.size() - 2], sizes.back());
         Value empty = tensor::EmptyOp::create(rewriter, loc, sizes,
                                               rhsType.getElementType());
-        Value packed = linalg::CopyOp::create(rewriter, loc, rhs.get(), empty)
-                           .getResult(0);
+        Value packed;
+        if (transposed) {
+          // The panel's [..., tileN, K] rows of the untransposed operand,
+          // packed as [..., K, tileN].
+          SmallVector<int64_t> perm =
+              llvm::to_vector(llvm::seq<int64_t>(0, rhsType.getRank()));
+          std::swap(perm[perm.size() - 2], perm.back());
+          auto transpose =
+              linalg::TransposeOp::create(rewriter, loc, rhs.get(), empty, perm);
+          packed = transpose.getResult()[0];
+          SmallVector<AffineMap> maps = panelOp.getIndexingMapsArray();
+          maps[1] = swapLastTwoResults(maps[1]);
+          rewriter.modifyOpInPlace(panelOp, [&] {
+            panelOp.setIndexingMapsAttr(rewriter.getAffineMapArrayAttr(maps));
+          });
+        } else {
+          packed = linalg::CopyOp::create(rewriter, loc, rhs.get(), empty)
+                       .getResult(0);
+        }
         rewriter.modifyOpInPlace(panelOp, [&] { rhs.set(packed); });
       }
 
@@ -235,13 +320,7 @@ struct TileAndVectorizeContractionsPass
     // cache on every strided read.
     SmallVector<linalg::TransposeOp> transposes;
     getOperation().walk([&](linalg::TransposeOp op) {
-      ArrayRef<int64_t> perm = op.getPermutation();
-      int64_t rank = perm.size();
-      bool swapsLastTwo =
-          rank >= 2 && perm[rank - 1] == rank - 2 && perm[rank - 2] == rank - 1;
-      for (int64_t d = 0; d + 2 < rank; ++d)
-        swapsLastTwo &= perm[d] == d;
-      if (swapsLastTwo &&
+      if (swapsLastTwo(op.getPermutation()) &&
           getElementTypeOrSelf(op.getInit().getType()).isF32() &&
           !hasEmptyLoop(op))
         transposes.push_back(op);

@@ -125,3 +125,51 @@ func.func @empty_k(%a: tensor<2x0xf32>, %b: tensor<0x3xf32>) -> tensor<2x3xf32> 
   %0 = kiln.matmul %a, %b : (tensor<2x0xf32>, tensor<0x3xf32>) -> tensor<2x3xf32>
   return %0 : tensor<2x3xf32>
 }
+
+// -----
+
+// A transposed rhs (x · wᵀ, GPT-2's tied LM head) is read in place: no
+// transposed copy of the whole operand; each 32-column panel transposes its
+// [32, K] rows of w into the packed [K, 32] buffer (in 16 x 16 blocks).
+// CHECK-LABEL: func @transposed_rhs
+// CHECK-NOT: linalg.transpose
+// CHECK: scf.forall (%[[J:.*]]) = (0) to (64) step (32)
+// CHECK: %[[ROWS:.*]] = tensor.extract_slice %arg1[%[[J]], 0] [32, 16] [1, 1] : tensor<64x16xf32> to tensor<32x16xf32>
+// CHECK: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (16, 32) step (16, 16)
+// CHECK: tensor.extract_slice %[[ROWS]]
+// CHECK: vector.transfer_read {{.*}} : tensor<16x16xf32>, vector<16x16xf32>
+// CHECK: vector.contract {{.*}} : vector<8x1xf32>, vector<1x32xf32> into vector<8x32xf32>
+func.func @transposed_rhs(%x: tensor<12x16xf32>, %w: tensor<64x16xf32>) -> tensor<12x64xf32> {
+  %t = kiln.transpose %w permutation = [1, 0] : (tensor<64x16xf32>) -> tensor<16x64xf32>
+  %0 = kiln.matmul %x, %t : (tensor<12x16xf32>, tensor<16x64xf32>) -> tensor<12x64xf32>
+  return %0 : tensor<12x64xf32>
+}
+
+// -----
+
+// A transpose with another user stays (copied in blocks for that user),
+// and the matmul still reads its input in place.
+// CHECK-LABEL: func @shared_transpose
+// CHECK: %[[T:.*]] = scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (16, 64) step (16, 16)
+// CHECK: %[[C:.*]] = scf.forall (%[[J:.*]]) = (0) to (64) step (32)
+// CHECK: tensor.extract_slice %arg1[%[[J]], 0] [32, 16] [1, 1]
+// CHECK: return %[[C]], %[[T]]
+func.func @shared_transpose(%x: tensor<12x16xf32>, %w: tensor<64x16xf32>) -> (tensor<12x64xf32>, tensor<16x64xf32>) {
+  %t = kiln.transpose %w permutation = [1, 0] : (tensor<64x16xf32>) -> tensor<16x64xf32>
+  %0 = kiln.matmul %x, %t : (tensor<12x16xf32>, tensor<16x64xf32>) -> tensor<12x64xf32>
+  return %0, %t : tensor<12x64xf32>, tensor<16x64xf32>
+}
+
+// -----
+
+// A transposed lhs (gᵀ · h, a weight gradient) is read in place too: each
+// register tile reads its rows of g for one k as one contiguous row.
+// CHECK-LABEL: func @transposed_lhs
+// CHECK-NOT: linalg.transpose
+// CHECK: tensor.extract_slice %arg0[%{{.*}}, %{{.*}}] [1, 8] [1, 1] : tensor<64x100xf32> to tensor<1x8xf32>
+// CHECK: vector.contract {{.*}} : vector<1x8xf32>, vector<1x32xf32> into vector<8x32xf32>
+func.func @transposed_lhs(%g: tensor<64x100xf32>, %h: tensor<64x32xf32>) -> tensor<100x32xf32> {
+  %t = kiln.transpose %g permutation = [1, 0] : (tensor<64x100xf32>) -> tensor<100x64xf32>
+  %0 = kiln.matmul %t, %h : (tensor<100x64xf32>, tensor<64x32xf32>) -> tensor<100x32xf32>
+  return %0 : tensor<100x32xf32>
+}
