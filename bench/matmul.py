@@ -48,7 +48,11 @@ for _ in range(warmup):
 times = []
 for _ in range(iters):
     t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)
-print(sorted(times)[len(times) // 2])
+# Which BLAS numpy loaded: Debian's numpy falls back to the reference BLAS
+# (a few GFLOP/s) when libopenblas0-pthread is not installed.
+with open("/proc/self/maps") as f:
+    blas = "openblas" if "openblas" in f.read() else "reference"
+print(sorted(times)[len(times) // 2], blas)
 """
 
 
@@ -82,8 +86,11 @@ def peer_matmul(m, n, k, iters, warmup):
     env = {key: value for key, value in os.environ.items()
            if key not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     out = subprocess.run(["/usr/bin/python3", "-c", PEER, str(m), str(n), str(k), str(iters), str(warmup)],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    return float(out)
+                         env=env, check=True, capture_output=True, text=True).stdout.split()
+    if out[1] != "openblas":
+        sys.exit("bench/matmul.py: numpy did not load OpenBLAS (it runs the reference BLAS, "
+                 "not a peer worth comparing with): install libopenblas0-pthread")
+    return float(out[0])
 
 
 def main():
