@@ -162,12 +162,11 @@ func.func @shared_transpose(%x: tensor<12x16xf32>, %w: tensor<64x16xf32>) -> (te
 
 // -----
 
-// A transposed lhs (gᵀ · h, a weight gradient) is read in place too: each
-// register tile reads its rows of g for one k as one contiguous row.
+// A transposed lhs (gᵀ · h, a weight gradient) is still copied to the
+// plain layout in 16 x 16 blocks: read in place it measured 3.6x slower.
 // CHECK-LABEL: func @transposed_lhs
-// CHECK-NOT: linalg.transpose
-// CHECK: tensor.extract_slice %arg0[%{{.*}}, %{{.*}}] [1, 8] [1, 1] : tensor<64x100xf32> to tensor<1x8xf32>
-// CHECK: vector.contract {{.*}} : vector<1x8xf32>, vector<1x32xf32> into vector<8x32xf32>
+// CHECK: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (100, 64) step (16, 16)
+// CHECK: vector.contract {{.*}} : vector<8x1xf32>, vector<1x32xf32> into vector<8x32xf32>
 func.func @transposed_lhs(%g: tensor<64x100xf32>, %h: tensor<64x32xf32>) -> tensor<100x32xf32> {
   %t = kiln.transpose %g permutation = [1, 0] : (tensor<64x100xf32>) -> tensor<100x64xf32>
   %0 = kiln.matmul %t, %h : (tensor<100x64xf32>, tensor<64x32xf32>) -> tensor<100x32xf32>
