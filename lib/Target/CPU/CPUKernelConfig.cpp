@@ -28,7 +28,8 @@ std::optional<int64_t> hostCacheBytes(int level) {
       break;
     if (levelText != std::to_string(level) || read("type") == "Instruction")
       continue;
-    llvm::StringRef size = llvm::StringRef(read("size"));
+    std::string sizeText = read("size");
+    llvm::StringRef size = sizeText;
     int64_t scale = 1;
     if (size.consume_back("K"))
       scale = 1 << 10;
