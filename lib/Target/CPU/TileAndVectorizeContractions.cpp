@@ -16,6 +16,8 @@
 #include "kiln/Target/CPU/Passes.h"
 #include "kiln/Target/Common/Pipelines.h"
 
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Linalg/IR/LinalgInterfaces.h"
@@ -105,6 +107,169 @@ void readTransposedOperandInPlace(RewriterBase &rewriter, linalg::GenericOp op,
     rewriter.eraseOp(transpose);
 }
 
+/// Packs the lhs of a contraction into row tiles, [..., ceil(M / rows), K,
+/// rows] (zero-padded to whole tiles), for the register tiles to read
+/// (readPackedLhsTile): each tile then reads its lhs as one contiguous
+/// [K, rows] run instead of `rows` rows K floats apart (which, at a
+/// power-of-two K, all fall into the same L1 sets and evict each other
+/// before the next k uses them). A transposed lhs ([..., K, M], a weight
+/// gradient's gᵀ) is packed from the transpose's input, so the transposed
+/// copy of the whole operand goes too. Returns the packed tensor, or null
+/// where packing does not pay or does not apply: only static lhs operands
+/// read in plain (m, k) order are packed, and only when more than one
+/// column panel reads them or they would be copied transposed anyway.
+Value packLhsRowTiles(RewriterBase &rewriter, linalg::GenericOp op,
+                      int64_t rows, int64_t panelColumns) {
+  OpOperand &lhs = op->getOpOperand(0);
+  auto lhsType = dyn_cast<RankedTensorType>(lhs.get().getType());
+  AffineMap map = op.getMatchingIndexingMap(&lhs);
+  int64_t loops = op.getNumLoops(), results = map.getNumResults();
+  if (!lhsType || !lhsType.hasStaticShape() || results < 2 ||
+      map.getResult(results - 2) != rewriter.getAffineDimExpr(loops - 3) ||
+      map.getResult(results - 1) != rewriter.getAffineDimExpr(loops - 2))
+    return nullptr;
+  auto transpose = lhs.get().getDefiningOp<linalg::TransposeOp>();
+  bool transposed = transpose && swapsLastTwo(transpose.getPermutation());
+  int64_t columns = op.getStaticLoopRanges().back();
+  if (!transposed && !ShapedType::isDynamic(columns) &&
+      columns <= panelColumns)
+    return nullptr;
+
+  Location loc = op.getLoc();
+  int64_t rank = lhsType.getRank(), batch = rank - 2;
+  int64_t m = lhsType.getDimSize(rank - 2), k = lhsType.getDimSize(rank - 1);
+  int64_t tiles = llvm::divideCeil(m, rows);
+  Type element = lhsType.getElementType();
+  // The source and which of its dims holds the rows.
+  Value source = transposed ? transpose.getInput() : lhs.get();
+  int64_t rowDim = transposed ? rank - 1 : rank - 2;
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPointAfterValue(lhs.get());
+  if (m % rows != 0) {
+    SmallVector<OpFoldResult> low(rank, rewriter.getIndexAttr(0));
+    SmallVector<OpFoldResult> high(rank, rewriter.getIndexAttr(0));
+    high[rowDim] = rewriter.getIndexAttr(tiles * rows - m);
+    Value zero = arith::ConstantOp::create(rewriter, loc, element,
+                                           rewriter.getZeroAttr(element));
+    auto padded = tensor::PadOp::create(
+        rewriter, loc, /*resultType=*/Type(), source, low, high, zero);
+    source = padded.getResult();
+  }
+  // [..., M', K] -> [..., tiles, rows, K]; transposed: [..., K, M'] ->
+  // [..., K, tiles, rows].
+  SmallVector<int64_t> expandedShape(
+      cast<RankedTensorType>(source.getType()).getShape());
+  expandedShape[rowDim] = rows;
+  expandedShape.insert(expandedShape.begin() + rowDim, tiles);
+  SmallVector<ReassociationIndices> reassociation;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (d < rowDim)
+      reassociation.push_back({d});
+    else if (d == rowDim)
+      reassociation.push_back({d, d + 1});
+    else
+      reassociation.push_back({d + 1});
+  }
+  auto expanded = tensor::ExpandShapeOp::create(
+      rewriter, loc, RankedTensorType::get(expandedShape, element), source,
+      reassociation);
+  // To [..., tiles, K, rows].
+  SmallVector<int64_t> perm =
+      llvm::to_vector(llvm::seq<int64_t>(0, rank + 1));
+  if (transposed)
+    std::swap(perm[batch], perm[batch + 1]);
+  else
+    std::swap(perm[batch + 1], perm[batch + 2]);
+  SmallVector<int64_t> packedShape(lhsType.getShape().take_front(batch));
+  packedShape.append({tiles, k, rows});
+  Value init = tensor::EmptyOp::create(rewriter, loc, packedShape, element);
+  auto pack = linalg::TransposeOp::create(rewriter, loc, expanded.getResult(),
+                                          init, perm);
+  return pack.getResult()[0];
+}
+
+/// The offsets of `value` in `root`, where `value` is `root` or a chain of
+/// unit-stride, rank-keeping tensor.extract_slice ops of it (the slices that
+/// tiling takes), or nothing.
+std::optional<SmallVector<OpFoldResult>>
+offsetsInRoot(RewriterBase &rewriter, Location loc, Value value, Value root) {
+  auto rank = cast<RankedTensorType>(root.getType()).getRank();
+  SmallVector<OpFoldResult> offsets(rank, rewriter.getIndexAttr(0));
+  while (value != root) {
+    auto slice = value.getDefiningOp<tensor::ExtractSliceOp>();
+    if (!slice || slice.getSourceType().getRank() != rank ||
+        slice.getResultType().getRank() != rank || !slice.hasUnitStride())
+      return std::nullopt;
+    AffineExpr a, b;
+    bindSymbols(rewriter.getContext(), a, b);
+    for (auto [offset, add] : llvm::zip(offsets, slice.getMixedOffsets()))
+      offset = affine::makeComposedFoldedAffineApply(rewriter, loc, a + b,
+                                                     {offset, add});
+    value = slice.getSource();
+  }
+  return offsets;
+}
+
+/// A register tile of a contraction whose lhs was packed in row tiles
+/// (packLhsRowTiles; `packed` maps the lhs to its packing) reads its
+/// [..., rows', 1] lhs slice as the [..., 1, rows'] run of the packed
+/// tensor, through the map (..., k, m): one contiguous read per k. A tile
+/// starts at a multiple of the row tile and spans at most one.
+void readPackedLhsTile(RewriterBase &rewriter, linalg::GenericOp tile,
+                       const llvm::DenseMap<Value, Value> &packed,
+                       int64_t rows) {
+  OpOperand &lhs = tile->getOpOperand(0);
+  AffineMap map = tile.getMatchingIndexingMap(&lhs);
+  int64_t loops = tile.getNumLoops(), results = map.getNumResults();
+  if (results < 2 ||
+      map.getResult(results - 2) != rewriter.getAffineDimExpr(loops - 3) ||
+      map.getResult(results - 1) != rewriter.getAffineDimExpr(loops - 2))
+    return;
+  Location loc = tile.getLoc();
+  rewriter.setInsertionPoint(tile);
+  for (auto [root, packing] : packed) {
+    std::optional<SmallVector<OpFoldResult>> offsets =
+        offsetsInRoot(rewriter, loc, lhs.get(), root);
+    if (!offsets)
+      continue;
+    auto type = cast<RankedTensorType>(lhs.get().getType());
+    int64_t rank = type.getRank();
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, lhs.get());
+    // [..., m, k] at [..., rows', kSize] -> [..., m / rows, k, 0] at
+    // [..., 1, kSize, rows'], without the unit tile dim.
+    AffineExpr row;
+    bindSymbols(rewriter.getContext(), row);
+    SmallVector<OpFoldResult> packedOffsets(offsets->begin(),
+                                            offsets->end() - 2);
+    packedOffsets.append(
+        {affine::makeComposedFoldedAffineApply(rewriter, loc,
+                                               row.floorDiv(rows),
+                                               {(*offsets)[rank - 2]}),
+         (*offsets)[rank - 1], rewriter.getIndexAttr(0)});
+    SmallVector<OpFoldResult> packedSizes(sizes.begin(), sizes.end() - 2);
+    packedSizes.append(
+        {rewriter.getIndexAttr(1), sizes[rank - 1], sizes[rank - 2]});
+    SmallVector<OpFoldResult> strides(rank + 1, rewriter.getIndexAttr(1));
+    SmallVector<int64_t> shape(type.getShape().drop_back(2));
+    shape.append({type.getDimSize(rank - 1), type.getDimSize(rank - 2)});
+    auto sliceType = RankedTensorType::get(shape, type.getElementType());
+    Value slice = tensor::ExtractSliceOp::create(
+        rewriter, loc, sliceType, packing, packedOffsets, packedSizes,
+        strides);
+    SmallVector<AffineExpr> exprs(map.getResults().drop_back(2));
+    exprs.append({rewriter.getAffineDimExpr(loops - 2),
+                  rewriter.getAffineDimExpr(loops - 3)});
+    SmallVector<AffineMap> maps = tile.getIndexingMapsArray();
+    maps[0] = AffineMap::get(loops, 0, exprs, rewriter.getContext());
+    rewriter.modifyOpInPlace(tile, [&] {
+      lhs.set(slice);
+      tile.setIndexingMapsAttr(rewriter.getAffineMapArrayAttr(maps));
+    });
+    return;
+  }
+}
+
 struct TileAndVectorizeContractionsPass
     : kiln::impl::TileAndVectorizeContractionsPassBase<
           TileAndVectorizeContractionsPass> {
@@ -142,8 +307,15 @@ struct TileAndVectorizeContractionsPass
     // measured 3.6x slower than the copy and the plain tiles for the LM
     // head's weight gradient (50257 x 512 x 768 on AVX2: 2.6 s against
     // 0.7 s), so it is still copied to the plain layout.
-    for (linalg::GenericOp op : contractions)
+    // Each lhs packed once, however many contractions read it.
+    llvm::DenseMap<Value, Value> packedLhs;
+    for (linalg::GenericOp op : contractions) {
       readTransposedOperandInPlace(rewriter, op, /*operand=*/1);
+      Value lhs = op->getOperand(0);
+      if (!packedLhs.count(lhs))
+        if (Value packed = packLhsRowTiles(rewriter, op, tileRows, tileCols))
+          packedLhs[lhs] = packed;
+    }
     // A static column count that is not a multiple of the panel width is
     // split into the full panels and the rest, so that only the last panel
     // runs masked tiles (a 50257-column LM head otherwise ran every panel
@@ -255,13 +427,22 @@ struct TileAndVectorizeContractionsPass
         continue;
       rewriter.replaceOp(panel, tiles->replacements);
       // Peel the last, partial row tile so the others are static in m.
+      SmallVector<linalg::GenericOp> registerTiles = {
+          cast<linalg::GenericOp>(tiles->tiledOps.front())};
       if (!tiles->loops.empty())
         if (auto mLoop =
                 dyn_cast<scf::ForOp>(tiles->loops.front().getOperation())) {
           scf::ForOp partial;
-          (void)scf::peelForLoopAndSimplifyBounds(rewriter, mLoop, partial);
+          if (succeeded(scf::peelForLoopAndSimplifyBounds(rewriter, mLoop,
+                                                          partial)))
+            partial.walk([&](linalg::GenericOp tile) {
+              registerTiles.push_back(tile);
+            });
         }
-      tiles->tiledOps.front()->setAttr(marker, rewriter.getUnitAttr());
+      for (linalg::GenericOp tile : registerTiles) {
+        readPackedLhsTile(rewriter, tile, packedLhs, tileRows);
+        tile->setAttr(marker, rewriter.getUnitAttr());
+      }
     }
 
     // Fold the tile sizes that peeling made constant into static types.
@@ -281,7 +462,10 @@ struct TileAndVectorizeContractionsPass
       tile->removeAttr(marker);
       int64_t loops = tile.getNumLoops();
       SmallVector<int64_t> vectorSizes(loops, 1);
-      vectorSizes[loops - 3] = tileRows;
+      // The peeled last row tile has fewer rows: as many lanes as it has
+      // (masked when that is not known at compile time).
+      int64_t rows = tile.getStaticLoopRanges()[loops - 3];
+      vectorSizes[loops - 3] = ShapedType::isDynamic(rows) ? tileRows : rows;
       vectorSizes[loops - 1] = tileCols;
       // Spelled out: an empty list builds vector types that differ from the
       // ones the verifiers infer (all dims explicitly fixed-size).
@@ -317,6 +501,22 @@ struct TileAndVectorizeContractionsPass
       hoistLoopInvariantSubsets(rewriter, likeLoop);
     }
 
+    // The register tiles' contractions become outer products of fused
+    // multiply-adds here (not in vector-to-llvm) so that each lhs element
+    // a tile broadcasts is read as a scalar: LLVM then broadcasts it from
+    // memory (a load port) instead of loading the lhs vector and shuffling
+    // each lane out (which on Zen takes a pipe the FMAs need).
+    {
+      RewritePatternSet patterns(&getContext());
+      vector::populateVectorContractLoweringPatterns(
+          patterns, vector::VectorContractLowering::OuterProduct);
+      vector::populateVectorOuterProductLoweringPatterns(patterns);
+      vector::populateScalarVectorTransferLoweringPatterns(
+          patterns, /*benefit=*/1, /*allowMultipleUses=*/true);
+      vector::ExtractOp::getCanonicalizationPatterns(patterns, &getContext());
+      (void)applyPatternsGreedily(getOperation(), std::move(patterns));
+    }
+
     // Transposes (the [N, K] -> [K, N] copies of transposed matmul
     // operands) in parallel 16x16 blocks, each vectorized: read 16 rows,
     // transpose in registers, write 16 rows. A scalar copy misses the
@@ -330,9 +530,17 @@ struct TileAndVectorizeContractionsPass
     });
     for (linalg::TransposeOp op : transposes) {
       int64_t rank = op.getPermutation().size();
+      // A dim shorter than the block (the 6 or 8 rows of a packed lhs tile)
+      // is taken whole: a full 16 would mask most lanes.
+      SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+      auto blockSize = [&](int64_t dim) {
+        return ShapedType::isDynamic(ranges[dim])
+                   ? kTransposeBlock
+                   : std::min(kTransposeBlock, ranges[dim]);
+      };
       SmallVector<OpFoldResult> blocks(rank, rewriter.getIndexAttr(1));
-      blocks[rank - 1] = rewriter.getIndexAttr(kTransposeBlock);
-      blocks[rank - 2] = rewriter.getIndexAttr(kTransposeBlock);
+      blocks[rank - 1] = rewriter.getIndexAttr(blockSize(rank - 1));
+      blocks[rank - 2] = rewriter.getIndexAttr(blockSize(rank - 2));
       scf::SCFTilingOptions options;
       options.setTileSizes(blocks).setLoopType(
           scf::SCFTilingOptions::LoopType::ForallOp);
@@ -344,8 +552,8 @@ struct TileAndVectorizeContractionsPass
       rewriter.replaceOp(op, tiled->replacements);
       Operation *block = tiled->tiledOps.front();
       SmallVector<int64_t> vectorSizes(rank, 1);
-      vectorSizes[rank - 1] = kTransposeBlock;
-      vectorSizes[rank - 2] = kTransposeBlock;
+      vectorSizes[rank - 1] = blockSize(rank - 1);
+      vectorSizes[rank - 2] = blockSize(rank - 2);
       SmallVector<bool> scalableDims(rank, false);
       rewriter.setInsertionPoint(block);
       FailureOr<linalg::VectorizationResult> vectorized =

@@ -3,35 +3,56 @@
 // RUN: not kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=0" --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 
 // The tiles kiln-compile picks for AVX2 (16 ymm registers): panels of 16
-// columns, 6 x 16 accumulators.
+// columns, 6 x 16 accumulators, the lhs packed in tiles of 6 rows.
 // AVX2-LABEL: func @matmul
+// 12 rows are two whole tiles: no padding.
+// AVX2-NOT: tensor.pad
+// AVX2: tensor.empty() : tensor<2x16x6xf32>
 // AVX2: scf.forall (%{{.*}}) = (0) to (64) step (16)
 // AVX2: scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args({{.*}}) -> ({{.*}}, vector<6x16xf32>)
-// AVX2: vector.contract {{.*}} : vector<6x1xf32>, vector<1x16xf32> into vector<6x16xf32>
+// AVX2-COUNT-6: vector.fma {{.*}} : vector<16xf32>
+// AVX2-NOT: vector.fma
+// AVX2: scf.yield
 // BAD: tile-m, tile-n and l3-bytes must be positive (got 0, 32, 33554432)
 
-// An f32 matmul: column panels of 32 in parallel, rows of 8 (the partial
-// last row tile peeled), k innermost, each full tile vectorized.
+// An f32 matmul: the lhs packed in tiles of 8 rows (zero-padded), column
+// panels of 32 in parallel, rows of 8 (the partial last row tile peeled),
+// k innermost, each tile vectorized.
 // CHECK-LABEL: func @matmul
+// The lhs [12, 16] is padded to [16, 16] and packed as [2, 16, 8]: tile t,
+// step k holds rows 8t..8t+7 of column k, contiguous.
+// CHECK: %[[PADDED:.*]] = tensor.pad %arg0 low[0, 0] high[4, 0]
+// CHECK: %[[TILES:.*]] = tensor.expand_shape %[[PADDED]] {{\[}}[0, 1], [2]] output_shape [2, 8, 16] : tensor<16x16xf32> into tensor<2x8x16xf32>
+// CHECK: %[[PACKED:.*]] = scf.forall {{.*}} -> (tensor<2x16x8xf32>)
+// CHECK: tensor.extract_slice %[[TILES]]
 // CHECK: scf.forall (%{{.*}}) = (0) to (64) step (32)
 // The panel's rhs columns are packed into a contiguous buffer first.
 // CHECK: %[[PANEL:.*]] = linalg.copy ins(%{{.*}} : tensor<16x32xf32>) outs(%{{.*}} : tensor<16x32xf32>)
 // The accumulator is read once, carried in registers through the k loop,
 // and written once.
 // CHECK: vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
-// CHECK: scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args({{.*}}, %[[ACC:.*]] = %{{.*}}) -> ({{.*}}, vector<8x32xf32>)
-// CHECK: tensor.extract_slice %[[PANEL]]
-// Each step of k is one outer product (a column of the lhs times a row of
-// the rhs, fused multiply-adds once lowered), not a multiply and a
-// reduction.
-// CHECK: %[[LHS:.*]] = vector.transfer_read {{.*}} : tensor<8x1xf32>, vector<8x1xf32>
+// CHECK: scf.for %[[K:.*]] = %c0 to %c16 step %c1 iter_args({{.*}}, %[[ACC:.*]] = %{{.*}}) -> ({{.*}}, vector<8x32xf32>)
+// CHECK: tensor.extract_slice %[[PANEL]][%[[K]], 0] [1, 32]
+// CHECK: %[[LHS:.*]] = tensor.extract_slice %[[PACKED]][0, %[[K]], 0] [1, 1, 8] [1, 1, 1] : tensor<2x16x8xf32> to tensor<1x8xf32>
 // CHECK: %[[RHS:.*]] = vector.transfer_read {{.*}} : tensor<1x32xf32>, vector<1x32xf32>
-// CHECK: %[[SUM:.*]] = vector.contract {indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}], iterator_types = ["parallel", "reduction", "parallel"], kind = #vector.kind<add>} %[[LHS]], %[[RHS]], %[[ACC]] : vector<8x1xf32>, vector<1x32xf32> into vector<8x32xf32>
-// CHECK: scf.yield {{.*}}, %[[SUM]] : {{.*}}, vector<8x32xf32>
+// Each step of k is an outer product: each lhs element, read as a scalar,
+// broadcast and multiplied with the rhs row into its accumulator row by a
+// fused multiply-add.
+// CHECK: %[[A0:.*]] = tensor.extract %[[LHS]][%c0, %c0] : tensor<1x8xf32>
+// CHECK: %[[C0:.*]] = vector.extract %[[ACC]][0] : vector<32xf32> from vector<8x32xf32>
+// CHECK: %[[B:.*]] = vector.extract %[[RHS]][0] : vector<32xf32> from vector<1x32xf32>
+// CHECK: %[[S0:.*]] = vector.broadcast %[[A0]] : f32 to vector<32xf32>
+// CHECK: vector.fma %[[B]], %[[S0]], %[[C0]] : vector<32xf32>
+// CHECK-COUNT-7: vector.fma
+// CHECK: scf.yield {{.*}} : {{.*}}, vector<8x32xf32>
 // CHECK: vector.transfer_write {{.*}} : vector<8x32xf32>, tensor<8x32xf32>
-// The peeled rows 8..11 stay a scalar linalg tile.
-// CHECK: scf.for
-// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<4x1xf32>, tensor<1x32xf32>)
+// The peeled rows 8..11: a tile of 4 rows, from the second packed tile.
+// CHECK: vector.transfer_read {{.*}} : tensor<4x32xf32>, vector<4x32xf32>
+// CHECK: scf.for %[[K2:.*]] = %c0 to %c16
+// CHECK: tensor.extract_slice %[[PACKED]][1, %[[K2]], 0] [1, 1, 4] [1, 1, 1] : tensor<2x16x8xf32> to tensor<1x4xf32>
+// CHECK-COUNT-4: vector.fma {{.*}} : vector<32xf32>
+// CHECK-NOT: vector.fma
+// CHECK: vector.transfer_write {{.*}} : vector<4x32xf32>, tensor<4x32xf32>
 // CHECK: scf.forall.in_parallel
 func.func @matmul(%a: tensor<12x16xf32>, %b: tensor<16x64xf32>) -> tensor<12x64xf32> {
   %c = kiln.matmul %a, %b : (tensor<12x16xf32>, tensor<16x64xf32>) -> tensor<12x64xf32>
@@ -138,7 +159,7 @@ func.func @empty_k(%a: tensor<2x0xf32>, %b: tensor<0x3xf32>) -> tensor<2x3xf32> 
 // CHECK: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (16, 32) step (16, 16)
 // CHECK: tensor.extract_slice %[[ROWS]]
 // CHECK: vector.transfer_read {{.*}} : tensor<16x16xf32>, vector<16x16xf32>
-// CHECK: vector.contract {{.*}} : vector<8x1xf32>, vector<1x32xf32> into vector<8x32xf32>
+// CHECK: vector.fma {{.*}} : vector<32xf32>
 func.func @transposed_rhs(%x: tensor<12x16xf32>, %w: tensor<64x16xf32>) -> tensor<12x64xf32> {
   %t = kiln.transpose %w permutation = [1, 0] : (tensor<64x16xf32>) -> tensor<16x64xf32>
   %0 = kiln.matmul %x, %t : (tensor<12x16xf32>, tensor<16x64xf32>) -> tensor<12x64xf32>
@@ -162,11 +183,19 @@ func.func @shared_transpose(%x: tensor<12x16xf32>, %w: tensor<64x16xf32>) -> (te
 
 // -----
 
-// A transposed lhs (gᵀ · h, a weight gradient) is still copied to the
-// plain layout in 16 x 16 blocks: read in place it measured 3.6x slower.
+// A transposed lhs (gᵀ · h, a weight gradient) is packed straight from g:
+// [64, 100] padded to [64, 104], split into [64, 13, 8] and permuted to
+// the packed [13, 64, 8]. The whole transposed copy ([100, 64], in 16 x 16
+// blocks) is gone.
 // CHECK-LABEL: func @transposed_lhs
-// CHECK: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (100, 64) step (16, 16)
-// CHECK: vector.contract {{.*}} : vector<8x1xf32>, vector<1x32xf32> into vector<8x32xf32>
+// CHECK-NOT: step (16, 16)
+// CHECK: %[[PADDED:.*]] = tensor.pad %arg0 low[0, 0] high[0, 4]
+// CHECK: %[[TILES:.*]] = tensor.expand_shape %[[PADDED]] {{\[}}[0], [1, 2]] output_shape [64, 13, 8] : tensor<64x104xf32> into tensor<64x13x8xf32>
+// CHECK: %[[PACKED:.*]] = linalg.transpose ins(%[[TILES]] : tensor<64x13x8xf32>) outs(%{{.*}} : tensor<13x64x8xf32>) permutation = [1, 0, 2]
+// One panel of 32 columns: its loop is folded away; the rows of 8.
+// CHECK: scf.for %{{.*}} = %c0 to %c96 step %c8
+// CHECK: tensor.extract_slice %[[PACKED]][%{{.*}}, %{{.*}}, 0] [1, 1, 8] [1, 1, 1] : tensor<13x64x8xf32> to tensor<1x8xf32>
+// CHECK: vector.fma {{.*}} : vector<32xf32>
 func.func @transposed_lhs(%g: tensor<64x100xf32>, %h: tensor<64x32xf32>) -> tensor<100x32xf32> {
   %t = kiln.transpose %g permutation = [1, 0] : (tensor<64x100xf32>) -> tensor<100x64xf32>
   %0 = kiln.matmul %t, %h : (tensor<100x64xf32>, tensor<64x32xf32>) -> tensor<100x32xf32>

@@ -41,7 +41,9 @@ def TileAndVectorizeContractionsPass
            "Last-level cache the cores share: an lhs bigger than half of "
            "it is blocked by rows">,
   ];
-  let dependentDialects = ["::mlir::scf::SCFDialect",
+  let dependentDialects = ["::mlir::affine::AffineDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect",
                            "::mlir::vector::VectorDialect",
                            "::mlir::tensor::TensorDialect"];
 }
