@@ -146,6 +146,12 @@ cl::opt<std::string> matmulTile(
              "chosen for --cpu, 8x32 with AVX-512, 6x16 with AVX2; recorded "
              "in the manifest's target_options)"),
     cl::value_desc("MxN"), cl::init(""), cl::cat(category));
+cl::opt<int64_t> matmulKBlock(
+    "matmul-k-block",
+    cl::desc("Steps of k a CPU matmul panel takes at a time, 0 for all of K "
+             "(default: chosen so that a block of rhs rows fills half the "
+             "L1 cache; recorded in the manifest's target_options)"),
+    cl::value_desc("N"), cl::init(-1), cl::cat(category));
 cl::opt<std::string> attention(
     "attention",
     cl::desc("How kiln.attention is lowered: fused (the default: one "
@@ -411,6 +417,15 @@ void printSummary(ModuleOp module, llvm::raw_ostream &os) {
     os << "\n";
   }
 }
+
+/// The kernel choices given on the command line.
+kiln::CPUKernelOverrides kernelOverrides() {
+  kiln::CPUKernelOverrides overrides;
+  overrides.matmulTile = matmulTile;
+  if (matmulKBlock.getNumOccurrences())
+    overrides.matmulKBlock = matmulKBlock;
+  return overrides;
+}
 } // namespace
 
 int main(int argc, char **argv) {
@@ -525,16 +540,18 @@ int main(int argc, char **argv) {
       for (const char *name : {"cuda-arch", "cuda-image", "cuda-toolkit"})
         if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
           return fail(std::string("--") + name + " needs --target cuda");
-      auto backend = kiln::createCPUTarget(host, matmulTile);
+      auto backend = kiln::createCPUTarget(host, kernelOverrides());
       if (!backend)
         return fail(llvm::toString(backend.takeError()));
       options.target = std::move(*backend);
       break;
     }
     case TargetKind::CUDA: {
-      if (matmulTile.getNumOccurrences())
-        return fail("--matmul-tile needs --target cpu (the CUDA backend's "
-                    "matmuls run on cuBLASLt)");
+      for (const char *name : {"matmul-tile", "matmul-k-block"})
+        if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
+          return fail(std::string("--") + name +
+                      " needs --target cpu (the CUDA backend's matmuls run "
+                      "on cuBLASLt)");
       // The host code of a GPU artifact runs on any x86-64 GPU machine.
       if (!cpu.getNumOccurrences())
         host.cpu = "x86-64";
@@ -610,9 +627,9 @@ int main(int argc, char **argv) {
     auto kernels = kiln::selectCPUKernelConfig(targetOptions);
     if (!kernels)
       return fail(llvm::toString(kernels.takeError()));
-    if (!matmulTile.empty())
-      if (llvm::Error error = kiln::overrideMatmulTile(*kernels, matmulTile))
-        return fail(llvm::toString(std::move(error)));
+    if (llvm::Error error =
+            kiln::applyKernelOverrides(*kernels, kernelOverrides()))
+      return fail(llvm::toString(std::move(error)));
     if (failed(kiln::lowerToArtifactLLVM(**module, keep, *kernels)))
       return fail("lowering '" + inputPath + "' to LLVM failed");
     llvm::LLVMContext llvmContext;

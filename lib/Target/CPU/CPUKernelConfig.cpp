@@ -6,6 +6,7 @@
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Target/TargetMachine.h"
 
+#include <algorithm>
 #include <optional>
 
 using namespace mlir;
@@ -42,6 +43,12 @@ std::optional<int64_t> hostCacheBytes(int level) {
   }
   return std::nullopt;
 }
+/// Steps of k whose [k, tileN] f32 rhs rows fill half the L1 data cache
+/// (a multiple of 16, at least 64).
+int64_t kBlockFor(const CPUKernelConfig &config) {
+  int64_t steps = config.l1Bytes / 2 / (4 * config.tileN);
+  return std::max<int64_t>(64, steps / 16 * 16);
+}
 } // namespace
 
 std::string CPUKernelConfig::tile() const {
@@ -52,6 +59,8 @@ std::map<std::string, std::string> CPUKernelConfig::manifestOptions() const {
   return {{"vector_isa", isa},
           {"vector_bits", std::to_string(vectorBits)},
           {"matmul_tile", tile()},
+          {"matmul_k_block", std::to_string(kBlock)},
+          {"l1_bytes", std::to_string(l1Bytes)},
           {"l2_bytes", std::to_string(l2Bytes)},
           {"l3_bytes", std::to_string(l3Bytes)},
           {"cache_sizes_from", cacheSource}};
@@ -91,28 +100,44 @@ mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
     config.tileN = 8;
   }
   if (host.cpu == "native") {
-    std::optional<int64_t> l2 = hostCacheBytes(2), l3 = hostCacheBytes(3);
+    std::optional<int64_t> l1 = hostCacheBytes(1), l2 = hostCacheBytes(2),
+                           l3 = hostCacheBytes(3);
+    if (l1)
+      config.l1Bytes = *l1;
     if (l2)
       config.l2Bytes = *l2;
     if (l3)
       config.l3Bytes = *l3;
-    if (l2 || l3)
+    if (l1 || l2 || l3)
       config.cacheSource = "this machine";
   }
+  config.kBlock = kBlockFor(config);
   return config;
 }
 
-llvm::Error mlir::kiln::overrideMatmulTile(CPUKernelConfig &config,
-                                           llvm::StringRef tile) {
-  auto [rowsText, colsText] = tile.split('x');
-  int64_t rows = 0, cols = 0;
-  if (rowsText.getAsInteger(10, rows) || colsText.getAsInteger(10, cols) ||
-      rows < 1 || rows > 32 || cols < 1 || cols > 256)
-    return llvm::createStringError(
-        "--matmul-tile '" + tile +
-        "': expected ROWSxCOLUMNS with 1 <= ROWS <= 32 and 1 <= COLUMNS <= "
-        "256, such as 6x16");
-  config.tileM = rows;
-  config.tileN = cols;
+llvm::Error
+mlir::kiln::applyKernelOverrides(CPUKernelConfig &config,
+                                 const CPUKernelOverrides &overrides) {
+  if (!overrides.matmulTile.empty()) {
+    llvm::StringRef tile = overrides.matmulTile;
+    auto [rowsText, colsText] = tile.split('x');
+    int64_t rows = 0, cols = 0;
+    if (rowsText.getAsInteger(10, rows) || colsText.getAsInteger(10, cols) ||
+        rows < 1 || rows > 32 || cols < 1 || cols > 256)
+      return llvm::createStringError(
+          "--matmul-tile '" + tile +
+          "': expected ROWSxCOLUMNS with 1 <= ROWS <= 32 and 1 <= COLUMNS "
+          "<= 256, such as 6x16");
+    config.tileM = rows;
+    config.tileN = cols;
+    config.kBlock = kBlockFor(config);
+  }
+  if (overrides.matmulKBlock) {
+    if (*overrides.matmulKBlock < 0)
+      return llvm::createStringError(
+          "--matmul-k-block " + std::to_string(*overrides.matmulKBlock) +
+          ": expected 0 (all of K at once) or a positive number of steps");
+    config.kBlock = *overrides.matmulKBlock;
+  }
   return llvm::Error::success();
 }

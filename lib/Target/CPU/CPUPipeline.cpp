@@ -37,6 +37,8 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   TileAndVectorizeContractionsPassOptions tiles;
   tiles.tileM = options.tileM;
   tiles.tileN = options.tileN;
+  tiles.kBlock = options.kBlock;
+  tiles.l2Bytes = options.l2Bytes;
   tiles.l3Bytes = options.l3Bytes;
   pm.addNestedPass<func::FuncOp>(createTileAndVectorizeContractionsPass(tiles));
   // Masks become masked transfers here: later passes (buffer deallocation)
@@ -63,7 +65,10 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createConvertVectorToSCFPass(transfers));
   pm.addPass(createCanonicalizerPass());
 
-  // LLVM.
+  // LLVM. Each parallel loop in a function of its own first: OpenMP's
+  // outlining in the translation to LLVM IR is quadratic in the size of
+  // the function around the loops.
+  pm.addPass(createOutlineParallelLoopsPass());
   pm.addPass(createEmitCInterfacesPass());
   // Before any conversion touches the signatures (openmp-to-llvm converts
   // functions too).
@@ -129,6 +134,8 @@ LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
   options.keepComposites = llvm::to_vector(keep);
   options.tileM = kernels.tileM;
   options.tileN = kernels.tileN;
+  options.kBlock = kernels.kBlock;
+  options.l2Bytes = kernels.l2Bytes;
   options.l3Bytes = kernels.l3Bytes;
   buildKilnCPUPipeline(pm, options);
   std::optional<TimingScope> passes;

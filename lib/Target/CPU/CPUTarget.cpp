@@ -67,12 +67,11 @@ private:
 
 llvm::Expected<std::unique_ptr<TargetBackend>>
 mlir::kiln::createCPUTarget(const CPUTargetOptions &host,
-                            llvm::StringRef matmulTile) {
+                            const CPUKernelOverrides &overrides) {
   auto kernels = selectCPUKernelConfig(host);
   if (!kernels)
     return kernels.takeError();
-  if (!matmulTile.empty())
-    if (llvm::Error error = overrideMatmulTile(*kernels, matmulTile))
-      return std::move(error);
+  if (llvm::Error error = applyKernelOverrides(*kernels, overrides))
+    return std::move(error);
   return std::make_unique<CPUTarget>(host, *kernels);
 }

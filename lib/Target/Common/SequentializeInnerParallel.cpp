@@ -32,9 +32,15 @@ struct SequentializeInnerParallelPass
       // parallelism (the CUDA pipeline's row reductions).
       if (op->hasAttr(kiln::kKeepParallelAttr))
         return;
-      if (op->getParentOfType<scf::ParallelOp>() ||
-          op->getParentOfType<scf::ForOp>())
-        inner.push_back(op);
+      for (Operation *parent = op->getParentOp(); parent;
+           parent = parent->getParentOp()) {
+        bool threadedFor =
+            isa<scf::ForOp>(parent) && parent->hasAttr(kiln::kParallelBodyAttr);
+        if (isa<LoopLikeOpInterface>(parent) && !threadedFor) {
+          inner.push_back(op);
+          return;
+        }
+      }
     });
     for (scf::ParallelOp op : inner) {
       if (!op.getInitVals().empty()) {

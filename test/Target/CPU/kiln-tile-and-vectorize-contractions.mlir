@@ -1,6 +1,7 @@
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions --split-input-file | FileCheck %s
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=6 tile-n=16" --split-input-file | FileCheck %s --check-prefix=AVX2
 // RUN: not kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=0" --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="l2-bytes=65536" --split-input-file | FileCheck %s --check-prefix=KBLOCK
 
 // The tiles kiln-compile picks for AVX2 (16 ymm registers): panels of 16
 // columns, 6 x 16 accumulators, the lhs packed in tiles of 6 rows.
@@ -13,7 +14,7 @@
 // AVX2-COUNT-6: vector.fma {{.*}} : vector<16xf32>
 // AVX2-NOT: vector.fma
 // AVX2: scf.yield
-// BAD: tile-m, tile-n and l3-bytes must be positive (got 0, 32, 33554432)
+// BAD: tile-m, tile-n, l2-bytes and l3-bytes must be positive (got 0, 32, 1048576, 33554432)
 
 // An f32 matmul: the lhs packed in tiles of 8 rows (zero-padded), column
 // panels of 32 in parallel, rows of 8 (the partial last row tile peeled),
@@ -200,4 +201,29 @@ func.func @transposed_lhs(%g: tensor<64x100xf32>, %h: tensor<64x32xf32>) -> tens
   %t = kiln.transpose %g permutation = [1, 0] : (tensor<64x100xf32>) -> tensor<100x64xf32>
   %0 = kiln.matmul %t, %h : (tensor<100x64xf32>, tensor<64x32xf32>) -> tensor<100x32xf32>
   return %0 : tensor<100x32xf32>
+}
+
+// -----
+
+// A packed panel bigger than half the L2 cache (here [512, 32] f32, 64 KB,
+// against l2-bytes=65536) has its k walked in blocks of k-block steps: an
+// scf.for over the blocks, marked to keep the panels' parallel loop inside
+// it parallel, reading the packed lhs at the block's k. With the default
+// L2 (1 MiB) the same matmul is not blocked.
+// KBLOCK-LABEL: func @long_k
+// KBLOCK: %[[PACKED:.*]] = scf.forall {{.*}} -> (tensor<2x512x8xf32>)
+// KBLOCK: scf.for %[[KB:.*]] = %c0 to %c512 step %c128 iter_args
+// KBLOCK: tensor.extract_slice %arg1[%[[KB]], 0] [128, 64]
+// KBLOCK: scf.forall (%{{.*}}) = (0) to (64) step (32)
+// KBLOCK: linalg.copy ins(%{{.*}} : tensor<128x32xf32>)
+// KBLOCK: scf.for %[[K:.*]] = %c0 to %c128 step %c1
+// KBLOCK: %[[AT:.*]] = affine.apply #{{.*}}()[%[[K]], %[[KB]]]
+// KBLOCK: tensor.extract_slice %[[PACKED]][0, %[[AT]], 0] [1, 1, 8]
+// KBLOCK: } {kiln.parallel_body}
+// CHECK-LABEL: func @long_k
+// CHECK-NOT: kiln.parallel_body
+// CHECK: return
+func.func @long_k(%a: tensor<12x512xf32>, %b: tensor<512x64xf32>) -> tensor<12x64xf32> {
+  %0 = kiln.matmul %a, %b : (tensor<12x512xf32>, tensor<512x64xf32>) -> tensor<12x64xf32>
+  return %0 : tensor<12x64xf32>
 }

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
 namespace mlir::kiln {
@@ -31,7 +32,11 @@ struct CPUKernelConfig {
   /// The matmul register tile: rows (lhs broadcasts per step of k) and
   /// columns (a multiple of the f32 lanes; also the parallel panel width).
   int64_t tileM = 8, tileN = 32;
-  /// Per-core L2 and shared L3, in bytes.
+  /// Steps of k a matmul panel takes at a time: its [kBlock, tileN] rhs
+  /// rows fill half the L1 data cache.
+  int64_t kBlock = 128;
+  /// Per-core L1 data and L2, shared L3, in bytes.
+  int64_t l1Bytes = 32 << 10;
   int64_t l2Bytes = 1 << 20;
   int64_t l3Bytes = 32 << 20;
   /// Where the cache sizes came from ("this machine" or "defaults").
@@ -51,8 +56,20 @@ struct CPUKernelConfig {
 llvm::Expected<CPUKernelConfig>
 selectCPUKernelConfig(const CPUTargetOptions &host);
 
-/// Applies a `--matmul-tile MxN` override (1 <= M <= 32, 1 <= N <= 256).
-llvm::Error overrideMatmulTile(CPUKernelConfig &config, llvm::StringRef tile);
+/// What a user may choose instead of selectCPUKernelConfig
+/// (kiln-compile's --matmul-tile and --matmul-k-block).
+struct CPUKernelOverrides {
+  /// "MxN" (1 <= M <= 32, 1 <= N <= 256); empty: keep the chosen tile.
+  std::string matmulTile;
+  /// Steps of k per block, 0 for none (must not be negative); unset: the
+  /// one chosen for the tile.
+  std::optional<int64_t> matmulKBlock;
+};
+
+/// Applies `overrides` to `config`; a malformed tile or a negative k block
+/// is an error.
+llvm::Error applyKernelOverrides(CPUKernelConfig &config,
+                                 const CPUKernelOverrides &overrides);
 
 } // namespace mlir::kiln
 

@@ -34,6 +34,14 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "tile-n",
       llvm::cl::desc("Matmul register tile columns (and panel width)"),
       llvm::cl::init(32)};
+  PassOptions::Option<int64_t> kBlock{
+      *this, "k-block",
+      llvm::cl::desc("Steps of k per block of a matmul whose packed panel "
+                     "outgrows half the L2 cache (0: never)"),
+      llvm::cl::init(128)};
+  PassOptions::Option<int64_t> l2Bytes{
+      *this, "l2-bytes", llvm::cl::desc("L2 cache size of a core"),
+      llvm::cl::init(1 << 20)};
   PassOptions::Option<int64_t> l3Bytes{
       *this, "l3-bytes",
       llvm::cl::desc("Shared last-level cache size, for row blocking"),

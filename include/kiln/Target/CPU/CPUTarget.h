@@ -9,6 +9,7 @@
 #ifndef KILN_TARGET_CPU_CPUTARGET_H
 #define KILN_TARGET_CPU_CPUTARGET_H
 
+#include "kiln/Target/CPU/CPUKernelConfig.h"
 #include "kiln/Target/Common/TargetBackend.h"
 
 #include <memory>
@@ -16,10 +17,11 @@
 namespace mlir::kiln {
 
 /// The CPU backend for `host`, its kernels shaped for that CPU
-/// (selectCPUKernelConfig); `matmulTile` ("MxN"), when not empty, replaces
-/// the chosen register tile. Fails on an unknown CPU or a malformed tile.
+/// (selectCPUKernelConfig) with the user's `overrides` applied. Fails on an
+/// unknown CPU or a malformed tile.
 llvm::Expected<std::unique_ptr<TargetBackend>>
-createCPUTarget(const CPUTargetOptions &host, llvm::StringRef matmulTile = {});
+createCPUTarget(const CPUTargetOptions &host,
+                const CPUKernelOverrides &overrides = {});
 
 } // namespace mlir::kiln
 

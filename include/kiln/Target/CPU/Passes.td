@@ -16,16 +16,23 @@ def TileAndVectorizeContractionsPass
   let summary = "Register-tiles and vectorizes (batch, m, k, n) contractions";
   let description = [{
     The f32 matmul contractions convert-kiln-to-linalg emits iterate over
-    (batch..., m, k, n). This pass splits the columns into panels run in
-    parallel (`scf.forall`), walks each panel in register tiles of 8 x 32
-    outputs (by default; `tile-m` x `tile-n`) with the k loop innermost,
-    vectorizes each tile (masked where a dimension is not a multiple of the
-    tile; the last partial row tile is peeled), and hoists the accumulator
-    out of the k loop, so each step of k is 8 broadcasts of the lhs and 16
-    fused multiply-adds on registers (AVX-512). Transposed operands are
-    copied in 16 x 16 blocks; big lhs operands are blocked by rows to stay
-    in the last-level cache (`l3-bytes`). A contraction with a loop of size
-    0 is left as it is.
+    (batch..., m, k, n). This pass packs the lhs in tiles of rows
+    (`[M / tile-m, K, tile-m]`, zero-padded; a transposed lhs straight from
+    its source), splits the columns into panels run in parallel
+    (`scf.forall`), packs each panel's rhs columns contiguously and walks
+    the panel in register tiles of 8 x 32 outputs (by default; `tile-m` x `tile-n`) with
+    the k loop innermost. Each tile is vectorized (masked where the columns
+    are not a multiple of the tile; the last partial row tile is peeled and
+    vectorized at its own size), its accumulators are hoisted out of the k
+    loop, and its contraction becomes outer products: each step of k is 8
+    scalar lhs loads broadcast to vectors and 16 fused multiply-adds on
+    registers (AVX-512). A transposed rhs is read in place, panel by
+    panel; other transposes are copied in 16 x 16 blocks; big lhs operands
+    are blocked by rows to stay in the last-level cache (`l3-bytes`). When
+    a packed panel would not fit half the L2 cache (`l2-bytes`; GPT-2's
+    hidden-state gradient through the LM head has K = 50257), k is walked
+    in blocks of `k-block` steps, each a parallel loop over the panels. A
+    contraction with a loop of size 0 is left as it is.
 
     kiln-compile chooses the options for the target CPU (its vector width,
     register count and caches; see docs/performance.md) and records them in
@@ -37,6 +44,12 @@ def TileAndVectorizeContractionsPass
     Option<"tileN", "tile-n", "int64_t", /*default=*/"32",
            "Columns of a register tile and of a parallel panel (a multiple "
            "of the vector width)">,
+    Option<"kBlock", "k-block", "int64_t", /*default=*/"128",
+           "Steps of k per block when a packed panel outgrows half the L2 "
+           "cache; 0: never block k">,
+    Option<"l2Bytes", "l2-bytes", "int64_t", /*default=*/"1048576",
+           "L2 cache of a core: a packed panel bigger than half of it has "
+           "its k blocked">,
     Option<"l3Bytes", "l3-bytes", "int64_t", /*default=*/"33554432",
            "Last-level cache the cores share: an lhs bigger than half of "
            "it is blocked by rows">,
@@ -75,6 +88,31 @@ def InlineAllocaScopesPass
     scf-to-cf then breaks. Kiln's bufferized code allocates on the heap, so
     the scope bounds no stack growth worth keeping: the body replaces it.
   }];
+}
+
+def OutlineParallelLoopsPass
+    : Pass<"kiln-outline-parallel-loops", "mlir::ModuleOp"> {
+  let summary = "Moves each outermost parallel loop into a function of its "
+                "own";
+  let description = [{
+    Moves every outermost `scf.parallel` of a function with more than one
+    into a private function of its own, `@<function>_parallel<N>`, called
+    where the loop was: the values the loop uses from above become
+    arguments, constants are cloned in. The functions get internal linkage
+    and LLVM's `noinline` (`llvm.linkage` and `passthrough`, which
+    func-to-llvm carries over).
+
+    Translation to LLVM IR outlines each OpenMP parallel region with
+    LLVM's CodeExtractor, which scans the whole enclosing function for
+    every region: a training step with hundreds of parallel loops in one
+    function took minutes (gpt2-small: 87 s of a 186 s compile). Each loop
+    in its own function makes that linear, and gives parallel code
+    generation (one module partition per core) functions of a size it can
+    balance. A parallel region already ran as its own function, so nothing
+    changes at run time but one call.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::LLVM::LLVMDialect"];
 }
 
 def RecordNoAliasArgumentsPass

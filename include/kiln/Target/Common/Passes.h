@@ -25,6 +25,11 @@ namespace mlir::kiln {
 /// the threads of one block itself).
 constexpr llvm::StringLiteral kKeepParallelAttr = "kiln.keep_parallel";
 
+/// An scf.for with this attribute keeps the parallel loops in its body
+/// parallel in kiln-sequentialize-inner-parallel: each of its iterations
+/// is work enough for a fork and join (the k blocks of a CPU matmul).
+constexpr llvm::StringLiteral kParallelBodyAttr = "kiln.parallel_body";
+
 #define GEN_PASS_DECL
 #include "kiln/Target/Common/Passes.h.inc"
 

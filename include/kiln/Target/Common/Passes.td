@@ -58,8 +58,10 @@ def SequentializeInnerParallelPass
     (one fork/join per nest, not one per outer iteration): nested
     `scf.parallel` loops without reductions become `scf.for` nests, except
     those marked `kiln.keep_parallel` (loops a backend maps to the threads
-    of one block itself). A nested parallel loop with reductions is an
-    error.
+    of one block itself) and those whose enclosing loops are all `scf.for`
+    loops marked `kiln.parallel_body` (each iteration is work enough for a
+    fork and join: the k blocks of a CPU matmul). A nested parallel loop
+    with reductions is an error.
 
     With `split-outer-loops` (the CPU default), the innermost dim of a
     multi-dimensional outermost loop with at least 8 outer iterations

@@ -1,0 +1,95 @@
+//===- OutlineParallelLoops.cpp - One function per parallel loop ----------===//
+//
+// Outermost scf.parallel loops moved into private functions (see
+// Passes.td).
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Target/CPU/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/IRMapping.h"
+#include "mlir/IR/SymbolTable.h"
+#include "mlir/Transforms/RegionUtils.h"
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_OUTLINEPARALLELLOOPSPASS
+#include "kiln/Target/CPU/Passes.h.inc"
+} // namespace mlir::kiln
+
+using namespace mlir;
+
+namespace {
+/// Whether `value` is a constant the outlined function can rebuild.
+bool isClonableConstant(Value value) {
+  Operation *def = value.getDefiningOp();
+  return def && def->getNumOperands() == 0 && def->getNumRegions() == 0 &&
+         def->hasTrait<OpTrait::ConstantLike>();
+}
+
+/// Moves `loop` into a new private function `name` and calls it instead.
+void outline(scf::ParallelOp loop, StringRef name, SymbolTable &symbols) {
+  SetVector<Value> captured(loop->getOperands().begin(),
+                            loop->getOperands().end());
+  getUsedValuesDefinedAbove(loop->getRegions(), captured);
+  SmallVector<Value> arguments, constants;
+  for (Value value : captured)
+    (isClonableConstant(value) ? constants : arguments).push_back(value);
+
+  auto parent = loop->getParentOfType<func::FuncOp>();
+  OpBuilder builder(parent);
+  auto type = builder.getFunctionType(ValueRange(arguments).getTypes(),
+                                      loop->getResultTypes());
+  auto func = func::FuncOp::create(builder, loop.getLoc(), name, type);
+  func.setPrivate();
+  // What func-to-llvm makes of them: internal linkage (not exported from
+  // the artifact's library) and LLVM's noinline (the inliner would put a
+  // function called once back where it came from).
+  func->setAttr("llvm.linkage",
+                LLVM::LinkageAttr::get(builder.getContext(),
+                                       LLVM::Linkage::Internal));
+  func->setAttr("passthrough",
+                builder.getArrayAttr({builder.getStringAttr("noinline")}));
+  symbols.insert(func);
+
+  Block *body = func.addEntryBlock();
+  builder.setInsertionPointToStart(body);
+  IRMapping mapping;
+  for (auto [value, argument] : llvm::zip(arguments, body->getArguments()))
+    mapping.map(value, argument);
+  for (Value value : constants)
+    builder.clone(*value.getDefiningOp(), mapping);
+  Operation *clone = builder.clone(*loop, mapping);
+  func::ReturnOp::create(builder, loop.getLoc(), clone->getResults());
+
+  builder.setInsertionPoint(loop);
+  auto call = func::CallOp::create(builder, loop.getLoc(), func, arguments);
+  loop->replaceAllUsesWith(call.getResults());
+  loop->erase();
+}
+
+struct OutlineParallelLoopsPass
+    : kiln::impl::OutlineParallelLoopsPassBase<OutlineParallelLoopsPass> {
+  void runOnOperation() final {
+    ModuleOp module = getOperation();
+    SymbolTable symbols(module);
+    for (auto func : llvm::to_vector(module.getOps<func::FuncOp>())) {
+      if (func.isExternal())
+        continue;
+      SmallVector<scf::ParallelOp> loops;
+      func.walk([&](scf::ParallelOp loop) {
+        if (!loop->getParentOfType<scf::ParallelOp>())
+          loops.push_back(loop);
+      });
+      // One loop is outlined once by OpenMP: nothing to gain.
+      if (loops.size() < 2)
+        continue;
+      for (auto [index, loop] : llvm::enumerate(loops))
+        outline(loop, (func.getName() + "_parallel" + Twine(index)).str(),
+                symbols);
+    }
+  }
+};
+} // namespace
