@@ -1,15 +1,17 @@
 //===- TileAndVectorizeContractions.cpp - Register tiles for matmuls ------===//
 //
 // The matmul contractions convert-kiln-to-linalg emits iterate over
-// (batch..., m, k, n). This pass splits the columns into panels of tileN
-// run in parallel (scf.forall), walks each panel in register tiles of
-// tileM x tileN outputs with the k loop innermost, vectorizes each tile
-// (masked where a dimension is not a multiple of the tile; the last
-// partial row tile is peeled), and hoists the accumulator out of the k
-// loop, so each step of k is tileM broadcasts of the lhs and
-// tileM x tileN / lanes fused multiply-adds on registers. The tile sizes
-// and the cache size are options; kiln-compile picks them for the target
-// CPU (CPUKernelConfig.h).
+// (batch..., m, k, n). This pass packs the lhs in row tiles of tileM
+// ([M / tileM, K, tileM]), walks a long k in blocks (when a packed panel
+// outgrows half the L2), splits the columns into panels of tileN run in
+// parallel (scf.forall), packs each panel's rhs columns, walks the panel
+// in register tiles of tileM x tileN outputs with the k loop innermost,
+// vectorizes each tile (masked where the columns are not a multiple of the
+// tile; the last partial row tile is peeled and vectorized at its size),
+// and hoists the accumulator out of the k loop, so each step of k is tileM
+// scalar lhs loads broadcast to vectors and tileM x tileN / lanes fused
+// multiply-adds on registers. The tile sizes and the cache sizes are
+// options; kiln-compile picks them for the target CPU (CPUKernelConfig.h).
 //
 //===----------------------------------------------------------------------===//
 
