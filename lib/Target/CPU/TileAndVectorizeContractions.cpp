@@ -66,42 +66,49 @@ AffineMap swapLastTwoResults(AffineMap map) {
                         map.getContext());
 }
 
-/// Whether the contraction reads its rhs as [..., n, k] (a transposed rhs
-/// read in place, see readTransposedOperandInPlace) rather than [..., k, n].
-bool readsRhsTransposed(linalg::GenericOp op) {
-  AffineMap map = op.getMatchingIndexingMap(&op->getOpOperand(1));
-  int64_t loops = op.getNumLoops(), results = map.getNumResults();
-  return results >= 2 && map.getResult(results - 2) ==
-                             getAffineDimExpr(loops - 1, op.getContext()) &&
-         map.getResult(results - 1) ==
-             getAffineDimExpr(loops - 2, op.getContext());
+/// Whether operand `operand` of the contraction `op` is indexed by the
+/// loops `first` and `second` in its last two dims.
+bool readsLastTwoBy(linalg::GenericOp op, unsigned operand, int64_t first,
+                    int64_t second) {
+  AffineMap map = op.getMatchingIndexingMap(&op->getOpOperand(operand));
+  int64_t results = map.getNumResults();
+  return results >= 2 &&
+         map.getResult(results - 2) ==
+             getAffineDimExpr(first, op.getContext()) &&
+         map.getResult(results - 1) == getAffineDimExpr(second, op.getContext());
 }
 
-/// A contraction operand that is a transpose of the last two dims (kiln's
-/// lowering copies a transposed lhs [..., K, M] or rhs [..., N, K] to the
-/// plain layout) reads the transpose's input instead, through an indexing
-/// map with its last two results swapped. The pass applies it to the rhs
-/// only: the panel packing below transposes each panel's [tileN, K] rows
-/// as it packs them, and the transposed copy of the whole operand (for
-/// GPT-2's tied LM head, the 154 MB embedding table on every forward) is
-/// gone. (A transposed lhs read in place measured 3.6x slower; see the
-/// call site.)
-void readTransposedOperandInPlace(RewriterBase &rewriter, linalg::GenericOp op,
-                                  unsigned operand) {
-  OpOperand &use = op->getOpOperand(operand);
+/// Whether the contraction reads its lhs in plain [..., m, k] order.
+bool readsLhsPlain(linalg::GenericOp op) {
+  int64_t loops = op.getNumLoops();
+  return readsLastTwoBy(op, 0, loops - 3, loops - 2);
+}
+
+/// Whether the contraction reads its rhs as [..., n, k] (a transposed rhs
+/// read in place, see readTransposedRhsInPlace) rather than [..., k, n].
+bool readsRhsTransposed(linalg::GenericOp op) {
+  int64_t loops = op.getNumLoops();
+  return readsLastTwoBy(op, 1, loops - 1, loops - 2);
+}
+
+/// A contraction rhs that is a transpose of the last two dims (kiln's
+/// lowering copies a transposed rhs [..., N, K] to the plain layout) reads
+/// the transpose's input instead, through an indexing map with its last
+/// two results swapped: the panel packing below transposes each panel's
+/// [tileN, K] rows as it packs them, and the transposed copy of the whole
+/// operand (for GPT-2's tied LM head, the 154 MB embedding table on every
+/// forward) is gone. (A transposed lhs is packed in row tiles instead, see
+/// packLhsRowTiles: read in place it measured 3.6x slower.)
+void readTransposedRhsInPlace(RewriterBase &rewriter, linalg::GenericOp op) {
+  OpOperand &use = op->getOpOperand(1);
   auto transpose = use.get().getDefiningOp<linalg::TransposeOp>();
   if (!transpose || !swapsLastTwo(transpose.getPermutation()))
     return;
-  AffineMap map = op.getMatchingIndexingMap(&use);
-  int64_t loops = op.getNumLoops(), results = map.getNumResults();
-  // (m, k) for the lhs, (k, n) for the rhs.
-  int64_t outer = operand == 0 ? loops - 3 : loops - 2;
-  if (results < 2 ||
-      map.getResult(results - 2) != rewriter.getAffineDimExpr(outer) ||
-      map.getResult(results - 1) != rewriter.getAffineDimExpr(outer + 1))
+  int64_t loops = op.getNumLoops();
+  if (!readsLastTwoBy(op, 1, loops - 2, loops - 1))
     return;
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
-  maps[operand] = swapLastTwoResults(map);
+  maps[1] = swapLastTwoResults(maps[1]);
   rewriter.modifyOpInPlace(op, [&] {
     use.set(transpose.getInput());
     op.setIndexingMapsAttr(rewriter.getAffineMapArrayAttr(maps));
@@ -125,11 +132,7 @@ Value packLhsRowTiles(RewriterBase &rewriter, linalg::GenericOp op,
                       int64_t rows, int64_t panelColumns) {
   OpOperand &lhs = op->getOpOperand(0);
   auto lhsType = dyn_cast<RankedTensorType>(lhs.get().getType());
-  AffineMap map = op.getMatchingIndexingMap(&lhs);
-  int64_t loops = op.getNumLoops(), results = map.getNumResults();
-  if (!lhsType || !lhsType.hasStaticShape() || results < 2 ||
-      map.getResult(results - 2) != rewriter.getAffineDimExpr(loops - 3) ||
-      map.getResult(results - 1) != rewriter.getAffineDimExpr(loops - 2))
+  if (!lhsType || !lhsType.hasStaticShape() || !readsLhsPlain(op))
     return nullptr;
   auto transpose = lhs.get().getDefiningOp<linalg::TransposeOp>();
   bool transposed = transpose && swapsLastTwo(transpose.getPermutation());
@@ -191,24 +194,26 @@ Value packLhsRowTiles(RewriterBase &rewriter, linalg::GenericOp op,
   return pack.getResult()[0];
 }
 
+/// Whether `slice` is one that tiling takes: unit strides, rank kept.
+bool isTilingSlice(tensor::ExtractSliceOp slice) {
+  return slice.hasUnitStride() &&
+         slice.getSourceType().getRank() == slice.getResultType().getRank();
+}
+
 /// The offsets of `value` in `root`, where `value` is `root` or a chain of
-/// unit-stride, rank-keeping tensor.extract_slice ops of it (the slices that
-/// tiling takes), or nothing.
-std::optional<SmallVector<OpFoldResult>>
-offsetsInRoot(RewriterBase &rewriter, Location loc, Value value, Value root) {
+/// tiling slices of it (isTilingSlice).
+SmallVector<OpFoldResult> offsetsInRoot(RewriterBase &rewriter, Location loc,
+                                        Value value, Value root) {
   auto rank = cast<RankedTensorType>(root.getType()).getRank();
   SmallVector<OpFoldResult> offsets(rank, rewriter.getIndexAttr(0));
-  while (value != root) {
+  AffineExpr a, b;
+  bindSymbols(rewriter.getContext(), a, b);
+  for (; value != root;
+       value = value.getDefiningOp<tensor::ExtractSliceOp>().getSource()) {
     auto slice = value.getDefiningOp<tensor::ExtractSliceOp>();
-    if (!slice || slice.getSourceType().getRank() != rank ||
-        slice.getResultType().getRank() != rank || !slice.hasUnitStride())
-      return std::nullopt;
-    AffineExpr a, b;
-    bindSymbols(rewriter.getContext(), a, b);
     for (auto [offset, add] : llvm::zip(offsets, slice.getMixedOffsets()))
       offset = affine::makeComposedFoldedAffineApply(rewriter, loc, a + b,
                                                      {offset, add});
-    value = slice.getSource();
   }
   return offsets;
 }
@@ -222,55 +227,49 @@ void readPackedLhsTile(RewriterBase &rewriter, linalg::GenericOp tile,
                        const llvm::DenseMap<Value, Value> &packed,
                        int64_t rows) {
   OpOperand &lhs = tile->getOpOperand(0);
-  AffineMap map = tile.getMatchingIndexingMap(&lhs);
-  int64_t loops = tile.getNumLoops(), results = map.getNumResults();
-  if (results < 2 ||
-      map.getResult(results - 2) != rewriter.getAffineDimExpr(loops - 3) ||
-      map.getResult(results - 1) != rewriter.getAffineDimExpr(loops - 2))
+  if (!readsLhsPlain(tile))
     return;
+  // The packed lhs this tile's slices were taken from, if any.
+  Value root = lhs.get();
+  while (!packed.count(root)) {
+    auto slice = root.getDefiningOp<tensor::ExtractSliceOp>();
+    if (!slice || !isTilingSlice(slice))
+      return;
+    root = slice.getSource();
+  }
   Location loc = tile.getLoc();
   rewriter.setInsertionPoint(tile);
-  for (auto [root, packing] : packed) {
-    std::optional<SmallVector<OpFoldResult>> offsets =
-        offsetsInRoot(rewriter, loc, lhs.get(), root);
-    if (!offsets)
-      continue;
-    auto type = cast<RankedTensorType>(lhs.get().getType());
-    int64_t rank = type.getRank();
-    SmallVector<OpFoldResult> sizes =
-        tensor::getMixedSizes(rewriter, loc, lhs.get());
-    // [..., m, k] at [..., rows', kSize] -> [..., m / rows, k, 0] at
-    // [..., 1, kSize, rows'], without the unit tile dim.
-    AffineExpr row;
-    bindSymbols(rewriter.getContext(), row);
-    SmallVector<OpFoldResult> packedOffsets(offsets->begin(),
-                                            offsets->end() - 2);
-    packedOffsets.append(
-        {affine::makeComposedFoldedAffineApply(rewriter, loc,
-                                               row.floorDiv(rows),
-                                               {(*offsets)[rank - 2]}),
-         (*offsets)[rank - 1], rewriter.getIndexAttr(0)});
-    SmallVector<OpFoldResult> packedSizes(sizes.begin(), sizes.end() - 2);
-    packedSizes.append(
-        {rewriter.getIndexAttr(1), sizes[rank - 1], sizes[rank - 2]});
-    SmallVector<OpFoldResult> strides(rank + 1, rewriter.getIndexAttr(1));
-    SmallVector<int64_t> shape(type.getShape().drop_back(2));
-    shape.append({type.getDimSize(rank - 1), type.getDimSize(rank - 2)});
-    auto sliceType = RankedTensorType::get(shape, type.getElementType());
-    Value slice = tensor::ExtractSliceOp::create(
-        rewriter, loc, sliceType, packing, packedOffsets, packedSizes,
-        strides);
-    SmallVector<AffineExpr> exprs(map.getResults().drop_back(2));
-    exprs.append({rewriter.getAffineDimExpr(loops - 2),
-                  rewriter.getAffineDimExpr(loops - 3)});
-    SmallVector<AffineMap> maps = tile.getIndexingMapsArray();
-    maps[0] = AffineMap::get(loops, 0, exprs, rewriter.getContext());
-    rewriter.modifyOpInPlace(tile, [&] {
-      lhs.set(slice);
-      tile.setIndexingMapsAttr(rewriter.getAffineMapArrayAttr(maps));
-    });
-    return;
-  }
+  SmallVector<OpFoldResult> offsets =
+      offsetsInRoot(rewriter, loc, lhs.get(), root);
+  auto type = cast<RankedTensorType>(lhs.get().getType());
+  int64_t rank = type.getRank();
+  SmallVector<OpFoldResult> sizes =
+      tensor::getMixedSizes(rewriter, loc, lhs.get());
+  // [..., m, k] at [..., rows', kSize] -> [..., m / rows, k, 0] at
+  // [..., 1, kSize, rows'], without the unit tile dim.
+  AffineExpr row;
+  bindSymbols(rewriter.getContext(), row);
+  SmallVector<OpFoldResult> packedOffsets(offsets.begin(), offsets.end() - 2);
+  packedOffsets.append(
+      {affine::makeComposedFoldedAffineApply(rewriter, loc, row.floorDiv(rows),
+                                             {offsets[rank - 2]}),
+       offsets[rank - 1], rewriter.getIndexAttr(0)});
+  SmallVector<OpFoldResult> packedSizes(sizes.begin(), sizes.end() - 2);
+  packedSizes.append(
+      {rewriter.getIndexAttr(1), sizes[rank - 1], sizes[rank - 2]});
+  SmallVector<OpFoldResult> strides(rank + 1, rewriter.getIndexAttr(1));
+  SmallVector<int64_t> shape(type.getShape().drop_back(2));
+  shape.append({type.getDimSize(rank - 1), type.getDimSize(rank - 2)});
+  auto sliceType = RankedTensorType::get(shape, type.getElementType());
+  Value slice = tensor::ExtractSliceOp::create(
+      rewriter, loc, sliceType, packed.lookup(root), packedOffsets,
+      packedSizes, strides);
+  SmallVector<AffineMap> maps = tile.getIndexingMapsArray();
+  maps[0] = swapLastTwoResults(maps[0]);
+  rewriter.modifyOpInPlace(tile, [&] {
+    lhs.set(slice);
+    tile.setIndexingMapsAttr(rewriter.getAffineMapArrayAttr(maps));
+  });
 }
 
 struct TileAndVectorizeContractionsPass
@@ -314,14 +313,14 @@ struct TileAndVectorizeContractionsPass
     });
     IRRewriter rewriter(&getContext());
     StringAttr marker = rewriter.getStringAttr("kiln.register_tile");
-    // Only the rhs: a transposed lhs read in place (a [1, tileM] row per k)
-    // measured 3.6x slower than the copy and the plain tiles for the LM
-    // head's weight gradient (50257 x 512 x 768 on AVX2: 2.6 s against
-    // 0.7 s), so it is still copied to the plain layout.
-    // Each lhs packed once, however many contractions read it.
+    // A transposed rhs is read in place; each lhs is packed in row tiles,
+    // once however many contractions read it. (A transposed lhs read in
+    // place, a [1, tileM] row per k, measured 3.6x slower than copied for
+    // the LM head's weight gradient, 50257 x 512 x 768 on AVX2: 2.6 s
+    // against 0.7 s; packed, it is read contiguously.)
     llvm::DenseMap<Value, Value> packedLhs;
     for (linalg::GenericOp op : contractions) {
-      readTransposedOperandInPlace(rewriter, op, /*operand=*/1);
+      readTransposedRhsInPlace(rewriter, op);
       Value lhs = op->getOperand(0);
       if (!packedLhs.count(lhs))
         if (Value packed = packLhsRowTiles(rewriter, op, tileRows, tileCols))

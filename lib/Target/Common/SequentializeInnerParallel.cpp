@@ -34,9 +34,9 @@ struct SequentializeInnerParallelPass
         return;
       for (Operation *parent = op->getParentOp(); parent;
            parent = parent->getParentOp()) {
-        bool threadedFor =
-            isa<scf::ForOp>(parent) && parent->hasAttr(kiln::kParallelBodyAttr);
-        if (isa<LoopLikeOpInterface>(parent) && !threadedFor) {
+        if (isa<scf::ParallelOp>(parent) ||
+            (isa<scf::ForOp>(parent) &&
+             !parent->hasAttr(kiln::kParallelBodyAttr))) {
           inner.push_back(op);
           return;
         }

@@ -1,6 +1,7 @@
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions --split-input-file | FileCheck %s
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=6 tile-n=16" --split-input-file | FileCheck %s --check-prefix=AVX2
 // RUN: not kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=0" --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: not kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="k-block=-1" --split-input-file 2>&1 | FileCheck %s --check-prefix=BADK
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="l2-bytes=65536" --split-input-file | FileCheck %s --check-prefix=KBLOCK
 
 // The tiles kiln-compile picks for AVX2 (16 ymm registers): panels of 16
@@ -15,6 +16,7 @@
 // AVX2-NOT: vector.fma
 // AVX2: scf.yield
 // BAD: tile-m, tile-n, l2-bytes and l3-bytes must be positive (got 0, 32, 1048576, 33554432)
+// BADK: k-block must be 0 (no blocking) or positive (got -1)
 
 // An f32 matmul: the lhs packed in tiles of 8 rows (zero-padded), column
 // panels of 32 in parallel, rows of 8 (the partial last row tile peeled),
