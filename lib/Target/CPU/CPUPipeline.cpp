@@ -41,6 +41,8 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   tiles.l2Bytes = options.l2Bytes;
   tiles.l3Bytes = options.l3Bytes;
   pm.addNestedPass<func::FuncOp>(createTileAndVectorizeContractionsPass(tiles));
+  // Column sums on threads too.
+  pm.addNestedPass<func::FuncOp>(createParallelizeReductionsPass());
   // Masks become masked transfers here: later passes (buffer deallocation)
   // would insert ops into vector.mask regions, which hold exactly one op.
   pm.addNestedPass<func::FuncOp>(vector::createLowerVectorMaskPass());

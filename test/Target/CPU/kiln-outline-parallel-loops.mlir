@@ -87,9 +87,116 @@ func.func @clash(%a: memref<?xf32>, %n: index, %x: f32) {
     scf.reduce
   }
   scf.parallel (%i) = (%c0) to (%n) step (%c1) {
-    memref.store %x, %a[%i] : memref<?xf32>
+    %v = memref.load %a[%i] : memref<?xf32>
+    %y = arith.addf %v, %x : f32
+    memref.store %y, %a[%i] : memref<?xf32>
     scf.reduce
   }
   call @clash_parallel0(%n) : (index) -> ()
+  return
+}
+
+// -----
+
+// A loop equivalent to one already outlined, in this function or another
+// (same types, same ops and attributes, values in the same places), calls
+// that function with its own arguments. Loops that differ in a constant,
+// in which value an op takes where, or in a type get functions of their
+// own.
+// CHECK-LABEL: func.func private @first_parallel0
+// CHECK-SAME: (%{{.*}}: index, %{{.*}}: memref<?xf32>, %{{.*}}: memref<?xf32>)
+// CHECK: arith.constant 2.000000e+00
+// CHECK-LABEL: func.func private @first_parallel2
+// CHECK: arith.constant 3.000000e+00
+// CHECK-LABEL: func.func private @first_parallel3
+// CHECK: %[[V:.*]] = memref.load %[[ARG1:.*]][
+// CHECK: %[[W:.*]] = memref.load
+// CHECK: arith.subf %[[V]], %[[W]]
+// CHECK-LABEL: func.func private @first_parallel4
+// CHECK: %[[V:.*]] = memref.load %[[ARG1:.*]][
+// CHECK: %[[W:.*]] = memref.load
+// CHECK: arith.subf %[[W]], %[[V]]
+// CHECK-LABEL: func.func private @first_parallel5
+// CHECK-SAME: memref<?xf64>
+// CHECK-LABEL: func.func @first
+// CHECK-SAME: (%[[A:.*]]: memref<?xf32>, %[[B:.*]]: memref<?xf32>, %[[C:.*]]: memref<?xf32>, %[[D:.*]]: memref<?xf64>, %[[N:.*]]: index)
+// CHECK: call @first_parallel0(%[[N]], %[[A]], %[[B]])
+// CHECK: call @first_parallel0(%[[N]], %[[B]], %[[C]])
+// CHECK: call @first_parallel2(%[[N]], %[[A]], %[[B]])
+// CHECK: call @first_parallel3(%[[N]], %[[A]], %[[B]], %[[C]])
+// CHECK: call @first_parallel4(%[[N]], %[[A]], %[[B]], %[[C]])
+// CHECK: call @first_parallel5(%[[N]], %[[D]])
+// CHECK-LABEL: func.func @second
+// CHECK-SAME: (%[[SA:.*]]: memref<?xf32>, %[[SB:.*]]: memref<?xf32>, %[[SN:.*]]: index)
+// CHECK-NOT: func.func private
+// CHECK: call @first_parallel0(%[[SN]], %[[SB]], %[[SA]])
+// CHECK: call @first_parallel2(%[[SN]], %[[SB]], %[[SA]])
+func.func @first(%a: memref<?xf32>, %b: memref<?xf32>, %c: memref<?xf32>, %d: memref<?xf64>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %two = arith.constant 2.0 : f32
+  %three = arith.constant 3.0 : f32
+  %twod = arith.constant 2.0 : f64
+  // b = 2 a; then the same loop on other buffers: c = 2 b.
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %v = memref.load %a[%i] : memref<?xf32>
+    %y = arith.mulf %v, %two : f32
+    memref.store %y, %b[%i] : memref<?xf32>
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %v = memref.load %b[%i] : memref<?xf32>
+    %y = arith.mulf %v, %two : f32
+    memref.store %y, %c[%i] : memref<?xf32>
+    scf.reduce
+  }
+  // Another constant.
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %v = memref.load %a[%i] : memref<?xf32>
+    %y = arith.mulf %v, %three : f32
+    memref.store %y, %b[%i] : memref<?xf32>
+    scf.reduce
+  }
+  // b - a in place of a - b: the same ops, their operands swapped.
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %v = memref.load %a[%i] : memref<?xf32>
+    %w = memref.load %b[%i] : memref<?xf32>
+    %y = arith.subf %v, %w : f32
+    memref.store %y, %c[%i] : memref<?xf32>
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %v = memref.load %a[%i] : memref<?xf32>
+    %w = memref.load %b[%i] : memref<?xf32>
+    %y = arith.subf %w, %v : f32
+    memref.store %y, %c[%i] : memref<?xf32>
+    scf.reduce
+  }
+  // Another type.
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %v = memref.load %d[%i] : memref<?xf64>
+    %y = arith.mulf %v, %twod : f64
+    memref.store %y, %d[%i] : memref<?xf64>
+    scf.reduce
+  }
+  return
+}
+func.func @second(%a: memref<?xf32>, %b: memref<?xf32>, %n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %two = arith.constant 2.0 : f32
+  %three = arith.constant 3.0 : f32
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %v = memref.load %b[%i] : memref<?xf32>
+    %y = arith.mulf %v, %two : f32
+    memref.store %y, %a[%i] : memref<?xf32>
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%n) step (%c1) {
+    %v = memref.load %b[%i] : memref<?xf32>
+    %y = arith.mulf %v, %three : f32
+    memref.store %y, %a[%i] : memref<?xf32>
+    scf.reduce
+  }
   return
 }
