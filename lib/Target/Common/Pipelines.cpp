@@ -47,6 +47,9 @@ void mlir::kiln::buildKilnToLinalgStages(OpPassManager &pm,
 }
 
 void mlir::kiln::buildKilnBufferizeStages(OpPassManager &pm) {
+  // Zeros shared by several accumulations would be filled once and copied
+  // for each.
+  pm.addNestedPass<func::FuncOp>(createFillPerUsePass());
   // Parameter updates are computed in the parameters' buffers.
   pm.addPass(createLowerParameterStoresPass());
   pm.addPass(bufferization::createEmptyTensorEliminationPass());
