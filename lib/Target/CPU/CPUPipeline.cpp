@@ -54,6 +54,7 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   // Parallel dimensions become scf.parallel; only the outermost parallel
   // loop of each nest runs on threads (OpenMP), inner ones stay sequential.
   pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());
+  pm.addNestedPass<func::FuncOp>(createStridedCopiesToLoopsPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(createSequentializeInnerParallelPass());
   bufferization::buildBufferDeallocationPipeline(pm);
