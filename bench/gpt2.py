@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
-"""GPT-2 small forward: a Kiln artifact against PyTorch eager, same weights,
-same input, same number of threads, in one run.
+"""GPT-2 small forward: a Kiln artifact against PyTorch eager, ONNX Runtime and
+IREE, same weights, same input, same number of threads, in one run.
 
 The Kiln side compiles models/gpt2-small.json for batch x seq with random
 weights (written to safetensors by name) and times `kiln bench`. The
 PyTorch side is GPT-2 written with torch ops (the reference the e2e tests
 use), timed in a child process with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
 removed from its environment (this machine pins OpenBLAS to slower kernels
-through them). Both outputs are compared, then the latencies, tokens/s,
-GFLOP/s, the ratio and the fraction of the FMA peak are printed.
+through them). ONNX Runtime and IREE run Hugging Face's GPT2LMHeadModel with
+the same weights through a torch ONNX export (bench/peers.py; their pinned
+versions are installed in build/bench-venv on first use). Every peer's
+logits are compared with Kiln's, then the latencies, tokens/s, GFLOP/s, the
+ratios and the fraction of the FMA peak are printed.
 
   bench/gpt2.py [--build build] [--batch 1] [--seq 128] [--threads 2] [--iters 5]
+                [--peers pytorch,onnxruntime,iree] [--config models/gpt2-small.json]
+
+It exits non-zero when a peer's logits differ from Kiln's by more than
+1e-3 of their largest magnitude (the timings would compare different
+computations).
 """
 
 import argparse
@@ -24,6 +32,7 @@ import tempfile
 import numpy as np
 
 import machine
+import peers as peer_runtimes
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
@@ -62,11 +71,20 @@ def main():
                         help="fp32 FMA peak in GFLOP/s for the %% columns (default: measured, bench/machine.py)")
     parser.add_argument("--attention", default="fused", choices=["fused", "decomposed"],
                         help="kiln-compile --attention (default fused)")
+    parser.add_argument("--config", default=os.path.join(HERE, "..", "models", "gpt2-small.json"),
+                        help="GPT-2 model config (default models/gpt2-small.json; gpt2-tiny.json for a quick check)")
+    parser.add_argument("--peers", default="pytorch,onnxruntime,iree",
+                        help="comma-separated peers to run beside Kiln: pytorch, onnxruntime, iree "
+                             "(default all three; the last two from build/bench-venv)")
     args = parser.parse_args()
+    chosen = [p for p in args.peers.split(",") if p]
+    unknown = sorted(set(chosen) - {"pytorch", *peer_runtimes.NAMES})
+    if unknown:
+        parser.error(f"unknown peer(s) {', '.join(unknown)}: choose from pytorch, {', '.join(peer_runtimes.NAMES)}")
     machine_line, args.peak = machine.describe(args.threads, args.peak)
     print(machine_line, flush=True)
     args.peak = args.peak or float("nan")
-    config = os.path.join(HERE, "..", "models", "gpt2-small.json")
+    config = args.config
     with open(config) as f:
         cfg = json.load(f)
     bin_dir = os.path.join(args.build, "bin")
@@ -99,23 +117,42 @@ def main():
 
         env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
         env["OMP_NUM_THREADS"] = str(args.threads)
-        torch_out = os.path.join(tmp, "torch.npy")
-        peer = subprocess.run(["/usr/bin/python3", "-c", PEER, os.path.join(HERE, "..", "python"), wpath,
-                               os.path.join(tmp, "ids.npy"), config, str(args.threads), str(args.iters), torch_out],
-                              env=dict(env, PYTHONPATH=os.path.join(HERE, "..", "test", "e2e")),
-                              check=True, capture_output=True, text=True)
-        torch_s = float(peer.stdout.strip().splitlines()[-1])
-        diff = float(np.abs(kiln_logits - np.load(torch_out)).max())
+        results = {}
+        if "pytorch" in chosen:
+            torch_out = os.path.join(tmp, "torch.npy")
+            peer = subprocess.run(["/usr/bin/python3", "-c", PEER, os.path.join(HERE, "..", "python"), wpath,
+                                   os.path.join(tmp, "ids.npy"), config, str(args.threads), str(args.iters),
+                                   torch_out],
+                                  env=dict(env, PYTHONPATH=os.path.join(HERE, "..", "test", "e2e")),
+                                  check=True, capture_output=True, text=True)
+            results["pytorch eager"] = {"seconds": float(peer.stdout.strip().splitlines()[-1]),
+                                        "logits": np.load(torch_out)}
+        others = [p for p in chosen if p in peer_runtimes.NAMES]
+        if others:
+            results.update(peer_runtimes.run(args.build, os.path.join(HERE, "..", "python"), wpath,
+                                             os.path.join(tmp, "ids.npy"), config, args.threads, args.iters,
+                                             tmp, others, env))
 
     flops = manifest["entry_points"][0]["cost"]["flops"]
     tokens = args.batch * args.seq
-    print(f"gpt2-small forward, batch {args.batch}, seq {args.seq}, {args.threads} threads; "
-          f"max |logit difference| {diff:.2e}")
-    print(f"{'':>14} {'latency ms':>11} {'tokens/s':>9} {'GFLOP/s':>8} {'% peak':>7}")
-    for name, seconds in (("kiln", kiln_s), ("pytorch eager", torch_s)):
+    print(f"{os.path.basename(config)} forward, batch {args.batch}, seq {args.seq}, {args.threads} threads")
+    scale = float(np.abs(kiln_logits).max())
+    disagree = []
+    for name, result in results.items():
+        diff = float(np.abs(kiln_logits - result["logits"]).max())
+        if not diff <= 1e-3 * scale:
+            disagree.append(name)
+        extra = f" {result['version']}" if "version" in result else ""
+        compile_note = f", compiled in {result['compile_seconds']:.0f} s" if "compile_seconds" in result else ""
+        print(f"  {name}{extra}: max |logit difference| from kiln {diff:.2e}{compile_note}")
+    print(f"{'':>14} {'latency ms':>11} {'tokens/s':>9} {'GFLOP/s':>8} {'% peak':>7} {'kiln speed-up':>13}")
+    for name, seconds in [("kiln", kiln_s)] + [(n, r["seconds"]) for n, r in results.items()]:
         rate = flops / seconds / 1e9
-        print(f"{name:>14} {seconds * 1e3:>11.1f} {tokens / seconds:>9.1f} {rate:>8.2f} {100 * rate / args.peak:>6.2f}%")
-    print(f"speed-up of kiln over pytorch eager: {torch_s / kiln_s:.3f}x")
+        print(f"{name:>14} {seconds * 1e3:>11.1f} {tokens / seconds:>9.1f} {rate:>8.2f} "
+              f"{100 * rate / args.peak:>6.2f}% {seconds / kiln_s:>12.3f}x")
+    if disagree:
+        sys.exit(f"error: the logits of {', '.join(disagree)} differ from kiln's by more than 1e-3 of "
+                 f"their largest magnitude ({scale:.3g}): the timings compare different computations")
 
 
 if __name__ == "__main__":
