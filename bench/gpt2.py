@@ -88,6 +88,8 @@ def main():
     with open(config) as f:
         cfg = json.load(f)
     bin_dir = os.path.join(args.build, "bin")
+    # The artifact's OpenMP threads, as many as the peers get.
+    kiln_env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     with tempfile.TemporaryDirectory() as tmp:
         art = os.path.join(tmp, "gpt2.kiln")
         subprocess.run([os.path.join(bin_dir, "kiln-compile"), config, "--target", "cpu", "-o", art,
@@ -109,10 +111,10 @@ def main():
         np.save(os.path.join(tmp, "ids.npy"), ids)
 
         out = subprocess.run([os.path.join(bin_dir, "kiln"), "bench", art, "--input", f"input_ids={tmp}/ids.npy",
-                              "--warmup", "1", "--iters", str(args.iters)], check=True, capture_output=True, text=True).stdout
+                              "--warmup", "1", "--iters", str(args.iters)], env=kiln_env, check=True, capture_output=True, text=True).stdout
         kiln_s = float(re.search(r"p50[^0-9]*([0-9.]+)", out).group(1)) / 1e3
         subprocess.run([os.path.join(bin_dir, "kiln"), "run", art, "--input", f"input_ids={tmp}/ids.npy",
-                        "--output-dir", os.path.join(tmp, "out")], check=True, capture_output=True)
+                        "--output-dir", os.path.join(tmp, "out")], env=kiln_env, check=True, capture_output=True)
         kiln_logits = np.load(os.path.join(tmp, "out", "logits.npy"))
 
         env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}

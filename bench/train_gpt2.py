@@ -84,6 +84,8 @@ def main():
     with open(config) as f:
         cfg = json.load(f)
     bin_dir = os.path.join(args.build, "bin")
+    # The artifact's OpenMP threads, as many as the peers get.
+    kiln_env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     shape = ["--batch", str(args.batch), "--seq", str(args.seq)]
     with tempfile.TemporaryDirectory() as tmp:
         art = os.path.join(tmp, "train.kiln")
@@ -108,11 +110,11 @@ def main():
         inputs = ["--input", f"input_ids={tmp}/ids.npy", "--input", f"targets={tmp}/targets.npy",
                   "--input", f"lr={tmp}/lr.npy"]
 
-        first = subprocess.run([os.path.join(bin_dir, "kiln"), "run", art, "--entry", "train_step", *inputs],
+        first = subprocess.run([os.path.join(bin_dir, "kiln"), "run", art, "--entry", "train_step", *inputs], env=kiln_env,
                                check=True, capture_output=True, text=True).stdout
         kiln_loss = float(re.search(r"loss: F32 \[\] = (\S+)", first).group(1))
         out = subprocess.run([os.path.join(bin_dir, "kiln"), "bench", art, "--entry", "train_step", *inputs,
-                              "--warmup", "1", "--iters", str(args.iters)],
+                              "--warmup", "1", "--iters", str(args.iters)], env=kiln_env,
                              check=True, capture_output=True, text=True).stdout
         kiln_s = float(re.search(r"p50[^0-9]*([0-9.]+)", out).group(1)) / 1e3
 
