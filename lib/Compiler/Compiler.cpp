@@ -10,6 +10,7 @@
 #include "kiln/Compiler/Compiler.h"
 
 #include "kiln/Compiler/CostModel.h"
+#include "kiln/Compiler/WeightQuantizer.h"
 
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Runtime/ArtifactAbi.h"
@@ -35,6 +36,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <map>
 #include <cstring>
 #include <random>
 #include <set>
@@ -95,6 +97,9 @@ struct ParameterInfo {
   std::vector<int64_t> shape;
   size_t bytes = 0;
   size_t offset = 0;
+  /// Codes, scales or zero points of a float weight (kiln-quantize): the
+  /// values come from quantizing that source.
+  std::optional<WeightQuantization> quantized;
 };
 
 /// The spec of one input or output of an entry point.
@@ -208,12 +213,15 @@ uint16_t floatToF16(float value) {
   return bits;
 }
 
-/// Fills `out` with the parameter's init rule.
+/// Fills `out` with the parameter's init rule as `dtype` values, drawn from
+/// the stream of the parameter named `stream` (the parameter itself, or
+/// the float weight a quantized parameter comes from).
 llvm::Error initialize(const ParameterInfo &param, uint64_t seed,
-                       std::vector<unsigned char> &out) {
-  size_t count = out.size() / rt::dtypeSize(param.dtype);
+                       std::vector<unsigned char> &out, StringRef stream,
+                       rt::DType dtype) {
+  size_t count = out.size() / rt::dtypeSize(dtype);
   InitKind kind = param.op.getInit();
-  std::mt19937_64 rng(seed ^ nameHash(param.op.getSymName()));
+  std::mt19937_64 rng(seed ^ nameHash(stream));
   auto sample = [&]() -> float {
     switch (kind) {
     case InitKind::zeros:
@@ -237,7 +245,7 @@ llvm::Error initialize(const ParameterInfo &param, uint64_t seed,
   bool random = kind == InitKind::normal || kind == InitKind::uniform;
   for (size_t i = 0; i < count; ++i) {
     float value = sample();
-    switch (param.dtype) {
+    switch (dtype) {
     case rt::DType::F32:
       std::memcpy(out.data() + 4 * i, &value, 4);
       break;
@@ -255,10 +263,10 @@ llvm::Error initialize(const ParameterInfo &param, uint64_t seed,
       if (random)
         return error("parameter '" + param.op.getSymName() +
                      "': a random init rule needs a float type, found " +
-                     rt::dtypeName(param.dtype));
+                     rt::dtypeName(dtype));
       int64_t integer = static_cast<int64_t>(value);
-      std::memcpy(out.data() + rt::dtypeSize(param.dtype) * i, &integer,
-                  rt::dtypeSize(param.dtype));
+      std::memcpy(out.data() + rt::dtypeSize(dtype) * i, &integer,
+                  rt::dtypeSize(dtype));
     }
     }
   }
@@ -375,8 +383,13 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
     if (std::string prefix = leading(info->name);
         !prefix.empty() && seen.insert("+" + prefix).second)
       candidates.push_back({prefix, ""});
+  // A quantized parameter is looked up by its float source's name.
+  auto sourceName = [](const ParameterInfo &param) -> StringRef {
+    return param.quantized ? StringRef(param.quantized->source)
+                           : param.op.getSymName();
+  };
   for (const ParameterInfo &param : params)
-    if (std::string prefix = leading(param.op.getSymName());
+    if (std::string prefix = leading(sourceName(param));
         !param.state && !prefix.empty() && seen.insert("-" + prefix).second)
       candidates.push_back({"", prefix});
 
@@ -389,7 +402,7 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
   for (const Renaming &r : candidates) {
     size_t found = 0;
     for (const ParameterInfo &param : params)
-      found += !param.state && lookup(r, param.op.getSymName());
+      found += !param.state && lookup(r, sourceName(param));
     if (found > bestFound) {
       best = &r;
       bestFound = found;
@@ -407,17 +420,30 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
       plan.sources.push_back(nullptr);
       continue;
     }
-    StringRef name = param.op.getSymName();
+    StringRef name = sourceName(param);
     const rt::SafeTensorInfo *info = lookup(*best, name);
     plan.sources.push_back(info);
     if (!info) {
-      missing.push_back(name.str());
+      // The parts of one quantized weight share their source.
+      if (!llvm::is_contained(missing, name.str()))
+        missing.push_back(name.str());
       continue;
     }
     used.insert(info);
     std::string where = info->name == name ? "'" + name.str() + "'"
                                            : "'" + info->name + "' (for '" +
                                                  name.str() + "')";
+    if (param.quantized) {
+      // Quantized from a float tensor of the source's shape.
+      std::vector<int64_t> shape(param.quantized->sourceShape.begin(),
+                                 param.quantized->sourceShape.end());
+      if (info->shape != shape || !isFloat(info->dtype))
+        return error(files.description() + ": tensor " + where + " is " +
+                     rt::dtypeName(info->dtype) + " " +
+                     rt::formatShape(info->shape) + ", the model quantizes " +
+                     "a float tensor of shape " + rt::formatShape(shape));
+      continue;
+    }
     if (info->shape != param.shape ||
         (info->dtype != param.dtype &&
          !(isFloat(info->dtype) && isFloat(param.dtype))))
@@ -446,18 +472,72 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
   return plan;
 }
 
+/// The float source of a quantized parameter as `[out, in]` f32 values:
+/// from the checkpoint tensor `info` of `files`, or drawn from the init
+/// rule in the source's own stream (the values the float model gets).
+llvm::Expected<std::vector<float>>
+sourceValues(const ParameterInfo &param, const rt::SafeTensorInfo *info,
+             const rt::WeightFiles *files, uint64_t seed) {
+  const WeightQuantization &q = *param.quantized;
+  int64_t rows = q.sourceShape[0], cols = q.sourceShape[1];
+  std::vector<float> source(rows * cols);
+  if (info) {
+    const auto *in =
+        static_cast<const unsigned char *>(files->view(*info).data);
+    size_t width = rt::dtypeSize(info->dtype);
+    for (int64_t i = 0; i < rows * cols; ++i)
+      source[i] = static_cast<float>(loadFloat(info->dtype, in + i * width));
+  } else {
+    std::vector<unsigned char> bytes(source.size() * sizeof(float));
+    if (llvm::Error err =
+            initialize(param, seed, bytes, q.source, rt::DType::F32))
+      return std::move(err);
+    std::memcpy(source.data(), bytes.data(), bytes.size());
+  }
+  if (!q.transposed)
+    return source;
+  // [in, out] to [out, in].
+  std::vector<float> transposed(source.size());
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      transposed[j * rows + i] = source[i * cols + j];
+  return transposed;
+}
+
 /// Writes weights.safetensors: copied from the planned checkpoint tensors
-/// (cast where the dtypes differ) or initialized.
+/// (cast where the dtypes differ), quantized from them, or initialized.
 llvm::Error writeWeights(std::vector<ParameterInfo> &params,
                          const CompileOptions &options,
                          const WeightPlan *plan, StringRef path) {
   std::vector<std::vector<unsigned char>> storage;
   std::vector<rt::NamedTensor> tensors;
   storage.reserve(params.size());
+  // Quantized weights by source, computed when their first part is met.
+  std::map<std::string, QuantizedWeight> quantized;
   for (auto [index, param] : llvm::enumerate(params)) {
     if (param.state)
       continue;
     StringRef name = param.op.getSymName();
+    if (const auto &q = param.quantized) {
+      auto [found, inserted] = quantized.try_emplace(q->source);
+      if (inserted) {
+        llvm::Expected<std::vector<float>> values =
+            sourceValues(param, plan ? plan->sources[index] : nullptr,
+                         plan ? &plan->files : nullptr, options.seed);
+        if (!values)
+          return values.takeError();
+        found->second = quantizeRoundToNearest(values->data(), q->outDim(),
+                                               q->inDim(), q->scheme);
+      }
+      const QuantizedWeight &weight = found->second;
+      const void *data = q->part == QuantizedPart::Codes ? (const void *)
+                                                               weight.codes.data()
+                         : q->part == QuantizedPart::Scales
+                             ? (const void *)weight.scales.data()
+                             : (const void *)weight.zeroPoints.data();
+      tensors.push_back({name.str(), {param.dtype, param.shape, data}});
+      continue;
+    }
     if (plan) {
       const rt::SafeTensorInfo &info = *plan->sources[index];
       rt::TensorView source = plan->files.view(info);
@@ -477,7 +557,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
       continue;
     }
     storage.emplace_back(param.bytes);
-    if (llvm::Error err = initialize(param, options.seed, storage.back()))
+    if (llvm::Error err = initialize(param, options.seed, storage.back(),
+                                     name, param.dtype))
       return err;
     tensors.push_back(
         {name.str(), {param.dtype, param.shape, storage.back().data()}});
@@ -576,6 +657,29 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                    rt::formatShape(info.shape) +
                    " is too large: its size does not fit in 64 bits");
     info.bytes = *bytes;
+    if (auto from = param->getAttrOfType<DictionaryAttr>(attrs::kQuantizedFrom)) {
+      auto q = WeightQuantization::fromAttr(from);
+      if (!q)
+        return error("parameter '" + param.getSymName() +
+                     "': " + llvm::toString(q.takeError()));
+      SmallVector<int64_t, 2> expected = q->partShape();
+      rt::DType expectedType = q->part == QuantizedPart::Scales
+                                   ? rt::DType::F32
+                                   : rt::DType::I8;
+      if (ArrayRef<int64_t>(info.shape) != ArrayRef<int64_t>(expected) ||
+          info.dtype != expectedType)
+        return error("parameter '" + param.getSymName() + "' holds the " +
+                     stringifyQuantizedPart(q->part) + " of '" + q->source +
+                     "' (" + q->scheme.name() + "), which are " +
+                     rt::dtypeName(expectedType) + " " +
+                     rt::formatShape({expected.begin(), expected.end()}) +
+                     ", but it is " + rt::dtypeName(info.dtype) + " " +
+                     rt::formatShape(info.shape));
+      info.quantized = std::move(*q);
+    } else if (param->hasAttr(attrs::kQuantizedFrom)) {
+      return error("parameter '" + param.getSymName() + "': " +
+                   attrs::kQuantizedFrom + " must be a dictionary");
+    }
     info.state = param->hasAttr(attrs::kOptimizerState);
     if (info.state && param.getInit() != InitKind::zeros)
       return error("optimizer state '" + param.getSymName() +

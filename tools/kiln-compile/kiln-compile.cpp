@@ -17,6 +17,7 @@
 #include "llvm/IR/Module.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
+#include "kiln/Dialect/Kiln/Transforms/Quantization.h"
 #include "kiln/Models/ModelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -234,6 +235,25 @@ cl::opt<bool> positionIdsInput(
     "position-ids",
     cl::desc("gpt2, llama: forward also takes position_ids (i64 [B, S]; "
              "default 0..S-1), last"),
+    cl::init(false), cl::cat(category));
+cl::opt<std::string> quantize(
+    "quantize",
+    cl::desc("Store linear layers' weights as integer codes: w8 (int8, a "
+             "scale per output channel), w4g32, w4g64, w4g128 (int4 in groups "
+             "of N inputs), w8g<N>; append -asym for unsigned codes with zero "
+             "points. The LM head stays float unless --quantize-lm-head "
+             "(docs/quantization.md)"),
+    cl::value_desc("scheme"), cl::cat(category));
+cl::list<std::string> quantizeOnly(
+    "quantize-only",
+    cl::desc("Quantize only parameters whose names match one of these globs"),
+    cl::CommaSeparated, cl::value_desc("glob,..."), cl::cat(category));
+cl::list<std::string> quantizeSkip(
+    "quantize-skip",
+    cl::desc("Leave parameters whose names match one of these globs in float"),
+    cl::CommaSeparated, cl::value_desc("glob,..."), cl::cat(category));
+cl::opt<bool> quantizeLmHead(
+    "quantize-lm-head", cl::desc("Quantize the untied LM head (lm_head.*) too"),
     cl::init(false), cl::cat(category));
 cl::opt<bool> configKeys(
     "config-keys",
@@ -526,6 +546,37 @@ int main(int argc, char **argv) {
         return fail(std::string("--") + name + " needs --mode train");
   }
 
+  std::string quantizeScheme;
+  if (quantize.getNumOccurrences()) {
+    if (quantize == "int8-dynamic" || quantize == "int8-static")
+      return fail("--quantize " + quantize +
+                  " (int8 activations) is not built yet; weight-only schemes "
+                  "are: w8, w4g32, w4g64, w4g128, w8g<N> (-asym for zero "
+                  "points)");
+    auto scheme = kiln::WeightScheme::parse(quantize, /*asymmetric=*/false);
+    if (!scheme)
+      return fail(llvm::toString(scheme.takeError()));
+    if (mode == Mode::Train)
+      return fail("--quantize builds inference artifacts: quantized weights "
+                  "are not trainable (compile with --mode inference)");
+    quantizeScheme = scheme->name();
+    kiln::KilnQuantizePassOptions quantizeOptions;
+    quantizeOptions.scheme = quantize;
+    quantizeOptions.only.assign(quantizeOnly.begin(), quantizeOnly.end());
+    quantizeOptions.skip.assign(quantizeSkip.begin(), quantizeSkip.end());
+    quantizeOptions.lmHead = quantizeLmHead;
+    PassManager pm(&context);
+    pm.addPass(kiln::createKilnQuantizePass(quantizeOptions));
+    TimingScope quantizing = rootTiming.nest("quantize the weights");
+    if (failed(pm.run(**module)))
+      return fail("quantizing '" + inputPath + "' failed");
+  } else {
+    for (const char *name :
+         {"quantize-only", "quantize-skip", "quantize-lm-head"})
+      if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
+        return fail(std::string("--") + name + " needs --quantize");
+  }
+
   if (target.getNumOccurrences()) {
     if (emit.getNumOccurrences())
       return fail("--emit and --target are exclusive: --target writes an "
@@ -582,6 +633,8 @@ int main(int argc, char **argv) {
         {"cpu", host.cpu},
         {"attention", attentionMode},
         {"mode", mode == Mode::Train ? "train" : "inference"}};
+    if (!quantizeScheme.empty())
+      options.recordedOptions["quantize"] = quantizeScheme;
     // The compute type of a built model; .mlir inputs carry their own.
     if (llvm::sys::path::extension(inputPath) == ".json")
       options.recordedOptions["dtype"] = dtype.getValue();

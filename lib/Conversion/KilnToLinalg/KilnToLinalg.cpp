@@ -1,7 +1,8 @@
 //===- KilnToLinalg.cpp - kiln primitives to linalg/tensor/arith/math -----===//
 //
 // The pass: one pattern per primitive, in a file per op family
-// (Elementwise.cpp, Contractions.cpp, Shape.cpp, Generators.cpp; shared
+// (Elementwise.cpp, Contractions.cpp, Shape.cpp, Generators.cpp,
+// Quantization.cpp; shared
 // builders in Utils.h). Elementwise ops share a builder that turns NumPy
 // broadcasting into linalg indexing maps; everything stays at the tensor
 // level so one-shot bufferization and the linalg tiling and vectorization
@@ -73,4 +74,5 @@ void mlir::kiln::populateKilnToLinalgPatterns(RewritePatternSet &patterns) {
   to_linalg::populateContractionPatterns(patterns);
   to_linalg::populateShapePatterns(patterns);
   to_linalg::populateGeneratorPatterns(patterns);
+  to_linalg::populateQuantizationPatterns(patterns);
 }

@@ -77,6 +77,7 @@ void populateElementwisePatterns(RewritePatternSet &patterns);
 void populateContractionPatterns(RewritePatternSet &patterns);
 void populateShapePatterns(RewritePatternSet &patterns);
 void populateGeneratorPatterns(RewritePatternSet &patterns);
+void populateQuantizationPatterns(RewritePatternSet &patterns);
 
 } // namespace mlir::kiln::to_linalg
 

@@ -1257,3 +1257,65 @@ func.func @scatter_add_axis(%t: tensor<10x4xf32>, %ids: tensor<3xi64>, %u: tenso
   %0 = kiln.scatter_add %t[%ids], %u axis = 2 : (tensor<10x4xf32>, tensor<3xi64>, tensor<3x4xf32>) -> tensor<10x4xf32>
   return
 }
+
+// -----
+
+func.func @dequantize_bits(%q: tensor<4x8xi8>, %s: tensor<4x1xf32>) {
+  // expected-error @+2 {{bits must be 4 or 8, found 2}}
+  // expected-error @+1 {{'kiln.dequantize' op failed to infer returned types}}
+  %0 = "kiln.dequantize"(%q, %s) {bits = 2 : i64} : (tensor<4x8xi8>, tensor<4x1xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_group_divides(%q: tensor<4x96xi8>, %s: tensor<4x5xf32>) {
+  // expected-error @+2 {{scale dim 1 (5) must be 1, the value's size (96) or a static divisor of it}}
+  // expected-error @+1 {{'kiln.dequantize' op failed to infer returned types}}
+  %0 = "kiln.dequantize"(%q, %s) : (tensor<4x96xi8>, tensor<4x5xf32>) -> tensor<4x96xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_scale_rank(%q: tensor<4x8xi8>, %s: tensor<4xf32>) {
+  // expected-error @+2 {{expected a scale of rank 2 (one block size per dim), found 'tensor<4xf32>'}}
+  // expected-error @+1 {{'kiln.dequantize' op failed to infer returned types}}
+  %0 = "kiln.dequantize"(%q, %s) : (tensor<4x8xi8>, tensor<4xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_odd_4bit_block(%q: tensor<4x6xi8>, %s: tensor<4x4xf32>) {
+  // expected-error @+2 {{4-bit codes pack two per byte along the last dim, so its blocks must be even, found 3}}
+  // expected-error @+1 {{'kiln.dequantize' op failed to infer returned types}}
+  %0 = "kiln.dequantize"(%q, %s) {bits = 4 : i64} : (tensor<4x6xi8>, tensor<4x4xf32>) -> tensor<4x12xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_4bit_shape(%q: tensor<4x6xi8>, %s: tensor<4x1xf32>) {
+  // expected-error @+2 {{'kiln.dequantize' op inferred type(s) 'tensor<4x12xf32>' are incompatible with return type(s) of operation 'tensor<4x6xf32>'}}
+  // expected-error @+1 {{'kiln.dequantize' op failed to infer returned types}}
+  %0 = "kiln.dequantize"(%q, %s) {bits = 4 : i64} : (tensor<4x6xi8>, tensor<4x1xf32>) -> tensor<4x6xf32>
+  return
+}
+
+// -----
+
+func.func @dequantize_zero_point_shape(%q: tensor<4x8xi8>, %s: tensor<4x1xf32>, %z: tensor<4x2xi8>) {
+  // expected-error @+1 {{'kiln.dequantize' op expected a zero point of the scale's shape 4x1, found 4x2}}
+  %0 = kiln.dequantize %q, %s zero_point %z unsigned : (tensor<4x8xi8>, tensor<4x1xf32>, tensor<4x2xi8>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @quantize_scale_type(%x: tensor<4x8xf32>, %s: tensor<4x1xf16>) {
+  // expected-error @+2 {{expected scale to have element type 'f32', found 'f16'}}
+  // expected-error @+1 {{'kiln.quantize' op failed to infer returned types}}
+  %0 = "kiln.quantize"(%x, %s) : (tensor<4x8xf32>, tensor<4x1xf16>) -> tensor<4x8xi8>
+  return
+}

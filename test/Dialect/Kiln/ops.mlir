@@ -1,7 +1,7 @@
 // RUN: kiln-opt %s | kiln-opt | FileCheck %s
 // RUN: kiln-opt %s --mlir-print-op-generic | kiln-opt | FileCheck %s
 
-// Round trip of every kiln op (all 57), in the custom form and through the
+// Round trip of every kiln op (all 59), in the custom form and through the
 // generic form: static and dynamic (`?`) shapes, f32/bf16/f16/integer/i1 and
 // quantized element types, and every optional operand and attribute variant.
 
@@ -423,5 +423,19 @@ func.func @training_ops(%v: tensor<4xf32>, %table: tensor<10x4xf32>, %ids: tenso
 // CHECK: %[[V0:[a-z0-9_]+]] = kiln.scatter_add %[[ARG1]][%[[ARG2]]], %[[ARG3]] axis = 0 : (tensor<10x4xf32>, tensor<?x3xi64>, tensor<?x3x4xf32>) -> tensor<10x4xf32>
   %0 = kiln.scatter_add %table[%ids], %g axis = 0 : (tensor<10x4xf32>, tensor<?x3xi64>, tensor<?x3x4xf32>) -> tensor<10x4xf32>
 // CHECK: return
+  return
+}
+
+
+// CHECK-LABEL: func.func @quantization_ops(
+func.func @quantization_ops(%q8: tensor<16x64xi8>, %q4: tensor<16x32xi8>, %s: tensor<16x1xf32>, %sg: tensor<16x2xf32>, %z: tensor<16x2xi8>, %x: tensor<?x64xf32>, %st: tensor<?x1xf32>, %zt: tensor<?x1xi8>) {
+// CHECK: kiln.dequantize %{{.*}}, %{{.*}} : (tensor<16x64xi8>, tensor<16x1xf32>) -> tensor<16x64xf32>
+  %0 = kiln.dequantize %q8, %s : (tensor<16x64xi8>, tensor<16x1xf32>) -> tensor<16x64xf32>
+// CHECK: kiln.dequantize %{{.*}}, %{{.*}} zero_point %{{.*}} bits = 4 unsigned : (tensor<16x32xi8>, tensor<16x2xf32>, tensor<16x2xi8>) -> tensor<16x64xf32>
+  %1 = kiln.dequantize %q4, %sg zero_point %z bits = 4 unsigned : (tensor<16x32xi8>, tensor<16x2xf32>, tensor<16x2xi8>) -> tensor<16x64xf32>
+// CHECK: kiln.quantize %{{.*}}, %{{.*}} : (tensor<?x64xf32>, tensor<?x1xf32>) -> tensor<?x64xi8>
+  %2 = kiln.quantize %x, %st : (tensor<?x64xf32>, tensor<?x1xf32>) -> tensor<?x64xi8>
+// CHECK: kiln.quantize %{{.*}}, %{{.*}} zero_point %{{.*}} unsigned : (tensor<?x64xf32>, tensor<?x1xf32>, tensor<?x1xi8>) -> tensor<?x64xi8>
+  %3 = kiln.quantize %x, %st zero_point %zt unsigned : (tensor<?x64xf32>, tensor<?x1xf32>, tensor<?x1xi8>) -> tensor<?x64xi8>
   return
 }

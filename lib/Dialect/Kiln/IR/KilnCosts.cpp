@@ -294,3 +294,18 @@ OpCost MSEOp::getCost(const CostOptions &options) {
 OpCost KLDivOp::getCost(const CostOptions &options) {
   return withFlops(*this, options, 4 * elements(getInput(), options));
 }
+
+//===----------------------------------------------------------------------===//
+// Quantization
+//===----------------------------------------------------------------------===//
+
+OpCost DequantizeOp::getCost(const CostOptions &options) {
+  // A subtract and a multiply per element (the unpacking of 4-bit codes is
+  // bit manipulation, not counted).
+  return withFlops(*this, options, 2 * elements(getResult(), options));
+}
+
+OpCost QuantizeOp::getCost(const CostOptions &options) {
+  // Multiply, round, add and clamp (2) per element.
+  return withFlops(*this, options, 5 * elements(getResult(), options));
+}

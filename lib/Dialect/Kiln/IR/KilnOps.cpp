@@ -322,3 +322,45 @@ LogicalResult BroadcastToOp::verify() {
   }
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Quantization
+//===----------------------------------------------------------------------===//
+
+namespace {
+LogicalResult verifyZeroPoint(Operation *op, Value scale, Value zeroPoint) {
+  if (!zeroPoint)
+    return success();
+  auto s = cast<RankedTensorType>(scale.getType());
+  auto z = cast<RankedTensorType>(zeroPoint.getType());
+  if (failed(verifyCompatibleShape(s.getShape(), z.getShape())))
+    return op->emitOpError("expected a zero point of the scale's shape ")
+           << formatShape(s.getShape()) << ", found "
+           << formatShape(z.getShape());
+  return success();
+}
+} // namespace
+
+LogicalResult DequantizeOp::verify() {
+  return verifyZeroPoint(*this, getScale(), getZeroPoint());
+}
+
+SmallVector<int64_t> DequantizeOp::getBlockSizes() {
+  auto result = cast<RankedTensorType>(getType());
+  auto scale = cast<RankedTensorType>(getScale().getType());
+  SmallVector<int64_t> blocks;
+  for (int64_t dim = 0; dim < result.getRank(); ++dim) {
+    int64_t size = result.getDimSize(dim), count = scale.getDimSize(dim);
+    if (count == 1)
+      blocks.push_back(size);
+    else if (ShapedType::isDynamic(count) || count == size)
+      blocks.push_back(1);
+    else
+      blocks.push_back(size / count);
+  }
+  return blocks;
+}
+
+LogicalResult QuantizeOp::verify() {
+  return verifyZeroPoint(*this, getScale(), getZeroPoint());
+}

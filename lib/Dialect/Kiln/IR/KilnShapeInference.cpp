@@ -742,3 +742,75 @@ LogicalResult KLDivOp::inferReturnTypes(MLIRContext *context, Loc loc,
                            input.getElementType()));
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Quantization
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Checks that `scale` covers `shape` in whole blocks: each scale dim is 1,
+/// the value's size, or a static divisor of it. `bits` 4 also needs an
+/// even block along the last dim (a byte holds two neighbouring codes).
+LogicalResult verifyBlockScales(Loc loc, ArrayRef<int64_t> shape,
+                                RankedTensorType scale, int64_t bits) {
+  if (scale.getRank() != static_cast<int64_t>(shape.size()))
+    return emitOptionalError(loc, "expected a scale of rank ", shape.size(),
+                             " (one block size per dim), found ", scale);
+  for (auto [dim, size] : llvm::enumerate(shape)) {
+    int64_t blocks = scale.getDimSize(dim);
+    if (blocks == 1 || (ShapedType::isDynamic(blocks) &&
+                        ShapedType::isDynamic(size)) ||
+        blocks == size)
+      continue;
+    if (ShapedType::isDynamic(blocks) || ShapedType::isDynamic(size) ||
+        blocks <= 0 || size % blocks != 0)
+      return emitOptionalError(
+          loc, "scale dim ", dim, " (", dimString(blocks),
+          ") must be 1, the value's size (", dimString(size),
+          ") or a static divisor of it");
+  }
+  if (bits == 4 && !shape.empty()) {
+    int64_t last = shape.back(), blocks = scale.getShape().back();
+    int64_t block = blocks == 1 ? last
+                    : ShapedType::isDynamic(blocks) || blocks == last
+                        ? 1
+                        : last / blocks;
+    if (!ShapedType::isDynamic(block) && block % 2 != 0)
+      return emitOptionalError(loc, "4-bit codes pack two per byte along the "
+                               "last dim, so its blocks must be even, found ",
+                               block);
+  }
+  return success();
+}
+} // namespace
+
+LogicalResult DequantizeOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                             Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  auto scale = tensorOf(adaptor.getScale());
+  int64_t bits = adaptor.getBits();
+  if (bits != 4 && bits != 8)
+    return emitOptionalError(loc, "bits must be 4 or 8, found ", bits);
+  if (input.getRank() == 0 && bits == 4)
+    return emitOptionalError(loc, "4-bit codes need a tensor of rank >= 1");
+  SmallVector<int64_t> shape(input.getShape());
+  if (bits == 4 && !ShapedType::isDynamic(shape.back()))
+    shape.back() *= 2;
+  if (failed(verifyBlockScales(loc, shape, scale, bits)))
+    return failure();
+  types.push_back(RankedTensorType::get(shape, scale.getElementType()));
+  return success();
+}
+
+LogicalResult QuantizeOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                           Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  auto scale = tensorOf(adaptor.getScale());
+  if (failed(expectSameElementType(loc, "scale", input, scale)))
+    return failure();
+  if (failed(verifyBlockScales(loc, input.getShape(), scale, 8)))
+    return failure();
+  types.push_back(RankedTensorType::get(input.getShape(),
+                                        IntegerType::get(context, 8)));
+  return success();
+}

@@ -35,6 +35,10 @@ constexpr llvm::StringLiteral kOptimizerState = "kiln.optimizer_state";
 /// ArrayAttr of parameter symbols on a gradient function (kiln-autodiff):
 /// the parameters its extra results are the gradients of, in order.
 constexpr llvm::StringLiteral kGradientParameters = "kiln.gradient_parameters";
+/// DictionaryAttr on a kiln.parameter made by kiln-quantize: which float
+/// parameter it is quantized from and how (WeightQuantization in
+/// kiln/Dialect/Kiln/Transforms/Quantization.h reads and writes it).
+constexpr llvm::StringLiteral kQuantizedFrom = "kiln.quantized_from";
 } // namespace attrs
 
 } // namespace mlir::kiln

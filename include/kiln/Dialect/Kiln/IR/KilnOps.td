@@ -12,5 +12,6 @@ include "kiln/Dialect/Kiln/IR/KilnTensorOps.td"
 include "kiln/Dialect/Kiln/IR/KilnMathOps.td"
 include "kiln/Dialect/Kiln/IR/KilnNNOps.td"
 include "kiln/Dialect/Kiln/IR/KilnTrainingOps.td"
+include "kiln/Dialect/Kiln/IR/KilnQuantOps.td"
 
 #endif // KILN_OPS_TD

@@ -186,4 +186,63 @@ def KilnOptimizerPass : Pass<"kiln-optimizer", "mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
+  let summary = "Stores linear layers' weights as 8- or 4-bit integer codes";
+  let description = [{
+    Weight-only quantization. Every `kiln.parameter` whose reads all feed
+    the weight operand of `kiln.linear` ops (directly or through a
+    `kiln.cast` to the compute type) is replaced by integer codes and
+    scales, and its reads by a `kiln.dequantize` of them, so the graph
+    computes `linear(x, dequantize(codes, scales))`:
+
+    ```mlir
+    // before
+    kiln.parameter @"h.0.mlp.c_fc.weight" : tensor<768x3072xf32> init normal std = 2.000000e-02 trainable
+    %w = kiln.read_param @"h.0.mlp.c_fc.weight" : tensor<768x3072xf32>
+    %y = kiln.linear %x, %w weight_in_out : ...
+    // after (scheme=w4g128)
+    kiln.parameter @"h.0.mlp.c_fc.qweight" : tensor<3072x384xi8> init normal std = 2.000000e-02 {kiln.quantized_from = {...}}
+    kiln.parameter @"h.0.mlp.c_fc.scales" : tensor<3072x6xf32> init normal std = 2.000000e-02 {kiln.quantized_from = {...}}
+    %q = kiln.read_param @"h.0.mlp.c_fc.qweight" : tensor<3072x384xi8>
+    %s = kiln.read_param @"h.0.mlp.c_fc.scales" : tensor<3072x6xf32>
+    %w = kiln.dequantize %q, %s bits = 4 : (tensor<3072x384xi8>, tensor<3072x6xf32>) -> tensor<3072x768xf32>
+    %y = kiln.linear %x, %w : ...
+    ```
+
+    Codes are stored `[out, in]` whatever the source layout (GPT-2's
+    Conv1D `[in, out]` is transposed), one scale per output channel (`w8`)
+    or per group of `in` (`w4g128`, `w8g64`, ...), with zero points
+    (`<prefix>.qzeros`) when `asymmetric`. The new parameters keep the
+    source's init rule and carry `kiln.quantized_from` (source name, part,
+    bits, group, symmetric, transposed): the compiler quantizes the source's
+    values (from `--weights`, or drawn from that init rule exactly as the
+    float model would) when it writes the artifact's weights. They are not
+    trainable. See docs/quantization.md.
+
+    The LM head (a parameter named `lm_head.*`) is left in float unless
+    `lm-head`; tied embeddings are never linears' weights alone, so they
+    stay float. `only` and `skip` are glob patterns on parameter names. A
+    group size that does not divide a selected layer's input dim is an
+    error naming the layer.
+
+    ```
+    kiln-opt --kiln-quantize='scheme=w4g128 asymmetric=true skip=*.attn.*' model.mlir
+    ```
+  }];
+  let options = [
+    Option<"scheme", "scheme", "std::string", "\"w8\"",
+           "w8 (int8 per output channel), w4g<N> (int4, groups of N inputs) "
+           "or w8g<N>">,
+    Option<"asymmetric", "asymmetric", "bool", "false",
+           "Unsigned codes with a zero point per group (default: symmetric)">,
+    ListOption<"only", "only", "std::string",
+               "Quantize only parameters matching one of these globs">,
+    ListOption<"skip", "skip", "std::string",
+               "Leave parameters matching one of these globs in float">,
+    Option<"lmHead", "lm-head", "bool", "false",
+           "Quantize the LM head (lm_head.*) too">
+  ];
+  let dependentDialects = ["::mlir::kiln::KilnDialect"];
+}
+
 #endif // KILN_TRANSFORMS_PASSES_TD

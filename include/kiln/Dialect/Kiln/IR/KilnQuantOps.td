@@ -1,0 +1,81 @@
+//===- KilnQuantOps.td - Quantization primitives -------------*- tablegen -*-===//
+//
+// Conversion between float tensors and integer codes with scales and zero
+// points given as tensors: per-tensor, per-channel, per-token and
+// group-wise quantization are all one rule, blockwise broadcasting.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_QUANT_OPS_TD
+#define KILN_QUANT_OPS_TD
+
+include "kiln/Dialect/Kiln/IR/KilnBase.td"
+
+def Kiln_QuantCodeTensor : RankedTensorOf<[I8]>;
+
+def Kiln_DequantizeOp : Kiln_InferredOp<"dequantize",
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+  let summary = "integer codes to floats: (q - zero_point) · scale";
+  let description = [{
+    `input` holds `bits`-bit integer codes (8 or 4), signed unless
+    `unsigned`. With 4 bits two codes share a byte: element `2k` of the
+    last dimension is the low nibble of byte `k`, element `2k+1` the high
+    nibble, so `input`'s last dim is half the result's.
+
+    `scale` (and the optional `zero_point`, same shape, integer codes in the
+    input's range) has the result's rank; each of its dims is 1, the
+    result's size, or a static divisor of it, and covers blocks of
+    `size / scale size` consecutive elements. So `[1, 1]` is per tensor,
+    `[O, 1]` per output channel, `[T, 1]` per token and `[O, I/128]` groups
+    of 128 along the input dim. The result element type is the scale's:
+    `result = (q - zero_point) · scale` with `zero_point` 0 when absent.
+
+    ```mlir
+    %w = kiln.dequantize %q, %s : (tensor<3072x768xi8>, tensor<3072x1xf32>) -> tensor<3072x768xf32>
+    %v = kiln.dequantize %q4, %s zero_point %z bits = 4 unsigned : (tensor<3072x384xi8>, tensor<3072x6xf32>, tensor<3072x6xi8>) -> tensor<3072x768xf32>
+    ```
+  }];
+  let arguments = (ins Kiln_QuantCodeTensor:$input, Kiln_FloatTensor:$scale,
+                       Optional<Kiln_QuantCodeTensor>:$zero_point,
+                       DefaultValuedAttr<I64Attr, "8">:$bits,
+                       UnitAttr:$unsigned_codes);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $scale (`zero_point` $zero_point^)?
+    (`bits` `=` $bits^)? (`unsigned` $unsigned_codes^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The block size along each result dim (result size / scale size).
+    ::llvm::SmallVector<int64_t> getBlockSizes();
+  }];
+}
+
+def Kiln_QuantizeOp : Kiln_InferredOp<"quantize",
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+  let summary = "floats to 8-bit integer codes: clamp(round(x / scale) + zero_point)";
+  let description = [{
+    The inverse of `kiln.dequantize` for 8-bit codes, with its blockwise
+    scales: each code is `clamp(round(input · (1 / scale)) + zero_point)`,
+    rounded half to even and clamped to `[-128, 127]` (`[0, 255]` when
+    `unsigned`), as torch's `quantize_per_channel` and
+    `fake_quantize_per_channel_affine`.
+
+    ```mlir
+    %q = kiln.quantize %x, %s : (tensor<?x768xf32>, tensor<?x1xf32>) -> tensor<?x768xi8>
+    ```
+  }];
+  let arguments = (ins Kiln_FloatTensor:$input, Kiln_FloatTensor:$scale,
+                       Optional<Kiln_QuantCodeTensor>:$zero_point,
+                       UnitAttr:$unsigned_codes);
+  let results = (outs Kiln_QuantCodeTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $scale (`zero_point` $zero_point^)?
+    (`unsigned` $unsigned_codes^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+}
+
+#endif // KILN_QUANT_OPS_TD

@@ -1,0 +1,66 @@
+//===- Quantization.h - Quantization schemes of weights ---------*- C++ -*-===//
+//
+// What kiln-quantize records on the parameters it makes and the compiler
+// reads back to fill them: one description of a quantized weight, parsed
+// from and written to the `kiln.quantized_from` attribute, and the scheme
+// names (`w8`, `w4g128`) kiln-compile and the pass accept.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_DIALECT_KILN_TRANSFORMS_QUANTIZATION_H
+#define KILN_DIALECT_KILN_TRANSFORMS_QUANTIZATION_H
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace mlir::kiln {
+
+/// Codes per weight and how scales cover them.
+struct WeightScheme {
+  /// 8 or 4.
+  int64_t bits = 8;
+  /// Inputs per scale; 0: one scale per output channel.
+  int64_t group = 0;
+  /// Signed codes and no zero point; otherwise unsigned codes with one.
+  bool symmetric = true;
+
+  /// `w8`, `w4g128`, `w8g64`; `-asym` appended when asymmetric.
+  std::string name() const;
+  /// Parses `w8`, `w8g<N>`, `w4g<N>` (N even, >= 2); int4 needs a group.
+  static llvm::Expected<WeightScheme> parse(llvm::StringRef text,
+                                            bool asymmetric);
+};
+
+/// The part of a quantized weight a parameter holds.
+enum class QuantizedPart { Codes, Scales, ZeroPoints };
+
+/// One parameter made by kiln-quantize: `part` of the quantization of the
+/// float parameter `source` of shape `sourceShape` (`[out, in]`, or
+/// `[in, out]` when `transposed`).
+struct WeightQuantization {
+  std::string source;
+  QuantizedPart part = QuantizedPart::Codes;
+  WeightScheme scheme;
+  bool transposed = false;
+  SmallVector<int64_t, 2> sourceShape;
+
+  int64_t outDim() const { return sourceShape[transposed ? 1 : 0]; }
+  int64_t inDim() const { return sourceShape[transposed ? 0 : 1]; }
+  /// The shape this part has: codes `[out, in]` (`[out, in / 2]` with 4
+  /// bits), scales and zero points `[out, groups]`.
+  SmallVector<int64_t, 2> partShape() const;
+
+  DictionaryAttr toAttr(MLIRContext *context) const;
+  /// Reads a `kiln.quantized_from` attribute; an error names what is wrong.
+  static llvm::Expected<WeightQuantization> fromAttr(DictionaryAttr attr);
+};
+
+llvm::StringRef stringifyQuantizedPart(QuantizedPart part);
+
+} // namespace mlir::kiln
+
+#endif // KILN_DIALECT_KILN_TRANSFORMS_QUANTIZATION_H

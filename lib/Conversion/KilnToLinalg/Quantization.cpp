@@ -1,0 +1,319 @@
+//===- Quantization.cpp - kiln quantize/dequantize to linalg --------------===//
+//
+// Blockwise scales as plain broadcasting: every dim whose scale covers
+// blocks of several elements is split into (blocks, block size), the scale
+// is read with a projected map over the block dims, and the result is
+// collapsed back. 4-bit codes split the last dim once more into (bytes, 2)
+// and pick the nibble by the index of that pair dim. Every indexing map is
+// a projected permutation, so tiling and vectorization see ordinary
+// elementwise generics.
+//
+//===----------------------------------------------------------------------===//
+
+#include "Utils.h"
+
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+
+#include "mlir/Transforms/DialectConversion.h"
+
+using namespace mlir;
+using namespace mlir::kiln;
+using namespace mlir::kiln::to_linalg;
+
+namespace {
+
+/// The iteration space of a blockwise (de)quantization.
+struct BlockSpace {
+  /// Loop sizes (static, or kDynamic with the value's dim as the source).
+  SmallVector<int64_t> loops;
+  /// Per value dim, its loops (the reassociation of the collapse).
+  SmallVector<ReassociationIndices> groups;
+  /// Per value dim: the loop the scale reads, or -1 (a broadcast dim).
+  SmallVector<int64_t> scaleLoop;
+  /// The pair loop of 4-bit codes (-1 for 8 bits).
+  int64_t pairLoop = -1;
+};
+
+/// Splits each dim of `shape` by the scale's block count; `bits` 4 splits
+/// the last dim's innermost loop into (bytes, 2).
+BlockSpace buildBlockSpace(ArrayRef<int64_t> shape, RankedTensorType scale,
+                           int64_t bits) {
+  BlockSpace space;
+  for (auto [dim, size] : llvm::enumerate(shape)) {
+    int64_t count = scale.getDimSize(dim);
+    ReassociationIndices group;
+    bool last = dim + 1 == shape.size();
+    auto addLoop = [&](int64_t loopSize) {
+      group.push_back(space.loops.size());
+      space.loops.push_back(loopSize);
+    };
+    // The loops inside the block: the whole dim (a broadcast scale), one
+    // element (a scale per element), or the block of a split dim.
+    int64_t inner = size;
+    if (count == 1) {
+      space.scaleLoop.push_back(-1);
+    } else if (ShapedType::isDynamic(count) || count == size) {
+      space.scaleLoop.push_back(space.loops.size());
+      inner = -1;
+      addLoop(size);
+    } else {
+      space.scaleLoop.push_back(space.loops.size());
+      addLoop(count);
+      inner = size / count;
+    }
+    if (inner != -1 && bits == 4 && last) {
+      // Verified even and static where a scale splits it.
+      addLoop(ShapedType::isDynamic(inner) ? inner : inner / 2);
+      space.pairLoop = space.loops.size();
+      addLoop(2);
+    } else if (inner != -1) {
+      addLoop(inner);
+    }
+    space.groups.push_back(group);
+  }
+  return space;
+}
+
+/// The reassociation of the codes tensor (the value's, less the pair loop).
+SmallVector<ReassociationIndices> codeGroups(const BlockSpace &space) {
+  SmallVector<ReassociationIndices> groups;
+  int64_t next = 0;
+  for (const ReassociationIndices &group : space.groups) {
+    ReassociationIndices codes;
+    for (int64_t loop : group)
+      if (loop != space.pairLoop)
+        codes.push_back(next++);
+    groups.push_back(codes);
+  }
+  return groups;
+}
+
+/// `value` (shaped like the value, or the codes) expanded to `groups`.
+Value expandTo(OpBuilder &b, Location loc, Value value,
+               ArrayRef<int64_t> loopSizes,
+               ArrayRef<ReassociationIndices> groups) {
+  auto type = tensorType(value);
+  if (static_cast<int64_t>(loopSizes.size()) == type.getRank())
+    return value;
+  auto expanded = RankedTensorType::get(loopSizes, type.getElementType());
+  return tensor::ExpandShapeOp::create(b, loc, expanded, value, groups);
+}
+
+/// The scale (or zero point) with its broadcast dims dropped, and the map
+/// that reads it.
+std::pair<Value, AffineMap> scaleOperand(OpBuilder &b, Location loc,
+                                         Value scale, const BlockSpace &space) {
+  auto type = tensorType(scale);
+  SmallVector<AffineExpr> exprs;
+  SmallVector<int64_t> kept;
+  SmallVector<ReassociationIndices> groups;
+  for (auto [dim, loop] : llvm::enumerate(space.scaleLoop)) {
+    if (loop < 0)
+      continue;
+    exprs.push_back(b.getAffineDimExpr(loop));
+    kept.push_back(type.getDimSize(dim));
+  }
+  // Collapse the size-1 dims into their neighbours.
+  Value collapsed = scale;
+  if (static_cast<int64_t>(kept.size()) != type.getRank()) {
+    ReassociationIndices current;
+    for (auto [dim, loop] : llvm::enumerate(space.scaleLoop)) {
+      current.push_back(dim);
+      if (loop >= 0) {
+        groups.push_back(current);
+        current.clear();
+      }
+    }
+    if (!groups.empty())
+      groups.back().append(current.begin(), current.end());
+    collapsed = tensor::CollapseShapeOp::create(
+        b, loc, RankedTensorType::get(kept, type.getElementType()), scale,
+        groups);
+  }
+  return {collapsed, AffineMap::get(space.loops.size(), 0, exprs,
+                                    b.getContext())};
+}
+
+/// The projected map over every loop but `skip`.
+AffineMap mapWithout(MLIRContext *ctx, int64_t loops, int64_t skip) {
+  SmallVector<AffineExpr> exprs;
+  for (int64_t i = 0; i < loops; ++i)
+    if (i != skip)
+      exprs.push_back(getAffineDimExpr(i, ctx));
+  return AffineMap::get(loops, 0, exprs, ctx);
+}
+
+Value extendCode(OpBuilder &b, Location loc, Value code, bool isUnsigned) {
+  Type i32 = b.getI32Type();
+  if (isUnsigned)
+    return arith::ExtUIOp::create(b, loc, i32, code);
+  return arith::ExtSIOp::create(b, loc, i32, code);
+}
+
+struct DequantizePattern : OpConversionPattern<DequantizeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(DequantizeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    auto resultType = cast<RankedTensorType>(op.getType());
+    auto scaleType = tensorType(adaptor.getScale());
+    int64_t bits = op.getBits();
+    bool isUnsigned = op.getUnsignedCodes();
+    BlockSpace space = buildBlockSpace(resultType.getShape(), scaleType, bits);
+    MLIRContext *ctx = rewriter.getContext();
+    int64_t loops = space.loops.size();
+
+    SmallVector<int64_t> codeLoops;
+    for (int64_t i = 0; i < loops; ++i)
+      if (i != space.pairLoop)
+        codeLoops.push_back(space.loops[i]);
+    Value codes = expandTo(rewriter, loc, adaptor.getInput(), codeLoops,
+                           codeGroups(space));
+    auto [scale, scaleMap] = scaleOperand(rewriter, loc, adaptor.getScale(),
+                                          space);
+    SmallVector<Value> inputs{codes, scale};
+    SmallVector<AffineMap> maps{mapWithout(ctx, loops, space.pairLoop),
+                                scaleMap};
+    if (Value zp = adaptor.getZeroPoint()) {
+      auto [zero, zeroMap] = scaleOperand(rewriter, loc, zp, space);
+      inputs.push_back(zero);
+      maps.push_back(zeroMap);
+    }
+    maps.push_back(AffineMap::getMultiDimIdentityMap(loops, ctx));
+
+    // Dynamic loops are whole dims of the codes (4-bit ones end in an even
+    // static block, so the last dim is never dynamic there).
+    SmallVector<Value> dynamic;
+    for (auto [dim, group] : llvm::enumerate(space.groups))
+      for (int64_t loop : group)
+        if (ShapedType::isDynamic(space.loops[loop]))
+          dynamic.push_back(
+              tensor::DimOp::create(rewriter, loc, adaptor.getInput(), dim));
+    auto expandedType =
+        RankedTensorType::get(space.loops, resultType.getElementType());
+    Value init = tensor::EmptyOp::create(rewriter, loc, expandedType, dynamic);
+    SmallVector<utils::IteratorType> iterators(loops,
+                                               utils::IteratorType::parallel);
+    int64_t pairLoop = space.pairLoop;
+    Type floatType = resultType.getElementType();
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, expandedType, inputs, init, maps, iterators,
+        [&](OpBuilder &b, Location l, ValueRange args) {
+          Value code = args[0];
+          if (pairLoop >= 0) {
+            Value four = arith::ConstantIntOp::create(b, l, b.getI8Type(), 4);
+            Value low, high;
+            if (isUnsigned) {
+              Value mask = arith::ConstantIntOp::create(b, l, b.getI8Type(), 15);
+              low = arith::AndIOp::create(b, l, code, mask);
+              high = arith::ShRUIOp::create(b, l, code, four);
+            } else {
+              low = arith::ShRSIOp::create(
+                  b, l, arith::ShLIOp::create(b, l, code, four), four);
+              high = arith::ShRSIOp::create(b, l, code, four);
+            }
+            Value pair = linalg::IndexOp::create(b, l, pairLoop);
+            Value isLow = arith::CmpIOp::create(
+                b, l, arith::CmpIPredicate::eq, pair,
+                arith::ConstantIndexOp::create(b, l, 0));
+            code = arith::SelectOp::create(b, l, isLow, low, high);
+          }
+          Value integer = extendCode(b, l, code, isUnsigned);
+          if (args.size() == 4)
+            integer = arith::SubIOp::create(
+                b, l, integer, extendCode(b, l, args[2], isUnsigned));
+          Value value = arith::SIToFPOp::create(b, l, floatType, integer);
+          linalg::YieldOp::create(
+              b, l, ValueRange{arith::MulFOp::create(b, l, value, args[1])});
+        });
+    Value result = generic.getResult(0);
+    if (loops != resultType.getRank())
+      result = tensor::CollapseShapeOp::create(rewriter, loc, resultType,
+                                               result, space.groups);
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+struct QuantizePattern : OpConversionPattern<QuantizeOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(QuantizeOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    auto resultType = cast<RankedTensorType>(op.getType());
+    auto inputType = tensorType(adaptor.getInput());
+    auto scaleType = tensorType(adaptor.getScale());
+    bool isUnsigned = op.getUnsignedCodes();
+    BlockSpace space = buildBlockSpace(inputType.getShape(), scaleType, 8);
+    MLIRContext *ctx = rewriter.getContext();
+    int64_t loops = space.loops.size();
+
+    Value input = expandTo(rewriter, loc, adaptor.getInput(), space.loops,
+                           space.groups);
+    auto [scale, scaleMap] = scaleOperand(rewriter, loc, adaptor.getScale(),
+                                          space);
+    SmallVector<Value> inputs{input, scale};
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(loops, ctx);
+    SmallVector<AffineMap> maps{identity, scaleMap};
+    if (Value zp = adaptor.getZeroPoint()) {
+      auto [zero, zeroMap] = scaleOperand(rewriter, loc, zp, space);
+      inputs.push_back(zero);
+      maps.push_back(zeroMap);
+    }
+    maps.push_back(identity);
+    SmallVector<Value> dynamic;
+    for (auto [dim, group] : llvm::enumerate(space.groups))
+      for (int64_t loop : group)
+        if (ShapedType::isDynamic(space.loops[loop]))
+          dynamic.push_back(
+              tensor::DimOp::create(rewriter, loc, adaptor.getInput(), dim));
+    auto expandedType =
+        RankedTensorType::get(space.loops, resultType.getElementType());
+    Value init = tensor::EmptyOp::create(rewriter, loc, expandedType, dynamic);
+    SmallVector<utils::IteratorType> iterators(loops,
+                                               utils::IteratorType::parallel);
+    Type floatType = inputType.getElementType();
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, expandedType, inputs, init, maps, iterators,
+        [&](OpBuilder &b, Location l, ValueRange args) {
+          // torch: nearbyint(x * (1 / scale)) + zero_point, clamped.
+          Value one = scalarConstant(b, l, floatType, 1.0);
+          Value inverse = arith::DivFOp::create(b, l, one, args[1]);
+          Value scaled = arith::MulFOp::create(b, l, args[0], inverse);
+          Value rounded = math::RoundEvenOp::create(b, l, scaled);
+          if (args.size() == 4) {
+            Value zero = isUnsigned
+                             ? Value(arith::UIToFPOp::create(b, l, floatType,
+                                                             args[2]))
+                             : Value(arith::SIToFPOp::create(b, l, floatType,
+                                                             args[2]));
+            rounded = arith::AddFOp::create(b, l, rounded, zero);
+          }
+          Value lo = scalarConstant(b, l, floatType, isUnsigned ? 0 : -128);
+          Value hi = scalarConstant(b, l, floatType, isUnsigned ? 255 : 127);
+          Value clamped = arith::MaxNumFOp::create(
+              b, l, arith::MinNumFOp::create(b, l, rounded, hi), lo);
+          Value code =
+              isUnsigned
+                  ? Value(arith::FPToUIOp::create(b, l, b.getI8Type(), clamped))
+                  : Value(arith::FPToSIOp::create(b, l, b.getI8Type(), clamped));
+          linalg::YieldOp::create(b, l, ValueRange{code});
+        });
+    Value result = generic.getResult(0);
+    if (loops != resultType.getRank())
+      result = tensor::CollapseShapeOp::create(rewriter, loc, resultType,
+                                               result, space.groups);
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+};
+
+} // namespace
+
+void mlir::kiln::to_linalg::populateQuantizationPatterns(
+    RewritePatternSet &patterns) {
+  patterns.add<DequantizePattern, QuantizePattern>(patterns.getContext());
+}

@@ -1,0 +1,381 @@
+//===- KilnQuantize.cpp - Weight-only quantization of linear layers -------===//
+//
+// Replaces the float weights of kiln.linear ops by integer codes, scales
+// (and zero points) and a kiln.dequantize. The values are not computed
+// here: the new parameters say what they are quantized from
+// (`kiln.quantized_from`), and the compiler fills them when it writes the
+// weights, from a checkpoint or the source's init rule.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "kiln/Dialect/Kiln/Transforms/Passes.h"
+#include "kiln/Dialect/Kiln/Transforms/Quantization.h"
+
+#include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/StringSet.h"
+#include "llvm/Support/GlobPattern.h"
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_KILNQUANTIZEPASS
+#include "kiln/Dialect/Kiln/Transforms/Passes.h.inc"
+} // namespace mlir::kiln
+
+using namespace mlir;
+using namespace mlir::kiln;
+
+//===----------------------------------------------------------------------===//
+// Schemes and the kiln.quantized_from attribute
+//===----------------------------------------------------------------------===//
+
+std::string WeightScheme::name() const {
+  std::string text = "w" + std::to_string(bits);
+  if (group)
+    text += "g" + std::to_string(group);
+  if (!symmetric)
+    text += "-asym";
+  return text;
+}
+
+llvm::Expected<WeightScheme> WeightScheme::parse(StringRef text,
+                                                 bool asymmetric) {
+  auto fail = [&](const Twine &why) {
+    return llvm::createStringError(
+        "unknown quantization scheme '" + text + "': " + why +
+        " (known: w8, w8g<N>, w4g<N> such as w4g32, w4g64, w4g128)");
+  };
+  WeightScheme scheme;
+  scheme.symmetric = !asymmetric;
+  StringRef rest = text;
+  if (rest.consume_back("-asym"))
+    scheme.symmetric = false;
+  if (!rest.consume_front("w"))
+    return fail("it does not start with 'w'");
+  StringRef bits = rest.take_while(llvm::isDigit);
+  rest = rest.drop_front(bits.size());
+  if (bits != "8" && bits != "4")
+    return fail("codes are 8 or 4 bits");
+  scheme.bits = bits == "8" ? 8 : 4;
+  if (rest.consume_front("g")) {
+    if (rest.getAsInteger(10, scheme.group) || scheme.group < 2)
+      return fail("the group size must be an integer >= 2");
+    if (scheme.bits == 4 && scheme.group % 2)
+      return fail("4-bit groups must be even (two codes per byte)");
+  } else if (!rest.empty()) {
+    return fail("expected 'g<N>' after the bits");
+  }
+  if (scheme.bits == 4 && scheme.group == 0)
+    return fail("4-bit weights need a group size (w4g128)");
+  return scheme;
+}
+
+StringRef mlir::kiln::stringifyQuantizedPart(QuantizedPart part) {
+  switch (part) {
+  case QuantizedPart::Codes:
+    return "codes";
+  case QuantizedPart::Scales:
+    return "scales";
+  case QuantizedPart::ZeroPoints:
+    return "zero_points";
+  }
+  return "";
+}
+
+DictionaryAttr WeightQuantization::toAttr(MLIRContext *context) const {
+  Builder b(context);
+  return b.getDictionaryAttr({
+      b.getNamedAttr("source", b.getStringAttr(source)),
+      b.getNamedAttr("part", b.getStringAttr(stringifyQuantizedPart(part))),
+      b.getNamedAttr("bits", b.getI64IntegerAttr(scheme.bits)),
+      b.getNamedAttr("group", b.getI64IntegerAttr(scheme.group)),
+      b.getNamedAttr("symmetric", b.getBoolAttr(scheme.symmetric)),
+      b.getNamedAttr("transposed", b.getBoolAttr(transposed)),
+      b.getNamedAttr("source_shape", b.getDenseI64ArrayAttr(sourceShape)),
+  });
+}
+
+llvm::Expected<WeightQuantization>
+WeightQuantization::fromAttr(DictionaryAttr attr) {
+  auto fail = [](const Twine &why) {
+    return llvm::createStringError("malformed " + attrs::kQuantizedFrom + ": " +
+                                   why);
+  };
+  WeightQuantization q;
+  auto source = attr.getAs<StringAttr>("source");
+  auto part = attr.getAs<StringAttr>("part");
+  auto bits = attr.getAs<IntegerAttr>("bits");
+  auto group = attr.getAs<IntegerAttr>("group");
+  auto symmetric = attr.getAs<BoolAttr>("symmetric");
+  auto transposed = attr.getAs<BoolAttr>("transposed");
+  auto shape = attr.getAs<DenseI64ArrayAttr>("source_shape");
+  if (!source || !part || !bits || !group || !symmetric || !transposed ||
+      !shape)
+    return fail("expected source, part (strings), bits, group (integers), "
+                "symmetric, transposed (booleans) and source_shape (i64 "
+                "array)");
+  if (shape.size() != 2 || shape[0] <= 0 || shape[1] <= 0)
+    return fail("source_shape must be two positive sizes");
+  q.sourceShape.assign(shape.asArrayRef().begin(), shape.asArrayRef().end());
+  q.source = source.str();
+  if (part == "codes")
+    q.part = QuantizedPart::Codes;
+  else if (part == "scales")
+    q.part = QuantizedPart::Scales;
+  else if (part == "zero_points")
+    q.part = QuantizedPart::ZeroPoints;
+  else
+    return fail("unknown part '" + part.getValue() +
+                "' (codes, scales, zero_points)");
+  q.scheme.bits = bits.getInt();
+  q.scheme.group = group.getInt();
+  q.scheme.symmetric = symmetric.getValue();
+  q.transposed = transposed.getValue();
+  if (q.scheme.bits != 8 && q.scheme.bits != 4)
+    return fail("bits must be 8 or 4");
+  if (q.scheme.group < 0 || q.scheme.group == 1 ||
+      (q.scheme.bits == 4 && q.scheme.group % 2))
+    return fail("bad group size " + Twine(q.scheme.group));
+  if (q.scheme.symmetric && q.part == QuantizedPart::ZeroPoints)
+    return fail("a symmetric scheme has no zero points");
+  if ((q.scheme.group && q.inDim() % q.scheme.group) ||
+      (q.scheme.bits == 4 && q.inDim() % 2))
+    return fail("the input dim " + Twine(q.inDim()) + " does not split into " +
+                q.scheme.name() + " groups");
+  return q;
+}
+
+SmallVector<int64_t, 2> WeightQuantization::partShape() const {
+  int64_t out = outDim(), in = inDim();
+  if (part == QuantizedPart::Codes)
+    return {out, scheme.bits == 4 ? in / 2 : in};
+  return {out, scheme.group ? in / scheme.group : 1};
+}
+
+//===----------------------------------------------------------------------===//
+// The pass
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Where a read of the weight ends up: linear weight operands, possibly
+/// through one cast to the compute type.
+struct WeightUse {
+  LinearOp linear;
+  CastOp cast; // null when the read feeds the linear directly
+};
+
+/// The linears a read feeds, or nullopt if it feeds anything else.
+std::optional<SmallVector<WeightUse>> linearUses(ReadParamOp read) {
+  SmallVector<WeightUse> uses;
+  for (OpOperand &use : read.getResult().getUses()) {
+    if (auto linear = dyn_cast<LinearOp>(use.getOwner());
+        linear && use.get() == linear.getWeight() &&
+        use.getOperandNumber() == 1) {
+      uses.push_back({linear, CastOp()});
+      continue;
+    }
+    auto cast = dyn_cast<CastOp>(use.getOwner());
+    if (!cast || !isa<FloatType>(cast.getType().getElementType()))
+      return std::nullopt;
+    for (OpOperand &castUse : cast.getResult().getUses()) {
+      auto linear = dyn_cast<LinearOp>(castUse.getOwner());
+      if (!linear || castUse.getOperandNumber() != 1)
+        return std::nullopt;
+      uses.push_back({linear, cast});
+    }
+  }
+  return uses;
+}
+
+struct KilnQuantizePass
+    : kiln::impl::KilnQuantizePassBase<KilnQuantizePass> {
+  using Base::Base;
+
+  void runOnOperation() final {
+    ModuleOp module = getOperation();
+    auto parsed = WeightScheme::parse(scheme, asymmetric);
+    if (!parsed) {
+      module.emitError(llvm::toString(parsed.takeError()));
+      return signalPassFailure();
+    }
+    SmallVector<llvm::GlobPattern> onlyPatterns, skipPatterns;
+    if (failed(compile(only, onlyPatterns)) ||
+        failed(compile(skip, skipPatterns)))
+      return signalPassFailure();
+
+    // Reads of each parameter, and which parameters are written.
+    llvm::StringMap<SmallVector<ReadParamOp>> reads;
+    llvm::StringSet<llvm::MallocAllocator> written;
+    module.walk([&](ReadParamOp read) {
+      reads[read.getName()].push_back(read);
+    });
+    module.walk(
+        [&](WriteParamOp write) { written.insert(write.getName()); });
+
+    SmallVector<ParameterOp> params(module.getOps<ParameterOp>());
+    for (ParameterOp param : params) {
+      StringRef name = param.getSymName();
+      auto type = param.getTensorType();
+      if (type.getRank() != 2 || !isa<FloatType>(type.getElementType()) ||
+          param->hasAttr(attrs::kQuantizedFrom) || written.contains(name))
+        continue;
+      if (!selected(name, onlyPatterns, skipPatterns))
+        continue;
+      auto found = reads.find(name);
+      if (found == reads.end())
+        continue;
+      SmallVector<WeightUse> uses;
+      bool onlyLinears = true;
+      for (ReadParamOp read : found->second) {
+        auto readUses = linearUses(read);
+        if (!readUses) {
+          onlyLinears = false;
+          break;
+        }
+        llvm::append_range(uses, *readUses);
+      }
+      if (!onlyLinears || uses.empty())
+        continue;
+      bool transposed = uses.front().linear.getWeightInOut();
+      if (llvm::any_of(uses, [&](WeightUse use) {
+            return use.linear.getWeightInOut() != transposed;
+          }))
+        continue;
+      if (failed(quantize(param, found->second, transposed, *parsed)))
+        return signalPassFailure();
+    }
+  }
+
+  LogicalResult compile(ArrayRef<std::string> globs,
+                        SmallVectorImpl<llvm::GlobPattern> &out) {
+    for (const std::string &glob : globs) {
+      auto pattern = llvm::GlobPattern::create(glob);
+      if (!pattern) {
+        getOperation().emitError("bad parameter pattern '")
+            << glob << "': " << llvm::toString(pattern.takeError());
+        return failure();
+      }
+      out.push_back(std::move(*pattern));
+    }
+    return success();
+  }
+
+  bool selected(StringRef name, ArrayRef<llvm::GlobPattern> onlyPatterns,
+                ArrayRef<llvm::GlobPattern> skipPatterns) {
+    auto matches = [&](ArrayRef<llvm::GlobPattern> patterns) {
+      return llvm::any_of(patterns, [&](const llvm::GlobPattern &pattern) {
+        return pattern.match(name);
+      });
+    };
+    if (!onlyPatterns.empty() && !matches(onlyPatterns))
+      return false;
+    if (matches(skipPatterns))
+      return false;
+    bool lmHeadName = name.starts_with("lm_head.") ||
+                      name.contains(".lm_head.");
+    return !lmHeadName || lmHead;
+  }
+
+  LogicalResult quantize(ParameterOp param, ArrayRef<ReadParamOp> reads,
+                         bool transposed, const WeightScheme &scheme) {
+    auto type = param.getTensorType();
+    int64_t out = type.getDimSize(transposed ? 1 : 0);
+    int64_t in = type.getDimSize(transposed ? 0 : 1);
+    StringRef name = param.getSymName();
+    if (scheme.group && in % scheme.group != 0)
+      return param.emitError("cannot quantize '")
+             << name << "' with " << scheme.name() << ": its input dim " << in
+             << " is not a multiple of the group size " << scheme.group;
+    if (scheme.bits == 4 && in % 2 != 0)
+      return param.emitError("cannot quantize '")
+             << name << "' to 4 bits: its input dim " << in << " is odd";
+    int64_t groups = scheme.group ? in / scheme.group : 1;
+
+    MLIRContext *ctx = &getContext();
+    OpBuilder b(param);
+    StringRef prefix = name;
+    prefix.consume_back(".weight");
+    Type i8 = IntegerType::get(ctx, 8);
+    Type f32 = Float32Type::get(ctx);
+    auto declare = [&](StringRef suffix, QuantizedPart part,
+                       RankedTensorType partType) -> FailureOr<ParameterOp> {
+      std::string partName = (prefix + suffix).str();
+      if (SymbolTable::lookupSymbolIn(getOperation(), partName))
+        return param.emitError("cannot quantize '")
+               << name << "': a parameter named '" << partName
+               << "' exists already";
+      auto made = ParameterOp::create(
+          b, param.getLoc(), partName, partType, param.getInit(),
+          param.getStdAttr(), param.getLowAttr(), param.getHighAttr(),
+          /*trainable=*/false);
+      WeightQuantization q{name.str(), part, scheme, transposed,
+                           {type.getShape()[0], type.getShape()[1]}};
+      made->setAttr(attrs::kQuantizedFrom, q.toAttr(ctx));
+      return made;
+    };
+    auto codesType = RankedTensorType::get(
+        {out, scheme.bits == 4 ? in / 2 : in}, i8);
+    auto scalesType = RankedTensorType::get({out, groups}, f32);
+    FailureOr<ParameterOp> codes =
+        declare(".qweight", QuantizedPart::Codes, codesType);
+    if (failed(codes))
+      return failure();
+    FailureOr<ParameterOp> scales =
+        declare(".scales", QuantizedPart::Scales, scalesType);
+    if (failed(scales))
+      return failure();
+    FailureOr<ParameterOp> zeros = ParameterOp();
+    if (!scheme.symmetric) {
+      zeros = declare(".qzeros", QuantizedPart::ZeroPoints,
+                      RankedTensorType::get({out, groups}, i8));
+      if (failed(zeros))
+        return failure();
+    }
+
+    for (ReadParamOp read : reads) {
+      b.setInsertionPoint(read);
+      Location loc = read.getLoc();
+      Value q = ReadParamOp::create(b, loc, codesType, codes->getSymName());
+      Value s = ReadParamOp::create(b, loc, scalesType, scales->getSymName());
+      Value z = *zeros ? Value(ReadParamOp::create(b, loc, zeros->getType(),
+                                                   zeros->getSymName()))
+                       : Value();
+      Value weight = DequantizeOp::create(
+          b, loc, RankedTensorType::get({out, in}, f32), q, s, z,
+          b.getI64IntegerAttr(scheme.bits),
+          scheme.symmetric ? UnitAttr() : b.getUnitAttr());
+      if (type.getElementType() != f32)
+        weight = CastOp::create(
+            b, loc, RankedTensorType::get({out, in}, type.getElementType()),
+            weight);
+      // Every use is a linear (maybe through a cast): point it at the
+      // [out, in] weight.
+      for (OpOperand &use : llvm::make_early_inc_range(read->getUses())) {
+        if (auto linear = dyn_cast<LinearOp>(use.getOwner())) {
+          linear.getWeightMutable().assign(weight);
+          linear.setWeightInOut(false);
+          continue;
+        }
+        auto castOp = llvm::cast<CastOp>(use.getOwner());
+        b.setInsertionPoint(castOp);
+        auto castType = RankedTensorType::get(
+            {out, in}, castOp.getType().getElementType());
+        Value converted = CastOp::create(b, castOp.getLoc(), castType, weight);
+        for (OpOperand &castUse :
+             llvm::make_early_inc_range(castOp->getUses())) {
+          auto linear = llvm::cast<LinearOp>(castUse.getOwner());
+          linear.getWeightMutable().assign(converted);
+          linear.setWeightInOut(false);
+        }
+        castOp.erase();
+        b.setInsertionPoint(read);
+      }
+      read.erase();
+    }
+    param.erase();
+    return success();
+  }
+};
+
+} // namespace

@@ -1,0 +1,74 @@
+// RUN: kiln-opt %s --convert-kiln-to-linalg --split-input-file | FileCheck %s
+// RUN: kiln-opt %s --convert-kiln-to-linalg --split-input-file | kiln-opt --split-input-file --verify-each > /dev/null
+
+// Per-channel int8: the [O, 1] scale loses its unit dim and is read by row;
+// codes are sign-extended, converted and scaled.
+// CHECK-DAG: #[[ID:.+]] = affine_map<(d0, d1) -> (d0, d1)>
+// CHECK-DAG: #[[ROW:.+]] = affine_map<(d0, d1) -> (d0)>
+// CHECK: func.func @per_channel(
+// CHECK: %[[S:.+]] = tensor.collapse_shape %{{.*}} {{\[\[}}0, 1]] : tensor<8x1xf32> into tensor<8xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[ID]], #[[ROW]], #[[ID]]]
+// CHECK: arith.extsi %{{.*}} : i8 to i32
+// CHECK: arith.sitofp
+// CHECK: arith.mulf
+func.func @per_channel(%q: tensor<8x12xi8>, %s: tensor<8x1xf32>) -> tensor<8x12xf32> {
+  %0 = kiln.dequantize %q, %s : (tensor<8x12xi8>, tensor<8x1xf32>) -> tensor<8x12xf32>
+  return %0 : tensor<8x12xf32>
+}
+
+// -----
+
+// Groups of 4 along the last dim with 4-bit unsigned codes and zero points:
+// the result dim 12 splits into (3 groups, 2 bytes, 2 nibbles); the codes
+// [8, 6] expand to [8, 3, 2]; scales and zero points are read per
+// (row, group); the pair loop's index picks the nibble.
+// CHECK-DAG: #[[CODES:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-DAG: #[[GROUP:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1)>
+// CHECK-DAG: #[[OUT:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+// CHECK: func.func @int4_groups(
+// CHECK: %[[E:.+]] = tensor.expand_shape %{{.*}} {{\[\[}}0], [1, 2]] output_shape [8, 3, 2] : tensor<8x6xi8> into tensor<8x3x2xi8>
+// CHECK: %[[G:.+]] = linalg.generic {indexing_maps = [#[[CODES]], #[[GROUP]], #[[GROUP]], #[[OUT]]]
+// CHECK-SAME: ins(%[[E]], %{{.*}}, %{{.*}} : tensor<8x3x2xi8>, tensor<8x3xf32>, tensor<8x3xi8>)
+// CHECK: arith.andi
+// CHECK: arith.shrui
+// CHECK: linalg.index 3
+// CHECK: arith.select
+// CHECK: arith.extui
+// CHECK: arith.subi
+// CHECK: } -> tensor<8x3x2x2xf32>
+// CHECK: tensor.collapse_shape %[[G]] {{\[\[}}0], [1, 2, 3]] : tensor<8x3x2x2xf32> into tensor<8x12xf32>
+func.func @int4_groups(%q: tensor<8x6xi8>, %s: tensor<8x3xf32>, %z: tensor<8x3xi8>) -> tensor<8x12xf32> {
+  %0 = kiln.dequantize %q, %s zero_point %z bits = 4 unsigned : (tensor<8x6xi8>, tensor<8x3xf32>, tensor<8x3xi8>) -> tensor<8x12xf32>
+  return %0 : tensor<8x12xf32>
+}
+
+// -----
+
+// Signed 4-bit codes: the low nibble is sign-extended by a shift pair.
+// CHECK-LABEL: func.func @int4_signed(
+// CHECK: arith.shli
+// CHECK: arith.shrsi
+// CHECK: arith.shrsi
+// CHECK: arith.extsi
+func.func @int4_signed(%q: tensor<2x4xi8>, %s: tensor<2x1xf32>) -> tensor<2x8xf32> {
+  %0 = kiln.dequantize %q, %s bits = 4 : (tensor<2x4xi8>, tensor<2x1xf32>) -> tensor<2x8xf32>
+  return %0 : tensor<2x8xf32>
+}
+
+// -----
+
+// Per-token quantization of dynamic rows: x · (1 / scale), rounded half to
+// even, clamped to [-128, 127].
+// CHECK-LABEL: func.func @per_token(
+// CHECK: %[[D:.+]] = tensor.dim %{{.*}}, %{{.*}} : tensor<?x12xf32>
+// CHECK: tensor.empty(%[[D]]) : tensor<?x12xi8>
+// CHECK: arith.divf
+// CHECK: arith.mulf
+// CHECK: math.roundeven
+// CHECK: arith.minnumf
+// CHECK: arith.maxnumf
+// CHECK: arith.fptosi %{{.*}} : f32 to i8
+func.func @per_token(%x: tensor<?x12xf32>, %s: tensor<?x1xf32>) -> tensor<?x12xi8> {
+  %0 = kiln.quantize %x, %s : (tensor<?x12xf32>, tensor<?x1xf32>) -> tensor<?x12xi8>
+  return %0 : tensor<?x12xi8>
+}

@@ -1,0 +1,66 @@
+// RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w8' | FileCheck %s --check-prefix=W8
+// RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g32 asymmetric=true' | FileCheck %s --check-prefix=W4
+// RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w8 skip=*.fc.* lm-head=true' | FileCheck %s --check-prefix=SKIP
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g48' 2>&1 | FileCheck %s --check-prefix=GROUP
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w3' 2>&1 | FileCheck %s --check-prefix=SCHEME
+
+// A Conv1D-layout ([in, out]) weight becomes [out, in] codes and one scale
+// per output channel; the linear reads the dequantized weight, no longer
+// transposed. The bias, the tied embedding (also gathered) and the LM head
+// stay float.
+// W8-LABEL: module
+// W8-DAG: kiln.parameter @h.fc.qweight : tensor<96x64xi8> init normal std = 2.000000e-02 {kiln.quantized_from = {bits = 8 : i64, group = 0 : i64, part = "codes", source = "h.fc.weight", source_shape = array<i64: 64, 96>, symmetric = true, transposed = true}}
+// W8-DAG: kiln.parameter @h.fc.scales : tensor<96x1xf32> init normal std = 2.000000e-02 {kiln.quantized_from = {bits = 8 : i64, group = 0 : i64, part = "scales", source = "h.fc.weight", source_shape = array<i64: 64, 96>, symmetric = true, transposed = true}}
+// W8-DAG: kiln.parameter @h.fc.bias : tensor<96xf32> init zeros trainable
+// W8-DAG: kiln.parameter @wte.weight : tensor<100x64xf32>
+// W8-DAG: kiln.parameter @lm_head.weight : tensor<100x96xf32>
+// W8-NOT: kiln.parameter @h.fc.weight
+// W8: %[[Q:.+]] = kiln.read_param @h.fc.qweight : tensor<96x64xi8>
+// W8: %[[S:.+]] = kiln.read_param @h.fc.scales : tensor<96x1xf32>
+// W8: %[[W:.+]] = kiln.dequantize %[[Q]], %[[S]] : (tensor<96x64xi8>, tensor<96x1xf32>) -> tensor<96x64xf32>
+// W8: kiln.linear %{{.*}}, %[[W]] bias %{{.*}} : (tensor<?x64xf32>, tensor<96x64xf32>, tensor<96xf32>) -> tensor<?x96xf32>
+// W8: kiln.read_param @lm_head.weight
+
+// Groups of 32 with zero points.
+// W4-DAG: kiln.parameter @h.fc.qweight : tensor<96x32xi8>
+// W4-DAG: kiln.parameter @h.fc.scales : tensor<96x2xf32>
+// W4-DAG: kiln.parameter @h.fc.qzeros : tensor<96x2xi8>
+// W4: %[[W:.+]] = kiln.dequantize %{{.*}}, %{{.*}} zero_point %{{.*}} bits = 4 unsigned : (tensor<96x32xi8>, tensor<96x2xf32>, tensor<96x2xi8>) -> tensor<96x64xf32>
+// W4: kiln.linear %{{.*}}, %[[W]] bias
+
+// `skip` keeps h.fc float; `lm-head` quantizes the LM head.
+// SKIP-DAG: kiln.parameter @h.fc.weight : tensor<64x96xf32>
+// SKIP-DAG: kiln.parameter @lm_head.qweight : tensor<100x96xi8>
+kiln.parameter @"wte.weight" : tensor<100x64xf32> init normal std = 2.000000e-02 trainable
+kiln.parameter @"h.fc.weight" : tensor<64x96xf32> init normal std = 2.000000e-02 trainable
+kiln.parameter @"h.fc.bias" : tensor<96xf32> init zeros trainable
+kiln.parameter @"lm_head.weight" : tensor<100x96xf32> init normal std = 2.000000e-02 trainable
+func.func @forward(%ids: tensor<?xi64>) -> tensor<?x100xf32> {
+  %wte = kiln.read_param @"wte.weight" : tensor<100x64xf32>
+  %x = kiln.gather %wte[%ids] axis = 0 : (tensor<100x64xf32>, tensor<?xi64>) -> tensor<?x64xf32>
+  %w = kiln.read_param @"h.fc.weight" : tensor<64x96xf32>
+  %b = kiln.read_param @"h.fc.bias" : tensor<96xf32>
+  %h = kiln.linear %x, %w bias %b weight_in_out : (tensor<?x64xf32>, tensor<64x96xf32>, tensor<96xf32>) -> tensor<?x96xf32>
+  %head = kiln.read_param @"lm_head.weight" : tensor<100x96xf32>
+  %logits = kiln.linear %h, %head : (tensor<?x96xf32>, tensor<100x96xf32>) -> tensor<?x100xf32>
+  return %logits : tensor<?x100xf32>
+}
+
+// -----
+
+// GROUP: error: cannot quantize 'h.fc.weight' with w4g48: its input dim 64 is not a multiple of the group size 48
+// SCHEME: unknown quantization scheme 'w3': codes are 8 or 4 bits
+
+// A bf16 compute type: the dequantized f32 weight is cast where the float
+// weight was.
+// W8-LABEL: module
+// W8: %[[W:.+]] = kiln.dequantize %{{.*}}, %{{.*}} : (tensor<8x64xi8>, tensor<8x1xf32>) -> tensor<8x64xf32>
+// W8: %[[C:.+]] = kiln.cast %[[W]] : tensor<8x64xf32> -> tensor<8x64xbf16>
+// W8: kiln.linear %{{.*}}, %[[C]] : (tensor<?x64xbf16>, tensor<8x64xbf16>) -> tensor<?x8xbf16>
+kiln.parameter @"proj.weight" : tensor<8x64xf32> init normal std = 2.000000e-02 trainable
+func.func @forward(%x: tensor<?x64xbf16>) -> tensor<?x8xbf16> {
+  %w = kiln.read_param @"proj.weight" : tensor<8x64xf32>
+  %c = kiln.cast %w : tensor<8x64xf32> -> tensor<8x64xbf16>
+  %y = kiln.linear %x, %c : (tensor<?x64xbf16>, tensor<8x64xbf16>) -> tensor<?x8xbf16>
+  return %y : tensor<?x8xbf16>
+}

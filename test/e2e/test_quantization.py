@@ -1,0 +1,241 @@
+"""Quantization against PyTorch: the ops, the weights kiln-compile writes,
+and whole quantized models.
+
+- kiln.quantize (per-token and per-channel, signed and unsigned with zero
+  points) against torch.quantize_per_channel: codes bit-exact.
+- kiln.dequantize (int8 per channel, int4 in groups, signed and unsigned
+  with zero points) against torch.fake_quantize_per_channel_affine of the
+  same codes: bit-exact (one subtract and one multiply per element).
+- `kiln-compile --quantize` on gpt2-tiny with given weights: the codes,
+  scales and zero points in the artifact equal a numpy implementation of
+  the documented round-to-nearest rule (bit-exact), its dequantized weights
+  equal torch.fake_quantize_per_channel_affine of the float weights with
+  those scales, and the forward matches the float64 reference run on the
+  fake-quantized weights within the fp32 tolerances of test_models.py
+  (atol 1e-4 + rtol 1e-4).
+- Bad input: an unknown scheme, a group that does not divide a layer, a
+  quantized training artifact, each refused with one clear line.
+"""
+
+import os
+import subprocess
+import tempfile
+import textwrap
+import unittest
+
+import numpy as np
+import torch
+
+from kiln_artifacts import (KILN_COMPILE, MODELS, compile_artifact, load_safetensors, report,
+                            run_artifact, save_safetensors)
+from test_models import ATOL, RTOL, gpt2_reference
+import json
+
+
+def rtn(w, bits, group, symmetric):
+    """The round-to-nearest rule of docs/quantization.md on [out, in] f32
+    weights: returns (codes [out, in] int, scales [out, groups] f32, zero
+    points [out, groups] int or None)."""
+    out, inn = w.shape
+    group = group or inn
+    g = w.reshape(out, inn // group, group).astype(np.float32)
+    lo = np.minimum(g.min(-1), np.float32(0))
+    hi = np.maximum(g.max(-1), np.float32(0))
+    if symmetric:
+        qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        scale = np.maximum(-lo, hi) / np.float32(qmax)
+    else:
+        qmin, qmax = 0, (1 << bits) - 1
+        scale = (hi - lo) / np.float32(qmax)
+    scale = np.where(scale > 0, scale, np.float32(1)).astype(np.float32)
+    zero = None
+    if not symmetric:
+        zero = np.clip(np.rint(-lo / scale), qmin, qmax).astype(np.int64)
+    inverse = (np.float32(1) / scale).astype(np.float32)
+    codes = np.rint(g * inverse[..., None]).astype(np.float32)
+    if zero is not None:
+        codes = codes + zero[..., None]
+    codes = np.clip(codes, qmin, qmax).astype(np.int64).reshape(out, inn)
+    return codes, scale, zero
+
+
+def pack4(codes):
+    """Two 4-bit codes per byte, element 2k in the low nibble."""
+    c = (codes & 0xF).astype(np.uint8)
+    return (c[:, 0::2] | (c[:, 1::2] << 4)).view(np.int8)
+
+
+def torch_fake_quant(w, scale, zero, bits, group, symmetric):
+    """torch.fake_quantize_per_channel_affine over every (row, group)."""
+    out, inn = w.shape
+    group = group or inn
+    rows = torch.from_numpy(w.reshape(-1, group).copy())
+    qmin, qmax = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if symmetric else (0, (1 << bits) - 1)
+    zp = torch.zeros(rows.shape[0], dtype=torch.int32) if zero is None else \
+        torch.from_numpy(zero.reshape(-1).astype(np.int32))
+    fq = torch.fake_quantize_per_channel_affine(rows, torch.from_numpy(scale.reshape(-1)), zp, 0, qmin, qmax)
+    return fq.numpy().reshape(out, inn)
+
+
+def run_kiln(test, source, inputs, outputs):
+    """Compiles kiln IR `source` to an artifact and runs forward."""
+    work = test.tmp.name
+    path = os.path.join(work, "q.mlir")
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(source))
+    art = os.path.join(work, "q.kiln")
+    compile_artifact(path, art)
+    result = run_artifact(art, inputs, work)
+    return [result[name] for name in outputs]
+
+
+class QuantizeOps(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.rng = np.random.default_rng(0)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_quantize_matches_torch(self):
+        x = (self.rng.standard_normal((6, 40)) * 3).astype(np.float32)
+        # Some exact ties (x / scale = k + 0.5) to check half-to-even.
+        x[0, :8] = np.array([0.5, 1.5, 2.5, -0.5, -1.5, 3.5, 300.0, -300.0], np.float32)
+        scale = (self.rng.uniform(0.01, 0.05, (6, 1))).astype(np.float32)
+        scale[0, 0] = 1.0
+        zero = self.rng.integers(100, 150, (6, 1)).astype(np.int8).view(np.uint8).astype(np.int8)
+        signed, unsigned = run_kiln(self, """
+            func.func @forward(%x: tensor<6x40xf32> {kiln.name = "x"}, %s: tensor<6x1xf32> {kiln.name = "s"},
+                               %z: tensor<6x1xi8> {kiln.name = "z"})
+                -> (tensor<6x40xi8> {kiln.name = "signed"}, tensor<6x40xi8> {kiln.name = "unsigned"}) {
+              %0 = kiln.quantize %x, %s : (tensor<6x40xf32>, tensor<6x1xf32>) -> tensor<6x40xi8>
+              %1 = kiln.quantize %x, %s zero_point %z unsigned : (tensor<6x40xf32>, tensor<6x1xf32>, tensor<6x1xi8>) -> tensor<6x40xi8>
+              return %0, %1 : tensor<6x40xi8>, tensor<6x40xi8>
+            }""", {"x": x, "s": scale, "z": zero}, ["signed", "unsigned"])
+        xt, st = torch.from_numpy(x), torch.from_numpy(scale[:, 0].astype(np.float64))
+        expected = torch.quantize_per_channel(xt, st, torch.zeros(6, dtype=torch.int64), 0, torch.qint8)
+        np.testing.assert_array_equal(signed, expected.int_repr().numpy())
+        zt = torch.from_numpy(zero[:, 0].view(np.uint8).astype(np.int64))
+        expected = torch.quantize_per_channel(xt, st, zt, 0, torch.quint8)
+        np.testing.assert_array_equal(unsigned.view(np.uint8), expected.int_repr().numpy())
+
+    def test_dequantize_matches_torch(self):
+        out, inn, group = 8, 64, 16
+        w = self.rng.standard_normal((out, inn)).astype(np.float32)
+        c8, s8, _ = rtn(w, 8, 0, True)
+        c4, s4, _ = rtn(w, 4, group, True)
+        c4a, s4a, z4a = rtn(w, 4, group, False)
+        d8, d4, d4a = run_kiln(self, """
+            func.func @forward(%c8: tensor<8x64xi8> {kiln.name = "c8"}, %s8: tensor<8x1xf32> {kiln.name = "s8"},
+                               %c4: tensor<8x32xi8> {kiln.name = "c4"}, %s4: tensor<8x4xf32> {kiln.name = "s4"},
+                               %c4a: tensor<8x32xi8> {kiln.name = "c4a"}, %s4a: tensor<8x4xf32> {kiln.name = "s4a"},
+                               %z4a: tensor<8x4xi8> {kiln.name = "z4a"})
+                -> (tensor<8x64xf32> {kiln.name = "d8"}, tensor<8x64xf32> {kiln.name = "d4"},
+                    tensor<8x64xf32> {kiln.name = "d4a"}) {
+              %0 = kiln.dequantize %c8, %s8 : (tensor<8x64xi8>, tensor<8x1xf32>) -> tensor<8x64xf32>
+              %1 = kiln.dequantize %c4, %s4 bits = 4 : (tensor<8x32xi8>, tensor<8x4xf32>) -> tensor<8x64xf32>
+              %2 = kiln.dequantize %c4a, %s4a zero_point %z4a bits = 4 unsigned : (tensor<8x32xi8>, tensor<8x4xf32>, tensor<8x4xi8>) -> tensor<8x64xf32>
+              return %0, %1, %2 : tensor<8x64xf32>, tensor<8x64xf32>, tensor<8x64xf32>
+            }""", {"c8": c8.astype(np.int8), "s8": s8, "c4": pack4(c4), "s4": s4,
+                   "c4a": pack4(c4a), "s4a": s4a, "z4a": z4a.astype(np.int8)}, ["d8", "d4", "d4a"])
+        np.testing.assert_array_equal(d8, torch_fake_quant(w, s8, None, 8, 0, True))
+        np.testing.assert_array_equal(d4, torch_fake_quant(w, s4, None, 4, group, True))
+        np.testing.assert_array_equal(d4a, torch_fake_quant(w, s4a, z4a, 4, group, False))
+
+
+LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
+
+
+class QuantizedGpt2(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.model = os.path.join(MODELS, "gpt2-tiny.json")
+        with open(self.model) as f:
+            self.cfg = json.load(f)
+        rng = np.random.default_rng(1)
+        art = os.path.join(self.tmp.name, "init.kiln")
+        compile_artifact(self.model, art)
+        self.weights = load_safetensors(os.path.join(art, "weights.safetensors"))
+        # Trained-looking weights: wider than the init, with outliers.
+        for name, w in self.weights.items():
+            if w.ndim == 2 and any(l in name for l in LINEARS):
+                w = rng.standard_normal(w.shape).astype(np.float32) * 0.08
+                w[rng.random(w.shape) < 0.01] *= 8
+                self.weights[name] = w.astype(np.float32)
+        self.path = os.path.join(self.tmp.name, "w.safetensors")
+        save_safetensors(self.weights, self.path)
+        self.ids = rng.integers(0, self.cfg["vocab_size"], (2, 9)).astype(np.int64)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def check(self, scheme, bits, group, symmetric):
+        art = os.path.join(self.tmp.name, scheme + ".kiln")
+        manifest = compile_artifact(self.model, art, weights=self.path, extra=["--quantize", scheme])
+        self.assertEqual(manifest["compile_options"]["quantize"], scheme)
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        fake = dict(self.weights)
+        for layer in range(self.cfg["n_layer"]):
+            for linear in LINEARS:
+                prefix = f"transformer.h.{layer}.{linear}"
+                w = self.weights[prefix + ".weight"].T  # Conv1D [in, out] -> [out, in]
+                codes, scale, zero = rtn(w, bits, group, symmetric)
+                packed = pack4(codes) if bits == 4 else codes.astype(np.int8)
+                np.testing.assert_array_equal(stored[prefix + ".qweight"], packed, prefix)
+                np.testing.assert_array_equal(stored[prefix + ".scales"], scale, prefix)
+                if not symmetric:
+                    np.testing.assert_array_equal(stored[prefix + ".qzeros"], zero.astype(np.int8), prefix)
+                else:
+                    self.assertNotIn(prefix + ".qzeros", stored)
+                self.assertNotIn(prefix + ".weight", stored)
+                zp = 0 if zero is None else np.repeat(zero, group or w.shape[1], axis=1)
+                dequant = ((codes - zp) * np.repeat(scale, group or w.shape[1], axis=1)).astype(np.float32)
+                np.testing.assert_array_equal(dequant, torch_fake_quant(w, scale, zero, bits, group, symmetric))
+                fake[prefix + ".weight"] = dequant.T.copy()
+        logits = run_artifact(art, {"input_ids": self.ids}, self.tmp.name)["logits"]
+        expected = gpt2_reference(fake, self.ids, self.cfg)
+        report(f"gpt2-tiny {scheme}", logits, expected)
+        np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
+        # The quantization changed the logits (the test can fail).
+        float_logits = gpt2_reference(self.weights, self.ids, self.cfg)
+        self.assertGreater(np.abs(float_logits - expected).max(), 10 * ATOL)
+        return manifest
+
+    def test_w8(self):
+        self.check("w8", 8, 0, True)
+
+    def test_w4g32(self):
+        self.check("w4g32", 4, 32, True)
+
+    def test_w4g16_asym(self):
+        self.check("w4g16-asym", 4, 16, False)
+
+    def test_init_rules_quantize_the_float_init(self):
+        # Without --weights the codes quantize exactly what the float model
+        # would have been initialized with.
+        art = os.path.join(self.tmp.name, "w8-init.kiln")
+        compile_artifact(self.model, art, extra=["--quantize", "w8"])
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        init = load_safetensors(os.path.join(self.tmp.name, "init.kiln", "weights.safetensors"))
+        prefix = "transformer.h.1.mlp.c_fc"
+        codes, scale, _ = rtn(init[prefix + ".weight"].T, 8, 0, True)
+        np.testing.assert_array_equal(stored[prefix + ".qweight"], codes.astype(np.int8))
+        np.testing.assert_array_equal(stored[prefix + ".scales"], scale)
+
+    def test_bad_input(self):
+        def refused(extra):
+            result = subprocess.run([KILN_COMPILE, self.model, "--target", "cpu", "-o",
+                                     os.path.join(self.tmp.name, "bad.kiln")] + extra,
+                                    capture_output=True, text=True)
+            self.assertNotEqual(result.returncode, 0)
+            return result.stderr
+        self.assertIn("unknown quantization scheme 'w5'", refused(["--quantize", "w5"]))
+        self.assertIn("its input dim 64 is not a multiple of the group size 48",
+                      refused(["--quantize", "w4g48"]))
+        self.assertIn("quantized weights are not trainable",
+                      refused(["--quantize", "w8", "--mode", "train"]))
+        self.assertIn("--quantize-skip needs --quantize", refused(["--quantize-skip", "x"]))
+
+
+if __name__ == "__main__":
+    unittest.main()
