@@ -507,7 +507,12 @@ struct TileAndVectorizeContractionsPass
       // (masked when that is not known at compile time).
       int64_t rows = tile.getStaticLoopRanges()[loops - 3];
       vectorSizes[loops - 3] = ShapedType::isDynamic(rows) ? tileRows : rows;
-      vectorSizes[loops - 1] = tileCols;
+      // So does the last panel of a split column range (the one column of
+      // a 50257-wide LM head): masked 16-lane accesses of a 1-wide panel
+      // were lowered to full-width loads past the end of the result.
+      int64_t cols = tile.getStaticLoopRanges()[loops - 1];
+      vectorSizes[loops - 1] =
+          !ShapedType::isDynamic(cols) && cols < tileCols ? cols : tileCols;
       // Spelled out: an empty list builds vector types that differ from the
       // ones the verifiers infer (all dims explicitly fixed-size).
       SmallVector<bool> scalableDims(loops, false);
