@@ -29,6 +29,7 @@
 #include "mlir/Dialect/SCF/Transforms/TileUsingInterface.h"
 #include "mlir/Dialect/SCF/Transforms/Transforms.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Tensor/Transforms/Transforms.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/Vector/Transforms/LoweringPatterns.h"
 #include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
@@ -86,6 +87,63 @@ bool readsLhsPlain(linalg::GenericOp op) {
 
 /// Whether the contraction reads its rhs as [..., n, k] (a transposed rhs
 /// read in place, see readTransposedRhsInPlace) rather than [..., k, n].
+/// Whether `value` is a weight as the entry point receives it: a function
+/// argument, possibly reshaped.
+bool isArgumentOrReshaped(Value value) {
+  while (Operation *def = value.getDefiningOp()) {
+    if (!isa<tensor::ExpandShapeOp, tensor::CollapseShapeOp>(def))
+      return false;
+    value = def->getOperand(0);
+  }
+  return true;
+}
+
+/// A panel `slice` of an rhs that an elementwise generic computes from
+/// arguments alone (kiln.dequantize of a quantized weight's codes and
+/// scales, possibly collapsed from its blocked iteration space): the same
+/// generic over just the panel's part of its inputs, so the float weight is
+/// never materialized whole; null when the rhs is anything else.
+Value computeSliceFromArguments(RewriterBase &rewriter,
+                                tensor::ExtractSliceOp slice) {
+  Value source = slice.getSource();
+  auto collapse = source.getDefiningOp<tensor::CollapseShapeOp>();
+  Value produced = collapse ? collapse.getSrc() : source;
+  auto generic = produced.getDefiningOp<linalg::GenericOp>();
+  if (!generic || !linalg::isElementwise(generic) ||
+      generic.getNumDpsInits() != 1 ||
+      !llvm::all_of(generic.getDpsInputs(), isArgumentOrReshaped) ||
+      !generic.getDpsInits().front().getDefiningOp<tensor::EmptyOp>())
+    return {};
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPoint(slice);
+  Location loc = slice.getLoc();
+  tensor::ExtractSliceOp producerSlice = slice;
+  if (collapse) {
+    SmallVector<OpFoldResult> offsets, sizes, strides;
+    if (failed(tensor::getExpandedExtractSliceInfo(
+            rewriter, slice, collapse.getReassociationIndices(),
+            collapse.getSrcType().getShape(), offsets, sizes, strides)))
+      return {};
+    producerSlice = tensor::ExtractSliceOp::create(
+        rewriter, loc, collapse.getSrc(), offsets, sizes, strides);
+  }
+  FailureOr<TilingResult> tiled = tensor::replaceExtractSliceWithTiledProducer(
+      rewriter, producerSlice, cast<OpResult>(produced));
+  if (failed(tiled) || tiled->tiledValues.size() != 1) {
+    if (producerSlice != slice)
+      rewriter.eraseOp(producerSlice);
+    return {};
+  }
+  Value result = tiled->tiledValues.front();
+  if (producerSlice != slice)
+    rewriter.eraseOp(producerSlice);
+  if (collapse)
+    result = tensor::CollapseShapeOp::create(
+        rewriter, loc, slice.getType(), result,
+        collapse.getReassociationIndices());
+  return result.getType() == slice.getType() ? result : Value();
+}
+
 bool readsRhsTransposed(linalg::GenericOp op) {
   int64_t loops = op.getNumLoops();
   return readsLastTwoBy(op, 1, loops - 1, loops - 2);
@@ -424,6 +482,11 @@ struct TileAndVectorizeContractionsPass
         OpOperand &rhs = panelOp->getOpOperand(1);
         rewriter.setInsertionPoint(panelOp);
         Location loc = panelOp.getLoc();
+        // A dequantized weight is dequantized panel by panel, into the
+        // packing, instead of whole before the matmul.
+        if (auto slice = rhs.get().getDefiningOp<tensor::ExtractSliceOp>())
+          if (Value computed = computeSliceFromArguments(rewriter, slice))
+            rewriter.modifyOpInPlace(panelOp, [&] { rhs.set(computed); });
         auto rhsType = cast<RankedTensorType>(rhs.get().getType());
         SmallVector<OpFoldResult> sizes =
             tensor::getMixedSizes(rewriter, loc, rhs.get());

@@ -234,3 +234,21 @@ func.func @long_k(%a: tensor<12x512xf32>, %b: tensor<512x64xf32>) -> tensor<12x6
   %0 = kiln.matmul %a, %b : (tensor<12x512xf32>, tensor<512x64xf32>) -> tensor<12x64xf32>
   return %0 : tensor<12x64xf32>
 }
+
+// -----
+
+// A dequantized weight (4-bit codes in groups of 32) read transposed: each
+// column panel dequantizes its own 16 rows of codes ([16, 2, 16, 2] of the
+// blocked iteration space) right before packing them; the [48, 64] float
+// weight is never computed whole.
+// AVX2-LABEL: func @dequantized_rhs
+// AVX2-NOT: linalg.generic {{.*}} outs(%{{.*}} : tensor<48x2x16x2xf32>)
+// AVX2: scf.forall (%[[N:.+]]) = (0) to (48) step (16)
+// AVX2: %[[CODES:.+]] = tensor.extract_slice %{{.*}}[%[[N]], 0, 0] [16, 2, 16] [1, 1, 1] : tensor<48x2x16xi8> to tensor<16x2x16xi8>
+// AVX2: %[[DEQ:.+]] = linalg.generic {{.*}} ins(%[[CODES]], %{{.*}} : tensor<16x2x16xi8>, tensor<16x2xf32>)
+// AVX2: tensor.collapse_shape %[[DEQ]] {{\[\[}}0], [1, 2, 3]] : tensor<16x2x16x2xf32> into tensor<16x64xf32>
+func.func @dequantized_rhs(%x: tensor<12x64xf32>, %q: tensor<48x32xi8>, %s: tensor<48x2xf32>) -> tensor<12x48xf32> {
+  %w = kiln.dequantize %q, %s bits = 4 : (tensor<48x32xi8>, tensor<48x2xf32>) -> tensor<48x64xf32>
+  %y = kiln.matmul %x, %w transpose_rhs : (tensor<12x64xf32>, tensor<48x64xf32>) -> tensor<12x48xf32>
+  return %y : tensor<12x48xf32>
+}

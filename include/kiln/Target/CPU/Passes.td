@@ -21,9 +21,13 @@ def TileAndVectorizeContractionsPass
     its source), splits the columns into panels run in parallel
     (`scf.forall`), packs each panel's rhs columns contiguously and walks
     the panel in register tiles of 8 x 32 outputs (by default; `tile-m` x `tile-n`) with
-    the k loop innermost. Each tile is vectorized (masked where the columns
-    are not a multiple of the tile; the last partial row tile is peeled and
-    vectorized at its own size), its accumulators are hoisted out of the k
+    the k loop innermost. An rhs that an elementwise generic computes from
+    the function's arguments alone (`kiln.dequantize` of a quantized
+    weight's codes and scales) is computed panel by panel, into the
+    packing, so the float weight is never materialized whole. Each tile is
+    vectorized (the last panel of a column count that is not a multiple of
+    the panel width at its own width; the last partial row tile is peeled
+    and vectorized at its own size), its accumulators are hoisted out of the k
     loop, and its contraction becomes outer products: each step of k is 8
     scalar lhs loads broadcast to vectors and 16 fused multiply-adds on
     registers (AVX-512). A transposed rhs is read in place, panel by
