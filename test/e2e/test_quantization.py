@@ -13,6 +13,9 @@ and whole quantized models.
   those scales, and the forward matches the float64 reference run on the
   fake-quantized weights within the fp32 tolerances of test_models.py
   (atol 1e-4 + rtol 1e-4).
+- llama-tiny (w8 with the LM head, w4g4) and bert-tiny (w4g16-asym, with
+  padding) against their float64 references on fake-quantized weights, the
+  same way.
 - Bad input: an unknown scheme, a group that does not divide a layer, a
   quantized training artifact, each refused with one clear line.
 """
@@ -28,7 +31,8 @@ import torch
 
 from kiln_artifacts import (KILN_COMPILE, MODELS, compile_artifact, load_safetensors, report,
                             run_artifact, save_safetensors)
-from test_models import ATOL, RTOL, gpt2_reference
+from test_models import (ATOL, RTOL, bert_reference, gpt2_reference, llama_reference, load_config,
+                         random_weights_by_rule)
 import json
 
 
@@ -146,6 +150,86 @@ class QuantizeOps(unittest.TestCase):
 LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
 
 
+def fake_quantized(test, weights, stored, bits, group, symmetric, transposed):
+    """Checks the stored parts of every quantized weight against rtn() and
+    returns the weights with each quantized one replaced by its
+    dequantization (torch's fake quantization of it, checked equal)."""
+    fake = dict(weights)
+    prefixes = [name[:-len(".qweight")] for name in stored if name.endswith(".qweight")]
+    test.assertTrue(prefixes)
+    for prefix in prefixes:
+        w = weights[prefix + ".weight"]
+        w = w.T if transposed else w
+        codes, scale, zero = rtn(w, bits, group, symmetric)
+        packed = pack4(codes) if bits == 4 else codes.astype(np.int8)
+        np.testing.assert_array_equal(stored[prefix + ".qweight"], packed, prefix)
+        np.testing.assert_array_equal(stored[prefix + ".scales"], scale, prefix)
+        if not symmetric:
+            np.testing.assert_array_equal(stored[prefix + ".qzeros"], zero.astype(np.int8), prefix)
+        else:
+            test.assertNotIn(prefix + ".qzeros", stored)
+        test.assertNotIn(prefix + ".weight", stored)
+        width = group or w.shape[1]
+        zp = 0 if zero is None else np.repeat(zero, width, axis=1)
+        dequant = ((codes - zp) * np.repeat(scale, width, axis=1)).astype(np.float32)
+        np.testing.assert_array_equal(dequant, torch_fake_quant(w, scale, zero, bits, group, symmetric))
+        fake[prefix + ".weight"] = (dequant.T if transposed else dequant).copy()
+    return fake, prefixes
+
+
+class QuantizedLlamaBert(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def compile_pair(self, config, seed, is_norm, extra):
+        path, cfg = load_config(config)
+        first = compile_artifact(path, os.path.join(self.tmp.name, "init.kiln"))
+        weights = random_weights_by_rule(first, seed=seed, is_norm=is_norm)
+        wpath = os.path.join(self.tmp.name, "w.safetensors")
+        save_safetensors(weights, wpath)
+        art = os.path.join(self.tmp.name, "q.kiln")
+        compile_artifact(path, art, weights=wpath, extra=extra)
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        return cfg, weights, stored, art
+
+    def check_llama(self, scheme, bits, group, extra=()):
+        cfg, weights, stored, art = self.compile_pair(
+            "llama-tiny.json", 4, lambda n: n.endswith("norm.weight"), ["--quantize", scheme, *extra])
+        fake, prefixes = fake_quantized(self, weights, stored, bits, group, True, False)
+        self.assertEqual(len(prefixes), 7 * cfg["num_hidden_layers"] + ("--quantize-lm-head" in extra))
+        ids = np.random.default_rng(5).integers(0, cfg["vocab_size"], (2, 7)).astype(np.int64)
+        logits = run_artifact(art, {"input_ids": ids}, self.tmp.name)["logits"]
+        expected = llama_reference(fake, ids, cfg)
+        report(f"llama-tiny {scheme}", logits, expected)
+        np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
+
+    def test_llama_w8_with_lm_head(self):
+        self.check_llama("w8", 8, 0, ["--quantize-lm-head"])
+
+    def test_llama_w4g4(self):
+        # intermediate_size 172 = 4 * 43: groups of 4 divide every layer.
+        self.check_llama("w4g4", 4, 4)
+
+    def test_bert_w4g16_asym_with_padding(self):
+        cfg, weights, stored, art = self.compile_pair(
+            "bert-tiny.json", 3, lambda n: n.endswith("LayerNorm.weight"), ["--quantize", "w4g16-asym"])
+        fake, _ = fake_quantized(self, weights, stored, 4, 16, False, False)
+        rng = np.random.default_rng(6)
+        lengths, seq = (6, 3), 6
+        ids = rng.integers(0, cfg["vocab_size"], (2, seq)).astype(np.int64)
+        types = rng.integers(0, cfg["type_vocab_size"], (2, seq)).astype(np.int64)
+        mask = (np.arange(seq)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
+        out = run_artifact(art, {"input_ids": ids, "token_type_ids": types, "attention_mask": mask},
+                           self.tmp.name)
+        hidden, pooled = bert_reference(fake, ids, types, mask, cfg)
+        for name, expected in (("last_hidden_state", hidden), ("pooler_output", pooled)):
+            report(f"bert-tiny w4g16-asym {name}", out[name], expected)
+            np.testing.assert_allclose(out[name], expected, rtol=RTOL, atol=ATOL)
+
+
 class QuantizedGpt2(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.TemporaryDirectory()
@@ -174,24 +258,10 @@ class QuantizedGpt2(unittest.TestCase):
         manifest = compile_artifact(self.model, art, weights=self.path, extra=["--quantize", scheme])
         self.assertEqual(manifest["compile_options"]["quantize"], scheme)
         stored = load_safetensors(os.path.join(art, "weights.safetensors"))
-        fake = dict(self.weights)
-        for layer in range(self.cfg["n_layer"]):
-            for linear in LINEARS:
-                prefix = f"transformer.h.{layer}.{linear}"
-                w = self.weights[prefix + ".weight"].T  # Conv1D [in, out] -> [out, in]
-                codes, scale, zero = rtn(w, bits, group, symmetric)
-                packed = pack4(codes) if bits == 4 else codes.astype(np.int8)
-                np.testing.assert_array_equal(stored[prefix + ".qweight"], packed, prefix)
-                np.testing.assert_array_equal(stored[prefix + ".scales"], scale, prefix)
-                if not symmetric:
-                    np.testing.assert_array_equal(stored[prefix + ".qzeros"], zero.astype(np.int8), prefix)
-                else:
-                    self.assertNotIn(prefix + ".qzeros", stored)
-                self.assertNotIn(prefix + ".weight", stored)
-                zp = 0 if zero is None else np.repeat(zero, group or w.shape[1], axis=1)
-                dequant = ((codes - zp) * np.repeat(scale, group or w.shape[1], axis=1)).astype(np.float32)
-                np.testing.assert_array_equal(dequant, torch_fake_quant(w, scale, zero, bits, group, symmetric))
-                fake[prefix + ".weight"] = dequant.T.copy()
+        fake, prefixes = fake_quantized(self, self.weights, stored, bits, group, symmetric, True)
+        self.assertEqual(sorted(prefixes), sorted(f"transformer.h.{layer}.{linear}"
+                                                  for layer in range(self.cfg["n_layer"])
+                                                  for linear in LINEARS))
         logits = run_artifact(art, {"input_ids": self.ids}, self.tmp.name)["logits"]
         expected = gpt2_reference(fake, self.ids, self.cfg)
         report(f"gpt2-tiny {scheme}", logits, expected)
