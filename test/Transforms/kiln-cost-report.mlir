@@ -119,6 +119,7 @@ func.func @dyn(%a: tensor<?x64xf32>, %b: tensor<64x?xf32>) -> tensor<?x?xf32> {
 // JSON:      "parameters": {
 // JSON-NEXT:   "bytes": 154418720,
 // JSON-NEXT:   "count": 38609680,
+// JSON-NEXT:   "quantized": 0,
 // JSON-NEXT:   "tensors": 3,
 // JSON-NEXT:   "trainable": 38599680
 // JSON-NOT:  "ops"

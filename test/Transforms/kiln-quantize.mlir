@@ -3,6 +3,7 @@
 // RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w8 skip=*.fc.* lm-head=true' | FileCheck %s --check-prefix=SKIP
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g48' 2>&1 | FileCheck %s --check-prefix=GROUP
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w3' 2>&1 | FileCheck %s --check-prefix=SCHEME
+// RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g32' --kiln-cost-report -o /dev/null | FileCheck %s --check-prefix=COST
 
 // A Conv1D-layout ([in, out]) weight becomes [out, in] codes and one scale
 // per output channel; the linear reads the dequantized weight, no longer
@@ -27,6 +28,12 @@
 // W4-DAG: kiln.parameter @h.fc.qzeros : tensor<96x2xi8>
 // W4: %[[W:.+]] = kiln.dequantize %{{.*}}, %{{.*}} zero_point %{{.*}} bits = 4 unsigned : (tensor<96x32xi8>, tensor<96x2xf32>, tensor<96x2xi8>) -> tensor<96x64xf32>
 // W4: kiln.linear %{{.*}}, %[[W]] bias
+
+// The cost report counts the 64 x 96 quantized weights once (at their 3,072
+// bytes of 4-bit codes; the 96 x 2 scales are bytes only): 6,400 + 96 +
+// 9,600 float elements and 6,144 quantized; 25,600 + 384 + 38,400 bytes of
+// floats, 3,072 of codes and 768 of scales.
+// COST: parameters  22,240 in 5 tensors (16,096 trainable, 6,144 quantized), 68.22 KB
 
 // `skip` keeps h.fc float; `lm-head` quantizes the LM head.
 // SKIP-DAG: kiln.parameter @h.fc.weight : tensor<64x96xf32>

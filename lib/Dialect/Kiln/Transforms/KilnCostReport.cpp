@@ -9,6 +9,7 @@
 
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
+#include "kiln/Dialect/Kiln/Transforms/Quantization.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/MapVector.h"
@@ -86,10 +87,25 @@ struct KilnCostReportPass
     ModuleOp module = getOperation();
 
     // Parameters.
-    double paramCount = 0, paramBytes = 0, trainableCount = 0;
+    double paramCount = 0, paramBytes = 0, trainableCount = 0,
+           quantizedCount = 0;
     int64_t paramTensors = 0;
     for (auto param : module.getOps<ParameterOp>()) {
       double n = getNumElements(param.getTensorType(), options);
+      // A quantized weight counts its weights once, at its codes (two per
+      // byte with 4 bits); its scales and zero points are bytes only.
+      if (auto from = param->getAttrOfType<DictionaryAttr>(
+              attrs::kQuantizedFrom)) {
+        auto q = WeightQuantization::fromAttr(from);
+        if (!q) {
+          llvm::consumeError(q.takeError());
+        } else if (q->part == QuantizedPart::Codes) {
+          n = static_cast<double>(q->outDim()) * q->inDim();
+          quantizedCount += n;
+        } else {
+          n = 0;
+        }
+      }
       paramCount += n;
       paramBytes += getTensorBytes(param.getTensorType(), options);
       if (param.getTrainable())
@@ -104,10 +120,14 @@ struct KilnCostReportPass
     if (!title.empty())
       os << " - " << title;
     os << "\n";
-    os << llvm::formatv("  parameters  {0} in {1} tensors ({2} trainable), "
-                        "{3}\n",
+    os << llvm::formatv("  parameters  {0} in {1} tensors ({2} trainable{3}), "
+                        "{4}\n",
                         withCommas(paramCount), paramTensors,
-                        withCommas(trainableCount), humanize(paramBytes, "B"));
+                        withCommas(trainableCount),
+                        quantizedCount ? ", " + withCommas(quantizedCount) +
+                                             " quantized"
+                                       : std::string(),
+                        humanize(paramBytes, "B"));
     os << llvm::formatv("  roofline    {0} GFLOP/s peak, {1} GB/s memory; "
                         "dynamic dims taken as {2}\n",
                         peakGflops.getValue(), bandwidthGbs.getValue(),
@@ -140,6 +160,7 @@ struct KilnCostReportPass
       llvm::json::Object root{
           {"parameters", llvm::json::Object{{"count", paramCount},
                                             {"trainable", trainableCount},
+                                            {"quantized", quantizedCount},
                                             {"tensors", paramTensors},
                                             {"bytes", paramBytes}}},
           {"assumptions",
