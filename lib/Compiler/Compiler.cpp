@@ -36,6 +36,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <cstring>
 #include <random>
@@ -494,6 +495,14 @@ sourceValues(const ParameterInfo &param, const rt::SafeTensorInfo *info,
       return std::move(err);
     std::memcpy(source.data(), bytes.data(), bytes.size());
   }
+  // A NaN or infinity has no code (and would make the scale of its group
+  // meaningless): refuse it rather than write garbage.
+  for (size_t i = 0; i < source.size(); ++i)
+    if (!std::isfinite(source[i]))
+      return error("cannot quantize '" + q.source + "': element [" +
+                   llvm::Twine(i / cols) + ", " + llvm::Twine(i % cols) +
+                   "] is " + llvm::formatv("{0}", source[i]).str() +
+                   (info ? " in " + files->description() : std::string()));
   if (!q.transposed)
     return source;
   // [in, out] to [out, in].

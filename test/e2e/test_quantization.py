@@ -305,6 +305,15 @@ class QuantizedGpt2(unittest.TestCase):
         self.assertIn("quantized weights are not trainable",
                       refused(["--quantize", "w8", "--mode", "train"]))
         self.assertIn("--quantize-skip needs --quantize", refused(["--quantize-skip", "x"]))
+        # A corrupt checkpoint: a NaN in a weight to quantize.
+        bad = dict(self.weights)
+        name = "transformer.h.0.mlp.c_fc.weight"
+        bad[name] = bad[name].copy()
+        bad[name][3, 5] = np.nan
+        path = os.path.join(self.tmp.name, "nan.safetensors")
+        save_safetensors(bad, path)
+        self.assertIn(f"cannot quantize '{name}': element [3, 5] is nan",
+                      refused(["--quantize", "w8", "--weights", path]))
 
 
 if __name__ == "__main__":
