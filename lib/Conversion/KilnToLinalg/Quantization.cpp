@@ -151,6 +151,50 @@ Value extendCode(OpBuilder &b, Location loc, Value code, bool isUnsigned) {
   return arith::ExtSIOp::create(b, loc, i32, code);
 }
 
+/// The (de)quantization generic over `space`: `first` (the codes or the
+/// floats, expanded to the space) read with `firstMap`, then the scale and
+/// the zero point, into a `resultType` value collapsed back from the
+/// space. Dynamic loops are whole dims of `first`'s unexpanded source
+/// `sizeSource` (a 4-bit last dim is static wherever it is split).
+Value buildBlockwise(OpBuilder &b, Location loc, const BlockSpace &space,
+                     Value first, AffineMap firstMap, Value scale,
+                     Value zeroPoint, Value sizeSource,
+                     RankedTensorType resultType,
+                     function_ref<Value(OpBuilder &, Location, ValueRange)> body) {
+  MLIRContext *ctx = b.getContext();
+  int64_t loops = space.loops.size();
+  auto [scaleValue, scaleMap] = scaleOperand(b, loc, scale, space);
+  SmallVector<Value> inputs{first, scaleValue};
+  SmallVector<AffineMap> maps{firstMap, scaleMap};
+  if (zeroPoint) {
+    auto [zero, zeroMap] = scaleOperand(b, loc, zeroPoint, space);
+    inputs.push_back(zero);
+    maps.push_back(zeroMap);
+  }
+  maps.push_back(AffineMap::getMultiDimIdentityMap(loops, ctx));
+  SmallVector<Value> dynamic;
+  for (auto [dim, group] : llvm::enumerate(space.groups))
+    for (int64_t loop : group)
+      if (ShapedType::isDynamic(space.loops[loop]))
+        dynamic.push_back(tensor::DimOp::create(b, loc, sizeSource, dim));
+  auto expandedType =
+      RankedTensorType::get(space.loops, resultType.getElementType());
+  Value init = tensor::EmptyOp::create(b, loc, expandedType, dynamic);
+  SmallVector<utils::IteratorType> iterators(loops,
+                                             utils::IteratorType::parallel);
+  auto generic = linalg::GenericOp::create(
+      b, loc, expandedType, inputs, init, maps, iterators,
+      [&](OpBuilder &nested, Location l, ValueRange args) {
+        linalg::YieldOp::create(nested, l,
+                                ValueRange{body(nested, l, args)});
+      });
+  Value result = generic.getResult(0);
+  if (loops != resultType.getRank())
+    result = tensor::CollapseShapeOp::create(b, loc, resultType, result,
+                                             space.groups);
+  return result;
+}
+
 struct DequantizePattern : OpConversionPattern<DequantizeOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -158,49 +202,24 @@ struct DequantizePattern : OpConversionPattern<DequantizeOp> {
                   ConversionPatternRewriter &rewriter) const final {
     Location loc = op.getLoc();
     auto resultType = cast<RankedTensorType>(op.getType());
-    auto scaleType = tensorType(adaptor.getScale());
     int64_t bits = op.getBits();
     bool isUnsigned = op.getUnsignedCodes();
-    BlockSpace space = buildBlockSpace(resultType.getShape(), scaleType, bits);
-    MLIRContext *ctx = rewriter.getContext();
+    BlockSpace space = buildBlockSpace(
+        resultType.getShape(), tensorType(adaptor.getScale()), bits);
     int64_t loops = space.loops.size();
-
     SmallVector<int64_t> codeLoops;
     for (int64_t i = 0; i < loops; ++i)
       if (i != space.pairLoop)
         codeLoops.push_back(space.loops[i]);
     Value codes = expandTo(rewriter, loc, adaptor.getInput(), codeLoops,
                            codeGroups(space));
-    auto [scale, scaleMap] = scaleOperand(rewriter, loc, adaptor.getScale(),
-                                          space);
-    SmallVector<Value> inputs{codes, scale};
-    SmallVector<AffineMap> maps{mapWithout(ctx, loops, space.pairLoop),
-                                scaleMap};
-    if (Value zp = adaptor.getZeroPoint()) {
-      auto [zero, zeroMap] = scaleOperand(rewriter, loc, zp, space);
-      inputs.push_back(zero);
-      maps.push_back(zeroMap);
-    }
-    maps.push_back(AffineMap::getMultiDimIdentityMap(loops, ctx));
-
-    // Dynamic loops are whole dims of the codes (4-bit ones end in an even
-    // static block, so the last dim is never dynamic there).
-    SmallVector<Value> dynamic;
-    for (auto [dim, group] : llvm::enumerate(space.groups))
-      for (int64_t loop : group)
-        if (ShapedType::isDynamic(space.loops[loop]))
-          dynamic.push_back(
-              tensor::DimOp::create(rewriter, loc, adaptor.getInput(), dim));
-    auto expandedType =
-        RankedTensorType::get(space.loops, resultType.getElementType());
-    Value init = tensor::EmptyOp::create(rewriter, loc, expandedType, dynamic);
-    SmallVector<utils::IteratorType> iterators(loops,
-                                               utils::IteratorType::parallel);
     int64_t pairLoop = space.pairLoop;
     Type floatType = resultType.getElementType();
-    auto generic = linalg::GenericOp::create(
-        rewriter, loc, expandedType, inputs, init, maps, iterators,
-        [&](OpBuilder &b, Location l, ValueRange args) {
+    Value result = buildBlockwise(
+        rewriter, loc, space, codes,
+        mapWithout(rewriter.getContext(), loops, pairLoop), adaptor.getScale(),
+        adaptor.getZeroPoint(), adaptor.getInput(), resultType,
+        [&](OpBuilder &b, Location l, ValueRange args) -> Value {
           Value code = args[0];
           if (pairLoop >= 0) {
             Value four = arith::ConstantIntOp::create(b, l, b.getI8Type(), 4);
@@ -225,13 +244,8 @@ struct DequantizePattern : OpConversionPattern<DequantizeOp> {
             integer = arith::SubIOp::create(
                 b, l, integer, extendCode(b, l, args[2], isUnsigned));
           Value value = arith::SIToFPOp::create(b, l, floatType, integer);
-          linalg::YieldOp::create(
-              b, l, ValueRange{arith::MulFOp::create(b, l, value, args[1])});
+          return arith::MulFOp::create(b, l, value, args[1]);
         });
-    Value result = generic.getResult(0);
-    if (loops != resultType.getRank())
-      result = tensor::CollapseShapeOp::create(rewriter, loc, resultType,
-                                               result, space.groups);
     rewriter.replaceOp(op, result);
     return success();
   }
@@ -245,40 +259,18 @@ struct QuantizePattern : OpConversionPattern<QuantizeOp> {
     Location loc = op.getLoc();
     auto resultType = cast<RankedTensorType>(op.getType());
     auto inputType = tensorType(adaptor.getInput());
-    auto scaleType = tensorType(adaptor.getScale());
     bool isUnsigned = op.getUnsignedCodes();
-    BlockSpace space = buildBlockSpace(inputType.getShape(), scaleType, 8);
-    MLIRContext *ctx = rewriter.getContext();
-    int64_t loops = space.loops.size();
-
+    BlockSpace space = buildBlockSpace(inputType.getShape(),
+                                       tensorType(adaptor.getScale()), 8);
     Value input = expandTo(rewriter, loc, adaptor.getInput(), space.loops,
                            space.groups);
-    auto [scale, scaleMap] = scaleOperand(rewriter, loc, adaptor.getScale(),
-                                          space);
-    SmallVector<Value> inputs{input, scale};
-    AffineMap identity = AffineMap::getMultiDimIdentityMap(loops, ctx);
-    SmallVector<AffineMap> maps{identity, scaleMap};
-    if (Value zp = adaptor.getZeroPoint()) {
-      auto [zero, zeroMap] = scaleOperand(rewriter, loc, zp, space);
-      inputs.push_back(zero);
-      maps.push_back(zeroMap);
-    }
-    maps.push_back(identity);
-    SmallVector<Value> dynamic;
-    for (auto [dim, group] : llvm::enumerate(space.groups))
-      for (int64_t loop : group)
-        if (ShapedType::isDynamic(space.loops[loop]))
-          dynamic.push_back(
-              tensor::DimOp::create(rewriter, loc, adaptor.getInput(), dim));
-    auto expandedType =
-        RankedTensorType::get(space.loops, resultType.getElementType());
-    Value init = tensor::EmptyOp::create(rewriter, loc, expandedType, dynamic);
-    SmallVector<utils::IteratorType> iterators(loops,
-                                               utils::IteratorType::parallel);
     Type floatType = inputType.getElementType();
-    auto generic = linalg::GenericOp::create(
-        rewriter, loc, expandedType, inputs, init, maps, iterators,
-        [&](OpBuilder &b, Location l, ValueRange args) {
+    Value result = buildBlockwise(
+        rewriter, loc, space, input,
+        AffineMap::getMultiDimIdentityMap(space.loops.size(),
+                                          rewriter.getContext()),
+        adaptor.getScale(), adaptor.getZeroPoint(), adaptor.getInput(),
+        resultType, [&](OpBuilder &b, Location l, ValueRange args) -> Value {
           // torch: nearbyint(x * (1 / scale)) + zero_point, clamped.
           Value one = scalarConstant(b, l, floatType, 1.0);
           Value inverse = arith::DivFOp::create(b, l, one, args[1]);
@@ -296,16 +288,10 @@ struct QuantizePattern : OpConversionPattern<QuantizeOp> {
           Value hi = scalarConstant(b, l, floatType, isUnsigned ? 255 : 127);
           Value clamped = arith::MaxNumFOp::create(
               b, l, arith::MinNumFOp::create(b, l, rounded, hi), lo);
-          Value code =
-              isUnsigned
-                  ? Value(arith::FPToUIOp::create(b, l, b.getI8Type(), clamped))
-                  : Value(arith::FPToSIOp::create(b, l, b.getI8Type(), clamped));
-          linalg::YieldOp::create(b, l, ValueRange{code});
+          if (isUnsigned)
+            return arith::FPToUIOp::create(b, l, b.getI8Type(), clamped);
+          return arith::FPToSIOp::create(b, l, b.getI8Type(), clamped);
         });
-    Value result = generic.getResult(0);
-    if (loops != resultType.getRank())
-      result = tensor::CollapseShapeOp::create(rewriter, loc, resultType,
-                                               result, space.groups);
     rewriter.replaceOp(op, result);
     return success();
   }

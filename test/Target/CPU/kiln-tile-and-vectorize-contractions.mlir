@@ -252,3 +252,23 @@ func.func @dequantized_rhs(%x: tensor<12x64xf32>, %q: tensor<48x32xi8>, %s: tens
   %y = kiln.matmul %x, %w transpose_rhs : (tensor<12x64xf32>, tensor<48x64xf32>) -> tensor<12x48xf32>
   return %y : tensor<12x48xf32>
 }
+
+// -----
+
+// One row (a decoding step): the panels widen to 6 x 16 = 96 columns, so
+// the tile keeps twelve 8-lane accumulators, and the row-major rhs is read
+// in place, not packed. A transposed rhs keeps 16-column panels.
+// AVX2-LABEL: func @one_row
+// AVX2: scf.forall (%{{.*}}) = (0) to (192) step (96)
+// AVX2-NOT: linalg.copy
+// AVX2: vector.fma {{.*}} : vector<96xf32>
+// AVX2-LABEL: func @one_row_transposed
+// AVX2: scf.forall (%{{.*}}) = (0) to (192) step (16)
+func.func @one_row(%x: tensor<1x64xf32>, %w: tensor<64x192xf32>) -> tensor<1x192xf32> {
+  %0 = kiln.matmul %x, %w : (tensor<1x64xf32>, tensor<64x192xf32>) -> tensor<1x192xf32>
+  return %0 : tensor<1x192xf32>
+}
+func.func @one_row_transposed(%x: tensor<1x64xf32>, %w: tensor<192x64xf32>) -> tensor<1x192xf32> {
+  %0 = kiln.matmul %x, %w transpose_rhs : (tensor<1x64xf32>, tensor<192x64xf32>) -> tensor<1x192xf32>
+  return %0 : tensor<1x192xf32>
+}

@@ -24,7 +24,10 @@ def TileAndVectorizeContractionsPass
     the k loop innermost. An rhs that an elementwise generic computes from
     the function's arguments alone (`kiln.dequantize` of a quantized
     weight's codes and scales) is computed panel by panel, into the
-    packing, so the float weight is never materialized whole. Each tile is
+    packing, so the float weight is never materialized whole. A
+    contraction of fewer rows than a register tile (one token per sequence)
+    with a row-major rhs gets panels `tile-m / rows` times wider (as many
+    accumulators as a full tile) and reads its rhs in place. Each tile is
     vectorized (the last panel of a column count that is not a multiple of
     the panel width at its own width; the last partial row tile is peeled
     and vectorized at its own size), its accumulators are hoisted out of the k
