@@ -1,7 +1,7 @@
 //===- Driver.h - What the kiln driver's commands share ------------*- C++ -*-===//
 //
 // The `kiln` driver (kiln.cpp dispatches; one file per command: Run.cpp,
-// Bench.cpp, Info.cpp, Train.cpp for pretrain, plot and generate) parses its
+// Bench.cpp, Info.cpp, Train.cpp for pretrain, plot, generate and eval) parses its
 // command line by hand, as it links no LLVM. Every error is one line
 // "kiln: error: ..." and exit status 1 (fail).
 //
@@ -84,6 +84,7 @@ int infoCommand(int argc, char **argv);
 int pretrainCommand(int argc, char **argv);
 int plotCommand(int argc, char **argv);
 int generateCommand(int argc, char **argv);
+int evalCommand(int argc, char **argv);
 
 } // namespace kiln::driver
 

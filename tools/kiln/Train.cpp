@@ -7,8 +7,10 @@
 #include "Driver.h"
 
 #include "kiln/Train/Corpus.h"
+#include "kiln/Train/Eval.h"
 #include "kiln/Train/Generate.h"
 #include "kiln/Train/Pretrain.h"
+#include "kiln/Train/TokenData.h"
 #include "kiln/Train/Tokenizer.h"
 
 #include <cerrno>
@@ -96,6 +98,30 @@ OPTIONS:
   --top-p P             and within probability mass P (default 0.95)
   --samples N           independent samples (default 1)
   --seed S              sampling seed (default 0)
+  -h, --help            this text
+)";
+
+const char kEvalUsage[] =
+    R"(USAGE: kiln eval NAME.kiln (--run RUN_DIR | --tokens FILE) [options]
+
+The held-out loss of a language-model artifact: the mean next-token
+cross-entropy (nats) of its forward logits, and the perplexity exp(loss),
+over evenly spaced windows of a token file (the ones kiln pretrain
+evaluates on). Every variant of a model (f32, quantized with kiln-compile
+--quantize, pruned) is judged on the same windows.
+
+OPTIONS:
+  --run RUN_DIR         the held-out tokens of a pretraining run
+                        (RUN_DIR/val.tokens); the parameters stay the
+                        artifact's own unless --checkpoint is given
+  --tokens FILE         a token file (instead of --run)
+  --checkpoint FILE     parameters to load first (training artifacts, e.g.
+                        RUN_DIR/checkpoint.safetensors)
+  --batches N           calls of the forward (default 16)
+  --batch B, --seq S    windows per call and tokens per window (default:
+                        the artifact's static input shape, else 4 and
+                        min(128, its maximum sequence length))
+  --json                print one JSON object instead of a line
   -h, --help            this text
 )";
 
@@ -246,6 +272,52 @@ int generateCommand(int argc, char **argv) {
       std::printf("--- sample %lld\n", static_cast<long long>(i + 1));
     std::printf("%s\n", text->c_str());
   }
+  return 0;
+}
+
+int evalCommand(int argc, char **argv) {
+  Options o = parseOptions("eval", argc, argv, 2,
+                           {"--run", "--tokens", "--checkpoint", "--batches",
+                            "--batch", "--seq"},
+                           kEvalUsage, {"--json"});
+  kiln::train::EvalOptions e;
+  if (o.values.count("--run") == o.values.count("--tokens"))
+    fail("'kiln eval' needs held-out tokens: --run RUN_DIR or --tokens FILE "
+         "(one of them); see 'kiln eval --help'");
+  e.tokens = o.values.count("--run")
+                 ? kiln::train::valTokensPath(o.values["--run"])
+                 : o.values["--tokens"];
+  if (o.values.count("--batches"))
+    e.batches = parseCount("--batches", o.values["--batches"], 1);
+  if (o.values.count("--batch"))
+    e.batch = parseCount("--batch", o.values["--batch"], 1);
+  if (o.values.count("--seq"))
+    e.seq = parseCount("--seq", o.values["--seq"], 1);
+  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  if (o.values.count("--checkpoint"))
+    if (Status s = artifact->loadParameters(o.values["--checkpoint"],
+                                            /*requireAll=*/false);
+        !s)
+      fail(s.message());
+  Expected<kiln::train::EvalResult> r =
+      kiln::train::evaluateLanguageModel(*artifact, e);
+  if (!r)
+    fail(r.message());
+  if (o.has("--json"))
+    std::printf("{\"loss\": %.17g, \"perplexity\": %.17g, \"tokens\": %lld, "
+                "\"batch\": %lld, \"seq\": %lld, \"batches\": %lld, "
+                "\"seconds\": %.6f}\n",
+                r->loss, r->perplexity, static_cast<long long>(r->tokens),
+                static_cast<long long>(r->batch),
+                static_cast<long long>(r->seq),
+                static_cast<long long>(r->batches), r->seconds);
+  else
+    std::printf("eval: loss %.4f, perplexity %.2f over %lld tokens (%lld "
+                "calls of %lldx%lld) in %.1f s\n",
+                r->loss, r->perplexity, static_cast<long long>(r->tokens),
+                static_cast<long long>(r->batches),
+                static_cast<long long>(r->batch),
+                static_cast<long long>(r->seq), r->seconds);
   return 0;
 }
 

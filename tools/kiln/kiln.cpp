@@ -1,7 +1,7 @@
 //===- kiln.cpp - Run, benchmark and inspect Kiln artifacts ---------------===//
 //
 // The `kiln` driver: `kiln run`, `kiln bench` and `kiln info` over
-// libkiln_runtime, and `kiln pretrain`, `kiln plot` and `kiln generate` over
+// libkiln_runtime, and `kiln pretrain`, `kiln plot`, `kiln generate` and `kiln eval` over
 // libkiln_train. It links no LLVM and no MLIR: an artifact plus this tool
 // and the two libraries is a deployment. This file dispatches to the
 // commands (one file each; what they share is in Driver.h).
@@ -36,6 +36,8 @@ COMMANDS:
          Writes RUN_DIR/loss.png from the run's metrics.
   generate NAME.kiln --prompt TEXT [--run RUN_DIR] [--max-tokens N] ...
          Samples text from a (trained) language-model artifact.
+  eval   NAME.kiln (--run RUN_DIR | --tokens FILE) [--checkpoint FILE] ...
+         Held-out loss and perplexity of a language-model artifact.
 
 Run 'kiln <command> --help' for the options of a command.
 )";
@@ -62,6 +64,8 @@ int main(int argc, char **argv) {
     return plotCommand(argc, argv);
   if (command == "generate")
     return generateCommand(argc, argv);
+  if (command == "eval")
+    return evalCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, plot, generate; see 'kiln --help')");
+       "pretrain, plot, generate, eval; see 'kiln --help')");
 }

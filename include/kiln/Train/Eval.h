@@ -1,0 +1,56 @@
+//===- Eval.h - Held-out loss and perplexity of an artifact -----*- C++ -*-===//
+//
+// `kiln eval`: the mean next-token cross-entropy of a language-model
+// artifact's forward logits over held-out tokens, so that every variant of
+// a model (f32, quantized, pruned) is judged by the same number on the same
+// windows.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_TRAIN_EVAL_H
+#define KILN_TRAIN_EVAL_H
+
+#include "kiln/Runtime/Status.h"
+
+#include <cstdint>
+#include <string>
+
+namespace kiln::runtime {
+class Artifact;
+} // namespace kiln::runtime
+
+namespace kiln::train {
+
+struct EvalOptions {
+  /// A token file (kiln pretrain's RUN_DIR/val.tokens).
+  std::string tokens;
+  /// Windows per call and tokens per window; 0: the artifact's static
+  /// input_ids shape, or 4 and min(128, its max sequence length).
+  int64_t batch = 0;
+  int64_t seq = 0;
+  /// Calls: batches * batch windows at evenly spaced positions spanning the
+  /// file (BatchSampler::evalBatches, the windows kiln pretrain evaluates
+  /// on).
+  int64_t batches = 16;
+};
+
+struct EvalResult {
+  /// Mean cross-entropy in nats over every predicted token.
+  double loss = 0;
+  double perplexity = 0;
+  int64_t tokens = 0;
+  int64_t batch = 0, seq = 0, batches = 0;
+  double seconds = 0;
+};
+
+/// Runs `artifact`'s forward (input_ids [batch, seq] -> logits
+/// [batch, seq, vocab]) on the held-out windows and averages
+/// logsumexp(logits) - logits[target] in double. Errors name what is wrong:
+/// no such entry point or output, a token id outside the logits'
+/// vocabulary, shapes the artifact does not take, non-finite logits.
+runtime::Expected<EvalResult> evaluateLanguageModel(
+    const runtime::Artifact &artifact, const EvalOptions &options);
+
+} // namespace kiln::train
+
+#endif // KILN_TRAIN_EVAL_H
