@@ -74,10 +74,14 @@ Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
                          ", but the artifact's logits cover a vocabulary of " +
                          std::to_string(vocab) +
                          ": the tokens come from another tokenizer");
-  Expected<int64_t> batch = windowDim(*ids, 0, options.batch, 4, "batch");
+  Expected<int64_t> batch = windowDim(
+      *ids, 0, options.batch, options.defaultBatch ? options.defaultBatch : 4,
+      "batch");
   if (!batch)
     return batch.status();
-  Expected<int64_t> seq = windowDim(*ids, 1, options.seq, 128, "seq");
+  Expected<int64_t> seq = windowDim(
+      *ids, 1, options.seq, options.defaultSeq ? options.defaultSeq : 128,
+      "seq");
   if (!seq)
     return seq.status();
   if (options.batches < 1)

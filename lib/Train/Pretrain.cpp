@@ -736,6 +736,15 @@ Status Run::run() {
 
 } // namespace
 
+runtime::Expected<PretrainOptions>
+kiln::train::loadRunOptions(const std::string &runDir) {
+  PretrainOptions o;
+  o.runDir = runDir;
+  if (Status s = restoreOptions(o); !s)
+    return s;
+  return o;
+}
+
 std::string kiln::train::checkpointPath(const std::string &runDir) {
   return runDir + "/checkpoint.safetensors";
 }

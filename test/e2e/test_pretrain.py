@@ -112,6 +112,24 @@ class Pretrain(unittest.TestCase):
         for name in ("run.json", "tokenizer.model", "train.tokens", "val.tokens",
                      "checkpoint.safetensors"):
             self.assertTrue(os.path.exists(os.path.join(run_dir, name)), name)
+        # kiln eval of the training artifact with the run's checkpoint, on
+        # the run's windows: the run's final eval loss (eval_step's fp32
+        # cross-entropy against forward's logits averaged in double).
+        checkpoint = os.path.join(run_dir, "checkpoint.safetensors")
+        evaluated = kiln("eval", self.train, "--run", run_dir, "--checkpoint", checkpoint, "--json")
+        self.assertEqual(evaluated.returncode, 0, evaluated.stderr)
+        loss = json.loads(evaluated.stdout)["loss"]
+        self.assertLess(abs(loss - final["eval_loss"]), 1e-5 * final["eval_loss"])
+        # The same weights quantized to w4g32 by kiln-compile: a little worse.
+        quantized = os.path.join(self.tmp.name, "w4.kiln")
+        compile_artifact(os.path.join(MODELS, "gpt2-tiny.json"), quantized, weights=checkpoint,
+                         extra=["--batch", "4", "--seq", "32", "--quantize", "w4g32"])
+        evaluated = kiln("eval", quantized, "--run", run_dir, "--json")
+        self.assertEqual(evaluated.returncode, 0, evaluated.stderr)
+        w4 = json.loads(evaluated.stdout)["loss"]
+        print(f"kiln eval: f32 {loss:.5f}, w4g32 {w4:.5f}")
+        self.assertNotEqual(w4, loss)
+        self.assertLess(abs(w4 - loss), 0.05 * loss)
 
     def kill_once_written(self, args, path):
         """Starts `kiln ARGS` and SIGKILLs it as soon as `path` exists."""

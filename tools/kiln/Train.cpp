@@ -111,16 +111,18 @@ evaluates on). Every variant of a model (f32, quantized with kiln-compile
 --quantize, pruned) is judged on the same windows.
 
 OPTIONS:
-  --run RUN_DIR         the held-out tokens of a pretraining run
-                        (RUN_DIR/val.tokens); the parameters stay the
+  --run RUN_DIR         the held-out windows of a pretraining run
+                        (RUN_DIR/val.tokens, its batch, seq and eval
+                        batches: with the run's checkpoint the loss is the
+                        run's final eval loss); the parameters stay the
                         artifact's own unless --checkpoint is given
   --tokens FILE         a token file (instead of --run)
   --checkpoint FILE     parameters to load first (training artifacts, e.g.
                         RUN_DIR/checkpoint.safetensors)
-  --batches N           calls of the forward (default 16)
+  --batches N           calls of the forward (default 16, or the run's)
   --batch B, --seq S    windows per call and tokens per window (default:
-                        the artifact's static input shape, else 4 and
-                        min(128, its maximum sequence length))
+                        the artifact's static input shape, else the run's,
+                        else 4 and min(128, its maximum sequence length))
   --json                print one JSON object instead of a line
   -h, --help            this text
 )";
@@ -287,6 +289,15 @@ int evalCommand(int argc, char **argv) {
   e.tokens = o.values.count("--run")
                  ? kiln::train::valTokensPath(o.values["--run"])
                  : o.values["--tokens"];
+  if (o.values.count("--run")) {
+    // The windows the run evaluated on: its batch, seq and eval batches.
+    auto run = kiln::train::loadRunOptions(o.values["--run"]);
+    if (!run)
+      fail(run.message());
+    e.defaultBatch = run->batch;
+    e.defaultSeq = run->seq;
+    e.batches = run->evalBatches;
+  }
   if (o.values.count("--batches"))
     e.batches = parseCount("--batches", o.values["--batches"], 1);
   if (o.values.count("--batch"))

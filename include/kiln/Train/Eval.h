@@ -28,6 +28,10 @@ struct EvalOptions {
   /// input_ids shape, or 4 and min(128, its max sequence length).
   int64_t batch = 0;
   int64_t seq = 0;
+  /// The window shape used for dynamic dims when batch/seq are 0 (a run's
+  /// training shape); 0: 4 and 128.
+  int64_t defaultBatch = 0;
+  int64_t defaultSeq = 0;
   /// Calls: batches * batch windows at evenly spaced positions spanning the
   /// file (BatchSampler::evalBatches, the windows kiln pretrain evaluates
   /// on).

@@ -68,6 +68,8 @@ runtime::Status pretrain(PretrainOptions options, std::FILE *log);
 
 /// The files of a run directory.
 std::string checkpointPath(const std::string &runDir);
+/// The options a run was started with, from its run.json.
+runtime::Expected<PretrainOptions> loadRunOptions(const std::string &runDir);
 std::string runConfigPath(const std::string &runDir);
 std::string tokenizerModelPath(const std::string &runDir);
 std::string lossPlotPath(const std::string &runDir);
