@@ -94,6 +94,17 @@ class GPT2Tiny(unittest.TestCase):
                 self.assertEqual(logits.shape, expected.shape)
                 report(f"gpt2-tiny logits [{batch}x{seq}]", logits, expected)
                 np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
+            # Static shapes with fewer rows than a register tile (one token
+            # per sequence): the matmuls take the widened, unpacked panels.
+            for batch, seq in ((1, 1), (2, 1), (1, 3)):
+                static = os.path.join(tmp, f"gpt2-{batch}x{seq}.kiln")
+                compile_artifact(config_path, static, weights=os.path.join(tmp, "w.safetensors"),
+                                 extra=self.EXTRA + ["--batch", str(batch), "--seq", str(seq)])
+                ids = np.random.default_rng(batch * 10 + seq).integers(0, cfg["vocab_size"], (batch, seq)).astype(np.int64)
+                logits = run_artifact(static, {"input_ids": ids}, tmp)["logits"]
+                expected = gpt2_reference(weights, ids, cfg)
+                report(f"gpt2-tiny static logits [{batch}x{seq}]", logits, expected)
+                np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
 
 
 def load_config(name):
