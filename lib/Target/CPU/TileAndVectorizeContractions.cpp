@@ -129,14 +129,11 @@ Value computeSliceFromArguments(RewriterBase &rewriter,
   }
   FailureOr<TilingResult> tiled = tensor::replaceExtractSliceWithTiledProducer(
       rewriter, producerSlice, cast<OpResult>(produced));
-  if (failed(tiled) || tiled->tiledValues.size() != 1) {
-    if (producerSlice != slice)
-      rewriter.eraseOp(producerSlice);
-    return {};
-  }
-  Value result = tiled->tiledValues.front();
   if (producerSlice != slice)
     rewriter.eraseOp(producerSlice);
+  if (failed(tiled) || tiled->tiledValues.size() != 1)
+    return {};
+  Value result = tiled->tiledValues.front();
   if (collapse)
     result = tensor::CollapseShapeOp::create(
         rewriter, loc, slice.getType(), result,

@@ -158,21 +158,15 @@ SmallVector<int64_t, 2> WeightQuantization::partShape() const {
 
 namespace {
 
-/// Where a read of the weight ends up: linear weight operands, possibly
-/// through one cast to the compute type.
-struct WeightUse {
-  LinearOp linear;
-  CastOp cast; // null when the read feeds the linear directly
-};
-
-/// The linears a read feeds, or nullopt if it feeds anything else.
-std::optional<SmallVector<WeightUse>> linearUses(ReadParamOp read) {
-  SmallVector<WeightUse> uses;
+/// The linears whose weight a read feeds (directly or through one cast to
+/// the compute type), or nullopt if it feeds anything else.
+std::optional<SmallVector<LinearOp>> linearUses(ReadParamOp read) {
+  SmallVector<LinearOp> linears;
   for (OpOperand &use : read.getResult().getUses()) {
     if (auto linear = dyn_cast<LinearOp>(use.getOwner());
         linear && use.get() == linear.getWeight() &&
         use.getOperandNumber() == 1) {
-      uses.push_back({linear, CastOp()});
+      linears.push_back(linear);
       continue;
     }
     auto cast = dyn_cast<CastOp>(use.getOwner());
@@ -182,10 +176,10 @@ std::optional<SmallVector<WeightUse>> linearUses(ReadParamOp read) {
       auto linear = dyn_cast<LinearOp>(castUse.getOwner());
       if (!linear || castUse.getOperandNumber() != 1)
         return std::nullopt;
-      uses.push_back({linear, cast});
+      linears.push_back(linear);
     }
   }
-  return uses;
+  return linears;
 }
 
 struct KilnQuantizePass
@@ -225,7 +219,7 @@ struct KilnQuantizePass
       auto found = reads.find(name);
       if (found == reads.end())
         continue;
-      SmallVector<WeightUse> uses;
+      SmallVector<LinearOp> uses;
       bool onlyLinears = true;
       for (ReadParamOp read : found->second) {
         auto readUses = linearUses(read);
@@ -237,9 +231,9 @@ struct KilnQuantizePass
       }
       if (!onlyLinears || uses.empty())
         continue;
-      bool transposed = uses.front().linear.getWeightInOut();
-      if (llvm::any_of(uses, [&](WeightUse use) {
-            return use.linear.getWeightInOut() != transposed;
+      bool transposed = uses.front().getWeightInOut();
+      if (llvm::any_of(uses, [&](LinearOp use) {
+            return use.getWeightInOut() != transposed;
           }))
         continue;
       if (failed(quantize(param, found->second, transposed, *parsed)))
@@ -290,45 +284,42 @@ struct KilnQuantizePass
     if (scheme.bits == 4 && in % 2 != 0)
       return param.emitError("cannot quantize '")
              << name << "' to 4 bits: its input dim " << in << " is odd";
-    int64_t groups = scheme.group ? in / scheme.group : 1;
 
+    // Each part's type follows from what it records (partShape), as the
+    // compiler checks when it writes the weights.
     MLIRContext *ctx = &getContext();
     OpBuilder b(param);
     StringRef prefix = name;
     prefix.consume_back(".weight");
     Type i8 = IntegerType::get(ctx, 8);
     Type f32 = Float32Type::get(ctx);
-    auto declare = [&](StringRef suffix, QuantizedPart part,
-                       RankedTensorType partType) -> FailureOr<ParameterOp> {
+    auto declare = [&](StringRef suffix,
+                       QuantizedPart part) -> FailureOr<ParameterOp> {
       std::string partName = (prefix + suffix).str();
       if (SymbolTable::lookupSymbolIn(getOperation(), partName))
         return param.emitError("cannot quantize '")
                << name << "': a parameter named '" << partName
                << "' exists already";
+      WeightQuantization q{name.str(), part, scheme, transposed,
+                           {type.getShape()[0], type.getShape()[1]}};
+      auto partType = RankedTensorType::get(
+          q.partShape(), part == QuantizedPart::Scales ? f32 : i8);
       auto made = ParameterOp::create(
           b, param.getLoc(), partName, partType, param.getInit(),
           param.getStdAttr(), param.getLowAttr(), param.getHighAttr(),
           /*trainable=*/false);
-      WeightQuantization q{name.str(), part, scheme, transposed,
-                           {type.getShape()[0], type.getShape()[1]}};
       made->setAttr(attrs::kQuantizedFrom, q.toAttr(ctx));
       return made;
     };
-    auto codesType = RankedTensorType::get(
-        {out, scheme.bits == 4 ? in / 2 : in}, i8);
-    auto scalesType = RankedTensorType::get({out, groups}, f32);
-    FailureOr<ParameterOp> codes =
-        declare(".qweight", QuantizedPart::Codes, codesType);
+    FailureOr<ParameterOp> codes = declare(".qweight", QuantizedPart::Codes);
     if (failed(codes))
       return failure();
-    FailureOr<ParameterOp> scales =
-        declare(".scales", QuantizedPart::Scales, scalesType);
+    FailureOr<ParameterOp> scales = declare(".scales", QuantizedPart::Scales);
     if (failed(scales))
       return failure();
     FailureOr<ParameterOp> zeros = ParameterOp();
     if (!scheme.symmetric) {
-      zeros = declare(".qzeros", QuantizedPart::ZeroPoints,
-                      RankedTensorType::get({out, groups}, i8));
+      zeros = declare(".qzeros", QuantizedPart::ZeroPoints);
       if (failed(zeros))
         return failure();
     }
@@ -336,8 +327,10 @@ struct KilnQuantizePass
     for (ReadParamOp read : reads) {
       b.setInsertionPoint(read);
       Location loc = read.getLoc();
-      Value q = ReadParamOp::create(b, loc, codesType, codes->getSymName());
-      Value s = ReadParamOp::create(b, loc, scalesType, scales->getSymName());
+      Value q = ReadParamOp::create(b, loc, codes->getType(),
+                                    codes->getSymName());
+      Value s = ReadParamOp::create(b, loc, scales->getType(),
+                                    scales->getSymName());
       Value z = *zeros ? Value(ReadParamOp::create(b, loc, zeros->getType(),
                                                    zeros->getSymName()))
                        : Value();
