@@ -4,6 +4,8 @@
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g48' 2>&1 | FileCheck %s --check-prefix=GROUP
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w3' 2>&1 | FileCheck %s --check-prefix=SCHEME
 // RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g32' --kiln-cost-report -o /dev/null | FileCheck %s --check-prefix=COST
+// RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic' | FileCheck %s --check-prefix=DYN
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic asymmetric=true' 2>&1 | FileCheck %s --check-prefix=DYNASYM
 
 // A Conv1D-layout ([in, out]) weight becomes [out, in] codes and one scale
 // per output channel; the linear reads the dequantized weight, no longer
@@ -34,6 +36,31 @@
 // 9,600 float elements and 6,144 quantized; 25,600 + 384 + 38,400 bytes of
 // floats, 3,072 of codes and 768 of scales.
 // COST: parameters  22,240 in 5 tensors (16,096 trainable, 6,144 quantized), 68.22 KB
+
+// int8-dynamic: the w8 parameters, and the linear becomes W8A8: its input
+// quantized per token (max |x| / 127 over the last dim, never 0), an
+// integer matmul against the [out, in] codes, the i32 sums scaled back by
+// the token's and the channel's scales, the bias added. No dequantize; the
+// LM head stays a float linear.
+// DYN-DAG: kiln.parameter @h.fc.qweight : tensor<96x64xi8>
+// DYN-DAG: kiln.parameter @h.fc.scales : tensor<96x1xf32>
+// DYN: %[[X:.+]] = kiln.gather
+// DYN: %[[Q:.+]] = kiln.read_param @h.fc.qweight : tensor<96x64xi8>
+// DYN: %[[S:.+]] = kiln.read_param @h.fc.scales : tensor<96x1xf32>
+// DYN: %[[A:.+]] = kiln.abs %[[X]]
+// DYN: %[[M:.+]] = kiln.reduce max %[[A]] axes = [1] keepdim : (tensor<?x64xf32>) -> tensor<?x1xf32>
+// DYN: %[[M2:.+]] = kiln.max %[[M]], %{{.*}} : (tensor<?x1xf32>, tensor<f32>) -> tensor<?x1xf32>
+// DYN: %[[SX:.+]] = kiln.div %[[M2]], %{{.*}} : (tensor<?x1xf32>, tensor<f32>) -> tensor<?x1xf32>
+// DYN: %[[XQ:.+]] = kiln.quantize %[[X]], %[[SX]] : (tensor<?x64xf32>, tensor<?x1xf32>) -> tensor<?x64xi8>
+// DYN: %[[ACC:.+]] = kiln.integer_matmul %[[XQ]], %[[Q]] transpose_rhs : (tensor<?x64xi8>, tensor<96x64xi8>) -> tensor<?x96xi32>
+// DYN: %[[F:.+]] = kiln.cast %[[ACC]] : tensor<?x96xi32> -> tensor<?x96xf32>
+// DYN: %[[T:.+]] = kiln.mul %[[F]], %[[SX]]
+// DYN: %[[SW:.+]] = kiln.reshape %[[S]] : tensor<96x1xf32> -> tensor<96xf32>
+// DYN: %[[C:.+]] = kiln.mul %[[T]], %[[SW]]
+// DYN: %[[H:.+]] = kiln.add %[[C]], %{{.*}} : (tensor<?x96xf32>, tensor<96xf32>) -> tensor<?x96xf32>
+// DYN-NOT: kiln.dequantize
+// DYN: kiln.linear %[[H]], %{{.*}} : (tensor<?x96xf32>, tensor<100x96xf32>) -> tensor<?x100xf32>
+// DYNASYM: unknown quantization scheme 'int8-dynamic': int8-dynamic has symmetric weights
 
 // `skip` keeps h.fc float; `lm-head` quantizes the LM head.
 // SKIP-DAG: kiln.parameter @h.fc.weight : tensor<64x96xf32>

@@ -153,6 +153,13 @@ cl::opt<int64_t> matmulKBlock(
              "(default: chosen so that a block of rhs rows fills half the "
              "L1 cache; recorded in the manifest's target_options)"),
     cl::value_desc("N"), cl::init(-1), cl::cat(category));
+cl::opt<std::string> int8Dot(
+    "int8-dot",
+    cl::desc("Dot products of the CPU's int8 matmuls (--quantize "
+             "int8-dynamic): vnni (AVX-512 VNNI, the default where --cpu has "
+             "it) or generic (portable vector ops, the default elsewhere); "
+             "recorded in the manifest's target_options"),
+    cl::value_desc("vnni|generic"), cl::init(""), cl::cat(category));
 cl::opt<std::string> attention(
     "attention",
     cl::desc("How kiln.attention is lowered: fused (the default: one "
@@ -241,8 +248,9 @@ cl::opt<std::string> quantize(
     cl::desc("Store linear layers' weights as integer codes: w8 (int8, a "
              "scale per output channel), w4g32, w4g64, w4g128 (int4 in groups "
              "of N inputs), w8g<N>; append -asym for unsigned codes with zero "
-             "points. The LM head stays float unless --quantize-lm-head "
-             "(docs/quantization.md)"),
+             "points; int8-dynamic (W8A8: w8 weights, activations quantized "
+             "per token at run time, int8 matmuls with i32 sums). The LM head "
+             "stays float unless --quantize-lm-head (docs/quantization.md)"),
     cl::value_desc("scheme"), cl::cat(category));
 cl::list<std::string> quantizeOnly(
     "quantize-only",
@@ -442,6 +450,7 @@ void printSummary(ModuleOp module, llvm::raw_ostream &os) {
 kiln::CPUKernelOverrides kernelOverrides() {
   kiln::CPUKernelOverrides overrides;
   overrides.matmulTile = matmulTile;
+  overrides.int8Dot = int8Dot;
   if (matmulKBlock.getNumOccurrences())
     overrides.matmulKBlock = matmulKBlock;
   return overrides;
@@ -548,11 +557,6 @@ int main(int argc, char **argv) {
 
   std::string quantizeScheme;
   if (quantize.getNumOccurrences()) {
-    if (quantize == "int8-dynamic" || quantize == "int8-static")
-      return fail("--quantize " + quantize +
-                  " (int8 activations) is not built yet; weight-only schemes "
-                  "are: w8, w4g32, w4g64, w4g128, w8g<N> (-asym for zero "
-                  "points)");
     auto scheme = kiln::WeightScheme::parse(quantize, /*asymmetric=*/false);
     if (!scheme)
       return fail(llvm::toString(scheme.takeError()));
@@ -598,7 +602,7 @@ int main(int argc, char **argv) {
       break;
     }
     case TargetKind::CUDA: {
-      for (const char *name : {"matmul-tile", "matmul-k-block"})
+      for (const char *name : {"matmul-tile", "matmul-k-block", "int8-dot"})
         if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
           return fail(std::string("--") + name +
                       " needs --target cpu (the CUDA backend's matmuls run "

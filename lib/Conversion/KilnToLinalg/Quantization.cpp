@@ -297,9 +297,64 @@ struct QuantizePattern : OpConversionPattern<QuantizeOp> {
   }
 };
 
+/// kiln.integer_matmul as a (batch..., m, k, n) contraction generic of
+/// sign-extended codes into i32 sums; a transposed rhs is read in place
+/// through its indexing map (the CPU backend's int8 kernel wants the
+/// weight's [N, K] rows as they are). The lhs's leading dims stay loops:
+/// collapsing them into m and expanding the result back would expand one
+/// dynamic dim into two, which upstream expand-strided-metadata does not
+/// handle (the CPU kernel collapses its buffers instead).
+struct IntegerMatmulPattern : OpConversionPattern<IntegerMatmulOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(IntegerMatmulOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
+    int64_t rank = tensorType(lhs).getRank();
+    int64_t m = rank - 2, k = rank - 1, n = rank;
+    Type i32 = rewriter.getI32Type();
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, lhs);
+    sizes.back() =
+        tensor::getMixedSizes(rewriter, loc, rhs)[op.getTransposeRhs() ? 0 : 1];
+    Value empty = tensor::EmptyOp::create(rewriter, loc, sizes, i32);
+    Value zero = scalarConstant(rewriter, loc, i32, 0);
+    Value init = linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+    SmallVector<AffineExpr> lhsExprs, outExprs;
+    for (int64_t d = 0; d < m; ++d) {
+      lhsExprs.push_back(getAffineDimExpr(d, ctx));
+      outExprs.push_back(getAffineDimExpr(d, ctx));
+    }
+    AffineExpr mExpr = getAffineDimExpr(m, ctx), kExpr = getAffineDimExpr(k, ctx),
+               nExpr = getAffineDimExpr(n, ctx);
+    lhsExprs.append({mExpr, kExpr});
+    outExprs.append({mExpr, nExpr});
+    SmallVector<AffineMap> maps = {
+        AffineMap::get(rank + 1, 0, lhsExprs, ctx),
+        op.getTransposeRhs() ? AffineMap::get(rank + 1, 0, {nExpr, kExpr}, ctx)
+                             : AffineMap::get(rank + 1, 0, {kExpr, nExpr}, ctx),
+        AffineMap::get(rank + 1, 0, outExprs, ctx)};
+    SmallVector<utils::IteratorType> iterators(rank + 1,
+                                               utils::IteratorType::parallel);
+    iterators[k] = utils::IteratorType::reduction;
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, init.getType(), ValueRange{lhs, rhs}, ValueRange{init},
+        maps, iterators, [&](OpBuilder &b, Location l, ValueRange args) {
+          Value x = arith::ExtSIOp::create(b, l, i32, args[0]);
+          Value y = arith::ExtSIOp::create(b, l, i32, args[1]);
+          Value product = arith::MulIOp::create(b, l, x, y);
+          linalg::YieldOp::create(
+              b, l, ValueRange{arith::AddIOp::create(b, l, args[2], product)});
+        });
+    rewriter.replaceOp(op, generic.getResult(0));
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::kiln::to_linalg::populateQuantizationPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<DequantizePattern, QuantizePattern>(patterns.getContext());
+  patterns.add<DequantizePattern, QuantizePattern, IntegerMatmulPattern>(patterns.getContext());
 }

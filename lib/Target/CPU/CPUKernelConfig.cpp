@@ -60,6 +60,9 @@ std::map<std::string, std::string> CPUKernelConfig::manifestOptions() const {
           {"vector_bits", std::to_string(vectorBits)},
           {"matmul_tile", tile()},
           {"matmul_k_block", std::to_string(kBlock)},
+          {"int8_dot", int8Dot},
+          {"int8_matmul_tile",
+           std::to_string(int8TileM) + "x" + std::to_string(int8TileN)},
           {"l1_bytes", std::to_string(l1Bytes)},
           {"l2_bytes", std::to_string(l2Bytes)},
           {"l3_bytes", std::to_string(l3Bytes)},
@@ -99,6 +102,17 @@ mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
     config.tileM = 6;
     config.tileN = 8;
   }
+  // int8 dot products: 16 i32 lanes per vector either way; without
+  // VNNI each is two ymm (or four xmm) registers, so fewer rows.
+  if (has("avx512vnni") && has("avx512bw")) {
+    config.int8Dot = "vnni";
+    config.int8TileM = 8;
+    config.int8TileN = 32;
+  } else {
+    config.int8Dot = "generic";
+    config.int8TileM = 4;
+    config.int8TileN = 16;
+  }
   if (host.cpu == "native") {
     std::optional<int64_t> l1 = hostCacheBytes(1), l2 = hostCacheBytes(2),
                            l3 = hostCacheBytes(3);
@@ -131,6 +145,20 @@ mlir::kiln::applyKernelOverrides(CPUKernelConfig &config,
     config.tileM = rows;
     config.tileN = cols;
     config.kBlock = kBlockFor(config);
+  }
+  if (!overrides.int8Dot.empty()) {
+    if (overrides.int8Dot == "vnni" && config.int8Dot != "vnni")
+      return llvm::createStringError(
+          "--int8-dot vnni: the target CPU has no AVX-512 VNNI (use generic, "
+          "or a --cpu that has it)");
+    if (overrides.int8Dot == "generic") {
+      config.int8Dot = "generic";
+      config.int8TileM = 4;
+      config.int8TileN = 16;
+    } else if (overrides.int8Dot != "vnni") {
+      return llvm::createStringError("--int8-dot '" + overrides.int8Dot +
+                                     "': expected vnni or generic");
+    }
   }
   if (overrides.matmulKBlock) {
     if (*overrides.matmulKBlock < 0)

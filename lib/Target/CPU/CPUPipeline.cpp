@@ -51,6 +51,12 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
 
   // Buffers.
   buildKilnBufferizeStages(pm);
+  // int8 matmuls (kiln.integer_matmul) get kernels of their own.
+  LowerIntegerMatmulsPassOptions integer;
+  integer.int8Dot = options.int8Dot;
+  integer.tileM = options.int8TileM;
+  integer.tileN = options.int8TileN;
+  pm.addPass(createLowerIntegerMatmulsPass(integer));
   // Parallel dimensions become scf.parallel; only the outermost parallel
   // loop of each nest runs on threads (OpenMP), inner ones stay sequential.
   pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());
@@ -140,6 +146,9 @@ LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
   options.kBlock = kernels.kBlock;
   options.l2Bytes = kernels.l2Bytes;
   options.l3Bytes = kernels.l3Bytes;
+  options.int8Dot = kernels.int8Dot;
+  options.int8TileM = kernels.int8TileM;
+  options.int8TileN = kernels.int8TileN;
   buildKilnCPUPipeline(pm, options);
   std::optional<TimingScope> passes;
   if (timing) {

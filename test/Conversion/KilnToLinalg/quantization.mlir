@@ -72,3 +72,24 @@ func.func @per_token(%x: tensor<?x12xf32>, %s: tensor<?x1xf32>) -> tensor<?x12xi
   %0 = kiln.quantize %x, %s : (tensor<?x12xf32>, tensor<?x1xf32>) -> tensor<?x12xi8>
   return %0 : tensor<?x12xi8>
 }
+
+// -----
+
+// An integer matmul of a [B, S, K] lhs: loops (b, m, k, n), the [N, K] rhs
+// read transposed through its map (no copy), sums of sign-extended products
+// in i32 starting from zero.
+// CHECK-DAG: #[[LHS:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+// CHECK-DAG: #[[RHS:.+]] = affine_map<(d0, d1, d2, d3) -> (d3, d2)>
+// CHECK-DAG: #[[OUT:.+]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+// CHECK: func.func @integer_matmul(
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[Z:.+]] = linalg.fill ins(%{{.*}} : i32) outs(%{{.*}} : tensor<?x5x8xi32>)
+// CHECK: linalg.generic {indexing_maps = [#[[LHS]], #[[RHS]], #[[OUT]]], iterator_types = ["parallel", "parallel", "reduction", "parallel"]} ins(%{{.*}}, %{{.*}} : tensor<?x5x12xi8>, tensor<8x12xi8>) outs(%[[Z]] : tensor<?x5x8xi32>)
+// CHECK: arith.extsi %{{.*}} : i8 to i32
+// CHECK: arith.extsi %{{.*}} : i8 to i32
+// CHECK: arith.muli
+// CHECK: arith.addi
+func.func @integer_matmul(%x: tensor<?x5x12xi8>, %w: tensor<8x12xi8>) -> tensor<?x5x8xi32> {
+  %0 = kiln.integer_matmul %x, %w transpose_rhs : (tensor<?x5x12xi8>, tensor<8x12xi8>) -> tensor<?x5x8xi32>
+  return %0 : tensor<?x5x8xi32>
+}

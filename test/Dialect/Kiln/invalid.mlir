@@ -1319,3 +1319,39 @@ func.func @quantize_scale_type(%x: tensor<4x8xf32>, %s: tensor<4x1xf16>) {
   %0 = "kiln.quantize"(%x, %s) : (tensor<4x8xf32>, tensor<4x1xf16>) -> tensor<4x8xi8>
   return
 }
+
+// -----
+
+func.func @integer_matmul_k(%x: tensor<4x8xi8>, %w: tensor<16x6xi8>) {
+  // expected-error @+2 {{contraction dimensions differ: lhs 4x8 has K = 8, rhs 16x6 (transposed) has K = 6}}
+  // expected-error @+1 {{'kiln.integer_matmul' op failed to infer returned types}}
+  %0 = kiln.integer_matmul %x, %w transpose_rhs : (tensor<4x8xi8>, tensor<16x6xi8>) -> tensor<4x16xi32>
+  return
+}
+
+// -----
+
+func.func @integer_matmul_rank(%x: tensor<8xi8>, %w: tensor<8x16xi8>) {
+  // expected-error @+2 {{expected an lhs of rank >= 2, found 1}}
+  // expected-error @+1 {{'kiln.integer_matmul' op failed to infer returned types}}
+  %0 = "kiln.integer_matmul"(%x, %w) : (tensor<8xi8>, tensor<8x16xi8>) -> tensor<16xi32>
+  return
+}
+
+// -----
+
+func.func @integer_matmul_overflow(%x: tensor<1x262144xi8>, %w: tensor<262144x2xi8>) {
+  // expected-error @+2 {{K = 262144 could overflow the 32-bit sums (at most 2^17)}}
+  // expected-error @+1 {{'kiln.integer_matmul' op failed to infer returned types}}
+  %0 = kiln.integer_matmul %x, %w : (tensor<1x262144xi8>, tensor<262144x2xi8>) -> tensor<1x2xi32>
+  return
+}
+
+// -----
+
+func.func @integer_matmul_float(%x: tensor<4x8xf32>, %w: tensor<8x16xi8>) {
+  // expected-error @+1 {{'kiln.integer_matmul' op operand #0 must be ranked tensor of 8-bit signless integer values}}
+  %0 = "kiln.integer_matmul"(%x, %w) : (tensor<4x8xf32>, tensor<8x16xi8>) -> tensor<4x16xi32>
+  return
+}
+

@@ -438,5 +438,7 @@ func.func @quantization_ops(%q8: tensor<16x64xi8>, %q4: tensor<16x32xi8>, %s: te
   %2 = kiln.quantize %x, %st : (tensor<?x64xf32>, tensor<?x1xf32>) -> tensor<?x64xi8>
 // CHECK: kiln.quantize %{{.*}}, %{{.*}} zero_point %{{.*}} unsigned : (tensor<?x64xf32>, tensor<?x1xf32>, tensor<?x1xi8>) -> tensor<?x64xi8>
   %3 = kiln.quantize %x, %st zero_point %zt unsigned : (tensor<?x64xf32>, tensor<?x1xf32>, tensor<?x1xi8>) -> tensor<?x64xi8>
+// CHECK: kiln.integer_matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<?x64xi8>, tensor<16x64xi8>) -> tensor<?x16xi32>
+  %4 = kiln.integer_matmul %2, %q8 transpose_rhs : (tensor<?x64xi8>, tensor<16x64xi8>) -> tensor<?x16xi32>
   return
 }

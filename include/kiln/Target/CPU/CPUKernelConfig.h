@@ -35,6 +35,11 @@ struct CPUKernelConfig {
   /// Steps of k a matmul panel takes at a time: its [kBlock, tileN] rhs
   /// rows fill half the L1 data cache.
   int64_t kBlock = 128;
+  /// int8 matmuls (kiln.integer_matmul): "vnni" (AVX-512 VNNI's
+  /// vpdpbusd) or "generic" (portable vector ops), and their register tile
+  /// (columns a multiple of 16 i32 lanes).
+  std::string int8Dot = "vnni";
+  int64_t int8TileM = 8, int8TileN = 32;
   /// Per-core L1 data and L2, shared L3, in bytes.
   int64_t l1Bytes = 32 << 10;
   int64_t l2Bytes = 1 << 20;
@@ -64,6 +69,9 @@ struct CPUKernelOverrides {
   /// Steps of k per block, 0 for none (must not be negative); unset: the
   /// one chosen for the tile.
   std::optional<int64_t> matmulKBlock;
+  /// "vnni" or "generic"; empty: the one chosen for the CPU. vnni on a CPU
+  /// without AVX-512 VNNI is an error.
+  std::string int8Dot;
 };
 
 /// Applies `overrides` to `config`; a malformed tile or a negative k block

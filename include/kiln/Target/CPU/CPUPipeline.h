@@ -46,6 +46,18 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "l3-bytes",
       llvm::cl::desc("Shared last-level cache size, for row blocking"),
       llvm::cl::init(32 << 20)};
+  PassOptions::Option<std::string> int8Dot{
+      *this, "int8-dot",
+      llvm::cl::desc("int8 matmul dot products: vnni (AVX-512 VNNI) or "
+                     "generic"),
+      llvm::cl::init("vnni")};
+  PassOptions::Option<int64_t> int8TileM{
+      *this, "int8-tile-m", llvm::cl::desc("int8 matmul register tile rows"),
+      llvm::cl::init(8)};
+  PassOptions::Option<int64_t> int8TileN{
+      *this, "int8-tile-n",
+      llvm::cl::desc("int8 matmul register tile columns (a multiple of 16)"),
+      llvm::cl::init(32)};
 };
 
 /// kiln IR (with parameters) -> LLVM dialect: decompose, convert to linalg,

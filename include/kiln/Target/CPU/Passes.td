@@ -68,6 +68,51 @@ def TileAndVectorizeContractionsPass
                            "::mlir::tensor::TensorDialect"];
 }
 
+def LowerIntegerMatmulsPass
+    : Pass<"kiln-lower-integer-matmuls", "mlir::ModuleOp"> {
+  let summary = "Register-tiled int8 x int8 -> int32 matmul kernels "
+                "(AVX-512 VNNI where the CPU has it)";
+  let description = [{
+    Rewrites the buffer-form contraction that `kiln.integer_matmul` lowers to
+    (`[M, K]` i8 lhs, `[N, K]` i8 rhs read transposed, `[M, N]` i32 sums
+    added to the output) into a kernel of its own:
+
+    - the lhs is copied once into 4-byte groups along k (`[M, K/4]` i32,
+      zero-padded past K), as unsigned bytes `x + 128` for VNNI;
+    - column panels of `tile-n` are spread over threads (`scf.parallel`);
+      each packs its rhs rows as `[K/4, tile-n]` 4-byte groups (the VNNI
+      layout: for a 4-byte transposed rhs that is a transpose of 32-bit
+      words) and, for VNNI, their column sums;
+    - register tiles of `tile-m` rows x `tile-n` columns keep their i32
+      sums in registers across k: each step of k/4 broadcasts one 4-byte
+      group per row and runs `vpdpbusd` (u8 x s8, four products per lane;
+      a call of `@llvm.x86.avx512.vpdpbusd.512`, which LLVM takes for the
+      intrinsic) on each 16-lane vector of the panel; rows past the last whole tile
+      run one at a time;
+    - the epilogue subtracts `128 · Σₖ rhs` (the lhs shift) and adds the
+      tile to the output (masked at a ragged last panel).
+
+    With `int8-dot=generic` (CPUs without VNNI) the same kernel multiplies
+    sign-extended lanes instead (`vpmaddwd`/`vpmulld` as LLVM chooses) and
+    needs no shift. Contractions of other shapes (a row-major rhs, a
+    dynamic K or N, strided rows) are left to the plain loops.
+  }];
+  let options = [
+    Option<"int8Dot", "int8-dot", "std::string", /*default=*/"\"vnni\"",
+           "vnni (AVX-512 VNNI vpdpbusd) or generic (portable vector ops)">,
+    Option<"tileM", "tile-m", "int64_t", /*default=*/"8",
+           "Rows of a register tile">,
+    Option<"tileN", "tile-n", "int64_t", /*default=*/"32",
+           "Columns of a register tile and of a parallel panel (a multiple "
+           "of 16)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def ParallelizeReductionsPass
     : Pass<"kiln-parallelize-reductions", "mlir::func::FuncOp"> {
   let summary = "Splits reductions whose outermost loop reduces into "

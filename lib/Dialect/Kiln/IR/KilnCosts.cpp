@@ -309,3 +309,11 @@ OpCost QuantizeOp::getCost(const CostOptions &options) {
   // Multiply, round, add and clamp (2) per element.
   return withFlops(*this, options, 5 * elements(getResult(), options));
 }
+
+OpCost IntegerMatmulOp::getCost(const CostOptions &options) {
+  // Result elements × K multiply-adds, integer ones counted as FLOPs.
+  auto lhs = getLhs().getType();
+  return withFlops(*this, options,
+                   2.0 * elements(getResult(), options) *
+                       dimSize(lhs, lhs.getRank() - 1, options));
+}

@@ -814,3 +814,30 @@ LogicalResult QuantizeOp::inferReturnTypes(MLIRContext *context, Loc loc,
                                         IntegerType::get(context, 8)));
   return success();
 }
+
+LogicalResult IntegerMatmulOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                                Adaptor adaptor,
+                                                Types &types) {
+  auto lhs = tensorOf(adaptor.getLhs());
+  auto rhs = tensorOf(adaptor.getRhs());
+  if (lhs.getRank() < 2)
+    return emitOptionalError(loc, "expected an lhs of rank >= 2, found ",
+                             lhs.getRank());
+  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
+  int64_t lk = l.back(), rk = r[0], n = r[1];
+  if (adaptor.getTransposeRhs())
+    std::swap(rk, n);
+  if (!dimsMatch(lk, rk))
+    return emitOptionalError(
+        loc, "contraction dimensions differ: lhs ", formatShape(l),
+        " has K = ", dimString(lk), ", rhs ", formatShape(r),
+        adaptor.getTransposeRhs() ? " (transposed)" : "", " has K = ",
+        dimString(rk));
+  if (!ShapedType::isDynamic(lk) && lk > (int64_t(1) << 17))
+    return emitOptionalError(loc, "K = ", lk,
+                             " could overflow the 32-bit sums (at most 2^17)");
+  SmallVector<int64_t> shape(l.drop_back());
+  shape.push_back(n);
+  types.push_back(RankedTensorType::get(shape, IntegerType::get(context, 32)));
+  return success();
+}

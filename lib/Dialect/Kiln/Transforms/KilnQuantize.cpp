@@ -30,6 +30,8 @@ using namespace mlir::kiln;
 //===----------------------------------------------------------------------===//
 
 std::string WeightScheme::name() const {
+  if (dynamicActivations)
+    return "int8-dynamic";
   std::string text = "w" + std::to_string(bits);
   if (group)
     text += "g" + std::to_string(group);
@@ -43,9 +45,20 @@ llvm::Expected<WeightScheme> WeightScheme::parse(StringRef text,
   auto fail = [&](const Twine &why) {
     return llvm::createStringError(
         "unknown quantization scheme '" + text + "': " + why +
-        " (known: w8, w8g<N>, w4g<N> such as w4g32, w4g64, w4g128)");
+        " (known: w8, w8g<N>, w4g<N> such as w4g32, w4g64, w4g128, "
+        "int8-dynamic)");
   };
   WeightScheme scheme;
+  if (text == "int8-dynamic") {
+    if (asymmetric)
+      return fail("int8-dynamic has symmetric weights");
+    scheme.dynamicActivations = true;
+    return scheme;
+  }
+  if (text == "int8-static")
+    return llvm::createStringError(
+        "quantization scheme 'int8-static' (calibrated activation scales) "
+        "is not built yet; int8-dynamic computes them per token at run time");
   scheme.symmetric = !asymmetric;
   StringRef rest = text;
   if (rest.consume_back("-asym"))
@@ -180,6 +193,48 @@ std::optional<SmallVector<LinearOp>> linearUses(ReadParamOp read) {
     }
   }
   return linears;
+}
+
+/// `linear` (f32 input `[..., in]`) as W8A8 with the weight's `[out, in]`
+/// int8 `codes` and `[out, 1]` `scales`: the input is quantized per token
+/// (scale = max(|x|) / 127 over its last dim), multiplied as integers into
+/// i32 sums, and the sums scaled back by the token's and the channel's
+/// scale, then the bias added:
+///   y = f32(Σ q(x)·w) · s_x · s_w + b
+Value buildDynamicInt8Linear(OpBuilder &b, LinearOp linear, Value codes,
+                             Value scales) {
+  Location loc = linear.getLoc();
+  Type f32 = b.getF32Type();
+  auto scalar = [&](double value) -> Value {
+    auto type = RankedTensorType::get({}, f32);
+    return ConstantOp::create(b, loc, type,
+                              cast<ElementsAttr>(DenseElementsAttr::get(
+                                  type, Attribute(FloatAttr::get(f32, value)))));
+  };
+  Value x = linear.getInput();
+  int64_t rank = linear.getInput().getType().getRank();
+  Value magnitude = AbsOp::create(b, loc, x);
+  Value largest = ReduceOp::create(b, loc, ReduceKind::max, magnitude,
+                                   ArrayRef<int64_t>{rank - 1},
+                                   /*keepdim=*/true);
+  // An all-zero token gets a tiny scale (its codes are all 0), not 0/0.
+  largest = MaxOp::create(b, loc, largest, scalar(1e-30));
+  Value tokenScale = DivOp::create(b, loc, largest, scalar(127.0));
+  Value xq = QuantizeOp::create(b, loc, x, tokenScale, /*zero_point=*/Value(),
+                                /*unsigned_codes=*/UnitAttr());
+  Value sums = IntegerMatmulOp::create(b, loc, xq, codes,
+                                       /*transpose_rhs=*/b.getUnitAttr());
+  auto sumsType = cast<RankedTensorType>(sums.getType());
+  Value y = CastOp::create(
+      b, loc, RankedTensorType::get(sumsType.getShape(), f32), sums);
+  y = MulOp::create(b, loc, y, tokenScale);
+  int64_t out = sumsType.getShape().back();
+  Value channelScale = ReshapeOp::create(
+      b, loc, RankedTensorType::get({out}, f32), scales);
+  y = MulOp::create(b, loc, y, channelScale);
+  if (Value bias = linear.getBias())
+    y = AddOp::create(b, loc, y, bias);
+  return y;
 }
 
 struct KilnQuantizePass
@@ -334,6 +389,23 @@ struct KilnQuantizePass
       Value z = *zeros ? Value(ReadParamOp::create(b, loc, zeros->getType(),
                                                    zeros->getSymName()))
                        : Value();
+      // W8A8: each linear of f32 inputs multiplies integer codes.
+      if (scheme.dynamicActivations)
+        for (OpOperand &use : llvm::make_early_inc_range(read->getUses()))
+          if (auto linear = dyn_cast<LinearOp>(use.getOwner());
+              linear && isa<Float32Type>(type.getElementType()) &&
+              linear.getInput().getType().getElementType().isF32() &&
+              linear.getInput().getType().getRank() >= 2) {
+            b.setInsertionPoint(linear);
+            linear.replaceAllUsesWith(
+                buildDynamicInt8Linear(b, linear, q, s));
+            linear.erase();
+          }
+      if (read->use_empty()) {
+        read.erase();
+        continue;
+      }
+      b.setInsertionPoint(read);
       Value weight = DequantizeOp::create(
           b, loc, RankedTensorType::get({out, in}, f32), q, s, z,
           b.getI64IntegerAttr(scheme.bits),

@@ -78,4 +78,31 @@ def Kiln_QuantizeOp : Kiln_InferredOp<"quantize",
   let hasVerifier = 1;
 }
 
+def Kiln_IntegerMatmulOp : Kiln_InferredOp<"integer_matmul",
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+  let summary = "8-bit integer matrix product accumulated in 32 bits";
+  let description = [{
+    `lhs` is `[..., M, K]` signed 8-bit codes (activations, any number of
+    leading dims); `rhs` is a `[K, N]` matrix of signed 8-bit codes, or
+    `[N, K]` with `transpose_rhs` (a weight as torch.nn.Linear stores it).
+    The result is `[..., M, N]` of exact `i32` sums `Σₖ lhs·rhs` (K up to
+    2¹⁷ cannot overflow). Scales are applied by the ops around it: the
+    W8A8 schemes of `kiln-quantize` multiply the sums by the per-token and
+    per-channel scales afterwards. On CPUs with AVX-512 VNNI it lowers to
+    `vpdpbusd` (four products per 32-bit lane and instruction). Cost:
+    `2·M·N·K` integer operations, counted with the FLOPs.
+
+    ```mlir
+    %acc = kiln.integer_matmul %xq, %wq transpose_rhs : (tensor<?x128x768xi8>, tensor<3072x768xi8>) -> tensor<?x128x3072xi32>
+    ```
+  }];
+  let arguments = (ins Kiln_QuantCodeTensor:$lhs,
+                       2DTensorOf<[I8]>:$rhs, UnitAttr:$transpose_rhs);
+  let results = (outs RankedTensorOf<[I32]>:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs (`transpose_rhs` $transpose_rhs^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
 #endif // KILN_QUANT_OPS_TD

@@ -219,6 +219,19 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
     float model would) when it writes the artifact's weights. They are not
     trainable. See docs/quantization.md.
 
+    `scheme=int8-dynamic` (W8A8) stores the weights as `w8` does, and
+    rewrites each linear of f32 inputs to quantize its input per token at
+    run time and multiply integers:
+
+    ```mlir
+    %a = kiln.abs %x ...
+    %m = kiln.reduce max %a axes = [2] keepdim ...   // max |x| per token
+    %sx = kiln.div (kiln.max %m, 1e-30), 127 ...     // the token's scale
+    %xq = kiln.quantize %x, %sx ...                  // int8 codes
+    %acc = kiln.integer_matmul %xq, %q transpose_rhs ...   // i32 sums
+    %y = kiln.cast %acc ... ; kiln.mul by %sx, by the channel scales; + bias
+    ```
+
     The LM head (a parameter named `lm_head.*`) is left in float unless
     `lm-head`; tied embeddings are never linears' weights alone, so they
     stay float. `only` and `skip` are glob patterns on parameter names. A
@@ -231,8 +244,8 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
   }];
   let options = [
     Option<"scheme", "scheme", "std::string", "\"w8\"",
-           "w8 (int8 per output channel), w4g<N> (int4, groups of N inputs) "
-           "or w8g<N>">,
+           "w8 (int8 per output channel), w4g<N> (int4, groups of N inputs), "
+           "w8g<N>, or int8-dynamic (w8 weights and int8 activations)">,
     Option<"asymmetric", "asymmetric", "bool", "false",
            "Unsigned codes with a zero point per group (default: symmetric)">,
     ListOption<"only", "only", "std::string",

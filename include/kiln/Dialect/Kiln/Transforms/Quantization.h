@@ -27,10 +27,16 @@ struct WeightScheme {
   int64_t group = 0;
   /// Signed codes and no zero point; otherwise unsigned codes with one.
   bool symmetric = true;
+  /// W8A8 (`int8-dynamic`): the linears' inputs are quantized too, per
+  /// token at run time, and multiplied as integers (kiln.integer_matmul).
+  /// The weights are those of `w8`.
+  bool dynamicActivations = false;
 
-  /// `w8`, `w4g128`, `w8g64`; `-asym` appended when asymmetric.
+  /// `w8`, `w4g128`, `w8g64`, `int8-dynamic`; `-asym` appended when
+  /// asymmetric.
   std::string name() const;
-  /// Parses `w8`, `w8g<N>`, `w4g<N>` (N even, >= 2); int4 needs a group.
+  /// Parses `w8`, `w8g<N>`, `w4g<N>` (N even, >= 2; int4 needs a group)
+  /// and `int8-dynamic`.
   static llvm::Expected<WeightScheme> parse(llvm::StringRef text,
                                             bool asymmetric);
 };

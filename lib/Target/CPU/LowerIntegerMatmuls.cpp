@@ -1,0 +1,417 @@
+//===- LowerIntegerMatmuls.cpp - int8 matmul kernels ----------------------===//
+//
+// kiln.integer_matmul reaches the CPU backend as a buffer-form contraction
+// generic: sign-extended i8 lhs [M, K] and rhs [N, K] (a weight read
+// transposed) summed into an i32 [M, N] output. The f32 register tiles of
+// kiln-tile-and-vectorize-contractions multiply with outer products of
+// FMAs; 8-bit products instead come four to a 32-bit lane: AVX-512 VNNI's
+// vpdpbusd adds, per lane, the four products of 4 unsigned lhs bytes with
+// 4 signed rhs bytes to an i32 sum. So k is walked in groups of 4 bytes:
+// the lhs is copied into [M, K/4] 32-bit words (shifted to unsigned,
+// x + 128), each column panel packs its rhs as [K/4, panel] words (for a
+// transposed rhs a transpose of words) and its column sums, and a register
+// tile broadcasts one word per row against each 16-lane vector of the
+// panel. The shift comes off in the epilogue: Σ (x + 128)·w = Σ x·w +
+// 128·Σ w. (Sums wrap modulo 2^32 on the way; the true sum fits, so the
+// result is exact.) The buffers it allocates are freed by the buffer
+// deallocation pipeline that runs after it.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Target/CPU/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_LOWERINTEGERMATMULSPASS
+#include "kiln/Target/CPU/Passes.h.inc"
+} // namespace mlir::kiln
+
+using namespace mlir;
+
+namespace {
+constexpr int64_t kLanes = 16;
+constexpr llvm::StringLiteral kVnniDot = "llvm.x86.avx512.vpdpbusd.512";
+
+/// The operands of an integer matmul this pass lowers.
+struct IntegerMatmul {
+  Value lhs, rhs, out;
+  int64_t k = 0, n = 0;
+};
+
+/// [[0, ..., rank - 2], [rank - 1]]: all leading dims into one.
+SmallVector<ReassociationIndices> leadingDimsCollapsed(int64_t rank) {
+  return {llvm::to_vector(llvm::seq<int64_t>(0, rank - 1)), {rank - 1}};
+}
+
+/// Whether `type` is a memref whose rows are contiguous (unit last stride).
+bool hasContiguousRows(MemRefType type) {
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return succeeded(type.getStridesAndOffset(strides, offset)) &&
+         !strides.empty() && strides.back() == 1;
+}
+
+/// `op` as the contraction kiln.integer_matmul lowers to, if it is one:
+/// buffers, loops (batch..., m, k, n), lhs (batch..., m, k), rhs (n, k),
+/// output (batch..., m, n), a body of two sign extensions of i8, a multiply
+/// and an add into i32; static K and N; lhs and output whose leading dims
+/// collapse into one (the kernel sees [M, K] and [M, N]).
+std::optional<IntegerMatmul> matchIntegerMatmul(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || op.getNumLoops() < 3)
+    return std::nullopt;
+  int64_t loops = op.getNumLoops();
+  int64_t m = loops - 3, k = loops - 2, n = loops - 1;
+  auto iterators = op.getIteratorTypesArray();
+  for (int64_t d = 0; d < loops; ++d)
+    if (iterators[d] != (d == k ? utils::IteratorType::reduction
+                                : utils::IteratorType::parallel))
+      return std::nullopt;
+  MLIRContext *ctx = op.getContext();
+  SmallVector<AffineExpr> lhsExprs, outExprs;
+  for (int64_t d = 0; d < m; ++d) {
+    lhsExprs.push_back(getAffineDimExpr(d, ctx));
+    outExprs.push_back(getAffineDimExpr(d, ctx));
+  }
+  lhsExprs.append({getAffineDimExpr(m, ctx), getAffineDimExpr(k, ctx)});
+  outExprs.append({getAffineDimExpr(m, ctx), getAffineDimExpr(n, ctx)});
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  if (maps[0] != AffineMap::get(loops, 0, lhsExprs, ctx) ||
+      maps[1] != AffineMap::get(loops, 0,
+                                {getAffineDimExpr(n, ctx),
+                                 getAffineDimExpr(k, ctx)},
+                                ctx) ||
+      maps[2] != AffineMap::get(loops, 0, outExprs, ctx))
+    return std::nullopt;
+  auto lhs = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
+  auto rhs = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
+  auto out = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
+  if (!lhs || !rhs || !out || !lhs.getElementType().isInteger(8) ||
+      !rhs.getElementType().isInteger(8) || !out.getElementType().isInteger(32))
+    return std::nullopt;
+  if (!rhs.hasStaticShape() || !hasContiguousRows(lhs) ||
+      !hasContiguousRows(rhs) || !hasContiguousRows(out))
+    return std::nullopt;
+  SmallVector<ReassociationIndices> rows = leadingDimsCollapsed(lhs.getRank());
+  if (lhs.getRank() > 2 &&
+      (!memref::CollapseShapeOp::isGuaranteedCollapsible(lhs, rows) ||
+       !memref::CollapseShapeOp::isGuaranteedCollapsible(out, rows)))
+    return std::nullopt;
+  // The body: extsi, extsi, muli, addi (with the accumulator), yield.
+  Block &body = op.getRegion().front();
+  int extensions = 0, multiplies = 0, adds = 0;
+  for (Operation &inner : body.without_terminator()) {
+    if (auto ext = dyn_cast<arith::ExtSIOp>(inner)) {
+      extensions += ext.getIn().getType().isInteger(8);
+      continue;
+    }
+    if (isa<arith::MulIOp>(inner))
+      ++multiplies;
+    else if (isa<arith::AddIOp>(inner))
+      ++adds;
+    else
+      return std::nullopt;
+  }
+  if (extensions != 2 || multiplies != 1 || adds != 1 ||
+      !linalg::isaContractionOpInterface(op))
+    return std::nullopt;
+  return IntegerMatmul{op.getDpsInputs()[0], op.getDpsInputs()[1],
+                       op.getDpsInits()[0], rhs.getDimSize(1),
+                       rhs.getDimSize(0)};
+}
+
+struct LowerIntegerMatmulsPass
+    : kiln::impl::LowerIntegerMatmulsPassBase<LowerIntegerMatmulsPass> {
+  using Base::Base;
+
+  func::FuncOp dotFunction;
+
+  void runOnOperation() final {
+    if (int8Dot != "vnni" && int8Dot != "generic") {
+      getOperation().emitError()
+          << "kiln-lower-integer-matmuls: int8-dot must be vnni or generic "
+             "(got '"
+          << int8Dot << "')";
+      return signalPassFailure();
+    }
+    if (tileM < 1 || tileN < kLanes || tileN % kLanes != 0) {
+      getOperation().emitError()
+          << "kiln-lower-integer-matmuls: tile-m must be positive and tile-n "
+             "a positive multiple of 16 (got "
+          << static_cast<int64_t>(tileM) << ", "
+          << static_cast<int64_t>(tileN) << ")";
+      return signalPassFailure();
+    }
+    SmallVector<std::pair<linalg::GenericOp, IntegerMatmul>> work;
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (auto matmul = matchIntegerMatmul(op))
+        work.push_back({op, *matmul});
+    });
+    if (work.empty())
+      return;
+    IRRewriter rewriter(&getContext());
+    // vpdpbusd as a call of the LLVM intrinsic's name (LLVM takes a
+    // function named llvm.* for the intrinsic): unlike llvm.call_intrinsic
+    // the buffer deallocation that runs after this pass accepts a call.
+    if (int8Dot == "vnni") {
+      ModuleOp module = getOperation();
+      dotFunction = module.lookupSymbol<func::FuncOp>(kVnniDot);
+      if (!dotFunction) {
+        rewriter.setInsertionPointToEnd(module.getBody());
+        auto lanes = VectorType::get({kLanes}, rewriter.getI32Type());
+        auto bytes = VectorType::get({4 * kLanes}, rewriter.getI8Type());
+        dotFunction = func::FuncOp::create(
+            rewriter, module.getLoc(), kVnniDot,
+            rewriter.getFunctionType({lanes, bytes, bytes}, {lanes}));
+        dotFunction.setPrivate();
+      }
+    }
+    for (auto &[op, matmul] : work) {
+      rewriter.setInsertionPoint(op);
+      lower(rewriter, op.getLoc(), matmul);
+      rewriter.eraseOp(op);
+    }
+  }
+
+  void lower(OpBuilder &b, Location loc, IntegerMatmul mm) {
+    // [batch..., M, K] and [batch..., M, N] as [M', K] and [M', N].
+    int64_t rank = cast<MemRefType>(mm.lhs.getType()).getRank();
+    if (rank > 2) {
+      mm.lhs = memref::CollapseShapeOp::create(b, loc, mm.lhs,
+                                               leadingDimsCollapsed(rank));
+      mm.out = memref::CollapseShapeOp::create(b, loc, mm.out,
+                                               leadingDimsCollapsed(rank));
+    }
+    const bool vnni = int8Dot == "vnni";
+    const int64_t rowsPerTile = tileM, panel = tileN;
+    const int64_t vectors = panel / kLanes;
+    Type i8 = b.getI8Type(), i32 = b.getI32Type();
+    auto word = VectorType::get({4}, i8);
+    auto lanes = VectorType::get({kLanes}, i32);
+    auto bytes = VectorType::get({4 * kLanes}, i8);
+    auto index = [&](int64_t value) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, value);
+    };
+    int64_t words = llvm::divideCeil(mm.k, 4);
+    bool ragged = mm.k % 4 != 0;
+    Value zero = index(0), one = index(1), four = index(4);
+    Value rows = memref::DimOp::create(b, loc, mm.lhs, 0);
+
+    // Reads the 4 bytes of row `row` of `source` from byte 4·word as an
+    // i32 (bytes past K read `pad`).
+    auto loadWord = [&](OpBuilder &nb, Location l, Value source, Value row,
+                        Value w, int64_t pad) -> Value {
+      Value col = arith::MulIOp::create(nb, l, w, four);
+      Value padding = arith::ConstantIntOp::create(nb, l, i8, pad);
+      Value group = vector::TransferReadOp::create(
+          nb, l, word, source, ValueRange{row, col}, padding,
+          ArrayRef<bool>{!ragged});
+      if (vnni && source == mm.lhs) {
+        Value flip = arith::ConstantOp::create(
+            nb, l, DenseElementsAttr::get(word, nb.getI8IntegerAttr(-128)));
+        group = arith::XOrIOp::create(nb, l, group, flip);
+      }
+      Value asWord = vector::BitCastOp::create(
+          nb, l, VectorType::get({1}, i32), group);
+      return vector::ExtractOp::create(nb, l, asWord, ArrayRef<int64_t>{0});
+    };
+
+    // 1. The lhs as words: [M, K/4] i32 (unsigned bytes x + 128 for VNNI;
+    // the padding bytes past K become 0 either way).
+    auto lhsWordsType =
+        MemRefType::get({ShapedType::kDynamic, words}, i32);
+    Value lhsWords =
+        memref::AllocOp::create(b, loc, lhsWordsType, ValueRange{rows});
+    scf::ForOp::create(
+        b, loc, zero, rows, one, ValueRange{},
+        [&](OpBuilder &nb, Location l, Value row, ValueRange) {
+          scf::ForOp::create(
+              nb, l, zero, index(words), one, ValueRange{},
+              [&](OpBuilder &ib, Location il, Value w, ValueRange) {
+                Value v = loadWord(ib, il, mm.lhs, row, w, vnni ? -128 : 0);
+                memref::StoreOp::create(ib, il, v, lhsWords,
+                                        ValueRange{row, w});
+                scf::YieldOp::create(ib, il);
+              });
+          scf::YieldOp::create(nb, l);
+        });
+
+    // 2. Column panels in parallel.
+    int64_t panels = llvm::divideCeil(mm.n, panel);
+    bool raggedColumns = mm.n % panel != 0;
+    scf::ParallelOp::create(
+        b, loc, ValueRange{zero}, ValueRange{index(panels)}, ValueRange{one},
+        [&](OpBuilder &pb, Location l, ValueRange ivs) {
+          emitPanel(pb, l, mm, ivs[0], rows, lhsWords, words, vnni,
+                    rowsPerTile, panel, vectors, raggedColumns, lanes, bytes,
+                    loadWord);
+        });
+  }
+
+  template <typename LoadWord>
+  void emitPanel(OpBuilder &b, Location loc, const IntegerMatmul &mm,
+                 Value panelIndex, Value rows, Value lhsWords, int64_t words,
+                 bool vnni, int64_t rowsPerTile, int64_t panel,
+                 int64_t vectors, bool raggedColumns, VectorType lanes,
+                 VectorType bytes, LoadWord &loadWord) {
+    Type i32 = b.getI32Type();
+    auto index = [&](int64_t value) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, value);
+    };
+    Value zero = index(0), one = index(1);
+    Value firstColumn =
+        arith::MulIOp::create(b, loc, panelIndex, index(panel));
+
+    // The panel's rhs as [K/4, panel] words: column j is row n0 + j of the
+    // transposed rhs, 4 bytes per word; columns past N are 0.
+    auto packedType = MemRefType::get({words, panel}, i32);
+    Value packed = memref::AllocOp::create(b, loc, packedType);
+    Value zeroWord = arith::ConstantIntOp::create(b, loc, i32, 0);
+    scf::ForOp::create(
+        b, loc, zero, index(panel), one, ValueRange{},
+        [&](OpBuilder &nb, Location l, Value column, ValueRange) {
+          Value n = arith::AddIOp::create(nb, l, firstColumn, column);
+          auto fill = [&](OpBuilder &fb, Location fl, bool inRange) {
+            scf::ForOp::create(
+                fb, fl, zero, index(words), one, ValueRange{},
+                [&](OpBuilder &ib, Location il, Value w, ValueRange) {
+                  Value v = inRange ? loadWord(ib, il, mm.rhs, n, w, 0)
+                                    : zeroWord;
+                  memref::StoreOp::create(ib, il, v, packed,
+                                          ValueRange{w, column});
+                  scf::YieldOp::create(ib, il);
+                });
+          };
+          if (!raggedColumns) {
+            fill(nb, l, true);
+          } else {
+            Value inRange = arith::CmpIOp::create(
+                nb, l, arith::CmpIPredicate::slt, n, index(mm.n));
+            scf::IfOp::create(
+                nb, l, inRange,
+                [&](OpBuilder &tb, Location tl) {
+                  fill(tb, tl, true);
+                  scf::YieldOp::create(tb, tl);
+                },
+                [&](OpBuilder &eb, Location el) {
+                  fill(eb, el, false);
+                  scf::YieldOp::create(eb, el);
+                });
+          }
+          scf::YieldOp::create(nb, l);
+        });
+
+    Value zeroLanes = arith::ConstantOp::create(
+        b, loc, DenseElementsAttr::get(lanes, b.getI32IntegerAttr(0)));
+    auto loadPacked = [&](OpBuilder &nb, Location l, Value w,
+                          int64_t v) -> Value {
+      Value words = vector::LoadOp::create(
+          nb, l, lanes, packed, ValueRange{w, index(v * kLanes)});
+      return vector::BitCastOp::create(nb, l, bytes, words);
+    };
+    // dst + Σ of the four products per lane.
+    auto dot = [&](OpBuilder &nb, Location l, Value acc, Value a,
+                   Value w) -> Value {
+      if (vnni)
+        return func::CallOp::create(nb, l, dotFunction, ValueRange{acc, a, w})
+            .getResult(0);
+      // Lane i sums bytes 4i..4i+3 of each: four strided shuffles of
+      // sign-extended bytes.
+      for (int64_t t = 0; t < 4; ++t) {
+        SmallVector<int64_t> mask;
+        for (int64_t i = 0; i < kLanes; ++i)
+          mask.push_back(4 * i + t);
+        auto pick = [&](Value from) -> Value {
+          Value part = vector::ShuffleOp::create(nb, l, from, from, mask);
+          return arith::ExtSIOp::create(nb, l, lanes, part);
+        };
+        acc = arith::AddIOp::create(
+            nb, l, acc, arith::MulIOp::create(nb, l, pick(a), pick(w)));
+      }
+      return acc;
+    };
+
+    // VNNI: 128 · the column sums, which the shifted lhs added.
+    SmallVector<Value> shifts;
+    if (vnni) {
+      Value ones = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(bytes, b.getI8IntegerAttr(1)));
+      auto sums = scf::ForOp::create(
+          b, loc, zero, index(words), one,
+          SmallVector<Value>(vectors, zeroLanes),
+          [&](OpBuilder &nb, Location l, Value w, ValueRange acc) {
+            SmallVector<Value> next;
+            for (int64_t v = 0; v < vectors; ++v)
+              next.push_back(dot(nb, l, acc[v], ones, loadPacked(nb, l, w, v)));
+            scf::YieldOp::create(nb, l, next);
+          });
+      Value shift = arith::ConstantOp::create(
+          b, loc, DenseElementsAttr::get(lanes, b.getI32IntegerAttr(7)));
+      for (Value sum : sums.getResults())
+        shifts.push_back(arith::ShLIOp::create(b, loc, sum, shift));
+    }
+
+    // Register tiles of `tile` rows from `row0`.
+    auto emitTile = [&](OpBuilder &nb, Location l, Value row0, int64_t tile) {
+      SmallVector<Value> rowIndex;
+      for (int64_t r = 0; r < tile; ++r)
+        rowIndex.push_back(
+            r == 0 ? row0 : arith::AddIOp::create(nb, l, row0, index(r)));
+      auto loop = scf::ForOp::create(
+          nb, l, zero, index(words), one,
+          SmallVector<Value>(tile * vectors, zeroLanes),
+          [&](OpBuilder &kb, Location kl, Value w, ValueRange acc) {
+            SmallVector<Value> rhsBytes;
+            for (int64_t v = 0; v < vectors; ++v)
+              rhsBytes.push_back(loadPacked(kb, kl, w, v));
+            SmallVector<Value> next;
+            for (int64_t r = 0; r < tile; ++r) {
+              Value lhsWord = memref::LoadOp::create(
+                  kb, kl, lhsWords, ValueRange{rowIndex[r], w});
+              Value lhsBytes = vector::BitCastOp::create(
+                  kb, kl, bytes,
+                  vector::BroadcastOp::create(kb, kl, lanes, lhsWord));
+              for (int64_t v = 0; v < vectors; ++v)
+                next.push_back(
+                    dot(kb, kl, acc[r * vectors + v], lhsBytes, rhsBytes[v]));
+            }
+            scf::YieldOp::create(kb, kl, next);
+          });
+      for (int64_t r = 0; r < tile; ++r)
+        for (int64_t v = 0; v < vectors; ++v) {
+          Value sum = loop.getResult(r * vectors + v);
+          if (vnni)
+            sum = arith::SubIOp::create(nb, l, sum, shifts[v]);
+          Value column = arith::AddIOp::create(nb, l, firstColumn,
+                                               index(v * kLanes));
+          Value padding = arith::ConstantIntOp::create(nb, l, i32, 0);
+          SmallVector<bool, 1> inBounds = {!raggedColumns};
+          Value old = vector::TransferReadOp::create(
+              nb, l, lanes, mm.out, ValueRange{rowIndex[r], column}, padding,
+              inBounds);
+          vector::TransferWriteOp::create(
+              nb, l, arith::AddIOp::create(nb, l, old, sum), mm.out,
+              ValueRange{rowIndex[r], column}, inBounds);
+        }
+    };
+    Value tiles = arith::DivUIOp::create(b, loc, rows, index(rowsPerTile));
+    Value fullRows = arith::MulIOp::create(b, loc, tiles, index(rowsPerTile));
+    scf::ForOp::create(b, loc, zero, fullRows, index(rowsPerTile),
+                       ValueRange{},
+                       [&](OpBuilder &nb, Location l, Value row0, ValueRange) {
+                         emitTile(nb, l, row0, rowsPerTile);
+                         scf::YieldOp::create(nb, l);
+                       });
+    if (rowsPerTile > 1)
+      scf::ForOp::create(b, loc, fullRows, rows, one, ValueRange{},
+                         [&](OpBuilder &nb, Location l, Value row, ValueRange) {
+                           emitTile(nb, l, row, 1);
+                           scf::YieldOp::create(nb, l);
+                         });
+  }
+};
+} // namespace
