@@ -13,7 +13,8 @@ interleaved rounds (f32, w8, ..., f32, w8, ...; the median of the rounds'
 p50s, so a machine whose speed drifts is not read as a scheme's effect),
 and prints the sizes, latencies and the ratios against f32.
 
-  bench/quantize.py [--build build] [--schemes w8,w4g128] [--seq 128]
+  bench/quantize.py [--build build] [--schemes w8,w4g128,int8-dynamic+head]
+                    [--seq 128]
                     [--threads 2] [--iters 10] [--rounds 3]
 """
 
@@ -38,7 +39,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     parser.add_argument("--config", default=os.path.join(HERE, "..", "models", "gpt2-small.json"))
-    parser.add_argument("--schemes", default="w8,w4g128", help="kiln-compile --quantize schemes (f32 always runs)")
+    parser.add_argument("--schemes", default="w8,w4g128,int8-dynamic",
+                        help="kiln-compile --quantize schemes (f32 always runs); SCHEME+head also "
+                             "quantizes the (tied) LM head, --quantize-lm-head")
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iters", type=int, default=10)
@@ -59,7 +62,8 @@ def main():
         if weights:
             cmd += ["--weights", weights]
         if scheme != "f32":
-            cmd += ["--quantize", scheme]
+            name, head = (scheme[:-len("+head")], True) if scheme.endswith("+head") else (scheme, False)
+            cmd += ["--quantize", name] + (["--quantize-lm-head"] if head else [])
         subprocess.run(cmd, check=True, capture_output=True)
         return art
 

@@ -5,6 +5,8 @@
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w3' 2>&1 | FileCheck %s --check-prefix=SCHEME
 // RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g32' --kiln-cost-report -o /dev/null | FileCheck %s --check-prefix=COST
 // RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic' | FileCheck %s --check-prefix=DYN
+// RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w8 lm-head=true' | FileCheck %s --check-prefix=TIED
+// RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic lm-head=true' | FileCheck %s --check-prefix=TIEDDYN
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic asymmetric=true' 2>&1 | FileCheck %s --check-prefix=DYNASYM
 
 // A Conv1D-layout ([in, out]) weight becomes [out, in] codes and one scale
@@ -98,3 +100,29 @@ func.func @forward(%x: tensor<?x64xbf16>) -> tensor<?x8xbf16> {
   %y = kiln.linear %x, %c : (tensor<?x64xbf16>, tensor<8x64xbf16>) -> tensor<?x8xbf16>
   return %y : tensor<?x8xbf16>
 }
+
+// -----
+
+// A head tied to the embedding (GPT-2's h · wteᵀ, a matmul of the table):
+// without lm-head it stays float (W8 run: the table is gathered too); with
+// lm-head the product becomes a linear of codes quantized from the table,
+// which stays float for the lookup.
+// W8-LABEL: module
+// W8: kiln.matmul %{{.*}}, %{{.*}} transpose_rhs
+// TIED: kiln.parameter @wte.qweight : tensor<100x64xi8> {{.*}}source = "wte.weight", source_shape = array<i64: 100, 64>, symmetric = true, transposed = false}}
+// TIED: kiln.parameter @wte.scales : tensor<100x1xf32>
+// TIED: kiln.parameter @wte.weight : tensor<100x64xf32> init normal std = 2.000000e-02 trainable
+// TIED: %[[W:.+]] = kiln.dequantize
+// TIED: %[[T:.+]] = kiln.read_param @wte.weight
+// TIED: kiln.gather %[[T]]
+// TIED: kiln.linear %{{.*}}, %[[W]] : (tensor<?x3x64xf32>, tensor<100x64xf32>) -> tensor<?x3x100xf32>
+// TIED-NOT: kiln.matmul
+// TIEDDYN: kiln.integer_matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<?x3x64xi8>, tensor<100x64xi8>) -> tensor<?x3x100xi32>
+kiln.parameter @"wte.weight" : tensor<100x64xf32> init normal std = 2.000000e-02 trainable
+func.func @forward(%ids: tensor<?x3xi64>) -> tensor<?x3x100xf32> {
+  %wte = kiln.read_param @"wte.weight" : tensor<100x64xf32>
+  %x = kiln.gather %wte[%ids] axis = 0 : (tensor<100x64xf32>, tensor<?x3xi64>) -> tensor<?x3x64xf32>
+  %logits = kiln.matmul %x, %wte transpose_rhs : (tensor<?x3x64xf32>, tensor<100x64xf32>) -> tensor<?x3x100xf32>
+  return %logits : tensor<?x3x100xf32>
+}
+

@@ -236,13 +236,14 @@ class TransformerBase(unittest.TestCase):
 # bert-tiny against HF BertModel (written with torch ops).
 
 
-def bert_reference(w, ids, token_types, attention_mask, cfg):
-    """BertModel forward with the pooler (HF layouts, eval mode)."""
+def bert_reference(w, ids, token_types, attention_mask, cfg, linear=None):
+    """BertModel forward with the pooler (HF layouts, eval mode). `linear(x,
+    prefix)` replaces the encoder's dense layers (a quantized reference)."""
     d, heads = cfg["hidden_size"], cfg["num_attention_heads"]
     hd = d // heads
     eps = cfg["layer_norm_eps"]
     t = lambda name: oracle(w[name])
-    linear = lambda x, p: torch.nn.functional.linear(x, t(p + ".weight"), t(p + ".bias"))
+    linear = linear or (lambda x, p: torch.nn.functional.linear(x, t(p + ".weight"), t(p + ".bias")))
     norm = lambda x, p: torch.nn.functional.layer_norm(x, (d,), t(p + ".weight"), t(p + ".bias"), eps)
     b, s = ids.shape
     x = (t("embeddings.word_embeddings.weight")[torch.from_numpy(ids)]
@@ -310,15 +311,16 @@ class BertTiny(unittest.TestCase):
 # llama-tiny against HF LlamaForCausalLM (written with torch ops).
 
 
-def llama_reference(w, ids, cfg):
+def llama_reference(w, ids, cfg, linear=None):
     """LlamaForCausalLM forward: RMSNorm, rotate-half RoPE, grouped-query
-    causal attention (repeat_kv), SwiGLU, final norm, lm_head."""
+    causal attention (repeat_kv), SwiGLU, final norm, lm_head. `linear(x,
+    weight name)` replaces the projections (a quantized reference)."""
     d, heads = cfg["hidden_size"], cfg["num_attention_heads"]
     kv_heads = cfg.get("num_key_value_heads", heads)
     hd = cfg.get("head_dim") or d // heads
     eps, theta = cfg["rms_norm_eps"], cfg.get("rope_theta", 10000.0)
     t = lambda name: oracle(w[name])
-    linear = lambda x, name: x @ t(name).T
+    linear = linear or (lambda x, name: x @ t(name).T)
 
     def rms_norm(x, name):
         return t(name) * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))

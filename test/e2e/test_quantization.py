@@ -297,7 +297,8 @@ def gpt2_w8a8_reference(w, codes, ids, cfg):
         sx = torch.clamp(x.abs().amax(-1, keepdim=True), min=1e-30) / 127
         q = torch.clamp(torch.round(x / sx), -128, 127)
         wq = torch.from_numpy((c * s).astype(np.float64))  # [out, in]
-        return (q @ wq.T) * sx + t(prefix + ".bias")
+        y = (q @ wq.T) * sx
+        return y + t(prefix + ".bias") if prefix + ".bias" in w else y
 
     b, s = ids.shape
     x = t("transformer.wte.weight")[torch.from_numpy(ids)] + t("transformer.wpe.weight")[:s]
@@ -316,6 +317,8 @@ def gpt2_w8a8_reference(w, codes, ids, cfg):
         h = torch.nn.functional.gelu(linear(h, p + "mlp.c_fc"), approximate="tanh")
         x = x + linear(h, p + "mlp.c_proj")
     x = torch.nn.functional.layer_norm(x, (d,), t("transformer.ln_f.weight"), t("transformer.ln_f.bias"), eps)
+    if "transformer.wte" in codes:  # the tied head quantized too
+        return linear(x, "transformer.wte").numpy()
     return (x @ t("transformer.wte.weight").T).numpy()
 
 
@@ -401,6 +404,64 @@ class QuantizedLlamaBert(unittest.TestCase):
             report(f"bert-tiny w4g16-asym {name}", out[name], expected)
             np.testing.assert_allclose(out[name], expected, rtol=RTOL, atol=ATOL)
 
+    def test_llama_and_bert_int8_dynamic(self):
+        # W8A8 against the float64 references with each quantized
+        # projection computed as the per-token W8A8 rule (w8a8_reference).
+        cfg, weights, stored, art = self.compile_pair(
+            "llama-tiny.json", 4, lambda n: n.endswith("norm.weight"), ["--quantize", "int8-dynamic"])
+        fake, prefixes = fake_quantized(self, weights, stored, 8, 0, True, False)
+        ids = np.random.default_rng(5).integers(0, cfg["vocab_size"], (2, 7)).astype(np.int64)
+        logits = run_artifact(art, {"input_ids": ids}, self.tmp.name)["logits"]
+        expected = llama_reference(fake, ids, cfg, linear=w8a8_reference(fake, stored, prefixes, "weight"))
+        check_w8a8(self, "llama-tiny", logits, expected, llama_reference(fake, ids, cfg))
+
+        cfg, weights, stored, art = self.compile_pair(
+            "bert-tiny.json", 3, lambda n: n.endswith("LayerNorm.weight"), ["--quantize", "int8-dynamic"])
+        fake, prefixes = fake_quantized(self, weights, stored, 8, 0, True, False)
+        rng = np.random.default_rng(6)
+        ids = rng.integers(0, cfg["vocab_size"], (2, 6)).astype(np.int64)
+        types = rng.integers(0, cfg["type_vocab_size"], (2, 6)).astype(np.int64)
+        mask = (np.arange(6)[None, :] < np.array((6, 3))[:, None]).astype(np.int64)
+        out = run_artifact(art, {"input_ids": ids, "token_type_ids": types, "attention_mask": mask},
+                           self.tmp.name)
+        expected = bert_reference(fake, ids, types, mask, cfg, linear=w8a8_reference(fake, stored, prefixes, "prefix"))
+        weight_only = bert_reference(fake, ids, types, mask, cfg)
+        check_w8a8(self, "bert-tiny last_hidden_state", out["last_hidden_state"], expected[0], weight_only[0])
+        check_w8a8(self, "bert-tiny pooler_output", out["pooler_output"], expected[1], weight_only[1])
+
+
+def w8a8_reference(w, stored, prefixes, key):
+    """A float64 `linear` for the torch references: the per-token W8A8 rule
+    for each quantized layer (its stored codes and scales), plain float for
+    the others. `key` says how the reference names a layer: by its weight
+    ("weight": llama) or its prefix, with a bias ("prefix": bert)."""
+    def linear(x, name):
+        prefix = name[:-len(".weight")] if key == "weight" else name
+        bias = None if key == "weight" else torch.from_numpy(w[prefix + ".bias"].astype(np.float64))
+        if prefix not in prefixes:
+            y = x @ torch.from_numpy(w[prefix + ".weight"].astype(np.float64)).T
+        else:
+            sx = torch.clamp(x.abs().amax(-1, keepdim=True), min=1e-30) / 127
+            q = torch.clamp(torch.round(x / sx), -128, 127)
+            wq = torch.from_numpy(stored[prefix + ".qweight"].astype(np.float64) *
+                                  stored[prefix + ".scales"].astype(np.float64))
+            y = (q @ wq.T) * sx
+        return y if bias is None else y + bias
+    return linear
+
+
+def check_w8a8(test, name, actual, expected, weight_only):
+    """W8A8 outputs against their float64 reference: 99% within the fp32
+    tolerances (a code can round the other way where float32 and float64
+    activations straddle a tie), all within 5e-2, and much closer to it
+    than the weight-only model is (the activations' quantization is what
+    is being checked)."""
+    report(f"{name} int8-dynamic", actual, expected)
+    close = np.isclose(actual, expected, rtol=RTOL, atol=ATOL)
+    test.assertGreaterEqual(close.mean(), 0.99, name)
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=5e-2, err_msg=name)
+    test.assertLess(np.abs(actual - expected).mean() * 20, np.abs(weight_only - expected).mean(), name)
+
 
 class QuantizedGpt2(unittest.TestCase):
     def setUp(self):
@@ -458,15 +519,32 @@ class QuantizedGpt2(unittest.TestCase):
         self.assertEqual(manifest["compile_options"]["quantize"], "int8-dynamic")
         self.check_int8_dynamic(["--int8-dot", "generic"])
 
+    def test_int8_dynamic_tied_lm_head(self):
+        # --quantize-lm-head on a tied head: the head multiplies int8 codes
+        # of the embedding, which the lookup still reads in f32.
+        self.check_int8_dynamic(["--quantize-lm-head"])
+
     def check_int8_dynamic(self, extra):
         art = os.path.join(self.tmp.name, "int8-dynamic.kiln")
         manifest = compile_artifact(self.model, art, weights=self.path,
                                     extra=["--quantize", "int8-dynamic", *extra])
         stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        head = "--quantize-lm-head" in extra
+        if head:
+            # The tied table: codes [vocab, d] as rtn() makes them, and the
+            # float table kept for the lookup.
+            codes, scale, _ = rtn(self.weights["transformer.wte.weight"], 8, 0, True)
+            np.testing.assert_array_equal(stored["transformer.wte.qweight"], codes.astype(np.int8))
+            np.testing.assert_array_equal(stored["transformer.wte.scales"], scale)
+            np.testing.assert_array_equal(stored["transformer.wte.weight"], self.weights["transformer.wte.weight"])
+            stored = {k: v for k, v in stored.items() if not k.startswith("transformer.wte.q")}
         fake, prefixes = fake_quantized(self, self.weights, stored, 8, 0, True, True)
         self.assertEqual(len(prefixes), 4 * self.cfg["n_layer"])
         codes = {p: (stored[p + ".qweight"].astype(np.float64), stored[p + ".scales"].astype(np.float64))
                  for p in prefixes}
+        if head:
+            codes["transformer.wte"] = (codes_and_scale := rtn(self.weights["transformer.wte.weight"], 8, 0, True))[0].astype(np.float64), \
+                codes_and_scale[1].astype(np.float64)
         logits = run_artifact(art, {"input_ids": self.ids}, self.tmp.name)["logits"]
         expected = gpt2_w8a8_reference(self.weights, codes, self.ids, self.cfg)
         dot = manifest["target_options"]["int8_dot"]

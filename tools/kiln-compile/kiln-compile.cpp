@@ -261,7 +261,10 @@ cl::list<std::string> quantizeSkip(
     cl::desc("Leave parameters whose names match one of these globs in float"),
     cl::CommaSeparated, cl::value_desc("glob,..."), cl::cat(category));
 cl::opt<bool> quantizeLmHead(
-    "quantize-lm-head", cl::desc("Quantize the untied LM head (lm_head.*) too"),
+    "quantize-lm-head",
+    cl::desc("Quantize the LM head too: lm_head.*, or a head tied to the "
+             "embedding (its product reads int8 codes of the table, which "
+             "stays float for the lookup; the artifact grows by the codes)"),
     cl::init(false), cl::cat(category));
 cl::opt<bool> configKeys(
     "config-keys",

@@ -253,6 +253,11 @@ struct KilnQuantizePass
         failed(compile(skip, skipPatterns)))
       return signalPassFailure();
 
+    // With `lm-head`, a head that multiplies by a parameter directly (GPT-2's
+    // tied head, h · wteᵀ) is a linear like the others.
+    if (lmHead)
+      matmulsOfParametersToLinears();
+
     // Reads of each parameter, and which parameters are written.
     llvm::StringMap<SmallVector<ReadParamOp>> reads;
     llvm::StringSet<llvm::MallocAllocator> written;
@@ -284,15 +289,52 @@ struct KilnQuantizePass
         }
         llvm::append_range(uses, *readUses);
       }
-      if (!onlyLinears || uses.empty())
+      // A table that is also the weight of linears (an embedding tied to
+      // the LM head): with `lm-head`, the linears read codes and the
+      // table stays float for the rest.
+      bool tied = false;
+      if (!onlyLinears && lmHead) {
+        uses.clear();
+        for (ReadParamOp read : found->second)
+          for (OpOperand &use : read.getResult().getUses())
+            if (auto linear = dyn_cast<LinearOp>(use.getOwner());
+                linear && use.getOperandNumber() == 1)
+              uses.push_back(linear);
+        tied = !uses.empty();
+      }
+      if ((!onlyLinears && !tied) || uses.empty())
         continue;
       bool transposed = uses.front().getWeightInOut();
       if (llvm::any_of(uses, [&](LinearOp use) {
             return use.getWeightInOut() != transposed;
           }))
         continue;
-      if (failed(quantize(param, found->second, transposed, *parsed)))
+      if (failed(quantize(param, found->second, transposed, *parsed, tied)))
         return signalPassFailure();
+    }
+  }
+
+  /// `kiln.matmul %x, %w [transpose_rhs]` with `%w` a read 2-D float
+  /// parameter as `kiln.linear %x, %w` (`weight_in_out` when not
+  /// transposed): the same product, which the rewrite below understands.
+  void matmulsOfParametersToLinears() {
+    SmallVector<MatmulOp> matmuls;
+    getOperation().walk([&](MatmulOp matmul) {
+      auto read = matmul.getRhs().getDefiningOp<ReadParamOp>();
+      if (read && !matmul.getTransposeLhs() &&
+          matmul.getRhs().getType().getRank() == 2 &&
+          matmul.getLhs().getType().getRank() >= 2 &&
+          isa<FloatType>(matmul.getRhs().getType().getElementType()))
+        matmuls.push_back(matmul);
+    });
+    for (MatmulOp matmul : matmuls) {
+      OpBuilder b(matmul);
+      Value linear = LinearOp::create(
+          b, matmul.getLoc(), matmul.getType(), matmul.getLhs(),
+          matmul.getRhs(), /*bias=*/Value(),
+          matmul.getTransposeRhs() ? UnitAttr() : b.getUnitAttr());
+      matmul.replaceAllUsesWith(linear);
+      matmul.erase();
     }
   }
 
@@ -326,8 +368,11 @@ struct KilnQuantizePass
     return !lmHeadName || lmHead;
   }
 
+  /// Replaces `param`'s linear uses by its quantization; with `keepFloat`
+  /// (a tied table) the parameter and its other uses stay.
   LogicalResult quantize(ParameterOp param, ArrayRef<ReadParamOp> reads,
-                         bool transposed, const WeightScheme &scheme) {
+                         bool transposed, const WeightScheme &scheme,
+                         bool keepFloat) {
     auto type = param.getTensorType();
     int64_t out = type.getDimSize(transposed ? 1 : 0);
     int64_t in = type.getDimSize(transposed ? 0 : 1);
@@ -393,7 +438,8 @@ struct KilnQuantizePass
       if (scheme.dynamicActivations)
         for (OpOperand &use : llvm::make_early_inc_range(read->getUses()))
           if (auto linear = dyn_cast<LinearOp>(use.getOwner());
-              linear && isa<Float32Type>(type.getElementType()) &&
+              linear && use.getOperandNumber() == 1 &&
+              isa<Float32Type>(type.getElementType()) &&
               linear.getInput().getType().getElementType().isF32() &&
               linear.getInput().getType().getRank() >= 2) {
             b.setInsertionPoint(linear);
@@ -401,8 +447,17 @@ struct KilnQuantizePass
                 buildDynamicInt8Linear(b, linear, q, s));
             linear.erase();
           }
-      if (read->use_empty()) {
-        read.erase();
+      auto isLinearWeight = [](OpOperand &use) {
+        return isa<LinearOp>(use.getOwner()) && use.getOperandNumber() == 1;
+      };
+      if (!llvm::any_of(read->getUses(), [&](OpOperand &use) {
+            return isLinearWeight(use) || isa<CastOp>(use.getOwner());
+          })) {
+        if (read->use_empty())
+          read.erase();
+        for (Value part : {q, s, z})
+          if (part && part.use_empty())
+            part.getDefiningOp()->erase();
         continue;
       }
       b.setInsertionPoint(read);
@@ -417,11 +472,14 @@ struct KilnQuantizePass
       // Every use is a linear (maybe through a cast): point it at the
       // [out, in] weight.
       for (OpOperand &use : llvm::make_early_inc_range(read->getUses())) {
-        if (auto linear = dyn_cast<LinearOp>(use.getOwner())) {
+        if (isLinearWeight(use)) {
+          auto linear = cast<LinearOp>(use.getOwner());
           linear.getWeightMutable().assign(weight);
           linear.setWeightInOut(false);
           continue;
         }
+        if (keepFloat)
+          continue;
         auto castOp = llvm::cast<CastOp>(use.getOwner());
         b.setInsertionPoint(castOp);
         auto castType = RankedTensorType::get(
@@ -436,9 +494,11 @@ struct KilnQuantizePass
         castOp.erase();
         b.setInsertionPoint(read);
       }
-      read.erase();
+      if (read->use_empty())
+        read.erase();
     }
-    param.erase();
+    if (!keepFloat)
+      param.erase();
     return success();
   }
 };

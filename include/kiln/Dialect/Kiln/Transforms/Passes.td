@@ -233,8 +233,11 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
     ```
 
     The LM head (a parameter named `lm_head.*`) is left in float unless
-    `lm-head`; tied embeddings are never linears' weights alone, so they
-    stay float. `only` and `skip` are glob patterns on parameter names. A
+    `lm-head`. A table tied to the head (GPT-2's `h · wteᵀ`, a `kiln.matmul`
+    of the parameter, or a linear) is also gathered, so it stays float; with
+    `lm-head` its product becomes a linear of codes quantized from it
+    (`wte.qweight`, `wte.scales`), and the float table stays for the
+    lookup. `only` and `skip` are glob patterns on parameter names. A
     group size that does not divide a selected layer's input dim is an
     error naming the layer.
 
@@ -253,7 +256,8 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
     ListOption<"skip", "skip", "std::string",
                "Leave parameters matching one of these globs in float">,
     Option<"lmHead", "lm-head", "bool", "false",
-           "Quantize the LM head (lm_head.*) too">
+           "Quantize the LM head (lm_head.*, or the product by a tied "
+           "embedding table) too">
   ];
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
