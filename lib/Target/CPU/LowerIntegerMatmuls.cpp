@@ -226,11 +226,31 @@ struct LowerIntegerMatmulsPass
         MemRefType::get({ShapedType::kDynamic, words}, i32);
     Value lhsWords =
         memref::AllocOp::create(b, loc, lhsWordsType, ValueRange{rows});
+    // Whole 64-byte runs of a row as vectors (16 words at a time), the
+    // rest word by word.
+    int64_t vectorWords = mm.k / 4 / kLanes * kLanes;
     scf::ForOp::create(
         b, loc, zero, rows, one, ValueRange{},
         [&](OpBuilder &nb, Location l, Value row, ValueRange) {
           scf::ForOp::create(
-              nb, l, zero, index(words), one, ValueRange{},
+              nb, l, zero, index(vectorWords), index(kLanes), ValueRange{},
+              [&](OpBuilder &ib, Location il, Value w, ValueRange) {
+                Value col = arith::MulIOp::create(ib, il, w, four);
+                Value run = vector::LoadOp::create(ib, il, bytes, mm.lhs,
+                                                   ValueRange{row, col});
+                if (vnni) {
+                  Value flip = arith::ConstantOp::create(
+                      ib, il,
+                      DenseElementsAttr::get(bytes, ib.getI8IntegerAttr(-128)));
+                  run = arith::XOrIOp::create(ib, il, run, flip);
+                }
+                vector::StoreOp::create(
+                    ib, il, vector::BitCastOp::create(ib, il, lanes, run),
+                    lhsWords, ValueRange{row, w});
+                scf::YieldOp::create(ib, il);
+              });
+          scf::ForOp::create(
+              nb, l, index(vectorWords), index(words), one, ValueRange{},
               [&](OpBuilder &ib, Location il, Value w, ValueRange) {
                 Value v = loadWord(ib, il, mm.lhs, row, w, vnni ? -128 : 0);
                 memref::StoreOp::create(ib, il, v, lhsWords,
@@ -271,39 +291,101 @@ struct LowerIntegerMatmulsPass
     auto packedType = MemRefType::get({words, panel}, i32);
     Value packed = memref::AllocOp::create(b, loc, packedType);
     Value zeroWord = arith::ConstantIntOp::create(b, loc, i32, 0);
-    scf::ForOp::create(
-        b, loc, zero, index(panel), one, ValueRange{},
-        [&](OpBuilder &nb, Location l, Value column, ValueRange) {
-          Value n = arith::AddIOp::create(nb, l, firstColumn, column);
-          auto fill = [&](OpBuilder &fb, Location fl, bool inRange) {
-            scf::ForOp::create(
-                fb, fl, zero, index(words), one, ValueRange{},
-                [&](OpBuilder &ib, Location il, Value w, ValueRange) {
-                  Value v = inRange ? loadWord(ib, il, mm.rhs, n, w, 0)
-                                    : zeroWord;
-                  memref::StoreOp::create(ib, il, v, packed,
-                                          ValueRange{w, column});
-                  scf::YieldOp::create(ib, il);
-                });
-          };
-          if (!raggedColumns) {
-            fill(nb, l, true);
-          } else {
-            Value inRange = arith::CmpIOp::create(
-                nb, l, arith::CmpIPredicate::slt, n, index(mm.n));
-            scf::IfOp::create(
-                nb, l, inRange,
-                [&](OpBuilder &tb, Location tl) {
-                  fill(tb, tl, true);
-                  scf::YieldOp::create(tb, tl);
-                },
-                [&](OpBuilder &eb, Location el) {
-                  fill(eb, el, false);
-                  scf::YieldOp::create(eb, el);
-                });
-          }
-          scf::YieldOp::create(nb, l);
-        });
+    // Word by word, from word `start`: column j's words are row n0 + j of
+    // the rhs; columns past N are 0.
+    auto packWords = [&](OpBuilder &ob, Location ol, int64_t start) {
+      scf::ForOp::create(
+          ob, ol, zero, index(panel), one, ValueRange{},
+          [&](OpBuilder &nb, Location l, Value column, ValueRange) {
+            Value n = arith::AddIOp::create(nb, l, firstColumn, column);
+            auto fill = [&](OpBuilder &fb, Location fl, bool inRange) {
+              scf::ForOp::create(
+                  fb, fl, index(start), index(words), one, ValueRange{},
+                  [&](OpBuilder &ib, Location il, Value w, ValueRange) {
+                    Value v = inRange ? loadWord(ib, il, mm.rhs, n, w, 0)
+                                      : zeroWord;
+                    memref::StoreOp::create(ib, il, v, packed,
+                                            ValueRange{w, column});
+                    scf::YieldOp::create(ib, il);
+                  });
+            };
+            if (!raggedColumns) {
+              fill(nb, l, true);
+            } else {
+              Value inRange = arith::CmpIOp::create(
+                  nb, l, arith::CmpIPredicate::slt, n, index(mm.n));
+              scf::IfOp::create(
+                  nb, l, inRange,
+                  [&](OpBuilder &tb, Location tl) {
+                    fill(tb, tl, true);
+                    scf::YieldOp::create(tb, tl);
+                  },
+                  [&](OpBuilder &eb, Location el) {
+                    fill(eb, el, false);
+                    scf::YieldOp::create(eb, el);
+                  });
+            }
+            scf::YieldOp::create(nb, l);
+          });
+    };
+    // A whole panel: 16 x 16 blocks of words (16 rows of 64 bytes)
+    // transposed in registers, then the words past the last block.
+    int64_t vectorWords = mm.k / 4 / kLanes * kLanes;
+    auto packBlocks = [&](OpBuilder &ob, Location ol) {
+      auto block = VectorType::get({kLanes, kLanes}, i32);
+      scf::ForOp::create(
+          ob, ol, zero, index(vectorWords), index(kLanes), ValueRange{},
+          [&](OpBuilder &nb, Location l, Value w, ValueRange) {
+            Value col = arith::MulIOp::create(nb, l, w, index(4));
+            for (int64_t v = 0; v < vectors; ++v) {
+              Value tile = arith::ConstantOp::create(
+                  nb, l, DenseElementsAttr::get(block, nb.getI32IntegerAttr(0)));
+              for (int64_t i = 0; i < kLanes; ++i) {
+                Value n = arith::AddIOp::create(nb, l, firstColumn,
+                                                index(v * kLanes + i));
+                Value run = vector::LoadOp::create(nb, l, bytes, mm.rhs,
+                                                   ValueRange{n, col});
+                tile = vector::InsertOp::create(
+                    nb, l, vector::BitCastOp::create(nb, l, lanes, run), tile,
+                    ArrayRef<int64_t>{i});
+              }
+              Value transposed =
+                  vector::TransposeOp::create(nb, l, tile, {1, 0});
+              for (int64_t i = 0; i < kLanes; ++i) {
+                Value word = arith::AddIOp::create(nb, l, w, index(i));
+                vector::StoreOp::create(
+                    nb, l,
+                    vector::ExtractOp::create(nb, l, transposed,
+                                              ArrayRef<int64_t>{i}),
+                    packed, ValueRange{word, index(v * kLanes)});
+              }
+            }
+            scf::YieldOp::create(nb, l);
+          });
+      if (vectorWords < words)
+        packWords(ob, ol, vectorWords);
+    };
+    if (vectorWords == 0) {
+      packWords(b, loc, 0);
+    } else if (!raggedColumns) {
+      packBlocks(b, loc);
+    } else {
+      // Only the last panel is ragged.
+      Value whole = arith::CmpIOp::create(
+          b, loc, arith::CmpIPredicate::sle,
+          arith::AddIOp::create(b, loc, firstColumn, index(panel)),
+          index(mm.n));
+      scf::IfOp::create(
+          b, loc, whole,
+          [&](OpBuilder &tb, Location tl) {
+            packBlocks(tb, tl);
+            scf::YieldOp::create(tb, tl);
+          },
+          [&](OpBuilder &eb, Location el) {
+            packWords(eb, el, 0);
+            scf::YieldOp::create(eb, el);
+          });
+    }
 
     Value zeroLanes = arith::ConstantOp::create(
         b, loc, DenseElementsAttr::get(lanes, b.getI32IntegerAttr(0)));
