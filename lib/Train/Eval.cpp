@@ -10,9 +10,14 @@
 #include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Train/TokenData.h"
 
+#include "kiln/Runtime/SafeTensors.h"
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <memory>
+#include <optional>
 
 namespace kiln::train {
 
@@ -45,35 +50,32 @@ Expected<int64_t> windowDim(const runtime::TensorSpec &spec, size_t axis,
                          std::to_string(max));
   return size;
 }
-} // namespace
 
-Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
-                                           const EvalOptions &options) {
-  const EntryPointSpec *forward = artifact.findEntryPoint(KILN_ENTRY_FORWARD);
-  if (!forward)
-    return Status::error("the artifact has no '" KILN_ENTRY_FORWARD
-                         "' entry point (it has: " +
-                         artifact.manifest().entryPointNames() + ")");
-  const runtime::TensorSpec *ids = forward->findInput("input_ids");
-  const runtime::TensorSpec *logitsSpec = forward->findOutput("logits");
-  if (!ids || forward->inputs.size() != 1 || ids->rank() != 2 ||
-      !logitsSpec || logitsSpec->rank() != 3 ||
-      logitsSpec->shape[2] == runtime::kDynamicDim)
-    return Status::error("'kiln eval' needs a language model whose forward "
-                         "takes only input_ids [batch, seq] and returns "
-                         "logits [batch, seq, vocab]");
-  int64_t vocab = logitsSpec->shape[2];
-  size_t logitsIndex = static_cast<size_t>(logitsSpec - forward->outputs.data());
+/// The held-out windows an entry point that takes only input_ids
+/// [batch, seq] runs on.
+struct Windows {
+  std::shared_ptr<const TokenFile> data;
+  std::optional<BatchSampler> sampler;
+  int64_t batch = 0, seq = 0;
+};
 
+Expected<Windows> planWindows(const EntryPointSpec &entry,
+                              const EvalOptions &options, int64_t vocab,
+                              const char *command) {
+  const runtime::TensorSpec *ids = entry.findInput("input_ids");
+  if (!ids || entry.inputs.size() != 1 || ids->rank() != 2)
+    return Status::error(std::string("'") + command + "' needs an entry '" +
+                         entry.name + "' that takes only input_ids [batch, "
+                         "seq]");
   Expected<TokenFile> file = TokenFile::open(options.tokens);
   if (!file)
     return file.status();
   if (file->vocabSize() > vocab)
     return Status::error("'" + options.tokens + "' has token ids up to " +
                          std::to_string(file->vocabSize() - 1) +
-                         ", but the artifact's logits cover a vocabulary of " +
+                         ", but the artifact's vocabulary has " +
                          std::to_string(vocab) +
-                         ": the tokens come from another tokenizer");
+                         " tokens: the tokens come from another tokenizer");
   Expected<int64_t> batch = windowDim(
       *ids, 0, options.batch, options.defaultBatch ? options.defaultBatch : 4,
       "batch");
@@ -85,16 +87,45 @@ Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
   if (!seq)
     return seq.status();
   if (options.batches < 1)
-    return Status::error("eval needs at least one batch");
-  auto data = std::make_shared<const TokenFile>(file.take());
-  Expected<BatchSampler> sampler = BatchSampler::create(data, *batch, *seq, 0);
+    return Status::error(std::string(command) + " needs at least one batch");
+  Windows windows;
+  windows.data = std::make_shared<const TokenFile>(file.take());
+  Expected<BatchSampler> sampler =
+      BatchSampler::create(windows.data, *batch, *seq, 0);
   if (!sampler)
     return Status::error("held-out data: " + sampler.message());
+  windows.sampler.emplace(sampler.take());
+  windows.batch = *batch;
+  windows.seq = *seq;
+  return windows;
+}
+} // namespace
+
+Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
+                                           const EvalOptions &options) {
+  const EntryPointSpec *forward = artifact.findEntryPoint(KILN_ENTRY_FORWARD);
+  if (!forward)
+    return Status::error("the artifact has no '" KILN_ENTRY_FORWARD
+                         "' entry point (it has: " +
+                         artifact.manifest().entryPointNames() + ")");
+  const runtime::TensorSpec *logitsSpec = forward->findOutput("logits");
+  if (!logitsSpec || logitsSpec->rank() != 3 ||
+      logitsSpec->shape[2] == runtime::kDynamicDim)
+    return Status::error("'kiln eval' needs a language model whose forward "
+                         "takes only input_ids [batch, seq] and returns "
+                         "logits [batch, seq, vocab]");
+  int64_t vocab = logitsSpec->shape[2];
+  size_t logitsIndex = static_cast<size_t>(logitsSpec - forward->outputs.data());
+  Expected<Windows> windows = planWindows(*forward, options, vocab, "kiln eval");
+  if (!windows)
+    return windows.status();
+  BatchSampler &sampler = *windows->sampler;
+  const int64_t *batch = &windows->batch, *seq = &windows->seq;
 
   auto start = std::chrono::steady_clock::now();
   double total = 0;
   int64_t count = 0;
-  for (const Batch &b : sampler->evalBatches(options.batches)) {
+  for (const Batch &b : sampler.evalBatches(options.batches)) {
     std::vector<int64_t> shape = {b.batch, b.seq};
     auto outputs = artifact.run(
         KILN_ENTRY_FORWARD,
@@ -127,6 +158,90 @@ Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
   result.tokens = count;
   result.batch = *batch;
   result.seq = *seq;
+  result.batches = options.batches;
+  result.seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+  return result;
+}
+
+Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
+                                                   const EvalOptions &options,
+                                                   const std::string &out) {
+  const EntryPointSpec *entry = artifact.findEntryPoint(KILN_ENTRY_CALIBRATE);
+  if (!entry)
+    return Status::error("the artifact has no '" KILN_ENTRY_CALIBRATE
+                         "' entry point (it has: " +
+                         artifact.manifest().entryPointNames() +
+                         "): compile it with kiln-compile --mode calibrate");
+  // The vocabulary: the forward's logits, else the embedding's rows.
+  int64_t vocab = -1;
+  if (const EntryPointSpec *forward = artifact.findEntryPoint(KILN_ENTRY_FORWARD))
+    if (const runtime::TensorSpec *logits = forward->findOutput("logits");
+        logits && logits->rank() == 3 &&
+        logits->shape[2] != runtime::kDynamicDim)
+      vocab = logits->shape[2];
+  if (vocab < 0)
+    return Status::error("'kiln calibrate' needs a language model whose "
+                         "forward returns logits [batch, seq, vocab]");
+  for (const runtime::TensorSpec &output : entry->outputs)
+    if (output.dtype != DType::F32 || output.rank() != 1 ||
+        output.shape[0] == runtime::kDynamicDim)
+      return Status::error("'" KILN_ENTRY_CALIBRATE "' output '" +
+                           output.name + "' is not a static f32 vector");
+  Expected<Windows> windows =
+      planWindows(*entry, options, vocab, "kiln calibrate");
+  if (!windows)
+    return windows.status();
+
+  auto start = std::chrono::steady_clock::now();
+  // The largest |input| per channel over every window.
+  std::vector<std::vector<float>> largest;
+  for (const runtime::TensorSpec &output : entry->outputs)
+    largest.emplace_back(output.shape[0], 0.0f);
+  int64_t tokens = 0;
+  for (const Batch &b : windows->sampler->evalBatches(options.batches)) {
+    std::vector<int64_t> shape = {b.batch, b.seq};
+    auto outputs = artifact.run(
+        KILN_ENTRY_CALIBRATE,
+        {{"input_ids", runtime::TensorView{DType::I64, shape, b.inputs.data()}}});
+    if (!outputs)
+      return outputs.status();
+    for (size_t i = 0; i < largest.size(); ++i) {
+      const float *values = (*outputs)[i].as<float>();
+      for (size_t c = 0; c < largest[i].size(); ++c) {
+        if (!std::isfinite(values[c]))
+          return Status::error("'" + entry->outputs[i].name +
+                               "' is not finite (channel " +
+                               std::to_string(c) + "): the model's "
+                               "activations overflow on this data");
+        largest[i][c] = std::max(largest[i][c], values[c]);
+      }
+    }
+    tokens += b.batch * b.seq;
+  }
+  std::vector<runtime::NamedTensor> tensors;
+  for (size_t i = 0; i < largest.size(); ++i)
+    tensors.push_back({entry->outputs[i].name,
+                       runtime::TensorView{DType::F32,
+                                           {static_cast<int64_t>(largest[i].size())},
+                                           largest[i].data()}});
+  std::map<std::string, std::string> metadata = {
+      {"kiln", "calibration"},
+      {"statistic", "input_absmax"},
+      {"batches", std::to_string(options.batches)},
+      {"tokens", std::to_string(tokens)},
+      {"tokens_file", options.tokens}};
+  const auto &source = artifact.manifest().source;
+  if (auto sha = source.find("sha256"); sha != source.end() && sha->second.isString)
+    metadata["source_sha256"] = sha->second.text;
+  if (Status status = runtime::writeSafeTensors(out, tensors, metadata); !status)
+    return status;
+  CalibrationResult result;
+  result.layers = static_cast<int64_t>(largest.size());
+  result.tokens = tokens;
+  result.batch = windows->batch;
+  result.seq = windows->seq;
   result.batches = options.batches;
   result.seconds = std::chrono::duration<double>(
                        std::chrono::steady_clock::now() - start)

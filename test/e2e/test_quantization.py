@@ -283,23 +283,13 @@ class Int8Dynamic(unittest.TestCase):
             np.testing.assert_array_equal(y[1, 2], weights["fc.bias"])
 
 
-def gpt2_w8a8_reference(w, codes, ids, cfg):
-    """gpt2_reference with every transformer linear computed W8A8 in
-    float64: per-token fake quantization of its input (scale max|x| / 127,
-    round half to even) times the fake-quantized weight."""
+def gpt2_reference_with(w, ids, cfg, linear):
+    """gpt2_reference in float64 with each transformer linear (and the head,
+    prefix "transformer.wte", no bias) computed by `linear(x, prefix)`."""
     d, heads = cfg["n_embd"], cfg["n_head"]
     hd = d // heads
     eps = cfg.get("layer_norm_epsilon", 1e-5)
     t = lambda name: torch.from_numpy(w[name].astype(np.float64))
-
-    def linear(x, prefix):
-        c, s = codes[prefix]
-        sx = torch.clamp(x.abs().amax(-1, keepdim=True), min=1e-30) / 127
-        q = torch.clamp(torch.round(x / sx), -128, 127)
-        wq = torch.from_numpy((c * s).astype(np.float64))  # [out, in]
-        y = (q @ wq.T) * sx
-        return y + t(prefix + ".bias") if prefix + ".bias" in w else y
-
     b, s = ids.shape
     x = t("transformer.wte.weight")[torch.from_numpy(ids)] + t("transformer.wpe.weight")[:s]
     mask = torch.tril(torch.ones(s, s, dtype=torch.bool))
@@ -317,9 +307,33 @@ def gpt2_w8a8_reference(w, codes, ids, cfg):
         h = torch.nn.functional.gelu(linear(h, p + "mlp.c_fc"), approximate="tanh")
         x = x + linear(h, p + "mlp.c_proj")
     x = torch.nn.functional.layer_norm(x, (d,), t("transformer.ln_f.weight"), t("transformer.ln_f.bias"), eps)
-    if "transformer.wte" in codes:  # the tied head quantized too
-        return linear(x, "transformer.wte").numpy()
-    return (x @ t("transformer.wte.weight").T).numpy()
+    return linear(x, "transformer.wte").numpy()
+
+
+def gpt2_w8a8_reference(w, codes, ids, cfg, static=None):
+    """gpt2_reference with every linear in `codes` ({prefix: (codes [out,
+    in], scales [out, 1])}) computed W8A8 in float64: its input fake-
+    quantized per token (scale max|x| / 127, round half to even), or with
+    the scale static[prefix] for every token, times the fake-quantized
+    weight; the others (the tied head unless in codes) in float."""
+    t = lambda name: torch.from_numpy(w[name].astype(np.float64))
+
+    def linear(x, prefix):
+        if prefix not in codes:
+            if prefix == "transformer.wte":
+                return x @ t(prefix + ".weight").T
+            return x @ t(prefix + ".weight") + t(prefix + ".bias")
+        c, s = codes[prefix]
+        if static is not None:
+            sx = torch.tensor(float(static[prefix]), dtype=torch.float64)
+        else:
+            sx = torch.clamp(x.abs().amax(-1, keepdim=True), min=1e-30) / 127
+        q = torch.clamp(torch.round(x / sx), -128, 127)
+        wq = torch.from_numpy((c * s).astype(np.float64))  # [out, in]
+        y = (q @ wq.T) * sx
+        return y + t(prefix + ".bias") if prefix + ".bias" in w else y
+
+    return gpt2_reference_with(w, ids, cfg, linear)
 
 
 LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")
@@ -581,7 +595,7 @@ class QuantizedGpt2(unittest.TestCase):
             self.assertNotEqual(result.returncode, 0)
             return result.stderr
         self.assertIn("unknown quantization scheme 'w5'", refused(["--quantize", "w5"]))
-        self.assertIn("'int8-static' (calibrated activation scales) is not built yet",
+        self.assertIn("--quantize int8-static needs --calibration FILE",
                       refused(["--quantize", "int8-static"]))
         self.assertIn("--int8-dot 'avx'", refused(["--quantize", "int8-dynamic", "--int8-dot", "avx"]))
         self.assertIn("its input dim 64 is not a multiple of the group size 48",

@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "kiln/Compiler/Calibration.h"
 #include "kiln/Compiler/Compiler.h"
 #include "kiln/Conversion/Passes.h"
 #include "kiln/Compiler/TrainingGraph.h"
@@ -202,11 +203,15 @@ cl::opt<int64_t> dynamicDimSize(
              "(--emit=cost; mainly for .mlir inputs)"),
     cl::init(1), cl::cat(category));
 
-enum class Mode { Inference, Train };
+enum class Mode { Inference, Train, Calibrate };
 cl::opt<Mode> mode(
     "mode", cl::desc("What the graph is for"), cl::init(Mode::Inference),
     cl::values(clEnumValN(Mode::Inference, "inference",
                           "forward only (default)"),
+               clEnumValN(Mode::Calibrate, "calibrate",
+                          "forward, and calibrate(inputs) -> the largest "
+                          "|input| per channel of every linear layer, which "
+                          "kiln calibrate gathers for --quantize int8-static"),
                clEnumValN(Mode::Train, "train",
                           "also train_step(inputs, targets, lr) -> (loss, "
                           "grad_norm), updating the parameters in place, "
@@ -252,6 +257,12 @@ cl::opt<std::string> quantize(
              "per token at run time, int8 matmuls with i32 sums). The LM head "
              "stays float unless --quantize-lm-head (docs/quantization.md)"),
     cl::value_desc("scheme"), cl::cat(category));
+cl::opt<std::string> calibration(
+    "calibration",
+    cl::desc("The activation statistics of --quantize int8-static: a file "
+             "written by kiln calibrate from this model compiled with --mode "
+             "calibrate"),
+    cl::value_desc("FILE.safetensors"), cl::init(""), cl::cat(category));
 cl::list<std::string> quantizeOnly(
     "quantize-only",
     cl::desc("Quantize only parameters whose names match one of these globs"),
@@ -557,6 +568,19 @@ int main(int argc, char **argv) {
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --mode train");
   }
+  if (mode == Mode::Calibrate) {
+    if (quantize.getNumOccurrences())
+      return fail("--mode calibrate measures the float model: compile it "
+                  "without --quantize");
+    PassManager pm(&context);
+    pm.addPass(kiln::createKilnCalibrationEntryPass());
+    if (failed(pm.run(**module)))
+      return fail("adding the calibrate entry point to '" + inputPath +
+                  "' failed");
+  }
+  std::string sourceSHA256;
+  if (auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(inputPath))
+    sourceSHA256 = kiln::sha256Hex((*buffer)->getBuffer());
 
   std::string quantizeScheme;
   if (quantize.getNumOccurrences()) {
@@ -567,6 +591,18 @@ int main(int argc, char **argv) {
       return fail("--quantize builds inference artifacts: quantized weights "
                   "are not trainable (compile with --mode inference)");
     quantizeScheme = scheme->name();
+    if (scheme->staticActivations) {
+      if (calibration.empty())
+        return fail("--quantize int8-static needs --calibration FILE: "
+                    "compile the model with --mode calibrate and run kiln "
+                    "calibrate on it (docs/quantization.md)");
+      if (llvm::Error error =
+              kiln::attachCalibration(**module, calibration, sourceSHA256))
+        return fail(llvm::toString(std::move(error)));
+    } else if (!calibration.empty()) {
+      return fail("--calibration is for --quantize int8-static (" +
+                  quantizeScheme + " needs no calibration)");
+    }
     kiln::KilnQuantizePassOptions quantizeOptions;
     quantizeOptions.scheme = quantize;
     quantizeOptions.only.assign(quantizeOnly.begin(), quantizeOnly.end());
@@ -579,7 +615,7 @@ int main(int argc, char **argv) {
       return fail("quantizing '" + inputPath + "' failed");
   } else {
     for (const char *name :
-         {"quantize-only", "quantize-skip", "quantize-lm-head"})
+         {"quantize-only", "quantize-skip", "quantize-lm-head", "calibration"})
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --quantize");
   }
@@ -628,8 +664,7 @@ int main(int argc, char **argv) {
     if (!weightsPath.empty())
       options.weightsPath = weightsPath.getValue();
     options.sourcePath = inputPath;
-    if (auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(inputPath))
-      options.sourceSHA256 = kiln::sha256Hex((*buffer)->getBuffer());
+    options.sourceSHA256 = sourceSHA256;
     auto sizeJson = [](const cl::opt<int64_t> &option) -> llvm::json::Value {
       if (option.getNumOccurrences() && option > 0)
         return option.getValue();
@@ -639,9 +674,13 @@ int main(int argc, char **argv) {
         {"batch", sizeJson(batch)}, {"seq", sizeJson(seq)},
         {"cpu", host.cpu},
         {"attention", attentionMode},
-        {"mode", mode == Mode::Train ? "train" : "inference"}};
+        {"mode", mode == Mode::Train       ? "train"
+                 : mode == Mode::Calibrate ? "calibrate"
+                                           : "inference"}};
     if (!quantizeScheme.empty())
       options.recordedOptions["quantize"] = quantizeScheme;
+    if (!calibration.empty())
+      options.recordedOptions["calibration"] = calibration.getValue();
     // The compute type of a built model; .mlir inputs carry their own.
     if (llvm::sys::path::extension(inputPath) == ".json")
       options.recordedOptions["dtype"] = dtype.getValue();

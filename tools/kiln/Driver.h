@@ -85,6 +85,7 @@ int pretrainCommand(int argc, char **argv);
 int plotCommand(int argc, char **argv);
 int generateCommand(int argc, char **argv);
 int evalCommand(int argc, char **argv);
+int calibrateCommand(int argc, char **argv);
 
 } // namespace kiln::driver
 

@@ -127,6 +127,32 @@ OPTIONS:
   -h, --help            this text
 )";
 
+const char kCalibrateUsage[] =
+    R"(USAGE: kiln calibrate NAME.kiln (--run RUN_DIR | --tokens FILE) --out FILE [options]
+
+Activation statistics for static int8 quantization: runs the artifact's
+calibrate entry point (kiln-compile MODEL --mode calibrate) over evenly
+spaced windows of a token file and writes, per linear layer, the largest
+|input| of each input channel (<weight>.input_absmax, f32 [in]) to a
+safetensors file that kiln-compile --quantize int8-static --calibration
+FILE reads (docs/quantization.md).
+
+OPTIONS:
+  --out FILE            the calibration file to write (.safetensors)
+  --run RUN_DIR         windows of a pretraining run's training split
+                        (RUN_DIR/train.tokens, evenly spaced; its batch and
+                        seq), so kiln eval's held-out windows stay unseen
+  --tokens FILE         a token file (instead of --run)
+  --checkpoint FILE     parameters to load first (a training run's
+                        RUN_DIR/checkpoint.safetensors, when the artifact
+                        was compiled without --weights)
+  --batches N           calls (default 16)
+  --batch B, --seq S    windows per call and tokens per window (default:
+                        the artifact's static input shape, else the run's,
+                        else 4 and min(128, its maximum sequence length))
+  -h, --help            this text
+)";
+
 double parseNumber(const std::string &option, const std::string &text) {
   char *end = nullptr;
   errno = 0;
@@ -329,6 +355,56 @@ int evalCommand(int argc, char **argv) {
                 static_cast<long long>(r->batches),
                 static_cast<long long>(r->batch),
                 static_cast<long long>(r->seq), r->seconds);
+  return 0;
+}
+
+int calibrateCommand(int argc, char **argv) {
+  Options o = parseOptions("calibrate", argc, argv, 2,
+                           {"--run", "--tokens", "--checkpoint", "--batches",
+                            "--batch", "--seq", "--out"},
+                           kCalibrateUsage);
+  kiln::train::EvalOptions e;
+  if (o.values.count("--run") == o.values.count("--tokens"))
+    fail("'kiln calibrate' needs calibration tokens: --run RUN_DIR or "
+         "--tokens FILE (one of them); see 'kiln calibrate --help'");
+  if (!o.values.count("--out"))
+    fail("'kiln calibrate' needs --out FILE.safetensors, the file to write");
+  // Calibration text from the training split: the held-out windows stay
+  // unseen for kiln eval.
+  e.tokens = o.values.count("--run")
+                 ? kiln::train::trainTokensPath(o.values["--run"])
+                 : o.values["--tokens"];
+  if (o.values.count("--run")) {
+    auto run = kiln::train::loadRunOptions(o.values["--run"]);
+    if (!run)
+      fail(run.message());
+    e.defaultBatch = run->batch;
+    e.defaultSeq = run->seq;
+  }
+  if (o.values.count("--batches"))
+    e.batches = parseCount("--batches", o.values["--batches"], 1);
+  if (o.values.count("--batch"))
+    e.batch = parseCount("--batch", o.values["--batch"], 1);
+  if (o.values.count("--seq"))
+    e.seq = parseCount("--seq", o.values["--seq"], 1);
+  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  if (o.values.count("--checkpoint"))
+    if (Status s = artifact->loadParameters(o.values["--checkpoint"],
+                                            /*requireAll=*/false);
+        !s)
+      fail(s.message());
+  Expected<kiln::train::CalibrationResult> r =
+      kiln::train::calibrateLanguageModel(*artifact, e, o.values["--out"]);
+  if (!r)
+    fail(r.message());
+  std::printf("calibrate: %lld layers over %lld tokens (%lld calls of "
+              "%lldx%lld) in %.1f s -> %s\n",
+              static_cast<long long>(r->layers),
+              static_cast<long long>(r->tokens),
+              static_cast<long long>(r->batches),
+              static_cast<long long>(r->batch),
+              static_cast<long long>(r->seq), r->seconds,
+              o.values["--out"].c_str());
   return 0;
 }
 

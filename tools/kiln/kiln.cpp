@@ -38,6 +38,8 @@ COMMANDS:
          Samples text from a (trained) language-model artifact.
   eval   NAME.kiln (--run RUN_DIR | --tokens FILE) [--checkpoint FILE] ...
          Held-out loss and perplexity of a language-model artifact.
+  calibrate NAME.kiln (--run RUN_DIR | --tokens FILE) --out FILE ...
+         Activation ranges for --quantize int8-static (--mode calibrate).
 
 Run 'kiln <command> --help' for the options of a command.
 )";
@@ -66,6 +68,8 @@ int main(int argc, char **argv) {
     return generateCommand(argc, argv);
   if (command == "eval")
     return evalCommand(argc, argv);
+  if (command == "calibrate")
+    return calibrateCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, plot, generate, eval; see 'kiln --help')");
+       "pretrain, plot, generate, eval, calibrate; see 'kiln --help')");
 }

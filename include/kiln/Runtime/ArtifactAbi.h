@@ -53,6 +53,8 @@
 
 /* The entry points the driver looks for by name. */
 #define KILN_ENTRY_FORWARD "forward"
+/* kiln-compile --mode calibrate: input_ids -> <weight>.input_absmax. */
+#define KILN_ENTRY_CALIBRATE "calibrate"
 #define KILN_ENTRY_TRAIN_STEP "train_step"
 #define KILN_ENTRY_EVAL_STEP "eval_step"
 

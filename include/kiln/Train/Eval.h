@@ -3,7 +3,8 @@
 // `kiln eval`: the mean next-token cross-entropy of a language-model
 // artifact's forward logits over held-out tokens, so that every variant of
 // a model (f32, quantized, pruned) is judged by the same number on the same
-// windows.
+// windows. `kiln calibrate`: the activation statistics static quantization
+// needs, gathered over windows of the same kind.
 //
 //===----------------------------------------------------------------------===//
 
@@ -54,6 +55,25 @@ struct EvalResult {
 /// vocabulary, shapes the artifact does not take, non-finite logits.
 runtime::Expected<EvalResult> evaluateLanguageModel(
     const runtime::Artifact &artifact, const EvalOptions &options);
+
+struct CalibrationResult {
+  /// Statistics written (one per calibrated weight).
+  int64_t layers = 0;
+  int64_t tokens = 0;
+  int64_t batch = 0, seq = 0, batches = 0;
+  double seconds = 0;
+};
+
+/// Runs `artifact`'s calibrate entry point (kiln-compile --mode calibrate:
+/// input_ids [batch, seq] -> one `<weight>.input_absmax` [in] vector per
+/// linear layer) on the windows `options` selects, keeps the largest value
+/// per channel, and writes them to the safetensors file `out` with metadata
+/// kiln=calibration, statistic=input_absmax, batches, tokens, tokens_file
+/// and source_sha256 (the artifact's source, which kiln-compile checks
+/// against the model it quantizes).
+runtime::Expected<CalibrationResult> calibrateLanguageModel(
+    const runtime::Artifact &artifact, const EvalOptions &options,
+    const std::string &out);
 
 } // namespace kiln::train
 

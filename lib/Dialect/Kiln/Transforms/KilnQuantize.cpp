@@ -17,6 +17,8 @@
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/GlobPattern.h"
 
+#include <cmath>
+
 namespace mlir::kiln {
 #define GEN_PASS_DEF_KILNQUANTIZEPASS
 #include "kiln/Dialect/Kiln/Transforms/Passes.h.inc"
@@ -32,6 +34,8 @@ using namespace mlir::kiln;
 std::string WeightScheme::name() const {
   if (dynamicActivations)
     return "int8-dynamic";
+  if (staticActivations)
+    return "int8-static";
   std::string text = "w" + std::to_string(bits);
   if (group)
     text += "g" + std::to_string(group);
@@ -46,7 +50,7 @@ llvm::Expected<WeightScheme> WeightScheme::parse(StringRef text,
     return llvm::createStringError(
         "unknown quantization scheme '" + text + "': " + why +
         " (known: w8, w8g<N>, w4g<N> such as w4g32, w4g64, w4g128, "
-        "int8-dynamic)");
+        "int8-dynamic, int8-static)");
   };
   WeightScheme scheme;
   if (text == "int8-dynamic") {
@@ -55,10 +59,12 @@ llvm::Expected<WeightScheme> WeightScheme::parse(StringRef text,
     scheme.dynamicActivations = true;
     return scheme;
   }
-  if (text == "int8-static")
-    return llvm::createStringError(
-        "quantization scheme 'int8-static' (calibrated activation scales) "
-        "is not built yet; int8-dynamic computes them per token at run time");
+  if (text == "int8-static") {
+    if (asymmetric)
+      return fail("int8-static has symmetric weights");
+    scheme.staticActivations = true;
+    return scheme;
+  }
   scheme.symmetric = !asymmetric;
   StringRef rest = text;
   if (rest.consume_back("-asym"))
@@ -197,12 +203,12 @@ std::optional<SmallVector<LinearOp>> linearUses(ReadParamOp read) {
 
 /// `linear` (f32 input `[..., in]`) as W8A8 with the weight's `[out, in]`
 /// int8 `codes` and `[out, 1]` `scales`: the input is quantized per token
-/// (scale = max(|x|) / 127 over its last dim), multiplied as integers into
-/// i32 sums, and the sums scaled back by the token's and the channel's
-/// scale, then the bias added:
+/// (scale = max(|x|) / 127 over its last dim) or with `staticScale` for
+/// every token, multiplied as integers into i32 sums, and the sums scaled
+/// back by the token's and the channel's scale, then the bias added:
 ///   y = f32(Σ q(x)·w) · s_x · s_w + b
-Value buildDynamicInt8Linear(OpBuilder &b, LinearOp linear, Value codes,
-                             Value scales) {
+Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes,
+                      Value scales, std::optional<float> staticScale) {
   Location loc = linear.getLoc();
   Type f32 = b.getF32Type();
   auto scalar = [&](double value) -> Value {
@@ -213,13 +219,23 @@ Value buildDynamicInt8Linear(OpBuilder &b, LinearOp linear, Value codes,
   };
   Value x = linear.getInput();
   int64_t rank = linear.getInput().getType().getRank();
-  Value magnitude = AbsOp::create(b, loc, x);
-  Value largest = ReduceOp::create(b, loc, ReduceKind::max, magnitude,
-                                   ArrayRef<int64_t>{rank - 1},
-                                   /*keepdim=*/true);
-  // An all-zero token gets a tiny scale (its codes are all 0), not 0/0.
-  largest = MaxOp::create(b, loc, largest, scalar(1e-30));
-  Value tokenScale = DivOp::create(b, loc, largest, scalar(127.0));
+  Value tokenScale;
+  if (staticScale) {
+    // One scale for every token: [1, ..., 1].
+    auto type = RankedTensorType::get(SmallVector<int64_t>(rank, 1), f32);
+    tokenScale = ConstantOp::create(
+        b, loc, type,
+        cast<ElementsAttr>(DenseElementsAttr::get(
+            type, Attribute(FloatAttr::get(f32, *staticScale)))));
+  } else {
+    Value magnitude = AbsOp::create(b, loc, x);
+    Value largest = ReduceOp::create(b, loc, ReduceKind::max, magnitude,
+                                     ArrayRef<int64_t>{rank - 1},
+                                     /*keepdim=*/true);
+    // An all-zero token gets a tiny scale (its codes are all 0), not 0/0.
+    largest = MaxOp::create(b, loc, largest, scalar(1e-30));
+    tokenScale = DivOp::create(b, loc, largest, scalar(127.0));
+  }
   Value xq = QuantizeOp::create(b, loc, x, tokenScale, /*zero_point=*/Value(),
                                 /*unsigned_codes=*/UnitAttr());
   Value sums = IntegerMatmulOp::create(b, loc, xq, codes,
@@ -312,6 +328,10 @@ struct KilnQuantizePass
       if (failed(quantize(param, found->second, transposed, *parsed, tied)))
         return signalPassFailure();
     }
+    // Calibration statistics are for this pass alone.
+    module.walk([](ParameterOp param) {
+      param->removeAttr(attrs::kInputAbsmax);
+    });
   }
 
   /// `kiln.matmul %x, %w [transpose_rhs]` with `%w` a read 2-D float
@@ -424,6 +444,35 @@ struct KilnQuantizePass
         return failure();
     }
 
+    // int8-static: one scale per layer input, from the calibration
+    // statistics of the weight's layers (the largest |x| of any channel).
+    std::optional<float> staticScale;
+    if (scheme.staticActivations) {
+      auto stats = param->getAttrOfType<DenseElementsAttr>(attrs::kInputAbsmax);
+      if (!stats)
+        return param.emitError("cannot quantize '")
+               << name << "' with int8-static: no calibration statistics for "
+               << "it (" << attrs::kInputAbsmax
+               << "; kiln-compile --calibration FILE from kiln calibrate)";
+      auto statsType = dyn_cast<RankedTensorType>(stats.getType());
+      if (!statsType || statsType.getRank() != 1 ||
+          statsType.getDimSize(0) != in ||
+          !statsType.getElementType().isF32())
+        return param.emitError("cannot quantize '")
+               << name << "' with int8-static: its calibration statistics are "
+               << stats.getType() << ", the layer has " << in
+               << " input channels (calibrated from another model?)";
+      float largest = 0;
+      for (float value : stats.getValues<float>()) {
+        if (!std::isfinite(value) || value < 0)
+          return param.emitError("cannot quantize '")
+                 << name << "' with int8-static: a calibration statistic is "
+                 << value;
+        largest = std::max(largest, value);
+      }
+      staticScale = std::max(largest, 1e-30f) / 127.0f;
+    }
+
     for (ReadParamOp read : reads) {
       b.setInsertionPoint(read);
       Location loc = read.getLoc();
@@ -435,7 +484,7 @@ struct KilnQuantizePass
                                                    zeros->getSymName()))
                        : Value();
       // W8A8: each linear of f32 inputs multiplies integer codes.
-      if (scheme.dynamicActivations)
+      if (scheme.quantizesActivations())
         for (OpOperand &use : llvm::make_early_inc_range(read->getUses()))
           if (auto linear = dyn_cast<LinearOp>(use.getOwner());
               linear && use.getOperandNumber() == 1 &&
@@ -444,7 +493,7 @@ struct KilnQuantizePass
               linear.getInput().getType().getRank() >= 2) {
             b.setInsertionPoint(linear);
             linear.replaceAllUsesWith(
-                buildDynamicInt8Linear(b, linear, q, s));
+                buildInt8Linear(b, linear, q, s, staticScale));
             linear.erase();
           }
       auto isLinearWeight = [](OpOperand &use) {
@@ -499,6 +548,8 @@ struct KilnQuantizePass
     }
     if (!keepFloat)
       param.erase();
+    else
+      param->removeAttr(attrs::kInputAbsmax);
     return success();
   }
 };

@@ -39,6 +39,11 @@ constexpr llvm::StringLiteral kGradientParameters = "kiln.gradient_parameters";
 /// parameter it is quantized from and how (WeightQuantization in
 /// kiln/Dialect/Kiln/Transforms/Quantization.h reads and writes it).
 constexpr llvm::StringLiteral kQuantizedFrom = "kiln.quantized_from";
+/// DenseElementsAttr (f32 [in]) on a kiln.parameter that is a linear's
+/// weight: the largest |input| per input channel on calibration data (kiln
+/// calibrate; attached by kiln-compile --calibration), which kiln-quantize
+/// turns into static activation scales.
+constexpr llvm::StringLiteral kInputAbsmax = "kiln.input_absmax";
 } // namespace attrs
 
 } // namespace mlir::kiln

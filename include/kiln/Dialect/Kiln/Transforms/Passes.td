@@ -186,6 +186,33 @@ def KilnOptimizerPass : Pass<"kiln-optimizer", "mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def KilnCalibrationEntryPass
+    : Pass<"kiln-calibration-entry", "mlir::ModuleOp"> {
+  let summary = "Adds calibrate(inputs) -> the largest |input| per channel "
+                "of every linear layer";
+  let description = [{
+    Clones `forward` into a `calibrate` entry point with forward's inputs
+    and, instead of its outputs, one `[in]` f32 vector per 2-D float
+    parameter that is the weight of a `kiln.linear` (directly or through a
+    cast) or the rhs of a `kiln.matmul` (a head tied to the embedding): the
+    largest `|x|` of each input channel over every other dim of the
+    layer's input `x` (over all layers that share the weight), named
+    `<parameter>.input_absmax`:
+
+    ```mlir
+    func.func @calibrate(%ids: tensor<?x?xi64>)
+        -> (tensor<64xf32> {kiln.name = "h.fc.weight.input_absmax"}, ...)
+    ```
+
+    `kiln calibrate` runs it over calibration text and keeps the largest
+    value per channel; `kiln-compile --quantize int8-static --calibration
+    FILE` turns them into static activation scales
+    (docs/quantization.md). `kiln-compile --mode calibrate` runs this pass.
+    A module without `forward`, or without such a layer, is an error.
+  }];
+  let dependentDialects = ["::mlir::kiln::KilnDialect"];
+}
+
 def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
   let summary = "Stores linear layers' weights as 8- or 4-bit integer codes";
   let description = [{

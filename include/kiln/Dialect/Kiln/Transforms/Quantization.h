@@ -31,12 +31,20 @@ struct WeightScheme {
   /// token at run time, and multiplied as integers (kiln.integer_matmul).
   /// The weights are those of `w8`.
   bool dynamicActivations = false;
+  /// W8A8 with one static scale per layer's input (`int8-static`), from
+  /// the calibration statistics on the weight's parameter
+  /// (attrs::kInputAbsmax). Implies quantized activations.
+  bool staticActivations = false;
 
-  /// `w8`, `w4g128`, `w8g64`, `int8-dynamic`; `-asym` appended when
-  /// asymmetric.
+  bool quantizesActivations() const {
+    return dynamicActivations || staticActivations;
+  }
+
+  /// `w8`, `w4g128`, `w8g64`, `int8-dynamic`, `int8-static`; `-asym`
+  /// appended when asymmetric.
   std::string name() const;
   /// Parses `w8`, `w8g<N>`, `w4g<N>` (N even, >= 2; int4 needs a group)
-  /// and `int8-dynamic`.
+  /// and `int8-dynamic`, `int8-static`.
   static llvm::Expected<WeightScheme> parse(llvm::StringRef text,
                                             bool asymmetric);
 };

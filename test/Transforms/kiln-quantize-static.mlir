@@ -1,0 +1,45 @@
+// RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-static' --verify-diagnostics | FileCheck %s
+
+// int8-static: the layer's input is quantized with one scale for every
+// token, max(kiln.input_absmax) / 127 (8.89 / 127 = 0.07), a [1, 1, 1]
+// constant; the rest is int8-dynamic's. The statistics attribute is gone
+// afterwards, also from parameters left float (the tied table).
+// CHECK-LABEL: module
+// CHECK-NOT: kiln.input_absmax
+// CHECK: kiln.parameter @h.fc.qweight : tensor<96x64xi8>
+// CHECK: %[[SX:.+]] = kiln.constant dense<7.000000e-02> : tensor<1x1x1xf32>
+// CHECK: %[[XQ:.+]] = kiln.quantize %{{.*}}, %[[SX]] : (tensor<?x3x64xf32>, tensor<1x1x1xf32>) -> tensor<?x3x64xi8>
+// CHECK: kiln.integer_matmul %[[XQ]], %{{.*}} transpose_rhs
+// CHECK: kiln.mul %{{.*}}, %[[SX]] : (tensor<?x3x96xf32>, tensor<1x1x1xf32>) -> tensor<?x3x96xf32>
+// CHECK-NOT: kiln.abs
+kiln.parameter @"wte.weight" : tensor<100x64xf32> init normal std = 2.000000e-02 trainable {kiln.input_absmax = dense<1.0> : tensor<64xf32>}
+kiln.parameter @"h.fc.weight" : tensor<64x96xf32> init normal std = 2.000000e-02 trainable {kiln.input_absmax = dense<[8.89, 1.0, 2.0, 3.0, 0.5, 0.25, 0.125, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]> : tensor<64xf32>}
+func.func @forward(%ids: tensor<?x3xi64>) -> tensor<?x3x96xf32> {
+  %wte = kiln.read_param @"wte.weight" : tensor<100x64xf32>
+  %x = kiln.gather %wte[%ids] axis = 0 : (tensor<100x64xf32>, tensor<?x3xi64>) -> tensor<?x3x64xf32>
+  %w = kiln.read_param @"h.fc.weight" : tensor<64x96xf32>
+  %h = kiln.linear %x, %w weight_in_out : (tensor<?x3x64xf32>, tensor<64x96xf32>) -> tensor<?x3x96xf32>
+  return %h : tensor<?x3x96xf32>
+}
+
+// -----
+
+// A layer without statistics is an error naming it.
+// expected-error @+1 {{cannot quantize 'h.fc.weight' with int8-static: no calibration statistics for it (kiln.input_absmax; kiln-compile --calibration FILE from kiln calibrate)}}
+kiln.parameter @"h.fc.weight" : tensor<64x96xf32> init normal std = 2.000000e-02 trainable
+func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x96xf32> {
+  %w = kiln.read_param @"h.fc.weight" : tensor<64x96xf32>
+  %h = kiln.linear %x, %w weight_in_out : (tensor<?x64xf32>, tensor<64x96xf32>) -> tensor<?x96xf32>
+  return %h : tensor<?x96xf32>
+}
+
+// -----
+
+// Statistics of the wrong size (the output dim here) are refused.
+// expected-error @+1 {{cannot quantize 'h.fc.weight' with int8-static: its calibration statistics are 'tensor<96xf32>', the layer has 64 input channels (calibrated from another model?)}}
+kiln.parameter @"h.fc.weight" : tensor<64x96xf32> init normal std = 2.000000e-02 trainable {kiln.input_absmax = dense<1.0> : tensor<96xf32>}
+func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x96xf32> {
+  %w = kiln.read_param @"h.fc.weight" : tensor<64x96xf32>
+  %h = kiln.linear %x, %w weight_in_out : (tensor<?x64xf32>, tensor<64x96xf32>) -> tensor<?x96xf32>
+  return %h : tensor<?x96xf32>
+}
