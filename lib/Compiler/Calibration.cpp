@@ -36,7 +36,8 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
     auto found = metadata.find(key);
     return found == metadata.end() ? std::string() : found->second;
   };
-  if (meta("kiln") != "calibration" || meta("statistic") != "input_absmax")
+  if (meta("kiln") != "calibration" ||
+      !llvm::StringRef(meta("statistic")).starts_with("input_absmax"))
     return error(path, "not a calibration file of kiln calibrate (its "
                        "metadata lacks kiln=calibration, "
                        "statistic=input_absmax)");
@@ -49,9 +50,29 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
     return error(path, "it holds no statistics");
   for (const rt::SafeTensorInfo &info : file->tensors()) {
     llvm::StringRef name = info.name;
+    if (name.consume_back(".input_gram")) {
+      // Read by the compiler when GPTQ rounds this weight; checked here.
+      auto param = module.lookupSymbol<ParameterOp>(name);
+      if (!param)
+        return error(path, "it has statistics for '" + name +
+                               "', which this model has no parameter of "
+                               "(calibrated from another model?)");
+      auto type = param.getTensorType();
+      if (info.dtype != rt::DType::F32 || info.shape.size() != 2 ||
+          info.shape[0] != info.shape[1] || type.getRank() != 2 ||
+          (info.shape[0] != type.getDimSize(0) &&
+           info.shape[0] != type.getDimSize(1)))
+        return error(path, "'" + info.name + "' is " +
+                               rt::dtypeName(info.dtype) + " " +
+                               rt::formatShape(info.shape) +
+                               ", not the square f32 Gram matrix of an input "
+                               "dim of '" + name + "'");
+      continue;
+    }
     if (!name.consume_back(".input_absmax"))
       return error(path, "unexpected tensor '" + info.name +
-                             "' (statistics are named <weight>.input_absmax)");
+                             "' (statistics are named <weight>.input_absmax "
+                             "and <weight>.input_gram)");
     auto param = module.lookupSymbol<ParameterOp>(name);
     if (!param)
       return error(path, "it has statistics for '" + name +

@@ -513,6 +513,46 @@ sourceValues(const ParameterInfo &param, const rt::SafeTensorInfo *info,
   return transposed;
 }
 
+/// The `[in, in]` Gram matrix of `source`'s layer inputs from the
+/// calibration file (opened into `file` on first use).
+llvm::Expected<std::vector<float>>
+calibrationGram(const CompileOptions &options,
+                std::optional<rt::SafeTensorsFile> &file,
+                const std::string &source, int64_t in) {
+  if (!options.calibrationPath)
+    return error("cannot quantize '" + source +
+                 "' with GPTQ: no calibration file (--calibration FILE from "
+                 "kiln calibrate on a --mode calibrate --calibration-gram "
+                 "artifact)");
+  if (!file) {
+    rt::Expected<rt::SafeTensorsFile> opened =
+        rt::SafeTensorsFile::open(*options.calibrationPath);
+    if (!opened)
+      return error(opened.message());
+    file.emplace(opened.take());
+  }
+  const rt::SafeTensorInfo *info = file->find(source + ".input_gram");
+  if (!info)
+    return error("cannot quantize '" + source + "' with GPTQ: '" +
+                 *options.calibrationPath + "' has no '" + source +
+                 ".input_gram' (calibrate a --mode calibrate "
+                 "--calibration-gram artifact)");
+  if (info->dtype != rt::DType::F32 ||
+      info->shape != std::vector<int64_t>{in, in})
+    return error("'" + source + ".input_gram' in '" +
+                 *options.calibrationPath + "' is " +
+                 rt::dtypeName(info->dtype) + " " +
+                 rt::formatShape(info->shape) + ", expected F32 [" +
+                 std::to_string(in) + ", " + std::to_string(in) + "]");
+  std::vector<float> gram(in * in);
+  std::memcpy(gram.data(), file->view(*info).data, gram.size() * sizeof(float));
+  for (size_t i = 0; i < gram.size(); ++i)
+    if (!std::isfinite(gram[i]))
+      return error("'" + source + ".input_gram' in '" +
+                   *options.calibrationPath + "' is not finite");
+  return gram;
+}
+
 /// Writes weights.safetensors: copied from the planned checkpoint tensors
 /// (cast where the dtypes differ), quantized from them, or initialized.
 llvm::Error writeWeights(std::vector<ParameterInfo> &params,
@@ -523,6 +563,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
   storage.reserve(params.size());
   // Quantized weights by source, computed when their first part is met.
   std::map<std::string, QuantizedWeight> quantized;
+  // The calibration file GPTQ reads its Gram matrices from, opened once.
+  std::optional<rt::SafeTensorsFile> calibration;
   for (auto [index, param] : llvm::enumerate(params)) {
     if (param.state)
       continue;
@@ -535,8 +577,22 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
                          plan ? &plan->files : nullptr, options.seed);
         if (!values)
           return values.takeError();
-        found->second = quantizeRoundToNearest(values->data(), q->outDim(),
-                                               q->inDim(), q->scheme);
+        if (q->rounding == "gptq") {
+          llvm::Expected<std::vector<float>> gram =
+              calibrationGram(options, calibration, q->source, q->inDim());
+          if (!gram)
+            return gram.takeError();
+          llvm::Expected<QuantizedWeight> weight =
+              quantizeGPTQ(values->data(), q->outDim(), q->inDim(), q->scheme,
+                           gram->data());
+          if (!weight)
+            return error("cannot quantize '" + q->source + "' with GPTQ: " +
+                         llvm::toString(weight.takeError()));
+          found->second = std::move(*weight);
+        } else {
+          found->second = quantizeRoundToNearest(values->data(), q->outDim(),
+                                                 q->inDim(), q->scheme);
+        }
       }
       const QuantizedWeight &weight = found->second;
       const void *data = q->part == QuantizedPart::Codes ? (const void *)

@@ -184,21 +184,39 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
   if (vocab < 0)
     return Status::error("'kiln calibrate' needs a language model whose "
                          "forward returns logits [batch, seq, vocab]");
-  for (const runtime::TensorSpec &output : entry->outputs)
-    if (output.dtype != DType::F32 || output.rank() != 1 ||
-        output.shape[0] == runtime::kDynamicDim)
+  // Vectors (the largest |input| per channel: kept as a max) and square
+  // Gram matrices (Σ x xᵀ: summed).
+  bool gram = false;
+  for (const runtime::TensorSpec &output : entry->outputs) {
+    bool vector = output.rank() == 1;
+    bool square = output.rank() == 2 && output.shape[0] == output.shape[1];
+    bool dynamic = std::count(output.shape.begin(), output.shape.end(),
+                              runtime::kDynamicDim) > 0;
+    if (output.dtype != DType::F32 || !(vector || square) || dynamic)
       return Status::error("'" KILN_ENTRY_CALIBRATE "' output '" +
-                           output.name + "' is not a static f32 vector");
+                           output.name +
+                           "' is not a static f32 vector or square matrix");
+    gram |= square;
+  }
   Expected<Windows> windows =
       planWindows(*entry, options, vocab, "kiln calibrate");
   if (!windows)
     return windows.status();
 
   auto start = std::chrono::steady_clock::now();
-  // The largest |input| per channel over every window.
+  // The largest |input| per channel over every window; the Gram matrices'
+  // sums (in double: many windows of f32 partial sums).
   std::vector<std::vector<float>> largest;
-  for (const runtime::TensorSpec &output : entry->outputs)
-    largest.emplace_back(output.shape[0], 0.0f);
+  std::vector<std::vector<double>> sums;
+  for (const runtime::TensorSpec &output : entry->outputs) {
+    if (output.rank() == 1) {
+      largest.emplace_back(output.shape[0], 0.0f);
+      sums.emplace_back();
+    } else {
+      largest.emplace_back();
+      sums.emplace_back(output.shape[0] * output.shape[1], 0.0);
+    }
+  }
   int64_t tokens = 0;
   for (const Batch &b : windows->sampler->evalBatches(options.batches)) {
     std::vector<int64_t> shape = {b.batch, b.seq};
@@ -209,6 +227,13 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
       return outputs.status();
     for (size_t i = 0; i < largest.size(); ++i) {
       const float *values = (*outputs)[i].as<float>();
+      for (size_t c = 0; c < sums[i].size(); ++c) {
+        if (!std::isfinite(values[c]))
+          return Status::error("'" + entry->outputs[i].name +
+                               "' is not finite: the model's activations "
+                               "overflow on this data");
+        sums[i][c] += values[c];
+      }
       for (size_t c = 0; c < largest[i].size(); ++c) {
         if (!std::isfinite(values[c]))
           return Status::error("'" + entry->outputs[i].name +
@@ -221,14 +246,23 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
     tokens += b.batch * b.seq;
   }
   std::vector<runtime::NamedTensor> tensors;
-  for (size_t i = 0; i < largest.size(); ++i)
+  for (size_t i = 0; i < largest.size(); ++i) {
+    if (!sums[i].empty()) {
+      largest[i].assign(sums[i].begin(), sums[i].end());
+      tensors.push_back({entry->outputs[i].name,
+                         runtime::TensorView{DType::F32,
+                                             entry->outputs[i].shape,
+                                             largest[i].data()}});
+      continue;
+    }
     tensors.push_back({entry->outputs[i].name,
                        runtime::TensorView{DType::F32,
                                            {static_cast<int64_t>(largest[i].size())},
                                            largest[i].data()}});
+  }
   std::map<std::string, std::string> metadata = {
       {"kiln", "calibration"},
-      {"statistic", "input_absmax"},
+      {"statistic", gram ? "input_absmax,input_gram" : "input_absmax"},
       {"batches", std::to_string(options.batches)},
       {"tokens", std::to_string(tokens)},
       {"tokens_file", options.tokens}};
@@ -238,7 +272,7 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
   if (Status status = runtime::writeSafeTensors(out, tensors, metadata); !status)
     return status;
   CalibrationResult result;
-  result.layers = static_cast<int64_t>(largest.size());
+  result.layers = static_cast<int64_t>(largest.size()) / (gram ? 2 : 1);
   result.tokens = tokens;
   result.batch = windows->batch;
   result.seq = windows->seq;

@@ -6,6 +6,8 @@
 // RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g32' --kiln-cost-report -o /dev/null | FileCheck %s --check-prefix=COST
 // RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic' | FileCheck %s --check-prefix=DYN
 // RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w8 lm-head=true' | FileCheck %s --check-prefix=TIED
+// RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g32 rounding=gptq' | FileCheck %s --check-prefix=GPTQ
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w8 rounding=best' 2>&1 | FileCheck %s --check-prefix=ROUNDING
 // RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic lm-head=true' | FileCheck %s --check-prefix=TIEDDYN
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic asymmetric=true' 2>&1 | FileCheck %s --check-prefix=DYNASYM
 
@@ -14,8 +16,8 @@
 // transposed. The bias, the tied embedding (also gathered) and the LM head
 // stay float.
 // W8-LABEL: module
-// W8-DAG: kiln.parameter @h.fc.qweight : tensor<96x64xi8> init normal std = 2.000000e-02 {kiln.quantized_from = {bits = 8 : i64, group = 0 : i64, part = "codes", source = "h.fc.weight", source_shape = array<i64: 64, 96>, symmetric = true, transposed = true}}
-// W8-DAG: kiln.parameter @h.fc.scales : tensor<96x1xf32> init normal std = 2.000000e-02 {kiln.quantized_from = {bits = 8 : i64, group = 0 : i64, part = "scales", source = "h.fc.weight", source_shape = array<i64: 64, 96>, symmetric = true, transposed = true}}
+// W8-DAG: kiln.parameter @h.fc.qweight : tensor<96x64xi8> init normal std = 2.000000e-02 {kiln.quantized_from = {bits = 8 : i64, group = 0 : i64, part = "codes", rounding = "rtn", source = "h.fc.weight", source_shape = array<i64: 64, 96>, symmetric = true, transposed = true}}
+// W8-DAG: kiln.parameter @h.fc.scales : tensor<96x1xf32> init normal std = 2.000000e-02 {kiln.quantized_from = {bits = 8 : i64, group = 0 : i64, part = "scales", rounding = "rtn", source = "h.fc.weight", source_shape = array<i64: 64, 96>, symmetric = true, transposed = true}}
 // W8-DAG: kiln.parameter @h.fc.bias : tensor<96xf32> init zeros trainable
 // W8-DAG: kiln.parameter @wte.weight : tensor<100x64xf32>
 // W8-DAG: kiln.parameter @lm_head.weight : tensor<100x96xf32>
@@ -25,6 +27,10 @@
 // W8: %[[W:.+]] = kiln.dequantize %[[Q]], %[[S]] : (tensor<96x64xi8>, tensor<96x1xf32>) -> tensor<96x64xf32>
 // W8: kiln.linear %{{.*}}, %[[W]] bias %{{.*}} : (tensor<?x64xf32>, tensor<96x64xf32>, tensor<96xf32>) -> tensor<?x96xf32>
 // W8: kiln.read_param @lm_head.weight
+
+// rounding=gptq is recorded for the compiler, which rounds with GPTQ.
+// GPTQ: kiln.parameter @h.fc.qweight : tensor<96x32xi8> {{.*}}part = "codes", rounding = "gptq", source = "h.fc.weight"
+// ROUNDING: kiln-quantize: unknown rounding 'best' (rtn or gptq)
 
 // Groups of 32 with zero points.
 // W4-DAG: kiln.parameter @h.fc.qweight : tensor<96x32xi8>

@@ -92,7 +92,7 @@ class KilnEval(unittest.TestCase):
         write_tokens(big, [1, 2, 3] * 100, 5000)
         r = self.kiln_eval(art, "--tokens", big)
         self.assertNotEqual(r.returncode, 0)
-        self.assertIn("has token ids up to 4999, but the artifact's logits cover a vocabulary of 1000",
+        self.assertIn("has token ids up to 4999, but the artifact's vocabulary has 1000 tokens",
                       r.stderr)
         r = self.kiln_eval(art, "--tokens", self.tokens, "--seq", "500")
         self.assertIn("seq 500 is longer than the artifact's maximum 128", r.stderr)

@@ -263,6 +263,18 @@ cl::opt<std::string> calibration(
              "written by kiln calibrate from this model compiled with --mode "
              "calibrate"),
     cl::value_desc("FILE.safetensors"), cl::init(""), cl::cat(category));
+cl::opt<std::string> rounding(
+    "rounding",
+    cl::desc("How --quantize chooses the weights' codes: rtn (round to "
+             "nearest, the default) or gptq (each column's rounding error "
+             "spread over the next ones against the layer's calibration "
+             "inputs; needs --calibration FILE with Gram matrices)"),
+    cl::value_desc("rtn|gptq"), cl::init("rtn"), cl::cat(category));
+cl::opt<bool> calibrationGram(
+    "calibration-gram",
+    cl::desc("--mode calibrate: also return each linear layer's input Gram "
+             "matrix (Σ x xᵀ, [in, in]) for --rounding gptq"),
+    cl::init(false), cl::cat(category));
 cl::list<std::string> quantizeOnly(
     "quantize-only",
     cl::desc("Quantize only parameters whose names match one of these globs"),
@@ -573,11 +585,15 @@ int main(int argc, char **argv) {
       return fail("--mode calibrate measures the float model: compile it "
                   "without --quantize");
     PassManager pm(&context);
-    pm.addPass(kiln::createKilnCalibrationEntryPass());
+    kiln::KilnCalibrationEntryPassOptions calibrationOptions;
+    calibrationOptions.gram = calibrationGram;
+    pm.addPass(kiln::createKilnCalibrationEntryPass(calibrationOptions));
     if (failed(pm.run(**module)))
       return fail("adding the calibrate entry point to '" + inputPath +
                   "' failed");
   }
+  if (calibrationGram && mode != Mode::Calibrate)
+    return fail("--calibration-gram needs --mode calibrate");
   std::string sourceSHA256;
   if (auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(inputPath))
     sourceSHA256 = kiln::sha256Hex((*buffer)->getBuffer());
@@ -591,7 +607,13 @@ int main(int argc, char **argv) {
       return fail("--quantize builds inference artifacts: quantized weights "
                   "are not trainable (compile with --mode inference)");
     quantizeScheme = scheme->name();
-    if (scheme->staticActivations) {
+    if (rounding != "rtn" && rounding != "gptq")
+      return fail("--rounding '" + rounding + "': expected rtn or gptq");
+    if (rounding == "gptq" && calibration.empty())
+      return fail("--rounding gptq needs --calibration FILE: compile the "
+                  "model with --mode calibrate --calibration-gram and run "
+                  "kiln calibrate on it (docs/quantization.md)");
+    if (scheme->staticActivations || rounding == "gptq") {
       if (calibration.empty())
         return fail("--quantize int8-static needs --calibration FILE: "
                     "compile the model with --mode calibrate and run kiln "
@@ -600,14 +622,16 @@ int main(int argc, char **argv) {
               kiln::attachCalibration(**module, calibration, sourceSHA256))
         return fail(llvm::toString(std::move(error)));
     } else if (!calibration.empty()) {
-      return fail("--calibration is for --quantize int8-static (" +
-                  quantizeScheme + " needs no calibration)");
+      return fail("--calibration is for --quantize int8-static or --rounding "
+                  "gptq (" + quantizeScheme + " with rtn needs no "
+                  "calibration)");
     }
     kiln::KilnQuantizePassOptions quantizeOptions;
     quantizeOptions.scheme = quantize;
     quantizeOptions.only.assign(quantizeOnly.begin(), quantizeOnly.end());
     quantizeOptions.skip.assign(quantizeSkip.begin(), quantizeSkip.end());
     quantizeOptions.lmHead = quantizeLmHead;
+    quantizeOptions.rounding = rounding;
     PassManager pm(&context);
     pm.addPass(kiln::createKilnQuantizePass(quantizeOptions));
     TimingScope quantizing = rootTiming.nest("quantize the weights");
@@ -615,7 +639,8 @@ int main(int argc, char **argv) {
       return fail("quantizing '" + inputPath + "' failed");
   } else {
     for (const char *name :
-         {"quantize-only", "quantize-skip", "quantize-lm-head", "calibration"})
+         {"quantize-only", "quantize-skip", "quantize-lm-head", "calibration",
+          "rounding"})
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --quantize");
   }
@@ -679,8 +704,12 @@ int main(int argc, char **argv) {
                                            : "inference"}};
     if (!quantizeScheme.empty())
       options.recordedOptions["quantize"] = quantizeScheme;
-    if (!calibration.empty())
+    if (!calibration.empty()) {
       options.recordedOptions["calibration"] = calibration.getValue();
+      options.calibrationPath = calibration.getValue();
+    }
+    if (!quantizeScheme.empty())
+      options.recordedOptions["rounding"] = rounding.getValue();
     // The compute type of a built model; .mlir inputs carry their own.
     if (llvm::sys::path::extension(inputPath) == ".json")
       options.recordedOptions["dtype"] = dtype.getValue();

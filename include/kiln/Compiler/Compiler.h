@@ -28,6 +28,9 @@ struct CompileOptions {
   /// A safetensors file with every parameter, checked by name, shape and
   /// dtype; when absent, parameters are initialized from their init rules.
   std::optional<std::string> weightsPath;
+  /// A kiln calibrate file; GPTQ-rounded weights (kiln-quantize
+  /// rounding=gptq) read their `<source>.input_gram` from it.
+  std::optional<std::string> calibrationPath;
   /// Seed of the init rules. Each parameter's stream depends only on the
   /// seed and its name, so adding a parameter does not change the others.
   uint64_t seed = 0;

@@ -11,6 +11,8 @@
 
 #include "kiln/Dialect/Kiln/Transforms/Quantization.h"
 
+#include "llvm/Support/Error.h"
+
 #include <cstdint>
 #include <vector>
 
@@ -37,6 +39,23 @@ struct QuantizedWeight {
 /// fake_quantize_per_channel_affine; a group of zeros gets scale 1.
 QuantizedWeight quantizeRoundToNearest(const float *weight, int64_t out,
                                        int64_t in, const WeightScheme &scheme);
+
+/// GPTQ (Frantar et al., 2022): the codes of `weight` chosen column by
+/// column in input order, each column's rounding error spread over the
+/// columns not yet quantized through the inverse Hessian of the layer's
+/// reconstruction error, so the layer's outputs on the calibration inputs
+/// move as little as possible. `gram` is Σ x xᵀ over those inputs
+/// (`[in, in]`, kiln calibrate's `<weight>.input_gram`). Damping adds
+/// `damp` · mean(diag) to the diagonal; an input channel that was always 0
+/// gets weight 0. Scales and zero points follow the round-to-nearest rule
+/// above, per row (`w8`) on the original weight, per group on the weight
+/// as updated when the group starts; codes are rounded as above. Fails if
+/// the damped matrix is not positive definite.
+llvm::Expected<QuantizedWeight> quantizeGPTQ(const float *weight, int64_t out,
+                                             int64_t in,
+                                             const WeightScheme &scheme,
+                                             const float *gram,
+                                             double damp = 0.01);
 
 } // namespace mlir::kiln
 

@@ -107,6 +107,35 @@ struct KilnCalibrationEntryPass
       stats.push_back(combined);
       names.push_back(b.getStringAttr((name + ".input_absmax").str()));
     }
+    // Σ x xᵀ per weight: xᵀ·x over the last two dims, summed over the
+    // batch dims and over the layers sharing the weight.
+    if (gram)
+      for (auto &[name, values] : inputs) {
+        Value sum;
+        for (Value x : values) {
+          auto type = cast<RankedTensorType>(x.getType());
+          if (type.getElementType() != f32)
+            x = CastOp::create(
+                b, loc, RankedTensorType::get(type.getShape(), f32), x);
+          Value g = x;
+          int64_t rank = type.getRank();
+          if (rank == 1) {
+            auto row = RankedTensorType::get({1, type.getDimSize(0)}, f32);
+            g = ReshapeOp::create(b, loc, row, x);
+            x = g;
+            rank = 2;
+          }
+          g = MatmulOp::create(b, loc, x, x, /*transpose_lhs=*/b.getUnitAttr(),
+                               /*transpose_rhs=*/UnitAttr());
+          if (rank > 2)
+            g = ReduceOp::create(b, loc, ReduceKind::sum, g,
+                                 llvm::to_vector(llvm::seq<int64_t>(0, rank - 2)),
+                                 /*keepdim=*/false);
+          sum = sum ? Value(AddOp::create(b, loc, sum, g)) : g;
+        }
+        stats.push_back(sum);
+        names.push_back(b.getStringAttr((name + ".input_gram").str()));
+      }
     func::ReturnOp::create(b, ret.getLoc(), stats);
     ret.erase();
     calibrate.setFunctionType(b.getFunctionType(

@@ -111,6 +111,7 @@ DictionaryAttr WeightQuantization::toAttr(MLIRContext *context) const {
       b.getNamedAttr("symmetric", b.getBoolAttr(scheme.symmetric)),
       b.getNamedAttr("transposed", b.getBoolAttr(transposed)),
       b.getNamedAttr("source_shape", b.getDenseI64ArrayAttr(sourceShape)),
+      b.getNamedAttr("rounding", b.getStringAttr(rounding)),
   });
 }
 
@@ -135,6 +136,12 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
                 "array)");
   if (shape.size() != 2 || shape[0] <= 0 || shape[1] <= 0)
     return fail("source_shape must be two positive sizes");
+  if (auto rounding = attr.get("rounding")) {
+    auto text = dyn_cast<StringAttr>(rounding);
+    if (!text || (text != "rtn" && text != "gptq"))
+      return fail("rounding must be \"rtn\" or \"gptq\"");
+    q.rounding = text.str();
+  }
   q.sourceShape.assign(shape.asArrayRef().begin(), shape.asArrayRef().end());
   q.source = source.str();
   if (part == "codes")
@@ -262,6 +269,11 @@ struct KilnQuantizePass
     auto parsed = WeightScheme::parse(scheme, asymmetric);
     if (!parsed) {
       module.emitError(llvm::toString(parsed.takeError()));
+      return signalPassFailure();
+    }
+    if (rounding != "rtn" && rounding != "gptq") {
+      module.emitError("kiln-quantize: unknown rounding '")
+          << rounding << "' (rtn or gptq)";
       return signalPassFailure();
     }
     SmallVector<llvm::GlobPattern> onlyPatterns, skipPatterns;
@@ -421,7 +433,8 @@ struct KilnQuantizePass
                << name << "': a parameter named '" << partName
                << "' exists already";
       WeightQuantization q{name.str(), part, scheme, transposed,
-                           {type.getShape()[0], type.getShape()[1]}};
+                           {type.getShape()[0], type.getShape()[1]},
+                           rounding};
       auto partType = RankedTensorType::get(
           q.partShape(), part == QuantizedPart::Scales ? f32 : i8);
       auto made = ParameterOp::create(

@@ -208,8 +208,16 @@ def KilnCalibrationEntryPass
     value per channel; `kiln-compile --quantize int8-static --calibration
     FILE` turns them into static activation scales
     (docs/quantization.md). `kiln-compile --mode calibrate` runs this pass.
+    With `gram`, each weight also gets `<parameter>.input_gram`, the
+    `[in, in]` sum of `x xᵀ` over the layer's input vectors (`kiln.matmul`
+    with `transpose_lhs`, summed over batch dims), the Hessian GPTQ rounds
+    against (`kiln-compile --rounding gptq`).
     A module without `forward`, or without such a layer, is an error.
   }];
+  let options = [
+    Option<"gram", "gram", "bool", "false",
+           "Also return each weight's input Gram matrix Σ x xᵀ">
+  ];
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
 
@@ -282,6 +290,10 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
                "Quantize only parameters matching one of these globs">,
     ListOption<"skip", "skip", "std::string",
                "Leave parameters matching one of these globs in float">,
+    Option<"rounding", "rounding", "std::string", "\"rtn\"",
+           "How the compiler chooses the codes: rtn (round to nearest) or "
+           "gptq (against the calibration Gram matrix of each layer's "
+           "inputs); recorded in kiln.quantized_from">,
     Option<"lmHead", "lm-head", "bool", "false",
            "Quantize the LM head (lm_head.*, or the product by a tied "
            "embedding table) too">

@@ -61,6 +61,9 @@ struct WeightQuantization {
   WeightScheme scheme;
   bool transposed = false;
   SmallVector<int64_t, 2> sourceShape;
+  /// How codes are chosen: "rtn" (round to nearest) or "gptq" (against the
+  /// layer's calibration Gram matrix, WeightQuantizer.h).
+  std::string rounding = "rtn";
 
   int64_t outDim() const { return sourceShape[transposed ? 1 : 0]; }
   int64_t inDim() const { return sourceShape[transposed ? 0 : 1]; }
