@@ -50,14 +50,22 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
     return error(path, "it holds no statistics");
   for (const rt::SafeTensorInfo &info : file->tensors()) {
     llvm::StringRef name = info.name;
-    if (name.consume_back(".input_gram")) {
-      // Read by the compiler when GPTQ rounds this weight; checked here.
-      auto param = module.lookupSymbol<ParameterOp>(name);
-      if (!param)
-        return error(path, "it has statistics for '" + name +
+    // The parameter a statistic names, which must have an input dim of
+    // the statistic's size.
+    auto parameterOf = [&](llvm::StringRef param) -> llvm::Expected<ParameterOp> {
+      auto op = module.lookupSymbol<ParameterOp>(param);
+      if (!op)
+        return error(path, "it has statistics for '" + param +
                                "', which this model has no parameter of "
                                "(calibrated from another model?)");
-      auto type = param.getTensorType();
+      return op;
+    };
+    if (name.consume_back(".input_gram")) {
+      // Read by the compiler when GPTQ rounds this weight; checked here.
+      llvm::Expected<ParameterOp> param = parameterOf(name);
+      if (!param)
+        return param.takeError();
+      auto type = param->getTensorType();
       if (info.dtype != rt::DType::F32 || info.shape.size() != 2 ||
           info.shape[0] != info.shape[1] || type.getRank() != 2 ||
           (info.shape[0] != type.getDimSize(0) &&
@@ -73,12 +81,10 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
       return error(path, "unexpected tensor '" + info.name +
                              "' (statistics are named <weight>.input_absmax "
                              "and <weight>.input_gram)");
-    auto param = module.lookupSymbol<ParameterOp>(name);
+    llvm::Expected<ParameterOp> param = parameterOf(name);
     if (!param)
-      return error(path, "it has statistics for '" + name +
-                             "', which this model has no parameter of "
-                             "(calibrated from another model?)");
-    auto type = param.getTensorType();
+      return param.takeError();
+    auto type = param->getTensorType();
     if (info.dtype != rt::DType::F32 || info.shape.size() != 1 ||
         type.getRank() != 2 ||
         (info.shape[0] != type.getDimSize(0) &&
@@ -99,7 +105,7 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
                                " (expected a finite |input|)");
     auto attrType = RankedTensorType::get(
         {info.shape[0]}, Float32Type::get(module.getContext()));
-    param->setAttr(attrs::kInputAbsmax,
+    (*param)->setAttr(attrs::kInputAbsmax,
                    DenseElementsAttr::get(attrType, llvm::ArrayRef(copy)));
   }
   return llvm::Error::success();

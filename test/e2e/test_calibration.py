@@ -38,7 +38,8 @@ import torch
 from kiln_artifacts import KILN, KILN_COMPILE, MODELS, compile_artifact, load_safetensors, save_safetensors
 from test_eval import windows, write_tokens
 from test_models import ATOL, RTOL
-from test_quantization import LINEARS, gpt2_reference_with, gpt2_w8a8_reference, rtn
+from test_models import gpt2_reference
+from test_quantization import LINEARS, gpt2_w8a8_reference, rtn
 
 
 def read_metadata(path):
@@ -152,7 +153,7 @@ class Calibration(unittest.TestCase):
         starts = windows(self.ids, batches, batch, seq)
         for i in range(batches):
             ids = np.stack([w[0] for w in starts[i * batch:(i + 1) * batch]]).astype(np.int64)
-            gpt2_reference_with(self.weights, ids, self.cfg, linear)
+            gpt2_reference(self.weights, ids, self.cfg, linear)
         return largest
 
     def test_calibrate_matches_torch(self):
@@ -226,7 +227,7 @@ class Calibration(unittest.TestCase):
         starts = windows(self.ids, 4, 2, 32)
         for i in range(4):
             ids = np.stack([w[0] for w in starts[i * 2:(i + 1) * 2]]).astype(np.int64)
-            gpt2_reference_with(self.weights, ids, self.cfg, linear)
+            gpt2_reference(self.weights, ids, self.cfg, linear)
         for prefix, expected in grams.items():
             got = stats[prefix + ".weight.input_gram"]
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max(), err_msg=prefix)

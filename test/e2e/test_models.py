@@ -33,30 +33,39 @@ ATOL = 1e-4
 RTOL = 1e-4
 
 
-def gpt2_reference(w, ids, cfg):
-    """GPT2LMHeadModel forward written with torch ops (HF layouts)."""
+def gpt2_reference(w, ids, cfg, linear=None):
+    """GPT2LMHeadModel forward written with torch ops (HF layouts).
+    `linear(x, prefix)` replaces the Conv1D layers and the tied head
+    (prefix "transformer.wte", no bias): a quantized reference."""
     d, heads = cfg["n_embd"], cfg["n_head"]
     hd = d // heads
     eps = cfg.get("layer_norm_epsilon", 1e-5)
     t = lambda name: oracle(w[name])
+
+    def conv1d(x, prefix):
+        if prefix == "transformer.wte":
+            return x @ t(prefix + ".weight").T
+        return x @ t(prefix + ".weight") + t(prefix + ".bias")
+
+    linear = linear or conv1d
     b, s = ids.shape
     x = t("transformer.wte.weight")[torch.from_numpy(ids)] + t("transformer.wpe.weight")[:s]
     mask = torch.tril(torch.ones(s, s, dtype=torch.bool))
     for i in range(cfg["n_layer"]):
         p = f"transformer.h.{i}."
         h = torch.nn.functional.layer_norm(x, (d,), t(p + "ln_1.weight"), t(p + "ln_1.bias"), eps)
-        qkv = h @ t(p + "attn.c_attn.weight") + t(p + "attn.c_attn.bias")
+        qkv = linear(h, p + "attn.c_attn")
         q, k, v = qkv.split(d, dim=-1)
         q, k, v = (z.view(b, s, heads, hd).transpose(1, 2) for z in (q, k, v))
         att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
         att = att.masked_fill(~mask, torch.finfo(att.dtype).min).softmax(-1)
         y = (att @ v).transpose(1, 2).reshape(b, s, d)
-        x = x + y @ t(p + "attn.c_proj.weight") + t(p + "attn.c_proj.bias")
+        x = x + linear(y, p + "attn.c_proj")
         h = torch.nn.functional.layer_norm(x, (d,), t(p + "ln_2.weight"), t(p + "ln_2.bias"), eps)
-        h = torch.nn.functional.gelu(h @ t(p + "mlp.c_fc.weight") + t(p + "mlp.c_fc.bias"), approximate="tanh")
-        x = x + h @ t(p + "mlp.c_proj.weight") + t(p + "mlp.c_proj.bias")
+        h = torch.nn.functional.gelu(linear(h, p + "mlp.c_fc"), approximate="tanh")
+        x = x + linear(h, p + "mlp.c_proj")
     x = torch.nn.functional.layer_norm(x, (d,), t("transformer.ln_f.weight"), t("transformer.ln_f.bias"), eps)
-    return (x @ t("transformer.wte.weight").T).numpy()
+    return linear(x, "transformer.wte").numpy()
 
 
 def random_weights(manifest, seed):

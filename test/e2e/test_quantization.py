@@ -283,33 +283,6 @@ class Int8Dynamic(unittest.TestCase):
             np.testing.assert_array_equal(y[1, 2], weights["fc.bias"])
 
 
-def gpt2_reference_with(w, ids, cfg, linear):
-    """gpt2_reference in float64 with each transformer linear (and the head,
-    prefix "transformer.wte", no bias) computed by `linear(x, prefix)`."""
-    d, heads = cfg["n_embd"], cfg["n_head"]
-    hd = d // heads
-    eps = cfg.get("layer_norm_epsilon", 1e-5)
-    t = lambda name: torch.from_numpy(w[name].astype(np.float64))
-    b, s = ids.shape
-    x = t("transformer.wte.weight")[torch.from_numpy(ids)] + t("transformer.wpe.weight")[:s]
-    mask = torch.tril(torch.ones(s, s, dtype=torch.bool))
-    for i in range(cfg["n_layer"]):
-        p = f"transformer.h.{i}."
-        h = torch.nn.functional.layer_norm(x, (d,), t(p + "ln_1.weight"), t(p + "ln_1.bias"), eps)
-        qkv = linear(h, p + "attn.c_attn")
-        q, k, v = qkv.split(d, dim=-1)
-        q, k, v = (z.view(b, s, heads, hd).transpose(1, 2) for z in (q, k, v))
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd)
-        att = att.masked_fill(~mask, torch.finfo(att.dtype).min).softmax(-1)
-        y = (att @ v).transpose(1, 2).reshape(b, s, d)
-        x = x + linear(y, p + "attn.c_proj")
-        h = torch.nn.functional.layer_norm(x, (d,), t(p + "ln_2.weight"), t(p + "ln_2.bias"), eps)
-        h = torch.nn.functional.gelu(linear(h, p + "mlp.c_fc"), approximate="tanh")
-        x = x + linear(h, p + "mlp.c_proj")
-    x = torch.nn.functional.layer_norm(x, (d,), t("transformer.ln_f.weight"), t("transformer.ln_f.bias"), eps)
-    return linear(x, "transformer.wte").numpy()
-
-
 def gpt2_w8a8_reference(w, codes, ids, cfg, static=None):
     """gpt2_reference with every linear in `codes` ({prefix: (codes [out,
     in], scales [out, 1])}) computed W8A8 in float64: its input fake-
@@ -333,7 +306,7 @@ def gpt2_w8a8_reference(w, codes, ids, cfg, static=None):
         y = (q @ wq.T) * sx
         return y + t(prefix + ".bias") if prefix + ".bias" in w else y
 
-    return gpt2_reference_with(w, ids, cfg, linear)
+    return gpt2_reference(w, ids, cfg, linear)
 
 
 LINEARS = ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj")

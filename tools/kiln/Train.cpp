@@ -303,26 +303,33 @@ int generateCommand(int argc, char **argv) {
   return 0;
 }
 
-int evalCommand(int argc, char **argv) {
-  Options o = parseOptions("eval", argc, argv, 2,
-                           {"--run", "--tokens", "--checkpoint", "--batches",
-                            "--batch", "--seq"},
-                           kEvalUsage, {"--json"});
+/// The windows of `kiln eval` and `kiln calibrate`: --run RUN_DIR (its
+/// held-out split, or with `trainSplit` its training split; its batch and
+/// seq, and for eval its eval batches) or --tokens FILE; --batches,
+/// --batch, --seq.
+static kiln::train::EvalOptions windowOptions(Options &o, const char *command,
+                                       bool trainSplit) {
   kiln::train::EvalOptions e;
   if (o.values.count("--run") == o.values.count("--tokens"))
-    fail("'kiln eval' needs held-out tokens: --run RUN_DIR or --tokens FILE "
-         "(one of them); see 'kiln eval --help'");
-  e.tokens = o.values.count("--run")
-                 ? kiln::train::valTokensPath(o.values["--run"])
-                 : o.values["--tokens"];
+    fail(std::string("'kiln ") + command + "' needs " +
+         (trainSplit ? "calibration" : "held-out") +
+         " tokens: --run RUN_DIR or --tokens FILE (one of them); see 'kiln " +
+         command + " --help'");
   if (o.values.count("--run")) {
-    // The windows the run evaluated on: its batch, seq and eval batches.
-    auto run = kiln::train::loadRunOptions(o.values["--run"]);
-    if (!run)
-      fail(run.message());
-    e.defaultBatch = run->batch;
-    e.defaultSeq = run->seq;
-    e.batches = run->evalBatches;
+    const std::string &run = o.values["--run"];
+    // Calibration reads the training split: the held-out windows stay
+    // unseen for kiln eval.
+    e.tokens = trainSplit ? kiln::train::trainTokensPath(run)
+                          : kiln::train::valTokensPath(run);
+    auto options = kiln::train::loadRunOptions(run);
+    if (!options)
+      fail(options.message());
+    e.defaultBatch = options->batch;
+    e.defaultSeq = options->seq;
+    if (!trainSplit)
+      e.batches = options->evalBatches;
+  } else {
+    e.tokens = o.values["--tokens"];
   }
   if (o.values.count("--batches"))
     e.batches = parseCount("--batches", o.values["--batches"], 1);
@@ -330,12 +337,26 @@ int evalCommand(int argc, char **argv) {
     e.batch = parseCount("--batch", o.values["--batch"], 1);
   if (o.values.count("--seq"))
     e.seq = parseCount("--seq", o.values["--seq"], 1);
-  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  return e;
+}
+
+/// --checkpoint FILE: parameters loaded into `artifact` first.
+static void loadCheckpoint(Options &o, Artifact &artifact) {
   if (o.values.count("--checkpoint"))
-    if (Status s = artifact->loadParameters(o.values["--checkpoint"],
-                                            /*requireAll=*/false);
+    if (Status s = artifact.loadParameters(o.values["--checkpoint"],
+                                           /*requireAll=*/false);
         !s)
       fail(s.message());
+}
+
+int evalCommand(int argc, char **argv) {
+  Options o = parseOptions("eval", argc, argv, 2,
+                           {"--run", "--tokens", "--checkpoint", "--batches",
+                            "--batch", "--seq"},
+                           kEvalUsage, {"--json"});
+  kiln::train::EvalOptions e = windowOptions(o, "eval", /*trainSplit=*/false);
+  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  loadCheckpoint(o, *artifact);
   Expected<kiln::train::EvalResult> r =
       kiln::train::evaluateLanguageModel(*artifact, e);
   if (!r)
@@ -363,36 +384,12 @@ int calibrateCommand(int argc, char **argv) {
                            {"--run", "--tokens", "--checkpoint", "--batches",
                             "--batch", "--seq", "--out"},
                            kCalibrateUsage);
-  kiln::train::EvalOptions e;
-  if (o.values.count("--run") == o.values.count("--tokens"))
-    fail("'kiln calibrate' needs calibration tokens: --run RUN_DIR or "
-         "--tokens FILE (one of them); see 'kiln calibrate --help'");
   if (!o.values.count("--out"))
     fail("'kiln calibrate' needs --out FILE.safetensors, the file to write");
-  // Calibration text from the training split: the held-out windows stay
-  // unseen for kiln eval.
-  e.tokens = o.values.count("--run")
-                 ? kiln::train::trainTokensPath(o.values["--run"])
-                 : o.values["--tokens"];
-  if (o.values.count("--run")) {
-    auto run = kiln::train::loadRunOptions(o.values["--run"]);
-    if (!run)
-      fail(run.message());
-    e.defaultBatch = run->batch;
-    e.defaultSeq = run->seq;
-  }
-  if (o.values.count("--batches"))
-    e.batches = parseCount("--batches", o.values["--batches"], 1);
-  if (o.values.count("--batch"))
-    e.batch = parseCount("--batch", o.values["--batch"], 1);
-  if (o.values.count("--seq"))
-    e.seq = parseCount("--seq", o.values["--seq"], 1);
+  kiln::train::EvalOptions e =
+      windowOptions(o, "calibrate", /*trainSplit=*/true);
   std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
-  if (o.values.count("--checkpoint"))
-    if (Status s = artifact->loadParameters(o.values["--checkpoint"],
-                                            /*requireAll=*/false);
-        !s)
-      fail(s.message());
+  loadCheckpoint(o, *artifact);
   Expected<kiln::train::CalibrationResult> r =
       kiln::train::calibrateLanguageModel(*artifact, e, o.values["--out"]);
   if (!r)
