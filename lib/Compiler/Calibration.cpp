@@ -52,7 +52,8 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
     llvm::StringRef name = info.name;
     // The parameter a statistic names, which must have an input dim of
     // the statistic's size.
-    auto parameterOf = [&](llvm::StringRef param) -> llvm::Expected<ParameterOp> {
+    auto parameterOf =
+        [&](llvm::StringRef param) -> llvm::Expected<ParameterOp> {
       auto op = module.lookupSymbol<ParameterOp>(param);
       if (!op)
         return error(path, "it has statistics for '" + param +
@@ -74,7 +75,8 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
                                rt::dtypeName(info.dtype) + " " +
                                rt::formatShape(info.shape) +
                                ", not the square f32 Gram matrix of an input "
-                               "dim of '" + name + "'");
+                               "dim of '" +
+                               name + "'");
       continue;
     }
     if (!name.consume_back(".input_absmax"))
@@ -92,21 +94,22 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
       return error(path, "'" + info.name + "' is " + rt::dtypeName(info.dtype) +
                              " " + rt::formatShape(info.shape) +
                              ", not an f32 vector of one of the input dims "
-                             "of '" + name + "' (calibrated from another "
+                             "of '" +
+                             name +
+                             "' (calibrated from another "
                              "model?)");
     rt::TensorView view = file->view(info);
     std::vector<float> copy(info.shape[0]);
     std::memcpy(copy.data(), view.data, copy.size() * sizeof(float));
     for (size_t i = 0; i < copy.size(); ++i)
       if (!std::isfinite(copy[i]) || copy[i] < 0)
-        return error(path, "'" + info.name + "' element " +
-                               std::to_string(i) + " is " +
-                               std::to_string(copy[i]) +
+        return error(path, "'" + info.name + "' element " + std::to_string(i) +
+                               " is " + std::to_string(copy[i]) +
                                " (expected a finite |input|)");
     auto attrType = RankedTensorType::get(
         {info.shape[0]}, Float32Type::get(module.getContext()));
     (*param)->setAttr(attrs::kInputAbsmax,
-                   DenseElementsAttr::get(attrType, llvm::ArrayRef(copy)));
+                      DenseElementsAttr::get(attrType, llvm::ArrayRef(copy)));
   }
   return llvm::Error::success();
 }

@@ -539,9 +539,8 @@ calibrationGram(const CompileOptions &options,
                  "--calibration-gram artifact)");
   if (info->dtype != rt::DType::F32 ||
       info->shape != std::vector<int64_t>{in, in})
-    return error("'" + source + ".input_gram' in '" +
-                 *options.calibrationPath + "' is " +
-                 rt::dtypeName(info->dtype) + " " +
+    return error("'" + source + ".input_gram' in '" + *options.calibrationPath +
+                 "' is " + rt::dtypeName(info->dtype) + " " +
                  rt::formatShape(info->shape) + ", expected F32 [" +
                  std::to_string(in) + ", " + std::to_string(in) + "]");
   std::vector<float> gram(in * in);
@@ -582,12 +581,11 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
               calibrationGram(options, calibration, q->source, q->inDim());
           if (!gram)
             return gram.takeError();
-          llvm::Expected<QuantizedWeight> weight =
-              quantizeGPTQ(values->data(), q->outDim(), q->inDim(), q->scheme,
-                           gram->data());
+          llvm::Expected<QuantizedWeight> weight = quantizeGPTQ(
+              values->data(), q->outDim(), q->inDim(), q->scheme, gram->data());
           if (!weight)
-            return error("cannot quantize '" + q->source + "' with GPTQ: " +
-                         llvm::toString(weight.takeError()));
+            return error("cannot quantize '" + q->source +
+                         "' with GPTQ: " + llvm::toString(weight.takeError()));
           found->second = std::move(*weight);
         } else {
           found->second = quantizeRoundToNearest(values->data(), q->outDim(),

@@ -44,8 +44,8 @@ std::pair<float, float> groupScale(const float *v, int64_t count,
 }
 
 /// Packs integer codes [out, in] into the artifact's bytes.
-void packCodes(const std::vector<int> &codes, int64_t out, int64_t in,
-               int bits, QuantizedWeight &result) {
+void packCodes(const std::vector<int> &codes, int64_t out, int64_t in, int bits,
+               QuantizedWeight &result) {
   int64_t rowBytes = bits == 4 ? in / 2 : in;
   result.codes.resize(out * rowBytes);
   for (int64_t row = 0; row < out; ++row) {
@@ -200,12 +200,11 @@ mlir::kiln::quantizeGPTQ(const float *weight, int64_t out, int64_t in,
     for (int64_t r = 0; r < out; ++r) {
       double *wr = w.data() + r * in;
       float value = static_cast<float>(wr[i]);
-      float code = std::clamp(std::nearbyint(value * (1.0f / scale[r])) +
-                                  zero[r],
-                              range.qmin, range.qmax);
+      float code =
+          std::clamp(std::nearbyint(value * (1.0f / scale[r])) + zero[r],
+                     range.qmin, range.qmax);
       codes[r * in + i] = static_cast<int>(code);
-      double dequantized =
-          static_cast<double>((code - zero[r]) * scale[r]);
+      double dequantized = static_cast<double>((code - zero[r]) * scale[r]);
       double error = (wr[i] - dequantized) / diagonal;
       for (int64_t k = i + 1; k < in; ++k)
         wr[k] -= error * row[k];

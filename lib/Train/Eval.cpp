@@ -65,7 +65,8 @@ Expected<Windows> planWindows(const EntryPointSpec &entry,
   const runtime::TensorSpec *ids = entry.findInput("input_ids");
   if (!ids || entry.inputs.size() != 1 || ids->rank() != 2)
     return Status::error(std::string("'") + command + "' needs an entry '" +
-                         entry.name + "' that takes only input_ids [batch, "
+                         entry.name +
+                         "' that takes only input_ids [batch, "
                          "seq]");
   Expected<TokenFile> file = TokenFile::open(options.tokens);
   if (!file)
@@ -115,8 +116,10 @@ Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
                          "takes only input_ids [batch, seq] and returns "
                          "logits [batch, seq, vocab]");
   int64_t vocab = logitsSpec->shape[2];
-  size_t logitsIndex = static_cast<size_t>(logitsSpec - forward->outputs.data());
-  Expected<Windows> windows = planWindows(*forward, options, vocab, "kiln eval");
+  size_t logitsIndex =
+      static_cast<size_t>(logitsSpec - forward->outputs.data());
+  Expected<Windows> windows =
+      planWindows(*forward, options, vocab, "kiln eval");
   if (!windows)
     return windows.status();
   BatchSampler &sampler = *windows->sampler;
@@ -176,7 +179,8 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
                          "): compile it with kiln-compile --mode calibrate");
   // The vocabulary: the forward's logits, else the embedding's rows.
   int64_t vocab = -1;
-  if (const EntryPointSpec *forward = artifact.findEntryPoint(KILN_ENTRY_FORWARD))
+  if (const EntryPointSpec *forward =
+          artifact.findEntryPoint(KILN_ENTRY_FORWARD))
     if (const runtime::TensorSpec *logits = forward->findOutput("logits");
         logits && logits->rank() == 3 &&
         logits->shape[2] != runtime::kDynamicDim)
@@ -193,8 +197,7 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
     bool dynamic = std::count(output.shape.begin(), output.shape.end(),
                               runtime::kDynamicDim) > 0;
     if (output.dtype != DType::F32 || !(vector || square) || dynamic)
-      return Status::error("'" KILN_ENTRY_CALIBRATE "' output '" +
-                           output.name +
+      return Status::error("'" KILN_ENTRY_CALIBRATE "' output '" + output.name +
                            "' is not a static f32 vector or square matrix");
     gram |= square;
   }
@@ -220,9 +223,10 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
   int64_t tokens = 0;
   for (const Batch &b : windows->sampler->evalBatches(options.batches)) {
     std::vector<int64_t> shape = {b.batch, b.seq};
-    auto outputs = artifact.run(
-        KILN_ENTRY_CALIBRATE,
-        {{"input_ids", runtime::TensorView{DType::I64, shape, b.inputs.data()}}});
+    auto outputs =
+        artifact.run(KILN_ENTRY_CALIBRATE,
+                     {{"input_ids", runtime::TensorView{DType::I64, shape,
+                                                        b.inputs.data()}}});
     if (!outputs)
       return outputs.status();
     for (size_t i = 0; i < largest.size(); ++i) {
@@ -237,8 +241,8 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
       for (size_t c = 0; c < largest[i].size(); ++c) {
         if (!std::isfinite(values[c]))
           return Status::error("'" + entry->outputs[i].name +
-                               "' is not finite (channel " +
-                               std::to_string(c) + "): the model's "
+                               "' is not finite (channel " + std::to_string(c) +
+                               "): the model's "
                                "activations overflow on this data");
         largest[i][c] = std::max(largest[i][c], values[c]);
       }
@@ -249,16 +253,17 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
   for (size_t i = 0; i < largest.size(); ++i) {
     if (!sums[i].empty()) {
       largest[i].assign(sums[i].begin(), sums[i].end());
-      tensors.push_back({entry->outputs[i].name,
-                         runtime::TensorView{DType::F32,
-                                             entry->outputs[i].shape,
-                                             largest[i].data()}});
+      tensors.push_back(
+          {entry->outputs[i].name,
+           runtime::TensorView{DType::F32, entry->outputs[i].shape,
+                               largest[i].data()}});
       continue;
     }
-    tensors.push_back({entry->outputs[i].name,
-                       runtime::TensorView{DType::F32,
-                                           {static_cast<int64_t>(largest[i].size())},
-                                           largest[i].data()}});
+    tensors.push_back(
+        {entry->outputs[i].name,
+         runtime::TensorView{DType::F32,
+                             {static_cast<int64_t>(largest[i].size())},
+                             largest[i].data()}});
   }
   std::map<std::string, std::string> metadata = {
       {"kiln", "calibration"},
@@ -267,9 +272,11 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
       {"tokens", std::to_string(tokens)},
       {"tokens_file", options.tokens}};
   const auto &source = artifact.manifest().source;
-  if (auto sha = source.find("sha256"); sha != source.end() && sha->second.isString)
+  if (auto sha = source.find("sha256");
+      sha != source.end() && sha->second.isString)
     metadata["source_sha256"] = sha->second.text;
-  if (Status status = runtime::writeSafeTensors(out, tensors, metadata); !status)
+  if (Status status = runtime::writeSafeTensors(out, tensors, metadata);
+      !status)
     return status;
   CalibrationResult result;
   result.layers = static_cast<int64_t>(largest.size()) / (gram ? 2 : 1);
@@ -277,9 +284,9 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
   result.batch = windows->batch;
   result.seq = windows->seq;
   result.batches = options.batches;
-  result.seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   return result;
 }
 

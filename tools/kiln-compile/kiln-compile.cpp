@@ -8,18 +8,18 @@
 
 #include "kiln/Compiler/Calibration.h"
 #include "kiln/Compiler/Compiler.h"
-#include "kiln/Conversion/Passes.h"
 #include "kiln/Compiler/TrainingGraph.h"
+#include "kiln/Conversion/Passes.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
+#include "kiln/Dialect/Kiln/Transforms/Passes.h"
+#include "kiln/Dialect/Kiln/Transforms/Quantization.h"
+#include "kiln/Models/ModelBuilder.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
 #include "kiln/Target/CPU/CPUTarget.h"
 #include "kiln/Target/CUDA/CUDATarget.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/MemoryBuffer.h"
-#include "kiln/Dialect/Kiln/Transforms/Passes.h"
-#include "kiln/Dialect/Kiln/Transforms/Quantization.h"
-#include "kiln/Models/ModelBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -623,7 +623,9 @@ int main(int argc, char **argv) {
         return fail(llvm::toString(std::move(error)));
     } else if (!calibration.empty()) {
       return fail("--calibration is for --quantize int8-static or --rounding "
-                  "gptq (" + quantizeScheme + " with rtn needs no "
+                  "gptq (" +
+                  quantizeScheme +
+                  " with rtn needs no "
                   "calibration)");
     }
     kiln::KilnQuantizePassOptions quantizeOptions;
@@ -638,9 +640,8 @@ int main(int argc, char **argv) {
     if (failed(pm.run(**module)))
       return fail("quantizing '" + inputPath + "' failed");
   } else {
-    for (const char *name :
-         {"quantize-only", "quantize-skip", "quantize-lm-head", "calibration",
-          "rounding"})
+    for (const char *name : {"quantize-only", "quantize-skip",
+                             "quantize-lm-head", "calibration", "rounding"})
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --quantize");
   }
@@ -695,13 +696,14 @@ int main(int argc, char **argv) {
         return option.getValue();
       return nullptr;
     };
-    options.recordedOptions = llvm::json::Object{
-        {"batch", sizeJson(batch)}, {"seq", sizeJson(seq)},
-        {"cpu", host.cpu},
-        {"attention", attentionMode},
-        {"mode", mode == Mode::Train       ? "train"
-                 : mode == Mode::Calibrate ? "calibrate"
-                                           : "inference"}};
+    options.recordedOptions =
+        llvm::json::Object{{"batch", sizeJson(batch)},
+                           {"seq", sizeJson(seq)},
+                           {"cpu", host.cpu},
+                           {"attention", attentionMode},
+                           {"mode", mode == Mode::Train       ? "train"
+                                    : mode == Mode::Calibrate ? "calibrate"
+                                                              : "inference"}};
     if (!quantizeScheme.empty())
       options.recordedOptions["quantize"] = quantizeScheme;
     if (!calibration.empty()) {

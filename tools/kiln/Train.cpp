@@ -308,7 +308,7 @@ int generateCommand(int argc, char **argv) {
 /// seq, and for eval its eval batches) or --tokens FILE; --batches,
 /// --batch, --seq.
 static kiln::train::EvalOptions windowOptions(Options &o, const char *command,
-                                       bool trainSplit) {
+                                              bool trainSplit) {
   kiln::train::EvalOptions e;
   if (o.values.count("--run") == o.values.count("--tokens"))
     fail(std::string("'kiln ") + command + "' needs " +
@@ -350,10 +350,10 @@ static void loadCheckpoint(Options &o, Artifact &artifact) {
 }
 
 int evalCommand(int argc, char **argv) {
-  Options o = parseOptions("eval", argc, argv, 2,
-                           {"--run", "--tokens", "--checkpoint", "--batches",
-                            "--batch", "--seq"},
-                           kEvalUsage, {"--json"});
+  Options o = parseOptions(
+      "eval", argc, argv, 2,
+      {"--run", "--tokens", "--checkpoint", "--batches", "--batch", "--seq"},
+      kEvalUsage, {"--json"});
   kiln::train::EvalOptions e = windowOptions(o, "eval", /*trainSplit=*/false);
   std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
   loadCheckpoint(o, *artifact);
@@ -394,14 +394,12 @@ int calibrateCommand(int argc, char **argv) {
       kiln::train::calibrateLanguageModel(*artifact, e, o.values["--out"]);
   if (!r)
     fail(r.message());
-  std::printf("calibrate: %lld layers over %lld tokens (%lld calls of "
-              "%lldx%lld) in %.1f s -> %s\n",
-              static_cast<long long>(r->layers),
-              static_cast<long long>(r->tokens),
-              static_cast<long long>(r->batches),
-              static_cast<long long>(r->batch),
-              static_cast<long long>(r->seq), r->seconds,
-              o.values["--out"].c_str());
+  std::printf(
+      "calibrate: %lld layers over %lld tokens (%lld calls of "
+      "%lldx%lld) in %.1f s -> %s\n",
+      static_cast<long long>(r->layers), static_cast<long long>(r->tokens),
+      static_cast<long long>(r->batches), static_cast<long long>(r->batch),
+      static_cast<long long>(r->seq), r->seconds, o.values["--out"].c_str());
   return 0;
 }
 

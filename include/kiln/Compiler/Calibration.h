@@ -1,4 +1,4 @@
-//===- Calibration.h - Calibration files for static quantization -*- C++ -*-===//
+//===- Calibration.h - Calibration files for int8-static -------*- C++ -*-===//
 //
 // `kiln calibrate` writes, per linear layer, the largest |input| of each
 // input channel on calibration text (`<weight>.input_absmax`, f32 [in]) to

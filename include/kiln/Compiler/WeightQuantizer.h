@@ -51,11 +51,9 @@ QuantizedWeight quantizeRoundToNearest(const float *weight, int64_t out,
 /// above, per row (`w8`) on the original weight, per group on the weight
 /// as updated when the group starts; codes are rounded as above. Fails if
 /// the damped matrix is not positive definite.
-llvm::Expected<QuantizedWeight> quantizeGPTQ(const float *weight, int64_t out,
-                                             int64_t in,
-                                             const WeightScheme &scheme,
-                                             const float *gram,
-                                             double damp = 0.01);
+llvm::Expected<QuantizedWeight>
+quantizeGPTQ(const float *weight, int64_t out, int64_t in,
+             const WeightScheme &scheme, const float *gram, double damp = 0.01);
 
 } // namespace mlir::kiln
 

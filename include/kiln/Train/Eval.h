@@ -71,9 +71,9 @@ struct CalibrationResult {
 /// kiln=calibration, statistic=input_absmax, batches, tokens, tokens_file
 /// and source_sha256 (the artifact's source, which kiln-compile checks
 /// against the model it quantizes).
-runtime::Expected<CalibrationResult> calibrateLanguageModel(
-    const runtime::Artifact &artifact, const EvalOptions &options,
-    const std::string &out);
+runtime::Expected<CalibrationResult>
+calibrateLanguageModel(const runtime::Artifact &artifact,
+                       const EvalOptions &options, const std::string &out);
 
 } // namespace kiln::train
 

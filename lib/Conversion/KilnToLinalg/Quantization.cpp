@@ -320,13 +320,15 @@ struct IntegerMatmulPattern : OpConversionPattern<IntegerMatmulOp> {
         tensor::getMixedSizes(rewriter, loc, rhs)[op.getTransposeRhs() ? 0 : 1];
     Value empty = tensor::EmptyOp::create(rewriter, loc, sizes, i32);
     Value zero = scalarConstant(rewriter, loc, i32, 0);
-    Value init = linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+    Value init =
+        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
     SmallVector<AffineExpr> lhsExprs, outExprs;
     for (int64_t d = 0; d < m; ++d) {
       lhsExprs.push_back(getAffineDimExpr(d, ctx));
       outExprs.push_back(getAffineDimExpr(d, ctx));
     }
-    AffineExpr mExpr = getAffineDimExpr(m, ctx), kExpr = getAffineDimExpr(k, ctx),
+    AffineExpr mExpr = getAffineDimExpr(m, ctx),
+               kExpr = getAffineDimExpr(k, ctx),
                nExpr = getAffineDimExpr(n, ctx);
     lhsExprs.append({mExpr, kExpr});
     outExprs.append({mExpr, nExpr});
@@ -356,5 +358,6 @@ struct IntegerMatmulPattern : OpConversionPattern<IntegerMatmulOp> {
 
 void mlir::kiln::to_linalg::populateQuantizationPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<DequantizePattern, QuantizePattern, IntegerMatmulPattern>(patterns.getContext());
+  patterns.add<DequantizePattern, QuantizePattern, IntegerMatmulPattern>(
+      patterns.getContext());
 }

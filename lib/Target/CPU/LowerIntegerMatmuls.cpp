@@ -81,10 +81,10 @@ std::optional<IntegerMatmul> matchIntegerMatmul(linalg::GenericOp op) {
   outExprs.append({getAffineDimExpr(m, ctx), getAffineDimExpr(n, ctx)});
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
   if (maps[0] != AffineMap::get(loops, 0, lhsExprs, ctx) ||
-      maps[1] != AffineMap::get(loops, 0,
-                                {getAffineDimExpr(n, ctx),
-                                 getAffineDimExpr(k, ctx)},
-                                ctx) ||
+      maps[1] !=
+          AffineMap::get(loops, 0,
+                         {getAffineDimExpr(n, ctx), getAffineDimExpr(k, ctx)},
+                         ctx) ||
       maps[2] != AffineMap::get(loops, 0, outExprs, ctx))
     return std::nullopt;
   auto lhs = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
@@ -142,8 +142,8 @@ struct LowerIntegerMatmulsPass
       getOperation().emitError()
           << "kiln-lower-integer-matmuls: tile-m must be positive and tile-n "
              "a positive multiple of 16 (got "
-          << static_cast<int64_t>(tileM) << ", "
-          << static_cast<int64_t>(tileN) << ")";
+          << static_cast<int64_t>(tileM) << ", " << static_cast<int64_t>(tileN)
+          << ")";
       return signalPassFailure();
     }
     SmallVector<std::pair<linalg::GenericOp, IntegerMatmul>> work;
@@ -215,15 +215,14 @@ struct LowerIntegerMatmulsPass
             nb, l, DenseElementsAttr::get(word, nb.getI8IntegerAttr(-128)));
         group = arith::XOrIOp::create(nb, l, group, flip);
       }
-      Value asWord = vector::BitCastOp::create(
-          nb, l, VectorType::get({1}, i32), group);
+      Value asWord =
+          vector::BitCastOp::create(nb, l, VectorType::get({1}, i32), group);
       return vector::ExtractOp::create(nb, l, asWord, ArrayRef<int64_t>{0});
     };
 
     // 1. The lhs as words: [M, K/4] i32 (unsigned bytes x + 128 for VNNI;
     // the padding bytes past K become 0 either way).
-    auto lhsWordsType =
-        MemRefType::get({ShapedType::kDynamic, words}, i32);
+    auto lhsWordsType = MemRefType::get({ShapedType::kDynamic, words}, i32);
     Value lhsWords =
         memref::AllocOp::create(b, loc, lhsWordsType, ValueRange{rows});
     // Whole 64-byte runs of a row as vectors (16 words at a time), the
@@ -266,25 +265,23 @@ struct LowerIntegerMatmulsPass
     scf::ParallelOp::create(
         b, loc, ValueRange{zero}, ValueRange{index(panels)}, ValueRange{one},
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
-          emitPanel(pb, l, mm, ivs[0], rows, lhsWords, words, vnni,
-                    rowsPerTile, panel, vectors, raggedColumns, lanes, bytes,
-                    loadWord);
+          emitPanel(pb, l, mm, ivs[0], rows, lhsWords, words, vnni, rowsPerTile,
+                    panel, vectors, raggedColumns, lanes, bytes, loadWord);
         });
   }
 
   template <typename LoadWord>
   void emitPanel(OpBuilder &b, Location loc, const IntegerMatmul &mm,
                  Value panelIndex, Value rows, Value lhsWords, int64_t words,
-                 bool vnni, int64_t rowsPerTile, int64_t panel,
-                 int64_t vectors, bool raggedColumns, VectorType lanes,
-                 VectorType bytes, LoadWord &loadWord) {
+                 bool vnni, int64_t rowsPerTile, int64_t panel, int64_t vectors,
+                 bool raggedColumns, VectorType lanes, VectorType bytes,
+                 LoadWord &loadWord) {
     Type i32 = b.getI32Type();
     auto index = [&](int64_t value) -> Value {
       return arith::ConstantIndexOp::create(b, loc, value);
     };
     Value zero = index(0), one = index(1);
-    Value firstColumn =
-        arith::MulIOp::create(b, loc, panelIndex, index(panel));
+    Value firstColumn = arith::MulIOp::create(b, loc, panelIndex, index(panel));
 
     // The panel's rhs as [K/4, panel] words: column j is row n0 + j of the
     // transposed rhs, 4 bytes per word; columns past N are 0.
@@ -302,8 +299,8 @@ struct LowerIntegerMatmulsPass
               scf::ForOp::create(
                   fb, fl, index(start), index(words), one, ValueRange{},
                   [&](OpBuilder &ib, Location il, Value w, ValueRange) {
-                    Value v = inRange ? loadWord(ib, il, mm.rhs, n, w, 0)
-                                      : zeroWord;
+                    Value v =
+                        inRange ? loadWord(ib, il, mm.rhs, n, w, 0) : zeroWord;
                     memref::StoreOp::create(ib, il, v, packed,
                                             ValueRange{w, column});
                     scf::YieldOp::create(ib, il);
@@ -339,7 +336,8 @@ struct LowerIntegerMatmulsPass
             Value col = arith::MulIOp::create(nb, l, w, index(4));
             for (int64_t v = 0; v < vectors; ++v) {
               Value tile = arith::ConstantOp::create(
-                  nb, l, DenseElementsAttr::get(block, nb.getI32IntegerAttr(0)));
+                  nb, l,
+                  DenseElementsAttr::get(block, nb.getI32IntegerAttr(0)));
               for (int64_t i = 0; i < kLanes; ++i) {
                 Value n = arith::AddIOp::create(nb, l, firstColumn,
                                                 index(v * kLanes + i));
@@ -391,8 +389,8 @@ struct LowerIntegerMatmulsPass
         b, loc, DenseElementsAttr::get(lanes, b.getI32IntegerAttr(0)));
     auto loadPacked = [&](OpBuilder &nb, Location l, Value w,
                           int64_t v) -> Value {
-      Value words = vector::LoadOp::create(
-          nb, l, lanes, packed, ValueRange{w, index(v * kLanes)});
+      Value words = vector::LoadOp::create(nb, l, lanes, packed,
+                                           ValueRange{w, index(v * kLanes)});
       return vector::BitCastOp::create(nb, l, bytes, words);
     };
     // dst + Σ of the four products per lane.
@@ -468,8 +466,8 @@ struct LowerIntegerMatmulsPass
           Value sum = loop.getResult(r * vectors + v);
           if (vnni)
             sum = arith::SubIOp::create(nb, l, sum, shifts[v]);
-          Value column = arith::AddIOp::create(nb, l, firstColumn,
-                                               index(v * kLanes));
+          Value column =
+              arith::AddIOp::create(nb, l, firstColumn, index(v * kLanes));
           Value padding = arith::ConstantIntOp::create(nb, l, i32, 0);
           SmallVector<bool, 1> inBounds = {!raggedColumns};
           Value old = vector::TransferReadOp::create(
@@ -482,8 +480,7 @@ struct LowerIntegerMatmulsPass
     };
     Value tiles = arith::DivUIOp::create(b, loc, rows, index(rowsPerTile));
     Value fullRows = arith::MulIOp::create(b, loc, tiles, index(rowsPerTile));
-    scf::ForOp::create(b, loc, zero, fullRows, index(rowsPerTile),
-                       ValueRange{},
+    scf::ForOp::create(b, loc, zero, fullRows, index(rowsPerTile), ValueRange{},
                        [&](OpBuilder &nb, Location l, Value row0, ValueRange) {
                          emitTile(nb, l, row0, rowsPerTile);
                          scf::YieldOp::create(nb, l);

@@ -816,8 +816,7 @@ LogicalResult QuantizeOp::inferReturnTypes(MLIRContext *context, Loc loc,
 }
 
 LogicalResult IntegerMatmulOp::inferReturnTypes(MLIRContext *context, Loc loc,
-                                                Adaptor adaptor,
-                                                Types &types) {
+                                                Adaptor adaptor, Types &types) {
   auto lhs = tensorOf(adaptor.getLhs());
   auto rhs = tensorOf(adaptor.getRhs());
   if (lhs.getRank() < 2)
@@ -828,11 +827,11 @@ LogicalResult IntegerMatmulOp::inferReturnTypes(MLIRContext *context, Loc loc,
   if (adaptor.getTransposeRhs())
     std::swap(rk, n);
   if (!dimsMatch(lk, rk))
-    return emitOptionalError(
-        loc, "contraction dimensions differ: lhs ", formatShape(l),
-        " has K = ", dimString(lk), ", rhs ", formatShape(r),
-        adaptor.getTransposeRhs() ? " (transposed)" : "", " has K = ",
-        dimString(rk));
+    return emitOptionalError(loc, "contraction dimensions differ: lhs ",
+                             formatShape(l), " has K = ", dimString(lk),
+                             ", rhs ", formatShape(r),
+                             adaptor.getTransposeRhs() ? " (transposed)" : "",
+                             " has K = ", dimString(rk));
   if (!ShapedType::isDynamic(lk) && lk > (int64_t(1) << 17))
     return emitOptionalError(loc, "K = ", lk,
                              " could overflow the 32-bit sums (at most 2^17)");

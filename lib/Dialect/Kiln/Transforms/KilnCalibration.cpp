@@ -92,15 +92,15 @@ struct KilnCalibrationEntryPass
       for (Value x : values) {
         auto type = cast<RankedTensorType>(x.getType());
         if (type.getElementType() != f32)
-          x = CastOp::create(
-              b, loc, RankedTensorType::get(type.getShape(), f32), x);
+          x = CastOp::create(b, loc,
+                             RankedTensorType::get(type.getShape(), f32), x);
         Value magnitude = AbsOp::create(b, loc, x);
         int64_t rank = type.getRank();
         if (rank > 1)
-          magnitude = ReduceOp::create(
-              b, loc, ReduceKind::max, magnitude,
-              llvm::to_vector(llvm::seq<int64_t>(0, rank - 1)),
-              /*keepdim=*/false);
+          magnitude =
+              ReduceOp::create(b, loc, ReduceKind::max, magnitude,
+                               llvm::to_vector(llvm::seq<int64_t>(0, rank - 1)),
+                               /*keepdim=*/false);
         combined = combined ? Value(MaxOp::create(b, loc, combined, magnitude))
                             : magnitude;
       }
@@ -115,8 +115,8 @@ struct KilnCalibrationEntryPass
         for (Value x : values) {
           auto type = cast<RankedTensorType>(x.getType());
           if (type.getElementType() != f32)
-            x = CastOp::create(
-                b, loc, RankedTensorType::get(type.getShape(), f32), x);
+            x = CastOp::create(b, loc,
+                               RankedTensorType::get(type.getShape(), f32), x);
           Value g = x;
           int64_t rank = type.getRank();
           if (rank == 1) {
@@ -128,9 +128,10 @@ struct KilnCalibrationEntryPass
           g = MatmulOp::create(b, loc, x, x, /*transpose_lhs=*/b.getUnitAttr(),
                                /*transpose_rhs=*/UnitAttr());
           if (rank > 2)
-            g = ReduceOp::create(b, loc, ReduceKind::sum, g,
-                                 llvm::to_vector(llvm::seq<int64_t>(0, rank - 2)),
-                                 /*keepdim=*/false);
+            g = ReduceOp::create(
+                b, loc, ReduceKind::sum, g,
+                llvm::to_vector(llvm::seq<int64_t>(0, rank - 2)),
+                /*keepdim=*/false);
           sum = sum ? Value(AddOp::create(b, loc, sum, g)) : g;
         }
         stats.push_back(sum);
@@ -138,8 +139,8 @@ struct KilnCalibrationEntryPass
       }
     func::ReturnOp::create(b, ret.getLoc(), stats);
     ret.erase();
-    calibrate.setFunctionType(b.getFunctionType(
-        calibrate.getArgumentTypes(), ValueRange(stats).getTypes()));
+    calibrate.setFunctionType(b.getFunctionType(calibrate.getArgumentTypes(),
+                                                ValueRange(stats).getTypes()));
     calibrate.setAllResultAttrs(ArrayRef<DictionaryAttr>{});
     for (auto [index, name] : llvm::enumerate(names))
       calibrate.setResultAttr(index, attrs::kName, name);

@@ -214,15 +214,16 @@ std::optional<SmallVector<LinearOp>> linearUses(ReadParamOp read) {
 /// every token, multiplied as integers into i32 sums, and the sums scaled
 /// back by the token's and the channel's scale, then the bias added:
 ///   y = f32(Σ q(x)·w) · s_x · s_w + b
-Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes,
-                      Value scales, std::optional<float> staticScale) {
+Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scales,
+                      std::optional<float> staticScale) {
   Location loc = linear.getLoc();
   Type f32 = b.getF32Type();
   auto scalar = [&](double value) -> Value {
     auto type = RankedTensorType::get({}, f32);
-    return ConstantOp::create(b, loc, type,
-                              cast<ElementsAttr>(DenseElementsAttr::get(
-                                  type, Attribute(FloatAttr::get(f32, value)))));
+    return ConstantOp::create(
+        b, loc, type,
+        cast<ElementsAttr>(DenseElementsAttr::get(
+            type, Attribute(FloatAttr::get(f32, value)))));
   };
   Value x = linear.getInput();
   int64_t rank = linear.getInput().getType().getRank();
@@ -252,8 +253,8 @@ Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes,
       b, loc, RankedTensorType::get(sumsType.getShape(), f32), sums);
   y = MulOp::create(b, loc, y, tokenScale);
   int64_t out = sumsType.getShape().back();
-  Value channelScale = ReshapeOp::create(
-      b, loc, RankedTensorType::get({out}, f32), scales);
+  Value channelScale =
+      ReshapeOp::create(b, loc, RankedTensorType::get({out}, f32), scales);
   y = MulOp::create(b, loc, y, channelScale);
   if (Value bias = linear.getBias())
     y = AddOp::create(b, loc, y, bias);
@@ -341,9 +342,8 @@ struct KilnQuantizePass
         return signalPassFailure();
     }
     // Calibration statistics are for this pass alone.
-    module.walk([](ParameterOp param) {
-      param->removeAttr(attrs::kInputAbsmax);
-    });
+    module.walk(
+        [](ParameterOp param) { param->removeAttr(attrs::kInputAbsmax); });
   }
 
   /// `kiln.matmul %x, %w [transpose_rhs]` with `%w` a read 2-D float
@@ -432,7 +432,10 @@ struct KilnQuantizePass
         return param.emitError("cannot quantize '")
                << name << "': a parameter named '" << partName
                << "' exists already";
-      WeightQuantization q{name.str(), part, scheme, transposed,
+      WeightQuantization q{name.str(),
+                           part,
+                           scheme,
+                           transposed,
                            {type.getShape()[0], type.getShape()[1]},
                            rounding};
       auto partType = RankedTensorType::get(
@@ -469,8 +472,7 @@ struct KilnQuantizePass
                << "; kiln-compile --calibration FILE from kiln calibrate)";
       auto statsType = dyn_cast<RankedTensorType>(stats.getType());
       if (!statsType || statsType.getRank() != 1 ||
-          statsType.getDimSize(0) != in ||
-          !statsType.getElementType().isF32())
+          statsType.getDimSize(0) != in || !statsType.getElementType().isF32())
         return param.emitError("cannot quantize '")
                << name << "' with int8-static: its calibration statistics are "
                << stats.getType() << ", the layer has " << in
