@@ -161,8 +161,10 @@ class QuantizeOps(unittest.TestCase):
 
 def int8_dot_options():
     """The int8 kernels to check: the one kiln-compile picks for this CPU,
-    and the portable one."""
-    return [[], ["--int8-dot", "generic"]]
+    vpmaddwd where the CPU has AVX2, and the portable one."""
+    with open("/proc/cpuinfo") as f:
+        avx2 = " avx2" in f.read()
+    return [[]] + ([["--int8-dot", "avx2"]] if avx2 else []) + [["--int8-dot", "generic"]]
 
 
 class IntegerMatmul(unittest.TestCase):

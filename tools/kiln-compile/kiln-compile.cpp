@@ -157,10 +157,10 @@ cl::opt<int64_t> matmulKBlock(
 cl::opt<std::string> int8Dot(
     "int8-dot",
     cl::desc("Dot products of the CPU's int8 matmuls (--quantize "
-             "int8-dynamic): vnni (AVX-512 VNNI, the default where --cpu has "
-             "it) or generic (portable vector ops, the default elsewhere); "
-             "recorded in the manifest's target_options"),
-    cl::value_desc("vnni|generic"), cl::init(""), cl::cat(category));
+             "int8-dynamic, int8-static): vnni (AVX-512 VNNI), avx2 "
+             "(vpmaddwd) or generic (portable vector ops); default: the best "
+             "--cpu has; recorded in the manifest's target_options"),
+    cl::value_desc("vnni|avx2|generic"), cl::init(""), cl::cat(category));
 cl::opt<std::string> attention(
     "attention",
     cl::desc("How kiln.attention is lowered: fused (the default: one "

@@ -2,6 +2,8 @@
 
 #include "kiln/Target/CPU/CPUKernelConfig.h"
 
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/MC/MCSubtargetInfo.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Target/TargetMachine.h"
@@ -50,6 +52,22 @@ int64_t kBlockFor(const CPUKernelConfig &config) {
   return std::max<int64_t>(64, steps / 16 * 16);
 }
 } // namespace
+
+void CPUKernelConfig::chooseInt8Dot(const std::string &dot) {
+  int8Dot = dot;
+  if (dot == "vnni") {
+    // 8 rows x 2 zmm: 16 accumulators, 2 rhs vectors, the broadcast.
+    int8TileM = 8;
+    int8TileN = 32;
+  } else if (dot == "avx2") {
+    // 6 rows x 2 ymm (8 lanes each): 12 accumulators of 16 registers.
+    int8TileM = 6;
+    int8TileN = 16;
+  } else {
+    int8TileM = 4;
+    int8TileN = 16;
+  }
+}
 
 std::string CPUKernelConfig::tile() const {
   return std::to_string(tileM) + "x" + std::to_string(tileN);
@@ -102,17 +120,15 @@ mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
     config.tileM = 6;
     config.tileN = 8;
   }
-  // int8 dot products: 16 i32 lanes per vector either way; without
-  // VNNI each is two ymm (or four xmm) registers, so fewer rows.
-  if (has("avx512vnni") && has("avx512bw")) {
-    config.int8Dot = "vnni";
-    config.int8TileM = 8;
-    config.int8TileN = 32;
-  } else {
-    config.int8Dot = "generic";
-    config.int8TileM = 4;
-    config.int8TileN = 16;
-  }
+  // int8 dot products, best first: VNNI (16 lanes of 4 products per zmm),
+  // vpmaddwd (8 lanes of 2 per ymm), portable vector ops.
+  config.int8Dots.clear();
+  if (has("avx512vnni") && has("avx512bw"))
+    config.int8Dots.push_back("vnni");
+  if (has("avx2"))
+    config.int8Dots.push_back("avx2");
+  config.int8Dots.push_back("generic");
+  config.chooseInt8Dot(config.int8Dots.front());
   if (host.cpu == "native") {
     std::optional<int64_t> l1 = hostCacheBytes(1), l2 = hostCacheBytes(2),
                            l3 = hostCacheBytes(3);
@@ -147,18 +163,16 @@ mlir::kiln::applyKernelOverrides(CPUKernelConfig &config,
     config.kBlock = kBlockFor(config);
   }
   if (!overrides.int8Dot.empty()) {
-    if (overrides.int8Dot == "vnni" && config.int8Dot != "vnni")
+    const std::string &dot = overrides.int8Dot;
+    if (dot != "vnni" && dot != "avx2" && dot != "generic")
+      return llvm::createStringError("--int8-dot '" + dot +
+                                     "': expected vnni, avx2 or generic");
+    if (!llvm::is_contained(config.int8Dots, dot))
       return llvm::createStringError(
-          "--int8-dot vnni: the target CPU has no AVX-512 VNNI (use generic, "
-          "or a --cpu that has it)");
-    if (overrides.int8Dot == "generic") {
-      config.int8Dot = "generic";
-      config.int8TileM = 4;
-      config.int8TileN = 16;
-    } else if (overrides.int8Dot != "vnni") {
-      return llvm::createStringError("--int8-dot '" + overrides.int8Dot +
-                                     "': expected vnni or generic");
-    }
+          "--int8-dot " + dot + ": the target CPU has no " +
+          (dot == "vnni" ? "AVX-512 VNNI" : "AVX2") + " (it can run: " +
+          llvm::join(config.int8Dots, ", ") + ")");
+    config.chooseInt8Dot(dot);
   }
   if (overrides.matmulKBlock) {
     if (*overrides.matmulKBlock < 0)

@@ -33,8 +33,9 @@ namespace mlir::kiln {
 using namespace mlir;
 
 namespace {
+/// Words per packing block (a 16 x 16 block of 32-bit words is transposed
+/// in registers) and per vector run of a row.
 constexpr int64_t kLanes = 16;
-constexpr llvm::StringLiteral kVnniDot = "llvm.x86.avx512.vpdpbusd.512";
 
 /// The operands of an integer matmul this pass lowers.
 struct IntegerMatmul {
@@ -124,17 +125,45 @@ std::optional<IntegerMatmul> matchIntegerMatmul(linalg::GenericOp op) {
                        rhs.getDimSize(0)};
 }
 
+/// How a kernel multiplies: k is taken `bytesPerWord` codes at a time,
+/// packed into a 32-bit word (4 bytes, or 2 sign-extended 16-bit halves),
+/// and a dot product adds, per 32-bit lane of a `lanes`-wide vector, the
+/// products of a word of the lhs with a word of the rhs.
+struct DotKind {
+  /// vnni: vpdpbusd (u8 x s8, 4 per lane, 16 lanes); avx2: vpmaddwd
+  /// (i16 x i16, 2 per lane, 8 lanes); generic: portable vector ops (4 per
+  /// lane, 16 lanes).
+  enum Kind { Vnni, Avx2, Generic } kind = Vnni;
+  int64_t bytesPerWord = 4;
+  int64_t lanes = 16;
+  /// The intrinsic called for the dot product (a function named after it,
+  /// which LLVM takes for the intrinsic; buffer deallocation accepts a
+  /// call where it refuses llvm.call_intrinsic).
+  StringRef intrinsic() const {
+    return kind == Vnni   ? "llvm.x86.avx512.vpdpbusd.512"
+           : kind == Avx2 ? "llvm.x86.avx2.pmadd.wd"
+                          : "";
+  }
+};
+
 struct LowerIntegerMatmulsPass
     : kiln::impl::LowerIntegerMatmulsPassBase<LowerIntegerMatmulsPass> {
   using Base::Base;
 
+  DotKind dot;
   func::FuncOp dotFunction;
 
   void runOnOperation() final {
-    if (int8Dot != "vnni" && int8Dot != "generic") {
+    if (int8Dot == "vnni")
+      dot = {DotKind::Vnni, 4, 16};
+    else if (int8Dot == "avx2")
+      dot = {DotKind::Avx2, 2, 8};
+    else if (int8Dot == "generic")
+      dot = {DotKind::Generic, 4, 16};
+    else {
       getOperation().emitError()
-          << "kiln-lower-integer-matmuls: int8-dot must be vnni or generic "
-             "(got '"
+          << "kiln-lower-integer-matmuls: int8-dot must be vnni, avx2 or "
+             "generic (got '"
           << int8Dot << "')";
       return signalPassFailure();
     }
@@ -154,19 +183,22 @@ struct LowerIntegerMatmulsPass
     if (work.empty())
       return;
     IRRewriter rewriter(&getContext());
-    // vpdpbusd as a call of the LLVM intrinsic's name (LLVM takes a
-    // function named llvm.* for the intrinsic): unlike llvm.call_intrinsic
-    // the buffer deallocation that runs after this pass accepts a call.
-    if (int8Dot == "vnni") {
+    if (!dot.intrinsic().empty()) {
       ModuleOp module = getOperation();
-      dotFunction = module.lookupSymbol<func::FuncOp>(kVnniDot);
+      dotFunction = module.lookupSymbol<func::FuncOp>(dot.intrinsic());
       if (!dotFunction) {
         rewriter.setInsertionPointToEnd(module.getBody());
-        auto lanes = VectorType::get({kLanes}, rewriter.getI32Type());
-        auto bytes = VectorType::get({4 * kLanes}, rewriter.getI8Type());
-        dotFunction = func::FuncOp::create(
-            rewriter, module.getLoc(), kVnniDot,
-            rewriter.getFunctionType({lanes, bytes, bytes}, {lanes}));
+        auto lanes = VectorType::get({dot.lanes}, rewriter.getI32Type());
+        FunctionType type;
+        if (dot.kind == DotKind::Vnni) {
+          auto bytes = VectorType::get({4 * dot.lanes}, rewriter.getI8Type());
+          type = rewriter.getFunctionType({lanes, bytes, bytes}, {lanes});
+        } else {
+          auto halves = VectorType::get({2 * dot.lanes}, rewriter.getI16Type());
+          type = rewriter.getFunctionType({halves, halves}, {lanes});
+        }
+        dotFunction = func::FuncOp::create(rewriter, module.getLoc(),
+                                           dot.intrinsic(), type);
         dotFunction.setPrivate();
       }
     }
@@ -186,110 +218,114 @@ struct LowerIntegerMatmulsPass
       mm.out = memref::CollapseShapeOp::create(b, loc, mm.out,
                                                leadingDimsCollapsed(rank));
     }
-    const bool vnni = int8Dot == "vnni";
-    const int64_t rowsPerTile = tileM, panel = tileN;
-    const int64_t vectors = panel / kLanes;
-    Type i8 = b.getI8Type(), i32 = b.getI32Type();
-    auto word = VectorType::get({4}, i8);
-    auto lanes = VectorType::get({kLanes}, i32);
-    auto bytes = VectorType::get({4 * kLanes}, i8);
+    const bool vnni = dot.kind == DotKind::Vnni;
+    const int64_t per = dot.bytesPerWord;
+    Type i8 = b.getI8Type(), i16 = b.getI16Type(), i32 = b.getI32Type();
     auto index = [&](int64_t value) -> Value {
       return arith::ConstantIndexOp::create(b, loc, value);
     };
-    int64_t words = llvm::divideCeil(mm.k, 4);
-    bool ragged = mm.k % 4 != 0;
-    Value zero = index(0), one = index(1), four = index(4);
+    int64_t words = llvm::divideCeil(mm.k, per);
+    bool ragged = mm.k % per != 0;
+    Value zero = index(0), one = index(1), perWord = index(per);
     Value rows = memref::DimOp::create(b, loc, mm.lhs, 0);
 
-    // Reads the 4 bytes of row `row` of `source` from byte 4·word as an
-    // i32 (bytes past K read `pad`).
-    auto loadWord = [&](OpBuilder &nb, Location l, Value source, Value row,
-                        Value w, int64_t pad) -> Value {
-      Value col = arith::MulIOp::create(nb, l, w, four);
-      Value padding = arith::ConstantIntOp::create(nb, l, i8, pad);
-      Value group = vector::TransferReadOp::create(
-          nb, l, word, source, ValueRange{row, col}, padding,
-          ArrayRef<bool>{!ragged});
-      if (vnni && source == mm.lhs) {
+    // `count` words from `per * count` bytes: for VNNI the lhs bytes
+    // shifted to unsigned (x xor 0x80 = x + 128); for avx2 pairs of bytes
+    // sign-extended to 16 bits.
+    auto wordsFrom = [&](OpBuilder &nb, Location l, Value run, bool lhs,
+                         int64_t count) -> Value {
+      auto type = cast<VectorType>(run.getType());
+      if (vnni && lhs) {
         Value flip = arith::ConstantOp::create(
-            nb, l, DenseElementsAttr::get(word, nb.getI8IntegerAttr(-128)));
-        group = arith::XOrIOp::create(nb, l, group, flip);
+            nb, l, DenseElementsAttr::get(type, nb.getI8IntegerAttr(-128)));
+        run = arith::XOrIOp::create(nb, l, run, flip);
       }
-      Value asWord =
-          vector::BitCastOp::create(nb, l, VectorType::get({1}, i32), group);
-      return vector::ExtractOp::create(nb, l, asWord, ArrayRef<int64_t>{0});
+      if (per == 2)
+        run = arith::ExtSIOp::create(
+            nb, l, VectorType::get(type.getShape(), i16), run);
+      return vector::BitCastOp::create(nb, l, VectorType::get({count}, i32),
+                                       run);
+    };
+    // The word of row `row` of `source` at word `w` (bytes past K read as
+    // the value that makes a 0 code).
+    auto loadWord = [&](OpBuilder &nb, Location l, Value source, Value row,
+                        Value w) -> Value {
+      bool lhs = source == mm.lhs;
+      Value col = arith::MulIOp::create(nb, l, w, perWord);
+      Value padding =
+          arith::ConstantIntOp::create(nb, l, i8, vnni && lhs ? -128 : 0);
+      Value group = vector::TransferReadOp::create(
+          nb, l, VectorType::get({per}, i8), source, ValueRange{row, col},
+          padding, ArrayRef<bool>{!ragged});
+      return vector::ExtractOp::create(nb, l, wordsFrom(nb, l, group, lhs, 1),
+                                       ArrayRef<int64_t>{0});
     };
 
-    // 1. The lhs as words: [M, K/4] i32 (unsigned bytes x + 128 for VNNI;
-    // the padding bytes past K become 0 either way).
+    // 1. The lhs as words, [M, words] i32; whole runs of 16 words as
+    // vectors, the rest word by word.
     auto lhsWordsType = MemRefType::get({ShapedType::kDynamic, words}, i32);
     Value lhsWords =
         memref::AllocOp::create(b, loc, lhsWordsType, ValueRange{rows});
-    // Whole 64-byte runs of a row as vectors (16 words at a time), the
-    // rest word by word.
-    int64_t vectorWords = mm.k / 4 / kLanes * kLanes;
+    int64_t vectorWords = mm.k / per / kLanes * kLanes;
+    auto run = VectorType::get({per * kLanes}, i8);
     scf::ForOp::create(
         b, loc, zero, rows, one, ValueRange{},
         [&](OpBuilder &nb, Location l, Value row, ValueRange) {
           scf::ForOp::create(
               nb, l, zero, index(vectorWords), index(kLanes), ValueRange{},
               [&](OpBuilder &ib, Location il, Value w, ValueRange) {
-                Value col = arith::MulIOp::create(ib, il, w, four);
-                Value run = vector::LoadOp::create(ib, il, bytes, mm.lhs,
-                                                   ValueRange{row, col});
-                if (vnni) {
-                  Value flip = arith::ConstantOp::create(
-                      ib, il,
-                      DenseElementsAttr::get(bytes, ib.getI8IntegerAttr(-128)));
-                  run = arith::XOrIOp::create(ib, il, run, flip);
-                }
+                Value col = arith::MulIOp::create(ib, il, w, perWord);
+                Value bytes = vector::LoadOp::create(ib, il, run, mm.lhs,
+                                                     ValueRange{row, col});
                 vector::StoreOp::create(
-                    ib, il, vector::BitCastOp::create(ib, il, lanes, run),
-                    lhsWords, ValueRange{row, w});
+                    ib, il, wordsFrom(ib, il, bytes, true, kLanes), lhsWords,
+                    ValueRange{row, w});
                 scf::YieldOp::create(ib, il);
               });
           scf::ForOp::create(
               nb, l, index(vectorWords), index(words), one, ValueRange{},
               [&](OpBuilder &ib, Location il, Value w, ValueRange) {
-                Value v = loadWord(ib, il, mm.lhs, row, w, vnni ? -128 : 0);
-                memref::StoreOp::create(ib, il, v, lhsWords,
-                                        ValueRange{row, w});
+                memref::StoreOp::create(ib, il,
+                                        loadWord(ib, il, mm.lhs, row, w),
+                                        lhsWords, ValueRange{row, w});
                 scf::YieldOp::create(ib, il);
               });
           scf::YieldOp::create(nb, l);
         });
 
     // 2. Column panels in parallel.
-    int64_t panels = llvm::divideCeil(mm.n, panel);
-    bool raggedColumns = mm.n % panel != 0;
+    int64_t panels = llvm::divideCeil(mm.n, static_cast<int64_t>(tileN));
     scf::ParallelOp::create(
         b, loc, ValueRange{zero}, ValueRange{index(panels)}, ValueRange{one},
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
-          emitPanel(pb, l, mm, ivs[0], rows, lhsWords, words, vnni, rowsPerTile,
-                    panel, vectors, raggedColumns, lanes, bytes, loadWord);
+          emitPanel(pb, l, mm, ivs[0], rows, lhsWords, words, vectorWords,
+                    wordsFrom, loadWord);
         });
   }
 
-  template <typename LoadWord>
+  template <typename WordsFrom, typename LoadWord>
   void emitPanel(OpBuilder &b, Location loc, const IntegerMatmul &mm,
                  Value panelIndex, Value rows, Value lhsWords, int64_t words,
-                 bool vnni, int64_t rowsPerTile, int64_t panel, int64_t vectors,
-                 bool raggedColumns, VectorType lanes, VectorType bytes,
+                 int64_t vectorWords, WordsFrom &wordsFrom,
                  LoadWord &loadWord) {
-    Type i32 = b.getI32Type();
+    const bool vnni = dot.kind == DotKind::Vnni;
+    const int64_t per = dot.bytesPerWord, panel = tileN;
+    const int64_t vectors = panel / dot.lanes;
+    const bool raggedColumns = mm.n % panel != 0;
+    Type i8 = b.getI8Type(), i16 = b.getI16Type(), i32 = b.getI32Type();
+    auto lanes = VectorType::get({dot.lanes}, i32);
     auto index = [&](int64_t value) -> Value {
       return arith::ConstantIndexOp::create(b, loc, value);
     };
     Value zero = index(0), one = index(1);
     Value firstColumn = arith::MulIOp::create(b, loc, panelIndex, index(panel));
 
-    // The panel's rhs as [K/4, panel] words: column j is row n0 + j of the
-    // transposed rhs, 4 bytes per word; columns past N are 0.
+    // The panel's rhs as [words, panel]: column j's words are row n0 + j of
+    // the transposed rhs; columns past N are 0.
     auto packedType = MemRefType::get({words, panel}, i32);
     Value packed = memref::AllocOp::create(b, loc, packedType);
     Value zeroWord = arith::ConstantIntOp::create(b, loc, i32, 0);
-    // Word by word, from word `start`: column j's words are row n0 + j of
-    // the rhs; columns past N are 0.
+    // Word by word, from word `start`.
     auto packWords = [&](OpBuilder &ob, Location ol, int64_t start) {
       scf::ForOp::create(
           ob, ol, zero, index(panel), one, ValueRange{},
@@ -300,7 +336,7 @@ struct LowerIntegerMatmulsPass
                   fb, fl, index(start), index(words), one, ValueRange{},
                   [&](OpBuilder &ib, Location il, Value w, ValueRange) {
                     Value v =
-                        inRange ? loadWord(ib, il, mm.rhs, n, w, 0) : zeroWord;
+                        inRange ? loadWord(ib, il, mm.rhs, n, w) : zeroWord;
                     memref::StoreOp::create(ib, il, v, packed,
                                             ValueRange{w, column});
                     scf::YieldOp::create(ib, il);
@@ -325,26 +361,26 @@ struct LowerIntegerMatmulsPass
             scf::YieldOp::create(nb, l);
           });
     };
-    // A whole panel: 16 x 16 blocks of words (16 rows of 64 bytes)
+    // A whole panel: 16 x 16 blocks of words (16 rows of 16 words)
     // transposed in registers, then the words past the last block.
-    int64_t vectorWords = mm.k / 4 / kLanes * kLanes;
     auto packBlocks = [&](OpBuilder &ob, Location ol) {
       auto block = VectorType::get({kLanes, kLanes}, i32);
+      auto run = VectorType::get({per * kLanes}, i8);
       scf::ForOp::create(
           ob, ol, zero, index(vectorWords), index(kLanes), ValueRange{},
           [&](OpBuilder &nb, Location l, Value w, ValueRange) {
-            Value col = arith::MulIOp::create(nb, l, w, index(4));
-            for (int64_t v = 0; v < vectors; ++v) {
+            Value col = arith::MulIOp::create(nb, l, w, index(per));
+            for (int64_t v = 0; v < panel / kLanes; ++v) {
               Value tile = arith::ConstantOp::create(
                   nb, l,
                   DenseElementsAttr::get(block, nb.getI32IntegerAttr(0)));
               for (int64_t i = 0; i < kLanes; ++i) {
                 Value n = arith::AddIOp::create(nb, l, firstColumn,
                                                 index(v * kLanes + i));
-                Value run = vector::LoadOp::create(nb, l, bytes, mm.rhs,
-                                                   ValueRange{n, col});
+                Value bytes = vector::LoadOp::create(nb, l, run, mm.rhs,
+                                                     ValueRange{n, col});
                 tile = vector::InsertOp::create(
-                    nb, l, vector::BitCastOp::create(nb, l, lanes, run), tile,
+                    nb, l, wordsFrom(nb, l, bytes, false, kLanes), tile,
                     ArrayRef<int64_t>{i});
               }
               Value transposed =
@@ -389,44 +425,67 @@ struct LowerIntegerMatmulsPass
         b, loc, DenseElementsAttr::get(lanes, b.getI32IntegerAttr(0)));
     auto loadPacked = [&](OpBuilder &nb, Location l, Value w,
                           int64_t v) -> Value {
-      Value words = vector::LoadOp::create(nb, l, lanes, packed,
-                                           ValueRange{w, index(v * kLanes)});
-      return vector::BitCastOp::create(nb, l, bytes, words);
+      return vector::LoadOp::create(nb, l, lanes, packed,
+                                    ValueRange{w, index(v * dot.lanes)});
     };
-    // dst + Σ of the four products per lane.
-    auto dot = [&](OpBuilder &nb, Location l, Value acc, Value a,
-                   Value w) -> Value {
-      if (vnni)
-        return func::CallOp::create(nb, l, dotFunction, ValueRange{acc, a, w})
+    // acc + Σ of each lane's products of a word of `a` with one of `w`.
+    auto multiplyAdd = [&](OpBuilder &nb, Location l, Value acc, Value a,
+                           Value w) -> Value {
+      switch (dot.kind) {
+      case DotKind::Vnni: {
+        auto bytes = VectorType::get({4 * dot.lanes}, i8);
+        return func::CallOp::create(
+                   nb, l, dotFunction,
+                   ValueRange{acc, vector::BitCastOp::create(nb, l, bytes, a),
+                              vector::BitCastOp::create(nb, l, bytes, w)})
             .getResult(0);
-      // Lane i sums bytes 4i..4i+3 of each: four strided shuffles of
-      // sign-extended bytes.
-      for (int64_t t = 0; t < 4; ++t) {
-        SmallVector<int64_t> mask;
-        for (int64_t i = 0; i < kLanes; ++i)
-          mask.push_back(4 * i + t);
-        auto pick = [&](Value from) -> Value {
-          Value part = vector::ShuffleOp::create(nb, l, from, from, mask);
-          return arith::ExtSIOp::create(nb, l, lanes, part);
-        };
-        acc = arith::AddIOp::create(
-            nb, l, acc, arith::MulIOp::create(nb, l, pick(a), pick(w)));
       }
-      return acc;
+      case DotKind::Avx2: {
+        auto halves = VectorType::get({2 * dot.lanes}, i16);
+        Value pairs =
+            func::CallOp::create(
+                nb, l, dotFunction,
+                ValueRange{vector::BitCastOp::create(nb, l, halves, a),
+                           vector::BitCastOp::create(nb, l, halves, w)})
+                .getResult(0);
+        return arith::AddIOp::create(nb, l, acc, pairs);
+      }
+      case DotKind::Generic: {
+        // Lane i sums bytes 4i..4i+3: four strided shuffles of
+        // sign-extended bytes.
+        auto bytes = VectorType::get({4 * dot.lanes}, i8);
+        Value ab = vector::BitCastOp::create(nb, l, bytes, a);
+        Value wb = vector::BitCastOp::create(nb, l, bytes, w);
+        for (int64_t t = 0; t < 4; ++t) {
+          SmallVector<int64_t> mask;
+          for (int64_t i = 0; i < dot.lanes; ++i)
+            mask.push_back(4 * i + t);
+          auto pick = [&](Value from) -> Value {
+            Value part = vector::ShuffleOp::create(nb, l, from, from, mask);
+            return arith::ExtSIOp::create(nb, l, lanes, part);
+          };
+          acc = arith::AddIOp::create(
+              nb, l, acc, arith::MulIOp::create(nb, l, pick(ab), pick(wb)));
+        }
+        return acc;
+      }
+      }
+      llvm_unreachable("dot kinds are covered");
     };
 
     // VNNI: 128 · the column sums, which the shifted lhs added.
     SmallVector<Value> shifts;
     if (vnni) {
       Value ones = arith::ConstantOp::create(
-          b, loc, DenseElementsAttr::get(bytes, b.getI8IntegerAttr(1)));
+          b, loc, DenseElementsAttr::get(lanes, b.getI32IntegerAttr(0x01010101)));
       auto sums = scf::ForOp::create(
           b, loc, zero, index(words), one,
           SmallVector<Value>(vectors, zeroLanes),
           [&](OpBuilder &nb, Location l, Value w, ValueRange acc) {
             SmallVector<Value> next;
             for (int64_t v = 0; v < vectors; ++v)
-              next.push_back(dot(nb, l, acc[v], ones, loadPacked(nb, l, w, v)));
+              next.push_back(
+                  multiplyAdd(nb, l, acc[v], ones, loadPacked(nb, l, w, v)));
             scf::YieldOp::create(nb, l, next);
           });
       Value shift = arith::ConstantOp::create(
@@ -445,19 +504,18 @@ struct LowerIntegerMatmulsPass
           nb, l, zero, index(words), one,
           SmallVector<Value>(tile * vectors, zeroLanes),
           [&](OpBuilder &kb, Location kl, Value w, ValueRange acc) {
-            SmallVector<Value> rhsBytes;
+            SmallVector<Value> rhsWords;
             for (int64_t v = 0; v < vectors; ++v)
-              rhsBytes.push_back(loadPacked(kb, kl, w, v));
+              rhsWords.push_back(loadPacked(kb, kl, w, v));
             SmallVector<Value> next;
             for (int64_t r = 0; r < tile; ++r) {
               Value lhsWord = memref::LoadOp::create(
                   kb, kl, lhsWords, ValueRange{rowIndex[r], w});
-              Value lhsBytes = vector::BitCastOp::create(
-                  kb, kl, bytes,
-                  vector::BroadcastOp::create(kb, kl, lanes, lhsWord));
+              Value broadcast =
+                  vector::BroadcastOp::create(kb, kl, lanes, lhsWord);
               for (int64_t v = 0; v < vectors; ++v)
-                next.push_back(
-                    dot(kb, kl, acc[r * vectors + v], lhsBytes, rhsBytes[v]));
+                next.push_back(multiplyAdd(kb, kl, acc[r * vectors + v],
+                                           broadcast, rhsWords[v]));
             }
             scf::YieldOp::create(kb, kl, next);
           });
@@ -466,8 +524,8 @@ struct LowerIntegerMatmulsPass
           Value sum = loop.getResult(r * vectors + v);
           if (vnni)
             sum = arith::SubIOp::create(nb, l, sum, shifts[v]);
-          Value column =
-              arith::AddIOp::create(nb, l, firstColumn, index(v * kLanes));
+          Value column = arith::AddIOp::create(nb, l, firstColumn,
+                                               index(v * dot.lanes));
           Value padding = arith::ConstantIntOp::create(nb, l, i32, 0);
           SmallVector<bool, 1> inBounds = {!raggedColumns};
           Value old = vector::TransferReadOp::create(
@@ -478,14 +536,15 @@ struct LowerIntegerMatmulsPass
               ValueRange{rowIndex[r], column}, inBounds);
         }
     };
-    Value tiles = arith::DivUIOp::create(b, loc, rows, index(rowsPerTile));
-    Value fullRows = arith::MulIOp::create(b, loc, tiles, index(rowsPerTile));
-    scf::ForOp::create(b, loc, zero, fullRows, index(rowsPerTile), ValueRange{},
+    Value tiles =
+        arith::DivUIOp::create(b, loc, rows, index(tileM));
+    Value fullRows = arith::MulIOp::create(b, loc, tiles, index(tileM));
+    scf::ForOp::create(b, loc, zero, fullRows, index(tileM), ValueRange{},
                        [&](OpBuilder &nb, Location l, Value row0, ValueRange) {
-                         emitTile(nb, l, row0, rowsPerTile);
+                         emitTile(nb, l, row0, tileM);
                          scf::YieldOp::create(nb, l);
                        });
-    if (rowsPerTile > 1)
+    if (tileM > 1)
       scf::ForOp::create(b, loc, fullRows, rows, one, ValueRange{},
                          [&](OpBuilder &nb, Location l, Value row, ValueRange) {
                            emitTile(nb, l, row, 1);

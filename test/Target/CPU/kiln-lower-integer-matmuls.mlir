@@ -1,10 +1,11 @@
 // RUN: kiln-opt %s --split-input-file --kiln-lower-integer-matmuls | FileCheck %s
 // RUN: kiln-opt %s --split-input-file --kiln-lower-integer-matmuls="int8-dot=generic tile-m=4 tile-n=16" | FileCheck %s --check-prefix=GENERIC
+// RUN: kiln-opt %s --split-input-file --kiln-lower-integer-matmuls="int8-dot=avx2 tile-m=6 tile-n=16" | FileCheck %s --check-prefix=AVX2
 // RUN: not kiln-opt %s --split-input-file --kiln-lower-integer-matmuls="tile-n=24" 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not kiln-opt %s --split-input-file --kiln-lower-integer-matmuls="int8-dot=amx" 2>&1 | FileCheck %s --check-prefix=BADDOT
 
 // BAD: tile-n a positive multiple of 16 (got 8, 24)
-// BADDOT: int8-dot must be vnni or generic (got 'amx')
+// BADDOT: int8-dot must be vnni, avx2 or generic (got 'amx')
 
 #lhs = affine_map<(d0, d1, d2) -> (d0, d1)>
 #rhs = affine_map<(d0, d1, d2) -> (d2, d1)>
@@ -60,6 +61,17 @@
 // GENERIC: arith.muli
 // GENERIC-NOT: func.call
 // GENERIC: return
+// avx2: words of two codes sign-extended to 16 bits (K = 70: 35 words),
+// vpmaddwd (8 lanes) against the packed [35, 16] panel, no shift.
+// AVX2-LABEL: func.func @vnni(
+// AVX2-NOT: arith.xori
+// AVX2: arith.extsi %{{.*}} : vector<32xi8> to vector<32xi16>
+// AVX2: memref.alloc() : memref<35x16xi32>
+// AVX2-NOT: arith.shli
+// AVX2: %{{.+}}:12 = scf.for {{.*}} iter_args
+// AVX2: %[[P:.+]] = func.call @llvm.x86.avx2.pmadd.wd(%{{.*}}, %{{.*}}) : (vector<16xi16>, vector<16xi16>) -> vector<8xi32>
+// AVX2: arith.addi %{{.*}}, %[[P]] : vector<8xi32>
+// AVX2: func.func private @llvm.x86.avx2.pmadd.wd(vector<16xi16>, vector<16xi16>) -> vector<8xi32>
 func.func @vnni(%x: memref<?x70xi8>, %w: memref<40x70xi8>, %y: memref<?x40xi32>) {
   linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "reduction", "parallel"]}
       ins(%x, %w : memref<?x70xi8>, memref<40x70xi8>) outs(%y : memref<?x40xi32>) {

@@ -21,6 +21,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mlir::kiln {
 
@@ -36,10 +37,14 @@ struct CPUKernelConfig {
   /// rows fill half the L1 data cache.
   int64_t kBlock = 128;
   /// int8 matmuls (kiln.integer_matmul): "vnni" (AVX-512 VNNI's
-  /// vpdpbusd) or "generic" (portable vector ops), and their register tile
-  /// (columns a multiple of 16 i32 lanes).
+  /// vpdpbusd), "avx2" (vpmaddwd on sign-extended pairs) or "generic"
+  /// (portable vector ops), and their register tile (columns a multiple of
+  /// 16); the dots the CPU can run, best first.
   std::string int8Dot = "vnni";
   int64_t int8TileM = 8, int8TileN = 32;
+  std::vector<std::string> int8Dots = {"vnni", "avx2", "generic"};
+  /// Sets int8Dot and its tile.
+  void chooseInt8Dot(const std::string &dot);
   /// Per-core L1 data and L2, shared L3, in bytes.
   int64_t l1Bytes = 32 << 10;
   int64_t l2Bytes = 1 << 20;
@@ -69,8 +74,9 @@ struct CPUKernelOverrides {
   /// Steps of k per block, 0 for none (must not be negative); unset: the
   /// one chosen for the tile.
   std::optional<int64_t> matmulKBlock;
-  /// "vnni" or "generic"; empty: the one chosen for the CPU. vnni on a CPU
-  /// without AVX-512 VNNI is an error.
+  /// "vnni", "avx2" or "generic"; empty: the one chosen for the CPU. One
+  /// the CPU cannot run (vnni without AVX-512 VNNI, avx2 without AVX2) is
+  /// an error.
   std::string int8Dot;
 };
 

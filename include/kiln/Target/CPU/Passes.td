@@ -92,14 +92,16 @@ def LowerIntegerMatmulsPass
     - the epilogue subtracts `128 · Σₖ rhs` (the lhs shift) and adds the
       tile to the output (masked at a ragged last panel).
 
-    With `int8-dot=generic` (CPUs without VNNI) the same kernel multiplies
-    sign-extended lanes instead (`vpmaddwd`/`vpmulld` as LLVM chooses) and
-    needs no shift. Contractions of other shapes (a row-major rhs, a
+    With `int8-dot=avx2` (AVX2 CPUs without VNNI) a word holds two codes
+    sign-extended to 16 bits and `vpmaddwd` adds two products per lane of
+    8; with `int8-dot=generic` the same kernel multiplies sign-extended
+    lanes with portable vector ops. Neither needs the shift. Contractions of other shapes (a row-major rhs, a
     dynamic K or N, strided rows) are left to the plain loops.
   }];
   let options = [
     Option<"int8Dot", "int8-dot", "std::string", /*default=*/"\"vnni\"",
-           "vnni (AVX-512 VNNI vpdpbusd) or generic (portable vector ops)">,
+           "vnni (AVX-512 VNNI vpdpbusd), avx2 (vpmaddwd on sign-extended "
+           "pairs) or generic (portable vector ops)">,
     Option<"tileM", "tile-m", "int64_t", /*default=*/"8",
            "Rows of a register tile">,
     Option<"tileN", "tile-n", "int64_t", /*default=*/"32",
