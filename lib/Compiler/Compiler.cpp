@@ -576,11 +576,34 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
                          plan ? &plan->files : nullptr, options.seed);
         if (!values)
           return values.takeError();
+        // SmoothQuant: W · diag(s) is quantized; the input is multiplied
+        // by 1 / s (the smoothing part), so its Gram matrix scales too.
+        std::vector<float> factors;
+        if (q->smoothAlpha >= 0) {
+          const ParameterInfo *smoothing = nullptr;
+          for (const ParameterInfo &other : params)
+            if (other.quantized && other.quantized->source == q->source &&
+                other.quantized->part == QuantizedPart::Smoothing)
+              smoothing = &other;
+          if (!smoothing)
+            return error("cannot quantize '" + q->source +
+                         "' with smoothquant: the model has no smoothing "
+                         "part for it");
+          factors = smoothQuantFactors(values->data(), q->outDim(), q->inDim(),
+                                       smoothing->quantized->inputAbsmax.data(),
+                                       q->smoothAlpha);
+          for (int64_t o = 0; o < q->outDim(); ++o)
+            for (int64_t j = 0; j < q->inDim(); ++j)
+              (*values)[o * q->inDim() + j] *= factors[j];
+        }
         if (q->rounding == "gptq") {
           llvm::Expected<std::vector<float>> gram =
               calibrationGram(options, calibration, q->source, q->inDim());
           if (!gram)
             return gram.takeError();
+          for (int64_t i = 0; !factors.empty() && i < q->inDim(); ++i)
+            for (int64_t j = 0; j < q->inDim(); ++j)
+              (*gram)[i * q->inDim() + j] /= factors[i] * factors[j];
           llvm::Expected<QuantizedWeight> weight = quantizeGPTQ(
               values->data(), q->outDim(), q->inDim(), q->scheme, gram->data());
           if (!weight)
@@ -591,13 +614,15 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
           found->second = quantizeRoundToNearest(values->data(), q->outDim(),
                                                  q->inDim(), q->scheme);
         }
+        for (float factor : factors)
+          found->second.smoothing.push_back(1.0f / factor);
       }
       const QuantizedWeight &weight = found->second;
-      const void *data = q->part == QuantizedPart::Codes ? (const void *)
-                                                               weight.codes.data()
-                         : q->part == QuantizedPart::Scales
-                             ? (const void *)weight.scales.data()
-                             : (const void *)weight.zeroPoints.data();
+      const void *data =
+          q->part == QuantizedPart::Codes       ? (const void *)weight.codes.data()
+          : q->part == QuantizedPart::Scales    ? (const void *)weight.scales.data()
+          : q->part == QuantizedPart::Smoothing ? (const void *)weight.smoothing.data()
+                                                : (const void *)weight.zeroPoints.data();
       tensors.push_back({name.str(), {param.dtype, param.shape, data}});
       continue;
     }
@@ -726,7 +751,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
         return error("parameter '" + param.getSymName() +
                      "': " + llvm::toString(q.takeError()));
       SmallVector<int64_t, 2> expected = q->partShape();
-      rt::DType expectedType = q->part == QuantizedPart::Scales
+      rt::DType expectedType = q->part == QuantizedPart::Scales ||
+                                       q->part == QuantizedPart::Smoothing
                                    ? rt::DType::F32
                                    : rt::DType::I8;
       if (ArrayRef<int64_t>(info.shape) != ArrayRef<int64_t>(expected) ||

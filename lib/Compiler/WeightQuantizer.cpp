@@ -213,3 +213,19 @@ mlir::kiln::quantizeGPTQ(const float *weight, int64_t out, int64_t in,
   packCodes(codes, out, in, static_cast<int>(scheme.bits), result);
   return result;
 }
+
+std::vector<float> mlir::kiln::smoothQuantFactors(const float *weight,
+                                                  int64_t out, int64_t in,
+                                                  const float *inputAbsmax,
+                                                  double alpha) {
+  std::vector<double> largest(in, 0.0);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t j = 0; j < in; ++j)
+      largest[j] = std::max(largest[j], std::fabs(double(weight[o * in + j])));
+  std::vector<float> factors(in);
+  for (int64_t j = 0; j < in; ++j)
+    factors[j] = static_cast<float>(
+        std::pow(std::max(double(inputAbsmax[j]), 1e-5), alpha) /
+        std::pow(std::max(largest[j], 1e-5), 1.0 - alpha));
+  return factors;
+}

@@ -1,4 +1,7 @@
 // RUN: kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-static' --verify-diagnostics | FileCheck %s
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic smoothquant=0.5' 2>/dev/null | FileCheck %s --check-prefix=SMOOTH
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic smoothquant=0.5' 2>&1 >/dev/null | FileCheck %s --check-prefix=SMOOTHERR
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w8 smoothquant=0.5' 2>&1 | FileCheck %s --check-prefix=SMOOTHW8
 
 // int8-static: the layer's input is quantized with one scale for every
 // token, max(kiln.input_absmax) / 127 (8.89 / 127 = 0.07), a [1, 1, 1]
@@ -12,6 +15,17 @@
 // CHECK: kiln.integer_matmul %[[XQ]], %{{.*}} transpose_rhs
 // CHECK: kiln.mul %{{.*}}, %[[SX]] : (tensor<?x3x96xf32>, tensor<1x1x1xf32>) -> tensor<?x3x96xf32>
 // CHECK-NOT: kiln.abs
+// SmoothQuant: a [64] f32 smoothing part (1 / s, filled by the compiler
+// from the statistics and alpha it records), read and multiplied into the
+// input before the per-token quantization.
+// SMOOTH-DAG: kiln.parameter @h.fc.smooth : tensor<64xf32> {{.*}}input_absmax = dense<[8.89{{.*}}> : tensor<64xf32>, part = "smoothing", rounding = "rtn", smoothquant_alpha = 5.000000e-01 : f64, source = "h.fc.weight"
+// SMOOTH-DAG: kiln.parameter @h.fc.qweight : tensor<96x64xi8> {{.*}}smoothquant_alpha = 5.000000e-01
+// SMOOTH: %[[SM:.+]] = kiln.read_param @h.fc.smooth : tensor<64xf32>
+// SMOOTH: %[[XS:.+]] = kiln.mul %{{.*}}, %[[SM]] : (tensor<?x3x64xf32>, tensor<64xf32>) -> tensor<?x3x64xf32>
+// SMOOTH: kiln.abs %[[XS]]
+// SMOOTH: kiln.quantize %[[XS]]
+// SMOOTHERR: error: cannot quantize 'h.fc.weight' with smoothquant: no calibration statistics of 64 input channels for it
+// SMOOTHW8: kiln-quantize: smoothquant takes an alpha in [0, 1] and the int8-dynamic scheme (got 5.000000e-01 with w8)
 kiln.parameter @"wte.weight" : tensor<100x64xf32> init normal std = 2.000000e-02 trainable {kiln.input_absmax = dense<1.0> : tensor<64xf32>}
 kiln.parameter @"h.fc.weight" : tensor<64x96xf32> init normal std = 2.000000e-02 trainable {kiln.input_absmax = dense<[8.89, 1.0, 2.0, 3.0, 0.5, 0.25, 0.125, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]> : tensor<64xf32>}
 func.func @forward(%ids: tensor<?x3xi64>) -> tensor<?x3x96xf32> {

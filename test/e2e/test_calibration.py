@@ -19,6 +19,12 @@
   values; Cholesky and the inverse differ in the last bits), and each
   layer's reconstruction error tr((W - Q) H (W - Q)ᵀ) is below round to
   nearest's.
+- SmoothQuant (`--quantize int8-dynamic --smoothquant 0.5`): the stored
+  factors are 1 / s with s = max|x_j|^α / max|W_j|^(1-α) from the
+  calibration file and the weights (within 1e-6 relative: f32 against
+  float64 pow), the codes quantize W · diag(s) by the round-to-nearest
+  rule, and the logits follow the float64 W8A8 reference run on x · (1/s)
+  the way int8-dynamic's do.
 - Bad input: int8-static without a calibration file, --calibration with a
   scheme that takes none, a file calibrated from another model, a file
   that is not a calibration file, an artifact without the calibrate entry,
@@ -253,6 +259,47 @@ class Calibration(unittest.TestCase):
                 self.assertGreaterEqual(same, 0.99, prefix)
                 self.assertLess(err_gptq, err_rtn, prefix)
 
+    def test_smoothquant_matches_torch(self):
+        out, _ = self.calibrate(batches=4)
+        stats = load_safetensors(out)
+        art = self.path("sq.kiln")
+        manifest = compile_artifact(self.model, art, weights=self.wpath,
+                                    extra=["--quantize", "int8-dynamic", "--smoothquant", "0.5",
+                                           "--calibration", out])
+        self.assertEqual(manifest["compile_options"]["smoothquant"], 0.5)
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        codes, smooth = {}, {}
+        for layer in range(self.cfg["n_layer"]):
+            for linear in LINEARS:
+                prefix = f"transformer.h.{layer}.{linear}"
+                w = self.weights[prefix + ".weight"].T.astype(np.float64)  # [out, in]
+                act = np.maximum(stats[prefix + ".weight.input_absmax"].astype(np.float64), 1e-5)
+                s = act ** 0.5 / np.maximum(np.abs(w).max(0), 1e-5) ** 0.5
+                np.testing.assert_allclose(stored[prefix + ".smooth"], 1 / s, rtol=1e-6, err_msg=prefix)
+                factors = (1 / stored[prefix + ".smooth"].astype(np.float32)).astype(np.float32)
+                # The codes of W · diag(s) (s as the compiler rounded it).
+                c, sc, _ = rtn((self.weights[prefix + ".weight"].T * s.astype(np.float32)).astype(np.float32),
+                               8, 0, True)
+                agree = float((stored[prefix + ".qweight"] == c.astype(np.int8)).mean())
+                self.assertGreaterEqual(agree, 0.999, prefix)
+                codes[prefix] = (stored[prefix + ".qweight"].astype(np.float64),
+                                 stored[prefix + ".scales"].astype(np.float64))
+                smooth[prefix] = stored[prefix + ".smooth"].astype(np.float64)
+                self.assertTrue(np.isfinite(factors).all())
+        ids = np.random.default_rng(13).integers(0, self.cfg["vocab_size"], (2, 9)).astype(np.int64)
+        result = subprocess.run([KILN, "run", art, "--input", "input_ids=" + self.save("ids.npy", ids),
+                                 "--output-dir", self.path("out")], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        logits = np.load(self.path("out/logits.npy"))
+        expected = gpt2_w8a8_reference(self.weights, codes, ids, self.cfg, smooth=smooth)
+        unsmoothed = gpt2_w8a8_reference(self.weights, codes, ids, self.cfg)
+        diff = np.abs(logits - expected)
+        print(f"gpt2-tiny int8-dynamic smoothquant 0.5: max abs error {diff.max():.3e}, mean {diff.mean():.3e}")
+        close = np.isclose(logits, expected, rtol=RTOL, atol=ATOL)
+        self.assertGreaterEqual(close.mean(), 0.99)
+        np.testing.assert_allclose(logits, expected, rtol=0, atol=5e-2)
+        self.assertLess(diff.mean() * 20, np.abs(unsmoothed - expected).mean())
+
     def save(self, name, array):
         np.save(self.path(name), array)
         return self.path(name)
@@ -268,7 +315,7 @@ class Calibration(unittest.TestCase):
         self.assertIn("--quantize int8-static needs --calibration FILE",
                       refused(compile_cmd + ["--quantize", "int8-static"]))
         out, _ = self.calibrate()
-        self.assertIn("--calibration is for --quantize int8-static or --rounding gptq (w8 with rtn needs no calibration)",
+        self.assertIn("--calibration is for --quantize int8-static, --rounding gptq or --smoothquant (w8 with rtn needs no calibration)",
                       refused(compile_cmd + ["--quantize", "w8", "--calibration", out]))
         self.assertIn("--mode calibrate measures the float model",
                       refused(compile_cmd + ["--mode", "calibrate", "--quantize", "w8"]))
@@ -297,6 +344,14 @@ class Calibration(unittest.TestCase):
                       refused(compile_cmd + ["--quantize", "w4g32", "--rounding", "best"]))
         self.assertIn("--calibration-gram needs --mode calibrate",
                       refused(compile_cmd + ["--calibration-gram"]))
+        # SmoothQuant needs int8-dynamic, an alpha in [0, 1] and a file.
+        self.assertIn("--smoothquant takes an alpha in [0, 1] and --quantize int8-dynamic",
+                      refused(compile_cmd + ["--quantize", "w8", "--smoothquant", "0.5", "--calibration", out]))
+        self.assertIn("--smoothquant takes an alpha in [0, 1]",
+                      refused(compile_cmd + ["--quantize", "int8-dynamic", "--smoothquant", "1.5",
+                                             "--calibration", out]))
+        self.assertIn("--smoothquant needs --calibration FILE",
+                      refused(compile_cmd + ["--quantize", "int8-dynamic", "--smoothquant", "0.5"]))
         # An artifact without the calibrate entry point.
         plain = self.path("plain.kiln")
         compile_artifact(self.model, plain)

@@ -285,12 +285,14 @@ class Int8Dynamic(unittest.TestCase):
             np.testing.assert_array_equal(y[1, 2], weights["fc.bias"])
 
 
-def gpt2_w8a8_reference(w, codes, ids, cfg, static=None):
+def gpt2_w8a8_reference(w, codes, ids, cfg, static=None, smooth=None):
     """gpt2_reference with every linear in `codes` ({prefix: (codes [out,
     in], scales [out, 1])}) computed W8A8 in float64: its input fake-
     quantized per token (scale max|x| / 127, round half to even), or with
     the scale static[prefix] for every token, times the fake-quantized
-    weight; the others (the tied head unless in codes) in float."""
+    weight, its input first multiplied by smooth[prefix] (SmoothQuant's
+    1 / s) where given; the others (the tied head unless in codes) in
+    float."""
     t = lambda name: torch.from_numpy(w[name].astype(np.float64))
 
     def linear(x, prefix):
@@ -299,6 +301,8 @@ def gpt2_w8a8_reference(w, codes, ids, cfg, static=None):
                 return x @ t(prefix + ".weight").T
             return x @ t(prefix + ".weight") + t(prefix + ".bias")
         c, s = codes[prefix]
+        if smooth is not None:
+            x = x * torch.from_numpy(smooth[prefix])
         if static is not None:
             sx = torch.tensor(float(static[prefix]), dtype=torch.float64)
         else:

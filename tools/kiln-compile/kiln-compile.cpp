@@ -270,6 +270,12 @@ cl::opt<std::string> rounding(
              "spread over the next ones against the layer's calibration "
              "inputs; needs --calibration FILE with Gram matrices)"),
     cl::value_desc("rtn|gptq"), cl::init("rtn"), cl::cat(category));
+cl::opt<double> smoothquant(
+    "smoothquant",
+    cl::desc("SmoothQuant for --quantize int8-dynamic: migrate the "
+             "activations' outliers into the weights with strength ALPHA in "
+             "[0, 1] (0.5 is the paper's default), from --calibration FILE"),
+    cl::value_desc("ALPHA"), cl::init(-1), cl::cat(category));
 cl::opt<bool> calibrationGram(
     "calibration-gram",
     cl::desc("--mode calibrate: also return each linear layer's input Gram "
@@ -613,7 +619,15 @@ int main(int argc, char **argv) {
       return fail("--rounding gptq needs --calibration FILE: compile the "
                   "model with --mode calibrate --calibration-gram and run "
                   "kiln calibrate on it (docs/quantization.md)");
-    if (scheme->staticActivations || rounding == "gptq") {
+    if (smoothquant.getNumOccurrences() &&
+        (smoothquant < 0 || smoothquant > 1 || !scheme->dynamicActivations))
+      return fail("--smoothquant takes an alpha in [0, 1] and --quantize "
+                  "int8-dynamic (int8-static with it is not built yet)");
+    if (smoothquant.getNumOccurrences() && calibration.empty())
+      return fail("--smoothquant needs --calibration FILE from kiln "
+                  "calibrate (docs/quantization.md)");
+    if (scheme->staticActivations || rounding == "gptq" ||
+        smoothquant.getNumOccurrences()) {
       if (calibration.empty())
         return fail("--quantize int8-static needs --calibration FILE: "
                     "compile the model with --mode calibrate and run kiln "
@@ -622,11 +636,9 @@ int main(int argc, char **argv) {
               kiln::attachCalibration(**module, calibration, sourceSHA256))
         return fail(llvm::toString(std::move(error)));
     } else if (!calibration.empty()) {
-      return fail("--calibration is for --quantize int8-static or --rounding "
-                  "gptq (" +
-                  quantizeScheme +
-                  " with rtn needs no "
-                  "calibration)");
+      return fail("--calibration is for --quantize int8-static, --rounding "
+                  "gptq or --smoothquant (" +
+                  quantizeScheme + " with rtn needs no calibration)");
     }
     kiln::KilnQuantizePassOptions quantizeOptions;
     quantizeOptions.scheme = quantize;
@@ -634,6 +646,8 @@ int main(int argc, char **argv) {
     quantizeOptions.skip.assign(quantizeSkip.begin(), quantizeSkip.end());
     quantizeOptions.lmHead = quantizeLmHead;
     quantizeOptions.rounding = rounding;
+    quantizeOptions.smoothquant =
+        smoothquant.getNumOccurrences() ? smoothquant.getValue() : -1.0;
     PassManager pm(&context);
     pm.addPass(kiln::createKilnQuantizePass(quantizeOptions));
     TimingScope quantizing = rootTiming.nest("quantize the weights");
@@ -641,7 +655,8 @@ int main(int argc, char **argv) {
       return fail("quantizing '" + inputPath + "' failed");
   } else {
     for (const char *name : {"quantize-only", "quantize-skip",
-                             "quantize-lm-head", "calibration", "rounding"})
+                             "quantize-lm-head", "calibration", "rounding",
+                             "smoothquant"})
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --quantize");
   }
@@ -712,6 +727,8 @@ int main(int argc, char **argv) {
     }
     if (!quantizeScheme.empty())
       options.recordedOptions["rounding"] = rounding.getValue();
+    if (smoothquant.getNumOccurrences())
+      options.recordedOptions["smoothquant"] = smoothquant.getValue();
     // The compute type of a built model; .mlir inputs carry their own.
     if (llvm::sys::path::extension(inputPath) == ".json")
       options.recordedOptions["dtype"] = dtype.getValue();

@@ -26,7 +26,18 @@ struct QuantizedWeight {
   std::vector<float> scales;
   /// `[out, groups]` unsigned codes; empty when symmetric.
   std::vector<int8_t> zeroPoints;
+  /// SmoothQuant's `1 / s` (`[in]`) the layer's input is multiplied by;
+  /// empty without SmoothQuant.
+  std::vector<float> smoothing;
 };
+
+/// SmoothQuant's factors (Xiao et al., 2023) for a weight `[out, in]` and
+/// its input's largest |x_j| per channel: s_j = max|x_j|^alpha /
+/// max_o|W_oj|^(1 - alpha), both maxima clamped to at least 1e-5 as the
+/// paper's code does.
+std::vector<float> smoothQuantFactors(const float *weight, int64_t out,
+                                      int64_t in, const float *inputAbsmax,
+                                      double alpha);
 
 /// Round-to-nearest quantization of `weight` (`[out, in]`, row-major) per
 /// group of `scheme.group` inputs (or per row):

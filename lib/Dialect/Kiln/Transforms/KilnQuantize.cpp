@@ -97,13 +97,15 @@ StringRef mlir::kiln::stringifyQuantizedPart(QuantizedPart part) {
     return "scales";
   case QuantizedPart::ZeroPoints:
     return "zero_points";
+  case QuantizedPart::Smoothing:
+    return "smoothing";
   }
   return "";
 }
 
 DictionaryAttr WeightQuantization::toAttr(MLIRContext *context) const {
   Builder b(context);
-  return b.getDictionaryAttr({
+  SmallVector<NamedAttribute> entries = {
       b.getNamedAttr("source", b.getStringAttr(source)),
       b.getNamedAttr("part", b.getStringAttr(stringifyQuantizedPart(part))),
       b.getNamedAttr("bits", b.getI64IntegerAttr(scheme.bits)),
@@ -112,7 +114,18 @@ DictionaryAttr WeightQuantization::toAttr(MLIRContext *context) const {
       b.getNamedAttr("transposed", b.getBoolAttr(transposed)),
       b.getNamedAttr("source_shape", b.getDenseI64ArrayAttr(sourceShape)),
       b.getNamedAttr("rounding", b.getStringAttr(rounding)),
-  });
+  };
+  if (smoothAlpha >= 0)
+    entries.push_back(
+        b.getNamedAttr("smoothquant_alpha", b.getF64FloatAttr(smoothAlpha)));
+  if (!inputAbsmax.empty())
+    entries.push_back(b.getNamedAttr(
+        "input_absmax",
+        DenseElementsAttr::get(
+            RankedTensorType::get({static_cast<int64_t>(inputAbsmax.size())},
+                                  b.getF32Type()),
+            ArrayRef<float>(inputAbsmax))));
+  return b.getDictionaryAttr(entries);
 }
 
 llvm::Expected<WeightQuantization>
@@ -150,9 +163,27 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
     q.part = QuantizedPart::Scales;
   else if (part == "zero_points")
     q.part = QuantizedPart::ZeroPoints;
+  else if (part == "smoothing")
+    q.part = QuantizedPart::Smoothing;
   else
     return fail("unknown part '" + part.getValue() +
-                "' (codes, scales, zero_points)");
+                "' (codes, scales, zero_points, smoothing)");
+  if (auto alpha = attr.get("smoothquant_alpha")) {
+    auto value = dyn_cast<FloatAttr>(alpha);
+    if (!value || !(value.getValueAsDouble() >= 0) ||
+        value.getValueAsDouble() > 1)
+      return fail("smoothquant_alpha must be a float in [0, 1]");
+    q.smoothAlpha = value.getValueAsDouble();
+  }
+  if (auto stats = attr.get("input_absmax")) {
+    auto values = dyn_cast<DenseElementsAttr>(stats);
+    auto type = values ? dyn_cast<RankedTensorType>(values.getType())
+                       : RankedTensorType();
+    if (!type || type.getRank() != 1 || !type.getElementType().isF32())
+      return fail("input_absmax must be an f32 vector");
+    q.inputAbsmax.assign(values.getValues<float>().begin(),
+                         values.getValues<float>().end());
+  }
   q.scheme.bits = bits.getInt();
   q.scheme.group = group.getInt();
   q.scheme.symmetric = symmetric.getValue();
@@ -164,6 +195,11 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
     return fail("bad group size " + Twine(q.scheme.group));
   if (q.scheme.symmetric && q.part == QuantizedPart::ZeroPoints)
     return fail("a symmetric scheme has no zero points");
+  if (q.part == QuantizedPart::Smoothing &&
+      (q.smoothAlpha < 0 ||
+       static_cast<int64_t>(q.inputAbsmax.size()) != q.inDim()))
+    return fail("a smoothing part needs smoothquant_alpha and input_absmax "
+                "of the input dim's size");
   if ((q.scheme.group && q.inDim() % q.scheme.group) ||
       (q.scheme.bits == 4 && q.inDim() % 2))
     return fail("the input dim " + Twine(q.inDim()) + " does not split into " +
@@ -175,6 +211,8 @@ SmallVector<int64_t, 2> WeightQuantization::partShape() const {
   int64_t out = outDim(), in = inDim();
   if (part == QuantizedPart::Codes)
     return {out, scheme.bits == 4 ? in / 2 : in};
+  if (part == QuantizedPart::Smoothing)
+    return {in};
   return {out, scheme.group ? in / scheme.group : 1};
 }
 
@@ -215,7 +253,7 @@ std::optional<SmallVector<LinearOp>> linearUses(ReadParamOp read) {
 /// back by the token's and the channel's scale, then the bias added:
 ///   y = f32(Σ q(x)·w) · s_x · s_w + b
 Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scales,
-                      std::optional<float> staticScale) {
+                      std::optional<float> staticScale, Value smoothing) {
   Location loc = linear.getLoc();
   Type f32 = b.getF32Type();
   auto scalar = [&](double value) -> Value {
@@ -227,6 +265,9 @@ Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scales,
   };
   Value x = linear.getInput();
   int64_t rank = linear.getInput().getType().getRank();
+  // SmoothQuant: x · diag(1 / s), against codes of W · diag(s).
+  if (smoothing)
+    x = MulOp::create(b, loc, x, smoothing);
   Value tokenScale;
   if (staticScale) {
     // One scale for every token: [1, ..., 1].
@@ -270,6 +311,12 @@ struct KilnQuantizePass
     auto parsed = WeightScheme::parse(scheme, asymmetric);
     if (!parsed) {
       module.emitError(llvm::toString(parsed.takeError()));
+      return signalPassFailure();
+    }
+    if (smoothquant >= 0 && (smoothquant > 1 || !parsed->dynamicActivations)) {
+      module.emitError("kiln-quantize: smoothquant takes an alpha in [0, 1] "
+                       "and the int8-dynamic scheme (got ")
+          << smoothquant << " with " << parsed->name() << ")";
       return signalPassFailure();
     }
     if (rounding != "rtn" && rounding != "gptq") {
@@ -425,8 +472,9 @@ struct KilnQuantizePass
     prefix.consume_back(".weight");
     Type i8 = IntegerType::get(ctx, 8);
     Type f32 = Float32Type::get(ctx);
-    auto declare = [&](StringRef suffix,
-                       QuantizedPart part) -> FailureOr<ParameterOp> {
+    auto declare = [&](StringRef suffix, QuantizedPart part,
+                       SmallVector<float> stats =
+                           {}) -> FailureOr<ParameterOp> {
       std::string partName = (prefix + suffix).str();
       if (SymbolTable::lookupSymbolIn(getOperation(), partName))
         return param.emitError("cannot quantize '")
@@ -437,9 +485,11 @@ struct KilnQuantizePass
                            scheme,
                            transposed,
                            {type.getShape()[0], type.getShape()[1]},
-                           rounding};
+                           rounding,
+                           smoothquant,
+                           std::vector<float>(stats.begin(), stats.end())};
       auto partType = RankedTensorType::get(
-          q.partShape(), part == QuantizedPart::Scales ? f32 : i8);
+          q.partShape(), part == QuantizedPart::Scales || part == QuantizedPart::Smoothing ? f32 : i8);
       auto made = ParameterOp::create(
           b, param.getLoc(), partName, partType, param.getInit(),
           param.getStdAttr(), param.getLowAttr(), param.getHighAttr(),
@@ -453,6 +503,25 @@ struct KilnQuantizePass
     FailureOr<ParameterOp> scales = declare(".scales", QuantizedPart::Scales);
     if (failed(scales))
       return failure();
+    // SmoothQuant: the factors the input is multiplied by, computed by the
+    // compiler from the calibration statistics recorded here and the
+    // weight.
+    FailureOr<ParameterOp> smoothing = ParameterOp();
+    if (smoothquant >= 0) {
+      auto stats = param->getAttrOfType<DenseElementsAttr>(attrs::kInputAbsmax);
+      auto statsType =
+          stats ? dyn_cast<RankedTensorType>(stats.getType()) : nullptr;
+      if (!statsType || statsType.getRank() != 1 ||
+          statsType.getDimSize(0) != in || !statsType.getElementType().isF32())
+        return param.emitError("cannot quantize '")
+               << name << "' with smoothquant: no calibration statistics of "
+               << in << " input channels for it (" << attrs::kInputAbsmax
+               << "; kiln-compile --calibration FILE from kiln calibrate)";
+      smoothing = declare(".smooth", QuantizedPart::Smoothing,
+                          llvm::to_vector(stats.getValues<float>()));
+      if (failed(smoothing))
+        return failure();
+    }
     FailureOr<ParameterOp> zeros = ParameterOp();
     if (!scheme.symmetric) {
       zeros = declare(".qzeros", QuantizedPart::ZeroPoints);
@@ -498,6 +567,10 @@ struct KilnQuantizePass
       Value z = *zeros ? Value(ReadParamOp::create(b, loc, zeros->getType(),
                                                    zeros->getSymName()))
                        : Value();
+      Value smooth =
+          *smoothing ? Value(ReadParamOp::create(b, loc, smoothing->getType(),
+                                                 smoothing->getSymName()))
+                     : Value();
       // W8A8: each linear of f32 inputs multiplies integer codes.
       if (scheme.quantizesActivations())
         for (OpOperand &use : llvm::make_early_inc_range(read->getUses()))
@@ -508,7 +581,7 @@ struct KilnQuantizePass
               linear.getInput().getType().getRank() >= 2) {
             b.setInsertionPoint(linear);
             linear.replaceAllUsesWith(
-                buildInt8Linear(b, linear, q, s, staticScale));
+                buildInt8Linear(b, linear, q, s, staticScale, smooth));
             linear.erase();
           }
       auto isLinearWeight = [](OpOperand &use) {
@@ -519,7 +592,7 @@ struct KilnQuantizePass
           })) {
         if (read->use_empty())
           read.erase();
-        for (Value part : {q, s, z})
+        for (Value part : {q, s, z, smooth})
           if (part && part.use_empty())
             part.getDefiningOp()->erase();
         continue;

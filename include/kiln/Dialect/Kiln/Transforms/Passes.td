@@ -294,6 +294,11 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
            "How the compiler chooses the codes: rtn (round to nearest) or "
            "gptq (against the calibration Gram matrix of each layer's "
            "inputs); recorded in kiln.quantized_from">,
+    Option<"smoothquant", "smoothquant", "double", "-1",
+           "SmoothQuant's alpha in [0, 1] for int8-dynamic: each linear's "
+           "input is multiplied by 1 / s and its weight by s, s_j = "
+           "max|x_j|^alpha / max|W_j|^(1 - alpha) from calibration "
+           "statistics (kiln.input_absmax); negative: off">,
     Option<"lmHead", "lm-head", "bool", "false",
            "Quantize the LM head (lm_head.*, or the product by a tied "
            "embedding table) too">

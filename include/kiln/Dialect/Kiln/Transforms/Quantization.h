@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace mlir::kiln {
 
@@ -49,8 +50,10 @@ struct WeightScheme {
                                             bool asymmetric);
 };
 
-/// The part of a quantized weight a parameter holds.
-enum class QuantizedPart { Codes, Scales, ZeroPoints };
+/// The part of a quantized weight a parameter holds. Smoothing: the
+/// SmoothQuant factors 1 / s ([in]) the layer's input is multiplied by
+/// (its codes quantize W · diag(s)).
+enum class QuantizedPart { Codes, Scales, ZeroPoints, Smoothing };
 
 /// One parameter made by kiln-quantize: `part` of the quantization of the
 /// float parameter `source` of shape `sourceShape` (`[out, in]`, or
@@ -64,11 +67,17 @@ struct WeightQuantization {
   /// How codes are chosen: "rtn" (round to nearest) or "gptq" (against the
   /// layer's calibration Gram matrix, WeightQuantizer.h).
   std::string rounding = "rtn";
+  /// SmoothQuant's migration strength α in [0, 1]; negative: none. With
+  /// it, s_j = max|x_j|^α / max|W_:,j|^(1-α) per input channel j.
+  double smoothAlpha = -1;
+  /// The Smoothing part's calibration statistics (max |x_j|, [in]), which
+  /// the compiler needs with the weight to compute s.
+  std::vector<float> inputAbsmax;
 
   int64_t outDim() const { return sourceShape[transposed ? 1 : 0]; }
   int64_t inDim() const { return sourceShape[transposed ? 0 : 1]; }
   /// The shape this part has: codes `[out, in]` (`[out, in / 2]` with 4
-  /// bits), scales and zero points `[out, groups]`.
+  /// bits), scales and zero points `[out, groups]`, smoothing `[in]`.
   SmallVector<int64_t, 2> partShape() const;
 
   DictionaryAttr toAttr(MLIRContext *context) const;
