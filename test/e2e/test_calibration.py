@@ -41,11 +41,11 @@ import unittest
 import numpy as np
 import torch
 
-from kiln_artifacts import KILN, KILN_COMPILE, MODELS, compile_artifact, load_safetensors, save_safetensors
+from kiln_artifacts import (KILN, KILN_COMPILE, MODELS, compile_artifact, load_safetensors, run_artifact,
+                            save_safetensors)
 from test_eval import windows, write_tokens
-from test_models import ATOL, RTOL
 from test_models import gpt2_reference
-from test_quantization import LINEARS, gpt2_w8a8_reference, rtn
+from test_quantization import LINEARS, check_w8a8, gpt2_w8a8_reference, rtn
 
 
 def read_metadata(path):
@@ -197,19 +197,11 @@ class Calibration(unittest.TestCase):
                 static[prefix] = np.float32(max(stats[prefix + ".weight.input_absmax"].max(),
                                                 np.float32(1e-30))) / np.float32(127)
         ids = np.random.default_rng(12).integers(0, self.cfg["vocab_size"], (2, 9)).astype(np.int64)
-        result = subprocess.run([KILN, "run", art, "--input", "input_ids=" + self.save("ids.npy", ids),
-                                 "--output-dir", self.path("out")], capture_output=True, text=True)
-        self.assertEqual(result.returncode, 0, result.stderr)
-        logits = np.load(self.path("out/logits.npy"))
-        expected = gpt2_w8a8_reference(self.weights, codes, ids, self.cfg, static=static)
-        dynamic = gpt2_w8a8_reference(self.weights, codes, ids, self.cfg)
-        diff = np.abs(logits - expected)
-        print(f"gpt2-tiny int8-static: max abs error {diff.max():.3e}, mean {diff.mean():.3e}")
-        close = np.isclose(logits, expected, rtol=RTOL, atol=ATOL)
-        self.assertGreaterEqual(close.mean(), 0.99)
-        np.testing.assert_allclose(logits, expected, rtol=0, atol=5e-2)
+        logits = run_artifact(art, {"input_ids": ids}, self.tmp.name)["logits"]
         # Static scales are not the per-token ones: the test can tell.
-        self.assertLess(diff.mean() * 20, np.abs(dynamic - expected).mean())
+        check_w8a8(self, "gpt2-tiny int8-static", logits,
+                   gpt2_w8a8_reference(self.weights, codes, ids, self.cfg, static=static),
+                   gpt2_w8a8_reference(self.weights, codes, ids, self.cfg))
 
     def test_gptq_matches_reference(self):
         art = self.path("calg.kiln")
@@ -287,22 +279,10 @@ class Calibration(unittest.TestCase):
                 smooth[prefix] = stored[prefix + ".smooth"].astype(np.float64)
                 self.assertTrue(np.isfinite(factors).all())
         ids = np.random.default_rng(13).integers(0, self.cfg["vocab_size"], (2, 9)).astype(np.int64)
-        result = subprocess.run([KILN, "run", art, "--input", "input_ids=" + self.save("ids.npy", ids),
-                                 "--output-dir", self.path("out")], capture_output=True, text=True)
-        self.assertEqual(result.returncode, 0, result.stderr)
-        logits = np.load(self.path("out/logits.npy"))
-        expected = gpt2_w8a8_reference(self.weights, codes, ids, self.cfg, smooth=smooth)
-        unsmoothed = gpt2_w8a8_reference(self.weights, codes, ids, self.cfg)
-        diff = np.abs(logits - expected)
-        print(f"gpt2-tiny int8-dynamic smoothquant 0.5: max abs error {diff.max():.3e}, mean {diff.mean():.3e}")
-        close = np.isclose(logits, expected, rtol=RTOL, atol=ATOL)
-        self.assertGreaterEqual(close.mean(), 0.99)
-        np.testing.assert_allclose(logits, expected, rtol=0, atol=5e-2)
-        self.assertLess(diff.mean() * 20, np.abs(unsmoothed - expected).mean())
-
-    def save(self, name, array):
-        np.save(self.path(name), array)
-        return self.path(name)
+        logits = run_artifact(art, {"input_ids": ids}, self.tmp.name)["logits"]
+        check_w8a8(self, "gpt2-tiny int8-dynamic smoothquant 0.5", logits,
+                   gpt2_w8a8_reference(self.weights, codes, ids, self.cfg, smooth=smooth),
+                   gpt2_w8a8_reference(self.weights, codes, ids, self.cfg))
 
     def test_bad_input(self):
         def refused(args):

@@ -406,7 +406,7 @@ class QuantizedLlamaBert(unittest.TestCase):
         ids = np.random.default_rng(5).integers(0, cfg["vocab_size"], (2, 7)).astype(np.int64)
         logits = run_artifact(art, {"input_ids": ids}, self.tmp.name)["logits"]
         expected = llama_reference(fake, ids, cfg, linear=w8a8_reference(fake, stored, prefixes, "weight"))
-        check_w8a8(self, "llama-tiny", logits, expected, llama_reference(fake, ids, cfg))
+        check_w8a8(self, "llama-tiny int8-dynamic", logits, expected, llama_reference(fake, ids, cfg))
 
         cfg, weights, stored, art = self.compile_pair(
             "bert-tiny.json", 3, lambda n: n.endswith("LayerNorm.weight"), ["--quantize", "int8-dynamic"])
@@ -419,8 +419,8 @@ class QuantizedLlamaBert(unittest.TestCase):
                            self.tmp.name)
         expected = bert_reference(fake, ids, types, mask, cfg, linear=w8a8_reference(fake, stored, prefixes, "prefix"))
         weight_only = bert_reference(fake, ids, types, mask, cfg)
-        check_w8a8(self, "bert-tiny last_hidden_state", out["last_hidden_state"], expected[0], weight_only[0])
-        check_w8a8(self, "bert-tiny pooler_output", out["pooler_output"], expected[1], weight_only[1])
+        check_w8a8(self, "bert-tiny int8-dynamic last_hidden_state", out["last_hidden_state"], expected[0], weight_only[0])
+        check_w8a8(self, "bert-tiny int8-dynamic pooler_output", out["pooler_output"], expected[1], weight_only[1])
 
 
 def w8a8_reference(w, stored, prefixes, key):
@@ -449,7 +449,7 @@ def check_w8a8(test, name, actual, expected, weight_only):
     activations straddle a tie), all within 5e-2, and much closer to it
     than the weight-only model is (the activations' quantization is what
     is being checked)."""
-    report(f"{name} int8-dynamic", actual, expected)
+    report(name, actual, expected)
     close = np.isclose(actual, expected, rtol=RTOL, atol=ATOL)
     test.assertGreaterEqual(close.mean(), 0.99, name)
     np.testing.assert_allclose(actual, expected, rtol=0, atol=5e-2, err_msg=name)
