@@ -102,24 +102,41 @@ Expected<Windows> planWindows(const EntryPointSpec &entry,
 }
 } // namespace
 
+Expected<LanguageModelForward>
+findLanguageModelForward(const Artifact &artifact, const std::string &command) {
+  const EntryPointSpec *forward = artifact.findEntryPoint(KILN_ENTRY_FORWARD);
+  const runtime::TensorSpec *ids =
+      forward ? forward->findInput("input_ids") : nullptr;
+  const runtime::TensorSpec *logits =
+      forward ? forward->findOutput("logits") : nullptr;
+  if (!forward || !ids || forward->inputs.size() != 1 || ids->rank() != 2 ||
+      !logits || logits->rank() != 3 ||
+      logits->shape[2] == runtime::kDynamicDim)
+    return Status::error(
+        "'" + command + "' needs a language model whose forward takes only "
+        "input_ids [batch, seq] and returns logits [batch, seq, vocab]" +
+        (forward ? std::string()
+                 : " (the artifact has no '" KILN_ENTRY_FORWARD
+                   "' entry point; it has: " +
+                       artifact.manifest().entryPointNames() + ")"));
+  LanguageModelForward result;
+  result.entry = forward;
+  result.ids = ids;
+  result.logitsIndex = static_cast<size_t>(logits - forward->outputs.data());
+  result.vocab = logits->shape[2];
+  return result;
+}
+
 Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
                                            const EvalOptions &options) {
-  const EntryPointSpec *forward = artifact.findEntryPoint(KILN_ENTRY_FORWARD);
+  Expected<LanguageModelForward> forward =
+      findLanguageModelForward(artifact, "kiln eval");
   if (!forward)
-    return Status::error("the artifact has no '" KILN_ENTRY_FORWARD
-                         "' entry point (it has: " +
-                         artifact.manifest().entryPointNames() + ")");
-  const runtime::TensorSpec *logitsSpec = forward->findOutput("logits");
-  if (!logitsSpec || logitsSpec->rank() != 3 ||
-      logitsSpec->shape[2] == runtime::kDynamicDim)
-    return Status::error("'kiln eval' needs a language model whose forward "
-                         "takes only input_ids [batch, seq] and returns "
-                         "logits [batch, seq, vocab]");
-  int64_t vocab = logitsSpec->shape[2];
-  size_t logitsIndex =
-      static_cast<size_t>(logitsSpec - forward->outputs.data());
+    return forward.status();
+  int64_t vocab = forward->vocab;
+  size_t logitsIndex = forward->logitsIndex;
   Expected<Windows> windows =
-      planWindows(*forward, options, vocab, "kiln eval");
+      planWindows(*forward->entry, options, vocab, "kiln eval");
   if (!windows)
     return windows.status();
   BatchSampler &sampler = *windows->sampler;
@@ -177,17 +194,12 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
                          "' entry point (it has: " +
                          artifact.manifest().entryPointNames() +
                          "): compile it with kiln-compile --mode calibrate");
-  // The vocabulary: the forward's logits, else the embedding's rows.
-  int64_t vocab = -1;
-  if (const EntryPointSpec *forward =
-          artifact.findEntryPoint(KILN_ENTRY_FORWARD))
-    if (const runtime::TensorSpec *logits = forward->findOutput("logits");
-        logits && logits->rank() == 3 &&
-        logits->shape[2] != runtime::kDynamicDim)
-      vocab = logits->shape[2];
-  if (vocab < 0)
-    return Status::error("'kiln calibrate' needs a language model whose "
-                         "forward returns logits [batch, seq, vocab]");
+  // The vocabulary the token ids must fit: the forward's logits.
+  Expected<LanguageModelForward> forward =
+      findLanguageModelForward(artifact, "kiln calibrate");
+  if (!forward)
+    return forward.status();
+  int64_t vocab = forward->vocab;
   // Vectors (the largest |input| per channel: kept as a max) and square
   // Gram matrices (Σ x xᵀ: summed).
   bool gram = false;

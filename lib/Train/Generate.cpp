@@ -6,6 +6,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Train/Generate.h"
+#include "kiln/Train/Eval.h"
 
 #include "kiln/Runtime/Artifact.h"
 #include "kiln/Train/Tokenizer.h"
@@ -69,14 +70,11 @@ Expected<int64_t> kiln::train::sampleToken(const std::vector<float> &logits,
 Expected<std::string> kiln::train::generateText(const Artifact &artifact,
                                                 const Tokenizer &tokenizer,
                                                 const GenerateOptions &options) {
-  const runtime::EntryPointSpec *forward = artifact.findEntryPoint("forward");
-  if (!forward || forward->inputs.size() != 1 ||
-      forward->inputs[0].rank() != 2 || forward->outputs.empty() ||
-      forward->outputs[0].rank() != 3)
-    return Status::error("'" + artifact.dir() +
-                         "' has no language-model forward(input_ids [batch, "
-                         "seq]) -> logits [batch, seq, vocab]");
-  const runtime::TensorSpec &ids = forward->inputs[0];
+  Expected<LanguageModelForward> forward =
+      findLanguageModelForward(artifact, "kiln generate");
+  if (!forward)
+    return Status::error("'" + artifact.dir() + "': " + forward.message());
+  const runtime::TensorSpec &ids = *forward->ids;
   int64_t rows = ids.shape[0] == runtime::kDynamicDim ? 1 : ids.shape[0];
   bool fixedSeq = ids.shape[1] != runtime::kDynamicDim;
   int64_t window = fixedSeq ? ids.shape[1] : 0;
@@ -101,10 +99,10 @@ Expected<std::string> kiln::train::generateText(const Artifact &artifact,
     for (int64_t i = 0; i < used; ++i)
       input[static_cast<size_t>(i)] = tokens[start + static_cast<size_t>(i)];
     auto outputs = artifact.run(
-        forward->name, {{ids.name, TensorView{DType::I64, {rows, seq}, input.data()}}});
+        forward->entry->name, {{ids.name, TensorView{DType::I64, {rows, seq}, input.data()}}});
     if (!outputs)
       return outputs.status();
-    const runtime::OwnedTensor &logits = (*outputs)[0];
+    const runtime::OwnedTensor &logits = (*outputs)[forward->logitsIndex];
     int64_t vocab = logits.shape()[2];
     const float *row = logits.as<float>() + (used - 1) * vocab;
     // Only ids the tokenizer knows can be decoded.

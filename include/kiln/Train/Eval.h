@@ -18,9 +18,26 @@
 
 namespace kiln::runtime {
 class Artifact;
+struct EntryPointSpec;
+struct TensorSpec;
 } // namespace kiln::runtime
 
 namespace kiln::train {
+
+/// A language model's forward as the driver uses it: input_ids [batch,
+/// seq] only, logits [batch, seq, vocab] (vocab static) among its outputs.
+struct LanguageModelForward {
+  const runtime::EntryPointSpec *entry = nullptr;
+  const runtime::TensorSpec *ids = nullptr;
+  size_t logitsIndex = 0;
+  int64_t vocab = 0;
+};
+
+/// `artifact`'s forward if it is such a language model; otherwise an error
+/// naming `command` and what it needs.
+runtime::Expected<LanguageModelForward>
+findLanguageModelForward(const runtime::Artifact &artifact,
+                         const std::string &command);
 
 struct EvalOptions {
   /// A token file (kiln pretrain's RUN_DIR/val.tokens).
