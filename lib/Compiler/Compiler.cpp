@@ -616,13 +616,31 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
         }
         for (float factor : factors)
           found->second.smoothing.push_back(1.0f / factor);
+        // int8-static's scale of the smoothed input, where the model has
+        // that part.
+        if (!factors.empty() &&
+            llvm::any_of(params, [&](const ParameterInfo &other) {
+              return other.quantized && other.quantized->source == q->source &&
+                     other.quantized->part == QuantizedPart::InputScale;
+            })) {
+          const std::vector<float> *absmax = nullptr;
+          for (const ParameterInfo &other : params)
+            if (other.quantized && other.quantized->source == q->source &&
+                other.quantized->part == QuantizedPart::Smoothing)
+              absmax = &other.quantized->inputAbsmax;
+          float largest = 0.0f;
+          for (size_t j = 0; j < factors.size(); ++j)
+            largest = std::max(largest, (*absmax)[j] / factors[j]);
+          found->second.inputScale = {std::max(largest, 1e-30f) / 127.0f};
+        }
       }
       const QuantizedWeight &weight = found->second;
       const void *data =
-          q->part == QuantizedPart::Codes       ? (const void *)weight.codes.data()
-          : q->part == QuantizedPart::Scales    ? (const void *)weight.scales.data()
-          : q->part == QuantizedPart::Smoothing ? (const void *)weight.smoothing.data()
-                                                : (const void *)weight.zeroPoints.data();
+          q->part == QuantizedPart::Codes        ? (const void *)weight.codes.data()
+          : q->part == QuantizedPart::Scales     ? (const void *)weight.scales.data()
+          : q->part == QuantizedPart::Smoothing  ? (const void *)weight.smoothing.data()
+          : q->part == QuantizedPart::InputScale ? (const void *)weight.inputScale.data()
+                                                 : (const void *)weight.zeroPoints.data();
       tensors.push_back({name.str(), {param.dtype, param.shape, data}});
       continue;
     }
@@ -752,7 +770,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                      "': " + llvm::toString(q.takeError()));
       SmallVector<int64_t, 2> expected = q->partShape();
       rt::DType expectedType = q->part == QuantizedPart::Scales ||
-                                       q->part == QuantizedPart::Smoothing
+                                       q->part == QuantizedPart::Smoothing ||
+                                       q->part == QuantizedPart::InputScale
                                    ? rt::DType::F32
                                    : rt::DType::I8;
       if (ArrayRef<int64_t>(info.shape) != ArrayRef<int64_t>(expected) ||

@@ -2,6 +2,7 @@
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic smoothquant=0.5' 2>/dev/null | FileCheck %s --check-prefix=SMOOTH
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic smoothquant=0.5' 2>&1 >/dev/null | FileCheck %s --check-prefix=SMOOTHERR
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w8 smoothquant=0.5' 2>&1 | FileCheck %s --check-prefix=SMOOTHW8
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-static smoothquant=0.5' 2>/dev/null | FileCheck %s --check-prefix=STATICSQ
 
 // int8-static: the layer's input is quantized with one scale for every
 // token, max(kiln.input_absmax) / 127 (8.89 / 127 = 0.07), a [1, 1, 1]
@@ -25,7 +26,16 @@
 // SMOOTH: kiln.abs %[[XS]]
 // SMOOTH: kiln.quantize %[[XS]]
 // SMOOTHERR: error: cannot quantize 'h.fc.weight' with smoothquant: no calibration statistics of 64 input channels for it
-// SMOOTHW8: kiln-quantize: smoothquant takes an alpha in [0, 1] and the int8-dynamic scheme (got 5.000000e-01 with w8)
+// SMOOTHW8: kiln-quantize: smoothquant takes an alpha in [0, 1] and an int8 scheme (got 5.000000e-01 with w8)
+
+// int8-static with SmoothQuant: the static scale of the smoothed input is
+// a [1] part the compiler fills, reshaped to [1, 1, 1].
+// STATICSQ-DAG: kiln.parameter @h.fc.input_scale : tensor<1xf32> {{.*}}part = "input_scale"
+// STATICSQ-DAG: kiln.parameter @h.fc.smooth : tensor<64xf32>
+// STATICSQ: %[[IS:.+]] = kiln.read_param @h.fc.input_scale : tensor<1xf32>
+// STATICSQ: %[[XS:.+]] = kiln.mul
+// STATICSQ: %[[SX:.+]] = kiln.reshape %[[IS]] : tensor<1xf32> -> tensor<1x1x1xf32>
+// STATICSQ: kiln.quantize %[[XS]], %[[SX]]
 kiln.parameter @"wte.weight" : tensor<100x64xf32> init normal std = 2.000000e-02 trainable {kiln.input_absmax = dense<1.0> : tensor<64xf32>}
 kiln.parameter @"h.fc.weight" : tensor<64x96xf32> init normal std = 2.000000e-02 trainable {kiln.input_absmax = dense<[8.89, 1.0, 2.0, 3.0, 0.5, 0.25, 0.125, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]> : tensor<64xf32>}
 func.func @forward(%ids: tensor<?x3xi64>) -> tensor<?x3x96xf32> {

@@ -252,15 +252,21 @@ class Calibration(unittest.TestCase):
                 self.assertLess(err_gptq, err_rtn, prefix)
 
     def test_smoothquant_matches_torch(self):
+        self.check_smoothquant("int8-dynamic")
+
+    def test_smoothquant_static_matches_torch(self):
+        self.check_smoothquant("int8-static")
+
+    def check_smoothquant(self, scheme):
         out, _ = self.calibrate(batches=4)
         stats = load_safetensors(out)
         art = self.path("sq.kiln")
         manifest = compile_artifact(self.model, art, weights=self.wpath,
-                                    extra=["--quantize", "int8-dynamic", "--smoothquant", "0.5",
+                                    extra=["--quantize", scheme, "--smoothquant", "0.5",
                                            "--calibration", out])
         self.assertEqual(manifest["compile_options"]["smoothquant"], 0.5)
         stored = load_safetensors(os.path.join(art, "weights.safetensors"))
-        codes, smooth = {}, {}
+        codes, smooth, static = {}, {}, {}
         for layer in range(self.cfg["n_layer"]):
             for linear in LINEARS:
                 prefix = f"transformer.h.{layer}.{linear}"
@@ -277,12 +283,20 @@ class Calibration(unittest.TestCase):
                 codes[prefix] = (stored[prefix + ".qweight"].astype(np.float64),
                                  stored[prefix + ".scales"].astype(np.float64))
                 smooth[prefix] = stored[prefix + ".smooth"].astype(np.float64)
+                if scheme == "int8-static":
+                    # The scale of the smoothed input: max |x_j| / s_j.
+                    expected = max((stats[prefix + ".weight.input_absmax"] / factors).max(), 1e-30) / 127
+                    np.testing.assert_allclose(stored[prefix + ".input_scale"], [expected], rtol=1e-6,
+                                               err_msg=prefix)
+                    static[prefix] = stored[prefix + ".input_scale"][0]
                 self.assertTrue(np.isfinite(factors).all())
         ids = np.random.default_rng(13).integers(0, self.cfg["vocab_size"], (2, 9)).astype(np.int64)
         logits = run_artifact(art, {"input_ids": ids}, self.tmp.name)["logits"]
-        check_w8a8(self, "gpt2-tiny int8-dynamic smoothquant 0.5", logits,
-                   gpt2_w8a8_reference(self.weights, codes, ids, self.cfg, smooth=smooth),
-                   gpt2_w8a8_reference(self.weights, codes, ids, self.cfg))
+        check_w8a8(self, f"gpt2-tiny {scheme} smoothquant 0.5", logits,
+                   gpt2_w8a8_reference(self.weights, codes, ids, self.cfg, smooth=smooth,
+                                       static=static or None),
+                   gpt2_w8a8_reference(self.weights, codes, ids, self.cfg,
+                                       static=static or None))
 
     def test_bad_input(self):
         def refused(args):
@@ -324,8 +338,8 @@ class Calibration(unittest.TestCase):
                       refused(compile_cmd + ["--quantize", "w4g32", "--rounding", "best"]))
         self.assertIn("--calibration-gram needs --mode calibrate",
                       refused(compile_cmd + ["--calibration-gram"]))
-        # SmoothQuant needs int8-dynamic, an alpha in [0, 1] and a file.
-        self.assertIn("--smoothquant takes an alpha in [0, 1] and --quantize int8-dynamic",
+        # SmoothQuant needs an int8 scheme, an alpha in [0, 1] and a file.
+        self.assertIn("--smoothquant takes an alpha in [0, 1] and --quantize int8-dynamic or int8-static",
                       refused(compile_cmd + ["--quantize", "w8", "--smoothquant", "0.5", "--calibration", out]))
         self.assertIn("--smoothquant takes an alpha in [0, 1]",
                       refused(compile_cmd + ["--quantize", "int8-dynamic", "--smoothquant", "1.5",

@@ -272,7 +272,8 @@ cl::opt<std::string> rounding(
     cl::value_desc("rtn|gptq"), cl::init("rtn"), cl::cat(category));
 cl::opt<double> smoothquant(
     "smoothquant",
-    cl::desc("SmoothQuant for --quantize int8-dynamic: migrate the "
+    cl::desc("SmoothQuant for --quantize int8-dynamic or int8-static: "
+             "migrate the "
              "activations' outliers into the weights with strength ALPHA in "
              "[0, 1] (0.5 is the paper's default), from --calibration FILE"),
     cl::value_desc("ALPHA"), cl::init(-1), cl::cat(category));
@@ -620,9 +621,10 @@ int main(int argc, char **argv) {
                   "model with --mode calibrate --calibration-gram and run "
                   "kiln calibrate on it (docs/quantization.md)");
     if (smoothquant.getNumOccurrences() &&
-        (smoothquant < 0 || smoothquant > 1 || !scheme->dynamicActivations))
+        (smoothquant < 0 || smoothquant > 1 ||
+         !scheme->quantizesActivations()))
       return fail("--smoothquant takes an alpha in [0, 1] and --quantize "
-                  "int8-dynamic (int8-static with it is not built yet)");
+                  "int8-dynamic or int8-static");
     if (smoothquant.getNumOccurrences() && calibration.empty())
       return fail("--smoothquant needs --calibration FILE from kiln "
                   "calibrate (docs/quantization.md)");

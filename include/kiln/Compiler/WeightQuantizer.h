@@ -29,6 +29,9 @@ struct QuantizedWeight {
   /// SmoothQuant's `1 / s` (`[in]`) the layer's input is multiplied by;
   /// empty without SmoothQuant.
   std::vector<float> smoothing;
+  /// int8-static with SmoothQuant: the activation scale `[1]`,
+  /// max(max_j |x_j| / s_j, 1e-30) / 127; empty otherwise.
+  std::vector<float> inputScale;
 };
 
 /// SmoothQuant's factors (Xiao et al., 2023) for a weight `[out, in]` and

@@ -99,6 +99,8 @@ StringRef mlir::kiln::stringifyQuantizedPart(QuantizedPart part) {
     return "zero_points";
   case QuantizedPart::Smoothing:
     return "smoothing";
+  case QuantizedPart::InputScale:
+    return "input_scale";
   }
   return "";
 }
@@ -165,9 +167,11 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
     q.part = QuantizedPart::ZeroPoints;
   else if (part == "smoothing")
     q.part = QuantizedPart::Smoothing;
+  else if (part == "input_scale")
+    q.part = QuantizedPart::InputScale;
   else
     return fail("unknown part '" + part.getValue() +
-                "' (codes, scales, zero_points, smoothing)");
+                "' (codes, scales, zero_points, smoothing, input_scale)");
   if (auto alpha = attr.get("smoothquant_alpha")) {
     auto value = dyn_cast<FloatAttr>(alpha);
     if (!value || !(value.getValueAsDouble() >= 0) ||
@@ -195,6 +199,8 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
     return fail("bad group size " + Twine(q.scheme.group));
   if (q.scheme.symmetric && q.part == QuantizedPart::ZeroPoints)
     return fail("a symmetric scheme has no zero points");
+  if (q.part == QuantizedPart::InputScale && q.smoothAlpha < 0)
+    return fail("an input_scale part needs smoothquant_alpha");
   if (q.part == QuantizedPart::Smoothing &&
       (q.smoothAlpha < 0 ||
        static_cast<int64_t>(q.inputAbsmax.size()) != q.inDim()))
@@ -213,6 +219,8 @@ SmallVector<int64_t, 2> WeightQuantization::partShape() const {
     return {out, scheme.bits == 4 ? in / 2 : in};
   if (part == QuantizedPart::Smoothing)
     return {in};
+  if (part == QuantizedPart::InputScale)
+    return {1};
   return {out, scheme.group ? in / scheme.group : 1};
 }
 
@@ -253,7 +261,8 @@ std::optional<SmallVector<LinearOp>> linearUses(ReadParamOp read) {
 /// back by the token's and the channel's scale, then the bias added:
 ///   y = f32(Σ q(x)·w) · s_x · s_w + b
 Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scales,
-                      std::optional<float> staticScale, Value smoothing) {
+                      std::optional<float> staticScale, Value smoothing,
+                      Value inputScale) {
   Location loc = linear.getLoc();
   Type f32 = b.getF32Type();
   auto scalar = [&](double value) -> Value {
@@ -269,7 +278,12 @@ Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scales,
   if (smoothing)
     x = MulOp::create(b, loc, x, smoothing);
   Value tokenScale;
-  if (staticScale) {
+  if (inputScale) {
+    // A static scale the compiler computes ([1]), for every token.
+    tokenScale = ReshapeOp::create(
+        b, loc, RankedTensorType::get(SmallVector<int64_t>(rank, 1), f32),
+        inputScale);
+  } else if (staticScale) {
     // One scale for every token: [1, ..., 1].
     auto type = RankedTensorType::get(SmallVector<int64_t>(rank, 1), f32);
     tokenScale = ConstantOp::create(
@@ -313,9 +327,10 @@ struct KilnQuantizePass
       module.emitError(llvm::toString(parsed.takeError()));
       return signalPassFailure();
     }
-    if (smoothquant >= 0 && (smoothquant > 1 || !parsed->dynamicActivations)) {
+    if (smoothquant >= 0 &&
+        (smoothquant > 1 || !parsed->quantizesActivations())) {
       module.emitError("kiln-quantize: smoothquant takes an alpha in [0, 1] "
-                       "and the int8-dynamic scheme (got ")
+                       "and an int8 scheme (got ")
           << smoothquant << " with " << parsed->name() << ")";
       return signalPassFailure();
     }
@@ -489,7 +504,10 @@ struct KilnQuantizePass
                            smoothquant,
                            std::vector<float>(stats.begin(), stats.end())};
       auto partType = RankedTensorType::get(
-          q.partShape(), part == QuantizedPart::Scales || part == QuantizedPart::Smoothing ? f32 : i8);
+          q.partShape(), part == QuantizedPart::Scales || part == QuantizedPart::Smoothing ||
+                  part == QuantizedPart::InputScale
+              ? f32
+              : i8);
       auto made = ParameterOp::create(
           b, param.getLoc(), partName, partType, param.getInit(),
           param.getStdAttr(), param.getLowAttr(), param.getHighAttr(),
@@ -520,6 +538,14 @@ struct KilnQuantizePass
       smoothing = declare(".smooth", QuantizedPart::Smoothing,
                           llvm::to_vector(stats.getValues<float>()));
       if (failed(smoothing))
+        return failure();
+    }
+    // int8-static with SmoothQuant: the scale of x · diag(1 / s), which
+    // only the compiler (with the weight) can compute.
+    FailureOr<ParameterOp> inputScalePart = ParameterOp();
+    if (smoothquant >= 0 && scheme.staticActivations) {
+      inputScalePart = declare(".input_scale", QuantizedPart::InputScale);
+      if (failed(inputScalePart))
         return failure();
     }
     FailureOr<ParameterOp> zeros = ParameterOp();
@@ -571,6 +597,11 @@ struct KilnQuantizePass
           *smoothing ? Value(ReadParamOp::create(b, loc, smoothing->getType(),
                                                  smoothing->getSymName()))
                      : Value();
+      Value inputScale =
+          *inputScalePart
+              ? Value(ReadParamOp::create(b, loc, inputScalePart->getType(),
+                                          inputScalePart->getSymName()))
+              : Value();
       // W8A8: each linear of f32 inputs multiplies integer codes.
       if (scheme.quantizesActivations())
         for (OpOperand &use : llvm::make_early_inc_range(read->getUses()))
@@ -581,7 +612,7 @@ struct KilnQuantizePass
               linear.getInput().getType().getRank() >= 2) {
             b.setInsertionPoint(linear);
             linear.replaceAllUsesWith(
-                buildInt8Linear(b, linear, q, s, staticScale, smooth));
+                buildInt8Linear(b, linear, q, s, staticScale, smooth, inputScale));
             linear.erase();
           }
       auto isLinearWeight = [](OpOperand &use) {
@@ -592,7 +623,7 @@ struct KilnQuantizePass
           })) {
         if (read->use_empty())
           read.erase();
-        for (Value part : {q, s, z, smooth})
+        for (Value part : {q, s, z, smooth, inputScale})
           if (part && part.use_empty())
             part.getDefiningOp()->erase();
         continue;

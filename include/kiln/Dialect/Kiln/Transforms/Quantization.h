@@ -53,7 +53,9 @@ struct WeightScheme {
 /// The part of a quantized weight a parameter holds. Smoothing: the
 /// SmoothQuant factors 1 / s ([in]) the layer's input is multiplied by
 /// (its codes quantize W · diag(s)).
-enum class QuantizedPart { Codes, Scales, ZeroPoints, Smoothing };
+/// InputScale: int8-static's activation scale ([1]) when it depends on
+/// the weight (with SmoothQuant), computed by the compiler.
+enum class QuantizedPart { Codes, Scales, ZeroPoints, Smoothing, InputScale };
 
 /// One parameter made by kiln-quantize: `part` of the quantization of the
 /// float parameter `source` of shape `sourceShape` (`[out, in]`, or
@@ -77,7 +79,8 @@ struct WeightQuantization {
   int64_t outDim() const { return sourceShape[transposed ? 1 : 0]; }
   int64_t inDim() const { return sourceShape[transposed ? 0 : 1]; }
   /// The shape this part has: codes `[out, in]` (`[out, in / 2]` with 4
-  /// bits), scales and zero points `[out, groups]`, smoothing `[in]`.
+  /// bits), scales and zero points `[out, groups]`, smoothing `[in]`,
+  /// the input scale `[1]`.
   SmallVector<int64_t, 2> partShape() const;
 
   DictionaryAttr toAttr(MLIRContext *context) const;
