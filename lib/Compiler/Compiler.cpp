@@ -579,7 +579,7 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
         // SmoothQuant: W · diag(s) is quantized; the input is multiplied
         // by 1 / s (the smoothing part), so its Gram matrix scales too.
         std::vector<float> factors;
-        if (q->smoothAlpha >= 0) {
+        if (q->smoothAlpha >= 0 || q->rounding == "awq") {
           const ParameterInfo *smoothing = nullptr;
           for (const ParameterInfo &other : params)
             if (other.quantized && other.quantized->source == q->source &&
@@ -589,9 +589,20 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
             return error("cannot quantize '" + q->source +
                          "' with smoothquant: the model has no smoothing "
                          "part for it");
-          factors = smoothQuantFactors(values->data(), q->outDim(), q->inDim(),
-                                       smoothing->quantized->inputAbsmax.data(),
-                                       q->smoothAlpha);
+          if (q->rounding == "awq") {
+            llvm::Expected<std::vector<float>> gram =
+                calibrationGram(options, calibration, q->source, q->inDim());
+            if (!gram)
+              return gram.takeError();
+            factors = awqFactors(values->data(), q->outDim(), q->inDim(),
+                                 q->scheme,
+                                 smoothing->quantized->inputAbsmax.data(),
+                                 gram->data());
+          } else {
+            factors = smoothQuantFactors(
+                values->data(), q->outDim(), q->inDim(),
+                smoothing->quantized->inputAbsmax.data(), q->smoothAlpha);
+          }
           for (int64_t o = 0; o < q->outDim(); ++o)
             for (int64_t j = 0; j < q->inDim(); ++j)
               (*values)[o * q->inDim() + j] *= factors[j];

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 using namespace mlir::kiln;
 
@@ -228,4 +229,81 @@ std::vector<float> mlir::kiln::smoothQuantFactors(const float *weight,
         std::pow(std::max(double(inputAbsmax[j]), 1e-5), alpha) /
         std::pow(std::max(largest[j], 1e-5), 1.0 - alpha));
   return factors;
+}
+
+namespace {
+/// The float weight `[out, in]` a quantization stands for.
+std::vector<float> dequantizeWeight(const QuantizedWeight &q, int64_t out,
+                                    int64_t in, const WeightScheme &scheme) {
+  int64_t group = scheme.group ? scheme.group : in;
+  int64_t groups = in / group;
+  int64_t rowBytes = scheme.bits == 4 ? in / 2 : in;
+  std::vector<float> result(out * in);
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t i = 0; i < in; ++i) {
+      int code;
+      uint8_t byte = static_cast<uint8_t>(
+          q.codes[o * rowBytes + (scheme.bits == 4 ? i / 2 : i)]);
+      if (scheme.bits == 4) {
+        int nibble = (i % 2 == 0) ? (byte & 0xf) : (byte >> 4);
+        code = scheme.symmetric ? (nibble >= 8 ? nibble - 16 : nibble) : nibble;
+      } else {
+        code = scheme.symmetric ? static_cast<int8_t>(byte) : byte;
+      }
+      int64_t g = o * groups + i / group;
+      float zero = scheme.symmetric
+                       ? 0.0f
+                       : float(static_cast<uint8_t>(q.zeroPoints[g]));
+      result[o * in + i] = (float(code) - zero) * q.scales[g];
+    }
+  return result;
+}
+} // namespace
+
+std::vector<float> mlir::kiln::awqFactors(const float *weight, int64_t out,
+                                          int64_t in,
+                                          const WeightScheme &scheme,
+                                          const float *inputAbsmax,
+                                          const float *gram, int grid) {
+  std::vector<float> best(in, 1.0f), scaled(out * in), factors(in);
+  double bestLoss = std::numeric_limits<double>::infinity();
+  std::vector<double> delta(in), hDelta(in);
+  for (int step = 0; step <= grid; ++step) {
+    double alpha = double(step) / grid;
+    double largest = 0, smallest = std::numeric_limits<double>::infinity();
+    std::vector<double> s(in);
+    for (int64_t j = 0; j < in; ++j) {
+      s[j] = std::pow(std::max(double(inputAbsmax[j]), 1e-5), alpha);
+      largest = std::max(largest, s[j]);
+      smallest = std::min(smallest, s[j]);
+    }
+    double norm = std::sqrt(largest * smallest);
+    for (int64_t j = 0; j < in; ++j)
+      factors[j] = static_cast<float>(s[j] / norm);
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t j = 0; j < in; ++j)
+        scaled[o * in + j] = weight[o * in + j] * factors[j];
+    std::vector<float> dequantized = dequantizeWeight(
+        quantizeRoundToNearest(scaled.data(), out, in, scheme), out, in,
+        scheme);
+    // tr(ΔW H ΔWᵀ), row by row.
+    double loss = 0;
+    for (int64_t o = 0; o < out; ++o) {
+      for (int64_t j = 0; j < in; ++j)
+        delta[j] = double(weight[o * in + j]) -
+                   double(dequantized[o * in + j]) / factors[j];
+      for (int64_t i = 0; i < in; ++i) {
+        double sum = 0;
+        const float *row = gram + i * in;
+        for (int64_t j = 0; j < in; ++j)
+          sum += row[j] * delta[j];
+        loss += delta[i] * sum;
+      }
+    }
+    if (loss < bestLoss) {
+      bestLoss = loss;
+      best = factors;
+    }
+  }
+  return best;
 }

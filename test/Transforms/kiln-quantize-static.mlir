@@ -3,6 +3,7 @@
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-dynamic smoothquant=0.5' 2>&1 >/dev/null | FileCheck %s --check-prefix=SMOOTHERR
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w8 smoothquant=0.5' 2>&1 | FileCheck %s --check-prefix=SMOOTHW8
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-static smoothquant=0.5' 2>/dev/null | FileCheck %s --check-prefix=STATICSQ
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g32 rounding=awq' 2>/dev/null | FileCheck %s --check-prefix=AWQ
 
 // int8-static: the layer's input is quantized with one scale for every
 // token, max(kiln.input_absmax) / 127 (8.89 / 127 = 0.07), a [1, 1, 1]
@@ -27,6 +28,15 @@
 // SMOOTH: kiln.quantize %[[XS]]
 // SMOOTHERR: error: cannot quantize 'h.fc.weight' with smoothquant: no calibration statistics of 64 input channels for it
 // SMOOTHW8: kiln-quantize: smoothquant takes an alpha in [0, 1] and an int8 scheme (got 5.000000e-01 with w8)
+
+// AWQ (weight-only): a smoothing part as SmoothQuant's (rounding "awq",
+// the compiler searches s), and the weight-only linear reads x · (1 / s).
+// AWQ-DAG: kiln.parameter @h.fc.smooth : tensor<64xf32> {{.*}}part = "smoothing", rounding = "awq"
+// AWQ-DAG: kiln.parameter @h.fc.qweight : tensor<96x32xi8> {{.*}}rounding = "awq"
+// AWQ: %[[SM:.+]] = kiln.read_param @h.fc.smooth : tensor<64xf32>
+// AWQ: %[[W:.+]] = kiln.dequantize
+// AWQ: %[[XS:.+]] = kiln.mul %{{.*}}, %[[SM]] : (tensor<?x3x64xf32>, tensor<64xf32>) -> tensor<?x3x64xf32>
+// AWQ: kiln.linear %[[XS]], %[[W]]
 
 // int8-static with SmoothQuant: the static scale of the smoothed input is
 // a [1] part the compiler fills, reshaped to [1, 1, 1].

@@ -30,7 +30,7 @@
 
 // rounding=gptq is recorded for the compiler, which rounds with GPTQ.
 // GPTQ: kiln.parameter @h.fc.qweight : tensor<96x32xi8> {{.*}}part = "codes", rounding = "gptq", source = "h.fc.weight"
-// ROUNDING: kiln-quantize: unknown rounding 'best' (rtn or gptq)
+// ROUNDING: kiln-quantize: unknown rounding 'best' (rtn, gptq or awq)
 
 // Groups of 32 with zero points.
 // W4-DAG: kiln.parameter @h.fc.qweight : tensor<96x32xi8>

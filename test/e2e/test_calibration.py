@@ -25,6 +25,11 @@
   float64 pow), the codes quantize W · diag(s) by the round-to-nearest
   rule, and the logits follow the float64 W8A8 reference run on x · (1/s)
   the way int8-dynamic's do.
+- AWQ (`--rounding awq`): each layer's stored factors are one of the
+  searched candidates max|x_j|^α / sqrt(max · min), its codes are round to
+  nearest of W · diag(s), its reconstruction error is at most round to
+  nearest's, and gpt2-tiny's logits equal the float64 reference of
+  (x / s) · dequantized codes within atol 1e-4 + rtol 1e-4.
 - Bad input: int8-static without a calibration file, --calibration with a
   scheme that takes none, a file calibrated from another model, a file
   that is not a calibration file, an artifact without the calibrate entry,
@@ -257,6 +262,56 @@ class Calibration(unittest.TestCase):
     def test_smoothquant_static_matches_torch(self):
         self.check_smoothquant("int8-static")
 
+    def test_awq_matches_reference(self):
+        art = self.path("calg.kiln")
+        compile_artifact(self.model, art, weights=self.wpath, extra=["--mode", "calibrate", "--calibration-gram"])
+        out = self.path("calg.safetensors")
+        subprocess.run([KILN, "calibrate", art, "--tokens", self.tokens, "--batches", "4", "--batch", "2",
+                        "--seq", "32", "--out", out], check=True, capture_output=True)
+        stats = load_safetensors(out)
+        art = self.path("awq.kiln")
+        manifest = compile_artifact(self.model, art, weights=self.wpath,
+                                    extra=["--quantize", "w4g32", "--rounding", "awq", "--calibration", out])
+        self.assertEqual(manifest["compile_options"]["rounding"], "awq")
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        alphas, dequantized = set(), {}
+        for layer in range(self.cfg["n_layer"]):
+            for name in LINEARS:
+                prefix = f"transformer.h.{layer}.{name}"
+                w = self.weights[prefix + ".weight"].T  # [out, in]
+                h = stats[prefix + ".weight.input_gram"].astype(np.float64)
+                act = np.maximum(stats[prefix + ".weight.input_absmax"].astype(np.float64), 1e-5)
+                s = 1 / stored[prefix + ".smooth"].astype(np.float64)
+                # s is one of the searched candidates act^a / sqrt(max * min).
+                match = [a for a in np.linspace(0, 1, 21)
+                         if np.allclose(s, act ** a / np.sqrt((act ** a).max() * (act ** a).min()), rtol=1e-5)]
+                self.assertTrue(match, prefix)
+                alphas.add(round(match[0], 2))
+                codes, scales, _ = rtn((w * s.astype(np.float32)).astype(np.float32), 4, 32, True)
+                got = unpack4(stored[prefix + ".qweight"])
+                self.assertGreaterEqual(float((got == codes).mean()), 0.999, prefix)
+                deq = got * np.repeat(stored[prefix + ".scales"].astype(np.float64), 32, axis=1)
+                d = w.astype(np.float64) - deq / s
+                err_awq = float(np.einsum("oi,ij,oj->", d, h, d))
+                rtn_codes, rtn_scales, _ = rtn(w, 4, 32, True)
+                err_rtn = reconstruction_error(w, rtn_codes, rtn_scales, 32, h)
+                print(f"awq {prefix}: alpha {match[0]:.2f}, error {err_awq:.4g} against rtn {err_rtn:.4g}")
+                self.assertLessEqual(err_awq, err_rtn * (1 + 1e-6), prefix)
+                dequantized[prefix] = (deq, stored[prefix + ".smooth"].astype(np.float64))
+        self.assertNotEqual(alphas, {0.0})  # the search moved somewhere
+        t = lambda name: torch.from_numpy(self.weights[name].astype(np.float64))
+
+        def linear(x, prefix):
+            if prefix not in dequantized:
+                return x @ t(prefix + ".weight").T
+            deq, smooth = dequantized[prefix]
+            return (x * torch.from_numpy(smooth)) @ torch.from_numpy(deq).T + t(prefix + ".bias")
+
+        ids = np.random.default_rng(14).integers(0, self.cfg["vocab_size"], (2, 9)).astype(np.int64)
+        logits = run_artifact(art, {"input_ids": ids}, self.tmp.name)["logits"]
+        expected = gpt2_reference(self.weights, ids, self.cfg, linear)
+        np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
     def check_smoothquant(self, scheme):
         out, _ = self.calibrate(batches=4)
         stats = load_safetensors(out)
@@ -330,11 +385,13 @@ class Calibration(unittest.TestCase):
         self.assertIn("it was made from another model",
                       refused(compile_cmd + ["--quantize", "int8-static", "--calibration", other_out]))
         # GPTQ needs a calibration file, with Gram matrices.
+        self.assertIn("--rounding awq needs --calibration FILE",
+                      refused(compile_cmd + ["--quantize", "w4g32", "--rounding", "awq"]))
         self.assertIn("--rounding gptq needs --calibration FILE",
                       refused(compile_cmd + ["--quantize", "w4g32", "--rounding", "gptq"]))
         self.assertIn("has no 'transformer.h.0.attn.c_attn.weight.input_gram'",
                       refused(compile_cmd + ["--quantize", "w4g32", "--rounding", "gptq", "--calibration", out]))
-        self.assertIn("--rounding 'best': expected rtn or gptq",
+        self.assertIn("--rounding 'best': expected rtn, gptq or awq",
                       refused(compile_cmd + ["--quantize", "w4g32", "--rounding", "best"]))
         self.assertIn("--calibration-gram needs --mode calibrate",
                       refused(compile_cmd + ["--calibration-gram"]))

@@ -266,10 +266,12 @@ cl::opt<std::string> calibration(
 cl::opt<std::string> rounding(
     "rounding",
     cl::desc("How --quantize chooses the weights' codes: rtn (round to "
-             "nearest, the default) or gptq (each column's rounding error "
+             "nearest, the default), gptq (each column's rounding error "
              "spread over the next ones against the layer's calibration "
-             "inputs; needs --calibration FILE with Gram matrices)"),
-    cl::value_desc("rtn|gptq"), cl::init("rtn"), cl::cat(category));
+             "inputs) or awq (per-channel scales searched against them, "
+             "the input divided by them at run time); gptq and awq need "
+             "--calibration FILE with Gram matrices"),
+    cl::value_desc("rtn|gptq|awq"), cl::init("rtn"), cl::cat(category));
 cl::opt<double> smoothquant(
     "smoothquant",
     cl::desc("SmoothQuant for --quantize int8-dynamic or int8-static: "
@@ -614,12 +616,16 @@ int main(int argc, char **argv) {
       return fail("--quantize builds inference artifacts: quantized weights "
                   "are not trainable (compile with --mode inference)");
     quantizeScheme = scheme->name();
-    if (rounding != "rtn" && rounding != "gptq")
-      return fail("--rounding '" + rounding + "': expected rtn or gptq");
-    if (rounding == "gptq" && calibration.empty())
-      return fail("--rounding gptq needs --calibration FILE: compile the "
-                  "model with --mode calibrate --calibration-gram and run "
-                  "kiln calibrate on it (docs/quantization.md)");
+    if (rounding != "rtn" && rounding != "gptq" && rounding != "awq")
+      return fail("--rounding '" + rounding + "': expected rtn, gptq or awq");
+    if (rounding != "rtn" && calibration.empty())
+      return fail("--rounding " + rounding + " needs --calibration FILE: "
+                  "compile the model with --mode calibrate "
+                  "--calibration-gram and run kiln calibrate on it "
+                  "(docs/quantization.md)");
+    if (rounding == "awq" && smoothquant.getNumOccurrences())
+      return fail("--rounding awq searches its own per-channel scales; it "
+                  "does not combine with --smoothquant");
     if (smoothquant.getNumOccurrences() &&
         (smoothquant < 0 || smoothquant > 1 ||
          !scheme->quantizesActivations()))
@@ -628,7 +634,7 @@ int main(int argc, char **argv) {
     if (smoothquant.getNumOccurrences() && calibration.empty())
       return fail("--smoothquant needs --calibration FILE from kiln "
                   "calibrate (docs/quantization.md)");
-    if (scheme->staticActivations || rounding == "gptq" ||
+    if (scheme->staticActivations || rounding != "rtn" ||
         smoothquant.getNumOccurrences()) {
       if (calibration.empty())
         return fail("--quantize int8-static needs --calibration FILE: "

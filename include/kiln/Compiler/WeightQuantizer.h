@@ -42,6 +42,18 @@ std::vector<float> smoothQuantFactors(const float *weight, int64_t out,
                                       int64_t in, const float *inputAbsmax,
                                       double alpha);
 
+/// AWQ's activation-aware scales (Lin et al., 2023) for a weight `[out,
+/// in]`: s_j = max|x_j|^α (max|x_j| at least 1e-5), normalized by
+/// sqrt(max s · min s), with α from {0, 1/grid, ..., 1} the one whose
+/// round-to-nearest quantization of W · diag(s), divided back by s, moves
+/// the layer's outputs on the calibration inputs least:
+/// tr(ΔW H ΔWᵀ) with H = `gram` (`[in, in]`). α = 0 (s = 1, plain round
+/// to nearest) is a candidate, so the result is never worse than it.
+std::vector<float> awqFactors(const float *weight, int64_t out, int64_t in,
+                              const WeightScheme &scheme,
+                              const float *inputAbsmax, const float *gram,
+                              int grid = 20);
+
 /// Round-to-nearest quantization of `weight` (`[out, in]`, row-major) per
 /// group of `scheme.group` inputs (or per row):
 /// - symmetric: scale = max|w| / (2^(bits-1) - 1), code = round(w / scale)

@@ -153,8 +153,8 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
     return fail("source_shape must be two positive sizes");
   if (auto rounding = attr.get("rounding")) {
     auto text = dyn_cast<StringAttr>(rounding);
-    if (!text || (text != "rtn" && text != "gptq"))
-      return fail("rounding must be \"rtn\" or \"gptq\"");
+    if (!text || (text != "rtn" && text != "gptq" && text != "awq"))
+      return fail("rounding must be \"rtn\", \"gptq\" or \"awq\"");
     q.rounding = text.str();
   }
   q.sourceShape.assign(shape.asArrayRef().begin(), shape.asArrayRef().end());
@@ -202,10 +202,10 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
   if (q.part == QuantizedPart::InputScale && q.smoothAlpha < 0)
     return fail("an input_scale part needs smoothquant_alpha");
   if (q.part == QuantizedPart::Smoothing &&
-      (q.smoothAlpha < 0 ||
+      ((q.smoothAlpha < 0 && q.rounding != "awq") ||
        static_cast<int64_t>(q.inputAbsmax.size()) != q.inDim()))
-    return fail("a smoothing part needs smoothquant_alpha and input_absmax "
-                "of the input dim's size");
+    return fail("a smoothing part needs smoothquant_alpha (or awq rounding) "
+                "and input_absmax of the input dim's size");
   if ((q.scheme.group && q.inDim() % q.scheme.group) ||
       (q.scheme.bits == 4 && q.inDim() % 2))
     return fail("the input dim " + Twine(q.inDim()) + " does not split into " +
@@ -334,9 +334,14 @@ struct KilnQuantizePass
           << smoothquant << " with " << parsed->name() << ")";
       return signalPassFailure();
     }
-    if (rounding != "rtn" && rounding != "gptq") {
+    if (rounding == "awq" && smoothquant >= 0) {
+      module.emitError("kiln-quantize: awq searches its own per-channel "
+                       "scales; it does not combine with smoothquant");
+      return signalPassFailure();
+    }
+    if (rounding != "rtn" && rounding != "gptq" && rounding != "awq") {
       module.emitError("kiln-quantize: unknown rounding '")
-          << rounding << "' (rtn or gptq)";
+          << rounding << "' (rtn, gptq or awq)";
       return signalPassFailure();
     }
     SmallVector<llvm::GlobPattern> onlyPatterns, skipPatterns;
@@ -525,14 +530,16 @@ struct KilnQuantizePass
     // compiler from the calibration statistics recorded here and the
     // weight.
     FailureOr<ParameterOp> smoothing = ParameterOp();
-    if (smoothquant >= 0) {
+    if (smoothquant >= 0 || rounding == "awq") {
       auto stats = param->getAttrOfType<DenseElementsAttr>(attrs::kInputAbsmax);
       auto statsType =
           stats ? dyn_cast<RankedTensorType>(stats.getType()) : nullptr;
       if (!statsType || statsType.getRank() != 1 ||
           statsType.getDimSize(0) != in || !statsType.getElementType().isF32())
         return param.emitError("cannot quantize '")
-               << name << "' with smoothquant: no calibration statistics of "
+               << name << "' with "
+               << (rounding == "awq" ? "awq" : "smoothquant")
+               << ": no calibration statistics of "
                << in << " input channels for it (" << attrs::kInputAbsmax
                << "; kiln-compile --calibration FILE from kiln calibrate)";
       smoothing = declare(".smooth", QuantizedPart::Smoothing,
@@ -639,11 +646,26 @@ struct KilnQuantizePass
             weight);
       // Every use is a linear (maybe through a cast): point it at the
       // [out, in] weight.
+      // AWQ: the input is multiplied by 1 / s, the codes are of W · s.
+      auto smoothInput = [&](LinearOp linear) {
+        if (!smooth)
+          return;
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPoint(linear);
+        Value factors = smooth;
+        Type element = linear.getInput().getType().getElementType();
+        if (element != f32)
+          factors = CastOp::create(
+              b, linear.getLoc(), RankedTensorType::get({in}, element), smooth);
+        linear.getInputMutable().assign(
+            MulOp::create(b, linear.getLoc(), linear.getInput(), factors));
+      };
       for (OpOperand &use : llvm::make_early_inc_range(read->getUses())) {
         if (isLinearWeight(use)) {
           auto linear = cast<LinearOp>(use.getOwner());
           linear.getWeightMutable().assign(weight);
           linear.setWeightInOut(false);
+          smoothInput(linear);
           continue;
         }
         if (keepFloat)
@@ -658,6 +680,7 @@ struct KilnQuantizePass
           auto linear = llvm::cast<LinearOp>(castUse.getOwner());
           linear.getWeightMutable().assign(converted);
           linear.setWeightInOut(false);
+          smoothInput(linear);
         }
         castOp.erase();
         b.setInsertionPoint(read);

@@ -291,9 +291,11 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
     ListOption<"skip", "skip", "std::string",
                "Leave parameters matching one of these globs in float">,
     Option<"rounding", "rounding", "std::string", "\"rtn\"",
-           "How the compiler chooses the codes: rtn (round to nearest) or "
+           "How the compiler chooses the codes: rtn (round to nearest), "
            "gptq (against the calibration Gram matrix of each layer's "
-           "inputs); recorded in kiln.quantized_from">,
+           "inputs) or awq (per-channel scales searched against it, the "
+           "input multiplied by their inverse); recorded in "
+           "kiln.quantized_from">,
     Option<"smoothquant", "smoothquant", "double", "-1",
            "SmoothQuant's alpha in [0, 1] for int8-dynamic: each linear's "
            "input is multiplied by 1 / s and its weight by s, s_j = "

@@ -66,8 +66,9 @@ struct WeightQuantization {
   WeightScheme scheme;
   bool transposed = false;
   SmallVector<int64_t, 2> sourceShape;
-  /// How codes are chosen: "rtn" (round to nearest) or "gptq" (against the
-  /// layer's calibration Gram matrix, WeightQuantizer.h).
+  /// How codes are chosen: "rtn" (round to nearest), "gptq" (against the
+  /// layer's calibration Gram matrix) or "awq" (activation-aware
+  /// per-channel scales searched against it; WeightQuantizer.h).
   std::string rounding = "rtn";
   /// SmoothQuant's migration strength α in [0, 1]; negative: none. With
   /// it, s_j = max|x_j|^α / max|W_:,j|^(1-α) per input channel j.
