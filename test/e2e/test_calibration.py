@@ -148,6 +148,15 @@ class Calibration(unittest.TestCase):
         self.assertIn(f"9 layers over {batches * batch * seq} tokens", result.stdout)
         return out, manifest
 
+    def calibrate_gram(self):
+        """A calibration file with Gram matrices: 4 calls of 2 x 32 tokens."""
+        art = self.path("calg.kiln")
+        compile_artifact(self.model, art, weights=self.wpath, extra=["--mode", "calibrate", "--calibration-gram"])
+        out = self.path("calg.safetensors")
+        subprocess.run([KILN, "calibrate", art, "--tokens", self.tokens, "--batches", "4", "--batch", "2",
+                        "--seq", "32", "--out", out], check=True, capture_output=True)
+        return out
+
     def reference_absmax(self, batches, batch, seq):
         """The largest |input| per channel of each linear over the windows,
         by the float64 reference with its linears hooked."""
@@ -209,11 +218,7 @@ class Calibration(unittest.TestCase):
                    gpt2_w8a8_reference(self.weights, codes, ids, self.cfg))
 
     def test_gptq_matches_reference(self):
-        art = self.path("calg.kiln")
-        compile_artifact(self.model, art, weights=self.wpath, extra=["--mode", "calibrate", "--calibration-gram"])
-        out = self.path("calg.safetensors")
-        subprocess.run([KILN, "calibrate", art, "--tokens", self.tokens, "--batches", "4", "--batch", "2",
-                        "--seq", "32", "--out", out], check=True, capture_output=True)
+        out = self.calibrate_gram()
         stats = load_safetensors(out)
         self.assertEqual(read_metadata(out)["statistic"], "input_absmax,input_gram")
         # The Gram matrices against the float64 reference's hooked inputs.
@@ -263,11 +268,7 @@ class Calibration(unittest.TestCase):
         self.check_smoothquant("int8-static")
 
     def test_awq_matches_reference(self):
-        art = self.path("calg.kiln")
-        compile_artifact(self.model, art, weights=self.wpath, extra=["--mode", "calibrate", "--calibration-gram"])
-        out = self.path("calg.safetensors")
-        subprocess.run([KILN, "calibrate", art, "--tokens", self.tokens, "--batches", "4", "--batch", "2",
-                        "--seq", "32", "--out", out], check=True, capture_output=True)
+        out = self.calibrate_gram()
         stats = load_safetensors(out)
         art = self.path("awq.kiln")
         manifest = compile_artifact(self.model, art, weights=self.wpath,
