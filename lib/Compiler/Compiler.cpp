@@ -518,10 +518,13 @@ sourceValues(const ParameterInfo &param, const rt::SafeTensorInfo *info,
 llvm::Expected<std::vector<float>>
 calibrationGram(const CompileOptions &options,
                 std::optional<rt::SafeTensorsFile> &file,
-                const std::string &source, int64_t in) {
+                const WeightQuantization &q) {
+  const std::string &source = q.source;
+  int64_t in = q.inDim();
+  std::string method = q.rounding == "awq" ? "AWQ" : "GPTQ";
   if (!options.calibrationPath)
-    return error("cannot quantize '" + source +
-                 "' with GPTQ: no calibration file (--calibration FILE from "
+    return error("cannot quantize '" + source + "' with " + method +
+                 ": no calibration file (--calibration FILE from "
                  "kiln calibrate on a --mode calibrate --calibration-gram "
                  "artifact)");
   if (!file) {
@@ -533,7 +536,7 @@ calibrationGram(const CompileOptions &options,
   }
   const rt::SafeTensorInfo *info = file->find(source + ".input_gram");
   if (!info)
-    return error("cannot quantize '" + source + "' with GPTQ: '" +
+    return error("cannot quantize '" + source + "' with " + method + ": '" +
                  *options.calibrationPath + "' has no '" + source +
                  ".input_gram' (calibrate a --mode calibrate "
                  "--calibration-gram artifact)");
@@ -578,30 +581,33 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
           return values.takeError();
         // SmoothQuant: W · diag(s) is quantized; the input is multiplied
         // by 1 / s (the smoothing part), so its Gram matrix scales too.
-        std::vector<float> factors;
-        if (q->smoothAlpha >= 0 || q->rounding == "awq") {
-          const ParameterInfo *smoothing = nullptr;
+        // The other parts of this source the model has, if any.
+        auto partOf = [&](QuantizedPart part) -> const WeightQuantization * {
           for (const ParameterInfo &other : params)
             if (other.quantized && other.quantized->source == q->source &&
-                other.quantized->part == QuantizedPart::Smoothing)
-              smoothing = &other;
+                other.quantized->part == part)
+              return &*other.quantized;
+          return nullptr;
+        };
+        const WeightQuantization *smoothing = partOf(QuantizedPart::Smoothing);
+        std::vector<float> factors;
+        if (q->smoothAlpha >= 0 || q->rounding == "awq") {
           if (!smoothing)
             return error("cannot quantize '" + q->source +
                          "' with smoothquant: the model has no smoothing "
                          "part for it");
           if (q->rounding == "awq") {
             llvm::Expected<std::vector<float>> gram =
-                calibrationGram(options, calibration, q->source, q->inDim());
+                calibrationGram(options, calibration, *q);
             if (!gram)
               return gram.takeError();
-            factors = awqFactors(values->data(), q->outDim(), q->inDim(),
-                                 q->scheme,
-                                 smoothing->quantized->inputAbsmax.data(),
-                                 gram->data());
+            factors =
+                awqFactors(values->data(), q->outDim(), q->inDim(), q->scheme,
+                           smoothing->inputAbsmax.data(), gram->data());
           } else {
             factors = smoothQuantFactors(
                 values->data(), q->outDim(), q->inDim(),
-                smoothing->quantized->inputAbsmax.data(), q->smoothAlpha);
+                smoothing->inputAbsmax.data(), q->smoothAlpha);
           }
           for (int64_t o = 0; o < q->outDim(); ++o)
             for (int64_t j = 0; j < q->inDim(); ++j)
@@ -609,7 +615,7 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
         }
         if (q->rounding == "gptq") {
           llvm::Expected<std::vector<float>> gram =
-              calibrationGram(options, calibration, q->source, q->inDim());
+              calibrationGram(options, calibration, *q);
           if (!gram)
             return gram.takeError();
           for (int64_t i = 0; !factors.empty() && i < q->inDim(); ++i)
@@ -629,19 +635,10 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
           found->second.smoothing.push_back(1.0f / factor);
         // int8-static's scale of the smoothed input, where the model has
         // that part.
-        if (!factors.empty() &&
-            llvm::any_of(params, [&](const ParameterInfo &other) {
-              return other.quantized && other.quantized->source == q->source &&
-                     other.quantized->part == QuantizedPart::InputScale;
-            })) {
-          const std::vector<float> *absmax = nullptr;
-          for (const ParameterInfo &other : params)
-            if (other.quantized && other.quantized->source == q->source &&
-                other.quantized->part == QuantizedPart::Smoothing)
-              absmax = &other.quantized->inputAbsmax;
+        if (!factors.empty() && partOf(QuantizedPart::InputScale)) {
           float largest = 0.0f;
           for (size_t j = 0; j < factors.size(); ++j)
-            largest = std::max(largest, (*absmax)[j] / factors[j]);
+            largest = std::max(largest, smoothing->inputAbsmax[j] / factors[j]);
           found->second.inputScale = {std::max(largest, 1e-30f) / 127.0f};
         }
       }
@@ -780,11 +777,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
         return error("parameter '" + param.getSymName() +
                      "': " + llvm::toString(q.takeError()));
       SmallVector<int64_t, 2> expected = q->partShape();
-      rt::DType expectedType = q->part == QuantizedPart::Scales ||
-                                       q->part == QuantizedPart::Smoothing ||
-                                       q->part == QuantizedPart::InputScale
-                                   ? rt::DType::F32
-                                   : rt::DType::I8;
+      rt::DType expectedType =
+          q->isFloatPart() ? rt::DType::F32 : rt::DType::I8;
       if (ArrayRef<int64_t>(info.shape) != ArrayRef<int64_t>(expected) ||
           info.dtype != expectedType)
         return error("parameter '" + param.getSymName() + "' holds the " +

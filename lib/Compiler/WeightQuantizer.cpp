@@ -24,15 +24,15 @@ struct CodeRange {
   }
 };
 
-/// The scale and zero point of the values v[0], v[stride], ... (count of
-/// them) by the round-to-nearest rule.
+/// The scale and zero point of the `count` values at `v` by the
+/// round-to-nearest rule.
 std::pair<float, float> groupScale(const float *v, int64_t count,
-                                   int64_t stride, const WeightScheme &scheme,
+                                   const WeightScheme &scheme,
                                    const CodeRange &range) {
   float lo = 0.0f, hi = 0.0f;
   for (int64_t i = 0; i < count; ++i) {
-    lo = std::min(lo, v[i * stride]);
-    hi = std::max(hi, v[i * stride]);
+    lo = std::min(lo, v[i]);
+    hi = std::max(hi, v[i]);
   }
   float scale = scheme.symmetric ? std::max(-lo, hi) / range.qmax
                                  : (hi - lo) / range.qmax;
@@ -103,7 +103,7 @@ QuantizedWeight mlir::kiln::quantizeRoundToNearest(const float *weight,
   for (int64_t row = 0; row < out; ++row) {
     for (int64_t g = 0; g < groups; ++g) {
       const float *v = weight + row * in + g * group;
-      auto [scale, zero] = groupScale(v, group, 1, scheme, range);
+      auto [scale, zero] = groupScale(v, group, scheme, range);
       float inverse = 1.0f / scale;
       for (int64_t i = 0; i < group; ++i)
         codes[row * in + g * group + i] = static_cast<int>(std::clamp(
@@ -186,7 +186,7 @@ mlir::kiln::quantizeGPTQ(const float *weight, int64_t out, int64_t in,
       for (int64_t r = 0; r < out; ++r) {
         for (int64_t k = 0; k < group; ++k)
           values[k] = static_cast<float>(w[r * in + i + k]);
-        auto [s, z] = groupScale(values.data(), group, 1, scheme, range);
+        auto [s, z] = groupScale(values.data(), group, scheme, range);
         scale[r] = s;
         zero[r] = z;
         result.scales[r * groups + i / group] = s;

@@ -15,6 +15,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/SymbolTable.h"
+#include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/MapVector.h"
 
 namespace mlir::kiln {
@@ -85,17 +86,25 @@ struct KilnCalibrationEntryPass
     OpBuilder b(ret);
     Location loc = calibrate.getLoc();
     Type f32 = b.getF32Type();
+    // A layer's input in f32 (a bf16 or f16 one converted, once).
+    llvm::DenseMap<Value, Value> converted;
+    auto asF32 = [&](Value x) -> Value {
+      auto type = cast<RankedTensorType>(x.getType());
+      if (type.getElementType() == f32)
+        return x;
+      Value &f = converted[x];
+      if (!f)
+        f = CastOp::create(b, loc, RankedTensorType::get(type.getShape(), f32),
+                           x);
+      return f;
+    };
     SmallVector<Value> stats;
     SmallVector<Attribute> names;
     for (auto &[name, values] : inputs) {
       Value combined;
       for (Value x : values) {
-        auto type = cast<RankedTensorType>(x.getType());
-        if (type.getElementType() != f32)
-          x = CastOp::create(b, loc,
-                             RankedTensorType::get(type.getShape(), f32), x);
-        Value magnitude = AbsOp::create(b, loc, x);
-        int64_t rank = type.getRank();
+        Value magnitude = AbsOp::create(b, loc, asF32(x));
+        int64_t rank = cast<RankedTensorType>(x.getType()).getRank();
         if (rank > 1)
           magnitude =
               ReduceOp::create(b, loc, ReduceKind::max, magnitude,
@@ -112,20 +121,17 @@ struct KilnCalibrationEntryPass
     if (gram)
       for (auto &[name, values] : inputs) {
         Value sum;
-        for (Value x : values) {
+        for (Value input : values) {
+          Value x = asF32(input);
           auto type = cast<RankedTensorType>(x.getType());
-          if (type.getElementType() != f32)
-            x = CastOp::create(b, loc,
-                               RankedTensorType::get(type.getShape(), f32), x);
-          Value g = x;
           int64_t rank = type.getRank();
           if (rank == 1) {
             auto row = RankedTensorType::get({1, type.getDimSize(0)}, f32);
-            g = ReshapeOp::create(b, loc, row, x);
-            x = g;
+            x = ReshapeOp::create(b, loc, row, x);
             rank = 2;
           }
-          g = MatmulOp::create(b, loc, x, x, /*transpose_lhs=*/b.getUnitAttr(),
+          Value g =
+              MatmulOp::create(b, loc, x, x, /*transpose_lhs=*/b.getUnitAttr(),
                                /*transpose_rhs=*/UnitAttr());
           if (rank > 2)
             g = ReduceOp::create(

@@ -213,6 +213,11 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
   return q;
 }
 
+bool WeightQuantization::isFloatPart() const {
+  return part == QuantizedPart::Scales || part == QuantizedPart::Smoothing ||
+         part == QuantizedPart::InputScale;
+}
+
 SmallVector<int64_t, 2> WeightQuantization::partShape() const {
   int64_t out = outDim(), in = inDim();
   if (part == QuantizedPart::Codes)
@@ -508,11 +513,8 @@ struct KilnQuantizePass
                            rounding,
                            smoothquant,
                            std::vector<float>(stats.begin(), stats.end())};
-      auto partType = RankedTensorType::get(
-          q.partShape(), part == QuantizedPart::Scales || part == QuantizedPart::Smoothing ||
-                  part == QuantizedPart::InputScale
-              ? f32
-              : i8);
+      auto partType =
+          RankedTensorType::get(q.partShape(), q.isFloatPart() ? f32 : i8);
       auto made = ParameterOp::create(
           b, param.getLoc(), partName, partType, param.getInit(),
           param.getStdAttr(), param.getLowAttr(), param.getHighAttr(),

@@ -83,6 +83,9 @@ struct WeightQuantization {
   /// bits), scales and zero points `[out, groups]`, smoothing `[in]`,
   /// the input scale `[1]`.
   SmallVector<int64_t, 2> partShape() const;
+  /// Whether this part holds f32 values (scales, smoothing, input scale);
+  /// otherwise i8 codes or zero points.
+  bool isFloatPart() const;
 
   DictionaryAttr toAttr(MLIRContext *context) const;
   /// Reads a `kiln.quantized_from` attribute; an error names what is wrong.
