@@ -141,6 +141,7 @@ describeEntryPoints(ModuleOp module) {
               i, attrs::kMaxShape))
         spec->maxShape.assign(max.asArrayRef().begin(),
                               max.asArrayRef().end());
+      spec->inPlace = func.getArgAttr(i, attrs::kInPlace) != nullptr;
       entry.inputs.push_back(std::move(*spec));
     }
     for (unsigned i = 0; i < func.getNumResults(); ++i) {

@@ -274,38 +274,166 @@ void GraphBuilder::nameEntryPoint(func::FuncOp func,
     func.setResultAttr(index, attrs::kName, builder.getStringAttr(name));
 }
 
-CausalLMInputs GraphBuilder::beginCausalLM(const BuildOptions &options,
-                                           int64_t batch, int64_t seq,
-                                           int64_t vocab, int64_t maxSeq) {
-  auto idsType = RankedTensorType::get({batch, seq}, builder.getI64Type());
-  SmallVector<Type> inputs{idsType};
-  SmallVector<StringRef> names{"input_ids"};
-  if (options.attentionMask) {
-    inputs.push_back(idsType);
-    names.push_back("attention_mask");
+Value CausalLMStep::attend(int64_t layer, Value query, Value key, Value value,
+                           FloatAttr scale) {
+  OpBuilder &b = g.getBuilder();
+  Location loc = g.getLoc();
+  switch (kind) {
+  case Kind::Forward:
+    return AttentionOp::create(b, loc, query, key, value, mask,
+                               /*key_lengths=*/Value(), /*causal=*/true, scale);
+  case Kind::Prefill: {
+    Value &keys = caches[2 * layer], &values = caches[2 * layer + 1];
+    keys = CacheWriteOp::create(b, loc, keys, /*positions=*/Value(), key);
+    values = CacheWriteOp::create(b, loc, values, /*positions=*/Value(), value);
+    return AttentionOp::create(b, loc, query, key, value, /*mask=*/Value(),
+                               /*key_lengths=*/Value(), /*causal=*/true, scale);
   }
-  if (options.positionIds) {
-    inputs.push_back(idsType);
-    names.push_back("position_ids");
+  case Kind::DecodeStep: {
+    Value &keys = caches[2 * layer], &values = caches[2 * layer + 1];
+    keys = CacheWriteOp::create(b, loc, keys, cachePositions, key);
+    values = CacheWriteOp::create(b, loc, values, cachePositions, value);
+    // One query per row: its own slot is the last it sees.
+    return AttentionOp::create(b, loc, query, keys, values, /*mask=*/Value(),
+                               keyLengths, /*causal=*/false, scale);
   }
-  auto logitsType = RankedTensorType::get({batch, seq, vocab}, f32);
-  func::FuncOp forward = beginFunction("forward", inputs, {logitsType});
-  nameEntryPoint(forward, names, {"logits"});
-  limitSequence(forward, maxSeq);
-  CausalLMInputs result;
-  result.ids = forward.getArgument(0);
-  unsigned next = 1;
-  if (options.attentionMask)
-    result.mask = PaddingMaskOp::create(
-        builder, loc, RankedTensorType::get({batch, 1, 1, seq}, computeType),
-        forward.getArgument(next++));
-  if (options.positionIds)
-    result.positions = forward.getArgument(next++);
-  return result;
+  }
+  llvm_unreachable("unknown entry point kind");
+}
+
+llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
+                                        const CausalLMSpec &spec,
+                                        CausalLMBody body, CausalLMHead head) {
+  Type i64 = builder.getI64Type();
+  auto idsType = RankedTensorType::get({spec.batch, spec.seq}, i64);
+
+  // forward(input_ids[, attention_mask][, position_ids]) -> logits.
+  {
+    SmallVector<Type> inputs{idsType};
+    SmallVector<StringRef> names{"input_ids"};
+    if (options.attentionMask) {
+      inputs.push_back(idsType);
+      names.push_back("attention_mask");
+    }
+    if (options.positionIds) {
+      inputs.push_back(idsType);
+      names.push_back("position_ids");
+    }
+    auto logitsType =
+        RankedTensorType::get({spec.batch, spec.seq, spec.vocab}, f32);
+    func::FuncOp forward = beginFunction("forward", inputs, {logitsType});
+    nameEntryPoint(forward, names, {"logits"});
+    limitSequence(forward, spec.maxPositions);
+    CausalLMStep step(*this, CausalLMStep::Kind::Forward);
+    step.ids = forward.getArgument(0);
+    unsigned next = 1;
+    if (options.attentionMask)
+      step.mask = PaddingMaskOp::create(
+          builder, loc,
+          RankedTensorType::get({spec.batch, 1, 1, spec.seq}, computeType),
+          forward.getArgument(next++));
+    if (options.positionIds)
+      step.positions = forward.getArgument(next++);
+    endFunction(head(body(step)));
+  }
+  if (options.kvCache == 0)
+    return llvm::Error::success();
+  int64_t slots = options.kvCache == BuildOptions::kKVCacheMax
+                      ? spec.maxPositions
+                      : options.kvCache;
+
+  auto fail = [](const llvm::Twine &message) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   message.str());
+  };
+  if (slots < 1 || slots > spec.maxPositions)
+    return fail(llvm::formatv("a KV cache of {0} slots is longer than the "
+                              "model's {1} positions",
+                              slots, spec.maxPositions)
+                    .str());
+  if (options.training)
+    return fail("a KV cache is for inference: build the training graph "
+                "without it");
+  if (options.attentionMask || options.positionIds)
+    return fail("the KV-cache entry points take the prompt right-padded, "
+                "with per-row lengths: build them without attention_mask "
+                "and position_ids inputs");
+  if (!ShapedType::isDynamic(spec.seq) && spec.seq > slots)
+    return fail(llvm::formatv("the sequence length {0} is longer than the "
+                              "KV cache's {1} slots",
+                              spec.seq, slots)
+                    .str());
+  auto cacheType = RankedTensorType::get(
+      {spec.batch, spec.kvHeads, slots, spec.headDim}, computeType);
+  auto rowsType = RankedTensorType::get({spec.batch}, i64);
+  auto logitsType = RankedTensorType::get({spec.batch, spec.vocab}, f32);
+  std::vector<std::string> cacheNames;
+  for (int64_t layer = 0; layer < spec.layers; ++layer)
+    for (const char *kind : {"key", "value"})
+      cacheNames.push_back(llvm::formatv("cache.{0}.{1}", layer, kind).str());
+
+  auto build = [&](CausalLMStep::Kind kind) {
+    bool prefill = kind == CausalLMStep::Kind::Prefill;
+    SmallVector<Type> inputs{
+        prefill ? Type(idsType)
+                : Type(RankedTensorType::get({spec.batch, 1}, i64)),
+        rowsType};
+    SmallVector<StringRef> names{"input_ids", prefill ? "lengths" : "positions"};
+    for (const std::string &name : cacheNames) {
+      inputs.push_back(cacheType);
+      names.push_back(name);
+    }
+    func::FuncOp func = beginFunction(prefill ? "prefill" : "decode_step",
+                                      inputs, {logitsType});
+    nameEntryPoint(func, names, {"logits"});
+    limitSequence(func, slots);
+    CausalLMStep step(*this, kind);
+    step.ids = func.getArgument(0);
+    Value rows = func.getArgument(1);
+    for (unsigned i = 2; i < func.getNumArguments(); ++i) {
+      func.setArgAttr(i, attrs::kInPlace, builder.getUnitAttr());
+      step.cacheArgs.push_back(func.getArgument(i));
+      step.caches.push_back(func.getArgument(i));
+    }
+    Value hidden;
+    if (prefill) {
+      // The hidden state of each row's last token (lengths[b] - 1, clamped
+      // into the sequence), picked by a one-hot sum over the sequence.
+      Value all = body(step);
+      Value positions = this->positions(step.ids, /*dim=*/1);
+      Value last = SubOp::create(builder, loc, rows, intScalar(1));
+      // [S, 1] == [B, 1, 1] -> [B, S, 1].
+      Value pick = CompareOp::create(
+          builder, loc, ComparePredicate::eq,
+          reshape(positions, {shapeOf(positions)[0], 1}),
+          reshape(last, {spec.batch, 1, 1}));
+      Value zero = scalar(0.0, computeType);
+      Value picked = SelectOp::create(builder, loc, pick, all, zero);
+      hidden = ReduceOp::create(builder, loc, ReduceKind::sum, picked,
+                                ArrayRef<int64_t>{1}, /*keepdim=*/true);
+    } else {
+      step.cachePositions = rows;
+      step.positions = reshape(rows, {spec.batch, 1});
+      step.keyLengths = AddOp::create(builder, loc, rows, intScalar(1));
+      hidden = body(step);
+    }
+    Value logits = head(hidden);
+    logits = reshape(logits, {spec.batch, spec.vocab});
+    for (auto [value, arg] : llvm::zip(step.caches, step.cacheArgs))
+      StoreParamOp::create(builder, loc, value, arg);
+    endFunction(logits);
+  };
+  build(CausalLMStep::Kind::Prefill);
+  build(CausalLMStep::Kind::DecodeStep);
+  return llvm::Error::success();
 }
 
 llvm::Error mlir::kiln::models::refuseCausalLMInputs(const BuildOptions &options,
                                                      StringRef family) {
+  if (options.kvCache != 0)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        family + ": a KV cache is for the causal LMs (gpt2, llama)");
   if (!options.attentionMask && !options.positionIds)
     return llvm::Error::success();
   return llvm::createStringError(
@@ -379,8 +507,13 @@ Value GraphBuilder::declare(StringRef name, ArrayRef<int64_t> shape,
                             InitKind init, std::optional<double> std,
                             std::optional<double> bound) {
   auto type = RankedTensorType::get(shape, f32);
-  assert(!SymbolTable::lookupSymbolIn(*module, name) &&
-         "parameter declared twice");
+  // A parameter every entry point reads is declared by the first.
+  if (auto existing = dyn_cast_or_null<ParameterOp>(
+          SymbolTable::lookupSymbolIn(*module, name))) {
+    assert(existing.getTensorType() == type &&
+           "parameter declared twice with different shapes");
+    return toCompute(ReadParamOp::create(builder, loc, type, name));
+  }
   {
     // Parameters go before the first function, in declaration order.
     OpBuilder::InsertionGuard guard(builder);
@@ -467,6 +600,13 @@ Value GraphBuilder::positions(Value like, int64_t dim) {
   if (ShapedType::isDynamic(size))
     dynamicSizes.push_back(tensor::DimOp::create(builder, loc, like, dim));
   return IotaOp::create(builder, loc, type, dynamicSizes, /*dim=*/0);
+}
+
+Value GraphBuilder::intScalar(int64_t value) {
+  auto type = RankedTensorType::get({}, builder.getI64Type());
+  return ConstantOp::create(
+      builder, loc, type,
+      DenseElementsAttr::get(type, builder.getI64IntegerAttr(value)));
 }
 
 Value GraphBuilder::scalar(double value, Type elementType) {

@@ -133,15 +133,64 @@ private:
   llvm::StringSet<> readKeys;
 };
 
-/// The inputs of a causal LM's `forward`: `input_ids`, then the optional
-/// `attention_mask` and `position_ids` the options ask for.
-struct CausalLMInputs {
-  Value ids;
-  /// The additive mask `[B, 1, 1, S]` in the compute type, or null.
+class GraphBuilder;
+
+/// The entry point a causal LM's body is being built into, and how its
+/// attention layers see keys and values there:
+///  - `forward(input_ids[, attention_mask][, position_ids]) -> logits`:
+///    causal attention within the sequence;
+///  - `prefill(input_ids, lengths, cache...) -> logits`: the same, and every
+///    layer's keys and values are written into the cache from slot 0;
+///  - `decode_step(input_ids, positions, cache...) -> logits`: one token per
+///    row at its own position, written into the cache there, attending to
+///    the row's slots `0..position`.
+/// The cache inputs (`cache.<layer>.key`, `cache.<layer>.value`, each
+/// `[B, kv heads, slots, head dim]` in the compute type) are updated in
+/// place (`kiln.in_place`).
+class CausalLMStep {
+public:
+  enum class Kind { Forward, Prefill, DecodeStep };
+
+  Kind getKind() const { return kind; }
+  /// `[B, S]` token ids.
+  Value getIds() const { return ids; }
+  /// `[B, S]` positions of the tokens, or null for `0..S-1`.
+  Value getPositions() const { return positions; }
+
+  /// Attention of layer `layer` (query `[B, H, S, D]`, key and value
+  /// `[B, Hkv, S, D]`) as this entry point computes it.
+  Value attend(int64_t layer, Value query, Value key, Value value,
+               FloatAttr scale);
+
+private:
+  friend class GraphBuilder;
+  CausalLMStep(GraphBuilder &g, Kind kind) : g(g), kind(kind) {}
+
+  GraphBuilder &g;
+  Kind kind;
+  Value ids, positions;
+  /// forward: the additive padding mask, or null.
   Value mask;
-  /// `[B, S]` positions, or null for `0..S-1`.
-  Value positions;
+  /// prefill and decode_step: the caches' current values, key and value
+  /// per layer, and the arguments they end up stored into.
+  SmallVector<Value> caches, cacheArgs;
+  /// decode_step: `[B]` positions, and `positions + 1`.
+  Value cachePositions, keyLengths;
 };
+
+/// What a causal LM's entry points are built from.
+struct CausalLMSpec {
+  int64_t batch, seq, vocab;
+  /// The longest sequence the model takes (its position table).
+  int64_t maxPositions;
+  /// The cache's shape per layer.
+  int64_t layers, kvHeads, headDim;
+};
+
+/// Builds the final hidden states `[B, S, E]` of a causal LM for one entry
+/// point; `head` turns hidden states `[B, S', E]` into logits.
+using CausalLMBody = llvm::function_ref<Value(CausalLMStep &)>;
+using CausalLMHead = llvm::function_ref<Value(Value)>;
 
 /// Refuses BuildOptions that only causal LMs take (for bert, transformer).
 llvm::Error refuseCausalLMInputs(const BuildOptions &options,
@@ -187,11 +236,12 @@ public:
   /// artifact manifest use.
   void nameEntryPoint(func::FuncOp func, llvm::ArrayRef<llvm::StringRef> inputs,
                       llvm::ArrayRef<llvm::StringRef> results);
-  /// Creates a causal LM's `forward(input_ids[, attention_mask]
-  /// [, position_ids]) -> logits` (all i64 `[batch, seq]`, names set, the
-  /// sequence limited to `maxSeq`) and returns its inputs.
-  CausalLMInputs beginCausalLM(const BuildOptions &options, int64_t batch,
-                               int64_t seq, int64_t vocab, int64_t maxSeq);
+  /// Builds a causal LM's `forward` and, with `options.kvCache`, its
+  /// `prefill` and `decode_step` (CausalLMStep), each by running `body`
+  /// and `head` in it.
+  llvm::Error buildCausalLM(const BuildOptions &options,
+                            const CausalLMSpec &spec, CausalLMBody body,
+                            CausalLMHead head);
   /// Records the longest sequence the model takes (`kiln.max_shape` on each
   /// `[batch, seq]` input with a dynamic seq), so the runtime refuses longer
   /// inputs instead of reading past the position table.
@@ -244,6 +294,8 @@ public:
   Value positions(Value like, int64_t dim);
   /// A rank-0 constant, f32 unless `elementType` is given.
   Value scalar(double value, Type elementType = {});
+  /// A rank-0 i64 constant.
+  Value intScalar(int64_t value);
 
   static llvm::ArrayRef<int64_t> shapeOf(Value v) {
     return llvm::cast<RankedTensorType>(v.getType()).getShape();

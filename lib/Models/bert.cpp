@@ -107,7 +107,8 @@ mlir::kiln::models::buildBert(MLIRContext &context,
     Value qh = g.splitHeads(q, c.heads, headDim);
     Value kh = g.splitHeads(k, c.heads, headDim);
     Value vh = g.splitHeads(v, c.heads, headDim);
-    Value attn = AttentionOp::create(b, loc, qh, kh, vh, mask, /*causal=*/false,
+    Value attn = AttentionOp::create(b, loc, qh, kh, vh, mask,
+                                     /*key_lengths=*/Value(), /*causal=*/false,
                                      /*scale=*/FloatAttr());
     Value out = g.linear(g.mergeHeads(attn), p + ".attention.output.dense",
                          c.hidden, c.hidden, true, c.initStd);

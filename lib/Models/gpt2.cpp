@@ -72,66 +72,73 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
   GraphBuilder g(context, "gpt2", options.compute);
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
-  CausalLMInputs in = g.beginCausalLM(options, shape->batch, shape->seq,
-                                      c.vocab, c.positions);
-  Value ids = in.ids;
 
   // HF scales the residual projections' init by 1/sqrt(2·n_layer).
   double projStd = c.initStd / std::sqrt(2.0 * std::max<int64_t>(c.layers, 1));
   int64_t headDim = c.embd / c.heads;
+  // The token table the body of the function being built read, for a tied
+  // head.
+  Value wte;
 
-  Value wte =
-      g.normalParam("transformer.wte.weight", {c.vocab, c.embd}, c.initStd);
-  Value wpe =
-      g.normalParam("transformer.wpe.weight", {c.positions, c.embd}, c.initStd);
-  Value tokens = EmbeddingOp::create(b, loc, wte, ids);
-  Value positions = EmbeddingOp::create(
-      b, loc, wpe, in.positions ? in.positions : g.positions(ids, /*dim=*/1));
-  Value h = AddOp::create(b, loc, tokens, positions);
+  auto body = [&](CausalLMStep &step) -> Value {
+    Value ids = step.getIds();
+    wte = g.normalParam("transformer.wte.weight", {c.vocab, c.embd},
+                        c.initStd);
+    Value wpe = g.normalParam("transformer.wpe.weight", {c.positions, c.embd},
+                              c.initStd);
+    Value tokens = EmbeddingOp::create(b, loc, wte, ids);
+    Value positions = EmbeddingOp::create(
+        b, loc, wpe,
+        step.getPositions() ? step.getPositions() : g.positions(ids, /*dim=*/1));
+    Value h = AddOp::create(b, loc, tokens, positions);
 
-  for (int64_t i = 0; i < c.layers; ++i) {
-    std::string p = llvm::formatv("transformer.h.{0}", i).str();
+    for (int64_t i = 0; i < c.layers; ++i) {
+      std::string p = llvm::formatv("transformer.h.{0}", i).str();
 
-    // Causal self-attention.
-    Value x = g.layerNorm(h, p + ".ln_1", c.embd, c.eps);
-    Value qkv = g.conv1d(x, p + ".attn.c_attn", c.embd, 3 * c.embd, c.initStd);
-    Value q = SliceOp::create(b, loc, qkv, 2, 0, c.embd);
-    Value k = SliceOp::create(b, loc, qkv, 2, c.embd, 2 * c.embd);
-    Value v = SliceOp::create(b, loc, qkv, 2, 2 * c.embd, 3 * c.embd);
-    // Named locals keep the ops in q, k, v order.
-    Value qh = g.splitHeads(q, c.heads, headDim);
-    Value kh = g.splitHeads(k, c.heads, headDim);
-    Value vh = g.splitHeads(v, c.heads, headDim);
-    // HF: scores / √head_dim (scale_attn_weights), then / (i + 1)
-    // (scale_attn_by_inverse_layer_idx).
-    FloatAttr scale;
-    if (!c.scaleAttention || c.scaleByInverseLayer) {
-      double s = c.scaleAttention ? 1.0 / std::sqrt(double(headDim)) : 1.0;
-      if (c.scaleByInverseLayer)
-        s /= double(i + 1);
-      scale = b.getF64FloatAttr(s);
+      // Causal self-attention.
+      Value x = g.layerNorm(h, p + ".ln_1", c.embd, c.eps);
+      Value qkv =
+          g.conv1d(x, p + ".attn.c_attn", c.embd, 3 * c.embd, c.initStd);
+      Value q = SliceOp::create(b, loc, qkv, 2, 0, c.embd);
+      Value k = SliceOp::create(b, loc, qkv, 2, c.embd, 2 * c.embd);
+      Value v = SliceOp::create(b, loc, qkv, 2, 2 * c.embd, 3 * c.embd);
+      // Named locals keep the ops in q, k, v order.
+      Value qh = g.splitHeads(q, c.heads, headDim);
+      Value kh = g.splitHeads(k, c.heads, headDim);
+      Value vh = g.splitHeads(v, c.heads, headDim);
+      // HF: scores / √head_dim (scale_attn_weights), then / (i + 1)
+      // (scale_attn_by_inverse_layer_idx).
+      FloatAttr scale;
+      if (!c.scaleAttention || c.scaleByInverseLayer) {
+        double s = c.scaleAttention ? 1.0 / std::sqrt(double(headDim)) : 1.0;
+        if (c.scaleByInverseLayer)
+          s /= double(i + 1);
+        scale = b.getF64FloatAttr(s);
+      }
+      Value attn = step.attend(i, qh, kh, vh, scale);
+      Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", c.embd,
+                            c.embd, projStd);
+      h = AddOp::create(b, loc, h, proj);
+
+      // MLP.
+      x = g.layerNorm(h, p + ".ln_2", c.embd, c.eps);
+      x = g.conv1d(x, p + ".mlp.c_fc", c.embd, c.inner, c.initStd);
+      x = g.activation(x, c.activation);
+      x = g.conv1d(x, p + ".mlp.c_proj", c.inner, c.embd, projStd);
+      h = AddOp::create(b, loc, h, x);
     }
-    Value attn = AttentionOp::create(b, loc, qh, kh, vh,
-                                     in.mask, /*causal=*/true, scale);
-    Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", c.embd,
-                          c.embd, projStd);
-    h = AddOp::create(b, loc, h, proj);
-
-    // MLP.
-    x = g.layerNorm(h, p + ".ln_2", c.embd, c.eps);
-    x = g.conv1d(x, p + ".mlp.c_fc", c.embd, c.inner, c.initStd);
-    x = g.activation(x, c.activation);
-    x = g.conv1d(x, p + ".mlp.c_proj", c.inner, c.embd, projStd);
-    h = AddOp::create(b, loc, h, x);
-  }
-
-  h = g.layerNorm(h, "transformer.ln_f", c.embd, c.eps);
+    return g.layerNorm(h, "transformer.ln_f", c.embd, c.eps);
+  };
   // A tied lm_head: logits = h · wteᵀ.
-  Value logits = c.tied ? Value(MatmulOp::create(b, loc, h, wte,
-                                                 /*transpose_lhs=*/false,
-                                                 /*transpose_rhs=*/true))
-                        : g.linear(h, "lm_head", c.embd, c.vocab,
-                                   /*bias=*/false, c.initStd);
-  g.endFunction(logits);
+  auto head = [&](Value h) -> Value {
+    if (c.tied)
+      return MatmulOp::create(b, loc, h, wte,
+                              /*transpose_lhs=*/false, /*transpose_rhs=*/true);
+    return g.linear(h, "lm_head", c.embd, c.vocab, /*bias=*/false, c.initStd);
+  };
+  CausalLMSpec spec{shape->batch, shape->seq, c.vocab, c.positions,
+                    c.layers,     c.heads,    headDim};
+  if (llvm::Error error = g.buildCausalLM(options, spec, body, head))
+    return std::move(error);
   return g.takeModule();
 }

@@ -194,9 +194,6 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
   GraphBuilder g(context, "llama", options.compute);
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
-  CausalLMInputs in = g.beginCausalLM(options, shape->batch, shape->seq,
-                                      c.vocab, c.maxPositions);
-  Value ids = in.ids;
 
   auto rmsNorm = [&](Value x, const std::string &name) -> Value {
     Value weight = g.onesParam(name, {c.hidden});
@@ -206,52 +203,60 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
   DenseF64ArrayAttr invFreq =
       c.invFreq.empty() ? DenseF64ArrayAttr()
                         : b.getDenseF64ArrayAttr(c.invFreq);
-
-  Value embed = g.normalParam("model.embed_tokens.weight", {c.vocab, c.hidden},
-                              c.initStd);
-  Value h = EmbeddingOp::create(b, loc, embed, ids);
+  // The embedding table the body of the function being built read, for a
+  // tied head.
+  Value embed;
 
   int64_t qDim = c.heads * c.headDim, kvDim = c.kvHeads * c.headDim;
-  for (int64_t i = 0; i < c.layers; ++i) {
-    std::string p = llvm::formatv("model.layers.{0}", i).str();
+  auto body = [&](CausalLMStep &step) -> Value {
+    Value positions = step.getPositions();
+    embed = g.normalParam("model.embed_tokens.weight", {c.vocab, c.hidden},
+                          c.initStd);
+    Value h = EmbeddingOp::create(b, loc, embed, step.getIds());
+    for (int64_t i = 0; i < c.layers; ++i) {
+      std::string p = llvm::formatv("model.layers.{0}", i).str();
 
-    // Grouped-query causal self-attention with RoPE.
-    Value x = rmsNorm(h, p + ".input_layernorm.weight");
-    Value q = g.linear(x, p + ".self_attn.q_proj", c.hidden, qDim,
-                       c.attentionBias, c.initStd);
-    Value k = g.linear(x, p + ".self_attn.k_proj", c.hidden, kvDim,
-                       c.attentionBias, c.initStd);
-    Value v = g.linear(x, p + ".self_attn.v_proj", c.hidden, kvDim,
-                       c.attentionBias, c.initStd);
-    q = RopeOp::create(b, loc, g.splitHeads(q, c.heads, c.headDim),
-                       in.positions, theta, invFreq);
-    k = RopeOp::create(b, loc, g.splitHeads(k, c.kvHeads, c.headDim),
-                       in.positions, theta, invFreq);
-    v = g.splitHeads(v, c.kvHeads, c.headDim);
-    Value attn = AttentionOp::create(b, loc, q, k, v, in.mask,
-                                     /*causal=*/true, /*scale=*/FloatAttr());
-    Value o = g.linear(g.mergeHeads(attn), p + ".self_attn.o_proj", qDim,
-                       c.hidden, c.attentionBias, c.initStd);
-    h = AddOp::create(b, loc, h, o);
+      // Grouped-query causal self-attention with RoPE.
+      Value x = rmsNorm(h, p + ".input_layernorm.weight");
+      Value q = g.linear(x, p + ".self_attn.q_proj", c.hidden, qDim,
+                         c.attentionBias, c.initStd);
+      Value k = g.linear(x, p + ".self_attn.k_proj", c.hidden, kvDim,
+                         c.attentionBias, c.initStd);
+      Value v = g.linear(x, p + ".self_attn.v_proj", c.hidden, kvDim,
+                         c.attentionBias, c.initStd);
+      q = RopeOp::create(b, loc, g.splitHeads(q, c.heads, c.headDim),
+                         positions, theta, invFreq);
+      k = RopeOp::create(b, loc, g.splitHeads(k, c.kvHeads, c.headDim),
+                         positions, theta, invFreq);
+      v = g.splitHeads(v, c.kvHeads, c.headDim);
+      Value attn = step.attend(i, q, k, v, /*scale=*/FloatAttr());
+      Value o = g.linear(g.mergeHeads(attn), p + ".self_attn.o_proj", qDim,
+                         c.hidden, c.attentionBias, c.initStd);
+      h = AddOp::create(b, loc, h, o);
 
-    // Gated MLP: down(act(gate(x)) * up(x)), SwiGLU with the default silu.
-    x = rmsNorm(h, p + ".post_attention_layernorm.weight");
-    Value gate = g.linear(x, p + ".mlp.gate_proj", c.hidden, c.intermediate,
+      // Gated MLP: down(act(gate(x)) * up(x)), SwiGLU with the default silu.
+      x = rmsNorm(h, p + ".post_attention_layernorm.weight");
+      Value gate = g.linear(x, p + ".mlp.gate_proj", c.hidden, c.intermediate,
+                            c.mlpBias, c.initStd);
+      Value up = g.linear(x, p + ".mlp.up_proj", c.hidden, c.intermediate,
                           c.mlpBias, c.initStd);
-    Value up = g.linear(x, p + ".mlp.up_proj", c.hidden, c.intermediate,
-                        c.mlpBias, c.initStd);
-    x = MulOp::create(b, loc, g.activation(gate, c.activation), up);
-    x = g.linear(x, p + ".mlp.down_proj", c.intermediate, c.hidden, c.mlpBias,
-                 c.initStd);
-    h = AddOp::create(b, loc, h, x);
-  }
-
-  h = rmsNorm(h, "model.norm.weight");
-  Value logits = c.tied ? Value(MatmulOp::create(b, loc, h, embed,
-                                                 /*transpose_lhs=*/false,
-                                                 /*transpose_rhs=*/true))
-                        : g.linear(h, "lm_head", c.hidden, c.vocab,
-                                   /*bias=*/false, c.initStd);
-  g.endFunction(logits);
+      x = MulOp::create(b, loc, g.activation(gate, c.activation), up);
+      x = g.linear(x, p + ".mlp.down_proj", c.intermediate, c.hidden,
+                   c.mlpBias, c.initStd);
+      h = AddOp::create(b, loc, h, x);
+    }
+    return rmsNorm(h, "model.norm.weight");
+  };
+  auto head = [&](Value h) -> Value {
+    if (c.tied)
+      return MatmulOp::create(b, loc, h, embed,
+                              /*transpose_lhs=*/false, /*transpose_rhs=*/true);
+    return g.linear(h, "lm_head", c.hidden, c.vocab, /*bias=*/false,
+                    c.initStd);
+  };
+  CausalLMSpec spec{shape->batch, shape->seq, c.vocab, c.maxPositions,
+                    c.layers,     c.kvHeads,  c.headDim};
+  if (llvm::Error error = g.buildCausalLM(options, spec, body, head))
+    return std::move(error);
   return g.takeModule();
 }

@@ -146,7 +146,8 @@ Value MarianBuilder::attention(Value x, Value memory, Value mask, bool causal,
   Value qh = g.splitHeads(q, heads, headDim);
   Value kh = g.splitHeads(k, heads, headDim);
   Value vh = g.splitHeads(v, heads, headDim);
-  Value attn = AttentionOp::create(b, loc, qh, kh, vh, mask, causal,
+  Value attn = AttentionOp::create(b, loc, qh, kh, vh, mask,
+                                   /*key_lengths=*/Value(), causal,
                                    /*scale=*/FloatAttr());
   return linear(g.mergeHeads(attn), prefix + ".out_proj", d, d);
 }

@@ -175,7 +175,8 @@ Value TransformerBuilder::multiheadAttention(Value x, Value memory, bool causal,
   Value qh = g.splitHeads(q, c.heads, headDim);
   Value kh = g.splitHeads(k, c.heads, headDim);
   Value vh = g.splitHeads(v, c.heads, headDim);
-  Value attn = AttentionOp::create(b, loc, qh, kh, vh, /*mask=*/Value(), causal,
+  Value attn = AttentionOp::create(b, loc, qh, kh, vh, /*mask=*/Value(),
+                                   /*key_lengths=*/Value(), causal,
                                    /*scale=*/FloatAttr());
   Value outWeight =
       g.uniformParam(prefix + ".out_proj.weight", {d, d}, xavierBound(d, d));

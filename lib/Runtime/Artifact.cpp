@@ -348,6 +348,13 @@ Status Artifact::loadParameters(const std::string &path, bool requireAll) {
 Expected<std::vector<OwnedTensor>>
 Artifact::run(const std::string &entryName,
               const std::vector<NamedTensor> &inputs) const {
+  return run(entryName, inputs, {});
+}
+
+Expected<std::vector<OwnedTensor>>
+Artifact::run(const std::string &entryName,
+              const std::vector<NamedTensor> &inputs,
+              const std::vector<InPlaceTensor> &inPlace) const {
   const EntryPointSpec *entry = manifest_.findEntryPoint(entryName);
   if (!entry)
     return Status::error("unknown entry point '" + entryName +
@@ -357,21 +364,48 @@ Artifact::run(const std::string &entryName,
       static_cast<size_t>(entry - manifest_.entryPoints.data());
   std::string where = "entry point '" + entry->name + "'";
 
-  // Match the given inputs to the declared ones by name.
-  std::vector<const TensorView *> given(entry->inputs.size(), nullptr);
+  // Match the given inputs to the declared ones by name; in-place inputs
+  // must come writable, the others read-only.
+  std::vector<TensorView> givenViews(entry->inputs.size());
+  std::vector<bool> isGiven(entry->inputs.size(), false);
+  // Per input: the caller's writable buffer (in-place inputs only).
+  std::vector<void *> writable(entry->inputs.size(), nullptr);
   std::vector<std::string> unknown;
-  for (const NamedTensor &input : inputs) {
-    const TensorSpec *spec = entry->findInput(input.name);
+  auto match = [&](const std::string &name, TensorView view, bool inPlaceGiven,
+                   void *writableData) -> Status {
+    const TensorSpec *spec = entry->findInput(name);
     if (!spec) {
-      unknown.push_back(input.name);
-      continue;
+      unknown.push_back(name);
+      return Status::ok();
     }
     size_t index = static_cast<size_t>(spec - entry->inputs.data());
-    if (given[index])
-      return Status::error(where + ": input '" + input.name +
+    if (isGiven[index])
+      return Status::error(where + ": input '" + name +
                            "' is given more than once");
-    given[index] = &input.view;
-  }
+    if (spec->inPlace && !inPlaceGiven)
+      return Status::error(where + ": input '" + name +
+                           "' is updated in place; pass it as a writable "
+                           "in-place tensor");
+    if (!spec->inPlace && inPlaceGiven)
+      return Status::error(where + ": input '" + name +
+                           "' is read-only; pass it as an ordinary input");
+    isGiven[index] = true;
+    givenViews[index] = std::move(view);
+    writable[index] = writableData;
+    return Status::ok();
+  };
+  for (const NamedTensor &input : inputs)
+    if (Status s = match(input.name, input.view, false, nullptr); !s)
+      return s;
+  for (const InPlaceTensor &input : inPlace)
+    if (Status s = match(input.name, {input.dtype, input.shape, input.data},
+                         true, input.data);
+        !s)
+      return s;
+  std::vector<const TensorView *> given(entry->inputs.size(), nullptr);
+  for (size_t i = 0; i < given.size(); ++i)
+    if (isGiven[i])
+      given[i] = &givenViews[i];
   if (!unknown.empty())
     return Status::error(where + " has no input" +
                          (unknown.size() > 1 ? "s " : " ") +
@@ -387,7 +421,29 @@ Artifact::run(const std::string &entryName,
                          quotedList(missing) + " (its inputs: " +
                          specNames(entry->inputs) + ")");
 
+  // An in-place input is written while the others are read: it must not
+  // share memory with any of them.
+  for (size_t i = 0; i < given.size(); ++i) {
+    if (!writable[i] || !given[i]->byteSize())
+      continue;
+    auto *begin = static_cast<const unsigned char *>(given[i]->data);
+    auto *end = begin + given[i]->byteSize();
+    for (size_t j = 0; j < given.size(); ++j) {
+      if (j == i || !given[j]->byteSize())
+        continue;
+      auto *other = static_cast<const unsigned char *>(given[j]->data);
+      if (other < end && begin < other + given[j]->byteSize())
+        return Status::error(where + ": in-place input '" +
+                             entry->inputs[i].name + "' overlaps input '" +
+                             entry->inputs[j].name + "'");
+    }
+  }
+
   // Check them against their specs and build their descriptors.
+  // In-place inputs the module cannot use where they are (device memory, a
+  // misaligned buffer) get a copy, copied back after the call.
+  std::vector<std::pair<void *, const void *>> copyBack;
+  std::vector<size_t> copyBackBytes;
   std::vector<std::vector<int64_t>> descriptors;
   std::vector<std::shared_ptr<void>> realigned;
   std::vector<std::pair<const unsigned char *, size_t>> borrowed;
@@ -434,6 +490,10 @@ Artifact::run(const std::string &entryName,
         return Status::error(what + ": " + s.message());
       data = copy->get();
       realigned.push_back(copy.take());
+      if (writable[i]) {
+        copyBack.emplace_back(writable[i], data);
+        copyBackBytes.push_back(view.byteSize());
+      }
     }
     // Results pointing into inputs (the caller's or a realigned copy) are
     // copied, never freed.
@@ -488,6 +548,16 @@ Artifact::run(const std::string &entryName,
   }
   if (!called)
     return Status::error(where + ": " + called.message());
+  for (size_t i = 0; i < copyBack.size(); ++i) {
+    auto [to, from] = copyBack[i];
+    if (module_->isDevice()) {
+      if (Status s = module_->copyOut(to, from, copyBackBytes[i]); !s)
+        return Status::error(where + ": copying an in-place input back: " +
+                             s.message());
+    } else {
+      std::memcpy(to, from, copyBackBytes[i]);
+    }
+  }
 
   std::vector<OwnedTensor> outputs;
   at = 0;

@@ -258,6 +258,13 @@ public:
           spec.maxShape.push_back(dim.get<int64_t>());
         }
       }
+      if (auto inPlace = item.find("in_place"); inPlace != item.end()) {
+        if (singular != "input")
+          return error(itemWhere, "\"in_place\" is for inputs only");
+        if (!inPlace->is_boolean())
+          return error(itemWhere, "\"in_place\" is not a boolean");
+        spec.inPlace = inPlace->get<bool>();
+      }
       out.push_back(std::move(spec));
     }
     return Status::ok();
@@ -619,6 +626,8 @@ json tensorSpecJson(const TensorSpec &spec) {
               {"shape", shapeJson(spec.shape)}};
   if (!spec.maxShape.empty())
     out["max_shape"] = shapeJson(spec.maxShape);
+  if (spec.inPlace)
+    out["in_place"] = true;
   return out;
 }
 
@@ -768,6 +777,8 @@ std::string signatureSpec(const char *kind, const TensorSpec &spec) {
                      dtypeName(spec.dtype) + " " + signatureShape(spec.shape);
   if (!spec.maxShape.empty())
     line += " max " + signatureShape(spec.maxShape);
+  if (spec.inPlace)
+    line += " in_place";
   return line + "\n";
 }
 

@@ -1,7 +1,8 @@
 //===- Generate.cpp - Sampling text from a language-model artifact --------===//
 //
-// No KV cache: every token reruns forward on the whole (sliding) context,
-// which is simple and fast enough for the small models the driver trains.
+// With the KV-cache entry points the prompt is prefilled once and every
+// token costs one decode_step; without them every token reruns forward on
+// the whole (sliding) context.
 //
 //===----------------------------------------------------------------------===//
 
@@ -12,10 +13,12 @@
 #include "kiln/Train/Tokenizer.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <numeric>
 
 using namespace kiln::train;
+namespace runtime = kiln::runtime;
 using kiln::runtime::Artifact;
 using kiln::runtime::DType;
 using kiln::runtime::Expected;
@@ -67,6 +70,232 @@ Expected<int64_t> kiln::train::sampleToken(const std::vector<float> &logits,
   return order[pick(rng)];
 }
 
+//===----------------------------------------------------------------------===//
+// KVCacheDecoder
+//===----------------------------------------------------------------------===//
+
+namespace {
+constexpr const char *kPrefill = "prefill";
+constexpr const char *kDecodeStep = "decode_step";
+} // namespace
+
+bool KVCacheDecoder::isAvailable(const Artifact &artifact) {
+  return artifact.findEntryPoint(kPrefill) &&
+         artifact.findEntryPoint(kDecodeStep);
+}
+
+Expected<KVCacheDecoder> KVCacheDecoder::create(const Artifact &artifact,
+                                                int64_t rows) {
+  const runtime::EntryPointSpec *prefill = artifact.findEntryPoint(kPrefill);
+  const runtime::EntryPointSpec *decode = artifact.findEntryPoint(kDecodeStep);
+  std::string where = "'" + artifact.dir() + "'";
+  if (!prefill || !decode)
+    return Status::error(where + " has no KV-cache entry points (prefill, "
+                                 "decode_step): compile it with kiln-compile "
+                                 "--kv-cache");
+  auto bad = [&](const std::string &what) {
+    return Status::error(where + ": " + what +
+                         " (not the KV-cache entry points kiln-compile "
+                         "--kv-cache builds)");
+  };
+  // prefill(input_ids [B, S], lengths [B], cache...) and
+  // decode_step(input_ids [B, 1], positions [B], cache...), both -> logits
+  // [B, V]; the same caches, updated in place.
+  if (prefill->inputs.size() < 3 ||
+      prefill->inputs.size() != decode->inputs.size() ||
+      prefill->outputs.size() != 1 || decode->outputs.size() != 1)
+    return bad("unexpected inputs or outputs");
+  const runtime::TensorSpec &logits = prefill->outputs[0];
+  if (logits.dtype != DType::F32 || logits.rank() != 2 ||
+      logits.shape[1] == runtime::kDynamicDim ||
+      decode->outputs[0].shape != logits.shape)
+    return bad("logits are not f32 [batch, vocab]");
+  int64_t batch = logits.shape[0];
+  if (rows < 1 || (batch != runtime::kDynamicDim && rows != batch))
+    return Status::error(where + ": its KV cache holds " +
+                         (batch == runtime::kDynamicDim
+                              ? std::string("at least 1 row")
+                              : std::to_string(batch) + " rows") +
+                         ", not " + std::to_string(rows));
+  const std::vector<std::string> leading[2] = {{"input_ids", "lengths"},
+                                               {"input_ids", "positions"}};
+  const runtime::EntryPointSpec *entries[2] = {prefill, decode};
+  for (int e = 0; e < 2; ++e)
+    for (size_t i = 0; i < 2; ++i) {
+      const runtime::TensorSpec &spec = entries[e]->inputs[i];
+      if (spec.name != leading[e][i] || spec.dtype != DType::I64 ||
+          spec.inPlace || spec.shape.empty() || spec.shape[0] != batch)
+        return bad(entries[e]->name + " input " + std::to_string(i));
+    }
+  KVCacheDecoder decoder;
+  decoder.artifact_ = &artifact;
+  decoder.rows_ = rows;
+  decoder.vocab_ = logits.shape[1];
+  for (size_t i = 2; i < prefill->inputs.size(); ++i) {
+    const runtime::TensorSpec &spec = prefill->inputs[i];
+    const runtime::TensorSpec &other = decode->inputs[i];
+    if (!spec.inPlace || !other.inPlace || spec.name != other.name ||
+        spec.dtype != other.dtype || spec.shape != other.shape ||
+        spec.rank() != 4 || spec.shape[0] != batch ||
+        std::any_of(spec.shape.begin() + 1, spec.shape.end(),
+                    [](int64_t d) { return d < 1; }))
+      return bad("cache input '" + spec.name + "'");
+    if (decoder.slots_ && spec.shape[2] != decoder.slots_)
+      return bad("caches of different lengths");
+    decoder.slots_ = spec.shape[2];
+    std::vector<int64_t> shape = spec.shape;
+    shape[0] = rows;
+    runtime::OwnedTensor cache = runtime::OwnedTensor::allocate(spec.dtype, shape);
+    // Slots a row has not filled are never attended to, but zeros keep a
+    // decomposed attention's masked products finite.
+    std::memset(cache.data(), 0, cache.byteSize());
+    decoder.cacheNames_.push_back(spec.name);
+    decoder.caches_.push_back(std::move(cache));
+  }
+  decoder.lengths_.assign(static_cast<size_t>(rows), 0);
+  return decoder;
+}
+size_t KVCacheDecoder::cacheBytes() const {
+  size_t bytes = 0;
+  for (const runtime::OwnedTensor &cache : caches_)
+    bytes += cache.byteSize();
+  return bytes;
+}
+
+Expected<std::vector<float>>
+KVCacheDecoder::run(const std::string &entry, const runtime::NamedTensor &ids,
+                    const runtime::NamedTensor &rows) {
+  std::vector<Artifact::InPlaceTensor> caches;
+  for (size_t i = 0; i < caches_.size(); ++i)
+    caches.push_back({cacheNames_[i], caches_[i].dtype(), caches_[i].shape(),
+                      caches_[i].data()});
+  auto outputs = artifact_->run(entry, {ids, rows}, caches);
+  if (!outputs)
+    return outputs.status();
+  const runtime::OwnedTensor &logits = outputs->front();
+  if (logits.shape() != std::vector<int64_t>{rows_, vocab_})
+    return Status::error(entry + " returned logits of shape " +
+                         runtime::formatShape(logits.shape()));
+  return std::vector<float>(logits.as<float>(),
+                            logits.as<float>() + logits.numElements());
+}
+
+Expected<std::vector<float>>
+KVCacheDecoder::prefill(const std::vector<std::vector<int32_t>> &prompts) {
+  if (static_cast<int64_t>(prompts.size()) != rows_)
+    return Status::error("prefill: " + std::to_string(prompts.size()) +
+                         " prompts for a cache of " + std::to_string(rows_) +
+                         " rows");
+  int64_t longest = 0;
+  for (const std::vector<int32_t> &prompt : prompts) {
+    if (prompt.empty() || static_cast<int64_t>(prompt.size()) > slots_)
+      return Status::error("prefill: a prompt of " +
+                           std::to_string(prompt.size()) +
+                           " tokens; the cache holds 1 to " +
+                           std::to_string(slots_));
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(prompt.size()));
+  }
+  // Right-padded: under the causal mask padding after a token does not
+  // change it, and the slots it fills are overwritten before a row attends
+  // to them.
+  std::vector<int64_t> ids(static_cast<size_t>(rows_ * longest), 0);
+  std::vector<int64_t> lengths(static_cast<size_t>(rows_));
+  for (int64_t r = 0; r < rows_; ++r) {
+    const std::vector<int32_t> &prompt = prompts[static_cast<size_t>(r)];
+    std::copy(prompt.begin(), prompt.end(),
+              ids.begin() + static_cast<ptrdiff_t>(r * longest));
+    lengths[static_cast<size_t>(r)] = static_cast<int64_t>(prompt.size());
+  }
+  auto logits =
+      run(kPrefill, {"input_ids", TensorView{DType::I64, {rows_, longest}, ids.data()}},
+          {"lengths", TensorView{DType::I64, {rows_}, lengths.data()}});
+  if (logits)
+    lengths_ = lengths;
+  return logits;
+}
+
+Expected<std::vector<float>>
+KVCacheDecoder::step(const std::vector<int64_t> &tokens) {
+  if (static_cast<int64_t>(tokens.size()) != rows_)
+    return Status::error("decode_step: " + std::to_string(tokens.size()) +
+                         " tokens for a cache of " + std::to_string(rows_) +
+                         " rows");
+  for (int64_t length : lengths_)
+    if (length < 1 || length >= slots_)
+      return Status::error("decode_step: a row holds " +
+                           std::to_string(length) + " tokens; it needs a "
+                           "prefilled row with room (the cache holds " +
+                           std::to_string(slots_) + ")");
+  std::vector<int64_t> ids(tokens), positions(lengths_);
+  auto logits =
+      run(kDecodeStep, {"input_ids", TensorView{DType::I64, {rows_, 1}, ids.data()}},
+          {"positions", TensorView{DType::I64, {rows_}, positions.data()}});
+  if (logits)
+    for (int64_t &length : lengths_)
+      ++length;
+  return logits;
+}
+
+namespace {
+/// The next token from one row of logits (only ids the tokenizer knows can
+/// be decoded).
+Expected<int64_t> sampleRow(const float *row, int64_t vocab,
+                            const Tokenizer &tokenizer,
+                            const SamplingOptions &options,
+                            std::mt19937_64 &rng) {
+  int64_t usable = std::min<int64_t>(vocab, tokenizer.vocabSize());
+  std::vector<float> candidates(row, row + usable);
+  return sampleToken(candidates, options, rng);
+}
+
+/// generateText with the KV-cache entry points: the prompt is prefilled
+/// once, each new token is one decode_step. Rows of a static batch all
+/// carry the same text; row 0 is sampled. A full cache is refilled with the
+/// last half of the text.
+Expected<std::string> generateWithCache(const Artifact &artifact,
+                                        const Tokenizer &tokenizer,
+                                        const GenerateOptions &options,
+                                        std::vector<int32_t> tokens,
+                                        std::mt19937_64 &rng) {
+  const runtime::EntryPointSpec *prefill = artifact.findEntryPoint("prefill");
+  int64_t batch = prefill->outputs.empty() || prefill->outputs[0].rank() != 2
+                      ? 1
+                      : prefill->outputs[0].shape[0];
+  Expected<KVCacheDecoder> decoder = KVCacheDecoder::create(
+      artifact, batch == runtime::kDynamicDim ? 1 : batch);
+  if (!decoder)
+    return decoder.status();
+  auto refill = [&](size_t keep) {
+    size_t start = tokens.size() > keep ? tokens.size() - keep : 0;
+    std::vector<int32_t> context(tokens.begin() + static_cast<ptrdiff_t>(start),
+                                 tokens.end());
+    return decoder->prefill(std::vector<std::vector<int32_t>>(
+        static_cast<size_t>(decoder->rows()), context));
+  };
+  int64_t slots = decoder->slots();
+  Expected<std::vector<float>> logits = refill(static_cast<size_t>(slots));
+  for (int64_t n = 0; n < options.maxTokens; ++n) {
+    if (!logits)
+      return logits.status();
+    Expected<int64_t> next = sampleRow(logits->data(), decoder->vocab(),
+                                       tokenizer, options.sampling, rng);
+    if (!next)
+      return next.status();
+    if (*next == tokenizer.eosId())
+      break;
+    tokens.push_back(static_cast<int32_t>(*next));
+    if (n + 1 == options.maxTokens)
+      break;
+    if (decoder->lengths()[0] >= slots)
+      logits = refill(static_cast<size_t>(std::max<int64_t>(slots / 2, 1)));
+    else
+      logits = decoder->step(
+          std::vector<int64_t>(static_cast<size_t>(decoder->rows()), *next));
+  }
+  return tokenizer.decode(tokens);
+}
+} // namespace
+
 Expected<std::string> kiln::train::generateText(const Artifact &artifact,
                                                 const Tokenizer &tokenizer,
                                                 const GenerateOptions &options) {
@@ -88,6 +317,9 @@ Expected<std::string> kiln::train::generateText(const Artifact &artifact,
     tokens.push_back(static_cast<int32_t>(
         tokenizer.bosId() >= 0 ? tokenizer.bosId() : 0));
   std::mt19937_64 rng(options.seed);
+  if (!options.noCache && KVCacheDecoder::isAvailable(artifact))
+    return generateWithCache(artifact, tokenizer, options, std::move(tokens),
+                             rng);
   for (int64_t n = 0; n < options.maxTokens; ++n) {
     size_t length = tokens.size();
     size_t start = window > 0 && length > static_cast<size_t>(window)
@@ -105,10 +337,8 @@ Expected<std::string> kiln::train::generateText(const Artifact &artifact,
     const runtime::OwnedTensor &logits = (*outputs)[forward->logitsIndex];
     int64_t vocab = logits.shape()[2];
     const float *row = logits.as<float>() + (used - 1) * vocab;
-    // Only ids the tokenizer knows can be decoded.
-    int64_t usable = std::min<int64_t>(vocab, tokenizer.vocabSize());
-    std::vector<float> candidates(row, row + usable);
-    Expected<int64_t> next = sampleToken(candidates, options.sampling, rng);
+    Expected<int64_t> next =
+        sampleRow(row, vocab, tokenizer, options.sampling, rng);
     if (!next)
       return next.status();
     if (*next == tokenizer.eosId())

@@ -278,6 +278,24 @@ func.func @attention_mha_mask(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x8x16xf32>
   return %0 : tensor<1x4x8x32xf32>
 }
 
+// key_lengths become an additive mask: slots at or after max(len, 1) get
+// the lowest float, like a padding mask.
+// CHECK-LABEL: func.func @attention_key_lengths
+// CHECK-SAME: (%[[Q:[a-z0-9_]+]]: tensor<?x4x1x16xf32>, %[[K:[a-z0-9_]+]]: tensor<?x4x32x16xf32>, %[[V:[a-z0-9_]+]]: tensor<?x4x32x16xf32>, %[[L:[a-z0-9_]+]]: tensor<?xi64>)
+// CHECK: %[[SS:.*]] = kiln.mul
+// CHECK: %[[SLOTS:.*]] = kiln.iota() dim = 0 : tensor<32xi64>
+// CHECK: %[[ONE:.*]] = kiln.constant dense<1> : tensor<i64>
+// CHECK: %[[LEN:.*]] = kiln.max %[[L]], %[[ONE]]
+// CHECK: %[[COL:.*]] = kiln.reshape %[[LEN]] : tensor<?xi64> -> tensor<?x1xi64>
+// CHECK: %[[VISIBLE:.*]] = kiln.compare lt, %[[SLOTS]], %[[COL]] : (tensor<32xi64>, tensor<?x1xi64>) -> tensor<?x32xi1>
+// CHECK: %[[MASK:.*]] = kiln.padding_mask %[[VISIBLE]] : tensor<?x32xi1> -> tensor<?x1x1x32xf32>
+// CHECK: kiln.add %[[SS]], %[[MASK]]
+// CHECK-NOT: kiln.attention
+func.func @attention_key_lengths(%q: tensor<?x4x1x16xf32>, %k: tensor<?x4x32x16xf32>, %v: tensor<?x4x32x16xf32>, %len: tensor<?xi64>) -> tensor<?x4x1x16xf32> {
+  %0 = kiln.attention %q, %k, %v key_lengths %len : (tensor<?x4x1x16xf32>, tensor<?x4x32x16xf32>, tensor<?x4x32x16xf32>, tensor<?xi64>) -> tensor<?x4x1x16xf32>
+  return %0 : tensor<?x4x1x16xf32>
+}
+
 // Grouped-query (8 query heads, 2 kv heads): kv heads are repeated 4 times
 // through [B, Hkv, 1, S, D] -> broadcast [B, Hkv, 4, S, D] -> [B, H, S, D];
 // causal masking selects the lowest finite bf16; scale = 1/√64.

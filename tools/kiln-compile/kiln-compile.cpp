@@ -161,6 +161,14 @@ cl::opt<std::string> int8Dot(
              "(vpmaddwd) or generic (portable vector ops); default: the best "
              "--cpu has; recorded in the manifest's target_options"),
     cl::value_desc("vnni|avx2|generic"), cl::init(""), cl::cat(category));
+cl::opt<std::string> kvCache(
+    "kv-cache",
+    cl::desc("Causal LMs (gpt2, llama): also build prefill(input_ids, "
+             "lengths, cache...) and decode_step(input_ids, positions, "
+             "cache...), which keep every layer's keys and values in a cache "
+             "of N slots per row updated in place (kiln generate uses them); "
+             "'max' for the model's position limit"),
+    cl::value_desc("N|max"), cl::init(""), cl::cat(category));
 cl::opt<std::string> attention(
     "attention",
     cl::desc("How kiln.attention is lowered: fused (the default: one "
@@ -385,6 +393,19 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     options.training = mode == Mode::Train;
     options.attentionMask = attentionMaskInput;
     options.positionIds = positionIdsInput;
+    if (!kvCache.empty()) {
+      int64_t slots = 0;
+      if (kvCache == "max") {
+        options.kvCache = kiln::BuildOptions::kKVCacheMax;
+      } else if (llvm::StringRef(kvCache).getAsInteger(10, slots) ||
+                 slots < 1) {
+        fail("--kv-cache must be a positive number of slots or 'max', not '" +
+             kvCache + "'");
+        return failure();
+      } else {
+        options.kvCache = slots;
+      }
+    }
     auto module = kiln::buildModel(context, *config, options);
     if (!module) {
       fail(inputPath + ": " + llvm::toString(module.takeError()));
@@ -393,6 +414,10 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     return std::move(*module);
   }
 
+  if (!kvCache.empty()) {
+    fail("--kv-cache applies to model configs (.json)");
+    return failure();
+  }
   if (attentionMaskInput || positionIdsInput) {
     fail("--attention-mask and --position-ids apply to model configs (.json)");
     return failure();
@@ -729,6 +754,8 @@ int main(int argc, char **argv) {
                                                               : "inference"}};
     if (!quantizeScheme.empty())
       options.recordedOptions["quantize"] = quantizeScheme;
+    if (!kvCache.empty())
+      options.recordedOptions["kv_cache"] = kvCache.getValue();
     if (!calibration.empty()) {
       options.recordedOptions["calibration"] = calibration.getValue();
       options.calibrationPath = calibration.getValue();

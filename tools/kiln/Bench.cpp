@@ -65,13 +65,15 @@ int benchCommand(int argc, char **argv) {
   const EntryPointSpec &entry = chooseEntry(*artifact, options.entry);
   std::vector<NpyArray> arrays;
   std::vector<NamedTensor> inputs = readInputs(entry, options.inputs, arrays);
+  std::vector<Artifact::InPlaceTensor> inPlace =
+      takeInPlaceInputs(entry, inputs, arrays);
 
   for (int64_t i = 0; i < options.warmup; ++i)
-    (void)runOnce(*artifact, entry, inputs);
+    (void)runOnce(*artifact, entry, inputs, inPlace);
   std::vector<double> ms;
   for (int64_t i = 0; i < options.iters; ++i) {
     auto start = std::chrono::steady_clock::now();
-    std::vector<OwnedTensor> outputs = runOnce(*artifact, entry, inputs);
+    std::vector<OwnedTensor> outputs = runOnce(*artifact, entry, inputs, inPlace);
     outputs.clear(); // Freeing the results is part of a call.
     auto stop = std::chrono::steady_clock::now();
     ms.push_back(std::chrono::duration<double, std::milli>(stop - start).count());

@@ -156,10 +156,33 @@ std::vector<NamedTensor> readInputs(const EntryPointSpec &entry,
   return inputs;
 }
 
-std::vector<OwnedTensor> runOnce(const Artifact &artifact,
-                                 const EntryPointSpec &entry,
-                                 const std::vector<NamedTensor> &inputs) {
-  Expected<std::vector<OwnedTensor>> outputs = artifact.run(entry.name, inputs);
+std::vector<Artifact::InPlaceTensor>
+takeInPlaceInputs(const EntryPointSpec &entry, std::vector<NamedTensor> &inputs,
+                  std::vector<NpyArray> &arrays) {
+  std::vector<Artifact::InPlaceTensor> inPlace;
+  std::vector<NamedTensor> rest;
+  for (NamedTensor &input : inputs) {
+    const TensorSpec *spec = entry.findInput(input.name);
+    auto array = std::find_if(arrays.begin(), arrays.end(), [&](NpyArray &a) {
+      return a.bytes.data() == input.view.data;
+    });
+    if (!spec || !spec->inPlace || array == arrays.end()) {
+      rest.push_back(std::move(input));
+      continue;
+    }
+    inPlace.push_back(
+        {input.name, array->dtype, array->shape, array->bytes.data()});
+  }
+  inputs = std::move(rest);
+  return inPlace;
+}
+
+std::vector<OwnedTensor>
+runOnce(const Artifact &artifact, const EntryPointSpec &entry,
+        const std::vector<NamedTensor> &inputs,
+        const std::vector<Artifact::InPlaceTensor> &inPlace) {
+  Expected<std::vector<OwnedTensor>> outputs =
+      artifact.run(entry.name, inputs, inPlace);
   if (!outputs)
     fail(outputs.message());
   return outputs.take();

@@ -66,10 +66,17 @@ std::vector<NamedTensor> readInputs(const EntryPointSpec &entry,
                                     const std::vector<std::string> &specs,
                                     std::vector<NpyArray> &arrays);
 
+/// Moves the inputs `entry` updates in place (a KV cache) out of `inputs`:
+/// they are returned writable, pointing into the bytes of `arrays`.
+std::vector<Artifact::InPlaceTensor>
+takeInPlaceInputs(const EntryPointSpec &entry, std::vector<NamedTensor> &inputs,
+                  std::vector<NpyArray> &arrays);
+
 /// Runs `entry` once, or fails with the run's message.
-std::vector<OwnedTensor> runOnce(const Artifact &artifact,
-                                 const EntryPointSpec &entry,
-                                 const std::vector<NamedTensor> &inputs);
+std::vector<OwnedTensor>
+runOnce(const Artifact &artifact, const EntryPointSpec &entry,
+        const std::vector<NamedTensor> &inputs,
+        const std::vector<Artifact::InPlaceTensor> &inPlace = {});
 
 /// An output name as a file name: '/' and leading dots would escape DIR.
 std::string fileNameFor(std::string name);

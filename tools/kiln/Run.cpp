@@ -23,6 +23,11 @@ Runs an entry point of the artifact on .npy inputs. For each output prints
 --output-dir writes it to DIR/NAME.npy (atomically; DIR is created if
 needed).
 
+Inputs an entry point updates in place (the KV cache of prefill and
+decode_step, kiln-compile --kv-cache) are read from their files and, with
+--output-dir, written back to DIR/NAME.npy after the last call, so that
+calls can be chained.
+
 Training artifacts (kiln-compile --mode train) update their parameters in
 place when train_step runs; --repeat runs it several times, and the
 parameters and optimizer state can be loaded from and saved to a
@@ -62,11 +67,14 @@ int runCommand(int argc, char **argv) {
          "train); '" + options.artifact + "' never changes its parameters");
   std::vector<NpyArray> arrays;
   std::vector<NamedTensor> inputs = readInputs(entry, options.inputs, arrays);
+  std::vector<Artifact::InPlaceTensor> inPlace =
+      takeInPlaceInputs(entry, inputs, arrays);
   if (!options.outputDir.empty())
     if (Status s = makeDirectories(options.outputDir); !s)
       fail(s.message());
   for (int64_t call = 0; call < options.repeat; ++call) {
-    std::vector<OwnedTensor> outputs = runOnce(*artifact, entry, inputs);
+    std::vector<OwnedTensor> outputs =
+        runOnce(*artifact, entry, inputs, inPlace);
     bool last = call + 1 == options.repeat;
     for (size_t i = 0; i < outputs.size(); ++i) {
       const std::string &name = entry.outputs[i].name;
@@ -84,6 +92,18 @@ int runCommand(int argc, char **argv) {
       }
       std::printf("%s\n", line.c_str());
     }
+  }
+  for (const Artifact::InPlaceTensor &tensor : inPlace) {
+    std::string line = tensor.name + ": " + dtypeName(tensor.dtype) + " " +
+                       formatShape(tensor.shape) + " (updated in place)";
+    if (!options.outputDir.empty()) {
+      std::string path = options.outputDir + "/" + fileNameFor(tensor.name);
+      if (Status s = writeNpy(path, {tensor.dtype, tensor.shape, tensor.data});
+          !s)
+        fail("input '" + tensor.name + "': " + s.message());
+      line += " -> " + path;
+    }
+    std::printf("%s\n", line.c_str());
   }
   if (!options.saveParameters.empty()) {
     if (Status s = artifact->saveParameters(options.saveParameters); !s)

@@ -80,10 +80,12 @@ OPTIONS:
 const char kGenerateUsage[] =
     R"(USAGE: kiln generate NAME.kiln --prompt TEXT [--run RUN_DIR] [options]
 
-Samples a continuation of TEXT from a language-model artifact: its forward
-is run on the context and the next token drawn from the last position's
-logits, one token at a time. With --run, the tokenizer and the trained
-parameters come from a pretraining run directory.
+Samples a continuation of TEXT from a language-model artifact, one token
+at a time, each drawn from the last position's logits. An artifact compiled
+with --kv-cache prefills the prompt once and runs one decode_step per token
+(its cache keeps every layer's keys and values); otherwise forward reruns
+the whole context for every token. With --run, the tokenizer and the
+trained parameters come from a pretraining run directory.
 
 OPTIONS:
   --prompt TEXT         the text to continue (required)
@@ -98,6 +100,8 @@ OPTIONS:
   --top-p P             and within probability mass P (default 0.95)
   --samples N           independent samples (default 1)
   --seed S              sampling seed (default 0)
+  --no-cache            rerun forward on the context for every token even
+                        when the artifact has a KV cache
   -h, --help            this text
 )";
 
@@ -251,7 +255,7 @@ int generateCommand(int argc, char **argv) {
       "generate", argc, argv, 2,
       {"--prompt", "--run", "--tokenizer", "--checkpoint", "--max-tokens",
        "--temperature", "--top-k", "--top-p", "--samples", "--seed"},
-      kGenerateUsage);
+      kGenerateUsage, {"--no-cache"});
   if (!o.values.count("--prompt"))
     fail("'kiln generate' needs --prompt TEXT; see 'kiln generate --help'");
   std::string tokenizerPath, checkpoint;
@@ -277,6 +281,7 @@ int generateCommand(int argc, char **argv) {
       fail(s.message());
   kiln::train::GenerateOptions g;
   g.prompt = o.values["--prompt"];
+  g.noCache = o.has("--no-cache");
   if (o.values.count("--max-tokens"))
     g.maxTokens = parseCount("--max-tokens", o.values["--max-tokens"], 0);
   if (o.values.count("--temperature"))

@@ -57,6 +57,12 @@ struct BuildOptions {
   /// of positions `0..S-1`, last (for left-padded batches:
   /// `cumsum(attention_mask) - 1`, as transformers' `generate` computes).
   bool positionIds = false;
+  /// Causal LMs: also build `prefill` and `decode_step` with a KV cache of
+  /// this many slots per row (0: none; kKVCacheMax: the model's position
+  /// limit; never more than it), for generation that does not rerun the
+  /// context (docs/generation.md).
+  int64_t kvCache = 0;
+  static constexpr int64_t kKVCacheMax = -1;
   /// The module will be trained: config keys that change only training
   /// (dropout rates) must then be honoured or refused too.
   bool training = false;

@@ -136,6 +136,23 @@ public:
   Expected<std::vector<OwnedTensor>>
   run(const std::string &entry, const std::vector<NamedTensor> &inputs) const;
 
+  /// A writable input: one the entry point updates in place (the
+  /// manifest's "in_place", a KV cache).
+  struct InPlaceTensor {
+    std::string name;
+    DType dtype = DType::F32;
+    std::vector<int64_t> shape;
+    void *data = nullptr;
+  };
+  /// run() for entry points with in-place inputs: those are given in
+  /// `inPlace` (each exactly once; the others in `inputs`), must not
+  /// overlap any other input, and hold their new values when the call
+  /// returns successfully (after a failed call their contents are
+  /// unspecified).
+  Expected<std::vector<OwnedTensor>>
+  run(const std::string &entry, const std::vector<NamedTensor> &inputs,
+      const std::vector<InPlaceTensor> &inPlace) const;
+
   /// The loaded code of one target (module.so, bound to the CUDA driver
   /// for cuda). Opaque here.
   class Module;

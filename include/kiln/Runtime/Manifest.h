@@ -42,6 +42,11 @@ struct TensorSpec {
   /// Inputs only, optional: the largest size of each dim (-1: no limit),
   /// from the manifest's "max_shape".
   std::vector<int64_t> maxShape;
+  /// Inputs only: the entry point updates this input in place (a KV
+  /// cache), the manifest's "in_place": true. The caller passes a writable
+  /// buffer (Artifact::run's `inPlace`), which holds the new value when the
+  /// call returns.
+  bool inPlace = false;
 
   size_t rank() const { return shape.size(); }
   bool isStatic() const;

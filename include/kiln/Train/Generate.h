@@ -1,8 +1,10 @@
 //===- Generate.h - Sampling text from a language-model artifact -*- C++ -*-===//
 //
-// `kiln generate`: tokenize a prompt, run the artifact's forward on the
-// context, sample the next token from the last position's logits
-// (temperature, top-k, top-p), append, repeat. Artifacts compiled for fixed
+// `kiln generate`: tokenize a prompt, run the artifact on it, sample the
+// next token from the last position's logits (temperature, top-k, top-p),
+// append, repeat. With the KV-cache entry points (kiln-compile --kv-cache)
+// the prompt is prefilled once and each token costs one decode_step;
+// otherwise forward reruns the whole context for every token. Artifacts compiled for fixed
 // [batch, seq] inputs are fed the prompt in row 0, left-aligned and padded:
 // with a causal model the padding after a position does not change it.
 //
@@ -11,16 +13,15 @@
 #ifndef KILN_TRAIN_GENERATE_H
 #define KILN_TRAIN_GENERATE_H
 
+#include "kiln/Runtime/Artifact.h"
+#include "kiln/Runtime/SafeTensors.h"
 #include "kiln/Runtime/Status.h"
+#include "kiln/Runtime/Tensor.h"
 
 #include <cstdint>
 #include <random>
 #include <string>
 #include <vector>
-
-namespace kiln::runtime {
-class Artifact;
-} // namespace kiln::runtime
 
 namespace kiln::train {
 
@@ -41,11 +42,59 @@ runtime::Expected<int64_t> sampleToken(const std::vector<float> &logits,
                                        const SamplingOptions &options,
                                        std::mt19937_64 &rng);
 
+/// The KV-cache entry points of a language-model artifact (kiln-compile
+/// --kv-cache: `prefill` and `decode_step`) with the cache they update, for
+/// `rows` sequences generated side by side, each at its own length.
+class KVCacheDecoder {
+public:
+  /// Whether `artifact` has the entry points.
+  static bool isAvailable(const runtime::Artifact &artifact);
+  /// A decoder with an empty (zeroed) cache of `rows` rows. Errors when the
+  /// entry points are missing or do not have the shapes kiln-compile
+  /// gives them, or `rows` does not fit a static batch.
+  static runtime::Expected<KVCacheDecoder>
+  create(const runtime::Artifact &artifact, int64_t rows);
+
+  int64_t rows() const { return rows_; }
+  /// Tokens a row can hold.
+  int64_t slots() const { return slots_; }
+  int64_t vocab() const { return vocab_; }
+  /// Tokens each row holds.
+  const std::vector<int64_t> &lengths() const { return lengths_; }
+  /// Bytes of the cache.
+  size_t cacheBytes() const;
+
+  /// Starts every row afresh with its prompt (1 to slots() tokens) and
+  /// returns each row's next-token logits, `rows x vocab`.
+  runtime::Expected<std::vector<float>>
+  prefill(const std::vector<std::vector<int32_t>> &prompts);
+  /// Appends `tokens[r]` to row r (which must have room) and returns the
+  /// next-token logits, `rows x vocab`.
+  runtime::Expected<std::vector<float>>
+  step(const std::vector<int64_t> &tokens);
+
+private:
+  KVCacheDecoder() = default;
+  runtime::Expected<std::vector<float>>
+  run(const std::string &entry, const runtime::NamedTensor &ids,
+      const runtime::NamedTensor &rows);
+
+  const runtime::Artifact *artifact_ = nullptr;
+  int64_t rows_ = 0, slots_ = 0, vocab_ = 0;
+  std::vector<int64_t> lengths_;
+  /// One per cache input of the entry points, in their order.
+  std::vector<std::string> cacheNames_;
+  std::vector<runtime::OwnedTensor> caches_;
+};
+
 struct GenerateOptions {
   std::string prompt;
   int64_t maxTokens = 100;
   SamplingOptions sampling;
   uint64_t seed = 0;
+  /// Rerun forward on the whole context for every token even when the
+  /// artifact has KV-cache entry points.
+  bool noCache = false;
 };
 
 /// The prompt followed by up to maxTokens sampled tokens, decoded.

@@ -35,6 +35,7 @@
 #include "mlir/IR/PatternMatch.h"
 
 #include <cmath>
+#include <type_traits>
 
 namespace mlir::kiln {
 #define GEN_PASS_DEF_CONVERTKILNATTENTIONPASS
@@ -118,6 +119,8 @@ Value gather(OpBuilder &b, Location loc, ArrayRef<Value> scalars) {
 struct AttentionProblem {
   Location loc;
   Value query, key, value, mask;
+  /// kiln.attention's `key_lengths` (`[B]`), or null.
+  Value keyLengths;
   bool causal;
   Type element;
   int64_t headDim, valueDim;
@@ -271,11 +274,22 @@ struct AttentionProblem {
   /// products, the max and the rescaling happen once per block and the
   /// exponentials are one vector op, which keeps the row's loop-carried
   /// chain short.
+  /// `count` limited to the keys row `batchIndex` has filled
+  /// (`key_lengths`, clamped to at least 1); `count` without key lengths.
+  Value limitToKeyLength(OpBuilder &b, Value count, Value batchIndex) const {
+    if (!keyLengths)
+      return count;
+    Value length = tensor::ExtractOp::create(b, loc, keyLengths, batchIndex);
+    length = arith::IndexCastOp::create(b, loc, b.getIndexType(), length);
+    length = arith::MaxSIOp::create(b, loc, length, indexConstant(b, loc, 1));
+    return arith::MinSIOp::create(b, loc, count, length);
+  }
+
   std::array<Value, 3> forwardRow(OpBuilder &b, Value batchIndex, Value head,
                                   Value row, Value scaledQuery) const {
     Value kvh = kvHead(b, head);
     Value firstKey = indexConstant(b, loc, 0);
-    Value keyEnd = keyCount(b, row);
+    Value keyEnd = limitToKeyLength(b, keyCount(b, row), batchIndex);
     Value initialMax = lowest(b);
     Value initialSum = f32Const(b, loc, 0.0);
     Value initialAcc = zeros(b, valueVector);
@@ -371,6 +385,8 @@ FailureOr<AttentionProblem> problemOf(IRRewriter &rewriter, OpTy op,
                          op.getValue(), op.getMask(), op.getCausal(),
                          op.getScale())))
     return failure();
+  if constexpr (std::is_same_v<OpTy, AttentionOp>)
+    p.keyLengths = op.getKeyLengths();
   return p;
 }
 

@@ -59,7 +59,7 @@ struct ConvertKilnToLinalgPass
                            arith::ArithDialect, math::MathDialect,
                            func::FuncDialect, scf::SCFDialect>();
     target.addIllegalDialect<KilnDialect>();
-    target.addLegalOp<ParameterOp, ReadParamOp, WriteParamOp>();
+    target.addLegalOp<ParameterOp, ReadParamOp, WriteParamOp, StoreParamOp>();
     RewritePatternSet patterns(&getContext());
     populateKilnToLinalgPatterns(patterns);
     if (failed(applyPartialConversion(module, target, std::move(patterns))))

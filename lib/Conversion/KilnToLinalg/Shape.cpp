@@ -254,10 +254,70 @@ struct ScatterAddOpPattern : OpConversionPattern<ScatterAddOp> {
   }
 };
 
+/// A parallel loop over the batch rows, each inserting its `[1, H, S, D]`
+/// slice of the update at its position (clamped to `[0, T - S]`). The loop's
+/// shared output is the cache, so bufferization writes the cache's own
+/// buffer (an scf.for carrying it would be refused when the result is then
+/// materialized into the same argument).
+struct CacheWriteOpPattern : OpConversionPattern<CacheWriteOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(CacheWriteOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    Value cache = adaptor.getCache(), positions = adaptor.getPositions(),
+          update = adaptor.getUpdate();
+    auto updateType = cast<RankedTensorType>(update.getType());
+    SmallVector<OpFoldResult> sizes = {rewriter.getIndexAttr(1)};
+    for (int64_t d = 1; d < 4; ++d)
+      sizes.push_back(
+          updateType.isDynamicDim(d)
+              ? OpFoldResult(tensor::DimOp::create(rewriter, loc, update, d)
+                                 .getResult())
+              : OpFoldResult(rewriter.getIndexAttr(updateType.getDimSize(d))));
+    SmallVector<OpFoldResult> strides(4, rewriter.getIndexAttr(1));
+    Value zero = indexConstant(rewriter, loc, 0);
+    Value lastStart = arith::SubIOp::create(
+        rewriter, loc, tensor::DimOp::create(rewriter, loc, cache, 2),
+        tensor::DimOp::create(rewriter, loc, update, 2));
+    Value rows = tensor::DimOp::create(rewriter, loc, update, 0);
+    auto forall = scf::ForallOp::create(
+        rewriter, loc, ArrayRef<OpFoldResult>{rows}, ValueRange{cache},
+        std::nullopt);
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToStart(forall.getBody());
+    Value row = forall.getInductionVars()[0];
+    Value start = zero;
+    if (positions) {
+      start = tensor::ExtractOp::create(rewriter, loc, positions, row);
+      start = arith::IndexCastOp::create(rewriter, loc, rewriter.getIndexType(),
+                                         start);
+      // Clamped like gather: never write outside the cache.
+      start = arith::MaxSIOp::create(
+          rewriter, loc, arith::MinSIOp::create(rewriter, loc, start, lastStart),
+          zero);
+    }
+    SmallVector<OpFoldResult> from = {row, rewriter.getIndexAttr(0),
+                                      rewriter.getIndexAttr(0),
+                                      rewriter.getIndexAttr(0)};
+    Value slice = tensor::ExtractSliceOp::create(rewriter, loc, update, from,
+                                                 sizes, strides);
+    SmallVector<OpFoldResult> to = {row, rewriter.getIndexAttr(0), start,
+                                    rewriter.getIndexAttr(0)};
+    rewriter.setInsertionPointToEnd(forall.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(rewriter, loc, slice,
+                                          forall.getRegionIterArgs()[0], to,
+                                          sizes, strides);
+    rewriter.replaceOp(op, forall.getResults());
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::kiln::to_linalg::populateShapePatterns(RewritePatternSet &patterns) {
   patterns.add<TransposeOpPattern, ReshapeOpPattern, SliceOpPattern,
                ConcatOpPattern, PadOpPattern, BroadcastToOpPattern,
-               GatherOpPattern, ScatterAddOpPattern>(patterns.getContext());
+               GatherOpPattern, ScatterAddOpPattern, CacheWriteOpPattern>(
+      patterns.getContext());
 }

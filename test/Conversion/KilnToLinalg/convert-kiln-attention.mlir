@@ -42,6 +42,24 @@ func.func @attention(%q: tensor<?x4x?x8xbf16>, %k: tensor<?x2x?x8xbf16>, %v: ten
 
 // -----
 
+// key_lengths (a KV cache): each row walks only the keys its batch row has
+// filled, min(Sk, max(key_lengths[b], 1)); the slots after them are never
+// read.
+
+// CHECK-LABEL: func.func @attention_key_lengths
+// CHECK: scf.forall (%[[b:.*]], %{{.*}}) in (%{{.*}}, 4)
+// CHECK:   %[[LEN:.*]] = tensor.extract %arg3[%[[b]]] : tensor<?xi64>
+// CHECK:   %[[LEN_I:.*]] = arith.index_cast %[[LEN]] : i64 to index
+// CHECK:   %[[AT_LEAST_1:.*]] = arith.maxsi %[[LEN_I]], %c1
+// CHECK:   %[[END:.*]] = arith.minsi %[[AT_LEAST_1]], %c64
+// CHECK:   arith.divsi %[[END]], %c16
+func.func @attention_key_lengths(%q: tensor<?x4x1x8xf32>, %k: tensor<?x4x64x8xf32>, %v: tensor<?x4x64x8xf32>, %len: tensor<?xi64>) -> tensor<?x4x1x8xf32> {
+  %0 = kiln.attention %q, %k, %v key_lengths %len : (tensor<?x4x1x8xf32>, tensor<?x4x64x8xf32>, tensor<?x4x64x8xf32>, tensor<?xi64>) -> tensor<?x4x1x8xf32>
+  return %0 : tensor<?x4x1x8xf32>
+}
+
+// -----
+
 // The gradient: per query row (dq and the row max, 1/sum and g·o it
 // stores), then per key row (dk, dv) over the two query heads sharing each
 // key/value head; the broadcast mask is read in place.

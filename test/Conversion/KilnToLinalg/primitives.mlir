@@ -257,6 +257,29 @@ func.func @scatter_add(%t: tensor<10x4xf32>, %ids: tensor<?xi64>, %u: tensor<?x4
 
 // -----
 
+// cache_write: a parallel loop over the rows, each inserting its slice of
+// the update at its position clamped to [0, T - S], into the cache as the
+// loop's shared output.
+// CHECK-LABEL: func.func @cache_write
+// CHECK-SAME: (%[[CACHE:.*]]: tensor<?x2x16x4xf32>, %[[POS:.*]]: tensor<?xi64>, %[[NEW:.*]]: tensor<?x2x?x4xf32>)
+// CHECK: %[[S:.*]] = tensor.dim %[[NEW]], %c2
+// CHECK: %[[LAST:.*]] = arith.subi %{{.*}}, %{{.*}} : index
+// CHECK: %[[R:.*]] = scf.forall (%[[B:.*]]) in (%{{.*}}) shared_outs(%[[OUT:.*]] = %[[CACHE]]) -> (tensor<?x2x16x4xf32>)
+// CHECK:   %[[START:.*]] = tensor.extract %[[POS]][%[[B]]] : tensor<?xi64>
+// CHECK:   %[[START_I:.*]] = arith.index_cast %[[START]]
+// CHECK:   %[[LOW:.*]] = arith.minsi %[[START_I]], %[[LAST]]
+// CHECK:   %[[CLAMPED:.*]] = arith.maxsi %[[LOW]], %{{.*}}
+// CHECK:   %[[ROW:.*]] = tensor.extract_slice %[[NEW]][%[[B]], 0, 0, 0] [1, 2, %[[S]], 4] [1, 1, 1, 1]
+// CHECK:   scf.forall.in_parallel
+// CHECK:     tensor.parallel_insert_slice %[[ROW]] into %[[OUT]][%[[B]], 0, %[[CLAMPED]], 0] [1, 2, %[[S]], 4] [1, 1, 1, 1]
+// CHECK: return %[[R]]
+func.func @cache_write(%cache: tensor<?x2x16x4xf32>, %pos: tensor<?xi64>, %k: tensor<?x2x?x4xf32>) -> tensor<?x2x16x4xf32> {
+  %0 = kiln.cache_write %cache[%pos], %k : (tensor<?x2x16x4xf32>, tensor<?xi64>, tensor<?x2x?x4xf32>) -> tensor<?x2x16x4xf32>
+  return %0 : tensor<?x2x16x4xf32>
+}
+
+// -----
+
 // bf16 (and f16) products accumulate in f32 and are rounded once at the end.
 // CHECK-LABEL: func @matmul_bf16
 // CHECK: %[[ACC:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<3x4xf32>)

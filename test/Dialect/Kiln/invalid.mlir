@@ -716,7 +716,7 @@ func.func @embedding_result(%t: tensor<10x4xf32>, %i: tensor<3xi64>) {
 func.func @attention_key_type(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf16>, %v: tensor<1x2x4x8xf32>) {
   // expected-error @+2 {{expected key to have element type 'f32', found 'f16'}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v) : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf16>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf16>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
   return
 }
 
@@ -725,7 +725,7 @@ func.func @attention_key_type(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf16>, 
 func.func @attention_value_type(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xbf16>) {
   // expected-error @+2 {{expected value to have element type 'f32', found 'bf16'}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v) : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x2x4x8xbf16>) -> tensor<1x2x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x2x4x8xbf16>) -> tensor<1x2x4x8xf32>
   return
 }
 
@@ -734,7 +734,7 @@ func.func @attention_value_type(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>
 func.func @attention_key_batch(%q: tensor<1x2x4x8xf32>, %k: tensor<3x2x4x8xf32>, %v: tensor<1x2x4x8xf32>) {
   // expected-error @+2 {{expected key batch to be 1, found 3}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v) : (tensor<1x2x4x8xf32>, tensor<3x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x2x4x8xf32>, tensor<3x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
   return
 }
 
@@ -743,7 +743,7 @@ func.func @attention_key_batch(%q: tensor<1x2x4x8xf32>, %k: tensor<3x2x4x8xf32>,
 func.func @attention_value_batch(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<3x2x4x8xf32>) {
   // expected-error @+2 {{expected value batch to be 1, found 3}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v) : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<3x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<3x2x4x8xf32>) -> tensor<1x2x4x8xf32>
   return
 }
 
@@ -752,7 +752,7 @@ func.func @attention_value_batch(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32
 func.func @attention_head_dim(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x16xf32>, %v: tensor<1x2x4x8xf32>) {
   // expected-error @+2 {{expected key head dim to be 8, found 16}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v) : (tensor<1x2x4x8xf32>, tensor<1x2x4x16xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x2x4x8xf32>, tensor<1x2x4x16xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
   return
 }
 
@@ -761,7 +761,7 @@ func.func @attention_head_dim(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x16xf32>,
 func.func @attention_value_heads(%q: tensor<1x4x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x4x4x8xf32>) {
   // expected-error @+2 {{expected value heads to be 2, found 4}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v) : (tensor<1x4x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x4x4x8xf32>) -> tensor<1x4x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x4x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x4x4x8xf32>) -> tensor<1x4x4x8xf32>
   return
 }
 
@@ -770,7 +770,7 @@ func.func @attention_value_heads(%q: tensor<1x4x4x8xf32>, %k: tensor<1x2x4x8xf32
 func.func @attention_value_length(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x5x8xf32>) {
   // expected-error @+2 {{expected value length to be 4, found 5}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v) : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x2x5x8xf32>) -> tensor<1x2x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x2x5x8xf32>) -> tensor<1x2x4x8xf32>
   return
 }
 
@@ -779,7 +779,7 @@ func.func @attention_value_length(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf3
 func.func @attention_gqa(%q: tensor<1x6x4x8xf32>, %k: tensor<1x4x4x8xf32>, %v: tensor<1x4x4x8xf32>) {
   // expected-error @+2 {{query heads (6) must be a multiple of key/value heads (4)}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v) : (tensor<1x6x4x8xf32>, tensor<1x4x4x8xf32>, tensor<1x4x4x8xf32>) -> tensor<1x6x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<1x6x4x8xf32>, tensor<1x4x4x8xf32>, tensor<1x4x4x8xf32>) -> tensor<1x6x4x8xf32>
   return
 }
 
@@ -790,7 +790,7 @@ func.func @attention_gqa(%q: tensor<1x6x4x8xf32>, %k: tensor<1x4x4x8xf32>, %v: t
 func.func @attention_mask(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x6x8xf32>, %v: tensor<1x2x6x8xf32>, %m: tensor<4x4xf32>) {
   // expected-error @+2 {{mask 4x4 does not broadcast to the scores 1x2x4x6}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v, %m) : (tensor<1x2x4x8xf32>, tensor<1x2x6x8xf32>, tensor<1x2x6x8xf32>, tensor<4x4xf32>) -> tensor<1x2x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v, %m) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}> : (tensor<1x2x4x8xf32>, tensor<1x2x6x8xf32>, tensor<1x2x6x8xf32>, tensor<4x4xf32>) -> tensor<1x2x4x8xf32>
   return
 }
 
@@ -799,7 +799,7 @@ func.func @attention_mask(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x6x8xf32>, %v: 
 func.func @attention_mask_rank(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %m: tensor<1x1x1x4x4xf32>) {
   // expected-error @+2 {{mask 1x1x1x4x4 does not broadcast to the scores 1x2x4x4}}
   // expected-error @+1 {{'kiln.attention' op failed to infer returned types}}
-  %0 = "kiln.attention"(%q, %k, %v, %m) : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x1x1x4x4xf32>) -> tensor<1x2x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v, %m) <{operandSegmentSizes = array<i32: 1, 1, 1, 1, 0>}> : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x1x1x4x4xf32>) -> tensor<1x2x4x8xf32>
   return
 }
 
@@ -807,7 +807,7 @@ func.func @attention_mask_rank(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>,
 
 func.func @attention_rank(%q: tensor<2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>) {
   // expected-error @+1 {{'kiln.attention' op operand #0 must be 4D tensor of 32-bit float or bfloat16 type or 16-bit float values, but got 'tensor<2x4x8xf32>'}}
-  %0 = "kiln.attention"(%q, %k, %v) : (tensor<2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  %0 = "kiln.attention"(%q, %k, %v) <{operandSegmentSizes = array<i32: 1, 1, 1, 0, 0>}> : (tensor<2x4x8xf32>, tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
   return
 }
 
@@ -1235,7 +1235,7 @@ func.func @write_type(%v: tensor<2x2xf32>) {
 // -----
 
 func.func @store_not_parameter_argument(%v: tensor<4xf32>, %d: tensor<4xf32>) {
-  // expected-error @+1 {{'kiln.store_param' op expected the destination to be a function argument with a 'kiln.parameter' attribute}}
+  // expected-error @+1 {{'kiln.store_param' op expected the destination to be a function argument with a 'kiln.parameter' or 'kiln.in_place' attribute}}
   kiln.store_param %v to %d : tensor<4xf32>
   return
 }
@@ -1355,3 +1355,39 @@ func.func @integer_matmul_float(%x: tensor<4x8xf32>, %w: tensor<8x16xi8>) {
   return
 }
 
+
+// -----
+
+func.func @cache_write_width(%cache: tensor<2x4x16x8xf32>, %k: tensor<2x4x1x4xf32>) {
+  // expected-error @+2 {{update 'tensor<2x4x1x4xf32>' does not fit the cache 'tensor<2x4x16x8xf32>' (expected the same batch, heads and width)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = kiln.cache_write %cache, %k : (tensor<2x4x16x8xf32>, tensor<2x4x1x4xf32>) -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @cache_write_too_long(%cache: tensor<2x4x16x8xf32>, %k: tensor<2x4x17x8xf32>) {
+  // expected-error @+2 {{update 'tensor<2x4x17x8xf32>' has more slots than the cache 'tensor<2x4x16x8xf32>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = kiln.cache_write %cache, %k : (tensor<2x4x16x8xf32>, tensor<2x4x17x8xf32>) -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @cache_write_positions(%cache: tensor<2x4x16x8xf32>, %pos: tensor<3xi64>, %k: tensor<2x4x1x8xf32>) {
+  // expected-error @+2 {{positions 'tensor<3xi64>' must have one entry per batch row of the cache 'tensor<2x4x16x8xf32>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = kiln.cache_write %cache[%pos], %k : (tensor<2x4x16x8xf32>, tensor<3xi64>, tensor<2x4x1x8xf32>) -> tensor<2x4x16x8xf32>
+  return
+}
+
+// -----
+
+func.func @attention_key_lengths(%q: tensor<2x4x1x8xf32>, %k: tensor<2x4x16x8xf32>, %len: tensor<3xi64>) {
+  // expected-error @+2 {{key_lengths 'tensor<3xi64>' must have one entry per batch row of the query 'tensor<2x4x1x8xf32>'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = kiln.attention %q, %k, %k key_lengths %len : (tensor<2x4x1x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<3xi64>) -> tensor<2x4x1x8xf32>
+  return
+}

@@ -1,7 +1,7 @@
 // RUN: kiln-opt %s | kiln-opt | FileCheck %s
 // RUN: kiln-opt %s --mlir-print-op-generic | kiln-opt | FileCheck %s
 
-// Round trip of the kiln ops (61 of the 63; kiln.attention_grad and
+// Round trip of the kiln ops (62 of the 64; kiln.attention_grad and
 // kiln.store_param are in their passes' tests), in the custom form and through the
 // generic form: static and dynamic (`?`) shapes, f32/bf16/f16/integer/i1 and
 // quantized element types, and every optional operand and attribute variant.
@@ -338,6 +338,19 @@ func.func @attention(%q: tensor<?x12x?x64xf32>, %k: tensor<?x12x?x64xf32>, %v: t
   %3 = kiln.attention %gq, %gk, %gv mask %mask causal scale = 1.250000e-01 : (tensor<2x8x16x64xf16>, tensor<2x2x32x64xf16>, tensor<2x2x32x32xf16>, tensor<2x1x1x32xf16>) -> tensor<2x8x16x32xf16>
 // CHECK: %[[V4:[a-z0-9_]+]] = kiln.attention %[[ARG3]], %[[ARG4]], %[[ARG5]] scale = 5.000000e-01 : (tensor<2x8x16x64xf16>, tensor<2x2x32x64xf16>, tensor<2x2x32x32xf16>) -> tensor<2x8x16x32xf16>
   %4 = kiln.attention %gq, %gk, %gv scale = 5.000000e-01 : (tensor<2x8x16x64xf16>, tensor<2x2x32x64xf16>, tensor<2x2x32x32xf16>) -> tensor<2x8x16x32xf16>
+// CHECK: return
+  return
+}
+
+// CHECK-LABEL: func.func @kv_cache(
+// CHECK-SAME: %[[Q:[a-z0-9_]+]]: tensor<?x8x1x64xbf16>, %[[C:[a-z0-9_]+]]: tensor<?x2x256x64xbf16>, %[[K:[a-z0-9_]+]]: tensor<?x2x1x64xbf16>, %[[P:[a-z0-9_]+]]: tensor<?xi64>, %[[N:[a-z0-9_]+]]: tensor<?x2x?x64xbf16>)
+func.func @kv_cache(%q: tensor<?x8x1x64xbf16>, %cache: tensor<?x2x256x64xbf16>, %k: tensor<?x2x1x64xbf16>, %pos: tensor<?xi64>, %prompt: tensor<?x2x?x64xbf16>) {
+// CHECK: %[[W:[a-z0-9_]+]] = kiln.cache_write %[[C]][%[[P]]], %[[K]] : (tensor<?x2x256x64xbf16>, tensor<?xi64>, tensor<?x2x1x64xbf16>) -> tensor<?x2x256x64xbf16>
+  %0 = kiln.cache_write %cache[%pos], %k : (tensor<?x2x256x64xbf16>, tensor<?xi64>, tensor<?x2x1x64xbf16>) -> tensor<?x2x256x64xbf16>
+// CHECK: kiln.cache_write %[[C]], %[[N]] : (tensor<?x2x256x64xbf16>, tensor<?x2x?x64xbf16>) -> tensor<?x2x256x64xbf16>
+  %1 = kiln.cache_write %cache, %prompt : (tensor<?x2x256x64xbf16>, tensor<?x2x?x64xbf16>) -> tensor<?x2x256x64xbf16>
+// CHECK: kiln.attention %[[Q]], %[[W]], %[[W]] key_lengths %[[P]] scale = 1.250000e-01 : (tensor<?x8x1x64xbf16>, tensor<?x2x256x64xbf16>, tensor<?x2x256x64xbf16>, tensor<?xi64>) -> tensor<?x8x1x64xbf16>
+  %2 = kiln.attention %q, %0, %0 key_lengths %pos scale = 1.250000e-01 : (tensor<?x8x1x64xbf16>, tensor<?x2x256x64xbf16>, tensor<?x2x256x64xbf16>, tensor<?xi64>) -> tensor<?x8x1x64xbf16>
 // CHECK: return
   return
 }

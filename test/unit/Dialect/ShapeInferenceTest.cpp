@@ -224,7 +224,7 @@ TEST_F(ShapeInferenceTest, Composites) {
                                 builder.getF64FloatAttr(1e-5));
   EXPECT_EQ(ln.getType(), f32({kDyn, kDyn, 768}));
   // Grouped-query attention: 8 query heads over 2 key/value heads.
-  auto attn = AttentionOp::create(builder, loc, v[3], v[4], v[5], Value(),
+  auto attn = AttentionOp::create(builder, loc, v[3], v[4], v[5], Value(), Value(),
                                   builder.getUnitAttr(), FloatAttr());
   EXPECT_EQ(attn.getType(), f32({2, 8, 16, 32}));
   auto conv = Conv2dOp::create(

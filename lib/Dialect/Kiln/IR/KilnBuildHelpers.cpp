@@ -179,6 +179,24 @@ Value targetInRange(OpBuilder &b, Location loc, Value target, Value logits) {
   return SelectOp::create(b, loc, atLeastZero, belowClasses, atLeastZero);
 }
 
+Value keyLengthMask(OpBuilder &b, Location loc, Value keyLengths, Value key,
+                    Type elementType) {
+  auto lengthsType = tensorType(keyLengths);
+  auto keyType = tensorType(key);
+  Type it = lengthsType.getElementType();
+  int64_t batch = lengthsType.getDimSize(0), keys = keyType.getDimSize(2);
+  auto iotaType = RankedTensorType::get({keys}, it);
+  Value slots = IotaOp::create(b, loc, iotaType,
+                               dynamicSizes(b, loc, iotaType, {{key, 2}}),
+                               /*dim=*/0);
+  // Clamped to at least one key, as the fused lowering does.
+  Value lengths = MaxOp::create(b, loc, keyLengths, intConst(b, loc, it, 1));
+  Value column = reshape(b, loc, lengths, {batch, 1});
+  Value keep = CompareOp::create(b, loc, ComparePredicate::lt, slots, column);
+  return PaddingMaskOp::create(
+      b, loc, RankedTensorType::get({batch, 1, 1, keys}, elementType), keep);
+}
+
 /// exp(x - max(x)) / sum(exp(x - max(x))) along `axis`.
 bool isNarrowFloat(Type elementType) {
   return elementType.isBF16() || elementType.isF16();

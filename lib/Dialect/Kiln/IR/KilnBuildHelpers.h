@@ -75,6 +75,13 @@ Value sizeAsFloat(OpBuilder &b, Location loc, Value value, int64_t dim,
 /// compiled step cannot raise as PyTorch does, and a NaN stops the driver.
 Value targetInRange(OpBuilder &b, Location loc, Value target, Value logits);
 
+/// The additive attention mask `[B, 1, 1, Sk]` (element type
+/// `elementType`) that hides key `j` of batch row `b` when
+/// `j >= max(keyLengths[b], 1)`: kiln.attention's `key_lengths` as a mask,
+/// for `key` `[B, Hkv, Sk, D]`.
+Value keyLengthMask(OpBuilder &b, Location loc, Value keyLengths, Value key,
+                    Type elementType);
+
 /// bf16 and f16: element types whose normalizations, softmaxes and
 /// activations Kiln computes in f32 and rounds once (as PyTorch's kernels
 /// do), so that sums and rsqrt do not round at every step.

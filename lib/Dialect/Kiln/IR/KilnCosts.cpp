@@ -138,6 +138,17 @@ OpCost ScatterAddOp::getCost(const CostOptions &options) {
   return cost;
 }
 
+OpCost CacheWriteOp::getCost(const CostOptions &options) {
+  // Moves the update into the cache (in place): no arithmetic.
+  OpCost cost;
+  double update = getTensorBytes(getUpdate().getType(), options);
+  cost.bytesRead = update;
+  if (Value positions = getPositions())
+    cost.bytesRead += getTensorBytes(positions.getType(), options);
+  cost.bytesWritten = update;
+  return cost;
+}
+
 //===----------------------------------------------------------------------===//
 // Composites. FLOPs are those of the decomposition, counted in closed form.
 //===----------------------------------------------------------------------===//

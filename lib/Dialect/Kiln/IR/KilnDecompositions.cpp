@@ -297,6 +297,10 @@ FailureOr<SmallVector<Value>> AttentionOp::decompose(OpBuilder &builder) {
   if (Value mask = getMask())
     scores =
         AddOp::create(builder, loc, scores, convert(builder, loc, mask, et));
+  if (Value lengths = getKeyLengths())
+    scores = AddOp::create(
+        builder, loc, scores,
+        keyLengthMask(builder, loc, lengths, originalKey, et));
   if (getCausal()) {
     auto maskType = RankedTensorType::get(
         {qType.getDimSize(2), kType.getDimSize(2)}, builder.getI1Type());

@@ -742,8 +742,18 @@ Gradients AttentionOp::buildGradient(OpBuilder &b, ValueRange grads) {
   SmallVector<Value> result(getNumOperands());
   if (!g)
     return result;
+  // key_lengths hide keys like an additive mask; attention_grad takes them
+  // as one.
+  Value mask = getMask();
+  if (Value lengths = getKeyLengths()) {
+    Type et = tensorType(getQuery()).getElementType();
+    Value lengthMask = keyLengthMask(b, getLoc(), lengths, getKey(), et);
+    mask = mask ? Value(AddOp::create(b, getLoc(), convert(b, getLoc(), mask, et),
+                                      lengthMask))
+                : lengthMask;
+  }
   auto grad = AttentionGradOp::create(b, getLoc(), getQuery(), getKey(),
-                                      getValue(), g, getMask(), getCausal(),
+                                      getValue(), g, mask, getCausal(),
                                       getScaleAttr());
   result[0] = grad.getQueryGrad();
   result[1] = grad.getKeyGrad();

@@ -213,9 +213,11 @@ LogicalResult StoreParamOp::verify() {
   auto func = arg ? dyn_cast<FunctionOpInterface>(arg.getOwner()->getParentOp())
                   : FunctionOpInterface();
   if (!func || arg.getOwner() != &func.getFunctionBody().front() ||
-      !func.getArgAttr(arg.getArgNumber(), attrs::kParameter))
+      (!func.getArgAttr(arg.getArgNumber(), attrs::kParameter) &&
+       !func.getArgAttr(arg.getArgNumber(), attrs::kInPlace)))
     return emitOpError("expected the destination to be a function argument "
-                       "with a 'kiln.parameter' attribute");
+                       "with a 'kiln.parameter' or 'kiln.in_place' "
+                       "attribute");
   return success();
 }
 

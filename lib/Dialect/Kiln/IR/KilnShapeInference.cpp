@@ -315,6 +315,35 @@ LogicalResult ScatterAddOp::inferReturnTypes(MLIRContext *context, Loc loc,
   return success();
 }
 
+LogicalResult CacheWriteOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                             Adaptor adaptor, Types &types) {
+  auto cache = tensorOf(adaptor.getCache());
+  auto update = tensorOf(adaptor.getUpdate());
+  if (failed(expectSameElementType(loc, "update", cache, update)))
+    return failure();
+  // [B, H, S, D] into [B, H, T, D]: the same rows, heads and width, and no
+  // more new slots than the cache has.
+  for (int64_t d : {0, 1, 3})
+    if (!dimsMatch(update.getDimSize(d), cache.getDimSize(d)))
+      return emitOptionalError(loc, "update ", update,
+                               " does not fit the cache ", cache,
+                               " (expected the same batch, heads and width)");
+  if (!ShapedType::isDynamic(update.getDimSize(2)) &&
+      !ShapedType::isDynamic(cache.getDimSize(2)) &&
+      update.getDimSize(2) > cache.getDimSize(2))
+    return emitOptionalError(loc, "update ", update, " has more slots than the cache ",
+                             cache);
+  if (Value positions = adaptor.getPositions()) {
+    auto type = tensorOf(positions);
+    if (!dimsMatch(type.getDimSize(0), cache.getDimSize(0)))
+      return emitOptionalError(loc, "positions ", type,
+                               " must have one entry per batch row of the cache ",
+                               cache);
+  }
+  types.push_back(cache);
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // Composites
 //===----------------------------------------------------------------------===//
@@ -462,6 +491,13 @@ LogicalResult AttentionOp::inferReturnTypes(MLIRContext *context, Loc loc,
                          adaptor.getValue(), adaptor.getMask());
   if (failed(result))
     return failure();
+  if (Value lengths = adaptor.getKeyLengths()) {
+    auto type = tensorOf(lengths);
+    if (!dimsMatch(type.getDimSize(0), tensorOf(adaptor.getQuery()).getDimSize(0)))
+      return emitOptionalError(loc, "key_lengths ", type,
+                               " must have one entry per batch row of the query ",
+                               tensorOf(adaptor.getQuery()));
+  }
   types.push_back(*result);
   return success();
 }

@@ -29,6 +29,11 @@ constexpr llvm::StringLiteral kMaxShape = "kiln.max_shape";
 /// StringAttr on arguments that carry a parameter after
 /// kiln-externalize-parameters: the parameter's name.
 constexpr llvm::StringLiteral kParameter = "kiln.parameter";
+/// UnitAttr on an entry-point argument that the entry point updates in
+/// place (a KV cache): it ends with a kiln.store_param into the argument,
+/// the manifest marks the input "in_place", and the runtime passes the
+/// caller's buffer, which holds the new value when the call returns.
+constexpr llvm::StringLiteral kInPlace = "kiln.in_place";
 /// UnitAttr on a kiln.parameter that is optimizer state (kiln-optimizer):
 /// not in the weights file, zero at the start.
 constexpr llvm::StringLiteral kOptimizerState = "kiln.optimizer_state";

@@ -162,7 +162,8 @@ def Kiln_EmbeddingOp : Kiln_CompositeOp<"embedding"> {
 }
 
 def Kiln_AttentionOp : Kiln_CompositeOp<"attention",
-    [DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
+    [AttrSizedOperandSegments,
+     DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {
   let summary = "scaled dot-product attention, multi-head and grouped-query";
   let description = [{
     `softmax(q·kᵀ·scale + mask) · v` per head. `query` is `[B, H, Sq, D]`,
@@ -170,7 +171,11 @@ def Kiln_AttentionOp : Kiln_CompositeOp<"attention",
     of `Hkv` (grouped-query attention: query head `h` uses key/value head
     `h / (H / Hkv)`). The optional additive `mask` broadcasts to
     `[B, H, Sq, Sk]`. `causal` hides keys after the query (aligned so the
-    last query sees every key, see `kiln.causal_mask`). `scale` defaults to
+    last query sees every key, see `kiln.causal_mask`). The optional
+    `key_lengths` (`[B]`, integer) hides the keys at or after
+    `key_lengths[b]` in batch row `b` (clamped to `[1, Sk]`): a KV cache of
+    `Sk` slots of which row `b` has filled `key_lengths[b]`; the fused
+    lowering does not visit the hidden keys at all. `scale` defaults to
     `1/√D`. The result is `[B, H, Sq, Dv]`.
 
     Kept whole (`keep=kiln.attention`), it is lowered by
@@ -181,16 +186,19 @@ def Kiln_AttentionOp : Kiln_CompositeOp<"attention",
 
     ```mlir
     %0 = kiln.attention %q, %k, %v causal : (tensor<?x12x?x64xf32>, tensor<?x12x?x64xf32>, tensor<?x12x?x64xf32>) -> tensor<?x12x?x64xf32>
+    %1 = kiln.attention %q1, %kcache, %vcache key_lengths %lengths : (tensor<?x12x1x64xf32>, tensor<?x12x1024x64xf32>, tensor<?x12x1024x64xf32>, tensor<?xi64>) -> tensor<?x12x1x64xf32>
     ```
   }];
   let arguments = (ins 4DTensorOf<[Kiln_FloatElement]>:$query,
                        4DTensorOf<[Kiln_FloatElement]>:$key,
                        4DTensorOf<[Kiln_FloatElement]>:$value,
                        Optional<Kiln_FloatTensor>:$mask,
+                       Optional<1DTensorOf<[Kiln_IntElement]>>:$key_lengths,
                        UnitAttr:$causal, OptionalAttr<F64Attr>:$scale);
   let results = (outs 4DTensorOf<[Kiln_FloatElement]>:$result);
   let assemblyFormat = [{
-    $query `,` $key `,` $value (`mask` $mask^)? (`causal` $causal^)?
+    $query `,` $key `,` $value (`mask` $mask^)?
+    (`key_lengths` $key_lengths^)? (`causal` $causal^)?
     (`scale` `=` $scale^)? attr-dict `:` functional-type(operands, results)
   }];
 }

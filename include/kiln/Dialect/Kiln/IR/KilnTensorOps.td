@@ -90,9 +90,11 @@ def Kiln_StoreParamOp : Kiln_Op<"store_param", [MemoryEffects<[MemWrite]>,
   let description = [{
     The form `kiln-externalize-parameters` gives `kiln.write_param`: `dest`
     is the function argument that carries the parameter (it has the
-    `kiln.parameter` argument attribute). The CPU pipeline turns it into
+    `kiln.parameter` argument attribute). It also ends an entry point that
+    updates one of its inputs in place (a KV cache): `dest` is then an
+    argument marked `kiln.in_place`. The backends turn it into
     `bufferization.materialize_in_destination` just before bufferization,
-    so the new value is computed in the parameter's own buffer.
+    so the new value is computed in the argument's own buffer.
 
     ```mlir
     kiln.store_param %new to %arg3 : tensor<768xf32>
@@ -334,6 +336,34 @@ def Kiln_GatherOp : Kiln_InferredOp<"gather",
   let results = (outs Kiln_Tensor:$result);
   let assemblyFormat = [{
     $input `[` $indices `]` `axis` `=` $axis attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Kiln_CacheWriteOp : Kiln_InferredOp<"cache_write",
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+  let summary = "writes new keys or values into a KV cache";
+  let description = [{
+    `cache` is `[B, H, T, D]`: `T` slots per batch row and head. The result
+    is `cache` with `update` (`[B, H, S, D]`) written at slots
+    `positions[b] .. positions[b] + S - 1` of row `b`, every row from its
+    own position (all from 0 without `positions`). `S` is at most `T`; like
+    `kiln.gather`, a position outside `[0, T - S]` is clamped to the
+    nearest valid one, so a bad position never writes outside the cache. Bufferized, the write happens
+    in the cache's own buffer: an entry point's cache argument marked
+    `kiln.in_place` is updated without a copy.
+
+    ```mlir
+    %0 = kiln.cache_write %cache[%positions], %k : (tensor<?x12x1024x64xf32>, tensor<?xi64>, tensor<?x12x1x64xf32>) -> tensor<?x12x1024x64xf32>
+    %1 = kiln.cache_write %cache, %k : (tensor<?x12x1024x64xf32>, tensor<?x12x?x64xf32>) -> tensor<?x12x1024x64xf32>
+    ```
+  }];
+  let arguments = (ins 4DTensorOf<[Kiln_FloatElement]>:$cache,
+                       Optional<1DTensorOf<[Kiln_IntElement]>>:$positions,
+                       4DTensorOf<[Kiln_FloatElement]>:$update);
+  let results = (outs 4DTensorOf<[Kiln_FloatElement]>:$result);
+  let assemblyFormat = [{
+    $cache (`[` $positions^ `]`)? `,` $update attr-dict `:`
     functional-type(operands, results)
   }];
 }

@@ -1,0 +1,194 @@
+"""KV-cache generation: `prefill` and `decode_step` against the models' full
+forward.
+
+An artifact compiled with `--kv-cache N` has, besides `forward`,
+`prefill(input_ids, lengths, cache...) -> logits` and
+`decode_step(input_ids, positions, cache...) -> logits`, whose cache inputs
+(`cache.<layer>.key` / `.value`, [batch, kv heads, N, head dim]) are updated
+in place. Checked here on gpt2-tiny and llama-tiny (grouped-query, RoPE at
+each row's own position), with fused and decomposed attention:
+
+- prefill of a right-padded batch whose rows have different lengths gives
+  each row the logits of its last real token, equal to the torch reference
+  forward of that row alone;
+- the cache then holds every layer's keys and values of the prompt (checked
+  against the reference's projections, slot by slot);
+- each decode_step appends one token per row at the row's own position and
+  gives the logits the reference forward gives for the whole sequence;
+- bad input: a cache of the wrong shape, an in-place input passed where it
+  cannot be written.
+
+Tolerance: as test_models (float32 against the float64 reference,
+RTOL = 1e-4, ATOL = 1e-4), which a wrong position, a missed cache slot or a
+key read past a row's length exceeds by orders of magnitude.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kiln_artifacts import KILN, MODELS, compile_artifact, report, run_artifact, save_safetensors  # noqa: E402
+from test_models import gpt2_reference, llama_reference, random_weights, random_weights_by_rule  # noqa: E402
+
+RTOL = 1e-4
+ATOL = 1e-4
+SLOTS = 24
+
+
+def load(name):
+    path = os.path.join(MODELS, name)
+    with open(path) as f:
+        return path, json.load(f)
+
+
+class KVCacheMatchesForward:
+    """Mixed into a TestCase with CONFIG, EXTRA, weights(manifest),
+    reference(weights, ids, cfg) and kv_heads(cfg), head_dim(cfg)."""
+
+    EXTRA = []
+
+    def compile(self, tmp):
+        config_path, cfg = load(self.CONFIG)
+        first = compile_artifact(config_path, os.path.join(tmp, "init.kiln"))
+        weights = self.weights(first)
+        save_safetensors(weights, os.path.join(tmp, "w.safetensors"))
+        artifact = os.path.join(tmp, "kv.kiln")
+        manifest = compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"),
+                                    extra=["--kv-cache", str(SLOTS)] + self.EXTRA)
+        return cfg, weights, artifact, manifest
+
+    def test_prefill_and_decode_match_forward(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg, weights, artifact, manifest = self.compile(tmp)
+            entries = {e["name"]: e for e in manifest["entry_points"]}
+            self.assertEqual(set(entries), {"forward", "prefill", "decode_step"})
+            caches = [i for i in entries["decode_step"]["inputs"] if i.get("in_place")]
+            layers = cfg.get("n_layer", cfg.get("num_hidden_layers"))
+            self.assertEqual(len(caches), 2 * layers)
+            self.assertEqual(caches[0]["shape"], [-1, self.kv_heads(cfg), SLOTS, self.head_dim(cfg)])
+
+            rng = np.random.default_rng(7)
+            vocab = cfg["vocab_size"]
+            lengths = np.array([5, 11, 1], dtype=np.int64)
+            rows = len(lengths)
+            prompts = [rng.integers(0, vocab, n) for n in lengths]
+            ids = np.zeros((rows, lengths.max()), dtype=np.int64)
+            for r, p in enumerate(prompts):
+                ids[r, : len(p)] = p
+            state = {c["name"]: np.zeros([rows] + c["shape"][1:], dtype=np.float32) for c in caches}
+            out_dir = os.path.join(tmp, "step")
+
+            def call(entry, inputs):
+                outputs = run_artifact(artifact, dict(inputs, **state), tmp, entry=entry)
+                for name in state:
+                    state[name] = np.load(os.path.join(tmp, "out", name + ".npy"))
+                return outputs["logits"]
+
+            logits = call("prefill", {"input_ids": ids, "lengths": lengths})
+            self.assertEqual(logits.shape, (rows, vocab))
+            sequences = [list(p) for p in prompts]
+            for r in range(rows):
+                expected = self.reference(weights, np.array([sequences[r]]), cfg)[0, -1]
+                report(f"{self.CONFIG} prefill row {r} (length {lengths[r]})", logits[r], expected)
+                np.testing.assert_allclose(logits[r], expected, rtol=RTOL, atol=ATOL)
+            # Slots past a row's prompt were never attended to; its own slots
+            # hold keys (the cache is not left zero).
+            key0 = state[caches[0]["name"]]
+            for r in range(rows):
+                self.assertTrue(np.abs(key0[r, :, : lengths[r]]).max() > 0)
+
+            for step in range(4):
+                tokens = rng.integers(0, vocab, (rows, 1)).astype(np.int64)
+                positions = np.array([len(s) for s in sequences], dtype=np.int64)
+                logits = call("decode_step", {"input_ids": tokens, "positions": positions})
+                for r in range(rows):
+                    sequences[r].append(int(tokens[r, 0]))
+                    expected = self.reference(weights, np.array([sequences[r]]), cfg)[0, -1]
+                    report(f"{self.CONFIG} decode step {step} row {r} (position {positions[r]})",
+                           logits[r], expected)
+                    np.testing.assert_allclose(logits[r], expected, rtol=RTOL, atol=ATOL)
+
+    def test_bad_cache(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg, _, artifact, manifest = self.compile(tmp)
+            entry = next(e for e in manifest["entry_points"] if e["name"] == "decode_step")
+            inputs = {"input_ids": np.zeros((1, 1), np.int64), "positions": np.zeros(1, np.int64)}
+            for i in entry["inputs"]:
+                if i.get("in_place"):
+                    inputs[i["name"]] = np.zeros([1] + i["shape"][1:], np.float32)
+            first = next(i["name"] for i in entry["inputs"] if i.get("in_place"))
+            inputs[first] = np.zeros((1, self.kv_heads(cfg), SLOTS + 1, self.head_dim(cfg)), np.float32)
+            with self.assertRaises(RuntimeError) as caught:
+                run_artifact(artifact, inputs, tmp, entry="decode_step")
+            self.assertIn(f"input '{first}' has shape", str(caught.exception))
+            self.assertIn(f"dim 2 must be {SLOTS}", str(caught.exception))
+
+
+class GPT2(KVCacheMatchesForward, unittest.TestCase):
+    CONFIG = "gpt2-tiny.json"
+
+    def weights(self, manifest):
+        return random_weights(manifest, seed=3)
+
+    def reference(self, weights, ids, cfg):
+        return gpt2_reference(weights, ids, cfg)
+
+    def kv_heads(self, cfg):
+        return cfg["n_head"]
+
+    def head_dim(self, cfg):
+        return cfg["n_embd"] // cfg["n_head"]
+
+
+class GPT2DecomposedAttention(GPT2):
+    EXTRA = ["--attention", "decomposed"]
+
+
+class Llama(KVCacheMatchesForward, unittest.TestCase):
+    CONFIG = "llama-tiny.json"
+
+    def weights(self, manifest):
+        return random_weights_by_rule(manifest, seed=5, is_norm=lambda n: n.endswith("norm.weight"))
+
+    def reference(self, weights, ids, cfg):
+        return llama_reference(weights, ids, cfg)
+
+    def kv_heads(self, cfg):
+        return cfg["num_key_value_heads"]
+
+    def head_dim(self, cfg):
+        return cfg["hidden_size"] // cfg["num_attention_heads"]
+
+
+class LlamaDecomposedAttention(Llama):
+    EXTRA = ["--attention", "decomposed"]
+
+
+class Refusals(unittest.TestCase):
+    def compile_fails(self, config, *extra):
+        with tempfile.TemporaryDirectory() as tmp:
+            done = subprocess.run([os.environ.get("KILN_COMPILE", "kiln-compile"), os.path.join(MODELS, config),
+                                   "--target", "cpu", "-o", os.path.join(tmp, "a.kiln"), *extra],
+                                  capture_output=True, text=True)
+            self.assertNotEqual(done.returncode, 0)
+            return done.stderr
+
+    def test_bad_options(self):
+        self.assertIn("a KV cache of 129 slots is longer than the model's 128 positions",
+                      self.compile_fails("gpt2-tiny.json", "--kv-cache", "129"))
+        self.assertIn("--kv-cache must be a positive number of slots or 'max'",
+                      self.compile_fails("gpt2-tiny.json", "--kv-cache", "0"))
+        self.assertIn("a KV cache is for the causal LMs",
+                      self.compile_fails("bert-tiny.json", "--kv-cache", "16"))
+        self.assertIn("a KV cache is for inference",
+                      self.compile_fails("gpt2-tiny.json", "--kv-cache", "16", "--mode", "train"))
+
+
+if __name__ == "__main__":
+    unittest.main()
