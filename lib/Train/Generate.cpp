@@ -296,6 +296,116 @@ Expected<std::string> generateWithCache(const Artifact &artifact,
 }
 } // namespace
 
+namespace {
+/// The text `tokens` add after `prompt` (decoded together, so that a space
+/// at the boundary is kept).
+std::string continuationText(const Tokenizer &tokenizer,
+                             const std::vector<int32_t> &prompt,
+                             const std::string &promptText,
+                             const std::vector<int32_t> &tokens) {
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), tokens.begin(), tokens.end());
+  std::string text = tokenizer.decode(all);
+  if (text.compare(0, promptText.size(), promptText) == 0)
+    return text.substr(promptText.size());
+  return tokenizer.decode(tokens);
+}
+} // namespace
+
+double kiln::train::tokenLogProb(const float *logits, int64_t vocab,
+                                 int64_t token) {
+  double top = *std::max_element(logits, logits + vocab);
+  double sum = 0;
+  for (int64_t i = 0; i < vocab; ++i)
+    sum += std::exp(static_cast<double>(logits[i]) - top);
+  return static_cast<double>(logits[token]) - top - std::log(sum);
+}
+
+Expected<std::vector<Sample>>
+kiln::train::sampleBatch(const Artifact &artifact, const Tokenizer &tokenizer,
+                         const std::vector<int32_t> &prompt, int64_t count,
+                         const BatchOptions &options) {
+  if (count < 1)
+    return Status::error("sampling needs at least one sample");
+  if (options.maxTokens < 0)
+    return Status::error("--max-tokens must be at least 0");
+  if (prompt.empty())
+    return Status::error("sampling needs a prompt of at least one token");
+  Expected<KVCacheDecoder> decoder = KVCacheDecoder::create(artifact, count);
+  if (!decoder)
+    return decoder.status();
+  if (static_cast<int64_t>(prompt.size()) >= decoder->slots())
+    return Status::error("the prompt has " + std::to_string(prompt.size()) +
+                         " tokens; the KV cache holds " +
+                         std::to_string(decoder->slots()) +
+                         " with the tokens generated after it");
+  std::vector<std::mt19937_64> rngs;
+  for (int64_t i = 0; i < count; ++i)
+    rngs.emplace_back(options.seed + static_cast<uint64_t>(i));
+  std::vector<Sample> samples(static_cast<size_t>(count));
+  std::vector<bool> done(static_cast<size_t>(count), options.maxTokens == 0);
+  for (Sample &sample : samples)
+    sample.finish = "length";
+  int64_t vocab = decoder->vocab();
+  std::string promptText = tokenizer.decode(prompt);
+  Expected<std::vector<float>> logits = decoder->prefill(
+      std::vector<std::vector<int32_t>>(static_cast<size_t>(count), prompt));
+  for (int64_t n = 0; n < options.maxTokens; ++n) {
+    if (!logits)
+      return logits.status();
+    std::vector<int64_t> next(static_cast<size_t>(count), 0);
+    for (int64_t r = 0; r < count; ++r) {
+      size_t row = static_cast<size_t>(r);
+      if (done[row])
+        continue;
+      const float *rowLogits = logits->data() + r * vocab;
+      Expected<int64_t> token =
+          sampleRow(rowLogits, vocab, tokenizer, options.sampling, rngs[row]);
+      if (!token)
+        return token.status();
+      Sample &sample = samples[row];
+      if (*token == tokenizer.eosId()) {
+        sample.finish = "eos";
+        done[row] = true;
+        continue;
+      }
+      next[row] = *token;
+      sample.tokens.push_back(static_cast<int32_t>(*token));
+      sample.logProbs.push_back(tokenLogProb(rowLogits, vocab, *token));
+      sample.text = continuationText(tokenizer, prompt, promptText,
+                                     sample.tokens);
+      for (const std::string &stop : options.stop) {
+        size_t at = stop.empty() ? std::string::npos : sample.text.find(stop);
+        if (at != std::string::npos) {
+          sample.text.resize(at);
+          sample.finish = "stop";
+          done[row] = true;
+        }
+      }
+    }
+    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) ||
+        n + 1 == options.maxTokens)
+      break;
+    // Rows advance together: when they are full, each is refilled with the
+    // last half of its text (as generateText does).
+    if (decoder->lengths()[0] >= decoder->slots()) {
+      size_t keep = static_cast<size_t>(std::max<int64_t>(decoder->slots() / 2, 1));
+      std::vector<std::vector<int32_t>> contexts;
+      for (const Sample &sample : samples) {
+        std::vector<int32_t> all = prompt;
+        all.insert(all.end(), sample.tokens.begin(), sample.tokens.end());
+        size_t start = all.size() > keep ? all.size() - keep : 0;
+        contexts.emplace_back(all.begin() + static_cast<ptrdiff_t>(start),
+                              all.end());
+      }
+      logits = decoder->prefill(contexts);
+    } else {
+      logits = decoder->step(next);
+    }
+  }
+  return samples;
+}
+
 Expected<std::string> kiln::train::generateText(const Artifact &artifact,
                                                 const Tokenizer &tokenizer,
                                                 const GenerateOptions &options) {

@@ -8,7 +8,8 @@ compiles the directory with `kiln-compile DIR --target cpu`, and compares
 `kiln run` with the model's own forward in float64 at several batch and
 sequence sizes.
 
-Covered: every config key the key tables call honoured, at a non-default
+Covered: the KV-cache entry points (--kv-cache) against transformers'
+past_key_values; every config key the key tables call honoured, at a non-default
 value where it has one (activations, untied heads, attention scaling,
 biases, grouped-query attention, ...); every key they call "default only",
 at a non-default value, refused with a message naming it; the tables cover
@@ -279,6 +280,76 @@ class PaddedBatches:
         self.assert_close(f"{label} random position_ids [2x9]", out["logits"][keep], expected[keep])
 
 
+class KVCache:
+    """Mixin: the --kv-cache entry points against transformers' own cache.
+    prefill of a right-padded batch of two prompts (lengths 5 and 9) gives
+    each row the logits of its last token and leaves in cache slots
+    0..length-1 exactly the keys and values transformers returns as
+    past_key_values (keys after RoPE for llama); three decode_steps then
+    give the logits of model(token, past_key_values=past). Reference in
+    float64."""
+
+    def check_kv_cache(self, model, label):
+        model.eval()
+        directory = self.path("hf")
+        model.save_pretrained(directory, safe_serialization=True)
+        artifact = self.path("kv.kiln")
+        slots = 32
+        compile_dir(directory, artifact, ["--kv-cache", str(slots)])
+        with open(os.path.join(artifact, "manifest.json")) as f:
+            manifest = json.load(f)
+        decode = next(e for e in manifest["entry_points"] if e["name"] == "decode_step")
+        caches = [i for i in decode["inputs"] if i.get("in_place")]
+        reference = copy.deepcopy(model).double().eval()
+        vocab = model.config.vocab_size
+        rng = np.random.default_rng(17)
+        lengths = np.array([5, 9], dtype=np.int64)
+        prompts = [rng.integers(0, vocab, n) for n in lengths]
+        ids = np.zeros((2, lengths.max()), dtype=np.int64)
+        for r, p in enumerate(prompts):
+            ids[r, : len(p)] = p
+        state = {c["name"]: np.zeros([2] + c["shape"][1:], np.float32) for c in caches}
+
+        def call(entry, inputs):
+            args = [KILN, "run", artifact, "--entry", entry, "--output-dir", self.path("out")]
+            for name, array in dict(inputs, **state).items():
+                path = self.path(name + ".npy")
+                np.save(path, array)
+                args += ["--input", f"{name}={path}"]
+            result = subprocess.run(args, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise AssertionError("kiln run failed:\n" + result.stderr)
+            for name in state:
+                state[name] = np.load(self.path("out", name + ".npy"))
+            return np.load(self.path("out", "logits.npy"))
+
+        logits = call("prefill", {"input_ids": ids, "lengths": lengths})
+        pasts = []
+        with torch.no_grad():
+            for r, p in enumerate(prompts):
+                out = reference(input_ids=torch.from_numpy(p[None]), use_cache=True)
+                self.assert_close(f"{label} prefill row {r}", logits[r], out.logits[0, -1].numpy())
+                pasts.append(out.past_key_values)
+                for layer in range(len(caches) // 2):
+                    key, value = out.past_key_values[layer]
+                    n = len(p)
+                    self.assert_close(f"{label} cache.{layer}.key row {r}",
+                                      state[f"cache.{layer}.key"][r, :, :n], key[0].numpy())
+                    self.assert_close(f"{label} cache.{layer}.value row {r}",
+                                      state[f"cache.{layer}.value"][r, :, :n], value[0].numpy())
+            positions = lengths.copy()
+            for step in range(3):
+                tokens = rng.integers(0, vocab, (2, 1)).astype(np.int64)
+                logits = call("decode_step", {"input_ids": tokens, "positions": positions})
+                for r in range(2):
+                    out = reference(input_ids=torch.from_numpy(tokens[r:r + 1]),
+                                    past_key_values=pasts[r], use_cache=True)
+                    pasts[r] = out.past_key_values
+                    self.assert_close(f"{label} decode step {step} row {r}", logits[r],
+                                      out.logits[0, -1].numpy())
+                positions += 1
+
+
 # --------------------------------------------------------------------------
 # The key tables against the pinned transformers.
 
@@ -358,9 +429,12 @@ def gpt2(**overrides):
     return scramble(GPT2LMHeadModel(GPT2Config(**config)), seed=1, hidden=config["n_embd"])
 
 
-class GPT2(HuggingFaceCase, PaddedBatches):
+class GPT2(HuggingFaceCase, PaddedBatches, KVCache):
     def test_attention_mask_and_position_ids(self):
         self.check_padded(gpt2(), "gpt2")
+
+    def test_kv_cache(self):
+        self.check_kv_cache(gpt2(), "gpt2 kv-cache")
 
     def test_default(self):
         self.check_causal_lm(gpt2(), "gpt2")
@@ -434,9 +508,12 @@ def llama(**overrides):
     return scramble(LlamaForCausalLM(LlamaConfig(**config)), seed=2, hidden=config["hidden_size"])
 
 
-class Llama(HuggingFaceCase, PaddedBatches):
+class Llama(HuggingFaceCase, PaddedBatches, KVCache):
     def test_attention_mask_and_position_ids(self):
         self.check_padded(llama(), "llama")
+
+    def test_kv_cache(self):
+        self.check_kv_cache(llama(), "llama kv-cache")
 
     def test_rope_scaling(self):
         """linear and llama3 change the frequencies (llama3's three bands

@@ -61,6 +61,7 @@ class KVCacheMatchesForward:
         artifact = os.path.join(tmp, "kv.kiln")
         manifest = compile_artifact(config_path, artifact, weights=os.path.join(tmp, "w.safetensors"),
                                     extra=["--kv-cache", str(SLOTS)] + self.EXTRA)
+        self.artifact, self.tmp = artifact, tmp
         return cfg, weights, artifact, manifest
 
     def test_prefill_and_decode_match_forward(self):
@@ -168,6 +169,31 @@ class Llama(KVCacheMatchesForward, unittest.TestCase):
 
 class LlamaDecomposedAttention(Llama):
     EXTRA = ["--attention", "decomposed"]
+
+
+class ArtifactForward:
+    """The reference is the artifact's own forward on the whole sequence: a
+    quantized model, whose decode steps (one row: kiln-matvec-dot-products's
+    dot products over the codes) must give what its forward (the
+    register-tiled matmul over panels dequantized from the same codes)
+    gives."""
+
+    def reference(self, weights, ids, cfg):
+        work = os.path.join(self.tmp, "forward")
+        os.makedirs(work, exist_ok=True)
+        return run_artifact(self.artifact, {"input_ids": ids}, work)["logits"]
+
+
+class GPT2W4(ArtifactForward, GPT2):
+    EXTRA = ["--quantize", "w4g32"]
+
+
+class GPT2W8AsymmetricHead(ArtifactForward, GPT2):
+    EXTRA = ["--quantize", "w8-asym", "--quantize-lm-head"]
+
+
+class LlamaW8Asymmetric(ArtifactForward, Llama):
+    EXTRA = ["--quantize", "w8-asym"]
 
 
 class Refusals(unittest.TestCase):

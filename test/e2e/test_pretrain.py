@@ -6,7 +6,10 @@
   checkpoint and resumed with --resume gives exactly (bit for bit) the
   losses and gradient norms of an uninterrupted run.
 - generate samples text that starts with the prompt, deterministically per
-  seed, from the run's tokenizer and checkpoint.
+  seed, from the run's tokenizer and checkpoint; with a KV cache (an
+  inference artifact compiled from the checkpoint) greedy text equals the
+  no-cache path's, batched samples equal the same seeds alone, --stop and
+  --logprobs work.
 - Bad input is one clear error line: a missing corpus, an empty one, a
   batch larger than the data, an inference artifact, a run directory that
   already holds a run.
@@ -330,6 +333,62 @@ cp {run}/metrics.jsonl {out}/metrics.jsonl
         self.assertEqual(first.stdout, second.stdout)
         greedy = kiln(*args[:-2], "--temperature", "0")
         self.assertEqual(greedy.returncode, 0, greedy.stderr)
+
+    def test_generate_with_kv_cache(self):
+        """An inference artifact compiled from the run's checkpoint with
+        --kv-cache: greedy text equals the no-cache path's, samples drawn
+        side by side equal the same seeds drawn alone, --stop cuts a sample
+        and --logprobs prints one log-probability per token."""
+        run_dir, _ = self.uninterrupted()
+        art = os.path.join(self.tmp.name, "gen.kiln")
+        compile_artifact(os.path.join(MODELS, "gpt2-tiny.json"), art,
+                         weights=os.path.join(run_dir, "checkpoint.safetensors"),
+                         extra=["--kv-cache", "32"])
+        base = ["generate", art, "--run", run_dir, "--prompt", "The cat", "--max-tokens", "40"]
+        greedy = kiln(*base, "--temperature", "0")
+        self.assertEqual(greedy.returncode, 0, greedy.stderr)
+        self.assertIn("using the weights compiled into", greedy.stderr)
+        # 40 tokens after the prompt overflow the 32 slots: the cache is
+        # refilled once on the way.
+        uncached = kiln(*base, "--temperature", "0", "--no-cache")
+        self.assertEqual(uncached.returncode, 0, uncached.stderr)
+        print("greedy:", greedy.stdout.strip())
+        self.assertTrue(greedy.stdout.startswith("The cat"), greedy.stdout)
+        # Past the 32 slots the rows were refilled: 40 tokens unless the
+        # end token came first.
+        counted = kiln(*base, "--temperature", "0", "--logprobs")
+        header = counted.stdout.split("\n")[0]
+        self.assertTrue("(40 tokens" in header or header.endswith("eos)"), header)
+        short = ["generate", art, "--run", run_dir, "--prompt", "The cat", "--max-tokens", "20"]
+        self.assertEqual(kiln(*short, "--temperature", "0").stdout,
+                         kiln(*short, "--temperature", "0", "--no-cache").stdout)
+
+        batch = kiln(*short, "--samples", "3", "--seed", "5", "--logprobs")
+        self.assertEqual(batch.returncode, 0, batch.stderr)
+        blocks = batch.stdout.split("--- sample ")[1:]
+        self.assertEqual(len(blocks), 3)
+        for i, block in enumerate(blocks):
+            alone = kiln(*short, "--seed", str(5 + i), "--logprobs")
+            self.assertEqual(alone.returncode, 0, alone.stderr)
+            self.assertEqual(block.split("\n", 1)[1], alone.stdout.split("\n", 1)[1])
+            header, text, *tokens = block.strip().split("\n")
+            count = int(header.split("(")[1].split(" tokens")[0])
+            self.assertEqual(len(tokens), count)
+            total = sum(float(t.split()[1]) for t in tokens)
+            self.assertAlmostEqual(total, float(header.split("log-prob ")[1].split(",")[0]), places=2)
+            self.assertTrue(all(float(t.split()[1]) <= 0 for t in tokens))
+
+        # A stop string that the greedy text contains cuts it there.
+        words = greedy.stdout.split()
+        stop = words[3]
+        cut = kiln(*base, "--temperature", "0", "--stop", stop, "--logprobs")
+        self.assertEqual(cut.returncode, 0, cut.stderr)
+        self.assertIn(", stop)", cut.stdout)
+        text = cut.stdout.split("\n")[1]
+        self.assertNotIn(stop, text[len("The cat"):])
+        self.assertTrue(greedy.stdout.startswith(text), (text, greedy.stdout))
+
+        self.assert_error(kiln(*short, "--stop", "x", "--no-cache"), "need an artifact with a KV cache")
 
     def assert_error(self, done, needle):
         self.assertEqual(done.returncode, 1, done.stdout + done.stderr)

@@ -89,8 +89,11 @@ trained parameters come from a pretraining run directory.
 
 OPTIONS:
   --prompt TEXT         the text to continue (required)
-  --run RUN_DIR         use RUN_DIR/tokenizer.model and
-                        RUN_DIR/checkpoint.safetensors
+  --run RUN_DIR         use RUN_DIR/tokenizer.model and (for a training
+                        artifact) RUN_DIR/checkpoint.safetensors; an
+                        inference artifact keeps the weights it was
+                        compiled with (kiln-compile --weights
+                        RUN_DIR/checkpoint.safetensors)
   --tokenizer MODEL     a SentencePiece model (instead of --run)
   --checkpoint FILE     parameters to load (training artifacts)
   --max-tokens N        tokens to generate (default 100)
@@ -100,8 +103,14 @@ OPTIONS:
   --top-p P             and within probability mass P (default 0.95)
   --samples N           independent samples (default 1)
   --seed S              sampling seed (default 0)
+  --stop TEXT           end a sample where TEXT appears (KV cache only)
+  --logprobs            print each sample's tokens with their
+                        log-probabilities (KV cache only)
   --no-cache            rerun forward on the context for every token even
                         when the artifact has a KV cache
+
+With a KV cache the --samples are drawn side by side as rows of one batch;
+sample i always uses seed S + i.
   -h, --help            this text
 )";
 
@@ -254,19 +263,23 @@ int generateCommand(int argc, char **argv) {
   Options o = parseOptions(
       "generate", argc, argv, 2,
       {"--prompt", "--run", "--tokenizer", "--checkpoint", "--max-tokens",
-       "--temperature", "--top-k", "--top-p", "--samples", "--seed"},
-      kGenerateUsage, {"--no-cache"});
+       "--temperature", "--top-k", "--top-p", "--samples", "--seed", "--stop"},
+      kGenerateUsage, {"--no-cache", "--logprobs"});
   if (!o.values.count("--prompt"))
     fail("'kiln generate' needs --prompt TEXT; see 'kiln generate --help'");
   std::string tokenizerPath, checkpoint;
+  bool runCheckpoint = false;
   if (o.values.count("--run")) {
     tokenizerPath = kiln::train::tokenizerModelPath(o.values["--run"]);
     checkpoint = kiln::train::checkpointPath(o.values["--run"]);
+    runCheckpoint = true;
   }
   if (o.values.count("--tokenizer"))
     tokenizerPath = o.values["--tokenizer"];
-  if (o.values.count("--checkpoint"))
+  if (o.values.count("--checkpoint")) {
     checkpoint = o.values["--checkpoint"];
+    runCheckpoint = false;
+  }
   if (tokenizerPath.empty())
     fail("'kiln generate' needs a tokenizer: --run RUN_DIR or --tokenizer "
          "MODEL");
@@ -275,6 +288,17 @@ int generateCommand(int argc, char **argv) {
   if (!tokenizer)
     fail(tokenizer.message());
   std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  // An inference artifact (the one --kv-cache builds) carries its weights:
+  // compiled with --weights RUN_DIR/checkpoint.safetensors, --run only
+  // gives the tokenizer.
+  if (runCheckpoint && !artifact->writesParameters()) {
+    std::fprintf(stderr,
+                 "kiln generate: using the weights compiled into '%s' (an "
+                 "inference artifact; compile it with --weights %s for the "
+                 "run's)\n",
+                 o.artifact.c_str(), checkpoint.c_str());
+    checkpoint.clear();
+  }
   if (!checkpoint.empty())
     if (Status s = artifact->loadParameters(checkpoint, /*requireAll=*/false);
         !s)
@@ -296,6 +320,42 @@ int generateCommand(int argc, char **argv) {
   uint64_t seed = o.values.count("--seed")
                       ? static_cast<uint64_t>(parseCount("--seed", o.values["--seed"], 0))
                       : 0;
+  bool cached = !g.noCache && kiln::train::KVCacheDecoder::isAvailable(*artifact);
+  if ((o.values.count("--stop") || o.has("--logprobs")) && !cached)
+    fail("--stop and --logprobs need an artifact with a KV cache (kiln-compile "
+         "--kv-cache) and no --no-cache");
+  if (cached) {
+    kiln::train::BatchOptions batch;
+    batch.maxTokens = g.maxTokens;
+    batch.sampling = g.sampling;
+    batch.seed = seed;
+    if (o.values.count("--stop"))
+      batch.stop.push_back(o.values["--stop"]);
+    std::vector<int32_t> prompt = tokenizer->encode(g.prompt);
+    if (prompt.empty())
+      prompt.push_back(tokenizer->bosId() >= 0 ? tokenizer->bosId() : 0);
+    Expected<std::vector<kiln::train::Sample>> drawn =
+        kiln::train::sampleBatch(*artifact, *tokenizer, prompt, samples, batch);
+    if (!drawn)
+      fail(drawn.message());
+    std::string promptText = tokenizer->decode(prompt);
+    for (size_t i = 0; i < drawn->size(); ++i) {
+      const kiln::train::Sample &sample = (*drawn)[i];
+      if (samples > 1 || o.has("--logprobs")) {
+        double total = 0;
+        for (double lp : sample.logProbs)
+          total += lp;
+        std::printf("--- sample %zu (%zu tokens, log-prob %.4f, %s)\n", i + 1,
+                    sample.tokens.size(), total, sample.finish.c_str());
+      }
+      std::printf("%s%s\n", promptText.c_str(), sample.text.c_str());
+      if (o.has("--logprobs"))
+        for (size_t t = 0; t < sample.tokens.size(); ++t)
+          std::printf("  %6d %9.4f %s\n", sample.tokens[t], sample.logProbs[t],
+                      tokenizer->decode({sample.tokens[t]}).c_str());
+    }
+    return 0;
+  }
   for (int64_t i = 0; i < samples; ++i) {
     g.seed = seed + static_cast<uint64_t>(i);
     Expected<std::string> text = kiln::train::generateText(*artifact, *tokenizer, g);

@@ -87,6 +87,47 @@ private:
   std::vector<runtime::OwnedTensor> caches_;
 };
 
+/// Log-probability of `token` under `logits` (log-softmax at temperature
+/// 1, in double precision): what the model assigns to it, whatever the
+/// sampling options.
+double tokenLogProb(const float *logits, int64_t vocab, int64_t token);
+
+/// One sampled continuation.
+struct Sample {
+  /// The generated tokens (without the prompt, without a final end token
+  /// or stop text).
+  std::vector<int32_t> tokens;
+  /// tokenLogProb of each generated token, given the prompt and the tokens
+  /// before it.
+  std::vector<double> logProbs;
+  /// The text the generated tokens add after the prompt, cut before a stop
+  /// string.
+  std::string text;
+  /// "length" (maxTokens reached), "eos" (the end token), "stop" (a stop
+  /// string appeared).
+  std::string finish;
+};
+
+struct BatchOptions {
+  int64_t maxTokens = 100;
+  SamplingOptions sampling;
+  /// Sample i draws from a generator seeded with seed + i, so a sample does
+  /// not depend on the others in its batch.
+  uint64_t seed = 0;
+  /// A sample stops when its text contains one of these.
+  std::vector<std::string> stop;
+};
+
+/// `count` samples continuing `prompt`, decoded side by side as rows of one
+/// KV cache (the artifact needs kiln-compile --kv-cache; a static batch
+/// must equal `count`). The prompt must fit the cache with room for at
+/// least one token; when the rows are full, each is refilled with the last
+/// half of its text.
+runtime::Expected<std::vector<Sample>>
+sampleBatch(const runtime::Artifact &artifact, const Tokenizer &tokenizer,
+            const std::vector<int32_t> &prompt, int64_t count,
+            const BatchOptions &options);
+
 struct GenerateOptions {
   std::string prompt;
   int64_t maxTokens = 100;

@@ -31,7 +31,14 @@ using namespace mlir::kiln;
 
 void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
                                       const CPUPipelineOptions &options) {
-  buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites));
+  // Decoding steps (few rows) by transposed f32 or weight-only quantized
+  // weights: dot products over the weight rows (before matmuls become
+  // linalg).
+  buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites),
+                          /*attentionBlock=*/16, [](OpPassManager &graph) {
+                            graph.addNestedPass<func::FuncOp>(
+                                createMatvecDotProductsPass());
+                          });
 
   // Register tiles for matmuls.
   TileAndVectorizeContractionsPassOptions tiles;

@@ -18,15 +18,17 @@
 using namespace mlir;
 using namespace mlir::kiln;
 
-void mlir::kiln::buildKilnToLinalgStages(OpPassManager &pm,
-                                         ArrayRef<std::string> keep,
-                                         int64_t attentionBlock) {
+void mlir::kiln::buildKilnToLinalgStages(
+    OpPassManager &pm, ArrayRef<std::string> keep, int64_t attentionBlock,
+    llvm::function_ref<void(OpPassManager &)> graphPasses) {
   // Graph level.
   KilnDecomposePassOptions decompose;
   decompose.keep = llvm::to_vector(keep);
   pm.addNestedPass<func::FuncOp>(createKilnDecomposePass(decompose));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
+  if (graphPasses)
+    graphPasses(pm);
 
   // Tensor level.
   // Entry points that call other parameter-reading functions (a loss

@@ -68,6 +68,36 @@ def TileAndVectorizeContractionsPass
                            "::mlir::tensor::TensorDialect"];
 }
 
+def MatvecDotProductsPass
+    : Pass<"kiln-matvec-dot-products", "mlir::func::FuncOp"> {
+  let summary = "Few-row matmuls by a transposed weight as dot products";
+  let description = [{
+    Rewrites `kiln.matmul %x, %w transpose_rhs` where `%x` (f32,
+    `[..., K]`) has at most `max-rows` rows (a decoding step) and `%w` is
+    an f32 `[N, K]` tensor (a linear's `[out, in]` weight, a tied LM head)
+    or a `kiln.dequantize` of 8- or 4-bit codes `[N, K]` (scales
+    `[N or 1, G]`, optional zero points). Each output column is a parallel
+    iteration (`scf.forall`); for each row of `%x` it walks K 16 weights at
+    a time (codes: bytes, or 8 bytes split into low and high nibbles,
+    converted to f32 with the group's zero point taken off) into
+    independent partial sums, scaling each group's sum once. The weights
+    are read once per row and never packed or dequantized into memory, as
+    the register-tiled matmul does panel by panel. With a dynamic row count
+    the kernel runs under `scf.if rows <= max-rows` and the matmul as it
+    was otherwise. It needs a static K that is a multiple of 16, groups of
+    a multiple of 16, and at most one dynamic dim among `%x`'s rows; other
+    matmuls are left alone.
+  }];
+  let options = [
+    Option<"maxRows", "max-rows", "int64_t", /*default=*/"4",
+           "The most rows of x the dot-product kernel takes">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def LowerIntegerMatmulsPass
     : Pass<"kiln-lower-integer-matmuls", "mlir::ModuleOp"> {
   let summary = "Register-tiled int8 x int8 -> int32 matmul kernels "

@@ -18,8 +18,11 @@ namespace mlir::kiln {
 /// kiln-decompose (keeping the `keep` composites), inlining,
 /// convert-kiln-attention (`attentionBlock` keys per step),
 /// convert-kiln-to-linalg, externalized parameters and elementwise fusion.
-void buildKilnToLinalgStages(OpPassManager &pm, ArrayRef<std::string> keep,
-                             int64_t attentionBlock = 16);
+/// `graphPasses`, when given, adds the backend's own passes over the
+/// decomposed kiln graph (before inlining and conversion).
+void buildKilnToLinalgStages(
+    OpPassManager &pm, ArrayRef<std::string> keep, int64_t attentionBlock = 16,
+    llvm::function_ref<void(OpPassManager &)> graphPasses = nullptr);
 
 /// Parameter stores to in-place writes, empty-tensor elimination and
 /// one-shot bufferization with identity layouts at function boundaries.

@@ -1,0 +1,85 @@
+// RUN: kiln-opt %s --kiln-matvec-dot-products --canonicalize --cse --split-input-file | FileCheck %s
+// RUN: kiln-opt %s --kiln-matvec-dot-products --split-input-file | kiln-opt --split-input-file --verify-each > /dev/null
+
+// A dynamic row count (a decoding step's batch): the dot-product kernel
+// under rows <= 4, the matmul as it was otherwise. 4-bit codes: 8 bytes per
+// 16 lanes, low nibble first (sign-extended by shifts), converted to f32,
+// partial sums over the group (two 16-lane steps, two independent
+// accumulators), scaled once per group.
+// CHECK-LABEL: func.func @w4_dynamic_rows
+// CHECK-SAME: (%[[X:.*]]: tensor<?x1x64xf32>, %[[Q:.*]]: tensor<96x32xi8>, %[[S:.*]]: tensor<96x2xf32>)
+// CHECK: %[[ROWS:.*]] = tensor.dim %[[X]], %c0
+// CHECK: %[[FEW:.*]] = arith.cmpi ule, %[[ROWS]], %c4
+// CHECK: scf.if %[[FEW]] -> (tensor<?x1x96xf32>)
+// CHECK:   %[[X2:.*]] = tensor.collapse_shape %[[X]] {{\[\[}}0, 1], [2]]
+// CHECK:   scf.forall (%[[N:.*]]) in (96)
+// CHECK:     scf.for %[[M:.*]] = %c0 to %[[ROWS]]
+// CHECK:       scf.for %[[J:.*]] = %c0 to %c2
+// CHECK:           %[[B:.*]] = vector.transfer_read %[[Q]][%[[N]], %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<96x32xi8>, vector<8xi8>
+// CHECK:           %[[SHL:.*]] = arith.shli %[[B]]
+// CHECK:           %[[LO:.*]] = arith.shrsi %[[SHL]]
+// CHECK:           %[[HI:.*]] = arith.shrsi %[[B]]
+// CHECK:           %[[CODES:.*]] = vector.interleave %[[LO]], %[[HI]] : vector<8xi8> -> vector<16xi8>
+// CHECK:           %[[W:.*]] = arith.sitofp %[[CODES]] : vector<16xi8> to vector<16xf32>
+// CHECK:           %[[XV:.*]] = vector.transfer_read %[[X2]][%[[M]], %{{.*}}]
+// CHECK:           vector.fma %[[W]], %[[XV]]
+// CHECK:         %[[SCALE:.*]] = tensor.extract %[[S]][%[[N]], %[[J]]]
+// CHECK:         %[[SPLAT:.*]] = vector.broadcast %[[SCALE]]
+// CHECK:         vector.fma %[[SPLAT]]
+// CHECK:       vector.reduction <add>
+// CHECK:   tensor.expand_shape
+// CHECK: } else {
+// CHECK:   kiln.dequantize %[[Q]], %[[S]] bits = 4
+// CHECK:   kiln.matmul
+func.func @w4_dynamic_rows(%x: tensor<?x1x64xf32>, %q: tensor<96x32xi8>, %s: tensor<96x2xf32>) -> tensor<?x1x96xf32> {
+  %w = kiln.dequantize %q, %s bits = 4 : (tensor<96x32xi8>, tensor<96x2xf32>) -> tensor<96x64xf32>
+  %y = kiln.matmul %x, %w transpose_rhs : (tensor<?x1x64xf32>, tensor<96x64xf32>) -> tensor<?x1x96xf32>
+  return %y : tensor<?x1x96xf32>
+}
+
+// -----
+
+// One static row, unsigned 8-bit codes with a zero point per row: no
+// branch; the zero point comes off the converted codes.
+// CHECK-LABEL: func.func @w8_asymmetric_one_row
+// CHECK-NOT: scf.if
+// CHECK: scf.forall
+// CHECK:   %[[Z:.*]] = tensor.extract %arg3
+// CHECK:   %[[ZF:.*]] = arith.uitofp %[[Z]] : i8 to f32
+// CHECK:   %[[ZV:.*]] = vector.broadcast %[[ZF]]
+// CHECK:   %[[W:.*]] = arith.uitofp %{{.*}} : vector<16xi8> to vector<16xf32>
+// CHECK:   arith.subf %[[W]], %[[ZV]]
+// CHECK-NOT: kiln.matmul
+func.func @w8_asymmetric_one_row(%x: tensor<1x64xf32>, %q: tensor<96x64xi8>, %s: tensor<96x1xf32>, %z: tensor<96x1xi8>) -> tensor<1x96xf32> {
+  %w = kiln.dequantize %q, %s zero_point %z unsigned : (tensor<96x64xi8>, tensor<96x1xf32>, tensor<96x1xi8>) -> tensor<96x64xf32>
+  %y = kiln.matmul %x, %w transpose_rhs : (tensor<1x64xf32>, tensor<96x64xf32>) -> tensor<1x96xf32>
+  return %y : tensor<1x96xf32>
+}
+
+// -----
+
+// An f32 weight read transposed (a tied LM head): 16 floats per step, no
+// scale.
+// CHECK-LABEL: func.func @f32_head
+// CHECK: scf.forall
+// CHECK:   vector.transfer_read %arg1[%{{.*}}, %{{.*}}], %{{.*}} {in_bounds = [true]} : tensor<1000x64xf32>, vector<16xf32>
+// CHECK-NOT: tensor.extract %arg1
+func.func @f32_head(%x: tensor<?x1x64xf32>, %w: tensor<1000x64xf32>) -> tensor<?x1x1000xf32> {
+  %y = kiln.matmul %x, %w transpose_rhs : (tensor<?x1x64xf32>, tensor<1000x64xf32>) -> tensor<?x1x1000xf32>
+  return %y : tensor<?x1x1000xf32>
+}
+
+// -----
+
+// Left alone: more static rows than max-rows, a K that 16 lanes do not
+// cover, a row-major rhs, two dynamic row dims.
+// CHECK-LABEL: func.func @left_alone
+// CHECK-NOT: scf.forall
+// CHECK-COUNT-4: kiln.matmul
+func.func @left_alone(%x8: tensor<8x64xf32>, %w: tensor<96x64xf32>, %x: tensor<1x72xf32>, %w72: tensor<96x72xf32>, %wt: tensor<64x96xf32>, %xd: tensor<?x?x64xf32>) -> (tensor<8x96xf32>, tensor<1x96xf32>, tensor<8x96xf32>, tensor<?x?x96xf32>) {
+  %0 = kiln.matmul %x8, %w transpose_rhs : (tensor<8x64xf32>, tensor<96x64xf32>) -> tensor<8x96xf32>
+  %1 = kiln.matmul %x, %w72 transpose_rhs : (tensor<1x72xf32>, tensor<96x72xf32>) -> tensor<1x96xf32>
+  %2 = kiln.matmul %x8, %wt : (tensor<8x64xf32>, tensor<64x96xf32>) -> tensor<8x96xf32>
+  %3 = kiln.matmul %xd, %w transpose_rhs : (tensor<?x?x64xf32>, tensor<96x64xf32>) -> tensor<?x?x96xf32>
+  return %0, %1, %2, %3 : tensor<8x96xf32>, tensor<1x96xf32>, tensor<8x96xf32>, tensor<?x?x96xf32>
+}
