@@ -338,55 +338,51 @@ cp {run}/metrics.jsonl {out}/metrics.jsonl
         """An inference artifact compiled from the run's checkpoint with
         --kv-cache: greedy text equals the no-cache path's, samples drawn
         side by side equal the same seeds drawn alone, --stop cuts a sample
-        and --logprobs prints one log-probability per token."""
+        where its text first shows the stop string, --json gives one
+        log-probability per token and the finish reason."""
         run_dir, _ = self.uninterrupted()
         art = os.path.join(self.tmp.name, "gen.kiln")
         compile_artifact(os.path.join(MODELS, "gpt2-tiny.json"), art,
                          weights=os.path.join(run_dir, "checkpoint.safetensors"),
                          extra=["--kv-cache", "32"])
-        base = ["generate", art, "--run", run_dir, "--prompt", "The cat", "--max-tokens", "40"]
-        greedy = kiln(*base, "--temperature", "0")
-        self.assertEqual(greedy.returncode, 0, greedy.stderr)
-        self.assertIn("using the weights compiled into", greedy.stderr)
-        # 40 tokens after the prompt overflow the 32 slots: the cache is
-        # refilled once on the way.
-        uncached = kiln(*base, "--temperature", "0", "--no-cache")
-        self.assertEqual(uncached.returncode, 0, uncached.stderr)
-        print("greedy:", greedy.stdout.strip())
-        self.assertTrue(greedy.stdout.startswith("The cat"), greedy.stdout)
-        # Past the 32 slots the rows were refilled: 40 tokens unless the
-        # end token came first.
-        counted = kiln(*base, "--temperature", "0", "--logprobs")
-        header = counted.stdout.split("\n")[0]
-        self.assertTrue("(40 tokens" in header or header.endswith("eos)"), header)
+
+        def samples(*extra):
+            done = kiln("generate", art, "--run", run_dir, "--prompt", "The cat", "--json", *extra)
+            self.assertEqual(done.returncode, 0, done.stderr)
+            return [json.loads(line) for line in done.stdout.splitlines()]
+
         short = ["generate", art, "--run", run_dir, "--prompt", "The cat", "--max-tokens", "20"]
-        self.assertEqual(kiln(*short, "--temperature", "0").stdout,
-                         kiln(*short, "--temperature", "0", "--no-cache").stdout)
+        greedy = kiln(*short, "--temperature", "0")
+        self.assertEqual(greedy.returncode, 0, greedy.stderr)
+        self.assertIn("is an inference artifact", greedy.stderr)
+        self.assertTrue(greedy.stdout.startswith("The cat"), greedy.stdout)
+        self.assertEqual(greedy.stdout, kiln(*short, "--temperature", "0", "--no-cache").stdout)
 
-        batch = kiln(*short, "--samples", "3", "--seed", "5", "--logprobs")
-        self.assertEqual(batch.returncode, 0, batch.stderr)
-        blocks = batch.stdout.split("--- sample ")[1:]
-        self.assertEqual(len(blocks), 3)
-        for i, block in enumerate(blocks):
-            alone = kiln(*short, "--seed", str(5 + i), "--logprobs")
-            self.assertEqual(alone.returncode, 0, alone.stderr)
-            self.assertEqual(block.split("\n", 1)[1], alone.stdout.split("\n", 1)[1])
-            header, text, *tokens = block.strip().split("\n")
-            count = int(header.split("(")[1].split(" tokens")[0])
-            self.assertEqual(len(tokens), count)
-            total = sum(float(t.split()[1]) for t in tokens)
-            self.assertAlmostEqual(total, float(header.split("log-prob ")[1].split(",")[0]), places=2)
-            self.assertTrue(all(float(t.split()[1]) <= 0 for t in tokens))
+        # Past the 32 slots the rows are refilled: 40 tokens unless the end
+        # token comes first.
+        long = samples("--max-tokens", "40", "--seed", "2")[0]
+        self.assertTrue(len(long["tokens"]) == 40 or long["finish"] == "eos", long)
 
-        # A stop string that the greedy text contains cuts it there.
-        words = greedy.stdout.split()
-        stop = words[3]
-        cut = kiln(*base, "--temperature", "0", "--stop", stop, "--logprobs")
-        self.assertEqual(cut.returncode, 0, cut.stderr)
-        self.assertIn(", stop)", cut.stdout)
-        text = cut.stdout.split("\n")[1]
-        self.assertNotIn(stop, text[len("The cat"):])
-        self.assertTrue(greedy.stdout.startswith(text), (text, greedy.stdout))
+        batch = samples("--max-tokens", "20", "--samples", "3", "--seed", "5")
+        self.assertEqual([s["seed"] for s in batch], [5, 6, 7])
+        for s in batch:
+            alone = samples("--max-tokens", "20", "--seed", str(s["seed"]))[0]
+            for key in ("text", "tokens", "finish"):
+                self.assertEqual(s[key], alone[key], key)
+            np.testing.assert_allclose(s["logprobs"], alone["logprobs"], atol=1e-4)
+            self.assertEqual(len(s["logprobs"]), len(s["tokens"]))
+            self.assertTrue(all(lp <= 0 for lp in s["logprobs"]))
+
+        # A stop string taken from a sample's text cuts the same sample
+        # right before the string's first appearance.
+        full = samples("--max-tokens", "20", "--seed", "9")[0]
+        text = full["text"]
+        self.assertGreater(len(text), 6, full)
+        stop = text[4:7]
+        cut = samples("--max-tokens", "20", "--seed", "9", "--stop", stop)[0]
+        self.assertEqual(cut["finish"], "stop")
+        self.assertEqual(cut["text"], text[: text.index(stop)])
+        self.assertEqual(cut["tokens"], full["tokens"][: len(cut["tokens"])])
 
         self.assert_error(kiln(*short, "--stop", "x", "--no-cache"), "need an artifact with a KV cache")
 

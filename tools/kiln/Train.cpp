@@ -17,6 +17,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <nlohmann/json.hpp>
+
 namespace kiln::driver {
 
 namespace {
@@ -106,6 +108,9 @@ OPTIONS:
   --stop TEXT           end a sample where TEXT appears (KV cache only)
   --logprobs            print each sample's tokens with their
                         log-probabilities (KV cache only)
+  --json                one JSON object per sample: sample, seed, prompt,
+                        text (the continuation), tokens, logprobs, finish
+                        (length, eos or stop) (KV cache only)
   --no-cache            rerun forward on the context for every token even
                         when the artifact has a KV cache
 
@@ -264,7 +269,7 @@ int generateCommand(int argc, char **argv) {
       "generate", argc, argv, 2,
       {"--prompt", "--run", "--tokenizer", "--checkpoint", "--max-tokens",
        "--temperature", "--top-k", "--top-p", "--samples", "--seed", "--stop"},
-      kGenerateUsage, {"--no-cache", "--logprobs"});
+      kGenerateUsage, {"--no-cache", "--logprobs", "--json"});
   if (!o.values.count("--prompt"))
     fail("'kiln generate' needs --prompt TEXT; see 'kiln generate --help'");
   std::string tokenizerPath, checkpoint;
@@ -293,9 +298,8 @@ int generateCommand(int argc, char **argv) {
   // gives the tokenizer.
   if (runCheckpoint && !artifact->writesParameters()) {
     std::fprintf(stderr,
-                 "kiln generate: using the weights compiled into '%s' (an "
-                 "inference artifact; compile it with --weights %s for the "
-                 "run's)\n",
+                 "kiln generate: '%s' is an inference artifact: using the "
+                 "weights it was compiled with, not %s\n",
                  o.artifact.c_str(), checkpoint.c_str());
     checkpoint.clear();
   }
@@ -321,9 +325,10 @@ int generateCommand(int argc, char **argv) {
                       ? static_cast<uint64_t>(parseCount("--seed", o.values["--seed"], 0))
                       : 0;
   bool cached = !g.noCache && kiln::train::KVCacheDecoder::isAvailable(*artifact);
-  if ((o.values.count("--stop") || o.has("--logprobs")) && !cached)
-    fail("--stop and --logprobs need an artifact with a KV cache (kiln-compile "
-         "--kv-cache) and no --no-cache");
+  if ((o.values.count("--stop") || o.has("--logprobs") || o.has("--json")) &&
+      !cached)
+    fail("--stop, --logprobs and --json need an artifact with a KV cache "
+         "(kiln-compile --kv-cache) and no --no-cache");
   if (cached) {
     kiln::train::BatchOptions batch;
     batch.maxTokens = g.maxTokens;
@@ -341,6 +346,21 @@ int generateCommand(int argc, char **argv) {
     std::string promptText = tokenizer->decode(prompt);
     for (size_t i = 0; i < drawn->size(); ++i) {
       const kiln::train::Sample &sample = (*drawn)[i];
+      if (o.has("--json")) {
+        nlohmann::ordered_json line = {
+            {"sample", i + 1},
+            {"seed", seed + i},
+            {"prompt", promptText},
+            {"text", sample.text},
+            {"tokens", sample.tokens},
+            {"logprobs", sample.logProbs},
+            {"finish", sample.finish}};
+        std::printf("%s\n",
+                    line.dump(-1, ' ', false,
+                              nlohmann::ordered_json::error_handler_t::replace)
+                        .c_str());
+        continue;
+      }
       if (samples > 1 || o.has("--logprobs")) {
         double total = 0;
         for (double lp : sample.logProbs)
@@ -350,9 +370,14 @@ int generateCommand(int argc, char **argv) {
       }
       std::printf("%s%s\n", promptText.c_str(), sample.text.c_str());
       if (o.has("--logprobs"))
-        for (size_t t = 0; t < sample.tokens.size(); ++t)
+        for (size_t t = 0; t < sample.tokens.size(); ++t) {
+          // The piece on one line: line breaks and tabs escaped.
+          std::string piece;
+          for (char c : tokenizer->decode({sample.tokens[t]}))
+            piece += c == '\n' ? "\\n" : c == '\t' ? "\\t" : std::string(1, c);
           std::printf("  %6d %9.4f %s\n", sample.tokens[t], sample.logProbs[t],
-                      tokenizer->decode({sample.tokens[t]}).c_str());
+                      piece.c_str());
+        }
     }
     return 0;
   }
