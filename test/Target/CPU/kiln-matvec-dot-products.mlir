@@ -2,14 +2,15 @@
 // RUN: kiln-opt %s --kiln-matvec-dot-products --split-input-file | kiln-opt --split-input-file --verify-each > /dev/null
 
 // A dynamic row count (a decoding step's batch): the dot-product kernel
-// under rows <= 4, the matmul as it was otherwise. 4-bit codes: 8 bytes per
+// under rows <= 16, the matmul as it was otherwise. 4-bit codes: 8 bytes per
 // 16 lanes, low nibble first (sign-extended by shifts), converted to f32,
 // partial sums over the group (two 16-lane steps, two independent
-// accumulators), scaled once per group.
+// accumulators: the loop of one step of two is folded), scaled once per
+// group.
 // CHECK-LABEL: func.func @w4_dynamic_rows
 // CHECK-SAME: (%[[X:.*]]: tensor<?x1x64xf32>, %[[Q:.*]]: tensor<96x32xi8>, %[[S:.*]]: tensor<96x2xf32>)
 // CHECK: %[[ROWS:.*]] = tensor.dim %[[X]], %c0
-// CHECK: %[[FEW:.*]] = arith.cmpi ule, %[[ROWS]], %c4
+// CHECK: %[[FEW:.*]] = arith.cmpi ule, %[[ROWS]], %c16
 // CHECK: scf.if %[[FEW]] -> (tensor<?x1x96xf32>)
 // CHECK:   %[[X2:.*]] = tensor.collapse_shape %[[X]] {{\[\[}}0, 1], [2]]
 // CHECK:   scf.forall (%[[N:.*]]) in (96)
@@ -76,10 +77,10 @@ func.func @f32_head(%x: tensor<?x1x64xf32>, %w: tensor<1000x64xf32>) -> tensor<?
 // CHECK-LABEL: func.func @left_alone
 // CHECK-NOT: scf.forall
 // CHECK-COUNT-4: kiln.matmul
-func.func @left_alone(%x8: tensor<8x64xf32>, %w: tensor<96x64xf32>, %x: tensor<1x72xf32>, %w72: tensor<96x72xf32>, %wt: tensor<64x96xf32>, %xd: tensor<?x?x64xf32>) -> (tensor<8x96xf32>, tensor<1x96xf32>, tensor<8x96xf32>, tensor<?x?x96xf32>) {
-  %0 = kiln.matmul %x8, %w transpose_rhs : (tensor<8x64xf32>, tensor<96x64xf32>) -> tensor<8x96xf32>
+func.func @left_alone(%x32: tensor<32x64xf32>, %w: tensor<96x64xf32>, %x: tensor<1x72xf32>, %w72: tensor<96x72xf32>, %wt: tensor<64x96xf32>, %xd: tensor<?x?x64xf32>) -> (tensor<32x96xf32>, tensor<1x96xf32>, tensor<32x96xf32>, tensor<?x?x96xf32>) {
+  %0 = kiln.matmul %x32, %w transpose_rhs : (tensor<32x64xf32>, tensor<96x64xf32>) -> tensor<32x96xf32>
   %1 = kiln.matmul %x, %w72 transpose_rhs : (tensor<1x72xf32>, tensor<96x72xf32>) -> tensor<1x96xf32>
-  %2 = kiln.matmul %x8, %wt : (tensor<8x64xf32>, tensor<64x96xf32>) -> tensor<8x96xf32>
+  %2 = kiln.matmul %x32, %wt : (tensor<32x64xf32>, tensor<64x96xf32>) -> tensor<32x96xf32>
   %3 = kiln.matmul %xd, %w transpose_rhs : (tensor<?x?x64xf32>, tensor<96x64xf32>) -> tensor<?x?x96xf32>
-  return %0, %1, %2, %3 : tensor<8x96xf32>, tensor<1x96xf32>, tensor<8x96xf32>, tensor<?x?x96xf32>
+  return %0, %1, %2, %3 : tensor<32x96xf32>, tensor<1x96xf32>, tensor<32x96xf32>, tensor<?x?x96xf32>
 }

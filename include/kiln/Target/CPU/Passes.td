@@ -89,7 +89,7 @@ def MatvecDotProductsPass
     matmuls are left alone.
   }];
   let options = [
-    Option<"maxRows", "max-rows", "int64_t", /*default=*/"4",
+    Option<"maxRows", "max-rows", "int64_t", /*default=*/"16",
            "The most rows of x the dot-product kernel takes">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
