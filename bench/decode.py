@@ -36,6 +36,8 @@ import tempfile
 import numpy as np
 
 import machine
+import peers
+from gpt2_weights import random_gpt2_weights
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
@@ -54,11 +56,7 @@ batches = [int(b) for b in batches.split(",")]
 contexts = [int(c) for c in contexts.split(",")]
 cfg = json.load(open(cfg_path))
 torch.set_num_threads(threads)
-hf = transformers.GPT2Config(
-    vocab_size=cfg["vocab_size"], n_positions=cfg["n_positions"], n_embd=cfg["n_embd"],
-    n_layer=cfg["n_layer"], n_head=cfg["n_head"], layer_norm_epsilon=cfg.get("layer_norm_epsilon", 1e-5),
-    activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-model = transformers.GPT2LMHeadModel(hf).eval()
+""" + peers.HF_GPT2 + r"""
 model.load_state_dict({k: torch.from_numpy(v) for k, v in load_safetensors(weights).items()}, strict=False)
 model.tie_weights()
 heads, hd = cfg["n_head"], cfg["n_embd"] // cfg["n_head"]
@@ -132,11 +130,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         first = compile_one(tmp, "init")
         manifest = json.load(open(os.path.join(first, "manifest.json")))
-        rng = np.random.default_rng(0)
-        weights = {}
-        for p in manifest["parameters"]:
-            gain = p["name"].endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
-            weights[p["name"]] = ((1.0 if gain else 0.0) + 0.02 * rng.standard_normal(p["shape"])).astype(np.float32)
+        weights = random_gpt2_weights(manifest, seed=0)
+        rng = np.random.default_rng(1)
         wpath = os.path.join(tmp, "w.safetensors")
         save_safetensors(weights, wpath)
         arts = {}

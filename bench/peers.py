@@ -47,6 +47,16 @@ def venv_python(build):
     return python
 
 
+# transformers' GPT2LMHeadModel from a Kiln gpt2 config `cfg` (no dropout),
+# as `model`: the peers' children start with it.
+HF_GPT2 = r"""
+hf = transformers.GPT2Config(
+    vocab_size=cfg["vocab_size"], n_positions=cfg["n_positions"], n_embd=cfg["n_embd"],
+    n_layer=cfg["n_layer"], n_head=cfg["n_head"], layer_norm_epsilon=cfg.get("layer_norm_epsilon", 1e-5),
+    activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+model = transformers.GPT2LMHeadModel(hf).eval()
+"""
+
 # Runs in the venv: argv = python_dir weights ids config threads iters out_dir peers...
 CHILD = r"""
 import json, os, statistics, subprocess, sys, time
@@ -60,11 +70,7 @@ bin_dir = os.path.dirname(sys.executable)
 cfg = json.load(open(cfg_path))
 torch.set_num_threads(threads)
 
-hf = transformers.GPT2Config(
-    vocab_size=cfg["vocab_size"], n_positions=cfg["n_positions"], n_embd=cfg["n_embd"],
-    n_layer=cfg["n_layer"], n_head=cfg["n_head"], layer_norm_epsilon=cfg.get("layer_norm_epsilon", 1e-5),
-    activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-model = transformers.GPT2LMHeadModel(hf).eval()
+""" + HF_GPT2 + r"""
 state = {k: torch.from_numpy(v) for k, v in load_safetensors(weights_path).items()}
 missing, unexpected = model.load_state_dict(state, strict=False)
 missing = [k for k in missing if k != "lm_head.weight" and not k.endswith((".attn.bias", ".attn.masked_bias"))]

@@ -29,6 +29,7 @@ import tempfile
 import numpy as np
 
 import machine
+from gpt2_weights import random_gpt2_weights
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
@@ -71,11 +72,8 @@ def main():
         # One set of weights for every scheme: N(0, 0.02), norm gains near 1.
         first = compile_one(tmp, "f32", 1)
         manifest = json.load(open(os.path.join(first, "manifest.json")))
-        rng = np.random.default_rng(0)
-        weights = {}
-        for p in manifest["parameters"]:
-            gain = p["name"].endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
-            weights[p["name"]] = ((1.0 if gain else 0.0) + 0.02 * rng.standard_normal(p["shape"])).astype(np.float32)
+        weights = random_gpt2_weights(manifest, seed=0)
+        rng = np.random.default_rng(1)
         wpath = os.path.join(tmp, "w.safetensors")
         save_safetensors(weights, wpath)
         shapes = [1, args.seq]
