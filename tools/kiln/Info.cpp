@@ -39,7 +39,8 @@ std::string describeSpecs(const std::vector<TensorSpec> &specs) {
   std::string text;
   for (const TensorSpec &spec : specs)
     text += (text.empty() ? "" : ", ") + spec.name + " " +
-            dtypeName(spec.dtype) + " " + formatSpecShape(spec.shape);
+            dtypeName(spec.dtype) + " " + formatSpecShape(spec.shape) +
+            (spec.inPlace ? " (in place)" : "");
   return text.empty() ? "none" : text;
 }
 
