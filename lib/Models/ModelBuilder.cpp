@@ -397,11 +397,18 @@ llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
     }
     Value hidden;
     if (prefill) {
-      // The hidden state of each row's last token (lengths[b] - 1, clamped
-      // into the sequence), picked by a one-hot sum over the sequence.
+      // The hidden state of each row's last token, lengths[b] - 1 clamped
+      // into [0, S - 1] (as gather clamps: a bad length picks an end of the
+      // prompt, never nothing), picked by a one-hot sum over the sequence.
       Value all = body(step);
       Value positions = this->positions(step.ids, /*dim=*/1);
       Value last = SubOp::create(builder, loc, rows, intScalar(1));
+      Value lastPosition = ReduceOp::create(builder, loc, ReduceKind::max,
+                                            positions, ArrayRef<int64_t>{0},
+                                            /*keepdim=*/false);
+      last = MinOp::create(builder, loc,
+                           MaxOp::create(builder, loc, last, intScalar(0)),
+                           lastPosition);
       // [S, 1] == [B, 1, 1] -> [B, S, 1].
       Value pick = CompareOp::create(
           builder, loc, ComparePredicate::eq,

@@ -115,6 +115,23 @@ class KVCacheMatchesForward:
                            logits[r], expected)
                     np.testing.assert_allclose(logits[r], expected, rtol=RTOL, atol=ATOL)
 
+    def test_lengths_are_clamped(self):
+        """A prefill length outside [1, S] is clamped into it, as gather
+        clamps ids: 0 gives the first token's logits, S + 44 the last's."""
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg, weights, artifact, manifest = self.compile(tmp)
+            caches = [i for e in manifest["entry_points"] if e["name"] == "prefill"
+                      for i in e["inputs"] if i.get("in_place")]
+            ids = np.random.default_rng(3).integers(0, cfg["vocab_size"], (2, 6)).astype(np.int64)
+            inputs = {"input_ids": ids, "lengths": np.array([0, 50], np.int64)}
+            for c in caches:
+                inputs[c["name"]] = np.zeros([2] + c["shape"][1:], np.float32)
+            logits = run_artifact(artifact, inputs, tmp, entry="prefill")["logits"]
+            first = self.reference(weights, ids[:1, :1], cfg)[0, -1]
+            last = self.reference(weights, ids[1:], cfg)[0, -1]
+            np.testing.assert_allclose(logits[0], first, rtol=RTOL, atol=ATOL)
+            np.testing.assert_allclose(logits[1], last, rtol=RTOL, atol=ATOL)
+
     def test_bad_cache(self):
         with tempfile.TemporaryDirectory() as tmp:
             cfg, _, artifact, manifest = self.compile(tmp)
