@@ -442,8 +442,12 @@ Artifact::run(const std::string &entryName,
   // Check them against their specs and build their descriptors.
   // In-place inputs the module cannot use where they are (device memory, a
   // misaligned buffer) get a copy, copied back after the call.
-  std::vector<std::pair<void *, const void *>> copyBack;
-  std::vector<size_t> copyBackBytes;
+  struct CopyBack {
+    void *to;
+    const void *from;
+    size_t bytes;
+  };
+  std::vector<CopyBack> copyBack;
   std::vector<std::vector<int64_t>> descriptors;
   std::vector<std::shared_ptr<void>> realigned;
   std::vector<std::pair<const unsigned char *, size_t>> borrowed;
@@ -490,10 +494,8 @@ Artifact::run(const std::string &entryName,
         return Status::error(what + ": " + s.message());
       data = copy->get();
       realigned.push_back(copy.take());
-      if (writable[i]) {
-        copyBack.emplace_back(writable[i], data);
-        copyBackBytes.push_back(view.byteSize());
-      }
+      if (writable[i])
+        copyBack.push_back({writable[i], data, view.byteSize()});
     }
     // Results pointing into inputs (the caller's or a realigned copy) are
     // copied, never freed.
@@ -548,14 +550,13 @@ Artifact::run(const std::string &entryName,
   }
   if (!called)
     return Status::error(where + ": " + called.message());
-  for (size_t i = 0; i < copyBack.size(); ++i) {
-    auto [to, from] = copyBack[i];
-    if (module_->isDevice()) {
-      if (Status s = module_->copyOut(to, from, copyBackBytes[i]); !s)
-        return Status::error(where + ": copying an in-place input back: " +
-                             s.message());
-    } else {
-      std::memcpy(to, from, copyBackBytes[i]);
+  for (const CopyBack &copy : copyBack) {
+    if (!module_->isDevice()) {
+      std::memcpy(copy.to, copy.from, copy.bytes);
+    } else if (Status s = module_->copyOut(copy.to, copy.from, copy.bytes);
+               !s) {
+      return Status::error(where + ": copying an in-place input back: " +
+                           s.message());
     }
   }
 

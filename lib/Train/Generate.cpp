@@ -1,8 +1,8 @@
 //===- Generate.cpp - Sampling text from a language-model artifact --------===//
 //
-// With the KV-cache entry points the prompt is prefilled once and every
-// token costs one decode_step; without them every token reruns forward on
-// the whole (sliding) context.
+// sampleBatch uses the KV-cache entry points: the prompt is prefilled once
+// and every token costs one decode_step. generateText reruns forward on the
+// whole (sliding) context for every token.
 //
 //===----------------------------------------------------------------------===//
 
@@ -155,12 +155,6 @@ Expected<KVCacheDecoder> KVCacheDecoder::create(const Artifact &artifact,
   decoder.lengths_.assign(static_cast<size_t>(rows), 0);
   return decoder;
 }
-size_t KVCacheDecoder::cacheBytes() const {
-  size_t bytes = 0;
-  for (const runtime::OwnedTensor &cache : caches_)
-    bytes += cache.byteSize();
-  return bytes;
-}
 
 Expected<std::vector<float>>
 KVCacheDecoder::run(const std::string &entry, const runtime::NamedTensor &ids,
@@ -248,55 +242,7 @@ Expected<int64_t> sampleRow(const float *row, int64_t vocab,
   return sampleToken(candidates, options, rng);
 }
 
-/// generateText with the KV-cache entry points: the prompt is prefilled
-/// once, each new token is one decode_step. Rows of a static batch all
-/// carry the same text; row 0 is sampled. A full cache is refilled with the
-/// last half of the text.
-Expected<std::string> generateWithCache(const Artifact &artifact,
-                                        const Tokenizer &tokenizer,
-                                        const GenerateOptions &options,
-                                        std::vector<int32_t> tokens,
-                                        std::mt19937_64 &rng) {
-  const runtime::EntryPointSpec *prefill = artifact.findEntryPoint("prefill");
-  int64_t batch = prefill->outputs.empty() || prefill->outputs[0].rank() != 2
-                      ? 1
-                      : prefill->outputs[0].shape[0];
-  Expected<KVCacheDecoder> decoder = KVCacheDecoder::create(
-      artifact, batch == runtime::kDynamicDim ? 1 : batch);
-  if (!decoder)
-    return decoder.status();
-  auto refill = [&](size_t keep) {
-    size_t start = tokens.size() > keep ? tokens.size() - keep : 0;
-    std::vector<int32_t> context(tokens.begin() + static_cast<ptrdiff_t>(start),
-                                 tokens.end());
-    return decoder->prefill(std::vector<std::vector<int32_t>>(
-        static_cast<size_t>(decoder->rows()), context));
-  };
-  int64_t slots = decoder->slots();
-  Expected<std::vector<float>> logits = refill(static_cast<size_t>(slots));
-  for (int64_t n = 0; n < options.maxTokens; ++n) {
-    if (!logits)
-      return logits.status();
-    Expected<int64_t> next = sampleRow(logits->data(), decoder->vocab(),
-                                       tokenizer, options.sampling, rng);
-    if (!next)
-      return next.status();
-    if (*next == tokenizer.eosId())
-      break;
-    tokens.push_back(static_cast<int32_t>(*next));
-    if (n + 1 == options.maxTokens)
-      break;
-    if (decoder->lengths()[0] >= slots)
-      logits = refill(static_cast<size_t>(std::max<int64_t>(slots / 2, 1)));
-    else
-      logits = decoder->step(
-          std::vector<int64_t>(static_cast<size_t>(decoder->rows()), *next));
-  }
-  return tokenizer.decode(tokens);
-}
-} // namespace
 
-namespace {
 /// The text `tokens` add after `prompt` (decoded together, so that a space
 /// at the boundary is kept).
 std::string continuationText(const Tokenizer &tokenizer,
@@ -311,6 +257,15 @@ std::string continuationText(const Tokenizer &tokenizer,
   return tokenizer.decode(tokens);
 }
 } // namespace
+
+std::vector<int32_t> kiln::train::promptTokens(const Tokenizer &tokenizer,
+                                               const std::string &text) {
+  std::vector<int32_t> tokens = tokenizer.encode(text);
+  if (tokens.empty())
+    tokens.push_back(static_cast<int32_t>(
+        tokenizer.bosId() >= 0 ? tokenizer.bosId() : 0));
+  return tokens;
+}
 
 double kiln::train::tokenLogProb(const float *logits, int64_t vocab,
                                  int64_t token) {
@@ -422,14 +377,8 @@ Expected<std::string> kiln::train::generateText(const Artifact &artifact,
   if (options.maxTokens < 0)
     return Status::error("--max-tokens must be at least 0");
 
-  std::vector<int32_t> tokens = tokenizer.encode(options.prompt);
-  if (tokens.empty())
-    tokens.push_back(static_cast<int32_t>(
-        tokenizer.bosId() >= 0 ? tokenizer.bosId() : 0));
+  std::vector<int32_t> tokens = promptTokens(tokenizer, options.prompt);
   std::mt19937_64 rng(options.seed);
-  if (!options.noCache && KVCacheDecoder::isAvailable(artifact))
-    return generateWithCache(artifact, tokenizer, options, std::move(tokens),
-                             rng);
   for (int64_t n = 0; n < options.maxTokens; ++n) {
     size_t length = tokens.size();
     size_t start = window > 0 && length > static_cast<size_t>(window)

@@ -309,7 +309,6 @@ int generateCommand(int argc, char **argv) {
       fail(s.message());
   kiln::train::GenerateOptions g;
   g.prompt = o.values["--prompt"];
-  g.noCache = o.has("--no-cache");
   if (o.values.count("--max-tokens"))
     g.maxTokens = parseCount("--max-tokens", o.values["--max-tokens"], 0);
   if (o.values.count("--temperature"))
@@ -324,7 +323,8 @@ int generateCommand(int argc, char **argv) {
   uint64_t seed = o.values.count("--seed")
                       ? static_cast<uint64_t>(parseCount("--seed", o.values["--seed"], 0))
                       : 0;
-  bool cached = !g.noCache && kiln::train::KVCacheDecoder::isAvailable(*artifact);
+  bool cached = !o.has("--no-cache") &&
+                kiln::train::KVCacheDecoder::isAvailable(*artifact);
   if ((o.values.count("--stop") || o.has("--logprobs") || o.has("--json")) &&
       !cached)
     fail("--stop, --logprobs and --json need an artifact with a KV cache "
@@ -336,9 +336,8 @@ int generateCommand(int argc, char **argv) {
     batch.seed = seed;
     if (o.values.count("--stop"))
       batch.stop.push_back(o.values["--stop"]);
-    std::vector<int32_t> prompt = tokenizer->encode(g.prompt);
-    if (prompt.empty())
-      prompt.push_back(tokenizer->bosId() >= 0 ? tokenizer->bosId() : 0);
+    std::vector<int32_t> prompt =
+        kiln::train::promptTokens(*tokenizer, g.prompt);
     Expected<std::vector<kiln::train::Sample>> drawn =
         kiln::train::sampleBatch(*artifact, *tokenizer, prompt, samples, batch);
     if (!drawn)

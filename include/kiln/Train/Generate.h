@@ -3,10 +3,11 @@
 // `kiln generate`: tokenize a prompt, run the artifact on it, sample the
 // next token from the last position's logits (temperature, top-k, top-p),
 // append, repeat. With the KV-cache entry points (kiln-compile --kv-cache)
-// the prompt is prefilled once and each token costs one decode_step;
-// otherwise forward reruns the whole context for every token. Artifacts compiled for fixed
-// [batch, seq] inputs are fed the prompt in row 0, left-aligned and padded:
-// with a causal model the padding after a position does not change it.
+// sampleBatch prefills the prompt once and each token costs one
+// decode_step; generateText reruns forward on the whole context for every
+// token, feeding artifacts compiled for fixed [batch, seq] inputs the
+// prompt in row 0, left-aligned and padded: with a causal model the padding
+// after a position does not change it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -61,8 +62,6 @@ public:
   int64_t vocab() const { return vocab_; }
   /// Tokens each row holds.
   const std::vector<int64_t> &lengths() const { return lengths_; }
-  /// Bytes of the cache.
-  size_t cacheBytes() const;
 
   /// Starts every row afresh with its prompt (1 to slots() tokens) and
   /// returns each row's next-token logits, `rows x vocab`.
@@ -86,6 +85,11 @@ private:
   std::vector<std::string> cacheNames_;
   std::vector<runtime::OwnedTensor> caches_;
 };
+
+/// The tokens of a prompt: `text` encoded, or the begin token (id 0 without
+/// one) when it encodes to nothing.
+std::vector<int32_t> promptTokens(const Tokenizer &tokenizer,
+                                  const std::string &text);
 
 /// Log-probability of `token` under `logits` (log-softmax at temperature
 /// 1, in double precision): what the model assigns to it, whatever the
@@ -133,12 +137,10 @@ struct GenerateOptions {
   int64_t maxTokens = 100;
   SamplingOptions sampling;
   uint64_t seed = 0;
-  /// Rerun forward on the whole context for every token even when the
-  /// artifact has KV-cache entry points.
-  bool noCache = false;
 };
 
-/// The prompt followed by up to maxTokens sampled tokens, decoded.
+/// The prompt followed by up to maxTokens sampled tokens, decoded; forward
+/// runs on the context for every token (sampleBatch is the KV-cache path).
 runtime::Expected<std::string> generateText(const runtime::Artifact &artifact,
                                             const Tokenizer &tokenizer,
                                             const GenerateOptions &options);
