@@ -351,9 +351,6 @@ llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
                               "model's {1} positions",
                               slots, spec.maxPositions)
                     .str());
-  if (options.training)
-    return fail("a KV cache is for inference: build the training graph "
-                "without it");
   if (options.attentionMask || options.positionIds)
     return fail("the KV-cache entry points take the prompt right-padded, "
                 "with per-row lengths: build them without attention_mask "

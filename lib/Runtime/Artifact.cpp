@@ -300,7 +300,9 @@ Artifact::saveParameters(const std::string &path,
   return writeSafeTensors(path, tensors, metadata);
 }
 
-Status Artifact::loadParameters(const std::string &path, bool requireAll) {
+Status Artifact::loadParameters(const std::string &path, bool requireAll,
+                                LoadSelection selection) {
+  bool modelOnly = selection == LoadSelection::ModelOnly;
   if (!writable_)
     return Status::error("'" + dir_ + "' has no entry point that updates "
                          "parameters; loading parameters needs a training "
@@ -312,6 +314,9 @@ Status Artifact::loadParameters(const std::string &path, bool requireAll) {
   std::vector<std::pair<size_t, const SafeTensorInfo *>> copies;
   for (const SafeTensorInfo &info : file->tensors()) {
     const ParameterSpec *param = manifest_.findParameter(info.name);
+    if (modelOnly && (param ? param->state
+                            : info.name.find('/') != std::string::npos))
+      continue;
     if (!param)
       return Status::error("'" + path + "' has tensor '" + info.name +
                            "', which is not a parameter of '" + dir_ + "'");
@@ -325,7 +330,7 @@ Status Artifact::loadParameters(const std::string &path, bool requireAll) {
   }
   if (requireAll)
     for (const ParameterSpec &param : manifest_.parameters)
-      if (!file->find(param.name))
+      if (!(modelOnly && param.state) && !file->find(param.name))
         return Status::error("'" + path + "' has no tensor '" + param.name +
                              "' (" + (param.state ? "optimizer state"
                                                   : "a model parameter") +

@@ -84,6 +84,14 @@ bool KVCacheDecoder::isAvailable(const Artifact &artifact) {
          artifact.findEntryPoint(kDecodeStep);
 }
 
+int64_t KVCacheDecoder::staticRows(const Artifact &artifact) {
+  const runtime::EntryPointSpec *prefill = artifact.findEntryPoint(kPrefill);
+  if (!prefill || prefill->outputs.empty() || prefill->outputs[0].rank() != 2)
+    return 0;
+  int64_t batch = prefill->outputs[0].shape[0];
+  return batch == runtime::kDynamicDim ? 0 : batch;
+}
+
 Expected<KVCacheDecoder> KVCacheDecoder::create(const Artifact &artifact,
                                                 int64_t rows) {
   const runtime::EntryPointSpec *prefill = artifact.findEntryPoint(kPrefill);
@@ -131,6 +139,11 @@ Expected<KVCacheDecoder> KVCacheDecoder::create(const Artifact &artifact,
   decoder.artifact_ = &artifact;
   decoder.rows_ = rows;
   decoder.vocab_ = logits.shape[1];
+  const runtime::TensorSpec &prefillIds = prefill->inputs[0];
+  if (prefillIds.rank() != 2 || decode->inputs[0].rank() != 2)
+    return bad("input_ids are not [batch, seq]");
+  if (prefillIds.shape[1] != runtime::kDynamicDim)
+    decoder.prefillSeq_ = prefillIds.shape[1];
   for (size_t i = 2; i < prefill->inputs.size(); ++i) {
     const runtime::TensorSpec &spec = prefill->inputs[i];
     const runtime::TensorSpec &other = decode->inputs[i];
@@ -182,13 +195,18 @@ KVCacheDecoder::prefill(const std::vector<std::vector<int32_t>> &prompts) {
                          " rows");
   int64_t longest = 0;
   for (const std::vector<int32_t> &prompt : prompts) {
-    if (prompt.empty() || static_cast<int64_t>(prompt.size()) > slots_)
-      return Status::error("prefill: a prompt of " +
-                           std::to_string(prompt.size()) +
-                           " tokens; the cache holds 1 to " +
-                           std::to_string(slots_));
+    if (prompt.empty() || static_cast<int64_t>(prompt.size()) > maxPrompt())
+      return Status::error(
+          "prefill: a prompt of " + std::to_string(prompt.size()) +
+          " tokens; it takes 1 to " + std::to_string(maxPrompt()) +
+          (prefillSeq_ ? " (the sequence length the artifact was compiled "
+                         "with)"
+                       : " (the cache's slots)"));
     longest = std::max<int64_t>(longest, static_cast<int64_t>(prompt.size()));
   }
+  // A static sequence length takes every prompt padded to it.
+  if (prefillSeq_)
+    longest = prefillSeq_;
   // Right-padded: under the causal mask padding after a token does not
   // change it, and the slots it fills are overwritten before a row attends
   // to them.
@@ -276,44 +294,34 @@ double kiln::train::tokenLogProb(const float *logits, int64_t vocab,
   return static_cast<double>(logits[token]) - top - std::log(sum);
 }
 
+namespace {
+/// Samples one group of rows of `decoder`: rows [0, active) continue
+/// their prompts and are returned; rows after them only fill a static
+/// batch. Row r draws from `rngs[r]`.
 Expected<std::vector<Sample>>
-kiln::train::sampleBatch(const Artifact &artifact, const Tokenizer &tokenizer,
-                         const std::vector<int32_t> &prompt, int64_t count,
-                         const BatchOptions &options) {
-  if (count < 1)
-    return Status::error("sampling needs at least one sample");
-  if (options.maxTokens < 0)
-    return Status::error("--max-tokens must be at least 0");
-  if (prompt.empty())
-    return Status::error("sampling needs a prompt of at least one token");
-  Expected<KVCacheDecoder> decoder = KVCacheDecoder::create(artifact, count);
-  if (!decoder)
-    return decoder.status();
-  if (static_cast<int64_t>(prompt.size()) >= decoder->slots())
-    return Status::error("the prompt has " + std::to_string(prompt.size()) +
-                         " tokens; the KV cache holds " +
-                         std::to_string(decoder->slots()) +
-                         " with the tokens generated after it");
-  std::vector<std::mt19937_64> rngs;
-  for (int64_t i = 0; i < count; ++i)
-    rngs.emplace_back(options.seed + static_cast<uint64_t>(i));
-  std::vector<Sample> samples(static_cast<size_t>(count));
-  std::vector<bool> done(static_cast<size_t>(count), options.maxTokens == 0);
+sampleRows(KVCacheDecoder &decoder, const Tokenizer &tokenizer,
+           const std::vector<std::vector<int32_t>> &prompts, size_t active,
+           std::vector<std::mt19937_64> &rngs, const BatchOptions &options) {
+  size_t count = prompts.size();
+  std::vector<Sample> samples(count);
+  std::vector<bool> done(count, options.maxTokens == 0);
+  for (size_t row = active; row < count; ++row)
+    done[row] = true;
   for (Sample &sample : samples)
     sample.finish = "length";
-  int64_t vocab = decoder->vocab();
-  std::string promptText = tokenizer.decode(prompt);
-  Expected<std::vector<float>> logits = decoder->prefill(
-      std::vector<std::vector<int32_t>>(static_cast<size_t>(count), prompt));
+  int64_t vocab = decoder.vocab();
+  std::vector<std::string> promptTexts;
+  for (const std::vector<int32_t> &prompt : prompts)
+    promptTexts.push_back(tokenizer.decode(prompt));
+  Expected<std::vector<float>> logits = decoder.prefill(prompts);
   for (int64_t n = 0; n < options.maxTokens; ++n) {
     if (!logits)
       return logits.status();
-    std::vector<int64_t> next(static_cast<size_t>(count), 0);
-    for (int64_t r = 0; r < count; ++r) {
-      size_t row = static_cast<size_t>(r);
+    std::vector<int64_t> next(count, 0);
+    for (size_t row = 0; row < count; ++row) {
       if (done[row])
         continue;
-      const float *rowLogits = logits->data() + r * vocab;
+      const float *rowLogits = logits->data() + static_cast<int64_t>(row) * vocab;
       Expected<int64_t> token =
           sampleRow(rowLogits, vocab, tokenizer, options.sampling, rngs[row]);
       if (!token)
@@ -327,7 +335,7 @@ kiln::train::sampleBatch(const Artifact &artifact, const Tokenizer &tokenizer,
       next[row] = *token;
       sample.tokens.push_back(static_cast<int32_t>(*token));
       sample.logProbs.push_back(tokenLogProb(rowLogits, vocab, *token));
-      sample.text = continuationText(tokenizer, prompt, promptText,
+      sample.text = continuationText(tokenizer, prompts[row], promptTexts[row],
                                      sample.tokens);
       for (const std::string &stop : options.stop) {
         size_t at = stop.empty() ? std::string::npos : sample.text.find(stop);
@@ -341,24 +349,92 @@ kiln::train::sampleBatch(const Artifact &artifact, const Tokenizer &tokenizer,
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }) ||
         n + 1 == options.maxTokens)
       break;
-    // Rows advance together: when they are full, each is refilled with the
-    // last half of its text (as generateText does).
-    if (decoder->lengths()[0] >= decoder->slots()) {
-      size_t keep = static_cast<size_t>(std::max<int64_t>(decoder->slots() / 2, 1));
+    // When a row is full, every row is refilled with the last half of its
+    // text (as generateText does).
+    const std::vector<int64_t> &lengths = decoder.lengths();
+    if (*std::max_element(lengths.begin(), lengths.end()) >= decoder.slots()) {
+      size_t keep = static_cast<size_t>(std::max<int64_t>(
+          std::min(decoder.slots(), decoder.maxPrompt()) / 2, 1));
       std::vector<std::vector<int32_t>> contexts;
-      for (const Sample &sample : samples) {
-        std::vector<int32_t> all = prompt;
-        all.insert(all.end(), sample.tokens.begin(), sample.tokens.end());
+      for (size_t row = 0; row < count; ++row) {
+        std::vector<int32_t> all = prompts[row];
+        all.insert(all.end(), samples[row].tokens.begin(),
+                   samples[row].tokens.end());
         size_t start = all.size() > keep ? all.size() - keep : 0;
         contexts.emplace_back(all.begin() + static_cast<ptrdiff_t>(start),
                               all.end());
       }
-      logits = decoder->prefill(contexts);
+      logits = decoder.prefill(contexts);
     } else {
-      logits = decoder->step(next);
+      logits = decoder.step(next);
     }
   }
+  samples.resize(active);
   return samples;
+}
+} // namespace
+
+Expected<std::vector<Sample>>
+kiln::train::samplePrompts(const Artifact &artifact, const Tokenizer &tokenizer,
+                           const std::vector<std::vector<int32_t>> &prompts,
+                           const BatchOptions &options) {
+  if (prompts.empty())
+    return Status::error("sampling needs at least one prompt");
+  if (options.maxTokens < 0)
+    return Status::error("--max-tokens must be at least 0");
+  size_t total = prompts.size();
+  int64_t fixed = KVCacheDecoder::staticRows(artifact);
+  size_t group = fixed ? static_cast<size_t>(fixed) : total;
+  Expected<KVCacheDecoder> decoder =
+      KVCacheDecoder::create(artifact, static_cast<int64_t>(group));
+  if (!decoder)
+    return decoder.status();
+  int64_t longest = std::min(decoder->slots() - 1, decoder->maxPrompt());
+  for (size_t i = 0; i < total; ++i) {
+    int64_t length = static_cast<int64_t>(prompts[i].size());
+    if (length < 1)
+      return Status::error("sampling needs a prompt of at least one token");
+    if (length > longest)
+      return Status::error(
+          (total > 1 ? "prompt " + std::to_string(i + 1) : std::string("the prompt")) +
+          " has " + std::to_string(length) + " tokens; the artifact takes at "
+          "most " + std::to_string(longest) + " (" +
+          (decoder->maxPrompt() < decoder->slots()
+               ? "the sequence length it was compiled with"
+               : "its KV cache holds " + std::to_string(decoder->slots()) +
+                     " with the tokens generated after it") +
+          ")");
+  }
+  std::vector<Sample> samples;
+  for (size_t first = 0; first < total; first += group) {
+    size_t active = std::min(group, total - first);
+    std::vector<std::vector<int32_t>> rows(
+        prompts.begin() + static_cast<ptrdiff_t>(first),
+        prompts.begin() + static_cast<ptrdiff_t>(first + active));
+    rows.resize(group, rows.front());
+    std::vector<std::mt19937_64> rngs;
+    for (size_t r = 0; r < group; ++r)
+      rngs.emplace_back(options.seed + static_cast<uint64_t>(first + r));
+    Expected<std::vector<Sample>> drawn =
+        sampleRows(*decoder, tokenizer, rows, active, rngs, options);
+    if (!drawn)
+      return drawn.status();
+    for (Sample &sample : *drawn)
+      samples.push_back(std::move(sample));
+  }
+  return samples;
+}
+
+Expected<std::vector<Sample>>
+kiln::train::sampleBatch(const Artifact &artifact, const Tokenizer &tokenizer,
+                         const std::vector<int32_t> &prompt, int64_t count,
+                         const BatchOptions &options) {
+  if (count < 1)
+    return Status::error("sampling needs at least one sample");
+  return samplePrompts(
+      artifact, tokenizer,
+      std::vector<std::vector<int32_t>>(static_cast<size_t>(count), prompt),
+      options);
 }
 
 Expected<std::string> kiln::train::generateText(const Artifact &artifact,

@@ -12,12 +12,15 @@
 
 #include "kiln/Train/Pretrain.h"
 
+#include "Random.h"
+
 #include "kiln/Runtime/Artifact.h"
 #include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Runtime/JsonLimits.h"
 #include "kiln/Runtime/SafeTensors.h"
 #include "kiln/Train/Corpus.h"
+#include "kiln/Train/Examples.h"
 #include "kiln/Train/Metrics.h"
 #include "kiln/Train/TokenData.h"
 #include "kiln/Train/Tokenizer.h"
@@ -30,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <sstream>
 #include <sys/stat.h>
@@ -49,6 +53,11 @@ namespace {
 
 constexpr char kCheckpointFormat[] = "kiln-checkpoint";
 
+bool isDirectory(const std::string &path) {
+  struct stat info;
+  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+}
+
 Status writeText(const std::string &path, const std::string &text) {
   return kiln::runtime::writeFileAtomically(path, [&](int fd) {
     return kiln::runtime::writeAll(fd, text.data(), text.size(), path);
@@ -60,8 +69,11 @@ Status writeText(const std::string &path, const std::string &text) {
 //===----------------------------------------------------------------------===//
 
 json optionsJson(const PretrainOptions &o) {
-  return {{"artifact", o.artifact},
+  return {{"task", o.task},
+          {"artifact", o.artifact},
           {"data", o.data},
+          {"val_data", o.valData},
+          {"init", o.init},
           {"steps", o.steps},
           {"batch", o.batch},
           {"seq", o.seq},
@@ -106,10 +118,13 @@ Status checkGivenSettings(const PretrainOptions &o, const json &given,
     const json &now = given.at(key);
     const json &then = recorded.at(key);
     bool same;
-    if (key == "artifact" || key == "data" || key == "tokenizer") {
+    if (key == "artifact" || key == "data" || key == "tokenizer" ||
+        key == "val_data" || key == "init") {
       auto resolved = [&](const json &v) {
         std::string text = v.get<std::string>();
-        return key == "data" && text.empty() ? defaultCorpusPath() : text;
+        return key == "data" && text.empty() && o.task == "pretrain"
+                   ? defaultCorpusPath()
+                   : text;
       };
       same = samePath(resolved(now), resolved(then));
     } else if (now.is_number() && then.is_number()) {
@@ -132,8 +147,9 @@ Status checkGivenSettings(const PretrainOptions &o, const json &given,
 
 /// Reads the options a run was started with; `steps`, `logEvery`,
 /// `peakGflops` and `watts` stay as given. Settings the command line gave
-/// must match the recorded ones.
-Status restoreOptions(PretrainOptions &o) {
+/// must match the recorded ones; with `checkTask`, so must the task (a run
+/// resumes with the command that started it).
+Status restoreOptions(PretrainOptions &o, bool checkTask) {
   std::string path = runConfigPath(o.runDir);
   Expected<std::string> text = runtime::readFile(path);
   if (!text)
@@ -170,6 +186,23 @@ Status restoreOptions(PretrainOptions &o) {
   std::string kind;
   double minLr = 0;
   int64_t recordedSteps = 0;
+  // Keys that runs before fine-tuning existed did not record.
+  std::string task = "pretrain";
+  if (j.contains("task") && !str("task", task))
+    return bad("task");
+  if (task != "pretrain" && task != "sft")
+    return Status::error("'" + path + "' records task '" + task +
+                         "', which this kiln does not know");
+  if (checkTask && task != o.task)
+    return Status::error("'" + o.runDir + "' holds a " +
+                         (task == "sft" ? "fine-tuning" : "pretraining") +
+                         " run; continue it with 'kiln " + task +
+                         " --resume --out " + o.runDir + "'");
+  o.task = task;
+  for (auto [key, out] : {std::pair{"val_data", &o.valData},
+                          std::pair{"init", &o.init}})
+    if (j.contains(key) && !str(key, *out))
+      return bad(key);
   if (!str("artifact", o.artifact))
     return bad("artifact");
   if (!str("data", o.data))
@@ -200,7 +233,10 @@ Status restoreOptions(PretrainOptions &o) {
   o.schedule.minLr = minLr;
   if (o.steps <= 0)
     o.steps = recordedSteps;
-  // Every key was read above, so `j` holds each one with its type.
+  // Every key was read above, so `j` holds each one with its type (the
+  // optional ones are recorded as read).
+  j["val_data"] = o.valData;
+  j["init"] = o.init;
   return checkGivenSettings(o, given, j, path);
 }
 
@@ -283,6 +319,48 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
 // The loop
 //===----------------------------------------------------------------------===//
 
+/// Where a run's training batches come from: a resumable stream whose
+/// whole state is one line of text (the checkpoint's "sampler" metadata).
+class TrainingData {
+public:
+  virtual ~TrainingData() = default;
+  virtual Batch next() = 0;
+  virtual std::string saveState() const = 0;
+  virtual Status restoreState(const std::string &state) = 0;
+  /// Epochs completed, for data drawn in epochs.
+  virtual std::optional<double> epochs() const { return std::nullopt; }
+};
+
+/// Pretraining: windows at random positions of the training tokens.
+class TokenWindows final : public TrainingData {
+public:
+  explicit TokenWindows(BatchSampler sampler) : sampler(std::move(sampler)) {}
+  Batch next() override { return sampler.next(); }
+  std::string saveState() const override { return sampler.saveState(); }
+  Status restoreState(const std::string &state) override {
+    return sampler.restoreState(state);
+  }
+
+private:
+  BatchSampler sampler;
+};
+
+/// Fine-tuning: prompt/response examples in shuffled epochs.
+class ExampleEpochs final : public TrainingData {
+public:
+  explicit ExampleEpochs(ExampleSampler sampler)
+      : sampler(std::move(sampler)) {}
+  Batch next() override { return sampler.next(); }
+  std::string saveState() const override { return sampler.saveState(); }
+  Status restoreState(const std::string &state) override {
+    return sampler.restoreState(state);
+  }
+  std::optional<double> epochs() const override { return sampler.epochs(); }
+
+private:
+  ExampleSampler sampler;
+};
+
 class Run {
 public:
   Run(PretrainOptions options, std::FILE *log)
@@ -290,7 +368,12 @@ public:
   Status run();
 
 private:
+  bool fineTuning() const { return o.task == "sft"; }
+  Status prepareTokenizer(const TrainingInterface &t,
+                          const std::function<Expected<std::string>()> &text);
   Status prepareData(const TrainingInterface &t);
+  Status prepareExamples(const TrainingInterface &t);
+  Status loadInitialParameters();
   Expected<double> evaluate();
   Status checkpoint(int64_t step);
   Status resumeFromCheckpoint(int64_t &step);
@@ -310,8 +393,12 @@ private:
   std::unique_ptr<Artifact> artifact;
   std::optional<Tokenizer> tokenizer;
   std::shared_ptr<const TokenFile> trainTokens, valTokens;
-  std::optional<BatchSampler> sampler;
+  std::unique_ptr<TrainingData> sampler;
   std::vector<Batch> evalSet;
+  /// Fine-tuning: the response tokens of each eval batch, which weigh its
+  /// mean loss (the last batch is partly padding).
+  std::vector<int64_t> evalTokens;
+  int64_t trainExamples = 0, valExamples = 0;
   double unigramLoss = 0;
 };
 
@@ -329,7 +416,62 @@ double unigramCrossEntropy(const TokenFile &train, const TokenFile &val,
   return val.size() ? loss / static_cast<double>(val.size()) : 0.0;
 }
 
+/// The run's tokenizer: RUN_DIR/tokenizer.model when the run has one;
+/// else --tokenizer, or the one of the --init run, copied into the run
+/// directory (so kiln generate --run finds it); else one trained on
+/// `text()`.
+Status Run::prepareTokenizer(
+    const TrainingInterface &t,
+    const std::function<Expected<std::string>()> &text) {
+  std::string modelPath = tokenizerModelPath(o.runDir);
+  std::string source = o.tokenizer;
+  if (source.empty() && !o.init.empty() && isDirectory(o.init))
+    source = tokenizerModelPath(o.init);
+  if (!source.empty() && !runtime::pathExists(source)) {
+    if (!runtime::pathExists(modelPath))
+      return Status::error("no tokenizer model at '" + source + "'");
+    source.clear(); // Resuming: the run's copy stands in for it.
+  }
+  if (!source.empty() && !samePath(source, modelPath)) {
+    // The given model wins over an earlier copy (the settings check made
+    // sure a resumed run names the same one).
+    Expected<std::string> bytes = runtime::readFile(source, "tokenizer model");
+    if (!bytes)
+      return bytes.status();
+    if (Status s = writeText(modelPath, *bytes); !s)
+      return s;
+  }
+  if (runtime::pathExists(modelPath)) {
+    Expected<Tokenizer> loaded = Tokenizer::load(modelPath);
+    if (!loaded)
+      return loaded.status();
+    tokenizer.emplace(loaded.take());
+  } else {
+    Expected<std::string> corpus = text();
+    if (!corpus)
+      return corpus.status();
+    int vocab = o.vocabSize > 0 ? o.vocabSize : static_cast<int>(t.vocab);
+    say("training a " + std::to_string(vocab) +
+        "-piece SentencePiece tokenizer on " +
+        std::to_string(corpus->size()) + " bytes of text");
+    std::string prefix = modelPath.substr(0, modelPath.size() - 6);
+    Expected<Tokenizer> trained =
+        Tokenizer::train(*corpus, prefix, vocab, o.seed);
+    if (!trained)
+      return trained.status();
+    tokenizer.emplace(trained.take());
+  }
+  if (tokenizer->vocabSize() > t.vocab)
+    return Status::error("the tokenizer has " +
+                         std::to_string(tokenizer->vocabSize()) +
+                         " pieces but the model's vocabulary has only " +
+                         std::to_string(t.vocab));
+  return Status::ok();
+}
+
 Status Run::prepareData(const TrainingInterface &t) {
+  if (fineTuning())
+    return prepareExamples(t);
   std::optional<std::string> corpus;
   auto loadCorpus = [&]() -> Status {
     if (corpus)
@@ -348,35 +490,13 @@ Status Run::prepareData(const TrainingInterface &t) {
     return Status::ok();
   };
 
-  // The tokenizer: given, kept from this run, or trained on the corpus.
-  std::string modelPath =
-      o.tokenizer.empty() ? tokenizerModelPath(o.runDir) : o.tokenizer;
-  if (runtime::pathExists(modelPath)) {
-    Expected<Tokenizer> loaded = Tokenizer::load(modelPath);
-    if (!loaded)
-      return loaded.status();
-    tokenizer.emplace(loaded.take());
-  } else if (!o.tokenizer.empty()) {
-    return Status::error("no tokenizer model at '" + o.tokenizer + "'");
-  } else {
-    if (Status s = loadCorpus(); !s)
-      return s;
-    int vocab = o.vocabSize > 0 ? o.vocabSize : static_cast<int>(t.vocab);
-    say("training a " + std::to_string(vocab) +
-        "-piece SentencePiece tokenizer on " +
-        std::to_string(corpus->size()) + " bytes of text");
-    std::string prefix = modelPath.substr(0, modelPath.size() - 6);
-    Expected<Tokenizer> trained =
-        Tokenizer::train(*corpus, prefix, vocab, o.seed);
-    if (!trained)
-      return trained.status();
-    tokenizer.emplace(trained.take());
-  }
-  if (tokenizer->vocabSize() > t.vocab)
-    return Status::error("the tokenizer has " +
-                         std::to_string(tokenizer->vocabSize()) +
-                         " pieces but the model's vocabulary has only " +
-                         std::to_string(t.vocab));
+  if (Status s = prepareTokenizer(t, [&]() -> Expected<std::string> {
+        if (Status s = loadCorpus(); !s)
+          return s;
+        return *corpus;
+      });
+      !s)
+    return s;
 
   // The token files, made once per run.
   std::string trainPath = trainTokensPath(o.runDir);
@@ -415,13 +535,148 @@ Status Run::prepareData(const TrainingInterface &t) {
       BatchSampler::create(trainTokens, t.batch, t.seq, o.seed);
   if (!created)
     return Status::error("training data: " + created.message());
-  sampler.emplace(created.take());
+  sampler = std::make_unique<TokenWindows>(created.take());
   Expected<BatchSampler> held =
       BatchSampler::create(valTokens, t.batch, t.seq, o.seed);
   if (!held)
     return Status::error("held-out data: " + held.message());
   evalSet = held->evalBatches(std::max<int64_t>(1, o.evalBatches));
   unigramLoss = unigramCrossEntropy(*trainTokens, *valTokens, t.vocab);
+  return Status::ok();
+}
+
+/// Fine-tuning data: the prompt/response lines tokenized once into
+/// RUN_DIR/{train,val}.examples.jsonl (a resumed run reads those, so it
+/// trains on exactly the same rows), held-out examples from --val-data or a
+/// seeded shuffle of --data.
+Status Run::prepareExamples(const TrainingInterface &t) {
+  if (o.data.empty())
+    return Status::error("fine-tuning needs --data FILE.jsonl (JSON lines of "
+                         "{\"prompt\": ..., \"response\": ...})");
+  std::optional<std::vector<PromptResponse>> train, val;
+  auto loadText = [&]() -> Status {
+    if (train)
+      return Status::ok();
+    Expected<std::vector<PromptResponse>> all = readPromptResponses(o.data);
+    if (!all)
+      return all.status();
+    if (!o.valData.empty()) {
+      Expected<std::vector<PromptResponse>> held =
+          readPromptResponses(o.valData);
+      if (!held)
+        return held.status();
+      train = all.take();
+      val = held.take();
+      return Status::ok();
+    }
+    // A seeded shuffle, then the last valFraction held out.
+    std::vector<PromptResponse> lines = all.take();
+    std::mt19937_64 rng(o.seed);
+    for (size_t i = lines.size(); i > 1; --i)
+      std::swap(lines[i - 1], lines[detail::uniformBelow(rng, i)]);
+    size_t held = static_cast<size_t>(
+        std::ceil(o.valFraction * static_cast<double>(lines.size())));
+    if (o.valFraction <= 0 || held == 0 || held >= lines.size())
+      return Status::error(
+          "'" + o.data + "' has " + std::to_string(lines.size()) +
+          " examples: --val-fraction " + std::to_string(o.valFraction) +
+          " holds out " + std::to_string(held) +
+          " of them; at least one must be held out and one left to train "
+          "on (or give --val-data FILE)");
+    val.emplace(std::make_move_iterator(lines.end() - held),
+                std::make_move_iterator(lines.end()));
+    lines.resize(lines.size() - held);
+    train = std::move(lines);
+    return Status::ok();
+  };
+
+  if (Status s = prepareTokenizer(t, [&]() -> Expected<std::string> {
+        if (Status s = loadText(); !s)
+          return s;
+        std::string text;
+        for (const auto *set : {&*train, &*val})
+          for (const PromptResponse &line : *set)
+            text += line.prompt + line.response + "\n";
+        return text;
+      });
+      !s)
+    return s;
+
+  std::string trainPath = trainExamplesPath(o.runDir);
+  std::string valPath = valExamplesPath(o.runDir);
+  if (!runtime::pathExists(trainPath) || !runtime::pathExists(valPath)) {
+    if (Status s = loadText(); !s)
+      return s;
+    std::vector<Example> encoded[2];
+    for (const PromptResponse &line : *train)
+      encoded[0].push_back(encodeExample(*tokenizer, line));
+    for (const PromptResponse &line : *val)
+      encoded[1].push_back(encodeExample(*tokenizer, line));
+    // Refused before anything is written: a rerun with a longer --seq
+    // starts clean.
+    if (Status s = checkExamplesFit(encoded[0], t.seq, "training example");
+        !s)
+      return s;
+    if (Status s = checkExamplesFit(encoded[1], t.seq, "held-out example");
+        !s)
+      return s;
+    if (Status s = writeExamples(trainPath, encoded[0]); !s)
+      return s;
+    if (Status s = writeExamples(valPath, encoded[1]); !s)
+      return s;
+    say("tokenized: " + std::to_string(train->size()) + " training and " +
+        std::to_string(val->size()) + " held-out examples");
+  }
+  Expected<std::vector<Example>> trainSet =
+      readExamples(trainPath, tokenizer->vocabSize());
+  if (!trainSet)
+    return trainSet.status();
+  Expected<std::vector<Example>> valSet =
+      readExamples(valPath, tokenizer->vocabSize());
+  if (!valSet)
+    return valSet.status();
+  if (trainSet->empty() || valSet->empty())
+    return Status::error("'" + o.runDir + "' has no training or no held-out "
+                         "examples");
+  if (Status s = checkExamplesFit(*trainSet, t.seq, "training example"); !s)
+    return s;
+  if (Status s = checkExamplesFit(*valSet, t.seq, "held-out example"); !s)
+    return s;
+  // Padding is never a target; the end-of-text id keeps it a real token.
+  int64_t padId = std::max(0, tokenizer->eosId());
+  trainExamples = static_cast<int64_t>(trainSet->size());
+  valExamples = static_cast<int64_t>(valSet->size());
+  // Every held-out example, up to eval_batches batches of them.
+  size_t evalCount = static_cast<size_t>(
+      std::min<int64_t>(valExamples, o.evalBatches * t.batch));
+  std::vector<Example> evalExamples(valSet->begin(),
+                                    valSet->begin() + evalCount);
+  evalSet = exampleBatches(evalExamples, t.batch, t.seq, padId);
+  for (const Batch &batch : evalSet)
+    evalTokens.push_back(std::count_if(batch.targets.begin(),
+                                       batch.targets.end(),
+                                       [](int64_t v) { return v != -100; }));
+  Expected<ExampleSampler> created =
+      ExampleSampler::create(trainSet.take(), t.batch, t.seq, padId, o.seed);
+  if (!created)
+    return Status::error("training data: " + created.message());
+  sampler = std::make_unique<ExampleEpochs>(created.take());
+  return Status::ok();
+}
+
+/// --init: the model's parameters of a run directory's checkpoint or of a
+/// checkpoint/weights file; the optimizer state stays at zero.
+std::string initialParametersPath(const std::string &init) {
+  return isDirectory(init) ? checkpointPath(init) : init;
+}
+
+Status Run::loadInitialParameters() {
+  std::string path = initialParametersPath(o.init);
+  if (Status s = artifact->loadParameters(
+          path, /*requireAll=*/true, Artifact::LoadSelection::ModelOnly);
+      !s)
+    return Status::error("--init: " + s.message());
+  say("starting from the parameters of '" + path + "'");
   return Status::ok();
 }
 
@@ -434,14 +689,20 @@ std::vector<NamedTensor> batchInputs(const Batch &batch) {
 }
 
 Expected<double> Run::evaluate() {
-  double total = 0;
-  for (const Batch &batch : evalSet) {
-    auto outputs = artifact->run(KILN_ENTRY_EVAL_STEP, batchInputs(batch));
+  // Pretraining: every batch has batch x seq targets, a plain mean.
+  // Fine-tuning: each batch's mean over its response tokens, weighted by
+  // their count: the mean over every held-out response token.
+  double total = 0, weights = 0;
+  for (size_t i = 0; i < evalSet.size(); ++i) {
+    auto outputs = artifact->run(KILN_ENTRY_EVAL_STEP, batchInputs(evalSet[i]));
     if (!outputs)
       return outputs.status();
-    total += scalarOf((*outputs)[0]);
+    double weight =
+        evalTokens.empty() ? 1.0 : static_cast<double>(evalTokens[i]);
+    total += weight * scalarOf((*outputs)[0]);
+    weights += weight;
   }
-  return total / static_cast<double>(evalSet.size());
+  return total / weights;
 }
 
 /// The error for a loss, gradient norm or eval loss that is not finite.
@@ -542,7 +803,7 @@ Status Run::run() {
   if (o.runDir.empty())
     return Status::error("no run directory (--out RUN_DIR)");
   if (o.resume) {
-    if (Status s = restoreOptions(o); !s)
+    if (Status s = restoreOptions(o, /*checkTask=*/true); !s)
       return s;
   } else if (runtime::pathExists(checkpointPath(o.runDir)) ||
              runtime::pathExists(metricsPath(o.runDir))) {
@@ -570,9 +831,13 @@ Status Run::run() {
   for (const std::string &file :
        {checkpointPath(o.runDir), metricsPath(o.runDir), runConfigPath(o.runDir),
         lossPlotPath(o.runDir), trainTokensPath(o.runDir), valTokensPath(o.runDir),
+        trainExamplesPath(o.runDir), valExamplesPath(o.runDir),
         tokenizerModelPath(o.runDir)})
     runtime::removeStaleTemporaries(file);
 
+  if (!o.init.empty() && !runtime::pathExists(initialParametersPath(o.init)))
+    return Status::error("--init: no checkpoint at '" +
+                         initialParametersPath(o.init) + "'");
   Expected<std::unique_ptr<Artifact>> opened = Artifact::open(o.artifact);
   if (!opened)
     return opened.status();
@@ -595,6 +860,11 @@ Status Run::run() {
       return s;
     say("resuming '" + o.runDir + "' at step " + std::to_string(step));
   }
+  // A fresh run (or one resumed before its first checkpoint) starts from
+  // --init; later ones from their checkpoint.
+  if (step == 0 && !o.init.empty())
+    if (Status s = loadInitialParameters(); !s)
+      return s;
   Expected<MetricsWriter> metrics = MetricsWriter::open(metricsPath(o.runDir));
   if (!metrics)
     return metrics.status();
@@ -603,16 +873,23 @@ Status Run::run() {
   std::optional<double> flopsPerStep;
   if (t->train->flops && t->train->hasStaticInputs())
     flopsPerStep = *t->train->flops;
-  say("pretraining '" + o.artifact + "': " + std::to_string(o.steps) +
-      " steps of batch " + std::to_string(t->batch) + " x seq " +
-      std::to_string(t->seq) + ", lr " + std::to_string(o.schedule.lr) + " (" +
+  say(std::string(fineTuning() ? "fine-tuning '" : "pretraining '") +
+      o.artifact + "': " + std::to_string(o.steps) + " steps of batch " +
+      std::to_string(t->batch) + " x seq " + std::to_string(t->seq) + ", lr " +
+      std::to_string(o.schedule.lr) + " (" +
       scheduleKindName(o.schedule.kind) + ", warmup " +
       std::to_string(o.schedule.warmupSteps) + ")");
   char line[256];
-  std::snprintf(line, sizeof line,
-                "unigram baseline: eval loss %.4f (perplexity %.1f)",
-                unigramLoss, std::exp(unigramLoss));
-  say(line);
+  if (fineTuning()) {
+    say("loss over the response tokens only; " +
+        std::to_string(trainExamples) + " training and " +
+        std::to_string(valExamples) + " held-out examples");
+  } else {
+    std::snprintf(line, sizeof line,
+                  "unigram baseline: eval loss %.4f (perplexity %.1f)",
+                  unigramLoss, std::exp(unigramLoss));
+    say(line);
+  }
 
   std::optional<double> lastEval;
   int64_t lastEvalStep = 0;
@@ -626,10 +903,14 @@ Status Run::run() {
     MetricsRow row;
     row.set("step", int64_t(0))
         .set("eval_loss", *initial)
-        .set("eval_ppl", std::exp(*initial))
-        .set("unigram_loss", unigramLoss)
-        .set("train_tokens", trainTokens->size())
-        .set("val_tokens", valTokens->size());
+        .set("eval_ppl", std::exp(*initial));
+    if (fineTuning())
+      row.set("train_examples", trainExamples)
+          .set("val_examples", valExamples);
+    else
+      row.set("unigram_loss", unigramLoss)
+          .set("train_tokens", trainTokens->size())
+          .set("val_tokens", valTokens->size());
     if (Status s = metrics->write(row); !s)
       return s;
   }
@@ -674,6 +955,8 @@ Status Run::run() {
       row.set("mfu", mfu);
     }
     row.set("energy_j", trainSeconds * o.watts);
+    if (std::optional<double> epochs = sampler->epochs())
+      row.set("epoch", *epochs);
     bool evalNow = step == o.steps || (o.evalEvery && step % o.evalEvery == 0);
     if (evalNow) {
       Expected<double> evalLoss = evaluate();
@@ -720,7 +1003,12 @@ Status Run::run() {
   std::string png;
   if (Status s = plotRun(o.runDir, &png); !s)
     return s;
-  if (lastEval) {
+  if (lastEval && fineTuning()) {
+    std::snprintf(line, sizeof line,
+                  "done: held-out response loss %.4f (perplexity %.2f)",
+                  *lastEval, std::exp(*lastEval));
+    say(line);
+  } else if (lastEval) {
     std::snprintf(line, sizeof line,
                   "done: eval loss %.4f (perplexity %.1f); unigram baseline "
                   "%.4f (perplexity %.1f)",
@@ -740,7 +1028,7 @@ runtime::Expected<PretrainOptions>
 kiln::train::loadRunOptions(const std::string &runDir) {
   PretrainOptions o;
   o.runDir = runDir;
-  if (Status s = restoreOptions(o); !s)
+  if (Status s = restoreOptions(o, /*checkTask=*/false); !s)
     return s;
   return o;
 }

@@ -229,8 +229,6 @@ class Refusals(unittest.TestCase):
                       self.compile_fails("gpt2-tiny.json", "--kv-cache", "0"))
         self.assertIn("a KV cache is for the causal LMs",
                       self.compile_fails("bert-tiny.json", "--kv-cache", "16"))
-        self.assertIn("a KV cache is for inference",
-                      self.compile_fails("gpt2-tiny.json", "--kv-cache", "16", "--mode", "train"))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,61 @@ OPTIONS:
   -h, --help              this text
 )";
 
+const char kSftUsage[] =
+    R"(USAGE: kiln sft NAME.kiln --data FILE.jsonl --out RUN_DIR [--init RUN_DIR] [options]
+       kiln sft --resume --out RUN_DIR [--steps N] [NAME.kiln options]
+
+Supervised fine-tuning of a language model from a training artifact
+(kiln-compile --mode train) on prompt/response pairs, one JSON object per
+line:
+
+  {"prompt": "Q: 2+3=? A:", "response": " 5"}
+
+Each example is one row of a batch: the prompt's tokens, the response's and
+the end-of-text token, padded to the sequence length. The loss is the
+next-token cross-entropy over the response tokens only (the prompt and the
+padding are ignored, target -100), so the model learns to answer, not to
+write prompts. Examples are drawn in shuffled epochs. --init starts from a
+pretraining (or earlier fine-tuning) run's parameters and tokenizer; the
+optimizer starts afresh. The run directory holds what kiln pretrain's does
+(run.json, checkpoint.safetensors, metrics.jsonl with the held-out response
+loss and the epoch, loss.png, tokenizer.model) and the tokenized examples
+(train.examples.jsonl, val.examples.jsonl), so kiln generate --run RUN_DIR
+samples from the fine-tuned model and --resume repeats an uninterrupted
+run bit for bit.
+
+OPTIONS:
+  --out RUN_DIR           the run directory (required)
+  --data FILE.jsonl       prompt/response lines (required)
+  --val-data FILE.jsonl   held-out lines (default: --val-fraction of --data,
+                          chosen by a seeded shuffle)
+  --init RUN_DIR|FILE     start from a run's checkpoint (and its tokenizer),
+                          or from a checkpoint/weights .safetensors file
+  --steps N               optimizer steps (default 1000)
+  --batch B, --seq T      batch and sequence length (default: the artifact's);
+                          an example longer than T + 1 tokens is an error
+  --lr LR                 peak learning rate (default 1e-4)
+  --min-lr LR             where the decay ends (default lr/10 for cosine, 0
+                          for linear)
+  --warmup N              linear warmup steps (default 0)
+  --schedule KIND         cosine (default), linear or constant
+  --seed S                example order, split and tokenizer seed (default 0)
+  --eval-every N          steps between evaluations (default 100; 0: end)
+  --eval-batches N        held-out batches per evaluation (default 8)
+  --checkpoint-every N    steps between checkpoints (default 500; 0: end)
+  --tokenizer MODEL       a SentencePiece model (default: --init's, else one
+                          trained on the examples)
+  --vocab-size N          pieces of a trained tokenizer (default: the
+                          model's vocabulary)
+  --val-fraction F        held-out share of --data (default 0.1)
+  --peak-gflops G         the machine's FMA peak, for MFU (default 520)
+  --watts W               power draw, for the energy estimate (default 65)
+  --log-every N           progress line every N steps when not on a terminal
+                          (default 10)
+  --resume                continue the run in --out
+  -h, --help              this text
+)";
+
 const char kPlotUsage[] =
     R"(USAGE: kiln plot RUN_DIR
 
@@ -182,25 +237,40 @@ double parseNumber(const std::string &option, const std::string &text) {
 
 } // namespace
 
-int pretrainCommand(int argc, char **argv) {
-  const std::vector<std::string> settings = {
+/// kiln pretrain and kiln sft: one training loop (kiln::train::pretrain)
+/// over a corpus or over prompt/response examples.
+static int trainCommand(const std::string &task, int argc, char **argv) {
+  bool sft = task == "sft";
+  std::vector<std::string> settings = {
       "--data",       "--batch",        "--seq",          "--lr",
       "--min-lr",     "--warmup",       "--schedule",     "--seed",
       "--eval-every", "--eval-batches", "--checkpoint-every", "--tokenizer",
       "--vocab-size", "--val-fraction"};
+  if (sft)
+    settings.insert(settings.end(), {"--val-data", "--init"});
   std::vector<std::string> allowed = {"--out", "--steps", "--peak-gflops",
                                       "--watts", "--log-every"};
   allowed.insert(allowed.end(), settings.begin(), settings.end());
-  Options o = parseOptions("pretrain", argc, argv, 2, allowed, kPretrainUsage,
-                           {"--resume"}, /*artifactRequired=*/false);
+  Options o = parseOptions(task, argc, argv, 2, allowed,
+                           sft ? kSftUsage : kPretrainUsage, {"--resume"},
+                           /*artifactRequired=*/false);
   kiln::train::PretrainOptions p;
+  p.task = task;
   p.resume = o.has("--resume");
   if (!o.values.count("--out"))
-    fail("'kiln pretrain' needs --out RUN_DIR; see 'kiln pretrain --help'");
+    fail("'kiln " + task + "' needs --out RUN_DIR; see 'kiln " + task +
+         " --help'");
   p.runDir = o.values["--out"];
   if (o.artifact.empty() && !p.resume)
-    fail("'kiln pretrain' needs a training artifact (NAME.kiln); see 'kiln "
-         "pretrain --help'");
+    fail("'kiln " + task + "' needs a training artifact (NAME.kiln); see "
+         "'kiln " + task + " --help'");
+  if (sft && !p.resume && !o.values.count("--data"))
+    fail("'kiln sft' needs --data FILE.jsonl (JSON lines of {\"prompt\": "
+         "..., \"response\": ...}); see 'kiln sft --help'");
+  if (sft) {
+    p.schedule.lr = 1e-4;
+    p.valFraction = 0.1;
+  }
   p.artifact = o.artifact;
   // The run's settings are parsed the same way in both modes: a resumed run
   // takes them from RUN_DIR/run.json and checks the ones given here against
@@ -240,6 +310,10 @@ int pretrainCommand(int argc, char **argv) {
   }
   if (o.values.count("--tokenizer"))
     p.tokenizer = o.values["--tokenizer"];
+  if (o.values.count("--val-data"))
+    p.valData = o.values["--val-data"];
+  if (o.values.count("--init"))
+    p.init = o.values["--init"];
   if (o.values.count("--val-fraction"))
     p.valFraction = parseNumber("--val-fraction", o.values["--val-fraction"]);
   if (o.values.count("--peak-gflops"))
@@ -254,6 +328,12 @@ int pretrainCommand(int argc, char **argv) {
     fail(s.message());
   return 0;
 }
+
+int pretrainCommand(int argc, char **argv) {
+  return trainCommand("pretrain", argc, argv);
+}
+
+int sftCommand(int argc, char **argv) { return trainCommand("sft", argc, argv); }
 
 int plotCommand(int argc, char **argv) {
   Options o = parseOptions("plot", argc, argv, 2, {}, kPlotUsage);

@@ -32,6 +32,8 @@ COMMANDS:
          Prints the manifest: target, parameters, entry points.
   pretrain NAME.kiln --out RUN_DIR [--data FILE_OR_DIR] [--steps N] ...
          Pretrains a training artifact (kiln-compile --mode train) on text.
+  sft    NAME.kiln --data FILE.jsonl --out RUN_DIR [--init RUN_DIR] ...
+         Fine-tunes on prompt/response pairs (loss on the responses).
   plot   RUN_DIR
          Writes RUN_DIR/loss.png from the run's metrics.
   generate NAME.kiln --prompt TEXT [--run RUN_DIR] [--max-tokens N] ...
@@ -62,6 +64,8 @@ int main(int argc, char **argv) {
     return infoCommand(argc, argv);
   if (command == "pretrain")
     return pretrainCommand(argc, argv);
+  if (command == "sft")
+    return sftCommand(argc, argv);
   if (command == "plot")
     return plotCommand(argc, argv);
   if (command == "generate")
@@ -71,5 +75,5 @@ int main(int argc, char **argv) {
   if (command == "calibrate")
     return calibrateCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, plot, generate, eval, calibrate; see 'kiln --help')");
+       "pretrain, sft, plot, generate, eval, calibrate; see 'kiln --help')");
 }

@@ -121,11 +121,22 @@ public:
   Status saveParameters(const std::string &path,
                         const std::map<std::string, std::string> &metadata =
                             {}) const;
+  /// What loadParameters copies.
+  enum class LoadSelection {
+    /// Every tensor of the file (a checkpoint of this artifact's run).
+    All,
+    /// The model's parameters only: optimizer state in the file (tensors
+    /// that are state here, or named `<param>/<state>` as every optimizer
+    /// names them) is skipped and `requireAll` asks only for the model's
+    /// parameters; fine-tuning starts from a pretraining checkpoint so.
+    ModelOnly,
+  };
   /// Copies the tensors of a safetensors file (a checkpoint, or weights)
   /// into the parameters of the same names, checking dtype and shape. A
   /// tensor the artifact does not have is an error; with `requireAll`, so is
   /// a parameter the file lacks. Needs writesParameters().
-  Status loadParameters(const std::string &path, bool requireAll);
+  Status loadParameters(const std::string &path, bool requireAll,
+                        LoadSelection selection = LoadSelection::All);
 
   /// Runs entry point `entry`; one that writes parameters updates this
   /// artifact's parameter storage (do not run such entry points

@@ -50,6 +50,9 @@ class KVCacheDecoder {
 public:
   /// Whether `artifact` has the entry points.
   static bool isAvailable(const runtime::Artifact &artifact);
+  /// The rows a decoder of `artifact` must have (its static batch), or 0
+  /// when the batch is dynamic (any number).
+  static int64_t staticRows(const runtime::Artifact &artifact);
   /// A decoder with an empty (zeroed) cache of `rows` rows. Errors when the
   /// entry points are missing or do not have the shapes kiln-compile
   /// gives them, or `rows` does not fit a static batch.
@@ -62,8 +65,11 @@ public:
   int64_t vocab() const { return vocab_; }
   /// Tokens each row holds.
   const std::vector<int64_t> &lengths() const { return lengths_; }
+  /// The longest prompt prefill takes: slots(), or the static sequence
+  /// length the artifact was compiled with.
+  int64_t maxPrompt() const { return prefillSeq_ ? prefillSeq_ : slots_; }
 
-  /// Starts every row afresh with its prompt (1 to slots() tokens) and
+  /// Starts every row afresh with its prompt (1 to maxPrompt() tokens) and
   /// returns each row's next-token logits, `rows x vocab`.
   runtime::Expected<std::vector<float>>
   prefill(const std::vector<std::vector<int32_t>> &prompts);
@@ -80,6 +86,8 @@ private:
 
   const runtime::Artifact *artifact_ = nullptr;
   int64_t rows_ = 0, slots_ = 0, vocab_ = 0;
+  /// prefill's static sequence length (its input is padded to it), or 0.
+  int64_t prefillSeq_ = 0;
   std::vector<int64_t> lengths_;
   /// One per cache input of the entry points, in their order.
   std::vector<std::string> cacheNames_;
@@ -122,11 +130,19 @@ struct BatchOptions {
   std::vector<std::string> stop;
 };
 
-/// `count` samples continuing `prompt`, decoded side by side as rows of one
-/// KV cache (the artifact needs kiln-compile --kv-cache; a static batch
-/// must equal `count`). The prompt must fit the cache with room for at
-/// least one token; when the rows are full, each is refilled with the last
-/// half of its text.
+/// A continuation of each prompt (row i seeded with options.seed + i),
+/// decoded side by side as rows of a KV cache (the artifact needs
+/// kiln-compile --kv-cache): all at once when the batch is dynamic, in
+/// groups of the static batch otherwise (a short last group is filled
+/// with rows whose samples are dropped). Each prompt must fit prefill and
+/// leave room in the cache for one token; when a row is full, every row is
+/// refilled with the last half of its text.
+runtime::Expected<std::vector<Sample>>
+samplePrompts(const runtime::Artifact &artifact, const Tokenizer &tokenizer,
+              const std::vector<std::vector<int32_t>> &prompts,
+              const BatchOptions &options);
+
+/// `count` samples continuing one prompt (samplePrompts of `count` copies).
 runtime::Expected<std::vector<Sample>>
 sampleBatch(const runtime::Artifact &artifact, const Tokenizer &tokenizer,
             const std::vector<int32_t> &prompt, int64_t count,

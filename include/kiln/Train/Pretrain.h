@@ -24,10 +24,23 @@
 namespace kiln::train {
 
 struct PretrainOptions {
+  /// What the run trains on: "pretrain" (next-token loss over a text corpus)
+  /// or "sft" (supervised fine-tuning: JSON lines of prompt and response,
+  /// the loss over the response tokens only; Examples.h).
+  std::string task = "pretrain";
   /// The training artifact (entry points train_step and eval_step).
   std::string artifact;
-  /// A text file or a directory of them; empty: defaultCorpusPath().
+  /// pretrain: a text file or a directory of them; empty:
+  /// defaultCorpusPath(). sft: a JSON-lines file of prompts and responses.
   std::string data;
+  /// sft: held-out prompt/response lines; empty: the last `valFraction` of
+  /// `data`'s lines, after a seeded shuffle.
+  std::string valData;
+  /// The parameters to start from: a run directory (its checkpoint, and its
+  /// tokenizer unless `tokenizer` is given) or a checkpoint/weights file.
+  /// Only the model's parameters are taken; the optimizer starts afresh.
+  /// Empty: the artifact's own initial parameters.
+  std::string init;
   /// The run directory (created when missing).
   std::string runDir;
   /// Optimizer steps in all (a resumed run continues up to this count).
@@ -61,14 +74,17 @@ struct PretrainOptions {
   int64_t logEvery = 10;
 };
 
-/// Runs (or resumes) a pretraining run; errors name the problem: a missing
-/// corpus, an empty one, a batch larger than the data, an artifact without
-/// train_step, a run directory that already holds a run (without --resume).
+/// Runs (or resumes) a pretraining or fine-tuning run (options.task);
+/// errors name the problem: a missing corpus, an empty one, a batch larger
+/// than the data, an example longer than the sequence, an artifact without
+/// train_step, a run directory that already holds a run (without --resume),
+/// a resumed run of the other task.
 runtime::Status pretrain(PretrainOptions options, std::FILE *log);
 
 /// The files of a run directory.
 std::string checkpointPath(const std::string &runDir);
-/// The options a run was started with, from its run.json.
+/// The options a run was started with, from its run.json (its task
+/// included).
 runtime::Expected<PretrainOptions> loadRunOptions(const std::string &runDir);
 std::string runConfigPath(const std::string &runDir);
 std::string tokenizerModelPath(const std::string &runDir);

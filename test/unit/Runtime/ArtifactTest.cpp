@@ -535,6 +535,33 @@ TEST_F(ArtifactTest, SavesAndLoadsParametersWithState) {
   EXPECT_EQ(valuesOf(*fresh, "m"), std::vector<float>(4, 2.0f));
 }
 
+TEST_F(ArtifactTest, ModelOnlyLoadsSkipOptimizerState) {
+  writeArtifact(trainingManifest());
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  std::vector<float> w = {5, 6, 7, 8}, m = {1, 1, 1, 1};
+  // A checkpoint of another optimizer ('w/momentum' is no parameter here)
+  // with this one's state 'm': only 'w' is taken, 'm' stays zero.
+  std::string file = path("other.safetensors");
+  ASSERT_TRUE(writeSafeTensors(file, {{"w", {DType::F32, {4}, w.data()}},
+                                      {"m", {DType::F32, {4}, m.data()}},
+                                      {"w/momentum", {DType::F32, {4}, m.data()}}}));
+  EXPECT_FALSE(artifact->loadParameters(file, /*requireAll=*/true));
+  Status loaded = artifact->loadParameters(
+      file, /*requireAll=*/true, Artifact::LoadSelection::ModelOnly);
+  ASSERT_TRUE(loaded) << loaded.message();
+  EXPECT_EQ(valuesOf(*artifact, "w"), w);
+  EXPECT_EQ(valuesOf(*artifact, "m"), std::vector<float>(4, 0.0f));
+  // requireAll still asks for every model parameter.
+  ASSERT_TRUE(writeSafeTensors(file, {{"m", {DType::F32, {4}, m.data()}}}));
+  Status missing = artifact->loadParameters(
+      file, /*requireAll=*/true, Artifact::LoadSelection::ModelOnly);
+  ASSERT_FALSE(missing);
+  EXPECT_NE(missing.message().find("has no tensor 'w' (a model parameter"),
+            std::string::npos)
+      << missing.message();
+}
+
 TEST_F(ArtifactTest, RejectsBadCheckpointsWithoutChangingAnything) {
   writeArtifact(trainingManifest());
   std::unique_ptr<Artifact> artifact = openOk();
