@@ -8,6 +8,7 @@
 #include "kiln/Compiler/TrainingGraph.h"
 
 #include "kiln/Conversion/Passes.h"
+#include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 
@@ -27,63 +28,321 @@ llvm::Error error(const llvm::Twine &message) {
 }
 } // namespace
 
-llvm::Error mlir::kiln::addLanguageModelLoss(ModuleOp module) {
+namespace {
+
+/// An extra input of an objective function: its name and, for float
+/// inputs, rank (its element type is the logits').
+struct ExtraInput {
+  StringRef name;
+  /// The dims: -1 is the batch (logits' dim 0), -2 the sequence (dim 1).
+  SmallVector<int64_t> dims;
+  bool integer = false;
+};
+
+/// Begins `func.func @<name>(<forward's inputs>, targets, <extra>) ->
+/// <result>` whose body calls forward; `logits` is the call's result.
+/// `targets` has the logits' shape without the vocab dim, i64, and the
+/// max shape of the ids.
+llvm::Expected<func::FuncOp>
+beginObjective(ModuleOp module, StringRef name, StringRef what,
+               ArrayRef<ExtraInput> extra, bool tokenResult,
+               StringRef resultName, Value &logits) {
   auto fail = [](const llvm::Twine &message) {
     return llvm::createStringError(llvm::inconvertibleErrorCode(),
                                    message.str());
   };
-  if (module.lookupSymbol("loss"))
-    return llvm::Error::success();
   auto forward = module.lookupSymbol<func::FuncOp>("forward");
   if (!forward || forward.isExternal())
-    return fail("the model has no 'forward' function to build a training "
-                "loss on (or give the module a 'loss' function)");
-  auto logits = forward.getNumResults() == 1
-                    ? dyn_cast<RankedTensorType>(forward.getResultTypes()[0])
-                    : RankedTensorType();
-  if (!logits || logits.getRank() < 2 ||
-      !isa<FloatType>(logits.getElementType()))
+    return fail("the model has no 'forward' function to build " + what +
+                " on (or give the module a 'loss' function)");
+  auto logitsType = forward.getNumResults() == 1
+                        ? dyn_cast<RankedTensorType>(forward.getResultTypes()[0])
+                        : RankedTensorType();
+  if (!logitsType || logitsType.getRank() < 2 ||
+      !isa<FloatType>(logitsType.getElementType()))
     return fail("'forward' must return one float logits tensor [..., vocab] "
-                "for the language-model loss; found " +
+                "for " + what + "; found " +
                 llvm::formatv("{0}", forward.getFunctionType()).str() +
                 " (give the module a 'loss' function instead)");
+  if (!extra.empty() && logitsType.getRank() != 3)
+    return fail(what + " needs logits [batch, seq, vocab]; 'forward' returns " +
+                llvm::formatv("{0}", logitsType).str());
 
   OpBuilder builder(module.getContext());
-  builder.setInsertionPointAfter(forward);
+  builder.setInsertionPointToEnd(module.getBody());
   Location loc = forward.getLoc();
-  auto targetsType = RankedTensorType::get(logits.getShape().drop_back(),
+  Type floatType = logitsType.getElementType();
+  auto targetsType = RankedTensorType::get(logitsType.getShape().drop_back(),
                                            builder.getI64Type());
   SmallVector<Type> inputs(forward.getArgumentTypes());
   inputs.push_back(targetsType);
-  auto loss = func::FuncOp::create(
-      builder, loc, "loss",
-      builder.getFunctionType(inputs,
-                              RankedTensorType::get({}, logits.getElementType())));
+  for (const ExtraInput &input : extra) {
+    SmallVector<int64_t> shape;
+    for (int64_t d : input.dims)
+      shape.push_back(d == -1 ? logitsType.getDimSize(0)
+                              : d == -2 ? logitsType.getDimSize(1) : d);
+    inputs.push_back(RankedTensorType::get(
+        shape, input.integer ? Type(builder.getI64Type()) : floatType));
+  }
+  Type resultType = tokenResult ? Type(RankedTensorType::get(
+                                      targetsType.getShape(), floatType))
+                                : Type(RankedTensorType::get({}, floatType));
+  auto func = func::FuncOp::create(builder, loc, name,
+                                   builder.getFunctionType(inputs, resultType));
   unsigned targetsIndex = forward.getNumArguments();
   for (unsigned i = 0; i < targetsIndex; ++i)
-    loss.setArgAttrs(i, forward.getArgAttrDict(i));
-  loss.setArgAttr(targetsIndex, attrs::kName, builder.getStringAttr("targets"));
-  // The targets take the max shape of an input of the same rank (the ids).
+    func.setArgAttrs(i, forward.getArgAttrDict(i));
+  func.setArgAttr(targetsIndex, attrs::kName, builder.getStringAttr("targets"));
+  for (auto [i, input] : llvm::enumerate(extra))
+    func.setArgAttr(targetsIndex + 1 + i, attrs::kName,
+                    builder.getStringAttr(input.name));
+  // The targets take the max shape of an input of the same rank (the ids),
+  // and so do the extra inputs' batch and sequence dims.
   for (unsigned i = 0; i < targetsIndex; ++i) {
     auto type = dyn_cast<RankedTensorType>(forward.getArgumentTypes()[i]);
     auto max = forward.getArgAttrOfType<DenseI64ArrayAttr>(i, attrs::kMaxShape);
     if (type && max && type.getRank() == targetsType.getRank()) {
-      loss.setArgAttr(targetsIndex, attrs::kMaxShape, max);
+      func.setArgAttr(targetsIndex, attrs::kMaxShape, max);
+      for (auto [e, input] : llvm::enumerate(extra)) {
+        SmallVector<int64_t> limits;
+        bool limited = false;
+        for (int64_t d : input.dims) {
+          int64_t at = d == -1 ? 0 : d == -2 ? 1 : -1;
+          limits.push_back(at >= 0 && at < static_cast<int64_t>(max.size())
+                               ? max[at]
+                               : d);
+          limited |= at >= 0 && at < static_cast<int64_t>(max.size()) &&
+                     max[at] >= 0;
+        }
+        if (limited)
+          func.setArgAttr(targetsIndex + 1 + e, attrs::kMaxShape,
+                          builder.getDenseI64ArrayAttr(limits));
+      }
       break;
     }
   }
-  loss.setResultAttr(0, attrs::kName, builder.getStringAttr("loss"));
-  Block *body = loss.addEntryBlock();
+  func.setResultAttr(0, attrs::kName, builder.getStringAttr(resultName));
+  Block *body = func.addEntryBlock();
   builder.setInsertionPointToStart(body);
   auto call = func::CallOp::create(builder, loc, forward,
-                                   body->getArguments().drop_back());
-  Value value = CrossEntropyOp::create(
-      builder, loc, call.getResult(0), body->getArguments().back(),
-      /*ignore_index=*/-100, LossReduction::mean);
-  func::ReturnOp::create(builder, loc, value);
-  if (failed(verify(loss)))
-    return fail("the language-model loss does not verify");
+                                   body->getArguments().take_front(targetsIndex));
+  logits = call.getResult(0);
+  return func;
+}
+
+/// Elementwise arithmetic on one element type, for the objectives.
+class Math {
+public:
+  Math(OpBuilder &b, Location loc, Type type) : b(b), loc(loc), type(type) {}
+  Value constant(double value) {
+    auto scalar = RankedTensorType::get({}, type);
+    return ConstantOp::create(
+        b, loc, scalar,
+        cast<ElementsAttr>(DenseElementsAttr::get(
+            scalar, Attribute(FloatAttr::get(type, value)))));
+  }
+  Value add(Value x, Value y) { return AddOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return SubOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return MulOp::create(b, loc, x, y); }
+  Value div(Value x, Value y) { return DivOp::create(b, loc, x, y); }
+  Value max(Value x, Value y) { return MaxOp::create(b, loc, x, y); }
+  Value min(Value x, Value y) { return MinOp::create(b, loc, x, y); }
+  Value exp(Value x) { return ExpOp::create(b, loc, x); }
+  Value neg(Value x) { return NegOp::create(b, loc, x); }
+  Value sum(Value x, int64_t axis) {
+    return ReduceOp::create(b, loc, ReduceKind::sum, x,
+                            ArrayRef<int64_t>{axis}, /*keepdim=*/false);
+  }
+  Value mean(Value x) {
+    auto type = cast<RankedTensorType>(x.getType());
+    SmallVector<int64_t> axes =
+        llvm::to_vector(llvm::seq<int64_t>(0, type.getRank()));
+    return ReduceOp::create(b, loc, ReduceKind::mean, x, axes,
+                            /*keepdim=*/false);
+  }
+  /// log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)).
+  Value softplus(Value x) {
+    Value tail = LogOp::create(
+        b, loc, add(constant(1.0), exp(neg(AbsOp::create(b, loc, x)))));
+    return add(max(x, constant(0.0)), tail);
+  }
+  /// The log-probability of each target token, 0 where it is -100.
+  Value tokenLogProbs(Value logits, Value targets) {
+    return neg(CrossEntropyOp::create(b, loc, logits, targets,
+                                      /*ignore_index=*/-100,
+                                      LossReduction::none));
+  }
+  /// 1 where the target is a token, 0 where it is -100.
+  Value targetMask(Value targets) {
+    auto targetsType = cast<RankedTensorType>(targets.getType());
+    auto ignore = RankedTensorType::get({}, targetsType.getElementType());
+    Value ignored = ConstantOp::create(
+        b, loc, ignore,
+        cast<ElementsAttr>(DenseElementsAttr::get(
+            ignore, Attribute(IntegerAttr::get(targetsType.getElementType(),
+                                               -100)))));
+    Value kept = CompareOp::create(b, loc, ComparePredicate::ne, targets,
+                                   ignored);
+    return CastOp::create(
+        b, loc, RankedTensorType::get(targetsType.getShape(), type), kept);
+  }
+
+private:
+  OpBuilder &b;
+  Location loc;
+  Type type;
+};
+
+llvm::Error finishObjective(func::FuncOp func, Value result, StringRef what) {
+  OpBuilder builder = OpBuilder::atBlockEnd(&func.getBody().front());
+  func::ReturnOp::create(builder, func.getLoc(), result);
+  if (failed(verify(func)))
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   (what + " does not verify").str());
   return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Error mlir::kiln::addLanguageModelLoss(ModuleOp module) {
+  if (module.lookupSymbol("loss"))
+    return llvm::Error::success();
+  Value logits;
+  llvm::Expected<func::FuncOp> loss =
+      beginObjective(module, "loss", "the language-model loss", {},
+                     /*tokenResult=*/false, "loss", logits);
+  if (!loss)
+    return loss.takeError();
+  OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
+  Value value = CrossEntropyOp::create(
+      b, loss->getLoc(), logits, loss->getArguments().back(),
+      /*ignore_index=*/-100, LossReduction::mean);
+  return finishObjective(*loss, value, "the language-model loss");
+}
+
+llvm::Error mlir::kiln::addTokenLogProbs(ModuleOp module) {
+  if (module.lookupSymbol(KILN_ENTRY_TOKEN_LOGPROBS))
+    return llvm::Error::success();
+  Value logits;
+  llvm::Expected<func::FuncOp> func =
+      beginObjective(module, KILN_ENTRY_TOKEN_LOGPROBS, "token_logprobs", {},
+                     /*tokenResult=*/true, "logprobs", logits);
+  if (!func)
+    return func.takeError();
+  OpBuilder b = OpBuilder::atBlockEnd(&func->getBody().front());
+  Math m(b, func->getLoc(), getElementTypeOrSelf(logits.getType()));
+  return finishObjective(
+      *func, m.tokenLogProbs(logits, func->getArguments().back()),
+      "token_logprobs");
+}
+
+llvm::Error mlir::kiln::addPreferenceLoss(ModuleOp module) {
+  if (module.lookupSymbol("loss"))
+    return llvm::Error::success();
+  Value logits;
+  llvm::Expected<func::FuncOp> loss = beginObjective(
+      module, "loss", "the DPO loss",
+      {{"reference_logprobs", {-1}}, {"beta", {}}}, /*tokenResult=*/false,
+      "loss", logits);
+  if (!loss)
+    return loss.takeError();
+  int64_t rows = cast<RankedTensorType>(logits.getType()).getDimSize(0);
+  if (ShapedType::isDynamic(rows) || rows % 2 != 0) {
+    loss->erase();
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "the DPO loss pairs the first half of a batch (chosen responses) "
+        "with the second (rejected ones): compile it with a static, even "
+        "--batch (twice the pairs per step)" +
+            (ShapedType::isDynamic(rows)
+                 ? std::string()
+                 : ", not " + std::to_string(rows)));
+  }
+  OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
+  Location loc = loss->getLoc();
+  Math m(b, loc, getElementTypeOrSelf(logits.getType()));
+  unsigned n = loss->getNumArguments();
+  Value targets = loss->getArgument(n - 3), reference = loss->getArgument(n - 2),
+        beta = loss->getArgument(n - 1);
+  // Summed response log-probabilities, relative to the reference's.
+  Value relative =
+      m.sub(m.sum(m.tokenLogProbs(logits, targets), 1), reference);
+  auto half = [&](int64_t start) {
+    return SliceOp::create(b, loc, relative, b.getI64IntegerAttr(0),
+                           b.getI64IntegerAttr(start),
+                           b.getI64IntegerAttr(start + rows / 2),
+                           b.getI64IntegerAttr(1));
+  };
+  Value margin = m.mul(beta, m.sub(half(0), half(rows / 2)));
+  return finishObjective(*loss, m.mean(m.softplus(m.neg(margin))),
+                         "the DPO loss");
+}
+
+llvm::Error mlir::kiln::addPolicyLoss(ModuleOp module) {
+  if (module.lookupSymbol("loss"))
+    return llvm::Error::success();
+  Value logits;
+  llvm::Expected<func::FuncOp> loss = beginObjective(
+      module, "loss", "the GRPO loss",
+      {{"sample_logprobs", {-1, -2}},
+       {"reference_logprobs", {-1, -2}},
+       {"advantages", {-1}},
+       {"kl_coef", {}},
+       {"clip", {}}},
+      /*tokenResult=*/false, "loss", logits);
+  if (!loss)
+    return loss.takeError();
+  OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
+  Location loc = loss->getLoc();
+  Math m(b, loc, getElementTypeOrSelf(logits.getType()));
+  unsigned n = loss->getNumArguments();
+  Value targets = loss->getArgument(n - 6), sampled = loss->getArgument(n - 5),
+        reference = loss->getArgument(n - 4),
+        advantages = loss->getArgument(n - 3), klCoef = loss->getArgument(n - 2),
+        clip = loss->getArgument(n - 1);
+  Value logp = m.tokenLogProbs(logits, targets);
+  Value mask = m.targetMask(targets);
+  // [B] -> [B, 1], broadcast over the tokens.
+  auto advType = cast<RankedTensorType>(advantages.getType());
+  Value advantage = ReshapeOp::create(
+      b, loc, RankedTensorType::get({advType.getDimSize(0), 1},
+                                    advType.getElementType()),
+      advantages);
+  Value ratio = m.exp(m.sub(logp, sampled));
+  Value clipped = m.min(m.max(ratio, m.sub(m.constant(1.0), clip)),
+                        m.add(m.constant(1.0), clip));
+  Value surrogate =
+      m.min(m.mul(ratio, advantage), m.mul(clipped, advantage));
+  Value logRatio = m.sub(reference, logp);
+  Value kl = m.sub(m.sub(m.exp(logRatio), logRatio), m.constant(1.0));
+  Value perToken = m.mul(m.neg(m.sub(surrogate, m.mul(klCoef, kl))), mask);
+  // Each row's mean over its response tokens (a row without any counts 0).
+  Value perRow = m.div(m.sum(perToken, 1),
+                       m.max(m.sum(mask, 1), m.constant(1.0)));
+  return finishObjective(*loss, m.mean(perRow), "the GRPO loss");
+}
+
+std::optional<TrainingObjective>
+mlir::kiln::parseTrainingObjective(llvm::StringRef name) {
+  if (name == "lm")
+    return TrainingObjective::LanguageModel;
+  if (name == "dpo")
+    return TrainingObjective::Preference;
+  if (name == "grpo")
+    return TrainingObjective::Policy;
+  return std::nullopt;
+}
+
+llvm::StringRef mlir::kiln::trainingObjectiveName(TrainingObjective objective) {
+  switch (objective) {
+  case TrainingObjective::LanguageModel:
+    return "lm";
+  case TrainingObjective::Preference:
+    return "dpo";
+  case TrainingObjective::Policy:
+    return "grpo";
+  }
+  llvm_unreachable("unknown objective");
 }
 
 llvm::Error
@@ -92,8 +351,24 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
   if (options.optimizer != "adamw" && options.optimizer != "sgd")
     return error("unknown optimizer '" + options.optimizer +
                  "' (expected adamw or sgd)");
-  if (llvm::Error err = addLanguageModelLoss(module))
-    return err;
+  switch (options.objective) {
+  case TrainingObjective::LanguageModel:
+    if (llvm::Error err = addLanguageModelLoss(module))
+      return err;
+    break;
+  case TrainingObjective::Preference:
+    if (llvm::Error err = addPreferenceLoss(module))
+      return err;
+    if (llvm::Error err = addTokenLogProbs(module))
+      return err;
+    break;
+  case TrainingObjective::Policy:
+    if (llvm::Error err = addPolicyLoss(module))
+      return err;
+    if (llvm::Error err = addTokenLogProbs(module))
+      return err;
+    break;
+  }
   // Inlining needs the func dialect's inliner extension.
   DialectRegistry registry;
   func::registerInlinerExtension(registry);

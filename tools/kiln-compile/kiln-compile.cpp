@@ -225,6 +225,17 @@ cl::opt<Mode> mode(
                           "grad_norm), updating the parameters in place, "
                           "and eval_step(inputs, targets) -> loss")),
     cl::cat(category));
+cl::opt<std::string> objective(
+    "objective",
+    cl::desc("What --mode train trains for: lm (default; next-token "
+             "cross-entropy, targets -100 ignored: pretraining and kiln sft), "
+             "dpo (train_step(input_ids, targets, reference_logprobs, beta, "
+             "lr): chosen rows then rejected rows, a static even --batch; "
+             "kiln dpo) or grpo (train_step(input_ids, targets, "
+             "sample_logprobs, reference_logprobs, advantages, kl_coef, clip, "
+             "lr); kiln grpo). dpo and grpo also get token_logprobs(input_ids, "
+             "targets) -> logprobs"),
+    cl::init("lm"), cl::cat(category));
 cl::opt<std::string> optimizerName(
     "optimizer", cl::desc("Optimizer of --mode train: adamw (default) or sgd"),
     cl::init("adamw"), cl::cat(category));
@@ -597,6 +608,12 @@ int main(int argc, char **argv) {
     return fail("'" + inputPath + "' does not verify");
   if (mode == Mode::Train) {
     kiln::TrainingOptions training;
+    std::optional<kiln::TrainingObjective> parsed =
+        kiln::parseTrainingObjective(objective);
+    if (!parsed)
+      return fail("unknown --objective '" + objective +
+                  "' (expected lm, dpo or grpo)");
+    training.objective = *parsed;
     training.optimizer = optimizerName;
     training.weightDecay = weightDecay;
     training.beta1 = beta1;
@@ -609,7 +626,7 @@ int main(int argc, char **argv) {
     if (llvm::Error error = kiln::buildTrainingEntryPoints(**module, training))
       return fail(inputPath + ": " + llvm::toString(std::move(error)));
   } else {
-    for (const char *name : {"optimizer", "weight-decay", "beta1", "beta2",
+    for (const char *name : {"objective", "optimizer", "weight-decay", "beta1", "beta2",
                              "adam-eps", "momentum", "max-grad-norm"})
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --mode train");
@@ -769,6 +786,7 @@ int main(int argc, char **argv) {
       options.recordedOptions["dtype"] = dtype.getValue();
     if (mode == Mode::Train)
       options.recordedOptions["training"] = llvm::json::Object{
+          {"objective", objective.getValue()},
           {"optimizer", optimizerName.getValue()},
           {"weight_decay", weightDecay.getValue()},
           {"beta1", beta1.getValue()},

@@ -14,6 +14,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/Error.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,51 @@ namespace mlir::kiln {
 /// that already has `@loss` is left unchanged.
 llvm::Error addLanguageModelLoss(ModuleOp module);
 
+/// Adds `func.func @token_logprobs(<forward's inputs>, targets) ->
+/// logprobs`: the log-probability the model gives each target token,
+/// `log_softmax(logits)[target]` (0 where the target is -100), shape of
+/// the targets. The preference and policy methods score sequences with it
+/// (a reference model's log-probabilities, those of the samples).
+llvm::Error addTokenLogProbs(ModuleOp module);
+
+/// Adds the DPO loss `@loss(<forward's inputs>, targets,
+/// reference_logprobs, beta)`. The batch holds pairs: rows [0, P) are the
+/// chosen responses, rows [P, 2P) the rejected ones to the same prompts;
+/// targets are -100 except on response tokens. With s the summed response
+/// log-probability of a row under the model and r the same under the
+/// reference (`reference_logprobs`, [2P]), the loss is
+/// `mean_p softplus(-beta * ((s_p - r_p) - (s_{P+p} - r_{P+p})))`, i.e.
+/// -log sigmoid of the margin. Needs a static, even batch.
+llvm::Error addPreferenceLoss(ModuleOp module);
+
+/// Adds the GRPO loss `@loss(<forward's inputs>, targets,
+/// sample_logprobs, reference_logprobs, advantages, kl_coef, clip)`. Per
+/// response token (targets not -100), with l the model's log-probability,
+/// o the one the sample was drawn with and q the reference's:
+/// ratio = exp(l - o), surrogate = min(ratio * A, clamp(ratio, 1 - clip,
+/// 1 + clip) * A) with A the row's advantage, and the k3 estimate of
+/// KL(model || reference) exp(q - l) - (q - l) - 1. The loss is the mean
+/// over rows of the mean over each row's response tokens of
+/// -(surrogate - kl_coef * kl).
+llvm::Error addPolicyLoss(ModuleOp module);
+
+/// What `buildTrainingEntryPoints` trains the model for.
+enum class TrainingObjective {
+  /// Next-token cross-entropy (pretraining, SFT): addLanguageModelLoss.
+  LanguageModel,
+  /// DPO: addPreferenceLoss, and token_logprobs.
+  Preference,
+  /// GRPO: addPolicyLoss, and token_logprobs.
+  Policy,
+};
+
+/// "lm", "dpo" or "grpo"; nullopt for anything else.
+std::optional<TrainingObjective> parseTrainingObjective(llvm::StringRef name);
+llvm::StringRef trainingObjectiveName(TrainingObjective objective);
+
 /// How `buildTrainingEntryPoints` trains (kiln-optimizer's options).
 struct TrainingOptions {
+  TrainingObjective objective = TrainingObjective::LanguageModel;
   /// "adamw" or "sgd".
   std::string optimizer = "adamw";
   double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;
@@ -43,12 +87,13 @@ struct TrainingOptions {
   std::vector<std::string> keep;
 };
 
-/// Turns an inference module into a training one: adds the language-model
-/// loss when the module has no `@loss` (see addLanguageModelLoss), then
-/// `train_step(inputs..., targets, lr) -> (loss, grad_norm)` and
-/// `eval_step(inputs..., targets) -> loss` (kiln-autodiff and
+/// Turns an inference module into a training one: adds the objective's
+/// loss when the module has no `@loss` (see addLanguageModelLoss and the
+/// others above), then `train_step(<loss inputs>, lr) -> (loss, grad_norm)`
+/// and `eval_step(<loss inputs>) -> loss` (kiln-autodiff and
 /// kiln-optimizer), and inlines the helpers, so the module's entry points
-/// are `forward`, `train_step` and `eval_step`.
+/// are `forward`, `train_step` and `eval_step` (and `token_logprobs` for
+/// the preference and policy objectives).
 llvm::Error buildTrainingEntryPoints(ModuleOp module,
                                      const TrainingOptions &options);
 

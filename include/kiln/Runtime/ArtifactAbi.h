@@ -57,6 +57,9 @@
 #define KILN_ENTRY_CALIBRATE "calibrate"
 #define KILN_ENTRY_TRAIN_STEP "train_step"
 #define KILN_ENTRY_EVAL_STEP "eval_step"
+/* Training artifacts of the preference and policy objectives:
+ * (inputs, targets) -> the log-probability of each target token. */
+#define KILN_ENTRY_TOKEN_LOGPROBS "token_logprobs"
 
 /*===--------------------------------------------------------------------===*
  * Memref descriptors (MLIR's ranked memref descriptor, as int64 words)

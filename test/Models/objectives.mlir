@@ -1,0 +1,54 @@
+// The training objectives of kiln-compile --mode train --objective: the
+// DPO loss over pairs (chosen rows, then rejected rows) and the GRPO
+// clipped surrogate with a k3 KL term, both with a token_logprobs entry.
+// RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective dpo --batch 4 --seq 8 --emit=kiln | FileCheck %s --check-prefix=DPO
+// RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective grpo --emit=kiln | FileCheck %s --check-prefix=GRPO
+// RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective lm --emit=summary | FileCheck %s --check-prefix=LM
+// RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective dpo --emit=summary 2>&1 | FileCheck %s --check-prefix=DYNAMIC
+// RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective dpo --batch 3 --emit=summary 2>&1 | FileCheck %s --check-prefix=ODD
+// RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective ppo --emit=summary 2>&1 | FileCheck %s --check-prefix=UNKNOWN
+// RUN: not kiln-compile %models/gpt2-tiny.json --objective dpo --emit=summary 2>&1 | FileCheck %s --check-prefix=NOTRAIN
+
+// DPO-LABEL: func.func @token_logprobs(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4x8xi64> {kiln.name = "targets"}) -> (tensor<4x8xf32> {kiln.name = "logprobs"})
+// DPO:         %[[CE:.*]] = kiln.cross_entropy %{{.*}}, %arg1 reduction = none
+// DPO-NEXT:    %[[LP:.*]] = kiln.neg %[[CE]] : tensor<4x8xf32>
+// DPO-NEXT:    return %[[LP]]
+// DPO-LABEL: func.func @train_step(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4x8xi64> {kiln.name = "targets"}, %arg2: tensor<4xf32> {kiln.name = "reference_logprobs"}, %arg3: tensor<f32> {kiln.name = "beta"}, %arg4: tensor<f32> {kiln.name = "lr"})
+// DPO-LABEL: func.func @eval_step(
+// DPO:         %[[SEQ:.*]] = kiln.reduce sum %{{.*}} axes = [1] : (tensor<4x8xf32>) -> tensor<4xf32>
+// DPO-NEXT:    %[[REL:.*]] = kiln.sub %[[SEQ]], %arg2 : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+// DPO-DAG:     %[[REJ:.*]] = kiln.slice %[[REL]] axis = 0[2 : 4 : 1]
+// DPO-DAG:     %[[CHO:.*]] = kiln.slice %[[REL]] axis = 0[0 : 2 : 1]
+// DPO:         %[[D:.*]] = kiln.sub %[[CHO]], %[[REJ]]
+// DPO-NEXT:    %[[M:.*]] = kiln.mul %arg3, %[[D]]
+// DPO-NEXT:    %[[NM:.*]] = kiln.neg %[[M]]
+// DPO:         kiln.log
+// DPO:         kiln.max %[[NM]]
+// DPO:         kiln.reduce mean %{{.*}} axes = [0] : (tensor<2xf32>) -> tensor<f32>
+
+// GRPO-LABEL: func.func @token_logprobs(
+// GRPO-LABEL: func.func @train_step(%arg0: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, 128>, kiln.name = "input_ids"}, %arg1: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, 128>, kiln.name = "targets"}, %arg2: tensor<?x?xf32> {kiln.max_shape = array<i64: -1, 128>, kiln.name = "sample_logprobs"}, %arg3: tensor<?x?xf32> {kiln.max_shape = array<i64: -1, 128>, kiln.name = "reference_logprobs"}, %arg4: tensor<?xf32> {kiln.name = "advantages"}, %arg5: tensor<f32> {kiln.name = "kl_coef"}, %arg6: tensor<f32> {kiln.name = "clip"}, %arg7: tensor<f32> {kiln.name = "lr"})
+// GRPO-LABEL: func.func @eval_step(
+// GRPO:         %[[LP:.*]] = kiln.neg %{{.*}} : tensor<?x?xf32>
+// GRPO-NEXT:    %[[KEEP:.*]] = kiln.compare ne, %arg1
+// GRPO-NEXT:    %[[MASK:.*]] = kiln.cast %[[KEEP]] : tensor<?x?xi1> -> tensor<?x?xf32>
+// GRPO-NEXT:    %[[A:.*]] = kiln.reshape %arg4 : tensor<?xf32> -> tensor<?x1xf32>
+// GRPO-NEXT:    %[[LR:.*]] = kiln.sub %[[LP]], %arg2
+// GRPO-NEXT:    %[[RATIO:.*]] = kiln.exp %[[LR]]
+// GRPO:         %[[LO:.*]] = kiln.max %[[RATIO]]
+// GRPO-NEXT:    %[[CL:.*]] = kiln.min %[[LO]]
+// GRPO-NEXT:    %[[S2:.*]] = kiln.mul %[[CL]], %[[A]]
+// GRPO-NEXT:    %[[S1:.*]] = kiln.mul %[[RATIO]], %[[A]]
+// GRPO-NEXT:    %[[SUR:.*]] = kiln.min %[[S1]], %[[S2]]
+// GRPO-NEXT:    %[[Q:.*]] = kiln.sub %arg3, %[[LP]]
+// GRPO-NEXT:    %[[EQ:.*]] = kiln.exp %[[Q]]
+// GRPO:         kiln.mul %arg5
+// GRPO:         kiln.mul %{{.*}}, %[[MASK]]
+// GRPO:         kiln.reduce mean %{{.*}} axes = [0] : (tensor<?xf32>) -> tensor<f32>
+
+// LM: entry        @train_step(tensor<?x?xi64>, tensor<?x?xi64>, tensor<f32>) -> (tensor<f32>, tensor<f32>)
+// LM-NOT: token_logprobs
+// DYNAMIC: the DPO loss pairs the first half of a batch (chosen responses) with the second (rejected ones): compile it with a static, even --batch (twice the pairs per step)
+// ODD: compile it with a static, even --batch (twice the pairs per step), not 3
+// UNKNOWN: unknown --objective 'ppo' (expected lm, dpo or grpo)
+// NOTRAIN: --objective needs --mode train

@@ -1,0 +1,197 @@
+"""The preference and policy objectives (`kiln-compile --mode train
+--objective dpo|grpo`) against torch.autograd.
+
+gpt2-tiny with random weights is compiled for each objective with SGD,
+momentum 0.9, no weight decay and no clipping, so that after one
+train_step every `<param>/momentum` buffer is exactly the gradient the step
+used (the buffer starts at zero). The torch reference is written from the
+methods' papers, independently of the compiled graph:
+
+- token_logprobs: log_softmax(logits) gathered at the targets, 0 where the
+  target is -100;
+- DPO (Rafailov et al. 2023): -logsigmoid(beta * ((s_c - r_c) - (s_r - r_r)))
+  averaged over pairs, s the summed response log-probability (rows [0, P)
+  chosen, [P, 2P) rejected);
+- GRPO (Shao et al. 2024): per response token
+  -(min(ratio * A, clip(ratio, 1 - e, 1 + e) * A) - kl_coef * k3), k3 =
+  exp(q - l) - (q - l) - 1, averaged over each row's tokens, then rows.
+  The sample log-probabilities are the model's plus noise, so some ratios
+  fall outside the clip range (counted, so the test shows the clipped
+  branch is exercised).
+
+The reference runs in float64 from the same float32 weights. Tolerances:
+losses and log-probabilities 1e-5 relative (1e-5 absolute for
+log-probabilities near 0); gradients ATOL 2e-6 + 32 float32 ulps of the
+tensor's largest gradient element (rounding in sums of many terms, as in
+test_training) and RTOL 1e-4. A wrong sign, a missed mask, a
+transposed pair or a missing KL term moves gradients by orders more.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kiln_artifacts import KILN, MODELS, compile_artifact, load_safetensors, report, run_artifact, save_safetensors  # noqa: E402
+from test_training import gpt2_forward, model_weights  # noqa: E402
+
+BATCH, SEQ = 4, 10
+GRAD_ATOL, GRAD_RTOL, GRAD_ULPS = 2e-6, 1e-4, 32
+SGD = ["--optimizer", "sgd", "--momentum", "0.9", "--weight-decay", "0", "--max-grad-norm", "0"]
+
+
+def response_targets(rng, vocab, prompt_lengths, response_lengths):
+    """ids [B, SEQ] and targets: -100 except where the next token is a
+    response token (a prompt, a response, then padding)."""
+    ids = rng.integers(0, vocab, (BATCH, SEQ + 1))
+    targets = np.full((BATCH, SEQ), -100, dtype=np.int64)
+    for row, (p, r) in enumerate(zip(prompt_lengths, response_lengths)):
+        targets[row, p - 1:p - 1 + r] = ids[row, p:p + r]
+    return ids[:, :-1].astype(np.int64), targets
+
+
+def train_step(artifact, inputs, work):
+    """One train_step with lr 1; returns its loss and the gradients (the
+    momentum buffers)."""
+    checkpoint = os.path.join(work, "after.safetensors")
+    args = [KILN, "run", artifact, "--entry", "train_step", "--save-parameters", checkpoint]
+    for name, array in inputs.items():
+        path = os.path.join(work, name + ".npy")
+        np.save(path, array)
+        args += ["--input", f"{name}={path}"]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError("kiln run failed:\n" + done.stderr)
+    loss = float(re.search(r"loss: F32 \[\] = (\S+)", done.stdout).group(1))
+    state = load_safetensors(checkpoint)
+    grads = {name[:-len("/momentum")]: value for name, value in state.items() if name.endswith("/momentum")}
+    return loss, grads
+
+
+class Objective:
+    """Mixed into a TestCase with OBJECTIVE, inputs(rng, cfg, logp) and
+    reference_loss(logp, inputs)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        config = os.path.join(MODELS, "gpt2-tiny.json")
+        with open(config) as f:
+            cls.cfg = json.load(f)
+        first = compile_artifact(config, os.path.join(cls.tmp.name, "init.kiln"))
+        cls.weights = model_weights(first, seed=21)
+        path = os.path.join(cls.tmp.name, "w.safetensors")
+        save_safetensors(cls.weights, path)
+        cls.artifact = os.path.join(cls.tmp.name, cls.OBJECTIVE + ".kiln")
+        cls.manifest = compile_artifact(config, cls.artifact, weights=path,
+                                        extra=["--mode", "train", "--objective", cls.OBJECTIVE,
+                                               "--batch", str(BATCH), "--seq", str(SEQ)] + SGD)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def torch_logprobs(self, ids, targets):
+        """The float64 reference's token log-probabilities (differentiable
+        in the returned parameters)."""
+        params = {n: torch.tensor(w, dtype=torch.float64, requires_grad=True) for n, w in self.weights.items()}
+        logits = gpt2_forward(params, torch.from_numpy(ids), self.cfg)
+        t = torch.from_numpy(targets)
+        keep = t != -100
+        gathered = logits.log_softmax(-1).gather(-1, t.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        return gathered * keep, keep, params
+
+    def test_token_logprobs(self):
+        rng = np.random.default_rng(1)
+        ids, targets = response_targets(rng, self.cfg["vocab_size"], [3, 1, 5, 2], [4, 9, 2, 0])
+        got = run_artifact(self.artifact, {"input_ids": ids, "targets": targets}, self.tmp.name,
+                           entry="token_logprobs")["logprobs"]
+        expected, keep, _ = self.torch_logprobs(ids, targets)
+        expected = expected.detach().numpy()
+        report(f"{self.OBJECTIVE} token_logprobs", got, expected)
+        self.assertTrue(np.all(got[~keep.numpy()] == 0))
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+    def test_loss_and_gradient(self):
+        rng = np.random.default_rng(2)
+        ids, targets = response_targets(rng, self.cfg["vocab_size"], [3, 2, 4, 1], [5, 7, 3, 6])
+        logp, keep, params = self.torch_logprobs(ids, targets)
+        inputs = self.inputs(rng, ids, targets, logp.detach().numpy(), keep.numpy())
+        expected = self.reference_loss(logp, keep, {k: torch.from_numpy(np.asarray(v, dtype=np.float64))
+                                                     for k, v in inputs.items()})
+        expected.backward()
+        evaluated = run_artifact(self.artifact, inputs, self.tmp.name, entry="eval_step")["loss"]
+        inputs["lr"] = np.array(1.0, dtype=np.float32)
+        loss, grads = train_step(self.artifact, inputs, self.tmp.name)
+        self.assertAlmostEqual(loss / expected.item(), 1.0, delta=1e-5)
+        self.assertAlmostEqual(float(evaluated) / expected.item(), 1.0, delta=1e-5)
+        self.assertEqual(set(grads), set(params))
+        for name, p in params.items():
+            want = p.grad.numpy()
+            tol = GRAD_ATOL + GRAD_ULPS * 2.0 ** -24 * np.abs(want).max()
+            np.testing.assert_allclose(grads[name], want, rtol=GRAD_RTOL, atol=tol, err_msg=name)
+        worst = max(np.abs(grads[n] - p.grad.numpy()).max() for n, p in params.items())
+        print(f"{self.OBJECTIVE}: loss {loss:.6f} (torch {expected.item():.6f}), worst gradient error {worst:.2e}")
+
+
+class DPO(Objective, unittest.TestCase):
+    OBJECTIVE = "dpo"
+    BETA = 0.5
+
+    def inputs(self, rng, ids, targets, logp, keep):
+        # Reference log-probabilities near the model's, so margins are O(1).
+        reference = (logp.sum(1) + rng.normal(0, 2, BATCH)).astype(np.float32)
+        return {"input_ids": ids, "targets": targets, "reference_logprobs": reference,
+                "beta": np.array(self.BETA, dtype=np.float32)}
+
+    def reference_loss(self, logp, keep, x):
+        s = logp.sum(1) - x["reference_logprobs"]
+        pairs = BATCH // 2
+        margin = x["beta"] * (s[:pairs] - s[pairs:])
+        return -F.logsigmoid(margin).mean()
+
+    def test_bad_batches(self):
+        config = os.path.join(MODELS, "gpt2-tiny.json")
+        for batch in (["--batch", "3"], []):
+            with self.assertRaises(RuntimeError) as raised:
+                compile_artifact(config, os.path.join(self.tmp.name, "bad.kiln"),
+                                 extra=["--mode", "train", "--objective", "dpo", "--seq", "8"] + batch)
+            self.assertIn("static, even --batch", str(raised.exception))
+
+
+class GRPO(Objective, unittest.TestCase):
+    OBJECTIVE = "grpo"
+    KL, CLIP = 0.05, 0.2
+
+    def inputs(self, rng, ids, targets, logp, keep):
+        sample = (logp + rng.normal(0, 0.3, logp.shape) * keep).astype(np.float32)
+        reference = (logp + rng.normal(0, 0.3, logp.shape) * keep).astype(np.float32)
+        ratio = np.exp(logp - sample)[keep]
+        clipped = np.sum((ratio < 1 - self.CLIP) | (ratio > 1 + self.CLIP))
+        self.assertGreater(clipped, 2)            # both branches of the clip are used
+        self.assertLess(clipped, ratio.size - 2)
+        return {"input_ids": ids, "targets": targets, "sample_logprobs": sample,
+                "reference_logprobs": reference,
+                "advantages": rng.normal(0, 1, BATCH).astype(np.float32),
+                "kl_coef": np.array(self.KL, dtype=np.float32), "clip": np.array(self.CLIP, dtype=np.float32)}
+
+    def reference_loss(self, logp, keep, x):
+        ratio = torch.exp(logp - x["sample_logprobs"])
+        a = x["advantages"].unsqueeze(1)
+        surrogate = torch.min(ratio * a, torch.clamp(ratio, 1 - x["clip"], 1 + x["clip"]) * a)
+        d = x["reference_logprobs"] - logp
+        k3 = torch.exp(d) - d - 1
+        per_token = -(surrogate - x["kl_coef"] * k3) * keep
+        return (per_token.sum(1) / keep.sum(1).clamp(min=1)).mean()
+
+
+if __name__ == "__main__":
+    unittest.main()
