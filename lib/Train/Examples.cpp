@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 using namespace kiln::train;
@@ -125,14 +126,48 @@ std::string kiln::train::valExamplesPath(const std::string &runDir) {
   return runDir + "/val.examples.jsonl";
 }
 
+namespace {
+json exampleJson(const Example &example) {
+  return {{"prompt_tokens", example.promptTokens}, {"tokens", example.tokens}};
+}
+
+/// One example object of a line; the error names `where`.
+Expected<Example> exampleFromJson(const json &value, int64_t vocabSize,
+                                  const std::string &where) {
+  if (!value.is_object())
+    return Status::error(where + " is not a tokenized example "
+                                 "({\"prompt_tokens\": n, \"tokens\": [...]})");
+  auto n = value.find("prompt_tokens");
+  auto ids = value.find("tokens");
+  if (n == value.end() || !n->is_number_integer() || ids == value.end() ||
+      !ids->is_array())
+    return Status::error(where + " is not a tokenized example "
+                                 "({\"prompt_tokens\": n, \"tokens\": [...]})");
+  Example example;
+  example.promptTokens = n->get<int64_t>();
+  for (const json &id : *ids) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+        id.get<int64_t>() >= vocabSize)
+      return Status::error(where + ": token " + id.dump() +
+                           " is not an id below the vocabulary size " +
+                           std::to_string(vocabSize));
+    example.tokens.push_back(static_cast<int32_t>(id.get<int64_t>()));
+  }
+  if (example.promptTokens < 1 ||
+      example.promptTokens >= static_cast<int64_t>(example.tokens.size()))
+    return Status::error(where + ": prompt_tokens " +
+                         std::to_string(example.promptTokens) +
+                         " leaves no prompt or no response in " +
+                         std::to_string(example.tokens.size()) + " tokens");
+  return example;
+}
+} // namespace
+
 Status kiln::train::writeExamples(const std::string &path,
                                   const std::vector<Example> &examples) {
   std::string text;
   for (const Example &example : examples)
-    text += json{{"prompt_tokens", example.promptTokens},
-                 {"tokens", example.tokens}}
-                .dump() +
-            "\n";
+    text += exampleJson(example).dump() + "\n";
   return runtime::writeFileAtomically(path, [&](int fd) {
     return runtime::writeAll(fd, text.data(), text.size(), path);
   });
@@ -148,30 +183,11 @@ kiln::train::readExamples(const std::string &path, int64_t vocabSize) {
     Expected<json> value = parseLine(path, number, line);
     if (!value)
       return value.status();
-    std::string where = "'" + path + "' line " + std::to_string(number);
-    auto n = value->find("prompt_tokens");
-    auto ids = value->find("tokens");
-    if (n == value->end() || !n->is_number_integer() || ids == value->end() ||
-        !ids->is_array())
-      return Status::error(where + " is not a tokenized example "
-                                   "({\"prompt_tokens\": n, \"tokens\": [...]})");
-    Example example;
-    example.promptTokens = n->get<int64_t>();
-    for (const json &id : *ids) {
-      if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
-          id.get<int64_t>() >= vocabSize)
-        return Status::error(where + ": token " + id.dump() +
-                             " is not an id below the vocabulary size " +
-                             std::to_string(vocabSize));
-      example.tokens.push_back(static_cast<int32_t>(id.get<int64_t>()));
-    }
-    if (example.promptTokens < 1 ||
-        example.promptTokens >= static_cast<int64_t>(example.tokens.size()))
-      return Status::error(where + ": prompt_tokens " +
-                           std::to_string(example.promptTokens) +
-                           " leaves no prompt or no response in " +
-                           std::to_string(example.tokens.size()) + " tokens");
-    examples.push_back(std::move(example));
+    Expected<Example> example = exampleFromJson(
+        *value, vocabSize, "'" + path + "' line " + std::to_string(number));
+    if (!example)
+      return example.status();
+    examples.push_back(example.take());
     return Status::ok();
   });
   if (!status)
@@ -233,8 +249,85 @@ kiln::train::exampleBatches(const std::vector<Example> &examples,
 }
 
 //===----------------------------------------------------------------------===//
-// ExampleSampler
+// EpochOrder and ExampleSampler
 //===----------------------------------------------------------------------===//
+
+const std::vector<int64_t> &EpochOrder::order(int64_t epoch) {
+  if (epoch != orderEpoch_) {
+    order_.resize(static_cast<size_t>(count_));
+    for (int64_t i = 0; i < count_; ++i)
+      order_[static_cast<size_t>(i)] = i;
+    std::mt19937_64 rng(epochSeed(seed_, epoch));
+    for (int64_t i = count_ - 1; i > 0; --i)
+      std::swap(order_[static_cast<size_t>(i)],
+                order_[detail::uniformBelow(rng, static_cast<uint64_t>(i + 1))]);
+    orderEpoch_ = epoch;
+  }
+  return order_;
+}
+
+std::vector<int64_t> EpochOrder::next() {
+  std::vector<int64_t> indices;
+  for (int64_t i = 0; i < group_; ++i) {
+    int64_t position = drawn_ * group_ + i;
+    indices.push_back(order(position / count_)[static_cast<size_t>(position % count_)]);
+  }
+  ++drawn_;
+  return indices;
+}
+
+double EpochOrder::epochs() const {
+  return static_cast<double>(drawn_ * group_) / static_cast<double>(count_);
+}
+
+std::string kiln::train::saveEpochState(const std::string &tag,
+                                        const EpochOrder &order, int64_t seq) {
+  std::ostringstream out;
+  out << tag << ' ' << kSamplerStateVersion << ' ' << order.group() << ' '
+      << seq << ' ' << order.count() << ' ' << order.seed() << ' '
+      << order.drawn();
+  return out.str();
+}
+
+Status kiln::train::restoreEpochState(const std::string &tag,
+                                      const std::string &what,
+                                      const std::string &state, int64_t seq,
+                                      EpochOrder &order) {
+  std::istringstream in(state);
+  std::string read;
+  int version = 0;
+  int64_t group = 0, savedSeq = 0, count = 0, drawn = 0;
+  uint64_t seed = 0;
+  in >> read >> version;
+  if (!in || read != tag)
+    return Status::error(std::string("not ") +
+                         (what == "example" ? "an " : "a ") + what +
+                         " sampler state (it does not start with \"" + tag +
+                         "\")");
+  if (version != kSamplerStateVersion)
+    return Status::error(what + " sampler state version " +
+                         std::to_string(version) + " is not supported (" +
+                         std::to_string(kSamplerStateVersion) + " is)");
+  in >> group >> savedSeq >> count >> seed >> drawn;
+  if (in.fail() || drawn < 0)
+    return Status::error("the " + what + " sampler state is truncated or "
+                         "malformed");
+  in >> std::ws;
+  if (!in.eof())
+    return Status::error("the " + what + " sampler state has trailing text");
+  if (group != order.group() || savedSeq != seq || count != order.count() ||
+      seed != order.seed())
+    return Status::error(
+        "the " + what + " sampler state was saved for groups of " +
+        std::to_string(group) + " x seq " + std::to_string(savedSeq) +
+        " over " + std::to_string(count) + " " + what + "s with seed " +
+        std::to_string(seed) + "; this sampler draws groups of " +
+        std::to_string(order.group()) + " x seq " + std::to_string(seq) +
+        " over " + std::to_string(order.count()) + " " + what +
+        "s with seed " + std::to_string(order.seed()));
+  order.setDrawn(drawn);
+  return Status::ok();
+}
 
 Expected<ExampleSampler>
 ExampleSampler::create(std::vector<Example> examples, int64_t batch,
@@ -246,88 +339,159 @@ ExampleSampler::create(std::vector<Example> examples, int64_t batch,
   if (Status s = checkExamplesFit(examples, seq, "example"); !s)
     return s;
   ExampleSampler sampler;
+  sampler.order_ =
+      EpochOrder(static_cast<int64_t>(examples.size()), batch, seed);
   sampler.examples_ = std::move(examples);
-  sampler.batch_ = batch;
   sampler.seq_ = seq;
   sampler.padId_ = padId;
-  sampler.seed_ = seed;
   return sampler;
-}
-
-const std::vector<int64_t> &ExampleSampler::order(int64_t epoch) {
-  if (epoch != orderEpoch_) {
-    int64_t n = static_cast<int64_t>(examples_.size());
-    order_.resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i)
-      order_[static_cast<size_t>(i)] = i;
-    std::mt19937_64 rng(epochSeed(seed_, epoch));
-    for (int64_t i = n - 1; i > 0; --i)
-      std::swap(order_[static_cast<size_t>(i)],
-                order_[detail::uniformBelow(rng, static_cast<uint64_t>(i + 1))]);
-    orderEpoch_ = epoch;
-  }
-  return order_;
 }
 
 Batch ExampleSampler::next() {
   Batch batch;
-  batch.batch = batch_;
+  batch.batch = order_.group();
   batch.seq = seq_;
-  batch.inputs.resize(static_cast<size_t>(batch_ * seq_));
-  batch.targets.resize(static_cast<size_t>(batch_ * seq_));
-  int64_t n = static_cast<int64_t>(examples_.size());
-  for (int64_t row = 0; row < batch_; ++row) {
-    int64_t position = drawn_ * batch_ + row;
-    const std::vector<int64_t> &epochOrder = order(position / n);
-    fillExampleRow(examples_[static_cast<size_t>(epochOrder[position % n])],
-                   row, padId_, batch);
-  }
-  ++drawn_;
+  batch.inputs.resize(static_cast<size_t>(batch.batch * seq_));
+  batch.targets.resize(static_cast<size_t>(batch.batch * seq_));
+  std::vector<int64_t> rows = order_.next();
+  for (size_t row = 0; row < rows.size(); ++row)
+    fillExampleRow(examples_[static_cast<size_t>(rows[row])],
+                   static_cast<int64_t>(row), padId_, batch);
   return batch;
 }
 
-double ExampleSampler::epochs() const {
-  return static_cast<double>(drawn_ * batch_) /
-         static_cast<double>(examples_.size());
-}
-
 std::string ExampleSampler::saveState() const {
-  std::ostringstream out;
-  out << kSamplerStateTag << ' ' << kSamplerStateVersion << ' ' << batch_ << ' '
-      << seq_ << ' ' << examples_.size() << ' ' << seed_ << ' ' << drawn_;
-  return out.str();
+  return saveEpochState(kSamplerStateTag, order_, seq_);
 }
 
 Status ExampleSampler::restoreState(const std::string &state) {
-  std::istringstream in(state);
-  std::string tag;
-  int version = 0;
-  int64_t batch = 0, seq = 0, count = 0, drawn = 0;
-  uint64_t seed = 0;
-  in >> tag >> version;
-  if (!in || tag != kSamplerStateTag)
-    return Status::error("not an example sampler state (it does not start "
-                         "with \"kiln-example-sampler\")");
-  if (version != kSamplerStateVersion)
-    return Status::error("example sampler state version " +
-                         std::to_string(version) + " is not supported (" +
-                         std::to_string(kSamplerStateVersion) + " is)");
-  in >> batch >> seq >> count >> seed >> drawn;
-  if (in.fail() || drawn < 0)
-    return Status::error("the example sampler state is truncated or "
-                         "malformed");
-  in >> std::ws;
-  if (!in.eof())
-    return Status::error("the example sampler state has trailing text");
-  if (batch != batch_ || seq != seq_ ||
-      count != static_cast<int64_t>(examples_.size()) || seed != seed_)
-    return Status::error(
-        "the example sampler state was saved for batch " +
-        std::to_string(batch) + " x seq " + std::to_string(seq) + " over " +
-        std::to_string(count) + " examples with seed " + std::to_string(seed) +
-        "; this sampler draws batch " + std::to_string(batch_) + " x seq " +
-        std::to_string(seq_) + " over " + std::to_string(examples_.size()) +
-        " examples with seed " + std::to_string(seed_));
-  drawn_ = drawn;
-  return Status::ok();
+  return restoreEpochState(kSamplerStateTag, "example", state, seq_, order_);
+}
+
+//===----------------------------------------------------------------------===//
+// Preference pairs
+//===----------------------------------------------------------------------===//
+
+Expected<std::vector<PreferencePair>>
+kiln::train::readPreferencePairs(const std::string &path) {
+  Expected<std::string> text = runtime::readFile(path, "preference file");
+  if (!text)
+    return text.status();
+  std::vector<PreferencePair> pairs;
+  Status status = forEachLine(*text, [&](int64_t number, std::string_view line) {
+    Expected<json> value = parseLine(path, number, line);
+    if (!value)
+      return value.status();
+    std::string where = "'" + path + "' line " + std::to_string(number);
+    PreferencePair pair;
+    for (auto [key, out] : {std::pair{"prompt", &pair.prompt},
+                            std::pair{"chosen", &pair.chosen},
+                            std::pair{"rejected", &pair.rejected}}) {
+      auto it = value->find(key);
+      if (it == value->end() || !it->is_string())
+        return Status::error(where + ": \"" + key +
+                             "\" is missing or not a string (each line is "
+                             "{\"prompt\": ..., \"chosen\": ..., "
+                             "\"rejected\": ...})");
+      *out = it->get<std::string>();
+    }
+    if (pair.chosen.empty() || pair.rejected.empty())
+      return Status::error(where + ": a response is empty");
+    if (pair.chosen == pair.rejected)
+      return Status::error(where + ": the chosen and rejected responses are "
+                                   "the same (there is nothing to prefer)");
+    pairs.push_back(std::move(pair));
+    return Status::ok();
+  });
+  if (!status)
+    return status;
+  if (pairs.empty())
+    return Status::error("'" + path + "' has no pairs (JSON lines of "
+                         "{\"prompt\": ..., \"chosen\": ..., "
+                         "\"rejected\": ...})");
+  return pairs;
+}
+
+std::string kiln::train::trainPairsPath(const std::string &runDir) {
+  return runDir + "/train.pairs.jsonl";
+}
+std::string kiln::train::valPairsPath(const std::string &runDir) {
+  return runDir + "/val.pairs.jsonl";
+}
+
+
+Status kiln::train::writePairs(const std::string &path,
+                               const std::vector<PairExample> &pairs) {
+  std::string text;
+  for (const PairExample &pair : pairs)
+    text += json{{"chosen", exampleJson(pair.chosen)},
+                 {"rejected", exampleJson(pair.rejected)},
+                 {"reference", {pair.referenceChosen, pair.referenceRejected}}}
+                .dump() +
+            "\n";
+  return runtime::writeFileAtomically(path, [&](int fd) {
+    return runtime::writeAll(fd, text.data(), text.size(), path);
+  });
+}
+
+Expected<std::vector<PairExample>>
+kiln::train::readPairs(const std::string &path, int64_t vocabSize) {
+  Expected<std::string> text = runtime::readFile(path, "pair file");
+  if (!text)
+    return text.status();
+  std::vector<PairExample> pairs;
+  Status status = forEachLine(*text, [&](int64_t number, std::string_view line) {
+    Expected<json> value = parseLine(path, number, line);
+    if (!value)
+      return value.status();
+    std::string where = "'" + path + "' line " + std::to_string(number);
+    PairExample pair;
+    for (auto [key, out] : {std::pair{"chosen", &pair.chosen},
+                            std::pair{"rejected", &pair.rejected}}) {
+      auto it = value->find(key);
+      if (it == value->end())
+        return Status::error(where + " has no \"" + key + "\" example");
+      Expected<Example> example =
+          exampleFromJson(*it, vocabSize, where + " \"" + key + "\"");
+      if (!example)
+        return example.status();
+      *out = example.take();
+    }
+    auto reference = value->find("reference");
+    if (reference == value->end() || !reference->is_array() ||
+        reference->size() != 2 || !(*reference)[0].is_number() ||
+        !(*reference)[1].is_number() ||
+        !std::isfinite((*reference)[0].get<double>()) ||
+        !std::isfinite((*reference)[1].get<double>()))
+      return Status::error(where + ": \"reference\" is not two finite "
+                                   "log-probabilities");
+    pair.referenceChosen = (*reference)[0].get<double>();
+    pair.referenceRejected = (*reference)[1].get<double>();
+    pairs.push_back(std::move(pair));
+    return Status::ok();
+  });
+  if (!status)
+    return status;
+  return pairs;
+}
+
+Batch kiln::train::pairBatch(const std::vector<const PairExample *> &pairs,
+                             int64_t batch, int64_t seq, int64_t padId) {
+  Batch b;
+  b.batch = batch;
+  b.seq = seq;
+  b.inputs.assign(static_cast<size_t>(batch * seq), padId);
+  b.targets.assign(static_cast<size_t>(batch * seq), kIgnoreIndex);
+  b.reference.assign(static_cast<size_t>(batch), 0.0f);
+  int64_t half = batch / 2;
+  for (size_t i = 0; i < pairs.size() && static_cast<int64_t>(i) < half; ++i) {
+    int64_t row = static_cast<int64_t>(i);
+    fillExampleRow(pairs[i]->chosen, row, padId, b);
+    fillExampleRow(pairs[i]->rejected, half + row, padId, b);
+    b.reference[static_cast<size_t>(row)] =
+        static_cast<float>(pairs[i]->referenceChosen);
+    b.reference[static_cast<size_t>(half + row)] =
+        static_cast<float>(pairs[i]->referenceRejected);
+  }
+  return b;
 }

@@ -87,7 +87,8 @@ json optionsJson(const PretrainOptions &o) {
           {"checkpoint_every", o.checkpointEvery},
           {"tokenizer", o.tokenizer},
           {"vocab_size", o.vocabSize},
-          {"val_fraction", o.valFraction}};
+          {"val_fraction", o.valFraction},
+          {"beta", o.beta}};
 }
 
 /// Whether two spellings of a path name the same file ("run/../a.kiln" and
@@ -190,12 +191,14 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   std::string task = "pretrain";
   if (j.contains("task") && !str("task", task))
     return bad("task");
-  if (task != "pretrain" && task != "sft")
+  if (task != "pretrain" && task != "sft" && task != "dpo")
     return Status::error("'" + path + "' records task '" + task +
                          "', which this kiln does not know");
   if (checkTask && task != o.task)
     return Status::error("'" + o.runDir + "' holds a " +
-                         (task == "sft" ? "fine-tuning" : "pretraining") +
+                         (task == "sft"   ? "fine-tuning"
+                          : task == "dpo" ? "DPO"
+                                          : "pretraining") +
                          " run; continue it with 'kiln " + task +
                          " --resume --out " + o.runDir + "'");
   o.task = task;
@@ -203,6 +206,8 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
                           std::pair{"init", &o.init}})
     if (j.contains(key) && !str(key, *out))
       return bad(key);
+  if (j.contains("beta") && !number("beta", o.beta))
+    return bad("beta");
   if (!str("artifact", o.artifact))
     return bad("artifact");
   if (!str("data", o.data))
@@ -237,6 +242,7 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   // optional ones are recorded as read).
   j["val_data"] = o.valData;
   j["init"] = o.init;
+  j["beta"] = o.beta;
   return checkGivenSettings(o, given, j, path);
 }
 
@@ -277,7 +283,8 @@ Status resolveDim(const TensorSpec &spec, size_t dim, const char *option,
 }
 
 Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
-                                              int64_t batch, int64_t seq) {
+                                              int64_t batch, int64_t seq,
+                                              bool preference) {
   TrainingInterface t;
   t.train = artifact.findEntryPoint(KILN_ENTRY_TRAIN_STEP);
   t.eval = artifact.findEntryPoint(KILN_ENTRY_EVAL_STEP);
@@ -303,6 +310,24 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
     return s;
   t.batch = batch;
   t.seq = seq;
+  if (preference) {
+    const TensorSpec *reference = t.train->findInput("reference_logprobs");
+    if (!reference || !t.train->findInput("beta") ||
+        !artifact.findEntryPoint(KILN_ENTRY_TOKEN_LOGPROBS))
+      return Status::error("'" + artifact.dir() +
+                           "' has no DPO train_step (reference_logprobs and "
+                           "beta inputs) and token_logprobs; compile it with "
+                           "kiln-compile --mode train --objective dpo");
+    if (batch % 2 != 0)
+      return Status::error("'" + artifact.dir() + "' takes batches of " +
+                           std::to_string(batch) +
+                           " rows; DPO needs an even batch (pairs x 2)");
+  } else if (t.train->findInput("reference_logprobs")) {
+    return Status::error("'" + artifact.dir() + "' was compiled for another "
+                         "objective (its train_step takes "
+                         "reference_logprobs); compile it with --objective "
+                         "lm for pretraining and kiln sft");
+  }
   const EntryPointSpec *forward = artifact.findEntryPoint("forward");
   const TensorSpec *logits =
       forward && !forward->outputs.empty() ? &forward->outputs[0] : nullptr;
@@ -361,6 +386,35 @@ private:
   ExampleSampler sampler;
 };
 
+/// DPO: pairs in shuffled epochs, batch / 2 per step.
+class PairEpochs final : public TrainingData {
+public:
+  PairEpochs(const std::vector<PairExample> &pairs, EpochOrder order,
+             int64_t batch, int64_t seq, int64_t padId)
+      : pairs(pairs), order(std::move(order)), batch(batch), seq(seq),
+        padId(padId) {}
+  Batch next() override {
+    std::vector<const PairExample *> group;
+    for (int64_t i : order.next())
+      group.push_back(&pairs[static_cast<size_t>(i)]);
+    return pairBatch(group, batch, seq, padId);
+  }
+  std::string saveState() const override {
+    return saveEpochState(kTag, order, seq);
+  }
+  Status restoreState(const std::string &state) override {
+    return restoreEpochState(kTag, "pair", state, seq, order);
+  }
+  std::optional<double> epochs() const override { return order.epochs(); }
+
+private:
+  static constexpr const char *kTag = "kiln-pair-sampler";
+  /// The run's pairs, whose references are filled after creation.
+  const std::vector<PairExample> &pairs;
+  EpochOrder order;
+  int64_t batch, seq, padId;
+};
+
 class Run {
 public:
   Run(PretrainOptions options, std::FILE *log)
@@ -368,13 +422,23 @@ public:
   Status run();
 
 private:
-  bool fineTuning() const { return o.task == "sft"; }
+  bool fineTuning() const { return o.task == "sft" || o.task == "dpo"; }
   Status prepareTokenizer(const TrainingInterface &t,
                           const std::function<Expected<std::string>()> &text);
   Status prepareData(const TrainingInterface &t);
   Status prepareExamples(const TrainingInterface &t);
   Status loadInitialParameters();
-  Expected<double> evaluate();
+  /// Evaluates on the held-out set, writes eval_loss and the task's other
+  /// eval metrics into `row`, returns the loss.
+  Expected<double> evaluate(MetricsRow &row);
+  Expected<double> evaluatePreferences(MetricsRow &row);
+  Status preparePairs(const TrainingInterface &t);
+  /// DPO: the reference log-probabilities of every pair, from the
+  /// parameters the run starts with, written with the pairs.
+  Status computeReferences(int64_t step);
+  Expected<std::vector<double>>
+  sequenceLogProbs(const Batch &batch);
+  bool preference() const { return o.task == "dpo"; }
   Status checkpoint(int64_t step);
   Status resumeFromCheckpoint(int64_t &step);
   void say(const std::string &line) {
@@ -400,6 +464,12 @@ private:
   std::vector<int64_t> evalTokens;
   int64_t trainExamples = 0, valExamples = 0;
   double unigramLoss = 0;
+  /// DPO: the pairs (their references filled by computeReferences), and the
+  /// padding id and rows per batch.
+  std::vector<PairExample> trainPairs, valPairs;
+  bool referencesReady = false;
+  double lastAccuracy = 0;
+  int64_t padId = 0, rows = 0, seq = 0;
 };
 
 /// Cross-entropy of the add-one unigram distribution of the training tokens
@@ -470,6 +540,8 @@ Status Run::prepareTokenizer(
 }
 
 Status Run::prepareData(const TrainingInterface &t) {
+  if (preference())
+    return preparePairs(t);
   if (fineTuning())
     return prepareExamples(t);
   std::optional<std::string> corpus;
@@ -545,6 +617,28 @@ Status Run::prepareData(const TrainingInterface &t) {
   return Status::ok();
 }
 
+/// Splits `lines` (a seeded shuffle of them) into training lines and the
+/// last valFraction, held out.
+template <typename T>
+Status holdOut(std::vector<T> &lines, std::vector<T> &held,
+               const PretrainOptions &o, const std::string &what) {
+  std::mt19937_64 rng(o.seed);
+  for (size_t i = lines.size(); i > 1; --i)
+    std::swap(lines[i - 1], lines[detail::uniformBelow(rng, i)]);
+  size_t count = static_cast<size_t>(
+      std::ceil(o.valFraction * static_cast<double>(lines.size())));
+  if (o.valFraction <= 0 || count == 0 || count >= lines.size())
+    return Status::error(
+        "'" + o.data + "' has " + std::to_string(lines.size()) + " " + what +
+        ": --val-fraction " + std::to_string(o.valFraction) + " holds out " +
+        std::to_string(count) + " of them; at least one must be held out "
+        "and one left to train on (or give --val-data FILE)");
+  held.assign(std::make_move_iterator(lines.end() - count),
+              std::make_move_iterator(lines.end()));
+  lines.resize(lines.size() - count);
+  return Status::ok();
+}
+
 /// Fine-tuning data: the prompt/response lines tokenized once into
 /// RUN_DIR/{train,val}.examples.jsonl (a resumed run reads those, so it
 /// trains on exactly the same rows), held-out examples from --val-data or a
@@ -569,25 +663,9 @@ Status Run::prepareExamples(const TrainingInterface &t) {
       val = held.take();
       return Status::ok();
     }
-    // A seeded shuffle, then the last valFraction held out.
-    std::vector<PromptResponse> lines = all.take();
-    std::mt19937_64 rng(o.seed);
-    for (size_t i = lines.size(); i > 1; --i)
-      std::swap(lines[i - 1], lines[detail::uniformBelow(rng, i)]);
-    size_t held = static_cast<size_t>(
-        std::ceil(o.valFraction * static_cast<double>(lines.size())));
-    if (o.valFraction <= 0 || held == 0 || held >= lines.size())
-      return Status::error(
-          "'" + o.data + "' has " + std::to_string(lines.size()) +
-          " examples: --val-fraction " + std::to_string(o.valFraction) +
-          " holds out " + std::to_string(held) +
-          " of them; at least one must be held out and one left to train "
-          "on (or give --val-data FILE)");
-    val.emplace(std::make_move_iterator(lines.end() - held),
-                std::make_move_iterator(lines.end()));
-    lines.resize(lines.size() - held);
-    train = std::move(lines);
-    return Status::ok();
+    train.emplace(all.take());
+    val.emplace();
+    return holdOut(*train, *val, o, "examples");
   };
 
   if (Status s = prepareTokenizer(t, [&]() -> Expected<std::string> {
@@ -664,6 +742,138 @@ Status Run::prepareExamples(const TrainingInterface &t) {
   return Status::ok();
 }
 
+/// DPO data: the preference lines tokenized, held out as the SFT examples
+/// are; the reference log-probabilities come once the starting parameters
+/// are loaded (computeReferences), and are written with the pairs to
+/// RUN_DIR/{train,val}.pairs.jsonl, which a resumed run reads.
+Status Run::preparePairs(const TrainingInterface &t) {
+  if (o.data.empty())
+    return Status::error("DPO needs --data FILE.jsonl (JSON lines of "
+                         "{\"prompt\": ..., \"chosen\": ..., "
+                         "\"rejected\": ...})");
+  padId = 0;
+  rows = t.batch;
+  seq = t.seq;
+  std::optional<std::vector<PreferencePair>> train, val;
+  auto loadText = [&]() -> Status {
+    if (train)
+      return Status::ok();
+    Expected<std::vector<PreferencePair>> all = readPreferencePairs(o.data);
+    if (!all)
+      return all.status();
+    train.emplace(all.take());
+    val.emplace();
+    if (o.valData.empty())
+      return holdOut(*train, *val, o, "pairs");
+    Expected<std::vector<PreferencePair>> held =
+        readPreferencePairs(o.valData);
+    if (!held)
+      return held.status();
+    *val = held.take();
+    return Status::ok();
+  };
+  if (Status s = prepareTokenizer(t, [&]() -> Expected<std::string> {
+        if (Status s = loadText(); !s)
+          return s;
+        std::string text;
+        for (const auto *set : {&*train, &*val})
+          for (const PreferencePair &pair : *set)
+            text += pair.prompt + pair.chosen + "\n" + pair.prompt +
+                    pair.rejected + "\n";
+        return text;
+      });
+      !s)
+    return s;
+  padId = std::max(0, tokenizer->eosId());
+  std::string trainPath = trainPairsPath(o.runDir);
+  std::string valPath = valPairsPath(o.runDir);
+  if (runtime::pathExists(trainPath) && runtime::pathExists(valPath)) {
+    Expected<std::vector<PairExample>> a =
+        readPairs(trainPath, tokenizer->vocabSize());
+    if (!a)
+      return a.status();
+    Expected<std::vector<PairExample>> b =
+        readPairs(valPath, tokenizer->vocabSize());
+    if (!b)
+      return b.status();
+    trainPairs = a.take();
+    valPairs = b.take();
+    referencesReady = true;
+  } else {
+    if (Status s = loadText(); !s)
+      return s;
+    for (auto [lines, out] : {std::pair{&*train, &trainPairs},
+                              std::pair{&*val, &valPairs}})
+      for (const PreferencePair &pair : *lines) {
+        PairExample e;
+        e.chosen = encodeExample(*tokenizer, {pair.prompt, pair.chosen});
+        e.rejected = encodeExample(*tokenizer, {pair.prompt, pair.rejected});
+        out->push_back(std::move(e));
+      }
+  }
+  if (trainPairs.empty() || valPairs.empty())
+    return Status::error("'" + o.runDir + "' has no training or no held-out "
+                         "pairs");
+  for (auto [set, what] : {std::pair{&trainPairs, "training pair"},
+                           std::pair{&valPairs, "held-out pair"}}) {
+    std::vector<Example> responses;
+    for (const PairExample &pair : *set) {
+      responses.push_back(pair.chosen);
+      responses.push_back(pair.rejected);
+    }
+    // Example 2k+1 and 2k+2 are pair k+1's responses.
+    if (Status s = checkExamplesFit(responses, t.seq,
+                                    std::string(what) + " response");
+        !s)
+      return s;
+  }
+  sampler = std::make_unique<PairEpochs>(
+      trainPairs, EpochOrder(static_cast<int64_t>(trainPairs.size()),
+                             t.batch / 2, o.seed),
+      t.batch, t.seq, padId);
+  return Status::ok();
+}
+
+Status Run::computeReferences(int64_t step) {
+  if (referencesReady)
+    return Status::ok();
+  if (step > 0)
+    return Status::error("'" + o.runDir + "' lost its pair files (" +
+                         trainPairsPath(o.runDir) + "); the reference "
+                         "log-probabilities cannot be recomputed from a "
+                         "checkpoint after training started");
+  say("scoring " + std::to_string(trainPairs.size() + valPairs.size()) +
+      " pairs with the reference (the starting parameters)");
+  int64_t half = rows / 2;
+  for (std::vector<PairExample> *set : {&trainPairs, &valPairs}) {
+    for (size_t first = 0; first < set->size(); first += static_cast<size_t>(half)) {
+      std::vector<const PairExample *> group;
+      for (size_t i = first; i < std::min(set->size(), first + half); ++i)
+        group.push_back(&(*set)[i]);
+      Expected<std::vector<double>> s =
+          sequenceLogProbs(pairBatch(group, rows, seq, padId));
+      if (!s)
+        return s.status();
+      for (size_t i = 0; i < group.size(); ++i) {
+        PairExample &pair = (*set)[first + i];
+        pair.referenceChosen = (*s)[i];
+        pair.referenceRejected = (*s)[static_cast<size_t>(half) + i];
+        if (!std::isfinite(pair.referenceChosen) ||
+            !std::isfinite(pair.referenceRejected))
+          return Status::error("the reference log-probability of pair " +
+                               std::to_string(first + i + 1) +
+                               " is not finite");
+      }
+    }
+  }
+  if (Status s = writePairs(trainPairsPath(o.runDir), trainPairs); !s)
+    return s;
+  if (Status s = writePairs(valPairsPath(o.runDir), valPairs); !s)
+    return s;
+  referencesReady = true;
+  return Status::ok();
+}
+
 /// --init: the model's parameters of a run directory's checkpoint or of a
 /// checkpoint/weights file; the optimizer state stays at zero.
 std::string initialParametersPath(const std::string &init) {
@@ -684,11 +894,19 @@ float scalarOf(const OwnedTensor &tensor) { return *tensor.as<float>(); }
 
 std::vector<NamedTensor> batchInputs(const Batch &batch) {
   std::vector<int64_t> shape = {batch.batch, batch.seq};
-  return {{"input_ids", TensorView{DType::I64, shape, batch.inputs.data()}},
-          {"targets", TensorView{DType::I64, shape, batch.targets.data()}}};
+  std::vector<NamedTensor> inputs = {
+      {"input_ids", TensorView{DType::I64, shape, batch.inputs.data()}},
+      {"targets", TensorView{DType::I64, shape, batch.targets.data()}}};
+  if (!batch.reference.empty())
+    inputs.push_back({"reference_logprobs",
+                      TensorView{DType::F32, {batch.batch},
+                                 batch.reference.data()}});
+  return inputs;
 }
 
-Expected<double> Run::evaluate() {
+Expected<double> Run::evaluate(MetricsRow &row) {
+  if (preference())
+    return evaluatePreferences(row);
   // Pretraining: every batch has batch x seq targets, a plain mean.
   // Fine-tuning: each batch's mean over its response tokens, weighted by
   // their count: the mean over every held-out response token.
@@ -702,7 +920,63 @@ Expected<double> Run::evaluate() {
     total += weight * scalarOf((*outputs)[0]);
     weights += weight;
   }
-  return total / weights;
+  double loss = total / weights;
+  row.set("eval_loss", loss).set("eval_ppl", std::exp(loss));
+  return loss;
+}
+
+/// The summed response log-probability of each row of `batch`
+/// (token_logprobs), in double precision.
+Expected<std::vector<double>> Run::sequenceLogProbs(const Batch &batch) {
+  std::vector<NamedTensor> inputs = batchInputs(batch);
+  inputs.resize(2); // input_ids and targets
+  auto outputs = artifact->run(KILN_ENTRY_TOKEN_LOGPROBS, inputs);
+  if (!outputs)
+    return outputs.status();
+  const float *logprobs = (*outputs)[0].as<float>();
+  std::vector<double> sums(static_cast<size_t>(batch.batch), 0.0);
+  for (int64_t r = 0; r < batch.batch; ++r)
+    for (int64_t t = 0; t < batch.seq; ++t)
+      sums[static_cast<size_t>(r)] += logprobs[r * batch.seq + t];
+  return sums;
+}
+
+/// DPO's held-out metrics over every held-out pair, in double precision
+/// from token_logprobs: the loss -log sigmoid(m) with m = beta * ((s_c -
+/// r_c) - (s_r - r_r)), the accuracy (m > 0), the mean margin m and the
+/// implicit rewards beta * (s - r) of chosen and rejected responses.
+Expected<double> Run::evaluatePreferences(MetricsRow &row) {
+  double loss = 0, correct = 0, margin = 0, chosen = 0, rejected = 0;
+  int64_t half = rows / 2;
+  size_t count = valPairs.size();
+  for (size_t first = 0; first < count; first += static_cast<size_t>(half)) {
+    std::vector<const PairExample *> group;
+    for (size_t i = first; i < std::min(count, first + half); ++i)
+      group.push_back(&valPairs[i]);
+    Expected<std::vector<double>> s =
+        sequenceLogProbs(pairBatch(group, rows, seq, padId));
+    if (!s)
+      return s.status();
+    for (size_t i = 0; i < group.size(); ++i) {
+      double c = o.beta * ((*s)[i] - group[i]->referenceChosen);
+      double r = o.beta * ((*s)[half + i] - group[i]->referenceRejected);
+      double m = c - r;
+      // -log sigmoid(m), stable.
+      loss += std::max(-m, 0.0) + std::log1p(std::exp(-std::abs(m)));
+      correct += m > 0;
+      margin += m;
+      chosen += c;
+      rejected += r;
+    }
+  }
+  double n = static_cast<double>(count);
+  lastAccuracy = correct / n;
+  row.set("eval_loss", loss / n)
+      .set("eval_accuracy", correct / n)
+      .set("eval_margin", margin / n)
+      .set("eval_chosen_reward", chosen / n)
+      .set("eval_rejected_reward", rejected / n);
+  return loss / n;
 }
 
 /// The error for a loss, gradient norm or eval loss that is not finite.
@@ -842,7 +1116,8 @@ Status Run::run() {
   if (!opened)
     return opened.status();
   artifact = opened.take();
-  Expected<TrainingInterface> t = trainingInterface(*artifact, o.batch, o.seq);
+  Expected<TrainingInterface> t =
+      trainingInterface(*artifact, o.batch, o.seq, preference());
   if (!t)
     return t.status();
   o.batch = t->batch;
@@ -865,6 +1140,9 @@ Status Run::run() {
   if (step == 0 && !o.init.empty())
     if (Status s = loadInitialParameters(); !s)
       return s;
+  if (preference())
+    if (Status s = computeReferences(step); !s)
+      return s;
   Expected<MetricsWriter> metrics = MetricsWriter::open(metricsPath(o.runDir));
   if (!metrics)
     return metrics.status();
@@ -873,14 +1151,21 @@ Status Run::run() {
   std::optional<double> flopsPerStep;
   if (t->train->flops && t->train->hasStaticInputs())
     flopsPerStep = *t->train->flops;
-  say(std::string(fineTuning() ? "fine-tuning '" : "pretraining '") +
+  say(std::string(preference()   ? "DPO on '"
+                  : fineTuning() ? "fine-tuning '"
+                                 : "pretraining '") +
       o.artifact + "': " + std::to_string(o.steps) + " steps of batch " +
       std::to_string(t->batch) + " x seq " + std::to_string(t->seq) + ", lr " +
       std::to_string(o.schedule.lr) + " (" +
       scheduleKindName(o.schedule.kind) + ", warmup " +
       std::to_string(o.schedule.warmupSteps) + ")");
   char line[256];
-  if (fineTuning()) {
+  if (preference()) {
+    std::snprintf(line, sizeof line, "beta %g; ", o.beta);
+    say(line + std::to_string(trainPairs.size()) + " training and " +
+        std::to_string(valPairs.size()) + " held-out pairs of " +
+        std::to_string(t->batch / 2) + " per step");
+  } else if (fineTuning()) {
     say("loss over the response tokens only; " +
         std::to_string(trainExamples) + " training and " +
         std::to_string(valExamples) + " held-out examples");
@@ -894,17 +1179,18 @@ Status Run::run() {
   std::optional<double> lastEval;
   int64_t lastEvalStep = 0;
   if (step == 0) {
-    Expected<double> initial = evaluate();
+    MetricsRow row;
+    row.set("step", int64_t(0));
+    Expected<double> initial = evaluate(row);
     if (!initial)
       return initial.status();
     if (!std::isfinite(*initial))
       return notFinite("eval loss", *initial, 0);
     lastEval = *initial;
-    MetricsRow row;
-    row.set("step", int64_t(0))
-        .set("eval_loss", *initial)
-        .set("eval_ppl", std::exp(*initial));
-    if (fineTuning())
+    if (preference())
+      row.set("train_pairs", static_cast<int64_t>(trainPairs.size()))
+          .set("val_pairs", static_cast<int64_t>(valPairs.size()));
+    else if (fineTuning())
       row.set("train_examples", trainExamples)
           .set("val_examples", valExamples);
     else
@@ -924,6 +1210,9 @@ Status Run::run() {
     Batch batch = sampler->next();
     std::vector<NamedTensor> inputs = batchInputs(batch);
     float lrValue = static_cast<float>(lr);
+    float betaValue = static_cast<float>(o.beta);
+    if (preference())
+      inputs.push_back({"beta", TensorView{DType::F32, {}, &betaValue}});
     inputs.push_back({"lr", TensorView{DType::F32, {}, &lrValue}});
     auto begin = std::chrono::steady_clock::now();
     auto outputs = artifact->run(KILN_ENTRY_TRAIN_STEP, inputs);
@@ -959,14 +1248,13 @@ Status Run::run() {
       row.set("epoch", *epochs);
     bool evalNow = step == o.steps || (o.evalEvery && step % o.evalEvery == 0);
     if (evalNow) {
-      Expected<double> evalLoss = evaluate();
+      Expected<double> evalLoss = evaluate(row);
       if (!evalLoss)
         return evalLoss.status();
       if (!std::isfinite(*evalLoss))
         return notFinite("eval loss", *evalLoss, step);
       lastEval = *evalLoss;
       lastEvalStep = step;
-      row.set("eval_loss", *evalLoss).set("eval_ppl", std::exp(*evalLoss));
     }
     if (Status s = metrics->write(row); !s)
       return s;
@@ -1003,7 +1291,12 @@ Status Run::run() {
   std::string png;
   if (Status s = plotRun(o.runDir, &png); !s)
     return s;
-  if (lastEval && fineTuning()) {
+  if (lastEval && preference()) {
+    std::snprintf(line, sizeof line,
+                  "done: held-out DPO loss %.4f, preference accuracy %.1f%%",
+                  *lastEval, 100.0 * lastAccuracy);
+    say(line);
+  } else if (lastEval && fineTuning()) {
     std::snprintf(line, sizeof line,
                   "done: held-out response loss %.4f (perplexity %.2f)",
                   *lastEval, std::exp(*lastEval));

@@ -90,6 +90,7 @@ int benchCommand(int argc, char **argv);
 int infoCommand(int argc, char **argv);
 int pretrainCommand(int argc, char **argv);
 int sftCommand(int argc, char **argv);
+int dpoCommand(int argc, char **argv);
 int plotCommand(int argc, char **argv);
 int generateCommand(int argc, char **argv);
 int evalCommand(int argc, char **argv);

@@ -124,6 +124,46 @@ OPTIONS:
   -h, --help              this text
 )";
 
+const char kDpoUsage[] =
+    R"(USAGE: kiln dpo NAME.kiln --data FILE.jsonl --out RUN_DIR --init RUN_DIR [options]
+       kiln dpo --resume --out RUN_DIR [--steps N] [NAME.kiln options]
+
+Direct preference optimization (Rafailov et al., 2023) of a language model
+on preference pairs, one JSON object per line:
+
+  {"prompt": "12+30=", "chosen": "42", "rejected": "41"}
+
+NAME.kiln is compiled with kiln-compile --mode train --objective dpo and a
+static, even --batch B: each step takes B/2 pairs (chosen rows, then
+rejected rows, laid out as kiln sft's examples). The reference is the model
+the run starts from (--init, usually a kiln sft run): before the first step
+every pair's summed response log-probability under it is computed once and
+kept in RUN_DIR/{train,val}.pairs.jsonl, so no second model is held. The
+loss is -log sigmoid(beta * ((s_c - r_c) - (s_r - r_r))), s the policy's
+summed response log-probability, r the reference's. metrics.jsonl adds the
+held-out preference accuracy (the share of pairs whose margin is
+positive), the mean margin and the implicit rewards beta * (s - r) of the
+chosen and rejected responses; the step-0 loss is log 2. The run directory
+and --resume are kiln sft's.
+
+OPTIONS:
+  --out RUN_DIR           the run directory (required)
+  --data FILE.jsonl       preference lines (required)
+  --val-data FILE.jsonl   held-out lines (default: --val-fraction of --data)
+  --init RUN_DIR|FILE     the starting parameters and the reference (a run's
+                          checkpoint and tokenizer, or a .safetensors file)
+  --beta B                preference strength (default 0.1)
+  --steps N               optimizer steps (default 1000)
+  --batch B, --seq T      rows (pairs x 2) and sequence length (default: the
+                          artifact's)
+  --lr LR                 peak learning rate (default 1e-5)
+  --min-lr, --warmup, --schedule, --seed, --eval-every, --eval-batches,
+  --checkpoint-every, --tokenizer, --vocab-size, --val-fraction (default
+  0.1), --peak-gflops, --watts, --log-every: as kiln sft
+  --resume                continue the run in --out
+  -h, --help              this text
+)";
+
 const char kPlotUsage[] =
     R"(USAGE: kiln plot RUN_DIR
 
@@ -240,7 +280,8 @@ double parseNumber(const std::string &option, const std::string &text) {
 /// kiln pretrain and kiln sft: one training loop (kiln::train::pretrain)
 /// over a corpus or over prompt/response examples.
 static int trainCommand(const std::string &task, int argc, char **argv) {
-  bool sft = task == "sft";
+  bool sft = task == "sft" || task == "dpo";
+  bool dpo = task == "dpo";
   std::vector<std::string> settings = {
       "--data",       "--batch",        "--seq",          "--lr",
       "--min-lr",     "--warmup",       "--schedule",     "--seed",
@@ -248,11 +289,14 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
       "--vocab-size", "--val-fraction"};
   if (sft)
     settings.insert(settings.end(), {"--val-data", "--init"});
+  if (dpo)
+    settings.push_back("--beta");
   std::vector<std::string> allowed = {"--out", "--steps", "--peak-gflops",
                                       "--watts", "--log-every"};
   allowed.insert(allowed.end(), settings.begin(), settings.end());
   Options o = parseOptions(task, argc, argv, 2, allowed,
-                           sft ? kSftUsage : kPretrainUsage, {"--resume"},
+                           dpo ? kDpoUsage : sft ? kSftUsage : kPretrainUsage,
+                           {"--resume"},
                            /*artifactRequired=*/false);
   kiln::train::PretrainOptions p;
   p.task = task;
@@ -265,11 +309,18 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
     fail("'kiln " + task + "' needs a training artifact (NAME.kiln); see "
          "'kiln " + task + " --help'");
   if (sft && !p.resume && !o.values.count("--data"))
-    fail("'kiln sft' needs --data FILE.jsonl (JSON lines of {\"prompt\": "
-         "..., \"response\": ...}); see 'kiln sft --help'");
+    fail("'kiln " + task + "' needs --data FILE.jsonl (JSON lines of " +
+         (dpo ? "{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}"
+              : "{\"prompt\": ..., \"response\": ...}") +
+         "); see 'kiln " + task + " --help'");
   if (sft) {
-    p.schedule.lr = 1e-4;
+    p.schedule.lr = dpo ? 1e-5 : 1e-4;
     p.valFraction = 0.1;
+  }
+  if (o.values.count("--beta")) {
+    p.beta = parseNumber("--beta", o.values["--beta"]);
+    if (p.beta <= 0)
+      fail("--beta must be positive");
   }
   p.artifact = o.artifact;
   // The run's settings are parsed the same way in both modes: a resumed run
@@ -334,6 +385,8 @@ int pretrainCommand(int argc, char **argv) {
 }
 
 int sftCommand(int argc, char **argv) { return trainCommand("sft", argc, argv); }
+
+int dpoCommand(int argc, char **argv) { return trainCommand("dpo", argc, argv); }
 
 int plotCommand(int argc, char **argv) {
   Options o = parseOptions("plot", argc, argv, 2, {}, kPlotUsage);

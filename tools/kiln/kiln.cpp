@@ -34,6 +34,8 @@ COMMANDS:
          Pretrains a training artifact (kiln-compile --mode train) on text.
   sft    NAME.kiln --data FILE.jsonl --out RUN_DIR [--init RUN_DIR] ...
          Fine-tunes on prompt/response pairs (loss on the responses).
+  dpo    NAME.kiln --data FILE.jsonl --out RUN_DIR --init RUN_DIR ...
+         Direct preference optimization on chosen/rejected pairs.
   plot   RUN_DIR
          Writes RUN_DIR/loss.png from the run's metrics.
   generate NAME.kiln --prompt TEXT [--run RUN_DIR] [--max-tokens N] ...
@@ -66,6 +68,8 @@ int main(int argc, char **argv) {
     return pretrainCommand(argc, argv);
   if (command == "sft")
     return sftCommand(argc, argv);
+  if (command == "dpo")
+    return dpoCommand(argc, argv);
   if (command == "plot")
     return plotCommand(argc, argv);
   if (command == "generate")
@@ -75,5 +79,5 @@ int main(int argc, char **argv) {
   if (command == "calibrate")
     return calibrateCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, plot, generate, eval, calibrate; see 'kiln --help')");
+       "pretrain, sft, dpo, plot, generate, eval, calibrate; see 'kiln --help')");
 }

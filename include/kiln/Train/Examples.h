@@ -85,9 +85,45 @@ Status checkExamplesFit(const std::vector<Example> &examples, int64_t seq,
 std::vector<Batch> exampleBatches(const std::vector<Example> &examples,
                                   int64_t batch, int64_t seq, int64_t padId);
 
-/// Draws batches of examples in epochs, each a fresh permutation of all the
-/// examples (Fisher–Yates with a std::mt19937_64 seeded from the seed and
-/// the epoch, reduced by rejection sampling). A batch may span two epochs.
+/// Indices of `count` items drawn `group` at a time in epochs, each a fresh
+/// permutation (Fisher–Yates with a std::mt19937_64 seeded from the seed
+/// and the epoch, reduced by rejection sampling). A group may span two
+/// epochs. The state is the number of groups drawn.
+class EpochOrder {
+public:
+  EpochOrder() = default;
+  EpochOrder(int64_t count, int64_t group, uint64_t seed)
+      : count_(count), group_(group), seed_(seed) {}
+  std::vector<int64_t> next();
+  int64_t drawn() const { return drawn_; }
+  void setDrawn(int64_t drawn) { drawn_ = drawn; }
+  /// Items drawn / count.
+  double epochs() const;
+  int64_t count() const { return count_; }
+  int64_t group() const { return group_; }
+  uint64_t seed() const { return seed_; }
+
+private:
+  const std::vector<int64_t> &order(int64_t epoch);
+
+  int64_t count_ = 0, group_ = 0;
+  uint64_t seed_ = 0;
+  int64_t drawn_ = 0;
+  int64_t orderEpoch_ = -1;
+  std::vector<int64_t> order_;
+};
+
+/// Saves and restores an EpochOrder's state as one line,
+/// "<tag> 1 <group> <seq> <count> <seed> <drawn>"; restoring checks every
+/// field but the count of groups drawn. `what` names the data in errors
+/// ("example").
+std::string saveEpochState(const std::string &tag, const EpochOrder &order,
+                           int64_t seq);
+Status restoreEpochState(const std::string &tag, const std::string &what,
+                         const std::string &state, int64_t seq,
+                         EpochOrder &order);
+
+/// Draws batches of examples in epochs (EpochOrder, one example per row).
 /// The state is the number of batches drawn, so a checkpoint stores one
 /// line and a resumed run sees the same batches.
 class ExampleSampler {
@@ -99,9 +135,9 @@ public:
                                          int64_t padId, uint64_t seed);
 
   Batch next();
-  int64_t batchesDrawn() const { return drawn_; }
+  int64_t batchesDrawn() const { return order_.drawn(); }
   /// Epochs completed, as a fraction (examples drawn / examples).
-  double epochs() const;
+  double epochs() const { return order_.epochs(); }
 
   /// "kiln-example-sampler 1 <batch> <seq> <examples> <seed> <drawn>".
   std::string saveState() const;
@@ -114,16 +150,54 @@ public:
 
 private:
   ExampleSampler() = default;
-  /// The permutation of epoch `epoch` (cached for the current one).
-  const std::vector<int64_t> &order(int64_t epoch);
 
   std::vector<Example> examples_;
-  int64_t batch_ = 0, seq_ = 0, padId_ = 0;
-  uint64_t seed_ = 0;
-  int64_t drawn_ = 0;
-  int64_t orderEpoch_ = -1;
-  std::vector<int64_t> order_;
+  int64_t seq_ = 0, padId_ = 0;
+  EpochOrder order_;
 };
+
+//===----------------------------------------------------------------------===//
+// Preference pairs (kiln dpo, kiln reward)
+//===----------------------------------------------------------------------===//
+
+/// One line of a preference file: two responses to a prompt, the first
+/// preferred.
+struct PreferencePair {
+  std::string prompt;
+  std::string chosen;
+  std::string rejected;
+};
+
+/// Reads JSON lines of {"prompt": text, "chosen": text, "rejected": text}.
+/// Errors as readPromptResponses, and a pair whose responses are identical
+/// (nothing to prefer) or empty.
+Expected<std::vector<PreferencePair>>
+readPreferencePairs(const std::string &path);
+
+/// A tokenized pair, and the reference model's summed response
+/// log-probability of each response (DPO's r_c and r_r; NaN until
+/// computed).
+struct PairExample {
+  Example chosen, rejected;
+  double referenceChosen = 0, referenceRejected = 0;
+};
+
+/// `<runDir>/train.pairs.jsonl` and `<runDir>/val.pairs.jsonl`.
+std::string trainPairsPath(const std::string &runDir);
+std::string valPairsPath(const std::string &runDir);
+
+/// JSON lines {"chosen": {"prompt_tokens", "tokens"}, "rejected": {...},
+/// "reference": [r_c, r_r]}, written atomically; reading checks ids and
+/// lengths as readExamples, and finite references.
+Status writePairs(const std::string &path, const std::vector<PairExample> &pairs);
+Expected<std::vector<PairExample>> readPairs(const std::string &path,
+                                             int64_t vocabSize);
+
+/// The batch of `pairs` (at most batch / 2 of them): rows [0, P) the chosen
+/// responses, [P, 2P) the rejected ones (P = batch / 2; missing pairs are
+/// rows of ignored targets), and `reference` per row.
+Batch pairBatch(const std::vector<const PairExample *> &pairs, int64_t batch,
+                int64_t seq, int64_t padId);
 
 } // namespace kiln::train
 

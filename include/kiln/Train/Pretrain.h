@@ -24,9 +24,11 @@
 namespace kiln::train {
 
 struct PretrainOptions {
-  /// What the run trains on: "pretrain" (next-token loss over a text corpus)
-  /// or "sft" (supervised fine-tuning: JSON lines of prompt and response,
-  /// the loss over the response tokens only; Examples.h).
+  /// What the run trains on: "pretrain" (next-token loss over a text
+  /// corpus), "sft" (supervised fine-tuning: JSON lines of prompt and
+  /// response, the loss over the response tokens only; Examples.h) or "dpo"
+  /// (JSON lines of a prompt and a chosen and a rejected response; an
+  /// artifact compiled with --objective dpo).
   std::string task = "pretrain";
   /// The training artifact (entry points train_step and eval_step).
   std::string artifact;
@@ -41,6 +43,8 @@ struct PretrainOptions {
   /// Only the model's parameters are taken; the optimizer starts afresh.
   /// Empty: the artifact's own initial parameters.
   std::string init;
+  /// dpo: the strength of the preference (train_step's beta).
+  double beta = 0.1;
   /// The run directory (created when missing).
   std::string runDir;
   /// Optimizer steps in all (a resumed run continues up to this count).

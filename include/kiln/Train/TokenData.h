@@ -151,6 +151,9 @@ struct Batch {
   int64_t seq = 0;
   std::vector<int64_t> inputs;
   std::vector<int64_t> targets;
+  /// Preference batches: the reference model's summed response
+  /// log-probability of each row (train_step's reference_logprobs).
+  std::vector<float> reference;
 };
 
 /// Draws batches of seq + 1 consecutive tokens starting at uniformly random
