@@ -132,6 +132,11 @@ static void keepLargeAllocationsInTheHeap() {
 }
 
 Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
+  return open(dir, OpenMode::Full);
+}
+
+Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
+                                                   OpenMode mode) {
   keepLargeAllocationsInTheHeap();
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0)
@@ -166,6 +171,10 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
   const SafeTensorsFile *weights = artifact->weights();
   for (const EntryPointSpec &entry : m.entryPoints)
     artifact->writable_ |= !entry.writesParameters.empty();
+  bool reference = mode == OpenMode::Reference;
+  if (reference && !artifact->writable_)
+    return Status::error("'" + dir + "' is an inference artifact; a "
+                         "reference copy is made of a training artifact");
   // Check every parameter against the weights before loading any code.
   // sources[i]: where parameter i's initial value lies in the mapping
   // (null for optimizer state, which starts at zero).
@@ -225,6 +234,10 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir) {
     size_t bytes =
         static_cast<size_t>(numElements(param.shape)) * dtypeSize(param.dtype);
     const void *source = sources[i];
+    if (reference && param.state) {
+      artifact->parameterData_.push_back(nullptr);
+      continue;
+    }
     if (source && !code.isDevice() && !artifact->writable_ &&
         isAligned(source, param.dtype)) {
       artifact->parameterData_.push_back(const_cast<void *>(source));
@@ -250,6 +263,8 @@ std::optional<TensorView> Artifact::parameter(const std::string &name) const {
   if (!param)
     return std::nullopt;
   size_t index = static_cast<size_t>(param - manifest_.parameters.data());
+  if (!parameterData_[index])
+    return std::nullopt; // Optimizer state of a reference copy.
   if (!module_->isDevice())
     return TensorView{param->dtype, param->shape, parameterData_[index]};
   Expected<OwnedTensor> copy = readParameter(name);
@@ -266,6 +281,9 @@ Expected<OwnedTensor> Artifact::readParameter(const std::string &name) const {
   if (!param)
     return Status::error("'" + dir_ + "' has no parameter '" + name + "'");
   size_t index = static_cast<size_t>(param - manifest_.parameters.data());
+  if (!parameterData_[index])
+    return Status::error("'" + dir_ + "' was opened as a frozen reference: "
+                         "it holds no optimizer state '" + name + "'");
   OwnedTensor copy = OwnedTensor::allocate(param->dtype, param->shape);
   if (Status s = module_->copyOut(copy.data(), parameterData_[index],
                                   copy.byteSize());
@@ -288,6 +306,8 @@ Artifact::saveParameters(const std::string &path,
   for (size_t i = 0; i < manifest_.parameters.size(); ++i) {
     const ParameterSpec &param = manifest_.parameters[i];
     const void *data = parameterData_[i];
+    if (!data)
+      continue; // A reference copy holds no optimizer state.
     if (module_->isDevice()) {
       Expected<OwnedTensor> copy = readParameter(param.name);
       if (!copy)
@@ -317,6 +337,10 @@ Status Artifact::loadParameters(const std::string &path, bool requireAll,
     if (modelOnly && (param ? param->state
                             : info.name.find('/') != std::string::npos))
       continue;
+    // A reference copy holds no optimizer state to load into.
+    if (param && !parameterData_[static_cast<size_t>(
+                     param - manifest_.parameters.data())])
+      continue;
     if (!param)
       return Status::error("'" + path + "' has tensor '" + info.name +
                            "', which is not a parameter of '" + dir_ + "'");
@@ -329,12 +353,15 @@ Status Artifact::loadParameters(const std::string &path, bool requireAll,
         static_cast<size_t>(param - manifest_.parameters.data()), &info);
   }
   if (requireAll)
-    for (const ParameterSpec &param : manifest_.parameters)
-      if (!(modelOnly && param.state) && !file->find(param.name))
+    for (size_t i = 0; i < manifest_.parameters.size(); ++i) {
+      const ParameterSpec &param = manifest_.parameters[i];
+      if (!(modelOnly && param.state) && parameterData_[i] &&
+          !file->find(param.name))
         return Status::error("'" + path + "' has no tensor '" + param.name +
                              "' (" + (param.state ? "optimizer state"
                                                   : "a model parameter") +
                              " of '" + dir_ + "')");
+    }
   for (auto [index, info] : copies) {
     TensorView view = file->view(*info);
     if (Status s =
@@ -512,6 +539,12 @@ Artifact::run(const std::string &entryName,
     descriptors.emplace_back();
     appendDescriptor(descriptors.back(), data, view.shape);
   }
+  for (size_t index : entryParameters_[entryIndex])
+    if (!parameterData_[index])
+      return Status::error("'" + dir_ + "' was opened as a frozen reference "
+                           "without optimizer state; its entry point '" +
+                           entryName + "' needs '" +
+                           manifest_.parameters[index].name + "'");
   for (size_t index : entryParameters_[entryIndex]) {
     const ParameterSpec &param = manifest_.parameters[index];
     borrowed.emplace_back(

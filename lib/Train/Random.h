@@ -25,6 +25,11 @@ inline uint64_t uniformBelow(std::mt19937_64 &rng, uint64_t bound) {
   return value % bound;
 }
 
+/// A uniform double in [0, 1) from the top 53 bits of one draw.
+inline double uniformUnit(std::mt19937_64 &rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
+
 } // namespace kiln::train::detail
 
 #endif // KILN_LIB_TRAIN_RANDOM_H

@@ -204,6 +204,27 @@ class Sft(unittest.TestCase):
             self.assertEqual(uncached.returncode, 0, uncached.stderr)
             self.assertTrue(cached.stdout.startswith(prompt), cached.stdout)
             self.assertEqual(cached.stdout, uncached.stdout)
+        # kiln judge: its greedy answers are kiln generate's, and its rate
+        # counts the right ones.
+        problems = additions(8, seed=7)
+        answers = os.path.join(self.tmp.name, "answers.jsonl")
+        with open(answers, "w") as f:
+            for prompt, answer in problems:
+                f.write(json.dumps({"prompt": prompt, "answer": answer}) + "\n")
+        judged = kiln("judge", self.train, "--data", answers, "--run", run, "--show", "8", "--max-tokens", "4",
+                      "--json")
+        self.assertEqual(judged.returncode, 0, judged.stderr)
+        *shown, summary = judged.stdout.splitlines()
+        right = 0
+        for (prompt, answer), line in zip(problems, shown):
+            out = kiln("generate", self.train, "--run", run, "--prompt", prompt, "--temperature", "0",
+                       "--max-tokens", "4")
+            text = out.stdout.strip()[len(prompt):]
+            verdict = text.strip() == answer
+            right += verdict
+            self.assertEqual(line, f"{'right' if verdict else 'wrong'} {prompt}{text} (answer {answer})")
+        self.assertEqual(json.loads(summary)["correct"], right)
+        self.assertEqual(json.loads(summary)["samples"], 8)
         # More samples than the static batch of 6: two groups of rows, each
         # sample still the one its seed gives alone.
         args = ["generate", self.train, "--run", run, "--prompt", "3+4=", "--max-tokens", "4", "--json",

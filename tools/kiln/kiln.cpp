@@ -36,6 +36,11 @@ COMMANDS:
          Fine-tunes on prompt/response pairs (loss on the responses).
   dpo    NAME.kiln --data FILE.jsonl --out RUN_DIR --init RUN_DIR ...
          Direct preference optimization on chosen/rejected pairs.
+  task   arithmetic|sorting --out DIR
+         Writes a task with a programmatic judge (demonstrations, pairs,
+         prompts, held-out prompts).
+  judge  NAME.kiln --data test.jsonl --run RUN_DIR
+         A model's success rate on prompts with checkable answers.
   plot   RUN_DIR
          Writes RUN_DIR/loss.png from the run's metrics.
   generate NAME.kiln --prompt TEXT [--run RUN_DIR] [--max-tokens N] ...
@@ -70,6 +75,10 @@ int main(int argc, char **argv) {
     return sftCommand(argc, argv);
   if (command == "dpo")
     return dpoCommand(argc, argv);
+  if (command == "task")
+    return taskCommand(argc, argv);
+  if (command == "judge")
+    return judgeCommand(argc, argv);
   if (command == "plot")
     return plotCommand(argc, argv);
   if (command == "generate")
@@ -79,5 +88,5 @@ int main(int argc, char **argv) {
   if (command == "calibrate")
     return calibrateCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, dpo, plot, generate, eval, calibrate; see 'kiln --help')");
+       "pretrain, sft, dpo, task, judge, plot, generate, eval, calibrate; see 'kiln --help')");
 }

@@ -82,6 +82,20 @@ public:
   /// them against the parameter table (name, dtype, shape, extent).
   static Expected<std::unique_ptr<Artifact>> open(const std::string &dir);
 
+  /// How the parameters are held.
+  enum class OpenMode {
+    /// As the artifact needs them (private, writable memory when an entry
+    /// point updates them, optimizer state included).
+    Full,
+    /// A frozen copy of a training artifact's model: the parameters in
+    /// private memory (loadParameters works), no optimizer state; entry
+    /// points that read optimizer state are refused. A reference model for
+    /// RLHF costs one copy of the weights so.
+    Reference,
+  };
+  static Expected<std::unique_ptr<Artifact>> open(const std::string &dir,
+                                                  OpenMode mode);
+
   ~Artifact();
   Artifact(const Artifact &) = delete;
   Artifact &operator=(const Artifact &) = delete;

@@ -562,6 +562,44 @@ TEST_F(ArtifactTest, ModelOnlyLoadsSkipOptimizerState) {
       << missing.message();
 }
 
+TEST_F(ArtifactTest, ReferenceCopiesHoldNoOptimizerState) {
+  writeArtifact(trainingManifest());
+  std::string checkpoint = path("trained.safetensors");
+  std::vector<float> trainedW;
+  {
+    std::unique_ptr<Artifact> artifact = openOk();
+    ASSERT_TRUE(artifact);
+    ASSERT_TRUE(artifact->run("train", {{"x", xView}}));
+    trainedW = valuesOf(*artifact, "w");
+    ASSERT_TRUE(artifact->saveParameters(checkpoint));
+  }
+  Expected<std::unique_ptr<Artifact>> opened =
+      Artifact::open(artifactDir(), Artifact::OpenMode::Reference);
+  ASSERT_TRUE(opened) << opened.message();
+  Artifact &reference = **opened;
+  EXPECT_FALSE(reference.parameter("m"));
+  EXPECT_FALSE(reference.readParameter("m"));
+  // The checkpoint's state is skipped; the model's parameters load.
+  Status loaded = reference.loadParameters(checkpoint, /*requireAll=*/true);
+  ASSERT_TRUE(loaded) << loaded.message();
+  EXPECT_EQ(valuesOf(reference, "w"), trainedW);
+  Expected<std::vector<OwnedTensor>> y = reference.run("forward", {{"x", xView}});
+  ASSERT_TRUE(y) << y.message();
+  Expected<std::vector<OwnedTensor>> step = reference.run("train", {{"x", xView}});
+  ASSERT_FALSE(step);
+  EXPECT_NE(step.message().find("opened as a frozen reference"),
+            std::string::npos)
+      << step.message();
+  EXPECT_EQ(valuesOf(reference, "w"), trainedW);
+
+  writeArtifact();
+  Expected<std::unique_ptr<Artifact>> inference =
+      Artifact::open(artifactDir(), Artifact::OpenMode::Reference);
+  ASSERT_FALSE(inference);
+  EXPECT_NE(inference.message().find("is an inference artifact"),
+            std::string::npos);
+}
+
 TEST_F(ArtifactTest, RejectsBadCheckpointsWithoutChangingAnything) {
   writeArtifact(trainingManifest());
   std::unique_ptr<Artifact> artifact = openOk();
