@@ -482,16 +482,17 @@ Batch kiln::train::pairBatch(const std::vector<const PairExample *> &pairs,
   b.seq = seq;
   b.inputs.assign(static_cast<size_t>(batch * seq), padId);
   b.targets.assign(static_cast<size_t>(batch * seq), kIgnoreIndex);
-  b.reference.assign(static_cast<size_t>(batch), 0.0f);
+  std::vector<float> reference(static_cast<size_t>(batch), 0.0f);
   int64_t half = batch / 2;
   for (size_t i = 0; i < pairs.size() && static_cast<int64_t>(i) < half; ++i) {
     int64_t row = static_cast<int64_t>(i);
     fillExampleRow(pairs[i]->chosen, row, padId, b);
     fillExampleRow(pairs[i]->rejected, half + row, padId, b);
-    b.reference[static_cast<size_t>(row)] =
+    reference[static_cast<size_t>(row)] =
         static_cast<float>(pairs[i]->referenceChosen);
-    b.reference[static_cast<size_t>(half + row)] =
+    reference[static_cast<size_t>(half + row)] =
         static_cast<float>(pairs[i]->referenceRejected);
   }
+  b.extra.push_back({"reference_logprobs", {batch}, std::move(reference)});
   return b;
 }

@@ -22,6 +22,8 @@
 #include "kiln/Train/Corpus.h"
 #include "kiln/Train/Examples.h"
 #include "kiln/Train/Metrics.h"
+#include "kiln/Train/Policy.h"
+#include "kiln/Train/Tasks.h"
 #include "kiln/Train/TokenData.h"
 #include "kiln/Train/Tokenizer.h"
 
@@ -88,7 +90,12 @@ json optionsJson(const PretrainOptions &o) {
           {"tokenizer", o.tokenizer},
           {"vocab_size", o.vocabSize},
           {"val_fraction", o.valFraction},
-          {"beta", o.beta}};
+          {"beta", o.beta},
+          {"group", o.group},
+          {"kl_coef", o.klCoef},
+          {"clip", o.clip},
+          {"temperature", o.temperature},
+          {"max_tokens", o.maxTokens}};
 }
 
 /// Whether two spellings of a path name the same file ("run/../a.kiln" and
@@ -191,14 +198,15 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   std::string task = "pretrain";
   if (j.contains("task") && !str("task", task))
     return bad("task");
-  if (task != "pretrain" && task != "sft" && task != "dpo")
+  if (task != "pretrain" && task != "sft" && task != "dpo" && task != "grpo")
     return Status::error("'" + path + "' records task '" + task +
                          "', which this kiln does not know");
   if (checkTask && task != o.task)
     return Status::error("'" + o.runDir + "' holds a " +
                          (task == "sft"   ? "fine-tuning"
-                          : task == "dpo" ? "DPO"
-                                          : "pretraining") +
+                          : task == "dpo"  ? "DPO"
+                          : task == "grpo" ? "GRPO"
+                                           : "pretraining") +
                          " run; continue it with 'kiln " + task +
                          " --resume --out " + o.runDir + "'");
   o.task = task;
@@ -208,6 +216,14 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
       return bad(key);
   if (j.contains("beta") && !number("beta", o.beta))
     return bad("beta");
+  for (auto [key, out] : {std::pair{"kl_coef", &o.klCoef},
+                          std::pair{"clip", &o.clip},
+                          std::pair{"temperature", &o.temperature}})
+    if (j.contains(key) && !number(key, *out))
+      return bad(key);
+  if ((j.contains("group") && !integer("group", o.group)) ||
+      (j.contains("max_tokens") && !integer("max_tokens", o.maxTokens)))
+    return bad("group");
   if (!str("artifact", o.artifact))
     return bad("artifact");
   if (!str("data", o.data))
@@ -243,6 +259,11 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   j["val_data"] = o.valData;
   j["init"] = o.init;
   j["beta"] = o.beta;
+  j["group"] = o.group;
+  j["kl_coef"] = o.klCoef;
+  j["clip"] = o.clip;
+  j["temperature"] = o.temperature;
+  j["max_tokens"] = o.maxTokens;
   return checkGivenSettings(o, given, j, path);
 }
 
@@ -284,7 +305,8 @@ Status resolveDim(const TensorSpec &spec, size_t dim, const char *option,
 
 Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
                                               int64_t batch, int64_t seq,
-                                              bool preference) {
+                                              const std::string &task) {
+  bool preference = task == "dpo";
   TrainingInterface t;
   t.train = artifact.findEntryPoint(KILN_ENTRY_TRAIN_STEP);
   t.eval = artifact.findEntryPoint(KILN_ENTRY_EVAL_STEP);
@@ -322,6 +344,20 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
       return Status::error("'" + artifact.dir() + "' takes batches of " +
                            std::to_string(batch) +
                            " rows; DPO needs an even batch (pairs x 2)");
+  } else if (task == "grpo") {
+    if (!t.train->findInput("sample_logprobs") ||
+        !t.train->findInput("advantages") ||
+        !artifact.findEntryPoint(KILN_ENTRY_TOKEN_LOGPROBS))
+      return Status::error("'" + artifact.dir() +
+                           "' has no GRPO train_step (sample_logprobs, "
+                           "reference_logprobs, advantages, kl_coef and clip "
+                           "inputs) and token_logprobs; compile it with "
+                           "kiln-compile --mode train --objective grpo "
+                           "--kv-cache N");
+    if (!KVCacheDecoder::isAvailable(artifact))
+      return Status::error("'" + artifact.dir() +
+                           "' has no KV cache to sample rollouts with; "
+                           "compile it with --kv-cache N as well");
   } else if (t.train->findInput("reference_logprobs")) {
     return Status::error("'" + artifact.dir() + "' was compiled for another "
                          "objective (its train_step takes "
@@ -349,7 +385,15 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
 class TrainingData {
 public:
   virtual ~TrainingData() = default;
-  virtual Batch next() = 0;
+  virtual Expected<Batch> next() = 0;
+  /// Adds what making the last batch measured (rollout rewards) to `row`.
+  virtual void addMetrics(MetricsRow &row) const {}
+  /// The samples the last batch was made of, one record each (rollouts),
+  /// for RUN_DIR/rollouts.jsonl; empty for fixed data.
+  virtual const std::vector<MetricsRow> &records() const {
+    static const std::vector<MetricsRow> none;
+    return none;
+  }
   virtual std::string saveState() const = 0;
   virtual Status restoreState(const std::string &state) = 0;
   /// Epochs completed, for data drawn in epochs.
@@ -360,7 +404,7 @@ public:
 class TokenWindows final : public TrainingData {
 public:
   explicit TokenWindows(BatchSampler sampler) : sampler(std::move(sampler)) {}
-  Batch next() override { return sampler.next(); }
+  Expected<Batch> next() override { return sampler.next(); }
   std::string saveState() const override { return sampler.saveState(); }
   Status restoreState(const std::string &state) override {
     return sampler.restoreState(state);
@@ -375,7 +419,7 @@ class ExampleEpochs final : public TrainingData {
 public:
   explicit ExampleEpochs(ExampleSampler sampler)
       : sampler(std::move(sampler)) {}
-  Batch next() override { return sampler.next(); }
+  Expected<Batch> next() override { return sampler.next(); }
   std::string saveState() const override { return sampler.saveState(); }
   Status restoreState(const std::string &state) override {
     return sampler.restoreState(state);
@@ -393,7 +437,7 @@ public:
              int64_t batch, int64_t seq, int64_t padId)
       : pairs(pairs), order(std::move(order)), batch(batch), seq(seq),
         padId(padId) {}
-  Batch next() override {
+  Expected<Batch> next() override {
     std::vector<const PairExample *> group;
     for (int64_t i : order.next())
       group.push_back(&pairs[static_cast<size_t>(i)]);
@@ -415,6 +459,148 @@ private:
   int64_t batch, seq, padId;
 };
 
+/// GRPO: each batch is made by the policy itself. P = batch / group
+/// prompts (in shuffled epochs) are each answered `group` times through the
+/// policy's KV cache, the judge rewards the answers (1 right, 0 wrong), the
+/// rewards become group-normalized advantages, and the rows get the
+/// log-probabilities of the current policy (the samples') and of the
+/// frozen reference, from token_logprobs. The sampling seed depends on the
+/// run's seed and the step alone, so a resumed run draws the same samples.
+class Rollouts final : public TrainingData {
+public:
+  Rollouts(const Artifact &policy, const Artifact &reference,
+           const Tokenizer &tokenizer, const std::vector<PromptAnswer> &prompts,
+           const PretrainOptions &o, int64_t batch, int64_t seq, int64_t padId)
+      : policy(policy), reference(reference), tokenizer(tokenizer),
+        prompts(prompts), o(o), order(static_cast<int64_t>(prompts.size()),
+                                      batch / o.group, o.seed),
+        batch(batch), seq(seq), padId(padId) {}
+
+  Expected<Batch> next() override {
+    int64_t step = order.drawn();
+    std::vector<int64_t> picked = order.next();
+    std::vector<std::vector<int32_t>> rows;
+    std::vector<const PromptAnswer *> answers;
+    for (int64_t i : picked)
+      for (int64_t g = 0; g < o.group; ++g) {
+        rows.push_back(promptTokens(tokenizer, prompts[static_cast<size_t>(i)].prompt));
+        answers.push_back(&prompts[static_cast<size_t>(i)]);
+      }
+    BatchOptions sampling;
+    sampling.maxTokens = o.maxTokens;
+    sampling.sampling.temperature = o.temperature;
+    sampling.sampling.topK = 0;
+    sampling.sampling.topP = 1.0;
+    sampling.stop = {"\n"};
+    // Row r of step s draws with seed (seed * 2^20 + s) * batch + r.
+    sampling.seed = (o.seed * (uint64_t(1) << 20) + static_cast<uint64_t>(step)) *
+                    static_cast<uint64_t>(batch);
+    Expected<std::vector<Sample>> samples =
+        samplePrompts(policy, tokenizer, rows, sampling);
+    if (!samples)
+      return Status::error("sampling the rollouts of step " +
+                           std::to_string(step + 1) + ": " + samples.message());
+    std::vector<double> rewards;
+    double length = 0;
+    for (size_t r = 0; r < samples->size(); ++r) {
+      rewards.push_back(judgeAnswer((*samples)[r].text, answers[r]->answer) ? 1.0
+                                                                             : 0.0);
+      length += static_cast<double>((*samples)[r].tokens.size());
+    }
+    std::vector<double> advantages = groupAdvantages(rewards, o.group);
+    Batch b = policyRows(rows, *samples, seq, padId, tokenizer.eosId());
+    auto logprobs = [&](const Artifact &model) -> Expected<std::vector<float>> {
+      std::vector<int64_t> shape = {b.batch, b.seq};
+      auto out = model.run(
+          KILN_ENTRY_TOKEN_LOGPROBS,
+          {{"input_ids", TensorView{DType::I64, shape, b.inputs.data()}},
+           {"targets", TensorView{DType::I64, shape, b.targets.data()}}});
+      if (!out)
+        return out.status();
+      const float *v = (*out)[0].as<float>();
+      return std::vector<float>(v, v + (*out)[0].numElements());
+    };
+    Expected<std::vector<float>> sampled = logprobs(policy);
+    if (!sampled)
+      return sampled.status();
+    Expected<std::vector<float>> frozen = logprobs(reference);
+    if (!frozen)
+      return frozen.status();
+    // What the batch measures: rewards, the policy's distance from the
+    // reference (mean of log p - log q over response tokens, and k3), and
+    // the sampled tokens' mean surprisal (an estimate of the entropy).
+    double tokens = 0, kl = 0, k3 = 0, surprisal = 0;
+    for (size_t i = 0; i < b.targets.size(); ++i) {
+      if (b.targets[i] == -100)
+        continue;
+      double d = static_cast<double>((*frozen)[i]) - (*sampled)[i];
+      tokens += 1;
+      kl -= d;
+      k3 += std::exp(d) - d - 1;
+      surprisal -= (*sampled)[i];
+    }
+    double reward = 0;
+    int64_t learning = 0;
+    for (size_t r = 0; r < rewards.size(); ++r) {
+      reward += rewards[r];
+      learning += advantages[r] != 0;
+    }
+    double n = static_cast<double>(rewards.size());
+    metrics = {{"reward", reward / n},
+               {"kl", tokens ? kl / tokens : 0.0},
+               {"kl_k3", tokens ? k3 / tokens : 0.0},
+               {"entropy", tokens ? surprisal / tokens : 0.0},
+               {"response_tokens", length / n},
+               {"learning_rows", static_cast<double>(learning) / n}};
+    samplesMade.clear();
+    for (size_t r = 0; r < samples->size(); ++r) {
+      MetricsRow record;
+      record.set("step", step + 1)
+          .set("row", static_cast<int64_t>(r))
+          .set("prompt", answers[r]->prompt)
+          .set("response", (*samples)[r].text)
+          .set("finish", (*samples)[r].finish)
+          .set("reward", rewards[r])
+          .set("advantage", advantages[r]);
+      samplesMade.push_back(std::move(record));
+    }
+    std::vector<float> adv(advantages.begin(), advantages.end());
+    b.extra.push_back({"sample_logprobs", {b.batch, b.seq}, sampled.take()});
+    b.extra.push_back({"reference_logprobs", {b.batch, b.seq}, frozen.take()});
+    b.extra.push_back({"advantages", {b.batch}, std::move(adv)});
+    return b;
+  }
+  void addMetrics(MetricsRow &row) const override {
+    for (const auto &[key, value] : metrics)
+      row.set(key, value);
+  }
+  const std::vector<MetricsRow> &records() const override {
+    return samplesMade;
+  }
+  std::string saveState() const override {
+    return saveEpochState(kTag, order, seq);
+  }
+  Status restoreState(const std::string &state) override {
+    return restoreEpochState(kTag, "prompt", state, seq, order);
+  }
+  std::optional<double> epochs() const override { return order.epochs(); }
+
+private:
+  static constexpr const char *kTag = "kiln-prompt-sampler";
+  const Artifact &policy, &reference;
+  const Tokenizer &tokenizer;
+  const std::vector<PromptAnswer> &prompts;
+  const PretrainOptions &o;
+  EpochOrder order;
+  int64_t batch, seq, padId;
+  std::vector<std::pair<std::string, double>> metrics;
+  std::vector<MetricsRow> samplesMade;
+};
+
+std::string rolloutsPath(const std::string &runDir) {
+  return runDir + "/rollouts.jsonl";
+}
+
 class Run {
 public:
   Run(PretrainOptions options, std::FILE *log)
@@ -422,7 +608,7 @@ public:
   Status run();
 
 private:
-  bool fineTuning() const { return o.task == "sft" || o.task == "dpo"; }
+  bool fineTuning() const { return o.task != "pretrain"; }
   Status prepareTokenizer(const TrainingInterface &t,
                           const std::function<Expected<std::string>()> &text);
   Status prepareData(const TrainingInterface &t);
@@ -439,6 +625,9 @@ private:
   Expected<std::vector<double>>
   sequenceLogProbs(const Batch &batch);
   bool preference() const { return o.task == "dpo"; }
+  bool policy() const { return o.task == "grpo"; }
+  Status prepareRollouts(const TrainingInterface &t);
+  Expected<double> evaluateAnswers(MetricsRow &row);
   Status checkpoint(int64_t step);
   Status resumeFromCheckpoint(int64_t &step);
   void say(const std::string &line) {
@@ -469,6 +658,10 @@ private:
   std::vector<PairExample> trainPairs, valPairs;
   bool referencesReady = false;
   double lastAccuracy = 0;
+  /// GRPO: the frozen reference, the prompts, and the held-out ones.
+  std::unique_ptr<Artifact> reference;
+  std::vector<PromptAnswer> trainPrompts, evalPrompts;
+  std::optional<double> firstSuccess;
   int64_t padId = 0, rows = 0, seq = 0;
 };
 
@@ -540,6 +733,8 @@ Status Run::prepareTokenizer(
 }
 
 Status Run::prepareData(const TrainingInterface &t) {
+  if (policy())
+    return prepareRollouts(t);
   if (preference())
     return preparePairs(t);
   if (fineTuning())
@@ -890,6 +1085,109 @@ Status Run::loadInitialParameters() {
   return Status::ok();
 }
 
+/// GRPO data: the prompts with answers (--data; held-out ones from
+/// --val-data or --val-fraction of --data), the frozen reference (the
+/// starting parameters, opened without optimizer state), and the rollout
+/// sampler. Every prompt must leave room for --max-tokens in the sequence
+/// and the KV cache.
+Status Run::prepareRollouts(const TrainingInterface &t) {
+  if (o.data.empty())
+    return Status::error("GRPO needs --data FILE.jsonl (JSON lines of "
+                         "{\"prompt\": ..., \"answer\": ...}, such as kiln "
+                         "task's prompts.jsonl)");
+  if (o.group < 2 || t.batch % o.group != 0)
+    return Status::error("--group " + std::to_string(o.group) +
+                         " must be at least 2 and divide the artifact's "
+                         "batch of " + std::to_string(t.batch) +
+                         " rows (prompts per step x group)");
+  if (o.maxTokens < 1 || !(o.temperature > 0) || !(o.clip > 0) ||
+      !(o.klCoef >= 0))
+    return Status::error("--max-tokens, --temperature and --clip must be "
+                         "positive and --kl-coef non-negative");
+  Expected<std::vector<PromptAnswer>> all = readPromptAnswers(o.data);
+  if (!all)
+    return all.status();
+  trainPrompts = all.take();
+  if (o.valData.empty()) {
+    if (Status s = holdOut(trainPrompts, evalPrompts, o, "prompts"); !s)
+      return s;
+  } else {
+    Expected<std::vector<PromptAnswer>> held = readPromptAnswers(o.valData);
+    if (!held)
+      return held.status();
+    evalPrompts = held.take();
+  }
+  if (Status s = prepareTokenizer(t, [&]() -> Expected<std::string> {
+        std::string text;
+        for (const auto *set : {&trainPrompts, &evalPrompts})
+          for (const PromptAnswer &line : *set)
+            text += line.prompt + line.answer + "\n";
+        return text;
+      });
+      !s)
+    return s;
+  padId = std::max(0, tokenizer->eosId());
+  rows = t.batch;
+  seq = t.seq;
+  Expected<KVCacheDecoder> decoder = KVCacheDecoder::create(
+      *artifact, KVCacheDecoder::staticRows(*artifact)
+                     ? KVCacheDecoder::staticRows(*artifact)
+                     : t.batch);
+  if (!decoder)
+    return decoder.status();
+  // A rollout row holds the prompt, the response and an end token: it must
+  // fit the training row (seq + 1 tokens) and the cache without a refill.
+  int64_t room = std::min(t.seq, decoder->slots() - 1);
+  room = std::min(room, decoder->maxPrompt() + o.maxTokens);
+  for (const auto *set : {&trainPrompts, &evalPrompts})
+    for (size_t i = 0; i < set->size(); ++i) {
+      int64_t length = static_cast<int64_t>(
+          promptTokens(*tokenizer, (*set)[i].prompt).size());
+      if (length + o.maxTokens > room)
+        return Status::error(
+            std::string(set == &trainPrompts ? "prompt " : "held-out prompt ") +
+            std::to_string(i + 1) + " is " + std::to_string(length) +
+            " tokens: with --max-tokens " + std::to_string(o.maxTokens) +
+            " it does not fit the artifact's " + std::to_string(t.seq) +
+            "-token sequence and " + std::to_string(decoder->slots()) +
+            "-slot KV cache (" +
+            std::to_string(room) + " tokens for prompt and response)");
+    }
+  Expected<std::unique_ptr<Artifact>> frozen =
+      Artifact::open(o.artifact, Artifact::OpenMode::Reference);
+  if (!frozen)
+    return frozen.status();
+  reference = frozen.take();
+  if (!o.init.empty())
+    if (Status s = reference->loadParameters(
+            initialParametersPath(o.init), /*requireAll=*/true,
+            Artifact::LoadSelection::ModelOnly);
+        !s)
+      return Status::error("--init (the reference): " + s.message());
+  sampler = std::make_unique<Rollouts>(*artifact, *reference, *tokenizer,
+                                       trainPrompts, o, t.batch, t.seq, padId);
+  return Status::ok();
+}
+
+/// GRPO's held-out measure: the judge's success rate on the held-out
+/// prompts, greedy answers through the KV cache.
+Expected<double> Run::evaluateAnswers(MetricsRow &row) {
+  JudgeOptions options;
+  options.sampling.maxTokens = o.maxTokens;
+  options.sampling.sampling.temperature = 0;
+  options.limit = o.evalBatches * rows;
+  Expected<JudgeResult> judged =
+      judgePrompts(*artifact, *tokenizer, evalPrompts, options);
+  if (!judged)
+    return judged.status();
+  double success = static_cast<double>(judged->correct) /
+                   static_cast<double>(judged->samples);
+  if (!firstSuccess)
+    firstSuccess = success;
+  row.set("eval_success", success);
+  return success;
+}
+
 float scalarOf(const OwnedTensor &tensor) { return *tensor.as<float>(); }
 
 std::vector<NamedTensor> batchInputs(const Batch &batch) {
@@ -897,16 +1195,17 @@ std::vector<NamedTensor> batchInputs(const Batch &batch) {
   std::vector<NamedTensor> inputs = {
       {"input_ids", TensorView{DType::I64, shape, batch.inputs.data()}},
       {"targets", TensorView{DType::I64, shape, batch.targets.data()}}};
-  if (!batch.reference.empty())
-    inputs.push_back({"reference_logprobs",
-                      TensorView{DType::F32, {batch.batch},
-                                 batch.reference.data()}});
+  for (const Batch::Input &input : batch.extra)
+    inputs.push_back(
+        {input.name, TensorView{DType::F32, input.shape, input.values.data()}});
   return inputs;
 }
 
 Expected<double> Run::evaluate(MetricsRow &row) {
   if (preference())
     return evaluatePreferences(row);
+  if (policy())
+    return evaluateAnswers(row);
   // Pretraining: every batch has batch x seq targets, a plain mean.
   // Fine-tuning: each batch's mean over its response tokens, weighted by
   // their count: the mean over every held-out response token.
@@ -1049,6 +1348,8 @@ Status Run::resumeFromCheckpoint(int64_t &step) {
     // the tokenizer and the token files already hold.
     say("'" + o.runDir + "' has no checkpoint yet: starting from step 0");
     step = 0;
+    if (Status s = truncateMetrics(rolloutsPath(o.runDir), -1); !s)
+      return s;
     return truncateMetrics(metricsPath(o.runDir), -1);
   }
   Expected<runtime::SafeTensorsFile> file = runtime::SafeTensorsFile::open(path);
@@ -1069,6 +1370,8 @@ Status Run::resumeFromCheckpoint(int64_t &step) {
   if (Status s = sampler->restoreState(state->second); !s)
     return Status::error("'" + path + "': " + s.message());
   if (Status s = artifact->loadParameters(path, /*requireAll=*/true); !s)
+    return s;
+  if (Status s = truncateMetrics(rolloutsPath(o.runDir), step); !s)
     return s;
   return truncateMetrics(metricsPath(o.runDir), step);
 }
@@ -1106,6 +1409,7 @@ Status Run::run() {
        {checkpointPath(o.runDir), metricsPath(o.runDir), runConfigPath(o.runDir),
         lossPlotPath(o.runDir), trainTokensPath(o.runDir), valTokensPath(o.runDir),
         trainExamplesPath(o.runDir), valExamplesPath(o.runDir),
+        trainPairsPath(o.runDir), valPairsPath(o.runDir), rolloutsPath(o.runDir),
         tokenizerModelPath(o.runDir)})
     runtime::removeStaleTemporaries(file);
 
@@ -1117,7 +1421,7 @@ Status Run::run() {
     return opened.status();
   artifact = opened.take();
   Expected<TrainingInterface> t =
-      trainingInterface(*artifact, o.batch, o.seq, preference());
+      trainingInterface(*artifact, o.batch, o.seq, o.task);
   if (!t)
     return t.status();
   o.batch = t->batch;
@@ -1146,12 +1450,20 @@ Status Run::run() {
   Expected<MetricsWriter> metrics = MetricsWriter::open(metricsPath(o.runDir));
   if (!metrics)
     return metrics.status();
+  std::optional<MetricsWriter> rolloutLog;
+  if (policy()) {
+    Expected<MetricsWriter> opened = MetricsWriter::open(rolloutsPath(o.runDir));
+    if (!opened)
+      return opened.status();
+    rolloutLog.emplace(opened.take());
+  }
 
   const double tokensPerStep = static_cast<double>(t->batch * t->seq);
   std::optional<double> flopsPerStep;
   if (t->train->flops && t->train->hasStaticInputs())
     flopsPerStep = *t->train->flops;
-  say(std::string(preference()   ? "DPO on '"
+  say(std::string(policy()       ? "GRPO on '"
+                  : preference() ? "DPO on '"
                   : fineTuning() ? "fine-tuning '"
                                  : "pretraining '") +
       o.artifact + "': " + std::to_string(o.steps) + " steps of batch " +
@@ -1160,7 +1472,16 @@ Status Run::run() {
       scheduleKindName(o.schedule.kind) + ", warmup " +
       std::to_string(o.schedule.warmupSteps) + ")");
   char line[256];
-  if (preference()) {
+  if (policy()) {
+    std::snprintf(line, sizeof line,
+                  "%lld prompts x %lld samples per step (temperature %g, "
+                  "up to %lld tokens), kl_coef %g, clip %g; ",
+                  static_cast<long long>(t->batch / o.group),
+                  static_cast<long long>(o.group), o.temperature,
+                  static_cast<long long>(o.maxTokens), o.klCoef, o.clip);
+    say(line + std::to_string(trainPrompts.size()) + " training and " +
+        std::to_string(evalPrompts.size()) + " held-out prompts");
+  } else if (preference()) {
     std::snprintf(line, sizeof line, "beta %g; ", o.beta);
     say(line + std::to_string(trainPairs.size()) + " training and " +
         std::to_string(valPairs.size()) + " held-out pairs of " +
@@ -1187,7 +1508,10 @@ Status Run::run() {
     if (!std::isfinite(*initial))
       return notFinite("eval loss", *initial, 0);
     lastEval = *initial;
-    if (preference())
+    if (policy())
+      row.set("train_prompts", static_cast<int64_t>(trainPrompts.size()))
+          .set("val_prompts", static_cast<int64_t>(evalPrompts.size()));
+    else if (preference())
       row.set("train_pairs", static_cast<int64_t>(trainPairs.size()))
           .set("val_pairs", static_cast<int64_t>(valPairs.size()));
     else if (fineTuning())
@@ -1207,12 +1531,21 @@ Status Run::run() {
   bool terminal = log && isTerminal(log);
   while (step < o.steps) {
     double lr = learningRate(step, o.schedule);
-    Batch batch = sampler->next();
+    Expected<Batch> drawn = sampler->next();
+    if (!drawn)
+      return drawn.status();
+    Batch batch = drawn.take();
     std::vector<NamedTensor> inputs = batchInputs(batch);
     float lrValue = static_cast<float>(lr);
     float betaValue = static_cast<float>(o.beta);
+    float klValue = static_cast<float>(o.klCoef);
+    float clipValue = static_cast<float>(o.clip);
     if (preference())
       inputs.push_back({"beta", TensorView{DType::F32, {}, &betaValue}});
+    if (policy()) {
+      inputs.push_back({"kl_coef", TensorView{DType::F32, {}, &klValue}});
+      inputs.push_back({"clip", TensorView{DType::F32, {}, &clipValue}});
+    }
     inputs.push_back({"lr", TensorView{DType::F32, {}, &lrValue}});
     auto begin = std::chrono::steady_clock::now();
     auto outputs = artifact->run(KILN_ENTRY_TRAIN_STEP, inputs);
@@ -1246,6 +1579,7 @@ Status Run::run() {
     row.set("energy_j", trainSeconds * o.watts);
     if (std::optional<double> epochs = sampler->epochs())
       row.set("epoch", *epochs);
+    sampler->addMetrics(row);
     bool evalNow = step == o.steps || (o.evalEvery && step % o.evalEvery == 0);
     if (evalNow) {
       Expected<double> evalLoss = evaluate(row);
@@ -1258,6 +1592,10 @@ Status Run::run() {
     }
     if (Status s = metrics->write(row); !s)
       return s;
+    if (rolloutLog)
+      for (const MetricsRow &record : sampler->records())
+        if (Status s = rolloutLog->write(record); !s)
+          return s;
     if (step == o.steps || (o.checkpointEvery && step % o.checkpointEvery == 0))
       if (Status s = checkpoint(step); !s)
         return s;
@@ -1291,7 +1629,13 @@ Status Run::run() {
   std::string png;
   if (Status s = plotRun(o.runDir, &png); !s)
     return s;
-  if (lastEval && preference()) {
+  if (lastEval && policy()) {
+    std::snprintf(line, sizeof line,
+                  "done: held-out success %.1f%% (%.1f%% at the first "
+                  "evaluation)",
+                  100.0 * *lastEval, 100.0 * firstSuccess.value_or(0));
+    say(line);
+  } else if (lastEval && preference()) {
     std::snprintf(line, sizeof line,
                   "done: held-out DPO loss %.4f, preference accuracy %.1f%%",
                   *lastEval, 100.0 * lastAccuracy);

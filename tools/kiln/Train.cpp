@@ -164,6 +164,52 @@ OPTIONS:
   -h, --help              this text
 )";
 
+const char kGrpoUsage[] =
+    R"(USAGE: kiln grpo NAME.kiln --data FILE.jsonl --out RUN_DIR --init RUN_DIR [options]
+       kiln grpo --resume --out RUN_DIR [--steps N] [NAME.kiln options]
+
+Group-relative policy optimization (Shao et al., 2024) against a
+programmatic judge, on prompts with answers, one JSON object per line
+(kiln task's prompts.jsonl):
+
+  {"prompt": "23+58=", "answer": "81"}
+
+NAME.kiln is compiled with kiln-compile --mode train --objective grpo
+--kv-cache N and a static --batch B = prompts per step x --group. Each step
+samples --group answers to each of B/group prompts through the artifact's
+own KV cache (the current policy; temperature --temperature, up to
+--max-tokens tokens or a line break), rewards each 1 when the judge finds
+it right and 0 otherwise, normalizes the rewards within each group (the
+advantages; a group whose answers are all right or all wrong teaches
+nothing), and takes one train_step on the clipped surrogate with a KL
+penalty (weight --kl-coef) to the reference: the starting model (--init),
+held as one frozen copy of the weights without optimizer state. The
+held-out success rate (greedy answers to --val-data, judged) is evaluated
+every --eval-every steps; metrics.jsonl records per step the mean reward,
+the KL to the reference, the sampled tokens' entropy estimate, the
+response length and the share of rows that carry a learning signal.
+
+OPTIONS:
+  --out RUN_DIR           the run directory (required)
+  --data FILE.jsonl       training prompts with answers (required)
+  --val-data FILE.jsonl   held-out prompts (kiln task's test.jsonl; default:
+                          --val-fraction of --data)
+  --init RUN_DIR|FILE     the starting parameters and the reference
+  --group G               samples per prompt (default 8)
+  --kl-coef K             weight of the KL penalty (default 0.04)
+  --clip E                ratio clip (default 0.2)
+  --temperature T         rollout sampling temperature (default 1.0)
+  --max-tokens N          longest answer (default 16)
+  --steps N               optimizer steps (default 1000)
+  --lr LR                 peak learning rate (default 1e-5)
+  --eval-batches N        held-out prompts judged: N x batch (default 8)
+  --batch, --seq, --min-lr, --warmup, --schedule, --seed, --eval-every,
+  --checkpoint-every, --tokenizer, --vocab-size, --val-fraction,
+  --peak-gflops, --watts, --log-every: as kiln sft
+  --resume                continue the run in --out
+  -h, --help              this text
+)";
+
 const char kPlotUsage[] =
     R"(USAGE: kiln plot RUN_DIR
 
@@ -280,8 +326,9 @@ double parseNumber(const std::string &option, const std::string &text) {
 /// kiln pretrain and kiln sft: one training loop (kiln::train::pretrain)
 /// over a corpus or over prompt/response examples.
 static int trainCommand(const std::string &task, int argc, char **argv) {
-  bool sft = task == "sft" || task == "dpo";
+  bool sft = task != "pretrain";
   bool dpo = task == "dpo";
+  bool grpo = task == "grpo";
   std::vector<std::string> settings = {
       "--data",       "--batch",        "--seq",          "--lr",
       "--min-lr",     "--warmup",       "--schedule",     "--seed",
@@ -291,11 +338,17 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
     settings.insert(settings.end(), {"--val-data", "--init"});
   if (dpo)
     settings.push_back("--beta");
+  if (grpo)
+    settings.insert(settings.end(), {"--group", "--kl-coef", "--clip",
+                                     "--temperature", "--max-tokens"});
   std::vector<std::string> allowed = {"--out", "--steps", "--peak-gflops",
                                       "--watts", "--log-every"};
   allowed.insert(allowed.end(), settings.begin(), settings.end());
   Options o = parseOptions(task, argc, argv, 2, allowed,
-                           dpo ? kDpoUsage : sft ? kSftUsage : kPretrainUsage,
+                           grpo  ? kGrpoUsage
+                           : dpo ? kDpoUsage
+                           : sft ? kSftUsage
+                                 : kPretrainUsage,
                            {"--resume"},
                            /*artifactRequired=*/false);
   kiln::train::PretrainOptions p;
@@ -310,13 +363,23 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
          "'kiln " + task + " --help'");
   if (sft && !p.resume && !o.values.count("--data"))
     fail("'kiln " + task + "' needs --data FILE.jsonl (JSON lines of " +
-         (dpo ? "{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}"
-              : "{\"prompt\": ..., \"response\": ...}") +
+         (dpo    ? "{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}"
+          : grpo ? "{\"prompt\": ..., \"answer\": ...}"
+                 : "{\"prompt\": ..., \"response\": ...}") +
          "); see 'kiln " + task + " --help'");
   if (sft) {
-    p.schedule.lr = dpo ? 1e-5 : 1e-4;
+    p.schedule.lr = dpo || grpo ? 1e-5 : 1e-4;
     p.valFraction = 0.1;
   }
+  if (o.values.count("--group"))
+    p.group = parseCount("--group", o.values["--group"], 2);
+  if (o.values.count("--max-tokens"))
+    p.maxTokens = parseCount("--max-tokens", o.values["--max-tokens"], 1);
+  for (auto [name, out] : {std::pair{"--kl-coef", &p.klCoef},
+                           std::pair{"--clip", &p.clip},
+                           std::pair{"--temperature", &p.temperature}})
+    if (o.values.count(name))
+      *out = parseNumber(name, o.values[name]);
   if (o.values.count("--beta")) {
     p.beta = parseNumber("--beta", o.values["--beta"]);
     if (p.beta <= 0)
@@ -387,6 +450,10 @@ int pretrainCommand(int argc, char **argv) {
 int sftCommand(int argc, char **argv) { return trainCommand("sft", argc, argv); }
 
 int dpoCommand(int argc, char **argv) { return trainCommand("dpo", argc, argv); }
+
+int grpoCommand(int argc, char **argv) {
+  return trainCommand("grpo", argc, argv);
+}
 
 int plotCommand(int argc, char **argv) {
   Options o = parseOptions("plot", argc, argv, 2, {}, kPlotUsage);

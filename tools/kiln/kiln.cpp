@@ -36,6 +36,8 @@ COMMANDS:
          Fine-tunes on prompt/response pairs (loss on the responses).
   dpo    NAME.kiln --data FILE.jsonl --out RUN_DIR --init RUN_DIR ...
          Direct preference optimization on chosen/rejected pairs.
+  grpo   NAME.kiln --data prompts.jsonl --out RUN_DIR --init RUN_DIR ...
+         Group-relative policy optimization against the task's judge.
   task   arithmetic|sorting --out DIR
          Writes a task with a programmatic judge (demonstrations, pairs,
          prompts, held-out prompts).
@@ -75,6 +77,8 @@ int main(int argc, char **argv) {
     return sftCommand(argc, argv);
   if (command == "dpo")
     return dpoCommand(argc, argv);
+  if (command == "grpo")
+    return grpoCommand(argc, argv);
   if (command == "task")
     return taskCommand(argc, argv);
   if (command == "judge")
@@ -88,5 +92,5 @@ int main(int argc, char **argv) {
   if (command == "calibrate")
     return calibrateCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, dpo, task, judge, plot, generate, eval, calibrate; see 'kiln --help')");
+       "pretrain, sft, dpo, grpo, task, judge, plot, generate, eval, calibrate; see 'kiln --help')");
 }

@@ -28,7 +28,9 @@ struct PretrainOptions {
   /// corpus), "sft" (supervised fine-tuning: JSON lines of prompt and
   /// response, the loss over the response tokens only; Examples.h) or "dpo"
   /// (JSON lines of a prompt and a chosen and a rejected response; an
-  /// artifact compiled with --objective dpo).
+  /// artifact compiled with --objective dpo) or "grpo" (JSON lines of a
+  /// prompt and its answer, rewarded by the judge of Tasks.h; an artifact
+  /// compiled with --objective grpo and --kv-cache).
   std::string task = "pretrain";
   /// The training artifact (entry points train_step and eval_step).
   std::string artifact;
@@ -45,6 +47,11 @@ struct PretrainOptions {
   std::string init;
   /// dpo: the strength of the preference (train_step's beta).
   double beta = 0.1;
+  /// grpo: samples per prompt, the KL penalty's weight, the ratio clip, the
+  /// sampling temperature and the longest response.
+  int64_t group = 8;
+  double klCoef = 0.04, clip = 0.2, temperature = 1.0;
+  int64_t maxTokens = 16;
   /// The run directory (created when missing).
   std::string runDir;
   /// Optimizer steps in all (a resumed run continues up to this count).

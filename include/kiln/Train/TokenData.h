@@ -151,9 +151,15 @@ struct Batch {
   int64_t seq = 0;
   std::vector<int64_t> inputs;
   std::vector<int64_t> targets;
-  /// Preference batches: the reference model's summed response
-  /// log-probability of each row (train_step's reference_logprobs).
-  std::vector<float> reference;
+  /// The objective's other f32 inputs of train_step, by name (DPO's
+  /// reference_logprobs [batch]; GRPO's sample_logprobs and
+  /// reference_logprobs [batch, seq] and advantages [batch]).
+  struct Input {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::vector<float> values;
+  };
+  std::vector<Input> extra;
 };
 
 /// Draws batches of seq + 1 consecutive tokens starting at uniformly random
