@@ -322,8 +322,56 @@ llvm::Error mlir::kiln::addPolicyLoss(ModuleOp module) {
   return finishObjective(*loss, m.mean(perRow), "the GRPO loss");
 }
 
+llvm::Error mlir::kiln::addRewardLoss(ModuleOp module) {
+  auto fail = [](const llvm::Twine &message) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   message.str());
+  };
+  if (module.lookupSymbol("loss"))
+    return llvm::Error::success();
+  auto score = module.lookupSymbol<func::FuncOp>("score");
+  if (!score || score.isExternal() || score.getNumArguments() != 2 ||
+      score.getNumResults() != 1)
+    return fail("the reward-model loss needs a 'score(input_ids, lengths) -> "
+                "scores' function (a causal LM built with a score head)");
+  auto scores = cast<RankedTensorType>(score.getResultTypes()[0]);
+  int64_t rows = scores.getRank() == 1 ? scores.getDimSize(0) : -1;
+  if (ShapedType::isDynamic(rows) || rows < 2 || rows % 2 != 0)
+    return fail("the reward-model loss pairs the first half of a batch "
+                "(chosen responses) with the second (rejected ones): "
+                "compile it with a static, even --batch (twice the pairs per "
+                "step)" +
+                (rows > 0 ? ", not " + std::to_string(rows) : std::string()));
+  OpBuilder builder(module.getContext());
+  builder.setInsertionPointToEnd(module.getBody());
+  Location loc = score.getLoc();
+  auto loss = func::FuncOp::create(
+      builder, loc, "loss",
+      builder.getFunctionType(score.getArgumentTypes(),
+                              RankedTensorType::get({}, scores.getElementType())));
+  for (unsigned i = 0; i < score.getNumArguments(); ++i)
+    loss.setArgAttrs(i, score.getArgAttrDict(i));
+  loss.setResultAttr(0, attrs::kName, builder.getStringAttr("loss"));
+  Block *body = loss.addEntryBlock();
+  builder.setInsertionPointToStart(body);
+  Value s =
+      func::CallOp::create(builder, loc, score, body->getArguments()).getResult(0);
+  Math m(builder, loc, scores.getElementType());
+  auto half = [&](int64_t start) {
+    return SliceOp::create(builder, loc, s, builder.getI64IntegerAttr(0),
+                           builder.getI64IntegerAttr(start),
+                           builder.getI64IntegerAttr(start + rows / 2),
+                           builder.getI64IntegerAttr(1));
+  };
+  Value margin = m.sub(half(0), half(rows / 2));
+  return finishObjective(loss, m.mean(m.softplus(m.neg(margin))),
+                         "the reward-model loss");
+}
+
 std::optional<TrainingObjective>
 mlir::kiln::parseTrainingObjective(llvm::StringRef name) {
+  if (name == "reward")
+    return TrainingObjective::Reward;
   if (name == "lm")
     return TrainingObjective::LanguageModel;
   if (name == "dpo")
@@ -341,6 +389,8 @@ llvm::StringRef mlir::kiln::trainingObjectiveName(TrainingObjective objective) {
     return "dpo";
   case TrainingObjective::Policy:
     return "grpo";
+  case TrainingObjective::Reward:
+    return "reward";
   }
   llvm_unreachable("unknown objective");
 }
@@ -366,6 +416,10 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
     if (llvm::Error err = addPolicyLoss(module))
       return err;
     if (llvm::Error err = addTokenLogProbs(module))
+      return err;
+    break;
+  case TrainingObjective::Reward:
+    if (llvm::Error err = addRewardLoss(module))
       return err;
     break;
   }

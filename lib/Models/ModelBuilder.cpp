@@ -336,6 +336,25 @@ llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
       step.positions = forward.getArgument(next++);
     endFunction(head(body(step)));
   }
+  if (options.scoreHead) {
+    // score(input_ids [B, S], lengths [B]) -> scores [B].
+    auto rowsType = RankedTensorType::get({spec.batch}, i64);
+    func::FuncOp score = beginFunction(
+        "score", {idsType, rowsType},
+        {RankedTensorType::get({spec.batch}, builder.getF32Type())});
+    nameEntryPoint(score, {"input_ids", "lengths"}, {"scores"});
+    limitSequence(score, spec.maxPositions);
+    CausalLMStep step(*this, CausalLMStep::Kind::Forward);
+    step.ids = score.getArgument(0);
+    Value hidden = lastToken(body(step), step.ids, score.getArgument(1),
+                             spec.batch);
+    int64_t width = shapeOf(hidden).back();
+    Value weight = normalParam("score.weight", {1, width}, 0.02);
+    Value scores = MatmulOp::create(builder, loc, hidden, weight,
+                                    /*transpose_lhs=*/false,
+                                    /*transpose_rhs=*/true);
+    endFunction(reshape(scores, {spec.batch}));
+  }
   if (options.kvCache == 0)
     return llvm::Error::success();
   int64_t slots = options.kvCache == BuildOptions::kKVCacheMax
@@ -394,27 +413,7 @@ llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
     }
     Value hidden;
     if (prefill) {
-      // The hidden state of each row's last token, lengths[b] - 1 clamped
-      // into [0, S - 1] (as gather clamps: a bad length picks an end of the
-      // prompt, never nothing), picked by a one-hot sum over the sequence.
-      Value all = body(step);
-      Value positions = this->positions(step.ids, /*dim=*/1);
-      Value last = SubOp::create(builder, loc, rows, intScalar(1));
-      Value lastPosition = ReduceOp::create(builder, loc, ReduceKind::max,
-                                            positions, ArrayRef<int64_t>{0},
-                                            /*keepdim=*/false);
-      last = MinOp::create(builder, loc,
-                           MaxOp::create(builder, loc, last, intScalar(0)),
-                           lastPosition);
-      // [S, 1] == [B, 1, 1] -> [B, S, 1].
-      Value pick = CompareOp::create(
-          builder, loc, ComparePredicate::eq,
-          reshape(positions, {shapeOf(positions)[0], 1}),
-          reshape(last, {spec.batch, 1, 1}));
-      Value zero = scalar(0.0, computeType);
-      Value picked = SelectOp::create(builder, loc, pick, all, zero);
-      hidden = ReduceOp::create(builder, loc, ReduceKind::sum, picked,
-                                ArrayRef<int64_t>{1}, /*keepdim=*/true);
+      hidden = lastToken(body(step), step.ids, rows, spec.batch);
     } else {
       step.cachePositions = rows;
       step.positions = reshape(rows, {spec.batch, 1});
@@ -432,12 +431,39 @@ llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
   return llvm::Error::success();
 }
 
+Value GraphBuilder::lastToken(Value all, Value ids, Value lengths,
+                              int64_t batch) {
+  // The hidden state of each row's last token, lengths[b] - 1 clamped into
+  // [0, S - 1] (as gather clamps: a bad length picks an end of the row,
+  // never nothing), picked by a one-hot sum over the sequence.
+  Value positions = this->positions(ids, /*dim=*/1);
+  Value last = SubOp::create(builder, loc, lengths, intScalar(1));
+  Value lastPosition = ReduceOp::create(builder, loc, ReduceKind::max,
+                                        positions, ArrayRef<int64_t>{0},
+                                        /*keepdim=*/false);
+  last = MinOp::create(builder, loc,
+                       MaxOp::create(builder, loc, last, intScalar(0)),
+                       lastPosition);
+  // [S, 1] == [B, 1, 1] -> [B, S, 1].
+  Value pick = CompareOp::create(builder, loc, ComparePredicate::eq,
+                                 reshape(positions, {shapeOf(positions)[0], 1}),
+                                 reshape(last, {batch, 1, 1}));
+  Value zero = scalar(0.0, computeType);
+  Value picked = SelectOp::create(builder, loc, pick, all, zero);
+  return ReduceOp::create(builder, loc, ReduceKind::sum, picked,
+                          ArrayRef<int64_t>{1}, /*keepdim=*/true);
+}
+
 llvm::Error mlir::kiln::models::refuseCausalLMInputs(const BuildOptions &options,
                                                      StringRef family) {
   if (options.kvCache != 0)
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         family + ": a KV cache is for the causal LMs (gpt2, llama)");
+  if (options.scoreHead)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        family + ": a score head is for the causal LMs (gpt2, llama)");
   if (!options.attentionMask && !options.positionIds)
     return llvm::Error::success();
   return llvm::createStringError(

@@ -245,6 +245,9 @@ public:
   /// Records the longest sequence the model takes (`kiln.max_shape` on each
   /// `[batch, seq]` input with a dynamic seq), so the runtime refuses longer
   /// inputs instead of reading past the position table.
+  /// The hidden state `[B, 1, E]` of each row's last token (lengths[b] - 1,
+  /// clamped into the sequence) of `all` `[B, S, E]`.
+  Value lastToken(Value all, Value ids, Value lengths, int64_t batch);
   void limitSequence(func::FuncOp func, int64_t maxSeq);
   /// Adds the `func.return`; float results are cast to f32 first, so the
   /// entry point's outputs (and a loss built on them) are f32 whatever the

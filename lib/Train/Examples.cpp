@@ -483,16 +483,23 @@ Batch kiln::train::pairBatch(const std::vector<const PairExample *> &pairs,
   b.inputs.assign(static_cast<size_t>(batch * seq), padId);
   b.targets.assign(static_cast<size_t>(batch * seq), kIgnoreIndex);
   std::vector<float> reference(static_cast<size_t>(batch), 0.0f);
+  // Rows without a pair hold one padding token.
+  std::vector<int64_t> lengths(static_cast<size_t>(batch), 1);
   int64_t half = batch / 2;
   for (size_t i = 0; i < pairs.size() && static_cast<int64_t>(i) < half; ++i) {
     int64_t row = static_cast<int64_t>(i);
     fillExampleRow(pairs[i]->chosen, row, padId, b);
     fillExampleRow(pairs[i]->rejected, half + row, padId, b);
+    lengths[static_cast<size_t>(row)] = std::min<int64_t>(
+        seq, static_cast<int64_t>(pairs[i]->chosen.tokens.size()));
+    lengths[static_cast<size_t>(half + row)] = std::min<int64_t>(
+        seq, static_cast<int64_t>(pairs[i]->rejected.tokens.size()));
     reference[static_cast<size_t>(row)] =
         static_cast<float>(pairs[i]->referenceChosen);
     reference[static_cast<size_t>(half + row)] =
         static_cast<float>(pairs[i]->referenceRejected);
   }
   b.extra.push_back({"reference_logprobs", {batch}, std::move(reference)});
+  b.lengths = std::move(lengths);
   return b;
 }

@@ -198,15 +198,17 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   std::string task = "pretrain";
   if (j.contains("task") && !str("task", task))
     return bad("task");
-  if (task != "pretrain" && task != "sft" && task != "dpo" && task != "grpo")
+  if (task != "pretrain" && task != "sft" && task != "dpo" &&
+      task != "grpo" && task != "reward")
     return Status::error("'" + path + "' records task '" + task +
                          "', which this kiln does not know");
   if (checkTask && task != o.task)
     return Status::error("'" + o.runDir + "' holds a " +
                          (task == "sft"   ? "fine-tuning"
                           : task == "dpo"  ? "DPO"
-                          : task == "grpo" ? "GRPO"
-                                           : "pretraining") +
+                          : task == "grpo"   ? "GRPO"
+                          : task == "reward" ? "reward-model"
+                                             : "pretraining") +
                          " run; continue it with 'kiln " + task +
                          " --resume --out " + o.runDir + "'");
   o.task = task;
@@ -306,7 +308,7 @@ Status resolveDim(const TensorSpec &spec, size_t dim, const char *option,
 Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
                                               int64_t batch, int64_t seq,
                                               const std::string &task) {
-  bool preference = task == "dpo";
+  bool preference = task == "dpo" || task == "reward";
   TrainingInterface t;
   t.train = artifact.findEntryPoint(KILN_ENTRY_TRAIN_STEP);
   t.eval = artifact.findEntryPoint(KILN_ENTRY_EVAL_STEP);
@@ -317,8 +319,15 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
                          artifact.manifest().entryPointNames() +
                          "); compile it with kiln-compile --mode train");
   const TensorSpec *ids = t.train->findInput("input_ids");
-  const TensorSpec *targets = t.train->findInput("targets");
+  const TensorSpec *targets = t.train->findInput(
+      task == "reward" ? "lengths" : "targets");
   const TensorSpec *lr = t.train->findInput("lr");
+  if (task == "reward" &&
+      (!targets || !artifact.findEntryPoint("score") ||
+       t.train->findInput("targets")))
+    return Status::error("'" + artifact.dir() +
+                         "' is not a reward model: compile it with "
+                         "kiln-compile --mode train --objective reward");
   if (!ids || !targets || !lr || ids->rank() != 2 ||
       !t.train->findOutput("loss") || !t.train->findOutput("grad_norm"))
     return Status::error("'" + artifact.dir() +
@@ -334,7 +343,9 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
   t.seq = seq;
   if (preference) {
     const TensorSpec *reference = t.train->findInput("reference_logprobs");
-    if (!reference || !t.train->findInput("beta") ||
+    if (task == "reward") {
+      // Checked above.
+    } else if (!reference || !t.train->findInput("beta") ||
         !artifact.findEntryPoint(KILN_ENTRY_TOKEN_LOGPROBS))
       return Status::error("'" + artifact.dir() +
                            "' has no DPO train_step (reference_logprobs and "
@@ -343,7 +354,7 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
     if (batch % 2 != 0)
       return Status::error("'" + artifact.dir() + "' takes batches of " +
                            std::to_string(batch) +
-                           " rows; DPO needs an even batch (pairs x 2)");
+                           " rows; pairs need an even batch (pairs x 2)");
   } else if (task == "grpo") {
     if (!t.train->findInput("sample_logprobs") ||
         !t.train->findInput("advantages") ||
@@ -624,7 +635,9 @@ private:
   Status computeReferences(int64_t step);
   Expected<std::vector<double>>
   sequenceLogProbs(const Batch &batch);
-  bool preference() const { return o.task == "dpo"; }
+  bool preference() const { return o.task == "dpo" || o.task == "reward"; }
+  bool rewardModel() const { return o.task == "reward"; }
+  Expected<double> evaluateRewards(MetricsRow &row);
   bool policy() const { return o.task == "grpo"; }
   Status prepareRollouts(const TrainingInterface &t);
   Expected<double> evaluateAnswers(MetricsRow &row);
@@ -1016,11 +1029,21 @@ Status Run::preparePairs(const TrainingInterface &t) {
       responses.push_back(pair.chosen);
       responses.push_back(pair.rejected);
     }
-    // Example 2k+1 and 2k+2 are pair k+1's responses.
-    if (Status s = checkExamplesFit(responses, t.seq,
+    // Example 2k+1 and 2k+2 are pair k+1's responses. A reward model
+    // scores a row's last token, so the whole response must be its input.
+    if (Status s = checkExamplesFit(responses,
+                                    rewardModel() ? t.seq - 1 : t.seq,
                                     std::string(what) + " response");
         !s)
       return s;
+  }
+  if (rewardModel() && !referencesReady) {
+    // No reference: the pairs are kept as they are.
+    if (Status s = writePairs(trainPairsPath(o.runDir), trainPairs); !s)
+      return s;
+    if (Status s = writePairs(valPairsPath(o.runDir), valPairs); !s)
+      return s;
+    referencesReady = true;
   }
   sampler = std::make_unique<PairEpochs>(
       trainPairs, EpochOrder(static_cast<int64_t>(trainPairs.size()),
@@ -1077,8 +1100,10 @@ std::string initialParametersPath(const std::string &init) {
 
 Status Run::loadInitialParameters() {
   std::string path = initialParametersPath(o.init);
-  if (Status s = artifact->loadParameters(
-          path, /*requireAll=*/true, Artifact::LoadSelection::ModelOnly);
+  // A reward model's score head is not in a language model's checkpoint:
+  // it keeps its initial values.
+  if (Status s = artifact->loadParameters(path, /*requireAll=*/!rewardModel(),
+                                          Artifact::LoadSelection::ModelOnly);
       !s)
     return Status::error("--init: " + s.message());
   say("starting from the parameters of '" + path + "'");
@@ -1190,18 +1215,30 @@ Expected<double> Run::evaluateAnswers(MetricsRow &row) {
 
 float scalarOf(const OwnedTensor &tensor) { return *tensor.as<float>(); }
 
-std::vector<NamedTensor> batchInputs(const Batch &batch) {
+/// The tensors of `batch` that `entry` takes (input_ids, targets, lengths,
+/// the objective's extra inputs), by name.
+std::vector<NamedTensor> batchInputs(const Batch &batch,
+                                     const EntryPointSpec &entry) {
   std::vector<int64_t> shape = {batch.batch, batch.seq};
-  std::vector<NamedTensor> inputs = {
+  std::vector<NamedTensor> all = {
       {"input_ids", TensorView{DType::I64, shape, batch.inputs.data()}},
       {"targets", TensorView{DType::I64, shape, batch.targets.data()}}};
+  if (!batch.lengths.empty())
+    all.push_back({"lengths", TensorView{DType::I64, {batch.batch},
+                                         batch.lengths.data()}});
   for (const Batch::Input &input : batch.extra)
-    inputs.push_back(
+    all.push_back(
         {input.name, TensorView{DType::F32, input.shape, input.values.data()}});
+  std::vector<NamedTensor> inputs;
+  for (NamedTensor &tensor : all)
+    if (entry.findInput(tensor.name))
+      inputs.push_back(std::move(tensor));
   return inputs;
 }
 
 Expected<double> Run::evaluate(MetricsRow &row) {
+  if (rewardModel())
+    return evaluateRewards(row);
   if (preference())
     return evaluatePreferences(row);
   if (policy())
@@ -1211,7 +1248,9 @@ Expected<double> Run::evaluate(MetricsRow &row) {
   // their count: the mean over every held-out response token.
   double total = 0, weights = 0;
   for (size_t i = 0; i < evalSet.size(); ++i) {
-    auto outputs = artifact->run(KILN_ENTRY_EVAL_STEP, batchInputs(evalSet[i]));
+    auto outputs = artifact->run(
+        KILN_ENTRY_EVAL_STEP,
+        batchInputs(evalSet[i], *artifact->findEntryPoint(KILN_ENTRY_EVAL_STEP)));
     if (!outputs)
       return outputs.status();
     double weight =
@@ -1227,9 +1266,9 @@ Expected<double> Run::evaluate(MetricsRow &row) {
 /// The summed response log-probability of each row of `batch`
 /// (token_logprobs), in double precision.
 Expected<std::vector<double>> Run::sequenceLogProbs(const Batch &batch) {
-  std::vector<NamedTensor> inputs = batchInputs(batch);
-  inputs.resize(2); // input_ids and targets
-  auto outputs = artifact->run(KILN_ENTRY_TOKEN_LOGPROBS, inputs);
+  auto outputs = artifact->run(
+      KILN_ENTRY_TOKEN_LOGPROBS,
+      batchInputs(batch, *artifact->findEntryPoint(KILN_ENTRY_TOKEN_LOGPROBS)));
   if (!outputs)
     return outputs.status();
   const float *logprobs = (*outputs)[0].as<float>();
@@ -1238,6 +1277,38 @@ Expected<std::vector<double>> Run::sequenceLogProbs(const Batch &batch) {
     for (int64_t t = 0; t < batch.seq; ++t)
       sums[static_cast<size_t>(r)] += logprobs[r * batch.seq + t];
   return sums;
+}
+
+/// A reward model's held-out metrics over every held-out pair: the
+/// Bradley–Terry loss -log sigmoid(s_c - s_r), the pairwise accuracy
+/// (s_c > s_r) and the mean margin, from the score entry.
+Expected<double> Run::evaluateRewards(MetricsRow &row) {
+  double loss = 0, correct = 0, margin = 0;
+  int64_t half = rows / 2;
+  size_t count = valPairs.size();
+  const EntryPointSpec &score = *artifact->findEntryPoint("score");
+  for (size_t first = 0; first < count; first += static_cast<size_t>(half)) {
+    std::vector<const PairExample *> group;
+    for (size_t i = first; i < std::min(count, first + half); ++i)
+      group.push_back(&valPairs[i]);
+    Batch b = pairBatch(group, rows, seq, padId);
+    auto outputs = artifact->run("score", batchInputs(b, score));
+    if (!outputs)
+      return outputs.status();
+    const float *s = (*outputs)[0].as<float>();
+    for (size_t i = 0; i < group.size(); ++i) {
+      double m = static_cast<double>(s[i]) - s[static_cast<size_t>(half) + i];
+      loss += std::max(-m, 0.0) + std::log1p(std::exp(-std::abs(m)));
+      correct += m > 0;
+      margin += m;
+    }
+  }
+  double n = static_cast<double>(count);
+  lastAccuracy = correct / n;
+  row.set("eval_loss", loss / n)
+      .set("eval_accuracy", correct / n)
+      .set("eval_margin", margin / n);
+  return loss / n;
 }
 
 /// DPO's held-out metrics over every held-out pair, in double precision
@@ -1444,7 +1515,7 @@ Status Run::run() {
   if (step == 0 && !o.init.empty())
     if (Status s = loadInitialParameters(); !s)
       return s;
-  if (preference())
+  if (preference() && !rewardModel())
     if (Status s = computeReferences(step); !s)
       return s;
   Expected<MetricsWriter> metrics = MetricsWriter::open(metricsPath(o.runDir));
@@ -1462,8 +1533,9 @@ Status Run::run() {
   std::optional<double> flopsPerStep;
   if (t->train->flops && t->train->hasStaticInputs())
     flopsPerStep = *t->train->flops;
-  say(std::string(policy()       ? "GRPO on '"
-                  : preference() ? "DPO on '"
+  say(std::string(policy()        ? "GRPO on '"
+                  : rewardModel() ? "reward model '"
+                  : preference()  ? "DPO on '"
                   : fineTuning() ? "fine-tuning '"
                                  : "pretraining '") +
       o.artifact + "': " + std::to_string(o.steps) + " steps of batch " +
@@ -1481,6 +1553,11 @@ Status Run::run() {
                   static_cast<long long>(o.maxTokens), o.klCoef, o.clip);
     say(line + std::to_string(trainPrompts.size()) + " training and " +
         std::to_string(evalPrompts.size()) + " held-out prompts");
+  } else if (rewardModel()) {
+    say("Bradley-Terry loss on the score of each response's last token; " +
+        std::to_string(trainPairs.size()) + " training and " +
+        std::to_string(valPairs.size()) + " held-out pairs of " +
+        std::to_string(t->batch / 2) + " per step");
   } else if (preference()) {
     std::snprintf(line, sizeof line, "beta %g; ", o.beta);
     say(line + std::to_string(trainPairs.size()) + " training and " +
@@ -1535,12 +1612,12 @@ Status Run::run() {
     if (!drawn)
       return drawn.status();
     Batch batch = drawn.take();
-    std::vector<NamedTensor> inputs = batchInputs(batch);
+    std::vector<NamedTensor> inputs = batchInputs(batch, *t->train);
     float lrValue = static_cast<float>(lr);
     float betaValue = static_cast<float>(o.beta);
     float klValue = static_cast<float>(o.klCoef);
     float clipValue = static_cast<float>(o.clip);
-    if (preference())
+    if (preference() && !rewardModel())
       inputs.push_back({"beta", TensorView{DType::F32, {}, &betaValue}});
     if (policy()) {
       inputs.push_back({"kl_coef", TensorView{DType::F32, {}, &klValue}});
@@ -1637,8 +1714,9 @@ Status Run::run() {
     say(line);
   } else if (lastEval && preference()) {
     std::snprintf(line, sizeof line,
-                  "done: held-out DPO loss %.4f, preference accuracy %.1f%%",
-                  *lastEval, 100.0 * lastAccuracy);
+                  "done: held-out %s loss %.4f, preference accuracy %.1f%%",
+                  rewardModel() ? "Bradley-Terry" : "DPO", *lastEval,
+                  100.0 * lastAccuracy);
     say(line);
   } else if (lastEval && fineTuning()) {
     std::snprintf(line, sizeof line,

@@ -8,6 +8,10 @@
 // RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective dpo --batch 3 --emit=summary 2>&1 | FileCheck %s --check-prefix=ODD
 // RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective ppo --emit=summary 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // RUN: not kiln-compile %models/gpt2-tiny.json --objective dpo --emit=summary 2>&1 | FileCheck %s --check-prefix=NOTRAIN
+// RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective reward --batch 4 --seq 8 --emit=kiln | FileCheck %s --check-prefix=REWARD
+// RUN: kiln-compile %models/llama-tiny.json --score-head --emit=summary | FileCheck %s --check-prefix=SCORE
+// RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective reward --emit=summary 2>&1 | FileCheck %s --check-prefix=RDYNAMIC
+// RUN: not kiln-compile %models/bert-tiny.json --score-head --emit=summary 2>&1 | FileCheck %s --check-prefix=RBERT
 
 // DPO-LABEL: func.func @token_logprobs(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4x8xi64> {kiln.name = "targets"}) -> (tensor<4x8xf32> {kiln.name = "logprobs"})
 // DPO:         %[[CE:.*]] = kiln.cross_entropy %{{.*}}, %arg1 reduction = none
@@ -50,5 +54,22 @@
 // LM-NOT: token_logprobs
 // DYNAMIC: the DPO loss pairs the first half of a batch (chosen responses) with the second (rejected ones): compile it with a static, even --batch (twice the pairs per step)
 // ODD: compile it with a static, even --batch (twice the pairs per step), not 3
-// UNKNOWN: unknown --objective 'ppo' (expected lm, dpo or grpo)
+// UNKNOWN: unknown --objective 'ppo' (expected lm, dpo, grpo or reward)
 // NOTRAIN: --objective needs --mode train
+
+// The reward model: score.weight on the last token's final hidden state,
+// then the Bradley-Terry loss over the two halves of the batch.
+// REWARD:      kiln.parameter @score.weight : tensor<1x64xf32>
+// REWARD-LABEL: func.func @score(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4xi64> {kiln.name = "lengths"}) -> (tensor<4xf32> {kiln.name = "scores"})
+// REWARD:        kiln.compare eq
+// REWARD:        %[[LAST:.*]] = kiln.reduce sum %{{.*}} axes = [1] keepdim : (tensor<4x8x64xf32>) -> tensor<4x1x64xf32>
+// REWARD-NEXT:   %[[W:.*]] = kiln.read_param @score.weight
+// REWARD-NEXT:   %[[S:.*]] = kiln.matmul %[[LAST]], %[[W]] transpose_rhs
+// REWARD-LABEL: func.func @train_step(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4xi64> {kiln.name = "lengths"}, %arg2: tensor<f32> {kiln.name = "lr"})
+// REWARD-LABEL: func.func @eval_step(
+// REWARD:        kiln.slice %{{.*}} axis = 0[2 : 4 : 1]
+// REWARD:        kiln.slice %{{.*}} axis = 0[0 : 2 : 1]
+// REWARD:        kiln.reduce mean %{{.*}} axes = [0] : (tensor<2xf32>) -> tensor<f32>
+// SCORE: entry        @score(tensor<?x?xi64>, tensor<?xi64>) -> (tensor<?xf32>)
+// RDYNAMIC: the reward-model loss pairs the first half of a batch (chosen responses) with the second (rejected ones)
+// RBERT: a score head is for the causal LMs (gpt2, llama)

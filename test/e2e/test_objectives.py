@@ -167,6 +167,50 @@ class DPO(Objective, unittest.TestCase):
             self.assertIn("static, even --batch", str(raised.exception))
 
 
+class Reward(unittest.TestCase):
+    """The Bradley-Terry loss on the score head: score = score.weight · the
+    final hidden state of each row's last token (lengths - 1); loss =
+    -logsigmoid(score_chosen - score_rejected), mean over pairs. Loss and
+    every gradient (score.weight included) against torch.autograd."""
+
+    def test_loss_and_gradient(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            config = os.path.join(MODELS, "gpt2-tiny.json")
+            with open(config) as f:
+                cfg = json.load(f)
+            first = compile_artifact(config, os.path.join(tmp, "init.kiln"), extra=["--score-head"])
+            weights = model_weights(first, seed=23)
+            self.assertEqual(weights["score.weight"].shape, (1, cfg["n_embd"]))
+            path = os.path.join(tmp, "w.safetensors")
+            save_safetensors(weights, path)
+            artifact = os.path.join(tmp, "reward.kiln")
+            compile_artifact(config, artifact, weights=path,
+                             extra=["--mode", "train", "--objective", "reward", "--batch", str(BATCH),
+                                    "--seq", str(SEQ)] + SGD)
+            rng = np.random.default_rng(5)
+            ids = rng.integers(0, cfg["vocab_size"], (BATCH, SEQ)).astype(np.int64)
+            lengths = np.array([SEQ, 3, 7, 1], dtype=np.int64)
+            scores = run_artifact(artifact, {"input_ids": ids, "lengths": lengths}, tmp, entry="score")["scores"]
+
+            params = {n: torch.tensor(w, dtype=torch.float64, requires_grad=True) for n, w in weights.items()}
+            h = gpt2_forward(params, torch.from_numpy(ids), cfg, hidden=True)
+            last = h[torch.arange(BATCH), torch.from_numpy(lengths) - 1]
+            expected_scores = last @ params["score.weight"][0]
+            np.testing.assert_allclose(scores, expected_scores.detach().numpy(), rtol=1e-5, atol=1e-5)
+            pairs = BATCH // 2
+            expected = -F.logsigmoid(expected_scores[:pairs] - expected_scores[pairs:]).mean()
+            expected.backward()
+            loss, grads = train_step(artifact, {"input_ids": ids, "lengths": lengths,
+                                                "lr": np.array(1.0, dtype=np.float32)}, tmp)
+            self.assertAlmostEqual(loss / expected.item(), 1.0, delta=1e-5)
+            self.assertEqual(set(grads), set(params))
+            for name, p in params.items():
+                want = p.grad.numpy()
+                tol = GRAD_ATOL + GRAD_ULPS * 2.0 ** -24 * np.abs(want).max()
+                np.testing.assert_allclose(grads[name], want, rtol=GRAD_RTOL, atol=tol, err_msg=name)
+            print(f"reward: loss {loss:.6f} (torch {expected.item():.6f})")
+
+
 class GRPO(Objective, unittest.TestCase):
     OBJECTIVE = "grpo"
     KL, CLIP = 0.05, 0.2

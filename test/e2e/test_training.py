@@ -63,8 +63,9 @@ GRAD_ULPS = 32        # float32 gradient error, in ulps of the tensor's largest 
 F32_ULP = 2.0 ** -24
 
 
-def gpt2_forward(t, ids, cfg):
-    """GPT2LMHeadModel's logits from torch tensors `t` (HF names/layouts)."""
+def gpt2_forward(t, ids, cfg, hidden=False):
+    """GPT2LMHeadModel's logits from torch tensors `t` (HF names/layouts);
+    with `hidden`, the final hidden states (after ln_f) instead."""
     d, heads = cfg["n_embd"], cfg["n_head"]
     hd = d // heads
     eps = cfg.get("layer_norm_epsilon", 1e-5)
@@ -85,7 +86,7 @@ def gpt2_forward(t, ids, cfg):
         h = F.gelu(h @ t[p + "mlp.c_fc.weight"] + t[p + "mlp.c_fc.bias"], approximate="tanh")
         x = x + h @ t[p + "mlp.c_proj.weight"] + t[p + "mlp.c_proj.bias"]
     x = F.layer_norm(x, (d,), t["transformer.ln_f.weight"], t["transformer.ln_f.bias"], eps)
-    return x @ t["transformer.wte.weight"].T
+    return x if hidden else x @ t["transformer.wte.weight"].T
 
 
 def model_weights(manifest, seed):

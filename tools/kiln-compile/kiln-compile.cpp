@@ -169,6 +169,13 @@ cl::opt<std::string> kvCache(
              "of N slots per row updated in place (kiln generate uses them); "
              "'max' for the model's position limit"),
     cl::value_desc("N|max"), cl::init(""), cl::cat(category));
+cl::opt<bool> scoreHead(
+    "score-head",
+    cl::desc("Causal LMs (gpt2, llama): also build score(input_ids, lengths) "
+             "-> scores, a linear head score.weight [1, hidden] on each row's "
+             "last token (a reward model; on by itself with --objective "
+             "reward)"),
+    cl::init(false), cl::cat(category));
 cl::opt<std::string> attention(
     "attention",
     cl::desc("How kiln.attention is lowered: fused (the default: one "
@@ -233,8 +240,10 @@ cl::opt<std::string> objective(
              "lr): chosen rows then rejected rows, a static even --batch; "
              "kiln dpo) or grpo (train_step(input_ids, targets, "
              "sample_logprobs, reference_logprobs, advantages, kl_coef, clip, "
-             "lr); kiln grpo). dpo and grpo also get token_logprobs(input_ids, "
-             "targets) -> logprobs"),
+             "lr); kiln grpo) or reward (a score head and train_step(input_ids, "
+             "lengths, lr), the Bradley-Terry loss on chosen rows then "
+             "rejected rows, a static even --batch; kiln reward). dpo and "
+             "grpo also get token_logprobs(input_ids, targets) -> logprobs"),
     cl::init("lm"), cl::cat(category));
 cl::opt<std::string> optimizerName(
     "optimizer", cl::desc("Optimizer of --mode train: adamw (default) or sgd"),
@@ -404,6 +413,8 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     options.training = mode == Mode::Train;
     options.attentionMask = attentionMaskInput;
     options.positionIds = positionIdsInput;
+    options.scoreHead =
+        scoreHead || (mode == Mode::Train && objective == "reward");
     if (!kvCache.empty()) {
       int64_t slots = 0;
       if (kvCache == "max") {
@@ -425,8 +436,8 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     return std::move(*module);
   }
 
-  if (!kvCache.empty()) {
-    fail("--kv-cache applies to model configs (.json)");
+  if (!kvCache.empty() || scoreHead) {
+    fail("--kv-cache and --score-head apply to model configs (.json)");
     return failure();
   }
   if (attentionMaskInput || positionIdsInput) {
@@ -612,7 +623,7 @@ int main(int argc, char **argv) {
         kiln::parseTrainingObjective(objective);
     if (!parsed)
       return fail("unknown --objective '" + objective +
-                  "' (expected lm, dpo or grpo)");
+                  "' (expected lm, dpo, grpo or reward)");
     training.objective = *parsed;
     training.optimizer = optimizerName;
     training.weightDecay = weightDecay;

@@ -210,6 +210,37 @@ OPTIONS:
   -h, --help              this text
 )";
 
+const char kRewardUsage[] =
+    R"(USAGE: kiln reward NAME.kiln --data FILE.jsonl --out RUN_DIR [--init RUN_DIR] [options]
+       kiln reward --resume --out RUN_DIR [--steps N] [NAME.kiln options]
+
+Trains a reward model on preference pairs (kiln dpo's JSON lines: prompt,
+chosen, rejected). NAME.kiln is compiled with kiln-compile --mode train
+--objective reward and a static, even --batch B: the language model with a
+score head (score.weight, a linear map of the final hidden state of each
+response's last token to one number; the end token, as transformers'
+*ForSequenceClassification scores the last token). Each step takes B/2
+pairs, chosen responses in the first half of the rows, and minimizes the
+Bradley-Terry loss -log sigmoid(score_chosen - score_rejected). --init
+starts the trunk from a language-model run (its score head starts afresh).
+metrics.jsonl records the held-out loss, the pairwise accuracy (the share
+of held-out pairs whose chosen response scores higher) and the mean margin.
+The run directory and --resume are kiln dpo's.
+
+OPTIONS:
+  --out RUN_DIR           the run directory (required)
+  --data FILE.jsonl       preference lines (required)
+  --val-data FILE.jsonl   held-out lines (default: --val-fraction of --data)
+  --init RUN_DIR|FILE     starting parameters (those the file has)
+  --steps N               optimizer steps (default 1000)
+  --lr LR                 peak learning rate (default 1e-4)
+  --batch, --seq, --min-lr, --warmup, --schedule, --seed, --eval-every,
+  --eval-batches, --checkpoint-every, --tokenizer, --vocab-size,
+  --val-fraction, --peak-gflops, --watts, --log-every: as kiln sft
+  --resume                continue the run in --out
+  -h, --help              this text
+)";
+
 const char kPlotUsage[] =
     R"(USAGE: kiln plot RUN_DIR
 
@@ -329,6 +360,7 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   bool sft = task != "pretrain";
   bool dpo = task == "dpo";
   bool grpo = task == "grpo";
+  bool reward = task == "reward";
   std::vector<std::string> settings = {
       "--data",       "--batch",        "--seq",          "--lr",
       "--min-lr",     "--warmup",       "--schedule",     "--seed",
@@ -345,7 +377,8 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
                                       "--watts", "--log-every"};
   allowed.insert(allowed.end(), settings.begin(), settings.end());
   Options o = parseOptions(task, argc, argv, 2, allowed,
-                           grpo  ? kGrpoUsage
+                           grpo     ? kGrpoUsage
+                           : reward ? kRewardUsage
                            : dpo ? kDpoUsage
                            : sft ? kSftUsage
                                  : kPretrainUsage,
@@ -363,7 +396,7 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
          "'kiln " + task + " --help'");
   if (sft && !p.resume && !o.values.count("--data"))
     fail("'kiln " + task + "' needs --data FILE.jsonl (JSON lines of " +
-         (dpo    ? "{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}"
+         (dpo || reward ? "{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}"
           : grpo ? "{\"prompt\": ..., \"answer\": ...}"
                  : "{\"prompt\": ..., \"response\": ...}") +
          "); see 'kiln " + task + " --help'");
@@ -450,6 +483,10 @@ int pretrainCommand(int argc, char **argv) {
 int sftCommand(int argc, char **argv) { return trainCommand("sft", argc, argv); }
 
 int dpoCommand(int argc, char **argv) { return trainCommand("dpo", argc, argv); }
+
+int rewardCommand(int argc, char **argv) {
+  return trainCommand("reward", argc, argv);
+}
 
 int grpoCommand(int argc, char **argv) {
   return trainCommand("grpo", argc, argv);

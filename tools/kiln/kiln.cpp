@@ -36,6 +36,8 @@ COMMANDS:
          Fine-tunes on prompt/response pairs (loss on the responses).
   dpo    NAME.kiln --data FILE.jsonl --out RUN_DIR --init RUN_DIR ...
          Direct preference optimization on chosen/rejected pairs.
+  reward NAME.kiln --data pairs.jsonl --out RUN_DIR ...
+         Trains a reward model (score head, Bradley-Terry) on pairs.
   grpo   NAME.kiln --data prompts.jsonl --out RUN_DIR --init RUN_DIR ...
          Group-relative policy optimization against the task's judge.
   task   arithmetic|sorting --out DIR
@@ -79,6 +81,8 @@ int main(int argc, char **argv) {
     return dpoCommand(argc, argv);
   if (command == "grpo")
     return grpoCommand(argc, argv);
+  if (command == "reward")
+    return rewardCommand(argc, argv);
   if (command == "task")
     return taskCommand(argc, argv);
   if (command == "judge")
@@ -92,5 +96,5 @@ int main(int argc, char **argv) {
   if (command == "calibrate")
     return calibrateCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, dpo, grpo, task, judge, plot, generate, eval, calibrate; see 'kiln --help')");
+       "pretrain, sft, dpo, reward, grpo, task, judge, plot, generate, eval, calibrate; see 'kiln --help')");
 }

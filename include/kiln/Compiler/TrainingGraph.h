@@ -56,6 +56,13 @@ llvm::Error addPreferenceLoss(ModuleOp module);
 /// -(surrogate - kl_coef * kl).
 llvm::Error addPolicyLoss(ModuleOp module);
 
+/// Adds the Bradley–Terry reward-model loss `@loss(input_ids, lengths)`
+/// on the module's `score(input_ids, lengths) -> scores` (BuildOptions::
+/// scoreHead): rows [0, P) are the chosen responses, [P, 2P) the rejected
+/// ones, and the loss is `mean_p softplus(-(score_p - score_{P+p}))`, i.e.
+/// -log sigmoid of the score margin. Needs a static, even batch.
+llvm::Error addRewardLoss(ModuleOp module);
+
 /// What `buildTrainingEntryPoints` trains the model for.
 enum class TrainingObjective {
   /// Next-token cross-entropy (pretraining, SFT): addLanguageModelLoss.
@@ -64,6 +71,8 @@ enum class TrainingObjective {
   Preference,
   /// GRPO: addPolicyLoss, and token_logprobs.
   Policy,
+  /// A reward model: addRewardLoss (the model needs a score head).
+  Reward,
 };
 
 /// "lm", "dpo" or "grpo"; nullopt for anything else.

@@ -63,6 +63,11 @@ struct BuildOptions {
   /// context (docs/generation.md).
   int64_t kvCache = 0;
   static constexpr int64_t kKVCacheMax = -1;
+  /// Causal LMs: also build `score(input_ids [B, S], lengths [B]) -> scores
+  /// [B]`, a linear head `score.weight` [1, E] (no bias, as transformers'
+  /// *ForSequenceClassification) on the final hidden state of each row's
+  /// last token (lengths[b] - 1): a reward model's scalar.
+  bool scoreHead = false;
   /// The module will be trained: config keys that change only training
   /// (dropout rates) must then be honoured or refused too.
   bool training = false;

@@ -195,8 +195,8 @@ Expected<std::vector<PairExample>> readPairs(const std::string &path,
 
 /// The batch of `pairs` (at most batch / 2 of them): rows [0, P) the chosen
 /// responses, [P, 2P) the rejected ones (P = batch / 2; missing pairs are
-/// rows of ignored targets), and the extra input reference_logprobs per
-/// row.
+/// rows of ignored targets), the extra input reference_logprobs per row,
+/// and each row's length (at most seq).
 Batch pairBatch(const std::vector<const PairExample *> &pairs, int64_t batch,
                 int64_t seq, int64_t padId);
 

@@ -160,6 +160,8 @@ struct Batch {
     std::vector<float> values;
   };
   std::vector<Input> extra;
+  /// The tokens of each row (reward models score each row's last one).
+  std::vector<int64_t> lengths;
 };
 
 /// Draws batches of seq + 1 consecutive tokens starting at uniformly random
