@@ -317,3 +317,53 @@ Expected<JudgeResult> kiln::train::judgePrompts(
   }
   return result;
 }
+
+Expected<JudgedPairs> kiln::train::labelWithJudge(
+    const runtime::Artifact &artifact, const Tokenizer &tokenizer,
+    const std::vector<PromptAnswer> &prompts, int64_t samples,
+    int64_t perPrompt, const BatchOptions &sampling) {
+  if (samples < 2 || perPrompt < 1)
+    return Status::error("labelling needs at least 2 samples per prompt and "
+                         "1 pair per prompt");
+  std::vector<std::vector<int32_t>> rows;
+  for (const PromptAnswer &line : prompts)
+    for (int64_t s = 0; s < samples; ++s)
+      rows.push_back(promptTokens(tokenizer, line.prompt));
+  BatchOptions options = sampling;
+  options.stop.push_back("\n");
+  Expected<std::vector<Sample>> drawn =
+      samplePrompts(artifact, tokenizer, rows, options);
+  if (!drawn)
+    return drawn.status();
+  JudgedPairs result;
+  result.prompts = static_cast<int64_t>(prompts.size());
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    std::string right;
+    std::vector<std::string> wrong;
+    for (int64_t s = 0; s < samples; ++s) {
+      const Sample &sample = (*drawn)[p * static_cast<size_t>(samples) +
+                                      static_cast<size_t>(s)];
+      // The answer's first line without surrounding spaces, as judged.
+      std::string text = sample.text.substr(0, sample.text.find('\n'));
+      size_t first = text.find_first_not_of(" \t\r");
+      size_t last = text.find_last_not_of(" \t\r");
+      text = first == std::string::npos ? ""
+                                        : text.substr(first, last - first + 1);
+      ++result.answers;
+      if (judgeAnswer(text, prompts[p].answer)) {
+        ++result.right;
+        if (right.empty())
+          right = text;
+      } else if (!text.empty() &&
+                 std::find(wrong.begin(), wrong.end(), text) == wrong.end()) {
+        wrong.push_back(text);
+      }
+    }
+    if (right.empty())
+      continue;
+    for (size_t w = 0; w < wrong.size() && static_cast<int64_t>(w) < perPrompt;
+         ++w)
+      result.pairs.push_back({prompts[p].prompt, right, wrong[w]});
+  }
+  return result;
+}

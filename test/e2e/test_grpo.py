@@ -133,6 +133,31 @@ class Grpo(unittest.TestCase):
         self.assertEqual(read_jsonl(os.path.join(whole, "rollouts.jsonl")),
                          read_jsonl(os.path.join(part, "rollouts.jsonl")))
 
+    def test_label(self):
+        out = os.path.join(self.tmp.name, "judged.jsonl")
+        done = kiln("label", self.artifact, "--prompts", self.prompts, "--out", out, "--run", self.sft,
+                    "--judge", "--samples", "6", "--max-tokens", "4")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("label: 60 answers to 10 prompts", done.stdout)
+        pairs = read_jsonl(out)
+        self.assertGreater(len(pairs), 0)
+        for pair in pairs:
+            self.assertEqual(pair["chosen"], "7")
+            self.assertNotEqual(pair["rejected"], "7")
+            self.assertTrue(pair["rejected"])
+        self.assertIn(f"; {len(pairs)} pairs", done.stdout)
+        # A person: the first prompt's answers are shown, "1" keeps the
+        # first as chosen, "q" ends; the pair is appended at once.
+        human = os.path.join(self.tmp.name, "human.jsonl")
+        done = subprocess.run([KILN, "label", self.artifact, "--prompts", self.prompts, "--out", human,
+                               "--run", self.sft, "--max-tokens", "4", "--seed", "3", "--skip", "2"],
+                              input="1\nq\n", capture_output=True, text=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("[3/10] c=", done.stdout)
+        shown = [line.strip()[3:] for line in done.stdout.splitlines() if line.strip().startswith(("1: ", "2: "))]
+        self.assertEqual(read_jsonl(human), [{"prompt": "c=", "chosen": shown[0], "rejected": shown[1]}])
+        self.assertIn("label: 1 pairs appended", done.stdout)
+
     def test_bad_input(self):
         def fails(*args, artifact=None):
             with tempfile.TemporaryDirectory() as tmp:

@@ -8,12 +8,15 @@
 
 #include "Driver.h"
 
+#include "kiln/Runtime/File.h"
+#include "kiln/Train/Metrics.h"
 #include "kiln/Train/Pretrain.h"
 #include "kiln/Train/Tasks.h"
 #include "kiln/Train/Tokenizer.h"
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -79,6 +82,40 @@ OPTIONS:
   -h, --help            this text
 )";
 
+const char kLabelUsage[] =
+    R"(USAGE: kiln label NAME.kiln --prompts FILE.jsonl --out PAIRS.jsonl (--run RUN_DIR | --tokenizer MODEL) [options]
+
+Makes preference pairs ({"prompt", "chosen", "rejected"} lines, which kiln
+dpo and kiln reward read) from the model's own answers:
+
+- by a person (the default): for each prompt (JSON lines with a "prompt"),
+  two answers are sampled and shown; type 1 or 2 for the better one, s to
+  skip, q to quit. Each choice is appended to PAIRS.jsonl at once, so an
+  interrupted session keeps what was labelled (run it again with --skip N
+  to go on).
+- by the judge (--judge): prompts with answers (kiln task's prompts.jsonl);
+  --samples answers to each are drawn and judged, and each prompt with
+  right and wrong answers gives pairs of a right one with distinct wrong
+  ones (at most --pairs-per-prompt). These are on-policy pairs: the
+  rejected answers are the mistakes this model makes.
+
+OPTIONS:
+  --prompts FILE.jsonl  the prompts (required)
+  --out PAIRS.jsonl     where the pairs are appended (required)
+  --run RUN_DIR         the tokenizer and (training artifact) the parameters
+  --tokenizer MODEL     a SentencePiece model (instead of --run)
+  --checkpoint FILE     parameters to load (training artifacts)
+  --judge               label with the judge instead of a person
+  --samples K           answers per prompt with --judge (default 4)
+  --pairs-per-prompt N  (default 2)
+  --temperature T       sampling temperature (default 1.0)
+  --max-tokens N        answer length limit (default 16)
+  --seed S              sampling seed (default 0)
+  --skip N              start after the first N prompts
+  --limit N             at most N prompts
+  -h, --help            this text
+)";
+
 double parseReal(const std::string &option, const std::string &text) {
   char *end = nullptr;
   errno = 0;
@@ -88,7 +125,206 @@ double parseReal(const std::string &option, const std::string &text) {
   return value;
 }
 
+/// --run / --tokenizer / --checkpoint: the tokenizer, and the model's
+/// parameters loaded into a training artifact.
+kiln::train::Tokenizer loadModel(Options &o, Artifact &artifact,
+                                 const char *command) {
+  std::string tokenizerPath, checkpoint;
+  if (o.values.count("--run")) {
+    tokenizerPath = kiln::train::tokenizerModelPath(o.values["--run"]);
+    checkpoint = kiln::train::checkpointPath(o.values["--run"]);
+  }
+  if (o.values.count("--tokenizer"))
+    tokenizerPath = o.values["--tokenizer"];
+  if (o.values.count("--checkpoint"))
+    checkpoint = o.values["--checkpoint"];
+  if (tokenizerPath.empty())
+    fail(std::string("'kiln ") + command +
+         "' needs a tokenizer: --run RUN_DIR or --tokenizer MODEL");
+  Expected<kiln::train::Tokenizer> tokenizer =
+      kiln::train::Tokenizer::load(tokenizerPath);
+  if (!tokenizer)
+    fail(tokenizer.message());
+  if (!checkpoint.empty()) {
+    if (!artifact.writesParameters()) {
+      if (o.values.count("--checkpoint"))
+        fail("'" + o.artifact + "' is an inference artifact: it keeps the "
+             "weights it was compiled with (kiln-compile --weights)");
+      std::fprintf(stderr,
+                   "kiln %s: '%s' is an inference artifact: using the "
+                   "weights it was compiled with, not %s\n",
+                   command, o.artifact.c_str(), checkpoint.c_str());
+    } else if (Status s = artifact.loadParameters(
+                   checkpoint, /*requireAll=*/true,
+                   Artifact::LoadSelection::ModelOnly);
+               !s) {
+      fail(s.message());
+    }
+  }
+  return tokenizer.take();
+}
+
 } // namespace
+
+int labelCommand(int argc, char **argv) {
+  Options o = parseOptions(
+      "label", argc, argv, 2,
+      {"--prompts", "--out", "--run", "--tokenizer", "--checkpoint",
+       "--samples", "--pairs-per-prompt", "--temperature", "--max-tokens",
+       "--seed", "--skip", "--limit"},
+      kLabelUsage, {"--judge"});
+  if (!o.values.count("--prompts") || !o.values.count("--out"))
+    fail("'kiln label' needs --prompts FILE.jsonl and --out PAIRS.jsonl; see "
+         "'kiln label --help'");
+  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  kiln::train::Tokenizer tokenizer = loadModel(o, *artifact, "label");
+  kiln::train::BatchOptions sampling;
+  sampling.maxTokens = 16;
+  sampling.sampling.temperature = 1.0;
+  sampling.sampling.topK = 0;
+  sampling.sampling.topP = 1.0;
+  if (o.values.count("--temperature"))
+    sampling.sampling.temperature =
+        parseReal("--temperature", o.values["--temperature"]);
+  if (o.values.count("--max-tokens"))
+    sampling.maxTokens = parseCount("--max-tokens", o.values["--max-tokens"], 1);
+  if (o.values.count("--seed"))
+    sampling.seed =
+        static_cast<uint64_t>(parseCount("--seed", o.values["--seed"], 0));
+  int64_t skip = o.values.count("--skip")
+                     ? parseCount("--skip", o.values["--skip"], 0)
+                     : 0;
+  int64_t limit = o.values.count("--limit")
+                      ? parseCount("--limit", o.values["--limit"], 1)
+                      : 0;
+  Expected<kiln::train::MetricsWriter> out =
+      kiln::train::MetricsWriter::open(o.values["--out"]);
+  if (!out)
+    fail(out.message());
+  auto write = [&](const kiln::train::PreferencePair &pair) {
+    kiln::train::MetricsRow row;
+    row.set("prompt", pair.prompt)
+        .set("chosen", pair.chosen)
+        .set("rejected", pair.rejected);
+    if (Status s = out->write(row); !s)
+      fail(s.message());
+  };
+
+  if (o.has("--judge")) {
+    Expected<std::vector<kiln::train::PromptAnswer>> prompts =
+        kiln::train::readPromptAnswers(o.values["--prompts"]);
+    if (!prompts)
+      fail(prompts.message());
+    std::vector<kiln::train::PromptAnswer> picked(
+        prompts->begin() + std::min<int64_t>(skip, prompts->size()),
+        prompts->end());
+    if (limit && static_cast<int64_t>(picked.size()) > limit)
+      picked.resize(static_cast<size_t>(limit));
+    int64_t samples = o.values.count("--samples")
+                          ? parseCount("--samples", o.values["--samples"], 2)
+                          : 4;
+    int64_t perPrompt =
+        o.values.count("--pairs-per-prompt")
+            ? parseCount("--pairs-per-prompt", o.values["--pairs-per-prompt"], 1)
+            : 2;
+    Expected<kiln::train::JudgedPairs> judged = kiln::train::labelWithJudge(
+        *artifact, tokenizer, picked, samples, perPrompt, sampling);
+    if (!judged)
+      fail(judged.message());
+    for (const kiln::train::PreferencePair &pair : judged->pairs)
+      write(pair);
+    std::printf("label: %lld answers to %lld prompts, %lld right (%.1f%%); "
+                "%zu pairs -> %s\n",
+                static_cast<long long>(judged->answers),
+                static_cast<long long>(judged->prompts),
+                static_cast<long long>(judged->right),
+                100.0 * static_cast<double>(judged->right) /
+                    static_cast<double>(std::max<int64_t>(judged->answers, 1)),
+                judged->pairs.size(), o.values["--out"].c_str());
+    return 0;
+  }
+
+  // A person labels: prompts need no answers.
+  Expected<std::string> text = kiln::runtime::readFile(o.values["--prompts"]);
+  if (!text)
+    fail(text.message());
+  std::vector<std::string> prompts;
+  {
+    size_t start = 0;
+    int64_t number = 0;
+    while (start < text->size()) {
+      size_t end = text->find('\n', start);
+      if (end == std::string::npos)
+        end = text->size();
+      std::string line = text->substr(start, end - start);
+      start = end + 1;
+      ++number;
+      if (line.find_first_not_of(" \t\r") == std::string::npos)
+        continue;
+      nlohmann::json value =
+          nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (value.is_discarded() || !value.is_object() ||
+          !value.contains("prompt") || !value["prompt"].is_string())
+        fail("'" + o.values["--prompts"] + "' line " + std::to_string(number) +
+             " is not a JSON object with a \"prompt\" string");
+      prompts.push_back(value["prompt"].get<std::string>());
+    }
+  }
+  int64_t done = 0, labelled = 0;
+  for (size_t p = static_cast<size_t>(skip); p < prompts.size(); ++p) {
+    if (limit && done >= limit)
+      break;
+    ++done;
+    std::vector<int32_t> prompt =
+        kiln::train::promptTokens(tokenizer, prompts[p]);
+    kiln::train::BatchOptions options = sampling;
+    options.seed = sampling.seed + 2 * static_cast<uint64_t>(p);
+    options.stop.push_back("\n");
+    Expected<std::vector<kiln::train::Sample>> two =
+        kiln::train::sampleBatch(*artifact, tokenizer, prompt, 2, options);
+    if (!two)
+      fail(two.message());
+    const std::string &a = (*two)[0].text, &b = (*two)[1].text;
+    std::printf("[%zu/%zu] %s\n", p + 1, prompts.size(), prompts[p].c_str());
+    if (a == b) {
+      std::printf("  (the two answers are the same: skipped)\n  %s\n",
+                  a.c_str());
+      continue;
+    }
+    std::printf("  1: %s\n  2: %s\n", a.c_str(), b.c_str());
+    bool quit = false;
+    while (true) {
+      std::printf("which is better? [1/2, s skip, q quit]: ");
+      std::fflush(stdout);
+      char buffer[64];
+      if (!std::fgets(buffer, sizeof buffer, stdin)) {
+        quit = true;
+        std::printf("\n");
+        break;
+      }
+      std::string choice(buffer);
+      while (!choice.empty() && std::isspace(static_cast<unsigned char>(choice.back())))
+        choice.pop_back();
+      if (choice == "1" || choice == "2") {
+        bool first = choice == "1";
+        write({prompts[p], first ? a : b, first ? b : a});
+        ++labelled;
+        break;
+      }
+      if (choice == "s")
+        break;
+      if (choice == "q") {
+        quit = true;
+        break;
+      }
+    }
+    if (quit)
+      break;
+  }
+  std::printf("label: %lld pairs appended to %s\n",
+              static_cast<long long>(labelled), o.values["--out"].c_str());
+  return 0;
+}
 
 int taskCommand(int argc, char **argv) {
   Options o = parseOptions("task", argc, argv, 2,
@@ -140,42 +376,13 @@ int judgeCommand(int argc, char **argv) {
   if (!o.values.count("--data"))
     fail("'kiln judge' needs --data FILE.jsonl ({\"prompt\", \"answer\"} "
          "lines, such as kiln task's test.jsonl)");
-  std::string tokenizerPath, checkpoint;
-  if (o.values.count("--run")) {
-    tokenizerPath = kiln::train::tokenizerModelPath(o.values["--run"]);
-    checkpoint = kiln::train::checkpointPath(o.values["--run"]);
-  }
-  if (o.values.count("--tokenizer"))
-    tokenizerPath = o.values["--tokenizer"];
-  if (o.values.count("--checkpoint"))
-    checkpoint = o.values["--checkpoint"];
-  if (tokenizerPath.empty())
-    fail("'kiln judge' needs a tokenizer: --run RUN_DIR or --tokenizer MODEL");
-  Expected<kiln::train::Tokenizer> tokenizer =
-      kiln::train::Tokenizer::load(tokenizerPath);
-  if (!tokenizer)
-    fail(tokenizer.message());
   Expected<std::vector<kiln::train::PromptAnswer>> prompts =
       kiln::train::readPromptAnswers(o.values["--data"]);
   if (!prompts)
     fail(prompts.message());
   std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
-  if (!checkpoint.empty()) {
-    if (!artifact->writesParameters()) {
-      if (o.values.count("--checkpoint"))
-        fail("'" + o.artifact + "' is an inference artifact: it keeps the "
-             "weights it was compiled with (kiln-compile --weights)");
-      std::fprintf(stderr,
-                   "kiln judge: '%s' is an inference artifact: using the "
-                   "weights it was compiled with, not %s\n",
-                   o.artifact.c_str(), checkpoint.c_str());
-    } else if (Status s = artifact->loadParameters(
-                   checkpoint, /*requireAll=*/true,
-                   Artifact::LoadSelection::ModelOnly);
-               !s) {
-      fail(s.message());
-    }
-  }
+  Expected<kiln::train::Tokenizer> tokenizer =
+      loadModel(o, *artifact, "judge");
   kiln::train::JudgeOptions j;
   j.sampling.maxTokens = 16;
   j.sampling.sampling.temperature = 0;

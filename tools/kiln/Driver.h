@@ -95,6 +95,7 @@ int grpoCommand(int argc, char **argv);
 int rewardCommand(int argc, char **argv);
 int taskCommand(int argc, char **argv);
 int judgeCommand(int argc, char **argv);
+int labelCommand(int argc, char **argv);
 int plotCommand(int argc, char **argv);
 int generateCommand(int argc, char **argv);
 int evalCommand(int argc, char **argv);

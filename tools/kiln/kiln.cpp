@@ -45,6 +45,8 @@ COMMANDS:
          prompts, held-out prompts).
   judge  NAME.kiln --data test.jsonl --run RUN_DIR
          A model's success rate on prompts with checkable answers.
+  label  NAME.kiln --prompts FILE.jsonl --out PAIRS.jsonl [--judge] ...
+         Preference pairs from the model's answers, by a person or the judge.
   plot   RUN_DIR
          Writes RUN_DIR/loss.png from the run's metrics.
   generate NAME.kiln --prompt TEXT [--run RUN_DIR] [--max-tokens N] ...
@@ -87,6 +89,8 @@ int main(int argc, char **argv) {
     return taskCommand(argc, argv);
   if (command == "judge")
     return judgeCommand(argc, argv);
+  if (command == "label")
+    return labelCommand(argc, argv);
   if (command == "plot")
     return plotCommand(argc, argv);
   if (command == "generate")
@@ -96,5 +100,5 @@ int main(int argc, char **argv) {
   if (command == "calibrate")
     return calibrateCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, dpo, reward, grpo, task, judge, plot, generate, eval, calibrate; see 'kiln --help')");
+       "pretrain, sft, dpo, reward, grpo, task, judge, label, plot, generate, eval, calibrate; see 'kiln --help')");
 }

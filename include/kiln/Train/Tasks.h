@@ -20,6 +20,7 @@
 
 #include "kiln/Runtime/Artifact.h"
 #include "kiln/Runtime/Status.h"
+#include "kiln/Train/Examples.h"
 #include "kiln/Train/Generate.h"
 
 #include <cstdint>
@@ -97,6 +98,20 @@ runtime::Expected<JudgeResult>
 judgePrompts(const runtime::Artifact &artifact, const Tokenizer &tokenizer,
              const std::vector<PromptAnswer> &prompts,
              const JudgeOptions &options);
+
+/// On-policy preference pairs labelled by the judge (`kiln label
+/// --judge`): `samples` answers to each prompt from the model (through its
+/// KV cache, with `sampling`), and for each prompt with both right and
+/// wrong answers, pairs of its first right answer with each distinct wrong
+/// one (at most `perPrompt`). Empty answers are never used.
+struct JudgedPairs {
+  std::vector<PreferencePair> pairs;
+  int64_t prompts = 0, answers = 0, right = 0;
+};
+runtime::Expected<JudgedPairs>
+labelWithJudge(const runtime::Artifact &artifact, const Tokenizer &tokenizer,
+               const std::vector<PromptAnswer> &prompts, int64_t samples,
+               int64_t perPrompt, const BatchOptions &sampling);
 
 } // namespace kiln::train
 
