@@ -162,9 +162,13 @@ public:
   }
   /// log(1 + exp(x)) without overflow: max(x, 0) + log(1 + exp(-|x|)).
   Value softplus(Value x) {
-    Value tail = LogOp::create(
-        b, loc, add(constant(1.0), exp(neg(AbsOp::create(b, loc, x)))));
-    return add(max(x, constant(0.0)), tail);
+    // One op per statement: the order of the ops does not depend on the
+    // order a compiler evaluates arguments in.
+    Value one = constant(1.0);
+    Value decay = exp(neg(AbsOp::create(b, loc, x)));
+    Value tail = LogOp::create(b, loc, add(one, decay));
+    Value zero = constant(0.0);
+    return add(max(x, zero), tail);
   }
   /// The log-probability of each target token, 0 where it is -100.
   Value tokenLogProbs(Value logits, Value targets) {
@@ -242,7 +246,8 @@ llvm::Error mlir::kiln::addPreferenceLoss(ModuleOp module) {
   Value logits;
   llvm::Expected<func::FuncOp> loss = beginObjective(
       module, "loss", "the DPO loss",
-      {{"reference_logprobs", {-1}}, {"beta", {}}}, /*tokenResult=*/false,
+      {{"reference_logprobs", {-1}}, {"beta", {}}, {"nll_coef", {}}},
+      /*tokenResult=*/false,
       "loss", logits);
   if (!loss)
     return loss.takeError();
@@ -262,19 +267,30 @@ llvm::Error mlir::kiln::addPreferenceLoss(ModuleOp module) {
   Location loc = loss->getLoc();
   Math m(b, loc, getElementTypeOrSelf(logits.getType()));
   unsigned n = loss->getNumArguments();
-  Value targets = loss->getArgument(n - 3), reference = loss->getArgument(n - 2),
-        beta = loss->getArgument(n - 1);
+  Value targets = loss->getArgument(n - 4), reference = loss->getArgument(n - 3),
+        beta = loss->getArgument(n - 2), nllCoef = loss->getArgument(n - 1);
   // Summed response log-probabilities, relative to the reference's.
-  Value relative =
-      m.sub(m.sum(m.tokenLogProbs(logits, targets), 1), reference);
-  auto half = [&](int64_t start) {
-    return SliceOp::create(b, loc, relative, b.getI64IntegerAttr(0),
+  Value summed = m.sum(m.tokenLogProbs(logits, targets), 1);
+  Value relative = m.sub(summed, reference);
+  auto half = [&](Value value, int64_t start) {
+    return SliceOp::create(b, loc, value, b.getI64IntegerAttr(0),
                            b.getI64IntegerAttr(start),
                            b.getI64IntegerAttr(start + rows / 2),
                            b.getI64IntegerAttr(1));
   };
-  Value margin = m.mul(beta, m.sub(half(0), half(rows / 2)));
-  return finishObjective(*loss, m.mean(m.softplus(m.neg(margin))),
+  // (Named locals keep the ops in one order whatever order a compiler
+  // evaluates arguments in.)
+  Value chosen = half(relative, 0);
+  Value rejected = half(relative, rows / 2);
+  Value margin = m.mul(beta, m.sub(chosen, rejected));
+  Value dpo = m.mean(m.softplus(m.neg(margin)));
+  // The chosen responses' mean negative log-likelihood per token, weighted
+  // by nll_coef (0: plain DPO).
+  Value chosenTokens = m.sum(half(m.sum(m.targetMask(targets), 1), 0), 0);
+  Value chosenLogProb = m.sum(half(summed, 0), 0);
+  Value one = m.constant(1.0);
+  Value nll = m.div(m.neg(chosenLogProb), m.max(chosenTokens, one));
+  return finishObjective(*loss, m.add(dpo, m.mul(nllCoef, nll)),
                          "the DPO loss");
 }
 
@@ -309,16 +325,22 @@ llvm::Error mlir::kiln::addPolicyLoss(ModuleOp module) {
                                     advType.getElementType()),
       advantages);
   Value ratio = m.exp(m.sub(logp, sampled));
-  Value clipped = m.min(m.max(ratio, m.sub(m.constant(1.0), clip)),
-                        m.add(m.constant(1.0), clip));
-  Value surrogate =
-      m.min(m.mul(ratio, advantage), m.mul(clipped, advantage));
+  // (Named locals keep the ops in one order whatever order a compiler
+  // evaluates arguments in.)
+  Value one = m.constant(1.0);
+  Value low = m.sub(one, clip);
+  Value high = m.add(one, clip);
+  Value clipped = m.min(m.max(ratio, low), high);
+  Value unclippedTerm = m.mul(ratio, advantage);
+  Value clippedTerm = m.mul(clipped, advantage);
+  Value surrogate = m.min(unclippedTerm, clippedTerm);
   Value logRatio = m.sub(reference, logp);
-  Value kl = m.sub(m.sub(m.exp(logRatio), logRatio), m.constant(1.0));
+  Value kl = m.sub(m.sub(m.exp(logRatio), logRatio), one);
   Value perToken = m.mul(m.neg(m.sub(surrogate, m.mul(klCoef, kl))), mask);
   // Each row's mean over its response tokens (a row without any counts 0).
-  Value perRow = m.div(m.sum(perToken, 1),
-                       m.max(m.sum(mask, 1), m.constant(1.0)));
+  Value rowLoss = m.sum(perToken, 1);
+  Value rowTokens = m.max(m.sum(mask, 1), one);
+  Value perRow = m.div(rowLoss, rowTokens);
   return finishObjective(*loss, m.mean(perRow), "the GRPO loss");
 }
 
@@ -363,7 +385,9 @@ llvm::Error mlir::kiln::addRewardLoss(ModuleOp module) {
                            builder.getI64IntegerAttr(start + rows / 2),
                            builder.getI64IntegerAttr(1));
   };
-  Value margin = m.sub(half(0), half(rows / 2));
+  Value chosen = half(0);
+  Value rejected = half(rows / 2);
+  Value margin = m.sub(chosen, rejected);
   return finishObjective(loss, m.mean(m.softplus(m.neg(margin))),
                          "the reward-model loss");
 }

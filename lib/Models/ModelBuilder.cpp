@@ -444,10 +444,12 @@ Value GraphBuilder::lastToken(Value all, Value ids, Value lengths,
   last = MinOp::create(builder, loc,
                        MaxOp::create(builder, loc, last, intScalar(0)),
                        lastPosition);
-  // [S, 1] == [B, 1, 1] -> [B, S, 1].
-  Value pick = CompareOp::create(builder, loc, ComparePredicate::eq,
-                                 reshape(positions, {shapeOf(positions)[0], 1}),
-                                 reshape(last, {batch, 1, 1}));
+  // [S, 1] == [B, 1, 1] -> [B, S, 1] (named locals keep the ops in one
+  // order whatever order a compiler evaluates arguments in).
+  Value column = reshape(positions, {shapeOf(positions)[0], 1});
+  Value lastColumn = reshape(last, {batch, 1, 1});
+  Value pick = CompareOp::create(builder, loc, ComparePredicate::eq, column,
+                                 lastColumn);
   Value zero = scalar(0.0, computeType);
   Value picked = SelectOp::create(builder, loc, pick, all, zero);
   return ReduceOp::create(builder, loc, ReduceKind::sum, picked,

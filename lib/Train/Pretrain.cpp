@@ -91,6 +91,7 @@ json optionsJson(const PretrainOptions &o) {
           {"vocab_size", o.vocabSize},
           {"val_fraction", o.valFraction},
           {"beta", o.beta},
+          {"nll_coef", o.nllCoef},
           {"group", o.group},
           {"kl_coef", o.klCoef},
           {"clip", o.clip},
@@ -218,7 +219,8 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
       return bad(key);
   if (j.contains("beta") && !number("beta", o.beta))
     return bad("beta");
-  for (auto [key, out] : {std::pair{"kl_coef", &o.klCoef},
+  for (auto [key, out] : {std::pair{"nll_coef", &o.nllCoef},
+                          std::pair{"kl_coef", &o.klCoef},
                           std::pair{"clip", &o.clip},
                           std::pair{"temperature", &o.temperature}})
     if (j.contains(key) && !number(key, *out))
@@ -261,6 +263,7 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   j["val_data"] = o.valData;
   j["init"] = o.init;
   j["beta"] = o.beta;
+  j["nll_coef"] = o.nllCoef;
   j["group"] = o.group;
   j["kl_coef"] = o.klCoef;
   j["clip"] = o.clip;
@@ -346,11 +349,13 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
     if (task == "reward") {
       // Checked above.
     } else if (!reference || !t.train->findInput("beta") ||
+               !t.train->findInput("nll_coef") ||
         !artifact.findEntryPoint(KILN_ENTRY_TOKEN_LOGPROBS))
       return Status::error("'" + artifact.dir() +
-                           "' has no DPO train_step (reference_logprobs and "
-                           "beta inputs) and token_logprobs; compile it with "
-                           "kiln-compile --mode train --objective dpo");
+                           "' has no DPO train_step (reference_logprobs, "
+                           "beta and nll_coef inputs) and token_logprobs; "
+                           "compile it with kiln-compile --mode train "
+                           "--objective dpo");
     if (batch % 2 != 0)
       return Status::error("'" + artifact.dir() + "' takes batches of " +
                            std::to_string(batch) +
@@ -1559,7 +1564,8 @@ Status Run::run() {
         std::to_string(valPairs.size()) + " held-out pairs of " +
         std::to_string(t->batch / 2) + " per step");
   } else if (preference()) {
-    std::snprintf(line, sizeof line, "beta %g; ", o.beta);
+    std::snprintf(line, sizeof line, "beta %g, nll_coef %g; ", o.beta,
+                  o.nllCoef);
     say(line + std::to_string(trainPairs.size()) + " training and " +
         std::to_string(valPairs.size()) + " held-out pairs of " +
         std::to_string(t->batch / 2) + " per step");
@@ -1615,10 +1621,13 @@ Status Run::run() {
     std::vector<NamedTensor> inputs = batchInputs(batch, *t->train);
     float lrValue = static_cast<float>(lr);
     float betaValue = static_cast<float>(o.beta);
+    float nllValue = static_cast<float>(o.nllCoef);
     float klValue = static_cast<float>(o.klCoef);
     float clipValue = static_cast<float>(o.clip);
-    if (preference() && !rewardModel())
+    if (preference() && !rewardModel()) {
       inputs.push_back({"beta", TensorView{DType::F32, {}, &betaValue}});
+      inputs.push_back({"nll_coef", TensorView{DType::F32, {}, &nllValue}});
+    }
     if (policy()) {
       inputs.push_back({"kl_coef", TensorView{DType::F32, {}, &klValue}});
       inputs.push_back({"clip", TensorView{DType::F32, {}, &clipValue}});

@@ -17,12 +17,12 @@
 // DPO:         %[[CE:.*]] = kiln.cross_entropy %{{.*}}, %arg1 reduction = none
 // DPO-NEXT:    %[[LP:.*]] = kiln.neg %[[CE]] : tensor<4x8xf32>
 // DPO-NEXT:    return %[[LP]]
-// DPO-LABEL: func.func @train_step(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4x8xi64> {kiln.name = "targets"}, %arg2: tensor<4xf32> {kiln.name = "reference_logprobs"}, %arg3: tensor<f32> {kiln.name = "beta"}, %arg4: tensor<f32> {kiln.name = "lr"})
+// DPO-LABEL: func.func @train_step(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4x8xi64> {kiln.name = "targets"}, %arg2: tensor<4xf32> {kiln.name = "reference_logprobs"}, %arg3: tensor<f32> {kiln.name = "beta"}, %arg4: tensor<f32> {kiln.name = "nll_coef"}, %arg5: tensor<f32> {kiln.name = "lr"})
 // DPO-LABEL: func.func @eval_step(
 // DPO:         %[[SEQ:.*]] = kiln.reduce sum %{{.*}} axes = [1] : (tensor<4x8xf32>) -> tensor<4xf32>
 // DPO-NEXT:    %[[REL:.*]] = kiln.sub %[[SEQ]], %arg2 : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
-// DPO-DAG:     %[[REJ:.*]] = kiln.slice %[[REL]] axis = 0[2 : 4 : 1]
-// DPO-DAG:     %[[CHO:.*]] = kiln.slice %[[REL]] axis = 0[0 : 2 : 1]
+// DPO-NEXT:    %[[CHO:.*]] = kiln.slice %[[REL]] axis = 0[0 : 2 : 1]
+// DPO-NEXT:    %[[REJ:.*]] = kiln.slice %[[REL]] axis = 0[2 : 4 : 1]
 // DPO:         %[[D:.*]] = kiln.sub %[[CHO]], %[[REJ]]
 // DPO-NEXT:    %[[M:.*]] = kiln.mul %arg3, %[[D]]
 // DPO-NEXT:    %[[NM:.*]] = kiln.neg %[[M]]
@@ -39,10 +39,12 @@
 // GRPO-NEXT:    %[[A:.*]] = kiln.reshape %arg4 : tensor<?xf32> -> tensor<?x1xf32>
 // GRPO-NEXT:    %[[LR:.*]] = kiln.sub %[[LP]], %arg2
 // GRPO-NEXT:    %[[RATIO:.*]] = kiln.exp %[[LR]]
-// GRPO:         %[[LO:.*]] = kiln.max %[[RATIO]]
-// GRPO-NEXT:    %[[CL:.*]] = kiln.min %[[LO]]
-// GRPO-NEXT:    %[[S2:.*]] = kiln.mul %[[CL]], %[[A]]
+// GRPO-NEXT:    %[[LOW:.*]] = kiln.sub %{{.*}}, %arg6
+// GRPO-NEXT:    %[[HIGH:.*]] = kiln.add %arg6,
+// GRPO-NEXT:    %[[LO:.*]] = kiln.max %[[RATIO]], %[[LOW]]
+// GRPO-NEXT:    %[[CL:.*]] = kiln.min %[[LO]], %[[HIGH]]
 // GRPO-NEXT:    %[[S1:.*]] = kiln.mul %[[RATIO]], %[[A]]
+// GRPO-NEXT:    %[[S2:.*]] = kiln.mul %[[CL]], %[[A]]
 // GRPO-NEXT:    %[[SUR:.*]] = kiln.min %[[S1]], %[[S2]]
 // GRPO-NEXT:    %[[Q:.*]] = kiln.sub %arg3, %[[LP]]
 // GRPO-NEXT:    %[[EQ:.*]] = kiln.exp %[[Q]]
@@ -67,8 +69,8 @@
 // REWARD-NEXT:   %[[S:.*]] = kiln.matmul %[[LAST]], %[[W]] transpose_rhs
 // REWARD-LABEL: func.func @train_step(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4xi64> {kiln.name = "lengths"}, %arg2: tensor<f32> {kiln.name = "lr"})
 // REWARD-LABEL: func.func @eval_step(
-// REWARD:        kiln.slice %{{.*}} axis = 0[2 : 4 : 1]
 // REWARD:        kiln.slice %{{.*}} axis = 0[0 : 2 : 1]
+// REWARD-NEXT:   kiln.slice %{{.*}} axis = 0[2 : 4 : 1]
 // REWARD:        kiln.reduce mean %{{.*}} axes = [0] : (tensor<2xf32>) -> tensor<f32>
 // SCORE: entry        @score(tensor<?x?xi64>, tensor<?xi64>) -> (tensor<?xf32>)
 // RDYNAMIC: the reward-model loss pairs the first half of a batch (chosen responses) with the second (rejected ones)

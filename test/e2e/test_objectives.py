@@ -11,7 +11,8 @@ methods' papers, independently of the compiled graph:
   target is -100;
 - DPO (Rafailov et al. 2023): -logsigmoid(beta * ((s_c - r_c) - (s_r - r_r)))
   averaged over pairs, s the summed response log-probability (rows [0, P)
-  chosen, [P, 2P) rejected);
+  chosen, [P, 2P) rejected), plus nll_coef times the chosen responses'
+  negative log-likelihood per token (iterative RPO);
 - GRPO (Shao et al. 2024): per response token
   -(min(ratio * A, clip(ratio, 1 - e, 1 + e) * A) - kl_coef * k3), k3 =
   exp(q - l) - (q - l) - 1, averaged over each row's tokens, then rows.
@@ -144,19 +145,20 @@ class Objective:
 
 class DPO(Objective, unittest.TestCase):
     OBJECTIVE = "dpo"
-    BETA = 0.5
+    BETA, NLL = 0.5, 0.7
 
     def inputs(self, rng, ids, targets, logp, keep):
         # Reference log-probabilities near the model's, so margins are O(1).
         reference = (logp.sum(1) + rng.normal(0, 2, BATCH)).astype(np.float32)
         return {"input_ids": ids, "targets": targets, "reference_logprobs": reference,
-                "beta": np.array(self.BETA, dtype=np.float32)}
+                "beta": np.array(self.BETA, dtype=np.float32), "nll_coef": np.array(self.NLL, dtype=np.float32)}
 
     def reference_loss(self, logp, keep, x):
         s = logp.sum(1) - x["reference_logprobs"]
         pairs = BATCH // 2
         margin = x["beta"] * (s[:pairs] - s[pairs:])
-        return -F.logsigmoid(margin).mean()
+        nll = -logp[:pairs].sum() / keep[:pairs].sum()
+        return -F.logsigmoid(margin).mean() + x["nll_coef"] * nll
 
     def test_bad_batches(self):
         config = os.path.join(MODELS, "gpt2-tiny.json")

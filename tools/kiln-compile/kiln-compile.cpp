@@ -237,7 +237,7 @@ cl::opt<std::string> objective(
     cl::desc("What --mode train trains for: lm (default; next-token "
              "cross-entropy, targets -100 ignored: pretraining and kiln sft), "
              "dpo (train_step(input_ids, targets, reference_logprobs, beta, "
-             "lr): chosen rows then rejected rows, a static even --batch; "
+             "nll_coef, lr): chosen rows then rejected rows, a static even --batch; "
              "kiln dpo) or grpo (train_step(input_ids, targets, "
              "sample_logprobs, reference_logprobs, advantages, kl_coef, clip, "
              "lr); kiln grpo) or reward (a score head and train_step(input_ids, "

@@ -153,6 +153,9 @@ OPTIONS:
   --init RUN_DIR|FILE     the starting parameters and the reference (a run's
                           checkpoint and tokenizer, or a .safetensors file)
   --beta B                preference strength (default 0.1)
+  --nll-coef A            add A x the chosen responses' mean negative
+                          log-likelihood per token to the loss (iterative
+                          RPO; default 0: plain DPO)
   --steps N               optimizer steps (default 1000)
   --batch B, --seq T      rows (pairs x 2) and sequence length (default: the
                           artifact's)
@@ -369,7 +372,7 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   if (sft)
     settings.insert(settings.end(), {"--val-data", "--init"});
   if (dpo)
-    settings.push_back("--beta");
+    settings.insert(settings.end(), {"--beta", "--nll-coef"});
   if (grpo)
     settings.insert(settings.end(), {"--group", "--kl-coef", "--clip",
                                      "--temperature", "--max-tokens"});
@@ -413,6 +416,11 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
                            std::pair{"--temperature", &p.temperature}})
     if (o.values.count(name))
       *out = parseNumber(name, o.values[name]);
+  if (o.values.count("--nll-coef")) {
+    p.nllCoef = parseNumber("--nll-coef", o.values["--nll-coef"]);
+    if (p.nllCoef < 0)
+      fail("--nll-coef must be at least 0");
+  }
   if (o.values.count("--beta")) {
     p.beta = parseNumber("--beta", o.values["--beta"]);
     if (p.beta <= 0)

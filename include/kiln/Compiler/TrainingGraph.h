@@ -36,13 +36,15 @@ llvm::Error addLanguageModelLoss(ModuleOp module);
 llvm::Error addTokenLogProbs(ModuleOp module);
 
 /// Adds the DPO loss `@loss(<forward's inputs>, targets,
-/// reference_logprobs, beta)`. The batch holds pairs: rows [0, P) are the
+/// reference_logprobs, beta, nll_coef)`. The batch holds pairs: rows [0, P) are the
 /// chosen responses, rows [P, 2P) the rejected ones to the same prompts;
 /// targets are -100 except on response tokens. With s the summed response
 /// log-probability of a row under the model and r the same under the
 /// reference (`reference_logprobs`, [2P]), the loss is
 /// `mean_p softplus(-beta * ((s_p - r_p) - (s_{P+p} - r_{P+p})))`, i.e.
-/// -log sigmoid of the margin. Needs a static, even batch.
+/// -log sigmoid of the margin, plus nll_coef times the chosen responses'
+/// mean negative log-likelihood per token (Pang et al. 2024's iterative
+/// RPO; 0 is plain DPO). Needs a static, even batch.
 llvm::Error addPreferenceLoss(ModuleOp module);
 
 /// Adds the GRPO loss `@loss(<forward's inputs>, targets,

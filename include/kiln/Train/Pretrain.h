@@ -45,8 +45,9 @@ struct PretrainOptions {
   /// Only the model's parameters are taken; the optimizer starts afresh.
   /// Empty: the artifact's own initial parameters.
   std::string init;
-  /// dpo: the strength of the preference (train_step's beta).
-  double beta = 0.1;
+  /// dpo: the strength of the preference (train_step's beta) and the
+  /// weight of the chosen responses' negative log-likelihood (nll_coef).
+  double beta = 0.1, nllCoef = 0;
   /// grpo: samples per prompt, the KL penalty's weight, the ratio clip, the
   /// sampling temperature and the longest response.
   int64_t group = 8;
