@@ -392,8 +392,77 @@ llvm::Error mlir::kiln::addRewardLoss(ModuleOp module) {
                          "the reward-model loss");
 }
 
+llvm::Error mlir::kiln::addPPOLoss(ModuleOp module) {
+  if (module.lookupSymbol("loss"))
+    return llvm::Error::success();
+  auto valuesFn = module.lookupSymbol<func::FuncOp>("values");
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  if (!valuesFn || !forward || valuesFn.getNumArguments() != 1 ||
+      forward.getNumArguments() != 1)
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "the PPO loss needs 'forward(input_ids)' and the value head's "
+        "'values(input_ids)' (a causal LM built with a value head, without "
+        "attention_mask or position_ids inputs)");
+  Value logits;
+  llvm::Expected<func::FuncOp> loss = beginObjective(
+      module, "loss", "the PPO loss",
+      {{"sample_logprobs", {-1, -2}},
+       {"advantages", {-1, -2}},
+       {"returns", {-1, -2}},
+       {"sample_values", {-1, -2}},
+       {"clip", {}},
+       {"value_clip", {}},
+       {"vf_coef", {}}},
+      /*tokenResult=*/false, "loss", logits);
+  if (!loss)
+    return loss.takeError();
+  OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
+  Location loc = loss->getLoc();
+  Math m(b, loc, getElementTypeOrSelf(logits.getType()));
+  unsigned n = loss->getNumArguments();
+  Value ids = loss->getArgument(0), targets = loss->getArgument(n - 8),
+        sampled = loss->getArgument(n - 7), advantages = loss->getArgument(n - 6),
+        returns = loss->getArgument(n - 5), oldValues = loss->getArgument(n - 4),
+        clip = loss->getArgument(n - 3), valueClip = loss->getArgument(n - 2),
+        vfCoef = loss->getArgument(n - 1);
+  Value values = func::CallOp::create(b, loc, valuesFn, ValueRange{ids})
+                     .getResult(0);
+  // One op per statement: the op order does not depend on the compiler's
+  // argument evaluation order.
+  Value logp = m.tokenLogProbs(logits, targets);
+  Value mask = m.targetMask(targets);
+  Value one = m.constant(1.0);
+  Value tokens = m.max(m.sum(m.sum(mask, 1), 0), one);
+  Value ratio = m.exp(m.sub(logp, sampled));
+  Value low = m.sub(one, clip);
+  Value high = m.add(one, clip);
+  Value clipped = m.min(m.max(ratio, low), high);
+  Value negA = m.neg(advantages);
+  Value unclippedTerm = m.mul(negA, ratio);
+  Value clippedTerm = m.mul(negA, clipped);
+  Value policyTerms = m.mul(m.max(unclippedTerm, clippedTerm), mask);
+  Value policyLoss = m.div(m.sum(m.sum(policyTerms, 1), 0), tokens);
+  Value change = m.sub(values, oldValues);
+  Value negClip = m.neg(valueClip);
+  Value limited = m.min(m.max(change, negClip), valueClip);
+  Value clippedValues = m.add(oldValues, limited);
+  Value error = m.sub(values, returns);
+  Value clippedError = m.sub(clippedValues, returns);
+  Value squared = m.mul(error, error);
+  Value clippedSquared = m.mul(clippedError, clippedError);
+  Value half = m.constant(0.5);
+  Value valueTerms =
+      m.mul(m.mul(half, m.max(squared, clippedSquared)), mask);
+  Value valueLoss = m.div(m.sum(m.sum(valueTerms, 1), 0), tokens);
+  return finishObjective(*loss, m.add(policyLoss, m.mul(vfCoef, valueLoss)),
+                         "the PPO loss");
+}
+
 std::optional<TrainingObjective>
 mlir::kiln::parseTrainingObjective(llvm::StringRef name) {
+  if (name == "ppo")
+    return TrainingObjective::PPO;
   if (name == "reward")
     return TrainingObjective::Reward;
   if (name == "lm")
@@ -415,6 +484,8 @@ llvm::StringRef mlir::kiln::trainingObjectiveName(TrainingObjective objective) {
     return "grpo";
   case TrainingObjective::Reward:
     return "reward";
+  case TrainingObjective::PPO:
+    return "ppo";
   }
   llvm_unreachable("unknown objective");
 }
@@ -444,6 +515,12 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
     break;
   case TrainingObjective::Reward:
     if (llvm::Error err = addRewardLoss(module))
+      return err;
+    break;
+  case TrainingObjective::PPO:
+    if (llvm::Error err = addPPOLoss(module))
+      return err;
+    if (llvm::Error err = addTokenLogProbs(module))
       return err;
     break;
   }

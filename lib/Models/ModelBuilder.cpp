@@ -355,6 +355,25 @@ llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
                                     /*transpose_rhs=*/true);
     endFunction(reshape(scores, {spec.batch}));
   }
+  if (options.valueHead) {
+    // values(input_ids [B, S]) -> values [B, S].
+    func::FuncOp values = beginFunction(
+        "values", {idsType},
+        {RankedTensorType::get({spec.batch, spec.seq}, builder.getF32Type())});
+    nameEntryPoint(values, {"input_ids"}, {"values"});
+    limitSequence(values, spec.maxPositions);
+    CausalLMStep step(*this, CausalLMStep::Kind::Forward);
+    step.ids = values.getArgument(0);
+    Value hidden = body(step);
+    int64_t width = shapeOf(hidden).back();
+    Value weight = normalParam("value_head.weight", {1, width}, 0.02);
+    Value bias = zerosParam("value_head.bias", {1});
+    Value projected = MatmulOp::create(builder, loc, hidden, weight,
+                                       /*transpose_lhs=*/false,
+                                       /*transpose_rhs=*/true);
+    Value shifted = AddOp::create(builder, loc, projected, bias);
+    endFunction(reshape(shifted, {spec.batch, spec.seq}));
+  }
   if (options.kvCache == 0)
     return llvm::Error::success();
   int64_t slots = options.kvCache == BuildOptions::kKVCacheMax
@@ -462,10 +481,10 @@ llvm::Error mlir::kiln::models::refuseCausalLMInputs(const BuildOptions &options
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         family + ": a KV cache is for the causal LMs (gpt2, llama)");
-  if (options.scoreHead)
+  if (options.scoreHead || options.valueHead)
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
-        family + ": a score head is for the causal LMs (gpt2, llama)");
+        family + ": a score or value head is for the causal LMs (gpt2, llama)");
   if (!options.attentionMask && !options.positionIds)
     return llvm::Error::success();
   return llvm::createStringError(

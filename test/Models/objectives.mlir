@@ -6,12 +6,13 @@
 // RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective lm --emit=summary | FileCheck %s --check-prefix=LM
 // RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective dpo --emit=summary 2>&1 | FileCheck %s --check-prefix=DYNAMIC
 // RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective dpo --batch 3 --emit=summary 2>&1 | FileCheck %s --check-prefix=ODD
-// RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective ppo --emit=summary 2>&1 | FileCheck %s --check-prefix=UNKNOWN
+// RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective rlhf --emit=summary 2>&1 | FileCheck %s --check-prefix=UNKNOWN
 // RUN: not kiln-compile %models/gpt2-tiny.json --objective dpo --emit=summary 2>&1 | FileCheck %s --check-prefix=NOTRAIN
 // RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective reward --batch 4 --seq 8 --emit=kiln | FileCheck %s --check-prefix=REWARD
 // RUN: kiln-compile %models/llama-tiny.json --score-head --emit=summary | FileCheck %s --check-prefix=SCORE
 // RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective reward --emit=summary 2>&1 | FileCheck %s --check-prefix=RDYNAMIC
 // RUN: not kiln-compile %models/bert-tiny.json --score-head --emit=summary 2>&1 | FileCheck %s --check-prefix=RBERT
+// RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective ppo --emit=kiln | FileCheck %s --check-prefix=PPO
 
 // DPO-LABEL: func.func @token_logprobs(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4x8xi64> {kiln.name = "targets"}) -> (tensor<4x8xf32> {kiln.name = "logprobs"})
 // DPO:         %[[CE:.*]] = kiln.cross_entropy %{{.*}}, %arg1 reduction = none
@@ -56,7 +57,7 @@
 // LM-NOT: token_logprobs
 // DYNAMIC: the DPO loss pairs the first half of a batch (chosen responses) with the second (rejected ones): compile it with a static, even --batch (twice the pairs per step)
 // ODD: compile it with a static, even --batch (twice the pairs per step), not 3
-// UNKNOWN: unknown --objective 'ppo' (expected lm, dpo, grpo or reward)
+// UNKNOWN: unknown --objective 'rlhf' (expected lm, dpo, grpo, reward or ppo)
 // NOTRAIN: --objective needs --mode train
 
 // The reward model: score.weight on the last token's final hidden state,
@@ -74,4 +75,24 @@
 // REWARD:        kiln.reduce mean %{{.*}} axes = [0] : (tensor<2xf32>) -> tensor<f32>
 // SCORE: entry        @score(tensor<?x?xi64>, tensor<?xi64>) -> (tensor<?xf32>)
 // RDYNAMIC: the reward-model loss pairs the first half of a batch (chosen responses) with the second (rejected ones)
-// RBERT: a score head is for the causal LMs (gpt2, llama)
+// RBERT: a score or value head is for the causal LMs (gpt2, llama)
+
+// The PPO objective: the value head on every position, and the loss's
+// clipped policy terms and clipped value terms over the response tokens.
+// PPO:         kiln.parameter @value_head.weight : tensor<1x64xf32>
+// PPO:         kiln.parameter @value_head.bias : tensor<1xf32>
+// PPO-LABEL: func.func @values(%arg0: tensor<?x?xi64> {kiln.max_shape = array<i64: -1, 128>, kiln.name = "input_ids"}) -> (tensor<?x?xf32> {kiln.name = "values"})
+// PPO:         kiln.matmul %{{.*}}, %{{.*}} transpose_rhs : (tensor<?x?x64xf32>, tensor<1x64xf32>) -> tensor<?x?x1xf32>
+// PPO-LABEL: func.func @train_step(
+// PPO-SAME:    kiln.name = "sample_logprobs"
+// PPO-SAME:    kiln.name = "advantages"
+// PPO-SAME:    kiln.name = "returns"
+// PPO-SAME:    kiln.name = "sample_values"
+// PPO-SAME:    kiln.name = "clip"
+// PPO-SAME:    kiln.name = "value_clip"
+// PPO-SAME:    kiln.name = "vf_coef"
+// PPO-LABEL: func.func @eval_step(
+// PPO:         %[[RATIO:.*]] = kiln.exp
+// PPO:         kiln.max %[[RATIO]]
+// PPO:         kiln.neg %arg3
+// PPO:         kiln.sub %{{.*}}, %arg5

@@ -89,6 +89,7 @@ class Objective:
             cls.cfg = json.load(f)
         first = compile_artifact(config, os.path.join(cls.tmp.name, "init.kiln"))
         cls.weights = model_weights(first, seed=21)
+        cls.weights.update(cls.extra_weights(cls.cfg))
         path = os.path.join(cls.tmp.name, "w.safetensors")
         save_safetensors(cls.weights, path)
         cls.artifact = os.path.join(cls.tmp.name, cls.OBJECTIVE + ".kiln")
@@ -100,11 +101,17 @@ class Objective:
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
+    @classmethod
+    def extra_weights(cls, cfg):
+        return {}
+
     def torch_logprobs(self, ids, targets):
         """The float64 reference's token log-probabilities (differentiable
         in the returned parameters)."""
         params = {n: torch.tensor(w, dtype=torch.float64, requires_grad=True) for n, w in self.weights.items()}
-        logits = gpt2_forward(params, torch.from_numpy(ids), self.cfg)
+        hidden = gpt2_forward(params, torch.from_numpy(ids), self.cfg, hidden=True)
+        self.hidden = hidden
+        logits = hidden @ params["transformer.wte.weight"].T
         t = torch.from_numpy(targets)
         keep = t != -100
         gathered = logits.log_softmax(-1).gather(-1, t.clamp(min=0).unsqueeze(-1)).squeeze(-1)
@@ -125,7 +132,9 @@ class Objective:
         rng = np.random.default_rng(2)
         ids, targets = response_targets(rng, self.cfg["vocab_size"], [3, 2, 4, 1], [5, 7, 3, 6])
         logp, keep, params = self.torch_logprobs(ids, targets)
+        self.params = params
         inputs = self.inputs(rng, ids, targets, logp.detach().numpy(), keep.numpy())
+        self.params = params
         expected = self.reference_loss(logp, keep, {k: torch.from_numpy(np.asarray(v, dtype=np.float64))
                                                      for k, v in inputs.items()})
         expected.backward()
@@ -211,6 +220,51 @@ class Reward(unittest.TestCase):
                 tol = GRAD_ATOL + GRAD_ULPS * 2.0 ** -24 * np.abs(want).max()
                 np.testing.assert_allclose(grads[name], want, rtol=GRAD_RTOL, atol=tol, err_msg=name)
             print(f"reward: loss {loss:.6f} (torch {expected.item():.6f})")
+
+
+class PPO(Objective, unittest.TestCase):
+    """PPO (Schulman et al. 2017, as TRL): the clipped policy loss over the
+    response tokens plus vf_coef times the clipped value loss of the value
+    head (value_head.weight · hidden + value_head.bias at every position)."""
+    OBJECTIVE = "ppo"
+    CLIP, VALUE_CLIP, VF = 0.2, 0.2, 0.1
+
+    @classmethod
+    def extra_weights(cls, cfg):
+        rng = np.random.default_rng(31)
+        return {"value_head.weight": (0.1 * rng.standard_normal((1, cfg["n_embd"]))).astype(np.float32),
+                "value_head.bias": np.array([0.3], dtype=np.float32)}
+
+    def inputs(self, rng, ids, targets, logp, keep):
+        sample = (logp + rng.normal(0, 0.3, logp.shape) * keep).astype(np.float32)
+        values = (self.hidden @ self.params["value_head.weight"][0] + self.params["value_head.bias"]).detach().numpy()
+        old = (values + rng.normal(0, 0.3, values.shape)).astype(np.float32)
+        ratio = np.exp(logp - sample)[keep]
+        clipped = np.sum((ratio < 1 - self.CLIP) | (ratio > 1 + self.CLIP))
+        self.assertGreater(clipped, 2)
+        self.assertLess(clipped, ratio.size - 2)
+        moved = np.abs(values - old)[keep]
+        self.assertGreater(np.sum(moved > self.VALUE_CLIP), 2)   # the value clip is used too
+        return {"input_ids": ids, "targets": targets, "sample_logprobs": sample,
+                "advantages": rng.normal(0, 1, logp.shape).astype(np.float32),
+                "returns": rng.normal(0, 1, logp.shape).astype(np.float32),
+                "sample_values": old,
+                "clip": np.array(self.CLIP, dtype=np.float32),
+                "value_clip": np.array(self.VALUE_CLIP, dtype=np.float32),
+                "vf_coef": np.array(self.VF, dtype=np.float32)}
+
+    def reference_loss(self, logp, keep, x):
+        tokens = keep.sum()
+        ratio = torch.exp(logp - x["sample_logprobs"])
+        a = x["advantages"]
+        pg = torch.max(-a * ratio, -a * torch.clamp(ratio, 1 - x["clip"], 1 + x["clip"]))
+        policy = (pg * keep).sum() / tokens
+        v = self.hidden @ self.params["value_head.weight"][0] + self.params["value_head.bias"]
+        u = x["sample_values"]
+        vc = u + torch.clamp(v - u, -x["value_clip"], x["value_clip"])
+        r = x["returns"]
+        value = (0.5 * torch.max((v - r) ** 2, (vc - r) ** 2) * keep).sum() / tokens
+        return policy + x["vf_coef"] * value
 
 
 class GRPO(Objective, unittest.TestCase):

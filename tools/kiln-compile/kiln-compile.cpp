@@ -242,8 +242,11 @@ cl::opt<std::string> objective(
              "sample_logprobs, reference_logprobs, advantages, kl_coef, clip, "
              "lr); kiln grpo) or reward (a score head and train_step(input_ids, "
              "lengths, lr), the Bradley-Terry loss on chosen rows then "
-             "rejected rows, a static even --batch; kiln reward). dpo and "
-             "grpo also get token_logprobs(input_ids, targets) -> logprobs"),
+             "rejected rows, a static even --batch; kiln reward) or ppo (a "
+             "value head values(input_ids) -> values and train_step(input_ids, "
+             "targets, sample_logprobs, advantages, returns, sample_values, "
+             "clip, value_clip, vf_coef, lr); kiln ppo). dpo, grpo and ppo "
+             "also get token_logprobs(input_ids, targets) -> logprobs"),
     cl::init("lm"), cl::cat(category));
 cl::opt<std::string> optimizerName(
     "optimizer", cl::desc("Optimizer of --mode train: adamw (default) or sgd"),
@@ -415,6 +418,7 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     options.positionIds = positionIdsInput;
     options.scoreHead =
         scoreHead || (mode == Mode::Train && objective == "reward");
+    options.valueHead = mode == Mode::Train && objective == "ppo";
     if (!kvCache.empty()) {
       int64_t slots = 0;
       if (kvCache == "max") {
@@ -623,7 +627,7 @@ int main(int argc, char **argv) {
         kiln::parseTrainingObjective(objective);
     if (!parsed)
       return fail("unknown --objective '" + objective +
-                  "' (expected lm, dpo, grpo or reward)");
+                  "' (expected lm, dpo, grpo, reward or ppo)");
     training.objective = *parsed;
     training.optimizer = optimizerName;
     training.weightDecay = weightDecay;

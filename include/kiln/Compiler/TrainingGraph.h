@@ -65,6 +65,18 @@ llvm::Error addPolicyLoss(ModuleOp module);
 /// -log sigmoid of the score margin. Needs a static, even batch.
 llvm::Error addRewardLoss(ModuleOp module);
 
+/// Adds the PPO loss `@loss(input_ids, targets, sample_logprobs,
+/// advantages, returns, sample_values, clip, value_clip, vf_coef)` on
+/// `forward` and the value head's `values(input_ids)` (BuildOptions::
+/// valueHead). Over the response tokens (targets not -100), with l the
+/// model's log-probability, o the sample's, A the advantage, v the value,
+/// u the sample's value and R the return: the policy loss
+/// mean(max(-A·ratio, -A·clamp(ratio, 1 - clip, 1 + clip))), ratio =
+/// exp(l - o), plus vf_coef times the clipped value loss
+/// mean(0.5·max((v - R)², (u + clamp(v - u, -value_clip, value_clip) -
+/// R)²)), as the PPO paper and TRL define them.
+llvm::Error addPPOLoss(ModuleOp module);
+
 /// What `buildTrainingEntryPoints` trains the model for.
 enum class TrainingObjective {
   /// Next-token cross-entropy (pretraining, SFT): addLanguageModelLoss.
@@ -75,6 +87,8 @@ enum class TrainingObjective {
   Policy,
   /// A reward model: addRewardLoss (the model needs a score head).
   Reward,
+  /// PPO: addPPOLoss and token_logprobs (the model needs a value head).
+  PPO,
 };
 
 /// "lm", "dpo" or "grpo"; nullopt for anything else.

@@ -68,6 +68,10 @@ struct BuildOptions {
   /// *ForSequenceClassification) on the final hidden state of each row's
   /// last token (lengths[b] - 1): a reward model's scalar.
   bool scoreHead = false;
+  /// Causal LMs: also build `values(input_ids [B, S]) -> values [B, S]`, a
+  /// linear head `value_head.weight` [1, E] and `value_head.bias` [1] on
+  /// every position's final hidden state: PPO's value estimates.
+  bool valueHead = false;
   /// The module will be trained: config keys that change only training
   /// (dropout rates) must then be honoured or refused too.
   bool training = false;
