@@ -323,6 +323,11 @@ Artifact::saveParameters(const std::string &path,
 Status Artifact::loadParameters(const std::string &path, bool requireAll,
                                 LoadSelection selection) {
   bool modelOnly = selection == LoadSelection::ModelOnly;
+  // The heads the alignment methods add to a language model: a checkpoint
+  // with one loads into the model without it, and the other way round.
+  auto isHead = [](const std::string &name) {
+    return name.rfind("score.", 0) == 0 || name.rfind("value_head.", 0) == 0;
+  };
   if (!writable_)
     return Status::error("'" + dir_ + "' has no entry point that updates "
                          "parameters; loading parameters needs a training "
@@ -335,7 +340,8 @@ Status Artifact::loadParameters(const std::string &path, bool requireAll,
   for (const SafeTensorInfo &info : file->tensors()) {
     const ParameterSpec *param = manifest_.findParameter(info.name);
     if (modelOnly && (param ? param->state
-                            : info.name.find('/') != std::string::npos))
+                            : info.name.find('/') != std::string::npos ||
+                                  isHead(info.name)))
       continue;
     // A reference copy holds no optimizer state to load into.
     if (param && !parameterData_[static_cast<size_t>(
@@ -355,7 +361,8 @@ Status Artifact::loadParameters(const std::string &path, bool requireAll,
   if (requireAll)
     for (size_t i = 0; i < manifest_.parameters.size(); ++i) {
       const ParameterSpec &param = manifest_.parameters[i];
-      if (!(modelOnly && param.state) && parameterData_[i] &&
+      if (!(modelOnly && (param.state || isHead(param.name))) &&
+          parameterData_[i] &&
           !file->find(param.name))
         return Status::error("'" + path + "' has no tensor '" + param.name +
                              "' (" + (param.state ? "optimizer state"

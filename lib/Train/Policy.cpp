@@ -49,3 +49,59 @@ Batch kiln::train::policyRows(const std::vector<std::vector<int32_t>> &prompts,
   }
   return batch;
 }
+
+AdvantageEstimate kiln::train::generalizedAdvantages(
+    const std::vector<int64_t> &targets, int64_t rows, int64_t seq,
+    const std::vector<float> &logprobs, const std::vector<float> &reference,
+    const std::vector<float> &values, const std::vector<double> &scores,
+    double klCoef, double gamma, double lambda) {
+  size_t n = static_cast<size_t>(rows * seq);
+  AdvantageEstimate out;
+  std::vector<double> advantages(n, 0.0);
+  out.returns.assign(n, 0.0f);
+  double penalty = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    size_t base = static_cast<size_t>(r * seq);
+    int64_t last = -1;
+    for (int64_t t = 0; t < seq; ++t)
+      if (targets[base + static_cast<size_t>(t)] != -100)
+        last = t;
+    double gae = 0, nextValue = 0;
+    for (int64_t t = last; t >= 0; --t) {
+      size_t i = base + static_cast<size_t>(t);
+      if (targets[i] == -100)
+        continue;
+      double kl = static_cast<double>(logprobs[i]) - reference[i];
+      double reward = -klCoef * kl;
+      penalty += reward;
+      if (t == last)
+        reward += scores[static_cast<size_t>(r)];
+      double delta = reward + gamma * nextValue - values[i];
+      gae = delta + gamma * lambda * gae;
+      advantages[i] = gae;
+      out.returns[i] = static_cast<float>(gae + values[i]);
+      nextValue = values[i];
+    }
+  }
+  out.klPenalty = rows ? penalty / static_cast<double>(rows) : 0.0;
+  // Whitened over the response tokens.
+  double count = 0, mean = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (targets[i] != -100) {
+      count += 1;
+      mean += advantages[i];
+    }
+  out.advantages.assign(n, 0.0f);
+  if (count < 2)
+    return out;
+  mean /= count;
+  double squares = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (targets[i] != -100)
+      squares += (advantages[i] - mean) * (advantages[i] - mean);
+  double std = std::sqrt(squares / (count - 1));
+  for (size_t i = 0; i < n; ++i)
+    if (targets[i] != -100)
+      out.advantages[i] = static_cast<float>((advantages[i] - mean) / (std + 1e-8));
+  return out;
+}

@@ -96,7 +96,12 @@ json optionsJson(const PretrainOptions &o) {
           {"kl_coef", o.klCoef},
           {"clip", o.clip},
           {"temperature", o.temperature},
-          {"max_tokens", o.maxTokens}};
+          {"max_tokens", o.maxTokens},
+          {"ppo_epochs", o.ppoEpochs},
+          {"value_clip", o.valueClip},
+          {"vf_coef", o.vfCoef},
+          {"gamma", o.gamma},
+          {"lambda", o.lambda}};
 }
 
 /// Whether two spellings of a path name the same file ("run/../a.kiln" and
@@ -200,7 +205,7 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   if (j.contains("task") && !str("task", task))
     return bad("task");
   if (task != "pretrain" && task != "sft" && task != "dpo" &&
-      task != "grpo" && task != "reward")
+      task != "grpo" && task != "reward" && task != "ppo")
     return Status::error("'" + path + "' records task '" + task +
                          "', which this kiln does not know");
   if (checkTask && task != o.task)
@@ -208,6 +213,7 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
                          (task == "sft"   ? "fine-tuning"
                           : task == "dpo"  ? "DPO"
                           : task == "grpo"   ? "GRPO"
+                          : task == "ppo"    ? "PPO"
                           : task == "reward" ? "reward-model"
                                              : "pretraining") +
                          " run; continue it with 'kiln " + task +
@@ -219,6 +225,14 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
       return bad(key);
   if (j.contains("beta") && !number("beta", o.beta))
     return bad("beta");
+  for (auto [key, out] : {std::pair{"value_clip", &o.valueClip},
+                          std::pair{"vf_coef", &o.vfCoef},
+                          std::pair{"gamma", &o.gamma},
+                          std::pair{"lambda", &o.lambda}})
+    if (j.contains(key) && !number(key, *out))
+      return bad(key);
+  if (j.contains("ppo_epochs") && !integer("ppo_epochs", o.ppoEpochs))
+    return bad("ppo_epochs");
   for (auto [key, out] : {std::pair{"nll_coef", &o.nllCoef},
                           std::pair{"kl_coef", &o.klCoef},
                           std::pair{"clip", &o.clip},
@@ -269,6 +283,11 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   j["clip"] = o.clip;
   j["temperature"] = o.temperature;
   j["max_tokens"] = o.maxTokens;
+  j["ppo_epochs"] = o.ppoEpochs;
+  j["value_clip"] = o.valueClip;
+  j["vf_coef"] = o.vfCoef;
+  j["gamma"] = o.gamma;
+  j["lambda"] = o.lambda;
   return checkGivenSettings(o, given, j, path);
 }
 
@@ -360,16 +379,20 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
       return Status::error("'" + artifact.dir() + "' takes batches of " +
                            std::to_string(batch) +
                            " rows; pairs need an even batch (pairs x 2)");
-  } else if (task == "grpo") {
+  } else if (task == "grpo" || task == "ppo") {
+    bool ppo = task == "ppo";
     if (!t.train->findInput("sample_logprobs") ||
         !t.train->findInput("advantages") ||
+        (ppo && (!t.train->findInput("returns") ||
+                 !artifact.findEntryPoint("values"))) ||
+        (!ppo && !t.train->findInput("reference_logprobs")) ||
         !artifact.findEntryPoint(KILN_ENTRY_TOKEN_LOGPROBS))
-      return Status::error("'" + artifact.dir() +
-                           "' has no GRPO train_step (sample_logprobs, "
-                           "reference_logprobs, advantages, kl_coef and clip "
-                           "inputs) and token_logprobs; compile it with "
-                           "kiln-compile --mode train --objective grpo "
-                           "--kv-cache N");
+      return Status::error("'" + artifact.dir() + "' has no " +
+                           (ppo ? "PPO" : "GRPO") +
+                           " train_step and token_logprobs" +
+                           (ppo ? " and values" : "") +
+                           "; compile it with kiln-compile --mode train "
+                           "--objective " + task + " --kv-cache N");
     if (!KVCacheDecoder::isAvailable(artifact))
       return Status::error("'" + artifact.dir() +
                            "' has no KV cache to sample rollouts with; "
@@ -523,7 +546,9 @@ public:
                                                                              : 0.0);
       length += static_cast<double>((*samples)[r].tokens.size());
     }
-    std::vector<double> advantages = groupAdvantages(rewards, o.group);
+    std::vector<double> advantages =
+        o.task == "ppo" ? std::vector<double>(rewards.size(), 0.0)
+                        : groupAdvantages(rewards, o.group);
     Batch b = policyRows(rows, *samples, seq, padId, tokenizer.eosId());
     auto logprobs = [&](const Artifact &model) -> Expected<std::vector<float>> {
       std::vector<int64_t> shape = {b.batch, b.seq};
@@ -542,6 +567,20 @@ public:
     Expected<std::vector<float>> frozen = logprobs(reference);
     if (!frozen)
       return frozen.status();
+    std::vector<float> values;
+    AdvantageEstimate estimate;
+    if (o.task == "ppo") {
+      std::vector<int64_t> shape = {b.batch, b.seq};
+      auto out = policy.run(
+          "values", {{"input_ids", TensorView{DType::I64, shape, b.inputs.data()}}});
+      if (!out)
+        return out.status();
+      const float *v = (*out)[0].as<float>();
+      values.assign(v, v + (*out)[0].numElements());
+      estimate = generalizedAdvantages(b.targets, b.batch, b.seq, *sampled,
+                                       *frozen, values, rewards, o.klCoef,
+                                       o.gamma, o.lambda);
+    }
     // What the batch measures: rewards, the policy's distance from the
     // reference (mean of log p - log q over response tokens, and k3), and
     // the sampled tokens' mean surprisal (an estimate of the entropy).
@@ -566,8 +605,9 @@ public:
                {"kl", tokens ? kl / tokens : 0.0},
                {"kl_k3", tokens ? k3 / tokens : 0.0},
                {"entropy", tokens ? surprisal / tokens : 0.0},
-               {"response_tokens", length / n},
-               {"learning_rows", static_cast<double>(learning) / n}};
+               {"response_tokens", length / n}};
+    if (o.task == "grpo")
+      metrics.push_back({"learning_rows", static_cast<double>(learning) / n});
     samplesMade.clear();
     for (size_t r = 0; r < samples->size(); ++r) {
       MetricsRow record;
@@ -579,6 +619,15 @@ public:
           .set("reward", rewards[r])
           .set("advantage", advantages[r]);
       samplesMade.push_back(std::move(record));
+    }
+    if (o.task == "ppo") {
+      metrics.push_back({"kl_penalty", estimate.klPenalty});
+      b.extra.push_back({"sample_logprobs", {b.batch, b.seq}, sampled.take()});
+      b.extra.push_back({"advantages", {b.batch, b.seq},
+                         std::move(estimate.advantages)});
+      b.extra.push_back({"returns", {b.batch, b.seq}, std::move(estimate.returns)});
+      b.extra.push_back({"sample_values", {b.batch, b.seq}, std::move(values)});
+      return b;
     }
     std::vector<float> adv(advantages.begin(), advantages.end());
     b.extra.push_back({"sample_logprobs", {b.batch, b.seq}, sampled.take()});
@@ -643,7 +692,8 @@ private:
   bool preference() const { return o.task == "dpo" || o.task == "reward"; }
   bool rewardModel() const { return o.task == "reward"; }
   Expected<double> evaluateRewards(MetricsRow &row);
-  bool policy() const { return o.task == "grpo"; }
+  bool policy() const { return o.task == "grpo" || o.task == "ppo"; }
+  bool ppo() const { return o.task == "ppo"; }
   Status prepareRollouts(const TrainingInterface &t);
   Expected<double> evaluateAnswers(MetricsRow &row);
   Status checkpoint(int64_t step);
@@ -1105,9 +1155,9 @@ std::string initialParametersPath(const std::string &init) {
 
 Status Run::loadInitialParameters() {
   std::string path = initialParametersPath(o.init);
-  // A reward model's score head is not in a language model's checkpoint:
-  // it keeps its initial values.
-  if (Status s = artifact->loadParameters(path, /*requireAll=*/!rewardModel(),
+  // A reward model's score head and PPO's value head are not in a language
+  // model's checkpoint: they keep their initial values (ModelOnly).
+  if (Status s = artifact->loadParameters(path, /*requireAll=*/true,
                                           Artifact::LoadSelection::ModelOnly);
       !s)
     return Status::error("--init: " + s.message());
@@ -1125,11 +1175,19 @@ Status Run::prepareRollouts(const TrainingInterface &t) {
     return Status::error("GRPO needs --data FILE.jsonl (JSON lines of "
                          "{\"prompt\": ..., \"answer\": ...}, such as kiln "
                          "task's prompts.jsonl)");
-  if (o.group < 2 || t.batch % o.group != 0)
-    return Status::error("--group " + std::to_string(o.group) +
-                         " must be at least 2 and divide the artifact's "
-                         "batch of " + std::to_string(t.batch) +
+  int64_t minGroup = ppo() ? 1 : 2;
+  if (o.group < minGroup || t.batch % o.group != 0)
+    return Status::error("--group " + std::to_string(o.group) + " must be at "
+                         "least " + std::to_string(minGroup) +
+                         " and divide the artifact's batch of " +
+                         std::to_string(t.batch) +
                          " rows (prompts per step x group)");
+  if (ppo() && (o.ppoEpochs < 1 || !(o.valueClip > 0) || !(o.vfCoef >= 0) ||
+                !(o.gamma > 0 && o.gamma <= 1) ||
+                !(o.lambda >= 0 && o.lambda <= 1)))
+    return Status::error("--ppo-epochs must be at least 1, --value-clip "
+                         "positive, --vf-coef non-negative, --gamma in (0, 1] "
+                         "and --lambda in [0, 1]");
   if (o.maxTokens < 1 || !(o.temperature > 0) || !(o.clip > 0) ||
       !(o.klCoef >= 0))
     return Status::error("--max-tokens, --temperature and --clip must be "
@@ -1538,7 +1596,8 @@ Status Run::run() {
   std::optional<double> flopsPerStep;
   if (t->train->flops && t->train->hasStaticInputs())
     flopsPerStep = *t->train->flops;
-  say(std::string(policy()        ? "GRPO on '"
+  say(std::string(ppo()           ? "PPO on '"
+                  : policy()      ? "GRPO on '"
                   : rewardModel() ? "reward model '"
                   : preference()  ? "DPO on '"
                   : fineTuning() ? "fine-tuning '"
@@ -1628,21 +1687,36 @@ Status Run::run() {
       inputs.push_back({"beta", TensorView{DType::F32, {}, &betaValue}});
       inputs.push_back({"nll_coef", TensorView{DType::F32, {}, &nllValue}});
     }
+    float valueClipValue = static_cast<float>(o.valueClip);
+    float vfValue = static_cast<float>(o.vfCoef);
     if (policy()) {
-      inputs.push_back({"kl_coef", TensorView{DType::F32, {}, &klValue}});
-      inputs.push_back({"clip", TensorView{DType::F32, {}, &clipValue}});
+      // Each objective's train_step takes the scalars it declares.
+      for (NamedTensor scalar :
+           {NamedTensor{"kl_coef", TensorView{DType::F32, {}, &klValue}},
+            NamedTensor{"clip", TensorView{DType::F32, {}, &clipValue}},
+            NamedTensor{"value_clip",
+                        TensorView{DType::F32, {}, &valueClipValue}},
+            NamedTensor{"vf_coef", TensorView{DType::F32, {}, &vfValue}}})
+        if (t->train->findInput(scalar.name))
+          inputs.push_back(scalar);
     }
     inputs.push_back({"lr", TensorView{DType::F32, {}, &lrValue}});
+    // PPO takes --ppo-epochs updates on each batch of rollouts; the loss
+    // and gradient norm reported are their means.
+    int64_t updates = ppo() ? o.ppoEpochs : 1;
+    double loss = 0, gradNorm = 0;
     auto begin = std::chrono::steady_clock::now();
-    auto outputs = artifact->run(KILN_ENTRY_TRAIN_STEP, inputs);
+    for (int64_t u = 0; u < updates; ++u) {
+      auto outputs = artifact->run(KILN_ENTRY_TRAIN_STEP, inputs);
+      if (!outputs)
+        return outputs.status();
+      loss += scalarOf((*outputs)[0]) / static_cast<double>(updates);
+      gradNorm += scalarOf((*outputs)[1]) / static_cast<double>(updates);
+    }
     auto finish = std::chrono::steady_clock::now();
-    if (!outputs)
-      return outputs.status();
     ++step;
     double seconds = std::chrono::duration<double>(finish - begin).count();
     trainSeconds += seconds;
-    double loss = scalarOf((*outputs)[0]);
-    double gradNorm = scalarOf((*outputs)[1]);
     // The step updated the parameters in place, so a non-finite loss or
     // gradient ends the run here, before anything is checkpointed.
     if (!std::isfinite(loss))

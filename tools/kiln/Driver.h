@@ -92,6 +92,7 @@ int pretrainCommand(int argc, char **argv);
 int sftCommand(int argc, char **argv);
 int dpoCommand(int argc, char **argv);
 int grpoCommand(int argc, char **argv);
+int ppoCommand(int argc, char **argv);
 int rewardCommand(int argc, char **argv);
 int taskCommand(int argc, char **argv);
 int judgeCommand(int argc, char **argv);

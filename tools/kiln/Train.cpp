@@ -244,6 +244,52 @@ OPTIONS:
   -h, --help              this text
 )";
 
+const char kPpoUsage[] =
+    R"(USAGE: kiln ppo NAME.kiln --data FILE.jsonl --out RUN_DIR --init RUN_DIR [options]
+       kiln ppo --resume --out RUN_DIR [--steps N] [NAME.kiln options]
+
+Proximal policy optimization (Schulman et al., 2017, as TRL runs it for
+language models) against a programmatic judge, on prompts with answers
+(kiln task's prompts.jsonl). NAME.kiln is compiled with kiln-compile --mode
+train --objective ppo --kv-cache N and a static --batch B: the policy with
+a value head (values(input_ids) -> values) sharing its trunk. Each step
+samples --group answers to each of B/group prompts through the artifact's
+own KV cache; the judge scores each answer (1 right, 0 wrong) at its last
+token, every answer token is rewarded -kl_coef x (log p - log p_ref) (the
+KL penalty to the reference: the starting model, one frozen copy of the
+weights), the advantages come from the value head's estimates by GAE
+(--gamma, --lambda) and are whitened over the batch, and --ppo-epochs
+updates are taken on the batch with the clipped policy loss plus --vf-coef
+x the clipped value loss. metrics.jsonl adds the reward, the KL, the KL
+penalty per answer and the entropy estimate; rollouts.jsonl keeps every
+answer. The held-out success rate (--val-data, greedy, judged) is
+evaluated every --eval-every steps. The run directory and --resume are
+kiln grpo's.
+
+OPTIONS:
+  --out RUN_DIR           the run directory (required)
+  --data FILE.jsonl       training prompts with answers (required)
+  --val-data FILE.jsonl   held-out prompts (default: --val-fraction of --data)
+  --init RUN_DIR|FILE     the starting parameters (a language-model run; the
+                          value head starts afresh) and the reference
+  --group G               answers per prompt (default 1)
+  --ppo-epochs K          updates per batch of rollouts (default 4)
+  --kl-coef K             KL penalty per token (default 0.05)
+  --clip E                policy ratio clip (default 0.2)
+  --value-clip E          value clip (default 0.2)
+  --vf-coef C             value loss weight (default 0.1)
+  --gamma G, --lambda L   GAE's discount and lambda (default 1, 0.95)
+  --temperature T         rollout temperature (default 1.0)
+  --max-tokens N          longest answer (default 16)
+  --steps N               batches of rollouts (default 1000)
+  --lr LR                 peak learning rate (default 1e-5)
+  --batch, --seq, --min-lr, --warmup, --schedule, --seed, --eval-every,
+  --eval-batches, --checkpoint-every, --tokenizer, --vocab-size,
+  --val-fraction, --peak-gflops, --watts, --log-every: as kiln grpo
+  --resume                continue the run in --out
+  -h, --help              this text
+)";
+
 const char kPlotUsage[] =
     R"(USAGE: kiln plot RUN_DIR
 
@@ -364,6 +410,7 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   bool dpo = task == "dpo";
   bool grpo = task == "grpo";
   bool reward = task == "reward";
+  bool ppo = task == "ppo";
   std::vector<std::string> settings = {
       "--data",       "--batch",        "--seq",          "--lr",
       "--min-lr",     "--warmup",       "--schedule",     "--seed",
@@ -373,14 +420,18 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
     settings.insert(settings.end(), {"--val-data", "--init"});
   if (dpo)
     settings.insert(settings.end(), {"--beta", "--nll-coef"});
-  if (grpo)
+  if (grpo || ppo)
     settings.insert(settings.end(), {"--group", "--kl-coef", "--clip",
                                      "--temperature", "--max-tokens"});
+  if (ppo)
+    settings.insert(settings.end(), {"--ppo-epochs", "--value-clip",
+                                     "--vf-coef", "--gamma", "--lambda"});
   std::vector<std::string> allowed = {"--out", "--steps", "--peak-gflops",
                                       "--watts", "--log-every"};
   allowed.insert(allowed.end(), settings.begin(), settings.end());
   Options o = parseOptions(task, argc, argv, 2, allowed,
-                           grpo     ? kGrpoUsage
+                           ppo      ? kPpoUsage
+                           : grpo   ? kGrpoUsage
                            : reward ? kRewardUsage
                            : dpo ? kDpoUsage
                            : sft ? kSftUsage
@@ -400,15 +451,27 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   if (sft && !p.resume && !o.values.count("--data"))
     fail("'kiln " + task + "' needs --data FILE.jsonl (JSON lines of " +
          (dpo || reward ? "{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}"
-          : grpo ? "{\"prompt\": ..., \"answer\": ...}"
+          : grpo || ppo ? "{\"prompt\": ..., \"answer\": ...}"
                  : "{\"prompt\": ..., \"response\": ...}") +
          "); see 'kiln " + task + " --help'");
   if (sft) {
-    p.schedule.lr = dpo || grpo ? 1e-5 : 1e-4;
+    p.schedule.lr = dpo || grpo || ppo ? 1e-5 : 1e-4;
+    if (ppo) {
+      p.group = 1;
+      p.klCoef = 0.05;
+    }
     p.valFraction = 0.1;
   }
   if (o.values.count("--group"))
-    p.group = parseCount("--group", o.values["--group"], 2);
+    p.group = parseCount("--group", o.values["--group"], ppo ? 1 : 2);
+  if (o.values.count("--ppo-epochs"))
+    p.ppoEpochs = parseCount("--ppo-epochs", o.values["--ppo-epochs"], 1);
+  for (auto [name, out] : {std::pair{"--value-clip", &p.valueClip},
+                           std::pair{"--vf-coef", &p.vfCoef},
+                           std::pair{"--gamma", &p.gamma},
+                           std::pair{"--lambda", &p.lambda}})
+    if (o.values.count(name))
+      *out = parseNumber(name, o.values[name]);
   if (o.values.count("--max-tokens"))
     p.maxTokens = parseCount("--max-tokens", o.values["--max-tokens"], 1);
   for (auto [name, out] : {std::pair{"--kl-coef", &p.klCoef},
@@ -495,6 +558,8 @@ int dpoCommand(int argc, char **argv) { return trainCommand("dpo", argc, argv); 
 int rewardCommand(int argc, char **argv) {
   return trainCommand("reward", argc, argv);
 }
+
+int ppoCommand(int argc, char **argv) { return trainCommand("ppo", argc, argv); }
 
 int grpoCommand(int argc, char **argv) {
   return trainCommand("grpo", argc, argv);

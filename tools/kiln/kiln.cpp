@@ -40,6 +40,8 @@ COMMANDS:
          Trains a reward model (score head, Bradley-Terry) on pairs.
   grpo   NAME.kiln --data prompts.jsonl --out RUN_DIR --init RUN_DIR ...
          Group-relative policy optimization against the task's judge.
+  ppo    NAME.kiln --data prompts.jsonl --out RUN_DIR --init RUN_DIR ...
+         Proximal policy optimization with a value head, GAE and a KL penalty.
   task   arithmetic|sorting --out DIR
          Writes a task with a programmatic judge (demonstrations, pairs,
          prompts, held-out prompts).
@@ -83,6 +85,8 @@ int main(int argc, char **argv) {
     return dpoCommand(argc, argv);
   if (command == "grpo")
     return grpoCommand(argc, argv);
+  if (command == "ppo")
+    return ppoCommand(argc, argv);
   if (command == "reward")
     return rewardCommand(argc, argv);
   if (command == "task")
@@ -100,5 +104,5 @@ int main(int argc, char **argv) {
   if (command == "calibrate")
     return calibrateCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, dpo, reward, grpo, task, judge, label, plot, generate, eval, calibrate; see 'kiln --help')");
+       "pretrain, sft, dpo, reward, grpo, ppo, task, judge, label, plot, generate, eval, calibrate; see 'kiln --help')");
 }

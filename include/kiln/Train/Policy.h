@@ -33,6 +33,25 @@ Batch policyRows(const std::vector<std::vector<int32_t>> &prompts,
                  const std::vector<Sample> &samples, int64_t seq,
                  int64_t padId, int32_t eosId);
 
+/// PPO's targets for a policy batch (rows of `seq` positions; the response
+/// tokens are where `targets` is not -100): per response token the reward
+/// -kl_coef * (logprobs - reference) plus, at the row's last response token,
+/// the row's `score`; advantages by generalized advantage estimation
+/// (Schulman et al. 2016) with `gamma` and `lambda` from the `values`, the
+/// returns advantages + values, then the advantages whitened over every
+/// response token of the batch (unbiased variance, as TRL). Positions
+/// outside the responses are 0.
+struct AdvantageEstimate {
+  std::vector<float> advantages, returns;
+  /// The mean over rows of the summed KL penalty.
+  double klPenalty = 0;
+};
+AdvantageEstimate generalizedAdvantages(
+    const std::vector<int64_t> &targets, int64_t rows, int64_t seq,
+    const std::vector<float> &logprobs, const std::vector<float> &reference,
+    const std::vector<float> &values, const std::vector<double> &scores,
+    double klCoef, double gamma, double lambda);
+
 } // namespace kiln::train
 
 #endif // KILN_TRAIN_POLICY_H

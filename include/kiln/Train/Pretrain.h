@@ -30,7 +30,8 @@ struct PretrainOptions {
   /// (JSON lines of a prompt and a chosen and a rejected response; an
   /// artifact compiled with --objective dpo) or "grpo" (JSON lines of a
   /// prompt and its answer, rewarded by the judge of Tasks.h; an artifact
-  /// compiled with --objective grpo and --kv-cache).
+  /// compiled with --objective grpo and --kv-cache) or "ppo" (the same data;
+  /// --objective ppo and --kv-cache).
   std::string task = "pretrain";
   /// The training artifact (entry points train_step and eval_step).
   std::string artifact;
@@ -53,6 +54,10 @@ struct PretrainOptions {
   int64_t group = 8;
   double klCoef = 0.04, clip = 0.2, temperature = 1.0;
   int64_t maxTokens = 16;
+  /// ppo: updates per batch of rollouts, the value clip and weight, and
+  /// GAE's discount and lambda.
+  int64_t ppoEpochs = 4;
+  double valueClip = 0.2, vfCoef = 0.1, gamma = 1.0, lambda = 0.95;
   /// The run directory (created when missing).
   std::string runDir;
   /// Optimizer steps in all (a resumed run continues up to this count).

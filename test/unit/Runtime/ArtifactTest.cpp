@@ -541,11 +541,13 @@ TEST_F(ArtifactTest, ModelOnlyLoadsSkipOptimizerState) {
   ASSERT_TRUE(artifact);
   std::vector<float> w = {5, 6, 7, 8}, m = {1, 1, 1, 1};
   // A checkpoint of another optimizer ('w/momentum' is no parameter here)
-  // with this one's state 'm': only 'w' is taken, 'm' stays zero.
+  // with this one's state 'm' and a value head the artifact lacks: only
+  // 'w' is taken, 'm' stays zero.
   std::string file = path("other.safetensors");
   ASSERT_TRUE(writeSafeTensors(file, {{"w", {DType::F32, {4}, w.data()}},
                                       {"m", {DType::F32, {4}, m.data()}},
-                                      {"w/momentum", {DType::F32, {4}, m.data()}}}));
+                                      {"w/momentum", {DType::F32, {4}, m.data()}},
+                                      {"value_head.bias", {DType::F32, {1}, m.data()}}}));
   EXPECT_FALSE(artifact->loadParameters(file, /*requireAll=*/true));
   Status loaded = artifact->loadParameters(
       file, /*requireAll=*/true, Artifact::LoadSelection::ModelOnly);
