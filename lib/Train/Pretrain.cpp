@@ -101,7 +101,9 @@ json optionsJson(const PretrainOptions &o) {
           {"value_clip", o.valueClip},
           {"vf_coef", o.vfCoef},
           {"gamma", o.gamma},
-          {"lambda", o.lambda}};
+          {"lambda", o.lambda},
+          {"reward_model", o.rewardModel},
+          {"reward_checkpoint", o.rewardCheckpoint}};
 }
 
 /// Whether two spellings of a path name the same file ("run/../a.kiln" and
@@ -133,7 +135,8 @@ Status checkGivenSettings(const PretrainOptions &o, const json &given,
     const json &then = recorded.at(key);
     bool same;
     if (key == "artifact" || key == "data" || key == "tokenizer" ||
-        key == "val_data" || key == "init") {
+        key == "val_data" || key == "init" || key == "reward_model" ||
+        key == "reward_checkpoint") {
       auto resolved = [&](const json &v) {
         std::string text = v.get<std::string>();
         return key == "data" && text.empty() && o.task == "pretrain"
@@ -220,7 +223,9 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
                          " --resume --out " + o.runDir + "'");
   o.task = task;
   for (auto [key, out] : {std::pair{"val_data", &o.valData},
-                          std::pair{"init", &o.init}})
+                          std::pair{"init", &o.init},
+                          std::pair{"reward_model", &o.rewardModel},
+                          std::pair{"reward_checkpoint", &o.rewardCheckpoint}})
     if (j.contains(key) && !str(key, *out))
       return bad(key);
   if (j.contains("beta") && !number("beta", o.beta))
@@ -288,6 +293,8 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   j["vf_coef"] = o.vfCoef;
   j["gamma"] = o.gamma;
   j["lambda"] = o.lambda;
+  j["reward_model"] = o.rewardModel;
+  j["reward_checkpoint"] = o.rewardCheckpoint;
   return checkGivenSettings(o, given, j, path);
 }
 
@@ -508,9 +515,11 @@ private:
 class Rollouts final : public TrainingData {
 public:
   Rollouts(const Artifact &policy, const Artifact &reference,
-           const Tokenizer &tokenizer, const std::vector<PromptAnswer> &prompts,
-           const PretrainOptions &o, int64_t batch, int64_t seq, int64_t padId)
-      : policy(policy), reference(reference), tokenizer(tokenizer),
+           const Artifact *rewardModel, const Tokenizer &tokenizer,
+           const std::vector<PromptAnswer> &prompts, const PretrainOptions &o,
+           int64_t batch, int64_t seq, int64_t padId)
+      : policy(policy), reference(reference), rewardModel(rewardModel),
+        tokenizer(tokenizer),
         prompts(prompts), o(o), order(static_cast<int64_t>(prompts.size()),
                                       batch / o.group, o.seed),
         batch(batch), seq(seq), padId(padId) {}
@@ -539,17 +548,42 @@ public:
     if (!samples)
       return Status::error("sampling the rollouts of step " +
                            std::to_string(step + 1) + ": " + samples.message());
-    std::vector<double> rewards;
+    std::vector<double> verdicts;
     double length = 0;
     for (size_t r = 0; r < samples->size(); ++r) {
-      rewards.push_back(judgeAnswer((*samples)[r].text, answers[r]->answer) ? 1.0
-                                                                             : 0.0);
+      verdicts.push_back(judgeAnswer((*samples)[r].text, answers[r]->answer) ? 1.0
+                                                                              : 0.0);
       length += static_cast<double>((*samples)[r].tokens.size());
+    }
+    Batch b = policyRows(rows, *samples, seq, padId, tokenizer.eosId());
+    // The rewards: the judge's verdicts, or a reward model's scores of the
+    // whole rows (prompt, answer, end token).
+    std::vector<double> rewards = verdicts;
+    if (rewardModel) {
+      std::vector<int64_t> lengths(static_cast<size_t>(b.batch));
+      for (int64_t r = 0; r < b.batch; ++r) {
+        // targets[t] is the token at t + 1: the row's last token (the end
+        // token, or the answer's last) is at the last target's t + 1, as a
+        // reward model is trained to score it (prepareRollouts leaves room).
+        int64_t last = 0;
+        for (int64_t t = 0; t < b.seq; ++t)
+          if (b.targets[static_cast<size_t>(r * b.seq + t)] != -100)
+            last = t + 1;
+        lengths[static_cast<size_t>(r)] = std::min(b.seq, last + 1);
+      }
+      std::vector<int64_t> shape = {b.batch, b.seq};
+      auto out = rewardModel->run(
+          "score", {{"input_ids", TensorView{DType::I64, shape, b.inputs.data()}},
+                    {"lengths", TensorView{DType::I64, {b.batch}, lengths.data()}}});
+      if (!out)
+        return Status::error("scoring the rollouts with the reward model: " +
+                             out.message());
+      const float *scores = (*out)[0].as<float>();
+      rewards.assign(scores, scores + b.batch);
     }
     std::vector<double> advantages =
         o.task == "ppo" ? std::vector<double>(rewards.size(), 0.0)
                         : groupAdvantages(rewards, o.group);
-    Batch b = policyRows(rows, *samples, seq, padId, tokenizer.eosId());
     auto logprobs = [&](const Artifact &model) -> Expected<std::vector<float>> {
       std::vector<int64_t> shape = {b.batch, b.seq};
       auto out = model.run(
@@ -601,7 +635,11 @@ public:
       learning += advantages[r] != 0;
     }
     double n = static_cast<double>(rewards.size());
+    double right = 0;
+    for (double v : verdicts)
+      right += v;
     metrics = {{"reward", reward / n},
+               {"success", right / n},
                {"kl", tokens ? kl / tokens : 0.0},
                {"kl_k3", tokens ? k3 / tokens : 0.0},
                {"entropy", tokens ? surprisal / tokens : 0.0},
@@ -653,6 +691,8 @@ public:
 private:
   static constexpr const char *kTag = "kiln-prompt-sampler";
   const Artifact &policy, &reference;
+  /// Scores the rollouts instead of the judge when given.
+  const Artifact *rewardModel;
   const Tokenizer &tokenizer;
   const std::vector<PromptAnswer> &prompts;
   const PretrainOptions &o;
@@ -727,7 +767,7 @@ private:
   bool referencesReady = false;
   double lastAccuracy = 0;
   /// GRPO: the frozen reference, the prompts, and the held-out ones.
-  std::unique_ptr<Artifact> reference;
+  std::unique_ptr<Artifact> reference, rewardArtifact;
   std::vector<PromptAnswer> trainPrompts, evalPrompts;
   std::optional<double> firstSuccess;
   int64_t padId = 0, rows = 0, seq = 0;
@@ -1225,7 +1265,9 @@ Status Run::prepareRollouts(const TrainingInterface &t) {
     return decoder.status();
   // A rollout row holds the prompt, the response and an end token: it must
   // fit the training row (seq + 1 tokens) and the cache without a refill.
-  int64_t room = std::min(t.seq, decoder->slots() - 1);
+  // A reward model reads the end token, so it must be an input too.
+  int64_t room = std::min(o.rewardModel.empty() ? t.seq : t.seq - 1,
+                          decoder->slots() - 1);
   room = std::min(room, decoder->maxPrompt() + o.maxTokens);
   for (const auto *set : {&trainPrompts, &evalPrompts})
     for (size_t i = 0; i < set->size(); ++i) {
@@ -1252,7 +1294,47 @@ Status Run::prepareRollouts(const TrainingInterface &t) {
             Artifact::LoadSelection::ModelOnly);
         !s)
       return Status::error("--init (the reference): " + s.message());
-  sampler = std::make_unique<Rollouts>(*artifact, *reference, *tokenizer,
+  if (!o.rewardModel.empty()) {
+    Expected<std::unique_ptr<Artifact>> opened = Artifact::open(o.rewardModel);
+    if (!opened)
+      return opened.status();
+    rewardArtifact = opened.take();
+    const EntryPointSpec *score = rewardArtifact->findEntryPoint("score");
+    const EntryPointSpec *forward = rewardArtifact->findEntryPoint("forward");
+    if (!score || !forward || forward->outputs.empty())
+      return Status::error("--reward-model '" + o.rewardModel +
+                           "' has no score entry point; compile it with "
+                           "kiln-compile --score-head (or --objective "
+                           "reward)");
+    const TensorSpec &ids = score->inputs[0];
+    if (ids.rank() != 2 ||
+        (ids.shape[0] != runtime::kDynamicDim && ids.shape[0] != t.batch) ||
+        (ids.shape[1] != runtime::kDynamicDim && ids.shape[1] != t.seq))
+      return Status::error("--reward-model '" + o.rewardModel +
+                           "' scores input_ids of shape " +
+                           runtime::formatSpecShape(ids.shape) +
+                           "; the rollouts are [" + std::to_string(t.batch) +
+                           ", " + std::to_string(t.seq) + "]");
+    if (forward->outputs[0].shape.back() != t.vocab)
+      return Status::error("--reward-model '" + o.rewardModel +
+                           "' has another vocabulary (" +
+                           std::to_string(forward->outputs[0].shape.back()) +
+                           " ids, the policy " + std::to_string(t.vocab) +
+                           "): it must read the policy's tokens");
+    if (!o.rewardCheckpoint.empty()) {
+      std::string path = initialParametersPath(o.rewardCheckpoint);
+      if (!rewardArtifact->writesParameters())
+        return Status::error("--reward-checkpoint: '" + o.rewardModel +
+                             "' is an inference artifact; it keeps the "
+                             "weights it was compiled with");
+      if (Status s = rewardArtifact->loadParameters(
+              path, /*requireAll=*/true, Artifact::LoadSelection::All);
+          !s)
+        return Status::error("--reward-checkpoint: " + s.message());
+    }
+  }
+  sampler = std::make_unique<Rollouts>(*artifact, *reference,
+                                       rewardArtifact.get(), *tokenizer,
                                        trainPrompts, o, t.batch, t.seq, padId);
   return Status::ok();
 }

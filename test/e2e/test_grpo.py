@@ -194,6 +194,49 @@ class Grpo(unittest.TestCase):
             self.assertEqual(done.returncode, 1)
             self.assertIn("has no PPO train_step", done.stderr)
 
+    def test_reward_model_rewards(self):
+        # A reward model that prefers "7" to "8" (kiln reward on the toy
+        # pairs) rewards the rollouts instead of the judge.
+        pairs = os.path.join(self.tmp.name, "toy-pairs.jsonl")
+        with open(pairs, "w") as f:
+            for c in "abcdefghij":
+                for _ in range(5):
+                    f.write(json.dumps({"prompt": c + "=", "chosen": "7", "rejected": "8"}) + "\n")
+        rm = os.path.join(self.tmp.name, "rm.kiln")
+        compile_artifact(os.path.join(MODELS, "gpt2-tiny.json"), rm,
+                         extra=["--mode", "train", "--objective", "reward", "--batch", "8", "--seq", "12"])
+        rm_run = os.path.join(self.tmp.name, "rm-run")
+        done = kiln("reward", rm, "--data", pairs, "--out", rm_run, "--init", self.sft, "--steps", "40",
+                    "--lr", "1e-3", "--eval-every", "0")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        run = os.path.join(self.tmp.name, "rm-grpo")
+        done = self.grpo(run, "--steps", "3", "--lr", "1e-4", "--eval-every", "0", "--reward-model", rm,
+                         "--reward-checkpoint", rm_run)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        metrics = read_jsonl(os.path.join(run, "metrics.jsonl"))
+        rollouts = read_jsonl(os.path.join(run, "rollouts.jsonl"))
+        for step in (1, 2, 3):
+            rows = [r for r in rollouts if r["step"] == step]
+            verdicts = [1.0 if r["response"].strip() == "7" else 0.0 for r in rows]
+            self.assertAlmostEqual(metrics[step]["success"], np.mean(verdicts), places=12)
+            self.assertAlmostEqual(metrics[step]["reward"], np.mean([r["reward"] for r in rows]), places=6)
+            for g in range(0, 8, GROUP):
+                group = rows[g:g + GROUP]
+                by_text = {}
+                for r in group:
+                    by_text.setdefault(r["response"], set()).add(r["reward"])
+                for text, values in by_text.items():
+                    self.assertEqual(len(values), 1, (text, values))   # same row, same score
+                sevens = [r["reward"] for r in group if r["response"] == "7"]
+                eights = [r["reward"] for r in group if r["response"] == "8"]
+                if sevens and eights:
+                    self.assertGreater(min(sevens), max(eights))
+        self.assertTrue(any(r["reward"] not in (0.0, 1.0) for r in rollouts))
+        # A reward model reading other tokens is refused.
+        done = self.grpo(os.path.join(self.tmp.name, "bad-rm"), "--steps", "1", "--reward-model", self.lm)
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("has no score entry point", done.stderr)
+
     def test_bad_input(self):
         def fails(*args, artifact=None):
             with tempfile.TemporaryDirectory() as tmp:

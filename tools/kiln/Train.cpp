@@ -203,6 +203,10 @@ OPTIONS:
   --clip E                ratio clip (default 0.2)
   --temperature T         rollout sampling temperature (default 1.0)
   --max-tokens N          longest answer (default 16)
+  --reward-model RM.kiln  reward the answers with a reward model's score
+                          (kiln reward) instead of the judge; the judge's
+                          verdicts are still recorded (success)
+  --reward-checkpoint RUN_DIR|FILE  the reward model's parameters
   --steps N               optimizer steps (default 1000)
   --lr LR                 peak learning rate (default 1e-5)
   --eval-batches N        held-out prompts judged: N x batch (default 8)
@@ -281,6 +285,10 @@ OPTIONS:
   --gamma G, --lambda L   GAE's discount and lambda (default 1, 0.95)
   --temperature T         rollout temperature (default 1.0)
   --max-tokens N          longest answer (default 16)
+  --reward-model RM.kiln  reward the answers with a reward model's score
+                          (kiln reward) instead of the judge; the judge's
+                          verdicts are still recorded (success)
+  --reward-checkpoint RUN_DIR|FILE  the reward model's parameters
   --steps N               batches of rollouts (default 1000)
   --lr LR                 peak learning rate (default 1e-5)
   --batch, --seq, --min-lr, --warmup, --schedule, --seed, --eval-every,
@@ -422,7 +430,8 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
     settings.insert(settings.end(), {"--beta", "--nll-coef"});
   if (grpo || ppo)
     settings.insert(settings.end(), {"--group", "--kl-coef", "--clip",
-                                     "--temperature", "--max-tokens"});
+                                     "--temperature", "--max-tokens",
+                                     "--reward-model", "--reward-checkpoint"});
   if (ppo)
     settings.insert(settings.end(), {"--ppo-epochs", "--value-clip",
                                      "--vf-coef", "--gamma", "--lambda"});
@@ -464,6 +473,12 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   }
   if (o.values.count("--group"))
     p.group = parseCount("--group", o.values["--group"], ppo ? 1 : 2);
+  if (o.values.count("--reward-model"))
+    p.rewardModel = o.values["--reward-model"];
+  if (o.values.count("--reward-checkpoint"))
+    p.rewardCheckpoint = o.values["--reward-checkpoint"];
+  if (!p.rewardCheckpoint.empty() && p.rewardModel.empty() && !p.resume)
+    fail("--reward-checkpoint needs --reward-model");
   if (o.values.count("--ppo-epochs"))
     p.ppoEpochs = parseCount("--ppo-epochs", o.values["--ppo-epochs"], 1);
   for (auto [name, out] : {std::pair{"--value-clip", &p.valueClip},

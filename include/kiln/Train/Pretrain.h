@@ -57,6 +57,10 @@ struct PretrainOptions {
   /// ppo: updates per batch of rollouts, the value clip and weight, and
   /// GAE's discount and lambda.
   int64_t ppoEpochs = 4;
+  /// grpo, ppo: a reward model artifact (a score head) whose scores reward
+  /// the answers instead of the judge, and the run or checkpoint its
+  /// parameters come from (a training artifact; empty: its own).
+  std::string rewardModel, rewardCheckpoint;
   double valueClip = 0.2, vfCoef = 0.1, gamma = 1.0, lambda = 0.95;
   /// The run directory (created when missing).
   std::string runDir;
