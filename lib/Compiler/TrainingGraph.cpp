@@ -496,34 +496,34 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
   if (options.optimizer != "adamw" && options.optimizer != "sgd")
     return error("unknown optimizer '" + options.optimizer +
                  "' (expected adamw or sgd)");
+  // The objective's loss, and whether its driver scores sequences with
+  // token_logprobs.
+  llvm::Error (*addLoss)(ModuleOp) = nullptr;
+  bool logprobs = true;
   switch (options.objective) {
   case TrainingObjective::LanguageModel:
-    if (llvm::Error err = addLanguageModelLoss(module))
-      return err;
+    addLoss = addLanguageModelLoss;
+    logprobs = false;
     break;
   case TrainingObjective::Preference:
-    if (llvm::Error err = addPreferenceLoss(module))
-      return err;
-    if (llvm::Error err = addTokenLogProbs(module))
-      return err;
+    addLoss = addPreferenceLoss;
     break;
   case TrainingObjective::Policy:
-    if (llvm::Error err = addPolicyLoss(module))
-      return err;
-    if (llvm::Error err = addTokenLogProbs(module))
-      return err;
+    addLoss = addPolicyLoss;
     break;
   case TrainingObjective::Reward:
-    if (llvm::Error err = addRewardLoss(module))
-      return err;
+    addLoss = addRewardLoss;
+    logprobs = false;
     break;
   case TrainingObjective::PPO:
-    if (llvm::Error err = addPPOLoss(module))
-      return err;
-    if (llvm::Error err = addTokenLogProbs(module))
-      return err;
+    addLoss = addPPOLoss;
     break;
   }
+  if (llvm::Error err = addLoss(module))
+    return err;
+  if (logprobs)
+    if (llvm::Error err = addTokenLogProbs(module))
+      return err;
   // Inlining needs the func dialect's inliner extension.
   DialectRegistry registry;
   func::registerInlinerExtension(registry);

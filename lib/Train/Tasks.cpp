@@ -231,7 +231,7 @@ Status kiln::train::writeTask(const std::string &dir,
 }
 
 Expected<std::vector<PromptAnswer>>
-kiln::train::readPromptAnswers(const std::string &path) {
+kiln::train::readPromptAnswers(const std::string &path, bool needAnswers) {
   Expected<std::string> text = runtime::readFile(path, "prompt file");
   if (!text)
     return text.status();
@@ -255,12 +255,14 @@ kiln::train::readPromptAnswers(const std::string &path) {
       return Status::error(where + " is not a JSON object");
     auto prompt = value.find("prompt");
     auto answer = value.find("answer");
+    bool answered = answer != value.end() && answer->is_string();
     if (prompt == value.end() || !prompt->is_string() ||
-        answer == value.end() || !answer->is_string())
+        (!answered && (needAnswers || answer != value.end())))
       return Status::error(where + ": \"prompt\" or \"answer\" is missing "
                                    "or not a string (each line is "
                                    "{\"prompt\": ..., \"answer\": ...})");
-    lines.push_back({prompt->get<std::string>(), answer->get<std::string>()});
+    lines.push_back({prompt->get<std::string>(),
+                     answered ? answer->get<std::string>() : std::string()});
   }
   if (lines.empty())
     return Status::error("'" + path + "' has no prompts");

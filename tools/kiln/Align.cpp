@@ -8,7 +8,6 @@
 
 #include "Driver.h"
 
-#include "kiln/Runtime/File.h"
 #include "kiln/Train/Metrics.h"
 #include "kiln/Train/Pretrain.h"
 #include "kiln/Train/Tasks.h"
@@ -17,8 +16,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cctype>
-#include <cerrno>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -116,14 +113,6 @@ OPTIONS:
   -h, --help            this text
 )";
 
-double parseReal(const std::string &option, const std::string &text) {
-  char *end = nullptr;
-  errno = 0;
-  double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(value))
-    fail("option " + option + " needs a number, not '" + text + "'");
-  return value;
-}
 
 /// --run / --tokenizer / --checkpoint: the tokenizer, and the model's
 /// parameters loaded into a training artifact.
@@ -185,7 +174,7 @@ int labelCommand(int argc, char **argv) {
   sampling.sampling.topP = 1.0;
   if (o.values.count("--temperature"))
     sampling.sampling.temperature =
-        parseReal("--temperature", o.values["--temperature"]);
+        parseNumber("--temperature", o.values["--temperature"]);
   if (o.values.count("--max-tokens"))
     sampling.maxTokens = parseCount("--max-tokens", o.values["--max-tokens"], 1);
   if (o.values.count("--seed"))
@@ -245,31 +234,14 @@ int labelCommand(int argc, char **argv) {
   }
 
   // A person labels: prompts need no answers.
-  Expected<std::string> text = kiln::runtime::readFile(o.values["--prompts"]);
-  if (!text)
-    fail(text.message());
+  Expected<std::vector<kiln::train::PromptAnswer>> lines =
+      kiln::train::readPromptAnswers(o.values["--prompts"],
+                                     /*needAnswers=*/false);
+  if (!lines)
+    fail(lines.message());
   std::vector<std::string> prompts;
-  {
-    size_t start = 0;
-    int64_t number = 0;
-    while (start < text->size()) {
-      size_t end = text->find('\n', start);
-      if (end == std::string::npos)
-        end = text->size();
-      std::string line = text->substr(start, end - start);
-      start = end + 1;
-      ++number;
-      if (line.find_first_not_of(" \t\r") == std::string::npos)
-        continue;
-      nlohmann::json value =
-          nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (value.is_discarded() || !value.is_object() ||
-          !value.contains("prompt") || !value["prompt"].is_string())
-        fail("'" + o.values["--prompts"] + "' line " + std::to_string(number) +
-             " is not a JSON object with a \"prompt\" string");
-      prompts.push_back(value["prompt"].get<std::string>());
-    }
-  }
+  for (const kiln::train::PromptAnswer &line : *lines)
+    prompts.push_back(line.prompt);
   int64_t done = 0, labelled = 0;
   for (size_t p = static_cast<size_t>(skip); p < prompts.size(); ++p) {
     if (limit && done >= limit)
@@ -352,7 +324,7 @@ int taskCommand(int argc, char **argv) {
   if (o.values.count("--seed"))
     t.seed = static_cast<uint64_t>(parseCount("--seed", o.values["--seed"], 0));
   if (o.values.count("--noise"))
-    t.noise = parseReal("--noise", o.values["--noise"]);
+    t.noise = parseNumber("--noise", o.values["--noise"]);
   kiln::train::TaskSummary summary;
   if (Status s = kiln::train::writeTask(o.values["--out"], t, &summary); !s)
     fail(s.message());
@@ -390,11 +362,11 @@ int judgeCommand(int argc, char **argv) {
     j.samples = parseCount("--samples", o.values["--samples"], 1);
   if (o.values.count("--temperature"))
     j.sampling.sampling.temperature =
-        parseReal("--temperature", o.values["--temperature"]);
+        parseNumber("--temperature", o.values["--temperature"]);
   if (o.values.count("--top-k"))
     j.sampling.sampling.topK = parseCount("--top-k", o.values["--top-k"], 0);
   if (o.values.count("--top-p"))
-    j.sampling.sampling.topP = parseReal("--top-p", o.values["--top-p"]);
+    j.sampling.sampling.topP = parseNumber("--top-p", o.values["--top-p"]);
   if (o.values.count("--max-tokens"))
     j.sampling.maxTokens =
         parseCount("--max-tokens", o.values["--max-tokens"], 1);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -23,6 +24,15 @@ namespace kiln::driver {
 bool Options::has(const std::string &name) const {
   return values.count(name) ||
          std::find(flags.begin(), flags.end(), name) != flags.end();
+}
+
+double parseNumber(const std::string &option, const std::string &text) {
+  char *end = nullptr;
+  errno = 0;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(value))
+    fail("option " + option + " needs a number, not '" + text + "'");
+  return value;
 }
 
 int64_t parseCount(const std::string &option, const std::string &text,

@@ -42,6 +42,9 @@ struct Options {
   int64_t iters = 20;
 };
 
+/// `text` as a finite number, or fail naming `option`.
+double parseNumber(const std::string &option, const std::string &text);
+
 /// `text` as an integer of at least `minimum`, or fail naming `option`.
 int64_t parseCount(const std::string &option, const std::string &text,
                    int64_t minimum);

@@ -400,14 +400,6 @@ OPTIONS:
   -h, --help            this text
 )";
 
-double parseNumber(const std::string &option, const std::string &text) {
-  char *end = nullptr;
-  errno = 0;
-  double value = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(value))
-    fail("option " + option + " needs a number, not '" + text + "'");
-  return value;
-}
 
 } // namespace
 

@@ -66,10 +66,11 @@ struct PromptAnswer {
   std::string answer;
 };
 
-/// Reads JSON lines of {"prompt": text, "answer": text}; errors name the
-/// line.
+/// Reads JSON lines of {"prompt": text, "answer": text} (without
+/// `needAnswers`, the answer may be missing and is then empty); errors name
+/// the line.
 runtime::Expected<std::vector<PromptAnswer>>
-readPromptAnswers(const std::string &path);
+readPromptAnswers(const std::string &path, bool needAnswers = true);
 
 /// The judge: the response, up to its first line break and without
 /// surrounding spaces, equals the answer.
