@@ -183,8 +183,13 @@ class Grpo(unittest.TestCase):
             for r in rows:
                 self.assertEqual(r["reward"], 1.0 if r["response"].strip() == "7" else 0.0, r)
             self.assertAlmostEqual(metrics[step]["reward"], np.mean([r["reward"] for r in rows]), places=12)
-        # The judged checkpoint (its value head skipped by the GRPO artifact).
+        # The judged checkpoint (its value head skipped by the GRPO artifact),
+        # and kiln generate on it.
         after = self.sampled_success(run)
+        out = kiln("generate", self.artifact, "--run", run, "--prompt", "a=", "--temperature", "0",
+                   "--max-tokens", "4")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(out.stdout.startswith("a="), out.stdout)
         print(f"ppo: sampled success {self.sampled_success(self.sft):.3f} -> {after:.3f}")
         self.assertGreaterEqual(after, 0.85)
         # A GRPO artifact has no value head.

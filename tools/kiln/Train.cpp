@@ -621,7 +621,10 @@ int generateCommand(int argc, char **argv) {
     checkpoint.clear();
   }
   if (!checkpoint.empty())
-    if (Status s = artifact->loadParameters(checkpoint, /*requireAll=*/false);
+    // The model's parameters: a checkpoint of another objective (a PPO
+    // run's value head, a reward model's score head) samples as well.
+    if (Status s = artifact->loadParameters(
+            checkpoint, /*requireAll=*/false, Artifact::LoadSelection::ModelOnly);
         !s)
       fail(s.message());
   kiln::train::GenerateOptions g;
@@ -750,7 +753,8 @@ static kiln::train::EvalOptions windowOptions(Options &o, const char *command,
 static void loadCheckpoint(Options &o, Artifact &artifact) {
   if (o.values.count("--checkpoint"))
     if (Status s = artifact.loadParameters(o.values["--checkpoint"],
-                                           /*requireAll=*/false);
+                                           /*requireAll=*/false,
+                                           Artifact::LoadSelection::ModelOnly);
         !s)
       fail(s.message());
 }
