@@ -148,6 +148,14 @@ public:
   Value max(Value x, Value y) { return MaxOp::create(b, loc, x, y); }
   Value min(Value x, Value y) { return MinOp::create(b, loc, x, y); }
   Value exp(Value x) { return ExpOp::create(b, loc, x); }
+  Value clamp(Value x, Value low, Value high) { return min(max(x, low), high); }
+  /// Rows [start, start + count) of a [rows] vector.
+  Value rows(Value x, int64_t start, int64_t count) {
+    return SliceOp::create(b, loc, x, b.getI64IntegerAttr(0),
+                           b.getI64IntegerAttr(start),
+                           b.getI64IntegerAttr(start + count),
+                           b.getI64IntegerAttr(1));
+  }
   Value neg(Value x) { return NegOp::create(b, loc, x); }
   Value sum(Value x, int64_t axis) {
     return ReduceOp::create(b, loc, ReduceKind::sum, x,
@@ -196,6 +204,20 @@ private:
   Location loc;
   Type type;
 };
+
+/// The pair objectives (DPO, the reward model) take the chosen responses in
+/// the first half of the batch and the rejected ones in the second: a
+/// static, even batch.
+llvm::Error checkPairRows(int64_t rows, StringRef what) {
+  if (!ShapedType::isDynamic(rows) && rows >= 2 && rows % 2 == 0)
+    return llvm::Error::success();
+  return llvm::createStringError(
+      llvm::inconvertibleErrorCode(),
+      what + " pairs the first half of a batch (chosen responses) with the "
+             "second (rejected ones): compile it with a static, even --batch "
+             "(twice the pairs per step)" +
+          (rows > 0 ? ", not " + std::to_string(rows) : std::string()));
+}
 
 llvm::Error finishObjective(func::FuncOp func, Value result, StringRef what) {
   OpBuilder builder = OpBuilder::atBlockEnd(&func.getBody().front());
@@ -252,16 +274,9 @@ llvm::Error mlir::kiln::addPreferenceLoss(ModuleOp module) {
   if (!loss)
     return loss.takeError();
   int64_t rows = cast<RankedTensorType>(logits.getType()).getDimSize(0);
-  if (ShapedType::isDynamic(rows) || rows % 2 != 0) {
+  if (llvm::Error error = checkPairRows(rows, "the DPO loss")) {
     loss->erase();
-    return llvm::createStringError(
-        llvm::inconvertibleErrorCode(),
-        "the DPO loss pairs the first half of a batch (chosen responses) "
-        "with the second (rejected ones): compile it with a static, even "
-        "--batch (twice the pairs per step)" +
-            (ShapedType::isDynamic(rows)
-                 ? std::string()
-                 : ", not " + std::to_string(rows)));
+    return error;
   }
   OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
   Location loc = loss->getLoc();
@@ -272,22 +287,17 @@ llvm::Error mlir::kiln::addPreferenceLoss(ModuleOp module) {
   // Summed response log-probabilities, relative to the reference's.
   Value summed = m.sum(m.tokenLogProbs(logits, targets), 1);
   Value relative = m.sub(summed, reference);
-  auto half = [&](Value value, int64_t start) {
-    return SliceOp::create(b, loc, value, b.getI64IntegerAttr(0),
-                           b.getI64IntegerAttr(start),
-                           b.getI64IntegerAttr(start + rows / 2),
-                           b.getI64IntegerAttr(1));
-  };
+  int64_t pairs = rows / 2;
   // (Named locals keep the ops in one order whatever order a compiler
   // evaluates arguments in.)
-  Value chosen = half(relative, 0);
-  Value rejected = half(relative, rows / 2);
+  Value chosen = m.rows(relative, 0, pairs);
+  Value rejected = m.rows(relative, pairs, pairs);
   Value margin = m.mul(beta, m.sub(chosen, rejected));
   Value dpo = m.mean(m.softplus(m.neg(margin)));
   // The chosen responses' mean negative log-likelihood per token, weighted
   // by nll_coef (0: plain DPO).
-  Value chosenTokens = m.sum(half(m.sum(m.targetMask(targets), 1), 0), 0);
-  Value chosenLogProb = m.sum(half(summed, 0), 0);
+  Value chosenTokens = m.sum(m.rows(m.sum(m.targetMask(targets), 1), 0, pairs), 0);
+  Value chosenLogProb = m.sum(m.rows(summed, 0, pairs), 0);
   Value one = m.constant(1.0);
   Value nll = m.div(m.neg(chosenLogProb), m.max(chosenTokens, one));
   return finishObjective(*loss, m.add(dpo, m.mul(nllCoef, nll)),
@@ -330,7 +340,7 @@ llvm::Error mlir::kiln::addPolicyLoss(ModuleOp module) {
   Value one = m.constant(1.0);
   Value low = m.sub(one, clip);
   Value high = m.add(one, clip);
-  Value clipped = m.min(m.max(ratio, low), high);
+  Value clipped = m.clamp(ratio, low, high);
   Value unclippedTerm = m.mul(ratio, advantage);
   Value clippedTerm = m.mul(clipped, advantage);
   Value surrogate = m.min(unclippedTerm, clippedTerm);
@@ -358,12 +368,8 @@ llvm::Error mlir::kiln::addRewardLoss(ModuleOp module) {
                 "scores' function (a causal LM built with a score head)");
   auto scores = cast<RankedTensorType>(score.getResultTypes()[0]);
   int64_t rows = scores.getRank() == 1 ? scores.getDimSize(0) : -1;
-  if (ShapedType::isDynamic(rows) || rows < 2 || rows % 2 != 0)
-    return fail("the reward-model loss pairs the first half of a batch "
-                "(chosen responses) with the second (rejected ones): "
-                "compile it with a static, even --batch (twice the pairs per "
-                "step)" +
-                (rows > 0 ? ", not " + std::to_string(rows) : std::string()));
+  if (llvm::Error error = checkPairRows(rows, "the reward-model loss"))
+    return error;
   OpBuilder builder(module.getContext());
   builder.setInsertionPointToEnd(module.getBody());
   Location loc = score.getLoc();
@@ -379,14 +385,8 @@ llvm::Error mlir::kiln::addRewardLoss(ModuleOp module) {
   Value s =
       func::CallOp::create(builder, loc, score, body->getArguments()).getResult(0);
   Math m(builder, loc, scores.getElementType());
-  auto half = [&](int64_t start) {
-    return SliceOp::create(builder, loc, s, builder.getI64IntegerAttr(0),
-                           builder.getI64IntegerAttr(start),
-                           builder.getI64IntegerAttr(start + rows / 2),
-                           builder.getI64IntegerAttr(1));
-  };
-  Value chosen = half(0);
-  Value rejected = half(rows / 2);
+  Value chosen = m.rows(s, 0, rows / 2);
+  Value rejected = m.rows(s, rows / 2, rows / 2);
   Value margin = m.sub(chosen, rejected);
   return finishObjective(loss, m.mean(m.softplus(m.neg(margin))),
                          "the reward-model loss");
@@ -437,7 +437,7 @@ llvm::Error mlir::kiln::addPPOLoss(ModuleOp module) {
   Value ratio = m.exp(m.sub(logp, sampled));
   Value low = m.sub(one, clip);
   Value high = m.add(one, clip);
-  Value clipped = m.min(m.max(ratio, low), high);
+  Value clipped = m.clamp(ratio, low, high);
   Value negA = m.neg(advantages);
   Value unclippedTerm = m.mul(negA, ratio);
   Value clippedTerm = m.mul(negA, clipped);
@@ -445,7 +445,7 @@ llvm::Error mlir::kiln::addPPOLoss(ModuleOp module) {
   Value policyLoss = m.div(m.sum(m.sum(policyTerms, 1), 0), tokens);
   Value change = m.sub(values, oldValues);
   Value negClip = m.neg(valueClip);
-  Value limited = m.min(m.max(change, negClip), valueClip);
+  Value limited = m.clamp(change, negClip, valueClip);
   Value clippedValues = m.add(oldValues, limited);
   Value error = m.sub(values, returns);
   Value clippedError = m.sub(clippedValues, returns);

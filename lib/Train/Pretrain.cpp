@@ -722,7 +722,17 @@ private:
   /// Evaluates on the held-out set, writes eval_loss and the task's other
   /// eval metrics into `row`, returns the loss.
   Expected<double> evaluate(MetricsRow &row);
-  Expected<double> evaluatePreferences(MetricsRow &row);
+  /// DPO's and a reward model's held-out metrics over every held-out pair.
+  Expected<double> evaluatePairs(MetricsRow &row);
+  /// Summed response log-probabilities (DPO) or scores (a reward model) of
+  /// the pairs of `pairs` in batches of rows / 2 pairs, in order:
+  /// `visit(first, count, values)` gets the index of a batch's first pair,
+  /// its pair count and the batch's row values (chosen rows, then
+  /// rejected rows).
+  Status forEachPairBatch(
+      const std::vector<PairExample> &pairs,
+      const std::function<Status(size_t, size_t, const std::vector<double> &)>
+          &visit);
   Status preparePairs(const TrainingInterface &t);
   /// DPO: the reference log-probabilities of every pair, from the
   /// parameters the run starts with, written with the pairs.
@@ -731,7 +741,6 @@ private:
   sequenceLogProbs(const Batch &batch);
   bool preference() const { return o.task == "dpo" || o.task == "reward"; }
   bool rewardModel() const { return o.task == "reward"; }
-  Expected<double> evaluateRewards(MetricsRow &row);
   bool policy() const { return o.task == "grpo" || o.task == "ppo"; }
   bool ppo() const { return o.task == "ppo"; }
   Status prepareRollouts(const TrainingInterface &t);
@@ -942,6 +951,25 @@ Status holdOut(std::vector<T> &lines, std::vector<T> &held,
   return Status::ok();
 }
 
+/// --data's lines read by `read`, and the held-out ones: --val-data's, or
+/// the last valFraction of a seeded shuffle of --data's (`what` names them
+/// in errors).
+template <typename T, typename Read>
+Status readSplit(const PretrainOptions &o, Read read, const std::string &what,
+                 std::vector<T> &train, std::vector<T> &held) {
+  Expected<std::vector<T>> all = read(o.data);
+  if (!all)
+    return all.status();
+  train = all.take();
+  if (o.valData.empty())
+    return holdOut(train, held, o, what);
+  Expected<std::vector<T>> given = read(o.valData);
+  if (!given)
+    return given.status();
+  held = given.take();
+  return Status::ok();
+}
+
 /// Fine-tuning data: the prompt/response lines tokenized once into
 /// RUN_DIR/{train,val}.examples.jsonl (a resumed run reads those, so it
 /// trains on exactly the same rows), held-out examples from --val-data or a
@@ -954,21 +982,9 @@ Status Run::prepareExamples(const TrainingInterface &t) {
   auto loadText = [&]() -> Status {
     if (train)
       return Status::ok();
-    Expected<std::vector<PromptResponse>> all = readPromptResponses(o.data);
-    if (!all)
-      return all.status();
-    if (!o.valData.empty()) {
-      Expected<std::vector<PromptResponse>> held =
-          readPromptResponses(o.valData);
-      if (!held)
-        return held.status();
-      train = all.take();
-      val = held.take();
-      return Status::ok();
-    }
-    train.emplace(all.take());
+    train.emplace();
     val.emplace();
-    return holdOut(*train, *val, o, "examples");
+    return readSplit(o, readPromptResponses, "examples", *train, *val);
   };
 
   if (Status s = prepareTokenizer(t, [&]() -> Expected<std::string> {
@@ -1061,19 +1077,9 @@ Status Run::preparePairs(const TrainingInterface &t) {
   auto loadText = [&]() -> Status {
     if (train)
       return Status::ok();
-    Expected<std::vector<PreferencePair>> all = readPreferencePairs(o.data);
-    if (!all)
-      return all.status();
-    train.emplace(all.take());
+    train.emplace();
     val.emplace();
-    if (o.valData.empty())
-      return holdOut(*train, *val, o, "pairs");
-    Expected<std::vector<PreferencePair>> held =
-        readPreferencePairs(o.valData);
-    if (!held)
-      return held.status();
-    *val = held.take();
-    return Status::ok();
+    return readSplit(o, readPreferencePairs, "pairs", *train, *val);
   };
   if (Status s = prepareTokenizer(t, [&]() -> Expected<std::string> {
         if (Status s = loadText(); !s)
@@ -1157,28 +1163,25 @@ Status Run::computeReferences(int64_t step) {
                          "checkpoint after training started");
   say("scoring " + std::to_string(trainPairs.size() + valPairs.size()) +
       " pairs with the reference (the starting parameters)");
-  int64_t half = rows / 2;
-  for (std::vector<PairExample> *set : {&trainPairs, &valPairs}) {
-    for (size_t first = 0; first < set->size(); first += static_cast<size_t>(half)) {
-      std::vector<const PairExample *> group;
-      for (size_t i = first; i < std::min(set->size(), first + half); ++i)
-        group.push_back(&(*set)[i]);
-      Expected<std::vector<double>> s =
-          sequenceLogProbs(pairBatch(group, rows, seq, padId));
-      if (!s)
-        return s.status();
-      for (size_t i = 0; i < group.size(); ++i) {
-        PairExample &pair = (*set)[first + i];
-        pair.referenceChosen = (*s)[i];
-        pair.referenceRejected = (*s)[static_cast<size_t>(half) + i];
-        if (!std::isfinite(pair.referenceChosen) ||
-            !std::isfinite(pair.referenceRejected))
-          return Status::error("the reference log-probability of pair " +
-                               std::to_string(first + i + 1) +
-                               " is not finite");
-      }
-    }
-  }
+  size_t half = static_cast<size_t>(rows / 2);
+  for (std::vector<PairExample> *set : {&trainPairs, &valPairs})
+    if (Status s = forEachPairBatch(
+            *set,
+            [&](size_t first, size_t count, const std::vector<double> &s) {
+              for (size_t i = 0; i < count; ++i) {
+                PairExample &pair = (*set)[first + i];
+                pair.referenceChosen = s[i];
+                pair.referenceRejected = s[half + i];
+                if (!std::isfinite(pair.referenceChosen) ||
+                    !std::isfinite(pair.referenceRejected))
+                  return Status::error(
+                      "the reference log-probability of pair " +
+                      std::to_string(first + i + 1) + " is not finite");
+              }
+              return Status::ok();
+            });
+        !s)
+      return s;
   if (Status s = writePairs(trainPairsPath(o.runDir), trainPairs); !s)
     return s;
   if (Status s = writePairs(valPairsPath(o.runDir), valPairs); !s)
@@ -1232,19 +1235,11 @@ Status Run::prepareRollouts(const TrainingInterface &t) {
       !(o.klCoef >= 0))
     return Status::error("--max-tokens, --temperature and --clip must be "
                          "positive and --kl-coef non-negative");
-  Expected<std::vector<PromptAnswer>> all = readPromptAnswers(o.data);
-  if (!all)
-    return all.status();
-  trainPrompts = all.take();
-  if (o.valData.empty()) {
-    if (Status s = holdOut(trainPrompts, evalPrompts, o, "prompts"); !s)
-      return s;
-  } else {
-    Expected<std::vector<PromptAnswer>> held = readPromptAnswers(o.valData);
-    if (!held)
-      return held.status();
-    evalPrompts = held.take();
-  }
+  if (Status s = readSplit(
+          o, [](const std::string &path) { return readPromptAnswers(path); },
+          "prompts", trainPrompts, evalPrompts);
+      !s)
+    return s;
   if (Status s = prepareTokenizer(t, [&]() -> Expected<std::string> {
         std::string text;
         for (const auto *set : {&trainPrompts, &evalPrompts})
@@ -1382,10 +1377,8 @@ std::vector<NamedTensor> batchInputs(const Batch &batch,
 }
 
 Expected<double> Run::evaluate(MetricsRow &row) {
-  if (rewardModel())
-    return evaluateRewards(row);
   if (preference())
-    return evaluatePreferences(row);
+    return evaluatePairs(row);
   if (policy())
     return evaluateAnswers(row);
   // Pretraining: every batch has batch x seq targets, a plain mean.
@@ -1424,73 +1417,74 @@ Expected<std::vector<double>> Run::sequenceLogProbs(const Batch &batch) {
   return sums;
 }
 
-/// A reward model's held-out metrics over every held-out pair: the
-/// Bradley–Terry loss -log sigmoid(s_c - s_r), the pairwise accuracy
-/// (s_c > s_r) and the mean margin, from the score entry.
-Expected<double> Run::evaluateRewards(MetricsRow &row) {
-  double loss = 0, correct = 0, margin = 0;
-  int64_t half = rows / 2;
-  size_t count = valPairs.size();
-  const EntryPointSpec &score = *artifact->findEntryPoint("score");
-  for (size_t first = 0; first < count; first += static_cast<size_t>(half)) {
+Status Run::forEachPairBatch(
+    const std::vector<PairExample> &pairs,
+    const std::function<Status(size_t, size_t, const std::vector<double> &)>
+        &visit) {
+  size_t half = static_cast<size_t>(rows / 2);
+  for (size_t first = 0; first < pairs.size(); first += half) {
     std::vector<const PairExample *> group;
-    for (size_t i = first; i < std::min(count, first + half); ++i)
-      group.push_back(&valPairs[i]);
-    Batch b = pairBatch(group, rows, seq, padId);
-    auto outputs = artifact->run("score", batchInputs(b, score));
-    if (!outputs)
-      return outputs.status();
-    const float *s = (*outputs)[0].as<float>();
-    for (size_t i = 0; i < group.size(); ++i) {
-      double m = static_cast<double>(s[i]) - s[static_cast<size_t>(half) + i];
-      loss += std::max(-m, 0.0) + std::log1p(std::exp(-std::abs(m)));
-      correct += m > 0;
-      margin += m;
+    for (size_t i = first; i < std::min(pairs.size(), first + half); ++i)
+      group.push_back(&pairs[i]);
+    Batch batch = pairBatch(group, rows, seq, padId);
+    std::vector<double> values;
+    if (rewardModel()) {
+      auto outputs = artifact->run(
+          "score", batchInputs(batch, *artifact->findEntryPoint("score")));
+      if (!outputs)
+        return outputs.status();
+      const float *scores = (*outputs)[0].as<float>();
+      values.assign(scores, scores + rows);
+    } else {
+      Expected<std::vector<double>> summed = sequenceLogProbs(batch);
+      if (!summed)
+        return summed.status();
+      values = summed.take();
     }
+    if (Status s = visit(first, group.size(), values); !s)
+      return s;
   }
-  double n = static_cast<double>(count);
+  return Status::ok();
+}
+
+/// The held-out metrics over every held-out pair, in double precision: with
+/// a pair's margin m = c - r, where c and r are the chosen and rejected
+/// responses' scores (a reward model) or implicit rewards beta * (s - s_ref)
+/// (DPO: s the summed response log-probability from token_logprobs), the
+/// loss -log sigmoid(m), the accuracy (m > 0) and the mean margin; DPO also
+/// records the mean implicit rewards.
+Expected<double> Run::evaluatePairs(MetricsRow &row) {
+  double loss = 0, correct = 0, margin = 0, chosen = 0, rejected = 0;
+  size_t half = static_cast<size_t>(rows / 2);
+  Status status = forEachPairBatch(
+      valPairs, [&](size_t first, size_t count, const std::vector<double> &s) {
+        for (size_t i = 0; i < count; ++i) {
+          const PairExample &pair = valPairs[first + i];
+          double c = rewardModel() ? s[i]
+                                   : o.beta * (s[i] - pair.referenceChosen);
+          double r = rewardModel()
+                         ? s[half + i]
+                         : o.beta * (s[half + i] - pair.referenceRejected);
+          double m = c - r;
+          // -log sigmoid(m), stable.
+          loss += std::max(-m, 0.0) + std::log1p(std::exp(-std::abs(m)));
+          correct += m > 0;
+          margin += m;
+          chosen += c;
+          rejected += r;
+        }
+        return Status::ok();
+      });
+  if (!status)
+    return status;
+  double n = static_cast<double>(valPairs.size());
   lastAccuracy = correct / n;
   row.set("eval_loss", loss / n)
       .set("eval_accuracy", correct / n)
       .set("eval_margin", margin / n);
-  return loss / n;
-}
-
-/// DPO's held-out metrics over every held-out pair, in double precision
-/// from token_logprobs: the loss -log sigmoid(m) with m = beta * ((s_c -
-/// r_c) - (s_r - r_r)), the accuracy (m > 0), the mean margin m and the
-/// implicit rewards beta * (s - r) of chosen and rejected responses.
-Expected<double> Run::evaluatePreferences(MetricsRow &row) {
-  double loss = 0, correct = 0, margin = 0, chosen = 0, rejected = 0;
-  int64_t half = rows / 2;
-  size_t count = valPairs.size();
-  for (size_t first = 0; first < count; first += static_cast<size_t>(half)) {
-    std::vector<const PairExample *> group;
-    for (size_t i = first; i < std::min(count, first + half); ++i)
-      group.push_back(&valPairs[i]);
-    Expected<std::vector<double>> s =
-        sequenceLogProbs(pairBatch(group, rows, seq, padId));
-    if (!s)
-      return s.status();
-    for (size_t i = 0; i < group.size(); ++i) {
-      double c = o.beta * ((*s)[i] - group[i]->referenceChosen);
-      double r = o.beta * ((*s)[half + i] - group[i]->referenceRejected);
-      double m = c - r;
-      // -log sigmoid(m), stable.
-      loss += std::max(-m, 0.0) + std::log1p(std::exp(-std::abs(m)));
-      correct += m > 0;
-      margin += m;
-      chosen += c;
-      rejected += r;
-    }
-  }
-  double n = static_cast<double>(count);
-  lastAccuracy = correct / n;
-  row.set("eval_loss", loss / n)
-      .set("eval_accuracy", correct / n)
-      .set("eval_margin", margin / n)
-      .set("eval_chosen_reward", chosen / n)
-      .set("eval_rejected_reward", rejected / n);
+  if (!rewardModel())
+    row.set("eval_chosen_reward", chosen / n)
+        .set("eval_rejected_reward", rejected / n);
   return loss / n;
 }
 

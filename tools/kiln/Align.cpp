@@ -114,45 +114,6 @@ OPTIONS:
 )";
 
 
-/// --run / --tokenizer / --checkpoint: the tokenizer, and the model's
-/// parameters loaded into a training artifact.
-kiln::train::Tokenizer loadModel(Options &o, Artifact &artifact,
-                                 const char *command) {
-  std::string tokenizerPath, checkpoint;
-  if (o.values.count("--run")) {
-    tokenizerPath = kiln::train::tokenizerModelPath(o.values["--run"]);
-    checkpoint = kiln::train::checkpointPath(o.values["--run"]);
-  }
-  if (o.values.count("--tokenizer"))
-    tokenizerPath = o.values["--tokenizer"];
-  if (o.values.count("--checkpoint"))
-    checkpoint = o.values["--checkpoint"];
-  if (tokenizerPath.empty())
-    fail(std::string("'kiln ") + command +
-         "' needs a tokenizer: --run RUN_DIR or --tokenizer MODEL");
-  Expected<kiln::train::Tokenizer> tokenizer =
-      kiln::train::Tokenizer::load(tokenizerPath);
-  if (!tokenizer)
-    fail(tokenizer.message());
-  if (!checkpoint.empty()) {
-    if (!artifact.writesParameters()) {
-      if (o.values.count("--checkpoint"))
-        fail("'" + o.artifact + "' is an inference artifact: it keeps the "
-             "weights it was compiled with (kiln-compile --weights)");
-      std::fprintf(stderr,
-                   "kiln %s: '%s' is an inference artifact: using the "
-                   "weights it was compiled with, not %s\n",
-                   command, o.artifact.c_str(), checkpoint.c_str());
-    } else if (Status s = artifact.loadParameters(
-                   checkpoint, /*requireAll=*/true,
-                   Artifact::LoadSelection::ModelOnly);
-               !s) {
-      fail(s.message());
-    }
-  }
-  return tokenizer.take();
-}
-
 } // namespace
 
 int labelCommand(int argc, char **argv) {
@@ -166,7 +127,8 @@ int labelCommand(int argc, char **argv) {
     fail("'kiln label' needs --prompts FILE.jsonl and --out PAIRS.jsonl; see "
          "'kiln label --help'");
   std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
-  kiln::train::Tokenizer tokenizer = loadModel(o, *artifact, "label");
+  kiln::train::Tokenizer tokenizer =
+      loadModel(o, *artifact, "label", /*requireAll=*/true);
   kiln::train::BatchOptions sampling;
   sampling.maxTokens = 16;
   sampling.sampling.temperature = 1.0;
@@ -353,8 +315,8 @@ int judgeCommand(int argc, char **argv) {
   if (!prompts)
     fail(prompts.message());
   std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
-  Expected<kiln::train::Tokenizer> tokenizer =
-      loadModel(o, *artifact, "judge");
+  kiln::train::Tokenizer tokenizer =
+      loadModel(o, *artifact, "judge", /*requireAll=*/true);
   kiln::train::JudgeOptions j;
   j.sampling.maxTokens = 16;
   j.sampling.sampling.temperature = 0;
@@ -378,7 +340,7 @@ int judgeCommand(int argc, char **argv) {
   int64_t show =
       o.values.count("--show") ? parseCount("--show", o.values["--show"], 0) : 0;
   Expected<kiln::train::JudgeResult> r =
-      kiln::train::judgePrompts(*artifact, *tokenizer, *prompts, j);
+      kiln::train::judgePrompts(*artifact, tokenizer, *prompts, j);
   if (!r)
     fail(r.message());
   double rate = static_cast<double>(r->correct) / static_cast<double>(r->samples);

@@ -19,6 +19,10 @@
 #include <string>
 #include <vector>
 
+namespace kiln::train {
+class Tokenizer;
+} // namespace kiln::train
+
 namespace kiln::driver {
 
 using namespace kiln::runtime;
@@ -86,6 +90,15 @@ std::string fileNameFor(std::string name);
 
 /// The value of a one-element tensor, with enough digits to round-trip.
 std::string formatScalar(const OwnedTensor &tensor);
+
+/// --run RUN_DIR / --tokenizer MODEL / --checkpoint FILE of the commands
+/// that use a trained language model: the tokenizer (or fail), and the
+/// model's parameters of the checkpoint loaded into a training artifact
+/// (LoadSelection::ModelOnly). An inference artifact keeps the weights it
+/// was compiled with: --run then gives only the tokenizer (a note on
+/// stderr), and --checkpoint is refused.
+kiln::train::Tokenizer loadModel(Options &o, Artifact &artifact,
+                                 const char *command, bool requireAll);
 
 // The commands: argv[1] is the command's name.
 int runCommand(int argc, char **argv);

@@ -581,6 +581,42 @@ int plotCommand(int argc, char **argv) {
   return 0;
 }
 
+kiln::train::Tokenizer loadModel(Options &o, Artifact &artifact,
+                                 const char *command, bool requireAll) {
+  std::string tokenizerPath, checkpoint;
+  if (o.values.count("--run")) {
+    tokenizerPath = kiln::train::tokenizerModelPath(o.values["--run"]);
+    checkpoint = kiln::train::checkpointPath(o.values["--run"]);
+  }
+  if (o.values.count("--tokenizer"))
+    tokenizerPath = o.values["--tokenizer"];
+  if (o.values.count("--checkpoint"))
+    checkpoint = o.values["--checkpoint"];
+  if (tokenizerPath.empty())
+    fail(std::string("'kiln ") + command +
+         "' needs a tokenizer: --run RUN_DIR or --tokenizer MODEL");
+  Expected<kiln::train::Tokenizer> tokenizer =
+      kiln::train::Tokenizer::load(tokenizerPath);
+  if (!tokenizer)
+    fail(tokenizer.message());
+  if (!checkpoint.empty()) {
+    if (!artifact.writesParameters()) {
+      if (o.values.count("--checkpoint"))
+        fail("'" + o.artifact + "' is an inference artifact: it keeps the "
+             "weights it was compiled with (kiln-compile --weights)");
+      std::fprintf(stderr,
+                   "kiln %s: '%s' is an inference artifact: using the "
+                   "weights it was compiled with, not %s\n",
+                   command, o.artifact.c_str(), checkpoint.c_str());
+    } else if (Status s = artifact.loadParameters(
+                   checkpoint, requireAll, Artifact::LoadSelection::ModelOnly);
+               !s) {
+      fail(s.message());
+    }
+  }
+  return tokenizer.take();
+}
+
 int generateCommand(int argc, char **argv) {
   Options o = parseOptions(
       "generate", argc, argv, 2,
@@ -589,44 +625,11 @@ int generateCommand(int argc, char **argv) {
       kGenerateUsage, {"--no-cache", "--logprobs", "--json"});
   if (!o.values.count("--prompt"))
     fail("'kiln generate' needs --prompt TEXT; see 'kiln generate --help'");
-  std::string tokenizerPath, checkpoint;
-  bool runCheckpoint = false;
-  if (o.values.count("--run")) {
-    tokenizerPath = kiln::train::tokenizerModelPath(o.values["--run"]);
-    checkpoint = kiln::train::checkpointPath(o.values["--run"]);
-    runCheckpoint = true;
-  }
-  if (o.values.count("--tokenizer"))
-    tokenizerPath = o.values["--tokenizer"];
-  if (o.values.count("--checkpoint")) {
-    checkpoint = o.values["--checkpoint"];
-    runCheckpoint = false;
-  }
-  if (tokenizerPath.empty())
-    fail("'kiln generate' needs a tokenizer: --run RUN_DIR or --tokenizer "
-         "MODEL");
-  Expected<kiln::train::Tokenizer> tokenizer =
-      kiln::train::Tokenizer::load(tokenizerPath);
-  if (!tokenizer)
-    fail(tokenizer.message());
   std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
-  // An inference artifact (the one --kv-cache builds) carries its weights:
-  // compiled with --weights RUN_DIR/checkpoint.safetensors, --run only
-  // gives the tokenizer.
-  if (runCheckpoint && !artifact->writesParameters()) {
-    std::fprintf(stderr,
-                 "kiln generate: '%s' is an inference artifact: using the "
-                 "weights it was compiled with, not %s\n",
-                 o.artifact.c_str(), checkpoint.c_str());
-    checkpoint.clear();
-  }
-  if (!checkpoint.empty())
-    // The model's parameters: a checkpoint of another objective (a PPO
-    // run's value head, a reward model's score head) samples as well.
-    if (Status s = artifact->loadParameters(
-            checkpoint, /*requireAll=*/false, Artifact::LoadSelection::ModelOnly);
-        !s)
-      fail(s.message());
+  // A checkpoint of another objective (a PPO run's value head, a reward
+  // model's score head) samples as well.
+  kiln::train::Tokenizer tokenizer =
+      loadModel(o, *artifact, "generate", /*requireAll=*/false);
   kiln::train::GenerateOptions g;
   g.prompt = o.values["--prompt"];
   if (o.values.count("--max-tokens"))
@@ -657,12 +660,12 @@ int generateCommand(int argc, char **argv) {
     if (o.values.count("--stop"))
       batch.stop.push_back(o.values["--stop"]);
     std::vector<int32_t> prompt =
-        kiln::train::promptTokens(*tokenizer, g.prompt);
+        kiln::train::promptTokens(tokenizer, g.prompt);
     Expected<std::vector<kiln::train::Sample>> drawn =
-        kiln::train::sampleBatch(*artifact, *tokenizer, prompt, samples, batch);
+        kiln::train::sampleBatch(*artifact, tokenizer, prompt, samples, batch);
     if (!drawn)
       fail(drawn.message());
-    std::string promptText = tokenizer->decode(prompt);
+    std::string promptText = tokenizer.decode(prompt);
     for (size_t i = 0; i < drawn->size(); ++i) {
       const kiln::train::Sample &sample = (*drawn)[i];
       if (o.has("--json")) {
@@ -692,7 +695,7 @@ int generateCommand(int argc, char **argv) {
         for (size_t t = 0; t < sample.tokens.size(); ++t) {
           // The piece on one line: line breaks and tabs escaped.
           std::string piece;
-          for (char c : tokenizer->decode({sample.tokens[t]}))
+          for (char c : tokenizer.decode({sample.tokens[t]}))
             piece += c == '\n' ? "\\n" : c == '\t' ? "\\t" : std::string(1, c);
           std::printf("  %6d %9.4f %s\n", sample.tokens[t], sample.logProbs[t],
                       piece.c_str());
@@ -702,7 +705,7 @@ int generateCommand(int argc, char **argv) {
   }
   for (int64_t i = 0; i < samples; ++i) {
     g.seed = seed + static_cast<uint64_t>(i);
-    Expected<std::string> text = kiln::train::generateText(*artifact, *tokenizer, g);
+    Expected<std::string> text = kiln::train::generateText(*artifact, tokenizer, g);
     if (!text)
       fail(text.message());
     if (samples > 1)
