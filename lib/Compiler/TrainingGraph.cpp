@@ -459,8 +459,112 @@ llvm::Error mlir::kiln::addPPOLoss(ModuleOp module) {
                          "the PPO loss");
 }
 
+llvm::Error mlir::kiln::addDistillationLoss(ModuleOp module,
+                                            HiddenStateTerm hiddenTerm) {
+  if (module.lookupSymbol("loss"))
+    return llvm::Error::success();
+  // The teacher's logits have the model's vocabulary, its hidden states the
+  // width of the model's (projected) hidden_states.
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  int64_t vocab = 0;
+  if (forward && forward.getNumResults() == 1)
+    if (auto type = dyn_cast<RankedTensorType>(forward.getResultTypes()[0]))
+      vocab = type.getShape().back();
+  SmallVector<ExtraInput> extra = {{"teacher_logits", {-1, -2, vocab}},
+                                   {"alpha", {}},
+                                   {"temperature", {}},
+                                   {"reverse", {}}};
+  func::FuncOp hiddenFn;
+  if (hiddenTerm != HiddenStateTerm::None) {
+    hiddenFn = module.lookupSymbol<func::FuncOp>("hidden_states");
+    auto type = hiddenFn && hiddenFn.getNumArguments() == 1 &&
+                        hiddenFn.getNumResults() == 1
+                    ? dyn_cast<RankedTensorType>(hiddenFn.getResultTypes()[0])
+                    : RankedTensorType();
+    if (!type || type.getRank() != 3 || !forward ||
+        forward.getNumArguments() != 1)
+      return llvm::createStringError(
+          llvm::inconvertibleErrorCode(),
+          "the distillation loss's hidden-state term needs "
+          "'forward(input_ids)' and 'hidden_states(input_ids) -> [batch, "
+          "seq, width]' (a causal LM built with --hidden-states, without "
+          "attention_mask or position_ids inputs)");
+    extra.push_back({"teacher_hidden", {-1, -2, type.getShape().back()}});
+    extra.push_back({"hidden_coef", {}});
+  }
+  Value logits;
+  llvm::Expected<func::FuncOp> loss =
+      beginObjective(module, "loss", "the distillation loss", extra,
+                     /*tokenResult=*/false, "loss", logits);
+  if (!loss)
+    return loss.takeError();
+  OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
+  Location loc = loss->getLoc();
+  Math m(b, loc, getElementTypeOrSelf(logits.getType()));
+  unsigned first = forward.getNumArguments();
+  Value targets = loss->getArgument(first),
+        teacher = loss->getArgument(first + 1),
+        alpha = loss->getArgument(first + 2),
+        temperature = loss->getArgument(first + 3),
+        reverse = loss->getArgument(first + 4);
+  // One op per statement: the op order does not depend on the compiler's
+  // argument evaluation order.
+  Value one = m.constant(1.0);
+  Value mask = m.targetMask(targets);
+  Value tokens = m.max(m.sum(m.sum(mask, 1), 0), one);
+  // The mixed divergence per token: with lt, ls the log-probabilities at
+  // temperature T, sum_v ((1 - λ)·exp(lt) - λ·exp(ls))·(lt - ls).
+  Value scaledStudent = m.div(logits, temperature);
+  Value scaledTeacher = m.div(teacher, temperature);
+  Value ls = LogSoftmaxOp::create(b, loc, scaledStudent, -1);
+  Value lt = LogSoftmaxOp::create(b, loc, scaledTeacher, -1);
+  Value forwardWeight = m.sub(one, reverse);
+  Value teacherTerm = m.mul(forwardWeight, m.exp(lt));
+  Value studentTerm = m.mul(reverse, m.exp(ls));
+  Value weight = m.sub(teacherTerm, studentTerm);
+  Value gap = m.sub(lt, ls);
+  Value perToken = m.sum(m.mul(weight, gap), 2);
+  Value divergence = m.div(m.sum(m.sum(m.mul(perToken, mask), 1), 0), tokens);
+  Value crossEntropy = CrossEntropyOp::create(b, loc, logits, targets,
+                                              /*ignore_index=*/-100,
+                                              LossReduction::mean);
+  Value squaredT = m.mul(temperature, temperature);
+  Value soft = m.mul(m.mul(alpha, squaredT), divergence);
+  Value hardWeight = m.sub(one, alpha);
+  Value hard = m.mul(hardWeight, crossEntropy);
+  Value total = m.add(soft, hard);
+  if (hiddenTerm != HiddenStateTerm::None) {
+    Value teacherHidden = loss->getArgument(first + 5);
+    Value coef = loss->getArgument(first + 6);
+    Value student = func::CallOp::create(b, loc, hiddenFn,
+                                         ValueRange{loss->getArgument(0)})
+                        .getResult(0);
+    Value term;
+    if (hiddenTerm == HiddenStateTerm::MSE) {
+      Value difference = m.sub(student, teacherHidden);
+      Value squared = m.mul(difference, difference);
+      term = ReduceOp::create(b, loc, ReduceKind::mean, squared,
+                              ArrayRef<int64_t>{2}, /*keepdim=*/false);
+    } else {
+      // 1 - x·y / sqrt(max(|x|²·|y|², eps²)), as torch's cosine_similarity
+      // with eps 1e-8.
+      Value dot = m.sum(m.mul(student, teacherHidden), 2);
+      Value xx = m.sum(m.mul(student, student), 2);
+      Value yy = m.sum(m.mul(teacherHidden, teacherHidden), 2);
+      Value floor = m.constant(1e-16);
+      Value norms = SqrtOp::create(b, loc, m.max(m.mul(xx, yy), floor));
+      term = m.sub(one, m.div(dot, norms));
+    }
+    Value hiddenLoss = m.div(m.sum(m.sum(m.mul(term, mask), 1), 0), tokens);
+    total = m.add(total, m.mul(coef, hiddenLoss));
+  }
+  return finishObjective(*loss, total, "the distillation loss");
+}
+
 std::optional<TrainingObjective>
 mlir::kiln::parseTrainingObjective(llvm::StringRef name) {
+  if (name == "distill")
+    return TrainingObjective::Distillation;
   if (name == "ppo")
     return TrainingObjective::PPO;
   if (name == "reward")
@@ -486,6 +590,8 @@ llvm::StringRef mlir::kiln::trainingObjectiveName(TrainingObjective objective) {
     return "reward";
   case TrainingObjective::PPO:
     return "ppo";
+  case TrainingObjective::Distillation:
+    return "distill";
   }
   llvm_unreachable("unknown objective");
 }
@@ -518,8 +624,13 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
   case TrainingObjective::PPO:
     addLoss = addPPOLoss;
     break;
+  case TrainingObjective::Distillation:
+    logprobs = false;
+    break;
   }
-  if (llvm::Error err = addLoss(module))
+  if (llvm::Error err =
+          addLoss ? addLoss(module)
+                  : addDistillationLoss(module, options.hiddenTerm))
     return err;
   if (logprobs)
     if (llvm::Error err = addTokenLogProbs(module))
@@ -533,6 +644,11 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
   module.getContext()->appendDialectRegistry(registry);
   module.getContext()->loadAllAvailableDialects();
   PassManager pm(module.getContext());
+  // The objective inlined and deduplicated first: a loss that calls two
+  // entry points on the same inputs (forward and values or hidden_states)
+  // then differentiates one trunk, not two.
+  pm.addPass(createInlinerPass());
+  pm.addPass(createCSEPass());
   KilnOptimizerPassOptions pass;
   pass.optimizer = options.optimizer;
   pass.beta1 = options.beta1;

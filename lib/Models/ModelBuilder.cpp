@@ -374,6 +374,35 @@ llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
     Value shifted = AddOp::create(builder, loc, projected, bias);
     endFunction(reshape(shifted, {spec.batch, spec.seq}));
   }
+  if (options.hiddenProjection < 0 ||
+      (options.hiddenProjection > 0 && !options.hiddenStates))
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "a hidden-state projection needs the hidden_states entry point and a "
+        "positive width");
+  if (options.hiddenStates) {
+    // hidden_states(input_ids [B, S]) -> hidden [B, S, E or P]; the width
+    // is the body's (or the projection's), set once the body is built.
+    func::FuncOp states = beginFunction("hidden_states", {idsType}, {});
+    CausalLMStep step(*this, CausalLMStep::Kind::Forward);
+    step.ids = states.getArgument(0);
+    Value hidden = body(step);
+    if (options.hiddenProjection) {
+      Value weight = normalParam("distill_projection.weight",
+                                 {options.hiddenProjection,
+                                  shapeOf(hidden).back()},
+                                 0.02);
+      hidden = MatmulOp::create(builder, loc, hidden, weight,
+                                /*transpose_lhs=*/false,
+                                /*transpose_rhs=*/true);
+    }
+    states.setFunctionType(builder.getFunctionType(
+        {idsType}, {RankedTensorType::get(shapeOf(hidden),
+                                          builder.getF32Type())}));
+    nameEntryPoint(states, {"input_ids"}, {"hidden"});
+    limitSequence(states, spec.maxPositions);
+    endFunction(hidden);
+  }
   if (options.kvCache == 0)
     return llvm::Error::success();
   int64_t slots = options.kvCache == BuildOptions::kKVCacheMax
@@ -481,10 +510,11 @@ llvm::Error mlir::kiln::models::refuseCausalLMInputs(const BuildOptions &options
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         family + ": a KV cache is for the causal LMs (gpt2, llama)");
-  if (options.scoreHead || options.valueHead)
+  if (options.scoreHead || options.valueHead || options.hiddenStates)
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
-        family + ": a score or value head is for the causal LMs (gpt2, llama)");
+        family + ": a score or value head and hidden_states are for the "
+                 "causal LMs (gpt2, llama)");
   if (!options.attentionMask && !options.positionIds)
     return llvm::Error::success();
   return llvm::createStringError(

@@ -1,6 +1,7 @@
 // The training objectives of kiln-compile --mode train --objective: the
 // DPO loss over pairs (chosen rows, then rejected rows) and the GRPO
-// clipped surrogate with a k3 KL term, both with a token_logprobs entry.
+// clipped surrogate with a k3 KL term, both with a token_logprobs entry;
+// the reward model, PPO, and knowledge distillation.
 // RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective dpo --batch 4 --seq 8 --emit=kiln | FileCheck %s --check-prefix=DPO
 // RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective grpo --emit=kiln | FileCheck %s --check-prefix=GRPO
 // RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective lm --emit=summary | FileCheck %s --check-prefix=LM
@@ -13,6 +14,11 @@
 // RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective reward --emit=summary 2>&1 | FileCheck %s --check-prefix=RDYNAMIC
 // RUN: not kiln-compile %models/bert-tiny.json --score-head --emit=summary 2>&1 | FileCheck %s --check-prefix=RBERT
 // RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective ppo --emit=kiln | FileCheck %s --check-prefix=PPO
+// RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective distill --batch 2 --seq 8 --emit=kiln | FileCheck %s --check-prefix=DISTILL
+// RUN: kiln-compile %models/gpt2-tiny.json --mode train --objective distill --distill-hidden mse --hidden-projection 96 --batch 2 --seq 8 --emit=kiln | FileCheck %s --check-prefix=HIDDEN
+// RUN: not kiln-compile %models/gpt2-tiny.json --mode train --objective distill --distill-hidden l1 --emit=summary 2>&1 | FileCheck %s --check-prefix=BADHIDDEN
+// RUN: not kiln-compile %models/gpt2-tiny.json --mode train --distill-hidden cosine --emit=summary 2>&1 | FileCheck %s --check-prefix=NODISTILL
+// RUN: not kiln-compile %models/bert-tiny.json --hidden-states --emit=summary 2>&1 | FileCheck %s --check-prefix=HBERT
 
 // DPO-LABEL: func.func @token_logprobs(%arg0: tensor<4x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<4x8xi64> {kiln.name = "targets"}) -> (tensor<4x8xf32> {kiln.name = "logprobs"})
 // DPO:         %[[CE:.*]] = kiln.cross_entropy %{{.*}}, %arg1 reduction = none
@@ -57,7 +63,7 @@
 // LM-NOT: token_logprobs
 // DYNAMIC: the DPO loss pairs the first half of a batch (chosen responses) with the second (rejected ones): compile it with a static, even --batch (twice the pairs per step)
 // ODD: compile it with a static, even --batch (twice the pairs per step), not 3
-// UNKNOWN: unknown --objective 'rlhf' (expected lm, dpo, grpo, reward or ppo)
+// UNKNOWN: unknown --objective 'rlhf' (expected lm, dpo, grpo, reward, ppo or distill)
 // NOTRAIN: --objective needs --mode train
 
 // The reward model: score.weight on the last token's final hidden state,
@@ -75,7 +81,7 @@
 // REWARD:        kiln.reduce mean %{{.*}} axes = [0] : (tensor<2xf32>) -> tensor<f32>
 // SCORE: entry        @score(tensor<?x?xi64>, tensor<?xi64>) -> (tensor<?xf32>)
 // RDYNAMIC: the reward-model loss pairs the first half of a batch (chosen responses) with the second (rejected ones)
-// RBERT: a score or value head is for the causal LMs (gpt2, llama)
+// RBERT: a score or value head and hidden_states are for the causal LMs (gpt2, llama)
 
 // The PPO objective: the value head on every position, and the loss's
 // clipped policy terms and clipped value terms over the response tokens.
@@ -96,3 +102,40 @@
 // PPO:         kiln.max %[[RATIO]]
 // PPO:         kiln.neg %arg3
 // PPO:         kiln.sub %{{.*}}, %arg5
+
+// Distillation: the mixed divergence ((1 - reverse) p_t - reverse p_s)
+// (lt - ls) over the vocabulary at temperature T, averaged over the target
+// tokens, times alpha T^2, plus (1 - alpha) times the cross-entropy; one
+// trunk (one attention per layer) even with the hidden-state term.
+// DISTILL-LABEL: func.func @train_step(%arg0: tensor<2x8xi64> {kiln.name = "input_ids"}, %arg1: tensor<2x8xi64> {kiln.name = "targets"}, %arg2: tensor<2x8x1000xf32> {kiln.name = "teacher_logits"}, %arg3: tensor<f32> {kiln.name = "alpha"}, %arg4: tensor<f32> {kiln.name = "temperature"}, %arg5: tensor<f32> {kiln.name = "reverse"}, %arg6: tensor<f32> {kiln.name = "lr"})
+// DISTILL-LABEL: func.func @eval_step(
+// DISTILL:         %[[LOGITS:.*]] = kiln.matmul %{{.*}} transpose_rhs : (tensor<2x8x64xf32>, tensor<1000x64xf32>) -> tensor<2x8x1000xf32>
+// DISTILL:         %[[S:.*]] = kiln.div %[[LOGITS]], %arg4
+// DISTILL-NEXT:    %[[T:.*]] = kiln.div %arg2, %arg4
+// DISTILL-NEXT:    %[[LS:.*]] = kiln.log_softmax %[[S]] axis = -1
+// DISTILL-NEXT:    %[[LT:.*]] = kiln.log_softmax %[[T]] axis = -1
+// DISTILL-NEXT:    %[[FW:.*]] = kiln.sub %{{.*}}, %arg5
+// DISTILL-NEXT:    %[[PT:.*]] = kiln.exp %[[LT]]
+// DISTILL-NEXT:    %[[WT:.*]] = kiln.mul %[[FW]], %[[PT]]
+// DISTILL-NEXT:    %[[PS:.*]] = kiln.exp %[[LS]]
+// DISTILL-NEXT:    %[[WS:.*]] = kiln.mul %arg5, %[[PS]]
+// DISTILL-NEXT:    %[[W:.*]] = kiln.sub %[[WT]], %[[WS]]
+// DISTILL-NEXT:    %[[GAP:.*]] = kiln.sub %[[LT]], %[[LS]]
+// DISTILL-NEXT:    %[[TERMS:.*]] = kiln.mul %[[W]], %[[GAP]]
+// DISTILL-NEXT:    kiln.reduce sum %[[TERMS]] axes = [2]
+// DISTILL:         kiln.cross_entropy %[[LOGITS]], %arg1 reduction = mean
+// DISTILL:         %[[T2:.*]] = kiln.mul %arg4, %arg4
+// DISTILL-NEXT:    kiln.mul %arg3, %[[T2]]
+// HIDDEN:        kiln.parameter @distill_projection.weight : tensor<96x64xf32>
+// HIDDEN-LABEL: func.func @hidden_states(%arg0: tensor<2x8xi64> {kiln.name = "input_ids"}) -> (tensor<2x8x96xf32> {kiln.name = "hidden"})
+// HIDDEN-LABEL: func.func @train_step(
+// HIDDEN-SAME:   %arg6: tensor<2x8x96xf32> {kiln.name = "teacher_hidden"}, %arg7: tensor<f32> {kiln.name = "hidden_coef"}
+// HIDDEN-LABEL: func.func @eval_step(
+// HIDDEN-COUNT-2: kiln.attention
+// HIDDEN-NOT:    kiln.attention
+// HIDDEN:        %[[D:.*]] = kiln.sub %{{.*}}, %arg6 : (tensor<2x8x96xf32>, tensor<2x8x96xf32>)
+// HIDDEN-NEXT:   %[[SQ:.*]] = kiln.mul %[[D]], %[[D]]
+// HIDDEN-NEXT:   kiln.reduce mean %[[SQ]] axes = [2]
+// BADHIDDEN: --distill-hidden 'l1': expected none, cosine or mse
+// NODISTILL: --distill-hidden needs --objective distill
+// HBERT: a score or value head and hidden_states are for the causal LMs (gpt2, llama)

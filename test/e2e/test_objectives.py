@@ -1,5 +1,6 @@
-"""The preference and policy objectives (`kiln-compile --mode train
---objective dpo|grpo`) against torch.autograd.
+"""The preference, policy and distillation objectives (`kiln-compile
+--mode train --objective dpo|grpo|reward|ppo|distill`) against
+torch.autograd.
 
 gpt2-tiny with random weights is compiled for each objective with SGD,
 momentum 0.9, no weight decay and no clipping, so that after one
@@ -19,6 +20,12 @@ methods' papers, independently of the compiled graph:
   The sample log-probabilities are the model's plus noise, so some ratios
   fall outside the clip range (counted, so the test shows the clipped
   branch is exercised).
+- Distillation (Hinton et al. 2015; the reverse KL of Gu et al. 2024,
+  MiniLLM): alpha T^2 times the per-token KL between the temperature-
+  softened teacher and student distributions, by F.kl_div with
+  log_target, mixed (1 - reverse) forward + reverse, averaged over target
+  tokens, plus (1 - alpha) F.cross_entropy; the hidden-state term (cosine,
+  MSE) through a learned projection, by F.cosine_similarity and F.mse_loss.
 
 The reference runs in float64 from the same float32 weights. Tolerances:
 losses and log-probabilities 1e-5 relative (1e-5 absolute for
@@ -80,6 +87,7 @@ def train_step(artifact, inputs, work):
 class Objective:
     """Mixed into a TestCase with OBJECTIVE, inputs(rng, cfg, logp) and
     reference_loss(logp, inputs)."""
+    FLAGS = []
 
     @classmethod
     def setUpClass(cls):
@@ -95,7 +103,8 @@ class Objective:
         cls.artifact = os.path.join(cls.tmp.name, cls.OBJECTIVE + ".kiln")
         cls.manifest = compile_artifact(config, cls.artifact, weights=path,
                                         extra=["--mode", "train", "--objective", cls.OBJECTIVE,
-                                               "--batch", str(BATCH), "--seq", str(SEQ)] + SGD)
+                                               "--batch", str(BATCH), "--seq", str(SEQ)] + SGD
+                                        + cls.FLAGS)
 
     @classmethod
     def tearDownClass(cls):
@@ -291,6 +300,83 @@ class GRPO(Objective, unittest.TestCase):
         k3 = torch.exp(d) - d - 1
         per_token = -(surrogate - x["kl_coef"] * k3) * keep
         return (per_token.sum(1) / keep.sum(1).clamp(min=1)).mean()
+
+
+class Distill(Objective, unittest.TestCase):
+    """Forward KL at temperature 2, mixed with the cross-entropy."""
+    OBJECTIVE = "distill"
+    ALPHA, T, REVERSE = 0.6, 2.0, 0.0
+    test_token_logprobs = None  # distillation scores no sequences
+
+    def inputs(self, rng, ids, targets, logp, keep):
+        vocab = self.cfg["vocab_size"]
+        x = {"input_ids": ids, "targets": targets,
+             "teacher_logits": (2.0 * rng.standard_normal((BATCH, SEQ, vocab))).astype(np.float32),
+             "alpha": np.array(self.ALPHA, dtype=np.float32),
+             "temperature": np.array(self.T, dtype=np.float32),
+             "reverse": np.array(self.REVERSE, dtype=np.float32)}
+        x.update(self.hidden_inputs(rng))
+        return x
+
+    def hidden_inputs(self, rng):
+        return {}
+
+    def reference_loss(self, logp, keep, x):
+        logits = self.hidden @ self.params["transformer.wte.weight"].T
+        t = x["temperature"]
+        ls = F.log_softmax(logits / t, -1)
+        lt = F.log_softmax(x["teacher_logits"] / t, -1)
+        forward = F.kl_div(ls, lt, log_target=True, reduction="none").sum(-1)   # KL(teacher || student)
+        backward = F.kl_div(lt, ls, log_target=True, reduction="none").sum(-1)  # KL(student || teacher)
+        divergence = (1 - x["reverse"]) * forward + x["reverse"] * backward
+        soft = (divergence * keep).sum() / keep.sum()
+        targets = torch.from_numpy(self.targets)
+        hard = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        return x["alpha"] * t * t * soft + (1 - x["alpha"]) * hard + self.hidden_loss(keep, x)
+
+    def hidden_loss(self, keep, x):
+        return 0.0
+
+    def test_loss_and_gradient(self):
+        # The hard term needs the targets themselves.
+        rng = np.random.default_rng(2)
+        _, self.targets = response_targets(rng, self.cfg["vocab_size"], [3, 2, 4, 1], [5, 7, 3, 6])
+        super().test_loss_and_gradient()
+
+
+class DistillReverse(Distill):
+    """Forward and reverse KL mixed (0.7 and 0.3), a low temperature."""
+    ALPHA, T, REVERSE = 0.8, 0.7, 0.3
+
+
+class DistillHidden(Distill):
+    """The cosine hidden-state term through a learned projection from the
+    student's width (64) to a wider teacher's (96)."""
+    FLAGS = ["--distill-hidden", "cosine", "--hidden-projection", "96"]
+    TERM, COEF = "cosine", 0.5
+
+    @classmethod
+    def extra_weights(cls, cfg):
+        rng = np.random.default_rng(41)
+        return {"distill_projection.weight": (0.1 * rng.standard_normal((96, cfg["n_embd"]))).astype(np.float32)}
+
+    def hidden_inputs(self, rng):
+        return {"teacher_hidden": rng.standard_normal((BATCH, SEQ, 96)).astype(np.float32),
+                "hidden_coef": np.array(self.COEF, dtype=np.float32)}
+
+    def hidden_loss(self, keep, x):
+        student = self.hidden @ self.params["distill_projection.weight"].T
+        teacher = x["teacher_hidden"]
+        if self.TERM == "cosine":
+            term = 1 - F.cosine_similarity(student, teacher, dim=-1, eps=1e-8)
+        else:
+            term = F.mse_loss(student, teacher, reduction="none").mean(-1)
+        return x["hidden_coef"] * (term * keep).sum() / keep.sum()
+
+
+class DistillHiddenMSE(DistillHidden):
+    FLAGS = ["--distill-hidden", "mse", "--hidden-projection", "96"]
+    TERM, COEF = "mse", 0.25
 
 
 if __name__ == "__main__":

@@ -176,6 +176,28 @@ cl::opt<bool> scoreHead(
              "last token (a reward model; on by itself with --objective "
              "reward)"),
     cl::init(false), cl::cat(category));
+cl::opt<bool> hiddenStates(
+    "hidden-states",
+    cl::desc("Causal LMs (gpt2, llama): also build hidden_states(input_ids) "
+             "-> hidden [batch, seq, width], the final hidden states the LM "
+             "head reads (a distillation teacher's, for a student's "
+             "--distill-hidden term)"),
+    cl::init(false), cl::cat(category));
+cl::opt<int64_t> hiddenProjection(
+    "hidden-projection",
+    cl::desc("With --hidden-states: project them to width N through a "
+             "learned distill_projection.weight [N, hidden], so a narrow "
+             "student's match a wider teacher's"),
+    cl::value_desc("N"), cl::init(0), cl::cat(category));
+cl::opt<std::string> distillHidden(
+    "distill-hidden",
+    cl::desc("--objective distill: add a hidden-state term comparing the "
+             "student's hidden_states with the teacher's per token: cosine "
+             "(1 - cosine similarity) or mse; none (default). The student "
+             "gets hidden_states (give --hidden-projection TEACHER_WIDTH "
+             "when the widths differ) and train_step the teacher_hidden and "
+             "hidden_coef inputs"),
+    cl::value_desc("none|cosine|mse"), cl::init("none"), cl::cat(category));
 cl::opt<std::string> attention(
     "attention",
     cl::desc("How kiln.attention is lowered: fused (the default: one "
@@ -245,8 +267,12 @@ cl::opt<std::string> objective(
              "rejected rows, a static even --batch; kiln reward) or ppo (a "
              "value head values(input_ids) -> values and train_step(input_ids, "
              "targets, sample_logprobs, advantages, returns, sample_values, "
-             "clip, value_clip, vf_coef, lr); kiln ppo). dpo, grpo and ppo "
-             "also get token_logprobs(input_ids, targets) -> logprobs"),
+             "clip, value_clip, vf_coef, lr); kiln ppo) or distill "
+             "(train_step(input_ids, targets, teacher_logits, alpha, "
+             "temperature, reverse, lr): alpha T^2 KL to the teacher's "
+             "softened distribution plus (1 - alpha) cross-entropy; kiln "
+             "distill). dpo, grpo and ppo also get token_logprobs(input_ids, "
+             "targets) -> logprobs"),
     cl::init("lm"), cl::cat(category));
 cl::opt<std::string> optimizerName(
     "optimizer", cl::desc("Optimizer of --mode train: adamw (default) or sgd"),
@@ -419,6 +445,11 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     options.scoreHead =
         scoreHead || (mode == Mode::Train && objective == "reward");
     options.valueHead = mode == Mode::Train && objective == "ppo";
+    options.hiddenStates =
+        hiddenStates || hiddenProjection > 0 ||
+        (mode == Mode::Train && objective == "distill" &&
+         distillHidden != "none");
+    options.hiddenProjection = hiddenProjection;
     if (!kvCache.empty()) {
       int64_t slots = 0;
       if (kvCache == "max") {
@@ -440,8 +471,10 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
     return std::move(*module);
   }
 
-  if (!kvCache.empty() || scoreHead) {
-    fail("--kv-cache and --score-head apply to model configs (.json)");
+  if (!kvCache.empty() || scoreHead || hiddenStates ||
+      hiddenProjection.getNumOccurrences()) {
+    fail("--kv-cache, --score-head, --hidden-states and --hidden-projection "
+         "apply to model configs (.json)");
     return failure();
   }
   if (attentionMaskInput || positionIdsInput) {
@@ -627,8 +660,18 @@ int main(int argc, char **argv) {
         kiln::parseTrainingObjective(objective);
     if (!parsed)
       return fail("unknown --objective '" + objective +
-                  "' (expected lm, dpo, grpo, reward or ppo)");
+                  "' (expected lm, dpo, grpo, reward, ppo or distill)");
     training.objective = *parsed;
+    if (distillHidden == "cosine")
+      training.hiddenTerm = kiln::HiddenStateTerm::Cosine;
+    else if (distillHidden == "mse")
+      training.hiddenTerm = kiln::HiddenStateTerm::MSE;
+    else if (distillHidden != "none")
+      return fail("--distill-hidden '" + distillHidden +
+                  "': expected none, cosine or mse");
+    if (distillHidden != "none" &&
+        *parsed != kiln::TrainingObjective::Distillation)
+      return fail("--distill-hidden needs --objective distill");
     training.optimizer = optimizerName;
     training.weightDecay = weightDecay;
     training.beta1 = beta1;
@@ -642,7 +685,8 @@ int main(int argc, char **argv) {
       return fail(inputPath + ": " + llvm::toString(std::move(error)));
   } else {
     for (const char *name : {"objective", "optimizer", "weight-decay", "beta1", "beta2",
-                             "adam-eps", "momentum", "max-grad-norm"})
+                             "adam-eps", "momentum", "max-grad-norm",
+                             "distill-hidden"})
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --mode train");
   }
@@ -802,6 +846,7 @@ int main(int argc, char **argv) {
     if (mode == Mode::Train)
       options.recordedOptions["training"] = llvm::json::Object{
           {"objective", objective.getValue()},
+          {"distill_hidden", distillHidden.getValue()},
           {"optimizer", optimizerName.getValue()},
           {"weight_decay", weightDecay.getValue()},
           {"beta1", beta1.getValue()},

@@ -77,6 +77,24 @@ llvm::Error addRewardLoss(ModuleOp module);
 /// R)²)), as the PPO paper and TRL define them.
 llvm::Error addPPOLoss(ModuleOp module);
 
+/// The hidden-state term of the distillation loss.
+enum class HiddenStateTerm { None, Cosine, MSE };
+
+/// Adds the knowledge-distillation loss `@loss(<forward's inputs>, targets,
+/// teacher_logits, alpha, temperature, reverse[, teacher_hidden,
+/// hidden_coef])`. Over the target tokens (not -100), with p_t =
+/// softmax(teacher_logits / T), p_s = softmax(logits / T) and λ =
+/// `reverse`: the divergence (1 - λ)·KL(p_t || p_s) + λ·KL(p_s || p_t)
+/// (λ = 0: Hinton et al.'s forward KL; 1: the reverse KL of MiniLLM) per
+/// token, averaged over the tokens; the loss is alpha·T²·that + (1 -
+/// alpha)·(the next-token cross-entropy on targets). With a hidden-state
+/// term, the model's `hidden_states(input_ids)` (BuildOptions::
+/// hiddenStates, projected to the teacher's width when they differ) are
+/// compared with `teacher_hidden` per token, 1 - cosine similarity or the
+/// mean squared error over the width, averaged over the tokens and added
+/// times `hidden_coef`.
+llvm::Error addDistillationLoss(ModuleOp module, HiddenStateTerm hidden);
+
 /// What `buildTrainingEntryPoints` trains the model for.
 enum class TrainingObjective {
   /// Next-token cross-entropy (pretraining, SFT): addLanguageModelLoss.
@@ -89,15 +107,20 @@ enum class TrainingObjective {
   Reward,
   /// PPO: addPPOLoss and token_logprobs (the model needs a value head).
   PPO,
+  /// Knowledge distillation: addDistillationLoss.
+  Distillation,
 };
 
-/// "lm", "dpo" or "grpo"; nullopt for anything else.
+/// "lm", "dpo", "grpo", "reward", "ppo" or "distill"; nullopt for anything
+/// else.
 std::optional<TrainingObjective> parseTrainingObjective(llvm::StringRef name);
 llvm::StringRef trainingObjectiveName(TrainingObjective objective);
 
 /// How `buildTrainingEntryPoints` trains (kiln-optimizer's options).
 struct TrainingOptions {
   TrainingObjective objective = TrainingObjective::LanguageModel;
+  /// Distillation: the hidden-state term (the model needs hidden_states).
+  HiddenStateTerm hiddenTerm = HiddenStateTerm::None;
   /// "adamw" or "sgd".
   std::string optimizer = "adamw";
   double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;

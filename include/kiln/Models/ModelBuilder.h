@@ -72,6 +72,15 @@ struct BuildOptions {
   /// linear head `value_head.weight` [1, E] and `value_head.bias` [1] on
   /// every position's final hidden state: PPO's value estimates.
   bool valueHead = false;
+  /// Causal LMs: also build `hidden_states(input_ids [B, S]) -> hidden
+  /// [B, S, E]`, every position's final hidden state (after the last
+  /// norm, what the LM head reads): a distillation teacher's, or a
+  /// student's for the hidden-state term.
+  bool hiddenStates = false;
+  /// Causal LMs with hiddenStates: project the hidden states to this width
+  /// through a learned `distill_projection.weight` [P, E] (no bias; 0: no
+  /// projection), so a student's match a wider teacher's.
+  int64_t hiddenProjection = 0;
   /// The module will be trained: config keys that change only training
   /// (dropout rates) must then be honoured or refused too.
   bool training = false;
