@@ -323,10 +323,13 @@ Artifact::saveParameters(const std::string &path,
 Status Artifact::loadParameters(const std::string &path, bool requireAll,
                                 LoadSelection selection) {
   bool modelOnly = selection == LoadSelection::ModelOnly;
-  // The heads the alignment methods add to a language model: a checkpoint
-  // with one loads into the model without it, and the other way round.
+  // The heads the alignment methods and distillation add to a language
+  // model: a checkpoint with one loads into the model without it, and the
+  // other way round.
   auto isHead = [](const std::string &name) {
-    return name.rfind("score.", 0) == 0 || name.rfind("value_head.", 0) == 0;
+    return name.rfind("score.", 0) == 0 ||
+           name.rfind("value_head.", 0) == 0 ||
+           name.rfind("distill_projection.", 0) == 0;
   };
   if (!writable_)
     return Status::error("'" + dir_ + "' has no entry point that updates "

@@ -20,6 +20,7 @@
 #include "kiln/Runtime/JsonLimits.h"
 #include "kiln/Runtime/SafeTensors.h"
 #include "kiln/Train/Corpus.h"
+#include "kiln/Train/Distill.h"
 #include "kiln/Train/Examples.h"
 #include "kiln/Train/Metrics.h"
 #include "kiln/Train/Policy.h"
@@ -103,7 +104,14 @@ json optionsJson(const PretrainOptions &o) {
           {"gamma", o.gamma},
           {"lambda", o.lambda},
           {"reward_model", o.rewardModel},
-          {"reward_checkpoint", o.rewardCheckpoint}};
+          {"reward_checkpoint", o.rewardCheckpoint},
+          {"teacher", o.teacher},
+          {"teacher_checkpoint", o.teacherCheckpoint},
+          {"alpha", o.alpha},
+          {"reverse", o.reverse},
+          {"hidden_coef", o.hiddenCoef},
+          {"cache_teacher", o.cacheTeacher},
+          {"init_from_teacher", o.initFromTeacher}};
 }
 
 /// Whether two spellings of a path name the same file ("run/../a.kiln" and
@@ -136,10 +144,12 @@ Status checkGivenSettings(const PretrainOptions &o, const json &given,
     bool same;
     if (key == "artifact" || key == "data" || key == "tokenizer" ||
         key == "val_data" || key == "init" || key == "reward_model" ||
-        key == "reward_checkpoint") {
+        key == "reward_checkpoint" || key == "teacher" ||
+        key == "teacher_checkpoint") {
       auto resolved = [&](const json &v) {
         std::string text = v.get<std::string>();
-        return key == "data" && text.empty() && o.task == "pretrain"
+        return key == "data" && text.empty() &&
+                       (o.task == "pretrain" || o.task == "distill")
                    ? defaultCorpusPath()
                    : text;
       };
@@ -208,7 +218,8 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   if (j.contains("task") && !str("task", task))
     return bad("task");
   if (task != "pretrain" && task != "sft" && task != "dpo" &&
-      task != "grpo" && task != "reward" && task != "ppo")
+      task != "grpo" && task != "reward" && task != "ppo" &&
+      task != "distill")
     return Status::error("'" + path + "' records task '" + task +
                          "', which this kiln does not know");
   if (checkTask && task != o.task)
@@ -218,6 +229,7 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
                           : task == "grpo"   ? "GRPO"
                           : task == "ppo"    ? "PPO"
                           : task == "reward" ? "reward-model"
+                          : task == "distill" ? "distillation"
                                              : "pretraining") +
                          " run; continue it with 'kiln " + task +
                          " --resume --out " + o.runDir + "'");
@@ -225,7 +237,9 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   for (auto [key, out] : {std::pair{"val_data", &o.valData},
                           std::pair{"init", &o.init},
                           std::pair{"reward_model", &o.rewardModel},
-                          std::pair{"reward_checkpoint", &o.rewardCheckpoint}})
+                          std::pair{"reward_checkpoint", &o.rewardCheckpoint},
+                          std::pair{"teacher", &o.teacher},
+                          std::pair{"teacher_checkpoint", &o.teacherCheckpoint}})
     if (j.contains(key) && !str(key, *out))
       return bad(key);
   if (j.contains("beta") && !number("beta", o.beta))
@@ -241,9 +255,19 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   for (auto [key, out] : {std::pair{"nll_coef", &o.nllCoef},
                           std::pair{"kl_coef", &o.klCoef},
                           std::pair{"clip", &o.clip},
-                          std::pair{"temperature", &o.temperature}})
+                          std::pair{"temperature", &o.temperature},
+                          std::pair{"alpha", &o.alpha},
+                          std::pair{"reverse", &o.reverse},
+                          std::pair{"hidden_coef", &o.hiddenCoef}})
     if (j.contains(key) && !number(key, *out))
       return bad(key);
+  for (auto [key, out] : {std::pair{"cache_teacher", &o.cacheTeacher},
+                          std::pair{"init_from_teacher", &o.initFromTeacher}})
+    if (j.contains(key)) {
+      if (!j[key].is_boolean())
+        return bad(key);
+      *out = j[key].get<bool>();
+    }
   if ((j.contains("group") && !integer("group", o.group)) ||
       (j.contains("max_tokens") && !integer("max_tokens", o.maxTokens)))
     return bad("group");
@@ -295,6 +319,13 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   j["lambda"] = o.lambda;
   j["reward_model"] = o.rewardModel;
   j["reward_checkpoint"] = o.rewardCheckpoint;
+  j["teacher"] = o.teacher;
+  j["teacher_checkpoint"] = o.teacherCheckpoint;
+  j["alpha"] = o.alpha;
+  j["reverse"] = o.reverse;
+  j["hidden_coef"] = o.hiddenCoef;
+  j["cache_teacher"] = o.cacheTeacher;
+  j["init_from_teacher"] = o.initFromTeacher;
   return checkGivenSettings(o, given, j, path);
 }
 
@@ -306,6 +337,8 @@ struct TrainingInterface {
   const EntryPointSpec *train = nullptr;
   const EntryPointSpec *eval = nullptr;
   int64_t batch = 0, seq = 0, vocab = 0;
+  /// distill: the width of teacher_hidden (0: no hidden-state term).
+  int64_t teacherHidden = 0;
 };
 
 /// Resolves `size` against a spec dim: static dims win (a different request
@@ -404,6 +437,20 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
       return Status::error("'" + artifact.dir() +
                            "' has no KV cache to sample rollouts with; "
                            "compile it with --kv-cache N as well");
+  } else if (task == "distill") {
+    const TensorSpec *teacher = t.train->findInput(kTeacherLogits);
+    if (!teacher || !t.train->findInput("alpha") ||
+        !t.train->findInput("temperature") || !t.train->findInput("reverse"))
+      return Status::error("'" + artifact.dir() + "' has no distillation "
+                           "train_step (teacher_logits, alpha, temperature "
+                           "and reverse inputs); compile it with "
+                           "kiln-compile --mode train --objective distill");
+    if (const TensorSpec *hidden = t.train->findInput(kTeacherHidden))
+      t.teacherHidden = hidden->shape.back();
+  } else if (t.train->findInput(kTeacherLogits)) {
+    return Status::error("'" + artifact.dir() + "' was compiled for "
+                         "distillation (its train_step takes "
+                         "teacher_logits); train it with kiln distill");
   } else if (t.train->findInput("reference_logprobs")) {
     return Status::error("'" + artifact.dir() + "' was compiled for another "
                          "objective (its train_step takes "
@@ -458,6 +505,51 @@ public:
 
 private:
   BatchSampler sampler;
+};
+
+/// Distillation: fixed windows in shuffled epochs, each batch with the
+/// teacher's outputs, from the teacher or from the run's cache of them.
+/// With alpha 0 and no hidden-state term the loss does not read them: the
+/// teacher is not run and zeros stand in (a student trained alone on the
+/// same windows).
+class DistillWindows final : public TrainingData {
+public:
+  DistillWindows(TokenWindowEpochs windows, const Teacher &teacher,
+                 const TeacherCache *cache, bool teacherNeeded)
+      : windows(std::move(windows)), teacher(teacher), cache(cache),
+        teacherNeeded(teacherNeeded) {}
+  Expected<Batch> next() override {
+    std::vector<int64_t> indices;
+    Batch batch = windows.next(indices);
+    if (cache) {
+      cache->annotate(indices, batch);
+    } else if (teacherNeeded) {
+      if (Status s = teacher.annotate(batch); !s)
+        return s;
+    } else {
+      for (auto [name, width] :
+           {std::pair{kTeacherLogits, teacher.vocab()},
+            std::pair{kTeacherHidden, teacher.hiddenWidth()}})
+        if (width > 0)
+          batch.extra.push_back(
+              {name,
+               {batch.batch, batch.seq, width},
+               std::vector<float>(
+                   static_cast<size_t>(batch.batch * batch.seq * width))});
+    }
+    return batch;
+  }
+  std::string saveState() const override { return windows.saveState(); }
+  Status restoreState(const std::string &state) override {
+    return windows.restoreState(state);
+  }
+  std::optional<double> epochs() const override { return windows.epochs(); }
+
+private:
+  TokenWindowEpochs windows;
+  const Teacher &teacher;
+  const TeacherCache *cache;
+  bool teacherNeeded;
 };
 
 /// Fine-tuning: prompt/response examples in shuffled epochs.
@@ -713,7 +805,15 @@ public:
   Status run();
 
 private:
-  bool fineTuning() const { return o.task != "pretrain"; }
+  bool fineTuning() const {
+    return o.task != "pretrain" && o.task != "distill";
+  }
+  bool distill() const { return o.task == "distill"; }
+  /// Distillation: the teacher, its held-out outputs with the eval
+  /// batches, the windows sampler and the cache.
+  Status prepareDistillation(const TrainingInterface &t);
+  /// The held-out cross-entropy and KL to the teacher.
+  Expected<double> evaluateDistillation(MetricsRow &row);
   Status prepareTokenizer(const TrainingInterface &t,
                           const std::function<Expected<std::string>()> &text);
   Status prepareData(const TrainingInterface &t);
@@ -780,7 +880,19 @@ private:
   std::vector<PromptAnswer> trainPrompts, evalPrompts;
   std::optional<double> firstSuccess;
   int64_t padId = 0, rows = 0, seq = 0;
+  /// Distillation.
+  std::optional<Teacher> teacher;
+  std::optional<TeacherCache> teacherCache;
+  double teacherEvalLoss = 0;
+  int64_t trainWindows = 0;
 };
+
+std::string teacherCachePath(const std::string &runDir) {
+  return runDir + "/teacher.cache";
+}
+std::string teacherInitPath(const std::string &runDir) {
+  return runDir + "/init-from-teacher.safetensors";
+}
 
 /// Cross-entropy of the add-one unigram distribution of the training tokens
 /// on the held-out tokens: the loss a model that ignores context gets.
@@ -807,6 +919,37 @@ Status Run::prepareTokenizer(
   std::string source = o.tokenizer;
   if (source.empty() && !o.init.empty() && isDirectory(o.init))
     source = tokenizerModelPath(o.init);
+  if (distill()) {
+    // The student reads the teacher's tokens: the teacher run's tokenizer,
+    // or --tokenizer (which must then be the same model).
+    std::string teacherModel =
+        !o.teacherCheckpoint.empty() && isDirectory(o.teacherCheckpoint)
+            ? tokenizerModelPath(o.teacherCheckpoint)
+            : std::string();
+    if (!teacherModel.empty() && runtime::pathExists(teacherModel)) {
+      if (!source.empty() && runtime::pathExists(source) &&
+          !samePath(source, teacherModel)) {
+        Expected<std::string> given = runtime::readFile(source, "tokenizer model");
+        Expected<std::string> theirs =
+            runtime::readFile(teacherModel, "tokenizer model");
+        if (!given)
+          return given.status();
+        if (!theirs)
+          return theirs.status();
+        if (*given != *theirs)
+          return Status::error("--tokenizer '" + source + "' is not the "
+                               "teacher's tokenizer ('" + teacherModel +
+                               "'): teacher and student must share the "
+                               "tokenizer");
+      }
+      if (source.empty())
+        source = teacherModel;
+    }
+    if (source.empty() && !runtime::pathExists(modelPath))
+      return Status::error("distillation needs the teacher's tokenizer: give "
+                           "--teacher-checkpoint RUN_DIR (the teacher's run, "
+                           "which has it) or --tokenizer MODEL");
+  }
   if (!source.empty() && !runtime::pathExists(source)) {
     if (!runtime::pathExists(modelPath))
       return Status::error("no tokenizer model at '" + source + "'");
@@ -926,6 +1069,83 @@ Status Run::prepareData(const TrainingInterface &t) {
     return Status::error("held-out data: " + held.message());
   evalSet = held->evalBatches(std::max<int64_t>(1, o.evalBatches));
   unigramLoss = unigramCrossEntropy(*trainTokens, *valTokens, t.vocab);
+  if (distill())
+    return prepareDistillation(t);
+  return Status::ok();
+}
+
+std::string formatBytes(uint64_t bytes) {
+  char text[64];
+  if (bytes >= (uint64_t(1) << 30))
+    std::snprintf(text, sizeof text, "%.2f GiB", bytes / double(1 << 30));
+  else
+    std::snprintf(text, sizeof text, "%.1f MiB", bytes / double(1 << 20));
+  return text;
+}
+
+/// The teacher (checked against the student's batch, vocabulary and hidden
+/// width), its outputs for the held-out batches, and the training windows
+/// with the teacher's outputs run per batch or cached once.
+Status Run::prepareDistillation(const TrainingInterface &t) {
+  if (o.teacher.empty())
+    return Status::error("kiln distill needs --teacher T.kiln (an artifact "
+                         "with forward)");
+  if (!(o.alpha >= 0 && o.alpha <= 1) || !(o.reverse >= 0 && o.reverse <= 1))
+    return Status::error("--alpha and --reverse must be in [0, 1]");
+  if (!(o.temperature > 0) || !std::isfinite(o.temperature))
+    return Status::error("--temperature must be positive");
+  if (!(o.hiddenCoef >= 0) || !std::isfinite(o.hiddenCoef))
+    return Status::error("--hidden-coef must be non-negative");
+  if (o.initFromTeacher && !o.init.empty())
+    return Status::error("--init and --init-from-teacher both name the "
+                         "starting parameters; give one");
+  Expected<Teacher> opened = Teacher::open(o.teacher, o.teacherCheckpoint,
+                                           t.batch, t.seq, t.vocab,
+                                           t.teacherHidden);
+  if (!opened)
+    return opened.status();
+  teacher.emplace(opened.take());
+  if (tokenizer->vocabSize() > teacher->vocab())
+    return Status::error("the tokenizer has more pieces than the teacher's "
+                         "vocabulary");
+  double total = 0;
+  for (Batch &batch : evalSet) {
+    if (Status s = teacher->annotate(batch); !s)
+      return s;
+    total += crossEntropy(batch.extra[0].values.data(), batch.targets,
+                          teacher->vocab());
+  }
+  teacherEvalLoss = total / static_cast<double>(evalSet.size());
+  Expected<TokenWindowEpochs> windows =
+      TokenWindowEpochs::create(trainTokens, t.batch, t.seq, o.seed);
+  if (!windows)
+    return Status::error("training data: " + windows.message());
+  trainWindows = windows->windows();
+  if (o.cacheTeacher) {
+    std::string path = teacherCachePath(o.runDir);
+    uint64_t bytes = TeacherCache::bytesFor(trainWindows, t.seq,
+                                            teacher->vocab(),
+                                            teacher->hiddenWidth());
+    say("teacher cache: " + std::to_string(trainWindows) + " windows x " +
+        std::to_string(t.seq) + " tokens x " +
+        std::to_string(teacher->floatsPerToken()) + " floats = " +
+        formatBytes(bytes) + " on disk (" + path + "), mapped while training");
+    if (!runtime::pathExists(path))
+      if (Status s = TeacherCache::write(path, *teacher, *windows, t.seq, log);
+          !s)
+        return s;
+    Expected<TeacherCache> cache =
+        TeacherCache::open(path, trainWindows, t.seq, teacher->vocab(),
+                           teacher->hiddenWidth());
+    if (!cache)
+      return cache.status();
+    teacherCache.emplace(cache.take());
+  }
+  bool teacherNeeded =
+      o.alpha > 0 || (t.teacherHidden > 0 && o.hiddenCoef > 0);
+  sampler = std::make_unique<DistillWindows>(
+      windows.take(), *teacher, teacherCache ? &*teacherCache : nullptr,
+      teacherNeeded);
   return Status::ok();
 }
 
@@ -1381,6 +1601,8 @@ Expected<double> Run::evaluate(MetricsRow &row) {
     return evaluatePairs(row);
   if (policy())
     return evaluateAnswers(row);
+  if (distill())
+    return evaluateDistillation(row);
   // Pretraining: every batch has batch x seq targets, a plain mean.
   // Fine-tuning: each batch's mean over its response tokens, weighted by
   // their count: the mean over every held-out response token.
@@ -1398,6 +1620,35 @@ Expected<double> Run::evaluate(MetricsRow &row) {
   }
   double loss = total / weights;
   row.set("eval_loss", loss).set("eval_ppl", std::exp(loss));
+  return loss;
+}
+
+/// Distillation's held-out measures, from eval_step on batches with the
+/// teacher's outputs: with alpha 0 the loss is the student's cross-entropy
+/// (eval_loss, the number kiln pretrain reports for a student alone); with
+/// alpha 1, temperature 1 and no reverse share it is KL(teacher ||
+/// student) per token (eval_kl).
+Expected<double> Run::evaluateDistillation(MetricsRow &row) {
+  const EntryPointSpec &entry = *artifact->findEntryPoint(KILN_ENTRY_EVAL_STEP);
+  double loss = 0, kl = 0;
+  for (const Batch &batch : evalSet) {
+    for (float alpha : {0.0f, 1.0f}) {
+      float one = 1.0f, zero = 0.0f;
+      std::vector<NamedTensor> inputs = batchInputs(batch, entry);
+      inputs.push_back({"alpha", TensorView{DType::F32, {}, &alpha}});
+      inputs.push_back({"temperature", TensorView{DType::F32, {}, &one}});
+      inputs.push_back({"reverse", TensorView{DType::F32, {}, &zero}});
+      if (entry.findInput("hidden_coef"))
+        inputs.push_back({"hidden_coef", TensorView{DType::F32, {}, &zero}});
+      auto outputs = artifact->run(KILN_ENTRY_EVAL_STEP, inputs);
+      if (!outputs)
+        return outputs.status();
+      (alpha == 0 ? loss : kl) += scalarOf((*outputs)[0]);
+    }
+  }
+  loss /= static_cast<double>(evalSet.size());
+  kl /= static_cast<double>(evalSet.size());
+  row.set("eval_loss", loss).set("eval_ppl", std::exp(loss)).set("eval_kl", kl);
   return loss;
 }
 
@@ -1620,7 +1871,8 @@ Status Run::run() {
         lossPlotPath(o.runDir), trainTokensPath(o.runDir), valTokensPath(o.runDir),
         trainExamplesPath(o.runDir), valExamplesPath(o.runDir),
         trainPairsPath(o.runDir), valPairsPath(o.runDir), rolloutsPath(o.runDir),
-        tokenizerModelPath(o.runDir)})
+        tokenizerModelPath(o.runDir), teacherCachePath(o.runDir),
+        teacherInitPath(o.runDir)})
     runtime::removeStaleTemporaries(file);
 
   if (!o.init.empty() && !runtime::pathExists(initialParametersPath(o.init)))
@@ -1654,6 +1906,14 @@ Status Run::run() {
   if (step == 0 && !o.init.empty())
     if (Status s = loadInitialParameters(); !s)
       return s;
+  if (step == 0 && o.initFromTeacher) {
+    std::string summary;
+    if (Status s = initializeFromTeacher(*artifact, teacher->artifact(),
+                                         teacherInitPath(o.runDir), &summary);
+        !s)
+      return s;
+    say("starting from the teacher's parameters (" + summary + ")");
+  }
   if (preference() && !rewardModel())
     if (Status s = computeReferences(step); !s)
       return s;
@@ -1672,7 +1932,8 @@ Status Run::run() {
   std::optional<double> flopsPerStep;
   if (t->train->flops && t->train->hasStaticInputs())
     flopsPerStep = *t->train->flops;
-  say(std::string(ppo()           ? "PPO on '"
+  say(std::string(distill()       ? "distilling '" + o.teacher + "' into '"
+                  : ppo()           ? "PPO on '"
                   : policy()      ? "GRPO on '"
                   : rewardModel() ? "reward model '"
                   : preference()  ? "DPO on '"
@@ -1704,6 +1965,17 @@ Status Run::run() {
     say(line + std::to_string(trainPairs.size()) + " training and " +
         std::to_string(valPairs.size()) + " held-out pairs of " +
         std::to_string(t->batch / 2) + " per step");
+  } else if (distill()) {
+    std::snprintf(line, sizeof line,
+                  "alpha %g, temperature %g, reverse KL share %g%s; teacher's "
+                  "held-out loss %.4f (perplexity %.1f), unigram %.4f; ",
+                  o.alpha, o.temperature, o.reverse,
+                  t->teacherHidden ? (", hidden_coef " +
+                                      std::to_string(o.hiddenCoef)).c_str()
+                                   : "",
+                  teacherEvalLoss, std::exp(teacherEvalLoss), unigramLoss);
+    say(line + std::to_string(trainWindows) + " training windows" +
+        (teacherCache ? " (teacher cached)" : ""));
   } else if (fineTuning()) {
     say("loss over the response tokens only; " +
         std::to_string(trainExamples) + " training and " +
@@ -1735,6 +2007,11 @@ Status Run::run() {
     else if (fineTuning())
       row.set("train_examples", trainExamples)
           .set("val_examples", valExamples);
+    else if (distill())
+      row.set("unigram_loss", unigramLoss)
+          .set("teacher_eval_loss", teacherEvalLoss)
+          .set("train_windows", trainWindows)
+          .set("val_tokens", valTokens->size());
     else
       row.set("unigram_loss", unigramLoss)
           .set("train_tokens", trainTokens->size())
@@ -1765,14 +2042,24 @@ Status Run::run() {
     }
     float valueClipValue = static_cast<float>(o.valueClip);
     float vfValue = static_cast<float>(o.vfCoef);
-    if (policy()) {
+    float alphaValue = static_cast<float>(o.alpha);
+    float temperatureValue = static_cast<float>(o.temperature);
+    float reverseValue = static_cast<float>(o.reverse);
+    float hiddenValue = static_cast<float>(o.hiddenCoef);
+    if (policy() || distill()) {
       // Each objective's train_step takes the scalars it declares.
       for (NamedTensor scalar :
            {NamedTensor{"kl_coef", TensorView{DType::F32, {}, &klValue}},
             NamedTensor{"clip", TensorView{DType::F32, {}, &clipValue}},
             NamedTensor{"value_clip",
                         TensorView{DType::F32, {}, &valueClipValue}},
-            NamedTensor{"vf_coef", TensorView{DType::F32, {}, &vfValue}}})
+            NamedTensor{"vf_coef", TensorView{DType::F32, {}, &vfValue}},
+            NamedTensor{"alpha", TensorView{DType::F32, {}, &alphaValue}},
+            NamedTensor{"temperature",
+                        TensorView{DType::F32, {}, &temperatureValue}},
+            NamedTensor{"reverse", TensorView{DType::F32, {}, &reverseValue}},
+            NamedTensor{"hidden_coef",
+                        TensorView{DType::F32, {}, &hiddenValue}}})
         if (t->train->findInput(scalar.name))
           inputs.push_back(scalar);
     }
@@ -1876,6 +2163,13 @@ Status Run::run() {
                   "done: held-out %s loss %.4f, preference accuracy %.1f%%",
                   rewardModel() ? "Bradley-Terry" : "DPO", *lastEval,
                   100.0 * lastAccuracy);
+    say(line);
+  } else if (lastEval && distill()) {
+    std::snprintf(line, sizeof line,
+                  "done: held-out loss %.4f (perplexity %.1f); the teacher's "
+                  "%.4f (perplexity %.1f)",
+                  *lastEval, std::exp(*lastEval), teacherEvalLoss,
+                  std::exp(teacherEvalLoss));
     say(line);
   } else if (lastEval && fineTuning()) {
     std::snprintf(line, sizeof line,

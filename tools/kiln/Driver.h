@@ -109,6 +109,7 @@ int sftCommand(int argc, char **argv);
 int dpoCommand(int argc, char **argv);
 int grpoCommand(int argc, char **argv);
 int ppoCommand(int argc, char **argv);
+int distillCommand(int argc, char **argv);
 int rewardCommand(int argc, char **argv);
 int taskCommand(int argc, char **argv);
 int judgeCommand(int argc, char **argv);

@@ -298,6 +298,63 @@ OPTIONS:
   -h, --help              this text
 )";
 
+const char kDistillUsage[] =
+    R"(USAGE: kiln distill STUDENT.kiln --teacher TEACHER.kiln --out RUN_DIR [options]
+       kiln distill --resume --out RUN_DIR [--steps N] [STUDENT.kiln options]
+
+Knowledge distillation (Hinton et al., 2015) from a compiled teacher into a
+compiled student on a text corpus. STUDENT.kiln is compiled with
+kiln-compile --mode train --objective distill; TEACHER.kiln is any artifact
+with forward(input_ids) -> logits over the same vocabulary (an inference
+artifact, possibly quantized, or a training artifact whose parameters come
+from --teacher-checkpoint). Each step the teacher runs on the batch (or its
+outputs come from RUN_DIR/teacher.cache, --cache-teacher) and train_step
+minimizes
+
+  alpha T^2 [(1 - r) KL(p_t || p_s) + r KL(p_s || p_t)] + (1 - alpha) CE
+
+per token, p = softmax(logits / T), r = --reverse (1: MiniLLM's reverse
+KL), CE the next-token cross-entropy; a student compiled with
+--distill-hidden adds --hidden-coef x its hidden-state term against the
+teacher's hidden_states. The training data are fixed windows of --seq + 1
+tokens drawn in shuffled epochs. The held-out loss is the student's
+cross-entropy on the windows kiln pretrain evaluates (the number a student
+trained alone reports; --alpha 0 trains one on the same windows without
+running the teacher); eval_kl is KL(teacher || student) at temperature 1.
+The run directory, metrics.jsonl, checkpoints, loss.png and --resume are
+kiln pretrain's.
+
+OPTIONS:
+  --out RUN_DIR           the run directory (required)
+  --teacher T.kiln        the teacher artifact (required)
+  --teacher-checkpoint RUN_DIR|FILE  the teacher's parameters (a training
+                          artifact's run or checkpoint); a run directory also
+                          gives the tokenizer, which the student shares
+  --alpha A               weight of the soft term (default 0.5; 0: the hard
+                          cross-entropy alone)
+  --temperature T         softening temperature (default 2)
+  --reverse R             share of reverse KL in the divergence (default 0)
+  --hidden-coef C         weight of the hidden-state term (default 1; a
+                          student compiled with --distill-hidden)
+  --cache-teacher         compute the teacher's outputs for every training
+                          window once, into RUN_DIR/teacher.cache (its size
+                          is printed first), instead of on every batch
+  --init-from-teacher     start the student from the teacher's parameters:
+                          student layer i takes teacher layer i x Lt / Ls
+                          (every other layer for half the depth), the rest
+                          by name; the widths must match
+  --init RUN_DIR|FILE     start from these parameters instead
+  --data FILE_OR_DIR      text corpus (default: Debian's fortunes)
+  --tokenizer MODEL       the tokenizer (default: the teacher run's)
+  --steps N               optimizer steps (default 1000)
+  --lr LR                 peak learning rate (default 3e-4)
+  --batch, --seq, --min-lr, --warmup, --schedule, --seed, --eval-every,
+  --eval-batches, --checkpoint-every, --vocab-size, --val-fraction,
+  --peak-gflops, --watts, --log-every: as kiln pretrain
+  --resume                continue the run in --out
+  -h, --help              this text
+)";
+
 const char kPlotUsage[] =
     R"(USAGE: kiln plot RUN_DIR
 
@@ -406,7 +463,8 @@ OPTIONS:
 /// kiln pretrain and kiln sft: one training loop (kiln::train::pretrain)
 /// over a corpus or over prompt/response examples.
 static int trainCommand(const std::string &task, int argc, char **argv) {
-  bool sft = task != "pretrain";
+  bool distill = task == "distill";
+  bool sft = task != "pretrain" && !distill;
   bool dpo = task == "dpo";
   bool grpo = task == "grpo";
   bool reward = task == "reward";
@@ -427,18 +485,25 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   if (ppo)
     settings.insert(settings.end(), {"--ppo-epochs", "--value-clip",
                                      "--vf-coef", "--gamma", "--lambda"});
+  if (distill)
+    settings.insert(settings.end(),
+                    {"--teacher", "--teacher-checkpoint", "--alpha",
+                     "--temperature", "--reverse", "--hidden-coef", "--init"});
+  std::vector<std::string> flags = {"--resume"};
+  if (distill)
+    flags.insert(flags.end(), {"--cache-teacher", "--init-from-teacher"});
   std::vector<std::string> allowed = {"--out", "--steps", "--peak-gflops",
                                       "--watts", "--log-every"};
   allowed.insert(allowed.end(), settings.begin(), settings.end());
   Options o = parseOptions(task, argc, argv, 2, allowed,
-                           ppo      ? kPpoUsage
+                           distill  ? kDistillUsage
+                           : ppo    ? kPpoUsage
                            : grpo   ? kGrpoUsage
                            : reward ? kRewardUsage
                            : dpo ? kDpoUsage
                            : sft ? kSftUsage
                                  : kPretrainUsage,
-                           {"--resume"},
-                           /*artifactRequired=*/false);
+                           flags, /*artifactRequired=*/false);
   kiln::train::PretrainOptions p;
   p.task = task;
   p.resume = o.has("--resume");
@@ -462,6 +527,22 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
       p.klCoef = 0.05;
     }
     p.valFraction = 0.1;
+  }
+  if (distill) {
+    p.temperature = 2.0;
+    if (!p.resume && !o.values.count("--teacher"))
+      fail("'kiln distill' needs --teacher T.kiln; see 'kiln distill --help'");
+    if (o.values.count("--teacher"))
+      p.teacher = o.values["--teacher"];
+    if (o.values.count("--teacher-checkpoint"))
+      p.teacherCheckpoint = o.values["--teacher-checkpoint"];
+    for (auto [name, out] : {std::pair{"--alpha", &p.alpha},
+                             std::pair{"--reverse", &p.reverse},
+                             std::pair{"--hidden-coef", &p.hiddenCoef}})
+      if (o.values.count(name))
+        *out = parseNumber(name, o.values[name]);
+    p.cacheTeacher = o.has("--cache-teacher");
+    p.initFromTeacher = o.has("--init-from-teacher");
   }
   if (o.values.count("--group"))
     p.group = parseCount("--group", o.values["--group"], ppo ? 1 : 2);
@@ -502,6 +583,12 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   // it, so the original command plus --resume works.
   if (!o.artifact.empty())
     p.givenSettings.push_back("artifact");
+  for (const char *flag : {"--cache-teacher", "--init-from-teacher"})
+    if (distill && o.has(flag)) {
+      std::string key = std::string(flag).substr(2);
+      std::replace(key.begin(), key.end(), '-', '_');
+      p.givenSettings.push_back(key);
+    }
   for (const std::string &name : settings)
     if (o.values.count(name)) {
       std::string key = name.substr(2);
@@ -567,6 +654,10 @@ int rewardCommand(int argc, char **argv) {
 }
 
 int ppoCommand(int argc, char **argv) { return trainCommand("ppo", argc, argv); }
+
+int distillCommand(int argc, char **argv) {
+  return trainCommand("distill", argc, argv);
+}
 
 int grpoCommand(int argc, char **argv) {
   return trainCommand("grpo", argc, argv);

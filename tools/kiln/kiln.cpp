@@ -42,6 +42,8 @@ COMMANDS:
          Group-relative policy optimization against the task's judge.
   ppo    NAME.kiln --data prompts.jsonl --out RUN_DIR --init RUN_DIR ...
          Proximal policy optimization with a value head, GAE and a KL penalty.
+  distill S.kiln --teacher T.kiln --out RUN_DIR [--teacher-checkpoint RUN_DIR] ...
+         Knowledge distillation from a compiled teacher into a student.
   task   arithmetic|sorting --out DIR
          Writes a task with a programmatic judge (demonstrations, pairs,
          prompts, held-out prompts).
@@ -89,6 +91,8 @@ int main(int argc, char **argv) {
     return ppoCommand(argc, argv);
   if (command == "reward")
     return rewardCommand(argc, argv);
+  if (command == "distill")
+    return distillCommand(argc, argv);
   if (command == "task")
     return taskCommand(argc, argv);
   if (command == "judge")
@@ -104,5 +108,5 @@ int main(int argc, char **argv) {
   if (command == "calibrate")
     return calibrateCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, dpo, reward, grpo, ppo, task, judge, label, plot, generate, eval, calibrate; see 'kiln --help')");
+       "pretrain, sft, dpo, reward, grpo, ppo, distill, task, judge, label, plot, generate, eval, calibrate; see 'kiln --help')");
 }

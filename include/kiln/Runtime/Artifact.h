@@ -143,7 +143,8 @@ public:
     /// that are state here, or named `<param>/<state>` as every optimizer
     /// names them) is skipped and `requireAll` asks only for the model's
     /// parameters; fine-tuning starts from a pretraining checkpoint so.
-    /// The heads alignment adds (`score.*`, `value_head.*`) are optional
+    /// The heads alignment and distillation add (`score.*`,
+    /// `value_head.*`, `distill_projection.*`) are optional
     /// both ways: skipped when the artifact lacks them, kept at their
     /// initial values when the file does.
     ModelOnly,

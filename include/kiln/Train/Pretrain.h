@@ -31,7 +31,8 @@ struct PretrainOptions {
   /// artifact compiled with --objective dpo) or "grpo" (JSON lines of a
   /// prompt and its answer, rewarded by the judge of Tasks.h; an artifact
   /// compiled with --objective grpo and --kv-cache) or "ppo" (the same data;
-  /// --objective ppo and --kv-cache).
+  /// --objective ppo and --kv-cache) or "distill" (a text corpus, as
+  /// pretraining, and a teacher artifact; --objective distill).
   std::string task = "pretrain";
   /// The training artifact (entry points train_step and eval_step).
   std::string artifact;
@@ -62,6 +63,18 @@ struct PretrainOptions {
   /// parameters come from (a training artifact; empty: its own).
   std::string rewardModel, rewardCheckpoint;
   double valueClip = 0.2, vfCoef = 0.1, gamma = 1.0, lambda = 0.95;
+  /// distill: the teacher artifact (forward; hidden_states for a
+  /// hidden-state term) and the run or checkpoint its parameters come from
+  /// (a training artifact; its run directory also gives the tokenizer).
+  std::string teacher, teacherCheckpoint;
+  /// distill: the weight of the soft (teacher) term against the hard
+  /// cross-entropy, the share of reverse KL in the divergence, and the
+  /// hidden-state term's weight; `temperature` softens both distributions.
+  double alpha = 0.5, reverse = 0, hiddenCoef = 1.0;
+  /// distill: keep the teacher's outputs for every training window in
+  /// RUN_DIR/teacher.cache, computed once, instead of running the teacher
+  /// on every batch; start the student from the teacher's layers.
+  bool cacheTeacher = false, initFromTeacher = false;
   /// The run directory (created when missing).
   std::string runDir;
   /// Optimizer steps in all (a resumed run continues up to this count).
