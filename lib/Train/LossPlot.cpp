@@ -58,3 +58,36 @@ Status kiln::train::plotRun(const std::string &runDir, std::string *pngPath) {
     *pngPath = path;
   return Status::ok();
 }
+
+Status kiln::train::plotRuns(const std::vector<std::string> &runDirs,
+                             const std::string &metric,
+                             const std::string &pngPath) {
+  std::vector<PlotSeries> series;
+  for (const std::string &runDir : runDirs) {
+    Expected<std::vector<MetricsRow>> rows = readMetrics(metricsPath(runDir));
+    if (!rows)
+      return rows.status();
+    std::string name = runDir;
+    while (name.size() > 1 && name.back() == '/')
+      name.pop_back();
+    if (size_t slash = name.rfind('/'); slash != std::string::npos)
+      name = name.substr(slash + 1);
+    PlotSeries curve{name + " " + metric, {}, {}};
+    for (const MetricsRow &row : *rows) {
+      std::optional<double> step = row.number("step");
+      std::optional<double> value = row.number(metric);
+      if (step && value) {
+        curve.x.push_back(*step);
+        curve.y.push_back(*value);
+      }
+    }
+    if (curve.x.empty())
+      return Status::error("'" + metricsPath(runDir) + "' has no '" + metric +
+                           "' to plot");
+    series.push_back(std::move(curve));
+  }
+  PlotOptions options;
+  options.title = metric + " by step";
+  options.yLabel = metric;
+  return plot::writeLossPlot(pngPath, series, options);
+}

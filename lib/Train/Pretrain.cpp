@@ -524,8 +524,12 @@ public:
     if (cache) {
       cache->annotate(indices, batch);
     } else if (teacherNeeded) {
+      auto begin = std::chrono::steady_clock::now();
       if (Status s = teacher.annotate(batch); !s)
         return s;
+      teacherSeconds = std::chrono::duration<double>(
+                           std::chrono::steady_clock::now() - begin)
+                           .count();
     } else {
       for (auto [name, width] :
            {std::pair{kTeacherLogits, teacher.vocab()},
@@ -544,8 +548,14 @@ public:
     return windows.restoreState(state);
   }
   std::optional<double> epochs() const override { return windows.epochs(); }
+  /// The time the teacher took on the last batch (when it ran).
+  void addMetrics(MetricsRow &row) const override {
+    if (teacherSeconds > 0)
+      row.set("teacher_ms", teacherSeconds * 1e3);
+  }
 
 private:
+  double teacherSeconds = 0;
   TokenWindowEpochs windows;
   const Teacher &teacher;
   const TeacherCache *cache;

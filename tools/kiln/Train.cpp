@@ -357,11 +357,17 @@ OPTIONS:
 
 const char kPlotUsage[] =
     R"(USAGE: kiln plot RUN_DIR
+       kiln plot RUN_DIR --compare RUN_DIR2[,RUN_DIR3...] --out FILE.png [--metric KEY]
 
-Draws the train and eval loss curves of a pretraining run (its
-metrics.jsonl) into RUN_DIR/loss.png and prints the path.
+Draws the train and eval loss curves of a run (its metrics.jsonl) into
+RUN_DIR/loss.png and prints the path. With --compare, draws one curve per
+run of --metric (default eval_loss; any number in metrics.jsonl: loss,
+eval_ppl, eval_kl, ...) into FILE.png, each named by its directory.
 
 OPTIONS:
+  --compare DIRS        more runs, comma-separated
+  --metric KEY          the metric compared (default eval_loss)
+  --out FILE.png        where the comparison goes
   -h, --help            this text
 )";
 
@@ -664,7 +670,28 @@ int grpoCommand(int argc, char **argv) {
 }
 
 int plotCommand(int argc, char **argv) {
-  Options o = parseOptions("plot", argc, argv, 2, {}, kPlotUsage);
+  Options o = parseOptions("plot", argc, argv, 2,
+                           {"--compare", "--metric", "--out"}, kPlotUsage);
+  if (o.values.count("--compare")) {
+    if (!o.values.count("--out"))
+      fail("'kiln plot --compare' needs --out FILE.png");
+    std::vector<std::string> runs = {o.artifact};
+    std::string list = o.values["--compare"];
+    for (size_t start = 0; start <= list.size();) {
+      size_t comma = std::min(list.find(',', start), list.size());
+      if (comma > start)
+        runs.push_back(list.substr(start, comma - start));
+      start = comma + 1;
+    }
+    std::string metric =
+        o.values.count("--metric") ? o.values["--metric"] : "eval_loss";
+    if (Status s = kiln::train::plotRuns(runs, metric, o.values["--out"]); !s)
+      fail(s.message());
+    std::printf("%s\n", o.values["--out"].c_str());
+    return 0;
+  }
+  if (o.values.count("--metric") || o.values.count("--out"))
+    fail("--metric and --out go with --compare");
   std::string png;
   if (Status s = kiln::train::plotRun(o.artifact, &png); !s)
     fail(s.message());

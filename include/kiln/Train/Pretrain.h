@@ -128,6 +128,13 @@ std::string lossPlotPath(const std::string &runDir);
 /// drawing is libkiln_plot's).
 runtime::Status plotRun(const std::string &runDir, std::string *pngPath);
 
+/// Writes `pngPath`: one curve per run of `metric` ("eval_loss", "loss",
+/// any number metrics.jsonl has) against the step, named by the run
+/// directory's last component, for comparing runs.
+runtime::Status plotRuns(const std::vector<std::string> &runDirs,
+                         const std::string &metric,
+                         const std::string &pngPath);
+
 } // namespace kiln::train
 
 #endif // KILN_TRAIN_PRETRAIN_H
