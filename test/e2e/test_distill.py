@@ -15,6 +15,7 @@
   the teacher on every batch; a run killed after its first checkpoint and
   resumed gives exactly the losses of an uninterrupted one.
 - --alpha 0 trains the student alone (the teacher's outputs are not read).
+- A llama student learns from the gpt2 teacher (families may differ).
 - --init-from-teacher: a 2-layer student takes the 4-layer teacher's layers
   0 and 2 and its embeddings and final norm, exactly.
 - Bad input is one clear error: vocabularies that differ, another
@@ -267,6 +268,18 @@ class Distill(unittest.TestCase):
         # Widths that differ cannot be copied.
         self.fails(self.distill_args(os.path.join(root, "narrow"), "--init-from-teacher"),
                    "initializing from the teacher needs the same widths")
+
+    def test_another_family(self):
+        # A llama student from the gpt2 teacher: only the vocabulary (and
+        # the tokenizer) must agree.
+        student = os.path.join(self.tmp.name, "llama-student.kiln")
+        compile_artifact(os.path.join(MODELS, "llama-tiny.json"), student,
+                         extra=["--mode", "train", "--objective", "distill",
+                                "--batch", str(BATCH), "--seq", str(SEQ)])
+        run_dir = os.path.join(self.tmp.name, "llama-run")
+        self.run_ok(self.distill_args(run_dir, student=student, steps=20))
+        rows = read_metrics(run_dir)
+        self.assertLess(rows[-1]["eval_kl"], rows[0]["eval_kl"])
 
     # --- bad input ----------------------------------------------------------
 
