@@ -94,20 +94,21 @@ Expected<Teacher> Teacher::open(const std::string &path,
                                 const std::string &checkpoint, int64_t batch,
                                 int64_t seq, int64_t vocab,
                                 int64_t hiddenWidth) {
-  Expected<std::unique_ptr<Artifact>> plain = Artifact::open(path);
-  if (!plain)
-    return Status::error("--teacher: " + plain.message());
-  std::unique_ptr<Artifact> artifact = plain.take();
-  if (artifact->writesParameters()) {
-    // A training artifact: one frozen copy of the model, no optimizer
-    // state.
-    artifact.reset();
-    Expected<std::unique_ptr<Artifact>> frozen =
-        Artifact::open(path, Artifact::OpenMode::Reference);
-    if (!frozen)
-      return Status::error("--teacher: " + frozen.message());
-    artifact = frozen.take();
-  }
+  // A training artifact is opened as a frozen reference: one copy of the
+  // model, no optimizer state.
+  Expected<runtime::Manifest> manifest =
+      runtime::Manifest::read(path + "/manifest.json");
+  if (!manifest)
+    return Status::error("--teacher: " + manifest.message());
+  bool training = false;
+  for (const EntryPointSpec &entry : manifest->entryPoints)
+    training |= !entry.writesParameters.empty();
+  Expected<std::unique_ptr<Artifact>> opened =
+      training ? Artifact::open(path, Artifact::OpenMode::Reference)
+               : Artifact::open(path);
+  if (!opened)
+    return Status::error("--teacher: " + opened.message());
+  std::unique_ptr<Artifact> artifact = opened.take();
   if (!checkpoint.empty()) {
     std::string file = isDirectory(checkpoint)
                            ? checkpoint + "/checkpoint.safetensors"
@@ -283,9 +284,7 @@ Status TeacherCache::write(const std::string &path, const Teacher &teacher,
   return runtime::writeFileAtomically(path, [&](int fd) -> Status {
     if (Status s = runtime::writeAll(fd, text.data(), text.size(), path); !s)
       return s;
-    int64_t rows = 0;
-    Batch probe = windows.range(0, 1);
-    rows = probe.batch;
+    int64_t rows = windows.batch();
     int64_t reported = -1;
     for (int64_t first = 0; first < count; first += rows) {
       int64_t n = std::min(rows, count - first);

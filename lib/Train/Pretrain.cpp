@@ -1118,8 +1118,10 @@ Status Run::prepareDistillation(const TrainingInterface &t) {
   if (tokenizer->vocabSize() > teacher->vocab())
     return Status::error("the tokenizer has more pieces than the teacher's "
                          "vocabulary");
+  // The teacher's own held-out loss; its outputs are made again at each
+  // evaluation rather than kept (eval batches x batch x seq x vocab floats).
   double total = 0;
-  for (Batch &batch : evalSet) {
+  for (Batch batch : evalSet) {
     if (Status s = teacher->annotate(batch); !s)
       return s;
     total += crossEntropy(batch.extra[0].values.data(), batch.targets,
@@ -1641,7 +1643,9 @@ Expected<double> Run::evaluate(MetricsRow &row) {
 Expected<double> Run::evaluateDistillation(MetricsRow &row) {
   const EntryPointSpec &entry = *artifact->findEntryPoint(KILN_ENTRY_EVAL_STEP);
   double loss = 0, kl = 0;
-  for (const Batch &batch : evalSet) {
+  for (Batch batch : evalSet) {
+    if (Status s = teacher->annotate(batch); !s)
+      return s;
     for (float alpha : {0.0f, 1.0f}) {
       float one = 1.0f, zero = 0.0f;
       std::vector<NamedTensor> inputs = batchInputs(batch, entry);

@@ -74,6 +74,7 @@ public:
   create(std::shared_ptr<const TokenFile> tokens, int64_t batch, int64_t seq,
          uint64_t seed);
   int64_t windows() const { return order_.count(); }
+  int64_t batch() const { return batch_; }
   /// The window indices of the next batch, and the batch itself.
   Batch next(std::vector<int64_t> &indices);
   /// Windows [first, first + count) in order (count <= batch; the rest of
