@@ -300,6 +300,7 @@ OPTIONS:
 
 const char kDistillUsage[] =
     R"(USAGE: kiln distill STUDENT.kiln --teacher TEACHER.kiln --out RUN_DIR [options]
+       kiln distill --student STUDENT.kiln --teacher TEACHER.kiln --out RUN_DIR [options]
        kiln distill --resume --out RUN_DIR [--steps N] [STUDENT.kiln options]
 
 Knowledge distillation (Hinton et al., 2015) from a compiled teacher into a
@@ -501,6 +502,8 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   std::vector<std::string> allowed = {"--out", "--steps", "--peak-gflops",
                                       "--watts", "--log-every"};
   allowed.insert(allowed.end(), settings.begin(), settings.end());
+  if (distill)
+    allowed.push_back("--student");
   Options o = parseOptions(task, argc, argv, 2, allowed,
                            distill  ? kDistillUsage
                            : ppo    ? kPpoUsage
@@ -510,6 +513,12 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
                            : sft ? kSftUsage
                                  : kPretrainUsage,
                            flags, /*artifactRequired=*/false);
+  if (o.values.count("--student")) {
+    // kiln distill --student S.kiln: the artifact by name.
+    if (!o.artifact.empty())
+      fail("give the student once: STUDENT.kiln or --student, not both");
+    o.artifact = o.values["--student"];
+  }
   kiln::train::PretrainOptions p;
   p.task = task;
   p.resume = o.has("--resume");
