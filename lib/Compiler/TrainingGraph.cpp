@@ -219,6 +219,16 @@ llvm::Error checkPairRows(int64_t rows, StringRef what) {
           (rows > 0 ? ", not " + std::to_string(rows) : std::string()));
 }
 
+/// The argument of an objective function named `name` (its kiln.name):
+/// "targets", or one of the ExtraInputs beginObjective added.
+Value input(func::FuncOp func, StringRef name) {
+  for (unsigned i = 0; i < func.getNumArguments(); ++i)
+    if (auto attr = func.getArgAttrOfType<StringAttr>(i, attrs::kName))
+      if (attr.getValue() == name)
+        return func.getArgument(i);
+  llvm_unreachable("beginObjective declared every input it is asked for");
+}
+
 llvm::Error finishObjective(func::FuncOp func, Value result, StringRef what) {
   OpBuilder builder = OpBuilder::atBlockEnd(&func.getBody().front());
   func::ReturnOp::create(builder, func.getLoc(), result);
@@ -281,9 +291,9 @@ llvm::Error mlir::kiln::addPreferenceLoss(ModuleOp module) {
   OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
   Location loc = loss->getLoc();
   Math m(b, loc, getElementTypeOrSelf(logits.getType()));
-  unsigned n = loss->getNumArguments();
-  Value targets = loss->getArgument(n - 4), reference = loss->getArgument(n - 3),
-        beta = loss->getArgument(n - 2), nllCoef = loss->getArgument(n - 1);
+  Value targets = input(*loss, "targets"),
+        reference = input(*loss, "reference_logprobs"),
+        beta = input(*loss, "beta"), nllCoef = input(*loss, "nll_coef");
   // Summed response log-probabilities, relative to the reference's.
   Value summed = m.sum(m.tokenLogProbs(logits, targets), 1);
   Value relative = m.sub(summed, reference);
@@ -321,11 +331,11 @@ llvm::Error mlir::kiln::addPolicyLoss(ModuleOp module) {
   OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
   Location loc = loss->getLoc();
   Math m(b, loc, getElementTypeOrSelf(logits.getType()));
-  unsigned n = loss->getNumArguments();
-  Value targets = loss->getArgument(n - 6), sampled = loss->getArgument(n - 5),
-        reference = loss->getArgument(n - 4),
-        advantages = loss->getArgument(n - 3), klCoef = loss->getArgument(n - 2),
-        clip = loss->getArgument(n - 1);
+  Value targets = input(*loss, "targets"),
+        sampled = input(*loss, "sample_logprobs"),
+        reference = input(*loss, "reference_logprobs"),
+        advantages = input(*loss, "advantages"),
+        klCoef = input(*loss, "kl_coef"), clip = input(*loss, "clip");
   Value logp = m.tokenLogProbs(logits, targets);
   Value mask = m.targetMask(targets);
   // [B] -> [B, 1], broadcast over the tokens.
@@ -420,12 +430,13 @@ llvm::Error mlir::kiln::addPPOLoss(ModuleOp module) {
   OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
   Location loc = loss->getLoc();
   Math m(b, loc, getElementTypeOrSelf(logits.getType()));
-  unsigned n = loss->getNumArguments();
-  Value ids = loss->getArgument(0), targets = loss->getArgument(n - 8),
-        sampled = loss->getArgument(n - 7), advantages = loss->getArgument(n - 6),
-        returns = loss->getArgument(n - 5), oldValues = loss->getArgument(n - 4),
-        clip = loss->getArgument(n - 3), valueClip = loss->getArgument(n - 2),
-        vfCoef = loss->getArgument(n - 1);
+  Value ids = loss->getArgument(0), targets = input(*loss, "targets"),
+        sampled = input(*loss, "sample_logprobs"),
+        advantages = input(*loss, "advantages"),
+        returns = input(*loss, "returns"),
+        oldValues = input(*loss, "sample_values"), clip = input(*loss, "clip"),
+        valueClip = input(*loss, "value_clip"),
+        vfCoef = input(*loss, "vf_coef");
   Value values = func::CallOp::create(b, loc, valuesFn, ValueRange{ids})
                      .getResult(0);
   // One op per statement: the op order does not depend on the compiler's
@@ -501,12 +512,11 @@ llvm::Error mlir::kiln::addDistillationLoss(ModuleOp module,
   OpBuilder b = OpBuilder::atBlockEnd(&loss->getBody().front());
   Location loc = loss->getLoc();
   Math m(b, loc, getElementTypeOrSelf(logits.getType()));
-  unsigned first = forward.getNumArguments();
-  Value targets = loss->getArgument(first),
-        teacher = loss->getArgument(first + 1),
-        alpha = loss->getArgument(first + 2),
-        temperature = loss->getArgument(first + 3),
-        reverse = loss->getArgument(first + 4);
+  Value targets = input(*loss, "targets"),
+        teacher = input(*loss, "teacher_logits"),
+        alpha = input(*loss, "alpha"),
+        temperature = input(*loss, "temperature"),
+        reverse = input(*loss, "reverse");
   // One op per statement: the op order does not depend on the compiler's
   // argument evaluation order.
   Value one = m.constant(1.0);
@@ -534,8 +544,8 @@ llvm::Error mlir::kiln::addDistillationLoss(ModuleOp module,
   Value hard = m.mul(hardWeight, crossEntropy);
   Value total = m.add(soft, hard);
   if (hiddenTerm != HiddenStateTerm::None) {
-    Value teacherHidden = loss->getArgument(first + 5);
-    Value coef = loss->getArgument(first + 6);
+    Value teacherHidden = input(*loss, "teacher_hidden");
+    Value coef = input(*loss, "hidden_coef");
     Value student = func::CallOp::create(b, loc, hiddenFn,
                                          ValueRange{loss->getArgument(0)})
                         .getResult(0);
