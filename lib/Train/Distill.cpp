@@ -218,17 +218,10 @@ TokenWindowEpochs::create(std::shared_ptr<const TokenFile> tokens,
 }
 
 Batch TokenWindowEpochs::batchOf(const std::vector<int64_t> &indices) const {
-  Batch batch;
-  batch.batch = batch_;
-  batch.seq = seq_;
-  batch.inputs.resize(static_cast<size_t>(batch_ * seq_));
-  batch.targets.resize(static_cast<size_t>(batch_ * seq_));
-  for (int64_t row = 0; row < batch_; ++row) {
-    int64_t start = indices[static_cast<size_t>(row)] * seq_;
-    tokens_->copy(start, seq_, batch.inputs.data() + row * seq_);
-    tokens_->copy(start + 1, seq_, batch.targets.data() + row * seq_);
-  }
-  return batch;
+  std::vector<int64_t> starts;
+  for (int64_t window : indices)
+    starts.push_back(window * seq_);
+  return windowBatch(*tokens_, starts, seq_);
 }
 
 Batch TokenWindowEpochs::next(std::vector<int64_t> &indices) {

@@ -319,25 +319,29 @@ BatchSampler::create(std::shared_ptr<const TokenFile> data, int64_t batch,
   return sampler;
 }
 
-void BatchSampler::fillRow(int64_t row, int64_t start, Batch &batch) const {
-  int64_t *inputs = batch.inputs.data() + row * seq_;
-  int64_t *targets = batch.targets.data() + row * seq_;
-  data_->copy(start, seq_, inputs);
-  data_->copy(start + 1, seq_, targets);
+Batch windowBatch(const TokenFile &data,
+                  const std::vector<int64_t> &starts,
+                  int64_t seq) {
+  Batch batch;
+  batch.batch = static_cast<int64_t>(starts.size());
+  batch.seq = seq;
+  batch.inputs.resize(starts.size() * static_cast<size_t>(seq));
+  batch.targets.resize(starts.size() * static_cast<size_t>(seq));
+  for (size_t row = 0; row < starts.size(); ++row) {
+    data.copy(starts[row], seq, batch.inputs.data() + row * seq);
+    data.copy(starts[row] + 1, seq, batch.targets.data() + row * seq);
+  }
+  return batch;
 }
 
 Batch BatchSampler::next() {
-  Batch batch;
-  batch.batch = batch_;
-  batch.seq = seq_;
-  batch.inputs.resize(static_cast<size_t>(batch_ * seq_));
-  batch.targets.resize(static_cast<size_t>(batch_ * seq_));
-  uint64_t starts = static_cast<uint64_t>(data_->size() - seq_);
+  uint64_t positions = static_cast<uint64_t>(data_->size() - seq_);
+  std::vector<int64_t> starts;
   for (int64_t row = 0; row < batch_; ++row)
-    fillRow(row, static_cast<int64_t>(detail::uniformBelow(rng_, starts)),
-            batch);
+    starts.push_back(
+        static_cast<int64_t>(detail::uniformBelow(rng_, positions)));
   ++drawn_;
-  return batch;
+  return windowBatch(*data_, starts, seq_);
 }
 
 std::string BatchSampler::saveState() const {
@@ -387,21 +391,16 @@ std::vector<Batch> BatchSampler::evalBatches(int64_t count) const {
   // Window starts run evenly from 0 to the last possible start.
   unsigned __int128 lastStart = static_cast<uint64_t>(data_->size() - seq_ - 1);
   for (int64_t b = 0; b < count; ++b) {
-    Batch batch;
-    batch.batch = batch_;
-    batch.seq = seq_;
-    batch.inputs.resize(static_cast<size_t>(batch_ * seq_));
-    batch.targets.resize(static_cast<size_t>(batch_ * seq_));
+    std::vector<int64_t> starts;
     for (int64_t row = 0; row < batch_; ++row) {
       int64_t window = b * batch_ + row;
-      int64_t start =
-          windows == 1
-              ? 0
-              : static_cast<int64_t>(lastStart * window /
-                                     static_cast<uint64_t>(windows - 1));
-      fillRow(row, start, batch);
+      starts.push_back(windows == 1
+                           ? 0
+                           : static_cast<int64_t>(
+                                 lastStart * window /
+                                 static_cast<uint64_t>(windows - 1)));
     }
-    batches.push_back(std::move(batch));
+    batches.push_back(windowBatch(*data_, starts, seq_));
   }
   return batches;
 }

@@ -164,6 +164,12 @@ struct Batch {
   std::vector<int64_t> lengths;
 };
 
+/// The windows of `data` starting at `starts`, one per row: inputs tokens
+/// [start, start + seq), targets the token after each. Every start must
+/// leave seq + 1 tokens.
+Batch windowBatch(const TokenFile &data, const std::vector<int64_t> &starts,
+                  int64_t seq);
+
 /// Draws batches of seq + 1 consecutive tokens starting at uniformly random
 /// positions of a token file (with replacement: there are no epochs). The
 /// positions come from a std::mt19937_64 seeded with the seed, reduced to a
@@ -203,7 +209,6 @@ public:
 
 private:
   BatchSampler() = default;
-  void fillRow(int64_t row, int64_t start, Batch &batch) const;
 
   std::shared_ptr<const TokenFile> data_;
   int64_t batch_ = 0;
