@@ -292,6 +292,11 @@ bool pathExists(const std::string &path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
+bool isDirectory(const std::string &path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 Status makeDirectories(const std::string &dir) {
   size_t at = 0;
   while (at != std::string::npos) {

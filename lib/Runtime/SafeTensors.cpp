@@ -251,8 +251,7 @@ Status badIndex(const std::string &path, const std::string &what) {
 } // namespace
 
 bool WeightFiles::isDirectory(const std::string &path) {
-  struct stat info;
-  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
+  return kiln::runtime::isDirectory(path);
 }
 
 const SafeTensorInfo *WeightFiles::find(const std::string &name) const {

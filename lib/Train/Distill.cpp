@@ -16,7 +16,6 @@
 #include <map>
 #include <regex>
 #include <set>
-#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -34,11 +33,6 @@ using json = nlohmann::json;
 namespace runtime = kiln::runtime;
 
 namespace {
-
-bool isDirectory(const std::string &path) {
-  struct stat info;
-  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
 
 /// Whether a static dim of `spec` (or its maximum) refuses `size`.
 bool refuses(const TensorSpec &spec, size_t dim, int64_t size) {
@@ -110,7 +104,7 @@ Expected<Teacher> Teacher::open(const std::string &path,
     return Status::error("--teacher: " + opened.message());
   std::unique_ptr<Artifact> artifact = opened.take();
   if (!checkpoint.empty()) {
-    std::string file = isDirectory(checkpoint)
+    std::string file = runtime::isDirectory(checkpoint)
                            ? checkpoint + "/checkpoint.safetensors"
                            : checkpoint;
     if (!artifact->writesParameters())

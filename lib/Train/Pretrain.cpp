@@ -39,7 +39,6 @@
 #include <functional>
 #include <optional>
 #include <sstream>
-#include <sys/stat.h>
 
 using namespace kiln::train;
 using kiln::runtime::Artifact;
@@ -55,11 +54,6 @@ namespace runtime = kiln::runtime;
 namespace {
 
 constexpr char kCheckpointFormat[] = "kiln-checkpoint";
-
-bool isDirectory(const std::string &path) {
-  struct stat info;
-  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
 
 Status writeText(const std::string &path, const std::string &text) {
   return kiln::runtime::writeFileAtomically(path, [&](int fd) {
@@ -927,13 +921,13 @@ Status Run::prepareTokenizer(
     const std::function<Expected<std::string>()> &text) {
   std::string modelPath = tokenizerModelPath(o.runDir);
   std::string source = o.tokenizer;
-  if (source.empty() && !o.init.empty() && isDirectory(o.init))
+  if (source.empty() && !o.init.empty() && runtime::isDirectory(o.init))
     source = tokenizerModelPath(o.init);
   if (distill()) {
     // The student reads the teacher's tokens: the teacher run's tokenizer,
     // or --tokenizer (which must then be the same model).
     std::string teacherModel =
-        !o.teacherCheckpoint.empty() && isDirectory(o.teacherCheckpoint)
+        !o.teacherCheckpoint.empty() && runtime::isDirectory(o.teacherCheckpoint)
             ? tokenizerModelPath(o.teacherCheckpoint)
             : std::string();
     if (!teacherModel.empty() && runtime::pathExists(teacherModel)) {
@@ -1425,7 +1419,7 @@ Status Run::computeReferences(int64_t step) {
 /// --init: the model's parameters of a run directory's checkpoint or of a
 /// checkpoint/weights file; the optimizer state stays at zero.
 std::string initialParametersPath(const std::string &init) {
-  return isDirectory(init) ? checkpointPath(init) : init;
+  return runtime::isDirectory(init) ? checkpointPath(init) : init;
 }
 
 Status Run::loadInitialParameters() {

@@ -84,6 +84,9 @@ void removeStaleTemporaries(const std::string &path);
 /// Whether anything (file, directory, ...) exists at `path`.
 bool pathExists(const std::string &path);
 
+/// Whether `path` is a directory (following symbolic links).
+bool isDirectory(const std::string &path);
+
 /// Creates directory `dir` and its missing parents; an error when a part of
 /// it cannot be created or `dir` is not a directory.
 Status makeDirectories(const std::string &dir);
