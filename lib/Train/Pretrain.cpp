@@ -93,6 +93,7 @@ json optionsJson(const PretrainOptions &o) {
           {"temperature", o.temperature},
           {"max_tokens", o.maxTokens},
           {"ppo_epochs", o.ppoEpochs},
+          {"ppo_minibatches", o.ppoMinibatches},
           {"value_clip", o.valueClip},
           {"vf_coef", o.vfCoef},
           {"gamma", o.gamma},
@@ -246,6 +247,9 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
       return bad(key);
   if (j.contains("ppo_epochs") && !integer("ppo_epochs", o.ppoEpochs))
     return bad("ppo_epochs");
+  if (j.contains("ppo_minibatches") &&
+      !integer("ppo_minibatches", o.ppoMinibatches))
+    return bad("ppo_minibatches");
   for (auto [key, out] : {std::pair{"nll_coef", &o.nllCoef},
                           std::pair{"kl_coef", &o.klCoef},
                           std::pair{"clip", &o.clip},
@@ -307,6 +311,7 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   j["temperature"] = o.temperature;
   j["max_tokens"] = o.maxTokens;
   j["ppo_epochs"] = o.ppoEpochs;
+  j["ppo_minibatches"] = o.ppoMinibatches;
   j["value_clip"] = o.valueClip;
   j["vf_coef"] = o.vfCoef;
   j["gamma"] = o.gamma;
@@ -1451,6 +1456,11 @@ Status Run::prepareRollouts(const TrainingInterface &t) {
                          " and divide the artifact's batch of " +
                          std::to_string(t.batch) +
                          " rows (prompts per step x group)");
+  if (ppo() && (o.ppoMinibatches < 1 || o.ppoMinibatches > t.batch))
+    return Status::error("--ppo-minibatches " +
+                         std::to_string(o.ppoMinibatches) +
+                         " must be between 1 and the batch's " +
+                         std::to_string(t.batch) + " rows");
   if (ppo() && (o.ppoEpochs < 1 || !(o.valueClip > 0) || !(o.vfCoef >= 0) ||
                 !(o.gamma > 0 && o.gamma <= 1) ||
                 !(o.lambda >= 0 && o.lambda <= 1)))
@@ -1580,6 +1590,30 @@ Expected<double> Run::evaluateAnswers(MetricsRow &row) {
 }
 
 float scalarOf(const OwnedTensor &tensor) { return *tensor.as<float>(); }
+
+/// PPO's updates on one batch: --ppo-epochs passes, each the rows in a
+/// fresh order (seeded by the run's seed, the step and the pass, so a
+/// resumed run repeats them) cut into --ppo-minibatches minibatches.
+std::vector<std::vector<int64_t>> ppoMinibatches(const PretrainOptions &o,
+                                                 int64_t step, int64_t rows) {
+  std::vector<std::vector<int64_t>> minibatches;
+  for (int64_t epoch = 0; epoch < o.ppoEpochs; ++epoch) {
+    std::vector<int64_t> order(static_cast<size_t>(rows));
+    for (int64_t i = 0; i < rows; ++i)
+      order[static_cast<size_t>(i)] = i;
+    std::mt19937_64 rng(o.seed ^ (0x9e3779b97f4a7c15ull *
+                                  static_cast<uint64_t>(step * 1024 + epoch + 1)));
+    for (int64_t i = rows - 1; i > 0; --i)
+      std::swap(order[static_cast<size_t>(i)],
+                order[detail::uniformBelow(rng, static_cast<uint64_t>(i + 1))]);
+    for (int64_t m = 0; m < o.ppoMinibatches; ++m) {
+      int64_t first = rows * m / o.ppoMinibatches;
+      int64_t last = rows * (m + 1) / o.ppoMinibatches;
+      minibatches.emplace_back(order.begin() + first, order.begin() + last);
+    }
+  }
+  return minibatches;
+}
 
 /// The tensors of `batch` that `entry` takes (input_ids, targets, lengths,
 /// the objective's extra inputs), by name.
@@ -2072,17 +2106,35 @@ Status Run::run() {
           inputs.push_back(scalar);
     }
     inputs.push_back({"lr", TensorView{DType::F32, {}, &lrValue}});
-    // PPO takes --ppo-epochs updates on each batch of rollouts; the loss
-    // and gradient norm reported are their means.
-    int64_t updates = ppo() ? o.ppoEpochs : 1;
+    // PPO takes --ppo-epochs passes over each batch of rollouts, each in
+    // --ppo-minibatches minibatches of rows; the loss and gradient norm
+    // reported are the updates' means.
+    std::vector<std::vector<int64_t>> minibatches =
+        ppo() ? ppoMinibatches(o, step, batch.batch)
+              : std::vector<std::vector<int64_t>>{{}};
+    double updates = static_cast<double>(minibatches.size());
     double loss = 0, gradNorm = 0;
     auto begin = std::chrono::steady_clock::now();
-    for (int64_t u = 0; u < updates; ++u) {
-      auto outputs = artifact->run(KILN_ENTRY_TRAIN_STEP, inputs);
+    for (const std::vector<int64_t> &rows : minibatches) {
+      // A minibatch is the static batch with every other row's targets
+      // -100: those rows drop out of both losses and of their per-token
+      // means.
+      std::vector<int64_t> targets;
+      std::vector<NamedTensor> call = inputs;
+      if (!rows.empty() && static_cast<int64_t>(rows.size()) < batch.batch) {
+        targets.assign(batch.targets.size(), -100);
+        for (int64_t row : rows)
+          std::copy_n(batch.targets.begin() + row * batch.seq, batch.seq,
+                      targets.begin() + row * batch.seq);
+        for (NamedTensor &input : call)
+          if (input.name == "targets")
+            input.view.data = targets.data();
+      }
+      auto outputs = artifact->run(KILN_ENTRY_TRAIN_STEP, call);
       if (!outputs)
         return outputs.status();
-      loss += scalarOf((*outputs)[0]) / static_cast<double>(updates);
-      gradNorm += scalarOf((*outputs)[1]) / static_cast<double>(updates);
+      loss += scalarOf((*outputs)[0]) / updates;
+      gradNorm += scalarOf((*outputs)[1]) / updates;
     }
     auto finish = std::chrono::steady_clock::now();
     ++step;

@@ -15,7 +15,7 @@ prompt, starting from a kiln sft run on demonstrations that answer "7" or
   temperature 1, measured by kiln judge) from about half to 85% or more;
 - a run stopped part way and resumed repeats the uninterrupted one, samples
   included (the sampling seed depends on the step alone);
-- kiln ppo (value head, GAE, KL-shaped rewards, 4 updates per batch) learns
+- kiln ppo (value head, GAE, KL-shaped rewards, 2 passes of 2 minibatches per batch) learns
   the same toy task to 85% or more, with rewards recomputed from its
   rollouts and a zero KL at step 1 (GAE itself is checked by hand in
   test/unit/Train/PolicyTest.cpp, the loss against torch in
@@ -170,7 +170,8 @@ class Grpo(unittest.TestCase):
                                 "--seq", "12"])
         run = os.path.join(self.tmp.name, "ppo-run")
         done = kiln("ppo", ppo, "--data", self.prompts, "--val-data", self.prompts, "--out", run,
-                    "--init", self.sft, "--max-tokens", "4", "--steps", "40", "--lr", "1e-3", "--eval-every", "20")
+                    "--init", self.sft, "--max-tokens", "4", "--steps", "40", "--lr", "1e-3", "--eval-every", "20",
+                    "--ppo-epochs", "2", "--ppo-minibatches", "2")
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertIn("PPO on", done.stderr)
         metrics = read_jsonl(os.path.join(run, "metrics.jsonl"))
@@ -192,6 +193,12 @@ class Grpo(unittest.TestCase):
         self.assertTrue(out.stdout.startswith("a="), out.stdout)
         print(f"ppo: sampled success {self.sampled_success(self.sft):.3f} -> {after:.3f}")
         self.assertGreaterEqual(after, 0.85)
+        # More minibatches than rows.
+        with tempfile.TemporaryDirectory() as tmp:
+            done = kiln("ppo", ppo, "--data", self.prompts, "--out", os.path.join(tmp, "r"),
+                        "--init", self.sft, "--max-tokens", "4", "--ppo-minibatches", "9")
+            self.assertEqual(done.returncode, 1)
+            self.assertIn("--ppo-minibatches 9 must be between 1 and the batch's 8 rows", done.stderr)
         # A GRPO artifact has no value head.
         with tempfile.TemporaryDirectory() as tmp:
             done = kiln("ppo", self.artifact, "--data", self.prompts, "--out", os.path.join(tmp, "r"),

@@ -263,7 +263,8 @@ token, every answer token is rewarded -kl_coef x (log p - log p_ref) (the
 KL penalty to the reference: the starting model, one frozen copy of the
 weights), the advantages come from the value head's estimates by GAE
 (--gamma, --lambda) and are whitened over the batch, and --ppo-epochs
-updates are taken on the batch with the clipped policy loss plus --vf-coef
+passes of --ppo-minibatches updates each are taken on the batch with the
+clipped policy loss plus --vf-coef
 x the clipped value loss. metrics.jsonl adds the reward, the KL, the KL
 penalty per answer and the entropy estimate; rollouts.jsonl keeps every
 answer. The held-out success rate (--val-data, greedy, judged) is
@@ -277,7 +278,10 @@ OPTIONS:
   --init RUN_DIR|FILE     the starting parameters (a language-model run; the
                           value head starts afresh) and the reference
   --group G               answers per prompt (default 1)
-  --ppo-epochs K          updates per batch of rollouts (default 4)
+  --ppo-epochs K          passes over each batch of rollouts (default 4)
+  --ppo-minibatches M     minibatches of rows per pass (default 1); each
+                          is a train_step on the batch with the other
+                          rows' targets -100, so M costs M full steps
   --kl-coef K             KL penalty per token (default 0.05)
   --clip E                policy ratio clip (default 0.2)
   --value-clip E          value clip (default 0.2)
@@ -490,7 +494,8 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
                                      "--temperature", "--max-tokens",
                                      "--reward-model", "--reward-checkpoint"});
   if (ppo)
-    settings.insert(settings.end(), {"--ppo-epochs", "--value-clip",
+    settings.insert(settings.end(), {"--ppo-epochs", "--ppo-minibatches",
+                                     "--value-clip",
                                      "--vf-coef", "--gamma", "--lambda"});
   if (distill)
     settings.insert(settings.end(),
@@ -569,6 +574,9 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
     fail("--reward-checkpoint needs --reward-model");
   if (o.values.count("--ppo-epochs"))
     p.ppoEpochs = parseCount("--ppo-epochs", o.values["--ppo-epochs"], 1);
+  if (o.values.count("--ppo-minibatches"))
+    p.ppoMinibatches =
+        parseCount("--ppo-minibatches", o.values["--ppo-minibatches"], 1);
   for (auto [name, out] : {std::pair{"--value-clip", &p.valueClip},
                            std::pair{"--vf-coef", &p.vfCoef},
                            std::pair{"--gamma", &p.gamma},

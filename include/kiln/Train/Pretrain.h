@@ -58,6 +58,9 @@ struct PretrainOptions {
   /// ppo: updates per batch of rollouts, the value clip and weight, and
   /// GAE's discount and lambda.
   int64_t ppoEpochs = 4;
+  /// ppo: minibatches per pass (rows of the batch; each update is the
+  /// static batch with the other rows' targets -100).
+  int64_t ppoMinibatches = 1;
   /// grpo, ppo: a reward model artifact (a score head) whose scores reward
   /// the answers instead of the judge, and the run or checkpoint its
   /// parameters come from (a training artifact; empty: its own).
