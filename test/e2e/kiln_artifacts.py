@@ -19,6 +19,23 @@ from kiln.io import load_safetensors, save_safetensors  # noqa: E402,F401
 KILN_COMPILE = os.environ.get("KILN_COMPILE", "kiln-compile")
 KILN = os.environ.get("KILN", "kiln")
 MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models")
+FORTUNES = "/usr/share/games/fortunes"
+
+
+def fortunes_corpus(path, size):
+    """Writes about `size` bytes of English to `path`: the first of Debian's
+    fortune files (scripts/lib/common.sh installs them), concatenated."""
+    with open(path, "w") as out:
+        written = 0
+        for name in sorted(os.listdir(FORTUNES)):
+            source = os.path.join(FORTUNES, name)
+            if name.endswith((".dat", ".u8")) or not os.path.isfile(source) or written > size:
+                continue
+            with open(source, errors="replace") as f:
+                text = f.read()
+            out.write(text)
+            written += len(text)
+    return path
 
 def compile_artifact(model, out_dir, weights=None, extra=()):
     args = [KILN_COMPILE, model, "--target", "cpu", "-o", out_dir]

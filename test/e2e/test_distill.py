@@ -40,10 +40,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kiln_artifacts import KILN, MODELS, compile_artifact, load_safetensors, run_artifact  # noqa: E402
+from kiln_artifacts import (FORTUNES, KILN, MODELS, compile_artifact, fortunes_corpus,  # noqa: E402
+                            load_safetensors, run_artifact, save_safetensors)
 from test_training import gpt2_forward  # noqa: E402
 
-FORTUNES = "/usr/share/games/fortunes"
 BATCH, SEQ = 4, 16
 
 
@@ -82,16 +82,7 @@ class Distill(unittest.TestCase):
         cls.tmp = tempfile.TemporaryDirectory()
         root = cls.tmp.name
         cls.corpus = os.path.join(root, "corpus.txt")
-        with open(cls.corpus, "w") as out:
-            size = 0
-            for name in sorted(os.listdir(FORTUNES)):
-                path = os.path.join(FORTUNES, name)
-                if name.endswith((".dat", ".u8")) or not os.path.isfile(path) or size > 60_000:
-                    continue
-                with open(path, errors="replace") as f:
-                    text = f.read()
-                out.write(text)
-                size += len(text)
+        fortunes_corpus(cls.corpus, 60_000)
         shape = ["--batch", str(BATCH), "--seq", str(SEQ)]
         cls.teacher_config, cls.teacher_cfg = config(root, "teacher", n_layer=4)
         cls.teacher = os.path.join(root, "teacher.kiln")
@@ -163,7 +154,6 @@ class Distill(unittest.TestCase):
         # checkpoint loaded into a copy compiled with those weights).
         frozen = os.path.join(root, "teacher-frozen.kiln")
         if not os.path.exists(frozen):
-            from kiln_artifacts import save_safetensors
             path = os.path.join(root, "teacher-weights.safetensors")
             save_safetensors(teacher_weights, path)
             compile_artifact(self.teacher_config, frozen, weights=path,

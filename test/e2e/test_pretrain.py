@@ -30,7 +30,7 @@ import unittest
 
 import numpy as np
 
-from kiln_artifacts import KILN, MODELS, compile_artifact, load_safetensors, save_safetensors
+from kiln_artifacts import FORTUNES, KILN, MODELS, compile_artifact, fortunes_corpus, load_safetensors, save_safetensors
 
 
 def safetensors_metadata(path):
@@ -38,7 +38,6 @@ def safetensors_metadata(path):
         length = int.from_bytes(f.read(8), "little")
         return json.loads(f.read(length)).get("__metadata__", {})
 
-FORTUNES = "/usr/share/games/fortunes"
 STEPS = 200
 
 
@@ -64,16 +63,7 @@ class Pretrain(unittest.TestCase):
         compile_artifact(config, cls.infer, extra=["--batch", "4", "--seq", "32"])
         # ~300 KB of English: the first fortune files, concatenated.
         cls.corpus = os.path.join(root, "corpus.txt")
-        with open(cls.corpus, "w") as out:
-            size = 0
-            for name in sorted(os.listdir(FORTUNES)):
-                path = os.path.join(FORTUNES, name)
-                if name.endswith((".dat", ".u8")) or not os.path.isfile(path) or size > 300_000:
-                    continue
-                with open(path, errors="replace") as f:
-                    text = f.read()
-                out.write(text)
-                size += len(text)
+        fortunes_corpus(cls.corpus, 300_000)
 
     @classmethod
     def tearDownClass(cls):
