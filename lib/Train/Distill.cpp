@@ -8,6 +8,7 @@
 #include "kiln/Train/Distill.h"
 
 #include "kiln/Runtime/SafeTensors.h"
+#include "kiln/Train/Eval.h"
 #include "kiln/Train/Metrics.h"
 
 #include <algorithm>
@@ -104,16 +105,13 @@ Expected<Teacher> Teacher::open(const std::string &path,
     return Status::error("--teacher: " + opened.message());
   std::unique_ptr<Artifact> artifact = opened.take();
   if (!checkpoint.empty()) {
-    std::string file = runtime::isDirectory(checkpoint)
-                           ? checkpoint + "/checkpoint.safetensors"
-                           : checkpoint;
     if (!artifact->writesParameters())
       return Status::error("--teacher-checkpoint: '" + path +
                            "' is an inference artifact; it keeps the "
                            "weights it was compiled with (compile it with "
                            "--weights FILE instead)");
     Status loaded = artifact->loadParameters(
-        file, /*requireAll=*/true, Artifact::LoadSelection::ModelOnly);
+        checkpoint, /*requireAll=*/true, Artifact::LoadSelection::ModelOnly);
     if (!loaded)
       return Status::error("--teacher-checkpoint: " + loaded.message());
   }
@@ -172,12 +170,8 @@ double kiln::train::crossEntropy(const float *logits,
   for (size_t i = 0; i < targets.size(); ++i) {
     if (targets[i] < 0)
       continue;
-    const float *row = logits + static_cast<int64_t>(i) * vocab;
-    double max = *std::max_element(row, row + vocab);
-    double sum = 0;
-    for (int64_t v = 0; v < vocab; ++v)
-      sum += std::exp(static_cast<double>(row[v]) - max);
-    total += max + std::log(sum) - row[targets[i]];
+    total += tokenCrossEntropy(logits + static_cast<int64_t>(i) * vocab, vocab,
+                               targets[i]);
     ++counted;
   }
   return counted ? total / static_cast<double>(counted) : 0.0;

@@ -127,6 +127,16 @@ findLanguageModelForward(const Artifact &artifact, const std::string &command) {
   return result;
 }
 
+double tokenCrossEntropy(const float *row, int64_t vocab, int64_t target) {
+  double max = row[0];
+  for (int64_t v = 1; v < vocab; ++v)
+    max = std::max<double>(max, row[v]);
+  double sum = 0;
+  for (int64_t v = 0; v < vocab; ++v)
+    sum += std::exp(static_cast<double>(row[v]) - max);
+  return max + std::log(sum) - row[target];
+}
+
 Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
                                            const EvalOptions &options) {
   Expected<LanguageModelForward> forward =
@@ -157,13 +167,7 @@ Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
       return Status::error("'kiln eval' reads f32 logits");
     const float *row = logits.as<float>();
     for (int64_t i = 0; i < b.batch * b.seq; ++i, row += vocab) {
-      double max = row[0];
-      for (int64_t v = 1; v < vocab; ++v)
-        max = std::max<double>(max, row[v]);
-      double sum = 0;
-      for (int64_t v = 0; v < vocab; ++v)
-        sum += std::exp(static_cast<double>(row[v]) - max);
-      double loss = max + std::log(sum) - row[b.targets[i]];
+      double loss = tokenCrossEntropy(row, vocab, b.targets[i]);
       if (!std::isfinite(loss))
         return Status::error("the artifact's logits are not finite (window " +
                              std::to_string(i / b.seq) + " of a batch, "

@@ -892,7 +892,8 @@ private:
   /// Distillation.
   std::optional<Teacher> teacher;
   std::optional<TeacherCache> teacherCache;
-  double teacherEvalLoss = 0;
+  /// The teacher's held-out loss, from the first evaluation's outputs.
+  std::optional<double> teacherEvalLoss;
   int64_t trainWindows = 0;
 };
 
@@ -1083,6 +1084,12 @@ Status Run::prepareData(const TrainingInterface &t) {
   return Status::ok();
 }
 
+/// --init, --teacher-checkpoint: the checkpoint of a run directory, or the
+/// checkpoint/weights file given.
+std::string initialParametersPath(const std::string &init) {
+  return runtime::isDirectory(init) ? checkpointPath(init) : init;
+}
+
 std::string formatBytes(uint64_t bytes) {
   char text[64];
   if (bytes >= (uint64_t(1) << 30))
@@ -1108,25 +1115,17 @@ Status Run::prepareDistillation(const TrainingInterface &t) {
   if (o.initFromTeacher && !o.init.empty())
     return Status::error("--init and --init-from-teacher both name the "
                          "starting parameters; give one");
-  Expected<Teacher> opened = Teacher::open(o.teacher, o.teacherCheckpoint,
-                                           t.batch, t.seq, t.vocab,
-                                           t.teacherHidden);
+  Expected<Teacher> opened = Teacher::open(
+      o.teacher,
+      o.teacherCheckpoint.empty() ? std::string()
+                                  : initialParametersPath(o.teacherCheckpoint),
+      t.batch, t.seq, t.vocab, t.teacherHidden);
   if (!opened)
     return opened.status();
   teacher.emplace(opened.take());
   if (tokenizer->vocabSize() > teacher->vocab())
     return Status::error("the tokenizer has more pieces than the teacher's "
                          "vocabulary");
-  // The teacher's own held-out loss; its outputs are made again at each
-  // evaluation rather than kept (eval batches x batch x seq x vocab floats).
-  double total = 0;
-  for (Batch batch : evalSet) {
-    if (Status s = teacher->annotate(batch); !s)
-      return s;
-    total += crossEntropy(batch.extra[0].values.data(), batch.targets,
-                          teacher->vocab());
-  }
-  teacherEvalLoss = total / static_cast<double>(evalSet.size());
   Expected<TokenWindowEpochs> windows =
       TokenWindowEpochs::create(trainTokens, t.batch, t.seq, o.seed);
   if (!windows)
@@ -1421,12 +1420,6 @@ Status Run::computeReferences(int64_t step) {
   return Status::ok();
 }
 
-/// --init: the model's parameters of a run directory's checkpoint or of a
-/// checkpoint/weights file; the optimizer state stays at zero.
-std::string initialParametersPath(const std::string &init) {
-  return runtime::isDirectory(init) ? checkpointPath(init) : init;
-}
-
 Status Run::loadInitialParameters() {
   std::string path = initialParametersPath(o.init);
   // A reward model's score head and PPO's value head are not in a language
@@ -1667,13 +1660,18 @@ Expected<double> Run::evaluate(MetricsRow &row) {
 /// teacher's outputs: with alpha 0 the loss is the student's cross-entropy
 /// (eval_loss, the number kiln pretrain reports for a student alone); with
 /// alpha 1, temperature 1 and no reverse share it is KL(teacher ||
-/// student) per token (eval_kl).
+/// student) per token (eval_kl). The teacher's outputs are made again at
+/// each evaluation rather than kept (eval batches x batch x seq x vocab
+/// floats); the first one also gives the teacher's own held-out loss.
 Expected<double> Run::evaluateDistillation(MetricsRow &row) {
   const EntryPointSpec &entry = *artifact->findEntryPoint(KILN_ENTRY_EVAL_STEP);
-  double loss = 0, kl = 0;
+  double loss = 0, kl = 0, teacherLoss = 0;
   for (Batch batch : evalSet) {
     if (Status s = teacher->annotate(batch); !s)
       return s;
+    if (!teacherEvalLoss)
+      teacherLoss += crossEntropy(batch.extra[0].values.data(),
+                                  batch.targets, teacher->vocab());
     for (float alpha : {0.0f, 1.0f}) {
       float one = 1.0f, zero = 0.0f;
       std::vector<NamedTensor> inputs = batchInputs(batch, entry);
@@ -1690,6 +1688,8 @@ Expected<double> Run::evaluateDistillation(MetricsRow &row) {
   }
   loss /= static_cast<double>(evalSet.size());
   kl /= static_cast<double>(evalSet.size());
+  if (!teacherEvalLoss)
+    teacherEvalLoss = teacherLoss / static_cast<double>(evalSet.size());
   row.set("eval_loss", loss).set("eval_ppl", std::exp(loss)).set("eval_kl", kl);
   return loss;
 }
@@ -2009,13 +2009,13 @@ Status Run::run() {
         std::to_string(t->batch / 2) + " per step");
   } else if (distill()) {
     std::snprintf(line, sizeof line,
-                  "alpha %g, temperature %g, reverse KL share %g%s; teacher's "
-                  "held-out loss %.4f (perplexity %.1f), unigram %.4f; ",
+                  "alpha %g, temperature %g, reverse KL share %g%s; unigram "
+                  "baseline %.4f; ",
                   o.alpha, o.temperature, o.reverse,
                   t->teacherHidden ? (", hidden_coef " +
                                       std::to_string(o.hiddenCoef)).c_str()
                                    : "",
-                  teacherEvalLoss, std::exp(teacherEvalLoss), unigramLoss);
+                  unigramLoss);
     say(line + std::to_string(trainWindows) + " training windows" +
         (teacherCache ? " (teacher cached)" : ""));
   } else if (fineTuning()) {
@@ -2040,6 +2040,13 @@ Status Run::run() {
     if (!std::isfinite(*initial))
       return notFinite("eval loss", *initial, 0);
     lastEval = *initial;
+    if (distill()) {
+      std::snprintf(line, sizeof line,
+                    "teacher's held-out loss %.4f (perplexity %.1f); the "
+                    "student's %.4f",
+                    *teacherEvalLoss, std::exp(*teacherEvalLoss), *initial);
+      say(line);
+    }
     if (policy())
       row.set("train_prompts", static_cast<int64_t>(trainPrompts.size()))
           .set("val_prompts", static_cast<int64_t>(evalPrompts.size()));
@@ -2051,7 +2058,7 @@ Status Run::run() {
           .set("val_examples", valExamples);
     else if (distill())
       row.set("unigram_loss", unigramLoss)
-          .set("teacher_eval_loss", teacherEvalLoss)
+          .set("teacher_eval_loss", *teacherEvalLoss)
           .set("train_windows", trainWindows)
           .set("val_tokens", valTokens->size());
     else
@@ -2228,8 +2235,8 @@ Status Run::run() {
     std::snprintf(line, sizeof line,
                   "done: held-out loss %.4f (perplexity %.1f); the teacher's "
                   "%.4f (perplexity %.1f)",
-                  *lastEval, std::exp(*lastEval), teacherEvalLoss,
-                  std::exp(teacherEvalLoss));
+                  *lastEval, std::exp(*lastEval), *teacherEvalLoss,
+                  std::exp(*teacherEvalLoss));
     say(line);
   } else if (lastEval && fineTuning()) {
     std::snprintf(line, sizeof line,

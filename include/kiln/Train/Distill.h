@@ -34,9 +34,9 @@ inline constexpr const char *kTeacherHidden = "teacher_hidden";
 class Teacher {
 public:
   /// Opens `artifact` (a training artifact as a frozen reference, without
-  /// optimizer state; an inference artifact as it is), loads `checkpoint`'s
-  /// model parameters when given (a run directory or a file; training
-  /// artifacts only), and checks it takes input_ids [batch, seq] and
+  /// optimizer state; an inference artifact as it is), loads the model
+  /// parameters of the `checkpoint` file when given (training artifacts
+  /// only), and checks it takes input_ids [batch, seq] and
   /// returns logits with the student's `vocab`; with `hiddenWidth` > 0, that
   /// it has hidden_states of that width. Errors name the mismatch.
   static runtime::Expected<Teacher> open(const std::string &artifact,

@@ -65,6 +65,10 @@ struct EvalResult {
   double seconds = 0;
 };
 
+/// logsumexp(row) - row[target] over `vocab` logits, in double: one
+/// token's next-token cross-entropy, as kiln eval averages it.
+double tokenCrossEntropy(const float *row, int64_t vocab, int64_t target);
+
 /// Runs `artifact`'s forward (input_ids [batch, seq] -> logits
 /// [batch, seq, vocab]) on the held-out windows and averages
 /// logsumexp(logits) - logits[target] in double. Errors name what is wrong:
