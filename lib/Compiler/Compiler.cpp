@@ -10,6 +10,7 @@
 #include "kiln/Compiler/Compiler.h"
 
 #include "kiln/Compiler/CostModel.h"
+#include "kiln/Compiler/WeightPruner.h"
 #include "kiln/Compiler/WeightQuantizer.h"
 
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
@@ -101,6 +102,16 @@ struct ParameterInfo {
   /// Codes, scales or zero points of a float weight (kiln-quantize): the
   /// values come from quantizing that source.
   std::optional<WeightQuantization> quantized;
+  /// How the weight (or, with `quantized`, its float source) is pruned
+  /// (kiln-prune): its values are pruned before they are written or
+  /// quantized.
+  std::optional<WeightPruning> pruned;
+
+  /// The float weight this parameter's values come from: its own name, or
+  /// a quantized part's source.
+  StringRef sourceName() const {
+    return quantized ? StringRef(quantized->source) : op.getSymName();
+  }
 };
 
 /// The spec of one input or output of an entry point.
@@ -474,14 +485,17 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
   return plan;
 }
 
-/// The float source of a quantized parameter as `[out, in]` f32 values:
-/// from the checkpoint tensor `info` of `files`, or drawn from the init
-/// rule in the source's own stream (the values the float model gets).
+/// The float weight a quantized or pruned parameter comes from as
+/// `[out, in]` f32 values (`shape` is its stored shape, `[in, out]` when
+/// `transposed`): from the checkpoint tensor `info` of `files`, or drawn
+/// from the init rule in the source's own stream (the values the float
+/// model gets).
 llvm::Expected<std::vector<float>>
-sourceValues(const ParameterInfo &param, const rt::SafeTensorInfo *info,
-             const rt::WeightFiles *files, uint64_t seed) {
-  const WeightQuantization &q = *param.quantized;
-  int64_t rows = q.sourceShape[0], cols = q.sourceShape[1];
+sourceValues(const ParameterInfo &param, StringRef sourceName,
+             ArrayRef<int64_t> shape, bool transposed,
+             const rt::SafeTensorInfo *info, const rt::WeightFiles *files,
+             uint64_t seed) {
+  int64_t rows = shape[0], cols = shape[1];
   std::vector<float> source(rows * cols);
   if (info) {
     const auto *in =
@@ -492,39 +506,40 @@ sourceValues(const ParameterInfo &param, const rt::SafeTensorInfo *info,
   } else {
     std::vector<unsigned char> bytes(source.size() * sizeof(float));
     if (llvm::Error err =
-            initialize(param, seed, bytes, q.source, rt::DType::F32))
+            initialize(param, seed, bytes, sourceName, rt::DType::F32))
       return std::move(err);
     std::memcpy(source.data(), bytes.data(), bytes.size());
   }
   // A NaN or infinity has no code (and would make the scale of its group
-  // meaningless): refuse it rather than write garbage.
+  // meaningless) nor a rank among magnitudes: refuse it rather than write
+  // garbage.
   for (size_t i = 0; i < source.size(); ++i)
     if (!std::isfinite(source[i]))
-      return error("cannot quantize '" + q.source + "': element [" +
-                   llvm::Twine(i / cols) + ", " + llvm::Twine(i % cols) +
-                   "] is " + llvm::formatv("{0}", source[i]).str() +
+      return error("cannot " +
+                   llvm::Twine(param.quantized ? "quantize" : "prune") + " '" +
+                   sourceName + "': element [" + llvm::Twine(i / cols) + ", " +
+                   llvm::Twine(i % cols) + "] is " +
+                   llvm::formatv("{0}", source[i]).str() +
                    (info ? " in " + files->description() : std::string()));
-  if (!q.transposed)
+  if (!transposed)
     return source;
   // [in, out] to [out, in].
-  std::vector<float> transposed(source.size());
+  std::vector<float> result(source.size());
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t j = 0; j < cols; ++j)
-      transposed[j * rows + i] = source[i * cols + j];
-  return transposed;
+      result[j * rows + i] = source[i * cols + j];
+  return result;
 }
 
 /// The `[in, in]` Gram matrix of `source`'s layer inputs from the
 /// calibration file (opened into `file` on first use).
 llvm::Expected<std::vector<float>>
 calibrationGram(const CompileOptions &options,
-                std::optional<rt::SafeTensorsFile> &file,
-                const WeightQuantization &q) {
-  const std::string &source = q.source;
-  int64_t in = q.inDim();
-  std::string method = q.rounding == "awq" ? "AWQ" : "GPTQ";
+                std::optional<rt::SafeTensorsFile> &file, StringRef source,
+                int64_t in, StringRef method) {
+  std::string verb = method == "GPTQ" || method == "AWQ" ? "quantize" : "prune";
   if (!options.calibrationPath)
-    return error("cannot quantize '" + source + "' with " + method +
+    return error("cannot " + verb + " '" + source + "' with " + method +
                  ": no calibration file (--calibration FILE from "
                  "kiln calibrate on a --mode calibrate --calibration-gram "
                  "artifact)");
@@ -535,10 +550,10 @@ calibrationGram(const CompileOptions &options,
       return error(opened.message());
     file.emplace(opened.take());
   }
-  const rt::SafeTensorInfo *info = file->find(source + ".input_gram");
+  const rt::SafeTensorInfo *info = file->find((source + ".input_gram").str());
   if (!info)
-    return error("cannot quantize '" + source + "' with " + method + ": '" +
-                 *options.calibrationPath + "' has no '" + source +
+    return error("cannot " + verb + " '" + source + "' with " + method +
+                 ": '" + *options.calibrationPath + "' has no '" + source +
                  ".input_gram' (calibrate a --mode calibrate "
                  "--calibration-gram artifact)");
   if (info->dtype != rt::DType::F32 ||
@@ -566,8 +581,76 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
   storage.reserve(params.size());
   // Quantized weights by source, computed when their first part is met.
   std::map<std::string, QuantizedWeight> quantized;
-  // The calibration file GPTQ reads its Gram matrices from, opened once.
+  // The calibration file GPTQ, Wanda and SparseGPT read their Gram
+  // matrices from, opened once.
   std::optional<rt::SafeTensorsFile> calibration;
+  // The float values (`[out, in]`) a quantized or pruned parameter comes
+  // from.
+  auto valuesOf = [&](size_t index) -> llvm::Expected<std::vector<float>> {
+    const ParameterInfo &param = params[index];
+    bool transposed = param.quantized ? param.quantized->transposed
+                                      : param.pruned->transposed;
+    SmallVector<int64_t, 2> shape =
+        param.quantized ? param.quantized->sourceShape
+                        : SmallVector<int64_t, 2>(param.shape.begin(),
+                                                  param.shape.end());
+    return sourceValues(param, param.sourceName(), shape, transposed,
+                        plan ? plan->sources[index] : nullptr,
+                        plan ? &plan->files : nullptr, options.seed);
+  };
+  // A global magnitude pruning's threshold, over every weight it prunes.
+  double globalThreshold = -1;
+  {
+    std::vector<float> magnitudes;
+    std::set<std::string> seen;
+    double fraction = 0;
+    for (auto [index, param] : llvm::enumerate(params)) {
+      if (!param.pruned || !param.pruned->global ||
+          !seen.insert(param.sourceName().str()).second)
+        continue;
+      llvm::Expected<std::vector<float>> values = valuesOf(index);
+      if (!values)
+        return values.takeError();
+      for (float value : *values)
+        magnitudes.push_back(std::fabs(value));
+      fraction = param.pruned->sparsity.fraction;
+    }
+    if (!magnitudes.empty())
+      globalThreshold = magnitudeThreshold(std::move(magnitudes), fraction);
+  }
+  // Pruned weights by source, pruned when first met (`[out, in]`).
+  std::map<std::string, std::vector<float>> pruned;
+  auto prunedValues =
+      [&](size_t index) -> llvm::Expected<const std::vector<float> *> {
+    const ParameterInfo &param = params[index];
+    std::string source = param.sourceName().str();
+    if (auto found = pruned.find(source); found != pruned.end())
+      return &found->second;
+    llvm::Expected<std::vector<float>> values = valuesOf(index);
+    if (!values)
+      return values.takeError();
+    const WeightPruning &p = *param.pruned;
+    int64_t rows = static_cast<int64_t>(param.quantized
+                                            ? param.quantized->sourceShape[0]
+                                            : param.shape[0]);
+    int64_t cols = static_cast<int64_t>(values->size()) / rows;
+    int64_t out = p.transposed ? cols : rows, in = p.transposed ? rows : cols;
+    std::optional<std::vector<float>> gram;
+    if (p.method != PruneMethod::Magnitude) {
+      llvm::Expected<std::vector<float>> read = calibrationGram(
+          options, calibration, source, in,
+          p.method == PruneMethod::Wanda ? "Wanda" : "SparseGPT");
+      if (!read)
+        return read.takeError();
+      gram = std::move(*read);
+    }
+    if (llvm::Error err = pruneWeight(*values, out, in, p,
+                                      gram ? gram->data() : nullptr,
+                                      p.global ? globalThreshold : -1))
+      return error("cannot prune '" + source +
+                   "': " + llvm::toString(std::move(err)));
+    return &(pruned[source] = std::move(*values));
+  };
   for (auto [index, param] : llvm::enumerate(params)) {
     if (param.state)
       continue;
@@ -575,9 +658,16 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
     if (const auto &q = param.quantized) {
       auto [found, inserted] = quantized.try_emplace(q->source);
       if (inserted) {
-        llvm::Expected<std::vector<float>> values =
-            sourceValues(param, plan ? plan->sources[index] : nullptr,
-                         plan ? &plan->files : nullptr, options.seed);
+        llvm::Expected<std::vector<float>> values = std::vector<float>();
+        if (param.pruned) {
+          llvm::Expected<const std::vector<float> *> prunedSource =
+              prunedValues(index);
+          if (!prunedSource)
+            return prunedSource.takeError();
+          *values = **prunedSource;
+        } else {
+          values = valuesOf(index);
+        }
         if (!values)
           return values.takeError();
         // SmoothQuant: W · diag(s) is quantized; the input is multiplied
@@ -599,7 +689,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
                          "part for it");
           if (q->rounding == "awq") {
             llvm::Expected<std::vector<float>> gram =
-                calibrationGram(options, calibration, *q);
+                calibrationGram(options, calibration, q->source, q->inDim(),
+                            q->rounding == "awq" ? "AWQ" : "GPTQ");
             if (!gram)
               return gram.takeError();
             factors =
@@ -616,7 +707,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
         }
         if (q->rounding == "gptq") {
           llvm::Expected<std::vector<float>> gram =
-              calibrationGram(options, calibration, *q);
+              calibrationGram(options, calibration, q->source, q->inDim(),
+                            q->rounding == "awq" ? "AWQ" : "GPTQ");
           if (!gram)
             return gram.takeError();
           for (int64_t i = 0; !factors.empty() && i < q->inDim(); ++i)
@@ -651,6 +743,25 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
           : q->part == QuantizedPart::InputScale ? (const void *)weight.inputScale.data()
                                                  : (const void *)weight.zeroPoints.data();
       tensors.push_back({name.str(), {param.dtype, param.shape, data}});
+      continue;
+    }
+    if (param.pruned) {
+      llvm::Expected<const std::vector<float> *> values = prunedValues(index);
+      if (!values)
+        return values.takeError();
+      const std::vector<float> &v = **values;
+      storage.emplace_back(param.bytes);
+      size_t width = rt::dtypeSize(param.dtype);
+      int64_t rows = param.shape[0], cols = param.shape[1];
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j)
+          // Back to the stored layout ([in, out] when transposed).
+          storeFloat(param.dtype,
+                     v[param.pruned->transposed ? j * rows + i : i * cols + j],
+                     storage.back().data() + (i * cols + j) * width);
+      pruned.erase(name.str());
+      tensors.push_back(
+          {name.str(), {param.dtype, param.shape, storage.back().data()}});
       continue;
     }
     if (plan) {
@@ -793,6 +904,19 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     } else if (param->hasAttr(attrs::kQuantizedFrom)) {
       return error("parameter '" + param.getSymName() + "': " +
                    attrs::kQuantizedFrom + " must be a dictionary");
+    }
+    if (auto attr = param->getAttrOfType<DictionaryAttr>(attrs::kPruned)) {
+      auto p = WeightPruning::fromAttr(attr);
+      if (!p)
+        return error("parameter '" + param.getSymName() +
+                     "': " + llvm::toString(p.takeError()));
+      if (!info.quantized && (info.shape.size() != 2 || !isFloat(info.dtype)))
+        return error("parameter '" + param.getSymName() + "' is pruned (" +
+                     attrs::kPruned + ") but is not a 2-D float weight");
+      info.pruned = std::move(*p);
+    } else if (param->hasAttr(attrs::kPruned)) {
+      return error("parameter '" + param.getSymName() + "': " +
+                   attrs::kPruned + " must be a dictionary");
     }
     info.state = param->hasAttr(attrs::kOptimizerState);
     if (info.state && param.getInit() != InitKind::zeros)

@@ -118,23 +118,18 @@ QuantizedWeight mlir::kiln::quantizeRoundToNearest(const float *weight,
   return result;
 }
 
-llvm::Expected<QuantizedWeight>
-mlir::kiln::quantizeGPTQ(const float *weight, int64_t out, int64_t in,
-                         const WeightScheme &scheme, const float *gram,
-                         double damp) {
-  int64_t group = scheme.group ? scheme.group : in;
-  int64_t groups = in / group;
-  CodeRange range(scheme);
+llvm::Expected<std::vector<double>>
+mlir::kiln::inverseHessianFactor(const float *gram, int64_t in, double damp,
+                                 std::vector<bool> &dead) {
   // The Hessian of the reconstruction error, dead channels neutralized,
   // damped.
   std::vector<double> h(gram, gram + in * in);
-  std::vector<double> w(weight, weight + out * in);
+  dead.assign(in, false);
   double meanDiagonal = 0;
   for (int64_t i = 0; i < in; ++i) {
     if (h[i * in + i] == 0.0) {
       h[i * in + i] = 1.0;
-      for (int64_t r = 0; r < out; ++r)
-        w[r * in + i] = 0.0;
+      dead[i] = true;
     }
     meanDiagonal += h[i * in + i];
   }
@@ -142,11 +137,10 @@ mlir::kiln::quantizeGPTQ(const float *weight, int64_t out, int64_t in,
   for (int64_t i = 0; i < in; ++i)
     h[i * in + i] += damp * meanDiagonal;
   // H⁻¹ from its Cholesky factor L: L⁻¹ by forward substitution, then
-  // H⁻¹ = L⁻ᵀ L⁻¹; then U, the upper Cholesky factor of H⁻¹ (H⁻¹ = UᵀU),
-  // whose rows give each column's error spread.
+  // H⁻¹ = L⁻ᵀ L⁻¹; then the Cholesky factor of H⁻¹.
   if (!cholesky(h, in))
     return llvm::createStringError(
-        "GPTQ: the damped Hessian of the calibration inputs is not positive "
+        "the damped Hessian of the calibration inputs is not positive "
         "definite (too few calibration tokens, or non-finite values)");
   std::vector<double> inv(in * in, 0.0); // L⁻¹, lower
   for (int64_t j = 0; j < in; ++j) {
@@ -168,7 +162,29 @@ mlir::kiln::quantizeGPTQ(const float *weight, int64_t out, int64_t in,
     }
   if (!cholesky(hinv, in))
     return llvm::createStringError(
-        "GPTQ: the inverse Hessian is not positive definite");
+        "the inverse Hessian is not positive definite");
+  return hinv;
+}
+
+llvm::Expected<QuantizedWeight>
+mlir::kiln::quantizeGPTQ(const float *weight, int64_t out, int64_t in,
+                         const WeightScheme &scheme, const float *gram,
+                         double damp) {
+  int64_t group = scheme.group ? scheme.group : in;
+  int64_t groups = in / group;
+  CodeRange range(scheme);
+  std::vector<double> w(weight, weight + out * in);
+  std::vector<bool> dead;
+  llvm::Expected<std::vector<double>> factor =
+      inverseHessianFactor(gram, in, damp, dead);
+  if (!factor)
+    return llvm::createStringError("GPTQ: " +
+                                   llvm::toString(factor.takeError()));
+  for (int64_t i = 0; i < in; ++i)
+    if (dead[i])
+      for (int64_t r = 0; r < out; ++r)
+        w[r * in + i] = 0.0;
+  const std::vector<double> &hinv = *factor;
   // U = Lᵀ of H⁻¹'s factor: U[i][j] = L[j][i].
   auto u = [&](int64_t i, int64_t j) { return hinv[j * in + i]; };
 

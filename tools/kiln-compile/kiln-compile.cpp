@@ -12,6 +12,7 @@
 #include "kiln/Conversion/Passes.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
+#include "kiln/Dialect/Kiln/Transforms/Pruning.h"
 #include "kiln/Dialect/Kiln/Transforms/Quantization.h"
 #include "kiln/Models/ModelBuilder.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
@@ -355,6 +356,34 @@ cl::opt<bool> quantizeLmHead(
              "embedding (its product reads int8 codes of the table, which "
              "stays float for the lookup; the artifact grows by the codes)"),
     cl::init(false), cl::cat(category));
+cl::opt<std::string> prune(
+    "prune",
+    cl::desc("Set weights of the linear layers to zero: magnitude (the "
+             "smallest |w|), wanda (|w|·‖x‖ per output row, from "
+             "--calibration), sparsegpt (one-shot with the Hessian-based "
+             "update of the others, from --calibration), or 2:4 (magnitude "
+             "with --sparsity 2:4). Composes with --quantize (rtn) and "
+             "--mode train, which keeps the zeros (docs/pruning.md)"),
+    cl::value_desc("method"), cl::cat(category));
+cl::opt<std::string> sparsity(
+    "sparsity",
+    cl::desc("--prune's sparsity: the fraction of each layer's weights set "
+             "to zero, in [0, 1) (default 0.5), or N:M, at most N nonzeros "
+             "in every M consecutive inputs (2:4)"),
+    cl::value_desc("S|N:M"), cl::init("0.5"), cl::cat(category));
+cl::opt<bool> pruneGlobal(
+    "prune-global",
+    cl::desc("--prune magnitude: one threshold over all pruned layers "
+             "instead of the sparsity in each"),
+    cl::init(false), cl::cat(category));
+cl::list<std::string> pruneOnly(
+    "prune-only",
+    cl::desc("Prune only parameters whose names match one of these globs"),
+    cl::CommaSeparated, cl::value_desc("glob,..."), cl::cat(category));
+cl::list<std::string> pruneSkip(
+    "prune-skip",
+    cl::desc("Leave parameters whose names match one of these globs dense"),
+    cl::CommaSeparated, cl::value_desc("glob,..."), cl::cat(category));
 cl::opt<bool> configKeys(
     "config-keys",
     cl::desc("Print what each model family does with each config key "
@@ -654,6 +683,66 @@ int main(int argc, char **argv) {
   loading.stop();
   if (failed(verify(**module)))
     return fail("'" + inputPath + "' does not verify");
+  // Pruning marks the linear weights (before a training graph adds other
+  // reads of them); the compiler zeroes them when it writes the weights.
+  std::string pruneMethod, pruneSparsity;
+  if (prune.getNumOccurrences()) {
+    pruneMethod = prune;
+    if (pruneMethod == "heads" || pruneMethod == "ffn")
+      return fail("--prune " + pruneMethod +
+                  ": structured pruning (whole heads and FFN channels) is not "
+                  "built yet; magnitude, 2:4, wanda and sparsegpt are");
+    if (pruneMethod == "2:4") {
+      if (sparsity.getNumOccurrences() && sparsity != "2:4")
+        return fail("--prune 2:4 is magnitude pruning at --sparsity 2:4, not " +
+                    sparsity);
+      pruneMethod = "magnitude";
+      pruneSparsity = "2:4";
+    } else {
+      pruneSparsity = sparsity;
+    }
+    auto method = kiln::parsePruneMethod(pruneMethod);
+    if (!method)
+      return fail("--prune: " + llvm::toString(method.takeError()) +
+                  " (or 2:4)");
+    auto parsed = kiln::PruneSparsity::parse(pruneSparsity);
+    if (!parsed)
+      return fail("--sparsity: " + llvm::toString(parsed.takeError()));
+    pruneSparsity = parsed->name();
+    if (pruneGlobal && (*method != kiln::PruneMethod::Magnitude ||
+                        parsed->semiStructured()))
+      return fail("--prune-global takes --prune magnitude and a fractional "
+                  "--sparsity: wanda, sparsegpt and N:M choose within each "
+                  "layer");
+    if (*method != kiln::PruneMethod::Magnitude && calibration.empty())
+      return fail("--prune " + pruneMethod +
+                  " needs --calibration FILE with the layers' Gram matrices: "
+                  "compile the model with --mode calibrate "
+                  "--calibration-gram and run kiln calibrate on it "
+                  "(docs/pruning.md)");
+    if (mode == Mode::Calibrate)
+      return fail("--mode calibrate measures the dense model: compile it "
+                  "without --prune");
+    if (rounding != "rtn")
+      return fail("--prune with --rounding " + rounding +
+                  ": GPTQ and AWQ move every weight, the pruned zeros "
+                  "included; use --rounding rtn");
+    kiln::KilnPrunePassOptions pruneOptions;
+    pruneOptions.method = pruneMethod;
+    pruneOptions.sparsity = pruneSparsity;
+    pruneOptions.global = pruneGlobal;
+    pruneOptions.only.assign(pruneOnly.begin(), pruneOnly.end());
+    pruneOptions.skip.assign(pruneSkip.begin(), pruneSkip.end());
+    PassManager pm(&context);
+    pm.addPass(kiln::createKilnPrunePass(pruneOptions));
+    if (failed(pm.run(**module)))
+      return fail("pruning '" + inputPath + "' failed");
+  } else {
+    for (const char *name :
+         {"sparsity", "prune-global", "prune-only", "prune-skip"})
+      if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
+        return fail(std::string("--") + name + " needs --prune");
+  }
   if (mode == Mode::Train) {
     kiln::TrainingOptions training;
     std::optional<kiln::TrainingObjective> parsed =
@@ -744,9 +833,10 @@ int main(int argc, char **argv) {
       if (llvm::Error error =
               kiln::attachCalibration(**module, calibration, sourceSHA256))
         return fail(llvm::toString(std::move(error)));
-    } else if (!calibration.empty()) {
+    } else if (!calibration.empty() &&
+               (pruneMethod.empty() || pruneMethod == "magnitude")) {
       return fail("--calibration is for --quantize int8-static, --rounding "
-                  "gptq or --smoothquant (" +
+                  "gptq or --smoothquant, and --prune wanda or sparsegpt (" +
                   quantizeScheme + " with rtn needs no calibration)");
     }
     kiln::KilnQuantizePassOptions quantizeOptions;
@@ -764,10 +854,13 @@ int main(int argc, char **argv) {
       return fail("quantizing '" + inputPath + "' failed");
   } else {
     for (const char *name : {"quantize-only", "quantize-skip",
-                             "quantize-lm-head", "calibration", "rounding",
-                             "smoothquant"})
+                             "quantize-lm-head", "rounding", "smoothquant"})
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --quantize");
+    if (!calibration.empty() &&
+        (pruneMethod.empty() || pruneMethod == "magnitude"))
+      return fail("--calibration needs --quantize, or --prune wanda or "
+                  "sparsegpt");
   }
 
   if (target.getNumOccurrences()) {
@@ -840,6 +933,12 @@ int main(int argc, char **argv) {
       options.recordedOptions["rounding"] = rounding.getValue();
     if (smoothquant.getNumOccurrences())
       options.recordedOptions["smoothquant"] = smoothquant.getValue();
+    if (!pruneMethod.empty()) {
+      options.recordedOptions["prune"] = pruneMethod;
+      options.recordedOptions["sparsity"] = pruneSparsity;
+      if (pruneGlobal)
+        options.recordedOptions["prune_global"] = true;
+    }
     // The compute type of a built model; .mlir inputs carry their own.
     if (llvm::sys::path::extension(inputPath) == ".json")
       options.recordedOptions["dtype"] = dtype.getValue();

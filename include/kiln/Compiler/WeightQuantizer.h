@@ -81,6 +81,16 @@ llvm::Expected<QuantizedWeight>
 quantizeGPTQ(const float *weight, int64_t out, int64_t in,
              const WeightScheme &scheme, const float *gram, double damp = 0.01);
 
+/// The factor GPTQ and SparseGPT spread errors with: the lower Cholesky
+/// factor L of H⁻¹ (`[in, in]` row-major; its transpose U = Lᵀ is upper,
+/// H⁻¹ = UᵀU), H the Gram matrix `gram` with each zero diagonal entry (an
+/// input channel that was always 0, marked in `dead`) set to 1 and
+/// `damp` · mean(diag) added to the diagonal. Fails if the damped matrix is
+/// not positive definite.
+llvm::Expected<std::vector<double>>
+inverseHessianFactor(const float *gram, int64_t in, double damp,
+                     std::vector<bool> &dead);
+
 } // namespace mlir::kiln
 
 #endif // KILN_COMPILER_WEIGHTQUANTIZER_H

@@ -250,6 +250,19 @@ struct KilnOptimizerPass
         }
         updated = u.sub(p, u.mul(lr, d));
       }
+      // A pruned weight (kiln-prune) keeps its zeros: recovery training
+      // updates only the weights that survived.
+      if (param->hasAttr(attrs::kPruned)) {
+        auto scalarType = RankedTensorType::get({}, type.getElementType());
+        Value zero = ConstantOp::create(
+            b, loc, scalarType,
+            cast<ElementsAttr>(DenseElementsAttr::get(
+                scalarType,
+                Attribute(FloatAttr::get(type.getElementType(), 0.0)))));
+        Value isPruned =
+            CompareOp::create(b, loc, ComparePredicate::eq, p, zero);
+        updated = SelectOp::create(b, loc, isPruned, p, updated);
+      }
       u.write(name, updated);
     }
     func::ReturnOp::create(b, loc, ValueRange{lossValue, norm});

@@ -12,6 +12,8 @@
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 #include "kiln/Dialect/Kiln/Transforms/Quantization.h"
 
+#include "LinearWeights.h"
+
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
@@ -235,30 +237,6 @@ SmallVector<int64_t, 2> WeightQuantization::partShape() const {
 
 namespace {
 
-/// The linears whose weight a read feeds (directly or through one cast to
-/// the compute type), or nullopt if it feeds anything else.
-std::optional<SmallVector<LinearOp>> linearUses(ReadParamOp read) {
-  SmallVector<LinearOp> linears;
-  for (OpOperand &use : read.getResult().getUses()) {
-    if (auto linear = dyn_cast<LinearOp>(use.getOwner());
-        linear && use.get() == linear.getWeight() &&
-        use.getOperandNumber() == 1) {
-      linears.push_back(linear);
-      continue;
-    }
-    auto cast = dyn_cast<CastOp>(use.getOwner());
-    if (!cast || !isa<FloatType>(cast.getType().getElementType()))
-      return std::nullopt;
-    for (OpOperand &castUse : cast.getResult().getUses()) {
-      auto linear = dyn_cast<LinearOp>(castUse.getOwner());
-      if (!linear || castUse.getOperandNumber() != 1)
-        return std::nullopt;
-      linears.push_back(linear);
-    }
-  }
-  return linears;
-}
-
 /// `linear` (f32 input `[..., in]`) as W8A8 with the weight's `[out, in]`
 /// int8 `codes` and `[out, 1]` `scales`: the input is quantized per token
 /// (scale = max(|x|) / 127 over its last dim) or with `staticScale` for
@@ -349,9 +327,9 @@ struct KilnQuantizePass
           << rounding << "' (rtn, gptq or awq)";
       return signalPassFailure();
     }
-    SmallVector<llvm::GlobPattern> onlyPatterns, skipPatterns;
-    if (failed(compile(only, onlyPatterns)) ||
-        failed(compile(skip, skipPatterns)))
+    FailureOr<ParameterSelection> selected =
+        ParameterSelection::create(module, only, skip, lmHead);
+    if (failed(selected))
       return signalPassFailure();
 
     // With `lm-head`, a head that multiplies by a parameter directly (GPT-2's
@@ -375,7 +353,7 @@ struct KilnQuantizePass
       if (type.getRank() != 2 || !isa<FloatType>(type.getElementType()) ||
           param->hasAttr(attrs::kQuantizedFrom) || written.contains(name))
         continue;
-      if (!selected(name, onlyPatterns, skipPatterns))
+      if (!(*selected)(name))
         continue;
       auto found = reads.find(name);
       if (found == reads.end())
@@ -442,36 +420,6 @@ struct KilnQuantizePass
     }
   }
 
-  LogicalResult compile(ArrayRef<std::string> globs,
-                        SmallVectorImpl<llvm::GlobPattern> &out) {
-    for (const std::string &glob : globs) {
-      auto pattern = llvm::GlobPattern::create(glob);
-      if (!pattern) {
-        getOperation().emitError("bad parameter pattern '")
-            << glob << "': " << llvm::toString(pattern.takeError());
-        return failure();
-      }
-      out.push_back(std::move(*pattern));
-    }
-    return success();
-  }
-
-  bool selected(StringRef name, ArrayRef<llvm::GlobPattern> onlyPatterns,
-                ArrayRef<llvm::GlobPattern> skipPatterns) {
-    auto matches = [&](ArrayRef<llvm::GlobPattern> patterns) {
-      return llvm::any_of(patterns, [&](const llvm::GlobPattern &pattern) {
-        return pattern.match(name);
-      });
-    };
-    if (!onlyPatterns.empty() && !matches(onlyPatterns))
-      return false;
-    if (matches(skipPatterns))
-      return false;
-    bool lmHeadName = name.starts_with("lm_head.") ||
-                      name.contains(".lm_head.");
-    return !lmHeadName || lmHead;
-  }
-
   /// Replaces `param`'s linear uses by its quantization; with `keepFloat`
   /// (a tied table) the parameter and its other uses stay.
   LogicalResult quantize(ParameterOp param, ArrayRef<ReadParamOp> reads,
@@ -520,6 +468,9 @@ struct KilnQuantizePass
           param.getStdAttr(), param.getLowAttr(), param.getHighAttr(),
           /*trainable=*/false);
       made->setAttr(attrs::kQuantizedFrom, q.toAttr(ctx));
+      // A pruned weight's parts are quantized from its pruned values.
+      if (Attribute pruned = param->getAttr(attrs::kPruned))
+        made->setAttr(attrs::kPruned, pruned);
       return made;
     };
     FailureOr<ParameterOp> codes = declare(".qweight", QuantizedPart::Codes);

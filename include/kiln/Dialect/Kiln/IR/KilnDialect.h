@@ -49,6 +49,12 @@ constexpr llvm::StringLiteral kQuantizedFrom = "kiln.quantized_from";
 /// calibrate; attached by kiln-compile --calibration), which kiln-quantize
 /// turns into static activation scales.
 constexpr llvm::StringLiteral kInputAbsmax = "kiln.input_absmax";
+/// DictionaryAttr on a kiln.parameter that is a linear's weight (kiln-prune),
+/// or on the parts kiln-quantize makes of one: how its weights are chosen
+/// to be zero (WeightPruning in kiln/Dialect/Kiln/Transforms/Pruning.h).
+/// The compiler zeroes them when it writes the weights; kiln-optimizer
+/// keeps them zero while the rest trains.
+constexpr llvm::StringLiteral kPruned = "kiln.pruned";
 } // namespace attrs
 
 } // namespace mlir::kiln

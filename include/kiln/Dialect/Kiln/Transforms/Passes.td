@@ -308,4 +308,58 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
 
+def KilnPrunePass : Pass<"kiln-prune", "mlir::ModuleOp"> {
+  let summary = "Marks linear layers' weights to be pruned to a sparsity";
+  let description = [{
+    Unstructured and N:M pruning of linear weights. Every `kiln.parameter`
+    whose reads all feed the weight operand of `kiln.linear` ops (directly
+    or through a `kiln.cast`), as kiln-quantize selects them, gets a
+    `kiln.pruned` attribute saying how its zeros are chosen; the graph is
+    unchanged (a dense kernel multiplies by the zeros):
+
+    ```mlir
+    kiln.parameter @"h.0.mlp.c_fc.weight" : tensor<768x3072xf32> init normal std = 2.000000e-02 trainable {kiln.pruned = {global = false, m = 4 : i64, method = "wanda", n = 2 : i64, sparsity = 5.000000e-01 : f64, transposed = true}}
+    ```
+
+    The compiler chooses and zeroes the weights when it writes the
+    artifact's weights, from `--weights` or the init rule, as it quantizes
+    (and a weight both pruned and quantized is quantized from its pruned
+    values):
+
+    - `magnitude`: the smallest |w|, a `sparsity` fraction of each layer,
+      or of all selected layers together with `global`;
+    - `wanda` (Sun et al., 2023): the smallest |w_ij| · ‖x_j‖ in each
+      output row, ‖x_j‖² the diagonal of the layer's calibration Gram
+      matrix Σ x xᵀ;
+    - `sparsegpt` (Frantar & Alistarh, 2023): masks chosen per block of
+      128 inputs from w² / [H⁻¹]_jj², each pruned weight's error spread
+      over the inputs not yet visited through H⁻¹, H the damped Gram matrix
+      (the one-shot weight update of the paper).
+
+    `sparsity` is a fraction in [0, 1) or `N:M` (at most N nonzeros in
+    every M consecutive inputs of a row: `2:4`), whose M must divide every
+    selected layer's input dim. In a training artifact kiln-optimizer keeps
+    the zeros at zero. See docs/pruning.md.
+
+    ```
+    kiln-opt --kiln-prune='method=magnitude sparsity=2:4 skip=*.attn.*' model.mlir
+    ```
+  }];
+  let options = [
+    Option<"method", "method", "std::string", "\"magnitude\"",
+           "magnitude, wanda or sparsegpt">,
+    Option<"sparsity", "sparsity", "std::string", "\"0.5\"",
+           "The fraction of weights set to zero, in [0, 1), or N:M (2:4)">,
+    Option<"global", "global", "bool", "false",
+           "magnitude: one threshold over every selected layer">,
+    ListOption<"only", "only", "std::string",
+               "Prune only parameters matching one of these globs">,
+    ListOption<"skip", "skip", "std::string",
+               "Leave parameters matching one of these globs dense">,
+    Option<"lmHead", "lm-head", "bool", "false",
+           "Prune the LM head (lm_head.*) too">
+  ];
+  let dependentDialects = ["::mlir::kiln::KilnDialect"];
+}
+
 #endif // KILN_TRANSFORMS_PASSES_TD

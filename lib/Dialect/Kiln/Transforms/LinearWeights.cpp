@@ -1,0 +1,107 @@
+//===- LinearWeights.cpp - Which parameters are linear weights ------------===//
+
+#include "LinearWeights.h"
+
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
+
+using namespace mlir;
+using namespace mlir::kiln;
+
+std::optional<SmallVector<LinearOp>> mlir::kiln::linearUses(ReadParamOp read) {
+  SmallVector<LinearOp> linears;
+  for (OpOperand &use : read.getResult().getUses()) {
+    if (auto linear = dyn_cast<LinearOp>(use.getOwner());
+        linear && use.get() == linear.getWeight() &&
+        use.getOperandNumber() == 1) {
+      linears.push_back(linear);
+      continue;
+    }
+    auto cast = dyn_cast<CastOp>(use.getOwner());
+    if (!cast || !isa<FloatType>(cast.getType().getElementType()))
+      return std::nullopt;
+    for (OpOperand &castUse : cast.getResult().getUses()) {
+      auto linear = dyn_cast<LinearOp>(castUse.getOwner());
+      if (!linear || castUse.getOperandNumber() != 1)
+        return std::nullopt;
+      linears.push_back(linear);
+    }
+  }
+  return linears;
+}
+
+FailureOr<ParameterSelection>
+ParameterSelection::create(Operation *anchor, ArrayRef<std::string> only,
+                           ArrayRef<std::string> skip, bool lmHead) {
+  ParameterSelection selection;
+  selection.lmHead = lmHead;
+  auto compile = [&](ArrayRef<std::string> globs,
+                     SmallVectorImpl<llvm::GlobPattern> &out) {
+    for (const std::string &glob : globs) {
+      auto pattern = llvm::GlobPattern::create(glob);
+      if (!pattern) {
+        anchor->emitError("bad parameter pattern '")
+            << glob << "': " << llvm::toString(pattern.takeError());
+        return failure();
+      }
+      out.push_back(std::move(*pattern));
+    }
+    return success();
+  };
+  if (failed(compile(only, selection.only)) ||
+      failed(compile(skip, selection.skip)))
+    return failure();
+  return selection;
+}
+
+bool ParameterSelection::operator()(StringRef name) const {
+  auto matches = [&](ArrayRef<llvm::GlobPattern> patterns) {
+    return llvm::any_of(patterns, [&](const llvm::GlobPattern &pattern) {
+      return pattern.match(name);
+    });
+  };
+  if (!only.empty() && !matches(only))
+    return false;
+  if (matches(skip))
+    return false;
+  bool lmHeadName = name.starts_with("lm_head.") || name.contains(".lm_head.");
+  return !lmHeadName || lmHead;
+}
+
+SmallVector<LinearWeight> mlir::kiln::linearWeights(ModuleOp module) {
+  llvm::StringMap<SmallVector<ReadParamOp>> reads;
+  llvm::StringSet<llvm::MallocAllocator> written;
+  module.walk(
+      [&](ReadParamOp read) { reads[read.getName()].push_back(read); });
+  module.walk([&](WriteParamOp write) { written.insert(write.getName()); });
+  SmallVector<LinearWeight> result;
+  for (ParameterOp param : module.getOps<ParameterOp>()) {
+    StringRef name = param.getSymName();
+    auto type = param.getTensorType();
+    if (type.getRank() != 2 || !isa<FloatType>(type.getElementType()) ||
+        written.contains(name))
+      continue;
+    auto found = reads.find(name);
+    if (found == reads.end())
+      continue;
+    LinearWeight weight{param, found->second, {}, false};
+    bool onlyLinears = true;
+    for (ReadParamOp read : found->second) {
+      auto uses = linearUses(read);
+      if (!uses) {
+        onlyLinears = false;
+        break;
+      }
+      llvm::append_range(weight.linears, *uses);
+    }
+    if (!onlyLinears || weight.linears.empty())
+      continue;
+    weight.transposed = weight.linears.front().getWeightInOut();
+    if (llvm::any_of(weight.linears, [&](LinearOp linear) {
+          return linear.getWeightInOut() != weight.transposed;
+        }))
+      continue;
+    result.push_back(std::move(weight));
+  }
+  return result;
+}

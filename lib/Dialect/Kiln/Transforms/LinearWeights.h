@@ -1,0 +1,54 @@
+//===- LinearWeights.h - Which parameters are linear weights ----*- C++ -*-===//
+//
+// What kiln-quantize and kiln-prune share: finding the parameters that are
+// only ever the weight of kiln.linear ops, and choosing among them by name
+// (glob patterns; the LM head left alone unless asked for).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_LIB_DIALECT_KILN_TRANSFORMS_LINEARWEIGHTS_H
+#define KILN_LIB_DIALECT_KILN_TRANSFORMS_LINEARWEIGHTS_H
+
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+
+#include "llvm/Support/GlobPattern.h"
+
+#include <optional>
+#include <string>
+
+namespace mlir::kiln {
+
+/// The linears whose weight a read feeds (directly or through one cast to
+/// the compute type), or nullopt if it feeds anything else.
+std::optional<SmallVector<LinearOp>> linearUses(ReadParamOp read);
+
+/// Parameters chosen by name: those matching one of `only` (every one when
+/// empty) and none of `skip`; an LM head (`lm_head.*`) only with `lmHead`.
+class ParameterSelection {
+public:
+  /// Fails (with an error on `anchor`) on a malformed glob.
+  static FailureOr<ParameterSelection> create(Operation *anchor,
+                                              ArrayRef<std::string> only,
+                                              ArrayRef<std::string> skip,
+                                              bool lmHead);
+  bool operator()(StringRef name) const;
+
+private:
+  SmallVector<llvm::GlobPattern> only, skip;
+  bool lmHead = false;
+};
+
+/// Every 2-D float parameter not written by the module whose reads all feed
+/// the weight operand of kiln.linear ops of one layout, with those linears.
+struct LinearWeight {
+  ParameterOp param;
+  SmallVector<ReadParamOp> reads;
+  SmallVector<LinearOp> linears;
+  /// The weight is `[in, out]` (the linears' weight_in_out).
+  bool transposed = false;
+};
+SmallVector<LinearWeight> linearWeights(ModuleOp module);
+
+} // namespace mlir::kiln
+
+#endif // KILN_LIB_DIALECT_KILN_TRANSFORMS_LINEARWEIGHTS_H

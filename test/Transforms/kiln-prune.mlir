@@ -1,0 +1,56 @@
+// RUN: kiln-opt %s --split-input-file --kiln-prune='method=magnitude sparsity=0.5' | FileCheck %s --check-prefix=MAG
+// RUN: kiln-opt %s --split-input-file --kiln-prune='method=wanda sparsity=2:4 skip=h.proj.*' | FileCheck %s --check-prefix=NM
+// RUN: kiln-opt %s --split-input-file --kiln-prune='method=magnitude sparsity=0.3 global=true' --kiln-quantize='scheme=w8' | FileCheck %s --check-prefix=QUANT
+// RUN: not kiln-opt %s --split-input-file --kiln-prune='sparsity=1.0' 2>&1 | FileCheck %s --check-prefix=RANGE
+// RUN: not kiln-opt %s --split-input-file --kiln-prune='sparsity=-0.1' 2>&1 | FileCheck %s --check-prefix=NEGATIVE
+// RUN: not kiln-opt %s --split-input-file --kiln-prune='sparsity=4:2' 2>&1 | FileCheck %s --check-prefix=NM-ORDER
+// RUN: not kiln-opt %s --split-input-file --kiln-prune='sparsity=2:64' 2>&1 | FileCheck %s --check-prefix=DIVIDE
+// RUN: not kiln-opt %s --split-input-file --kiln-prune='method=optimal' 2>&1 | FileCheck %s --check-prefix=METHOD
+// RUN: not kiln-opt %s --split-input-file --kiln-prune='method=wanda global=true' 2>&1 | FileCheck %s --check-prefix=GLOBAL
+// RUN: not kiln-opt %s --split-input-file --kiln-prune='only=nothing.*' 2>&1 | FileCheck %s --check-prefix=NONE
+
+// The linears' weights are marked, in their own layout (GPT-2's Conv1D is
+// [in, out]: transposed); the embedding, the bias and the LM head are not.
+// The graph is unchanged.
+// MAG-LABEL: module
+// MAG-DAG: kiln.parameter @h.fc.weight : tensor<64x96xf32> init normal std = 2.000000e-02 trainable {kiln.pruned = {global = false, m = 0 : i64, method = "magnitude", n = 0 : i64, sparsity = 5.000000e-01 : f64, transposed = true}}
+// MAG-DAG: kiln.parameter @h.proj.weight : tensor<12x96xf32> init normal std = 2.000000e-02 trainable {kiln.pruned = {global = false, m = 0 : i64, method = "magnitude", n = 0 : i64, sparsity = 5.000000e-01 : f64, transposed = false}}
+// MAG-DAG: kiln.parameter @wte.weight : tensor<100x64xf32> init normal std = 2.000000e-02 trainable{{$}}
+// MAG-DAG: kiln.parameter @h.fc.bias : tensor<96xf32> init zeros trainable{{$}}
+// MAG-DAG: kiln.parameter @lm_head.weight : tensor<100x12xf32> init normal std = 2.000000e-02 trainable{{$}}
+// MAG: kiln.linear %{{.*}}, %{{.*}} bias %{{.*}} weight_in_out
+
+// N:M records N and M (and the zeros' fraction); skip leaves a layer dense.
+// NM-DAG: kiln.parameter @h.fc.weight {{.*}}{kiln.pruned = {global = false, m = 4 : i64, method = "wanda", n = 2 : i64, sparsity = 5.000000e-01 : f64, transposed = true}}
+// NM-DAG: kiln.parameter @h.proj.weight : tensor<12x96xf32> init normal std = 2.000000e-02 trainable{{$}}
+
+// A pruned weight's quantized parts carry the pruning: the compiler
+// quantizes the pruned values.
+// QUANT-DAG: kiln.parameter @h.fc.qweight : tensor<96x64xi8> {{.*}}kiln.pruned = {global = true, m = 0 : i64, method = "magnitude", n = 0 : i64, sparsity = 3.000000e-01 : f64, transposed = true}
+// QUANT-DAG: kiln.parameter @h.fc.scales : tensor<96x1xf32> {{.*}}kiln.pruned = {global = true
+
+// RANGE: kiln-prune: sparsity 1.0 is outside [0, 1): it is the fraction of weights set to zero
+// NEGATIVE: kiln-prune: sparsity -0.1 is outside [0, 1)
+// NM-ORDER: kiln-prune: sparsity '4:2': N:M needs integers 0 < N < M <= 64
+// DIVIDE: error: kiln-prune: 2:64 sparsity needs an input dim divisible by 64; 'h.proj.weight' has 96 inputs (leave it dense with skip=h.proj.weight)
+// METHOD: kiln-prune: unknown pruning method 'optimal' (known: magnitude, wanda, sparsegpt)
+// GLOBAL: kiln-prune: global takes method=magnitude and a fraction
+// NONE: kiln-prune: no parameter to prune: none is only the weight of kiln.linear ops and matches 'only'
+
+kiln.parameter @"wte.weight" : tensor<100x64xf32> init normal std = 2.000000e-02 trainable
+kiln.parameter @"h.fc.weight" : tensor<64x96xf32> init normal std = 2.000000e-02 trainable
+kiln.parameter @"h.fc.bias" : tensor<96xf32> init zeros trainable
+kiln.parameter @"h.proj.weight" : tensor<12x96xf32> init normal std = 2.000000e-02 trainable
+kiln.parameter @"lm_head.weight" : tensor<100x12xf32> init normal std = 2.000000e-02 trainable
+func.func @forward(%ids: tensor<?xi64>) -> tensor<?x100xf32> {
+  %wte = kiln.read_param @"wte.weight" : tensor<100x64xf32>
+  %x = kiln.gather %wte[%ids] axis = 0 : (tensor<100x64xf32>, tensor<?xi64>) -> tensor<?x64xf32>
+  %w = kiln.read_param @"h.fc.weight" : tensor<64x96xf32>
+  %b = kiln.read_param @"h.fc.bias" : tensor<96xf32>
+  %h = kiln.linear %x, %w bias %b weight_in_out : (tensor<?x64xf32>, tensor<64x96xf32>, tensor<96xf32>) -> tensor<?x96xf32>
+  %p = kiln.read_param @"h.proj.weight" : tensor<12x96xf32>
+  %y = kiln.linear %h, %p : (tensor<?x96xf32>, tensor<12x96xf32>) -> tensor<?x12xf32>
+  %head = kiln.read_param @"lm_head.weight" : tensor<100x12xf32>
+  %logits = kiln.linear %y, %head : (tensor<?x12xf32>, tensor<100x12xf32>) -> tensor<?x100xf32>
+  return %logits : tensor<?x100xf32>
+}
