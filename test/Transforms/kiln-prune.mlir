@@ -32,7 +32,7 @@
 // RANGE: kiln-prune: sparsity 1.0 is outside [0, 1): it is the fraction of weights set to zero
 // NEGATIVE: kiln-prune: sparsity -0.1 is outside [0, 1)
 // NM-ORDER: kiln-prune: sparsity '4:2': N:M needs integers 0 < N < M <= 64
-// DIVIDE: error: kiln-prune: 2:64 sparsity needs an input dim divisible by 64; 'h.proj.weight' has 96 inputs (leave it dense with skip=h.proj.weight)
+// DIVIDE: error: kiln-prune: 2:64 sparsity needs an input dim divisible by 64; 'h.proj.weight' has 96 inputs (leave it dense: skip=h.proj.weight, kiln-compile --prune-skip h.proj.weight)
 // METHOD: kiln-prune: unknown pruning method 'optimal' (known: magnitude, wanda, sparsegpt)
 // GLOBAL: kiln-prune: global takes method=magnitude and a fraction
 // NONE: kiln-prune: no parameter to prune: none is only the weight of kiln.linear ops and matches 'only'

@@ -17,6 +17,7 @@
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
+#include <cstdio>
 
 namespace mlir::kiln {
 #define GEN_PASS_DEF_KILNPRUNEPASS
@@ -54,7 +55,8 @@ llvm::Expected<PruneMethod> mlir::kiln::parsePruneMethod(StringRef text) {
 std::string PruneSparsity::name() const {
   if (semiStructured())
     return std::to_string(n) + ":" + std::to_string(m);
-  std::string text = llvm::formatv("{0}", fraction).str();
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.6g", fraction);
   return text;
 }
 
@@ -178,8 +180,8 @@ struct KilnPrunePass : kiln::impl::KilnPrunePassBase<KilnPrunePass> {
             << pruning.sparsity.name() << " sparsity needs an input dim "
             << "divisible by " << pruning.sparsity.m << "; '"
             << param.getSymName() << "' has " << in
-            << " inputs (leave it dense with skip=" << param.getSymName()
-            << ")";
+            << " inputs (leave it dense: skip=" << param.getSymName()
+            << ", kiln-compile --prune-skip " << param.getSymName() << ")";
         return signalPassFailure();
       }
       WeightPruning p = pruning;
