@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""What each pruning method costs in held-out perplexity, on a model
+pretrained with `kiln pretrain`: the pruning table of docs/performance.md
+and docs/pruning.md.
+
+For a run directory and the model config it was trained from, compiles the
+dense model and every pruning from the run's checkpoint, calibrates once
+where a method needs it (`--mode calibrate --calibration-gram`, `kiln
+calibrate` on the run's training split), evaluates each with `kiln eval
+--run` (the run's held-out windows), and prints size, zeros, eval loss,
+perplexity and the change against the dense model as a Markdown table.
+
+Prunings: METHOD:SPARSITY (`magnitude:0.5`, `wanda:2:4`, `sparsegpt:0.5`),
+`magnitude:0.5:global` for one threshold over all layers, `dense` for
+the model as trained; a `+w8` suffix also quantizes (--quantize w8).
+
+  bench/prune_perplexity.py --model models/gpt2-reference.json \
+      --run ~/.cache/kiln/gpt2-reference/run [--prunings dense,magnitude:0.5,...]
+      [--batches 64] [--calibration-batches 32] [--build build]
+"""
+
+import argparse
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT = ("dense,magnitude:0.5,magnitude:0.5:global,wanda:0.5,sparsegpt:0.5,"
+           "magnitude:2:4,wanda:2:4,sparsegpt:2:4,sparsegpt:2:4+w8")
+
+
+def zero_fraction(path):
+    """The fraction of zeros over the 2-D f32 tensors of a safetensors file
+    that have any share of them (the pruned ones), and how many those are."""
+    with open(path, "rb") as f:
+        size = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(size))
+        data = f.read()
+    zeros = total = tensors = 0
+    for name, info in header.items():
+        if name == "__metadata__" or info["dtype"] != "F32" or len(info["shape"]) != 2:
+            continue
+        begin, end = info["data_offsets"]
+        values = np.frombuffer(data[begin:end], np.float32)
+        if (values == 0).mean() > 0.01:
+            zeros += int((values == 0).sum())
+            total += values.size
+            tensors += 1
+    return zeros / max(total, 1), tensors
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="the model config the run was trained from")
+    parser.add_argument("--run", required=True, help="a kiln pretrain run directory")
+    parser.add_argument("--prunings", default=DEFAULT)
+    parser.add_argument("--batches", type=int, default=64, help="held-out calls of kiln eval")
+    parser.add_argument("--calibration-batches", type=int, default=32)
+    parser.add_argument("--build", default=os.path.join(HERE, "..", "build"))
+    args = parser.parse_args()
+    bin_dir = os.path.join(args.build, "bin")
+    checkpoint = os.path.join(args.run, "checkpoint.safetensors")
+    if not os.path.exists(checkpoint):
+        sys.exit(f"{checkpoint}: no checkpoint (is '{args.run}' a kiln pretrain run?)")
+    prunings = [p for p in args.prunings.split(",") if p]
+
+    def compile_model(out, *extra):
+        cmd = [os.path.join(bin_dir, "kiln-compile"), args.model, "--weights", checkpoint,
+               "--target", "cpu", "-o", out, *extra]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"{' '.join(cmd)}\n{result.stderr}")
+
+    def evaluate(art):
+        out = subprocess.run([os.path.join(bin_dir, "kiln"), "eval", art, "--run", args.run,
+                              "--batches", str(args.batches)], check=True, capture_output=True,
+                             text=True).stdout
+        m = re.search(r"loss ([0-9.]+), perplexity ([0-9.]+) over (\d+) tokens", out)
+        return float(m.group(1)), float(m.group(2)), int(m.group(3))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        calibration = None
+        if any(p.startswith(("wanda", "sparsegpt")) for p in prunings):
+            cal = os.path.join(tmp, "calibrate.kiln")
+            compile_model(cal, "--mode", "calibrate", "--calibration-gram")
+            calibration = os.path.join(tmp, "calibration.safetensors")
+            subprocess.run([os.path.join(bin_dir, "kiln"), "calibrate", cal, "--run", args.run,
+                            "--batches", str(args.calibration_batches), "--out", calibration],
+                           check=True, capture_output=True)
+        rows = []
+        dense_weights = None
+        for pruning in prunings:
+            art = os.path.join(tmp, re.sub(r"[^A-Za-z0-9.+-]", "_", pruning) + ".kiln")
+            spec, quantize = (pruning.split("+") + [None])[:2]
+            extra = []
+            if spec != "dense":
+                method, *rest = spec.split(":")
+                scope = rest[-1] == "global"
+                sparsity = ":".join(rest[:-1] if scope else rest)
+                extra += ["--prune", method, "--sparsity", sparsity]
+                if scope:
+                    extra.append("--prune-global")
+                if method != "magnitude":
+                    extra += ["--calibration", calibration]
+            if quantize:
+                extra += ["--quantize", quantize]
+            compile_model(art, *extra)
+            weights = os.path.join(art, "weights.safetensors")
+            if spec == "dense":
+                dense_weights = weights
+            size = os.path.getsize(weights)
+            zeros, tensors = zero_fraction(weights) if not quantize else (float("nan"), 0)
+            loss, ppl, tokens = evaluate(art)
+            rows.append((pruning, size, zeros, tensors, loss, ppl, tokens))
+            print(f"{pruning}: loss {loss:.4f}, perplexity {ppl:.2f}", file=sys.stderr, flush=True)
+    dense = next((r for r in rows if r[0] == "dense"), rows[0])
+    print(f"\n{args.model}, run {args.run}, {rows[0][6]} held-out tokens "
+          f"({args.batches} calls), calibration on {args.calibration_batches} training batches\n")
+    print("| pruning | weights.safetensors | zeros (pruned tensors) | eval loss | perplexity | vs dense |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for pruning, size, zeros, tensors, loss, ppl, _ in rows:
+        change = "–" if pruning == dense[0] else f"{100 * (ppl / dense[5] - 1):+.2f}%"
+        zeros_text = "–" if zeros != zeros or not tensors else f"{100 * zeros:.1f}% ({tensors})"
+        print(f"| `{pruning}` | {size:,} B | {zeros_text} | {loss:.4f} | {ppl:.2f} | {change} |")
+
+
+if __name__ == "__main__":
+    main()
