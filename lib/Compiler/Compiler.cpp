@@ -1076,8 +1076,11 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                      {"sha256", rt::OptionValue::string(options.sourceSHA256)}};
   json::Object compileOptions = options.recordedOptions;
   compileOptions["seed"] = static_cast<int64_t>(options.seed);
-  compileOptions["weights"] =
-      options.weightsPath ? json::Value(*options.weightsPath) : json::Value(nullptr);
+  // (A caller that compiles from derived weights records their origin.)
+  if (!compileOptions.get("weights"))
+    compileOptions["weights"] = options.weightsPath
+                                    ? json::Value(*options.weightsPath)
+                                    : json::Value(nullptr);
   manifest.compileOptions = optionMap(compileOptions);
   rt::Expected<std::string> serialized = manifest.serialize();
   if (!serialized)

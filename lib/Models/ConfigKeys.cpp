@@ -108,6 +108,10 @@ const ConfigKeyInfo kHuggingFaceKeys[] = {
 };
 
 const ConfigKeyInfo kGPT2Keys[] = {
+    {"pruned_heads", Use::Honoured, "{}",
+     "layer → heads removed (transformers' prune_heads; kiln-compile --prune heads): the layer is built with the others"},
+    {"pruned_ffn_channels", Use::Honoured, "{}",
+     "Kiln: layer → MLP channels removed (kiln-compile --prune ffn)"},
     {"vocab_size", Use::Honoured, "", ""},
     {"n_positions", Use::Honoured, "", ""},
     {"n_embd", Use::Honoured, "", ""},
@@ -139,6 +143,10 @@ const ConfigKeyInfo kGPT2Keys[] = {
 };
 
 const ConfigKeyInfo kLlamaKeys[] = {
+    {"pruned_heads", Use::Honoured, "{}",
+     "layer → heads removed (transformers' prune_heads; kiln-compile --prune heads): the layer is built with the others; whole key/value groups"},
+    {"pruned_ffn_channels", Use::Honoured, "{}",
+     "Kiln: layer → MLP channels removed (kiln-compile --prune ffn)"},
     {"vocab_size", Use::Honoured, "", ""},
     {"hidden_size", Use::Honoured, "", ""},
     {"intermediate_size", Use::Honoured, "", ""},
@@ -169,6 +177,10 @@ const ConfigKeyInfo kLlamaKeys[] = {
 };
 
 const ConfigKeyInfo kBertKeys[] = {
+    {"pruned_heads", Use::Honoured, "{}",
+     "layer → heads removed (transformers' prune_heads; kiln-compile --prune heads): the layer is built with the others"},
+    {"pruned_ffn_channels", Use::Honoured, "{}",
+     "Kiln: layer → MLP channels removed (kiln-compile --prune ffn)"},
     {"vocab_size", Use::Honoured, "", ""},
     {"hidden_size", Use::Honoured, "", ""},
     {"num_hidden_layers", Use::Honoured, "", ""},

@@ -153,6 +153,53 @@ bool ConfigReader::getBool(StringRef key, bool defaultValue) {
   return *flag;
 }
 
+std::vector<std::vector<int64_t>>
+ConfigReader::getPrunedUnits(StringRef key, int64_t layers, int64_t units,
+                             StringRef what) {
+  std::vector<std::vector<int64_t>> pruned(layers);
+  const llvm::json::Value *value = find(key);
+  if (!value || value->kind() == llvm::json::Value::Null)
+    return pruned;
+  const llvm::json::Object *map = value->getAsObject();
+  if (!map) {
+    failType(key, "an object from layer to a list of " + what.str(), *value);
+    return pruned;
+  }
+  for (const auto &[name, list] : *map) {
+    int64_t layer;
+    if (StringRef(name).getAsInteger(10, layer) || layer < 0 ||
+        layer >= layers) {
+      fail("key '" + key + "': '" + StringRef(name) +
+           "' is not a layer index in [0, " + llvm::Twine(layers) + ")");
+      return pruned;
+    }
+    const llvm::json::Array *indices = list.getAsArray();
+    if (!indices) {
+      failType(key, "an object from layer to a list of " + what.str(), list);
+      return pruned;
+    }
+    std::vector<int64_t> &removed = pruned[layer];
+    for (const llvm::json::Value &index : *indices) {
+      std::optional<int64_t> unit = index.getAsInteger();
+      if (!unit || *unit < 0 || *unit >= units ||
+          llvm::is_contained(removed, *unit)) {
+        fail("key '" + key + "', layer " + llvm::Twine(layer) +
+             ": each entry must be a distinct index of its " + what +
+             " in [0, " + llvm::Twine(units) + ")");
+        return pruned;
+      }
+      removed.push_back(*unit);
+    }
+    if (static_cast<int64_t>(removed.size()) == units) {
+      fail("key '" + key + "' removes all " + llvm::Twine(units) + " " + what +
+           " of layer " + llvm::Twine(layer) + ": a layer keeps at least one");
+      return pruned;
+    }
+    llvm::sort(removed);
+  }
+  return pruned;
+}
+
 std::string ConfigReader::getString(StringRef key, StringRef defaultValue) {
   const llvm::json::Value *value = find(key);
   if (!value || value->kind() == llvm::json::Value::Null)
@@ -427,8 +474,13 @@ llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
                               "KV cache's {1} slots",
                               spec.seq, slots)
                     .str());
-  auto cacheType = RankedTensorType::get(
-      {spec.batch, spec.kvHeads, slots, spec.headDim}, computeType);
+  // A layer's cache holds the heads it has (fewer where pruned).
+  auto cacheTypeOf = [&](int64_t layer) {
+    int64_t heads = spec.layerKVHeads.empty() ? spec.kvHeads
+                                              : spec.layerKVHeads[layer];
+    return RankedTensorType::get({spec.batch, heads, slots, spec.headDim},
+                                 computeType);
+  };
   auto rowsType = RankedTensorType::get({spec.batch}, i64);
   auto logitsType = RankedTensorType::get({spec.batch, spec.vocab}, f32);
   std::vector<std::string> cacheNames;
@@ -443,8 +495,8 @@ llvm::Error GraphBuilder::buildCausalLM(const BuildOptions &options,
                 : Type(RankedTensorType::get({spec.batch, 1}, i64)),
         rowsType};
     SmallVector<StringRef> names{"input_ids", prefill ? "lengths" : "positions"};
-    for (const std::string &name : cacheNames) {
-      inputs.push_back(cacheType);
+    for (auto [index, name] : llvm::enumerate(cacheNames)) {
+      inputs.push_back(cacheTypeOf(static_cast<int64_t>(index) / 2));
       names.push_back(name);
     }
     func::FuncOp func = beginFunction(prefill ? "prefill" : "decode_step",

@@ -108,6 +108,14 @@ public:
   std::string getString(llvm::StringRef key, llvm::StringRef defaultValue);
   /// An optional activation key (an ACT2FN name).
   Activation getActivation(llvm::StringRef key, llvm::StringRef defaultValue);
+  /// An optional map from layer to the units it removes, as Hugging Face's
+  /// `pruned_heads` (`{"0": [1, 3]}`): per layer (of `layers`), the sorted
+  /// indices in [0, units) removed. Each must be distinct, and a layer
+  /// keeps at least one unit (`what` names them in errors: "heads").
+  std::vector<std::vector<int64_t>> getPrunedUnits(llvm::StringRef key,
+                                                   int64_t layers,
+                                                   int64_t units,
+                                                   llvm::StringRef what);
 
   /// Records an error (unless one is recorded already).
   void fail(const llvm::Twine &message);
@@ -185,6 +193,9 @@ struct CausalLMSpec {
   int64_t maxPositions;
   /// The cache's shape per layer.
   int64_t layers, kvHeads, headDim;
+  /// Key/value heads of each layer where they differ (pruned heads);
+  /// empty: `kvHeads` in every layer.
+  std::vector<int64_t> layerKVHeads = {};
 };
 
 /// Builds the final hidden states `[B, S, E]` of a causal LM for one entry

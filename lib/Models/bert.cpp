@@ -20,6 +20,9 @@ struct BertConfig {
   int64_t vocab, hidden, layers, heads, intermediate, maxPositions, typeVocab;
   double eps, initStd;
   Activation activation;
+  /// Per layer, the heads and intermediate channels removed
+  /// (`pruned_heads`, `pruned_ffn_channels`).
+  std::vector<std::vector<int64_t>> prunedHeads, prunedChannels;
 };
 
 llvm::Expected<BertConfig> readConfig(const llvm::json::Object &json) {
@@ -37,6 +40,10 @@ llvm::Expected<BertConfig> readConfig(const llvm::json::Object &json) {
   c.activation = reader.getActivation("hidden_act", "gelu");
   reader.requireDivisible("hidden_size", c.hidden, "num_attention_heads",
                           c.heads);
+  c.prunedHeads =
+      reader.getPrunedUnits("pruned_heads", c.layers, c.heads, "heads");
+  c.prunedChannels = reader.getPrunedUnits(
+      "pruned_ffn_channels", c.layers, c.intermediate, "intermediate channels");
   if (llvm::Error error = reader.takeError())
     return std::move(error);
   return c;
@@ -100,26 +107,30 @@ mlir::kiln::models::buildBert(MLIRContext &context,
   for (int64_t i = 0; i < c.layers; ++i) {
     std::string p = llvm::formatv("encoder.layer.{0}", i).str();
     std::string self = p + ".attention.self";
-    Value q = g.linear(h, self + ".query", c.hidden, c.hidden, true, c.initStd);
-    Value k = g.linear(h, self + ".key", c.hidden, c.hidden, true, c.initStd);
-    Value v = g.linear(h, self + ".value", c.hidden, c.hidden, true, c.initStd);
+    // A layer with pruned heads projects to the heads it keeps.
+    int64_t heads = c.heads - static_cast<int64_t>(c.prunedHeads[i].size());
+    int64_t width = heads * headDim;
+    Value q = g.linear(h, self + ".query", c.hidden, width, true, c.initStd);
+    Value k = g.linear(h, self + ".key", c.hidden, width, true, c.initStd);
+    Value v = g.linear(h, self + ".value", c.hidden, width, true, c.initStd);
     // Named locals keep the ops in q, k, v order.
-    Value qh = g.splitHeads(q, c.heads, headDim);
-    Value kh = g.splitHeads(k, c.heads, headDim);
-    Value vh = g.splitHeads(v, c.heads, headDim);
+    Value qh = g.splitHeads(q, heads, headDim);
+    Value kh = g.splitHeads(k, heads, headDim);
+    Value vh = g.splitHeads(v, heads, headDim);
     Value attn = AttentionOp::create(b, loc, qh, kh, vh, mask,
                                      /*key_lengths=*/Value(), /*causal=*/false,
                                      /*scale=*/FloatAttr());
     Value out = g.linear(g.mergeHeads(attn), p + ".attention.output.dense",
-                         c.hidden, c.hidden, true, c.initStd);
+                         width, c.hidden, true, c.initStd);
     h = g.layerNorm(AddOp::create(b, loc, out, h),
                     p + ".attention.output.LayerNorm", c.hidden, c.eps);
 
-    Value x = g.linear(h, p + ".intermediate.dense", c.hidden, c.intermediate,
-                       true, c.initStd);
+    int64_t inner =
+        c.intermediate - static_cast<int64_t>(c.prunedChannels[i].size());
+    Value x =
+        g.linear(h, p + ".intermediate.dense", c.hidden, inner, true, c.initStd);
     x = g.activation(x, c.activation);
-    x = g.linear(x, p + ".output.dense", c.intermediate, c.hidden, true,
-                 c.initStd);
+    x = g.linear(x, p + ".output.dense", inner, c.hidden, true, c.initStd);
     h = g.layerNorm(AddOp::create(b, loc, x, h), p + ".output.LayerNorm",
                     c.hidden, c.eps);
   }

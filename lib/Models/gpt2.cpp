@@ -25,6 +25,9 @@ struct GPT2Config {
   double eps, initStd;
   Activation activation;
   bool tied, scaleAttention, scaleByInverseLayer;
+  /// Per layer, the heads and MLP channels removed (`pruned_heads`,
+  /// `pruned_ffn_channels`): the layer is built with the others.
+  std::vector<std::vector<int64_t>> prunedHeads, prunedChannels;
 };
 
 llvm::Expected<GPT2Config> readConfig(const llvm::json::Object &json,
@@ -51,6 +54,10 @@ llvm::Expected<GPT2Config> readConfig(const llvm::json::Object &json,
     reader.fail("key 'reorder_and_upcast_attn' is true, which needs f32 "
                 "attention scores; build it with --dtype f32");
   reader.requireDivisible("n_embd", c.embd, "n_head", c.heads);
+  c.prunedHeads =
+      reader.getPrunedUnits("pruned_heads", c.layers, c.heads, "heads");
+  c.prunedChannels = reader.getPrunedUnits("pruned_ffn_channels", c.layers,
+                                           c.inner, "MLP channels");
   if (llvm::Error error = reader.takeError())
     return std::move(error);
   return c;
@@ -97,15 +104,17 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
 
       // Causal self-attention.
       Value x = g.layerNorm(h, p + ".ln_1", c.embd, c.eps);
-      Value qkv =
-          g.conv1d(x, p + ".attn.c_attn", c.embd, 3 * c.embd, c.initStd);
-      Value q = SliceOp::create(b, loc, qkv, 2, 0, c.embd);
-      Value k = SliceOp::create(b, loc, qkv, 2, c.embd, 2 * c.embd);
-      Value v = SliceOp::create(b, loc, qkv, 2, 2 * c.embd, 3 * c.embd);
+      // A layer with pruned heads projects to the heads it keeps.
+      int64_t heads = c.heads - static_cast<int64_t>(c.prunedHeads[i].size());
+      int64_t width = heads * headDim;
+      Value qkv = g.conv1d(x, p + ".attn.c_attn", c.embd, 3 * width, c.initStd);
+      Value q = SliceOp::create(b, loc, qkv, 2, 0, width);
+      Value k = SliceOp::create(b, loc, qkv, 2, width, 2 * width);
+      Value v = SliceOp::create(b, loc, qkv, 2, 2 * width, 3 * width);
       // Named locals keep the ops in q, k, v order.
-      Value qh = g.splitHeads(q, c.heads, headDim);
-      Value kh = g.splitHeads(k, c.heads, headDim);
-      Value vh = g.splitHeads(v, c.heads, headDim);
+      Value qh = g.splitHeads(q, heads, headDim);
+      Value kh = g.splitHeads(k, heads, headDim);
+      Value vh = g.splitHeads(v, heads, headDim);
       // HF: scores / √head_dim (scale_attn_weights), then / (i + 1)
       // (scale_attn_by_inverse_layer_idx).
       FloatAttr scale;
@@ -116,15 +125,16 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
         scale = b.getF64FloatAttr(s);
       }
       Value attn = step.attend(i, qh, kh, vh, scale);
-      Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", c.embd,
+      Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", width,
                             c.embd, projStd);
       h = AddOp::create(b, loc, h, proj);
 
       // MLP.
       x = g.layerNorm(h, p + ".ln_2", c.embd, c.eps);
-      x = g.conv1d(x, p + ".mlp.c_fc", c.embd, c.inner, c.initStd);
+      int64_t inner = c.inner - static_cast<int64_t>(c.prunedChannels[i].size());
+      x = g.conv1d(x, p + ".mlp.c_fc", c.embd, inner, c.initStd);
       x = g.activation(x, c.activation);
-      x = g.conv1d(x, p + ".mlp.c_proj", c.inner, c.embd, projStd);
+      x = g.conv1d(x, p + ".mlp.c_proj", inner, c.embd, projStd);
       h = AddOp::create(b, loc, h, x);
     }
     return g.layerNorm(h, "transformer.ln_f", c.embd, c.eps);
@@ -138,6 +148,8 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
   };
   CausalLMSpec spec{shape->batch, shape->seq, c.vocab, c.positions,
                     c.layers,     c.heads,    headDim};
+  for (const std::vector<int64_t> &pruned : c.prunedHeads)
+    spec.layerKVHeads.push_back(c.heads - static_cast<int64_t>(pruned.size()));
   if (llvm::Error error = g.buildCausalLM(options, spec, body, head))
     return std::move(error);
   return g.takeModule();

@@ -28,6 +28,9 @@ struct LlamaConfig {
   Activation activation;
   /// RoPE frequencies of `rope_scaling`; empty for theta's own.
   std::vector<double> invFreq;
+  /// Per layer, the query heads and MLP channels removed (`pruned_heads`,
+  /// `pruned_ffn_channels`).
+  std::vector<std::vector<int64_t>> prunedHeads, prunedChannels;
 };
 
 /// The frequencies of unscaled RoPE: 1 / theta^(2i / D).
@@ -172,6 +175,29 @@ llvm::Expected<LlamaConfig> readConfig(const llvm::json::Object &json) {
                   "'mlp_bias': transformers then computes without the "
                   "biases; build it with pretraining_tp 1");
   }
+  // Structured pruning (kiln-compile --prune heads|ffn): per layer, the
+  // query heads removed (whole groups of a key/value head) and the MLP
+  // channels.
+  c.prunedHeads =
+      reader.getPrunedUnits("pruned_heads", c.layers, c.heads, "heads");
+  c.prunedChannels = reader.getPrunedUnits(
+      "pruned_ffn_channels", c.layers, c.intermediate, "MLP channels");
+  int64_t group = c.kvHeads > 0 ? c.heads / c.kvHeads : 1;
+  for (auto [layer, removed] : llvm::enumerate(c.prunedHeads)) {
+    for (int64_t head : removed)
+      for (int64_t other = head / group * group;
+           other < (head / group + 1) * group && !reader.failed(); ++other)
+        if (!llvm::is_contained(removed, other))
+          reader.fail(llvm::formatv(
+              "key 'pruned_heads', layer {0}: head {1} shares a key/value "
+              "head with head {2}, which is kept; remove all {3} heads of a "
+              "group or none",
+              layer, head, other, group));
+  }
+  if (tp > 1 && (llvm::any_of(c.prunedHeads, [](auto &r) { return !r.empty(); }) ||
+                 llvm::any_of(c.prunedChannels, [](auto &r) { return !r.empty(); })))
+    reader.fail("pruned heads or MLP channels with 'pretraining_tp' > 1: "
+                "build it with pretraining_tp 1");
   if (llvm::Error error = reader.takeError())
     return std::move(error);
   return c;
@@ -207,7 +233,6 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
   // tied head.
   Value embed;
 
-  int64_t qDim = c.heads * c.headDim, kvDim = c.kvHeads * c.headDim;
   auto body = [&](CausalLMStep &step) -> Value {
     Value positions = step.getPositions();
     embed = g.normalParam("model.embed_tokens.weight", {c.vocab, c.hidden},
@@ -218,17 +243,21 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
 
       // Grouped-query causal self-attention with RoPE.
       Value x = rmsNorm(h, p + ".input_layernorm.weight");
+      // A layer with pruned heads projects to the heads it keeps.
+      int64_t heads = c.heads - static_cast<int64_t>(c.prunedHeads[i].size());
+      int64_t kvHeads = heads / (c.heads / c.kvHeads);
+      int64_t qDim = heads * c.headDim, kvDim = kvHeads * c.headDim;
       Value q = g.linear(x, p + ".self_attn.q_proj", c.hidden, qDim,
                          c.attentionBias, c.initStd);
       Value k = g.linear(x, p + ".self_attn.k_proj", c.hidden, kvDim,
                          c.attentionBias, c.initStd);
       Value v = g.linear(x, p + ".self_attn.v_proj", c.hidden, kvDim,
                          c.attentionBias, c.initStd);
-      q = RopeOp::create(b, loc, g.splitHeads(q, c.heads, c.headDim),
+      q = RopeOp::create(b, loc, g.splitHeads(q, heads, c.headDim),
                          positions, theta, invFreq);
-      k = RopeOp::create(b, loc, g.splitHeads(k, c.kvHeads, c.headDim),
+      k = RopeOp::create(b, loc, g.splitHeads(k, kvHeads, c.headDim),
                          positions, theta, invFreq);
-      v = g.splitHeads(v, c.kvHeads, c.headDim);
+      v = g.splitHeads(v, kvHeads, c.headDim);
       Value attn = step.attend(i, q, k, v, /*scale=*/FloatAttr());
       Value o = g.linear(g.mergeHeads(attn), p + ".self_attn.o_proj", qDim,
                          c.hidden, c.attentionBias, c.initStd);
@@ -236,13 +265,15 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
 
       // Gated MLP: down(act(gate(x)) * up(x)), SwiGLU with the default silu.
       x = rmsNorm(h, p + ".post_attention_layernorm.weight");
-      Value gate = g.linear(x, p + ".mlp.gate_proj", c.hidden, c.intermediate,
+      int64_t inner =
+          c.intermediate - static_cast<int64_t>(c.prunedChannels[i].size());
+      Value gate = g.linear(x, p + ".mlp.gate_proj", c.hidden, inner,
                             c.mlpBias, c.initStd);
-      Value up = g.linear(x, p + ".mlp.up_proj", c.hidden, c.intermediate,
-                          c.mlpBias, c.initStd);
+      Value up = g.linear(x, p + ".mlp.up_proj", c.hidden, inner, c.mlpBias,
+                          c.initStd);
       x = MulOp::create(b, loc, g.activation(gate, c.activation), up);
-      x = g.linear(x, p + ".mlp.down_proj", c.intermediate, c.hidden,
-                   c.mlpBias, c.initStd);
+      x = g.linear(x, p + ".mlp.down_proj", inner, c.hidden, c.mlpBias,
+                   c.initStd);
       h = AddOp::create(b, loc, h, x);
     }
     return rmsNorm(h, "model.norm.weight");
@@ -256,6 +287,10 @@ mlir::kiln::models::buildLlama(MLIRContext &context,
   };
   CausalLMSpec spec{shape->batch, shape->seq, c.vocab, c.maxPositions,
                     c.layers,     c.kvHeads,  c.headDim};
+  for (const std::vector<int64_t> &removed : c.prunedHeads)
+    spec.layerKVHeads.push_back(
+        (c.heads - static_cast<int64_t>(removed.size())) /
+        (c.heads / c.kvHeads));
   if (llvm::Error error = g.buildCausalLM(options, spec, body, head))
     return std::move(error);
   return g.takeModule();

@@ -27,9 +27,17 @@
 - Training (--mode train --prune): kiln pretrain keeps every pruned
   weight at zero while the others move, and --resume keeps them too.
 - Bad input: a sparsity outside [0, 1), N:M whose M does not divide a
-  layer, wanda without calibration, structured methods not built yet,
-  --prune-global with wanda, --rounding gptq with --prune: one clear line
-  each.
+  layer, wanda without calibration, --prune-global with wanda, --rounding
+  gptq with --prune: one clear line each.
+- Structured (--prune heads|ffn|heads+ffn): on gpt2-tiny, llama-tiny
+  (grouped-query: whole key/value groups go) and bert-tiny, the heads and
+  channels removed are the least important by a numpy reference of the
+  weight-norm rule, the written config lists them, the artifact's weights
+  are the checkpoint's with exactly those rows and columns cut out, and
+  its outputs equal the dense artifact's with the removed units' output
+  weights zeroed (the same function, summed in another order: within
+  1e-5). A config that removes every head of a layer, --prune heads
+  without --weights or on IR: one clear line each.
 """
 
 import json
@@ -383,6 +391,195 @@ class LlamaBertPruning(unittest.TestCase):
         for name, expected in (("last_hidden_state", hidden), ("pooler_output", pooled)):
             report(f"bert-tiny 2:4 {name}", out[name], expected)
             np.testing.assert_allclose(out[name], expected, rtol=RTOL, atol=ATOL)
+
+
+# Per family: (units of heads, of channels), and for a layer the tensors a
+# unit owns: (name, axis, parts, width, ranks) as the compiler's rule.
+def gpt2_units(cfg, i):
+    d = cfg["n_embd"] // cfg["n_head"]
+    p = f"transformer.h.{i}."
+    heads = [(p + "attn.c_attn.weight", 1, 3, d, True), (p + "attn.c_attn.bias", 0, 3, d, False),
+             (p + "attn.c_proj.weight", 0, 1, d, True)]
+    channels = [(p + "mlp.c_fc.weight", 1, 1, 1, True), (p + "mlp.c_fc.bias", 0, 1, 1, False),
+                (p + "mlp.c_proj.weight", 0, 1, 1, True)]
+    return (cfg["n_head"], heads, 1), (cfg.get("n_inner") or 4 * cfg["n_embd"], channels)
+
+
+def llama_units(cfg, i):
+    d = cfg["hidden_size"] // cfg["num_attention_heads"]
+    group = cfg["num_attention_heads"] // cfg["num_key_value_heads"]
+    p = f"model.layers.{i}."
+    heads = [(p + "self_attn.q_proj.weight", 0, 1, group * d, True),
+             (p + "self_attn.k_proj.weight", 0, 1, d, True),
+             (p + "self_attn.v_proj.weight", 0, 1, d, True),
+             (p + "self_attn.o_proj.weight", 1, 1, group * d, True)]
+    channels = [(p + "mlp.gate_proj.weight", 0, 1, 1, True), (p + "mlp.up_proj.weight", 0, 1, 1, True),
+                (p + "mlp.down_proj.weight", 1, 1, 1, True)]
+    return (cfg["num_key_value_heads"], heads, group), (cfg["intermediate_size"], channels)
+
+
+def bert_units(cfg, i):
+    d = cfg["hidden_size"] // cfg["num_attention_heads"]
+    p = f"encoder.layer.{i}."
+    heads = []
+    for proj in ("query", "key", "value"):
+        heads += [(p + f"attention.self.{proj}.weight", 0, 1, d, True),
+                  (p + f"attention.self.{proj}.bias", 0, 1, d, False)]
+    heads.append((p + "attention.output.dense.weight", 1, 1, d, True))
+    channels = [(p + "intermediate.dense.weight", 0, 1, 1, True), (p + "intermediate.dense.bias", 0, 1, 1, False),
+                (p + "output.dense.weight", 1, 1, 1, True)]
+    return (cfg["num_attention_heads"], heads, 1), (cfg["intermediate_size"], channels)
+
+
+def unit_index(units, parts, width, extent):
+    """For each index along an axis of `extent`: its unit."""
+    along = np.arange(extent)
+    return (along % (units * width)) // width
+
+
+def removed_units(weights, units, tensors, fraction):
+    importance = np.zeros(units)
+    for name, axis, parts, width, ranks in tensors:
+        if not ranks:
+            continue
+        w = weights[name].astype(np.float64) ** 2
+        per_index = w.sum(axis=1 - axis)
+        np.add.at(importance, unit_index(units, parts, width, per_index.size), per_index)
+    count = int(np.floor(fraction * units))
+    return sorted(np.argsort(importance, kind="stable")[:count].tolist())
+
+
+def kept_slices(w, axis, parts, width, units, removed):
+    keep = [i for i in range(w.shape[axis]) if unit_index(units, parts, width, w.shape[axis])[i] not in removed]
+    return np.take(w, keep, axis=axis)
+
+
+class StructuredPruning(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def path(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def check(self, config, units_of, is_norm, inputs, outputs, prune="heads+ffn", fraction=0.5):
+        path, cfg = load_config(config)
+        first = compile_artifact(path, self.path("init.kiln"))
+        weights = random_weights_by_rule(first, seed=8, is_norm=is_norm)
+        wpath = self.path("w.safetensors")
+        save_safetensors(weights, wpath)
+        art = self.path("pruned.kiln")
+        manifest = compile_artifact(path, art, weights=wpath,
+                                    extra=["--prune", prune, "--sparsity", str(fraction),
+                                           "--pruned-config", self.path("pruned.json")])
+        self.assertEqual(manifest["compile_options"]["prune"], prune)
+        self.assertEqual(manifest["compile_options"]["weights"], wpath)
+        with open(self.path("pruned.json")) as f:
+            pruned_cfg = json.load(f)
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        zeroed = dict(weights)
+        layers = cfg.get("n_layer", cfg.get("num_hidden_layers"))
+        for i in range(layers):
+            (heads, head_tensors, group), (channels, channel_tensors) = units_of(cfg, i)
+            for kind, units, tensors, key, per in (("heads", heads, head_tensors, "pruned_heads", group),
+                                                   ("ffn", channels, channel_tensors, "pruned_ffn_channels", 1)):
+                if kind not in prune:
+                    self.assertNotIn(key, pruned_cfg)
+                    continue
+                removed = removed_units(weights, units, tensors, fraction)
+                listed = pruned_cfg[key].get(str(i), [])
+                self.assertEqual(listed, [u * per + h for u in removed for h in range(per)], f"{key} {i}")
+                for name, axis, parts, width, ranks in tensors:
+                    if name not in weights:
+                        continue
+                    np.testing.assert_array_equal(
+                        stored[name], kept_slices(weights[name], axis, parts, width, units, removed), name)
+                # The same function: the removed units' outputs zeroed.
+                name, axis, parts, width, _ = tensors[-1]
+                w = zeroed[name].copy()
+                index = unit_index(units, parts, width, w.shape[axis])
+                mask = np.isin(index, removed)
+                if axis == 0:
+                    w[mask, :] = 0
+                else:
+                    w[:, mask] = 0
+                zeroed[name] = w
+        self.assertLess(os.path.getsize(os.path.join(art, "weights.safetensors")),
+                        os.path.getsize(os.path.join(self.path("init.kiln"), "weights.safetensors")))
+        zpath = self.path("zeroed.safetensors")
+        save_safetensors(zeroed, zpath)
+        dense = self.path("dense.kiln")
+        compile_artifact(path, dense, weights=zpath)
+        got = run_artifact(art, inputs, self.tmp.name)
+        expected = run_artifact(dense, inputs, self.tmp.name)
+        for name in outputs:
+            report(f"{config} {prune} {name}", got[name], expected[name])
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-5)
+        return pruned_cfg
+
+    def test_gpt2_heads_and_ffn(self):
+        ids = np.random.default_rng(1).integers(0, 1000, (2, 9)).astype(np.int64)
+        self.check("gpt2-tiny.json", gpt2_units, lambda n: ".ln_" in n and n.endswith("weight"),
+                   {"input_ids": ids}, ["logits"])
+
+    def test_gpt2_heads_only_and_kv_cache(self):
+        ids = np.random.default_rng(2).integers(0, 1000, (1, 6)).astype(np.int64)
+        self.check("gpt2-tiny.json", gpt2_units, lambda n: ".ln_" in n and n.endswith("weight"),
+                   {"input_ids": ids}, ["logits"], prune="heads", fraction=0.25)
+        # The KV-cache entry points take each layer's own head count.
+        path, _ = load_config("gpt2-tiny.json")
+        art = self.path("cache.kiln")
+        manifest = compile_artifact(self.path("pruned.json"), art, weights=os.path.join(
+            self.path("pruned.kiln"), "weights.safetensors"), extra=["--kv-cache", "16"])
+        prefill = next(e for e in manifest["entry_points"] if e["name"] == "prefill")
+        caches = [i["shape"][1] for i in prefill["inputs"] if i["name"].startswith("cache.")]
+        self.assertEqual(caches, [3, 3, 3, 3])
+
+    def test_llama_groups_and_ffn(self):
+        ids = np.random.default_rng(3).integers(0, 1000, (2, 7)).astype(np.int64)
+        cfg = self.check("llama-tiny.json", llama_units, lambda n: n.endswith("norm.weight"),
+                         {"input_ids": ids}, ["logits"])
+        # Two query heads share a key/value head: they go together.
+        for layer, heads in cfg["pruned_heads"].items():
+            self.assertEqual(len(heads), 2)
+            self.assertEqual(heads[0] // 2, heads[1] // 2)
+
+    def test_bert_heads_and_ffn(self):
+        rng = np.random.default_rng(4)
+        ids = rng.integers(0, 1000, (2, 6)).astype(np.int64)
+        types = rng.integers(0, 2, (2, 6)).astype(np.int64)
+        mask = (np.arange(6)[None, :] < np.array((6, 4))[:, None]).astype(np.int64)
+        self.check("bert-tiny.json", bert_units, lambda n: n.endswith("LayerNorm.weight"),
+                   {"input_ids": ids, "token_type_ids": types, "attention_mask": mask},
+                   ["last_hidden_state", "pooler_output"])
+
+    def test_bad_input(self):
+        path, cfg = load_config("gpt2-tiny.json")
+
+        def refused(model, *extra):
+            result = subprocess.run([KILN_COMPILE, model, "--target", "cpu", "-o", self.path("bad.kiln"), *extra],
+                                    capture_output=True, text=True)
+            self.assertNotEqual(result.returncode, 0, extra)
+            self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+            return result.stderr
+
+        self.assertIn("ranks heads and channels by their weights: give --weights", refused(path, "--prune", "heads"))
+        self.assertIn("takes a fraction of each layer's heads or channels, not N:M",
+                      refused(path, "--prune", "ffn", "--sparsity", "2:4", "--weights", "x.safetensors"))
+        cfg["pruned_heads"] = {"1": [0, 1, 2, 3]}
+        bad = self.path("all-heads.json")
+        with open(bad, "w") as f:
+            json.dump(cfg, f)
+        self.assertIn("key 'pruned_heads' removes all 4 heads of layer 1: a layer keeps at least one",
+                      refused(bad))
+        cfg["pruned_heads"] = {"2": [0]}
+        with open(bad, "w") as f:
+            json.dump(cfg, f)
+        self.assertIn("'2' is not a layer index in [0, 2)", refused(bad))
+        self.assertIn("builds a smaller model from its config: give a model config",
+                      refused(os.path.join(MODELS, "mlp.mlir"), "--prune", "heads", "--weights", "x.safetensors"))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 
 #include "kiln/Compiler/Calibration.h"
 #include "kiln/Compiler/Compiler.h"
+#include "kiln/Compiler/StructuredPruning.h"
 #include "kiln/Compiler/TrainingGraph.h"
 #include "kiln/Conversion/Passes.h"
 #include "kiln/Dialect/Kiln/IR/KilnDialect.h"
@@ -362,8 +363,12 @@ cl::opt<std::string> prune(
              "smallest |w|), wanda (|w|·‖x‖ per output row, from "
              "--calibration), sparsegpt (one-shot with the Hessian-based "
              "update of the others, from --calibration), or 2:4 (magnitude "
-             "with --sparsity 2:4). Composes with --quantize (rtn) and "
-             "--mode train, which keeps the zeros (docs/pruning.md)"),
+             "with --sparsity 2:4); composes with --quantize (rtn) and "
+             "--mode train, which keeps the zeros. Or remove whole parts, "
+             "the least important by weight norm, building a smaller model "
+             "from sliced --weights: heads (attention heads), ffn (MLP "
+             "channels) or heads+ffn, a --sparsity fraction of each layer's "
+             "(docs/pruning.md)"),
     cl::value_desc("method"), cl::cat(category));
 cl::opt<std::string> sparsity(
     "sparsity",
@@ -371,6 +376,12 @@ cl::opt<std::string> sparsity(
              "to zero, in [0, 1) (default 0.5), or N:M, at most N nonzeros "
              "in every M consecutive inputs (2:4)"),
     cl::value_desc("S|N:M"), cl::init("0.5"), cl::cat(category));
+cl::opt<std::string> prunedConfig(
+    "pruned-config",
+    cl::desc("--prune heads|ffn|heads+ffn: also write the smaller model's "
+             "config (with pruned_heads and pruned_ffn_channels) here, to "
+             "compile its checkpoints later"),
+    cl::value_desc("FILE.json"), cl::init(""), cl::cat(category));
 cl::opt<bool> pruneGlobal(
     "prune-global",
     cl::desc("--prune magnitude: one threshold over all pruned layers "
@@ -453,6 +464,78 @@ int fail(const llvm::Twine &message) {
 }
 
 /// Loads the input as a module: builds it from a config, or parses IR.
+/// The sliced weights of a structurally pruned model (removed at exit).
+std::optional<std::string> structuredWeights;
+struct RemoveStructuredWeights {
+  ~RemoveStructuredWeights() {
+    if (structuredWeights)
+      llvm::sys::fs::remove(*structuredWeights);
+  }
+} removeStructuredWeights;
+
+bool isStructuredPruning() {
+  return prune == "heads" || prune == "ffn" || prune == "heads+ffn";
+}
+
+/// --prune heads|ffn|heads+ffn: ranks and removes heads and channels in
+/// `config` and slices --weights to match into a temporary file, which
+/// becomes the weights the model compiles with.
+llvm::Error pruneStructurally(llvm::json::Object &config) {
+  if (!prune.getNumOccurrences() || !isStructuredPruning()) {
+    if (!prunedConfig.empty())
+      return llvm::createStringError(
+          "--pruned-config needs --prune heads, ffn or heads+ffn");
+    return llvm::Error::success();
+  }
+  if (weightsPath.empty())
+    return llvm::createStringError(
+        "--prune " + prune +
+        " ranks heads and channels by their weights: give --weights "
+        "CHECKPOINT");
+  auto parsed = kiln::PruneSparsity::parse(sparsity);
+  if (!parsed)
+    return llvm::createStringError("--sparsity: " +
+                                   llvm::toString(parsed.takeError()));
+  if (parsed->semiStructured())
+    return llvm::createStringError(
+        "--prune " + prune +
+        " takes a fraction of each layer's heads or channels, not N:M");
+  kiln::StructuredPruningOptions options;
+  options.heads = prune != "ffn";
+  options.channels = prune != "heads";
+  options.fraction = parsed->fraction;
+  llvm::SmallString<128> path;
+  if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
+          "kiln-pruned", "safetensors", path))
+    return llvm::createStringError("cannot create a temporary file: " +
+                                   ec.message());
+  structuredWeights = std::string(path);
+  auto result =
+      kiln::pruneStructured(config, weightsPath, options, *structuredWeights);
+  if (!result)
+    return llvm::createStringError("--prune " + prune + ": " +
+                                   llvm::toString(result.takeError()));
+  config = std::move(result->config);
+  if (verbose)
+    llvm::errs() << llvm::formatv(
+        "kiln-compile: removed {0} of {1} heads and {2} of {3} MLP channels\n",
+        result->headsRemoved, result->headsTotal, result->channelsRemoved,
+        result->channelsTotal);
+  if (!prunedConfig.empty()) {
+    std::string text;
+    llvm::raw_string_ostream os(text);
+    os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object(config)))
+       << "\n";
+    std::error_code ec;
+    llvm::raw_fd_ostream out(prunedConfig, ec);
+    if (ec)
+      return llvm::createStringError("cannot write '" + prunedConfig +
+                                     "': " + ec.message());
+    out << text;
+  }
+  return llvm::Error::success();
+}
+
 FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
   if (inputPath != "-" && !llvm::sys::fs::exists(inputPath)) {
     fail("no such file: '" + inputPath + "'");
@@ -491,6 +574,10 @@ FailureOr<OwningOpRef<ModuleOp>> loadInput(MLIRContext &context) {
       } else {
         options.kvCache = slots;
       }
+    }
+    if (llvm::Error error = pruneStructurally(*config)) {
+      fail(llvm::toString(std::move(error)));
+      return failure();
     }
     auto module = kiln::buildModel(context, *config, options);
     if (!module) {
@@ -688,11 +775,18 @@ int main(int argc, char **argv) {
   std::string pruneMethod, pruneSparsity;
   if (prune.getNumOccurrences()) {
     pruneMethod = prune;
-    if (pruneMethod == "heads" || pruneMethod == "ffn")
-      return fail("--prune " + pruneMethod +
-                  ": structured pruning (whole heads and FFN channels) is not "
-                  "built yet; magnitude, 2:4, wanda and sparsegpt are");
-    if (pruneMethod == "2:4") {
+    if (isStructuredPruning()) {
+      // Done when the model was built (pruneStructurally).
+      if (llvm::sys::path::extension(inputPath) != ".json")
+        return fail("--prune " + pruneMethod +
+                    " builds a smaller model from its config: give a "
+                    "model config (.json), not IR");
+      for (const char *name : {"prune-global", "prune-only", "prune-skip"})
+        if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
+          return fail(std::string("--") + name + " is for --prune magnitude, "
+                      "2:4, wanda and sparsegpt");
+      pruneSparsity = kiln::PruneSparsity::parse(sparsity)->name();
+    } else if (pruneMethod == "2:4") {
       if (sparsity.getNumOccurrences() && sparsity != "2:4")
         return fail("--prune 2:4 is magnitude pruning at --sparsity 2:4, not " +
                     sparsity);
@@ -701,10 +795,12 @@ int main(int argc, char **argv) {
     } else {
       pruneSparsity = sparsity;
     }
+  }
+  if (prune.getNumOccurrences() && !isStructuredPruning()) {
     auto method = kiln::parsePruneMethod(pruneMethod);
     if (!method)
       return fail("--prune: " + llvm::toString(method.takeError()) +
-                  " (or 2:4)");
+                  " (or 2:4, heads, ffn, heads+ffn)");
     auto parsed = kiln::PruneSparsity::parse(pruneSparsity);
     if (!parsed)
       return fail("--sparsity: " + llvm::toString(parsed.takeError()));
@@ -737,7 +833,7 @@ int main(int argc, char **argv) {
     pm.addPass(kiln::createKilnPrunePass(pruneOptions));
     if (failed(pm.run(**module)))
       return fail("pruning '" + inputPath + "' failed");
-  } else {
+  } else if (!prune.getNumOccurrences()) {
     for (const char *name :
          {"sparsity", "prune-global", "prune-only", "prune-skip"})
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
@@ -834,7 +930,7 @@ int main(int argc, char **argv) {
               kiln::attachCalibration(**module, calibration, sourceSHA256))
         return fail(llvm::toString(std::move(error)));
     } else if (!calibration.empty() &&
-               (pruneMethod.empty() || pruneMethod == "magnitude")) {
+               pruneMethod != "wanda" && pruneMethod != "sparsegpt") {
       return fail("--calibration is for --quantize int8-static, --rounding "
                   "gptq or --smoothquant, and --prune wanda or sparsegpt (" +
                   quantizeScheme + " with rtn needs no calibration)");
@@ -858,7 +954,7 @@ int main(int argc, char **argv) {
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --quantize");
     if (!calibration.empty() &&
-        (pruneMethod.empty() || pruneMethod == "magnitude"))
+        pruneMethod != "wanda" && pruneMethod != "sparsegpt")
       return fail("--calibration needs --quantize, or --prune wanda or "
                   "sparsegpt");
   }
@@ -904,7 +1000,10 @@ int main(int argc, char **argv) {
     }
     }
     options.seed = seed;
-    if (!weightsPath.empty())
+    if (structuredWeights) {
+      options.weightsPath = *structuredWeights;
+    }
+    else if (!weightsPath.empty())
       options.weightsPath = weightsPath.getValue();
     options.sourcePath = inputPath;
     options.sourceSHA256 = sourceSHA256;
@@ -938,6 +1037,9 @@ int main(int argc, char **argv) {
       options.recordedOptions["sparsity"] = pruneSparsity;
       if (pruneGlobal)
         options.recordedOptions["prune_global"] = true;
+      // The checkpoint the sliced weights came from.
+      if (structuredWeights)
+        options.recordedOptions["weights"] = weightsPath.getValue();
     }
     // The compute type of a built model; .mlir inputs carry their own.
     if (llvm::sys::path::extension(inputPath) == ".json")
