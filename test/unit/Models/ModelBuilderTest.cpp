@@ -342,6 +342,69 @@ TEST_F(ModelBuilderTest, InconsistentSizes) {
 }
 
 //===----------------------------------------------------------------------===//
+// Structured pruning: pruned_heads, pruned_ffn_channels
+//===----------------------------------------------------------------------===//
+
+TEST_F(ModelBuilderTest, PrunedHeadsAndChannelsShrinkTheirLayers) {
+  llvm::json::Object config = gpt2Tiny();
+  config["n_layer"] = 2;
+  config["pruned_heads"] = llvm::json::Object{{"1", llvm::json::Array{0}}};
+  config["pruned_ffn_channels"] =
+      llvm::json::Object{{"0", llvm::json::Array{3, 1, 60}}};
+  auto module = buildModel(context, config, BuildOptions{});
+  ASSERT_TRUE(bool(module)) << llvm::toString(module.takeError());
+  // Layer 0 keeps both heads (8 wide each), layer 1 one; the MLP of layer
+  // 0 is 64 - 3 channels wide.
+  EXPECT_EQ(shapeOf(**module, "transformer.h.0.attn.c_attn.weight"),
+            (Shape{16, 48}));
+  EXPECT_EQ(shapeOf(**module, "transformer.h.1.attn.c_attn.weight"),
+            (Shape{16, 24}));
+  EXPECT_EQ(shapeOf(**module, "transformer.h.1.attn.c_proj.weight"),
+            (Shape{8, 16}));
+  EXPECT_EQ(shapeOf(**module, "transformer.h.0.mlp.c_fc.weight"),
+            (Shape{16, 61}));
+  EXPECT_EQ(shapeOf(**module, "transformer.h.0.mlp.c_proj.weight"),
+            (Shape{61, 16}));
+  EXPECT_EQ(shapeOf(**module, "transformer.h.1.mlp.c_fc.weight"),
+            (Shape{16, 64}));
+  EXPECT_TRUE(succeeded(verify(**module)));
+}
+
+TEST_F(ModelBuilderTest, BadPrunedHeadsAreRefused) {
+  llvm::json::Object config = gpt2Tiny();
+  config["pruned_heads"] = llvm::json::Object{{"0", llvm::json::Array{0, 1}}};
+  EXPECT_EQ(buildError(config),
+            "gpt2 config: key 'pruned_heads' removes all 2 heads of layer 0: "
+            "a layer keeps at least one");
+  config["pruned_heads"] = llvm::json::Object{{"0", llvm::json::Array{1, 1}}};
+  EXPECT_NE(buildError(config).find("each entry must be a distinct index of "
+                                    "its heads in [0, 2)"),
+            std::string::npos);
+  config["pruned_heads"] = llvm::json::Object{{"x", llvm::json::Array{1}}};
+  EXPECT_NE(buildError(config).find("'x' is not a layer index in [0, 1)"),
+            std::string::npos);
+  config["pruned_heads"] = llvm::json::Array{1};
+  EXPECT_NE(buildError(config).find("key 'pruned_heads' must be an object"),
+            std::string::npos);
+  // LLaMA removes key/value groups whole.
+  llvm::json::Object llama{{"model_type", "llama"},
+                           {"vocab_size", 10},
+                           {"hidden_size", 16},
+                           {"intermediate_size", 32},
+                           {"num_hidden_layers", 1},
+                           {"num_attention_heads", 4},
+                           {"num_key_value_heads", 2},
+                           {"max_position_embeddings", 8},
+                           {"pruned_heads",
+                            llvm::json::Object{{"0", llvm::json::Array{2}}}}};
+  EXPECT_NE(buildError(llama).find("head 2 shares a key/value head with head "
+                                   "3, which is kept"),
+            std::string::npos);
+  llama["pruned_heads"] = llvm::json::Object{{"0", llvm::json::Array{2, 3}}};
+  EXPECT_EQ(buildError(llama), "");
+}
+
+//===----------------------------------------------------------------------===//
 // Config key tables
 //===----------------------------------------------------------------------===//
 
@@ -356,8 +419,9 @@ TEST_F(ModelBuilderTest, DefaultOnlyKeyWithOtherValueIsRefused) {
   config["pruned_heads"] = llvm::json::Object{};
   config["cross_attention_hidden_size"] = nullptr;
   EXPECT_EQ(buildError(config), "");
-  config["pruned_heads"] = llvm::json::Object{{"0", llvm::json::Array{1}}};
-  EXPECT_NE(buildError(config).find("key 'pruned_heads'"), std::string::npos);
+  config["tie_encoder_decoder"] = true;
+  EXPECT_NE(buildError(config).find("key 'tie_encoder_decoder'"),
+            std::string::npos);
 
   llvm::json::Object bert{{"model_type", "bert"},
                           {"vocab_size", 10},
