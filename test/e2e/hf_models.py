@@ -439,6 +439,19 @@ class GPT2(HuggingFaceCase, PaddedBatches, KVCache):
     def test_default(self):
         self.check_causal_lm(gpt2(), "gpt2")
 
+    def test_pruned_heads(self):
+        """transformers' prune_heads: the checkpoint has fewer heads per
+        layer and config.pruned_heads says which; Kiln builds the same."""
+        model = gpt2()
+        model.prune_heads({0: [1, 3], 1: [0]})
+        self.assertEqual(model.transformer.h[0].attn.c_attn.weight.shape[1], 3 * 16)
+        self.check_causal_lm(model, "gpt2 pruned heads")
+
+    def test_pruned_heads_kv_cache(self):
+        model = gpt2()
+        model.prune_heads({1: [2]})
+        self.check_kv_cache(model, "gpt2 pruned heads kv-cache")
+
     def test_untied_head(self):
         model = gpt2(tie_word_embeddings=False)
         self.assertFalse(torch.equal(model.lm_head.weight, model.transformer.wte.weight))
@@ -614,6 +627,11 @@ class Bert(HuggingFaceCase):
 
     def test_default(self):
         self.check_bert(bert(), "bert")
+
+    def test_pruned_heads(self):
+        model = bert()
+        model.prune_heads({0: [0, 2]})
+        self.check_bert(model, "bert pruned heads")
 
     def test_keys(self):
         self.check_bert(bert(hidden_act="gelu_new", layer_norm_eps=0.1, type_vocab_size=3),
