@@ -932,8 +932,9 @@ int main(int argc, char **argv) {
     } else if (!calibration.empty() &&
                pruneMethod != "wanda" && pruneMethod != "sparsegpt") {
       return fail("--calibration is for --quantize int8-static, --rounding "
-                  "gptq or --smoothquant, and --prune wanda or sparsegpt (" +
-                  quantizeScheme + " with rtn needs no calibration)");
+                  "gptq or --smoothquant (" +
+                  quantizeScheme + " with rtn needs no calibration), and "
+                  "--prune wanda or sparsegpt");
     }
     kiln::KilnQuantizePassOptions quantizeOptions;
     quantizeOptions.scheme = quantize;
