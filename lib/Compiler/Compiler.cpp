@@ -38,6 +38,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <array>
 #include <map>
 #include <cstring>
 #include <random>
@@ -106,11 +107,26 @@ struct ParameterInfo {
   /// (kiln-prune): its values are pruned before they are written or
   /// quantized.
   std::optional<WeightPruning> pruned;
+  /// A part of a 2:4 pruned weight stored compressed (kiln-prune
+  /// compress=true).
+  std::optional<WeightCompression> compressed;
 
   /// The float weight this parameter's values come from: its own name, or
-  /// a quantized part's source.
+  /// a quantized or compressed part's source.
   StringRef sourceName() const {
-    return quantized ? StringRef(quantized->source) : op.getSymName();
+    if (quantized)
+      return quantized->source;
+    if (compressed)
+      return compressed->source;
+    return op.getSymName();
+  }
+  /// The stored shape of that float weight.
+  SmallVector<int64_t, 2> sourceShape() const {
+    if (quantized)
+      return quantized->sourceShape;
+    if (compressed)
+      return compressed->sourceShape;
+    return SmallVector<int64_t, 2>(shape.begin(), shape.end());
   }
 };
 
@@ -398,8 +414,7 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
       candidates.push_back({prefix, ""});
   // A quantized parameter is looked up by its float source's name.
   auto sourceName = [](const ParameterInfo &param) -> StringRef {
-    return param.quantized ? StringRef(param.quantized->source)
-                           : param.op.getSymName();
+    return param.sourceName();
   };
   for (const ParameterInfo &param : params)
     if (std::string prefix = leading(sourceName(param));
@@ -446,10 +461,10 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
     std::string where = info->name == name ? "'" + name.str() + "'"
                                            : "'" + info->name + "' (for '" +
                                                  name.str() + "')";
-    if (param.quantized) {
-      // Quantized from a float tensor of the source's shape.
-      std::vector<int64_t> shape(param.quantized->sourceShape.begin(),
-                                 param.quantized->sourceShape.end());
+    if (param.quantized || param.compressed) {
+      // Quantized or compressed from a float tensor of the source's shape.
+      SmallVector<int64_t, 2> sourceShape = param.sourceShape();
+      std::vector<int64_t> shape(sourceShape.begin(), sourceShape.end());
       if (info->shape != shape || !isFloat(info->dtype))
         return error(files.description() + ": tensor " + where + " is " +
                      rt::dtypeName(info->dtype) + " " +
@@ -571,6 +586,50 @@ calibrationGram(const CompileOptions &options,
   return gram;
 }
 
+/// The 2:4 compression of a pruned `[out, in]` weight: per group of four
+/// inputs, the two kept values (f32 bytes, `first` then `second`, the
+/// earlier position first) and their positions (one byte: bits 0-1 and
+/// 2-3). A group with fewer than two nonzeros keeps zeros at its first
+/// free positions; one with more is not 2:4 and is an error.
+llvm::Expected<std::array<std::vector<unsigned char>, 3>>
+compress2of4(const std::vector<float> &w, int64_t out, int64_t in,
+             StringRef source) {
+  int64_t groups = in / 4;
+  std::vector<float> first(out * groups), second(out * groups);
+  std::vector<unsigned char> positions(out * groups);
+  for (int64_t r = 0; r < out; ++r)
+    for (int64_t g = 0; g < groups; ++g) {
+      const float *v = w.data() + r * in + g * 4;
+      int kept[2] = {-1, -1}, count = 0;
+      for (int j = 0; j < 4; ++j)
+        if (v[j] != 0.0f) {
+          if (count == 2)
+            return error("cannot compress '" + source + "': row " +
+                         llvm::Twine(r) + ", inputs " + llvm::Twine(g * 4) +
+                         ".." + llvm::Twine(g * 4 + 3) +
+                         " have more than two nonzeros");
+          kept[count++] = j;
+        }
+      // Zeros fill the free slots at the first unused positions.
+      for (int j = 0; j < 4 && count < 2; ++j)
+        if (j != kept[0])
+          kept[count++] = j;
+      if (kept[0] > kept[1])
+        std::swap(kept[0], kept[1]);
+      first[r * groups + g] = v[kept[0]];
+      second[r * groups + g] = v[kept[1]];
+      positions[r * groups + g] =
+          static_cast<unsigned char>(kept[0] | (kept[1] << 2));
+    }
+  auto bytes = [](const std::vector<float> &values) {
+    std::vector<unsigned char> out(values.size() * sizeof(float));
+    std::memcpy(out.data(), values.data(), out.size());
+    return out;
+  };
+  return std::array<std::vector<unsigned char>, 3>{bytes(first), bytes(second),
+                                                   std::move(positions)};
+}
+
 /// Writes weights.safetensors: copied from the planned checkpoint tensors
 /// (cast where the dtypes differ), quantized from them, or initialized.
 llvm::Error writeWeights(std::vector<ParameterInfo> &params,
@@ -588,12 +647,10 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
   // from.
   auto valuesOf = [&](size_t index) -> llvm::Expected<std::vector<float>> {
     const ParameterInfo &param = params[index];
-    bool transposed = param.quantized ? param.quantized->transposed
-                                      : param.pruned->transposed;
-    SmallVector<int64_t, 2> shape =
-        param.quantized ? param.quantized->sourceShape
-                        : SmallVector<int64_t, 2>(param.shape.begin(),
-                                                  param.shape.end());
+    bool transposed = param.quantized    ? param.quantized->transposed
+                      : param.compressed ? param.compressed->transposed
+                                         : param.pruned->transposed;
+    SmallVector<int64_t, 2> shape = param.sourceShape();
     return sourceValues(param, param.sourceName(), shape, transposed,
                         plan ? plan->sources[index] : nullptr,
                         plan ? &plan->files : nullptr, options.seed);
@@ -630,9 +687,7 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
     if (!values)
       return values.takeError();
     const WeightPruning &p = *param.pruned;
-    int64_t rows = static_cast<int64_t>(param.quantized
-                                            ? param.quantized->sourceShape[0]
-                                            : param.shape[0]);
+    int64_t rows = param.sourceShape()[0];
     int64_t cols = static_cast<int64_t>(values->size()) / rows;
     int64_t out = p.transposed ? cols : rows, in = p.transposed ? rows : cols;
     std::optional<std::vector<float>> gram;
@@ -651,10 +706,31 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
                    "': " + llvm::toString(std::move(err)));
     return &(pruned[source] = std::move(*values));
   };
+  // 2:4 compressed weights by source: first, second, positions.
+  std::map<std::string, std::array<std::vector<unsigned char>, 3>> compressed;
   for (auto [index, param] : llvm::enumerate(params)) {
     if (param.state)
       continue;
     StringRef name = param.op.getSymName();
+    if (const auto &c = param.compressed) {
+      auto [found, inserted] = compressed.try_emplace(c->source);
+      if (inserted) {
+        llvm::Expected<const std::vector<float> *> values = prunedValues(index);
+        if (!values)
+          return values.takeError();
+        llvm::Expected<std::array<std::vector<unsigned char>, 3>> parts =
+            compress2of4(**values, c->outDim(), c->inDim(), c->source);
+        if (!parts)
+          return parts.takeError();
+        found->second = std::move(*parts);
+        pruned.erase(c->source);
+      }
+      tensors.push_back(
+          {name.str(),
+           {param.dtype, param.shape,
+            found->second[static_cast<int>(c->part)].data()}});
+      continue;
+    }
     if (const auto &q = param.quantized) {
       auto [found, inserted] = quantized.try_emplace(q->source);
       if (inserted) {
@@ -905,12 +981,33 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       return error("parameter '" + param.getSymName() + "': " +
                    attrs::kQuantizedFrom + " must be a dictionary");
     }
+    if (auto from =
+            param->getAttrOfType<DictionaryAttr>(attrs::kCompressedFrom)) {
+      auto c = WeightCompression::fromAttr(from);
+      if (!c)
+        return error("parameter '" + param.getSymName() +
+                     "': " + llvm::toString(c.takeError()));
+      std::vector<int64_t> expected = {c->outDim(), c->inDim() / 4};
+      rt::DType expectedType = c->part == CompressedPart::Positions
+                                   ? rt::DType::I8
+                                   : rt::DType::F32;
+      if (info.shape != expected || info.dtype != expectedType ||
+          !param->hasAttr(attrs::kPruned))
+        return error("parameter '" + param.getSymName() + "' holds the " +
+                     stringifyCompressedPart(c->part) + " of the 2:4 '" +
+                     c->source + "', which is " + rt::dtypeName(expectedType) +
+                     " " + rt::formatShape(expected) + " and pruned, but it is " +
+                     rt::dtypeName(info.dtype) + " " +
+                     rt::formatShape(info.shape));
+      info.compressed = std::move(*c);
+    }
     if (auto attr = param->getAttrOfType<DictionaryAttr>(attrs::kPruned)) {
       auto p = WeightPruning::fromAttr(attr);
       if (!p)
         return error("parameter '" + param.getSymName() +
                      "': " + llvm::toString(p.takeError()));
-      if (!info.quantized && (info.shape.size() != 2 || !isFloat(info.dtype)))
+      if (!info.quantized && !info.compressed &&
+          (info.shape.size() != 2 || !isFloat(info.dtype)))
         return error("parameter '" + param.getSymName() + "' is pruned (" +
                      attrs::kPruned + ") but is not a 2-D float weight");
       info.pruned = std::move(*p);

@@ -8,6 +8,9 @@
 // RUN: not kiln-opt %s --split-input-file --kiln-prune='method=optimal' 2>&1 | FileCheck %s --check-prefix=METHOD
 // RUN: not kiln-opt %s --split-input-file --kiln-prune='method=wanda global=true' 2>&1 | FileCheck %s --check-prefix=GLOBAL
 // RUN: not kiln-opt %s --split-input-file --kiln-prune='only=nothing.*' 2>&1 | FileCheck %s --check-prefix=NONE
+// RUN: kiln-opt %s --split-input-file --kiln-prune='sparsity=2:4 compress=true' | FileCheck %s --check-prefix=COMPRESS
+// RUN: kiln-opt %s --split-input-file --kiln-prune='sparsity=2:4 compress=true' --kiln-decompose --convert-kiln-to-linalg | FileCheck %s --check-prefix=EXPAND
+// RUN: not kiln-opt %s --split-input-file --kiln-prune='sparsity=0.5 compress=true' 2>&1 | FileCheck %s --check-prefix=COMPRESS-NM
 
 // The linears' weights are marked, in their own layout (GPT-2's Conv1D is
 // [in, out]: transposed); the embedding, the bias and the LM head are not.
@@ -28,6 +31,27 @@
 // quantizes the pruned values.
 // QUANT-DAG: kiln.parameter @h.fc.qweight : tensor<96x64xi8> {{.*}}kiln.pruned = {global = true, m = 0 : i64, method = "magnitude", n = 0 : i64, sparsity = 3.000000e-01 : f64, transposed = true}
 // QUANT-DAG: kiln.parameter @h.fc.scales : tensor<96x1xf32> {{.*}}kiln.pruned = {global = true
+
+// 2:4 stored compressed: two values and their positions per four inputs
+// ([out, in / 4] each), expanded back to the [out, in] weight, which the
+// linear reads untransposed.
+// COMPRESS-DAG: kiln.parameter @h.fc.sparse_first : tensor<96x16xf32> init normal std = 2.000000e-02 {kiln.compressed_from = {format = "2:4", part = "first", source = "h.fc.weight", source_shape = array<i64: 64, 96>, transposed = true}, kiln.pruned = {global = false, m = 4 : i64, method = "magnitude", n = 2 : i64
+// COMPRESS-DAG: kiln.parameter @h.fc.sparse_second : tensor<96x16xf32>
+// COMPRESS-DAG: kiln.parameter @h.fc.sparse_positions : tensor<96x16xi8>
+// COMPRESS-DAG: kiln.parameter @h.proj.sparse_first : tensor<12x24xf32>
+// COMPRESS-NOT: kiln.parameter @h.fc.weight
+// COMPRESS: %[[F:.+]] = kiln.read_param @h.fc.sparse_first
+// COMPRESS: %[[S:.+]] = kiln.read_param @h.fc.sparse_second
+// COMPRESS: %[[P:.+]] = kiln.read_param @h.fc.sparse_positions
+// COMPRESS: %[[W:.+]] = kiln.expand_2of4 %[[F]], %[[S]] positions %[[P]] : (tensor<96x16xf32>, tensor<96x16xf32>, tensor<96x16xi8>) -> tensor<96x64xf32>
+// COMPRESS: kiln.linear %{{.*}}, %[[W]] bias %{{.*}} : (tensor<?x64xf32>, tensor<96x64xf32>, tensor<96xf32>)
+// The expansion is an elementwise generic over (row, group, position),
+// collapsed to [out, in].
+// EXPAND: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "parallel"]} ins({{.*}} : tensor<96x16xf32>, tensor<96x16xf32>, tensor<96x16xi8>) outs({{.*}} : tensor<96x16x4xf32>)
+// EXPAND: linalg.index 2
+// EXPAND: arith.select
+// EXPAND: tensor.collapse_shape {{.*}} {{\[}}[0], [1, 2]] : tensor<96x16x4xf32> into tensor<96x64xf32>
+// COMPRESS-NM: kiln-prune: compress stores 2:4 sparsity (two values and their positions per four weights); sparsity 0.5 is not 2:4
 
 // RANGE: kiln-prune: sparsity 1.0 is outside [0, 1): it is the fraction of weights set to zero
 // NEGATIVE: kiln-prune: sparsity -0.1 is outside [0, 1)

@@ -251,6 +251,70 @@ struct DequantizePattern : OpConversionPattern<DequantizeOp> {
   }
 };
 
+/// kiln.expand_2of4 as a generic over (..., group, position) that picks
+/// first, second or zero at each position, collapsed to [..., 4G]. It
+/// reads its operands elementwise, so the CPU matmul expands a weight panel
+/// by panel into its packing, like a dequantized one.
+struct Expand2of4Pattern : OpConversionPattern<Expand2of4Op> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(Expand2of4Op op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    auto resultType = cast<RankedTensorType>(op.getType());
+    auto valuesType = cast<RankedTensorType>(adaptor.getFirst().getType());
+    int64_t rank = valuesType.getRank();
+    MLIRContext *ctx = rewriter.getContext();
+    // [..., G, 4] of the result's element type.
+    SmallVector<int64_t> blocked(valuesType.getShape());
+    blocked.push_back(4);
+    SmallVector<Value> dynamicSizes;
+    for (int64_t d = 0; d < rank; ++d)
+      if (valuesType.isDynamicDim(d))
+        dynamicSizes.push_back(
+            tensor::DimOp::create(rewriter, loc, adaptor.getFirst(), d));
+    Value empty = tensor::EmptyOp::create(
+        rewriter, loc, blocked, resultType.getElementType(), dynamicSizes);
+    AffineMap operandMap = AffineMap::getMultiDimIdentityMap(rank + 1, ctx)
+                               .getMajorSubMap(rank);
+    AffineMap outMap = AffineMap::getMultiDimIdentityMap(rank + 1, ctx);
+    SmallVector<utils::IteratorType> iterators(rank + 1,
+                                               utils::IteratorType::parallel);
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, empty.getType(),
+        ValueRange{adaptor.getFirst(), adaptor.getSecond(),
+                   adaptor.getPositions()},
+        ValueRange{empty},
+        SmallVector<AffineMap>{operandMap, operandMap, operandMap, outMap},
+        iterators, [&](OpBuilder &b, Location l, ValueRange args) {
+          Type i8 = b.getI8Type();
+          Value position = arith::IndexCastOp::create(
+              b, l, i8, linalg::IndexOp::create(b, l, rank));
+          Value three = arith::ConstantIntOp::create(b, l, i8, 3);
+          Value two = arith::ConstantIntOp::create(b, l, i8, 2);
+          Value firstAt = arith::AndIOp::create(b, l, args[2], three);
+          Value secondAt = arith::AndIOp::create(
+              b, l, arith::ShRUIOp::create(b, l, args[2], two), three);
+          Value zero = arith::ConstantOp::create(
+              b, l, b.getFloatAttr(args[0].getType(), 0.0));
+          Value isSecond = arith::CmpIOp::create(
+              b, l, arith::CmpIPredicate::eq, position, secondAt);
+          Value isFirst = arith::CmpIOp::create(
+              b, l, arith::CmpIPredicate::eq, position, firstAt);
+          Value value = arith::SelectOp::create(b, l, isSecond, args[1], zero);
+          value = arith::SelectOp::create(b, l, isFirst, args[0], value);
+          linalg::YieldOp::create(b, l, value);
+        });
+    SmallVector<ReassociationIndices> groups;
+    for (int64_t d = 0; d + 1 < rank; ++d)
+      groups.push_back({d});
+    groups.push_back({rank - 1, rank});
+    rewriter.replaceOpWithNewOp<tensor::CollapseShapeOp>(
+        op, resultType, generic.getResult(0), groups);
+    return success();
+  }
+};
+
 struct QuantizePattern : OpConversionPattern<QuantizeOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -358,6 +422,7 @@ struct IntegerMatmulPattern : OpConversionPattern<IntegerMatmulOp> {
 
 void mlir::kiln::to_linalg::populateQuantizationPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<DequantizePattern, QuantizePattern, IntegerMatmulPattern>(
+  patterns.add<DequantizePattern, Expand2of4Pattern, QuantizePattern,
+               IntegerMatmulPattern>(
       patterns.getContext());
 }

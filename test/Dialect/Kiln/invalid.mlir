@@ -1391,3 +1391,20 @@ func.func @attention_key_lengths(%q: tensor<2x4x1x8xf32>, %k: tensor<2x4x16x8xf3
   %0 = kiln.attention %q, %k, %k key_lengths %len : (tensor<2x4x1x8xf32>, tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>, tensor<3xi64>) -> tensor<2x4x1x8xf32>
   return
 }
+
+// -----
+
+func.func @expand_2of4_shapes(%f: tensor<4x8xf32>, %s: tensor<4x8xf32>, %p: tensor<4x7xi8>) {
+  // expected-error @+2 {{first, second and positions must have one shape, found 'tensor<4x8xf32>', 'tensor<4x8xf32>' and 'tensor<4x7xi8>'}}
+  // expected-error @+1 {{'kiln.expand_2of4' op failed to infer returned types}}
+  %0 = kiln.expand_2of4 %f, %s positions %p : (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x7xi8>) -> tensor<4x32xf32>
+  return
+}
+
+// -----
+
+func.func @expand_2of4_result(%f: tensor<4x8xf32>, %s: tensor<4x8xf32>, %p: tensor<4x8xi8>) {
+  // expected-error @+1 {{'kiln.expand_2of4' op failed to infer returned types}}
+  %0 = kiln.expand_2of4 %f, %s positions %p : (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xi8>) -> tensor<4x16xf32>
+  return
+}

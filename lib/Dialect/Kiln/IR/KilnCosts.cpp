@@ -316,6 +316,12 @@ OpCost DequantizeOp::getCost(const CostOptions &options) {
   return withFlops(*this, options, 2 * elements(getResult(), options));
 }
 
+OpCost Expand2of4Op::getCost(const CostOptions &options) {
+  // Selects, not arithmetic: no FLOPs; the bytes are its operands' and
+  // result's.
+  return withFlops(*this, options, 0);
+}
+
 OpCost QuantizeOp::getCost(const CostOptions &options) {
   // Multiply, round, add and clamp (2) per element.
   return withFlops(*this, options, 5 * elements(getResult(), options));

@@ -838,6 +838,27 @@ LogicalResult DequantizeOp::inferReturnTypes(MLIRContext *context, Loc loc,
   return success();
 }
 
+LogicalResult Expand2of4Op::inferReturnTypes(MLIRContext *context, Loc loc,
+                                             Adaptor adaptor, Types &types) {
+  auto first = tensorOf(adaptor.getFirst());
+  auto second = tensorOf(adaptor.getSecond());
+  auto positions = tensorOf(adaptor.getPositions());
+  if (failed(expectSameElementType(loc, "second", first, second)))
+    return failure();
+  if (first.getRank() == 0)
+    return emitOptionalError(loc, "expected values of rank >= 1");
+  if (first.getShape() != second.getShape() ||
+      first.getShape() != positions.getShape())
+    return emitOptionalError(loc, "first, second and positions must have "
+                             "one shape, found ",
+                             first, ", ", second, " and ", positions);
+  SmallVector<int64_t> shape(first.getShape());
+  if (!ShapedType::isDynamic(shape.back()))
+    shape.back() *= 4;
+  types.push_back(RankedTensorType::get(shape, first.getElementType()));
+  return success();
+}
+
 LogicalResult QuantizeOp::inferReturnTypes(MLIRContext *context, Loc loc,
                                            Adaptor adaptor, Types &types) {
   auto input = tensorOf(adaptor.getInput());

@@ -13,6 +13,7 @@
 
 #include "LinearWeights.h"
 
+#include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
@@ -133,6 +134,63 @@ llvm::Expected<WeightPruning> WeightPruning::fromAttr(DictionaryAttr attr) {
   return p;
 }
 
+StringRef mlir::kiln::stringifyCompressedPart(CompressedPart part) {
+  switch (part) {
+  case CompressedPart::First:
+    return "first";
+  case CompressedPart::Second:
+    return "second";
+  case CompressedPart::Positions:
+    return "positions";
+  }
+  return "";
+}
+
+DictionaryAttr WeightCompression::toAttr(MLIRContext *context) const {
+  Builder b(context);
+  return b.getDictionaryAttr({
+      b.getNamedAttr("source", b.getStringAttr(source)),
+      b.getNamedAttr("part", b.getStringAttr(stringifyCompressedPart(part))),
+      b.getNamedAttr("format", b.getStringAttr("2:4")),
+      b.getNamedAttr("transposed", b.getBoolAttr(transposed)),
+      b.getNamedAttr("source_shape", b.getDenseI64ArrayAttr(sourceShape)),
+  });
+}
+
+llvm::Expected<WeightCompression>
+WeightCompression::fromAttr(DictionaryAttr attr) {
+  auto fail = [](const Twine &why) {
+    return llvm::createStringError("malformed " + attrs::kCompressedFrom +
+                                   ": " + why);
+  };
+  WeightCompression c;
+  auto source = attr.getAs<StringAttr>("source");
+  auto part = attr.getAs<StringAttr>("part");
+  auto format = attr.getAs<StringAttr>("format");
+  auto transposed = attr.getAs<BoolAttr>("transposed");
+  auto shape = attr.getAs<DenseI64ArrayAttr>("source_shape");
+  if (!source || !part || !format || !transposed || !shape)
+    return fail("expected source, part, format, transposed and source_shape");
+  if (format.getValue() != "2:4")
+    return fail("unknown format '" + format.getValue() + "' (2:4)");
+  c.source = source.str();
+  if (part.getValue() == "first")
+    c.part = CompressedPart::First;
+  else if (part.getValue() == "second")
+    c.part = CompressedPart::Second;
+  else if (part.getValue() == "positions")
+    c.part = CompressedPart::Positions;
+  else
+    return fail("unknown part '" + part.getValue() + "'");
+  c.transposed = transposed.getValue();
+  c.sourceShape.assign(shape.asArrayRef().begin(), shape.asArrayRef().end());
+  if (c.sourceShape.size() != 2 || c.sourceShape[0] < 1 ||
+      c.sourceShape[1] < 1 || c.inDim() % 4)
+    return fail("the source must be a 2-D weight whose input dim is a "
+                "multiple of 4");
+  return c;
+}
+
 //===----------------------------------------------------------------------===//
 // The pass
 //===----------------------------------------------------------------------===//
@@ -158,6 +216,10 @@ struct KilnPrunePass : kiln::impl::KilnPrunePassBase<KilnPrunePass> {
       return fail(llvm::toString(parsedSparsity.takeError()));
     pruning.sparsity = *parsedSparsity;
     pruning.global = global;
+    if (compress && !(pruning.sparsity.n == 2 && pruning.sparsity.m == 4))
+      return fail("compress stores 2:4 sparsity (two values and their "
+                  "positions per four weights); sparsity " +
+                  pruning.sparsity.name() + " is not 2:4");
     if (global && (pruning.method != PruneMethod::Magnitude ||
                    pruning.sparsity.semiStructured()))
       return fail("global takes method=magnitude and a fraction: N:M, "
@@ -188,11 +250,87 @@ struct KilnPrunePass : kiln::impl::KilnPrunePassBase<KilnPrunePass> {
       p.transposed = weight.transposed;
       param->setAttr(attrs::kPruned, p.toAttr(&getContext()));
       ++marked;
+      if (compress && failed(compressWeight(weight)))
+        return signalPassFailure();
     }
     if (!marked)
       return fail("no parameter to prune: none is only the weight of "
                   "kiln.linear ops" +
                   Twine(only.empty() ? "" : " and matches 'only'"));
+  }
+
+  /// Replaces the 2:4 pruned `weight` by its compressed parts and its
+  /// linears' weight by their kiln.expand_2of4 (`[out, in]`).
+  LogicalResult compressWeight(LinearWeight &weight) {
+    ParameterOp param = weight.param;
+    StringRef name = param.getSymName();
+    auto type = param.getTensorType();
+    if (!type.getElementType().isF32())
+      return param.emitError("kiln-prune: compress stores f32 weights; '")
+             << name << "' is " << type.getElementType();
+    int64_t out = type.getDimSize(weight.transposed ? 1 : 0);
+    int64_t in = type.getDimSize(weight.transposed ? 0 : 1);
+    StringRef prefix = name;
+    prefix.consume_back(".weight");
+    MLIRContext *ctx = &getContext();
+    OpBuilder b(param);
+    Location loc = param.getLoc();
+    SmallVector<ParameterOp, 3> parts;
+    for (CompressedPart part : {CompressedPart::First, CompressedPart::Second,
+                                CompressedPart::Positions}) {
+      std::string partName =
+          (prefix + ".sparse_" + stringifyCompressedPart(part)).str();
+      if (SymbolTable::lookupSymbolIn(getOperation(), partName))
+        return param.emitError("kiln-prune: cannot compress '")
+               << name << "': a parameter named '" << partName
+               << "' exists already";
+      WeightCompression c{name.str(), part, weight.transposed,
+                          {type.getShape()[0], type.getShape()[1]}};
+      Type element = part == CompressedPart::Positions
+                         ? Type(IntegerType::get(ctx, 8))
+                         : type.getElementType();
+      auto made = ParameterOp::create(
+          b, loc, partName, RankedTensorType::get({out, in / 4}, element),
+          param.getInit(), param.getStdAttr(), param.getLowAttr(),
+          param.getHighAttr(), /*trainable=*/false);
+      made->setAttr(attrs::kCompressedFrom, c.toAttr(ctx));
+      made->setAttr(attrs::kPruned, param->getAttr(attrs::kPruned));
+      parts.push_back(made);
+    }
+    for (ReadParamOp read : weight.reads) {
+      b.setInsertionPoint(read);
+      SmallVector<Value, 3> values;
+      for (ParameterOp part : parts)
+        values.push_back(ReadParamOp::create(b, read.getLoc(),
+                                             part.getTensorType(),
+                                             part.getSymName()));
+      Value dense = Expand2of4Op::create(
+          b, read.getLoc(), RankedTensorType::get({out, in}, type.getElementType()),
+          values[0], values[1], values[2]);
+      for (OpOperand &use : llvm::make_early_inc_range(read->getUses())) {
+        if (auto linear = dyn_cast<LinearOp>(use.getOwner())) {
+          linear.getWeightMutable().assign(dense);
+          linear.setWeightInOut(false);
+          continue;
+        }
+        // A cast to the compute type, then linears.
+        auto castOp = cast<CastOp>(use.getOwner());
+        b.setInsertionPoint(castOp);
+        Value converted = CastOp::create(
+            b, castOp.getLoc(),
+            RankedTensorType::get({out, in}, castOp.getType().getElementType()),
+            dense);
+        for (OpOperand &castUse : llvm::make_early_inc_range(castOp->getUses())) {
+          auto linear = cast<LinearOp>(castUse.getOwner());
+          linear.getWeightMutable().assign(converted);
+          linear.setWeightInOut(false);
+        }
+        castOp.erase();
+      }
+      read.erase();
+    }
+    param.erase();
+    return success();
   }
 };
 

@@ -55,6 +55,10 @@ constexpr llvm::StringLiteral kInputAbsmax = "kiln.input_absmax";
 /// The compiler zeroes them when it writes the weights; kiln-optimizer
 /// keeps them zero while the rest trains.
 constexpr llvm::StringLiteral kPruned = "kiln.pruned";
+/// DictionaryAttr on a kiln.parameter holding part of a 2:4 pruned weight
+/// stored compressed (WeightCompression in Pruning.h): the compiler fills
+/// it from the pruned weight.
+constexpr llvm::StringLiteral kCompressedFrom = "kiln.compressed_from";
 } // namespace attrs
 
 } // namespace mlir::kiln

@@ -52,6 +52,34 @@ def Kiln_DequantizeOp : Kiln_InferredOp<"dequantize",
   }];
 }
 
+def Kiln_Expand2of4Op : Kiln_InferredOp<"expand_2of4",
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+  let summary = "2:4 sparse values and their positions to a dense tensor";
+  let description = [{
+    The compressed form of a tensor with at most two nonzeros in every
+    group of four consecutive elements of its last dim (2:4 semi-structured
+    sparsity): `first` and `second` (`[..., G]`) hold each group's two kept
+    values, `positions` (`[..., G]`, i8) where they go: bits 0-1 `first`'s
+    position in the group, bits 2-3 `second`'s. The result (`[..., 4G]`)
+    has `first` and `second` at their positions and zeros elsewhere; if
+    both name one position, `first` wins. kiln-prune stores 2:4 pruned
+    weights this way (`--sparse-format compressed`): 9 bytes per group of
+    four f32 weights instead of 16, expanded panel by panel in the matmul's
+    packing on the CPU.
+
+    ```mlir
+    %w = kiln.expand_2of4 %first, %second positions %p : (tensor<3072x192xf32>, tensor<3072x192xf32>, tensor<3072x192xi8>) -> tensor<3072x768xf32>
+    ```
+  }];
+  let arguments = (ins Kiln_FloatTensor:$first, Kiln_FloatTensor:$second,
+                       Kiln_QuantCodeTensor:$positions);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = [{
+    $first `,` $second `positions` $positions attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
 def Kiln_QuantizeOp : Kiln_InferredOp<"quantize",
     [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
   let summary = "floats to 8-bit integer codes: clamp(round(x / scale) + zero_point)";

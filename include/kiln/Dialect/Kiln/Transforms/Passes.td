@@ -339,7 +339,14 @@ def KilnPrunePass : Pass<"kiln-prune", "mlir::ModuleOp"> {
     `sparsity` is a fraction in [0, 1) or `N:M` (at most N nonzeros in
     every M consecutive inputs of a row: `2:4`), whose M must divide every
     selected layer's input dim. In a training artifact kiln-optimizer keeps
-    the zeros at zero. See docs/pruning.md.
+    the zeros at zero.
+
+    With `compress` (2:4 only) each weight is stored compressed instead:
+    `<prefix>.sparse_first` and `.sparse_second` (`[out, in / 4]`, the two
+    values kept in each group of four inputs) and `.sparse_positions` (i8,
+    where they go), which carry `kiln.compressed_from` and are read through
+    `kiln.expand_2of4` into the dense `[out, in]` weight (a Conv1D weight's
+    linears then read it untransposed). See docs/pruning.md.
 
     ```
     kiln-opt --kiln-prune='method=magnitude sparsity=2:4 skip=*.attn.*' model.mlir
@@ -357,7 +364,11 @@ def KilnPrunePass : Pass<"kiln-prune", "mlir::ModuleOp"> {
     ListOption<"skip", "skip", "std::string",
                "Leave parameters matching one of these globs dense">,
     Option<"lmHead", "lm-head", "bool", "false",
-           "Prune the LM head (lm_head.*) too">
+           "Prune the LM head (lm_head.*) too">,
+    Option<"compress", "compress", "bool", "false",
+           "With sparsity=2:4: store each weight compressed, two values and "
+           "their positions per four inputs, read through kiln.expand_2of4 "
+           "(inference artifacts: the parts are not trainable)">
   ];
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }

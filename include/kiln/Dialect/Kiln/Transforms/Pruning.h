@@ -70,6 +70,31 @@ struct WeightPruning {
   static llvm::Expected<WeightPruning> fromAttr(DictionaryAttr attr);
 };
 
+/// The part of a 2:4 pruned weight stored compressed (kiln-prune
+/// compress=true) a parameter holds: each group of four inputs of a row
+/// keeps two values, `first` and `second` (`[out, in / 4]`), and their
+/// `positions` (i8 `[out, in / 4]`: bits 0-1 and 2-3), which
+/// kiln.expand_2of4 turns back into the dense `[out, in]` weight.
+enum class CompressedPart { First, Second, Positions };
+
+llvm::StringRef stringifyCompressedPart(CompressedPart part);
+
+/// One parameter made by kiln-prune's compression (`kiln.compressed_from`):
+/// `part` of the 2:4 compression of the float parameter `source` of shape
+/// `sourceShape` (`[out, in]`, or `[in, out]` when `transposed`).
+struct WeightCompression {
+  std::string source;
+  CompressedPart part = CompressedPart::First;
+  bool transposed = false;
+  llvm::SmallVector<int64_t, 2> sourceShape;
+
+  int64_t outDim() const { return sourceShape[transposed ? 1 : 0]; }
+  int64_t inDim() const { return sourceShape[transposed ? 0 : 1]; }
+
+  DictionaryAttr toAttr(MLIRContext *context) const;
+  static llvm::Expected<WeightCompression> fromAttr(DictionaryAttr attr);
+};
+
 /// Parses `magnitude`, `wanda` or `sparsegpt`.
 llvm::Expected<PruneMethod> parsePruneMethod(llvm::StringRef text);
 
