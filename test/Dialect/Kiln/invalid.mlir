@@ -1404,6 +1404,7 @@ func.func @expand_2of4_shapes(%f: tensor<4x8xf32>, %s: tensor<4x8xf32>, %p: tens
 // -----
 
 func.func @expand_2of4_result(%f: tensor<4x8xf32>, %s: tensor<4x8xf32>, %p: tensor<4x8xi8>) {
+  // expected-error @+2 {{'kiln.expand_2of4' op inferred type(s) 'tensor<4x32xf32>' are incompatible with return type(s) of operation 'tensor<4x16xf32>'}}
   // expected-error @+1 {{'kiln.expand_2of4' op failed to infer returned types}}
   %0 = kiln.expand_2of4 %f, %s positions %p : (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xi8>) -> tensor<4x16xf32>
   return
