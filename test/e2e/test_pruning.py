@@ -24,6 +24,10 @@
   the same sparsity.
 - --prune 2:4 --quantize w8: the codes are round to nearest of the pruned
   weights (zeros stay exact zeros).
+- --sparse-format compressed: each 2:4 weight is stored as its two values
+  and their positions per four inputs (9/16 of the bytes), which expand
+  (numpy) to exactly the dense 2:4 weight; gpt2-tiny, llama-tiny and
+  bert-tiny compute bit for bit what the dense 2:4 artifacts do.
 - Training (--mode train --prune): kiln pretrain keeps every pruned
   weight at zero while the others move, and --resume keeps them too.
 - Bad input: a sparsity outside [0, 1), N:M whose M does not divide a
@@ -288,6 +292,36 @@ class Gpt2Pruning(unittest.TestCase):
             np.testing.assert_array_equal(stored[prefix + ".scales"], scales, err_msg=name)
             self.assertTrue((stored[prefix + ".qweight"].reshape(-1, 4) == 0).sum(-1).min() >= 2)
 
+    def test_2_4_compressed(self):
+        _, dense_stored, dense = self.compile_pruned("d24.kiln", "--prune", "2:4")
+        manifest, stored, compressed = self.compile_pruned("c24.kiln", "--prune", "2:4",
+                                                           "--sparse-format", "compressed")
+        self.assertEqual(manifest["compile_options"]["sparse_format"], "compressed")
+        dense_bytes = compressed_bytes = 0
+        for name, w, _ in self.linears():
+            prefix = name[:-len(".weight")]
+            self.assertNotIn(name, stored)
+            first, second = stored[prefix + ".sparse_first"], stored[prefix + ".sparse_second"]
+            positions = stored[prefix + ".sparse_positions"].view(np.uint8)
+            out, groups = first.shape
+            at_first, at_second = positions & 3, (positions >> 2) & 3
+            self.assertTrue((at_first < at_second).all(), name)
+            self.assertTrue((positions >> 4 == 0).all(), name)
+            expanded = np.zeros((out, groups, 4), np.float32)
+            np.put_along_axis(expanded, at_second[..., None].astype(np.int64), second[..., None], -1)
+            np.put_along_axis(expanded, at_first[..., None].astype(np.int64), first[..., None], -1)
+            np.testing.assert_array_equal(expanded.reshape(out, -1), dense_stored[name].T, err_msg=name)
+            dense_bytes += dense_stored[name].nbytes
+            compressed_bytes += first.nbytes + second.nbytes + positions.nbytes
+        print(f"2:4 compressed linear weights: {compressed_bytes / dense_bytes:.4f} of dense")
+        self.assertAlmostEqual(compressed_bytes / dense_bytes, 9 / 16)
+        np.testing.assert_array_equal(run_artifact(compressed, {"input_ids": self.ids}, self.tmp.name)["logits"],
+                                      run_artifact(dense, {"input_ids": self.ids}, self.tmp.name)["logits"])
+        # SparseGPT's 2:4 weights compress too.
+        _, sgpt, _ = self.compile_pruned("cs24.kiln", "--prune", "sparsegpt", "--sparsity", "2:4",
+                                         "--calibration", self.calibration, "--sparse-format", "compressed")
+        self.assertIn("transformer.h.0.mlp.c_fc.sparse_positions", sgpt)
+
     def test_training_keeps_the_zeros(self):
         train = self.path("train.kiln")
         compile_artifact(self.model, train, weights=self.wpath,
@@ -330,8 +364,6 @@ class Gpt2Pruning(unittest.TestCase):
                       "'transformer.h.0.attn.c_attn.weight' has 64 inputs",
                       refused("--prune", "magnitude", "--sparsity", "2:48"))
         self.assertIn("--prune wanda needs --calibration FILE", refused("--prune", "wanda"))
-        self.assertIn("structured pruning (whole heads and FFN channels) is not built yet",
-                      refused("--prune", "heads"))
         self.assertIn("unknown pruning method 'random'", refused("--prune", "random"))
         self.assertIn("--prune-global takes --prune magnitude",
                       refused("--prune", "wanda", "--prune-global", "--calibration", self.calibration))
@@ -339,6 +371,12 @@ class Gpt2Pruning(unittest.TestCase):
                       refused("--prune", "2:4", "--quantize", "w4g32", "--rounding", "gptq",
                               "--calibration", self.calibration))
         self.assertIn("--sparsity needs --prune", refused("--sparsity", "0.5"))
+        self.assertIn("--sparse-format compressed stores 2:4 sparsity; --sparsity 0.5 is not 2:4",
+                      refused("--prune", "magnitude", "--sparse-format", "compressed"))
+        self.assertIn("--sparse-format compressed builds inference artifacts",
+                      refused("--prune", "2:4", "--sparse-format", "compressed", "--mode", "train"))
+        self.assertIn("--sparse-format compressed does not combine with --quantize",
+                      refused("--prune", "2:4", "--sparse-format", "compressed", "--quantize", "w8"))
 
 
 class LlamaBertPruning(unittest.TestCase):
@@ -375,6 +413,28 @@ class LlamaBertPruning(unittest.TestCase):
         expected = llama_reference(stored, ids, cfg)
         report("llama-tiny 2:4", logits, expected)
         np.testing.assert_allclose(logits, expected, rtol=RTOL, atol=ATOL)
+
+    def test_llama_and_bert_2_4_compressed(self):
+        """The compressed storage computes what the dense 2:4 one does."""
+        rng = np.random.default_rng(7)
+        for config, inputs, outputs in (
+                ("llama-tiny.json", {"input_ids": rng.integers(0, 1000, (2, 5)).astype(np.int64)}, ["logits"]),
+                ("bert-tiny.json", {"input_ids": rng.integers(0, 1000, (2, 5)).astype(np.int64),
+                                    "token_type_ids": np.zeros((2, 5), np.int64),
+                                    "attention_mask": np.ones((2, 5), np.int64)},
+                 ["last_hidden_state", "pooler_output"])):
+            path, _ = load_config(config)
+            first = compile_artifact(path, os.path.join(self.tmp.name, "init.kiln"))
+            weights = random_weights_by_rule(first, seed=2, is_norm=lambda n: "norm" in n.lower())
+            wpath = os.path.join(self.tmp.name, "w.safetensors")
+            save_safetensors(weights, wpath)
+            results = []
+            for fmt in ("dense", "compressed"):
+                art = os.path.join(self.tmp.name, fmt + ".kiln")
+                compile_artifact(path, art, weights=wpath, extra=["--prune", "2:4", "--sparse-format", fmt])
+                results.append(run_artifact(art, inputs, self.tmp.name))
+            for name in outputs:
+                np.testing.assert_array_equal(results[0][name], results[1][name], f"{config} {name}")
 
     def test_bert_2_4(self):
         cfg, stored, art, pruned = self.compile_pruned(
