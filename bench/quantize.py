@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Quantized GPT-2 against Kiln f32: artifact sizes and forward latency per
-weight scheme, same weights, same inputs, in one run.
+"""Quantized or pruned GPT-2 against Kiln f32: artifact sizes and forward
+latency per weight scheme, same weights, same inputs, in one run.
 
 Compiles models/gpt2-small.json (or --config) for each scheme (f32 and
 `kiln-compile --quantize` for the others) from one set of random weights,
@@ -12,6 +12,11 @@ docs/quantization.md), then times `kiln bench` in
 interleaved rounds (f32, w8, ..., f32, w8, ...; the median of the rounds'
 p50s, so a machine whose speed drifts is not read as a scheme's effect),
 and prints the sizes, latencies and the ratios against f32.
+
+A scheme `prune:METHOD[:SPARSITY][:compressed]` prunes instead
+(`prune:heads+ffn:0.5`, `prune:2:4`, `prune:2:4:compressed`,
+`prune:magnitude:0.5`): docs/pruning.md. A pruned model computes another
+function by design, so its logits are not compared.
 
   bench/quantize.py [--build build] [--schemes w8,w4g128,int8-dynamic+head]
                     [--seq 128]
@@ -62,7 +67,14 @@ def main():
                "--batch", "1", "--seq", str(seq)]
         if weights:
             cmd += ["--weights", weights]
-        if scheme != "f32":
+        if scheme.startswith("prune:"):
+            parts = scheme[len("prune:"):].split(":")
+            compressed = parts[-1] == "compressed"
+            parts = parts[:-1] if compressed else parts
+            method, sparsity = ("2:4", "2:4") if parts[:2] == ["2", "4"] else (parts[0], ":".join(parts[1:]) or "0.5")
+            cmd += ["--prune", method, "--sparsity", sparsity]
+            cmd += ["--sparse-format", "compressed"] if compressed else []
+        elif scheme != "f32":
             name, head = (scheme[:-len("+head")], True) if scheme.endswith("+head") else (scheme, False)
             cmd += ["--quantize", name] + (["--quantize-lm-head"] if head else [])
         subprocess.run(cmd, check=True, capture_output=True)
@@ -95,7 +107,7 @@ def main():
                             f"input_ids={inputs[args.seq]}", "--output-dir", out], env=env, check=True,
                            capture_output=True)
             logits[scheme] = np.load(os.path.join(out, "logits.npy"))
-        for scheme in schemes[1:]:
+        for scheme in [s for s in schemes[1:] if not s.startswith("prune:")]:
             diff = float(np.abs(logits[scheme] - logits["f32"]).max())
             corr = float(np.corrcoef(logits[scheme].ravel(), logits["f32"].ravel())[0, 1])
             print(f"{scheme}: logits within {diff:.3g} of f32, correlation {corr:.4f}")
