@@ -302,37 +302,11 @@ llvm::Error initialize(const ParameterInfo &param, uint64_t seed,
   return llvm::Error::success();
 }
 
-bool isFloat(rt::DType dtype) {
-  return dtype == rt::DType::F64 || dtype == rt::DType::F32 ||
-         dtype == rt::DType::F16 || dtype == rt::DType::BF16;
-}
+bool isFloat(rt::DType dtype) { return rt::isFloatDType(dtype); }
 
 double loadFloat(rt::DType dtype, const unsigned char *p) {
-  switch (dtype) {
-  case rt::DType::F64: {
-    double value;
-    std::memcpy(&value, p, 8);
-    return value;
-  }
-  case rt::DType::F32: {
-    float value;
-    std::memcpy(&value, p, 4);
-    return value;
-  }
-  case rt::DType::F16: {
-    _Float16 value;
-    std::memcpy(&value, p, 2);
-    return static_cast<double>(value);
-  }
-  case rt::DType::BF16: {
-    uint32_t bits = uint32_t(p[0] | (p[1] << 8)) << 16;
-    float value;
-    std::memcpy(&value, &bits, 4);
-    return value;
-  }
-  default:
-    llvm_unreachable("not a float dtype");
-  }
+  assert(isFloat(dtype) && "not a float dtype");
+  return rt::loadFloatElement(dtype, p);
 }
 
 void storeFloat(rt::DType dtype, double value, unsigned char *p) {

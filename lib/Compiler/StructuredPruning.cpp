@@ -170,34 +170,6 @@ llvm::Expected<FamilyLayout> layoutOf(const llvm::json::Object &config) {
                *type + "'");
 }
 
-double loadValue(rt::DType dtype, const unsigned char *p) {
-  switch (dtype) {
-  case rt::DType::F32: {
-    float value;
-    std::memcpy(&value, p, 4);
-    return value;
-  }
-  case rt::DType::F16: {
-    _Float16 value;
-    std::memcpy(&value, p, 2);
-    return static_cast<double>(value);
-  }
-  case rt::DType::BF16: {
-    uint32_t bits = uint32_t(p[0] | (p[1] << 8)) << 16;
-    float value;
-    std::memcpy(&value, &bits, 4);
-    return value;
-  }
-  case rt::DType::F64: {
-    double value;
-    std::memcpy(&value, p, 8);
-    return value;
-  }
-  default:
-    return 0;
-  }
-}
-
 /// A checkpoint tensor by the model's name: exactly, or with a leading
 /// component more (`bert.` + name) or less (HF's GPT-2 without
 /// `transformer.`).
@@ -281,8 +253,7 @@ mlir::kiln::pruneStructured(const llvm::json::Object &config,
       int64_t extent = t.parts * kind.units * t.width;
       if (info->shape.size() != (t.ranks ? 2u : 1u) ||
           info->shape[t.axis] != extent ||
-          !(info->dtype == rt::DType::F32 || info->dtype == rt::DType::F16 ||
-            info->dtype == rt::DType::BF16 || info->dtype == rt::DType::F64))
+          !rt::isFloatDType(info->dtype))
         return error(files.description() + ": tensor '" + info->name +
                      "' is " + rt::dtypeName(info->dtype) + " " +
                      rt::formatShape(info->shape) + ", not a float tensor with " +
@@ -299,7 +270,7 @@ mlir::kiln::pruneStructured(const llvm::json::Object &config,
         for (int64_t c = 0; c < cols; ++c) {
           int64_t along = t.axis == 0 ? r : c;
           int64_t unit = (along % (kind.units * t.width)) / t.width;
-          double v = loadValue(info->dtype, data + (r * cols + c) * width);
+          double v = rt::loadFloatElement(info->dtype, data + (r * cols + c) * width);
           importance[unit] += v * v;
         }
     }

@@ -8,6 +8,7 @@
 #include "kiln/Runtime/Tensor.h"
 
 #include <cstdint>
+#include <cstring>
 #include <sstream>
 
 namespace kiln::runtime {
@@ -101,6 +102,40 @@ std::string formatShape(const std::vector<int64_t> &shape) {
     os << (i ? ", " : "") << shape[i];
   os << ']';
   return os.str();
+}
+
+bool isFloatDType(DType dtype) {
+  return dtype == DType::F64 || dtype == DType::F32 || dtype == DType::F16 ||
+         dtype == DType::BF16;
+}
+
+double loadFloatElement(DType dtype, const void *p) {
+  const auto *bytes = static_cast<const unsigned char *>(p);
+  switch (dtype) {
+  case DType::F64: {
+    double value;
+    std::memcpy(&value, bytes, 8);
+    return value;
+  }
+  case DType::F32: {
+    float value;
+    std::memcpy(&value, bytes, 4);
+    return value;
+  }
+  case DType::F16: {
+    _Float16 value;
+    std::memcpy(&value, bytes, 2);
+    return static_cast<double>(value);
+  }
+  case DType::BF16: {
+    uint32_t bits = uint32_t(bytes[0] | (bytes[1] << 8)) << 16;
+    float value;
+    std::memcpy(&value, &bits, 4);
+    return value;
+  }
+  default:
+    return 0;
+  }
 }
 
 } // namespace kiln::runtime

@@ -40,6 +40,12 @@ std::optional<uint64_t> checkedByteSize(const std::vector<int64_t> &shape,
 /// "[2, 3, 768]" for messages.
 std::string formatShape(const std::vector<int64_t> &shape);
 
+/// Whether `dtype` is F64, F32, F16 or BF16.
+bool isFloatDType(DType dtype);
+/// The little-endian float element at `p` of a float `dtype`, widened to
+/// double (0 for any other dtype).
+double loadFloatElement(DType dtype, const void *p);
+
 /// A dense row-major tensor someone else owns.
 struct TensorView {
   DType dtype = DType::F32;
