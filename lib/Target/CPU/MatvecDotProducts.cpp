@@ -13,9 +13,12 @@
 // of x: for each output column n (in parallel) and row m, 16 weights at a
 // time are loaded (codes converted to f32: bytes, or 8 bytes split into
 // nibbles; the group's zero point taken off) and multiplied with x into
-// independent partial sums; each group's sum is scaled once. With a dynamic
-// row count the kernel sits in an scf.if on `rows <= max-rows`, the matmul
-// as it was in the other branch.
+// independent partial sums; each group's sum is scaled once. A 2:4 weight
+// stored compressed (`kiln.expand_2of4`) skips its zeros: 16 groups of
+// four at a time, each group's two kept values are multiplied with the
+// elements of x their positions pick (two gathers), half the multiply-adds
+// on 9/16 of the bytes. With a dynamic row count the kernel sits in an
+// scf.if on `rows <= max-rows`, the matmul as it was in the other branch.
 //
 //===----------------------------------------------------------------------===//
 
@@ -52,7 +55,20 @@ struct Matvec {
   /// The quantized weight's dequantization, or null for an f32 weight
   /// (`weight`, [N, K]) read as it is.
   DequantizeOp dequantize;
+  /// A 2:4 weight stored compressed, or null: its kept values are
+  /// multiplied with the elements of x their positions pick (gathered),
+  /// so half the multiply-adds and 9/16 of the weight bytes.
+  Expand2of4Op expand;
   Value weight;
+
+  /// The op that makes the weight from its stored parts, if any.
+  Operation *producer() const {
+    if (dequantize)
+      return dequantize;
+    if (expand)
+      return expand;
+    return nullptr;
+  }
   int64_t k = 0, groups = 0, groupSize = 0, bits = 8;
   bool perRowScale = false, isUnsigned = false;
 };
@@ -66,6 +82,24 @@ std::optional<Matvec> match(MatmulOp op) {
   auto dequantize = op.getRhs().getDefiningOp<DequantizeOp>();
   auto lhs = cast<RankedTensorType>(op.getLhs().getType());
   auto weight = cast<RankedTensorType>(op.getRhs().getType());
+  if (auto expand = op.getRhs().getDefiningOp<Expand2of4Op>()) {
+    // 16 groups of four (64 weights) a step.
+    int64_t k = weight.getRank() == 2 ? weight.getDimSize(1) : 0;
+    if (weight.getRank() != 2 || !weight.getElementType().isF32() ||
+        !lhs.getElementType().isF32() || lhs.getRank() < 2 ||
+        ShapedType::isDynamic(k) || k % (4 * kLanes) != 0 ||
+        lhs.getDimSize(lhs.getRank() - 1) != k ||
+        cast<RankedTensorType>(op.getType()).getRank() != lhs.getRank() ||
+        llvm::count_if(lhs.getShape().drop_back(), ShapedType::isDynamic) > 1)
+      return std::nullopt;
+    Matvec m;
+    m.matmul = op;
+    m.expand = expand;
+    m.k = k;
+    m.groups = 1;
+    m.groupSize = k;
+    return m;
+  }
   if (!dequantize) {
     // An f32 weight read transposed (a tied LM head): the same dot
     // products over its rows.
@@ -228,12 +262,100 @@ Value dotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
                                      arith::FastMathFlags::reassoc);
 }
 
+/// `x[m] · expand_2of4(first, second, positions)[n]`: per step 16 groups
+/// of four inputs, the kept values times x gathered at their positions
+/// (`4g + position`), `unroll` independent partial sums, lanes summed at
+/// the end.
+Value sparseDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
+                       Value row, Value n) {
+  Expand2of4Op e = m.expand;
+  auto f32Vector = VectorType::get({kLanes}, b.getF32Type());
+  auto i32Vector = VectorType::get({kLanes}, b.getI32Type());
+  auto i8Vector = VectorType::get({kLanes}, b.getI8Type());
+  auto i1Vector = VectorType::get({kLanes}, b.getI1Type());
+  Value zeros = arith::ConstantOp::create(
+      b, loc, f32Vector, DenseElementsAttr::get(f32Vector, 0.0f));
+  auto splat32 = [&](OpBuilder &ob, int32_t v) -> Value {
+    return arith::ConstantOp::create(
+        ob, loc, i32Vector,
+        DenseElementsAttr::get(i32Vector, ob.getI32IntegerAttr(v)));
+  };
+  SmallVector<int32_t> laneValues;
+  for (int32_t i = 0; i < kLanes; ++i)
+    laneValues.push_back(4 * i);
+  Value laneOffsets = arith::ConstantOp::create(
+      b, loc, i32Vector,
+      DenseElementsAttr::get(i32Vector, ArrayRef<int32_t>(laneValues)));
+  Value allLanes = arith::ConstantOp::create(
+      b, loc, i1Vector, DenseElementsAttr::get(i1Vector, true));
+  int64_t steps = m.k / (4 * kLanes);
+  int64_t unroll = steps % 4 == 0 ? 4 : steps % 2 == 0 ? 2 : 1;
+  SmallVector<Value> init(unroll, zeros);
+  auto loop = scf::ForOp::create(
+      b, loc, index(b, loc, 0), index(b, loc, steps), index(b, loc, unroll),
+      init, [&](OpBuilder &ib, Location, Value t, ValueRange partial) {
+        SmallVector<Value> next;
+        Value zero = index(ib, loc, 0);
+        for (int64_t u = 0; u < unroll; ++u) {
+          Value step = arith::AddIOp::create(ib, loc, t, index(ib, loc, u));
+          Value g = arith::MulIOp::create(ib, loc, step, index(ib, loc, kLanes));
+          auto read = [&](Value source, VectorType type, Value padding) {
+            return vector::TransferReadOp::create(ib, loc, type, source,
+                                                  ValueRange{n, g}, padding,
+                                                  ArrayRef<bool>{true});
+          };
+          Value f32Zero =
+              arith::ConstantOp::create(ib, loc, ib.getF32FloatAttr(0));
+          Value first = read(e.getFirst(), f32Vector, f32Zero);
+          Value second = read(e.getSecond(), f32Vector, f32Zero);
+          Value positions = arith::ExtUIOp::create(
+              ib, loc, i32Vector,
+              read(e.getPositions(), i8Vector,
+                   arith::ConstantIntOp::create(ib, loc, ib.getI8Type(), 0)));
+          // Element 4g of x for each lane's group, plus the positions.
+          Value base = arith::AddIOp::create(
+              ib, loc, laneOffsets,
+              vector::BroadcastOp::create(
+                  ib, loc, i32Vector,
+                  arith::IndexCastOp::create(
+                      ib, loc, ib.getI32Type(),
+                      arith::MulIOp::create(ib, loc, g, index(ib, loc, 4)))));
+          Value three = splat32(ib, 3);
+          Value at0 = arith::AddIOp::create(
+              ib, loc, base, arith::AndIOp::create(ib, loc, positions, three));
+          Value at1 = arith::AddIOp::create(
+              ib, loc, base,
+              arith::AndIOp::create(
+                  ib, loc,
+                  arith::ShRUIOp::create(ib, loc, positions, splat32(ib, 2)),
+                  three));
+          Value x0 = vector::GatherOp::create(ib, loc, f32Vector, x,
+                                              ValueRange{row, zero}, at0,
+                                              allLanes, zeros, IntegerAttr());
+          Value x1 = vector::GatherOp::create(ib, loc, f32Vector, x,
+                                              ValueRange{row, zero}, at1,
+                                              allLanes, zeros, IntegerAttr());
+          Value sum = vector::FMAOp::create(ib, loc, first, x0, partial[u]);
+          next.push_back(vector::FMAOp::create(ib, loc, second, x1, sum));
+        }
+        scf::YieldOp::create(ib, loc, next);
+      });
+  Value sum = loop.getResult(0);
+  for (int64_t u = 1; u < unroll; ++u)
+    sum = arith::AddFOp::create(b, loc, sum, loop.getResult(u));
+  return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, sum,
+                                     arith::FastMathFlags::reassoc);
+}
+
 /// The kernel: `x2` [rows, K] times the dequantized weight's transpose,
 /// [rows, N].
 Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
                   Value rows) {
   DequantizeOp dq = m.dequantize;
-  Value codes = dq ? dq.getInput() : m.weight;
+  Expand2of4Op expand = m.expand;
+  Value codes = dq       ? dq.getInput()
+                : expand ? expand.getFirst()
+                         : m.weight;
   Value scales = dq ? dq.getScale() : Value();
   Value zeroPoints = dq ? dq.getZeroPoint() : Value();
   Type f32 = b.getF32Type();
@@ -257,8 +379,9 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
     auto perRow = scf::ForOp::create(
         b, loc, index(b, loc, 0), rows, index(b, loc, 1), ValueRange{column},
         [&](OpBuilder &rb, Location, Value row, ValueRange c) {
-          Value value = dotProduct(rb, loc, m, x2, codes, scales, zeroPoints,
-                                   row, n);
+          Value value = m.expand ? sparseDotProduct(rb, loc, m, x2, row, n)
+                                 : dotProduct(rb, loc, m, x2, codes, scales,
+                                              zeroPoints, row, n);
           scf::YieldOp::create(
               rb, loc,
               ValueRange{tensor::InsertOp::create(rb, loc, value, c[0], row)});
@@ -335,7 +458,8 @@ void rewrite(IRRewriter &rewriter, Matvec m, int64_t maxRows) {
   }
   Value few = arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::ule,
                                     rows, index(rewriter, loc, maxRows));
-  bool soleUse = m.dequantize && m.dequantize->hasOneUse();
+  Operation *producer = m.producer();
+  bool soleUse = producer && producer->hasOneUse();
   auto branch = scf::IfOp::create(
       rewriter, loc, few,
       [&](OpBuilder &b, Location l) {
@@ -344,13 +468,13 @@ void rewrite(IRRewriter &rewriter, Matvec m, int64_t maxRows) {
       [&](OpBuilder &b, Location l) {
         IRMapping mapping;
         if (soleUse)
-          b.clone(*m.dequantize, mapping);
+          b.clone(*producer, mapping);
         Operation *clone = b.clone(*op, mapping);
         scf::YieldOp::create(b, l, clone->getResults());
       });
   rewriter.replaceOp(op, branch.getResults());
-  if (soleUse && m.dequantize->use_empty())
-    rewriter.eraseOp(m.dequantize);
+  if (producer && producer->use_empty())
+    rewriter.eraseOp(producer);
 }
 
 struct MatvecDotProductsPass

@@ -84,3 +84,28 @@ func.func @left_alone(%x32: tensor<32x64xf32>, %w: tensor<96x64xf32>, %x: tensor
   %3 = kiln.matmul %xd, %w transpose_rhs : (tensor<?x?x64xf32>, tensor<96x64xf32>) -> tensor<?x?x96xf32>
   return %0, %1, %2, %3 : tensor<32x96xf32>, tensor<1x96xf32>, tensor<32x96xf32>, tensor<?x?x96xf32>
 }
+
+// -----
+
+// A 2:4 weight stored compressed: 16 groups of four a step, each group's
+// two kept values times the elements of x their positions pick (4g +
+// position, gathered), the zeros skipped.
+// CHECK-LABEL: func.func @compressed_2of4
+// CHECK-SAME: (%[[X:.*]]: tensor<2x128xf32>, %[[F:.*]]: tensor<8x32xf32>, %[[S:.*]]: tensor<8x32xf32>, %[[P:.*]]: tensor<8x32xi8>)
+// CHECK-NOT: kiln.expand_2of4
+// CHECK: scf.forall (%[[N:.*]]) in (8)
+// CHECK:   vector.transfer_read %[[F]][%[[N]], %{{.*}}]{{.*}} : tensor<8x32xf32>, vector<16xf32>
+// CHECK:   vector.transfer_read %[[S]][%[[N]], %{{.*}}]{{.*}} : tensor<8x32xf32>, vector<16xf32>
+// CHECK:   %[[POS:.*]] = vector.transfer_read %[[P]][%[[N]], %{{.*}}]{{.*}} : tensor<8x32xi8>, vector<16xi8>
+// CHECK:   arith.extui %[[POS]] : vector<16xi8> to vector<16xi32>
+// CHECK:   vector.gather %[[X]]
+// CHECK:   vector.gather %[[X]]
+// CHECK:   vector.fma
+// CHECK:   vector.fma
+// CHECK: vector.reduction <add>
+// CHECK-NOT: kiln.matmul
+func.func @compressed_2of4(%x: tensor<2x128xf32>, %f: tensor<8x32xf32>, %s: tensor<8x32xf32>, %p: tensor<8x32xi8>) -> tensor<2x8xf32> {
+  %w = kiln.expand_2of4 %f, %s positions %p : (tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xi8>) -> tensor<8x128xf32>
+  %y = kiln.matmul %x, %w transpose_rhs : (tensor<2x128xf32>, tensor<8x128xf32>) -> tensor<2x8xf32>
+  return %y : tensor<2x8xf32>
+}
