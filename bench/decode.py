@@ -4,7 +4,8 @@ context, and against PyTorch with Hugging Face's past_key_values, same
 weights, in one run.
 
 Compiles models/gpt2-small.json (or --config) with `kiln-compile --kv-cache
-SLOTS` for each scheme (f32 and `--quantize` ones) from one set of random
+SLOTS` for each scheme (f32, `--quantize` and `--prune` ones, as
+bench/schemes.py names them) from one set of random
 weights, checks that decode_step's logits equal forward's at the same
 position (so the timed step computes the right thing), then times, for each
 batch size and context length P (tokens already in the cache):
@@ -38,6 +39,7 @@ import numpy as np
 import machine
 import peers
 from gpt2_weights import random_gpt2_weights
+from schemes import compile_flags
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
@@ -121,9 +123,7 @@ def main():
         cmd = ["kiln-compile", args.config, "--target", "cpu", "-o", art, "--kv-cache", str(args.slots)]
         if weights:
             cmd += ["--weights", weights]
-        if scheme not in ("f32", "init"):
-            name, head = (scheme[:-len("+head")], True) if scheme.endswith("+head") else (scheme, False)
-            cmd += ["--quantize", name] + (["--quantize-lm-head"] if head else [])
+        cmd += compile_flags(scheme)
         kiln(*cmd)
         return art
 

@@ -35,6 +35,7 @@ import numpy as np
 
 import machine
 from gpt2_weights import random_gpt2_weights
+from schemes import compile_flags
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
@@ -67,16 +68,7 @@ def main():
                "--batch", "1", "--seq", str(seq)]
         if weights:
             cmd += ["--weights", weights]
-        if scheme.startswith("prune:"):
-            parts = scheme[len("prune:"):].split(":")
-            compressed = parts[-1] == "compressed"
-            parts = parts[:-1] if compressed else parts
-            method, sparsity = ("2:4", "2:4") if parts[:2] == ["2", "4"] else (parts[0], ":".join(parts[1:]) or "0.5")
-            cmd += ["--prune", method, "--sparsity", sparsity]
-            cmd += ["--sparse-format", "compressed"] if compressed else []
-        elif scheme != "f32":
-            name, head = (scheme[:-len("+head")], True) if scheme.endswith("+head") else (scheme, False)
-            cmd += ["--quantize", name] + (["--quantize-lm-head"] if head else [])
+        cmd += compile_flags(scheme)
         subprocess.run(cmd, check=True, capture_output=True)
         return art
 

@@ -1,0 +1,29 @@
+"""kiln-compile flags of a benchmark's weight scheme names, shared by
+bench/quantize.py and bench/decode.py:
+
+  f32                      the model as it is
+  w8, w4g128, int8-dynamic --quantize SCHEME
+  SCHEME+head              also --quantize-lm-head
+  prune:METHOD[:SPARSITY][:compressed]
+                           --prune METHOD --sparsity SPARSITY (default 0.5),
+                           prune:2:4 for magnitude 2:4, :compressed for
+                           --sparse-format compressed (docs/pruning.md)
+"""
+
+
+def compile_flags(scheme):
+    if scheme in ("f32", "init"):
+        return []
+    if scheme.startswith("prune:"):
+        parts = scheme[len("prune:"):].split(":")
+        compressed = parts[-1] == "compressed"
+        if compressed:
+            parts = parts[:-1]
+        if parts[:2] == ["2", "4"]:
+            method, sparsity = "2:4", "2:4"
+        else:
+            method, sparsity = parts[0], ":".join(parts[1:]) or "0.5"
+        return (["--prune", method, "--sparsity", sparsity]
+                + (["--sparse-format", "compressed"] if compressed else []))
+    name, head = (scheme[:-len("+head")], True) if scheme.endswith("+head") else (scheme, False)
+    return ["--quantize", name] + (["--quantize-lm-head"] if head else [])
