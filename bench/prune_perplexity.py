@@ -13,7 +13,8 @@ perplexity and the change against the dense model as a Markdown table.
 Prunings: METHOD:SPARSITY (`magnitude:0.5`, `wanda:2:4`, `sparsegpt:0.5`,
 `heads:0.5`, `ffn:0.5`, `heads+ffn:0.5`), `magnitude:0.5:global` for one
 threshold over all layers, `:compressed` after a 2:4 one for the
-compressed storage, `dense` for the model as trained; a `+w8` suffix also
+compressed storage, `:calibrated` after a structured one to rank heads and
+channels by their output on calibration text, `dense` for the model as trained; a `+w8` suffix also
 quantizes (--quantize w8).
 
 With `--recover STEPS`, each pruning is also fine-tuned: a training
@@ -125,7 +126,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as tmp:
         calibration = None
-        if any(p.startswith(("wanda", "sparsegpt")) for p in prunings):
+        if any(p.startswith(("wanda", "sparsegpt")) or p.endswith(":calibrated") for p in prunings):
             cal = os.path.join(tmp, "calibrate.kiln")
             compile_model(cal, "--mode", "calibrate", "--calibration-gram")
             calibration = os.path.join(tmp, "calibration.safetensors")
@@ -145,12 +146,13 @@ def main():
                 method, *rest = spec.split(":")
                 scope = rest[-1] == "global"
                 compressed = rest[-1] == "compressed"
-                sparsity = ":".join(rest[:-1] if scope or compressed else rest)
+                calibrated = rest[-1] == "calibrated"
+                sparsity = ":".join(rest[:-1] if scope or compressed or calibrated else rest)
                 structured = method in ("heads", "ffn", "heads+ffn")
                 extra += ["--prune", method, "--sparsity", sparsity]
                 if scope:
                     extra.append("--prune-global")
-                if method in ("wanda", "sparsegpt"):
+                if method in ("wanda", "sparsegpt") or calibrated:
                     extra += ["--calibration", calibration]
             if quantize:
                 extra += ["--quantize", quantize]

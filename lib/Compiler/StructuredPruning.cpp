@@ -17,6 +17,7 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <optional>
 
 namespace rt = kiln::runtime;
 using namespace mlir::kiln;
@@ -229,6 +230,14 @@ mlir::kiln::pruneStructured(const llvm::json::Object &config,
     return error(opened.message());
   const rt::WeightFiles &files = *opened;
 
+  std::optional<rt::SafeTensorsFile> calibration;
+  if (!options.calibrationPath.empty()) {
+    rt::Expected<rt::SafeTensorsFile> file =
+        rt::SafeTensorsFile::open(options.calibrationPath);
+    if (!file)
+      return error(file.message());
+    calibration.emplace(file.take());
+  }
   StructuredPruningResult result;
   result.config = config;
   // Rows or columns kept, by checkpoint tensor.
@@ -242,6 +251,35 @@ mlir::kiln::pruneStructured(const llvm::json::Object &config,
     std::vector<double> importance(kind.units, 0.0);
     std::vector<std::pair<const rt::SafeTensorInfo *, const UnitSlices *>>
         present;
+    // Activation-aware: the output projection (the last tensor) against the
+    // Gram matrix of its input.
+    std::vector<float> gramDiagonal;
+    const UnitSlices &output = kind.tensors.back();
+    if (calibration) {
+      std::string key = output.name + ".input_gram";
+      const rt::SafeTensorInfo *gram = calibration->find(key);
+      int64_t in = output.parts * kind.units * output.width;
+      if (!gram)
+        return error(options.calibrationPath + " has no '" + key +
+                     "' (calibrate a --mode calibrate --calibration-gram "
+                     "artifact of this model)");
+      if (gram->dtype != rt::DType::F32 ||
+          gram->shape != std::vector<int64_t>{in, in})
+        return error("'" + key + "' in " + options.calibrationPath + " is " +
+                     rt::dtypeName(gram->dtype) + " " +
+                     rt::formatShape(gram->shape) + ", expected F32 [" +
+                     std::to_string(in) + ", " + std::to_string(in) + "]");
+      const auto *values =
+          static_cast<const float *>(calibration->view(*gram).data);
+      for (int64_t i = 0; i < in; ++i) {
+        float g = values[i * in + i];
+        if (!std::isfinite(g) || g < 0)
+          return error("'" + key + "' in " + options.calibrationPath +
+                       " has a diagonal entry that is negative or not "
+                       "finite");
+        gramDiagonal.push_back(g);
+      }
+    }
     for (const UnitSlices &t : kind.tensors) {
       const rt::SafeTensorInfo *info = findTensor(files, t.name);
       if (!info) {
@@ -260,7 +298,7 @@ mlir::kiln::pruneStructured(const llvm::json::Object &config,
                      std::to_string(extent) + " along axis " +
                      std::to_string(t.axis));
       present.push_back({info, &t});
-      if (!t.ranks)
+      if (!t.ranks || (calibration && &t != &output))
         continue;
       const auto *data =
           static_cast<const unsigned char *>(files.view(*info).data);
@@ -270,8 +308,9 @@ mlir::kiln::pruneStructured(const llvm::json::Object &config,
         for (int64_t c = 0; c < cols; ++c) {
           int64_t along = t.axis == 0 ? r : c;
           int64_t unit = (along % (kind.units * t.width)) / t.width;
-          double v = rt::loadFloatElement(info->dtype, data + (r * cols + c) * width);
-          importance[unit] += v * v;
+          double v =
+              rt::loadFloatElement(info->dtype, data + (r * cols + c) * width);
+          importance[unit] += calibration ? gramDiagonal[along] * v * v : v * v;
         }
     }
     int64_t count = static_cast<int64_t>(

@@ -318,9 +318,10 @@ cl::opt<std::string> quantize(
     cl::value_desc("scheme"), cl::cat(category));
 cl::opt<std::string> calibration(
     "calibration",
-    cl::desc("The activation statistics of --quantize int8-static: a file "
-             "written by kiln calibrate from this model compiled with --mode "
-             "calibrate"),
+    cl::desc("Activation statistics written by kiln calibrate from this "
+             "model compiled with --mode calibrate (--calibration-gram for "
+             "Gram matrices): for --quantize int8-static, --rounding gptq|awq, "
+             "--smoothquant, and --prune wanda|sparsegpt|heads|ffn"),
     cl::value_desc("FILE.safetensors"), cl::init(""), cl::cat(category));
 cl::opt<std::string> rounding(
     "rounding",
@@ -365,9 +366,10 @@ cl::opt<std::string> prune(
              "update of the others, from --calibration), or 2:4 (magnitude "
              "with --sparsity 2:4); composes with --quantize (rtn) and "
              "--mode train, which keeps the zeros. Or remove whole parts, "
-             "the least important by weight norm, building a smaller model "
-             "from sliced --weights: heads (attention heads), ffn (MLP "
-             "channels) or heads+ffn, a --sparsity fraction of each layer's "
+             "the least important by weight norm (or by their output on "
+             "--calibration text), building a smaller model from sliced "
+             "--weights: heads (attention heads), ffn (MLP channels) or "
+             "heads+ffn, a --sparsity fraction of each layer's "
              "(docs/pruning.md)"),
     cl::value_desc("method"), cl::cat(category));
 cl::opt<std::string> sparsity(
@@ -511,6 +513,7 @@ llvm::Error pruneStructurally(llvm::json::Object &config) {
   options.heads = prune != "ffn";
   options.channels = prune != "heads";
   options.fraction = parsed->fraction;
+  options.calibrationPath = calibration;
   llvm::SmallString<128> path;
   if (std::error_code ec = llvm::sys::fs::createTemporaryFile(
           "kiln-pruned", "safetensors", path))
@@ -953,7 +956,8 @@ int main(int argc, char **argv) {
               kiln::attachCalibration(**module, calibration, sourceSHA256))
         return fail(llvm::toString(std::move(error)));
     } else if (!calibration.empty() &&
-               pruneMethod != "wanda" && pruneMethod != "sparsegpt") {
+               pruneMethod != "wanda" && pruneMethod != "sparsegpt" &&
+                   !isStructuredPruning()) {
       return fail("--calibration is for --quantize int8-static, --rounding "
                   "gptq or --smoothquant (" +
                   quantizeScheme + " with rtn needs no calibration), and "
@@ -978,7 +982,8 @@ int main(int argc, char **argv) {
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --quantize");
     if (!calibration.empty() &&
-        pruneMethod != "wanda" && pruneMethod != "sparsegpt")
+        pruneMethod != "wanda" && pruneMethod != "sparsegpt" &&
+                   !isStructuredPruning())
       return fail("--calibration needs --quantize, or --prune wanda or "
                   "sparsegpt");
   }

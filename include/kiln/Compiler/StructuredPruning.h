@@ -27,6 +27,10 @@ struct StructuredPruningOptions {
   /// The fraction of each layer's heads (groups) and channels removed, in
   /// [0, 1): floor(fraction · count) of the least important.
   double fraction = 0.5;
+  /// A kiln calibrate file with Gram matrices (`--calibration-gram`):
+  /// units are then ranked by what they put out on the calibration text,
+  /// not by their weights' norm (StructuredPruning.cpp). Empty: by norm.
+  std::string calibrationPath;
 };
 
 struct StructuredPruningResult {
@@ -39,7 +43,11 @@ struct StructuredPruningResult {
 /// Ranks the heads and MLP channels of each layer of the gpt2, llama or
 /// bert model `config` by the L2 norm of every weight entry that belongs to
 /// them (the query, key, value and output projections' rows or columns of
-/// a head; the MLP's input and output weights of a channel), removes the
+/// a head; the MLP's input and output weights of a channel), or, with a
+/// calibration file, by the energy of their output on the calibration
+/// text: Σ_i G_ii · ‖W_o[i]‖² over the output projection's inputs i that
+/// belong to the unit (G the Gram matrix of that projection's input, W_o[i]
+/// its weights from input i), and removes the
 /// least important `fraction` of each layer (ties: the lower index goes),
 /// and writes the checkpoint `weightsPath` (a file or a save_pretrained
 /// directory) with those rows and columns cut out, every other tensor as
