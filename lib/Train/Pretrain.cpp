@@ -1422,6 +1422,19 @@ Status Run::computeReferences(int64_t step) {
 
 Status Run::loadInitialParameters() {
   std::string path = initialParametersPath(o.init);
+  // An unstructured or N:M pruned artifact keeps the zeros of the weights
+  // it starts from: other weights would bring none to keep.
+  const runtime::OptionMap &compiled = artifact->manifest().compileOptions;
+  if (auto prune = compiled.find("prune");
+      prune != compiled.end() && prune->second.isString &&
+      prune->second.text != "heads" && prune->second.text != "ffn" &&
+      prune->second.text != "heads+ffn")
+    return Status::error(
+        "--init on an artifact compiled with --prune " + prune->second.text +
+        ": training keeps the zeros of the artifact's own weights, and '" +
+        path + "' would replace them; compile the artifact from that "
+        "checkpoint instead (kiln-compile --weights " + path + " --prune " +
+        prune->second.text + " ...) and train without --init");
   // A reward model's score head and PPO's value head are not in a language
   // model's checkpoint: they keep their initial values (ModelOnly).
   if (Status s = artifact->loadParameters(path, /*requireAll=*/true,

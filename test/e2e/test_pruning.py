@@ -31,7 +31,8 @@
   compressed linear (K = 320) against float64 numpy within atol 1e-4 at
   1, 3 and 16 rows (the gather-and-FMA kernel) and 20 (the packing).
 - Training (--mode train --prune): kiln pretrain keeps every pruned
-  weight at zero while the others move, and --resume keeps them too.
+  weight at zero while the others move, and --resume keeps them too;
+  --init (other weights, no zeros to keep) is refused.
 - Bad input: a sparsity outside [0, 1), N:M whose M does not divide a
   layer, wanda without calibration, --prune-global with wanda, --rounding
   gptq with --prune: one clear line each.
@@ -384,6 +385,16 @@ func.func @forward(%x: tensor<?x320xf32> {kiln.name = "x"}) -> (tensor<?x96xf32>
             self.assertGreater(moved, 0.9, name)
         # A dense parameter trains as before.
         self.assertFalse(np.array_equal(final["transformer.wte.weight"], start["transformer.wte.weight"]))
+        # --init would bring other weights, with no zeros to keep: refused.
+        data = self.path("sft.jsonl")
+        with open(data, "w") as f:
+            for i in range(8):
+                f.write(json.dumps({"prompt": f"say {i}", "response": f" {i} {i}"}) + "\n")
+        refused = kiln("sft", train, "--out", self.path("run2"), "--data", data, "--steps", "1",
+                       "--init", run)
+        self.assertNotEqual(refused.returncode, 0)
+        self.assertIn("--init on an artifact compiled with --prune magnitude: training keeps the zeros",
+                      refused.stderr)
 
     def test_bad_input(self):
         def refused(*extra):
