@@ -38,6 +38,8 @@ import subprocess
 import sys
 import tempfile
 
+from run_artifacts import RunArtifacts
+
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -76,18 +78,10 @@ def main():
     parser.add_argument("--recover-lr", type=float, default=1e-4)
     parser.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     args = parser.parse_args()
-    bin_dir = os.path.join(args.build, "bin")
-    checkpoint = os.path.join(args.run, "checkpoint.safetensors")
-    if not os.path.exists(checkpoint):
-        sys.exit(f"{checkpoint}: no checkpoint (is '{args.run}' a kiln pretrain run?)")
+    runs = RunArtifacts(args.build, args.model, args.run)
+    bin_dir = runs.bin_dir
     prunings = [p for p in args.prunings.split(",") if p]
-
-    def compile_model(out, *extra, model=None, weights=None):
-        cmd = [os.path.join(bin_dir, "kiln-compile"), model or args.model, "--weights", weights or checkpoint,
-               "--target", "cpu", "-o", out, *extra]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.exit(f"{' '.join(cmd)}\n{result.stderr}")
+    compile_model = runs.compile
 
     def recover(tmp, name, extra, structured):
         """Fine-tunes the pruned model; returns its recovered artifact."""
@@ -118,21 +112,12 @@ def main():
         return art
 
     def evaluate(art):
-        out = subprocess.run([os.path.join(bin_dir, "kiln"), "eval", art, "--run", args.run,
-                              "--batches", str(args.batches)], check=True, capture_output=True,
-                             text=True).stdout
-        m = re.search(r"loss ([0-9.]+), perplexity ([0-9.]+) over (\d+) tokens", out)
-        return float(m.group(1)), float(m.group(2)), int(m.group(3))
+        return runs.evaluate(art, args.batches)
 
     with tempfile.TemporaryDirectory() as tmp:
         calibration = None
         if any(p.startswith(("wanda", "sparsegpt")) or p.endswith(":calibrated") for p in prunings):
-            cal = os.path.join(tmp, "calibrate.kiln")
-            compile_model(cal, "--mode", "calibrate", "--calibration-gram")
-            calibration = os.path.join(tmp, "calibration.safetensors")
-            subprocess.run([os.path.join(bin_dir, "kiln"), "calibrate", cal, "--run", args.run,
-                            "--batches", str(args.calibration_batches), "--out", calibration],
-                           check=True, capture_output=True)
+            calibration = runs.calibrate(tmp, args.calibration_batches)
         rows = []
         dense_weights = None
         for pruning in prunings:

@@ -22,9 +22,10 @@ Schemes: a `kiln-compile --quantize` scheme, optionally with suffixes:
 import argparse
 import os
 import re
-import subprocess
 import sys
 import tempfile
+
+from run_artifacts import RunArtifacts
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT = "f32,w8,w4g128,w4g32,w4g32:gptq,int8-dynamic,int8-dynamic:sq0.5,int8-dynamic+head,int8-static"
@@ -39,35 +40,13 @@ def main():
     parser.add_argument("--calibration-batches", type=int, default=64)
     parser.add_argument("--build", default=os.path.join(HERE, "..", "build"))
     args = parser.parse_args()
-    bin_dir = os.path.join(args.build, "bin")
-    checkpoint = os.path.join(args.run, "checkpoint.safetensors")
-    if not os.path.exists(checkpoint):
-        sys.exit(f"{checkpoint}: no checkpoint (is '{args.run}' a kiln pretrain run?)")
+    runs = RunArtifacts(args.build, args.model, args.run)
     schemes = [s for s in args.schemes.split(",") if s]
-
-    def compile_model(out, *extra):
-        cmd = [os.path.join(bin_dir, "kiln-compile"), args.model, "--weights", checkpoint,
-               "--target", "cpu", "-o", out, *extra]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.exit(f"{' '.join(cmd)}\n{result.stderr}")
-
-    def evaluate(art):
-        out = subprocess.run([os.path.join(bin_dir, "kiln"), "eval", art, "--run", args.run,
-                              "--batches", str(args.batches)], check=True, capture_output=True,
-                             text=True).stdout
-        m = re.search(r"loss ([0-9.]+), perplexity ([0-9.]+) over (\d+) tokens", out)
-        return float(m.group(1)), float(m.group(2)), int(m.group(3))
 
     with tempfile.TemporaryDirectory() as tmp:
         calibration = None
         if any(":" in s or s.startswith("int8-static") for s in schemes):
-            cal = os.path.join(tmp, "calibrate.kiln")
-            compile_model(cal, "--mode", "calibrate", "--calibration-gram")
-            calibration = os.path.join(tmp, "calibration.safetensors")
-            subprocess.run([os.path.join(bin_dir, "kiln"), "calibrate", cal, "--run", args.run,
-                            "--batches", str(args.calibration_batches), "--out", calibration],
-                           check=True, capture_output=True)
+            calibration = runs.calibrate(tmp, args.calibration_batches)
         rows = []
         for scheme in schemes:
             art = os.path.join(tmp, re.sub(r"[^A-Za-z0-9.+-]", "_", scheme) + ".kiln")
@@ -87,9 +66,9 @@ def main():
                     sys.exit(f"unknown option ':{option}' in '{scheme}' (gptq, sqALPHA)")
             if options or base == "int8-static":
                 extra += ["--calibration", calibration]
-            compile_model(art, *extra)
+            runs.compile(art, *extra)
             size = os.path.getsize(os.path.join(art, "weights.safetensors"))
-            loss, ppl, tokens = evaluate(art)
+            loss, ppl, tokens = runs.evaluate(art, args.batches)
             rows.append((scheme, size, loss, ppl, tokens))
             print(f"{scheme}: loss {loss:.4f}, perplexity {ppl:.2f}", file=sys.stderr, flush=True)
     f32 = next((r for r in rows if r[0] == "f32"), rows[0])
