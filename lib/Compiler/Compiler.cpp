@@ -774,6 +774,9 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
           found->second = quantizeRoundToNearest(values->data(), q->outDim(),
                                                  q->inDim(), q->scheme);
         }
+        // The pruned float values are quantized now; the other parts
+        // share the codes.
+        pruned.erase(q->source);
         for (float factor : factors)
           found->second.smoothing.push_back(1.0f / factor);
         // int8-static's scale of the smoothed input, where the model has

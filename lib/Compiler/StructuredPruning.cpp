@@ -7,6 +7,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Compiler/StructuredPruning.h"
+#include "kiln/Runtime/File.h"
 #include "kiln/Runtime/SafeTensors.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -389,4 +390,18 @@ mlir::kiln::pruneStructured(const llvm::json::Object &config,
   if (!status)
     return error(status.message());
   return result;
+}
+
+llvm::Error mlir::kiln::writeModelConfig(const llvm::json::Object &config,
+                                         const std::string &path) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object(config)))
+     << "\n";
+  rt::Status status = rt::writeFileAtomically(path, [&](int fd) {
+    return rt::writeAll(fd, text.data(), text.size(), path);
+  });
+  if (!status)
+    return error(status.message());
+  return llvm::Error::success();
 }

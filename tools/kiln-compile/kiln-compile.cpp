@@ -531,18 +531,9 @@ llvm::Error pruneStructurally(llvm::json::Object &config) {
         "kiln-compile: removed {0} of {1} heads and {2} of {3} MLP channels\n",
         result->headsRemoved, result->headsTotal, result->channelsRemoved,
         result->channelsTotal);
-  if (!prunedConfig.empty()) {
-    std::string text;
-    llvm::raw_string_ostream os(text);
-    os << llvm::formatv("{0:2}", llvm::json::Value(llvm::json::Object(config)))
-       << "\n";
-    std::error_code ec;
-    llvm::raw_fd_ostream out(prunedConfig, ec);
-    if (ec)
-      return llvm::createStringError("cannot write '" + prunedConfig +
-                                     "': " + ec.message());
-    out << text;
-  }
+  if (!prunedConfig.empty())
+    if (llvm::Error error = kiln::writeModelConfig(config, prunedConfig))
+      return error;
   return llvm::Error::success();
 }
 

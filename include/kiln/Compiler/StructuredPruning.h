@@ -60,6 +60,11 @@ pruneStructured(const llvm::json::Object &config,
                 const StructuredPruningOptions &options,
                 const std::string &outPath);
 
+/// Writes `config` to `path` as indented JSON, atomically (a pruned
+/// model's config, for kiln-compile --pruned-config).
+llvm::Error writeModelConfig(const llvm::json::Object &config,
+                             const std::string &path);
+
 } // namespace mlir::kiln
 
 #endif // KILN_COMPILER_STRUCTUREDPRUNING_H
