@@ -27,7 +27,9 @@
 - --sparse-format compressed: each 2:4 weight is stored as its two values
   and their positions per four inputs (9/16 of the bytes), which expand
   (numpy) to exactly the dense 2:4 weight; gpt2-tiny, llama-tiny and
-  bert-tiny compute bit for bit what the dense 2:4 artifacts do; a
+  bert-tiny compute bit for bit what the dense 2:4 artifacts do where the
+  weight is expanded in the packing (BERT's 2-row pooler takes the gather
+  kernel: within rtol 1e-5, measured 1.2e-7 absolute); a
   compressed linear (K = 320) against float64 numpy within atol 1e-4 at
   1, 3 and 4 rows (the gather-and-FMA kernel) and 5 and 20 (the
   packing).
@@ -485,7 +487,14 @@ class LlamaBertPruning(unittest.TestCase):
                 compile_artifact(path, art, weights=wpath, extra=["--prune", "2:4", "--sparse-format", fmt])
                 results.append(run_artifact(art, inputs, self.tmp.name))
             for name in outputs:
-                np.testing.assert_array_equal(results[0][name], results[1][name], f"{config} {name}")
+                # Bit for bit where the compressed weight is expanded in the
+                # packing; BERT's pooler (2 rows) takes the gather kernel,
+                # which sums in another order.
+                report(f"{config} 2:4 compressed {name}", results[1][name], results[0][name])
+                np.testing.assert_allclose(results[1][name], results[0][name], rtol=1e-5, atol=1e-6,
+                                           err_msg=f"{config} {name}")
+                if name != "pooler_output":
+                    np.testing.assert_array_equal(results[1][name], results[0][name], f"{config} {name}")
 
     def test_bert_2_4(self):
         cfg, stored, art, pruned = self.compile_pruned(
