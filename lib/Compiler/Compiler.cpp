@@ -120,6 +120,14 @@ struct ParameterInfo {
       return compressed->source;
     return op.getSymName();
   }
+  /// Whether that float weight is stored `[in, out]`.
+  bool sourceTransposed() const {
+    if (quantized)
+      return quantized->transposed;
+    if (compressed)
+      return compressed->transposed;
+    return pruned && pruned->transposed;
+  }
   /// The stored shape of that float weight.
   SmallVector<int64_t, 2> sourceShape() const {
     if (quantized)
@@ -621,11 +629,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
   // from.
   auto valuesOf = [&](size_t index) -> llvm::Expected<std::vector<float>> {
     const ParameterInfo &param = params[index];
-    bool transposed = param.quantized    ? param.quantized->transposed
-                      : param.compressed ? param.compressed->transposed
-                                         : param.pruned->transposed;
-    SmallVector<int64_t, 2> shape = param.sourceShape();
-    return sourceValues(param, param.sourceName(), shape, transposed,
+    return sourceValues(param, param.sourceName(), param.sourceShape(),
+                        param.sourceTransposed(),
                         plan ? plan->sources[index] : nullptr,
                         plan ? &plan->files : nullptr, options.seed);
   };
@@ -714,7 +719,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
               prunedValues(index);
           if (!prunedSource)
             return prunedSource.takeError();
-          *values = **prunedSource;
+          // Quantized once per source: the pruned values move here.
+          *values = std::move(pruned[q->source]);
         } else {
           values = valuesOf(index);
         }
@@ -740,7 +746,7 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
           if (q->rounding == "awq") {
             llvm::Expected<std::vector<float>> gram =
                 calibrationGram(options, calibration, q->source, q->inDim(),
-                            q->rounding == "awq" ? "AWQ" : "GPTQ");
+                                "AWQ");
             if (!gram)
               return gram.takeError();
             factors =
@@ -758,7 +764,7 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
         if (q->rounding == "gptq") {
           llvm::Expected<std::vector<float>> gram =
               calibrationGram(options, calibration, q->source, q->inDim(),
-                            q->rounding == "awq" ? "AWQ" : "GPTQ");
+                              "GPTQ");
           if (!gram)
             return gram.takeError();
           for (int64_t i = 0; !factors.empty() && i < q->inDim(); ++i)
