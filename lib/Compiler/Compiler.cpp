@@ -76,6 +76,8 @@ std::optional<rt::DType> dtypeOf(Type type) {
     return rt::DType::I64;
   if (type.isInteger(32))
     return rt::DType::I32;
+  if (type.isInteger(16))
+    return rt::DType::I16;
   if (type.isInteger(8))
     return rt::DType::I8;
   if (type.isInteger(1))
@@ -612,6 +614,71 @@ compress2of4(const std::vector<float> &w, int64_t out, int64_t in,
                                                    std::move(positions)};
 }
 
+/// The compressed-sparse-row storage of a pruned `[out, in]` weight in
+/// `nnz` entries: offsets (i32 `[out + 1]`), indices (i16, or i32 when
+/// `wide`) and values (f32), in that order. Rows hold their nonzeros in
+/// input order; entries left over pad the last row with value 0 at input 0
+/// (kiln.expand_csr adds entries up, so they change nothing). More
+/// nonzeros than `nnz` means the pruning kept more than it should and is
+/// an error.
+llvm::Expected<std::array<std::vector<unsigned char>, 3>>
+compressCSR(const std::vector<float> &w, int64_t out, int64_t in, int64_t nnz,
+            bool wide, StringRef source) {
+  std::vector<int32_t> offsets(out + 1, 0);
+  std::vector<int32_t> indices;
+  std::vector<float> values;
+  indices.reserve(nnz);
+  values.reserve(nnz);
+  for (int64_t r = 0; r < out; ++r) {
+    for (int64_t j = 0; j < in; ++j) {
+      float v = w[r * in + j];
+      if (v == 0.0f)
+        continue;
+      if (static_cast<int64_t>(values.size()) == nnz)
+        return error("cannot compress '" + source + "': it has more than " +
+                     llvm::Twine(nnz) + " nonzeros, the weights its pruning "
+                     "keeps");
+      indices.push_back(static_cast<int32_t>(j));
+      values.push_back(v);
+    }
+    offsets[r + 1] = static_cast<int32_t>(values.size());
+  }
+  indices.resize(nnz, 0);
+  values.resize(nnz, 0.0f);
+  offsets[out] = static_cast<int32_t>(nnz);
+  std::array<std::vector<unsigned char>, 3> parts;
+  parts[0].resize(offsets.size() * sizeof(int32_t));
+  std::memcpy(parts[0].data(), offsets.data(), parts[0].size());
+  if (wide) {
+    parts[1].resize(indices.size() * sizeof(int32_t));
+    std::memcpy(parts[1].data(), indices.data(), parts[1].size());
+  } else {
+    std::vector<uint16_t> narrow(indices.begin(), indices.end());
+    parts[1].resize(narrow.size() * sizeof(uint16_t));
+    std::memcpy(parts[1].data(), narrow.data(), parts[1].size());
+  }
+  parts[2].resize(values.size() * sizeof(float));
+  std::memcpy(parts[2].data(), values.data(), parts[2].size());
+  return parts;
+}
+
+/// Where a compressed part's bytes are in its weight's three: 2:4 first,
+/// second, positions; CSR offsets, indices, values.
+int compressedSlot(CompressedPart part) {
+  switch (part) {
+  case CompressedPart::First:
+  case CompressedPart::Offsets:
+    return 0;
+  case CompressedPart::Second:
+  case CompressedPart::Indices:
+    return 1;
+  case CompressedPart::Positions:
+  case CompressedPart::Values:
+    return 2;
+  }
+  return 0;
+}
+
 /// Writes weights.safetensors: copied from the planned checkpoint tensors
 /// (cast where the dtypes differ), quantized from them, or initialized.
 llvm::Error writeWeights(std::vector<ParameterInfo> &params,
@@ -685,7 +752,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
                    "': " + llvm::toString(std::move(err)));
     return &(pruned[source] = std::move(*values));
   };
-  // 2:4 compressed weights by source: first, second, positions.
+  // Compressed weights by source: 2:4 first, second, positions; CSR
+  // offsets, indices, values.
   std::map<std::string, std::array<std::vector<unsigned char>, 3>> compressed;
   for (auto [index, param] : llvm::enumerate(params)) {
     if (param.state)
@@ -698,7 +766,10 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
         if (!values)
           return values.takeError();
         llvm::Expected<std::array<std::vector<unsigned char>, 3>> parts =
-            compress2of4(**values, c->outDim(), c->inDim(), c->source);
+            c->format == CompressedFormat::CSR
+                ? compressCSR(**values, c->outDim(), c->inDim(), c->nnz,
+                              c->wideIndices(), c->source)
+                : compress2of4(**values, c->outDim(), c->inDim(), c->source);
         if (!parts)
           return parts.takeError();
         found->second = std::move(*parts);
@@ -707,7 +778,7 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
       tensors.push_back(
           {name.str(),
            {param.dtype, param.shape,
-            found->second[static_cast<int>(c->part)].data()}});
+            found->second[compressedSlot(c->part)].data()}});
       continue;
     }
     if (const auto &q = param.quantized) {
@@ -970,16 +1041,23 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       if (!c)
         return error("parameter '" + param.getSymName() +
                      "': " + llvm::toString(c.takeError()));
-      std::vector<int64_t> expected = {c->outDim(), c->inDim() / 4};
-      rt::DType expectedType = c->part == CompressedPart::Positions
-                                   ? rt::DType::I8
-                                   : rt::DType::F32;
+      SmallVector<int64_t, 2> partShape = c->partShape();
+      std::vector<int64_t> expected(partShape.begin(), partShape.end());
+      rt::DType expectedType = rt::DType::F32;
+      if (c->part == CompressedPart::Positions)
+        expectedType = rt::DType::I8;
+      else if (c->part == CompressedPart::Offsets)
+        expectedType = rt::DType::I32;
+      else if (c->part == CompressedPart::Indices)
+        expectedType = c->wideIndices() ? rt::DType::I32 : rt::DType::I16;
       if (info.shape != expected || info.dtype != expectedType ||
           !param->hasAttr(attrs::kPruned))
         return error("parameter '" + param.getSymName() + "' holds the " +
-                     stringifyCompressedPart(c->part) + " of the 2:4 '" +
-                     c->source + "', which is " + rt::dtypeName(expectedType) +
-                     " " + rt::formatShape(expected) + " and pruned, but it is " +
+                     stringifyCompressedPart(c->part) + " of the " +
+                     (c->format == CompressedFormat::CSR ? "CSR" : "2:4") +
+                     " '" + c->source + "', which is " +
+                     rt::dtypeName(expectedType) + " " +
+                     rt::formatShape(expected) + " and pruned, but it is " +
                      rt::dtypeName(info.dtype) + " " +
                      rt::formatShape(info.shape));
       info.compressed = std::move(*c);

@@ -47,10 +47,6 @@ void markSemiStructured(int64_t out, int64_t in, int64_t n, int64_t m,
     }
 }
 
-int64_t countOf(double fraction, int64_t total) {
-  return static_cast<int64_t>(std::floor(fraction * double(total)));
-}
-
 llvm::Error sparseGPT(std::vector<float> &weight, int64_t out, int64_t in,
                       const PruneSparsity &sparsity, const float *gram,
                       double damp, int64_t blockSize) {
@@ -83,7 +79,7 @@ llvm::Error sparseGPT(std::vector<float> &weight, int64_t out, int64_t in,
         for (int64_t c = 0; c < count; ++c)
           scores[r * count + c] = score(r, start + c);
       std::vector<bool> blockMask(out * count, false);
-      markSmallest(scores, countOf(sparsity.fraction, out * count), blockMask);
+      markSmallest(scores, prunedCount(sparsity.fraction, out * count), blockMask);
       for (int64_t r = 0; r < out; ++r)
         for (int64_t c = 0; c < count; ++c)
           mask[r * in + start + c] = blockMask[r * count + c];
@@ -121,7 +117,7 @@ llvm::Error sparseGPT(std::vector<float> &weight, int64_t out, int64_t in,
 
 double mlir::kiln::magnitudeThreshold(std::vector<float> magnitudes,
                                       double fraction) {
-  int64_t k = countOf(fraction, static_cast<int64_t>(magnitudes.size()));
+  int64_t k = prunedCount(fraction, static_cast<int64_t>(magnitudes.size()));
   if (k <= 0)
     return -1;
   std::nth_element(magnitudes.begin(), magnitudes.begin() + (k - 1),
@@ -165,7 +161,7 @@ llvm::Error mlir::kiln::pruneWeight(std::vector<float> &weight, int64_t out,
     for (int64_t r = 0; r < out; ++r) {
       for (int64_t j = 0; j < in; ++j)
         scores[j] = score(r, j);
-      markSmallest(scores, countOf(sparsity.fraction, in), mask, r * in);
+      markSmallest(scores, prunedCount(sparsity.fraction, in), mask, r * in);
     }
   } else if (threshold >= 0) {
     for (int64_t i = 0; i < out * in; ++i)
@@ -174,7 +170,7 @@ llvm::Error mlir::kiln::pruneWeight(std::vector<float> &weight, int64_t out,
     std::vector<double> scores(out * in);
     for (int64_t i = 0; i < out * in; ++i)
       scores[i] = std::fabs(double(weight[i]));
-    markSmallest(scores, countOf(sparsity.fraction, out * in), mask);
+    markSmallest(scores, prunedCount(sparsity.fraction, out * in), mask);
   }
   for (int64_t i = 0; i < out * in; ++i)
     if (mask[i])

@@ -10,7 +10,11 @@
 // RUN: not kiln-opt %s --split-input-file --kiln-prune='only=nothing.*' 2>&1 | FileCheck %s --check-prefix=NONE
 // RUN: kiln-opt %s --split-input-file --kiln-prune='sparsity=2:4 compress=true' | FileCheck %s --check-prefix=COMPRESS
 // RUN: kiln-opt %s --split-input-file --kiln-prune='sparsity=2:4 compress=true' --kiln-decompose --convert-kiln-to-linalg | FileCheck %s --check-prefix=EXPAND
-// RUN: not kiln-opt %s --split-input-file --kiln-prune='sparsity=0.5 compress=true' 2>&1 | FileCheck %s --check-prefix=COMPRESS-NM
+// RUN: not kiln-opt %s --split-input-file --kiln-prune='sparsity=1:4 compress=true' 2>&1 | FileCheck %s --check-prefix=COMPRESS-NM
+// RUN: kiln-opt %s --split-input-file --kiln-prune='method=wanda sparsity=0.75 compress=true' | FileCheck %s --check-prefix=CSR
+// RUN: kiln-opt %s --split-input-file --kiln-prune='sparsity=0.75 compress=true' --kiln-decompose --convert-kiln-to-linalg | FileCheck %s --check-prefix=CSR-EXPAND
+// RUN: kiln-opt %s --split-input-file --kiln-prune='sparsity=0.4 compress=true' 2>&1 | FileCheck %s --check-prefix=CSR-BELOW
+// RUN: kiln-opt %s --split-input-file --kiln-prune='sparsity=0.6 compress=true global=true' 2>&1 | FileCheck %s --check-prefix=CSR-GLOBAL
 
 // The linears' weights are marked, in their own layout (GPT-2's Conv1D is
 // [in, out]: transposed); the embedding, the bias and the LM head are not.
@@ -51,7 +55,37 @@
 // EXPAND: linalg.index 2
 // EXPAND: arith.select
 // EXPAND: tensor.collapse_shape {{.*}} {{\[}}[0], [1, 2]] : tensor<96x16x4xf32> into tensor<96x64xf32>
-// COMPRESS-NM: kiln-prune: compress stores 2:4 sparsity (two values and their positions per four weights); sparsity 0.5 is not 2:4
+// COMPRESS-NM: kiln-prune: compress stores 2:4 sparsity (two values and their positions per four weights) or an unstructured fraction (compressed sparse rows); sparsity 1:4 is neither
+
+// An unstructured fraction at or above csr-min-sparsity: compressed sparse
+// rows with as many entries as the method keeps (Wanda, per output row:
+// h.fc's 96 rows of 64 inputs keep 64 - floor(0.75 * 64) = 16 each), read
+// through kiln.expand_csr.
+// CSR-DAG: kiln.parameter @h.fc.sparse_offsets : tensor<97xi32> {{.*}}{kiln.compressed_from = {format = "csr", nnz = 1536 : i64, part = "offsets", source = "h.fc.weight", source_shape = array<i64: 64, 96>, transposed = true}
+// CSR-DAG: kiln.parameter @h.fc.sparse_indices : tensor<1536xi16>
+// CSR-DAG: kiln.parameter @h.fc.sparse_values : tensor<1536xf32>
+// CSR-DAG: kiln.parameter @h.proj.sparse_values : tensor<288xf32>
+// CSR-NOT: kiln.parameter @h.fc.weight
+// CSR: %[[O:.+]] = kiln.read_param @h.fc.sparse_offsets
+// CSR: %[[I:.+]] = kiln.read_param @h.fc.sparse_indices
+// CSR: %[[V:.+]] = kiln.read_param @h.fc.sparse_values
+// CSR: %[[W:.+]] = kiln.expand_csr %[[O]], %[[I]], %[[V]] : (tensor<97xi32>, tensor<1536xi16>, tensor<1536xf32>) -> tensor<96x64xf32>
+// CSR: kiln.linear %{{.*}}, %[[W]] bias %{{.*}} : (tensor<?x64xf32>, tensor<96x64xf32>, tensor<96xf32>)
+// The expansion adds each row's entries into a zeroed matrix, offsets and
+// indices clamped into range.
+// CSR-EXPAND: linalg.fill
+// CSR-EXPAND: scf.for
+// CSR-EXPAND: arith.minui
+// CSR-EXPAND: scf.for
+// CSR-EXPAND: tensor.extract %{{.*}} : tensor<1536xi16>
+// CSR-EXPAND: arith.minui
+// CSR-EXPAND: arith.addf
+// CSR-EXPAND: tensor.insert
+// Below the break-even, or with global, the weights stay dense, and a
+// remark says why.
+// CSR-BELOW: remark: kiln-prune: 2 weight(s) kept dense: sparsity 0.4 is below the break-even for compressed sparse rows (0.5)
+// CSR-BELOW: kiln.parameter @h.fc.weight : tensor<64x96xf32>
+// CSR-GLOBAL: remark: kiln-prune: 2 weight(s) kept dense: a global pruning's share of zeros in each layer follows from the weights
 
 // RANGE: kiln-prune: sparsity 1.0 is outside [0, 1): it is the fraction of weights set to zero
 // NEGATIVE: kiln-prune: sparsity -0.1 is outside [0, 1)

@@ -365,6 +365,97 @@ func.func @forward(%x: tensor<?x320xf32> {kiln.name = "x"}) -> (tensor<?x96xf32>
             report(f"2:4 compressed linear, {rows} rows", y, expected)
             np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
 
+    def decode_csr(self, stored, prefix, out, inputs):
+        """The dense [out, in] weight a CSR-compressed one holds, after
+        checking the parts' invariants."""
+        offsets = stored[prefix + ".sparse_offsets"].astype(np.int64)
+        indices = stored[prefix + ".sparse_indices"].view(np.uint16).astype(np.int64)
+        values = stored[prefix + ".sparse_values"]
+        self.assertEqual(offsets.shape, (out + 1,), prefix)
+        self.assertEqual(offsets[0], 0, prefix)
+        self.assertEqual(offsets[-1], values.size, prefix)
+        self.assertTrue((np.diff(offsets) >= 0).all(), prefix)
+        self.assertTrue((indices < inputs).all(), prefix)
+        w = np.zeros((out, inputs), np.float32)
+        rows = np.repeat(np.arange(out), np.diff(offsets))
+        np.add.at(w, (rows, indices), values)
+        return w
+
+    def test_unstructured_compressed(self):
+        """Magnitude (per layer), Wanda (per row) and SparseGPT (per block)
+        at 0.75 are stored as compressed sparse rows holding exactly the
+        dense-format artifact's pruned weights; the logits match it (the
+        prompt's 9 rows expand the weight and are bit for bit; the CSR
+        kernel's one-row decoding sums in another order). Below
+        --csr-min-sparsity the weights stay dense and kiln-compile says so."""
+        for method in ("magnitude", "wanda", "sparsegpt"):
+            extra = ["--prune", method, "--sparsity", "0.75"]
+            if method != "magnitude":
+                extra += ["--calibration", self.calibration]
+            _, dense_stored, dense = self.compile_pruned(f"d{method}.kiln", *extra)
+            _, stored, compressed = self.compile_pruned(f"c{method}.kiln", *extra,
+                                                        "--sparse-format", "compressed")
+            dense_bytes = compressed_bytes = 0
+            for name, w, _ in self.linears():
+                prefix = name[:-len(".weight")]
+                self.assertNotIn(name, stored)
+                out, inputs = w.shape
+                expected = dense_stored[name].T
+                np.testing.assert_array_equal(self.decode_csr(stored, prefix, out, inputs), expected,
+                                              err_msg=f"{method} {name}")
+                dense_bytes += expected.nbytes
+                compressed_bytes += sum(stored[prefix + part].nbytes
+                                        for part in (".sparse_offsets", ".sparse_indices", ".sparse_values"))
+            print(f"{method} 0.75 as CSR: {compressed_bytes / dense_bytes:.4f} of the dense bytes")
+            self.assertLess(compressed_bytes / dense_bytes, 0.4)
+            np.testing.assert_array_equal(run_artifact(compressed, {"input_ids": self.ids}, self.tmp.name)["logits"],
+                                          run_artifact(dense, {"input_ids": self.ids}, self.tmp.name)["logits"])
+            one = {"input_ids": self.ids[:1, :1]}
+            np.testing.assert_allclose(run_artifact(compressed, one, self.tmp.name)["logits"],
+                                       run_artifact(dense, one, self.tmp.name)["logits"], rtol=1e-5, atol=1e-5)
+        art = self.path("below.kiln")
+        done = subprocess.run([KILN_COMPILE, self.model, "--target", "cpu", "-o", art, "--weights", self.wpath, "--prune", "magnitude",
+                               "--sparsity", "0.4", "--sparse-format", "compressed"],
+                              capture_output=True, text=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("weight(s) kept dense: sparsity 0.4 is below the break-even for compressed sparse rows",
+                      done.stderr)
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        self.assertIn("transformer.h.0.mlp.c_fc.weight", stored)
+        _, stored, _ = self.compile_pruned("forced.kiln", "--prune", "magnitude", "--sparsity", "0.4",
+                                           "--sparse-format", "compressed", "--csr-min-sparsity", "0.3")
+        self.assertIn("transformer.h.0.mlp.c_fc.sparse_values", stored)
+
+    def test_csr_sparse_kernel(self):
+        """Up to 4 rows of a CSR-compressed linear take the gather-and-FMA
+        kernel (rows of 64 to 128 entries, not multiples of 16: masked
+        tails); more rows expand the weight. Both against float64 numpy."""
+        source = self.path("linear_csr.mlir")
+        with open(source, "w") as f:
+            f.write("""
+kiln.parameter @"fc.weight" : tensor<96x330xf32> init normal std = 1.0 trainable
+kiln.parameter @"fc.bias" : tensor<96xf32> init normal std = 1.0 trainable
+func.func @forward(%x: tensor<?x330xf32> {kiln.name = "x"}) -> (tensor<?x96xf32> {kiln.name = "y"}) {
+  %w = kiln.read_param @"fc.weight" : tensor<96x330xf32>
+  %b = kiln.read_param @"fc.bias" : tensor<96xf32>
+  %y = kiln.linear %x, %w bias %b : (tensor<?x330xf32>, tensor<96x330xf32>, tensor<96xf32>) -> tensor<?x96xf32>
+  return %y : tensor<?x96xf32>
+}
+""")
+        art = self.path("linear_csr.kiln")
+        compile_artifact(source, art, extra=["--prune", "magnitude", "--sparsity", "0.7",
+                                             "--sparse-format", "compressed"])
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        w = self.decode_csr(stored, "fc", 96, 330).astype(np.float64)
+        self.assertEqual(int((w != 0).sum()), 96 * 330 - int(np.floor(0.7 * (96 * 330))))
+        rng = np.random.default_rng(5)
+        for rows in (1, 3, 4, 5, 20):
+            x = rng.standard_normal((rows, 330)).astype(np.float32)
+            y = run_artifact(art, {"x": x}, self.tmp.name)["y"]
+            expected = x.astype(np.float64) @ w.T + stored["fc.bias"]
+            report(f"CSR compressed linear, {rows} rows", y, expected)
+            np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
+
     def test_training_keeps_the_zeros(self):
         train = self.path("train.kiln")
         compile_artifact(self.model, train, weights=self.wpath,
@@ -424,8 +515,14 @@ func.func @forward(%x: tensor<?x320xf32> {kiln.name = "x"}) -> (tensor<?x96xf32>
                       refused("--prune", "2:4", "--quantize", "w4g32", "--rounding", "gptq",
                               "--calibration", self.calibration))
         self.assertIn("--sparsity needs --prune", refused("--sparsity", "0.5"))
-        self.assertIn("--sparse-format compressed stores 2:4 sparsity; --sparsity 0.5 is not 2:4",
-                      refused("--prune", "magnitude", "--sparse-format", "compressed"))
+        self.assertIn("--sparse-format compressed stores 2:4 or unstructured sparsity; --sparsity 1:4 "
+                      "is neither", refused("--prune", "magnitude", "--sparsity", "1:4",
+                                            "--sparse-format", "compressed"))
+        self.assertIn("--csr-min-sparsity is for --sparse-format compressed",
+                      refused("--prune", "magnitude", "--csr-min-sparsity", "0.3"))
+        self.assertIn("--csr-min-sparsity '2': expected a fraction in [0, 1]",
+                      refused("--prune", "magnitude", "--sparse-format", "compressed",
+                              "--csr-min-sparsity", "2"))
         self.assertIn("--sparse-format compressed builds inference artifacts",
                       refused("--prune", "2:4", "--sparse-format", "compressed", "--mode", "train"))
         self.assertIn("--sparse-format compressed does not combine with --quantize",

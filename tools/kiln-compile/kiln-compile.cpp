@@ -386,11 +386,19 @@ cl::opt<std::string> prunedConfig(
     cl::value_desc("FILE.json"), cl::init(""), cl::cat(category));
 cl::opt<std::string> sparseFormat(
     "sparse-format",
-    cl::desc("How 2:4 pruned weights are stored: dense (the zeros stored, "
-             "the default) or compressed (two values and their positions "
-             "per four weights: 56% of the bytes, expanded in the matmul's "
-             "packing); compressed artifacts are for inference"),
+    cl::desc("How pruned weights are stored: dense (the zeros stored, the "
+             "default) or compressed (2:4: two values and their positions "
+             "per four weights, 56% of the bytes; unstructured, from "
+             "--csr-min-sparsity on: compressed sparse rows, 6 bytes per "
+             "kept weight); compressed artifacts are for inference"),
     cl::value_desc("dense|compressed"), cl::init("dense"), cl::cat(category));
+cl::opt<std::string> csrMinSparsity(
+    "csr-min-sparsity",
+    cl::desc("--sparse-format compressed with an unstructured --sparsity: "
+             "the sparsity from which weights are stored as compressed "
+             "sparse rows (default 0.5, the measured break-even); below it "
+             "they stay dense"),
+    cl::value_desc("S"), cl::init(""), cl::cat(category));
 cl::opt<bool> pruneGlobal(
     "prune-global",
     cl::desc("--prune magnitude: one threshold over all pruned layers "
@@ -783,7 +791,8 @@ int main(int argc, char **argv) {
                     " builds a smaller model from its config: give a "
                     "model config (.json), not IR");
       for (const char *name :
-           {"prune-global", "prune-only", "prune-skip", "sparse-format"})
+           {"prune-global", "prune-only", "prune-skip", "sparse-format",
+            "csr-min-sparsity"})
         if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
           return fail(std::string("--") + name + " is for --prune magnitude, "
                       "2:4, wanda and sparsegpt");
@@ -829,9 +838,11 @@ int main(int argc, char **argv) {
       return fail("--sparse-format '" + sparseFormat +
                   "': expected dense or compressed");
     bool compress = sparseFormat == "compressed";
-    if (compress && pruneSparsity != "2:4")
-      return fail("--sparse-format compressed stores 2:4 sparsity; --sparsity " +
-                  pruneSparsity + " is not 2:4");
+    if (compress && parsed->semiStructured() && pruneSparsity != "2:4")
+      return fail("--sparse-format compressed stores 2:4 or unstructured "
+                  "sparsity; --sparsity " + pruneSparsity + " is neither");
+    if (csrMinSparsity.getNumOccurrences() && !compress)
+      return fail("--csr-min-sparsity is for --sparse-format compressed");
     if (compress && mode == Mode::Train)
       return fail("--sparse-format compressed builds inference artifacts: the "
                   "compressed parts are not trainable (train with the dense "
@@ -841,18 +852,33 @@ int main(int argc, char **argv) {
                   "--quantize yet: use the dense format");
     kiln::KilnPrunePassOptions pruneOptions;
     pruneOptions.compress = compress;
+    if (csrMinSparsity.getNumOccurrences()) {
+      double value;
+      if (llvm::StringRef(csrMinSparsity).getAsDouble(value) ||
+          !(value >= 0 && value <= 1))
+        return fail("--csr-min-sparsity '" + csrMinSparsity +
+                    "': expected a fraction in [0, 1]");
+      pruneOptions.csrMinSparsity = value;
+    }
     pruneOptions.method = pruneMethod;
     pruneOptions.sparsity = pruneSparsity;
     pruneOptions.global = pruneGlobal;
     pruneOptions.only.assign(pruneOnly.begin(), pruneOnly.end());
     pruneOptions.skip.assign(pruneSkip.begin(), pruneSkip.end());
+    // kiln-prune's remarks (weights it leaves dense) are notes here.
+    ScopedDiagnosticHandler notes(&context, [](Diagnostic &diag) {
+      if (diag.getSeverity() != DiagnosticSeverity::Remark)
+        return failure();
+      llvm::WithColor::note(llvm::errs(), "kiln-compile") << diag.str() << "\n";
+      return success();
+    });
     PassManager pm(&context);
     pm.addPass(kiln::createKilnPrunePass(pruneOptions));
     if (failed(pm.run(**module)))
       return fail("pruning '" + inputPath + "' failed");
   } else if (!prune.getNumOccurrences()) {
     for (const char *name : {"sparsity", "prune-global", "prune-only",
-                             "prune-skip", "sparse-format"})
+                             "prune-skip", "sparse-format", "csr-min-sparsity"})
       if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
         return fail(std::string("--") + name + " needs --prune");
   }
@@ -1059,6 +1085,8 @@ int main(int argc, char **argv) {
         options.recordedOptions["prune_global"] = true;
       if (sparseFormat == "compressed")
         options.recordedOptions["sparse_format"] = "compressed";
+      if (csrMinSparsity.getNumOccurrences())
+        options.recordedOptions["csr_min_sparsity"] = csrMinSparsity.getValue();
       // The checkpoint the sliced weights came from.
       if (structuredWeights)
         options.recordedOptions["weights"] = weightsPath.getValue();

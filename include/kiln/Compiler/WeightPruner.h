@@ -36,7 +36,7 @@ namespace mlir::kiln {
 llvm::Error pruneWeight(std::vector<float> &weight, int64_t out, int64_t in,
                         const WeightPruning &pruning, const float *gram,
                         double threshold = -1, double damp = 0.01,
-                        int64_t blockSize = 128);
+                        int64_t blockSize = kSparseGPTBlockSize);
 
 /// The largest |w| a global magnitude pruning of `fraction` zeroes over
 /// the weights `magnitudes` (|w| of every weight pruned together); -1

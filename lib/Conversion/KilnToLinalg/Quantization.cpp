@@ -14,6 +14,7 @@
 
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include "mlir/Transforms/DialectConversion.h"
 
@@ -315,6 +316,73 @@ struct Expand2of4Pattern : OpConversionPattern<Expand2of4Op> {
   }
 };
 
+/// kiln.expand_csr as loops that add each row's entries into a zeroed
+/// matrix. Offsets and indices come from the weights file: they are
+/// clamped into range (offsets read unsigned to [0, nnz], non-decreasing;
+/// an index to the last column), so a corrupt file gives wrong numbers,
+/// never an access outside the tensors.
+struct ExpandCSRPattern : OpConversionPattern<ExpandCSROp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ExpandCSROp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    auto resultType = cast<RankedTensorType>(op.getType());
+    Value offsets = adaptor.getOffsets(), indices = adaptor.getIndices(),
+          values = adaptor.getValues();
+    Type elementType = resultType.getElementType();
+    Value zero =
+        arith::ConstantOp::create(rewriter, loc, rewriter.getZeroAttr(elementType));
+    Value empty = tensor::EmptyOp::create(rewriter, loc, resultType.getShape(),
+                                          elementType);
+    Value zeroed =
+        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+    auto c = [&](OpBuilder &b, int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, v);
+    };
+    Value nnz = tensor::DimOp::create(rewriter, loc, values, 0);
+    Value lastColumn = c(rewriter, resultType.getDimSize(1) - 1);
+    auto offsetAt = [&](OpBuilder &b, Value at) -> Value {
+      Value raw = tensor::ExtractOp::create(b, loc, offsets, at);
+      Value wide = arith::ExtUIOp::create(b, loc, b.getI64Type(), raw);
+      Value index = arith::IndexCastUIOp::create(b, loc, b.getIndexType(), wide);
+      return arith::MinUIOp::create(b, loc, index, nnz);
+    };
+    auto rows = scf::ForOp::create(
+        rewriter, loc, c(rewriter, 0), c(rewriter, resultType.getDimSize(0)),
+        c(rewriter, 1), ValueRange{zeroed},
+        [&](OpBuilder &b, Location, Value row, ValueRange acc) {
+          Value start = offsetAt(b, row);
+          Value end = arith::MaxUIOp::create(
+              b, loc, start,
+              offsetAt(b, arith::AddIOp::create(b, loc, row, c(b, 1))));
+          auto entries = scf::ForOp::create(
+              b, loc, start, end, c(b, 1), ValueRange{acc[0]},
+              [&](OpBuilder &eb, Location, Value j, ValueRange matrix) {
+                Value raw = tensor::ExtractOp::create(eb, loc, indices, j);
+                Value wide =
+                    arith::ExtUIOp::create(eb, loc, eb.getI64Type(), raw);
+                Value column = arith::MinUIOp::create(
+                    eb, loc,
+                    arith::IndexCastUIOp::create(eb, loc, eb.getIndexType(),
+                                                 wide),
+                    lastColumn);
+                Value value = tensor::ExtractOp::create(eb, loc, values, j);
+                Value old = tensor::ExtractOp::create(eb, loc, matrix[0],
+                                                      ValueRange{row, column});
+                Value sum = arith::AddFOp::create(eb, loc, old, value);
+                scf::YieldOp::create(
+                    eb, loc,
+                    ValueRange{tensor::InsertOp::create(
+                        eb, loc, sum, matrix[0], ValueRange{row, column})});
+              });
+          scf::YieldOp::create(b, loc, entries.getResults());
+        });
+    rewriter.replaceOp(op, rows.getResult(0));
+    return success();
+  }
+};
+
 struct QuantizePattern : OpConversionPattern<QuantizeOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -422,7 +490,8 @@ struct IntegerMatmulPattern : OpConversionPattern<IntegerMatmulOp> {
 
 void mlir::kiln::to_linalg::populateQuantizationPatterns(
     RewritePatternSet &patterns) {
-  patterns.add<DequantizePattern, Expand2of4Pattern, QuantizePattern,
+  patterns.add<DequantizePattern, Expand2of4Pattern, ExpandCSRPattern,
+               QuantizePattern,
                IntegerMatmulPattern>(
       patterns.getContext());
 }

@@ -59,6 +59,9 @@ struct Matvec {
   /// multiplied with the elements of x their positions pick (gathered),
   /// so half the multiply-adds and 9/16 of the weight bytes.
   Expand2of4Op expand;
+  /// A weight stored as compressed sparse rows, or null: each output's
+  /// kept values are multiplied with the elements of x their indices pick.
+  ExpandCSROp csr;
   Value weight;
 
   /// The op that makes the weight from its stored parts, if any.
@@ -67,6 +70,8 @@ struct Matvec {
       return dequantize;
     if (expand)
       return expand;
+    if (csr)
+      return csr;
     return nullptr;
   }
   int64_t k = 0, groups = 0, groupSize = 0, bits = 8;
@@ -95,6 +100,23 @@ std::optional<Matvec> match(MatmulOp op) {
     Matvec m;
     m.matmul = op;
     m.expand = expand;
+    m.k = k;
+    m.groups = 1;
+    m.groupSize = k;
+    return m;
+  }
+  if (auto csr = op.getRhs().getDefiningOp<ExpandCSROp>()) {
+    int64_t k = weight.getDimSize(1);
+    if (!weight.getElementType().isF32() || !lhs.getElementType().isF32() ||
+        lhs.getRank() < 2 || lhs.getDimSize(lhs.getRank() - 1) != k ||
+        cast<RankedTensorType>(op.getType()).getRank() != lhs.getRank() ||
+        ShapedType::isDynamic(
+            cast<RankedTensorType>(csr.getValues().getType()).getDimSize(0)) ||
+        llvm::count_if(lhs.getShape().drop_back(), ShapedType::isDynamic) > 1)
+      return std::nullopt;
+    Matvec m;
+    m.matmul = op;
+    m.csr = csr;
     m.k = k;
     m.groups = 1;
     m.groupSize = k;
@@ -347,6 +369,82 @@ Value sparseDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
                                      arith::FastMathFlags::reassoc);
 }
 
+/// `x[m] · expand_csr(offsets, indices, values)[n]`: output n's entries,
+/// `unroll` vectors of 16 at a time under masks (a row's entries are not
+/// a multiple of 16), times x gathered at their indices, independent
+/// partial sums, lanes summed at the end. Offsets and indices are clamped
+/// into range as kiln.expand_csr's lowering clamps them.
+Value csrDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
+                    Value row, Value n) {
+  ExpandCSROp e = m.csr;
+  auto f32Vector = VectorType::get({kLanes}, b.getF32Type());
+  auto i32Vector = VectorType::get({kLanes}, b.getI32Type());
+  auto indexElement =
+      cast<RankedTensorType>(e.getIndices().getType()).getElementType();
+  auto indexVector = VectorType::get({kLanes}, indexElement);
+  auto maskType = VectorType::get({kLanes}, b.getI1Type());
+  Value zeros = arith::ConstantOp::create(
+      b, loc, f32Vector, DenseElementsAttr::get(f32Vector, 0.0f));
+  int64_t nnz =
+      cast<RankedTensorType>(e.getValues().getType()).getDimSize(0);
+  Value count = index(b, loc, nnz);
+  auto offsetAt = [&](Value at) -> Value {
+    Value raw = tensor::ExtractOp::create(b, loc, e.getOffsets(), at);
+    Value wide = arith::ExtUIOp::create(b, loc, b.getI64Type(), raw);
+    Value i = arith::IndexCastUIOp::create(b, loc, b.getIndexType(), wide);
+    return arith::MinUIOp::create(b, loc, i, count);
+  };
+  Value start = offsetAt(n);
+  Value end = arith::MaxUIOp::create(
+      b, loc, start,
+      offsetAt(arith::AddIOp::create(b, loc, n, index(b, loc, 1))));
+  Value lastColumn = arith::ConstantOp::create(
+      b, loc, i32Vector,
+      DenseElementsAttr::get(i32Vector,
+                             b.getI32IntegerAttr(static_cast<int32_t>(m.k - 1))));
+  constexpr int64_t unroll = 2;
+  SmallVector<Value> init(unroll, zeros);
+  AffineMap identity = AffineMap::getMultiDimIdentityMap(1, b.getContext());
+  ArrayAttr outOfBounds = b.getBoolArrayAttr({false});
+  auto loop = scf::ForOp::create(
+      b, loc, start, end, index(b, loc, unroll * kLanes), init,
+      [&](OpBuilder &ib, Location, Value j, ValueRange partial) {
+        SmallVector<Value> next;
+        Value zero = index(ib, loc, 0);
+        for (int64_t u = 0; u < unroll; ++u) {
+          Value at = arith::AddIOp::create(ib, loc, j, index(ib, loc, u * kLanes));
+          // Lanes at or past the row's end are off (a negative count: all).
+          Value left = arith::SubIOp::create(ib, loc, end, at);
+          Value mask = vector::CreateMaskOp::create(ib, loc, maskType,
+                                                    ValueRange{left});
+          Value values = vector::TransferReadOp::create(
+              ib, loc, f32Vector, e.getValues(), ValueRange{at}, identity,
+              arith::ConstantOp::create(ib, loc, ib.getF32FloatAttr(0)), mask,
+              outOfBounds);
+          Value raw = vector::TransferReadOp::create(
+              ib, loc, indexVector, e.getIndices(), ValueRange{at}, identity,
+              arith::ConstantOp::create(ib, loc,
+                                        ib.getIntegerAttr(indexElement, 0)),
+              mask, outOfBounds);
+          Value columns =
+              indexElement.isInteger(32)
+                  ? raw
+                  : Value(arith::ExtUIOp::create(ib, loc, i32Vector, raw));
+          columns = arith::MinUIOp::create(ib, loc, columns, lastColumn);
+          Value xs = vector::GatherOp::create(ib, loc, f32Vector, x,
+                                              ValueRange{row, zero}, columns,
+                                              mask, zeros, IntegerAttr());
+          next.push_back(vector::FMAOp::create(ib, loc, values, xs, partial[u]));
+        }
+        scf::YieldOp::create(ib, loc, next);
+      });
+  Value sum = loop.getResult(0);
+  for (int64_t u = 1; u < unroll; ++u)
+    sum = arith::AddFOp::create(b, loc, sum, loop.getResult(u));
+  return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, sum,
+                                     arith::FastMathFlags::reassoc);
+}
+
 /// The kernel: `x2` [rows, K] times the dequantized weight's transpose,
 /// [rows, N].
 Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
@@ -359,11 +457,13 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
   Value scales = dq ? dq.getScale() : Value();
   Value zeroPoints = dq ? dq.getZeroPoint() : Value();
   Type f32 = b.getF32Type();
-  Value columns = tensor::DimOp::create(b, loc, codes, 0);
-  auto outType = RankedTensorType::get(
-      {ShapedType::kDynamic,
-       cast<RankedTensorType>(codes.getType()).getDimSize(0)},
-      f32);
+  // Output columns: the weight's rows (a CSR weight's are static).
+  int64_t outputs =
+      m.csr ? cast<RankedTensorType>(m.csr->getResult(0).getType()).getDimSize(0)
+            : cast<RankedTensorType>(codes.getType()).getDimSize(0);
+  Value columns = m.csr ? index(b, loc, outputs)
+                        : Value(tensor::DimOp::create(b, loc, codes, 0));
+  auto outType = RankedTensorType::get({ShapedType::kDynamic, outputs}, f32);
   SmallVector<Value> outSizes{rows};
   if (outType.isDynamicDim(1))
     outSizes.push_back(columns);
@@ -380,6 +480,7 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
         b, loc, index(b, loc, 0), rows, index(b, loc, 1), ValueRange{column},
         [&](OpBuilder &rb, Location, Value row, ValueRange c) {
           Value value = m.expand ? sparseDotProduct(rb, loc, m, x2, row, n)
+                        : m.csr  ? csrDotProduct(rb, loc, m, x2, row, n)
                                  : dotProduct(rb, loc, m, x2, codes, scales,
                                               zeroPoints, row, n);
           scf::YieldOp::create(
@@ -403,7 +504,7 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
 constexpr int64_t kSparseMaxRows = 4;
 
 void rewrite(IRRewriter &rewriter, Matvec m, int64_t maxRows) {
-  if (m.expand)
+  if (m.expand || m.csr)
     maxRows = std::min(maxRows, kSparseMaxRows);
   MatmulOp op = m.matmul;
   Location loc = op.getLoc();

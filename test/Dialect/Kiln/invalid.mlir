@@ -1409,3 +1409,35 @@ func.func @expand_2of4_result(%f: tensor<4x8xf32>, %s: tensor<4x8xf32>, %p: tens
   %0 = kiln.expand_2of4 %f, %s positions %p : (tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xi8>) -> tensor<4x16xf32>
   return
 }
+
+// -----
+
+func.func @expand_csr_offsets(%o: tensor<4xi32>, %i: tensor<10xi16>, %v: tensor<10xf32>) {
+  // expected-error @+1 {{'kiln.expand_csr' op expected 5 offsets (rows + 1), found 4}}
+  %0 = kiln.expand_csr %o, %i, %v : (tensor<4xi32>, tensor<10xi16>, tensor<10xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @expand_csr_entries(%o: tensor<5xi32>, %i: tensor<9xi16>, %v: tensor<10xf32>) {
+  // expected-error @+1 {{'kiln.expand_csr' op expected one index per value, found 9 indices and 10 values}}
+  %0 = kiln.expand_csr %o, %i, %v : (tensor<5xi32>, tensor<9xi16>, tensor<10xf32>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @expand_csr_columns(%o: tensor<5xi32>, %i: tensor<10xi16>, %v: tensor<10xf32>) {
+  // expected-error @+1 {{'kiln.expand_csr' op i16 indices address at most 65536 columns, not 70000}}
+  %0 = kiln.expand_csr %o, %i, %v : (tensor<5xi32>, tensor<10xi16>, tensor<10xf32>) -> tensor<4x70000xf32>
+  return
+}
+
+// -----
+
+func.func @expand_csr_dynamic(%o: tensor<5xi32>, %i: tensor<10xi16>, %v: tensor<10xf32>) {
+  // expected-error @+1 {{'kiln.expand_csr' op expected a static 2-D result, found 'tensor<?x8xf32>'}}
+  %0 = kiln.expand_csr %o, %i, %v : (tensor<5xi32>, tensor<10xi16>, tensor<10xf32>) -> tensor<?x8xf32>
+  return
+}

@@ -442,13 +442,15 @@ func.func @training_ops(%v: tensor<4xf32>, %table: tensor<10x4xf32>, %ids: tenso
 
 
 // CHECK-LABEL: func.func @quantization_ops(
-func.func @quantization_ops(%q8: tensor<16x64xi8>, %q4: tensor<16x32xi8>, %s: tensor<16x1xf32>, %sg: tensor<16x2xf32>, %z: tensor<16x2xi8>, %x: tensor<?x64xf32>, %st: tensor<?x1xf32>, %zt: tensor<?x1xi8>, %ef: tensor<16x16xf32>, %ep: tensor<16x16xi8>) {
+func.func @quantization_ops(%q8: tensor<16x64xi8>, %q4: tensor<16x32xi8>, %s: tensor<16x1xf32>, %sg: tensor<16x2xf32>, %z: tensor<16x2xi8>, %x: tensor<?x64xf32>, %st: tensor<?x1xf32>, %zt: tensor<?x1xi8>, %ef: tensor<16x16xf32>, %ep: tensor<16x16xi8>, %co: tensor<17xi32>, %ci: tensor<100xi16>, %cv: tensor<100xf32>) {
 // CHECK: kiln.dequantize %{{.*}}, %{{.*}} : (tensor<16x64xi8>, tensor<16x1xf32>) -> tensor<16x64xf32>
   %0 = kiln.dequantize %q8, %s : (tensor<16x64xi8>, tensor<16x1xf32>) -> tensor<16x64xf32>
 // CHECK: kiln.dequantize %{{.*}}, %{{.*}} zero_point %{{.*}} bits = 4 unsigned : (tensor<16x32xi8>, tensor<16x2xf32>, tensor<16x2xi8>) -> tensor<16x64xf32>
   %1 = kiln.dequantize %q4, %sg zero_point %z bits = 4 unsigned : (tensor<16x32xi8>, tensor<16x2xf32>, tensor<16x2xi8>) -> tensor<16x64xf32>
 // CHECK: kiln.expand_2of4 %{{.*}}, %{{.*}} positions %{{.*}} : (tensor<16x16xf32>, tensor<16x16xf32>, tensor<16x16xi8>) -> tensor<16x64xf32>
   %e = kiln.expand_2of4 %ef, %ef positions %ep : (tensor<16x16xf32>, tensor<16x16xf32>, tensor<16x16xi8>) -> tensor<16x64xf32>
+// CHECK: kiln.expand_csr %{{.*}}, %{{.*}}, %{{.*}} : (tensor<17xi32>, tensor<100xi16>, tensor<100xf32>) -> tensor<16x64xf32>
+  %csr = kiln.expand_csr %co, %ci, %cv : (tensor<17xi32>, tensor<100xi16>, tensor<100xf32>) -> tensor<16x64xf32>
 // CHECK: kiln.quantize %{{.*}}, %{{.*}} : (tensor<?x64xf32>, tensor<?x1xf32>) -> tensor<?x64xi8>
   %2 = kiln.quantize %x, %st : (tensor<?x64xf32>, tensor<?x1xf32>) -> tensor<?x64xi8>
 // CHECK: kiln.quantize %{{.*}}, %{{.*}} zero_point %{{.*}} unsigned : (tensor<?x64xf32>, tensor<?x1xf32>, tensor<?x1xi8>) -> tensor<?x64xi8>

@@ -109,3 +109,30 @@ func.func @compressed_2of4(%x: tensor<2x128xf32>, %f: tensor<8x32xf32>, %s: tens
   %y = kiln.matmul %x, %w transpose_rhs : (tensor<2x128xf32>, tensor<8x128xf32>) -> tensor<2x8xf32>
   return %y : tensor<2x8xf32>
 }
+
+// -----
+
+// A CSR weight: each output's entries from offsets[n] to offsets[n + 1],
+// 16 at a time under a mask (rows are not multiples of 16), their indices
+// widened and clamped to the last input, x gathered there.
+// CHECK-LABEL: func.func @compressed_sparse_rows
+// CHECK-SAME: (%[[X:.*]]: tensor<2x100xf32>, %[[O:.*]]: tensor<9xi32>, %[[I:.*]]: tensor<300xi16>, %[[V:.*]]: tensor<300xf32>)
+// CHECK-NOT: kiln.expand_csr
+// CHECK: scf.forall (%[[N:.*]]) in (8)
+// CHECK:   tensor.extract %[[O]][%[[N]]]
+// CHECK:   arith.minui
+// CHECK:   scf.for
+// CHECK:     %[[M:.*]] = vector.create_mask
+// CHECK:     vector.transfer_read %[[V]][%{{.*}}], %{{.*}}, %[[M]] : tensor<300xf32>, vector<16xf32>
+// CHECK:     %[[C:.*]] = vector.transfer_read %[[I]][%{{.*}}], %{{.*}}, %[[M]] : tensor<300xi16>, vector<16xi16>
+// CHECK:     arith.extui %[[C]] : vector<16xi16> to vector<16xi32>
+// CHECK:     arith.minui {{.*}} : vector<16xi32>
+// CHECK:     vector.gather %[[X]]{{.*}}, %[[M]]
+// CHECK:     vector.fma
+// CHECK: vector.reduction <add>
+// CHECK-NOT: kiln.matmul
+func.func @compressed_sparse_rows(%x: tensor<2x100xf32>, %o: tensor<9xi32>, %i: tensor<300xi16>, %v: tensor<300xf32>) -> tensor<2x8xf32> {
+  %w = kiln.expand_csr %o, %i, %v : (tensor<9xi32>, tensor<300xi16>, tensor<300xf32>) -> tensor<8x100xf32>
+  %y = kiln.matmul %x, %w transpose_rhs : (tensor<2x100xf32>, tensor<8x100xf32>) -> tensor<2x8xf32>
+  return %y : tensor<2x8xf32>
+}

@@ -322,6 +322,11 @@ OpCost Expand2of4Op::getCost(const CostOptions &options) {
   return withFlops(*this, options, 0);
 }
 
+OpCost ExpandCSROp::getCost(const CostOptions &options) {
+  // Stores, not arithmetic.
+  return withFlops(*this, options, 0);
+}
+
 OpCost QuantizeOp::getCost(const CostOptions &options) {
   // Multiply, round, add and clamp (2) per element.
   return withFlops(*this, options, 5 * elements(getResult(), options));

@@ -363,6 +363,36 @@ SmallVector<int64_t> DequantizeOp::getBlockSizes() {
   return blocks;
 }
 
+LogicalResult ExpandCSROp::verify() {
+  auto offsets = cast<RankedTensorType>(getOffsets().getType());
+  auto indices = cast<RankedTensorType>(getIndices().getType());
+  auto values = cast<RankedTensorType>(getValues().getType());
+  auto result = cast<RankedTensorType>(getType());
+  if (offsets.getRank() != 1 || indices.getRank() != 1 || values.getRank() != 1)
+    return emitOpError("expected 1-D offsets, indices and values");
+  if (result.getRank() != 2 || !result.hasStaticShape())
+    return emitOpError("expected a static 2-D result, found ") << result;
+  if (values.getElementType() != result.getElementType())
+    return emitOpError("expected values of the result's element type ")
+           << result.getElementType() << ", found " << values.getElementType();
+  if (!ShapedType::isDynamic(offsets.getDimSize(0)) &&
+      offsets.getDimSize(0) != result.getDimSize(0) + 1)
+    return emitOpError("expected ")
+           << result.getDimSize(0) + 1 << " offsets (rows + 1), found "
+           << offsets.getDimSize(0);
+  if (!ShapedType::isDynamic(indices.getDimSize(0)) &&
+      !ShapedType::isDynamic(values.getDimSize(0)) &&
+      indices.getDimSize(0) != values.getDimSize(0))
+    return emitOpError("expected one index per value, found ")
+           << indices.getDimSize(0) << " indices and " << values.getDimSize(0)
+           << " values";
+  int64_t columns = result.getDimSize(1);
+  if (indices.getElementType().isInteger(16) && columns > (1 << 16))
+    return emitOpError("i16 indices address at most 65536 columns, not ")
+           << columns;
+  return success();
+}
+
 LogicalResult QuantizeOp::verify() {
   return verifyZeroPoint(*this, getScale(), getZeroPoint());
 }

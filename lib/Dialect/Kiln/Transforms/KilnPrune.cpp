@@ -17,6 +17,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -134,6 +135,34 @@ llvm::Expected<WeightPruning> WeightPruning::fromAttr(DictionaryAttr attr) {
   return p;
 }
 
+int64_t mlir::kiln::prunedCount(double fraction, int64_t total) {
+  return static_cast<int64_t>(std::floor(fraction * double(total)));
+}
+
+std::optional<int64_t> mlir::kiln::keptWeights(const WeightPruning &pruning,
+                                               int64_t out, int64_t in) {
+  const PruneSparsity &s = pruning.sparsity;
+  if (s.semiStructured())
+    return out * (in / s.m) * s.n + out * (in % s.m);
+  if (pruning.global)
+    return std::nullopt;
+  switch (pruning.method) {
+  case PruneMethod::Magnitude:
+    return out * in - prunedCount(s.fraction, out * in);
+  case PruneMethod::Wanda:
+    return out * (in - prunedCount(s.fraction, in));
+  case PruneMethod::SparseGPT: {
+    int64_t kept = 0;
+    for (int64_t start = 0; start < in; start += kSparseGPTBlockSize) {
+      int64_t count = std::min(kSparseGPTBlockSize, in - start);
+      kept += out * count - prunedCount(s.fraction, out * count);
+    }
+    return kept;
+  }
+  }
+  return std::nullopt;
+}
+
 StringRef mlir::kiln::stringifyCompressedPart(CompressedPart part) {
   switch (part) {
   case CompressedPart::First:
@@ -142,19 +171,38 @@ StringRef mlir::kiln::stringifyCompressedPart(CompressedPart part) {
     return "second";
   case CompressedPart::Positions:
     return "positions";
+  case CompressedPart::Values:
+    return "values";
+  case CompressedPart::Indices:
+    return "indices";
+  case CompressedPart::Offsets:
+    return "offsets";
   }
   return "";
 }
 
+SmallVector<int64_t, 2> WeightCompression::partShape() const {
+  if (format == CompressedFormat::TwoFour)
+    return {outDim(), inDim() / 4};
+  if (part == CompressedPart::Offsets)
+    return {outDim() + 1};
+  return {nnz};
+}
+
 DictionaryAttr WeightCompression::toAttr(MLIRContext *context) const {
   Builder b(context);
-  return b.getDictionaryAttr({
+  SmallVector<NamedAttribute> attrs = {
       b.getNamedAttr("source", b.getStringAttr(source)),
       b.getNamedAttr("part", b.getStringAttr(stringifyCompressedPart(part))),
-      b.getNamedAttr("format", b.getStringAttr("2:4")),
+      b.getNamedAttr("format", b.getStringAttr(format == CompressedFormat::CSR
+                                                   ? "csr"
+                                                   : "2:4")),
       b.getNamedAttr("transposed", b.getBoolAttr(transposed)),
       b.getNamedAttr("source_shape", b.getDenseI64ArrayAttr(sourceShape)),
-  });
+  };
+  if (format == CompressedFormat::CSR)
+    attrs.push_back(b.getNamedAttr("nnz", b.getI64IntegerAttr(nnz)));
+  return b.getDictionaryAttr(attrs);
 }
 
 llvm::Expected<WeightCompression>
@@ -171,23 +219,45 @@ WeightCompression::fromAttr(DictionaryAttr attr) {
   auto shape = attr.getAs<DenseI64ArrayAttr>("source_shape");
   if (!source || !part || !format || !transposed || !shape)
     return fail("expected source, part, format, transposed and source_shape");
-  if (format.getValue() != "2:4")
-    return fail("unknown format '" + format.getValue() + "' (2:4)");
-  c.source = source.str();
-  if (part.getValue() == "first")
-    c.part = CompressedPart::First;
-  else if (part.getValue() == "second")
-    c.part = CompressedPart::Second;
-  else if (part.getValue() == "positions")
-    c.part = CompressedPart::Positions;
+  if (format.getValue() == "2:4")
+    c.format = CompressedFormat::TwoFour;
+  else if (format.getValue() == "csr")
+    c.format = CompressedFormat::CSR;
   else
-    return fail("unknown part '" + part.getValue() + "'");
+    return fail("unknown format '" + format.getValue() + "' (2:4 or csr)");
+  c.source = source.str();
+  bool csr = c.format == CompressedFormat::CSR;
+  std::optional<CompressedPart> parsed;
+  for (CompressedPart p :
+       {CompressedPart::First, CompressedPart::Second, CompressedPart::Positions,
+        CompressedPart::Values, CompressedPart::Indices,
+        CompressedPart::Offsets})
+    if (part.getValue() == stringifyCompressedPart(p))
+      parsed = p;
+  bool csrPart = parsed && (*parsed == CompressedPart::Values ||
+                            *parsed == CompressedPart::Indices ||
+                            *parsed == CompressedPart::Offsets);
+  if (!parsed || csrPart != csr)
+    return fail("unknown " + format.getValue() + " part '" + part.getValue() +
+                "'");
+  c.part = *parsed;
   c.transposed = transposed.getValue();
   c.sourceShape.assign(shape.asArrayRef().begin(), shape.asArrayRef().end());
   if (c.sourceShape.size() != 2 || c.sourceShape[0] < 1 ||
-      c.sourceShape[1] < 1 || c.inDim() % 4)
-    return fail("the source must be a 2-D weight whose input dim is a "
-                "multiple of 4");
+      c.sourceShape[1] < 1 || (!csr && c.inDim() % 4))
+    return fail(csr ? "the source must be a 2-D weight"
+                    : "the source must be a 2-D weight whose input dim is a "
+                      "multiple of 4");
+  if (csr) {
+    auto nnz = attr.getAs<IntegerAttr>("nnz");
+    if (!nnz || nnz.getInt() < 0 ||
+        (__int128)nnz.getInt() >
+            (__int128)c.sourceShape[0] * c.sourceShape[1] ||
+        nnz.getInt() > INT32_MAX)
+      return fail("csr needs nnz, the entries stored, in [0, the source's "
+                  "size] and below 2^31");
+    c.nnz = nnz.getInt();
+  }
   return c;
 }
 
@@ -216,10 +286,14 @@ struct KilnPrunePass : kiln::impl::KilnPrunePassBase<KilnPrunePass> {
       return fail(llvm::toString(parsedSparsity.takeError()));
     pruning.sparsity = *parsedSparsity;
     pruning.global = global;
-    if (compress && !(pruning.sparsity.n == 2 && pruning.sparsity.m == 4))
+    if (compress && pruning.sparsity.semiStructured() &&
+        !(pruning.sparsity.n == 2 && pruning.sparsity.m == 4))
       return fail("compress stores 2:4 sparsity (two values and their "
-                  "positions per four weights); sparsity " +
-                  pruning.sparsity.name() + " is not 2:4");
+                  "positions per four weights) or an unstructured fraction "
+                  "(compressed sparse rows); sparsity " +
+                  pruning.sparsity.name() + " is neither");
+    if (!(csrMinSparsity >= 0 && csrMinSparsity <= 1))
+      return fail("csr-min-sparsity must be in [0, 1]");
     if (global && (pruning.method != PruneMethod::Magnitude ||
                    pruning.sparsity.semiStructured()))
       return fail("global takes method=magnitude and a fraction: N:M, "
@@ -229,13 +303,14 @@ struct KilnPrunePass : kiln::impl::KilnPrunePassBase<KilnPrunePass> {
     if (failed(selected))
       return signalPassFailure();
 
-    int64_t marked = 0;
+    int64_t marked = 0, keptDense = 0;
     for (LinearWeight &weight : linearWeights(module)) {
       ParameterOp param = weight.param;
       if (!(*selected)(param.getSymName()) ||
           param->hasAttr(attrs::kQuantizedFrom))
         continue;
       ArrayRef<int64_t> shape = param.getTensorType().getShape();
+      int64_t out = shape[weight.transposed ? 1 : 0];
       int64_t in = shape[weight.transposed ? 0 : 1];
       if (pruning.sparsity.semiStructured() && in % pruning.sparsity.m) {
         param.emitError("kiln-prune: ")
@@ -250,18 +325,46 @@ struct KilnPrunePass : kiln::impl::KilnPrunePassBase<KilnPrunePass> {
       p.transposed = weight.transposed;
       param->setAttr(attrs::kPruned, p.toAttr(&getContext()));
       ++marked;
-      if (compress && failed(compressWeight(weight)))
+      if (!compress)
+        continue;
+      if (p.sparsity.semiStructured()) {
+        if (failed(compressWeight(weight, CompressedFormat::TwoFour, 0)))
+          return signalPassFailure();
+        continue;
+      }
+      std::optional<int64_t> kept = keptWeights(p, out, in);
+      if (!kept || p.sparsity.fraction < csrMinSparsity) {
+        ++keptDense;
+        continue;
+      }
+      if (failed(compressWeight(weight, CompressedFormat::CSR, *kept)))
         return signalPassFailure();
     }
     if (!marked)
       return fail("no parameter to prune: none is only the weight of "
                   "kiln.linear ops" +
                   Twine(only.empty() ? "" : " and matches 'only'"));
+    if (keptDense) {
+      InFlightDiagnostic remark = module.emitRemark("kiln-prune: ");
+      remark << keptDense << " weight(s) kept dense: ";
+      if (global)
+        remark << "a global pruning's share of zeros in each layer follows "
+                  "from the weights, so their compressed size is not known "
+                  "here";
+      else
+        remark << "sparsity " << pruning.sparsity.name()
+               << " is below the break-even for compressed sparse rows ("
+               << PruneSparsity{double(csrMinSparsity)}.name()
+               << "), where a dense kernel multiplying by the zeros is "
+                  "faster";
+    }
   }
 
-  /// Replaces the 2:4 pruned `weight` by its compressed parts and its
-  /// linears' weight by their kiln.expand_2of4 (`[out, in]`).
-  LogicalResult compressWeight(LinearWeight &weight) {
+  /// Replaces the pruned `weight` by the parameters of its compressed
+  /// `format` (CSR: `nnz` entries) and its linears' weight by their
+  /// expansion (`[out, in]`).
+  LogicalResult compressWeight(LinearWeight &weight, CompressedFormat format,
+                               int64_t nnz) {
     ParameterOp param = weight.param;
     StringRef name = param.getSymName();
     auto type = param.getTensorType();
@@ -275,22 +378,38 @@ struct KilnPrunePass : kiln::impl::KilnPrunePassBase<KilnPrunePass> {
     MLIRContext *ctx = &getContext();
     OpBuilder b(param);
     Location loc = param.getLoc();
+    bool csr = format == CompressedFormat::CSR;
+    SmallVector<CompressedPart, 3> partKinds =
+        csr ? SmallVector<CompressedPart, 3>{CompressedPart::Offsets,
+                                             CompressedPart::Indices,
+                                             CompressedPart::Values}
+            : SmallVector<CompressedPart, 3>{CompressedPart::First,
+                                             CompressedPart::Second,
+                                             CompressedPart::Positions};
     SmallVector<ParameterOp, 3> parts;
-    for (CompressedPart part : {CompressedPart::First, CompressedPart::Second,
-                                CompressedPart::Positions}) {
+    for (CompressedPart part : partKinds) {
       std::string partName =
           (prefix + ".sparse_" + stringifyCompressedPart(part)).str();
       if (SymbolTable::lookupSymbolIn(getOperation(), partName))
         return param.emitError("kiln-prune: cannot compress '")
                << name << "': a parameter named '" << partName
                << "' exists already";
-      WeightCompression c{name.str(), part, weight.transposed,
-                          {type.getShape()[0], type.getShape()[1]}};
-      Type element = part == CompressedPart::Positions
-                         ? Type(IntegerType::get(ctx, 8))
-                         : type.getElementType();
+      WeightCompression c;
+      c.source = name.str();
+      c.format = format;
+      c.part = part;
+      c.transposed = weight.transposed;
+      c.sourceShape = {type.getShape()[0], type.getShape()[1]};
+      c.nnz = nnz;
+      Type element = type.getElementType();
+      if (part == CompressedPart::Positions)
+        element = IntegerType::get(ctx, 8);
+      else if (part == CompressedPart::Offsets)
+        element = IntegerType::get(ctx, 32);
+      else if (part == CompressedPart::Indices)
+        element = IntegerType::get(ctx, c.wideIndices() ? 32 : 16);
       auto made = ParameterOp::create(
-          b, loc, partName, RankedTensorType::get({out, in / 4}, element),
+          b, loc, partName, RankedTensorType::get(c.partShape(), element),
           param.getInit(), param.getStdAttr(), param.getLowAttr(),
           param.getHighAttr(), /*trainable=*/false);
       made->setAttr(attrs::kCompressedFrom, c.toAttr(ctx));
@@ -304,9 +423,12 @@ struct KilnPrunePass : kiln::impl::KilnPrunePassBase<KilnPrunePass> {
         values.push_back(ReadParamOp::create(b, read.getLoc(),
                                              part.getTensorType(),
                                              part.getSymName()));
-      Value dense = Expand2of4Op::create(
-          b, read.getLoc(), RankedTensorType::get({out, in}, type.getElementType()),
-          values[0], values[1], values[2]);
+      auto denseType = RankedTensorType::get({out, in}, type.getElementType());
+      Value dense =
+          csr ? Value(ExpandCSROp::create(b, read.getLoc(), denseType,
+                                          values[0], values[1], values[2]))
+              : Value(Expand2of4Op::create(b, read.getLoc(), denseType,
+                                           values[0], values[1], values[2]));
       for (OpOperand &use : llvm::make_early_inc_range(read->getUses())) {
         if (auto linear = dyn_cast<LinearOp>(use.getOwner())) {
           linear.getWeightMutable().assign(dense);

@@ -346,7 +346,14 @@ def KilnPrunePass : Pass<"kiln-prune", "mlir::ModuleOp"> {
     values kept in each group of four inputs) and `.sparse_positions` (i8,
     where they go), which carry `kiln.compressed_from` and are read through
     `kiln.expand_2of4` into the dense `[out, in]` weight (a Conv1D weight's
-    linears then read it untransposed). See docs/pruning.md.
+    linears then read it untransposed). An unstructured fraction of at
+    least `csr-min-sparsity` is stored as compressed sparse rows:
+    `<prefix>.sparse_offsets` (i32 `[out + 1]`), `.sparse_indices` (i16,
+    or i32 beyond 65536 inputs) and `.sparse_values` (`[nnz]`, nnz the
+    weights the method keeps in the layer), read through `kiln.expand_csr`.
+    Below that sparsity, or with `global` (whose share of zeros per layer
+    only the weights tell), the weights stay dense and a remark says so.
+    See docs/pruning.md.
 
     ```
     kiln-opt --kiln-prune='method=magnitude sparsity=2:4 skip=*.attn.*' model.mlir
@@ -366,9 +373,15 @@ def KilnPrunePass : Pass<"kiln-prune", "mlir::ModuleOp"> {
     Option<"lmHead", "lm-head", "bool", "false",
            "Prune the LM head (lm_head.*) too">,
     Option<"compress", "compress", "bool", "false",
-           "With sparsity=2:4: store each weight compressed, two values and "
-           "their positions per four inputs, read through kiln.expand_2of4 "
-           "(inference artifacts: the parts are not trainable)">
+           "Store each weight compressed (inference artifacts: the parts "
+           "are not trainable): 2:4 as two values and their positions per "
+           "four inputs, read through kiln.expand_2of4; a fraction at or "
+           "above csr-min-sparsity as compressed sparse rows, read through "
+           "kiln.expand_csr (below it, or with global, the weights stay "
+           "dense and a remark says so)">,
+    Option<"csrMinSparsity", "csr-min-sparsity", "double", "0.5",
+           "compress: the sparsity from which compressed sparse rows beat "
+           "a dense kernel (measured: docs/performance.md)">
   ];
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }

@@ -14,6 +14,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace mlir::kiln {
@@ -70,26 +71,59 @@ struct WeightPruning {
   static llvm::Expected<WeightPruning> fromAttr(DictionaryAttr attr);
 };
 
-/// The part of a 2:4 pruned weight stored compressed (kiln-prune
-/// compress=true) a parameter holds: each group of four inputs of a row
-/// keeps two values, `first` and `second` (`[out, in / 4]`), and their
-/// `positions` (i8 `[out, in / 4]`: bits 0-1 and 2-3), which
-/// kiln.expand_2of4 turns back into the dense `[out, in]` weight.
-enum class CompressedPart { First, Second, Positions };
+/// SparseGPT chooses its masks per block of this many inputs.
+constexpr int64_t kSparseGPTBlockSize = 128;
+
+/// How many of `total` weights a fraction `fraction` zeroes: floor(f · t).
+int64_t prunedCount(double fraction, int64_t total);
+
+/// How many weights of an `[out, in]` layer `pruning` keeps, as the
+/// compiler's pruner counts them (WeightPruner.h): N:M keeps n of every m,
+/// magnitude the layer's total less floor(s · total), Wanda each row's
+/// less floor(s · in), SparseGPT each block of kSparseGPTBlockSize inputs'
+/// less floor(s · out · count). None for a global magnitude pruning,
+/// whose share of zeros per layer follows from the weights.
+std::optional<int64_t> keptWeights(const WeightPruning &pruning, int64_t out,
+                                   int64_t in);
+
+/// How a pruned weight is stored compressed (kiln-prune compress=true).
+enum class CompressedFormat {
+  /// 2:4: each group of four inputs of a row keeps two values, `first`
+  /// and `second` (`[out, in / 4]`), and their `positions` (i8
+  /// `[out, in / 4]`: bits 0-1 and 2-3), which kiln.expand_2of4 turns
+  /// back into the dense `[out, in]` weight.
+  TwoFour,
+  /// Compressed sparse rows: the kept `values` of each output row (f32
+  /// `[nnz]`), their input `indices` (i16, or i32 beyond 65536 inputs,
+  /// `[nnz]`) and where each row starts (`offsets`, i32 `[out + 1]`), read
+  /// through kiln.expand_csr.
+  CSR,
+};
+
+/// The part of a compressed weight a parameter holds.
+enum class CompressedPart { First, Second, Positions, Values, Indices, Offsets };
 
 llvm::StringRef stringifyCompressedPart(CompressedPart part);
 
 /// One parameter made by kiln-prune's compression (`kiln.compressed_from`):
-/// `part` of the 2:4 compression of the float parameter `source` of shape
+/// `part` of the compression of the float parameter `source` of shape
 /// `sourceShape` (`[out, in]`, or `[in, out]` when `transposed`).
 struct WeightCompression {
   std::string source;
+  CompressedFormat format = CompressedFormat::TwoFour;
   CompressedPart part = CompressedPart::First;
   bool transposed = false;
   llvm::SmallVector<int64_t, 2> sourceShape;
+  /// CSR: the entries stored (keptWeights of the pruning; rows with fewer
+  /// nonzeros leave padding entries of value 0 at the end).
+  int64_t nnz = 0;
 
   int64_t outDim() const { return sourceShape[transposed ? 1 : 0]; }
   int64_t inDim() const { return sourceShape[transposed ? 0 : 1]; }
+  /// CSR: i32 input indices instead of i16.
+  bool wideIndices() const { return inDim() > (int64_t(1) << 16); }
+  /// This part's shape.
+  llvm::SmallVector<int64_t, 2> partShape() const;
 
   DictionaryAttr toAttr(MLIRContext *context) const;
   static llvm::Expected<WeightCompression> fromAttr(DictionaryAttr attr);
