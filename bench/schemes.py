@@ -4,10 +4,13 @@ bench/quantize.py and bench/decode.py:
   f32                      the model as it is
   w8, w4g128, int8-dynamic --quantize SCHEME
   SCHEME+head              also --quantize-lm-head
-  prune:METHOD[:SPARSITY][:compressed]
+  prune:METHOD[:SPARSITY][:compressed|:csr]
                            --prune METHOD --sparsity SPARSITY (default 0.5),
                            prune:2:4 for magnitude 2:4, :compressed for
-                           --sparse-format compressed (docs/pruning.md)
+                           --sparse-format compressed, :csr for that with
+                           --csr-min-sparsity 0 (compressed sparse rows at
+                           any sparsity, to find the break-even;
+                           docs/pruning.md)
 """
 
 
@@ -16,7 +19,8 @@ def compile_flags(scheme):
         return []
     if scheme.startswith("prune:"):
         parts = scheme[len("prune:"):].split(":")
-        compressed = parts[-1] == "compressed"
+        compressed = parts[-1] in ("compressed", "csr")
+        forced = parts[-1] == "csr"
         if compressed:
             parts = parts[:-1]
         if parts[:2] == ["2", "4"]:
@@ -24,6 +28,7 @@ def compile_flags(scheme):
         else:
             method, sparsity = parts[0], ":".join(parts[1:]) or "0.5"
         return (["--prune", method, "--sparsity", sparsity]
-                + (["--sparse-format", "compressed"] if compressed else []))
+                + (["--sparse-format", "compressed"] if compressed else [])
+                + (["--csr-min-sparsity", "0"] if forced else []))
     name, head = (scheme[:-len("+head")], True) if scheme.endswith("+head") else (scheme, False)
     return ["--quantize", name] + (["--quantize-lm-head"] if head else [])

@@ -136,3 +136,37 @@ func.func @compressed_sparse_rows(%x: tensor<2x100xf32>, %o: tensor<9xi32>, %i: 
   %y = kiln.matmul %x, %w transpose_rhs : (tensor<2x100xf32>, tensor<8x100xf32>) -> tensor<2x8xf32>
   return %y : tensor<2x8xf32>
 }
+
+// -----
+
+// A [K, N] weight read as stored (GPT-2's Conv1D), one row: each parallel
+// iteration owns 64 output columns and adds x[k] times the weight's row k
+// into them, two k at a time (8 sums), written back as [1, 64] tiles.
+// CHECK-LABEL: func.func @row_major_weight
+// CHECK: %[[W:.*]] = kiln.read_param @w : tensor<96x128xf32>
+// CHECK: scf.forall (%[[B:.*]]) in (2)
+// CHECK:   scf.for
+// CHECK:     tensor.extract
+// CHECK:     vector.broadcast
+// CHECK:     vector.transfer_read %[[W]]
+// CHECK-COUNT-8: vector.fma
+// CHECK:   tensor.parallel_insert_slice {{.*}} [1, 64] [1, 1]
+// CHECK-NOT: kiln.matmul
+kiln.parameter @w : tensor<96x128xf32> init zeros
+func.func @row_major_weight(%x: tensor<1x96xf32>) -> tensor<1x128xf32> {
+  %w = kiln.read_param @w : tensor<96x128xf32>
+  %y = kiln.matmul %x, %w : (tensor<1x96xf32>, tensor<96x128xf32>) -> tensor<1x128xf32>
+  return %y : tensor<1x128xf32>
+}
+
+// -----
+
+// Two rows of a [K, N] weight: the register tiles do better.
+// CHECK-LABEL: func.func @row_major_two_rows
+// CHECK: kiln.matmul
+kiln.parameter @w2 : tensor<96x128xf32> init zeros
+func.func @row_major_two_rows(%x: tensor<2x96xf32>) -> tensor<2x128xf32> {
+  %w = kiln.read_param @w2 : tensor<96x128xf32>
+  %y = kiln.matmul %x, %w : (tensor<2x96xf32>, tensor<96x128xf32>) -> tensor<2x128xf32>
+  return %y : tensor<2x128xf32>
+}

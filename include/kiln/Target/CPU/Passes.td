@@ -87,6 +87,16 @@ def MatvecDotProductsPass
     was otherwise. It needs a static K that is a multiple of 16, groups of
     a multiple of 16, and at most one dynamic dim among `%x`'s rows; other
     matmuls are left alone.
+
+    Three more weights take kernels of their own. A 2:4 weight stored
+    compressed (`kiln.expand_2of4`, up to 4 rows) multiplies each group's
+    two kept values with the elements of x their positions pick (gathers).
+    A weight in compressed sparse rows (`kiln.expand_csr`, up to 4 rows)
+    walks each output's entries 16 at a time under a mask, x gathered at
+    their indices (clamped into range). An f32 weight read as stored,
+    `[K, N]` from a `kiln.read_param` (GPT-2's Conv1D; one row, N a
+    multiple of 16) is not a dot product: each iteration owns 16 to 64
+    output columns and adds x[k] times the weight's row k into them.
   }];
   let options = [
     Option<"maxRows", "max-rows", "int64_t", /*default=*/"16",
