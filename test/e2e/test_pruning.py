@@ -427,9 +427,10 @@ func.func @forward(%x: tensor<?x320xf32> {kiln.name = "x"}) -> (tensor<?x96xf32>
         self.assertIn("transformer.h.0.mlp.c_fc.sparse_values", stored)
 
     def test_csr_sparse_kernel(self):
-        """Up to 4 rows of a CSR-compressed linear take the gather-and-FMA
-        kernel (rows of 64 to 128 entries, not multiples of 16: masked
-        tails); more rows expand the weight. Both against float64 numpy."""
+        """Up to 4 rows of a CSR-compressed linear (sparsity 0.7) take the
+        gather-and-FMA kernel (rows of 64 to 128 entries, not multiples of
+        16: masked tails); more rows the many-row kernel over x transposed
+        (padded to 64 rows). Both against float64 numpy."""
         source = self.path("linear_csr.mlir")
         with open(source, "w") as f:
             f.write("""

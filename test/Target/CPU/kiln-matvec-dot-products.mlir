@@ -170,3 +170,43 @@ func.func @row_major_two_rows(%x: tensor<2x96xf32>) -> tensor<2x128xf32> {
   %y = kiln.matmul %x, %w : (tensor<2x96xf32>, tensor<96x128xf32>) -> tensor<2x128xf32>
   return %y : tensor<2x128xf32>
 }
+
+// -----
+
+// Many rows of a CSR weight of density at most 0.5: x transposed once
+// (padded to 64 columns), each output's entries add value · xt[index, 64
+// rows) into 4 accumulators, the [N, rows] result transposed back.
+// CHECK-LABEL: func.func @csr_many_rows
+// CHECK: linalg.fill
+// CHECK: linalg.transpose
+// CHECK: scf.forall (%[[N:.*]]) in (8)
+// CHECK:   scf.for
+// CHECK:     scf.for
+// CHECK:       tensor.extract {{.*}} : tensor<300xi16>
+// CHECK:       tensor.extract {{.*}} : tensor<300xf32>
+// CHECK:       vector.broadcast
+// CHECK-COUNT-4: vector.fma
+// CHECK: linalg.transpose
+// CHECK-NOT: kiln.matmul
+func.func @csr_many_rows(%x: tensor<100x100xf32>, %o: tensor<9xi32>, %i: tensor<300xi16>, %v: tensor<300xf32>) -> tensor<100x8xf32> {
+  %w = kiln.expand_csr %o, %i, %v : (tensor<9xi32>, tensor<300xi16>, tensor<300xf32>) -> tensor<8x100xf32>
+  %y = kiln.matmul %x, %w transpose_rhs : (tensor<100x100xf32>, tensor<8x100xf32>) -> tensor<100x8xf32>
+  return %y : tensor<100x8xf32>
+}
+
+// -----
+
+// A denser CSR weight (0.75 of it kept) and a 2:4 weight leave many rows
+// to the register tiles, the weight expanded.
+// CHECK-LABEL: func.func @dense_enough_many_rows
+// CHECK: kiln.expand_csr
+// CHECK: kiln.matmul
+// CHECK: kiln.expand_2of4
+// CHECK: kiln.matmul
+func.func @dense_enough_many_rows(%x: tensor<100x100xf32>, %o: tensor<9xi32>, %i: tensor<600xi16>, %v: tensor<600xf32>, %xs: tensor<8x128xf32>, %f: tensor<8x32xf32>, %p: tensor<8x32xi8>) -> (tensor<100x8xf32>, tensor<8x8xf32>) {
+  %w = kiln.expand_csr %o, %i, %v : (tensor<9xi32>, tensor<600xi16>, tensor<600xf32>) -> tensor<8x100xf32>
+  %y = kiln.matmul %x, %w transpose_rhs : (tensor<100x100xf32>, tensor<8x100xf32>) -> tensor<100x8xf32>
+  %w2 = kiln.expand_2of4 %f, %f positions %p : (tensor<8x32xf32>, tensor<8x32xf32>, tensor<8x32xi8>) -> tensor<8x128xf32>
+  %y2 = kiln.matmul %xs, %w2 transpose_rhs : (tensor<8x128xf32>, tensor<8x128xf32>) -> tensor<8x8xf32>
+  return %y, %y2 : tensor<100x8xf32>, tensor<8x8xf32>
+}

@@ -91,9 +91,12 @@ def MatvecDotProductsPass
     Three more weights take kernels of their own. A 2:4 weight stored
     compressed (`kiln.expand_2of4`, up to 4 rows) multiplies each group's
     two kept values with the elements of x their positions pick (gathers).
-    A weight in compressed sparse rows (`kiln.expand_csr`, up to 4 rows)
-    walks each output's entries 16 at a time under a mask, x gathered at
-    their indices (clamped into range). An f32 weight read as stored,
+    A weight in compressed sparse rows (`kiln.expand_csr`; up to 1, 2 or
+    4 rows as its sparsity is below 0.5, below 0.7 or more) walks each
+    output's entries 16 at a time under a mask, x gathered at their
+    indices (clamped into range); with more rows and a sparsity of at
+    least 0.5, x is transposed once (padded to 64 rows) and each entry
+    adds value · x[:, index] into accumulators 64 rows at a time. An f32 weight read as stored,
     `[K, N]` from a `kiln.read_param` (GPT-2's Conv1D; one row, N a
     multiple of 16) is not a dot product: each iteration owns 16 to 64
     output columns and adds x[k] times the weight's row k into them.
