@@ -560,28 +560,35 @@ Value buildRowMajorKernel(OpBuilder &b, Location loc, const Matvec &m,
   return forall.getResult(0);
 }
 
-/// Many rows of x times a CSR weight, skipping its zeros: x is transposed once into `xt` ([K, rows] padded with zero
-/// columns to a multiple of 64), and for each output n (in parallel) each
-/// of its entries (input c, value v) adds v · xt[c, m0 .. m0 + 64) into 4
-/// accumulators, 64 rows at a time: one load and one FMA per 16 rows and
-/// entry, the dense product's rate on the kept weights only. The result
-/// comes out as [N, rows] and is transposed back.
+/// Many rows of x times a CSR weight, skipping its zeros: x is transposed
+/// once into `xt` ([K, rows], zero columns up to a multiple of 16), and for
+/// each output n (in parallel) each of its entries (input c, value v) adds
+/// v · xt[c, m0 .. m0 + 64) into 4 accumulators, 64 rows at a time (the
+/// rows past the last 64 16 at a time): one load and one FMA per 16 rows
+/// and entry, on the kept weights only. The result comes out as
+/// [N, rows] and is transposed back.
 Value buildSparseRowsKernel(OpBuilder &b, Location loc, const Matvec &m,
                             Value x2, Value rows) {
-  constexpr int64_t vectors = 4, chunk = vectors * kLanes;
+  constexpr int64_t wide = 4 * kLanes;
   Type f32 = b.getF32Type();
   auto f32Vector = VectorType::get({kLanes}, f32);
+  ExpandCSROp e = m.csr;
   int64_t outputs =
       cast<RankedTensorType>(m.matmul->getOperand(1).getType()).getDimSize(0);
   int64_t k = m.k;
   Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
   Value zeros = arith::ConstantOp::create(
       b, loc, f32Vector, DenseElementsAttr::get(f32Vector, 0.0f));
-  // Rows padded to whole chunks.
-  Value padded = arith::MulIOp::create(
-      b, loc,
-      arith::CeilDivUIOp::create(b, loc, rows, index(b, loc, chunk)),
-      index(b, loc, chunk));
+  // Rows padded to whole vectors; the first `whole` in chunks of 64, the
+  // rest 16 at a time.
+  auto roundDown = [&](Value v, int64_t to) -> Value {
+    return arith::MulIOp::create(
+        b, loc, arith::DivUIOp::create(b, loc, v, index(b, loc, to)),
+        index(b, loc, to));
+  };
+  Value padded = roundDown(
+      arith::AddIOp::create(b, loc, rows, index(b, loc, kLanes - 1)), kLanes);
+  Value whole = roundDown(padded, wide);
   auto dynamic2 = [&](int64_t d0) {
     return RankedTensorType::get({d0, ShapedType::kDynamic}, f32);
   };
@@ -590,7 +597,8 @@ Value buildSparseRowsKernel(OpBuilder &b, Location loc, const Matvec &m,
   Value xt = linalg::FillOp::create(b, loc, zero, xtEmpty).getResult(0);
   Value xtRows = tensor::EmptyOp::create(b, loc, dynamic2(k), ValueRange{rows});
   if (!cast<RankedTensorType>(x2.getType()).isDynamicDim(0))
-    x2 = tensor::CastOp::create(b, loc, dynamic2(k).clone({ShapedType::kDynamic, k}), x2);
+    x2 = tensor::CastOp::create(
+        b, loc, RankedTensorType::get({ShapedType::kDynamic, k}, f32), x2);
   Value transposed =
       linalg::TransposeOp::create(b, loc, x2, xtRows, ArrayRef<int64_t>{1, 0})
           .getResult()[0];
@@ -611,69 +619,70 @@ Value buildSparseRowsKernel(OpBuilder &b, Location loc, const Matvec &m,
     Value n = forall.getInductionVars()[0];
     auto rowType = RankedTensorType::get({ShapedType::kDynamic}, f32);
     Value line = tensor::EmptyOp::create(b, loc, rowType, ValueRange{padded});
-    // acc += value · xt[column, m0 ..).
-    auto accumulate = [&](OpBuilder &eb, Value column, Value value, Value m0,
-                          ValueRange acc) {
-      SmallVector<Value> next;
-      Value v = vector::BroadcastOp::create(eb, loc, f32Vector, value);
-      for (int64_t u = 0; u < vectors; ++u) {
-        Value at = arith::AddIOp::create(eb, loc, m0, index(eb, loc, u * kLanes));
-        Value xs = vector::TransferReadOp::create(
-            eb, loc, f32Vector, xt, ValueRange{column, at}, zero,
-            ArrayRef<bool>{true});
-        next.push_back(vector::FMAOp::create(eb, loc, v, xs, acc[u]));
-      }
-      return next;
+    // Output n's entries, offsets clamped into range.
+    Value count = index(
+        b, loc, cast<RankedTensorType>(e.getValues().getType()).getDimSize(0));
+    auto offsetAt = [&](Value at) -> Value {
+      Value raw = tensor::ExtractOp::create(b, loc, e.getOffsets(), at);
+      Value wideOffset = arith::ExtUIOp::create(b, loc, b.getI64Type(), raw);
+      Value i =
+          arith::IndexCastUIOp::create(b, loc, b.getIndexType(), wideOffset);
+      return arith::MinUIOp::create(b, loc, i, count);
     };
-    auto chunks = scf::ForOp::create(
-        b, loc, index(b, loc, 0), padded, index(b, loc, chunk),
-        ValueRange{line},
-        [&](OpBuilder &cb, Location, Value m0, ValueRange out) {
-          SmallVector<Value> init(vectors, zeros);
-          ExpandCSROp e = m.csr;
-          Value count = index(cb, loc,
-                              cast<RankedTensorType>(e.getValues().getType())
-                                  .getDimSize(0));
-          auto offsetAt = [&](Value at) -> Value {
-            Value raw = tensor::ExtractOp::create(cb, loc, e.getOffsets(), at);
-            Value wide = arith::ExtUIOp::create(cb, loc, cb.getI64Type(), raw);
-            Value i =
-                arith::IndexCastUIOp::create(cb, loc, cb.getIndexType(), wide);
-            return arith::MinUIOp::create(cb, loc, i, count);
-          };
-          Value start = offsetAt(n);
-          Value end = arith::MaxUIOp::create(
-              cb, loc, start,
-              offsetAt(arith::AddIOp::create(cb, loc, n, index(cb, loc, 1))));
-          Value lastColumn = index(cb, loc, k - 1);
-          auto entries = scf::ForOp::create(
-              cb, loc, start, end, index(cb, loc, 1), init,
-              [&](OpBuilder &eb, Location, Value j, ValueRange acc) {
-                Value raw = tensor::ExtractOp::create(eb, loc, e.getIndices(), j);
-                Value wide =
-                    arith::ExtUIOp::create(eb, loc, eb.getI64Type(), raw);
-                Value column = arith::MinUIOp::create(
-                    eb, loc,
-                    arith::IndexCastUIOp::create(eb, loc, eb.getIndexType(),
-                                                 wide),
-                    lastColumn);
-                Value value = tensor::ExtractOp::create(eb, loc, e.getValues(), j);
-                scf::YieldOp::create(eb, loc,
-                                     accumulate(eb, column, value, m0, acc));
-              });
-          Value result = out[0];
-          for (int64_t u = 0; u < vectors; ++u) {
-            Value at = arith::AddIOp::create(cb, loc, m0, index(cb, loc, u * kLanes));
-            result = vector::TransferWriteOp::create(cb, loc, entries.getResult(u),
-                                                     result, ValueRange{at},
-                                                     ArrayRef<bool>{true})
-                         .getResult();
-          }
-          scf::YieldOp::create(cb, loc, ValueRange{result});
-        });
+    Value start = offsetAt(n);
+    Value end = arith::MaxUIOp::create(
+        b, loc, start,
+        offsetAt(arith::AddIOp::create(b, loc, n, index(b, loc, 1))));
+    Value lastColumn = index(b, loc, k - 1);
+    // Rows [from, to) in chunks of `vectors` x 16: for each chunk, every
+    // entry adds value · xt[index, m0 ..) into `vectors` accumulators.
+    auto chunkLoop = [&](Value from, Value to, int64_t vectors, Value into) {
+      return scf::ForOp::create(
+          b, loc, from, to, index(b, loc, vectors * kLanes), ValueRange{into},
+          [&](OpBuilder &cb, Location, Value m0, ValueRange out) {
+            SmallVector<Value> init(vectors, zeros);
+            auto entries = scf::ForOp::create(
+                cb, loc, start, end, index(cb, loc, 1), init,
+                [&](OpBuilder &eb, Location, Value j, ValueRange acc) {
+                  Value raw =
+                      tensor::ExtractOp::create(eb, loc, e.getIndices(), j);
+                  Value column = arith::MinUIOp::create(
+                      eb, loc,
+                      arith::IndexCastUIOp::create(
+                          eb, loc, eb.getIndexType(),
+                          arith::ExtUIOp::create(eb, loc, eb.getI64Type(), raw)),
+                      lastColumn);
+                  Value v = vector::BroadcastOp::create(
+                      eb, loc, f32Vector,
+                      tensor::ExtractOp::create(eb, loc, e.getValues(), j));
+                  SmallVector<Value> next;
+                  for (int64_t u = 0; u < vectors; ++u) {
+                    Value at = arith::AddIOp::create(
+                        eb, loc, m0, index(eb, loc, u * kLanes));
+                    Value xs = vector::TransferReadOp::create(
+                        eb, loc, f32Vector, xt, ValueRange{column, at}, zero,
+                        ArrayRef<bool>{true});
+                    next.push_back(vector::FMAOp::create(eb, loc, v, xs, acc[u]));
+                  }
+                  scf::YieldOp::create(eb, loc, next);
+                });
+            Value result = out[0];
+            for (int64_t u = 0; u < vectors; ++u) {
+              Value at =
+                  arith::AddIOp::create(cb, loc, m0, index(cb, loc, u * kLanes));
+              result = vector::TransferWriteOp::create(
+                           cb, loc, entries.getResult(u), result,
+                           ValueRange{at}, ArrayRef<bool>{true})
+                           .getResult();
+            }
+            scf::YieldOp::create(cb, loc, ValueRange{result});
+          });
+    };
+    auto chunks = chunkLoop(index(b, loc, 0), whole, 4, line);
+    auto tail = chunkLoop(whole, padded, 1, chunks.getResult(0));
     b.setInsertionPointToEnd(forall.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(
-        b, loc, chunks.getResult(0), forall.getRegionIterArgs()[0],
+        b, loc, tail.getResult(0), forall.getRegionIterArgs()[0],
         ArrayRef<OpFoldResult>{n, zeroIndex},
         ArrayRef<OpFoldResult>{one, padded}, ArrayRef<OpFoldResult>{one, one});
   }

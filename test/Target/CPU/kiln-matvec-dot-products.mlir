@@ -174,18 +174,23 @@ func.func @row_major_two_rows(%x: tensor<2x96xf32>) -> tensor<2x128xf32> {
 // -----
 
 // Many rows of a CSR weight of density at most 0.5: x transposed once
-// (padded to 64 columns), each output's entries add value · xt[index, 64
-// rows) into 4 accumulators, the [N, rows] result transposed back.
+// (padded to 112 columns), each output's entries add value · xt[index, 64
+// rows) into 4 accumulators (rows 0-63: one chunk, its loop folded away),
+// then 16 rows at a time for the 48 left, the [N, rows] result transposed
+// back.
 // CHECK-LABEL: func.func @csr_many_rows
-// CHECK: linalg.fill
+// CHECK: linalg.fill {{.*}} -> tensor<100x112xf32>
 // CHECK: linalg.transpose
 // CHECK: scf.forall (%[[N:.*]]) in (8)
 // CHECK:   scf.for
-// CHECK:     scf.for
-// CHECK:       tensor.extract {{.*}} : tensor<300xi16>
-// CHECK:       tensor.extract {{.*}} : tensor<300xf32>
-// CHECK:       vector.broadcast
+// CHECK:     tensor.extract {{.*}} : tensor<300xi16>
+// CHECK:     tensor.extract {{.*}} : tensor<300xf32>
+// CHECK:     vector.broadcast
 // CHECK-COUNT-4: vector.fma
+// CHECK:   scf.for %{{.*}} = %c64 to %c112 step %c16
+// CHECK:     scf.for
+// CHECK:       vector.fma
+// CHECK-NOT:   vector.fma
 // CHECK: linalg.transpose
 // CHECK-NOT: kiln.matmul
 func.func @csr_many_rows(%x: tensor<100x100xf32>, %o: tensor<9xi32>, %i: tensor<300xi16>, %v: tensor<300xf32>) -> tensor<100x8xf32> {
