@@ -331,25 +331,40 @@ class Gpt2Pruning(unittest.TestCase):
                                          "--calibration", self.calibration, "--sparse-format", "compressed")
         self.assertIn("transformer.h.0.mlp.c_fc.sparse_positions", sgpt)
 
+    def linear_artifact(self, name, inputs, *extra):
+        """A lone 96-output linear of `inputs` inputs compiled with `extra`;
+        returns the artifact and its stored weights."""
+        source = self.path(name + ".mlir")
+        with open(source, "w") as f:
+            f.write(f"""
+kiln.parameter @"fc.weight" : tensor<96x{inputs}xf32> init normal std = 1.0 trainable
+kiln.parameter @"fc.bias" : tensor<96xf32> init normal std = 1.0 trainable
+func.func @forward(%x: tensor<?x{inputs}xf32> {{kiln.name = "x"}}) -> (tensor<?x96xf32> {{kiln.name = "y"}}) {{
+  %w = kiln.read_param @"fc.weight" : tensor<96x{inputs}xf32>
+  %b = kiln.read_param @"fc.bias" : tensor<96xf32>
+  %y = kiln.linear %x, %w bias %b : (tensor<?x{inputs}xf32>, tensor<96x{inputs}xf32>, tensor<96xf32>) -> tensor<?x96xf32>
+  return %y : tensor<?x96xf32>
+}}
+""")
+        art = self.path(name + ".kiln")
+        compile_artifact(source, art, extra=list(extra))
+        return art, load_safetensors(os.path.join(art, "weights.safetensors"))
+
+    def check_rows(self, art, w, bias, label, seed):
+        """The artifact's y for 1 to 20 rows against float64 numpy."""
+        rng = np.random.default_rng(seed)
+        for rows in (1, 3, 4, 5, 20):
+            x = rng.standard_normal((rows, w.shape[1])).astype(np.float32)
+            y = run_artifact(art, {"x": x}, self.tmp.name)["y"]
+            expected = x.astype(np.float64) @ w.T + bias
+            report(f"{label}, {rows} rows", y, expected)
+            np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
+
     def test_2_4_sparse_kernel(self):
         """Up to 4 rows (a decoding step) of a compressed 2:4 linear take
         the gather-and-FMA kernel; more rows expand the weight in the
         packing. Both against float64 numpy, 1 to 20 rows."""
-        source = self.path("linear.mlir")
-        with open(source, "w") as f:
-            f.write("""
-kiln.parameter @"fc.weight" : tensor<96x320xf32> init normal std = 1.0 trainable
-kiln.parameter @"fc.bias" : tensor<96xf32> init normal std = 1.0 trainable
-func.func @forward(%x: tensor<?x320xf32> {kiln.name = "x"}) -> (tensor<?x96xf32> {kiln.name = "y"}) {
-  %w = kiln.read_param @"fc.weight" : tensor<96x320xf32>
-  %b = kiln.read_param @"fc.bias" : tensor<96xf32>
-  %y = kiln.linear %x, %w bias %b : (tensor<?x320xf32>, tensor<96x320xf32>, tensor<96xf32>) -> tensor<?x96xf32>
-  return %y : tensor<?x96xf32>
-}
-""")
-        art = self.path("linear24.kiln")
-        compile_artifact(source, art, extra=["--prune", "2:4", "--sparse-format", "compressed"])
-        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        art, stored = self.linear_artifact("linear24", 320, "--prune", "2:4", "--sparse-format", "compressed")
         first, second = stored["fc.sparse_first"].astype(np.float64), stored["fc.sparse_second"].astype(np.float64)
         positions = stored["fc.sparse_positions"].view(np.uint8).astype(np.int64)
         w = np.zeros((96, 80, 4))
@@ -357,13 +372,7 @@ func.func @forward(%x: tensor<?x320xf32> {kiln.name = "x"}) -> (tensor<?x96xf32>
         np.put_along_axis(w, (positions & 3)[..., None], first[..., None], -1)
         w = w.reshape(96, 320)
         self.assertEqual(int((w == 0).sum()), 96 * 160)
-        rng = np.random.default_rng(4)
-        for rows in (1, 3, 4, 5, 20):
-            x = rng.standard_normal((rows, 320)).astype(np.float32)
-            y = run_artifact(art, {"x": x}, self.tmp.name)["y"]
-            expected = x.astype(np.float64) @ w.T + stored["fc.bias"]
-            report(f"2:4 compressed linear, {rows} rows", y, expected)
-            np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
+        self.check_rows(art, w, stored["fc.bias"], "2:4 compressed linear", 4)
 
     def decode_csr(self, stored, prefix, out, inputs):
         """The dense [out, in] weight a CSR-compressed one holds, after
@@ -430,32 +439,12 @@ func.func @forward(%x: tensor<?x320xf32> {kiln.name = "x"}) -> (tensor<?x96xf32>
         """Up to 4 rows of a CSR-compressed linear (sparsity 0.7) take the
         gather-and-FMA kernel (rows of 64 to 128 entries, not multiples of
         16: masked tails); more rows the many-row kernel over x transposed
-        (padded to 64 rows). Both against float64 numpy."""
-        source = self.path("linear_csr.mlir")
-        with open(source, "w") as f:
-            f.write("""
-kiln.parameter @"fc.weight" : tensor<96x330xf32> init normal std = 1.0 trainable
-kiln.parameter @"fc.bias" : tensor<96xf32> init normal std = 1.0 trainable
-func.func @forward(%x: tensor<?x330xf32> {kiln.name = "x"}) -> (tensor<?x96xf32> {kiln.name = "y"}) {
-  %w = kiln.read_param @"fc.weight" : tensor<96x330xf32>
-  %b = kiln.read_param @"fc.bias" : tensor<96xf32>
-  %y = kiln.linear %x, %w bias %b : (tensor<?x330xf32>, tensor<96x330xf32>, tensor<96xf32>) -> tensor<?x96xf32>
-  return %y : tensor<?x96xf32>
-}
-""")
-        art = self.path("linear_csr.kiln")
-        compile_artifact(source, art, extra=["--prune", "magnitude", "--sparsity", "0.7",
-                                             "--sparse-format", "compressed"])
-        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        (padded to 16 rows). Both against float64 numpy."""
+        art, stored = self.linear_artifact("linear_csr", 330, "--prune", "magnitude", "--sparsity", "0.7",
+                                           "--sparse-format", "compressed")
         w = self.decode_csr(stored, "fc", 96, 330).astype(np.float64)
         self.assertEqual(int((w != 0).sum()), 96 * 330 - int(np.floor(0.7 * (96 * 330))))
-        rng = np.random.default_rng(5)
-        for rows in (1, 3, 4, 5, 20):
-            x = rng.standard_normal((rows, 330)).astype(np.float32)
-            y = run_artifact(art, {"x": x}, self.tmp.name)["y"]
-            expected = x.astype(np.float64) @ w.T + stored["fc.bias"]
-            report(f"CSR compressed linear, {rows} rows", y, expected)
-            np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-4)
+        self.check_rows(art, w, stored["fc.bias"], "CSR compressed linear", 5)
 
     def test_training_keeps_the_zeros(self):
         train = self.path("train.kiln")

@@ -88,6 +88,16 @@ struct Matvec {
   bool perRowScale = false, isUnsigned = false;
 };
 
+/// A match of `op` whose weight rows are one group of `k` (no scales).
+Matvec wholeRows(MatmulOp op, int64_t k) {
+  Matvec m;
+  m.matmul = op;
+  m.k = k;
+  m.groups = 1;
+  m.groupSize = k;
+  return m;
+}
+
 /// `op` if it is `x · dequantize(codes, scales[, zero points])ᵀ` with f32
 /// x and scales, a static K that 16-lane steps cover, groups of a multiple
 /// of 16 along K, and at most one dynamic dim among x's rows.
@@ -106,13 +116,9 @@ std::optional<Matvec> match(MatmulOp op) {
         cast<RankedTensorType>(op.getType()).getRank() != lhs.getRank() ||
         llvm::count_if(lhs.getShape().drop_back(), ShapedType::isDynamic) > 1)
       return std::nullopt;
-    Matvec m;
-    m.matmul = op;
+    Matvec m = wholeRows(op, weight.getDimSize(0));
     m.weight = op.getRhs();
     m.rowMajor = true;
-    m.k = weight.getDimSize(0);
-    m.groups = 1;
-    m.groupSize = m.k;
     return m;
   }
   auto dequantize = op.getRhs().getDefiningOp<DequantizeOp>();
@@ -128,12 +134,8 @@ std::optional<Matvec> match(MatmulOp op) {
         cast<RankedTensorType>(op.getType()).getRank() != lhs.getRank() ||
         llvm::count_if(lhs.getShape().drop_back(), ShapedType::isDynamic) > 1)
       return std::nullopt;
-    Matvec m;
-    m.matmul = op;
+    Matvec m = wholeRows(op, k);
     m.expand = expand;
-    m.k = k;
-    m.groups = 1;
-    m.groupSize = k;
     return m;
   }
   if (auto csr = op.getRhs().getDefiningOp<ExpandCSROp>()) {
@@ -145,12 +147,8 @@ std::optional<Matvec> match(MatmulOp op) {
             cast<RankedTensorType>(csr.getValues().getType()).getDimSize(0)) ||
         llvm::count_if(lhs.getShape().drop_back(), ShapedType::isDynamic) > 1)
       return std::nullopt;
-    Matvec m;
-    m.matmul = op;
+    Matvec m = wholeRows(op, k);
     m.csr = csr;
-    m.k = k;
-    m.groups = 1;
-    m.groupSize = k;
     return m;
   }
   if (!dequantize) {
@@ -163,12 +161,8 @@ std::optional<Matvec> match(MatmulOp op) {
         lhs.getDimSize(lhs.getRank() - 1) != k ||
         llvm::count_if(lhs.getShape().drop_back(), ShapedType::isDynamic) > 1)
       return std::nullopt;
-    Matvec m;
-    m.matmul = op;
+    Matvec m = wholeRows(op, k);
     m.weight = op.getRhs();
-    m.k = k;
-    m.groups = 1;
-    m.groupSize = k;
     return m;
   }
   auto scale = cast<RankedTensorType>(dequantize.getScale().getType());
@@ -400,6 +394,25 @@ Value sparseDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
                                      arith::FastMathFlags::reassoc);
 }
 
+/// Where output `n`'s entries of a CSR weight start and end, the offsets
+/// read unsigned and clamped into [0, nnz], the end not before the start
+/// (as kiln.expand_csr's lowering reads them).
+std::pair<Value, Value> csrEntries(OpBuilder &b, Location loc, ExpandCSROp e,
+                                   Value n) {
+  Value count = index(
+      b, loc, cast<RankedTensorType>(e.getValues().getType()).getDimSize(0));
+  auto offsetAt = [&](Value at) -> Value {
+    Value raw = tensor::ExtractOp::create(b, loc, e.getOffsets(), at);
+    Value wide = arith::ExtUIOp::create(b, loc, b.getI64Type(), raw);
+    Value i = arith::IndexCastUIOp::create(b, loc, b.getIndexType(), wide);
+    return arith::MinUIOp::create(b, loc, i, count);
+  };
+  Value start = offsetAt(n);
+  Value end = arith::MaxUIOp::create(
+      b, loc, start, offsetAt(arith::AddIOp::create(b, loc, n, index(b, loc, 1))));
+  return {start, end};
+}
+
 /// `x[m] · expand_csr(offsets, indices, values)[n]`: output n's entries,
 /// `unroll` vectors of 16 at a time under masks (a row's entries are not
 /// a multiple of 16), times x gathered at their indices, independent
@@ -416,19 +429,7 @@ Value csrDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
   auto maskType = VectorType::get({kLanes}, b.getI1Type());
   Value zeros = arith::ConstantOp::create(
       b, loc, f32Vector, DenseElementsAttr::get(f32Vector, 0.0f));
-  int64_t nnz =
-      cast<RankedTensorType>(e.getValues().getType()).getDimSize(0);
-  Value count = index(b, loc, nnz);
-  auto offsetAt = [&](Value at) -> Value {
-    Value raw = tensor::ExtractOp::create(b, loc, e.getOffsets(), at);
-    Value wide = arith::ExtUIOp::create(b, loc, b.getI64Type(), raw);
-    Value i = arith::IndexCastUIOp::create(b, loc, b.getIndexType(), wide);
-    return arith::MinUIOp::create(b, loc, i, count);
-  };
-  Value start = offsetAt(n);
-  Value end = arith::MaxUIOp::create(
-      b, loc, start,
-      offsetAt(arith::AddIOp::create(b, loc, n, index(b, loc, 1))));
+  auto [start, end] = csrEntries(b, loc, e, n);
   Value lastColumn = arith::ConstantOp::create(
       b, loc, i32Vector,
       DenseElementsAttr::get(i32Vector,
@@ -619,20 +620,7 @@ Value buildSparseRowsKernel(OpBuilder &b, Location loc, const Matvec &m,
     Value n = forall.getInductionVars()[0];
     auto rowType = RankedTensorType::get({ShapedType::kDynamic}, f32);
     Value line = tensor::EmptyOp::create(b, loc, rowType, ValueRange{padded});
-    // Output n's entries, offsets clamped into range.
-    Value count = index(
-        b, loc, cast<RankedTensorType>(e.getValues().getType()).getDimSize(0));
-    auto offsetAt = [&](Value at) -> Value {
-      Value raw = tensor::ExtractOp::create(b, loc, e.getOffsets(), at);
-      Value wideOffset = arith::ExtUIOp::create(b, loc, b.getI64Type(), raw);
-      Value i =
-          arith::IndexCastUIOp::create(b, loc, b.getIndexType(), wideOffset);
-      return arith::MinUIOp::create(b, loc, i, count);
-    };
-    Value start = offsetAt(n);
-    Value end = arith::MaxUIOp::create(
-        b, loc, start,
-        offsetAt(arith::AddIOp::create(b, loc, n, index(b, loc, 1))));
+    auto [start, end] = csrEntries(b, loc, e, n);
     Value lastColumn = index(b, loc, k - 1);
     // Rows [from, to) in chunks of `vectors` x 16: for each chunk, every
     // entry adds value · xt[index, m0 ..) into `vectors` accumulators.
