@@ -744,17 +744,19 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
 /// (Zen 4, 2 threads): 2.25x f32 at one row, 0.69x at eight: each row
 /// gathers its own x, so the gathers, not the bytes, bound it as rows grow.
 constexpr int64_t kSparseMaxRows = 4;
-/// Rows up to which the CSR kernel beats expanding the weight for the
-/// register tiles: each row gathers its own x, so the denser the weight,
-/// the sooner the dense product wins. Measured on gpt2-small's decoding
-/// step (Zen 4, 2 threads, against f32): at 2 rows 0.98x at sparsity 0.3,
-/// 1.27x at 0.5; at 4 rows 0.74x at 0.5, 1.10x at 0.7, 2.08x at 0.9.
+/// Rows up to which the CSR gather kernel beats the alternatives (each row
+/// gathers its own x): below sparsity 0.5 one row (more expand the
+/// weight); from 0.5 two rows, more take the many-row kernel. Measured on
+/// gpt2-small's decoding step (Zen 4, 2 threads, tokens/s against f32), at
+/// sparsity 0.5 / 0.7: one row, gather 1.34x / 1.73x, many-row 0.59x /
+/// 0.86x; two rows, gather 1.25x / 1.79x, many-row 0.99x / 1.40x; four
+/// rows, many-row 1.27-1.41x / 1.85-1.88x, gather 0.74x / 1.10x.
 int64_t csrMaxRows(const Matvec &m) {
   auto dense = cast<RankedTensorType>(m.csr->getResult(0).getType());
   auto values = cast<RankedTensorType>(m.csr->getOperand(2).getType());
-  double sparsity = 1.0 - double(values.getDimSize(0)) /
-                              double(dense.getDimSize(0) * dense.getDimSize(1));
-  return sparsity >= 0.7 ? 4 : sparsity >= 0.5 ? 2 : 1;
+  double density = double(values.getDimSize(0)) /
+                   double(dense.getDimSize(0) * dense.getDimSize(1));
+  return density <= 0.5 ? 2 : 1;
 }
 
 /// Whether more rows than the gather kernel takes run the many-row CSR

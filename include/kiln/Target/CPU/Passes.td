@@ -91,8 +91,8 @@ def MatvecDotProductsPass
     Three more weights take kernels of their own. A 2:4 weight stored
     compressed (`kiln.expand_2of4`, up to 4 rows) multiplies each group's
     two kept values with the elements of x their positions pick (gathers).
-    A weight in compressed sparse rows (`kiln.expand_csr`; up to 1, 2 or
-    4 rows as its sparsity is below 0.5, below 0.7 or more) walks each
+    A weight in compressed sparse rows (`kiln.expand_csr`; up to 2 rows
+    from sparsity 0.5 on, 1 below) walks each
     output's entries 16 at a time under a mask, x gathered at their
     indices (clamped into range); with more rows and a sparsity of at
     least 0.5, x is transposed once (padded to 64 rows) and each entry
