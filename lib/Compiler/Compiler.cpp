@@ -570,6 +570,14 @@ calibrationGram(const CompileOptions &options,
   return gram;
 }
 
+/// The bytes of `values`, as a weight part stores them.
+template <typename T>
+std::vector<unsigned char> bytesOf(const std::vector<T> &values) {
+  std::vector<unsigned char> out(values.size() * sizeof(T));
+  std::memcpy(out.data(), values.data(), out.size());
+  return out;
+}
+
 /// The 2:4 compression of a pruned `[out, in]` weight: per group of four
 /// inputs, the two kept values (f32 bytes, `first` then `second`, the
 /// earlier position first) and their positions (one byte: bits 0-1 and
@@ -605,13 +613,8 @@ compress2of4(const std::vector<float> &w, int64_t out, int64_t in,
       positions[r * groups + g] =
           static_cast<unsigned char>(kept[0] | (kept[1] << 2));
     }
-  auto bytes = [](const std::vector<float> &values) {
-    std::vector<unsigned char> out(values.size() * sizeof(float));
-    std::memcpy(out.data(), values.data(), out.size());
-    return out;
-  };
-  return std::array<std::vector<unsigned char>, 3>{bytes(first), bytes(second),
-                                                   std::move(positions)};
+  return std::array<std::vector<unsigned char>, 3>{
+      bytesOf(first), bytesOf(second), std::move(positions)};
 }
 
 /// The compressed-sparse-row storage of a pruned `[out, in]` weight in
@@ -646,20 +649,11 @@ compressCSR(const std::vector<float> &w, int64_t out, int64_t in, int64_t nnz,
   indices.resize(nnz, 0);
   values.resize(nnz, 0.0f);
   offsets[out] = static_cast<int32_t>(nnz);
-  std::array<std::vector<unsigned char>, 3> parts;
-  parts[0].resize(offsets.size() * sizeof(int32_t));
-  std::memcpy(parts[0].data(), offsets.data(), parts[0].size());
-  if (wide) {
-    parts[1].resize(indices.size() * sizeof(int32_t));
-    std::memcpy(parts[1].data(), indices.data(), parts[1].size());
-  } else {
-    std::vector<uint16_t> narrow(indices.begin(), indices.end());
-    parts[1].resize(narrow.size() * sizeof(uint16_t));
-    std::memcpy(parts[1].data(), narrow.data(), parts[1].size());
-  }
-  parts[2].resize(values.size() * sizeof(float));
-  std::memcpy(parts[2].data(), values.data(), parts[2].size());
-  return parts;
+  return std::array<std::vector<unsigned char>, 3>{
+      bytesOf(offsets),
+      wide ? bytesOf(indices)
+           : bytesOf(std::vector<uint16_t>(indices.begin(), indices.end())),
+      bytesOf(values)};
 }
 
 /// Where a compressed part's bytes are in its weight's three: 2:4 first,
