@@ -434,6 +434,23 @@ func.func @conv2d_simple(%x: tensor<1x3x5x5xf32>, %w: tensor<4x3x2x2xf32>) -> te
   return %0 : tensor<1x4x4x4xf32>
 }
 
+// Windows that tile the input (a patch embedding): im2col is a reshape and a
+// transpose; the row past the last window is sliced off.
+// CHECK-LABEL: func.func @conv2d_patches
+// CHECK-SAME: (%[[X:[a-z0-9_]+]]: tensor<?x3x9x8xf32>, %[[W:[a-z0-9_]+]]: tensor<5x3x4x4xf32>)
+// CHECK: %[[ROWS:.*]] = kiln.slice %[[X]] axis = 2[0 : 8 : 1] : (tensor<?x3x9x8xf32>) -> tensor<?x3x8x8xf32>
+// CHECK-NOT: kiln.slice
+// CHECK: %[[T:.*]] = kiln.reshape %[[ROWS]] : tensor<?x3x8x8xf32> -> tensor<?x3x2x4x2x4xf32>
+// CHECK: %[[C:.*]] = kiln.transpose %[[T]] permutation = [0, 1, 3, 5, 2, 4]
+// CHECK: %[[P:.*]] = kiln.reshape %[[C]] : tensor<?x3x4x4x2x2xf32> -> tensor<?x48x4xf32>
+// CHECK: kiln.matmul %{{.*}}, %[[P]] : (tensor<5x48xf32>, tensor<?x48x4xf32>) -> tensor<?x5x4xf32>
+// CHECK-NOT: kiln.concat
+// CHECK-NOT: kiln.conv2d
+func.func @conv2d_patches(%x: tensor<?x3x9x8xf32>, %w: tensor<5x3x4x4xf32>) -> tensor<?x5x2x2xf32> {
+  %0 = kiln.conv2d %x, %w stride = [4, 4] padding = [0, 0] dilation = [1, 1] groups = 1 : (tensor<?x3x9x8xf32>, tensor<5x3x4x4xf32>) -> tensor<?x5x2x2xf32>
+  return %0 : tensor<?x5x2x2xf32>
+}
+
 // Groups, padding, stride and dilation, dynamic batch: the group is a matmul
 // batch dim, the bias is added as [O, 1, 1].
 // CHECK-LABEL: func.func @conv2d_groups

@@ -495,6 +495,11 @@ class Conv2d(KilnTestCase):
         ((1, 2, 8, 5), (3, 2, 2, 3), True, (2, 1), (1, 0), (1, 2), 1),
         ((1, 3, 5, 5), (3, 1, 3, 3), True, (1, 1), (1, 1), (1, 1), 3),   # depthwise
         ((1, 1, 1, 1), (2, 1, 1, 1), True, (1, 1), (0, 0), (1, 1), 1),
+        # Windows that tile the input (patch embeddings): im2col by reshape
+        # and transpose; rows and columns past the last window dropped.
+        ((2, 3, 8, 8), (5, 3, 4, 4), True, (4, 4), (0, 0), (1, 1), 1),
+        ((1, 2, 9, 11), (3, 2, 2, 3), False, (2, 3), (0, 0), (1, 1), 1),
+        ((1, 4, 6, 6), (4, 2, 3, 3), True, (3, 3), (0, 0), (1, 1), 2),
     ]
 
     def run_case(self, xs, ws, bias, stride, pad, dil, groups, dynamic_batch=False):
@@ -527,6 +532,7 @@ class Conv2d(KilnTestCase):
 
     def test_dynamic_batch(self):
         self.run_case((3, 4, 6, 6), (4, 2, 3, 3), True, (1, 2), (1, 1), (1, 1), 2, dynamic_batch=True)
+        self.run_case((3, 3, 8, 8), (6, 3, 4, 4), True, (4, 4), (0, 0), (1, 1), 1, dynamic_batch=True)
 
     def test_no_bias_as_result(self):
         # A bias-free conv2d ends in a reshape of the matmul result;

@@ -389,6 +389,12 @@ class Composites(GradientCase):
                 f" : ({ty(x.shape)}, {ty(w.shape)}, {ty(b.shape)}) -> {ty((2, 4, 4, 5))}"]
         self.check([("x", x), ("w", w), ("b", b)], body, (2, 4, 4, 5),
                    lambda x, w, b: F.conv2d(x, w, b, (2, 1), (1, 0)))
+        # Windows that tile the input (a patch embedding; the last row is
+        # dropped): im2col by reshape and transpose.
+        w2 = self.randn(5, 3, 3, 3)
+        body = [f"%out = kiln.conv2d %x, %w stride = [3, 3] padding = [0, 0] dilation = [1, 1] groups = 1"
+                f" : ({ty(x.shape)}, {ty(w2.shape)}) -> {ty((2, 5, 2, 2))}"]
+        self.check([("x", x), ("w", w2)], body, (2, 5, 2, 2), lambda x, w: F.conv2d(x, w, None, 3))
         attrs = "kernel = [3, 3] stride = [2, 2] padding = [1, 1]"
         for op, fn in {"avg_pool2d": F.avg_pool2d, "max_pool2d": F.max_pool2d}.items():
             with self.subTest(op=op):
@@ -402,6 +408,20 @@ class Composites(GradientCase):
         body = [f"%out = kiln.gru_cell %x, %h, %a, %b, %c, %d : ({ty(xs.shape)}, {ty(h.shape)}, {', '.join(tw)}) -> {ty(h.shape)}"]
         self.check([("x", xs), ("h", h), ("a", wih), ("b", whh), ("c", bih), ("d", bhh)], body, h.shape,
                    lambda x, h, a, b, c, d: torch._VF.gru_cell(x, h, a, b, c, d))
+        c = self.randn(2, H)
+        wih, whh, bih, bhh = self.randn(4 * H, I), self.randn(4 * H, H), self.randn(4 * H), self.randn(4 * H)
+        tw = [ty(a.shape) for a in (wih, whh, bih, bhh)]
+        sh = ty(h.shape)
+        # Both new states feed the output: h' + 2·c'.
+        body = [f"%h2, %c2 = kiln.lstm_cell %x, %h, %c, %a, %b, %cb, %d : ({ty(xs.shape)}, {sh}, {sh}, {', '.join(tw)}) -> ({sh}, {sh})",
+                f"%c3 = kiln.add %c2, %c2 : ({sh}, {sh}) -> {sh}",
+                f"%out = kiln.add %h2, %c3 : ({sh}, {sh}) -> {sh}"]
+
+        def lstm(x, h, c, a, b, cb, d):
+            h2, c2 = torch._VF.lstm_cell(x, (h, c), a, b, cb, d)
+            return h2 + 2 * c2
+        self.check([("x", xs), ("h", h), ("c", c), ("a", wih), ("b", whh), ("cb", bih), ("d", bhh)],
+                   body, h.shape, lstm)
 
 
 class Errors(unittest.TestCase):

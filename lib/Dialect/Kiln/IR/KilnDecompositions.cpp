@@ -386,7 +386,8 @@ FailureOr<SmallVector<Value>> RopeOp::decompose(OpBuilder &builder) {
 //===----------------------------------------------------------------------===//
 
 // conv2d = reshape(matmul(W[g, O/g, C/g·KH·KW], im2col(pad(x))[N, g, C/g·KH·KW,
-// OH·OW])) + bias, im2col from one strided slice per kernel tap.
+// OH·OW])) + bias, im2col from one strided slice per kernel tap, or from a
+// reshape and transpose when the windows tile the input.
 FailureOr<SmallVector<Value>> Conv2dOp::decompose(OpBuilder &builder) {
   Location loc = getLoc();
   Value x = getInput(), weight = getWeight();
@@ -406,20 +407,39 @@ FailureOr<SmallVector<Value>> Conv2dOp::decompose(OpBuilder &builder) {
   int64_t taps = kh * kw, spatial = outSize[0] * outSize[1];
   int64_t groupChannels = channels / groups, groupOut = outChannels / groups;
 
-  Value padded = padSpatial(builder, loc, x, padding, 0.0);
-  // One [N, C, 1, OH, OW] slab per tap, concatenated to [N, C, KH·KW, OH, OW]
-  // so the columns come out in the weight's (c, kh, kw) order.
-  SmallVector<Value> slabs;
-  for (int64_t i = 0; i < kh; ++i) {
-    Value rows = windowRows(builder, loc, padded, i, outSize, stride, dilation);
-    for (int64_t j = 0; j < kw; ++j) {
-      Value tap =
-          windowColumns(builder, loc, rows, j, outSize, stride, dilation);
-      slabs.push_back(
-          reshape(builder, loc, tap, {n, channels, 1, outSize[0], outSize[1]}));
+  Value columns; // [N, C, KH·KW, OH, OW]
+  bool disjointWindows = stride[0] == kh && stride[1] == kw &&
+                         dilation[0] == 1 && dilation[1] == 1 &&
+                         padding[0] == 0 && padding[1] == 0;
+  if (disjointWindows) {
+    // Windows that tile the input (a patch embedding): each pixel is in one
+    // window, so im2col is a reshape and one transpose,
+    // [N, C, OH, KH, OW, KW] -> [N, C, KH, KW, OH, OW], instead of KH·KW
+    // strided slices. Rows and columns past the last window are dropped.
+    Value tiled = slice(builder, loc, x, 2, 0, outSize[0] * kh);
+    tiled = slice(builder, loc, tiled, 3, 0, outSize[1] * kw);
+    tiled = reshape(builder, loc, tiled,
+                    {n, channels, outSize[0], kh, outSize[1], kw});
+    columns = TransposeOp::create(builder, loc, tiled,
+                                  ArrayRef<int64_t>{0, 1, 3, 5, 2, 4});
+  } else {
+    Value padded = padSpatial(builder, loc, x, padding, 0.0);
+    // One [N, C, 1, OH, OW] slab per tap, concatenated to
+    // [N, C, KH·KW, OH, OW] so the columns come out in the weight's
+    // (c, kh, kw) order.
+    SmallVector<Value> slabs;
+    for (int64_t i = 0; i < kh; ++i) {
+      Value rows =
+          windowRows(builder, loc, padded, i, outSize, stride, dilation);
+      for (int64_t j = 0; j < kw; ++j) {
+        Value tap =
+            windowColumns(builder, loc, rows, j, outSize, stride, dilation);
+        slabs.push_back(reshape(builder, loc, tap,
+                                {n, channels, 1, outSize[0], outSize[1]}));
+      }
     }
+    columns = concat(builder, loc, slabs, 2);
   }
-  Value columns = concat(builder, loc, slabs, 2);
   Value result;
   if (groups == 1) {
     Value patches =
