@@ -228,6 +228,79 @@ const ConfigKeyInfo kMarianKeys[] = {
     {"decoder_layerdrop", Use::Dropout, "", "a layer dropout rate"},
 };
 
+const ConfigKeyInfo kViTKeys[] = {
+    {"hidden_size", Use::Honoured, "", ""},
+    {"num_hidden_layers", Use::Honoured, "", ""},
+    {"num_attention_heads", Use::Honoured, "", ""},
+    {"intermediate_size", Use::Honoured, "", ""},
+    {"hidden_act", Use::Honoured, "", "an activation (see above)"},
+    {"layer_norm_eps", Use::Honoured, "", ""},
+    {"image_size", Use::Honoured, "",
+     "one size or [height, width]; the input's spatial size"},
+    {"patch_size", Use::Honoured, "", "one size or [height, width]"},
+    {"num_channels", Use::Honoured, "", ""},
+    {"qkv_bias", Use::Honoured, "", ""},
+    {"initializer_range", Use::Honoured, "", "initialization without --weights"},
+    {"encoder_stride", Use::Inert, "",
+     "the masked-image-modeling decoder only"},
+    {"tie_word_embeddings", Use::Inert, "", "ViTModel has no output head"},
+    {"hidden_dropout_prob", Use::Dropout, "", ""},
+    {"attention_probs_dropout_prob", Use::Dropout, "", ""},
+};
+
+/// What CLIP's two towers share.
+#define KILN_CLIP_TOWER_KEYS                                                   \
+  {"hidden_size", Use::Honoured, "", ""},                                      \
+      {"num_hidden_layers", Use::Honoured, "", ""},                            \
+      {"num_attention_heads", Use::Honoured, "", ""},                          \
+      {"intermediate_size", Use::Honoured, "", ""},                            \
+      {"hidden_act", Use::Honoured, "", "an activation (see above)"},          \
+      {"layer_norm_eps", Use::Honoured, "", ""},                               \
+      {"initializer_range", Use::Honoured, "",                                 \
+       "initialization without --weights"},                                    \
+      {"initializer_factor", Use::Honoured, "",                                \
+       "initialization without --weights (in a CLIPModel, the model's "        \
+       "factor is used)"},                                                     \
+      {"projection_dim", Use::Inert, "",                                       \
+       "the *WithProjection classes only; CLIPModel uses its own"},            \
+      {"tie_word_embeddings", Use::Inert, "", "CLIP has no output head"},      \
+      {"attention_dropout", Use::Dropout, "", ""}
+
+const ConfigKeyInfo kCLIPTextKeys[] = {
+    KILN_CLIP_TOWER_KEYS,
+    {"vocab_size", Use::Honoured, "", ""},
+    {"max_position_embeddings", Use::Honoured, "", "the longest text"},
+    {"eos_token_id", Use::Honoured, "",
+     "the pooled token: the first occurrence of this id (2, as older "
+     "configs have: the largest id of the row)"},
+};
+
+const ConfigKeyInfo kCLIPVisionKeys[] = {
+    KILN_CLIP_TOWER_KEYS,
+    {"image_size", Use::Honoured, "",
+     "one size or [height, width]; the input's spatial size"},
+    {"patch_size", Use::Honoured, "", "one size or [height, width]"},
+    {"num_channels", Use::Honoured, "", ""},
+};
+#undef KILN_CLIP_TOWER_KEYS
+
+const ConfigKeyInfo kCLIPKeys[] = {
+    {"text_config", Use::Honoured, "",
+     "the text tower's config (keys in the clip_text_model table)"},
+    {"vision_config", Use::Honoured, "",
+     "the image tower's config (keys in the clip_vision_model table)"},
+    {"text_config_dict", Use::Honoured, "",
+     "older checkpoints: laid over text_config, as transformers does"},
+    {"vision_config_dict", Use::Honoured, "",
+     "older checkpoints: laid over vision_config, as transformers does"},
+    {"projection_dim", Use::Honoured, "", "the shared embedding width"},
+    {"logit_scale_init_value", Use::Honoured, "",
+     "initialization of logit_scale without --weights"},
+    {"initializer_factor", Use::Honoured, "",
+     "initialization without --weights"},
+    {"tie_word_embeddings", Use::Inert, "", "CLIP has no output head"},
+};
+
 /// Kiln's own encoder-decoder config (torch.nn.Transformer's arguments).
 const ConfigKeyInfo kTransformerKeys[] = {
     {"model_type", Use::Honoured, "", "selects the family"},
@@ -275,6 +348,10 @@ const FamilyKeys kFamilyKeys[] = {
     {"bert", kBertKeys, true, {}},
     {"transformer", kTransformerKeys, false, {}},
     {"marian", kMarianKeys, true, kMarianAliases},
+    {"vit", kViTKeys, true, {}},
+    {"clip", kCLIPKeys, true, {}},
+    {"clip_text_model", kCLIPTextKeys, true, {}},
+    {"clip_vision_model", kCLIPVisionKeys, true, {}},
 };
 
 const FamilyKeys *findFamily(StringRef modelType) {

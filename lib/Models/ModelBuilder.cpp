@@ -224,6 +224,34 @@ Activation ConfigReader::getActivation(StringRef key,
   return *act;
 }
 
+std::array<int64_t, 2> ConfigReader::getSizePair(StringRef key,
+                                                 int64_t defaultValue) {
+  const llvm::json::Value *value = getValue(key);
+  if (!value)
+    return {defaultValue, defaultValue};
+  auto check = [&](const llvm::json::Value &v) -> int64_t {
+    std::optional<int64_t> size = v.getAsInteger();
+    if (!size || *size < 1 || *size > kMaxConfigSize) {
+      fail(llvm::formatv("key '{0}' must be a size in [1, {1}] or a pair "
+                         "[height, width] of them",
+                         key, kMaxConfigSize)
+               .str());
+      return 1;
+    }
+    return *size;
+  };
+  if (const llvm::json::Array *pair = value->getAsArray()) {
+    if (pair->size() != 2) {
+      fail("key '" + key + "' must be one size or a pair [height, width], "
+           "found an array of " + llvm::Twine(pair->size()));
+      return {1, 1};
+    }
+    return {check((*pair)[0]), check((*pair)[1])};
+  }
+  int64_t size = check(*value);
+  return {size, size};
+}
+
 void ConfigReader::requireDivisible(StringRef dividendKey, int64_t dividend,
                                     StringRef divisorKey, int64_t divisor) {
   if (failed() || divisor <= 0 || dividend % divisor == 0)
@@ -544,16 +572,7 @@ Value GraphBuilder::lastToken(Value all, Value ids, Value lengths,
   last = MinOp::create(builder, loc,
                        MaxOp::create(builder, loc, last, intScalar(0)),
                        lastPosition);
-  // [S, 1] == [B, 1, 1] -> [B, S, 1] (named locals keep the ops in one
-  // order whatever order a compiler evaluates arguments in).
-  Value column = reshape(positions, {shapeOf(positions)[0], 1});
-  Value lastColumn = reshape(last, {batch, 1, 1});
-  Value pick = CompareOp::create(builder, loc, ComparePredicate::eq, column,
-                                 lastColumn);
-  Value zero = scalar(0.0, computeType);
-  Value picked = SelectOp::create(builder, loc, pick, all, zero);
-  return ReduceOp::create(builder, loc, ReduceKind::sum, picked,
-                          ArrayRef<int64_t>{1}, /*keepdim=*/true);
+  return tokenAt(all, last, batch, /*keepdim=*/true);
 }
 
 llvm::Error mlir::kiln::models::refuseCausalLMInputs(const BuildOptions &options,
@@ -638,7 +657,7 @@ Value GraphBuilder::toF32(Value x) { return castElements(builder, loc, x, f32); 
 
 Value GraphBuilder::declare(StringRef name, ArrayRef<int64_t> shape,
                             InitKind init, std::optional<double> std,
-                            std::optional<double> bound) {
+                            std::optional<std::pair<double, double>> range) {
   auto type = RankedTensorType::get(shape, f32);
   // A parameter every entry point reads is declared by the first.
   if (auto existing = dyn_cast_or_null<ParameterOp>(
@@ -656,8 +675,9 @@ Value GraphBuilder::declare(StringRef name, ArrayRef<int64_t> shape,
     else
       builder.setInsertionPoint(*funcs.begin());
     FloatAttr stdAttr = std ? builder.getF64FloatAttr(*std) : FloatAttr();
-    FloatAttr low = bound ? builder.getF64FloatAttr(-*bound) : FloatAttr();
-    FloatAttr high = bound ? builder.getF64FloatAttr(*bound) : FloatAttr();
+    FloatAttr low = range ? builder.getF64FloatAttr(range->first) : FloatAttr();
+    FloatAttr high =
+        range ? builder.getF64FloatAttr(range->second) : FloatAttr();
     ParameterOp::create(builder, loc, name, type, init, stdAttr, low, high,
                         /*trainable=*/true);
   }
@@ -679,7 +699,14 @@ Value GraphBuilder::onesParam(StringRef name, ArrayRef<int64_t> shape) {
 
 Value GraphBuilder::uniformParam(StringRef name, ArrayRef<int64_t> shape,
                                  double bound) {
-  return declare(name, shape, InitKind::uniform, std::nullopt, bound);
+  return declare(name, shape, InitKind::uniform, std::nullopt,
+                 std::make_pair(-bound, bound));
+}
+
+Value GraphBuilder::constantParam(StringRef name, ArrayRef<int64_t> shape,
+                                  double value) {
+  return declare(name, shape, InitKind::uniform, std::nullopt,
+                 std::make_pair(value, value));
 }
 
 Value GraphBuilder::linear(Value x, StringRef prefix, int64_t in, int64_t out,
@@ -801,6 +828,10 @@ const Family kFamilies[] = {
     {"bert", buildBert},
     {"transformer", buildTransformer},
     {"marian", buildMarian},
+    {"vit", buildViT},
+    {"clip", buildCLIP},
+    {"clip_text_model", buildCLIPTextModel},
+    {"clip_vision_model", buildCLIPVisionModel},
 };
 } // namespace
 

@@ -19,6 +19,7 @@
 #include "llvm/ADT/SmallVector.h"
 #include "llvm/ADT/StringSet.h"
 
+#include <array>
 #include <optional>
 #include <string>
 
@@ -106,6 +107,10 @@ public:
   bool getBool(llvm::StringRef key, bool defaultValue);
   /// An optional string key.
   std::string getString(llvm::StringRef key, llvm::StringRef defaultValue);
+  /// An optional size given as one integer or as a pair `[height, width]`
+  /// (transformers' `image_size`, `patch_size`): {height, width}.
+  std::array<int64_t, 2> getSizePair(llvm::StringRef key,
+                                     int64_t defaultValue);
   /// An optional activation key (an ACT2FN name).
   Activation getActivation(llvm::StringRef key, llvm::StringRef defaultValue);
   /// An optional map from layer to the units it removes, as Hugging Face's
@@ -142,6 +147,25 @@ private:
 };
 
 class GraphBuilder;
+
+/// The state-dict names of one pre-norm Transformer encoder layer (ViT,
+/// CLIP): `x + attn(norm1(x))`, then `x + fc2(act(fc1(norm2(x))))`. Each is
+/// a prefix (`<name>.weight`, `<name>.bias`).
+struct EncoderLayerNames {
+  std::string norm1, query, key, value, output, norm2, fc1, fc2;
+};
+
+/// The sizes, activation and initialization of such a layer.
+struct EncoderLayerSpec {
+  int64_t hidden, heads, intermediate;
+  double eps;
+  Activation activation;
+  /// Whether the query, key and value projections have biases.
+  bool qkvBias = true;
+  /// Initial standard deviations of the q/k/v, output, fc1 and fc2
+  /// weights (biases start at 0, norms at 1 and 0).
+  double qkvStd, outputStd, fc1Std, fc2Std;
+};
 
 /// The entry point a causal LM's body is being built into, and how its
 /// attention layers see keys and values there:
@@ -282,6 +306,9 @@ public:
   /// Uniform in `[-bound, bound)`.
   Value uniformParam(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
                      double bound);
+  /// Every element `value` (CLIP's `logit_scale`).
+  Value constantParam(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
+                      double value);
 
   /// `x·Wᵀ + b` with `W` `[out, in]` (torch.nn.Linear) named `prefix.weight`
   /// and, with `bias`, `prefix.bias`.
@@ -295,6 +322,28 @@ public:
 
   /// `act(x)`.
   Value activation(Value x, Activation act);
+
+  // Encoders (Encoders.cpp).
+
+  /// torch.nn.Conv2d with kernel = stride = `patch` (named `prefix.weight`
+  /// `[hidden, C, PH, PW]` and, with `bias`, `prefix.bias`) over `pixels`
+  /// `[B, C, H, W]`, flattened to patch tokens `[B, (H/PH)·(W/PW), hidden]`
+  /// in row-major patch order (transformers' `flatten(2).transpose(1, 2)`).
+  Value patchEmbedding(Value pixels, llvm::StringRef prefix, int64_t hidden,
+                       std::array<int64_t, 2> patch, bool bias, double std);
+  /// `tokens` `[B, N, E]` with `token` (`[E]` or `[1, 1, E]`, a class
+  /// token) in front of every row: `[B, N + 1, E]`.
+  Value prependToken(Value tokens, Value token);
+  /// One pre-norm encoder layer over `x` `[B, S, E]`; `mask` is an additive
+  /// `[B, 1, 1, S]` mask or null, `causal` hides later keys.
+  Value preNormEncoderLayer(Value x, const EncoderLayerNames &names,
+                            const EncoderLayerSpec &spec, Value mask,
+                            bool causal);
+  /// `x / ‖x‖₂` along the last axis (no epsilon, as transformers' CLIP).
+  Value l2Normalize(Value x);
+  /// The hidden state `[B, E]` (`[B, 1, E]` with `keepdim`) of `all`
+  /// `[B, S, E]` at position `index[b]` (i64 `[B]`, in range) of each row.
+  Value tokenAt(Value all, Value index, int64_t batch, bool keepdim = false);
 
   /// `[B, S, heads·headDim]` -> `[B, heads, S, headDim]`.
   Value splitHeads(Value x, int64_t heads, int64_t headDim);
@@ -316,9 +365,10 @@ public:
   }
 
 private:
+  /// `range` is uniform's `[low, high]`.
   Value declare(llvm::StringRef name, llvm::ArrayRef<int64_t> shape,
                 InitKind init, std::optional<double> std = std::nullopt,
-                std::optional<double> bound = std::nullopt);
+                std::optional<std::pair<double, double>> range = std::nullopt);
 
   MLIRContext &context;
   OwningOpRef<ModuleOp> module;
@@ -350,6 +400,18 @@ buildBert(MLIRContext &context, const llvm::json::Object &config,
 llvm::Expected<OwningOpRef<ModuleOp>>
 buildTransformer(MLIRContext &context, const llvm::json::Object &config,
                  const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildViT(MLIRContext &context, const llvm::json::Object &config,
+         const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildCLIP(MLIRContext &context, const llvm::json::Object &config,
+          const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildCLIPTextModel(MLIRContext &context, const llvm::json::Object &config,
+                   const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildCLIPVisionModel(MLIRContext &context, const llvm::json::Object &config,
+                     const BuildOptions &options);
 llvm::Expected<OwningOpRef<ModuleOp>>
 buildMarian(MLIRContext &context, const llvm::json::Object &config,
             const BuildOptions &options);

@@ -44,9 +44,11 @@ import torch
 
 try:
     import transformers
-    from transformers import (BertConfig, BertForSequenceClassification, BertModel, GPT2Config,
-                              GPT2LMHeadModel, GPT2Model, LlamaConfig, LlamaForCausalLM,
-                              MarianConfig, MarianMTModel)
+    from transformers import (BertConfig, BertForSequenceClassification, BertModel, CLIPConfig,
+                              CLIPModel, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig,
+                              CLIPVisionModel, GPT2Config, GPT2LMHeadModel, GPT2Model,
+                              LlamaConfig, LlamaForCausalLM, MarianConfig, MarianMTModel,
+                              ViTConfig, ViTModel)
 except ImportError as e:  # pragma: no cover - reported as a failure, not a skip
     raise SystemExit(f"hf_models.py needs transformers (pip install transformers==4.44.2 "
                      f"in a venv over Debian's python3; scripts/test does this): {e}")
@@ -64,6 +66,10 @@ FAMILIES = {
     "llama": LlamaConfig,
     "bert": BertConfig,
     "marian": MarianConfig,
+    "vit": ViTConfig,
+    "clip": CLIPConfig,
+    "clip_text_model": CLIPTextConfig,
+    "clip_vision_model": CLIPVisionConfig,
 }
 
 
@@ -108,7 +114,10 @@ def scramble(model, seed, hidden):
         for name, p in model.named_parameters():
             if "embed_positions" in name:
                 continue  # Marian's sinusoidal table: computed, not saved.
-            if p.dim() >= 2 and "embed" in name or name.endswith(("wte.weight", "wpe.weight")):
+            if name == "logit_scale":
+                p.fill_(1.7)
+            elif (p.dim() >= 2 and "embed" in name and "patch" not in name
+                    or name.endswith(("wte.weight", "wpe.weight", "cls_token", "class_embedding"))):
                 p.copy_(torch.randn(p.shape, generator=g))
             elif p.dim() >= 2:
                 p.copy_(torch.randn(p.shape, generator=g) * (1.5 / math.sqrt(hidden)))
@@ -153,6 +162,23 @@ def run(artifact, inputs, work):
     spec = next(e for e in manifest["entry_points"] if e["name"] == "forward")
     return {o["name"]: np.load(os.path.join(work, "out", o["name"] + ".npy"))
             for o in spec["outputs"]}
+
+
+def run_entry(artifact, entry, inputs, work):
+    """`kiln run --entry ENTRY`: {output name: array}."""
+    out_dir = os.path.join(work, "out-" + entry)
+    args = [KILN, "run", artifact, "--entry", entry, "--output-dir", out_dir]
+    for name, array in inputs.items():
+        path = os.path.join(work, f"{entry}-{name}.npy")
+        np.save(path, array)
+        args += ["--input", f"{name}={path}"]
+    result = subprocess.run(args, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError("kiln run failed:\n" + result.stderr)
+    with open(os.path.join(artifact, "manifest.json")) as f:
+        manifest = json.load(f)
+    spec = next(e for e in manifest["entry_points"] if e["name"] == entry)
+    return {o["name"]: np.load(os.path.join(out_dir, o["name"] + ".npy")) for o in spec["outputs"]}
 
 
 class HuggingFaceCase(unittest.TestCase):
@@ -379,7 +405,14 @@ class KeyTables(unittest.TestCase):
                 "marian": dict(vocab_size=50, d_model=8, encoder_layers=1, decoder_layers=1,
                                encoder_attention_heads=2, decoder_attention_heads=2,
                                encoder_ffn_dim=16, decoder_ffn_dim=16,
-                               max_position_embeddings=16)}
+                               max_position_embeddings=16),
+                "vit": dict(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                            intermediate_size=16, image_size=8, patch_size=4),
+                "clip_text_model": dict(vocab_size=50, hidden_size=8, num_hidden_layers=1,
+                                        num_attention_heads=2, intermediate_size=16),
+                "clip_vision_model": dict(hidden_size=8, num_hidden_layers=1,
+                                          num_attention_heads=2, intermediate_size=16,
+                                          image_size=8, patch_size=4)}
         with tempfile.TemporaryDirectory() as tmp:
             checked = 0
             for family, table in key_uses().items():
@@ -712,6 +745,203 @@ class Marian(HuggingFaceCase):
         with torch.no_grad():
             model.final_logits_bias.copy_(torch.randn(model.final_logits_bias.shape))
         self.check_marian(model, "marian final_logits_bias")
+
+
+# --------------------------------------------------------------------------
+# vit: ViTModel; clip: CLIPModel, CLIPTextModel, CLIPVisionModel
+
+
+def pixels(b, config, seed):
+    """Unit-scale images of the config's size."""
+    size = config.image_size if isinstance(config.image_size, (list, tuple)) else \
+        (config.image_size, config.image_size)
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((b, config.num_channels, *size)).astype(np.float32)
+
+
+def vit(**overrides):
+    config = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                  intermediate_size=48, image_size=16, patch_size=4, attn_implementation="eager")
+    config.update(overrides)
+    return scramble(ViTModel(ViTConfig(**config)), seed=5, hidden=config["hidden_size"])
+
+
+class ViT(HuggingFaceCase):
+    def check_vit(self, model, label):
+        model.eval()
+        directory = self.path("hf")
+        model.save_pretrained(directory, safe_serialization=True)
+        compile_dir(directory, self.path("m.kiln"))
+        reference = copy.deepcopy(model).double().eval()
+        for b in (1, 3):
+            x = pixels(b, model.config, seed=b)
+            out = run(self.path("m.kiln"), {"pixel_values": x}, self.tmp.name)
+            with torch.no_grad():
+                ref = reference(pixel_values=torch.from_numpy(x).double())
+            self.assert_close(f"{label} last_hidden_state [{b}]", out["last_hidden_state"],
+                              ref.last_hidden_state.numpy())
+            self.assert_close(f"{label} pooler_output [{b}]", out["pooler_output"],
+                              ref.pooler_output.numpy())
+        self.assert_peaked(reference, {"pixel_values": torch.from_numpy(pixels(2, model.config, 9)).double()},
+                           label)
+
+    def test_default(self):
+        self.check_vit(vit(), "vit")
+
+    def test_keys(self):
+        """Rectangular images and patches (the row past the last patch
+        dropped), no q/k/v bias, 1 channel, another activation and eps."""
+        self.check_vit(vit(image_size=[13, 16], patch_size=[4, 8], qkv_bias=False, num_channels=1,
+                           hidden_act="gelu_new", layer_norm_eps=1e-5), "vit keys")
+
+    def test_wrong_image_size_is_refused(self):
+        model = vit()
+        model.save_pretrained(self.path("hf"), safe_serialization=True)
+        compile_dir(self.path("hf"), self.path("m.kiln"))
+        x = pixels(1, model.config, 0)[:, :, :8]
+        np.save(self.path("x.npy"), x)
+        result = subprocess.run([KILN, "run", self.path("m.kiln"), "--input",
+                                 f"pixel_values={self.path('x.npy')}",
+                                 "--output-dir", self.path("out")], capture_output=True, text=True)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("pixel_values", result.stderr)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+
+
+CLIP_TEXT = dict(vocab_size=61, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                 num_attention_heads=4, max_position_embeddings=20, eos_token_id=60)
+CLIP_VISION = dict(hidden_size=24, intermediate_size=40, num_hidden_layers=2, num_attention_heads=3,
+                   image_size=16, patch_size=4)
+
+
+def clip_text_ids(b, s, config, seed):
+    """Rows that end in the end-of-text token, as the tokenizer makes them:
+    row 0 full, row 1 right-padded (the padding after the token), row 2
+    left-padded (where the attention mask matters under causal attention).
+    Ids of eos_token_id 2 configs are below the row's end-of-text id, as
+    CLIP's vocabulary has it."""
+    rng = np.random.default_rng(seed)
+    eos = config.eos_token_id
+    end = eos if eos != 2 else config.vocab_size - 1
+    ids = rng.integers(0, config.vocab_size - 1, (b, s)).astype(np.int64)
+    ids[ids == end] = 0
+    lengths = [s] + [int(rng.integers(max(1, s // 2), s + 1)) for _ in range(b - 1)]
+    mask = np.zeros((b, s), np.int64)
+    for row, length in enumerate(lengths):
+        if row == 2:
+            mask[row, s - length:] = 1
+            ids[row, s - 1] = end
+        else:
+            mask[row, :length] = 1
+            ids[row, length - 1] = end
+    return ids, mask, lengths
+
+
+def clip(text=None, vision=None, **overrides):
+    config = CLIPConfig(text_config=dict(CLIP_TEXT, **(text or {})),
+                        vision_config=dict(CLIP_VISION, **(vision or {})), projection_dim=16,
+                        **overrides)
+    config._attn_implementation = "eager"
+    return scramble(CLIPModel(config), seed=6, hidden=32)
+
+
+class CLIP(HuggingFaceCase):
+    # float32 references: transformers 4.44's CLIP builds its causal mask
+    # with float32 limits and fails in float64.
+    def check_clip(self, model, label):
+        model.eval()
+        model.save_pretrained(self.path("hf"), safe_serialization=True)
+        compile_dir(self.path("hf"), self.path("m.kiln"))
+        reference = copy.deepcopy(model).float().eval()
+        text_config = model.config.text_config
+        for b, s in ((1, 1), (2, 7), (3, 12)):
+            ids, mask, _ = clip_text_ids(b, s, text_config, seed=b * 11 + s)
+            x = pixels(b, model.config.vision_config, seed=b)
+            inputs = {"input_ids": ids, "pixel_values": x, "attention_mask": mask}
+            out = run(self.path("m.kiln"), inputs, self.tmp.name)
+            with torch.no_grad():
+                ref = reference(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                                pixel_values=torch.from_numpy(x))
+            for name in ("logits_per_image", "logits_per_text", "text_embeds", "image_embeds"):
+                self.assert_close(f"{label} {name} [{b}x{s}]", out[name], getattr(ref, name).numpy())
+            if b > 2:
+                # The left-padded row's mask changes its embedding.
+                with torch.no_grad():
+                    unmasked = reference(input_ids=torch.from_numpy(ids),
+                                         pixel_values=torch.from_numpy(x)).text_embeds
+                self.assertGreater(np.abs(unmasked.numpy() - ref.text_embeds.numpy())[2].max(), 1e-3)
+        return ids, mask
+
+    def test_default(self):
+        self.check_clip(clip(), "clip")
+
+    def test_entry_points_and_towers(self):
+        """encode_image and encode_text against get_*_features, normalized."""
+        model = clip().eval()
+        model.save_pretrained(self.path("hf"), safe_serialization=True)
+        compile_dir(self.path("hf"), self.path("m.kiln"))
+        reference = copy.deepcopy(model).float().eval()
+        ids, mask, _ = clip_text_ids(3, 9, model.config.text_config, seed=4)
+        x = pixels(2, model.config.vision_config, seed=4)
+        for entry, inputs, expected in (
+                ("encode_text", {"input_ids": ids, "attention_mask": mask},
+                 lambda: reference.get_text_features(input_ids=torch.from_numpy(ids),
+                                                     attention_mask=torch.from_numpy(mask))),
+                ("encode_image", {"pixel_values": x},
+                 lambda: reference.get_image_features(pixel_values=torch.from_numpy(x)))):
+            out = run_entry(self.path("m.kiln"), entry, inputs, self.tmp.name)
+            with torch.no_grad():
+                ref = expected()
+            ref = ref / ref.norm(dim=-1, keepdim=True)
+            (name, value), = out.items()
+            self.assert_close(f"clip {entry}", value, ref.numpy())
+
+    def test_keys(self):
+        """Legacy eos_token_id 2 (the largest id is pooled), gelu, other
+        eps and sizes, logit_scale's initial value."""
+        model = clip(text=dict(eos_token_id=2, hidden_act="gelu", layer_norm_eps=1e-3),
+                     vision=dict(image_size=12, patch_size=6, num_channels=2, hidden_act="gelu_new"),
+                     logit_scale_init_value=1.0)
+        self.check_clip(model, "clip keys")
+
+    def test_towers_alone(self):
+        model = clip().eval()
+        for cls, config, inputs, label in (
+                (CLIPTextModel, model.config.text_config, None, "clip_text_model"),
+                (CLIPVisionModel, model.config.vision_config, None, "clip_vision_model")):
+            tower = cls(config).eval()
+            scramble(tower, seed=8, hidden=32)
+            tower.config._attn_implementation = "eager"
+            directory = self.path(label)
+            tower.save_pretrained(directory, safe_serialization=True)
+            compile_dir(directory, self.path(label + ".kiln"))
+            reference = copy.deepcopy(tower).float().eval()
+            if cls is CLIPTextModel:
+                ids, mask, _ = clip_text_ids(3, 10, config, seed=2)
+                inputs = {"input_ids": ids, "attention_mask": mask}
+                ref_inputs = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+            else:
+                x = pixels(2, config, seed=3)
+                inputs = {"pixel_values": x}
+                ref_inputs = {"pixel_values": torch.from_numpy(x)}
+            out = run(self.path(label + ".kiln"), inputs, self.tmp.name)
+            with torch.no_grad():
+                ref = reference(**ref_inputs)
+            valid = inputs["attention_mask"].astype(bool) if cls is CLIPTextModel else slice(None)
+            self.assert_close(f"{label} last_hidden_state", out["last_hidden_state"][valid],
+                              ref.last_hidden_state.numpy()[valid])
+            self.assert_close(f"{label} pooler_output", out["pooler_output"], ref.pooler_output.numpy())
+            self.assert_peaked(reference, ref_inputs, label)
+
+    def test_other_tower_type_is_refused(self):
+        config = clip().config.to_dict()
+        config["text_config"]["model_type"] = "bert"
+        with open(self.path("config.json"), "w") as f:
+            json.dump(config, f)
+        result = subprocess.run([KILN_COMPILE, self.path("config.json"), "--emit=summary"],
+                                capture_output=True, text=True)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("'text_config' has a model_type other than 'clip_text_model'", result.stderr)
 
 
 if __name__ == "__main__":
