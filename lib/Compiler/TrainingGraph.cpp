@@ -14,6 +14,7 @@
 
 #include "mlir/Dialect/Func/Extensions/InlinerExtension.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Transforms/Passes.h"
@@ -571,8 +572,64 @@ llvm::Error mlir::kiln::addDistillationLoss(ModuleOp module,
   return finishObjective(*loss, total, "the distillation loss");
 }
 
+llvm::Error mlir::kiln::addContrastiveLoss(ModuleOp module) {
+  if (module.lookupSymbol("loss"))
+    return llvm::Error::success();
+  auto forward = module.lookupSymbol<func::FuncOp>("forward");
+  auto resultNamed = [&](StringRef name) -> int {
+    for (unsigned i = 0; forward && i < forward.getNumResults(); ++i)
+      if (auto attr = forward.getResultAttrOfType<StringAttr>(i, attrs::kName))
+        if (attr.getValue() == name)
+          return static_cast<int>(i);
+    return -1;
+  };
+  int perImageIndex = resultNamed("logits_per_image");
+  int perTextIndex = resultNamed("logits_per_text");
+  if (!forward || forward.isExternal() || perImageIndex < 0 ||
+      perTextIndex < 0)
+    return error("the contrastive loss needs a 'forward' that returns "
+                 "logits_per_image and logits_per_text (a clip model)");
+  auto scoresType =
+      cast<RankedTensorType>(forward.getResultTypes()[perTextIndex]);
+  OpBuilder builder(module.getContext());
+  builder.setInsertionPointToEnd(module.getBody());
+  Location loc = forward.getLoc();
+  Type floatType = scoresType.getElementType();
+  auto loss = func::FuncOp::create(
+      builder, loc, "loss",
+      builder.getFunctionType(forward.getArgumentTypes(),
+                              RankedTensorType::get({}, floatType)));
+  for (unsigned i = 0; i < forward.getNumArguments(); ++i)
+    loss.setArgAttrs(i, forward.getArgAttrDict(i));
+  loss.setResultAttr(0, attrs::kName, builder.getStringAttr("loss"));
+  Block *body = loss.addEntryBlock();
+  builder.setInsertionPointToStart(body);
+  auto call = func::CallOp::create(builder, loc, forward, body->getArguments());
+  Value perImage = call.getResult(perImageIndex);
+  Value perText = call.getResult(perTextIndex);
+  // Row i's pair is column i: labels 0..B-1.
+  int64_t rows = scoresType.getDimSize(0);
+  auto labelsType = RankedTensorType::get({rows}, builder.getI64Type());
+  SmallVector<Value> sizes;
+  if (ShapedType::isDynamic(rows))
+    sizes.push_back(tensor::DimOp::create(builder, loc, perText, 0));
+  Value labels = IotaOp::create(builder, loc, labelsType, sizes, /*dim=*/0);
+  Math m(builder, loc, floatType);
+  Value textLoss = CrossEntropyOp::create(builder, loc, perText, labels,
+                                          /*ignore_index=*/-100,
+                                          LossReduction::mean);
+  Value imageLoss = CrossEntropyOp::create(builder, loc, perImage, labels,
+                                           /*ignore_index=*/-100,
+                                           LossReduction::mean);
+  Value sum = m.add(textLoss, imageLoss);
+  return finishObjective(loss, m.mul(sum, m.constant(0.5)),
+                         "the contrastive loss");
+}
+
 std::optional<TrainingObjective>
 mlir::kiln::parseTrainingObjective(llvm::StringRef name) {
+  if (name == "contrastive")
+    return TrainingObjective::Contrastive;
   if (name == "distill")
     return TrainingObjective::Distillation;
   if (name == "ppo")
@@ -602,6 +659,8 @@ llvm::StringRef mlir::kiln::trainingObjectiveName(TrainingObjective objective) {
     return "ppo";
   case TrainingObjective::Distillation:
     return "distill";
+  case TrainingObjective::Contrastive:
+    return "contrastive";
   }
   llvm_unreachable("unknown objective");
 }
@@ -635,6 +694,10 @@ mlir::kiln::buildTrainingEntryPoints(ModuleOp module,
     addLoss = addPPOLoss;
     break;
   case TrainingObjective::Distillation:
+    logprobs = false;
+    break;
+  case TrainingObjective::Contrastive:
+    addLoss = addContrastiveLoss;
     logprobs = false;
     break;
   }

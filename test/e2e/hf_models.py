@@ -933,6 +933,58 @@ class CLIP(HuggingFaceCase):
             self.assert_close(f"{label} pooler_output", out["pooler_output"], ref.pooler_output.numpy())
             self.assert_peaked(reference, ref_inputs, label)
 
+    def test_contrastive_loss_and_gradient(self):
+        """--mode train --objective contrastive: eval_step's loss and one
+        SGD train_step's gradients (momentum 0.9 from zero: the momentum
+        buffers are the gradients) against CLIPModel(return_loss=True) and
+        autograd, float32 on both sides: gradients within 1e-3 relative
+        plus 1e-4 of each tensor's largest (plus 1e-6 of the largest of
+        all)."""
+        model = clip().eval()
+        model.save_pretrained(self.path("hf"), safe_serialization=True)
+        sgd = ["--optimizer", "sgd", "--momentum", "0.9", "--weight-decay", "0",
+               "--max-grad-norm", "0"]
+        compile_dir(self.path("hf"), self.path("train.kiln"),
+                    ["--mode", "train", "--objective", "contrastive", "--batch", "4",
+                     "--seq", "9"] + sgd)
+        ids, mask, _ = clip_text_ids(4, 9, model.config.text_config, seed=7)
+        x = pixels(4, model.config.vision_config, seed=7)
+        inputs = {"input_ids": ids, "pixel_values": x, "attention_mask": mask}
+        evaluated = float(run_entry(self.path("train.kiln"), "eval_step", inputs,
+                                    self.tmp.name)["loss"])
+        reference = copy.deepcopy(model).float().train(False)
+        out = reference(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                        pixel_values=torch.from_numpy(x), return_loss=True)
+        out.loss.backward()
+        self.assertAlmostEqual(evaluated / out.loss.item(), 1.0, delta=1e-5)
+        checkpoint = self.path("after.safetensors")
+        args = [KILN, "run", self.path("train.kiln"), "--entry", "train_step",
+                "--save-parameters", checkpoint]
+        for name, array in dict(inputs, lr=np.array(1.0, np.float32)).items():
+            np.save(self.path(name + ".npy"), array)
+            args += ["--input", f"{name}={self.path(name + '.npy')}"]
+        done = subprocess.run(args, capture_output=True, text=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        from safetensors.numpy import load_file
+        state = load_file(checkpoint)
+        grads = {n[:-len("/momentum")]: v for n, v in state.items() if n.endswith("/momentum")}
+        params = dict(reference.named_parameters())
+        self.assertEqual(set(grads), set(params))
+        # A gradient that is zero in exact arithmetic (the key bias: softmax
+        # ignores a constant added to every score of a row) is rounding on
+        # both sides: the floor is 1e-6 of the largest gradient anywhere.
+        floor = 1e-6 * max(float(np.abs(p.grad.numpy()).max()) for p in params.values())
+        worst = 0.0
+        for name, p in params.items():
+            want = p.grad.numpy()
+            scale = float(np.abs(want).max())
+            if scale > 100 * floor:
+                worst = max(worst, float(np.abs(grads[name] - want).max()) / scale)
+            np.testing.assert_allclose(grads[name], want, rtol=1e-3, atol=1e-4 * scale + floor,
+                                       err_msg=name)
+        print(f"clip contrastive: loss {evaluated:.6f} (transformers {out.loss.item():.6f}), "
+              f"worst gradient error {worst:.2e} of the tensor's largest (nonzero tensors)")
+
     def test_other_tower_type_is_refused(self):
         config = clip().config.to_dict()
         config["text_config"]["model_type"] = "bert"

@@ -273,7 +273,10 @@ cl::opt<std::string> objective(
              "(train_step(input_ids, targets, teacher_logits, alpha, "
              "temperature, reverse, lr): alpha T^2 KL to the teacher's "
              "softened distribution plus (1 - alpha) cross-entropy; kiln "
-             "distill). dpo, grpo and ppo also get token_logprobs(input_ids, "
+             "distill) or contrastive (a clip model: train_step(input_ids, "
+             "pixel_values, attention_mask, lr), CLIP's symmetric InfoNCE "
+             "loss over the batch's image-text pairs; kiln pretrain --task "
+             "clip). dpo, grpo and ppo also get token_logprobs(input_ids, "
              "targets) -> logprobs"),
     cl::init("lm"), cl::cat(category));
 cl::opt<std::string> optimizerName(
@@ -888,7 +891,8 @@ int main(int argc, char **argv) {
         kiln::parseTrainingObjective(objective);
     if (!parsed)
       return fail("unknown --objective '" + objective +
-                  "' (expected lm, dpo, grpo, reward, ppo or distill)");
+                  "' (expected lm, dpo, grpo, reward, ppo, distill or "
+                  "contrastive)");
     training.objective = *parsed;
     if (distillHidden == "cosine")
       training.hiddenTerm = kiln::HiddenStateTerm::Cosine;

@@ -95,6 +95,15 @@ enum class HiddenStateTerm { None, Cosine, MSE };
 /// times `hidden_coef`.
 llvm::Error addDistillationLoss(ModuleOp module, HiddenStateTerm hidden);
 
+/// Adds CLIP's symmetric contrastive (InfoNCE) loss `@loss(<forward's
+/// inputs>)` on a `forward` that returns `logits_per_image` `[B, B]` and
+/// `logits_per_text` `[B, B]` (the clip family): row i's image and text are
+/// a pair, and the loss is the mean of the cross-entropy of each text's
+/// scores against its image and of each image's against its text,
+/// `(CE(logits_per_text, i) + CE(logits_per_image, i)) / 2`, as
+/// transformers' CLIPModel computes it with `return_loss`.
+llvm::Error addContrastiveLoss(ModuleOp module);
+
 /// What `buildTrainingEntryPoints` trains the model for.
 enum class TrainingObjective {
   /// Next-token cross-entropy (pretraining, SFT): addLanguageModelLoss.
@@ -109,6 +118,8 @@ enum class TrainingObjective {
   PPO,
   /// Knowledge distillation: addDistillationLoss.
   Distillation,
+  /// CLIP's contrastive loss: addContrastiveLoss.
+  Contrastive,
 };
 
 /// "lm", "dpo", "grpo", "reward", "ppo" or "distill"; nullopt for anything
