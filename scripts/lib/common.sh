@@ -10,7 +10,7 @@ KILN_LLVM=/usr/lib/llvm-22
 KILN_PACKAGES=(
   cmake ninja-build ccache g++ git
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools libomp-22-dev
-  libgtest-dev nlohmann-json3-dev libsentencepiece-dev zlib1g-dev fortunes
+  libgtest-dev nlohmann-json3-dev libsentencepiece-dev zlib1g-dev libpng-dev fortunes
   python3 python3-numpy python3-torch python3-venv
 )
 
