@@ -225,6 +225,34 @@ rt::OptionMap optionMap(const json::Object &object) {
   return out;
 }
 
+/// A builder's attribute (kiln.model) as JSON: integers, floats, strings,
+/// booleans, arrays and dictionaries of them.
+json::Value attributeJson(Attribute attr) {
+  if (auto b = dyn_cast<BoolAttr>(attr))
+    return b.getValue();
+  if (auto i = dyn_cast<IntegerAttr>(attr))
+    return i.getValue().getSExtValue();
+  if (auto f = dyn_cast<FloatAttr>(attr))
+    return f.getValueAsDouble();
+  if (auto text = dyn_cast<StringAttr>(attr))
+    return text.getValue().str();
+  if (auto values = dyn_cast<DenseI64ArrayAttr>(attr))
+    return json::Array(values.asArrayRef());
+  if (auto array = dyn_cast<ArrayAttr>(attr)) {
+    json::Array out;
+    for (Attribute element : array)
+      out.push_back(attributeJson(element));
+    return out;
+  }
+  if (auto dict = dyn_cast<DictionaryAttr>(attr)) {
+    json::Object out;
+    for (NamedAttribute entry : dict)
+      out[entry.getName().getValue()] = attributeJson(entry.getValue());
+    return out;
+  }
+  return nullptr;
+}
+
 //===----------------------------------------------------------------------===//
 // Weights
 //===----------------------------------------------------------------------===//
@@ -1228,6 +1256,8 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                      {"sha256", rt::OptionValue::string(options.sourceSHA256)}};
   json::Object compileOptions = options.recordedOptions;
   compileOptions["seed"] = static_cast<int64_t>(options.seed);
+  if (auto model = module->getAttrOfType<DictionaryAttr>(attrs::kModel))
+    compileOptions["model"] = attributeJson(model);
   // (A caller that compiles from derived weights records their origin.)
   if (!compileOptions.get("weights"))
     compileOptions["weights"] = options.weightsPath

@@ -338,6 +338,10 @@ func::FuncOp GraphBuilder::beginFunction(StringRef name, TypeRange inputs,
   return func;
 }
 
+void GraphBuilder::setModelInfo(ArrayRef<NamedAttribute> info) {
+  (*module)->setAttr(attrs::kModel, builder.getDictionaryAttr(info));
+}
+
 void GraphBuilder::nameEntryPoint(func::FuncOp func,
                                   ArrayRef<StringRef> inputs,
                                   ArrayRef<StringRef> results) {

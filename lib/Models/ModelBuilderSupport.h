@@ -266,6 +266,9 @@ public:
   /// point into its body. Returns the entry block arguments.
   func::FuncOp beginFunction(llvm::StringRef name, TypeRange inputs,
                              TypeRange results);
+  /// Records facts about the model a driver needs (attrs::kModel on the
+  /// module, compile_options.model in the manifest).
+  void setModelInfo(llvm::ArrayRef<NamedAttribute> info);
   /// Names the entry point's inputs and results (`kiln.name` argument and
   /// result attributes): the names `kiln run --input NAME=FILE` and the
   /// artifact manifest use.

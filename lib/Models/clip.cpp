@@ -294,6 +294,19 @@ mlir::kiln::models::buildCLIP(MLIRContext &context,
         /*bias=*/false, std::pow(double(text->hidden), -0.5) * factor));
   };
 
+  // What a driver needs to feed the model: the id it pools at, the
+  // vocabulary, the longest text, and the image's shape.
+  g.setModelInfo({b.getNamedAttr("model_type", b.getStringAttr("clip")),
+                  b.getNamedAttr("text_eos_token_id",
+                                 b.getI64IntegerAttr(text->eosTokenId)),
+                  b.getNamedAttr("text_vocab_size",
+                                 b.getI64IntegerAttr(text->vocab)),
+                  b.getNamedAttr("text_max_length",
+                                 b.getI64IntegerAttr(text->maxPositions)),
+                  b.getNamedAttr("image_size",
+                                 b.getDenseI64ArrayAttr(vision->image)),
+                  b.getNamedAttr("num_channels",
+                                 b.getI64IntegerAttr(vision->channels))});
   func::FuncOp forward = g.beginFunction(
       "forward", {idsType, pixels, idsType},
       {logitsType, logitsType, embedsType, embedsType});

@@ -2,6 +2,7 @@
 
 #include "kiln/Train/Examples.h"
 
+#include "JsonLines.h"
 #include "Random.h"
 
 #include "kiln/Runtime/File.h"
@@ -24,42 +25,6 @@ namespace {
 constexpr char kSamplerStateTag[] = "kiln-example-sampler";
 constexpr int kSamplerStateVersion = 1;
 constexpr int64_t kIgnoreIndex = -100;
-
-/// Calls `line(number, text)` for each non-blank line of `text`; stops at
-/// the first error.
-template <typename Fn>
-Status forEachLine(const std::string &text, Fn &&line) {
-  size_t start = 0;
-  int64_t number = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos)
-      end = text.size();
-    ++number;
-    std::string_view view(text.data() + start, end - start);
-    if (!view.empty() && view.back() == '\r')
-      view.remove_suffix(1);
-    if (view.find_first_not_of(" \t") != std::string_view::npos)
-      if (Status s = line(number, view); !s)
-        return s;
-    start = end + 1;
-  }
-  return Status::ok();
-}
-
-/// Parses one JSON line; the error names `path:number`.
-Expected<json> parseLine(const std::string &path, int64_t number,
-                         std::string_view text) {
-  std::string where = "'" + path + "' line " + std::to_string(number);
-  if (Status s = runtime::checkJsonNesting(text, where); !s)
-    return s;
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded())
-    return Status::error(where + " is not JSON");
-  if (!value.is_object())
-    return Status::error(where + " is not a JSON object");
-  return value;
-}
 
 uint64_t epochSeed(uint64_t seed, int64_t epoch) {
   // splitmix64 of the pair: neighbouring seeds and epochs give unrelated

@@ -22,6 +22,7 @@
 #include "kiln/Train/Corpus.h"
 #include "kiln/Train/Distill.h"
 #include "kiln/Train/Examples.h"
+#include "kiln/Train/ImageText.h"
 #include "kiln/Train/Metrics.h"
 #include "kiln/Train/Policy.h"
 #include "kiln/Train/Tasks.h"
@@ -37,6 +38,8 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <numeric>
 #include <optional>
 #include <sstream>
 
@@ -217,6 +220,10 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
       task != "distill")
     return Status::error("'" + path + "' records task '" + task +
                          "', which this kiln does not know");
+  if (checkTask && task != o.task && task == "clip")
+    return Status::error("'" + o.runDir + "' holds a CLIP run; continue it "
+                         "with 'kiln pretrain --task clip --resume --out " +
+                         o.runDir + "'");
   if (checkTask && task != o.task)
     return Status::error("'" + o.runDir + "' holds a " +
                          (task == "sft"   ? "fine-tuning"
@@ -338,6 +345,9 @@ struct TrainingInterface {
   int64_t batch = 0, seq = 0, vocab = 0;
   /// distill: the width of teacher_hidden (0: no hidden-state term).
   int64_t teacherHidden = 0;
+  /// clip: the id the text tower pools at (appended to every caption;
+  /// the tokenizer's pieces are below it), and the image size.
+  int64_t endToken = 0, imageHeight = 0, imageWidth = 0;
 };
 
 /// Resolves `size` against a spec dim: static dims win (a different request
@@ -366,6 +376,65 @@ Status resolveDim(const TensorSpec &spec, size_t dim, const char *option,
   return Status::ok();
 }
 
+/// A clip artifact's training interface: train_step(input_ids,
+/// pixel_values, attention_mask, lr), encode_image and encode_text, and
+/// the model description kiln-compile records (the end-of-text id).
+Expected<TrainingInterface> clipInterface(const Artifact &artifact,
+                                          TrainingInterface t, int64_t batch,
+                                          int64_t seq) {
+  const TensorSpec *ids = t.train->findInput("input_ids");
+  const TensorSpec *pixels = t.train->findInput("pixel_values");
+  const TensorSpec *mask = t.train->findInput("attention_mask");
+  if (!ids || !pixels || !mask || !t.train->findInput("lr") ||
+      t.train->findInput("targets") || ids->rank() != 2 ||
+      pixels->rank() != 4 || !artifact.findEntryPoint("encode_image") ||
+      !artifact.findEntryPoint("encode_text"))
+    return Status::error("'" + artifact.dir() +
+                         "' is not a CLIP training artifact (train_step of "
+                         "input_ids, pixel_values, attention_mask and lr; "
+                         "encode_image and encode_text): compile a clip "
+                         "config with kiln-compile --mode train --objective "
+                         "contrastive");
+  if (Status s = resolveDim(*ids, 0, "--batch", batch); !s)
+    return s;
+  if (Status s = resolveDim(*ids, 1, "--seq", seq); !s)
+    return s;
+  t.batch = batch;
+  t.seq = seq;
+  if (pixels->shape[1] != 3)
+    return Status::error("'" + artifact.dir() + "' takes images of " +
+                         std::to_string(pixels->shape[1]) +
+                         " channels; image-caption sets are RGB (3)");
+  t.imageHeight = pixels->shape[2];
+  t.imageWidth = pixels->shape[3];
+  auto model = artifact.manifest().compileOptions.find("model");
+  json info = model == artifact.manifest().compileOptions.end()
+                  ? json()
+                  : json::parse(model->second.text, nullptr,
+                                /*allow_exceptions=*/false);
+  if (!info.is_object() || !info.contains("text_eos_token_id") ||
+      !info["text_eos_token_id"].is_number_integer() ||
+      !info.contains("text_vocab_size") ||
+      !info["text_vocab_size"].is_number_integer())
+    return Status::error("'" + artifact.dir() +
+                         "' does not say which token ends a caption (its "
+                         "manifest has no compile_options.model); compile it "
+                         "again with this kiln-compile");
+  int64_t eos = info["text_eos_token_id"].get<int64_t>();
+  int64_t vocab = info["text_vocab_size"].get<int64_t>();
+  if (eos == 2 || eos < kReservedTokenIds + 1 || eos >= vocab)
+    return Status::error(
+        "'" + artifact.dir() + "': the text tower pools at eos_token_id " +
+        std::to_string(eos) +
+        ", which Kiln's tokenizer cannot keep apart from its pieces; give "
+        "the clip config's text_config an eos_token_id of vocab_size - 1 (" +
+        std::to_string(vocab - 1) + "), above the tokenizer's pieces");
+  t.endToken = eos;
+  // The tokenizer's pieces stay below the end token.
+  t.vocab = eos;
+  return t;
+}
+
 Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
                                               int64_t batch, int64_t seq,
                                               const std::string &task) {
@@ -379,6 +448,11 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
                          "and eval_step (it has: " +
                          artifact.manifest().entryPointNames() +
                          "); compile it with kiln-compile --mode train");
+  if (task == "clip")
+    return clipInterface(artifact, t, batch, seq);
+  if (t.train->findInput("pixel_values"))
+    return Status::error("'" + artifact.dir() + "' is a CLIP model: train it "
+                         "with kiln pretrain --task clip");
   const TensorSpec *ids = t.train->findInput("input_ids");
   const TensorSpec *targets = t.train->findInput(
       task == "reward" ? "lengths" : "targets");
@@ -504,6 +578,51 @@ public:
 
 private:
   BatchSampler sampler;
+};
+
+/// CLIP: image-caption pairs in shuffled epochs.
+class ImageTextEpochs final : public TrainingData {
+public:
+  ImageTextEpochs(std::shared_ptr<const ImageTextSplit> split, int64_t batch,
+                  int64_t seq, uint64_t seed)
+      : split(std::move(split)), order(this->split->count, batch, seed),
+        seq(seq) {}
+  Expected<Batch> next() override {
+    return imageTextBatch(*split, order.next(), seq);
+  }
+  std::string saveState() const override {
+    return saveEpochState(kTag, order, seq);
+  }
+  Status restoreState(const std::string &state) override {
+    return restoreEpochState(kTag, "image", state, seq, order);
+  }
+  std::optional<double> epochs() const override { return order.epochs(); }
+
+  /// The rows of `split` as one batch: input_ids and attention_mask
+  /// [rows, seq], pixel_values [rows, 3, H, W].
+  static Batch imageTextBatch(const ImageTextSplit &split,
+                              const std::vector<int64_t> &rows, int64_t seq) {
+    Batch b;
+    b.batch = static_cast<int64_t>(rows.size());
+    b.seq = seq;
+    packTokens(split.tokens, rows, seq, b.inputs, b.mask);
+    int64_t floats = 3 * split.height * split.width;
+    Batch::Input pixels{"pixel_values", {b.batch, 3, split.height, split.width}, {}};
+    pixels.values.reserve(static_cast<size_t>(b.batch * floats));
+    for (int64_t row : rows)
+      pixels.values.insert(
+          pixels.values.end(),
+          split.pixels.begin() + static_cast<ptrdiff_t>(row * floats),
+          split.pixels.begin() + static_cast<ptrdiff_t>((row + 1) * floats));
+    b.extra.push_back(std::move(pixels));
+    return b;
+  }
+
+private:
+  static constexpr const char *kTag = "kiln-image-sampler";
+  std::shared_ptr<const ImageTextSplit> split;
+  EpochOrder order;
+  int64_t seq;
 };
 
 /// Distillation: fixed windows in shuffled epochs, each batch with the
@@ -815,8 +934,15 @@ public:
 
 private:
   bool fineTuning() const {
-    return o.task != "pretrain" && o.task != "distill";
+    return o.task != "pretrain" && o.task != "distill" && o.task != "clip";
   }
+  bool contrastive() const { return o.task == "clip"; }
+  /// CLIP: the image-caption splits, the held-out retrieval measures and
+  /// the embeddings they come from.
+  Status prepareImageText(const TrainingInterface &t);
+  Expected<double> evaluateRetrieval(MetricsRow &row);
+  Expected<std::vector<float>> embedImages(const ImageTextSplit &split);
+  Expected<std::vector<float>> embedCaptions(const ImageTextSplit &split);
   bool distill() const { return o.task == "distill"; }
   /// Distillation: the teacher, its held-out outputs with the eval
   /// batches, the windows sampler and the cache.
@@ -895,6 +1021,10 @@ private:
   /// The teacher's held-out loss, from the first evaluation's outputs.
   std::optional<double> teacherEvalLoss;
   int64_t trainWindows = 0;
+  /// CLIP.
+  std::shared_ptr<const ImageTextSplit> imageTrain, imageVal, imageNovel;
+  /// The last evaluation's retrieval, by split ("val", "novel").
+  std::map<std::string, RetrievalScores> lastRetrieval;
 };
 
 std::string teacherCachePath(const std::string &runDir) {
@@ -1003,6 +1133,8 @@ Status Run::prepareTokenizer(
 }
 
 Status Run::prepareData(const TrainingInterface &t) {
+  if (contrastive())
+    return prepareImageText(t);
   if (policy())
     return prepareRollouts(t);
   if (preference())
@@ -1289,6 +1421,132 @@ Status Run::prepareExamples(const TrainingInterface &t) {
     return Status::error("training data: " + created.message());
   sampler = std::make_unique<ExampleEpochs>(created.take());
   return Status::ok();
+}
+
+/// CLIP data: the set's splits read whole into memory as pixel values and
+/// caption tokens (the tokenizer trained on the training captions), the
+/// eval batches from the start of the held-out split.
+Status Run::prepareImageText(const TrainingInterface &t) {
+  if (o.data.empty())
+    return Status::error("--task clip needs --data DIR holding train.jsonl "
+                         "and val.jsonl of {\"image\": FILE, \"caption\": "
+                         "TEXT} lines ('kiln shapes --out DIR' writes one)");
+  std::vector<ImageCaption> examples[3];
+  const char *files[3] = {"train.jsonl", "val.jsonl", "novel.jsonl"};
+  for (int i = 0; i < 3; ++i) {
+    std::string path = o.data + "/" + files[i];
+    if (i == 2 && !runtime::pathExists(path))
+      continue; // The unseen-combination split is optional.
+    Expected<std::vector<ImageCaption>> read = readImageCaptions(path);
+    if (!read)
+      return read.status();
+    examples[i] = read.take();
+  }
+  if (Status s = prepareTokenizer(t, [&]() -> Expected<std::string> {
+        std::string text;
+        for (const ImageCaption &example : examples[0])
+          text += example.caption + "\n";
+        return text;
+      });
+      !s)
+    return s;
+  std::shared_ptr<const ImageTextSplit> *splits[3] = {&imageTrain, &imageVal,
+                                                      &imageNovel};
+  for (int i = 0; i < 3; ++i) {
+    if (examples[i].empty())
+      continue;
+    Expected<ImageTextSplit> loaded =
+        loadImageTextSplit(examples[i], *tokenizer, t.endToken, t.imageHeight,
+                           t.imageWidth, t.seq);
+    if (!loaded)
+      return loaded.status();
+    *splits[i] = std::make_shared<const ImageTextSplit>(loaded.take());
+  }
+  int64_t evalCount = std::min(o.evalBatches, imageVal->count / t.batch);
+  if (evalCount < 1)
+    return Status::error("'" + o.data + "/val.jsonl' has " +
+                         std::to_string(imageVal->count) +
+                         " images, fewer than one batch of " +
+                         std::to_string(t.batch));
+  for (int64_t b = 0; b < evalCount; ++b) {
+    std::vector<int64_t> rows(static_cast<size_t>(t.batch));
+    std::iota(rows.begin(), rows.end(), b * t.batch);
+    evalSet.push_back(ImageTextEpochs::imageTextBatch(*imageVal, rows, t.seq));
+  }
+  sampler = std::make_unique<ImageTextEpochs>(imageTrain, t.batch, t.seq,
+                                              o.seed);
+  say("image-caption data: " + std::to_string(imageTrain->count) +
+      " training, " + std::to_string(imageVal->count) + " held-out" +
+      (imageNovel ? " and " + std::to_string(imageNovel->count) +
+                        " unseen-combination"
+                  : std::string()) +
+      " images of " + std::to_string(t.imageWidth) + "x" +
+      std::to_string(t.imageHeight));
+  return Status::ok();
+}
+
+Expected<std::vector<float>> Run::embedImages(const ImageTextSplit &split) {
+  const EntryPointSpec *entry = artifact->findEntryPoint("encode_image");
+  int64_t declared = entry->inputs[0].shape[0];
+  int64_t chunk = declared == runtime::kDynamicDim ? o.batch : declared;
+  int64_t floats = 3 * split.height * split.width;
+  std::vector<float> out;
+  for (int64_t start = 0; start < split.count; start += chunk) {
+    // A short last chunk repeats its last image up to a static batch.
+    std::vector<float> pixels;
+    for (int64_t r = 0; r < chunk; ++r) {
+      int64_t row = std::min(start + r, split.count - 1);
+      if (declared == runtime::kDynamicDim && start + r >= split.count)
+        break;
+      pixels.insert(pixels.end(),
+                    split.pixels.begin() + static_cast<ptrdiff_t>(row * floats),
+                    split.pixels.begin() +
+                        static_cast<ptrdiff_t>((row + 1) * floats));
+    }
+    int64_t rows = static_cast<int64_t>(pixels.size()) / floats;
+    auto result = artifact->run(
+        "encode_image",
+        {{"pixel_values",
+          TensorView{DType::F32, {rows, 3, split.height, split.width},
+                     pixels.data()}}});
+    if (!result)
+      return result.status();
+    const float *v = (*result)[0].as<float>();
+    int64_t width = (*result)[0].shape().back();
+    int64_t real = std::min(chunk, split.count - start);
+    out.insert(out.end(), v, v + real * width);
+  }
+  return out;
+}
+
+Expected<std::vector<float>> Run::embedCaptions(const ImageTextSplit &split) {
+  const EntryPointSpec *entry = artifact->findEntryPoint("encode_text");
+  int64_t declared = entry->inputs[0].shape[0];
+  int64_t chunk = declared == runtime::kDynamicDim ? o.batch : declared;
+  int64_t count = static_cast<int64_t>(split.distinctTokens.size());
+  std::vector<float> out;
+  for (int64_t start = 0; start < count; start += chunk) {
+    std::vector<int64_t> rows;
+    for (int64_t r = 0; r < chunk; ++r) {
+      if (declared == runtime::kDynamicDim && start + r >= count)
+        break;
+      rows.push_back(std::min(start + r, count - 1));
+    }
+    std::vector<int64_t> ids, mask;
+    packTokens(split.distinctTokens, rows, o.seq, ids, mask);
+    std::vector<int64_t> shape = {static_cast<int64_t>(rows.size()), o.seq};
+    auto result = artifact->run(
+        "encode_text",
+        {{"input_ids", TensorView{DType::I64, shape, ids.data()}},
+         {"attention_mask", TensorView{DType::I64, shape, mask.data()}}});
+    if (!result)
+      return result.status();
+    const float *v = (*result)[0].as<float>();
+    int64_t width = (*result)[0].shape().back();
+    int64_t real = std::min(chunk, count - start);
+    out.insert(out.end(), v, v + real * width);
+  }
+  return out;
 }
 
 /// DPO data: the preference lines tokenized, held out as the SFT examples
@@ -1632,6 +1890,9 @@ std::vector<NamedTensor> batchInputs(const Batch &batch,
   if (!batch.lengths.empty())
     all.push_back({"lengths", TensorView{DType::I64, {batch.batch},
                                          batch.lengths.data()}});
+  if (!batch.mask.empty())
+    all.push_back(
+        {"attention_mask", TensorView{DType::I64, shape, batch.mask.data()}});
   for (const Batch::Input &input : batch.extra)
     all.push_back(
         {input.name, TensorView{DType::F32, input.shape, input.values.data()}});
@@ -1643,6 +1904,8 @@ std::vector<NamedTensor> batchInputs(const Batch &batch,
 }
 
 Expected<double> Run::evaluate(MetricsRow &row) {
+  if (contrastive())
+    return evaluateRetrieval(row);
   if (preference())
     return evaluatePairs(row);
   if (policy())
@@ -1666,6 +1929,45 @@ Expected<double> Run::evaluate(MetricsRow &row) {
   }
   double loss = total / weights;
   row.set("eval_loss", loss).set("eval_ppl", std::exp(loss));
+  return loss;
+}
+
+/// CLIP's held-out measures: the contrastive loss over the eval batches,
+/// and zero-shot retrieval between every held-out image and the distinct
+/// captions of its split (val: seen combinations; novel: unseen ones).
+Expected<double> Run::evaluateRetrieval(MetricsRow &row) {
+  const EntryPointSpec &entry = *artifact->findEntryPoint(KILN_ENTRY_EVAL_STEP);
+  double total = 0;
+  for (const Batch &batch : evalSet) {
+    auto outputs = artifact->run(KILN_ENTRY_EVAL_STEP, batchInputs(batch, entry));
+    if (!outputs)
+      return outputs.status();
+    total += scalarOf((*outputs)[0]);
+  }
+  double loss = total / static_cast<double>(evalSet.size());
+  row.set("eval_loss", loss);
+  for (auto [name, split] : {std::pair{"val", imageVal.get()},
+                             std::pair{"novel", imageNovel.get()}}) {
+    if (!split)
+      continue;
+    Expected<std::vector<float>> images = embedImages(*split);
+    if (!images)
+      return images.status();
+    Expected<std::vector<float>> texts = embedCaptions(*split);
+    if (!texts)
+      return texts.status();
+    int64_t width = static_cast<int64_t>(images->size()) / split->count;
+    RetrievalScores r =
+        retrievalScores(*images, *texts, width, split->captionOf);
+    std::string p = name;
+    row.set(p + "_image_to_text_top1", r.imageToTextTop1)
+        .set(p + "_image_to_text_top5", r.imageToTextTop5)
+        .set(p + "_text_to_image_top1", r.textToImageTop1)
+        .set(p + "_text_to_image_top5", r.textToImageTop5)
+        .set(p + "_image_to_text_chance", r.imageToTextChance1)
+        .set(p + "_text_to_image_chance", r.textToImageChance1);
+    lastRetrieval[p] = r;
+  }
   return loss;
 }
 
@@ -1987,7 +2289,8 @@ Status Run::run() {
   std::optional<double> flopsPerStep;
   if (t->train->flops && t->train->hasStaticInputs())
     flopsPerStep = *t->train->flops;
-  say(std::string(distill()       ? "distilling '" + o.teacher + "' into '"
+  say(std::string(contrastive()   ? "contrastive training of '"
+                  : distill()       ? "distilling '" + o.teacher + "' into '"
                   : ppo()           ? "PPO on '"
                   : policy()      ? "GRPO on '"
                   : rewardModel() ? "reward model '"
@@ -2031,6 +2334,9 @@ Status Run::run() {
                   unigramLoss);
     say(line + std::to_string(trainWindows) + " training windows" +
         (teacherCache ? " (teacher cached)" : ""));
+  } else if (contrastive()) {
+    say("symmetric InfoNCE over the batch's image-caption pairs; held-out "
+        "retrieval at each evaluation");
   } else if (fineTuning()) {
     say("loss over the response tokens only; " +
         std::to_string(trainExamples) + " training and " +
@@ -2060,7 +2366,11 @@ Status Run::run() {
                     *teacherEvalLoss, std::exp(*teacherEvalLoss), *initial);
       say(line);
     }
-    if (policy())
+    if (contrastive())
+      row.set("train_images", imageTrain->count)
+          .set("val_images", imageVal->count)
+          .set("novel_images", imageNovel ? imageNovel->count : int64_t(0));
+    else if (policy())
       row.set("train_prompts", static_cast<int64_t>(trainPrompts.size()))
           .set("val_prompts", static_cast<int64_t>(evalPrompts.size()));
     else if (preference())
@@ -2174,6 +2484,8 @@ Status Run::run() {
         .set("grad_norm", gradNorm)
         .set("tokens_per_s", tokensPerStep / seconds)
         .set("step_ms", seconds * 1e3);
+    if (contrastive())
+      row.set("images_per_s", static_cast<double>(batch.batch) / seconds);
     double mfu = 0;
     if (flopsPerStep) {
       mfu = *flopsPerStep / seconds / (o.peakGflops * 1e9);
@@ -2232,7 +2544,22 @@ Status Run::run() {
   std::string png;
   if (Status s = plotRun(o.runDir, &png); !s)
     return s;
-  if (lastEval && policy()) {
+  if (lastEval && contrastive()) {
+    for (const auto &[split, r] : lastRetrieval) {
+      std::snprintf(line, sizeof line,
+                    "done: %s retrieval, image to text top-1 %.1f%% top-5 "
+                    "%.1f%% (chance %.1f%%), text to image top-1 %.1f%% "
+                    "top-5 %.1f%% (chance %.1f%%)",
+                    split.c_str(), 100 * r.imageToTextTop1,
+                    100 * r.imageToTextTop5, 100 * r.imageToTextChance1,
+                    100 * r.textToImageTop1, 100 * r.textToImageTop5,
+                    100 * r.textToImageChance1);
+      say(line);
+    }
+    std::snprintf(line, sizeof line, "held-out contrastive loss %.4f",
+                  *lastEval);
+    say(line);
+  } else if (lastEval && policy()) {
     std::snprintf(line, sizeof line,
                   "done: held-out success %.1f%% (%.1f%% at the first "
                   "evaluation)",

@@ -118,6 +118,7 @@ int plotCommand(int argc, char **argv);
 int generateCommand(int argc, char **argv);
 int evalCommand(int argc, char **argv);
 int calibrateCommand(int argc, char **argv);
+int shapesCommand(int argc, char **argv);
 
 } // namespace kiln::driver
 

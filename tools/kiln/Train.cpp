@@ -41,10 +41,22 @@ so the original command line plus --resume works; an option given with a
 different value than the run was started with is refused (--steps may
 change, to extend the run).
 
+With --task clip it trains a CLIP model (a clip config compiled with
+--mode train --objective contrastive) on an image-caption set instead:
+--data DIR holds train.jsonl, val.jsonl and optionally novel.jsonl, lines of
+{"image": FILE, "caption": TEXT} ('kiln shapes' writes such a set). The
+tokenizer is trained on the training captions; each caption ends in the
+text tower's eos_token_id; each evaluation adds the held-out contrastive
+loss and zero-shot retrieval (image to text and text to image, top-1 and
+top-5, with chance) on val and novel to metrics.jsonl.
+
 OPTIONS:
   --out RUN_DIR           the run directory (required)
+  --task text|clip        next-token pretraining on text (default) or
+                          contrastive image-caption training
   --data FILE_OR_DIR      text file or directory of them (default: Debian's
-                          fortunes, /usr/share/games/fortunes)
+                          fortunes, /usr/share/games/fortunes); with --task
+                          clip, the image-caption set's directory
   --steps N               optimizer steps (default 1000)
   --batch B, --seq T      batch and sequence length (default: the artifact's)
   --lr LR                 peak learning rate (default 3e-4)
@@ -509,6 +521,8 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   allowed.insert(allowed.end(), settings.begin(), settings.end());
   if (distill)
     allowed.push_back("--student");
+  if (task == "pretrain")
+    allowed.push_back("--task");
   Options o = parseOptions(task, argc, argv, 2, allowed,
                            distill  ? kDistillUsage
                            : ppo    ? kPpoUsage
@@ -526,6 +540,14 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   }
   kiln::train::PretrainOptions p;
   p.task = task;
+  if (o.values.count("--task")) {
+    const std::string &kind = o.values["--task"];
+    if (kind == "clip")
+      p.task = "clip";
+    else if (kind != "text")
+      fail("--task '" + kind + "': expected text (next-token pretraining) "
+           "or clip (contrastive image-caption training)");
+  }
   p.resume = o.has("--resume");
   if (!o.values.count("--out"))
     fail("'kiln " + task + "' needs --out RUN_DIR; see 'kiln " + task +
@@ -623,6 +645,10 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
                                 : fallback;
   };
   p.data = o.values.count("--data") ? o.values["--data"] : "";
+  if (p.task == "clip" && !p.resume && p.data.empty())
+    fail("'kiln pretrain --task clip' needs --data DIR (train.jsonl, "
+         "val.jsonl and optionally novel.jsonl of {\"image\", \"caption\"} "
+         "lines; 'kiln shapes --out DIR' writes one)");
   // 0 on --resume: continue up to the recorded count.
   p.steps = count("--steps", p.resume ? 0 : 1000, 1);
   p.batch = count("--batch", 0, 1);

@@ -59,6 +59,8 @@ COMMANDS:
          Held-out loss and perplexity of a language-model artifact.
   calibrate NAME.kiln (--run RUN_DIR | --tokens FILE) --out FILE ...
          Activation ranges for --quantize int8-static (--mode calibrate).
+  shapes --out DIR [--train N] [--image-size N] ...
+         Writes a generated image-caption set (shapes, colours, counts).
 
 Run 'kiln <command> --help' for the options of a command.
 )";
@@ -107,6 +109,8 @@ int main(int argc, char **argv) {
     return evalCommand(argc, argv);
   if (command == "calibrate")
     return calibrateCommand(argc, argv);
+  if (command == "shapes")
+    return shapesCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, dpo, reward, grpo, ppo, distill, task, judge, label, plot, generate, eval, calibrate; see 'kiln --help')");
+       "pretrain, sft, dpo, reward, grpo, ppo, distill, task, judge, label, plot, generate, eval, calibrate, shapes; see 'kiln --help')");
 }

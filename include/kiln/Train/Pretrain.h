@@ -32,12 +32,16 @@ struct PretrainOptions {
   /// prompt and its answer, rewarded by the judge of Tasks.h; an artifact
   /// compiled with --objective grpo and --kv-cache) or "ppo" (the same data;
   /// --objective ppo and --kv-cache) or "distill" (a text corpus, as
-  /// pretraining, and a teacher artifact; --objective distill).
+  /// pretraining, and a teacher artifact; --objective distill) or "clip"
+  /// (an image-caption set, ImageText.h, and a clip artifact compiled with
+  /// --objective contrastive; held-out retrieval is measured).
   std::string task = "pretrain";
   /// The training artifact (entry points train_step and eval_step).
   std::string artifact;
   /// pretrain: a text file or a directory of them; empty:
   /// defaultCorpusPath(). sft: a JSON-lines file of prompts and responses.
+  /// clip: a directory with train.jsonl, val.jsonl and, optionally,
+  /// novel.jsonl (as `kiln shapes` writes them).
   std::string data;
   /// sft: held-out prompt/response lines; empty: the last `valFraction` of
   /// `data`'s lines, after a seeded shuffle.

@@ -162,6 +162,8 @@ struct Batch {
   std::vector<Input> extra;
   /// The tokens of each row (reward models score each row's last one).
   std::vector<int64_t> lengths;
+  /// CLIP: `attention_mask` [batch, seq], 1 on caption tokens.
+  std::vector<int64_t> mask;
 };
 
 /// The windows of `data` starting at `starts`, one per row: inputs tokens

@@ -1,0 +1,60 @@
+//===- JsonLines.h - Reading JSON-lines files -------------------*- C++ -*-===//
+//
+// The data files of the fine-tuning and multimodal tasks are JSON lines: one
+// object per non-blank line. Private to lib/Train.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef KILN_LIB_TRAIN_JSONLINES_H
+#define KILN_LIB_TRAIN_JSONLINES_H
+
+#include "kiln/Runtime/JsonLimits.h"
+#include "kiln/Runtime/Status.h"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+namespace kiln::train {
+
+/// Calls `line(number, text)` for each non-blank line of `text`; stops at
+/// the first error.
+template <typename Fn>
+runtime::Status forEachLine(const std::string &text, Fn &&line) {
+  size_t start = 0;
+  int64_t number = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos)
+      end = text.size();
+    ++number;
+    std::string_view view(text.data() + start, end - start);
+    if (!view.empty() && view.back() == '\r')
+      view.remove_suffix(1);
+    if (view.find_first_not_of(" \t") != std::string_view::npos)
+      if (runtime::Status s = line(number, view); !s)
+        return s;
+    start = end + 1;
+  }
+  return runtime::Status::ok();
+}
+
+/// Parses one JSON line; the error names `path:number`.
+inline runtime::Expected<nlohmann::json>
+parseLine(const std::string &path, int64_t number, std::string_view text) {
+  std::string where = "'" + path + "' line " + std::to_string(number);
+  if (runtime::Status s = runtime::checkJsonNesting(text, where); !s)
+    return s;
+  nlohmann::json value =
+      nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded())
+    return runtime::Status::error(where + " is not JSON");
+  if (!value.is_object())
+    return runtime::Status::error(where + " is not a JSON object");
+  return value;
+}
+
+} // namespace kiln::train
+
+#endif // KILN_LIB_TRAIN_JSONLINES_H
