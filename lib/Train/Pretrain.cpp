@@ -217,7 +217,7 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
     return bad("task");
   if (task != "pretrain" && task != "sft" && task != "dpo" &&
       task != "grpo" && task != "reward" && task != "ppo" &&
-      task != "distill")
+      task != "distill" && task != "clip")
     return Status::error("'" + path + "' records task '" + task +
                          "', which this kiln does not know");
   if (checkTask && task != o.task && task == "clip")

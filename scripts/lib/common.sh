@@ -11,7 +11,7 @@ KILN_PACKAGES=(
   cmake ninja-build ccache g++ git
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools libomp-22-dev
   libgtest-dev nlohmann-json3-dev libsentencepiece-dev zlib1g-dev libpng-dev fortunes
-  python3 python3-numpy python3-torch python3-venv
+  python3 python3-numpy python3-torch python3-venv python3-sentencepiece
 )
 
 # The Hugging Face fidelity suite (test/e2e/hf_models.py) runs transformers,
