@@ -16,6 +16,7 @@
 #include "Random.h"
 
 #include "kiln/Plot/Image.h"
+#include "kiln/Runtime/Artifact.h"
 #include "kiln/Runtime/File.h"
 #include "kiln/Train/Tokenizer.h"
 
@@ -24,6 +25,7 @@
 #include <cstdio>
 #include <map>
 #include <numeric>
+#include <optional>
 
 using namespace kiln::train;
 using kiln::plot::Rgb;
@@ -371,6 +373,135 @@ void kiln::train::packTokens(const std::vector<std::vector<int64_t>> &tokens,
       mask[r * static_cast<size_t>(seq) + t] = 1;
     }
   }
+}
+
+Expected<ClipModelInfo>
+kiln::train::readClipModelInfo(const runtime::Artifact &artifact) {
+  const runtime::EntryPointSpec *image = artifact.findEntryPoint("encode_image");
+  const runtime::EntryPointSpec *text = artifact.findEntryPoint("encode_text");
+  const runtime::TensorSpec *pixels =
+      image ? image->findInput("pixel_values") : nullptr;
+  const runtime::TensorSpec *ids = text ? text->findInput("input_ids") : nullptr;
+  if (!pixels || pixels->rank() != 4 || !ids || ids->rank() != 2 ||
+      !text->findInput("attention_mask"))
+    return Status::error("'" + artifact.dir() +
+                         "' is not a CLIP model: it has no encode_image("
+                         "pixel_values) and encode_text(input_ids, "
+                         "attention_mask) (it has: " +
+                         artifact.manifest().entryPointNames() +
+                         "); compile a clip config");
+  const runtime::OptionMap &options = artifact.manifest().compileOptions;
+  auto model = options.find("model");
+  json info = model == options.end()
+                  ? json()
+                  : json::parse(model->second.text, nullptr,
+                                /*allow_exceptions=*/false);
+  auto integer = [&](const char *key) -> std::optional<int64_t> {
+    if (!info.is_object() || !info.contains(key) ||
+        !info[key].is_number_integer())
+      return std::nullopt;
+    return info[key].get<int64_t>();
+  };
+  std::optional<int64_t> eos = integer("text_eos_token_id");
+  std::optional<int64_t> vocab = integer("text_vocab_size");
+  std::optional<int64_t> length = integer("text_max_length");
+  if (!eos || !vocab || !length)
+    return Status::error("'" + artifact.dir() +
+                         "' does not say which token ends a caption (its "
+                         "manifest has no compile_options.model); compile it "
+                         "again with this kiln-compile");
+  if (*eos == 2 || *eos < kReservedTokenIds || *eos >= *vocab)
+    return Status::error(
+        "'" + artifact.dir() + "': the text tower pools at eos_token_id " +
+        std::to_string(*eos) +
+        ", which Kiln's tokenizer cannot keep apart from its pieces; give "
+        "the clip config's text_config an eos_token_id of vocab_size - 1 (" +
+        std::to_string(*vocab - 1) + "), above the tokenizer's pieces");
+  ClipModelInfo out;
+  out.endToken = *eos;
+  out.textVocab = *vocab;
+  out.maxTextLength = *length;
+  out.channels = pixels->shape[1];
+  out.imageHeight = pixels->shape[2];
+  out.imageWidth = pixels->shape[3];
+  return out;
+}
+
+namespace {
+/// The rows of each call: the entry point's static batch, or `batch`.
+int64_t chunkRows(const runtime::TensorSpec &input, int64_t batch) {
+  return input.shape[0] == runtime::kDynamicDim ? std::max<int64_t>(1, batch)
+                                                : input.shape[0];
+}
+} // namespace
+
+Expected<std::vector<float>>
+kiln::train::embedImages(const runtime::Artifact &artifact,
+                         const std::vector<float> &pixels, int64_t count,
+                         int64_t height, int64_t width, int64_t batch) {
+  const runtime::EntryPointSpec *entry = artifact.findEntryPoint("encode_image");
+  if (!entry)
+    return Status::error("'" + artifact.dir() + "' has no encode_image");
+  bool dynamic = entry->inputs[0].shape[0] == runtime::kDynamicDim;
+  int64_t chunk = chunkRows(entry->inputs[0], batch);
+  int64_t floats = 3 * height * width;
+  std::vector<float> out;
+  for (int64_t start = 0; start < count; start += chunk) {
+    int64_t real = std::min(chunk, count - start);
+    int64_t rows = dynamic ? real : chunk;
+    std::vector<float> slice;
+    slice.reserve(static_cast<size_t>(rows * floats));
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t row = start + std::min(r, real - 1);
+      slice.insert(slice.end(),
+                   pixels.begin() + static_cast<ptrdiff_t>(row * floats),
+                   pixels.begin() + static_cast<ptrdiff_t>((row + 1) * floats));
+    }
+    auto result = artifact.run(
+        "encode_image",
+        {{"pixel_values",
+          runtime::TensorView{runtime::DType::F32, {rows, 3, height, width},
+                              slice.data()}}});
+    if (!result)
+      return result.status();
+    const float *v = (*result)[0].as<float>();
+    int64_t embed = (*result)[0].shape().back();
+    out.insert(out.end(), v, v + real * embed);
+  }
+  return out;
+}
+
+Expected<std::vector<float>>
+kiln::train::embedTexts(const runtime::Artifact &artifact,
+                        const std::vector<std::vector<int64_t>> &tokens,
+                        int64_t seq, int64_t batch) {
+  const runtime::EntryPointSpec *entry = artifact.findEntryPoint("encode_text");
+  if (!entry)
+    return Status::error("'" + artifact.dir() + "' has no encode_text");
+  bool dynamic = entry->inputs[0].shape[0] == runtime::kDynamicDim;
+  int64_t chunk = chunkRows(entry->inputs[0], batch);
+  int64_t count = static_cast<int64_t>(tokens.size());
+  std::vector<float> out;
+  for (int64_t start = 0; start < count; start += chunk) {
+    int64_t real = std::min(chunk, count - start);
+    std::vector<int64_t> rows;
+    for (int64_t r = 0; r < (dynamic ? real : chunk); ++r)
+      rows.push_back(start + std::min(r, real - 1));
+    std::vector<int64_t> ids, mask;
+    packTokens(tokens, rows, seq, ids, mask);
+    std::vector<int64_t> shape = {static_cast<int64_t>(rows.size()), seq};
+    auto result = artifact.run(
+        "encode_text",
+        {{"input_ids", runtime::TensorView{runtime::DType::I64, shape, ids.data()}},
+         {"attention_mask",
+          runtime::TensorView{runtime::DType::I64, shape, mask.data()}}});
+    if (!result)
+      return result.status();
+    const float *v = (*result)[0].as<float>();
+    int64_t embed = (*result)[0].shape().back();
+    out.insert(out.end(), v, v + real * embed);
+  }
+  return out;
 }
 
 RetrievalScores

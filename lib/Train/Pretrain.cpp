@@ -407,28 +407,10 @@ Expected<TrainingInterface> clipInterface(const Artifact &artifact,
                          " channels; image-caption sets are RGB (3)");
   t.imageHeight = pixels->shape[2];
   t.imageWidth = pixels->shape[3];
-  auto model = artifact.manifest().compileOptions.find("model");
-  json info = model == artifact.manifest().compileOptions.end()
-                  ? json()
-                  : json::parse(model->second.text, nullptr,
-                                /*allow_exceptions=*/false);
-  if (!info.is_object() || !info.contains("text_eos_token_id") ||
-      !info["text_eos_token_id"].is_number_integer() ||
-      !info.contains("text_vocab_size") ||
-      !info["text_vocab_size"].is_number_integer())
-    return Status::error("'" + artifact.dir() +
-                         "' does not say which token ends a caption (its "
-                         "manifest has no compile_options.model); compile it "
-                         "again with this kiln-compile");
-  int64_t eos = info["text_eos_token_id"].get<int64_t>();
-  int64_t vocab = info["text_vocab_size"].get<int64_t>();
-  if (eos == 2 || eos < kReservedTokenIds + 1 || eos >= vocab)
-    return Status::error(
-        "'" + artifact.dir() + "': the text tower pools at eos_token_id " +
-        std::to_string(eos) +
-        ", which Kiln's tokenizer cannot keep apart from its pieces; give "
-        "the clip config's text_config an eos_token_id of vocab_size - 1 (" +
-        std::to_string(vocab - 1) + "), above the tokenizer's pieces");
+  Expected<ClipModelInfo> info = readClipModelInfo(artifact);
+  if (!info)
+    return info.status();
+  int64_t eos = info->endToken;
   t.endToken = eos;
   // The tokenizer's pieces stay below the end token.
   t.vocab = eos;
@@ -941,8 +923,7 @@ private:
   /// the embeddings they come from.
   Status prepareImageText(const TrainingInterface &t);
   Expected<double> evaluateRetrieval(MetricsRow &row);
-  Expected<std::vector<float>> embedImages(const ImageTextSplit &split);
-  Expected<std::vector<float>> embedCaptions(const ImageTextSplit &split);
+
   bool distill() const { return o.task == "distill"; }
   /// Distillation: the teacher, its held-out outputs with the eval
   /// batches, the windows sampler and the cache.
@@ -1485,70 +1466,6 @@ Status Run::prepareImageText(const TrainingInterface &t) {
   return Status::ok();
 }
 
-Expected<std::vector<float>> Run::embedImages(const ImageTextSplit &split) {
-  const EntryPointSpec *entry = artifact->findEntryPoint("encode_image");
-  int64_t declared = entry->inputs[0].shape[0];
-  int64_t chunk = declared == runtime::kDynamicDim ? o.batch : declared;
-  int64_t floats = 3 * split.height * split.width;
-  std::vector<float> out;
-  for (int64_t start = 0; start < split.count; start += chunk) {
-    // A short last chunk repeats its last image up to a static batch.
-    std::vector<float> pixels;
-    for (int64_t r = 0; r < chunk; ++r) {
-      int64_t row = std::min(start + r, split.count - 1);
-      if (declared == runtime::kDynamicDim && start + r >= split.count)
-        break;
-      pixels.insert(pixels.end(),
-                    split.pixels.begin() + static_cast<ptrdiff_t>(row * floats),
-                    split.pixels.begin() +
-                        static_cast<ptrdiff_t>((row + 1) * floats));
-    }
-    int64_t rows = static_cast<int64_t>(pixels.size()) / floats;
-    auto result = artifact->run(
-        "encode_image",
-        {{"pixel_values",
-          TensorView{DType::F32, {rows, 3, split.height, split.width},
-                     pixels.data()}}});
-    if (!result)
-      return result.status();
-    const float *v = (*result)[0].as<float>();
-    int64_t width = (*result)[0].shape().back();
-    int64_t real = std::min(chunk, split.count - start);
-    out.insert(out.end(), v, v + real * width);
-  }
-  return out;
-}
-
-Expected<std::vector<float>> Run::embedCaptions(const ImageTextSplit &split) {
-  const EntryPointSpec *entry = artifact->findEntryPoint("encode_text");
-  int64_t declared = entry->inputs[0].shape[0];
-  int64_t chunk = declared == runtime::kDynamicDim ? o.batch : declared;
-  int64_t count = static_cast<int64_t>(split.distinctTokens.size());
-  std::vector<float> out;
-  for (int64_t start = 0; start < count; start += chunk) {
-    std::vector<int64_t> rows;
-    for (int64_t r = 0; r < chunk; ++r) {
-      if (declared == runtime::kDynamicDim && start + r >= count)
-        break;
-      rows.push_back(std::min(start + r, count - 1));
-    }
-    std::vector<int64_t> ids, mask;
-    packTokens(split.distinctTokens, rows, o.seq, ids, mask);
-    std::vector<int64_t> shape = {static_cast<int64_t>(rows.size()), o.seq};
-    auto result = artifact->run(
-        "encode_text",
-        {{"input_ids", TensorView{DType::I64, shape, ids.data()}},
-         {"attention_mask", TensorView{DType::I64, shape, mask.data()}}});
-    if (!result)
-      return result.status();
-    const float *v = (*result)[0].as<float>();
-    int64_t width = (*result)[0].shape().back();
-    int64_t real = std::min(chunk, count - start);
-    out.insert(out.end(), v, v + real * width);
-  }
-  return out;
-}
-
 /// DPO data: the preference lines tokenized, held out as the SFT examples
 /// are; the reference log-probabilities come once the starting parameters
 /// are loaded (computeReferences), and are written with the pairs to
@@ -1950,10 +1867,13 @@ Expected<double> Run::evaluateRetrieval(MetricsRow &row) {
                              std::pair{"novel", imageNovel.get()}}) {
     if (!split)
       continue;
-    Expected<std::vector<float>> images = embedImages(*split);
+    Expected<std::vector<float>> images =
+        embedImages(*artifact, split->pixels, split->count, split->height,
+                    split->width, o.batch);
     if (!images)
       return images.status();
-    Expected<std::vector<float>> texts = embedCaptions(*split);
+    Expected<std::vector<float>> texts =
+        embedTexts(*artifact, split->distinctTokens, o.seq, o.batch);
     if (!texts)
       return texts.status();
     int64_t width = static_cast<int64_t>(images->size()) / split->count;

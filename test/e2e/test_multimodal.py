@@ -226,6 +226,37 @@ class Multimodal(unittest.TestCase):
             for key, value in expected.items():
                 self.assertAlmostEqual(last[f"{split}_{key}"], value, places=9, msg=f"{split} {key}")
 
+    def test_embed(self):
+        """kiln embed: an image's nearest captions, best first, its
+        embedding as encode_image gives it; a caption's nearest images."""
+        self.assertEqual(self.train.returncode, 0, self.train.stderr)
+        lines = read_lines(os.path.join(self.data, "val.jsonl"))
+        image = os.path.join(self.data, lines[3]["image"])
+        out = self.path("query.npy")
+        done = kiln("embed", self.artifact, "--run", self.run_dir, "--image", image, "--against",
+                    os.path.join(self.data, "val.jsonl"), "--top", "4", "--out", out)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        rows = [line.split(None, 1) for line in done.stdout.strip().splitlines()]
+        self.assertEqual(len(rows), 4)
+        scores = [float(r[0]) for r in rows]
+        self.assertEqual(scores, sorted(scores, reverse=True))
+        for score, caption in rows:
+            self.assertTrue(CAPTION.match(caption), caption)
+        pixels = ((read_png(image) / 255.0 - MEAN) / STD).transpose(2, 0, 1)[None].astype(np.float32)
+        expected = self.embed("encode_image", {"pixel_values": pixels}, 1)
+        np.testing.assert_allclose(np.load(out), expected, rtol=1e-6, atol=1e-7)
+        done = kiln("embed", self.artifact, "--run", self.run_dir, "--text", lines[3]["caption"],
+                    "--against", os.path.join(self.data, "val.jsonl"), "--top", "2")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(len(done.stdout.strip().splitlines()), 2)
+        self.assertIn("images/val-", done.stdout)
+        big = self.path("big-embed")
+        kiln("shapes", "--out", big, "--train", "1", "--val", "1", "--novel", "1", "--image-size", "20")
+        done = kiln("embed", self.artifact, "--run", self.run_dir, "--image",
+                    os.path.join(big, "images", "val-000000.png"), "--against",
+                    os.path.join(self.data, "val.jsonl"))
+        self.one_error(done, "20x20", "16x16")
+
     def test_resume(self):
         self.assertEqual(self.train.returncode, 0, self.train.stderr)
         # A constant schedule: the learning rate does not depend on --steps,

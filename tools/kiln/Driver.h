@@ -119,6 +119,7 @@ int generateCommand(int argc, char **argv);
 int evalCommand(int argc, char **argv);
 int calibrateCommand(int argc, char **argv);
 int shapesCommand(int argc, char **argv);
+int embedCommand(int argc, char **argv);
 
 } // namespace kiln::driver
 

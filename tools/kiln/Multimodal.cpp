@@ -8,9 +8,16 @@
 
 #include "Driver.h"
 
+#include "kiln/Plot/Image.h"
+#include "kiln/Runtime/File.h"
 #include "kiln/Train/ImageText.h"
+#include "kiln/Train/Tokenizer.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <set>
 
 using namespace kiln::driver;
 
@@ -39,7 +46,187 @@ OPTIONS:
   --seed N           the same seed gives the same files (default 0)
 )";
 
+const char kEmbedUsage[] =
+    R"(USAGE: kiln embed NAME.kiln (--run RUN_DIR | --tokenizer MODEL [--checkpoint FILE])
+                  (--image FILE | --text TEXT) --against FILE [--top K] [--out FILE.npy]
+
+Embeds one image or one caption with a CLIP artifact (a clip config, e.g.
+trained with kiln pretrain --task clip) and prints the nearest of --against,
+best first, with their cosine similarity:
+
+  --image FILE   a PNG or binary PPM of the model's image size; --against
+                 gives captions: the distinct captions of an image-caption
+                 .jsonl, or a text file of one caption per line
+  --text TEXT    a caption; --against is an image-caption .jsonl whose
+                 images are ranked
+
+OPTIONS:
+  --run RUN_DIR        the run's tokenizer and checkpoint
+  --tokenizer MODEL    a SentencePiece model (instead of --run)
+  --checkpoint FILE    parameters to load (a training artifact's checkpoint)
+  --top K              how many to print (default 5)
+  --out FILE.npy       also write the query's embedding [1, P]
+)";
+
+std::vector<std::string> readCaptionLines(const std::string &path) {
+  std::vector<std::string> captions;
+  if (path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0) {
+    Expected<std::vector<kiln::train::ImageCaption>> lines =
+        kiln::train::readImageCaptions(path);
+    if (!lines)
+      fail(lines.message());
+    std::set<std::string> seen;
+    for (const kiln::train::ImageCaption &line : *lines)
+      if (seen.insert(line.caption).second)
+        captions.push_back(line.caption);
+    return captions;
+  }
+  Expected<std::string> text = kiln::runtime::readFile(path, "caption file");
+  if (!text)
+    fail(text.message());
+  size_t start = 0;
+  while (start < text->size()) {
+    size_t end = std::min(text->find('\n', start), text->size());
+    std::string line = text->substr(start, end - start);
+    if (!line.empty() && line.back() == '\r')
+      line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos)
+      captions.push_back(line);
+    start = end + 1;
+  }
+  if (captions.empty())
+    fail("'" + path + "' has no captions (one per line)");
+  return captions;
+}
+
+std::vector<int64_t> captionTokens(const kiln::train::Tokenizer &tokenizer,
+                                   const std::string &caption,
+                                   int64_t endToken, int64_t seq) {
+  std::vector<int32_t> pieces = tokenizer.encode(caption);
+  std::vector<int64_t> ids(pieces.begin(), pieces.end());
+  ids.push_back(endToken);
+  if (static_cast<int64_t>(ids.size()) > seq)
+    fail("the caption '" + caption + "' is " + std::to_string(ids.size()) +
+         " tokens with its end token; the model takes " + std::to_string(seq));
+  return ids;
+}
+
+/// Prints the `top` best of `scores` with their labels.
+void printNearest(const std::vector<double> &scores,
+                  const std::vector<std::string> &labels, int64_t top) {
+  std::vector<size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  for (size_t i = 0; i < order.size() && static_cast<int64_t>(i) < top; ++i)
+    std::printf("%7.4f  %s\n", scores[order[i]], labels[order[i]].c_str());
+}
+
+std::vector<double> cosine(const std::vector<float> &query,
+                           const std::vector<float> &candidates) {
+  size_t width = query.size();
+  std::vector<double> scores;
+  for (size_t start = 0; start + width <= candidates.size(); start += width) {
+    double dot = 0;
+    for (size_t d = 0; d < width; ++d)
+      dot += static_cast<double>(query[d]) * candidates[start + d];
+    scores.push_back(dot);
+  }
+  return scores;
+}
+
 } // namespace
+
+int kiln::driver::embedCommand(int argc, char **argv) {
+  Options o = parseOptions("embed", argc, argv, 2,
+                           {"--run", "--tokenizer", "--checkpoint", "--image",
+                            "--text", "--against", "--top", "--out"},
+                           kEmbedUsage);
+  if (o.values.count("--image") == o.values.count("--text"))
+    fail("'kiln embed' needs one of --image FILE and --text TEXT");
+  if (!o.values.count("--against"))
+    fail("'kiln embed' needs --against FILE (captions for an image, an "
+         "image-caption .jsonl for a caption)");
+  int64_t top = o.values.count("--top")
+                    ? parseCount("--top", o.values["--top"], 1)
+                    : 5;
+  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  Expected<kiln::train::ClipModelInfo> info =
+      kiln::train::readClipModelInfo(*artifact);
+  if (!info)
+    fail(info.message());
+  kiln::train::Tokenizer tokenizer =
+      loadModel(o, *artifact, "embed", /*requireAll=*/true);
+  if (tokenizer.vocabSize() > info->endToken)
+    fail("the tokenizer has " + std::to_string(tokenizer.vocabSize()) +
+         " pieces; the model's end-of-text id " +
+         std::to_string(info->endToken) + " must be above them");
+  const EntryPointSpec *text = artifact->findEntryPoint("encode_text");
+  int64_t seq = text->inputs[0].shape[1] == kDynamicDim
+                    ? info->maxTextLength
+                    : text->inputs[0].shape[1];
+  int64_t height = info->imageHeight, width = info->imageWidth;
+
+  std::vector<float> query;
+  if (o.values.count("--image")) {
+    std::string path = o.values["--image"];
+    Expected<kiln::plot::RgbImage> image = kiln::plot::readImage(path);
+    if (!image)
+      fail(image.message());
+    std::vector<float> pixels(static_cast<size_t>(3 * height * width));
+    if (Status s = kiln::train::imagePixels(*image, path, width, height,
+                                            pixels.data());
+        !s)
+      fail(s.message());
+    auto embedded =
+        kiln::train::embedImages(*artifact, pixels, 1, height, width, 1);
+    if (!embedded)
+      fail(embedded.message());
+    query = embedded.take();
+    std::vector<std::string> captions = readCaptionLines(o.values["--against"]);
+    std::vector<std::vector<int64_t>> tokens;
+    for (const std::string &caption : captions)
+      tokens.push_back(
+          captionTokens(tokenizer, caption, info->endToken, seq));
+    auto candidates = kiln::train::embedTexts(*artifact, tokens, seq, 64);
+    if (!candidates)
+      fail(candidates.message());
+    printNearest(cosine(query, *candidates), captions, top);
+  } else {
+    std::vector<std::vector<int64_t>> tokens = {
+        captionTokens(tokenizer, o.values["--text"], info->endToken, seq)};
+    auto embedded = kiln::train::embedTexts(*artifact, tokens, seq, 1);
+    if (!embedded)
+      fail(embedded.message());
+    query = embedded.take();
+    std::string against = o.values["--against"];
+    Expected<std::vector<kiln::train::ImageCaption>> lines =
+        kiln::train::readImageCaptions(against);
+    if (!lines)
+      fail(lines.message());
+    Expected<kiln::train::ImageTextSplit> split =
+        kiln::train::loadImageTextSplit(*lines, tokenizer, info->endToken,
+                                        height, width, seq);
+    if (!split)
+      fail(split.message());
+    auto candidates = kiln::train::embedImages(
+        *artifact, split->pixels, split->count, height, width, 64);
+    if (!candidates)
+      fail(candidates.message());
+    std::vector<std::string> labels;
+    for (const kiln::train::ImageCaption &line : *lines)
+      labels.push_back(line.image + "  (" + line.caption + ")");
+    printNearest(cosine(query, *candidates), labels, top);
+  }
+  if (o.values.count("--out")) {
+    std::vector<int64_t> shape = {1, static_cast<int64_t>(query.size())};
+    if (Status s = writeNpy(o.values["--out"],
+                            TensorView{DType::F32, shape, query.data()});
+        !s)
+      fail(s.message());
+  }
+  return 0;
+}
 
 int kiln::driver::shapesCommand(int argc, char **argv) {
   Options o = parseOptions("shapes", argc, argv, 2,

@@ -61,6 +61,9 @@ COMMANDS:
          Activation ranges for --quantize int8-static (--mode calibrate).
   shapes --out DIR [--train N] [--image-size N] ...
          Writes a generated image-caption set (shapes, colours, counts).
+  embed  NAME.kiln --run RUN_DIR (--image FILE | --text TEXT) --against FILE
+         Embeds an image or a caption with a CLIP artifact; prints the
+         nearest captions or images.
 
 Run 'kiln <command> --help' for the options of a command.
 )";
@@ -111,6 +114,8 @@ int main(int argc, char **argv) {
     return calibrateCommand(argc, argv);
   if (command == "shapes")
     return shapesCommand(argc, argv);
+  if (command == "embed")
+    return embedCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, dpo, reward, grpo, ppo, distill, task, judge, label, plot, generate, eval, calibrate, shapes; see 'kiln --help')");
+       "pretrain, sft, dpo, reward, grpo, ppo, distill, task, judge, label, plot, generate, eval, calibrate, shapes, embed; see 'kiln --help')");
 }

@@ -19,6 +19,10 @@
 #include "kiln/Plot/Png.h"
 #include "kiln/Runtime/Status.h"
 
+namespace kiln::runtime {
+class Artifact;
+} // namespace kiln::runtime
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -108,6 +112,36 @@ Expected<ImageTextSplit> loadImageTextSplit(
 void packTokens(const std::vector<std::vector<int64_t>> &tokens,
                 const std::vector<int64_t> &rows, int64_t seq,
                 std::vector<int64_t> &ids, std::vector<int64_t> &mask);
+
+/// What a CLIP artifact says about its inputs (kiln-compile records it as
+/// compile_options.model): the id the text tower pools at, its vocabulary
+/// and longest text, and the image size.
+struct ClipModelInfo {
+  int64_t endToken = 0, textVocab = 0, maxTextLength = 0;
+  int64_t imageHeight = 0, imageWidth = 0, channels = 3;
+};
+
+/// Reads the artifact's description; an error when it has none or is not a
+/// CLIP model with encode_image and encode_text, or when its end-of-text id
+/// is one Kiln's tokenizer cannot keep apart from its pieces (2, or below
+/// the reserved ids: the config's eos_token_id should be vocab_size - 1).
+Expected<ClipModelInfo> readClipModelInfo(const runtime::Artifact &artifact);
+
+/// encode_image over `count` images (`pixels` [count, 3, H, W]) in batches
+/// of the entry point's static batch (the last one padded by repeating its
+/// last image) or, when its batch is dynamic, of `batch`: the embeddings
+/// [count, P].
+Expected<std::vector<float>> embedImages(const runtime::Artifact &artifact,
+                                         const std::vector<float> &pixels,
+                                         int64_t count, int64_t height,
+                                         int64_t width, int64_t batch);
+
+/// encode_text over token lists (each ending in the end-of-text id),
+/// padded to `seq`, batched as embedImages: the embeddings [count, P].
+Expected<std::vector<float>>
+embedTexts(const runtime::Artifact &artifact,
+           const std::vector<std::vector<int64_t>> &tokens, int64_t seq,
+           int64_t batch);
 
 /// Zero-shot retrieval between N images and their N captions, from unit
 /// embeddings (`imageEmbeds` [N, P], `textEmbeds` [M, P] of the M distinct
