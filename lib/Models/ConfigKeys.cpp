@@ -318,6 +318,19 @@ const ConfigKeyInfo kTransformerKeys[] = {
     {"dropout", Use::Dropout, "", ""},
 };
 
+/// Kiln's recurrent text encoder (torch.nn.GRU / torch.nn.LSTM arguments).
+const ConfigKeyInfo kRNNKeys[] = {
+    {"model_type", Use::Honoured, "", "selects the family"},
+    {"cell", Use::Honoured, "", "gru or lstm"},
+    {"vocab_size", Use::Honoured, "", ""},
+    {"embedding_dim", Use::Honoured, "", "default: hidden_size"},
+    {"hidden_size", Use::Honoured, "", ""},
+    {"num_layers", Use::Honoured, "", ""},
+    {"bidirectional", Use::Honoured, "", ""},
+    {"bias", Use::Honoured, "", ""},
+    {"dropout", Use::Dropout, "", "between layers, as torch's"},
+};
+
 /// Other names of a key (a transformers config class's `attribute_map`).
 struct KeyAlias {
   StringRef alias, key;
@@ -352,6 +365,7 @@ const FamilyKeys kFamilyKeys[] = {
     {"clip", kCLIPKeys, true, {}},
     {"clip_text_model", kCLIPTextKeys, true, {}},
     {"clip_vision_model", kCLIPVisionKeys, true, {}},
+    {"rnn", kRNNKeys, false, {}},
 };
 
 const FamilyKeys *findFamily(StringRef modelType) {

@@ -836,6 +836,7 @@ const Family kFamilies[] = {
     {"clip", buildCLIP},
     {"clip_text_model", buildCLIPTextModel},
     {"clip_vision_model", buildCLIPVisionModel},
+    {"rnn", buildRNN},
 };
 } // namespace
 

@@ -4,9 +4,11 @@
 // configs (the `config.json` a checkpoint ships with). Parameters are named
 // exactly as in the family's torch `state_dict`, so weights load by name.
 // The families: `gpt2` (GPT2LMHeadModel), `llama` (LlamaForCausalLM),
-// `bert` (BertModel with pooler), `marian` (MarianMTModel) and
-// `transformer` (torch.nn.Transformer with embeddings, positional encoding
-// and a generator).
+// `bert` (BertModel with pooler), `marian` (MarianMTModel), `vit`
+// (ViTModel), `clip` (CLIPModel; `clip_text_model` and `clip_vision_model`
+// its towers), `transformer` (torch.nn.Transformer with embeddings,
+// positional encoding and a generator) and `rnn` (a torch.nn.GRU or LSTM
+// text encoder).
 //
 //===----------------------------------------------------------------------===//
 
