@@ -63,7 +63,7 @@
 // LM-NOT: token_logprobs
 // DYNAMIC: the DPO loss pairs the first half of a batch (chosen responses) with the second (rejected ones): compile it with a static, even --batch (twice the pairs per step)
 // ODD: compile it with a static, even --batch (twice the pairs per step), not 3
-// UNKNOWN: unknown --objective 'rlhf' (expected lm, dpo, grpo, reward, ppo or distill)
+// UNKNOWN: unknown --objective 'rlhf' (expected lm, dpo, grpo, reward, ppo, distill or contrastive)
 // NOTRAIN: --objective needs --mode train
 
 // The reward model: score.weight on the last token's final hidden state,
