@@ -225,6 +225,15 @@ class Multimodal(unittest.TestCase):
                              "text_to_image_chance": np.mean(chance)})
             for key, value in expected.items():
                 self.assertAlmostEqual(last[f"{split}_{key}"], value, places=9, msg=f"{split} {key}")
+            if split == "val":
+                val_texts = texts
+            else:
+                # Against every held-out caption: val's come after novel's.
+                wide = images @ np.concatenate([texts, val_texts]).T
+                above = (wide >= wide[np.arange(len(lines)), caption_of][:, None]).sum(1) - 1
+                for key, value in (("top1", np.mean(above < 1)), ("top5", np.mean(above < 5)),
+                                   ("chance", 1 / (len(texts) + len(val_texts)))):
+                    self.assertAlmostEqual(last[f"novel_image_to_text_{key}_vs_all"], value, places=9, msg=key)
 
     def test_embed(self):
         """kiln embed: an image's nearest captions, best first, its
