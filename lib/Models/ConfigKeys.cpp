@@ -331,6 +331,19 @@ const ConfigKeyInfo kRNNKeys[] = {
     {"dropout", Use::Dropout, "", "between layers, as torch's"},
 };
 
+/// Kiln's convolutional image encoder.
+const ConfigKeyInfo kCNNKeys[] = {
+    {"model_type", Use::Honoured, "", "selects the family"},
+    {"num_channels", Use::Honoured, "", ""},
+    {"image_size", Use::Honoured, "", "one size or [height, width]"},
+    {"stage_channels", Use::Honoured, "",
+     "output channels of each conv/pool stage"},
+    {"kernel_size", Use::Honoured, "", "odd; same padding"},
+    {"pool", Use::Honoured, "", "max or avg (2x2, stride 2)"},
+    {"activation", Use::Honoured, "", "an activation (see above)"},
+    {"embedding_dim", Use::Honoured, "", "the projection's width"},
+};
+
 /// Other names of a key (a transformers config class's `attribute_map`).
 struct KeyAlias {
   StringRef alias, key;
@@ -366,6 +379,7 @@ const FamilyKeys kFamilyKeys[] = {
     {"clip_text_model", kCLIPTextKeys, true, {}},
     {"clip_vision_model", kCLIPVisionKeys, true, {}},
     {"rnn", kRNNKeys, false, {}},
+    {"cnn", kCNNKeys, false, {}},
 };
 
 const FamilyKeys *findFamily(StringRef modelType) {

@@ -837,6 +837,7 @@ const Family kFamilies[] = {
     {"clip_text_model", buildCLIPTextModel},
     {"clip_vision_model", buildCLIPVisionModel},
     {"rnn", buildRNN},
+    {"cnn", buildCNN},
 };
 } // namespace
 

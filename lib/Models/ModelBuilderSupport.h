@@ -416,6 +416,9 @@ llvm::Expected<OwningOpRef<ModuleOp>>
 buildCLIPVisionModel(MLIRContext &context, const llvm::json::Object &config,
                      const BuildOptions &options);
 llvm::Expected<OwningOpRef<ModuleOp>>
+buildCNN(MLIRContext &context, const llvm::json::Object &config,
+         const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
 buildRNN(MLIRContext &context, const llvm::json::Object &config,
          const BuildOptions &options);
 llvm::Expected<OwningOpRef<ModuleOp>>

@@ -7,8 +7,8 @@
 // `bert` (BertModel with pooler), `marian` (MarianMTModel), `vit`
 // (ViTModel), `clip` (CLIPModel; `clip_text_model` and `clip_vision_model`
 // its towers), `transformer` (torch.nn.Transformer with embeddings,
-// positional encoding and a generator) and `rnn` (a torch.nn.GRU or LSTM
-// text encoder).
+// positional encoding and a generator), `rnn` (a torch.nn.GRU or LSTM
+// text encoder) and `cnn` (conv/pool stacks).
 //
 //===----------------------------------------------------------------------===//
 
