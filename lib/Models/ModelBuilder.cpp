@@ -252,6 +252,16 @@ std::array<int64_t, 2> ConfigReader::getSizePair(StringRef key,
   return {size, size};
 }
 
+void ConfigReader::requirePatchFits(std::array<int64_t, 2> patch,
+                                    std::array<int64_t, 2> image) {
+  if (failed() || (patch[0] <= image[0] && patch[1] <= image[1]))
+    return;
+  fail(llvm::formatv("key 'patch_size' ({0}x{1}) is larger than "
+                     "'image_size' ({2}x{3})",
+                     patch[0], patch[1], image[0], image[1])
+           .str());
+}
+
 void ConfigReader::requireDivisible(StringRef dividendKey, int64_t dividend,
                                     StringRef divisorKey, int64_t divisor) {
   if (failed() || divisor <= 0 || dividend % divisor == 0)

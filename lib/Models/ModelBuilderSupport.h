@@ -124,6 +124,10 @@ public:
 
   /// Records an error (unless one is recorded already).
   void fail(const llvm::Twine &message);
+  /// Records an error unless the patch (`patch_size`) fits in the image
+  /// (`image_size`), each {height, width}.
+  void requirePatchFits(std::array<int64_t, 2> patch,
+                        std::array<int64_t, 2> image);
   /// Records an error unless `dividend % divisor == 0`.
   void requireDivisible(llvm::StringRef dividendKey, int64_t dividend,
                         llvm::StringRef divisorKey, int64_t divisor);

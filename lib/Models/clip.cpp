@@ -78,11 +78,7 @@ llvm::Expected<VisionConfig> readVisionConfig(const llvm::json::Object &json) {
   c.channels = reader.getInt("num_channels", 3, 1);
   c.image = reader.getSizePair("image_size", 224);
   c.patch = reader.getSizePair("patch_size", 32);
-  if (!reader.failed() && (c.patch[0] > c.image[0] || c.patch[1] > c.image[1]))
-    reader.fail(llvm::formatv("key 'patch_size' ({0}x{1}) is larger than "
-                              "'image_size' ({2}x{3})",
-                              c.patch[0], c.patch[1], c.image[0], c.image[1])
-                    .str());
+  reader.requirePatchFits(c.patch, c.image);
   if (llvm::Error error = reader.takeError())
     return std::move(error);
   return c;

@@ -43,11 +43,7 @@ llvm::Expected<ViTConfig> readConfig(const llvm::json::Object &json) {
   c.qkvBias = reader.getBool("qkv_bias", true);
   reader.requireDivisible("hidden_size", c.hidden, "num_attention_heads",
                           c.heads);
-  if (!reader.failed() && (c.patch[0] > c.image[0] || c.patch[1] > c.image[1]))
-    reader.fail(llvm::formatv("key 'patch_size' ({0}x{1}) is larger than "
-                              "'image_size' ({2}x{3})",
-                              c.patch[0], c.patch[1], c.image[0], c.image[1])
-                    .str());
+  reader.requirePatchFits(c.patch, c.image);
   if (llvm::Error error = reader.takeError())
     return std::move(error);
   return c;

@@ -49,15 +49,12 @@ kiln::train::readPromptResponses(const std::string &path) {
       return value.status();
     std::string where = "'" + path + "' line " + std::to_string(number);
     PromptResponse example;
-    for (auto [key, out] : {std::pair{"prompt", &example.prompt},
-                            std::pair{"response", &example.response}}) {
-      auto it = value->find(key);
-      if (it == value->end() || !it->is_string())
-        return Status::error(where + ": \"" + key +
-                             "\" is missing or not a string (each line is "
-                             "{\"prompt\": ..., \"response\": ...})");
-      *out = it->get<std::string>();
-    }
+    if (Status s = readStringFields(*value, where,
+                                    {{"prompt", &example.prompt},
+                                     {"response", &example.response}},
+                                    "{\"prompt\": ..., \"response\": ...}");
+        !s)
+      return s;
     if (example.response.empty())
       return Status::error(where + ": the response is empty (there is "
                                    "nothing to learn from it)");
@@ -349,17 +346,14 @@ kiln::train::readPreferencePairs(const std::string &path) {
       return value.status();
     std::string where = "'" + path + "' line " + std::to_string(number);
     PreferencePair pair;
-    for (auto [key, out] : {std::pair{"prompt", &pair.prompt},
-                            std::pair{"chosen", &pair.chosen},
-                            std::pair{"rejected", &pair.rejected}}) {
-      auto it = value->find(key);
-      if (it == value->end() || !it->is_string())
-        return Status::error(where + ": \"" + key +
-                             "\" is missing or not a string (each line is "
-                             "{\"prompt\": ..., \"chosen\": ..., "
-                             "\"rejected\": ...})");
-      *out = it->get<std::string>();
-    }
+    if (Status s = readStringFields(
+            *value, where,
+            {{"prompt", &pair.prompt},
+             {"chosen", &pair.chosen},
+             {"rejected", &pair.rejected}},
+            "{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}");
+        !s)
+      return s;
     if (pair.chosen.empty() || pair.rejected.empty())
       return Status::error(where + ": a response is empty");
     if (pair.chosen == pair.rejected)

@@ -270,15 +270,12 @@ kiln::train::readImageCaptions(const std::string &path) {
       return value.status();
     std::string where = "'" + path + "' line " + std::to_string(number);
     ImageCaption example;
-    for (auto [key, out] : {std::pair{"image", &example.image},
-                            std::pair{"caption", &example.caption}}) {
-      auto it = value->find(key);
-      if (it == value->end() || !it->is_string())
-        return Status::error(where + ": \"" + key +
-                             "\" is missing or not a string (each line is "
-                             "{\"image\": FILE, \"caption\": TEXT})");
-      *out = it->get<std::string>();
-    }
+    if (Status s = readStringFields(*value, where,
+                                    {{"image", &example.image},
+                                     {"caption", &example.caption}},
+                                    "{\"image\": FILE, \"caption\": TEXT}");
+        !s)
+      return s;
     if (example.caption.empty())
       return Status::error(where + ": the caption is empty");
     if (example.image.empty() || example.image.front() == '/' ||

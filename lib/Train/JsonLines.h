@@ -13,8 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace kiln::train {
 
@@ -53,6 +55,25 @@ parseLine(const std::string &path, int64_t number, std::string_view text) {
   if (!value.is_object())
     return runtime::Status::error(where + " is not a JSON object");
   return value;
+}
+
+/// Reads the string members of one JSON-lines object into `fields` (name,
+/// destination); a missing or non-string one is an error naming `where`
+/// and showing the line's expected `shape`.
+inline runtime::Status
+readStringFields(const nlohmann::json &value, const std::string &where,
+                 std::initializer_list<std::pair<const char *, std::string *>>
+                     fields,
+                 const char *shape) {
+  for (auto [key, out] : fields) {
+    auto it = value.find(key);
+    if (it == value.end() || !it->is_string())
+      return runtime::Status::error(where + ": \"" + key +
+                                    "\" is missing or not a string (each "
+                                    "line is " + shape + ")");
+    *out = it->get<std::string>();
+  }
+  return runtime::Status::ok();
 }
 
 } // namespace kiln::train

@@ -376,6 +376,19 @@ Status resolveDim(const TensorSpec &spec, size_t dim, const char *option,
   return Status::ok();
 }
 
+/// The batch and sequence of train_step's input_ids [batch, seq] (see
+/// resolveDim), into `t`.
+Status resolveIdsShape(const TensorSpec &ids, int64_t batch, int64_t seq,
+                       TrainingInterface &t) {
+  if (Status s = resolveDim(ids, 0, "--batch", batch); !s)
+    return s;
+  if (Status s = resolveDim(ids, 1, "--seq", seq); !s)
+    return s;
+  t.batch = batch;
+  t.seq = seq;
+  return Status::ok();
+}
+
 /// A clip artifact's training interface: train_step(input_ids,
 /// pixel_values, attention_mask, lr), encode_image and encode_text, and
 /// the model description kiln-compile records (the end-of-text id).
@@ -395,12 +408,8 @@ Expected<TrainingInterface> clipInterface(const Artifact &artifact,
                          "encode_image and encode_text): compile a clip "
                          "config with kiln-compile --mode train --objective "
                          "contrastive");
-  if (Status s = resolveDim(*ids, 0, "--batch", batch); !s)
+  if (Status s = resolveIdsShape(*ids, batch, seq, t); !s)
     return s;
-  if (Status s = resolveDim(*ids, 1, "--seq", seq); !s)
-    return s;
-  t.batch = batch;
-  t.seq = seq;
   if (pixels->shape[1] != 3)
     return Status::error("'" + artifact.dir() + "' takes images of " +
                          std::to_string(pixels->shape[1]) +
@@ -452,12 +461,8 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
                          "targets and lr and return loss and grad_norm, as "
                          "kiln-compile --mode train builds it for language "
                          "models");
-  if (Status s = resolveDim(*ids, 0, "--batch", batch); !s)
+  if (Status s = resolveIdsShape(*ids, batch, seq, t); !s)
     return s;
-  if (Status s = resolveDim(*ids, 1, "--seq", seq); !s)
-    return s;
-  t.batch = batch;
-  t.seq = seq;
   if (preference) {
     const TensorSpec *reference = t.train->findInput("reference_logprobs");
     if (task == "reward") {

@@ -149,19 +149,8 @@ def compile_dir(path, out, extra=()):
 
 
 def run(artifact, inputs, work):
-    args = [KILN, "run", artifact, "--output-dir", os.path.join(work, "out")]
-    for name, array in inputs.items():
-        path = os.path.join(work, name + ".npy")
-        np.save(path, array)
-        args += ["--input", f"{name}={path}"]
-    result = subprocess.run(args, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise AssertionError("kiln run failed:\n" + result.stderr)
-    with open(os.path.join(artifact, "manifest.json")) as f:
-        manifest = json.load(f)
-    spec = next(e for e in manifest["entry_points"] if e["name"] == "forward")
-    return {o["name"]: np.load(os.path.join(work, "out", o["name"] + ".npy"))
-            for o in spec["outputs"]}
+    """`kiln run` of forward: {output name: array}."""
+    return run_entry(artifact, "forward", inputs, work)
 
 
 def run_entry(artifact, entry, inputs, work):
