@@ -166,6 +166,10 @@ int kiln::driver::embedCommand(int argc, char **argv) {
                     ? info->maxTextLength
                     : text->inputs[0].shape[1];
   int64_t height = info->imageHeight, width = info->imageWidth;
+  if (info->channels != 3)
+    fail("'" + o.artifact + "' takes images of " +
+         std::to_string(info->channels) +
+         " channels; kiln embed reads images as RGB (3)");
 
   std::vector<float> query;
   if (o.values.count("--image")) {
