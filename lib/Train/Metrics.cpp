@@ -316,7 +316,9 @@ std::string ProgressLine::format() const {
     std::snprintf(text, sizeof(text), "%.2e", *lr);
     add(std::string("lr ") + text);
   }
-  if (tokensPerSecond)
+  if (imagesPerSecond)
+    add(formatCount(*imagesPerSecond) + " img/s");
+  else if (tokensPerSecond)
     add(formatCount(*tokensPerSecond) + " tok/s");
   if (mfu) {
     double percent = *mfu * 100;

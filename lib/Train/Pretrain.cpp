@@ -2466,6 +2466,8 @@ Status Run::run() {
       progress.evalStep = lastEvalStep;
       progress.lr = lr;
       progress.tokensPerSecond = tokensPerStep / seconds;
+      if (contrastive())
+        progress.imagesPerSecond = static_cast<double>(batch.batch) / seconds;
       if (flopsPerStep)
         progress.mfu = mfu;
       double elapsed = std::chrono::duration<double>(

@@ -163,6 +163,7 @@ class Multimodal(unittest.TestCase):
             self.assertGreater(last[f"{split}_text_to_image_top5"],
                                2 * 5 * last[f"{split}_text_to_image_chance"], split)
         self.assertIn("images_per_s", rows[-1])
+        self.assertIn(" img/s |", self.train.stderr)
         self.assertIn("novel retrieval, image to text top-1", self.train.stderr)
 
     def embed(self, entry, inputs, rows):

@@ -134,6 +134,8 @@ struct ProgressLine {
   int64_t evalStep = 0;
   std::optional<double> lr;
   std::optional<double> tokensPerSecond;
+  /// Images per second (image-caption training), shown instead of tokens.
+  std::optional<double> imagesPerSecond;
   /// Model FLOPs utilization as a fraction (0.31 shows as "31%").
   std::optional<double> mfu;
   std::optional<double> etaSeconds;

@@ -189,6 +189,10 @@ TEST(ProgressLineTest, FormatsTheLiveLine) {
   line.evalStep = 100;
   EXPECT_EQ(line.format(), "step 120/1000 | loss 3.412 | eval 3.50 @100 | lr "
                            "3.00e-04 | 12.3k tok/s | MFU 3.4% | ETA 4m12s");
+  // Image-caption training counts images.
+  line.imagesPerSecond = 368.4;
+  EXPECT_EQ(line.format(), "step 120/1000 | loss 3.412 | eval 3.50 @100 | lr "
+                           "3.00e-04 | 368 img/s | MFU 3.4% | ETA 4m12s");
 
   ProgressLine bare;
   bare.step = 5;
