@@ -425,12 +425,45 @@ kiln::train::readClipModelInfo(const runtime::Artifact &artifact) {
 }
 
 namespace {
-/// The rows of each call: the entry point's static batch, or `batch`.
-int64_t chunkRows(const runtime::TensorSpec &input, int64_t batch) {
-  return input.shape[0] == runtime::kDynamicDim ? std::max<int64_t>(1, batch)
-                                                : input.shape[0];
+/// Runs `call(rows, real)` once per call of an entry point whose first
+/// input is `input`, over `count` items: `rows` are the item indices of the
+/// call's rows (the entry point's static batch, the last call padded by
+/// repeating its last item; or, for a dynamic batch, up to `batch` rows),
+/// the first `real` of them new.
+template <typename Call>
+Status forEachCall(const runtime::TensorSpec &input, int64_t count,
+                   int64_t batch, Call &&call) {
+  bool dynamic = input.shape[0] == runtime::kDynamicDim;
+  int64_t chunk = dynamic ? std::max<int64_t>(1, batch) : input.shape[0];
+  for (int64_t start = 0; start < count; start += chunk) {
+    int64_t real = std::min(chunk, count - start);
+    std::vector<int64_t> rows;
+    for (int64_t r = 0; r < (dynamic ? real : chunk); ++r)
+      rows.push_back(start + std::min(r, real - 1));
+    if (Status s = call(rows, real); !s)
+      return s;
+  }
+  return Status::ok();
+}
+
+/// Appends the first `real` rows of an entry point's only output to `out`.
+void appendRows(const runtime::OwnedTensor &output, int64_t real,
+                std::vector<float> &out) {
+  const float *v = output.as<float>();
+  out.insert(out.end(), v, v + real * output.shape().back());
 }
 } // namespace
+
+std::vector<float> kiln::train::gatherRows(const std::vector<float> &data,
+                                           const std::vector<int64_t> &rows,
+                                           int64_t rowSize) {
+  std::vector<float> out;
+  out.reserve(rows.size() * static_cast<size_t>(rowSize));
+  for (int64_t row : rows)
+    out.insert(out.end(), data.begin() + static_cast<ptrdiff_t>(row * rowSize),
+               data.begin() + static_cast<ptrdiff_t>((row + 1) * rowSize));
+  return out;
+}
 
 Expected<std::vector<float>>
 kiln::train::embedImages(const runtime::Artifact &artifact,
@@ -439,32 +472,25 @@ kiln::train::embedImages(const runtime::Artifact &artifact,
   const runtime::EntryPointSpec *entry = artifact.findEntryPoint("encode_image");
   if (!entry)
     return Status::error("'" + artifact.dir() + "' has no encode_image");
-  bool dynamic = entry->inputs[0].shape[0] == runtime::kDynamicDim;
-  int64_t chunk = chunkRows(entry->inputs[0], batch);
-  int64_t floats = 3 * height * width;
   std::vector<float> out;
-  for (int64_t start = 0; start < count; start += chunk) {
-    int64_t real = std::min(chunk, count - start);
-    int64_t rows = dynamic ? real : chunk;
-    std::vector<float> slice;
-    slice.reserve(static_cast<size_t>(rows * floats));
-    for (int64_t r = 0; r < rows; ++r) {
-      int64_t row = start + std::min(r, real - 1);
-      slice.insert(slice.end(),
-                   pixels.begin() + static_cast<ptrdiff_t>(row * floats),
-                   pixels.begin() + static_cast<ptrdiff_t>((row + 1) * floats));
-    }
-    auto result = artifact.run(
-        "encode_image",
-        {{"pixel_values",
-          runtime::TensorView{runtime::DType::F32, {rows, 3, height, width},
-                              slice.data()}}});
-    if (!result)
-      return result.status();
-    const float *v = (*result)[0].as<float>();
-    int64_t embed = (*result)[0].shape().back();
-    out.insert(out.end(), v, v + real * embed);
-  }
+  Status status = forEachCall(
+      entry->inputs[0], count, batch,
+      [&](const std::vector<int64_t> &rows, int64_t real) -> Status {
+        std::vector<float> slice = gatherRows(pixels, rows, 3 * height * width);
+        auto result = artifact.run(
+            "encode_image",
+            {{"pixel_values",
+              runtime::TensorView{runtime::DType::F32,
+                                  {static_cast<int64_t>(rows.size()), 3,
+                                   height, width},
+                                  slice.data()}}});
+        if (!result)
+          return result.status();
+        appendRows((*result)[0], real, out);
+        return Status::ok();
+      });
+  if (!status)
+    return status;
   return out;
 }
 
@@ -475,29 +501,26 @@ kiln::train::embedTexts(const runtime::Artifact &artifact,
   const runtime::EntryPointSpec *entry = artifact.findEntryPoint("encode_text");
   if (!entry)
     return Status::error("'" + artifact.dir() + "' has no encode_text");
-  bool dynamic = entry->inputs[0].shape[0] == runtime::kDynamicDim;
-  int64_t chunk = chunkRows(entry->inputs[0], batch);
-  int64_t count = static_cast<int64_t>(tokens.size());
   std::vector<float> out;
-  for (int64_t start = 0; start < count; start += chunk) {
-    int64_t real = std::min(chunk, count - start);
-    std::vector<int64_t> rows;
-    for (int64_t r = 0; r < (dynamic ? real : chunk); ++r)
-      rows.push_back(start + std::min(r, real - 1));
-    std::vector<int64_t> ids, mask;
-    packTokens(tokens, rows, seq, ids, mask);
-    std::vector<int64_t> shape = {static_cast<int64_t>(rows.size()), seq};
-    auto result = artifact.run(
-        "encode_text",
-        {{"input_ids", runtime::TensorView{runtime::DType::I64, shape, ids.data()}},
-         {"attention_mask",
-          runtime::TensorView{runtime::DType::I64, shape, mask.data()}}});
-    if (!result)
-      return result.status();
-    const float *v = (*result)[0].as<float>();
-    int64_t embed = (*result)[0].shape().back();
-    out.insert(out.end(), v, v + real * embed);
-  }
+  Status status = forEachCall(
+      entry->inputs[0], static_cast<int64_t>(tokens.size()), batch,
+      [&](const std::vector<int64_t> &rows, int64_t real) -> Status {
+        std::vector<int64_t> ids, mask;
+        packTokens(tokens, rows, seq, ids, mask);
+        std::vector<int64_t> shape = {static_cast<int64_t>(rows.size()), seq};
+        auto result = artifact.run(
+            "encode_text",
+            {{"input_ids",
+              runtime::TensorView{runtime::DType::I64, shape, ids.data()}},
+             {"attention_mask",
+              runtime::TensorView{runtime::DType::I64, shape, mask.data()}}});
+        if (!result)
+          return result.status();
+        appendRows((*result)[0], real, out);
+        return Status::ok();
+      });
+  if (!status)
+    return status;
   return out;
 }
 

@@ -593,15 +593,10 @@ public:
     b.batch = static_cast<int64_t>(rows.size());
     b.seq = seq;
     packTokens(split.tokens, rows, seq, b.inputs, b.mask);
-    int64_t floats = 3 * split.height * split.width;
-    Batch::Input pixels{"pixel_values", {b.batch, 3, split.height, split.width}, {}};
-    pixels.values.reserve(static_cast<size_t>(b.batch * floats));
-    for (int64_t row : rows)
-      pixels.values.insert(
-          pixels.values.end(),
-          split.pixels.begin() + static_cast<ptrdiff_t>(row * floats),
-          split.pixels.begin() + static_cast<ptrdiff_t>((row + 1) * floats));
-    b.extra.push_back(std::move(pixels));
+    b.extra.push_back(
+        {"pixel_values",
+         {b.batch, 3, split.height, split.width},
+         gatherRows(split.pixels, rows, 3 * split.height * split.width)});
     return b;
   }
 

@@ -113,6 +113,12 @@ void packTokens(const std::vector<std::vector<int64_t>> &tokens,
                 const std::vector<int64_t> &rows, int64_t seq,
                 std::vector<int64_t> &ids, std::vector<int64_t> &mask);
 
+/// Rows `rows` of `data` (rows of `rowSize` values each), in that order:
+/// a batch's images out of a split's pixels.
+std::vector<float> gatherRows(const std::vector<float> &data,
+                              const std::vector<int64_t> &rows,
+                              int64_t rowSize);
+
 /// What a CLIP artifact says about its inputs (kiln-compile records it as
 /// compile_options.model): the id the text tower pools at, its vocabulary
 /// and longest text, and the image size.
