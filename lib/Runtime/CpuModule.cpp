@@ -15,6 +15,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <dlfcn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace kiln::runtime {
 
@@ -135,12 +137,40 @@ bool ModuleLibrary::isInLoadedImage(const void *address) {
 //===----------------------------------------------------------------------===//
 
 namespace {
+/// Asks Linux for the AMX tile state, which an artifact whose bf16 matmuls
+/// run on AMX tiles needs (module.so asks too, in a constructor, but cannot
+/// report a refusal): an error naming what is missing if it is refused.
+Status requestAmxState(const std::string &path) {
+#if defined(__x86_64__) && defined(SYS_arch_prctl)
+  constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  if (::syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0)
+    return Status::ok();
+  return Status::error(
+      "'" + path +
+      "' runs its bf16 matmuls on AMX tiles (target_options.bf16_dot amx), "
+      "and this machine does not allow them (a CPU without AMX, or a Linux "
+      "kernel before 5.16): compile it for this CPU (--cpu native) or with "
+      "--bf16-dot none");
+#else
+  return Status::error("'" + path +
+                       "' runs its bf16 matmuls on AMX tiles "
+                       "(target_options.bf16_dot amx), which only x86-64 "
+                       "Linux has");
+#endif
+}
+
 /// A module.so whose entry points take host memref descriptors; all memory
 /// is host memory (the defaults of Artifact::Module).
 class CpuModule final : public Artifact::Module {
 public:
   static Expected<std::unique_ptr<Artifact::Module>>
   load(const std::string &path, const Manifest &manifest) {
+    // Before module.so's own constructors run.
+    auto bf16Dot = manifest.targetOptions.find("bf16_dot");
+    if (bf16Dot != manifest.targetOptions.end() && bf16Dot->second.isString &&
+        bf16Dot->second.text == "amx")
+      if (Status s = requestAmxState(path); !s)
+        return s;
     Expected<std::unique_ptr<ModuleLibrary>> library =
         ModuleLibrary::open(path, manifest);
     if (!library)

@@ -177,6 +177,112 @@ class GPT2TinyBF16ForwardDecomposedAttention(GPT2TinyBF16Forward):
     ATTENTION = "decomposed"
 
 
+class GPT2TinyBF16ForwardPlainLoops(GPT2TinyBF16Forward):
+    """The plain-loop bf16 matmuls, which a CPU with AMX-BF16 would not use
+    by default (there the class above checks the AMX kernel)."""
+
+    def flags(self):
+        return super().flags() + ["--bf16-dot", "none"]
+
+
+def cpu_has_amx_bf16():
+    with open("/proc/cpuinfo") as f:
+        return " amx_bf16" in f.read()
+
+
+class BF16MatmulKernels(unittest.TestCase):
+    """bf16 matmuls (f32 sums of exact products, rounded once) on both CPU
+    kernels: AMX tiles (`--bf16-dot amx`, where this CPU has AMX-BF16) and
+    the plain loops. Shapes are ragged where the AMX kernel pads: rows not
+    a multiple of its 32-row blocks, K not a multiple of 32 (its tiles' k),
+    N not a multiple of its 128-column panels or 32-column blocks. The
+    reference is the float64 product of the bf16 operands rounded to bf16:
+    an f32 sum on the other side of a rounding boundary is one ulp off
+    (2^-7 relative at most, plus 1e-5 of the row scale for sums that
+    cancel); a wrong index or a lost tile is off by the size of the terms."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.rng = np.random.default_rng(4)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def kernels(self):
+        return (["amx"] if cpu_has_amx_bf16() else []) + ["none"]
+
+    def check(self, x_shape, w_shape, transposed, dynamic_rows=False):
+        x = self.rng.standard_normal(x_shape).astype(np.float32)
+        w = self.rng.standard_normal(w_shape).astype(np.float32)
+        n = w_shape[0] if transposed else w_shape[1]
+        rows = "?" if dynamic_rows else str(x_shape[-2])
+        lead = "".join(f"{d}x" for d in x_shape[:-2])
+        t = lambda shape, ty: f"tensor<{shape}x{ty}>"
+        xs, ws, ys = f"{lead}{rows}x{x_shape[-1]}", "x".join(map(str, w_shape)), f"{lead}{rows}x{n}"
+        src = os.path.join(self.tmp.name, "mm.mlir")
+        with open(src, "w") as f:
+            f.write(f"""
+            func.func @forward(%x: {t(xs, "f32")} {{kiln.name = "x"}}, %w: {t(ws, "f32")} {{kiln.name = "w"}})
+                -> ({t(ys, "f32")} {{kiln.name = "y"}}) {{
+              %xb = kiln.cast %x : {t(xs, "f32")} -> {t(xs, "bf16")}
+              %wb = kiln.cast %w : {t(ws, "f32")} -> {t(ws, "bf16")}
+              %0 = kiln.matmul %xb, %wb {"transpose_rhs" if transposed else ""} : ({t(xs, "bf16")}, {t(ws, "bf16")}) -> {t(ys, "bf16")}
+              %1 = kiln.cast %0 : {t(ys, "bf16")} -> {t(ys, "f32")}
+              return %1 : {t(ys, "f32")}
+            }}""")
+        bf = lambda a: torch.from_numpy(a).to(torch.bfloat16).to(torch.float64)
+        wr = bf(w).T if transposed else bf(w)
+        exact = bf(x) @ wr
+        expected = exact.to(torch.bfloat16).to(torch.float32).numpy()
+        scale = (bf(x).abs() @ wr.abs()).numpy()
+        for kernel in self.kernels():
+            art = os.path.join(self.tmp.name, f"mm-{kernel}.kiln")
+            manifest = compile_artifact(src, art, extra=["--bf16-dot", kernel])
+            self.assertEqual(manifest["target_options"]["bf16_dot"], kernel)
+            y = run_artifact(art, {"x": x, "w": w}, self.tmp.name)["y"]
+            self.assertEqual(y.shape, expected.shape)
+            report(f"bf16 matmul {x_shape} x {w_shape}{'^T' if transposed else ''} ({kernel})", y, expected)
+            bound = 2 ** -7 * np.abs(expected) + 1e-5 * scale
+            bad = np.abs(y.astype(np.float64) - expected) > bound
+            if bad.any():
+                self.fail(f"{kernel}: {int(bad.sum())} of {y.size} values off, first at {np.argwhere(bad)[0]}")
+        if not cpu_has_amx_bf16():
+            print("  (this CPU has no AMX-BF16: only the plain loops checked)")
+
+    def test_transposed_rhs_ragged(self):
+        # 39 rows (a 32-row block and 7), K = 70, N = 40.
+        self.check((3, 13, 70), (40, 70), transposed=True)
+
+    def test_row_major_rhs_ragged_panels(self):
+        # 45 rows, K = 64 (whole tiles), N = 200 (a 128-column panel and 72:
+        # two whole 32-column blocks and a ragged one).
+        self.check((45, 64), (64, 200), transposed=False)
+
+    def test_dynamic_rows_long_k(self):
+        # K = 1000 (31 whole steps of 32 and a ragged one), 70 rows at run
+        # time, both rhs layouts.
+        self.check((70, 1000), (96, 1000), transposed=True, dynamic_rows=True)
+        self.check((70, 1000), (1000, 96), transposed=False, dynamic_rows=True)
+
+    def test_few_rows(self):
+        # One row (a decoding step): one zero-padded block.
+        self.check((1, 128), (64, 128), transposed=True)
+
+    def test_refused_where_the_cpu_has_no_amx(self):
+        src = os.path.join(self.tmp.name, "tiny.mlir")
+        with open(src, "w") as f:
+            f.write("""func.func @forward(%x: tensor<2x2xf32> {kiln.name = "x"}) -> (tensor<2x2xf32> {kiln.name = "y"}) {
+              return %x : tensor<2x2xf32>
+            }""")
+        with self.assertRaises(RuntimeError) as raised:
+            compile_artifact(src, os.path.join(self.tmp.name, "t.kiln"),
+                             extra=["--cpu", "znver3", "--bf16-dot", "amx"])
+        self.assertIn("no AMX-BF16", str(raised.exception))
+        with self.assertRaises(RuntimeError) as raised:
+            compile_artifact(src, os.path.join(self.tmp.name, "t.kiln"), extra=["--bf16-dot", "tiles"])
+        self.assertIn("--bf16-dot 'tiles'", str(raised.exception))
+
+
 class GPT2TinyBF16TrainStep(unittest.TestCase):
     BATCH, SEQ, LR, STEPS, WD = 2, 16, 1e-3, 3, 0.1
     ATTENTION = "fused"

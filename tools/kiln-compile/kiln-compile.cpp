@@ -163,6 +163,12 @@ cl::opt<std::string> int8Dot(
              "(vpmaddwd) or generic (portable vector ops); default: the best "
              "--cpu has; recorded in the manifest's target_options"),
     cl::value_desc("vnni|avx2|generic"), cl::init(""), cl::cat(category));
+cl::opt<std::string> bf16Dot(
+    "bf16-dot",
+    cl::desc("Kernels of the CPU's bf16 matmuls (--dtype bf16): amx (AMX-BF16 "
+             "tiles) or none (plain loops); default: amx where --cpu has "
+             "AMX-BF16; recorded in the manifest's target_options"),
+    cl::value_desc("amx|none"), cl::init(""), cl::cat(category));
 cl::opt<std::string> kvCache(
     "kv-cache",
     cl::desc("Causal LMs (gpt2, llama): also build prefill(input_ids, "
@@ -698,6 +704,7 @@ kiln::CPUKernelOverrides kernelOverrides() {
   kiln::CPUKernelOverrides overrides;
   overrides.matmulTile = matmulTile;
   overrides.int8Dot = int8Dot;
+  overrides.bf16Dot = bf16Dot;
   if (matmulKBlock.getNumOccurrences())
     overrides.matmulKBlock = matmulKBlock;
   return overrides;
@@ -1030,7 +1037,8 @@ int main(int argc, char **argv) {
       break;
     }
     case TargetKind::CUDA: {
-      for (const char *name : {"matmul-tile", "matmul-k-block", "int8-dot"})
+      for (const char *name :
+           {"matmul-tile", "matmul-k-block", "int8-dot", "bf16-dot"})
         if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
           return fail(std::string("--") + name +
                       " needs --target cpu (the CUDA backend's matmuls run "

@@ -79,6 +79,7 @@ std::map<std::string, std::string> CPUKernelConfig::manifestOptions() const {
           {"matmul_tile", tile()},
           {"matmul_k_block", std::to_string(kBlock)},
           {"int8_dot", int8Dot},
+          {"bf16_dot", bf16Dot},
           {"int8_matmul_tile",
            std::to_string(int8TileM) + "x" + std::to_string(int8TileN)},
           {"l1_bytes", std::to_string(l1Bytes)},
@@ -129,6 +130,13 @@ mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
     config.int8Dots.push_back("avx2");
   config.int8Dots.push_back("generic");
   config.chooseInt8Dot(config.int8Dots.front());
+  // bf16 matmuls on AMX tiles (16 x 32 bf16 operand tiles, 16 x 16 f32
+  // sums).
+  config.bf16Dots.clear();
+  if (has("amx-bf16") && has("amx-tile"))
+    config.bf16Dots.push_back("amx");
+  config.bf16Dots.push_back("none");
+  config.bf16Dot = config.bf16Dots.front();
   if (host.cpu == "native") {
     std::optional<int64_t> l1 = hostCacheBytes(1), l2 = hostCacheBytes(2),
                            l3 = hostCacheBytes(3);
@@ -173,6 +181,17 @@ mlir::kiln::applyKernelOverrides(CPUKernelConfig &config,
           (dot == "vnni" ? "AVX-512 VNNI" : "AVX2") + " (it can run: " +
           llvm::join(config.int8Dots, ", ") + ")");
     config.chooseInt8Dot(dot);
+  }
+  if (!overrides.bf16Dot.empty()) {
+    const std::string &dot = overrides.bf16Dot;
+    if (dot != "amx" && dot != "none")
+      return llvm::createStringError("--bf16-dot '" + dot +
+                                     "': expected amx or none");
+    if (!llvm::is_contained(config.bf16Dots, dot))
+      return llvm::createStringError(
+          "--bf16-dot amx: the target CPU has no AMX-BF16 (choose a --cpu "
+          "that has it, such as sapphirerapids, or --bf16-dot none)");
+    config.bf16Dot = dot;
   }
   if (overrides.matmulKBlock) {
     if (*overrides.matmulKBlock < 0)

@@ -64,6 +64,9 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   integer.tileM = options.int8TileM;
   integer.tileN = options.int8TileN;
   pm.addPass(createLowerIntegerMatmulsPass(integer));
+  // bf16 matmuls on AMX tiles where the CPU has them.
+  if (options.bf16Dot == "amx")
+    pm.addPass(createLowerAMXMatmulsPass());
   // Parallel dimensions become scf.parallel; only the outermost parallel
   // loop of each nest runs on threads (OpenMP), inner ones stay sequential.
   pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());
@@ -102,6 +105,8 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());
   pm.addPass(createArithToLLVMConversionPass());
   pm.addPass(createConvertIndexToLLVMPass());
+  // AMX tiles are carried by branches: converted with them.
+  pm.addPass(createConvertAMXToLLVMPass());
   pm.addPass(createConvertControlFlowToLLVMPass());
   ConvertVectorToLLVMPassOptions vectorToLLVM;
   vectorToLLVM.vectorContractLowering =
@@ -156,6 +161,7 @@ LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
   options.int8Dot = kernels.int8Dot;
   options.int8TileM = kernels.int8TileM;
   options.int8TileN = kernels.int8TileN;
+  options.bf16Dot = kernels.bf16Dot;
   buildKilnCPUPipeline(pm, options);
   std::optional<TimingScope> passes;
   if (timing) {

@@ -45,6 +45,10 @@ struct CPUKernelConfig {
   std::vector<std::string> int8Dots = {"vnni", "avx2", "generic"};
   /// Sets int8Dot and its tile.
   void chooseInt8Dot(const std::string &dot);
+  /// bf16 matmuls: "amx" (AMX-BF16 tiles, kiln-lower-amx-matmuls) or
+  /// "none" (the plain loops); the kernels the CPU can run, best first.
+  std::string bf16Dot = "none";
+  std::vector<std::string> bf16Dots = {"none"};
   /// Per-core L1 data and L2, shared L3, in bytes.
   int64_t l1Bytes = 32 << 10;
   int64_t l2Bytes = 1 << 20;
@@ -78,6 +82,9 @@ struct CPUKernelOverrides {
   /// the CPU cannot run (vnni without AVX-512 VNNI, avx2 without AVX2) is
   /// an error.
   std::string int8Dot;
+  /// "amx" or "none"; empty: the one chosen for the CPU. amx on a CPU
+  /// without AMX-BF16 is an error.
+  std::string bf16Dot;
 };
 
 /// Applies `overrides` to `config`; a malformed tile or a negative k block

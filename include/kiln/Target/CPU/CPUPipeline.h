@@ -51,6 +51,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("int8 matmul dot products: vnni (AVX-512 VNNI) or "
                      "generic"),
       llvm::cl::init("vnni")};
+  PassOptions::Option<std::string> bf16Dot{
+      *this, "bf16-dot",
+      llvm::cl::desc("bf16 matmul kernels: amx (AMX-BF16 tiles, "
+                     "kiln-lower-amx-matmuls) or none (the plain loops)"),
+      llvm::cl::init("none")};
   PassOptions::Option<int64_t> int8TileM{
       *this, "int8-tile-m", llvm::cl::desc("int8 matmul register tile rows"),
       llvm::cl::init(8)};

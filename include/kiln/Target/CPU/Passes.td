@@ -111,6 +111,65 @@ def MatvecDotProductsPass
                            "::mlir::vector::VectorDialect"];
 }
 
+def LowerAMXMatmulsPass
+    : Pass<"kiln-lower-amx-matmuls", "mlir::ModuleOp"> {
+  let summary = "bf16 x bf16 -> f32 matmul kernels on AMX tiles";
+  let description = [{
+    Rewrites the buffer-form contraction of a bf16 matmul (bf16 lhs
+    `[..., M, K]`, bf16 rhs `[K, N]` or `[N, K]` read transposed, each
+    widened to f32 and summed into an f32 `[..., M, N]` output) into a
+    kernel of AMX tile instructions (`tdpbf16ps`, through the upstream `amx`
+    dialect):
+
+    - column panels of `32 * panel-blocks` columns are spread over threads
+      (`scf.parallel`); each packs its rhs as `[K/2, panel]` 32-bit words of
+      two bf16 of consecutive k (the layout the rhs tile of `tdpbf16ps`
+      takes: a transpose of words for a transposed rhs, two rows
+      interleaved for a row-major one), zero past K and N;
+    - 32-row blocks of the lhs run through each 32-column block of the
+      panel: four 16 x 16 f32 sum tiles, two lhs tiles (16 rows x 32 steps
+      of k) loaded straight from the lhs and two rhs tiles per step of 32;
+      a ragged last block of rows, and every block where K is not a
+      multiple of 32, is copied zero-padded first;
+    - each block's sums are stored to a 32 x 32 buffer and added to the
+      output (masked at a ragged last panel).
+
+    The module gets a constructor that asks Linux for the AMX tile state
+    (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), without which
+    tile instructions fault. The CPU pipeline runs this pass where the
+    target CPU has AMX-BF16 (`bf16-dot=amx`); other contractions are left
+    to the plain loops.
+  }];
+  let options = [
+    Option<"panelBlocks", "panel-blocks", "int64_t", /*default=*/"4",
+           "32-column blocks per parallel panel (a block of lhs rows is "
+           "reused across them)">,
+  ];
+  let dependentDialects = ["::mlir::amx::AMXDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::LLVM::LLVMDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
+def ConvertAMXToLLVMPass
+    : Pass<"kiln-convert-amx-to-llvm", "mlir::ModuleOp"> {
+  let summary = "AMX tile ops and the cf branches that carry tiles, to LLVM";
+  let description = [{
+    kiln-lower-amx-matmuls carries its sum tiles through loops, so after
+    scf-to-cf `!amx.tile` values are block arguments of `cf` branches. The
+    upstream cf-to-llvm conversion does not know that type, and the AMX
+    legalization lives in convert-vector-to-llvm, which runs later. This
+    pass converts the `amx` ops (to the `llvm.x86.tile*.internal`
+    intrinsics) and every `cf` op with one type converter that maps
+    `!amx.tile` to `!llvm.x86_amx`. A module without AMX ops is left as
+    it is. The CPU pipeline runs it before cf-to-llvm.
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def LowerIntegerMatmulsPass
     : Pass<"kiln-lower-integer-matmuls", "mlir::ModuleOp"> {
   let summary = "Register-tiled int8 x int8 -> int32 matmul kernels "

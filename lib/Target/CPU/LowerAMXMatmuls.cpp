@@ -1,0 +1,480 @@
+//===- LowerAMXMatmuls.cpp - bf16 matmuls on AMX tiles --------------------===//
+//
+// A bf16 matmul reaches the CPU backend as a buffer-form contraction: bf16
+// lhs [..., M, K] and rhs [K, N] (or [N, K], a weight read transposed),
+// each widened to f32, multiplied and summed into an f32 [..., M, N] output
+// (convert-kiln-to-linalg accumulates narrow floats in f32 and rounds once,
+// later). AMX multiplies such operands a tile at a time: `tdpbf16ps` adds
+// to a 16 x 16 f32 tile the products of a 16 x 32 bf16 lhs tile (16 rows,
+// 32 steps of k) with a 16 x 32 bf16 rhs tile in the "VNNI" layout (16
+// pairs of k, each holding the 2 values of 16 columns side by side). Eight
+// tile registers hold a 32 x 32 block of sums (4 tiles), two lhs tiles and
+// two rhs tiles.
+//
+// So the kernel spreads column panels over threads; each packs its rhs
+// columns into pairs of k ([Kp/2, panel] 32-bit words of two bf16: for a
+// transposed rhs a transpose of words, for a row-major one an interleave
+// of two rows), then runs 32-row blocks of the lhs through it, 32 columns
+// at a time, with the block's tiles loaded straight from the lhs (a copy
+// zero-padded to 32 rows and to a multiple of 32 in k where the lhs is
+// ragged). Each block's sums go through a small f32 buffer into the
+// output (added, as the contraction accumulates). The products are exact
+// in f32 and summed in f32, as the plain loops sum them, though in another
+// order.
+//
+// Tile instructions fault until the process asks the kernel for the AMX
+// state (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)); the pass
+// adds a constructor that asks when module.so is loaded, and the runtime
+// asks again (and reports a refusal) for artifacts whose manifest says
+// bf16_dot amx.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Target/CPU/Passes.h"
+
+#include "mlir/Dialect/AMX/AMXDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_LOWERAMXMATMULSPASS
+#include "kiln/Target/CPU/Passes.h.inc"
+} // namespace mlir::kiln
+
+using namespace mlir;
+
+namespace {
+/// Rows of a tile, and 32-bit words (pairs of bf16) in a tile row.
+constexpr int64_t kTileRows = 16;
+/// Rows and columns of the block of sums four tiles hold; also the steps of
+/// k an lhs tile covers.
+constexpr int64_t kBlock = 32;
+
+/// The operands of a bf16 matmul this pass lowers.
+struct Bf16Matmul {
+  Value lhs, rhs, out;
+  int64_t k = 0, n = 0;
+  /// rhs is [N, K] (read transposed) rather than [K, N].
+  bool rhsTransposed = false;
+};
+
+/// [[0, ..., rank - 2], [rank - 1]]: all leading dims into one.
+SmallVector<ReassociationIndices> leadingDimsCollapsed(int64_t rank) {
+  return {llvm::to_vector(llvm::seq<int64_t>(0, rank - 1)), {rank - 1}};
+}
+
+/// Whether `type` is a memref with contiguous rows a static stride apart
+/// (the stride a tile load takes).
+bool hasStaticContiguousRows(MemRefType type) {
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  return succeeded(type.getStridesAndOffset(strides, offset)) &&
+         strides.size() >= 2 && strides.back() == 1 &&
+         !ShapedType::isDynamic(strides[strides.size() - 2]);
+}
+
+/// `op` as a bf16 matmul, if it is one: buffers, one reduction loop k and
+/// parallel loops; lhs (m..., k), output (m..., n) with the same leading
+/// dims in order, rhs (k, n) or (n, k); bf16 operands widened to f32 and
+/// summed into f32 (extf, extf, mulf, addf); static K and N; lhs and output
+/// whose leading dims collapse into one, with contiguous rows.
+std::optional<Bf16Matmul> matchBf16Matmul(linalg::GenericOp op) {
+  if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
+      op.getNumDpsInits() != 1 || op.getNumLoops() < 3)
+    return std::nullopt;
+  auto lhs = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
+  auto rhs = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
+  auto out = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
+  if (!lhs || !rhs || !out || !lhs.getElementType().isBF16() ||
+      !rhs.getElementType().isBF16() || !out.getElementType().isF32() ||
+      rhs.getRank() != 2 || lhs.getRank() != out.getRank())
+    return std::nullopt;
+  int64_t loops = op.getNumLoops();
+  auto iterators = op.getIteratorTypesArray();
+  if (llvm::count(iterators, utils::IteratorType::reduction) != 1)
+    return std::nullopt;
+  int64_t k = llvm::find(iterators, utils::IteratorType::reduction) -
+              iterators.begin();
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  auto dimsOf = [](AffineMap map) -> std::optional<SmallVector<int64_t>> {
+    SmallVector<int64_t> dims;
+    for (AffineExpr e : map.getResults()) {
+      auto dim = dyn_cast<AffineDimExpr>(e);
+      if (!dim)
+        return std::nullopt;
+      dims.push_back(dim.getPosition());
+    }
+    return dims;
+  };
+  auto lhsDims = dimsOf(maps[0]), rhsDims = dimsOf(maps[1]),
+       outDims = dimsOf(maps[2]);
+  if (!lhsDims || !rhsDims || !outDims || lhsDims->back() != k)
+    return std::nullopt;
+  int64_t n = outDims->back();
+  if (n == k || ArrayRef(*lhsDims).drop_back() != ArrayRef(*outDims).drop_back())
+    return std::nullopt;
+  bool transposed;
+  if (*rhsDims == SmallVector<int64_t>{k, n})
+    transposed = false;
+  else if (*rhsDims == SmallVector<int64_t>{n, k})
+    transposed = true;
+  else
+    return std::nullopt;
+  // Every loop appears: m... in lhs and output, n, k.
+  if (static_cast<int64_t>(outDims->size()) + 1 != loops)
+    return std::nullopt;
+  if (!rhs.hasStaticShape() || !hasStaticContiguousRows(rhs) ||
+      !hasStaticContiguousRows(lhs) || !hasStaticContiguousRows(out) ||
+      ShapedType::isDynamic(lhs.getShape().back()))
+    return std::nullopt;
+  SmallVector<ReassociationIndices> rows = leadingDimsCollapsed(lhs.getRank());
+  if (lhs.getRank() > 2 &&
+      (!memref::CollapseShapeOp::isGuaranteedCollapsible(lhs, rows) ||
+       !memref::CollapseShapeOp::isGuaranteedCollapsible(out, rows)))
+    return std::nullopt;
+  // The body: extf, extf (bf16 -> f32), mulf, addf with the accumulator.
+  Block &body = op.getRegion().front();
+  int extensions = 0, multiplies = 0, adds = 0;
+  for (Operation &inner : body.without_terminator()) {
+    if (auto ext = dyn_cast<arith::ExtFOp>(inner)) {
+      extensions += ext.getIn().getType().isBF16();
+      continue;
+    }
+    if (isa<arith::MulFOp>(inner))
+      ++multiplies;
+    else if (isa<arith::AddFOp>(inner))
+      ++adds;
+    else
+      return std::nullopt;
+  }
+  if (extensions != 2 || multiplies != 1 || adds != 1 ||
+      !linalg::isaContractionOpInterface(op))
+    return std::nullopt;
+  int64_t kSize = lhs.getShape().back();
+  int64_t nSize = transposed ? rhs.getDimSize(0) : rhs.getDimSize(1);
+  if (rhs.getDimSize(transposed ? 1 : 0) != kSize)
+    return std::nullopt;
+  return Bf16Matmul{op.getDpsInputs()[0], op.getDpsInputs()[1],
+                    op.getDpsInits()[0], kSize, nSize, transposed};
+}
+
+struct LowerAMXMatmulsPass
+    : kiln::impl::LowerAMXMatmulsPassBase<LowerAMXMatmulsPass> {
+  using Base::Base;
+
+  void runOnOperation() final {
+    if (panelBlocks < 1) {
+      getOperation().emitError()
+          << "kiln-lower-amx-matmuls: panel-blocks must be positive (got "
+          << static_cast<int64_t>(panelBlocks) << ")";
+      return signalPassFailure();
+    }
+    SmallVector<std::pair<linalg::GenericOp, Bf16Matmul>> work;
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (auto matmul = matchBf16Matmul(op))
+        work.push_back({op, *matmul});
+    });
+    if (work.empty())
+      return;
+    IRRewriter rewriter(&getContext());
+    for (auto &[op, matmul] : work) {
+      rewriter.setInsertionPoint(op);
+      lower(rewriter, op.getLoc(), matmul);
+      rewriter.eraseOp(op);
+    }
+    addPermissionRequest(rewriter);
+  }
+
+  /// A constructor of the module that asks Linux for the AMX tile state:
+  /// syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA).
+  void addPermissionRequest(OpBuilder &b) {
+    ModuleOp module = getOperation();
+    constexpr StringLiteral name = "kiln_request_amx_state";
+    if (module.lookupSymbol(name))
+      return;
+    Location loc = module.getLoc();
+    b.setInsertionPointToEnd(module.getBody());
+    auto i64 = b.getI64Type();
+    auto syscallType =
+        LLVM::LLVMFunctionType::get(i64, {i64}, /*isVarArg=*/true);
+    if (!module.lookupSymbol("syscall"))
+      LLVM::LLVMFuncOp::create(b, loc, "syscall", syscallType);
+    auto request = LLVM::LLVMFuncOp::create(
+        b, loc, name,
+        LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(b.getContext()),
+                                    {}));
+    request.setLinkage(LLVM::Linkage::Internal);
+    Block *entry = request.addEntryBlock(b);
+    OpBuilder body = OpBuilder::atBlockBegin(entry);
+    auto constant = [&](int64_t value) -> Value {
+      return LLVM::ConstantOp::create(body, loc, i64,
+                                      body.getI64IntegerAttr(value));
+    };
+    // SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA.
+    LLVM::CallOp::create(body, loc, syscallType, "syscall",
+                         ValueRange{constant(158), constant(0x1023),
+                                    constant(18)});
+    LLVM::ReturnOp::create(body, loc, ValueRange{});
+    b.setInsertionPointToEnd(module.getBody());
+    LLVM::GlobalCtorsOp::create(
+        b, loc, b.getArrayAttr({FlatSymbolRefAttr::get(request)}),
+        b.getI32ArrayAttr({65535}),
+        b.getArrayAttr({LLVM::ZeroAttr::get(b.getContext())}));
+  }
+
+  void lower(OpBuilder &b, Location loc, Bf16Matmul mm) {
+    // [batch..., M, K] and [batch..., M, N] as [M', K] and [M', N].
+    int64_t rank = cast<MemRefType>(mm.lhs.getType()).getRank();
+    if (rank > 2) {
+      mm.lhs = memref::CollapseShapeOp::create(b, loc, mm.lhs,
+                                               leadingDimsCollapsed(rank));
+      mm.out = memref::CollapseShapeOp::create(b, loc, mm.out,
+                                               leadingDimsCollapsed(rank));
+    }
+    auto index = [&](int64_t value) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, value);
+    };
+    const int64_t panel = kBlock * panelBlocks;
+    int64_t panels = llvm::divideCeil(mm.n, panel);
+    Value zero = index(0), one = index(1);
+    Value rows = memref::DimOp::create(b, loc, mm.lhs, 0);
+    scf::ParallelOp::create(
+        b, loc, ValueRange{zero}, ValueRange{index(panels)}, ValueRange{one},
+        [&](OpBuilder &pb, Location l, ValueRange ivs) {
+          emitPanel(pb, l, mm, ivs[0], rows);
+        });
+  }
+
+  void emitPanel(OpBuilder &b, Location loc, const Bf16Matmul &mm,
+                 Value panelIndex, Value rows) {
+    Type bf16 = b.getBF16Type(), f32 = b.getF32Type(), i32 = b.getI32Type(),
+         i8 = b.getI8Type();
+    auto index = [&](int64_t value) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, value);
+    };
+    const int64_t panel = kBlock * panelBlocks;
+    const int64_t paddedK = llvm::alignTo(mm.k, kBlock);
+    const int64_t words = paddedK / 2;
+    const bool raggedK = mm.k % kBlock != 0;
+    const bool raggedN = mm.n % panel != 0;
+    Value zero = index(0), one = index(1);
+    Value firstColumn = arith::MulIOp::create(b, loc, panelIndex, index(panel));
+
+    // The panel's rhs as [words, panel] 32-bit words, each two bf16 of
+    // consecutive k (zero past K and N); the same bytes as
+    // [words, 2 * panel] bf16 for the tile loads.
+    Value bytes = memref::AllocOp::create(
+        b, loc, MemRefType::get({words * panel * 4}, i8));
+    Value packedWords = memref::ViewOp::create(
+        b, loc, MemRefType::get({words, panel}, i32), bytes, zero,
+        ValueRange{});
+    Value packedPairs = memref::ViewOp::create(
+        b, loc, MemRefType::get({words, 2 * panel}, bf16), bytes, zero,
+        ValueRange{});
+    Value zeroBf16 = arith::ConstantOp::create(b, loc, b.getZeroAttr(bf16));
+    if (mm.rhsTransposed) {
+      // Column j's words are row n0 + j of the rhs: 16 x 16 blocks of
+      // words transposed in registers.
+      auto rowsType = VectorType::get({kTileRows, 2 * kTileRows}, bf16);
+      auto wordsType = VectorType::get({kTileRows, kTileRows}, i32);
+      scf::ForOp::create(
+          b, loc, zero, index(words), index(kTileRows), ValueRange{},
+          [&](OpBuilder &nb, Location l, Value w, ValueRange) {
+            Value col = arith::MulIOp::create(nb, l, w, index(2));
+            for (int64_t v = 0; v < panel / kTileRows; ++v) {
+              Value n = arith::AddIOp::create(nb, l, firstColumn,
+                                              index(v * kTileRows));
+              Value block = vector::TransferReadOp::create(
+                  nb, l, rowsType, mm.rhs, ValueRange{n, col}, zeroBf16,
+                  ArrayRef<bool>{!raggedN, !raggedK});
+              Value transposed = vector::TransposeOp::create(
+                  nb, l, vector::BitCastOp::create(nb, l, wordsType, block),
+                  {1, 0});
+              vector::TransferWriteOp::create(
+                  nb, l, transposed, packedWords,
+                  ValueRange{w, index(v * kTileRows)},
+                  ArrayRef<bool>{true, true});
+            }
+            scf::YieldOp::create(nb, l);
+          });
+    } else {
+      // Word (w, j) holds rows 2w and 2w + 1 of column n0 + j: two rows
+      // interleaved.
+      auto pairType = VectorType::get({2, kTileRows}, bf16);
+      SmallVector<int64_t> interleave;
+      for (int64_t i = 0; i < kTileRows; ++i)
+        interleave.append({i, i + kTileRows});
+      scf::ForOp::create(
+          b, loc, zero, index(words), one, ValueRange{},
+          [&](OpBuilder &nb, Location l, Value w, ValueRange) {
+            Value row = arith::MulIOp::create(nb, l, w, index(2));
+            for (int64_t v = 0; v < panel / kTileRows; ++v) {
+              Value n = arith::AddIOp::create(nb, l, firstColumn,
+                                              index(v * kTileRows));
+              Value pair = vector::TransferReadOp::create(
+                  nb, l, pairType, mm.rhs, ValueRange{row, n}, zeroBf16,
+                  ArrayRef<bool>{!raggedK, !raggedN});
+              Value even = vector::ExtractOp::create(nb, l, pair,
+                                                     ArrayRef<int64_t>{0});
+              Value odd = vector::ExtractOp::create(nb, l, pair,
+                                                    ArrayRef<int64_t>{1});
+              Value pairs =
+                  vector::ShuffleOp::create(nb, l, even, odd, interleave);
+              vector::StoreOp::create(nb, l, pairs, packedPairs,
+                                      ValueRange{w, index(2 * v * kTileRows)});
+            }
+            scf::YieldOp::create(nb, l);
+          });
+    }
+
+    // Sums of a block pass through `sums` into the output; blocks whose
+    // lhs rows are ragged (the last one, or all of them where K is) are
+    // copied zero-padded into `padded` first.
+    Value sums = memref::AllocOp::create(
+        b, loc, MemRefType::get({kBlock, kBlock}, f32));
+    auto paddedType = MemRefType::get({kBlock, paddedK}, bf16);
+    auto sumTile = amx::TileType::get({kTileRows, kTileRows}, f32);
+    auto operandTile = amx::TileType::get({kTileRows, 2 * kTileRows}, bf16);
+
+    // The 32 x 32 block of sums of lhs rows [r0, r0 + 32) of `source` by
+    // the panel's sub-panel `s`, into `sums`.
+    auto multiplyBlock = [&](OpBuilder &nb, Location l, Value source,
+                             Value r0, Value subPanel) {
+      Value tileZero = amx::TileZeroOp::create(nb, l, sumTile);
+      Value r1 = arith::AddIOp::create(nb, l, r0, index(kTileRows));
+      Value pairColumn =
+          arith::MulIOp::create(nb, l, subPanel, index(2 * kBlock));
+      Value pairColumn1 =
+          arith::AddIOp::create(nb, l, pairColumn, index(2 * kTileRows));
+      auto loop = scf::ForOp::create(
+          nb, l, zero, index(paddedK), index(kBlock),
+          SmallVector<Value>(4, tileZero),
+          [&](OpBuilder &kb, Location kl, Value k0, ValueRange acc) {
+            Value a0 = amx::TileLoadOp::create(kb, kl, operandTile, source,
+                                               ValueRange{r0, k0});
+            Value a1 = amx::TileLoadOp::create(kb, kl, operandTile, source,
+                                               ValueRange{r1, k0});
+            Value w = arith::DivUIOp::create(kb, kl, k0, index(2));
+            Value b0 = amx::TileLoadOp::create(kb, kl, operandTile,
+                                               packedPairs,
+                                               ValueRange{w, pairColumn});
+            Value b1 = amx::TileLoadOp::create(kb, kl, operandTile,
+                                               packedPairs,
+                                               ValueRange{w, pairColumn1});
+            SmallVector<Value> next = {
+                amx::TileMulFOp::create(kb, kl, sumTile, a0, b0, acc[0]),
+                amx::TileMulFOp::create(kb, kl, sumTile, a0, b1, acc[1]),
+                amx::TileMulFOp::create(kb, kl, sumTile, a1, b0, acc[2]),
+                amx::TileMulFOp::create(kb, kl, sumTile, a1, b1, acc[3])};
+            scf::YieldOp::create(kb, kl, next);
+          });
+      for (int64_t t = 0; t < 4; ++t)
+        amx::TileStoreOp::create(
+            nb, l, sums,
+            ValueRange{index(t / 2 * kTileRows), index(t % 2 * kTileRows)},
+            loop.getResult(t));
+    };
+    // out[r0 + r, column of sub-panel s] += sums[r] for r < `count`.
+    auto addBlock = [&](OpBuilder &nb, Location l, Value r0, Value count,
+                        Value subPanel) {
+      auto lanes = VectorType::get({kTileRows}, f32);
+      Value column0 = arith::AddIOp::create(
+          nb, l, firstColumn,
+          arith::MulIOp::create(nb, l, subPanel, index(kBlock)));
+      Value padding = arith::ConstantOp::create(nb, l, nb.getZeroAttr(f32));
+      scf::ForOp::create(
+          nb, l, zero, count, one, ValueRange{},
+          [&](OpBuilder &rb, Location rl, Value r, ValueRange) {
+            Value row = arith::AddIOp::create(rb, rl, r0, r);
+            for (int64_t v = 0; v < kBlock / kTileRows; ++v) {
+              Value column = arith::AddIOp::create(rb, rl, column0,
+                                                   index(v * kTileRows));
+              Value sum = vector::LoadOp::create(
+                  rb, rl, lanes, sums, ValueRange{r, index(v * kTileRows)});
+              Value old = vector::TransferReadOp::create(
+                  rb, rl, lanes, mm.out, ValueRange{row, column}, padding,
+                  ArrayRef<bool>{!raggedN});
+              vector::TransferWriteOp::create(
+                  rb, rl, arith::AddFOp::create(rb, rl, old, sum), mm.out,
+                  ValueRange{row, column}, ArrayRef<bool>{!raggedN});
+            }
+            scf::YieldOp::create(rb, rl);
+          });
+    };
+    // Rows [r0, r0 + count) of the lhs into `padded` (zero past K and past
+    // `count` rows).
+    auto copyRows = [&](OpBuilder &nb, Location l, Value padded, Value r0,
+                        Value count) {
+      linalg::FillOp::create(nb, l, zeroBf16, padded);
+      auto run = VectorType::get({kBlock}, bf16);
+      scf::ForOp::create(
+          nb, l, zero, count, one, ValueRange{},
+          [&](OpBuilder &rb, Location rl, Value r, ValueRange) {
+            Value row = arith::AddIOp::create(rb, rl, r0, r);
+            scf::ForOp::create(
+                rb, rl, zero, index(paddedK), index(kBlock), ValueRange{},
+                [&](OpBuilder &cb, Location cl, Value c, ValueRange) {
+                  Value values = vector::TransferReadOp::create(
+                      cb, cl, run, mm.lhs, ValueRange{row, c}, zeroBf16,
+                      ArrayRef<bool>{!raggedK});
+                  vector::StoreOp::create(cb, cl, values, padded,
+                                          ValueRange{r, c});
+                  scf::YieldOp::create(cb, cl);
+                });
+            scf::YieldOp::create(rb, rl);
+          });
+    };
+    // Every sub-panel of the block of `count` rows at r0, read from
+    // `source` at `sourceRow`.
+    auto emitBlock = [&](OpBuilder &nb, Location l, Value source,
+                         Value sourceRow, Value r0, Value count) {
+      Value subPanels = index(panelBlocks);
+      if (raggedN) {
+        // The last panel stops at the last sub-panel with a column < N.
+        Value left = arith::SubIOp::create(nb, l, index(mm.n), firstColumn);
+        Value needed = arith::CeilDivUIOp::create(nb, l, left, index(kBlock));
+        subPanels = arith::MinUIOp::create(nb, l, needed, subPanels);
+      }
+      scf::ForOp::create(
+          nb, l, zero, subPanels, one, ValueRange{},
+          [&](OpBuilder &sb, Location sl, Value s, ValueRange) {
+            multiplyBlock(sb, sl, source, sourceRow, s);
+            addBlock(sb, sl, r0, count, s);
+            scf::YieldOp::create(sb, sl);
+          });
+    };
+
+    Value whole = arith::MulIOp::create(
+        b, loc, arith::DivUIOp::create(b, loc, rows, index(kBlock)),
+        index(kBlock));
+    Value blockRows = index(kBlock);
+    Value padded;
+    if (raggedK)
+      padded = memref::AllocOp::create(b, loc, paddedType);
+    scf::ForOp::create(
+        b, loc, zero, whole, blockRows, ValueRange{},
+        [&](OpBuilder &nb, Location l, Value r0, ValueRange) {
+          if (raggedK) {
+            copyRows(nb, l, padded, r0, blockRows);
+            emitBlock(nb, l, padded, zero, r0, blockRows);
+          } else {
+            emitBlock(nb, l, mm.lhs, r0, r0, blockRows);
+          }
+          scf::YieldOp::create(nb, l);
+        });
+    // The last rows, fewer than a block.
+    Value left = arith::SubIOp::create(b, loc, rows, whole);
+    Value some =
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, left, zero);
+    scf::IfOp::create(b, loc, some, [&](OpBuilder &tb, Location tl) {
+      Value tail =
+          raggedK ? padded : memref::AllocOp::create(tb, tl, paddedType);
+      copyRows(tb, tl, tail, whole, left);
+      emitBlock(tb, tl, tail, zero, whole, left);
+      scf::YieldOp::create(tb, tl);
+    });
+  }
+};
+} // namespace

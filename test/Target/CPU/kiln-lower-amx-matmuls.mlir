@@ -1,0 +1,129 @@
+// RUN: kiln-opt %s --split-input-file --kiln-lower-amx-matmuls | FileCheck %s
+// RUN: kiln-opt %s --split-input-file --kiln-lower-amx-matmuls="panel-blocks=1" | FileCheck %s --check-prefix=ONE
+// RUN: not kiln-opt %s --split-input-file --kiln-lower-amx-matmuls="panel-blocks=0" 2>&1 | FileCheck %s --check-prefix=BAD
+
+// BAD: panel-blocks must be positive (got 0)
+
+#lhs = affine_map<(d0, d1, d2) -> (d0, d2)>
+#rhsT = affine_map<(d0, d1, d2) -> (d1, d2)>
+#out = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// A [?, 70] x [40, 70]^T bf16 matmul into f32: K = 70 pads to 96 (48
+// words; every block of lhs rows is copied zero-padded), N = 40 is one
+// ragged panel of 128 columns (two 32-column blocks are needed). The panel
+// packs its rhs as [48, 128] words, transposing 16 x 16 blocks of words;
+// each 32 x 32 block of sums is four f32 tiles over k steps of 32 (two lhs
+// and two rhs tiles each), stored to a buffer and added to the output,
+// masked at the ragged panel. The module asks for the AMX state when it
+// is loaded.
+// CHECK-LABEL: func.func @transposed(
+// CHECK-SAME: %[[X:.+]]: memref<?x70xbf16>, %[[W:.+]]: memref<40x70xbf16>, %[[Y:.+]]: memref<?x40xf32>
+// CHECK: scf.parallel
+// CHECK: %[[BYTES:.+]] = memref.alloc() : memref<24576xi8>
+// CHECK: %[[WORDS:.+]] = memref.view %[[BYTES]]{{.*}} to memref<48x128xi32>
+// CHECK: %[[PAIRS:.+]] = memref.view %[[BYTES]]{{.*}} to memref<48x256xbf16>
+// CHECK: vector.transfer_read %[[W]]{{.*}} : memref<40x70xbf16>, vector<16x32xbf16>
+// CHECK: vector.bitcast %{{.*}} : vector<16x32xbf16> to vector<16x16xi32>
+// CHECK: vector.transpose
+// CHECK: vector.transfer_write {{.*}}, %[[WORDS]]
+// CHECK: %[[SUMS:.+]] = memref.alloc() : memref<32x32xf32>
+// CHECK: %[[PADDED:.+]] = memref.alloc() : memref<32x96xbf16>
+// CHECK: linalg.fill {{.*}} outs(%[[PADDED]]
+// CHECK: vector.transfer_read %[[X]]
+// CHECK: amx.tile_zero : !amx.tile<16x16xf32>
+// CHECK: %[[T:.+]]:4 = scf.for {{.*}} iter_args
+// CHECK-COUNT-2: amx.tile_load %[[PADDED]]
+// CHECK-COUNT-2: amx.tile_load %[[PAIRS]]
+// CHECK-COUNT-4: amx.tile_mulf
+// CHECK: amx.tile_store %[[SUMS]]
+// CHECK: vector.load %[[SUMS]]
+// CHECK: vector.transfer_read %[[Y]]{{.*}} : memref<?x40xf32>, vector<16xf32>
+// CHECK: vector.transfer_write %{{.*}}, %[[Y]]
+// CHECK-NOT: linalg.generic
+// CHECK: llvm.func @syscall(i64, ...) -> i64
+// CHECK: llvm.func internal @kiln_request_amx_state()
+// CHECK: llvm.mlir.global_ctors ctors = [@kiln_request_amx_state]
+// ONE-LABEL: func.func @transposed(
+// ONE: memref.alloc() : memref<6144xi8>
+// ONE: memref<48x32xi32>
+func.func @transposed(%x: memref<?x70xbf16>, %w: memref<40x70xbf16>, %y: memref<?x40xf32>) {
+  linalg.generic {indexing_maps = [#lhs, #rhsT, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x70xbf16>, memref<40x70xbf16>) outs(%y : memref<?x40xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}
+
+// -----
+
+#lhs = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+#rhs = affine_map<(d0, d1, d2, d3) -> (d3, d2)>
+#out = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+
+// [2, 64, 128] x [128, 256]: batch rows collapse into 128 rows, whole
+// blocks loaded straight from the lhs; the row-major rhs packs by
+// interleaving rows 2w and 2w + 1 of each 16 columns.
+// CHECK-LABEL: func.func @row_major(
+// CHECK-SAME: %[[X:.+]]: memref<2x64x128xbf16>
+// CHECK: %[[ROWS:.+]] = memref.collapse_shape %[[X]]
+// CHECK: scf.parallel
+// CHECK: vector.transfer_read %{{.*}} : memref<128x256xbf16>, vector<2x16xbf16>
+// CHECK: vector.shuffle {{.*}} [0, 16, 1, 17
+// CHECK: amx.tile_load %[[ROWS]]
+// CHECK-NOT: linalg.generic
+func.func @row_major(%x: memref<2x64x128xbf16>, %w: memref<128x256xbf16>, %y: memref<2x64x256xf32>) {
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<2x64x128xbf16>, memref<128x256xbf16>) outs(%y : memref<2x64x256xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}
+
+// -----
+
+#lhs = affine_map<(d0, d1, d2) -> (d0, d2)>
+#rhs = affine_map<(d0, d1, d2) -> (d2, d1)>
+#out = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// Left alone: f32 operands, a bf16 accumulator, a transposed lhs.
+// CHECK-LABEL: func.func @others(
+// CHECK-NOT: amx.
+// CHECK-COUNT-3: linalg.generic
+// CHECK-NOT: llvm.mlir.global_ctors
+func.func @others(%a: memref<8x32xf32>, %b: memref<32x16xf32>, %c: memref<8x16xf32>,
+                  %p: memref<8x32xbf16>, %q: memref<32x16xbf16>, %r: memref<8x16xbf16>, %t: memref<32x8xbf16>, %o: memref<8x16xf32>) {
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%a, %b : memref<8x32xf32>, memref<32x16xf32>) outs(%c : memref<8x16xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %0 = arith.mulf %x, %y : f32
+    %1 = arith.addf %acc, %0 : f32
+    linalg.yield %1 : f32
+  }
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%p, %q : memref<8x32xbf16>, memref<32x16xbf16>) outs(%r : memref<8x16xbf16>) {
+  ^bb0(%x: bf16, %y: bf16, %acc: bf16):
+    %0 = arith.mulf %x, %y : bf16
+    %1 = arith.addf %acc, %0 : bf16
+    linalg.yield %1 : bf16
+  }
+  linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d2, d0)>, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%t, %q : memref<32x8xbf16>, memref<32x16xbf16>) outs(%o : memref<8x16xf32>) {
+  ^bb0(%x: bf16, %y: bf16, %acc: f32):
+    %0 = arith.extf %x : bf16 to f32
+    %1 = arith.extf %y : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}
