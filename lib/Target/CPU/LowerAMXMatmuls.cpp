@@ -160,6 +160,31 @@ std::optional<Bf16Matmul> matchBf16Matmul(linalg::GenericOp op) {
                     op.getDpsInits()[0], kSize, nSize, transposed};
 }
 
+/// The transpose that fills `rhs` ([K, N]) from a [N, K] buffer when the
+/// matmul `op` is its only other user: kiln's lowering copies a transposed
+/// rhs (a tied LM head: 50257 x 768) to the plain layout, and the kernel
+/// packs a transposed rhs as cheaply as a plain one, so it reads the
+/// transpose's input instead and the copy goes.
+linalg::TransposeOp transposedSource(Value rhs, Operation *op) {
+  auto alloc = rhs.getDefiningOp<memref::AllocOp>();
+  if (!alloc)
+    return {};
+  linalg::TransposeOp transpose;
+  for (Operation *user : alloc->getUsers()) {
+    if (user == op)
+      continue;
+    auto candidate = dyn_cast<linalg::TransposeOp>(user);
+    if (!candidate || transpose || candidate.getInit() != rhs ||
+        candidate.getPermutation() != ArrayRef<int64_t>{1, 0})
+      return {};
+    transpose = candidate;
+  }
+  if (!transpose || transpose->getBlock() != op->getBlock() ||
+      !transpose->isBeforeInBlock(op))
+    return {};
+  return transpose;
+}
+
 struct LowerAMXMatmulsPass
     : kiln::impl::LowerAMXMatmulsPassBase<LowerAMXMatmulsPass> {
   using Base::Base;
@@ -180,9 +205,20 @@ struct LowerAMXMatmulsPass
       return;
     IRRewriter rewriter(&getContext());
     for (auto &[op, matmul] : work) {
+      linalg::TransposeOp transpose;
+      if (!matmul.rhsTransposed)
+        if ((transpose = transposedSource(matmul.rhs, op))) {
+          matmul.rhs = transpose.getInput();
+          matmul.rhsTransposed = true;
+        }
       rewriter.setInsertionPoint(op);
       lower(rewriter, op.getLoc(), matmul);
       rewriter.eraseOp(op);
+      if (transpose) {
+        Operation *alloc = transpose.getInit().getDefiningOp();
+        rewriter.eraseOp(transpose);
+        rewriter.eraseOp(alloc);
+      }
     }
     addPermissionRequest(rewriter);
   }
@@ -279,8 +315,9 @@ struct LowerAMXMatmulsPass
       // words transposed in registers.
       auto rowsType = VectorType::get({kTileRows, 2 * kTileRows}, bf16);
       auto wordsType = VectorType::get({kTileRows, kTileRows}, i32);
+      Value wordCount = index(words), blockWords = index(kTileRows);
       scf::ForOp::create(
-          b, loc, zero, index(words), index(kTileRows), ValueRange{},
+          b, loc, zero, wordCount, blockWords, ValueRange{},
           [&](OpBuilder &nb, Location l, Value w, ValueRange) {
             Value col = arith::MulIOp::create(nb, l, w, index(2));
             for (int64_t v = 0; v < panel / kTileRows; ++v) {
@@ -348,8 +385,9 @@ struct LowerAMXMatmulsPass
           arith::MulIOp::create(nb, l, subPanel, index(2 * kBlock));
       Value pairColumn1 =
           arith::AddIOp::create(nb, l, pairColumn, index(2 * kTileRows));
+      Value kEnd = index(paddedK), kStep = index(kBlock);
       auto loop = scf::ForOp::create(
-          nb, l, zero, index(paddedK), index(kBlock),
+          nb, l, zero, kEnd, kStep,
           SmallVector<Value>(4, tileZero),
           [&](OpBuilder &kb, Location kl, Value k0, ValueRange acc) {
             Value a0 = amx::TileLoadOp::create(kb, kl, operandTile, source,
@@ -413,8 +451,9 @@ struct LowerAMXMatmulsPass
           nb, l, zero, count, one, ValueRange{},
           [&](OpBuilder &rb, Location rl, Value r, ValueRange) {
             Value row = arith::AddIOp::create(rb, rl, r0, r);
+            Value kEnd = index(paddedK), kStep = index(kBlock);
             scf::ForOp::create(
-                rb, rl, zero, index(paddedK), index(kBlock), ValueRange{},
+                rb, rl, zero, kEnd, kStep, ValueRange{},
                 [&](OpBuilder &cb, Location cl, Value c, ValueRange) {
                   Value values = vector::TransferReadOp::create(
                       cb, cl, run, mm.lhs, ValueRange{row, c}, zeroBf16,
@@ -446,10 +485,9 @@ struct LowerAMXMatmulsPass
           });
     };
 
-    Value whole = arith::MulIOp::create(
-        b, loc, arith::DivUIOp::create(b, loc, rows, index(kBlock)),
-        index(kBlock));
     Value blockRows = index(kBlock);
+    Value blocks = arith::DivUIOp::create(b, loc, rows, blockRows);
+    Value whole = arith::MulIOp::create(b, loc, blocks, blockRows);
     Value padded;
     if (raggedK)
       padded = memref::AllocOp::create(b, loc, paddedType);

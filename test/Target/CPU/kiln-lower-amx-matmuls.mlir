@@ -127,3 +127,33 @@ func.func @others(%a: memref<8x32xf32>, %b: memref<32x16xf32>, %c: memref<8x16xf
   }
   return
 }
+
+// -----
+
+#lhs = affine_map<(d0, d1, d2) -> (d0, d2)>
+#rhs = affine_map<(d0, d1, d2) -> (d2, d1)>
+#out = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// A transposed weight copied to the plain layout (kiln's lowering of
+// transpose_rhs) is read in place: the kernel packs the [N, K] source as a
+// transposed rhs and the copy is gone.
+// CHECK-LABEL: func.func @copied_transpose(
+// CHECK-SAME: %[[X:.+]]: memref<?x64xbf16>, %[[T:.+]]: memref<96x64xbf16>
+// CHECK-NOT: linalg.transpose
+// CHECK: vector.transfer_read %[[T]]{{.*}} : memref<96x64xbf16>, vector<16x32xbf16>
+// CHECK: amx.tile_mulf
+// CHECK-NOT: linalg.transpose
+func.func @copied_transpose(%x: memref<?x64xbf16>, %t: memref<96x64xbf16>, %y: memref<?x96xf32>) {
+  %w = memref.alloc() : memref<64x96xbf16>
+  linalg.transpose ins(%t : memref<96x64xbf16>) outs(%w : memref<64x96xbf16>) permutation = [1, 0]
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xbf16>, memref<64x96xbf16>) outs(%y : memref<?x96xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}
