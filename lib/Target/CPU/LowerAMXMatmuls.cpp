@@ -58,6 +58,9 @@ struct Bf16Matmul {
   int64_t k = 0, n = 0;
   /// rhs is [N, K] (read transposed) rather than [K, N].
   bool rhsTransposed = false;
+  /// rhs holds f32 values the kernel rounds to bf16 as it packs them (an
+  /// f32 weight whose cast to bf16 only this matmul read).
+  bool rhsFromF32 = false;
 };
 
 /// [[0, ..., rank - 2], [rank - 1]]: all leading dims into one.
@@ -185,6 +188,56 @@ linalg::TransposeOp transposedSource(Value rhs, Operation *op) {
   return transpose;
 }
 
+/// Whether `op` is an elementwise cast of an f32 buffer into all of `rhs`
+/// (identity maps, a body of one arith.truncf), from a static f32 buffer
+/// with contiguous rows.
+bool isCastInto(Operation *op, Value rhs) {
+  auto cast = dyn_cast<linalg::GenericOp>(op);
+  if (!cast || cast.getNumDpsInputs() != 1 || cast.getNumDpsInits() != 1 ||
+      cast.getDpsInits()[0] != rhs || !cast.hasPureBufferSemantics() ||
+      !llvm::all_of(cast.getIndexingMapsArray(),
+                    [](AffineMap map) { return map.isIdentity(); }))
+    return false;
+  Block &body = cast.getRegion().front();
+  auto truncf = dyn_cast<arith::TruncFOp>(body.front());
+  if (!truncf || truncf->getNextNode() != body.getTerminator() ||
+      truncf.getIn() != body.getArgument(0) ||
+      body.getTerminator()->getOperand(0) != truncf.getResult())
+    return false;
+  auto source = dyn_cast<MemRefType>(cast.getDpsInputs()[0].getType());
+  return source && source.getElementType().isF32() &&
+         source.hasStaticShape() && hasStaticContiguousRows(source);
+}
+
+/// The elementwise cast that fills the bf16 `rhs` from an f32 buffer of the
+/// same shape (a mixed-precision model's f32 weight cast where it is used)
+/// when only the matmul `op` reads what it wrote: the kernel rounds the f32
+/// values as it packs them, instead of a pass over the whole weight writing
+/// a bf16 copy that the packing reads again. (Bufferization may give every
+/// layer's cast the same buffer: the cast must be the use just before `op`
+/// and the use after it, if any, another cast that overwrites it.)
+linalg::GenericOp castSource(Value rhs, Operation *op) {
+  auto alloc = rhs.getDefiningOp<memref::AllocOp>();
+  if (!alloc)
+    return {};
+  Operation *before = nullptr, *after = nullptr;
+  for (Operation *user : alloc->getUsers()) {
+    if (user == op)
+      continue;
+    if (user->getBlock() != op->getBlock())
+      return {};
+    if (user->isBeforeInBlock(op)) {
+      if (!before || before->isBeforeInBlock(user))
+        before = user;
+    } else if (!after || user->isBeforeInBlock(after)) {
+      after = user;
+    }
+  }
+  if (!before || !isCastInto(before, rhs) || (after && !isCastInto(after, rhs)))
+    return {};
+  return cast<linalg::GenericOp>(before);
+}
+
 struct LowerAMXMatmulsPass
     : kiln::impl::LowerAMXMatmulsPassBase<LowerAMXMatmulsPass> {
   using Base::Base;
@@ -211,13 +264,25 @@ struct LowerAMXMatmulsPass
           matmul.rhs = transpose.getInput();
           matmul.rhsTransposed = true;
         }
+      linalg::GenericOp cast = castSource(matmul.rhs, op);
+      if (cast) {
+        matmul.rhs = cast.getDpsInputs()[0];
+        matmul.rhsFromF32 = true;
+      }
       rewriter.setInsertionPoint(op);
       lower(rewriter, op.getLoc(), matmul);
       rewriter.eraseOp(op);
+      if (cast) {
+        Operation *alloc = cast.getDpsInits()[0].getDefiningOp();
+        rewriter.eraseOp(cast);
+        if (alloc->use_empty())
+          rewriter.eraseOp(alloc);
+      }
       if (transpose) {
         Operation *alloc = transpose.getInit().getDefiningOp();
         rewriter.eraseOp(transpose);
-        rewriter.eraseOp(alloc);
+        if (alloc->use_empty())
+          rewriter.eraseOp(alloc);
       }
     }
     addPermissionRequest(rewriter);
@@ -310,6 +375,23 @@ struct LowerAMXMatmulsPass
         b, loc, MemRefType::get({words, 2 * panel}, bf16), bytes, zero,
         ValueRange{});
     Value zeroBf16 = arith::ConstantOp::create(b, loc, b.getZeroAttr(bf16));
+    // A read of the rhs as bf16: f32 values are read and rounded.
+    Type rhsElement = mm.rhsFromF32 ? b.getF32Type() : bf16;
+    Value rhsPadding =
+        mm.rhsFromF32
+            ? arith::ConstantOp::create(b, loc, b.getZeroAttr(rhsElement))
+                  .getResult()
+            : zeroBf16;
+    auto readRhs = [&](OpBuilder &nb, Location l, ArrayRef<int64_t> shape,
+                       ValueRange indices, ArrayRef<bool> inBounds) -> Value {
+      Value read = vector::TransferReadOp::create(
+          nb, l, VectorType::get(shape, rhsElement), mm.rhs, indices,
+          rhsPadding, inBounds);
+      if (!mm.rhsFromF32)
+        return read;
+      return arith::TruncFOp::create(nb, l, VectorType::get(shape, bf16),
+                                     read);
+    };
     if (mm.rhsTransposed) {
       // Column j's words are row n0 + j of the rhs: 16 x 16 blocks of
       // words transposed in registers.
@@ -323,9 +405,9 @@ struct LowerAMXMatmulsPass
             for (int64_t v = 0; v < panel / kTileRows; ++v) {
               Value n = arith::AddIOp::create(nb, l, firstColumn,
                                               index(v * kTileRows));
-              Value block = vector::TransferReadOp::create(
-                  nb, l, rowsType, mm.rhs, ValueRange{n, col}, zeroBf16,
-                  ArrayRef<bool>{!raggedN, !raggedK});
+              Value block =
+                  readRhs(nb, l, rowsType.getShape(), ValueRange{n, col},
+                          ArrayRef<bool>{!raggedN, !raggedK});
               Value transposed = vector::TransposeOp::create(
                   nb, l, vector::BitCastOp::create(nb, l, wordsType, block),
                   {1, 0});
@@ -350,9 +432,9 @@ struct LowerAMXMatmulsPass
             for (int64_t v = 0; v < panel / kTileRows; ++v) {
               Value n = arith::AddIOp::create(nb, l, firstColumn,
                                               index(v * kTileRows));
-              Value pair = vector::TransferReadOp::create(
-                  nb, l, pairType, mm.rhs, ValueRange{row, n}, zeroBf16,
-                  ArrayRef<bool>{!raggedK, !raggedN});
+              Value pair =
+                  readRhs(nb, l, pairType.getShape(), ValueRange{row, n},
+                          ArrayRef<bool>{!raggedK, !raggedN});
               Value even = vector::ExtractOp::create(nb, l, pair,
                                                      ArrayRef<int64_t>{0});
               Value odd = vector::ExtractOp::create(nb, l, pair,

@@ -157,3 +157,80 @@ func.func @copied_transpose(%x: memref<?x64xbf16>, %t: memref<96x64xbf16>, %y: m
   }
   return
 }
+
+// -----
+
+#lhs = affine_map<(d0, d1, d2) -> (d0, d2)>
+#rhs = affine_map<(d0, d1, d2) -> (d2, d1)>
+#out = affine_map<(d0, d1, d2) -> (d0, d1)>
+#id = affine_map<(d0, d1) -> (d0, d1)>
+
+// f32 weights cast to bf16 where they are used (mixed precision), two
+// layers sharing the cast's buffer: each kernel rounds its f32 weight as
+// it packs it, and both casts are gone. A cast whose buffer is read again
+// after the matmul stays.
+// CHECK-LABEL: func.func @cast_weights(
+// CHECK-SAME: %[[F:[^:]+]]: memref<64x96xf32>, %[[G:[^:]+]]: memref<64x96xf32>
+// CHECK-NOT: linalg.generic
+// CHECK: vector.transfer_read %[[F]]{{.*}} : memref<64x96xf32>, vector<2x16xf32>
+// CHECK: arith.truncf %{{.*}} : vector<2x16xf32> to vector<2x16xbf16>
+// CHECK: vector.transfer_read %[[G]]{{.*}} : memref<64x96xf32>, vector<2x16xf32>
+// CHECK-NOT: linalg.generic
+// CHECK: return
+// CHECK-LABEL: func.func @cast_read_again(
+// CHECK: linalg.generic
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK: amx.tile_mulf
+// CHECK: memref.copy
+func.func @cast_weights(%x: memref<?x64xbf16>, %f: memref<64x96xf32>, %g: memref<64x96xf32>, %y: memref<?x96xf32>) {
+  %w = memref.alloc() : memref<64x96xbf16>
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%f : memref<64x96xf32>) outs(%w : memref<64x96xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %0 = arith.truncf %in : f32 to bf16
+    linalg.yield %0 : bf16
+  }
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xbf16>, memref<64x96xbf16>) outs(%y : memref<?x96xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%g : memref<64x96xf32>) outs(%w : memref<64x96xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %0 = arith.truncf %in : f32 to bf16
+    linalg.yield %0 : bf16
+  }
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xbf16>, memref<64x96xbf16>) outs(%y : memref<?x96xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}
+
+func.func @cast_read_again(%x: memref<?x64xbf16>, %f: memref<64x96xf32>, %y: memref<?x96xf32>, %keep: memref<64x96xbf16>) {
+  %w = memref.alloc() : memref<64x96xbf16>
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%f : memref<64x96xf32>) outs(%w : memref<64x96xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %0 = arith.truncf %in : f32 to bf16
+    linalg.yield %0 : bf16
+  }
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xbf16>, memref<64x96xbf16>) outs(%y : memref<?x96xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  memref.copy %w, %keep : memref<64x96xbf16> to memref<64x96xbf16>
+  return
+}

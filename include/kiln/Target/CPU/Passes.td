@@ -135,7 +135,11 @@ def LowerAMXMatmulsPass
       output (masked at a ragged last panel);
     - a rhs that kiln's lowering copied from a transposed `[N, K]` buffer
       (`linalg.transpose`, for `transpose_rhs`: GPT-2's tied LM head) is
-      packed from that buffer, and the copy is removed.
+      packed from that buffer, and the copy is removed;
+    - a rhs that an elementwise `arith.truncf` filled from an f32 buffer
+      (a mixed-precision model's f32 weight cast where it is used), read by
+      this matmul alone, is packed from the f32 buffer, rounding as it
+      packs (the same rounding), and the cast is removed.
 
     The module gets a constructor that asks Linux for the AMX tile state
     (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), without which
