@@ -3,7 +3,9 @@
 The format: an 8-byte little-endian header length, a JSON header mapping
 each tensor name to {dtype, shape, data_offsets} (plus an optional
 "__metadata__" of strings), then the packed little-endian tensor bytes.
-bf16 has no numpy dtype; such tensors are returned as uint16 bit patterns.
+bf16 has no numpy dtype; such tensors are returned as uint16 bit patterns,
+and written from them (`bf16` names the tensors whose uint16 arrays are
+bf16; `to_bf16` rounds float32 to those bit patterns).
 """
 
 import json
@@ -19,8 +21,18 @@ _TO_NUMPY = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np
 _FROM_NUMPY = {np.dtype(v): k for k, v in _TO_NUMPY.items() if k != "BF16"}
 
 
-def save_safetensors(tensors, path, metadata=None):
-    """Writes {name: array} to `path` atomically, in the given order."""
+def to_bf16(array):
+    """float32 -> bf16 bit patterns (uint16), rounded to nearest even as
+    torch's .to(torch.bfloat16) and Kiln's casts round (NaN stays NaN)."""
+    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    nan = np.isnan(np.asarray(array, dtype=np.float32))
+    return np.where(nan, ((bits >> 16) | 0x40).astype(np.uint16), rounded)
+
+
+def save_safetensors(tensors, path, metadata=None, bf16=()):
+    """Writes {name: array} to `path` atomically, in the given order; the
+    uint16 arrays of the names in `bf16` are written as BF16."""
     header, blobs, offset = {}, [], 0
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
@@ -30,10 +42,13 @@ def save_safetensors(tensors, path, metadata=None):
         array = np.asarray(array)
         if not array.flags.c_contiguous:
             array = array.copy(order="C")
-        if array.dtype not in _FROM_NUMPY:
+        if name in bf16 and array.dtype != np.uint16:
+            raise ValueError(f"tensor '{name}': a BF16 tensor is given as its uint16 bit patterns "
+                             f"(kiln.io.to_bf16), not {array.dtype}")
+        if name not in bf16 and array.dtype not in _FROM_NUMPY:
             raise ValueError(f"tensor '{name}': dtype {array.dtype} has no safetensors name")
         data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": _FROM_NUMPY[array.dtype], "shape": list(array.shape),
+        header[name] = {"dtype": "BF16" if name in bf16 else _FROM_NUMPY[array.dtype], "shape": list(array.shape),
                         "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
         offset += len(data)

@@ -45,7 +45,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "test", "e2e"))
 sys.path.insert(0, os.path.join(ROOT, "python"))
-from kiln.io import load_safetensors, save_safetensors  # noqa: E402
+from kiln.io import load_safetensors, save_safetensors, to_bf16  # noqa: E402
 
 MODELS = os.path.join(ROOT, "models")
 
@@ -542,8 +542,13 @@ def write_weights(artifact, weights):
     the offsets in manifest.json still hold."""
     with open(os.path.join(artifact, "manifest.json")) as f:
         manifest = json.load(f)
-    ordered = {p["name"]: weights[p["name"]] for p in manifest["parameters"] if not p.get("state")}
-    save_safetensors(ordered, os.path.join(artifact, "weights.safetensors"))
+    params = [p for p in manifest["parameters"] if not p.get("state")]
+    # An inference artifact of a bf16 model stores its weights in bf16
+    # (kiln-narrow-parameters), rounded as the graph's casts round.
+    bf16 = {p["name"] for p in params if p["dtype"] == "BF16"}
+    ordered = {p["name"]: to_bf16(weights[p["name"]]) if p["name"] in bf16 else weights[p["name"]]
+               for p in params}
+    save_safetensors(ordered, os.path.join(artifact, "weights.safetensors"), bf16=bf16)
 
 
 def gpt2_tiny_artifact(bundle, name, seed):

@@ -1016,6 +1016,18 @@ int main(int argc, char **argv) {
                   "sparsegpt");
   }
 
+  // An inference artifact stores a mixed-precision model's weights in the
+  // type they are used in (kiln-narrow-parameters): same values, half the
+  // bytes, no cast per call.
+  if (mode == Mode::Inference &&
+      (target.getNumOccurrences() || emit == EmitKind::LLVM ||
+       emit == EmitKind::PTX)) {
+    PassManager pm(&context);
+    pm.addPass(kiln::createKilnNarrowParametersPass());
+    if (failed(pm.run(**module)))
+      return fail("narrowing the parameters of '" + inputPath + "' failed");
+  }
+
   if (target.getNumOccurrences()) {
     if (emit.getNumOccurrences())
       return fail("--emit and --target are exclusive: --target writes an "

@@ -101,6 +101,38 @@ def KilnExternalizeParametersPass
   }];
 }
 
+def KilnNarrowParametersPass
+    : Pass<"kiln-narrow-parameters", "mlir::ModuleOp"> {
+  let summary = "Stores an f32 parameter read only through casts to bf16 "
+                "(or f16) in that type";
+  let description = [{
+    A mixed-precision model (`kiln-compile --dtype bf16`) keeps f32
+    parameters and casts each to bf16 where it is read: training needs the
+    f32 values, which its optimizer updates, but an inference artifact only
+    ever uses the narrow ones. For each f32 parameter that no function
+    writes and whose every read is used only by `kiln.cast`s to one
+    narrower float type, this pass makes the parameter (and its reads) that
+    type and removes the casts. The compiler then rounds the weights once
+    when it writes them, to nearest even as the cast does, so the results
+    are the same; the weights file holds half the bytes and a forward does
+    not convert every weight on every call. kiln-compile runs it for
+    `--mode inference`.
+
+    ```mlir
+    // before
+    kiln.parameter @w : tensor<4x4xf32> init zeros
+    %w = kiln.read_param @w : tensor<4x4xf32>
+    %0 = kiln.cast %w : tensor<4x4xf32> -> tensor<4x4xbf16>
+    // after
+    kiln.parameter @w : tensor<4x4xbf16> init zeros
+    %w = kiln.read_param @w : tensor<4x4xbf16>
+    ```
+
+    A parameter with any other use (an f32 layer norm weight, a parameter
+    a training step writes) stays f32.
+  }];
+}
+
 def KilnAutodiffPass : Pass<"kiln-autodiff", "mlir::ModuleOp"> {
   let summary = "Builds the gradient function of a scalar loss";
   let description = [{
