@@ -214,14 +214,16 @@ class BF16MatmulKernels(unittest.TestCase):
     def kernels(self):
         return (["amx"] if cpu_has_amx_bf16() else []) + ["none"]
 
-    def check(self, x_shape, w_shape, transposed, dynamic_rows=False):
+    def check(self, x_shape, w_shape, transposed, dynamic_rows=False, lhs_transposed=False):
+        """x_shape is [..., M, K], or [K, M] with lhs_transposed."""
         x = self.rng.standard_normal(x_shape).astype(np.float32)
         w = self.rng.standard_normal(w_shape).astype(np.float32)
         n = w_shape[0] if transposed else w_shape[1]
-        rows = "?" if dynamic_rows else str(x_shape[-2])
+        rows = "?" if dynamic_rows else str(x_shape[-1 if lhs_transposed else -2])
         lead = "".join(f"{d}x" for d in x_shape[:-2])
         t = lambda shape, ty: f"tensor<{shape}x{ty}>"
-        xs, ws, ys = f"{lead}{rows}x{x_shape[-1]}", "x".join(map(str, w_shape)), f"{lead}{rows}x{n}"
+        xs = f"{x_shape[0]}x{x_shape[1]}" if lhs_transposed else f"{lead}{rows}x{x_shape[-1]}"
+        ws, ys = "x".join(map(str, w_shape)), f"{lead}{rows}x{n}"
         src = os.path.join(self.tmp.name, "mm.mlir")
         with open(src, "w") as f:
             f.write(f"""
@@ -229,15 +231,15 @@ class BF16MatmulKernels(unittest.TestCase):
                 -> ({t(ys, "f32")} {{kiln.name = "y"}}) {{
               %xb = kiln.cast %x : {t(xs, "f32")} -> {t(xs, "bf16")}
               %wb = kiln.cast %w : {t(ws, "f32")} -> {t(ws, "bf16")}
-              %0 = kiln.matmul %xb, %wb {"transpose_rhs" if transposed else ""} : ({t(xs, "bf16")}, {t(ws, "bf16")}) -> {t(ys, "bf16")}
+              %0 = kiln.matmul %xb, %wb {"transpose_lhs" if lhs_transposed else ""} {"transpose_rhs" if transposed else ""} : ({t(xs, "bf16")}, {t(ws, "bf16")}) -> {t(ys, "bf16")}
               %1 = kiln.cast %0 : {t(ys, "bf16")} -> {t(ys, "f32")}
               return %1 : {t(ys, "f32")}
             }}""")
         bf = lambda a: torch.from_numpy(a).to(torch.bfloat16).to(torch.float64)
         wr = bf(w).T if transposed else bf(w)
-        exact = bf(x) @ wr
+        exact = (bf(x).T if lhs_transposed else bf(x)) @ wr
         expected = exact.to(torch.bfloat16).to(torch.float32).numpy()
-        scale = (bf(x).abs() @ wr.abs()).numpy()
+        scale = ((bf(x).T if lhs_transposed else bf(x)).abs() @ wr.abs()).numpy()
         for kernel in self.kernels():
             art = os.path.join(self.tmp.name, f"mm-{kernel}.kiln")
             manifest = compile_artifact(src, art, extra=["--bf16-dot", kernel])
@@ -266,6 +268,12 @@ class BF16MatmulKernels(unittest.TestCase):
         # time, both rhs layouts.
         self.check((70, 1000), (96, 1000), transposed=True, dynamic_rows=True)
         self.check((70, 1000), (1000, 96), transposed=False, dynamic_rows=True)
+
+    def test_transposed_lhs(self):
+        # A weight gradient's xᵀ·dy: lhs [K, M] = [70, 45] (K and M ragged),
+        # packed from the source into padded rows; and whole blocks.
+        self.check((70, 45), (70, 40), transposed=False, lhs_transposed=True)
+        self.check((64, 96), (64, 160), transposed=False, lhs_transposed=True)
 
     def test_few_rows(self):
         # One row (a decoding step): one zero-padded block.

@@ -61,6 +61,9 @@ struct Bf16Matmul {
   /// rhs holds f32 values the kernel rounds to bf16 as it packs them (an
   /// f32 weight whose cast to bf16 only this matmul read).
   bool rhsFromF32 = false;
+  /// lhs is [K, M] (a transposed lhs read from the transpose's source:
+  /// packed into zero-padded [M', K'] rows before the panels run).
+  bool lhsTransposed = false;
 };
 
 /// [[0, ..., rank - 2], [rank - 1]]: all leading dims into one.
@@ -163,29 +166,12 @@ std::optional<Bf16Matmul> matchBf16Matmul(linalg::GenericOp op) {
                     op.getDpsInits()[0], kSize, nSize, transposed};
 }
 
-/// The transpose that fills `rhs` ([K, N]) from a [N, K] buffer when the
-/// matmul `op` is its only other user: kiln's lowering copies a transposed
-/// rhs (a tied LM head: 50257 x 768) to the plain layout, and the kernel
-/// packs a transposed rhs as cheaply as a plain one, so it reads the
-/// transpose's input instead and the copy goes.
-linalg::TransposeOp transposedSource(Value rhs, Operation *op) {
-  auto alloc = rhs.getDefiningOp<memref::AllocOp>();
-  if (!alloc)
-    return {};
-  linalg::TransposeOp transpose;
-  for (Operation *user : alloc->getUsers()) {
-    if (user == op)
-      continue;
-    auto candidate = dyn_cast<linalg::TransposeOp>(user);
-    if (!candidate || transpose || candidate.getInit() != rhs ||
-        candidate.getPermutation() != ArrayRef<int64_t>{1, 0})
-      return {};
-    transpose = candidate;
-  }
-  if (!transpose || transpose->getBlock() != op->getBlock() ||
-      !transpose->isBeforeInBlock(op))
-    return {};
-  return transpose;
+/// Whether `op` overwrites all of `buffer` without reading it: a transpose
+/// of the last two dims into it.
+bool isTransposeInto(Operation *op, Value buffer) {
+  auto transpose = dyn_cast<linalg::TransposeOp>(op);
+  return transpose && transpose.getInit() == buffer &&
+         transpose.getPermutation() == ArrayRef<int64_t>{1, 0};
 }
 
 /// Whether `op` is an elementwise cast of an f32 buffer into all of `rhs`
@@ -209,23 +195,22 @@ bool isCastInto(Operation *op, Value rhs) {
          source.hasStaticShape() && hasStaticContiguousRows(source);
 }
 
-/// The elementwise cast that fills the bf16 `rhs` from an f32 buffer of the
-/// same shape (a mixed-precision model's f32 weight cast where it is used)
-/// when only the matmul `op` reads what it wrote: the kernel rounds the f32
-/// values as it packs them, instead of a pass over the whole weight writing
-/// a bf16 copy that the packing reads again. (Bufferization may give every
-/// layer's cast the same buffer: the cast must be the use just before `op`
-/// and the use after it, if any, another cast that overwrites it.)
-linalg::GenericOp castSource(Value rhs, Operation *op) {
-  auto alloc = rhs.getDefiningOp<memref::AllocOp>();
+/// The op that wrote the buffer `copy` just before the matmul `op` reads
+/// it, if `writes(writer, copy)` accepts it and `op` is the only reader of
+/// what it wrote: every use of the buffer is in `op`'s block, and the use
+/// after `op`, if any, overwrites it again with a transpose or a cast
+/// (bufferization may give every layer's copy one buffer).
+template <typename Writes>
+Operation *soleWriterBefore(Value copy, Operation *op, Writes writes) {
+  auto alloc = copy.getDefiningOp<memref::AllocOp>();
   if (!alloc)
-    return {};
+    return nullptr;
   Operation *before = nullptr, *after = nullptr;
   for (Operation *user : alloc->getUsers()) {
     if (user == op)
       continue;
     if (user->getBlock() != op->getBlock())
-      return {};
+      return nullptr;
     if (user->isBeforeInBlock(op)) {
       if (!before || before->isBeforeInBlock(user))
         before = user;
@@ -233,9 +218,33 @@ linalg::GenericOp castSource(Value rhs, Operation *op) {
       after = user;
     }
   }
-  if (!before || !isCastInto(before, rhs) || (after && !isCastInto(after, rhs)))
-    return {};
-  return cast<linalg::GenericOp>(before);
+  if (!before || !writes(before, copy) ||
+      (after && !isTransposeInto(after, copy) && !isCastInto(after, copy)))
+    return nullptr;
+  return before;
+}
+
+/// The transpose that fills `copy` ([K, N] or [M, K]) from a transposed
+/// buffer when the matmul `op` alone reads it: kiln's lowering copies a
+/// transposed operand (a tied LM head's 50257 x 768 table, a weight
+/// gradient's xᵀ) to the plain layout, and the kernel packs from the
+/// source as cheaply, so it reads the transpose's input and the copy goes.
+linalg::TransposeOp transposedSource(Value copy, Operation *op) {
+  return dyn_cast_or_null<linalg::TransposeOp>(
+      soleWriterBefore(copy, op, isTransposeInto));
+}
+
+/// The elementwise cast that fills the bf16 `rhs` from an f32 buffer of the
+/// same shape (a mixed-precision model's f32 weight cast where it is used)
+/// when the matmul `op` alone reads what it wrote: the kernel rounds the
+/// f32 values as it packs them, instead of a pass over the whole weight
+/// writing a bf16 copy that the packing reads again.
+linalg::GenericOp castSource(Value rhs, Operation *op) {
+  Operation *writer = soleWriterBefore(rhs, op, [](Operation *w, Value b) {
+    return isCastInto(w, b);
+  });
+  return writer && isCastInto(writer, rhs) ? cast<linalg::GenericOp>(writer)
+                                           : linalg::GenericOp();
 }
 
 struct LowerAMXMatmulsPass
@@ -264,6 +273,20 @@ struct LowerAMXMatmulsPass
           matmul.rhs = transpose.getInput();
           matmul.rhsTransposed = true;
         }
+      // A transposed lhs (a weight gradient's xᵀ·dy) is packed from its
+      // source, not from kiln's transposed copy.
+      linalg::TransposeOp lhsTranspose;
+      if (cast<MemRefType>(matmul.lhs.getType()).getRank() == 2)
+        if ((lhsTranspose = transposedSource(matmul.lhs, op))) {
+          auto source =
+              cast<MemRefType>(lhsTranspose.getInput().getType());
+          if (source.hasStaticShape() && hasStaticContiguousRows(source)) {
+            matmul.lhs = lhsTranspose.getInput();
+            matmul.lhsTransposed = true;
+          } else {
+            lhsTranspose = {};
+          }
+        }
       linalg::GenericOp cast = castSource(matmul.rhs, op);
       if (cast) {
         matmul.rhs = cast.getDpsInputs()[0];
@@ -278,12 +301,13 @@ struct LowerAMXMatmulsPass
         if (alloc->use_empty())
           rewriter.eraseOp(alloc);
       }
-      if (transpose) {
-        Operation *alloc = transpose.getInit().getDefiningOp();
-        rewriter.eraseOp(transpose);
-        if (alloc->use_empty())
-          rewriter.eraseOp(alloc);
-      }
+      for (linalg::TransposeOp copy : {transpose, lhsTranspose})
+        if (copy) {
+          Operation *alloc = copy.getInit().getDefiningOp();
+          rewriter.eraseOp(copy);
+          if (alloc->use_empty())
+            rewriter.eraseOp(alloc);
+        }
     }
     addPermissionRequest(rewriter);
   }
@@ -340,12 +364,83 @@ struct LowerAMXMatmulsPass
     const int64_t panel = kBlock * panelBlocks;
     int64_t panels = llvm::divideCeil(mm.n, panel);
     Value zero = index(0), one = index(1);
-    Value rows = memref::DimOp::create(b, loc, mm.lhs, 0);
+    Value rows;
+    if (mm.lhsTransposed) {
+      rows = index(cast<MemRefType>(mm.lhs.getType()).getDimSize(1));
+      mm.lhs = packTransposedLhs(b, loc, mm);
+    } else {
+      rows = memref::DimOp::create(b, loc, mm.lhs, 0);
+    }
     scf::ParallelOp::create(
         b, loc, ValueRange{zero}, ValueRange{index(panels)}, ValueRange{one},
         [&](OpBuilder &pb, Location l, ValueRange ivs) {
           emitPanel(pb, l, mm, ivs[0], rows);
         });
+  }
+
+  /// The transposed lhs `mm.lhs` ([K, M] bf16) as zero-padded rows,
+  /// [align(M, 32), align(K, 32)] bf16, in parallel 16-row stripes: 32 rows
+  /// of k by 16 columns of m are read at a time, pairs of k interleaved into
+  /// 32-bit words (as the row-major rhs packs) and the 16 x 16 words
+  /// transposed in registers.
+  Value packTransposedLhs(OpBuilder &b, Location loc, const Bf16Matmul &mm) {
+    auto source = cast<MemRefType>(mm.lhs.getType());
+    const int64_t k = source.getDimSize(0), m = source.getDimSize(1);
+    const int64_t paddedK = llvm::alignTo(k, kBlock);
+    const int64_t paddedM = llvm::alignTo(m, kBlock);
+    Type bf16 = b.getBF16Type(), i32 = b.getI32Type();
+    auto index = [&](int64_t value) -> Value {
+      return arith::ConstantIndexOp::create(b, loc, value);
+    };
+    Value packed = memref::AllocOp::create(
+        b, loc, MemRefType::get({paddedM, paddedK}, bf16));
+    Value zero = index(0), one = index(1);
+    Value stripes = index(paddedM / kTileRows);
+    Value zeroBf16 = arith::ConstantOp::create(b, loc, b.getZeroAttr(bf16));
+    auto readType = VectorType::get({2 * kTileRows, kTileRows}, bf16);
+    auto rowsType = VectorType::get({kTileRows, 2 * kTileRows}, bf16);
+    auto wordsType = VectorType::get({kTileRows, kTileRows}, i32);
+    SmallVector<int64_t> interleave;
+    for (int64_t i = 0; i < kTileRows; ++i)
+      interleave.append({i, i + kTileRows});
+    bool inBoundsK = k % kBlock == 0, inBoundsM = m % kTileRows == 0;
+    scf::ParallelOp::create(
+        b, loc, ValueRange{zero}, ValueRange{stripes}, ValueRange{one},
+        [&](OpBuilder &pb, Location l, ValueRange ivs) {
+          Value m0 = arith::MulIOp::create(pb, l, ivs[0], index(kTileRows));
+          Value kEnd = index(paddedK), kStep = index(kBlock);
+          scf::ForOp::create(
+              pb, l, zero, kEnd, kStep, ValueRange{},
+              [&](OpBuilder &nb, Location nl, Value k0, ValueRange) {
+                Value block = vector::TransferReadOp::create(
+                    nb, nl, readType, mm.lhs, ValueRange{k0, m0}, zeroBf16,
+                    ArrayRef<bool>{inBoundsK, inBoundsM});
+                Value pairs = arith::ConstantOp::create(
+                    nb, nl, nb.getZeroAttr(rowsType));
+                for (int64_t j = 0; j < kTileRows; ++j) {
+                  Value even = vector::ExtractOp::create(
+                      nb, nl, block, ArrayRef<int64_t>{2 * j});
+                  Value odd = vector::ExtractOp::create(
+                      nb, nl, block, ArrayRef<int64_t>{2 * j + 1});
+                  Value words = vector::ShuffleOp::create(nb, nl, even, odd,
+                                                          interleave);
+                  pairs = vector::InsertOp::create(nb, nl, words, pairs,
+                                                   ArrayRef<int64_t>{j});
+                }
+                Value asWords =
+                    vector::BitCastOp::create(nb, nl, wordsType, pairs);
+                Value transposed =
+                    vector::TransposeOp::create(nb, nl, asWords, {1, 0});
+                Value asRows =
+                    vector::BitCastOp::create(nb, nl, rowsType, transposed);
+                vector::TransferWriteOp::create(nb, nl, asRows, packed,
+                                                ValueRange{m0, k0},
+                                                ArrayRef<bool>{true, true});
+                scf::YieldOp::create(nb, nl);
+              });
+          scf::ReduceOp::create(pb, l);
+        });
+    return packed;
   }
 
   void emitPanel(OpBuilder &b, Location loc, const Bf16Matmul &mm,
@@ -568,6 +663,21 @@ struct LowerAMXMatmulsPass
     };
 
     Value blockRows = index(kBlock);
+    if (mm.lhsTransposed) {
+      // The packed lhs is padded to whole blocks of rows and of k: every
+      // block loads its tiles from it, and adds its real rows.
+      Value end = index(llvm::alignTo(
+          cast<MemRefType>(mm.lhs.getType()).getDimSize(0), kBlock));
+      scf::ForOp::create(
+          b, loc, zero, end, blockRows, ValueRange{},
+          [&](OpBuilder &nb, Location l, Value r0, ValueRange) {
+            Value left = arith::SubIOp::create(nb, l, rows, r0);
+            Value count = arith::MinUIOp::create(nb, l, left, blockRows);
+            emitBlock(nb, l, mm.lhs, r0, r0, count);
+            scf::YieldOp::create(nb, l);
+          });
+      return;
+    }
     Value blocks = arith::DivUIOp::create(b, loc, rows, blockRows);
     Value whole = arith::MulIOp::create(b, loc, blocks, blockRows);
     Value padded;

@@ -234,3 +234,41 @@ func.func @cast_read_again(%x: memref<?x64xbf16>, %f: memref<64x96xf32>, %y: mem
   memref.copy %w, %keep : memref<64x96xbf16> to memref<64x96xbf16>
   return
 }
+
+// -----
+
+#lhs = affine_map<(d0, d1, d2) -> (d0, d2)>
+#rhs = affine_map<(d0, d1, d2) -> (d2, d1)>
+#out = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// A transposed lhs (a weight gradient xᵀ·dy: [K, M] = [70, 45]) copied
+// by kiln's lowering: the kernel packs the source into zero-padded rows
+// ([64, 96]: pairs of k interleaved, 16 x 16 words transposed) in parallel
+// stripes, every block of rows loads its tiles from them, and the copy is
+// gone.
+// CHECK-LABEL: func.func @transposed_lhs(
+// CHECK-SAME: %[[S:[^:]+]]: memref<70x45xbf16>
+// CHECK-NOT: linalg.transpose
+// CHECK: %[[P:.+]] = memref.alloc() : memref<64x96xbf16>
+// CHECK: scf.parallel
+// CHECK: vector.transfer_read %[[S]]{{.*}} : memref<70x45xbf16>, vector<32x16xbf16>
+// CHECK: vector.shuffle
+// CHECK: vector.transpose
+// CHECK: vector.transfer_write %{{.*}}, %[[P]]
+// CHECK: scf.parallel
+// CHECK: amx.tile_load %[[P]]
+// CHECK-NOT: linalg.transpose
+func.func @transposed_lhs(%s: memref<70x45xbf16>, %w: memref<70x40xbf16>, %y: memref<45x40xf32>) {
+  %x = memref.alloc() : memref<45x70xbf16>
+  linalg.transpose ins(%s : memref<70x45xbf16>) outs(%x : memref<45x70xbf16>) permutation = [1, 0]
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<45x70xbf16>, memref<70x40xbf16>) outs(%y : memref<45x40xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}

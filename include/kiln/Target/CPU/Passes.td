@@ -135,7 +135,13 @@ def LowerAMXMatmulsPass
       output (masked at a ragged last panel);
     - a rhs that kiln's lowering copied from a transposed `[N, K]` buffer
       (`linalg.transpose`, for `transpose_rhs`: GPT-2's tied LM head) is
-      packed from that buffer, and the copy is removed;
+      packed from that buffer, and the copy is removed; a 2-d lhs copied
+      from a transposed `[K, M]` buffer (`transpose_lhs`: a weight
+      gradient's xᵀ·dy) is packed from it into zero-padded `[M, K]` rows
+      (pairs of k interleaved, 16 x 16 words transposed in registers)
+      before the panels run. A copy counts as read by the matmul alone when
+      the next use of its buffer overwrites it (bufferization gives every
+      layer's copy one buffer);
     - a rhs that an elementwise `arith.truncf` filled from an f32 buffer
       (a mixed-precision model's f32 weight cast where it is used), read by
       this matmul alone, is packed from the f32 buffer, rounding as it
