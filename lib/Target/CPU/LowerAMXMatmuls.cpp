@@ -556,7 +556,10 @@ struct LowerAMXMatmulsPass
     // the panel's sub-panel `s`, into `sums`.
     auto multiplyBlock = [&](OpBuilder &nb, Location l, Value source,
                              Value r0, Value subPanel) {
-      Value tileZero = amx::TileZeroOp::create(nb, l, sumTile);
+      // A zero tile per sum: one shared would be copied through memory.
+      SmallVector<Value> zeros;
+      for (int64_t t = 0; t < 4; ++t)
+        zeros.push_back(amx::TileZeroOp::create(nb, l, sumTile));
       Value r1 = arith::AddIOp::create(nb, l, r0, index(kTileRows));
       Value pairColumn =
           arith::MulIOp::create(nb, l, subPanel, index(2 * kBlock));
@@ -565,7 +568,7 @@ struct LowerAMXMatmulsPass
       Value kEnd = index(paddedK), kStep = index(kBlock);
       auto loop = scf::ForOp::create(
           nb, l, zero, kEnd, kStep,
-          SmallVector<Value>(4, tileZero),
+          zeros,
           [&](OpBuilder &kb, Location kl, Value k0, ValueRange acc) {
             Value a0 = amx::TileLoadOp::create(kb, kl, operandTile, source,
                                                ValueRange{r0, k0});
