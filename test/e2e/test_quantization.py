@@ -160,11 +160,15 @@ class QuantizeOps(unittest.TestCase):
 
 
 def int8_dot_options():
-    """The int8 kernels to check: the one kiln-compile picks for this CPU,
-    vpmaddwd where the CPU has AVX2, and the portable one."""
+    """The int8 kernels to check: the one kiln-compile picks for this CPU
+    (AMX tiles where it has AMX-INT8), VNNI where it has AVX-512 VNNI and
+    AMX too (the default there is amx), vpmaddwd where the CPU has AVX2,
+    and the portable one."""
     with open("/proc/cpuinfo") as f:
-        avx2 = " avx2" in f.read()
-    return [[]] + ([["--int8-dot", "avx2"]] if avx2 else []) + [["--int8-dot", "generic"]]
+        flags = f.read()
+    vnni = " amx_int8" in flags and " avx512_vnni" in flags
+    return ([[]] + ([["--int8-dot", "vnni"]] if vnni else []) +
+            ([["--int8-dot", "avx2"]] if " avx2" in flags else []) + [["--int8-dot", "generic"]])
 
 
 class IntegerMatmul(unittest.TestCase):

@@ -159,10 +159,11 @@ cl::opt<int64_t> matmulKBlock(
 cl::opt<std::string> int8Dot(
     "int8-dot",
     cl::desc("Dot products of the CPU's int8 matmuls (--quantize "
-             "int8-dynamic, int8-static): vnni (AVX-512 VNNI), avx2 "
-             "(vpmaddwd) or generic (portable vector ops); default: the best "
-             "--cpu has; recorded in the manifest's target_options"),
-    cl::value_desc("vnni|avx2|generic"), cl::init(""), cl::cat(category));
+             "int8-dynamic, int8-static): amx (AMX-INT8 tiles), vnni "
+             "(AVX-512 VNNI), avx2 (vpmaddwd) or generic (portable vector "
+             "ops); default: the best --cpu has; recorded in the manifest's "
+             "target_options"),
+    cl::value_desc("amx|vnni|avx2|generic"), cl::init(""), cl::cat(category));
 cl::opt<std::string> bf16Dot(
     "bf16-dot",
     cl::desc("Kernels of the CPU's bf16 matmuls (--dtype bf16): amx (AMX-BF16 "

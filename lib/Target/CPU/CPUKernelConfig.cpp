@@ -55,7 +55,11 @@ int64_t kBlockFor(const CPUKernelConfig &config) {
 
 void CPUKernelConfig::chooseInt8Dot(const std::string &dot) {
   int8Dot = dot;
-  if (dot == "vnni") {
+  if (dot == "amx") {
+    // 32 x 32 blocks of four 16 x 16 i32 tiles.
+    int8TileM = 32;
+    int8TileN = 32;
+  } else if (dot == "vnni") {
     // 8 rows x 2 zmm: 16 accumulators, 2 rhs vectors, the broadcast.
     int8TileM = 8;
     int8TileN = 32;
@@ -124,6 +128,8 @@ mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
   // int8 dot products, best first: VNNI (16 lanes of 4 products per zmm),
   // vpmaddwd (8 lanes of 2 per ymm), portable vector ops.
   config.int8Dots.clear();
+  if (has("amx-int8") && has("amx-tile"))
+    config.int8Dots.push_back("amx");
   if (has("avx512vnni") && has("avx512bw"))
     config.int8Dots.push_back("vnni");
   if (has("avx2"))
@@ -172,14 +178,16 @@ mlir::kiln::applyKernelOverrides(CPUKernelConfig &config,
   }
   if (!overrides.int8Dot.empty()) {
     const std::string &dot = overrides.int8Dot;
-    if (dot != "vnni" && dot != "avx2" && dot != "generic")
+    if (dot != "amx" && dot != "vnni" && dot != "avx2" && dot != "generic")
       return llvm::createStringError("--int8-dot '" + dot +
-                                     "': expected vnni, avx2 or generic");
+                                     "': expected amx, vnni, avx2 or generic");
     if (!llvm::is_contained(config.int8Dots, dot))
       return llvm::createStringError(
           "--int8-dot " + dot + ": the target CPU has no " +
-          (dot == "vnni" ? "AVX-512 VNNI" : "AVX2") + " (it can run: " +
-          llvm::join(config.int8Dots, ", ") + ")");
+          (dot == "amx"    ? "AMX-INT8"
+           : dot == "vnni" ? "AVX-512 VNNI"
+                           : "AVX2") +
+          " (it can run: " + llvm::join(config.int8Dots, ", ") + ")");
     config.chooseInt8Dot(dot);
   }
   if (!overrides.bf16Dot.empty()) {

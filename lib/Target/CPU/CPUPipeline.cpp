@@ -59,14 +59,21 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   // Buffers.
   buildKilnBufferizeStages(pm);
   // int8 matmuls (kiln.integer_matmul) get kernels of their own.
+  // bf16 and int8 matmuls on AMX tiles where the CPU has them and they
+  // are chosen; int8 ones of other shapes then go to the VNNI kernel (every
+  // CPU with AMX-INT8 has AVX-512 VNNI).
+  const bool int8Amx = options.int8Dot == "amx";
+  if (options.bf16Dot == "amx" || int8Amx) {
+    LowerAMXMatmulsPassOptions amx;
+    amx.bf16 = options.bf16Dot == "amx";
+    amx.int8 = int8Amx;
+    pm.addPass(createLowerAMXMatmulsPass(amx));
+  }
   LowerIntegerMatmulsPassOptions integer;
-  integer.int8Dot = options.int8Dot;
-  integer.tileM = options.int8TileM;
-  integer.tileN = options.int8TileN;
+  integer.int8Dot = int8Amx ? std::string("vnni") : options.int8Dot.getValue();
+  integer.tileM = int8Amx ? 8 : options.int8TileM.getValue();
+  integer.tileN = int8Amx ? 32 : options.int8TileN.getValue();
   pm.addPass(createLowerIntegerMatmulsPass(integer));
-  // bf16 matmuls on AMX tiles where the CPU has them.
-  if (options.bf16Dot == "amx")
-    pm.addPass(createLowerAMXMatmulsPass());
   // Parallel dimensions become scf.parallel; only the outermost parallel
   // loop of each nest runs on threads (OpenMP), inner ones stay sequential.
   pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());

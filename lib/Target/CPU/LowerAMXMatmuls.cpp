@@ -52,10 +52,12 @@ constexpr int64_t kTileRows = 16;
 /// k an lhs tile covers.
 constexpr int64_t kBlock = 32;
 
-/// The operands of a bf16 matmul this pass lowers.
-struct Bf16Matmul {
+/// The operands of a matmul this pass lowers.
+struct TileMatmul {
   Value lhs, rhs, out;
   int64_t k = 0, n = 0;
+  /// i8 x i8 -> i32 sums (tdpbssd) rather than bf16 x bf16 -> f32.
+  bool integer = false;
   /// rhs is [N, K] (read transposed) rather than [K, N].
   bool rhsTransposed = false;
   /// rhs holds f32 values the kernel rounds to bf16 as it packs them (an
@@ -86,16 +88,26 @@ bool hasStaticContiguousRows(MemRefType type) {
 /// dims in order, rhs (k, n) or (n, k); bf16 operands widened to f32 and
 /// summed into f32 (extf, extf, mulf, addf); static K and N; lhs and output
 /// whose leading dims collapse into one, with contiguous rows.
-std::optional<Bf16Matmul> matchBf16Matmul(linalg::GenericOp op) {
+std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
+                                          bool int8) {
   if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 2 ||
       op.getNumDpsInits() != 1 || op.getNumLoops() < 3)
     return std::nullopt;
   auto lhs = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
   auto rhs = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
   auto out = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
-  if (!lhs || !rhs || !out || !lhs.getElementType().isBF16() ||
-      !rhs.getElementType().isBF16() || !out.getElementType().isF32() ||
-      rhs.getRank() != 2 || lhs.getRank() != out.getRank())
+  if (!lhs || !rhs || !out || rhs.getRank() != 2 ||
+      lhs.getRank() != out.getRank())
+    return std::nullopt;
+  Builder builder(op.getContext());
+  auto types = [&](Type operand, Type sum) {
+    return lhs.getElementType() == operand &&
+           rhs.getElementType() == operand && out.getElementType() == sum;
+  };
+  bool integer =
+      int8 && types(builder.getIntegerType(8), builder.getIntegerType(32));
+  if (!integer &&
+      !(bf16 && types(builder.getBF16Type(), builder.getF32Type())))
     return std::nullopt;
   int64_t loops = op.getNumLoops();
   auto iterators = op.getIteratorTypesArray();
@@ -128,6 +140,15 @@ std::optional<Bf16Matmul> matchBf16Matmul(linalg::GenericOp op) {
     transposed = true;
   else
     return std::nullopt;
+  // int8 words of 4 codes come only from a transposed rhs ([N, K]: the
+  // codes kiln-quantize stores). Fewer rows than a tile known at compile
+  // time (a decoding step) are left to the VNNI kernel, which does not pad
+  // them to 32.
+  if (integer && !transposed)
+    return std::nullopt;
+  if (integer && lhs.hasStaticShape() &&
+      lhs.getNumElements() / lhs.getShape().back() < kTileRows)
+    return std::nullopt;
   // Every loop appears: m... in lhs and output, n, k.
   if (static_cast<int64_t>(outDims->size()) + 1 != loops)
     return std::nullopt;
@@ -140,17 +161,22 @@ std::optional<Bf16Matmul> matchBf16Matmul(linalg::GenericOp op) {
       (!memref::CollapseShapeOp::isGuaranteedCollapsible(lhs, rows) ||
        !memref::CollapseShapeOp::isGuaranteedCollapsible(out, rows)))
     return std::nullopt;
-  // The body: extf, extf (bf16 -> f32), mulf, addf with the accumulator.
+  // The body: two extensions of the operands (extf bf16 -> f32, or extsi
+  // i8 -> i32), a multiply and an add with the accumulator.
   Block &body = op.getRegion().front();
   int extensions = 0, multiplies = 0, adds = 0;
   for (Operation &inner : body.without_terminator()) {
-    if (auto ext = dyn_cast<arith::ExtFOp>(inner)) {
+    if (auto ext = dyn_cast<arith::ExtFOp>(inner); ext && !integer) {
       extensions += ext.getIn().getType().isBF16();
       continue;
     }
-    if (isa<arith::MulFOp>(inner))
+    if (auto ext = dyn_cast<arith::ExtSIOp>(inner); ext && integer) {
+      extensions += ext.getIn().getType().isInteger(8);
+      continue;
+    }
+    if (integer ? isa<arith::MulIOp>(inner) : isa<arith::MulFOp>(inner))
       ++multiplies;
-    else if (isa<arith::AddFOp>(inner))
+    else if (integer ? isa<arith::AddIOp>(inner) : isa<arith::AddFOp>(inner))
       ++adds;
     else
       return std::nullopt;
@@ -162,8 +188,10 @@ std::optional<Bf16Matmul> matchBf16Matmul(linalg::GenericOp op) {
   int64_t nSize = transposed ? rhs.getDimSize(0) : rhs.getDimSize(1);
   if (rhs.getDimSize(transposed ? 1 : 0) != kSize)
     return std::nullopt;
-  return Bf16Matmul{op.getDpsInputs()[0], op.getDpsInputs()[1],
-                    op.getDpsInits()[0], kSize, nSize, transposed};
+  TileMatmul matmul{op.getDpsInputs()[0], op.getDpsInputs()[1],
+                    op.getDpsInits()[0], kSize, nSize, integer};
+  matmul.rhsTransposed = transposed;
+  return matmul;
 }
 
 /// Whether `op` overwrites all of `buffer` without reading it: a transpose
@@ -258,9 +286,9 @@ struct LowerAMXMatmulsPass
           << static_cast<int64_t>(panelBlocks) << ")";
       return signalPassFailure();
     }
-    SmallVector<std::pair<linalg::GenericOp, Bf16Matmul>> work;
+    SmallVector<std::pair<linalg::GenericOp, TileMatmul>> work;
     getOperation().walk([&](linalg::GenericOp op) {
-      if (auto matmul = matchBf16Matmul(op))
+      if (auto matmul = matchTileMatmul(op, bf16, int8))
         work.push_back({op, *matmul});
     });
     if (work.empty())
@@ -268,7 +296,7 @@ struct LowerAMXMatmulsPass
     IRRewriter rewriter(&getContext());
     for (auto &[op, matmul] : work) {
       linalg::TransposeOp transpose;
-      if (!matmul.rhsTransposed)
+      if (!matmul.rhsTransposed && !matmul.integer)
         if ((transpose = transposedSource(matmul.rhs, op))) {
           matmul.rhs = transpose.getInput();
           matmul.rhsTransposed = true;
@@ -276,7 +304,8 @@ struct LowerAMXMatmulsPass
       // A transposed lhs (a weight gradient's xᵀ·dy) is packed from its
       // source, not from kiln's transposed copy.
       linalg::TransposeOp lhsTranspose;
-      if (cast<MemRefType>(matmul.lhs.getType()).getRank() == 2)
+      if (!matmul.integer &&
+          cast<MemRefType>(matmul.lhs.getType()).getRank() == 2)
         if ((lhsTranspose = transposedSource(matmul.lhs, op))) {
           auto source =
               cast<MemRefType>(lhsTranspose.getInput().getType());
@@ -287,7 +316,9 @@ struct LowerAMXMatmulsPass
             lhsTranspose = {};
           }
         }
-      linalg::GenericOp cast = castSource(matmul.rhs, op);
+      linalg::GenericOp cast;
+      if (!matmul.integer)
+        cast = castSource(matmul.rhs, op);
       if (cast) {
         matmul.rhs = cast.getDpsInputs()[0];
         matmul.rhsFromF32 = true;
@@ -349,7 +380,7 @@ struct LowerAMXMatmulsPass
         b.getArrayAttr({LLVM::ZeroAttr::get(b.getContext())}));
   }
 
-  void lower(OpBuilder &b, Location loc, Bf16Matmul mm) {
+  void lower(OpBuilder &b, Location loc, TileMatmul mm) {
     // [batch..., M, K] and [batch..., M, N] as [M', K] and [M', N].
     int64_t rank = cast<MemRefType>(mm.lhs.getType()).getRank();
     if (rank > 2) {
@@ -383,7 +414,7 @@ struct LowerAMXMatmulsPass
   /// of k by 16 columns of m are read at a time, pairs of k interleaved into
   /// 32-bit words (as the row-major rhs packs) and the 16 x 16 words
   /// transposed in registers.
-  Value packTransposedLhs(OpBuilder &b, Location loc, const Bf16Matmul &mm) {
+  Value packTransposedLhs(OpBuilder &b, Location loc, const TileMatmul &mm) {
     auto source = cast<MemRefType>(mm.lhs.getType());
     const int64_t k = source.getDimSize(0), m = source.getDimSize(1);
     const int64_t paddedK = llvm::alignTo(k, kBlock);
@@ -443,40 +474,47 @@ struct LowerAMXMatmulsPass
     return packed;
   }
 
-  void emitPanel(OpBuilder &b, Location loc, const Bf16Matmul &mm,
+  void emitPanel(OpBuilder &b, Location loc, const TileMatmul &mm,
                  Value panelIndex, Value rows) {
-    Type bf16 = b.getBF16Type(), f32 = b.getF32Type(), i32 = b.getI32Type(),
-         i8 = b.getI8Type();
+    Type bf16 = b.getBF16Type(), i32 = b.getI32Type(), i8 = b.getI8Type();
+    // Operand elements (bf16 or i8), per 32-bit word (2 or 4), sums (f32 or
+    // i32), and the steps of k one operand tile covers (32 or 64).
+    const bool integer = mm.integer;
+    Type element = integer ? i8 : bf16;
+    Type sumType = integer ? i32 : b.getF32Type();
+    const int64_t perWord = integer ? 4 : 2;
+    const int64_t kStep = kTileRows * perWord;
     auto index = [&](int64_t value) -> Value {
       return arith::ConstantIndexOp::create(b, loc, value);
     };
     const int64_t panel = kBlock * panelBlocks;
-    const int64_t paddedK = llvm::alignTo(mm.k, kBlock);
-    const int64_t words = paddedK / 2;
-    const bool raggedK = mm.k % kBlock != 0;
+    const int64_t paddedK = llvm::alignTo(mm.k, kStep);
+    const int64_t words = paddedK / perWord;
+    const bool raggedK = mm.k % kStep != 0;
     const bool raggedN = mm.n % panel != 0;
     Value zero = index(0), one = index(1);
     Value firstColumn = arith::MulIOp::create(b, loc, panelIndex, index(panel));
 
-    // The panel's rhs as [words, panel] 32-bit words, each two bf16 of
-    // consecutive k (zero past K and N); the same bytes as
-    // [words, 2 * panel] bf16 for the tile loads.
+    // The panel's rhs as [words, panel] 32-bit words, each two bf16 (four
+    // i8) of consecutive k (zero past K and N); the same bytes as
+    // [words, perWord * panel] elements for the tile loads.
     Value bytes = memref::AllocOp::create(
         b, loc, MemRefType::get({words * panel * 4}, i8));
     Value packedWords = memref::ViewOp::create(
         b, loc, MemRefType::get({words, panel}, i32), bytes, zero,
         ValueRange{});
     Value packedPairs = memref::ViewOp::create(
-        b, loc, MemRefType::get({words, 2 * panel}, bf16), bytes, zero,
-        ValueRange{});
-    Value zeroBf16 = arith::ConstantOp::create(b, loc, b.getZeroAttr(bf16));
+        b, loc, MemRefType::get({words, perWord * panel}, element), bytes,
+        zero, ValueRange{});
+    Value zeroElement =
+        arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
     // A read of the rhs as bf16: f32 values are read and rounded.
-    Type rhsElement = mm.rhsFromF32 ? b.getF32Type() : bf16;
+    Type rhsElement = mm.rhsFromF32 ? b.getF32Type() : element;
     Value rhsPadding =
         mm.rhsFromF32
             ? arith::ConstantOp::create(b, loc, b.getZeroAttr(rhsElement))
                   .getResult()
-            : zeroBf16;
+            : zeroElement;
     auto readRhs = [&](OpBuilder &nb, Location l, ArrayRef<int64_t> shape,
                        ValueRange indices, ArrayRef<bool> inBounds) -> Value {
       Value read = vector::TransferReadOp::create(
@@ -490,13 +528,13 @@ struct LowerAMXMatmulsPass
     if (mm.rhsTransposed) {
       // Column j's words are row n0 + j of the rhs: 16 x 16 blocks of
       // words transposed in registers.
-      auto rowsType = VectorType::get({kTileRows, 2 * kTileRows}, bf16);
+      auto rowsType = VectorType::get({kTileRows, kStep}, element);
       auto wordsType = VectorType::get({kTileRows, kTileRows}, i32);
       Value wordCount = index(words), blockWords = index(kTileRows);
       scf::ForOp::create(
           b, loc, zero, wordCount, blockWords, ValueRange{},
           [&](OpBuilder &nb, Location l, Value w, ValueRange) {
-            Value col = arith::MulIOp::create(nb, l, w, index(2));
+            Value col = arith::MulIOp::create(nb, l, w, index(perWord));
             for (int64_t v = 0; v < panel / kTileRows; ++v) {
               Value n = arith::AddIOp::create(nb, l, firstColumn,
                                               index(v * kTileRows));
@@ -547,10 +585,10 @@ struct LowerAMXMatmulsPass
     // lhs rows are ragged (the last one, or all of them where K is) are
     // copied zero-padded into `padded` first.
     Value sums = memref::AllocOp::create(
-        b, loc, MemRefType::get({kBlock, kBlock}, f32));
-    auto paddedType = MemRefType::get({kBlock, paddedK}, bf16);
-    auto sumTile = amx::TileType::get({kTileRows, kTileRows}, f32);
-    auto operandTile = amx::TileType::get({kTileRows, 2 * kTileRows}, bf16);
+        b, loc, MemRefType::get({kBlock, kBlock}, sumType));
+    auto paddedType = MemRefType::get({kBlock, paddedK}, element);
+    auto sumTile = amx::TileType::get({kTileRows, kTileRows}, sumType);
+    auto operandTile = amx::TileType::get({kTileRows, kStep}, element);
 
     // The 32 x 32 block of sums of lhs rows [r0, r0 + 32) of `source` by
     // the panel's sub-panel `s`, into `sums`.
@@ -562,30 +600,33 @@ struct LowerAMXMatmulsPass
         zeros.push_back(amx::TileZeroOp::create(nb, l, sumTile));
       Value r1 = arith::AddIOp::create(nb, l, r0, index(kTileRows));
       Value pairColumn =
-          arith::MulIOp::create(nb, l, subPanel, index(2 * kBlock));
-      Value pairColumn1 =
-          arith::AddIOp::create(nb, l, pairColumn, index(2 * kTileRows));
-      Value kEnd = index(paddedK), kStep = index(kBlock);
+          arith::MulIOp::create(nb, l, subPanel, index(perWord * kBlock));
+      Value pairColumn1 = arith::AddIOp::create(nb, l, pairColumn,
+                                                index(perWord * kTileRows));
+      Value kEnd = index(paddedK), kSteps = index(kStep);
       auto loop = scf::ForOp::create(
-          nb, l, zero, kEnd, kStep,
-          zeros,
+          nb, l, zero, kEnd, kSteps, zeros,
           [&](OpBuilder &kb, Location kl, Value k0, ValueRange acc) {
             Value a0 = amx::TileLoadOp::create(kb, kl, operandTile, source,
                                                ValueRange{r0, k0});
             Value a1 = amx::TileLoadOp::create(kb, kl, operandTile, source,
                                                ValueRange{r1, k0});
-            Value w = arith::DivUIOp::create(kb, kl, k0, index(2));
+            Value w = arith::DivUIOp::create(kb, kl, k0, index(perWord));
             Value b0 = amx::TileLoadOp::create(kb, kl, operandTile,
                                                packedPairs,
                                                ValueRange{w, pairColumn});
             Value b1 = amx::TileLoadOp::create(kb, kl, operandTile,
                                                packedPairs,
                                                ValueRange{w, pairColumn1});
+            // tdpbf16ps, or tdpbssd (signed by signed bytes).
+            auto multiply = [&](Value a, Value w, Value sum) -> Value {
+              if (integer)
+                return amx::TileMulIOp::create(kb, kl, sumTile, a, w, sum);
+              return amx::TileMulFOp::create(kb, kl, sumTile, a, w, sum);
+            };
             SmallVector<Value> next = {
-                amx::TileMulFOp::create(kb, kl, sumTile, a0, b0, acc[0]),
-                amx::TileMulFOp::create(kb, kl, sumTile, a0, b1, acc[1]),
-                amx::TileMulFOp::create(kb, kl, sumTile, a1, b0, acc[2]),
-                amx::TileMulFOp::create(kb, kl, sumTile, a1, b1, acc[3])};
+                multiply(a0, b0, acc[0]), multiply(a0, b1, acc[1]),
+                multiply(a1, b0, acc[2]), multiply(a1, b1, acc[3])};
             scf::YieldOp::create(kb, kl, next);
           });
       for (int64_t t = 0; t < 4; ++t)
@@ -597,11 +638,12 @@ struct LowerAMXMatmulsPass
     // out[r0 + r, column of sub-panel s] += sums[r] for r < `count`.
     auto addBlock = [&](OpBuilder &nb, Location l, Value r0, Value count,
                         Value subPanel) {
-      auto lanes = VectorType::get({kTileRows}, f32);
+      auto lanes = VectorType::get({kTileRows}, sumType);
       Value column0 = arith::AddIOp::create(
           nb, l, firstColumn,
           arith::MulIOp::create(nb, l, subPanel, index(kBlock)));
-      Value padding = arith::ConstantOp::create(nb, l, nb.getZeroAttr(f32));
+      Value padding =
+          arith::ConstantOp::create(nb, l, nb.getZeroAttr(sumType));
       scf::ForOp::create(
           nb, l, zero, count, one, ValueRange{},
           [&](OpBuilder &rb, Location rl, Value r, ValueRange) {
@@ -614,9 +656,12 @@ struct LowerAMXMatmulsPass
               Value old = vector::TransferReadOp::create(
                   rb, rl, lanes, mm.out, ValueRange{row, column}, padding,
                   ArrayRef<bool>{!raggedN});
-              vector::TransferWriteOp::create(
-                  rb, rl, arith::AddFOp::create(rb, rl, old, sum), mm.out,
-                  ValueRange{row, column}, ArrayRef<bool>{!raggedN});
+              Value added =
+                  integer ? arith::AddIOp::create(rb, rl, old, sum).getResult()
+                          : arith::AddFOp::create(rb, rl, old, sum).getResult();
+              vector::TransferWriteOp::create(rb, rl, added, mm.out,
+                                              ValueRange{row, column},
+                                              ArrayRef<bool>{!raggedN});
             }
             scf::YieldOp::create(rb, rl);
           });
@@ -625,18 +670,18 @@ struct LowerAMXMatmulsPass
     // `count` rows).
     auto copyRows = [&](OpBuilder &nb, Location l, Value padded, Value r0,
                         Value count) {
-      linalg::FillOp::create(nb, l, zeroBf16, padded);
-      auto run = VectorType::get({kBlock}, bf16);
+      linalg::FillOp::create(nb, l, zeroElement, padded);
+      auto run = VectorType::get({kStep}, element);
       scf::ForOp::create(
           nb, l, zero, count, one, ValueRange{},
           [&](OpBuilder &rb, Location rl, Value r, ValueRange) {
             Value row = arith::AddIOp::create(rb, rl, r0, r);
-            Value kEnd = index(paddedK), kStep = index(kBlock);
+            Value kEnd = index(paddedK), kSteps = index(kStep);
             scf::ForOp::create(
-                rb, rl, zero, kEnd, kStep, ValueRange{},
+                rb, rl, zero, kEnd, kSteps, ValueRange{},
                 [&](OpBuilder &cb, Location cl, Value c, ValueRange) {
                   Value values = vector::TransferReadOp::create(
-                      cb, cl, run, mm.lhs, ValueRange{row, c}, zeroBf16,
+                      cb, cl, run, mm.lhs, ValueRange{row, c}, zeroElement,
                       ArrayRef<bool>{!raggedK});
                   vector::StoreOp::create(cb, cl, values, padded,
                                           ValueRange{r, c});

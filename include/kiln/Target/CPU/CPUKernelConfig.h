@@ -36,10 +36,10 @@ struct CPUKernelConfig {
   /// Steps of k a matmul panel takes at a time: its [kBlock, tileN] rhs
   /// rows fill half the L1 data cache.
   int64_t kBlock = 128;
-  /// int8 matmuls (kiln.integer_matmul): "vnni" (AVX-512 VNNI's
-  /// vpdpbusd), "avx2" (vpmaddwd on sign-extended pairs) or "generic"
-  /// (portable vector ops), and their register tile (columns a multiple of
-  /// 16); the dots the CPU can run, best first.
+  /// int8 matmuls (kiln.integer_matmul): "amx" (AMX-INT8 tiles, tdpbssd),
+  /// "vnni" (AVX-512 VNNI's vpdpbusd), "avx2" (vpmaddwd on sign-extended
+  /// pairs) or "generic" (portable vector ops), and their register tile
+  /// (columns a multiple of 16); the dots the CPU can run, best first.
   std::string int8Dot = "vnni";
   int64_t int8TileM = 8, int8TileN = 32;
   std::vector<std::string> int8Dots = {"vnni", "avx2", "generic"};
@@ -78,9 +78,9 @@ struct CPUKernelOverrides {
   /// Steps of k per block, 0 for none (must not be negative); unset: the
   /// one chosen for the tile.
   std::optional<int64_t> matmulKBlock;
-  /// "vnni", "avx2" or "generic"; empty: the one chosen for the CPU. One
-  /// the CPU cannot run (vnni without AVX-512 VNNI, avx2 without AVX2) is
-  /// an error.
+  /// "amx", "vnni", "avx2" or "generic"; empty: the one chosen for the
+  /// CPU. One the CPU cannot run (amx without AMX-INT8, vnni without
+  /// AVX-512 VNNI, avx2 without AVX2) is an error.
   std::string int8Dot;
   /// "amx" or "none"; empty: the one chosen for the CPU. amx on a CPU
   /// without AMX-BF16 is an error.

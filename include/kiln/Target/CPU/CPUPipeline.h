@@ -48,7 +48,8 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::init(32 << 20)};
   PassOptions::Option<std::string> int8Dot{
       *this, "int8-dot",
-      llvm::cl::desc("int8 matmul dot products: vnni (AVX-512 VNNI) or "
+      llvm::cl::desc("int8 matmul dot products: amx (AMX-INT8 tiles, "
+                     "kiln-lower-amx-matmuls), vnni (AVX-512 VNNI), avx2 or "
                      "generic"),
       llvm::cl::init("vnni")};
   PassOptions::Option<std::string> bf16Dot{

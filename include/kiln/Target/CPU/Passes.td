@@ -147,6 +147,12 @@ def LowerAMXMatmulsPass
       this matmul alone, is packed from the f32 buffer, rounding as it
       packs (the same rounding), and the cast is removed.
 
+    With `int8`, the contraction of `kiln.integer_matmul` (i8 lhs, i8 rhs
+    `[N, K]` read transposed, sign-extended, summed into i32) runs on the
+    same blocks with `tdpbssd`: operand tiles of 16 rows by 64 bytes, k in
+    words of four codes (the transposed rhs packs as the same transpose of
+    32-bit words), exact i32 sums.
+
     The module gets a constructor that asks Linux for the AMX tile state
     (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), without which
     tile instructions fault. The CPU pipeline runs this pass where the
@@ -157,6 +163,11 @@ def LowerAMXMatmulsPass
     Option<"panelBlocks", "panel-blocks", "int64_t", /*default=*/"4",
            "32-column blocks per parallel panel (a block of lhs rows is "
            "reused across them)">,
+    Option<"bf16", "bf16", "bool", /*default=*/"true",
+           "Lower bf16 x bf16 -> f32 matmuls (tdpbf16ps; AMX-BF16)">,
+    Option<"int8", "int8", "bool", /*default=*/"false",
+           "Lower i8 x i8 -> i32 matmuls with a transposed rhs "
+           "(kiln.integer_matmul; tdpbssd, AMX-INT8)">,
   ];
   let dependentDialects = ["::mlir::amx::AMXDialect",
                            "::mlir::arith::ArithDialect",
