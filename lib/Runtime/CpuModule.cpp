@@ -140,22 +140,21 @@ namespace {
 /// Asks Linux for the AMX tile state, which an artifact whose bf16 matmuls
 /// run on AMX tiles needs (module.so asks too, in a constructor, but cannot
 /// report a refusal): an error naming what is missing if it is refused.
-Status requestAmxState(const std::string &path) {
+Status requestAmxState(const std::string &path, const std::string &key) {
 #if defined(__x86_64__) && defined(SYS_arch_prctl)
   constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
   if (::syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0)
     return Status::ok();
   return Status::error(
       "'" + path +
-      "' runs its bf16 matmuls on AMX tiles (target_options.bf16_dot amx), "
-      "and this machine does not allow them (a CPU without AMX, or a Linux "
-      "kernel before 5.16): compile it for this CPU (--cpu native) or with "
-      "--bf16-dot none");
+      "' runs matmuls on AMX tiles (target_options." + key +
+      " amx), and this machine does not allow them (a CPU without AMX, or "
+      "a Linux kernel before 5.16): compile it for this CPU (--cpu native), "
+      "or with --bf16-dot none and --int8-dot vnni");
 #else
-  return Status::error("'" + path +
-                       "' runs its bf16 matmuls on AMX tiles "
-                       "(target_options.bf16_dot amx), which only x86-64 "
-                       "Linux has");
+  return Status::error("'" + path + "' runs matmuls on AMX tiles "
+                       "(target_options." + key +
+                       " amx), which only x86-64 Linux has");
 #endif
 }
 
@@ -166,11 +165,15 @@ public:
   static Expected<std::unique_ptr<Artifact::Module>>
   load(const std::string &path, const Manifest &manifest) {
     // Before module.so's own constructors run.
-    auto bf16Dot = manifest.targetOptions.find("bf16_dot");
-    if (bf16Dot != manifest.targetOptions.end() && bf16Dot->second.isString &&
-        bf16Dot->second.text == "amx")
-      if (Status s = requestAmxState(path); !s)
-        return s;
+    for (const char *key : {"bf16_dot", "int8_dot"}) {
+      auto dot = manifest.targetOptions.find(key);
+      if (dot != manifest.targetOptions.end() && dot->second.isString &&
+          dot->second.text == "amx") {
+        if (Status s = requestAmxState(path, key); !s)
+          return s;
+        break;
+      }
+    }
     Expected<std::unique_ptr<ModuleLibrary>> library =
         ModuleLibrary::open(path, manifest);
     if (!library)

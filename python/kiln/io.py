@@ -24,10 +24,10 @@ _FROM_NUMPY = {np.dtype(v): k for k, v in _TO_NUMPY.items() if k != "BF16"}
 def to_bf16(array):
     """float32 -> bf16 bit patterns (uint16), rounded to nearest even as
     torch's .to(torch.bfloat16) and Kiln's casts round (NaN stays NaN)."""
-    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+    values = np.asarray(array, dtype=np.float32)
+    bits = np.ascontiguousarray(values).view(np.uint32).reshape(values.shape)
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-    nan = np.isnan(np.asarray(array, dtype=np.float32))
-    return np.where(nan, ((bits >> 16) | 0x40).astype(np.uint16), rounded)
+    return np.where(np.isnan(values), ((bits >> 16) | 0x40).astype(np.uint16), rounded)
 
 
 def save_safetensors(tensors, path, metadata=None, bf16=()):

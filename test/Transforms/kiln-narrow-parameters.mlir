@@ -4,12 +4,14 @@
 // read with two casts): they become bf16 and the casts go. @ln is also
 // used as f32, @mixed is cast to two types, @written is updated by a
 // function, @f16 is read as f16: each of the first three stays f32.
+// CHECK: kiln.parameter @smooth : tensor<4xf32> init ones {kiln.quantized_from
 // CHECK: kiln.parameter @w : tensor<4x4xbf16> init normal std = 2.000000e-02 trainable
 // CHECK: kiln.parameter @emb : tensor<8x4xbf16> init zeros
 // CHECK: kiln.parameter @ln : tensor<4xf32> init ones
 // CHECK: kiln.parameter @mixed : tensor<4xf32> init zeros
 // CHECK: kiln.parameter @written : tensor<4xf32> init zeros
 // CHECK: kiln.parameter @f16 : tensor<4xf16> init zeros
+kiln.parameter @smooth : tensor<4xf32> init ones {kiln.quantized_from = {part = "smoothing", source = "w"}}
 kiln.parameter @w : tensor<4x4xf32> init normal std = 2.000000e-02 trainable
 kiln.parameter @emb : tensor<8x4xf32> init zeros
 kiln.parameter @ln : tensor<4xf32> init ones
@@ -53,6 +55,15 @@ func.func @lookup(%ids: tensor<3xi64>) -> (tensor<3x4xbf16>, tensor<4x4xbf16>, t
   %a = kiln.cast %w : tensor<4x4xf32> -> tensor<4x4xbf16>
   %b = kiln.cast %w : tensor<4x4xf32> -> tensor<4x4xbf16>
   return %0, %a, %b : tensor<3x4xbf16>, tensor<4x4xbf16>, tensor<4x4xbf16>
+}
+
+// A part the compiler computes (kiln.quantized_from) stays f32.
+// CHECK-LABEL: func.func @smoothing
+// CHECK: kiln.read_param @smooth : tensor<4xf32>
+func.func @smoothing() -> tensor<4xbf16> {
+  %s = kiln.read_param @smooth : tensor<4xf32>
+  %b = kiln.cast %s : tensor<4xf32> -> tensor<4xbf16>
+  return %b : tensor<4xbf16>
 }
 
 // CHECK-LABEL: func.func @update

@@ -37,6 +37,8 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "mlir/Interfaces/ViewLikeInterface.h"
 
 namespace mlir::kiln {
 #define GEN_PASS_DEF_LOWERAMXMATMULSPASS
@@ -146,7 +148,7 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
   // them to 32.
   if (integer && !transposed)
     return std::nullopt;
-  if (integer && lhs.hasStaticShape() &&
+  if (integer && lhs.hasStaticShape() && lhs.getShape().back() > 0 &&
       lhs.getNumElements() / lhs.getShape().back() < kTileRows)
     return std::nullopt;
   // Every loop appears: m... in lhs and output, n, k.
@@ -214,7 +216,8 @@ bool isCastInto(Operation *op, Value rhs) {
     return false;
   Block &body = cast.getRegion().front();
   auto truncf = dyn_cast<arith::TruncFOp>(body.front());
-  if (!truncf || truncf->getNextNode() != body.getTerminator() ||
+  if (!truncf || truncf.getRoundingmodeAttr() ||
+      truncf->getNextNode() != body.getTerminator() ||
       truncf.getIn() != body.getArgument(0) ||
       body.getTerminator()->getOperand(0) != truncf.getResult())
     return false;
@@ -230,14 +233,17 @@ bool isCastInto(Operation *op, Value rhs) {
 /// (bufferization may give every layer's copy one buffer).
 template <typename Writes>
 Operation *soleWriterBefore(Value copy, Operation *op, Writes writes) {
+  // The copy's buffer lives and dies in `op`'s block (no loop carries it),
+  // is seen through no view, and `op` reads it once.
   auto alloc = copy.getDefiningOp<memref::AllocOp>();
-  if (!alloc)
+  if (!alloc || alloc->getBlock() != op->getBlock() ||
+      llvm::count(op->getOperands(), copy) != 1)
     return nullptr;
   Operation *before = nullptr, *after = nullptr;
   for (Operation *user : alloc->getUsers()) {
     if (user == op)
       continue;
-    if (user->getBlock() != op->getBlock())
+    if (user->getBlock() != op->getBlock() || isa<ViewLikeOpInterface>(user))
       return nullptr;
     if (user->isBeforeInBlock(op)) {
       if (!before || before->isBeforeInBlock(user))
@@ -249,6 +255,39 @@ Operation *soleWriterBefore(Value copy, Operation *op, Writes writes) {
   if (!before || !writes(before, copy) ||
       (after && !isTransposeInto(after, copy) && !isCastInto(after, copy)))
     return nullptr;
+  // The matmul will read the writer's source where it stands: nothing in
+  // between may write that source (or anything of unknown effects run).
+  Value source = before->getOperand(0);
+  auto root = [](Value value) {
+    while (auto view = value.getDefiningOp<ViewLikeOpInterface>())
+      value = view.getViewSource();
+    return value;
+  };
+  Value sourceRoot = root(source);
+  for (Operation *between = before->getNextNode(); between != op;
+       between = between->getNextNode()) {
+    WalkResult walk = between->walk([&](Operation *inner) {
+      auto effects = dyn_cast<MemoryEffectOpInterface>(inner);
+      if (!effects) {
+        return inner->hasTrait<OpTrait::HasRecursiveMemoryEffects>() ||
+                       isPure(inner)
+                   ? WalkResult::advance()
+                   : WalkResult::interrupt();
+      }
+      SmallVector<MemoryEffects::EffectInstance> list;
+      effects.getEffects(list);
+      for (const MemoryEffects::EffectInstance &effect : list) {
+        if (!isa<MemoryEffects::Write, MemoryEffects::Free>(effect.getEffect()))
+          continue;
+        Value written = effect.getValue();
+        if (!written || root(written) == sourceRoot)
+          return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return nullptr;
+  }
   return before;
 }
 
@@ -298,8 +337,13 @@ struct LowerAMXMatmulsPass
       linalg::TransposeOp transpose;
       if (!matmul.rhsTransposed && !matmul.integer)
         if ((transpose = transposedSource(matmul.rhs, op))) {
-          matmul.rhs = transpose.getInput();
-          matmul.rhsTransposed = true;
+          auto source = cast<MemRefType>(transpose.getInput().getType());
+          if (source.hasStaticShape() && hasStaticContiguousRows(source)) {
+            matmul.rhs = transpose.getInput();
+            matmul.rhsTransposed = true;
+          } else {
+            transpose = {};
+          }
         }
       // A transposed lhs (a weight gradient's xᵀ·dy) is packed from its
       // source, not from kiln's transposed copy.
@@ -434,7 +478,8 @@ struct LowerAMXMatmulsPass
     SmallVector<int64_t> interleave;
     for (int64_t i = 0; i < kTileRows; ++i)
       interleave.append({i, i + kTileRows});
-    bool inBoundsK = k % kBlock == 0, inBoundsM = m % kTileRows == 0;
+    // Stripes run to the padded M (a multiple of 32).
+    bool inBoundsK = k % kBlock == 0, inBoundsM = m % kBlock == 0;
     scf::ParallelOp::create(
         b, loc, ValueRange{zero}, ValueRange{stripes}, ValueRange{one},
         [&](OpBuilder &pb, Location l, ValueRange ivs) {

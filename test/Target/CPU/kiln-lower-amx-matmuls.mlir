@@ -272,3 +272,57 @@ func.func @transposed_lhs(%s: memref<70x45xbf16>, %w: memref<70x40xbf16>, %y: me
   }
   return
 }
+
+// -----
+
+#lhs = affine_map<(d0, d1, d2) -> (d0, d2)>
+#rhs = affine_map<(d0, d1, d2) -> (d2, d1)>
+#out = affine_map<(d0, d1, d2) -> (d0, d1)>
+#id = affine_map<(d0, d1) -> (d0, d1)>
+
+// Copies the kernel must not read through: a cast whose f32 source is
+// overwritten before the matmul (the matmul must see the old values), and
+// one buffer read as both operands.
+// CHECK-LABEL: func.func @source_overwritten(
+// CHECK: linalg.generic
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK: linalg.fill
+// CHECK: amx.tile_mulf
+// CHECK-LABEL: func.func @both_operands(
+// CHECK: linalg.transpose
+// CHECK: amx.tile_mulf
+func.func @source_overwritten(%x: memref<?x64xbf16>, %f: memref<64x64xf32>, %y: memref<?x64xf32>) {
+  %w = memref.alloc() : memref<64x64xbf16>
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]} ins(%f : memref<64x64xf32>) outs(%w : memref<64x64xbf16>) {
+  ^bb0(%in: f32, %out: bf16):
+    %0 = arith.truncf %in : f32 to bf16
+    linalg.yield %0 : bf16
+  }
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%f : memref<64x64xf32>)
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xbf16>, memref<64x64xbf16>) outs(%y : memref<?x64xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}
+
+func.func @both_operands(%t: memref<64x64xbf16>, %y: memref<64x64xf32>) {
+  %w = memref.alloc() : memref<64x64xbf16>
+  linalg.transpose ins(%t : memref<64x64xbf16>) outs(%w : memref<64x64xbf16>) permutation = [1, 0]
+  linalg.generic {indexing_maps = [#lhs, #rhs, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%w, %w : memref<64x64xbf16>, memref<64x64xbf16>) outs(%y : memref<64x64xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}

@@ -40,7 +40,14 @@ struct KilnNarrowParametersPass
     for (auto param : module.getOps<ParameterOp>()) {
       RankedTensorType type = param.getTensorType();
       StringRef name = param.getSymName();
-      if (!type.getElementType().isF32() || written.contains(name))
+      // A parameter the compiler fills in itself (a quantized, compressed
+      // or pruned part, optimizer state, one carrying calibration
+      // statistics: any kiln.* attribute) keeps its type.
+      bool described = llvm::any_of(param->getAttrs(), [](NamedAttribute a) {
+        return a.getName().strref().starts_with("kiln.");
+      });
+      if (!type.getElementType().isF32() || written.contains(name) ||
+          described)
         continue;
       auto found = reads.find(name);
       if (found == reads.end())

@@ -129,7 +129,9 @@ def KilnNarrowParametersPass
     ```
 
     A parameter with any other use (an f32 layer norm weight, a parameter
-    a training step writes) stays f32.
+    a training step writes) stays f32, and so does one that carries a
+    `kiln.*` attribute (a quantized, compressed or pruned part, optimizer
+    state, calibration statistics: the compiler computes those in f32).
   }];
 }
 
