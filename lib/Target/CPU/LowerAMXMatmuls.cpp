@@ -31,6 +31,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Target/CPU/Passes.h"
+#include "MatmulRows.h"
 
 #include "mlir/Dialect/AMX/AMXDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -69,11 +70,6 @@ struct TileMatmul {
   /// packed into zero-padded [M', K'] rows before the panels run).
   bool lhsTransposed = false;
 };
-
-/// [[0, ..., rank - 2], [rank - 1]]: all leading dims into one.
-SmallVector<ReassociationIndices> leadingDimsCollapsed(int64_t rank) {
-  return {llvm::to_vector(llvm::seq<int64_t>(0, rank - 1)), {rank - 1}};
-}
 
 /// Whether `type` is a memref with contiguous rows a static stride apart
 /// (the stride a tile load takes).
@@ -158,10 +154,7 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
       !hasStaticContiguousRows(lhs) || !hasStaticContiguousRows(out) ||
       ShapedType::isDynamic(lhs.getShape().back()))
     return std::nullopt;
-  SmallVector<ReassociationIndices> rows = leadingDimsCollapsed(lhs.getRank());
-  if (lhs.getRank() > 2 &&
-      (!memref::CollapseShapeOp::isGuaranteedCollapsible(lhs, rows) ||
-       !memref::CollapseShapeOp::isGuaranteedCollapsible(out, rows)))
+  if (!kiln::rowsCollapse(lhs, out))
     return std::nullopt;
   // The body: two extensions of the operands (extf bf16 -> f32, or extsi
   // i8 -> i32), a multiply and an add with the accumulator.
@@ -426,13 +419,8 @@ struct LowerAMXMatmulsPass
 
   void lower(OpBuilder &b, Location loc, TileMatmul mm) {
     // [batch..., M, K] and [batch..., M, N] as [M', K] and [M', N].
-    int64_t rank = cast<MemRefType>(mm.lhs.getType()).getRank();
-    if (rank > 2) {
-      mm.lhs = memref::CollapseShapeOp::create(b, loc, mm.lhs,
-                                               leadingDimsCollapsed(rank));
-      mm.out = memref::CollapseShapeOp::create(b, loc, mm.out,
-                                               leadingDimsCollapsed(rank));
-    }
+    mm.lhs = kiln::collapseToRows(b, loc, mm.lhs);
+    mm.out = kiln::collapseToRows(b, loc, mm.out);
     auto index = [&](int64_t value) -> Value {
       return arith::ConstantIndexOp::create(b, loc, value);
     };

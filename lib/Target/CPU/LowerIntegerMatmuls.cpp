@@ -19,6 +19,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Target/CPU/Passes.h"
+#include "MatmulRows.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -42,11 +43,6 @@ struct IntegerMatmul {
   Value lhs, rhs, out;
   int64_t k = 0, n = 0;
 };
-
-/// [[0, ..., rank - 2], [rank - 1]]: all leading dims into one.
-SmallVector<ReassociationIndices> leadingDimsCollapsed(int64_t rank) {
-  return {llvm::to_vector(llvm::seq<int64_t>(0, rank - 1)), {rank - 1}};
-}
 
 /// Whether `type` is a memref whose rows are contiguous (unit last stride).
 bool hasContiguousRows(MemRefType type) {
@@ -97,10 +93,7 @@ std::optional<IntegerMatmul> matchIntegerMatmul(linalg::GenericOp op) {
   if (!rhs.hasStaticShape() || !hasContiguousRows(lhs) ||
       !hasContiguousRows(rhs) || !hasContiguousRows(out))
     return std::nullopt;
-  SmallVector<ReassociationIndices> rows = leadingDimsCollapsed(lhs.getRank());
-  if (lhs.getRank() > 2 &&
-      (!memref::CollapseShapeOp::isGuaranteedCollapsible(lhs, rows) ||
-       !memref::CollapseShapeOp::isGuaranteedCollapsible(out, rows)))
+  if (!kiln::rowsCollapse(lhs, out))
     return std::nullopt;
   // The body: extsi, extsi, muli, addi (with the accumulator), yield.
   Block &body = op.getRegion().front();
@@ -211,13 +204,8 @@ struct LowerIntegerMatmulsPass
 
   void lower(OpBuilder &b, Location loc, IntegerMatmul mm) {
     // [batch..., M, K] and [batch..., M, N] as [M', K] and [M', N].
-    int64_t rank = cast<MemRefType>(mm.lhs.getType()).getRank();
-    if (rank > 2) {
-      mm.lhs = memref::CollapseShapeOp::create(b, loc, mm.lhs,
-                                               leadingDimsCollapsed(rank));
-      mm.out = memref::CollapseShapeOp::create(b, loc, mm.out,
-                                               leadingDimsCollapsed(rank));
-    }
+    mm.lhs = kiln::collapseToRows(b, loc, mm.lhs);
+    mm.out = kiln::collapseToRows(b, loc, mm.out);
     const bool vnni = dot.kind == DotKind::Vnni;
     const int64_t per = dot.bytesPerWord;
     Type i8 = b.getI8Type(), i16 = b.getI16Type(), i32 = b.getI32Type();
