@@ -22,13 +22,13 @@ fraction of the fp32 FMA peak.
 
 import argparse
 import os
-import re
 import subprocess
 import tempfile
 
 import numpy as np
 
 import machine
+from kiln_bench import kiln_time
 
 DEFAULT_SHAPES = ["128x2304x768", "128x768x768", "128x3072x768", "128x768x3072", "2048x3072x768",
                   "1x3072x768", "1024x1024x1024"]
@@ -50,17 +50,6 @@ def timed(f):
 with torch.no_grad():
     print(timed(lambda: ta @ tb), timed(lambda: a @ b))
 """
-
-
-def kiln_time(build, src, inputs, tmp, iters, flags, env):
-    art = os.path.join(tmp, os.path.basename(src) + "".join(flags).replace("-", "") + ".kiln")
-    subprocess.run([os.path.join(build, "bin", "kiln-compile"), src, "--target", "cpu", "-o", art, *flags],
-                   check=True, env=env)
-    cmd = [os.path.join(build, "bin", "kiln"), "bench", art, "--warmup", "3", "--iters", str(iters)]
-    for name, path in inputs.items():
-        cmd += ["--input", f"{name}={path}"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return float(re.search(r"p50[^0-9]*([0-9.]+)", out).group(1)) / 1e3
 
 
 def source(m, n, k, dtype, transposed):

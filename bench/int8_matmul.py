@@ -18,7 +18,6 @@ of each side, and the fraction of the fp32 FMA peak.
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import tempfile
 import numpy as np
 
 import machine
+from kiln_bench import kiln_time
 
 DEFAULT_SHAPES = ["128x2304x768", "128x768x768", "128x3072x768", "128x768x3072", "1x3072x768"]
 
@@ -49,17 +49,6 @@ def timed(f):
 with torch.no_grad():
     print(timed(lambda: q(x)), timed(lambda: a @ b))
 """
-
-
-def kiln_time(build, src, inputs, tmp, iters, flags, env):
-    art = os.path.join(tmp, os.path.basename(src) + "".join(flags).replace("-", "") + ".kiln")
-    subprocess.run([os.path.join(build, "bin", "kiln-compile"), src, "--target", "cpu", "-o", art, *flags],
-                   check=True, env=env)
-    cmd = [os.path.join(build, "bin", "kiln"), "bench", art, "--warmup", "3", "--iters", str(iters)]
-    for name, path in inputs.items():
-        cmd += ["--input", f"{name}={path}"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return float(re.search(r"p50[^0-9]*([0-9.]+)", out).group(1)) / 1e3
 
 
 def main():
