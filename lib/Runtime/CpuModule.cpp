@@ -146,15 +146,15 @@ Status requestAmxState(const std::string &path, const std::string &key) {
   if (::syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0)
     return Status::ok();
   return Status::error(
-      "'" + path +
-      "' runs matmuls on AMX tiles (target_options." + key +
+      "'" + path + "' runs matmuls on AMX tiles (target_options." + key +
       " amx), and this machine does not allow them (a CPU without AMX, or "
       "a Linux kernel before 5.16): compile it for this CPU (--cpu native), "
       "or with --bf16-dot none and --int8-dot vnni");
 #else
-  return Status::error("'" + path + "' runs matmuls on AMX tiles "
-                       "(target_options." + key +
-                       " amx), which only x86-64 Linux has");
+  return Status::error("'" + path +
+                       "' runs matmuls on AMX tiles "
+                       "(target_options." +
+                       key + " amx), which only x86-64 Linux has");
 #endif
 }
 

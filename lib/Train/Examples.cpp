@@ -39,28 +39,23 @@ uint64_t epochSeed(uint64_t seed, int64_t epoch) {
 
 Expected<std::vector<PromptResponse>>
 kiln::train::readPromptResponses(const std::string &path) {
-  Expected<std::string> text = runtime::readFile(path, "prompt/response file");
-  if (!text)
-    return text.status();
   std::vector<PromptResponse> examples;
-  Status status = forEachLine(*text, [&](int64_t number, std::string_view line) {
-    Expected<json> value = parseLine(path, number, line);
-    if (!value)
-      return value.status();
-    std::string where = "'" + path + "' line " + std::to_string(number);
-    PromptResponse example;
-    if (Status s = readStringFields(*value, where,
-                                    {{"prompt", &example.prompt},
-                                     {"response", &example.response}},
-                                    "{\"prompt\": ..., \"response\": ...}");
-        !s)
-      return s;
-    if (example.response.empty())
-      return Status::error(where + ": the response is empty (there is "
-                                   "nothing to learn from it)");
-    examples.push_back(std::move(example));
-    return Status::ok();
-  });
+  Status status = forEachJsonObject(
+      path, "prompt/response file",
+      [&](const json &value, const std::string &where) {
+        PromptResponse example;
+        if (Status s = readStringFields(
+                value, where,
+                {{"prompt", &example.prompt}, {"response", &example.response}},
+                "{\"prompt\": ..., \"response\": ...}");
+            !s)
+          return s;
+        if (example.response.empty())
+          return Status::error(where + ": the response is empty (there is "
+                                       "nothing to learn from it)");
+        examples.push_back(std::move(example));
+        return Status::ok();
+      });
   if (!status)
     return status;
   if (examples.empty())
@@ -137,21 +132,15 @@ Status kiln::train::writeExamples(const std::string &path,
 
 Expected<std::vector<Example>>
 kiln::train::readExamples(const std::string &path, int64_t vocabSize) {
-  Expected<std::string> text = runtime::readFile(path, "example file");
-  if (!text)
-    return text.status();
   std::vector<Example> examples;
-  Status status = forEachLine(*text, [&](int64_t number, std::string_view line) {
-    Expected<json> value = parseLine(path, number, line);
-    if (!value)
-      return value.status();
-    Expected<Example> example = exampleFromJson(
-        *value, vocabSize, "'" + path + "' line " + std::to_string(number));
-    if (!example)
-      return example.status();
-    examples.push_back(example.take());
-    return Status::ok();
-  });
+  Status status = forEachJsonObject(
+      path, "example file", [&](const json &value, const std::string &where) {
+        Expected<Example> example = exampleFromJson(value, vocabSize, where);
+        if (!example)
+          return example.status();
+        examples.push_back(example.take());
+        return Status::ok();
+      });
   if (!status)
     return status;
   return examples;
@@ -336,32 +325,28 @@ Status ExampleSampler::restoreState(const std::string &state) {
 
 Expected<std::vector<PreferencePair>>
 kiln::train::readPreferencePairs(const std::string &path) {
-  Expected<std::string> text = runtime::readFile(path, "preference file");
-  if (!text)
-    return text.status();
   std::vector<PreferencePair> pairs;
-  Status status = forEachLine(*text, [&](int64_t number, std::string_view line) {
-    Expected<json> value = parseLine(path, number, line);
-    if (!value)
-      return value.status();
-    std::string where = "'" + path + "' line " + std::to_string(number);
-    PreferencePair pair;
-    if (Status s = readStringFields(
-            *value, where,
-            {{"prompt", &pair.prompt},
-             {"chosen", &pair.chosen},
-             {"rejected", &pair.rejected}},
-            "{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}");
-        !s)
-      return s;
-    if (pair.chosen.empty() || pair.rejected.empty())
-      return Status::error(where + ": a response is empty");
-    if (pair.chosen == pair.rejected)
-      return Status::error(where + ": the chosen and rejected responses are "
-                                   "the same (there is nothing to prefer)");
-    pairs.push_back(std::move(pair));
-    return Status::ok();
-  });
+  Status status = forEachJsonObject(
+      path, "preference file",
+      [&](const json &value, const std::string &where) {
+        PreferencePair pair;
+        if (Status s = readStringFields(
+                value, where,
+                {{"prompt", &pair.prompt},
+                 {"chosen", &pair.chosen},
+                 {"rejected", &pair.rejected}},
+                "{\"prompt\": ..., \"chosen\": ..., \"rejected\": ...}");
+            !s)
+          return s;
+        if (pair.chosen.empty() || pair.rejected.empty())
+          return Status::error(where + ": a response is empty");
+        if (pair.chosen == pair.rejected)
+          return Status::error(where +
+                               ": the chosen and rejected responses are "
+                               "the same (there is nothing to prefer)");
+        pairs.push_back(std::move(pair));
+        return Status::ok();
+      });
   if (!status)
     return status;
   if (pairs.empty())
@@ -395,40 +380,34 @@ Status kiln::train::writePairs(const std::string &path,
 
 Expected<std::vector<PairExample>>
 kiln::train::readPairs(const std::string &path, int64_t vocabSize) {
-  Expected<std::string> text = runtime::readFile(path, "pair file");
-  if (!text)
-    return text.status();
   std::vector<PairExample> pairs;
-  Status status = forEachLine(*text, [&](int64_t number, std::string_view line) {
-    Expected<json> value = parseLine(path, number, line);
-    if (!value)
-      return value.status();
-    std::string where = "'" + path + "' line " + std::to_string(number);
-    PairExample pair;
-    for (auto [key, out] : {std::pair{"chosen", &pair.chosen},
-                            std::pair{"rejected", &pair.rejected}}) {
-      auto it = value->find(key);
-      if (it == value->end())
-        return Status::error(where + " has no \"" + key + "\" example");
-      Expected<Example> example =
-          exampleFromJson(*it, vocabSize, where + " \"" + key + "\"");
-      if (!example)
-        return example.status();
-      *out = example.take();
-    }
-    auto reference = value->find("reference");
-    if (reference == value->end() || !reference->is_array() ||
-        reference->size() != 2 || !(*reference)[0].is_number() ||
-        !(*reference)[1].is_number() ||
-        !std::isfinite((*reference)[0].get<double>()) ||
-        !std::isfinite((*reference)[1].get<double>()))
-      return Status::error(where + ": \"reference\" is not two finite "
-                                   "log-probabilities");
-    pair.referenceChosen = (*reference)[0].get<double>();
-    pair.referenceRejected = (*reference)[1].get<double>();
-    pairs.push_back(std::move(pair));
-    return Status::ok();
-  });
+  Status status = forEachJsonObject(
+      path, "pair file", [&](const json &value, const std::string &where) {
+        PairExample pair;
+        for (auto [key, out] : {std::pair{"chosen", &pair.chosen},
+                                std::pair{"rejected", &pair.rejected}}) {
+          auto it = value.find(key);
+          if (it == value.end())
+            return Status::error(where + " has no \"" + key + "\" example");
+          Expected<Example> example =
+              exampleFromJson(*it, vocabSize, where + " \"" + key + "\"");
+          if (!example)
+            return example.status();
+          *out = example.take();
+        }
+        auto reference = value.find("reference");
+        if (reference == value.end() || !reference->is_array() ||
+            reference->size() != 2 || !(*reference)[0].is_number() ||
+            !(*reference)[1].is_number() ||
+            !std::isfinite((*reference)[0].get<double>()) ||
+            !std::isfinite((*reference)[1].get<double>()))
+          return Status::error(where + ": \"reference\" is not two finite "
+                                       "log-probabilities");
+        pair.referenceChosen = (*reference)[0].get<double>();
+        pair.referenceRejected = (*reference)[1].get<double>();
+        pairs.push_back(std::move(pair));
+        return Status::ok();
+      });
   if (!status)
     return status;
   return pairs;

@@ -257,36 +257,31 @@ Status kiln::train::generateShapes(const std::string &dir,
 
 Expected<std::vector<ImageCaption>>
 kiln::train::readImageCaptions(const std::string &path) {
-  Expected<std::string> text = runtime::readFile(path, "image-caption file");
-  if (!text)
-    return text.status();
   std::string base = path.find('/') == std::string::npos
                          ? std::string(".")
                          : path.substr(0, path.rfind('/'));
   std::vector<ImageCaption> examples;
-  Status status = forEachLine(*text, [&](int64_t number, std::string_view line) {
-    Expected<json> value = parseLine(path, number, line);
-    if (!value)
-      return value.status();
-    std::string where = "'" + path + "' line " + std::to_string(number);
-    ImageCaption example;
-    if (Status s = readStringFields(*value, where,
-                                    {{"image", &example.image},
-                                     {"caption", &example.caption}},
-                                    "{\"image\": FILE, \"caption\": TEXT}");
-        !s)
-      return s;
-    if (example.caption.empty())
-      return Status::error(where + ": the caption is empty");
-    if (example.image.empty() || example.image.front() == '/' ||
-        example.image.find("..") != std::string::npos)
-      return Status::error(where + ": the image path '" + example.image +
-                           "' must be relative to the file's directory, "
-                           "without '..'");
-    example.image = base + "/" + example.image;
-    examples.push_back(std::move(example));
-    return Status::ok();
-  });
+  Status status = forEachJsonObject(
+      path, "image-caption file",
+      [&](const json &value, const std::string &where) {
+        ImageCaption example;
+        if (Status s = readStringFields(
+                value, where,
+                {{"image", &example.image}, {"caption", &example.caption}},
+                "{\"image\": FILE, \"caption\": TEXT}");
+            !s)
+          return s;
+        if (example.caption.empty())
+          return Status::error(where + ": the caption is empty");
+        if (example.image.empty() || example.image.front() == '/' ||
+            example.image.find("..") != std::string::npos)
+          return Status::error(where + ": the image path '" + example.image +
+                               "' must be relative to the file's directory, "
+                               "without '..'");
+        example.image = base + "/" + example.image;
+        examples.push_back(std::move(example));
+        return Status::ok();
+      });
   if (!status)
     return status;
   if (examples.empty())

@@ -8,6 +8,7 @@
 #ifndef KILN_LIB_TRAIN_JSONLINES_H
 #define KILN_LIB_TRAIN_JSONLINES_H
 
+#include "kiln/Runtime/File.h"
 #include "kiln/Runtime/JsonLimits.h"
 #include "kiln/Runtime/Status.h"
 
@@ -55,6 +56,24 @@ parseLine(const std::string &path, int64_t number, std::string_view text) {
   if (!value.is_object())
     return runtime::Status::error(where + " is not a JSON object");
   return value;
+}
+
+/// Reads `path` (a `what` file, for the error if it cannot be read) and
+/// calls `object(value, where)` for the JSON object on each non-blank line,
+/// `where` naming the file and line for its errors; stops at the first
+/// error.
+template <typename Fn>
+runtime::Status forEachJsonObject(const std::string &path, const char *what,
+                                  Fn &&object) {
+  runtime::Expected<std::string> text = runtime::readFile(path, what);
+  if (!text)
+    return text.status();
+  return forEachLine(*text, [&](int64_t number, std::string_view line) {
+    runtime::Expected<nlohmann::json> value = parseLine(path, number, line);
+    if (!value)
+      return value.status();
+    return object(*value, "'" + path + "' line " + std::to_string(number));
+  });
 }
 
 /// Reads the string members of one JSON-lines object into `fields` (name,

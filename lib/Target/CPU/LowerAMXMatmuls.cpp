@@ -30,8 +30,8 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "kiln/Target/CPU/Passes.h"
 #include "MatmulRows.h"
+#include "kiln/Target/CPU/Passes.h"
 
 #include "mlir/Dialect/AMX/AMXDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -99,20 +99,19 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
     return std::nullopt;
   Builder builder(op.getContext());
   auto types = [&](Type operand, Type sum) {
-    return lhs.getElementType() == operand &&
-           rhs.getElementType() == operand && out.getElementType() == sum;
+    return lhs.getElementType() == operand && rhs.getElementType() == operand &&
+           out.getElementType() == sum;
   };
   bool integer =
       int8 && types(builder.getIntegerType(8), builder.getIntegerType(32));
-  if (!integer &&
-      !(bf16 && types(builder.getBF16Type(), builder.getF32Type())))
+  if (!integer && !(bf16 && types(builder.getBF16Type(), builder.getF32Type())))
     return std::nullopt;
   int64_t loops = op.getNumLoops();
   auto iterators = op.getIteratorTypesArray();
   if (llvm::count(iterators, utils::IteratorType::reduction) != 1)
     return std::nullopt;
-  int64_t k = llvm::find(iterators, utils::IteratorType::reduction) -
-              iterators.begin();
+  int64_t k =
+      llvm::find(iterators, utils::IteratorType::reduction) - iterators.begin();
   SmallVector<AffineMap> maps = op.getIndexingMapsArray();
   auto dimsOf = [](AffineMap map) -> std::optional<SmallVector<int64_t>> {
     SmallVector<int64_t> dims;
@@ -129,7 +128,8 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
   if (!lhsDims || !rhsDims || !outDims || lhsDims->back() != k)
     return std::nullopt;
   int64_t n = outDims->back();
-  if (n == k || ArrayRef(*lhsDims).drop_back() != ArrayRef(*outDims).drop_back())
+  if (n == k ||
+      ArrayRef(*lhsDims).drop_back() != ArrayRef(*outDims).drop_back())
     return std::nullopt;
   bool transposed;
   if (*rhsDims == SmallVector<int64_t>{k, n})
@@ -183,8 +183,12 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
   int64_t nSize = transposed ? rhs.getDimSize(0) : rhs.getDimSize(1);
   if (rhs.getDimSize(transposed ? 1 : 0) != kSize)
     return std::nullopt;
-  TileMatmul matmul{op.getDpsInputs()[0], op.getDpsInputs()[1],
-                    op.getDpsInits()[0], kSize, nSize, integer};
+  TileMatmul matmul{op.getDpsInputs()[0],
+                    op.getDpsInputs()[1],
+                    op.getDpsInits()[0],
+                    kSize,
+                    nSize,
+                    integer};
   matmul.rhsTransposed = transposed;
   return matmul;
 }
@@ -215,8 +219,8 @@ bool isCastInto(Operation *op, Value rhs) {
       body.getTerminator()->getOperand(0) != truncf.getResult())
     return false;
   auto source = dyn_cast<MemRefType>(cast.getDpsInputs()[0].getType());
-  return source && source.getElementType().isF32() &&
-         source.hasStaticShape() && hasStaticContiguousRows(source);
+  return source && source.getElementType().isF32() && source.hasStaticShape() &&
+         hasStaticContiguousRows(source);
 }
 
 /// The op that wrote the buffer `copy` just before the matmul `op` reads
@@ -300,9 +304,8 @@ linalg::TransposeOp transposedSource(Value copy, Operation *op) {
 /// f32 values as it packs them, instead of a pass over the whole weight
 /// writing a bf16 copy that the packing reads again.
 linalg::GenericOp castSource(Value rhs, Operation *op) {
-  Operation *writer = soleWriterBefore(rhs, op, [](Operation *w, Value b) {
-    return isCastInto(w, b);
-  });
+  Operation *writer = soleWriterBefore(
+      rhs, op, [](Operation *w, Value b) { return isCastInto(w, b); });
   return writer && isCastInto(writer, rhs) ? cast<linalg::GenericOp>(writer)
                                            : linalg::GenericOp();
 }
@@ -344,8 +347,7 @@ struct LowerAMXMatmulsPass
       if (!matmul.integer &&
           cast<MemRefType>(matmul.lhs.getType()).getRank() == 2)
         if ((lhsTranspose = transposedSource(matmul.lhs, op))) {
-          auto source =
-              cast<MemRefType>(lhsTranspose.getInput().getType());
+          auto source = cast<MemRefType>(lhsTranspose.getInput().getType());
           if (source.hasStaticShape() && hasStaticContiguousRows(source)) {
             matmul.lhs = lhsTranspose.getInput();
             matmul.lhsTransposed = true;
@@ -406,9 +408,9 @@ struct LowerAMXMatmulsPass
                                       body.getI64IntegerAttr(value));
     };
     // SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA.
-    LLVM::CallOp::create(body, loc, syscallType, "syscall",
-                         ValueRange{constant(158), constant(0x1023),
-                                    constant(18)});
+    LLVM::CallOp::create(
+        body, loc, syscallType, "syscall",
+        ValueRange{constant(158), constant(0x1023), constant(18)});
     LLVM::ReturnOp::create(body, loc, ValueRange{});
     b.setInsertionPointToEnd(module.getBody());
     LLVM::GlobalCtorsOp::create(
@@ -434,11 +436,11 @@ struct LowerAMXMatmulsPass
     } else {
       rows = memref::DimOp::create(b, loc, mm.lhs, 0);
     }
-    scf::ParallelOp::create(
-        b, loc, ValueRange{zero}, ValueRange{index(panels)}, ValueRange{one},
-        [&](OpBuilder &pb, Location l, ValueRange ivs) {
-          emitPanel(pb, l, mm, ivs[0], rows);
-        });
+    scf::ParallelOp::create(b, loc, ValueRange{zero}, ValueRange{index(panels)},
+                            ValueRange{one},
+                            [&](OpBuilder &pb, Location l, ValueRange ivs) {
+                              emitPanel(pb, l, mm, ivs[0], rows);
+                            });
   }
 
   /// The transposed lhs `mm.lhs` ([K, M] bf16) as zero-padded rows,
@@ -479,15 +481,15 @@ struct LowerAMXMatmulsPass
                 Value block = vector::TransferReadOp::create(
                     nb, nl, readType, mm.lhs, ValueRange{k0, m0}, zeroBf16,
                     ArrayRef<bool>{inBoundsK, inBoundsM});
-                Value pairs = arith::ConstantOp::create(
-                    nb, nl, nb.getZeroAttr(rowsType));
+                Value pairs =
+                    arith::ConstantOp::create(nb, nl, nb.getZeroAttr(rowsType));
                 for (int64_t j = 0; j < kTileRows; ++j) {
                   Value even = vector::ExtractOp::create(
                       nb, nl, block, ArrayRef<int64_t>{2 * j});
                   Value odd = vector::ExtractOp::create(
                       nb, nl, block, ArrayRef<int64_t>{2 * j + 1});
-                  Value words = vector::ShuffleOp::create(nb, nl, even, odd,
-                                                          interleave);
+                  Value words =
+                      vector::ShuffleOp::create(nb, nl, even, odd, interleave);
                   pairs = vector::InsertOp::create(nb, nl, words, pairs,
                                                    ArrayRef<int64_t>{j});
                 }
@@ -533,12 +535,12 @@ struct LowerAMXMatmulsPass
     // [words, perWord * panel] elements for the tile loads.
     Value bytes = memref::AllocOp::create(
         b, loc, MemRefType::get({words * panel * 4}, i8));
-    Value packedWords = memref::ViewOp::create(
-        b, loc, MemRefType::get({words, panel}, i32), bytes, zero,
-        ValueRange{});
+    Value packedWords =
+        memref::ViewOp::create(b, loc, MemRefType::get({words, panel}, i32),
+                               bytes, zero, ValueRange{});
     Value packedPairs = memref::ViewOp::create(
-        b, loc, MemRefType::get({words, perWord * panel}, element), bytes,
-        zero, ValueRange{});
+        b, loc, MemRefType::get({words, perWord * panel}, element), bytes, zero,
+        ValueRange{});
     Value zeroElement =
         arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
     // A read of the rhs as bf16: f32 values are read and rounded.
@@ -555,8 +557,7 @@ struct LowerAMXMatmulsPass
           rhsPadding, inBounds);
       if (!mm.rhsFromF32)
         return read;
-      return arith::TruncFOp::create(nb, l, VectorType::get(shape, bf16),
-                                     read);
+      return arith::TruncFOp::create(nb, l, VectorType::get(shape, bf16), read);
     };
     if (mm.rhsTransposed) {
       // Column j's words are row n0 + j of the rhs: 16 x 16 blocks of
@@ -601,10 +602,10 @@ struct LowerAMXMatmulsPass
               Value pair =
                   readRhs(nb, l, pairType.getShape(), ValueRange{row, n},
                           ArrayRef<bool>{!raggedK, !raggedN});
-              Value even = vector::ExtractOp::create(nb, l, pair,
-                                                     ArrayRef<int64_t>{0});
-              Value odd = vector::ExtractOp::create(nb, l, pair,
-                                                    ArrayRef<int64_t>{1});
+              Value even =
+                  vector::ExtractOp::create(nb, l, pair, ArrayRef<int64_t>{0});
+              Value odd =
+                  vector::ExtractOp::create(nb, l, pair, ArrayRef<int64_t>{1});
               Value pairs =
                   vector::ShuffleOp::create(nb, l, even, odd, interleave);
               vector::StoreOp::create(nb, l, pairs, packedPairs,
@@ -625,8 +626,8 @@ struct LowerAMXMatmulsPass
 
     // The 32 x 32 block of sums of lhs rows [r0, r0 + 32) of `source` by
     // the panel's sub-panel `s`, into `sums`.
-    auto multiplyBlock = [&](OpBuilder &nb, Location l, Value source,
-                             Value r0, Value subPanel) {
+    auto multiplyBlock = [&](OpBuilder &nb, Location l, Value source, Value r0,
+                             Value subPanel) {
       // A zero tile per sum: one shared would be copied through memory.
       SmallVector<Value> zeros;
       for (int64_t t = 0; t < 4; ++t)
@@ -634,8 +635,8 @@ struct LowerAMXMatmulsPass
       Value r1 = arith::AddIOp::create(nb, l, r0, index(kTileRows));
       Value pairColumn =
           arith::MulIOp::create(nb, l, subPanel, index(perWord * kBlock));
-      Value pairColumn1 = arith::AddIOp::create(nb, l, pairColumn,
-                                                index(perWord * kTileRows));
+      Value pairColumn1 =
+          arith::AddIOp::create(nb, l, pairColumn, index(perWord * kTileRows));
       Value kEnd = index(paddedK), kSteps = index(kStep);
       auto loop = scf::ForOp::create(
           nb, l, zero, kEnd, kSteps, zeros,
@@ -645,11 +646,9 @@ struct LowerAMXMatmulsPass
             Value a1 = amx::TileLoadOp::create(kb, kl, operandTile, source,
                                                ValueRange{r1, k0});
             Value w = arith::DivUIOp::create(kb, kl, k0, index(perWord));
-            Value b0 = amx::TileLoadOp::create(kb, kl, operandTile,
-                                               packedPairs,
+            Value b0 = amx::TileLoadOp::create(kb, kl, operandTile, packedPairs,
                                                ValueRange{w, pairColumn});
-            Value b1 = amx::TileLoadOp::create(kb, kl, operandTile,
-                                               packedPairs,
+            Value b1 = amx::TileLoadOp::create(kb, kl, operandTile, packedPairs,
                                                ValueRange{w, pairColumn1});
             // tdpbf16ps, or tdpbssd (signed by signed bytes).
             auto multiply = [&](Value a, Value w, Value sum) -> Value {
@@ -675,15 +674,14 @@ struct LowerAMXMatmulsPass
       Value column0 = arith::AddIOp::create(
           nb, l, firstColumn,
           arith::MulIOp::create(nb, l, subPanel, index(kBlock)));
-      Value padding =
-          arith::ConstantOp::create(nb, l, nb.getZeroAttr(sumType));
+      Value padding = arith::ConstantOp::create(nb, l, nb.getZeroAttr(sumType));
       scf::ForOp::create(
           nb, l, zero, count, one, ValueRange{},
           [&](OpBuilder &rb, Location rl, Value r, ValueRange) {
             Value row = arith::AddIOp::create(rb, rl, r0, r);
             for (int64_t v = 0; v < kBlock / kTileRows; ++v) {
-              Value column = arith::AddIOp::create(rb, rl, column0,
-                                                   index(v * kTileRows));
+              Value column =
+                  arith::AddIOp::create(rb, rl, column0, index(v * kTileRows));
               Value sum = vector::LoadOp::create(
                   rb, rl, lanes, sums, ValueRange{r, index(v * kTileRows)});
               Value old = vector::TransferReadOp::create(
@@ -734,13 +732,12 @@ struct LowerAMXMatmulsPass
         Value needed = arith::CeilDivUIOp::create(nb, l, left, index(kBlock));
         subPanels = arith::MinUIOp::create(nb, l, needed, subPanels);
       }
-      scf::ForOp::create(
-          nb, l, zero, subPanels, one, ValueRange{},
-          [&](OpBuilder &sb, Location sl, Value s, ValueRange) {
-            multiplyBlock(sb, sl, source, sourceRow, s);
-            addBlock(sb, sl, r0, count, s);
-            scf::YieldOp::create(sb, sl);
-          });
+      scf::ForOp::create(nb, l, zero, subPanels, one, ValueRange{},
+                         [&](OpBuilder &sb, Location sl, Value s, ValueRange) {
+                           multiplyBlock(sb, sl, source, sourceRow, s);
+                           addBlock(sb, sl, r0, count, s);
+                           scf::YieldOp::create(sb, sl);
+                         });
     };
 
     Value blockRows = index(kBlock);
@@ -749,14 +746,14 @@ struct LowerAMXMatmulsPass
       // block loads its tiles from it, and adds its real rows.
       Value end = index(llvm::alignTo(
           cast<MemRefType>(mm.lhs.getType()).getDimSize(0), kBlock));
-      scf::ForOp::create(
-          b, loc, zero, end, blockRows, ValueRange{},
-          [&](OpBuilder &nb, Location l, Value r0, ValueRange) {
-            Value left = arith::SubIOp::create(nb, l, rows, r0);
-            Value count = arith::MinUIOp::create(nb, l, left, blockRows);
-            emitBlock(nb, l, mm.lhs, r0, r0, count);
-            scf::YieldOp::create(nb, l);
-          });
+      scf::ForOp::create(b, loc, zero, end, blockRows, ValueRange{},
+                         [&](OpBuilder &nb, Location l, Value r0, ValueRange) {
+                           Value left = arith::SubIOp::create(nb, l, rows, r0);
+                           Value count =
+                               arith::MinUIOp::create(nb, l, left, blockRows);
+                           emitBlock(nb, l, mm.lhs, r0, r0, count);
+                           scf::YieldOp::create(nb, l);
+                         });
       return;
     }
     Value blocks = arith::DivUIOp::create(b, loc, rows, blockRows);
@@ -764,17 +761,16 @@ struct LowerAMXMatmulsPass
     Value padded;
     if (raggedK)
       padded = memref::AllocOp::create(b, loc, paddedType);
-    scf::ForOp::create(
-        b, loc, zero, whole, blockRows, ValueRange{},
-        [&](OpBuilder &nb, Location l, Value r0, ValueRange) {
-          if (raggedK) {
-            copyRows(nb, l, padded, r0, blockRows);
-            emitBlock(nb, l, padded, zero, r0, blockRows);
-          } else {
-            emitBlock(nb, l, mm.lhs, r0, r0, blockRows);
-          }
-          scf::YieldOp::create(nb, l);
-        });
+    scf::ForOp::create(b, loc, zero, whole, blockRows, ValueRange{},
+                       [&](OpBuilder &nb, Location l, Value r0, ValueRange) {
+                         if (raggedK) {
+                           copyRows(nb, l, padded, r0, blockRows);
+                           emitBlock(nb, l, padded, zero, r0, blockRows);
+                         } else {
+                           emitBlock(nb, l, mm.lhs, r0, r0, blockRows);
+                         }
+                         scf::YieldOp::create(nb, l);
+                       });
     // The last rows, fewer than a block.
     Value left = arith::SubIOp::create(b, loc, rows, whole);
     Value some =

@@ -33,9 +33,8 @@ struct KilnNarrowParametersPass
     // Every read and write of each parameter, in module order.
     llvm::MapVector<StringRef, SmallVector<ReadParamOp>> reads;
     llvm::DenseSet<StringRef> written;
-    module.walk([&](ReadParamOp read) {
-      reads[read.getName()].push_back(read);
-    });
+    module.walk(
+        [&](ReadParamOp read) { reads[read.getName()].push_back(read); });
     module.walk([&](WriteParamOp write) { written.insert(write.getName()); });
     for (auto param : module.getOps<ParameterOp>()) {
       RankedTensorType type = param.getTensorType();
@@ -46,8 +45,7 @@ struct KilnNarrowParametersPass
       bool described = llvm::any_of(param->getAttrs(), [](NamedAttribute a) {
         return a.getName().strref().starts_with("kiln.");
       });
-      if (!type.getElementType().isF32() || written.contains(name) ||
-          described)
+      if (!type.getElementType().isF32() || written.contains(name) || described)
         continue;
       auto found = reads.find(name);
       if (found == reads.end())
