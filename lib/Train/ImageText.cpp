@@ -312,6 +312,24 @@ Status kiln::train::imagePixels(const RgbImage &image, const std::string &name,
   return Status::ok();
 }
 
+Expected<std::vector<float>>
+kiln::train::loadImagePixels(const std::vector<ImageCaption> &examples,
+                             int64_t height, int64_t width) {
+  const int64_t imageFloats = 3 * height * width;
+  std::vector<float> pixels(examples.size() * static_cast<size_t>(imageFloats));
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const ImageCaption &example = examples[i];
+    Expected<plot::RgbImage> image = plot::readImage(example.image);
+    if (!image)
+      return image.status();
+    if (Status s = imagePixels(*image, example.image, width, height,
+                               &pixels[i * static_cast<size_t>(imageFloats)]);
+        !s)
+      return s;
+  }
+  return pixels;
+}
+
 Expected<ImageTextSplit> kiln::train::loadImageTextSplit(
     const std::vector<ImageCaption> &examples, const Tokenizer &tokenizer,
     int64_t endToken, int64_t height, int64_t width, int64_t maxTokens) {
@@ -319,18 +337,13 @@ Expected<ImageTextSplit> kiln::train::loadImageTextSplit(
   split.count = static_cast<int64_t>(examples.size());
   split.height = height;
   split.width = width;
-  int64_t imageFloats = 3 * height * width;
-  split.pixels.resize(static_cast<size_t>(split.count * imageFloats));
+  Expected<std::vector<float>> pixels = loadImagePixels(examples, height, width);
+  if (!pixels)
+    return pixels.status();
+  split.pixels = pixels.take();
   std::map<std::string, int64_t> captionIndex;
   for (int64_t i = 0; i < split.count; ++i) {
     const ImageCaption &example = examples[static_cast<size_t>(i)];
-    Expected<plot::RgbImage> image = plot::readImage(example.image);
-    if (!image)
-      return image.status();
-    if (Status s = imagePixels(*image, example.image, width, height,
-                               &split.pixels[static_cast<size_t>(i * imageFloats)]);
-        !s)
-      return s;
     std::vector<int32_t> pieces = tokenizer.encode(example.caption);
     std::vector<int64_t> ids(pieces.begin(), pieces.end());
     ids.push_back(endToken);

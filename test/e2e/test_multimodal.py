@@ -260,6 +260,17 @@ class Multimodal(unittest.TestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertEqual(len(done.stdout.strip().splitlines()), 2)
         self.assertIn("images/val-", done.stdout)
+        # Candidate images are ranked by their pixels alone: a caption too
+        # long for the model's text tower is only a label.
+        long_lines = [dict(lines[0], caption=" ".join(["red"] * 400))] + lines[1:4]
+        against = os.path.join(self.data, "long-captions.jsonl")
+        with open(against, "w") as f:
+            for line in long_lines:
+                f.write(json.dumps(line) + "\n")
+        done = kiln("embed", self.artifact, "--run", self.run_dir, "--text", lines[3]["caption"],
+                    "--against", against, "--top", "4")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(len(done.stdout.strip().splitlines()), 4)
         big = self.path("big-embed")
         kiln("shapes", "--out", big, "--train", "1", "--val", "1", "--novel", "1", "--image-size", "20")
         done = kiln("embed", self.artifact, "--run", self.run_dir, "--image",

@@ -208,13 +208,15 @@ int kiln::driver::embedCommand(int argc, char **argv) {
         kiln::train::readImageCaptions(against);
     if (!lines)
       fail(lines.message());
-    Expected<kiln::train::ImageTextSplit> split =
-        kiln::train::loadImageTextSplit(*lines, tokenizer, info->endToken,
-                                        height, width, seq);
-    if (!split)
-      fail(split.message());
+    // Only the images are ranked: their captions are labels, not read by
+    // the model.
+    Expected<std::vector<float>> pixels =
+        kiln::train::loadImagePixels(*lines, height, width);
+    if (!pixels)
+      fail(pixels.message());
     auto candidates = kiln::train::embedImages(
-        *artifact, split->pixels, split->count, height, width, 64);
+        *artifact, *pixels, static_cast<int64_t>(lines->size()), height, width,
+        64);
     if (!candidates)
       fail(candidates.message());
     std::vector<std::string> labels;

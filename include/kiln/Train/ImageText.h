@@ -84,6 +84,13 @@ plot::RgbImage renderShapes(int imageSize, uint64_t seed, bool novel,
 Status imagePixels(const plot::RgbImage &image, const std::string &name,
                    int64_t width, int64_t height, float *out);
 
+/// Every image of `examples` as `pixel_values` ([count, 3, height, width],
+/// imagePixels); an image of another size or a bad image file is an error
+/// naming it.
+Expected<std::vector<float>>
+loadImagePixels(const std::vector<ImageCaption> &examples, int64_t height,
+                int64_t width);
+
 /// A split loaded for a model: every image as `pixel_values` and every
 /// caption as token ids ending in the model's end-of-text id.
 struct ImageTextSplit {
