@@ -49,6 +49,20 @@ def compile_artifact(model, out_dir, weights=None, extra=()):
         return json.load(f)
 
 
+def compile_torch_module(module, config, model_type, tmp, extra=()):
+    """Compiles the config `config` (a dict, written with `model_type`) with
+    the weights of the torch `module` (its state_dict, by name, as float32)
+    into tmp/<model_type>.kiln; returns the artifact's path."""
+    path = os.path.join(tmp, model_type + ".json")
+    with open(path, "w") as f:
+        json.dump(dict(config, model_type=model_type), f)
+    weights = os.path.join(tmp, model_type + ".safetensors")
+    save_safetensors({k: v.float().numpy() for k, v in module.state_dict().items()}, weights)
+    art = os.path.join(tmp, model_type + ".kiln")
+    compile_artifact(path, art, weights=weights, extra=extra)
+    return art
+
+
 def run_artifact(artifact, inputs, work_dir, entry="forward"):
     """Runs `entry` with {name: np.ndarray}; returns {output name: array}."""
     args = [KILN, "run", artifact, "--entry", entry, "--output-dir", os.path.join(work_dir, "out")]

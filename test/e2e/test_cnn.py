@@ -13,7 +13,6 @@ kernels, 1 and 3 channels, a dynamic batch. Tolerance 1e-5 absolute plus
 values by O(0.1)).
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kiln_artifacts import compile_artifact, report, run_artifact, save_safetensors  # noqa: E402
+from kiln_artifacts import compile_torch_module, report, run_artifact  # noqa: E402
 
 
 class Encoder(torch.nn.Module):
@@ -50,13 +49,7 @@ class CNN(unittest.TestCase):
         model = Encoder(cfg).double().eval()
         size = cfg["image_size"]
         with tempfile.TemporaryDirectory() as tmp:
-            config = os.path.join(tmp, "cnn.json")
-            with open(config, "w") as f:
-                json.dump(dict(cfg, model_type="cnn"), f)
-            weights = os.path.join(tmp, "w.safetensors")
-            save_safetensors({k: v.float().numpy() for k, v in model.state_dict().items()}, weights)
-            art = os.path.join(tmp, "cnn.kiln")
-            compile_artifact(config, art, weights=weights)
+            art = compile_torch_module(model, cfg, "cnn", tmp)
             x = np.random.default_rng(0).standard_normal(
                 (batch, cfg.get("num_channels", 3), size, size)).astype(np.float32)
             out = run_artifact(art, {"pixel_values": x}, tmp)

@@ -15,7 +15,6 @@ plus 1e-4 relative: the outputs are bounded by 1 (tanh), and a wrong gate
 order, direction or mask moves them by O(0.1).
 """
 
-import json
 import os
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kiln_artifacts import compile_artifact, report, run_artifact, save_safetensors  # noqa: E402
+from kiln_artifacts import compile_torch_module, report, run_artifact  # noqa: E402
 
 SEQ = 7
 
@@ -52,18 +51,13 @@ class RNN(unittest.TestCase):
         torch.manual_seed(0)
         model = Encoder(cfg).double().eval()
         with tempfile.TemporaryDirectory() as tmp:
-            config = os.path.join(tmp, "rnn.json")
-            with open(config, "w") as f:
-                json.dump(dict(cfg, model_type="rnn"), f)
-            weights = os.path.join(tmp, "w.safetensors")
-            save_safetensors({k: v.float().numpy() for k, v in model.state_dict().items()}, weights)
             extra = ["--seq", str(SEQ)] + (["--batch", str(batch)] if batch else [])
-            compile_artifact(config, os.path.join(tmp, "rnn.kiln"), weights=weights, extra=extra)
+            art = compile_torch_module(model, cfg, "rnn", tmp, extra=extra)
             for lengths in ([SEQ, 3, 1], [SEQ]) if not batch else ([SEQ, 3, 1],):
                 rng = np.random.default_rng(len(lengths))
                 ids = rng.integers(0, cfg["vocab_size"], (len(lengths), SEQ)).astype(np.int64)
                 mask = (np.arange(SEQ)[None, :] < np.array(lengths)[:, None]).astype(np.int64)
-                out = run_artifact(os.path.join(tmp, "rnn.kiln"), {"input_ids": ids, "attention_mask": mask}, tmp)
+                out = run_artifact(art, {"input_ids": ids, "attention_mask": mask}, tmp)
                 with torch.no_grad():
                     ref, state = model(torch.from_numpy(ids), torch.tensor(lengths))
                 h = state[0] if cfg["cell"] == "lstm" else state
