@@ -37,6 +37,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "mlir/Interfaces/ViewLikeInterface.h"
@@ -69,6 +70,8 @@ struct TileMatmul {
   /// lhs is [K, M] (a transposed lhs read from the transpose's source:
   /// packed into zero-padded [M', K'] rows before the panels run).
   bool lhsTransposed = false;
+  /// The output was zero-filled just before: sums are stored, not added.
+  bool overwrite = false;
 };
 
 /// Whether `type` is a memref with contiguous rows a static stride apart
@@ -362,9 +365,22 @@ struct LowerAMXMatmulsPass
         matmul.rhs = cast.getDpsInputs()[0];
         matmul.rhsFromF32 = true;
       }
+      // The zero fill right before the matmul (the lowering's init of its
+      // sums): every output element gets exactly one block's sums, so they
+      // are stored and the fill goes.
+      auto fill = dyn_cast_or_null<linalg::FillOp>(op->getPrevNode());
+      if (fill && fill.hasPureBufferSemantics() &&
+          fill.getDpsInits()[0] == op->getOperand(2) &&
+          (matchPattern(fill.getDpsInputs()[0], m_PosZeroFloat()) ||
+           matchPattern(fill.getDpsInputs()[0], m_Zero())))
+        matmul.overwrite = true;
+      else
+        fill = {};
       rewriter.setInsertionPoint(op);
       lower(rewriter, op.getLoc(), matmul);
       rewriter.eraseOp(op);
+      if (fill)
+        rewriter.eraseOp(fill);
       if (cast) {
         Operation *alloc = cast.getDpsInits()[0].getDefiningOp();
         rewriter.eraseOp(cast);
@@ -684,12 +700,15 @@ struct LowerAMXMatmulsPass
                   arith::AddIOp::create(rb, rl, column0, index(v * kTileRows));
               Value sum = vector::LoadOp::create(
                   rb, rl, lanes, sums, ValueRange{r, index(v * kTileRows)});
-              Value old = vector::TransferReadOp::create(
-                  rb, rl, lanes, mm.out, ValueRange{row, column}, padding,
-                  ArrayRef<bool>{!raggedN});
-              Value added =
-                  integer ? arith::AddIOp::create(rb, rl, old, sum).getResult()
-                          : arith::AddFOp::create(rb, rl, old, sum).getResult();
+              Value added = sum;
+              if (!mm.overwrite) {
+                Value old = vector::TransferReadOp::create(
+                    rb, rl, lanes, mm.out, ValueRange{row, column}, padding,
+                    ArrayRef<bool>{!raggedN});
+                added = integer
+                            ? arith::AddIOp::create(rb, rl, old, sum).getResult()
+                            : arith::AddFOp::create(rb, rl, old, sum).getResult();
+              }
               vector::TransferWriteOp::create(rb, rl, added, mm.out,
                                               ValueRange{row, column},
                                               ArrayRef<bool>{!raggedN});

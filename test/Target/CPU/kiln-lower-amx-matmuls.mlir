@@ -326,3 +326,32 @@ func.func @both_operands(%t: memref<64x64xbf16>, %y: memref<64x64xf32>) {
   }
   return
 }
+
+// -----
+
+#lhs = affine_map<(d0, d1, d2) -> (d0, d2)>
+#rhs = affine_map<(d0, d1, d2) -> (d2, d1)>
+#out = affine_map<(d0, d1, d2) -> (d0, d1)>
+
+// The output zero-filled just before (the lowering's init of the sums):
+// each element gets one block's sums, stored without reading the output,
+// and the fill goes.
+// CHECK-LABEL: func.func @zero_filled(
+// CHECK-SAME: %[[Y:[^:]+]]: memref<?x40xf32>
+// CHECK-NOT: linalg.fill ins(%{{.*}} : f32)
+// CHECK-NOT: vector.transfer_read %[[Y]]
+// CHECK: vector.transfer_write %{{.*}}, %[[Y]]
+func.func @zero_filled(%x: memref<?x64xbf16>, %w: memref<40x64xbf16>, %y: memref<?x40xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<?x40xf32>)
+  linalg.generic {indexing_maps = [#lhs, affine_map<(d0, d1, d2) -> (d1, d2)>, #out], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xbf16>, memref<40x64xbf16>) outs(%y : memref<?x40xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}

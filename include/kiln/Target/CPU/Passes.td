@@ -132,7 +132,9 @@ def LowerAMXMatmulsPass
       a ragged last block of rows, and every block where K is not a
       multiple of 32, is copied zero-padded first;
     - each block's sums are stored to a 32 x 32 buffer and added to the
-      output (masked at a ragged last panel);
+      output (masked at a ragged last panel), or stored to it where the op
+      just before zero-fills the output (the lowering's init of the sums,
+      which is then removed: every output element gets exactly one block);
     - a rhs that kiln's lowering copied from a transposed `[N, K]` buffer
       (`linalg.transpose`, for `transpose_rhs`: GPT-2's tied LM head) is
       packed from that buffer, and the copy is removed; a 2-d lhs copied
