@@ -47,8 +47,12 @@ def timed(f):
     for _ in range(iters):
         t = time.perf_counter(); f(); times.append(time.perf_counter() - t)
     return sorted(times)[len(times) // 2]
+# Which BLAS numpy loaded: Debian's numpy falls back to the reference BLAS
+# (a few GFLOP/s) when libopenblas0-pthread is not installed.
+with open("/proc/self/maps") as f:
+    blas = "openblas" if "openblas" in f.read() else "reference"
 with torch.no_grad():
-    print(timed(lambda: ta @ tb), timed(lambda: a @ b))
+    print(timed(lambda: ta @ tb), timed(lambda: a @ b), blas)
 """
 
 
@@ -113,6 +117,9 @@ def main():
                                   str(args.threads)], check=True, capture_output=True, text=True,
                                  env=peer_env).stdout.split()
             t_torch, t_blas = float(out[0]), float(out[1])
+            if out[2] != "openblas":
+                print("(numpy runs the reference BLAS, not a peer worth comparing with: "
+                      "install libopenblas0-pthread)", flush=True)
             rate = lambda t: ops / t / 1e9
             plain = f"{rate(t_plain):.0f} | " if args.plain_loops else ""
             share = f"{100 * rate(t_bf16) / peak:.0f}%" if peak else "-"
