@@ -69,10 +69,13 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
     amx.int8 = int8Amx;
     pm.addPass(createLowerAMXMatmulsPass(amx));
   }
+  // With AMX chosen, the pass's own defaults: the VNNI kernel and its tile.
   LowerIntegerMatmulsPassOptions integer;
-  integer.int8Dot = int8Amx ? std::string("vnni") : options.int8Dot.getValue();
-  integer.tileM = int8Amx ? 8 : options.int8TileM.getValue();
-  integer.tileN = int8Amx ? 32 : options.int8TileN.getValue();
+  if (!int8Amx) {
+    integer.int8Dot = options.int8Dot;
+    integer.tileM = options.int8TileM;
+    integer.tileN = options.int8TileN;
+  }
   pm.addPass(createLowerIntegerMatmulsPass(integer));
   // Parallel dimensions become scf.parallel; only the outermost parallel
   // loop of each nest runs on threads (OpenMP), inner ones stay sequential.

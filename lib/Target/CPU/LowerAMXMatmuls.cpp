@@ -226,13 +226,18 @@ bool isCastInto(Operation *op, Value rhs) {
          hasStaticContiguousRows(source);
 }
 
-/// The op that wrote the buffer `copy` just before the matmul `op` reads
-/// it, if `writes(writer, copy)` accepts it and `op` is the only reader of
-/// what it wrote: every use of the buffer is in `op`'s block, and the use
-/// after `op`, if any, overwrites it again with a transpose or a cast
-/// (bufferization may give every layer's copy one buffer).
-template <typename Writes>
-Operation *soleWriterBefore(Value copy, Operation *op, Writes writes) {
+/// Whether `op` is a copy the kernel can read through: a transpose or a
+/// cast that overwrites all of `buffer`.
+bool isCopyInto(Operation *op, Value buffer) {
+  return isTransposeInto(op, buffer) || isCastInto(op, buffer);
+}
+
+/// The copy (isCopyInto) that wrote the buffer `copy` just before the
+/// matmul `op` reads it, if `op` is the only reader of what it wrote: every
+/// use of the buffer is in `op`'s block, and the use after `op`, if any,
+/// overwrites it again with a copy (bufferization may give every layer's
+/// copy one buffer).
+Operation *soleWriterBefore(Value copy, Operation *op) {
   // The copy's buffer lives and dies in `op`'s block (no loop carries it),
   // is seen through no view, and `op` reads it once.
   auto alloc = copy.getDefiningOp<memref::AllocOp>();
@@ -252,8 +257,8 @@ Operation *soleWriterBefore(Value copy, Operation *op, Writes writes) {
       after = user;
     }
   }
-  if (!before || !writes(before, copy) ||
-      (after && !isTransposeInto(after, copy) && !isCastInto(after, copy)))
+  if (!before || !isCopyInto(before, copy) ||
+      (after && !isCopyInto(after, copy)))
     return nullptr;
   // The matmul will read the writer's source where it stands: nothing in
   // between may write that source (or anything of unknown effects run).
@@ -295,10 +300,17 @@ Operation *soleWriterBefore(Value copy, Operation *op, Writes writes) {
 /// buffer when the matmul `op` alone reads it: kiln's lowering copies a
 /// transposed operand (a tied LM head's 50257 x 768 table, a weight
 /// gradient's xᵀ) to the plain layout, and the kernel packs from the
-/// source as cheaply, so it reads the transpose's input and the copy goes.
+/// source as cheaply, so it reads the transpose's input (static, with
+/// contiguous rows) and the copy goes.
 linalg::TransposeOp transposedSource(Value copy, Operation *op) {
-  return dyn_cast_or_null<linalg::TransposeOp>(
-      soleWriterBefore(copy, op, isTransposeInto));
+  auto transpose =
+      dyn_cast_or_null<linalg::TransposeOp>(soleWriterBefore(copy, op));
+  if (!transpose)
+    return {};
+  auto source = cast<MemRefType>(transpose.getInput().getType());
+  return source.hasStaticShape() && hasStaticContiguousRows(source)
+             ? transpose
+             : linalg::TransposeOp();
 }
 
 /// The elementwise cast that fills the bf16 `rhs` from an f32 buffer of the
@@ -307,10 +319,19 @@ linalg::TransposeOp transposedSource(Value copy, Operation *op) {
 /// f32 values as it packs them, instead of a pass over the whole weight
 /// writing a bf16 copy that the packing reads again.
 linalg::GenericOp castSource(Value rhs, Operation *op) {
-  Operation *writer = soleWriterBefore(
-      rhs, op, [](Operation *w, Value b) { return isCastInto(w, b); });
-  return writer && isCastInto(writer, rhs) ? cast<linalg::GenericOp>(writer)
-                                           : linalg::GenericOp();
+  // The only generic a copy can be is such a cast (isCopyInto).
+  return dyn_cast_or_null<linalg::GenericOp>(soleWriterBefore(rhs, op));
+}
+
+/// Erases the copy `writer` read through, and its buffer once nothing else
+/// uses it (layers that shared it may still).
+void eraseCopy(RewriterBase &rewriter, Operation *writer) {
+  Operation *alloc = cast<DestinationStyleOpInterface>(writer)
+                         .getDpsInits()[0]
+                         .getDefiningOp();
+  rewriter.eraseOp(writer);
+  if (alloc->use_empty())
+    rewriter.eraseOp(alloc);
 }
 
 struct LowerAMXMatmulsPass
@@ -336,13 +357,8 @@ struct LowerAMXMatmulsPass
       linalg::TransposeOp transpose;
       if (!matmul.rhsTransposed && !matmul.integer)
         if ((transpose = transposedSource(matmul.rhs, op))) {
-          auto source = cast<MemRefType>(transpose.getInput().getType());
-          if (source.hasStaticShape() && hasStaticContiguousRows(source)) {
-            matmul.rhs = transpose.getInput();
-            matmul.rhsTransposed = true;
-          } else {
-            transpose = {};
-          }
+          matmul.rhs = transpose.getInput();
+          matmul.rhsTransposed = true;
         }
       // A transposed lhs (a weight gradient's xᵀ·dy) is packed from its
       // source, not from kiln's transposed copy.
@@ -350,13 +366,8 @@ struct LowerAMXMatmulsPass
       if (!matmul.integer &&
           cast<MemRefType>(matmul.lhs.getType()).getRank() == 2)
         if ((lhsTranspose = transposedSource(matmul.lhs, op))) {
-          auto source = cast<MemRefType>(lhsTranspose.getInput().getType());
-          if (source.hasStaticShape() && hasStaticContiguousRows(source)) {
-            matmul.lhs = lhsTranspose.getInput();
-            matmul.lhsTransposed = true;
-          } else {
-            lhsTranspose = {};
-          }
+          matmul.lhs = lhsTranspose.getInput();
+          matmul.lhsTransposed = true;
         }
       linalg::GenericOp cast;
       if (!matmul.integer)
@@ -381,19 +392,10 @@ struct LowerAMXMatmulsPass
       rewriter.eraseOp(op);
       if (fill)
         rewriter.eraseOp(fill);
-      if (cast) {
-        Operation *alloc = cast.getDpsInits()[0].getDefiningOp();
-        rewriter.eraseOp(cast);
-        if (alloc->use_empty())
-          rewriter.eraseOp(alloc);
-      }
-      for (linalg::TransposeOp copy : {transpose, lhsTranspose})
-        if (copy) {
-          Operation *alloc = copy.getInit().getDefiningOp();
-          rewriter.eraseOp(copy);
-          if (alloc->use_empty())
-            rewriter.eraseOp(alloc);
-        }
+      for (Operation *copy : {cast.getOperation(), transpose.getOperation(),
+                              lhsTranspose.getOperation()})
+        if (copy)
+          eraseCopy(rewriter, copy);
     }
     addPermissionRequest(rewriter);
   }

@@ -33,9 +33,12 @@ struct KilnNarrowParametersPass
     // Every read and write of each parameter, in module order.
     llvm::MapVector<StringRef, SmallVector<ReadParamOp>> reads;
     llvm::DenseSet<StringRef> written;
-    module.walk(
-        [&](ReadParamOp read) { reads[read.getName()].push_back(read); });
-    module.walk([&](WriteParamOp write) { written.insert(write.getName()); });
+    module.walk([&](Operation *op) {
+      if (auto read = dyn_cast<ReadParamOp>(op))
+        reads[read.getName()].push_back(read);
+      else if (auto write = dyn_cast<WriteParamOp>(op))
+        written.insert(write.getName());
+    });
     for (auto param : module.getOps<ParameterOp>()) {
       RankedTensorType type = param.getTensorType();
       StringRef name = param.getSymName();
