@@ -332,6 +332,28 @@ const ConfigKeyInfo kRNNKeys[] = {
 };
 
 /// Kiln's convolutional image encoder.
+const ConfigKeyInfo kLlavaKeys[] = {
+    {"text_config", Use::Honoured, "",
+     "the language model's config: a gpt2 config (keys in the gpt2 table)"},
+    {"vision_config", Use::Honoured, "",
+     "the image tower's config (keys in the clip_vision_model table)"},
+    {"projector_hidden_act", Use::Honoured, "\"gelu\"",
+     "the projector's activation, between linear_1 and linear_2"},
+    {"vision_feature_select_strategy", Use::Honoured, "\"default\"",
+     "\"default\" drops the class token from the image tokens, \"full\" "
+     "keeps it"},
+    {"vision_feature_layer", Use::Honoured, "-2",
+     "the tower's hidden state used (an index into hidden_states: the "
+     "embeddings, then each layer; negative from the end)"},
+    {"image_token_index", Use::Inert, "32000",
+     "marks the image in transformers' input_ids; Kiln's forward takes the "
+     "image as the prefix of every row, before input_ids"},
+    {"ignore_index", Use::DefaultOnly, "-100",
+     "targets the language-model loss skips"},
+    {"tie_word_embeddings", Use::Inert, "",
+     "the text_config's own key ties the language model's head"},
+};
+
 const ConfigKeyInfo kCNNKeys[] = {
     {"model_type", Use::Honoured, "", "selects the family"},
     {"num_channels", Use::Honoured, "", ""},
@@ -380,6 +402,7 @@ const FamilyKeys kFamilyKeys[] = {
     {"clip_vision_model", kCLIPVisionKeys, true, {}},
     {"rnn", kRNNKeys, false, {}},
     {"cnn", kCNNKeys, false, {}},
+    {"llava", kLlavaKeys, true, {}},
 };
 
 const FamilyKeys *findFamily(StringRef modelType) {

@@ -589,6 +589,41 @@ Value GraphBuilder::lastToken(Value all, Value ids, Value lengths,
   return tokenAt(all, last, batch, /*keepdim=*/true);
 }
 
+llvm::Expected<llvm::json::Object>
+mlir::kiln::models::nestedConfig(ConfigReader &reader, StringRef key,
+                                 StringRef expectedType,
+                                 StringRef defaultType) {
+  std::string family = reader.getFamily();
+  auto fail = [&](const llvm::Twine &message) {
+    return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                   family + " config: key '" + key + "' " +
+                                       message);
+  };
+  llvm::json::Object merged;
+  for (std::string name : {key.str(), key.str() + "_dict"}) {
+    const llvm::json::Value *value = reader.getValue(name);
+    if (!value)
+      continue;
+    const llvm::json::Object *object = value->getAsObject();
+    if (!object)
+      return llvm::createStringError(llvm::inconvertibleErrorCode(),
+                                     family + " config: key '" + name +
+                                         "' must be an object");
+    for (const auto &entry : *object)
+      merged[entry.first] = entry.second;
+  }
+  // A tower of another family would be built as this one all the same.
+  const llvm::json::Value *type = merged.get("model_type");
+  if (type && type->getAsString() != expectedType)
+    return fail("has a model_type other than '" + expectedType + "'");
+  if (!type && defaultType != expectedType)
+    return fail("has no model_type, which transformers reads as '" +
+                defaultType + "'; Kiln builds " + family + " with a " +
+                expectedType + " model there: give it \"model_type\": \"" +
+                expectedType + "\"");
+  return merged;
+}
+
 llvm::Error mlir::kiln::models::refuseCausalLMInputs(const BuildOptions &options,
                                                      StringRef family) {
   if (options.kvCache != 0)
@@ -848,6 +883,7 @@ const Family kFamilies[] = {
     {"clip_vision_model", buildCLIPVisionModel},
     {"rnn", buildRNN},
     {"cnn", buildCNN},
+    {"llava", buildLlava},
 };
 } // namespace
 

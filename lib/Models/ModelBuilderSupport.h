@@ -392,6 +392,73 @@ inline int64_t dynamicIfUnset(int64_t size) {
 }
 
 //===----------------------------------------------------------------------===//
+// Towers that composite families (llava) build from
+//===----------------------------------------------------------------------===//
+
+/// A nested config (`text_config`) of `reader`'s family: the object, or {}
+/// when absent or null, with `<key>_dict` (older checkpoints) laid over it
+/// as transformers does. Its `model_type`, when given, must be
+/// `expectedType`; when absent, `defaultType` (transformers' default) is
+/// what it is, and must be `expectedType` as well.
+llvm::Expected<llvm::json::Object> nestedConfig(ConfigReader &reader,
+                                                llvm::StringRef key,
+                                                llvm::StringRef expectedType,
+                                                llvm::StringRef defaultType);
+
+/// What both of CLIP's towers' configs hold.
+struct CLIPTowerConfig {
+  int64_t hidden, layers, heads, intermediate;
+  double eps, initStd, initFactor;
+  Activation activation;
+};
+
+/// A `clip_vision_model` config.
+struct CLIPVisionConfig : CLIPTowerConfig {
+  int64_t channels;
+  std::array<int64_t, 2> image, patch;
+  /// Patch tokens per image (without the class token).
+  int64_t patches() const {
+    return (image[0] / patch[0]) * (image[1] / patch[1]);
+  }
+};
+
+llvm::Expected<CLIPVisionConfig>
+readCLIPVisionConfig(const llvm::json::Object &json);
+
+/// CLIPVisionTransformer under `prefix` (`vision_model.`) up to its encoder:
+/// the hidden states `[B, 1 + patches, E]` after `layers` encoder layers
+/// (transformers' `hidden_states[layers]`; 0 is the embeddings after
+/// `pre_layrnorm`). `factor` scales the initialization.
+Value clipVisionHiddenStates(GraphBuilder &g, const CLIPVisionConfig &c,
+                             double factor, Value pixels,
+                             llvm::StringRef prefix, int64_t layers);
+
+/// A `gpt2` config.
+struct GPT2Config {
+  int64_t vocab, positions, embd, layers, heads, inner;
+  double eps, initStd;
+  Activation activation;
+  bool tied, scaleAttention, scaleByInverseLayer;
+  /// Per layer, the heads and MLP channels removed (`pruned_heads`,
+  /// `pruned_ffn_channels`): the layer is built with the others.
+  std::vector<std::vector<int64_t>> prunedHeads, prunedChannels;
+};
+
+llvm::Expected<GPT2Config> readGPT2Config(const llvm::json::Object &json,
+                                          const BuildOptions &options);
+
+/// How one of a decoder's layers attends (query `[B, H, S, D]`, key and
+/// value `[B, Hkv, S, D]`; `scale` null for 1/sqrt(D)).
+using AttendFn = llvm::function_ref<Value(int64_t layer, Value query, Value key,
+                                          Value value, FloatAttr scale)>;
+
+/// GPT2Model's blocks and final LayerNorm over the input embeddings `h`
+/// `[B, S, E]` (tokens plus positions), parameters under `prefix`
+/// (`transformer.`).
+Value gpt2Trunk(GraphBuilder &g, const GPT2Config &c, llvm::StringRef prefix,
+                Value h, AttendFn attend);
+
+//===----------------------------------------------------------------------===//
 // Families
 //===----------------------------------------------------------------------===//
 
@@ -423,8 +490,11 @@ llvm::Expected<OwningOpRef<ModuleOp>>
 buildCNN(MLIRContext &context, const llvm::json::Object &config,
          const BuildOptions &options);
 llvm::Expected<OwningOpRef<ModuleOp>>
-buildRNN(MLIRContext &context, const llvm::json::Object &config,
-         const BuildOptions &options);
+buildLlava(MLIRContext &context, const llvm::json::Object &config,
+           const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>> buildRNN(MLIRContext &context,
+                                               const llvm::json::Object &config,
+                                               const BuildOptions &options);
 llvm::Expected<OwningOpRef<ModuleOp>>
 buildMarian(MLIRContext &context, const llvm::json::Object &config,
             const BuildOptions &options);

@@ -29,20 +29,11 @@ using namespace mlir::kiln;
 using namespace mlir::kiln::models;
 
 namespace {
-/// What both towers' configs hold.
-struct TowerConfig {
-  int64_t hidden, layers, heads, intermediate;
-  double eps, initStd, initFactor;
-  Activation activation;
-};
+using TowerConfig = CLIPTowerConfig;
+using VisionConfig = CLIPVisionConfig;
 
 struct TextConfig : TowerConfig {
   int64_t vocab, maxPositions, eosTokenId;
-};
-
-struct VisionConfig : TowerConfig {
-  int64_t channels;
-  std::array<int64_t, 2> image, patch;
 };
 
 void readTower(ConfigReader &reader, TowerConfig &c, int64_t hidden,
@@ -66,19 +57,6 @@ llvm::Expected<TextConfig> readTextConfig(const llvm::json::Object &json) {
   c.vocab = reader.getInt("vocab_size", 49408, 1);
   c.maxPositions = reader.getInt("max_position_embeddings", 77, 1);
   c.eosTokenId = reader.getInt("eos_token_id", 49407, 0);
-  if (llvm::Error error = reader.takeError())
-    return std::move(error);
-  return c;
-}
-
-llvm::Expected<VisionConfig> readVisionConfig(const llvm::json::Object &json) {
-  ConfigReader reader(json, "clip_vision_model");
-  VisionConfig c;
-  readTower(reader, c, 768, 12, 12, 3072);
-  c.channels = reader.getInt("num_channels", 3, 1);
-  c.image = reader.getSizePair("image_size", 224);
-  c.patch = reader.getSizePair("patch_size", 32);
-  reader.requirePatchFits(c.patch, c.image);
   if (llvm::Error error = reader.takeError())
     return std::move(error);
   return c;
@@ -162,26 +140,14 @@ TowerOutputs textTower(GraphBuilder &g, const TextConfig &c, double factor,
   return {h, g.tokenAt(h, first, batch)};
 }
 
-/// CLIPVisionTransformer under `vision_model.`.
+/// CLIPVisionTransformer under `vision_model.`: every layer, and the class
+/// token's state after `post_layernorm` as the pooled output.
 TowerOutputs visionTower(GraphBuilder &g, const VisionConfig &c,
                          double factor, Value pixels, int64_t batch) {
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
   std::string prefix = "vision_model.";
-  int64_t patches = (c.image[0] / c.patch[0]) * (c.image[1] / c.patch[1]);
-  Value h = g.patchEmbedding(g.toCompute(pixels),
-                             prefix + "embeddings.patch_embedding", c.hidden,
-                             c.patch, /*bias=*/false, c.initStd * factor);
-  h = g.prependToken(
-      h, g.normalParam(prefix + "embeddings.class_embedding", {c.hidden},
-                       std::pow(static_cast<double>(c.hidden), -0.5) *
-                           factor));
-  h = AddOp::create(b, loc, h,
-                    g.normalParam(prefix + "embeddings.position_embedding.weight",
-                                  {patches + 1, c.hidden},
-                                  c.initStd * factor));
-  h = g.layerNorm(h, prefix + "pre_layrnorm", c.hidden, c.eps);
-  h = encoder(g, h, c, factor, prefix, /*mask=*/Value(), /*causal=*/false);
+  Value h = clipVisionHiddenStates(g, c, factor, pixels, prefix, c.layers);
   Value first = SliceOp::create(b, loc, h, /*axis=*/1, /*start=*/0, /*end=*/1);
   first = g.reshape(first, {batch, c.hidden});
   return {h, g.layerNorm(first, prefix + "post_layernorm", c.hidden, c.eps)};
@@ -193,38 +159,48 @@ RankedTensorType pixelsType(MLIRContext &context, const VisionConfig &c,
                                Float32Type::get(&context));
 }
 
-int64_t sequenceLength(const VisionConfig &c) {
-  return (c.image[0] / c.patch[0]) * (c.image[1] / c.patch[1]) + 1;
+int64_t sequenceLength(const VisionConfig &c) { return c.patches() + 1; }
+
+} // namespace
+
+llvm::Expected<CLIPVisionConfig>
+mlir::kiln::models::readCLIPVisionConfig(const llvm::json::Object &json) {
+  ConfigReader reader(json, "clip_vision_model");
+  VisionConfig c;
+  readTower(reader, c, 768, 12, 12, 3072);
+  c.channels = reader.getInt("num_channels", 3, 1);
+  c.image = reader.getSizePair("image_size", 224);
+  c.patch = reader.getSizePair("patch_size", 32);
+  reader.requirePatchFits(c.patch, c.image);
+  if (llvm::Error error = reader.takeError())
+    return std::move(error);
+  return c;
 }
 
-/// A nested config (`text_config`): the object, or {} when absent or null;
-/// with `<key>_dict` (older checkpoints) laid over it, as transformers does.
-llvm::Expected<llvm::json::Object> subConfig(ConfigReader &reader,
-                                             StringRef key) {
-  llvm::json::Object merged;
-  for (std::string name : {key.str(), key.str() + "_dict"}) {
-    const llvm::json::Value *value = reader.getValue(name);
-    if (!value)
-      continue;
-    const llvm::json::Object *object = value->getAsObject();
-    if (!object)
-      return llvm::createStringError(llvm::inconvertibleErrorCode(),
-                                     "clip config: key '" + name +
-                                         "' must be an object");
-    for (const auto &entry : *object)
-      merged[entry.first] = entry.second;
-  }
-  // A tower of another family would be built as CLIP's all the same.
-  std::string expected = "clip_" + key.split('_').first.str() + "_model";
-  if (const llvm::json::Value *type = merged.get("model_type"))
-    if (type->getAsString() != StringRef(expected))
-      return llvm::createStringError(
-          llvm::inconvertibleErrorCode(),
-          "clip config: key '" + key + "' has a model_type other than '" +
-              expected + "'");
-  return merged;
+Value mlir::kiln::models::clipVisionHiddenStates(GraphBuilder &g,
+                                                 const CLIPVisionConfig &c,
+                                                 double factor, Value pixels,
+                                                 StringRef prefix,
+                                                 int64_t layers) {
+  OpBuilder &b = g.getBuilder();
+  Location loc = g.getLoc();
+  std::string p = prefix.str();
+  Value h =
+      g.patchEmbedding(g.toCompute(pixels), p + "embeddings.patch_embedding",
+                       c.hidden, c.patch, /*bias=*/false, c.initStd * factor);
+  h = g.prependToken(
+      h, g.normalParam(p + "embeddings.class_embedding", {c.hidden},
+                       std::pow(static_cast<double>(c.hidden), -0.5) * factor));
+  h = AddOp::create(b, loc, h,
+                    g.normalParam(p + "embeddings.position_embedding.weight",
+                                  {c.patches() + 1, c.hidden},
+                                  c.initStd * factor));
+  h = g.layerNorm(h, p + "pre_layrnorm", c.hidden, c.eps);
+  TowerConfig run = c;
+  run.layers = layers;
+  return encoder(g, h, run, factor, prefix, /*mask=*/Value(),
+                 /*causal=*/false);
 }
-} // namespace
 
 llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::kiln::models::buildCLIP(MLIRContext &context,
@@ -233,10 +209,12 @@ mlir::kiln::models::buildCLIP(MLIRContext &context,
   if (llvm::Error error = refuseCausalLMInputs(options, "clip"))
     return std::move(error);
   ConfigReader reader(json, "clip");
-  auto textJson = subConfig(reader, "text_config");
+  auto textJson =
+      nestedConfig(reader, "text_config", "clip_text_model", "clip_text_model");
   if (!textJson)
     return textJson.takeError();
-  auto visionJson = subConfig(reader, "vision_config");
+  auto visionJson = nestedConfig(reader, "vision_config", "clip_vision_model",
+                                 "clip_vision_model");
   if (!visionJson)
     return visionJson.takeError();
   int64_t projection = reader.getInt("projection_dim", 512, 1);
@@ -258,7 +236,7 @@ mlir::kiln::models::buildCLIP(MLIRContext &context,
   auto text = readTextConfig(*textJson);
   if (!text)
     return text.takeError();
-  auto vision = readVisionConfig(*visionJson);
+  auto vision = readCLIPVisionConfig(*visionJson);
   if (!vision)
     return vision.takeError();
   auto shape = resolveInputShape(options, "clip", "max_position_embeddings",
@@ -376,7 +354,7 @@ mlir::kiln::models::buildCLIPVisionModel(MLIRContext &context,
                                          const BuildOptions &options) {
   if (llvm::Error error = refuseCausalLMInputs(options, "clip_vision_model"))
     return std::move(error);
-  auto vision = readVisionConfig(json);
+  auto vision = readCLIPVisionConfig(json);
   if (!vision)
     return vision.takeError();
   GraphBuilder g(context, "clip_vision_model", options.compute);

@@ -19,19 +19,9 @@ using namespace mlir;
 using namespace mlir::kiln;
 using namespace mlir::kiln::models;
 
-namespace {
-struct GPT2Config {
-  int64_t vocab, positions, embd, layers, heads, inner;
-  double eps, initStd;
-  Activation activation;
-  bool tied, scaleAttention, scaleByInverseLayer;
-  /// Per layer, the heads and MLP channels removed (`pruned_heads`,
-  /// `pruned_ffn_channels`): the layer is built with the others.
-  std::vector<std::vector<int64_t>> prunedHeads, prunedChannels;
-};
-
-llvm::Expected<GPT2Config> readConfig(const llvm::json::Object &json,
-                                      const BuildOptions &options) {
+llvm::Expected<GPT2Config>
+mlir::kiln::models::readGPT2Config(const llvm::json::Object &json,
+                                   const BuildOptions &options) {
   ConfigReader reader(json, "gpt2");
   GPT2Config c;
   c.vocab = reader.getInt("vocab_size");
@@ -62,13 +52,61 @@ llvm::Expected<GPT2Config> readConfig(const llvm::json::Object &json,
     return std::move(error);
   return c;
 }
-} // namespace
+
+Value mlir::kiln::models::gpt2Trunk(GraphBuilder &g, const GPT2Config &c,
+                                    StringRef prefix, Value h,
+                                    AttendFn attend) {
+  OpBuilder &b = g.getBuilder();
+  Location loc = g.getLoc();
+  // HF scales the residual projections' init by 1/sqrt(2·n_layer).
+  double projStd = c.initStd / std::sqrt(2.0 * std::max<int64_t>(c.layers, 1));
+  int64_t headDim = c.embd / c.heads;
+  for (int64_t i = 0; i < c.layers; ++i) {
+    std::string p = llvm::formatv("{0}h.{1}", prefix, i).str();
+
+    // Causal self-attention.
+    Value x = g.layerNorm(h, p + ".ln_1", c.embd, c.eps);
+    // A layer with pruned heads projects to the heads it keeps.
+    int64_t heads = c.heads - static_cast<int64_t>(c.prunedHeads[i].size());
+    int64_t width = heads * headDim;
+    Value qkv = g.conv1d(x, p + ".attn.c_attn", c.embd, 3 * width, c.initStd);
+    Value q = SliceOp::create(b, loc, qkv, 2, 0, width);
+    Value k = SliceOp::create(b, loc, qkv, 2, width, 2 * width);
+    Value v = SliceOp::create(b, loc, qkv, 2, 2 * width, 3 * width);
+    // Named locals keep the ops in q, k, v order.
+    Value qh = g.splitHeads(q, heads, headDim);
+    Value kh = g.splitHeads(k, heads, headDim);
+    Value vh = g.splitHeads(v, heads, headDim);
+    // HF: scores / √head_dim (scale_attn_weights), then / (i + 1)
+    // (scale_attn_by_inverse_layer_idx).
+    FloatAttr scale;
+    if (!c.scaleAttention || c.scaleByInverseLayer) {
+      double s = c.scaleAttention ? 1.0 / std::sqrt(double(headDim)) : 1.0;
+      if (c.scaleByInverseLayer)
+        s /= double(i + 1);
+      scale = b.getF64FloatAttr(s);
+    }
+    Value attn = attend(i, qh, kh, vh, scale);
+    Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", width, c.embd,
+                          projStd);
+    h = AddOp::create(b, loc, h, proj);
+
+    // MLP.
+    x = g.layerNorm(h, p + ".ln_2", c.embd, c.eps);
+    int64_t inner = c.inner - static_cast<int64_t>(c.prunedChannels[i].size());
+    x = g.conv1d(x, p + ".mlp.c_fc", c.embd, inner, c.initStd);
+    x = g.activation(x, c.activation);
+    x = g.conv1d(x, p + ".mlp.c_proj", inner, c.embd, projStd);
+    h = AddOp::create(b, loc, h, x);
+  }
+  return g.layerNorm(h, (prefix + "ln_f").str(), c.embd, c.eps);
+}
 
 llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::kiln::models::buildGPT2(MLIRContext &context,
                               const llvm::json::Object &json,
                               const BuildOptions &options) {
-  auto config = readConfig(json, options);
+  auto config = readGPT2Config(json, options);
   if (!config)
     return config.takeError();
   const GPT2Config &c = *config;
@@ -80,8 +118,6 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
 
-  // HF scales the residual projections' init by 1/sqrt(2·n_layer).
-  double projStd = c.initStd / std::sqrt(2.0 * std::max<int64_t>(c.layers, 1));
   int64_t headDim = c.embd / c.heads;
   // The token table the body of the function being built read, for a tied
   // head.
@@ -99,45 +135,11 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
         step.getPositions() ? step.getPositions() : g.positions(ids, /*dim=*/1));
     Value h = AddOp::create(b, loc, tokens, positions);
 
-    for (int64_t i = 0; i < c.layers; ++i) {
-      std::string p = llvm::formatv("transformer.h.{0}", i).str();
-
-      // Causal self-attention.
-      Value x = g.layerNorm(h, p + ".ln_1", c.embd, c.eps);
-      // A layer with pruned heads projects to the heads it keeps.
-      int64_t heads = c.heads - static_cast<int64_t>(c.prunedHeads[i].size());
-      int64_t width = heads * headDim;
-      Value qkv = g.conv1d(x, p + ".attn.c_attn", c.embd, 3 * width, c.initStd);
-      Value q = SliceOp::create(b, loc, qkv, 2, 0, width);
-      Value k = SliceOp::create(b, loc, qkv, 2, width, 2 * width);
-      Value v = SliceOp::create(b, loc, qkv, 2, 2 * width, 3 * width);
-      // Named locals keep the ops in q, k, v order.
-      Value qh = g.splitHeads(q, heads, headDim);
-      Value kh = g.splitHeads(k, heads, headDim);
-      Value vh = g.splitHeads(v, heads, headDim);
-      // HF: scores / √head_dim (scale_attn_weights), then / (i + 1)
-      // (scale_attn_by_inverse_layer_idx).
-      FloatAttr scale;
-      if (!c.scaleAttention || c.scaleByInverseLayer) {
-        double s = c.scaleAttention ? 1.0 / std::sqrt(double(headDim)) : 1.0;
-        if (c.scaleByInverseLayer)
-          s /= double(i + 1);
-        scale = b.getF64FloatAttr(s);
-      }
-      Value attn = step.attend(i, qh, kh, vh, scale);
-      Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", width,
-                            c.embd, projStd);
-      h = AddOp::create(b, loc, h, proj);
-
-      // MLP.
-      x = g.layerNorm(h, p + ".ln_2", c.embd, c.eps);
-      int64_t inner = c.inner - static_cast<int64_t>(c.prunedChannels[i].size());
-      x = g.conv1d(x, p + ".mlp.c_fc", c.embd, inner, c.initStd);
-      x = g.activation(x, c.activation);
-      x = g.conv1d(x, p + ".mlp.c_proj", inner, c.embd, projStd);
-      h = AddOp::create(b, loc, h, x);
-    }
-    return g.layerNorm(h, "transformer.ln_f", c.embd, c.eps);
+    return gpt2Trunk(
+        g, c, "transformer.", h,
+        [&](int64_t layer, Value q, Value k, Value v, FloatAttr scale) {
+          return step.attend(layer, q, k, v, scale);
+        });
   };
   // A tied lm_head: logits = h · wteᵀ.
   auto head = [&](Value h) -> Value {

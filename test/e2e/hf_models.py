@@ -47,7 +47,8 @@ try:
     from transformers import (BertConfig, BertForSequenceClassification, BertModel, CLIPConfig,
                               CLIPModel, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig,
                               CLIPVisionModel, GPT2Config, GPT2LMHeadModel, GPT2Model,
-                              LlamaConfig, LlamaForCausalLM, MarianConfig, MarianMTModel,
+                              LlamaConfig, LlamaForCausalLM, LlavaConfig,
+                              LlavaForConditionalGeneration, MarianConfig, MarianMTModel,
                               ViTConfig, ViTModel)
 except ImportError as e:  # pragma: no cover - reported as a failure, not a skip
     raise SystemExit(f"hf_models.py needs transformers (pip install transformers==4.44.2 "
@@ -70,6 +71,7 @@ FAMILIES = {
     "clip": CLIPConfig,
     "clip_text_model": CLIPTextConfig,
     "clip_vision_model": CLIPVisionConfig,
+    "llava": LlavaConfig,
 }
 
 
@@ -401,7 +403,13 @@ class KeyTables(unittest.TestCase):
                                         num_attention_heads=2, intermediate_size=16),
                 "clip_vision_model": dict(hidden_size=8, num_hidden_layers=1,
                                           num_attention_heads=2, intermediate_size=16,
-                                          image_size=8, patch_size=4)}
+                                          image_size=8, patch_size=4),
+                "llava": dict(text_config=dict(model_type="gpt2", vocab_size=50, n_positions=16,
+                                               n_embd=8, n_layer=1, n_head=2),
+                              vision_config=dict(model_type="clip_vision_model", hidden_size=8,
+                                                 num_hidden_layers=1, num_attention_heads=2,
+                                                 intermediate_size=16, image_size=8,
+                                                 patch_size=4))}
         with tempfile.TemporaryDirectory() as tmp:
             checked = 0
             for family, table in key_uses().items():
@@ -983,6 +991,167 @@ class CLIP(HuggingFaceCase):
                                 capture_output=True, text=True)
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("'text_config' has a model_type other than 'clip_text_model'", result.stderr)
+
+
+# --------------------------------------------------------------------------
+# llava: LlavaForConditionalGeneration with a CLIP image tower and GPT-2
+
+
+LLAVA_TEXT = dict(model_type="gpt2", vocab_size=61, n_positions=40, n_embd=32, n_layer=2, n_head=4)
+
+
+def llava(text=None, vision=None, **overrides):
+    config = LlavaConfig(text_config=dict(LLAVA_TEXT, **(text or {})),
+                         vision_config=dict(CLIP_VISION, model_type="clip_vision_model",
+                                            **(vision or {})),
+                         image_token_index=60, **overrides)
+    config._attn_implementation = "eager"
+    config.text_config._attn_implementation = "eager"
+    config.vision_config._attn_implementation = "eager"
+    return scramble(LlavaForConditionalGeneration(config), seed=9, hidden=32)
+
+
+def image_tokens(config):
+    patches = (config.vision_config.image_size // config.vision_config.patch_size) ** 2
+    return patches + (config.vision_feature_select_strategy == "full")
+
+
+class Llava(HuggingFaceCase):
+    """Kiln's forward(input_ids, pixel_values) is transformers' forward of
+    [image_token_index] + input_ids (the image as every row's prefix) from
+    the image's last token on: the logits of the text positions."""
+
+    def reference_logits(self, reference, ids, x):
+        marked = np.concatenate([np.full((ids.shape[0], 1), reference.config.image_token_index),
+                                 ids], axis=1)
+        with torch.no_grad():
+            out = reference(input_ids=torch.from_numpy(marked),
+                            pixel_values=torch.from_numpy(x).to(reference.dtype),
+                            attention_mask=torch.ones(marked.shape, dtype=torch.int64))
+        return out.logits[:, image_tokens(reference.config):].numpy()
+
+    def check_llava(self, model, label, seqs=(1, 7)):
+        model.eval()
+        model.save_pretrained(self.path("hf"), safe_serialization=True)
+        reference = copy.deepcopy(model).double().eval()
+        vocab = model.config.text_config.vocab_size
+        for s in seqs:
+            compile_dir(self.path("hf"), self.path(f"m{s}.kiln"), ["--seq", str(s)])
+            for b in (1, 3):
+                ids = np.random.default_rng(b * 7 + s).integers(0, vocab - 1, (b, s)).astype(np.int64)
+                x = pixels(b, model.config.vision_config, seed=b + s)
+                out = run(self.path(f"m{s}.kiln"), {"input_ids": ids, "pixel_values": x},
+                          self.tmp.name)["logits"]
+                self.assert_close(f"{label} logits [{b}x{s}]", out,
+                                  self.reference_logits(reference, ids, x))
+        # The image matters: another image changes the text's logits.
+        other = self.reference_logits(reference, ids, pixels(b, model.config.vision_config, 99))
+        self.assertGreater(np.abs(other - self.reference_logits(reference, ids, x)).max(), 1e-2)
+        # Attention over image and text tokens is peaked.
+        eager = copy.deepcopy(reference).float()
+        tokens = image_tokens(model.config)
+        with torch.no_grad():
+            merged = torch.cat([eager.multi_modal_projector(
+                eager.vision_tower(torch.from_numpy(x), output_hidden_states=True)
+                .hidden_states[model.config.vision_feature_layer]
+                [:, 0 if model.config.vision_feature_select_strategy == "full" else 1:]),
+                eager.get_input_embeddings()(torch.from_numpy(ids))], 1)
+        self.assertEqual(merged.shape[1], tokens + ids.shape[1])
+        self.assert_peaked(eager.language_model, {"inputs_embeds": merged}, label)
+
+    def test_default(self):
+        """vision_feature_layer -2, the class token dropped, gelu projector."""
+        self.check_llava(llava(), "llava")
+
+    def test_keys(self):
+        """The class token kept, the last and the first hidden states,
+        another projector activation, an untied head, other tower keys."""
+        self.check_llava(llava(vision_feature_select_strategy="full", vision_feature_layer=-1,
+                               projector_hidden_act="relu",
+                               text=dict(tie_word_embeddings=False, activation_function="gelu")),
+                         "llava full/-1/relu/untied", seqs=(5,))
+        self.check_llava(llava(vision_feature_layer=0, vision=dict(hidden_act="gelu_new")),
+                         "llava layer 0", seqs=(4,))
+
+    def test_bad_configs_are_refused(self):
+        cases = (
+            (dict(vision_feature_layer=3), "'vision_feature_layer' is 3, outside the vision "
+                                           "tower's 3 hidden states (-3..2)"),
+            (dict(vision_feature_select_strategy="cls"), "'vision_feature_select_strategy' must be"),
+            (dict(text_config={k: v for k, v in LLAVA_TEXT.items() if k != "model_type"}),
+             "has no model_type, which transformers reads as 'llama'"),
+            (dict(text_config=dict(LLAVA_TEXT, n_positions=16)),
+             "the image is 16 tokens, which leaves no room for text"),
+        )
+        for overrides, message in cases:
+            config = dict(model_type="llava", text_config=LLAVA_TEXT,
+                          vision_config=dict(CLIP_VISION, model_type="clip_vision_model"))
+            config.update(overrides)
+            with open(self.path("config.json"), "w") as f:
+                json.dump(config, f)
+            result = subprocess.run([KILN_COMPILE, self.path("config.json"), "--emit=summary"],
+                                    capture_output=True, text=True)
+            self.assertNotEqual(result.returncode, 0, overrides)
+            self.assertIn(message, result.stderr)
+            self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+
+    def test_caption_loss_and_gradient(self):
+        """--mode train --objective lm: eval_step's loss and one SGD
+        train_step's gradients (momentum 0.9 from zero: the momentum buffers
+        are the gradients) against the cross-entropy of transformers' text
+        logits (targets -100 skipped) and autograd, float32 on both sides,
+        tolerances as CLIP's."""
+        # Kiln trains without dropout (and refuses a config that has it).
+        model = llava(text=dict(attn_pdrop=0.0, embd_pdrop=0.0, resid_pdrop=0.0)).eval()
+        model.save_pretrained(self.path("hf"), safe_serialization=True)
+        b, s = 3, 6
+        compile_dir(self.path("hf"), self.path("train.kiln"),
+                    ["--mode", "train", "--batch", str(b), "--seq", str(s), "--optimizer", "sgd",
+                     "--momentum", "0.9", "--weight-decay", "0", "--max-grad-norm", "0"])
+        rng = np.random.default_rng(3)
+        ids = rng.integers(0, 59, (b, s)).astype(np.int64)
+        targets = rng.integers(0, 59, (b, s)).astype(np.int64)
+        targets[1, 4:] = -100
+        x = pixels(b, model.config.vision_config, seed=3)
+        inputs = {"input_ids": ids, "pixel_values": x, "targets": targets}
+        evaluated = float(run_entry(self.path("train.kiln"), "eval_step", inputs,
+                                    self.tmp.name)["loss"])
+        reference = copy.deepcopy(model).float().train(False)
+        marked = torch.from_numpy(np.concatenate([np.full((b, 1), 60), ids], axis=1))
+        logits = reference(input_ids=marked, pixel_values=torch.from_numpy(x),
+                           attention_mask=torch.ones_like(marked)).logits[:, image_tokens(model.config):]
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                                 torch.from_numpy(targets).reshape(-1),
+                                                 ignore_index=-100)
+        loss.backward()
+        self.assertAlmostEqual(evaluated / loss.item(), 1.0, delta=1e-5)
+        checkpoint = self.path("after.safetensors")
+        args = [KILN, "run", self.path("train.kiln"), "--entry", "train_step",
+                "--save-parameters", checkpoint]
+        for name, array in dict(inputs, lr=np.array(1.0, np.float32)).items():
+            np.save(self.path(name + ".npy"), array)
+            args += ["--input", f"{name}={self.path(name + '.npy')}"]
+        done = subprocess.run(args, capture_output=True, text=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        from safetensors.numpy import load_file
+        grads = {n[:-len("/momentum")]: v for n, v in load_file(checkpoint).items()
+                 if n.endswith("/momentum")}
+        # The parameters the text logits depend on: not the tower's last
+        # layer or post_layernorm (vision_feature_layer -2), nor lm_head
+        # (tied to wte).
+        params = {n: p for n, p in reference.named_parameters() if p.grad is not None}
+        self.assertEqual(set(grads), set(params))
+        floor = 1e-6 * max(float(np.abs(p.grad.numpy()).max()) for p in params.values())
+        worst = 0.0
+        for name, p in params.items():
+            want = p.grad.numpy()
+            scale = float(np.abs(want).max())
+            if scale > 100 * floor:
+                worst = max(worst, float(np.abs(grads[name] - want).max()) / scale)
+            np.testing.assert_allclose(grads[name], want, rtol=1e-3, atol=1e-4 * scale + floor,
+                                       err_msg=name)
+        print(f"llava caption loss: {evaluated:.6f} (transformers {loss.item():.6f}), "
+              f"worst gradient error {worst:.2e} of the tensor's largest (nonzero tensors)")
 
 
 if __name__ == "__main__":
