@@ -532,6 +532,133 @@ kiln::train::embedTexts(const runtime::Artifact &artifact,
   return out;
 }
 
+void kiln::train::packCaptions(const std::vector<std::vector<int64_t>> &tokens,
+                               const std::vector<int64_t> &rows, int64_t seq,
+                               int64_t bos, std::vector<int64_t> &ids,
+                               std::vector<int64_t> &targets) {
+  ids.assign(rows.size() * static_cast<size_t>(seq), 0);
+  targets.assign(ids.size(), -100);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const std::vector<int64_t> &caption = tokens[static_cast<size_t>(rows[r])];
+    int64_t *rowIds = ids.data() + r * static_cast<size_t>(seq);
+    int64_t *rowTargets = targets.data() + r * static_cast<size_t>(seq);
+    // loadImageTextSplit keeps every caption, end id included, within seq.
+    int64_t n = std::min<int64_t>(static_cast<int64_t>(caption.size()), seq);
+    std::fill(rowIds, rowIds + seq, n > 0 ? caption[n - 1] : bos);
+    rowIds[0] = bos;
+    for (int64_t i = 0; i < n; ++i) {
+      rowTargets[i] = caption[i];
+      if (i + 1 < seq && i + 1 < n)
+        rowIds[i + 1] = caption[i];
+    }
+  }
+}
+
+Expected<std::vector<std::vector<int64_t>>>
+kiln::train::greedyCaptions(const runtime::Artifact &artifact,
+                            const std::vector<float> &pixels, int64_t count,
+                            int64_t height, int64_t width, int64_t batch,
+                            int64_t bos, int64_t eos) {
+  const runtime::EntryPointSpec *entry = artifact.findEntryPoint("forward");
+  const runtime::TensorSpec *ids =
+      entry ? entry->findInput("input_ids") : nullptr;
+  if (!ids || !entry->findInput("pixel_values") || ids->rank() != 2 ||
+      ids->shape[1] == runtime::kDynamicDim || entry->outputs.size() != 1 ||
+      entry->outputs[0].rank() != 3)
+    return Status::error("'" + artifact.dir() +
+                         "' is not a captioner: it has no forward(input_ids "
+                         "[batch, seq], pixel_values) -> logits [batch, seq, "
+                         "vocab]; compile a llava config");
+  int64_t seq = ids->shape[1];
+  std::vector<std::vector<int64_t>> captions(static_cast<size_t>(count));
+  Status status = forEachCall(
+      *ids, count, batch,
+      [&](const std::vector<int64_t> &rows, int64_t real) -> Status {
+        int64_t n = static_cast<int64_t>(rows.size());
+        std::vector<float> slice = gatherRows(pixels, rows, 3 * height * width);
+        std::vector<int64_t> tokens(static_cast<size_t>(n * seq), eos);
+        for (int64_t r = 0; r < n; ++r)
+          tokens[static_cast<size_t>(r * seq)] = bos;
+        std::vector<bool> done(static_cast<size_t>(n), false);
+        for (int64_t r = real; r < n; ++r)
+          done[static_cast<size_t>(r)] = true; // Padding rows.
+        for (int64_t t = 0; t < seq; ++t) {
+          if (std::all_of(done.begin(), done.end(), [](bool d) { return d; }))
+            break;
+          auto result = artifact.run(
+              "forward",
+              {{"input_ids", runtime::TensorView{runtime::DType::I64,
+                                                 {n, seq},
+                                                 tokens.data()}},
+               {"pixel_values", runtime::TensorView{runtime::DType::F32,
+                                                    {n, 3, height, width},
+                                                    slice.data()}}});
+          if (!result)
+            return result.status();
+          const runtime::OwnedTensor &logits = (*result)[0];
+          int64_t vocab = logits.shape().back();
+          for (int64_t r = 0; r < n; ++r) {
+            if (done[static_cast<size_t>(r)])
+              continue;
+            const float *row = logits.as<float>() + (r * seq + t) * vocab;
+            int64_t next = std::max_element(row, row + vocab) - row;
+            if (next == eos) {
+              done[static_cast<size_t>(r)] = true;
+              continue;
+            }
+            captions[static_cast<size_t>(rows[static_cast<size_t>(r)])]
+                .push_back(next);
+            if (t + 1 < seq)
+              tokens[static_cast<size_t>(r * seq + t + 1)] = next;
+          }
+        }
+        return Status::ok();
+      });
+  if (!status)
+    return status;
+  return captions;
+}
+
+namespace {
+std::vector<std::string> words(const std::string &text) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = text.find_first_not_of(' ', i);
+    if (start == std::string::npos)
+      break;
+    size_t end = text.find(' ', start);
+    if (end == std::string::npos)
+      end = text.size();
+    out.push_back(text.substr(start, end - start));
+    i = end;
+  }
+  return out;
+}
+} // namespace
+
+CaptionScores
+kiln::train::captionScores(const std::vector<std::string> &captions,
+                           const std::vector<std::string> &references) {
+  CaptionScores out;
+  out.images = static_cast<int64_t>(captions.size());
+  if (captions.empty())
+    return out;
+  double exact = 0, matched = 0;
+  for (size_t i = 0; i < captions.size(); ++i) {
+    std::vector<std::string> got = words(captions[i]),
+                             want = words(references[i]);
+    exact += got == want ? 1 : 0;
+    size_t longest = std::max(got.size(), want.size()), same = 0;
+    for (size_t w = 0; w < std::min(got.size(), want.size()); ++w)
+      same += got[w] == want[w] ? 1 : 0;
+    matched += longest ? static_cast<double>(same) / longest : 1.0;
+  }
+  out.exact = exact / static_cast<double>(captions.size());
+  out.words = matched / static_cast<double>(captions.size());
+  return out;
+}
+
 RetrievalScores
 kiln::train::retrievalScores(const std::vector<float> &imageEmbeds,
                              const std::vector<float> &textEmbeds,

@@ -215,15 +215,16 @@ Status restoreOptions(PretrainOptions &o, bool checkTask) {
   std::string task = "pretrain";
   if (j.contains("task") && !str("task", task))
     return bad("task");
-  if (task != "pretrain" && task != "sft" && task != "dpo" &&
-      task != "grpo" && task != "reward" && task != "ppo" &&
-      task != "distill" && task != "clip")
+  if (task != "pretrain" && task != "sft" && task != "dpo" && task != "grpo" &&
+      task != "reward" && task != "ppo" && task != "distill" &&
+      task != "clip" && task != "caption")
     return Status::error("'" + path + "' records task '" + task +
                          "', which this kiln does not know");
-  if (checkTask && task != o.task && task == "clip")
-    return Status::error("'" + o.runDir + "' holds a CLIP run; continue it "
-                         "with 'kiln pretrain --task clip --resume --out " +
-                         o.runDir + "'");
+  if (checkTask && task != o.task && (task == "clip" || task == "caption"))
+    return Status::error("'" + o.runDir + "' holds a " +
+                         (task == "clip" ? "CLIP" : "captioning") +
+                         " run; continue it with 'kiln pretrain --task " +
+                         task + " --resume --out " + o.runDir + "'");
   if (checkTask && task != o.task)
     return Status::error("'" + o.runDir + "' holds a " +
                          (task == "sft"   ? "fine-tuning"
@@ -426,6 +427,37 @@ Expected<TrainingInterface> clipInterface(const Artifact &artifact,
   return t;
 }
 
+/// A captioner's training interface: train_step(input_ids, pixel_values,
+/// targets, lr) and forward(input_ids, pixel_values) -> logits (a llava
+/// config compiled with --mode train).
+Expected<TrainingInterface> captionInterface(const Artifact &artifact,
+                                             TrainingInterface t, int64_t batch,
+                                             int64_t seq) {
+  const TensorSpec *ids = t.train->findInput("input_ids");
+  const TensorSpec *pixels = t.train->findInput("pixel_values");
+  const EntryPointSpec *forward = artifact.findEntryPoint("forward");
+  if (!ids || !pixels || !t.train->findInput("targets") ||
+      !t.train->findInput("lr") || ids->rank() != 2 || pixels->rank() != 4 ||
+      !forward || !forward->findInput("pixel_values") ||
+      forward->outputs.size() != 1 || forward->outputs[0].rank() != 3)
+    return Status::error("'" + artifact.dir() +
+                         "' is not a captioning training artifact (train_step "
+                         "of input_ids, pixel_values, targets and lr; "
+                         "forward(input_ids, pixel_values) -> logits): "
+                         "compile a llava config with kiln-compile --mode "
+                         "train");
+  if (Status s = resolveIdsShape(*ids, batch, seq, t); !s)
+    return s;
+  if (pixels->shape[1] != 3)
+    return Status::error("'" + artifact.dir() + "' takes images of " +
+                         std::to_string(pixels->shape[1]) +
+                         " channels; image-caption sets are RGB (3)");
+  t.imageHeight = pixels->shape[2];
+  t.imageWidth = pixels->shape[3];
+  t.vocab = forward->outputs[0].shape.back();
+  return t;
+}
+
 Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
                                               int64_t batch, int64_t seq,
                                               const std::string &task) {
@@ -441,9 +473,13 @@ Expected<TrainingInterface> trainingInterface(const Artifact &artifact,
                          "); compile it with kiln-compile --mode train");
   if (task == "clip")
     return clipInterface(artifact, t, batch, seq);
+  if (task == "caption")
+    return captionInterface(artifact, t, batch, seq);
   if (t.train->findInput("pixel_values"))
-    return Status::error("'" + artifact.dir() + "' is a CLIP model: train it "
-                         "with kiln pretrain --task clip");
+    return Status::error(
+        "'" + artifact.dir() + "' takes images: train it with kiln pretrain " +
+        (t.train->findInput("targets") ? "--task caption (a captioner)"
+                                       : "--task clip (a CLIP model)"));
   const TensorSpec *ids = t.train->findInput("input_ids");
   const TensorSpec *targets = t.train->findInput(
       task == "reward" ? "lengths" : "targets");
@@ -570,12 +606,13 @@ private:
 /// CLIP: image-caption pairs in shuffled epochs.
 class ImageTextEpochs final : public TrainingData {
 public:
+  /// `bos` >= 0: captioning rows (packCaptions) instead of CLIP's.
   ImageTextEpochs(std::shared_ptr<const ImageTextSplit> split, int64_t batch,
-                  int64_t seq, uint64_t seed)
+                  int64_t seq, uint64_t seed, int64_t bos)
       : split(std::move(split)), order(this->split->count, batch, seed),
-        seq(seq) {}
+        seq(seq), bos(bos) {}
   Expected<Batch> next() override {
-    return imageTextBatch(*split, order.next(), seq);
+    return imageTextBatch(*split, order.next(), seq, bos);
   }
   std::string saveState() const override {
     return saveEpochState(kTag, order, seq);
@@ -586,13 +623,18 @@ public:
   std::optional<double> epochs() const override { return order.epochs(); }
 
   /// The rows of `split` as one batch: input_ids and attention_mask
-  /// [rows, seq], pixel_values [rows, 3, H, W].
+  /// [rows, seq] (CLIP) or, with `bos` >= 0, input_ids and targets
+  /// (captioning); pixel_values [rows, 3, H, W].
   static Batch imageTextBatch(const ImageTextSplit &split,
-                              const std::vector<int64_t> &rows, int64_t seq) {
+                              const std::vector<int64_t> &rows, int64_t seq,
+                              int64_t bos) {
     Batch b;
     b.batch = static_cast<int64_t>(rows.size());
     b.seq = seq;
-    packTokens(split.tokens, rows, seq, b.inputs, b.mask);
+    if (bos >= 0)
+      packCaptions(split.tokens, rows, seq, bos, b.inputs, b.targets);
+    else
+      packTokens(split.tokens, rows, seq, b.inputs, b.mask);
     b.extra.push_back(
         {"pixel_values",
          {b.batch, 3, split.height, split.width},
@@ -604,7 +646,7 @@ private:
   static constexpr const char *kTag = "kiln-image-sampler";
   std::shared_ptr<const ImageTextSplit> split;
   EpochOrder order;
-  int64_t seq;
+  int64_t seq, bos;
 };
 
 /// Distillation: fixed windows in shuffled epochs, each batch with the
@@ -916,13 +958,17 @@ public:
 
 private:
   bool fineTuning() const {
-    return o.task != "pretrain" && o.task != "distill" && o.task != "clip";
+    return o.task != "pretrain" && o.task != "distill" && !imageText();
   }
   bool contrastive() const { return o.task == "clip"; }
-  /// CLIP: the image-caption splits, the held-out retrieval measures and
-  /// the embeddings they come from.
+  bool captioning() const { return o.task == "caption"; }
+  bool imageText() const { return contrastive() || captioning(); }
+  /// CLIP and captioning: the image-caption splits; CLIP's held-out
+  /// retrieval measures and the embeddings they come from; a captioner's
+  /// greedy captions of the held-out images.
   Status prepareImageText(const TrainingInterface &t);
   Expected<double> evaluateRetrieval(MetricsRow &row);
+  Status evaluateCaptions(MetricsRow &row);
 
   bool distill() const { return o.task == "distill"; }
   /// Distillation: the teacher, its held-out outputs with the eval
@@ -1006,6 +1052,10 @@ private:
   std::shared_ptr<const ImageTextSplit> imageTrain, imageVal, imageNovel;
   /// The last evaluation's retrieval, by split ("val", "novel").
   std::map<std::string, RetrievalScores> lastRetrieval;
+  /// Captioning: the last evaluation's caption scores by split, and a few
+  /// of its captions ("split: caption (reference)").
+  std::map<std::string, CaptionScores> lastCaptions;
+  std::vector<std::string> captionExamples;
 };
 
 std::string teacherCachePath(const std::string &runDir) {
@@ -1114,7 +1164,7 @@ Status Run::prepareTokenizer(
 }
 
 Status Run::prepareData(const TrainingInterface &t) {
-  if (contrastive())
+  if (imageText())
     return prepareImageText(t);
   if (policy())
     return prepareRollouts(t);
@@ -1409,7 +1459,8 @@ Status Run::prepareExamples(const TrainingInterface &t) {
 /// eval batches from the start of the held-out split.
 Status Run::prepareImageText(const TrainingInterface &t) {
   if (o.data.empty())
-    return Status::error("--task clip needs --data DIR holding train.jsonl "
+    return Status::error("--task " + o.task +
+                         " needs --data DIR holding train.jsonl "
                          "and val.jsonl of {\"image\": FILE, \"caption\": "
                          "TEXT} lines ('kiln shapes --out DIR' writes one)");
   std::vector<ImageCaption> examples[3];
@@ -1436,9 +1487,11 @@ Status Run::prepareImageText(const TrainingInterface &t) {
   for (int i = 0; i < 3; ++i) {
     if (examples[i].empty())
       continue;
-    Expected<ImageTextSplit> loaded =
-        loadImageTextSplit(examples[i], *tokenizer, t.endToken, t.imageHeight,
-                           t.imageWidth, t.seq);
+    // A caption ends in the tokenizer's </s> (captioning) or the id the
+    // text tower pools at (CLIP).
+    Expected<ImageTextSplit> loaded = loadImageTextSplit(
+        examples[i], *tokenizer, captioning() ? tokenizer->eosId() : t.endToken,
+        t.imageHeight, t.imageWidth, t.seq);
     if (!loaded)
       return loaded.status();
     *splits[i] = std::make_shared<const ImageTextSplit>(loaded.take());
@@ -1449,13 +1502,20 @@ Status Run::prepareImageText(const TrainingInterface &t) {
                          std::to_string(imageVal->count) +
                          " images, fewer than one batch of " +
                          std::to_string(t.batch));
+  int64_t bos = captioning() ? tokenizer->bosId() : -1;
   for (int64_t b = 0; b < evalCount; ++b) {
     std::vector<int64_t> rows(static_cast<size_t>(t.batch));
     std::iota(rows.begin(), rows.end(), b * t.batch);
-    evalSet.push_back(ImageTextEpochs::imageTextBatch(*imageVal, rows, t.seq));
+    evalSet.push_back(
+        ImageTextEpochs::imageTextBatch(*imageVal, rows, t.seq, bos));
+    // The caption loss is a mean over each batch's caption tokens.
+    if (captioning())
+      evalTokens.push_back(static_cast<int64_t>(std::count_if(
+          evalSet.back().targets.begin(), evalSet.back().targets.end(),
+          [](int64_t target) { return target != -100; })));
   }
   sampler = std::make_unique<ImageTextEpochs>(imageTrain, t.batch, t.seq,
-                                              o.seed);
+                                              o.seed, bos);
   say("image-caption data: " + std::to_string(imageTrain->count) +
       " training, " + std::to_string(imageVal->count) + " held-out" +
       (imageNovel ? " and " + std::to_string(imageNovel->count) +
@@ -1846,7 +1906,44 @@ Expected<double> Run::evaluate(MetricsRow &row) {
   }
   double loss = total / weights;
   row.set("eval_loss", loss).set("eval_ppl", std::exp(loss));
+  if (captioning())
+    if (Status s = evaluateCaptions(row); !s)
+      return s;
   return loss;
+}
+
+/// A captioner's greedy captions of every held-out image (val: seen
+/// colour-shape pairs; novel: unseen ones) against the references.
+Status Run::evaluateCaptions(MetricsRow &row) {
+  captionExamples.clear();
+  for (auto [name, split] : {std::pair{"val", imageVal.get()},
+                             std::pair{"novel", imageNovel.get()}}) {
+    if (!split)
+      continue;
+    Expected<std::vector<std::vector<int64_t>>> tokens = greedyCaptions(
+        *artifact, split->pixels, split->count, split->height, split->width,
+        o.batch, tokenizer->bosId(), tokenizer->eosId());
+    if (!tokens)
+      return tokens.status();
+    std::vector<std::string> captions, references;
+    for (int64_t i = 0; i < split->count; ++i) {
+      const std::vector<int64_t> &ids = (*tokens)[static_cast<size_t>(i)];
+      captions.push_back(
+          tokenizer->decode(std::vector<int32_t>(ids.begin(), ids.end())));
+      references.push_back(split->distinctCaptions[static_cast<size_t>(
+          split->captionOf[static_cast<size_t>(i)])]);
+    }
+    CaptionScores scores = captionScores(captions, references);
+    std::string p = name;
+    row.set(p + "_caption_exact", scores.exact)
+        .set(p + "_caption_words", scores.words);
+    lastCaptions[p] = scores;
+    for (int64_t i = 0; i < std::min<int64_t>(3, split->count); ++i)
+      captionExamples.push_back(p + ": \"" + captions[static_cast<size_t>(i)] +
+                                "\" (reference \"" +
+                                references[static_cast<size_t>(i)] + "\")");
+  }
+  return Status::ok();
 }
 
 /// CLIP's held-out measures: the contrastive loss over the eval batches,
@@ -2226,18 +2323,18 @@ Status Run::run() {
   if (t->train->flops && t->train->hasStaticInputs())
     flopsPerStep = *t->train->flops;
   say(std::string(contrastive()   ? "contrastive training of '"
-                  : distill()       ? "distilling '" + o.teacher + "' into '"
-                  : ppo()           ? "PPO on '"
+                  : captioning()  ? "captioning training of '"
+                  : distill()     ? "distilling '" + o.teacher + "' into '"
+                  : ppo()         ? "PPO on '"
                   : policy()      ? "GRPO on '"
                   : rewardModel() ? "reward model '"
                   : preference()  ? "DPO on '"
-                  : fineTuning() ? "fine-tuning '"
-                                 : "pretraining '") +
+                  : fineTuning()  ? "fine-tuning '"
+                                  : "pretraining '") +
       o.artifact + "': " + std::to_string(o.steps) + " steps of batch " +
       std::to_string(t->batch) + " x seq " + std::to_string(t->seq) + ", lr " +
-      std::to_string(o.schedule.lr) + " (" +
-      scheduleKindName(o.schedule.kind) + ", warmup " +
-      std::to_string(o.schedule.warmupSteps) + ")");
+      std::to_string(o.schedule.lr) + " (" + scheduleKindName(o.schedule.kind) +
+      ", warmup " + std::to_string(o.schedule.warmupSteps) + ")");
   char line[256];
   if (policy()) {
     std::snprintf(line, sizeof line,
@@ -2273,6 +2370,9 @@ Status Run::run() {
   } else if (contrastive()) {
     say("symmetric InfoNCE over the batch's image-caption pairs; held-out "
         "retrieval at each evaluation");
+  } else if (captioning()) {
+    say("cross-entropy of each caption token after the image; held-out "
+        "greedy captions at each evaluation");
   } else if (fineTuning()) {
     say("loss over the response tokens only; " +
         std::to_string(trainExamples) + " training and " +
@@ -2302,7 +2402,7 @@ Status Run::run() {
                     *teacherEvalLoss, std::exp(*teacherEvalLoss), *initial);
       say(line);
     }
-    if (contrastive())
+    if (imageText())
       row.set("train_images", imageTrain->count)
           .set("val_images", imageVal->count)
           .set("novel_images", imageNovel ? imageNovel->count : int64_t(0));
@@ -2420,7 +2520,7 @@ Status Run::run() {
         .set("grad_norm", gradNorm)
         .set("tokens_per_s", tokensPerStep / seconds)
         .set("step_ms", seconds * 1e3);
-    if (contrastive())
+    if (imageText())
       row.set("images_per_s", static_cast<double>(batch.batch) / seconds);
     double mfu = 0;
     if (flopsPerStep) {
@@ -2461,7 +2561,7 @@ Status Run::run() {
       progress.evalStep = lastEvalStep;
       progress.lr = lr;
       progress.tokensPerSecond = tokensPerStep / seconds;
-      if (contrastive())
+      if (imageText())
         progress.imagesPerSecond = static_cast<double>(batch.batch) / seconds;
       if (flopsPerStep)
         progress.mfu = mfu;
@@ -2505,6 +2605,21 @@ Status Run::run() {
     }
     std::snprintf(line, sizeof line, "held-out contrastive loss %.4f",
                   *lastEval);
+    say(line);
+  } else if (lastEval && captioning()) {
+    for (const std::string &example : captionExamples)
+      say("  " + example);
+    for (const auto &[split, c] : lastCaptions) {
+      std::snprintf(line, sizeof line,
+                    "done: %s greedy captions %.1f%% exact, %.1f%% of words "
+                    "right (%lld images)",
+                    split.c_str(), 100 * c.exact, 100 * c.words,
+                    static_cast<long long>(c.images));
+      say(line);
+    }
+    std::snprintf(line, sizeof line,
+                  "held-out caption loss %.4f (perplexity %.2f)", *lastEval,
+                  std::exp(*lastEval));
     say(line);
   } else if (lastEval && policy()) {
     std::snprintf(line, sizeof line,

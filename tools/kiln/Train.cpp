@@ -50,13 +50,22 @@ text tower's eos_token_id; each evaluation adds the held-out contrastive
 loss and zero-shot retrieval (image to text and text to image, top-1 and
 top-5, with chance) on val and novel to metrics.jsonl.
 
+With --task caption it trains a captioner (a llava config compiled with
+--mode train) on the same kind of set: each caption follows its image
+(the image tokens are the decoder's prefix) between the tokenizer's <s>
+and </s>, and the loss is the cross-entropy of its tokens. Each evaluation
+adds the held-out caption loss and perplexity, and greedy captions of
+every val and novel image: the share equal to the reference and the share
+of words right.
+
 OPTIONS:
   --out RUN_DIR           the run directory (required)
-  --task text|clip        next-token pretraining on text (default) or
-                          contrastive image-caption training
+  --task text|clip|caption
+                          next-token pretraining on text (default),
+                          contrastive image-caption training, or captioning
   --data FILE_OR_DIR      text file or directory of them (default: Debian's
                           fortunes, /usr/share/games/fortunes); with --task
-                          clip, the image-caption set's directory
+                          clip or caption, the image-caption set's directory
   --steps N               optimizer steps (default 1000)
   --batch B, --seq T      batch and sequence length (default: the artifact's)
   --lr LR                 peak learning rate (default 3e-4)
@@ -542,11 +551,13 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
   p.task = task;
   if (o.values.count("--task")) {
     const std::string &kind = o.values["--task"];
-    if (kind == "clip")
-      p.task = "clip";
+    if (kind == "clip" || kind == "caption")
+      p.task = kind;
     else if (kind != "text")
-      fail("--task '" + kind + "': expected text (next-token pretraining) "
-           "or clip (contrastive image-caption training)");
+      fail("--task '" + kind +
+           "': expected text (next-token pretraining), "
+           "clip (contrastive image-caption training) or caption "
+           "(captioning)");
   }
   p.resume = o.has("--resume");
   if (!o.values.count("--out"))
@@ -645,8 +656,9 @@ static int trainCommand(const std::string &task, int argc, char **argv) {
                                 : fallback;
   };
   p.data = o.values.count("--data") ? o.values["--data"] : "";
-  if (p.task == "clip" && !p.resume && p.data.empty())
-    fail("'kiln pretrain --task clip' needs --data DIR (train.jsonl, "
+  if ((p.task == "clip" || p.task == "caption") && !p.resume && p.data.empty())
+    fail("'kiln pretrain --task " + p.task +
+         "' needs --data DIR (train.jsonl, "
          "val.jsonl and optionally novel.jsonl of {\"image\", \"caption\"} "
          "lines; 'kiln shapes --out DIR' writes one)");
   // 0 on --resume: continue up to the recorded count.
