@@ -354,6 +354,25 @@ const ConfigKeyInfo kLlavaKeys[] = {
      "the text_config's own key ties the language model's head"},
 };
 
+const ConfigKeyInfo kVisionEncoderDecoderKeys[] = {
+    {"encoder", Use::Honoured, "",
+     "the image encoder's config: a vit or clip_vision_model config (keys in "
+     "its table)"},
+    {"decoder", Use::Honoured, "",
+     "the text decoder's config: a gpt2 config with add_cross_attention "
+     "true (keys in the gpt2 table)"},
+    {"cross_attention_gate", Use::Honoured, "false",
+     "a Kiln extension: each decoder block's cross-attention output scaled "
+     "by tanh of a learned scalar starting at 0 "
+     "(decoder.transformer.h.<i>.crossattention.gate), as Flamingo's gated "
+     "cross-attention; transformers does not know it"},
+    {"is_encoder_decoder", Use::Inert, "true",
+     "the family is an encoder-decoder"},
+    {"tie_word_embeddings", Use::Inert, "",
+     "the decoder's own key ties its head"},
+    {"decoder_start_token_id", Use::Inert, "", "generation"},
+};
+
 const ConfigKeyInfo kCNNKeys[] = {
     {"model_type", Use::Honoured, "", "selects the family"},
     {"num_channels", Use::Honoured, "", ""},
@@ -403,6 +422,7 @@ const FamilyKeys kFamilyKeys[] = {
     {"rnn", kRNNKeys, false, {}},
     {"cnn", kCNNKeys, false, {}},
     {"llava", kLlavaKeys, true, {}},
+    {"vision-encoder-decoder", kVisionEncoderDecoderKeys, true, {}},
 };
 
 const FamilyKeys *findFamily(StringRef modelType) {

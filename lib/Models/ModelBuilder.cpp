@@ -616,6 +616,10 @@ mlir::kiln::models::nestedConfig(ConfigReader &reader, StringRef key,
   const llvm::json::Value *type = merged.get("model_type");
   if (type && type->getAsString() != expectedType)
     return fail("has a model_type other than '" + expectedType + "'");
+  if (!type && defaultType.empty())
+    return fail("has no model_type (transformers needs one): give it "
+                "\"model_type\": \"" +
+                expectedType + "\"");
   if (!type && defaultType != expectedType)
     return fail("has no model_type, which transformers reads as '" +
                 defaultType + "'; Kiln builds " + family + " with a " +
@@ -884,6 +888,7 @@ const Family kFamilies[] = {
     {"rnn", buildRNN},
     {"cnn", buildCNN},
     {"llava", buildLlava},
+    {"vision-encoder-decoder", buildVisionEncoderDecoder},
 };
 } // namespace
 

@@ -399,7 +399,8 @@ inline int64_t dynamicIfUnset(int64_t size) {
 /// when absent or null, with `<key>_dict` (older checkpoints) laid over it
 /// as transformers does. Its `model_type`, when given, must be
 /// `expectedType`; when absent, `defaultType` (transformers' default) is
-/// what it is, and must be `expectedType` as well.
+/// what it is, and must be `expectedType` as well (empty: transformers
+/// needs one).
 llvm::Expected<llvm::json::Object> nestedConfig(ConfigReader &reader,
                                                 llvm::StringRef key,
                                                 llvm::StringRef expectedType,
@@ -433,6 +434,25 @@ Value clipVisionHiddenStates(GraphBuilder &g, const CLIPVisionConfig &c,
                              double factor, Value pixels,
                              llvm::StringRef prefix, int64_t layers);
 
+/// A `vit` config.
+struct ViTConfig {
+  int64_t hidden, layers, heads, intermediate, channels;
+  std::array<int64_t, 2> image, patch;
+  double eps, initStd;
+  Activation activation;
+  bool qkvBias;
+  int64_t patches() const {
+    return (image[0] / patch[0]) * (image[1] / patch[1]);
+  }
+};
+
+llvm::Expected<ViTConfig> readViTConfig(const llvm::json::Object &json);
+
+/// ViTModel under `prefix` without its pooler: the final LayerNorm's output
+/// `[B, 1 + patches, E]` (transformers' `last_hidden_state`).
+Value vitLastHiddenState(GraphBuilder &g, const ViTConfig &c, Value pixels,
+                         llvm::StringRef prefix);
+
 /// A `gpt2` config.
 struct GPT2Config {
   int64_t vocab, positions, embd, layers, heads, inner;
@@ -452,11 +472,24 @@ llvm::Expected<GPT2Config> readGPT2Config(const llvm::json::Object &json,
 using AttendFn = llvm::function_ref<Value(int64_t layer, Value query, Value key,
                                           Value value, FloatAttr scale)>;
 
+/// The encoder's states a GPT-2 decoder cross-attends to
+/// (`add_cross_attention`): `[B, T, E]` in the decoder's width. With
+/// `gated`, each layer's cross-attention output is scaled by `tanh` of a
+/// learned scalar that starts at 0 (`h.<i>.crossattention.gate`, a Kiln
+/// extension, as Flamingo's gates), so training starts from the decoder
+/// alone.
+struct GPT2CrossAttention {
+  Value states;
+  bool gated = false;
+};
+
 /// GPT2Model's blocks and final LayerNorm over the input embeddings `h`
 /// `[B, S, E]` (tokens plus positions), parameters under `prefix`
-/// (`transformer.`).
+/// (`transformer.`); with `cross`, each block cross-attends to its states
+/// after its self-attention (`ln_cross_attn`, `crossattention`).
 Value gpt2Trunk(GraphBuilder &g, const GPT2Config &c, llvm::StringRef prefix,
-                Value h, AttendFn attend);
+                Value h, AttendFn attend,
+                const GPT2CrossAttention *cross = nullptr);
 
 //===----------------------------------------------------------------------===//
 // Families
@@ -492,6 +525,10 @@ buildCNN(MLIRContext &context, const llvm::json::Object &config,
 llvm::Expected<OwningOpRef<ModuleOp>>
 buildLlava(MLIRContext &context, const llvm::json::Object &config,
            const BuildOptions &options);
+llvm::Expected<OwningOpRef<ModuleOp>>
+buildVisionEncoderDecoder(MLIRContext &context,
+                          const llvm::json::Object &config,
+                          const BuildOptions &options);
 llvm::Expected<OwningOpRef<ModuleOp>> buildRNN(MLIRContext &context,
                                                const llvm::json::Object &config,
                                                const BuildOptions &options);

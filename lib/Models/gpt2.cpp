@@ -54,8 +54,8 @@ mlir::kiln::models::readGPT2Config(const llvm::json::Object &json,
 }
 
 Value mlir::kiln::models::gpt2Trunk(GraphBuilder &g, const GPT2Config &c,
-                                    StringRef prefix, Value h,
-                                    AttendFn attend) {
+                                    StringRef prefix, Value h, AttendFn attend,
+                                    const GPT2CrossAttention *cross) {
   OpBuilder &b = g.getBuilder();
   Location loc = g.getLoc();
   // HF scales the residual projections' init by 1/sqrt(2·n_layer).
@@ -90,6 +90,31 @@ Value mlir::kiln::models::gpt2Trunk(GraphBuilder &g, const GPT2Config &c,
     Value proj = g.conv1d(g.mergeHeads(attn), p + ".attn.c_proj", width, c.embd,
                           projStd);
     h = AddOp::create(b, loc, h, proj);
+
+    if (cross) {
+      // Cross-attention to the encoder's states (every head; no mask).
+      x = g.layerNorm(h, p + ".ln_cross_attn", c.embd, c.eps);
+      Value cq =
+          g.conv1d(x, p + ".crossattention.q_attn", c.embd, c.embd, c.initStd);
+      Value ckv = g.conv1d(cross->states, p + ".crossattention.c_attn", c.embd,
+                           2 * c.embd, c.initStd);
+      Value ck = SliceOp::create(b, loc, ckv, 2, 0, c.embd);
+      Value cv = SliceOp::create(b, loc, ckv, 2, c.embd, 2 * c.embd);
+      Value cqh = g.splitHeads(cq, c.heads, headDim);
+      Value ckh = g.splitHeads(ck, c.heads, headDim);
+      Value cvh = g.splitHeads(cv, c.heads, headDim);
+      Value seen = AttentionOp::create(b, loc, cqh, ckh, cvh, /*mask=*/Value(),
+                                       /*key_lengths=*/Value(),
+                                       /*causal=*/false, scale);
+      Value out = g.conv1d(g.mergeHeads(seen), p + ".crossattention.c_proj",
+                           c.embd, c.embd, projStd);
+      if (cross->gated) {
+        Value gate = TanhOp::create(
+            b, loc, g.zerosParam(p + ".crossattention.gate", {}));
+        out = MulOp::create(b, loc, out, gate);
+      }
+      h = AddOp::create(b, loc, h, out);
+    }
 
     // MLP.
     x = g.layerNorm(h, p + ".ln_2", c.embd, c.eps);

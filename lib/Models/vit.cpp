@@ -16,16 +16,8 @@ using namespace mlir;
 using namespace mlir::kiln;
 using namespace mlir::kiln::models;
 
-namespace {
-struct ViTConfig {
-  int64_t hidden, layers, heads, intermediate, channels;
-  std::array<int64_t, 2> image, patch;
-  double eps, initStd;
-  Activation activation;
-  bool qkvBias;
-};
-
-llvm::Expected<ViTConfig> readConfig(const llvm::json::Object &json) {
+llvm::Expected<ViTConfig>
+mlir::kiln::models::readViTConfig(const llvm::json::Object &json) {
   // Defaults are transformers' ViTConfig's: save_pretrained leaves keys at
   // their defaults out of nested configs.
   ConfigReader reader(json, "vit");
@@ -48,7 +40,37 @@ llvm::Expected<ViTConfig> readConfig(const llvm::json::Object &json) {
     return std::move(error);
   return c;
 }
-} // namespace
+
+Value mlir::kiln::models::vitLastHiddenState(GraphBuilder &g,
+                                             const ViTConfig &c, Value pixels,
+                                             StringRef prefix) {
+  OpBuilder &b = g.getBuilder();
+  Location loc = g.getLoc();
+  std::string at = prefix.str();
+  Value h = g.patchEmbedding(g.toCompute(pixels),
+                             at + "embeddings.patch_embeddings.projection",
+                             c.hidden, c.patch, /*bias=*/true, c.initStd);
+  h = g.prependToken(h, g.normalParam(at + "embeddings.cls_token",
+                                      {1, 1, c.hidden}, c.initStd));
+  h = AddOp::create(b, loc, h,
+                    g.normalParam(at + "embeddings.position_embeddings",
+                                  {1, c.patches() + 1, c.hidden}, c.initStd));
+
+  EncoderLayerSpec spec{c.hidden,     c.heads,   c.intermediate, c.eps,
+                        c.activation, c.qkvBias, c.initStd,      c.initStd,
+                        c.initStd,    c.initStd};
+  for (int64_t i = 0; i < c.layers; ++i) {
+    std::string p = llvm::formatv("{0}encoder.layer.{1}", at, i).str();
+    EncoderLayerNames names{
+        p + ".layernorm_before",        p + ".attention.attention.query",
+        p + ".attention.attention.key", p + ".attention.attention.value",
+        p + ".attention.output.dense",  p + ".layernorm_after",
+        p + ".intermediate.dense",      p + ".output.dense"};
+    h = g.preNormEncoderLayer(h, names, spec, /*mask=*/Value(),
+                              /*causal=*/false);
+  }
+  return g.layerNorm(h, at + "layernorm", c.hidden, c.eps);
+}
 
 llvm::Expected<OwningOpRef<ModuleOp>>
 mlir::kiln::models::buildViT(MLIRContext &context,
@@ -56,7 +78,7 @@ mlir::kiln::models::buildViT(MLIRContext &context,
                              const BuildOptions &options) {
   if (llvm::Error error = refuseCausalLMInputs(options, "vit"))
     return std::move(error);
-  auto config = readConfig(json);
+  auto config = readViTConfig(json);
   if (!config)
     return config.takeError();
   const ViTConfig &c = *config;
@@ -66,7 +88,7 @@ mlir::kiln::models::buildViT(MLIRContext &context,
   Location loc = g.getLoc();
   Type f32 = b.getF32Type();
   int64_t B = dynamicIfUnset(options.batch);
-  int64_t patches = (c.image[0] / c.patch[0]) * (c.image[1] / c.patch[1]);
+  int64_t patches = c.patches();
   auto pixelsType =
       RankedTensorType::get({B, c.channels, c.image[0], c.image[1]}, f32);
   auto hiddenType = RankedTensorType::get({B, patches + 1, c.hidden}, f32);
@@ -76,32 +98,7 @@ mlir::kiln::models::buildViT(MLIRContext &context,
   g.nameEntryPoint(forward, {"pixel_values"},
                    {"last_hidden_state", "pooler_output"});
 
-  Value h = g.patchEmbedding(g.toCompute(forward.getArgument(0)),
-                             "embeddings.patch_embeddings.projection",
-                             c.hidden, c.patch, /*bias=*/true, c.initStd);
-  h = g.prependToken(h, g.normalParam("embeddings.cls_token", {1, 1, c.hidden},
-                                      c.initStd));
-  h = AddOp::create(b, loc, h,
-                    g.normalParam("embeddings.position_embeddings",
-                                  {1, patches + 1, c.hidden}, c.initStd));
-
-  EncoderLayerSpec spec{c.hidden,    c.heads,   c.intermediate, c.eps,
-                        c.activation, c.qkvBias, c.initStd,      c.initStd,
-                        c.initStd,    c.initStd};
-  for (int64_t i = 0; i < c.layers; ++i) {
-    std::string p = llvm::formatv("encoder.layer.{0}", i).str();
-    EncoderLayerNames names{p + ".layernorm_before",
-                            p + ".attention.attention.query",
-                            p + ".attention.attention.key",
-                            p + ".attention.attention.value",
-                            p + ".attention.output.dense",
-                            p + ".layernorm_after",
-                            p + ".intermediate.dense",
-                            p + ".output.dense"};
-    h = g.preNormEncoderLayer(h, names, spec, /*mask=*/Value(),
-                              /*causal=*/false);
-  }
-  h = g.layerNorm(h, "layernorm", c.hidden, c.eps);
+  Value h = vitLastHiddenState(g, c, forward.getArgument(0), "");
 
   // Pooler: tanh(dense(h[:, 0])).
   Value first = SliceOp::create(b, loc, h, /*axis=*/1, /*start=*/0, /*end=*/1);

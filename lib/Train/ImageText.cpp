@@ -565,10 +565,11 @@ kiln::train::greedyCaptions(const runtime::Artifact &artifact,
   if (!ids || !entry->findInput("pixel_values") || ids->rank() != 2 ||
       ids->shape[1] == runtime::kDynamicDim || entry->outputs.size() != 1 ||
       entry->outputs[0].rank() != 3)
-    return Status::error("'" + artifact.dir() +
-                         "' is not a captioner: it has no forward(input_ids "
-                         "[batch, seq], pixel_values) -> logits [batch, seq, "
-                         "vocab]; compile a llava config");
+    return Status::error(
+        "'" + artifact.dir() +
+        "' is not a captioner: it has no forward(input_ids "
+        "[batch, seq], pixel_values) -> logits [batch, seq, "
+        "vocab]; compile a llava or vision-encoder-decoder config");
   int64_t seq = ids->shape[1];
   std::vector<std::vector<int64_t>> captions(static_cast<size_t>(count));
   Status status = forEachCall(

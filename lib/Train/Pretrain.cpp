@@ -444,8 +444,8 @@ Expected<TrainingInterface> captionInterface(const Artifact &artifact,
                          "' is not a captioning training artifact (train_step "
                          "of input_ids, pixel_values, targets and lr; "
                          "forward(input_ids, pixel_values) -> logits): "
-                         "compile a llava config with kiln-compile --mode "
-                         "train");
+                         "compile a llava or vision-encoder-decoder config "
+                         "with kiln-compile --mode train");
   if (Status s = resolveIdsShape(*ids, batch, seq, t); !s)
     return s;
   if (pixels->shape[1] != 3)

@@ -15,7 +15,7 @@
 // RUN: mkdir -p %t/dir.json && not kiln-compile %t/dir.json 2>&1 | FileCheck %s --check-prefix=DIRECTORY
 
 // MALFORMED: error: config '{{.*}}malformed.json' is not valid JSON
-// UNKNOWN: error: {{.*}}unknown-type.json: config: unknown model_type 'gpt-7' (supported: gpt2, llama, bert, transformer, marian, vit, clip, clip_text_model, clip_vision_model, rnn, cnn, llava)
+// UNKNOWN: error: {{.*}}unknown-type.json: config: unknown model_type 'gpt-7' (supported: gpt2, llama, bert, transformer, marian, vit, clip, clip_text_model, clip_vision_model, rnn, cnn, llava, vision-encoder-decoder)
 // MISSING: error: {{.*}}missing-key.json: gpt2 config: missing required key 'n_head'
 // WRONGTYPE: error: {{.*}}wrong-type.json: bert config: key 'hidden_size' must be an integer, found a string
 // HEADS: error: {{.*}}heads.json: gpt2 config: key 'n_embd' (66) must be a multiple of 'n_head' (4)

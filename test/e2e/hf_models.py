@@ -49,7 +49,8 @@ try:
                               CLIPVisionModel, GPT2Config, GPT2LMHeadModel, GPT2Model,
                               LlamaConfig, LlamaForCausalLM, LlavaConfig,
                               LlavaForConditionalGeneration, MarianConfig, MarianMTModel,
-                              ViTConfig, ViTModel)
+                              ViTConfig, ViTModel, VisionEncoderDecoderConfig,
+                              VisionEncoderDecoderModel)
 except ImportError as e:  # pragma: no cover - reported as a failure, not a skip
     raise SystemExit(f"hf_models.py needs transformers (pip install transformers==4.44.2 "
                      f"in a venv over Debian's python3; scripts/test does this): {e}")
@@ -72,7 +73,16 @@ FAMILIES = {
     "clip_text_model": CLIPTextConfig,
     "clip_vision_model": CLIPVisionConfig,
     "llava": LlavaConfig,
+    "vision-encoder-decoder": VisionEncoderDecoderConfig,
 }
+
+
+def default_config(config_class):
+    """The config class with its defaults (a composite config needs its
+    parts: transformers' from_encoder_decoder_configs of two defaults)."""
+    if config_class is VisionEncoderDecoderConfig:
+        return config_class.from_encoder_decoder_configs(ViTConfig(), GPT2Config())
+    return config_class()
 
 
 def kiln_config_keys():
@@ -379,7 +389,7 @@ class KeyTables(unittest.TestCase):
         tables = kiln_config_keys()
         for family, config_class in FAMILIES.items():
             keys, aliases = tables[family]
-            attributes = set(config_class().to_dict()) | {"_attn_implementation"}
+            attributes = set(default_config(config_class).to_dict()) | {"_attn_implementation"}
             missing = sorted(attributes - keys)
             self.assertEqual(missing, [], f"{family}: attributes of {config_class.__name__} "
                                           "missing from Kiln's key table")
@@ -409,7 +419,14 @@ class KeyTables(unittest.TestCase):
                               vision_config=dict(model_type="clip_vision_model", hidden_size=8,
                                                  num_hidden_layers=1, num_attention_heads=2,
                                                  intermediate_size=16, image_size=8,
-                                                 patch_size=4))}
+                                                 patch_size=4)),
+                "vision-encoder-decoder": dict(
+                    encoder=dict(model_type="vit", hidden_size=8, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=16, image_size=8,
+                                 patch_size=4),
+                    decoder=dict(model_type="gpt2", vocab_size=50, n_positions=16, n_embd=8,
+                                 n_layer=1, n_head=2, add_cross_attention=True,
+                                 is_decoder=True))}
         with tempfile.TemporaryDirectory() as tmp:
             checked = 0
             for family, table in key_uses().items():
@@ -1152,6 +1169,122 @@ class Llava(HuggingFaceCase):
                                        err_msg=name)
         print(f"llava caption loss: {evaluated:.6f} (transformers {loss.item():.6f}), "
               f"worst gradient error {worst:.2e} of the tensor's largest (nonzero tensors)")
+
+
+# --------------------------------------------------------------------------
+# vision-encoder-decoder: VisionEncoderDecoderModel, a GPT-2 decoder that
+# cross-attends to a ViT or CLIP image encoder
+
+
+def vision_encoder_decoder(encoder, text=None, seed=10):
+    decoder = GPT2Config(**dict(dict(LLAVA_TEXT, is_decoder=True, add_cross_attention=True),
+                                **(text or {})))
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+    for part in (config, config.encoder, config.decoder):
+        part._attn_implementation = "eager"
+    return scramble(VisionEncoderDecoderModel(config), seed=seed, hidden=32)
+
+
+class VisionEncoderDecoder(HuggingFaceCase):
+    """forward(input_ids, pixel_values) is transformers' forward of
+    decoder_input_ids and pixel_values."""
+
+    def reference_logits(self, reference, ids, x):
+        with torch.no_grad():
+            return reference(pixel_values=torch.from_numpy(x).to(reference.dtype),
+                             decoder_input_ids=torch.from_numpy(ids)).logits.numpy()
+
+    def check(self, model, label, directory=None, extra=()):
+        model.eval()
+        if directory is None:
+            directory = self.path("hf")
+            model.save_pretrained(directory, safe_serialization=True)
+        compile_dir(directory, self.path("m.kiln"), extra)
+        reference = copy.deepcopy(model).double().eval()
+        vocab = model.config.decoder.vocab_size
+        for b, s in ((1, 1), (2, 7), (3, 12)):
+            ids = np.random.default_rng(b * 5 + s).integers(0, vocab, (b, s)).astype(np.int64)
+            x = pixels(b, model.config.encoder, seed=b * 3 + s)
+            out = run(self.path("m.kiln"), {"input_ids": ids, "pixel_values": x},
+                      self.tmp.name)["logits"]
+            self.assert_close(f"{label} logits [{b}x{s}]", out, self.reference_logits(reference, ids, x))
+        # The image matters.
+        other = self.reference_logits(reference, ids, pixels(b, model.config.encoder, 99))
+        self.assertGreater(np.abs(other - self.reference_logits(reference, ids, x)).max(), 1e-2)
+        eager = copy.deepcopy(reference).float()
+        with torch.no_grad():
+            states = eager.encoder(torch.from_numpy(x)).last_hidden_state
+            if hasattr(eager, "enc_to_dec_proj"):
+                states = eager.enc_to_dec_proj(states)
+        self.assert_peaked(eager.decoder, {"input_ids": torch.from_numpy(ids),
+                                           "encoder_hidden_states": states}, label)
+
+    def test_clip_encoder(self):
+        """A CLIP image tower 24 wide: enc_to_dec_proj into the decoder's 32."""
+        self.check(vision_encoder_decoder(CLIPVisionConfig(**CLIP_VISION)), "ved clip")
+
+    def test_vit_encoder_and_keys(self):
+        """A ViT as wide as the decoder (no projection); the decoder's
+        attention scaled by the inverse layer index (cross-attention too),
+        an untied head, another activation."""
+        encoder = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                            intermediate_size=48, image_size=12, patch_size=4, num_channels=2)
+        model = vision_encoder_decoder(encoder, text=dict(scale_attn_by_inverse_layer_idx=True,
+                                                          tie_word_embeddings=False,
+                                                          activation_function="relu"))
+        self.assertFalse(hasattr(model, "enc_to_dec_proj"))
+        self.check(model, "ved vit")
+
+    def test_gated_cross_attention(self):
+        """cross_attention_gate (Kiln's): each block's cross-attention output
+        times tanh(gate). The reference is transformers' model with each
+        crossattention.c_proj (weight and bias) scaled by tanh(gate), the
+        same function; the checkpoint gets the gates added."""
+        model = vision_encoder_decoder(CLIPVisionConfig(**CLIP_VISION)).eval()
+        directory = self.path("gated")
+        model.save_pretrained(directory, safe_serialization=True)
+        with open(os.path.join(directory, "config.json")) as f:
+            config = json.load(f)
+        config["cross_attention_gate"] = True
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump(config, f)
+        from safetensors.numpy import load_file, save_file
+        weights = load_file(os.path.join(directory, "model.safetensors"))
+        reference = copy.deepcopy(model)
+        for i, gate in enumerate((0.7, -1.3)):
+            weights[f"decoder.transformer.h.{i}.crossattention.gate"] = np.array(gate, np.float32)
+            with torch.no_grad():
+                proj = reference.decoder.transformer.h[i].crossattention.c_proj
+                proj.weight.mul_(math.tanh(gate))
+                proj.bias.mul_(math.tanh(gate))
+        save_file(weights, os.path.join(directory, "model.safetensors"))
+        self.check(reference, "ved gated", directory=directory)
+        # Without weights the gates start at 0: the decoder ignores the image.
+        compile_dir(os.path.join(directory, "config.json"), self.path("init.kiln"))
+        ids = np.arange(6, dtype=np.int64).reshape(1, 6)
+        outs = [run(self.path("init.kiln"), {"input_ids": ids,
+                                             "pixel_values": pixels(1, model.config.encoder, seed)},
+                    self.tmp.name)["logits"] for seed in (1, 2)]
+        np.testing.assert_array_equal(outs[0], outs[1])
+
+    def test_bad_configs_are_refused(self):
+        model = vision_encoder_decoder(CLIPVisionConfig(**CLIP_VISION))
+        base = model.config.to_dict()
+        cases = (
+            (("decoder", "add_cross_attention", False), "add_cross_attention is not true"),
+            (("encoder", "model_type", "bert"), "key 'encoder' has model_type 'bert'"),
+            (("decoder", "model_type", "llama"), "key 'decoder' has a model_type other than 'gpt2'"),
+        )
+        for (part, key, value), message in cases:
+            config = copy.deepcopy(base)
+            config[part][key] = value
+            with open(self.path("config.json"), "w") as f:
+                json.dump(config, f)
+            result = subprocess.run([KILN_COMPILE, self.path("config.json"), "--emit=summary"],
+                                    capture_output=True, text=True)
+            self.assertNotEqual(result.returncode, 0, (part, key))
+            self.assertIn(message, result.stderr)
+            self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
 
 
 if __name__ == "__main__":

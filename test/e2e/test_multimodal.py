@@ -42,7 +42,7 @@ import zlib
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kiln_artifacts import KILN, MODELS, compile_artifact  # noqa: E402
+from kiln_artifacts import KILN, MODELS, compile_artifact, load_safetensors  # noqa: E402
 
 try:
     import sentencepiece
@@ -505,6 +505,33 @@ class Captioning(unittest.TestCase):
         plain = kiln("pretrain", "--resume", "--out", run_dir)
         self.assertNotEqual(plain.returncode, 0)
         self.assertIn("holds a captioning run", plain.stderr)
+
+    def test_gated_cross_attention_captioner(self):
+        """A vision-encoder-decoder captioner (the decoder cross-attends to
+        the image through tanh gates that start at 0) trains with the same
+        task: the loss falls and every gate moves off 0."""
+        config = {"model_type": "vision-encoder-decoder", "cross_attention_gate": True,
+                  "encoder": CAPTIONER["vision_config"],
+                  "decoder": dict(CAPTIONER["text_config"], n_positions=CAPTION_SEQ,
+                                  add_cross_attention=True, is_decoder=True)}
+        path = self.path("xattn.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        artifact = self.path("xattn.kiln")
+        compile_artifact(path, artifact, extra=["--mode", "train", "--batch", str(BATCH),
+                                                "--seq", str(CAPTION_SEQ)])
+        run_dir = self.path("xattn-run")
+        done = kiln("pretrain", "--task", "caption", artifact, "--data", self.data, "--out", run_dir,
+                    "--lr", "3e-3", "--warmup", "5", "--steps", "30", "--eval-every", "30",
+                    "--eval-batches", "4")
+        self.assertEqual(done.returncode, 0, done.stderr)
+        evals = [r for r in metrics(run_dir) if "eval_loss" in r]
+        self.assertLess(evals[-1]["eval_loss"], evals[0]["eval_loss"] - 2.0)
+        state = load_safetensors(os.path.join(run_dir, "checkpoint.safetensors"))
+        gates = [v for k, v in state.items() if k.endswith("crossattention.gate")]
+        self.assertEqual(len(gates), 1)
+        for gate in gates:
+            self.assertGreater(abs(float(gate)), 1e-3)
 
     def test_bad_input(self):
         run = kiln("pretrain", self.artifact, "--out", self.path("bad-run"), "--steps", "1")
