@@ -506,6 +506,28 @@ class Captioning(unittest.TestCase):
         self.assertNotEqual(plain.returncode, 0)
         self.assertIn("holds a captioning run", plain.stderr)
 
+    def test_caption_command(self):
+        """kiln caption: every val image's greedy caption, the exact share
+        the run's last evaluation reported, and one image alone captioned
+        as in the batch."""
+        self.assertEqual(self.train.returncode, 0, self.train.stderr)
+        done = kiln("caption", self.artifact, "--run", self.run_dir, "--images",
+                    os.path.join(self.data, "val.jsonl"))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        lines = done.stdout.strip().splitlines()
+        self.assertEqual(len(lines), 64 + 1)
+        exact = sum(line.endswith(", exact)") for line in lines[:-1]) / 64
+        self.assertAlmostEqual(exact, metrics(self.run_dir)[-1]["val_caption_exact"], places=6)
+        self.assertTrue(lines[-1].startswith("exact: "), lines[-1])
+        image, caption = lines[5].split("\t")[:2]
+        one = kiln("caption", self.artifact, "--run", self.run_dir, "--image",
+                   os.path.join(self.data, image))
+        self.assertEqual(one.returncode, 0, one.stderr)
+        self.assertEqual(one.stdout.strip().split("\t")[1], caption)
+        none = kiln("caption", self.artifact, "--run", self.run_dir)
+        self.assertNotEqual(none.returncode, 0)
+        self.assertIn("needs --image FILE or --images FILE.jsonl", none.stderr)
+
     def test_gated_cross_attention_captioner(self):
         """A vision-encoder-decoder captioner (the decoder cross-attends to
         the image through tanh gates that start at 0) trains with the same

@@ -120,6 +120,7 @@ int evalCommand(int argc, char **argv);
 int calibrateCommand(int argc, char **argv);
 int shapesCommand(int argc, char **argv);
 int embedCommand(int argc, char **argv);
+int captionCommand(int argc, char **argv);
 
 } // namespace kiln::driver
 

@@ -1,8 +1,9 @@
-//===- Multimodal.cpp - kiln shapes, kiln embed ---------------------------===//
+//===- Multimodal.cpp - kiln shapes, kiln embed, kiln caption -------------===//
 //
 // `kiln shapes` writes the generated image-caption set; `kiln embed` embeds
 // images and captions with a CLIP artifact and prints the captions nearest
-// each image (or the images nearest each caption).
+// each image (or the images nearest each caption); `kiln caption` writes
+// greedy captions of images with a captioner.
 //
 //===----------------------------------------------------------------------===//
 
@@ -66,6 +67,28 @@ OPTIONS:
   --checkpoint FILE    parameters to load (a training artifact's checkpoint)
   --top K              how many to print (default 5)
   --out FILE.npy       also write the query's embedding [1, P]
+)";
+
+const char kCaptionUsage[] =
+    R"(USAGE: kiln caption NAME.kiln (--run RUN_DIR | --tokenizer MODEL [--checkpoint FILE])
+                    (--image FILE | --images FILE.jsonl)
+
+Captions images with a captioner (a llava or vision-encoder-decoder config,
+e.g. trained with kiln pretrain --task caption): greedy decoding, the most
+likely token at each position from <s> until </s> or the model's caption
+length. Prints the file and its caption, tab-separated. With --images,
+every image of an image-caption .jsonl is captioned, each line followed by
+its reference caption and whether the two agree, and a last line gives
+the share of exact captions.
+
+OPTIONS:
+  --run RUN_DIR        the run's tokenizer and checkpoint
+  --tokenizer MODEL    a SentencePiece model (instead of --run)
+  --checkpoint FILE    parameters to load (a training artifact's checkpoint)
+  --image FILE         a PNG or binary PPM of the model's image size
+  --images FILE.jsonl  the images of an image-caption file
+  --batch B            images per forward call when the batch is dynamic
+                       (default 16)
 )";
 
 std::vector<std::string> readCaptionLines(const std::string &path) {
@@ -231,6 +254,73 @@ int kiln::driver::embedCommand(int argc, char **argv) {
         !s)
       fail(s.message());
   }
+  return 0;
+}
+
+int kiln::driver::captionCommand(int argc, char **argv) {
+  Options o = parseOptions("caption", argc, argv, 2,
+                           {"--run", "--tokenizer", "--checkpoint", "--image",
+                            "--images", "--batch"},
+                           kCaptionUsage);
+  std::vector<kiln::train::ImageCaption> images;
+  if (o.values.count("--image"))
+    images.push_back({o.values["--image"], ""});
+  size_t given = images.size();
+  if (o.values.count("--images")) {
+    Expected<std::vector<kiln::train::ImageCaption>> lines =
+        kiln::train::readImageCaptions(o.values["--images"]);
+    if (!lines)
+      fail(lines.message());
+    images.insert(images.end(), lines->begin(), lines->end());
+  }
+  if (images.empty())
+    fail("'kiln caption' needs --image FILE or --images FILE.jsonl");
+  int64_t batch = o.values.count("--batch")
+                      ? parseCount("--batch", o.values["--batch"], 1)
+                      : 16;
+  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  const EntryPointSpec *forward = artifact->findEntryPoint("forward");
+  const TensorSpec *pixels =
+      forward ? forward->findInput("pixel_values") : nullptr;
+  if (!pixels || pixels->rank() != 4 || !forward->findInput("input_ids"))
+    fail("'" + o.artifact +
+         "' is not a captioner: it has no forward(input_ids, pixel_values); "
+         "compile a llava or vision-encoder-decoder config");
+  if (pixels->shape[1] != 3)
+    fail("'" + o.artifact + "' takes images of " +
+         std::to_string(pixels->shape[1]) +
+         " channels; kiln caption reads images as RGB (3)");
+  int64_t height = pixels->shape[2], width = pixels->shape[3];
+  kiln::train::Tokenizer tokenizer =
+      loadModel(o, *artifact, "caption", /*requireAll=*/true);
+  Expected<std::vector<float>> values =
+      kiln::train::loadImagePixels(images, height, width);
+  if (!values)
+    fail(values.message());
+  auto captions = kiln::train::greedyCaptions(
+      *artifact, *values, static_cast<int64_t>(images.size()), height, width,
+      batch, tokenizer.bosId(), tokenizer.eosId());
+  if (!captions)
+    fail(captions.message());
+  int64_t exact = 0;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::vector<int64_t> &ids = (*captions)[i];
+    std::string text =
+        tokenizer.decode(std::vector<int32_t>(ids.begin(), ids.end()));
+    if (i < given) {
+      std::printf("%s\t%s\n", images[i].image.c_str(), text.c_str());
+      continue;
+    }
+    bool same = kiln::train::captionScores({text}, {images[i].caption}).exact;
+    exact += same;
+    std::printf("%s\t%s\t(reference: %s%s)\n", images[i].image.c_str(),
+                text.c_str(), images[i].caption.c_str(), same ? ", exact" : "");
+  }
+  if (images.size() > given)
+    std::printf("exact: %lld of %zu (%.1f%%)\n", static_cast<long long>(exact),
+                images.size() - given,
+                100.0 * static_cast<double>(exact) /
+                    static_cast<double>(images.size() - given));
   return 0;
 }
 

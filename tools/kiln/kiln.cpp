@@ -64,6 +64,8 @@ COMMANDS:
   embed  NAME.kiln --run RUN_DIR (--image FILE | --text TEXT) --against FILE
          Embeds an image or a caption with a CLIP artifact; prints the
          nearest captions or images.
+  caption NAME.kiln --run RUN_DIR (--image FILE | --images FILE.jsonl)
+         Captions images with a captioner (llava, vision-encoder-decoder).
 
 Run 'kiln <command> --help' for the options of a command.
 )";
@@ -116,6 +118,10 @@ int main(int argc, char **argv) {
     return shapesCommand(argc, argv);
   if (command == "embed")
     return embedCommand(argc, argv);
+  if (command == "caption")
+    return captionCommand(argc, argv);
   fail("unknown command '" + command + "' (commands: run, bench, info, " +
-       "pretrain, sft, dpo, reward, grpo, ppo, distill, task, judge, label, plot, generate, eval, calibrate, shapes, embed; see 'kiln --help')");
+       "pretrain, sft, dpo, reward, grpo, ppo, distill, task, judge, label, "
+       "plot, generate, eval, calibrate, shapes, embed, caption; see 'kiln "
+       "--help')");
 }
