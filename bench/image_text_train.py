@@ -51,6 +51,7 @@ mask = torch.from_numpy(np.load(mask_path)); targets = torch.from_numpy(np.load(
 if kind == "clip":
     config = transformers.CLIPConfig(text_config=cfg["text_config"], vision_config=cfg["vision_config"],
                                      projection_dim=cfg["projection_dim"])
+    config._attn_implementation = "eager"
     model = transformers.CLIPModel(config)
     loss_of = lambda: model(input_ids=ids, pixel_values=x, attention_mask=mask, return_loss=True).loss
 elif kind == "llava":
@@ -60,6 +61,7 @@ elif kind == "llava":
         vision_config=cfg["vision_config"], text_config=text, image_token_index=image_token,
         **{k: cfg[k] for k in ("projector_hidden_act", "vision_feature_layer",
                                "vision_feature_select_strategy") if k in cfg})
+    config._attn_implementation = "eager"
     model = transformers.LlavaForConditionalGeneration(config)
     marked = torch.cat([torch.full((ids.shape[0], 1), image_token), ids], 1)
     ones = torch.ones_like(marked)
@@ -73,11 +75,11 @@ else:
     dec_class = transformers.CONFIG_MAPPING[dec.pop("model_type")]
     config = transformers.VisionEncoderDecoderConfig.from_encoder_decoder_configs(
         enc_class(**enc), dec_class(**dec))
+    config._attn_implementation = "eager"
     model = transformers.VisionEncoderDecoderModel(config)
     def loss_of():
         logits = model(pixel_values=x, decoder_input_ids=ids).logits
         return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-model.config._attn_implementation = "eager"
 model.train()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
 def step():

@@ -331,7 +331,7 @@ const ConfigKeyInfo kRNNKeys[] = {
     {"dropout", Use::Dropout, "", "between layers, as torch's"},
 };
 
-/// Kiln's convolutional image encoder.
+/// transformers' LlavaForConditionalGeneration (a gpt2 text model).
 const ConfigKeyInfo kLlavaKeys[] = {
     {"text_config", Use::Honoured, "",
      "the language model's config: a gpt2 config (keys in the gpt2 table)"},
@@ -371,8 +371,11 @@ const ConfigKeyInfo kVisionEncoderDecoderKeys[] = {
     {"tie_word_embeddings", Use::Inert, "",
      "the decoder's own key ties its head"},
     {"decoder_start_token_id", Use::Inert, "", "generation"},
+    {"add_cross_attention", Use::DefaultOnly, "false",
+     "the decoder's own key builds its cross-attention"},
 };
 
+/// Kiln's convolutional image encoder.
 const ConfigKeyInfo kCNNKeys[] = {
     {"model_type", Use::Honoured, "", "selects the family"},
     {"num_channels", Use::Honoured, "", ""},

@@ -589,6 +589,12 @@ Value GraphBuilder::lastToken(Value all, Value ids, Value lengths,
   return tokenAt(all, last, batch, /*keepdim=*/true);
 }
 
+Value GraphBuilder::causalAttention(Value query, Value key, Value value,
+                                    FloatAttr scale) {
+  return AttentionOp::create(builder, loc, query, key, value, /*mask=*/Value(),
+                             /*key_lengths=*/Value(), /*causal=*/true, scale);
+}
+
 llvm::Expected<llvm::json::Object>
 mlir::kiln::models::nestedConfig(ConfigReader &reader, StringRef key,
                                  StringRef expectedType,

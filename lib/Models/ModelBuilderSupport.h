@@ -329,6 +329,9 @@ public:
 
   /// `act(x)`.
   Value activation(Value x, Activation act);
+  /// Causal self-attention without a mask (`scale` null: 1/sqrt(D)), an
+  /// AttendFn for a decoder over a whole sequence.
+  Value causalAttention(Value query, Value key, Value value, FloatAttr scale);
 
   // Encoders (Encoders.cpp).
 
@@ -466,6 +469,21 @@ struct GPT2Config {
 
 llvm::Expected<GPT2Config> readGPT2Config(const llvm::json::Object &json,
                                           const BuildOptions &options);
+
+/// Whether the config removes heads or MLP channels from any layer.
+bool hasPrunedUnits(const GPT2Config &c);
+
+/// GPT-2's token and position tables under `prefix` (`transformer.`).
+struct GPT2Tables {
+  Value wte, wpe;
+};
+GPT2Tables gpt2Tables(GraphBuilder &g, const GPT2Config &c,
+                      llvm::StringRef prefix);
+
+/// GPT-2's logits from final hidden states `h`: tied to `wte`, or with
+/// `tie_word_embeddings: false`, the linear layer named `lmHead`.
+Value gpt2Head(GraphBuilder &g, const GPT2Config &c, Value h, Value wte,
+               llvm::StringRef lmHead);
 
 /// How one of a decoder's layers attends (query `[B, H, S, D]`, key and
 /// value `[B, Hkv, S, D]`; `scale` null for 1/sqrt(D)).

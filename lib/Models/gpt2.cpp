@@ -11,6 +11,7 @@
 
 #include "ModelBuilderSupport.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
@@ -51,6 +52,31 @@ mlir::kiln::models::readGPT2Config(const llvm::json::Object &json,
   if (llvm::Error error = reader.takeError())
     return std::move(error);
   return c;
+}
+
+bool mlir::kiln::models::hasPrunedUnits(const GPT2Config &c) {
+  auto any = [](const std::vector<std::vector<int64_t>> &layers) {
+    return llvm::any_of(layers, [](const auto &p) { return !p.empty(); });
+  };
+  return any(c.prunedHeads) || any(c.prunedChannels);
+}
+
+GPT2Tables mlir::kiln::models::gpt2Tables(GraphBuilder &g, const GPT2Config &c,
+                                          StringRef prefix) {
+  Value wte = g.normalParam((prefix + "wte.weight").str(), {c.vocab, c.embd},
+                            c.initStd);
+  Value wpe = g.normalParam((prefix + "wpe.weight").str(),
+                            {c.positions, c.embd}, c.initStd);
+  return {wte, wpe};
+}
+
+Value mlir::kiln::models::gpt2Head(GraphBuilder &g, const GPT2Config &c,
+                                   Value h, Value wte, StringRef lmHead) {
+  // A tied lm_head: logits = h · wteᵀ.
+  if (c.tied)
+    return MatmulOp::create(g.getBuilder(), g.getLoc(), h, wte,
+                            /*transpose_lhs=*/false, /*transpose_rhs=*/true);
+  return g.linear(h, lmHead, c.embd, c.vocab, /*bias=*/false, c.initStd);
 }
 
 Value mlir::kiln::models::gpt2Trunk(GraphBuilder &g, const GPT2Config &c,
@@ -150,10 +176,9 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
 
   auto body = [&](CausalLMStep &step) -> Value {
     Value ids = step.getIds();
-    wte = g.normalParam("transformer.wte.weight", {c.vocab, c.embd},
-                        c.initStd);
-    Value wpe = g.normalParam("transformer.wpe.weight", {c.positions, c.embd},
-                              c.initStd);
+    GPT2Tables tables = gpt2Tables(g, c, "transformer.");
+    wte = tables.wte;
+    Value wpe = tables.wpe;
     Value tokens = EmbeddingOp::create(b, loc, wte, ids);
     Value positions = EmbeddingOp::create(
         b, loc, wpe,
@@ -166,13 +191,7 @@ mlir::kiln::models::buildGPT2(MLIRContext &context,
           return step.attend(layer, q, k, v, scale);
         });
   };
-  // A tied lm_head: logits = h · wteᵀ.
-  auto head = [&](Value h) -> Value {
-    if (c.tied)
-      return MatmulOp::create(b, loc, h, wte,
-                              /*transpose_lhs=*/false, /*transpose_rhs=*/true);
-    return g.linear(h, "lm_head", c.embd, c.vocab, /*bias=*/false, c.initStd);
-  };
+  auto head = [&](Value h) { return gpt2Head(g, c, h, wte, "lm_head"); };
   CausalLMSpec spec{shape->batch, shape->seq, c.vocab, c.positions,
                     c.layers,     c.heads,    headDim};
   for (const std::vector<int64_t> &pruned : c.prunedHeads)

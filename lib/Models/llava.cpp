@@ -71,16 +71,28 @@ mlir::kiln::models::buildLlava(MLIRContext &context,
   ConfigReader reader(json, "llava");
   // transformers' LlavaConfig reads a text_config without model_type as
   // llama's.
-  auto textJson = nestedConfig(reader, "text_config", "gpt2", "llama");
+  auto nestedText = nestedConfig(reader, "text_config", "gpt2", "llama");
+  if (!nestedText)
+    return nestedText.takeError();
+  // gpt2's other names of its keys (hidden_size for n_embd) hold nested too.
+  auto textJson = resolveConfigAliases(*nestedText, "gpt2");
   if (!textJson)
     return textJson.takeError();
   auto visionJson = nestedConfig(reader, "vision_config", "clip_vision_model",
                                  "clip_vision_model");
   if (!visionJson)
     return visionJson.takeError();
-  for (auto [json, type] : {std::pair{&*textJson, "gpt2"},
-                            std::pair{&*visionJson, "clip_vision_model"}})
-    if (llvm::Error error = checkConfigKeys(*json, type, options))
+  // transformers' default tower is LLaVA-1.5's (1024 wide, 24 layers, 336
+  // pixels), not CLIPVisionConfig's defaults: it must be written out.
+  if (visionJson->empty())
+    return llvm::createStringError(
+        llvm::inconvertibleErrorCode(),
+        "llava config: key 'vision_config' is missing; give the image "
+        "tower's config (transformers' default is LLaVA-1.5's tower, which "
+        "Kiln does not assume)");
+  for (auto [nested, type] : {std::pair{&*textJson, "gpt2"},
+                              std::pair{&*visionJson, "clip_vision_model"}})
+    if (llvm::Error error = checkConfigKeys(*nested, type, options))
       return std::move(error);
   auto text = readGPT2Config(*textJson, options);
   if (!text)
@@ -93,8 +105,7 @@ mlir::kiln::models::buildLlava(MLIRContext &context,
     return config.takeError();
   const LlavaConfig &c = *config;
   const GPT2Config &t = *text;
-  if (llvm::any_of(t.prunedHeads, [](auto &p) { return !p.empty(); }) ||
-      llvm::any_of(t.prunedChannels, [](auto &p) { return !p.empty(); }))
+  if (hasPrunedUnits(t))
     return llvm::createStringError(
         llvm::inconvertibleErrorCode(),
         "llava: the text model's pruned_heads and pruned_ffn_channels are "
@@ -158,29 +169,19 @@ mlir::kiln::models::buildLlava(MLIRContext &context,
 
   // The image prefix, then the caption; positions over both.
   std::string prefix = "language_model.transformer.";
-  Value wte =
-      g.normalParam(prefix + "wte.weight", {t.vocab, t.embd}, t.initStd);
-  Value wpe =
-      g.normalParam(prefix + "wpe.weight", {t.positions, t.embd}, t.initStd);
-  Value tokens = EmbeddingOp::create(b, loc, wte, forward.getArgument(0));
+  GPT2Tables tables = gpt2Tables(g, t, prefix);
+  Value tokens =
+      EmbeddingOp::create(b, loc, tables.wte, forward.getArgument(0));
   Value h = ConcatOp::create(b, loc, ValueRange{projected, tokens},
                              /*axis=*/1);
-  Value positions = EmbeddingOp::create(b, loc, wpe, g.positions(h, 1));
+  Value positions = EmbeddingOp::create(b, loc, tables.wpe, g.positions(h, 1));
   h = AddOp::create(b, loc, h, positions);
   h = gpt2Trunk(g, t, prefix, h,
                 [&](int64_t, Value q, Value k, Value v, FloatAttr scale) {
-                  return AttentionOp::create(b, loc, q, k, v, /*mask=*/Value(),
-                                             /*key_lengths=*/Value(),
-                                             /*causal=*/true, scale)
-                      .getResult();
+                  return g.causalAttention(q, k, v, scale);
                 });
   h = SliceOp::create(b, loc, h, /*axis=*/1, /*start=*/imageTokens,
                       /*end=*/imageTokens + seq);
-  Value logits =
-      t.tied ? Value(MatmulOp::create(b, loc, h, wte, /*transpose_lhs=*/false,
-                                      /*transpose_rhs=*/true))
-             : g.linear(h, "language_model.lm_head", t.embd, t.vocab,
-                        /*bias=*/false, t.initStd);
-  g.endFunction({logits});
+  g.endFunction({gpt2Head(g, t, h, tables.wte, "language_model.lm_head")});
   return g.takeModule();
 }

@@ -68,7 +68,11 @@ mlir::kiln::models::buildVisionEncoderDecoder(MLIRContext &context,
   // The decoder's cross-attention keys are what this family is built on;
   // gpt2 alone refuses them, so they are checked here and left out of its
   // key check.
-  llvm::json::Object decoderKeys = *decoderJson;
+  // gpt2's other names of its keys (hidden_size for n_embd) hold nested too.
+  auto resolved = resolveConfigAliases(*decoderJson, "gpt2");
+  if (!resolved)
+    return resolved.takeError();
+  llvm::json::Object decoderKeys = std::move(*resolved);
   const llvm::json::Value *cross = decoderKeys.get("add_cross_attention");
   if (!cross || cross->getAsBoolean() != true)
     return fail("the decoder's add_cross_attention is not true: its blocks "
@@ -84,8 +88,7 @@ mlir::kiln::models::buildVisionEncoderDecoder(MLIRContext &context,
   if (!text)
     return text.takeError();
   const GPT2Config &t = *text;
-  if (llvm::any_of(t.prunedHeads, [](auto &p) { return !p.empty(); }) ||
-      llvm::any_of(t.prunedChannels, [](auto &p) { return !p.empty(); }))
+  if (hasPrunedUnits(t))
     return fail("the decoder's pruned_heads and pruned_ffn_channels are not "
                 "built with cross-attention");
 
@@ -143,28 +146,18 @@ mlir::kiln::models::buildVisionEncoderDecoder(MLIRContext &context,
 
   std::string prefix = "decoder.transformer.";
   Value ids = forward.getArgument(0);
-  Value wte =
-      g.normalParam(prefix + "wte.weight", {t.vocab, t.embd}, t.initStd);
-  Value wpe =
-      g.normalParam(prefix + "wpe.weight", {t.positions, t.embd}, t.initStd);
-  Value tokens = EmbeddingOp::create(b, loc, wte, ids);
-  Value positions = EmbeddingOp::create(b, loc, wpe, g.positions(ids, 1));
+  GPT2Tables tables = gpt2Tables(g, t, prefix);
+  Value tokens = EmbeddingOp::create(b, loc, tables.wte, ids);
+  Value positions =
+      EmbeddingOp::create(b, loc, tables.wpe, g.positions(ids, 1));
   Value h = AddOp::create(b, loc, tokens, positions);
   GPT2CrossAttention seeImage{states, gated};
   h = gpt2Trunk(
       g, t, prefix, h,
       [&](int64_t, Value q, Value k, Value v, FloatAttr scale) {
-        return AttentionOp::create(b, loc, q, k, v, /*mask=*/Value(),
-                                   /*key_lengths=*/Value(), /*causal=*/true,
-                                   scale)
-            .getResult();
+        return g.causalAttention(q, k, v, scale);
       },
       &seeImage);
-  Value logits =
-      t.tied ? Value(MatmulOp::create(b, loc, h, wte, /*transpose_lhs=*/false,
-                                      /*transpose_rhs=*/true))
-             : g.linear(h, "decoder.lm_head", t.embd, t.vocab,
-                        /*bias=*/false, t.initStd);
-  g.endFunction({logits});
+  g.endFunction({gpt2Head(g, t, h, tables.wte, "decoder.lm_head")});
   return g.takeModule();
 }

@@ -21,6 +21,7 @@
 #include "kiln/Train/Tokenizer.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -534,7 +535,8 @@ kiln::train::embedTexts(const runtime::Artifact &artifact,
 
 void kiln::train::packCaptions(const std::vector<std::vector<int64_t>> &tokens,
                                const std::vector<int64_t> &rows, int64_t seq,
-                               int64_t bos, std::vector<int64_t> &ids,
+                               int64_t bos, int64_t eos,
+                               std::vector<int64_t> &ids,
                                std::vector<int64_t> &targets) {
   ids.assign(rows.size() * static_cast<size_t>(seq), 0);
   targets.assign(ids.size(), -100);
@@ -544,7 +546,7 @@ void kiln::train::packCaptions(const std::vector<std::vector<int64_t>> &tokens,
     int64_t *rowTargets = targets.data() + r * static_cast<size_t>(seq);
     // loadImageTextSplit keeps every caption, end id included, within seq.
     int64_t n = std::min<int64_t>(static_cast<int64_t>(caption.size()), seq);
-    std::fill(rowIds, rowIds + seq, n > 0 ? caption[n - 1] : bos);
+    std::fill(rowIds, rowIds + seq, eos);
     rowIds[0] = bos;
     for (int64_t i = 0; i < n; ++i) {
       rowTargets[i] = caption[i];
@@ -558,19 +560,32 @@ Expected<std::vector<std::vector<int64_t>>>
 kiln::train::greedyCaptions(const runtime::Artifact &artifact,
                             const std::vector<float> &pixels, int64_t count,
                             int64_t height, int64_t width, int64_t batch,
-                            int64_t bos, int64_t eos) {
+                            int64_t bos, int64_t eos, int64_t seq) {
   const runtime::EntryPointSpec *entry = artifact.findEntryPoint("forward");
   const runtime::TensorSpec *ids =
       entry ? entry->findInput("input_ids") : nullptr;
   if (!ids || !entry->findInput("pixel_values") || ids->rank() != 2 ||
-      ids->shape[1] == runtime::kDynamicDim || entry->outputs.size() != 1 ||
-      entry->outputs[0].rank() != 3)
-    return Status::error(
-        "'" + artifact.dir() +
-        "' is not a captioner: it has no forward(input_ids "
-        "[batch, seq], pixel_values) -> logits [batch, seq, "
-        "vocab]; compile a llava or vision-encoder-decoder config");
-  int64_t seq = ids->shape[1];
+      entry->outputs.size() != 1 || entry->outputs[0].rank() != 3)
+    return Status::error("'" + artifact.dir() +
+                         "' is not a captioner: it has no forward(input_ids "
+                         "[batch, seq], pixel_values) -> logits [batch, seq, "
+                         "vocab]; compile a llava or vision-encoder-decoder "
+                         "config");
+  int64_t vocab = entry->outputs[0].shape.back();
+  for (int64_t id : {bos, eos})
+    if (id < 0 || (vocab != runtime::kDynamicDim && id >= vocab))
+      return Status::error("the tokenizer's <s> or </s> id " +
+                           std::to_string(id) + " is not a token of '" +
+                           artifact.dir() + "' (vocabulary of " +
+                           std::to_string(vocab) + ")");
+  if (ids->shape[1] != runtime::kDynamicDim)
+    seq = ids->shape[1];
+  else if (seq <= 0 && ids->maxShape.size() == 2 && ids->maxShape[1] > 0)
+    seq = ids->maxShape[1];
+  if (seq <= 0)
+    return Status::error("'" + artifact.dir() +
+                         "' takes captions of any length and names no "
+                         "longest; compile it with --seq");
   std::vector<std::vector<int64_t>> captions(static_cast<size_t>(count));
   Status status = forEachCall(
       *ids, count, batch,
@@ -641,6 +656,7 @@ std::vector<std::string> words(const std::string &text) {
 CaptionScores
 kiln::train::captionScores(const std::vector<std::string> &captions,
                            const std::vector<std::string> &references) {
+  assert(captions.size() == references.size() && "one reference per caption");
   CaptionScores out;
   out.images = static_cast<int64_t>(captions.size());
   if (captions.empty())

@@ -428,8 +428,8 @@ Expected<TrainingInterface> clipInterface(const Artifact &artifact,
 }
 
 /// A captioner's training interface: train_step(input_ids, pixel_values,
-/// targets, lr) and forward(input_ids, pixel_values) -> logits (a llava
-/// config compiled with --mode train).
+/// targets, lr) and forward(input_ids, pixel_values) -> logits (a llava or
+/// vision-encoder-decoder config compiled with --mode train).
 Expected<TrainingInterface> captionInterface(const Artifact &artifact,
                                              TrainingInterface t, int64_t batch,
                                              int64_t seq) {
@@ -603,16 +603,21 @@ private:
   BatchSampler sampler;
 };
 
-/// CLIP: image-caption pairs in shuffled epochs.
+/// A captioner's framing tokens: each caption between `bos` and `eos`.
+struct CaptionIds {
+  int64_t bos, eos;
+};
+
+/// CLIP and captioning: image-caption pairs in shuffled epochs.
 class ImageTextEpochs final : public TrainingData {
 public:
-  /// `bos` >= 0: captioning rows (packCaptions) instead of CLIP's.
+  /// With `caption`: captioning rows (packCaptions) instead of CLIP's.
   ImageTextEpochs(std::shared_ptr<const ImageTextSplit> split, int64_t batch,
-                  int64_t seq, uint64_t seed, int64_t bos)
+                  int64_t seq, uint64_t seed, std::optional<CaptionIds> caption)
       : split(std::move(split)), order(this->split->count, batch, seed),
-        seq(seq), bos(bos) {}
+        seq(seq), caption(caption) {}
   Expected<Batch> next() override {
-    return imageTextBatch(*split, order.next(), seq, bos);
+    return imageTextBatch(*split, order.next(), seq, caption);
   }
   std::string saveState() const override {
     return saveEpochState(kTag, order, seq);
@@ -623,16 +628,17 @@ public:
   std::optional<double> epochs() const override { return order.epochs(); }
 
   /// The rows of `split` as one batch: input_ids and attention_mask
-  /// [rows, seq] (CLIP) or, with `bos` >= 0, input_ids and targets
+  /// [rows, seq] (CLIP) or, with `caption`, input_ids and targets
   /// (captioning); pixel_values [rows, 3, H, W].
   static Batch imageTextBatch(const ImageTextSplit &split,
                               const std::vector<int64_t> &rows, int64_t seq,
-                              int64_t bos) {
+                              std::optional<CaptionIds> caption) {
     Batch b;
     b.batch = static_cast<int64_t>(rows.size());
     b.seq = seq;
-    if (bos >= 0)
-      packCaptions(split.tokens, rows, seq, bos, b.inputs, b.targets);
+    if (caption)
+      packCaptions(split.tokens, rows, seq, caption->bos, caption->eos,
+                   b.inputs, b.targets);
     else
       packTokens(split.tokens, rows, seq, b.inputs, b.mask);
     b.extra.push_back(
@@ -646,7 +652,8 @@ private:
   static constexpr const char *kTag = "kiln-image-sampler";
   std::shared_ptr<const ImageTextSplit> split;
   EpochOrder order;
-  int64_t seq, bos;
+  int64_t seq;
+  std::optional<CaptionIds> caption;
 };
 
 /// Distillation: fixed windows in shuffled epochs, each batch with the
@@ -1482,6 +1489,16 @@ Status Run::prepareImageText(const TrainingInterface &t) {
       });
       !s)
     return s;
+  // A caption stands between the tokenizer's <s> and </s>, which must be
+  // tokens of the model (a --tokenizer model may lack them).
+  if (captioning())
+    for (int id : {tokenizer->bosId(), tokenizer->eosId()})
+      if (id < 0 || id >= t.vocab)
+        return Status::error(
+            "the tokenizer's <s> or </s> (id " + std::to_string(id) +
+            ") is not a token of the model's vocabulary of " +
+            std::to_string(t.vocab) +
+            "; captions are framed by them: use a tokenizer kiln trained");
   std::shared_ptr<const ImageTextSplit> *splits[3] = {&imageTrain, &imageVal,
                                                       &imageNovel};
   for (int i = 0; i < 3; ++i) {
@@ -1502,12 +1519,14 @@ Status Run::prepareImageText(const TrainingInterface &t) {
                          std::to_string(imageVal->count) +
                          " images, fewer than one batch of " +
                          std::to_string(t.batch));
-  int64_t bos = captioning() ? tokenizer->bosId() : -1;
+  std::optional<CaptionIds> caption;
+  if (captioning())
+    caption = CaptionIds{tokenizer->bosId(), tokenizer->eosId()};
   for (int64_t b = 0; b < evalCount; ++b) {
     std::vector<int64_t> rows(static_cast<size_t>(t.batch));
     std::iota(rows.begin(), rows.end(), b * t.batch);
     evalSet.push_back(
-        ImageTextEpochs::imageTextBatch(*imageVal, rows, t.seq, bos));
+        ImageTextEpochs::imageTextBatch(*imageVal, rows, t.seq, caption));
     // The caption loss is a mean over each batch's caption tokens.
     if (captioning())
       evalTokens.push_back(static_cast<int64_t>(std::count_if(
@@ -1515,7 +1534,7 @@ Status Run::prepareImageText(const TrainingInterface &t) {
           [](int64_t target) { return target != -100; })));
   }
   sampler = std::make_unique<ImageTextEpochs>(imageTrain, t.batch, t.seq,
-                                              o.seed, bos);
+                                              o.seed, caption);
   say("image-caption data: " + std::to_string(imageTrain->count) +
       " training, " + std::to_string(imageVal->count) + " held-out" +
       (imageNovel ? " and " + std::to_string(imageNovel->count) +
@@ -1922,7 +1941,7 @@ Status Run::evaluateCaptions(MetricsRow &row) {
       continue;
     Expected<std::vector<std::vector<int64_t>>> tokens = greedyCaptions(
         *artifact, split->pixels, split->count, split->height, split->width,
-        o.batch, tokenizer->bosId(), tokenizer->eosId());
+        o.batch, tokenizer->bosId(), tokenizer->eosId(), o.seq);
     if (!tokens)
       return tokens.status();
     std::vector<std::string> captions, references;

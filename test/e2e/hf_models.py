@@ -1099,11 +1099,13 @@ class Llava(HuggingFaceCase):
              "has no model_type, which transformers reads as 'llama'"),
             (dict(text_config=dict(LLAVA_TEXT, n_positions=16)),
              "the image is 16 tokens, which leaves no room for text"),
+            (dict(vision_config=None), "key 'vision_config' is missing"),
         )
         for overrides, message in cases:
             config = dict(model_type="llava", text_config=LLAVA_TEXT,
                           vision_config=dict(CLIP_VISION, model_type="clip_vision_model"))
             config.update(overrides)
+            config = {k: v for k, v in config.items() if v is not None}
             with open(self.path("config.json"), "w") as f:
                 json.dump(config, f)
             result = subprocess.run([KILN_COMPILE, self.path("config.json"), "--emit=summary"],
@@ -1111,6 +1113,15 @@ class Llava(HuggingFaceCase):
             self.assertNotEqual(result.returncode, 0, overrides)
             self.assertIn(message, result.stderr)
             self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+        # gpt2's other key names (transformers' attribute_map) hold nested.
+        text = {k: v for k, v in LLAVA_TEXT.items() if k != "n_embd"}
+        config = dict(model_type="llava", text_config=dict(text, hidden_size=32),
+                      vision_config=dict(CLIP_VISION, model_type="clip_vision_model"))
+        with open(self.path("config.json"), "w") as f:
+            json.dump(config, f)
+        result = subprocess.run([KILN_COMPILE, self.path("config.json"), "--emit=summary"],
+                                capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
 
     def test_caption_loss_and_gradient(self):
         """--mode train --objective lm: eval_step's loss and one SGD

@@ -554,6 +554,15 @@ class Captioning(unittest.TestCase):
         self.assertEqual(len(gates), 1)
         for gate in gates:
             self.assertGreater(abs(float(gate)), 1e-3)
+        # kiln caption with an inference artifact of the trained weights and
+        # any caption length (its longest is the decoder's n_positions).
+        inference = self.path("xattn-inference.kiln")
+        compile_artifact(path, inference,
+                         extra=["--weights", os.path.join(run_dir, "checkpoint.safetensors")])
+        done = kiln("caption", inference, "--run", run_dir, "--image",
+                    os.path.join(self.data, "images", "val-000000.png"))
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual(len(done.stdout.strip().split("\t")), 2, done.stdout)
 
     def test_bad_input(self):
         run = kiln("pretrain", self.artifact, "--out", self.path("bad-run"), "--steps", "1")

@@ -50,8 +50,8 @@ text tower's eos_token_id; each evaluation adds the held-out contrastive
 loss and zero-shot retrieval (image to text and text to image, top-1 and
 top-5, with chance) on val and novel to metrics.jsonl.
 
-With --task caption it trains a captioner (a llava config compiled with
---mode train) on the same kind of set: each caption follows its image
+With --task caption it trains a captioner (a llava or vision-encoder-decoder
+config compiled with --mode train) on the same kind of set: each caption follows its image
 (the image tokens are the decoder's prefix) between the tokenizer's <s>
 and </s>, and the loss is the cross-entropy of its tokens. Each evaluation
 adds the held-out caption loss and perplexity, and greedy captions of

@@ -156,31 +156,36 @@ embedTexts(const runtime::Artifact &artifact,
            const std::vector<std::vector<int64_t>> &tokens, int64_t seq,
            int64_t batch);
 
-/// A captioner's rows (`kiln pretrain --task caption`): `input_ids`
-/// [rows, seq] are `bos` and then each caption's tokens but its last (the
-/// end id), padded with the end id; `targets` [rows, seq] are the caption's
-/// tokens, end id included, padded with -100 (which the loss skips): the
-/// logits at each position predict the next caption token.
+/// A captioner's rows (`kiln pretrain --task caption`) from captions that
+/// end in `eos` (loadImageTextSplit's, at most `seq` tokens): `input_ids`
+/// [rows, seq] are `bos` and then each caption's tokens but its last,
+/// padded with `eos`; `targets` [rows, seq] are the caption's tokens, `eos`
+/// included, padded with -100 (which the loss skips): the logits at each
+/// position predict the next caption token.
 void packCaptions(const std::vector<std::vector<int64_t>> &tokens,
                   const std::vector<int64_t> &rows, int64_t seq, int64_t bos,
-                  std::vector<int64_t> &ids, std::vector<int64_t> &targets);
+                  int64_t eos, std::vector<int64_t> &ids,
+                  std::vector<int64_t> &targets);
 
 /// Greedy captions of `count` images (`pixels` [count, 3, H, W]) from a
 /// captioner's forward(input_ids, pixel_values) -> logits [B, seq, vocab]
-/// (a llava artifact), batched as embedImages: each row starts with `bos`
-/// and takes the most likely token at each position until `eos` or the
-/// artifact's seq tokens. One forward call per position and batch (the
-/// model has no KV cache; the image prefix is computed each time). The
-/// tokens of each caption, without bos and eos.
+/// (a llava or vision-encoder-decoder artifact), batched as embedImages:
+/// each row starts with `bos` and takes the most likely token at each
+/// position until `eos` or `seq` tokens (0: the artifact's static seq, or
+/// its longest when dynamic). One forward call per position and batch (the
+/// model has no KV cache; the image is encoded each time). The tokens of
+/// each caption, without bos and eos. `bos` and `eos` must be ids of the
+/// model's vocabulary.
 Expected<std::vector<std::vector<int64_t>>>
 greedyCaptions(const runtime::Artifact &artifact,
                const std::vector<float> &pixels, int64_t count, int64_t height,
-               int64_t width, int64_t batch, int64_t bos, int64_t eos);
+               int64_t width, int64_t batch, int64_t bos, int64_t eos,
+               int64_t seq = 0);
 
-/// Greedy captions against their images' reference captions: `exact` is
-/// the share equal to the reference; `words` the share of word positions
-/// that agree, over the longer of the two captions' word counts (a
-/// missing or extra word counts as wrong).
+/// Greedy captions against their images' reference captions (one each, in
+/// order): `exact` is the share equal to the reference; `words` the share
+/// of word positions that agree, over the longer of the two captions' word
+/// counts (a missing or extra word counts as wrong).
 struct CaptionScores {
   double exact = 0, words = 0;
   int64_t images = 0;

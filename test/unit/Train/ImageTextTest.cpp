@@ -17,7 +17,7 @@ TEST(PackCaptions, ShiftsTheCaptionBehindTheStartToken) {
   // Captions end in the end id (2), as loadImageTextSplit makes them.
   std::vector<std::vector<int64_t>> tokens = {{10, 11, 2}, {20, 21, 22, 23, 2}};
   std::vector<int64_t> ids, targets;
-  packCaptions(tokens, {1, 0}, /*seq=*/5, /*bos=*/1, ids, targets);
+  packCaptions(tokens, {1, 0}, /*seq=*/5, /*bos=*/1, /*eos=*/2, ids, targets);
   EXPECT_EQ(ids, (std::vector<int64_t>{1, 20, 21, 22, 23, //
                                        1, 10, 11, 2, 2}));
   EXPECT_EQ(targets, (std::vector<int64_t>{20, 21, 22, 23, 2, //
