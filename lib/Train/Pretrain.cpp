@@ -390,6 +390,19 @@ Status resolveIdsShape(const TensorSpec &ids, int64_t batch, int64_t seq,
   return Status::ok();
 }
 
+/// The image size of train_step's `pixels` [B, 3, H, W] into `t`; an
+/// error unless the images are RGB.
+Status resolveImageShape(const Artifact &artifact, const TensorSpec &pixels,
+                         TrainingInterface &t) {
+  if (pixels.shape[1] != 3)
+    return Status::error("'" + artifact.dir() + "' takes images of " +
+                         std::to_string(pixels.shape[1]) +
+                         " channels; image-caption sets are RGB (3)");
+  t.imageHeight = pixels.shape[2];
+  t.imageWidth = pixels.shape[3];
+  return Status::ok();
+}
+
 /// A clip artifact's training interface: train_step(input_ids,
 /// pixel_values, attention_mask, lr), encode_image and encode_text, and
 /// the model description kiln-compile records (the end-of-text id).
@@ -411,12 +424,8 @@ Expected<TrainingInterface> clipInterface(const Artifact &artifact,
                          "contrastive");
   if (Status s = resolveIdsShape(*ids, batch, seq, t); !s)
     return s;
-  if (pixels->shape[1] != 3)
-    return Status::error("'" + artifact.dir() + "' takes images of " +
-                         std::to_string(pixels->shape[1]) +
-                         " channels; image-caption sets are RGB (3)");
-  t.imageHeight = pixels->shape[2];
-  t.imageWidth = pixels->shape[3];
+  if (Status s = resolveImageShape(artifact, *pixels, t); !s)
+    return s;
   Expected<ClipModelInfo> info = readClipModelInfo(artifact);
   if (!info)
     return info.status();
@@ -448,12 +457,8 @@ Expected<TrainingInterface> captionInterface(const Artifact &artifact,
                          "with kiln-compile --mode train");
   if (Status s = resolveIdsShape(*ids, batch, seq, t); !s)
     return s;
-  if (pixels->shape[1] != 3)
-    return Status::error("'" + artifact.dir() + "' takes images of " +
-                         std::to_string(pixels->shape[1]) +
-                         " channels; image-caption sets are RGB (3)");
-  t.imageHeight = pixels->shape[2];
-  t.imageWidth = pixels->shape[3];
+  if (Status s = resolveImageShape(artifact, *pixels, t); !s)
+    return s;
   t.vocab = forward->outputs[0].shape.back();
   return t;
 }

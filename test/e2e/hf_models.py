@@ -215,6 +215,40 @@ class HuggingFaceCase(unittest.TestCase):
             self.assertGreater(np.mean(peaks), 3 * np.mean(uniform),
                                f"{label}: attention is close to uniform ({peaks})")
 
+    def sgd_gradients(self, artifact, inputs):
+        """One train_step of an artifact compiled with SGD, momentum 0.9 from
+        zero and lr 1: the momentum buffers it saves are the gradients,
+        {parameter: array}."""
+        checkpoint = self.path("after.safetensors")
+        args = [KILN, "run", artifact, "--entry", "train_step", "--save-parameters", checkpoint]
+        for name, array in dict(inputs, lr=np.array(1.0, np.float32)).items():
+            np.save(self.path(name + ".npy"), array)
+            args += ["--input", f"{name}={self.path(name + '.npy')}"]
+        done = subprocess.run(args, capture_output=True, text=True)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        from safetensors.numpy import load_file
+        return {n[:-len("/momentum")]: v for n, v in load_file(checkpoint).items()
+                if n.endswith("/momentum")}
+
+    def assert_gradients(self, grads, params):
+        """Kiln's gradients against autograd's (`params`: {name: parameter}
+        after backward), float32 on both sides: within 1e-3 relative plus
+        1e-4 of each tensor's largest, plus 1e-6 of the largest of all (a
+        gradient that is zero in exact arithmetic, as the key bias's, is
+        rounding on both sides). Returns the worst error relative to its
+        tensor's largest, over the tensors above that floor."""
+        self.assertEqual(set(grads), set(params))
+        floor = 1e-6 * max(float(np.abs(p.grad.numpy()).max()) for p in params.values())
+        worst = 0.0
+        for name, p in params.items():
+            want = p.grad.numpy()
+            scale = float(np.abs(want).max())
+            if scale > 100 * floor:
+                worst = max(worst, float(np.abs(grads[name] - want).max()) / scale)
+            np.testing.assert_allclose(grads[name], want, rtol=1e-3, atol=1e-4 * scale + floor,
+                                       err_msg=name)
+        return worst
+
     def check_causal_lm(self, model, label, save=None, compare_model=None, sizes=SIZES):
         """save_pretrained(model), compile the directory, compare logits."""
         model.eval()
@@ -971,31 +1005,8 @@ class CLIP(HuggingFaceCase):
                         pixel_values=torch.from_numpy(x), return_loss=True)
         out.loss.backward()
         self.assertAlmostEqual(evaluated / out.loss.item(), 1.0, delta=1e-5)
-        checkpoint = self.path("after.safetensors")
-        args = [KILN, "run", self.path("train.kiln"), "--entry", "train_step",
-                "--save-parameters", checkpoint]
-        for name, array in dict(inputs, lr=np.array(1.0, np.float32)).items():
-            np.save(self.path(name + ".npy"), array)
-            args += ["--input", f"{name}={self.path(name + '.npy')}"]
-        done = subprocess.run(args, capture_output=True, text=True)
-        self.assertEqual(done.returncode, 0, done.stderr)
-        from safetensors.numpy import load_file
-        state = load_file(checkpoint)
-        grads = {n[:-len("/momentum")]: v for n, v in state.items() if n.endswith("/momentum")}
-        params = dict(reference.named_parameters())
-        self.assertEqual(set(grads), set(params))
-        # A gradient that is zero in exact arithmetic (the key bias: softmax
-        # ignores a constant added to every score of a row) is rounding on
-        # both sides: the floor is 1e-6 of the largest gradient anywhere.
-        floor = 1e-6 * max(float(np.abs(p.grad.numpy()).max()) for p in params.values())
-        worst = 0.0
-        for name, p in params.items():
-            want = p.grad.numpy()
-            scale = float(np.abs(want).max())
-            if scale > 100 * floor:
-                worst = max(worst, float(np.abs(grads[name] - want).max()) / scale)
-            np.testing.assert_allclose(grads[name], want, rtol=1e-3, atol=1e-4 * scale + floor,
-                                       err_msg=name)
+        grads = self.sgd_gradients(self.path("train.kiln"), inputs)
+        worst = self.assert_gradients(grads, dict(reference.named_parameters()))
         print(f"clip contrastive: loss {evaluated:.6f} (transformers {out.loss.item():.6f}), "
               f"worst gradient error {worst:.2e} of the tensor's largest (nonzero tensors)")
 
@@ -1153,31 +1164,12 @@ class Llava(HuggingFaceCase):
                                                  ignore_index=-100)
         loss.backward()
         self.assertAlmostEqual(evaluated / loss.item(), 1.0, delta=1e-5)
-        checkpoint = self.path("after.safetensors")
-        args = [KILN, "run", self.path("train.kiln"), "--entry", "train_step",
-                "--save-parameters", checkpoint]
-        for name, array in dict(inputs, lr=np.array(1.0, np.float32)).items():
-            np.save(self.path(name + ".npy"), array)
-            args += ["--input", f"{name}={self.path(name + '.npy')}"]
-        done = subprocess.run(args, capture_output=True, text=True)
-        self.assertEqual(done.returncode, 0, done.stderr)
-        from safetensors.numpy import load_file
-        grads = {n[:-len("/momentum")]: v for n, v in load_file(checkpoint).items()
-                 if n.endswith("/momentum")}
+        grads = self.sgd_gradients(self.path("train.kiln"), inputs)
         # The parameters the text logits depend on: not the tower's last
         # layer or post_layernorm (vision_feature_layer -2), nor lm_head
         # (tied to wte).
         params = {n: p for n, p in reference.named_parameters() if p.grad is not None}
-        self.assertEqual(set(grads), set(params))
-        floor = 1e-6 * max(float(np.abs(p.grad.numpy()).max()) for p in params.values())
-        worst = 0.0
-        for name, p in params.items():
-            want = p.grad.numpy()
-            scale = float(np.abs(want).max())
-            if scale > 100 * floor:
-                worst = max(worst, float(np.abs(grads[name] - want).max()) / scale)
-            np.testing.assert_allclose(grads[name], want, rtol=1e-3, atol=1e-4 * scale + floor,
-                                       err_msg=name)
+        worst = self.assert_gradients(grads, params)
         print(f"llava caption loss: {evaluated:.6f} (transformers {loss.item():.6f}), "
               f"worst gradient error {worst:.2e} of the tensor's largest (nonzero tensors)")
 

@@ -99,6 +99,29 @@ def metrics(run_dir):
     return read_lines(os.path.join(run_dir, "metrics.jsonl"))
 
 
+def check_resume(test, steps, holds):
+    """test.pretrain for `steps` steps at once, and for half of them, then
+    --resume to `steps`: the same losses. A constant schedule: the learning
+    rate does not depend on --steps, so half and half again see the rates
+    the whole run sees. A plain --resume (the text task) is refused with
+    `holds` in its message."""
+    whole_dir, run_dir = test.path("whole"), test.path("resumed")
+    whole = test.pretrain(whole_dir, "--steps", str(steps), "--schedule", "constant")
+    test.assertEqual(whole.returncode, 0, whole.stderr)
+    half = str(steps // 2)
+    first = test.pretrain(run_dir, "--steps", half, "--checkpoint-every", half,
+                          "--schedule", "constant")
+    test.assertEqual(first.returncode, 0, first.stderr)
+    second = test.pretrain(run_dir, "--steps", str(steps), "--resume")
+    test.assertEqual(second.returncode, 0, second.stderr)
+    losses = lambda d: {r["step"]: r["loss"] for r in metrics(d) if "loss" in r}
+    test.assertEqual(losses(whole_dir), losses(run_dir))
+    test.assertEqual(len(losses(run_dir)), steps)
+    plain = kiln("pretrain", "--resume", "--out", run_dir)
+    test.assertNotEqual(plain.returncode, 0)
+    test.assertIn(holds, plain.stderr)
+
+
 class Multimodal(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -290,22 +313,7 @@ class Multimodal(unittest.TestCase):
 
     def test_resume(self):
         self.assertEqual(self.train.returncode, 0, self.train.stderr)
-        # A constant schedule: the learning rate does not depend on --steps,
-        # so 20 steps then 20 more see the rates 40 steps see.
-        whole_dir, run_dir = self.path("whole"), self.path("resumed")
-        whole = self.pretrain(whole_dir, "--steps", "40", "--schedule", "constant")
-        self.assertEqual(whole.returncode, 0, whole.stderr)
-        first = self.pretrain(run_dir, "--steps", "20", "--checkpoint-every", "20",
-                              "--schedule", "constant")
-        self.assertEqual(first.returncode, 0, first.stderr)
-        second = self.pretrain(run_dir, "--steps", "40", "--resume")
-        self.assertEqual(second.returncode, 0, second.stderr)
-        losses = lambda d: {r["step"]: r["loss"] for r in metrics(d) if "loss" in r}
-        self.assertEqual(losses(whole_dir), losses(run_dir))
-        self.assertEqual(len(losses(run_dir)), 40)
-        plain = kiln("pretrain", "--resume", "--out", run_dir)
-        self.assertNotEqual(plain.returncode, 0)
-        self.assertIn("holds a CLIP run", plain.stderr)
+        check_resume(self, 40, "holds a CLIP run")
 
     def one_error(self, done, *fragments):
         self.assertNotEqual(done.returncode, 0)
@@ -491,20 +499,7 @@ class Captioning(unittest.TestCase):
 
     def test_resume(self):
         self.assertEqual(self.train.returncode, 0, self.train.stderr)
-        whole_dir, run_dir = self.path("whole"), self.path("resumed")
-        whole = self.pretrain(whole_dir, "--steps", "20", "--schedule", "constant")
-        self.assertEqual(whole.returncode, 0, whole.stderr)
-        first = self.pretrain(run_dir, "--steps", "10", "--checkpoint-every", "10",
-                              "--schedule", "constant")
-        self.assertEqual(first.returncode, 0, first.stderr)
-        second = self.pretrain(run_dir, "--steps", "20", "--resume")
-        self.assertEqual(second.returncode, 0, second.stderr)
-        losses = lambda d: {r["step"]: r["loss"] for r in metrics(d) if "loss" in r}
-        self.assertEqual(losses(whole_dir), losses(run_dir))
-        self.assertEqual(len(losses(run_dir)), 20)
-        plain = kiln("pretrain", "--resume", "--out", run_dir)
-        self.assertNotEqual(plain.returncode, 0)
-        self.assertIn("holds a captioning run", plain.stderr)
+        check_resume(self, 20, "holds a captioning run")
 
     def test_caption_command(self):
         """kiln caption: every val image's greedy caption, the exact share
