@@ -1169,15 +1169,27 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
         how += " " + dtype;
     }
     log("copying weights from " + plan->files.description() + how);
-    if (!plan->unused.empty()) {
+    // A training checkpoint's optimizer state (`<param>/adam_m`, ...: no
+    // state-dict name has a '/') is expected to go unused: said, not
+    // warned about.
+    std::vector<std::string> unused;
+    size_t optimizerState = 0;
+    for (const std::string &name : plan->unused)
+      if (llvm::StringRef(name).contains('/'))
+        ++optimizerState;
+      else
+        unused.push_back(name);
+    if (optimizerState)
+      log("ignoring " + llvm::Twine(optimizerState) +
+          " optimizer-state tensor(s) of a training checkpoint");
+    if (!unused.empty()) {
       std::string list;
-      for (size_t i = 0; i < plan->unused.size() && i < 5; ++i)
-        list += (i ? ", '" : "'") + plan->unused[i] + "'";
-      if (plan->unused.size() > 5)
-        list += " and " + std::to_string(plan->unused.size() - 5) + " more";
+      for (size_t i = 0; i < unused.size() && i < 5; ++i)
+        list += (i ? ", '" : "'") + unused[i] + "'";
+      if (unused.size() > 5)
+        list += " and " + std::to_string(unused.size() - 5) + " more";
       llvm::WithColor::warning(llvm::errs(), "kiln-compile")
-          << plan->files.description() << " has "
-          << plan->unused.size()
+          << plan->files.description() << " has " << unused.size()
           << " tensor(s) the model does not use, ignored: " << list << "\n";
     }
   } else {
