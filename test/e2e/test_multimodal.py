@@ -99,6 +99,14 @@ def metrics(run_dir):
     return read_lines(os.path.join(run_dir, "metrics.jsonl"))
 
 
+def make_shapes(path):
+    """The small shapes set both classes train on (16x16 images); `path`."""
+    done = kiln("shapes", "--out", path, "--train", "400", "--val", "64", "--novel", "48",
+                "--image-size", "16", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    return path
+
+
 def check_resume(test, steps, holds):
     """test.pretrain for `steps` steps at once, and for half of them, then
     --resume to `steps`: the same losses. A constant schedule: the learning
@@ -126,10 +134,7 @@ class Multimodal(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.data = cls.path("shapes")
-        done = kiln("shapes", "--out", cls.data, "--train", "400", "--val", "64", "--novel", "48",
-                    "--image-size", "16", "--seed", "3")
-        assert done.returncode == 0, done.stderr
+        cls.data = make_shapes(cls.path("shapes"))
         config = cls.path("clip.json")
         with open(config, "w") as f:
             json.dump(CONFIG, f)
@@ -376,10 +381,7 @@ class Captioning(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.data = cls.path("shapes")
-        done = kiln("shapes", "--out", cls.data, "--train", "400", "--val", "64", "--novel", "48",
-                    "--image-size", "16", "--seed", "3")
-        assert done.returncode == 0, done.stderr
+        cls.data = make_shapes(cls.path("shapes"))
         config = cls.path("captioner.json")
         with open(config, "w") as f:
             json.dump(CAPTIONER, f)
