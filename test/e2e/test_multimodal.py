@@ -130,18 +130,21 @@ def check_resume(test, steps, holds):
     test.assertIn(holds, plain.stderr)
 
 
-class Multimodal(unittest.TestCase):
+class TrainedOnShapes(unittest.TestCase):
+    """A class whose tests share one model (CONFIG, compiled for training
+    with COMPILE_ARGS) trained STEPS steps on the small shapes set;
+    `pretrain` runs `kiln pretrain --task TASK` with PRETRAIN_ARGS."""
+    CONFIG, COMPILE_ARGS, TASK, PRETRAIN_ARGS = None, (), None, ()
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.data = make_shapes(cls.path("shapes"))
-        config = cls.path("clip.json")
+        config = cls.path("model.json")
         with open(config, "w") as f:
-            json.dump(CONFIG, f)
-        cls.artifact = cls.path("clip.kiln")
-        compile_artifact(config, cls.artifact,
-                         extra=["--mode", "train", "--objective", "contrastive",
-                                "--batch", str(BATCH), "--seq", str(SEQ)])
+            json.dump(cls.CONFIG, f)
+        cls.artifact = cls.path("model.kiln")
+        compile_artifact(config, cls.artifact, extra=["--mode", "train", *cls.COMPILE_ARGS])
         cls.run_dir = cls.path("run")
         cls.train = cls.pretrain(cls.run_dir, "--steps", str(STEPS))
 
@@ -155,9 +158,15 @@ class Multimodal(unittest.TestCase):
 
     @classmethod
     def pretrain(cls, run_dir, *extra, artifact=None):
-        return kiln("pretrain", "--task", "clip", artifact or cls.artifact, "--data", cls.data,
-                    "--out", run_dir, "--lr", "2e-3", "--warmup", "5", "--eval-every", "30",
-                    "--eval-batches", "4", "--log-every", "30", *extra)
+        return kiln("pretrain", "--task", cls.TASK, artifact or cls.artifact, "--data", cls.data,
+                    "--out", run_dir, *cls.PRETRAIN_ARGS, *extra)
+
+
+class Multimodal(TrainedOnShapes):
+    CONFIG, TASK = CONFIG, "clip"
+    COMPILE_ARGS = ("--objective", "contrastive", "--batch", str(BATCH), "--seq", str(SEQ))
+    PRETRAIN_ARGS = ("--lr", "2e-3", "--warmup", "5", "--eval-every", "30", "--eval-batches", "4",
+                     "--log-every", "30")
 
     def test_shapes_set(self):
         again = self.path("shapes-again")
@@ -377,33 +386,11 @@ CAPTIONER = {
 }
 
 
-class Captioning(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.data = make_shapes(cls.path("shapes"))
-        config = cls.path("captioner.json")
-        with open(config, "w") as f:
-            json.dump(CAPTIONER, f)
-        cls.artifact = cls.path("captioner.kiln")
-        compile_artifact(config, cls.artifact,
-                         extra=["--mode", "train", "--batch", str(BATCH), "--seq", str(CAPTION_SEQ)])
-        cls.run_dir = cls.path("run")
-        cls.train = cls.pretrain(cls.run_dir, "--steps", str(STEPS))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    @classmethod
-    def path(cls, *parts):
-        return os.path.join(cls.tmp.name, *parts)
-
-    @classmethod
-    def pretrain(cls, run_dir, *extra):
-        return kiln("pretrain", "--task", "caption", cls.artifact, "--data", cls.data,
-                    "--out", run_dir, "--lr", "3e-3", "--warmup", "5", "--eval-every", "30",
-                    "--eval-batches", "4", "--log-every", "30", *extra)
+class Captioning(TrainedOnShapes):
+    CONFIG, TASK = CAPTIONER, "caption"
+    COMPILE_ARGS = ("--batch", str(BATCH), "--seq", str(CAPTION_SEQ))
+    PRETRAIN_ARGS = ("--lr", "3e-3", "--warmup", "5", "--eval-every", "30", "--eval-batches", "4",
+                     "--log-every", "30")
 
     def test_learns(self):
         self.assertEqual(self.train.returncode, 0, self.train.stderr)
