@@ -294,6 +294,95 @@ class BF16MatmulKernels(unittest.TestCase):
         self.assertIn("--bf16-dot 'tiles'", str(raised.exception))
 
 
+class BF16AttentionKernels(unittest.TestCase):
+    """bf16 kiln.attention on both CPU paths: the flash-attention kernel on
+    AMX tiles (`--bf16-dot amx`, where this CPU has AMX-BF16: head dims that
+    are multiples of 32) and the fused f32 row loop (`--bf16-dot none`).
+    The reference is softmax(q kᵀ · scale) v in float64 from the bf16
+    operands (a causally hidden key scores the lowest f32, as the kernels
+    mask it). Bound per element: the result's rounding to bf16 (2^-8 of
+    |o|, one ulp) plus, for the tile kernel, its probabilities rounded to
+    bf16 before the second product (2^-8 of Σ p|v|), plus 1e-5 of Σ p|v|
+    for f32 sums. A lost block of keys, a wrong head or a mask off by a row
+    is off by the size of the values (about 1 here)."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.rng = np.random.default_rng(7)
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def check(self, batch, heads, kv_heads, sq, sk, d, dv, causal, scale=None, dynamic=False):
+        shapes = {"q": (batch, heads, sq, d), "k": (batch, kv_heads, sk, d),
+                  "v": (batch, kv_heads, sk, dv)}
+        out_shape = (batch, heads, sq, dv)
+
+        def t(shape, ty="f32"):
+            dims = list(shape)
+            if dynamic:
+                dims[2] = "?"
+            return "tensor<" + "x".join(map(str, dims)) + f"x{ty}>"
+        args = ", ".join(f'%{n}: {t(s)} {{kiln.name = "{n}"}}' for n, s in shapes.items())
+        casts = "".join(f"  %{n}b = kiln.cast %{n} : {t(s)} -> {t(s, 'bf16')}\n"
+                        for n, s in shapes.items())
+        attrs = (" causal" if causal else "") + (f" scale = {scale}" if scale else "")
+        operands = ", ".join(t(s, "bf16") for s in shapes.values())
+        src = os.path.join(self.tmp.name, "attention.mlir")
+        with open(src, "w") as f:
+            f.write(f"func.func @forward({args}) -> ({t(out_shape)} {{kiln.name = \"o\"}}) {{\n"
+                    f"{casts}"
+                    f"  %a = kiln.attention %qb, %kb, %vb{attrs} : ({operands}) -> {t(out_shape, 'bf16')}\n"
+                    f"  %o = kiln.cast %a : {t(out_shape, 'bf16')} -> {t(out_shape)}\n"
+                    f"  return %o : {t(out_shape)}\n}}\n")
+        inputs = {n: self.rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+        bf = lambda a: torch.from_numpy(a).to(torch.bfloat16).to(torch.float64)
+        q, k, v = (bf(inputs[n]) for n in "qkv")
+        group = heads // kv_heads
+        k, v = k.repeat_interleave(group, 1), v.repeat_interleave(group, 1)
+        scores = q @ k.transpose(-1, -2) * (scale if scale else d ** -0.5)
+        if causal:
+            hidden = torch.triu(torch.ones(sq, sk, dtype=torch.bool), 1 + sk - sq)
+            scores = scores.masked_fill(hidden, -np.finfo(np.float32).max)
+        p = scores.softmax(-1)
+        expected = (p @ v).numpy()
+        magnitude = (p @ v.abs()).numpy()
+        for kernel in (["amx"] if cpu_has_amx_bf16() else []) + ["none"]:
+            art = os.path.join(self.tmp.name, f"attention-{kernel}.kiln")
+            compile_artifact(src, art, extra=["--bf16-dot", kernel])
+            o = run_artifact(art, inputs, self.tmp.name)["o"]
+            self.assertEqual(o.shape, out_shape)
+            report(f"bf16 attention {shapes['q']} x {shapes['k']} causal={causal} ({kernel})",
+                   o, expected)
+            tiles = kernel == "amx" and d % 32 == 0 and dv % 32 == 0
+            bound = 2 ** -8 * np.abs(expected) + (2 ** -8 if tiles else 0) * magnitude + 1e-5 * magnitude
+            bad = np.abs(o.astype(np.float64) - expected) > bound
+            if bad.any():
+                self.fail(f"{kernel}: {int(bad.sum())} of {o.size} values off, first at {np.argwhere(bad)[0]}")
+        if not cpu_has_amx_bf16():
+            print("  (this CPU has no AMX-BF16: only the fused loop checked)")
+
+    def test_causal_ragged(self):
+        # 100 queries and keys: three whole blocks of 32 and a ragged one;
+        # the diagonal blocks masked.
+        self.check(1, 2, 2, 100, 100, 64, 64, causal=True)
+
+    def test_grouped_query_cross_lengths(self):
+        # 4 query heads on 2 key/value heads, 37 queries on 70 keys, value
+        # dim 32, no mask.
+        self.check(2, 4, 2, 37, 70, 64, 32, causal=False)
+
+    def test_more_queries_than_keys(self):
+        # Causal with 90 queries on 50 keys: the first 40 rows see no key
+        # (a uniform average of all of them), one key/value head, and an
+        # explicit scale.
+        self.check(1, 2, 1, 90, 50, 128, 64, causal=True, scale=0.3)
+
+    def test_dynamic_sequence(self):
+        # The sequence known at run time (65 rows: two blocks and one row).
+        self.check(2, 3, 3, 65, 65, 32, 96, causal=True, dynamic=True)
+
+
 class GPT2TinyBF16TrainStep(unittest.TestCase):
     BATCH, SEQ, LR, STEPS, WD = 2, 16, 1e-3, 3, 0.1
     ATTENTION = "fused"

@@ -34,10 +34,16 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   // Decoding steps (few rows) by transposed f32 or weight-only quantized
   // weights: dot products over the weight rows (before matmuls become
   // linalg).
+  // bf16 attention on AMX tiles where the CPU has them (before the fused
+  // f32 loop takes the rest).
+  const bool bf16Amx = options.bf16Dot == "amx";
   buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites),
-                          /*attentionBlock=*/16, [](OpPassManager &graph) {
+                          /*attentionBlock=*/16, [&](OpPassManager &graph) {
                             graph.addNestedPass<func::FuncOp>(
                                 createMatvecDotProductsPass());
+                            if (bf16Amx)
+                              graph.addNestedPass<func::FuncOp>(
+                                  createLowerAMXAttentionPass());
                           });
 
   // Register tiles for matmuls.
@@ -63,9 +69,9 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   // are chosen; int8 ones of other shapes then go to the VNNI kernel (every
   // CPU with AMX-INT8 has AVX-512 VNNI).
   const bool int8Amx = options.int8Dot == "amx";
-  if (options.bf16Dot == "amx" || int8Amx) {
+  if (bf16Amx || int8Amx) {
     LowerAMXMatmulsPassOptions amx;
-    amx.bf16 = options.bf16Dot == "amx";
+    amx.bf16 = bf16Amx;
     amx.int8 = int8Amx;
     pm.addPass(createLowerAMXMatmulsPass(amx));
   }

@@ -350,8 +350,6 @@ struct LowerAMXMatmulsPass
       if (auto matmul = matchTileMatmul(op, bf16, int8))
         work.push_back({op, *matmul});
     });
-    if (work.empty())
-      return;
     IRRewriter rewriter(&getContext());
     for (auto &[op, matmul] : work) {
       linalg::TransposeOp transpose;
@@ -397,7 +395,15 @@ struct LowerAMXMatmulsPass
         if (copy)
           eraseCopy(rewriter, copy);
     }
-    addPermissionRequest(rewriter);
+    // For these kernels and any other tile code (kiln-lower-amx-attention).
+    bool usesTiles = false;
+    getOperation().walk([&](Operation *op) {
+      if (isa_and_nonnull<amx::AMXDialect>(op->getDialect()))
+        usesTiles = true;
+      return usesTiles ? WalkResult::interrupt() : WalkResult::advance();
+    });
+    if (usesTiles)
+      addPermissionRequest(rewriter);
   }
 
   /// A constructor of the module that asks Linux for the AMX tile state:

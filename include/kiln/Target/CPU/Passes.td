@@ -180,6 +180,53 @@ def LowerAMXMatmulsPass
                            "::mlir::vector::VectorDialect"];
 }
 
+def LowerAMXAttentionPass
+    : Pass<"kiln-lower-amx-attention", "mlir::func::FuncOp"> {
+  let summary = "bf16 kiln.attention as a flash-attention kernel on AMX tiles";
+  let description = [{
+    Rewrites a bf16 `kiln.attention` (no mask operand, no key lengths, head
+    dims that are multiples of 32, at least 16 query rows where static)
+    into a flash-attention forward whose two products run on AMX tiles
+    (`tdpbf16ps`, through the upstream `amx` dialect), at the tensor level,
+    before `convert-kiln-attention` would give it the f32 row loop:
+
+    - K is copied zero-padded to whole blocks of 32 keys and V transposed
+      per block (`[B, KVH, Sk'/32, Dv, 32]`), once per key/value head;
+    - a parallel loop over (batch, head, block of 32 query rows) packs its
+      queries as pairs of d (the rhs tile layout: 16 x 16 transposes of
+      32-bit words) and walks the blocks of keys its rows can see (all, or
+      up to the causal diagonal);
+    - per key block, the transposed scores `Sᵀ = K_blk · Q_blkᵀ` are four
+      16 x 16 f32 tiles; scaled and masked (a causally hidden key scores the
+      lowest f32, as in the fused lowering; keys past the end count for
+      nothing), they update the running max and sum of each query
+      elementwise across the block's rows, a vector of 32 queries, with no
+      horizontal reduction;
+    - `exp(s - m)` is rounded to bf16 into the pair layout (keys 2p, 2p+1
+      interleaved per query) and `Vᵀ_blk · Pᵀ` is summed on tiles, 32 value
+      dims at a time, into the f32 accumulator `Oᵀ` rescaled by each
+      query's factor;
+    - the block's rows of the result are `Oᵀ / l`, transposed 16 x 16 and
+      rounded to bf16.
+
+    Scores and sums are f32; the probabilities are rounded to bf16 before
+    the second product (as flash attention rounds them to the operands'
+    type), which is the one difference in numerics from the fused loop.
+    The CPU pipeline runs it where the target CPU has AMX-BF16
+    (`bf16-dot=amx`); `kiln-lower-amx-matmuls` then adds the module's
+    request for the AMX state.
+  }];
+  let dependentDialects = ["::mlir::amx::AMXDialect",
+                           "::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::math::MathDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::tensor::TensorDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 def ConvertAMXToLLVMPass
     : Pass<"kiln-convert-amx-to-llvm", "mlir::ModuleOp"> {
   let summary = "AMX tile ops and the cf branches that carry tiles, to LLVM";
