@@ -182,7 +182,7 @@ def LowerAMXMatmulsPass
 
 def LowerAMXAttentionPass
     : Pass<"kiln-lower-amx-attention", "mlir::func::FuncOp"> {
-  let summary = "bf16 kiln.attention as a flash-attention kernel on AMX tiles";
+  let summary = "bf16 kiln.attention and kiln.attention_grad as flash-attention kernels on AMX tiles";
   let description = [{
     Rewrites a bf16 `kiln.attention` (no mask operand, no key lengths, head
     dims that are multiples of 32, at least 16 query rows where static)
@@ -209,9 +209,26 @@ def LowerAMXAttentionPass
     - the block's rows of the result are `Oᵀ / l`, transposed 16 x 16 and
       rounded to bf16.
 
-    Scores and sums are f32; the probabilities are rounded to bf16 before
-    the second product (as flash attention rounds them to the operands'
-    type), which is the one difference in numerics from the fused loop.
+    A bf16 `kiln.attention_grad` (same conditions) becomes two parallel
+    loops whose five products all run on tiles. Q and the output gradient
+    g are laid out once as column pairs (for products over the head dim)
+    and row pairs (for products over the rows), K also transposed per
+    block:
+
+    - over (batch, head, block of queries): the forward again (m, l, and
+      Oᵀ for δ = g·o), then per key block Sᵀ, `dPᵀ = V_blk · gᵀ`,
+      `dSᵀ = Pᵀ (dPᵀ - δ)` as key pairs and `dqᵀ += Kᵀ_blk · dSᵀ` summed on
+      its tiles; it writes dq and each row's m, 1/l (zero past the last
+      row) and δ;
+    - over (batch, key/value head, block of keys): for each query head of
+      the group and each query block that sees the keys, Sᵀ and dPᵀ again
+      from the stored statistics, `dv += Pᵀ · g` and `dk += dSᵀ · q` summed
+      on tiles; no atomics.
+
+    Scores and sums are f32; the probabilities (and score gradients) are
+    rounded to bf16 before the products that take them (as flash attention
+    rounds them to the operands' type), which is the one difference in
+    numerics from the fused loop.
     The CPU pipeline runs it where the target CPU has AMX-BF16
     (`bf16-dot=amx`); `kiln-lower-amx-matmuls` then adds the module's
     request for the AMX state.
