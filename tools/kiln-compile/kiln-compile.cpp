@@ -166,9 +166,12 @@ cl::opt<std::string> int8Dot(
     cl::value_desc("amx|vnni|avx2|generic"), cl::init(""), cl::cat(category));
 cl::opt<std::string> bf16Dot(
     "bf16-dot",
-    cl::desc("Kernels of the CPU's bf16 matmuls (--dtype bf16): amx (AMX-BF16 "
-             "tiles) or none (plain loops); default: amx where --cpu has "
-             "AMX-BF16; recorded in the manifest's target_options"),
+    cl::desc("Kernels of the CPU's bf16 matmuls and attention (--dtype bf16): "
+             "amx (AMX-BF16 tiles; attention as flash-attention tile "
+             "kernels where its head dims are multiples of 32) or none "
+             "(plain loops, attention in the fused f32 row loop); default: "
+             "amx where --cpu has AMX-BF16; recorded in the manifest's "
+             "target_options"),
     cl::value_desc("amx|none"), cl::init(""), cl::cat(category));
 cl::opt<std::string> kvCache(
     "kv-cache",
