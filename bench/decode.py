@@ -184,7 +184,10 @@ def main():
             full = np.load(os.path.join(out, "logits.npy"))[0, -1]
             diff = float(np.abs(step - full).max())
             print(f"{scheme}: decode_step logits within {diff:.2g} of forward's", flush=True)
-            if not diff < 1e-3 * max(1.0, float(np.abs(full).max())):
+            # bf16: the two entry points round on different kernels (one row
+            # against the prompt's rows): a few bf16 ulps of the largest logit.
+            tolerance = 2 ** -4 if scheme.startswith("bf16") else 1e-3
+            if not diff < tolerance * max(1.0, float(np.abs(full).max())):
                 sys.exit(f"{scheme}: decode_step does not match forward")
 
         torch_results = None

@@ -2,6 +2,8 @@
 bench/quantize.py and bench/decode.py:
 
   f32                      the model as it is
+  bf16                     --dtype bf16 (weights stored in bf16; AMX tiles
+                           where the CPU has them)
   w8, w4g128, int8-dynamic --quantize SCHEME
   SCHEME+head              also --quantize-lm-head
   prune:METHOD[:SPARSITY][:compressed|:csr]
@@ -17,6 +19,8 @@ bench/quantize.py and bench/decode.py:
 def compile_flags(scheme):
     if scheme in ("f32", "init"):
         return []
+    if scheme == "bf16":
+        return ["--dtype", "bf16"]
     if scheme.startswith("prune:"):
         parts = scheme[len("prune:"):].split(":")
         compressed = parts[-1] in ("compressed", "csr")

@@ -52,6 +52,7 @@ class KVCacheMatchesForward:
     reference(weights, ids, cfg) and kv_heads(cfg), head_dim(cfg)."""
 
     EXTRA = []
+    RTOL, ATOL = RTOL, ATOL
 
     def compile(self, tmp):
         config_path, cfg = load(self.CONFIG)
@@ -97,7 +98,7 @@ class KVCacheMatchesForward:
             for r in range(rows):
                 expected = self.reference(weights, np.array([sequences[r]]), cfg)[0, -1]
                 report(f"{self.CONFIG} prefill row {r} (length {lengths[r]})", logits[r], expected)
-                np.testing.assert_allclose(logits[r], expected, rtol=RTOL, atol=ATOL)
+                np.testing.assert_allclose(logits[r], expected, rtol=self.RTOL, atol=self.ATOL)
             # Slots past a row's prompt were never attended to; its own slots
             # hold keys (the cache is not left zero).
             key0 = state[caches[0]["name"]]
@@ -113,7 +114,7 @@ class KVCacheMatchesForward:
                     expected = self.reference(weights, np.array([sequences[r]]), cfg)[0, -1]
                     report(f"{self.CONFIG} decode step {step} row {r} (position {positions[r]})",
                            logits[r], expected)
-                    np.testing.assert_allclose(logits[r], expected, rtol=RTOL, atol=ATOL)
+                    np.testing.assert_allclose(logits[r], expected, rtol=self.RTOL, atol=self.ATOL)
 
     def test_lengths_are_clamped(self):
         """A prefill length outside [1, S] is clamped into it, as gather
@@ -211,6 +212,41 @@ class GPT2W8AsymmetricHead(ArtifactForward, GPT2):
 
 class LlamaW8Asymmetric(ArtifactForward, Llama):
     EXTRA = ["--quantize", "w8-asym"]
+
+
+class GPT2BF16(ArtifactForward, GPT2):
+    """A --dtype bf16 artifact keeps its cache in bf16, which `kiln run`
+    reads from f32 .npy files (rounding) and writes back as f32 (exactly):
+    the test's chained calls pass the files along. Its decode steps and its
+    forward may round on different kernels (one row against the sequence's
+    rows), so the bounds allow a few bf16 ulps (RTOL 2^-6, ATOL 2^-9); on
+    the Intel Xeon with AMX (2026-12-06) they agreed exactly."""
+    EXTRA = ["--dtype", "bf16"]
+    RTOL, ATOL = 2 ** -6, 2 ** -9
+
+    def test_cache_files_hold_bf16_values(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg, _, artifact, manifest = self.compile(tmp)
+            prefill = next(e for e in manifest["entry_points"] if e["name"] == "prefill")
+            caches = [i for i in prefill["inputs"] if i.get("in_place")]
+            self.assertEqual({c["dtype"] for c in caches}, {"BF16"})
+            # An f32 file for a bf16 input is rounded to nearest even as it
+            # is read: 1 + 2^-8 (a tie) rounds down to 1, 1 + 3·2^-8 up to
+            # 1 + 2^-6; the prompt's slots are then overwritten.
+            inputs = {"input_ids": np.array([[1, 2, 3]], np.int64),
+                      "lengths": np.array([3], np.int64)}
+            for c in caches:
+                inputs[c["name"]] = np.full([1] + c["shape"][1:], 1 + 2 ** -8, np.float32)
+            inputs[caches[1]["name"]][...] = 1 + 3 * 2 ** -8
+            run_artifact(artifact, inputs, tmp, entry="prefill")
+            key = np.load(os.path.join(tmp, "out", caches[0]["name"] + ".npy"))
+            value = np.load(os.path.join(tmp, "out", caches[1]["name"] + ".npy"))
+            self.assertEqual(key.dtype, np.float32)
+            self.assertTrue(np.all(key[:, :, 3:] == 1.0))
+            self.assertTrue(np.all(value[:, :, 3:] == 1 + 2 ** -6))
+            bits = key.view(np.uint32)
+            self.assertTrue(np.all(bits & 0xFFFF == 0))
+            self.assertTrue(np.abs(key[:, :, :3] - 1.0).max() > 0)
 
 
 class Refusals(unittest.TestCase):

@@ -29,7 +29,8 @@ bytes moved). Throughputs use the p50 latency.
 
 OPTIONS:
   --entry NAME          entry point to run (default: forward, or the only one)
-  --input NAME=FILE     a .npy file for the input NAME; once per input
+  --input NAME=FILE     a .npy file for the input NAME; once per input (an
+                        f32 file for a BF16 input, rounded to bf16)
   --warmup N            calls before timing (default 3)
   --iters N             timed calls (default 20)
   -h, --help            this text

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace kiln::driver {
 
@@ -137,6 +138,47 @@ const EntryPointSpec &chooseEntry(const Artifact &artifact,
        "with --entry (it has: " + artifact.manifest().entryPointNames() + ")");
 }
 
+namespace {
+/// `value` rounded to bf16 (to nearest, ties to even; a NaN stays a NaN).
+uint16_t roundToBF16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u)
+    return static_cast<uint16_t>((bits >> 16) | 0x40u);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+/// An F32 array as BF16, rounded.
+void narrowToBF16(NpyArray &array) {
+  size_t count = array.bytes.size() / sizeof(float);
+  std::vector<unsigned char> narrow(count * sizeof(uint16_t));
+  for (size_t i = 0; i < count; ++i) {
+    float value;
+    std::memcpy(&value, array.bytes.data() + i * sizeof(float), sizeof value);
+    uint16_t half = roundToBF16(value);
+    std::memcpy(narrow.data() + i * sizeof half, &half, sizeof half);
+  }
+  array.bytes = std::move(narrow);
+  array.dtype = DType::BF16;
+}
+} // namespace
+
+Status writeNpyWidened(const std::string &path, const TensorView &view) {
+  if (view.dtype != DType::BF16)
+    return writeNpy(path, view);
+  int64_t count = numElements(view.shape);
+  std::vector<float> wide(static_cast<size_t>(count));
+  const auto *halves = static_cast<const unsigned char *>(view.data);
+  for (int64_t i = 0; i < count; ++i) {
+    uint16_t half;
+    std::memcpy(&half, halves + i * sizeof half, sizeof half);
+    uint32_t bits = static_cast<uint32_t>(half) << 16;
+    std::memcpy(&wide[static_cast<size_t>(i)], &bits, sizeof bits);
+  }
+  return writeNpy(path, {DType::F32, view.shape, wide.data()});
+}
+
 std::vector<NamedTensor> readInputs(const EntryPointSpec &entry,
                                     const std::vector<std::string> &specs,
                                     std::vector<NpyArray> &arrays) {
@@ -161,6 +203,10 @@ std::vector<NamedTensor> readInputs(const EntryPointSpec &entry,
     if (!array)
       fail("input '" + name + "': " + array.message());
     arrays.push_back(array.take());
+    const TensorSpec *wanted = entry.findInput(name);
+    if (wanted && wanted->dtype == DType::BF16 &&
+        arrays.back().dtype == DType::F32)
+      narrowToBF16(arrays.back());
     inputs.push_back({name, arrays.back().view()});
   }
   return inputs;

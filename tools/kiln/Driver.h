@@ -69,6 +69,8 @@ const EntryPointSpec &chooseEntry(const Artifact &artifact,
                                   const std::string &requested);
 
 /// Reads the --input files. The arrays own the bytes the views point to.
+/// numpy has no bf16: an f32 file given for a BF16 input is rounded to
+/// bf16 (to nearest, ties to even) as it is read.
 std::vector<NamedTensor> readInputs(const EntryPointSpec &entry,
                                     const std::vector<std::string> &specs,
                                     std::vector<NpyArray> &arrays);
@@ -87,6 +89,10 @@ runOnce(const Artifact &artifact, const EntryPointSpec &entry,
 
 /// An output name as a file name: '/' and leading dots would escape DIR.
 std::string fileNameFor(std::string name);
+
+/// writeNpy, with a BF16 tensor widened to f32 (exactly; numpy has no
+/// bf16).
+Status writeNpyWidened(const std::string &path, const TensorView &view);
 
 /// The value of a one-element tensor, with enough digits to round-trip.
 std::string formatScalar(const OwnedTensor &tensor);

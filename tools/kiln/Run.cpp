@@ -28,6 +28,11 @@ decode_step, kiln-compile --kv-cache) are read from their files and, with
 --output-dir, written back to DIR/NAME.npy after the last call, so that
 calls can be chained.
 
+numpy has no bf16 type: a BF16 input (the KV cache of a --dtype bf16
+artifact) is read from an f32 .npy file and rounded to bf16 (to nearest,
+ties to even), and BF16 outputs and in-place inputs are written as f32
+.npy files (exactly), so files can be passed from one call to the next.
+
 Training artifacts (kiln-compile --mode train) update their parameters in
 place when train_step runs; --repeat runs it several times, and the
 parameters and optimizer state can be loaded from and saved to a
@@ -86,7 +91,7 @@ int runCommand(int argc, char **argv) {
         line += " = " + formatScalar(outputs[i]);
       if (last && !options.outputDir.empty()) {
         std::string path = options.outputDir + "/" + fileNameFor(name);
-        if (Status s = writeNpy(path, outputs[i].view()); !s)
+        if (Status s = writeNpyWidened(path, outputs[i].view()); !s)
           fail("output '" + name + "': " + s.message());
         line += " -> " + path;
       }
@@ -98,7 +103,8 @@ int runCommand(int argc, char **argv) {
                        formatShape(tensor.shape) + " (updated in place)";
     if (!options.outputDir.empty()) {
       std::string path = options.outputDir + "/" + fileNameFor(tensor.name);
-      if (Status s = writeNpy(path, {tensor.dtype, tensor.shape, tensor.data});
+      if (Status s =
+              writeNpyWidened(path, {tensor.dtype, tensor.shape, tensor.data});
           !s)
         fail("input '" + tensor.name + "': " + s.message());
       line += " -> " + path;
