@@ -469,6 +469,10 @@ class BF16AttentionKernels(unittest.TestCase):
         # dim 32, no mask.
         self.check(2, 4, 2, 37, 70, 64, 32, causal=False)
         self.check_grad(2, 4, 2, 37, 70, 64, 32, causal=False)
+        # Causal with fewer queries than keys (every row sees the first 33
+        # keys and more), batch 2.
+        self.check(2, 4, 2, 37, 70, 64, 32, causal=True)
+        self.check_grad(2, 4, 2, 37, 70, 64, 32, causal=True)
 
     def test_more_queries_than_keys(self):
         # Causal with 90 queries on 50 keys: the first 40 rows see no key

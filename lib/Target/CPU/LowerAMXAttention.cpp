@@ -83,9 +83,13 @@ bool takesOnTiles(Value query, Value key, Value value, bool masked,
                    v = rankedType(value);
   SmallVector<Type> types = {q, k, v};
   llvm::append_range(types, more);
-  for (Type type : types)
-    if (!cast<RankedTensorType>(type).getElementType().isBF16())
+  for (Type type : types) {
+    auto shaped = cast<RankedTensorType>(type);
+    // The kernels build their results and read a gradient with the static
+    // head dims of q and v (shape inference allows a dynamic one there).
+    if (!shaped.getElementType().isBF16() || shaped.isDynamicDim(3))
       return false;
+  }
   if (!canLowerAttentionFused(q, k, v) || k.isDynamicDim(3))
     return false;
   int64_t headDim = q.getDimSize(3), valueDim = v.getDimSize(3);
@@ -661,7 +665,7 @@ Value TileAttention::forward(Type resultType) {
   b.setInsertionPointToStart(forall.getBody());
   keyRows = readOnlyBuffer(keysPadded);
   valuesT = readOnlyBuffer(valuesBlocked);
-  ValueRange ivs = forall.getInductionVars();
+  SmallVector<Value> ivs = forall.getInductionVars();
   Value bi = ivs[0], h = ivs[1];
   Value q0 = arith::MulIOp::create(b, loc, ivs[2], index(kBlock));
   Value kvh = arith::DivUIOp::create(b, loc, h, group);
@@ -766,7 +770,7 @@ SmallVector<Value> TileAttention::backward(Value grad, TypeRange resultTypes) {
     keysT = readOnlyBuffer(keysBlocked);
     queryColumns = readOnlyBuffer(queryColumnsTensor);
     gradColumns = readOnlyBuffer(gradColumnsTensor);
-    ValueRange ivs = queryPass.getInductionVars();
+    SmallVector<Value> ivs = queryPass.getInductionVars();
     Value bi = ivs[0], h = ivs[1], qb = ivs[2];
     Value q0 = arith::MulIOp::create(b, loc, qb, index(kBlock));
     Value kvh = arith::DivUIOp::create(b, loc, h, group);
@@ -951,7 +955,7 @@ SmallVector<Value> TileAttention::backward(Value grad, TypeRange resultTypes) {
     Value rowMax = readOnlyBuffer(queryPass.getResult(1));
     Value rowInverse = readOnlyBuffer(queryPass.getResult(2));
     Value rowDelta = readOnlyBuffer(queryPass.getResult(3));
-    ValueRange ivs = keyPass.getInductionVars();
+    SmallVector<Value> ivs = keyPass.getInductionVars();
     Value bi = ivs[0], kvh = ivs[1], block = ivs[2];
     Value key0 = arith::MulIOp::create(b, loc, block, index(kBlock));
     Value scores = alloc(b, {kBlock, kBlock}, f32Type);

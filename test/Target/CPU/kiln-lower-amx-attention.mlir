@@ -117,3 +117,15 @@ func.func @grad(%q: tensor<1x4x?x64xbf16>, %k: tensor<1x2x?x64xbf16>, %v: tensor
   %0:3 = kiln.attention_grad %q, %k, %v, %g causal : (tensor<1x4x?x64xbf16>, tensor<1x2x?x64xbf16>, tensor<1x2x?x32xbf16>, tensor<1x4x?x32xbf16>) -> (tensor<1x4x?x64xbf16>, tensor<1x2x?x64xbf16>, tensor<1x2x?x32xbf16>)
   return %0#0, %0#1, %0#2 : tensor<1x4x?x64xbf16>, tensor<1x2x?x64xbf16>, tensor<1x2x?x32xbf16>
 }
+
+// -----
+
+// A gradient whose output gradient has a dynamic head dim (shape inference
+// allows it) stays with the fused lowering.
+// CHECK-LABEL: func.func @kept_grad(
+// CHECK: kiln.attention_grad
+// CHECK-NOT: amx.
+func.func @kept_grad(%q: tensor<1x2x32x64xbf16>, %g: tensor<1x2x32x?xbf16>) -> tensor<1x2x32x64xbf16> {
+  %0:3 = kiln.attention_grad %q, %q, %q, %g causal : (tensor<1x2x32x64xbf16>, tensor<1x2x32x64xbf16>, tensor<1x2x32x64xbf16>, tensor<1x2x32x?xbf16>) -> (tensor<1x2x32x64xbf16>, tensor<1x2x32x64xbf16>, tensor<1x2x32x64xbf16>)
+  return %0#0 : tensor<1x2x32x64xbf16>
+}
