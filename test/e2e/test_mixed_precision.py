@@ -357,28 +357,38 @@ class BF16AttentionKernels(unittest.TestCase):
     def tearDown(self):
         self.tmp.cleanup()
 
-    def check(self, batch, heads, kv_heads, sq, sk, d, dv, causal, scale=None, dynamic=False):
-        shapes = {"q": (batch, heads, sq, d), "k": (batch, kv_heads, sk, d),
-                  "v": (batch, kv_heads, sk, dv)}
-        out_shape = (batch, heads, sq, dv)
-
+    def write_source(self, op, shapes, outs, causal, scale, dynamic):
+        """An entry point `forward` taking f32 `shapes`, casting them to bf16
+        for kiln.`op` and its bf16 results back to f32 `outs`; the sequence
+        dim `?` with `dynamic`."""
         def t(shape, ty="f32"):
             dims = list(shape)
             if dynamic:
                 dims[2] = "?"
             return "tensor<" + "x".join(map(str, dims)) + f"x{ty}>"
         args = ", ".join(f'%{n}: {t(s)} {{kiln.name = "{n}"}}' for n, s in shapes.items())
-        casts = "".join(f"  %{n}b = kiln.cast %{n} : {t(s)} -> {t(s, 'bf16')}\n"
-                        for n, s in shapes.items())
+        results = ", ".join(f'{t(s)} {{kiln.name = "{n}"}}' for n, s in outs.items())
+        body = "".join(f"  %{n}b = kiln.cast %{n} : {t(s)} -> {t(s, 'bf16')}\n"
+                       for n, s in shapes.items())
         attrs = (" causal" if causal else "") + (f" scale = {scale}" if scale else "")
-        operands = ", ".join(t(s, "bf16") for s in shapes.values())
-        src = os.path.join(self.tmp.name, "attention.mlir")
+        operands = ", ".join("%" + n + "b" for n in shapes)
+        types = ", ".join(t(s, "bf16") for s in shapes.values())
+        narrow = ", ".join(t(s, "bf16") for s in outs.values())
+        body += f"  %a:{len(outs)} = kiln.{op} {operands}{attrs} : ({types}) -> ({narrow})\n"
+        for i, (n, s) in enumerate(outs.items()):
+            body += f"  %{n} = kiln.cast %a#{i} : {t(s, 'bf16')} -> {t(s)}\n"
+        body += ("  return " + ", ".join("%" + n for n in outs) + " : "
+                 + ", ".join(t(s) for s in outs.values()) + "\n")
+        src = os.path.join(self.tmp.name, f"{op}.mlir")
         with open(src, "w") as f:
-            f.write(f"func.func @forward({args}) -> ({t(out_shape)} {{kiln.name = \"o\"}}) {{\n"
-                    f"{casts}"
-                    f"  %a = kiln.attention %qb, %kb, %vb{attrs} : ({operands}) -> {t(out_shape, 'bf16')}\n"
-                    f"  %o = kiln.cast %a : {t(out_shape, 'bf16')} -> {t(out_shape)}\n"
-                    f"  return %o : {t(out_shape)}\n}}\n")
+            f.write(f"func.func @forward({args}) -> ({results}) {{\n{body}}}\n")
+        return src
+
+    def check(self, batch, heads, kv_heads, sq, sk, d, dv, causal, scale=None, dynamic=False):
+        shapes = {"q": (batch, heads, sq, d), "k": (batch, kv_heads, sk, d),
+                  "v": (batch, kv_heads, sk, dv)}
+        out_shape = (batch, heads, sq, dv)
+        src = self.write_source("attention", shapes, {"o": out_shape}, causal, scale, dynamic)
         inputs = {n: self.rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
         bf = lambda a: torch.from_numpy(a).to(torch.bfloat16).to(torch.float64)
         q, k, v = (bf(inputs[n]) for n in "qkv")
@@ -416,27 +426,7 @@ class BF16AttentionKernels(unittest.TestCase):
         shapes = {"q": (batch, heads, sq, d), "k": (batch, kv_heads, sk, d),
                   "v": (batch, kv_heads, sk, dv), "g": (batch, heads, sq, dv)}
         outs = {"dq": shapes["q"], "dk": shapes["k"], "dv": shapes["v"]}
-
-        def t(shape, ty="f32"):
-            dims = list(shape)
-            if dynamic:
-                dims[2] = "?"
-            return "tensor<" + "x".join(map(str, dims)) + f"x{ty}>"
-        args = ", ".join(f'%{n}: {t(s)} {{kiln.name = "{n}"}}' for n, s in shapes.items())
-        results = ", ".join(f'{t(s)} {{kiln.name = "{n}"}}' for n, s in outs.items())
-        body = "".join(f"  %{n}b = kiln.cast %{n} : {t(s)} -> {t(s, 'bf16')}\n"
-                       for n, s in shapes.items())
-        attrs = (" causal" if causal else "") + (f" scale = {scale}" if scale else "")
-        operands = ", ".join(t(s, "bf16") for s in shapes.values())
-        grads = ", ".join(t(s, "bf16") for s in outs.values())
-        body += f"  %a:3 = kiln.attention_grad %qb, %kb, %vb, %gb{attrs} : ({operands}) -> ({grads})\n"
-        for i, (n, s) in enumerate(outs.items()):
-            body += f"  %{n} = kiln.cast %a#{i} : {t(s, 'bf16')} -> {t(s)}\n"
-        body += ("  return " + ", ".join("%" + n for n in outs) + " : "
-                 + ", ".join(t(s) for s in outs.values()) + "\n")
-        src = os.path.join(self.tmp.name, "attention_grad.mlir")
-        with open(src, "w") as f:
-            f.write(f"func.func @forward({args}) -> ({results}) {{\n{body}}}\n")
+        src = self.write_source("attention_grad", shapes, outs, causal, scale, dynamic)
         inputs = {n: self.rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
         bf = lambda a: torch.from_numpy(a).to(torch.bfloat16).to(torch.float64)
         q, k, v = (bf(inputs[n]).requires_grad_() for n in "qkv")

@@ -177,6 +177,18 @@ private:
   /// A tile loaded from `buffer` at `prefix` followed by (row, column).
   Value loadTile(OpBuilder &nb, Value buffer, ValueRange prefix, int64_t row,
                  int64_t column, Value rowBase = {});
+  /// For p in [0, 16): the f32 lanes `row(j)` of key rows j = 2p and
+  /// 2p + 1, rounded to bf16 and interleaved into row p of `pairs` (the
+  /// rhs tile layout of a product over the keys). `row` may fold them into
+  /// the one vector the loop carries from `init`; returns its final value.
+  Value keyPairs(OpBuilder &nb, Value pairs, Value init,
+                 function_ref<Value(OpBuilder &, Value j, Value &carried)> row);
+  /// sums[c0 + r, c] (+)= Σ_k blocked[prefix..., c0 + r, k] pairs[k, c] for
+  /// c0 in steps of 32 below `width`: a block transposed per 32 keys times
+  /// key pairs, added to the f32 [width, 32] `sums` or stored over it.
+  void transposedBlockProduct(OpBuilder &nb, Value blocked, ValueRange prefix,
+                              Value pairs, int64_t width, Value sums,
+                              bool accumulate);
   /// Sᵀ of keys [key0, key0 + 32) by the 32 queries whose column pairs
   /// `queryTile` gives, into `scores` [32, 32].
   void transposedScores(OpBuilder &nb, Value bi, Value kvh, Value key0,
@@ -471,6 +483,56 @@ static SmallVector<int64_t> interleaveMask() {
   return mask;
 }
 
+Value TileAttention::keyPairs(
+    OpBuilder &nb, Value pairs, Value init,
+    function_ref<Value(OpBuilder &, Value j, Value &carried)> row) {
+  auto bf16Lanes = VectorType::get({kBlock}, bf16);
+  auto loop = scf::ForOp::create(
+      nb, loc, index(0), index(kBlock / 2), index(1), ValueRange{init},
+      [&](OpBuilder &rb, Location, Value p, ValueRange in) {
+        Value j0 = arith::MulIOp::create(rb, loc, p, index(2));
+        Value carried = in[0];
+        SmallVector<Value> rounded;
+        for (int64_t t = 0; t < 2; ++t) {
+          Value j = arith::AddIOp::create(rb, loc, j0, index(t));
+          rounded.push_back(
+              arith::TruncFOp::create(rb, loc, bf16Lanes, row(rb, j, carried)));
+        }
+        Value pair = vector::ShuffleOp::create(rb, loc, rounded[0], rounded[1],
+                                               interleaveMask());
+        vector::StoreOp::create(rb, loc, pair, pairs, ValueRange{p, index(0)});
+        scf::YieldOp::create(rb, loc, ValueRange{carried});
+      });
+  return loop.getResult(0);
+}
+
+void TileAttention::transposedBlockProduct(OpBuilder &nb, Value blocked,
+                                           ValueRange prefix, Value pairs,
+                                           int64_t width, Value sums,
+                                           bool accumulate) {
+  for (int64_t c0 = 0; c0 < width; c0 += kBlock) {
+    auto at = [&](int64_t r, int64_t c) {
+      return SmallVector<Value>{index(c0 + r * kTileRows),
+                                index(c * kTileRows)};
+    };
+    auto load = [&](OpBuilder &tb, int64_t r, int64_t c) -> Value {
+      return amx::TileLoadOp::create(tb, loc, sumTile, sums, at(r, c));
+    };
+    blockProduct(
+        nb, 1,
+        [&](OpBuilder &tb, int64_t half, int64_t) {
+          return loadTile(tb, blocked, prefix, c0 + half * kTileRows, 0);
+        },
+        [&](OpBuilder &tb, int64_t half, int64_t) {
+          return loadTile(tb, pairs, {}, 0, half * kBlock);
+        },
+        accumulate ? InitFn(load) : InitFn(),
+        [&](OpBuilder &tb, int64_t r, int64_t c, Value tile) {
+          amx::TileStoreOp::create(tb, loc, sums, at(r, c), tile);
+        });
+  }
+}
+
 std::pair<Value, Value> TileAttention::forwardBlocks(OpBuilder &nb, Value bi,
                                                      Value h, Value kvh,
                                                      Value q0, TileFn queryTile,
@@ -483,7 +545,6 @@ std::pair<Value, Value> TileAttention::forwardBlocks(OpBuilder &nb, Value bi,
       splat(nb, lanes, f32(nb, -std::numeric_limits<float>::max()));
   Value zeroLanes = arith::ConstantOp::create(
       nb, loc, lanes, DenseElementsAttr::get(lanes, 0.0f));
-  auto bf16Lanes = VectorType::get({kBlock}, bf16);
   auto loop = scf::ForOp::create(
       nb, loc, index(0), keyBlocks(nb, q0), index(1),
       ValueRange{lowestLanes, zeroLanes},
@@ -508,54 +569,25 @@ std::pair<Value, Value> TileAttention::forwardBlocks(OpBuilder &nb, Value bi,
             kb, loc, arith::SubFOp::create(kb, loc, m, newMax));
         // Pᵀ = exp(Sᵀ - m) rounded to bf16, keys 2p and 2p + 1 interleaved
         // per query; their f32 sum.
-        auto sumLoop = scf::ForOp::create(
-            kb, loc, index(0), index(kBlock / 2), index(1),
-            ValueRange{zeroLanes},
-            [&](OpBuilder &rb, Location, Value p, ValueRange in) {
-              Value j0 = arith::MulIOp::create(rb, loc, p, index(2));
-              SmallVector<Value> rounded;
-              Value sum = in[0];
-              for (int64_t t = 0; t < 2; ++t) {
-                Value j = arith::AddIOp::create(rb, loc, j0, index(t));
-                Value s = vector::LoadOp::create(rb, loc, lanes, scores,
-                                                 ValueRange{j, index(0)});
-                Value e = math::ExpOp::create(
-                    rb, loc, arith::SubFOp::create(rb, loc, s, newMax));
-                Value inside = arith::CmpIOp::create(
-                    rb, loc, arith::CmpIPredicate::slt,
-                    arith::AddIOp::create(rb, loc, key0, j), keyLength);
-                e = arith::SelectOp::create(rb, loc, inside, e, zeroLanes);
-                sum = arith::AddFOp::create(rb, loc, sum, e);
-                rounded.push_back(
-                    arith::TruncFOp::create(rb, loc, bf16Lanes, e));
-              }
-              Value pair = vector::ShuffleOp::create(
-                  rb, loc, rounded[0], rounded[1], interleaveMask());
-              vector::StoreOp::create(rb, loc, pair, probabilities,
-                                      ValueRange{p, index(0)});
-              scf::YieldOp::create(rb, loc, ValueRange{sum});
+        Value blockSum = keyPairs(
+            kb, probabilities, zeroLanes,
+            [&](OpBuilder &rb, Value j, Value &sum) {
+              Value s = vector::LoadOp::create(rb, loc, lanes, scores,
+                                               ValueRange{j, index(0)});
+              Value e = math::ExpOp::create(
+                  rb, loc, arith::SubFOp::create(rb, loc, s, newMax));
+              Value inside = arith::CmpIOp::create(
+                  rb, loc, arith::CmpIPredicate::slt,
+                  arith::AddIOp::create(rb, loc, key0, j), keyLength);
+              e = arith::SelectOp::create(rb, loc, inside, e, zeroLanes);
+              sum = arith::AddFOp::create(rb, loc, sum, e);
+              return e;
             });
         Value newSum = arith::AddFOp::create(
-            kb, loc, arith::MulFOp::create(kb, loc, l, alpha),
-            sumLoop.getResult(0));
+            kb, loc, arith::MulFOp::create(kb, loc, l, alpha), blockSum);
         // Vᵀ_blk · Pᵀ, 32 value dims at a time, into `products`.
-        for (int64_t c0 = 0; c0 < valueDim; c0 += kBlock)
-          blockProduct(
-              kb, 1,
-              [&](OpBuilder &tb, int64_t half, int64_t) {
-                return loadTile(tb, valuesT, {bi, kvh, block},
-                                c0 + half * kTileRows, 0);
-              },
-              [&](OpBuilder &tb, int64_t half, int64_t) {
-                return loadTile(tb, probabilities, {}, 0, half * kBlock);
-              },
-              {},
-              [&](OpBuilder &tb, int64_t r, int64_t c, Value tile) {
-                amx::TileStoreOp::create(
-                    tb, loc, products,
-                    ValueRange{index(c0 + r * kTileRows), index(c * kTileRows)},
-                    tile);
-              });
+        transposedBlockProduct(kb, valuesT, {bi, kvh, block}, probabilities,
+                               valueDim, products, /*accumulate=*/false);
         // Oᵀ = Oᵀ * alpha + Vᵀ_blk · Pᵀ.
         scf::ForOp::create(
             kb, loc, index(0), index(valueDim), index(1), ValueRange{},
@@ -857,60 +889,27 @@ SmallVector<Value> TileAttention::backward(Value grad, TypeRange resultTypes) {
                     ValueRange{index(r * kTileRows), index(c * kTileRows)},
                     tile);
               });
-          scf::ForOp::create(
-              kb, loc, index(0), index(kBlock / 2), index(1), ValueRange{},
-              [&](OpBuilder &rb, Location, Value p, ValueRange) {
-                Value j0 = arith::MulIOp::create(rb, loc, p, index(2));
-                SmallVector<Value> rounded;
-                for (int64_t t = 0; t < 2; ++t) {
-                  Value j = arith::AddIOp::create(rb, loc, j0, index(t));
-                  ScoreRow row = scoreRow(rb, scores, j, key0, q0);
-                  Value prob = arith::MulFOp::create(
-                      rb, loc,
-                      math::ExpOp::create(
-                          rb, loc,
-                          arith::SubFOp::create(rb, loc, row.scores, m)),
-                      inverse);
-                  Value dp = vector::LoadOp::create(rb, loc, lanes, dps,
-                                                    ValueRange{j, index(0)});
-                  Value ds = arith::MulFOp::create(
-                      rb, loc, prob, arith::SubFOp::create(rb, loc, dp, delta));
-                  if (row.visible)
-                    ds = arith::SelectOp::create(rb, loc, row.visible, ds,
-                                                 zeroLanes);
-                  ds = arith::SelectOp::create(rb, loc, row.inside, ds,
+          keyPairs(
+              kb, dsPairs, zeroLanes, [&](OpBuilder &rb, Value j, Value &) {
+                ScoreRow row = scoreRow(rb, scores, j, key0, q0);
+                Value prob = arith::MulFOp::create(
+                    rb, loc,
+                    math::ExpOp::create(
+                        rb, loc, arith::SubFOp::create(rb, loc, row.scores, m)),
+                    inverse);
+                Value dp = vector::LoadOp::create(rb, loc, lanes, dps,
+                                                  ValueRange{j, index(0)});
+                Value ds = arith::MulFOp::create(
+                    rb, loc, prob, arith::SubFOp::create(rb, loc, dp, delta));
+                if (row.visible)
+                  ds = arith::SelectOp::create(rb, loc, row.visible, ds,
                                                zeroLanes);
-                  rounded.push_back(
-                      arith::TruncFOp::create(rb, loc, bf16Lanes, ds));
-                }
-                Value pair = vector::ShuffleOp::create(
-                    rb, loc, rounded[0], rounded[1], interleaveMask());
-                vector::StoreOp::create(rb, loc, pair, dsPairs,
-                                        ValueRange{p, index(0)});
-                scf::YieldOp::create(rb, loc);
+                return arith::SelectOp::create(rb, loc, row.inside, ds,
+                                               zeroLanes)
+                    .getResult();
               });
-          for (int64_t d0 = 0; d0 < headDim; d0 += kBlock) {
-            auto at = [&](int64_t r, int64_t c) {
-              return SmallVector<Value>{index(d0 + r * kTileRows),
-                                        index(c * kTileRows)};
-            };
-            blockProduct(
-                kb, 1,
-                [&](OpBuilder &tb, int64_t half, int64_t) {
-                  return loadTile(tb, keysT, {bi, kvh, block},
-                                  d0 + half * kTileRows, 0);
-                },
-                [&](OpBuilder &tb, int64_t half, int64_t) {
-                  return loadTile(tb, dsPairs, {}, 0, half * kBlock);
-                },
-                [&](OpBuilder &tb, int64_t r, int64_t c) -> Value {
-                  return amx::TileLoadOp::create(tb, loc, sumTile, dqT,
-                                                 at(r, c));
-                },
-                [&](OpBuilder &tb, int64_t r, int64_t c, Value tile) {
-                  amx::TileStoreOp::create(tb, loc, dqT, at(r, c), tile);
-                });
-          }
+          transposedBlockProduct(kb, keysT, {bi, kvh, block}, dsPairs, headDim,
+                                 dqT, /*accumulate=*/true);
           scf::YieldOp::create(kb, loc);
         });
     ValueRange outs = queryPass.getRegionIterArgs();
