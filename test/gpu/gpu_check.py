@@ -435,7 +435,7 @@ def prepare(args):
                      ["--mode", "train", "--batch", str(TRAIN_BATCH), "--seq", str(TRAIN_SEQ),
                       "--weight-decay", "0.1"])
     # Mixed precision (f32 masters, bf16 compute), fused attention (the
-    # default): test_mixed_precision's gpt2_mixed with fused_attention
+    # default): test_mixed_precision's gpt2_mixed with attention="fused"
     # rounds where it does.
     bf16 = ["--dtype", "bf16"]
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
@@ -685,7 +685,7 @@ def check_gpt2_tiny_bf16(checker, bundle, device):
     for batch, seq, ids, logits in run_logits(checker, artifact, cfg, "gpt2-tiny bf16 logits"):
         with torch.no_grad():
             expected = gpt2_mixed(t, torch.from_numpy(ids).to(device), cfg, torch.bfloat16,
-                                  fused_attention=True)
+                                  attention="fused")
         expected = expected.cpu().numpy()
         mean = float(np.abs(logits - expected).mean()) if logits.shape == expected.shape else float("inf")
         ok, note = compare(logits, expected, 0.0, LOGITS_ATOL)
@@ -703,7 +703,7 @@ def check_gpt2_tiny_bf16_train(checker, bundle, device):
     from test_mixed_precision import (LOSS_RTOL, NORM_RTOL, UPDATE_ATOL, UPDATE_OUTLIERS,
                                       gpt2_mixed)
     trained = train_both(checker, bundle, device, "gpt2-tiny-bf16-train.kiln",
-                         lambda p, i, c: gpt2_mixed(p, i, c, torch.bfloat16, fused_attention=True))
+                         lambda p, i, c: gpt2_mixed(p, i, c, torch.bfloat16, attention="fused"))
     if trained is None:
         return
     weights, got, state, params, _, losses, norms = trained

@@ -192,6 +192,14 @@ llvm::Expected<std::unique_ptr<llvm::Module>> mlir::kiln::translateToLLVMIR(
     return llvm::createStringError("translation to LLVM IR failed");
   llvmModule->setDataLayout((*machine)->createDataLayout());
   llvmModule->setTargetTriple(llvm::Triple(resolved.triple));
+  // LLVM prefers 256-bit vectors on many AVX-512 CPUs (Intel's server
+  // parts among them) for code it vectorizes itself: the elementwise loops
+  // the pipeline leaves scalar then run 8 lanes wide.
+  if (std::getenv("KILN_PREFER_512") &&
+      (*machine)->getMCSubtargetInfo()->checkFeatures("+avx512f"))
+    for (llvm::Function &function : *llvmModule)
+      if (!function.isDeclaration())
+        function.addFnAttr("prefer-vector-width", "512");
   if (info)
     *info = resolved;
   return llvmModule;
