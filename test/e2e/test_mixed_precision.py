@@ -360,11 +360,13 @@ class BF16AttentionKernels(unittest.TestCase):
     def write_source(self, op, shapes, outs, causal, scale, dynamic):
         """An entry point `forward` taking f32 `shapes`, casting them to bf16
         for kiln.`op` and its bf16 results back to f32 `outs`; the sequence
-        dim `?` with `dynamic`."""
+        dim `?` with `dynamic` (True), or the dims it lists."""
+        dims_known_at_run_time = (2,) if dynamic is True else (dynamic or ())
+
         def t(shape, ty="f32"):
             dims = list(shape)
-            if dynamic:
-                dims[2] = "?"
+            for i in dims_known_at_run_time:
+                dims[i] = "?"
             return "tensor<" + "x".join(map(str, dims)) + f"x{ty}>"
         args = ", ".join(f'%{n}: {t(s)} {{kiln.name = "{n}"}}' for n, s in shapes.items())
         results = ", ".join(f'{t(s)} {{kiln.name = "{n}"}}' for n, s in outs.items())
@@ -475,6 +477,9 @@ class BF16AttentionKernels(unittest.TestCase):
         # The sequence known at run time (65 rows: two blocks and one row).
         self.check(2, 3, 3, 65, 65, 32, 96, causal=True, dynamic=True)
         self.check_grad(2, 3, 3, 65, 65, 32, 96, causal=True, dynamic=True)
+        # Batch, heads and sequence all known at run time only.
+        self.check(2, 3, 3, 40, 40, 32, 64, causal=True, dynamic=(0, 1, 2))
+        self.check_grad(2, 3, 3, 40, 40, 32, 64, causal=True, dynamic=(0, 1, 2))
 
 
 class GPT2TinyBF16TrainStep(unittest.TestCase):
