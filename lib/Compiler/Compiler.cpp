@@ -264,15 +264,6 @@ uint64_t nameHash(StringRef name) {
   return hash;
 }
 
-uint16_t floatToBF16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  if ((bits & 0x7fffffff) > 0x7f800000)
-    return 0x7fc0; // NaN
-  uint32_t rounding = 0x7fff + ((bits >> 16) & 1);
-  return static_cast<uint16_t>((bits + rounding) >> 16);
-}
-
 uint16_t floatToF16(float value) {
   _Float16 half = static_cast<_Float16>(value);
   uint16_t bits;
@@ -317,7 +308,7 @@ llvm::Error initialize(const ParameterInfo &param, uint64_t seed,
       std::memcpy(out.data() + 4 * i, &value, 4);
       break;
     case rt::DType::BF16: {
-      uint16_t bits = floatToBF16(value);
+      uint16_t bits = rt::floatToBF16(value);
       std::memcpy(out.data() + 2 * i, &bits, 2);
       break;
     }
@@ -364,7 +355,7 @@ void storeFloat(rt::DType dtype, double value, unsigned char *p) {
   }
   case rt::DType::BF16: {
     // bf16(f32(value)): one rounding from f32, as torch's .to(bfloat16).
-    uint16_t bits = floatToBF16(static_cast<float>(value));
+    uint16_t bits = rt::floatToBF16(static_cast<float>(value));
     std::memcpy(p, &bits, 2);
     return;
   }

@@ -138,4 +138,13 @@ double loadFloatElement(DType dtype, const void *p) {
   }
 }
 
+uint16_t floatToBF16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, 4);
+  if ((bits & 0x7fffffff) > 0x7f800000)
+    return 0x7fc0; // NaN
+  uint32_t rounding = 0x7fff + ((bits >> 16) & 1);
+  return static_cast<uint16_t>((bits + rounding) >> 16);
+}
+
 } // namespace kiln::runtime

@@ -139,16 +139,6 @@ const EntryPointSpec &chooseEntry(const Artifact &artifact,
 }
 
 namespace {
-/// `value` rounded to bf16 (to nearest, ties to even; a NaN stays a NaN).
-uint16_t roundToBF16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof bits);
-  if ((bits & 0x7fffffffu) > 0x7f800000u)
-    return static_cast<uint16_t>((bits >> 16) | 0x40u);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(bits >> 16);
-}
-
 /// An F32 array as BF16, rounded.
 void narrowToBF16(NpyArray &array) {
   size_t count = array.bytes.size() / sizeof(float);
@@ -156,7 +146,7 @@ void narrowToBF16(NpyArray &array) {
   for (size_t i = 0; i < count; ++i) {
     float value;
     std::memcpy(&value, array.bytes.data() + i * sizeof(float), sizeof value);
-    uint16_t half = roundToBF16(value);
+    uint16_t half = floatToBF16(value);
     std::memcpy(narrow.data() + i * sizeof half, &half, sizeof half);
   }
   array.bytes = std::move(narrow);
@@ -170,12 +160,9 @@ Status writeNpyWidened(const std::string &path, const TensorView &view) {
   int64_t count = numElements(view.shape);
   std::vector<float> wide(static_cast<size_t>(count));
   const auto *halves = static_cast<const unsigned char *>(view.data);
-  for (int64_t i = 0; i < count; ++i) {
-    uint16_t half;
-    std::memcpy(&half, halves + i * sizeof half, sizeof half);
-    uint32_t bits = static_cast<uint32_t>(half) << 16;
-    std::memcpy(&wide[static_cast<size_t>(i)], &bits, sizeof bits);
-  }
+  for (int64_t i = 0; i < count; ++i)
+    wide[static_cast<size_t>(i)] = static_cast<float>(
+        loadFloatElement(DType::BF16, halves + i * dtypeSize(DType::BF16)));
   return writeNpy(path, {DType::F32, view.shape, wide.data()});
 }
 

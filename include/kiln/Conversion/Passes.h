@@ -30,6 +30,18 @@ void populateKilnToLinalgPatterns(RewritePatternSet &patterns);
 bool canLowerAttentionFused(RankedTensorType query, RankedTensorType key,
                             RankedTensorType value);
 
+/// The causal mask of kiln.attention, as every lowering of it applies it:
+/// key j is visible from query row i when j < i + Sk - Sq + 1; a row that
+/// sees no key (more queries than keys) averages all of them.
+/// How many keys row `row` visits: [0, i + Sk - Sq + 1) clamped to Sk, or
+/// all Sk when that is empty.
+Value causalKeyCount(OpBuilder &b, Location loc, Value row, Value queryLength,
+                     Value keyLength);
+/// The first query row whose softmax key `key` enters: the first that sees
+/// it, or 0 when some rows see no key (they average every key).
+Value causalFirstRow(OpBuilder &b, Location loc, Value key, Value queryLength,
+                     Value keyLength);
+
 /// Attaches the fused kernels' KilnLoweringInterface to the kiln dialect,
 /// so kiln-decompose and kiln-autodiff decompose a kept composite these
 /// lowerings cannot take (Dialect/Kiln/Transforms/Decomposition.h). Every

@@ -45,6 +45,9 @@ bool isFloatDType(DType dtype);
 /// The little-endian float element at `p` of a float `dtype`, widened to
 /// double (0 for any other dtype).
 double loadFloatElement(DType dtype, const void *p);
+/// `value` rounded to bf16 (to nearest, ties to even; a NaN becomes the
+/// quiet NaN 0x7fc0), as bits.
+uint16_t floatToBF16(float value);
 
 /// A dense row-major tensor someone else owns.
 struct TensorView {

@@ -53,6 +53,14 @@ Value f32Const(OpBuilder &b, Location loc, double value) {
       b, loc, b.getF32Type(), b.getF32FloatAttr(static_cast<float>(value)));
 }
 
+/// row + keyLength - queryLength + 1.
+Value causalVisibleEnd(OpBuilder &b, Location loc, Value row, Value queryLength,
+                       Value keyLength) {
+  Value shifted = arith::AddIOp::create(
+      b, loc, row, arith::SubIOp::create(b, loc, keyLength, queryLength));
+  return arith::AddIOp::create(b, loc, shifted, indexConstant(b, loc, 1));
+}
+
 /// Converts a scalar or vector of a narrower float type to f32.
 Value toF32(OpBuilder &b, Location loc, Value value) {
   Type type = value.getType();
@@ -161,9 +169,7 @@ struct AttentionProblem {
   /// j is visible when j < row + keyLength - queryLength + 1 (the bound may
   /// be <= 0 or > keyLength).
   Value visibleEnd(OpBuilder &b, Value row) const {
-    Value shifted = arith::AddIOp::create(
-        b, loc, row, arith::SubIOp::create(b, loc, keyLength, queryLength));
-    return arith::AddIOp::create(b, loc, shifted, indexConstant(b, loc, 1));
+    return causalVisibleEnd(b, loc, row, queryLength, keyLength);
   }
 
   /// The number of keys row `row` visits: all of them without a causal
@@ -173,11 +179,7 @@ struct AttentionProblem {
   Value keyCount(OpBuilder &b, Value row) const {
     if (!causal)
       return keyLength;
-    Value end = visibleEnd(b, row);
-    Value positive = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt,
-                                           end, indexConstant(b, loc, 0));
-    Value clamped = arith::MinSIOp::create(b, loc, end, keyLength);
-    return arith::SelectOp::create(b, loc, positive, clamped, keyLength);
+    return causalKeyCount(b, loc, row, queryLength, keyLength);
   }
 
   /// `value` where key `keyIndex` is visible from `row`, `hidden` where
@@ -578,17 +580,9 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
     // Under the causal mask, rows before the first that sees key j
     // contribute nothing, unless some rows see no key at all (more queries
     // than keys): those average every key and reach every dv.
-    Value first = indexConstant(rewriter, loc, 0);
-    if (p.causal) {
-      Value lastHidden = arith::SubIOp::create(
-          rewriter, loc, arith::AddIOp::create(rewriter, loc, j, p.queryLength),
-          p.keyLength);
-      Value noneHidden = arith::CmpIOp::create(
-          rewriter, loc, arith::CmpIPredicate::sle, p.queryLength, p.keyLength);
-      Value clamped = arith::MaxSIOp::create(rewriter, loc, lastHidden, first);
-      first =
-          arith::SelectOp::create(rewriter, loc, noneHidden, clamped, first);
-    }
+    Value first =
+        p.causal ? causalFirstRow(rewriter, loc, j, p.queryLength, p.keyLength)
+                 : indexConstant(rewriter, loc, 0);
     Value headBase = arith::MulIOp::create(rewriter, loc, kvh, p.group);
     Value firstHead = indexConstant(rewriter, loc, 0);
     Value headStep = indexConstant(rewriter, loc, 1);
@@ -686,6 +680,26 @@ struct ConvertKilnAttentionPass
 };
 
 } // namespace
+
+Value mlir::kiln::causalKeyCount(OpBuilder &b, Location loc, Value row,
+                                 Value queryLength, Value keyLength) {
+  Value end = causalVisibleEnd(b, loc, row, queryLength, keyLength);
+  Value positive = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, end,
+                                         indexConstant(b, loc, 0));
+  Value clamped = arith::MinSIOp::create(b, loc, end, keyLength);
+  return arith::SelectOp::create(b, loc, positive, clamped, keyLength);
+}
+
+Value mlir::kiln::causalFirstRow(OpBuilder &b, Location loc, Value key,
+                                 Value queryLength, Value keyLength) {
+  Value first = indexConstant(b, loc, 0);
+  Value lastHidden = arith::SubIOp::create(
+      b, loc, arith::AddIOp::create(b, loc, key, queryLength), keyLength);
+  Value noneHidden = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sle,
+                                           queryLength, keyLength);
+  Value clamped = arith::MaxSIOp::create(b, loc, lastHidden, first);
+  return arith::SelectOp::create(b, loc, noneHidden, clamped, first);
+}
 
 bool mlir::kiln::canLowerAttentionFused(RankedTensorType q, RankedTensorType k,
                                         RankedTensorType v) {

@@ -31,11 +31,10 @@ using namespace mlir::kiln;
 
 void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
                                       const CPUPipelineOptions &options) {
-  // Decoding steps (few rows) by transposed f32 or weight-only quantized
-  // weights: dot products over the weight rows (before matmuls become
-  // linalg).
-  // bf16 attention on AMX tiles where the CPU has them (before the fused
-  // f32 loop takes the rest).
+  // At the graph level: decoding steps (few rows) by transposed f32 or
+  // weight-only quantized weights become dot products over the weight rows
+  // (before matmuls become linalg), and bf16 attention goes onto AMX tiles
+  // where the CPU has them (before the fused f32 loop takes the rest).
   const bool bf16Amx = options.bf16Dot == "amx";
   buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites),
                           /*attentionBlock=*/16, [&](OpPassManager &graph) {

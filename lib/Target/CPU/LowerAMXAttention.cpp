@@ -90,7 +90,7 @@ bool takesOnTiles(Value query, Value key, Value value, bool masked,
     if (!shaped.getElementType().isBF16() || shaped.isDynamicDim(3))
       return false;
   }
-  if (!canLowerAttentionFused(q, k, v) || k.isDynamicDim(3))
+  if (!canLowerAttentionFused(q, k, v))
     return false;
   int64_t headDim = q.getDimSize(3), valueDim = v.getDimSize(3);
   if (headDim % kBlock != 0 || valueDim % kBlock != 0 ||
@@ -139,9 +139,27 @@ private:
       return dim(tensor, i);
     return b.getIndexAttr(type.getDimSize(i));
   }
+  /// The constant vector 0, 1, ..., 31 (i32): query lanes.
+  Value laneIndices(OpBuilder &nb) {
+    SmallVector<int32_t> values(kBlock);
+    for (int64_t i = 0; i < kBlock; ++i)
+      values[i] = static_cast<int32_t>(i);
+    return arith::ConstantOp::create(
+        nb, loc, i32Lanes, DenseElementsAttr::get(i32Lanes, ArrayRef(values)));
+  }
   /// ceil(value / kBlock).
   Value blocksOf(OpBuilder &nb, Value value) {
     return arith::CeilDivUIOp::create(nb, loc, value, index(kBlock));
+  }
+  /// An empty tensor of `type` whose dynamic dims are those of `like`.
+  Value emptyLike(Type type, Value like) {
+    auto shaped = cast<RankedTensorType>(type);
+    SmallVector<Value> dynamic;
+    for (int64_t i = 0; i < shaped.getRank(); ++i)
+      if (shaped.isDynamicDim(i))
+        dynamic.push_back(dim(like, i));
+    return tensor::EmptyOp::create(b, loc, shaped.getShape(),
+                                   shaped.getElementType(), dynamic);
   }
   Value alloc(OpBuilder &nb, ArrayRef<int64_t> shape, Type element) {
     return memref::AllocOp::create(nb, loc, MemRefType::get(shape, element));
@@ -189,10 +207,23 @@ private:
   void transposedBlockProduct(OpBuilder &nb, Value blocked, ValueRange prefix,
                               Value pairs, int64_t width, Value sums,
                               bool accumulate);
+  /// Stores the sum tile of rows `16 * r` and columns `16 * c` of a 32 x 32
+  /// block into `block`.
+  void storeTile(OpBuilder &nb, Value block, int64_t r, int64_t c, Value tile) {
+    amx::TileStoreOp::create(
+        nb, loc, block, ValueRange{index(r * kTileRows), index(c * kTileRows)},
+        tile);
+  }
   /// Sᵀ of keys [key0, key0 + 32) by the 32 queries whose column pairs
   /// `queryTile` gives, into `scores` [32, 32].
   void transposedScores(OpBuilder &nb, Value bi, Value kvh, Value key0,
                         TileFn queryTile, Value scores);
+  /// dPᵀ = V_blk · gᵀ of keys [key0, key0 + 32) by the 32 query rows of
+  /// block `queryBlock` of head `h` (the gradient's column pairs), into
+  /// `dps` [32, 32].
+  void transposedOutputGrads(OpBuilder &nb, Value bi, Value kvh, Value h,
+                             Value queryBlock, Value key0, Value gradColumns,
+                             Value valueRows, Value dps);
   /// Key row j of the stored scores, scaled, with what the masks hide at
   /// the lowest f32; also whether each query lane sees the key under the
   /// causal mask (null without it) and whether the key exists.
@@ -410,9 +441,27 @@ void TileAttention::transposedScores(OpBuilder &nb, Value bi, Value kvh,
       },
       queryTile, {},
       [&](OpBuilder &tb, int64_t r, int64_t c, Value tile) {
-        amx::TileStoreOp::create(
-            tb, loc, scores,
-            ValueRange{index(r * kTileRows), index(c * kTileRows)}, tile);
+        storeTile(tb, scores, r, c, tile);
+      });
+}
+
+void TileAttention::transposedOutputGrads(OpBuilder &nb, Value bi, Value kvh,
+                                          Value h, Value queryBlock, Value key0,
+                                          Value gradColumns, Value valueRows,
+                                          Value dps) {
+  blockProduct(
+      nb, valueDim / kBlock,
+      [&](OpBuilder &tb, int64_t half, int64_t step) {
+        return loadTile(tb, valueRows, {bi, kvh}, half * kTileRows,
+                        step * kBlock, key0);
+      },
+      [&](OpBuilder &tb, int64_t half, int64_t step) {
+        return loadTile(tb, gradColumns, {bi, h, queryBlock}, step * kTileRows,
+                        half * kBlock);
+      },
+      {},
+      [&](OpBuilder &tb, int64_t r, int64_t c, Value tile) {
+        storeTile(tb, dps, r, c, tile);
       });
 }
 
@@ -435,14 +484,9 @@ TileAttention::ScoreRow TileAttention::scoreRow(OpBuilder &nb, Value scores,
     first = arith::MaxSIOp::create(nb, loc, first, index(-1));
     first = arith::MinSIOp::create(nb, loc, first, index(kBlock + 1));
     first = arith::IndexCastOp::create(nb, loc, nb.getI32Type(), first);
-    SmallVector<int32_t> iotaValues(kBlock);
-    for (int64_t i = 0; i < kBlock; ++i)
-      iotaValues[i] = static_cast<int32_t>(i);
-    Value iota = arith::ConstantOp::create(
-        nb, loc, i32Lanes,
-        DenseElementsAttr::get(i32Lanes, ArrayRef(iotaValues)));
-    row.visible = arith::CmpIOp::create(nb, loc, arith::CmpIPredicate::sge,
-                                        iota, splat(nb, i32Lanes, first));
+    row.visible =
+        arith::CmpIOp::create(nb, loc, arith::CmpIPredicate::sge,
+                              laneIndices(nb), splat(nb, i32Lanes, first));
     s = arith::SelectOp::create(nb, loc, row.visible, s, lowest);
   }
   // Keys past the end: the lowest score here (no effect on the max),
@@ -456,17 +500,10 @@ TileAttention::ScoreRow TileAttention::scoreRow(OpBuilder &nb, Value scores,
 Value TileAttention::keyBlocks(OpBuilder &nb, Value q0) {
   if (!causal)
     return keyBlockCount;
-  // Keys row i sees: [0, i + Sk - Sq + 1) clamped to Sk, or all Sk when
-  // that is empty. The first row of the block sees the fewest unless it
-  // sees none; the last (q0 + 31, or Sq - 1) the most.
+  // The first row of the block sees the fewest keys unless it sees none
+  // (then all); the last (q0 + 31, or Sq - 1) the most.
   auto keyCount = [&](Value row) {
-    Value end = arith::AddIOp::create(
-        nb, loc, arith::SubIOp::create(nb, loc, row, queryLength),
-        arith::AddIOp::create(nb, loc, keyLength, index(1)));
-    Value positive = arith::CmpIOp::create(nb, loc, arith::CmpIPredicate::sgt,
-                                           end, index(0));
-    Value clamped = arith::MinSIOp::create(nb, loc, end, keyLength);
-    return arith::SelectOp::create(nb, loc, positive, clamped, keyLength);
+    return causalKeyCount(nb, loc, row, queryLength, keyLength);
   };
   Value last = arith::MinSIOp::create(
       nb, loc, arith::AddIOp::create(nb, loc, q0, index(kBlock - 1)),
@@ -683,13 +720,7 @@ Value TileAttention::forward(Type resultType) {
   Value keysPadded = padRows(key, keyBlockCount);
   Value valuesBlocked =
       transposedBlocks(padRows(value, keyBlockCount), keyBlockCount);
-  auto type = cast<RankedTensorType>(resultType);
-  SmallVector<Value> dynamic;
-  for (int64_t i = 0; i < 3; ++i)
-    if (type.isDynamicDim(i))
-      dynamic.push_back(dim(query, i));
-  Value init = tensor::EmptyOp::create(b, loc, type.getShape(),
-                                       type.getElementType(), dynamic);
+  Value init = emptyLike(resultType, query);
   SmallVector<OpFoldResult> bounds = {batch, heads, blocksOf(b, queryLength)};
   auto forall =
       scf::ForallOp::create(b, loc, bounds, ValueRange{init}, std::nullopt);
@@ -764,21 +795,10 @@ SmallVector<Value> TileAttention::backward(Value grad, TypeRange resultTypes) {
       b, loc, lanes, DenseElementsAttr::get(lanes, 0.0f));
   auto bf16Lanes = VectorType::get({kBlock}, bf16);
 
-  auto emptyOf = [&](Type type, Value like) {
-    auto shaped = cast<RankedTensorType>(type);
-    SmallVector<Value> dynamic;
-    for (int64_t i = 0; i < shaped.getRank(); ++i)
-      if (shaped.isDynamicDim(i))
-        dynamic.push_back(dim(like, i));
-    return tensor::EmptyOp::create(b, loc, shaped.getShape(),
-                                   shaped.getElementType(), dynamic)
-        .getResult();
-  };
-
   // Pass over query blocks: the forward again for each row's max m, 1/l
   // and δ = g·o (stored for the key blocks, [B, H, n * 32], 1/l = 0 past
   // the last row), then dq = scale Σ ds k.
-  Value dqInit = emptyOf(resultTypes[0], query);
+  Value dqInit = emptyLike(resultTypes[0], query);
   SmallVector<int64_t> statsShape = {rankedType(query).getDimSize(0),
                                      rankedType(query).getDimSize(1),
                                      ShapedType::kDynamic};
@@ -816,14 +836,8 @@ SmallVector<Value> TileAttention::backward(Value grad, TypeRange resultTypes) {
     // nothing in the key pass).
     Value count = arith::MinSIOp::create(
         b, loc, index(kBlock), arith::SubIOp::create(b, loc, queryLength, q0));
-    SmallVector<int32_t> iotaValues(kBlock);
-    for (int64_t i = 0; i < kBlock; ++i)
-      iotaValues[i] = static_cast<int32_t>(i);
-    Value iota = arith::ConstantOp::create(
-        b, loc, i32Lanes,
-        DenseElementsAttr::get(i32Lanes, ArrayRef(iotaValues)));
     Value rowInside = arith::CmpIOp::create(
-        b, loc, arith::CmpIPredicate::slt, iota,
+        b, loc, arith::CmpIPredicate::slt, laneIndices(b),
         splat(b, i32Lanes,
               arith::IndexCastOp::create(b, loc, b.getI32Type(), count)));
     Value inverse = arith::SelectOp::create(
@@ -872,23 +886,8 @@ SmallVector<Value> TileAttention::backward(Value grad, TypeRange resultTypes) {
         [&](OpBuilder &kb, Location, Value block, ValueRange) {
           Value key0 = arith::MulIOp::create(kb, loc, block, index(kBlock));
           transposedScores(kb, bi, kvh, key0, queryTile, scores);
-          blockProduct(
-              kb, valueDim / kBlock,
-              [&](OpBuilder &tb, int64_t half, int64_t step) {
-                return loadTile(tb, valueRows, {bi, kvh}, half * kTileRows,
-                                step * kBlock, key0);
-              },
-              [&](OpBuilder &tb, int64_t half, int64_t step) {
-                return loadTile(tb, gradColumns, {bi, h, qb}, step * kTileRows,
-                                half * kBlock);
-              },
-              {},
-              [&](OpBuilder &tb, int64_t r, int64_t c, Value tile) {
-                amx::TileStoreOp::create(
-                    tb, loc, dps,
-                    ValueRange{index(r * kTileRows), index(c * kTileRows)},
-                    tile);
-              });
+          transposedOutputGrads(kb, bi, kvh, h, qb, key0, gradColumns,
+                                valueRows, dps);
           keyPairs(
               kb, dsPairs, zeroLanes, [&](OpBuilder &rb, Value j, Value &) {
                 ScoreRow row = scoreRow(rb, scores, j, key0, q0);
@@ -937,8 +936,8 @@ SmallVector<Value> TileAttention::backward(Value grad, TypeRange resultTypes) {
 
   // Pass over key blocks: dv = Σ Pᵀ g and dk = scale Σ dSᵀ q over the query
   // blocks (and the query heads of the key/value head) that see them.
-  Value dkInit = emptyOf(resultTypes[1], key);
-  Value dvInit = emptyOf(resultTypes[2], value);
+  Value dkInit = emptyLike(resultTypes[1], key);
+  Value dvInit = emptyLike(resultTypes[2], value);
   auto keyPass = scf::ForallOp::create(
       b, loc, SmallVector<OpFoldResult>{batch, kvHeads, keyBlockCount},
       ValueRange{dkInit, dvInit}, std::nullopt);
@@ -969,19 +968,10 @@ SmallVector<Value> TileAttention::backward(Value grad, TypeRange resultTypes) {
     // mask; all of them when some rows see no key (more queries than
     // keys: those rows average every key).
     Value firstBlock = index(0);
-    if (causal) {
-      Value firstRow = arith::MaxSIOp::create(
-          b, loc,
-          arith::SubIOp::create(
-              b, loc, arith::AddIOp::create(b, loc, key0, queryLength),
-              keyLength),
-          index(0));
-      Value noneHidden = arith::CmpIOp::create(
-          b, loc, arith::CmpIPredicate::sle, queryLength, keyLength);
-      firstRow =
-          arith::SelectOp::create(b, loc, noneHidden, firstRow, index(0));
-      firstBlock = arith::DivUIOp::create(b, loc, firstRow, index(kBlock));
-    }
+    if (causal)
+      firstBlock = arith::DivUIOp::create(
+          b, loc, causalFirstRow(b, loc, key0, queryLength, keyLength),
+          index(kBlock));
     Value headBase = arith::MulIOp::create(b, loc, kvh, group);
     scf::ForOp::create(
         b, loc, index(0), group, index(1), ValueRange{},
@@ -1005,23 +995,8 @@ SmallVector<Value> TileAttention::backward(Value grad, TypeRange resultTypes) {
                                       step * kTileRows, half * kBlock);
                     },
                     scores);
-                blockProduct(
-                    qb, valueDim / kBlock,
-                    [&](OpBuilder &tb, int64_t half, int64_t step) {
-                      return loadTile(tb, valueRows, {bi, kvh},
-                                      half * kTileRows, step * kBlock, key0);
-                    },
-                    [&](OpBuilder &tb, int64_t half, int64_t step) {
-                      return loadTile(tb, gradColumns, {bi, h, queryBlock},
-                                      step * kTileRows, half * kBlock);
-                    },
-                    {},
-                    [&](OpBuilder &tb, int64_t r, int64_t c, Value tile) {
-                      amx::TileStoreOp::create(tb, loc, dps,
-                                               ValueRange{index(r * kTileRows),
-                                                          index(c * kTileRows)},
-                                               tile);
-                    });
+                transposedOutputGrads(qb, bi, kvh, h, queryBlock, key0,
+                                      gradColumns, valueRows, dps);
                 // Pᵀ and dSᵀ rows, rounded to bf16.
                 scf::ForOp::create(
                     qb, loc, index(0), index(kBlock), index(1), ValueRange{},
