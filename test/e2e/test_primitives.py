@@ -354,6 +354,16 @@ class Matmul(KilnTestCase):
         self.close(self.mm((None, 3, None), (None, None), (None, 3, None), a, b, shape_r=(2, 3, 4)),
                    torch.matmul(T(a), T(b)), SUM_RTOL, SUM_ATOL)
 
+    def test_panels(self):
+        # Several column panels and a partial last one (100 = 3 x 32 + 4,
+        # 1 x 64 + 36): each panel's rhs rows are packed before its tiles
+        # read them, static and with every dim dynamic (masked rows).
+        a, b = self.randn(9, 40), self.randn(40, 100)
+        self.close(self.mm((9, 40), (40, 100), (9, 100), a, b, shape_r=(9, 100)),
+                   T(a) @ T(b), SUM_RTOL, SUM_ATOL)
+        self.close(self.mm((None, None), (None, None), (None, None), a, b, shape_r=(9, 100)),
+                   T(a) @ T(b), SUM_RTOL, SUM_ATOL)
+
     def test_dynamic_transpose_rhs(self):
         a, b = self.randn(1, 5, 8), self.randn(1, 7, 8)
         self.close(self.mm((None, None, 8), (None, None, 8), (None, None, None), a, b,

@@ -29,8 +29,12 @@
 // CHECK: %[[PACKED:.*]] = scf.forall {{.*}} -> (tensor<2x16x8xf32>)
 // CHECK: tensor.extract_slice %[[TILES]]
 // CHECK: scf.forall (%{{.*}}) = (0) to (64) step (32)
-// The panel's rhs columns are packed into a contiguous buffer first.
-// CHECK: %[[PANEL:.*]] = linalg.copy ins(%{{.*}} : tensor<16x32xf32>) outs(%{{.*}} : tensor<16x32xf32>)
+// The panel's rhs columns are packed into a contiguous buffer first, one
+// row of 32 at a time (a whole-row transfer, which canonicalizes to a
+// slice copy).
+// CHECK: %[[PANEL:.*]] = scf.for %[[R:.*]] = %c0 to %c16 step %c1 iter_args(%{{.*}} = %{{.*}}) -> (tensor<16x32xf32>)
+// CHECK: %[[ROW:.*]] = tensor.extract_slice %{{.*}}[%[[R]], 0] [1, 32] [1, 1] : tensor<16x32xf32> to tensor<1x32xf32>
+// CHECK: tensor.insert_slice %[[ROW]] into %{{.*}}[%[[R]], 0] [1, 32] [1, 1] : tensor<1x32xf32> into tensor<16x32xf32>
 // The accumulator is read once, carried in registers through the k loop,
 // and written once.
 // CHECK: vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
@@ -222,7 +226,7 @@ func.func @transposed_lhs(%g: tensor<64x100xf32>, %h: tensor<64x32xf32>) -> tens
 // KBLOCK: scf.for %[[KB:.*]] = %c0 to %c512 step %c128 iter_args
 // KBLOCK: tensor.extract_slice %arg1[%[[KB]], 0] [128, 64]
 // KBLOCK: scf.forall (%{{.*}}) = (0) to (64) step (32)
-// KBLOCK: linalg.copy ins(%{{.*}} : tensor<128x32xf32>)
+// KBLOCK: scf.for %{{.*}} = %c0 to %c128 step %c1 iter_args(%{{.*}} = %{{.*}}) -> (tensor<128x32xf32>)
 // KBLOCK: scf.for %[[K:.*]] = %c0 to %c128 step %c1
 // KBLOCK: %[[AT:.*]] = affine.apply #{{.*}}()[%[[K]], %[[KB]]]
 // KBLOCK: tensor.extract_slice %[[PACKED]][0, %[[AT]], 0] [1, 1, 8]
