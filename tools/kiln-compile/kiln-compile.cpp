@@ -147,7 +147,8 @@ cl::opt<std::string> cpu(
 cl::opt<std::string> matmulTile(
     "matmul-tile",
     cl::desc("Register tile of the CPU matmuls, ROWSxCOLUMNS (default: "
-             "chosen for --cpu, 8x32 with AVX-512, 6x16 with AVX2; recorded "
+             "chosen for --cpu: 8x32 with AVX-512 on AMD, 6x64 on Intel, 6x16 "
+             "with AVX2; COLUMNS a power of two; recorded "
              "in the manifest's target_options)"),
     cl::value_desc("MxN"), cl::init(""), cl::cat(category));
 cl::opt<int64_t> matmulKBlock(

@@ -103,12 +103,22 @@ mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
   };
   CPUKernelConfig config;
   if (has("avx512f")) {
-    // 32 zmm: 8 x 2 accumulators, the rhs row, the broadcast.
     config.isa = "avx512";
     config.vectorBits = 512;
     config.vectorRegisters = 32;
-    config.tileM = 8;
-    config.tileN = 32;
+    if ((*machine)->getTargetCPU().starts_with("znver")) {
+      // AMD (Zen 4, Zen 5): 8 x 2 accumulators, the rhs row, the
+      // broadcast; 91-93% of the FMA peak on a Zen 5.
+      config.tileM = 8;
+      config.tileN = 32;
+    } else {
+      // Intel: 6 x 4 accumulators, four rhs vectors, the broadcast. Fewer
+      // broadcasts per fused multiply-add and twice the columns per
+      // panel: on a Xeon with AMX 1024^3 measured 297-305 GFLOP/s
+      // against 256-278 with 8 x 32, the gpt2-small train step 4% faster.
+      config.tileM = 6;
+      config.tileN = 64;
+    }
   } else if (has("avx2") && has("fma")) {
     // 16 ymm: 6 x 2 accumulators, two rhs vectors, the broadcast (the
     // shape of BLIS's and OpenBLAS's Haswell sgemm kernels).
@@ -172,6 +182,14 @@ mlir::kiln::applyKernelOverrides(CPUKernelConfig &config,
           "--matmul-tile '" + tile +
           "': expected ROWSxCOLUMNS with 1 <= ROWS <= 32 and 1 <= COLUMNS "
           "<= 256, such as 6x16");
+    // LLVM splits a vector of a power-of-two length into whole registers;
+    // others (vector<48xf32>) it legalized through the stack, 30 times
+    // slower.
+    if (!llvm::isPowerOf2_64(cols))
+      return llvm::createStringError(
+          "--matmul-tile '" + tile + "': the columns (" + std::to_string(cols) +
+          ") must be a power of two (the tile is vectorized as one vector "
+          "per row, which only then splits into whole registers)");
     config.tileM = rows;
     config.tileN = cols;
     config.kBlock = kBlockFor(config);

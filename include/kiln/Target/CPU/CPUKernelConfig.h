@@ -63,10 +63,10 @@ struct CPUKernelConfig {
 };
 
 /// The configuration for `host`: vector width and register count from the
-/// CPU's features (an AVX-512 CPU gets 8 x 32 tiles of zmm accumulators, an
-/// AVX2 one 6 x 16 of ymm, others 6 x 8 of xmm), the cache sizes of this
-/// machine when host.cpu is "native" (sysfs), defaults otherwise. An
-/// unknown CPU name is an error.
+/// CPU's features (an AVX-512 CPU gets 8 x 32 tiles of zmm accumulators on
+/// AMD, 6 x 64 on Intel; an AVX2 one 6 x 16 of ymm, others 6 x 8 of xmm), the
+/// cache sizes of this machine when host.cpu is "native" (sysfs), defaults
+/// otherwise. An unknown CPU name is an error.
 llvm::Expected<CPUKernelConfig>
 selectCPUKernelConfig(const CPUTargetOptions &host);
 

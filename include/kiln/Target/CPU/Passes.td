@@ -43,7 +43,8 @@ def TileAndVectorizeContractionsPass
 
     kiln-compile chooses the options for the target CPU (its vector width,
     register count and caches; see docs/performance.md) and records them in
-    the manifest's target_options: 8 x 32 on AVX-512, 6 x 16 on AVX2.
+    the manifest's target_options: 8 x 32 on AMD's AVX-512 cores, 6 x 64 on
+    Intel's, 6 x 16 on AVX2.
   }];
   let options = [
     Option<"tileM", "tile-m", "int64_t", /*default=*/"8",
