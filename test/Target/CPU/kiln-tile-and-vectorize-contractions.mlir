@@ -22,23 +22,28 @@
 // panels of 32 in parallel, rows of 8 (the partial last row tile peeled),
 // k innermost, each tile vectorized.
 // CHECK-LABEL: func @matmul
+// The accumulators start from zeros: the result is not zero-filled first.
+// CHECK-DAG: %[[ZERO4:.*]] = arith.constant dense<0.000000e+00> : vector<4x32xf32>
+// CHECK-DAG: %[[ZERO8:.*]] = arith.constant dense<0.000000e+00> : vector<8x32xf32>
 // The lhs [12, 16] is padded to [16, 16] and packed as [2, 16, 8]: tile t,
 // step k holds rows 8t..8t+7 of column k, contiguous.
 // CHECK: %[[PADDED:.*]] = tensor.pad %arg0 low[0, 0] high[4, 0]
 // CHECK: %[[TILES:.*]] = tensor.expand_shape %[[PADDED]] {{\[}}[0, 1], [2]] output_shape [2, 8, 16] : tensor<16x16xf32> into tensor<2x8x16xf32>
 // CHECK: %[[PACKED:.*]] = scf.forall {{.*}} -> (tensor<2x16x8xf32>)
 // CHECK: tensor.extract_slice %[[TILES]]
-// CHECK: scf.forall (%{{.*}}) = (0) to (64) step (32)
+// CHECK: %[[RESULT:.*]] = tensor.empty() : tensor<12x64xf32>
+// CHECK-NOT: linalg.fill
+// CHECK: scf.forall (%{{.*}}) = (0) to (64) step (32) shared_outs(%{{.*}} = %[[RESULT]])
 // The panel's rhs columns are packed into a contiguous buffer first, one
 // row of 32 at a time (a whole-row transfer, which canonicalizes to a
 // slice copy).
 // CHECK: %[[PANEL:.*]] = scf.for %[[R:.*]] = %c0 to %c16 step %c1 iter_args(%{{.*}} = %{{.*}}) -> (tensor<16x32xf32>)
 // CHECK: %[[ROW:.*]] = tensor.extract_slice %{{.*}}[%[[R]], 0] [1, 32] [1, 1] : tensor<16x32xf32> to tensor<1x32xf32>
 // CHECK: tensor.insert_slice %[[ROW]] into %{{.*}}[%[[R]], 0] [1, 32] [1, 1] : tensor<1x32xf32> into tensor<16x32xf32>
-// The accumulator is read once, carried in registers through the k loop,
-// and written once.
-// CHECK: vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
-// CHECK: scf.for %[[K:.*]] = %c0 to %c16 step %c1 iter_args({{.*}}, %[[ACC:.*]] = %{{.*}}) -> ({{.*}}, vector<8x32xf32>)
+// The accumulator starts as zeros, is carried in registers through the k
+// loop, and written once.
+// CHECK-NOT: vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
+// CHECK: scf.for %[[K:.*]] = %c0 to %c16 step %c1 iter_args({{.*}}, %[[ACC:.*]] = %[[ZERO8]]) -> ({{.*}}, vector<8x32xf32>)
 // CHECK: tensor.extract_slice %[[PANEL]][%[[K]], 0] [1, 32]
 // CHECK: %[[LHS:.*]] = tensor.extract_slice %[[PACKED]][0, %[[K]], 0] [1, 1, 8] [1, 1, 1] : tensor<2x16x8xf32> to tensor<1x8xf32>
 // CHECK: %[[RHS:.*]] = vector.transfer_read {{.*}} : tensor<1x32xf32>, vector<1x32xf32>
@@ -54,8 +59,8 @@
 // CHECK: scf.yield {{.*}} : {{.*}}, vector<8x32xf32>
 // CHECK: vector.transfer_write {{.*}} : vector<8x32xf32>, tensor<8x32xf32>
 // The peeled rows 8..11: a tile of 4 rows, from the second packed tile.
-// CHECK: vector.transfer_read {{.*}} : tensor<4x32xf32>, vector<4x32xf32>
-// CHECK: scf.for %[[K2:.*]] = %c0 to %c16
+// CHECK-NOT: vector.transfer_read {{.*}} : tensor<4x32xf32>, vector<4x32xf32>
+// CHECK: scf.for %[[K2:.*]] = %c0 to %c16 step %c1 iter_args({{.*}}, %{{.*}} = %[[ZERO4]])
 // CHECK: tensor.extract_slice %[[PACKED]][1, %[[K2]], 0] [1, 1, 4] [1, 1, 1] : tensor<2x16x8xf32> to tensor<1x4xf32>
 // CHECK-COUNT-4: vector.fma {{.*}} : vector<32xf32>
 // CHECK-NOT: vector.fma
@@ -227,6 +232,8 @@ func.func @transposed_lhs(%g: tensor<64x100xf32>, %h: tensor<64x32xf32>) -> tens
 // KBLOCK: tensor.extract_slice %arg1[%[[KB]], 0] [128, 64]
 // KBLOCK: scf.forall (%{{.*}}) = (0) to (64) step (32)
 // KBLOCK: scf.for %{{.*}} = %c0 to %c128 step %c1 iter_args(%{{.*}} = %{{.*}}) -> (tensor<128x32xf32>)
+// Each block adds to the sums of the blocks before it: its tiles read them.
+// KBLOCK: vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
 // KBLOCK: scf.for %[[K:.*]] = %c0 to %c128 step %c1
 // KBLOCK: %[[AT:.*]] = affine.apply #{{.*}}()[%[[K]], %[[KB]]]
 // KBLOCK: tensor.extract_slice %[[PACKED]][0, %[[AT]], 0] [1, 1, 8]
