@@ -461,15 +461,37 @@ struct TileAndVectorizeContractionsPass
         work.push_back(op);
         continue;
       }
+      // A zero-filled result is filled part by part: split as it is, the
+      // whole result (the LM head's [128, 50257]: 26 MB) stayed filled
+      // before the full panels, which accumulateFromZero spares only a
+      // fill of their own.
+      OpOperand &init = op.getDpsInitsMutable()[0];
+      auto fill = init.get().getDefiningOp<linalg::FillOp>();
+      if (fill && !matchPattern(fill.getInputs().front(), m_AnyZeroFloat()))
+        fill = nullptr;
+      if (fill)
+        rewriter.modifyOpInPlace(op, [&] { init.set(fill.getOutputs()[0]); });
       rewriter.setInsertionPoint(op);
       auto [full, rest] =
           linalg::splitOp(rewriter, cast<TilingInterface>(op.getOperation()),
                           op.getNumLoops() - 1,
                           rewriter.getIndexAttr(columns - columns % tileCols));
-      for (TilingInterface part : {full, rest})
-        if (auto generic = dyn_cast_or_null<linalg::GenericOp>(
-                part ? part.getOperation() : nullptr))
-          work.push_back(generic);
+      for (TilingInterface part : {full, rest}) {
+        auto generic = dyn_cast_or_null<linalg::GenericOp>(
+            part ? part.getOperation() : nullptr);
+        if (!generic)
+          continue;
+        if (fill) {
+          OpOperand &partInit = generic.getDpsInitsMutable()[0];
+          rewriter.setInsertionPoint(generic);
+          Value zeros =
+              linalg::FillOp::create(rewriter, generic.getLoc(),
+                                     fill.getInputs().front(), partInit.get())
+                  .getResult(0);
+          rewriter.modifyOpInPlace(generic, [&] { partInit.set(zeros); });
+        }
+        work.push_back(generic);
+      }
     }
     for (linalg::GenericOp op : work) {
       int64_t loops = op.getNumLoops();

@@ -114,11 +114,18 @@ func.func @transpose_other(%x: tensor<2x3x4xf32>) -> tensor<4x2x3xf32> {
 // the last 4, whose tiles are 4 lanes wide: no masks (a 16-lane masked
 // access of a 1-wide panel became a full-width load past the end of the
 // result on AVX2).
+// Only the last 4 columns are zero-filled: the full panels' tiles start
+// from zero vectors.
 // CHECK-LABEL: func @ragged_columns
+// CHECK: %[[RESULT:.*]] = tensor.empty() : tensor<64x100xf32>
+// CHECK-NOT: linalg.fill
 // CHECK: %[[FULL:.*]] = tensor.extract_slice %{{.*}}[0, 0] [96, 96] [1, 1] : tensor<96x100xf32> to tensor<96x96xf32>
-// CHECK: scf.forall (%{{.*}}) = (0) to (96) step (32)
-// CHECK: tensor.insert_slice %{{.*}} into %{{.*}}[0, 0] [64, 96] [1, 1] : tensor<64x96xf32> into tensor<64x100xf32>
+// CHECK: %[[PANELS:.*]] = tensor.extract_slice %[[RESULT]][0, 0] [64, 96] [1, 1] : tensor<64x100xf32> to tensor<64x96xf32>
+// CHECK: scf.forall (%{{.*}}) = (0) to (96) step (32) shared_outs(%{{.*}} = %[[PANELS]])
+// CHECK: %[[INSERTED:.*]] = tensor.insert_slice %{{.*}} into %[[RESULT]][0, 0] [64, 96] [1, 1] : tensor<64x96xf32> into tensor<64x100xf32>
 // CHECK: tensor.extract_slice %{{.*}}[0, 96] [96, 4] [1, 1] : tensor<96x100xf32> to tensor<96x4xf32>
+// CHECK: %[[REST:.*]] = tensor.extract_slice %[[INSERTED]][0, 96] [64, 4] [1, 1] : tensor<64x100xf32> to tensor<64x4xf32>
+// CHECK: linalg.fill ins(%{{.*}} : f32) outs(%[[REST]] : tensor<64x4xf32>)
 // CHECK-NOT: vector.create_mask
 // CHECK-NOT: vector.constant_mask
 // CHECK: vector.fma {{.*}} : vector<4xf32>
