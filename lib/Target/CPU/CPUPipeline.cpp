@@ -85,6 +85,13 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   // Parallel dimensions become scf.parallel; only the outermost parallel
   // loop of each nest runs on threads (OpenMP), inner ones stay sequential.
   pm.addNestedPass<func::FuncOp>(createForallToParallelLoopPass());
+  // Bufferization leaves copies of a buffer onto itself where a tile or a
+  // panel is written in place and then "inserted" where it already is
+  // (two equal subviews, or a loop result that is its init): CSE makes
+  // them one value and the canonicalizer erases the copy. As loops, they
+  // read and wrote every matmul result once more.
+  pm.addPass(createCSEPass());
+  pm.addPass(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(createStridedCopiesToLoopsPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(createSequentializeInnerParallelPass());
