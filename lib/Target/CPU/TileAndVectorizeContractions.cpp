@@ -328,6 +328,42 @@ void readPackedLhsTile(RewriterBase &rewriter, linalg::GenericOp tile,
   });
 }
 
+/// The ops of type OpTy under `root` that carry `marker`, which they no
+/// longer do.
+template <typename OpTy>
+SmallVector<OpTy> takeMarked(Operation *root, StringAttr marker) {
+  SmallVector<OpTy> marked;
+  root->walk([&](OpTy op) {
+    if (op->removeAttr(marker))
+      marked.push_back(op);
+  });
+  return marked;
+}
+
+/// Tiles `op` by `tileSizes` (0: the dim whole) in scf.forall or scf.for
+/// loops and vectorizes the tile at `vectorSizes` (a tile that does not
+/// vectorize stays as it is).
+void tileAndVectorize(RewriterBase &rewriter, linalg::LinalgOp op,
+                      ArrayRef<OpFoldResult> tileSizes,
+                      scf::SCFTilingOptions::LoopType loopType,
+                      ArrayRef<int64_t> vectorSizes) {
+  scf::SCFTilingOptions options;
+  options.setTileSizes(tileSizes).setLoopType(loopType);
+  rewriter.setInsertionPoint(op);
+  FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(
+      rewriter, cast<TilingInterface>(op.getOperation()), options);
+  if (failed(tiled))
+    return;
+  rewriter.replaceOp(op, tiled->replacements);
+  Operation *tile = tiled->tiledOps.front();
+  SmallVector<bool> scalableDims(vectorSizes.size(), false);
+  rewriter.setInsertionPoint(tile);
+  FailureOr<linalg::VectorizationResult> vectorized =
+      linalg::vectorize(rewriter, tile, vectorSizes, scalableDims);
+  if (succeeded(vectorized))
+    rewriter.replaceOp(tile, vectorized->replacements);
+}
+
 /// The register tiles of a contraction whose result starts as zeros
 /// (convert-kiln-to-linalg fills every contraction's init with 0) start
 /// their accumulators from zero vectors instead of reading the filled
@@ -672,13 +708,7 @@ struct TileAndVectorizeContractionsPass
       name.getCanonicalizationPatterns(cleanup, &getContext());
     (void)applyPatternsGreedily(getOperation(), std::move(cleanup));
 
-    SmallVector<linalg::GenericOp> marked;
-    getOperation().walk([&](linalg::GenericOp op) {
-      if (op->hasAttr(marker))
-        marked.push_back(op);
-    });
-    for (linalg::GenericOp tile : marked) {
-      tile->removeAttr(marker);
+    for (auto tile : takeMarked<linalg::GenericOp>(getOperation(), marker)) {
       int64_t loops = tile.getNumLoops();
       SmallVector<int64_t> vectorSizes(loops, 1);
       // The peeled last row tile has fewer rows: as many lanes as it has
@@ -723,15 +753,8 @@ struct TileAndVectorizeContractionsPass
       moveLoopInvariantCode(likeLoop);
       hoistLoopInvariantSubsets(rewriter, likeLoop);
     }
-    SmallVector<scf::ForallOp> panelLoops;
-    getOperation().walk([&](scf::ForallOp loop) {
-      if (loop->hasAttr(panelsMarker))
-        panelLoops.push_back(loop);
-    });
-    for (scf::ForallOp loop : panelLoops) {
-      loop->removeAttr(panelsMarker);
+    for (auto loop : takeMarked<scf::ForallOp>(getOperation(), panelsMarker))
       accumulateFromZero(rewriter, loop);
-    }
 
     // The register tiles' contractions become outer products of fused
     // multiply-adds here (not in vector-to-llvm) so that each lhs element
@@ -773,61 +796,28 @@ struct TileAndVectorizeContractionsPass
       SmallVector<OpFoldResult> blocks(rank, rewriter.getIndexAttr(1));
       blocks[rank - 1] = rewriter.getIndexAttr(blockSize(rank - 1));
       blocks[rank - 2] = rewriter.getIndexAttr(blockSize(rank - 2));
-      scf::SCFTilingOptions options;
-      options.setTileSizes(blocks).setLoopType(
-          scf::SCFTilingOptions::LoopType::ForallOp);
-      rewriter.setInsertionPoint(op);
-      FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(
-          rewriter, cast<TilingInterface>(op.getOperation()), options);
-      if (failed(tiled))
-        continue;
-      rewriter.replaceOp(op, tiled->replacements);
-      Operation *block = tiled->tiledOps.front();
       SmallVector<int64_t> vectorSizes(rank, 1);
       vectorSizes[rank - 1] = blockSize(rank - 1);
       vectorSizes[rank - 2] = blockSize(rank - 2);
-      SmallVector<bool> scalableDims(rank, false);
-      rewriter.setInsertionPoint(block);
-      FailureOr<linalg::VectorizationResult> vectorized =
-          linalg::vectorize(rewriter, block, vectorSizes, scalableDims);
-      if (succeeded(vectorized))
-        rewriter.replaceOp(block, vectorized->replacements);
+      tileAndVectorize(rewriter, op, blocks,
+                       scf::SCFTilingOptions::LoopType::ForallOp, vectorSizes);
     }
     // The panels' rhs packing copies ([..., K, columns] rows of a wider
     // row-major rhs) row by row, each row one vector transfer: left to
     // LLVM they stayed scalar, a load and a store per float (6% of a
     // 1024^3 matmul on an Intel Xeon).
-    SmallVector<linalg::CopyOp> packCopies;
-    getOperation().walk([&](linalg::CopyOp op) {
-      if (op->hasAttr(packMarker))
-        packCopies.push_back(op);
-    });
-    for (linalg::CopyOp op : packCopies) {
-      op->removeAttr(packMarker);
+    for (auto op : takeMarked<linalg::CopyOp>(getOperation(), packMarker)) {
       int64_t rank = op.getRank(op.getDpsInitOperand(0));
       SmallVector<int64_t> ranges = op.getStaticLoopRanges();
       if (rank < 1 || hasEmptyLoop(op))
         continue;
       SmallVector<OpFoldResult> rows(rank, rewriter.getIndexAttr(1));
       rows.back() = rewriter.getIndexAttr(0);
-      scf::SCFTilingOptions options;
-      options.setTileSizes(rows);
-      rewriter.setInsertionPoint(op);
-      FailureOr<scf::SCFTilingResult> tiled = scf::tileUsingSCF(
-          rewriter, cast<TilingInterface>(op.getOperation()), options);
-      if (failed(tiled))
-        continue;
-      rewriter.replaceOp(op, tiled->replacements);
-      Operation *row = tiled->tiledOps.front();
       SmallVector<int64_t> vectorSizes(rank, 1);
       vectorSizes.back() =
           ShapedType::isDynamic(ranges.back()) ? tileCols : ranges.back();
-      SmallVector<bool> scalableDims(rank, false);
-      rewriter.setInsertionPoint(row);
-      FailureOr<linalg::VectorizationResult> vectorized =
-          linalg::vectorize(rewriter, row, vectorSizes, scalableDims);
-      if (succeeded(vectorized))
-        rewriter.replaceOp(row, vectorized->replacements);
+      tileAndVectorize(rewriter, op, rows,
+                       scf::SCFTilingOptions::LoopType::ForOp, vectorSizes);
     }
     // Their masks (ragged edges) become masked transfers too. (After the
     // contraction patterns above, which would split the transposing reads
