@@ -363,6 +363,10 @@ class Matmul(KilnTestCase):
                    T(a) @ T(b), SUM_RTOL, SUM_ATOL)
         self.close(self.mm((None, None), (None, None), (None, None), a, b, shape_r=(9, 100)),
                    T(a) @ T(b), SUM_RTOL, SUM_ATOL)
+        # Rows and columns dynamic, k static (not blocked): masked tiles
+        # whose sums start from zeros rather than from the result.
+        self.close(self.mm((None, 40), (40, None), (None, None), a, b, shape_r=(9, 100)),
+                   T(a) @ T(b), SUM_RTOL, SUM_ATOL)
 
     def test_dynamic_transpose_rhs(self):
         a, b = self.randn(1, 5, 8), self.randn(1, 7, 8)

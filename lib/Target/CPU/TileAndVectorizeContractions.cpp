@@ -379,7 +379,7 @@ void accumulateFromZero(RewriterBase &rewriter, scf::ForallOp loop) {
   for (auto [init, shared] :
        llvm::zip_equal(loop.getOutputsMutable(), loop.getRegionIterArgs())) {
     auto fill = init.get().getDefiningOp<linalg::FillOp>();
-    if (!fill || !matchPattern(fill.getInputs().front(), m_AnyZeroFloat()))
+    if (!fill || !matchPattern(fill.getInputs().front(), m_PosZeroFloat()))
       continue;
     SmallVector<vector::TransferReadOp> reads;
     SmallVector<Value> worklist = {shared};
@@ -391,7 +391,14 @@ void accumulateFromZero(RewriterBase &rewriter, scf::ForallOp loop) {
         if (auto slice = dyn_cast<tensor::ExtractSliceOp>(user)) {
           worklist.push_back(slice.getResult());
         } else if (auto read = dyn_cast<vector::TransferReadOp>(user)) {
+          // Only a hoisted accumulator: read once before its k loop, which
+          // carries it. (A read left inside the k loop, where hoisting
+          // gave up, runs every step: as zeros it would drop the sums.)
           reads.push_back(read);
+          onlyTiles = llvm::all_of(read->getUses(), [](OpOperand &readUse) {
+            auto forOp = dyn_cast<scf::ForOp>(readUse.getOwner());
+            return forOp && forOp.getTiedLoopRegionIterArg(&readUse);
+          });
         } else if (auto write = dyn_cast<vector::TransferWriteOp>(user);
                    write && &use == &write.getBaseMutable()) {
           worklist.push_back(write.getResult());
@@ -400,6 +407,9 @@ void accumulateFromZero(RewriterBase &rewriter, scf::ForallOp loop) {
           // panel it goes into (the destination), followed at the result.
           if (&use == &insert.getDestMutable())
             worklist.push_back(insert.getResult());
+          else
+            onlyTiles = static_cast<bool>(
+                use.get().getDefiningOp<vector::TransferWriteOp>());
         } else if (auto forOp = dyn_cast<scf::ForOp>(user)) {
           if (BlockArgument iterArg = forOp.getTiedLoopRegionIterArg(&use)) {
             worklist.push_back(iterArg);
@@ -407,7 +417,9 @@ void accumulateFromZero(RewriterBase &rewriter, scf::ForallOp loop) {
           } else {
             onlyTiles = false;
           }
-        } else if (isa<scf::YieldOp, tensor::ParallelInsertSliceOp>(user)) {
+        } else if (isa<tensor::ParallelInsertSliceOp>(user) ||
+                   (isa<scf::YieldOp>(user) &&
+                    isa<scf::ForOp>(user->getParentOp()))) {
           // What a tile or a row loop hands on: followed at the loop's
           // result, or the panels' own result.
         } else {
@@ -503,7 +515,7 @@ struct TileAndVectorizeContractionsPass
       // fill of their own.
       OpOperand &init = op.getDpsInitsMutable()[0];
       auto fill = init.get().getDefiningOp<linalg::FillOp>();
-      if (fill && !matchPattern(fill.getInputs().front(), m_AnyZeroFloat()))
+      if (fill && !matchPattern(fill.getInputs().front(), m_PosZeroFloat()))
         fill = nullptr;
       if (fill)
         rewriter.modifyOpInPlace(op, [&] { init.set(fill.getOutputs()[0]); });
@@ -512,6 +524,12 @@ struct TileAndVectorizeContractionsPass
           linalg::splitOp(rewriter, cast<TilingInterface>(op.getOperation()),
                           op.getNumLoops() - 1,
                           rewriter.getIndexAttr(columns - columns % tileCols));
+      if (!full && !rest) {
+        // Not split (the op is left as it is): its zeros back.
+        if (fill)
+          rewriter.modifyOpInPlace(op, [&] { init.set(fill.getResult(0)); });
+        continue;
+      }
       for (TilingInterface part : {full, rest}) {
         auto generic = dyn_cast_or_null<linalg::GenericOp>(
             part ? part.getOperation() : nullptr);

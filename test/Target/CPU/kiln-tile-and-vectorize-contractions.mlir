@@ -290,3 +290,17 @@ func.func @one_row_transposed(%x: tensor<1x64xf32>, %w: tensor<192x64xf32>) -> t
   %0 = kiln.matmul %x, %w transpose_rhs : (tensor<1x64xf32>, tensor<192x64xf32>) -> tensor<1x192xf32>
   return %0 : tensor<1x192xf32>
 }
+
+// -----
+
+// Dynamic rows and columns with a static k (not blocked): the masked tiles
+// start from zeros too, and the result is not filled.
+// CHECK-LABEL: func @dynamic_rows_columns
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant dense<0.000000e+00> : vector<8x32xf32>
+// CHECK-NOT: linalg.fill
+// CHECK: scf.for %{{.*}} = %c0 to %c16 step %c1 iter_args(%{{.*}}, %{{.*}}, %{{.*}} = %[[ZERO]]) -> (tensor<?x?xf32>, tensor<8x?xf32>, vector<8x32xf32>)
+// CHECK: return
+func.func @dynamic_rows_columns(%a: tensor<?x16xf32>, %b: tensor<16x?xf32>) -> tensor<?x?xf32> {
+  %c = kiln.matmul %a, %b : (tensor<?x16xf32>, tensor<16x?xf32>) -> tensor<?x?xf32>
+  return %c : tensor<?x?xf32>
+}
