@@ -19,7 +19,8 @@ def TileAndVectorizeContractionsPass
     (batch..., m, k, n). This pass packs the lhs in tiles of rows
     (`[M / tile-m, K, tile-m]`, zero-padded; a transposed lhs straight from
     its source), splits the columns into panels run in parallel
-    (`scf.forall`), packs each panel's rhs columns contiguously and walks
+    (`scf.forall`), packs each panel's rhs columns contiguously (a loop of
+    whole-row vector copies) and walks
     the panel in register tiles of 8 x 32 outputs (by default; `tile-m` x `tile-n`) with
     the k loop innermost. An rhs that an elementwise generic computes from
     the function's arguments alone (`kiln.dequantize` of a quantized
@@ -33,7 +34,11 @@ def TileAndVectorizeContractionsPass
     and vectorized at its own size), its accumulators are hoisted out of the k
     loop, and its contraction becomes outer products: each step of k is 8
     scalar lhs loads broadcast to vectors and 16 fused multiply-adds on
-    registers (AVX-512). A transposed rhs is read in place, panel by
+    registers (AVX-512). Where the result starts as zeros (a `linalg.fill`
+    of +0.0, as every contraction does), the hoisted accumulators start
+    as zero vectors and the result is not filled (a ragged column split
+    fills only its last partial panel; a k-blocked contraction, whose
+    blocks add to each other, keeps reading). A transposed rhs is read in place, panel by
     panel; other transposes are copied in 16 x 16 blocks; big lhs operands
     are blocked by rows to stay in the last-level cache (`l3-bytes`). When
     a packed panel would not fit half the L2 cache (`l2-bytes`; GPT-2's
