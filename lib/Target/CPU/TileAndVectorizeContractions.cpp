@@ -364,6 +364,15 @@ void tileAndVectorize(RewriterBase &rewriter, linalg::LinalgOp op,
     rewriter.replaceOp(tile, vectorized->replacements);
 }
 
+/// The linalg.fill of +0.0 that `init` is, if it is one (a contraction's
+/// starting zeros, as convert-kiln-to-linalg builds them).
+linalg::FillOp zeroFillOf(Value init) {
+  auto fill = init.getDefiningOp<linalg::FillOp>();
+  if (fill && matchPattern(fill.getInputs().front(), m_PosZeroFloat()))
+    return fill;
+  return nullptr;
+}
+
 /// The register tiles of a contraction whose result starts as zeros
 /// (convert-kiln-to-linalg fills every contraction's init with 0) start
 /// their accumulators from zero vectors instead of reading the filled
@@ -378,8 +387,8 @@ void tileAndVectorize(RewriterBase &rewriter, linalg::LinalgOp op,
 void accumulateFromZero(RewriterBase &rewriter, scf::ForallOp loop) {
   for (auto [init, shared] :
        llvm::zip_equal(loop.getOutputsMutable(), loop.getRegionIterArgs())) {
-    auto fill = init.get().getDefiningOp<linalg::FillOp>();
-    if (!fill || !matchPattern(fill.getInputs().front(), m_PosZeroFloat()))
+    linalg::FillOp fill = zeroFillOf(init.get());
+    if (!fill)
       continue;
     SmallVector<vector::TransferReadOp> reads;
     SmallVector<Value> worklist = {shared};
@@ -514,9 +523,7 @@ struct TileAndVectorizeContractionsPass
       // before the full panels, which accumulateFromZero spares only a
       // fill of their own.
       OpOperand &init = op.getDpsInitsMutable()[0];
-      auto fill = init.get().getDefiningOp<linalg::FillOp>();
-      if (fill && !matchPattern(fill.getInputs().front(), m_PosZeroFloat()))
-        fill = nullptr;
+      linalg::FillOp fill = zeroFillOf(init.get());
       if (fill)
         rewriter.modifyOpInPlace(op, [&] { init.set(fill.getOutputs()[0]); });
       rewriter.setInsertionPoint(op);
