@@ -2,6 +2,9 @@
 bench/quantize.py and bench/decode.py:
 
   f32                      the model as it is
+  SCHEME-unpacked          SCHEME with --pack-weights=false (linear weights
+                           stored row-major and each panel copied on every
+                           call, instead of stored as the matmul's panels)
   bf16                     --dtype bf16 (weights stored in bf16; AMX tiles
                            where the CPU has them)
   w8, w4g128, int8-dynamic --quantize SCHEME
@@ -19,6 +22,8 @@ bench/quantize.py and bench/decode.py:
 def compile_flags(scheme):
     if scheme in ("f32", "init"):
         return []
+    if scheme.endswith("-unpacked"):
+        return compile_flags(scheme[:-len("-unpacked")]) + ["--pack-weights=false"]
     if scheme == "bf16":
         return ["--dtype", "bf16"]
     if scheme.startswith("prune:"):

@@ -93,6 +93,30 @@ std::vector<int64_t> manifestShape(ArrayRef<int64_t> shape) {
   return out;
 }
 
+/// A linear weight stored as the CPU matmul's column panels
+/// (kiln-pack-weights; kiln.packed_from): `[ceil(out / width), in, width]`
+/// f32, or with `pairs` 2 `[ceil(out / width), in / 2, width, 2]` bf16 (two
+/// input rows interleaved, as AMX tiles load them), from the float weight
+/// of `shape` (`[in, out]` when `inOut`, else `[out, in]`), the last panel
+/// zero-padded.
+struct WeightPacking {
+  SmallVector<int64_t, 2> shape;
+  bool inOut = false;
+  int64_t width = 0;
+  int64_t pairs = 1;
+  int64_t in() const { return shape[inOut ? 0 : 1]; }
+  int64_t out() const { return shape[inOut ? 1 : 0]; }
+  std::vector<int64_t> packedShape() const {
+    int64_t panels = (out() + width - 1) / width;
+    if (pairs == 1)
+      return {panels, in(), width};
+    return {panels, in() / pairs, width, pairs};
+  }
+  rt::DType dtype() const {
+    return pairs == 1 ? rt::DType::F32 : rt::DType::BF16;
+  }
+};
+
 struct ParameterInfo {
   mutable ParameterOp op;
   /// Optimizer state: zero at the start, allocated by the runtime, not in
@@ -112,6 +136,8 @@ struct ParameterInfo {
   /// A part of a 2:4 pruned weight stored compressed (kiln-prune
   /// compress=true).
   std::optional<WeightCompression> compressed;
+  /// Stored as column panels of a float weight (kiln-pack-weights).
+  std::optional<WeightPacking> packed;
 
   /// The float weight this parameter's values come from: its own name, or
   /// a quantized or compressed part's source.
@@ -136,6 +162,8 @@ struct ParameterInfo {
       return quantized->sourceShape;
     if (compressed)
       return compressed->sourceShape;
+    if (packed)
+      return packed->shape;
     return SmallVector<int64_t, 2>(shape.begin(), shape.end());
   }
 };
@@ -383,14 +411,31 @@ struct WeightPlan {
   std::string renaming;
   std::vector<std::string> unused;
   std::set<std::string> castFrom;
+  /// Tensors already in their packed parameter's layout (kiln-pack-weights),
+  /// copied as they are.
+  std::set<const rt::SafeTensorInfo *> storedAsPacked;
 };
+
+/// What a shape mismatch may mean when a 2-D weight meets a tensor of
+/// rank 3 or 4: the weights file of a CPU inference artifact, which stores
+/// linear weights as the matmul's panels.
+std::string packedHint(const rt::SafeTensorInfo &info,
+                       const ParameterInfo &param) {
+  if (param.sourceShape().size() != 2 ||
+      (info.shape.size() != 3 && info.shape.size() != 4))
+    return "";
+  return " (a CPU inference artifact's weights.safetensors stores linear "
+         "weights as the matmul's column panels: give the original "
+         "checkpoint, or the weights of an artifact compiled with "
+         "--pack-weights=false)";
+}
 
 llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
                                        const std::string &weightsPath) {
   auto opened = rt::WeightFiles::open(weightsPath);
   if (!opened)
     return error(opened.message());
-  WeightPlan plan{opened.take(), {}, "", {}, {}};
+  WeightPlan plan{opened.take(), {}, "", {}, {}, {}};
   const rt::WeightFiles &files = plan.files;
 
   // A renaming maps a parameter name to the name to look up: add a leading
@@ -464,15 +509,25 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
     std::string where = info->name == name ? "'" + name.str() + "'"
                                            : "'" + info->name + "' (for '" +
                                                  name.str() + "')";
-    if (param.quantized || param.compressed) {
-      // Quantized or compressed from a float tensor of the source's shape.
+    if (param.packed && info->shape == param.shape &&
+        info->dtype == param.dtype) {
+      // Already this artifact's panels (the weights of an artifact compiled
+      // the same way): copied as they are.
+      plan.storedAsPacked.insert(info);
+      continue;
+    }
+    if (param.quantized || param.compressed || param.packed) {
+      // Quantized, compressed or packed from a float tensor of the source's
+      // shape.
       SmallVector<int64_t, 2> sourceShape = param.sourceShape();
       std::vector<int64_t> shape(sourceShape.begin(), sourceShape.end());
       if (info->shape != shape || !isFloat(info->dtype))
         return error(files.description() + ": tensor " + where + " is " +
                      rt::dtypeName(info->dtype) + " " +
-                     rt::formatShape(info->shape) + ", the model quantizes " +
-                     "a float tensor of shape " + rt::formatShape(shape));
+                     rt::formatShape(info->shape) + ", the model " +
+                     (param.packed ? "expects" : "quantizes") +
+                     " a float tensor of shape " + rt::formatShape(shape) +
+                     packedHint(*info, param));
       continue;
     }
     if (info->shape != param.shape ||
@@ -482,7 +537,7 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
                    rt::dtypeName(info->dtype) + " " +
                    rt::formatShape(info->shape) + ", the model expects " +
                    rt::dtypeName(param.dtype) + " " +
-                   rt::formatShape(param.shape));
+                   rt::formatShape(param.shape) + packedHint(*info, param));
     if (info->dtype != param.dtype)
       plan.castFrom.insert(rt::dtypeName(info->dtype));
   }
@@ -907,6 +962,49 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
           {name.str(), {param.dtype, param.shape, storage.back().data()}});
       continue;
     }
+    if (plan && plan->storedAsPacked.count(plan->sources[index])) {
+      tensors.push_back({name.str(), plan->files.view(*plan->sources[index])});
+      continue;
+    }
+    if (const auto &packing = param.packed) {
+      // The float weight as it is stored ([in, out] or [out, in]), then
+      // its panels.
+      int64_t in = packing->in(), out = packing->out(), width = packing->width;
+      std::vector<float> source(static_cast<size_t>(in * out));
+      if (plan) {
+        const rt::SafeTensorInfo &info = *plan->sources[index];
+        const auto *bytes =
+            static_cast<const unsigned char *>(plan->files.view(info).data);
+        size_t size = rt::dtypeSize(info.dtype);
+        for (size_t i = 0; i < source.size(); ++i)
+          source[i] =
+              static_cast<float>(loadFloat(info.dtype, bytes + i * size));
+      } else {
+        std::vector<unsigned char> bytes(source.size() * sizeof(float));
+        if (llvm::Error err =
+                initialize(param, options.seed, bytes, name, rt::DType::F32))
+          return err;
+        std::memcpy(source.data(), bytes.data(), bytes.size());
+      }
+      // Element (n, k) at [n / width, k / pairs, n % width, k % pairs];
+      // padding columns stay zero.
+      storage.emplace_back(param.bytes, 0);
+      unsigned char *panels = storage.back().data();
+      int64_t pairs = packing->pairs, rows = in / pairs;
+      size_t size = rt::dtypeSize(param.dtype);
+      for (int64_t n = 0; n < out; ++n)
+        for (int64_t k = 0; k < in; ++k) {
+          int64_t at =
+              (((n / width) * rows + k / pairs) * width + n % width) * pairs +
+              k % pairs;
+          storeFloat(param.dtype,
+                     packing->inOut ? source[k * out + n] : source[n * in + k],
+                     panels + at * size);
+        }
+      tensors.push_back(
+          {name.str(), {param.dtype, param.shape, storage.back().data()}});
+      continue;
+    }
     if (plan) {
       const rt::SafeTensorInfo &info = *plan->sources[index];
       rt::TensorView source = plan->files.view(info);
@@ -1003,6 +1101,12 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   TimingScope noTiming;
   TimingScope &timing = options.timing ? *options.timing : noTiming;
 
+  // The target's own layout of the weights, before the parameter table is
+  // read from the module.
+  llvm::Expected<std::string> packedWeights = target.prepare(module, log);
+  if (!packedWeights)
+    return packedWeights.takeError();
+
   // What the runtime needs, read from the kiln module.
   std::vector<ParameterInfo> params;
   size_t offset = 0;
@@ -1074,6 +1178,49 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                      rt::dtypeName(info.dtype) + " " +
                      rt::formatShape(info.shape));
       info.compressed = std::move(*c);
+    }
+    if (auto attr = param->getAttrOfType<DictionaryAttr>(attrs::kPackedFrom)) {
+      auto shape = dyn_cast_or_null<DenseI64ArrayAttr>(attr.get("shape"));
+      auto inOut = dyn_cast_or_null<BoolAttr>(attr.get("in_out"));
+      auto width = dyn_cast_or_null<IntegerAttr>(attr.get("width"));
+      auto pairs = dyn_cast_or_null<IntegerAttr>(attr.get("pairs"));
+      WeightPacking packing;
+      if (shape && inOut && width && pairs) {
+        packing.shape.assign(shape.asArrayRef().begin(),
+                             shape.asArrayRef().end());
+        packing.inOut = inOut.getValue();
+        packing.width = width.getInt();
+        packing.pairs = pairs.getInt();
+      }
+      if (packing.shape.size() != 2 || packing.shape[0] < 1 ||
+          packing.shape[1] < 1 || packing.width < 1 ||
+          packing.shape[0] > (int64_t(1) << 40) ||
+          packing.shape[1] > (int64_t(1) << 40) ||
+          packing.width > (int64_t(1) << 20) ||
+          (packing.pairs != 1 && packing.pairs != 2) ||
+          packing.in() % packing.pairs != 0)
+        return error("parameter '" + param.getSymName() +
+                     "': " + attrs::kPackedFrom +
+                     " must be {shape = [2 positive sizes], in_out = bool, "
+                     "pairs = 1 or 2 (dividing the input size), width = "
+                     "positive integer}");
+      if (info.dtype != packing.dtype() ||
+          info.shape != packing.packedShape() || info.quantized ||
+          info.compressed || param->hasAttr(attrs::kPruned))
+        return error(
+            "parameter '" + param.getSymName() + "' holds the " +
+            "column panels of a " +
+            rt::formatShape({packing.shape.begin(), packing.shape.end()}) +
+            " weight, which are " + rt::dtypeName(packing.dtype()) + " " +
+            rt::formatShape(packing.packedShape()) + ", but it is " +
+            rt::dtypeName(info.dtype) + " " + rt::formatShape(info.shape) +
+            (info.quantized || info.compressed || param->hasAttr(attrs::kPruned)
+                 ? " (and quantized, compressed or pruned)"
+                 : ""));
+      info.packed = std::move(packing);
+    } else if (param->hasAttr(attrs::kPackedFrom)) {
+      return error("parameter '" + param.getSymName() +
+                   "': " + attrs::kPackedFrom + " must be a dictionary");
     }
     if (auto attr = param->getAttrOfType<DictionaryAttr>(attrs::kPruned)) {
       auto p = WeightPruning::fromAttr(attr);
@@ -1255,6 +1402,9 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
   manifest.entryPoints = std::move(*entries);
   for (const auto &[key, value] : target.manifestOptions(targetInfo))
     manifest.targetOptions[key] = rt::OptionValue::string(value);
+  if (!packedWeights->empty())
+    manifest.targetOptions["packed_weights"] =
+        rt::OptionValue::string(*packedWeights);
   manifest.source = {{"path", rt::OptionValue::string(options.sourcePath)},
                      {"sha256", rt::OptionValue::string(options.sourceSHA256)}};
   json::Object compileOptions = options.recordedOptions;

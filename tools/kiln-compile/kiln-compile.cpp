@@ -174,6 +174,14 @@ cl::opt<std::string> bf16Dot(
              "amx where --cpu has AMX-BF16; recorded in the manifest's "
              "target_options"),
     cl::value_desc("amx|none"), cl::init(""), cl::cat(category));
+cl::opt<bool> packWeights(
+    "pack-weights",
+    cl::desc("CPU inference artifacts: store the f32 linear weights as the "
+             "matmul's column panels ([out / w, in, w], w the tile's columns) "
+             "so that the register tiles read them in place instead of "
+             "copying each panel on every call (default true; recorded in "
+             "the manifest's target_options.packed_weights)"),
+    cl::init(true), cl::cat(category));
 cl::opt<std::string> kvCache(
     "kv-cache",
     cl::desc("Causal LMs (gpt2, llama): also build prefill(input_ids, "
@@ -710,6 +718,8 @@ kiln::CPUKernelOverrides kernelOverrides() {
   overrides.matmulTile = matmulTile;
   overrides.int8Dot = int8Dot;
   overrides.bf16Dot = bf16Dot;
+  if (packWeights.getNumOccurrences())
+    overrides.packWeights = packWeights;
   if (matmulKBlock.getNumOccurrences())
     overrides.matmulKBlock = matmulKBlock;
   return overrides;
@@ -1054,8 +1064,8 @@ int main(int argc, char **argv) {
       break;
     }
     case TargetKind::CUDA: {
-      for (const char *name :
-           {"matmul-tile", "matmul-k-block", "int8-dot", "bf16-dot"})
+      for (const char *name : {"matmul-tile", "matmul-k-block", "int8-dot",
+                               "bf16-dot", "pack-weights"})
         if (cl::getRegisteredOptions().lookup(name)->getNumOccurrences())
           return fail(std::string("--") + name +
                       " needs --target cpu (the CUDA backend's matmuls run "

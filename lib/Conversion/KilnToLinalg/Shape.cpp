@@ -1,7 +1,7 @@
 //===- Shape.cpp - kiln shape and data movement to linalg -----------------===//
 //
-// Transpose, reshape, slice, concat, pad, broadcast_to, gather and
-// scatter_add: linalg, tensor and scf at the tensor level.
+// Transpose, reshape, slice, concat, pad, broadcast_to, gather,
+// scatter_add and unpack_panels: linalg, tensor and scf at the tensor level.
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,6 +36,36 @@ struct TransposeOpPattern : OpConversionPattern<TransposeOp> {
     auto transpose = linalg::TransposeOp::create(rewriter, loc, input, init,
                                                  op.getPermutation());
     rewriter.replaceOp(op, transpose.getResult());
+    return success();
+  }
+};
+
+/// Panels [P, K, w] to the [K, N] matrix: linalg.unpack of the columns
+/// in tiles of w, the outer dims swapped (the padding past N dropped);
+/// [P, K / g, w, g], the rows in tiles of g too.
+/// kiln-tile-and-vectorize-contractions reads the panels in place.
+struct UnpackPanelsOpPattern : OpConversionPattern<UnpackPanelsOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(UnpackPanelsOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    RankedTensorType type = op.getType();
+    Value init = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+                                         type.getElementType());
+    auto inputType = tensorType(adaptor.getInput());
+    int64_t width = inputType.getDimSize(2);
+    // [P, K / g, w, g]: the rows tiled by g too, inner to the columns.
+    SmallVector<int64_t> innerDims = {1};
+    SmallVector<OpFoldResult> tiles = {rewriter.getIndexAttr(width)};
+    if (inputType.getRank() == 4) {
+      innerDims.push_back(0);
+      tiles.push_back(rewriter.getIndexAttr(inputType.getDimSize(3)));
+    }
+    auto unpack =
+        linalg::UnPackOp::create(rewriter, loc, adaptor.getInput(), init,
+                                 innerDims, tiles, /*outerDimsPerm=*/{1, 0});
+    rewriter.replaceOp(op, unpack.getResult());
     return success();
   }
 };
@@ -316,8 +346,9 @@ struct CacheWriteOpPattern : OpConversionPattern<CacheWriteOp> {
 } // namespace
 
 void mlir::kiln::to_linalg::populateShapePatterns(RewritePatternSet &patterns) {
-  patterns.add<TransposeOpPattern, ReshapeOpPattern, SliceOpPattern,
-               ConcatOpPattern, PadOpPattern, BroadcastToOpPattern,
-               GatherOpPattern, ScatterAddOpPattern, CacheWriteOpPattern>(
-      patterns.getContext());
+  patterns
+      .add<TransposeOpPattern, ReshapeOpPattern, SliceOpPattern,
+           ConcatOpPattern, PadOpPattern, BroadcastToOpPattern, GatherOpPattern,
+           ScatterAddOpPattern, CacheWriteOpPattern, UnpackPanelsOpPattern>(
+          patterns.getContext());
 }

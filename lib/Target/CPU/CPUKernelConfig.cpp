@@ -172,6 +172,8 @@ mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
 llvm::Error
 mlir::kiln::applyKernelOverrides(CPUKernelConfig &config,
                                  const CPUKernelOverrides &overrides) {
+  if (overrides.packWeights)
+    config.packWeights = *overrides.packWeights;
   if (!overrides.matmulTile.empty()) {
     llvm::StringRef tile = overrides.matmulTile;
     auto [rowsText, colsText] = tile.split('x');

@@ -1,16 +1,20 @@
 //===- CPUTarget.cpp - The CPU backend as the compiler sees it ------------===//
 //
-// Lowering with kiln-cpu-pipeline; packaging links module.so against the
+// Weights stored as the matmul's panels (kiln-pack-weights), lowering with
+// kiln-cpu-pipeline; packaging links module.so against the
 // OpenMP runtime copied beside it, so an artifact runs where only libc and
 // libstdc++ are installed.
 //
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Target/CPU/CPUTarget.h"
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "kiln/Dialect/Kiln/Transforms/Passes.h"
+#include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
 
-#include "kiln/Runtime/ArtifactAbi.h"
-
+#include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -25,6 +29,38 @@ public:
 
   llvm::StringRef name() const override { return "cpu"; }
   const CPUTargetOptions &host() const override { return host_; }
+
+  llvm::Expected<std::string> prepare(ModuleOp module,
+                                      ProgressLog log) const override {
+    if (!kernels_.packWeights)
+      return std::string("none");
+    PassManager pm(module.getContext());
+    KilnPackWeightsPassOptions options;
+    options.panelWidth = kernels_.tileN;
+    if (kernels_.bf16Dot == "amx")
+      options.pairPanelWidth = kAMXPanelColumns;
+    pm.addPass(createKilnPackWeightsPass(options));
+    if (failed(pm.run(module)))
+      return llvm::createStringError(
+          "packing the weights into column panels failed (see the "
+          "diagnostics above)");
+    // What was packed, for the manifest: "f32:64", "bf16:128x2", or both.
+    size_t f32 = 0, bf16 = 0;
+    for (auto param : module.getOps<ParameterOp>())
+      if (param->hasAttr(attrs::kPackedFrom))
+        (param.getTensorType().getElementType().isBF16() ? bf16 : f32) += 1;
+    std::vector<std::string> layouts;
+    if (f32)
+      layouts.push_back("f32:" + std::to_string(kernels_.tileN));
+    if (bf16)
+      layouts.push_back("bf16:" + std::to_string(kAMXPanelColumns) + "x2");
+    if (layouts.empty())
+      return std::string("none");
+    log("storing " + llvm::Twine(f32 + bf16) +
+        " linear weight(s) as the matmul's column panels (" +
+        llvm::join(layouts, ", ") + ")");
+    return llvm::join(layouts, ",");
+  }
 
   llvm::Error lower(ModuleOp module, ArrayRef<std::string> keep,
                     ProgressLog log, TimingScope &timing) const override {

@@ -32,6 +32,7 @@
 
 #include "MatmulRows.h"
 #include "kiln/Target/CPU/Passes.h"
+#include "kiln/Target/Common/Pipelines.h"
 
 #include "mlir/Dialect/AMX/AMXDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -72,6 +73,9 @@ struct TileMatmul {
   bool lhsTransposed = false;
   /// The output was zero-filled just before: sums are stored, not added.
   bool overwrite = false;
+  /// rhs is the weight stored as panels of pairs ([P, K / 2, panel, 2],
+  /// kiln-pack-weights): each panel is read where it lies, not packed.
+  bool rhsStoredPairs = false;
 };
 
 /// Whether `type` is a memref with contiguous rows a static stride apart
@@ -97,8 +101,13 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
   auto lhs = dyn_cast<MemRefType>(op.getDpsInputs()[0].getType());
   auto rhs = dyn_cast<MemRefType>(op.getDpsInputs()[1].getType());
   auto out = dyn_cast<MemRefType>(op.getDpsInits()[0].getType());
-  if (!lhs || !rhs || !out || rhs.getRank() != 2 ||
-      lhs.getRank() != out.getRank())
+  if (!lhs || !rhs || !out || lhs.getRank() != out.getRank())
+    return std::nullopt;
+  // A bf16 weight stored as panels of pairs ([P, K / 2, w, 2], read through
+  // (n floordiv w, k floordiv 2, n mod w, k mod 2)), or a plain [K, N] /
+  // [N, K] rhs.
+  bool storedPairs = rhs.getRank() == 4;
+  if (!storedPairs && rhs.getRank() != 2)
     return std::nullopt;
   Builder builder(op.getContext());
   auto types = [&](Type operand, Type sum) {
@@ -126,11 +135,23 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
     }
     return dims;
   };
-  auto lhsDims = dimsOf(maps[0]), rhsDims = dimsOf(maps[1]),
-       outDims = dimsOf(maps[2]);
-  if (!lhsDims || !rhsDims || !outDims || lhsDims->back() != k)
+  auto lhsDims = dimsOf(maps[0]), outDims = dimsOf(maps[2]);
+  if (!lhsDims || !outDims || lhsDims->back() != k)
     return std::nullopt;
   int64_t n = outDims->back();
+  std::optional<SmallVector<int64_t>> rhsDims;
+  if (storedPairs) {
+    if (integer || !rhs.hasStaticShape() || !rhs.getLayout().isIdentity() ||
+        rhs.getDimSize(3) != 2 ||
+        maps[1] != kiln::storedPairsMap(op.getContext(), loops, k, n,
+                                        rhs.getDimSize(2)))
+      return std::nullopt;
+    rhsDims = SmallVector<int64_t>{k, n};
+  } else {
+    rhsDims = dimsOf(maps[1]);
+  }
+  if (!rhsDims)
+    return std::nullopt;
   if (n == k ||
       ArrayRef(*lhsDims).drop_back() != ArrayRef(*outDims).drop_back())
     return std::nullopt;
@@ -180,12 +201,23 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
       return std::nullopt;
   }
   if (extensions != 2 || multiplies != 1 || adds != 1 ||
-      !linalg::isaContractionOpInterface(op))
+      (!storedPairs && !linalg::isaContractionOpInterface(op)))
     return std::nullopt;
   int64_t kSize = lhs.getShape().back();
-  int64_t nSize = transposed ? rhs.getDimSize(0) : rhs.getDimSize(1);
-  if (rhs.getDimSize(transposed ? 1 : 0) != kSize)
-    return std::nullopt;
+  int64_t nSize;
+  if (storedPairs) {
+    // Whole tiles of k (the stored rows are the kernel's pairs as they
+    // are), and the output's columns within the panels.
+    nSize = out.getShape().back();
+    if (2 * rhs.getDimSize(1) != kSize || kSize % (2 * kTileRows) != 0 ||
+        ShapedType::isDynamic(nSize) ||
+        nSize > rhs.getDimSize(0) * rhs.getDimSize(2))
+      return std::nullopt;
+  } else {
+    nSize = transposed ? rhs.getDimSize(0) : rhs.getDimSize(1);
+    if (rhs.getDimSize(transposed ? 1 : 0) != kSize)
+      return std::nullopt;
+  }
   TileMatmul matmul{op.getDpsInputs()[0],
                     op.getDpsInputs()[1],
                     op.getDpsInits()[0],
@@ -193,6 +225,7 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
                     nSize,
                     integer};
   matmul.rhsTransposed = transposed;
+  matmul.rhsStoredPairs = storedPairs;
   return matmul;
 }
 
@@ -347,13 +380,20 @@ struct LowerAMXMatmulsPass
     }
     SmallVector<std::pair<linalg::GenericOp, TileMatmul>> work;
     getOperation().walk([&](linalg::GenericOp op) {
-      if (auto matmul = matchTileMatmul(op, bf16, int8))
+      auto matmul = matchTileMatmul(op, bf16, int8);
+      // Stored panels of another width than this kernel's are left to the
+      // loops (correct, slow).
+      if (matmul && matmul->rhsStoredPairs &&
+          cast<MemRefType>(matmul->rhs.getType()).getDimSize(2) !=
+              kBlock * panelBlocks)
+        matmul.reset();
+      if (matmul)
         work.push_back({op, *matmul});
     });
     IRRewriter rewriter(&getContext());
     for (auto &[op, matmul] : work) {
       linalg::TransposeOp transpose;
-      if (!matmul.rhsTransposed && !matmul.integer)
+      if (!matmul.rhsTransposed && !matmul.integer && !matmul.rhsStoredPairs)
         if ((transpose = transposedSource(matmul.rhs, op))) {
           matmul.rhs = transpose.getInput();
           matmul.rhsTransposed = true;
@@ -368,7 +408,7 @@ struct LowerAMXMatmulsPass
           matmul.lhsTransposed = true;
         }
       linalg::GenericOp cast;
-      if (!matmul.integer)
+      if (!matmul.integer && !matmul.rhsStoredPairs)
         cast = castSource(matmul.rhs, op);
       if (cast) {
         matmul.rhs = cast.getDpsInputs()[0];
@@ -556,15 +596,33 @@ struct LowerAMXMatmulsPass
 
     // The panel's rhs as [words, panel] 32-bit words, each two bf16 (four
     // i8) of consecutive k (zero past K and N); the same bytes as
-    // [words, perWord * panel] elements for the tile loads.
-    Value bytes = memref::AllocOp::create(
-        b, loc, MemRefType::get({words * panel * 4}, i8));
-    Value packedWords =
-        memref::ViewOp::create(b, loc, MemRefType::get({words, panel}, i32),
-                               bytes, zero, ValueRange{});
-    Value packedPairs = memref::ViewOp::create(
-        b, loc, MemRefType::get({words, perWord * panel}, element), bytes, zero,
-        ValueRange{});
+    // [words, perWord * panel] elements for the tile loads. A weight
+    // stored so is read where it lies: panel p of [P, words, panel, 2].
+    Value packedPairs, packedWords;
+    if (mm.rhsStoredPairs) {
+      SmallVector<OpFoldResult> offsets = {
+          panelIndex, b.getIndexAttr(0), b.getIndexAttr(0), b.getIndexAttr(0)};
+      SmallVector<OpFoldResult> sizes = {
+          b.getIndexAttr(1), b.getIndexAttr(words), b.getIndexAttr(panel),
+          b.getIndexAttr(2)};
+      SmallVector<OpFoldResult> strides(4, b.getIndexAttr(1));
+      auto panelType = memref::SubViewOp::inferRankReducedResultType(
+          {words, panel, 2}, cast<MemRefType>(mm.rhs.getType()), offsets, sizes,
+          strides);
+      Value stored = memref::SubViewOp::create(
+          b, loc, cast<MemRefType>(panelType), mm.rhs, offsets, sizes, strides);
+      packedPairs = memref::CollapseShapeOp::create(
+          b, loc, stored, SmallVector<ReassociationIndices>{{0}, {1, 2}});
+    } else {
+      Value bytes = memref::AllocOp::create(
+          b, loc, MemRefType::get({words * panel * 4}, i8));
+      packedWords =
+          memref::ViewOp::create(b, loc, MemRefType::get({words, panel}, i32),
+                                 bytes, zero, ValueRange{});
+      packedPairs = memref::ViewOp::create(
+          b, loc, MemRefType::get({words, perWord * panel}, element), bytes,
+          zero, ValueRange{});
+    }
     Value zeroElement =
         arith::ConstantOp::create(b, loc, b.getZeroAttr(element));
     // A read of the rhs as bf16: f32 values are read and rounded.
@@ -583,7 +641,9 @@ struct LowerAMXMatmulsPass
         return read;
       return arith::TruncFOp::create(nb, l, VectorType::get(shape, bf16), read);
     };
-    if (mm.rhsTransposed) {
+    if (mm.rhsStoredPairs) {
+      // Already packed.
+    } else if (mm.rhsTransposed) {
       // Column j's words are row n0 + j of the rhs: 16 x 16 blocks of
       // words transposed in registers.
       auto rowsType = VectorType::get({kTileRows, kStep}, element);

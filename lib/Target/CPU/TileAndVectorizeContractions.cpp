@@ -35,6 +35,7 @@
 #include "mlir/Dialect/Vector/Transforms/VectorRewritePatterns.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Interfaces/ValueBoundsOpInterface.h"
 #include "mlir/Pass/Pass.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 #include "mlir/Transforms/LoopInvariantCodeMotionUtils.h"
@@ -328,6 +329,147 @@ void readPackedLhsTile(RewriterBase &rewriter, linalg::GenericOp tile,
   });
 }
 
+/// Whether `value` is a multiple of `factor` by construction: a constant,
+/// an scf loop's induction variable whose start and step are, or an
+/// affine.apply of such values by sums and products.
+bool isMultipleOf(Value value, int64_t factor);
+
+bool isMultipleOf(OpFoldResult ofr, int64_t factor) {
+  if (std::optional<int64_t> constant = getConstantIntValue(ofr))
+    return *constant % factor == 0;
+  return isMultipleOf(cast<Value>(ofr), factor);
+}
+
+bool isExprMultipleOf(AffineExpr expr, ValueRange operands, unsigned dims,
+                      int64_t factor) {
+  if (auto constant = dyn_cast<AffineConstantExpr>(expr))
+    return constant.getValue() % factor == 0;
+  if (auto dim = dyn_cast<AffineDimExpr>(expr))
+    return isMultipleOf(operands[dim.getPosition()], factor);
+  if (auto symbol = dyn_cast<AffineSymbolExpr>(expr))
+    return isMultipleOf(operands[dims + symbol.getPosition()], factor);
+  auto binary = cast<AffineBinaryOpExpr>(expr);
+  bool lhs = isExprMultipleOf(binary.getLHS(), operands, dims, factor);
+  bool rhs = isExprMultipleOf(binary.getRHS(), operands, dims, factor);
+  if (expr.getKind() == AffineExprKind::Add)
+    return lhs && rhs;
+  if (expr.getKind() == AffineExprKind::Mul)
+    return lhs || rhs;
+  return false;
+}
+
+bool isMultipleOf(Value value, int64_t factor) {
+  if (std::optional<int64_t> constant = getConstantIntValue(value))
+    return *constant % factor == 0;
+  if (auto apply = value.getDefiningOp<affine::AffineApplyOp>())
+    return isExprMultipleOf(apply.getAffineMap().getResult(0),
+                            apply.getMapOperands(),
+                            apply.getAffineMap().getNumDims(), factor);
+  auto arg = dyn_cast<BlockArgument>(value);
+  if (!arg)
+    return false;
+  Operation *owner = arg.getOwner()->getParentOp();
+  if (auto forall = dyn_cast<scf::ForallOp>(owner)) {
+    unsigned index = arg.getArgNumber();
+    if (index >= forall.getRank())
+      return false;
+    return isMultipleOf(forall.getMixedLowerBound()[index], factor) &&
+           isMultipleOf(forall.getMixedStep()[index], factor);
+  }
+  if (auto loop = dyn_cast<scf::ForOp>(owner))
+    return arg == loop.getInductionVar() &&
+           isMultipleOf(loop.getLowerBound(), factor) &&
+           isMultipleOf(loop.getStep(), factor);
+  return false;
+}
+
+/// The unpacking of weights stored as column panels (kiln.unpack_panels:
+/// [P, K, width] to [K, N]) that `value` is, or is a chain of tiling
+/// slices of; null otherwise.
+linalg::UnPackOp panelsUnpackOf(Value value) {
+  while (auto slice = value.getDefiningOp<tensor::ExtractSliceOp>()) {
+    if (!isTilingSlice(slice))
+      return nullptr;
+    value = slice.getSource();
+  }
+  auto unpack = value.getDefiningOp<linalg::UnPackOp>();
+  if (!unpack || unpack.getSourceRank() != 3 || unpack.getDestRank() != 2 ||
+      unpack.getOuterDimsPerm() != ArrayRef<int64_t>{1, 0} ||
+      unpack.getInnerDimsPos() != ArrayRef<int64_t>{1} ||
+      unpack.getStaticInnerTiles().size() != 1 ||
+      ShapedType::isDynamic(unpack.getStaticInnerTiles()[0]) ||
+      !unpack.getSourceType().hasStaticShape())
+    return nullptr;
+  return unpack;
+}
+
+/// A contraction (any element type) whose rhs [K, N] is a weight stored
+/// as panels of pairs (kiln.unpack_panels with g = 2, for the AMX bf16
+/// kernel) reads the stored panels directly, through storedPairsMap:
+/// kiln-lower-amx-matmuls then loads its tiles from them as they lie
+/// instead of packing each panel (and what would not take it computes the
+/// same from the map, in loops).
+void readStoredPairsInPlace(RewriterBase &rewriter, linalg::GenericOp op) {
+  OpOperand &use = op->getOpOperand(1);
+  auto unpack = use.get().getDefiningOp<linalg::UnPackOp>();
+  if (!unpack || unpack.getSourceRank() != 4 || unpack.getDestRank() != 2 ||
+      unpack.getOuterDimsPerm() != ArrayRef<int64_t>{1, 0} ||
+      unpack.getInnerDimsPos() != ArrayRef<int64_t>{1, 0} ||
+      !unpack.getSourceType().hasStaticShape() ||
+      llvm::any_of(unpack.getStaticInnerTiles(), ShapedType::isDynamic) ||
+      unpack.getStaticInnerTiles()[1] != 2)
+    return;
+  int64_t loops = op.getNumLoops();
+  if (!readsLastTwoBy(op, 1, loops - 2, loops - 1) ||
+      op.getMatchingIndexingMap(&use).getNumResults() != 2)
+    return;
+  SmallVector<AffineMap> maps = op.getIndexingMapsArray();
+  maps[1] = kiln::storedPairsMap(op.getContext(), loops, loops - 2, loops - 1,
+                                 unpack.getStaticInnerTiles()[0]);
+  rewriter.modifyOpInPlace(op, [&] {
+    use.set(unpack.getSource());
+    op.setIndexingMapsAttr(rewriter.getAffineMapArrayAttr(maps));
+  });
+}
+
+/// The rhs of one column panel, `rhs` ([kSize, nSize] of weights stored as
+/// panels of `width` columns, see panelsUnpackOf), read where it lies: the
+/// [kSize, nSize] slice of the one stored panel it falls in, whose rows are
+/// `width` floats apart, as the panel packing would have copied them. Null
+/// when `rhs` is not such a slice, or not provably within one panel.
+Value storedPanelOf(RewriterBase &rewriter, Location loc, Value rhs,
+                    int64_t width) {
+  linalg::UnPackOp unpack = panelsUnpackOf(rhs);
+  if (!unpack || unpack.getStaticInnerTiles()[0] != width)
+    return nullptr;
+  auto type = cast<RankedTensorType>(rhs.getType());
+  if (type.getRank() != 2)
+    return nullptr;
+  // At most one panel wide (a split's last columns are dynamic in size
+  // until canonicalization: bounded).
+  FailureOr<int64_t> columns = ValueBoundsConstraintSet::computeConstantBound(
+      presburger::BoundType::UB, {rhs, 1}, /*stopCondition=*/nullptr,
+      /*closedUB=*/true);
+  if (failed(columns) || *columns > width)
+    return nullptr;
+  SmallVector<OpFoldResult> offsets =
+      offsetsInRoot(rewriter, loc, rhs, unpack.getResult());
+  if (!isMultipleOf(offsets[1], width))
+    return nullptr;
+  AffineExpr column;
+  bindSymbols(rewriter.getContext(), column);
+  OpFoldResult panel = affine::makeComposedFoldedAffineApply(
+      rewriter, loc, column.floorDiv(width), {offsets[1]});
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, rhs);
+  SmallVector<OpFoldResult> storedOffsets = {panel, offsets[0],
+                                             rewriter.getIndexAttr(0)};
+  SmallVector<OpFoldResult> storedSizes = {rewriter.getIndexAttr(1), sizes[0],
+                                           sizes[1]};
+  SmallVector<OpFoldResult> strides(3, rewriter.getIndexAttr(1));
+  return tensor::ExtractSliceOp::create(rewriter, loc, type, unpack.getSource(),
+                                        storedOffsets, storedSizes, strides);
+}
+
 /// The ops of type OpTy under `root` that carry `marker`, which they no
 /// longer do.
 template <typename OpTy>
@@ -485,11 +627,16 @@ struct TileAndVectorizeContractionsPass
     auto hasEmptyLoop = [](linalg::LinalgOp op) {
       return llvm::is_contained(op.getStaticLoopRanges(), 0);
     };
+    IRRewriter rewriter(&getContext());
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (kiln::isKilnContraction(op, /*requireF32=*/false) &&
+          !hasEmptyLoop(op))
+        readStoredPairsInPlace(rewriter, op);
+    });
     getOperation().walk([&](linalg::GenericOp op) {
       if (kiln::isKilnContraction(op) && !hasEmptyLoop(op))
         contractions.push_back(op);
     });
-    IRRewriter rewriter(&getContext());
     StringAttr marker = rewriter.getStringAttr("kiln.register_tile");
     StringAttr packMarker = rewriter.getStringAttr("kiln.panel_pack");
     StringAttr panelsMarker = rewriter.getStringAttr("kiln.panels");
@@ -609,7 +756,10 @@ struct TileAndVectorizeContractionsPass
       int64_t rowCount = staticRanges[m], colCount = staticRanges[n];
       bool fewRows = !ShapedType::isDynamic(rowCount) && rowCount < tileRows;
       int64_t panelCols = tileCols;
-      if (fewRows && !readsRhsTransposed(op) &&
+      // Weights stored as panels of the tile's width are read a panel at a
+      // time (contiguous rows already: nothing to widen for).
+      linalg::UnPackOp storedPanels = panelsUnpackOf(op->getOperand(1));
+      if (fewRows && !readsRhsTransposed(op) && !storedPanels &&
           !ShapedType::isDynamic(colCount))
         for (int64_t f = tileRows / rowCount; f > 1; --f)
           if (colCount % (tileCols * f) == 0) {
@@ -661,6 +811,9 @@ struct TileAndVectorizeContractionsPass
         SmallVector<OpFoldResult> sizes =
             tensor::getMixedSizes(rewriter, loc, rhs.get());
         bool transposed = readsRhsTransposed(panelOp);
+        Value stored = transposed
+                           ? Value()
+                           : storedPanelOf(rewriter, loc, rhs.get(), tileCols);
         if (transposed)
           std::swap(sizes[sizes.size() - 2], sizes.back());
         bool inPlace = fewRows && !transposed &&
@@ -669,7 +822,9 @@ struct TileAndVectorizeContractionsPass
         Value empty = tensor::EmptyOp::create(rewriter, loc, sizes,
                                               rhsType.getElementType());
         Value packed;
-        if (inPlace) {
+        if (stored) {
+          packed = stored;
+        } else if (inPlace) {
           packed = rhs.get();
         } else if (transposed) {
           // The panel's [..., tileN, K] rows of the untransposed operand,
@@ -843,6 +998,23 @@ struct TileAndVectorizeContractionsPass
           ShapedType::isDynamic(ranges.back()) ? tileCols : ranges.back();
       tileAndVectorize(rewriter, op, rows,
                        scf::SCFTilingOptions::LoopType::ForOp, vectorSizes);
+    }
+    // Stored panels that a contraction did not read in place (one the
+    // tiling above did not take) are unpacked whole: slow, but what they
+    // mean.
+    SmallVector<linalg::UnPackOp> unpacks;
+    getOperation().walk([&](linalg::UnPackOp op) { unpacks.push_back(op); });
+    for (linalg::UnPackOp op : unpacks) {
+      if (op->use_empty()) {
+        rewriter.eraseOp(op);
+        continue;
+      }
+      rewriter.setInsertionPoint(op);
+      if (failed(linalg::lowerUnPack(rewriter, op))) {
+        op.emitError("kiln-tile-and-vectorize-contractions: cannot lower "
+                     "this unpacking of stored panels");
+        return signalPassFailure();
+      }
     }
     // Their masks (ragged edges) become masked transfers too. (After the
     // contraction patterns above, which would split the transposing reads

@@ -62,6 +62,15 @@ void mlir::kiln::buildKilnBufferizeStages(OpPassManager &pm) {
   pm.addPass(bufferization::createOneShotBufferizePass(bufferize));
 }
 
+AffineMap mlir::kiln::storedPairsMap(MLIRContext *context, int64_t loops,
+                                     int64_t k, int64_t n, int64_t width) {
+  AffineExpr kd = getAffineDimExpr(k, context);
+  AffineExpr nd = getAffineDimExpr(n, context);
+  return AffineMap::get(
+      loops, 0, {nd.floorDiv(width), kd.floorDiv(2), nd % width, kd % 2},
+      context);
+}
+
 bool mlir::kiln::isKilnContraction(Operation *operation, bool requireF32) {
   auto op = dyn_cast<linalg::GenericOp>(operation);
   if (!op || op.getNumDpsInputs() != 2 || op.getNumDpsInits() != 1 ||

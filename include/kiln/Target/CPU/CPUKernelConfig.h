@@ -25,6 +25,10 @@
 
 namespace mlir::kiln {
 
+/// Columns of the AMX bf16 kernel's parallel panel (kiln-lower-amx-matmuls'
+/// default 4 blocks of 32): the width of bf16 weights stored in pairs.
+constexpr int64_t kAMXPanelColumns = 128;
+
 struct CPUKernelConfig {
   /// The widest vector the generated code uses ("avx512", "avx2", "sse").
   std::string isa = "avx512";
@@ -49,6 +53,9 @@ struct CPUKernelConfig {
   /// "none" (the plain loops); the kernels the CPU can run, best first.
   std::string bf16Dot = "none";
   std::vector<std::string> bf16Dots = {"none"};
+  /// Whether an inference artifact stores its f32 linear weights as the
+  /// matmul's column panels of tileN (kiln-pack-weights).
+  bool packWeights = true;
   /// Per-core L1 data and L2, shared L3, in bytes.
   int64_t l1Bytes = 32 << 10;
   int64_t l2Bytes = 1 << 20;
@@ -85,6 +92,8 @@ struct CPUKernelOverrides {
   /// "amx" or "none"; empty: the one chosen for the CPU. amx on a CPU
   /// without AMX-BF16 is an error.
   std::string bf16Dot;
+  /// Whether inference weights are stored as column panels; unset: yes.
+  std::optional<bool> packWeights;
 };
 
 /// Applies `overrides` to `config`; a malformed tile or a negative k block

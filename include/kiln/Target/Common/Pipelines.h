@@ -34,6 +34,13 @@ void buildKilnBufferizeStages(OpPassManager &pm);
 /// backends give them to their matmul kernels.
 bool isKilnContraction(Operation *op, bool requireF32 = true);
 
+/// How a contraction over `loops` loops reads its rhs [K, N] where that is
+/// a weight stored as panels of pairs ([P, K / 2, width, 2],
+/// kiln.unpack_panels with g = 2): (n floordiv width, k floordiv 2,
+/// n mod width, k mod 2), k and n the loops' positions.
+AffineMap storedPairsMap(MLIRContext *context, int64_t loops, int64_t k,
+                         int64_t n, int64_t width);
+
 } // namespace mlir::kiln
 
 #endif // KILN_TARGET_COMMON_PIPELINES_H

@@ -38,6 +38,17 @@ public:
   /// The CPU the generated host code (all of a CPU artifact's code) is for.
   virtual const CPUTargetOptions &host() const = 0;
 
+  /// Rewrites `module` (kiln IR) for this target before the compiler
+  /// records its parameter table: the CPU backend stores an inference
+  /// artifact's linear weights as its matmul's column panels
+  /// (kiln-pack-weights). Returns the manifest's target_options
+  /// "packed_weights" (what was stored so, or "none"); empty: a backend
+  /// without such layouts records none.
+  virtual llvm::Expected<std::string> prepare(ModuleOp module,
+                                              ProgressLog log) const {
+    return std::string();
+  }
+
   /// Lowers `module` (kiln IR; a clone the compiler owns) in place to the
   /// LLVM dialect, with the artifact ABI's entry points, ready for
   /// translateToLLVMIR. `keep`: composite ops lowered whole by fused

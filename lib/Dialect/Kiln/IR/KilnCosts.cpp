@@ -99,6 +99,12 @@ OpCost TransposeOp::getCost(const CostOptions &options) {
   return estimateDataMovementCost(*this, options);
 }
 
+OpCost UnpackPanelsOp::getCost(const CostOptions &options) {
+  // A layout the matmul reads in place (the linear counts the weight's
+  // bytes): no data moves.
+  return {};
+}
+
 OpCost SliceOp::getCost(const CostOptions &options) {
   // Reads only the elements it keeps.
   OpCost cost;

@@ -192,6 +192,31 @@ LogicalResult TransposeOp::inferReturnTypes(MLIRContext *context, Loc loc,
   return success();
 }
 
+LogicalResult UnpackPanelsOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                               Adaptor adaptor, Types &types) {
+  auto input = tensorOf(adaptor.getInput());
+  int64_t columns = adaptor.getColumns();
+  if ((input.getRank() != 3 && input.getRank() != 4) || !input.hasStaticShape())
+    return emitOptionalError(loc,
+                             "expected static [panels, rows, width] or "
+                             "[panels, rows / g, width, g] panels, "
+                             "found ",
+                             input);
+  int64_t panels = input.getDimSize(0), width = input.getDimSize(2);
+  int64_t group = input.getRank() == 4 ? input.getDimSize(3) : 1;
+  if (group < 1)
+    return emitOptionalError(loc, "expected at least 1 row per group, found ",
+                             group);
+  if (width < 1 || columns < 1 || panels != (columns + width - 1) / width)
+    return emitOptionalError(loc, columns, " columns in panels of ", width,
+                             " take ",
+                             width < 1 ? 0 : (columns + width - 1) / width,
+                             " panels, found ", panels);
+  types.push_back(RankedTensorType::get({input.getDimSize(1) * group, columns},
+                                        input.getElementType()));
+  return success();
+}
+
 LogicalResult SliceOp::inferReturnTypes(MLIRContext *context, Loc loc,
                                         Adaptor adaptor, Types &types) {
   auto input = tensorOf(adaptor.getInput());

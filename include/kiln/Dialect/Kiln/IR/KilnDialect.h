@@ -59,6 +59,11 @@ constexpr llvm::StringLiteral kPruned = "kiln.pruned";
 /// stored compressed (WeightCompression in Pruning.h): the compiler fills
 /// it from the pruned weight.
 constexpr llvm::StringLiteral kCompressedFrom = "kiln.compressed_from";
+/// DictionaryAttr on a kiln.parameter stored as the CPU matmul's column
+/// panels (kiln-pack-weights): `shape` (the stored shape before packing),
+/// `in_out` (whether that is [in, out]) and `width` (columns per panel).
+/// The compiler packs the weights it writes so.
+constexpr llvm::StringLiteral kPackedFrom = "kiln.packed_from";
 /// DictionaryAttr on a module built from a config: what a driver needs to
 /// know of the model that the entry points' types do not say (the family,
 /// CLIP's end-of-text id and image size). The compiler records it in the

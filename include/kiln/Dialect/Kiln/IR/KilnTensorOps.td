@@ -230,6 +230,39 @@ def Kiln_TransposeOp : Kiln_InferredOp<"transpose",
   let hasCanonicalizer = 1;
 }
 
+def Kiln_UnpackPanelsOp : Kiln_InferredOp<"unpack_panels",
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+  let summary = "a matrix from its column panels";
+  let description = [{
+    `input` (`[ceil(N / w), K, w]`) holds a `[K, N]` matrix in panels of
+    `w` columns: panel `p` is the `K` rows of columns `p·w ... p·w + w - 1`,
+    each row's `w` values contiguous, the last panel zero-padded past
+    column `N` (`columns`). `result[k, n] = input[n / w, k, n mod w]`.
+
+    With a fourth dim `g` (`[ceil(N / w), K / g, w, g]`), each row of a
+    panel holds `g` consecutive rows of the matrix interleaved: the `g`
+    values of column `n` side by side, as AMX tiles read bf16 pairs
+    (`g = 2`): `result[k, n] = input[n / w, k / g, n mod w, k mod g]`; `K`
+    is a multiple of `g`.
+
+    kiln-pack-weights stores the linear weights of a CPU inference artifact
+    so: the matmul kernels read a panel where it lies, instead of copying
+    (and for AMX interleaving) the panel's columns out of the row-major
+    weight on every call. Lowers to `linalg.unpack`.
+
+    ```mlir
+    %w = kiln.unpack_panels %p columns = 3072 : (tensor<48x768x64xf32>) -> tensor<768x3072xf32>
+    %v = kiln.unpack_panels %q columns = 3072 : (tensor<24x384x128x2xbf16>) -> tensor<768x3072xbf16>
+    ```
+  }];
+  let arguments = (ins Kiln_FloatTensor:$input, I64Attr:$columns);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `columns` `=` $columns attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
 def Kiln_SliceOp : Kiln_InferredOp<"slice",
     [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>,
     DeclareOpInterfaceMethods<Kiln_GradientOpInterface>]> {

@@ -101,6 +101,54 @@ def KilnExternalizeParametersPass
   }];
 }
 
+def KilnPackWeightsPass : Pass<"kiln-pack-weights", "mlir::ModuleOp"> {
+  let summary = "Stores inference linear weights as the CPU matmul's column "
+                "panels";
+  let description = [{
+    The CPU matmul walks its rhs in panels of `panel-width` columns (the
+    register tile's width) and copies each panel of a row-major weight into
+    a contiguous buffer before its tiles read it, on every call. In a module
+    that writes no parameter (an inference artifact), this pass stores each
+    2-D f32 parameter that is read only as the weight of `kiln.linear` ops
+    as those panels instead: `[ceil(out / w), in, w]`, panel `p` holding
+    output columns `p·w ...` for every input row, the last one zero-padded.
+    Each read is followed by a `kiln.unpack_panels` back to `[in, out]` and
+    the linears take their weight as `[in, out]` (`weight_in_out`); the
+    matmul's tiles then read the panels where they lie. The parameter gets
+    `kiln.packed_from = {shape, in_out, width}`: its stored shape and layout
+    before packing, from which the compiler packs the weights it writes
+    (checkpoints keep the original layout). With `pair-panel-width`, bf16
+    weights whose `in` is a multiple of 32 (an AMX tile's steps of k) are
+    stored as `[ceil(out / w), in / 2, w, 2]`: each panel row two input
+    rows interleaved, the pairs an AMX bf16 tile loads, so the AMX kernel
+    (kiln-lower-amx-matmuls) reads them in place too. Quantized, pruned or
+    compressed parameters and ones read through casts are left as they
+    are. kiln-compile runs it for CPU inference artifacts with the target's
+    tile width (`--pack-weights=false` turns it off).
+
+    ```mlir
+    // before
+    kiln.parameter @w : tensor<768x3072xf32> init normal(0.0, 0.02)
+    %w = kiln.read_param @w : tensor<768x3072xf32>
+    %y = kiln.linear %x, %w weight_in_out : (tensor<1x128x768xf32>, tensor<768x3072xf32>) -> tensor<1x128x3072xf32>
+    // after (panel-width=64)
+    kiln.parameter @w : tensor<48x768x64xf32> init normal(0.0, 0.02) {kiln.packed_from = {in_out = true, shape = array<i64: 768, 3072>, width = 64 : i64}}
+    %p = kiln.read_param @w : tensor<48x768x64xf32>
+    %w = kiln.unpack_panels %p columns = 3072 : (tensor<48x768x64xf32>) -> tensor<768x3072xf32>
+    %y = kiln.linear %x, %w weight_in_out : (tensor<1x128x768xf32>, tensor<768x3072xf32>) -> tensor<1x128x3072xf32>
+    ```
+  }];
+  let options = [
+    Option<"panelWidth", "panel-width", "int64_t", "64",
+           "Columns per panel of an f32 weight: the CPU matmul's register "
+           "tile width">,
+    Option<"pairPanelWidth", "pair-panel-width", "int64_t", "0",
+           "Columns per panel of a bf16 weight stored in pairs of rows for "
+           "AMX tiles (the kernel's panel, 128); 0: bf16 weights keep their "
+           "layout">,
+  ];
+}
+
 def KilnNarrowParametersPass
     : Pass<"kiln-narrow-parameters", "mlir::ModuleOp"> {
   let summary = "Stores an f32 parameter read only through casts to bf16 "

@@ -1,0 +1,124 @@
+//===- KilnPackWeights.cpp - Linear weights stored as column panels -------===//
+//
+// The CPU matmul walks its rhs in panels of `w` columns (the register
+// tile's width) and, for a row-major [K, N] weight, first copies each
+// panel's columns into a contiguous [K, w] buffer, on every call, from a
+// weight that is cold in memory (the AMX kernel also interleaves bf16 rows
+// in pairs as it copies). An inference artifact's weights never change, so the
+// compiler can store them as the panels instead ([ceil(N / w), K, w], the
+// last panel zero-padded) and the tiles read each panel where it lies. A
+// parameter read only as the f32 weight of kiln.linear ops, in an artifact
+// that writes no parameter, becomes its panels; each read is unpacked
+// (kiln.unpack_panels, a layout change the matmul reads through) and the
+// linears take the weight as [in, out]. The compiler packs the values when
+// it writes the weights (kiln.packed_from says how).
+//
+//===----------------------------------------------------------------------===//
+
+#include "LinearWeights.h"
+
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
+#include "kiln/Dialect/Kiln/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_KILNPACKWEIGHTSPASS
+#include "kiln/Dialect/Kiln/Transforms/Passes.h.inc"
+} // namespace mlir::kiln
+
+using namespace mlir;
+using namespace mlir::kiln;
+
+namespace {
+/// Steps of k an AMX bf16 tile takes (16 pairs): the rows of a weight
+/// stored in pairs are a whole number of them, as the kernel's packing
+/// pads them.
+constexpr int64_t kPairTileK = 32;
+
+struct KilnPackWeightsPass
+    : kiln::impl::KilnPackWeightsPassBase<KilnPackWeightsPass> {
+  using Base::Base;
+
+  void runOnOperation() final {
+    ModuleOp module = getOperation();
+    if (panelWidth < 1 || pairPanelWidth < 0) {
+      module.emitError() << "kiln-pack-weights: panel-width must be positive "
+                            "and pair-panel-width not negative (got "
+                         << static_cast<int64_t>(panelWidth) << ", "
+                         << static_cast<int64_t>(pairPanelWidth) << ")";
+      return signalPassFailure();
+    }
+    // A module that writes parameters (a training artifact) loads
+    // checkpoints into them by name and shape: its weights keep their
+    // layout.
+    bool writes = false;
+    module.walk([&](Operation *op) {
+      if (isa<WriteParamOp, StoreParamOp>(op))
+        writes = true;
+    });
+    if (writes)
+      return;
+    OpBuilder builder(module.getContext());
+    for (LinearWeight &weight : linearWeights(module)) {
+      ParameterOp param = weight.param;
+      RankedTensorType type = param.getTensorType();
+      // f32 weights in panels of panel-width columns; bf16 ones (an
+      // inference artifact's narrowed weights) for AMX tiles, with
+      // pair-panel-width, in pairs of rows and whole tiles of k (32). A
+      // parameter the compiler fills from something else (quantized,
+      // pruned, compressed: any kiln.* attribute) keeps its type; and every
+      // linear reads the weight as it is, not through a cast.
+      bool described = llvm::any_of(param->getAttrs(), [](NamedAttribute a) {
+        return a.getName().strref().starts_with("kiln.");
+      });
+      bool direct = llvm::all_of(weight.linears, [&](LinearOp linear) {
+        auto read = linear.getWeight().getDefiningOp<ReadParamOp>();
+        return read && read.getName() == param.getSymName();
+      });
+      Type element = type.getElementType();
+      bool pairs = element.isBF16() && pairPanelWidth > 0;
+      if (!(element.isF32() || pairs) || !type.hasStaticShape() || described ||
+          !direct)
+        continue;
+      // [in, out] with weight_in_out, else [out, in].
+      bool inOut = weight.transposed;
+      int64_t in = type.getDimSize(inOut ? 0 : 1);
+      int64_t out = type.getDimSize(inOut ? 1 : 0);
+      if (in < 1 || out < 1 || (pairs && in % kPairTileK != 0))
+        continue;
+      int64_t width = pairs ? pairPanelWidth : panelWidth;
+      int64_t panels = (out + width - 1) / width;
+      auto packedType =
+          pairs ? RankedTensorType::get({panels, in / 2, width, 2}, element)
+                : RankedTensorType::get({panels, in, width}, element);
+      auto unpackedType =
+          RankedTensorType::get({in, out}, type.getElementType());
+      MLIRContext *context = module.getContext();
+      param->setAttr(
+          attrs::kPackedFrom,
+          builder.getDictionaryAttr(
+              {builder.getNamedAttr(
+                   "shape", builder.getDenseI64ArrayAttr(type.getShape())),
+               builder.getNamedAttr("in_out", builder.getBoolAttr(inOut)),
+               builder.getNamedAttr("pairs",
+                                    builder.getI64IntegerAttr(pairs ? 2 : 1)),
+               builder.getNamedAttr("width",
+                                    builder.getI64IntegerAttr(width))}));
+      param.setTypeAttr(TypeAttr::get(packedType));
+      for (ReadParamOp read : weight.reads) {
+        read.getResult().setType(packedType);
+        builder.setInsertionPointAfter(read);
+        auto unpacked = UnpackPanelsOp::create(builder, read.getLoc(),
+                                               unpackedType, read.getResult(),
+                                               builder.getI64IntegerAttr(out));
+        read.getResult().replaceAllUsesExcept(unpacked.getResult(),
+                                              unpacked.getOperation());
+      }
+      for (LinearOp linear : weight.linears)
+        if (!inOut)
+          linear.setWeightInOutAttr(UnitAttr::get(context));
+    }
+  }
+};
+} // namespace
