@@ -15,6 +15,7 @@ ratios and the fraction of the FMA peak are printed.
 
   bench/gpt2.py [--build build] [--batch 1] [--seq 128] [--threads 2] [--iters 5]
                 [--peers pytorch,onnxruntime,iree] [--config models/gpt2-small.json]
+                [--compile-flag=--pack-weights ...]
 
 It exits non-zero when a peer's logits differ from Kiln's by more than
 1e-3 of their largest magnitude (the timings would compare different
@@ -76,6 +77,8 @@ def main():
     parser.add_argument("--peers", default="pytorch,onnxruntime,iree",
                         help="comma-separated peers to run beside Kiln: pytorch, onnxruntime, iree "
                              "(default all three; the last two from build/bench-venv)")
+    parser.add_argument("--compile-flag", action="append", default=[],
+                        help="an extra kiln-compile flag, such as --pack-weights (repeatable)")
     args = parser.parse_args()
     chosen = [p for p in args.peers.split(",") if p]
     unknown = sorted(set(chosen) - {"pytorch", *peer_runtimes.NAMES})
@@ -94,19 +97,21 @@ def main():
         art = os.path.join(tmp, "gpt2.kiln")
         subprocess.run([os.path.join(bin_dir, "kiln-compile"), config, "--target", "cpu", "-o", art,
                         "--batch", str(args.batch), "--seq", str(args.seq),
-                        "--attention", args.attention], check=True)
+                        "--attention", args.attention] + args.compile_flag, check=True)
         manifest = json.load(open(os.path.join(art, "manifest.json")))
         rng = np.random.default_rng(0)
         weights = {}
         for p in manifest["parameters"]:
             scale = 1.0 if p["name"].endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")) else 0.02
             base = 1.0 if scale == 1.0 else 0.0
-            weights[p["name"]] = (base + 0.02 * rng.standard_normal(p["shape"])).astype(np.float32)
+            # In the model's shape (an artifact may store it as panels).
+            shape = p.get("packed", {}).get("shape", p["shape"])
+            weights[p["name"]] = (base + 0.02 * rng.standard_normal(shape)).astype(np.float32)
         wpath = os.path.join(tmp, "w.safetensors")
         save_safetensors(weights, wpath)
         subprocess.run([os.path.join(bin_dir, "kiln-compile"), config, "--target", "cpu", "-o", art,
                         "--batch", str(args.batch), "--seq", str(args.seq),
-                        "--attention", args.attention, "--weights", wpath], check=True)
+                        "--attention", args.attention, "--weights", wpath] + args.compile_flag, check=True)
         ids = rng.integers(0, cfg["vocab_size"], (args.batch, args.seq)).astype(np.int64)
         np.save(os.path.join(tmp, "ids.npy"), ids)
 

@@ -12,5 +12,7 @@ def random_gpt2_weights(manifest, seed=0):
     weights = {}
     for p in manifest["parameters"]:
         gain = p["name"].endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight"))
-        weights[p["name"]] = ((1.0 if gain else 0.0) + 0.02 * rng.standard_normal(p["shape"])).astype(np.float32)
+        # In the model's shape (an artifact may store it as panels).
+        shape = p.get("packed", {}).get("shape", p["shape"])
+        weights[p["name"]] = ((1.0 if gain else 0.0) + 0.02 * rng.standard_normal(shape)).astype(np.float32)
     return weights

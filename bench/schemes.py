@@ -2,9 +2,10 @@
 bench/quantize.py and bench/decode.py:
 
   f32                      the model as it is
-  SCHEME-unpacked          SCHEME with --pack-weights=false (linear weights
-                           stored row-major and each panel copied on every
-                           call, instead of stored as the matmul's panels)
+  SCHEME-packed            SCHEME with --pack-weights (linear weights stored
+                           as the matmul's column panels, read in place,
+                           instead of row-major with each panel copied on
+                           every call)
   bf16                     --dtype bf16 (weights stored in bf16; AMX tiles
                            where the CPU has them)
   w8, w4g128, int8-dynamic --quantize SCHEME
@@ -22,8 +23,8 @@ bench/quantize.py and bench/decode.py:
 def compile_flags(scheme):
     if scheme in ("f32", "init"):
         return []
-    if scheme.endswith("-unpacked"):
-        return compile_flags(scheme[:-len("-unpacked")]) + ["--pack-weights=false"]
+    if scheme.endswith("-packed"):
+        return compile_flags(scheme[:-len("-packed")]) + ["--pack-weights"]
     if scheme == "bf16":
         return ["--dtype", "bf16"]
     if scheme.startswith("prune:"):

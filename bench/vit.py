@@ -115,8 +115,10 @@ def main():
                     norm = p["name"].endswith(("layernorm_before.weight", "layernorm_after.weight",
                                                "layernorm.weight"))
                     scale = 1.0 if "embeddings" in p["name"] and "projection" not in p["name"] else 0.02
+                    # In the model's shape (an artifact may store it as panels).
+                    shape = p.get("packed", {}).get("shape", p["shape"])
                     weights[p["name"]] = ((1.0 if norm else 0.0) + scale *
-                                          rng.standard_normal(p["shape"])).astype(np.float32)
+                                          rng.standard_normal(shape)).astype(np.float32)
                 save_safetensors(weights, wpath)
             subprocess.run(compile_cmd + ["--weights", wpath], check=True, capture_output=True)
             manifest = json.load(open(os.path.join(art, "manifest.json")))

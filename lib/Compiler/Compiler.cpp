@@ -1397,6 +1397,14 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     if (auto high = param.op.getHigh())
       init.high = high->convertToDouble();
     spec.init = std::move(init);
+    if (const auto &packing = param.packed) {
+      rt::PackedLayout layout;
+      layout.shape.assign(packing->shape.begin(), packing->shape.end());
+      layout.inOut = packing->inOut;
+      layout.width = packing->width;
+      layout.pairs = packing->pairs;
+      spec.packed = std::move(layout);
+    }
     manifest.parameters.push_back(std::move(spec));
   }
   manifest.entryPoints = std::move(*entries);

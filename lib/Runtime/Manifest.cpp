@@ -107,6 +107,16 @@ std::optional<Cost> EntryPointSpec::costFor(
               evaluateCostTerms(costModel->bytes, sizes)};
 }
 
+std::vector<int64_t> PackedLayout::storedShape() const {
+  if (shape.size() != 2 || width < 1 || pairs < 1)
+    return {};
+  int64_t in = shape[inOut ? 0 : 1], out = shape[inOut ? 1 : 0];
+  int64_t panels = (out + width - 1) / width;
+  if (pairs == 1)
+    return {panels, in, width};
+  return {panels, in / pairs, width, pairs};
+}
+
 namespace {
 struct TargetEntry {
   TargetKind kind;
@@ -304,6 +314,37 @@ public:
     return Status::ok();
   }
 
+  /// A parameter's "packed" object, checked against its stored shape.
+  Status packed(const json &value, const std::string &where,
+                const ParameterSpec &spec, PackedLayout &out) const {
+    if (!value.is_object())
+      return error(where, "\"packed\" is not an object");
+    if (Status s = shape(value, where + ": \"packed\"", /*allowDynamic=*/false,
+                         out.shape);
+        !s)
+      return s;
+    auto inOut = value.find("in_out");
+    auto width = value.find("width");
+    auto pairs = value.find("pairs");
+    if (inOut == value.end() || !inOut->is_boolean() || width == value.end() ||
+        !width->is_number_integer() || pairs == value.end() ||
+        !pairs->is_number_integer())
+      return error(where, "\"packed\" needs \"in_out\" (a boolean), "
+                          "\"width\" and \"pairs\" (integers)");
+    out.inOut = inOut->get<bool>();
+    out.width = width->get<int64_t>();
+    out.pairs = pairs->get<int64_t>();
+    if (out.shape.size() != 2 || out.width < 1 || out.width > (1 << 20) ||
+        (out.pairs != 1 && out.pairs != 2) ||
+        out.shape[out.inOut ? 0 : 1] % out.pairs != 0 ||
+        out.storedShape() != spec.shape)
+      return error(where, "\"packed\" does not describe its shape " +
+                              formatSpecShape(spec.shape) +
+                              " (a 2-D weight in panels of 1 to 2^20 "
+                              "columns, pairs 1 or 2)");
+    return Status::ok();
+  }
+
   /// A file name inside the artifact directory.
   Status fileName(const json &root, const char *key, std::string &out) const {
     if (Status s = string(root, key, "", out, /*required=*/false); !s)
@@ -494,6 +535,12 @@ Expected<Manifest> Manifest::parse(const std::string &text,
         if (Status s = p.init(*it, where, init); !s)
           return s;
         spec.init = std::move(init);
+      }
+      if (auto it = item.find("packed"); it != item.end()) {
+        PackedLayout layout;
+        if (Status s = p.packed(*it, where, spec, layout); !s)
+          return s;
+        spec.packed = std::move(layout);
       }
       manifest.parameters.push_back(std::move(spec));
     }
@@ -718,6 +765,11 @@ Expected<std::string> Manifest::serialize() const {
       }
       entry["init"] = std::move(init);
     }
+    if (p.packed)
+      entry["packed"] = {{"shape", shapeJson(p.packed->shape)},
+                         {"in_out", p.packed->inOut},
+                         {"width", p.packed->width},
+                         {"pairs", p.packed->pairs}};
     params.push_back(std::move(entry));
   }
   root["parameters"] = std::move(params);

@@ -72,7 +72,9 @@ def random_weights(manifest, seed):
     rng = np.random.default_rng(seed)
     weights = {}
     for p in manifest["parameters"]:
-        shape = tuple(p["shape"])
+        # A CPU inference artifact stores linear weights as column panels
+        # ("packed"); checkpoints give them in the model's shape.
+        shape = tuple(p.get("packed", {}).get("shape", p["shape"]))
         if p["name"].endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
             weights[p["name"]] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
         else:
@@ -281,7 +283,9 @@ def random_weights_by_rule(manifest, seed, is_norm, std=0.05):
     rng = np.random.default_rng(seed)
     weights = {}
     for p in manifest["parameters"]:
-        shape = tuple(p["shape"])
+        # A CPU inference artifact stores linear weights as column panels
+        # ("packed"); checkpoints give them in the model's shape.
+        shape = tuple(p.get("packed", {}).get("shape", p["shape"]))
         if is_norm(p["name"]):
             weights[p["name"]] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
         else:
@@ -402,6 +406,101 @@ class LlamaTinyDecomposedAttention(LlamaTiny):
     """Grouped-query attention through the decomposition (repeated kv
     heads) instead of the default fused lowering."""
     EXTRA = ["--attention", "decomposed"]
+
+
+# --------------------------------------------------------------------------
+# Linear weights stored as the CPU matmul's column panels (kiln-compile
+# --pack-weights) against the same artifact with row-major weights (the
+# default): the kernels read the same values in the same order, so the
+# outputs are bit-identical.
+
+
+def cpu_has_amx_bf16():
+    with open("/proc/cpuinfo") as f:
+        return " amx_bf16" in f.read()
+
+
+class PackedWeights(unittest.TestCase):
+    def check(self, config, seed, is_norm, extra=(), expect_packed=True,
+              rows=((1, 1), (2, 9), (3, 24))):
+        config_path, cfg = load_config(config)
+        with tempfile.TemporaryDirectory() as tmp:
+            first = compile_artifact(config_path, os.path.join(tmp, "init.kiln"),
+                                     extra=list(extra) + ["--pack-weights"])
+            weights = random_weights_by_rule(first, seed=seed, is_norm=is_norm)
+            wpath = os.path.join(tmp, "w.safetensors")
+            save_safetensors(weights, wpath)
+            packed = os.path.join(tmp, "packed.kiln")
+            plain = os.path.join(tmp, "plain.kiln")
+            manifest = compile_artifact(config_path, packed, weights=wpath,
+                                        extra=list(extra) + ["--pack-weights"])
+            # The default keeps them row-major.
+            plain_manifest = compile_artifact(config_path, plain, weights=wpath, extra=extra)
+            self.assertEqual(plain_manifest["target_options"]["packed_weights"], "none")
+            self.assertFalse(any("packed" in p for p in plain_manifest["parameters"]))
+            # Every packed parameter is a 2-D weight of the checkpoint, stored
+            # as [ceil(out / w), in, w] (f32) or [ceil(out / w), in / 2, w, 2]
+            # (bf16 pairs for AMX).
+            packed_params = [p for p in manifest["parameters"] if "packed" in p]
+            self.assertEqual(bool(packed_params), expect_packed)
+            if not expect_packed:
+                self.assertEqual(manifest["target_options"]["packed_weights"], "none")
+                return manifest
+            for p in packed_params:
+                layout = p["packed"]
+                rows_in, out = layout["shape"] if layout["in_out"] else layout["shape"][::-1]
+                panels = -(-out // layout["width"])
+                expected = ([panels, rows_in, layout["width"]] if layout["pairs"] == 1 else
+                            [panels, rows_in // 2, layout["width"], 2])
+                self.assertEqual(p["shape"], expected, p["name"])
+                self.assertEqual(list(weights[p["name"]].shape), layout["shape"], p["name"])
+            kinds = manifest["target_options"]["packed_weights"].split(",")
+            self.assertTrue(all(k.startswith(("f32:", "bf16:")) for k in kinds), kinds)
+            for batch, seq in rows:
+                ids = np.random.default_rng(batch * 100 + seq).integers(
+                    0, cfg["vocab_size"], (batch, seq)).astype(np.int64)
+                a = run_artifact(packed, {"input_ids": ids}, tmp)["logits"]
+                b = run_artifact(plain, {"input_ids": ids}, tmp)["logits"]
+                report(f"{config} packed vs row-major [{batch}x{seq}]", a, b)
+                np.testing.assert_array_equal(a, b)
+            # The packed artifact's own weights file compiles the same
+            # artifact again (its panels taken as they are) ...
+            again = os.path.join(tmp, "again.kiln")
+            compile_artifact(config_path, again, weights=os.path.join(packed, "weights.safetensors"),
+                             extra=list(extra) + ["--pack-weights"])
+            with open(os.path.join(packed, "weights.safetensors"), "rb") as x, \
+                    open(os.path.join(again, "weights.safetensors"), "rb") as y:
+                self.assertEqual(x.read(), y.read())
+            # ... but is no checkpoint for row-major weights: one clear error.
+            with self.assertRaises(RuntimeError) as raised:
+                compile_artifact(config_path, os.path.join(tmp, "bad.kiln"),
+                                 weights=os.path.join(packed, "weights.safetensors"),
+                                 extra=extra)
+            self.assertIn("stores linear weights as the matmul's column panels", str(raised.exception))
+            return manifest
+
+    def test_gpt2_in_out_weights(self):
+        # GPT-2's Conv1D weights ([in, out]); the tied LM head stays as it is
+        # (the embedding reads it too).
+        manifest = self.check("gpt2-tiny.json", 11, lambda n: n.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")))
+        self.assertFalse(any(p["name"] == "transformer.wte.weight" and "packed" in p
+                             for p in manifest["parameters"]))
+
+    def test_llama_out_in_weights(self):
+        # nn.Linear weights ([out, in]) and an untied LM head over 1000
+        # columns (a partial last panel); one-token rows too.
+        manifest = self.check("llama-tiny.json", 12, lambda n: n.endswith("norm.weight"))
+        head = next(p for p in manifest["parameters"] if p["name"] == "lm_head.weight")
+        self.assertFalse(head["packed"]["in_out"])
+
+    def test_bf16(self):
+        # --dtype bf16: on a CPU with AMX-BF16, the weights are stored in the
+        # AMX kernel's pairs; elsewhere they stay bf16 row-major.
+        manifest = self.check("gpt2-tiny.json", 13, lambda n: n.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")),
+                              extra=["--dtype", "bf16"], expect_packed=cpu_has_amx_bf16())
+        pairs = [p for p in manifest["parameters"] if p.get("packed", {}).get("pairs") == 2]
+        self.assertEqual(bool(pairs), manifest["target_options"]["bf16_dot"] == "amx")
+        self.assertEqual(bool(pairs), cpu_has_amx_bf16())
 
 
 # --------------------------------------------------------------------------

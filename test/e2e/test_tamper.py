@@ -71,14 +71,22 @@ def param(manifest, index=0):
     return manifest["parameters"][index]
 
 
+def packed(manifest):
+    """The first parameter stored as column panels (the CPU artifact's
+    linear weights)."""
+    return next(p for p in manifest["parameters"] if "packed" in p)
+
+
 class TamperMatrix(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         root = cls.tmp.name
         cls.good = os.path.join(root, "good.kiln")
+        # Weights stored as column panels too (their layout is in the
+        # manifest, checked when it is read).
         compile_artifact(os.path.join(MODELS, "gpt2-tiny.json"), cls.good,
-                         extra=["--seq", "8"])
+                         extra=["--seq", "8", "--pack-weights"])
         # Another artifact whose module.so is swapped in.
         cls.other = os.path.join(root, "other.kiln")
         compile_artifact(os.path.join(MODELS, "llama-tiny.json"), cls.other,
@@ -125,6 +133,12 @@ class TamperMatrix(unittest.TestCase):
             "param-offset": (lambda m: param(m).update(offset=8), "offset"),
             "param-huge-shape": (lambda m: param(m).update(shape=[2**40, 2**40]), "transformer.wte.weight"),
             "param-negative-dim": (lambda m: param(m).update(shape=[-5, 64]), "transformer.wte.weight"),
+            # A weight stored as column panels whose layout does not give
+            # its stored shape, or is not an object.
+            "packed-shape": (lambda m: packed(m)["packed"].update(shape=[64, 64]), "does not describe its shape"),
+            "packed-width": (lambda m: packed(m)["packed"].update(width=0), "does not describe its shape"),
+            "packed-pairs": (lambda m: packed(m)["packed"].update(pairs=3), "does not describe its shape"),
+            "packed-type": (lambda m: packed(m).update(packed=[1]), "\"packed\" is not an object"),
             "input-rank": (lambda m: entry(m)["inputs"][0].update(shape=[-1]), "input_ids"),
             "input-dtype": (lambda m: entry(m)["inputs"][0].update(dtype="I32"), "input_ids"),
             "output-dtype": (lambda m: entry(m)["outputs"][0].update(dtype="F64"), "logits"),

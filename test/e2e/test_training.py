@@ -95,7 +95,9 @@ def model_weights(manifest, seed):
     for p in manifest["parameters"]:
         if p.get("state"):
             continue
-        shape = tuple(p["shape"])
+        # The model's shape (a CPU inference artifact stores linear weights
+        # as column panels, "packed").
+        shape = tuple(p.get("packed", {}).get("shape", p["shape"]))
         if p["name"].endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
             weights[p["name"]] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
         else:

@@ -407,8 +407,11 @@ def cases():
 #===----------------------------------------------------------------------===#
 
 def compile_artifact(kiln_compile, source, out, arch, extra=()):
-    """arch "cpu" compiles for the CPU instead: the harness check (below)."""
-    target = ["--target", "cpu"] if arch == "cpu" else ["--target", "cuda", "--cuda-arch", arch]
+    """arch "cpu" compiles for the CPU instead: the harness check (below),
+    with the weights row-major (write_weights writes them in the model's
+    layout, not the CPU matmul's panels)."""
+    target = (["--target", "cpu", "--pack-weights=false"] if arch == "cpu"
+              else ["--target", "cuda", "--cuda-arch", arch])
     args = [kiln_compile, source, "-o", out] + target + list(extra)
     started = time.time()
     done = subprocess.run(args, capture_output=True, text=True)

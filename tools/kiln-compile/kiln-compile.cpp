@@ -176,12 +176,14 @@ cl::opt<std::string> bf16Dot(
     cl::value_desc("amx|none"), cl::init(""), cl::cat(category));
 cl::opt<bool> packWeights(
     "pack-weights",
-    cl::desc("CPU inference artifacts: store the f32 linear weights as the "
-             "matmul's column panels ([out / w, in, w], w the tile's columns) "
-             "so that the register tiles read them in place instead of "
-             "copying each panel on every call (default true; recorded in "
-             "the manifest's target_options.packed_weights)"),
-    cl::init(true), cl::cat(category));
+    cl::desc("CPU inference artifacts: store the linear weights as the "
+             "matmul's column panels (f32 [out / w, in, w], w the tile's "
+             "columns; bf16 on AMX in the kernel's pairs) so that the kernels "
+             "read them in place instead of copying each panel on every "
+             "call; the weights file then holds panels, not a checkpoint "
+             "(default false; recorded in the manifest's "
+             "target_options.packed_weights and parameters[*].packed)"),
+    cl::init(false), cl::cat(category));
 cl::opt<std::string> kvCache(
     "kv-cache",
     cl::desc("Causal LMs (gpt2, llama): also build prefill(input_ids, "

@@ -109,10 +109,19 @@ int infoCommand(int argc, char **argv) {
     std::printf("optimizer state: %zu tensors, %llu elements (zero at the "
                 "start, not in the weights file)\n",
                 states, static_cast<unsigned long long>(stateElements));
-  for (const ParameterSpec &p : m.parameters)
-    std::printf("  %s %s %s%s\n", p.name.c_str(), dtypeName(p.dtype),
+  for (const ParameterSpec &p : m.parameters) {
+    // A weight stored as the matmul's column panels: its model shape too.
+    std::string packed;
+    if (p.packed)
+      packed = " (column panels of " + std::to_string(p.packed->width) +
+               (p.packed->pairs == 2 ? ", rows in pairs" : "") + " of the " +
+               formatShape(p.packed->shape) +
+               (p.packed->inOut ? " [in, out]" : " [out, in]") + " weight)";
+    std::printf("  %s %s %s%s%s\n", p.name.c_str(), dtypeName(p.dtype),
                 formatShape(p.shape).c_str(),
-                p.state ? " state" : (p.trainable ? " trainable" : ""));
+                p.state ? " state" : (p.trainable ? " trainable" : ""),
+                packed.c_str());
+  }
   std::printf("entry points: %zu\n", m.entryPoints.size());
   for (const EntryPointSpec &e : m.entryPoints) {
     std::printf("  %s (symbol %s)\n", e.name.c_str(), e.symbol.c_str());

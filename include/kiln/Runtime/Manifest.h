@@ -66,6 +66,21 @@ struct InitSpec {
   std::optional<double> high;
 };
 
+/// How a parameter stores a linear weight as the CPU matmul's column
+/// panels (kiln-pack-weights): `[ceil(out / width), in, width]`, or with
+/// `pairs` 2 `[ceil(out / width), in / 2, width, 2]` (AMX bf16 pairs), from
+/// the weight of `shape` as the model's checkpoints hold it (`[in, out]`
+/// when `inOut`, else `[out, in]`). A checkpoint gives the weight in that
+/// shape; only the artifact's own weights file holds the panels.
+struct PackedLayout {
+  std::vector<int64_t> shape;
+  bool inOut = false;
+  int64_t width = 0;
+  int64_t pairs = 1;
+  /// The stored shape this layout gives.
+  std::vector<int64_t> storedShape() const;
+};
+
 /// One entry of the manifest's parameter table.
 struct ParameterSpec {
   std::string name;
@@ -81,6 +96,8 @@ struct ParameterSpec {
   bool state = false;
   /// "init", when the manifest says.
   std::optional<InitSpec> init;
+  /// "packed": stored as column panels (shape is then storedShape()).
+  std::optional<PackedLayout> packed;
 };
 
 /// FLOPs and bytes moved by one call of an entry point.

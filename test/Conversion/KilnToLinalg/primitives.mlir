@@ -316,3 +316,16 @@ func.func @reduce_bf16(%x: tensor<3x8xbf16>) -> (tensor<3xbf16>, tensor<3xbf16>)
   %1 = kiln.reduce max %x axes = [1] : (tensor<3x8xbf16>) -> tensor<3xbf16>
   return %0, %1 : tensor<3xbf16>, tensor<3xbf16>
 }
+
+// -----
+
+// Stored panels unpack with linalg.unpack: the columns in tiles of the
+// panel width, outer dims swapped; pairs tile the rows by 2 too.
+// CHECK-LABEL: func.func @unpack_panels(
+// CHECK: linalg.unpack %{{.*}} outer_dims_perm = [1, 0] inner_dims_pos = [1] inner_tiles = [64] into %{{.*}} : tensor<4x64x64xf32> -> tensor<64x200xf32>
+// CHECK: linalg.unpack %{{.*}} outer_dims_perm = [1, 0] inner_dims_pos = [1, 0] inner_tiles = [128, 2] into %{{.*}} : tensor<2x32x128x2xbf16> -> tensor<64x256xbf16>
+func.func @unpack_panels(%p: tensor<4x64x64xf32>, %q: tensor<2x32x128x2xbf16>) -> (tensor<64x200xf32>, tensor<64x256xbf16>) {
+  %0 = kiln.unpack_panels %p columns = 200 : (tensor<4x64x64xf32>) -> tensor<64x200xf32>
+  %1 = kiln.unpack_panels %q columns = 256 : (tensor<2x32x128x2xbf16>) -> tensor<64x256xbf16>
+  return %0, %1 : tensor<64x200xf32>, tensor<64x256xbf16>
+}

@@ -1441,3 +1441,31 @@ func.func @expand_csr_dynamic(%o: tensor<5xi32>, %i: tensor<10xi16>, %v: tensor<
   %0 = kiln.expand_csr %o, %i, %v : (tensor<5xi32>, tensor<10xi16>, tensor<10xf32>) -> tensor<?x8xf32>
   return
 }
+
+// -----
+
+func.func @unpack_panels_count(%p: tensor<3x8x4xf32>) {
+  // expected-error @+2 {{13 columns in panels of 4 take 4 panels, found 3}}
+  // expected-error @+1 {{'kiln.unpack_panels' op failed to infer returned types}}
+  %0 = "kiln.unpack_panels"(%p) {columns = 13 : i64} : (tensor<3x8x4xf32>) -> tensor<8x13xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_panels_rank(%p: tensor<8x4xf32>) {
+  // expected-error @+2 {{expected static [panels, rows, width] or [panels, rows / g, width, g] panels, found 'tensor<8x4xf32>'}}
+  // expected-error @+1 {{'kiln.unpack_panels' op failed to infer returned types}}
+  %0 = "kiln.unpack_panels"(%p) {columns = 4 : i64} : (tensor<8x4xf32>) -> tensor<8x4xf32>
+  return
+}
+
+// -----
+
+func.func @unpack_panels_type(%p: tensor<1x8x4x2xf32>) {
+  // Pairs: [1, 8, 4, 2] holds 16 rows, not 8.
+  // expected-error @+2 {{'kiln.unpack_panels' op inferred type(s) 'tensor<16x3xf32>' are incompatible with return type(s) of operation 'tensor<8x3xf32>'}}
+  // expected-error @+1 {{'kiln.unpack_panels' op failed to infer returned types}}
+  %0 = "kiln.unpack_panels"(%p) {columns = 3 : i64} : (tensor<1x8x4x2xf32>) -> tensor<8x3xf32>
+  return
+}

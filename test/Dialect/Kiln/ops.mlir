@@ -459,3 +459,12 @@ func.func @quantization_ops(%q8: tensor<16x64xi8>, %q4: tensor<16x32xi8>, %s: te
   %4 = kiln.integer_matmul %2, %q8 transpose_rhs : (tensor<?x64xi8>, tensor<16x64xi8>) -> tensor<?x16xi32>
   return
 }
+
+// CHECK-LABEL: func.func @unpack_panels(
+func.func @unpack_panels(%p: tensor<4x64x64xf32>, %q: tensor<2x32x128x2xbf16>) -> (tensor<64x200xf32>, tensor<64x256xbf16>) {
+// CHECK: kiln.unpack_panels %{{.*}} columns = 200 : (tensor<4x64x64xf32>) -> tensor<64x200xf32>
+  %0 = kiln.unpack_panels %p columns = 200 : (tensor<4x64x64xf32>) -> tensor<64x200xf32>
+// CHECK: kiln.unpack_panels %{{.*}} columns = 256 : (tensor<2x32x128x2xbf16>) -> tensor<64x256xbf16>
+  %1 = kiln.unpack_panels %q columns = 256 : (tensor<2x32x128x2xbf16>) -> tensor<64x256xbf16>
+  return %0, %1 : tensor<64x200xf32>, tensor<64x256xbf16>
+}

@@ -355,3 +355,38 @@ func.func @zero_filled(%x: memref<?x64xbf16>, %w: memref<40x64xbf16>, %y: memref
   }
   return
 }
+
+// -----
+
+// A bf16 weight stored as the kernel's panels of pairs ([P, K / 2, 128, 2],
+// kiln-pack-weights), read through (n floordiv 128, k floordiv 2, n mod
+// 128, k mod 2): each panel's rhs tiles load from the stored panel p where
+// it lies ([32, 256] bf16 rows of pairs), nothing is packed. With 32-column
+// panels (panel-blocks=1) the stored width does not match: left to loops.
+#lhsP = affine_map<(d0, d1, d2) -> (d0, d2)>
+#pairs = affine_map<(d0, d1, d2) -> (d1 floordiv 128, d2 floordiv 2, d1 mod 128, d2 mod 2)>
+#outP = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-LABEL: func.func @stored_pairs(
+// CHECK-SAME: %[[X:[a-z0-9]+]]: memref<?x64xbf16>, %[[W:[a-z0-9]+]]: memref<2x32x128x2xbf16>
+// CHECK: scf.parallel (%[[P:.+]]) =
+// CHECK-NOT: memref.alloc() : memref<{{.*}}xi8>
+// CHECK: %[[PANEL:.+]] = memref.subview %[[W]][%[[P]], 0, 0, 0] [1, 32, 128, 2] [1, 1, 1, 1]
+// CHECK: %[[PAIRS:.+]] = memref.collapse_shape %[[PANEL]] {{\[}}[0], [1, 2]] : memref<32x128x2xbf16, strided<[256, 2, 1], offset: ?>> into memref<32x256xbf16, strided<[256, 1], offset: ?>>
+// CHECK-NOT: vector.shuffle
+// CHECK: amx.tile_load %[[PAIRS]]
+// CHECK: amx.tile_mulf
+// ONE-LABEL: func.func @stored_pairs(
+// ONE-NOT: amx.tile_load
+// ONE: linalg.generic
+func.func @stored_pairs(%x: memref<?x64xbf16>, %w: memref<2x32x128x2xbf16>, %y: memref<?x200xf32>) {
+  linalg.generic {indexing_maps = [#lhsP, #pairs, #outP], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x, %w : memref<?x64xbf16>, memref<2x32x128x2xbf16>) outs(%y : memref<?x200xf32>) {
+  ^bb0(%a: bf16, %b: bf16, %acc: f32):
+    %0 = arith.extf %a : bf16 to f32
+    %1 = arith.extf %b : bf16 to f32
+    %2 = arith.mulf %0, %1 : f32
+    %3 = arith.addf %acc, %2 : f32
+    linalg.yield %3 : f32
+  }
+  return
+}

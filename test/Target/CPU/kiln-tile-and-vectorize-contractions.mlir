@@ -3,6 +3,7 @@
 // RUN: not kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=0" --split-input-file 2>&1 | FileCheck %s --check-prefix=BAD
 // RUN: not kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="k-block=-1" --split-input-file 2>&1 | FileCheck %s --check-prefix=BADK
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="l2-bytes=65536" --split-input-file | FileCheck %s --check-prefix=KBLOCK
+// RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=6 tile-n=64" --split-input-file | FileCheck %s --check-prefix=STORED
 
 // The tiles kiln-compile picks for AVX2 (16 ymm registers): panels of 16
 // columns, 6 x 16 accumulators, the lhs packed in tiles of 6 rows.
@@ -303,4 +304,49 @@ func.func @one_row_transposed(%x: tensor<1x64xf32>, %w: tensor<192x64xf32>) -> t
 func.func @dynamic_rows_columns(%a: tensor<?x16xf32>, %b: tensor<16x?xf32>) -> tensor<?x?xf32> {
   %c = kiln.matmul %a, %b : (tensor<?x16xf32>, tensor<16x?xf32>) -> tensor<?x?xf32>
   return %c : tensor<?x?xf32>
+}
+
+// -----
+
+// A weight stored as column panels (kiln-pack-weights) of the tile's
+// width (6 x 64): each panel's register tiles read the stored [K, 64]
+// panel in place, the full panels at panel index column / 64 and the last,
+// split-off 8 columns from panel 3, and nothing unpacks or packs the
+// weight. With other panels (8 x 32 and 6 x 16 tiles), the stored
+// 64-column ones do not fit: unpacked whole (correct, slow).
+// STORED-LABEL: func @stored_panels
+// STORED-SAME: %[[P:[a-z0-9]+]]: tensor<4x64x64xf32>
+// STORED-NOT: linalg.unpack
+// STORED-NOT: linalg.copy
+// STORED: scf.forall
+// STORED: tensor.extract_slice %[[P]][%{{.*}}, 0, 0] [1, 64, 64] [1, 1, 1] : tensor<4x64x64xf32> to tensor<64x64xf32>
+// STORED: tensor.extract_slice %[[P]][3, 0, 0] [1, 64, 8] [1, 1, 1] : tensor<4x64x64xf32> to tensor<64x8xf32>
+// STORED-NOT: linalg.unpack
+// CHECK-LABEL: func @stored_panels
+// CHECK: linalg.transpose ins(%{{.*}} : tensor<4x64x64xf32>) outs(%{{.*}} : tensor<64x4x64xf32>) permutation = [1, 0, 2]
+// CHECK-NOT: linalg.unpack
+// AVX2-LABEL: func @stored_panels
+// AVX2: linalg.transpose ins(%{{.*}} : tensor<4x64x64xf32>) outs(%{{.*}} : tensor<64x4x64xf32>) permutation = [1, 0, 2]
+// AVX2-NOT: linalg.unpack
+func.func @stored_panels(%x: tensor<12x64xf32>, %p: tensor<4x64x64xf32>) -> tensor<12x200xf32> {
+  %w = kiln.unpack_panels %p columns = 200 : (tensor<4x64x64xf32>) -> tensor<64x200xf32>
+  %y = kiln.matmul %x, %w : (tensor<12x64xf32>, tensor<64x200xf32>) -> tensor<12x200xf32>
+  return %y : tensor<12x200xf32>
+}
+
+// -----
+
+// Stored bf16 pairs (for the AMX kernel): the contraction reads the stored
+// panels through (n floordiv 128, k floordiv 2, n mod 128, k mod 2) and
+// the unpacking goes.
+// CHECK: #{{.+}} = affine_map<(d0, d1, d2) -> (d2 floordiv 128, d1 floordiv 2, d2 mod 128, d1 mod 2)>
+// CHECK-LABEL: func @stored_pairs
+// CHECK-SAME: %[[Q:[a-z0-9]+]]: tensor<2x32x128x2xbf16>
+// CHECK-NOT: linalg.unpack
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %[[Q]] : tensor<40x64xbf16>, tensor<2x32x128x2xbf16>)
+func.func @stored_pairs(%x: tensor<40x64xbf16>, %q: tensor<2x32x128x2xbf16>) -> tensor<40x200xf32> {
+  %w = kiln.unpack_panels %q columns = 200 : (tensor<2x32x128x2xbf16>) -> tensor<64x200xbf16>
+  %y = kiln.matmul %x, %w : (tensor<40x64xbf16>, tensor<64x200xbf16>) -> tensor<40x200xbf16>
+  %yf = kiln.cast %y : tensor<40x200xbf16> -> tensor<40x200xf32>
+  return %yf : tensor<40x200xf32>
 }

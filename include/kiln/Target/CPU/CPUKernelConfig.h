@@ -53,9 +53,11 @@ struct CPUKernelConfig {
   /// "none" (the plain loops); the kernels the CPU can run, best first.
   std::string bf16Dot = "none";
   std::vector<std::string> bf16Dots = {"none"};
-  /// Whether an inference artifact stores its f32 linear weights as the
-  /// matmul's column panels of tileN (kiln-pack-weights).
-  bool packWeights = true;
+  /// Whether an inference artifact stores its linear weights as the
+  /// matmul's column panels (kiln-pack-weights; kiln-compile
+  /// --pack-weights). Off by default: the artifact's weights file is then
+  /// no longer a checkpoint of the model (see docs/artifacts.md).
+  bool packWeights = false;
   /// Per-core L1 data and L2, shared L3, in bytes.
   int64_t l1Bytes = 32 << 10;
   int64_t l2Bytes = 1 << 20;
@@ -92,7 +94,7 @@ struct CPUKernelOverrides {
   /// "amx" or "none"; empty: the one chosen for the CPU. amx on a CPU
   /// without AMX-BF16 is an error.
   std::string bf16Dot;
-  /// Whether inference weights are stored as column panels; unset: yes.
+  /// Whether inference weights are stored as column panels; unset: no.
   std::optional<bool> packWeights;
 };
 

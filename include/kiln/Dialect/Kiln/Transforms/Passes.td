@@ -115,8 +115,8 @@ def KilnPackWeightsPass : Pass<"kiln-pack-weights", "mlir::ModuleOp"> {
     Each read is followed by a `kiln.unpack_panels` back to `[in, out]` and
     the linears take their weight as `[in, out]` (`weight_in_out`); the
     matmul's tiles then read the panels where they lie. The parameter gets
-    `kiln.packed_from = {shape, in_out, width}`: its stored shape and layout
-    before packing, from which the compiler packs the weights it writes
+    `kiln.packed_from = {shape, in_out, pairs, width}`: its stored shape and
+    layout before packing, from which the compiler packs the weights it writes
     (checkpoints keep the original layout). With `pair-panel-width`, bf16
     weights whose `in` is a multiple of 32 (an AMX tile's steps of k) are
     stored as `[ceil(out / w), in / 2, w, 2]`: each panel row two input
@@ -124,15 +124,15 @@ def KilnPackWeightsPass : Pass<"kiln-pack-weights", "mlir::ModuleOp"> {
     (kiln-lower-amx-matmuls) reads them in place too. Quantized, pruned or
     compressed parameters and ones read through casts are left as they
     are. kiln-compile runs it for CPU inference artifacts with the target's
-    tile width (`--pack-weights=false` turns it off).
+    tile width when asked to (`--pack-weights`).
 
     ```mlir
     // before
-    kiln.parameter @w : tensor<768x3072xf32> init normal(0.0, 0.02)
+    kiln.parameter @w : tensor<768x3072xf32> init normal std = 2.000000e-02
     %w = kiln.read_param @w : tensor<768x3072xf32>
     %y = kiln.linear %x, %w weight_in_out : (tensor<1x128x768xf32>, tensor<768x3072xf32>) -> tensor<1x128x3072xf32>
     // after (panel-width=64)
-    kiln.parameter @w : tensor<48x768x64xf32> init normal(0.0, 0.02) {kiln.packed_from = {in_out = true, shape = array<i64: 768, 3072>, width = 64 : i64}}
+    kiln.parameter @w : tensor<48x768x64xf32> init normal std = 2.000000e-02 {kiln.packed_from = {in_out = true, pairs = 1 : i64, shape = array<i64: 768, 3072>, width = 64 : i64}}
     %p = kiln.read_param @w : tensor<48x768x64xf32>
     %w = kiln.unpack_panels %p columns = 3072 : (tensor<48x768x64xf32>) -> tensor<768x3072xf32>
     %y = kiln.linear %x, %w weight_in_out : (tensor<1x128x768xf32>, tensor<768x3072xf32>) -> tensor<1x128x3072xf32>

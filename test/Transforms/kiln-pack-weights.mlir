@@ -1,0 +1,94 @@
+// RUN: kiln-opt %s --split-input-file --kiln-pack-weights="panel-width=64 pair-panel-width=128" | FileCheck %s
+// RUN: kiln-opt %s --split-input-file --kiln-pack-weights="panel-width=32" | FileCheck %s --check-prefix=NOPAIRS
+// RUN: not kiln-opt %s --split-input-file --kiln-pack-weights="panel-width=0" 2>&1 | FileCheck %s --check-prefix=WIDTH
+
+// WIDTH: kiln-pack-weights: panel-width must be positive and pair-panel-width not negative (got 0, 0)
+
+// An [in, out] weight (GPT-2's Conv1D) becomes 200 / 64 -> 4 panels of its
+// 64 rows, the last padded; an [out, in] one (torch.nn.Linear) 100 / 64 ->
+// 2 panels, its linear now reading [in, out]. Both reads are unpacked back
+// to [in, out].
+// CHECK-LABEL: module
+// CHECK: kiln.parameter @w : tensor<4x64x64xf32> init normal std = 2.000000e-02 trainable {kiln.packed_from = {in_out = true, pairs = 1 : i64, shape = array<i64: 64, 200>, width = 64 : i64}}
+// CHECK: kiln.parameter @v : tensor<2x200x64xf32> init zeros {kiln.packed_from = {in_out = false, pairs = 1 : i64, shape = array<i64: 100, 200>, width = 64 : i64}}
+// CHECK: %[[W:.+]] = kiln.read_param @w : tensor<4x64x64xf32>
+// CHECK: %[[WU:.+]] = kiln.unpack_panels %[[W]] columns = 200 : (tensor<4x64x64xf32>) -> tensor<64x200xf32>
+// CHECK: %[[Y:.+]] = kiln.linear %{{.*}}, %[[WU]] weight_in_out
+// CHECK: %[[V:.+]] = kiln.read_param @v : tensor<2x200x64xf32>
+// CHECK: %[[VU:.+]] = kiln.unpack_panels %[[V]] columns = 100 : (tensor<2x200x64xf32>) -> tensor<200x100xf32>
+// CHECK: kiln.linear %[[Y]], %[[VU]] weight_in_out : (tensor<1x8x200xf32>, tensor<200x100xf32>) -> tensor<1x8x100xf32>
+// NOPAIRS-LABEL: module
+// NOPAIRS: kiln.parameter @w : tensor<7x64x32xf32>
+// NOPAIRS: kiln.parameter @v : tensor<4x200x32xf32>
+kiln.parameter @w : tensor<64x200xf32> init normal std = 2.0e-02 trainable
+kiln.parameter @v : tensor<100x200xf32> init zeros
+func.func @forward(%x: tensor<1x8x64xf32>) -> tensor<1x8x100xf32> {
+  %w = kiln.read_param @w : tensor<64x200xf32>
+  %y = kiln.linear %x, %w weight_in_out : (tensor<1x8x64xf32>, tensor<64x200xf32>) -> tensor<1x8x200xf32>
+  %v = kiln.read_param @v : tensor<100x200xf32>
+  %z = kiln.linear %y, %v : (tensor<1x8x200xf32>, tensor<100x200xf32>) -> tensor<1x8x100xf32>
+  return %z : tensor<1x8x100xf32>
+}
+
+// -----
+
+// A module that writes a parameter (a training artifact, which loads
+// checkpoints by name and shape) keeps every layout.
+// CHECK-LABEL: module
+// CHECK: kiln.parameter @w : tensor<64x64xf32>
+// CHECK-NOT: unpack_panels
+// NOPAIRS-LABEL: module
+// NOPAIRS: kiln.parameter @w : tensor<64x64xf32>
+kiln.parameter @w : tensor<64x64xf32> init zeros
+kiln.parameter @step : tensor<f32> init zeros
+func.func @forward(%x: tensor<2x64xf32>) -> tensor<2x64xf32> {
+  %w = kiln.read_param @w : tensor<64x64xf32>
+  %y = kiln.linear %x, %w : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
+  %s = kiln.read_param @step : tensor<f32>
+  kiln.write_param @step, %s : tensor<f32>
+  return %y : tensor<2x64xf32>
+}
+
+// -----
+
+// Left as they are: a weight also read by something other than a linear
+// (@tied: an embedding and the LM head), one the compiler fills itself
+// (@codes: any kiln.* attribute), one read through a cast (@cast), and
+// layouts that differ between linears (@both). bf16 weights become pairs
+// with pair-panel-width (@b: [2, 64 / 2, 128, 2]) when their input dim is a
+// multiple of 32 (@b48 is not), and stay as they are without it.
+// CHECK-LABEL: module
+// CHECK: kiln.parameter @tied : tensor<100x64xf32>
+// CHECK: kiln.parameter @codes : tensor<64x64xf32> init zeros {kiln.pruned
+// CHECK: kiln.parameter @cast : tensor<64x64xf32>
+// CHECK: kiln.parameter @both : tensor<64x64xf32>
+// CHECK: kiln.parameter @b : tensor<2x32x128x2xbf16> init zeros {kiln.packed_from = {in_out = true, pairs = 2 : i64, shape = array<i64: 64, 200>, width = 128 : i64}}
+// CHECK: kiln.parameter @b48 : tensor<48x64xbf16>
+// CHECK: %[[B:.+]] = kiln.read_param @b : tensor<2x32x128x2xbf16>
+// CHECK: kiln.unpack_panels %[[B]] columns = 200 : (tensor<2x32x128x2xbf16>) -> tensor<64x200xbf16>
+// NOPAIRS-LABEL: module
+// NOPAIRS: kiln.parameter @b : tensor<64x200xbf16>
+kiln.parameter @tied : tensor<100x64xf32> init zeros
+kiln.parameter @codes : tensor<64x64xf32> init zeros {kiln.pruned = {}}
+kiln.parameter @cast : tensor<64x64xf32> init zeros
+kiln.parameter @both : tensor<64x64xf32> init zeros
+kiln.parameter @b : tensor<64x200xbf16> init zeros
+kiln.parameter @b48 : tensor<48x64xbf16> init zeros
+func.func @forward(%ids: tensor<2xi64>, %x: tensor<2x64xf32>, %h: tensor<2x64xbf16>, %g: tensor<2x48xbf16>) -> (tensor<2x64xf32>, tensor<2x100xf32>, tensor<2x64xf32>, tensor<2x64xbf16>, tensor<2x64xf32>, tensor<2x64xf32>, tensor<2x200xbf16>, tensor<2x64xbf16>) {
+  %t = kiln.read_param @tied : tensor<100x64xf32>
+  %e = kiln.embedding %t, %ids : (tensor<100x64xf32>, tensor<2xi64>) -> tensor<2x64xf32>
+  %l = kiln.linear %x, %t : (tensor<2x64xf32>, tensor<100x64xf32>) -> tensor<2x100xf32>
+  %c = kiln.read_param @codes : tensor<64x64xf32>
+  %cy = kiln.linear %x, %c : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
+  %k = kiln.read_param @cast : tensor<64x64xf32>
+  %kb = kiln.cast %k : tensor<64x64xf32> -> tensor<64x64xbf16>
+  %ky = kiln.linear %h, %kb : (tensor<2x64xbf16>, tensor<64x64xbf16>) -> tensor<2x64xbf16>
+  %o = kiln.read_param @both : tensor<64x64xf32>
+  %o1 = kiln.linear %x, %o : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
+  %o2 = kiln.linear %x, %o weight_in_out : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
+  %b = kiln.read_param @b : tensor<64x200xbf16>
+  %by = kiln.linear %h, %b weight_in_out : (tensor<2x64xbf16>, tensor<64x200xbf16>) -> tensor<2x200xbf16>
+  %b48 = kiln.read_param @b48 : tensor<48x64xbf16>
+  %gy = kiln.linear %g, %b48 weight_in_out : (tensor<2x48xbf16>, tensor<48x64xbf16>) -> tensor<2x64xbf16>
+  return %e, %l, %cy, %ky, %o1, %o2, %by, %gy : tensor<2x64xf32>, tensor<2x100xf32>, tensor<2x64xf32>, tensor<2x64xbf16>, tensor<2x64xf32>, tensor<2x64xf32>, tensor<2x200xbf16>, tensor<2x64xbf16>
+}
