@@ -963,7 +963,28 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
       continue;
     }
     if (plan && plan->storedAsPacked.count(plan->sources[index])) {
-      tensors.push_back({name.str(), plan->files.view(*plan->sources[index])});
+      // The same panels, if their padding past the weight's columns is
+      // zero (a weight of more columns in as many panels is not).
+      const WeightPacking &packing = *param.packed;
+      rt::TensorView view = plan->files.view(*plan->sources[index]);
+      int64_t width = packing.width, out = packing.out();
+      int64_t rows = packing.in() / packing.pairs, pairs = packing.pairs;
+      size_t size = rt::dtypeSize(param.dtype);
+      const auto *bytes = static_cast<const unsigned char *>(view.data);
+      int64_t last = (out - 1) / width;
+      for (int64_t k = 0; k < rows; ++k)
+        for (int64_t j = out - last * width; j < width; ++j)
+          for (int64_t g = 0; g < pairs; ++g)
+            if (loadFloat(param.dtype,
+                          bytes +
+                              (((last * rows + k) * width + j) * pairs + g) *
+                                  size) != 0.0)
+              return error(plan->files.description() + ": tensor '" +
+                           plan->sources[index]->name +
+                           "' holds column panels of more than the " +
+                           llvm::Twine(out) + " columns of '" + name +
+                           "' (nonzero padding in its last panel)");
+      tensors.push_back({name.str(), view});
       continue;
     }
     if (const auto &packing = param.packed) {

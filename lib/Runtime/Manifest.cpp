@@ -111,7 +111,8 @@ std::vector<int64_t> PackedLayout::storedShape() const {
   if (shape.size() != 2 || width < 1 || pairs < 1)
     return {};
   int64_t in = shape[inOut ? 0 : 1], out = shape[inOut ? 1 : 0];
-  int64_t panels = (out + width - 1) / width;
+  // (Sizes from a file: no out + width - 1, which could overflow.)
+  int64_t panels = out / width + (out % width != 0);
   if (pairs == 1)
     return {panels, in, width};
   return {panels, in / pairs, width, pairs};
@@ -336,12 +337,13 @@ public:
     out.pairs = pairs->get<int64_t>();
     if (out.shape.size() != 2 || out.width < 1 || out.width > (1 << 20) ||
         (out.pairs != 1 && out.pairs != 2) ||
+        spec.dtype != (out.pairs == 1 ? DType::F32 : DType::BF16) ||
         out.shape[out.inOut ? 0 : 1] % out.pairs != 0 ||
         out.storedShape() != spec.shape)
       return error(where, "\"packed\" does not describe its shape " +
                               formatSpecShape(spec.shape) +
                               " (a 2-D weight in panels of 1 to 2^20 "
-                              "columns, pairs 1 or 2)");
+                              "columns, f32 or, in pairs of rows, bf16)");
     return Status::ok();
   }
 

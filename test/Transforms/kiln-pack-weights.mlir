@@ -92,3 +92,19 @@ func.func @forward(%ids: tensor<2xi64>, %x: tensor<2x64xf32>, %h: tensor<2x64xbf
   %gy = kiln.linear %g, %b48 weight_in_out : (tensor<2x48xbf16>, tensor<48x64xbf16>) -> tensor<2x64xbf16>
   return %e, %l, %cy, %ky, %o1, %o2, %by, %gy : tensor<2x64xf32>, tensor<2x100xf32>, tensor<2x64xf32>, tensor<2x64xbf16>, tensor<2x64xf32>, tensor<2x64xf32>, tensor<2x200xbf16>, tensor<2x64xbf16>
 }
+
+// -----
+
+// A store into an input updated in place (a KV cache) writes no
+// parameter: the weights are packed.
+// CHECK-LABEL: module
+// CHECK: kiln.parameter @w : tensor<1x64x64xf32>
+// CHECK: kiln.unpack_panels
+// CHECK: kiln.store_param
+kiln.parameter @w : tensor<64x64xf32> init zeros
+func.func @decode(%x: tensor<2x64xf32>, %c: tensor<2x64xf32> {kiln.in_place}) -> tensor<2x64xf32> {
+  %w = kiln.read_param @w : tensor<64x64xf32>
+  %y = kiln.linear %x, %w : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
+  kiln.store_param %y to %c : tensor<2x64xf32>
+  return %y : tensor<2x64xf32>
+}

@@ -493,6 +493,43 @@ class PackedWeights(unittest.TestCase):
         head = next(p for p in manifest["parameters"] if p["name"] == "lm_head.weight")
         self.assertFalse(head["packed"]["in_out"])
 
+    def test_kv_cache_entries(self):
+        # prefill and decode_step (a KV cache updated in place is no
+        # parameter write): packed too, the same logits and caches.
+        config_path, cfg = load_config("gpt2-tiny.json")
+        slots = 16
+        with tempfile.TemporaryDirectory() as tmp:
+            arts = {}
+            for name, extra in (("packed", ["--pack-weights"]), ("plain", [])):
+                art = os.path.join(tmp, name + ".kiln")
+                arts[name] = (art, compile_artifact(config_path, art,
+                                                    extra=["--kv-cache", str(slots)] + extra))
+            manifest = arts["packed"][1]
+            self.assertTrue(any("packed" in p for p in manifest["parameters"]))
+            self.assertNotEqual(manifest["target_options"]["packed_weights"], "none")
+            rng = np.random.default_rng(7)
+            ids = rng.integers(0, cfg["vocab_size"], (2, 5)).astype(np.int64)
+            outputs = {}
+            for name, (art, m) in arts.items():
+                prefill = next(e for e in m["entry_points"] if e["name"] == "prefill")
+                caches = [i for i in prefill["inputs"] if i.get("in_place")]
+                inputs = {"input_ids": ids, "lengths": np.array([5, 3], np.int64)}
+                for c in caches:
+                    inputs[c["name"]] = np.zeros([2] + c["shape"][1:], np.float32)
+                work = os.path.join(tmp, name)
+                os.makedirs(work)
+                first = run_artifact(art, inputs, work, entry="prefill")["logits"]
+                # One decode step from the caches prefill wrote (kiln run
+                # writes in-place inputs back to the output directory).
+                step = {"input_ids": ids[:, :1], "positions": np.array([5, 3], np.int64)}
+                for c in caches:
+                    step[c["name"]] = np.load(os.path.join(work, "out", c["name"] + ".npy"))
+                second = run_artifact(art, step, work, entry="decode_step")["logits"]
+                outputs[name] = (first, second)
+            for a, b in zip(outputs["packed"], outputs["plain"]):
+                report("gpt2-tiny kv-cache packed vs row-major", a, b)
+                np.testing.assert_array_equal(a, b)
+
     def test_bf16(self):
         # --dtype bf16: on a CPU with AMX-BF16, the weights are stored in the
         # AMX kernel's pairs; elsewhere they stay bf16 row-major.

@@ -13,6 +13,7 @@
 #include "llvm/ADT/SmallSet.h"
 
 #include <cmath>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::kiln;
@@ -207,13 +208,16 @@ LogicalResult UnpackPanelsOp::inferReturnTypes(MLIRContext *context, Loc loc,
   if (group < 1)
     return emitOptionalError(loc, "expected at least 1 row per group, found ",
                              group);
-  if (width < 1 || columns < 1 || panels != (columns + width - 1) / width)
+  int64_t needed = width < 1 ? 0 : columns / width + (columns % width != 0);
+  if (width < 1 || columns < 1 || panels != needed)
     return emitOptionalError(loc, columns, " columns in panels of ", width,
-                             " take ",
-                             width < 1 ? 0 : (columns + width - 1) / width,
-                             " panels, found ", panels);
-  types.push_back(RankedTensorType::get({input.getDimSize(1) * group, columns},
-                                        input.getElementType()));
+                             " take ", needed, " panels, found ", panels);
+  int64_t rows = input.getDimSize(1);
+  if (rows > std::numeric_limits<int64_t>::max() / group)
+    return emitOptionalError(loc, rows, " rows in groups of ", group,
+                             " overflow");
+  types.push_back(
+      RankedTensorType::get({rows * group, columns}, input.getElementType()));
   return success();
 }
 

@@ -51,11 +51,20 @@ struct KilnPackWeightsPass
     }
     // A module that writes parameters (a training artifact) loads
     // checkpoints into them by name and shape: its weights keep their
-    // layout.
+    // layout. (A store into an input updated in place, a KV cache, is no
+    // parameter write.)
     bool writes = false;
     module.walk([&](Operation *op) {
-      if (isa<WriteParamOp, StoreParamOp>(op))
+      if (isa<WriteParamOp>(op)) {
         writes = true;
+      } else if (auto store = dyn_cast<StoreParamOp>(op)) {
+        auto arg = dyn_cast<BlockArgument>(store.getDest());
+        auto func =
+            arg ? dyn_cast<FunctionOpInterface>(arg.getOwner()->getParentOp())
+                : FunctionOpInterface();
+        writes |=
+            !func || !func.getArgAttr(arg.getArgNumber(), attrs::kInPlace);
+      }
     });
     if (writes)
       return;
