@@ -4,22 +4,20 @@
 
 // WIDTH: kiln-pack-weights: panel-width must be positive and pair-panel-width not negative (got 0, 0)
 
-// An [in, out] weight (GPT-2's Conv1D) becomes 200 / 64 -> 4 panels of its
-// 64 rows, the last padded; an [out, in] one (torch.nn.Linear) 100 / 64 ->
-// 2 panels, its linear now reading [in, out]. Both reads are unpacked back
-// to [in, out].
+// An [in, out] f32 weight (GPT-2's Conv1D) becomes 200 / 64 -> 4 panels of
+// its 64 rows, the last padded, its read unpacked back to [in, out]; an
+// [out, in] f32 one (torch.nn.Linear) stays (read transposed in place).
 // CHECK-LABEL: module
 // CHECK: kiln.parameter @w : tensor<4x64x64xf32> init normal std = 2.000000e-02 trainable {kiln.packed_from = {in_out = true, pairs = 1 : i64, shape = array<i64: 64, 200>, width = 64 : i64}}
-// CHECK: kiln.parameter @v : tensor<2x200x64xf32> init zeros {kiln.packed_from = {in_out = false, pairs = 1 : i64, shape = array<i64: 100, 200>, width = 64 : i64}}
+// CHECK: kiln.parameter @v : tensor<100x200xf32> init zeros{{$}}
 // CHECK: %[[W:.+]] = kiln.read_param @w : tensor<4x64x64xf32>
 // CHECK: %[[WU:.+]] = kiln.unpack_panels %[[W]] columns = 200 : (tensor<4x64x64xf32>) -> tensor<64x200xf32>
 // CHECK: %[[Y:.+]] = kiln.linear %{{.*}}, %[[WU]] weight_in_out
-// CHECK: %[[V:.+]] = kiln.read_param @v : tensor<2x200x64xf32>
-// CHECK: %[[VU:.+]] = kiln.unpack_panels %[[V]] columns = 100 : (tensor<2x200x64xf32>) -> tensor<200x100xf32>
-// CHECK: kiln.linear %[[Y]], %[[VU]] weight_in_out : (tensor<1x8x200xf32>, tensor<200x100xf32>) -> tensor<1x8x100xf32>
+// CHECK: %[[V:.+]] = kiln.read_param @v : tensor<100x200xf32>
+// CHECK: kiln.linear %[[Y]], %[[V]] : (tensor<1x8x200xf32>, tensor<100x200xf32>) -> tensor<1x8x100xf32>
 // NOPAIRS-LABEL: module
 // NOPAIRS: kiln.parameter @w : tensor<7x64x32xf32>
-// NOPAIRS: kiln.parameter @v : tensor<4x200x32xf32>
+// NOPAIRS: kiln.parameter @v : tensor<100x200xf32>
 kiln.parameter @w : tensor<64x200xf32> init normal std = 2.0e-02 trainable
 kiln.parameter @v : tensor<100x200xf32> init zeros
 func.func @forward(%x: tensor<1x8x64xf32>) -> tensor<1x8x100xf32> {
@@ -64,8 +62,12 @@ func.func @forward(%x: tensor<2x64xf32>) -> tensor<2x64xf32> {
 // CHECK: kiln.parameter @both : tensor<64x64xf32>
 // CHECK: kiln.parameter @b : tensor<2x32x128x2xbf16> init zeros {kiln.packed_from = {in_out = true, pairs = 2 : i64, shape = array<i64: 64, 200>, width = 128 : i64}}
 // CHECK: kiln.parameter @b48 : tensor<48x64xbf16>
+// CHECK: kiln.parameter @bo : tensor<1x32x128x2xbf16> init zeros {kiln.packed_from = {in_out = false, pairs = 2 : i64, shape = array<i64: 100, 64>, width = 128 : i64}}
 // CHECK: %[[B:.+]] = kiln.read_param @b : tensor<2x32x128x2xbf16>
 // CHECK: kiln.unpack_panels %[[B]] columns = 200 : (tensor<2x32x128x2xbf16>) -> tensor<64x200xbf16>
+// CHECK: %[[BO:.+]] = kiln.read_param @bo : tensor<1x32x128x2xbf16>
+// CHECK: %[[BOU:.+]] = kiln.unpack_panels %[[BO]] columns = 100 : (tensor<1x32x128x2xbf16>) -> tensor<64x100xbf16>
+// CHECK: kiln.linear %{{.*}}, %[[BOU]] weight_in_out : (tensor<2x64xbf16>, tensor<64x100xbf16>) -> tensor<2x100xbf16>
 // NOPAIRS-LABEL: module
 // NOPAIRS: kiln.parameter @b : tensor<64x200xbf16>
 kiln.parameter @tied : tensor<100x64xf32> init zeros
@@ -74,7 +76,8 @@ kiln.parameter @cast : tensor<64x64xf32> init zeros
 kiln.parameter @both : tensor<64x64xf32> init zeros
 kiln.parameter @b : tensor<64x200xbf16> init zeros
 kiln.parameter @b48 : tensor<48x64xbf16> init zeros
-func.func @forward(%ids: tensor<2xi64>, %x: tensor<2x64xf32>, %h: tensor<2x64xbf16>, %g: tensor<2x48xbf16>) -> (tensor<2x64xf32>, tensor<2x100xf32>, tensor<2x64xf32>, tensor<2x64xbf16>, tensor<2x64xf32>, tensor<2x64xf32>, tensor<2x200xbf16>, tensor<2x64xbf16>) {
+kiln.parameter @bo : tensor<100x64xbf16> init zeros
+func.func @forward(%ids: tensor<2xi64>, %x: tensor<2x64xf32>, %h: tensor<2x64xbf16>, %g: tensor<2x48xbf16>) -> (tensor<2x64xf32>, tensor<2x100xf32>, tensor<2x64xf32>, tensor<2x64xbf16>, tensor<2x64xf32>, tensor<2x64xf32>, tensor<2x200xbf16>, tensor<2x64xbf16>, tensor<2x100xbf16>) {
   %t = kiln.read_param @tied : tensor<100x64xf32>
   %e = kiln.embedding %t, %ids : (tensor<100x64xf32>, tensor<2xi64>) -> tensor<2x64xf32>
   %l = kiln.linear %x, %t : (tensor<2x64xf32>, tensor<100x64xf32>) -> tensor<2x100xf32>
@@ -90,7 +93,9 @@ func.func @forward(%ids: tensor<2xi64>, %x: tensor<2x64xf32>, %h: tensor<2x64xbf
   %by = kiln.linear %h, %b weight_in_out : (tensor<2x64xbf16>, tensor<64x200xbf16>) -> tensor<2x200xbf16>
   %b48 = kiln.read_param @b48 : tensor<48x64xbf16>
   %gy = kiln.linear %g, %b48 weight_in_out : (tensor<2x48xbf16>, tensor<48x64xbf16>) -> tensor<2x64xbf16>
-  return %e, %l, %cy, %ky, %o1, %o2, %by, %gy : tensor<2x64xf32>, tensor<2x100xf32>, tensor<2x64xf32>, tensor<2x64xbf16>, tensor<2x64xf32>, tensor<2x64xf32>, tensor<2x200xbf16>, tensor<2x64xbf16>
+  %bo = kiln.read_param @bo : tensor<100x64xbf16>
+  %boy = kiln.linear %h, %bo : (tensor<2x64xbf16>, tensor<100x64xbf16>) -> tensor<2x100xbf16>
+  return %e, %l, %cy, %ky, %o1, %o2, %by, %gy, %boy : tensor<2x64xf32>, tensor<2x100xf32>, tensor<2x64xf32>, tensor<2x64xbf16>, tensor<2x64xf32>, tensor<2x64xf32>, tensor<2x200xbf16>, tensor<2x64xbf16>, tensor<2x100xbf16>
 }
 
 // -----
@@ -104,7 +109,7 @@ func.func @forward(%ids: tensor<2xi64>, %x: tensor<2x64xf32>, %h: tensor<2x64xbf
 kiln.parameter @w : tensor<64x64xf32> init zeros
 func.func @decode(%x: tensor<2x64xf32>, %c: tensor<2x64xf32> {kiln.in_place}) -> tensor<2x64xf32> {
   %w = kiln.read_param @w : tensor<64x64xf32>
-  %y = kiln.linear %x, %w : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
+  %y = kiln.linear %x, %w weight_in_out : (tensor<2x64xf32>, tensor<64x64xf32>) -> tensor<2x64xf32>
   kiln.store_param %y to %c : tensor<2x64xf32>
   return %y : tensor<2x64xf32>
 }

@@ -487,11 +487,18 @@ class PackedWeights(unittest.TestCase):
                              for p in manifest["parameters"]))
 
     def test_llama_out_in_weights(self):
-        # nn.Linear weights ([out, in]) and an untied LM head over 1000
-        # columns (a partial last panel); one-token rows too.
-        manifest = self.check("llama-tiny.json", 12, lambda n: n.endswith("norm.weight"))
-        head = next(p for p in manifest["parameters"] if p["name"] == "lm_head.weight")
-        self.assertFalse(head["packed"]["in_out"])
+        # nn.Linear weights ([out, in]): f32 ones stay row-major (read
+        # transposed in place); bf16 ones on AMX are stored in pairs, the
+        # untied LM head over 1000 columns with a partial last panel, the
+        # down projection (in = 172, not a multiple of 32) as it is.
+        self.check("llama-tiny.json", 12, lambda n: n.endswith("norm.weight"), expect_packed=False)
+        manifest = self.check("llama-tiny.json", 12, lambda n: n.endswith("norm.weight"),
+                              extra=["--dtype", "bf16"], expect_packed=cpu_has_amx_bf16())
+        packed = {p["name"]: p for p in manifest["parameters"] if "packed" in p}
+        if packed:
+            self.assertFalse(packed["lm_head.weight"]["packed"]["in_out"])
+            self.assertEqual(packed["lm_head.weight"]["shape"], [8, 32, 128, 2])
+            self.assertFalse(any("down_proj" in name for name in packed))
 
     def test_kv_cache_entries(self):
         # prefill and decode_step (a KV cache updated in place is no

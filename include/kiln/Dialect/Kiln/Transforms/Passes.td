@@ -109,16 +109,19 @@ def KilnPackWeightsPass : Pass<"kiln-pack-weights", "mlir::ModuleOp"> {
     register tile's width) and copies each panel of a row-major weight into
     a contiguous buffer before its tiles read it, on every call. In a module
     that writes no parameter (an inference artifact), this pass stores each
-    2-D f32 parameter that is read only as the weight of `kiln.linear` ops
-    as those panels instead: `[ceil(out / w), in, w]`, panel `p` holding
+    2-D f32 parameter that is read only as the `[in, out]` weight of
+    `kiln.linear` ops (`weight_in_out`, GPT-2's Conv1D) as those panels
+    instead (an `[out, in]` f32 weight stays: the matmul reads it
+    transposed in place and decoding steps take dot products over its rows,
+    both measured faster than panels): `[ceil(out / w), in, w]`, panel `p` holding
     output columns `p·w ...` for every input row, the last one zero-padded.
-    Each read is followed by a `kiln.unpack_panels` back to `[in, out]` and
-    the linears take their weight as `[in, out]` (`weight_in_out`); the
-    matmul's tiles then read the panels where they lie. The parameter gets
+    Each read is followed by a `kiln.unpack_panels` back to `[in, out]` (the
+    linears of a bf16 `[out, in]` weight then take it as `weight_in_out`);
+    the matmul's tiles then read the panels where they lie. The parameter gets
     `kiln.packed_from = {shape, in_out, pairs, width}`: its stored shape and
     layout before packing, from which the compiler packs the weights it writes
     (checkpoints keep the original layout). With `pair-panel-width`, bf16
-    weights whose `in` is a multiple of 32 (an AMX tile's steps of k) are
+    weights of either layout whose `in` is a multiple of 32 (an AMX tile's steps of k) are
     stored as `[ceil(out / w), in / 2, w, 2]`: each panel row two input
     rows interleaved, the pairs an AMX bf16 tile loads, so the AMX kernel
     (kiln-lower-amx-matmuls) reads them in place too. Quantized, pruned or
