@@ -93,30 +93,6 @@ std::vector<int64_t> manifestShape(ArrayRef<int64_t> shape) {
   return out;
 }
 
-/// A linear weight stored as the CPU matmul's column panels
-/// (kiln-pack-weights; kiln.packed_from): `[ceil(out / width), in, width]`
-/// f32, or with `pairs` 2 `[ceil(out / width), in / 2, width, 2]` bf16 (two
-/// input rows interleaved, as AMX tiles load them), from the float weight
-/// of `shape` (`[in, out]` when `inOut`, else `[out, in]`), the last panel
-/// zero-padded.
-struct WeightPacking {
-  SmallVector<int64_t, 2> shape;
-  bool inOut = false;
-  int64_t width = 0;
-  int64_t pairs = 1;
-  int64_t in() const { return shape[inOut ? 0 : 1]; }
-  int64_t out() const { return shape[inOut ? 1 : 0]; }
-  std::vector<int64_t> packedShape() const {
-    int64_t panels = (out() + width - 1) / width;
-    if (pairs == 1)
-      return {panels, in(), width};
-    return {panels, in() / pairs, width, pairs};
-  }
-  rt::DType dtype() const {
-    return pairs == 1 ? rt::DType::F32 : rt::DType::BF16;
-  }
-};
-
 struct ParameterInfo {
   mutable ParameterOp op;
   /// Optimizer state: zero at the start, allocated by the runtime, not in
@@ -136,8 +112,9 @@ struct ParameterInfo {
   /// A part of a 2:4 pruned weight stored compressed (kiln-prune
   /// compress=true).
   std::optional<WeightCompression> compressed;
-  /// Stored as column panels of a float weight (kiln-pack-weights).
-  std::optional<WeightPacking> packed;
+  /// Stored as column panels of a float weight (kiln-pack-weights;
+  /// kiln.packed_from), the layout the manifest records.
+  std::optional<rt::PackedLayout> packed;
 
   /// The float weight this parameter's values come from: its own name, or
   /// a quantized or compressed part's source.
@@ -163,7 +140,8 @@ struct ParameterInfo {
     if (compressed)
       return compressed->sourceShape;
     if (packed)
-      return packed->shape;
+      return SmallVector<int64_t, 2>(packed->shape.begin(),
+                                     packed->shape.end());
     return SmallVector<int64_t, 2>(shape.begin(), shape.end());
   }
 };
@@ -426,8 +404,8 @@ std::string packedHint(const rt::SafeTensorInfo &info,
     return "";
   return " (a CPU inference artifact's weights.safetensors stores linear "
          "weights as the matmul's column panels: give the original "
-         "checkpoint, or the weights of an artifact compiled with "
-         "--pack-weights=false)";
+         "checkpoint, or the weights of an artifact compiled without "
+         "--pack-weights)";
 }
 
 llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
@@ -558,16 +536,13 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
   return plan;
 }
 
-/// The float weight a quantized or pruned parameter comes from as
-/// `[out, in]` f32 values (`shape` is its stored shape, `[in, out]` when
-/// `transposed`): from the checkpoint tensor `info` of `files`, or drawn
-/// from the init rule in the source's own stream (the values the float
-/// model gets).
+/// The 2-D float weight `sourceName` of stored shape `shape` as f32
+/// values: from the checkpoint tensor `info` of `files`, or drawn from the
+/// init rule in that name's own stream (the values the float model gets).
 llvm::Expected<std::vector<float>>
-sourceValues(const ParameterInfo &param, StringRef sourceName,
-             ArrayRef<int64_t> shape, bool transposed,
-             const rt::SafeTensorInfo *info, const rt::WeightFiles *files,
-             uint64_t seed) {
+storedValues(const ParameterInfo &param, StringRef sourceName,
+             ArrayRef<int64_t> shape, const rt::SafeTensorInfo *info,
+             const rt::WeightFiles *files, uint64_t seed) {
   int64_t rows = shape[0], cols = shape[1];
   std::vector<float> source(rows * cols);
   if (info) {
@@ -583,6 +558,25 @@ sourceValues(const ParameterInfo &param, StringRef sourceName,
       return std::move(err);
     std::memcpy(source.data(), bytes.data(), bytes.size());
   }
+  return source;
+}
+
+/// The float weight a quantized or pruned parameter comes from as
+/// `[out, in]` f32 values (`shape` is its stored shape, `[in, out]` when
+/// `transposed`): from the checkpoint tensor `info` of `files`, or drawn
+/// from the init rule in the source's own stream (the values the float
+/// model gets).
+llvm::Expected<std::vector<float>>
+sourceValues(const ParameterInfo &param, StringRef sourceName,
+             ArrayRef<int64_t> shape, bool transposed,
+             const rt::SafeTensorInfo *info, const rt::WeightFiles *files,
+             uint64_t seed) {
+  llvm::Expected<std::vector<float>> values =
+      storedValues(param, sourceName, shape, info, files, seed);
+  if (!values)
+    return values.takeError();
+  std::vector<float> source = std::move(*values);
+  int64_t rows = shape[0], cols = shape[1];
   // A NaN or infinity has no code (and would make the scale of its group
   // meaningless) nor a rank among magnitudes: refuse it rather than write
   // garbage.
@@ -965,7 +959,7 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
     if (plan && plan->storedAsPacked.count(plan->sources[index])) {
       // The same panels, if their padding past the weight's columns is
       // zero (a weight of more columns in as many panels is not).
-      const WeightPacking &packing = *param.packed;
+      const rt::PackedLayout &packing = *param.packed;
       rt::TensorView view = plan->files.view(*plan->sources[index]);
       int64_t width = packing.width, out = packing.out();
       int64_t rows = packing.in() / packing.pairs, pairs = packing.pairs;
@@ -991,22 +985,12 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
       // The float weight as it is stored ([in, out] or [out, in]), then
       // its panels.
       int64_t in = packing->in(), out = packing->out(), width = packing->width;
-      std::vector<float> source(static_cast<size_t>(in * out));
-      if (plan) {
-        const rt::SafeTensorInfo &info = *plan->sources[index];
-        const auto *bytes =
-            static_cast<const unsigned char *>(plan->files.view(info).data);
-        size_t size = rt::dtypeSize(info.dtype);
-        for (size_t i = 0; i < source.size(); ++i)
-          source[i] =
-              static_cast<float>(loadFloat(info.dtype, bytes + i * size));
-      } else {
-        std::vector<unsigned char> bytes(source.size() * sizeof(float));
-        if (llvm::Error err =
-                initialize(param, options.seed, bytes, name, rt::DType::F32))
-          return err;
-        std::memcpy(source.data(), bytes.data(), bytes.size());
-      }
+      llvm::Expected<std::vector<float>> values = storedValues(
+          param, name, packing->shape, plan ? plan->sources[index] : nullptr,
+          plan ? &plan->files : nullptr, options.seed);
+      if (!values)
+        return values.takeError();
+      const std::vector<float> &source = *values;
       // Element (n, k) at [n / width, k / pairs, n % width, k % pairs];
       // padding columns stay zero.
       storage.emplace_back(param.bytes, 0);
@@ -1205,7 +1189,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       auto inOut = dyn_cast_or_null<BoolAttr>(attr.get("in_out"));
       auto width = dyn_cast_or_null<IntegerAttr>(attr.get("width"));
       auto pairs = dyn_cast_or_null<IntegerAttr>(attr.get("pairs"));
-      WeightPacking packing;
+      rt::PackedLayout packing;
       if (shape && inOut && width && pairs) {
         packing.shape.assign(shape.asArrayRef().begin(),
                              shape.asArrayRef().end());
@@ -1226,14 +1210,13 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                      "pairs = 1 or 2 (dividing the input size), width = "
                      "positive integer}");
       if (info.dtype != packing.dtype() ||
-          info.shape != packing.packedShape() || info.quantized ||
+          info.shape != packing.storedShape() || info.quantized ||
           info.compressed || param->hasAttr(attrs::kPruned))
         return error(
             "parameter '" + param.getSymName() + "' holds the " +
-            "column panels of a " +
-            rt::formatShape({packing.shape.begin(), packing.shape.end()}) +
+            "column panels of a " + rt::formatShape(packing.shape) +
             " weight, which are " + rt::dtypeName(packing.dtype()) + " " +
-            rt::formatShape(packing.packedShape()) + ", but it is " +
+            rt::formatShape(packing.storedShape()) + ", but it is " +
             rt::dtypeName(info.dtype) + " " + rt::formatShape(info.shape) +
             (info.quantized || info.compressed || param->hasAttr(attrs::kPruned)
                  ? " (and quantized, compressed or pruned)"
@@ -1418,14 +1401,7 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     if (auto high = param.op.getHigh())
       init.high = high->convertToDouble();
     spec.init = std::move(init);
-    if (const auto &packing = param.packed) {
-      rt::PackedLayout layout;
-      layout.shape.assign(packing->shape.begin(), packing->shape.end());
-      layout.inOut = packing->inOut;
-      layout.width = packing->width;
-      layout.pairs = packing->pairs;
-      spec.packed = std::move(layout);
-    }
+    spec.packed = param.packed;
     manifest.parameters.push_back(std::move(spec));
   }
   manifest.entryPoints = std::move(*entries);

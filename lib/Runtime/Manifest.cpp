@@ -110,12 +110,11 @@ std::optional<Cost> EntryPointSpec::costFor(
 std::vector<int64_t> PackedLayout::storedShape() const {
   if (shape.size() != 2 || width < 1 || pairs < 1)
     return {};
-  int64_t in = shape[inOut ? 0 : 1], out = shape[inOut ? 1 : 0];
   // (Sizes from a file: no out + width - 1, which could overflow.)
-  int64_t panels = out / width + (out % width != 0);
+  int64_t panels = out() / width + (out() % width != 0);
   if (pairs == 1)
-    return {panels, in, width};
-  return {panels, in / pairs, width, pairs};
+    return {panels, in(), width};
+  return {panels, in() / pairs, width, pairs};
 }
 
 namespace {
@@ -336,10 +335,8 @@ public:
     out.width = width->get<int64_t>();
     out.pairs = pairs->get<int64_t>();
     if (out.shape.size() != 2 || out.width < 1 || out.width > (1 << 20) ||
-        (out.pairs != 1 && out.pairs != 2) ||
-        spec.dtype != (out.pairs == 1 ? DType::F32 : DType::BF16) ||
-        out.shape[out.inOut ? 0 : 1] % out.pairs != 0 ||
-        out.storedShape() != spec.shape)
+        (out.pairs != 1 && out.pairs != 2) || spec.dtype != out.dtype() ||
+        out.in() % out.pairs != 0 || out.storedShape() != spec.shape)
       return error(where, "\"packed\" does not describe its shape " +
                               formatSpecShape(spec.shape) +
                               " (a 2-D weight in panels of 1 to 2^20 "

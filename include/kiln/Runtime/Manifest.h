@@ -77,6 +77,11 @@ struct PackedLayout {
   bool inOut = false;
   int64_t width = 0;
   int64_t pairs = 1;
+  /// The weight's input and output sizes (shape is 2-D).
+  int64_t in() const { return shape[inOut ? 0 : 1]; }
+  int64_t out() const { return shape[inOut ? 1 : 0]; }
+  /// The stored element type: f32, or bf16 in pairs.
+  DType dtype() const { return pairs == 1 ? DType::F32 : DType::BF16; }
   /// The stored shape this layout gives.
   std::vector<int64_t> storedShape() const;
 };

@@ -383,6 +383,24 @@ bool isMultipleOf(Value value, int64_t factor) {
   return false;
 }
 
+/// Whether `unpack` is kiln.unpack_panels as convert-kiln-to-linalg lowers
+/// it: static [P, K, width] panels to [K, N], or with `pairs` static
+/// [P, K / 2, width, 2] pairs.
+bool isPanelsUnpack(linalg::UnPackOp unpack, bool pairs) {
+  static constexpr int64_t kColumns[] = {1}, kColumnsAndRows[] = {1, 0};
+  ArrayRef<int64_t> tiles = unpack.getStaticInnerTiles();
+  ArrayRef<int64_t> innerDims =
+      pairs ? ArrayRef<int64_t>(kColumnsAndRows) : ArrayRef<int64_t>(kColumns);
+  return unpack.getSourceRank() == (pairs ? 4 : 3) &&
+         unpack.getDestRank() == 2 &&
+         unpack.getOuterDimsPerm() == ArrayRef<int64_t>{1, 0} &&
+         unpack.getInnerDimsPos() == innerDims &&
+         unpack.getSourceType().hasStaticShape() &&
+         tiles.size() == innerDims.size() &&
+         !llvm::any_of(tiles, ShapedType::isDynamic) &&
+         (!pairs || tiles[1] == 2);
+}
+
 /// The unpacking of weights stored as column panels (kiln.unpack_panels:
 /// [P, K, width] to [K, N]) that `value` is, or is a chain of tiling
 /// slices of; null otherwise.
@@ -393,14 +411,7 @@ linalg::UnPackOp panelsUnpackOf(Value value) {
     value = slice.getSource();
   }
   auto unpack = value.getDefiningOp<linalg::UnPackOp>();
-  if (!unpack || unpack.getSourceRank() != 3 || unpack.getDestRank() != 2 ||
-      unpack.getOuterDimsPerm() != ArrayRef<int64_t>{1, 0} ||
-      unpack.getInnerDimsPos() != ArrayRef<int64_t>{1} ||
-      unpack.getStaticInnerTiles().size() != 1 ||
-      ShapedType::isDynamic(unpack.getStaticInnerTiles()[0]) ||
-      !unpack.getSourceType().hasStaticShape())
-    return nullptr;
-  return unpack;
+  return unpack && isPanelsUnpack(unpack, /*pairs=*/false) ? unpack : nullptr;
 }
 
 /// A contraction (any element type) whose rhs [K, N] is a weight stored
@@ -412,12 +423,7 @@ linalg::UnPackOp panelsUnpackOf(Value value) {
 void readStoredPairsInPlace(RewriterBase &rewriter, linalg::GenericOp op) {
   OpOperand &use = op->getOpOperand(1);
   auto unpack = use.get().getDefiningOp<linalg::UnPackOp>();
-  if (!unpack || unpack.getSourceRank() != 4 || unpack.getDestRank() != 2 ||
-      unpack.getOuterDimsPerm() != ArrayRef<int64_t>{1, 0} ||
-      unpack.getInnerDimsPos() != ArrayRef<int64_t>{1, 0} ||
-      !unpack.getSourceType().hasStaticShape() ||
-      llvm::any_of(unpack.getStaticInnerTiles(), ShapedType::isDynamic) ||
-      unpack.getStaticInnerTiles()[1] != 2)
+  if (!unpack || !isPanelsUnpack(unpack, /*pairs=*/true))
     return;
   int64_t loops = op.getNumLoops();
   if (!readsLastTwoBy(op, 1, loops - 2, loops - 1) ||

@@ -11,6 +11,8 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "LinearWeights.h"
+
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 
@@ -45,9 +47,7 @@ struct KilnNarrowParametersPass
       // A parameter the compiler fills in itself (a quantized, compressed
       // or pruned part, optimizer state, one carrying calibration
       // statistics: any kiln.* attribute) keeps its type.
-      bool described = llvm::any_of(param->getAttrs(), [](NamedAttribute a) {
-        return a.getName().strref().starts_with("kiln.");
-      });
+      bool described = isFilledByCompiler(param);
       if (!type.getElementType().isF32() || written.contains(name) || described)
         continue;
       auto found = reads.find(name);

@@ -79,9 +79,7 @@ struct KilnPackWeightsPass
       // parameter the compiler fills from something else (quantized,
       // pruned, compressed: any kiln.* attribute) keeps its type; and every
       // linear reads the weight as it is, not through a cast.
-      bool described = llvm::any_of(param->getAttrs(), [](NamedAttribute a) {
-        return a.getName().strref().starts_with("kiln.");
-      });
+      bool described = isFilledByCompiler(param);
       bool direct = llvm::all_of(weight.linears, [&](LinearOp linear) {
         auto read = linear.getWeight().getDefiningOp<ReadParamOp>();
         return read && read.getName() == param.getSymName();

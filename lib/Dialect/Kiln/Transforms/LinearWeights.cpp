@@ -8,6 +8,12 @@
 using namespace mlir;
 using namespace mlir::kiln;
 
+bool mlir::kiln::isFilledByCompiler(ParameterOp param) {
+  return llvm::any_of(param->getAttrs(), [](NamedAttribute attr) {
+    return attr.getName().strref().starts_with("kiln.");
+  });
+}
+
 std::optional<SmallVector<LinearOp>> mlir::kiln::linearUses(ReadParamOp read) {
   SmallVector<LinearOp> linears;
   for (OpOperand &use : read.getResult().getUses()) {

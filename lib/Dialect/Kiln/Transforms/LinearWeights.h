@@ -1,8 +1,10 @@
 //===- LinearWeights.h - Which parameters are linear weights ----*- C++ -*-===//
 //
-// What kiln-quantize and kiln-prune share: finding the parameters that are
-// only ever the weight of kiln.linear ops, and choosing among them by name
-// (glob patterns; the LM head left alone unless asked for).
+// What kiln-quantize, kiln-prune and the layout passes (kiln-pack-weights,
+// kiln-narrow-parameters) share: finding the parameters that are only ever
+// the weight of kiln.linear ops, choosing among them by name (glob
+// patterns; the LM head left alone unless asked for), and telling the ones
+// the compiler fills itself.
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,6 +19,12 @@
 #include <string>
 
 namespace mlir::kiln {
+
+/// Whether the compiler fills `param` from something else than its own
+/// values (a quantized, compressed or pruned part, optimizer state, one
+/// carrying calibration statistics: any kiln.* attribute): its type is
+/// not for a layout pass to change.
+bool isFilledByCompiler(ParameterOp param);
 
 /// The linears whose weight a read feeds (directly or through one cast to
 /// the compute type), or nullopt if it feeds anything else.
