@@ -70,6 +70,48 @@ struct UnpackPanelsOpPattern : OpConversionPattern<UnpackPanelsOp> {
   }
 };
 
+/// How the dims of the lower-rank of two reshape types group the dims of
+/// the other: each of its static dims takes the next run of static dims
+/// whose sizes multiply to its own, each dynamic dim the next dim, which
+/// must be dynamic too (kiln.reshape's k-th dynamic result dim is its k-th
+/// dynamic input dim), and trailing unit dims join the last group. None
+/// for equal ranks or shapes that do not group.
+std::optional<SmallVector<ReassociationIndices>>
+reshapeGroups(RankedTensorType a, RankedTensorType b) {
+  if (a.getRank() == b.getRank() || a.getRank() == 0 || b.getRank() == 0)
+    return std::nullopt;
+  bool aFewer = a.getRank() < b.getRank();
+  ArrayRef<int64_t> few = aFewer ? a.getShape() : b.getShape();
+  ArrayRef<int64_t> many = aFewer ? b.getShape() : a.getShape();
+  SmallVector<ReassociationIndices> groups;
+  size_t next = 0;
+  for (int64_t size : few) {
+    ReassociationIndices group;
+    if (ShapedType::isDynamic(size)) {
+      if (next == many.size() || !ShapedType::isDynamic(many[next]))
+        return std::nullopt;
+      group.push_back(next++);
+    } else {
+      int64_t product = 1;
+      do {
+        if (next == many.size() || ShapedType::isDynamic(many[next]) ||
+            many[next] <= 0 || product > size / many[next])
+          return std::nullopt;
+        product *= many[next];
+        group.push_back(next++);
+      } while (product < size);
+      if (product != size)
+        return std::nullopt;
+    }
+    groups.push_back(std::move(group));
+  }
+  for (; next < many.size() && many[next] == 1; ++next)
+    groups.back().push_back(next);
+  if (next != many.size())
+    return std::nullopt;
+  return groups;
+}
+
 struct ReshapeOpPattern : OpConversionPattern<ReshapeOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -92,6 +134,22 @@ struct ReshapeOpPattern : OpConversionPattern<ReshapeOp> {
       shape.push_back(ShapedType::isDynamic(dim)
                           ? dynamicInputSizes[next++]
                           : indexConstant(rewriter, loc, dim));
+    // Where the dims group (each result dim a run of input dims, or the
+    // other way round), the reshape is an expand or a collapse: a view of
+    // the same buffer, which fuses with its producers and consumers, where
+    // a general reshape needs a contiguous buffer (a copy of a slice).
+    if (std::optional<SmallVector<ReassociationIndices>> groups =
+            reshapeGroups(inputType, resultType)) {
+      if (resultType.getRank() > inputType.getRank()) {
+        SmallVector<OpFoldResult> outputShape = getAsOpFoldResult(shape);
+        rewriter.replaceOpWithNewOp<tensor::ExpandShapeOp>(
+            op, resultType, input, *groups, outputShape);
+      } else {
+        rewriter.replaceOpWithNewOp<tensor::CollapseShapeOp>(op, resultType,
+                                                             input, *groups);
+      }
+      return success();
+    }
     Value shapeTensor = tensor::FromElementsOp::create(
         rewriter, loc,
         RankedTensorType::get({resultType.getRank()}, rewriter.getIndexType()),

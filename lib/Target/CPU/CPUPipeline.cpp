@@ -55,6 +55,8 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createTileAndVectorizeContractionsPass(tiles));
   // Column sums on threads too.
   pm.addNestedPass<func::FuncOp>(createParallelizeReductionsPass());
+  // Row sums in vector lanes (LLVM keeps a float sum sequential otherwise).
+  pm.addNestedPass<func::FuncOp>(createSplitRowSumsPass());
   // Masks become masked transfers here: later passes (buffer deallocation)
   // would insert ops into vector.mask regions, which hold exactly one op.
   pm.addNestedPass<func::FuncOp>(vector::createLowerVectorMaskPass());
@@ -185,6 +187,10 @@ LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
   options.int8TileN = kernels.int8TileN;
   options.bf16Dot = kernels.bf16Dot;
   buildKilnCPUPipeline(pm, options);
+  // --mlir-print-ir-* and the other pass manager options, where the tool
+  // registered them (kiln-compile does).
+  if (failed(applyPassManagerCLOptions(pm)))
+    return failure();
   std::optional<TimingScope> passes;
   if (timing) {
     passes.emplace(timing->nest("kiln-cpu-pipeline"));

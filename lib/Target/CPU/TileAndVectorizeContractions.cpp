@@ -208,47 +208,90 @@ Value packLhsRowTiles(RewriterBase &rewriter, linalg::GenericOp op,
   int64_t rowDim = transposed ? rank - 1 : rank - 2;
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPointAfterValue(lhs.get());
-  if (m % rows != 0) {
-    SmallVector<OpFoldResult> low(rank, rewriter.getIndexAttr(0));
-    SmallVector<OpFoldResult> high(rank, rewriter.getIndexAttr(0));
-    high[rowDim] = rewriter.getIndexAttr(tiles * rows - m);
-    Value zero = arith::ConstantOp::create(rewriter, loc, element,
-                                           rewriter.getZeroAttr(element));
-    auto padded = tensor::PadOp::create(
-        rewriter, loc, /*resultType=*/Type(), source, low, high, zero);
-    source = padded.getResult();
-  }
-  // [..., M', K] -> [..., tiles, rows, K]; transposed: [..., K, M'] ->
-  // [..., K, tiles, rows].
-  SmallVector<int64_t> expandedShape(
-      cast<RankedTensorType>(source.getType()).getShape());
-  expandedShape[rowDim] = rows;
-  expandedShape.insert(expandedShape.begin() + rowDim, tiles);
-  SmallVector<ReassociationIndices> reassociation;
-  for (int64_t d = 0; d < rank; ++d) {
-    if (d < rowDim)
-      reassociation.push_back({d});
-    else if (d == rowDim)
-      reassociation.push_back({d, d + 1});
-    else
-      reassociation.push_back({d + 1});
-  }
-  auto expanded = tensor::ExpandShapeOp::create(
-      rewriter, loc, RankedTensorType::get(expandedShape, element), source,
-      reassociation);
-  // To [..., tiles, K, rows].
-  SmallVector<int64_t> perm =
-      llvm::to_vector(llvm::seq<int64_t>(0, rank + 1));
-  if (transposed)
-    std::swap(perm[batch], perm[batch + 1]);
-  else
-    std::swap(perm[batch + 1], perm[batch + 2]);
   SmallVector<int64_t> packedShape(lhsType.getShape().take_front(batch));
   packedShape.append({tiles, k, rows});
-  Value init = tensor::EmptyOp::create(rewriter, loc, packedShape, element);
-  auto pack = linalg::TransposeOp::create(rewriter, loc, expanded.getResult(),
-                                          init, perm);
-  return pack.getResult()[0];
+  // `count` whole row tiles of `part` ([..., count * rows, K]; transposed:
+  // [..., K, count * rows]) as [..., count, K, rows].
+  auto packTiles = [&](Value part, int64_t count) -> Value {
+    // [..., M', K] -> [..., count, rows, K]; transposed: [..., K, M'] ->
+    // [..., K, count, rows].
+    SmallVector<int64_t> expandedShape(
+        cast<RankedTensorType>(part.getType()).getShape());
+    expandedShape[rowDim] = rows;
+    expandedShape.insert(expandedShape.begin() + rowDim, count);
+    SmallVector<ReassociationIndices> reassociation;
+    for (int64_t d = 0; d < rank; ++d) {
+      if (d < rowDim)
+        reassociation.push_back({d});
+      else if (d == rowDim)
+        reassociation.push_back({d, d + 1});
+      else
+        reassociation.push_back({d + 1});
+    }
+    auto expanded = tensor::ExpandShapeOp::create(
+        rewriter, loc, RankedTensorType::get(expandedShape, element), part,
+        reassociation);
+    // To [..., count, K, rows].
+    SmallVector<int64_t> perm =
+        llvm::to_vector(llvm::seq<int64_t>(0, rank + 1));
+    if (transposed)
+      std::swap(perm[batch], perm[batch + 1]);
+    else
+      std::swap(perm[batch + 1], perm[batch + 2]);
+    SmallVector<int64_t> shape(packedShape);
+    shape[batch] = count;
+    Value init = tensor::EmptyOp::create(rewriter, loc, shape, element);
+    return linalg::TransposeOp::create(rewriter, loc, expanded.getResult(),
+                                       init, perm)
+        .getResult()[0];
+  };
+  if (m % rows == 0)
+    return packTiles(source, tiles);
+  int64_t whole = m / rows, rest = m - whole * rows;
+  // `count` rows of the source from row `first`.
+  auto rowsOf = [&](int64_t first, int64_t count) -> Value {
+    SmallVector<OpFoldResult> offsets(rank, rewriter.getIndexAttr(0));
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, source);
+    SmallVector<OpFoldResult> strides(rank, rewriter.getIndexAttr(1));
+    offsets[rowDim] = rewriter.getIndexAttr(first);
+    sizes[rowDim] = rewriter.getIndexAttr(count);
+    return tensor::ExtractSliceOp::create(rewriter, loc, source, offsets, sizes,
+                                          strides);
+  };
+  // A ragged last tile of a plain lhs is read where it lies (readPackedLhsTile
+  // redirects whole tiles only): only the whole tiles are packed. (Padding
+  // the source to whole tiles copied every row once more, on one thread,
+  // and filled the copy first.)
+  if (!transposed)
+    return whole == 0 ? Value() : packTiles(rowsOf(0, whole * rows), whole);
+
+  // A transposed lhs has no rows to read in place: its whole tiles are
+  // packed from the transpose's input and the last one from a zero-padded
+  // copy of its rows.
+  auto insertTiles = [&](Value part, Value into, int64_t first) {
+    int64_t packedRank = packedShape.size();
+    SmallVector<OpFoldResult> offsets(packedRank, rewriter.getIndexAttr(0));
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, part);
+    SmallVector<OpFoldResult> strides(packedRank, rewriter.getIndexAttr(1));
+    offsets[batch] = rewriter.getIndexAttr(first);
+    return tensor::InsertSliceOp::create(rewriter, loc, part, into, offsets,
+                                         sizes, strides)
+        .getResult();
+  };
+  Value packed = tensor::EmptyOp::create(rewriter, loc, packedShape, element);
+  if (whole > 0)
+    packed = insertTiles(packTiles(rowsOf(0, whole * rows), whole), packed, 0);
+  SmallVector<OpFoldResult> low(rank, rewriter.getIndexAttr(0));
+  SmallVector<OpFoldResult> high(rank, rewriter.getIndexAttr(0));
+  high[rowDim] = rewriter.getIndexAttr(rows - rest);
+  Value zero = arith::ConstantOp::create(rewriter, loc, element,
+                                         rewriter.getZeroAttr(element));
+  auto last =
+      tensor::PadOp::create(rewriter, loc, /*resultType=*/Type(),
+                            rowsOf(whole * rows, rest), low, high, zero);
+  return insertTiles(packTiles(last.getResult(), 1), packed, whole);
 }
 
 /// Whether `slice` is one that tiling takes: unit strides, rank kept.
@@ -294,12 +337,28 @@ void readPackedLhsTile(RewriterBase &rewriter, linalg::GenericOp tile,
       return;
     root = slice.getSource();
   }
+  auto type = cast<RankedTensorType>(lhs.get().getType());
+  int64_t rank = type.getRank();
   Location loc = tile.getLoc();
   rewriter.setInsertionPoint(tile);
   SmallVector<OpFoldResult> offsets =
       offsetsInRoot(rewriter, loc, lhs.get(), root);
-  auto type = cast<RankedTensorType>(lhs.get().getType());
-  int64_t rank = type.getRank();
+  // Where the packing holds whole tiles only (a plain lhs with a ragged
+  // last tile), a tile reads it only where it provably starts in one of
+  // them (tiles start at multiples of `rows`); the last tile reads the lhs
+  // itself.
+  int64_t packedRows = cast<RankedTensorType>(packed.lookup(root).getType())
+                           .getDimSize(rank - 2) *
+                       rows;
+  if (packedRows <
+      cast<RankedTensorType>(root.getType()).getDimSize(rank - 2)) {
+    FailureOr<int64_t> last = ValueBoundsConstraintSet::computeConstantBound(
+        presburger::BoundType::UB,
+        ValueBoundsConstraintSet::Variable(offsets[rank - 2]),
+        /*stopCondition=*/nullptr, /*closedUB=*/true);
+    if (failed(last) || *last >= packedRows)
+      return;
+  }
   SmallVector<OpFoldResult> sizes =
       tensor::getMixedSizes(rewriter, loc, lhs.get());
   // [..., m, k] at [..., rows', kSize] -> [..., m / rows, k, 0] at

@@ -154,13 +154,32 @@ func.func @shapes(%x: tensor<2x3x4xf32>) -> (tensor<4x2x3xf32>, tensor<3x8xf32>,
 
 // -----
 
-// Dynamic reshape carries the dynamic dim through tensor.dim.
+// A reshape whose dims group is an expand or a collapse (a view of the
+// same buffer); a dynamic dim carries its size through tensor.dim.
 // CHECK-LABEL: func @reshape_dynamic
 // CHECK: %[[D:.*]] = tensor.dim %arg0, %c0
-// CHECK: tensor.from_elements %[[D]], %c4, %c2 : tensor<3xindex>
-func.func @reshape_dynamic(%x: tensor<?x8xf32>) -> tensor<?x4x2xf32> {
+// CHECK: %[[E:.*]] = tensor.expand_shape %arg0 {{\[}}[0], [1, 2]] output_shape [%[[D]], 4, 2] : tensor<?x8xf32> into tensor<?x4x2xf32>
+// CHECK: %[[C:.*]] = tensor.collapse_shape %[[E]] {{\[}}[0], [1, 2]] : tensor<?x4x2xf32> into tensor<?x8xf32>
+// CHECK: tensor.collapse_shape %arg1 {{\[}}[0, 1], [2, 3, 4]] : tensor<1x3x4x1x1xf32> into tensor<3x4xf32>
+// CHECK: return %[[E]], %[[C]]
+func.func @reshape_dynamic(%x: tensor<?x8xf32>, %y: tensor<1x3x4x1x1xf32>) -> (tensor<?x4x2xf32>, tensor<?x8xf32>, tensor<3x4xf32>) {
   %0 = kiln.reshape %x : tensor<?x8xf32> -> tensor<?x4x2xf32>
-  return %0 : tensor<?x4x2xf32>
+  %1 = kiln.reshape %0 : tensor<?x4x2xf32> -> tensor<?x8xf32>
+  %2 = kiln.reshape %y : tensor<1x3x4x1x1xf32> -> tensor<3x4xf32>
+  return %0, %1, %2 : tensor<?x4x2xf32>, tensor<?x8xf32>, tensor<3x4xf32>
+}
+
+// -----
+
+// Where the dims do not group (a dynamic dim against a static one), the
+// reshape is a general one, its shape built from the dims.
+// CHECK-LABEL: func @reshape_general
+// CHECK: %[[D:.*]] = tensor.dim %arg0, %c0
+// CHECK: %[[S:.*]] = tensor.from_elements %c2, %[[D]], %c2{{.*}} : tensor<3xindex>
+// CHECK: tensor.reshape %arg0(%[[S]])
+func.func @reshape_general(%x: tensor<?x4xf32>) -> tensor<2x?x2xf32> {
+  %0 = kiln.reshape %x : tensor<?x4xf32> -> tensor<2x?x2xf32>
+  return %0 : tensor<2x?x2xf32>
 }
 
 // -----

@@ -19,18 +19,20 @@
 // BAD: tile-m, tile-n, l2-bytes and l3-bytes must be positive (got 0, 32, 1048576, 33554432)
 // BADK: k-block must be 0 (no blocking) or positive (got -1)
 
-// An f32 matmul: the lhs packed in tiles of 8 rows (zero-padded), column
-// panels of 32 in parallel, rows of 8 (the partial last row tile peeled),
-// k innermost, each tile vectorized.
+// An f32 matmul: the lhs packed in tiles of 8 rows, column panels of 32
+// in parallel, rows of 8 (the partial last row tile peeled), k innermost,
+// each tile vectorized.
 // CHECK-LABEL: func @matmul
 // The accumulators start from zeros: the result is not zero-filled first.
 // CHECK-DAG: %[[ZERO4:.*]] = arith.constant dense<0.000000e+00> : vector<4x32xf32>
 // CHECK-DAG: %[[ZERO8:.*]] = arith.constant dense<0.000000e+00> : vector<8x32xf32>
-// The lhs [12, 16] is padded to [16, 16] and packed as [2, 16, 8]: tile t,
-// step k holds rows 8t..8t+7 of column k, contiguous.
-// CHECK: %[[PADDED:.*]] = tensor.pad %arg0 low[0, 0] high[4, 0]
-// CHECK: %[[TILES:.*]] = tensor.expand_shape %[[PADDED]] {{\[}}[0, 1], [2]] output_shape [2, 8, 16] : tensor<16x16xf32> into tensor<2x8x16xf32>
-// CHECK: %[[PACKED:.*]] = scf.forall {{.*}} -> (tensor<2x16x8xf32>)
+// The lhs [12, 16] has one whole tile of 8 rows, packed as [1, 16, 8]: tile
+// t, step k holds rows 8t..8t+7 of column k, contiguous. Nothing is
+// padded: the last 4 rows are read where they lie.
+// CHECK-NOT: tensor.pad
+// CHECK: %[[WHOLE:.*]] = tensor.extract_slice %arg0[0, 0] [8, 16] [1, 1]
+// CHECK: %[[TILES:.*]] = tensor.expand_shape %[[WHOLE]] {{\[}}[0, 1], [2]] output_shape [1, 8, 16] : tensor<8x16xf32> into tensor<1x8x16xf32>
+// CHECK: %[[PACKED:.*]] = scf.forall {{.*}} -> (tensor<1x16x8xf32>)
 // CHECK: tensor.extract_slice %[[TILES]]
 // CHECK: %[[RESULT:.*]] = tensor.empty() : tensor<12x64xf32>
 // CHECK-NOT: linalg.fill
@@ -46,7 +48,7 @@
 // CHECK-NOT: vector.transfer_read {{.*}} : tensor<8x32xf32>, vector<8x32xf32>
 // CHECK: scf.for %[[K:.*]] = %c0 to %c16 step %c1 iter_args({{.*}}, %[[ACC:.*]] = %[[ZERO8]]) -> ({{.*}}, vector<8x32xf32>)
 // CHECK: tensor.extract_slice %[[PANEL]][%[[K]], 0] [1, 32]
-// CHECK: %[[LHS:.*]] = tensor.extract_slice %[[PACKED]][0, %[[K]], 0] [1, 1, 8] [1, 1, 1] : tensor<2x16x8xf32> to tensor<1x8xf32>
+// CHECK: %[[LHS:.*]] = tensor.extract_slice %[[PACKED]][0, %[[K]], 0] [1, 1, 8] [1, 1, 1] : tensor<1x16x8xf32> to tensor<1x8xf32>
 // CHECK: %[[RHS:.*]] = vector.transfer_read {{.*}} : tensor<1x32xf32>, vector<1x32xf32>
 // Each step of k is an outer product: each lhs element, read as a scalar,
 // broadcast and multiplied with the rhs row into its accumulator row by a
@@ -59,10 +61,11 @@
 // CHECK-COUNT-7: vector.fma
 // CHECK: scf.yield {{.*}} : {{.*}}, vector<8x32xf32>
 // CHECK: vector.transfer_write {{.*}} : vector<8x32xf32>, tensor<8x32xf32>
-// The peeled rows 8..11: a tile of 4 rows, from the second packed tile.
+// The peeled rows 8..11: a tile of 4 rows, reading the lhs itself, a
+// [4, 1] column per k.
 // CHECK-NOT: vector.transfer_read {{.*}} : tensor<4x32xf32>, vector<4x32xf32>
 // CHECK: scf.for %[[K2:.*]] = %c0 to %c16 step %c1 iter_args({{.*}}, %{{.*}} = %[[ZERO4]])
-// CHECK: tensor.extract_slice %[[PACKED]][1, %[[K2]], 0] [1, 1, 4] [1, 1, 1] : tensor<2x16x8xf32> to tensor<1x4xf32>
+// CHECK: tensor.extract_slice %arg0[8, %[[K2]]] [4, 1] [1, 1] : tensor<12x16xf32> to tensor<4x1xf32>
 // CHECK-COUNT-4: vector.fma {{.*}} : vector<32xf32>
 // CHECK-NOT: vector.fma
 // CHECK: vector.transfer_write {{.*}} : vector<4x32xf32>, tensor<4x32xf32>
@@ -208,15 +211,21 @@ func.func @shared_transpose(%x: tensor<12x16xf32>, %w: tensor<64x16xf32>) -> (te
 
 // -----
 
-// A transposed lhs (gᵀ · h, a weight gradient) is packed straight from g:
-// [64, 100] padded to [64, 104], split into [64, 13, 8] and permuted to
-// the packed [13, 64, 8]. The whole transposed copy ([100, 64], in 16 x 16
-// blocks) is gone.
+// A transposed lhs (gᵀ · h, a weight gradient) is packed straight from g
+// as [13, 64, 8]: its 12 whole tiles from g's first 96 columns, split into
+// [64, 12, 8] and permuted, and the last from its 4 columns padded to 8.
+// The whole transposed copy ([100, 64], in 16 x 16 blocks) is gone.
 // CHECK-LABEL: func @transposed_lhs
 // CHECK-NOT: step (16, 16)
-// CHECK: %[[PADDED:.*]] = tensor.pad %arg0 low[0, 0] high[0, 4]
-// CHECK: %[[TILES:.*]] = tensor.expand_shape %[[PADDED]] {{\[}}[0], [1, 2]] output_shape [64, 13, 8] : tensor<64x104xf32> into tensor<64x13x8xf32>
-// CHECK: %[[PACKED:.*]] = linalg.transpose ins(%[[TILES]] : tensor<64x13x8xf32>) outs(%{{.*}} : tensor<13x64x8xf32>) permutation = [1, 0, 2]
+// CHECK: %[[INTO:.*]] = tensor.empty() : tensor<13x64x8xf32>
+// CHECK: %[[WHOLE:.*]] = tensor.extract_slice %arg0[0, 0] [64, 96] [1, 1]
+// CHECK: %[[TILES:.*]] = tensor.expand_shape %[[WHOLE]] {{\[}}[0], [1, 2]] output_shape [64, 12, 8] : tensor<64x96xf32> into tensor<64x12x8xf32>
+// CHECK: %[[T12:.*]] = linalg.transpose ins(%[[TILES]] : tensor<64x12x8xf32>) outs(%{{.*}} : tensor<12x64x8xf32>) permutation = [1, 0, 2]
+// CHECK: %[[FIRST:.*]] = tensor.insert_slice %[[T12]] into %[[INTO]][0, 0, 0] [12, 64, 8]
+// CHECK: %[[REST:.*]] = tensor.extract_slice %arg0[0, 96] [64, 4] [1, 1]
+// CHECK: %[[PADDED:.*]] = tensor.pad %[[REST]] low[0, 0] high[0, 4]
+// CHECK: %[[T1:.*]] = linalg.transpose ins(%{{.*}} : tensor<64x1x8xf32>) outs(%{{.*}} : tensor<1x64x8xf32>) permutation = [1, 0, 2]
+// CHECK: %[[PACKED:.*]] = tensor.insert_slice %[[T1]] into %[[FIRST]][12, 0, 0] [1, 64, 8]
 // One panel of 32 columns: its loop is folded away; the rows of 8.
 // CHECK: scf.for %{{.*}} = %c0 to %c96 step %c8
 // CHECK: tensor.extract_slice %[[PACKED]][%{{.*}}, %{{.*}}, 0] [1, 1, 8] [1, 1, 1] : tensor<13x64x8xf32> to tensor<1x8xf32>
@@ -235,7 +244,7 @@ func.func @transposed_lhs(%g: tensor<64x100xf32>, %h: tensor<64x32xf32>) -> tens
 // it parallel, reading the packed lhs at the block's k. With the default
 // L2 (1 MiB) the same matmul is not blocked.
 // KBLOCK-LABEL: func @long_k
-// KBLOCK: %[[PACKED:.*]] = scf.forall {{.*}} -> (tensor<2x512x8xf32>)
+// KBLOCK: %[[PACKED:.*]] = scf.forall {{.*}} -> (tensor<1x512x8xf32>)
 // KBLOCK: scf.for %[[KB:.*]] = %c0 to %c512 step %c128 iter_args
 // KBLOCK: tensor.extract_slice %arg1[%[[KB]], 0] [128, 64]
 // KBLOCK: scf.forall (%{{.*}}) = (0) to (64) step (32)

@@ -108,6 +108,43 @@ def ApproximateMathPass : Pass<"kiln-approximate-math", "mlir::func::FuncOp"> {
                            "::mlir::vector::VectorDialect"];
 }
 
+def SplitRowSumsPass
+    : Pass<"kiln-split-row-sums", "mlir::func::FuncOp"> {
+  let summary = "Sums rows in lanes of partial sums";
+  let description = [{
+    Splits every floating-point row sum (a `linalg.generic` adding its
+    input over its innermost loop: a layer norm's mean and variance, a
+    softmax's denominator) of at least four times `lanes` elements, a
+    multiple of `lanes`, into `lanes` partial sums (lane l adds elements l,
+    l + lanes, l + 2 lanes, ... in order) and the sum of those
+    (as upstream `linalg::splitReduction` does, dynamic rows too). As one
+    sequential sum, a row was a chain of dependent scalar additions, one
+    add latency per element; the partial sums are independent, so LLVM
+    vectorizes them across the lanes. The order of the additions is fixed by the IR, not by whether
+    LLVM vectorizes a loop (a reassociation flag instead let the order
+    depend on a runtime aliasing check, and so on where buffers were
+    allocated). The result differs from the sequential sum by rounding
+    only, as PyTorch's vectorized sums do.
+
+    ```mlir
+    // Before: %s = sum over k of %x[r, k], k < 768, in order.
+    // After:
+    %e = tensor.expand_shape %x [[0], [1, 2]] : tensor<128x768xf32> into tensor<128x48x16xf32>
+    %p = linalg.generic {iterator_types = ["parallel", "reduction", "parallel"]}
+        ins(%e) outs(%zeros : tensor<128x16xf32>)  // partial sums
+    %s = linalg.generic {iterator_types = ["parallel", "reduction"]}
+        ins(%p) outs(%acc : tensor<128xf32>)        // their sum
+    ```
+  }];
+  let options = [
+    Option<"lanes", "lanes", "int64_t", "16",
+           "Partial sums per row (the f32 lanes of a vector register)">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def EmitCInterfacesPass : Pass<"kiln-emit-c-interfaces", "mlir::ModuleOp"> {
   let summary = "Marks entry points for `_mlir_ciface_` wrappers";
   let description = [{

@@ -1,0 +1,161 @@
+//===- SplitRowSums.cpp - Row sums in vector lanes ------------------------===//
+//
+// Splits floating-point row sums into lanes of partial sums, so the loops
+// they become vectorize (see Passes.td).
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Target/Common/Passes.h"
+#include "kiln/Target/Common/Pipelines.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_SPLITROWSUMSPASS
+#include "kiln/Target/Common/Passes.h.inc"
+} // namespace mlir::kiln
+
+using namespace mlir;
+
+namespace {
+/// Whether `op` is a floating-point sum of its one input over its innermost
+/// loop, alone: one reduction loop, the last; one output whose running
+/// value only the yielded `arith.addf` reads; at least `minimum` elements,
+/// a static multiple of `lanes`.
+bool isRowSum(linalg::GenericOp op, int64_t lanes, int64_t minimum) {
+  if (!op.hasPureTensorSemantics() || op.getNumDpsInits() != 1 ||
+      op.getNumDpsInputs() != 1 || op.getNumReductionLoops() != 1 ||
+      kiln::isKilnContraction(op, /*requireF32=*/false))
+    return false;
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  if (iterators.back() != utils::IteratorType::reduction)
+    return false;
+  int64_t size = op.getStaticLoopRanges().back();
+  if (ShapedType::isDynamic(size) || size < minimum || size % lanes != 0)
+    return false;
+  // The input reads the reduced loop as its innermost dim (contiguous
+  // lanes).
+  AffineMap input = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
+  if (input.getNumResults() == 0 ||
+      input.getResults().back() !=
+          getAffineDimExpr(iterators.size() - 1, op.getContext()))
+    return false;
+  Block *body = op.getBody();
+  // The body is cloned into a nest of other loops: it must not read them.
+  if (!body->getOps<linalg::IndexOp>().empty())
+    return false;
+  auto yield = cast<linalg::YieldOp>(body->getTerminator());
+  auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+  BlockArgument out = op.getMatchingBlockArgument(op.getDpsInitOperand(0));
+  return add && add->getBlock() == body && out.hasOneUse() &&
+         llvm::is_contained(add->getOperands(), Value(out));
+}
+
+/// Rewrites the row sum `op` (isRowSum) over its last loop k into lanes of
+/// partial sums: [..., k] read as [..., k / lanes, lanes], summed over
+/// k / lanes into zeros [out..., lanes] (the original body, lane l adding
+/// elements l, l + lanes, ... in order), then those summed over the lanes
+/// into the original output. (Upstream's linalg::splitReduction does the
+/// same for static shapes only.)
+void splitRowSum(RewriterBase &rewriter, linalg::GenericOp op, int64_t lanes) {
+  Location loc = op.getLoc();
+  MLIRContext *context = op.getContext();
+  rewriter.setInsertionPoint(op);
+  unsigned loops = op.getNumLoops(), k = loops - 1;
+  OpOperand *input = op.getDpsInputOperand(0);
+  OpOperand *init = op.getDpsInitOperand(0);
+  AffineMap inputMap = op.getMatchingIndexingMap(input);
+  AffineMap outputMap = op.getMatchingIndexingMap(init);
+  auto inputType = cast<RankedTensorType>(input->get().getType());
+  auto outputType = cast<RankedTensorType>(init->get().getType());
+  int64_t rank = inputType.getRank();
+
+  // The input with its last dim split: [..., k / lanes, lanes].
+  SmallVector<int64_t> expandedShape(inputType.getShape());
+  expandedShape.back() = inputType.getShape().back() / lanes;
+  expandedShape.push_back(lanes);
+  SmallVector<ReassociationIndices> groups;
+  for (int64_t d = 0; d + 1 < rank; ++d)
+    groups.push_back({d});
+  groups.push_back({rank - 1, rank});
+  SmallVector<OpFoldResult> expandedSizes =
+      tensor::getMixedSizes(rewriter, loc, input->get());
+  expandedSizes.back() = rewriter.getIndexAttr(expandedShape[rank - 1]);
+  expandedSizes.push_back(rewriter.getIndexAttr(lanes));
+  Value expanded = tensor::ExpandShapeOp::create(
+      rewriter, loc,
+      RankedTensorType::get(expandedShape, inputType.getElementType()),
+      input->get(), groups, expandedSizes);
+
+  // Zeros [out..., lanes].
+  SmallVector<OpFoldResult> partialSizes =
+      tensor::getMixedSizes(rewriter, loc, init->get());
+  partialSizes.push_back(rewriter.getIndexAttr(lanes));
+  Type element = outputType.getElementType();
+  Value empty = tensor::EmptyOp::create(rewriter, loc, partialSizes, element);
+  Value zero = arith::ConstantOp::create(rewriter, loc, element,
+                                         rewriter.getZeroAttr(element));
+  Value zeros = linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+
+  // Loops (..., k1, lane): k1 reduces, the lanes are parallel.
+  AffineExpr k1 = getAffineDimExpr(k, context);
+  AffineExpr lane = getAffineDimExpr(k + 1, context);
+  SmallVector<AffineExpr> inputExprs;
+  for (AffineExpr e : inputMap.getResults().drop_back())
+    inputExprs.push_back(e);
+  inputExprs.append({k1, lane});
+  SmallVector<AffineExpr> partialExprs(outputMap.getResults());
+  partialExprs.push_back(lane);
+  SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
+  iterators.push_back(utils::IteratorType::parallel);
+  auto partial = linalg::GenericOp::create(
+      rewriter, loc, zeros.getType(), ValueRange{expanded}, ValueRange{zeros},
+      {AffineMap::get(loops + 1, 0, inputExprs, context),
+       AffineMap::get(loops + 1, 0, partialExprs, context)},
+      iterators);
+  rewriter.cloneRegionBefore(op.getRegion(), partial.getRegion(),
+                             partial.getRegion().begin());
+
+  // Their sum over the lanes, added into the original output.
+  SmallVector<AffineExpr> outExprs(outputMap.getResults());
+  SmallVector<AffineExpr> laneExprs(outputMap.getResults());
+  AffineExpr lastLane = getAffineDimExpr(loops - 1, context);
+  laneExprs.push_back(lastLane);
+  SmallVector<utils::IteratorType> combineIterators(
+      loops - 1, utils::IteratorType::parallel);
+  combineIterators.push_back(utils::IteratorType::reduction);
+  auto combine = linalg::GenericOp::create(
+      rewriter, loc, outputType, ValueRange{partial.getResult(0)},
+      ValueRange{init->get()},
+      {AffineMap::get(loops, 0, laneExprs, context),
+       AffineMap::get(loops, 0, outExprs, context)},
+      combineIterators, [&](OpBuilder &b, Location l, ValueRange args) {
+        Value sum = arith::AddFOp::create(b, l, args[1], args[0]);
+        linalg::YieldOp::create(b, l, sum);
+      });
+  rewriter.replaceOp(op, combine.getResults());
+}
+
+struct SplitRowSumsPass : kiln::impl::SplitRowSumsPassBase<SplitRowSumsPass> {
+  using Base::Base;
+
+  void runOnOperation() final {
+    if (lanes < 2) {
+      getOperation().emitError() << "lanes must be at least 2 (got "
+                                 << static_cast<int64_t>(lanes) << ")";
+      return signalPassFailure();
+    }
+    SmallVector<linalg::GenericOp> sums;
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (isRowSum(op, lanes, 4 * lanes))
+        sums.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (linalg::GenericOp op : sums)
+      splitRowSum(rewriter, op, lanes);
+  }
+};
+} // namespace
