@@ -448,19 +448,20 @@ def w8a8_reference(w, stored, prefixes, key):
 
 
 def check_w8a8(test, name, actual, expected, weight_only):
-    """W8A8 outputs against their float64 reference: for all but one token
-    in ten (at least one may), 99% of the token's values within the fp32
-    tolerances (a code can round the other way where float32 and float64
+    """W8A8 outputs against their float64 reference: 99% of the values
+    within the fp32 tolerances, or 99% of each token's but for one token in
+    ten (a code can round the other way where float32 and float64
     activations straddle a tie, and a flipped code moves every later value
-    of its token); all within 5e-2; and much closer to it than the
-    weight-only model is (the activations' quantization is what is being
-    checked)."""
+    of its token, more than 1% of a short output); all within 5e-2; and
+    much closer to it than the weight-only model is (the activations'
+    quantization is what is being checked)."""
     report(name, actual, expected)
     close = np.isclose(actual, expected, rtol=RTOL, atol=ATOL)
     close_tokens = close.reshape(-1, close.shape[-1]).mean(-1) >= 0.99
     flipped = int((~close_tokens).sum())
-    test.assertLessEqual(flipped, max(1, close_tokens.size // 10),
-                         f"{name}: {flipped} of {close_tokens.size} tokens off the fp32 tolerances")
+    test.assertTrue(close.mean() >= 0.99 or flipped <= close_tokens.size // 10,
+                    f"{name}: {close.mean():.4f} of the values, {flipped} of {close_tokens.size} "
+                    "tokens off the fp32 tolerances")
     np.testing.assert_allclose(actual, expected, rtol=0, atol=5e-2, err_msg=name)
     test.assertLess(np.abs(actual - expected).mean() * 20, np.abs(weight_only - expected).mean(), name)
 

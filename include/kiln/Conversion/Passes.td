@@ -14,10 +14,13 @@ def ConvertKilnToLinalgPass : Pass<"convert-kiln-to-linalg", "mlir::ModuleOp"> {
   let description = [{
     Rewrites every kiln primitive into upstream tensor-level IR: elementwise
     ops and broadcasts become `linalg.generic`s, matmul a contraction
-    `linalg.generic` (batch dims broadcast), reductions `linalg.generic`s
-    with reduction iterators, shape ops `linalg.transpose`, `tensor.reshape`,
-    `tensor.extract_slice`, `tensor.concat` and `tensor.pad`, gathers a
-    `linalg.generic` extracting from the table. Composites must have been
+    `linalg.generic` (batch dims broadcast; against a 2-D rhs, a weight,
+    the lhs's batch dims are collapsed into its rows, one product for all,
+    where at most one of them is dynamic), reductions `linalg.generic`s
+    with reduction iterators, shape ops `linalg.transpose`,
+    `tensor.expand_shape` or `tensor.collapse_shape` (a reshape whose dims
+    group) or `tensor.reshape`, `tensor.extract_slice`, `tensor.concat` and
+    `tensor.pad`, gathers a `linalg.generic` extracting from the table. Composites must have been
     decomposed (`kiln-decompose`); the pass says so if one remains.
     Parameters (`kiln.read_param`) are left for
     `kiln-externalize-parameters`.

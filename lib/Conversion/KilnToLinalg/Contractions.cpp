@@ -19,13 +19,132 @@ using namespace mlir::kiln::to_linalg;
 
 namespace {
 
+/// The (batch..., m, k, n) contraction generic of `lhs` [..., M, K] and
+/// `rhs` [..., K, N] (batch dims broadcast) as a `resultType` tensor.
+Value buildContraction(OpBuilder &rewriter, Location loc, Value lhs, Value rhs,
+                       RankedTensorType resultType) {
+  MLIRContext *ctx = rewriter.getContext();
+  auto lhsType = tensorType(lhs), rhsType = tensorType(rhs);
+  int64_t rank = resultType.getRank();
+  int64_t batchRank = rank - 2;
+  // Iteration space: batch dims, m, k, n. With n innermost the inner
+  // loop walks rows of the rhs and of the result contiguously, which the
+  // loop vectorizer turns into vector FMAs (k innermost would be a
+  // floating-point reduction it may not reorder).
+  int64_t m = batchRank, k = batchRank + 1, n = batchRank + 2;
+  auto operandMap = [&](RankedTensorType type, bool transposed, bool isLhs) {
+    SmallVector<AffineExpr> exprs;
+    int64_t operandBatch = type.getRank() - 2;
+    for (int64_t i = 0; i < operandBatch; ++i) {
+      int64_t d = i + (batchRank - operandBatch);
+      bool stretched = type.getDimSize(i) == 1 && resultType.getDimSize(d) != 1;
+      exprs.push_back(stretched ? getAffineConstantExpr(0, ctx)
+                                : getAffineDimExpr(d, ctx));
+    }
+    AffineExpr outer = getAffineDimExpr(isLhs ? m : k, ctx);
+    AffineExpr inner = getAffineDimExpr(isLhs ? k : n, ctx);
+    if (transposed)
+      std::swap(outer, inner);
+    exprs.push_back(outer);
+    exprs.push_back(inner);
+    return AffineMap::get(rank + 1, 0, exprs, ctx);
+  };
+  SmallVector<AffineExpr> outExprs;
+  for (int64_t d = 0; d < batchRank; ++d)
+    outExprs.push_back(getAffineDimExpr(d, ctx));
+  outExprs.push_back(getAffineDimExpr(m, ctx));
+  outExprs.push_back(getAffineDimExpr(n, ctx));
+  SmallVector<AffineMap> maps = {
+      operandMap(lhsType, /*transposed=*/false, true),
+      operandMap(rhsType, /*transposed=*/false, false),
+      AffineMap::get(rank + 1, 0, outExprs, ctx)};
+  SmallVector<utils::IteratorType> iterators(rank + 1,
+                                             utils::IteratorType::parallel);
+  iterators[k] = utils::IteratorType::reduction;
+  // Result dims (not iteration dims) of m and n.
+  int64_t resultM = batchRank, resultN = batchRank + 1;
+
+  // Result sizes: batch dims broadcast from both, m from lhs, n from rhs.
+  SmallVector<OpFoldResult> sizes;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (!resultType.isDynamicDim(d)) {
+      sizes.push_back(rewriter.getIndexAttr(resultType.getDimSize(d)));
+      continue;
+    }
+    Value size;
+    if (d == resultM) {
+      size = tensor::DimOp::create(rewriter, loc, lhs, lhsType.getRank() - 2);
+    } else if (d == resultN) {
+      size = tensor::DimOp::create(rewriter, loc, rhs, rhsType.getRank() - 1);
+    } else {
+      for (auto [value, type] :
+           {std::pair(lhs, lhsType), std::pair(rhs, rhsType)}) {
+        int64_t aligned = d - (batchRank - (type.getRank() - 2));
+        if (aligned >= 0 && type.getDimSize(aligned) != 1) {
+          size = tensor::DimOp::create(rewriter, loc, value, aligned);
+          break;
+        }
+      }
+    }
+    sizes.push_back(size ? OpFoldResult(size) : rewriter.getIndexAttr(1));
+  }
+  Type elementType = resultType.getElementType();
+  // f16 and bf16 products accumulate in f32 (as cuBLAS and PyTorch do);
+  // the sum is rounded to the result type once, at the end.
+  bool narrow = elementType.isF16() || elementType.isBF16();
+  Type accumulatorType = narrow ? rewriter.getF32Type() : elementType;
+  auto accumulatorTensor =
+      RankedTensorType::get(resultType.getShape(), accumulatorType);
+  Value empty = tensor::EmptyOp::create(rewriter, loc, sizes, accumulatorType);
+  Value zero = scalarConstant(rewriter, loc, accumulatorType, 0);
+  Value init = linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+  bool floating = isFloat(elementType);
+  auto generic = linalg::GenericOp::create(
+      rewriter, loc, TypeRange{accumulatorTensor}, ValueRange{lhs, rhs},
+      ValueRange{init}, maps, iterators,
+      [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
+        Value product, sum;
+        if (floating) {
+          Value x = args[0], y = args[1];
+          if (narrow) {
+            x = arith::ExtFOp::create(b, nestedLoc, accumulatorType, x);
+            y = arith::ExtFOp::create(b, nestedLoc, accumulatorType, y);
+          }
+          product = arith::MulFOp::create(b, nestedLoc, x, y);
+          sum = arith::AddFOp::create(b, nestedLoc, args[2], product);
+        } else {
+          product = arith::MulIOp::create(b, nestedLoc, args[0], args[1]);
+          sum = arith::AddIOp::create(b, nestedLoc, args[2], product);
+        }
+        linalg::YieldOp::create(b, nestedLoc, sum);
+      });
+  Value result = generic.getResult(0);
+  if (narrow) {
+    Value rounded = tensor::EmptyOp::create(rewriter, loc, sizes, elementType);
+    AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, ctx);
+    result =
+        linalg::GenericOp::create(
+            rewriter, loc, TypeRange{resultType}, ValueRange{result},
+            ValueRange{rounded}, SmallVector<AffineMap>{identity, identity},
+            SmallVector<utils::IteratorType>(rank,
+                                             utils::IteratorType::parallel),
+            [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
+              linalg::YieldOp::create(
+                  b, nestedLoc,
+                  arith::TruncFOp::create(b, nestedLoc, elementType, args[0])
+                      .getResult());
+            })
+            .getResult(0);
+  }
+  return result;
+}
+
 struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
   matchAndRewrite(MatmulOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const final {
     Location loc = op.getLoc();
-    MLIRContext *ctx = rewriter.getContext();
     Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
     // A transposed operand ([..., N, K] rhs, [..., K, M] lhs) is copied to
     // the plain layout first: the copy is O(N·K) (or O(M·K)) against the
@@ -50,121 +169,48 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
       lhs = transposeLastTwo(lhs);
     auto lhsType = tensorType(lhs), rhsType = tensorType(rhs);
     auto resultType = op.getType();
-    int64_t rank = resultType.getRank();
-    int64_t batchRank = rank - 2;
-    // Iteration space: batch dims, m, k, n. With n innermost the inner
-    // loop walks rows of the rhs and of the result contiguously, which the
-    // loop vectorizer turns into vector FMAs (k innermost would be a
-    // floating-point reduction it may not reorder).
-    int64_t m = batchRank, k = batchRank + 1, n = batchRank + 2;
-    auto operandMap = [&](RankedTensorType type, bool transposed, bool isLhs) {
-      SmallVector<AffineExpr> exprs;
-      int64_t operandBatch = type.getRank() - 2;
-      for (int64_t i = 0; i < operandBatch; ++i) {
-        int64_t d = i + (batchRank - operandBatch);
-        bool stretched =
-            type.getDimSize(i) == 1 && resultType.getDimSize(d) != 1;
-        exprs.push_back(stretched ? getAffineConstantExpr(0, ctx)
-                                  : getAffineDimExpr(d, ctx));
-      }
-      AffineExpr outer = getAffineDimExpr(isLhs ? m : k, ctx);
-      AffineExpr inner = getAffineDimExpr(isLhs ? k : n, ctx);
-      if (transposed)
-        std::swap(outer, inner);
-      exprs.push_back(outer);
-      exprs.push_back(inner);
-      return AffineMap::get(rank + 1, 0, exprs, ctx);
-    };
-    SmallVector<AffineExpr> outExprs;
-    for (int64_t d = 0; d < batchRank; ++d)
-      outExprs.push_back(getAffineDimExpr(d, ctx));
-    outExprs.push_back(getAffineDimExpr(m, ctx));
-    outExprs.push_back(getAffineDimExpr(n, ctx));
-    SmallVector<AffineMap> maps = {
-        operandMap(lhsType, /*transposed=*/false, true),
-        operandMap(rhsType, /*transposed=*/false, false),
-        AffineMap::get(rank + 1, 0, outExprs, ctx)};
-    SmallVector<utils::IteratorType> iterators(rank + 1,
-                                               utils::IteratorType::parallel);
-    iterators[k] = utils::IteratorType::reduction;
-    // Result dims (not iteration dims) of m and n.
-    int64_t resultM = batchRank, resultN = batchRank + 1;
-
-    // Result sizes: batch dims broadcast from both, m from lhs, n from rhs.
-    SmallVector<OpFoldResult> sizes;
-    for (int64_t d = 0; d < rank; ++d) {
-      if (!resultType.isDynamicDim(d)) {
-        sizes.push_back(rewriter.getIndexAttr(resultType.getDimSize(d)));
-        continue;
-      }
-      Value size;
-      if (d == resultM) {
-        size = tensor::DimOp::create(rewriter, loc, lhs, lhsType.getRank() - 2);
-      } else if (d == resultN) {
-        size = tensor::DimOp::create(rewriter, loc, rhs, rhsType.getRank() - 1);
-      } else {
-        for (auto [value, type] :
-             {std::pair(lhs, lhsType), std::pair(rhs, rhsType)}) {
-          int64_t aligned = d - (batchRank - (type.getRank() - 2));
-          if (aligned >= 0 && type.getDimSize(aligned) != 1) {
-            size = tensor::DimOp::create(rewriter, loc, value, aligned);
-            break;
-          }
-        }
-      }
-      sizes.push_back(size ? OpFoldResult(size) : rewriter.getIndexAttr(1));
+    // Batch dims of an lhs against an rhs without them (a linear layer's
+    // weight) are rows like the others: [..., M, K] x [K, N] is one
+    // [(... M), K] x [K, N] product, expanded back. As a batched
+    // contraction each batch element was a matmul of its own that read
+    // the whole rhs again: a decoding step (M = 1) of 8 sequences
+    // streamed every weight 8 times.
+    // (Not where two or more of the rows' dims are dynamic: expanding the
+    // result back would group several dynamic sizes, which MLIR 22's
+    // expand-strided-metadata crashes on.)
+    if (rhsType.getRank() == 2 && lhsType.getRank() > 2 &&
+        llvm::count_if(lhsType.getShape().drop_back(), ShapedType::isDynamic) <=
+            1) {
+      int64_t lhsRank = lhsType.getRank();
+      SmallVector<ReassociationIndices> rowsOf(2);
+      for (int64_t d = 0; d + 1 < lhsRank; ++d)
+        rowsOf[0].push_back(d);
+      rowsOf[1].push_back(lhsRank - 1);
+      Value rows2d =
+          tensor::CollapseShapeOp::create(rewriter, loc, lhs, rowsOf);
+      auto rows2dType = tensorType(rows2d);
+      auto flatType = RankedTensorType::get(
+          {rows2dType.getDimSize(0), rhsType.getDimSize(1)},
+          resultType.getElementType());
+      Value flat = buildContraction(rewriter, loc, rows2d, rhs, flatType);
+      // The result's sizes: the lhs's batch dims and rows, the rhs's
+      // columns.
+      SmallVector<OpFoldResult> sizes =
+          tensor::getMixedSizes(rewriter, loc, lhs);
+      sizes.back() = tensor::getMixedSize(rewriter, loc, rhs, 1);
+      SmallVector<int64_t> shape(lhsType.getShape());
+      shape.back() = rhsType.getDimSize(1);
+      Value result = tensor::ExpandShapeOp::create(
+          rewriter, loc,
+          RankedTensorType::get(shape, resultType.getElementType()), flat,
+          rowsOf, sizes);
+      // The op's result type may be more static than its operands'.
+      if (result.getType() != resultType)
+        result = tensor::CastOp::create(rewriter, loc, resultType, result);
+      rewriter.replaceOp(op, result);
+      return success();
     }
-    Type elementType = resultType.getElementType();
-    // f16 and bf16 products accumulate in f32 (as cuBLAS and PyTorch do);
-    // the sum is rounded to the result type once, at the end.
-    bool narrow = elementType.isF16() || elementType.isBF16();
-    Type accumulatorType = narrow ? rewriter.getF32Type() : elementType;
-    auto accumulatorTensor =
-        RankedTensorType::get(resultType.getShape(), accumulatorType);
-    Value empty =
-        tensor::EmptyOp::create(rewriter, loc, sizes, accumulatorType);
-    Value zero = scalarConstant(rewriter, loc, accumulatorType, 0);
-    Value init =
-        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
-    bool floating = isFloat(elementType);
-    auto generic = linalg::GenericOp::create(
-        rewriter, loc, TypeRange{accumulatorTensor}, ValueRange{lhs, rhs},
-        ValueRange{init}, maps, iterators,
-        [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
-          Value product, sum;
-          if (floating) {
-            Value x = args[0], y = args[1];
-            if (narrow) {
-              x = arith::ExtFOp::create(b, nestedLoc, accumulatorType, x);
-              y = arith::ExtFOp::create(b, nestedLoc, accumulatorType, y);
-            }
-            product = arith::MulFOp::create(b, nestedLoc, x, y);
-            sum = arith::AddFOp::create(b, nestedLoc, args[2], product);
-          } else {
-            product = arith::MulIOp::create(b, nestedLoc, args[0], args[1]);
-            sum = arith::AddIOp::create(b, nestedLoc, args[2], product);
-          }
-          linalg::YieldOp::create(b, nestedLoc, sum);
-        });
-    Value result = generic.getResult(0);
-    if (narrow) {
-      Value rounded =
-          tensor::EmptyOp::create(rewriter, loc, sizes, elementType);
-      AffineMap identity = AffineMap::getMultiDimIdentityMap(rank, ctx);
-      result =
-          linalg::GenericOp::create(
-              rewriter, loc, TypeRange{resultType}, ValueRange{result},
-              ValueRange{rounded}, SmallVector<AffineMap>{identity, identity},
-              SmallVector<utils::IteratorType>(rank,
-                                               utils::IteratorType::parallel),
-              [&](OpBuilder &b, Location nestedLoc, ValueRange args) {
-                linalg::YieldOp::create(
-                    b, nestedLoc,
-                    arith::TruncFOp::create(b, nestedLoc, elementType, args[0])
-                        .getResult());
-              })
-              .getResult(0);
-    }
+    Value result = buildContraction(rewriter, loc, lhs, rhs, resultType);
     rewriter.replaceOp(op, result);
     return success();
   }

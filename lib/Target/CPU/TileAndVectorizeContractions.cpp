@@ -174,9 +174,11 @@ void readTransposedRhsInPlace(RewriterBase &rewriter, linalg::GenericOp op) {
     rewriter.eraseOp(transpose);
 }
 
-/// Packs the lhs of a contraction into row tiles, [..., ceil(M / rows), K,
-/// rows] (zero-padded to whole tiles), for the register tiles to read
-/// (readPackedLhsTile): each tile then reads its lhs as one contiguous
+/// Packs the lhs of a contraction into row tiles, [..., tiles, K, rows], for
+/// the register tiles to read (readPackedLhsTile): its whole tiles only
+/// where M is not a multiple of `rows` (the last, partial tile reads the
+/// lhs in place), all ceil(M / rows) of them, the last zero-padded, for a
+/// transposed lhs. Each tile then reads its lhs as one contiguous
 /// [K, rows] run instead of `rows` rows K floats apart (which, at a
 /// power-of-two K, all fall into the same L1 sets and evict each other
 /// before the next k uses them). A transposed lhs ([..., K, M], a weight
@@ -323,6 +325,8 @@ SmallVector<OpFoldResult> offsetsInRoot(RewriterBase &rewriter, Location loc,
 /// [..., rows', 1] lhs slice as the [..., 1, rows'] run of the packed
 /// tensor, through the map (..., k, m): one contiguous read per k. A tile
 /// starts at a multiple of the row tile and spans at most one.
+bool isMultipleOf(OpFoldResult ofr, int64_t factor);
+
 void readPackedLhsTile(RewriterBase &rewriter, linalg::GenericOp tile,
                        const llvm::DenseMap<Value, Value> &packed,
                        int64_t rows) {
@@ -352,6 +356,8 @@ void readPackedLhsTile(RewriterBase &rewriter, linalg::GenericOp tile,
                        rows;
   if (packedRows <
       cast<RankedTensorType>(root.getType()).getDimSize(rank - 2)) {
+    if (!isMultipleOf(offsets[rank - 2], rows))
+      return;
     FailureOr<int64_t> last = ValueBoundsConstraintSet::computeConstantBound(
         presburger::BoundType::UB,
         ValueBoundsConstraintSet::Variable(offsets[rank - 2]),

@@ -12,6 +12,7 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/SmallBitVector.h"
 
 namespace mlir::kiln {
 #define GEN_PASS_DEF_SPLITROWSUMSPASS
@@ -37,11 +38,27 @@ bool isRowSum(linalg::GenericOp op, int64_t lanes, int64_t minimum) {
   if (ShapedType::isDynamic(size) || size < minimum || size % lanes != 0)
     return false;
   // The input reads the reduced loop as its innermost dim (contiguous
-  // lanes).
+  // lanes) and nowhere else; the output reads every other loop, as a plain
+  // dim (or a constant), and not the reduced one: the split's loops then
+  // map onto the same tensors.
+  unsigned k = iterators.size() - 1;
   AffineMap input = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
   if (input.getNumResults() == 0 ||
-      input.getResults().back() !=
-          getAffineDimExpr(iterators.size() - 1, op.getContext()))
+      input.getResults().back() != getAffineDimExpr(k, op.getContext()) ||
+      llvm::any_of(input.getResults().drop_back(),
+                   [&](AffineExpr e) { return e.isFunctionOfDim(k); }))
+    return false;
+  AffineMap output = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
+  llvm::SmallBitVector read(k + 1);
+  for (AffineExpr e : output.getResults()) {
+    if (isa<AffineConstantExpr>(e))
+      continue;
+    auto dim = dyn_cast<AffineDimExpr>(e);
+    if (!dim || dim.getPosition() == k)
+      return false;
+    read.set(dim.getPosition());
+  }
+  if (static_cast<int64_t>(read.count()) != static_cast<int64_t>(k))
     return false;
   Block *body = op.getBody();
   // The body is cloned into a nest of other loops: it must not read them.

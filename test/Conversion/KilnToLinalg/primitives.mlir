@@ -1,23 +1,53 @@
 // RUN: kiln-opt %s --convert-kiln-to-linalg --split-input-file | FileCheck %s
 // RUN: kiln-opt %s --convert-kiln-to-linalg --split-input-file | kiln-opt --split-input-file --verify-each > /dev/null
 
-// Matmul with a broadcast 2-D weight: a contraction generic over
-// (batch, m, k, n) on a zero-filled accumulator; n innermost walks rows of
-// the weight and the result contiguously.
-// CHECK-DAG: #[[$LHS:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
-// CHECK-DAG: #[[$RHS:.*]] = affine_map<(d0, d1, d2, d3) -> (d2, d3)>
-// CHECK-DAG: #[[$OUT:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+// Matmul of a batched lhs and a 2-D weight: the batch dims are rows like
+// the others, one [(batch m), k] x [k, n] contraction generic over
+// (m, k, n) on a zero-filled accumulator (n innermost walks rows of the
+// weight and the result contiguously), expanded back.
+// CHECK-DAG: #[[$LHS:.*]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-DAG: #[[$RHS:.*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
+// CHECK-DAG: #[[$OUT:.*]] = affine_map<(d0, d1, d2) -> (d0, d2)>
 // CHECK-LABEL: func @matmul_batched
-// CHECK: %[[DIM:.*]] = tensor.dim %arg0, %c0
-// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[DIM]]) : tensor<?x8x16xf32>
+// CHECK: %[[ROWS:.*]] = tensor.collapse_shape %arg0 {{\[}}[0, 1], [2]] : tensor<?x8x32xf32> into tensor<?x32xf32>
+// CHECK: %[[DIM:.*]] = tensor.dim %[[ROWS]], %c0
+// CHECK: %[[EMPTY:.*]] = tensor.empty(%[[DIM]]) : tensor<?x16xf32>
 // CHECK: %[[ACC:.*]] = linalg.fill ins(%{{.*}} : f32) outs(%[[EMPTY]]
-// CHECK: linalg.generic {indexing_maps = [#[[$LHS]], #[[$RHS]], #[[$OUT]]], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
+// CHECK: %[[C:.*]] = linalg.generic {indexing_maps = [#[[$LHS]], #[[$RHS]], #[[$OUT]]], iterator_types = ["parallel", "reduction", "parallel"]}
+// CHECK-SAME: ins(%[[ROWS]], %arg1
 // CHECK-SAME: outs(%[[ACC]]
 // CHECK: arith.mulf
 // CHECK: arith.addf
+// CHECK: %[[B:.*]] = tensor.dim %arg0, %c0
+// CHECK: tensor.expand_shape %[[C]] {{\[}}[0, 1], [2]] output_shape [%[[B]], 8, 16] : tensor<?x16xf32> into tensor<?x8x16xf32>
 func.func @matmul_batched(%x: tensor<?x8x32xf32>, %w: tensor<32x16xf32>) -> tensor<?x8x16xf32> {
   %0 = kiln.matmul %x, %w : (tensor<?x8x32xf32>, tensor<32x16xf32>) -> tensor<?x8x16xf32>
   return %0 : tensor<?x8x16xf32>
+}
+
+// -----
+
+// A result type more static than the operands: the expanded product is
+// cast to it.
+// CHECK-LABEL: func @matmul_static_result
+// CHECK: %[[E:.*]] = tensor.expand_shape %{{.*}} {{\[}}[0, 1], [2]] output_shape [%{{.*}}, 8, 16] : tensor<?x16xf32> into tensor<?x8x16xf32>
+// CHECK: %[[C:.*]] = tensor.cast %[[E]] : tensor<?x8x16xf32> to tensor<2x8x16xf32>
+// CHECK: return %[[C]]
+func.func @matmul_static_result(%x: tensor<?x8x32xf32>, %w: tensor<32x16xf32>) -> tensor<2x8x16xf32> {
+  %0 = kiln.matmul %x, %w : (tensor<?x8x32xf32>, tensor<32x16xf32>) -> tensor<2x8x16xf32>
+  return %0 : tensor<2x8x16xf32>
+}
+
+// -----
+
+// With two dynamic row dims the matmul stays batched (expanding them back
+// would group two dynamic sizes): (batch, m, k, n).
+// CHECK-LABEL: func @matmul_two_dynamic
+// CHECK-NOT: tensor.collapse_shape
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction", "parallel"]
+func.func @matmul_two_dynamic(%x: tensor<?x?x32xf32>, %w: tensor<32x16xf32>) -> tensor<?x?x16xf32> {
+  %0 = kiln.matmul %x, %w : (tensor<?x?x32xf32>, tensor<32x16xf32>) -> tensor<?x?x16xf32>
+  return %0 : tensor<?x?x16xf32>
 }
 
 // -----

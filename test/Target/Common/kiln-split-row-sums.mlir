@@ -98,6 +98,29 @@ func.func @left_alone(%x: tensor<4x8xf32>, %y: tensor<4x8xf32>, %i: tensor<4x8xi
 
 // -----
 
+// Also left alone: an input that reads the reduced loop twice (a
+// diagonal), and an output that does not read every other loop.
+// CHECK-LABEL: func.func @odd_maps
+// CHECK-NOT: tensor.expand_shape
+// CHECK: return
+func.func @odd_maps(%sq: tensor<64x64xf32>, %acc: tensor<f32>, %x: tensor<2x3x64xf32>, %acc2: tensor<2xf32>) -> (tensor<f32>, tensor<2xf32>) {
+  %0 = linalg.generic {indexing_maps = [affine_map<(d0) -> (d0, d0)>, affine_map<(d0) -> ()>], iterator_types = ["reduction"]}
+      ins(%sq : tensor<64x64xf32>) outs(%acc : tensor<f32>) {
+  ^bb0(%in: f32, %out: f32):
+    %s = arith.addf %out, %in : f32
+    linalg.yield %s : f32
+  } -> tensor<f32>
+  %1 = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0)>], iterator_types = ["parallel", "parallel", "reduction"]}
+      ins(%x : tensor<2x3x64xf32>) outs(%acc2 : tensor<2xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %s = arith.addf %out, %in : f32
+    linalg.yield %s : f32
+  } -> tensor<2xf32>
+  return %0, %1 : tensor<f32>, tensor<2xf32>
+}
+
+// -----
+
 // A contraction (a matmul, loops in kiln's (m, k, n) order) keeps its own
 // order: its tiles sum it.
 // CHECK-LABEL: func.func @matmul

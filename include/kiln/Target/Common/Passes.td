@@ -113,8 +113,8 @@ def SplitRowSumsPass
   let summary = "Sums rows in lanes of partial sums";
   let description = [{
     Splits every floating-point row sum (a `linalg.generic` adding its
-    input over its innermost loop: a layer norm's mean and variance, a
-    softmax's denominator) of at least four times `lanes` elements, a
+    input over its innermost loop: a layer norm's mean and variance, an
+    unfused softmax's denominator) of at least four times `lanes` elements, a
     multiple of `lanes`, into `lanes` partial sums (lane l adds elements l,
     l + lanes, l + 2 lanes, ... in order) and the sum of those
     (as upstream `linalg::splitReduction` does, dynamic rows too). As one
