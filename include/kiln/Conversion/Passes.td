@@ -16,7 +16,7 @@ def ConvertKilnToLinalgPass : Pass<"convert-kiln-to-linalg", "mlir::ModuleOp"> {
     ops and broadcasts become `linalg.generic`s, matmul a contraction
     `linalg.generic` (batch dims broadcast; against a 2-D rhs, a weight,
     the lhs's batch dims are collapsed into its rows, one product for all,
-    where at most one of them is dynamic), reductions `linalg.generic`s
+    expanded back), reductions `linalg.generic`s
     with reduction iterators, shape ops `linalg.transpose`,
     `tensor.expand_shape` or `tensor.collapse_shape` (a reshape whose dims
     group) or `tensor.reshape`, `tensor.extract_slice`, `tensor.concat` and

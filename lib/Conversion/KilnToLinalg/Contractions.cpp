@@ -175,12 +175,7 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
     // contraction each batch element was a matmul of its own that read
     // the whole rhs again: a decoding step (M = 1) of 8 sequences
     // streamed every weight 8 times.
-    // (Not where two or more of the rows' dims are dynamic: expanding the
-    // result back would group several dynamic sizes, which MLIR 22's
-    // expand-strided-metadata crashes on.)
-    if (rhsType.getRank() == 2 && lhsType.getRank() > 2 &&
-        llvm::count_if(lhsType.getShape().drop_back(), ShapedType::isDynamic) <=
-            1) {
+    if (rhsType.getRank() == 2 && lhsType.getRank() > 2) {
       int64_t lhsRank = lhsType.getRank();
       SmallVector<ReassociationIndices> rowsOf(2);
       for (int64_t d = 0; d + 1 < lhsRank; ++d)
@@ -200,10 +195,28 @@ struct MatmulOpPattern : OpConversionPattern<MatmulOp> {
       sizes.back() = tensor::getMixedSize(rewriter, loc, rhs, 1);
       SmallVector<int64_t> shape(lhsType.getShape());
       shape.back() = rhsType.getDimSize(1);
-      Value result = tensor::ExpandShapeOp::create(
-          rewriter, loc,
-          RankedTensorType::get(shape, resultType.getElementType()), flat,
-          rowsOf, sizes);
+      auto expandedType =
+          RankedTensorType::get(shape, resultType.getElementType());
+      Value result;
+      if (llvm::count_if(lhsType.getShape().drop_back(),
+                         ShapedType::isDynamic) <= 1) {
+        result = tensor::ExpandShapeOp::create(rewriter, loc, expandedType,
+                                               flat, rowsOf, sizes);
+      } else {
+        // Several dynamic row dims (batch and sequence): an expand_shape
+        // grouping them crashes MLIR 22's expand-strided-metadata, so the
+        // product (a fresh, contiguous buffer) is reshaped instead.
+        SmallVector<Value> dims;
+        for (OpFoldResult size : sizes)
+          dims.push_back(getValueOrCreateConstantIndexOp(rewriter, loc, size));
+        Value shapeTensor = tensor::FromElementsOp::create(
+            rewriter, loc,
+            RankedTensorType::get({static_cast<int64_t>(dims.size())},
+                                  rewriter.getIndexType()),
+            dims);
+        result = tensor::ReshapeOp::create(rewriter, loc, expandedType, flat,
+                                           shapeTensor);
+      }
       // The op's result type may be more static than its operands'.
       if (result.getType() != resultType)
         result = tensor::CastOp::create(rewriter, loc, resultType, result);
