@@ -18,7 +18,6 @@
 #include "kiln/Models/ModelBuilder.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
 #include "kiln/Target/CPU/CPUTarget.h"
-#include "kiln/Target/CUDA/CUDAPipeline.h"
 #include "kiln/Target/CUDA/CUDATarget.h"
 #include "kiln/Target/Common/Passes.h"
 #include "llvm/IR/LLVMContext.h"
@@ -733,14 +732,15 @@ kiln::CPUKernelOverrides kernelOverrides() {
 int main(int argc, char **argv) {
   llvm::InitLLVM initLLVM(argc, argv);
   // MLIR's --mlir-print-ir-before=PASS, --mlir-print-ir-after=PASS (and the
-  // rest of the pass manager's debugging options) for the lowering
-  // pipelines; hidden from --help, listed by --help-hidden.
+  // rest of the pass manager's debugging options) for the CPU lowering
+  // (lowerToArtifactLLVM applies them), whose passes are registered so
+  // that the options know their names; hidden from --help, listed by
+  // --help-hidden.
   registerTransformsPasses();
   kiln::registerKilnPasses();
   kiln::registerKilnConversionPasses();
   kiln::registerKilnTargetCommonPasses();
   kiln::registerKilnCPUPipeline();
-  kiln::registerKilnCUDAPipeline();
   registerPassManagerCLOptions();
   cl::HideUnrelatedOptions(category);
   cl::ParseCommandLineOptions(argc, argv, overview);

@@ -75,7 +75,11 @@ struct UnpackPanelsOpPattern : OpConversionPattern<UnpackPanelsOp> {
 /// whose sizes multiply to its own, each dynamic dim the next dim, which
 /// must be dynamic too (kiln.reshape's k-th dynamic result dim is its k-th
 /// dynamic input dim), and trailing unit dims join the last group. None
-/// for equal ranks or shapes that do not group.
+/// for equal ranks or shapes that do not group. (Upstream's
+/// getReassociationIndicesForReshape groups by sizes alone: it puts
+/// [?, 4] -> [?] and [?] -> [?, ?] in one group each, which is not what
+/// kiln.reshape means, and an expand grouping two dynamic dims crashes
+/// MLIR 22's expand-strided-metadata.)
 std::optional<SmallVector<ReassociationIndices>>
 reshapeGroups(RankedTensorType a, RankedTensorType b) {
   if (a.getRank() == b.getRank() || a.getRank() == 0 || b.getRank() == 0)
