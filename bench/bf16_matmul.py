@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """bf16 matmuls against f32, side by side in one run: Kiln's bf16
-kiln.matmul (bf16 operands, f32 sums rounded once) on AMX tiles
-(`--bf16-dot amx`, where the CPU has AMX-BF16) and on the plain loops
-(`--bf16-dot none`), against Kiln's f32 kiln.matmul of the same shape; as
+kiln.matmul (bf16 operands, f32 sums rounded once) on the kernel
+kiln-compile picks for this CPU (AMX tiles, `--bf16-dot amx`, where it has
+AMX-BF16; vdpbf16ps register tiles, `--bf16-dot avx512`, where it has
+AVX512-BF16) and on the plain loops (`--bf16-dot none`), against Kiln's f32 kiln.matmul of the same shape; as
 peers, PyTorch's bf16 matmul (oneDNN) and OpenBLAS's f32 product (numpy).
 
 Each Kiln function multiplies an f32 input [M, K], cast to bf16 inside
@@ -84,9 +85,13 @@ def main():
     line, peak = machine.describe(args.threads, None)
     print(line, flush=True)
     with open("/proc/cpuinfo") as f:
-        amx = " amx_bf16" in f.read()
-    if not amx:
-        print("this CPU has no AMX-BF16: the Kiln bf16 column is the plain loops")
+        flags = f.read()
+    if " amx_bf16" in flags:
+        print("the Kiln bf16 column is AMX tiles (--bf16-dot amx)")
+    elif " avx512_bf16" in flags:
+        print("the Kiln bf16 column is vdpbf16ps register tiles (--bf16-dot avx512)")
+    else:
+        print("this CPU has neither AMX-BF16 nor AVX512-BF16: the Kiln bf16 column is the plain loops")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     # The peer runs OpenBLAS unpinned (this machine pins it to slow kernels
     # through these two variables; Kiln does not read them).

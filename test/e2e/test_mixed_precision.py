@@ -140,6 +140,11 @@ def cpu_has_amx_bf16():
         return " amx_bf16" in f.read()
 
 
+def cpu_has_avx512_bf16():
+    with open("/proc/cpuinfo") as f:
+        return " avx512_bf16" in f.read()
+
+
 def attention_reference(attention, heads):
     """gpt2_mixed's attention mode for a kiln-compile --attention choice:
     with head dims of 32 (two heads here) on a CPU with AMX-BF16, the fused
@@ -239,8 +244,9 @@ class GPT2TinyBF16ForwardPlainLoops(GPT2TinyBF16Forward):
 
 class BF16MatmulKernels(unittest.TestCase):
     """bf16 matmuls (f32 sums of exact products, rounded once) on both CPU
-    kernels: AMX tiles (`--bf16-dot amx`, where this CPU has AMX-BF16) and
-    the plain loops. Shapes are ragged where the AMX kernel pads: rows not
+    kernels: AMX tiles (`--bf16-dot amx`, where this CPU has AMX-BF16),
+    vdpbf16ps register tiles on the same blocks (`--bf16-dot avx512`, where
+    it has AVX512-BF16) and the plain loops. Shapes are ragged where the AMX kernel pads: rows not
     a multiple of its 32-row blocks, K not a multiple of 32 (its tiles' k),
     N not a multiple of its 128-column panels or 32-column blocks. The
     reference is the float64 product of the bf16 operands rounded to bf16:
@@ -256,7 +262,8 @@ class BF16MatmulKernels(unittest.TestCase):
         self.tmp.cleanup()
 
     def kernels(self):
-        return (["amx"] if cpu_has_amx_bf16() else []) + ["none"]
+        return ((["amx"] if cpu_has_amx_bf16() else []) +
+                (["avx512"] if cpu_has_avx512_bf16() else []) + ["none"])
 
     def check(self, x_shape, w_shape, transposed, dynamic_rows=False, lhs_transposed=False):
         """x_shape is [..., M, K], or [K, M] with lhs_transposed."""
@@ -295,8 +302,8 @@ class BF16MatmulKernels(unittest.TestCase):
             bad = np.abs(y.astype(np.float64) - expected) > bound
             if bad.any():
                 self.fail(f"{kernel}: {int(bad.sum())} of {y.size} values off, first at {np.argwhere(bad)[0]}")
-        if not cpu_has_amx_bf16():
-            print("  (this CPU has no AMX-BF16: only the plain loops checked)")
+        if len(self.kernels()) == 1:
+            print("  (this CPU has neither AMX-BF16 nor AVX512-BF16: only the plain loops checked)")
 
     def test_transposed_rhs_ragged(self):
         # 39 rows (a 32-row block and 7), K = 70, N = 40.

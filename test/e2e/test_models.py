@@ -415,9 +415,12 @@ class LlamaTinyDecomposedAttention(LlamaTiny):
 # outputs are bit-identical.
 
 
-def cpu_has_amx_bf16():
+def cpu_has_bf16_pairs():
+    """Whether kiln-compile picks a bf16 kernel that reads weights in pairs
+    (AMX tiles, or vdpbf16ps register tiles) for this CPU."""
     with open("/proc/cpuinfo") as f:
-        return " amx_bf16" in f.read()
+        flags = f.read()
+    return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
 class PackedWeights(unittest.TestCase):
@@ -488,12 +491,13 @@ class PackedWeights(unittest.TestCase):
 
     def test_llama_out_in_weights(self):
         # nn.Linear weights ([out, in]): f32 ones stay row-major (read
-        # transposed in place); bf16 ones on AMX are stored in pairs, the
+        # transposed in place); bf16 ones for the AMX or AVX512-BF16 kernel
+        # are stored in pairs, the
         # untied LM head over 1000 columns with a partial last panel, the
         # down projection (in = 172, not a multiple of 32) as it is.
         self.check("llama-tiny.json", 12, lambda n: n.endswith("norm.weight"), expect_packed=False)
         manifest = self.check("llama-tiny.json", 12, lambda n: n.endswith("norm.weight"),
-                              extra=["--dtype", "bf16"], expect_packed=cpu_has_amx_bf16())
+                              extra=["--dtype", "bf16"], expect_packed=cpu_has_bf16_pairs())
         packed = {p["name"]: p for p in manifest["parameters"] if "packed" in p}
         if packed:
             self.assertFalse(packed["lm_head.weight"]["packed"]["in_out"])
@@ -538,13 +542,14 @@ class PackedWeights(unittest.TestCase):
                 np.testing.assert_array_equal(a, b)
 
     def test_bf16(self):
-        # --dtype bf16: on a CPU with AMX-BF16, the weights are stored in the
-        # AMX kernel's pairs; elsewhere they stay bf16 row-major.
+        # --dtype bf16: on a CPU with AMX-BF16 or AVX512-BF16, the weights
+        # are stored in the bf16 kernel's pairs; elsewhere they stay bf16
+        # row-major.
         manifest = self.check("gpt2-tiny.json", 13, lambda n: n.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")),
-                              extra=["--dtype", "bf16"], expect_packed=cpu_has_amx_bf16())
+                              extra=["--dtype", "bf16"], expect_packed=cpu_has_bf16_pairs())
         pairs = [p for p in manifest["parameters"] if p.get("packed", {}).get("pairs") == 2]
-        self.assertEqual(bool(pairs), manifest["target_options"]["bf16_dot"] == "amx")
-        self.assertEqual(bool(pairs), cpu_has_amx_bf16())
+        self.assertEqual(bool(pairs), manifest["target_options"]["bf16_dot"] in ("amx", "avx512"))
+        self.assertEqual(bool(pairs), cpu_has_bf16_pairs())
 
 
 # --------------------------------------------------------------------------

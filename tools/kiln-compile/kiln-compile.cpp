@@ -170,11 +170,12 @@ cl::opt<std::string> bf16Dot(
     "bf16-dot",
     cl::desc("Kernels of the CPU's bf16 matmuls and attention (--dtype bf16): "
              "amx (AMX-BF16 tiles; attention as flash-attention tile "
-             "kernels where its head dims are multiples of 32) or none "
-             "(plain loops, attention in the fused f32 row loop); default: "
-             "amx where --cpu has AMX-BF16; recorded in the manifest's "
-             "target_options"),
-    cl::value_desc("amx|none"), cl::init(""), cl::cat(category));
+             "kernels where its head dims are multiples of 32), avx512 "
+             "(AVX512-BF16's vdpbf16ps in register tiles; attention in the "
+             "fused f32 row loop) or none (plain loops, attention in the "
+             "fused f32 row loop); default: the first of those --cpu has; "
+             "recorded in the manifest's target_options"),
+    cl::value_desc("amx|avx512|none"), cl::init(""), cl::cat(category));
 cl::opt<bool> packWeights(
     "pack-weights",
     cl::desc("CPU inference artifacts: store the linear weights as the "

@@ -142,7 +142,17 @@ int infoCommand(int argc, char **argv) {
   }
   std::fflush(stdout);
   // The description needs only the manifest; loading a CUDA artifact needs
-  // a driver and a device, so where there are none it is not tried.
+  // a driver and a device, so where there are none it is not tried, and a
+  // CPU artifact whose code this machine's CPU cannot run is described,
+  // not an error.
+  if (m.target == TargetKind::CPU) {
+    if (Status s =
+            checkHostCanRunCpuModule(options.artifact + "/" + m.module, m);
+        !s) {
+      std::printf("loads: not on this machine: %s\n", s.message().c_str());
+      return 0;
+    }
+  }
   if (m.target == TargetKind::CUDA) {
     if (Status s = cudaDeviceStatus(); !s) {
       std::printf("loads: not checked on this machine: %s\n",

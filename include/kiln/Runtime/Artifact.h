@@ -207,6 +207,22 @@ private:
   std::vector<std::vector<size_t>> entryParameters_;
 };
 
+/// Whether this machine can run code that uses the x86 feature `name`
+/// (LLVM's name, one of KILN_CHECKED_X86_FEATURES): the CPU has it (cpuid)
+/// and, for AVX and AVX-512, the OS saves its registers. Unset for a name
+/// this runtime does not know, and on other architectures. A cpu artifact's
+/// target_options.cpu_features are checked with it before its module.so is
+/// loaded.
+std::optional<bool> hostHasCpuFeature(const std::string &name);
+
+/// Whether this machine can run the code of the cpu artifact whose
+/// manifest is `manifest` (`path` names its module.so in messages): every
+/// feature of target_options.cpu_features (hostHasCpuFeature), and, for
+/// AMX kernels, the tile state Linux hands out on request (asked here).
+/// Artifact::open checks it before loading module.so.
+Status checkHostCanRunCpuModule(const std::string &path,
+                                const Manifest &manifest);
+
 } // namespace kiln::runtime
 
 #endif // KILN_RUNTIME_ARTIFACT_H

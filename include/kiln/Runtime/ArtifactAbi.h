@@ -62,6 +62,22 @@
 #define KILN_ENTRY_TOKEN_LOGPROBS "token_logprobs"
 
 /*===--------------------------------------------------------------------===*
+ * The CPU a cpu artifact needs
+ *===--------------------------------------------------------------------===*/
+
+/* target_options.cpu_features of a cpu artifact for x86-64: those of the
+ * x86 features below (LLVM's names) that its --cpu has, so its code may use,
+ * comma-separated. The runtime refuses to load the artifact on a machine
+ * that lacks one (module.so would stop at the first such instruction with
+ * SIGILL). A name the runtime does not know is refused too. */
+#define KILN_CPU_FEATURES_OPTION "cpu_features"
+#define KILN_CHECKED_X86_FEATURES                                              \
+  "sse4.2,popcnt,lzcnt,movbe,sse4a,avx,fma,f16c,bmi,bmi2,avx2,fma4,xop,tbm,"   \
+  "avx512f,avx512dq,avx512cd,avx512bw,avx512vl,avx512ifma,avx512vbmi,"         \
+  "avx512vbmi2,avx512vnni,avx512bitalg,avx512vpopcntdq,avx512bf16,"            \
+  "avx512fp16,avxvnni,gfni,vaes,vpclmulqdq,amx-tile,amx-bf16,amx-int8"
+
+/*===--------------------------------------------------------------------===*
  * Memref descriptors (MLIR's ranked memref descriptor, as int64 words)
  *===--------------------------------------------------------------------===*
  *

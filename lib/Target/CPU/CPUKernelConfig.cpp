@@ -1,6 +1,7 @@
 //===- CPUKernelConfig.cpp - Kernel shapes chosen for the target CPU ------===//
 
 #include "kiln/Target/CPU/CPUKernelConfig.h"
+#include "kiln/Runtime/ArtifactAbi.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -78,18 +79,22 @@ std::string CPUKernelConfig::tile() const {
 }
 
 std::map<std::string, std::string> CPUKernelConfig::manifestOptions() const {
-  return {{"vector_isa", isa},
-          {"vector_bits", std::to_string(vectorBits)},
-          {"matmul_tile", tile()},
-          {"matmul_k_block", std::to_string(kBlock)},
-          {"int8_dot", int8Dot},
-          {"bf16_dot", bf16Dot},
-          {"int8_matmul_tile",
-           std::to_string(int8TileM) + "x" + std::to_string(int8TileN)},
-          {"l1_bytes", std::to_string(l1Bytes)},
-          {"l2_bytes", std::to_string(l2Bytes)},
-          {"l3_bytes", std::to_string(l3Bytes)},
-          {"cache_sizes_from", cacheSource}};
+  std::map<std::string, std::string> options = {
+      {"vector_isa", isa},
+      {"vector_bits", std::to_string(vectorBits)},
+      {"matmul_tile", tile()},
+      {"matmul_k_block", std::to_string(kBlock)},
+      {"int8_dot", int8Dot},
+      {"bf16_dot", bf16Dot},
+      {"int8_matmul_tile",
+       std::to_string(int8TileM) + "x" + std::to_string(int8TileN)},
+      {"l1_bytes", std::to_string(l1Bytes)},
+      {"l2_bytes", std::to_string(l2Bytes)},
+      {"l3_bytes", std::to_string(l3Bytes)},
+      {"cache_sizes_from", cacheSource}};
+  if (cpuFeatures)
+    options[KILN_CPU_FEATURES_OPTION] = *cpuFeatures;
+  return options;
 }
 
 llvm::Expected<CPUKernelConfig>
@@ -102,6 +107,15 @@ mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
     return subtarget->checkFeatures(("+" + feature).str());
   };
   CPUKernelConfig config;
+  // What the runtime checks of the machine that loads the artifact.
+  if ((*machine)->getTargetTriple().isX86()) {
+    llvm::SmallVector<llvm::StringRef> checked, present;
+    llvm::StringRef(KILN_CHECKED_X86_FEATURES).split(checked, ',');
+    for (llvm::StringRef feature : checked)
+      if (has(feature))
+        present.push_back(feature);
+    config.cpuFeatures = llvm::join(present, ",");
+  }
   if (has("avx512f")) {
     config.isa = "avx512";
     config.vectorBits = 512;
@@ -147,10 +161,13 @@ mlir::kiln::selectCPUKernelConfig(const CPUTargetOptions &host) {
   config.int8Dots.push_back("generic");
   config.chooseInt8Dot(config.int8Dots.front());
   // bf16 matmuls on AMX tiles (16 x 32 bf16 operand tiles, 16 x 16 f32
-  // sums).
+  // sums), or in zmm registers with AVX512-BF16's vdpbf16ps (pairs of
+  // bf16 products per f32 lane).
   config.bf16Dots.clear();
   if (has("amx-bf16") && has("amx-tile"))
     config.bf16Dots.push_back("amx");
+  if (has("avx512bf16") && has("avx512bw"))
+    config.bf16Dots.push_back("avx512");
   config.bf16Dots.push_back("none");
   config.bf16Dot = config.bf16Dots.front();
   if (host.cpu == "native") {
@@ -212,13 +229,16 @@ mlir::kiln::applyKernelOverrides(CPUKernelConfig &config,
   }
   if (!overrides.bf16Dot.empty()) {
     const std::string &dot = overrides.bf16Dot;
-    if (dot != "amx" && dot != "none")
+    if (dot != "amx" && dot != "avx512" && dot != "none")
       return llvm::createStringError("--bf16-dot '" + dot +
-                                     "': expected amx or none");
+                                     "': expected amx, avx512 or none");
     if (!llvm::is_contained(config.bf16Dots, dot))
       return llvm::createStringError(
-          "--bf16-dot amx: the target CPU has no AMX-BF16 (choose a --cpu "
-          "that has it, such as sapphirerapids, or --bf16-dot none)");
+          "--bf16-dot " + dot + ": the target CPU has no " +
+          (dot == "amx" ? "AMX-BF16" : "AVX512-BF16") +
+          " (choose a --cpu that has it, such as " +
+          (dot == "amx" ? "sapphirerapids" : "cooperlake or sapphirerapids") +
+          "; it can run: " + llvm::join(config.bf16Dots, ", ") + ")");
     config.bf16Dot = dot;
   }
   if (overrides.matmulKBlock) {

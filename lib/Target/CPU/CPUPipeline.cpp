@@ -36,6 +36,9 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   // (before matmuls become linalg), and bf16 attention goes onto AMX tiles
   // where the CPU has them (before the fused f32 loop takes the rest).
   const bool bf16Amx = options.bf16Dot == "amx";
+  // bf16 matmuls on the same blocks, multiplied in AMX tiles or in zmm
+  // registers (AVX512-BF16).
+  const bool bf16Blocks = bf16Amx || options.bf16Dot == "avx512";
   buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites),
                           /*attentionBlock=*/16, [&](OpPassManager &graph) {
                             graph.addNestedPass<func::FuncOp>(
@@ -67,12 +70,14 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   buildKilnBufferizeStages(pm);
   // int8 matmuls (kiln.integer_matmul) get kernels of their own.
   // bf16 and int8 matmuls on AMX tiles where the CPU has them and they
-  // are chosen; int8 ones of other shapes then go to the VNNI kernel (every
+  // are chosen (bf16 ones in zmm registers where it has AVX512-BF16
+  // instead); int8 ones of other shapes then go to the VNNI kernel (every
   // CPU with AMX-INT8 has AVX-512 VNNI).
   const bool int8Amx = options.int8Dot == "amx";
-  if (bf16Amx || int8Amx) {
+  if (bf16Blocks || int8Amx) {
     LowerAMXMatmulsPassOptions amx;
-    amx.bf16 = bf16Amx;
+    amx.bf16 = bf16Blocks;
+    amx.bf16Dot = bf16Amx ? "amx" : "avx512";
     amx.int8 = int8Amx;
     pm.addPass(createLowerAMXMatmulsPass(amx));
   }
@@ -137,6 +142,8 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
       vector::VectorContractLowering::OuterProduct;
   vectorToLLVM.vectorTransposeLowering =
       vector::VectorTransposeLowering::Shuffle16x16;
+  // x86vector.avx512.dot (vdpbf16ps) of the avx512 bf16 kernel.
+  vectorToLLVM.x86Vector = true;
   pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertOpenMPToLLVMPass());
   pm.addPass(createUBToLLVMConversionPass());

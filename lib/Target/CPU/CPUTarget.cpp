@@ -37,7 +37,7 @@ public:
     PassManager pm(module.getContext());
     KilnPackWeightsPassOptions options;
     options.panelWidth = kernels_.tileN;
-    if (kernels_.bf16Dot == "amx")
+    if (kernels_.bf16Dot == "amx" || kernels_.bf16Dot == "avx512")
       options.pairPanelWidth = kAMXPanelColumns;
     pm.addPass(createKilnPackWeightsPass(options));
     if (failed(pm.run(module)))

@@ -38,6 +38,7 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Utils/StructuredOpsUtils.h"
+#include "mlir/Dialect/X86Vector/X86VectorDialect.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
@@ -56,6 +57,11 @@ constexpr int64_t kTileRows = 16;
 /// Rows and columns of the block of sums four tiles hold; also the steps of
 /// k an lhs tile covers.
 constexpr int64_t kBlock = 32;
+/// Rows of a register tile of the avx512 bf16 kernel (8 rows x 2 zmm of
+/// f32 sums: 16 accumulators, 2 rhs vectors; the lhs pair is broadcast
+/// from memory), and f32 lanes of a zmm.
+constexpr int64_t kRegisterRows = 8;
+constexpr int64_t kLanes = 16;
 
 /// The operands of a matmul this pass lowers.
 struct TileMatmul {
@@ -407,6 +413,12 @@ struct LowerAMXMatmulsPass
           << static_cast<int64_t>(panelBlocks) << ")";
       return signalPassFailure();
     }
+    if (bf16Dot != "amx" && bf16Dot != "avx512") {
+      getOperation().emitError()
+          << "kiln-lower-amx-matmuls: bf16-dot must be amx or avx512 (got '"
+          << bf16Dot << "')";
+      return signalPassFailure();
+    }
     SmallVector<std::pair<linalg::GenericOp, TileMatmul>> work;
     getOperation().walk([&](linalg::GenericOp op) {
       auto matmul = matchTileMatmul(op, bf16, int8);
@@ -738,9 +750,79 @@ struct LowerAMXMatmulsPass
     auto operandTile = amx::TileType::get({kTileRows, kStep}, element);
 
     // The 32 x 32 block of sums of lhs rows [r0, r0 + 32) of `source` by
+    // the panel's sub-panel `s`, into `sums`, in zmm registers: four tiles
+    // of 8 rows, each step of k a pair, whose two bf16 per row are
+    // broadcast as a 32-bit word against the two 32-bf16 vectors of the
+    // sub-panel's packed row (vdpbf16ps adds both products to each lane).
+    // Only the tiles that hold some of the block's `count` real rows run
+    // (a decoding step's one row: one tile, not four).
+    auto multiplyBlockInRegisters = [&](OpBuilder &nb, Location l, Value source,
+                                        Value r0, Value count, Value subPanel) {
+      auto lanes = VectorType::get({kLanes}, b.getF32Type());
+      auto pairVector = VectorType::get({2 * kLanes}, bf16);
+      auto pair = VectorType::get({2}, bf16);
+      auto word = VectorType::get({1}, i32);
+      auto words16 = VectorType::get({kLanes}, i32);
+      constexpr int64_t vectors = kBlock / kLanes;
+      Value zeroLanes = arith::ConstantOp::create(nb, l, nb.getZeroAttr(lanes));
+      Value pairColumn =
+          arith::MulIOp::create(nb, l, subPanel, index(2 * kBlock));
+      scf::ForOp::create(
+          nb, l, zero, count, index(kRegisterRows), ValueRange{},
+          [&](OpBuilder &tb, Location tl, Value t, ValueRange) {
+            Value tileRow = arith::AddIOp::create(tb, tl, r0, t);
+            SmallVector<Value> rowIndex;
+            for (int64_t r = 0; r < kRegisterRows; ++r)
+              rowIndex.push_back(
+                  r == 0 ? tileRow
+                         : arith::AddIOp::create(tb, tl, tileRow, index(r))
+                               .getResult());
+            auto loop = scf::ForOp::create(
+                tb, tl, zero, index(words), one,
+                SmallVector<Value>(kRegisterRows * vectors, zeroLanes),
+                [&](OpBuilder &kb, Location kl, Value w, ValueRange acc) {
+                  SmallVector<Value> rhs;
+                  for (int64_t v = 0; v < vectors; ++v) {
+                    Value column = arith::AddIOp::create(kb, kl, pairColumn,
+                                                         index(v * 2 * kLanes));
+                    rhs.push_back(
+                        vector::LoadOp::create(kb, kl, pairVector, packedPairs,
+                                               ValueRange{w, column}));
+                  }
+                  Value k0 = arith::MulIOp::create(kb, kl, w, index(2));
+                  SmallVector<Value> next;
+                  for (int64_t r = 0; r < kRegisterRows; ++r) {
+                    Value both = vector::LoadOp::create(
+                        kb, kl, pair, source, ValueRange{rowIndex[r], k0});
+                    Value asWord = vector::ExtractOp::create(
+                        kb, kl, vector::BitCastOp::create(kb, kl, word, both),
+                        ArrayRef<int64_t>{0});
+                    Value broadcast = vector::BitCastOp::create(
+                        kb, kl, pairVector,
+                        vector::BroadcastOp::create(kb, kl, words16, asWord));
+                    for (int64_t v = 0; v < vectors; ++v)
+                      next.push_back(x86vector::DotBF16Op::create(
+                          kb, kl, lanes, acc[r * vectors + v], broadcast,
+                          rhs[v]));
+                  }
+                  scf::YieldOp::create(kb, kl, next);
+                });
+            for (int64_t r = 0; r < kRegisterRows; ++r) {
+              Value row = arith::AddIOp::create(tb, tl, t, index(r));
+              for (int64_t v = 0; v < vectors; ++v)
+                vector::StoreOp::create(tb, tl, loop.getResult(r * vectors + v),
+                                        sums,
+                                        ValueRange{row, index(v * kLanes)});
+            }
+            scf::YieldOp::create(tb, tl);
+          });
+    };
+    // The 32 x 32 block of sums of lhs rows [r0, r0 + 32) of `source` by
     // the panel's sub-panel `s`, into `sums`.
     auto multiplyBlock = [&](OpBuilder &nb, Location l, Value source, Value r0,
-                             Value subPanel) {
+                             Value count, Value subPanel) {
+      if (!integer && bf16Dot == "avx512")
+        return multiplyBlockInRegisters(nb, l, source, r0, count, subPanel);
       // A zero tile per sum: one shared would be copied through memory.
       SmallVector<Value> zeros;
       for (int64_t t = 0; t < 4; ++t)
@@ -850,7 +932,7 @@ struct LowerAMXMatmulsPass
       }
       scf::ForOp::create(nb, l, zero, subPanels, one, ValueRange{},
                          [&](OpBuilder &sb, Location sl, Value s, ValueRange) {
-                           multiplyBlock(sb, sl, source, sourceRow, s);
+                           multiplyBlock(sb, sl, source, sourceRow, count, s);
                            addBlock(sb, sl, r0, count, s);
                            scf::YieldOp::create(sb, sl);
                          });

@@ -1,8 +1,11 @@
 // RUN: kiln-opt %s --split-input-file --kiln-lower-amx-matmuls | FileCheck %s
 // RUN: kiln-opt %s --split-input-file --kiln-lower-amx-matmuls="panel-blocks=1" | FileCheck %s --check-prefix=ONE
 // RUN: not kiln-opt %s --split-input-file --kiln-lower-amx-matmuls="panel-blocks=0" 2>&1 | FileCheck %s --check-prefix=BAD
+// RUN: kiln-opt %s --split-input-file --kiln-lower-amx-matmuls="bf16-dot=avx512" | FileCheck %s --check-prefix=REG --implicit-check-not=amx.
+// RUN: not kiln-opt %s --split-input-file --kiln-lower-amx-matmuls="bf16-dot=tiles" 2>&1 | FileCheck %s --check-prefix=BADDOT
 
 // BAD: panel-blocks must be positive (got 0)
+// BADDOT: bf16-dot must be amx or avx512 (got 'tiles')
 
 #lhs = affine_map<(d0, d1, d2) -> (d0, d2)>
 #rhsT = affine_map<(d0, d1, d2) -> (d1, d2)>
@@ -43,6 +46,24 @@
 // CHECK: llvm.func @syscall(i64, ...) -> i64
 // CHECK: llvm.func internal @kiln_request_amx_state()
 // CHECK: llvm.mlir.global_ctors ctors = [@kiln_request_amx_state]
+// With bf16-dot=avx512 the same panels and padded rows, and each block's
+// sums in four register tiles of 8 rows by 32 columns: 16 accumulators,
+// per pair of k two rhs vectors and, per row, the lhs pair broadcast as a
+// 32-bit word into two vdpbf16ps. No tiles, no AMX state.
+// REG-LABEL: func.func @transposed(
+// REG: %[[PAIRS:.+]] = memref.view %{{.*}} to memref<48x256xbf16>
+// REG: %[[SUMS:.+]] = memref.alloc() : memref<32x32xf32>
+// REG: %[[PADDED:.+]] = memref.alloc() : memref<32x96xbf16>
+// REG: scf.for %{{.*}} = %{{.*}} to %[[COUNT:.+]] step %c8
+// REG: %[[R:.+]]:16 = scf.for %{{.*}} = %{{.*}} to %c48{{[_0-9]*}} step %{{.*}} iter_args
+// REG-COUNT-2: vector.load %[[PAIRS]]{{.*}} : memref<48x256xbf16>, vector<32xbf16>
+// REG: vector.load %[[PADDED]]{{.*}} : memref<32x96xbf16>, vector<2xbf16>
+// REG: vector.bitcast %{{.*}} : vector<2xbf16> to vector<1xi32>
+// REG: vector.broadcast %{{.*}} : i32 to vector<16xi32>
+// REG: vector.bitcast %{{.*}} : vector<16xi32> to vector<32xbf16>
+// REG-COUNT-2: x86vector.avx512.dot
+// REG-COUNT-16: vector.store %[[R]]#{{[0-9]+}}, %[[SUMS]]
+// REG-NOT: kiln_request_amx_state
 // ONE-LABEL: func.func @transposed(
 // ONE: memref.alloc() : memref<6144xi8>
 // ONE: memref<48x32xi32>

@@ -9,7 +9,10 @@
 #include "kiln/Runtime/Artifact.h"
 #include "ArtifactFixture.h"
 
+#include <fstream>
 #include <functional>
+#include <set>
+#include <sstream>
 
 #include <cstring>
 
@@ -251,6 +254,93 @@ TEST_F(ArtifactTest, RejectsMalformedManifestEntries) {
   writeArtifact(manifest);
   expectOpenError({"missing \"entry_points\""});
 }
+
+#if defined(__x86_64__) && defined(__linux__)
+/// The flags Linux reports in /proc/cpuinfo for this CPU (it leaves out
+/// those whose state the kernel does not enable).
+static std::set<std::string> procCpuFlags() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpuinfo, line)) {
+    if (line.rfind("flags", 0) != 0)
+      continue;
+    std::istringstream words(line.substr(line.find(':') + 1));
+    std::set<std::string> flags;
+    for (std::string flag; words >> flag;)
+      flags.insert(flag);
+    return flags;
+  }
+  return {};
+}
+
+TEST(CpuFeatures, EveryCheckedFeatureIsKnownAndAgreesWithLinux) {
+  // LLVM's names against Linux's.
+  const std::map<std::string, std::string> linuxNames = {
+      {"sse4.2", "sse4_2"},
+      {"bmi", "bmi1"},
+      {"lzcnt", "abm"},
+      {"avx512vbmi2", "avx512_vbmi2"},
+      {"avx512vnni", "avx512_vnni"},
+      {"avx512bitalg", "avx512_bitalg"},
+      {"avx512vpopcntdq", "avx512_vpopcntdq"},
+      {"avx512bf16", "avx512_bf16"},
+      {"avx512fp16", "avx512_fp16"},
+      {"avxvnni", "avx_vnni"},
+      {"amx-tile", "amx_tile"},
+      {"amx-bf16", "amx_bf16"},
+      {"amx-int8", "amx_int8"}};
+  std::set<std::string> flags = procCpuFlags();
+  ASSERT_FALSE(flags.empty()) << "no flags line in /proc/cpuinfo";
+  std::istringstream list(KILN_CHECKED_X86_FEATURES);
+  int checked = 0;
+  for (std::string feature; std::getline(list, feature, ',');) {
+    std::optional<bool> has = hostHasCpuFeature(feature);
+    ASSERT_TRUE(has.has_value()) << "the runtime cannot check " << feature;
+    auto renamed = linuxNames.find(feature);
+    std::string flag = renamed == linuxNames.end() ? feature : renamed->second;
+    EXPECT_EQ(*has, flags.count(flag) == 1)
+        << feature << " (" << flag << " in /proc/cpuinfo)";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 34);
+  EXPECT_FALSE(hostHasCpuFeature("avx1024").has_value());
+}
+
+TEST_F(ArtifactTest, RefusesAnArtifactForCpuFeaturesThisMachineLacks) {
+  // What this machine has loads (the fixture's module is plain C).
+  json manifest = defaultManifest();
+  std::string present;
+  std::istringstream list(KILN_CHECKED_X86_FEATURES);
+  std::vector<std::string> absent;
+  for (std::string feature; std::getline(list, feature, ',');) {
+    if (*hostHasCpuFeature(feature))
+      present += (present.empty() ? "" : ",") + feature;
+    else
+      absent.push_back(feature);
+  }
+  manifest["target_options"]["cpu_features"] = present;
+  writeArtifact(manifest);
+  EXPECT_TRUE(openOk());
+  // A feature no runtime knows.
+  manifest["target_options"]["cpu_features"] = present + ",avx1024";
+  writeArtifact(manifest);
+  expectOpenError({"was compiled for a CPU with avx1024",
+                   "which this runtime cannot check"});
+  manifest["target_options"]["cpu_features"] = 5;
+  writeArtifact(manifest);
+  expectOpenError({"target_options.cpu_features must be a string"});
+  // One this machine lacks, where there is one (every machine so far has
+  // lacked AMX or AVX-512 FP16 or AVX-VNNI).
+  if (absent.empty())
+    GTEST_SKIP() << "this CPU has every checked feature";
+  manifest["target_options"]["cpu_features"] = absent.front();
+  writeArtifact(manifest);
+  expectOpenError(
+      {"was compiled for --cpu x86-64-v3",
+       "uses CPU features this machine lacks (" + absent.front() + ")",
+       "--cpu native"});
+}
+#endif
 
 TEST_F(ArtifactTest, RejectsAMissingOrUnloadableModule) {
   writeArtifact();

@@ -49,7 +49,8 @@ struct CPUKernelConfig {
   std::vector<std::string> int8Dots = {"vnni", "avx2", "generic"};
   /// Sets int8Dot and its tile.
   void chooseInt8Dot(const std::string &dot);
-  /// bf16 matmuls: "amx" (AMX-BF16 tiles, kiln-lower-amx-matmuls) or
+  /// bf16 matmuls: "amx" (AMX-BF16 tiles, kiln-lower-amx-matmuls),
+  /// "avx512" (AVX512-BF16's vdpbf16ps in register tiles, the same pass) or
   /// "none" (the plain loops); the kernels the CPU can run, best first.
   std::string bf16Dot = "none";
   std::vector<std::string> bf16Dots = {"none"};
@@ -64,6 +65,9 @@ struct CPUKernelConfig {
   int64_t l3Bytes = 32 << 20;
   /// Where the cache sizes came from ("this machine" or "defaults").
   std::string cacheSource = "defaults";
+  /// For x86: the features of KILN_CHECKED_X86_FEATURES the target CPU has
+  /// (comma-separated), which the runtime checks the loading machine for.
+  std::optional<std::string> cpuFeatures;
 
   /// "MxN".
   std::string tile() const;
@@ -91,8 +95,9 @@ struct CPUKernelOverrides {
   /// CPU. One the CPU cannot run (amx without AMX-INT8, vnni without
   /// AVX-512 VNNI, avx2 without AVX2) is an error.
   std::string int8Dot;
-  /// "amx" or "none"; empty: the one chosen for the CPU. amx on a CPU
-  /// without AMX-BF16 is an error.
+  /// "amx", "avx512" or "none"; empty: the one chosen for the CPU. amx on
+  /// a CPU without AMX-BF16, avx512 on one without AVX512-BF16, is an
+  /// error.
   std::string bf16Dot;
   /// Whether inference weights are stored as column panels; unset: no.
   std::optional<bool> packWeights;

@@ -55,7 +55,8 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
   PassOptions::Option<std::string> bf16Dot{
       *this, "bf16-dot",
       llvm::cl::desc("bf16 matmul kernels: amx (AMX-BF16 tiles, "
-                     "kiln-lower-amx-matmuls) or none (the plain loops)"),
+                     "kiln-lower-amx-matmuls), avx512 (vdpbf16ps register "
+                     "tiles, the same pass) or none (the plain loops)"),
       llvm::cl::init("none")};
   PassOptions::Option<int64_t> int8TileM{
       *this, "int8-tile-m", llvm::cl::desc("int8 matmul register tile rows"),

@@ -119,7 +119,7 @@ def MatvecDotProductsPass
 
 def LowerAMXMatmulsPass
     : Pass<"kiln-lower-amx-matmuls", "mlir::ModuleOp"> {
-  let summary = "bf16 x bf16 -> f32 matmul kernels on AMX tiles";
+  let summary = "bf16 x bf16 -> f32 matmul kernels on AMX tiles or AVX512-BF16 register tiles";
   let description = [{
     Rewrites the buffer-form contraction of a bf16 matmul (bf16 lhs
     `[..., M, K]`, bf16 rhs `[K, N]` or `[N, K]` read transposed, each
@@ -161,18 +161,32 @@ def LowerAMXMatmulsPass
     words of four codes (the transposed rhs packs as the same transpose of
     32-bit words), exact i32 sums.
 
-    The module gets a constructor that asks Linux for the AMX tile state
-    (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`), without which
-    tile instructions fault. The CPU pipeline runs this pass where the
-    target CPU has AMX-BF16 (`bf16-dot=amx`); other contractions are left
-    to the plain loops.
+    With `bf16-dot=avx512` (a CPU with AVX512-BF16 and no AMX-BF16), the
+    bf16 blocks are multiplied in zmm registers instead, with the same
+    panels, stored pairs and lhs handling: each 32 x 32 block is four
+    register tiles of 8 rows by 32 columns (16 f32 accumulators), each step
+    a pair of k: the two 32-bf16 halves (16 columns each) of the
+    sub-panel's packed row, and per row the lhs's pair broadcast as a
+    32-bit word into `vdpbf16ps` (the upstream `x86vector.avx512.dot`),
+    which adds both products to each f32 lane. Only the tiles holding some
+    of a block's real rows run (a decoding step's one row: one tile).
+
+    A module that uses AMX tiles gets a constructor that asks Linux for the
+    AMX tile state (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`),
+    without which tile instructions fault. The CPU pipeline runs this pass
+    where kiln-compile chose `bf16_dot` `amx` (the target CPU has AMX-BF16)
+    or `avx512` (AVX512-BF16 only), or `int8_dot` `amx`; other
+    contractions are left to the other kernels and the plain loops.
   }];
   let options = [
     Option<"panelBlocks", "panel-blocks", "int64_t", /*default=*/"4",
            "32-column blocks per parallel panel (a block of lhs rows is "
            "reused across them)">,
     Option<"bf16", "bf16", "bool", /*default=*/"true",
-           "Lower bf16 x bf16 -> f32 matmuls (tdpbf16ps; AMX-BF16)">,
+           "Lower bf16 x bf16 -> f32 matmuls (on the kernel of bf16-dot)">,
+    Option<"bf16Dot", "bf16-dot", "std::string", /*default=*/"\"amx\"",
+           "What multiplies the bf16 blocks: amx (tdpbf16ps on tiles) or "
+           "avx512 (vdpbf16ps in zmm register tiles; AVX512-BF16)">,
     Option<"int8", "int8", "bool", /*default=*/"false",
            "Lower i8 x i8 -> i32 matmuls with a transposed rhs "
            "(kiln.integer_matmul; tdpbssd, AMX-INT8)">,
@@ -183,7 +197,8 @@ def LowerAMXMatmulsPass
                            "::mlir::LLVM::LLVMDialect",
                            "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect",
-                           "::mlir::vector::VectorDialect"];
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::x86vector::X86VectorDialect"];
 }
 
 def LowerAMXAttentionPass
