@@ -95,7 +95,7 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     # The peer runs OpenBLAS unpinned (this machine pins it to slow kernels
     # through these two variables; Kiln does not read them).
-    peer_env = {k: v for k, v in env.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    peer_env = machine.peer_env(env)
     layout = "[N, K] read transposed" if args.transposed else "[K, N]"
     print(f"weights {layout}")
     print("| M x N x K | Kiln f32 GFLOP/s | Kiln bf16 GFLOP/s | Kiln bf16 / f32 | "

@@ -122,7 +122,7 @@ def main():
                         "--output-dir", os.path.join(tmp, "out")], env=kiln_env, check=True, capture_output=True)
         kiln_logits = np.load(os.path.join(tmp, "out", "logits.npy"))
 
-        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        env = machine.peer_env()
         env["OMP_NUM_THREADS"] = str(args.threads)
         results = {}
         if "pytorch" in chosen:

@@ -145,7 +145,7 @@ def main():
         out = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS=str(args.threads)), check=True,
                              capture_output=True, text=True).stdout
         kiln_s = float(re.search(r"p50[^0-9]*([0-9.]+)", out).group(1)) / 1e3
-        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        env = machine.peer_env()
         env["OMP_NUM_THREADS"] = str(args.threads)
         peer = subprocess.run([hf_python, "-c", PEER, args.config, str(args.threads), str(args.iters),
                                paths["pixel_values"], paths["input_ids"], paths["attention_mask"],

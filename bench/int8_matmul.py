@@ -67,7 +67,7 @@ def main():
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     # The peer runs OpenBLAS unpinned (this machine pins it to slow kernels
     # through these two variables; Kiln does not read them).
-    peer_env = {k: v for k, v in env.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    peer_env = machine.peer_env(env)
     print("| M x N x K | Kiln f32 GFLOP/s | Kiln int8 GOP/s (dot) | Kiln int8 / f32 | Kiln int8 generic GOP/s "
           "| torch int8 dynamic GOP/s | OpenBLAS f32 GFLOP/s | torch int8 / OpenBLAS | Kiln int8 / torch int8 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

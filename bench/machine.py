@@ -116,3 +116,50 @@ def describe(threads, peak=None):
     if measured:
         text += f", fp32 FMA peak {measured:.0f} GFLOP/s ({how})"
     return text, measured
+
+
+# OpenBLAS cores by the widest vectors a CPU's flags promise, for a CPU
+# whose model OpenBLAS's own detection does not know.
+_OPENBLAS_CORES = (("avx512_bf16", "COOPERLAKE"), ("avx512f", "SKYLAKEX"),
+                   ("avx2", "HASWELL"))
+# What OpenBLAS falls back to for an unknown CPU: SSE3 kernels.
+_GENERIC_CORES = ("Prescott", "Katmai", "Core2", "Penryn", "Nehalem", "Dunnington")
+
+
+def _openblas_core(env):
+    """The core OpenBLAS picks under `env` ("Haswell", "Prescott", ...), or
+    None when numpy does not report one (another BLAS)."""
+    probe = subprocess.run(
+        ["/usr/bin/python3", "-c", "import numpy as np; a = np.ones((8, 8)); a @ a"],
+        env=dict(env, OPENBLAS_VERBOSE="2"), capture_output=True, text=True)
+    for line in (probe.stdout + probe.stderr).splitlines():
+        if line.startswith("Core:"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def peer_env(env=None):
+    """The environment a peer (numpy's OpenBLAS, PyTorch's BLAS) runs in:
+    `env` (default os.environ) without OPENBLAS_CORETYPE and
+    OPENBLAS_L2_SIZE, which pin OpenBLAS to slower kernels on some of these
+    machines; and where OpenBLAS's detection then falls back to its generic
+    SSE3 core on a CPU whose model it does not know (a virtual machine's
+    "Intel Xeon Processor" with AVX-512: 60 GFLOP/s where its AVX-512
+    kernels run 280), OPENBLAS_CORETYPE naming the core of the widest
+    vectors the CPU's flags have. It prints what it chose."""
+    env = {k: v for k, v in (os.environ if env is None else env).items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    core = _openblas_core(env)
+    if core in _GENERIC_CORES:
+        try:
+            with open("/proc/cpuinfo") as f:
+                flags = set(next(l for l in f if l.startswith("flags")).split(":", 1)[1].split())
+        except (OSError, StopIteration):
+            flags = set()
+        for flag, name in _OPENBLAS_CORES:
+            if flag in flags:
+                env["OPENBLAS_CORETYPE"] = name
+                print(f"(OpenBLAS detected its generic {core} core on this CPU; the peers run "
+                      f"OPENBLAS_CORETYPE={name}, the widest this CPU's flags support)", flush=True)
+                break
+    return env

@@ -118,7 +118,7 @@ def main():
                              check=True, capture_output=True, text=True).stdout
         kiln_s = float(re.search(r"p50[^0-9]*([0-9.]+)", out).group(1)) / 1e3
 
-        env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        env = machine.peer_env()
         env["OMP_NUM_THREADS"] = str(args.threads)
         peer = subprocess.run(["/usr/bin/python3", "-c", PEER, os.path.join(HERE, "..", "python"), wpath,
                                os.path.join(tmp, "ids.npy"), os.path.join(tmp, "targets.npy"), config,

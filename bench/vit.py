@@ -96,7 +96,7 @@ def main():
         cfg = json.load(f)
     bin_dir = os.path.join(args.build, "bin")
     kiln_env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    peer_env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    peer_env = machine.peer_env()
     peer_env["OMP_NUM_THREADS"] = str(args.threads)
     rows = []
     disagree = []
