@@ -102,6 +102,9 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createStridedCopiesToLoopsPass());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToParallelLoopsPass());
   pm.addNestedPass<func::FuncOp>(createSequentializeInnerParallelPass());
+  // Row loops that follow one another (a layer norm's steps, elementwise
+  // epilogues) as one parallel region.
+  pm.addNestedPass<func::FuncOp>(createFuseRowLoopsPass());
   bufferization::buildBufferDeallocationPipeline(pm);
   // Results that alias an argument or a constant are returned as clones.
   pm.addPass(createConvertBufferizationToMemRefPass());

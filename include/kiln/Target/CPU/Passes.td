@@ -356,6 +356,35 @@ def ParallelizeReductionsPass
                            "::mlir::affine::AffineDialect"];
 }
 
+def FuseRowLoopsPass : Pass<"kiln-fuse-row-loops", "mlir::func::FuncOp"> {
+  let summary = "Adjacent parallel loops over the same rows as one loop";
+  let description = [{
+    Fuses an `scf.parallel` into the one before it in the same block when
+    both have the same bounds and steps and no reductions, and every buffer
+    either writes is a fresh allocation (`memref.alloc`/`memref.alloca`, so
+    nothing else aliases it) that both access, where both touch it, only
+    at their own row: the leading indices of every load and store
+    (`memref`, `vector.load/store`, `vector.transfer_read/write`) are the
+    loop's induction variables, on the allocation itself, not a view.
+    Iteration i of the fused loop runs the first loop's iteration i, then
+    the second's; since neither touches another row of what the other
+    writes, that is the order the two loops had. Allocations and ops
+    without memory effects between the loops (whose operands are defined
+    above the first) move above it; any other op between them, or any op
+    with other memory effects inside either (a call, a copy), stops the
+    fusion.
+
+    The CPU pipeline runs it after linalg becomes loops (one parallel loop
+    per loop nest) and before buffer deallocation: a layer norm's thirteen
+    row loops (fills, the split row sums, their sums, the divisions, the
+    centring, the normalization) and the elementwise loops around it
+    become one OpenMP region, whose rows pass through every step while
+    their temporaries are in cache. Loops over other dims (a matmul's
+    column panels) keep their own regions.
+  }];
+  let dependentDialects = ["::mlir::scf::SCFDialect"];
+}
+
 def StridedCopiesToLoopsPass
     : Pass<"kiln-strided-copies-to-loops", "mlir::func::FuncOp"> {
   let summary = "Copies between strided buffers as linalg.copy loop nests";
