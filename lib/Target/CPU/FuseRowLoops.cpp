@@ -11,6 +11,7 @@
 
 #include "kiln/Target/CPU/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Dominance.h"
@@ -71,15 +72,68 @@ bool keepsLeadingDim(Value value) {
   return true;
 }
 
+/// The buffer dims a vector transfer covers (its permutation map's dims;
+/// broadcast results cover none).
+SmallVector<int64_t> transferDims(AffineMap map) {
+  SmallVector<int64_t> dims;
+  for (AffineExpr result : map.getResults())
+    if (auto dim = dyn_cast<AffineDimExpr>(result))
+      dims.push_back(dim.getPosition());
+  return dims;
+}
+
+/// The buffer dims a vector.load or vector.store of `vector` covers: its
+/// trailing ones.
+SmallVector<int64_t> trailingDims(MemRefType memref, VectorType vector) {
+  SmallVector<int64_t> dims;
+  for (int64_t d = memref.getRank() - vector.getRank(); d < memref.getRank();
+       ++d)
+    dims.push_back(d);
+  return dims;
+}
+
+/// Whether `value` is an allocation no other value can alias: every use,
+/// followed through views of it, is a view, an access, or anything else
+/// that makes no value of it (no memref result, no branch or yield passing
+/// it on; returning it is fine: that is after the loops).
+bool isFresh(Value value) {
+  if (!value.getDefiningOp<memref::AllocOp>() &&
+      !value.getDefiningOp<memref::AllocaOp>())
+    return false;
+  SmallVector<Value> worklist = {value};
+  while (!worklist.empty()) {
+    Value current = worklist.pop_back_val();
+    for (Operation *user : current.getUsers()) {
+      if (auto view = dyn_cast<ViewLikeOpInterface>(user);
+          view && view.getViewSource() == current) {
+        worklist.push_back(view->getResult(0));
+        continue;
+      }
+      if (isa<func::ReturnOp>(user))
+        continue;
+      if (user->hasTrait<OpTrait::IsTerminator>() ||
+          llvm::any_of(user->getResultTypes(), llvm::IsaPred<BaseMemRefType>))
+        return false;
+    }
+  }
+  return true;
+}
+
 /// Every buffer `loop` reads or writes, keyed by its root, or nullopt when
 /// something in it has effects this pass does not follow (a call, a copy,
 /// an allocation: each would need its own reasoning).
 std::optional<llvm::DenseMap<Value, Use>> usesOf(scf::ParallelOp loop) {
   llvm::DenseMap<Value, Use> uses;
   ValueRange ivs = loop.getInductionVars();
-  auto record = [&](Value memref, ValueRange indices, bool writes) {
+  // `dims`: which dims of the buffer the access covers beyond its
+  // indices' element (a vector's); they must all come after the row.
+  auto record = [&](Value memref, ValueRange indices, bool writes,
+                    ArrayRef<int64_t> dims = {}) {
     Use &use = uses[rootOf(memref)];
     use.writes |= writes;
+    for (int64_t dim : dims)
+      if (dim < static_cast<int64_t>(ivs.size()))
+        use.rowLocal = false;
     // One loop index: the row may be reached through reshapes that keep
     // it; several: only the buffer itself.
     bool local = (rootOf(memref) == memref ||
@@ -95,16 +149,26 @@ std::optional<llvm::DenseMap<Value, Use>> usesOf(scf::ParallelOp loop) {
     else if (auto store = dyn_cast<memref::StoreOp>(op))
       record(store.getMemRef(), store.getIndices(), true);
     else if (auto read = dyn_cast<vector::TransferReadOp>(op))
-      record(read.getBase(), read.getIndices(), false);
+      record(read.getBase(), read.getIndices(), false,
+             transferDims(read.getPermutationMap()));
     else if (auto write = dyn_cast<vector::TransferWriteOp>(op))
-      record(write.getBase(), write.getIndices(), true);
+      record(write.getBase(), write.getIndices(), true,
+             transferDims(write.getPermutationMap()));
     else if (auto load = dyn_cast<vector::LoadOp>(op))
-      record(load.getBase(), load.getIndices(), false);
+      record(load.getBase(), load.getIndices(), false,
+             trailingDims(load.getMemRefType(), load.getVectorType()));
     else if (auto store = dyn_cast<vector::StoreOp>(op))
-      record(store.getBase(), store.getIndices(), true);
-    else if (!isMemoryEffectFree(op) &&
-             !op->hasTrait<OpTrait::HasRecursiveMemoryEffects>())
+      record(store.getBase(), store.getIndices(), true,
+             trailingDims(store.getMemRefType(), store.getVectorType()));
+    else if (auto effects = dyn_cast<MemoryEffectOpInterface>(op)) {
+      // Any other access (a linalg op on buffers, a copy, an atomic):
+      // not followed.
+      if (!effects.hasNoEffect())
+        return WalkResult::interrupt();
+    } else if (!op->hasTrait<OpTrait::HasRecursiveMemoryEffects>()) {
+      // Unknown effects (a call).
       return WalkResult::interrupt();
+    }
     return WalkResult::advance();
   });
   if (walk.wasInterrupted())
@@ -145,8 +209,7 @@ bool canFuse(scf::ParallelOp first, scf::ParallelOp second) {
       auto other = theirs.find(root);
       if (other == theirs.end() || (!use.writes && !other->second.writes))
         continue;
-      if (!root.getDefiningOp<memref::AllocOp>() &&
-          !root.getDefiningOp<memref::AllocaOp>())
+      if (!isFresh(root))
         return false;
       if (!use.rowLocal || !other->second.rowLocal)
         return false;
@@ -157,8 +220,7 @@ bool canFuse(scf::ParallelOp first, scf::ParallelOp second) {
   // not to alias anything the other touches: a fresh allocation.
   auto fresh = [](const llvm::DenseMap<Value, Use> &mine) {
     for (const auto &[root, use] : mine)
-      if (use.writes && !root.getDefiningOp<memref::AllocOp>() &&
-          !root.getDefiningOp<memref::AllocaOp>())
+      if (use.writes && !isFresh(root))
         return false;
     return true;
   };
@@ -191,8 +253,11 @@ void appendBody(scf::ParallelOp first, scf::ParallelOp second) {
 
 struct FuseRowLoopsPass : kiln::impl::FuseRowLoopsPassBase<FuseRowLoopsPass> {
   void runOnOperation() final {
+    // Inner blocks first (post-order): fusing in a block erases loops
+    // whose bodies, nested in it, were visited before it.
     SmallVector<Block *> blocks;
-    getOperation().walk([&](Block *block) { blocks.push_back(block); });
+    getOperation().walk<WalkOrder::PostOrder>(
+        [&](Block *block) { blocks.push_back(block); });
     for (Block *block : blocks)
       fuseIn(block);
   }

@@ -121,3 +121,73 @@ func.func @not_fused(%x: memref<128xf32>, %y: memref<128xf32>) {
   }
   return
 }
+
+// -----
+
+// What the second loop reads of the first's buffer is not its own row:
+// through a linalg op on buffers (not followed), a vector that spans rows
+// (a load of 4 rows, a transfer along the row dim), an alias the pass
+// cannot see through (a select of two buffers). Each pair stays apart;
+// only the loop that fills %e, which shares nothing with the one before
+// it, joins that one: seven loops of eight.
+// CHECK-LABEL: func.func @hidden_rows(
+// CHECK-COUNT-7: scf.parallel
+// CHECK-NOT: scf.parallel
+#column = affine_map<(d0, d1) -> (d0)>
+func.func @hidden_rows(%x: memref<68xf32>, %m: memref<64x64xf32>, %o: memref<64xf32>, %c: i1) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c63 = arith.constant 63 : index
+  %c64 = arith.constant 64 : index
+  %pad = arith.constant 0.0 : f32
+  %a = memref.alloc() : memref<68xf32>
+  scf.parallel (%i) = (%c0) to (%c64) step (%c1) {
+    %v = memref.load %x[%i] : memref<68xf32>
+    memref.store %v, %a[%i] : memref<68xf32>
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%c64) step (%c1) {
+    %s = memref.subview %a[63] [1] [1] : memref<68xf32> to memref<1xf32, strided<[1], offset: 63>>
+    %d = memref.subview %o[%i] [1] [1] : memref<64xf32> to memref<1xf32, strided<[1], offset: ?>>
+    linalg.copy ins(%s : memref<1xf32, strided<[1], offset: 63>>) outs(%d : memref<1xf32, strided<[1], offset: ?>>)
+    scf.reduce
+  }
+  %b = memref.alloc() : memref<68xf32>
+  scf.parallel (%i) = (%c0) to (%c64) step (%c1) {
+    %v = memref.load %x[%i] : memref<68xf32>
+    memref.store %v, %b[%i] : memref<68xf32>
+    scf.reduce
+  }
+  %t = memref.alloc() : memref<64x4xf32>
+  scf.parallel (%i) = (%c0) to (%c64) step (%c1) {
+    %v = vector.load %b[%i] : memref<68xf32>, vector<4xf32>
+    vector.store %v, %t[%i, %c0] : memref<64x4xf32>, vector<4xf32>
+    scf.reduce
+  }
+  %e = memref.alloc() : memref<64x64xf32>
+  scf.parallel (%i) = (%c0) to (%c64) step (%c1) {
+    %v = vector.transfer_read %m[%i, %c0], %pad : memref<64x64xf32>, vector<64xf32>
+    vector.transfer_write %v, %e[%i, %c0] : vector<64xf32>, memref<64x64xf32>
+    scf.reduce
+  }
+  %col = memref.alloc() : memref<64x64xf32>
+  scf.parallel (%i) = (%c0) to (%c64) step (%c1) {
+    %v = vector.transfer_read %e[%i, %i], %pad {permutation_map = #column} : memref<64x64xf32>, vector<64xf32>
+    vector.transfer_write %v, %col[%i, %c0] : vector<64xf32>, memref<64x64xf32>
+    scf.reduce
+  }
+  %f = memref.alloc() : memref<64xf32>
+  %g = memref.alloc() : memref<64xf32>
+  %either = arith.select %c, %f, %g : memref<64xf32>
+  scf.parallel (%i) = (%c0) to (%c64) step (%c1) {
+    %v = memref.load %x[%i] : memref<68xf32>
+    memref.store %v, %f[%i] : memref<64xf32>
+    scf.reduce
+  }
+  scf.parallel (%i) = (%c0) to (%c64) step (%c1) {
+    %v = memref.load %either[%c63] : memref<64xf32>
+    memref.store %v, %o[%i] : memref<64xf32>
+    scf.reduce
+  }
+  return
+}
