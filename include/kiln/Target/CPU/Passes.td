@@ -361,11 +361,15 @@ def FuseRowLoopsPass : Pass<"kiln-fuse-row-loops", "mlir::func::FuncOp"> {
   let description = [{
     Fuses an `scf.parallel` into the one before it in the same block when
     both have the same bounds and steps and no reductions, and every buffer
-    either writes is a fresh allocation (`memref.alloc`/`memref.alloca`, so
-    nothing else aliases it) that both access, where both touch it, only
-    at their own row: the leading indices of every load and store
-    (`memref`, `vector.load/store`, `vector.transfer_read/write`) are the
-    loop's induction variables, on the allocation itself, not a view.
+    either writes is a fresh allocation (`memref.alloc`/`memref.alloca`
+    whose uses, through views, make no other value of it: no select, yield
+    or non-view memref result, so nothing else aliases it) that both
+    access, where both touch it, only at their own row: the leading
+    indices of every load and store (`memref`, `vector.load/store`,
+    `vector.transfer_read/write`) are the loop's induction variables, on
+    the allocation itself or, for a one-dimensional loop, through expand
+    and collapse shapes that keep its leading dim, and a vector access
+    covers only dims after the row.
     Iteration i of the fused loop runs the first loop's iteration i, then
     the second's; since neither touches another row of what the other
     writes, that is the order the two loops had. Allocations and ops
