@@ -258,8 +258,10 @@ Status checkCpuFeatures(const std::string &path, const Manifest &manifest) {
 #if !defined(__x86_64__)
   // x86 code cannot load here at all: ModuleLibrary::open names the
   // machine module.so was built for.
+  (void)path;
+  (void)manifest;
   return Status::ok();
-#endif
+#else
   auto option = manifest.targetOptions.find(KILN_CPU_FEATURES_OPTION);
   if (option == manifest.targetOptions.end())
     return Status::ok();
@@ -305,6 +307,7 @@ Status checkCpuFeatures(const std::string &path, const Manifest &manifest) {
                          "native), or for a CPU both machines have (such as "
                          "--cpu x86-64-v3)");
   return Status::ok();
+#endif
 }
 
 /// Asks Linux for the AMX tile state, which an artifact whose bf16 matmuls

@@ -203,14 +203,14 @@ bool canFuse(scf::ParallelOp first, scf::ParallelOp second) {
   auto a = usesOf(first), b = usesOf(second);
   if (!a || !b)
     return false;
+  // A buffer both touch and one writes (a fresh allocation, by `fresh`
+  // below): both only at their own rows.
   auto check = [](const llvm::DenseMap<Value, Use> &mine,
                   const llvm::DenseMap<Value, Use> &theirs) {
     for (const auto &[root, use] : mine) {
       auto other = theirs.find(root);
       if (other == theirs.end() || (!use.writes && !other->second.writes))
         continue;
-      if (!isFresh(root))
-        return false;
       if (!use.rowLocal || !other->second.rowLocal)
         return false;
     }
