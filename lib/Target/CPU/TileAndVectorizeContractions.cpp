@@ -1053,6 +1053,19 @@ struct TileAndVectorizeContractionsPass
       tileAndVectorize(rewriter, op, blocks,
                        scf::SCFTilingOptions::LoopType::ForallOp, vectorSizes);
     }
+    // Each block's transposing read becomes 16 row reads and a 16x16
+    // vector.transpose, lowered here to the 64 two-source shuffles of the
+    // classic in-register transpose. (Left to convert-vector-to-scf, the
+    // read was unrolled row by row first and the transpose became 256
+    // element extracts and inserts: a quarter of the LM head's time,
+    // whose 154 MB weight is packed transposed on every forward.)
+    if (!transposes.empty()) {
+      RewritePatternSet patterns(&getContext());
+      vector::populateVectorTransferPermutationMapLoweringPatterns(patterns);
+      vector::populateVectorTransposeLoweringPatterns(
+          patterns, vector::VectorTransposeLowering::Shuffle16x16);
+      (void)applyPatternsGreedily(getOperation(), std::move(patterns));
+    }
     // The panels' rhs packing copies ([..., K, columns] rows of a wider
     // row-major rhs) row by row, each row one vector transfer: left to
     // LLVM they stayed scalar, a load and a store per float (6% of a

@@ -103,6 +103,24 @@ func.func @transpose_blocks(%x: tensor<24x40xf32>) -> tensor<40x24xf32> {
 
 // -----
 
+// Whole 16x16 blocks read their 16 rows and transpose them with two-source
+// shuffles (64 of them), not element by element.
+// CHECK-LABEL: func @transpose_whole_blocks
+// CHECK: scf.forall (%{{.*}}, %{{.*}}) = (0, 0) to (48, 32) step (16, 16)
+// CHECK: %[[ROWS:.*]] = vector.transfer_read {{.*}} {in_bounds = [true, true]} : tensor<16x16xf32>, vector<16x16xf32>
+// CHECK: %[[R0:.*]] = vector.extract %[[ROWS]][0] : vector<16xf32> from vector<16x16xf32>
+// CHECK: %[[R1:.*]] = vector.extract %[[ROWS]][1] : vector<16xf32> from vector<16x16xf32>
+// CHECK: vector.shuffle %[[R0]], %[[R1]] [0, 16, 1, 17, 4, 20, 5, 21, 8, 24, 9, 25, 12, 28, 13, 29]
+// CHECK-COUNT-63: vector.shuffle
+// CHECK-NOT: vector.shuffle
+// CHECK: vector.transfer_write {{.*}} : vector<16x16xf32>, tensor<16x16xf32>
+func.func @transpose_whole_blocks(%x: tensor<32x48xf32>) -> tensor<48x32xf32> {
+  %0 = kiln.transpose %x permutation = [1, 0] : (tensor<32x48xf32>) -> tensor<48x32xf32>
+  return %0 : tensor<48x32xf32>
+}
+
+// -----
+
 // Other permutations keep the plain lowering.
 // CHECK-LABEL: func @transpose_other
 // CHECK-NOT: scf.forall
