@@ -226,35 +226,78 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
   artifact->module_ = module.take();
   const Module &code = *artifact->module_;
 
-  // Place the parameters in the module's memory. A host module reads them
-  // straight from the (read-only) mapping unless it writes them or they
-  // are misaligned there.
+  // Place the parameters in the module's memory. A device module gets a
+  // buffer per parameter. A host module places those it copies in one
+  // arena of large pages (largePageBuffer): a training artifact all of
+  // them, optimizer state included; an inference artifact the misaligned
+  // ones, or, opened Resident, all its weights, copied out of the mapping
+  // (whose 4 KiB pages cost a TLB miss every 4 KiB of a weight the
+  // matmuls stream). The others are read where they lie.
+  bool mapWeights =
+      !code.isDevice() && !artifact->writable_ && mode != OpenMode::Resident;
+  auto bytesOf = [](const ParameterSpec &param) {
+    return static_cast<size_t>(numElements(param.shape)) *
+           dtypeSize(param.dtype);
+  };
+  // Per parameter: where it goes in the arena, or npos for none.
+  constexpr size_t npos = static_cast<size_t>(-1);
+  std::vector<size_t> arenaOffsets(m.parameters.size(), npos);
+  size_t arenaBytes = 0;
+  if (!code.isDevice())
+    for (size_t i = 0; i < m.parameters.size(); ++i) {
+      const ParameterSpec &param = m.parameters[i];
+      if ((reference && param.state) ||
+          (mapWeights && sources[i] && isAligned(sources[i], param.dtype)))
+        continue;
+      arenaOffsets[i] = arenaBytes;
+      arenaBytes += (bytesOf(param) + kBufferAlignment - 1) / kBufferAlignment *
+                    kBufferAlignment;
+    }
+  unsigned char *arena = nullptr;
+  if (arenaBytes > 0) {
+    std::shared_ptr<void> buffer = largePageBuffer(arenaBytes);
+    if (!buffer)
+      return Status::error("cannot allocate " + std::to_string(arenaBytes) +
+                           " bytes for the parameters of '" + dir + "'");
+    arena = static_cast<unsigned char *>(buffer.get());
+    artifact->parameterBuffers_.push_back(std::move(buffer));
+  }
+  bool mappingInUse = false;
   for (size_t i = 0; i < m.parameters.size(); ++i) {
     const ParameterSpec &param = m.parameters[i];
-    size_t bytes =
-        static_cast<size_t>(numElements(param.shape)) * dtypeSize(param.dtype);
+    size_t bytes = bytesOf(param);
     const void *source = sources[i];
     if (reference && param.state) {
       artifact->parameterData_.push_back(nullptr);
       continue;
     }
-    if (source && !code.isDevice() && !artifact->writable_ &&
-        isAligned(source, param.dtype)) {
+    void *data = nullptr;
+    if (arenaOffsets[i] != npos) {
+      data = arena + arenaOffsets[i];
+    } else if (!code.isDevice()) {
+      // Read where it lies.
       artifact->parameterData_.push_back(const_cast<void *>(source));
+      mappingInUse = true;
       continue;
+    } else {
+      Expected<std::shared_ptr<void>> buffer = code.allocate(bytes);
+      if (!buffer)
+        return Status::error("parameter '" + param.name +
+                             "': " + buffer.message());
+      data = buffer->get();
+      artifact->parameterBuffers_.push_back(buffer.take());
     }
-    Expected<std::shared_ptr<void>> buffer = code.allocate(bytes);
-    if (!buffer)
-      return Status::error("parameter '" + param.name + "': " +
-                           buffer.message());
-    Status placed = source ? code.copyIn(buffer->get(), source, bytes)
-                           : code.fillZero(buffer->get(), bytes);
+    Status placed =
+        source ? code.copyIn(data, source, bytes) : code.fillZero(data, bytes);
     if (!placed)
       return Status::error("parameter '" + param.name + "': " +
                            placed.message());
-    artifact->parameterData_.push_back(buffer->get());
-    artifact->parameterBuffers_.push_back(buffer.take());
+    artifact->parameterData_.push_back(data);
   }
+  // Everything was copied: the mapping's pages can go (they are read
+  // from the file again if anything touches them).
+  if (artifact->weights_ && !mappingInUse)
+    artifact->weights_->releasePages();
   return artifact;
 }
 

@@ -90,6 +90,17 @@ constexpr size_t kBufferAlignment = 64;
 /// bytes), freed with its last owner.
 std::shared_ptr<void> alignedBuffer(size_t bytes);
 
+/// Size of an x86-64 large page.
+constexpr size_t kLargePageBytes = size_t(2) << 20;
+
+/// `bytes` of host memory that lives as long as an artifact (its
+/// parameters): from kLargePageBytes up, a private anonymous mapping that
+/// starts on a large page, advised to be backed by transparent huge pages
+/// (a matmul streaming a weight then misses the TLB once per 2 MiB, not
+/// once per 4 KiB); smaller, alignedBuffer. Null if there is no memory.
+/// Freed with its last owner.
+std::shared_ptr<void> largePageBuffer(size_t bytes);
+
 /// Loads a cpu artifact's module.so (CpuModule.cpp).
 Expected<std::unique_ptr<Artifact::Module>>
 loadCpuModule(const std::string &path, const Manifest &manifest);

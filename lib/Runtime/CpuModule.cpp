@@ -17,6 +17,7 @@
 #include <dlfcn.h>
 #include <optional>
 #include <sstream>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #if defined(__x86_64__)
@@ -31,6 +32,28 @@ std::shared_ptr<void> alignedBuffer(size_t bytes) {
   void *data =
       std::aligned_alloc(kBufferAlignment, rounded ? rounded : kBufferAlignment);
   return std::shared_ptr<void>(data, std::free);
+}
+
+std::shared_ptr<void> largePageBuffer(size_t bytes) {
+  if (bytes < kLargePageBytes)
+    return alignedBuffer(bytes);
+  // Whole large pages from an address that starts one: a mapping one page
+  // longer, used from its first large-page boundary.
+  size_t rounded =
+      (bytes + kLargePageBytes - 1) / kLargePageBytes * kLargePageBytes;
+  size_t mapped = rounded + kLargePageBytes;
+  void *mapping = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mapping == MAP_FAILED)
+    return alignedBuffer(bytes);
+  uintptr_t start =
+      (reinterpret_cast<uintptr_t>(mapping) + kLargePageBytes - 1) /
+      kLargePageBytes * kLargePageBytes;
+  // A hint: where transparent huge pages are off, small pages serve.
+  (void)::madvise(reinterpret_cast<void *>(start), rounded, MADV_HUGEPAGE);
+  return std::shared_ptr<void>(
+      reinterpret_cast<void *>(start),
+      [mapping, mapped](void *) { ::munmap(mapping, mapped); });
 }
 
 //===----------------------------------------------------------------------===//

@@ -252,6 +252,11 @@ Expected<MappedFile> MappedFile::open(const std::string &path,
   return file;
 }
 
+void MappedFile::releasePages() const {
+  if (mapping_)
+    (void)::madvise(mapping_, size_, MADV_DONTNEED);
+}
+
 MappedFile::MappedFile(MappedFile &&other) noexcept { *this = std::move(other); }
 
 MappedFile &MappedFile::operator=(MappedFile &&other) noexcept {

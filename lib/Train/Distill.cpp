@@ -100,7 +100,7 @@ Expected<Teacher> Teacher::open(const std::string &path,
     training |= !entry.writesParameters.empty();
   Expected<std::unique_ptr<Artifact>> opened =
       training ? Artifact::open(path, Artifact::OpenMode::Reference)
-               : Artifact::open(path);
+               : Artifact::open(path, Artifact::OpenMode::Resident);
   if (!opened)
     return Status::error("--teacher: " + opened.message());
   std::unique_ptr<Artifact> artifact = opened.take();

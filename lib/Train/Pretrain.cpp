@@ -1791,7 +1791,8 @@ Status Run::prepareRollouts(const TrainingInterface &t) {
         !s)
       return Status::error("--init (the reference): " + s.message());
   if (!o.rewardModel.empty()) {
-    Expected<std::unique_ptr<Artifact>> opened = Artifact::open(o.rewardModel);
+    Expected<std::unique_ptr<Artifact>> opened =
+        Artifact::open(o.rewardModel, Artifact::OpenMode::Resident);
     if (!opened)
       return opened.status();
     rewardArtifact = opened.take();

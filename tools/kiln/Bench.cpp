@@ -25,7 +25,9 @@ integer [batch, seq] (or [seq]) tensor, counting batch*seq tokens per call;
 and GFLOP/s and GB/s from the entry point's cost in the manifest: its
 "cost" for static input shapes, its "cost_model" evaluated at the inputs'
 shapes for dynamic ones (GB/s counts the compiler's unfused estimate of the
-bytes moved). Throughputs use the p50 latency.
+bytes moved). Throughputs use the p50 latency. A CPU artifact's weights are
+copied into memory of 2 MiB pages first, as for any command that calls an
+artifact many times (kiln run reads them in the mapped file).
 
 OPTIONS:
   --entry NAME          entry point to run (default: forward, or the only one)
@@ -62,7 +64,8 @@ int benchCommand(int argc, char **argv) {
   Options options = parseOptions("bench", argc, argv, 2,
                                  {"--entry", "--input", "--warmup", "--iters"},
                                  kBenchUsage);
-  std::unique_ptr<Artifact> artifact = openArtifact(options.artifact);
+  std::unique_ptr<Artifact> artifact =
+      openArtifact(options.artifact, Artifact::OpenMode::Resident);
   const EntryPointSpec &entry = chooseEntry(*artifact, options.entry);
   std::vector<NpyArray> arrays;
   std::vector<NamedTensor> inputs = readInputs(entry, options.inputs, arrays);

@@ -114,8 +114,9 @@ Options parseOptions(const std::string &command, int argc, char **argv,
   return options;
 }
 
-std::unique_ptr<Artifact> openArtifact(const std::string &dir) {
-  Expected<std::unique_ptr<Artifact>> artifact = Artifact::open(dir);
+std::unique_ptr<Artifact> openArtifact(const std::string &dir,
+                                       Artifact::OpenMode mode) {
+  Expected<std::unique_ptr<Artifact>> artifact = Artifact::open(dir, mode);
   if (!artifact)
     fail(artifact.message());
   return artifact.take();

@@ -61,8 +61,11 @@ Options parseOptions(const std::string &command, int argc, char **argv,
                      const std::vector<std::string> &booleans = {},
                      bool artifactRequired = true);
 
-/// Artifact::open, or fail with its message.
-std::unique_ptr<Artifact> openArtifact(const std::string &dir);
+/// Artifact::open, or fail with its message. Commands that call the
+/// artifact many times (bench, generate, eval) open it Resident.
+std::unique_ptr<Artifact>
+openArtifact(const std::string &dir,
+             Artifact::OpenMode mode = Artifact::OpenMode::Full);
 
 /// The entry point `requested`, else `forward`, else the only one.
 const EntryPointSpec &chooseEntry(const Artifact &artifact,

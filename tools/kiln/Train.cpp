@@ -798,7 +798,8 @@ int generateCommand(int argc, char **argv) {
       kGenerateUsage, {"--no-cache", "--logprobs", "--json"});
   if (!o.values.count("--prompt"))
     fail("'kiln generate' needs --prompt TEXT; see 'kiln generate --help'");
-  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  std::unique_ptr<Artifact> artifact =
+      openArtifact(o.artifact, Artifact::OpenMode::Resident);
   // A checkpoint of another objective (a PPO run's value head, a reward
   // model's score head) samples as well.
   kiln::train::Tokenizer tokenizer =
@@ -941,7 +942,8 @@ int evalCommand(int argc, char **argv) {
       {"--run", "--tokens", "--checkpoint", "--batches", "--batch", "--seq"},
       kEvalUsage, {"--json"});
   kiln::train::EvalOptions e = windowOptions(o, "eval", /*trainSplit=*/false);
-  std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
+  std::unique_ptr<Artifact> artifact =
+      openArtifact(o.artifact, Artifact::OpenMode::Resident);
   loadCheckpoint(o, *artifact);
   Expected<kiln::train::EvalResult> r =
       kiln::train::evaluateLanguageModel(*artifact, e);

@@ -69,6 +69,11 @@ public:
     return static_cast<const unsigned char *>(mapping_);
   }
   size_t size() const { return size_; }
+  /// Gives the resident pages back (madvise MADV_DONTNEED): once what the
+  /// caller needed is copied out, the mapping no longer counts twice in
+  /// the process's memory. The contents stay: a later read maps them again
+  /// from the file.
+  void releasePages() const;
 
 private:
   void *mapping_ = nullptr;

@@ -53,6 +53,8 @@ public:
   const SafeTensorInfo *find(const std::string &name) const;
   /// A view of the tensor's bytes inside the mapping.
   TensorView view(const SafeTensorInfo &info) const;
+  /// Gives the mapping's resident pages back (MappedFile::releasePages).
+  void releasePages() const { mapping_.releasePages(); }
 
 private:
   SafeTensorsFile() = default;

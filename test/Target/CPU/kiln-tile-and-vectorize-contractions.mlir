@@ -4,6 +4,7 @@
 // RUN: not kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="k-block=-1" --split-input-file 2>&1 | FileCheck %s --check-prefix=BADK
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="l2-bytes=65536" --split-input-file | FileCheck %s --check-prefix=KBLOCK
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=6 tile-n=64" --split-input-file | FileCheck %s --check-prefix=STORED
+// RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=6 tile-n=64 prefetch-stored-panels=0" --split-input-file | FileCheck %s --check-prefix=NOPF
 
 // The tiles kiln-compile picks for AVX2 (16 ymm registers): panels of 16
 // columns, 6 x 16 accumulators, the lhs packed in tiles of 6 rows.
@@ -341,14 +342,36 @@ func.func @dynamic_rows_columns(%a: tensor<?x16xf32>, %b: tensor<16x?xf32>) -> t
 // split-off 8 columns from panel 3, and nothing unpacks or packs the
 // weight. With other panels (8 x 32 and 6 x 16 tiles), the stored
 // 64-column ones do not fit: unpacked whole (correct, slow).
+//
+// The full panels' register tiles prefetch the next stored panel into L2
+// (the last panel itself), a line per step of k: with 2 whole row tiles
+// of 64 steps for the 256 lines, step k of tile t takes line
+// (128 t + 2 k) mod 256 (row line / 4, column 16 (line mod 4)), the
+// adjacent-line prefetcher the odd lines. The split-off last panel has no
+// next one.
+// STORED-DAG: #[[$NEXT:.*]] = affine_map<()[s0] -> (s0 floordiv 64 + 1, 3)>
+// STORED-DAG: #[[$ROW:.*]] = affine_map<()[s0, s1] -> (s1 floordiv 2 + (s0 floordiv 6) * 32 - ((s1 + (s0 floordiv 6) * 64) floordiv 128) * 64)>
+// STORED-DAG: #[[$COL:.*]] = affine_map<()[s0] -> (s0 * 32 - (s0 floordiv 2) * 64)>
 // STORED-LABEL: func @stored_panels
 // STORED-SAME: %[[P:[a-z0-9]+]]: tensor<4x64x64xf32>
 // STORED-NOT: linalg.unpack
 // STORED-NOT: linalg.copy
-// STORED: scf.forall
+// STORED: %[[BUF:.*]] = bufferization.to_buffer %[[P]] read_only : tensor<4x64x64xf32> to memref<4x64x64xf32, strided<[?, ?, ?], offset: ?>>
+// STORED: scf.forall (%[[COL0:.*]]) = (0) to (192) step (64)
 // STORED: tensor.extract_slice %[[P]][%{{.*}}, 0, 0] [1, 64, 64] [1, 1, 1] : tensor<4x64x64xf32> to tensor<64x64xf32>
+// STORED: %[[NEXTP:.*]] = affine.min #[[$NEXT]]()[%[[COL0]]]
+// STORED: scf.for %[[M:.*]] = %{{.*}} to %{{.*}} step %{{.*}}
+// STORED: scf.for %[[K:[a-z0-9]+]] =
+// STORED: %[[R:.*]] = affine.apply #[[$ROW]]()[%[[M]], %[[K]]]
+// STORED: %[[C:.*]] = affine.apply #[[$COL]]()[%[[K]]]
+// STORED: memref.prefetch %[[BUF]][%[[NEXTP]], %[[R]], %[[C]]], read, locality<2>, data
 // STORED: tensor.extract_slice %[[P]][3, 0, 0] [1, 64, 8] [1, 1, 1] : tensor<4x64x64xf32> to tensor<64x8xf32>
+// STORED-NOT: memref.prefetch
 // STORED-NOT: linalg.unpack
+// STORED-LABEL: func @stored_pairs
+// NOPF-LABEL: func @stored_panels
+// NOPF-NOT: memref.prefetch
+// NOPF-LABEL: func @stored_pairs
 // CHECK-LABEL: func @stored_panels
 // CHECK: linalg.transpose ins(%{{.*}} : tensor<4x64x64xf32>) outs(%{{.*}} : tensor<64x4x64xf32>) permutation = [1, 0, 2]
 // CHECK-NOT: linalg.unpack

@@ -720,6 +720,52 @@ TEST_F(ArtifactTest, RejectsBadCheckpointsWithoutChangingAnything) {
   EXPECT_EQ(valuesOf(*artifact, "w"), before);
 }
 
+/// The path of the file mapped at `address` in this process, "" for
+/// anonymous memory (from /proc/self/maps).
+std::string fileMappedAt(const void *address) {
+  std::ifstream maps("/proc/self/maps");
+  auto at = reinterpret_cast<uintptr_t>(address);
+  std::string line;
+  while (std::getline(maps, line)) {
+    uintptr_t begin = 0, end = 0;
+    char dash = 0;
+    std::istringstream fields(line);
+    fields >> std::hex >> begin >> dash >> end;
+    if (at < begin || at >= end)
+      continue;
+    std::string perms, offset, device, inode, path;
+    fields >> perms >> offset >> device >> inode;
+    std::getline(fields >> std::ws, path);
+    return path;
+  }
+  return "";
+}
+
+TEST_F(ArtifactTest, ReadsWeightsInTheFileOrCopiesThemWhenResident) {
+  writeArtifact();
+  for (Artifact::OpenMode mode :
+       {Artifact::OpenMode::Full, Artifact::OpenMode::Resident}) {
+    bool resident = mode == Artifact::OpenMode::Resident;
+    SCOPED_TRACE(resident ? "resident" : "full");
+    Expected<std::unique_ptr<Artifact>> artifact =
+        Artifact::open(artifactDir(), mode);
+    ASSERT_TRUE(artifact) << artifact.message();
+    std::optional<TensorView> w = (*artifact)->parameter("w");
+    ASSERT_TRUE(w);
+    std::string file = fileMappedAt(w->data);
+    EXPECT_EQ(file.find(".safetensors") == std::string::npos, resident)
+        << "w lies in '" << file << "'";
+    EXPECT_EQ(static_cast<const float *>(w->data)[3], -1.0f);
+    // A resident artifact gave the mapping's pages back: the run reads the
+    // copy.
+    Expected<std::vector<OwnedTensor>> outputs =
+        (*artifact)->run("forward", {{"x", xView}});
+    ASSERT_TRUE(outputs) << outputs.message();
+    for (size_t k = 0; k < x.size(); ++k)
+      EXPECT_EQ((*outputs)[0].as<float>()[k], expectedForward(x, k)) << k;
+  }
+}
+
 TEST_F(ArtifactTest, InferenceArtifactsRefuseToLoadParameters) {
   writeArtifact();
   std::unique_ptr<Artifact> artifact = openOk();

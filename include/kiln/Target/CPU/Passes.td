@@ -43,8 +43,14 @@ def TileAndVectorizeContractionsPass
     are blocked by rows to stay in the last-level cache (`l3-bytes`). When
     a packed panel would not fit half the L2 cache (`l2-bytes`; GPT-2's
     hidden-state gradient through the LM head has K = 50257), k is walked
-    in blocks of `k-block` steps, each a parallel loop over the panels. A
-    contraction with a loop of size 0 is left as it is.
+    in blocks of `k-block` steps, each a parallel loop over the panels.
+    Where weights are stored as panels (`kiln-pack-weights`), the register
+    tiles of each panel prefetch the next panel's lines into L2, a line
+    per step of k spread over the panel's row tiles
+    (`prefetch-stored-panels`; the stored weights are read cold from
+    memory on every forward, and the first row tile otherwise waited on
+    each line). Whole 16 x 16 transpose blocks become 16 row reads and 64
+    shuffles. A contraction with a loop of size 0 is left as it is.
 
     kiln-compile chooses the options for the target CPU (its vector width,
     register count and caches; see docs/performance.md) and records them in
@@ -66,9 +72,15 @@ def TileAndVectorizeContractionsPass
     Option<"l3Bytes", "l3-bytes", "int64_t", /*default=*/"33554432",
            "Last-level cache the cores share: an lhs bigger than half of "
            "it is blocked by rows">,
+    Option<"prefetchStoredPanels", "prefetch-stored-panels", "bool",
+           /*default=*/"true",
+           "Register tiles over weights stored as panels prefetch the next "
+           "panel into L2">,
   ];
   let dependentDialects = ["::mlir::affine::AffineDialect",
                            "::mlir::arith::ArithDialect",
+                           "::mlir::bufferization::BufferizationDialect",
+                           "::mlir::memref::MemRefDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::vector::VectorDialect",
                            "::mlir::tensor::TensorDialect"];
