@@ -246,7 +246,8 @@ class BF16MatmulKernels(unittest.TestCase):
     """bf16 matmuls (f32 sums of exact products, rounded once) on both CPU
     kernels: AMX tiles (`--bf16-dot amx`, where this CPU has AMX-BF16),
     vdpbf16ps register tiles on the same blocks (`--bf16-dot avx512`, where
-    it has AVX512-BF16) and the plain loops. Shapes are ragged where the AMX kernel pads: rows not
+    it has AVX512-BF16), the operands widened for the f32 register tiles
+    (`--bf16-dot f32`) and the plain loops. Shapes are ragged where the AMX kernel pads: rows not
     a multiple of its 32-row blocks, K not a multiple of 32 (its tiles' k),
     N not a multiple of its 128-column panels or 32-column blocks. The
     reference is the float64 product of the bf16 operands rounded to bf16:
@@ -263,7 +264,7 @@ class BF16MatmulKernels(unittest.TestCase):
 
     def kernels(self):
         return ((["amx"] if cpu_has_amx_bf16() else []) +
-                (["avx512"] if cpu_has_avx512_bf16() else []) + ["none"])
+                (["avx512"] if cpu_has_avx512_bf16() else []) + ["f32", "none"])
 
     def check(self, x_shape, w_shape, transposed, dynamic_rows=False, lhs_transposed=False):
         """x_shape is [..., M, K], or [K, M] with lhs_transposed."""
@@ -302,8 +303,8 @@ class BF16MatmulKernels(unittest.TestCase):
             bad = np.abs(y.astype(np.float64) - expected) > bound
             if bad.any():
                 self.fail(f"{kernel}: {int(bad.sum())} of {y.size} values off, first at {np.argwhere(bad)[0]}")
-        if len(self.kernels()) == 1:
-            print("  (this CPU has neither AMX-BF16 nor AVX512-BF16: only the plain loops checked)")
+        if len(self.kernels()) == 2:
+            print("  (this CPU has neither AMX-BF16 nor AVX512-BF16: the widened f32 tiles and the plain loops checked)")
 
     def test_transposed_rhs_ragged(self):
         # 39 rows (a 32-row block and 7), K = 70, N = 40.

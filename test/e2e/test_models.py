@@ -417,10 +417,12 @@ class LlamaTinyDecomposedAttention(LlamaTiny):
 
 def cpu_has_bf16_pairs():
     """Whether kiln-compile picks a bf16 kernel that reads weights in pairs
-    (AMX tiles, or vdpbf16ps register tiles) for this CPU."""
+    for this CPU: AMX tiles (AMX-BF16), or vdpbf16ps register tiles (an AMD
+    core with AVX512-BF16; Intel ones without AMX widen bf16 for the f32
+    tiles, which read no pairs)."""
     with open("/proc/cpuinfo") as f:
-        flags = f.read()
-    return " amx_bf16" in flags or " avx512_bf16" in flags
+        info = f.read()
+    return " amx_bf16" in info or (" avx512_bf16" in info and "AuthenticAMD" in info)
 
 
 class PackedWeights(unittest.TestCase):
@@ -491,7 +493,7 @@ class PackedWeights(unittest.TestCase):
 
     def test_llama_out_in_weights(self):
         # nn.Linear weights ([out, in]): f32 ones stay row-major (read
-        # transposed in place); bf16 ones for the AMX or AVX512-BF16 kernel
+        # transposed in place); bf16 ones for the AMX or vdpbf16ps kernel
         # are stored in pairs, the
         # untied LM head over 1000 columns with a partial last panel, the
         # down projection (in = 172, not a multiple of 32) as it is.
@@ -542,9 +544,9 @@ class PackedWeights(unittest.TestCase):
                 np.testing.assert_array_equal(a, b)
 
     def test_bf16(self):
-        # --dtype bf16: on a CPU with AMX-BF16 or AVX512-BF16, the weights
-        # are stored in the bf16 kernel's pairs; elsewhere they stay bf16
-        # row-major.
+        # --dtype bf16: where the bf16 kernel is AMX's or vdpbf16ps's, the
+        # weights are stored in its pairs; where bf16 is widened for the f32
+        # tiles, they stay bf16 row-major.
         manifest = self.check("gpt2-tiny.json", 13, lambda n: n.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")),
                               extra=["--dtype", "bf16"], expect_packed=cpu_has_bf16_pairs())
         pairs = [p for p in manifest["parameters"] if p.get("packed", {}).get("pairs") == 2]

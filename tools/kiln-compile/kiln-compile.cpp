@@ -172,10 +172,14 @@ cl::opt<std::string> bf16Dot(
              "amx (AMX-BF16 tiles; attention as flash-attention tile "
              "kernels where its head dims are multiples of 32), avx512 "
              "(AVX512-BF16's vdpbf16ps in register tiles; attention in the "
-             "fused f32 row loop) or none (plain loops, attention in the "
-             "fused f32 row loop); default: the first of those --cpu has; "
-             "recorded in the manifest's target_options"),
-    cl::value_desc("amx|avx512|none"), cl::init(""), cl::cat(category));
+             "fused f32 row loop), f32 (operands widened to f32 for the f32 "
+             "register tiles, any CPU; attention in the fused f32 row loop) "
+             "or none (plain loops, attention in the fused f32 row loop); "
+             "default: amx where --cpu has AMX-BF16, else avx512 on AMD "
+             "cores with AVX512-BF16, else f32 (Intel's vdpbf16ps runs at "
+             "half the FMA rate); recorded in the manifest's "
+             "target_options"),
+    cl::value_desc("amx|avx512|f32|none"), cl::init(""), cl::cat(category));
 cl::opt<bool> packWeights(
     "pack-weights",
     cl::desc("CPU inference artifacts: store the linear weights as the "

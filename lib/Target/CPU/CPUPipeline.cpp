@@ -48,7 +48,9 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
                                   createLowerAMXAttentionPass());
                           });
 
-  // Register tiles for matmuls.
+  // Register tiles for matmuls (bf16 ones too, widened, where chosen).
+  if (options.bf16Dot == "f32")
+    pm.addNestedPass<func::FuncOp>(createWidenBF16MatmulsPass());
   TileAndVectorizeContractionsPassOptions tiles;
   tiles.tileM = options.tileM;
   tiles.tileN = options.tileN;

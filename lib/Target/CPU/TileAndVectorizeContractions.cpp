@@ -107,8 +107,38 @@ bool isArgumentOrReshaped(Value value) {
 /// scales, possibly collapsed from its blocked iteration space): the same
 /// generic over just the panel's part of its inputs, so the float weight is
 /// never materialized whole; null when the rhs is anything else.
+bool isTilingSlice(tensor::ExtractSliceOp slice);
+SmallVector<OpFoldResult> offsetsInRoot(RewriterBase &rewriter, Location loc,
+                                        Value value, Value root);
+
 Value computeSliceFromArguments(RewriterBase &rewriter,
                                 tensor::ExtractSliceOp slice) {
+  // A slice of a slice (a panel of the part of a split contraction, such
+  // as the LM head's whole panels) is taken from what the outer one
+  // slices, at the offsets of both.
+  if (isTilingSlice(slice)) {
+    Value root = slice.getSource();
+    while (auto outer = root.getDefiningOp<tensor::ExtractSliceOp>()) {
+      if (!isTilingSlice(outer))
+        break;
+      root = outer.getSource();
+    }
+    if (root != slice.getSource()) {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPoint(slice);
+      SmallVector<OpFoldResult> offsets =
+          offsetsInRoot(rewriter, slice.getLoc(), slice.getResult(), root);
+      SmallVector<OpFoldResult> strides(offsets.size(),
+                                        rewriter.getIndexAttr(1));
+      auto direct = tensor::ExtractSliceOp::create(
+          rewriter, slice.getLoc(), slice.getType(), root, offsets,
+          slice.getMixedSizes(), strides);
+      Value computed = computeSliceFromArguments(rewriter, direct);
+      if (direct->use_empty())
+        rewriter.eraseOp(direct);
+      return computed;
+    }
+  }
   Value source = slice.getSource();
   auto collapse = source.getDefiningOp<tensor::CollapseShapeOp>();
   Value produced = collapse ? collapse.getSrc() : source;

@@ -50,8 +50,10 @@ struct CPUKernelConfig {
   /// Sets int8Dot and its tile.
   void chooseInt8Dot(const std::string &dot);
   /// bf16 matmuls: "amx" (AMX-BF16 tiles, kiln-lower-amx-matmuls),
-  /// "avx512" (AVX512-BF16's vdpbf16ps in register tiles, the same pass) or
-  /// "none" (the plain loops); the kernels the CPU can run, best first.
+  /// "avx512" (AVX512-BF16's vdpbf16ps in register tiles, the same pass),
+  /// "f32" (operands widened to f32 for the f32 register tiles,
+  /// kiln-widen-bf16-matmuls) or "none" (the plain loops); the kernels the
+  /// CPU can run, in the order they are preferred.
   std::string bf16Dot = "none";
   std::vector<std::string> bf16Dots = {"none"};
   /// Whether an inference artifact stores its linear weights as the

@@ -56,7 +56,9 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       *this, "bf16-dot",
       llvm::cl::desc("bf16 matmul kernels: amx (AMX-BF16 tiles, "
                      "kiln-lower-amx-matmuls), avx512 (vdpbf16ps register "
-                     "tiles, the same pass) or none (the plain loops)"),
+                     "tiles, the same pass), f32 (operands widened for the "
+                     "f32 register tiles, kiln-widen-bf16-matmuls) or none "
+                     "(the plain loops)"),
       llvm::cl::init("none")};
   PassOptions::Option<int64_t> int8TileM{
       *this, "int8-tile-m", llvm::cl::desc("int8 matmul register tile rows"),

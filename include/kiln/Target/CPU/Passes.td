@@ -129,6 +129,33 @@ def MatvecDotProductsPass
                            "::mlir::vector::VectorDialect"];
 }
 
+def WidenBF16MatmulsPass
+    : Pass<"kiln-widen-bf16-matmuls", "mlir::func::FuncOp"> {
+  let summary = "bf16 matmuls as f32 matmuls over widened operands, for the "
+                "f32 register tiles";
+  let description = [{
+    Rewrites each bf16 matmul contraction (bf16 operands that its body
+    widens to f32, multiplied and added into an f32 result, as
+    convert-kiln-to-linalg builds it) into an f32 contraction of widened
+    operands: an elementwise `arith.extf` generic for each (under the
+    transpose, where an operand is a transpose of the last two dims, so
+    that a transposed weight is still read in place).
+    kiln-tile-and-vectorize-contractions then runs it on the f32 register
+    tiles, widening a weight panel by panel into the packing it does
+    anyway. Widening is exact, so the products and sums are those of the
+    bf16 body, summed in another order.
+
+    The CPU pipeline runs it for `bf16-dot=f32`, the default where a CPU
+    has no AMX-BF16 and its AVX512-BF16 `vdpbf16ps` runs at half the FMA
+    rate (Intel), or it has no AVX512-BF16 at all: there the f32 tiles
+    multiply bf16 weights twice as fast as bf16 dot products, or than the
+    plain loops.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::linalg::LinalgDialect",
+                           "::mlir::tensor::TensorDialect"];
+}
+
 def LowerAMXMatmulsPass
     : Pass<"kiln-lower-amx-matmuls", "mlir::ModuleOp"> {
   let summary = "bf16 x bf16 -> f32 matmul kernels on AMX tiles or AVX512-BF16 register tiles";

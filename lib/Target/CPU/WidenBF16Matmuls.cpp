@@ -1,0 +1,131 @@
+//===- WidenBF16Matmuls.cpp - bf16 matmuls on the f32 register tiles ------===//
+//
+// A bf16 matmul, as convert-kiln-to-linalg emits it, is a contraction of
+// bf16 operands whose body widens each to f32, multiplies and adds into an
+// f32 result. This pass widens the operands instead (an elementwise
+// `arith.extf` generic each, under a transpose of the last two dims where
+// the operand is one) and makes the contraction an f32 one, which
+// kiln-tile-and-vectorize-contractions then runs on the f32 register tiles:
+// a weight's widening is computed panel by panel into the panel packing
+// (the f32 weight is never materialized whole), the activations' once
+// before their row-tile packing. Same products and sums as the bf16 body
+// (the widening is exact), so the same results up to the order of the
+// sums.
+//
+//===----------------------------------------------------------------------===//
+
+#include "kiln/Target/CPU/Passes.h"
+#include "kiln/Target/Common/Pipelines.h"
+
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::kiln {
+#define GEN_PASS_DEF_WIDENBF16MATMULSPASS
+#include "kiln/Target/CPU/Passes.h.inc"
+} // namespace mlir::kiln
+
+using namespace mlir;
+
+namespace {
+/// Whether `op`'s body is extf(lhs) * extf(rhs) + out with bf16 operands
+/// and an f32 result, as convert-kiln-to-linalg builds a bf16 matmul.
+bool isWideningBF16Contraction(linalg::GenericOp op) {
+  if (!kiln::isKilnContraction(op, /*requireF32=*/false))
+    return false;
+  auto isBF16 = [](Value value) {
+    return getElementTypeOrSelf(value.getType()).isBF16();
+  };
+  if (!isBF16(op.getDpsInputs()[0]) || !isBF16(op.getDpsInputs()[1]) ||
+      !getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32())
+    return false;
+  Block &body = op.getRegion().front();
+  auto yield = cast<linalg::YieldOp>(body.getTerminator());
+  auto add = yield.getValues().front().getDefiningOp<arith::AddFOp>();
+  if (!add)
+    return false;
+  Value sum = add.getLhs(), product = add.getRhs();
+  if (sum != body.getArgument(2))
+    std::swap(sum, product);
+  auto mul = product.getDefiningOp<arith::MulFOp>();
+  if (sum != body.getArgument(2) || !mul)
+    return false;
+  auto widens = [&](Value value, unsigned argument) {
+    auto extf = value.getDefiningOp<arith::ExtFOp>();
+    return extf && extf.getIn() == body.getArgument(argument);
+  };
+  return (widens(mul.getLhs(), 0) && widens(mul.getRhs(), 1)) ||
+         (widens(mul.getLhs(), 1) && widens(mul.getRhs(), 0));
+}
+
+/// `value` (a bf16 tensor) widened to f32 by an elementwise generic.
+Value widen(RewriterBase &rewriter, Location loc, Value value) {
+  auto type = cast<RankedTensorType>(value.getType());
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, value);
+  Value init =
+      tensor::EmptyOp::create(rewriter, loc, sizes, rewriter.getF32Type());
+  AffineMap identity = rewriter.getMultiDimIdentityMap(type.getRank());
+  SmallVector<utils::IteratorType> iterators(type.getRank(),
+                                             utils::IteratorType::parallel);
+  return linalg::GenericOp::create(
+             rewriter, loc, init.getType(), ValueRange{value}, ValueRange{init},
+             ArrayRef<AffineMap>{identity, identity}, iterators,
+             [](OpBuilder &b, Location bodyLoc, ValueRange args) {
+               Value wide =
+                   arith::ExtFOp::create(b, bodyLoc, b.getF32Type(), args[0]);
+               linalg::YieldOp::create(b, bodyLoc, wide);
+             })
+      .getResult(0);
+}
+
+/// `operand` widened; a transpose of the last two dims stays the outermost
+/// op (transposed operands are read from the transpose's input, which is
+/// then the widened weight the panel packing computes slice by slice).
+Value widenOperand(RewriterBase &rewriter, Location loc, Value operand) {
+  if (auto transpose = operand.getDefiningOp<linalg::TransposeOp>()) {
+    Value input = widen(rewriter, loc, transpose.getInput());
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, transpose.getInit());
+    Value init =
+        tensor::EmptyOp::create(rewriter, loc, sizes, rewriter.getF32Type());
+    return linalg::TransposeOp::create(rewriter, loc, input, init,
+                                       transpose.getPermutation())
+        .getResult()[0];
+  }
+  return widen(rewriter, loc, operand);
+}
+
+struct WidenBF16MatmulsPass
+    : kiln::impl::WidenBF16MatmulsPassBase<WidenBF16MatmulsPass> {
+  void runOnOperation() final {
+    SmallVector<linalg::GenericOp> matmuls;
+    getOperation().walk([&](linalg::GenericOp op) {
+      if (isWideningBF16Contraction(op))
+        matmuls.push_back(op);
+    });
+    IRRewriter rewriter(&getContext());
+    for (linalg::GenericOp op : matmuls) {
+      Location loc = op.getLoc();
+      rewriter.setInsertionPoint(op);
+      Value lhs = widenOperand(rewriter, loc, op.getDpsInputs()[0]);
+      Value rhs = widenOperand(rewriter, loc, op.getDpsInputs()[1]);
+      auto f32 = linalg::GenericOp::create(
+          rewriter, loc, op.getResultTypes(), ValueRange{lhs, rhs},
+          op.getDpsInits(), op.getIndexingMapsArray(),
+          op.getIteratorTypesArray(),
+          [](OpBuilder &b, Location bodyLoc, ValueRange args) {
+            Value product = arith::MulFOp::create(b, bodyLoc, args[0], args[1]);
+            Value sum = arith::AddFOp::create(b, bodyLoc, args[2], product);
+            linalg::YieldOp::create(b, bodyLoc, sum);
+          });
+      SmallVector<Value> narrow(op.getDpsInputs());
+      rewriter.replaceOp(op, f32.getResults());
+      // A bf16 transpose nothing else reads goes.
+      for (Value operand : narrow)
+        if (auto transpose = operand.getDefiningOp<linalg::TransposeOp>();
+            transpose && transpose->use_empty())
+          rewriter.eraseOp(transpose);
+    }
+  }
+};
+} // namespace
