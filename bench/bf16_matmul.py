@@ -2,8 +2,10 @@
 """bf16 matmuls against f32, side by side in one run: Kiln's bf16
 kiln.matmul (bf16 operands, f32 sums rounded once) on the kernel
 kiln-compile picks for this CPU (AMX tiles, `--bf16-dot amx`, where it has
-AMX-BF16; vdpbf16ps register tiles, `--bf16-dot avx512`, where it has
-AVX512-BF16) and on the plain loops (`--bf16-dot none`), against Kiln's f32 kiln.matmul of the same shape; as
+AMX-BF16; vdpbf16ps register tiles, `--bf16-dot avx512`, on AMD cores with
+AVX512-BF16; the operands widened for the f32 tiles, `--bf16-dot f32`,
+elsewhere), or the one --bf16-dot names, and on the plain loops
+(`--bf16-dot none`), against Kiln's f32 kiln.matmul of the same shape; as
 peers, PyTorch's bf16 matmul (oneDNN) and OpenBLAS's f32 product (numpy).
 
 Each Kiln function multiplies an f32 input [M, K], cast to bf16 inside
@@ -22,6 +24,7 @@ fraction of the fp32 FMA peak.
 """
 
 import argparse
+import json
 import os
 import subprocess
 import tempfile
@@ -79,19 +82,15 @@ def main():
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--transposed", action="store_true", help="weights [N, K] read transposed")
+    parser.add_argument("--bf16-dot", default=None, choices=["amx", "avx512", "f32", "none"],
+                        help="the kernel of the Kiln bf16 column (default: kiln-compile's choice)")
     parser.add_argument("--plain-loops", action="store_true",
                         help="also time the bf16 plain loops (--bf16-dot none; slow)")
     args = parser.parse_args()
     line, peak = machine.describe(args.threads, None)
     print(line, flush=True)
-    with open("/proc/cpuinfo") as f:
-        flags = f.read()
-    if " amx_bf16" in flags:
-        print("the Kiln bf16 column is AMX tiles (--bf16-dot amx)")
-    elif " avx512_bf16" in flags:
-        print("the Kiln bf16 column is vdpbf16ps register tiles (--bf16-dot avx512)")
-    else:
-        print("this CPU has neither AMX-BF16 nor AVX512-BF16: the Kiln bf16 column is the plain loops")
+    dot_flags = ["--bf16-dot", args.bf16_dot] if args.bf16_dot else []
+    bf16_dot = None
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     # The peer runs OpenBLAS unpinned (this machine pins it to slow kernels
     # through these two variables; Kiln does not read them).
@@ -115,7 +114,12 @@ def main():
             a = os.path.join(tmp, "a.npy")
             np.save(a, rng.standard_normal((m, k), dtype=np.float32))
             t_f32 = kiln_time(args.build, srcs["f32"], {"a": a}, tmp, args.iters, [], env)
-            t_bf16 = kiln_time(args.build, srcs["bf16"], {"a": a}, tmp, args.iters, [], env)
+            t_bf16 = kiln_time(args.build, srcs["bf16"], {"a": a}, tmp, args.iters, dot_flags, env)
+            if text == args.shapes.split(",")[0]:
+                art = os.path.join(tmp, os.path.basename(srcs["bf16"]) + "".join(dot_flags).replace("-", "") + ".kiln")
+                with open(os.path.join(art, "manifest.json")) as f:
+                    dot = json.load(f)["target_options"]["bf16_dot"]
+                bf16_dot = dot
             t_plain = (kiln_time(args.build, srcs["bf16"], {"a": a}, tmp, max(3, args.iters // 10),
                                  ["--bf16-dot", "none"], env) if args.plain_loops else None)
             out = subprocess.run(["/usr/bin/python3", "-c", PEER, str(m), str(n), str(k), str(args.iters),
@@ -130,6 +134,7 @@ def main():
             share = f"{100 * rate(t_bf16) / peak:.0f}%" if peak else "-"
             print(f"| {text} | {rate(t_f32):.0f} | {rate(t_bf16):.0f} | {t_f32 / t_bf16:.2f}x | {plain}"
                   f"{rate(t_torch):.0f} | {rate(t_blas):.0f} | {t_torch / t_bf16:.2f}x | {share} |", flush=True)
+    print(f"(the Kiln bf16 column: bf16_dot={bf16_dot}, see kiln-compile --bf16-dot)")
     if peak:
         print(f"(fp32 FMA peak {peak:.0f} GFLOP/s; AMX-BF16's tile peak is 1024 FLOP per cycle per core, "
               f"about 16x the AVX-512 fp32 FMA's 64)")

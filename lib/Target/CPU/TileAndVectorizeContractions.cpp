@@ -1038,7 +1038,9 @@ struct TileAndVectorizeContractionsPass
         rewriter.modifyOpInPlace(panelOp, [&] { rhs.set(packed); });
       }
 
-      // Inside a panel: tileRows rows at a time, k innermost.
+      // Inside a panel: tileRows rows at a time, k innermost. (Its loop
+      // ranges are read first: tiling replaces the op.)
+      SmallVector<int64_t> panelRanges = panelOp.getStaticLoopRanges();
       auto panel = cast<TilingInterface>(panelOp.getOperation());
       SmallVector<OpFoldResult> inner(loops, rewriter.getIndexAttr(0));
       inner[m] = rewriter.getIndexAttr(tileRows);
@@ -1054,12 +1056,11 @@ struct TileAndVectorizeContractionsPass
       // (One panel, the split-off last columns, has no next.)
       if (prefetchStoredPanels && storedSource && tiles->loops.size() == 2 &&
           (ShapedType::isDynamic(colCount) || colCount > panelCols)) {
-        SmallVector<int64_t> ranges = panelOp.getStaticLoopRanges();
-        if (!ShapedType::isDynamic(ranges[m]) &&
-            !ShapedType::isDynamic(ranges[k]))
+        if (!ShapedType::isDynamic(panelRanges[m]) &&
+            !ShapedType::isDynamic(panelRanges[k]))
           prefetchNextStoredPanel(
-              rewriter, storedSource, storedPanel, ranges[k],
-              ranges[m] / tileRows, tileRows,
+              rewriter, storedSource, storedPanel, panelRanges[k],
+              panelRanges[m] / tileRows, tileRows,
               cast<scf::ForOp>(tiles->loops[0].getOperation()),
               cast<scf::ForOp>(tiles->loops[1].getOperation()));
       }

@@ -19,6 +19,7 @@
 
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/IR/PatternMatch.h"
+#include "llvm/ADT/SetVector.h"
 
 namespace mlir::kiln {
 #define GEN_PASS_DEF_WIDENBF16MATMULSPASS
@@ -118,7 +119,9 @@ struct WidenBF16MatmulsPass
             Value sum = arith::AddFOp::create(b, bodyLoc, args[2], product);
             linalg::YieldOp::create(b, bodyLoc, sum);
           });
-      SmallVector<Value> narrow(op.getDpsInputs());
+      // (Both operands may be one transpose: visited once.)
+      SmallVector<Value> inputs(op.getDpsInputs());
+      llvm::SmallSetVector<Value, 2> narrow(inputs.begin(), inputs.end());
       rewriter.replaceOp(op, f32.getResults());
       // A bf16 transpose nothing else reads goes.
       for (Value operand : narrow)

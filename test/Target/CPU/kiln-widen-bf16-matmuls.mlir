@@ -50,3 +50,16 @@ func.func @f32_untouched(%x: tensor<12x64xf32>, %w: tensor<64x40xf32>) -> tensor
   %y = kiln.matmul %x, %w : (tensor<12x64xf32>, tensor<64x40xf32>) -> tensor<12x40xf32>
   return %y : tensor<12x40xf32>
 }
+
+// -----
+
+// One transpose read as both operands is widened for each and erased once.
+// CHECK-LABEL: func @one_transpose_twice
+// CHECK-SAME: %[[W:[a-z0-9]+]]: tensor<40x40xbf16>
+// CHECK-COUNT-2: linalg.transpose ins(%{{.*}} : tensor<40x40xf32>)
+// CHECK-NOT: linalg.transpose
+func.func @one_transpose_twice(%w: tensor<40x40xbf16>) -> tensor<40x40xbf16> {
+  %t = kiln.transpose %w permutation = [1, 0] : (tensor<40x40xbf16>) -> tensor<40x40xbf16>
+  %y = kiln.matmul %t, %t : (tensor<40x40xbf16>, tensor<40x40xbf16>) -> tensor<40x40xbf16>
+  return %y : tensor<40x40xbf16>
+}
