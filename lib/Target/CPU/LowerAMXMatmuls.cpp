@@ -94,34 +94,6 @@ bool hasStaticContiguousRows(MemRefType type) {
          !ShapedType::isDynamic(strides[strides.size() - 2]);
 }
 
-/// Whether `body` (three block arguments: lhs, rhs, sum) yields sum +
-/// ext(lhs) · ext(rhs), either order of the operands: what
-/// linalg::isaContractionOpInterface checks of a matmul whose maps it
-/// accepts (it does not accept stored pairs' floordiv/mod map).
-bool isSumOfProducts(Block &body) {
-  if (body.getNumArguments() != 3)
-    return false;
-  auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  if (yield.getNumOperands() != 1)
-    return false;
-  Operation *add = yield.getOperand(0).getDefiningOp();
-  if (!add || !isa<arith::AddFOp>(add))
-    return false;
-  Value sum = body.getArgument(2);
-  Value product = add->getOperand(0) == sum   ? add->getOperand(1)
-                  : add->getOperand(1) == sum ? add->getOperand(0)
-                                              : Value();
-  auto mul = product ? product.getDefiningOp<arith::MulFOp>() : nullptr;
-  if (!mul)
-    return false;
-  auto extended = [&](Value value, unsigned arg) {
-    auto ext = value.getDefiningOp<arith::ExtFOp>();
-    return ext && ext.getIn() == body.getArgument(arg);
-  };
-  return (extended(mul.getLhs(), 0) && extended(mul.getRhs(), 1)) ||
-         (extended(mul.getLhs(), 1) && extended(mul.getRhs(), 0));
-}
-
 /// `op` as a bf16 matmul, if it is one: buffers, one reduction loop k and
 /// parallel loops; lhs (m..., k), output (m..., n) with the same leading
 /// dims in order, rhs (k, n) or (n, k); bf16 operands widened to f32 and
@@ -236,7 +208,7 @@ std::optional<TileMatmul> matchTileMatmul(linalg::GenericOp op, bool bf16,
   }
   if (extensions != 2 || multiplies != 1 || adds != 1 ||
       (!storedPairs && !linalg::isaContractionOpInterface(op)) ||
-      (storedPairs && !isSumOfProducts(body)))
+      (storedPairs && !kiln::isWidenedSumOfProducts(body)))
     return std::nullopt;
   int64_t kSize = lhs.getShape().back();
   int64_t nSize;

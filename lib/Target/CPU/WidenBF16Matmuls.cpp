@@ -14,6 +14,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "MatmulRows.h"
 #include "kiln/Target/CPU/Passes.h"
 #include "kiln/Target/Common/Pipelines.h"
 
@@ -40,23 +41,7 @@ bool isWideningBF16Contraction(linalg::GenericOp op) {
   if (!isBF16(op.getDpsInputs()[0]) || !isBF16(op.getDpsInputs()[1]) ||
       !getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32())
     return false;
-  Block &body = op.getRegion().front();
-  auto yield = cast<linalg::YieldOp>(body.getTerminator());
-  auto add = yield.getValues().front().getDefiningOp<arith::AddFOp>();
-  if (!add)
-    return false;
-  Value sum = add.getLhs(), product = add.getRhs();
-  if (sum != body.getArgument(2))
-    std::swap(sum, product);
-  auto mul = product.getDefiningOp<arith::MulFOp>();
-  if (sum != body.getArgument(2) || !mul)
-    return false;
-  auto widens = [&](Value value, unsigned argument) {
-    auto extf = value.getDefiningOp<arith::ExtFOp>();
-    return extf && extf.getIn() == body.getArgument(argument);
-  };
-  return (widens(mul.getLhs(), 0) && widens(mul.getRhs(), 1)) ||
-         (widens(mul.getLhs(), 1) && widens(mul.getRhs(), 0));
+  return kiln::isWidenedSumOfProducts(op.getRegion().front());
 }
 
 /// `value` (a bf16 tensor) widened to f32 by an elementwise generic.
