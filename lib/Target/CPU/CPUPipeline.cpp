@@ -37,8 +37,12 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
   // where the CPU has them (before the fused f32 loop takes the rest).
   const bool bf16Amx = options.bf16Dot == "amx";
   // bf16 matmuls on the same blocks, multiplied in AMX tiles or in zmm
-  // registers (AVX512-BF16).
-  const bool bf16Blocks = bf16Amx || options.bf16Dot == "avx512";
+  // registers (AVX512-BF16): all of them, or, where the others are widened
+  // for the f32 tiles, those of few rows.
+  const bool fewRowsBlocks =
+      options.bf16Dot == "f32" && options.bf16FewRowsDot == "avx512";
+  const bool bf16Blocks =
+      bf16Amx || options.bf16Dot == "avx512" || fewRowsBlocks;
   buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites),
                           /*attentionBlock=*/16, [&](OpPassManager &graph) {
                             graph.addNestedPass<func::FuncOp>(
@@ -49,8 +53,11 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
                           });
 
   // Register tiles for matmuls (bf16 ones too, widened, where chosen).
-  if (options.bf16Dot == "f32")
-    pm.addNestedPass<func::FuncOp>(createWidenBF16MatmulsPass());
+  if (options.bf16Dot == "f32") {
+    WidenBF16MatmulsPassOptions widen;
+    widen.minRows = fewRowsBlocks ? options.tileM : 0;
+    pm.addNestedPass<func::FuncOp>(createWidenBF16MatmulsPass(widen));
+  }
   TileAndVectorizeContractionsPassOptions tiles;
   tiles.tileM = options.tileM;
   tiles.tileN = options.tileN;
@@ -198,6 +205,9 @@ LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
   options.int8TileM = kernels.int8TileM;
   options.int8TileN = kernels.int8TileN;
   options.bf16Dot = kernels.bf16Dot;
+  if (kernels.bf16Dot == "f32" &&
+      llvm::is_contained(kernels.bf16Dots, "avx512"))
+    options.bf16FewRowsDot = "avx512";
   buildKilnCPUPipeline(pm, options);
   // --mlir-print-ir-* and the other pass manager options, where the tool
   // registered them (kiln-compile does).

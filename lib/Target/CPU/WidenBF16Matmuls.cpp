@@ -81,13 +81,32 @@ Value widenOperand(RewriterBase &rewriter, Location loc, Value operand) {
   return widen(rewriter, loc, operand);
 }
 
+/// The rows of contraction `op` (the product of its loops before k), or
+/// nullopt where one of them is dynamic.
+std::optional<int64_t> staticRows(linalg::GenericOp op) {
+  SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+  int64_t rows = 1;
+  for (int64_t range : ArrayRef<int64_t>(ranges).drop_back(2)) {
+    if (ShapedType::isDynamic(range))
+      return std::nullopt;
+    rows *= range;
+  }
+  return rows;
+}
+
 struct WidenBF16MatmulsPass
     : kiln::impl::WidenBF16MatmulsPassBase<WidenBF16MatmulsPass> {
+  using Base::Base;
+
   void runOnOperation() final {
     SmallVector<linalg::GenericOp> matmuls;
     getOperation().walk([&](linalg::GenericOp op) {
-      if (isWideningBF16Contraction(op))
-        matmuls.push_back(op);
+      if (!isWideningBF16Contraction(op))
+        return;
+      std::optional<int64_t> rows = staticRows(op);
+      if (rows && *rows < minRows)
+        return;
+      matmuls.push_back(op);
     });
     IRRewriter rewriter(&getContext());
     for (linalg::GenericOp op : matmuls) {

@@ -1,4 +1,5 @@
 // RUN: kiln-opt %s --split-input-file --convert-kiln-to-linalg --kiln-widen-bf16-matmuls | FileCheck %s
+// RUN: kiln-opt %s --split-input-file --convert-kiln-to-linalg --kiln-widen-bf16-matmuls="min-rows=8" | FileCheck %s --check-prefix=FEW
 
 // A bf16 matmul becomes an f32 contraction of operands widened by
 // elementwise extf generics; the bf16 result is still rounded once, after.
@@ -62,4 +63,21 @@ func.func @one_transpose_twice(%w: tensor<40x40xbf16>) -> tensor<40x40xbf16> {
   %t = kiln.transpose %w permutation = [1, 0] : (tensor<40x40xbf16>) -> tensor<40x40xbf16>
   %y = kiln.matmul %t, %t : (tensor<40x40xbf16>, tensor<40x40xbf16>) -> tensor<40x40xbf16>
   return %y : tensor<40x40xbf16>
+}
+
+// -----
+
+// Few rows (a decoding step, here 2 x 3 rows, folded into 6): widened by
+// default; with min-rows=8 left bf16 (for vdpbf16ps tiles), while 12 rows
+// are widened.
+// CHECK-LABEL: func @few_rows
+// CHECK: arith.extf
+// FEW-LABEL: func @few_rows
+// FEW-NOT: outs(%{{.*}} : tensor<6x64xf32>)
+// FEW: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<6x64xbf16>, tensor<64x40xbf16>) outs(%{{.*}} : tensor<6x40xf32>)
+// FEW: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<12x64xf32>, tensor<64x40xf32>) outs(%{{.*}} : tensor<12x40xf32>)
+func.func @few_rows(%x: tensor<2x3x64xbf16>, %z: tensor<12x64xbf16>, %w: tensor<64x40xbf16>) -> (tensor<2x3x40xbf16>, tensor<12x40xbf16>) {
+  %y = kiln.matmul %x, %w : (tensor<2x3x64xbf16>, tensor<64x40xbf16>) -> tensor<2x3x40xbf16>
+  %v = kiln.matmul %z, %w : (tensor<12x64xbf16>, tensor<64x40xbf16>) -> tensor<12x40xbf16>
+  return %y, %v : tensor<2x3x40xbf16>, tensor<12x40xbf16>
 }

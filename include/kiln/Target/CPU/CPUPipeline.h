@@ -60,6 +60,13 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
                      "f32 register tiles, kiln-widen-bf16-matmuls) or none "
                      "(the plain loops)"),
       llvm::cl::init("none")};
+  PassOptions::Option<std::string> bf16FewRowsDot{
+      *this, "bf16-few-rows-dot",
+      llvm::cl::desc("With bf16-dot=f32: avx512 to multiply bf16 matmuls of "
+                     "fewer rows than a register tile (decoding steps) in "
+                     "vdpbf16ps tiles instead of widening their weights, or "
+                     "empty to widen them too"),
+      llvm::cl::init("")};
   PassOptions::Option<int64_t> int8TileM{
       *this, "int8-tile-m", llvm::cl::desc("int8 matmul register tile rows"),
       llvm::cl::init(8)};

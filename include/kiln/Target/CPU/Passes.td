@@ -149,8 +149,16 @@ def WidenBF16MatmulsPass
     has no AMX-BF16 and its AVX512-BF16 `vdpbf16ps` runs at half the FMA
     rate (Intel), or it has no AVX512-BF16 at all: there the f32 tiles
     multiply bf16 weights twice as fast as bf16 dot products, or than the
-    plain loops.
+    plain loops. A matmul of fewer static rows than `min-rows` (a decoding
+    step) is left as it is: widening its weight would double the bytes a
+    step streams, where a CPU with AVX512-BF16 multiplies it in
+    `vdpbf16ps` tiles instead (kiln-lower-amx-matmuls; the pipeline asks
+    for that where the CPU has them).
   }];
+  let options = [
+    Option<"minRows", "min-rows", "int64_t", /*default=*/"0",
+           "Leave matmuls of fewer static rows than this bf16">,
+  ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
                            "::mlir::linalg::LinalgDialect",
                            "::mlir::tensor::TensorDialect"];
