@@ -32,7 +32,7 @@ import tempfile
 import numpy as np
 
 import machine
-from kiln_bench import kiln_time
+from kiln_bench import artifact_path, kiln_time
 
 DEFAULT_SHAPES = ["128x2304x768", "128x768x768", "128x3072x768", "128x768x3072", "2048x3072x768",
                   "1x3072x768", "1024x1024x1024"]
@@ -115,11 +115,9 @@ def main():
             np.save(a, rng.standard_normal((m, k), dtype=np.float32))
             t_f32 = kiln_time(args.build, srcs["f32"], {"a": a}, tmp, args.iters, [], env)
             t_bf16 = kiln_time(args.build, srcs["bf16"], {"a": a}, tmp, args.iters, dot_flags, env)
-            if text == args.shapes.split(",")[0]:
-                art = os.path.join(tmp, os.path.basename(srcs["bf16"]) + "".join(dot_flags).replace("-", "") + ".kiln")
-                with open(os.path.join(art, "manifest.json")) as f:
-                    dot = json.load(f)["target_options"]["bf16_dot"]
-                bf16_dot = dot
+            if bf16_dot is None:
+                with open(os.path.join(artifact_path(srcs["bf16"], tmp, dot_flags), "manifest.json")) as f:
+                    bf16_dot = json.load(f)["target_options"]["bf16_dot"]
             t_plain = (kiln_time(args.build, srcs["bf16"], {"a": a}, tmp, max(3, args.iters // 10),
                                  ["--bf16-dot", "none"], env) if args.plain_loops else None)
             out = subprocess.run(["/usr/bin/python3", "-c", PEER, str(m), str(n), str(k), str(args.iters),

@@ -250,8 +250,7 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
           (mapWeights && sources[i] && isAligned(sources[i], param.dtype)))
         continue;
       arenaOffsets[i] = arenaBytes;
-      arenaBytes += (bytesOf(param) + kBufferAlignment - 1) / kBufferAlignment *
-                    kBufferAlignment;
+      arenaBytes += roundUp(bytesOf(param), kBufferAlignment);
     }
   unsigned char *arena = nullptr;
   if (arenaBytes > 0) {

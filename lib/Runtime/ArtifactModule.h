@@ -86,6 +86,11 @@ private:
 /// and parameters it realigns): enough for any vector unit.
 constexpr size_t kBufferAlignment = 64;
 
+/// `bytes` rounded up to a multiple of `multiple`.
+inline size_t roundUp(size_t bytes, size_t multiple) {
+  return (bytes + multiple - 1) / multiple * multiple;
+}
+
 /// `bytes` of host memory aligned to kBufferAlignment (a buffer even for 0
 /// bytes), freed with its last owner.
 std::shared_ptr<void> alignedBuffer(size_t bytes);

@@ -27,8 +27,7 @@
 namespace kiln::runtime {
 
 std::shared_ptr<void> alignedBuffer(size_t bytes) {
-  size_t rounded = (bytes + kBufferAlignment - 1) / kBufferAlignment *
-                   kBufferAlignment;
+  size_t rounded = roundUp(bytes, kBufferAlignment);
   void *data =
       std::aligned_alloc(kBufferAlignment, rounded ? rounded : kBufferAlignment);
   return std::shared_ptr<void>(data, std::free);
@@ -39,16 +38,14 @@ std::shared_ptr<void> largePageBuffer(size_t bytes) {
     return alignedBuffer(bytes);
   // Whole large pages from an address that starts one: a mapping one page
   // longer, used from its first large-page boundary.
-  size_t rounded =
-      (bytes + kLargePageBytes - 1) / kLargePageBytes * kLargePageBytes;
+  size_t rounded = roundUp(bytes, kLargePageBytes);
   size_t mapped = rounded + kLargePageBytes;
   void *mapping = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapping == MAP_FAILED)
     return alignedBuffer(bytes);
   uintptr_t start =
-      (reinterpret_cast<uintptr_t>(mapping) + kLargePageBytes - 1) /
-      kLargePageBytes * kLargePageBytes;
+      roundUp(reinterpret_cast<uintptr_t>(mapping), kLargePageBytes);
   // A hint: where transparent huge pages are off, small pages serve.
   (void)::madvise(reinterpret_cast<void *>(start), rounded, MADV_HUGEPAGE);
   return std::shared_ptr<void>(

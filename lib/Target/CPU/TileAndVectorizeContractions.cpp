@@ -102,15 +102,15 @@ bool isArgumentOrReshaped(Value value) {
   return true;
 }
 
+bool isTilingSlice(tensor::ExtractSliceOp slice);
+SmallVector<OpFoldResult> offsetsInRoot(RewriterBase &rewriter, Location loc,
+                                        Value value, Value root);
+
 /// A panel `slice` of an rhs that an elementwise generic computes from
 /// arguments alone (kiln.dequantize of a quantized weight's codes and
 /// scales, possibly collapsed from its blocked iteration space): the same
 /// generic over just the panel's part of its inputs, so the float weight is
 /// never materialized whole; null when the rhs is anything else.
-bool isTilingSlice(tensor::ExtractSliceOp slice);
-SmallVector<OpFoldResult> offsetsInRoot(RewriterBase &rewriter, Location loc,
-                                        Value value, Value root);
-
 Value computeSliceFromArguments(RewriterBase &rewriter,
                                 tensor::ExtractSliceOp slice) {
   // A slice of a slice (a panel of the part of a split contraction, such

@@ -64,8 +64,8 @@ Value widen(RewriterBase &rewriter, Location loc, Value value) {
       .getResult(0);
 }
 
-/// `operand` widened; a transpose of the last two dims stays the outermost
-/// op (transposed operands are read from the transpose's input, which is
+/// `operand` widened; a transpose stays the outermost op, over the widened
+/// input (a transposed operand is read from the transpose's input, which is
 /// then the widened weight the panel packing computes slice by slice).
 Value widenOperand(RewriterBase &rewriter, Location loc, Value operand) {
   if (auto transpose = operand.getDefiningOp<linalg::TransposeOp>()) {
