@@ -23,10 +23,6 @@
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/ADT/StringSet.h"
-#include "llvm/IR/Constants.h"
-#include "llvm/IR/GlobalVariable.h"
-#include "llvm/IR/LLVMContext.h"
-#include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -36,6 +32,7 @@
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/Target/TargetMachine.h"
 
 #include <chrono>
 #include <cmath>
@@ -1394,14 +1391,13 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
         entry.parameters.push_back(tag.str());
   }
 
-  log("generating " + llvm::Twine(*targetKind == rt::TargetKind::CPU ? "" : "host ") +
+  log("generating " +
+      llvm::Twine(*targetKind == rt::TargetKind::CPU ? "" : "host ") +
       "code for cpu '" + target.host().cpu + "'");
-  llvm::LLVMContext llvmContext;
   CPUTargetInfo targetInfo;
-  auto llvmModule = translateToLLVMIR(*lowered, llvmContext, target.host(),
-                                      &targetInfo, &timing);
-  if (!llvmModule)
-    return llvmModule.takeError();
+  if (auto machine = createCPUTargetMachine(target.host(), &targetInfo);
+      !machine)
+    return machine.takeError();
   rt::Manifest manifest;
   manifest.target = *targetKind;
   for (const ParameterInfo &param : params) {
@@ -1458,17 +1454,18 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                  parsed.message());
   std::string signature = rt::moduleSignature(*parsed);
   {
-    llvm::Module &m = **llvmModule;
-    llvm::Constant *bytes =
-        llvm::ConstantDataArray::getString(m.getContext(), signature);
-    auto *global = new llvm::GlobalVariable(
-        m, bytes->getType(), /*isConstant=*/true,
-        llvm::GlobalValue::ExternalLinkage, bytes,
-        KILN_MODULE_SIGNATURE_SYMBOL);
-    global->setVisibility(llvm::GlobalValue::DefaultVisibility);
+    // A NUL-terminated string, as the runtime reads it.
+    OpBuilder builder = OpBuilder::atBlockEnd(lowered->getBody());
+    auto bytes =
+        LLVM::LLVMArrayType::get(builder.getI8Type(), signature.size() + 1);
+    LLVM::GlobalOp::create(builder, lowered->getLoc(), bytes,
+                           /*isConstant=*/true, LLVM::Linkage::External,
+                           KILN_MODULE_SIGNATURE_SYMBOL,
+                           builder.getStringAttr(llvm::StringRef(
+                               signature.c_str(), signature.size() + 1)));
   }
-  auto objects = emitObjectFiles(std::move(*llvmModule), target.host(),
-                                 inStaged("module"), /*jobs=*/0, &timing);
+  auto objects = emitObjectFiles(*lowered, target.host(), inStaged("module"),
+                                 /*jobs=*/0, &timing);
   if (!objects)
     return objects.takeError();
   log("linking module.so");

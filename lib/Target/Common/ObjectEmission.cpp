@@ -16,9 +16,9 @@
 #include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 #include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/SmallString.h"
-#include "llvm/Bitcode/BitcodeReader.h"
-#include "llvm/Bitcode/BitcodeWriter.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
@@ -33,10 +33,11 @@
 #include "llvm/Target/TargetOptions.h"
 #include "llvm/TargetParser/Host.h"
 #include "llvm/TargetParser/X86TargetParser.h"
-#include "llvm/Transforms/Utils/SplitModule.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -168,18 +169,37 @@ mlir::kiln::createCPUTargetMachine(const CPUTargetOptions &options,
   return machine;
 }
 
+namespace {
+void registerTranslations(MLIRContext *context) {
+  DialectRegistry registry;
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  registerOpenMPDialectTranslation(registry);
+  context->appendDialectRegistry(registry);
+}
+
+/// Gives a translated module the target's data layout and triple.
+void setTarget(llvm::Module &llvmModule, llvm::TargetMachine &machine) {
+  llvmModule.setDataLayout(machine.createDataLayout());
+  llvmModule.setTargetTriple(machine.getTargetTriple());
+  // LLVM prefers 256-bit vectors on many AVX-512 CPUs (Intel's server
+  // parts among them) for the loops it vectorizes itself, the elementwise
+  // ones the pipeline leaves scalar: asked for 512, the bf16 gpt2-small
+  // train step ran 5-8% faster on an AMX Xeon (f32 unchanged).
+  if (machine.getMCSubtargetInfo()->checkFeatures("+avx512f"))
+    for (llvm::Function &function : llvmModule)
+      if (!function.isDeclaration())
+        function.addFnAttr("prefer-vector-width", "512");
+}
+} // namespace
+
 llvm::Expected<std::unique_ptr<llvm::Module>> mlir::kiln::translateToLLVMIR(
     ModuleOp module, llvm::LLVMContext &llvmContext,
     const CPUTargetOptions &options, CPUTargetInfo *info,
     TimingScope *timing) {
   TimingScope none;
   TimingScope &parent = timing ? *timing : none;
-  DialectRegistry registry;
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
-  registerOpenMPDialectTranslation(registry);
-  module.getContext()->appendDialectRegistry(registry);
-
+  registerTranslations(module.getContext());
   CPUTargetInfo resolved;
   auto machine = createCPUTargetMachine(options, &resolved);
   if (!machine)
@@ -190,16 +210,7 @@ llvm::Expected<std::unique_ptr<llvm::Module>> mlir::kiln::translateToLLVMIR(
   translating.stop();
   if (!llvmModule)
     return llvm::createStringError("translation to LLVM IR failed");
-  llvmModule->setDataLayout((*machine)->createDataLayout());
-  llvmModule->setTargetTriple(llvm::Triple(resolved.triple));
-  // LLVM prefers 256-bit vectors on many AVX-512 CPUs (Intel's server
-  // parts among them) for the loops it vectorizes itself, the elementwise
-  // ones the pipeline leaves scalar: asked for 512, the bf16 gpt2-small
-  // train step ran 5-8% faster on an AMX Xeon (f32 unchanged).
-  if ((*machine)->getMCSubtargetInfo()->checkFeatures("+avx512f"))
-    for (llvm::Function &function : *llvmModule)
-      if (!function.isDeclaration())
-        function.addFnAttr("prefer-vector-width", "512");
+  setTarget(*llvmModule, **machine);
   if (info)
     *info = resolved;
   return llvmModule;
@@ -232,9 +243,129 @@ llvm::Expected<std::unique_ptr<llvm::Module>> mlir::kiln::translateAndOptimize(
   return llvmModule;
 }
 
-llvm::Expected<std::vector<std::string>> mlir::kiln::emitObjectFiles(
-    std::unique_ptr<llvm::Module> llvmModule, const CPUTargetOptions &options,
-    llvm::StringRef objectPrefix, unsigned jobs, TimingScope *timing) {
+namespace {
+bool isLocal(LLVM::Linkage linkage) {
+  return linkage == LLVM::Linkage::Internal ||
+         linkage == LLVM::Linkage::Private;
+}
+
+/// A local symbol used from another piece becomes a hidden global: one
+/// definition for the whole shared object, invisible outside it.
+template <typename SymbolOp> void exportSymbol(SymbolOp op) {
+  if (!isLocal(op.getLinkage()))
+    return;
+  op.setLinkage(LLVM::Linkage::External);
+  op.setVisibility_(LLVM::Visibility::Hidden);
+}
+
+/// Constant globals up to this size are copied into every piece that reads
+/// them (LLVM's optimizer then sees their contents); larger ones are
+/// defined once.
+constexpr int64_t kMaxCopiedConstantBytes = 64 * 1024;
+
+bool isSmallConstant(LLVM::GlobalOp global) {
+  if (!global.getConstant() || !isLocal(global.getLinkage()))
+    return false;
+  Attribute value = global.getValueOrNull();
+  if (auto elements = dyn_cast_if_present<DenseElementsAttr>(value))
+    return static_cast<int64_t>(elements.getRawData().size()) <=
+           kMaxCopiedConstantBytes;
+  if (auto text = dyn_cast_if_present<StringAttr>(value))
+    return static_cast<int64_t>(text.size()) <= kMaxCopiedConstantBytes;
+  return false;
+}
+
+/// Moves the function definitions of `module` (LLVM dialect) into `count`
+/// modules of about equal size by operation count (the first stays in
+/// `module`, with every global and declaration), and gives each the
+/// declarations of what it uses from the others. Returns the modules after
+/// the first: none where `module` has fewer than two definitions or holds
+/// an op this does not know how to split (a comdat, an alias), which then
+/// stays whole.
+SmallVector<OwningOpRef<ModuleOp>> splitModule(ModuleOp module,
+                                               unsigned count) {
+  SmallVector<OwningOpRef<ModuleOp>> parts;
+  SmallVector<std::pair<LLVM::LLVMFuncOp, int64_t>> definitions;
+  for (Operation &op : *module.getBody()) {
+    if (auto func = dyn_cast<LLVM::LLVMFuncOp>(op)) {
+      if (func.isExternal())
+        continue;
+      int64_t size = 0;
+      func.walk([&](Operation *) { ++size; });
+      definitions.emplace_back(func, size);
+    } else if (!isa<LLVM::GlobalOp>(op)) {
+      return parts;
+    }
+  }
+  count = std::min<unsigned>(count, definitions.size());
+  if (count < 2)
+    return parts;
+  // Largest first, each to the lightest piece (ties to the earlier one,
+  // so the split is the same on every run).
+  llvm::stable_sort(definitions,
+                    [](auto a, auto b) { return a.second > b.second; });
+  SmallVector<ModuleOp> pieces = {module};
+  for (unsigned i = 1; i < count; ++i) {
+    parts.push_back(ModuleOp::create(module.getLoc()));
+    (*parts.back())->setAttrs(module->getAttrDictionary());
+    pieces.push_back(*parts.back());
+  }
+  SmallVector<int64_t> load(count, 0);
+  for (auto [func, size] : definitions) {
+    unsigned lightest =
+        std::min_element(load.begin(), load.end()) - load.begin();
+    load[lightest] += size;
+    if (lightest != 0)
+      func->moveBefore(pieces[lightest].getBody(),
+                       pieces[lightest].getBody()->end());
+  }
+
+  // Where each symbol is defined (or, for a declaration, declared).
+  llvm::StringMap<Operation *> owners;
+  for (ModuleOp piece : pieces)
+    for (Operation &op : *piece.getBody())
+      if (auto name =
+              op.getAttrOfType<StringAttr>(SymbolTable::getSymbolAttrName()))
+        owners[name.getValue()] = &op;
+  for (ModuleOp piece : pieces) {
+    llvm::SetVector<StringAttr> used;
+    if (auto uses = SymbolTable::getSymbolUses(&piece.getBodyRegion()))
+      for (const SymbolTable::SymbolUse &use : *uses)
+        used.insert(use.getSymbolRef().getRootReference());
+    OpBuilder builder = OpBuilder::atBlockBegin(piece.getBody());
+    for (StringAttr name : used) {
+      Operation *owner = owners.lookup(name.getValue());
+      if (!owner || owner->getParentOp() == piece)
+        continue;
+      if (auto func = dyn_cast<LLVM::LLVMFuncOp>(owner)) {
+        exportSymbol(func);
+        auto declaration =
+            cast<LLVM::LLVMFuncOp>(builder.insert(func->cloneWithoutRegions()));
+        declaration.setLinkage(LLVM::Linkage::External);
+        continue;
+      }
+      auto global = cast<LLVM::GlobalOp>(owner);
+      if (isSmallConstant(global)) {
+        builder.clone(*global);
+        continue;
+      }
+      exportSymbol(global);
+      auto declaration = LLVM::GlobalOp::create(
+          builder, global.getLoc(), global.getGlobalType(),
+          global.getConstant(), LLVM::Linkage::External, global.getSymName(),
+          Attribute(), global.getAlignment().value_or(0),
+          global.getAddrSpace());
+      declaration.setVisibility_(global.getVisibility_());
+    }
+  }
+  return parts;
+}
+} // namespace
+
+llvm::Expected<std::vector<std::string>>
+mlir::kiln::emitObjectFiles(ModuleOp module, const CPUTargetOptions &options,
+                            llvm::StringRef objectPrefix, unsigned jobs,
+                            TimingScope *timing) {
   TimingScope none;
   TimingScope &parent = timing ? *timing : none;
   if (jobs == 0) {
@@ -245,53 +376,68 @@ llvm::Expected<std::vector<std::string>> mlir::kiln::emitObjectFiles(
           !llvm::StringRef(text).getAsInteger(10, value) && value > 0)
         jobs = std::min(value, 64u);
   }
-  // Partitions travel to their threads as bitcode: an LLVMContext (and
-  // everything in it) belongs to one thread.
-  std::vector<llvm::SmallVector<char, 0>> partitions;
-  {
-    TimingScope splitting = parent.nest("split into partitions");
-    auto keep = [&](std::unique_ptr<llvm::Module> part) {
-      llvm::SmallVector<char, 0> bitcode;
-      llvm::raw_svector_ostream os(bitcode);
-      llvm::WriteBitcodeToFile(*part, os);
-      partitions.push_back(std::move(bitcode));
-    };
-    if (jobs == 1)
-      keep(std::move(llvmModule));
-    else
-      // Local symbols become hidden globals so that a function and the
-      // OpenMP regions outlined from it can land in different partitions
-      // (with PreserveLocals they would all stay together).
-      llvm::SplitModule(*llvmModule, jobs, keep, /*PreserveLocals=*/false,
-                        /*RoundRobin=*/true);
-  }
+  MLIRContext *context = module.getContext();
+  registerTranslations(context);
+  // Four pieces per thread: pieces of equal operation counts take unequal
+  // times to compile, and threads that finish early take the next.
+  SmallVector<OwningOpRef<ModuleOp>> parts =
+      splitModule(module, jobs == 1 ? 1 : 4 * jobs);
+  SmallVector<ModuleOp> pieces = {module};
+  for (OwningOpRef<ModuleOp> &part : parts)
+    pieces.push_back(*part);
+
+  // Each piece is translated, optimized and compiled in a thread and an
+  // LLVM context of its own. Translation only reads the MLIR context,
+  // except where it creates attributes, which needs the context's
+  // locking: without multithreading, the pieces translate one at a time.
+  bool concurrent = context->isMultithreadingEnabled();
+  std::mutex translation;
+  unsigned threadCount = std::min<size_t>(jobs, pieces.size());
   TimingScope work =
-      parent.nest("optimize and generate machine code (" +
-                  std::to_string(partitions.size()) + " threads)");
-  std::vector<std::string> objects(partitions.size());
-  std::vector<std::optional<std::string>> errors(partitions.size());
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < partitions.size(); ++i) {
+      parent.nest("translate, optimize and generate machine code (" +
+                  std::to_string(pieces.size()) + " pieces, " +
+                  std::to_string(threadCount) + " threads)");
+  std::vector<std::string> objects(pieces.size());
+  for (size_t i = 0; i < pieces.size(); ++i)
     objects[i] = (objectPrefix + "." + llvm::Twine(i) + ".o").str();
-    threads.emplace_back([&, i] {
-      llvm::LLVMContext context;
-      auto part = llvm::parseBitcodeFile(
-          llvm::MemoryBufferRef(
-              llvm::StringRef(partitions[i].data(), partitions[i].size()),
-              "partition"),
-          context);
-      llvm::Error error = part.takeError();
-      if (!error) {
-        auto machine = createCPUTargetMachine(options, nullptr);
-        if (!machine)
-          error = machine.takeError();
-        else if (!(error = optimize(**part, options, **machine)))
-          error = emitObjectFile(**part, options, objects[i]);
-      }
-      if (error)
-        errors[i] = llvm::toString(std::move(error));
+  std::vector<std::optional<std::string>> errors(pieces.size());
+  std::atomic<size_t> next = 0;
+  auto compile = [&](size_t i) {
+    llvm::LLVMContext llvmContext;
+    auto machine = createCPUTargetMachine(options, nullptr);
+    if (!machine) {
+      errors[i] = llvm::toString(machine.takeError());
+      return;
+    }
+    std::unique_ptr<llvm::Module> llvmModule;
+    {
+      std::unique_lock<std::mutex> lock(translation, std::defer_lock);
+      if (!concurrent)
+        lock.lock();
+      TimingScope translating = work.nest("translate to LLVM IR");
+      llvmModule = translateModuleToLLVMIR(pieces[i], llvmContext, "kiln");
+    }
+    if (!llvmModule) {
+      errors[i] = "translation to LLVM IR failed";
+      return;
+    }
+    setTarget(*llvmModule, **machine);
+    TimingScope optimizing = work.nest("optimize LLVM IR");
+    llvm::Error error = optimize(*llvmModule, options, **machine);
+    optimizing.stop();
+    if (!error) {
+      TimingScope generating = work.nest("generate machine code");
+      error = emitObjectFile(*llvmModule, options, objects[i]);
+    }
+    if (error)
+      errors[i] = llvm::toString(std::move(error));
+  };
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < threadCount; ++t)
+    threads.emplace_back([&] {
+      for (size_t i; (i = next++) < pieces.size();)
+        compile(i);
     });
-  }
   for (std::thread &thread : threads)
     thread.join();
   for (const std::optional<std::string> &error : errors)

@@ -56,15 +56,21 @@ translateToLLVMIR(ModuleOp module, llvm::LLVMContext &llvmContext,
                   const CPUTargetOptions &options, CPUTargetInfo *info,
                   TimingScope *timing = nullptr);
 
-/// Optimizes `llvmModule` and emits it as object files in parallel: it is
-/// split by function into up to `jobs` partitions (0: one per core, at most
-/// 8; llvm::SplitModule, local symbols made hidden globals), each optimized
-/// at options.optLevel and compiled in its own thread and LLVM context.
-/// Returns the object files written, `objectPrefix`.N.o.
+/// Translates `module` (LLVM dialect) to LLVM IR, optimizes it and emits
+/// it as object files in parallel on `jobs` threads (0: one per core, at
+/// most 8; KILN_CODEGEN_JOBS overrides): its function definitions are
+/// moved into four modules per thread of about equal operation counts
+/// (`module` keeps the first piece, every global and declaration; what a
+/// piece uses from another is declared in it, local symbols so used become
+/// hidden globals), each translated, optimized at options.optLevel and
+/// compiled by the next free thread in an LLVM context of its own. Returns
+/// the object files written,
+/// `objectPrefix`.N.o. `module` is left split: only for the caller to
+/// discard.
 llvm::Expected<std::vector<std::string>>
-emitObjectFiles(std::unique_ptr<llvm::Module> llvmModule,
-                const CPUTargetOptions &options, llvm::StringRef objectPrefix,
-                unsigned jobs = 0, TimingScope *timing = nullptr);
+emitObjectFiles(ModuleOp module, const CPUTargetOptions &options,
+                llvm::StringRef objectPrefix, unsigned jobs = 0,
+                TimingScope *timing = nullptr);
 
 /// translateToLLVMIR, then the whole module optimized in one piece (what
 /// `kiln-compile --emit=llvm` prints). With `timing`, the translation and
