@@ -11,6 +11,8 @@
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/IRMapping.h"
+#include "mlir/Interfaces/DestinationStyleOpInterface.h"
+#include "mlir/Interfaces/LoopLikeInterface.h"
 
 namespace mlir::kiln {
 #define GEN_PASS_DEF_FILLPERUSEPASS
@@ -24,20 +26,50 @@ namespace {
 /// cost little as read-only data.
 constexpr int64_t kMinSplatBytes = 4096;
 
-/// Replaces a large splat tensor constant by a fill of an empty tensor.
-/// Bufferized, a constant is read-only data in module.so that every
-/// consumer writing into it copies: the gradient of gpt2-small's token
-/// embedding accumulated into a 154 MB table of zeros stored in the
-/// artifact and copied on every step.
+/// Whether `use` is a destination its owner writes into (an init of a
+/// destination-style op such as a linalg op or an insertion, a loop's
+/// initial value): bufferized, it needs a buffer of its own.
+bool isWrittenInto(OpOperand &use) {
+  Operation *owner = use.getOwner();
+  if (auto dps = dyn_cast<DestinationStyleOpInterface>(owner))
+    return dps.isDpsInit(&use);
+  if (auto loop = dyn_cast<LoopLikeOpInterface>(owner))
+    return llvm::any_of(loop.getInitsMutable(),
+                        [&](OpOperand &init) { return &init == &use; });
+  return false;
+}
+
+/// Replaces a large splat tensor constant that something writes into by a
+/// fill of an empty tensor, right before the first op of its block that
+/// uses it. Bufferized, a constant is read-only data in module.so that
+/// each consumer writing into it copies: the gradient of gpt2-small's
+/// token embedding accumulated into a 154 MB table of zeros stored in the
+/// artifact and copied on every step. (One that is only read stays: a
+/// fill would cost a pass over memory on every call.)
 void splatToFill(arith::ConstantOp constant) {
   auto type = dyn_cast<RankedTensorType>(constant.getType());
   auto splat = dyn_cast<SplatElementsAttr>(constant.getValue());
   if (!type || !splat || !type.hasStaticShape() ||
       !type.getElementType().isIntOrFloat() ||
       type.getNumElements() * type.getElementTypeBitWidth() / 8 <
-          kMinSplatBytes)
+          kMinSplatBytes ||
+      !llvm::any_of(constant->getUses(), isWrittenInto))
     return;
-  OpBuilder builder(constant);
+  // The earliest op of the constant's block that holds a use (canonicalize
+  // gathers constants at the top of a function: a buffer filled there
+  // would live through everything before its first use).
+  Block *block = constant->getBlock();
+  Operation *first = nullptr;
+  for (Operation *user : constant->getUsers()) {
+    Operation *anchor = block->findAncestorOpInBlock(*user);
+    if (!anchor) {
+      first = constant;
+      break;
+    }
+    if (!first || anchor->isBeforeInBlock(first))
+      first = anchor;
+  }
+  OpBuilder builder(first);
   Location loc = constant.getLoc();
   Value scalar = arith::ConstantOp::create(
       builder, loc, cast<TypedAttr>(splat.getSplatValue<Attribute>()));

@@ -267,9 +267,12 @@ bool isSmallConstant(LLVM::GlobalOp global) {
   if (!global.getConstant() || !isLocal(global.getLinkage()))
     return false;
   Attribute value = global.getValueOrNull();
+  // (The size of the data: a splat's raw data is one element.)
   if (auto elements = dyn_cast_if_present<DenseElementsAttr>(value))
-    return static_cast<int64_t>(elements.getRawData().size()) <=
-           kMaxCopiedConstantBytes;
+    return elements.getElementType().isIntOrFloat() &&
+           elements.getNumElements() *
+                   elements.getElementType().getIntOrFloatBitWidth() / 8 <=
+               kMaxCopiedConstantBytes;
   if (auto text = dyn_cast_if_present<StringAttr>(value))
     return static_cast<int64_t>(text.size()) <= kMaxCopiedConstantBytes;
   return false;
@@ -293,7 +296,10 @@ SmallVector<OwningOpRef<ModuleOp>> splitModule(ModuleOp module,
       int64_t size = 0;
       func.walk([&](Operation *) { ++size; });
       definitions.emplace_back(func, size);
-    } else if (!isa<LLVM::GlobalOp>(op)) {
+    } else if (!isa<LLVM::GlobalOp, LLVM::GlobalCtorsOp, LLVM::GlobalDtorsOp>(
+                   op)) {
+      // (Constructors, such as the AMX kernels' tile configuration, stay
+      // in the first piece, with declarations of the functions they name.)
       return parts;
     }
   }
@@ -338,10 +344,12 @@ SmallVector<OwningOpRef<ModuleOp>> splitModule(ModuleOp module,
       if (!owner || owner->getParentOp() == piece)
         continue;
       if (auto func = dyn_cast<LLVM::LLVMFuncOp>(owner)) {
+        // (A declaration is copied as it is: extern_weak stays weak.)
         exportSymbol(func);
         auto declaration =
             cast<LLVM::LLVMFuncOp>(builder.insert(func->cloneWithoutRegions()));
-        declaration.setLinkage(LLVM::Linkage::External);
+        if (!func.isExternal())
+          declaration.setLinkage(LLVM::Linkage::External);
         continue;
       }
       auto global = cast<LLVM::GlobalOp>(owner);
@@ -353,8 +361,8 @@ SmallVector<OwningOpRef<ModuleOp>> splitModule(ModuleOp module,
       auto declaration = LLVM::GlobalOp::create(
           builder, global.getLoc(), global.getGlobalType(),
           global.getConstant(), LLVM::Linkage::External, global.getSymName(),
-          Attribute(), global.getAlignment().value_or(0),
-          global.getAddrSpace());
+          Attribute(), global.getAlignment().value_or(0), global.getAddrSpace(),
+          /*dsoLocal=*/false, global.getThreadLocal_());
       declaration.setVisibility_(global.getVisibility_());
     }
   }

@@ -69,29 +69,35 @@ func.func @not_empty(%t: tensor<4xf32>, %b: memref<4xf32>) -> (tensor<4xf32>, te
 
 // -----
 
-// A splat tensor constant of 4 KiB or more becomes a fill of an empty
-// tensor (then one per use), not read-only data that bufferization copies
-// into each buffer it initializes; smaller ones and non-splats stay.
+// A splat tensor constant of 4 KiB or more that something writes into (a
+// loop's initial value here) becomes a fill of an empty tensor right
+// before its first use (then one per use), not read-only data that
+// bufferization copies into each buffer it initializes; smaller ones,
+// non-splats and large ones only read stay.
 // CHECK-LABEL: func.func @splat
+// CHECK-DAG: %[[SMALL:.*]] = arith.constant dense<1.000000e+00> : tensor<16xf32>
+// CHECK-DAG: %[[DENSE:.*]] = arith.constant dense<[1, 2]> : tensor<2xi32>
+// CHECK-DAG: %[[READ:.*]] = arith.constant dense<2.000000e+00> : tensor<32x32xf32>
+// CHECK: %[[SUM:.*]] = arith.addf %{{.*}}, %[[READ]]
 // CHECK: %[[Z:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK: %[[E:.*]] = tensor.empty() : tensor<32x32xf32>
 // CHECK: %[[F:.*]] = linalg.fill ins(%[[Z]] : f32) outs(%[[E]] : tensor<32x32xf32>)
-// CHECK-DAG: %[[SMALL:.*]] = arith.constant dense<1.000000e+00> : tensor<16xf32>
-// CHECK-DAG: %[[DENSE:.*]] = arith.constant dense<[1, 2]> : tensor<2xi32>
 // CHECK: %[[L:.*]] = scf.for {{.*}} iter_args(%{{.*}} = %[[F]])
 // CHECK: %[[E2:.*]] = tensor.empty() : tensor<32x32xf32>
 // CHECK: %[[F2:.*]] = linalg.fill ins(%[[Z]] : f32) outs(%[[E2]] : tensor<32x32xf32>)
-// CHECK: return %[[L]], %[[F2]], %[[SMALL]], %[[DENSE]]
-func.func @splat(%a: tensor<32x32xf32>) -> (tensor<32x32xf32>, tensor<32x32xf32>, tensor<16xf32>, tensor<2xi32>) {
+// CHECK: return %[[L]], %[[F2]], %[[SMALL]], %[[DENSE]], %[[SUM]]
+func.func @splat(%a: tensor<32x32xf32>) -> (tensor<32x32xf32>, tensor<32x32xf32>, tensor<16xf32>, tensor<2xi32>, tensor<32x32xf32>) {
   %c0 = arith.constant 0 : index
   %c1 = arith.constant 1 : index
   %c4 = arith.constant 4 : index
   %zeros = arith.constant dense<0.0> : tensor<32x32xf32>
   %small = arith.constant dense<1.0> : tensor<16xf32>
   %dense = arith.constant dense<[1, 2]> : tensor<2xi32>
+  %twos = arith.constant dense<2.0> : tensor<32x32xf32>
+  %read = arith.addf %a, %twos : tensor<32x32xf32>
   %sum = scf.for %i = %c0 to %c4 step %c1 iter_args(%acc = %zeros) -> tensor<32x32xf32> {
     %next = arith.addf %acc, %a : tensor<32x32xf32>
     scf.yield %next : tensor<32x32xf32>
   }
-  return %sum, %zeros, %small, %dense : tensor<32x32xf32>, tensor<32x32xf32>, tensor<16xf32>, tensor<2xi32>
+  return %sum, %zeros, %small, %dense, %read : tensor<32x32xf32>, tensor<32x32xf32>, tensor<16xf32>, tensor<2xi32>, tensor<32x32xf32>
 }

@@ -40,11 +40,13 @@ def FillPerUsePass : Pass<"kiln-fill-per-use", "mlir::func::FuncOp"> {
     accumulates into a buffer of its own that lives no longer than before.
     gpt2-small's training step made 334 such copies per step, none now.
 
-    A splat tensor constant of 4 KiB or more becomes such a fill first:
-    bufferized, a constant is read-only data in the module that each
-    consumer writing into it copies (gpt2-small's token embedding
-    gradient accumulated into a 154 MB table of zeros stored in
-    module.so and copied on every step).
+    A splat tensor constant of 4 KiB or more that an op writes into (a
+    destination-style op's init, a loop's initial value) becomes such a
+    fill first, right before the first op that uses it: bufferized, a
+    constant is read-only data in the module that each consumer writing
+    into it copies (gpt2-small's token embedding gradient accumulated into
+    a 154 MB table of zeros stored in module.so and copied on every step).
+    One that is only read stays.
 
     Runs right before bufferization, after the last CSE.
   }];
