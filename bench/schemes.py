@@ -1,11 +1,13 @@
 """kiln-compile flags of a benchmark's weight scheme names, shared by
 bench/quantize.py and bench/decode.py:
 
-  f32                      the model as it is
-  SCHEME-packed            SCHEME with --pack-weights (linear weights stored
-                           as the matmul's column panels, read in place,
-                           instead of row-major with each panel copied on
-                           every call)
+  f32                      the model as it is (kiln-compile's defaults:
+                           linear weights packed into the matmul's column
+                           panels when the artifact is loaded)
+  SCHEME-packed            SCHEME with --pack-weights=file (the panels
+                           stored in the weights file, read in place)
+  SCHEME-rowmajor          SCHEME with --pack-weights=none (row-major
+                           weights, each panel copied on every call)
   bf16                     --dtype bf16 (weights stored in bf16; AMX tiles
                            where the CPU has them)
   w8, w4g128, int8-dynamic --quantize SCHEME
@@ -24,7 +26,9 @@ def compile_flags(scheme):
     if scheme in ("f32", "init"):
         return []
     if scheme.endswith("-packed"):
-        return compile_flags(scheme[:-len("-packed")]) + ["--pack-weights"]
+        return compile_flags(scheme[:-len("-packed")]) + ["--pack-weights=file"]
+    if scheme.endswith("-rowmajor"):
+        return compile_flags(scheme[:-len("-rowmajor")]) + ["--pack-weights=none"]
     if scheme == "bf16":
         return ["--dtype", "bf16"]
     if scheme.startswith("prune:"):

@@ -110,9 +110,13 @@ struct ParameterInfo {
   /// A part of a 2:4 pruned weight stored compressed (kiln-prune
   /// compress=true).
   std::optional<WeightCompression> compressed;
-  /// Stored as column panels of a float weight (kiln-pack-weights;
-  /// kiln.packed_from), the layout the manifest records.
+  /// Column panels of a float weight (kiln-pack-weights;
+  /// kiln.packed_from), the layout the manifest records. Packed when the
+  /// runtime loads it (atLoad), `shape` is the weight's as a checkpoint
+  /// holds it, which the weights file stores; else the panels'.
   std::optional<rt::PackedLayout> packed;
+  /// Whether the weights file holds this weight as panels.
+  bool packedInFile() const { return packed && !packed->atLoad; }
 
   /// The float weight this parameter's values come from: its own name, or
   /// a quantized or compressed part's source.
@@ -406,10 +410,10 @@ std::string packedHint(const rt::SafeTensorInfo &info,
   if (param.sourceShape().size() != 2 ||
       (info.shape.size() != 3 && info.shape.size() != 4))
     return "";
-  return " (a CPU inference artifact's weights.safetensors stores linear "
-         "weights as the matmul's column panels: give the original "
-         "checkpoint, or the weights of an artifact compiled without "
-         "--pack-weights)";
+  return " (a CPU inference artifact compiled with --pack-weights=file "
+         "stores linear weights as the matmul's column panels in its "
+         "weights.safetensors: give the original checkpoint, or compile "
+         "with --pack-weights=file too)";
 }
 
 llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
@@ -491,14 +495,14 @@ llvm::Expected<WeightPlan> planWeights(const std::vector<ParameterInfo> &params,
     std::string where = info->name == name ? "'" + name.str() + "'"
                                            : "'" + info->name + "' (for '" +
                                                  name.str() + "')";
-    if (param.packed && info->shape == param.shape &&
+    if (param.packedInFile() && info->shape == param.shape &&
         info->dtype == param.dtype) {
       // Already this artifact's panels (the weights of an artifact compiled
       // the same way): copied as they are.
       plan.storedAsPacked.insert(info);
       continue;
     }
-    if (param.quantized || param.compressed || param.packed) {
+    if (param.quantized || param.compressed || param.packedInFile()) {
       // Quantized, compressed or packed from a float tensor of the source's
       // shape.
       SmallVector<int64_t, 2> sourceShape = param.sourceShape();
@@ -988,7 +992,8 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
       tensors.push_back({name.str(), view});
       continue;
     }
-    if (const auto &packing = param.packed) {
+    if (param.packedInFile()) {
+      const auto &packing = param.packed;
       // The float weight as it is stored ([in, out] or [out, in]), then
       // its panels.
       int64_t in = packing->in(), out = packing->out(), width = packing->width;
@@ -1209,13 +1214,16 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
       auto inOut = dyn_cast_or_null<BoolAttr>(attr.get("in_out"));
       auto width = dyn_cast_or_null<IntegerAttr>(attr.get("width"));
       auto pairs = dyn_cast_or_null<IntegerAttr>(attr.get("pairs"));
+      Attribute atLoad = attr.get("at_load");
       rt::PackedLayout packing;
-      if (shape && inOut && width && pairs) {
+      if (shape && inOut && width && pairs &&
+          (!atLoad || isa<BoolAttr>(atLoad))) {
         packing.shape.assign(shape.asArrayRef().begin(),
                              shape.asArrayRef().end());
         packing.inOut = inOut.getValue();
         packing.width = width.getInt();
         packing.pairs = pairs.getInt();
+        packing.atLoad = atLoad && cast<BoolAttr>(atLoad).getValue();
       }
       if (packing.shape.size() != 2 || packing.shape[0] < 1 ||
           packing.shape[1] < 1 || packing.width < 1 ||
@@ -1228,19 +1236,23 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
                      "': " + attrs::kPackedFrom +
                      " must be {shape = [2 positive sizes], in_out = bool, "
                      "pairs = 1 or 2 (dividing the input size), width = "
-                     "positive integer}");
-      if (info.dtype != packing.dtype() ||
-          info.shape != packing.storedShape() || info.quantized ||
-          info.compressed || param->hasAttr(attrs::kPruned))
+                     "positive integer[, at_load = bool]}");
+      if (info.dtype != packing.dtype() || info.shape != packing.panelShape() ||
+          info.quantized || info.compressed || param->hasAttr(attrs::kPruned))
         return error(
             "parameter '" + param.getSymName() + "' holds the " +
             "column panels of a " + rt::formatShape(packing.shape) +
             " weight, which are " + rt::dtypeName(packing.dtype()) + " " +
-            rt::formatShape(packing.storedShape()) + ", but it is " +
+            rt::formatShape(packing.panelShape()) + ", but it is " +
             rt::dtypeName(info.dtype) + " " + rt::formatShape(info.shape) +
             (info.quantized || info.compressed || param->hasAttr(attrs::kPruned)
                  ? " (and quantized, compressed or pruned)"
                  : ""));
+      if (packing.atLoad) {
+        // The weights file holds the weight as a checkpoint does.
+        info.shape = packing.shape;
+        info.bytes = *rt::checkedByteSize(info.shape, info.dtype);
+      }
       info.packed = std::move(packing);
     } else if (param->hasAttr(attrs::kPackedFrom)) {
       return error("parameter '" + param.getSymName() +
@@ -1404,7 +1416,9 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
     rt::ParameterSpec spec;
     spec.name = param.op.getSymName().str();
     spec.dtype = param.dtype;
-    spec.shape = param.shape;
+    // (The parameter the module reads: panels, for a weight the runtime
+    // packs when it loads it.)
+    spec.shape = param.packed ? param.packed->panelShape() : param.shape;
     spec.trainable = param.op.getTrainable();
     spec.state = param.state;
     if (!param.state) {

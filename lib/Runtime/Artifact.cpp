@@ -188,12 +188,18 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
     if (!info)
       return Status::error("'" + weightsPath + "' has no tensor '" +
                            param.name + "', a parameter in manifest.json");
-    if (info->dtype != param.dtype || info->shape != param.shape)
+    // A weight packed when loaded is stored as the checkpoint holds it.
+    const std::vector<int64_t> &stored = param.packed && param.packed->atLoad
+                                             ? param.packed->shape
+                                             : param.shape;
+    if (info->dtype != param.dtype || info->shape != stored)
       return Status::error("parameter '" + param.name + "' is " +
-                           describe(param.dtype, param.shape) +
-                           " in manifest.json but " +
-                           describe(info->dtype, info->shape) + " in '" +
-                           weightsPath + "'");
+                           describe(param.dtype, stored) + " in manifest.json" +
+                           (param.packed && param.packed->atLoad
+                                ? " (to be packed when loaded)"
+                                : "") +
+                           " but " + describe(info->dtype, info->shape) +
+                           " in '" + weightsPath + "'");
     if ((param.offset && *param.offset != info->begin) ||
         (param.size && *param.size != info->end - info->begin))
       return Status::error(
@@ -230,9 +236,20 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
   // buffer per parameter. A host module places those it copies in one
   // arena of large pages (largePageBuffer): a training artifact all of
   // them, optimizer state included; an inference artifact the misaligned
-  // ones, or, opened Resident, all its weights, copied out of the mapping
-  // (whose 4 KiB pages cost a TLB miss every 4 KiB of a weight the
-  // matmuls stream). The others are read where they lie.
+  // ones and those it packs into column panels, or, opened Resident, all
+  // its weights, copied out of the mapping (whose 4 KiB pages cost a TLB
+  // miss every 4 KiB of a weight the matmuls stream). The others are read
+  // where they lie.
+  auto packsAtLoad = [](const ParameterSpec &param) {
+    return param.packed && param.packed->atLoad;
+  };
+  if (code.isDevice())
+    for (const ParameterSpec &param : m.parameters)
+      if (packsAtLoad(param))
+        return Status::error("parameter '" + param.name +
+                             "' is to be packed into the CPU matmul's "
+                             "column panels when loaded, but '" +
+                             dir + "' is a device artifact");
   bool mapWeights =
       !code.isDevice() && !artifact->writable_ && mode != OpenMode::Resident;
   auto bytesOf = [](const ParameterSpec &param) {
@@ -247,7 +264,8 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
     for (size_t i = 0; i < m.parameters.size(); ++i) {
       const ParameterSpec &param = m.parameters[i];
       if ((reference && param.state) ||
-          (mapWeights && sources[i] && isAligned(sources[i], param.dtype)))
+          (mapWeights && sources[i] && isAligned(sources[i], param.dtype) &&
+           !packsAtLoad(param)))
         continue;
       arenaOffsets[i] = arenaBytes;
       arenaBytes += roundUp(bytesOf(param), kBufferAlignment);
@@ -285,6 +303,11 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
                              "': " + buffer.message());
       data = buffer->get();
       artifact->parameterBuffers_.push_back(buffer.take());
+    }
+    if (source && packsAtLoad(param)) {
+      param.packed->pack(source, data);
+      artifact->parameterData_.push_back(data);
+      continue;
     }
     Status placed =
         source ? code.copyIn(data, source, bytes) : code.fillZero(data, bytes);

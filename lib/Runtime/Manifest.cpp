@@ -107,7 +107,7 @@ std::optional<Cost> EntryPointSpec::costFor(
               evaluateCostTerms(costModel->bytes, sizes)};
 }
 
-std::vector<int64_t> PackedLayout::storedShape() const {
+std::vector<int64_t> PackedLayout::panelShape() const {
   if (shape.size() != 2 || width < 1 || pairs < 1)
     return {};
   // (Sizes from a file: no out + width - 1, which could overflow.)
@@ -115,6 +115,39 @@ std::vector<int64_t> PackedLayout::storedShape() const {
   if (pairs == 1)
     return {panels, in(), width};
   return {panels, in() / pairs, width, pairs};
+}
+
+void PackedLayout::pack(const void *weight, void *panels) const {
+  size_t size = dtypeSize(dtype());
+  int64_t n = out(), k = in(), rows = k / pairs;
+  int64_t count = n / width + (n % width != 0);
+  const auto *from = static_cast<const unsigned char *>(weight);
+  auto *to = static_cast<unsigned char *>(panels);
+  std::memset(to, 0, static_cast<size_t>(count * rows * width * pairs) * size);
+  // Element (j, i) of the weight (output column j, input row i) goes to
+  // [j / width, i / pairs, j % width, i % pairs].
+  for (int64_t p = 0; p < count; ++p) {
+    int64_t columns = std::min(width, n - p * width);
+    unsigned char *panel = to + p * rows * width * pairs * size;
+    if (inOut && pairs == 1) {
+      // Each input row's slice of the panel's columns is contiguous.
+      for (int64_t i = 0; i < k; ++i)
+        std::memcpy(panel + i * width * size, from + (i * n + p * width) * size,
+                    columns * size);
+      continue;
+    }
+    // In blocks of input rows, so that an [out, in] weight's rows are read
+    // a cache line at a time.
+    constexpr int64_t kBlock = 64;
+    for (int64_t i0 = 0; i0 < k; i0 += kBlock)
+      for (int64_t c = 0; c < columns; ++c) {
+        int64_t j = p * width + c;
+        for (int64_t i = i0; i < std::min(k, i0 + kBlock); ++i)
+          std::memcpy(panel +
+                          ((i / pairs * width + c) * pairs + i % pairs) * size,
+                      from + (inOut ? i * n + j : j * k + i) * size, size);
+      }
+  }
 }
 
 namespace {
@@ -326,17 +359,21 @@ public:
     auto inOut = value.find("in_out");
     auto width = value.find("width");
     auto pairs = value.find("pairs");
+    auto atLoad = value.find("at_load");
     if (inOut == value.end() || !inOut->is_boolean() || width == value.end() ||
         !width->is_number_integer() || pairs == value.end() ||
-        !pairs->is_number_integer())
+        !pairs->is_number_integer() ||
+        (atLoad != value.end() && !atLoad->is_boolean()))
       return error(where, "\"packed\" needs \"in_out\" (a boolean), "
-                          "\"width\" and \"pairs\" (integers)");
+                          "\"width\" and \"pairs\" (integers), and "
+                          "\"at_load\", if present, is a boolean");
     out.inOut = inOut->get<bool>();
     out.width = width->get<int64_t>();
     out.pairs = pairs->get<int64_t>();
+    out.atLoad = atLoad != value.end() && atLoad->get<bool>();
     if (out.shape.size() != 2 || out.width < 1 || out.width > (1 << 20) ||
         (out.pairs != 1 && out.pairs != 2) || spec.dtype != out.dtype() ||
-        out.in() % out.pairs != 0 || out.storedShape() != spec.shape)
+        out.in() % out.pairs != 0 || out.panelShape() != spec.shape)
       return error(where, "\"packed\" does not describe its shape " +
                               formatSpecShape(spec.shape) +
                               " (a 2-D weight in panels of 1 to 2^20 "
@@ -764,11 +801,14 @@ Expected<std::string> Manifest::serialize() const {
       }
       entry["init"] = std::move(init);
     }
-    if (p.packed)
+    if (p.packed) {
       entry["packed"] = {{"shape", shapeJson(p.packed->shape)},
                          {"in_out", p.packed->inOut},
                          {"width", p.packed->width},
                          {"pairs", p.packed->pairs}};
+      if (p.packed->atLoad)
+        entry["packed"]["at_load"] = true;
+    }
     params.push_back(std::move(entry));
   }
   root["parameters"] = std::move(params);

@@ -1,6 +1,10 @@
 // RUN: kiln-opt %s --split-input-file --kiln-pack-weights="panel-width=64 pair-panel-width=128" | FileCheck %s
 // RUN: kiln-opt %s --split-input-file --kiln-pack-weights="panel-width=32" | FileCheck %s --check-prefix=NOPAIRS
 // RUN: not kiln-opt %s --split-input-file --kiln-pack-weights="panel-width=0" 2>&1 | FileCheck %s --check-prefix=WIDTH
+// at-load marks the layout for the runtime to pack (the weights file keeps
+// the checkpoint's layout); the IR is the same.
+// RUN: kiln-opt %s --split-input-file --kiln-pack-weights="panel-width=64 at-load=true" | FileCheck %s --check-prefix=ATLOAD
+// ATLOAD: kiln.parameter @w : tensor<4x64x64xf32> init normal std = 2.000000e-02 trainable {kiln.packed_from = {at_load = true, in_out = true, pairs = 1 : i64, shape = array<i64: 64, 200>, width = 64 : i64}}
 
 // WIDTH: kiln-pack-weights: panel-width must be positive and pair-panel-width not negative (got 0, 0)
 

@@ -437,12 +437,29 @@ class PackedWeights(unittest.TestCase):
             save_safetensors(weights, wpath)
             packed = os.path.join(tmp, "packed.kiln")
             plain = os.path.join(tmp, "plain.kiln")
+            at_load = os.path.join(tmp, "load.kiln")
             manifest = compile_artifact(config_path, packed, weights=wpath,
                                         extra=list(extra) + ["--pack-weights"])
-            # The default keeps them row-major.
-            plain_manifest = compile_artifact(config_path, plain, weights=wpath, extra=extra)
+            # none keeps them row-major.
+            plain_manifest = compile_artifact(config_path, plain, weights=wpath,
+                                              extra=list(extra) + ["--pack-weights=none"])
             self.assertEqual(plain_manifest["target_options"]["packed_weights"], "none")
             self.assertFalse(any("packed" in p for p in plain_manifest["parameters"]))
+            # The default packs the same weights when the artifact is
+            # loaded: the same parameters and layouts, its weights file the
+            # row-major one's (a checkpoint).
+            load_manifest = compile_artifact(config_path, at_load, weights=wpath, extra=extra)
+            self.assertEqual(load_manifest["target_options"]["packed_weights"],
+                             manifest["target_options"]["packed_weights"])
+            for p, q in zip(load_manifest["parameters"], manifest["parameters"]):
+                self.assertEqual(p["shape"], q["shape"], p["name"])
+                if "packed" in q:
+                    self.assertEqual(p["packed"], dict(q["packed"], at_load=True), p["name"])
+                else:
+                    self.assertNotIn("packed", p)
+            with open(os.path.join(plain, "weights.safetensors"), "rb") as x, \
+                    open(os.path.join(at_load, "weights.safetensors"), "rb") as y:
+                self.assertEqual(x.read(), y.read())
             # Every packed parameter is a 2-D weight of the checkpoint, stored
             # as [ceil(out / w), in, w] (f32) or [ceil(out / w), in / 2, w, 2]
             # (bf16 pairs for AMX).
@@ -466,8 +483,10 @@ class PackedWeights(unittest.TestCase):
                     0, cfg["vocab_size"], (batch, seq)).astype(np.int64)
                 a = run_artifact(packed, {"input_ids": ids}, tmp)["logits"]
                 b = run_artifact(plain, {"input_ids": ids}, tmp)["logits"]
+                c = run_artifact(at_load, {"input_ids": ids}, tmp)["logits"]
                 report(f"{config} packed vs row-major [{batch}x{seq}]", a, b)
                 np.testing.assert_array_equal(a, b)
+                np.testing.assert_array_equal(c, b)
             # The packed artifact's own weights file compiles the same
             # artifact again (its panels taken as they are) ...
             again = os.path.join(tmp, "again.kiln")
@@ -476,7 +495,8 @@ class PackedWeights(unittest.TestCase):
             with open(os.path.join(packed, "weights.safetensors"), "rb") as x, \
                     open(os.path.join(again, "weights.safetensors"), "rb") as y:
                 self.assertEqual(x.read(), y.read())
-            # ... but is no checkpoint for row-major weights: one clear error.
+            # ... but is no checkpoint (for row-major weights, or packed
+            # when loaded): one clear error.
             with self.assertRaises(RuntimeError) as raised:
                 compile_artifact(config_path, os.path.join(tmp, "bad.kiln"),
                                  weights=os.path.join(packed, "weights.safetensors"),
@@ -513,12 +533,18 @@ class PackedWeights(unittest.TestCase):
         slots = 16
         with tempfile.TemporaryDirectory() as tmp:
             arts = {}
-            for name, extra in (("packed", ["--pack-weights"]), ("plain", [])):
+            # (With --kv-cache the default keeps the weights row-major:
+            # faster for one-row decoding steps.)
+            for name, extra in (("packed", ["--pack-weights"]), ("plain", []),
+                                ("load", ["--pack-weights=load"])):
                 art = os.path.join(tmp, name + ".kiln")
                 arts[name] = (art, compile_artifact(config_path, art,
                                                     extra=["--kv-cache", str(slots)] + extra))
             manifest = arts["packed"][1]
             self.assertTrue(any("packed" in p for p in manifest["parameters"]))
+            self.assertFalse(any("packed" in p for p in arts["plain"][1]["parameters"]))
+            self.assertTrue(all(p["packed"]["at_load"] for p in arts["load"][1]["parameters"]
+                                if "packed" in p))
             self.assertNotEqual(manifest["target_options"]["packed_weights"], "none")
             rng = np.random.default_rng(7)
             ids = rng.integers(0, cfg["vocab_size"], (2, 5)).astype(np.int64)
@@ -539,9 +565,10 @@ class PackedWeights(unittest.TestCase):
                     step[c["name"]] = np.load(os.path.join(work, "out", c["name"] + ".npy"))
                 second = run_artifact(art, step, work, entry="decode_step")["logits"]
                 outputs[name] = (first, second)
-            for a, b in zip(outputs["packed"], outputs["plain"]):
+            for a, b, c in zip(outputs["packed"], outputs["plain"], outputs["load"]):
                 report("gpt2-tiny kv-cache packed vs row-major", a, b)
                 np.testing.assert_array_equal(a, b)
+                np.testing.assert_array_equal(c, b)
 
     def test_bf16(self):
         # --dtype bf16: where the bf16 kernel is AMX's or vdpbf16ps's, the

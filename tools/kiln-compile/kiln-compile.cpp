@@ -180,16 +180,31 @@ cl::opt<std::string> bf16Dot(
              "half the FMA rate); recorded in the manifest's "
              "target_options"),
     cl::value_desc("amx|avx512|f32|none"), cl::init(""), cl::cat(category));
-cl::opt<bool> packWeights(
+cl::opt<kiln::WeightPacking> packWeights(
     "pack-weights",
-    cl::desc("CPU inference artifacts: store the linear weights as the "
-             "matmul's column panels (f32 [out / w, in, w], w the tile's "
-             "columns; bf16 on AMX in the kernel's pairs) so that the kernels "
-             "read them in place instead of copying each panel on every "
-             "call; the weights file then holds panels, not a checkpoint "
-             "(default false; recorded in the manifest's "
-             "target_options.packed_weights and parameters[*].packed)"),
-    cl::init(false), cl::cat(category));
+    cl::desc("CPU inference artifacts: how the matmuls' linear weights "
+             "become column panels (f32 [out / w, in, w], w the tile's "
+             "columns; bf16 for AMX or vdpbf16ps in the kernel's pairs), "
+             "which the kernels read in place instead of copying a panel "
+             "at a time on every call: load (the default without "
+             "--kv-cache: the runtime packs them when it opens the "
+             "artifact; the weights file stays a checkpoint), file (the "
+             "weights file holds the panels: no copy when the runtime maps "
+             "it; --pack-weights alone means this) or none (each call "
+             "copies its panels; the default with --kv-cache, whose "
+             "one-row decoding steps are faster so); recorded in the "
+             "manifest's target_options.packed_weights and "
+             "parameters[*].packed"),
+    cl::ValueOptional,
+    cl::values(clEnumValN(kiln::WeightPacking::AtLoad, "load",
+                          "packed by the runtime when it loads the artifact"),
+               clEnumValN(kiln::WeightPacking::InFile, "file",
+                          "panels in the weights file"),
+               clEnumValN(kiln::WeightPacking::InFile, "",
+                          "(no value) the same as file"),
+               clEnumValN(kiln::WeightPacking::None, "none",
+                          "row-major weights")),
+    cl::init(kiln::WeightPacking::AtLoad), cl::cat(category));
 cl::opt<std::string> kvCache(
     "kv-cache",
     cl::desc("Causal LMs (gpt2, llama): also build prefill(input_ids, "
@@ -728,6 +743,12 @@ kiln::CPUKernelOverrides kernelOverrides() {
   overrides.bf16Dot = bf16Dot;
   if (packWeights.getNumOccurrences())
     overrides.packWeights = packWeights;
+  else if (kvCache.getNumOccurrences())
+    // A decoding step multiplies one row per sequence: over row-major
+    // weights its panels are widened to twelve accumulators, where a
+    // stored 64-column panel gives four (batch 1: 55 against 40 tokens/s
+    // on gpt2-small; docs/performance.md).
+    overrides.packWeights = kiln::WeightPacking::None;
   if (matmulKBlock.getNumOccurrences())
     overrides.matmulKBlock = matmulKBlock;
   return overrides;

@@ -98,8 +98,11 @@ int infoCommand(int argc, char **argv) {
       stateElements += static_cast<uint64_t>(numElements(p.shape));
       continue;
     }
-    elements += static_cast<uint64_t>(numElements(p.shape));
-    bytes += static_cast<uint64_t>(numElements(p.shape)) * dtypeSize(p.dtype);
+    // (What the file holds: a weight packed when loaded is stored
+    // without its panels' padding.)
+    int64_t stored = numElements(p.packed ? p.packed->fileShape() : p.shape);
+    elements += static_cast<uint64_t>(stored);
+    bytes += static_cast<uint64_t>(stored) * dtypeSize(p.dtype);
   }
   std::printf("weights: %s (%zu parameters, %llu elements, %llu bytes)\n",
               m.weights.c_str(), m.parameters.size() - states,
@@ -110,13 +113,14 @@ int infoCommand(int argc, char **argv) {
                 "start, not in the weights file)\n",
                 states, static_cast<unsigned long long>(stateElements));
   for (const ParameterSpec &p : m.parameters) {
-    // A weight stored as the matmul's column panels: its model shape too.
+    // A weight the matmuls read as column panels: its model shape too.
     std::string packed;
     if (p.packed)
       packed = " (column panels of " + std::to_string(p.packed->width) +
                (p.packed->pairs == 2 ? ", rows in pairs" : "") + " of the " +
                formatShape(p.packed->shape) +
-               (p.packed->inOut ? " [in, out]" : " [out, in]") + " weight)";
+               (p.packed->inOut ? " [in, out]" : " [out, in]") + " weight" +
+               (p.packed->atLoad ? ", packed when loaded" : "") + ")";
     std::printf("  %s %s %s%s%s\n", p.name.c_str(), dtypeName(p.dtype),
                 formatShape(p.shape).c_str(),
                 p.state ? " state" : (p.trainable ? " trainable" : ""),

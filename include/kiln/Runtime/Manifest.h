@@ -66,24 +66,34 @@ struct InitSpec {
   std::optional<double> high;
 };
 
-/// How a parameter stores a linear weight as the CPU matmul's column
+/// How a parameter holds a linear weight as the CPU matmul's column
 /// panels (kiln-pack-weights): `[ceil(out / width), in, width]`, or with
 /// `pairs` 2 `[ceil(out / width), in / 2, width, 2]` (AMX bf16 pairs), from
 /// the weight of `shape` as the model's checkpoints hold it (`[in, out]`
 /// when `inOut`, else `[out, in]`). A checkpoint gives the weight in that
-/// shape; only the artifact's own weights file holds the panels.
+/// shape. With `atLoad` the artifact's weights file holds it so too and
+/// the runtime packs it when it opens the artifact; else the file holds
+/// the panels.
 struct PackedLayout {
   std::vector<int64_t> shape;
   bool inOut = false;
   int64_t width = 0;
   int64_t pairs = 1;
+  bool atLoad = false;
   /// The weight's input and output sizes (shape is 2-D).
   int64_t in() const { return shape[inOut ? 0 : 1]; }
   int64_t out() const { return shape[inOut ? 1 : 0]; }
-  /// The stored element type: f32, or bf16 in pairs.
+  /// The panels' element type: f32, or bf16 in pairs.
   DType dtype() const { return pairs == 1 ? DType::F32 : DType::BF16; }
-  /// The stored shape this layout gives.
-  std::vector<int64_t> storedShape() const;
+  /// The panels' shape (the parameter's).
+  std::vector<int64_t> panelShape() const;
+  /// The shape of the tensor in the artifact's weights file.
+  std::vector<int64_t> fileShape() const {
+    return atLoad ? shape : panelShape();
+  }
+  /// Writes the weight at `weight` (`shape`, dtype()) as panels at
+  /// `panels` (panelShape(); the padding past `out` columns zero).
+  void pack(const void *weight, void *panels) const;
 };
 
 /// One entry of the manifest's parameter table.
@@ -101,7 +111,7 @@ struct ParameterSpec {
   bool state = false;
   /// "init", when the manifest says.
   std::optional<InitSpec> init;
-  /// "packed": stored as column panels (shape is then storedShape()).
+  /// "packed": column panels (shape is then packed->panelShape()).
   std::optional<PackedLayout> packed;
 };
 

@@ -32,11 +32,12 @@ public:
 
   llvm::Expected<std::string> prepare(ModuleOp module,
                                       ProgressLog log) const override {
-    if (!kernels_.packWeights)
+    if (kernels_.packWeights == WeightPacking::None)
       return std::string("none");
     PassManager pm(module.getContext());
     KilnPackWeightsPassOptions options;
     options.panelWidth = kernels_.tileN;
+    options.atLoad = kernels_.packWeights == WeightPacking::AtLoad;
     if (kernels_.bf16Dot == "amx" || kernels_.bf16Dot == "avx512")
       options.pairPanelWidth = kAMXPanelColumns;
     pm.addPass(createKilnPackWeightsPass(options));
@@ -56,9 +57,11 @@ public:
       layouts.push_back("bf16:" + std::to_string(kAMXPanelColumns) + "x2");
     if (layouts.empty())
       return std::string("none");
-    log("storing " + llvm::Twine(f32 + bf16) +
+    log(llvm::Twine(f32 + bf16) +
         " linear weight(s) as the matmul's column panels (" +
-        llvm::join(layouts, ", ") + ")");
+        llvm::join(layouts, ", ") + "), " +
+        (options.atLoad ? "packed when the artifact is loaded"
+                        : "stored so in the weights file"));
     return llvm::join(layouts, ",");
   }
 

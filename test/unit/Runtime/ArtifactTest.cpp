@@ -766,6 +766,48 @@ TEST_F(ArtifactTest, ReadsWeightsInTheFileOrCopiesThemWhenResident) {
   }
 }
 
+TEST_F(ArtifactTest, PacksWeightsMarkedAtLoadIntoColumnPanels) {
+  // w as the module reads it: the panels [2, 2, 1] of a [2, 2] [in, out]
+  // weight, stored in the file as the checkpoint holds it (transposed
+  // panels: element (k, n) of the file is panels[n][k]).
+  json manifest = defaultManifest();
+  json &w = manifest["parameters"][0];
+  w["shape"] = {2, 2, 1};
+  w["packed"] = {{"shape", {2, 2}},
+                 {"in_out", true},
+                 {"width", 1},
+                 {"pairs", 1},
+                 {"at_load", true}};
+  const std::vector<float> &kWeights = kiln::runtime::testing::kWeights;
+  std::vector<float> file = {kWeights[0], kWeights[2], kWeights[1],
+                             kWeights[3]};
+  writeArtifact(manifest, {{"w", {DType::F32, {2, 2}, file.data()}}});
+  for (Artifact::OpenMode mode :
+       {Artifact::OpenMode::Full, Artifact::OpenMode::Resident}) {
+    Expected<std::unique_ptr<Artifact>> artifact =
+        Artifact::open(artifactDir(), mode);
+    ASSERT_TRUE(artifact) << artifact.message();
+    std::optional<TensorView> packed = (*artifact)->parameter("w");
+    ASSERT_TRUE(packed);
+    // Packed into memory of its own, whatever the mode.
+    EXPECT_EQ(fileMappedAt(packed->data).find(".safetensors"),
+              std::string::npos);
+    // (The fixture's module reads w as a 1-D descriptor: the compiled
+    // models' runs are the e2e tests' PackedWeights.)
+    EXPECT_EQ(packed->shape, (std::vector<int64_t>{2, 2, 1}));
+    for (size_t k = 0; k < kWeights.size(); ++k)
+      EXPECT_EQ(static_cast<const float *>(packed->data)[k], kWeights[k]);
+  }
+  // The file must hold the checkpoint's shape, not the panels'.
+  writeArtifact(manifest, {{"w", {DType::F32, {2, 2, 1}, kWeights.data()}}});
+  Expected<std::unique_ptr<Artifact>> bad = Artifact::open(artifactDir());
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.message().find("is F32 [2, 2] in manifest.json (to be packed "
+                               "when loaded) but F32 [2, 2, 1]"),
+            std::string::npos)
+      << bad.message();
+}
+
 TEST_F(ArtifactTest, InferenceArtifactsRefuseToLoadParameters) {
   writeArtifact();
   std::unique_ptr<Artifact> artifact = openOk();

@@ -392,3 +392,77 @@ TEST(ManifestTest, ParseChecksInitAndOptionObjects) {
             std::string::npos)
       << bad.message();
 }
+
+TEST(ManifestTest, PackedLayoutsParseAndRoundTrip) {
+  // A [5, 3] [out, in] f32 weight in panels of 2 columns: [3, 3, 2],
+  // packed when loaded (the file holds [5, 3]).
+  json m = manifestWithModel();
+  json layout = {{"shape", {5, 3}},
+                 {"in_out", false},
+                 {"width", 2},
+                 {"pairs", 1},
+                 {"at_load", true}};
+  m["parameters"] = {{{"name", "w"},
+                      {"dtype", "F32"},
+                      {"shape", {3, 3, 2}},
+                      {"packed", layout}}};
+  Expected<Manifest> parsed = parse(m);
+  ASSERT_TRUE(parsed) << parsed.message();
+  const PackedLayout &packed = *parsed->parameters[0].packed;
+  EXPECT_TRUE(packed.atLoad);
+  EXPECT_EQ(packed.fileShape(), (std::vector<int64_t>{5, 3}));
+  EXPECT_EQ(packed.panelShape(), (std::vector<int64_t>{3, 3, 2}));
+  Expected<std::string> text = parsed->serialize();
+  ASSERT_TRUE(text) << text.message();
+  Expected<Manifest> back = Manifest::parse(*text, "written.json");
+  ASSERT_TRUE(back) << back.message();
+  EXPECT_TRUE(back->parameters[0].packed->atLoad);
+
+  // Without at_load the file holds the panels; a non-boolean is refused.
+  layout.erase("at_load");
+  m["parameters"][0]["packed"] = layout;
+  parsed = parse(m);
+  ASSERT_TRUE(parsed) << parsed.message();
+  EXPECT_FALSE(parsed->parameters[0].packed->atLoad);
+  EXPECT_EQ(parsed->parameters[0].packed->fileShape(),
+            (std::vector<int64_t>{3, 3, 2}));
+  layout["at_load"] = "yes";
+  m["parameters"][0]["packed"] = layout;
+  parsed = parse(m);
+  ASSERT_FALSE(parsed);
+  EXPECT_NE(parsed.message().find("\"at_load\", if present, is a boolean"),
+            std::string::npos)
+      << parsed.message();
+}
+
+TEST(ManifestTest, PackWritesColumnPanels) {
+  // f32 [in, out] = [3, 5] in panels of 2: element (n, k) at
+  // [n / 2, k, n % 2], the last panel's second column zero.
+  PackedLayout f32{{3, 5}, /*inOut=*/true, /*width=*/2, /*pairs=*/1};
+  std::vector<float> weight(15);
+  for (int k = 0; k < 3; ++k)
+    for (int n = 0; n < 5; ++n)
+      weight[k * 5 + n] = 10.0f * n + k + 1;
+  std::vector<float> panels(18, -1.0f);
+  f32.pack(weight.data(), panels.data());
+  for (int n = 0; n < 6; ++n)
+    for (int k = 0; k < 3; ++k)
+      EXPECT_EQ(panels[((n / 2) * 3 + k) * 2 + n % 2],
+                n < 5 ? 10.0f * n + k + 1 : 0.0f)
+          << "n " << n << " k " << k;
+
+  // bf16 (16-bit codes) [out, in] = [3, 4] in panels of 2 columns, two
+  // input rows interleaved: element (n, k) at [n / 2, k / 2, n % 2, k % 2].
+  PackedLayout pairs{{3, 4}, /*inOut=*/false, /*width=*/2, /*pairs=*/2};
+  std::vector<uint16_t> codes(12);
+  for (int n = 0; n < 3; ++n)
+    for (int k = 0; k < 4; ++k)
+      codes[n * 4 + k] = static_cast<uint16_t>(100 * n + k + 1);
+  std::vector<uint16_t> paired(16, 0xffff);
+  pairs.pack(codes.data(), paired.data());
+  for (int n = 0; n < 4; ++n)
+    for (int k = 0; k < 4; ++k)
+      EXPECT_EQ(paired[(((n / 2) * 2 + k / 2) * 2 + n % 2) * 2 + k % 2],
+                n < 3 ? 100 * n + k + 1 : 0)
+          << "n " << n << " k " << k;
+}

@@ -29,6 +29,11 @@ namespace mlir::kiln {
 /// default 4 blocks of 32): the width of bf16 weights stored in pairs.
 constexpr int64_t kAMXPanelColumns = 128;
 
+/// How an inference artifact's linear weights become the CPU matmul's
+/// column panels: not at all (each call copies a panel at a time), by the
+/// runtime when it loads the artifact, or in the artifact's weights file.
+enum class WeightPacking { None, AtLoad, InFile };
+
 struct CPUKernelConfig {
   /// The widest vector the generated code uses ("avx512", "avx2", "sse").
   std::string isa = "avx512";
@@ -56,11 +61,12 @@ struct CPUKernelConfig {
   /// CPU can run, in the order they are preferred.
   std::string bf16Dot = "none";
   std::vector<std::string> bf16Dots = {"none"};
-  /// Whether an inference artifact stores its linear weights as the
-  /// matmul's column panels (kiln-pack-weights; kiln-compile
-  /// --pack-weights). Off by default: the artifact's weights file is then
-  /// no longer a checkpoint of the model (see docs/artifacts.md).
-  bool packWeights = false;
+  /// Whether an inference artifact's matmuls read their linear weights as
+  /// column panels (kiln-pack-weights; kiln-compile --pack-weights), and
+  /// whether the runtime packs them when it loads the artifact (the
+  /// weights file a checkpoint of the model) or the file holds the panels
+  /// (docs/artifacts.md).
+  WeightPacking packWeights = WeightPacking::AtLoad;
   /// Per-core L1 data and L2, shared L3, in bytes.
   int64_t l1Bytes = 32 << 10;
   int64_t l2Bytes = 1 << 20;
@@ -101,8 +107,8 @@ struct CPUKernelOverrides {
   /// a CPU without AMX-BF16, avx512 on one without AVX512-BF16, is an
   /// error.
   std::string bf16Dot;
-  /// Whether inference weights are stored as column panels; unset: no.
-  std::optional<bool> packWeights;
+  /// How inference weights become column panels; unset: at load.
+  std::optional<WeightPacking> packWeights;
 };
 
 /// Applies `overrides` to `config`; a malformed tile or a negative k block

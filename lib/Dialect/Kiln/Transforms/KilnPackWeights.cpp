@@ -109,16 +109,17 @@ struct KilnPackWeightsPass
       auto unpackedType =
           RankedTensorType::get({in, out}, type.getElementType());
       MLIRContext *context = module.getContext();
-      param->setAttr(
-          attrs::kPackedFrom,
-          builder.getDictionaryAttr(
-              {builder.getNamedAttr(
-                   "shape", builder.getDenseI64ArrayAttr(type.getShape())),
-               builder.getNamedAttr("in_out", builder.getBoolAttr(inOut)),
-               builder.getNamedAttr("pairs",
-                                    builder.getI64IntegerAttr(pairs ? 2 : 1)),
-               builder.getNamedAttr("width",
-                                    builder.getI64IntegerAttr(width))}));
+      SmallVector<NamedAttribute> layout = {
+          builder.getNamedAttr("shape",
+                               builder.getDenseI64ArrayAttr(type.getShape())),
+          builder.getNamedAttr("in_out", builder.getBoolAttr(inOut)),
+          builder.getNamedAttr("pairs",
+                               builder.getI64IntegerAttr(pairs ? 2 : 1)),
+          builder.getNamedAttr("width", builder.getI64IntegerAttr(width))};
+      if (atLoad)
+        layout.push_back(
+            builder.getNamedAttr("at_load", builder.getBoolAttr(true)));
+      param->setAttr(attrs::kPackedFrom, builder.getDictionaryAttr(layout));
       param.setTypeAttr(TypeAttr::get(packedType));
       for (ReadParamOp read : weight.reads) {
         read.getResult().setType(packedType);

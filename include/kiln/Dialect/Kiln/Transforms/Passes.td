@@ -120,14 +120,17 @@ def KilnPackWeightsPass : Pass<"kiln-pack-weights", "mlir::ModuleOp"> {
     the matmul's tiles then read the panels where they lie. The parameter gets
     `kiln.packed_from = {shape, in_out, pairs, width}`: its stored shape and
     layout before packing, from which the compiler packs the weights it writes
-    (checkpoints keep the original layout). With `pair-panel-width`, bf16
+    (checkpoints keep the original layout), and, with `at-load`,
+    `at_load = true`: the artifact's weights file then keeps that layout
+    too and the runtime packs the weight when it loads the artifact (the
+    default of kiln-compile). With `pair-panel-width`, bf16
     weights of either layout whose `in` is a multiple of 32 (an AMX tile's steps of k) are
     stored as `[ceil(out / w), in / 2, w, 2]`: each panel row two input
     rows interleaved, the pairs an AMX bf16 tile loads, so the AMX kernel
     (kiln-lower-amx-matmuls) reads them in place too. Quantized, pruned or
     compressed parameters and ones read through casts are left as they
     are. kiln-compile runs it for CPU inference artifacts with the target's
-    tile width when asked to (`--pack-weights`).
+    tile width (`--pack-weights=load`, the default, or `file`).
 
     ```mlir
     // before
@@ -149,6 +152,10 @@ def KilnPackWeightsPass : Pass<"kiln-pack-weights", "mlir::ModuleOp"> {
            "Columns per panel of a bf16 weight stored in pairs of rows for "
            "AMX tiles (the kernel's panel, 128); 0: bf16 weights keep their "
            "layout">,
+    Option<"atLoad", "at-load", "bool", "false",
+           "Mark the weights to be packed by the runtime when it loads the "
+           "artifact (kiln.packed_from's at_load): the weights file keeps "
+           "the checkpoint's layout">,
   ];
 }
 
