@@ -12,10 +12,12 @@ f32 as a Markdown table.
 
 Schemes: a `kiln-compile --quantize` scheme, optionally with suffixes:
 `+head` (--quantize-lm-head), `:gptq` (--rounding gptq), `:sqALPHA`
-(--smoothquant ALPHA); `f32` is the float model.
+(--smoothquant ALPHA), `:pctP` and `:mse` (int8-static's ranges from
+`kiln calibrate --range percentile --percentile P` or `--range mse`, on a
+`--calibration-histogram` artifact); `f32` is the float model.
 
   bench/quantize_perplexity.py --model models/gpt2-tiny.json --run run/
-      [--schemes f32,w8,w4g32,w4g32:gptq,int8-dynamic,int8-dynamic:sq0.5,int8-static]
+      [--schemes f32,w8,w4g32,w4g32:gptq,int8-dynamic,int8-dynamic:sq0.5,int8-static,int8-static:pct99.99,int8-static:mse]
       [--batches 64] [--calibration-batches 64] [--build build]
 """
 
@@ -52,6 +54,7 @@ def main():
             art = os.path.join(tmp, re.sub(r"[^A-Za-z0-9.+-]", "_", scheme) + ".kiln")
             base, *options = scheme.split(":")
             extra = []
+            file = calibration
             if base.endswith("+head"):
                 base = base[:-len("+head")]
                 extra.append("--quantize-lm-head")
@@ -62,10 +65,15 @@ def main():
                     extra += ["--rounding", "gptq"]
                 elif option.startswith("sq"):
                     extra += ["--smoothquant", option[2:]]
+                elif option.startswith("pct"):
+                    file = runs.calibrate(tmp, args.calibration_batches,
+                                          ("--range", "percentile", "--percentile", option[3:]))
+                elif option == "mse":
+                    file = runs.calibrate(tmp, args.calibration_batches, ("--range", "mse"))
                 else:
-                    sys.exit(f"unknown option ':{option}' in '{scheme}' (gptq, sqALPHA)")
+                    sys.exit(f"unknown option ':{option}' in '{scheme}' (gptq, sqALPHA, pctP, mse)")
             if options or base == "int8-static":
-                extra += ["--calibration", calibration]
+                extra += ["--calibration", file]
             runs.compile(art, *extra)
             size = os.path.getsize(os.path.join(art, "weights.safetensors"))
             loss, ppl, tokens = runs.evaluate(art, args.batches)

@@ -27,14 +27,20 @@ class RunArtifacts:
         if result.returncode != 0:
             sys.exit(f"{' '.join(cmd)}\n{result.stderr}")
 
-    def calibrate(self, tmp, batches):
+    def calibrate(self, tmp, batches, ranges=()):
         """A calibration file with Gram matrices, from the run's training
-        split."""
-        cal = os.path.join(tmp, "calibrate.kiln")
-        self.compile(cal, "--mode", "calibrate", "--calibration-gram")
-        out = os.path.join(tmp, "calibration.safetensors")
+        split; with `ranges` (kiln calibrate options such as ("--range",
+        "mse")), one made with them from a --calibration-histogram
+        artifact (compiled once)."""
+        histogram = bool(ranges)
+        cal = os.path.join(tmp, "calibrate-histogram.kiln" if histogram else "calibrate.kiln")
+        if not os.path.exists(cal):
+            self.compile(cal, "--mode", "calibrate", "--calibration-gram",
+                         *(["--calibration-histogram"] if histogram else []))
+        name = "calibration" + "".join("-" + a.strip("-") for a in ranges)
+        out = os.path.join(tmp, name + ".safetensors")
         subprocess.run([os.path.join(self.bin_dir, "kiln"), "calibrate", cal, "--run", self.run,
-                        "--batches", str(batches), "--out", out], check=True, capture_output=True)
+                        "--batches", str(batches), "--out", out, *ranges], check=True, capture_output=True)
         return out
 
     def evaluate(self, art, batches):

@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <set>
 
 using namespace mlir;
 using namespace mlir::kiln;
@@ -25,9 +26,9 @@ llvm::Error error(const std::string &path, const llvm::Twine &why) {
 }
 } // namespace
 
-llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
-                                          const std::string &path,
-                                          const std::string &sourceSHA256) {
+llvm::Expected<CalibrationRanges>
+mlir::kiln::attachCalibration(ModuleOp module, const std::string &path,
+                              const std::string &sourceSHA256) {
   rt::Expected<rt::SafeTensorsFile> file = rt::SafeTensorsFile::open(path);
   if (!file)
     return error(path, file.message());
@@ -48,6 +49,17 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
                            sourceSHA256.substr(0, 12) + "...)");
   if (file->tensors().empty())
     return error(path, "it holds no statistics");
+  CalibrationRanges ranges;
+  if (metadata.count("range")) {
+    ranges.method = meta("range");
+    if (ranges.method != "percentile" && ranges.method != "mse")
+      return error(path, "unknown range '" + ranges.method +
+                             "' in its metadata (expected percentile or mse)");
+    ranges.percentile = meta("percentile");
+  }
+  // The weights with absmax vectors and with thresholds: a file with
+  // ranges has one for every layer, or int8-static would mix methods.
+  std::set<std::string> absmaxOf, rangeOf;
   for (const rt::SafeTensorInfo &info : file->tensors()) {
     llvm::StringRef name = info.name;
     // The parameter a statistic names, which must have an input dim of
@@ -79,10 +91,37 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
                                name + "'");
       continue;
     }
+    if (name.consume_back(".input_range")) {
+      llvm::Expected<ParameterOp> param = parameterOf(name);
+      if (!param)
+        return param.takeError();
+      if (ranges.method == "minmax")
+        return error(path, "it has '" + info.name +
+                               "' but no range=percentile|mse in its "
+                               "metadata");
+      if (info.dtype != rt::DType::F32 || info.shape.size() != 1 ||
+          info.shape[0] != 1 || param->getTensorType().getRank() != 2)
+        return error(
+            path, "'" + info.name + "' is " + rt::dtypeName(info.dtype) + " " +
+                      rt::formatShape(info.shape) +
+                      ", not one f32 threshold [1] of '" + name + "'s input");
+      float threshold;
+      std::memcpy(&threshold, file->view(info).data, sizeof threshold);
+      if (!std::isfinite(threshold) || threshold < 0)
+        return error(path, "'" + info.name + "' is " +
+                               std::to_string(threshold) +
+                               " (expected a finite |input| threshold)");
+      (*param)->setAttr(
+          attrs::kInputRange,
+          FloatAttr::get(Float32Type::get(module.getContext()), threshold));
+      rangeOf.insert(name.str());
+      continue;
+    }
     if (!name.consume_back(".input_absmax"))
       return error(path, "unexpected tensor '" + info.name +
-                             "' (statistics are named <weight>.input_absmax "
-                             "and <weight>.input_gram)");
+                             "' (statistics are named <weight>.input_absmax, "
+                             "<weight>.input_range and <weight>.input_gram)");
+    absmaxOf.insert(name.str());
     llvm::Expected<ParameterOp> param = parameterOf(name);
     if (!param)
       return param.takeError();
@@ -111,5 +150,11 @@ llvm::Error mlir::kiln::attachCalibration(ModuleOp module,
     (*param)->setAttr(attrs::kInputAbsmax,
                       DenseElementsAttr::get(attrType, llvm::ArrayRef(copy)));
   }
-  return llvm::Error::success();
+  if (ranges.method != "minmax")
+    for (const std::string &weight : absmaxOf)
+      if (!rangeOf.count(weight))
+        return error(path, "its metadata says range=" + ranges.method +
+                               ", but it has no '" + weight +
+                               ".input_range' for '" + weight + "'");
+  return ranges;
 }

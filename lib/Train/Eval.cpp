@@ -15,9 +15,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <optional>
+#include <string_view>
 
 namespace kiln::train {
 
@@ -58,6 +60,14 @@ struct Windows {
   std::optional<BatchSampler> sampler;
   int64_t batch = 0, seq = 0;
 };
+
+/// `value` with up to 10 significant digits and no trailing zeros (99.99,
+/// not 99.989999999999995).
+std::string formatNumber(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.10g", value);
+  return text;
+}
 
 Expected<Windows> planWindows(const EntryPointSpec &entry,
                               const EvalOptions &options, int64_t vocab,
@@ -191,32 +201,58 @@ Expected<EvalResult> evaluateLanguageModel(const Artifact &artifact,
 
 Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
                                                    const EvalOptions &options,
-                                                   const std::string &out) {
+                                                   const std::string &out,
+                                                   const RangeOptions &range) {
   const EntryPointSpec *entry = artifact.findEntryPoint(KILN_ENTRY_CALIBRATE);
   if (!entry)
     return Status::error("the artifact has no '" KILN_ENTRY_CALIBRATE
                          "' entry point (it has: " +
                          artifact.manifest().entryPointNames() +
                          "): compile it with kiln-compile --mode calibrate");
+  if (range.method == RangeMethod::Percentile &&
+      !(range.percentile > 0 && range.percentile <= 100))
+    return Status::error("--percentile " + formatNumber(range.percentile) +
+                         ": expected a percentage in (0, 100]");
   // The vocabulary the token ids must fit: the forward's logits.
   Expected<LanguageModelForward> forward =
       findLanguageModelForward(artifact, "kiln calibrate");
   if (!forward)
     return forward.status();
   int64_t vocab = forward->vocab;
-  // Vectors (the largest |input| per channel: kept as a max) and square
-  // Gram matrices (Σ x xᵀ: summed).
-  bool gram = false;
+  // Vectors (the largest |input| per channel: kept as a max), square Gram
+  // matrices (Σ x xᵀ: summed) and layer inputs (--calibration-histogram:
+  // binned by |x|, for --range percentile|mse).
+  enum class Kind { Absmax, Gram, Values };
+  constexpr std::string_view kValues = ".input_values";
+  std::vector<Kind> kinds;
+  bool gram = false, values = false;
   for (const runtime::TensorSpec &output : entry->outputs) {
     bool vector = output.rank() == 1;
     bool square = output.rank() == 2 && output.shape[0] == output.shape[1];
     bool dynamic = std::count(output.shape.begin(), output.shape.end(),
                               runtime::kDynamicDim) > 0;
+    std::string_view name = output.name;
+    bool inputValues = name.size() > kValues.size() &&
+                       name.substr(name.size() - kValues.size()) == kValues;
+    if (output.dtype == DType::F32 && inputValues) {
+      kinds.push_back(Kind::Values);
+      values = true;
+      continue;
+    }
     if (output.dtype != DType::F32 || !(vector || square) || dynamic)
       return Status::error("'" KILN_ENTRY_CALIBRATE "' output '" + output.name +
                            "' is not a static f32 vector or square matrix");
+    kinds.push_back(vector ? Kind::Absmax : Kind::Gram);
     gram |= square;
   }
+  bool histograms = range.method != RangeMethod::MinMax;
+  if (histograms && !values)
+    return Status::error(
+        std::string("--range ") + rangeMethodName(range.method) +
+        " needs the layers' inputs, which this artifact's "
+        "'" KILN_ENTRY_CALIBRATE
+        "' does not return: compile it with kiln-compile --mode calibrate "
+        "--calibration-histogram");
   Expected<Windows> windows =
       planWindows(*entry, options, vocab, "kiln calibrate");
   if (!windows)
@@ -224,18 +260,25 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
 
   auto start = std::chrono::steady_clock::now();
   // The largest |input| per channel over every window; the Gram matrices'
-  // sums (in double: many windows of f32 partial sums).
-  std::vector<std::vector<float>> largest;
-  std::vector<std::vector<double>> sums;
-  for (const runtime::TensorSpec &output : entry->outputs) {
-    if (output.rank() == 1) {
-      largest.emplace_back(output.shape[0], 0.0f);
-      sums.emplace_back();
-    } else {
-      largest.emplace_back();
-      sums.emplace_back(output.shape[0] * output.shape[1], 0.0);
-    }
+  // sums (in double: many windows of f32 partial sums); the inputs'
+  // histograms.
+  std::vector<std::vector<float>> largest(kinds.size());
+  std::vector<std::vector<double>> sums(kinds.size());
+  std::vector<std::optional<ActivationHistogram>> binned(kinds.size());
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    const runtime::TensorSpec &output = entry->outputs[i];
+    if (kinds[i] == Kind::Absmax)
+      largest[i].assign(output.shape[0], 0.0f);
+    else if (kinds[i] == Kind::Gram)
+      sums[i].assign(output.shape[0] * output.shape[1], 0.0);
+    else if (histograms)
+      binned[i].emplace(range.bins);
   }
+  auto notFinite = [&](size_t i, const std::string &where) {
+    return Status::error("'" + entry->outputs[i].name + "' is not finite" +
+                         where +
+                         ": the model's activations overflow on this data");
+  };
   int64_t tokens = 0;
   for (const Batch &b : windows->sampler->evalBatches(options.batches)) {
     std::vector<int64_t> shape = {b.batch, b.seq};
@@ -245,48 +288,88 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
                                                         b.inputs.data()}}});
     if (!outputs)
       return outputs.status();
-    for (size_t i = 0; i < largest.size(); ++i) {
-      const float *values = (*outputs)[i].as<float>();
-      for (size_t c = 0; c < sums[i].size(); ++c) {
-        if (!std::isfinite(values[c]))
-          return Status::error("'" + entry->outputs[i].name +
-                               "' is not finite: the model's activations "
-                               "overflow on this data");
-        sums[i][c] += values[c];
+    for (size_t i = 0; i < kinds.size(); ++i) {
+      const runtime::OwnedTensor &tensor = (*outputs)[i];
+      const float *data = tensor.as<float>();
+      switch (kinds[i]) {
+      case Kind::Gram:
+        for (size_t c = 0; c < sums[i].size(); ++c) {
+          if (!std::isfinite(data[c]))
+            return notFinite(i, "");
+          sums[i][c] += data[c];
+        }
+        break;
+      case Kind::Absmax:
+        for (size_t c = 0; c < largest[i].size(); ++c) {
+          if (!std::isfinite(data[c]))
+            return notFinite(i, " (channel " + std::to_string(c) + ")");
+          largest[i][c] = std::max(largest[i][c], data[c]);
+        }
+        break;
+      case Kind::Values: {
+        if (!binned[i])
+          break;
+        auto count = static_cast<size_t>(tensor.numElements());
+        for (size_t c = 0; c < count; ++c)
+          if (!std::isfinite(data[c]))
+            return notFinite(i, "");
+        binned[i]->add(data, count);
+        break;
       }
-      for (size_t c = 0; c < largest[i].size(); ++c) {
-        if (!std::isfinite(values[c]))
-          return Status::error("'" + entry->outputs[i].name +
-                               "' is not finite (channel " + std::to_string(c) +
-                               "): the model's "
-                               "activations overflow on this data");
-        largest[i][c] = std::max(largest[i][c], values[c]);
       }
     }
     tokens += b.batch * b.seq;
   }
   std::vector<runtime::NamedTensor> tensors;
-  for (size_t i = 0; i < largest.size(); ++i) {
-    if (!sums[i].empty()) {
+  // The thresholds' storage, which the views point into (no reallocation).
+  std::vector<float> ranges;
+  ranges.reserve(kinds.size());
+  int64_t layers = 0;
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    const std::string &name = entry->outputs[i].name;
+    switch (kinds[i]) {
+    case Kind::Gram:
       largest[i].assign(sums[i].begin(), sums[i].end());
       tensors.push_back(
-          {entry->outputs[i].name,
-           runtime::TensorView{DType::F32, entry->outputs[i].shape,
-                               largest[i].data()}});
-      continue;
+          {name, runtime::TensorView{DType::F32, entry->outputs[i].shape,
+                                     largest[i].data()}});
+      break;
+    case Kind::Absmax:
+      ++layers;
+      tensors.push_back(
+          {name, runtime::TensorView{DType::F32,
+                                     {static_cast<int64_t>(largest[i].size())},
+                                     largest[i].data()}});
+      break;
+    case Kind::Values: {
+      if (!binned[i])
+        break;
+      double threshold = range.method == RangeMethod::Percentile
+                             ? binned[i]->percentile(range.percentile)
+                             : binned[i]->mseThreshold();
+      ranges.push_back(static_cast<float>(threshold));
+      tensors.push_back(
+          {name.substr(0, name.size() - kValues.size()) + ".input_range",
+           runtime::TensorView{DType::F32, {1}, &ranges.back()}});
+      break;
     }
-    tensors.push_back(
-        {entry->outputs[i].name,
-         runtime::TensorView{DType::F32,
-                             {static_cast<int64_t>(largest[i].size())},
-                             largest[i].data()}});
+    }
   }
+  std::string statistic = gram ? "input_absmax,input_gram" : "input_absmax";
+  if (histograms)
+    statistic += ",input_range";
   std::map<std::string, std::string> metadata = {
       {"kiln", "calibration"},
-      {"statistic", gram ? "input_absmax,input_gram" : "input_absmax"},
+      {"statistic", statistic},
       {"batches", std::to_string(options.batches)},
       {"tokens", std::to_string(tokens)},
       {"tokens_file", options.tokens}};
+  if (histograms) {
+    metadata["range"] = rangeMethodName(range.method);
+    metadata["histogram_bins"] = std::to_string(range.bins);
+    if (range.method == RangeMethod::Percentile)
+      metadata["percentile"] = formatNumber(range.percentile);
+  }
   const auto &source = artifact.manifest().source;
   if (auto sha = source.find("sha256");
       sha != source.end() && sha->second.isString)
@@ -295,7 +378,7 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
       !status)
     return status;
   CalibrationResult result;
-  result.layers = static_cast<int64_t>(largest.size()) / (gram ? 2 : 1);
+  result.layers = layers;
   result.tokens = tokens;
   result.batch = windows->batch;
   result.seq = windows->seq;

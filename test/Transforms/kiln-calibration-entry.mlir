@@ -1,4 +1,6 @@
 // RUN: kiln-opt %s --split-input-file --kiln-calibration-entry --verify-diagnostics | FileCheck %s
+// RUN: not kiln-opt %s --split-input-file --kiln-calibration-entry='histogram=true' 2>/dev/null | FileCheck %s --check-prefix=HIST
+// RUN: not kiln-opt %s --split-input-file --kiln-calibration-entry='histogram=true' 2>&1 >/dev/null | FileCheck %s --check-prefix=HISTERR
 
 // calibrate: forward's inputs (and their attributes), one [in] vector per
 // weight: the largest |input| per channel over the other dims. The tied
@@ -26,6 +28,18 @@
 // CHECK: kiln.abs %[[S]]
 // CHECK: %[[W:.+]] = kiln.reduce max
 // CHECK: return %[[M]], %[[P]], %[[W]]
+
+// histogram: after the vectors, each weight's layer input itself in f32
+// (<weight>.input_values), the two inputs of the shared weight joined along
+// dim 0.
+// HIST-LABEL: func.func @calibrate(
+// HIST-SAME: -> (tensor<64xf32> {kiln.name = "h.fc.weight.input_absmax"}, tensor<64xf32> {kiln.name = "h.proj.weight.input_absmax"}, tensor<64xf32> {kiln.name = "wte.weight.input_absmax"}, tensor<?x3x64xf32> {kiln.name = "h.fc.weight.input_values"}, tensor<?x3x64xf32> {kiln.name = "h.proj.weight.input_values"}, tensor<?x3x64xf32> {kiln.name = "wte.weight.input_values"})
+// HIST: %[[X:.+]] = kiln.gather
+// HIST: %[[H:.+]] = kiln.linear %[[X]]
+// HIST: %[[S:.+]] = kiln.add
+// HIST: %[[B:.+]] = kiln.cast %{{.+}} : tensor<?x3x64xbf16> -> tensor<?x3x64xf32>
+// HIST: %[[J:.+]] = kiln.concat %[[B]], %[[H]] axis = 0 : (tensor<?x3x64xf32>, tensor<?x3x64xf32>) -> tensor<?x3x64xf32>
+// HIST: return %{{.+}}, %{{.+}}, %{{.+}}, %[[X]], %[[J]], %[[S]]
 kiln.parameter @"wte.weight" : tensor<100x64xf32> init normal std = 2.000000e-02 trainable
 kiln.parameter @"h.fc.weight" : tensor<64x64xf32> init normal std = 2.000000e-02 trainable
 kiln.parameter @"h.proj.weight" : tensor<64x64xf32> init normal std = 2.000000e-02 trainable
@@ -62,4 +76,20 @@ module {
     %y = kiln.linear %x, %w : (tensor<4x8xf32>, tensor<2x8xf32>) -> tensor<4x2xf32>
     return %y : tensor<4x2xf32>
   }
+}
+
+// -----
+
+// histogram: layers that share a weight but take inputs of different
+// shapes (beyond dim 0) cannot be joined into one input; without it the
+// entry is built as usual.
+// CHECK-LABEL: func.func @calibrate(
+// CHECK-SAME: -> (tensor<64xf32> {kiln.name = "h.fc.weight.input_absmax"})
+// HISTERR: error: kiln-calibration-entry: the layers of 'h.fc.weight' take inputs of different shapes ('tensor<?x3x64xf32>' and 'tensor<?x64xf32>'), which one histogram input cannot join
+kiln.parameter @"h.fc.weight" : tensor<64x64xf32> init normal std = 2.000000e-02 trainable
+func.func @forward(%x: tensor<?x3x64xf32>, %y: tensor<?x64xf32>) -> (tensor<?x3x64xf32>, tensor<?x64xf32>) {
+  %w = kiln.read_param @"h.fc.weight" : tensor<64x64xf32>
+  %a = kiln.linear %x, %w : (tensor<?x3x64xf32>, tensor<64x64xf32>) -> tensor<?x3x64xf32>
+  %b = kiln.linear %y, %w : (tensor<?x64xf32>, tensor<64x64xf32>) -> tensor<?x64xf32>
+  return %a, %b : tensor<?x3x64xf32>, tensor<?x64xf32>
 }

@@ -4,6 +4,7 @@
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w8 smoothquant=0.5' 2>&1 | FileCheck %s --check-prefix=SMOOTHW8
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-static smoothquant=0.5' 2>/dev/null | FileCheck %s --check-prefix=STATICSQ
 // RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=w4g32 rounding=awq' 2>/dev/null | FileCheck %s --check-prefix=AWQ
+// RUN: not kiln-opt %s --split-input-file --kiln-quantize='scheme=int8-static smoothquant=0.5' 2>&1 >/dev/null | FileCheck %s --check-prefix=STATICSQERR
 
 // int8-static: the layer's input is quantized with one scale for every
 // token, max(kiln.input_absmax) / 127 (8.89 / 127 = 0.07), a [1, 1, 1]
@@ -72,6 +73,26 @@ func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x96xf32> {
 // Statistics of the wrong size (the output dim here) are refused.
 // expected-error @+1 {{cannot quantize 'h.fc.weight' with int8-static: its calibration statistics are 'tensor<96xf32>', the layer has 64 input channels (calibrated from another model?)}}
 kiln.parameter @"h.fc.weight" : tensor<64x96xf32> init normal std = 2.000000e-02 trainable {kiln.input_absmax = dense<1.0> : tensor<96xf32>}
+func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x96xf32> {
+  %w = kiln.read_param @"h.fc.weight" : tensor<64x96xf32>
+  %h = kiln.linear %x, %w weight_in_out : (tensor<?x64xf32>, tensor<64x96xf32>) -> tensor<?x96xf32>
+  return %h : tensor<?x96xf32>
+}
+
+// -----
+
+// A percentile or MSE threshold (kiln.input_range, kiln calibrate --range)
+// sets the scale instead of the largest absmax: 2.54 / 127 = 0.02, not
+// 8.89 / 127. Both attributes are gone afterwards. With smoothquant the
+// threshold (of the unsmoothed input) is refused.
+// CHECK-LABEL: module
+// CHECK-NOT: kiln.input_range
+// CHECK-NOT: kiln.input_absmax
+// CHECK: %[[SX:.+]] = kiln.constant dense<2.000000e-02> : tensor<1x1xf32>
+// CHECK-NOT: kiln.constant dense<7.000000e-02>
+// CHECK: kiln.quantize %{{.*}}, %[[SX]] : (tensor<?x64xf32>, tensor<1x1xf32>) -> tensor<?x64xi8>
+// STATICSQERR: error: cannot quantize 'h.fc.weight' with int8-static and smoothquant: its calibration range (kiln.input_range) is of the unsmoothed input; smoothquant takes min-max statistics
+kiln.parameter @"h.fc.weight" : tensor<64x96xf32> init normal std = 2.000000e-02 trainable {kiln.input_absmax = dense<8.89> : tensor<64xf32>, kiln.input_range = 2.54 : f32}
 func.func @forward(%x: tensor<?x64xf32>) -> tensor<?x96xf32> {
   %w = kiln.read_param @"h.fc.weight" : tensor<64x96xf32>
   %h = kiln.linear %x, %w weight_in_out : (tensor<?x64xf32>, tensor<64x96xf32>) -> tensor<?x96xf32>

@@ -30,11 +30,34 @@
   nearest of W · diag(s), its reconstruction error is at most round to
   nearest's, and gpt2-tiny's logits equal the float64 reference of
   (x / s) · dequantized codes within atol 1e-4 + rtol 1e-4.
+- Percentile and MSE ranges (`--mode calibrate --calibration-histogram`,
+  `kiln calibrate --range percentile|mse`): each layer's input_range
+  equals a numpy float64 reference built from the float64 torch
+  reference's hooked linear inputs on the same windows (the same 2048-bin
+  |x| histogram, grown by whole factors; the percentile interpolated in
+  its bin, the MSE threshold the bin edge of least expected error) within
+  one bin width (f32 against float64 activations can move a value across
+  a bin edge); the percentile is within one bin width of np.percentile
+  of the raw |x|, and the MSE threshold's error on the raw |x| is within
+  1% of the best threshold's on a grid of 2048 · 8 candidates.
+  `--percentile 100` gives the largest input_absmax exactly.
+- int8-static with percentile and MSE ranges: gpt2-tiny against the
+  float64 W8A8 reference with static scale input_range / 127 (values
+  above it saturate), within check_w8a8's tolerances, much closer to it
+  than to the min-max static reference.
 - Bad input: int8-static without a calibration file, --calibration with a
   scheme that takes none, a file calibrated from another model, a file
   that is not a calibration file, an artifact without the calibrate entry,
-  --mode calibrate with --quantize: one clear line each.
+  --mode calibrate with --quantize: one clear line each. Ranges: an unknown
+  --range, --percentile outside (0, 100] or without --range percentile,
+  --range percentile on an artifact without --calibration-histogram,
+  --calibration-histogram without --mode calibrate, a file whose
+  input_range has the wrong shape, is negative, is missing for a layer, or
+  whose range metadata is unknown, and int8-static --smoothquant with a
+  percentile file: one clear line each.
 """
+
+import math
 
 import json
 import os
@@ -101,6 +124,72 @@ def gptq_reference(w, h, bits, group, damp=0.01):
     return codes, scales
 
 
+HISTOGRAM_BINS = 2048
+
+
+def histogram_reference(calls, bins=HISTOGRAM_BINS):
+    """kiln calibrate's |x| histogram of the values of each call, in float64
+    numpy: [0, upper] in `bins` bins, upper set by the first call's largest
+    |x| and grown by the smallest whole factor that covers a later call's.
+    Merging k bins into one equals binning into the k times wider range
+    (floor(floor(y) / k) = floor(y / k)), so the counts are those of every
+    value binned into the final range. Returns (counts, upper, max)."""
+    upper = largest = 0.0
+    for values in calls:
+        m = float(np.abs(values).max())
+        largest = max(largest, m)
+        if m > upper:
+            if upper == 0:
+                upper = m
+            else:
+                k = math.ceil(m / upper)
+                while k * upper < m:
+                    k += 1
+                upper *= k
+    a = np.concatenate([np.abs(v).ravel() for v in calls])
+    counts = np.bincount(np.minimum((a * (bins / upper)).astype(np.int64), bins - 1), minlength=bins)
+    return counts.astype(np.float64), upper, largest
+
+
+def percentile_reference(counts, upper, largest, percent):
+    """The |x| where the cumulative count reaches percent / 100 of the total,
+    linear inside its bin, at most the maximum."""
+    width = upper / counts.size
+    target = percent / 100 * counts.sum()
+    cumulative = np.cumsum(counts)
+    b = int(np.argmax((cumulative >= target) & (counts > 0)))
+    before = cumulative[b] - counts[b]
+    return min((b + min(max((target - before) / counts[b], 0.0), 1.0)) * width, largest)
+
+
+def mse_errors(counts, upper):
+    """The expected squared error of int8 quantization with scale t / 127
+    for t at every bin's upper edge: clipped bins (c - t)^2 at their centers
+    c, the others (t / 127)^2 / 12; by suffix sums (kiln loops)."""
+    n = counts.size
+    width = upper / n
+    t = (np.arange(n) + 1) * width
+    c = (np.arange(n) + 0.5) * width
+    above = lambda v: np.concatenate([np.cumsum(v[::-1])[::-1][1:], [0.0]])  # sum over bins > j
+    s0, s1, s2 = above(counts), above(counts * c), above(counts * c * c)
+    inside = np.cumsum(counts)
+    return t, s2 - 2 * t * s1 + t * t * s0 + inside * (t / 127) ** 2 / 12
+
+
+def mse_reference(counts, upper, largest):
+    """The bin edge of least expected error (up to the edge that holds the
+    maximum; the first on ties), at most the maximum."""
+    t, errors = mse_errors(counts, upper)
+    last = int(np.argmax(t >= largest))
+    return min(float(t[int(np.argmin(errors[:last + 1]))]), largest)
+
+
+def raw_quantization_error(a, t):
+    """mse_errors' model on the values themselves."""
+    clipped = a > t
+    return float(((a[clipped] - t) ** 2).sum() + (~clipped).sum() * (t / 127) ** 2 / 12)
+
+
 def reconstruction_error(w, codes, scales, group, h):
     """tr((W - Q) H (W - Q)^T): the layer's output error on the
     calibration inputs."""
@@ -156,6 +245,38 @@ class Calibration(unittest.TestCase):
         subprocess.run([KILN, "calibrate", art, "--tokens", self.tokens, "--batches", "4", "--batch", "2",
                         "--seq", "32", "--out", out], check=True, capture_output=True)
         return out
+
+    def calibrate_ranges(self, args, batches=4, batch=2, seq=32):
+        """kiln calibrate ARGS (--range ...) on an artifact compiled with
+        --calibration-histogram (compiled once per test)."""
+        art = self.path("calh.kiln")
+        if not os.path.exists(art):
+            compile_artifact(self.model, art, weights=self.wpath,
+                             extra=["--mode", "calibrate", "--calibration-histogram"])
+        out = self.path("calh-" + "-".join(a.strip("-") for a in args) + ".safetensors")
+        result = subprocess.run([KILN, "calibrate", art, "--tokens", self.tokens, "--batches", str(batches),
+                                 "--batch", str(batch), "--seq", str(seq), "--out", out] + list(args),
+                                capture_output=True, text=True)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return out
+
+    def reference_inputs(self, batches, batch, seq):
+        """Each linear's inputs (float64 numpy), one array per call, from
+        the float64 reference over the windows kiln calibrate reads."""
+        inputs = {}
+        t = lambda name: torch.from_numpy(self.weights[name].astype(np.float64))
+
+        def linear(x, prefix):
+            inputs.setdefault(prefix, []).append(x.numpy().copy())
+            if prefix == "transformer.wte":
+                return x @ t(prefix + ".weight").T
+            return x @ t(prefix + ".weight") + t(prefix + ".bias")
+
+        starts = windows(self.ids, batches, batch, seq)
+        for i in range(batches):
+            ids = np.stack([w[0] for w in starts[i * batch:(i + 1) * batch]]).astype(np.int64)
+            gpt2_reference(self.weights, ids, self.cfg, linear)
+        return inputs
 
     def reference_absmax(self, batches, batch, seq):
         """The largest |input| per channel of each linear over the windows,
@@ -353,6 +474,120 @@ class Calibration(unittest.TestCase):
                                        static=static or None),
                    gpt2_w8a8_reference(self.weights, codes, ids, self.cfg,
                                        static=static or None))
+
+    def test_ranges_match_numpy(self):
+        percentile = self.calibrate_ranges(["--range", "percentile", "--percentile", "99.9"])
+        mse = self.calibrate_ranges(["--range", "mse"])
+        top = self.calibrate_ranges(["--range", "percentile", "--percentile", "100"])
+        meta = read_metadata(percentile)
+        self.assertEqual(meta["statistic"], "input_absmax,input_range")
+        self.assertEqual((meta["range"], meta["percentile"], meta["histogram_bins"]), ("percentile", "99.9", "2048"))
+        meta = read_metadata(mse)
+        self.assertEqual((meta["range"], meta["histogram_bins"]), ("mse", "2048"))
+        self.assertNotIn("percentile", meta)
+        got_p, got_m, got_top = load_safetensors(percentile), load_safetensors(mse), load_safetensors(top)
+        inputs = self.reference_inputs(4, 2, 32)
+        self.assertEqual(sorted(k for k in got_p if k.endswith(".input_range")),
+                         sorted(p + ".weight.input_range" for p in inputs))
+        clipped = 0
+        for prefix, calls in inputs.items():
+            name = prefix + ".weight.input_range"
+            self.assertEqual(got_p[name].shape, (1,))
+            counts, upper, largest = histogram_reference(calls)
+            width = upper / HISTOGRAM_BINS
+            a = np.concatenate([np.abs(c).ravel() for c in calls])
+            # Percentile: the histogram reference, and the raw values.
+            p, p_ref = float(got_p[name][0]), percentile_reference(counts, upper, largest, 99.9)
+            p_raw = float(np.percentile(a, 99.9, method="inverted_cdf"))
+            # MSE: the histogram reference; on the raw values against a grid.
+            m, m_ref = float(got_m[name][0]), mse_reference(counts, upper, largest)
+            grid = np.linspace(0, largest, HISTOGRAM_BINS * 8 + 1)[1:]
+            best_raw = min(raw_quantization_error(a, t) for t in grid)
+            m_raw_ratio = raw_quantization_error(a, m) / best_raw
+            print(f"ranges {prefix}: max {largest:.4g}, bin {width:.3g}; p99.9 {p:.5g} (reference {p_ref:.5g}, "
+                  f"raw {p_raw:.5g}); mse {m:.5g} (reference {m_ref:.5g}, raw error {m_raw_ratio:.5f} of the best)")
+            self.assertLessEqual(abs(p - p_ref), width, prefix)
+            self.assertLessEqual(abs(p - p_raw), width, prefix)
+            self.assertLessEqual(abs(m - m_ref), width, prefix)
+            self.assertLessEqual(m_raw_ratio, 1.01, prefix)
+            # 100% is min-max: the largest absmax, exactly.
+            self.assertEqual(got_top[name][0], got_top[prefix + ".weight.input_absmax"].max(), prefix)
+            clipped += p < 0.99 * largest and m < 0.99 * largest
+        # The thresholds clip somewhere (the weights have outliers).
+        self.assertGreater(clipped, 0)
+
+    def test_int8_static_ranges_match_torch(self):
+        for args, recorded in ((["--range", "percentile", "--percentile", "99.9"], ("percentile", 99.9)),
+                               (["--range", "mse"], ("mse", None))):
+            out = self.calibrate_ranges(args)
+            stats = load_safetensors(out)
+            art = self.path(f"static-{recorded[0]}.kiln")
+            manifest = compile_artifact(self.model, art, weights=self.wpath,
+                                        extra=["--quantize", "int8-static", "--calibration", out])
+            self.assertEqual(manifest["compile_options"]["calibration_range"], recorded[0])
+            self.assertEqual(manifest["compile_options"].get("calibration_percentile"), recorded[1])
+            codes, static, minmax = {}, {}, {}
+            for layer in range(self.cfg["n_layer"]):
+                for linear in LINEARS:
+                    prefix = f"transformer.h.{layer}.{linear}"
+                    c, s, _ = rtn(self.weights[prefix + ".weight"].T, 8, 0, True)
+                    codes[prefix] = (c.astype(np.float64), s.astype(np.float64))
+                    # The scale kiln-quantize computes, in f32.
+                    static[prefix] = np.float32(max(stats[prefix + ".weight.input_range"][0],
+                                                    np.float32(1e-30))) / np.float32(127)
+                    minmax[prefix] = np.float32(stats[prefix + ".weight.input_absmax"].max()) / np.float32(127)
+            ids = np.random.default_rng(15).integers(0, self.cfg["vocab_size"], (2, 9)).astype(np.int64)
+            logits = run_artifact(art, {"input_ids": ids}, self.tmp.name)["logits"]
+            check_w8a8(self, f"gpt2-tiny int8-static {recorded[0]}", logits,
+                       gpt2_w8a8_reference(self.weights, codes, ids, self.cfg, static=static),
+                       gpt2_w8a8_reference(self.weights, codes, ids, self.cfg, static=minmax))
+
+    def test_bad_ranges(self):
+        def refused(args):
+            result = subprocess.run(args, capture_output=True, text=True)
+            self.assertNotEqual(result.returncode, 0)
+            self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
+            return result.stderr
+
+        good = self.calibrate_ranges(["--range", "percentile", "--percentile", "99.9"])
+        art = self.path("calh.kiln")
+        calibrate = [KILN, "calibrate", art, "--tokens", self.tokens, "--batches", "1", "--out", self.path("x.st")]
+        self.assertIn("--range 'entropy': expected minmax, percentile or mse",
+                      refused(calibrate + ["--range", "entropy"]))
+        for bad in ("0", "100.5", "-3"):
+            self.assertIn(f"--percentile {bad}: expected a percentage in (0, 100]",
+                          refused(calibrate + ["--range", "percentile", "--percentile", bad]))
+        self.assertIn("--percentile needs --range percentile", refused(calibrate + ["--percentile", "99"]))
+        plain = self.path("cal-plain.kiln")
+        compile_artifact(self.model, plain, weights=self.wpath, extra=["--mode", "calibrate"])
+        self.assertIn("compile it with kiln-compile --mode calibrate --calibration-histogram",
+                      refused([KILN, "calibrate", plain, "--tokens", self.tokens, "--out", self.path("x.st"),
+                               "--range", "mse"]))
+        compile_cmd = [KILN_COMPILE, self.model, "--target", "cpu", "-o", self.path("bad.kiln")]
+        self.assertIn("--calibration-histogram needs --mode calibrate",
+                      refused(compile_cmd + ["--calibration-histogram"]))
+
+        # Files edited from a good one: each is refused naming the problem.
+        stats, meta = load_safetensors(good), read_metadata(good)
+        name = "transformer.h.1.mlp.c_fc.weight.input_range"
+
+        def edited(tag, tensors, metadata):
+            path = self.path(f"bad-{tag}.safetensors")
+            save_safetensors(tensors, path, metadata=metadata)
+            return compile_cmd + ["--weights", self.wpath, "--quantize", "int8-static", "--calibration", path]
+
+        self.assertIn(f"'{name}' is F32 [2], not one f32 threshold [1] of 'transformer.h.1.mlp.c_fc.weight's input",
+                      refused(edited("shape", {**stats, name: np.full(2, stats[name][0])}, meta)))
+        self.assertIn(f"'{name}' is -1.000000 (expected a finite |input| threshold)",
+                      refused(edited("negative", {**stats, name: np.float32([-1])}, meta)))
+        self.assertIn(f"its metadata says range=percentile, but it has no '{name[:-len('.input_range')]}.input_range'",
+                      refused(edited("missing", {k: v for k, v in stats.items() if k != name}, meta)))
+        self.assertIn("unknown range 'entropy' in its metadata (expected percentile or mse)",
+                      refused(edited("method", stats, {**meta, "range": "entropy"})))
+        # SmoothQuant's static scale is of the smoothed input.
+        self.assertIn("--smoothquant with --quantize int8-static needs a min-max calibration file",
+                      refused(compile_cmd + ["--weights", self.wpath, "--quantize", "int8-static",
+                                             "--smoothquant", "0.5", "--calibration", good]))
 
     def test_bad_input(self):
         def refused(args):

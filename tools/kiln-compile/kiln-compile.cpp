@@ -49,6 +49,8 @@
 #include "llvm/Support/WithColor.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cstdlib>
+
 using namespace mlir;
 namespace cl = llvm::cl;
 
@@ -388,6 +390,11 @@ cl::opt<bool> calibrationGram(
     "calibration-gram",
     cl::desc("--mode calibrate: also return each linear layer's input Gram "
              "matrix (Σ x xᵀ, [in, in]) for --rounding gptq"),
+    cl::init(false), cl::cat(category));
+cl::opt<bool> calibrationHistogram(
+    "calibration-histogram",
+    cl::desc("--mode calibrate: also return each linear layer's input, "
+             "which kiln calibrate --range percentile|mse bins by |x|"),
     cl::init(false), cl::cat(category));
 cl::list<std::string> quantizeOnly(
     "quantize-only",
@@ -991,6 +998,7 @@ int main(int argc, char **argv) {
     PassManager pm(&context);
     kiln::KilnCalibrationEntryPassOptions calibrationOptions;
     calibrationOptions.gram = calibrationGram;
+    calibrationOptions.histogram = calibrationHistogram;
     pm.addPass(kiln::createKilnCalibrationEntryPass(calibrationOptions));
     if (failed(pm.run(**module)))
       return fail("adding the calibrate entry point to '" + inputPath +
@@ -998,11 +1006,15 @@ int main(int argc, char **argv) {
   }
   if (calibrationGram && mode != Mode::Calibrate)
     return fail("--calibration-gram needs --mode calibrate");
+  if (calibrationHistogram && mode != Mode::Calibrate)
+    return fail("--calibration-histogram needs --mode calibrate");
   std::string sourceSHA256;
   if (auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(inputPath))
     sourceSHA256 = kiln::sha256Hex((*buffer)->getBuffer());
 
   std::string quantizeScheme;
+  // The ranges int8-static's scales come from (recorded in the manifest).
+  std::optional<kiln::CalibrationRanges> calibrationRanges;
   if (quantize.getNumOccurrences()) {
     auto scheme = kiln::WeightScheme::parse(quantize, /*asymmetric=*/false);
     if (!scheme)
@@ -1035,9 +1047,21 @@ int main(int argc, char **argv) {
         return fail("--quantize int8-static needs --calibration FILE: "
                     "compile the model with --mode calibrate and run kiln "
                     "calibrate on it (docs/quantization.md)");
-      if (llvm::Error error =
-              kiln::attachCalibration(**module, calibration, sourceSHA256))
-        return fail(llvm::toString(std::move(error)));
+      llvm::Expected<kiln::CalibrationRanges> ranges =
+          kiln::attachCalibration(**module, calibration, sourceSHA256);
+      if (!ranges)
+        return fail(llvm::toString(ranges.takeError()));
+      // SmoothQuant's static scale is of x · diag(1 / s), whose clipped
+      // range a threshold of x does not give.
+      if (scheme->staticActivations && ranges->method != "minmax" &&
+          smoothquant.getNumOccurrences())
+        return fail("--smoothquant with --quantize int8-static needs a "
+                    "min-max calibration file: '" +
+                    calibration + "' has " + ranges->method +
+                    " ranges of the unsmoothed inputs (run kiln calibrate "
+                    "without --range)");
+      if (scheme->staticActivations)
+        calibrationRanges = *ranges;
     } else if (!calibration.empty() &&
                pruneMethod != "wanda" && pruneMethod != "sparsegpt" &&
                    !isStructuredPruning()) {
@@ -1155,6 +1179,12 @@ int main(int argc, char **argv) {
     }
     if (!quantizeScheme.empty())
       options.recordedOptions["rounding"] = rounding.getValue();
+    if (calibrationRanges) {
+      options.recordedOptions["calibration_range"] = calibrationRanges->method;
+      if (calibrationRanges->method == "percentile")
+        options.recordedOptions["calibration_percentile"] =
+            std::strtod(calibrationRanges->percentile.c_str(), nullptr);
+    }
     if (smoothquant.getNumOccurrences())
       options.recordedOptions["smoothquant"] = smoothquant.getValue();
     if (!pruneMethod.empty()) {

@@ -471,10 +471,19 @@ calibrate entry point (kiln-compile MODEL --mode calibrate) over evenly
 spaced windows of a token file and writes, per linear layer, the largest
 |input| of each input channel (<weight>.input_absmax, f32 [in]) to a
 safetensors file that kiln-compile --quantize int8-static --calibration
-FILE reads (docs/quantization.md).
+FILE reads (docs/quantization.md). With --range percentile or mse it also
+bins each layer's |input| (2048 bins over [0, max]) and writes the
+clipping threshold int8-static uses (<weight>.input_range, f32 [1]).
 
 OPTIONS:
   --out FILE            the calibration file to write (.safetensors)
+  --range METHOD        the int8-static range: minmax (the largest |input|,
+                        the default), percentile (the |input| below which
+                        --percentile percent of the values lie) or mse (the
+                        threshold that minimizes the expected squared
+                        quantization error); percentile and mse need an
+                        artifact compiled with --calibration-histogram
+  --percentile P        for --range percentile, in (0, 100] (default 99.99)
   --run RUN_DIR         windows of a pretraining run's training split
                         (RUN_DIR/train.tokens, evenly spaced; its batch and
                         seq), so kiln eval's held-out windows stay unseen
@@ -488,7 +497,6 @@ OPTIONS:
                         else 4 and min(128, its maximum sequence length))
   -h, --help            this text
 )";
-
 
 } // namespace
 
@@ -968,18 +976,36 @@ int evalCommand(int argc, char **argv) {
 }
 
 int calibrateCommand(int argc, char **argv) {
-  Options o = parseOptions("calibrate", argc, argv, 2,
-                           {"--run", "--tokens", "--checkpoint", "--batches",
-                            "--batch", "--seq", "--out"},
-                           kCalibrateUsage);
+  Options o =
+      parseOptions("calibrate", argc, argv, 2,
+                   {"--run", "--tokens", "--checkpoint", "--batches", "--batch",
+                    "--seq", "--out", "--range", "--percentile"},
+                   kCalibrateUsage);
   if (!o.values.count("--out"))
     fail("'kiln calibrate' needs --out FILE.safetensors, the file to write");
+  kiln::train::RangeOptions range;
+  if (o.values.count("--range")) {
+    Expected<kiln::train::RangeMethod> method =
+        kiln::train::parseRangeMethod(o.values["--range"]);
+    if (!method)
+      fail(method.message());
+    range.method = *method;
+  }
+  if (o.values.count("--percentile")) {
+    if (range.method != kiln::train::RangeMethod::Percentile)
+      fail("--percentile needs --range percentile");
+    range.percentile = parseNumber("--percentile", o.values["--percentile"]);
+    if (!(range.percentile > 0 && range.percentile <= 100))
+      fail("--percentile " + o.values["--percentile"] +
+           ": expected a percentage in (0, 100]");
+  }
   kiln::train::EvalOptions e =
       windowOptions(o, "calibrate", /*trainSplit=*/true);
   std::unique_ptr<Artifact> artifact = openArtifact(o.artifact);
   loadCheckpoint(o, *artifact);
   Expected<kiln::train::CalibrationResult> r =
-      kiln::train::calibrateLanguageModel(*artifact, e, o.values["--out"]);
+      kiln::train::calibrateLanguageModel(*artifact, e, o.values["--out"],
+                                          range);
   if (!r)
     fail(r.message());
   std::printf(

@@ -12,6 +12,7 @@
 #define KILN_TRAIN_EVAL_H
 
 #include "kiln/Runtime/Status.h"
+#include "kiln/Train/ActivationHistogram.h"
 
 #include <cstdint>
 #include <string>
@@ -77,8 +78,19 @@ double tokenCrossEntropy(const float *row, int64_t vocab, int64_t target);
 runtime::Expected<EvalResult> evaluateLanguageModel(
     const runtime::Artifact &artifact, const EvalOptions &options);
 
+/// `kiln calibrate --range`: how each layer's clipping threshold is chosen.
+struct RangeOptions {
+  /// MinMax writes no threshold (int8-static takes the largest
+  /// input_absmax); Percentile and MSE need an artifact compiled with
+  /// --calibration-histogram and write `<weight>.input_range`.
+  RangeMethod method = RangeMethod::MinMax;
+  /// Percentile: in (0, 100].
+  double percentile = 99.99;
+  int64_t bins = ActivationHistogram::kDefaultBins;
+};
+
 struct CalibrationResult {
-  /// Statistics written (one per calibrated weight).
+  /// Calibrated weights (one input_absmax each).
   int64_t layers = 0;
   int64_t tokens = 0;
   int64_t batch = 0, seq = 0, batches = 0;
@@ -91,10 +103,16 @@ struct CalibrationResult {
 /// per channel, and writes them to the safetensors file `out` with metadata
 /// kiln=calibration, statistic=input_absmax, batches, tokens, tokens_file
 /// and source_sha256 (the artifact's source, which kiln-compile checks
-/// against the model it quantizes).
+/// against the model it quantizes). Gram matrices (`<weight>.input_gram`)
+/// are summed. With a percentile or MSE `range`, the layers' inputs
+/// (`<weight>.input_values`, from --calibration-histogram) go into one
+/// |x| histogram per weight and the file also holds `<weight>.input_range`
+/// (f32 [1]) with metadata range=percentile|mse, percentile (for
+/// percentile) and histogram_bins.
 runtime::Expected<CalibrationResult>
 calibrateLanguageModel(const runtime::Artifact &artifact,
-                       const EvalOptions &options, const std::string &out);
+                       const EvalOptions &options, const std::string &out,
+                       const RangeOptions &range = {});
 
 } // namespace kiln::train
 

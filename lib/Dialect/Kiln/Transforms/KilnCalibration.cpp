@@ -6,7 +6,9 @@
 // of `forward` that returns, instead of forward's outputs, the largest
 // |input| of each input channel of every linear layer over every other dim
 // (tokens, batch). The driver (`kiln calibrate`) runs it over calibration
-// text and keeps the maximum per channel.
+// text and keeps the maximum per channel. Percentile and MSE ranges need
+// the distribution of |x|, not only its maximum: with `histogram` the
+// entry also returns each layer's input itself and the driver bins it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -142,6 +144,34 @@ struct KilnCalibrationEntryPass
         }
         stats.push_back(sum);
         names.push_back(b.getStringAttr((name + ".input_gram").str()));
+      }
+    // The inputs themselves, for the driver's |x| histograms. A weight
+    // several layers share gets their inputs joined along dim 0, which
+    // needs them to agree on every other dim.
+    if (histogram)
+      for (auto &[name, values] : inputs) {
+        Value all = asF32(values.front());
+        if (values.size() > 1) {
+          SmallVector<Value> joined;
+          for (Value x : values)
+            joined.push_back(asF32(x));
+          auto first = cast<RankedTensorType>(all.getType());
+          for (Value x : joined) {
+            auto type = cast<RankedTensorType>(x.getType());
+            if (type.getRank() != first.getRank() || type.getRank() == 0 ||
+                type.getShape().drop_front() != first.getShape().drop_front()) {
+              module.emitError("kiln-calibration-entry: the layers of '")
+                  << name << "' take inputs of different shapes (" << first
+                  << " and " << type
+                  << "), which one histogram input cannot join";
+              calibrate.erase();
+              return signalPassFailure();
+            }
+          }
+          all = ConcatOp::create(b, loc, ValueRange(joined), /*axis=*/0);
+        }
+        stats.push_back(all);
+        names.push_back(b.getStringAttr((name + ".input_values").str()));
       }
     func::ReturnOp::create(b, ret.getLoc(), stats);
     ret.erase();

@@ -392,8 +392,10 @@ struct KilnQuantizePass
         return signalPassFailure();
     }
     // Calibration statistics are for this pass alone.
-    module.walk(
-        [](ParameterOp param) { param->removeAttr(attrs::kInputAbsmax); });
+    module.walk([](ParameterOp param) {
+      param->removeAttr(attrs::kInputAbsmax);
+      param->removeAttr(attrs::kInputRange);
+    });
   }
 
   /// `kiln.matmul %x, %w [transpose_rhs]` with `%w` a read 2-D float
@@ -540,6 +542,22 @@ struct KilnQuantizePass
                  << value;
         largest = std::max(largest, value);
       }
+      // A percentile or MSE threshold (kiln calibrate --range) clips the
+      // values above it instead.
+      if (auto range = param->getAttrOfType<FloatAttr>(attrs::kInputRange)) {
+        float threshold = range.getValue().convertToFloat();
+        if (!std::isfinite(threshold) || threshold < 0)
+          return param.emitError("cannot quantize '")
+                 << name << "' with int8-static: its calibration range is "
+                 << threshold;
+        if (smoothquant >= 0)
+          return param.emitError("cannot quantize '")
+                 << name << "' with int8-static and smoothquant: its "
+                 << "calibration range (" << attrs::kInputRange
+                 << ") is of the unsmoothed input; smoothquant takes min-max "
+                    "statistics";
+        largest = threshold;
+      }
       staticScale = std::max(largest, 1e-30f) / 127.0f;
     }
 
@@ -643,8 +661,10 @@ struct KilnQuantizePass
     }
     if (!keepFloat)
       param.erase();
-    else
+    else {
       param->removeAttr(attrs::kInputAbsmax);
+      param->removeAttr(attrs::kInputRange);
+    }
     return success();
   }
 };

@@ -49,6 +49,11 @@ constexpr llvm::StringLiteral kQuantizedFrom = "kiln.quantized_from";
 /// calibrate; attached by kiln-compile --calibration), which kiln-quantize
 /// turns into static activation scales.
 constexpr llvm::StringLiteral kInputAbsmax = "kiln.input_absmax";
+/// FloatAttr (f32) on a kiln.parameter that is a linear's weight: the
+/// clipping threshold of its input chosen by kiln calibrate --range
+/// percentile|mse; int8-static's scale is it / 127 instead of the largest
+/// kInputAbsmax.
+constexpr llvm::StringLiteral kInputRange = "kiln.input_range";
 /// DictionaryAttr on a kiln.parameter that is a linear's weight (kiln-prune),
 /// or on the parts kiln-quantize makes of one: how its weights are chosen
 /// to be zero (WeightPruning in kiln/Dialect/Kiln/Transforms/Pruning.h).

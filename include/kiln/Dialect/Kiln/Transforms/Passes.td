@@ -304,11 +304,18 @@ def KilnCalibrationEntryPass
     `[in, in]` sum of `x xᵀ` over the layer's input vectors (`kiln.matmul`
     with `transpose_lhs`, summed over batch dims), the Hessian GPTQ rounds
     against (`kiln-compile --rounding gptq`).
+    With `histogram`, each weight also gets `<parameter>.input_values`:
+    the layer's input itself, in f32 (the inputs of several layers that
+    share the weight joined along dim 0), from which `kiln calibrate
+    --range percentile|mse` bins |x| and picks a clipping threshold.
     A module without `forward`, or without such a layer, is an error.
   }];
   let options = [
     Option<"gram", "gram", "bool", "false",
-           "Also return each weight's input Gram matrix Σ x xᵀ">
+           "Also return each weight's input Gram matrix Σ x xᵀ">,
+    Option<"histogram", "histogram", "bool", "false",
+           "Also return each weight's layer inputs (<weight>.input_values), "
+           "for kiln calibrate's percentile and MSE ranges">
   ];
   let dependentDialects = ["::mlir::kiln::KilnDialect"];
 }
@@ -358,6 +365,13 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
     %acc = kiln.integer_matmul %xq, %q transpose_rhs ...   // i32 sums
     %y = kiln.cast %acc ... ; kiln.mul by %sx, by the channel scales; + bias
     ```
+
+    `scheme=int8-static` quantizes the input with one constant scale per
+    layer instead, from the calibration statistics on the weight's
+    parameter (`kiln-compile --calibration FILE`): `kiln.input_range /
+    127` when the file chose a percentile or MSE threshold, else the
+    largest `kiln.input_absmax` over 127. A range with `smoothquant` is an
+    error (the threshold is of the unsmoothed input).
 
     The LM head (a parameter named `lm_head.*`) is left in float unless
     `lm-head`. A table tied to the head (GPT-2's `h · wteᵀ`, a `kiln.matmul`
