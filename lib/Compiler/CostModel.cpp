@@ -534,13 +534,13 @@ llvm::Expected<OpCost> mlir::kiln::evaluateCostAt(func::FuncOp func,
     for (const InputDim &dim : symbol.dims) {
       auto type =
           dyn_cast<RankedTensorType>(body.getArgument(dim.input).getType());
-      if (!type || dim.axis >= type.getRank() ||
+      if (!type || static_cast<int64_t>(dim.axis) >= type.getRank() ||
           !type.isDynamicDim(dim.axis))
         return costError("symbol '" + symbol.name +
                        "' names a dim that is not dynamic");
       if (auto max = func.getArgAttrOfType<DenseI64ArrayAttr>(
               dim.input, attrs::kMaxShape)) {
-        if (dim.axis < max.size() && max[dim.axis] >= 0 &&
+        if (static_cast<int64_t>(dim.axis) < max.size() && max[dim.axis] >= 0 &&
             size > max[dim.axis])
           return costError(llvm::formatv(
               "symbol '{0}' needs size {1}, above the input's max_shape {2}",

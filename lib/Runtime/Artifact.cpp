@@ -217,6 +217,19 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
         return Status::error("'" + weightsPath + "' has tensor '" + info.name +
                              "', which is not a parameter in manifest.json");
 
+  // Weights packed when loaded are a CPU inference artifact's: a training
+  // artifact loads and saves checkpoints in its parameters' shapes.
+  for (const ParameterSpec &param : m.parameters)
+    if (param.packed && param.packed->atLoad &&
+        (m.target != TargetKind::CPU || artifact->writable_))
+      return Status::error(
+          "parameter '" + param.name +
+          "' is to be packed into the CPU matmul's column panels when "
+          "loaded, which only a CPU inference artifact does, but '" +
+          dir + "' is " +
+          (m.target != TargetKind::CPU ? "a device artifact"
+                                       : "a training artifact"));
+
   for (const EntryPointSpec &entry : m.entryPoints) {
     std::vector<size_t> indices;
     for (const std::string &name : entry.parameters)
@@ -243,13 +256,6 @@ Expected<std::unique_ptr<Artifact>> Artifact::open(const std::string &dir,
   auto packsAtLoad = [](const ParameterSpec &param) {
     return param.packed && param.packed->atLoad;
   };
-  if (code.isDevice())
-    for (const ParameterSpec &param : m.parameters)
-      if (packsAtLoad(param))
-        return Status::error("parameter '" + param.name +
-                             "' is to be packed into the CPU matmul's "
-                             "column panels when loaded, but '" +
-                             dir + "' is a device artifact");
   bool mapWeights =
       !code.isDevice() && !artifact->writable_ && mode != OpenMode::Resident;
   auto bytesOf = [](const ParameterSpec &param) {

@@ -891,9 +891,19 @@ std::string moduleSignature(const Manifest &manifest) {
   std::string text = "kiln module signature\n";
   text += "abi " + std::to_string(kModuleAbiVersion) + "\n";
   text += std::string("target ") + targetName(manifest.target) + "\n";
-  for (const ParameterSpec &p : manifest.parameters)
+  for (const ParameterSpec &p : manifest.parameters) {
     text += "parameter " + p.name + " " + dtypeName(p.dtype) + " " +
-            signatureShape(p.shape) + (p.state ? " state" : "") + "\n";
+            signatureShape(p.shape) + (p.state ? " state" : "");
+    // How its panels come from the weight: a manifest edited to read a
+    // square weight the other way round would still fit every shape.
+    if (p.packed)
+      text += " packed " + signatureShape(p.packed->shape) +
+              (p.packed->inOut ? " in_out" : " out_in") + " width " +
+              std::to_string(p.packed->width) + " pairs " +
+              std::to_string(p.packed->pairs) +
+              (p.packed->atLoad ? " at_load" : "");
+    text += "\n";
+  }
   for (const EntryPointSpec &e : manifest.entryPoints) {
     text += "entry " + e.name + " symbol " + e.symbol + "\n";
     for (const TensorSpec &spec : e.inputs)

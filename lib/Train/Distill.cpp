@@ -437,12 +437,34 @@ Status kiln::train::initializeFromTeacher(Artifact &student,
       return Status::error("--init-from-teacher: the teacher has no '" +
                            source + "' for the student's '" + p.name +
                            "' (teacher and student must be the same family)");
-    if (found->second->shape != p.shape || found->second->dtype != p.dtype)
+    // An inference teacher's linear weight may be read as column panels:
+    // packed when it was loaded (its weights file holds the weight
+    // itself), or stored so (no weight to copy).
+    const runtime::ParameterSpec &from = *found->second;
+    if (from.packed && !from.packed->atLoad)
+      return Status::error(
+          "--init-from-teacher: the teacher's '" + source +
+          "' is stored as the CPU matmul's column panels (an artifact "
+          "compiled with --pack-weights=file): compile the teacher with "
+          "the default --pack-weights=load, or none");
+    const std::vector<int64_t> &shape =
+        from.packed ? from.packed->shape : from.shape;
+    if (shape != p.shape || from.dtype != p.dtype)
       return Status::error(
           "--init-from-teacher: the student's '" + p.name + "' is " +
           runtime::formatSpecShape(p.shape) + ", the teacher's '" + source +
-          "' " + runtime::formatSpecShape(found->second->shape) +
+          "' " + runtime::formatSpecShape(shape) +
           ": initializing from the teacher needs the same widths");
+    if (from.packed) {
+      const runtime::SafeTensorsFile *file = teacher.weights();
+      const runtime::SafeTensorInfo *info = file ? file->find(source) : nullptr;
+      if (!info)
+        return Status::error("--init-from-teacher: the teacher's weights "
+                             "file has no '" +
+                             source + "'");
+      tensors.push_back({p.name, file->view(*info)});
+      continue;
+    }
     Expected<OwnedTensor> copy = teacher.readParameter(source);
     if (!copy)
       return copy.status();

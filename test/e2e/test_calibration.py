@@ -229,6 +229,7 @@ class Calibration(unittest.TestCase):
         art = self.path("cal.kiln")
         manifest = compile_artifact(self.model, art, weights=self.wpath, extra=["--mode", "calibrate"])
         self.assertEqual(manifest["compile_options"]["mode"], "calibrate")
+        self.assertNotIn("calibration_gram", manifest["compile_options"])
         out = self.path("calib.safetensors")
         result = subprocess.run([KILN, "calibrate", art, "--tokens", self.tokens, "--batches", str(batches),
                                  "--batch", str(batch), "--seq", str(seq), "--out", out],
@@ -240,7 +241,9 @@ class Calibration(unittest.TestCase):
     def calibrate_gram(self):
         """A calibration file with Gram matrices: 4 calls of 2 x 32 tokens."""
         art = self.path("calg.kiln")
-        compile_artifact(self.model, art, weights=self.wpath, extra=["--mode", "calibrate", "--calibration-gram"])
+        manifest = compile_artifact(self.model, art, weights=self.wpath,
+                                    extra=["--mode", "calibrate", "--calibration-gram"])
+        self.assertTrue(manifest["compile_options"]["calibration_gram"])
         out = self.path("calg.safetensors")
         subprocess.run([KILN, "calibrate", art, "--tokens", self.tokens, "--batches", "4", "--batch", "2",
                         "--seq", "32", "--out", out], check=True, capture_output=True)
@@ -251,8 +254,9 @@ class Calibration(unittest.TestCase):
         --calibration-histogram (compiled once per test)."""
         art = self.path("calh.kiln")
         if not os.path.exists(art):
-            compile_artifact(self.model, art, weights=self.wpath,
-                             extra=["--mode", "calibrate", "--calibration-histogram"])
+            manifest = compile_artifact(self.model, art, weights=self.wpath,
+                                        extra=["--mode", "calibrate", "--calibration-histogram"])
+            self.assertTrue(manifest["compile_options"]["calibration_histogram"])
         out = self.path("calh-" + "-".join(a.strip("-") for a in args) + ".safetensors")
         result = subprocess.run([KILN, "calibrate", art, "--tokens", self.tokens, "--batches", str(batches),
                                  "--batch", str(batch), "--seq", str(seq), "--out", out] + list(args),

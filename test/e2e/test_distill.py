@@ -255,6 +255,23 @@ class Distill(unittest.TestCase):
             source = name.replace("transformer.h.1.", "transformer.h.2.")
             np.testing.assert_array_equal(value, teacher[source], err_msg=name)
         self.assertIn("transformer.h.1.attn.c_attn.weight", init)
+        # An inference teacher compiled from that checkpoint (its linear
+        # weights packed into the matmul's panels when it is loaded, the
+        # default) gives the same weights, from its weights file.
+        inference = os.path.join(root, "teacher-inference.kiln")
+        manifest = compile_artifact(self.teacher_config, inference,
+                                    weights=os.path.join(self.teacher_run, "checkpoint.safetensors"))
+        self.assertTrue(any(p.get("packed", {}).get("at_load") for p in manifest["parameters"]))
+        args = self.distill_args(os.path.join(root, "half-inference"), "--init-from-teacher",
+                                 "--tokenizer", os.path.join(self.teacher_run, "tokenizer.model"),
+                                 student=student, steps=1)
+        at = args.index("--teacher-checkpoint")
+        del args[at:at + 2]
+        args[args.index(self.teacher)] = inference
+        self.run_ok(args)
+        again = load_safetensors(os.path.join(root, "half-inference", "init-from-teacher.safetensors"))
+        for name, value in init.items():
+            np.testing.assert_array_equal(again[name], value, err_msg=name)
         # Widths that differ cannot be copied.
         self.fails(self.distill_args(os.path.join(root, "narrow"), "--init-from-teacher"),
                    "initializing from the teacher needs the same widths")

@@ -139,6 +139,13 @@ class TamperMatrix(unittest.TestCase):
             "packed-width": (lambda m: packed(m)["packed"].update(width=0), "does not describe its shape"),
             "packed-pairs": (lambda m: packed(m)["packed"].update(pairs=3), "does not describe its shape"),
             "packed-type": (lambda m: packed(m).update(packed=[1]), "\"packed\" is not an object"),
+            # A square weight's panels taken the other way round fit every
+            # shape: the module's signature names the layout.
+            "packed-square-flipped": (lambda m: next(p for p in m["parameters"]
+                                                     if p.get("packed", {}).get("shape") == [64, 64])
+                                      ["packed"].update(in_out=False), "was not built for this manifest"),
+            # Packed when loaded: the file must hold the checkpoint's shape.
+            "packed-at-load": (lambda m: packed(m)["packed"].update(at_load=True), "to be packed when loaded"),
             "input-rank": (lambda m: entry(m)["inputs"][0].update(shape=[-1]), "input_ids"),
             "input-dtype": (lambda m: entry(m)["inputs"][0].update(dtype="I32"), "input_ids"),
             "output-dtype": (lambda m: entry(m)["outputs"][0].update(dtype="F64"), "logits"),

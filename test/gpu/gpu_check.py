@@ -410,7 +410,7 @@ def compile_artifact(kiln_compile, source, out, arch, extra=()):
     """arch "cpu" compiles for the CPU instead: the harness check (below),
     with the weights row-major (write_weights writes them in the model's
     layout, not the CPU matmul's panels)."""
-    target = (["--target", "cpu", "--pack-weights=false"] if arch == "cpu"
+    target = (["--target", "cpu", "--pack-weights=none"] if arch == "cpu"
               else ["--target", "cuda", "--cuda-arch", arch])
     args = [kiln_compile, source, "-o", out] + target + list(extra)
     started = time.time()

@@ -750,7 +750,7 @@ kiln::CPUKernelOverrides kernelOverrides() {
   overrides.bf16Dot = bf16Dot;
   if (packWeights.getNumOccurrences())
     overrides.packWeights = packWeights;
-  else if (kvCache.getNumOccurrences())
+  else if (!kvCache.empty())
     // A decoding step multiplies one row per sequence: over row-major
     // weights its panels are widened to twelve accumulators, where a
     // stored 64-column panel gives four (batch 1: 55 against 40 tokens/s
@@ -1173,6 +1173,12 @@ int main(int argc, char **argv) {
       options.recordedOptions["quantize"] = quantizeScheme;
     if (!kvCache.empty())
       options.recordedOptions["kv_cache"] = kvCache.getValue();
+    // (What calibrate returns: kiln calibrate reads it from the entry
+    // point, a reader of the manifest from here.)
+    if (calibrationGram)
+      options.recordedOptions["calibration_gram"] = true;
+    if (calibrationHistogram)
+      options.recordedOptions["calibration_histogram"] = true;
     if (!calibration.empty()) {
       options.recordedOptions["calibration"] = calibration.getValue();
       options.calibrationPath = calibration.getValue();
