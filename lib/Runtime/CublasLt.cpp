@@ -5,7 +5,10 @@
 // ($KILN_CUBLASLT, or libcublasLt.so.13, .12 or unversioned), with a handle,
 // a workspace, and descriptors and an algorithm chosen once per shape. The
 // row-major products are mapped onto cuBLASLt's column-major ones.
-// KILN_CUDA_TF32=1 lets f32 products use TF32.
+// KILN_CUDA_TF32=1 lets f32 products use TF32. int8 products
+// (KILN_GPU_I8_I32) run on cuBLASLt's int8 gemm, whose layout rules are
+// checked here so that a call that misses one fails with a message that
+// names it rather than cuBLASLt's NOT_SUPPORTED.
 //
 //===----------------------------------------------------------------------===//
 
@@ -36,6 +39,49 @@ uint32_t alignmentOf(const void *pointer) {
   while (alignment > 1 && address % alignment != 0)
     alignment /= 2;
   return alignment;
+}
+
+/// Why cuBLASLt's int8 kernels cannot take `g` (empty if they can). The
+/// regular (column-major) order's rules: "TN" (its A transposed, its B not:
+/// ours swapped, so our A plain and our B transposed), its m and k (our n
+/// and k) multiples of 4, leading dims multiples of 4, pointers 4-byte
+/// aligned (so batch strides multiples of 4 elements too), and integer
+/// alpha and beta (the scale type is int32).
+std::string int8Violation(const KilnGpuGemm &g) {
+  if (g.transA != 0 || g.transB != 1)
+    return "needs transA 0 and transB 1 (got " + std::to_string(g.transA) +
+           ", " + std::to_string(g.transB) + ")";
+  if (g.n % 4 != 0 || g.k % 4 != 0)
+    return "needs n and k multiples of 4";
+  if (g.lda % 4 != 0 || g.ldb % 4 != 0 || g.ldc % 4 != 0)
+    return "needs lda, ldb and ldc multiples of 4 (got " +
+           std::to_string(g.lda) + ", " + std::to_string(g.ldb) + ", " +
+           std::to_string(g.ldc) + ")";
+  if (g.batch > 1 &&
+      (g.strideA % 4 != 0 || g.strideB % 4 != 0 || g.strideC % 4 != 0))
+    return "needs batch strides multiples of 4";
+  if (alignmentOf(g.a) < 4 || alignmentOf(g.b) < 4 || alignmentOf(g.c) < 4)
+    return "needs 4-byte aligned pointers";
+  for (float scalar : {g.alpha, g.beta})
+    if (scalar != static_cast<float>(static_cast<int32_t>(scalar)))
+      return "needs integer alpha and beta";
+  return "";
+}
+
+const char *dtypeName(int32_t dtype) {
+  switch (dtype) {
+  case KILN_GPU_F16:
+    return "f16";
+  case KILN_GPU_BF16:
+    return "bf16";
+  case KILN_GPU_F16_F32:
+    return "f16 -> f32";
+  case KILN_GPU_BF16_F32:
+    return "bf16 -> f32";
+  case KILN_GPU_I8_I32:
+    return "i8 -> i32";
+  }
+  return "f32";
 }
 
 } // namespace
@@ -125,22 +171,29 @@ Status CublasLt::check(cublasStatus_t status, const std::string &call) const {
 /// (no transpose), and stored n x k it is column-major k x n, transposed.
 Expected<CublasLt::Plan> CublasLt::makePlan(const KilnGpuGemm &g,
                                             const std::string &what) {
+  bool int8 = g.dtype == KILN_GPU_I8_I32;
   int dataType =
       (g.dtype == KILN_GPU_F16 || g.dtype == KILN_GPU_F16_F32)     ? CUDA_R_16F
       : (g.dtype == KILN_GPU_BF16 || g.dtype == KILN_GPU_BF16_F32) ? CUDA_R_16BF
+      : int8                                                       ? CUDA_R_8I
                                                                    : CUDA_R_32F;
   int resultType = (g.dtype == KILN_GPU_F16_F32 || g.dtype == KILN_GPU_BF16_F32)
                        ? CUDA_R_32F
-                       : dataType;
-  int compute = (tf32_ && g.dtype == KILN_GPU_F32)
+                   : int8 ? CUDA_R_32I
+                          : dataType;
+  // int8: int32 accumulation, and alpha and beta int32 (CUBLAS_COMPUTE_32I
+  // with an int32 output takes scale type CUDA_R_32I only).
+  int compute = int8 ? CUBLAS_COMPUTE_32I
+                : (tf32_ && g.dtype == KILN_GPU_F32)
                     ? CUBLAS_COMPUTE_32F_FAST_TF32
                     : CUBLAS_COMPUTE_32F;
+  int scaleType = int8 ? CUDA_R_32I : CUDA_R_32F;
   Plan plan;
   auto fail = [&](Status status) -> Expected<Plan> {
     destroy(plan);
     return Status::error(what + ": " + status.message());
   };
-  if (Status s = check(lt_.matmulDescCreate(&plan.desc, compute, CUDA_R_32F),
+  if (Status s = check(lt_.matmulDescCreate(&plan.desc, compute, scaleType),
                        "cublasLtMatmulDescCreate");
       !s)
     return fail(s);
@@ -232,15 +285,13 @@ Expected<CublasLt::Plan> CublasLt::makePlan(const KilnGpuGemm &g,
 }
 
 Status CublasLt::gemm(CudaDriver &driver, const KilnGpuGemm &g) {
-  std::string what = "kiln_gpu_gemm(" +
-                     std::string(g.dtype == KILN_GPU_F16        ? "f16"
-                                 : g.dtype == KILN_GPU_BF16     ? "bf16"
-                                 : g.dtype == KILN_GPU_F16_F32  ? "f16 -> f32"
-                                 : g.dtype == KILN_GPU_BF16_F32 ? "bf16 -> f32"
-                                                                : "f32") +
+  std::string what = "kiln_gpu_gemm(" + std::string(dtypeName(g.dtype)) +
                      ", batch " + std::to_string(g.batch) + ", m " +
                      std::to_string(g.m) + ", n " + std::to_string(g.n) +
                      ", k " + std::to_string(g.k) + ")";
+  if (g.dtype == KILN_GPU_I8_I32)
+    if (std::string why = int8Violation(g); !why.empty())
+      return Status::error(what + ": cuBLASLt's int8 gemm " + why);
   ShapeKey key{g.dtype,
                g.transA,
                g.transB,
@@ -265,8 +316,14 @@ Status CublasLt::gemm(CudaDriver &driver, const KilnGpuGemm &g) {
     it = plans_.emplace(key, *plan).first;
   }
   const Plan &plan = it->second;
-  return check(lt_.matmul(handle_, plan.desc, &g.alpha, g.b, plan.a, g.a,
-                          plan.b, &g.beta, g.c, plan.c, g.c, plan.c, &plan.algo,
+  // alpha and beta in the scale type: int32 for int8 (checked integral).
+  int32_t alpha32 = static_cast<int32_t>(g.alpha),
+          beta32 = static_cast<int32_t>(g.beta);
+  bool int8 = g.dtype == KILN_GPU_I8_I32;
+  const void *alpha = int8 ? static_cast<const void *>(&alpha32) : &g.alpha;
+  const void *beta = int8 ? static_cast<const void *>(&beta32) : &g.beta;
+  return check(lt_.matmul(handle_, plan.desc, alpha, g.b, plan.a, g.a, plan.b,
+                          beta, g.c, plan.c, g.c, plan.c, &plan.algo,
                           reinterpret_cast<void *>(workspace_), kWorkspaceBytes,
                           driver.stream),
                what + ": cublasLtMatmul");
@@ -288,7 +345,7 @@ Expected<CublasLt *> CudaDriver::cublasLt() {
 }
 
 Status CudaDriver::gemm(const KilnGpuGemm &g) {
-  if (g.dtype < KILN_GPU_F32 || g.dtype > KILN_GPU_BF16_F32)
+  if (g.dtype < KILN_GPU_F32 || g.dtype > KILN_GPU_I8_I32)
     return Status::error("kiln_gpu_gemm: unknown dtype " +
                          std::to_string(g.dtype));
   if ((g.transA != 0 && g.transA != 1) || (g.transB != 0 && g.transB != 1) ||

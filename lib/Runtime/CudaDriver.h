@@ -148,8 +148,11 @@ constexpr cublasStatus_t CUBLAS_STATUS_SUCCESS = 0;
 constexpr int CUDA_R_32F = 0;
 constexpr int CUDA_R_16F = 2;
 constexpr int CUDA_R_16BF = 14;
+constexpr int CUDA_R_8I = 3;
+constexpr int CUDA_R_32I = 10;
 // cublasComputeType_t (cublas_api.h)
 constexpr int CUBLAS_COMPUTE_32F = 68;
+constexpr int CUBLAS_COMPUTE_32I = 72;
 constexpr int CUBLAS_COMPUTE_32F_FAST_TF32 = 77;
 // cublasOperation_t (cublas_api.h)
 constexpr int32_t CUBLAS_OP_N = 0;

@@ -139,6 +139,17 @@ def random_reference(seed, x):
     return [u, kept.astype(np.float32)]
 
 
+def int8_dynamic_linear_reference(x, w, sw, b):
+    """kiln-quantize's int8-dynamic linear in torch: per-token scales, codes
+    as torch.quantize_per_channel rounds them (half to even), the exact
+    integer product, the scales in f32."""
+    import torch
+    s = torch.clamp(x.abs().amax(dim=1, keepdim=True), min=1e-30) / 127.0
+    q = torch.clamp(torch.round(x * (1.0 / s)), -128, 127).to(torch.int64)
+    acc = (q @ w.long().T).float()
+    return acc * s * sw + b
+
+
 def attention_gradients(q, k, v, g):
     q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
     attention_reference(q, k, v).backward(g)
@@ -253,6 +264,65 @@ def cases():
              lambda a, b, c: [((a.bfloat16().double() @ b.bfloat16().double()).bfloat16()
                                + c.bfloat16()).float()],
              tol=(3e-2, 3e-2)),
+        # int8 x int8 -> int32 (kiln.integer_matmul, what int8-dynamic and
+        # int8-static multiply): bit-exact against torch's integer product.
+        # [2, ?, 64] x [96, 64]^T meets cuBLASLt's int8 kernels' layout
+        # (KILN_GPU_I8_I32: weight [n, k], n and k multiples of 4); k = 66
+        # does not and runs the generated int8 kernel. Codes span all of
+        # [-128, 127]; k = 1024 sums reach about 1.6e7, far past int16.
+        Case("int8_matmul_cublaslt",
+             [("x", ty((2, None, 64), "i8")), ("w", ty((96, 64), "i8")),
+              ("y", ty((None, 1024), "i8")), ("v", ty((32, 1024), "i8"))],
+             [f"%0 = kiln.integer_matmul %x, %w transpose_rhs : ({ty((2, None, 64), 'i8')}, "
+              f"{ty((96, 64), 'i8')}) -> {ty((2, None, 96), 'i32')}",
+              f"%1 = kiln.integer_matmul %y, %v transpose_rhs : ({ty((None, 1024), 'i8')}, "
+              f"{ty((32, 1024), 'i8')}) -> {ty((None, 32), 'i32')}"],
+             [("0", ty((2, None, 96), "i32")), ("1", ty((None, 32), "i32"))],
+             lambda r: [r.integers(-128, 128, (2, 17, 64)).astype(np.int8),
+                        r.integers(-128, 128, (96, 64)).astype(np.int8),
+                        np.full((5, 1024), -128, np.int8),
+                        np.full((32, 1024), -128, np.int8)],
+             lambda x, w, y, v: [(x.long() @ w.long().T).int(), (y.long() @ v.long().T).int()],
+             tol=(0.0, 0.0)),
+        Case("int8_matmul_kernel",
+             [("x", ty((None, 66), "i8")), ("w", ty((10, 66), "i8"))],
+             [f"%0 = kiln.integer_matmul %x, %w transpose_rhs : ({ty((None, 66), 'i8')}, "
+              f"{ty((10, 66), 'i8')}) -> {ty((None, 10), 'i32')}"],
+             [("0", ty((None, 10), "i32"))],
+             lambda r: [r.integers(-128, 128, (7, 66)).astype(np.int8),
+                        r.integers(-128, 128, (10, 66)).astype(np.int8)],
+             lambda x, w: [(x.long() @ w.long().T).int()],
+             tol=(0.0, 0.0)),
+        # A W8A8 linear as kiln-quantize's int8-dynamic writes it: per-token
+        # scales max|x| / 127, codes round-half-even(x / s) (torch's
+        # quantize_per_channel rule), the int8 product on cuBLASLt, then
+        # sums * s_x * s_w + b in f32. Against torch doing the same in f32:
+        # the sums are exact, so only the f32 scaling can differ (a code
+        # that lands on a rounding tie the other way would show as one
+        # code step, s_x * s_w * |w|, far above the tolerance).
+        Case("int8_dynamic_linear",
+             [("x", ty((None, 128))), ("w", ty((64, 128), "i8")), ("sw", ty((64,))),
+              ("b", ty((64,)))],
+             ["%eps = kiln.constant dense<1.000000e-30> : tensor<f32>",
+              "%qmax = kiln.constant dense<1.270000e+02> : tensor<f32>",
+              f"%a = kiln.abs %x : {ty((None, 128))}",
+              f"%m = kiln.reduce max %a axes = [1] keepdim : ({ty((None, 128))}) -> {ty((None, 1))}",
+              f"%mm = kiln.max %m, %eps : ({ty((None, 1))}, tensor<f32>) -> {ty((None, 1))}",
+              f"%s = kiln.div %mm, %qmax : ({ty((None, 1))}, tensor<f32>) -> {ty((None, 1))}",
+              f"%q = kiln.quantize %x, %s : ({ty((None, 128))}, {ty((None, 1))}) -> {ty((None, 128), 'i8')}",
+              f"%acc = kiln.integer_matmul %q, %w transpose_rhs : ({ty((None, 128), 'i8')}, "
+              f"{ty((64, 128), 'i8')}) -> {ty((None, 64), 'i32')}",
+              f"%f = kiln.cast %acc : {ty((None, 64), 'i32')} -> {ty((None, 64))}",
+              f"%t = kiln.mul %f, %s : ({ty((None, 64))}, {ty((None, 1))}) -> {ty((None, 64))}",
+              f"%u = kiln.mul %t, %sw : ({ty((None, 64))}, {ty((64,))}) -> {ty((None, 64))}",
+              f"%0 = kiln.add %u, %b : ({ty((None, 64))}, {ty((64,))}) -> {ty((None, 64))}"],
+             [("0", ty((None, 64)))],
+             lambda r: [randn(r, 9, 128),
+                        r.integers(-127, 128, (64, 128)).astype(np.int8),
+                        (np.abs(randn(r, 64)) * 0.01 + 1e-3).astype(np.float32),
+                        randn(r, 64)],
+             lambda x, w, sw, b: [int8_dynamic_linear_reference(x, w, sw, b)],
+             tol=(1e-5, 1e-5)),
         # Fused (flash-attention style) attention, grouped-query and causal
         # with more keys than queries, and its gradient op.
         Case("attention_fused", [("q", ty((2, 4, 33, 64))), ("k", ty((2, 2, 40, 64))),

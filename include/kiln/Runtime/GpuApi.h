@@ -38,16 +38,21 @@ enum {
   KILN_GPU_IMAGE_BINARY = 1, /* a cubin or fatbin of `size` bytes       */
 };
 
-/* Element types of kiln_gpu_gemm operands (products accumulate in f32).
- * The first three give the result the operands' type; the last two write
- * an f32 result from f16 or bf16 operands (the f32 accumulator kiln's
- * narrow matmuls keep before rounding). */
+/* Element types of kiln_gpu_gemm operands (float products accumulate in
+ * f32). The first three give the result the operands' type; the next two
+ * write an f32 result from f16 or bf16 operands (the f32 accumulator kiln's
+ * narrow matmuls keep before rounding). KILN_GPU_I8_I32 multiplies signed
+ * 8-bit codes into exact int32 sums (cuBLASLt's int8 gemm: alpha and beta
+ * must be integers, and the layout must be what its int8 kernels take:
+ * transA = 0, transB = 1, k and n multiples of 4, lda, ldb, ldc and the
+ * batch strides multiples of 4, pointers 4-byte aligned). */
 enum {
   KILN_GPU_F32 = 0,
   KILN_GPU_F16 = 1,
   KILN_GPU_BF16 = 2,
   KILN_GPU_F16_F32 = 3,
   KILN_GPU_BF16_F32 = 4,
+  KILN_GPU_I8_I32 = 5,
 };
 
 /* A batched, row-major matrix product:

@@ -1,6 +1,7 @@
 //===- MatmulsToLibraryCalls.cpp - matmuls to cuBLASLt calls --------------===//
 //
-// f32, f16 and bf16 contractions on buffers become kiln_gpu_gemm calls
+// f32, f16 and bf16 contractions on buffers, and int8 x int8 -> int32 ones
+// in the layout cuBLASLt's int8 kernels take, become kiln_gpu_gemm calls
 // (cuBLASLt through the runtime; see Passes.td).
 //
 //===----------------------------------------------------------------------===//
@@ -70,14 +71,46 @@ struct MatmulsToLibraryCallsPass
     return std::nullopt;
   }
 
+  /// Whether `op`'s body is `out + sext(lhs) * sext(rhs)` in i32 (what
+  /// kiln.integer_matmul lowers to): zero-extended codes would be another
+  /// product than cuBLASLt's signed one.
+  static bool isSignedInt8Product(linalg::GenericOp op) {
+    Block *body = op.getBody();
+    auto yield = cast<linalg::YieldOp>(body->getTerminator());
+    auto add = yield.getOperand(0).getDefiningOp<arith::AddIOp>();
+    if (!add)
+      return false;
+    Value out = body->getArgument(2);
+    Value product = add.getLhs() == out ? add.getRhs() : add.getLhs();
+    if (!llvm::is_contained(add->getOperands(), out))
+      return false;
+    auto mul = product.getDefiningOp<arith::MulIOp>();
+    if (!mul)
+      return false;
+    SmallVector<Value, 2> extended;
+    for (Value factor : mul->getOperands()) {
+      auto ext = factor.getDefiningOp<arith::ExtSIOp>();
+      if (!ext)
+        return false;
+      extended.push_back(ext.getIn());
+    }
+    Value lhs = body->getArgument(0), rhs = body->getArgument(1);
+    return (extended[0] == lhs && extended[1] == rhs) ||
+           (extended[0] == rhs && extended[1] == lhs);
+  }
+
   /// The KILN_GPU_* type of a contraction cuBLASLt takes: both inputs of
   /// one type (f32, f16, bf16), the result of that type or f32 (kiln's
-  /// narrow matmuls accumulate in f32 and round afterwards).
+  /// narrow matmuls accumulate in f32 and round afterwards); or signed i8
+  /// inputs into an i32 result.
   static std::optional<int32_t> gemmType(linalg::GenericOp op) {
     Type result = getElementTypeOrSelf(op.getDpsInits()[0].getType());
     Type input = getElementTypeOrSelf(op.getDpsInputs()[0].getType());
     if (getElementTypeOrSelf(op.getDpsInputs()[1].getType()) != input)
       return std::nullopt;
+    if (input.isInteger(8) && result.isInteger(32))
+      return isSignedInt8Product(op) ? std::optional<int32_t>(KILN_GPU_I8_I32)
+                                     : std::nullopt;
     if (result == input) {
       if (input.isF32())
         return KILN_GPU_F32;
@@ -104,20 +137,24 @@ struct MatmulsToLibraryCallsPass
     });
     if (contractions.empty())
       return;
-    MLIRContext *ctx = &getContext();
-    OpBuilder builder(ctx);
-    Type i32 = builder.getI32Type(), i64 = builder.getI64Type(),
-         f32 = builder.getF32Type();
-    if (!module.lookupSymbol<func::FuncOp>(kGemmFunction)) {
-      builder.setInsertionPointToEnd(module.getBody());
-      SmallVector<Type> args = {i32, i32, i32, i64, i64, i64, i64, i64, i64,
-                                i64, i64, i64, i64, i64, i64, i64, f32, f32};
-      auto decl = func::FuncOp::create(builder, module.getLoc(), kGemmFunction,
-                                       builder.getFunctionType(args, {}));
-      decl.setPrivate();
-    }
     for (linalg::GenericOp op : contractions)
       rewrite(op);
+  }
+
+  /// Declares kiln_gpu_gemm in the module, once, when a call is made.
+  void declareGemm() {
+    ModuleOp module = getOperation();
+    if (module.lookupSymbol<func::FuncOp>(kGemmFunction))
+      return;
+    OpBuilder builder(&getContext());
+    Type i32 = builder.getI32Type(), i64 = builder.getI64Type(),
+         f32 = builder.getF32Type();
+    builder.setInsertionPointToEnd(module.getBody());
+    SmallVector<Type> args = {i32, i32, i32, i64, i64, i64, i64, i64, i64,
+                              i64, i64, i64, i64, i64, i64, i64, f32, f32};
+    auto decl = func::FuncOp::create(builder, module.getLoc(), kGemmFunction,
+                                     builder.getFunctionType(args, {}));
+    decl.setPrivate();
   }
 
   /// The linalg.fill of zero into `output` that directly precedes `op`
@@ -129,7 +166,8 @@ struct MatmulsToLibraryCallsPass
         if (fill.getDpsInits()[0] != output)
           continue;
         if (!fill.hasPureBufferSemantics() ||
-            !matchPattern(fill.getDpsInputs()[0], m_AnyZeroFloat()))
+            !(matchPattern(fill.getDpsInputs()[0], m_AnyZeroFloat()) ||
+              matchPattern(fill.getDpsInputs()[0], m_Zero())))
           return nullptr;
         return fill;
       }
@@ -140,6 +178,62 @@ struct MatmulsToLibraryCallsPass
         return nullptr;
     }
     return nullptr;
+  }
+
+  /// A number every value of the stride of memref dim `pos` (or of the
+  /// offset, for pos -1) is a multiple of: the static value, or for a
+  /// dynamic stride of a contiguous (identity layout) memref the product of
+  /// the static sizes inside it; 1 when nothing is known. (0 is a multiple
+  /// of everything: a static 0 returns 0.)
+  static int64_t knownDivisor(MemRefType type, int64_t pos) {
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    if (failed(type.getStridesAndOffset(strides, offset)))
+      return 1;
+    int64_t value = pos < 0 ? offset : strides[pos];
+    if (!ShapedType::isDynamic(value))
+      return value;
+    if (pos < 0 || !type.getLayout().isIdentity())
+      return 1;
+    int64_t product = 1;
+    for (int64_t d = pos + 1; d < type.getRank(); ++d)
+      if (!type.isDynamicDim(d))
+        product *= type.getDimSize(d);
+    return product;
+  }
+
+  /// Whether an int8 contraction meets cuBLASLt's int8 (IMMA) kernels'
+  /// rules for the regular column-major order, which the row-major call
+  /// becomes with A and B swapped (CublasLt.cpp): "TN" (its A, our rhs,
+  /// transposed: our rhs stored [n, k], transB; its B, our lhs, not:
+  /// transA = 0), its m and k (our n and k) multiples of 4, every leading
+  /// dim a multiple of 4 and every pointer 4-byte aligned (offsets and
+  /// batch strides multiples of 4 bytes). Shapes that miss one stay
+  /// generated kernels.
+  static bool fitsInt8Kernels(linalg::GenericOp op, const Operand &a,
+                              const Operand &b, const Operand &c) {
+    if (a.transposed || !b.transposed)
+      return false;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    int64_t loops = ranges.size();
+    int64_t n = ranges[loops - 1], k = ranges[loops - 2];
+    if (ShapedType::isDynamic(n) || ShapedType::isDynamic(k) || n % 4 != 0 ||
+        k % 4 != 0)
+      return false;
+    for (const Operand *operand : {&a, &b, &c}) {
+      auto type = cast<MemRefType>(operand->memref.getType());
+      // The offset, and every stride but the unit one (the leading dim and
+      // the batch strides), multiples of 4 elements; i8 and i32 elements
+      // are 1 and 4 bytes, so the i32 output is aligned whatever they are,
+      // but cuBLASLt wants its ld a multiple of 4 too.
+      for (int64_t pos = -1; pos < type.getRank(); ++pos) {
+        if (pos == (operand->transposed ? operand->rowPos : operand->colPos))
+          continue;
+        if (knownDivisor(type, pos) % 4 != 0)
+          return false;
+      }
+    }
+    return true;
   }
 
   void rewrite(linalg::GenericOp op) {
@@ -153,6 +247,9 @@ struct MatmulsToLibraryCallsPass
     // is not offered through kiln_gpu_gemm).
     if (!a || !b || !c || c->transposed)
       return;
+    int32_t dtype = *gemmType(op);
+    if (dtype == KILN_GPU_I8_I32 && !fitsInt8Kernels(op, *a, *b, *c))
+      return;
     // Where each batch loop dim sits in the output (the output of a
     // contraction has every parallel dim, in any order).
     SmallVector<unsigned> outputPos;
@@ -163,9 +260,9 @@ struct MatmulsToLibraryCallsPass
         return;
       outputPos.push_back(*pos);
     }
+    declareGemm();
     // Before any op is added in front of `op`.
     linalg::FillOp zeroFill = zeroFillBefore(op, c->memref);
-    int32_t dtype = *gemmType(op);
 
     OpBuilder builder(op);
     Location loc = op.getLoc();

@@ -357,3 +357,156 @@ func.func @permuted_batch_output(%x: memref<3x2x4x5xf32>, %w: memref<3x2x5x6xf32
   }
   return
 }
+
+// -----
+
+// int8 x int8 -> int32 (kiln.integer_matmul's contraction: sign-extended
+// codes into i32 sums) becomes dtype 5 (KILN_GPU_I8_I32), cuBLASLt's int8
+// gemm, in the one layout its int8 kernels take: activations [m, k] plain,
+// the weight stored [n, k] (transB = 1), n and k multiples of 4 and every
+// leading dim and batch stride a multiple of 4. Here a [2, ?, 16] batch of
+// activations against one [8, 16] weight (broadcast: strideB 0): the
+// batch dim is the strided batch, m the dynamic rows, lda 16, ldb 16, ldc 8;
+// the i32 zero fill goes (beta 0). The activations' batch stride is
+// dynamic (? x 16, a multiple of 16) and read from the buffer.
+// CHECK-LABEL: func.func @int8_weight_transposed(
+// CHECK-SAME: %[[X:[^:]*]]: memref<2x?x16xi8>, %{{[^:]*}}: memref<8x16xi8>, %[[Y:[^:]*]]: memref<2x?x8xi32>)
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG: %{{[^,]*}}, %{{[^,]*}}, %{{[^:]*}}:3, %[[XSTRIDES:[^:]*]]:3 = memref.extract_strided_metadata %[[X]]
+// CHECK-DAG: %{{[^,]*}}, %{{[^,]*}}, %[[YSIZES:[^:]*]]:3, %[[YSTRIDES:[^:]*]]:3 = memref.extract_strided_metadata %[[Y]]
+// CHECK-DAG: %[[M:.*]] = arith.index_cast %[[YSIZES]]#1 : index to i64
+// CHECK-DAG: %[[SA:.*]] = arith.index_cast %[[XSTRIDES]]#0 : index to i64
+// CHECK-DAG: %[[SC:.*]] = arith.index_cast %[[YSTRIDES]]#0 : index to i64
+// CHECK-NOT: linalg.fill
+// CHECK: call @kiln_gpu_gemm(%c5_i32, %c0_i32, %c1_i32, %c2_i64, %[[M]], %c8_i64, %c16_i64, %{{.*}}, %c16_i64, %[[SA]], %{{.*}}, %c16_i64, %c0_i64, %{{.*}}, %c8_i64, %[[SC]], %[[ONE]], %[[ZERO]])
+// CHECK-NOT: linalg.generic
+// CHECK: return
+#a = affine_map<(b, m, k, n) -> (b, m, k)>
+#bt = affine_map<(b, m, k, n) -> (n, k)>
+#c = affine_map<(b, m, k, n) -> (b, m, n)>
+func.func @int8_weight_transposed(%x: memref<2x?x16xi8>, %w: memref<8x16xi8>, %y: memref<2x?x8xi32>) {
+  %zero = arith.constant 0 : i32
+  linalg.fill ins(%zero : i32) outs(%y : memref<2x?x8xi32>)
+  linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<2x?x16xi8>, memref<8x16xi8>) outs(%y : memref<2x?x8xi32>) {
+  ^bb0(%u: i8, %v: i8, %acc: i32):
+    %ue = arith.extsi %u : i8 to i32
+    %ve = arith.extsi %v : i8 to i32
+    %p = arith.muli %ue, %ve : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  }
+  return
+}
+
+// -----
+
+// int8 contractions cuBLASLt's int8 kernels cannot take stay generics (the
+// generated int8 kernel): a weight stored [k, n] (not "TN"), k not a
+// multiple of 4, n not a multiple of 4, a leading dim of 18, an offset
+// unknown at compile time, a dynamic stride of a non-contiguous buffer,
+// and zero-extended (unsigned) codes, which are another product.
+// CHECK-LABEL: func.func @int8_weight_k_by_n(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @int8_k_6(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @int8_n_6(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @int8_ld_18(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @int8_dynamic_offset(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @int8_dynamic_stride(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @int8_unsigned(
+// CHECK: linalg.generic
+// CHECK-NOT: kiln_gpu_gemm
+#a = affine_map<(m, k, n) -> (m, k)>
+#b = affine_map<(m, k, n) -> (k, n)>
+#bt = affine_map<(m, k, n) -> (n, k)>
+#c = affine_map<(m, k, n) -> (m, n)>
+func.func @int8_weight_k_by_n(%x: memref<4x16xi8>, %w: memref<16x8xi8>, %y: memref<4x8xi32>) {
+  linalg.generic {indexing_maps = [#a, #b, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<4x16xi8>, memref<16x8xi8>) outs(%y : memref<4x8xi32>) {
+  ^bb0(%u: i8, %v: i8, %acc: i32):
+    %ue = arith.extsi %u : i8 to i32
+    %ve = arith.extsi %v : i8 to i32
+    %p = arith.muli %ue, %ve : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  }
+  return
+}
+func.func @int8_k_6(%x: memref<4x6xi8>, %w: memref<8x6xi8>, %y: memref<4x8xi32>) {
+  linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<4x6xi8>, memref<8x6xi8>) outs(%y : memref<4x8xi32>) {
+  ^bb0(%u: i8, %v: i8, %acc: i32):
+    %ue = arith.extsi %u : i8 to i32
+    %ve = arith.extsi %v : i8 to i32
+    %p = arith.muli %ue, %ve : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  }
+  return
+}
+func.func @int8_n_6(%x: memref<4x16xi8>, %w: memref<6x16xi8>, %y: memref<4x6xi32>) {
+  linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<4x16xi8>, memref<6x16xi8>) outs(%y : memref<4x6xi32>) {
+  ^bb0(%u: i8, %v: i8, %acc: i32):
+    %ue = arith.extsi %u : i8 to i32
+    %ve = arith.extsi %v : i8 to i32
+    %p = arith.muli %ue, %ve : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  }
+  return
+}
+func.func @int8_ld_18(%x: memref<4x16xi8, strided<[18, 1]>>, %w: memref<8x16xi8>, %y: memref<4x8xi32>) {
+  linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<4x16xi8, strided<[18, 1]>>, memref<8x16xi8>) outs(%y : memref<4x8xi32>) {
+  ^bb0(%u: i8, %v: i8, %acc: i32):
+    %ue = arith.extsi %u : i8 to i32
+    %ve = arith.extsi %v : i8 to i32
+    %p = arith.muli %ue, %ve : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  }
+  return
+}
+func.func @int8_dynamic_offset(%x: memref<4x16xi8, strided<[16, 1], offset: ?>>, %w: memref<8x16xi8>, %y: memref<4x8xi32>) {
+  linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<4x16xi8, strided<[16, 1], offset: ?>>, memref<8x16xi8>) outs(%y : memref<4x8xi32>) {
+  ^bb0(%u: i8, %v: i8, %acc: i32):
+    %ue = arith.extsi %u : i8 to i32
+    %ve = arith.extsi %v : i8 to i32
+    %p = arith.muli %ue, %ve : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  }
+  return
+}
+func.func @int8_dynamic_stride(%x: memref<4x16xi8, strided<[?, 1]>>, %w: memref<8x16xi8>, %y: memref<4x8xi32>) {
+  linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<4x16xi8, strided<[?, 1]>>, memref<8x16xi8>) outs(%y : memref<4x8xi32>) {
+  ^bb0(%u: i8, %v: i8, %acc: i32):
+    %ue = arith.extsi %u : i8 to i32
+    %ve = arith.extsi %v : i8 to i32
+    %p = arith.muli %ue, %ve : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  }
+  return
+}
+func.func @int8_unsigned(%x: memref<4x16xi8>, %w: memref<8x16xi8>, %y: memref<4x8xi32>) {
+  linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w : memref<4x16xi8>, memref<8x16xi8>) outs(%y : memref<4x8xi32>) {
+  ^bb0(%u: i8, %v: i8, %acc: i32):
+    %ue = arith.extui %u : i8 to i32
+    %ve = arith.extui %v : i8 to i32
+    %p = arith.muli %ue, %ve : i32
+    %s = arith.addi %acc, %p : i32
+    linalg.yield %s : i32
+  }
+  return
+}

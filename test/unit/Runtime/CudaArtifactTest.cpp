@@ -20,6 +20,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <dlfcn.h>
 #include <fstream>
 
@@ -661,8 +662,143 @@ TEST_F(CudaArtifactTest, NarrowGemmsWriteAnF32Result) {
       EXPECT_EQ(fakeCount("fake_cublaslt_last_type", which), c.result)
           << c.name << " result layout " << which;
   }
-  setType(7);
-  expectRunError(*artifact, "gemm", inputs, {"kiln_gpu_gemm: unknown dtype 7"});
+  setType(9);
+  expectRunError(*artifact, "gemm", inputs, {"kiln_gpu_gemm: unknown dtype 9"});
+  setType(KILN_GPU_F32);
+  ::dlclose(module);
+}
+
+/// int8 operands and int32 results travel through the `gemm` entry point's
+/// F32 buffers as raw bytes.
+template <typename T> std::vector<float> asFloats(const std::vector<T> &v) {
+  std::vector<float> words((v.size() * sizeof(T) + 3) / 4, 0.0f);
+  std::memcpy(words.data(), v.data(), v.size() * sizeof(T));
+  return words;
+}
+
+struct Int8GemmCase {
+  int64_t batch, m, n, k, lda, ldb, ldc;
+  bool broadcastB;
+  float beta;
+};
+
+/// Runs an int8 x int8 -> int32 gemm (transA 0, transB 1: activations
+/// [m, k], a weight [n, k]) on the fake cuBLASLt and compares every output
+/// word, padding included, with an integer reference.
+void checkInt8Gemm(const Artifact &artifact, void *module,
+                   const Int8GemmCase &g) {
+  SCOPED_TRACE(::testing::Message()
+               << "int8 batch " << g.batch << " m " << g.m << " n " << g.n
+               << " k " << g.k << " ld " << g.lda << "/" << g.ldb << "/"
+               << g.ldc << " beta " << g.beta);
+  int64_t strideA = g.m * g.lda, strideB = g.broadcastB ? 0 : g.n * g.ldb,
+          strideC = g.m * g.ldc;
+  std::vector<int8_t> a(g.batch * strideA),
+      b((g.broadcastB ? 1 : g.batch) * g.n * g.ldb);
+  std::vector<int32_t> c(g.batch * strideC);
+  uint32_t seed = 7;
+  auto next = [&] {
+    seed = seed * 1664525u + 1013904223u;
+    return static_cast<int32_t>((seed >> 8) % 256) - 128; // all of int8
+  };
+  for (int8_t &v : a)
+    v = static_cast<int8_t>(next());
+  for (int8_t &v : b)
+    v = static_cast<int8_t>(next());
+  for (int32_t &v : c)
+    v = next() * 1000;
+  auto setGemm = gemmSetter(module);
+  auto setType = reinterpret_cast<void (*)(int32_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_dtype"));
+  ASSERT_TRUE(setGemm && setType);
+  setType(KILN_GPU_I8_I32);
+  setGemm(0, 1, g.batch, g.m, g.n, g.k, g.lda, strideA, g.ldb, strideB, g.ldc,
+          strideC, 1, g.beta);
+  std::vector<float> fa = asFloats(a), fb = asFloats(b), fc = asFloats(c);
+  Expected<std::vector<OwnedTensor>> outputs = artifact.run(
+      "gemm",
+      {{"a", {DType::F32, {static_cast<int64_t>(fa.size())}, fa.data()}},
+       {"b", {DType::F32, {static_cast<int64_t>(fb.size())}, fb.data()}},
+       {"c", {DType::F32, {static_cast<int64_t>(fc.size())}, fc.data()}}});
+  setType(KILN_GPU_F32);
+  ASSERT_TRUE(outputs) << outputs.message();
+  std::vector<int32_t> result(c.size());
+  ASSERT_EQ((*outputs)[0].numElements(), static_cast<int64_t>(c.size()));
+  std::memcpy(result.data(), (*outputs)[0].data(), c.size() * 4);
+  for (int64_t i = 0; i < g.batch; ++i)
+    for (int64_t r = 0; r < g.m; ++r)
+      for (int64_t col = 0; col < g.ldc; ++col) {
+        int64_t at = i * strideC + r * g.ldc + col;
+        int32_t expected = c[at];
+        if (col < g.n) {
+          int64_t sum = 0;
+          for (int64_t p = 0; p < g.k; ++p)
+            sum += int64_t(a[i * strideA + r * g.lda + p]) *
+                   int64_t(b[i * strideB + col * g.ldb + p]);
+          expected = static_cast<int32_t>(sum) +
+                     static_cast<int32_t>(g.beta) * expected;
+        }
+        ASSERT_EQ(result[at], expected)
+            << "batch " << i << " row " << r << " col " << col;
+      }
+}
+
+TEST_F(CudaArtifactTest, Int8GemmsRunOnCublasLtsInt8KernelsExactly) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  void *module = loadedModule();
+  ASSERT_NE(module, nullptr);
+  int64_t int8Matmuls = fakeCount("fake_cublaslt_int8_matmuls");
+  // Padded rows (ld > k, ldc > n), a strided batch, a weight broadcast over
+  // the batch with accumulation, k of 2^10 (sums far beyond int16).
+  checkInt8Gemm(*artifact, module, {1, 3, 8, 12, 16, 20, 12, false, 0});
+  // cuBLASLt's A is our weight (ld = ldb), its B our activations (lda),
+  // its C and D our output (ldc); int8 operands, int32 results, int32
+  // accumulation and int32 alpha and beta (library_types.h, cublas_api.h).
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_ld", 0), 20);
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_ld", 1), 16);
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_ld", 2), 12);
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_ld", 3), 12);
+  for (int64_t which = 0; which < 2; ++which)
+    EXPECT_EQ(fakeCount("fake_cublaslt_last_type", which), 3); // CUDA_R_8I
+  for (int64_t which = 2; which < 4; ++which)
+    EXPECT_EQ(fakeCount("fake_cublaslt_last_type", which), 10); // CUDA_R_32I
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_compute_type"), 72);  // COMPUTE_32I
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_scale_type"), 10);
+  checkInt8Gemm(*artifact, module, {3, 5, 4, 8, 8, 8, 4, false, 0});
+  checkInt8Gemm(*artifact, module, {2, 1, 12, 1024, 1024, 1028, 16, true, 1});
+  EXPECT_EQ(fakeCount("fake_cublaslt_int8_matmuls"), int8Matmuls + 3);
+
+  // What cuBLASLt's int8 kernels cannot take is a run error that says
+  // which rule, before cuBLASLt is asked.
+  auto setGemm = gemmSetter(module);
+  auto setType = reinterpret_cast<void (*)(int32_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_dtype"));
+  ASSERT_TRUE(setGemm && setType);
+  std::vector<NamedTensor> inputs = fourOnes();
+  struct Bad {
+    int transA, transB;
+    int64_t n, k, lda, ldb, ldc;
+    float alpha;
+    const char *message;
+  };
+  for (Bad bad :
+       {Bad{0, 0, 4, 4, 4, 4, 4, 1, "needs transA 0 and transB 1 (got 0, 0)"},
+        Bad{1, 1, 4, 4, 4, 4, 4, 1, "needs transA 0 and transB 1 (got 1, 1)"},
+        Bad{0, 1, 4, 2, 4, 4, 4, 1, "needs n and k multiples of 4"},
+        Bad{0, 1, 2, 4, 4, 4, 4, 1, "needs n and k multiples of 4"},
+        Bad{0, 1, 4, 4, 6, 4, 4, 1,
+            "needs lda, ldb and ldc multiples of 4 (got 6, 4, 4)"},
+        Bad{0, 1, 4, 4, 4, 4, 4, 0.5f, "needs integer alpha and beta"}}) {
+    setType(KILN_GPU_I8_I32);
+    setGemm(bad.transA, bad.transB, 1, 1, bad.n, bad.k, bad.lda, 0, bad.ldb, 0,
+            bad.ldc, 0, bad.alpha, 0);
+    expectRunError(*artifact, "gemm", inputs,
+                   {"kiln_gpu_gemm(i8 -> i32, batch 1, m 1",
+                    std::string("cuBLASLt's int8 gemm ") + bad.message});
+  }
+  EXPECT_EQ(fakeCount("fake_cublaslt_int8_matmuls"), int8Matmuls + 3);
   setType(KILN_GPU_F32);
   ::dlclose(module);
 }

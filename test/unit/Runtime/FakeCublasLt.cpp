@@ -7,13 +7,20 @@
 // dimension ld >= rows), batches CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT apart by
 // STRIDED_BATCH_OFFSET elements, and C not read when beta is 0. Inconsistent
 // layouts fail with CUBLAS_STATUS_INVALID_VALUE, as the real library's do.
-// Only f32 data is computed (the runtime's row-major mapping does not depend
-// on the type). FAKE_CUBLASLT_FAIL=<function> makes that function fail with
-// CUBLAS_STATUS_NOT_SUPPORTED.
+// f32 data is computed (the runtime's row-major mapping does not depend on
+// the type), and int8 (CUDA_R_8I operands, CUDA_R_32I results, compute
+// CUBLAS_COMPUTE_32I with int32 alpha and beta) exactly, with the rules of
+// cuBLASLt's int8 kernels in the regular order enforced as NOT_SUPPORTED:
+// "TN" (A transposed, B not), m and k multiples of 4, leading dims
+// multiples of 4, pointers 4-byte aligned. FAKE_CUBLASLT_FAIL=<function>
+// makes that function fail with CUBLAS_STATUS_NOT_SUPPORTED, and
+// FAKE_CUBLASLT_REPORT=1 prints the number of matmuls (and of int8 ones)
+// to stderr when the library is unloaded.
 //
 //===----------------------------------------------------------------------===//
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -45,8 +52,10 @@ struct Heuristic {
 };
 
 int gHandle;
-int64_t gMatmuls = 0;
-int gLastCompute = -1;
+int64_t gMatmuls = 0, gInt8Matmuls = 0;
+int gLastCompute = -1, gLastScaleType = -1;
+// The last matmul's leading dims of A, B, C and D (cuBLASLt's).
+int64_t gLastLd[4] = {-1, -1, -1, -1};
 // cudaDataType of A, B, C and D of the last cublasLtMatmul call (as
 // cuBLASLt's A/B, i.e. after the runtime's row-major swap).
 int gLastTypes[4] = {-1, -1, -1, -1};
@@ -57,8 +66,51 @@ bool failing(const char *name) {
 }
 
 /// Element (i, j) of a column-major matrix.
-float &at(float *base, int64_t ld, int64_t i, int64_t j) {
+template <typename T> T &at(T *base, int64_t ld, int64_t i, int64_t j) {
   return base[i + j * ld];
+}
+
+constexpr int kR32F = 0, kR8I = 3, kR32I = 10;
+constexpr int kCompute32F = 68, kCompute32I = 72, kCompute32FFastTf32 = 77;
+
+bool aligned(const void *pointer, uintptr_t bytes) {
+  return reinterpret_cast<uintptr_t>(pointer) % bytes == 0;
+}
+
+struct Report {
+  ~Report() {
+    const char *report = std::getenv("FAKE_CUBLASLT_REPORT");
+    if (report && std::strcmp(report, "1") == 0)
+      std::fprintf(stderr, "fake-cublaslt: %lld matmuls, %lld int8\n",
+                   static_cast<long long>(gMatmuls),
+                   static_cast<long long>(gInt8Matmuls));
+  }
+} gReport;
+
+/// D = alpha op(A) op(B) + beta C for one batch of one element type; T
+/// the operands', R the results', S alpha's and beta's, W the sums'.
+template <typename T, typename R, typename S, typename W>
+void multiply(const Desc *desc, const S *alpha, const void *a, Layout *la,
+              const void *b, Layout *lb, const S *beta, const void *c,
+              Layout *lc, void *d, Layout *ld, int64_t m, int64_t n,
+              int64_t k) {
+  for (int32_t batch = 0; batch < ld->batch; ++batch) {
+    auto *A = const_cast<T *>(static_cast<const T *>(a)) + batch * la->stride;
+    auto *B = const_cast<T *>(static_cast<const T *>(b)) + batch * lb->stride;
+    auto *C = const_cast<R *>(static_cast<const R *>(c)) + batch * lc->stride;
+    R *D = static_cast<R *>(d) + batch * ld->stride;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        W sum = 0;
+        for (int64_t p = 0; p < k; ++p)
+          sum += W(desc->transA ? at(A, la->ld, p, i) : at(A, la->ld, i, p)) *
+                 W(desc->transB ? at(B, lb->ld, j, p) : at(B, lb->ld, p, j));
+        R result = static_cast<R>(*alpha * static_cast<S>(sum));
+        if (*beta != 0)
+          result += static_cast<R>(*beta * at(C, lc->ld, i, j));
+        at(D, ld->ld, i, j) = result;
+      }
+  }
 }
 } // namespace
 
@@ -66,6 +118,11 @@ extern "C" {
 
 int64_t fake_cublaslt_matmuls() { return gMatmuls; }
 int64_t fake_cublaslt_last_compute_type() { return gLastCompute; }
+int64_t fake_cublaslt_last_scale_type() { return gLastScaleType; }
+int64_t fake_cublaslt_int8_matmuls() { return gInt8Matmuls; }
+int64_t fake_cublaslt_last_ld(int64_t which) {
+  return which >= 0 && which < 4 ? gLastLd[which] : -1;
+}
 int64_t fake_cublaslt_last_type(int64_t which) {
   return which >= 0 && which < 4 ? gLastTypes[which] : -1;
 }
@@ -101,7 +158,11 @@ const char *cublasLtGetStatusString(Status status) {
 }
 
 Status cublasLtMatmulDescCreate(Desc **desc, int compute, int scale) {
-  if (compute != 68 && compute != 77)
+  if (compute != kCompute32F && compute != kCompute32FFastTf32 &&
+      compute != kCompute32I)
+    return kNotSupported;
+  // The scale type of alpha and beta: int32 with int32 accumulation.
+  if (scale != (compute == kCompute32I ? kR32I : kR32F))
     return kNotSupported;
   *desc = new Desc{compute, scale};
   return kSuccess;
@@ -182,9 +243,9 @@ Status cublasLtMatmulAlgoGetHeuristic(void *handle, Desc *desc, Layout *a,
   return kSuccess;
 }
 
-Status cublasLtMatmul(void *handle, Desc *desc, const float *alpha,
-                      const float *a, Layout *la, const float *b, Layout *lb,
-                      const float *beta, const float *c, Layout *lc, float *d,
+Status cublasLtMatmul(void *handle, Desc *desc, const void *alpha,
+                      const void *a, Layout *la, const void *b, Layout *lb,
+                      const void *beta, const void *c, Layout *lc, void *d,
                       Layout *ld, const Algo *algo, void *workspace,
                       size_t workspaceBytes, void *stream) {
   (void)workspace;
@@ -198,8 +259,18 @@ Status cublasLtMatmul(void *handle, Desc *desc, const float *alpha,
   gLastTypes[1] = lb->type;
   gLastTypes[2] = lc->type;
   gLastTypes[3] = ld->type;
-  // Only f32 is computed here; other types are recorded and refused.
-  if (la->type != 0 || lb->type != 0 || lc->type != 0 || ld->type != 0)
+  gLastLd[0] = la->ld;
+  gLastLd[1] = lb->ld;
+  gLastLd[2] = lc->ld;
+  gLastLd[3] = ld->ld;
+  gLastScaleType = desc->scale;
+  bool f32 = la->type == kR32F && lb->type == kR32F && lc->type == kR32F &&
+             ld->type == kR32F && desc->compute != kCompute32I;
+  bool int8 = la->type == kR8I && lb->type == kR8I && lc->type == kR32I &&
+              ld->type == kR32I && desc->compute == kCompute32I;
+  // Only f32 and int8 are computed here; other types are recorded and
+  // refused.
+  if (!f32 && !int8)
     return kNotSupported;
   int64_t m = static_cast<int64_t>(ld->rows), n = static_cast<int64_t>(ld->cols);
   int64_t k = static_cast<int64_t>(desc->transA ? la->rows : la->cols);
@@ -211,27 +282,27 @@ Status cublasLtMatmul(void *handle, Desc *desc, const float *alpha,
       la->batch != ld->batch || lb->batch != ld->batch ||
       lc->batch != ld->batch)
     return kInvalidValue;
+  if (int8) {
+    // The int8 kernels of the regular order (cublasLtMatmul's "IMMA"
+    // requirements).
+    if (!desc->transA || desc->transB || m % 4 != 0 || k % 4 != 0 ||
+        la->ld % 4 != 0 || lb->ld % 4 != 0 || lc->ld % 4 != 0 ||
+        ld->ld % 4 != 0 || !aligned(a, 4) || !aligned(b, 4) || !aligned(c, 4) ||
+        !aligned(d, 4) ||
+        (ld->batch > 1 && (la->stride % 4 != 0 || lb->stride % 4 != 0 ||
+                           lc->stride % 4 != 0 || ld->stride % 4 != 0)))
+      return kNotSupported;
+    multiply<int8_t, int32_t, int32_t, int64_t>(
+        desc, static_cast<const int32_t *>(alpha), a, la, b, lb,
+        static_cast<const int32_t *>(beta), c, lc, d, ld, m, n, k);
+    ++gInt8Matmuls;
+  } else {
+    multiply<float, float, float, double>(
+        desc, static_cast<const float *>(alpha), a, la, b, lb,
+        static_cast<const float *>(beta), c, lc, d, ld, m, n, k);
+  }
   ++gMatmuls;
   gLastCompute = desc->compute;
-  for (int32_t batch = 0; batch < ld->batch; ++batch) {
-    auto *A = const_cast<float *>(a) + batch * la->stride;
-    auto *B = const_cast<float *>(b) + batch * lb->stride;
-    auto *C = const_cast<float *>(c) + batch * lc->stride;
-    float *D = d + batch * ld->stride;
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double sum = 0;
-        for (int64_t p = 0; p < k; ++p)
-          sum += double(desc->transA ? at(A, la->ld, p, i)
-                                     : at(A, la->ld, i, p)) *
-                 double(desc->transB ? at(B, lb->ld, j, p)
-                                     : at(B, lb->ld, p, j));
-        float result = *alpha * static_cast<float>(sum);
-        if (*beta != 0)
-          result += *beta * at(C, lc->ld, i, j);
-        at(D, ld->ld, i, j) = result;
-      }
-  }
   return kSuccess;
 }
 

@@ -14,8 +14,8 @@ include "mlir/Pass/PassBase.td"
 
 def MatmulsToLibraryCallsPass
     : Pass<"kiln-gpu-matmuls-to-library", "mlir::ModuleOp"> {
-  let summary = "Rewrites f32, f16 and bf16 matmul contractions on buffers "
-                "into kiln_gpu_gemm calls";
+  let summary = "Rewrites f32, f16, bf16 and int8 matmul contractions on "
+                "buffers into kiln_gpu_gemm calls";
   let description = [{
     Rewrites each f32, f16 or bf16 (batch..., m, k, n) contraction on
     buffers into calls of `kiln_gpu_gemm` (cuBLASLt through the runtime,
@@ -24,6 +24,17 @@ def MatmulsToLibraryCallsPass
     layout cuBLASLt cannot take (no unit stride along either of its matrix
     dims, or strides unknown at compile time) leaves the op to the
     generated kernels.
+
+    An int8 contraction (`out + sext(lhs) * sext(rhs)` into i32, what
+    `kiln.integer_matmul` lowers to) becomes a `KILN_GPU_I8_I32` call
+    (cuBLASLt's int8 gemm, exact int32 sums) only where it meets the int8
+    kernels' layout rules: the rhs stored `[n, k]` (transposed) and the
+    lhs `[m, k]` (cuBLASLt's "TN" once the row-major product is swapped
+    into its column-major one), n and k static multiples of 4, and every
+    offset, leading dim and batch stride a known multiple of 4 elements
+    (static, or a dynamic stride of a contiguous buffer whose static inner
+    sizes multiply to one). Any other int8 contraction stays a generated
+    kernel.
   }];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect",
