@@ -285,21 +285,8 @@ class Calibration(unittest.TestCase):
     def reference_absmax(self, batches, batch, seq):
         """The largest |input| per channel of each linear over the windows,
         by the float64 reference with its linears hooked."""
-        largest = {}
-        t = lambda name: torch.from_numpy(self.weights[name].astype(np.float64))
-
-        def linear(x, prefix):
-            m = x.abs().reshape(-1, x.shape[-1]).amax(0).numpy()
-            largest[prefix] = np.maximum(largest.get(prefix, m), m)
-            if prefix == "transformer.wte":
-                return x @ t(prefix + ".weight").T
-            return x @ t(prefix + ".weight") + t(prefix + ".bias")
-
-        starts = windows(self.ids, batches, batch, seq)
-        for i in range(batches):
-            ids = np.stack([w[0] for w in starts[i * batch:(i + 1) * batch]]).astype(np.int64)
-            gpt2_reference(self.weights, ids, self.cfg, linear)
-        return largest
+        return {prefix: np.max([np.abs(x).reshape(-1, x.shape[-1]).max(0) for x in calls], axis=0)
+                for prefix, calls in self.reference_inputs(batches, batch, seq).items()}
 
     def test_calibrate_matches_torch(self):
         out, manifest = self.calibrate()
