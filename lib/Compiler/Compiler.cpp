@@ -993,31 +993,21 @@ llvm::Error writeWeights(std::vector<ParameterInfo> &params,
       continue;
     }
     if (param.packedInFile()) {
-      const auto &packing = param.packed;
-      // The float weight as it is stored ([in, out] or [out, in]), then
-      // its panels.
-      int64_t in = packing->in(), out = packing->out(), width = packing->width;
+      // The float weight as it is stored ([in, out] or [out, in]), in the
+      // parameter's dtype, then its panels, as the runtime packs a weight
+      // marked at_load.
+      const rt::PackedLayout &packing = *param.packed;
       llvm::Expected<std::vector<float>> values = storedValues(
-          param, name, packing->shape, plan ? plan->sources[index] : nullptr,
+          param, name, packing.shape, plan ? plan->sources[index] : nullptr,
           plan ? &plan->files : nullptr, options.seed);
       if (!values)
         return values.takeError();
-      const std::vector<float> &source = *values;
-      // Element (n, k) at [n / width, k / pairs, n % width, k % pairs];
-      // padding columns stay zero.
-      storage.emplace_back(param.bytes, 0);
-      unsigned char *panels = storage.back().data();
-      int64_t pairs = packing->pairs, rows = in / pairs;
       size_t size = rt::dtypeSize(param.dtype);
-      for (int64_t n = 0; n < out; ++n)
-        for (int64_t k = 0; k < in; ++k) {
-          int64_t at =
-              (((n / width) * rows + k / pairs) * width + n % width) * pairs +
-              k % pairs;
-          storeFloat(param.dtype,
-                     packing->inOut ? source[k * out + n] : source[n * in + k],
-                     panels + at * size);
-        }
+      std::vector<unsigned char> weight(values->size() * size);
+      for (size_t i = 0; i < values->size(); ++i)
+        storeFloat(param.dtype, (*values)[i], weight.data() + i * size);
+      storage.emplace_back(param.bytes);
+      packing.pack(weight.data(), storage.back().data());
       tensors.push_back(
           {name.str(), {param.dtype, param.shape, storage.back().data()}});
       continue;
