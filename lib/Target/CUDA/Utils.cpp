@@ -54,8 +54,15 @@ Value mlir::kiln::cuda::emitReductionStep(RewriterBase &rewriter,
                 memref::LoadOp::create(rewriter, loc, input->get(), indices));
   }
   mapping.map(body.getArguments().back(), accumulator);
-  for (Operation &nested : body.without_terminator())
+  for (Operation &nested : body.without_terminator()) {
+    // A linalg.index (an iota, a one-hot compare fused into the
+    // reduction) is the loop's induction variable of its dim.
+    if (auto index = dyn_cast<linalg::IndexOp>(nested)) {
+      mapping.map(index.getResult(), ivs[index.getDim()]);
+      continue;
+    }
     rewriter.clone(nested, mapping);
+  }
   return mapping.lookup(reductionCombiner(op)->getResult(0));
 }
 

@@ -17,12 +17,28 @@ def FuseElementwiseWithoutRecomputationPass
   let summary = "Fuses elementwise producers into consumers that read each "
                 "produced value once";
   let description = [{
-    linalg elementwise fusion that never recomputes: a producer is fused
-    into a consumer only when it has one use and the consumer reads each of
-    its values once (the operand's indexing map is a permutation of all the
-    consumer's loops). Upstream's default also fuses into contractions,
-    where a layer_norm feeding a matmul would be recomputed for every
-    output column.
+    linalg elementwise fusion that never recomputes what costs more than
+    reading it: a producer is fused into a consumer only when the consumer
+    reads each of its values once (the operand's indexing map is a
+    permutation of all the consumer's loops). Upstream's default also fuses
+    into contractions, where a layer_norm feeding a matmul would be
+    recomputed for every output column.
+
+    A producer with several users:
+    - is fused into each of them (each computes the values again, and the
+      producer goes once none is left) when it is cheap to recompute: it
+      reads at most one operand of its own size, the others broadcast (a
+      row maximum, a scalar), and its body is at most 12 ops. A consumer
+      then reads no more than it did, and the intermediate is never
+      written: a softmax's exponentials read by its sum and by the
+      backward, a cross-entropy's one-hot mask read by the loss and by the
+      gradient.
+    - otherwise, is fused into its first user when that user is
+      elementwise (all loops parallel) and every other user comes after it
+      in the same block: the fused op yields the producer's values too, and
+      the other users read those. An AdamW update's new moments, written to
+      their state and read by the parameter's update, become one loop that
+      reads the parameter, gradient and moments once and writes the three.
   }];
   let dependentDialects = ["::mlir::linalg::LinalgDialect"];
 }

@@ -225,8 +225,11 @@ struct KilnOptimizerPass
                             : u.constant(1.0 - beta2);
         Value m = u.add(u.mul(u.constant(beta1), u.readState(mName, type)),
                         u.mul(scaled(1.0 - beta1), g));
+        // (s·g)·g, not s·(g·g): CSE would otherwise share g·g with the
+        // norm's sum of squares, a product that is then materialized in
+        // memory for both instead of fused into each.
         Value v = u.add(u.mul(u.constant(beta2), u.readState(vName, type)),
-                        u.mul(vScale, u.mul(g, g)));
+                        u.mul(u.mul(vScale, g), g));
         // torch.optim.AdamW: p *= 1 - lr·wd; p -= lr/bc1 · m / (√v/√bc2 + ε).
         Value decayed =
             decay != 0.0
