@@ -8,7 +8,9 @@
 
 #include "kiln/Target/Common/Passes.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/Transforms/Transforms.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -28,6 +30,11 @@ namespace {
 bool canPreserveProducer(Operation *producer, linalg::LinalgOp consumer) {
   if (consumer.getNumLoops() != consumer.getNumParallelLoops())
     return false;
+  // A consumer that also writes into the producer's values would need
+  // them before the fused op computes them.
+  for (OpOperand &init : consumer.getDpsInitsMutable())
+    if (init.get().getDefiningOp() == producer)
+      return false;
   Block *block = consumer->getBlock();
   for (Operation *user : producer->getUsers()) {
     if (user == consumer.getOperation())
@@ -42,28 +49,59 @@ bool canPreserveProducer(Operation *producer, linalg::LinalgOp consumer) {
 
 /// Whether each consumer of `producer` may compute its values again rather
 /// than read them from memory: the producer reads at most one operand of
-/// its own size (the others are broadcasts: a row's maximum, a scalar, an
-/// index vector), so a consumer that recomputes reads no more than it
-/// would have, and the intermediate is never written; and its body is a
-/// few scalar ops. A softmax's exponentials (read by the sum and by the
+/// its own size, of elements no wider than its own (the others are
+/// broadcasts: a row's maximum, a scalar, an index vector), so a consumer
+/// that recomputes reads no more than it would have, and the intermediate
+/// is never written; and its body is a few scalar ops that read no memory
+/// themselves. A softmax's exponentials (read by the sum and by the
 /// backward), a cross-entropy's one-hot mask (by the loss and by its
 /// gradient) are such values.
 bool cheapToRecompute(Operation *op) {
   auto producer = dyn_cast<linalg::GenericOp>(op);
   if (!producer)
     return false;
+  // An operand is a broadcast when its indexing map leaves out a loop of
+  // more than one iteration (or of a dynamic count); one that leaves out
+  // only unit loops (a [S, D] position table added to a [1, S, D] batch)
+  // is as large as the producer's result.
+  SmallVector<int64_t> ranges = producer.getStaticLoopRanges();
   int64_t fullSize = 0;
   for (OpOperand *input : producer.getDpsInputOperands()) {
-    if (producer.getMatchingIndexingMap(input).isPermutation())
-      ++fullSize;
+    AffineMap map = producer.getMatchingIndexingMap(input);
+    bool broadcast = false;
+    for (auto [dim, range] : llvm::enumerate(ranges))
+      if (range != 1 && !map.isFunctionOfDim(dim))
+        broadcast = true;
+    if (broadcast)
+      continue;
+    ++fullSize;
+    // A narrowing producer (f32 to bf16, a compare to i1) is cheaper to
+    // read than its input.
+    Type in = getElementTypeOrSelf(input->get().getType());
+    if (!in.isIntOrFloat())
+      return false;
+    for (Value result : producer->getResults()) {
+      Type out = getElementTypeOrSelf(result.getType());
+      if (!out.isIntOrFloat() ||
+          in.getIntOrFloatBitWidth() > out.getIntOrFloatBitWidth())
+        return false;
+    }
   }
   for (OpOperand &init : producer.getDpsInitsMutable())
     if (producer.payloadUsesValueFromOperand(&init))
       return false;
+  // Scalar arithmetic only: a body that reads memory itself (an embedding
+  // row gathered with tensor.extract) would read it again in each user.
   constexpr int64_t kMaxOps = 12;
-  return fullSize <= 1 &&
-         static_cast<int64_t>(llvm::range_size(
-             producer.getBody()->without_terminator())) <= kMaxOps;
+  int64_t ops = 0;
+  for (Operation &nested : producer.getBody()->without_terminator()) {
+    if (++ops > kMaxOps)
+      return false;
+    if (!isa<arith::ArithDialect, math::MathDialect>(nested.getDialect()) &&
+        !isa<linalg::IndexOp>(nested))
+      return false;
+  }
+  return fullSize <= 1;
 }
 
 /// Fuses a producer that has users besides `consumer` into it and gives

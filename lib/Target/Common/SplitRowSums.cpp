@@ -22,31 +22,46 @@ namespace mlir::kiln {
 using namespace mlir;
 
 namespace {
-/// Whether `op` is a floating-point sum of its one input over its innermost
-/// loop, alone: one reduction loop, the last; one output whose running
-/// value only the yielded `arith.addf` reads; at least `minimum` elements,
-/// a static multiple of `lanes`.
+/// Whether `input` of `op` reads loop `k`.
+bool readsLoop(linalg::GenericOp op, OpOperand *input, unsigned k) {
+  return op.getMatchingIndexingMap(input).isFunctionOfDim(k);
+}
+
+/// Whether `op` is a floating-point sum over its innermost loop of values
+/// computed from its inputs (a row's elements, or exp(x - max) with the
+/// row's max broadcast), alone: one reduction loop, the last; one output
+/// whose running value only the yielded `arith.addf` reads; at least
+/// `minimum` elements, a static count (a count that is not a multiple of
+/// `lanes` leaves a tail, summed after the lanes).
 bool isRowSum(linalg::GenericOp op, int64_t lanes, int64_t minimum) {
   if (!op.hasPureTensorSemantics() || op.getNumDpsInits() != 1 ||
-      op.getNumDpsInputs() != 1 || op.getNumReductionLoops() != 1 ||
+      op.getNumDpsInputs() < 1 || op.getNumReductionLoops() != 1 ||
       kiln::isKilnContraction(op, /*requireF32=*/false))
     return false;
   SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
   if (iterators.back() != utils::IteratorType::reduction)
     return false;
   int64_t size = op.getStaticLoopRanges().back();
-  if (ShapedType::isDynamic(size) || size < minimum || size % lanes != 0)
+  if (ShapedType::isDynamic(size) || size < minimum)
     return false;
-  // The input reads the reduced loop as its innermost dim (contiguous
-  // lanes) and nowhere else; the output reads every other loop, as a plain
-  // dim (or a constant), and not the reduced one: the split's loops then
-  // map onto the same tensors.
+  // Each input that reads the reduced loop reads it as its innermost dim
+  // (contiguous lanes) and nowhere else, and one does; the others
+  // broadcast along it. The output reads every other loop, as a plain dim
+  // (or a constant), and not the reduced one: the split's loops then map
+  // onto the same tensors.
   unsigned k = iterators.size() - 1;
-  AffineMap input = op.getMatchingIndexingMap(op.getDpsInputOperand(0));
-  if (input.getNumResults() == 0 ||
-      input.getResults().back() != getAffineDimExpr(k, op.getContext()) ||
-      llvm::any_of(input.getResults().drop_back(),
-                   [&](AffineExpr e) { return e.isFunctionOfDim(k); }))
+  bool anyReadsK = false;
+  for (OpOperand *operand : op.getDpsInputOperands()) {
+    if (!readsLoop(op, operand, k))
+      continue;
+    anyReadsK = true;
+    AffineMap input = op.getMatchingIndexingMap(operand);
+    if (input.getResults().back() != getAffineDimExpr(k, op.getContext()) ||
+        llvm::any_of(input.getResults().drop_back(),
+                     [&](AffineExpr e) { return e.isFunctionOfDim(k); }))
+      return false;
+  }
+  if (!anyReadsK)
     return false;
   AffineMap output = op.getMatchingIndexingMap(op.getDpsInitOperand(0));
   llvm::SmallBitVector read(k + 1);
@@ -72,40 +87,80 @@ bool isRowSum(linalg::GenericOp op, int64_t lanes, int64_t minimum) {
 }
 
 /// Rewrites the row sum `op` (isRowSum) over its last loop k into lanes of
-/// partial sums: [..., k] read as [..., k / lanes, lanes], summed over
-/// k / lanes into zeros [out..., lanes] (the original body, lane l adding
-/// elements l, l + lanes, ... in order), then those summed over the lanes
-/// into the original output. (Upstream's linalg::splitReduction does the
-/// same for static shapes only.)
+/// partial sums: each input that reads k, [..., k], read as
+/// [..., k / lanes, lanes] (the others as they were), summed over k / lanes
+/// into zeros [out..., lanes] (the original body, lane l adding elements l,
+/// l + lanes, ... in order), then those summed over the lanes into the
+/// original output, then the k % lanes elements left at the end of each
+/// row (a vocabulary of 50257) by the original body. (Upstream's
+/// linalg::splitReduction does the same for static shapes only.)
 void splitRowSum(RewriterBase &rewriter, linalg::GenericOp op, int64_t lanes) {
   Location loc = op.getLoc();
   MLIRContext *context = op.getContext();
   rewriter.setInsertionPoint(op);
   unsigned loops = op.getNumLoops(), k = loops - 1;
-  OpOperand *input = op.getDpsInputOperand(0);
   OpOperand *init = op.getDpsInitOperand(0);
-  AffineMap inputMap = op.getMatchingIndexingMap(input);
   AffineMap outputMap = op.getMatchingIndexingMap(init);
-  auto inputType = cast<RankedTensorType>(input->get().getType());
   auto outputType = cast<RankedTensorType>(init->get().getType());
-  int64_t rank = inputType.getRank();
+  AffineExpr k1 = getAffineDimExpr(k, context);
+  AffineExpr lane = getAffineDimExpr(k + 1, context);
 
-  // The input with its last dim split: [..., k / lanes, lanes].
-  SmallVector<int64_t> expandedShape(inputType.getShape());
-  expandedShape.back() = inputType.getShape().back() / lanes;
-  expandedShape.push_back(lanes);
-  SmallVector<ReassociationIndices> groups;
-  for (int64_t d = 0; d + 1 < rank; ++d)
-    groups.push_back({d});
-  groups.push_back({rank - 1, rank});
-  SmallVector<OpFoldResult> expandedSizes =
-      tensor::getMixedSizes(rewriter, loc, input->get());
-  expandedSizes.back() = rewriter.getIndexAttr(expandedShape[rank - 1]);
-  expandedSizes.push_back(rewriter.getIndexAttr(lanes));
-  Value expanded = tensor::ExpandShapeOp::create(
-      rewriter, loc,
-      RankedTensorType::get(expandedShape, inputType.getElementType()),
-      input->get(), groups, expandedSizes);
+  int64_t size = op.getStaticLoopRanges().back();
+  int64_t tail = size % lanes, main = size - tail;
+  // Elements [first, first + count) of the last dim of `value`.
+  auto lastDimSlice = [&](Value value, int64_t first, int64_t count) {
+    auto type = cast<RankedTensorType>(value.getType());
+    int64_t rank = type.getRank();
+    SmallVector<OpFoldResult> offsets(rank, rewriter.getIndexAttr(0));
+    offsets.back() = rewriter.getIndexAttr(first);
+    SmallVector<OpFoldResult> sizes =
+        tensor::getMixedSizes(rewriter, loc, value);
+    sizes.back() = rewriter.getIndexAttr(count);
+    SmallVector<OpFoldResult> strides(rank, rewriter.getIndexAttr(1));
+    return tensor::ExtractSliceOp::create(rewriter, loc, value, offsets, sizes,
+                                          strides)
+        .getResult();
+  };
+
+  SmallVector<Value> inputs, tailInputs;
+  SmallVector<AffineMap> maps;
+  for (OpOperand *input : op.getDpsInputOperands()) {
+    AffineMap inputMap = op.getMatchingIndexingMap(input);
+    if (!readsLoop(op, input, k)) {
+      // A broadcast along k: the same element for every lane.
+      inputs.push_back(input->get());
+      tailInputs.push_back(input->get());
+      maps.push_back(
+          AffineMap::get(loops + 1, 0, inputMap.getResults(), context));
+      continue;
+    }
+    Value whole = input->get();
+    if (tail) {
+      tailInputs.push_back(lastDimSlice(whole, main, tail));
+      whole = lastDimSlice(whole, 0, main);
+    }
+    // The input with its last dim split: [..., k / lanes, lanes].
+    auto inputType = cast<RankedTensorType>(whole.getType());
+    int64_t rank = inputType.getRank();
+    SmallVector<int64_t> expandedShape(inputType.getShape());
+    expandedShape.back() = main / lanes;
+    expandedShape.push_back(lanes);
+    SmallVector<ReassociationIndices> groups;
+    for (int64_t d = 0; d + 1 < rank; ++d)
+      groups.push_back({d});
+    groups.push_back({rank - 1, rank});
+    SmallVector<OpFoldResult> expandedSizes =
+        tensor::getMixedSizes(rewriter, loc, whole);
+    expandedSizes.back() = rewriter.getIndexAttr(expandedShape[rank - 1]);
+    expandedSizes.push_back(rewriter.getIndexAttr(lanes));
+    inputs.push_back(tensor::ExpandShapeOp::create(
+        rewriter, loc,
+        RankedTensorType::get(expandedShape, inputType.getElementType()), whole,
+        groups, expandedSizes));
+    SmallVector<AffineExpr> inputExprs(inputMap.getResults().drop_back());
+    inputExprs.append({k1, lane});
+    maps.push_back(AffineMap::get(loops + 1, 0, inputExprs, context));
+  }
 
   // Zeros [out..., lanes].
   SmallVector<OpFoldResult> partialSizes =
@@ -118,21 +173,14 @@ void splitRowSum(RewriterBase &rewriter, linalg::GenericOp op, int64_t lanes) {
   Value zeros = linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
 
   // Loops (..., k1, lane): k1 reduces, the lanes are parallel.
-  AffineExpr k1 = getAffineDimExpr(k, context);
-  AffineExpr lane = getAffineDimExpr(k + 1, context);
-  SmallVector<AffineExpr> inputExprs;
-  for (AffineExpr e : inputMap.getResults().drop_back())
-    inputExprs.push_back(e);
-  inputExprs.append({k1, lane});
   SmallVector<AffineExpr> partialExprs(outputMap.getResults());
   partialExprs.push_back(lane);
+  maps.push_back(AffineMap::get(loops + 1, 0, partialExprs, context));
   SmallVector<utils::IteratorType> iterators = op.getIteratorTypesArray();
   iterators.push_back(utils::IteratorType::parallel);
-  auto partial = linalg::GenericOp::create(
-      rewriter, loc, zeros.getType(), ValueRange{expanded}, ValueRange{zeros},
-      {AffineMap::get(loops + 1, 0, inputExprs, context),
-       AffineMap::get(loops + 1, 0, partialExprs, context)},
-      iterators);
+  auto partial =
+      linalg::GenericOp::create(rewriter, loc, zeros.getType(), inputs,
+                                ValueRange{zeros}, maps, iterators);
   rewriter.cloneRegionBefore(op.getRegion(), partial.getRegion(),
                              partial.getRegion().begin());
 
@@ -153,7 +201,17 @@ void splitRowSum(RewriterBase &rewriter, linalg::GenericOp op, int64_t lanes) {
         Value sum = arith::AddFOp::create(b, l, args[1], args[0]);
         linalg::YieldOp::create(b, l, sum);
       });
-  rewriter.replaceOp(op, combine.getResults());
+  if (!tail) {
+    rewriter.replaceOp(op, combine.getResults());
+    return;
+  }
+  // The last size % lanes elements of each row, added after the lanes.
+  auto rest = linalg::GenericOp::create(
+      rewriter, loc, outputType, tailInputs, combine.getResults(),
+      op.getIndexingMapsArray(), op.getIteratorTypesArray());
+  rewriter.cloneRegionBefore(op.getRegion(), rest.getRegion(),
+                             rest.getRegion().begin());
+  rewriter.replaceOp(op, rest.getResults());
 }
 
 struct SplitRowSumsPass : kiln::impl::SplitRowSumsPassBase<SplitRowSumsPass> {

@@ -79,3 +79,23 @@ func.func @cheap_producer_recomputed(%x: tensor<4x8xf32>, %m: tensor<4x1xf32>) -
   %y = kiln.mul %e, %x : (tensor<4x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
   return %s, %y : tensor<4xf32>, tensor<4x8xf32>
 }
+
+// -----
+
+// A narrowing cast is cheaper to read than its input, so it is not
+// recomputed by each user: the first elementwise user computes it once and
+// yields it for the rest (here the return).
+// CHECK-LABEL: func @narrowing_not_recomputed
+// CHECK: %[[F:.*]]:2 = linalg.generic
+// CHECK-COUNT-1: arith.truncf
+// CHECK-NOT: arith.truncf
+// CHECK: math.tanh
+// CHECK-NOT: linalg.generic
+// CHECK: return
+func.func @narrowing_not_recomputed(%x: tensor<64x768xf32>, %y: tensor<64x768xbf16>) -> (tensor<64x768xbf16>, tensor<64x768xbf16>) {
+  %c = kiln.cast %x : tensor<64x768xf32> -> tensor<64x768xbf16>
+  %t = kiln.tanh %c : tensor<64x768xbf16>
+  %m = kiln.mul %c, %y : (tensor<64x768xbf16>, tensor<64x768xbf16>) -> tensor<64x768xbf16>
+  %s = kiln.add %t, %m : (tensor<64x768xbf16>, tensor<64x768xbf16>) -> tensor<64x768xbf16>
+  return %s, %c : tensor<64x768xbf16>, tensor<64x768xbf16>
+}

@@ -47,14 +47,14 @@ func.func @row_sums(%x: tensor<4x768xf32>, %acc: tensor<4xf32>) -> (tensor<4xf32
 #sum = affine_map<(d0, d1) -> (d0)>
 
 // Left alone: elementwise adds, integer sums, rows too short (32 < 4 x 16)
-// or not a multiple of the lanes (100), column sums (the reduced loop is
+// or of a dynamic count, column sums (the reduced loop is
 // not the innermost), and a sum whose running value is read besides.
 // CHECK-LABEL: func.func @left_alone
 // CHECK-NOT: tensor.expand_shape
 // CHECK: return
 func.func @left_alone(%x: tensor<4x8xf32>, %y: tensor<4x8xf32>, %i: tensor<4x8xi32>, %acc: tensor<4xi32>,
                       %short: tensor<4x32xf32>, %odd: tensor<4x100xf32>, %facc: tensor<4xf32>,
-                      %tall: tensor<768x4xf32>, %cacc: tensor<4xf32>) -> (tensor<4x8xf32>, tensor<4xi32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) {
+                      %tall: tensor<768x4xf32>, %cacc: tensor<4xf32>, %dyn: tensor<4x?xf32>) -> (tensor<4x8xf32>, tensor<4xi32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) {
   %0 = linalg.generic {indexing_maps = [#row, #row], iterator_types = ["parallel", "parallel"]}
       ins(%x : tensor<4x8xf32>) outs(%y : tensor<4x8xf32>) {
   ^bb0(%in: f32, %out: f32):
@@ -74,7 +74,7 @@ func.func @left_alone(%x: tensor<4x8xf32>, %y: tensor<4x8xf32>, %i: tensor<4x8xi
     linalg.yield %s : f32
   } -> tensor<4xf32>
   %3 = linalg.generic {indexing_maps = [#row, #sum], iterator_types = ["parallel", "reduction"]}
-      ins(%odd : tensor<4x100xf32>) outs(%facc : tensor<4xf32>) {
+      ins(%dyn : tensor<4x?xf32>) outs(%facc : tensor<4xf32>) {
   ^bb0(%in: f32, %out: f32):
     %s = arith.addf %out, %in : f32
     linalg.yield %s : f32
@@ -135,4 +135,58 @@ func.func @matmul(%a: tensor<4x768xf32>, %b: tensor<768x1xf32>, %c: tensor<4x1xf
     linalg.yield %s : f32
   } -> tensor<4x1xf32>
   return %0 : tensor<4x1xf32>
+}
+
+// -----
+
+#row = affine_map<(d0, d1) -> (d0, d1)>
+#bcast = affine_map<(d0, d1) -> (d0, 0)>
+#sum = affine_map<(d0, d1) -> (d0)>
+
+// A softmax denominator with the row max fused in (exp(x - max) summed):
+// the row is split into lanes, the max (broadcast along the row, a
+// constant index) is read as it was for every lane.
+// CHECK-LABEL: func.func @row_sum_with_broadcast
+// CHECK: %[[E:.*]] = tensor.expand_shape %arg0 {{\[}}[0], [1, 2]] output_shape [4, 48, 16]
+// CHECK: %[[P:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[E]], %arg1 : tensor<4x48x16xf32>, tensor<4x1xf32>)
+// CHECK: arith.subf
+// CHECK: math.exp
+// CHECK: arith.addf
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[P]] : tensor<4x16xf32>)
+func.func @row_sum_with_broadcast(%x: tensor<4x768xf32>, %m: tensor<4x1xf32>, %acc: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = linalg.generic {indexing_maps = [#row, #bcast, #sum], iterator_types = ["parallel", "reduction"]}
+      ins(%x, %m : tensor<4x768xf32>, tensor<4x1xf32>) outs(%acc : tensor<4xf32>) {
+  ^bb0(%in: f32, %max: f32, %out: f32):
+    %d = arith.subf %in, %max : f32
+    %e = math.exp %d : f32
+    %s = arith.addf %e, %out : f32
+    linalg.yield %s : f32
+  } -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+#row = affine_map<(d0, d1) -> (d0, d1)>
+#sum = affine_map<(d0, d1) -> (d0)>
+
+// A row of 100 elements (not a multiple of 16): the first 96 in 16 lanes,
+// then the last 4 added to the lanes' sum by the original body.
+// CHECK-LABEL: func.func @row_sum_with_tail
+// CHECK: %[[MAIN:.*]] = tensor.extract_slice %arg0[0, 0] [4, 96] [1, 1]
+// CHECK: %[[E:.*]] = tensor.expand_shape %[[MAIN]] {{\[}}[0], [1, 2]] output_shape [4, 6, 16]
+// CHECK: %[[P:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction", "parallel"]} ins(%[[E]] : tensor<4x6x16xf32>)
+// CHECK: %[[S:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[P]] : tensor<4x16xf32>) outs(%arg1 : tensor<4xf32>)
+// CHECK: %[[T:.*]] = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%{{.*}} : tensor<4x4xf32>) outs(%[[S]] : tensor<4xf32>)
+// CHECK: arith.mulf
+// CHECK: return %[[T]]
+func.func @row_sum_with_tail(%x: tensor<4x100xf32>, %acc: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = linalg.generic {indexing_maps = [#row, #sum], iterator_types = ["parallel", "reduction"]}
+      ins(%x : tensor<4x100xf32>) outs(%acc : tensor<4xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %sq = arith.mulf %in, %in : f32
+    %s = arith.addf %sq, %out : f32
+    linalg.yield %s : f32
+  } -> tensor<4xf32>
+  return %0 : tensor<4xf32>
 }

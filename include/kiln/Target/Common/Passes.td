@@ -27,15 +27,17 @@ def FuseElementwiseWithoutRecomputationPass
     A producer with several users:
     - is fused into each of them (each computes the values again, and the
       producer goes once none is left) when it is cheap to recompute: it
-      reads at most one operand of its own size, the others broadcast (a
-      row maximum, a scalar), and its body is at most 12 ops. A consumer
-      then reads no more than it did, and the intermediate is never
-      written: a softmax's exponentials read by its sum and by the
-      backward, a cross-entropy's one-hot mask read by the loss and by the
-      gradient.
+      reads at most one operand of its own size, with elements no wider
+      than its own (not a narrowing cast), the others broadcast (a row
+      maximum, a scalar), and its body is at most 12 arith/math ops (no
+      gather). A consumer then reads no more than it did, and the
+      intermediate is never written: a softmax's exponentials read by its
+      sum and by the backward, a cross-entropy's one-hot mask read by the
+      loss and by the gradient.
     - otherwise, is fused into its first user when that user is
-      elementwise (all loops parallel) and every other user comes after it
-      in the same block: the fused op yields the producer's values too, and
+      elementwise (all loops parallel), does not write into the producer's
+      values, and every other user comes after it in the same block: the
+      fused op yields the producer's values too, and
       the other users read those. An AdamW update's new moments, written to
       their state and read by the parameter's update, become one loop that
       reads the parameter, gradient and moments once and writes the three.
@@ -138,12 +140,15 @@ def SplitRowSumsPass
     : Pass<"kiln-split-row-sums", "mlir::func::FuncOp"> {
   let summary = "Sums rows in lanes of partial sums";
   let description = [{
-    Splits every floating-point row sum (a `linalg.generic` adding its
-    input over its innermost loop: a layer norm's mean and variance, an
-    unfused softmax's denominator) of at least four times `lanes` elements, a
-    multiple of `lanes`, into `lanes` partial sums (lane l adds elements l,
-    l + lanes, l + 2 lanes, ... in order) and the sum of those
-    (as upstream `linalg::splitReduction` does, dynamic rows too). As one
+    Splits every floating-point row sum (a `linalg.generic` adding values
+    computed from its inputs over its innermost loop: a layer norm's mean,
+    its variance from the row and the broadcast mean, a softmax's
+    denominator from the row and the broadcast max) of a static count of
+    at least four times `lanes` elements into `lanes` partial sums (lane l
+    adds elements l, l + lanes, l + 2 lanes, ... in order) and the sum of
+    those (as upstream `linalg::splitReduction` does, dynamic rows too),
+    then the count % `lanes` elements left at the end of each row, added
+    in order (a vocabulary of 50257: 3141 steps of 16 lanes, then one). As one
     sequential sum, a row was a chain of dependent scalar additions, one
     add latency per element; the partial sums are independent, so LLVM
     vectorizes them across the lanes. The order of the additions is fixed by the IR, not by whether
