@@ -80,6 +80,8 @@ std::optional<rt::DType> dtypeOf(Type type) {
     return rt::DType::I8;
   if (type.isInteger(1))
     return rt::DType::Bool;
+  if (isa<Float8E4M3FNType>(type))
+    return rt::DType::F8E4M3;
   return std::nullopt;
 }
 
@@ -1156,8 +1158,9 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
         return error("parameter '" + param.getSymName() +
                      "': " + llvm::toString(q.takeError()));
       SmallVector<int64_t, 2> expected = q->partShape();
-      rt::DType expectedType =
-          q->isFloatPart() ? rt::DType::F32 : rt::DType::I8;
+      rt::DType expectedType = q->isFloatPart() ? rt::DType::F32
+                               : q->scheme.fp8  ? rt::DType::F8E4M3
+                                                : rt::DType::I8;
       if (ArrayRef<int64_t>(info.shape) != ArrayRef<int64_t>(expected) ||
           info.dtype != expectedType)
         return error("parameter '" + param.getSymName() + "' holds the " +

@@ -24,6 +24,7 @@
 #include "llvm/IR/Module.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Quant/IR/Quant.h"
@@ -36,12 +37,11 @@
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Support/Timing.h"
 #include "mlir/Transforms/Passes.h"
-#include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringExtras.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
@@ -360,7 +360,9 @@ cl::opt<std::string> quantize(
              "scale per output channel), w4g32, w4g64, w4g128 (int4 in groups "
              "of N inputs), w8g<N>; append -asym for unsigned codes with zero "
              "points; int8-dynamic (W8A8: w8 weights, activations quantized "
-             "per token at run time, int8 matmuls with i32 sums). The LM head "
+             "per token at run time, int8 matmuls with i32 sums); fp8 (e4m3 "
+             "weights and activations with per-tensor scales, cuBLASLt's fp8 "
+             "gemm; --target cuda only). The LM head "
              "stays float unless --quantize-lm-head (docs/quantization.md)"),
     cl::value_desc("scheme"), cl::cat(category));
 cl::opt<std::string> calibration(
@@ -1023,6 +1025,24 @@ int main(int argc, char **argv) {
       return fail("--quantize builds inference artifacts: quantized weights "
                   "are not trainable (compile with --mode inference)");
     quantizeScheme = scheme->name();
+    if (scheme->fp8 && target.getNumOccurrences() && target == TargetKind::CPU)
+      return fail("--quantize fp8 needs --target cuda: its e4m3 matmuls run "
+                  "on cuBLASLt's fp8 gemm (sm_89 and later); the CPU backend "
+                  "has no fp8 kernel (use int8-dynamic or w8 on the CPU)");
+    if (scheme->fp8 && target.getNumOccurrences()) {
+      unsigned sm = 0;
+      if (!llvm::StringRef(cudaArch).starts_with("sm_") ||
+          llvm::StringRef(cudaArch)
+              .drop_front(3)
+              .take_while(llvm::isDigit)
+              .getAsInteger(10, sm) ||
+          sm < 89)
+        return fail("--quantize fp8 needs --cuda-arch sm_89 or later "
+                    "(cuBLASLt's fp8 gemm; sm_90 is H100), not " +
+                    cudaArch);
+    }
+    if (scheme->fp8 && rounding != "rtn")
+      return fail("--quantize fp8 rounds to nearest (--rounding rtn) only");
     if (rounding != "rtn" && rounding != "gptq" && rounding != "awq")
       return fail("--rounding '" + rounding + "': expected rtn, gptq or awq");
     if (rounding != "rtn" && calibration.empty())
@@ -1078,6 +1098,14 @@ int main(int argc, char **argv) {
     quantizeOptions.rounding = rounding;
     quantizeOptions.smoothquant =
         smoothquant.getNumOccurrences() ? smoothquant.getValue() : -1.0;
+    // kiln-quantize's remarks (weights fp8 leaves in float, and why) are
+    // notes here.
+    ScopedDiagnosticHandler notes(&context, [](Diagnostic &diag) {
+      if (diag.getSeverity() != DiagnosticSeverity::Remark)
+        return failure();
+      llvm::WithColor::note(llvm::errs(), "kiln-compile") << diag.str() << "\n";
+      return success();
+    });
     PassManager pm(&context);
     pm.addPass(kiln::createKilnQuantizePass(quantizeOptions));
     TimingScope quantizing = rootTiming.nest("quantize the weights");
