@@ -157,7 +157,13 @@ struct MatmulsToLibraryCallsPass
           map.getResult(0) != getAffineConstantExpr(0, op.getContext()))
         return false;
     }
-    return getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32();
+    if (!getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32())
+      return false;
+    // An accumulation into the output (out + term), as the lowering's.
+    auto yield = cast<linalg::YieldOp>(op.getBody()->getTerminator());
+    auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+    return add && llvm::is_contained(add->getOperands(),
+                                     Value(op.getBody()->getArgument(4)));
   }
 
   void runOnOperation() final {
