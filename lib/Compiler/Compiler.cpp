@@ -16,6 +16,7 @@
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/File.h"
+#include "kiln/Runtime/Float8.h"
 #include "kiln/Runtime/Manifest.h"
 #include "kiln/Runtime/SafeTensors.h"
 
@@ -333,6 +334,11 @@ llvm::Error initialize(const ParameterInfo &param, uint64_t seed,
       std::memcpy(out.data() + 2 * i, &bits, 2);
       break;
     }
+    case rt::DType::F8E4M3:
+      // e4m3 codes of the value (not the value as an integer: `init ones`
+      // is 0x38, 1.0, not 0x01, 2^-9).
+      out[i] = ::kiln::encodeE4M3(value);
+      break;
     default: {
       if (random)
         return error("parameter '" + param.op.getSymName() +

@@ -175,6 +175,27 @@ class E4M3Kernels(unittest.TestCase):
         np.testing.assert_array_equal(y.view(np.uint32), expected.view(np.uint32))
 
 
+    def test_parameter_init(self):
+        # An f8E4M3FN parameter's init rule is written as e4m3 codes: `init
+        # ones` is 1.0 (0x38), not the integer 1 (0x01, 2^-9).
+        path = os.path.join(self.tmp.name, "param.mlir")
+        with open(path, "w") as f:
+            f.write(textwrap.dedent("""
+                kiln.parameter @w : tensor<16xf8E4M3FN> init ones
+                func.func @forward(%x: tensor<16xf32> {kiln.name = "x"}) -> (tensor<16xf32> {kiln.name = "y"}) {
+                  %w = kiln.read_param @w : tensor<16xf8E4M3FN>
+                  %one = kiln.constant dense<1.000000e+00> : tensor<1xf32>
+                  %d = kiln.dequantize %w, %one : (tensor<16xf8E4M3FN>, tensor<1xf32>) -> tensor<16xf32>
+                  %y = kiln.add %x, %d : (tensor<16xf32>, tensor<16xf32>) -> tensor<16xf32>
+                  return %y : tensor<16xf32>
+                }"""))
+        art = os.path.join(self.tmp.name, "param.kiln")
+        compile_artifact(path, art)
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        np.testing.assert_array_equal(stored["w"], np.full(16, 0x38, np.uint8))
+        y = run_artifact(art, {"x": np.zeros(16, np.float32)}, self.tmp.name)["y"]
+        np.testing.assert_array_equal(y, np.ones(16, np.float32))
+
     def test_linear_matches_reference(self):
         # kiln-quantize's fp8 linear (as its lit test shows it), run on the
         # CPU: the activations' per-tensor amax and scale, both encodings,
