@@ -159,11 +159,65 @@ struct MatmulsToLibraryCallsPass
     }
     if (!getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32())
       return false;
-    // An accumulation into the output (out + term), as the lowering's.
-    auto yield = cast<linalg::YieldOp>(op.getBody()->getTerminator());
+    // An accumulation into the output of the lowering's term, out +
+    // (f(lhs) · g(rhs)) · (s_l · s_r) (either order in each product), with
+    // f and g computed from one code each (the decoding): a reduction of
+    // another form (a row sum, a product without the scales) is not the
+    // gemm cuBLASLt would compute.
+    Block *body = op.getBody();
+    auto yield = cast<linalg::YieldOp>(body->getTerminator());
     auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
-    return add && llvm::is_contained(add->getOperands(),
-                                     Value(op.getBody()->getArgument(4)));
+    Value acc = body->getArgument(4);
+    if (!add || !llvm::is_contained(add->getOperands(), acc))
+      return false;
+    auto term = (add.getLhs() == acc ? add.getRhs() : add.getLhs())
+                    .getDefiningOp<arith::MulFOp>();
+    if (!term)
+      return false;
+    auto isProductOf = [](Value value, auto matchFirst, auto matchSecond) {
+      auto mul = value.getDefiningOp<arith::MulFOp>();
+      return mul && ((matchFirst(mul.getLhs()) && matchSecond(mul.getRhs())) ||
+                     (matchFirst(mul.getRhs()) && matchSecond(mul.getLhs())));
+    };
+    auto isArg = [&](unsigned index) {
+      return [=](Value value) { return value == body->getArgument(index); };
+    };
+    auto fromArg = [&](unsigned index) {
+      return [=](Value value) { return computedFromOnly(value, body, index); };
+    };
+    auto isScales = [&](Value value) {
+      return isProductOf(value, isArg(2), isArg(3));
+    };
+    auto isCodes = [&](Value value) {
+      return isProductOf(value, fromArg(0), fromArg(1));
+    };
+    return isProductOf(term.getResult(), isCodes, isScales);
+  }
+
+  /// Whether `value` is computed, by ops without regions, from block
+  /// argument `index` of `body` and constants only (and uses it).
+  static bool computedFromOnly(Value value, Block *body, unsigned index) {
+    SmallVector<Value> work = {value};
+    llvm::SmallPtrSet<Operation *, 16> seen;
+    bool uses = false;
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      if (auto arg = dyn_cast<BlockArgument>(v)) {
+        if (arg.getOwner() != body || arg.getArgNumber() != index)
+          return false;
+        uses = true;
+        continue;
+      }
+      Operation *def = v.getDefiningOp();
+      if (def->getNumRegions() != 0)
+        return false;
+      if (!seen.insert(def).second)
+        continue;
+      if (def->getBlock() != body && def->getNumOperands() != 0)
+        return false;
+      llvm::append_range(work, def->getOperands());
+    }
+    return uses;
   }
 
   void runOnOperation() final {

@@ -571,6 +571,12 @@ func.func @fp8_weight_transposed(%x: memref<2x?x32xf8E4M3FN>, %w: memref<16x32xf
 // CHECK: linalg.generic
 // CHECK-LABEL: func.func @fp8_accumulating(
 // CHECK: linalg.generic
+// A layout cuBLASLt takes, but a body that is not the scaled product of
+// the codes (a row sum; a product without the scales): not a gemm.
+// CHECK-LABEL: func.func @fp8_row_sum(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @fp8_unscaled(
+// CHECK: linalg.generic
 // CHECK-NOT: kiln_gpu_gemm
 #a = affine_map<(m, k, n) -> (m, k)>
 #b = affine_map<(m, k, n) -> (k, n)>
@@ -631,6 +637,33 @@ func.func @fp8_accumulating(%x: memref<4x32xf8E4M3FN>, %w: memref<16x32xf8E4M3FN
   ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
     %ue = arith.extf %u : f8E4M3FN to f32
     %s = arith.addf %acc, %ue : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @fp8_row_sum(%x: memref<4x32xf8E4M3FN>, %w: memref<16x32xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<4x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<4x16xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #s, #s, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<4x32xf8E4M3FN>, memref<16x32xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<4x16xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %s = arith.addf %acc, %ue : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @fp8_unscaled(%x: memref<4x32xf8E4M3FN>, %w: memref<16x32xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<4x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<4x16xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #s, #s, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<4x32xf8E4M3FN>, memref<16x32xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<4x16xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %ve = arith.extf %v : f8E4M3FN to f32
+    %t = arith.mulf %ue, %ve : f32
+    %tt = arith.mulf %t, %p : f32
+    %s = arith.addf %acc, %tt : f32
     linalg.yield %s : f32
   }
   return
