@@ -1304,6 +1304,16 @@ func.func @scaled_fp8_matmul_scale(%x: tensor<4x32xf8E4M3FN>, %w: tensor<16x32xf
 
 // -----
 
+func.func @scaled_fp8_matmul_dynamic_scale(%x: tensor<4x32xf8E4M3FN>, %w: tensor<16x32xf8E4M3FN>, %s: tensor<1xf32>, %t: tensor<?xf32>) {
+  // The kernel reads element 0: a dynamic scale (possibly empty) is refused.
+  // expected-error @+2 {{expected per-tensor scales of one element, found 'tensor<?xf32>'}}
+  // expected-error @+1 {{'kiln.scaled_fp8_matmul' op failed to infer returned types}}
+  %0 = kiln.scaled_fp8_matmul %x, %w scales %t, %s transpose_rhs : (tensor<4x32xf8E4M3FN>, tensor<16x32xf8E4M3FN>, tensor<?xf32>, tensor<1xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
 func.func @dequantize_group_divides(%q: tensor<4x96xi8>, %s: tensor<4x5xf32>) {
   // expected-error @+2 {{scale dim 1 (5) must be 1, the value's size (96) or a static divisor of it}}
   // expected-error @+1 {{'kiln.dequantize' op failed to infer returned types}}
