@@ -415,6 +415,13 @@ Status CudaDriver::gemm(const KilnGpuGemm &g) {
         ", transB " + std::to_string(g.transB) + ", batch " +
         std::to_string(g.batch) + ", m " + std::to_string(g.m) + ", n " +
         std::to_string(g.n) + ", k " + std::to_string(g.k) + ")");
+  // Scales are fp8's (kiln_gpu_gemm_scaled): another product would drop
+  // them and compute an unscaled result.
+  if (g.dtype != KILN_GPU_E4M3_F32 && (g.scaleA || g.scaleB))
+    return Status::error("kiln_gpu_gemm(" + std::string(dtypeName(g.dtype)) +
+                         "): scale pointers are for e4m3 products "
+                         "(KILN_GPU_E4M3_F32) only; this product would "
+                         "ignore them");
   if (g.batch == 0 || g.m == 0 || g.n == 0)
     return Status::ok();
   Expected<CublasLt *> lt = cublasLt();

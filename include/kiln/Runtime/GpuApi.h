@@ -71,8 +71,9 @@ enum {
  * stride lda, or k x m (transposed, transA = 1). Likewise op(B[i]) is
  * k x n, stored k x n or n x k (transB = 1). A batch stride of 0
  * broadcasts one matrix over the batch. scaleA and scaleB (fp8 only, else
- * NULL) scale the product: C[i] = alpha * (*scaleA) * (*scaleB) * op(A[i])
- * * op(B[i]) + beta * C[i]. */
+ * NULL; the runtime refuses them with another dtype) scale the product:
+ *   C[i] = alpha * (*scaleA) * (*scaleB) * op(A[i]) * op(B[i]) + beta * C[i].
+ */
 typedef struct KilnGpuGemm {
   int32_t dtype;
   int32_t transA, transB;

@@ -965,6 +965,49 @@ TEST_F(CudaArtifactTest, Fp8GemmsRunOnCublasLtsFp8KernelsWithScalePointers) {
   ::dlclose(module);
 }
 
+TEST_F(CudaArtifactTest, ScalePointersOfANonFp8GemmAreARunError) {
+  // kiln_gpu_gemm_scaled's scales are fp8's: an f32, f16, bf16 or int8
+  // product would drop them and return an unscaled result, so the runtime
+  // refuses them before cuBLASLt is asked.
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  void *module = loadedModule();
+  ASSERT_NE(module, nullptr);
+  auto setGemm = gemmSetter(module);
+  auto setType = reinterpret_cast<void (*)(int32_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_dtype"));
+  auto setScales = reinterpret_cast<void (*)(int64_t, int64_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_scales"));
+  ASSERT_TRUE(setGemm && setType && setScales);
+  int64_t matmuls = fakeCount("fake_cublaslt_matmuls");
+  std::vector<NamedTensor> inputs = fourOnes();
+  setGemm(0, 0, 1, 2, 2, 2, 2, 4, 2, 4, 2, 4, 1, 0);
+  for (auto [dtype, name] :
+       {std::pair<int32_t, const char *>{KILN_GPU_F32, "f32"},
+        {KILN_GPU_BF16_F32, "bf16 -> f32"},
+        {KILN_GPU_I8_I32, "i8 -> i32"}}) {
+    setType(dtype);
+    for (auto [scaleA, scaleB] :
+         {std::pair<int64_t, int64_t>{0, 1}, {0, -1}, {-1, 1}}) {
+      setScales(scaleA, scaleB);
+      expectRunError(*artifact, "gemm", inputs,
+                     {std::string("kiln_gpu_gemm(") + name +
+                      "): scale pointers are for e4m3 products "
+                      "(KILN_GPU_E4M3_F32) only"});
+    }
+  }
+  EXPECT_EQ(fakeCount("fake_cublaslt_matmuls"), matmuls);
+  // Without scales (NULL, NULL) the same f32 call runs.
+  setType(KILN_GPU_F32);
+  setScales(-1, -1);
+  Expected<std::vector<OwnedTensor>> outputs = artifact->run("gemm", inputs);
+  ASSERT_TRUE(outputs) << outputs.message();
+  EXPECT_EQ(values((*outputs)[0]), std::vector<float>(4, 2));
+  setScales(-2, -2);
+  ::dlclose(module);
+}
+
 TEST_F(CudaArtifactTest, ModulesRefuseAGpuApiOfAnotherVersion) {
   // Version 2 added the fp8 scale pointers to KilnGpuGemm: a module built
   // against it refuses a version-1 runtime's table (whose gemm would read
