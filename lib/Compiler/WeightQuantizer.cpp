@@ -95,12 +95,15 @@ QuantizedWeight mlir::kiln::quantizeRoundToNearest(const float *weight,
                                                    const WeightScheme &scheme) {
   if (scheme.fp8) {
     // One scale for the tensor: max|w| / 448 (1 for all zeros), codes
-    // e4m3(w · (1 / scale)) rounded to nearest even.
+    // e4m3(w · (1 / scale)) rounded to nearest even. The scale is at least
+    // 1e-30, as the activations' (kiln-quantize): max|w| / 448 of a tiny
+    // weight (below ~6e-43) is 0 in f32, whose inverse would give NaN and
+    // saturated codes.
     QuantizedWeight result;
     float largest = 0.0f;
     for (int64_t i = 0; i < out * in; ++i)
       largest = std::max(largest, std::fabs(weight[i]));
-    float scale = largest > 0.0f ? largest / 448.0f : 1.0f;
+    float scale = largest > 0.0f ? std::max(largest / 448.0f, 1e-30f) : 1.0f;
     float inverse = 1.0f / scale;
     result.scales = {scale};
     result.codes.resize(out * in);

@@ -27,6 +27,9 @@ NaN). That is torch's float -> float8_e4m3fn cast for |x| <= 448 and
   and its per-tensor scale equal the reference (scale = max|w| / 448 in
   f32, codes = e4m3(w · (1 / scale))) bit for bit; the manifest records
   the scheme and the F8_E4M3 dtype, and `kiln info` prints both.
+  A weight whose largest magnitude is tiny (~1e-43, where max|w| / 448
+  is 0 in f32) gets the scale floor 1e-30 and finite (zero) codes; an
+  all-zero weight scale 1 and zero codes.
 - Bad input: --quantize fp8 with --target cpu, with --cuda-arch sm_80,
   with --rounding gptq, each refused with one clear line; a weights file
   whose F8_E4M3 tensor has fewer bytes than its shape needs is refused.
@@ -290,6 +293,35 @@ class Fp8Weights(unittest.TestCase):
         self.assertEqual(info.returncode, 0, info.stderr)
         self.assertIn("quantize=fp8", info.stdout)
         self.assertIn(prefixes[0] + ".qweight F8_E4M3", info.stdout)
+
+    def test_tiny_and_zero_weights(self):
+        # max|w| / 448 of a weight whose largest magnitude is below ~6e-43
+        # is 0 in f32: the scale has a floor of 1e-30 (as the activations'),
+        # so its codes are finite (all +-0 here), not NaN and 448. An
+        # all-zero weight keeps scale 1 and zero codes.
+        model = os.path.join(MODELS, "gpt2-tiny.json")
+        first = compile_artifact(model, os.path.join(self.tmp.name, "init.kiln"))
+        weights = random_weights_by_rule(first, seed=5, is_norm=lambda n: ".ln_" in n)
+        tiny, zero = "transformer.h.0.mlp.c_fc", "transformer.h.1.attn.c_proj"
+        rng = np.random.default_rng(0)
+        shape = weights[tiny + ".weight"].shape
+        weights[tiny + ".weight"] = (rng.uniform(-1, 1, shape) * 1e-43).astype(np.float32)
+        self.assertGreater(np.abs(weights[tiny + ".weight"]).max(), 0)
+        weights[zero + ".weight"] = np.zeros_like(weights[zero + ".weight"])
+        wpath = os.path.join(self.tmp.name, "w.safetensors")
+        save_safetensors(weights, wpath)
+        art = os.path.join(self.tmp.name, "fp8.kiln")
+        result = compile_cuda(model, art, ["--weights", wpath, "--quantize", "fp8"])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        stored = load_safetensors(os.path.join(art, "weights.safetensors"))
+        for prefix, scale in ((tiny, np.float32(1e-30)), (zero, np.float32(1))):
+            w = weights[prefix + ".weight"].T
+            np.testing.assert_array_equal(stored[prefix + ".scales"], np.array([scale], np.float32))
+            codes = stored[prefix + ".qweight"]
+            self.assertFalse(np.any((codes & 0x7F) == 0x7F), prefix + ": NaN codes")
+            np.testing.assert_array_equal(codes & 0x7F, np.zeros_like(codes), prefix)
+            np.testing.assert_array_equal(
+                codes, e4m3_encode((w * (np.float32(1) / scale)).astype(np.float32)), prefix)
 
 
 class Fp8BadInput(unittest.TestCase):
