@@ -1025,18 +1025,29 @@ int main(int argc, char **argv) {
       return fail("--quantize builds inference artifacts: quantized weights "
                   "are not trainable (compile with --mode inference)");
     quantizeScheme = scheme->name();
-    if (scheme->fp8 && target.getNumOccurrences() && target == TargetKind::CPU)
-      return fail("--quantize fp8 needs --target cuda: its e4m3 matmuls run "
-                  "on cuBLASLt's fp8 gemm (sm_89 and later); the CPU backend "
-                  "has no fp8 kernel (use int8-dynamic or w8 on the CPU)");
-    if (scheme->fp8 && target.getNumOccurrences()) {
-      unsigned sm = 0;
-      if (!llvm::StringRef(cudaArch).starts_with("sm_") ||
-          llvm::StringRef(cudaArch)
-              .drop_front(3)
-              .take_while(llvm::isDigit)
-              .getAsInteger(10, sm) ||
-          sm < 89)
+    // fp8's products are cuBLASLt's: code for the CPU backend (--target
+    // cpu, --emit=llvm) is refused, and code for the CUDA backend
+    // (--target cuda, --emit=ptx) needs an sm_89 or later --cuda-arch. The
+    // graph views (--emit=kiln, decomposed, cost, summary) are of no
+    // backend and show the quantized graph.
+    bool cudaCode = target.getNumOccurrences() ? target == TargetKind::CUDA
+                                               : emit == EmitKind::PTX;
+    bool cpuCode = target.getNumOccurrences() ? target == TargetKind::CPU
+                                              : emit == EmitKind::LLVM;
+    if (scheme->fp8 && cpuCode)
+      return fail(std::string("--quantize fp8 needs --target cuda") +
+                  (target.getNumOccurrences() ? "" : " (or --emit=ptx)") +
+                  ": its e4m3 matmuls run on cuBLASLt's fp8 gemm (sm_89 "
+                  "and later); the CPU backend" +
+                  (target.getNumOccurrences() ? "" : " (--emit=llvm)") +
+                  " has no fp8 kernel (use int8-dynamic or w8 on the CPU)");
+    if (scheme->fp8 && cudaCode) {
+      // The architecture first: one LLVM does not know (sm_89a) is an
+      // error of its own, not a pass of this check.
+      llvm::Expected<int> arch = kiln::checkCudaArch(cudaArch);
+      if (!arch)
+        return fail(llvm::toString(arch.takeError()));
+      if (*arch < 89)
         return fail("--quantize fp8 needs --cuda-arch sm_89 or later "
                     "(cuBLASLt's fp8 gemm; sm_90 is H100), not " +
                     cudaArch);
