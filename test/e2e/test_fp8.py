@@ -33,6 +33,9 @@ NaN). That is torch's float -> float8_e4m3fn cast for |x| <= 448 and
 - Bad input: --quantize fp8 with --target cpu, with --cuda-arch sm_80,
   with --rounding gptq, each refused with one clear line; a weights file
   whose F8_E4M3 tensor has fewer bytes than its shape needs is refused.
+  (The other refusals, --emit=llvm, --emit=ptx with an old or unknown
+  --cuda-arch, --dtype bf16 and no weight quantized, are lit's:
+  test/Target/CUDA/fp8-gemm.test.)
 
 No GPU has run these artifacts: the matmul's numbers on cuBLASLt's fp8
 gemm are checked by test/gpu/gpu_check.py (fp8 case) on a GPU machine,

@@ -1052,6 +1052,14 @@ int main(int argc, char **argv) {
                     "(cuBLASLt's fp8 gemm; sm_90 is H100), not " +
                     cudaArch);
     }
+    // fp8 quantizes f32 linears: a --dtype bf16/f16 model's linears read
+    // bf16/f16 inputs, so none would be quantized.
+    if (scheme->fp8 && dtype != "f32" &&
+        llvm::sys::path::extension(inputPath) == ".json")
+      return fail("--quantize fp8 quantizes f32 linears (e4m3 codes of f32 "
+                  "weights and inputs), and --dtype " +
+                  dtype + " builds a model whose linears read " + dtype +
+                  ": it has none to quantize (compile with --dtype f32)");
     if (scheme->fp8 && rounding != "rtn")
       return fail("--quantize fp8 rounds to nearest (--rounding rtn) only");
     if (rounding != "rtn" && rounding != "gptq" && rounding != "awq")
@@ -1117,11 +1125,27 @@ int main(int argc, char **argv) {
       llvm::WithColor::note(llvm::errs(), "kiln-compile") << diag.str() << "\n";
       return success();
     });
+    // fp8 weights (e4m3 codes) in the module: those kiln-quantize adds.
+    auto fp8Weights = [&] {
+      int64_t count = 0;
+      (*module)->walk([&](kiln::ParameterOp param) {
+        count += isa<Float8E4M3FNType>(param.getTensorType().getElementType());
+      });
+      return count;
+    };
+    int64_t fp8Before = scheme->fp8 ? fp8Weights() : 0;
     PassManager pm(&context);
     pm.addPass(kiln::createKilnQuantizePass(quantizeOptions));
     TimingScope quantizing = rootTiming.nest("quantize the weights");
     if (failed(pm.run(**module)))
       return fail("quantizing '" + inputPath + "' failed");
+    // An fp8 artifact with no fp8 product would be the float model under
+    // fp8's name.
+    if (scheme->fp8 && fp8Weights() == fp8Before)
+      return fail("--quantize fp8 quantized no weight of '" + inputPath +
+                  "': it takes the weights of f32 linears whose [out, in] "
+                  "are multiples of 16 (a note above says why it left "
+                  "each candidate in float)");
   } else {
     for (const char *name : {"quantize-only", "quantize-skip",
                              "quantize-lm-head", "rounding", "smoothquant"})
