@@ -16,6 +16,7 @@
 #include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Runtime/File.h"
+#include "kiln/Runtime/Float8.h"
 #include "kiln/Runtime/Manifest.h"
 #include "kiln/Runtime/SafeTensors.h"
 
@@ -80,6 +81,8 @@ std::optional<rt::DType> dtypeOf(Type type) {
     return rt::DType::I8;
   if (type.isInteger(1))
     return rt::DType::Bool;
+  if (isa<Float8E4M3FNType>(type))
+    return rt::DType::F8E4M3;
   return std::nullopt;
 }
 
@@ -331,6 +334,11 @@ llvm::Error initialize(const ParameterInfo &param, uint64_t seed,
       std::memcpy(out.data() + 2 * i, &bits, 2);
       break;
     }
+    case rt::DType::F8E4M3:
+      // e4m3 codes of the value (not the value as an integer: `init ones`
+      // is 0x38, 1.0, not 0x01, 2^-9).
+      out[i] = ::kiln::encodeE4M3(value);
+      break;
     default: {
       if (random)
         return error("parameter '" + param.op.getSymName() +
@@ -1156,8 +1164,9 @@ llvm::Error mlir::kiln::compileArtifact(ModuleOp module,
         return error("parameter '" + param.getSymName() +
                      "': " + llvm::toString(q.takeError()));
       SmallVector<int64_t, 2> expected = q->partShape();
-      rt::DType expectedType =
-          q->isFloatPart() ? rt::DType::F32 : rt::DType::I8;
+      rt::DType expectedType = q->isFloatPart() ? rt::DType::F32
+                               : q->scheme.fp8  ? rt::DType::F8E4M3
+                                                : rt::DType::I8;
       if (ArrayRef<int64_t>(info.shape) != ArrayRef<int64_t>(expected) ||
           info.dtype != expectedType)
         return error("parameter '" + param.getSymName() + "' holds the " +

@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Compiler/WeightQuantizer.h"
+#include "kiln/Runtime/Float8.h"
 
 #include <algorithm>
 #include <cmath>
@@ -92,6 +93,25 @@ bool cholesky(std::vector<double> &a, int64_t n) {
 QuantizedWeight mlir::kiln::quantizeRoundToNearest(const float *weight,
                                                    int64_t out, int64_t in,
                                                    const WeightScheme &scheme) {
+  if (scheme.fp8) {
+    // One scale for the tensor: max|w| / 448 (1 for all zeros), codes
+    // e4m3(w · (1 / scale)) rounded to nearest even. The scale is at least
+    // 1e-30, as the activations' (kiln-quantize): max|w| / 448 of a tiny
+    // weight (below ~6e-43) is 0 in f32, whose inverse would give NaN and
+    // saturated codes.
+    QuantizedWeight result;
+    float largest = 0.0f;
+    for (int64_t i = 0; i < out * in; ++i)
+      largest = std::max(largest, std::fabs(weight[i]));
+    float scale = largest > 0.0f ? std::max(largest / 448.0f, 1e-30f) : 1.0f;
+    float inverse = 1.0f / scale;
+    result.scales = {scale};
+    result.codes.resize(out * in);
+    for (int64_t i = 0; i < out * in; ++i)
+      result.codes[i] =
+          static_cast<int8_t>(::kiln::encodeE4M3(weight[i] * inverse));
+    return result;
+  }
   int64_t group = scheme.group ? scheme.group : in;
   int64_t groups = in / group;
   CodeRange range(scheme);

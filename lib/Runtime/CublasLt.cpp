@@ -68,6 +68,32 @@ std::string int8Violation(const KilnGpuGemm &g) {
   return "";
 }
 
+/// Why cuBLASLt's fp8 kernels cannot take `g` (empty if they can): "TN"
+/// as for int8, its m and k (our n and k) multiples of 16, the leading
+/// dims and batch strides of the e4m3 operands multiples of 16 (bytes),
+/// the f32 output's multiples of 4 (16 bytes), 16-byte aligned pointers,
+/// and beta 0 (kiln's fp8 products overwrite their output; an f32 C with
+/// fp8 inputs would need its own checks).
+std::string fp8Violation(const KilnGpuGemm &g) {
+  if (g.transA != 0 || g.transB != 1)
+    return "needs transA 0 and transB 1 (got " + std::to_string(g.transA) +
+           ", " + std::to_string(g.transB) + ")";
+  if (g.n % 16 != 0 || g.k % 16 != 0)
+    return "needs n and k multiples of 16";
+  if (g.lda % 16 != 0 || g.ldb % 16 != 0 || g.ldc % 4 != 0)
+    return "needs lda and ldb multiples of 16 and ldc of 4 (got " +
+           std::to_string(g.lda) + ", " + std::to_string(g.ldb) + ", " +
+           std::to_string(g.ldc) + ")";
+  if (g.batch > 1 &&
+      (g.strideA % 16 != 0 || g.strideB % 16 != 0 || g.strideC % 4 != 0))
+    return "needs batch strides multiples of 16 (A, B) and 4 (C)";
+  if (alignmentOf(g.a) < 16 || alignmentOf(g.b) < 16 || alignmentOf(g.c) < 16)
+    return "needs 16-byte aligned pointers";
+  if (g.beta != 0)
+    return "needs beta 0";
+  return "";
+}
+
 const char *dtypeName(int32_t dtype) {
   switch (dtype) {
   case KILN_GPU_F16:
@@ -80,6 +106,8 @@ const char *dtypeName(int32_t dtype) {
     return "bf16 -> f32";
   case KILN_GPU_I8_I32:
     return "i8 -> i32";
+  case KILN_GPU_E4M3_F32:
+    return "e4m3 -> f32";
   }
   return "f32";
 }
@@ -172,15 +200,18 @@ Status CublasLt::check(cublasStatus_t status, const std::string &call) const {
 Expected<CublasLt::Plan> CublasLt::makePlan(const KilnGpuGemm &g,
                                             const std::string &what) {
   bool int8 = g.dtype == KILN_GPU_I8_I32;
+  bool fp8 = g.dtype == KILN_GPU_E4M3_F32;
   int dataType =
       (g.dtype == KILN_GPU_F16 || g.dtype == KILN_GPU_F16_F32)     ? CUDA_R_16F
       : (g.dtype == KILN_GPU_BF16 || g.dtype == KILN_GPU_BF16_F32) ? CUDA_R_16BF
       : int8                                                       ? CUDA_R_8I
-                                                                   : CUDA_R_32F;
-  int resultType = (g.dtype == KILN_GPU_F16_F32 || g.dtype == KILN_GPU_BF16_F32)
-                       ? CUDA_R_32F
-                   : int8 ? CUDA_R_32I
-                          : dataType;
+      : fp8 ? CUDA_R_8F_E4M3
+            : CUDA_R_32F;
+  int resultType =
+      (g.dtype == KILN_GPU_F16_F32 || g.dtype == KILN_GPU_BF16_F32 || fp8)
+          ? CUDA_R_32F
+      : int8 ? CUDA_R_32I
+             : dataType;
   // int8: int32 accumulation, and alpha and beta int32 (CUBLAS_COMPUTE_32I
   // with an int32 output takes scale type CUDA_R_32I only).
   int compute = int8 ? CUBLAS_COMPUTE_32I
@@ -211,6 +242,13 @@ Expected<CublasLt::Plan> CublasLt::makePlan(const KilnGpuGemm &g,
                 "cublasLtMatmulDescSetAttribute(TRANSB)");
       !s)
     return fail(s);
+
+  // fp8: the scales as cuBLASLt's; its A is our B. They are set again
+  // before every call (the pointers change); set here too, so that the
+  // heuristic sees a scaled fp8 product.
+  if (fp8)
+    if (Status s = setScales(plan, g); !s)
+      return fail(s);
 
   auto layout = [&](cublasLtMatrixLayout_t &result, int64_t rows, int64_t cols,
                     int64_t ld, int64_t stride, const char *name) -> Status {
@@ -284,6 +322,22 @@ Expected<CublasLt::Plan> CublasLt::makePlan(const KilnGpuGemm &g,
   return plan;
 }
 
+/// cuBLASLt's A scale is our B's, its B scale our A's (the operands are
+/// swapped into its column-major product).
+Status CublasLt::setScales(const Plan &plan, const KilnGpuGemm &g) {
+  const void *scaleOfItsA = g.scaleB, *scaleOfItsB = g.scaleA;
+  if (Status s = check(lt_.matmulDescSetAttribute(
+                           plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                           &scaleOfItsA, sizeof(scaleOfItsA)),
+                       "cublasLtMatmulDescSetAttribute(A_SCALE_POINTER)");
+      !s)
+    return s;
+  return check(lt_.matmulDescSetAttribute(plan.desc,
+                                          CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                          &scaleOfItsB, sizeof(scaleOfItsB)),
+               "cublasLtMatmulDescSetAttribute(B_SCALE_POINTER)");
+}
+
 Status CublasLt::gemm(CudaDriver &driver, const KilnGpuGemm &g) {
   std::string what = "kiln_gpu_gemm(" + std::string(dtypeName(g.dtype)) +
                      ", batch " + std::to_string(g.batch) + ", m " +
@@ -292,6 +346,9 @@ Status CublasLt::gemm(CudaDriver &driver, const KilnGpuGemm &g) {
   if (g.dtype == KILN_GPU_I8_I32)
     if (std::string why = int8Violation(g); !why.empty())
       return Status::error(what + ": cuBLASLt's int8 gemm " + why);
+  if (g.dtype == KILN_GPU_E4M3_F32)
+    if (std::string why = fp8Violation(g); !why.empty())
+      return Status::error(what + ": cuBLASLt's fp8 gemm " + why);
   ShapeKey key{g.dtype,
                g.transA,
                g.transB,
@@ -316,6 +373,9 @@ Status CublasLt::gemm(CudaDriver &driver, const KilnGpuGemm &g) {
     it = plans_.emplace(key, *plan).first;
   }
   const Plan &plan = it->second;
+  if (g.dtype == KILN_GPU_E4M3_F32)
+    if (Status s = setScales(plan, g); !s)
+      return Status::error(what + ": " + s.message());
   // alpha and beta in the scale type: int32 for int8 (checked integral).
   int32_t alpha32 = static_cast<int32_t>(g.alpha),
           beta32 = static_cast<int32_t>(g.beta);
@@ -345,7 +405,7 @@ Expected<CublasLt *> CudaDriver::cublasLt() {
 }
 
 Status CudaDriver::gemm(const KilnGpuGemm &g) {
-  if (g.dtype < KILN_GPU_F32 || g.dtype > KILN_GPU_I8_I32)
+  if (g.dtype < KILN_GPU_F32 || g.dtype > KILN_GPU_E4M3_F32)
     return Status::error("kiln_gpu_gemm: unknown dtype " +
                          std::to_string(g.dtype));
   if ((g.transA != 0 && g.transA != 1) || (g.transB != 0 && g.transB != 1) ||
@@ -355,6 +415,13 @@ Status CudaDriver::gemm(const KilnGpuGemm &g) {
         ", transB " + std::to_string(g.transB) + ", batch " +
         std::to_string(g.batch) + ", m " + std::to_string(g.m) + ", n " +
         std::to_string(g.n) + ", k " + std::to_string(g.k) + ")");
+  // Scales are fp8's (kiln_gpu_gemm_scaled): another product would drop
+  // them and compute an unscaled result.
+  if (g.dtype != KILN_GPU_E4M3_F32 && (g.scaleA || g.scaleB))
+    return Status::error("kiln_gpu_gemm(" + std::string(dtypeName(g.dtype)) +
+                         "): scale pointers are for e4m3 products "
+                         "(KILN_GPU_E4M3_F32) only; this product would "
+                         "ignore them");
   if (g.batch == 0 || g.m == 0 || g.n == 0)
     return Status::ok();
   Expected<CublasLt *> lt = cublasLt();

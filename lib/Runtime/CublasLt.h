@@ -51,6 +51,8 @@ private:
   Status check(cublasStatus_t status, const std::string &call) const;
   Expected<Plan> makePlan(const KilnGpuGemm &gemm, const std::string &what);
   void destroy(Plan &plan);
+  /// Sets an fp8 plan's scale pointers to `gemm`'s.
+  Status setScales(const Plan &plan, const KilnGpuGemm &gemm);
 
   std::string path_;
   CublasLtFunctions lt_;

@@ -150,6 +150,7 @@ constexpr int CUDA_R_16F = 2;
 constexpr int CUDA_R_16BF = 14;
 constexpr int CUDA_R_8I = 3;
 constexpr int CUDA_R_32I = 10;
+constexpr int CUDA_R_8F_E4M3 = 28;
 // cublasComputeType_t (cublas_api.h)
 constexpr int CUBLAS_COMPUTE_32F = 68;
 constexpr int CUBLAS_COMPUTE_32I = 72;
@@ -160,6 +161,8 @@ constexpr int32_t CUBLAS_OP_T = 1;
 // cublasLtMatmulDescAttributes_t: int32_t values
 constexpr int CUBLASLT_MATMUL_DESC_TRANSA = 3;
 constexpr int CUBLASLT_MATMUL_DESC_TRANSB = 4;
+constexpr int CUBLASLT_MATMUL_DESC_A_SCALE_POINTER = 17;
+constexpr int CUBLASLT_MATMUL_DESC_B_SCALE_POINTER = 18;
 // cublasLtMatrixLayoutAttribute_t: BATCH_COUNT is int32_t, the offset
 // int64_t (elements)
 constexpr int CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT = 5;

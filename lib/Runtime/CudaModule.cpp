@@ -109,8 +109,9 @@ Status CudaModule::bind() const {
                          "' rejected the runtime's GPU API (version " +
                          std::to_string(KILN_GPU_API_VERSION) + ", " +
                          std::to_string(sizeof(KilnGpuApi)) +
-                         " bytes); recompile the model with a matching "
-                         "kiln-compile");
+                         " bytes): the module was built for another "
+                         "version of it; recompile the model with the "
+                         "kiln-compile of this runtime's release");
   return Status::ok();
 }
 

@@ -22,11 +22,17 @@ struct DTypeEntry {
 };
 
 constexpr DTypeEntry kDTypes[] = {
-    {DType::F64, 8, "F64", "<f8"},   {DType::F32, 4, "F32", "<f4"},
-    {DType::F16, 2, "F16", "<f2"},   {DType::BF16, 2, "BF16", nullptr},
-    {DType::I64, 8, "I64", "<i8"},   {DType::I32, 4, "I32", "<i4"},
-    {DType::I16, 2, "I16", "<i2"},   {DType::I8, 1, "I8", "|i1"},
-    {DType::U8, 1, "U8", "|u1"},     {DType::Bool, 1, "BOOL", "|b1"},
+    {DType::F64, 8, "F64", "<f8"},
+    {DType::F32, 4, "F32", "<f4"},
+    {DType::F16, 2, "F16", "<f2"},
+    {DType::BF16, 2, "BF16", nullptr},
+    {DType::I64, 8, "I64", "<i8"},
+    {DType::I32, 4, "I32", "<i4"},
+    {DType::I16, 2, "I16", "<i2"},
+    {DType::I8, 1, "I8", "|i1"},
+    {DType::U8, 1, "U8", "|u1"},
+    {DType::Bool, 1, "BOOL", "|b1"},
+    {DType::F8E4M3, 1, "F8_E4M3", nullptr},
 };
 
 const DTypeEntry &entry(DType dtype) {

@@ -17,8 +17,10 @@ import numpy as np
 
 _TO_NUMPY = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
              "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
-             "U8": np.uint8, "BOOL": np.bool_}
-_FROM_NUMPY = {np.dtype(v): k for k, v in _TO_NUMPY.items() if k != "BF16"}
+             "U8": np.uint8, "BOOL": np.bool_,
+             # fp8 e4m3 codes (torch.float8_e4m3fn), read as their bytes.
+             "F8_E4M3": np.uint8}
+_FROM_NUMPY = {np.dtype(v): k for k, v in _TO_NUMPY.items() if k not in ("BF16", "F8_E4M3")}
 
 
 def to_bf16(array):

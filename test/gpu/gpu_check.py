@@ -150,6 +150,92 @@ def int8_dynamic_linear_reference(x, w, sw, b):
     return acc * s * sw + b
 
 
+def to_e4m3(x, scale):
+    """kiln's e4m3 encoding in torch: x · (1 / scale) in f32, clamped to
+    ±448, cast to torch.float8_e4m3fn (round to nearest even)."""
+    import torch
+    return (x * (1.0 / scale)).clamp(-448.0, 448.0).to(torch.float8_e4m3fn)
+
+
+def fp8_linear_reference(x, w, sw, b):
+    """kiln-quantize's fp8 linear in torch 2.x: a per-tensor activation
+    scale max(max|x|, 1e-30) / 448, e4m3 codes of x and w, the product on
+    torch._scaled_mm (cuBLASLt's fp8 gemm, fp32 output) with both scales,
+    then the bias."""
+    import torch
+    sx = torch.clamp(x.abs().amax(), min=1e-30).reshape(1) / 448.0
+    xq, wq = to_e4m3(x, sx), to_e4m3(w, sw)
+    y = torch._scaled_mm(xq, wq.t(), scale_a=sx.reshape(()), scale_b=sw.reshape(()),
+                         out_dtype=torch.float32)
+    return y + b
+
+
+def fp8_cases():
+    """fp8 (e4m3) cases: an artifact of their own, compiled for sm_89 and
+    later only (cuBLASLt's fp8 gemm), checked against PyTorch's
+    float8_e4m3fn and torch._scaled_mm (PyTorch 2.1 and later)."""
+    f8 = "f8E4M3FN"
+    return [
+        # The encoder kernel (kiln.quantize e4m3) bit for bit against
+        # torch's cast after the same clamp, read back through the decoder
+        # (kiln.dequantize, exact): values over 20 binades, ties, beyond 448.
+        Case("fp8_quantize",
+             [("x", ty((None, 64))), ("s", ty((1, 1)))],
+             [f"%q = kiln.quantize %x, %s e4m3 : ({ty((None, 64))}, {ty((1, 1))}) -> {ty((None, 64), f8)}",
+              "%one = kiln.constant dense<1.000000e+00> : tensor<1x1xf32>",
+              f"%0 = kiln.dequantize %q, %one : ({ty((None, 64), f8)}, {ty((1, 1))}) -> {ty((None, 64))}"],
+             [("0", ty((None, 64)))],
+             lambda r: [(r.standard_normal((33, 64)) * np.exp2(r.uniform(-10, 10, (33, 64))))
+                        .astype(np.float32) * np.float32(2.0),
+                        np.array([[2.0]], np.float32)],
+             lambda x, s: [to_e4m3(x, s).float()],
+             tol=(0.0, 0.0)),
+        # The fp8 linear as kiln-quantize writes it (the weight's codes made
+        # on the GPU here with the same encoder), [?, 128] x [64, 128]^T:
+        # cuBLASLt's fp8 gemm with the scales as its scale pointers. Codes
+        # equal torch's (above); the sums of exact e4m3 products differ in
+        # order and in the fp8 tensor cores' accumulation (promoted to f32
+        # periodically, not every product): rtol 2e-3, atol 2e-3.
+        Case("fp8_linear",
+             [("x", ty((None, 128))), ("w", ty((64, 128))), ("sw", ty((1,))), ("b", ty((64,)))],
+             ["%eps = kiln.constant dense<1.000000e-30> : tensor<f32>",
+              "%fmax = kiln.constant dense<4.480000e+02> : tensor<f32>",
+              f"%sw2 = kiln.reshape %sw : {ty((1,))} -> {ty((1, 1))}",
+              f"%wq = kiln.quantize %w, %sw2 e4m3 : ({ty((64, 128))}, {ty((1, 1))}) -> {ty((64, 128), f8)}",
+              f"%a = kiln.abs %x : {ty((None, 128))}",
+              f"%m = kiln.reduce max %a axes = [0, 1] keepdim : ({ty((None, 128))}) -> {ty((1, 1))}",
+              f"%mm = kiln.max %m, %eps : ({ty((1, 1))}, tensor<f32>) -> {ty((1, 1))}",
+              f"%s = kiln.div %mm, %fmax : ({ty((1, 1))}, tensor<f32>) -> {ty((1, 1))}",
+              f"%xq = kiln.quantize %x, %s e4m3 : ({ty((None, 128))}, {ty((1, 1))}) -> {ty((None, 128), f8)}",
+              f"%s1 = kiln.reshape %s : {ty((1, 1))} -> {ty((1,))}",
+              f"%y = kiln.scaled_fp8_matmul %xq, %wq scales %s1, %sw transpose_rhs : "
+              f"({ty((None, 128), f8)}, {ty((64, 128), f8)}, {ty((1,))}, {ty((1,))}) -> {ty((None, 64))}",
+              f"%0 = kiln.add %y, %b : ({ty((None, 64))}, {ty((64,))}) -> {ty((None, 64))}"],
+             [("0", ty((None, 64)))],
+             lambda r: [randn(r, 9, 128),
+                        (w := randn(r, 64, 128, scale=0.05)),
+                        np.array([np.abs(w).max() / np.float32(448)], np.float32),
+                        randn(r, 64)],
+             fp8_linear_reference,
+             tol=(2e-3, 2e-3)),
+        # k = 40 misses cuBLASLt's fp8 rules: the generated kernel (e4m3
+        # decoded in registers, f32 sums) against torch on the decoded codes
+        # in float64.
+        Case("fp8_matmul_kernel",
+             [("x", ty((None, 40))), ("w", ty((24, 40))), ("s", ty((1, 1))), ("s1", ty((1,)))],
+             [f"%xq = kiln.quantize %x, %s e4m3 : ({ty((None, 40))}, {ty((1, 1))}) -> {ty((None, 40), f8)}",
+              f"%wq = kiln.quantize %w, %s e4m3 : ({ty((24, 40))}, {ty((1, 1))}) -> {ty((24, 40), f8)}",
+              f"%0 = kiln.scaled_fp8_matmul %xq, %wq scales %s1, %s1 transpose_rhs : "
+              f"({ty((None, 40), f8)}, {ty((24, 40), f8)}, {ty((1,))}, {ty((1,))}) -> {ty((None, 24))}"],
+             [("0", ty((None, 24)))],
+             lambda r: [randn(r, 7, 40), randn(r, 24, 40), np.array([[0.01]], np.float32),
+                        np.array([0.01], np.float32)],
+             lambda x, w, s, s1: [(to_e4m3(x, s).double() @ to_e4m3(w, s).double().t()
+                                   * float(s1) * float(s1)).float()],
+             tol=CONTRACTION),
+    ]
+
+
 def attention_gradients(q, k, v, g):
     q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
     attention_reference(q, k, v).backward(g)
@@ -501,6 +587,14 @@ def prepare(args):
             f.write(case.mlir())
     print(f"compiling for {args.arch} into {artifacts}")
     compile_artifact(args.kiln_compile, ops, os.path.join(artifacts, "ops.kiln"), args.arch)
+    # fp8: cuBLASLt's fp8 gemm needs sm_89 or later.
+    if re.fullmatch(r"sm_(\d+)a?", args.arch) and int(re.findall(r"\d+", args.arch)[0]) >= 89:
+        fp8 = os.path.join(bundle, "fp8-ops.mlir")
+        with open(fp8, "w") as f:
+            f.write("// Generated by test/gpu/gpu_check.py prepare: the fp8 op cases.\n")
+            for case in fp8_cases():
+                f.write(case.mlir())
+        compile_artifact(args.kiln_compile, fp8, os.path.join(artifacts, "fp8-ops.kiln"), args.arch)
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
                      os.path.join(artifacts, "gpt2-tiny.kiln"), args.arch)
     compile_artifact(args.kiln_compile, os.path.join(MODELS, "gpt2-tiny.json"),
@@ -582,12 +676,12 @@ def compare(actual, expected, rtol, atol):
     return ok, f"max abs error {worst:.2e}"
 
 
-def check_ops(checker, bundle, device):
+def check_ops(checker, bundle, device, name="ops", case_list=None):
     import torch
-    artifact = os.path.join(bundle, "artifacts", "ops.kiln")
+    artifact = os.path.join(bundle, "artifacts", name + ".kiln")
     with open(os.path.join(artifact, "manifest.json")) as f:
         manifest = json.load(f)
-    for case in cases():
+    for case in (case_list if case_list is not None else cases()):
         spec = next((e for e in manifest["entry_points"] if e["name"] == case.name), None)
         if spec is None:
             checker.record(False, f"op {case.name}: not in {artifact} (a bundle older than this "
@@ -608,6 +702,19 @@ def check_ops(checker, bundle, device):
             ok &= good
             notes.append(f"#{index} {note}")
         checker.record(ok, f"op {case.name} ({', '.join(notes)}; rtol {case.tol[0]}, atol {case.tol[1]})")
+
+
+def check_fp8_ops(checker, bundle, device):
+    """The fp8 cases, where the bundle has them (prepared for sm_89+) and
+    the device can run them (compute capability 8.9+)."""
+    import torch
+    if not os.path.isdir(os.path.join(bundle, "artifacts", "fp8-ops.kiln")):
+        print("fp8: not in this bundle (prepared for an arch before sm_89, or older)")
+        return
+    if device.type != "cuda" or torch.cuda.get_device_capability(0) < (8, 9):
+        print("fp8: this device has no fp8 tensor cores (compute capability < 8.9)")
+        return
+    check_ops(checker, bundle, device, "fp8-ops", fp8_cases())
 
 
 def write_weights(artifact, weights):
@@ -977,7 +1084,7 @@ def run(args):
         "| result | check |",
         "| --- | --- |",
     ]
-    for step in (check_ops, check_gpt2_tiny, check_gpt2_tiny_train, check_gpt2_tiny_bf16,
+    for step in (check_ops, check_fp8_ops, check_gpt2_tiny, check_gpt2_tiny_train, check_gpt2_tiny_bf16,
                  check_gpt2_tiny_bf16_train):
         try:
             step(checker, bundle, device)

@@ -24,6 +24,7 @@
 #include "llvm/IR/Module.h"
 #include "llvm/Support/MemoryBuffer.h"
 
+#include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/Quant/IR/Quant.h"
@@ -36,12 +37,11 @@
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Support/Timing.h"
 #include "mlir/Transforms/Passes.h"
-#include "kiln/Dialect/Kiln/IR/KilnOps.h"
 #include "llvm/ADT/MapVector.h"
 #include "llvm/ADT/StringExtras.h"
-#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
@@ -360,7 +360,9 @@ cl::opt<std::string> quantize(
              "scale per output channel), w4g32, w4g64, w4g128 (int4 in groups "
              "of N inputs), w8g<N>; append -asym for unsigned codes with zero "
              "points; int8-dynamic (W8A8: w8 weights, activations quantized "
-             "per token at run time, int8 matmuls with i32 sums). The LM head "
+             "per token at run time, int8 matmuls with i32 sums); fp8 (e4m3 "
+             "weights and activations with per-tensor scales, cuBLASLt's fp8 "
+             "gemm; --target cuda only). The LM head "
              "stays float unless --quantize-lm-head (docs/quantization.md)"),
     cl::value_desc("scheme"), cl::cat(category));
 cl::opt<std::string> calibration(
@@ -1023,6 +1025,43 @@ int main(int argc, char **argv) {
       return fail("--quantize builds inference artifacts: quantized weights "
                   "are not trainable (compile with --mode inference)");
     quantizeScheme = scheme->name();
+    // fp8's products are cuBLASLt's: code for the CPU backend (--target
+    // cpu, --emit=llvm) is refused, and code for the CUDA backend
+    // (--target cuda, --emit=ptx) needs an sm_89 or later --cuda-arch. The
+    // graph views (--emit=kiln, decomposed, cost, summary) are of no
+    // backend and show the quantized graph.
+    bool cudaCode = target.getNumOccurrences() ? target == TargetKind::CUDA
+                                               : emit == EmitKind::PTX;
+    bool cpuCode = target.getNumOccurrences() ? target == TargetKind::CPU
+                                              : emit == EmitKind::LLVM;
+    if (scheme->fp8 && cpuCode)
+      return fail(std::string("--quantize fp8 needs --target cuda") +
+                  (target.getNumOccurrences() ? "" : " (or --emit=ptx)") +
+                  ": its e4m3 matmuls run on cuBLASLt's fp8 gemm (sm_89 "
+                  "and later); the CPU backend" +
+                  (target.getNumOccurrences() ? "" : " (--emit=llvm)") +
+                  " has no fp8 kernel (use int8-dynamic or w8 on the CPU)");
+    if (scheme->fp8 && cudaCode) {
+      // The architecture first: one LLVM does not know (sm_89a) is an
+      // error of its own, not a pass of this check.
+      llvm::Expected<int> arch = kiln::checkCudaArch(cudaArch);
+      if (!arch)
+        return fail(llvm::toString(arch.takeError()));
+      if (*arch < 89)
+        return fail("--quantize fp8 needs --cuda-arch sm_89 or later "
+                    "(cuBLASLt's fp8 gemm; sm_90 is H100), not " +
+                    cudaArch);
+    }
+    // fp8 quantizes f32 linears: a --dtype bf16/f16 model's linears read
+    // bf16/f16 inputs, so none would be quantized.
+    if (scheme->fp8 && dtype != "f32" &&
+        llvm::sys::path::extension(inputPath) == ".json")
+      return fail("--quantize fp8 quantizes f32 linears (e4m3 codes of f32 "
+                  "weights and inputs), and --dtype " +
+                  dtype + " builds a model whose linears read " + dtype +
+                  ": it has none to quantize (compile with --dtype f32)");
+    if (scheme->fp8 && rounding != "rtn")
+      return fail("--quantize fp8 rounds to nearest (--rounding rtn) only");
     if (rounding != "rtn" && rounding != "gptq" && rounding != "awq")
       return fail("--rounding '" + rounding + "': expected rtn, gptq or awq");
     if (rounding != "rtn" && calibration.empty())
@@ -1078,11 +1117,35 @@ int main(int argc, char **argv) {
     quantizeOptions.rounding = rounding;
     quantizeOptions.smoothquant =
         smoothquant.getNumOccurrences() ? smoothquant.getValue() : -1.0;
+    // kiln-quantize's remarks (weights fp8 leaves in float, and why) are
+    // notes here.
+    ScopedDiagnosticHandler notes(&context, [](Diagnostic &diag) {
+      if (diag.getSeverity() != DiagnosticSeverity::Remark)
+        return failure();
+      llvm::WithColor::note(llvm::errs(), "kiln-compile") << diag.str() << "\n";
+      return success();
+    });
+    // fp8 weights (e4m3 codes) in the module: those kiln-quantize adds.
+    auto fp8Weights = [&] {
+      int64_t count = 0;
+      (*module)->walk([&](kiln::ParameterOp param) {
+        count += isa<Float8E4M3FNType>(param.getTensorType().getElementType());
+      });
+      return count;
+    };
+    int64_t fp8Before = scheme->fp8 ? fp8Weights() : 0;
     PassManager pm(&context);
     pm.addPass(kiln::createKilnQuantizePass(quantizeOptions));
     TimingScope quantizing = rootTiming.nest("quantize the weights");
     if (failed(pm.run(**module)))
       return fail("quantizing '" + inputPath + "' failed");
+    // An fp8 artifact with no fp8 product would be the float model under
+    // fp8's name.
+    if (scheme->fp8 && fp8Weights() == fp8Before)
+      return fail("--quantize fp8 quantized no weight of '" + inputPath +
+                  "': it takes the weights of f32 linears whose [out, in] "
+                  "are multiples of 16 (a note above says why it left "
+                  "each candidate in float)");
   } else {
     for (const char *name : {"quantize-only", "quantize-skip",
                              "quantize-lm-head", "rounding", "smoothquant"})

@@ -30,7 +30,9 @@
 extern "C" {
 #endif
 
-#define KILN_GPU_API_VERSION 1
+/* 2: KilnGpuGemm gained scaleA and scaleB (fp8); modules and runtimes of
+ * version 1 refuse each other at kiln_gpu_bind. */
+#define KILN_GPU_API_VERSION 2
 
 /* Kinds of kernel images a module hands to loadModule. */
 enum {
@@ -45,7 +47,13 @@ enum {
  * 8-bit codes into exact int32 sums (cuBLASLt's int8 gemm: alpha and beta
  * must be integers, and the layout must be what its int8 kernels take:
  * transA = 0, transB = 1, k and n multiples of 4, lda, ldb, ldc and the
- * batch strides multiples of 4, pointers 4-byte aligned). */
+ * batch strides multiples of 4, pointers 4-byte aligned).
+ * KILN_GPU_E4M3_F32 multiplies fp8 e4m3 codes (CUDA_R_8F_E4M3) into an f32
+ * result, summed in f32 and multiplied by *scaleA and *scaleB (device
+ * pointers to one f32 each; NULL: 1), on cuBLASLt's fp8 gemm (sm_89 and
+ * later): transA = 0, transB = 1, k and n multiples of 16, lda, ldb and
+ * the batch strides of A and B multiples of 16, ldc and strideC multiples
+ * of 4, pointers 16-byte aligned, beta 0. */
 enum {
   KILN_GPU_F32 = 0,
   KILN_GPU_F16 = 1,
@@ -53,6 +61,7 @@ enum {
   KILN_GPU_F16_F32 = 3,
   KILN_GPU_BF16_F32 = 4,
   KILN_GPU_I8_I32 = 5,
+  KILN_GPU_E4M3_F32 = 6,
 };
 
 /* A batched, row-major matrix product:
@@ -61,7 +70,10 @@ enum {
  * (elements, not bytes). op(A[i]) is m x k: A[i] is stored m x k with row
  * stride lda, or k x m (transposed, transA = 1). Likewise op(B[i]) is
  * k x n, stored k x n or n x k (transB = 1). A batch stride of 0
- * broadcasts one matrix over the batch. */
+ * broadcasts one matrix over the batch. scaleA and scaleB (fp8 only, else
+ * NULL; the runtime refuses them with another dtype) scale the product:
+ *   C[i] = alpha * (*scaleA) * (*scaleB) * op(A[i]) * op(B[i]) + beta * C[i].
+ */
 typedef struct KilnGpuGemm {
   int32_t dtype;
   int32_t transA, transB;
@@ -73,6 +85,7 @@ typedef struct KilnGpuGemm {
   void *c;
   int64_t ldc, strideC;
   float alpha, beta;
+  const float *scaleA, *scaleB;
 } KilnGpuGemm;
 
 typedef struct KilnGpuApi {

@@ -16,7 +16,9 @@
 
 namespace kiln::runtime {
 
-enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool };
+/// F8E4M3: fp8 e4m3 codes (torch.float8_e4m3fn, safetensors "F8_E4M3"),
+/// stored by `--quantize fp8`; carried as bytes, never converted on the host.
+enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, Bool, F8E4M3 };
 
 /// Bytes per element.
 size_t dtypeSize(DType dtype);

@@ -152,6 +152,86 @@ Value extendCode(OpBuilder &b, Location loc, Value code, bool isUnsigned) {
   return arith::ExtSIOp::create(b, loc, i32, code);
 }
 
+/// An i32 constant of `bits` (written as the unsigned pattern).
+Value bitsConstant(OpBuilder &b, Location loc, uint32_t bits) {
+  return arith::ConstantIntOp::create(b, loc, b.getI32Type(),
+                                      static_cast<int32_t>(bits));
+}
+
+/// The f32 `value` as an fp8 e4m3 code (f8E4M3FN), as kiln::encodeE4M3
+/// (include/kiln/Runtime/Float8.h) computes it: clamp to ±448, round to
+/// nearest even, NaN to NaN. Integer operations on the f32 bits, and one
+/// f32 addition that rounds the subnormal codes.
+Value encodeE4M3(OpBuilder &b, Location loc, Value value) {
+  Type i32 = b.getI32Type();
+  auto c = [&](uint32_t bits) { return bitsConstant(b, loc, bits); };
+  Value bits = arith::BitcastOp::create(b, loc, i32, value);
+  Value sign = arith::AndIOp::create(b, loc, bits, c(0x80000000u));
+  Value magnitude = arith::XOrIOp::create(b, loc, bits, sign);
+  Value isNaN = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ugt,
+                                      magnitude, c(0x7F800000u));
+  Value clamped = arith::MinUIOp::create(b, loc, magnitude, c(0x43E00000u));
+  // Below 2^-6: the subnormal code is what adding 2^14 leaves in the low
+  // bits of the f32 sum.
+  Value isSubnormal = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult,
+                                            clamped, c(121u << 23));
+  Value denormMask = c(141u << 23);
+  Value sum = arith::AddFOp::create(
+      b, loc, arith::BitcastOp::create(b, loc, b.getF32Type(), clamped),
+      arith::BitcastOp::create(b, loc, b.getF32Type(), denormMask));
+  Value subnormal = arith::SubIOp::create(
+      b, loc, arith::BitcastOp::create(b, loc, i32, sum), denormMask);
+  // Normal: rebias the exponent, round the 20 dropped bits to nearest even.
+  Value odd = arith::AndIOp::create(
+      b, loc, arith::ShRUIOp::create(b, loc, clamped, c(20)), c(1));
+  Value rounded = arith::AddIOp::create(
+      b, loc,
+      arith::AddIOp::create(
+          b, loc, clamped,
+          c(static_cast<uint32_t>(7 - 127) * (1u << 23) + 0x7FFFFu)),
+      odd);
+  Value normal = arith::ShRUIOp::create(b, loc, rounded, c(20));
+  Value code = arith::SelectOp::create(b, loc, isSubnormal, subnormal, normal);
+  code = arith::SelectOp::create(b, loc, isNaN, c(0x7F), code);
+  code = arith::OrIOp::create(b, loc, code,
+                              arith::ShRUIOp::create(b, loc, sign, c(24)));
+  Value byte = arith::TruncIOp::create(b, loc, b.getI8Type(), code);
+  return arith::BitcastOp::create(b, loc, b.getType<Float8E4M3FNType>(), byte);
+}
+
+/// The f32 value of an e4m3 `code` (f8E4M3FN), as kiln::decodeE4M3.
+Value decodeE4M3(OpBuilder &b, Location loc, Value code) {
+  Type i32 = b.getI32Type(), f32 = b.getF32Type();
+  auto c = [&](uint32_t bits) { return bitsConstant(b, loc, bits); };
+  Value byte = arith::BitcastOp::create(b, loc, b.getI8Type(), code);
+  Value word = arith::ExtUIOp::create(b, loc, i32, byte);
+  Value sign = arith::ShLIOp::create(
+      b, loc, arith::AndIOp::create(b, loc, word, c(0x80)), c(24));
+  Value exponent = arith::AndIOp::create(
+      b, loc, arith::ShRUIOp::create(b, loc, word, c(3)), c(15));
+  Value mantissa = arith::AndIOp::create(b, loc, word, c(7));
+  Value normal = arith::OrIOp::create(
+      b, loc,
+      arith::ShLIOp::create(
+          b, loc, arith::AddIOp::create(b, loc, exponent, c(120)), c(23)),
+      arith::ShLIOp::create(b, loc, mantissa, c(20)));
+  Value subnormal = arith::BitcastOp::create(
+      b, loc, i32,
+      arith::MulFOp::create(b, loc,
+                            arith::UIToFPOp::create(b, loc, f32, mantissa),
+                            scalarConstant(b, loc, f32, 1.0 / 512.0)));
+  Value isSubnormal =
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, exponent, c(0));
+  Value magnitude =
+      arith::SelectOp::create(b, loc, isSubnormal, subnormal, normal);
+  Value isNaN = arith::CmpIOp::create(
+      b, loc, arith::CmpIPredicate::eq,
+      arith::AndIOp::create(b, loc, word, c(0x7F)), c(0x7F));
+  magnitude = arith::SelectOp::create(b, loc, isNaN, c(0x7FC00000u), magnitude);
+  return arith::BitcastOp::create(
+      b, loc, f32, arith::OrIOp::create(b, loc, magnitude, sign));
+}
+
 /// The (de)quantization generic over `space`: `first` (the codes or the
 /// floats, expanded to the space) read with `firstMap`, then the scale and
 /// the zero point, into a `resultType` value collapsed back from the
@@ -222,6 +302,12 @@ struct DequantizePattern : OpConversionPattern<DequantizeOp> {
         adaptor.getZeroPoint(), adaptor.getInput(), resultType,
         [&](OpBuilder &b, Location l, ValueRange args) -> Value {
           Value code = args[0];
+          if (isa<Float8E4M3FNType>(code.getType())) {
+            Value value = decodeE4M3(b, l, code);
+            if (!floatType.isF32())
+              value = arith::TruncFOp::create(b, l, floatType, value);
+            return arith::MulFOp::create(b, l, value, args[1]);
+          }
           if (pairLoop >= 0) {
             Value four = arith::ConstantIntOp::create(b, l, b.getI8Type(), 4);
             Value low, high;
@@ -392,6 +478,7 @@ struct QuantizePattern : OpConversionPattern<QuantizeOp> {
     auto resultType = cast<RankedTensorType>(op.getType());
     auto inputType = tensorType(adaptor.getInput());
     bool isUnsigned = op.getUnsignedCodes();
+    bool isE4M3 = op.getE4m3();
     BlockSpace space = buildBlockSpace(inputType.getShape(),
                                        tensorType(adaptor.getScale()), 8);
     Value input = expandTo(rewriter, loc, adaptor.getInput(), space.loops,
@@ -407,6 +494,11 @@ struct QuantizePattern : OpConversionPattern<QuantizeOp> {
           Value one = scalarConstant(b, l, floatType, 1.0);
           Value inverse = arith::DivFOp::create(b, l, one, args[1]);
           Value scaled = arith::MulFOp::create(b, l, args[0], inverse);
+          if (isE4M3) {
+            if (!floatType.isF32())
+              scaled = arith::ExtFOp::create(b, l, b.getF32Type(), scaled);
+            return encodeE4M3(b, l, scaled);
+          }
           Value rounded = math::RoundEvenOp::create(b, l, scaled);
           if (args.size() == 4) {
             Value zero = isUnsigned
@@ -486,12 +578,74 @@ struct IntegerMatmulPattern : OpConversionPattern<IntegerMatmulOp> {
   }
 };
 
+/// kiln.scaled_fp8_matmul as one (batch..., m, k, n) generic over the
+/// e4m3 codes and the two per-tensor scales (read through constant maps)
+/// into a zero-filled f32 output: `out + e4m3(lhs) · e4m3(rhs) · (s_l ·
+/// s_r)`. kiln-gpu-matmuls-to-library recognizes this shape (f8E4M3FN
+/// inputs, two one-element f32 inputs, an f32 output) and calls cuBLASLt's
+/// fp8 gemm with the scales as its scale pointers; elsewhere it is an
+/// ordinary generated reduction (the scale is applied per product there,
+/// cuBLASLt applies it to the sum: equal up to f32 rounding).
+struct ScaledFp8MatmulPattern : OpConversionPattern<ScaledFp8MatmulOp> {
+  using OpConversionPattern::OpConversionPattern;
+  LogicalResult
+  matchAndRewrite(ScaledFp8MatmulOp op, OpAdaptor adaptor,
+                  ConversionPatternRewriter &rewriter) const final {
+    Location loc = op.getLoc();
+    MLIRContext *ctx = rewriter.getContext();
+    Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
+    int64_t rank = tensorType(lhs).getRank();
+    int64_t m = rank - 2, k = rank - 1, n = rank;
+    Type f32 = rewriter.getF32Type();
+    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, lhs);
+    sizes.back() =
+        tensor::getMixedSizes(rewriter, loc, rhs)[op.getTransposeRhs() ? 0 : 1];
+    Value empty = tensor::EmptyOp::create(rewriter, loc, sizes, f32);
+    Value zero = scalarConstant(rewriter, loc, f32, 0.0);
+    Value init =
+        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
+    SmallVector<AffineExpr> lhsExprs, outExprs;
+    for (int64_t d = 0; d < m; ++d) {
+      lhsExprs.push_back(getAffineDimExpr(d, ctx));
+      outExprs.push_back(getAffineDimExpr(d, ctx));
+    }
+    AffineExpr mExpr = getAffineDimExpr(m, ctx),
+               kExpr = getAffineDimExpr(k, ctx),
+               nExpr = getAffineDimExpr(n, ctx);
+    lhsExprs.append({mExpr, kExpr});
+    outExprs.append({mExpr, nExpr});
+    AffineMap scaleMap =
+        AffineMap::get(rank + 1, 0, {getAffineConstantExpr(0, ctx)}, ctx);
+    SmallVector<AffineMap> maps = {
+        AffineMap::get(rank + 1, 0, lhsExprs, ctx),
+        op.getTransposeRhs() ? AffineMap::get(rank + 1, 0, {nExpr, kExpr}, ctx)
+                             : AffineMap::get(rank + 1, 0, {kExpr, nExpr}, ctx),
+        scaleMap, scaleMap, AffineMap::get(rank + 1, 0, outExprs, ctx)};
+    SmallVector<utils::IteratorType> iterators(rank + 1,
+                                               utils::IteratorType::parallel);
+    iterators[k] = utils::IteratorType::reduction;
+    auto generic = linalg::GenericOp::create(
+        rewriter, loc, init.getType(),
+        ValueRange{lhs, rhs, adaptor.getLhsScale(), adaptor.getRhsScale()},
+        ValueRange{init}, maps, iterators,
+        [&](OpBuilder &b, Location l, ValueRange args) {
+          Value product = arith::MulFOp::create(b, l, decodeE4M3(b, l, args[0]),
+                                                decodeE4M3(b, l, args[1]));
+          Value scale = arith::MulFOp::create(b, l, args[2], args[3]);
+          Value term = arith::MulFOp::create(b, l, product, scale);
+          linalg::YieldOp::create(
+              b, l, ValueRange{arith::AddFOp::create(b, l, args[4], term)});
+        });
+    rewriter.replaceOp(op, generic.getResult(0));
+    return success();
+  }
+};
+
 } // namespace
 
 void mlir::kiln::to_linalg::populateQuantizationPatterns(
     RewritePatternSet &patterns) {
   patterns.add<DequantizePattern, Expand2of4Pattern, ExpandCSRPattern,
-               QuantizePattern,
-               IntegerMatmulPattern>(
+               QuantizePattern, IntegerMatmulPattern, ScaledFp8MatmulPattern>(
       patterns.getContext());
 }

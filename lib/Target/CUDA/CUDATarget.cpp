@@ -11,10 +11,13 @@
 #include "kiln/Runtime/CudaTarget.h"
 
 #include "llvm/ADT/ScopeExit.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
+#include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/raw_ostream.h"
 
 using namespace mlir;
@@ -26,13 +29,31 @@ llvm::Error error(const llvm::Twine &message) {
   return llvm::createStringError(message.str());
 }
 
+/// Whether LLVM's NVPTX backend knows the processor `arch`. One it does not
+/// know (sm_89a, sm_71: the runtime's parser takes any sm_<NN>[a]) would be
+/// ignored with a warning and its code generated for the backend's default,
+/// which cannot select what the kernels use (kiln-compile aborted).
+bool nvptxKnowsProcessor(llvm::StringRef arch) {
+  LLVMInitializeNVPTXTargetInfo();
+  LLVMInitializeNVPTXTargetMC();
+  llvm::Triple triple("nvptx64-nvidia-cuda");
+  std::string message;
+  const llvm::Target *target =
+      llvm::TargetRegistry::lookupTarget(triple, message);
+  if (!target)
+    return false;
+  // An empty CPU: asking for an unknown one prints a warning.
+  std::unique_ptr<llvm::MCSubtargetInfo> info(
+      target->createMCSubtargetInfo(triple, "", ""));
+  return info && info->isCPUStringValid(arch);
+}
+
 /// Checks `options` with the runtime's parsers (what the compiler accepts,
 /// the runtime loads) and returns gpu-module-to-binary's name of the image.
 llvm::Expected<std::string>
 checkedBinaryFormat(const CUDATargetOptions &options) {
-  if (!rt::parseCudaArch(options.arch))
-    return error("unknown --cuda-arch '" + options.arch +
-                 "' (expected sm_70 or later, such as sm_80, sm_90 or sm_90a)");
+  if (llvm::Expected<int> arch = checkCudaArch(options.arch); !arch)
+    return arch.takeError();
   std::optional<rt::CudaImage> image = rt::parseCudaImage(options.image);
   if (!image)
     return error("unknown --cuda-image '" + options.image + "' (expected " +
@@ -128,6 +149,26 @@ private:
   std::string format_;
 };
 } // namespace
+
+llvm::Expected<int> mlir::kiln::checkCudaArch(const std::string &arch) {
+  std::optional<rt::CudaArch> parsed = rt::parseCudaArch(arch);
+  if (!parsed)
+    return error("unknown --cuda-arch '" + arch +
+                 "' (expected sm_70 or later, such as sm_80, sm_90 or sm_90a)");
+  if (!nvptxKnowsProcessor(arch))
+    return error("unknown --cuda-arch '" + arch +
+                 "': LLVM's NVPTX backend has no such processor (the 'a' "
+                 "variants begin at sm_90a)");
+  // The kernels are PTX ISA 8.0 (CUDAPipelineOptions::ptxVersion; any CUDA
+  // 12 driver loads it), which LLVM refuses to generate for sm_100 and
+  // later (it aborted kiln-compile).
+  int number = parsed->major * 10 + parsed->minor;
+  if (number > 90)
+    return error("--cuda-arch " + arch +
+                 ": kiln's kernels are PTX ISA 8.0, whose newest target is "
+                 "sm_90a (sm_100 and later need a newer PTX)");
+  return number;
+}
 
 llvm::Expected<std::unique_ptr<TargetBackend>>
 mlir::kiln::createCUDATarget(const CUDATargetOptions &options,

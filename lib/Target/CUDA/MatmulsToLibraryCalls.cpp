@@ -24,6 +24,7 @@ using namespace mlir::kiln::cuda;
 namespace {
 
 constexpr llvm::StringLiteral kGemmFunction = "kiln_gpu_gemm";
+constexpr llvm::StringLiteral kScaledGemmFunction = "kiln_gpu_gemm_scaled";
 
 /// Rewrites each f32, f16 or bf16 (batch..., m, k, n) contraction on
 /// buffers into calls
@@ -127,12 +128,105 @@ struct MatmulsToLibraryCallsPass
     return std::nullopt;
   }
 
+  /// Whether `op` is what kiln.scaled_fp8_matmul lowers to on buffers: a
+  /// (batch..., m, k, n) reduction of two f8E4M3FN operands and two
+  /// one-element f32 scales (read through constant maps) into an f32
+  /// output. Its body is the lowering's own (f8E4M3FN buffers come from
+  /// kiln's e4m3 ops only).
+  static bool isScaledFp8Contraction(linalg::GenericOp op) {
+    if (!op.hasPureBufferSemantics() || op.getNumDpsInputs() != 4 ||
+        op.getNumDpsInits() != 1)
+      return false;
+    auto iterators = op.getIteratorTypesArray();
+    int64_t loops = iterators.size();
+    if (loops < 3)
+      return false;
+    for (int64_t i = 0; i < loops; ++i)
+      if (iterators[i] != (i == loops - 2 ? utils::IteratorType::reduction
+                                          : utils::IteratorType::parallel))
+        return false;
+    auto inputs = op.getDpsInputs();
+    for (int i = 0; i < 2; ++i)
+      if (!isa<Float8E4M3FNType>(getElementTypeOrSelf(inputs[i].getType())))
+        return false;
+    for (int i = 2; i < 4; ++i) {
+      auto type = dyn_cast<MemRefType>(inputs[i].getType());
+      AffineMap map = op.getMatchingIndexingMap(op.getDpsInputOperand(i));
+      if (!type || !type.getElementType().isF32() || type.getRank() != 1 ||
+          type.getDimSize(0) != 1 || map.getNumResults() != 1 ||
+          map.getResult(0) != getAffineConstantExpr(0, op.getContext()))
+        return false;
+    }
+    if (!getElementTypeOrSelf(op.getDpsInits()[0].getType()).isF32())
+      return false;
+    // An accumulation into the output of the lowering's term, out +
+    // (f(lhs) · g(rhs)) · (s_l · s_r) (either order in each product), with
+    // f and g computed from one code each (the decoding): a reduction of
+    // another form (a row sum, a product without the scales) is not the
+    // gemm cuBLASLt would compute.
+    Block *body = op.getBody();
+    auto yield = cast<linalg::YieldOp>(body->getTerminator());
+    auto add = yield.getOperand(0).getDefiningOp<arith::AddFOp>();
+    Value acc = body->getArgument(4);
+    if (!add || !llvm::is_contained(add->getOperands(), acc))
+      return false;
+    auto term = (add.getLhs() == acc ? add.getRhs() : add.getLhs())
+                    .getDefiningOp<arith::MulFOp>();
+    if (!term)
+      return false;
+    auto isProductOf = [](Value value, auto matchFirst, auto matchSecond) {
+      auto mul = value.getDefiningOp<arith::MulFOp>();
+      return mul && ((matchFirst(mul.getLhs()) && matchSecond(mul.getRhs())) ||
+                     (matchFirst(mul.getRhs()) && matchSecond(mul.getLhs())));
+    };
+    auto isArg = [&](unsigned index) {
+      return [=](Value value) { return value == body->getArgument(index); };
+    };
+    auto fromArg = [&](unsigned index) {
+      return [=](Value value) { return computedFromOnly(value, body, index); };
+    };
+    auto isScales = [&](Value value) {
+      return isProductOf(value, isArg(2), isArg(3));
+    };
+    auto isCodes = [&](Value value) {
+      return isProductOf(value, fromArg(0), fromArg(1));
+    };
+    return isProductOf(term.getResult(), isCodes, isScales);
+  }
+
+  /// Whether `value` is computed, by ops without regions, from block
+  /// argument `index` of `body` and constants only (and uses it).
+  static bool computedFromOnly(Value value, Block *body, unsigned index) {
+    SmallVector<Value> work = {value};
+    llvm::SmallPtrSet<Operation *, 16> seen;
+    bool uses = false;
+    while (!work.empty()) {
+      Value v = work.pop_back_val();
+      if (auto arg = dyn_cast<BlockArgument>(v)) {
+        if (arg.getOwner() != body || arg.getArgNumber() != index)
+          return false;
+        uses = true;
+        continue;
+      }
+      Operation *def = v.getDefiningOp();
+      if (def->getNumRegions() != 0)
+        return false;
+      if (!seen.insert(def).second)
+        continue;
+      if (def->getBlock() != body && def->getNumOperands() != 0)
+        return false;
+      llvm::append_range(work, def->getOperands());
+    }
+    return uses;
+  }
+
   void runOnOperation() final {
     ModuleOp module = getOperation();
     SmallVector<linalg::GenericOp> contractions;
     module.walk([&](linalg::GenericOp op) {
-      if (op.hasPureBufferSemantics() &&
-          isKilnContraction(op, /*requireF32=*/false) && gemmType(op))
+      if ((op.hasPureBufferSemantics() &&
+           isKilnContraction(op, /*requireF32=*/false) && gemmType(op)) ||
+          isScaledFp8Contraction(op))
         contractions.push_back(op);
     });
     if (contractions.empty())
@@ -141,10 +235,12 @@ struct MatmulsToLibraryCallsPass
       rewrite(op);
   }
 
-  /// Declares kiln_gpu_gemm in the module, once, when a call is made.
-  void declareGemm() {
+  /// Declares kiln_gpu_gemm (or, `scaled`, kiln_gpu_gemm_scaled with its
+  /// two scale pointers) in the module, once, when a call is made.
+  void declareGemm(bool scaled) {
     ModuleOp module = getOperation();
-    if (module.lookupSymbol<func::FuncOp>(kGemmFunction))
+    StringRef name = scaled ? kScaledGemmFunction : kGemmFunction;
+    if (module.lookupSymbol<func::FuncOp>(name))
       return;
     OpBuilder builder(&getContext());
     Type i32 = builder.getI32Type(), i64 = builder.getI64Type(),
@@ -152,7 +248,9 @@ struct MatmulsToLibraryCallsPass
     builder.setInsertionPointToEnd(module.getBody());
     SmallVector<Type> args = {i32, i32, i32, i64, i64, i64, i64, i64, i64,
                               i64, i64, i64, i64, i64, i64, i64, f32, f32};
-    auto decl = func::FuncOp::create(builder, module.getLoc(), kGemmFunction,
+    if (scaled)
+      args.append({i64, i64});
+    auto decl = func::FuncOp::create(builder, module.getLoc(), name,
                                      builder.getFunctionType(args, {}));
     decl.setPrivate();
   }
@@ -236,19 +334,57 @@ struct MatmulsToLibraryCallsPass
     return true;
   }
 
+  /// Whether an fp8 contraction meets cuBLASLt's fp8 kernels' rules for
+  /// the regular order: "TN" as for int8, its m and k (our n and k) static
+  /// multiples of 16, the e4m3 operands' offsets, leading dims and batch
+  /// strides multiples of 16 elements (bytes), the f32 output's multiples
+  /// of 4 (16 bytes; buffers are at least 16-byte aligned). Shapes that
+  /// miss one stay generated kernels (kiln-quantize only makes fp8 layers
+  /// of in and out multiples of 16, so this is for hand-written IR).
+  static bool fitsFp8Kernels(linalg::GenericOp op, const Operand &a,
+                             const Operand &b, const Operand &c) {
+    if (a.transposed || !b.transposed)
+      return false;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    int64_t loops = ranges.size();
+    int64_t n = ranges[loops - 1], k = ranges[loops - 2];
+    if (ShapedType::isDynamic(n) || ShapedType::isDynamic(k) || n % 16 != 0 ||
+        k % 16 != 0)
+      return false;
+    for (const Operand *operand : {&a, &b, &c}) {
+      auto type = cast<MemRefType>(operand->memref.getType());
+      int64_t multiple = operand == &c ? 4 : 16;
+      for (int64_t pos = -1; pos < type.getRank(); ++pos) {
+        if (pos == (operand->transposed ? operand->rowPos : operand->colPos))
+          continue;
+        if (knownDivisor(type, pos) % multiple != 0)
+          return false;
+      }
+    }
+    return true;
+  }
+
   void rewrite(linalg::GenericOp op) {
     unsigned loops = op.getNumLoops();
     unsigned batch = loops - 3, m = loops - 3, k = loops - 2, n = loops - 1;
+    bool fp8 = isScaledFp8Contraction(op);
     auto maps = op.getIndexingMapsArray();
     auto a = classify(op.getDpsInputs()[0], maps[0], m, k);
     auto b = classify(op.getDpsInputs()[1], maps[1], k, n);
-    auto c = classify(op.getDpsInits()[0], maps[2], m, n);
+    auto c = classify(op.getDpsInits()[0],
+                      op.getMatchingIndexingMap(op.getDpsInitOperand(0)), m, n);
     // The result must be written row-major (cuBLASLt's transposed output
     // is not offered through kiln_gpu_gemm).
     if (!a || !b || !c || c->transposed)
       return;
-    int32_t dtype = *gemmType(op);
+    int32_t dtype = fp8 ? KILN_GPU_E4M3_F32 : *gemmType(op);
     if (dtype == KILN_GPU_I8_I32 && !fitsInt8Kernels(op, *a, *b, *c))
+      return;
+    if (fp8 && !fitsFp8Kernels(op, *a, *b, *c))
+      return;
+    // cuBLASLt's fp8 product overwrites its output here (beta 0): an
+    // output that is not freshly zeroed keeps the generated kernel.
+    if (fp8 && !zeroFillBefore(op, c->memref))
       return;
     // Where each batch loop dim sits in the output (the output of a
     // contraction has every parallel dim, in any order).
@@ -260,7 +396,7 @@ struct MatmulsToLibraryCallsPass
         return;
       outputPos.push_back(*pos);
     }
-    declareGemm();
+    declareGemm(fp8);
     // Before any op is added in front of `op`.
     linalg::FillOp zeroFill = zeroFillBefore(op, c->memref);
 
@@ -369,7 +505,22 @@ struct MatmulsToLibraryCallsPass
                                toI64(strideC),
                                one,
                                beta};
-    func::CallOp::create(builder, loc, kGemmFunction, TypeRange{}, args);
+    if (fp8) {
+      // The scales' addresses (one f32 each, device memory).
+      for (Value scale : {op.getDpsInputs()[2], op.getDpsInputs()[3]}) {
+        auto meta =
+            memref::ExtractStridedMetadataOp::create(builder, loc, scale);
+        Value aligned = memref::ExtractAlignedPointerAsIndexOp::create(
+            builder, loc, meta.getBaseBuffer());
+        Value bytes =
+            arith::MulIOp::create(builder, loc, meta.getOffset(), index(4));
+        args.push_back(
+            toI64(arith::AddIOp::create(builder, loc, aligned, bytes)));
+      }
+    }
+    func::CallOp::create(builder, loc,
+                         fp8 ? kScaledGemmFunction : kGemmFunction, TypeRange{},
+                         args);
     op.erase();
   }
 };

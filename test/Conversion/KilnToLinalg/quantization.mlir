@@ -93,3 +93,63 @@ func.func @integer_matmul(%x: tensor<?x5x12xi8>, %w: tensor<8x12xi8>) -> tensor<
   %0 = kiln.integer_matmul %x, %w transpose_rhs : (tensor<?x5x12xi8>, tensor<8x12xi8>) -> tensor<?x5x8xi32>
   return %0 : tensor<?x5x8xi32>
 }
+
+// -----
+
+// e4m3 codes with a per-tensor scale: x · (1 / s), then the encoding on the
+// f32 bits (NaN check, clamp to 448's bits, the subnormal path's f32 add of
+// 2^14, the normal path's round to nearest even), the byte bitcast to
+// f8E4M3FN.
+// CHECK-LABEL: func.func @quantize_e4m3(
+// CHECK: linalg.generic
+// CHECK: arith.divf
+// CHECK: arith.mulf
+// CHECK: arith.bitcast %{{.*}} : f32 to i32
+// CHECK: arith.minui %{{.*}}, %c1138753536_i32 : i32
+// CHECK: arith.addf
+// CHECK: arith.trunci %{{.*}} : i32 to i8
+// CHECK: arith.bitcast %{{.*}} : i8 to f8E4M3FN
+// CHECK: linalg.yield %{{.*}} : f8E4M3FN
+// CHECK-NOT: math.roundeven
+func.func @quantize_e4m3(%x: tensor<?x64xf32>, %s: tensor<1x1xf32>) -> tensor<?x64xf8E4M3FN> {
+  %0 = kiln.quantize %x, %s e4m3 : (tensor<?x64xf32>, tensor<1x1xf32>) -> tensor<?x64xf8E4M3FN>
+  return %0 : tensor<?x64xf8E4M3FN>
+}
+
+// -----
+
+// e4m3 codes back to floats: the byte's bits rebuilt as an f32 (exponent
+// + 120, subnormals as m · 2^-9, S.1111.111 as NaN), times the scale.
+// CHECK-LABEL: func.func @dequantize_e4m3(
+// CHECK: linalg.generic
+// CHECK: arith.bitcast %{{.*}} : f8E4M3FN to i8
+// CHECK: arith.extui %{{.*}} : i8 to i32
+// CHECK: arith.uitofp
+// CHECK: arith.bitcast %{{.*}} : i32 to f32
+// CHECK: arith.mulf
+// CHECK: linalg.yield %{{.*}} : f32
+func.func @dequantize_e4m3(%q: tensor<96x64xf8E4M3FN>, %s: tensor<1x1xf32>) -> tensor<96x64xf32> {
+  %0 = kiln.dequantize %q, %s : (tensor<96x64xf8E4M3FN>, tensor<1x1xf32>) -> tensor<96x64xf32>
+  return %0 : tensor<96x64xf32>
+}
+
+// -----
+
+// A scaled fp8 matmul: one (m, k, n) generic over both codes (the [N, K]
+// rhs read through its map) and both one-element scales (constant maps)
+// into a zero-filled f32 output, each product decoded and scaled.
+// CHECK-DAG: #[[LHS:.+]] = affine_map<(d0, d1, d2) -> (d0, d1)>
+// CHECK-DAG: #[[RHS:.+]] = affine_map<(d0, d1, d2) -> (d2, d1)>
+// CHECK-DAG: #[[SCALE:.+]] = affine_map<(d0, d1, d2) -> (0)>
+// CHECK-DAG: #[[OUT:.+]] = affine_map<(d0, d1, d2) -> (d0, d2)>
+// CHECK: func.func @scaled_fp8_matmul(
+// CHECK: %[[Z:.+]] = linalg.fill ins(%{{.*}} : f32) outs(%{{.*}} : tensor<?x96xf32>)
+// CHECK: linalg.generic {indexing_maps = [#[[LHS]], #[[RHS]], #[[SCALE]], #[[SCALE]], #[[OUT]]], iterator_types = ["parallel", "reduction", "parallel"]} ins(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x64xf8E4M3FN>, tensor<96x64xf8E4M3FN>, tensor<1xf32>, tensor<1xf32>) outs(%[[Z]] : tensor<?x96xf32>)
+// CHECK: arith.bitcast %{{.*}} : f8E4M3FN to i8
+// CHECK: arith.bitcast %{{.*}} : f8E4M3FN to i8
+// CHECK: arith.addf
+// CHECK: linalg.yield %{{.*}} : f32
+func.func @scaled_fp8_matmul(%x: tensor<?x64xf8E4M3FN>, %w: tensor<96x64xf8E4M3FN>, %sx: tensor<1xf32>, %sw: tensor<1xf32>) -> tensor<?x96xf32> {
+  %0 = kiln.scaled_fp8_matmul %x, %w scales %sx, %sw transpose_rhs : (tensor<?x64xf8E4M3FN>, tensor<96x64xf8E4M3FN>, tensor<1xf32>, tensor<1xf32>) -> tensor<?x96xf32>
+  return %0 : tensor<?x96xf32>
+}

@@ -1269,6 +1269,51 @@ func.func @dequantize_bits(%q: tensor<4x8xi8>, %s: tensor<4x1xf32>) {
 
 // -----
 
+func.func @dequantize_e4m3_zero_point(%q: tensor<4x8xf8E4M3FN>, %s: tensor<1x1xf32>, %z: tensor<1x1xi8>) {
+  // expected-error @+2 {{e4m3 codes take neither bits = 4, a zero point nor unsigned}}
+  // expected-error @+1 {{'kiln.dequantize' op failed to infer returned types}}
+  %0 = "kiln.dequantize"(%q, %s, %z) : (tensor<4x8xf8E4M3FN>, tensor<1x1xf32>, tensor<1x1xi8>) -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @quantize_e4m3_unsigned(%x: tensor<4x8xf32>, %s: tensor<1x1xf32>) {
+  // expected-error @+1 {{'kiln.quantize' op e4m3 codes take neither a zero point nor unsigned}}
+  %0 = kiln.quantize %x, %s unsigned e4m3 : (tensor<4x8xf32>, tensor<1x1xf32>) -> tensor<4x8xf8E4M3FN>
+  return
+}
+
+// -----
+
+func.func @scaled_fp8_matmul_k(%x: tensor<4x32xf8E4M3FN>, %w: tensor<16x48xf8E4M3FN>, %s: tensor<1xf32>) {
+  // expected-error @+2 {{contraction dimensions differ: lhs 4x32 has K = 32, rhs 16x48 (transposed) has K = 48}}
+  // expected-error @+1 {{'kiln.scaled_fp8_matmul' op failed to infer returned types}}
+  %0 = kiln.scaled_fp8_matmul %x, %w scales %s, %s transpose_rhs : (tensor<4x32xf8E4M3FN>, tensor<16x48xf8E4M3FN>, tensor<1xf32>, tensor<1xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @scaled_fp8_matmul_scale(%x: tensor<4x32xf8E4M3FN>, %w: tensor<16x32xf8E4M3FN>, %s: tensor<1xf32>, %t: tensor<16xf32>) {
+  // expected-error @+2 {{expected per-tensor scales of one element, found 'tensor<16xf32>'}}
+  // expected-error @+1 {{'kiln.scaled_fp8_matmul' op failed to infer returned types}}
+  %0 = kiln.scaled_fp8_matmul %x, %w scales %s, %t transpose_rhs : (tensor<4x32xf8E4M3FN>, tensor<16x32xf8E4M3FN>, tensor<1xf32>, tensor<16xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @scaled_fp8_matmul_dynamic_scale(%x: tensor<4x32xf8E4M3FN>, %w: tensor<16x32xf8E4M3FN>, %s: tensor<1xf32>, %t: tensor<?xf32>) {
+  // The kernel reads element 0: a dynamic scale (possibly empty) is refused.
+  // expected-error @+2 {{expected per-tensor scales of one element, found 'tensor<?xf32>'}}
+  // expected-error @+1 {{'kiln.scaled_fp8_matmul' op failed to infer returned types}}
+  %0 = kiln.scaled_fp8_matmul %x, %w scales %t, %s transpose_rhs : (tensor<4x32xf8E4M3FN>, tensor<16x32xf8E4M3FN>, tensor<?xf32>, tensor<1xf32>) -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
 func.func @dequantize_group_divides(%q: tensor<4x96xi8>, %s: tensor<4x5xf32>) {
   // expected-error @+2 {{scale dim 1 (5) must be 1, the value's size (96) or a static divisor of it}}
   // expected-error @+1 {{'kiln.dequantize' op failed to infer returned types}}

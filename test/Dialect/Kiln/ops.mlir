@@ -460,6 +460,17 @@ func.func @quantization_ops(%q8: tensor<16x64xi8>, %q4: tensor<16x32xi8>, %s: te
   return
 }
 
+// CHECK-LABEL: func.func @fp8_ops(
+func.func @fp8_ops(%x: tensor<?x64xf32>, %s: tensor<1x1xf32>, %w: tensor<16x64xf8E4M3FN>, %s1: tensor<1xf32>) -> (tensor<?x16xf32>, tensor<16x64xf32>) {
+// CHECK: kiln.quantize %{{.*}}, %{{.*}} e4m3 : (tensor<?x64xf32>, tensor<1x1xf32>) -> tensor<?x64xf8E4M3FN>
+  %0 = kiln.quantize %x, %s e4m3 : (tensor<?x64xf32>, tensor<1x1xf32>) -> tensor<?x64xf8E4M3FN>
+// CHECK: kiln.scaled_fp8_matmul %{{.*}}, %{{.*}} scales %{{.*}}, %{{.*}} transpose_rhs : (tensor<?x64xf8E4M3FN>, tensor<16x64xf8E4M3FN>, tensor<1xf32>, tensor<1xf32>) -> tensor<?x16xf32>
+  %1 = kiln.scaled_fp8_matmul %0, %w scales %s1, %s1 transpose_rhs : (tensor<?x64xf8E4M3FN>, tensor<16x64xf8E4M3FN>, tensor<1xf32>, tensor<1xf32>) -> tensor<?x16xf32>
+// CHECK: kiln.dequantize %{{.*}}, %{{.*}} : (tensor<16x64xf8E4M3FN>, tensor<1x1xf32>) -> tensor<16x64xf32>
+  %2 = kiln.dequantize %w, %s : (tensor<16x64xf8E4M3FN>, tensor<1x1xf32>) -> tensor<16x64xf32>
+  return %1, %2 : tensor<?x16xf32>, tensor<16x64xf32>
+}
+
 // CHECK-LABEL: func.func @unpack_panels(
 func.func @unpack_panels(%p: tensor<4x64x64xf32>, %q: tensor<2x32x128x2xbf16>) -> (tensor<64x200xf32>, tensor<64x256xbf16>) {
 // CHECK: kiln.unpack_panels %{{.*}} columns = 200 : (tensor<4x64x64xf32>) -> tensor<64x200xf32>

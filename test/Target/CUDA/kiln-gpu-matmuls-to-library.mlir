@@ -510,3 +510,161 @@ func.func @int8_unsigned(%x: memref<4x16xi8>, %w: memref<8x16xi8>, %y: memref<4x
   }
   return
 }
+
+// -----
+
+// fp8: kiln.scaled_fp8_matmul's generic (two f8E4M3FN operands, two
+// one-element f32 scales read through constant maps, a zero-filled f32
+// output) becomes kiln_gpu_gemm_scaled of dtype 6 (KILN_GPU_E4M3_F32),
+// "TN" (transA 0, transB 1), beta 0, with the scales' addresses last (the
+// activations' then the weight's). The body is not looked at: its decoding
+// of the codes is the generated kernel's business.
+// CHECK-LABEL: func.func @fp8_weight_transposed(
+// CHECK-SAME: %[[X:[^:]*]]: memref<2x?x32xf8E4M3FN>, %{{[^:]*}}: memref<16x32xf8E4M3FN>, %[[SX:[^:]*]]: memref<1xf32>, %[[SW:[^:]*]]: memref<1xf32>, %[[Y:[^:]*]]: memref<2x?x16xf32>)
+// CHECK-DAG: %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
+// CHECK-DAG: %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
+// CHECK-DAG: %[[SXBASE:[^,]*]], %{{.*}} = memref.extract_strided_metadata %[[SX]]
+// CHECK-DAG: %[[SWBASE:[^,]*]], %{{.*}} = memref.extract_strided_metadata %[[SW]]
+// CHECK-DAG: %[[SXPTR:.*]] = memref.extract_aligned_pointer_as_index %[[SXBASE]]
+// CHECK-DAG: %[[SWPTR:.*]] = memref.extract_aligned_pointer_as_index %[[SWBASE]]
+// CHECK-DAG: %[[SXI:.*]] = arith.index_cast %[[SXPTR]] : index to i64
+// CHECK-DAG: %[[SWI:.*]] = arith.index_cast %[[SWPTR]] : index to i64
+// CHECK-NOT: linalg.fill
+// CHECK: call @kiln_gpu_gemm_scaled(%c6_i32, %c0_i32, %c1_i32, %c2_i64, %{{.*}}, %c16_i64, %c32_i64, %{{.*}}, %c32_i64, %{{.*}}, %{{.*}}, %c32_i64, %c0_i64, %{{.*}}, %c16_i64, %{{.*}}, %[[ONE]], %[[ZERO]], %[[SXI]], %[[SWI]])
+// CHECK-NOT: linalg.generic
+// CHECK: return
+// CHECK: func.func private @kiln_gpu_gemm_scaled(i32, i32, i32, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, f32, f32, i64, i64)
+#a = affine_map<(b, m, k, n) -> (b, m, k)>
+#bt = affine_map<(b, m, k, n) -> (n, k)>
+#s = affine_map<(b, m, k, n) -> (0)>
+#c = affine_map<(b, m, k, n) -> (b, m, n)>
+func.func @fp8_weight_transposed(%x: memref<2x?x32xf8E4M3FN>, %w: memref<16x32xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<2x?x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<2x?x16xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #s, #s, #c], iterator_types = ["parallel", "parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<2x?x32xf8E4M3FN>, memref<16x32xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<2x?x16xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %ve = arith.extf %v : f8E4M3FN to f32
+    %t = arith.mulf %ue, %ve : f32
+    %pq = arith.mulf %p, %q : f32
+    %tt = arith.mulf %t, %pq : f32
+    %s = arith.addf %acc, %tt : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+
+// -----
+
+// fp8 contractions cuBLASLt's fp8 kernels cannot take stay generics (the
+// generated kernel): a weight stored [k, n] (not "TN"), k or n not a
+// multiple of 16, a leading dim of 40 (40 bytes), an output not zeroed
+// right before (cuBLASLt's fp8 product here overwrites, beta 0).
+// CHECK-LABEL: func.func @fp8_weight_k_by_n(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @fp8_k_8(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @fp8_n_8(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @fp8_ld_40(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @fp8_accumulating(
+// CHECK: linalg.generic
+// A layout cuBLASLt takes, but a body that is not the scaled product of
+// the codes (a row sum; a product without the scales): not a gemm.
+// CHECK-LABEL: func.func @fp8_row_sum(
+// CHECK: linalg.generic
+// CHECK-LABEL: func.func @fp8_unscaled(
+// CHECK: linalg.generic
+// CHECK-NOT: kiln_gpu_gemm
+#a = affine_map<(m, k, n) -> (m, k)>
+#b = affine_map<(m, k, n) -> (k, n)>
+#bt = affine_map<(m, k, n) -> (n, k)>
+#s = affine_map<(m, k, n) -> (0)>
+#c = affine_map<(m, k, n) -> (m, n)>
+func.func @fp8_weight_k_by_n(%x: memref<4x32xf8E4M3FN>, %w: memref<32x16xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<4x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<4x16xf32>)
+  linalg.generic {indexing_maps = [#a, #b, #s, #s, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<4x32xf8E4M3FN>, memref<32x16xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<4x16xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %s = arith.addf %acc, %ue : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @fp8_k_8(%x: memref<4x8xf8E4M3FN>, %w: memref<16x8xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<4x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<4x16xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #s, #s, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<4x8xf8E4M3FN>, memref<16x8xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<4x16xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %s = arith.addf %acc, %ue : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @fp8_n_8(%x: memref<4x32xf8E4M3FN>, %w: memref<8x32xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<4x8xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<4x8xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #s, #s, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<4x32xf8E4M3FN>, memref<8x32xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<4x8xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %s = arith.addf %acc, %ue : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @fp8_ld_40(%x: memref<4x32xf8E4M3FN, strided<[40, 1]>>, %w: memref<16x32xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<4x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<4x16xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #s, #s, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<4x32xf8E4M3FN, strided<[40, 1]>>, memref<16x32xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<4x16xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %s = arith.addf %acc, %ue : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @fp8_accumulating(%x: memref<4x32xf8E4M3FN>, %w: memref<16x32xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<4x16xf32>) {
+  linalg.generic {indexing_maps = [#a, #bt, #s, #s, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<4x32xf8E4M3FN>, memref<16x32xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<4x16xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %s = arith.addf %acc, %ue : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @fp8_row_sum(%x: memref<4x32xf8E4M3FN>, %w: memref<16x32xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<4x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<4x16xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #s, #s, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<4x32xf8E4M3FN>, memref<16x32xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<4x16xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %s = arith.addf %acc, %ue : f32
+    linalg.yield %s : f32
+  }
+  return
+}
+func.func @fp8_unscaled(%x: memref<4x32xf8E4M3FN>, %w: memref<16x32xf8E4M3FN>, %sx: memref<1xf32>, %sw: memref<1xf32>, %y: memref<4x16xf32>) {
+  %zero = arith.constant 0.0 : f32
+  linalg.fill ins(%zero : f32) outs(%y : memref<4x16xf32>)
+  linalg.generic {indexing_maps = [#a, #bt, #s, #s, #c], iterator_types = ["parallel", "reduction", "parallel"]}
+      ins(%x, %w, %sx, %sw : memref<4x32xf8E4M3FN>, memref<16x32xf8E4M3FN>, memref<1xf32>, memref<1xf32>) outs(%y : memref<4x16xf32>) {
+  ^bb0(%u: f8E4M3FN, %v: f8E4M3FN, %p: f32, %q: f32, %acc: f32):
+    %ue = arith.extf %u : f8E4M3FN to f32
+    %ve = arith.extf %v : f8E4M3FN to f32
+    %t = arith.mulf %ue, %ve : f32
+    %tt = arith.mulf %t, %p : f32
+    %s = arith.addf %acc, %tt : f32
+    linalg.yield %s : f32
+  }
+  return
+}

@@ -9,12 +9,13 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "kiln/Runtime/Artifact.h"
-#include "kiln/Runtime/CudaTarget.h"
-#include "kiln/Runtime/GpuApi.h"
 #include "ArtifactFixture.h"
 #include "TestFiles.h"
+#include "kiln/Runtime/Artifact.h"
+#include "kiln/Runtime/CudaTarget.h"
 #include "kiln/Runtime/File.h"
+#include "kiln/Runtime/Float8.h"
+#include "kiln/Runtime/GpuApi.h"
 
 #include <nlohmann/json.hpp>
 
@@ -801,6 +802,260 @@ TEST_F(CudaArtifactTest, Int8GemmsRunOnCublasLtsInt8KernelsExactly) {
   EXPECT_EQ(fakeCount("fake_cublaslt_int8_matmuls"), int8Matmuls + 3);
   setType(KILN_GPU_F32);
   ::dlclose(module);
+}
+
+struct Fp8GemmCase {
+  int64_t batch, m, n, k, lda, ldb, ldc;
+  bool broadcastB;
+  float scaleA, scaleB;
+  bool nullScales;
+};
+
+/// Runs an e4m3 x e4m3 -> f32 gemm with scale pointers (transA 0, transB
+/// 1: activations [m, k], a weight [n, k]) through kiln_gpu_gemm_scaled on
+/// the fake cuBLASLt, the scales stored after the weight's codes in `b`,
+/// and compares every output word, padding included, with a reference
+/// computed here from the codes' values (kiln/Runtime/Float8.h).
+void checkFp8Gemm(const Artifact &artifact, void *module,
+                  const Fp8GemmCase &g) {
+  SCOPED_TRACE(::testing::Message()
+               << "fp8 batch " << g.batch << " m " << g.m << " n " << g.n
+               << " k " << g.k << " ld " << g.lda << "/" << g.ldb << "/"
+               << g.ldc << " scales " << g.scaleA << ", " << g.scaleB);
+  int64_t strideA = g.m * g.lda, strideB = g.broadcastB ? 0 : g.n * g.ldb,
+          strideC = g.m * g.ldc;
+  std::vector<uint8_t> a(g.batch * strideA);
+  int64_t codeBytes = (g.broadcastB ? 1 : g.batch) * g.n * g.ldb;
+  int64_t scaleWord = (codeBytes + 15) / 16 * 4; // 16-byte aligned
+  std::vector<uint8_t> b(scaleWord * 4 + 8, 0);
+  uint32_t seed = 11;
+  auto next = [&] {
+    seed = seed * 1664525u + 1013904223u;
+    return static_cast<uint8_t>(seed >> 24);
+  };
+  // Every code but the two NaNs (S.1111.111).
+  auto code = [&] {
+    uint8_t c;
+    do
+      c = next();
+    while ((c & 0x7F) == 0x7F);
+    return c;
+  };
+  for (uint8_t &v : a)
+    v = code();
+  for (int64_t i = 0; i < codeBytes; ++i)
+    b[i] = code();
+  std::memcpy(b.data() + scaleWord * 4, &g.scaleA, 4);
+  std::memcpy(b.data() + scaleWord * 4 + 4, &g.scaleB, 4);
+  std::vector<float> c(g.batch * strideC, 12345.0f);
+  auto setGemm = gemmSetter(module);
+  auto setType = reinterpret_cast<void (*)(int32_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_dtype"));
+  auto setScales = reinterpret_cast<void (*)(int64_t, int64_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_scales"));
+  ASSERT_TRUE(setGemm && setType && setScales);
+  setType(KILN_GPU_E4M3_F32);
+  if (g.nullScales)
+    setScales(-1, -1);
+  else
+    setScales(scaleWord, scaleWord + 1);
+  setGemm(0, 1, g.batch, g.m, g.n, g.k, g.lda, strideA, g.ldb, strideB, g.ldc,
+          strideC, 1, 0);
+  std::vector<float> fa = asFloats(a), fb = asFloats(b);
+  Expected<std::vector<OwnedTensor>> outputs = artifact.run(
+      "gemm",
+      {{"a", {DType::F32, {static_cast<int64_t>(fa.size())}, fa.data()}},
+       {"b", {DType::F32, {static_cast<int64_t>(fb.size())}, fb.data()}},
+       {"c", {DType::F32, {static_cast<int64_t>(c.size())}, c.data()}}});
+  setType(KILN_GPU_F32);
+  setScales(-2, -2);
+  ASSERT_TRUE(outputs) << outputs.message();
+  ASSERT_EQ((*outputs)[0].numElements(), static_cast<int64_t>(c.size()));
+  const float *result = static_cast<const float *>((*outputs)[0].data());
+  float scale = g.nullScales ? 1.0f : g.scaleA * g.scaleB;
+  for (int64_t i = 0; i < g.batch; ++i)
+    for (int64_t r = 0; r < g.m; ++r)
+      for (int64_t col = 0; col < g.ldc; ++col) {
+        int64_t at = i * strideC + r * g.ldc + col;
+        float expected = c[at]; // padding is left alone
+        if (col < g.n) {
+          double sum = 0;
+          for (int64_t p = 0; p < g.k; ++p)
+            sum += double(kiln::decodeE4M3(a[i * strideA + r * g.lda + p])) *
+                   double(kiln::decodeE4M3(b[i * strideB + col * g.ldb + p]));
+          expected = scale * static_cast<float>(sum);
+        }
+        ASSERT_EQ(result[at], expected)
+            << "batch " << i << " row " << r << " col " << col;
+      }
+}
+
+TEST_F(CudaArtifactTest, Fp8GemmsRunOnCublasLtsFp8KernelsWithScalePointers) {
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  void *module = loadedModule();
+  ASSERT_NE(module, nullptr);
+  int64_t fp8Matmuls = fakeCount("fake_cublaslt_fp8_matmuls");
+  // Padded rows (lda, ldb > k; ldc > n), per-tensor scales.
+  checkFp8Gemm(*artifact, module,
+               {1, 3, 16, 32, 48, 64, 20, false, 0.5f, 3.0f, false});
+  // cuBLASLt's A is our weight (ldb), its B our activations (lda), its C
+  // and D our output (ldc); e4m3 operands (CUDA_R_8F_E4M3 = 28), f32 C
+  // and D, CUBLAS_COMPUTE_32F (68) with f32 alpha and beta
+  // (library_types.h, cublas_api.h).
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_ld", 0), 64);
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_ld", 1), 48);
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_ld", 2), 20);
+  for (int64_t which = 0; which < 2; ++which)
+    EXPECT_EQ(fakeCount("fake_cublaslt_last_type", which), 28);
+  for (int64_t which = 2; which < 4; ++which)
+    EXPECT_EQ(fakeCount("fake_cublaslt_last_type", which), 0);
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_compute_type"), 68);
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_scale_type"), 0);
+  // Its A scale is our weight's (the word after our activations' scale),
+  // its B scale our activations'.
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_scale_pointer", 0) -
+                fakeCount("fake_cublaslt_last_scale_pointer", 1),
+            4);
+  // A strided batch, a weight broadcast over the batch, no scales (1).
+  checkFp8Gemm(*artifact, module,
+               {3, 5, 32, 16, 16, 16, 32, false, 2.0f, 0.25f, false});
+  checkFp8Gemm(*artifact, module,
+               {2, 1, 16, 512, 512, 512, 16, true, 1.0f, 1.0f, true});
+  EXPECT_EQ(fakeCount("fake_cublaslt_last_scale_pointer", 0), 0);
+  EXPECT_EQ(fakeCount("fake_cublaslt_fp8_matmuls"), fp8Matmuls + 3);
+
+  // What cuBLASLt's fp8 kernels cannot take is a run error that says
+  // which rule, before cuBLASLt is asked.
+  auto setGemm = gemmSetter(module);
+  auto setType = reinterpret_cast<void (*)(int32_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_dtype"));
+  auto setScales = reinterpret_cast<void (*)(int64_t, int64_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_scales"));
+  ASSERT_TRUE(setGemm && setType && setScales);
+  std::vector<NamedTensor> inputs = fourOnes();
+  struct Bad {
+    int transA, transB;
+    int64_t n, k, lda, ldb, ldc;
+    float beta;
+    const char *message;
+  };
+  for (Bad bad :
+       {Bad{0, 0, 16, 16, 16, 16, 16, 0,
+            "needs transA 0 and transB 1 (got 0, 0)"},
+        Bad{0, 1, 16, 8, 16, 16, 16, 0, "needs n and k multiples of 16"},
+        Bad{0, 1, 8, 16, 16, 16, 8, 0, "needs n and k multiples of 16"},
+        Bad{0, 1, 16, 16, 24, 16, 16, 0,
+            "needs lda and ldb multiples of 16 and ldc of 4 (got 24, 16, 16)"},
+        Bad{0, 1, 16, 16, 16, 16, 18, 0,
+            "needs lda and ldb multiples of 16 and ldc of 4 (got 16, 16, 18)"},
+        Bad{0, 1, 16, 16, 16, 16, 16, 1, "needs beta 0"}}) {
+    setType(KILN_GPU_E4M3_F32);
+    setScales(-1, -1);
+    setGemm(bad.transA, bad.transB, 1, 1, bad.n, bad.k, bad.lda, 0, bad.ldb, 0,
+            bad.ldc, 0, 1, bad.beta);
+    expectRunError(*artifact, "gemm", inputs,
+                   {"kiln_gpu_gemm(e4m3 -> f32, batch 1, m 1",
+                    std::string("cuBLASLt's fp8 gemm ") + bad.message});
+  }
+  EXPECT_EQ(fakeCount("fake_cublaslt_fp8_matmuls"), fp8Matmuls + 3);
+  setType(KILN_GPU_F32);
+  setScales(-2, -2);
+  ::dlclose(module);
+}
+
+TEST_F(CudaArtifactTest, ScalePointersOfANonFp8GemmAreARunError) {
+  // kiln_gpu_gemm_scaled's scales are fp8's: an f32, f16, bf16 or int8
+  // product would drop them and return an unscaled result, so the runtime
+  // refuses them before cuBLASLt is asked.
+  writeArtifact();
+  std::unique_ptr<Artifact> artifact = openOk();
+  ASSERT_TRUE(artifact);
+  void *module = loadedModule();
+  ASSERT_NE(module, nullptr);
+  auto setGemm = gemmSetter(module);
+  auto setType = reinterpret_cast<void (*)(int32_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_dtype"));
+  auto setScales = reinterpret_cast<void (*)(int64_t, int64_t)>(
+      ::dlsym(module, "kiln_test_set_gemm_scales"));
+  ASSERT_TRUE(setGemm && setType && setScales);
+  int64_t matmuls = fakeCount("fake_cublaslt_matmuls");
+  std::vector<NamedTensor> inputs = fourOnes();
+  setGemm(0, 0, 1, 2, 2, 2, 2, 4, 2, 4, 2, 4, 1, 0);
+  for (auto [dtype, name] :
+       {std::pair<int32_t, const char *>{KILN_GPU_F32, "f32"},
+        {KILN_GPU_BF16_F32, "bf16 -> f32"},
+        {KILN_GPU_I8_I32, "i8 -> i32"}}) {
+    setType(dtype);
+    for (auto [scaleA, scaleB] :
+         {std::pair<int64_t, int64_t>{0, 1}, {0, -1}, {-1, 1}}) {
+      setScales(scaleA, scaleB);
+      expectRunError(*artifact, "gemm", inputs,
+                     {std::string("kiln_gpu_gemm(") + name +
+                      "): scale pointers are for e4m3 products "
+                      "(KILN_GPU_E4M3_F32) only"});
+    }
+  }
+  EXPECT_EQ(fakeCount("fake_cublaslt_matmuls"), matmuls);
+  // Without scales (NULL, NULL) the same f32 call runs.
+  setType(KILN_GPU_F32);
+  setScales(-1, -1);
+  Expected<std::vector<OwnedTensor>> outputs = artifact->run("gemm", inputs);
+  ASSERT_TRUE(outputs) << outputs.message();
+  EXPECT_EQ(values((*outputs)[0]), std::vector<float>(4, 2));
+  setScales(-2, -2);
+  ::dlclose(module);
+}
+
+TEST_F(CudaArtifactTest, ModulesRefuseAGpuApiOfAnotherVersion) {
+  // Version 2 added the fp8 scale pointers to KilnGpuGemm: a module built
+  // against it refuses a version-1 runtime's table (whose gemm would read
+  // a shorter struct), and the runtime turns that into one line
+  // (CudaModule::bind: "rejected the runtime's GPU API ...; recompile").
+  writeArtifact();
+  std::string copy = path("versioned.so");
+  ASSERT_TRUE(compileModule(copy, manifest()));
+  void *module = ::dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(module, nullptr) << ::dlerror();
+  auto bind =
+      reinterpret_cast<KilnGpuBindFunction>(::dlsym(module, "kiln_gpu_bind"));
+  ASSERT_NE(bind, nullptr);
+  KilnGpuApi table{};
+  table.size = sizeof(KilnGpuApi);
+  table.version = 1;
+  EXPECT_EQ(bind(&table), -1);
+  table.version = KILN_GPU_API_VERSION + 1;
+  EXPECT_EQ(bind(&table), -1);
+  table.version = KILN_GPU_API_VERSION;
+  table.size = sizeof(KilnGpuApi) - sizeof(void *);
+  EXPECT_EQ(bind(&table), -1);
+  EXPECT_EQ(KILN_GPU_API_VERSION, 2);
+  ::dlclose(module);
+}
+
+TEST(Float8Test, EncodesAndDecodesE4M3) {
+  // Every finite code decodes to a value that encodes back to it.
+  for (int code = 0; code < 256; ++code) {
+    if ((code & 0x7F) == 0x7F)
+      continue;
+    EXPECT_EQ(kiln::encodeE4M3(kiln::decodeE4M3(code)), code) << code;
+  }
+  EXPECT_EQ(kiln::decodeE4M3(0x7E), 448.0f);
+  EXPECT_EQ(kiln::decodeE4M3(0x08), std::ldexp(1.0f, -6));
+  EXPECT_EQ(kiln::decodeE4M3(0x01), std::ldexp(1.0f, -9));
+  EXPECT_TRUE(std::isnan(kiln::decodeE4M3(0x7F)));
+  EXPECT_TRUE(std::isnan(kiln::decodeE4M3(0xFF)));
+  // Ties to even, saturation, NaN.
+  EXPECT_EQ(kiln::encodeE4M3(1.0625f), 0x38);
+  EXPECT_EQ(kiln::encodeE4M3(1.1875f), 0x3A);
+  EXPECT_EQ(kiln::encodeE4M3(464.0f), 0x7E);
+  EXPECT_EQ(kiln::encodeE4M3(1e30f), 0x7E);
+  EXPECT_EQ(kiln::encodeE4M3(-INFINITY), 0xFE);
+  EXPECT_EQ(kiln::encodeE4M3(std::ldexp(1.0f, -10)), 0x00);
+  EXPECT_EQ(kiln::encodeE4M3(3 * std::ldexp(1.0f, -10)), 0x02);
+  EXPECT_EQ(kiln::encodeE4M3(-0.0f), 0x80);
+  EXPECT_EQ(kiln::encodeE4M3(NAN) & 0x7F, 0x7F);
 }
 
 TEST_F(CudaArtifactTest, AModuleCalledWithoutTheRuntimeSaysSo) {

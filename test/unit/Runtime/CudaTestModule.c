@@ -13,7 +13,8 @@
 //   transposed(x: F32 [?, 4]) -> y = x, returned column-major at offset 1
 //   train(x: F32 [4]) -> w += 1 and m += 1 in place; returns m (a copy)
 //   gemm(a, b, c: F32 [?]) -> c after kiln_gpu_gemm with the arguments
-//       kiln_test_set_gemm stored
+//       kiln_test_set_gemm stored (kiln_gpu_gemm_scaled, with scale
+//       pointers into b, after kiln_test_set_gemm_scales)
 //   missing_kernel() -> y: launches a kernel the image does not have
 //   jit_error() -> y: launches a kernel of a PTX image that fails to JIT
 //
@@ -46,6 +47,12 @@ void kiln_gpu_gemm(int32_t dtype, int32_t transA, int32_t transB,
                    const void *a, int64_t lda, int64_t strideA, const void *b,
                    int64_t ldb, int64_t strideB, void *c, int64_t ldc,
                    int64_t strideC, float alpha, float beta);
+void kiln_gpu_gemm_scaled(int32_t dtype, int32_t transA, int32_t transB,
+                          int64_t batch, int64_t m, int64_t n, int64_t k,
+                          const void *a, int64_t lda, int64_t strideA,
+                          const void *b, int64_t ldb, int64_t strideB, void *c,
+                          int64_t ldc, int64_t strideC, float alpha, float beta,
+                          const void *scaleA, const void *scaleB);
 
 typedef struct { float *allocated, *aligned; int64_t offset, sizes[1], strides[1]; } M1;
 typedef struct { float *allocated, *aligned; int64_t offset, sizes[2], strides[2]; } M2;
@@ -171,16 +178,36 @@ void kiln_test_set_gemm(int32_t transA, int32_t transB, int64_t batch,
 
 void kiln_test_set_gemm_dtype(int32_t dtype) { gGemm.dtype = dtype; }
 
+/* Scale pointers for kiln_gpu_gemm_scaled: the f32 words of b at these
+ * offsets (in words); -1 passes NULL. Both -2: kiln_gpu_gemm. */
+static int64_t gScaleA = -2, gScaleB = -2;
+
+void kiln_test_set_gemm_scales(int64_t scaleA, int64_t scaleB) {
+  gScaleA = scaleA;
+  gScaleB = scaleB;
+}
+
 void kiln_entry_gemm(void **args) {
   M1 *out = args[0];
   const M1 *a = args[1], *b = args[2], *c = args[3];
   int64_t size = c->sizes[0];
   float *result = mgpuMemAlloc(size * sizeof(float), NULL, false);
   mgpuMemcpy(result, c->aligned + c->offset, size * sizeof(float), NULL);
-  kiln_gpu_gemm(gGemm.dtype, gGemm.transA, gGemm.transB, gGemm.batch, gGemm.m, gGemm.n,
-                gGemm.k, a->aligned + a->offset, gGemm.lda, gGemm.strideA,
-                b->aligned + b->offset, gGemm.ldb, gGemm.strideB, result,
-                gGemm.ldc, gGemm.strideC, gGemm.alpha, gGemm.beta);
+  if (gScaleA == -2 && gScaleB == -2) {
+    kiln_gpu_gemm(gGemm.dtype, gGemm.transA, gGemm.transB, gGemm.batch, gGemm.m,
+                  gGemm.n, gGemm.k, a->aligned + a->offset, gGemm.lda,
+                  gGemm.strideA, b->aligned + b->offset, gGemm.ldb,
+                  gGemm.strideB, result, gGemm.ldc, gGemm.strideC, gGemm.alpha,
+                  gGemm.beta);
+  } else {
+    const float *words = b->aligned + b->offset;
+    kiln_gpu_gemm_scaled(
+        gGemm.dtype, gGemm.transA, gGemm.transB, gGemm.batch, gGemm.m, gGemm.n,
+        gGemm.k, a->aligned + a->offset, gGemm.lda, gGemm.strideA, words,
+        gGemm.ldb, gGemm.strideB, result, gGemm.ldc, gGemm.strideC, gGemm.alpha,
+        gGemm.beta, gScaleA >= 0 ? words + gScaleA : NULL,
+        gScaleB >= 0 ? words + gScaleB : NULL);
+  }
   set1(out, result, size);
 }
 

@@ -14,8 +14,14 @@
 // "TN" (A transposed, B not), m and k multiples of 4, leading dims
 // multiples of 4, pointers 4-byte aligned. FAKE_CUBLASLT_FAIL=<function>
 // makes that function fail with CUBLAS_STATUS_NOT_SUPPORTED, and
-// FAKE_CUBLASLT_REPORT=1 prints the number of matmuls (and of int8 ones)
-// to stderr when the library is unloaded.
+// FAKE_CUBLASLT_REPORT=1 prints the number of matmuls (and of int8 and
+// fp8 ones) to stderr when the library is unloaded. fp8 (CUDA_R_8F_E4M3
+// operands, CUDA_R_32F C and D, CUBLAS_COMPUTE_32F with f32 alpha and
+// beta) is computed from the e4m3 codes (kiln/Runtime/Float8.h) with the
+// A and B scale pointers (CUBLASLT_MATMUL_DESC_A/B_SCALE_POINTER, read as
+// one f32 each; NULL: 1), and the fp8 kernels' rules enforced as
+// NOT_SUPPORTED: "TN", m and k multiples of 16, A's and B's leading dims
+// multiples of 16, C's and D's of 4, pointers 16-byte aligned.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,6 +31,8 @@
 #include <cstring>
 #include <string>
 
+#include "kiln/Runtime/Float8.h"
+
 namespace {
 using Status = int;
 constexpr Status kSuccess = 0, kInvalidValue = 7, kNotSupported = 15;
@@ -32,6 +40,7 @@ constexpr Status kSuccess = 0, kInvalidValue = 7, kNotSupported = 15;
 struct Desc {
   int compute, scale;
   int32_t transA = 0, transB = 0;
+  const float *scaleA = nullptr, *scaleB = nullptr;
 };
 struct Layout {
   int type;
@@ -52,7 +61,9 @@ struct Heuristic {
 };
 
 int gHandle;
-int64_t gMatmuls = 0, gInt8Matmuls = 0;
+int64_t gMatmuls = 0, gInt8Matmuls = 0, gFp8Matmuls = 0;
+// The scale pointers of the last fp8 matmul (cuBLASLt's A and B).
+const void *gLastScales[2] = {nullptr, nullptr};
 int gLastCompute = -1, gLastScaleType = -1;
 // The last matmul's leading dims of A, B, C and D (cuBLASLt's).
 int64_t gLastLd[4] = {-1, -1, -1, -1};
@@ -70,7 +81,7 @@ template <typename T> T &at(T *base, int64_t ld, int64_t i, int64_t j) {
   return base[i + j * ld];
 }
 
-constexpr int kR32F = 0, kR8I = 3, kR32I = 10;
+constexpr int kR32F = 0, kR8I = 3, kR32I = 10, kR8FE4M3 = 28;
 constexpr int kCompute32F = 68, kCompute32I = 72, kCompute32FFastTf32 = 77;
 
 bool aligned(const void *pointer, uintptr_t bytes) {
@@ -81,9 +92,10 @@ struct Report {
   ~Report() {
     const char *report = std::getenv("FAKE_CUBLASLT_REPORT");
     if (report && std::strcmp(report, "1") == 0)
-      std::fprintf(stderr, "fake-cublaslt: %lld matmuls, %lld int8\n",
+      std::fprintf(stderr, "fake-cublaslt: %lld matmuls, %lld int8, %lld fp8\n",
                    static_cast<long long>(gMatmuls),
-                   static_cast<long long>(gInt8Matmuls));
+                   static_cast<long long>(gInt8Matmuls),
+                   static_cast<long long>(gFp8Matmuls));
   }
 } gReport;
 
@@ -112,6 +124,34 @@ void multiply(const Desc *desc, const S *alpha, const void *a, Layout *la,
       }
   }
 }
+/// D = alpha · scaleA · scaleB · op(A) op(B) + beta C from e4m3 codes,
+/// summed in double.
+void multiplyE4M3(const Desc *desc, float alpha, const void *a, Layout *la,
+                  const void *b, Layout *lb, float beta, const void *c,
+                  Layout *lc, void *d, Layout *ld, int64_t m, int64_t n,
+                  int64_t k) {
+  float scale = (desc->scaleA ? *desc->scaleA : 1.0f) *
+                (desc->scaleB ? *desc->scaleB : 1.0f);
+  for (int32_t batch = 0; batch < ld->batch; ++batch) {
+    const auto *A = static_cast<const uint8_t *>(a) + batch * la->stride;
+    const auto *B = static_cast<const uint8_t *>(b) + batch * lb->stride;
+    const auto *C = static_cast<const float *>(c) + batch * lc->stride;
+    float *D = static_cast<float *>(d) + batch * ld->stride;
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double sum = 0;
+        for (int64_t p = 0; p < k; ++p)
+          sum += double(kiln::decodeE4M3(desc->transA ? A[p + i * la->ld]
+                                                      : A[i + p * la->ld])) *
+                 double(kiln::decodeE4M3(desc->transB ? B[j + p * lb->ld]
+                                                      : B[p + j * lb->ld]));
+        float result = alpha * scale * static_cast<float>(sum);
+        if (beta != 0)
+          result += beta * C[i + j * lc->ld];
+        D[i + j * ld->ld] = result;
+      }
+  }
+}
 } // namespace
 
 extern "C" {
@@ -120,6 +160,14 @@ int64_t fake_cublaslt_matmuls() { return gMatmuls; }
 int64_t fake_cublaslt_last_compute_type() { return gLastCompute; }
 int64_t fake_cublaslt_last_scale_type() { return gLastScaleType; }
 int64_t fake_cublaslt_int8_matmuls() { return gInt8Matmuls; }
+int64_t fake_cublaslt_fp8_matmuls() { return gFp8Matmuls; }
+/// The last fp8 matmul's A (0) or B (1) scale pointer, as an integer.
+int64_t fake_cublaslt_last_scale_pointer(int64_t which) {
+  return which >= 0 && which < 2
+             ? static_cast<int64_t>(
+                   reinterpret_cast<uintptr_t>(gLastScales[which]))
+             : -1;
+}
 int64_t fake_cublaslt_last_ld(int64_t which) {
   return which >= 0 && which < 4 ? gLastLd[which] : -1;
 }
@@ -173,6 +221,16 @@ Status cublasLtMatmulDescDestroy(Desc *desc) {
 }
 Status cublasLtMatmulDescSetAttribute(Desc *desc, int attribute,
                                       const void *value, size_t bytes) {
+  // CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, _B_SCALE_POINTER: a device
+  // pointer, for fp8 only (with CUBLAS_COMPUTE_32F, the scales f32).
+  if (attribute == 17 || attribute == 18) {
+    if (bytes != sizeof(void *) || desc->compute != kCompute32F)
+      return kInvalidValue;
+    const float *pointer;
+    std::memcpy(&pointer, value, sizeof(pointer));
+    (attribute == 17 ? desc->scaleA : desc->scaleB) = pointer;
+    return kSuccess;
+  }
   if (bytes != sizeof(int32_t))
     return kInvalidValue;
   int32_t op;
@@ -268,10 +326,17 @@ Status cublasLtMatmul(void *handle, Desc *desc, const void *alpha,
              ld->type == kR32F && desc->compute != kCompute32I;
   bool int8 = la->type == kR8I && lb->type == kR8I && lc->type == kR32I &&
               ld->type == kR32I && desc->compute == kCompute32I;
-  // Only f32 and int8 are computed here; other types are recorded and
+  bool fp8 = la->type == kR8FE4M3 && lb->type == kR8FE4M3 &&
+             lc->type == kR32F && ld->type == kR32F &&
+             desc->compute == kCompute32F;
+  // Only f32, int8 and fp8 are computed here; other types are recorded and
   // refused.
-  if (!f32 && !int8)
+  if (!f32 && !int8 && !fp8)
     return kNotSupported;
+  // Scale pointers belong to fp8 products (cuBLASLt: INVALID_VALUE for an
+  // unsupported combination).
+  if (!fp8 && (desc->scaleA || desc->scaleB))
+    return kInvalidValue;
   int64_t m = static_cast<int64_t>(ld->rows), n = static_cast<int64_t>(ld->cols);
   int64_t k = static_cast<int64_t>(desc->transA ? la->rows : la->cols);
   // op(A) is m x k, op(B) k x n, C m x n; all batch counts equal.
@@ -282,7 +347,22 @@ Status cublasLtMatmul(void *handle, Desc *desc, const void *alpha,
       la->batch != ld->batch || lb->batch != ld->batch ||
       lc->batch != ld->batch)
     return kInvalidValue;
-  if (int8) {
+  if (fp8) {
+    // The fp8 kernels' rules (cublasLtMatmul's FP8 requirements: "TN",
+    // 16-byte aligned pointers and leading dims, m and k multiples of 16).
+    if (!desc->transA || desc->transB || m % 16 != 0 || k % 16 != 0 ||
+        la->ld % 16 != 0 || lb->ld % 16 != 0 || lc->ld % 4 != 0 ||
+        ld->ld % 4 != 0 || !aligned(a, 16) || !aligned(b, 16) ||
+        !aligned(c, 16) || !aligned(d, 16) ||
+        (ld->batch > 1 && (la->stride % 16 != 0 || lb->stride % 16 != 0 ||
+                           lc->stride % 4 != 0 || ld->stride % 4 != 0)))
+      return kNotSupported;
+    gLastScales[0] = desc->scaleA;
+    gLastScales[1] = desc->scaleB;
+    multiplyE4M3(desc, *static_cast<const float *>(alpha), a, la, b, lb,
+                 *static_cast<const float *>(beta), c, lc, d, ld, m, n, k);
+    ++gFp8Matmuls;
+  } else if (int8) {
     // The int8 kernels of the regular order (cublasLtMatmul's "IMMA"
     // requirements).
     if (!desc->transA || desc->transB || m % 4 != 0 || k % 4 != 0 ||

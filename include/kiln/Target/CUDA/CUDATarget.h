@@ -34,6 +34,14 @@ struct CUDATargetOptions {
   std::string toolkit = "/usr/local/cuda";
 };
 
+/// The compute capability of `arch` (--cuda-arch) as a number, major * 10
+/// + minor (89 for sm_89, 90 for sm_90a, 100 for sm_100), when the
+/// runtime's parser takes it and LLVM's NVPTX backend knows it as a
+/// processor, and PTX ISA 8.0 (the kernels') targets it (sm_90a at most);
+/// an error naming the option otherwise (sm_89a: the runtime's parser
+/// takes it, but no such processor exists).
+llvm::Expected<int> checkCudaArch(const std::string &arch);
+
 /// The CUDA backend, with `options` checked (an unknown architecture or
 /// image, or a cubin/fatbin without ptxas, is an error naming the option);
 /// `host` is the CPU of the host code.

@@ -14,8 +14,8 @@ include "mlir/Pass/PassBase.td"
 
 def MatmulsToLibraryCallsPass
     : Pass<"kiln-gpu-matmuls-to-library", "mlir::ModuleOp"> {
-  let summary = "Rewrites f32, f16, bf16 and int8 matmul contractions on "
-                "buffers into kiln_gpu_gemm calls";
+  let summary = "Rewrites f32, f16, bf16, int8 and fp8 matmul contractions "
+                "on buffers into kiln_gpu_gemm calls";
   let description = [{
     Rewrites each f32, f16 or bf16 (batch..., m, k, n) contraction on
     buffers into calls of `kiln_gpu_gemm` (cuBLASLt through the runtime,
@@ -35,6 +35,16 @@ def MatmulsToLibraryCallsPass
     (static, or a dynamic stride of a contiguous buffer whose static inner
     sizes multiply to one). Any other int8 contraction stays a generated
     kernel.
+
+    An fp8 contraction (what `kiln.scaled_fp8_matmul` lowers to: two
+    `f8E4M3FN` operands, two one-element f32 scales read through constant
+    maps, an f32 output it accumulates into) becomes a
+    `kiln_gpu_gemm_scaled` call of type `KILN_GPU_E4M3_F32` (cuBLASLt's
+    fp8 gemm, the scales' addresses as its scale pointers) where it meets
+    the fp8 kernels' rules: "TN" as for int8, n and k static multiples of
+    16, the operands' offsets, leading dims and batch strides multiples of
+    16 elements (bytes), the output's multiples of 4, and the output
+    zero-filled right before (beta 0). Any other stays a generated kernel.
   }];
   let dependentDialects = ["::mlir::scf::SCFDialect",
                            "::mlir::memref::MemRefDialect",

@@ -338,6 +338,15 @@ OpCost QuantizeOp::getCost(const CostOptions &options) {
   return withFlops(*this, options, 5 * elements(getResult(), options));
 }
 
+OpCost ScaledFp8MatmulOp::getCost(const CostOptions &options) {
+  // Result elements × K multiply-adds (the two scales are one multiply per
+  // result element, not counted).
+  auto lhs = getLhs().getType();
+  return withFlops(*this, options,
+                   2.0 * elements(getResult(), options) *
+                       dimSize(lhs, lhs.getRank() - 1, options));
+}
+
 OpCost IntegerMatmulOp::getCost(const CostOptions &options) {
   // Result elements × K multiply-adds, integer ones counted as FLOPs.
   auto lhs = getLhs().getType();

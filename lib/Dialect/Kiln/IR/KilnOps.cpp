@@ -394,5 +394,7 @@ LogicalResult ExpandCSROp::verify() {
 }
 
 LogicalResult QuantizeOp::verify() {
+  if (getE4m3() && (getZeroPoint() || getUnsignedCodes()))
+    return emitOpError("e4m3 codes take neither a zero point nor unsigned");
   return verifyZeroPoint(*this, getScale(), getZeroPoint());
 }

@@ -856,6 +856,10 @@ LogicalResult DequantizeOp::inferReturnTypes(MLIRContext *context, Loc loc,
   int64_t bits = adaptor.getBits();
   if (bits != 4 && bits != 8)
     return emitOptionalError(loc, "bits must be 4 or 8, found ", bits);
+  if (isa<Float8E4M3FNType>(input.getElementType()) &&
+      (bits != 8 || adaptor.getZeroPoint() || adaptor.getUnsignedCodes()))
+    return emitOptionalError(loc, "e4m3 codes take neither bits = 4, a zero "
+                                  "point nor unsigned");
   if (input.getRank() == 0 && bits == 4)
     return emitOptionalError(loc, "4-bit codes need a tensor of rank >= 1");
   SmallVector<int64_t> shape(input.getShape());
@@ -896,8 +900,41 @@ LogicalResult QuantizeOp::inferReturnTypes(MLIRContext *context, Loc loc,
     return failure();
   if (failed(verifyBlockScales(loc, input.getShape(), scale, 8)))
     return failure();
-  types.push_back(RankedTensorType::get(input.getShape(),
-                                        IntegerType::get(context, 8)));
+  Type code = adaptor.getE4m3() ? Type(Float8E4M3FNType::get(context))
+                                : Type(IntegerType::get(context, 8));
+  types.push_back(RankedTensorType::get(input.getShape(), code));
+  return success();
+}
+
+LogicalResult ScaledFp8MatmulOp::inferReturnTypes(MLIRContext *context, Loc loc,
+                                                  Adaptor adaptor,
+                                                  Types &types) {
+  auto lhs = tensorOf(adaptor.getLhs());
+  auto rhs = tensorOf(adaptor.getRhs());
+  if (lhs.getRank() < 2)
+    return emitOptionalError(loc, "expected an lhs of rank >= 2, found ",
+                             lhs.getRank());
+  // Static: the kernel reads element 0 (a dynamic size could be 0).
+  for (Value scale : {adaptor.getLhsScale(), adaptor.getRhsScale()}) {
+    if (tensorOf(scale).getDimSize(0) != 1)
+      return emitOptionalError(loc,
+                               "expected per-tensor scales of one "
+                               "element, found ",
+                               scale.getType());
+  }
+  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
+  int64_t lk = l.back(), rk = r[0], n = r[1];
+  if (adaptor.getTransposeRhs())
+    std::swap(rk, n);
+  if (!dimsMatch(lk, rk))
+    return emitOptionalError(loc, "contraction dimensions differ: lhs ",
+                             formatShape(l), " has K = ", dimString(lk),
+                             ", rhs ", formatShape(r),
+                             adaptor.getTransposeRhs() ? " (transposed)" : "",
+                             " has K = ", dimString(rk));
+  SmallVector<int64_t> shape(l.drop_back());
+  shape.push_back(n);
+  types.push_back(RankedTensorType::get(shape, Float32Type::get(context)));
   return success();
 }
 

@@ -17,6 +17,7 @@
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/StringSet.h"
+#include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/GlobPattern.h"
 
 #include <cmath>
@@ -34,6 +35,8 @@ using namespace mlir::kiln;
 //===----------------------------------------------------------------------===//
 
 std::string WeightScheme::name() const {
+  if (fp8)
+    return "fp8";
   if (dynamicActivations)
     return "int8-dynamic";
   if (staticActivations)
@@ -52,9 +55,15 @@ llvm::Expected<WeightScheme> WeightScheme::parse(StringRef text,
     return llvm::createStringError(
         "unknown quantization scheme '" + text + "': " + why +
         " (known: w8, w8g<N>, w4g<N> such as w4g32, w4g64, w4g128, "
-        "int8-dynamic, int8-static)");
+        "int8-dynamic, int8-static, fp8)");
   };
   WeightScheme scheme;
+  if (text == "fp8") {
+    if (asymmetric)
+      return fail("fp8 has symmetric (e4m3) weights");
+    scheme.fp8 = true;
+    return scheme;
+  }
   if (text == "int8-dynamic") {
     if (asymmetric)
       return fail("int8-dynamic has symmetric weights");
@@ -119,6 +128,8 @@ DictionaryAttr WeightQuantization::toAttr(MLIRContext *context) const {
       b.getNamedAttr("source_shape", b.getDenseI64ArrayAttr(sourceShape)),
       b.getNamedAttr("rounding", b.getStringAttr(rounding)),
   };
+  if (scheme.fp8)
+    entries.push_back(b.getNamedAttr("format", b.getStringAttr("e4m3")));
   if (smoothAlpha >= 0)
     entries.push_back(
         b.getNamedAttr("smoothquant_alpha", b.getF64FloatAttr(smoothAlpha)));
@@ -190,6 +201,12 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
     q.inputAbsmax.assign(values.getValues<float>().begin(),
                          values.getValues<float>().end());
   }
+  if (auto format = attr.get("format")) {
+    auto text = dyn_cast<StringAttr>(format);
+    if (!text || text != "e4m3")
+      return fail("format must be \"e4m3\"");
+    q.scheme.fp8 = true;
+  }
   q.scheme.bits = bits.getInt();
   q.scheme.group = group.getInt();
   q.scheme.symmetric = symmetric.getValue();
@@ -199,6 +216,12 @@ WeightQuantization::fromAttr(DictionaryAttr attr) {
   if (q.scheme.group < 0 || q.scheme.group == 1 ||
       (q.scheme.bits == 4 && q.scheme.group % 2))
     return fail("bad group size " + Twine(q.scheme.group));
+  if (q.scheme.fp8 &&
+      (q.scheme.bits != 8 || q.scheme.group != 0 || !q.scheme.symmetric ||
+       (q.part != QuantizedPart::Codes && q.part != QuantizedPart::Scales) ||
+       q.smoothAlpha >= 0 || q.rounding != "rtn"))
+    return fail("an e4m3 part is the codes or the scale of 8 symmetric bits "
+                "without groups, smoothing or other rounding than rtn");
   if (q.scheme.symmetric && q.part == QuantizedPart::ZeroPoints)
     return fail("a symmetric scheme has no zero points");
   if (q.part == QuantizedPart::InputScale && q.smoothAlpha < 0)
@@ -226,7 +249,8 @@ SmallVector<int64_t, 2> WeightQuantization::partShape() const {
     return {out, scheme.bits == 4 ? in / 2 : in};
   if (part == QuantizedPart::Smoothing)
     return {in};
-  if (part == QuantizedPart::InputScale)
+  if (part == QuantizedPart::InputScale ||
+      (scheme.fp8 && part == QuantizedPart::Scales))
     return {1};
   return {out, scheme.group ? in / scheme.group : 1};
 }
@@ -299,6 +323,64 @@ Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scales,
   return y;
 }
 
+/// `linear` (f32 input `[..., in]`) as an fp8 product with the weight's
+/// `[out, in]` e4m3 `codes` and its `[1]` scale: the input is quantized to
+/// e4m3 with one scale for the whole tensor, computed at run time
+/// (s_x = max(max|x|, 1e-30) / 448), and the codes multiplied with both
+/// scales applied to the f32 sums, then the bias added:
+///   y = s_x · s_w · Σ e4m3(x / s_x) · e4m3(w / s_w) + b
+Value buildFp8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scale) {
+  Location loc = linear.getLoc();
+  Type f32 = b.getF32Type();
+  auto scalar = [&](double value) -> Value {
+    auto type = RankedTensorType::get({}, f32);
+    return ConstantOp::create(
+        b, loc, type,
+        cast<ElementsAttr>(DenseElementsAttr::get(
+            type, Attribute(FloatAttr::get(f32, value)))));
+  };
+  Value x = linear.getInput();
+  int64_t rank = linear.getInput().getType().getRank();
+  Value magnitude = AbsOp::create(b, loc, x);
+  Value largest = ReduceOp::create(b, loc, ReduceKind::max, magnitude,
+                                   llvm::to_vector(llvm::seq<int64_t>(0, rank)),
+                                   /*keepdim=*/true);
+  // An all-zero input gets a tiny scale (its codes are all 0), not 0/0.
+  largest = MaxOp::create(b, loc, largest, scalar(1e-30));
+  Value inputScale = DivOp::create(b, loc, largest, scalar(448.0));
+  Value xq = QuantizeOp::create(b, loc, x, inputScale, /*zero_point=*/Value(),
+                                /*unsigned_codes=*/UnitAttr(),
+                                /*e4m3=*/b.getUnitAttr());
+  Value flatScale =
+      ReshapeOp::create(b, loc, RankedTensorType::get({1}, f32), inputScale);
+  Value y = ScaledFp8MatmulOp::create(b, loc, xq, codes, flatScale, scale,
+                                      /*transpose_rhs=*/b.getUnitAttr());
+  if (Value bias = linear.getBias())
+    y = AddOp::create(b, loc, y, bias);
+  return y;
+}
+
+/// Why `fp8` leaves a weight `[out, in]` (`type`) read by `uses` in float
+/// (empty if it quantizes it): cuBLASLt's fp8 gemm needs the "TN" layout
+/// kiln-quantize stores ([out, in] codes) and in and out multiples of 16,
+/// and the rewrite takes f32 layers only.
+std::string fp8Refusal(RankedTensorType type, ArrayRef<LinearOp> uses,
+                       bool tied, int64_t out, int64_t in) {
+  if (tied)
+    return "it is also read as a table (a tied embedding)";
+  if (!type.getElementType().isF32())
+    return "fp8 takes f32 weights, it is " +
+           llvm::formatv("{0}", type.getElementType()).str();
+  for (LinearOp linear : uses)
+    if (!linear.getInput().getType().getElementType().isF32() ||
+        linear.getInput().getType().getRank() < 2)
+      return "a layer reading it has an input that is not f32 of rank >= 2";
+  if (out % 16 != 0 || in % 16 != 0)
+    return "cuBLASLt's fp8 gemm needs its [out, in] = [" + std::to_string(out) +
+           ", " + std::to_string(in) + "] to be multiples of 16";
+  return "";
+}
+
 struct KilnQuantizePass
     : kiln::impl::KilnQuantizePassBase<KilnQuantizePass> {
   using Base::Base;
@@ -320,6 +402,12 @@ struct KilnQuantizePass
     if (rounding == "awq" && smoothquant >= 0) {
       module.emitError("kiln-quantize: awq searches its own per-channel "
                        "scales; it does not combine with smoothquant");
+      return signalPassFailure();
+    }
+    if (parsed->fp8 && rounding != "rtn") {
+      module.emitError("kiln-quantize: fp8 rounds to nearest (rtn) only, "
+                       "not ")
+          << rounding;
       return signalPassFailure();
     }
     if (rounding != "rtn" && rounding != "gptq" && rounding != "awq") {
@@ -388,6 +476,16 @@ struct KilnQuantizePass
             return use.getWeightInOut() != transposed;
           }))
         continue;
+      if (parsed->fp8) {
+        int64_t out = type.getDimSize(transposed ? 1 : 0);
+        int64_t in = type.getDimSize(transposed ? 0 : 1);
+        if (std::string why = fp8Refusal(type, uses, tied, out, in);
+            !why.empty()) {
+          param.emitRemark("kiln-quantize: '")
+              << name << "' stays float with fp8: " << why;
+          continue;
+        }
+      }
       if (failed(quantize(param, found->second, transposed, *parsed, tied)))
         return signalPassFailure();
     }
@@ -463,8 +561,9 @@ struct KilnQuantizePass
                            rounding,
                            smoothquant,
                            std::vector<float>(stats.begin(), stats.end())};
-      auto partType =
-          RankedTensorType::get(q.partShape(), q.isFloatPart() ? f32 : i8);
+      Type codeType = scheme.fp8 ? Type(Float8E4M3FNType::get(ctx)) : i8;
+      auto partType = RankedTensorType::get(q.partShape(),
+                                            q.isFloatPart() ? f32 : codeType);
       auto made = ParameterOp::create(
           b, param.getLoc(), partName, partType, param.getInit(),
           param.getStdAttr(), param.getLowAttr(), param.getHighAttr(),
@@ -580,6 +679,15 @@ struct KilnQuantizePass
               ? Value(ReadParamOp::create(b, loc, inputScalePart->getType(),
                                           inputScalePart->getSymName()))
               : Value();
+      // fp8: every use is an f32 linear (fp8Refusal).
+      if (scheme.fp8)
+        for (OpOperand &use : llvm::make_early_inc_range(read->getUses()))
+          if (auto linear = dyn_cast<LinearOp>(use.getOwner());
+              linear && use.getOperandNumber() == 1) {
+            b.setInsertionPoint(linear);
+            linear.replaceAllUsesWith(buildFp8Linear(b, linear, q, s));
+            linear.erase();
+          }
       // W8A8: each linear of f32 inputs multiplies integer codes.
       if (scheme.quantizesActivations())
         for (OpOperand &use : llvm::make_early_inc_range(read->getUses()))

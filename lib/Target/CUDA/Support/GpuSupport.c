@@ -212,5 +212,40 @@ void kiln_gpu_gemm(int32_t dtype, int32_t transA, int32_t transB,
   gemm.strideC = strideC;
   gemm.alpha = alpha;
   gemm.beta = beta;
+  gemm.scaleA = NULL;
+  gemm.scaleB = NULL;
+  api->gemm(api->context, &gemm);
+}
+
+/* kiln_gpu_gemm with the scales of an fp8 product (KILN_GPU_E4M3_F32):
+ * device pointers to one f32 each. */
+void kiln_gpu_gemm_scaled(int32_t dtype, int32_t transA, int32_t transB,
+                          int64_t batch, int64_t m, int64_t n, int64_t k,
+                          const void *a, int64_t lda, int64_t strideA,
+                          const void *b, int64_t ldb, int64_t strideB, void *c,
+                          int64_t ldc, int64_t strideC, float alpha, float beta,
+                          const void *scaleA, const void *scaleB) {
+  const KilnGpuApi *api = boundApi("kiln_gpu_gemm_scaled");
+  KilnGpuGemm gemm;
+  gemm.dtype = dtype;
+  gemm.transA = transA;
+  gemm.transB = transB;
+  gemm.batch = batch;
+  gemm.m = m;
+  gemm.n = n;
+  gemm.k = k;
+  gemm.a = a;
+  gemm.lda = lda;
+  gemm.strideA = strideA;
+  gemm.b = b;
+  gemm.ldb = ldb;
+  gemm.strideB = strideB;
+  gemm.c = c;
+  gemm.ldc = ldc;
+  gemm.strideC = strideC;
+  gemm.alpha = alpha;
+  gemm.beta = beta;
+  gemm.scaleA = (const float *)scaleA;
+  gemm.scaleB = (const float *)scaleB;
   api->gemm(api->context, &gemm);
 }

@@ -43,6 +43,7 @@ def Kiln_Dialect : Dialect {
 def Kiln_FloatElement : AnyTypeOf<[F32, BF16, F16]>;
 def Kiln_IntElement : AnyTypeOf<[I64, I32]>;
 def Kiln_ElementType : AnyTypeOf<[F32, BF16, F16, I64, I32, I16, I8, I1,
+                                  F8E4M3FN,
                                   quant_QuantizedType]>;
 
 def Kiln_Tensor : RankedTensorOf<[Kiln_ElementType]>;

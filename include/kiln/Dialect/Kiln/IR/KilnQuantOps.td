@@ -12,6 +12,9 @@
 include "kiln/Dialect/Kiln/IR/KilnBase.td"
 
 def Kiln_QuantCodeTensor : RankedTensorOf<[I8]>;
+/// Integer codes, or fp8 e4m3 codes (`f8E4M3FN`: torch.float8_e4m3fn's
+/// format, finite only, largest 448).
+def Kiln_QuantOrFp8CodeTensor : RankedTensorOf<[I8, F8E4M3FN]>;
 
 def Kiln_DequantizeOp : Kiln_InferredOp<"dequantize",
     [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
@@ -30,12 +33,16 @@ def Kiln_DequantizeOp : Kiln_InferredOp<"dequantize",
     of 128 along the input dim. The result element type is the scale's:
     `result = (q - zero_point) · scale` with `zero_point` 0 when absent.
 
+    `f8E4M3FN` codes are fp8 e4m3 values (no zero point, 8 bits):
+    `result = e4m3(q) · scale`.
+
     ```mlir
     %w = kiln.dequantize %q, %s : (tensor<3072x768xi8>, tensor<3072x1xf32>) -> tensor<3072x768xf32>
     %v = kiln.dequantize %q4, %s zero_point %z bits = 4 unsigned : (tensor<3072x384xi8>, tensor<3072x6xf32>, tensor<3072x6xi8>) -> tensor<3072x768xf32>
+    %f = kiln.dequantize %q8, %s1 : (tensor<3072x768xf8E4M3FN>, tensor<1x1xf32>) -> tensor<3072x768xf32>
     ```
   }];
-  let arguments = (ins Kiln_QuantCodeTensor:$input, Kiln_FloatTensor:$scale,
+  let arguments = (ins Kiln_QuantOrFp8CodeTensor:$input, Kiln_FloatTensor:$scale,
                        Optional<Kiln_QuantCodeTensor>:$zero_point,
                        DefaultValuedAttr<I64Attr, "8">:$bits,
                        UnitAttr:$unsigned_codes);
@@ -120,17 +127,23 @@ def Kiln_QuantizeOp : Kiln_InferredOp<"quantize",
     `unsigned`), as torch's `quantize_per_channel` and
     `fake_quantize_per_channel_affine`.
 
+    With `e4m3` the codes are fp8 e4m3 (`f8E4M3FN`) instead: `input ·
+    (1 / scale)` clamped to [-448, 448] and rounded to the nearest e4m3
+    value, ties to even (what `x.clamp(-448, 448).to(torch.float8_e4m3fn)`
+    gives; NaN stays NaN). No zero point.
+
     ```mlir
     %q = kiln.quantize %x, %s : (tensor<?x768xf32>, tensor<?x1xf32>) -> tensor<?x768xi8>
+    %f = kiln.quantize %x, %s1 e4m3 : (tensor<?x768xf32>, tensor<1x1xf32>) -> tensor<?x768xf8E4M3FN>
     ```
   }];
   let arguments = (ins Kiln_FloatTensor:$input, Kiln_FloatTensor:$scale,
                        Optional<Kiln_QuantCodeTensor>:$zero_point,
-                       UnitAttr:$unsigned_codes);
-  let results = (outs Kiln_QuantCodeTensor:$result);
+                       UnitAttr:$unsigned_codes, UnitAttr:$e4m3);
+  let results = (outs Kiln_QuantOrFp8CodeTensor:$result);
   let assemblyFormat = [{
     $input `,` $scale (`zero_point` $zero_point^)?
-    (`unsigned` $unsigned_codes^)? attr-dict `:`
+    (`unsigned` $unsigned_codes^)? (`e4m3` $e4m3^)? attr-dict `:`
     functional-type(operands, results)
   }];
   let hasVerifier = 1;
@@ -159,6 +172,36 @@ def Kiln_IntegerMatmulOp : Kiln_InferredOp<"integer_matmul",
   let results = (outs RankedTensorOf<[I32]>:$result);
   let assemblyFormat = [{
     $lhs `,` $rhs (`transpose_rhs` $transpose_rhs^)? attr-dict `:`
+    functional-type(operands, results)
+  }];
+}
+
+def Kiln_ScaledFp8MatmulOp : Kiln_InferredOp<"scaled_fp8_matmul",
+    [DeclareOpInterfaceMethods<Kiln_CostOpInterface, ["getCost"]>]> {
+  let summary = "fp8 e4m3 matrix product with per-tensor scales, in f32";
+  let description = [{
+    `lhs` is `[..., M, K]` e4m3 codes (activations, any number of leading
+    dims); `rhs` a `[K, N]` matrix of e4m3 codes, or `[N, K]` with
+    `transpose_rhs` (a weight as torch.nn.Linear stores it). `lhs_scale`
+    and `rhs_scale` are one f32 each (`tensor<1xf32>`). The result is
+    `[..., M, N]` f32: `lhs_scale · rhs_scale · Σₖ e4m3(lhs) · e4m3(rhs)`,
+    summed in f32 (torch._scaled_mm's product with per-tensor scales). On
+    CUDA it becomes cuBLASLt's fp8 gemm with the scales as its A and B
+    scale pointers where the layout qualifies
+    (`kiln-gpu-matmuls-to-library`). Cost: `2·M·N·K` FLOPs.
+
+    ```mlir
+    %y = kiln.scaled_fp8_matmul %xq, %wq scales %sx, %sw transpose_rhs : (tensor<?x768xf8E4M3FN>, tensor<3072x768xf8E4M3FN>, tensor<1xf32>, tensor<1xf32>) -> tensor<?x3072xf32>
+    ```
+  }];
+  let arguments = (ins RankedTensorOf<[F8E4M3FN]>:$lhs,
+                       2DTensorOf<[F8E4M3FN]>:$rhs,
+                       1DTensorOf<[F32]>:$lhs_scale,
+                       1DTensorOf<[F32]>:$rhs_scale, UnitAttr:$transpose_rhs);
+  let results = (outs RankedTensorOf<[F32]>:$result);
+  let assemblyFormat = [{
+    $lhs `,` $rhs `scales` $lhs_scale `,` $rhs_scale
+    (`transpose_rhs` $transpose_rhs^)? attr-dict `:`
     functional-type(operands, results)
   }];
 }

@@ -373,6 +373,23 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
     largest `kiln.input_absmax` over 127. A range with `smoothquant` is an
     error (the threshold is of the unsmoothed input).
 
+    `scheme=fp8` stores f32 weights as fp8 e4m3 codes (`f8E4M3FN`,
+    `[out, in]`) with one f32 scale per tensor (`[1]`, max|w| / 448), and
+    rewrites each f32 linear to quantize its input to e4m3 with one scale
+    per tensor computed at run time and multiply the codes with both
+    scales (cuBLASLt's fp8 gemm on CUDA):
+
+    ```mlir
+    %m = kiln.reduce max (kiln.abs %x) axes = [0, 1] keepdim ...   // max |x|
+    %sx = kiln.div (kiln.max %m, 1e-30), 448 ...
+    %xq = kiln.quantize %x, %sx e4m3 ...                          // e4m3 codes
+    %y = kiln.scaled_fp8_matmul %xq, %q scales %sx1, %s transpose_rhs ...
+    ```
+
+    A weight whose `[out, in]` are not multiples of 16 (cuBLASLt's fp8
+    rule), that is not f32, whose layers' inputs are not f32, or that is
+    tied to a table, stays float with a remark naming the reason.
+
     The LM head (a parameter named `lm_head.*`) is left in float unless
     `lm-head`. A table tied to the head (GPT-2's `h · wteᵀ`, a `kiln.matmul`
     of the parameter, or a linear) is also gathered, so it stays float; with
@@ -389,7 +406,9 @@ def KilnQuantizePass : Pass<"kiln-quantize", "mlir::ModuleOp"> {
   let options = [
     Option<"scheme", "scheme", "std::string", "\"w8\"",
            "w8 (int8 per output channel), w4g<N> (int4, groups of N inputs), "
-           "w8g<N>, or int8-dynamic (w8 weights and int8 activations)">,
+           "w8g<N>, int8-dynamic (w8 weights and int8 activations), "
+           "int8-static, or fp8 (e4m3 weights and activations, per-tensor "
+           "scales)">,
     Option<"asymmetric", "asymmetric", "bool", "false",
            "Unsigned codes with a zero point per group (default: symmetric)">,
     ListOption<"only", "only", "std::string",

@@ -36,16 +36,23 @@ struct WeightScheme {
   /// the calibration statistics on the weight's parameter
   /// (attrs::kInputAbsmax). Implies quantized activations.
   bool staticActivations = false;
+  /// fp8 (`fp8`): e4m3 weight codes with one scale per tensor, and the
+  /// linears' inputs quantized to e4m3 at run time with one scale per
+  /// tensor (max|x| / 448), multiplied by kiln.scaled_fp8_matmul (cuBLASLt's
+  /// fp8 gemm on CUDA). bits 8, no group, symmetric.
+  bool fp8 = false;
 
+  /// Whether the int8 schemes quantize the activations (fp8 does too, by
+  /// its own rule).
   bool quantizesActivations() const {
     return dynamicActivations || staticActivations;
   }
 
-  /// `w8`, `w4g128`, `w8g64`, `int8-dynamic`, `int8-static`; `-asym`
-  /// appended when asymmetric.
+  /// `w8`, `w4g128`, `w8g64`, `int8-dynamic`, `int8-static`, `fp8`;
+  /// `-asym` appended when asymmetric.
   std::string name() const;
   /// Parses `w8`, `w8g<N>`, `w4g<N>` (N even, >= 2; int4 needs a group)
-  /// and `int8-dynamic`, `int8-static`.
+  /// and `int8-dynamic`, `int8-static`, `fp8`.
   static llvm::Expected<WeightScheme> parse(llvm::StringRef text,
                                             bool asymmetric);
 };
@@ -80,11 +87,11 @@ struct WeightQuantization {
   int64_t outDim() const { return sourceShape[transposed ? 1 : 0]; }
   int64_t inDim() const { return sourceShape[transposed ? 0 : 1]; }
   /// The shape this part has: codes `[out, in]` (`[out, in / 2]` with 4
-  /// bits), scales and zero points `[out, groups]`, smoothing `[in]`,
-  /// the input scale `[1]`.
+  /// bits), scales and zero points `[out, groups]` (fp8's scale `[1]`),
+  /// smoothing `[in]`, the input scale `[1]`.
   SmallVector<int64_t, 2> partShape() const;
   /// Whether this part holds f32 values (scales, smoothing, input scale);
-  /// otherwise i8 codes or zero points.
+  /// otherwise i8 codes or zero points, or fp8's e4m3 codes.
   bool isFloatPart() const;
 
   DictionaryAttr toAttr(MLIRContext *context) const;
