@@ -521,6 +521,45 @@ struct QuantizePattern : OpConversionPattern<QuantizeOp> {
   }
 };
 
+/// The loops (batch..., m, k, n) of a matmul of `lhs` [..., M, K] by `rhs`
+/// ([K, N], or [N, K] when `transposeRhs`) into a zero-filled `[..., M, N]`
+/// of `element`: the output and the lhs, rhs and output indexing maps.
+struct MatmulLoops {
+  Value init;
+  AffineMap lhsMap, rhsMap, outMap;
+  SmallVector<utils::IteratorType> iterators;
+};
+
+MatmulLoops buildMatmulLoops(OpBuilder &b, Location loc, Value lhs, Value rhs,
+                             bool transposeRhs, Type element) {
+  MLIRContext *ctx = b.getContext();
+  int64_t rank = tensorType(lhs).getRank();
+  int64_t m = rank - 2, k = rank - 1, n = rank;
+  SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(b, loc, lhs);
+  sizes.back() = tensor::getMixedSizes(b, loc, rhs)[transposeRhs ? 0 : 1];
+  Value empty = tensor::EmptyOp::create(b, loc, sizes, element);
+  Value zero = scalarConstant(b, loc, element, 0);
+  MatmulLoops loops;
+  loops.init = linalg::FillOp::create(b, loc, zero, empty).getResult(0);
+  SmallVector<AffineExpr> lhsExprs, outExprs;
+  for (int64_t d = 0; d < m; ++d) {
+    lhsExprs.push_back(getAffineDimExpr(d, ctx));
+    outExprs.push_back(getAffineDimExpr(d, ctx));
+  }
+  AffineExpr mExpr = getAffineDimExpr(m, ctx), kExpr = getAffineDimExpr(k, ctx),
+             nExpr = getAffineDimExpr(n, ctx);
+  lhsExprs.append({mExpr, kExpr});
+  outExprs.append({mExpr, nExpr});
+  loops.lhsMap = AffineMap::get(rank + 1, 0, lhsExprs, ctx);
+  loops.rhsMap = transposeRhs
+                     ? AffineMap::get(rank + 1, 0, {nExpr, kExpr}, ctx)
+                     : AffineMap::get(rank + 1, 0, {kExpr, nExpr}, ctx);
+  loops.outMap = AffineMap::get(rank + 1, 0, outExprs, ctx);
+  loops.iterators.assign(rank + 1, utils::IteratorType::parallel);
+  loops.iterators[k] = utils::IteratorType::reduction;
+  return loops;
+}
+
 /// kiln.integer_matmul as a (batch..., m, k, n) contraction generic of
 /// sign-extended codes into i32 sums; a transposed rhs is read in place
 /// through its indexing map (the CPU backend's int8 kernel wants the
@@ -534,39 +573,14 @@ struct IntegerMatmulPattern : OpConversionPattern<IntegerMatmulOp> {
   matchAndRewrite(IntegerMatmulOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const final {
     Location loc = op.getLoc();
-    MLIRContext *ctx = rewriter.getContext();
     Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
-    int64_t rank = tensorType(lhs).getRank();
-    int64_t m = rank - 2, k = rank - 1, n = rank;
     Type i32 = rewriter.getI32Type();
-    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, lhs);
-    sizes.back() =
-        tensor::getMixedSizes(rewriter, loc, rhs)[op.getTransposeRhs() ? 0 : 1];
-    Value empty = tensor::EmptyOp::create(rewriter, loc, sizes, i32);
-    Value zero = scalarConstant(rewriter, loc, i32, 0);
-    Value init =
-        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
-    SmallVector<AffineExpr> lhsExprs, outExprs;
-    for (int64_t d = 0; d < m; ++d) {
-      lhsExprs.push_back(getAffineDimExpr(d, ctx));
-      outExprs.push_back(getAffineDimExpr(d, ctx));
-    }
-    AffineExpr mExpr = getAffineDimExpr(m, ctx),
-               kExpr = getAffineDimExpr(k, ctx),
-               nExpr = getAffineDimExpr(n, ctx);
-    lhsExprs.append({mExpr, kExpr});
-    outExprs.append({mExpr, nExpr});
-    SmallVector<AffineMap> maps = {
-        AffineMap::get(rank + 1, 0, lhsExprs, ctx),
-        op.getTransposeRhs() ? AffineMap::get(rank + 1, 0, {nExpr, kExpr}, ctx)
-                             : AffineMap::get(rank + 1, 0, {kExpr, nExpr}, ctx),
-        AffineMap::get(rank + 1, 0, outExprs, ctx)};
-    SmallVector<utils::IteratorType> iterators(rank + 1,
-                                               utils::IteratorType::parallel);
-    iterators[k] = utils::IteratorType::reduction;
+    MatmulLoops loops =
+        buildMatmulLoops(rewriter, loc, lhs, rhs, op.getTransposeRhs(), i32);
     auto generic = linalg::GenericOp::create(
-        rewriter, loc, init.getType(), ValueRange{lhs, rhs}, ValueRange{init},
-        maps, iterators, [&](OpBuilder &b, Location l, ValueRange args) {
+        rewriter, loc, loops.init.getType(), ValueRange{lhs, rhs},
+        ValueRange{loops.init}, {loops.lhsMap, loops.rhsMap, loops.outMap},
+        loops.iterators, [&](OpBuilder &b, Location l, ValueRange args) {
           Value x = arith::ExtSIOp::create(b, l, i32, args[0]);
           Value y = arith::ExtSIOp::create(b, l, i32, args[1]);
           Value product = arith::MulIOp::create(b, l, x, y);
@@ -592,43 +606,19 @@ struct ScaledFp8MatmulPattern : OpConversionPattern<ScaledFp8MatmulOp> {
   matchAndRewrite(ScaledFp8MatmulOp op, OpAdaptor adaptor,
                   ConversionPatternRewriter &rewriter) const final {
     Location loc = op.getLoc();
-    MLIRContext *ctx = rewriter.getContext();
     Value lhs = adaptor.getLhs(), rhs = adaptor.getRhs();
-    int64_t rank = tensorType(lhs).getRank();
-    int64_t m = rank - 2, k = rank - 1, n = rank;
-    Type f32 = rewriter.getF32Type();
-    SmallVector<OpFoldResult> sizes = tensor::getMixedSizes(rewriter, loc, lhs);
-    sizes.back() =
-        tensor::getMixedSizes(rewriter, loc, rhs)[op.getTransposeRhs() ? 0 : 1];
-    Value empty = tensor::EmptyOp::create(rewriter, loc, sizes, f32);
-    Value zero = scalarConstant(rewriter, loc, f32, 0.0);
-    Value init =
-        linalg::FillOp::create(rewriter, loc, zero, empty).getResult(0);
-    SmallVector<AffineExpr> lhsExprs, outExprs;
-    for (int64_t d = 0; d < m; ++d) {
-      lhsExprs.push_back(getAffineDimExpr(d, ctx));
-      outExprs.push_back(getAffineDimExpr(d, ctx));
-    }
-    AffineExpr mExpr = getAffineDimExpr(m, ctx),
-               kExpr = getAffineDimExpr(k, ctx),
-               nExpr = getAffineDimExpr(n, ctx);
-    lhsExprs.append({mExpr, kExpr});
-    outExprs.append({mExpr, nExpr});
+    MatmulLoops loops = buildMatmulLoops(
+        rewriter, loc, lhs, rhs, op.getTransposeRhs(), rewriter.getF32Type());
     AffineMap scaleMap =
-        AffineMap::get(rank + 1, 0, {getAffineConstantExpr(0, ctx)}, ctx);
-    SmallVector<AffineMap> maps = {
-        AffineMap::get(rank + 1, 0, lhsExprs, ctx),
-        op.getTransposeRhs() ? AffineMap::get(rank + 1, 0, {nExpr, kExpr}, ctx)
-                             : AffineMap::get(rank + 1, 0, {kExpr, nExpr}, ctx),
-        scaleMap, scaleMap, AffineMap::get(rank + 1, 0, outExprs, ctx)};
-    SmallVector<utils::IteratorType> iterators(rank + 1,
-                                               utils::IteratorType::parallel);
-    iterators[k] = utils::IteratorType::reduction;
+        AffineMap::get(loops.lhsMap.getNumDims(), 0,
+                       {getAffineConstantExpr(0, rewriter.getContext())},
+                       rewriter.getContext());
     auto generic = linalg::GenericOp::create(
-        rewriter, loc, init.getType(),
+        rewriter, loc, loops.init.getType(),
         ValueRange{lhs, rhs, adaptor.getLhsScale(), adaptor.getRhsScale()},
-        ValueRange{init}, maps, iterators,
-        [&](OpBuilder &b, Location l, ValueRange args) {
+        ValueRange{loops.init},
+        {loops.lhsMap, loops.rhsMap, scaleMap, scaleMap, loops.outMap},
+        loops.iterators, [&](OpBuilder &b, Location l, ValueRange args) {
           Value product = arith::MulFOp::create(b, l, decodeE4M3(b, l, args[0]),
                                                 decodeE4M3(b, l, args[1]));
           Value scale = arith::MulFOp::create(b, l, args[2], args[3]);

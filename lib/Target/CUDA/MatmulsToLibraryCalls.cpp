@@ -300,6 +300,36 @@ struct MatmulsToLibraryCallsPass
     return product;
   }
 
+  /// Whether the contraction meets the layout rules of cuBLASLt's
+  /// integer or fp8 kernels: "TN" (a not transposed, b transposed), n and
+  /// k static multiples of `dims`, and on every operand the offset and
+  /// every stride but the unit one (the leading dim and the batch strides)
+  /// a multiple of `inputs` elements for a and b, of `output` elements for
+  /// c.
+  static bool fitsLtLayout(linalg::GenericOp op, const Operand &a,
+                           const Operand &b, const Operand &c, int64_t dims,
+                           int64_t inputs, int64_t output) {
+    if (a.transposed || !b.transposed)
+      return false;
+    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
+    int64_t loops = ranges.size();
+    int64_t n = ranges[loops - 1], k = ranges[loops - 2];
+    if (ShapedType::isDynamic(n) || ShapedType::isDynamic(k) || n % dims != 0 ||
+        k % dims != 0)
+      return false;
+    for (const Operand *operand : {&a, &b, &c}) {
+      auto type = cast<MemRefType>(operand->memref.getType());
+      int64_t multiple = operand == &c ? output : inputs;
+      for (int64_t pos = -1; pos < type.getRank(); ++pos) {
+        if (pos == (operand->transposed ? operand->rowPos : operand->colPos))
+          continue;
+        if (knownDivisor(type, pos) % multiple != 0)
+          return false;
+      }
+    }
+    return true;
+  }
+
   /// Whether an int8 contraction meets cuBLASLt's int8 (IMMA) kernels'
   /// rules for the regular column-major order, which the row-major call
   /// becomes with A and B swapped (CublasLt.cpp): "TN" (its A, our rhs,
@@ -310,28 +340,9 @@ struct MatmulsToLibraryCallsPass
   /// generated kernels.
   static bool fitsInt8Kernels(linalg::GenericOp op, const Operand &a,
                               const Operand &b, const Operand &c) {
-    if (a.transposed || !b.transposed)
-      return false;
-    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
-    int64_t loops = ranges.size();
-    int64_t n = ranges[loops - 1], k = ranges[loops - 2];
-    if (ShapedType::isDynamic(n) || ShapedType::isDynamic(k) || n % 4 != 0 ||
-        k % 4 != 0)
-      return false;
-    for (const Operand *operand : {&a, &b, &c}) {
-      auto type = cast<MemRefType>(operand->memref.getType());
-      // The offset, and every stride but the unit one (the leading dim and
-      // the batch strides), multiples of 4 elements; i8 and i32 elements
-      // are 1 and 4 bytes, so the i32 output is aligned whatever they are,
-      // but cuBLASLt wants its ld a multiple of 4 too.
-      for (int64_t pos = -1; pos < type.getRank(); ++pos) {
-        if (pos == (operand->transposed ? operand->rowPos : operand->colPos))
-          continue;
-        if (knownDivisor(type, pos) % 4 != 0)
-          return false;
-      }
-    }
-    return true;
+    // i8 and i32 elements are 1 and 4 bytes, so the i32 output is aligned
+    // whatever they are, but cuBLASLt wants its ld a multiple of 4 too.
+    return fitsLtLayout(op, a, b, c, /*dims=*/4, /*inputs=*/4, /*output=*/4);
   }
 
   /// Whether an fp8 contraction meets cuBLASLt's fp8 kernels' rules for
@@ -343,25 +354,7 @@ struct MatmulsToLibraryCallsPass
   /// of in and out multiples of 16, so this is for hand-written IR).
   static bool fitsFp8Kernels(linalg::GenericOp op, const Operand &a,
                              const Operand &b, const Operand &c) {
-    if (a.transposed || !b.transposed)
-      return false;
-    SmallVector<int64_t> ranges = op.getStaticLoopRanges();
-    int64_t loops = ranges.size();
-    int64_t n = ranges[loops - 1], k = ranges[loops - 2];
-    if (ShapedType::isDynamic(n) || ShapedType::isDynamic(k) || n % 16 != 0 ||
-        k % 16 != 0)
-      return false;
-    for (const Operand *operand : {&a, &b, &c}) {
-      auto type = cast<MemRefType>(operand->memref.getType());
-      int64_t multiple = operand == &c ? 4 : 16;
-      for (int64_t pos = -1; pos < type.getRank(); ++pos) {
-        if (pos == (operand->transposed ? operand->rowPos : operand->colPos))
-          continue;
-        if (knownDivisor(type, pos) % multiple != 0)
-          return false;
-      }
-    }
-    return true;
+    return fitsLtLayout(op, a, b, c, /*dims=*/16, /*inputs=*/16, /*output=*/4);
   }
 
   void rewrite(linalg::GenericOp op) {

@@ -906,6 +906,26 @@ LogicalResult QuantizeOp::inferReturnTypes(MLIRContext *context, Loc loc,
   return success();
 }
 
+/// The result shape [..., M, N] of a quantized matmul of `lhs` [..., M, K]
+/// by `rhs` ([K, N], or [N, K] when `transposeRhs`); fails with an error
+/// when the two K differ.
+static FailureOr<SmallVector<int64_t>>
+quantizedMatmulShape(Loc loc, RankedTensorType lhs, RankedTensorType rhs,
+                     bool transposeRhs) {
+  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
+  int64_t lk = l.back(), rk = r[0], n = r[1];
+  if (transposeRhs)
+    std::swap(rk, n);
+  if (!dimsMatch(lk, rk))
+    return emitOptionalError(
+        loc, "contraction dimensions differ: lhs ", formatShape(l),
+        " has K = ", dimString(lk), ", rhs ", formatShape(r),
+        transposeRhs ? " (transposed)" : "", " has K = ", dimString(rk));
+  SmallVector<int64_t> shape(l.drop_back());
+  shape.push_back(n);
+  return shape;
+}
+
 LogicalResult ScaledFp8MatmulOp::inferReturnTypes(MLIRContext *context, Loc loc,
                                                   Adaptor adaptor,
                                                   Types &types) {
@@ -922,19 +942,11 @@ LogicalResult ScaledFp8MatmulOp::inferReturnTypes(MLIRContext *context, Loc loc,
                                "element, found ",
                                scale.getType());
   }
-  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
-  int64_t lk = l.back(), rk = r[0], n = r[1];
-  if (adaptor.getTransposeRhs())
-    std::swap(rk, n);
-  if (!dimsMatch(lk, rk))
-    return emitOptionalError(loc, "contraction dimensions differ: lhs ",
-                             formatShape(l), " has K = ", dimString(lk),
-                             ", rhs ", formatShape(r),
-                             adaptor.getTransposeRhs() ? " (transposed)" : "",
-                             " has K = ", dimString(rk));
-  SmallVector<int64_t> shape(l.drop_back());
-  shape.push_back(n);
-  types.push_back(RankedTensorType::get(shape, Float32Type::get(context)));
+  FailureOr<SmallVector<int64_t>> shape =
+      quantizedMatmulShape(loc, lhs, rhs, adaptor.getTransposeRhs());
+  if (failed(shape))
+    return failure();
+  types.push_back(RankedTensorType::get(*shape, Float32Type::get(context)));
   return success();
 }
 
@@ -945,21 +957,14 @@ LogicalResult IntegerMatmulOp::inferReturnTypes(MLIRContext *context, Loc loc,
   if (lhs.getRank() < 2)
     return emitOptionalError(loc, "expected an lhs of rank >= 2, found ",
                              lhs.getRank());
-  ArrayRef<int64_t> l = lhs.getShape(), r = rhs.getShape();
-  int64_t lk = l.back(), rk = r[0], n = r[1];
-  if (adaptor.getTransposeRhs())
-    std::swap(rk, n);
-  if (!dimsMatch(lk, rk))
-    return emitOptionalError(loc, "contraction dimensions differ: lhs ",
-                             formatShape(l), " has K = ", dimString(lk),
-                             ", rhs ", formatShape(r),
-                             adaptor.getTransposeRhs() ? " (transposed)" : "",
-                             " has K = ", dimString(rk));
+  FailureOr<SmallVector<int64_t>> shape =
+      quantizedMatmulShape(loc, lhs, rhs, adaptor.getTransposeRhs());
+  if (failed(shape))
+    return failure();
+  int64_t lk = lhs.getShape().back();
   if (!ShapedType::isDynamic(lk) && lk > (int64_t(1) << 17))
     return emitOptionalError(loc, "K = ", lk,
                              " could overflow the 32-bit sums (at most 2^17)");
-  SmallVector<int64_t> shape(l.drop_back());
-  shape.push_back(n);
-  types.push_back(RankedTensorType::get(shape, IntegerType::get(context, 32)));
+  types.push_back(RankedTensorType::get(*shape, IntegerType::get(context, 32)));
   return success();
 }

@@ -185,47 +185,15 @@ void mgpuMemset16(void *dst, unsigned short value, size_t count,
 // Library calls
 //===----------------------------------------------------------------------===//
 
-/* A row-major batched matrix product (KilnGpuGemm in GpuApi.h); generated
- * code calls it for matmuls. */
-void kiln_gpu_gemm(int32_t dtype, int32_t transA, int32_t transB,
-                   int64_t batch, int64_t m, int64_t n, int64_t k,
-                   const void *a, int64_t lda, int64_t strideA, const void *b,
-                   int64_t ldb, int64_t strideB, void *c, int64_t ldc,
-                   int64_t strideC, float alpha, float beta) {
-  const KilnGpuApi *api = boundApi("kiln_gpu_gemm");
-  KilnGpuGemm gemm;
-  gemm.dtype = dtype;
-  gemm.transA = transA;
-  gemm.transB = transB;
-  gemm.batch = batch;
-  gemm.m = m;
-  gemm.n = n;
-  gemm.k = k;
-  gemm.a = a;
-  gemm.lda = lda;
-  gemm.strideA = strideA;
-  gemm.b = b;
-  gemm.ldb = ldb;
-  gemm.strideB = strideB;
-  gemm.c = c;
-  gemm.ldc = ldc;
-  gemm.strideC = strideC;
-  gemm.alpha = alpha;
-  gemm.beta = beta;
-  gemm.scaleA = NULL;
-  gemm.scaleB = NULL;
-  api->gemm(api->context, &gemm);
-}
-
-/* kiln_gpu_gemm with the scales of an fp8 product (KILN_GPU_E4M3_F32):
- * device pointers to one f32 each. */
-void kiln_gpu_gemm_scaled(int32_t dtype, int32_t transA, int32_t transB,
-                          int64_t batch, int64_t m, int64_t n, int64_t k,
-                          const void *a, int64_t lda, int64_t strideA,
-                          const void *b, int64_t ldb, int64_t strideB, void *c,
-                          int64_t ldc, int64_t strideC, float alpha, float beta,
-                          const void *scaleA, const void *scaleB) {
-  const KilnGpuApi *api = boundApi("kiln_gpu_gemm_scaled");
+/* One gemm through the bound API; `caller` names the entry point in the
+ * error when no API is bound. */
+static void runGemm(const char *caller, int32_t dtype, int32_t transA,
+                    int32_t transB, int64_t batch, int64_t m, int64_t n,
+                    int64_t k, const void *a, int64_t lda, int64_t strideA,
+                    const void *b, int64_t ldb, int64_t strideB, void *c,
+                    int64_t ldc, int64_t strideC, float alpha, float beta,
+                    const void *scaleA, const void *scaleB) {
+  const KilnGpuApi *api = boundApi(caller);
   KilnGpuGemm gemm;
   gemm.dtype = dtype;
   gemm.transA = transA;
@@ -248,4 +216,28 @@ void kiln_gpu_gemm_scaled(int32_t dtype, int32_t transA, int32_t transB,
   gemm.scaleA = (const float *)scaleA;
   gemm.scaleB = (const float *)scaleB;
   api->gemm(api->context, &gemm);
+}
+
+/* A row-major batched matrix product (KilnGpuGemm in GpuApi.h); generated
+ * code calls it for matmuls. */
+void kiln_gpu_gemm(int32_t dtype, int32_t transA, int32_t transB, int64_t batch,
+                   int64_t m, int64_t n, int64_t k, const void *a, int64_t lda,
+                   int64_t strideA, const void *b, int64_t ldb, int64_t strideB,
+                   void *c, int64_t ldc, int64_t strideC, float alpha,
+                   float beta) {
+  runGemm("kiln_gpu_gemm", dtype, transA, transB, batch, m, n, k, a, lda,
+          strideA, b, ldb, strideB, c, ldc, strideC, alpha, beta, NULL, NULL);
+}
+
+/* kiln_gpu_gemm with the scales of an fp8 product (KILN_GPU_E4M3_F32):
+ * device pointers to one f32 each. */
+void kiln_gpu_gemm_scaled(int32_t dtype, int32_t transA, int32_t transB,
+                          int64_t batch, int64_t m, int64_t n, int64_t k,
+                          const void *a, int64_t lda, int64_t strideA,
+                          const void *b, int64_t ldb, int64_t strideB, void *c,
+                          int64_t ldc, int64_t strideC, float alpha, float beta,
+                          const void *scaleA, const void *scaleB) {
+  runGemm("kiln_gpu_gemm_scaled", dtype, transA, transB, batch, m, n, k, a, lda,
+          strideA, b, ldb, strideB, c, ldc, strideC, alpha, beta, scaleA,
+          scaleB);
 }
