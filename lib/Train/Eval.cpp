@@ -69,15 +69,30 @@ std::string formatNumber(double value) {
   return text;
 }
 
+/// Inputs an encoder's entry may take besides input_ids, which kiln
+/// calibrate fills for whole windows of text: token_type_ids with zeros
+/// (one segment), attention_mask with ones (no padding).
+bool isEncoderInput(const runtime::TensorSpec &input) {
+  return (input.name == "token_type_ids" || input.name == "attention_mask") &&
+         input.dtype == DType::I64 && input.rank() == 2;
+}
+
 Expected<Windows> planWindows(const EntryPointSpec &entry,
                               const EvalOptions &options, int64_t vocab,
-                              const char *command) {
+                              const char *command, bool encoderInputs = false) {
   const runtime::TensorSpec *ids = entry.findInput("input_ids");
-  if (!ids || entry.inputs.size() != 1 || ids->rank() != 2)
-    return Status::error(std::string("'") + command + "' needs an entry '" +
-                         entry.name +
-                         "' that takes only input_ids [batch, "
-                         "seq]");
+  bool others = std::all_of(entry.inputs.begin(), entry.inputs.end(),
+                            [&](const runtime::TensorSpec &input) {
+                              return &input == ids ||
+                                     (encoderInputs && isEncoderInput(input));
+                            });
+  if (!ids || !others || ids->rank() != 2)
+    return Status::error(
+        std::string("'") + command + "' needs an entry '" + entry.name +
+        "' that takes only input_ids [batch, seq]" +
+        (encoderInputs ? " (and an encoder's token_type_ids and "
+                         "attention_mask [batch, seq], which it fills)"
+                       : ""));
   Expected<TokenFile> file = TokenFile::open(options.tokens);
   if (!file)
     return file.status();
@@ -111,6 +126,17 @@ Expected<Windows> planWindows(const EntryPointSpec &entry,
   return windows;
 }
 } // namespace
+
+const runtime::ParameterSpec *findWordEmbeddings(const runtime::Manifest &m) {
+  constexpr std::string_view kTable = "embeddings.word_embeddings.weight";
+  for (const runtime::ParameterSpec &p : m.parameters) {
+    std::string_view name = p.name;
+    if (p.shape.size() == 2 && p.shape[0] > 0 && name.size() >= kTable.size() &&
+        name.substr(name.size() - kTable.size()) == kTable)
+      return &p;
+  }
+  return nullptr;
+}
 
 Expected<LanguageModelForward>
 findLanguageModelForward(const Artifact &artifact, const std::string &command) {
@@ -213,12 +239,24 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
       !(range.percentile > 0 && range.percentile <= 100))
     return Status::error("--percentile " + formatNumber(range.percentile) +
                          ": expected a percentage in (0, 100]");
-  // The vocabulary the token ids must fit: the forward's logits.
+  // The vocabulary the token ids must fit: a language model's logits, or
+  // an encoder's word embedding table (BERT: embeddings.word_embeddings).
   Expected<LanguageModelForward> forward =
       findLanguageModelForward(artifact, "kiln calibrate");
-  if (!forward)
-    return forward.status();
-  int64_t vocab = forward->vocab;
+  int64_t vocab = 0;
+  if (forward) {
+    vocab = forward->vocab;
+  } else if (const runtime::ParameterSpec *table =
+                 findWordEmbeddings(artifact.manifest())) {
+    vocab = table->shape[0];
+  } else {
+    return Status::error(
+        "'kiln calibrate' needs a language model whose forward takes only "
+        "input_ids [batch, seq] and returns logits [batch, seq, vocab], or "
+        "an encoder with a word embedding table "
+        "(embeddings.word_embeddings.weight [vocab, width]) whose forward "
+        "takes input_ids and optionally token_type_ids and attention_mask");
+  }
   // Vectors (the largest |input| per channel: kept as a max), square Gram
   // matrices (Σ x xᵀ: summed) and layer inputs (--calibration-histogram:
   // binned by |x|, for --range percentile|mse).
@@ -254,7 +292,8 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
         "' does not return: compile it with kiln-compile --mode calibrate "
         "--calibration-histogram");
   Expected<Windows> windows =
-      planWindows(*entry, options, vocab, "kiln calibrate");
+      planWindows(*entry, options, vocab, "kiln calibrate",
+                  /*encoderInputs=*/true);
   if (!windows)
     return windows.status();
 
@@ -280,12 +319,21 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
                          ": the model's activations overflow on this data");
   };
   int64_t tokens = 0;
+  // An encoder's token_type_ids (zeros) and attention_mask (ones).
+  std::vector<int64_t> zeros, ones;
   for (const Batch &b : windows->sampler->evalBatches(options.batches)) {
     std::vector<int64_t> shape = {b.batch, b.seq};
-    auto outputs =
-        artifact.run(KILN_ENTRY_CALIBRATE,
-                     {{"input_ids", runtime::TensorView{DType::I64, shape,
-                                                        b.inputs.data()}}});
+    zeros.assign(b.inputs.size(), 0);
+    ones.assign(b.inputs.size(), 1);
+    std::vector<runtime::NamedTensor> inputs;
+    for (const runtime::TensorSpec &input : entry->inputs) {
+      const int64_t *data = input.name == "input_ids"        ? b.inputs.data()
+                            : input.name == "attention_mask" ? ones.data()
+                                                             : zeros.data();
+      inputs.push_back(
+          {input.name, runtime::TensorView{DType::I64, shape, data}});
+    }
+    auto outputs = artifact.run(KILN_ENTRY_CALIBRATE, inputs);
     if (!outputs)
       return outputs.status();
     for (size_t i = 0; i < kinds.size(); ++i) {

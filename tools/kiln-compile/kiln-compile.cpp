@@ -360,7 +360,9 @@ cl::opt<std::string> quantize(
              "scale per output channel), w4g32, w4g64, w4g128 (int4 in groups "
              "of N inputs), w8g<N>; append -asym for unsigned codes with zero "
              "points; int8-dynamic (W8A8: w8 weights, activations quantized "
-             "per token at run time, int8 matmuls with i32 sums); fp8 (e4m3 "
+             "per token at run time, int8 matmuls with i32 sums); "
+             "int8-static (the same with one activation scale per layer from "
+             "--calibration); fp8 (e4m3 "
              "weights and activations with per-tensor scales, cuBLASLt's fp8 "
              "gemm; --target cuda only). The LM head "
              "stays float unless --quantize-lm-head (docs/quantization.md)"),

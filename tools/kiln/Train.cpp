@@ -474,6 +474,8 @@ safetensors file that kiln-compile --quantize int8-static --calibration
 FILE reads (docs/quantization.md). With --range percentile or mse it also
 bins each layer's |input| (2048 bins over [0, max]) and writes the
 clipping threshold int8-static uses (<weight>.input_range, f32 [1]).
+Language models (gpt2, llama) and encoders (bert: token_type_ids are
+given as zeros and attention_mask as ones, each window being whole text).
 
 OPTIONS:
   --out FILE            the calibration file to write (.safetensors)

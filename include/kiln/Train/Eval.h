@@ -20,6 +20,8 @@
 namespace kiln::runtime {
 class Artifact;
 struct EntryPointSpec;
+struct Manifest;
+struct ParameterSpec;
 struct TensorSpec;
 } // namespace kiln::runtime
 
@@ -39,6 +41,11 @@ struct LanguageModelForward {
 runtime::Expected<LanguageModelForward>
 findLanguageModelForward(const runtime::Artifact &artifact,
                          const std::string &command);
+
+/// An encoder's word embedding table (a parameter named
+/// `...embeddings.word_embeddings.weight`, [vocab, width]: BERT's), whose
+/// rows the token ids index; null if the manifest has none.
+const runtime::ParameterSpec *findWordEmbeddings(const runtime::Manifest &m);
 
 struct EvalOptions {
   /// A token file (kiln pretrain's RUN_DIR/val.tokens).
@@ -99,7 +106,9 @@ struct CalibrationResult {
 
 /// Runs `artifact`'s calibrate entry point (kiln-compile --mode calibrate:
 /// input_ids [batch, seq] -> one `<weight>.input_absmax` [in] vector per
-/// linear layer) on the windows `options` selects, keeps the largest value
+/// linear layer; an encoder's token_type_ids are given as zeros and its
+/// attention_mask as ones, and its vocabulary is its word embedding
+/// table's) on the windows `options` selects, keeps the largest value
 /// per channel, and writes them to the safetensors file `out` with metadata
 /// kiln=calibration, statistic=input_absmax, batches, tokens, tokens_file
 /// and source_sha256 (the artifact's source, which kiln-compile checks
