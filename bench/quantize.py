@@ -15,7 +15,8 @@ and prints the sizes, latencies and the ratios against f32.
 
 A scheme `prune:METHOD[:SPARSITY][:compressed]` prunes instead
 (`prune:heads+ffn:0.5`, `prune:2:4`, `prune:2:4:compressed`,
-`prune:magnitude:0.5`): docs/pruning.md. A pruned model computes another
+`prune:magnitude:0.5`): docs/pruning.md. int8-static is calibrated with
+`kiln calibrate` on random token ids. A pruned model computes another
 function by design, so its logits are not compared.
 
   bench/quantize.py [--build build] [--schemes w8,w4g128,int8-dynamic+head]
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 import tempfile
@@ -69,8 +71,29 @@ def main():
         if weights:
             cmd += ["--weights", weights]
         cmd += compile_flags(scheme)
+        if scheme.startswith("int8-static"):
+            cmd += ["--calibration", calibration]
         subprocess.run(cmd, check=True, capture_output=True)
         return art
+
+    def calibrate(tmp, weights, rng):
+        """int8-static's calibration file: kiln calibrate over random token
+        ids (random weights: the scales only have to be plausible)."""
+        art = os.path.join(tmp, "calibrate.kiln")
+        subprocess.run([os.path.join(bin_dir, "kiln-compile"), args.config, "--target", "cpu", "-o", art,
+                        "--weights", weights, "--mode", "calibrate"], check=True, capture_output=True)
+        ids = rng.integers(0, cfg["vocab_size"], 4 * args.seq + 1)
+        tokens = os.path.join(tmp, "calibration.tokens")
+        with open(tokens, "wb") as f:
+            f.write(b"KILNTOK1" + struct.pack("<IIQQ", 1, 4, len(ids), cfg["vocab_size"]))
+            f.write(ids.astype(np.uint32).tobytes())
+        out = os.path.join(tmp, "calibration.safetensors")
+        subprocess.run([os.path.join(bin_dir, "kiln"), "calibrate", art, "--tokens", tokens, "--batches", "2",
+                        "--batch", "1", "--seq", str(args.seq), "--out", out], env=env, check=True,
+                       capture_output=True)
+        return out
+
+    calibration = None
 
     with tempfile.TemporaryDirectory() as tmp:
         # One set of weights for every scheme: N(0, 0.02), norm gains near 1.
@@ -80,6 +103,8 @@ def main():
         rng = np.random.default_rng(1)
         wpath = os.path.join(tmp, "w.safetensors")
         save_safetensors(weights, wpath)
+        if any(s.startswith("int8-static") for s in schemes):
+            calibration = calibrate(tmp, wpath, rng)
         shapes = [1, args.seq]
         arts, sizes = {}, {}
         for scheme in schemes:

@@ -11,7 +11,7 @@ windows), and prints size, eval loss, perplexity and the change against
 f32 as a Markdown table.
 
 Schemes: a `kiln-compile --quantize` scheme, optionally with suffixes:
-`+head` (--quantize-lm-head), `:gptq` (--rounding gptq), `:sqALPHA`
+`+head` (--quantize-lm-head), `:gptq` and `:awq` (--rounding), `:sqALPHA`
 (--smoothquant ALPHA), `:pctP` and `:mse` (int8-static's ranges from
 `kiln calibrate --range percentile --percentile P` or `--range mse`, on a
 `--calibration-histogram` artifact); `f32` is the float model.
@@ -61,8 +61,8 @@ def main():
             if base != "f32":
                 extra += ["--quantize", base]
             for option in options:
-                if option == "gptq":
-                    extra += ["--rounding", "gptq"]
+                if option in ("gptq", "awq"):
+                    extra += ["--rounding", option]
                 elif option.startswith("sq"):
                     extra += ["--smoothquant", option[2:]]
                 elif option.startswith("pct"):
@@ -71,7 +71,7 @@ def main():
                 elif option == "mse":
                     file = runs.calibrate(tmp, args.calibration_batches, ("--range", "mse"))
                 else:
-                    sys.exit(f"unknown option ':{option}' in '{scheme}' (gptq, sqALPHA, pctP, mse)")
+                    sys.exit(f"unknown option ':{option}' in '{scheme}' (gptq, awq, sqALPHA, pctP, mse)")
             if options or base == "int8-static":
                 extra += ["--calibration", file]
             runs.compile(art, *extra)
