@@ -206,6 +206,13 @@ class GPT2W4(ArtifactForward, GPT2):
     EXTRA = ["--quantize", "w4g32"]
 
 
+class GPT2W4AsymmetricHead(ArtifactForward, GPT2):
+    """Unsigned 4-bit codes with zero points, the head too: on AVX-512 the
+    decode steps look the codes up in per-group tables of (q - z) · s
+    (kiln-matvec-dot-products nibble-table); the forward dequantizes."""
+    EXTRA = ["--quantize", "w4g32-asym", "--quantize-lm-head"]
+
+
 class GPT2W8AsymmetricHead(ArtifactForward, GPT2):
     EXTRA = ["--quantize", "w8-asym", "--quantize-lm-head"]
 

@@ -45,8 +45,9 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
       bf16Amx || options.bf16Dot == "avx512" || fewRowsBlocks;
   buildKilnToLinalgStages(pm, llvm::to_vector(options.keepComposites),
                           /*attentionBlock=*/16, [&](OpPassManager &graph) {
-                            graph.addNestedPass<func::FuncOp>(
-                                createMatvecDotProductsPass());
+                            MatvecDotProductsPassOptions matvec;
+                            matvec.nibbleTable = options.nibbleTable;
+                            graph.addPass(createMatvecDotProductsPass(matvec));
                             if (bf16Amx)
                               graph.addNestedPass<func::FuncOp>(
                                   createLowerAMXAttentionPass());
@@ -205,6 +206,7 @@ LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
   options.int8TileM = kernels.int8TileM;
   options.int8TileN = kernels.int8TileN;
   options.bf16Dot = kernels.bf16Dot;
+  options.nibbleTable = kernels.isa == "avx512";
   if (kernels.bf16Dot == "f32" &&
       llvm::is_contained(kernels.bf16Dots, "avx512"))
     options.bf16FewRowsDot = "avx512";

@@ -86,6 +86,11 @@ struct Matvec {
   }
   int64_t k = 0, groups = 0, groupSize = 0, bits = 8;
   bool perRowScale = false, isUnsigned = false;
+  /// 4-bit codes looked up in a 16-lane f32 table (vpermps, `permps`):
+  /// the group's (code - zero point) · scale for every code, so a code
+  /// costs no conversion and no group sum is scaled; x is read
+  /// deinterleaved (the low nibbles' inputs, then the high ones').
+  func::FuncOp permps;
 };
 
 /// A match of `op` whose weight rows are one group of `k` (no scales).
@@ -236,6 +241,151 @@ Value loadCodes(OpBuilder &b, Location loc, const Matvec &m, Value codes,
   if (m.isUnsigned)
     return arith::UIToFPOp::create(b, loc, f32Vector, lanes);
   return arith::SIToFPOp::create(b, loc, f32Vector, lanes);
+}
+
+/// AVX-512's vpermps: lane i of the result is `table[index[i] & 15]`.
+constexpr llvm::StringLiteral kPermps = "llvm.x86.avx512.permvar.sf.512";
+
+/// Codes per step of the table kernel: 16 bytes, a low and a high nibble
+/// each.
+constexpr int64_t kPairLanes = 2 * kLanes;
+
+/// `x2` [rows, K] with each block of 32 inputs deinterleaved: its 16 even
+/// elements, then its 16 odd ones (the low and the high nibbles' inputs of
+/// 16 code bytes).
+Value deinterleaveBlocks(OpBuilder &b, Location loc, Value x2, Value rows,
+                         int64_t k) {
+  Type f32 = b.getF32Type();
+  auto type = RankedTensorType::get({ShapedType::kDynamic, k}, f32);
+  auto pairType = VectorType::get({kPairLanes}, f32);
+  Value zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
+  Value out = tensor::EmptyOp::create(b, loc, type, ValueRange{rows});
+  auto perRow = scf::ForOp::create(
+      b, loc, index(b, loc, 0), rows, index(b, loc, 1), ValueRange{out},
+      [&](OpBuilder &rb, Location, Value row, ValueRange acc) {
+        auto blocks = scf::ForOp::create(
+            rb, loc, index(rb, loc, 0), index(rb, loc, k),
+            index(rb, loc, kPairLanes), ValueRange{acc[0]},
+            [&](OpBuilder &bb, Location, Value at, ValueRange into) {
+              Value pair = vector::TransferReadOp::create(
+                  bb, loc, pairType, x2, ValueRange{row, at}, zero,
+                  ArrayRef<bool>{true});
+              auto halves = vector::DeinterleaveOp::create(bb, loc, pair);
+              Value result = vector::TransferWriteOp::create(
+                                 bb, loc, halves.getRes1(), into[0],
+                                 ValueRange{row, at}, ArrayRef<bool>{true})
+                                 .getResult();
+              Value odd =
+                  arith::AddIOp::create(bb, loc, at, index(bb, loc, kLanes));
+              result = vector::TransferWriteOp::create(
+                           bb, loc, halves.getRes2(), result,
+                           ValueRange{row, odd}, ArrayRef<bool>{true})
+                           .getResult();
+              scf::YieldOp::create(bb, loc, ValueRange{result});
+            });
+        scf::YieldOp::create(rb, loc, blocks.getResults());
+      });
+  return perRow.getResult(0);
+}
+
+/// `x[m] · dequantize(codes)[n]` for 4-bit codes through the table
+/// (Matvec::permps): per group the 16 values a code can stand for,
+/// `(q - z) · s` as the dequantization computes them; per step 16 code
+/// bytes, each byte's low nibble looking up the value that multiplies an
+/// even input and its high nibble an odd one (`xd`: deinterleaveBlocks);
+/// four independent partial sums over the whole row, lanes summed at the
+/// end.
+Value tableDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value xd,
+                      Value codes, Value scales, Value zeroPoints, Value row,
+                      Value n) {
+  auto f32Vector = VectorType::get({kLanes}, b.getF32Type());
+  auto i32Vector = VectorType::get({kLanes}, b.getI32Type());
+  auto bytesType = VectorType::get({kLanes}, b.getI8Type());
+  Value zeros = arith::ConstantOp::create(
+      b, loc, f32Vector, DenseElementsAttr::get(f32Vector, 0.0f));
+  // The codes' values: 0..15, or two's complement nibbles 0..7, -8..-1.
+  SmallVector<float> values;
+  for (int64_t q = 0; q < 16; ++q)
+    values.push_back(static_cast<float>(m.isUnsigned || q < 8 ? q : q - 16));
+  Value codeValues = arith::ConstantOp::create(
+      b, loc, f32Vector, DenseElementsAttr::get(f32Vector, ArrayRef(values)));
+  Value four = arith::ConstantOp::create(
+      b, loc, i32Vector,
+      DenseElementsAttr::get(i32Vector, b.getI32IntegerAttr(4)));
+  Value zero8 = arith::ConstantIntOp::create(b, loc, b.getI8Type(), 0);
+  Value f32Zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
+  Value scaleRow = m.perRowScale ? n : index(b, loc, 0);
+  int64_t steps = m.groupSize / kPairLanes;
+  int64_t unroll = steps % 2 == 0 ? 2 : 1;
+  SmallVector<Value> init(2 * unroll, zeros);
+  auto group = scf::ForOp::create(
+      b, loc, index(b, loc, 0), index(b, loc, m.groups), index(b, loc, 1), init,
+      [&](OpBuilder &gb, Location, Value j, ValueRange acc) {
+        Value base =
+            arith::MulIOp::create(gb, loc, j, index(gb, loc, m.groupSize));
+        Value table = codeValues;
+        if (zeroPoints) {
+          Value z = tensor::ExtractOp::create(gb, loc, zeroPoints,
+                                              ValueRange{scaleRow, j});
+          Value zf =
+              m.isUnsigned
+                  ? Value(arith::UIToFPOp::create(gb, loc, gb.getF32Type(), z))
+                  : Value(arith::SIToFPOp::create(gb, loc, gb.getF32Type(), z));
+          table = arith::SubFOp::create(
+              gb, loc, table,
+              vector::BroadcastOp::create(gb, loc, f32Vector, zf));
+        }
+        Value scale =
+            tensor::ExtractOp::create(gb, loc, scales, ValueRange{scaleRow, j});
+        table = arith::MulFOp::create(
+            gb, loc, table,
+            vector::BroadcastOp::create(gb, loc, f32Vector, scale));
+        auto inner = scf::ForOp::create(
+            gb, loc, index(gb, loc, 0), index(gb, loc, steps),
+            index(gb, loc, unroll), acc,
+            [&](OpBuilder &ib, Location, Value t, ValueRange partial) {
+              SmallVector<Value> next;
+              for (int64_t u = 0; u < unroll; ++u) {
+                Value step =
+                    arith::AddIOp::create(ib, loc, t, index(ib, loc, u));
+                Value k = arith::AddIOp::create(
+                    ib, loc, base,
+                    arith::MulIOp::create(ib, loc, step,
+                                          index(ib, loc, kPairLanes)));
+                Value byte =
+                    arith::DivUIOp::create(ib, loc, k, index(ib, loc, 2));
+                Value bytes = arith::ExtUIOp::create(
+                    ib, loc, i32Vector,
+                    vector::TransferReadOp::create(ib, loc, bytesType, codes,
+                                                   ValueRange{n, byte}, zero8,
+                                                   ArrayRef<bool>{true}));
+                Value high = arith::ShRUIOp::create(ib, loc, bytes, four);
+                auto lookUp = [&](Value lanes) {
+                  return func::CallOp::create(ib, loc, m.permps,
+                                              ValueRange{table, lanes})
+                      .getResult(0);
+                };
+                auto inputs = [&](int64_t offset) -> Value {
+                  return vector::TransferReadOp::create(
+                      ib, loc, f32Vector, xd,
+                      ValueRange{row, arith::AddIOp::create(
+                                          ib, loc, k, index(ib, loc, offset))},
+                      f32Zero, ArrayRef<bool>{true});
+                };
+                next.push_back(vector::FMAOp::create(
+                    ib, loc, lookUp(bytes), inputs(0), partial[2 * u]));
+                next.push_back(vector::FMAOp::create(
+                    ib, loc, lookUp(high), inputs(kLanes), partial[2 * u + 1]));
+              }
+              scf::YieldOp::create(ib, loc, next);
+            });
+        scf::YieldOp::create(gb, loc, inner.getResults());
+      });
+  Value sum = group.getResult(0);
+  for (int64_t i = 1; i < 2 * unroll; ++i)
+    sum = arith::AddFOp::create(b, loc, sum, group.getResult(i));
+  return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, sum,
+                                     arith::FastMathFlags::reassoc);
 }
 
 /// `x[m] · dequantize(codes)[n]`: per group, `unroll` independent partial
@@ -710,6 +860,7 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
   if (outType.isDynamicDim(1))
     outSizes.push_back(columns);
   Value out = tensor::EmptyOp::create(b, loc, outType, outSizes);
+  Value xd = m.permps ? deinterleaveBlocks(b, loc, x2, rows, m.k) : Value();
   auto forall = scf::ForallOp::create(
       b, loc, ArrayRef<OpFoldResult>{columns}, ValueRange{out}, std::nullopt);
   {
@@ -721,10 +872,12 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
     auto perRow = scf::ForOp::create(
         b, loc, index(b, loc, 0), rows, index(b, loc, 1), ValueRange{column},
         [&](OpBuilder &rb, Location, Value row, ValueRange c) {
-          Value value = m.expand ? sparseDotProduct(rb, loc, m, x2, row, n)
-                        : m.csr  ? csrDotProduct(rb, loc, m, x2, row, n)
-                                 : dotProduct(rb, loc, m, x2, codes, scales,
-                                              zeroPoints, row, n);
+          Value value = m.expand   ? sparseDotProduct(rb, loc, m, x2, row, n)
+                        : m.csr    ? csrDotProduct(rb, loc, m, x2, row, n)
+                        : m.permps ? tableDotProduct(rb, loc, m, xd, codes,
+                                                     scales, zeroPoints, row, n)
+                                   : dotProduct(rb, loc, m, x2, codes, scales,
+                                                zeroPoints, row, n);
           scf::YieldOp::create(
               rb, loc,
               ValueRange{tensor::InsertOp::create(rb, loc, value, c[0], row)});
@@ -875,6 +1028,22 @@ void rewrite(IRRewriter &rewriter, Matvec m, int64_t maxRows) {
     rewriter.eraseOp(producer);
 }
 
+/// The declaration of vpermps (kPermps) in `module`: a function named
+/// after the intrinsic, which LLVM takes for it.
+func::FuncOp declarePermps(IRRewriter &rewriter, ModuleOp module) {
+  if (auto existing = module.lookupSymbol<func::FuncOp>(kPermps))
+    return existing;
+  OpBuilder::InsertionGuard guard(rewriter);
+  rewriter.setInsertionPointToEnd(module.getBody());
+  auto f32Vector = VectorType::get({kLanes}, rewriter.getF32Type());
+  auto i32Vector = VectorType::get({kLanes}, rewriter.getI32Type());
+  auto function = func::FuncOp::create(
+      rewriter, module.getLoc(), kPermps,
+      rewriter.getFunctionType({f32Vector, i32Vector}, {f32Vector}));
+  function.setPrivate();
+  return function;
+}
+
 struct MatvecDotProductsPass
     : kiln::impl::MatvecDotProductsPassBase<MatvecDotProductsPass> {
   using Base::Base;
@@ -891,8 +1060,16 @@ struct MatvecDotProductsPass
         work.push_back(*m);
     });
     IRRewriter rewriter(&getContext());
-    for (const Matvec &m : work)
+    func::FuncOp permps;
+    for (Matvec &m : work) {
+      if (nibbleTable && m.dequantize && m.bits == 4 &&
+          m.groupSize % kPairLanes == 0) {
+        if (!permps)
+          permps = declarePermps(rewriter, getOperation());
+        m.permps = permps;
+      }
       rewrite(rewriter, m, maxRows);
+    }
   }
 };
 } // namespace

@@ -67,6 +67,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
                      "vdpbf16ps tiles instead of widening their weights, or "
                      "empty to widen them too"),
       llvm::cl::init("")};
+  PassOptions::Option<bool> nibbleTable{
+      *this, "nibble-table",
+      llvm::cl::desc("Decoding steps look 4-bit codes up in a per-group "
+                     "table with vpermps (AVX-512; kiln-matvec-dot-products)"),
+      llvm::cl::init(false)};
   PassOptions::Option<int64_t> int8TileM{
       *this, "int8-tile-m", llvm::cl::desc("int8 matmul register tile rows"),
       llvm::cl::init(8)};

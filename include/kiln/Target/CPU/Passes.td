@@ -87,7 +87,7 @@ def TileAndVectorizeContractionsPass
 }
 
 def MatvecDotProductsPass
-    : Pass<"kiln-matvec-dot-products", "mlir::func::FuncOp"> {
+    : Pass<"kiln-matvec-dot-products", "mlir::ModuleOp"> {
   let summary = "Few-row matmuls by a transposed weight as dot products";
   let description = [{
     Rewrites `kiln.matmul %x, %w transpose_rhs` where `%x` (f32,
@@ -118,12 +118,24 @@ def MatvecDotProductsPass
     `[K, N]` from a `kiln.read_param` (GPT-2's Conv1D; one row, N a
     multiple of 16) is not a dot product: each iteration owns 16 to 64
     output columns and adds x[k] times the weight's row k into them.
+
+    With `nibble-table` (AVX-512 targets), 4-bit codes in groups of a
+    multiple of 32 are not converted: per group, the 16 values a code can
+    stand for, `(q - z) · s`, are one vector, and vpermps (a call of
+    `llvm.x86.avx512.permvar.sf.512`, declared in the module) looks each
+    code up in it; a step takes 16 code bytes, their low nibbles times the
+    block's even inputs and their high nibbles times its odd ones (x is
+    deinterleaved per block of 32 once per call). No group sum is scaled.
   }];
   let options = [
     Option<"maxRows", "max-rows", "int64_t", /*default=*/"16",
            "The most rows of x the dot-product kernel takes">,
+    Option<"nibbleTable", "nibble-table", "bool", /*default=*/"false",
+           "Look 4-bit codes up in a per-group table with vpermps "
+           "(AVX-512) instead of converting them">,
   ];
   let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::func::FuncDialect",
                            "::mlir::scf::SCFDialect",
                            "::mlir::tensor::TensorDialect",
                            "::mlir::vector::VectorDialect"];
