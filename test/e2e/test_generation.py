@@ -213,6 +213,12 @@ class GPT2W4AsymmetricHead(ArtifactForward, GPT2):
     EXTRA = ["--quantize", "w4g32-asym", "--quantize-lm-head"]
 
 
+class GPT2W4G64Head(ArtifactForward, GPT2):
+    """Groups of 64: two 32-code steps a group, unrolled (the table
+    kernel's other shape), the head too."""
+    EXTRA = ["--quantize", "w4g64", "--quantize-lm-head"]
+
+
 class GPT2W8AsymmetricHead(ArtifactForward, GPT2):
     EXTRA = ["--quantize", "w8-asym", "--quantize-lm-head"]
 

@@ -18,6 +18,10 @@ every quantized layer), one set of random weights each, compiled with each
     within 5e-2, and much closer to it than the weight-only model).
   The manifest records each scheme and the weights file holds no float
   copy of a quantized layer.
+- `kiln calibrate` on bert (an encoder: token_type_ids given as zeros,
+  attention_mask as ones) against the float64 reference's largest |input|
+  per channel over the same windows (rtol 1e-5), and a model whose forward
+  takes an input it cannot fill (position_ids) refused with one line.
 - CUDA: the same schemes and fp8 compiled with `--target cuda` for sm_90,
   which assembles every kernel with the toolkit's ptxas (skipped where the
   toolkit is missing); the manifest records the scheme and the weights
@@ -40,7 +44,7 @@ import torch
 
 from kiln_artifacts import (KILN, KILN_COMPILE, compile_artifact, load_safetensors, report, run_artifact,
                             save_safetensors)
-from test_eval import write_tokens
+from test_eval import windows, write_tokens
 from test_models import ATOL, RTOL, bert_reference, gpt2_reference, llama_reference, random_weights_by_rule
 from test_quantization import check_w8a8, fake_quantized
 
@@ -142,7 +146,8 @@ class Family:
         art = os.path.join(self.tmp, self.name + "-cal.kiln")
         compile_artifact(self.model, art, weights=self.wpath, extra=["--mode", "calibrate"])
         tokens = os.path.join(self.tmp, self.name + ".tokens")
-        write_tokens(tokens, rng.integers(0, self.cfg["vocab_size"], 400), self.cfg["vocab_size"])
+        self.calibration_ids = rng.integers(0, self.cfg["vocab_size"], 400)
+        write_tokens(tokens, self.calibration_ids, self.cfg["vocab_size"])
         out = os.path.join(self.tmp, self.name + "-calibration.safetensors")
         result = subprocess.run([KILN, "calibrate", art, "--tokens", tokens, "--batches", "3", "--batch", "2",
                                  "--seq", "16", "--out", out], capture_output=True, text=True)
@@ -238,6 +243,62 @@ class SchemesOnEveryFamily(unittest.TestCase):
                     out = self.run_cpu(family, art)
                     for name, value in expected.items():
                         check_w8a8(self, f"{family.name} {scheme} {name}", out[name], value, weight_only[name])
+
+    def test_bert_calibration_matches_torch(self):
+        # kiln calibrate on an encoder: each window's token_type_ids all
+        # zero and attention_mask all one, so each layer's largest |input|
+        # per channel is the float64 reference's over the same windows
+        # (3 calls of 2 x 16, as Family.calibrate runs it).
+        family = self.families["bert"]
+        stats = load_safetensors(family.calibration)
+        expected = {}
+        t = lambda name: torch.from_numpy(family.weights[name].astype(np.float64))
+
+        def linear(x, prefix):
+            top = x.abs().reshape(-1, x.shape[-1]).amax(0).numpy()
+            expected[prefix] = np.maximum(expected.get(prefix, top), top)
+            return torch.nn.functional.linear(x, t(prefix + ".weight"), t(prefix + ".bias"))
+
+        starts = windows(family.calibration_ids, 3, 2, 16)
+        for i in range(3):
+            ids = np.stack([w[0] for w in starts[2 * i:2 * i + 2]]).astype(np.int64)
+            bert_reference(family.weights, ids, np.zeros_like(ids), np.ones_like(ids), family.cfg, linear)
+        self.assertEqual(sorted(stats), sorted(p + ".weight.input_absmax" for p in expected))
+        for prefix, values in expected.items():
+            report(f"bert calibration {prefix}", stats[prefix + ".weight.input_absmax"], values)
+            np.testing.assert_allclose(stats[prefix + ".weight.input_absmax"], values, rtol=1e-5, atol=0,
+                                       err_msg=prefix)
+        # Another fill gives other statistics, so the test can tell a wrong
+        # one: token_type_ids of ones, or a mask that hides half the window.
+        ids = np.stack([w[0] for w in starts[:2]]).astype(np.int64)
+        half = (np.arange(ids.shape[1])[None, :] < ids.shape[1] // 2).repeat(2, 0).astype(np.int64)
+
+        def first_call(types, mask):
+            seen = {}
+
+            def hooked(x, prefix):
+                seen[prefix] = x.abs().reshape(-1, x.shape[-1]).amax(0).numpy()
+                return torch.nn.functional.linear(x, t(prefix + ".weight"), t(prefix + ".bias"))
+
+            bert_reference(family.weights, ids, types, mask, family.cfg, hooked)
+            return seen["encoder.layer.1.attention.self.query"]
+
+        right = first_call(np.zeros_like(ids), np.ones_like(ids))
+        for types, mask in ((np.ones_like(ids), np.ones_like(ids)), (np.zeros_like(ids), half)):
+            self.assertFalse(np.allclose(first_call(types, mask), right, rtol=1e-3))
+
+    def test_calibrate_refuses_other_inputs(self):
+        # A model whose forward takes an input kiln calibrate cannot fill.
+        family = self.families["llama"]
+        art = os.path.join(self.tmp.name, "positions-cal.kiln")
+        compile_artifact(family.model, art, weights=family.wpath, extra=["--mode", "calibrate", "--position-ids"])
+        tokens = os.path.join(self.tmp.name, "llama.tokens")
+        result = subprocess.run([KILN, "calibrate", art, "--tokens", tokens, "--batches", "1", "--batch", "1",
+                                 "--seq", "8", "--out", os.path.join(self.tmp.name, "x.safetensors")],
+                                capture_output=True, text=True)
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("needs a language model whose forward takes only input_ids", result.stderr)
+        self.assertEqual(len(result.stderr.strip().splitlines()), 1, result.stderr)
 
     @unittest.skipUnless(os.access(PTXAS, os.X_OK), "no CUDA toolkit (ptxas)")
     def test_every_scheme_for_cuda(self):

@@ -372,10 +372,15 @@ Value tableDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value xd,
                                           ib, loc, k, index(ib, loc, offset))},
                       f32Zero, ArrayRef<bool>{true});
                 };
-                next.push_back(vector::FMAOp::create(
-                    ib, loc, lookUp(bytes), inputs(0), partial[2 * u]));
-                next.push_back(vector::FMAOp::create(
-                    ib, loc, lookUp(high), inputs(kLanes), partial[2 * u + 1]));
+                // Named values keep the reads and lookups in this order.
+                Value low = lookUp(bytes);
+                Value even = inputs(0);
+                next.push_back(
+                    vector::FMAOp::create(ib, loc, low, even, partial[2 * u]));
+                Value highValues = lookUp(high);
+                Value odd = inputs(kLanes);
+                next.push_back(vector::FMAOp::create(ib, loc, highValues, odd,
+                                                     partial[2 * u + 1]));
               }
               scf::YieldOp::create(ib, loc, next);
             });
@@ -1064,12 +1069,23 @@ struct MatvecDotProductsPass
     for (Matvec &m : work) {
       if (nibbleTable && m.dequantize && m.bits == 4 &&
           m.groupSize % kPairLanes == 0) {
-        if (!permps)
+        if (!permps) {
+          Operation *existing = getOperation().lookupSymbol(kPermps);
+          if (existing && !isa<func::FuncOp>(existing)) {
+            existing->emitError() << "kiln-matvec-dot-products: '" << kPermps
+                                  << "' names something other than the "
+                                     "intrinsic's declaration";
+            return signalPassFailure();
+          }
           permps = declarePermps(rewriter, getOperation());
+        }
         m.permps = permps;
       }
       rewrite(rewriter, m, maxRows);
     }
+    // Matmuls of more rows than max-rows are left alone: no call then.
+    if (permps && permps.symbolKnownUseEmpty(getOperation()))
+      permps.erase();
   }
 };
 } // namespace
