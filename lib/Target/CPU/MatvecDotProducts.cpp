@@ -243,6 +243,19 @@ Value loadCodes(OpBuilder &b, Location loc, const Matvec &m, Value codes,
   return arith::SIToFPOp::create(b, loc, f32Vector, lanes);
 }
 
+/// Group `j`'s zero point of weight row `scaleRow` as 16 f32 lanes,
+/// converted as the dequantization converts it (unsigned codes' unsigned).
+Value groupZeroPoint(OpBuilder &b, Location loc, const Matvec &m,
+                     Value zeroPoints, Value scaleRow, Value j) {
+  Value z =
+      tensor::ExtractOp::create(b, loc, zeroPoints, ValueRange{scaleRow, j});
+  Value zf = m.isUnsigned
+                 ? Value(arith::UIToFPOp::create(b, loc, b.getF32Type(), z))
+                 : Value(arith::SIToFPOp::create(b, loc, b.getF32Type(), z));
+  return vector::BroadcastOp::create(
+      b, loc, VectorType::get({kLanes}, b.getF32Type()), zf);
+}
+
 /// AVX-512's vpermps: lane i of the result is `table[index[i] & 15]`.
 constexpr llvm::StringLiteral kPermps = "llvm.x86.avx512.permvar.sf.512";
 
@@ -324,17 +337,10 @@ Value tableDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value xd,
         Value base =
             arith::MulIOp::create(gb, loc, j, index(gb, loc, m.groupSize));
         Value table = codeValues;
-        if (zeroPoints) {
-          Value z = tensor::ExtractOp::create(gb, loc, zeroPoints,
-                                              ValueRange{scaleRow, j});
-          Value zf =
-              m.isUnsigned
-                  ? Value(arith::UIToFPOp::create(gb, loc, gb.getF32Type(), z))
-                  : Value(arith::SIToFPOp::create(gb, loc, gb.getF32Type(), z));
+        if (zeroPoints)
           table = arith::SubFOp::create(
               gb, loc, table,
-              vector::BroadcastOp::create(gb, loc, f32Vector, zf));
-        }
+              groupZeroPoint(gb, loc, m, zeroPoints, scaleRow, j));
         Value scale =
             tensor::ExtractOp::create(gb, loc, scales, ValueRange{scaleRow, j});
         table = arith::MulFOp::create(
@@ -412,15 +418,8 @@ Value dotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
         // The group's zero point comes off the codes before the products,
         // as the dequantization takes it off: (q - z)·x.
         Value zeroPoint;
-        if (zeroPoints) {
-          Value z = tensor::ExtractOp::create(gb, loc, zeroPoints,
-                                              ValueRange{scaleRow, j});
-          Value zf =
-              m.isUnsigned
-                  ? Value(arith::UIToFPOp::create(gb, loc, gb.getF32Type(), z))
-                  : Value(arith::SIToFPOp::create(gb, loc, gb.getF32Type(), z));
-          zeroPoint = vector::BroadcastOp::create(gb, loc, f32Vector, zf);
-        }
+        if (zeroPoints)
+          zeroPoint = groupZeroPoint(gb, loc, m, zeroPoints, scaleRow, j);
         SmallVector<Value> init(unroll, zeros);
         auto inner = scf::ForOp::create(
             gb, loc, index(gb, loc, 0), index(gb, loc, steps),
