@@ -77,7 +77,9 @@ class KVCacheMatchesForward:
 
             rng = np.random.default_rng(7)
             vocab = cfg["vocab_size"]
-            lengths = np.array([5, 11, 1], dtype=np.int64)
+            # Five rows: a decoding step's dot-product kernels take four
+            # rows together on AVX-512 (row-block) and the fifth alone.
+            lengths = np.array([5, 11, 1, 7, 3], dtype=np.int64)
             rows = len(lengths)
             prompts = [rng.integers(0, vocab, n) for n in lengths]
             ids = np.zeros((rows, lengths.max()), dtype=np.int64)

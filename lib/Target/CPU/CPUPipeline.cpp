@@ -47,6 +47,7 @@ void mlir::kiln::buildKilnCPUPipeline(OpPassManager &pm,
                           /*attentionBlock=*/16, [&](OpPassManager &graph) {
                             MatvecDotProductsPassOptions matvec;
                             matvec.nibbleTable = options.nibbleTable;
+                            matvec.rowBlock = options.matvecRowBlock;
                             graph.addPass(createMatvecDotProductsPass(matvec));
                             if (bf16Amx)
                               graph.addNestedPass<func::FuncOp>(
@@ -207,6 +208,9 @@ LogicalResult mlir::kiln::lowerToArtifactLLVM(ModuleOp module,
   options.int8TileN = kernels.int8TileN;
   options.bf16Dot = kernels.bf16Dot;
   options.nibbleTable = kernels.isa == "avx512";
+  // Four rows' partial sums (and the shared weight vector) fit AVX-512's 32
+  // registers; AVX2's 16 take one row at a time.
+  options.matvecRowBlock = kernels.isa == "avx512" ? 4 : 1;
   if (kernels.bf16Dot == "f32" &&
       llvm::is_contained(kernels.bf16Dots, "avx512"))
     options.bf16FewRowsDot = "avx512";

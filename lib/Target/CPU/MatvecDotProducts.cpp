@@ -91,6 +91,9 @@ struct Matvec {
   /// costs no conversion and no group sum is scaled; x is read
   /// deinterleaved (the low nibbles' inputs, then the high ones').
   func::FuncOp permps;
+  /// Rows multiplied together by the dense and quantized kernels, sharing
+  /// each weight vector (the pass option row-block; 1 for the sparse ones).
+  int64_t rowBlock = 1;
 };
 
 /// A match of `op` whose weight rows are one group of `k` (no scales).
@@ -301,16 +304,18 @@ Value deinterleaveBlocks(OpBuilder &b, Location loc, Value x2, Value rows,
   return perRow.getResult(0);
 }
 
-/// `x[m] · dequantize(codes)[n]` for 4-bit codes through the table
-/// (Matvec::permps): per group the 16 values a code can stand for,
-/// `(q - z) · s` as the dequantization computes them; per step 16 code
-/// bytes, each byte's low nibble looking up the value that multiplies an
-/// even input and its high nibble an odd one (`xd`: deinterleaveBlocks);
-/// four independent partial sums over the whole row, lanes summed at the
-/// end.
-Value tableDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value xd,
-                      Value codes, Value scales, Value zeroPoints, Value row,
-                      Value n) {
+/// `x[r] · dequantize(codes)[n]` for each row r of `rows`, 4-bit codes
+/// through the table (Matvec::permps): per group the 16 values a code can
+/// stand for, `(q - z) · s` as the dequantization computes them; per step
+/// 16 code bytes, each byte's low nibble looking up the value that
+/// multiplies an even input and its high nibble an odd one (`xd`:
+/// deinterleaveBlocks), the lookups shared by the rows; independent partial
+/// sums over the whole row (two per row, four for a single row), lanes
+/// summed at the end.
+SmallVector<Value> tableDotProducts(OpBuilder &b, Location loc, const Matvec &m,
+                                    Value xd, Value codes, Value scales,
+                                    Value zeroPoints, ArrayRef<Value> rows,
+                                    Value n) {
   auto f32Vector = VectorType::get({kLanes}, b.getF32Type());
   auto i32Vector = VectorType::get({kLanes}, b.getI32Type());
   auto bytesType = VectorType::get({kLanes}, b.getI8Type());
@@ -328,9 +333,14 @@ Value tableDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value xd,
   Value zero8 = arith::ConstantIntOp::create(b, loc, b.getI8Type(), 0);
   Value f32Zero = arith::ConstantOp::create(b, loc, b.getF32FloatAttr(0));
   Value scaleRow = m.perRowScale ? n : index(b, loc, 0);
+  int64_t count = rows.size();
   int64_t steps = m.groupSize / kPairLanes;
-  int64_t unroll = steps % 2 == 0 ? 2 : 1;
-  SmallVector<Value> init(2 * unroll, zeros);
+  int64_t unroll = count == 1 && steps % 2 == 0 ? 2 : 1;
+  // Partial sums: [row][step of the unroll][low, high].
+  auto at = [&](int64_t r, int64_t u, int64_t half) {
+    return (r * unroll + u) * 2 + half;
+  };
+  SmallVector<Value> init(count * unroll * 2, zeros);
   auto group = scf::ForOp::create(
       b, loc, index(b, loc, 0), index(b, loc, m.groups), index(b, loc, 1), init,
       [&](OpBuilder &gb, Location, Value j, ValueRange acc) {
@@ -350,7 +360,7 @@ Value tableDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value xd,
             gb, loc, index(gb, loc, 0), index(gb, loc, steps),
             index(gb, loc, unroll), acc,
             [&](OpBuilder &ib, Location, Value t, ValueRange partial) {
-              SmallVector<Value> next;
+              SmallVector<Value> next(partial.begin(), partial.end());
               for (int64_t u = 0; u < unroll; ++u) {
                 Value step =
                     arith::AddIOp::create(ib, loc, t, index(ib, loc, u));
@@ -371,61 +381,82 @@ Value tableDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value xd,
                                               ValueRange{table, lanes})
                       .getResult(0);
                 };
-                auto inputs = [&](int64_t offset) -> Value {
+                Value oddAt =
+                    arith::AddIOp::create(ib, loc, k, index(ib, loc, kLanes));
+                auto inputs = [&](Value row, Value from) -> Value {
                   return vector::TransferReadOp::create(
-                      ib, loc, f32Vector, xd,
-                      ValueRange{row, arith::AddIOp::create(
-                                          ib, loc, k, index(ib, loc, offset))},
-                      f32Zero, ArrayRef<bool>{true});
+                      ib, loc, f32Vector, xd, ValueRange{row, from}, f32Zero,
+                      ArrayRef<bool>{true});
                 };
                 // Named values keep the reads and lookups in this order.
                 Value low = lookUp(bytes);
-                Value even = inputs(0);
-                next.push_back(
-                    vector::FMAOp::create(ib, loc, low, even, partial[2 * u]));
+                for (int64_t r = 0; r < count; ++r) {
+                  Value even = inputs(rows[r], k);
+                  next[at(r, u, 0)] = vector::FMAOp::create(
+                      ib, loc, low, even, partial[at(r, u, 0)]);
+                }
                 Value highValues = lookUp(high);
-                Value odd = inputs(kLanes);
-                next.push_back(vector::FMAOp::create(ib, loc, highValues, odd,
-                                                     partial[2 * u + 1]));
+                for (int64_t r = 0; r < count; ++r) {
+                  Value odd = inputs(rows[r], oddAt);
+                  next[at(r, u, 1)] = vector::FMAOp::create(
+                      ib, loc, highValues, odd, partial[at(r, u, 1)]);
+                }
               }
               scf::YieldOp::create(ib, loc, next);
             });
         scf::YieldOp::create(gb, loc, inner.getResults());
       });
-  Value sum = group.getResult(0);
-  for (int64_t i = 1; i < 2 * unroll; ++i)
-    sum = arith::AddFOp::create(b, loc, sum, group.getResult(i));
-  return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, sum,
-                                     arith::FastMathFlags::reassoc);
+  SmallVector<Value> results;
+  for (int64_t r = 0; r < count; ++r) {
+    Value sum = group.getResult(at(r, 0, 0));
+    for (int64_t u = 0; u < unroll; ++u)
+      for (int64_t half = 0; half < 2; ++half)
+        if (u || half)
+          sum = arith::AddFOp::create(b, loc, sum,
+                                      group.getResult(at(r, u, half)));
+    results.push_back(
+        vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD, sum,
+                                    arith::FastMathFlags::reassoc));
+  }
+  return results;
 }
 
-/// `x[m] · dequantize(codes)[n]`: per group, `unroll` independent partial
-/// sums over 16-lane steps, added and scaled once; lanes summed at the end.
-Value dotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
-                 Value codes, Value scales, Value zeroPoints, Value row,
-                 Value n) {
+/// `x[r] · dequantize(codes)[n]` for each row r of `rows`: per group,
+/// independent partial sums over 16-lane steps (`unroll` of them for a
+/// single row, two per row for several), each code vector loaded and
+/// converted once for all the rows, added and scaled once per group; lanes
+/// summed at the end.
+SmallVector<Value> dotProducts(OpBuilder &b, Location loc, const Matvec &m,
+                               Value x, Value codes, Value scales,
+                               Value zeroPoints, ArrayRef<Value> rows,
+                               Value n) {
   auto f32Vector = VectorType::get({kLanes}, b.getF32Type());
   Value zeros = arith::ConstantOp::create(
       b, loc, f32Vector, DenseElementsAttr::get(f32Vector, 0.0f));
+  int64_t count = rows.size();
   int64_t steps = m.groupSize / kLanes;
-  int64_t unroll = steps % 4 == 0 ? 4 : steps % 2 == 0 ? 2 : 1;
+  int64_t unroll = count > 1        ? (steps % 2 == 0 ? 2 : 1)
+                   : steps % 4 == 0 ? 4
+                   : steps % 2 == 0 ? 2
+                                    : 1;
   Value scaleRow = m.perRowScale ? n : index(b, loc, 0);
+  SmallVector<Value> groupInit(count, zeros);
   auto group = scf::ForOp::create(
       b, loc, index(b, loc, 0), index(b, loc, m.groups), index(b, loc, 1),
-      ValueRange{zeros},
-      [&](OpBuilder &gb, Location, Value j, ValueRange acc) {
+      groupInit, [&](OpBuilder &gb, Location, Value j, ValueRange acc) {
         Value base = arith::MulIOp::create(gb, loc, j, index(gb, loc, m.groupSize));
         // The group's zero point comes off the codes before the products,
         // as the dequantization takes it off: (q - z)·x.
         Value zeroPoint;
         if (zeroPoints)
           zeroPoint = groupZeroPoint(gb, loc, m, zeroPoints, scaleRow, j);
-        SmallVector<Value> init(unroll, zeros);
+        // Partial sums: [row][step of the unroll].
+        SmallVector<Value> init(count * unroll, zeros);
         auto inner = scf::ForOp::create(
             gb, loc, index(gb, loc, 0), index(gb, loc, steps),
             index(gb, loc, unroll), init,
             [&](OpBuilder &ib, Location, Value t, ValueRange partial) {
-              SmallVector<Value> next;
+              SmallVector<Value> next(partial.begin(), partial.end());
               for (int64_t u = 0; u < unroll; ++u) {
                 Value step = arith::AddIOp::create(ib, loc, t, index(ib, loc, u));
                 Value k = arith::AddIOp::create(
@@ -434,33 +465,44 @@ Value dotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
                 Value w = loadCodes(ib, loc, m, codes, n, k);
                 if (zeroPoint)
                   w = arith::SubFOp::create(ib, loc, w, zeroPoint);
-                Value xs = vector::TransferReadOp::create(
-                    ib, loc, f32Vector, x, ValueRange{row, k},
-                    arith::ConstantOp::create(ib, loc, ib.getF32FloatAttr(0)),
-                    ArrayRef<bool>{true});
-                next.push_back(
-                    vector::FMAOp::create(ib, loc, w, xs, partial[u]));
+                for (int64_t r = 0; r < count; ++r) {
+                  Value xs = vector::TransferReadOp::create(
+                      ib, loc, f32Vector, x, ValueRange{rows[r], k},
+                      arith::ConstantOp::create(ib, loc, ib.getF32FloatAttr(0)),
+                      ArrayRef<bool>{true});
+                  next[r * unroll + u] = vector::FMAOp::create(
+                      ib, loc, w, xs, partial[r * unroll + u]);
+                }
               }
               scf::YieldOp::create(ib, loc, next);
             });
-        Value sum = inner.getResult(0);
-        for (int64_t u = 1; u < unroll; ++u)
-          sum = arith::AddFOp::create(gb, loc, sum, inner.getResult(u));
-        if (!scales) {
-          scf::YieldOp::create(
-              gb, loc, ValueRange{arith::AddFOp::create(gb, loc, acc[0], sum)});
-          return;
+        SmallVector<Value> sums;
+        for (int64_t r = 0; r < count; ++r) {
+          Value sum = inner.getResult(r * unroll);
+          for (int64_t u = 1; u < unroll; ++u)
+            sum = arith::AddFOp::create(gb, loc, sum,
+                                        inner.getResult(r * unroll + u));
+          sums.push_back(sum);
         }
-        Value scale = tensor::ExtractOp::create(gb, loc, scales,
-                                                ValueRange{scaleRow, j});
-        Value scaled = vector::FMAOp::create(
-            gb, loc, vector::BroadcastOp::create(gb, loc, f32Vector, scale), sum,
-            acc[0]);
-        scf::YieldOp::create(gb, loc, ValueRange{scaled});
+        Value scale;
+        if (scales)
+          scale = vector::BroadcastOp::create(
+              gb, loc, f32Vector,
+              tensor::ExtractOp::create(gb, loc, scales,
+                                        ValueRange{scaleRow, j}));
+        for (int64_t r = 0; r < count; ++r)
+          sums[r] =
+              scale ? Value(vector::FMAOp::create(gb, loc, scale, sums[r],
+                                                  acc[r]))
+                    : Value(arith::AddFOp::create(gb, loc, acc[r], sums[r]));
+        scf::YieldOp::create(gb, loc, sums);
       });
-  return vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                     group.getResult(0),
-                                     arith::FastMathFlags::reassoc);
+  SmallVector<Value> results;
+  for (int64_t r = 0; r < count; ++r)
+    results.push_back(vector::ReductionOp::create(
+        b, loc, vector::CombiningKind::ADD, group.getResult(r),
+        arith::FastMathFlags::reassoc));
+  return results;
 }
 
 /// `x[m] · expand_2of4(first, second, positions)[n]`: per step 16 groups
@@ -873,18 +915,46 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
     Value n = forall.getInductionVars()[0];
     auto colType = RankedTensorType::get({ShapedType::kDynamic}, f32);
     Value column = tensor::EmptyOp::create(b, loc, colType, ValueRange{rows});
+    // Dot products of `count` rows from `first` on, inserted into `c`.
+    auto products = [&](OpBuilder &rb, Value first, int64_t count, Value c) {
+      SmallVector<Value> rowIndices{first};
+      for (int64_t r = 1; r < count; ++r)
+        rowIndices.push_back(
+            arith::AddIOp::create(rb, loc, first, index(rb, loc, r)));
+      SmallVector<Value> values;
+      if (m.expand)
+        values.push_back(sparseDotProduct(rb, loc, m, x2, first, n));
+      else if (m.csr)
+        values.push_back(csrDotProduct(rb, loc, m, x2, first, n));
+      else if (m.permps)
+        values = tableDotProducts(rb, loc, m, xd, codes, scales, zeroPoints,
+                                  rowIndices, n);
+      else
+        values = dotProducts(rb, loc, m, x2, codes, scales, zeroPoints,
+                             rowIndices, n);
+      for (int64_t r = 0; r < count; ++r)
+        c = tensor::InsertOp::create(rb, loc, values[r], c, rowIndices[r]);
+      return c;
+    };
+    // Blocks of `rowBlock` rows share each weight vector's load (and
+    // conversion or lookup); the rows left over go one at a time.
+    Value start = index(b, loc, 0);
+    if (m.rowBlock > 1) {
+      Value block = index(b, loc, m.rowBlock);
+      start = arith::SubIOp::create(
+          b, loc, rows, arith::RemUIOp::create(b, loc, rows, block));
+      auto blocks = scf::ForOp::create(
+          b, loc, index(b, loc, 0), start, block, ValueRange{column},
+          [&](OpBuilder &rb, Location, Value first, ValueRange c) {
+            scf::YieldOp::create(
+                rb, loc, ValueRange{products(rb, first, m.rowBlock, c[0])});
+          });
+      column = blocks.getResult(0);
+    }
     auto perRow = scf::ForOp::create(
-        b, loc, index(b, loc, 0), rows, index(b, loc, 1), ValueRange{column},
+        b, loc, start, rows, index(b, loc, 1), ValueRange{column},
         [&](OpBuilder &rb, Location, Value row, ValueRange c) {
-          Value value = m.expand   ? sparseDotProduct(rb, loc, m, x2, row, n)
-                        : m.csr    ? csrDotProduct(rb, loc, m, x2, row, n)
-                        : m.permps ? tableDotProduct(rb, loc, m, xd, codes,
-                                                     scales, zeroPoints, row, n)
-                                   : dotProduct(rb, loc, m, x2, codes, scales,
-                                                zeroPoints, row, n);
-          scf::YieldOp::create(
-              rb, loc,
-              ValueRange{tensor::InsertOp::create(rb, loc, value, c[0], row)});
+          scf::YieldOp::create(rb, loc, ValueRange{products(rb, row, 1, c[0])});
         });
     b.setInsertionPointToEnd(forall.getTerminator().getBody());
     OpFoldResult zero = b.getIndexAttr(0), one = b.getIndexAttr(1);
@@ -1053,9 +1123,9 @@ struct MatvecDotProductsPass
   using Base::Base;
 
   void runOnOperation() final {
-    if (maxRows < 1) {
-      getOperation().emitError()
-          << "kiln-matvec-dot-products: max-rows must be positive";
+    if (maxRows < 1 || rowBlock < 1 || rowBlock > 8) {
+      getOperation().emitError() << "kiln-matvec-dot-products: max-rows "
+                                    "must be positive and row-block in 1..8";
       return signalPassFailure();
     }
     SmallVector<Matvec> work;
@@ -1080,6 +1150,8 @@ struct MatvecDotProductsPass
         }
         m.permps = permps;
       }
+      if (!m.expand && !m.csr && !m.rowMajor)
+        m.rowBlock = rowBlock;
       rewrite(rewriter, m, maxRows);
     }
     // Matmuls of more rows than max-rows are left alone: no call then.

@@ -30,11 +30,11 @@
 // CHECK:     %[[B:.*]] = vector.transfer_read %[[Q]][%[[N]], %[[BYTE]]], %{{.*}} {in_bounds = [true]} : tensor<96x32xi8>, vector<16xi8>
 // CHECK:     %[[LANES:.*]] = arith.extui %[[B]] : vector<16xi8> to vector<16xi32>
 // CHECK:     %[[HIGH:.*]] = arith.shrui %[[LANES]], %[[FOUR]]
+// CHECK:     %[[K16:.*]] = arith.addi %[[K]], %c16
 // CHECK:     %[[LO:.*]] = func.call @llvm.x86.avx512.permvar.sf.512(%[[TABLE]], %[[LANES]])
 // CHECK:     %[[XE:.*]] = vector.transfer_read %[[XD]][%c0, %[[K]]]
 // CHECK:     %[[F0:.*]] = vector.fma %[[LO]], %[[XE]], %[[A0]]
 // CHECK:     %[[HI:.*]] = func.call @llvm.x86.avx512.permvar.sf.512(%[[TABLE]], %[[HIGH]])
-// CHECK:     %[[K16:.*]] = arith.addi %[[K]], %c16
 // CHECK:     %[[XO:.*]] = vector.transfer_read %[[XD]][%c0, %[[K16]]]
 // CHECK:     %[[F1:.*]] = vector.fma %[[HI]], %[[XO]], %[[A1]]
 // CHECK:     scf.yield %[[F0]], %[[F1]]

@@ -72,6 +72,11 @@ struct CPUPipelineOptions : public PassPipelineOptions<CPUPipelineOptions> {
       llvm::cl::desc("Decoding steps look 4-bit codes up in a per-group "
                      "table with vpermps (AVX-512; kiln-matvec-dot-products)"),
       llvm::cl::init(false)};
+  PassOptions::Option<int64_t> matvecRowBlock{
+      *this, "matvec-row-block",
+      llvm::cl::desc("Rows a decoding step's dot-product kernels multiply "
+                     "together (kiln-matvec-dot-products row-block)"),
+      llvm::cl::init(1)};
   PassOptions::Option<int64_t> int8TileM{
       *this, "int8-tile-m", llvm::cl::desc("int8 matmul register tile rows"),
       llvm::cl::init(8)};

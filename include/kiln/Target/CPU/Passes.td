@@ -126,10 +126,19 @@ def MatvecDotProductsPass
     code up in it; a step takes 16 code bytes, their low nibbles times the
     block's even inputs and their high nibbles times its odd ones (x is
     deinterleaved per block of 32 once per call). No group sum is scaled.
+
+    With `row-block` R > 1 the dense and quantized kernels take R rows of
+    x at a time: each weight vector is loaded (and converted or looked
+    up) once and multiplied with each of the R rows into their own
+    partial sums; the rows left over (rows mod R) go one at a time.
   }];
   let options = [
     Option<"maxRows", "max-rows", "int64_t", /*default=*/"16",
            "The most rows of x the dot-product kernel takes">,
+    Option<"rowBlock", "row-block", "int64_t", /*default=*/"1",
+           "Rows of x the dense and quantized dot-product kernels multiply "
+           "together, sharing each weight vector's load and conversion "
+           "(1..8; the rows left over go one at a time)">,
     Option<"nibbleTable", "nibble-table", "bool", /*default=*/"false",
            "Look 4-bit codes up in a per-group table with vpermps "
            "(AVX-512) instead of converting them">,
