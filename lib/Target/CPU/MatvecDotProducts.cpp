@@ -907,9 +907,12 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
     outSizes.push_back(columns);
   Value out = tensor::EmptyOp::create(b, loc, outType, outSizes);
   Value xd = m.permps ? deinterleaveBlocks(b, loc, x2, rows, m.k) : Value();
-  auto forall = scf::ForallOp::create(
-      b, loc, ArrayRef<OpFoldResult>{columns}, ValueRange{out}, std::nullopt);
-  {
+  // The output columns in parallel, each over the rows: in blocks of
+  // `block` rows (sharing each weight vector's load and conversion or
+  // lookup) and then one at a time, or one at a time only (block 1).
+  auto buildForall = [&](OpBuilder &b, int64_t block) -> Value {
+    auto forall = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{columns},
+                                        ValueRange{out}, std::nullopt);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(forall.getBody());
     Value n = forall.getInductionVars()[0];
@@ -936,18 +939,16 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
         c = tensor::InsertOp::create(rb, loc, values[r], c, rowIndices[r]);
       return c;
     };
-    // Blocks of `rowBlock` rows share each weight vector's load (and
-    // conversion or lookup); the rows left over go one at a time.
     Value start = index(b, loc, 0);
-    if (m.rowBlock > 1) {
-      Value block = index(b, loc, m.rowBlock);
-      start = arith::SubIOp::create(
-          b, loc, rows, arith::RemUIOp::create(b, loc, rows, block));
+    if (block > 1) {
+      Value step = index(b, loc, block);
+      start = arith::SubIOp::create(b, loc, rows,
+                                    arith::RemUIOp::create(b, loc, rows, step));
       auto blocks = scf::ForOp::create(
-          b, loc, index(b, loc, 0), start, block, ValueRange{column},
+          b, loc, index(b, loc, 0), start, step, ValueRange{column},
           [&](OpBuilder &rb, Location, Value first, ValueRange c) {
-            scf::YieldOp::create(
-                rb, loc, ValueRange{products(rb, first, m.rowBlock, c[0])});
+            scf::YieldOp::create(rb, loc,
+                                 ValueRange{products(rb, first, block, c[0])});
           });
       column = blocks.getResult(0);
     }
@@ -962,8 +963,24 @@ Value buildKernel(OpBuilder &b, Location loc, const Matvec &m, Value x2,
         b, loc, perRow.getResult(0), forall.getRegionIterArgs()[0],
         ArrayRef<OpFoldResult>{zero, n}, ArrayRef<OpFoldResult>{rows, one},
         ArrayRef<OpFoldResult>{one, one});
-  }
-  return forall.getResult(0);
+    return forall.getResult(0);
+  };
+  if (m.rowBlock <= 1)
+    return buildForall(b, 1);
+  // Fewer rows than a block (a decoding step of one sequence) take the
+  // one-row kernel alone: the blocked loop nest measured 5% slower there
+  // (gpt2-small w4g128 + head, one row: 4.39 against 4.17 ms).
+  Value blocks = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, rows,
+                                       index(b, loc, m.rowBlock));
+  auto branch = scf::IfOp::create(
+      b, loc, blocks,
+      [&](OpBuilder &tb, Location l) {
+        scf::YieldOp::create(tb, l, ValueRange{buildForall(tb, m.rowBlock)});
+      },
+      [&](OpBuilder &eb, Location l) {
+        scf::YieldOp::create(eb, l, ValueRange{buildForall(eb, 1)});
+      });
+  return branch.getResult(0);
 }
 
 /// Rows up to which the 2:4 gather kernel beats expanding the weight into

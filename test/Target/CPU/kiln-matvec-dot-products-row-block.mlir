@@ -7,10 +7,13 @@
 // step one load and conversion of 16 codes, four reads of x (rows r0 ..
 // r0 + 3) and four multiply-adds into their own partial sums (two steps
 // unrolled: eight), scaled and summed per row; the rows left over
-// (rows mod 4) one at a time as without the option.
+// (rows mod 4) one at a time as without the option. Fewer rows than a
+// block take the one-row kernel alone (a second forall).
 // CHECK-LABEL: func.func @w8_rows
 // CHECK-SAME: (%[[X:.*]]: tensor<?x64xf32>, %[[Q:.*]]: tensor<96x64xi8>, %[[S:.*]]: tensor<96x1xf32>)
 // CHECK: %[[ROWS:.*]] = tensor.dim %[[X]], %c0
+// CHECK: %[[MANY:.*]] = arith.cmpi uge, %[[ROWS]], %c4
+// CHECK: scf.if %[[MANY]]
 // CHECK: scf.forall (%[[N:.*]]) in (96)
 // CHECK:   %[[REST:.*]] = arith.remui %[[ROWS]], %c4
 // CHECK:   %[[BLOCKED:.*]] = arith.subi %[[ROWS]], %[[REST]]
@@ -42,10 +45,15 @@
 // CHECK:     scf.yield %[[I3]]
 // CHECK:   scf.for %[[R:.*]] = %[[BLOCKED]] to %[[ROWS]] step %c1 iter_args(%{{.*}} = %[[BLOCKS]])
 // CHECK:     vector.transfer_read %[[X]][%[[R]],
+// CHECK: } else {
+// CHECK:   scf.forall
+// CHECK-NOT: arith.remui
+// CHECK:     scf.for %[[ONE:.*]] = %c0 to %[[ROWS]] step %c1
+// CHECK:       vector.transfer_read %[[X]][%[[ONE]],
 
 // With the table kernel the two lookups of a step are shared by the four
 // rows: two calls of vpermps and eight multiply-adds in the block loop,
-// two calls for the single rows after it, four in all.
+// two calls for the single rows after it; two for fewer rows than a block.
 // TABLE-LABEL: func.func @w8_rows
 // TABLE-LABEL: func.func @w4_rows
 // TABLE: scf.for %{{.*}} step %c4
@@ -56,6 +64,8 @@
 // TABLE-COUNT-4: vector.fma
 // TABLE:     scf.yield
 // TABLE: scf.for
+// TABLE-COUNT-2: func.call @llvm.x86.avx512.permvar.sf.512
+// TABLE: } else {
 // TABLE-COUNT-2: func.call @llvm.x86.avx512.permvar.sf.512
 // TABLE-NOT: func.call
 

@@ -130,7 +130,9 @@ def MatvecDotProductsPass
     With `row-block` R > 1 the dense and quantized kernels take R rows of
     x at a time: each weight vector is loaded (and converted or looked
     up) once and multiplied with each of the R rows into their own
-    partial sums; the rows left over (rows mod R) go one at a time.
+    partial sums; the rows left over (rows mod R) go one at a time, and
+    fewer rows than R take the one-row kernel alone (a branch on the row
+    count).
   }];
   let options = [
     Option<"maxRows", "max-rows", "int64_t", /*default=*/"16",
