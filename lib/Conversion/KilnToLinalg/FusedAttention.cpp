@@ -517,7 +517,9 @@ LogicalResult lowerAttentionGrad(IRRewriter &rewriter, AttentionGradOp op,
     ValueRange outs = queryRows.getRegionIterArgs();
     Value b = ivs[0], h = ivs[1], i = ivs[2];
     Value q = p.scaledQueryRow(rewriter, b, h, i);
-    auto [m, l, acc] = p.forwardRow(rewriter, b, h, i, q);
+    // Named values, not a structured binding: a lambda below captures them.
+    std::array<Value, 3> row = p.forwardRow(rewriter, b, h, i, q);
+    Value m = row[0], l = row[1], acc = row[2];
     Value inverseSum =
         arith::DivFOp::create(rewriter, loc, f32Const(rewriter, loc, 1.0), l);
     Value o = arith::MulFOp::create(

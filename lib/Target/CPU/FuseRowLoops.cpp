@@ -124,7 +124,7 @@ bool isFresh(Value value) {
 /// an allocation: each would need its own reasoning).
 std::optional<llvm::DenseMap<Value, Use>> usesOf(scf::ParallelOp loop) {
   llvm::DenseMap<Value, Use> uses;
-  ValueRange ivs = loop.getInductionVars();
+  SmallVector<Value> ivs = loop.getInductionVars();
   // `dims`: which dims of the buffer the access covers beyond its
   // indices' element (a vector's); they must all come after the row.
   auto record = [&](Value memref, ValueRange indices, bool writes,

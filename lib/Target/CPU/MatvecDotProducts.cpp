@@ -625,7 +625,9 @@ Value csrDotProduct(OpBuilder &b, Location loc, const Matvec &m, Value x,
   auto maskType = VectorType::get({kLanes}, b.getI1Type());
   Value zeros = arith::ConstantOp::create(
       b, loc, f32Vector, DenseElementsAttr::get(f32Vector, 0.0f));
-  auto [start, end] = csrEntries(b, loc, e, n);
+  // Named values, not a structured binding: lambdas below capture them.
+  std::pair<Value, Value> bounds = csrEntries(b, loc, e, n);
+  Value start = bounds.first, end = bounds.second;
   Value lastColumn = arith::ConstantOp::create(
       b, loc, i32Vector,
       DenseElementsAttr::get(i32Vector,
@@ -816,7 +818,9 @@ Value buildSparseRowsKernel(OpBuilder &b, Location loc, const Matvec &m,
     Value n = forall.getInductionVars()[0];
     auto rowType = RankedTensorType::get({ShapedType::kDynamic}, f32);
     Value line = tensor::EmptyOp::create(b, loc, rowType, ValueRange{padded});
-    auto [start, end] = csrEntries(b, loc, e, n);
+    // Named values, not a structured binding: lambdas below capture them.
+    std::pair<Value, Value> bounds = csrEntries(b, loc, e, n);
+    Value start = bounds.first, end = bounds.second;
     Value lastColumn = index(b, loc, k - 1);
     // Rows [from, to) in chunks of `vectors` x 16: for each chunk, every
     // entry adds value · xt[index, m0 ..) into `vectors` accumulators.
