@@ -698,16 +698,16 @@ void accumulateFromZero(RewriterBase &rewriter, scf::ForallOp loop) {
 /// Prefetches into L2, from the register tiles' k loop of one column panel,
 /// the next panel of weights stored as panels (`stored`: [P, K, width],
 /// this panel's index `panel`): K x width floats, K * width / 16 lines.
-/// Step k of row tile t fetches line ((t K + k) L) / (T K) of the L lines,
-/// T the panel's whole row tiles, so the lines arrive spread over the
-/// panel's work. The weights are read cold from memory on every forward
-/// (500 MB for gpt2-small), and without the prefetch the first row tile of
-/// each panel waited on each line. (Tried and not kept: the same for an
-/// rhs packed from its row-major or transposed layout, 5% slower and no
-/// faster on gpt2-small: each prefetched row there lies in another page.)
-/// Nothing is fetched where a step would have to fetch more than two
-/// lines (fewer whole row tiles than half a row's lines): the adjacent-line
-/// prefetcher pairs lines, no more.
+/// Step k of row tile t fetches about element (t K + k) E / (T K) of the
+/// E = K * width, T the panel's whole row tiles, so the lines arrive
+/// spread over the panel's work. The weights are read cold from memory on every
+/// forward (500 MB for gpt2-small), and without the prefetch the first row tile
+/// of each panel waited on each line. (Tried and not kept: the same for an rhs
+/// packed from its row-major or transposed layout, 5% slower and no faster on
+/// gpt2-small: each prefetched row there lies in another page.) Nothing is
+/// fetched where a step would have to fetch more than two lines (fewer whole
+/// row tiles than half a row's lines): the adjacent-line prefetcher pairs
+/// lines, no more.
 void prefetchNextStoredPanel(RewriterBase &rewriter, Value stored,
                              OpFoldResult panel, int64_t depth,
                              int64_t wholeTiles, int64_t tileRows,
@@ -744,30 +744,44 @@ void prefetchNextStoredPanel(RewriterBase &rewriter, Value stored,
       MemRefType::get(type.getShape(), type.getElementType(), layout), stored,
       rewriter.getUnitAttr());
 
-  rewriter.setInsertionPointToStart(kLoop.getBody());
-  AffineExpr s0, s1;
-  bindSymbols(rewriter.getContext(), s0, s1);
-  auto apply = [&](AffineExpr expr, ArrayRef<OpFoldResult> operands) {
-    return affine::makeComposedFoldedAffineApply(rewriter, loc, expr, operands);
+  // The element fetched at step k of row tile t is ((t K + k) S) >> 16,
+  // S the panel's floats per step with 16 fraction bits: linear in k, so
+  // it costs an add per step (the floor divisions of the exact spread
+  // were some twenty integer ops per step beside the tile's 24 FMAs).
+  // The peeled partial tile's steps fetch the panel's last line.
+  constexpr int64_t kFractionBits = 16;
+  int64_t panelFloats = depth * width;
+  int64_t scale = (panelFloats << kFractionBits) / (wholeTiles * depth);
+  auto constant = [&](int64_t value) {
+    return arith::ConstantIndexOp::create(rewriter, loc, value).getResult();
   };
+  rewriter.setInsertionPoint(kLoop);
+  Value tile = arith::DivUIOp::create(rewriter, loc, mLoop.getInductionVar(),
+                                      constant(tileRows));
+  Value start =
+      arith::MulIOp::create(rewriter, loc, tile, constant(depth * scale));
+  rewriter.setInsertionPointToStart(kLoop.getBody());
+  Value offset = arith::MulIOp::create(rewriter, loc, kLoop.getInductionVar(),
+                                       constant(scale));
+  Value fixed = arith::AddIOp::create(rewriter, loc, start, offset);
+  Value element =
+      arith::ShRUIOp::create(rewriter, loc, fixed, constant(kFractionBits));
+  Value clamped =
+      arith::MinUIOp::create(rewriter, loc, element, constant(panelFloats - 1));
   // The next panel; the last one fetches itself.
-  OpFoldResult next = affine::makeComposedFoldedAffineMin(
+  Value next = getValueOrCreateConstantIndexOp(
       rewriter, loc,
-      AffineMap::get(0, 1, {s0 + 1, rewriter.getAffineConstantExpr(panels - 1)},
-                     rewriter.getContext()),
-      {panel});
-  // ((t K + k) L) / (T K) with t = m / tileRows and L = K * lineCount; the
-  // peeled partial tile's lines wrap around to the first ones.
-  OpFoldResult line = apply((((s0.floorDiv(tileRows) * depth + s1) * lineCount)
-                                 .floorDiv(wholeTiles)) %
-                                (depth * lineCount),
-                            {mLoop.getInductionVar(), kLoop.getInductionVar()});
-  SmallVector<OpFoldResult> index = {
-      next, apply(s0.floorDiv(lineCount), {line}),
-      apply((s0 % lineCount) * kLineFloats, {line})};
-  SmallVector<Value> indices = llvm::map_to_vector(index, [&](OpFoldResult v) {
-    return getValueOrCreateConstantIndexOp(rewriter, loc, v);
-  });
+      affine::makeComposedFoldedAffineMin(
+          rewriter, loc,
+          AffineMap::get(0, 1,
+                         {rewriter.getAffineSymbolExpr(0) + 1,
+                          rewriter.getAffineConstantExpr(panels - 1)},
+                         rewriter.getContext()),
+          {panel}));
+  Value row = arith::DivUIOp::create(rewriter, loc, clamped, constant(width));
+  Value column =
+      arith::RemUIOp::create(rewriter, loc, clamped, constant(width));
+  SmallVector<Value> indices = {next, row, column};
   memref::PrefetchOp::create(rewriter, loc, buffer, indices,
                              /*isWrite=*/false, /*localityHint=*/2,
                              /*isDataCache=*/true);

@@ -344,26 +344,37 @@ func.func @dynamic_rows_columns(%a: tensor<?x16xf32>, %b: tensor<16x?xf32>) -> t
 // 64-column ones do not fit: unpacked whole (correct, slow).
 //
 // The full panels' register tiles prefetch the next stored panel into L2
-// (the last panel itself), a line per step of k: with 2 whole row tiles
-// of 64 steps for the 256 lines, step k of tile t takes line
-// (128 t + 2 k) mod 256 (row line / 4, column 16 (line mod 4)), the
-// adjacent-line prefetcher the odd lines. The split-off last panel has no
-// next one.
+// (the last panel itself): step k of row tile t takes element
+// ((64 t + k) S) >> 16 of the panel's 4096, S = 4096 * 2^16 / (2 * 64)
+// its floats per step in fixed point (32 here: a line every other step,
+// the adjacent-line prefetcher the other), clamped to the last one (the
+// peeled partial tile), as row e / 64, column e mod 64. The split-off
+// last panel has no next one.
 // STORED-DAG: #[[$NEXT:.*]] = affine_map<()[s0] -> (s0 floordiv 64 + 1, 3)>
-// STORED-DAG: #[[$ROW:.*]] = affine_map<()[s0, s1] -> (s1 floordiv 2 + (s0 floordiv 6) * 32 - ((s1 + (s0 floordiv 6) * 64) floordiv 128) * 64)>
-// STORED-DAG: #[[$COL:.*]] = affine_map<()[s0] -> (s0 * 32 - (s0 floordiv 2) * 64)>
 // STORED-LABEL: func @stored_panels
 // STORED-SAME: %[[P:[a-z0-9]+]]: tensor<4x64x64xf32>
 // STORED-NOT: linalg.unpack
 // STORED-NOT: linalg.copy
+// STORED-DAG: %[[C6:.*]] = arith.constant 6 : index
+// STORED-DAG: %[[C64:.*]] = arith.constant 64 : index
+// STORED-DAG: %[[C16:.*]] = arith.constant 16 : index
+// STORED-DAG: %[[LAST:.*]] = arith.constant 4095 : index
+// STORED-DAG: %[[SCALE:.*]] = arith.constant 2097152 : index
+// STORED-DAG: %[[TILE:.*]] = arith.constant 134217728 : index
 // STORED: %[[BUF:.*]] = bufferization.to_buffer %[[P]] read_only : tensor<4x64x64xf32> to memref<4x64x64xf32, strided<[?, ?, ?], offset: ?>>
 // STORED: scf.forall (%[[COL0:.*]]) = (0) to (192) step (64)
 // STORED: tensor.extract_slice %[[P]][%{{.*}}, 0, 0] [1, 64, 64] [1, 1, 1] : tensor<4x64x64xf32> to tensor<64x64xf32>
 // STORED: %[[NEXTP:.*]] = affine.min #[[$NEXT]]()[%[[COL0]]]
-// STORED: scf.for %[[M:.*]] = %{{.*}} to %{{.*}} step %{{.*}}
+// STORED: scf.for %[[M:[a-z0-9]+]] =
+// STORED: %[[T:.*]] = arith.divui %[[M]], %[[C6]] : index
+// STORED: %[[START:.*]] = arith.muli %[[T]], %[[TILE]] : index
 // STORED: scf.for %[[K:[a-z0-9]+]] =
-// STORED: %[[R:.*]] = affine.apply #[[$ROW]]()[%[[M]], %[[K]]]
-// STORED: %[[C:.*]] = affine.apply #[[$COL]]()[%[[K]]]
+// STORED: %[[STEP:.*]] = arith.muli %[[K]], %[[SCALE]] : index
+// STORED: %[[FIXED:.*]] = arith.addi %[[START]], %[[STEP]] : index
+// STORED: %[[E:.*]] = arith.shrui %[[FIXED]], %[[C16]] : index
+// STORED: %[[CL:.*]] = arith.minui %[[E]], %[[LAST]] : index
+// STORED: %[[R:.*]] = arith.divui %[[CL]], %[[C64]] : index
+// STORED: %[[C:.*]] = arith.remui %[[CL]], %[[C64]] : index
 // STORED: memref.prefetch %[[BUF]][%[[NEXTP]], %[[R]], %[[C]]], read, locality<2>, data
 // STORED: tensor.extract_slice %[[P]][3, 0, 0] [1, 64, 8] [1, 1, 1] : tensor<4x64x64xf32> to tensor<64x8xf32>
 // STORED-NOT: memref.prefetch

@@ -45,8 +45,9 @@ def TileAndVectorizeContractionsPass
     hidden-state gradient through the LM head has K = 50257), k is walked
     in blocks of `k-block` steps, each a parallel loop over the panels.
     Where weights are stored as panels (`kiln-pack-weights`), the register
-    tiles of each panel prefetch the next panel's lines into L2, a line
-    per step of k spread over the panel's row tiles
+    tiles of each panel prefetch the next panel's lines into L2, spread
+    evenly over the panel's row tiles and steps of k: one prefetch per step,
+    its position a fixed-point count that costs an add per step
     (`prefetch-stored-panels`; the stored weights are read cold from
     memory on every forward, and the first row tile otherwise waited on
     each line). Whole 16 x 16 transpose blocks become 16 row reads and 64
