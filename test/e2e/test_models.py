@@ -505,19 +505,34 @@ class PackedWeights(unittest.TestCase):
             return manifest
 
     def test_gpt2_in_out_weights(self):
-        # GPT-2's Conv1D weights ([in, out]); the tied LM head stays as it is
-        # (the embedding reads it too).
+        # GPT-2's Conv1D weights ([in, out]), and the token embedding the
+        # tied LM head reads [out, in] (the embedding gathers its rows from
+        # the panels: the logits of the first token's position too).
         manifest = self.check("gpt2-tiny.json", 11, lambda n: n.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")))
-        self.assertFalse(any(p["name"] == "transformer.wte.weight" and "packed" in p
-                             for p in manifest["parameters"]))
+        wte = next(p for p in manifest["parameters"] if p["name"] == "transformer.wte.weight")
+        self.assertFalse(wte["packed"]["in_out"])
+        self.assertEqual(wte["packed"]["shape"], [1000, 64])
+        # A one-token artifact keeps the head row-major: its step takes dot
+        # products over the table's rows.
+        config_path, _ = load_config("gpt2-tiny.json")
+        with tempfile.TemporaryDirectory() as tmp:
+            one = compile_artifact(config_path, os.path.join(tmp, "one.kiln"),
+                                   extra=["--batch", "1", "--seq", "1"])
+            wte = next(p for p in one["parameters"] if p["name"] == "transformer.wte.weight")
+            self.assertNotIn("packed", wte)
+            self.assertTrue(any("packed" in p for p in one["parameters"]))
 
     def test_llama_out_in_weights(self):
-        # nn.Linear weights ([out, in]): f32 ones stay row-major (read
-        # transposed in place); bf16 ones for the AMX or vdpbf16ps kernel
+        # nn.Linear weights ([out, in]): f32 ones as panels of their
+        # transpose (the untied LM head over 1000 columns with a partial
+        # last panel); bf16 ones for the AMX or vdpbf16ps kernel
         # are stored in pairs, the
-        # untied LM head over 1000 columns with a partial last panel, the
         # down projection (in = 172, not a multiple of 32) as it is.
-        self.check("llama-tiny.json", 12, lambda n: n.endswith("norm.weight"), expect_packed=False)
+        manifest = self.check("llama-tiny.json", 12, lambda n: n.endswith("norm.weight"))
+        packed = {p["name"]: p for p in manifest["parameters"] if "packed" in p}
+        self.assertTrue(all(not p["packed"]["in_out"] for p in packed.values()))
+        self.assertIn("lm_head.weight", packed)
+        self.assertTrue(any("down_proj" in name for name in packed))
         manifest = self.check("llama-tiny.json", 12, lambda n: n.endswith("norm.weight"),
                               extra=["--dtype", "bf16"], expect_packed=cpu_has_bf16_pairs())
         packed = {p["name"]: p for p in manifest["parameters"] if "packed" in p}

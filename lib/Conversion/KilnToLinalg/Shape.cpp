@@ -51,7 +51,12 @@ struct UnpackPanelsOpPattern : OpConversionPattern<UnpackPanelsOp> {
                   ConversionPatternRewriter &rewriter) const final {
     Location loc = op.getLoc();
     RankedTensorType type = op.getType();
-    Value init = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+    bool transposed = op.getTransposed();
+    // The [K, N] matrix (transposed after, with `transposed`).
+    SmallVector<int64_t> matrixShape = llvm::to_vector(type.getShape());
+    if (transposed)
+      std::swap(matrixShape[0], matrixShape[1]);
+    Value init = tensor::EmptyOp::create(rewriter, loc, matrixShape,
                                          type.getElementType());
     auto inputType = tensorType(adaptor.getInput());
     int64_t width = inputType.getDimSize(2);
@@ -62,10 +67,19 @@ struct UnpackPanelsOpPattern : OpConversionPattern<UnpackPanelsOp> {
       innerDims.push_back(0);
       tiles.push_back(rewriter.getIndexAttr(inputType.getDimSize(3)));
     }
-    auto unpack =
+    Value matrix =
         linalg::UnPackOp::create(rewriter, loc, adaptor.getInput(), init,
-                                 innerDims, tiles, /*outerDimsPerm=*/{1, 0});
-    rewriter.replaceOp(op, unpack.getResult());
+                                 innerDims, tiles, /*outerDimsPerm=*/{1, 0})
+            .getResult();
+    if (transposed) {
+      Value out = tensor::EmptyOp::create(rewriter, loc, type.getShape(),
+                                          type.getElementType());
+      matrix = linalg::TransposeOp::create(rewriter, loc, matrix, out,
+                                           ArrayRef<int64_t>{1, 0})
+                   .getResult()
+                   .front();
+    }
+    rewriter.replaceOp(op, matrix);
     return success();
   }
 };
@@ -246,6 +260,26 @@ struct BroadcastToOpPattern : OpConversionPattern<BroadcastToOp> {
   }
 };
 
+/// Where element `coords` of a kiln.unpack_panels result lies in its
+/// panels (`panelsType`: [P, K, w] or [P, K / g, w, g]): matrix element
+/// (k, n) (`transposed`: coords are (n, k)) at [n / w, k, n mod w] or
+/// [n / w, k / g, n mod w, k mod g].
+SmallVector<Value> panelCoordinates(OpBuilder &b, Location loc,
+                                    ArrayRef<Value> coords,
+                                    RankedTensorType panelsType,
+                                    bool transposed) {
+  Value k = coords[transposed ? 1 : 0], n = coords[transposed ? 0 : 1];
+  Value width = indexConstant(b, loc, panelsType.getDimSize(2));
+  Value panel = arith::DivUIOp::create(b, loc, n, width);
+  Value column = arith::RemUIOp::create(b, loc, n, width);
+  if (panelsType.getRank() == 3)
+    return {panel, k, column};
+  Value group = indexConstant(b, loc, panelsType.getDimSize(3));
+  Value row = arith::DivUIOp::create(b, loc, k, group);
+  Value within = arith::RemUIOp::create(b, loc, k, group);
+  return {panel, row, column, within};
+}
+
 struct GatherOpPattern : OpConversionPattern<GatherOp> {
   using OpConversionPattern::OpConversionPattern;
   LogicalResult
@@ -274,9 +308,19 @@ struct GatherOpPattern : OpConversionPattern<GatherOp> {
     // Out-of-range indices (a token id past the vocabulary) are clamped to
     // the nearest row: reading outside the table would crash the process.
     Value zero = indexConstant(rewriter, loc, 0);
-    Value axisSize = tensor::DimOp::create(rewriter, loc, input, axis);
-    Value one = indexConstant(rewriter, loc, 1);
-    Value last = arith::SubIOp::create(rewriter, loc, axisSize, one);
+    // A table stored as column panels (kiln.unpack_panels, static) is read
+    // where its elements lie in them: unpacked, a 154 MB LM head tied to
+    // the token embedding would be copied on every call for the few rows
+    // gathered.
+    auto unpack = op.getInput().getDefiningOp<UnpackPanelsOp>();
+    Value panels =
+        unpack ? rewriter.getRemappedValue(unpack.getInput()) : Value();
+    Value last =
+        panels ? indexConstant(rewriter, loc, inputType.getDimSize(axis) - 1)
+               : arith::SubIOp::create(
+                     rewriter, loc,
+                     tensor::DimOp::create(rewriter, loc, input, axis),
+                     indexConstant(rewriter, loc, 1));
     Value result = buildIndexed(
         rewriter, loc, resultType, sizes, {indices}, {indexMap},
         [&](OpBuilder &b, Location l, ValueRange ivs, ValueRange args) {
@@ -290,6 +334,11 @@ struct GatherOpPattern : OpConversionPattern<GatherOp> {
           coords.push_back(index);
           for (int64_t d = axis + 1; d < inputType.getRank(); ++d)
             coords.push_back(ivs[d - 1 + indexRank]);
+          if (panels)
+            return tensor::ExtractOp::create(
+                b, l, panels,
+                panelCoordinates(b, l, coords, tensorType(panels),
+                                 unpack.getTransposed()));
           return tensor::ExtractOp::create(b, l, input, coords);
         });
     rewriter.replaceOp(op, result);

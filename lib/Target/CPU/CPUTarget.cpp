@@ -12,6 +12,7 @@
 #include "kiln/Dialect/Kiln/Transforms/Passes.h"
 #include "kiln/Runtime/ArtifactAbi.h"
 #include "kiln/Target/CPU/CPUPipeline.h"
+#include "kiln/Target/CPU/Passes.h"
 
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringExtras.h"
@@ -38,6 +39,9 @@ public:
     KilnPackWeightsPassOptions options;
     options.panelWidth = kernels_.tileN;
     options.atLoad = kernels_.packWeights == WeightPacking::AtLoad;
+    // Rows kiln-matvec-dot-products takes as dot products over the rows of
+    // an [out, in] weight.
+    options.dotProductRows = MatvecDotProductsPassOptions().maxRows;
     if (kernels_.bf16Dot == "amx" || kernels_.bf16Dot == "avx512")
       options.pairPanelWidth = kAMXPanelColumns;
     pm.addPass(createKilnPackWeightsPass(options));

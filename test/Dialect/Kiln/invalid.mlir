@@ -1514,3 +1514,13 @@ func.func @unpack_panels_type(%p: tensor<1x8x4x2xf32>) {
   %0 = "kiln.unpack_panels"(%p) {columns = 3 : i64} : (tensor<1x8x4x2xf32>) -> tensor<8x3xf32>
   return
 }
+
+// -----
+
+func.func @unpack_panels_transposed_type(%p: tensor<2x8x4xf32>) {
+  // Transposed: the [8, 6] matrix is [6, 8].
+  // expected-error @+2 {{'kiln.unpack_panels' op inferred type(s) 'tensor<6x8xf32>' are incompatible with return type(s) of operation 'tensor<8x6xf32>'}}
+  // expected-error @+1 {{'kiln.unpack_panels' op failed to infer returned types}}
+  %0 = kiln.unpack_panels %p columns = 6 transposed : (tensor<2x8x4xf32>) -> tensor<8x6xf32>
+  return
+}

@@ -472,10 +472,12 @@ func.func @fp8_ops(%x: tensor<?x64xf32>, %s: tensor<1x1xf32>, %w: tensor<16x64xf
 }
 
 // CHECK-LABEL: func.func @unpack_panels(
-func.func @unpack_panels(%p: tensor<4x64x64xf32>, %q: tensor<2x32x128x2xbf16>) -> (tensor<64x200xf32>, tensor<64x256xbf16>) {
+func.func @unpack_panels(%p: tensor<4x64x64xf32>, %q: tensor<2x32x128x2xbf16>) -> (tensor<64x200xf32>, tensor<64x256xbf16>, tensor<200x64xf32>) {
 // CHECK: kiln.unpack_panels %{{.*}} columns = 200 : (tensor<4x64x64xf32>) -> tensor<64x200xf32>
   %0 = kiln.unpack_panels %p columns = 200 : (tensor<4x64x64xf32>) -> tensor<64x200xf32>
 // CHECK: kiln.unpack_panels %{{.*}} columns = 256 : (tensor<2x32x128x2xbf16>) -> tensor<64x256xbf16>
   %1 = kiln.unpack_panels %q columns = 256 : (tensor<2x32x128x2xbf16>) -> tensor<64x256xbf16>
-  return %0, %1 : tensor<64x200xf32>, tensor<64x256xbf16>
+// CHECK: kiln.unpack_panels %{{.*}} columns = 200 transposed : (tensor<4x64x64xf32>) -> tensor<200x64xf32>
+  %2 = kiln.unpack_panels %p columns = 200 transposed : (tensor<4x64x64xf32>) -> tensor<200x64xf32>
+  return %0, %1, %2 : tensor<64x200xf32>, tensor<64x256xbf16>, tensor<200x64xf32>
 }

@@ -216,8 +216,10 @@ LogicalResult UnpackPanelsOp::inferReturnTypes(MLIRContext *context, Loc loc,
   if (rows > std::numeric_limits<int64_t>::max() / group)
     return emitOptionalError(loc, rows, " rows in groups of ", group,
                              " overflow");
-  types.push_back(
-      RankedTensorType::get({rows * group, columns}, input.getElementType()));
+  SmallVector<int64_t> shape = {rows * group, columns};
+  if (adaptor.getTransposed())
+    std::swap(shape[0], shape[1]);
+  types.push_back(RankedTensorType::get(shape, input.getElementType()));
   return success();
 }
 

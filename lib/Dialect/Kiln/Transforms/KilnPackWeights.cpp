@@ -41,6 +41,21 @@ struct KilnPackWeightsPass
     : kiln::impl::KilnPackWeightsPassBase<KilnPackWeightsPass> {
   using Base::Base;
 
+  /// Whether every linear takes a static number of rows (its input's
+  /// leading dims) of at most dot-product-rows.
+  bool fewRows(ArrayRef<LinearOp> linears) const {
+    return llvm::all_of(linears, [&](LinearOp linear) {
+      ArrayRef<int64_t> shape = linear.getInput().getType().getShape();
+      int64_t rows = 1;
+      for (int64_t size : shape.drop_back()) {
+        if (ShapedType::isDynamic(size))
+          return false;
+        rows *= size;
+      }
+      return rows <= dotProductRows;
+    });
+  }
+
   void runOnOperation() final {
     ModuleOp module = getOperation();
     if (panelWidth < 1 || pairPanelWidth < 0) {
@@ -54,7 +69,7 @@ struct KilnPackWeightsPass
     // checkpoints into them by name and shape: its weights keep their
     // layout. (A store into an input updated in place, a KV cache, is no
     // parameter write.)
-    bool writes = false;
+    bool writes = false, decodes = false;
     module.walk([&](Operation *op) {
       if (isa<WriteParamOp>(op)) {
         writes = true;
@@ -63,14 +78,19 @@ struct KilnPackWeightsPass
         auto func =
             arg ? dyn_cast<FunctionOpInterface>(arg.getOwner()->getParentOp())
                 : FunctionOpInterface();
-        writes |=
-            !func || !func.getArgAttr(arg.getArgNumber(), attrs::kInPlace);
+        bool inPlace =
+            func && func.getArgAttr(arg.getArgNumber(), attrs::kInPlace);
+        writes |= !inPlace;
+        decodes |= inPlace;
       }
     });
     if (writes)
       return;
+    // A head multiplying by a parameter directly (GPT-2's tied h · wteᵀ)
+    // is a linear like the others.
+    parameterMatmulsToLinears(module);
     OpBuilder builder(module.getContext());
-    for (LinearWeight &weight : linearWeights(module)) {
+    for (LinearWeight &weight : linearWeights(module, /*tables=*/true)) {
       ParameterOp param = weight.param;
       RankedTensorType type = param.getTensorType();
       // f32 weights in panels of panel-width columns; bf16 ones (an
@@ -90,12 +110,15 @@ struct KilnPackWeightsPass
           !direct)
         continue;
       // [in, out] with weight_in_out, else [out, in]. An [out, in] f32
-      // weight stays: the matmul reads it transposed in place and a
-      // decoding step takes dot products over its rows, both faster than
-      // panels (measured on llama: decoding 0.41-0.60x, the 1 x 128
-      // forward 1.03x slower packed).
+      // weight stays in a module that decodes (one with a KV cache) and
+      // where its linears all take few rows (dot-product-rows, static): a
+      // decoding step takes dot products over its rows
+      // (kiln-matvec-dot-products), faster than panels (measured on
+      // llama: 0.41-0.60x packed). Many rows read panels faster than the
+      // transposing copy the matmul makes of each panel on every call
+      // (llama 768 wide at 1 x 128: 120 -> 105 ms packed).
       bool inOut = weight.transposed;
-      if (!pairs && !inOut)
+      if (!pairs && !inOut && (decodes || fewRows(weight.linears)))
         continue;
       int64_t in = type.getDimSize(inOut ? 0 : 1);
       int64_t out = type.getDimSize(inOut ? 1 : 0);
@@ -127,8 +150,23 @@ struct KilnPackWeightsPass
         auto unpacked = UnpackPanelsOp::create(builder, read.getLoc(),
                                                unpackedType, read.getResult(),
                                                builder.getI64IntegerAttr(out));
-        read.getResult().replaceAllUsesExcept(unpacked.getResult(),
-                                              unpacked.getOperation());
+        // An embedding tied to the weight gathers rows of the [out, in]
+        // table, which convert-kiln-to-linalg reads in the panels.
+        UnpackPanelsOp table;
+        if (!weight.tables.empty())
+          table = UnpackPanelsOp::create(
+              builder, read.getLoc(), type, read.getResult(),
+              builder.getI64IntegerAttr(out), builder.getUnitAttr());
+        read.getResult().replaceUsesWithIf(
+            unpacked.getResult(), [&](OpOperand &use) {
+              Operation *user = use.getOwner();
+              return user != unpacked && user != table &&
+                     !isa<EmbeddingOp>(user);
+            });
+        if (table)
+          read.getResult().replaceUsesWithIf(
+              table.getResult(),
+              [&](OpOperand &use) { return isa<EmbeddingOp>(use.getOwner()); });
       }
       for (LinearOp linear : weight.linears)
         if (!inOut)

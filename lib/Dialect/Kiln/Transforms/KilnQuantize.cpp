@@ -423,7 +423,7 @@ struct KilnQuantizePass
     // With `lm-head`, a head that multiplies by a parameter directly (GPT-2's
     // tied head, h · wteᵀ) is a linear like the others.
     if (lmHead)
-      matmulsOfParametersToLinears();
+      parameterMatmulsToLinears(module);
 
     // Reads of each parameter, and which parameters are written.
     llvm::StringMap<SmallVector<ReadParamOp>> reads;
@@ -494,30 +494,6 @@ struct KilnQuantizePass
       param->removeAttr(attrs::kInputAbsmax);
       param->removeAttr(attrs::kInputRange);
     });
-  }
-
-  /// `kiln.matmul %x, %w [transpose_rhs]` with `%w` a read 2-D float
-  /// parameter as `kiln.linear %x, %w` (`weight_in_out` when not
-  /// transposed): the same product, which the rewrite below understands.
-  void matmulsOfParametersToLinears() {
-    SmallVector<MatmulOp> matmuls;
-    getOperation().walk([&](MatmulOp matmul) {
-      auto read = matmul.getRhs().getDefiningOp<ReadParamOp>();
-      if (read && !matmul.getTransposeLhs() &&
-          matmul.getRhs().getType().getRank() == 2 &&
-          matmul.getLhs().getType().getRank() >= 2 &&
-          isa<FloatType>(matmul.getRhs().getType().getElementType()))
-        matmuls.push_back(matmul);
-    });
-    for (MatmulOp matmul : matmuls) {
-      OpBuilder b(matmul);
-      Value linear = LinearOp::create(
-          b, matmul.getLoc(), matmul.getType(), matmul.getLhs(),
-          matmul.getRhs(), /*bias=*/Value(),
-          matmul.getTransposeRhs() ? UnitAttr() : b.getUnitAttr());
-      matmul.replaceAllUsesWith(linear);
-      matmul.erase();
-    }
   }
 
   /// Replaces `param`'s linear uses by its quantization; with `keepFloat`

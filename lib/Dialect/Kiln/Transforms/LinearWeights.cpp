@@ -36,6 +36,47 @@ std::optional<SmallVector<LinearOp>> mlir::kiln::linearUses(ReadParamOp read) {
   return linears;
 }
 
+void mlir::kiln::parameterMatmulsToLinears(ModuleOp module) {
+  SmallVector<MatmulOp> matmuls;
+  module.walk([&](MatmulOp matmul) {
+    auto read = matmul.getRhs().getDefiningOp<ReadParamOp>();
+    if (read && !matmul.getTransposeLhs() &&
+        matmul.getRhs().getType().getRank() == 2 &&
+        matmul.getLhs().getType().getRank() >= 2 &&
+        isa<FloatType>(matmul.getRhs().getType().getElementType()))
+      matmuls.push_back(matmul);
+  });
+  for (MatmulOp matmul : matmuls) {
+    OpBuilder b(matmul);
+    Value linear = LinearOp::create(
+        b, matmul.getLoc(), matmul.getType(), matmul.getLhs(), matmul.getRhs(),
+        /*bias=*/Value(),
+        matmul.getTransposeRhs() ? UnitAttr() : b.getUnitAttr());
+    matmul.replaceAllUsesWith(linear);
+    matmul.erase();
+  }
+}
+
+/// The linears and embeddings a read feeds directly, as their weight and
+/// table (nullopt if it feeds anything else).
+static std::optional<SmallVector<LinearOp>>
+linearAndTableUses(ReadParamOp read, SmallVectorImpl<EmbeddingOp> &tables) {
+  SmallVector<LinearOp> linears;
+  SmallVector<EmbeddingOp> found;
+  for (OpOperand &use : read.getResult().getUses()) {
+    if (auto linear = dyn_cast<LinearOp>(use.getOwner());
+        linear && use.getOperandNumber() == 1)
+      linears.push_back(linear);
+    else if (auto table = dyn_cast<EmbeddingOp>(use.getOwner());
+             table && use.getOperandNumber() == 0)
+      found.push_back(table);
+    else
+      return std::nullopt;
+  }
+  llvm::append_range(tables, found);
+  return linears;
+}
+
 FailureOr<ParameterSelection>
 ParameterSelection::create(Operation *anchor, ArrayRef<std::string> only,
                            ArrayRef<std::string> skip, bool lmHead) {
@@ -74,7 +115,8 @@ bool ParameterSelection::operator()(StringRef name) const {
   return !lmHeadName || lmHead;
 }
 
-SmallVector<LinearWeight> mlir::kiln::linearWeights(ModuleOp module) {
+SmallVector<LinearWeight> mlir::kiln::linearWeights(ModuleOp module,
+                                                    bool tables) {
   llvm::StringMap<SmallVector<ReadParamOp>> reads;
   llvm::StringSet<llvm::MallocAllocator> written;
   module.walk(
@@ -90,10 +132,12 @@ SmallVector<LinearWeight> mlir::kiln::linearWeights(ModuleOp module) {
     auto found = reads.find(name);
     if (found == reads.end())
       continue;
-    LinearWeight weight{param, found->second, {}, false};
+    LinearWeight weight{param, found->second, {}, {}, false};
     bool onlyLinears = true;
     for (ReadParamOp read : found->second) {
       auto uses = linearUses(read);
+      if (!uses && tables)
+        uses = linearAndTableUses(read, weight.tables);
       if (!uses) {
         onlyLinears = false;
         break;

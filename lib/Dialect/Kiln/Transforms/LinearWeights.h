@@ -46,16 +46,26 @@ private:
   bool lmHead = false;
 };
 
+/// `kiln.matmul %x, %w [transpose_rhs]` with `%w` a read 2-D float
+/// parameter as `kiln.linear %x, %w` (`weight_in_out` when not
+/// transposed): the same product, which the passes over linear weights
+/// understand (GPT-2's tied LM head, h · wteᵀ).
+void parameterMatmulsToLinears(ModuleOp module);
+
 /// Every 2-D float parameter not written by the module whose reads all feed
-/// the weight operand of kiln.linear ops of one layout, with those linears.
+/// the weight operand of kiln.linear ops of one layout, with those linears;
+/// with `tables`, also those whose reads feed the table of kiln.embedding
+/// ops besides (directly, no cast: an embedding tied to the LM head).
 struct LinearWeight {
   ParameterOp param;
   SmallVector<ReadParamOp> reads;
   SmallVector<LinearOp> linears;
+  /// The embeddings reading the weight as their table (with `tables`).
+  SmallVector<EmbeddingOp> tables;
   /// The weight is `[in, out]` (the linears' weight_in_out).
   bool transposed = false;
 };
-SmallVector<LinearWeight> linearWeights(ModuleOp module);
+SmallVector<LinearWeight> linearWeights(ModuleOp module, bool tables = false);
 
 } // namespace mlir::kiln
 

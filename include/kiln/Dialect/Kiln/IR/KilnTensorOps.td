@@ -245,20 +245,28 @@ def Kiln_UnpackPanelsOp : Kiln_InferredOp<"unpack_panels",
     (`g = 2`): `result[k, n] = input[n / w, k / g, n mod w, k mod g]`; `K`
     is a multiple of `g`.
 
+    With `transposed`, the result is the `[N, K]` transpose of that matrix:
+    `result[n, k] = input[n / w, k, n mod w]` (an embedding table whose
+    transpose is the LM head's weight, as it is read by `kiln.embedding`).
+
     kiln-pack-weights stores the linear weights of a CPU inference artifact
     so: the matmul kernels read a panel where it lies, instead of copying
     (and for AMX interleaving) the panel's columns out of the row-major
-    weight on every call. Lowers to `linalg.unpack`.
+    weight on every call, and a gather (`kiln.embedding`) of the matrix's
+    rows or columns reads its elements in the panels. Lowers to
+    `linalg.unpack` (then `linalg.transpose` with `transposed`).
 
     ```mlir
     %w = kiln.unpack_panels %p columns = 3072 : (tensor<48x768x64xf32>) -> tensor<768x3072xf32>
     %v = kiln.unpack_panels %q columns = 3072 : (tensor<24x384x128x2xbf16>) -> tensor<768x3072xbf16>
+    %t = kiln.unpack_panels %e columns = 50257 transposed : (tensor<786x768x64xf32>) -> tensor<50257x768xf32>
     ```
   }];
-  let arguments = (ins Kiln_FloatTensor:$input, I64Attr:$columns);
+  let arguments = (ins Kiln_FloatTensor:$input, I64Attr:$columns,
+                       UnitAttr:$transposed);
   let results = (outs Kiln_FloatTensor:$result);
   let assemblyFormat = [{
-    $input `columns` `=` $columns attr-dict `:`
+    $input `columns` `=` $columns (`transposed` $transposed^)? attr-dict `:`
     functional-type(operands, results)
   }];
 }

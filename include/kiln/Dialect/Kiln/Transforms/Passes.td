@@ -109,15 +109,25 @@ def KilnPackWeightsPass : Pass<"kiln-pack-weights", "mlir::ModuleOp"> {
     register tile's width) and copies each panel of a row-major weight into
     a contiguous buffer before its tiles read it, on every call. In a module
     that writes no parameter (an inference artifact), this pass stores each
-    2-D f32 parameter that is read only as the `[in, out]` weight of
-    `kiln.linear` ops (`weight_in_out`, GPT-2's Conv1D) as those panels
-    instead (an `[out, in]` f32 weight stays: the matmul reads it
-    transposed in place and decoding steps take dot products over its rows,
-    both measured faster than panels): `[ceil(out / w), in, w]`, panel `p` holding
-    output columns `p·w ...` for every input row, the last one zero-padded.
-    Each read is followed by a `kiln.unpack_panels` back to `[in, out]` (the
-    linears of a bf16 `[out, in]` weight then take it as `weight_in_out`);
-    the matmul's tiles then read the panels where they lie. The parameter gets
+    2-D f32 parameter that is read only as the weight of `kiln.linear` ops
+    of one layout as those panels instead: `[ceil(out / w), in, w]`, panel
+    `p` holding output columns `p·w ...` for every input row, the last one
+    zero-padded. That is every `[in, out]` weight (`weight_in_out`, GPT-2's
+    Conv1D), and every `[out, in]` one (torch.nn.Linear) but in a module
+    with a KV cache (updated in place) and those whose linears all take at
+    most `dot-product-rows` rows (static): decoding steps take dot
+    products over an `[out, in]` weight's rows
+    (kiln-matvec-dot-products), faster than over panels, while many rows
+    read panels faster than the transposing copy the matmul otherwise
+    makes of each panel on every call. A `kiln.matmul` by a parameter
+    (GPT-2's tied LM head, `h · wteᵀ`) is made a linear first, and a weight
+    whose reads also feed `kiln.embedding` tables (the token embedding
+    tied to that head) is packed too: the embeddings read it through a
+    `kiln.unpack_panels ... transposed`, which convert-kiln-to-linalg's
+    gather reads in the panels. Each read is followed by a
+    `kiln.unpack_panels` back to `[in, out]` (the linears of an `[out, in]`
+    weight then take it as `weight_in_out`); the matmul's tiles then read
+    the panels where they lie. The parameter gets
     `kiln.packed_from = {shape, in_out, pairs, width}`: its stored shape and
     layout before packing, from which the compiler packs the weights it writes
     (checkpoints keep the original layout), and, with `at-load`,
@@ -156,6 +166,10 @@ def KilnPackWeightsPass : Pass<"kiln-pack-weights", "mlir::ModuleOp"> {
            "Mark the weights to be packed by the runtime when it loads the "
            "artifact (kiln.packed_from's at_load): the weights file keeps "
            "the checkpoint's layout">,
+    Option<"dotProductRows", "dot-product-rows", "int64_t", "0",
+           "An [out, in] f32 weight whose linears all take at most this "
+           "many rows (static) keeps its layout, for the dot-product kernel "
+           "of decoding steps">,
   ];
 }
 
