@@ -5,6 +5,7 @@
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="l2-bytes=65536" --split-input-file | FileCheck %s --check-prefix=KBLOCK
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=6 tile-n=64" --split-input-file | FileCheck %s --check-prefix=STORED
 // RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=6 tile-n=64 prefetch-stored-panels=0" --split-input-file | FileCheck %s --check-prefix=NOPF
+// RUN: kiln-opt %s --convert-kiln-to-linalg --kiln-tile-and-vectorize-contractions="tile-m=6 tile-n=64 l2-bytes=2097152" --split-input-file | FileCheck %s --check-prefix=LHSK
 
 // The tiles kiln-compile picks for AVX2 (16 ymm registers): panels of 16
 // columns, 6 x 16 accumulators, the lhs packed in tiles of 6 rows.
@@ -410,4 +411,40 @@ func.func @stored_pairs(%x: tensor<40x64xbf16>, %q: tensor<2x32x128x2xbf16>) -> 
   %y = kiln.matmul %x, %w : (tensor<40x64xbf16>, tensor<64x200xbf16>) -> tensor<40x200xbf16>
   %yf = kiln.cast %y : tensor<40x200xbf16> -> tensor<40x200xf32>
   return %yf : tensor<40x200xf32>
+}
+
+// -----
+
+// 128 x 3072 by a stored [3072, 768] weight (gpt2-small's MLP projection at
+// 1 x 128) with a 2 MiB L2: the 1.5 MB lhs and two 786 KB panels (the one
+// read, the next prefetched) outgrow three quarters of it, so k is walked
+// in two blocks of 1536 (a parallel loop over the panels each, adding into
+// the result), whose lhs columns stay in L2 for all panels; each block
+// prefetches the same rows of the next panel (row k0 + e / 64). With the
+// defaults (8 x 32 tiles, a 1 MiB L2) three blocks of 1024; 512 rows
+// (blocks of 256 steps: too short to pay) are not blocked.
+// LHSK-LABEL: func @lhs_k_blocks
+// LHSK: scf.for %[[K0:[a-z0-9]+]] = %c0 to %c3072 step %c1536
+// LHSK: scf.forall
+// LHSK: tensor.extract_slice %{{.*}}[%{{.*}}, %[[K0]], 0] [1, 1536, 64] [1, 1, 1] : tensor<12x3072x64xf32> to tensor<1536x64xf32>
+// LHSK: scf.for %{{.*}} = %c0 to %c1536 step %c1
+// LHSK: %[[E:.*]] = arith.minui %{{.*}}, %c98303 : index
+// LHSK: %[[R:.*]] = arith.divui %[[E]], %c64 : index
+// LHSK: %[[ROW:.*]] = arith.addi %[[K0]], %[[R]] : index
+// LHSK: memref.prefetch %{{.*}}[%{{.*}}, %[[ROW]], %{{.*}}]
+// LHSK-LABEL: func @rows_512
+// LHSK-NOT: step %c256
+// LHSK: scf.forall
+// CHECK-LABEL: func @lhs_k_blocks
+// CHECK: scf.for %{{.*}} = %c0 to %c3072 step %c1024
+// CHECK: scf.forall
+func.func @lhs_k_blocks(%x: tensor<128x3072xf32>, %p: tensor<12x3072x64xf32>) -> tensor<128x768xf32> {
+  %w = kiln.unpack_panels %p columns = 768 : (tensor<12x3072x64xf32>) -> tensor<3072x768xf32>
+  %y = kiln.matmul %x, %w : (tensor<128x3072xf32>, tensor<3072x768xf32>) -> tensor<128x768xf32>
+  return %y : tensor<128x768xf32>
+}
+func.func @rows_512(%x: tensor<512x768xf32>, %p: tensor<48x768x64xf32>) -> tensor<512x3072xf32> {
+  %w = kiln.unpack_panels %p columns = 3072 : (tensor<48x768x64xf32>) -> tensor<768x3072xf32>
+  %y = kiln.matmul %x, %w : (tensor<512x768xf32>, tensor<768x3072xf32>) -> tensor<512x3072xf32>
+  return %y : tensor<512x3072xf32>
 }
