@@ -166,3 +166,22 @@ func.func @forward(%ids: tensor<1x4xi64>) -> tensor<1x4x100xf32> {
   %l = kiln.matmul %e, %t transpose_rhs : (tensor<1x4x64xf32>, tensor<100x64xf32>) -> tensor<1x4x100xf32>
   return %l : tensor<1x4x100xf32>
 }
+
+// -----
+
+// A table whose linear reads it [in, out] (weight_in_out): the embedding
+// gathers rows of the unpacked matrix itself.
+// CHECK-LABEL: module
+// CHECK: kiln.parameter @table : tensor<2x64x64xf32> init zeros {kiln.packed_from = {in_out = true, pairs = 1 : i64, shape = array<i64: 64, 100>, width = 64 : i64}}
+// CHECK: %[[T:.+]] = kiln.read_param @table : tensor<2x64x64xf32>
+// CHECK: %[[TU:.+]] = kiln.unpack_panels %[[T]] columns = 100 : (tensor<2x64x64xf32>) -> tensor<64x100xf32>
+// CHECK-NOT: transposed
+// CHECK: kiln.embedding %[[TU]], %{{.*}} : (tensor<64x100xf32>, tensor<3xi64>) -> tensor<3x100xf32>
+// CHECK: kiln.linear %{{.*}}, %[[TU]] weight_in_out : (tensor<3x64xf32>, tensor<64x100xf32>) -> tensor<3x100xf32>
+kiln.parameter @table : tensor<64x100xf32> init zeros
+func.func @forward(%ids: tensor<3xi64>, %x: tensor<3x64xf32>) -> (tensor<3x100xf32>, tensor<3x100xf32>) {
+  %t = kiln.read_param @table : tensor<64x100xf32>
+  %e = kiln.embedding %t, %ids : (tensor<64x100xf32>, tensor<3xi64>) -> tensor<3x100xf32>
+  %l = kiln.linear %x, %t weight_in_out : (tensor<3x64xf32>, tensor<64x100xf32>) -> tensor<3x100xf32>
+  return %e, %l : tensor<3x100xf32>, tensor<3x100xf32>
+}

@@ -150,23 +150,23 @@ struct KilnPackWeightsPass
         auto unpacked = UnpackPanelsOp::create(builder, read.getLoc(),
                                                unpackedType, read.getResult(),
                                                builder.getI64IntegerAttr(out));
-        // An embedding tied to the weight gathers rows of the [out, in]
-        // table, which convert-kiln-to-linalg reads in the panels.
-        UnpackPanelsOp table;
-        if (!weight.tables.empty())
+        // An embedding tied to the weight gathers rows of the table as it
+        // was stored: the unpacked [in, out] matrix, or for an [out, in]
+        // table its transpose; convert-kiln-to-linalg's gather reads them
+        // in the panels.
+        Value table = unpacked.getResult();
+        if (!weight.tables.empty() && !inOut)
           table = UnpackPanelsOp::create(
               builder, read.getLoc(), type, read.getResult(),
               builder.getI64IntegerAttr(out), builder.getUnitAttr());
+        read.getResult().replaceUsesWithIf(table, [&](OpOperand &use) {
+          return isa<EmbeddingOp>(use.getOwner());
+        });
         read.getResult().replaceUsesWithIf(
             unpacked.getResult(), [&](OpOperand &use) {
               Operation *user = use.getOwner();
-              return user != unpacked && user != table &&
-                     !isa<EmbeddingOp>(user);
+              return user != unpacked && user != table.getDefiningOp();
             });
-        if (table)
-          read.getResult().replaceUsesWithIf(
-              table.getResult(),
-              [&](OpOperand &use) { return isa<EmbeddingOp>(use.getOwner()); });
       }
       for (LinearOp linear : weight.linears)
         if (!inOut)
