@@ -315,12 +315,14 @@ struct GatherOpPattern : OpConversionPattern<GatherOp> {
     auto unpack = op.getInput().getDefiningOp<UnpackPanelsOp>();
     Value panels =
         unpack ? rewriter.getRemappedValue(unpack.getInput()) : Value();
-    Value last =
-        panels ? indexConstant(rewriter, loc, inputType.getDimSize(axis) - 1)
-               : arith::SubIOp::create(
-                     rewriter, loc,
-                     tensor::DimOp::create(rewriter, loc, input, axis),
-                     indexConstant(rewriter, loc, 1));
+    Value last;
+    if (panels) {
+      last = indexConstant(rewriter, loc, inputType.getDimSize(axis) - 1);
+    } else {
+      Value axisSize = tensor::DimOp::create(rewriter, loc, input, axis);
+      Value one = indexConstant(rewriter, loc, 1);
+      last = arith::SubIOp::create(rewriter, loc, axisSize, one);
+    }
     Value result = buildIndexed(
         rewriter, loc, resultType, sizes, {indices}, {indexMap},
         [&](OpBuilder &b, Location l, ValueRange ivs, ValueRange args) {

@@ -779,9 +779,10 @@ void prefetchNextStoredPanel(RewriterBase &rewriter, Value stored,
                           rewriter.getAffineConstantExpr(panels - 1)},
                          rewriter.getContext()),
           {panel}));
-  Value row = arith::AddIOp::create(
-      rewriter, loc, getValueOrCreateConstantIndexOp(rewriter, loc, firstRow),
-      arith::DivUIOp::create(rewriter, loc, clamped, constant(width)));
+  Value rowInBlock =
+      arith::DivUIOp::create(rewriter, loc, clamped, constant(width));
+  Value blockRow = getValueOrCreateConstantIndexOp(rewriter, loc, firstRow);
+  Value row = arith::AddIOp::create(rewriter, loc, blockRow, rowInBlock);
   Value column =
       arith::RemUIOp::create(rewriter, loc, clamped, constant(width));
   SmallVector<Value> indices = {next, row, column};
@@ -815,15 +816,15 @@ struct TileAndVectorizeContractionsPass
     if (depth * rowBytes <= budget || 4 * depth * tileN > l2Bytes / 2 ||
         4 * rows * depth <= l2Bytes / 4)
       return std::nullopt;
+    // The fewest equal blocks of whole vectors of steps that fit: equal,
+    // so that every block's k loop is static and prefetches the next
+    // panel.
     int64_t steps = budget / rowBytes;
-    if (steps < kMinSteps)
-      return std::nullopt;
-    // Equal blocks, whole vectors of steps.
-    int64_t blocks = (depth + steps - 1) / steps;
-    int64_t kc = llvm::alignTo((depth + blocks - 1) / blocks, 16);
-    if (kc >= depth)
-      return std::nullopt;
-    return kc;
+    for (int64_t blocks = std::max<int64_t>(2, (depth + steps - 1) / steps);
+         depth / blocks >= kMinSteps; ++blocks)
+      if (depth % blocks == 0 && (depth / blocks) % 16 == 0)
+        return depth / blocks;
+    return std::nullopt;
   }
 
   void runOnOperation() final {

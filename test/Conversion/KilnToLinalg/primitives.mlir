@@ -389,20 +389,26 @@ func.func @unpack_panels(%p: tensor<4x64x64xf32>, %q: tensor<2x32x128x2xbf16>) -
 // Transposed, the unpacked matrix is transposed too. A gather of a table
 // in panels reads its elements where they lie: table row n, column k
 // (transposed: the [N, K] table an LM head tied to the token embedding
-// multiplies by) at panels[n / 64, k, n mod 64]; with pairs, at
-// [n / 128, k / 2, n mod 128, k mod 2]. The unpacking is left unused.
+// multiplies by) at panels[n / 64, k, n mod 64]; an untransposed [K, N]
+// table in pairs, row k and column n, at [n / 128, k / 2, n mod 128,
+// k mod 2]. Ids are clamped to the table's rows (199 and 63, not the
+// panels' padding). The unpacking is left unused.
 // CHECK-LABEL: func.func @gather_panels(
 // CHECK-SAME: %[[P:[a-z0-9]+]]: tensor<4x64x64xf32>, %[[Q:[a-z0-9]+]]: tensor<2x32x128x2xbf16>
 // CHECK: linalg.transpose ins(%{{.*}} : tensor<64x200xf32>) outs(%{{.*}} : tensor<200x64xf32>) permutation = [1, 0]
+// CHECK: %[[LAST:.*]] = arith.constant 199 : index
 // CHECK: linalg.generic
 // CHECK: %[[K:.*]] = linalg.index 1 : index
+// CHECK: arith.minsi %{{.*}}, %[[LAST]] : index
 // CHECK: %[[N:.*]] = arith.maxsi
 // CHECK: %[[C64:.*]] = arith.constant 64 : index
 // CHECK: %[[PN:.*]] = arith.divui %[[N]], %[[C64]] : index
 // CHECK: %[[CN:.*]] = arith.remui %[[N]], %[[C64]] : index
 // CHECK: tensor.extract %[[P]][%[[PN]], %[[K]], %[[CN]]] : tensor<4x64x64xf32>
+// CHECK: %[[LAST2:.*]] = arith.constant 63 : index
 // CHECK: linalg.generic
 // CHECK: %[[N2:.*]] = linalg.index 1 : index
+// CHECK: arith.minsi %{{.*}}, %[[LAST2]] : index
 // CHECK: %[[K2:.*]] = arith.maxsi
 // CHECK: %[[C128:.*]] = arith.constant 128 : index
 // CHECK: %[[PN2:.*]] = arith.divui %[[N2]], %[[C128]] : index
@@ -417,4 +423,30 @@ func.func @gather_panels(%p: tensor<4x64x64xf32>, %q: tensor<2x32x128x2xbf16>, %
   %u = kiln.unpack_panels %q columns = 256 : (tensor<2x32x128x2xbf16>) -> tensor<64x256xbf16>
   %1 = kiln.gather %u[%ids] axis = 0 : (tensor<64x256xbf16>, tensor<3xi64>) -> tensor<3x256xbf16>
   return %0, %1 : tensor<3x64xf32>, tensor<3x256xbf16>
+}
+
+// -----
+
+// Transposed pairs: the [N, K] transpose of a bf16 matrix in pairs; a
+// gather of its row n, column k reads [n / 128, k / 2, n mod 128, k mod 2].
+// CHECK-LABEL: func.func @gather_pairs_transposed(
+// CHECK-SAME: %[[Q:[a-z0-9]+]]: tensor<2x32x128x2xbf16>
+// CHECK: linalg.unpack %{{.*}} outer_dims_perm = [1, 0] inner_dims_pos = [1, 0] inner_tiles = [128, 2] into %{{.*}} : tensor<2x32x128x2xbf16> -> tensor<64x256xbf16>
+// CHECK: linalg.transpose ins(%{{.*}} : tensor<64x256xbf16>) outs(%{{.*}} : tensor<256x64xbf16>) permutation = [1, 0]
+// CHECK: %[[LAST:.*]] = arith.constant 255 : index
+// CHECK: linalg.generic
+// CHECK: %[[K:.*]] = linalg.index 1 : index
+// CHECK: arith.minsi %{{.*}}, %[[LAST]] : index
+// CHECK: %[[N:.*]] = arith.maxsi
+// CHECK: %[[C128:.*]] = arith.constant 128 : index
+// CHECK: %[[P:.*]] = arith.divui %[[N]], %[[C128]] : index
+// CHECK: %[[C:.*]] = arith.remui %[[N]], %[[C128]] : index
+// CHECK: %[[C2:.*]] = arith.constant 2 : index
+// CHECK: %[[R:.*]] = arith.divui %[[K]], %[[C2]] : index
+// CHECK: %[[G:.*]] = arith.remui %[[K]], %[[C2]] : index
+// CHECK: tensor.extract %[[Q]][%[[P]], %[[R]], %[[C]], %[[G]]] : tensor<2x32x128x2xbf16>
+func.func @gather_pairs_transposed(%q: tensor<2x32x128x2xbf16>, %ids: tensor<3xi64>) -> tensor<3x64xbf16> {
+  %t = kiln.unpack_panels %q columns = 256 transposed : (tensor<2x32x128x2xbf16>) -> tensor<256x64xbf16>
+  %0 = kiln.gather %t[%ids] axis = 0 : (tensor<256x64xbf16>, tensor<3xi64>) -> tensor<3x64xbf16>
+  return %0 : tensor<3x64xbf16>
 }

@@ -421,8 +421,9 @@ func.func @stored_pairs(%x: tensor<40x64xbf16>, %q: tensor<2x32x128x2xbf16>) -> 
 // in two blocks of 1536 (a parallel loop over the panels each, adding into
 // the result), whose lhs columns stay in L2 for all panels; each block
 // prefetches the same rows of the next panel (row k0 + e / 64). With the
-// defaults (8 x 32 tiles, a 1 MiB L2) three blocks of 1024; 512 rows
-// (blocks of 256 steps: too short to pay) are not blocked.
+// defaults (8 x 32 tiles, a 1 MiB L2) three blocks of 1024; 512 rows of
+// K = 768 (blocks shorter than 1024 steps: too short to pay) are not
+// blocked, with either.
 // LHSK-LABEL: func @lhs_k_blocks
 // LHSK: scf.for %[[K0:[a-z0-9]+]] = %c0 to %c3072 step %c1536
 // LHSK: scf.forall
@@ -433,11 +434,14 @@ func.func @stored_pairs(%x: tensor<40x64xbf16>, %q: tensor<2x32x128x2xbf16>) -> 
 // LHSK: %[[ROW:.*]] = arith.addi %[[K0]], %[[R]] : index
 // LHSK: memref.prefetch %{{.*}}[%{{.*}}, %[[ROW]], %{{.*}}]
 // LHSK-LABEL: func @rows_512
-// LHSK-NOT: step %c256
-// LHSK: scf.forall
+// LHSK-NOT: to %c768 step %c{{[0-9][0-9]+}}
+// LHSK: return
 // CHECK-LABEL: func @lhs_k_blocks
 // CHECK: scf.for %{{.*}} = %c0 to %c3072 step %c1024
 // CHECK: scf.forall
+// CHECK-LABEL: func @rows_512
+// CHECK-NOT: to %c768 step %c{{[0-9][0-9]+}}
+// CHECK: return
 func.func @lhs_k_blocks(%x: tensor<128x3072xf32>, %p: tensor<12x3072x64xf32>) -> tensor<128x768xf32> {
   %w = kiln.unpack_panels %p columns = 768 : (tensor<12x3072x64xf32>) -> tensor<3072x768xf32>
   %y = kiln.matmul %x, %w : (tensor<128x3072xf32>, tensor<3072x768xf32>) -> tensor<128x768xf32>

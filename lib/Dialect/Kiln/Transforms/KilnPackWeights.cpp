@@ -110,7 +110,7 @@ struct KilnPackWeightsPass
           !direct)
         continue;
       // [in, out] with weight_in_out, else [out, in]. An [out, in] f32
-      // weight stays in a module that decodes (one with a KV cache) and
+      // weight stays in a module that decodes (one with a KV cache), and
       // where its linears all take few rows (dot-product-rows, static): a
       // decoding step takes dot products over its rows
       // (kiln-matvec-dot-products), faster than panels (measured on
