@@ -697,7 +697,8 @@ void accumulateFromZero(RewriterBase &rewriter, scf::ForallOp loop) {
 
 /// Prefetches into L2, from the register tiles' k loop of one column panel,
 /// the next panel of weights stored as panels (`stored`: [P, K, width],
-/// this panel's index `panel`): K x width floats, K * width / 16 lines.
+/// this panel's index `panel`): K x width floats, K * width / 16 lines; in
+/// a block of k, the block's `depth` rows from `firstRow` on.
 /// Step k of row tile t fetches about element (t K + k) E / (T K) of the
 /// E = K * width, T the panel's whole row tiles, so the lines arrive
 /// spread over the panel's work. The weights are read cold from memory on every
@@ -944,7 +945,8 @@ struct TileAndVectorizeContractionsPass
       // and row blocking (below) packed it again for every block of rows:
       // 31 against 93 GFLOP/s on Zen 3. Shorter k is not blocked: there
       // the extra passes over the result and the forks cost more than the
-      // L1 hits gain.
+      // L1 hits gain (but for a lhs that L2 cannot hold with two panels:
+      // lhsKBlock).
       int64_t depth = op.getStaticLoopRanges()[k];
       std::optional<int64_t> lhsBlock =
           kBlock > 0 ? lhsKBlock(op.getStaticLoopRanges()[m], depth)
@@ -1032,7 +1034,8 @@ struct TileAndVectorizeContractionsPass
       // instead of touching a different page for every k of a wide rhs.
       auto panelOp = cast<linalg::GenericOp>(panels->tiledOps.front());
       // The stored weights a panel reads in place, and the panel's index
-      // in them, for prefetchNextStoredPanel.
+      // and first row (of its block of k) in them, for
+      // prefetchNextStoredPanel.
       Value storedSource;
       OpFoldResult storedPanel, storedRow;
       {
