@@ -127,12 +127,17 @@ Expected<Windows> planWindows(const EntryPointSpec &entry,
 }
 } // namespace
 
+/// Whether `name` ends with `suffix` (C++17's string_view has no ends_with).
+static bool endsWith(std::string_view name, std::string_view suffix) {
+  return name.size() >= suffix.size() &&
+         name.substr(name.size() - suffix.size()) == suffix;
+}
+
 const runtime::ParameterSpec *findWordEmbeddings(const runtime::Manifest &m) {
   constexpr std::string_view kTable = "embeddings.word_embeddings.weight";
   for (const runtime::ParameterSpec &p : m.parameters) {
     std::string_view name = p.name;
-    if (p.shape.size() == 2 && p.shape[0] > 0 && name.size() >= kTable.size() &&
-        name.substr(name.size() - kTable.size()) == kTable)
+    if (p.shape.size() == 2 && p.shape[0] > 0 && endsWith(name, kTable))
       return &p;
   }
   return nullptr;
@@ -270,8 +275,7 @@ Expected<CalibrationResult> calibrateLanguageModel(const Artifact &artifact,
     bool dynamic = std::count(output.shape.begin(), output.shape.end(),
                               runtime::kDynamicDim) > 0;
     std::string_view name = output.name;
-    bool inputValues = name.size() > kValues.size() &&
-                       name.substr(name.size() - kValues.size()) == kValues;
+    bool inputValues = name.size() > kValues.size() && endsWith(name, kValues);
     if (output.dtype == DType::F32 && inputValues) {
       kinds.push_back(Kind::Values);
       values = true;

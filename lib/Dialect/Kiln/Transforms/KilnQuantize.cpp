@@ -261,6 +261,16 @@ SmallVector<int64_t, 2> WeightQuantization::partShape() const {
 
 namespace {
 
+/// A kiln.constant of `shape` f32 elements, all `value`.
+Value f32Splat(OpBuilder &b, Location loc, ArrayRef<int64_t> shape,
+               double value) {
+  Type f32 = b.getF32Type();
+  auto type = RankedTensorType::get(shape, f32);
+  return ConstantOp::create(b, loc, type,
+                            cast<ElementsAttr>(DenseElementsAttr::get(
+                                type, Attribute(FloatAttr::get(f32, value)))));
+}
+
 /// `linear` (f32 input `[..., in]`) as W8A8 with the weight's `[out, in]`
 /// int8 `codes` and `[out, 1]` `scales`: the input is quantized per token
 /// (scale = max(|x|) / 127 over its last dim) or with `staticScale` for
@@ -272,13 +282,7 @@ Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scales,
                       Value inputScale) {
   Location loc = linear.getLoc();
   Type f32 = b.getF32Type();
-  auto scalar = [&](double value) -> Value {
-    auto type = RankedTensorType::get({}, f32);
-    return ConstantOp::create(
-        b, loc, type,
-        cast<ElementsAttr>(DenseElementsAttr::get(
-            type, Attribute(FloatAttr::get(f32, value)))));
-  };
+  auto scalar = [&](double value) { return f32Splat(b, loc, {}, value); };
   Value x = linear.getInput();
   int64_t rank = linear.getInput().getType().getRank();
   // SmoothQuant: x · diag(1 / s), against codes of W · diag(s).
@@ -292,11 +296,7 @@ Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scales,
         inputScale);
   } else if (staticScale) {
     // One scale for every token: [1, ..., 1].
-    auto type = RankedTensorType::get(SmallVector<int64_t>(rank, 1), f32);
-    tokenScale = ConstantOp::create(
-        b, loc, type,
-        cast<ElementsAttr>(DenseElementsAttr::get(
-            type, Attribute(FloatAttr::get(f32, *staticScale)))));
+    tokenScale = f32Splat(b, loc, SmallVector<int64_t>(rank, 1), *staticScale);
   } else {
     Value magnitude = AbsOp::create(b, loc, x);
     Value largest = ReduceOp::create(b, loc, ReduceKind::max, magnitude,
@@ -332,13 +332,7 @@ Value buildInt8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scales,
 Value buildFp8Linear(OpBuilder &b, LinearOp linear, Value codes, Value scale) {
   Location loc = linear.getLoc();
   Type f32 = b.getF32Type();
-  auto scalar = [&](double value) -> Value {
-    auto type = RankedTensorType::get({}, f32);
-    return ConstantOp::create(
-        b, loc, type,
-        cast<ElementsAttr>(DenseElementsAttr::get(
-            type, Attribute(FloatAttr::get(f32, value)))));
-  };
+  auto scalar = [&](double value) { return f32Splat(b, loc, {}, value); };
   Value x = linear.getInput();
   int64_t rank = linear.getInput().getType().getRank();
   Value magnitude = AbsOp::create(b, loc, x);
