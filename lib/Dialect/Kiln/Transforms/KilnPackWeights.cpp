@@ -90,7 +90,7 @@ struct KilnPackWeightsPass
     // is a linear like the others.
     parameterMatmulsToLinears(module);
     OpBuilder builder(module.getContext());
-    for (LinearWeight &weight : linearWeights(module, /*tables=*/true)) {
+    for (LinearWeight &weight : linearWeights(module, OtherUses::Tables)) {
       ParameterOp param = weight.param;
       RankedTensorType type = param.getTensorType();
       // f32 weights in panels of panel-width columns; bf16 ones (an

@@ -16,7 +16,6 @@
 
 #include "mlir/IR/SymbolTable.h"
 #include "llvm/ADT/StringExtras.h"
-#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/GlobPattern.h"
 
@@ -419,57 +418,18 @@ struct KilnQuantizePass
     if (lmHead)
       parameterMatmulsToLinears(module);
 
-    // Reads of each parameter, and which parameters are written.
-    llvm::StringMap<SmallVector<ReadParamOp>> reads;
-    llvm::StringSet<llvm::MallocAllocator> written;
-    module.walk([&](ReadParamOp read) {
-      reads[read.getName()].push_back(read);
-    });
-    module.walk(
-        [&](WriteParamOp write) { written.insert(write.getName()); });
-
-    SmallVector<ParameterOp> params(module.getOps<ParameterOp>());
-    for (ParameterOp param : params) {
+    // With `lm-head`, a table that is also the weight of linears (an
+    // embedding tied to the LM head) is quantized for the linears and
+    // stays float for the rest.
+    for (LinearWeight &weight :
+         linearWeights(module, lmHead ? OtherUses::Any : OtherUses::None)) {
+      ParameterOp param = weight.param;
       StringRef name = param.getSymName();
       auto type = param.getTensorType();
-      if (type.getRank() != 2 || !isa<FloatType>(type.getElementType()) ||
-          param->hasAttr(attrs::kQuantizedFrom) || written.contains(name))
+      if (param->hasAttr(attrs::kQuantizedFrom) || !(*selected)(name))
         continue;
-      if (!(*selected)(name))
-        continue;
-      auto found = reads.find(name);
-      if (found == reads.end())
-        continue;
-      SmallVector<LinearOp> uses;
-      bool onlyLinears = true;
-      for (ReadParamOp read : found->second) {
-        auto readUses = linearUses(read);
-        if (!readUses) {
-          onlyLinears = false;
-          break;
-        }
-        llvm::append_range(uses, *readUses);
-      }
-      // A table that is also the weight of linears (an embedding tied to
-      // the LM head): with `lm-head`, the linears read codes and the
-      // table stays float for the rest.
-      bool tied = false;
-      if (!onlyLinears && lmHead) {
-        uses.clear();
-        for (ReadParamOp read : found->second)
-          for (OpOperand &use : read.getResult().getUses())
-            if (auto linear = dyn_cast<LinearOp>(use.getOwner());
-                linear && use.getOperandNumber() == 1)
-              uses.push_back(linear);
-        tied = !uses.empty();
-      }
-      if ((!onlyLinears && !tied) || uses.empty())
-        continue;
-      bool transposed = uses.front().getWeightInOut();
-      if (llvm::any_of(uses, [&](LinearOp use) {
-            return use.getWeightInOut() != transposed;
-          }))
-        continue;
+      ArrayRef<LinearOp> uses = weight.linears;
+      bool tied = weight.shared, transposed = weight.transposed;
       if (parsed->fp8) {
         int64_t out = type.getDimSize(transposed ? 1 : 0);
         int64_t in = type.getDimSize(transposed ? 0 : 1);
@@ -480,7 +440,7 @@ struct KilnQuantizePass
           continue;
         }
       }
-      if (failed(quantize(param, found->second, transposed, *parsed, tied)))
+      if (failed(quantize(param, weight.reads, transposed, *parsed, tied)))
         return signalPassFailure();
     }
     // Calibration statistics are for this pass alone.

@@ -57,23 +57,23 @@ void mlir::kiln::parameterMatmulsToLinears(ModuleOp module) {
   }
 }
 
-/// The linears and embeddings a read feeds directly, as their weight and
-/// table (nullopt if it feeds anything else).
-static std::optional<SmallVector<LinearOp>>
-linearAndTableUses(ReadParamOp read, SmallVectorImpl<EmbeddingOp> &tables) {
+/// The linears a read feeds directly as their weight. The embeddings it
+/// feeds as their table are added to `tables` when given; any other use
+/// (or a table without `tables`) sets `other`.
+static SmallVector<LinearOp>
+directLinearUses(ReadParamOp read, SmallVectorImpl<EmbeddingOp> *tables,
+                 bool &other) {
   SmallVector<LinearOp> linears;
-  SmallVector<EmbeddingOp> found;
   for (OpOperand &use : read.getResult().getUses()) {
     if (auto linear = dyn_cast<LinearOp>(use.getOwner());
         linear && use.getOperandNumber() == 1)
       linears.push_back(linear);
     else if (auto table = dyn_cast<EmbeddingOp>(use.getOwner());
-             table && use.getOperandNumber() == 0)
-      found.push_back(table);
+             tables && table && use.getOperandNumber() == 0)
+      tables->push_back(table);
     else
-      return std::nullopt;
+      other = true;
   }
-  llvm::append_range(tables, found);
   return linears;
 }
 
@@ -116,7 +116,7 @@ bool ParameterSelection::operator()(StringRef name) const {
 }
 
 SmallVector<LinearWeight> mlir::kiln::linearWeights(ModuleOp module,
-                                                    bool tables) {
+                                                    OtherUses others) {
   llvm::StringMap<SmallVector<ReadParamOp>> reads;
   llvm::StringSet<llvm::MallocAllocator> written;
   module.walk(
@@ -132,19 +132,44 @@ SmallVector<LinearWeight> mlir::kiln::linearWeights(ModuleOp module,
     auto found = reads.find(name);
     if (found == reads.end())
       continue;
-    LinearWeight weight{param, found->second, {}, {}, false};
+    LinearWeight weight{param, found->second, {}, {}, false, false};
+    // Every read feeding only linears (a cast between allowed) first.
     bool onlyLinears = true;
     for (ReadParamOp read : found->second) {
       auto uses = linearUses(read);
-      if (!uses && tables)
-        uses = linearAndTableUses(read, weight.tables);
       if (!uses) {
         onlyLinears = false;
         break;
       }
       llvm::append_range(weight.linears, *uses);
     }
-    if (!onlyLinears || weight.linears.empty())
+    // Else the linears the reads feed directly, and what else they feed:
+    // with Tables, a read that feeds only linears keeps its casts; with
+    // Any, only direct uses count (a cast is another use, which keeps the
+    // float parameter for it).
+    if (!onlyLinears) {
+      if (others == OtherUses::None)
+        continue;
+      weight.linears.clear();
+      bool other = false;
+      for (ReadParamOp read : found->second) {
+        if (others == OtherUses::Tables) {
+          if (auto uses = linearUses(read)) {
+            llvm::append_range(weight.linears, *uses);
+            continue;
+          }
+        }
+        llvm::append_range(
+            weight.linears,
+            directLinearUses(
+                read, others == OtherUses::Tables ? &weight.tables : nullptr,
+                other));
+      }
+      if (other && others != OtherUses::Any)
+        continue;
+      weight.shared = other;
+    }
+    if (weight.linears.empty())
       continue;
     weight.transposed = weight.linears.front().getWeightInOut();
     if (llvm::any_of(weight.linears, [&](LinearOp linear) {

@@ -52,20 +52,36 @@ private:
 /// understand (GPT-2's tied LM head, h · wteᵀ).
 void parameterMatmulsToLinears(ModuleOp module);
 
-/// Every 2-D float parameter not written by the module whose reads all feed
-/// the weight operand of kiln.linear ops of one layout, with those linears;
-/// with `tables`, also those whose reads feed the table of kiln.embedding
-/// ops besides (directly, no cast: an embedding tied to the LM head).
+/// Which other uses a linear weight's reads may have besides feeding the
+/// weight operand of kiln.linear ops.
+enum class OtherUses {
+  /// None: every read feeds only linears (directly or through one cast).
+  None,
+  /// The table of kiln.embedding ops besides (directly, no cast: an
+  /// embedding tied to the LM head).
+  Tables,
+  /// Anything besides: the linears are those a read feeds directly, and
+  /// the parameter's float values stay for the rest (kiln-quantize's tied
+  /// head).
+  Any,
+};
+
+/// Every 2-D float parameter not written by the module whose reads feed
+/// the weight operand of kiln.linear ops of one layout, and nothing else
+/// but what `others` allows, with those linears.
 struct LinearWeight {
   ParameterOp param;
   SmallVector<ReadParamOp> reads;
   SmallVector<LinearOp> linears;
-  /// The embeddings reading the weight as their table (with `tables`).
+  /// The embeddings reading the weight as their table (OtherUses::Tables).
   SmallVector<EmbeddingOp> tables;
   /// The weight is `[in, out]` (the linears' weight_in_out).
   bool transposed = false;
+  /// Some read has a use other than the linears (OtherUses::Any).
+  bool shared = false;
 };
-SmallVector<LinearWeight> linearWeights(ModuleOp module, bool tables = false);
+SmallVector<LinearWeight> linearWeights(ModuleOp module,
+                                        OtherUses others = OtherUses::None);
 
 } // namespace mlir::kiln
 
