@@ -169,6 +169,27 @@ func.func @forward(%ids: tensor<1x4xi64>) -> tensor<1x4x100xf32> {
 
 // -----
 
+// A tied table read twice, once for the embedding and once for the head:
+// each read gets only the unpacking it uses.
+// CHECK-LABEL: module
+// CHECK: kiln.parameter @split : tensor<2x64x64xf32>
+// CHECK: %[[E:.+]] = kiln.read_param @split : tensor<2x64x64xf32>
+// CHECK-NEXT: %[[ET:.+]] = kiln.unpack_panels %[[E]] columns = 100 transposed : (tensor<2x64x64xf32>) -> tensor<100x64xf32>
+// CHECK-NEXT: kiln.embedding %[[ET]]
+// CHECK-NEXT: %[[H:.+]] = kiln.read_param @split : tensor<2x64x64xf32>
+// CHECK-NEXT: %[[HU:.+]] = kiln.unpack_panels %[[H]] columns = 100 : (tensor<2x64x64xf32>) -> tensor<64x100xf32>
+// CHECK-NEXT: kiln.linear %{{.*}}, %[[HU]] weight_in_out
+kiln.parameter @split : tensor<100x64xf32> init zeros
+func.func @forward(%ids: tensor<3xi64>, %x: tensor<3x64xf32>) -> (tensor<3x64xf32>, tensor<3x100xf32>) {
+  %t = kiln.read_param @split : tensor<100x64xf32>
+  %e = kiln.embedding %t, %ids : (tensor<100x64xf32>, tensor<3xi64>) -> tensor<3x64xf32>
+  %h = kiln.read_param @split : tensor<100x64xf32>
+  %l = kiln.linear %x, %h : (tensor<3x64xf32>, tensor<100x64xf32>) -> tensor<3x100xf32>
+  return %e, %l : tensor<3x64xf32>, tensor<3x100xf32>
+}
+
+// -----
+
 // A table whose linear reads it [in, out] (weight_in_out): the embedding
 // gathers rows of the unpacked matrix itself.
 // CHECK-LABEL: module

@@ -147,26 +147,39 @@ struct KilnPackWeightsPass
       for (ReadParamOp read : weight.reads) {
         read.getResult().setType(packedType);
         builder.setInsertionPointAfter(read);
-        auto unpacked = UnpackPanelsOp::create(builder, read.getLoc(),
-                                               unpackedType, read.getResult(),
-                                               builder.getI64IntegerAttr(out));
-        // An embedding tied to the weight gathers rows of the table as it
-        // was stored: the unpacked [in, out] matrix, or for an [out, in]
-        // table its transpose; convert-kiln-to-linalg's gather reads them
-        // in the panels.
-        Value table = unpacked.getResult();
-        if (!weight.tables.empty() && !inOut)
-          table = UnpackPanelsOp::create(
+        // The linears read the unpacked [in, out] matrix. An embedding tied
+        // to the weight gathers rows of the table as it was stored: that
+        // matrix too, or for an [out, in] table its transpose;
+        // convert-kiln-to-linalg's gather reads them in the panels. Each
+        // unpacking only where this read has a use for it.
+        auto feeds = [&](bool tables) {
+          return llvm::any_of(read->getUses(), [&](OpOperand &use) {
+            return isa<EmbeddingOp>(use.getOwner()) == tables;
+          });
+        };
+        bool toTables = feeds(true), toLinears = feeds(false);
+        Value unpacked, transposed;
+        if (toLinears || (toTables && inOut))
+          unpacked = UnpackPanelsOp::create(builder, read.getLoc(),
+                                            unpackedType, read.getResult(),
+                                            builder.getI64IntegerAttr(out));
+        if (toTables && !inOut)
+          transposed = UnpackPanelsOp::create(
               builder, read.getLoc(), type, read.getResult(),
               builder.getI64IntegerAttr(out), builder.getUnitAttr());
-        read.getResult().replaceUsesWithIf(table, [&](OpOperand &use) {
-          return isa<EmbeddingOp>(use.getOwner());
-        });
-        read.getResult().replaceUsesWithIf(
-            unpacked.getResult(), [&](OpOperand &use) {
-              Operation *user = use.getOwner();
-              return user != unpacked && user != table.getDefiningOp();
-            });
+        Value table = inOut ? unpacked : transposed;
+        auto created = [&](Operation *user) {
+          return (unpacked && user == unpacked.getDefiningOp()) ||
+                 (transposed && user == transposed.getDefiningOp());
+        };
+        if (toTables)
+          read.getResult().replaceUsesWithIf(table, [&](OpOperand &use) {
+            return isa<EmbeddingOp>(use.getOwner());
+          });
+        if (toLinears)
+          read.getResult().replaceUsesWithIf(unpacked, [&](OpOperand &use) {
+            return !created(use.getOwner());
+          });
       }
       for (LinearOp linear : weight.linears)
         if (!inOut)
