@@ -190,6 +190,29 @@ func.func @forward(%ids: tensor<3xi64>, %x: tensor<3x64xf32>) -> (tensor<3x64xf3
 
 // -----
 
+// The same for an [in, out] table (its linear weight_in_out): the
+// embedding's read gets the plain unpacking, and a read with no uses none.
+// CHECK-LABEL: module
+// CHECK: kiln.parameter @split_io : tensor<2x64x64xf32>
+// CHECK: %[[E:.+]] = kiln.read_param @split_io : tensor<2x64x64xf32>
+// CHECK-NEXT: %[[EU:.+]] = kiln.unpack_panels %[[E]] columns = 100 : (tensor<2x64x64xf32>) -> tensor<64x100xf32>
+// CHECK-NEXT: kiln.embedding %[[EU]]
+// CHECK-NEXT: kiln.read_param @split_io : tensor<2x64x64xf32>
+// CHECK-NEXT: %[[H:.+]] = kiln.read_param @split_io : tensor<2x64x64xf32>
+// CHECK-NEXT: %[[HU:.+]] = kiln.unpack_panels %[[H]] columns = 100 : (tensor<2x64x64xf32>) -> tensor<64x100xf32>
+// CHECK-NEXT: kiln.linear %{{.*}}, %[[HU]] weight_in_out
+kiln.parameter @split_io : tensor<64x100xf32> init zeros
+func.func @forward(%ids: tensor<3xi64>, %x: tensor<3x64xf32>) -> (tensor<3x100xf32>, tensor<3x100xf32>) {
+  %t = kiln.read_param @split_io : tensor<64x100xf32>
+  %e = kiln.embedding %t, %ids : (tensor<64x100xf32>, tensor<3xi64>) -> tensor<3x100xf32>
+  %unused = kiln.read_param @split_io : tensor<64x100xf32>
+  %h = kiln.read_param @split_io : tensor<64x100xf32>
+  %l = kiln.linear %x, %h weight_in_out : (tensor<3x64xf32>, tensor<64x100xf32>) -> tensor<3x100xf32>
+  return %e, %l : tensor<3x100xf32>, tensor<3x100xf32>
+}
+
+// -----
+
 // A table whose linear reads it [in, out] (weight_in_out): the embedding
 // gathers rows of the unpacked matrix itself.
 // CHECK-LABEL: module

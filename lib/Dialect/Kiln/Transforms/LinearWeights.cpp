@@ -57,21 +57,17 @@ void mlir::kiln::parameterMatmulsToLinears(ModuleOp module) {
   }
 }
 
-/// The linears a read feeds directly as their weight. The embeddings it
-/// feeds as their table are added to `tables` when given; any other use
-/// (or a table without `tables`) sets `other`.
-static SmallVector<LinearOp>
-directLinearUses(ReadParamOp read, SmallVectorImpl<EmbeddingOp> *tables,
-                 bool &other) {
+/// The linears a read feeds directly as their weight. Any other use sets
+/// `other`, but for the table of kiln.embedding ops with `tables`.
+static SmallVector<LinearOp> directLinearUses(ReadParamOp read, bool tables,
+                                              bool &other) {
   SmallVector<LinearOp> linears;
   for (OpOperand &use : read.getResult().getUses()) {
     if (auto linear = dyn_cast<LinearOp>(use.getOwner());
         linear && use.getOperandNumber() == 1)
       linears.push_back(linear);
-    else if (auto table = dyn_cast<EmbeddingOp>(use.getOwner());
-             tables && table && use.getOperandNumber() == 0)
-      tables->push_back(table);
-    else
+    else if (!tables || !isa<EmbeddingOp>(use.getOwner()) ||
+             use.getOperandNumber() != 0)
       other = true;
   }
   return linears;
@@ -132,7 +128,7 @@ SmallVector<LinearWeight> mlir::kiln::linearWeights(ModuleOp module,
     auto found = reads.find(name);
     if (found == reads.end())
       continue;
-    LinearWeight weight{param, found->second, {}, {}, false, false};
+    LinearWeight weight{param, found->second, {}, false, false};
     // Every read feeding only linears (a cast between allowed) first.
     bool onlyLinears = true;
     for (ReadParamOp read : found->second) {
@@ -161,9 +157,7 @@ SmallVector<LinearWeight> mlir::kiln::linearWeights(ModuleOp module,
         }
         llvm::append_range(
             weight.linears,
-            directLinearUses(
-                read, others == OtherUses::Tables ? &weight.tables : nullptr,
-                other));
+            directLinearUses(read, others == OtherUses::Tables, other));
       }
       if (other && others != OtherUses::Any)
         continue;

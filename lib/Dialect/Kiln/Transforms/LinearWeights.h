@@ -73,8 +73,6 @@ struct LinearWeight {
   ParameterOp param;
   SmallVector<ReadParamOp> reads;
   SmallVector<LinearOp> linears;
-  /// The embeddings reading the weight as their table (OtherUses::Tables).
-  SmallVector<EmbeddingOp> tables;
   /// The weight is `[in, out]` (the linears' weight_in_out).
   bool transposed = false;
   /// Some read has a use other than the linears (OtherUses::Any).
