@@ -151,13 +151,16 @@ struct KilnPackWeightsPass
         // to the weight gathers rows of the table as it was stored: that
         // matrix too, or for an [out, in] table its transpose;
         // convert-kiln-to-linalg's gather reads them in the panels. Each
-        // unpacking only where this read has a use for it.
-        auto feeds = [&](bool tables) {
+        // unpacking only where this read has a use for it (its uses are
+        // linears and embeddings: linearWeights and `direct`).
+        auto feeds = [&](auto isUser) {
           return llvm::any_of(read->getUses(), [&](OpOperand &use) {
-            return isa<EmbeddingOp>(use.getOwner()) == tables;
+            return isUser(use.getOwner());
           });
         };
-        bool toTables = feeds(true), toLinears = feeds(false);
+        auto isTable = [](Operation *op) { return isa<EmbeddingOp>(op); };
+        auto isLinear = [](Operation *op) { return isa<LinearOp>(op); };
+        bool toTables = feeds(isTable), toLinears = feeds(isLinear);
         Value unpacked, transposed;
         if (toLinears || (toTables && inOut))
           unpacked = UnpackPanelsOp::create(builder, read.getLoc(),
@@ -167,18 +170,13 @@ struct KilnPackWeightsPass
           transposed = UnpackPanelsOp::create(
               builder, read.getLoc(), type, read.getResult(),
               builder.getI64IntegerAttr(out), builder.getUnitAttr());
-        Value table = inOut ? unpacked : transposed;
-        auto created = [&](Operation *user) {
-          return (unpacked && user == unpacked.getDefiningOp()) ||
-                 (transposed && user == transposed.getDefiningOp());
-        };
         if (toTables)
-          read.getResult().replaceUsesWithIf(table, [&](OpOperand &use) {
-            return isa<EmbeddingOp>(use.getOwner());
-          });
+          read.getResult().replaceUsesWithIf(
+              inOut ? unpacked : transposed,
+              [&](OpOperand &use) { return isTable(use.getOwner()); });
         if (toLinears)
           read.getResult().replaceUsesWithIf(unpacked, [&](OpOperand &use) {
-            return !created(use.getOwner());
+            return isLinear(use.getOwner());
           });
       }
       for (LinearOp linear : weight.linears)
