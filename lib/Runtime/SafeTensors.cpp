@@ -7,8 +7,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "kiln/Runtime/SafeTensors.h"
-#include "kiln/Runtime/JsonLimits.h"
 #include "kiln/Runtime/File.h"
+#include "kiln/Runtime/JsonLimits.h"
+#include "kiln/Runtime/Strings.h"
 
 #include <nlohmann/json.hpp>
 
@@ -233,11 +234,6 @@ constexpr const char *kSingleFile = "model.safetensors";
 constexpr const char *kIndexFile = "model.safetensors.index.json";
 /// Real indexes are a few hundred kB (one line per tensor).
 constexpr size_t kMaxIndexSize = 64u << 20;
-
-bool endsWith(const std::string &text, const std::string &suffix) {
-  return text.size() >= suffix.size() &&
-         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string directoryOf(const std::string &path) {
   size_t slash = path.rfind('/');

@@ -11,6 +11,7 @@
 #include "kiln/Train/TokenData.h"
 
 #include "kiln/Runtime/SafeTensors.h"
+#include "kiln/Runtime/Strings.h"
 
 #include <algorithm>
 #include <chrono>
@@ -25,6 +26,7 @@ namespace kiln::train {
 
 using runtime::Artifact;
 using runtime::DType;
+using runtime::endsWith;
 using runtime::EntryPointSpec;
 using runtime::Expected;
 using runtime::Status;
@@ -126,12 +128,6 @@ Expected<Windows> planWindows(const EntryPointSpec &entry,
   return windows;
 }
 } // namespace
-
-/// Whether `name` ends with `suffix` (C++17's string_view has no ends_with).
-static bool endsWith(std::string_view name, std::string_view suffix) {
-  return name.size() >= suffix.size() &&
-         name.substr(name.size() - suffix.size()) == suffix;
-}
 
 const runtime::ParameterSpec *findWordEmbeddings(const runtime::Manifest &m) {
   constexpr std::string_view kTable = "embeddings.word_embeddings.weight";

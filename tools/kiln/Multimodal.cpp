@@ -11,6 +11,7 @@
 
 #include "kiln/Plot/Image.h"
 #include "kiln/Runtime/File.h"
+#include "kiln/Runtime/Strings.h"
 #include "kiln/Train/ImageText.h"
 #include "kiln/Train/Tokenizer.h"
 
@@ -93,7 +94,7 @@ OPTIONS:
 
 std::vector<std::string> readCaptionLines(const std::string &path) {
   std::vector<std::string> captions;
-  if (path.size() > 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0) {
+  if (path.size() > 6 && kiln::runtime::endsWith(path, ".jsonl")) {
     Expected<std::vector<kiln::train::ImageCaption>> lines =
         kiln::train::readImageCaptions(path);
     if (!lines)
